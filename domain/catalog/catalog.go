@@ -1,0 +1,16 @@
+// Package catalog is the one explicit place where every persisted event name is registered.
+package catalog
+
+import (
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+)
+
+// Registry returns a registry of every event type of the CRM.
+func Registry() *domain.Registry {
+	var all []domain.Event
+	all = append(all, contact.Events()...)
+	all = append(all, deal.Events()...)
+	return domain.NewRegistry(all...)
+}
