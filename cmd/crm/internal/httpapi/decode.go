@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// decodeBody reads a JSON command body into dst, strictly: unknown fields, wrong types, trailing
+// data and bodies over the limit are errors. The optional "occurred_at" field, accepted by
+// every command, is returned separately (zero when absent).
+func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, perr := mime.ParseMediaType(ct)
+		if perr != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return time.Time{}, &apiError{status: http.StatusUnsupportedMediaType, slug: "unsupported-media-type",
+				title: "Unsupported media type", detail: fmt.Sprintf("Content-Type %q: send application/json", ct)}
+		}
+	}
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
+		return time.Time{}, err // *http.MaxBytesError becomes 413
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("{}")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return time.Time{}, jsonProblem(err)
+	}
+	if v, ok := fields["occurred_at"]; ok {
+		delete(fields, "occurred_at")
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return time.Time{}, badField("occurred_at", "occurred_at must be an RFC 3339 string")
+		}
+		if occurredAt, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return time.Time{}, badField("occurred_at", "occurred_at %q is not an RFC 3339 time", s)
+		}
+	}
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("re-encode body: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return time.Time{}, jsonProblem(err)
+	}
+	return occurredAt, nil
+}
+
+// jsonProblem explains a JSON decoding error in the client's terms.
+func jsonProblem(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return badRequest("the body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badRequest("the body must be a JSON object")
+		}
+		return badField(typ.Field, "field %s must be %s, got %s", typ.Field, jsonTypeName(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badField(name, "unknown field %q", name)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("the body is truncated JSON")
+	}
+	return badRequest("the body could not be read as JSON: %v", err)
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int64", "int32", "uint", "uint64":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "float64", "float32":
+		return "a number"
+	case "ptr":
+		return "a value of the right type"
+	default:
+		return "a " + kind
+	}
+}
+
+// ifMatch parses an If-Match header holding one ETag of ours ("3" or W/"3"); absent or "*" is nil.
+func ifMatch(r *http.Request) (*int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return nil, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v < 0 {
+		return nil, badRequest("If-Match %q is not an ETag of this API (a quoted stream version such as \"3\")", h)
+	}
+	return &v, nil
+}
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }

@@ -1,0 +1,195 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+)
+
+// CreateContact captures a new lead.
+type CreateContact struct {
+	Name    string `json:"name"`
+	Email   string `json:"email,omitempty"`
+	Phone   string `json:"phone,omitempty"`
+	Company string `json:"company,omitempty"`
+	Title   string `json:"title,omitempty"`
+	Channel string `json:"channel"`
+	Owner   string `json:"owner,omitempty"`
+	Segment string `json:"segment,omitempty"`
+}
+
+// CreateContact creates a contact in phase lead. The owner defaults to the actor.
+func (h *Handler) CreateContact(ctx context.Context, m Meta, cmd CreateContact) (Result, error) {
+	cmdIDs := newIDs(m)
+	id := cmdIDs.aggregate()
+	owner := orDefault(cmd.Owner, m.Actor)
+	return execute(ctx, h, m, plan[*contact.Contact]{
+		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact,
+		decide: func(c *contact.Contact) ([]domain.Event, error) {
+			return c.Create(contact.Create{ContactID: id, Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone,
+				Company: cmd.Company, Title: cmd.Title, Channel: cmd.Channel, Owner: owner, Segment: cmd.Segment})
+		},
+	}, cmdIDs)
+}
+
+// UpdateContact changes details and/or owner; nil fields stay as they are.
+type UpdateContact struct {
+	ContactID string  `json:"-"`
+	Name      *string `json:"name,omitempty"`
+	Email     *string `json:"email,omitempty"`
+	Phone     *string `json:"phone,omitempty"`
+	Company   *string `json:"company,omitempty"`
+	Title     *string `json:"title,omitempty"`
+	Segment   *string `json:"segment,omitempty"`
+	Owner     *string `json:"owner,omitempty"`
+}
+
+// UpdateContact records changed details and owner.
+func (h *Handler) UpdateContact(ctx context.Context, m Meta, cmd UpdateContact) (Result, error) {
+	return onContact(ctx, h, m, "UpdateContact", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
+		return c.Update(contact.Update{Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone, Company: cmd.Company,
+			Title: cmd.Title, Segment: cmd.Segment, Owner: cmd.Owner})
+	})
+}
+
+// ChangePhase moves a contact in its lifecycle.
+type ChangePhase struct {
+	ContactID string `json:"-"`
+	Phase     string `json:"phase"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// ChangePhase moves a contact under the written transition rules.
+func (h *Handler) ChangePhase(ctx context.Context, m Meta, cmd ChangePhase) (Result, error) {
+	if m.Reason == "" {
+		m.Reason = cmd.Reason
+	}
+	return onContact(ctx, h, m, "ChangePhase", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
+		return c.ChangePhase(cmd.Phase, cmd.Reason)
+	})
+}
+
+// RecordTouchpoint records an activity with a contact.
+type RecordTouchpoint struct {
+	ContactID string `json:"-"`
+	Kind      string `json:"kind"`
+	Note      string `json:"note,omitempty"`
+}
+
+// RecordTouchpoint records an activity; Result.EntityID is the touchpoint id.
+func (h *Handler) RecordTouchpoint(ctx context.Context, m Meta, cmd RecordTouchpoint) (Result, error) {
+	return onContact(ctx, h, m, "RecordTouchpoint", cmd.ContactID, cmd, func(c *contact.Contact, i ids) ([]domain.Event, error) {
+		return c.RecordTouchpoint(i.entity(), cmd.Kind, cmd.Note)
+	})
+}
+
+// RecordPurchase records an order.
+type RecordPurchase struct {
+	ContactID string `json:"-"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	Product   string `json:"product"`
+	Plan      string `json:"plan,omitempty"`
+}
+
+// RecordPurchase records an order; Result.EntityID is the purchase id.
+func (h *Handler) RecordPurchase(ctx context.Context, m Meta, cmd RecordPurchase) (Result, error) {
+	return onContact(ctx, h, m, "RecordPurchase", cmd.ContactID, cmd, func(c *contact.Contact, i ids) ([]domain.Event, error) {
+		return c.RecordPurchase(i.entity(), cmd.Amount, cmd.Currency, cmd.Product, cmd.Plan)
+	})
+}
+
+// RecordSurvey records an NPS answer.
+type RecordSurvey struct {
+	ContactID string `json:"-"`
+	NPS       int    `json:"nps"`
+	Comment   string `json:"comment,omitempty"`
+}
+
+// RecordSurvey records an NPS answer; Result.EntityID is the survey id.
+func (h *Handler) RecordSurvey(ctx context.Context, m Meta, cmd RecordSurvey) (Result, error) {
+	return onContact(ctx, h, m, "RecordSurvey", cmd.ContactID, cmd, func(c *contact.Contact, i ids) ([]domain.Event, error) {
+		return c.RecordSurvey(i.entity(), cmd.NPS, cmd.Comment)
+	})
+}
+
+// ReportUsage records plan usage.
+type ReportUsage struct {
+	ContactID      string `json:"-"`
+	PercentOfLimit int    `json:"percent_of_limit"`
+}
+
+// ReportUsage records plan usage as a percentage of the plan limit.
+func (h *Handler) ReportUsage(ctx context.Context, m Meta, cmd ReportUsage) (Result, error) {
+	return onContact(ctx, h, m, "ReportUsage", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
+		return c.ReportUsage(cmd.PercentOfLimit)
+	})
+}
+
+// ScheduleTask creates a follow-up task.
+type ScheduleTask struct {
+	ContactID string `json:"-"`
+	Title     string `json:"title"`
+	Due       string `json:"due"`
+	Assignee  string `json:"assignee,omitempty"`
+}
+
+// ScheduleTask creates a follow-up task; Result.EntityID is the task id.
+func (h *Handler) ScheduleTask(ctx context.Context, m Meta, cmd ScheduleTask) (Result, error) {
+	return onContact(ctx, h, m, "ScheduleTask", cmd.ContactID, cmd, func(c *contact.Contact, i ids) ([]domain.Event, error) {
+		return c.ScheduleTask(i.entity(), cmd.Title, cmd.Due, cmd.Assignee)
+	})
+}
+
+// CompleteTask marks a follow-up task done.
+type CompleteTask struct {
+	ContactID string `json:"-"`
+	TaskID    string `json:"task_id"`
+}
+
+// CompleteTask marks a follow-up task done.
+func (h *Handler) CompleteTask(ctx context.Context, m Meta, cmd CompleteTask) (Result, error) {
+	return onContact(ctx, h, m, "CompleteTask", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
+		return c.CompleteTask(cmd.TaskID)
+	})
+}
+
+// OptOut withdraws consent for a channel.
+type OptOut struct {
+	ContactID string `json:"-"`
+	Channel   string `json:"channel"`
+}
+
+// OptOut withdraws consent for a channel.
+func (h *Handler) OptOut(ctx context.Context, m Meta, cmd OptOut) (Result, error) {
+	return onContact(ctx, h, m, "OptOut", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
+		return c.OptOut(cmd.Channel)
+	})
+}
+
+func newContact() *contact.Contact { return &contact.Contact{} }
+
+// onContact runs a command on an existing contact.
+func onContact(ctx context.Context, h *Handler, m Meta, name, id string, body any,
+	decide func(*contact.Contact, ids) ([]domain.Event, error)) (Result, error) {
+	if id == "" {
+		return Result{}, domain.NotFound("contact not found")
+	}
+	cmdIDs := newIDs(m)
+	return execute(ctx, h, m, plan[*contact.Contact]{
+		name: name, body: body, id: id, stream: contact.StreamName(id), fresh: newContact,
+		entity: entityFor(name, cmdIDs),
+		decide: func(c *contact.Contact) ([]domain.Event, error) { return decide(c, cmdIDs) },
+	}, cmdIDs)
+}
+
+// entityFor is the id of the entity a command creates inside its aggregate, if it creates one.
+func entityFor(name string, cmdIDs ids) string {
+	switch name {
+	case "RecordTouchpoint", "RecordPurchase", "RecordSurvey", "ScheduleTask":
+		return cmdIDs.entity()
+	default:
+		return ""
+	}
+}

@@ -1,0 +1,256 @@
+// Package commands turns requests into events: each command loads its stream, lets the domain
+// decide, and appends the decided events with the version it loaded as expected version.
+//
+// Idempotency: a command carrying an idempotency key gets a command id, aggregate ids and event
+// ids derived from that key, so a retry finds its first event by id in the log and returns the
+// original result without deciding again (also after a restart: the log is the record). The
+// same key with a different request is ErrIdempotencyConflict.
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/catalog"
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Errors of the command layer. Domain refusals are *domain.Error values.
+var (
+	// ErrPreconditionFailed: the client's expected version (If-Match) is not the current one.
+	ErrPreconditionFailed = errors.New("precondition failed: the stream has a newer version")
+	// ErrIdempotencyConflict: the idempotency key was used before for a different request.
+	ErrIdempotencyConflict = errors.New("idempotency key reused for a different request")
+	// ErrContention: concurrent writers kept changing the stream; the command was not applied.
+	ErrContention = errors.New("too much contention on the stream, try again")
+)
+
+// Meta is what a command carries besides its body: who, why, when, and how to deduplicate it.
+type Meta struct {
+	Actor         string
+	CorrelationID string
+	CausationID   string
+	Reason        string
+	// IdempotencyKey, when set, makes the command idempotent per actor.
+	IdempotencyKey string
+	// OccurredAt is business time; zero means now.
+	OccurredAt time.Time
+	// ExpectedVersion, when not nil, is the stream version the client last saw (If-Match).
+	ExpectedVersion *int64
+}
+
+// Result tells where a command's events landed.
+type Result struct {
+	// ID is the id of the aggregate (contact or deal) the command changed or created.
+	ID string `json:"id"`
+	// Version is the aggregate's stream version after the command: the new ETag.
+	Version int64 `json:"version"`
+	// Position is the global position of the command's last event, to wait for read models.
+	Position int64 `json:"position"`
+	// EntityID is the id of an entity the command created inside the aggregate (a task, a
+	// touchpoint, a purchase, a survey), empty otherwise.
+	EntityID string `json:"-"`
+	// Replayed is true when an idempotent retry returned the original result.
+	Replayed bool `json:"-"`
+}
+
+// Handler executes commands against an event store. It is safe for concurrent use.
+type Handler struct {
+	store    eventstore.Store
+	registry *domain.Registry
+	now      func() time.Time
+	retries  int
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithClock sets the clock used for "now" (default time.Now).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// NewHandler returns a handler writing to store.
+func NewHandler(store eventstore.Store, opts ...Option) *Handler {
+	h := &Handler{store: store, registry: catalog.Registry(), now: time.Now, retries: 8}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Registry is the event registry the handler decodes with.
+func (h *Handler) Registry() *domain.Registry { return h.registry }
+
+// idNamespace scopes every id derived from an idempotency key.
+var idNamespace = uuid.MustParse("6f1d8a52-3c1e-4f7a-9b0e-2d4c5e6f7a81")
+
+// ids are the identifiers one command uses: all random, or all derived from its key.
+type ids struct {
+	command string
+}
+
+func newIDs(m Meta) ids {
+	if m.IdempotencyKey == "" {
+		return ids{command: uuid.NewString()}
+	}
+	return ids{command: uuid.NewSHA1(idNamespace, []byte(m.Actor+"\x00"+m.IdempotencyKey)).String()}
+}
+
+func (i ids) derive(name string) string {
+	return uuid.NewSHA1(uuid.MustParse(i.command), []byte(name)).String()
+}
+
+func (i ids) aggregate() string  { return i.derive("aggregate") }
+func (i ids) entity() string     { return i.derive("entity") }
+func (i ids) event(n int) string { return i.derive("event/" + strconv.Itoa(n)) }
+
+// aggregate is what execute needs of a contact or a deal.
+type aggregate interface {
+	Apply(e domain.Event, occurredAt time.Time)
+	Exists() bool
+}
+
+// plan describes one command for execute.
+type plan[A aggregate] struct {
+	name   string // the command's name, part of its fingerprint
+	body   any    // the command, part of its fingerprint
+	id     string // aggregate id
+	stream string
+	fresh  func() A
+	decide func(A) ([]domain.Event, error)
+	entity string // entity id to report, if any
+	reason string // default metadata reason
+}
+
+// execute runs load, decide, append with the loaded version as expected version, retrying on
+// a concurrent change unless the client pinned a version.
+func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cmdIDs ids) (Result, error) {
+	fingerprint, err := requestHash(p.name, p.id, p.body)
+	if err != nil {
+		return Result{}, err
+	}
+	if m.IdempotencyKey != "" {
+		if res, found, err := h.replay(ctx, cmdIDs, fingerprint, p); found || err != nil {
+			return res, err
+		}
+	}
+	occurredAt := m.OccurredAt
+	if occurredAt.IsZero() {
+		occurredAt = h.now()
+	}
+	reason := m.Reason
+	if reason == "" {
+		reason = p.reason
+	}
+	for attempt := 0; ; attempt++ {
+		state, version, err := load(ctx, h, p.stream, p.fresh(), nil)
+		if err != nil {
+			return Result{}, err
+		}
+		if m.ExpectedVersion != nil && *m.ExpectedVersion != version {
+			return Result{}, fmt.Errorf("%s at version %d, client expected %d: %w", p.stream, version, *m.ExpectedVersion, ErrPreconditionFailed)
+		}
+		events, err := p.decide(state)
+		if err != nil {
+			return Result{}, err
+		}
+		data := make([]eventstore.EventData, len(events))
+		for i, e := range events {
+			body, err := domain.Encode(e)
+			if err != nil {
+				return Result{}, err
+			}
+			data[i] = eventstore.EventData{
+				ID: cmdIDs.event(i), Type: e.EventType(), Data: body, OccurredAt: occurredAt,
+				Metadata: eventstore.Metadata{
+					Actor: m.Actor, CommandID: cmdIDs.command, CorrelationID: orDefault(m.CorrelationID, cmdIDs.command),
+					CausationID: orDefault(m.CausationID, cmdIDs.command), Reason: reason, RequestHash: fingerprint,
+				},
+			}
+		}
+		expected := version
+		if version == 0 {
+			expected = eventstore.NoStream
+		}
+		res, err := h.store.Append(ctx, p.stream, expected, data)
+		switch {
+		case err == nil:
+			return Result{ID: p.id, Version: res.Version, Position: res.Position, EntityID: p.entity}, nil
+		case errors.Is(err, eventstore.ErrWrongExpectedVersion), errors.Is(err, eventstore.ErrDuplicateEventID):
+			if m.IdempotencyKey != "" {
+				// A concurrent request with the same key may have won the race.
+				if res, found, rerr := h.replay(ctx, cmdIDs, fingerprint, p); found || rerr != nil {
+					return res, rerr
+				}
+			}
+			if m.ExpectedVersion != nil {
+				return Result{}, fmt.Errorf("%s: %w", p.stream, ErrPreconditionFailed)
+			}
+			if attempt >= h.retries {
+				return Result{}, fmt.Errorf("%s after %d attempts: %w", p.stream, attempt+1, ErrContention)
+			}
+		default:
+			return Result{}, fmt.Errorf("append %s: %w", p.stream, err)
+		}
+	}
+}
+
+// replay returns the original result of an idempotent command that was already recorded.
+func (h *Handler) replay(ctx context.Context, cmdIDs ids, fingerprint string, p planInfo) (Result, bool, error) {
+	first, err := h.store.EventByID(ctx, cmdIDs.event(0))
+	if errors.Is(err, eventstore.ErrEventNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	if first.Metadata.RequestHash != fingerprint {
+		return Result{}, false, ErrIdempotencyConflict
+	}
+	events, err := h.store.ReadStream(ctx, first.Stream, first.Version, 1000)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("read %s: %w", first.Stream, err)
+	}
+	last := first
+	for _, e := range events {
+		if e.Metadata.CommandID != first.Metadata.CommandID {
+			break
+		}
+		last = e
+	}
+	return Result{ID: p.aggregateID(), Version: last.Version, Position: last.Position, EntityID: p.entityID(), Replayed: true}, true, nil
+}
+
+// planInfo is the non-generic part of a plan that replay needs.
+type planInfo interface {
+	aggregateID() string
+	entityID() string
+}
+
+func (p plan[A]) aggregateID() string { return p.id }
+func (p plan[A]) entityID() string    { return p.entity }
+
+// requestHash fingerprints a command: its name, target and canonical JSON body.
+func requestHash(name, target string, body any) (string, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return "", fmt.Errorf("fingerprint %s: %w", name, err)
+	}
+	sum := sha256.Sum256(append([]byte(name+"\x00"+target+"\x00"), b...))
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
