@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`.
+GO ?= go
+CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+export CRM_TEST_POSTGRES_URL
+
+.PHONY: run test build check bench bench-store bench-commands bench-http seed clean
+
+## run: start the server on the embedded default (SQLite in ./data, port 8080)
+run:
+	$(GO) run ./cmd/crm serve
+
+## test: formatting, vet and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
+test: check
+	@.ci/ensure-postgres
+	$(GO) test -count=1 -timeout 20m ./...
+
+check:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/crm ./cmd/crm
+
+## bench: every benchmark whose figures the issues report
+bench: bench-store bench-commands bench-http
+
+bench-store:
+	@.ci/ensure-postgres
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./eventstore/...
+
+bench-commands:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./commands/
+
+bench-http:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./cmd/crm/...
+
+## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
+seed:
+	$(GO) run ./cmd/crm seed $(ARGS)
+
+clean:
+	rm -rf bin data

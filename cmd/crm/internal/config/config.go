@@ -1,0 +1,119 @@
+// Package config reads the server's settings from environment variables (flags override them
+// in package main) and opens the configured event store.
+package config
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+)
+
+// Config holds every setting. The zero value plus Defaults is the embedded default.
+type Config struct {
+	// Addr is the HTTP listen address (CRM_ADDR, default ":8080").
+	Addr string
+	// DataDir holds the SQLite store and the generated admin token (CRM_DATA_DIR, default "./data").
+	DataDir string
+	// Store selects the backend (CRM_STORE): empty or sqlite://PATH, postgres://..., esdb://...
+	Store string
+	// ReadModelURL is where read models live when the store is EventStoreDB (CRM_READMODEL_URL).
+	ReadModelURL string
+	// Tokens is the CRM_TOKENS value, "name:role:token,...".
+	Tokens string
+	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
+	LogLevel string
+}
+
+// FromEnv reads the settings from the environment, applying defaults.
+func FromEnv(getenv func(string) string) Config {
+	c := Config{
+		Addr:         getenv("CRM_ADDR"),
+		DataDir:      getenv("CRM_DATA_DIR"),
+		Store:        getenv("CRM_STORE"),
+		ReadModelURL: getenv("CRM_READMODEL_URL"),
+		Tokens:       getenv("CRM_TOKENS"),
+		LogLevel:     getenv("CRM_LOG_LEVEL"),
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	return c
+}
+
+// Backend names a store kind.
+type Backend string
+
+// Backends.
+const (
+	BackendSQLite   Backend = "sqlite"
+	BackendPostgres Backend = "postgres"
+	BackendESDB     Backend = "esdb"
+)
+
+// Target is a parsed store URL.
+type Target struct {
+	Backend Backend
+	// Path is the SQLite file; URL the server URL for the others.
+	Path string
+	URL  string
+}
+
+// ParseStore interprets a CRM_STORE value. An empty value is the SQLite file crm.db in dataDir.
+func ParseStore(store, dataDir string) (Target, error) {
+	if store == "" {
+		return Target{Backend: BackendSQLite, Path: filepath.Join(dataDir, "crm.db")}, nil
+	}
+	scheme, rest, ok := strings.Cut(store, "://")
+	if !ok {
+		return Target{}, fmt.Errorf("CRM_STORE %q: want sqlite://PATH, postgres://... or esdb://...", store)
+	}
+	switch scheme {
+	case "sqlite":
+		if rest == "" {
+			return Target{}, fmt.Errorf("CRM_STORE %q: sqlite:// needs a file path", store)
+		}
+		return Target{Backend: BackendSQLite, Path: rest}, nil
+	case "postgres", "postgresql":
+		if _, err := url.Parse(store); err != nil {
+			return Target{}, fmt.Errorf("CRM_STORE: %w", err)
+		}
+		return Target{Backend: BackendPostgres, URL: store}, nil
+	case "esdb", "esdb+discover", "kurrentdb", "kurrentdb+discover", "kdb", "kdb+discover":
+		return Target{Backend: BackendESDB, URL: store}, nil
+	default:
+		return Target{}, fmt.Errorf("CRM_STORE %q: unknown scheme %q (sqlite, postgres, esdb)", store, scheme)
+	}
+}
+
+// OpenStore opens the configured event store.
+func OpenStore(ctx context.Context, c Config) (eventstore.Store, error) {
+	t, err := ParseStore(c.Store, c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	switch t.Backend {
+	case BackendSQLite:
+		if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {
+			return nil, fmt.Errorf("create directory of %s: %w", t.Path, err)
+		}
+		s, err := sqlite.Open(ctx, t.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store %s: %w", t.Path, err)
+		}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("store backend %s is not available in this build", t.Backend)
+	}
+}

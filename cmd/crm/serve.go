@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/commands"
+)
+
+func runServe(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (CRM_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	log, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	tokens, err := loadTokens(cfg, stdout)
+	if err != nil {
+		return err
+	}
+	store, err := config.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	api := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// loadTokens uses CRM_TOKENS, or creates (once) an admin token in the data directory.
+func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
+	if cfg.Tokens != "" {
+		t, err := auth.ParseTokens(cfg.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("CRM_TOKENS: %w", err)
+		}
+		return t, nil
+	}
+	token, created, err := auth.EnsureAdminToken(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	verb := "Using the"
+	if created {
+		verb = "Created an"
+	}
+	fmt.Fprintf(stdout, "%s admin token (CRM_TOKENS is not set), kept in %s:\n  curl -H 'Authorization: Bearer %s' http://localhost%s/v1/...\n",
+		verb, filepath.Join(cfg.DataDir, auth.AdminTokenFile), token, portOf(cfg.Addr))
+	return auth.ParseTokens("admin:admin:" + token)
+}
+
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return ":" + port
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("CRM_LOG_LEVEL: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core), nil
+}
