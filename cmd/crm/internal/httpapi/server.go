@@ -65,16 +65,18 @@ func (s *Server) Router() *mux.Router { return s.router }
 func (s *Server) routes() {
 	r := mux.NewRouter()
 	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint"})
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
 			Detail: r.Method + " is not allowed on " + r.URL.Path})
 	})
+	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 
-	v1 := r.PathPrefix("/v1").Subrouter()
+	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
+	v1 := prefixed{r, "/v1"}
 	write := func(path string, h commandFunc) {
 		v1.Handle(path, s.authorize(auth.PermWrite, s.command(h))).Methods(http.MethodPost)
 	}
@@ -101,6 +103,14 @@ func (s *Server) routes() {
 	s.router = r
 }
 
+// prefixed registers routes under a path prefix on the root router.
+type prefixed struct {
+	r      *mux.Router
+	prefix string
+}
+
+func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Handle(p.prefix+path, h) }
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -113,22 +123,25 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	keyRequestID ctxKey = iota
-	keyPrincipal
-)
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(keyRequestID).(string)
-	return id
+// requestInfo travels in the request context; authorize fills in the principal, so the access
+// log, which wraps it, can name the actor.
+type requestInfo struct {
+	id        string
+	principal auth.Principal
 }
 
-func principal(ctx context.Context) auth.Principal {
-	p, _ := ctx.Value(keyPrincipal).(auth.Principal)
-	return p
+func info(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(ctxKey{}).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
 }
+
+func requestID(ctx context.Context) string { return info(ctx).id }
+
+func principal(ctx context.Context) auth.Principal { return info(ctx).principal }
 
 func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +152,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyRequestID, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &requestInfo{id: id})))
 	})
 }
 
@@ -202,7 +215,8 @@ func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler
 				Detail: "role " + string(p.Role) + " may not " + string(perm)})
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrincipal, p)))
+		info(r.Context()).principal = p
+		next.ServeHTTP(w, r)
 	})
 }
 
