@@ -45,8 +45,8 @@ func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, s
 				return fmt.Errorf("write: %w", err)
 			}
 		} else {
-			fmt.Fprintf(stdout, "v%-4d pos %-8d %s  %-32s actor=%s reason=%q\n      occurred %s  recorded %s  hash %s\n      %s\n",
-				e.Version, e.Position, e.OccurredAt.Format(time.RFC3339), e.Type, e.Metadata.Actor, e.Metadata.Reason,
+			fmt.Fprintf(stdout, "v%-4d pos %-9d %-32s actor=%s reason=%q\n      occurred %s  recorded %s  hash %s\n      %s\n",
+				e.Version, e.Position, e.Type, e.Metadata.Actor, e.Metadata.Reason,
 				e.OccurredAt.Format(time.RFC3339), e.RecordedAt.Format(time.RFC3339Nano), hex.EncodeToString(e.Hash)[:16], e.Data)
 		}
 		if chainErr != nil {

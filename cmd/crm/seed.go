@@ -18,7 +18,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var sc seed.Config
-	fs.IntVar(&sc.Contacts, "contacts", 1000, "number of contacts (about 25 events each)")
+	fs.IntVar(&sc.Contacts, "contacts", 1000, "number of contacts (about 10 events each)")
 	fs.Uint64Var(&sc.Seed, "seed", 1, "random seed: the same seed writes the same history")
 	fs.IntVar(&sc.Workers, "workers", 64, "concurrent writers")
 	start := fs.String("start", "2024-01-01", "earliest lead date (YYYY-MM-DD)")
@@ -45,7 +45,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	}
 	defer store.Close()
 
-	bar := newProgressBar(stderr, int64(sc.Contacts)*25)
+	bar := newProgressBar(stderr, int64(sc.Contacts)*10)
 	if !*quiet {
 		sc.Progress = bar.set
 	}
