@@ -312,3 +312,37 @@ func TestStateAtAPastPoint(t *testing.T) {
 		}
 	}
 }
+
+// Two handlers on one store stand for two server processes: each caches streams, and a cached
+// state made stale by the other must never be decided on.
+func TestStaleCacheOfAnotherWriter(t *testing.T) {
+	t.Parallel()
+	store := openStore(t, filepath.Join(t.TempDir(), "crm.db"))
+	ctx := context.Background()
+	h1, h2 := commands.NewHandler(store), commands.NewHandler(store)
+	c := mustCreate(t, h1)
+	// h2 caches the contact at version 2.
+	if _, err := h2.ChangePhase(ctx, commands.Meta{Actor: "b"}, commands.ChangePhase{ContactID: c.ID, Phase: "approach"}); err != nil {
+		t.Fatal(err)
+	}
+	// h1 still has version 1 cached: its command must notice and land at version 3.
+	res, err := h1.ChangePhase(ctx, commands.Meta{Actor: "a"}, commands.ChangePhase{ContactID: c.ID, Phase: "discovery"})
+	if err != nil || res.Version != 3 {
+		t.Fatalf("h1 on a stale cache: %+v, %v", res, err)
+	}
+	// h2's cache is now stale; a client that read version 3 elsewhere must not get a 412.
+	v3 := int64(3)
+	res, err = h2.ChangePhase(ctx, commands.Meta{Actor: "b", ExpectedVersion: &v3}, commands.ChangePhase{ContactID: c.ID, Phase: "proposal"})
+	if err != nil || res.Version != 4 {
+		t.Fatalf("h2 with If-Match 3 on a stale cache: %+v, %v", res, err)
+	}
+	// A decision that is refused on fresh state is refused, even if the stale cache allowed it.
+	if _, err := h1.ChangePhase(ctx, commands.Meta{Actor: "a"}, commands.ChangePhase{ContactID: c.ID, Phase: "proposal"}); domain.ErrorCode(err) != domain.CodeRefused {
+		t.Fatalf("moving to the phase the contact is already in: %v, want refused", err)
+	}
+	fresh := commands.NewHandler(store, commands.WithCacheSize(0))
+	state, err := fresh.Contact(ctx, c.ID, commands.At{})
+	if err != nil || state.Version != 4 || state.Phase != contact.Proposal {
+		t.Fatalf("final state %+v, %v", state, err)
+	}
+}

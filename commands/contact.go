@@ -25,7 +25,7 @@ func (h *Handler) CreateContact(ctx context.Context, m Meta, cmd CreateContact) 
 	id := cmdIDs.aggregate()
 	owner := orDefault(cmd.Owner, m.Actor)
 	return execute(ctx, h, m, plan[*contact.Contact]{
-		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact,
+		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact, creates: true,
 		decide: func(c *contact.Contact) ([]domain.Event, error) {
 			return c.Create(contact.Create{ContactID: id, Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone,
 				Company: cmd.Company, Title: cmd.Title, Channel: cmd.Channel, Owner: owner, Segment: cmd.Segment})

@@ -22,7 +22,7 @@ func (h *Handler) OpenDeal(ctx context.Context, m Meta, cmd OpenDeal) (Result, e
 	cmdIDs := newIDs(m)
 	id := cmdIDs.aggregate()
 	return execute(ctx, h, m, plan[*deal.Deal]{
-		name: "OpenDeal", body: cmd, id: id, stream: deal.StreamName(id), fresh: newDeal,
+		name: "OpenDeal", body: cmd, id: id, stream: deal.StreamName(id), fresh: newDeal, creates: true,
 		decide: func(d *deal.Deal) ([]domain.Event, error) {
 			owner := cmd.Owner
 			if cmd.ContactID != "" {

@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -69,6 +71,7 @@ type Handler struct {
 	registry *domain.Registry
 	now      func() time.Time
 	retries  int
+	cache    *streamCache
 }
 
 // Option configures a Handler.
@@ -77,9 +80,15 @@ type Option func(*Handler)
 // WithClock sets the clock used for "now" (default time.Now).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
+// WithCacheSize sets how many streams the handler keeps decoded in memory (default 10,000;
+// 0 disables the cache, so every command reads its stream).
+func WithCacheSize(streams int) Option {
+	return func(h *Handler) { h.cache = newStreamCache(streams) }
+}
+
 // NewHandler returns a handler writing to store.
 func NewHandler(store eventstore.Store, opts ...Option) *Handler {
-	h := &Handler{store: store, registry: catalog.Registry(), now: time.Now, retries: 8}
+	h := &Handler{store: store, registry: catalog.Registry(), now: time.Now, retries: 20, cache: newStreamCache(10_000)}
 	for _, o := range opts {
 		o(h)
 	}
@@ -128,6 +137,9 @@ type plan[A aggregate] struct {
 	decide func(A) ([]domain.Event, error)
 	entity string // entity id to report, if any
 	reason string // default metadata reason
+	// creates is true when the stream id was just made for this command, so the stream is
+	// new unless this is a retry: the first attempt need not read it (NoStream guards it).
+	creates bool
 }
 
 // execute runs load, decide, append with the loaded version as expected version, retrying on
@@ -146,20 +158,36 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 	if occurredAt.IsZero() {
 		occurredAt = h.now()
 	}
+	occurredAt = eventstore.NormalizeTime(occurredAt)
 	reason := m.Reason
 	if reason == "" {
 		reason = p.reason
 	}
+	// The first attempt may decide on cached state. If that state is stale, the append's
+	// version check refuses the events, or the decision is refused on old facts; either way
+	// the next attempt reads the store, and only a decision on fresh state is final. A
+	// client-pinned version is always checked against the store.
+	trust := m.ExpectedVersion == nil
 	for attempt := 0; ; attempt++ {
-		state, version, err := load(ctx, h, p.stream, p.fresh(), nil)
-		if err != nil {
+		var (
+			history   []recorded
+			fromCache bool
+		)
+		if p.creates && attempt == 0 {
+			fromCache = true
+		} else if history, fromCache, err = h.streamEvents(ctx, p.stream, trust); err != nil {
 			return Result{}, err
 		}
+		trust = false
+		state, version := fold(p.fresh(), history, nil)
 		if m.ExpectedVersion != nil && *m.ExpectedVersion != version {
 			return Result{}, fmt.Errorf("%s at version %d, client expected %d: %w", p.stream, version, *m.ExpectedVersion, ErrPreconditionFailed)
 		}
 		events, err := p.decide(state)
 		if err != nil {
+			if fromCache {
+				continue
+			}
 			return Result{}, err
 		}
 		data := make([]eventstore.EventData, len(events))
@@ -183,8 +211,15 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 		res, err := h.store.Append(ctx, p.stream, expected, data)
 		switch {
 		case err == nil:
+			if res.Version == version+int64(len(events)) {
+				for _, e := range events {
+					history = append(slices.Clip(history), recorded{event: e, occurredAt: occurredAt})
+				}
+				h.cache.put(p.stream, history)
+			}
 			return Result{ID: p.id, Version: res.Version, Position: res.Position, EntityID: p.entity}, nil
 		case errors.Is(err, eventstore.ErrWrongExpectedVersion), errors.Is(err, eventstore.ErrDuplicateEventID):
+			h.cache.drop(p.stream)
 			if m.IdempotencyKey != "" {
 				// A concurrent request with the same key may have won the race.
 				if res, found, rerr := h.replay(ctx, cmdIDs, fingerprint, p); found || rerr != nil {
@@ -196,6 +231,10 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			}
 			if attempt >= h.retries {
 				return Result{}, fmt.Errorf("%s after %d attempts: %w", p.stream, attempt+1, ErrContention)
+			}
+			// Spread the losers of a race so they do not meet again at the next version.
+			if err := sleep(ctx, time.Duration(rand.Int64N(int64(min(attempt+1, 10))*int64(time.Millisecond)))); err != nil {
+				return Result{}, err
 			}
 		default:
 			return Result{}, fmt.Errorf("append %s: %w", p.stream, err)
@@ -246,6 +285,17 @@ func requestHash(name, target string, body any) (string, error) {
 	}
 	sum := sha256.Sum256(append([]byte(name+"\x00"+target+"\x00"), b...))
 	return hex.EncodeToString(sum[:16]), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func orDefault(v, def string) string {

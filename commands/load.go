@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/eventcrm/crm/domain"
@@ -20,46 +21,79 @@ type At struct {
 	Version int64
 }
 
-func (a *At) keeps(e eventstore.Event) bool {
-	if a == nil {
-		return true
-	}
-	if a.Version > 0 && e.Version > a.Version {
-		return false
-	}
-	return a.AsOf.IsZero() || !e.OccurredAt.After(a.AsOf)
-}
-
 const readBatch = 1000
 
-// load folds a stream into state. It returns the version of the last event folded, 0 when the
-// stream has none (a missing stream is not an error here: the domain decides what that means).
-func load[A aggregate](ctx context.Context, h *Handler, stream string, state A, at *At) (A, int64, error) {
-	var version int64
-	for from := int64(1); ; {
-		batch, err := h.store.ReadStream(ctx, stream, from, readBatch)
+// streamEvents returns the decoded events of stream (events[i] has version i+1). With trust, a
+// cached copy is used as it is (the append's version check catches a stale one); otherwise
+// the cached copy is brought up to date with the events after it, or the stream is read whole.
+func (h *Handler) streamEvents(ctx context.Context, stream string, trust bool) (events []recorded, fromCache bool, err error) {
+	cached, ok := h.cache.get(stream)
+	if ok && trust {
+		return cached, true, nil
+	}
+	events, err = h.readStream(ctx, stream, cached)
+	return events, false, err
+}
+
+// readStream decodes the events of stream after those already known, and caches the result.
+func (h *Handler) readStream(ctx context.Context, stream string, cached []recorded) ([]recorded, error) {
+	events := cached
+	for {
+		batch, err := h.store.ReadStream(ctx, stream, int64(len(events))+1, readBatch)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return state, 0, nil
+			if len(events) > 0 {
+				return nil, fmt.Errorf("read %s: stream vanished after version %d", stream, len(events))
+			}
+			return nil, nil
 		}
 		if err != nil {
-			return state, 0, fmt.Errorf("read %s: %w", stream, err)
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if len(batch) > 0 && len(events) == len(cached) {
+			events = slices.Clip(events) // never append into the cached array
 		}
 		for _, e := range batch {
-			if !at.keeps(e) {
-				continue
+			if e.Version != int64(len(events))+1 {
+				return nil, fmt.Errorf("read %s: version %d follows %d", stream, e.Version, len(events))
 			}
 			de, err := h.registry.Decode(e.Type, e.Data)
 			if err != nil {
-				return state, 0, fmt.Errorf("%s version %d: %w", stream, e.Version, err)
+				return nil, fmt.Errorf("%s version %d: %w", stream, e.Version, err)
 			}
-			state.Apply(de, e.OccurredAt)
-			version = e.Version
+			events = append(events, recorded{event: de, occurredAt: e.OccurredAt})
 		}
 		if len(batch) < readBatch {
-			return state, version, nil
+			break
 		}
-		from = batch[len(batch)-1].Version + 1
 	}
+	h.cache.put(stream, events)
+	return events, nil
+}
+
+// fold applies events to state, keeping only those selected by at (nil keeps all). It returns
+// the version of the last event applied, 0 when none was.
+func fold[A aggregate](state A, events []recorded, at *At) (A, int64) {
+	var version int64
+	for i, e := range events {
+		v := int64(i) + 1
+		if at != nil && ((at.Version > 0 && v > at.Version) || (!at.AsOf.IsZero() && e.occurredAt.After(at.AsOf))) {
+			continue
+		}
+		state.Apply(e.event, e.occurredAt)
+		version = v
+	}
+	return state, version
+}
+
+// load folds the current state of a stream, read fresh from the store.
+func load[A aggregate](ctx context.Context, h *Handler, stream string, state A, at *At) (A, int64, error) {
+	cached, _ := h.cache.get(stream)
+	events, err := h.readStream(ctx, stream, cached)
+	if err != nil {
+		return state, 0, err
+	}
+	state, version := fold(state, events, at)
+	return state, version, nil
 }
 
 // Contact returns a contact's state, now or at a past point. A contact that does not exist

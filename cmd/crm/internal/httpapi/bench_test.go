@@ -1,0 +1,102 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkHTTPCommands64Clients: 64 concurrent clients on loopback, each creating a contact
+// and recording touchpoints on it (one command per request), end to end through the real
+// listener, JSON decoding, authentication, the command handlers and the SQLite store.
+func BenchmarkHTTPCommands64Clients(b *testing.B) {
+	a := newAPI(b)
+	const clients = 64
+	transport := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}
+	client := &http.Client{Transport: transport}
+	defer transport.CloseIdleConnections()
+
+	post := func(path, body string) (map[string]any, error) {
+		req, err := http.NewRequest("POST", a.url+path, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+appToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 300 {
+			return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, raw)
+		}
+		var m map[string]any
+		return m, json.Unmarshal(raw, &m)
+	}
+
+	var (
+		remaining atomic.Int64
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		latencies = make([]time.Duration, 0, b.N)
+		failure   atomic.Value
+	)
+	remaining.Store(int64(b.N))
+	b.ResetTimer()
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var contactID string
+			local := make([]time.Duration, 0, b.N/clients+1)
+			for n := 0; remaining.Add(-1) >= 0; n++ {
+				t0 := time.Now()
+				var err error
+				if n%10 == 0 {
+					var res map[string]any
+					res, err = post("/v1/contacts", `{"name":"Bench Contact","channel":"web_form"}`)
+					if err == nil {
+						contactID = res["id"].(string)
+					}
+				} else {
+					_, err = post("/v1/contacts/"+contactID+"/touchpoints", `{"kind":"call","note":"bench"}`)
+				}
+				if err != nil {
+					failure.Store(err)
+					return
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, ok := failure.Load().(error); ok {
+		b.Fatal(err)
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commands/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
