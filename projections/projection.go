@@ -1,0 +1,193 @@
+// Package projections builds read models from the log. A projection has a persisted name, a
+// version, its own SQL tables and an apply function over events; the same code serves SQLite
+// (the embedded default) and PostgreSQL.
+//
+// Exactly-once effect: the read-model change of an event and the projection's checkpoint are
+// written in one transaction, so a redelivered event (position <= checkpoint) is a no-op.
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Dialect is the SQL flavour of a read-model database.
+type Dialect string
+
+// Dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Projection is a read model built from events. Implementations are stateless: all state is
+// in their tables, so any number of table sets (live, rebuilding) can be served by one value.
+type Projection interface {
+	// Name is the persisted identifier (snake_case); never derived from a Go type name.
+	Name() string
+	// Version changes whenever Schema or Apply changes meaning: a new version is rebuilt.
+	Version() int
+	// Schema returns the statements creating the projection's tables, named with t.
+	Schema(d Dialect, t Tables) []string
+	// Apply applies one event inside tx. Events arrive in global position order, each at most
+	// once per table set. An error aborts the transaction (the checkpoint does not move).
+	Apply(ctx context.Context, tx *Tx, t Tables, e eventstore.Event) error
+}
+
+// Tables names the tables of one set of a projection: "<name>_v<version>_<base>" for the
+// live set, with a suffix for a set being rebuilt. Every table name of a projection must come
+// from here, so a set can be built beside another and swapped.
+type Tables struct {
+	prefix string
+}
+
+// TablesFor returns the table names of a projection's set; set "" is the default set.
+func TablesFor(p Projection, set string) Tables {
+	prefix := p.Name() + "_v" + strconv.Itoa(p.Version()) + "_"
+	if set != "" {
+		prefix += set + "_"
+	}
+	return Tables{prefix: prefix}
+}
+
+// Name is the full name of a base table.
+func (t Tables) Name(base string) string { return t.prefix + base }
+
+// Prefix is the common prefix of the set's tables.
+func (t Tables) Prefix() string { return t.prefix }
+
+// DB is a read-model database.
+type DB struct {
+	SQL     *sql.DB
+	Dialect Dialect
+}
+
+// Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
+// projections are written with ?, never with a literal question mark in a string.
+func (d Dialect) Rebind(query string) string {
+	if d != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Tx is a read-model transaction with placeholders rebound for its dialect.
+type Tx struct {
+	tx      *sql.Tx
+	dialect Dialect
+}
+
+// Dialect is the SQL flavour of the transaction.
+func (t *Tx) Dialect() Dialect { return t.dialect }
+
+// Exec runs a statement written with ? placeholders.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.dialect.Rebind(query), args...)
+}
+
+// QueryRow runs a query written with ? placeholders.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.dialect.Rebind(query), args...)
+}
+
+// Query runs a query written with ? placeholders.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.dialect.Rebind(query), args...)
+}
+
+// checkpointsTable holds, per table set, the position of the last event applied to it.
+const checkpointsTable = "projection_checkpoints"
+
+// EnsureSchema creates the checkpoint table and the tables of a set if they do not exist.
+func (db *DB) EnsureSchema(ctx context.Context, p Projection, t Tables) error {
+	stmts := append([]string{
+		`CREATE TABLE IF NOT EXISTS ` + checkpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
+	}, p.Schema(db.Dialect, t)...)
+	for _, s := range stmts {
+		if _, err := db.SQL.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("schema of %s: %w", t.Prefix(), err)
+		}
+	}
+	return nil
+}
+
+// Checkpoint returns the position of the last event applied to a set, 0 when none.
+func (db *DB) Checkpoint(ctx context.Context, t Tables) (int64, error) {
+	var pos int64
+	err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`), t.Prefix()).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
+	}
+	return pos, nil
+}
+
+// Apply applies events (in position order) to a set in one transaction together with the
+// checkpoint. Events at or below the checkpoint are skipped: redelivery is a no-op. It
+// returns the checkpoint after the transaction.
+func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
+	sqlTx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin %s: %w", t.Prefix(), err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
+	var checkpoint int64
+	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&checkpoint)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
+	}
+	start := checkpoint
+	for _, e := range events {
+		if e.Position <= checkpoint {
+			continue
+		}
+		if err := p.Apply(ctx, tx, t, e); err != nil {
+			return start, &ApplyError{Projection: p.Name(), Event: e, Err: err}
+		}
+		checkpoint = e.Position
+	}
+	if checkpoint == start {
+		return checkpoint, nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+checkpointsTable+` (set_name, position) VALUES (?, ?)
+		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), checkpoint); err != nil {
+		return start, fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return start, fmt.Errorf("commit %s: %w", t.Prefix(), err)
+	}
+	return checkpoint, nil
+}
+
+// ApplyError is an event a projection could not apply.
+type ApplyError struct {
+	Projection string
+	Event      eventstore.Event
+	Err        error
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("projection %s: event %s (%s, position %d): %v", e.Projection, e.Event.ID, e.Event.Type, e.Event.Position, e.Err)
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
