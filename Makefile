@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http seed clean
+.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -23,7 +23,7 @@ build:
 	$(GO) build -o bin/crm ./cmd/crm
 
 ## bench: every benchmark whose figures the issues report
-bench: bench-store bench-commands bench-http
+bench: bench-store bench-commands bench-http bench-seed
 
 bench-store:
 	@.ci/ensure-postgres
@@ -34,6 +34,11 @@ bench-commands:
 
 bench-http:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./cmd/crm/...
+
+## bench-seed: `crm seed` speed into a fresh SQLite store (SEED_CONTACTS=100000 writes ~1M events)
+SEED_CONTACTS ?= 20000
+bench-seed: build
+	@dir=$$(mktemp -d) && CRM_DATA_DIR=$$dir bin/crm seed --contacts $(SEED_CONTACTS) --quiet; status=$$?; rm -rf $$dir; exit $$status
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:
