@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 )
@@ -230,7 +231,8 @@ func validateDetails(name, email, phone, company, title, segment *string) error 
 }
 
 func validateField(field, v string) error {
-	if len(v) > 500 {
+	// Characters, not bytes: a 200-character Japanese name is 600 bytes of UTF-8.
+	if utf8.RuneCountInString(v) > 500 {
 		return domain.Invalid(field, "is longer than 500 characters")
 	}
 	switch field {
@@ -245,7 +247,7 @@ func validateField(field, v string) error {
 			}
 		}
 	case "phone":
-		if v != "" && strings.Trim(v, "+0123456789 -().") != "" {
+		if v != "" && (strings.Trim(v, "+0123456789 -().") != "" || !strings.ContainsAny(v, "0123456789")) {
 			return domain.Invalid(field, "%q is not a phone number", v)
 		}
 	}
@@ -278,7 +280,7 @@ func (c *Contact) RecordTouchpoint(touchpointID, kind, note string) ([]domain.Ev
 	if err != nil {
 		return nil, err
 	}
-	if len(note) > 10000 {
+	if utf8.RuneCountInString(note) > 10000 {
 		return nil, domain.Invalid("note", "is longer than 10000 characters")
 	}
 	return []domain.Event{&TouchpointRecorded{ContactID: c.ID, TouchpointID: touchpointID, Kind: k, Note: note, Phase: c.Phase}}, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 )
@@ -97,7 +98,7 @@ func (d *Deal) Open(cmd Open) ([]domain.Event, error) {
 	if title == "" {
 		return nil, domain.Invalid("title", "is required")
 	}
-	if len(title) > 500 {
+	if utf8.RuneCountInString(title) > 500 {
 		return nil, domain.Invalid("title", "is longer than 500 characters")
 	}
 	amount, err := domain.NewMoney("amount", cmd.Amount, cmd.Currency)
@@ -172,7 +173,7 @@ func (d *Deal) Lose(reason, note string) ([]domain.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(note) > 10000 {
+	if utf8.RuneCountInString(note) > 10000 {
 		return nil, domain.Invalid("note", "is longer than 10000 characters")
 	}
 	if !d.IsOpen() {

@@ -1,0 +1,230 @@
+package catalog_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/catalog"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+)
+
+// update rewrites the golden files from the samples. Review the diff before committing: a
+// changed golden file means stored events would no longer decode as they did.
+var update = flag.Bool("update", false, "rewrite testdata/<event type>.json from the samples")
+
+func ptr[T any](v T) *T { return &v }
+
+// samples holds one filled-in value of every registered event type, every field set, so a
+// renamed or retyped field changes the golden JSON.
+func samples() []domain.Event {
+	return []domain.Event{
+		&contact.Created{
+			ContactID: "c-0001", Name: "田中 愛子", Email: "aiko@tanaka.example", Phone: "+81 3-1234-5678",
+			Company: "Tanaka Shoji", Title: "Head of Purchasing", Channel: contact.ChannelExhibition, Owner: "alice", Segment: "smb",
+		},
+		&contact.DetailsChanged{
+			ContactID: "c-0001", Name: ptr("Aiko Tanaka"), Email: ptr("a.tanaka@tanaka.example"), Phone: ptr("03-1234-0000"),
+			Company: ptr("Tanaka Holdings"), Title: ptr("CFO"), Segment: ptr("enterprise"),
+		},
+		&contact.OwnerChanged{ContactID: "c-0001", From: "alice", To: "bob"},
+		&contact.PhaseChanged{ContactID: "c-0001", From: contact.Discovery, To: contact.Lead, Rule: contact.RuleBackward, Reason: "the buyer left the company"},
+		&contact.TouchpointRecorded{ContactID: "c-0001", TouchpointID: "tp-0001", Kind: contact.KindMeeting, Note: "demo of the reporting module", Phase: contact.Proposal},
+		&contact.PurchaseRecorded{ContactID: "c-0001", PurchaseID: "p-0001", Amount: domain.Money{Amount: 1_200_000, Currency: "JPY"}, Product: "CRM Suite", Plan: "pro-annual"},
+		&contact.SurveyRecorded{ContactID: "c-0001", SurveyID: "s-0001", NPS: 9, Comment: "great onboarding"},
+		&contact.UsageReported{ContactID: "c-0001", PercentOfLimit: 85},
+		&contact.TaskScheduled{ContactID: "c-0001", TaskID: "t-0001", Title: "Propose the upgrade", Due: "2025-04-15", Assignee: "carol"},
+		&contact.TaskCompleted{ContactID: "c-0001", TaskID: "t-0001"},
+		&contact.OptedOut{ContactID: "c-0001", Channel: contact.ConsentPostal},
+		&deal.Opened{
+			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
+			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,
+		},
+		&deal.StageChanged{DealID: "d-0001", From: deal.StageProposal, To: deal.StageNegotiation},
+		&deal.Won{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageNegotiation, Amount: domain.Money{Amount: 2_750_000, Currency: "JPY"}, ClosedAt: "2025-06-27"},
+		&deal.Lost{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageProposal, Reason: deal.ReasonCompetitor, Note: "chose a cheaper vendor", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"}},
+		&deal.Reopened{DealID: "d-0001", From: deal.StageLost, To: deal.StageProposal},
+	}
+}
+
+func goldenPath(eventType string) string { return filepath.Join("testdata", eventType+".json") }
+
+// TestGolden freezes the JSON of every event type: compact JSON and a trailing newline.
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	registry := catalog.Registry()
+	for _, sample := range samples() {
+		name := sample.EventType()
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			data, err := domain.Encode(sample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := append(data, '\n')
+			path := goldenPath(name)
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			golden, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./domain/catalog -update to create it)", err)
+			}
+			if !bytes.Equal(got, golden) {
+				t.Errorf("JSON of %s changed; stored events would decode differently.\ngot    %s\ngolden %s\n(if intended, add a new event version, or run with -update and review the diff)", name, got, golden)
+			}
+
+			decoded, err := registry.Decode(name, bytes.TrimSuffix(golden, []byte("\n")))
+			if err != nil {
+				t.Fatalf("decode golden: %v", err)
+			}
+			if !reflect.DeepEqual(decoded, sample) {
+				t.Errorf("golden JSON decodes to %#v; want %#v", decoded, sample)
+			}
+			again, err := domain.Encode(decoded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(append(again, '\n'), golden) {
+				t.Errorf("decode then encode gives %s; want %s", again, golden)
+			}
+		})
+	}
+}
+
+// TestEveryTypeHasASampleAndGoldenFile makes a new event type without a golden file fail, and a
+// golden file of an event type no longer registered too.
+func TestEveryTypeHasASampleAndGoldenFile(t *testing.T) {
+	if *update {
+		t.Skip("golden files are being rewritten by TestGolden, in parallel")
+	}
+	t.Parallel()
+	names := catalog.Registry().Names()
+	var sampled []string
+	for _, s := range samples() {
+		sampled = append(sampled, s.EventType())
+	}
+	slices.Sort(sampled)
+	if !slices.Equal(sampled, names) {
+		t.Errorf("samples cover %v;\nregistry has %v", sampled, names)
+	}
+	for _, name := range names {
+		if _, err := os.Stat(goldenPath(name)); err != nil {
+			t.Errorf("no golden file for %s: %v", name, err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if !slices.Contains(names, name) {
+			t.Errorf("golden file %s is of no registered event type", f)
+		}
+	}
+}
+
+// TestSamplesAreFilledIn checks that every field of every sample is set, so the golden files
+// freeze every field name.
+func TestSamplesAreFilledIn(t *testing.T) {
+	t.Parallel()
+	for _, s := range samples() {
+		for _, field := range zeroFields(reflect.ValueOf(s).Elem(), "") {
+			t.Errorf("sample %s: field %s is not set", s.EventType(), field)
+		}
+	}
+}
+
+func zeroFields(v reflect.Value, prefix string) []string {
+	var zero []string
+	for i := range v.NumField() {
+		f, name := v.Field(i), prefix+v.Type().Field(i).Name
+		switch {
+		case f.IsZero():
+			zero = append(zero, name)
+		case f.Kind() == reflect.Pointer && f.Elem().Kind() == reflect.Struct:
+			zero = append(zero, zeroFields(f.Elem(), name+".")...)
+		case f.Kind() == reflect.Struct:
+			zero = append(zero, zeroFields(f, name+".")...)
+		}
+	}
+	return zero
+}
+
+var eventName = regexp.MustCompile(`^[a-z]+\.[a-z_]+\.v[0-9]+$`)
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	names := catalog.Registry().Names()
+	if len(names) == 0 {
+		t.Fatal("no event types registered")
+	}
+	if !slices.IsSorted(names) {
+		t.Errorf("Names() is not sorted: %v", names)
+	}
+	for _, name := range names {
+		if !eventName.MatchString(name) {
+			t.Errorf("event type %q does not match %s", name, eventName)
+		}
+		stream, _, _ := strings.Cut(name, ".")
+		if stream != "contact" && stream != "deal" {
+			t.Errorf("event type %q is not of a contact or deal stream", name)
+		}
+	}
+}
+
+func TestNewAndDecode(t *testing.T) {
+	t.Parallel()
+	registry := catalog.Registry()
+	tests := []struct {
+		name      string
+		eventType string
+		data      string
+		wantErr   string
+	}{
+		{name: "unknown type", eventType: "contact.deleted.v1", data: `{}`, wantErr: `unknown event type "contact.deleted.v1"`},
+		{name: "known name, unknown version", eventType: "contact.created.v2", data: `{}`, wantErr: `unknown event type "contact.created.v2"`},
+		{name: "empty type", eventType: "", data: `{}`, wantErr: `unknown event type ""`},
+		{name: "malformed JSON", eventType: contact.TypeCreated, data: `{"contact_id":`, wantErr: "decode contact.created.v1: "},
+		{name: "field of the wrong type", eventType: contact.TypeSurveyRecorded, data: `{"nps":"nine"}`, wantErr: "decode contact.survey_recorded.v1: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := registry.Decode(tc.eventType, []byte(tc.data))
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Decode = %v, %v; want an error containing %q", e, err, tc.wantErr)
+			}
+			if e != nil {
+				t.Errorf("Decode returned %v along with an error", e)
+			}
+		})
+	}
+	t.Run("New returns a fresh zero value of the registered type", func(t *testing.T) {
+		t.Parallel()
+		for _, s := range samples() {
+			a, err := registry.New(s.EventType())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := registry.New(s.EventType())
+			if reflect.TypeOf(a) != reflect.TypeOf(s) || !reflect.ValueOf(a).Elem().IsZero() {
+				t.Errorf("New(%s) = %#v; want a zero %T", s.EventType(), a, s)
+			}
+			if a == b {
+				t.Errorf("New(%s) returned the same pointer twice", s.EventType())
+			}
+		}
+	})
+}
