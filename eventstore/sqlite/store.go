@@ -1,0 +1,249 @@
+// Package sqlite is the embedded event store: one SQLite file in WAL mode with synchronous=FULL,
+// written through the pure Go driver modernc.org/sqlite, so the product runs with zero setup.
+//
+// A single writer goroutine owns the only write connection and commits appends in groups:
+// every Append is checked and answered on its own, but all appends waiting while the previous
+// commit flushed share the next transaction and its one fsync. Reads use a separate pool of
+// connections, which WAL lets run next to the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Default option values.
+const (
+	DefaultMaxBatch     = 512
+	DefaultReadConns    = 4
+	DefaultPollInterval = time.Second
+	DefaultBusyTimeout  = 10 * time.Second
+)
+
+type options struct {
+	maxBatch     int
+	readConns    int
+	pollInterval time.Duration
+	busyTimeout  time.Duration
+	now          func() time.Time
+}
+
+func (o options) validate() error {
+	var errs []error
+	if o.maxBatch < 1 {
+		errs = append(errs, fmt.Errorf("max batch %d: want at least 1", o.maxBatch))
+	}
+	if o.readConns < 1 {
+		errs = append(errs, fmt.Errorf("read connections %d: want at least 1", o.readConns))
+	}
+	if o.pollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("poll interval %v: want more than 0", o.pollInterval))
+	}
+	if o.busyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("busy timeout %v: want at least 0", o.busyTimeout))
+	}
+	if o.now == nil {
+		errs = append(errs, errors.New("no clock"))
+	}
+	return errors.Join(errs...)
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithMaxBatch caps how many appends share one transaction (default DefaultMaxBatch).
+// 1 turns group commit off: one transaction, and one fsync, per append.
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithReadConns sets the size of the read connection pool (default DefaultReadConns).
+func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
+
+// WithPollInterval sets how often subscriptions look for events that another process wrote
+// to the same file (default DefaultPollInterval). Appends through this Store wake them at once.
+func WithPollInterval(d time.Duration) Option { return func(o *options) { o.pollInterval = d } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by another process
+// (default DefaultBusyTimeout).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// WithClock sets the clock that stamps RecordedAt (and OccurredAt when an event has none).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Store is an eventstore.Store and eventstore.Checkpoints in one SQLite file.
+type Store struct {
+	opts     options
+	read     *sql.DB
+	readStmt readStatements
+	writeDB  *sql.DB
+	w        *writer
+	notifier *eventstore.Notifier
+	subs     eventstore.SubscriptionSet
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ eventstore.Store       = (*Store)(nil)
+	_ eventstore.Checkpoints = (*Store)(nil)
+)
+
+// Open opens (creating it if needed) the event store in the SQLite file at path and brings its
+// schema up to date. The path must name a file: an in-memory database cannot be shared by the
+// writer and the readers.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{
+		maxBatch:     DefaultMaxBatch,
+		readConns:    DefaultReadConns,
+		pollInterval: DefaultPollInterval,
+		busyTimeout:  DefaultBusyTimeout,
+		now:          time.Now,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open %q: want the path of a file", path)
+	}
+	s := &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
+	if err := s.open(ctx, path); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) open(ctx context.Context, path string) error {
+	var err error
+	// The write pool holds exactly one connection, owned by the writer goroutine.
+	s.writeDB, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, false))
+	if err != nil {
+		return err
+	}
+	s.writeDB.SetMaxOpenConns(1)
+	conn, err := s.writeDB.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		conn.Close()
+		return fmt.Errorf("journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") { // readers next to the writer need WAL
+		conn.Close()
+		return fmt.Errorf("journal mode is %s, not wal", mode)
+	}
+	if err := migrate(ctx, conn); err != nil {
+		conn.Close()
+		return err
+	}
+	s.w, err = newWriter(ctx, conn, s.opts, s.notifier.Notify)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+
+	s.read, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, true))
+	if err != nil {
+		return err
+	}
+	s.read.SetMaxOpenConns(s.opts.readConns)
+	s.read.SetMaxIdleConns(s.opts.readConns)
+	if err := s.readStmt.prepare(ctx, s.read); err != nil {
+		return err
+	}
+	go s.w.run()
+	return nil
+}
+
+// dsn is the modernc.org/sqlite data source name of path with the connection settings.
+func dsn(path string, busyTimeout time.Duration, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	// FULL: an acknowledged append survives a power cut, not only a crash of the process.
+	q.Add("_pragma", "synchronous(FULL)")
+	if readOnly {
+		// Readers must never take the write lock away from the group committer.
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+	}
+	return path + "?" + q.Encode()
+}
+
+// DB returns the pool of read connections, for read-model queries on the same file. Its
+// connections are query-only: every write goes through the Store's single writer.
+func (s *Store) DB() *sql.DB { return s.read }
+
+// Stats counts the work of the writer since Open.
+type Stats struct {
+	Commits  int64 // transactions committed
+	Requests int64 // appends and checkpoint saves executed in them, successful or not
+	Events   int64 // events written
+}
+
+// Stats returns what the writer has done so far. Requests/Commits is the mean group size.
+func (s *Store) Stats() Stats { return s.w.stats() }
+
+// Close ends the subscriptions (with eventstore.ErrClosed), lets the writer finish the appends
+// it has accepted, and closes the database. Appends after Close return eventstore.ErrClosed.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.subs.CloseAll()
+		s.w.shutdown()
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.close())
+	}
+	errs = append(errs, s.readStmt.close())
+	if s.read != nil {
+		errs = append(errs, s.read.Close())
+	}
+	if s.writeDB != nil {
+		errs = append(errs, s.writeDB.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// closedErr turns the error of a read that raced with Close into eventstore.ErrClosed.
+func (s *Store) closedErr(err error) error {
+	if s.isClosed() {
+		return eventstore.ErrClosed
+	}
+	return err
+}
