@@ -1,0 +1,87 @@
+package board_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
+func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
+	var params board.Params
+	if err := json.Unmarshal(raw, &params); err != nil {
+		return nil, err
+	}
+	return board.Query(ctx, db, t, params)
+}
+
+func TestGolden(t *testing.T) {
+	projectiontest.RunGolden(t, "testdata", board.Projection{}, answer, *update)
+}
+
+func TestApplyModes(t *testing.T) {
+	projectiontest.RunApplyModes(t, "testdata", board.Projection{})
+}
+
+func TestQueryRejectsBadParams(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	otherStage := mustCursor(t, "needs_analysis")
+	tests := []struct {
+		name   string
+		params board.Params
+		field  string
+	}{
+		{"no as_of", board.Params{}, "as_of"},
+		{"unknown stage", board.Params{AsOf: asOf, Stage: "closing"}, "stage"},
+		{"closed stage", board.Params{AsOf: asOf, Stage: "won"}, "stage"},
+		{"negative limit", board.Params{AsOf: asOf, Limit: -1}, "limit"},
+		{"limit too large", board.Params{AsOf: asOf, Limit: board.MaxLimit + 1}, "limit"},
+		{"cursor not base64", board.Params{AsOf: asOf, Cursor: "!!"}, "cursor"},
+		{"cursor not json", board.Params{AsOf: asOf, Cursor: "bm9wZQ"}, "cursor"},
+		{"cursor of another stage", board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, "cursor"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(board.Projection{}, "")
+		projectiontest.MustApply(t, db, board.Projection{}, tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := board.Query(context.Background(), db, tables, tt.params)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+	})
+}
+
+// mustCursor takes a real cursor of stage from a board with two open deals in it.
+func mustCursor(t *testing.T, stage string) string {
+	t.Helper()
+	db := projectiontest.SQLite(t)
+	tables := projections.TablesFor(board.Projection{}, "")
+	history := `
+2024-01-01T00:00:00Z deal-x deal.opened.v1 {"deal_id":"x","contact_id":"c","title":"X","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
+2024-01-01T00:00:00Z deal-y deal.opened.v1 {"deal_id":"y","contact_id":"c","title":"Y","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
+2024-01-02T00:00:00Z deal-x deal.stage_changed.v1 {"deal_id":"x","from":"qualification","to":"` + stage + `"}
+2024-01-02T00:00:00Z deal-y deal.stage_changed.v1 {"deal_id":"y","from":"qualification","to":"` + stage + `"}
+`
+	projectiontest.MustApply(t, db, board.Projection{}, tables, projectiontest.MustParseHistory(t, history))
+	a, err := board.Query(context.Background(), db, tables, board.Params{AsOf: time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC), Stage: stage, Limit: 1})
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	if len(a.Stages) != 1 || a.Stages[0].NextCursor == "" {
+		t.Fatalf("no cursor in %+v", a)
+	}
+	return a.Stages[0].NextCursor
+}

@@ -1,0 +1,358 @@
+package board
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Page sizes of the cards of a stage.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// Params is the question asked of the board.
+type Params struct {
+	// AsOf is the business time of the question (required): only events that occurred at or
+	// before it count, and days in stage are counted up to it.
+	AsOf time.Time `json:"as_of"`
+	// Owner, when set, keeps only the deals of this sales rep (cards, counts, totals, velocity).
+	Owner string `json:"owner,omitempty"`
+	// Stage, when set, answers for this open stage only.
+	Stage string `json:"stage,omitempty"`
+	// Limit is the number of cards per stage: DefaultLimit when 0, at most MaxLimit.
+	Limit int `json:"limit,omitempty"`
+	// Cursor, from a stage's next_cursor, asks for the next page of that stage's cards (the
+	// answer then holds that stage only). The other parameters must be the same as for the
+	// page that gave the cursor.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// Answer is the board: the open stages in pipeline order and their velocity.
+type Answer struct {
+	AsOf     time.Time  `json:"as_of"`
+	Owner    string     `json:"owner,omitempty"`
+	Stages   []Column   `json:"stages"`
+	Velocity []Velocity `json:"velocity"`
+}
+
+// Column is one open stage of the board as of the answer's time.
+type Column struct {
+	Stage deal.Stage `json:"stage"`
+	// Probability is the stage's win probability in percent, the weight of its amounts.
+	Probability int `json:"probability"`
+	// Count is the number of open deals in the stage (all pages).
+	Count int `json:"count"`
+	// Totals are the sums of the open deals' amounts per currency (all pages), by currency code.
+	Totals []Total `json:"totals"`
+	// Cards are one page of the open deals, ordered by the time they entered the stage (the
+	// longest in the stage first), then by deal id.
+	Cards []Card `json:"cards"`
+	// NextCursor asks for the next page; empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Total is a stage's sum of amounts in one currency, in minor units.
+type Total struct {
+	Currency string `json:"currency"`
+	Amount   int64  `json:"amount"`
+	// WeightedAmount is the sum over the deals of their weighted amounts (see Card).
+	WeightedAmount int64 `json:"weighted_amount"`
+}
+
+// Card is an open deal on the board.
+type Card struct {
+	DealID      string       `json:"deal_id"`
+	Title       string       `json:"title"`
+	ContactID   string       `json:"contact_id"`
+	ContactName string       `json:"contact_name"`
+	Owner       string       `json:"owner"`
+	Amount      domain.Money `json:"amount"`
+	// WeightedAmount is amount x stage probability / 100 in minor units, rounded half up:
+	// (amount*probability + 50) / 100 in integer arithmetic.
+	WeightedAmount int64       `json:"weighted_amount"`
+	ExpectedClose  domain.Date `json:"expected_close,omitempty"`
+	StageEnteredAt time.Time   `json:"stage_entered_at"`
+	// DaysInStage is the number of whole days (24 h, rounded down) from StageEnteredAt to as_of.
+	DaysInStage int64 `json:"days_in_stage"`
+}
+
+// Velocity is how long deals stay in a stage.
+type Velocity struct {
+	Stage deal.Stage `json:"stage"`
+	// ClosedIntervals counts the stays in the stage that ended at or before as_of: by a move
+	// to another stage, a win or a loss. Each stay counts: a deal that comes back to the stage
+	// (backward move, reopening) and leaves it again has two.
+	ClosedIntervals int `json:"closed_intervals"`
+	// MedianDays is the median length of those stays in days, rounded half up to 2 decimals
+	// (the mean of the two middle ones for an even count); null when there is none. Stays
+	// still open at as_of never count. A stay is measured from the business time of the event
+	// that entered the stage to that of the event that left it (a stay whose end lies before
+	// its start, only possible with back-dated events, counts as 0).
+	MedianDays *float64 `json:"median_days"`
+}
+
+// cursor is the position after the last card of a page.
+type cursor struct {
+	Stage     deal.Stage `json:"s"`
+	EnteredAt int64      `json:"e"`
+	DealID    string     `json:"d"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || !c.Stage.IsOpen() || c.DealID == "" {
+		return cursor{}, domain.Invalid("cursor", "is not a cursor of the board")
+	}
+	return c, nil
+}
+
+// Query answers the board from the tables of set t. Invalid parameters return a domain error
+// with code invalid naming the parameter.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	if params.AsOf.IsZero() {
+		return Answer{}, domain.Invalid("as_of", "is required")
+	}
+	limit := params.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return Answer{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	}
+	stages := deal.OpenStages()
+	if params.Stage != "" {
+		s, err := deal.ParseOpenStage("stage", params.Stage)
+		if err != nil {
+			return Answer{}, err
+		}
+		stages = []deal.Stage{s}
+	}
+	var after *cursor
+	if params.Cursor != "" {
+		c, err := decodeCursor(params.Cursor)
+		if err != nil {
+			return Answer{}, err
+		}
+		if params.Stage != "" && deal.Stage(params.Stage) != c.Stage {
+			return Answer{}, domain.Invalid("cursor", "belongs to stage %s, not %s", c.Stage, params.Stage)
+		}
+		stages, after = []deal.Stage{c.Stage}, &c
+	}
+
+	asOf := params.AsOf.UTC()
+	q := query{db: db, t: t, asOf: asOf.UnixMicro(), owner: params.Owner}
+	answer := Answer{AsOf: asOf, Owner: params.Owner, Stages: []Column{}, Velocity: []Velocity{}}
+	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+		q.tx = tx
+		for _, s := range stages {
+			col, err := q.column(ctx, s, limit, after)
+			if err != nil {
+				return err
+			}
+			answer.Stages = append(answer.Stages, col)
+		}
+		for _, s := range stages {
+			v, err := q.velocity(ctx, s)
+			if err != nil {
+				return err
+			}
+			answer.Velocity = append(answer.Velocity, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	return answer, nil
+}
+
+// query runs the statements of one answer in one read transaction.
+type query struct {
+	db    *projections.DB
+	tx    *sql.Tx
+	t     projections.Tables
+	asOf  int64
+	owner string
+}
+
+func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
+	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
+}
+
+// openIn selects the intervals of stage that contain as_of, joined with their deal (i, d) and,
+// with contacts, the deal's contact (c); the owner filter applies.
+func (q *query) openIn(stage deal.Stage, contacts bool) (string, []any) {
+	where := ` FROM ` + q.t.Name(tableIntervals) + ` i JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
+	if contacts {
+		where += ` LEFT JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = d.contact_id`
+	}
+	where += ` WHERE i.stage = ? AND i.entered_at <= ? AND (i.left_at IS NULL OR i.left_at > ?)`
+	args := []any{string(stage), q.asOf, q.asOf}
+	if q.owner != "" {
+		where += ` AND d.owner = ?`
+		args = append(args, q.owner)
+	}
+	return where, args
+}
+
+func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *cursor) (Column, error) {
+	prob := int64(stage.Probability())
+	col := Column{Stage: stage, Probability: stage.Probability(), Totals: []Total{}, Cards: []Card{}}
+	from, args := q.openIn(stage, false)
+
+	rows, err := q.rows(ctx, `SELECT i.currency, COUNT(*), CAST(SUM(i.amount) AS BIGINT),
+		CAST(SUM((i.amount * ? + 50) / 100) AS BIGINT)`+from+` GROUP BY i.currency ORDER BY i.currency`,
+		append([]any{prob}, args...)...)
+	if err != nil {
+		return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
+	}
+	for rows.Next() {
+		var (
+			tot   Total
+			count int
+		)
+		if err := rows.Scan(&tot.Currency, &count, &tot.Amount, &tot.WeightedAmount); err != nil {
+			rows.Close()
+			return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
+		}
+		col.Count += count
+		col.Totals = append(col.Totals, tot)
+	}
+	if err := closeRows(rows); err != nil {
+		return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
+	}
+
+	from, args = q.openIn(stage, true)
+	page := `SELECT i.deal_id, d.title, d.contact_id, COALESCE(c.name, ''), d.owner, i.amount, i.currency,
+		d.expected_close, i.entered_at` + from
+	if after != nil {
+		page += ` AND (i.entered_at > ? OR (i.entered_at = ? AND i.deal_id > ?))`
+		args = append(args, after.EnteredAt, after.EnteredAt, after.DealID)
+	}
+	page += ` ORDER BY i.entered_at, i.deal_id LIMIT ?`
+	args = append(args, limit+1)
+	rows, err = q.rows(ctx, page, args...)
+	if err != nil {
+		return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
+	}
+	for rows.Next() {
+		var (
+			c         Card
+			enteredAt int64
+			closeDate string
+		)
+		if err := rows.Scan(&c.DealID, &c.Title, &c.ContactID, &c.ContactName, &c.Owner, &c.Amount.Amount,
+			&c.Amount.Currency, &closeDate, &enteredAt); err != nil {
+			rows.Close()
+			return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
+		}
+		c.WeightedAmount = (c.Amount.Amount*prob + 50) / 100
+		c.ExpectedClose = domain.Date(closeDate)
+		c.StageEnteredAt = time.UnixMicro(enteredAt).UTC()
+		c.DaysInStage = (q.asOf - enteredAt) / microsPerDay
+		col.Cards = append(col.Cards, c)
+	}
+	if err := closeRows(rows); err != nil {
+		return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
+	}
+	if len(col.Cards) > limit {
+		col.Cards = col.Cards[:limit]
+		last := col.Cards[limit-1]
+		col.NextCursor = cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID}.encode()
+	}
+	return col, nil
+}
+
+func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
+	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i JOIN ` + q.t.Name(tableDeals) + ` d
+		ON d.deal_id = i.deal_id WHERE i.stage = ? AND i.left_at IS NOT NULL AND i.left_at <= ?`
+	args := []any{string(stage), q.asOf}
+	if q.owner != "" {
+		stmt += ` AND d.owner = ?`
+		args = append(args, q.owner)
+	}
+	rows, err := q.rows(ctx, stmt, args...)
+	if err != nil {
+		return Velocity{}, fmt.Errorf("velocity of %s: %w", stage, err)
+	}
+	var durations []int64
+	for rows.Next() {
+		var d int64
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return Velocity{}, fmt.Errorf("velocity of %s: %w", stage, err)
+		}
+		durations = append(durations, d)
+	}
+	if err := closeRows(rows); err != nil {
+		return Velocity{}, fmt.Errorf("velocity of %s: %w", stage, err)
+	}
+	return Velocity{Stage: stage, ClosedIntervals: len(durations), MedianDays: medianDays(durations)}, nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
+	}
+	return rows.Close()
+}
+
+// readOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
+func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == projections.Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.SQL.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
+
+const microsPerDay = int64(24 * time.Hour / time.Microsecond)
+
+// medianDays is the median of durations in microseconds, in days rounded half up to 2
+// decimals; for an even count, the mean of the two middle values. nil when there is none.
+func medianDays(durations []int64) *float64 {
+	n := len(durations)
+	if n == 0 {
+		return nil
+	}
+	sorted := make([]int64, n)
+	for i, d := range durations {
+		sorted[i] = max(d, 0) // a stay can only look negative if business times went backwards
+	}
+	slices.Sort(sorted)
+	// twice the median, so that the mean of two middle values stays an integer
+	twice := 2 * sorted[n/2]
+	if n%2 == 0 {
+		twice = sorted[n/2-1] + sorted[n/2]
+	}
+	// hundredths of a day, half up: twice*100 / (2*microsPerDay), rounded
+	hundredths := (twice*100 + microsPerDay) / (2 * microsPerDay)
+	days := float64(hundredths) / 100
+	return &days
+}

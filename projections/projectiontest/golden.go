@@ -1,0 +1,199 @@
+package projectiontest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// A case is one directory under a testdata folder:
+//
+//	<case>/events.txt            the history (see ParseHistory); hand computations as # comments
+//	<case>/<query>.params.json   the parameters of one query, written by hand
+//	<case>/<query>.golden.json   its expected answer, checked by hand against the definitions
+const (
+	historyFile  = "events.txt"
+	paramsSuffix = ".params.json"
+	goldenSuffix = ".golden.json"
+)
+
+// Case is a history with the queries asked of it.
+type Case struct {
+	Name    string
+	Dir     string
+	Events  []eventstore.Event
+	Queries []string // names of the queries, sorted
+}
+
+// Cases reads every case under dir.
+func Cases(t testing.TB, dir string) []Case {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read cases: %v", err)
+	}
+	var cases []Case
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		caseDir := filepath.Join(dir, e.Name())
+		files, err := os.ReadDir(caseDir)
+		if err != nil {
+			t.Fatalf("read case %s: %v", e.Name(), err)
+		}
+		c := Case{Name: e.Name(), Dir: caseDir, Events: ReadHistory(t, filepath.Join(caseDir, historyFile))}
+		for _, f := range files {
+			if name, ok := strings.CutSuffix(f.Name(), paramsSuffix); ok {
+				c.Queries = append(c.Queries, name)
+			}
+		}
+		slices.Sort(c.Queries)
+		cases = append(cases, c)
+	}
+	if len(cases) == 0 {
+		t.Fatalf("no case under %s", dir)
+	}
+	return cases
+}
+
+// AnswerFunc answers the query named query with the parameters params (the JSON of the
+// query's params file) from the tables of a read model.
+type AnswerFunc func(ctx context.Context, db *projections.DB, t projections.Tables, query string, params []byte) (any, error)
+
+// RunGolden applies the history of every case under dir to a fresh database of each dialect,
+// in one batch through DB.Apply, asks each query and compares the answer, as indented JSON,
+// with the golden file. With update, the golden files are rewritten from SQLite's answers
+// (then checked against PostgreSQL's): review the diff by hand before committing.
+func RunGolden(t *testing.T, dir string, p projections.Projection, answer AnswerFunc, update bool) {
+	t.Helper()
+	for _, c := range Cases(t, dir) {
+		t.Run(c.Name, func(t *testing.T) {
+			forEachDialect(t, !update, func(t *testing.T, db *projections.DB) {
+				ctx := context.Background()
+				tables := projections.TablesFor(p, "")
+				MustApply(t, db, p, tables, c.Events)
+				for _, q := range c.Queries {
+					params, err := os.ReadFile(filepath.Join(c.Dir, q+paramsSuffix))
+					if err != nil {
+						t.Fatalf("params of %s: %v", q, err)
+					}
+					got, err := answer(ctx, db, tables, q, params)
+					if err != nil {
+						t.Errorf("query %s: %v", q, err)
+						continue
+					}
+					CompareGolden(t, filepath.Join(c.Dir, q+goldenSuffix), got, update && db.Dialect == projections.SQLite)
+				}
+			})
+		})
+	}
+}
+
+// CompareGolden compares v, as indented JSON, with the file at path; with update it writes the
+// file instead.
+func CompareGolden(t testing.TB, path string, v any, update bool) {
+	t.Helper()
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatalf("encode answer: %v", err)
+	}
+	got = append(got, '\n')
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatalf("update golden: %v", err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("golden (run the test with -update to write it, then check it by hand): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("answer differs from %s\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// MustApply creates the tables of set t and applies events to it in one batch.
+func MustApply(t testing.TB, db *projections.DB, p projections.Projection, tables projections.Tables, events []eventstore.Event) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.EnsureSchema(ctx, p, tables); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	if _, err := db.Apply(ctx, p, tables, events); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+}
+
+// RunApplyModes checks, for the history of every case under dir and on both dialects, that
+// the read model does not depend on how the events are delivered: applying the whole history
+// again (redelivery) changes nothing, and applying it one event at a time, each event
+// delivered twice and in overlapping batches, gives the same tables, row for row, as one batch.
+func RunApplyModes(t *testing.T, dir string, p projections.Projection) {
+	t.Helper()
+	for _, c := range Cases(t, dir) {
+		t.Run(c.Name, func(t *testing.T) {
+			ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+				ctx := context.Background()
+				// Sets named so that neither prefix is a prefix of the other.
+				batch := projections.TablesFor(p, "batch")
+				MustApply(t, db, p, batch, c.Events)
+				want := Dump(t, db, batch)
+				last := int64(0)
+				if n := len(c.Events); n > 0 {
+					last = c.Events[n-1].Position
+				}
+
+				checkpoint, err := db.Apply(ctx, p, batch, c.Events)
+				if err != nil {
+					t.Fatalf("redeliver the history: %v", err)
+				}
+				if checkpoint != last {
+					t.Errorf("checkpoint after redelivery = %d, want %d", checkpoint, last)
+				}
+				if got := Dump(t, db, batch); !reflect.DeepEqual(got, want) {
+					t.Errorf("redelivery changed the tables\n--- after\n%v\n--- before\n%v", got, want)
+				}
+
+				single := projections.TablesFor(p, "single")
+				MustApply(t, db, p, single, nil)
+				for i, e := range c.Events {
+					for range 2 {
+						if _, err := db.Apply(ctx, p, single, []eventstore.Event{e}); err != nil {
+							t.Fatalf("apply event %d alone: %v", e.Position, err)
+						}
+					}
+					// A batch overlapping what was applied already.
+					if _, err := db.Apply(ctx, p, single, c.Events[i/2:i+1]); err != nil {
+						t.Fatalf("apply events %d..%d: %v", i/2+1, i+1, err)
+					}
+				}
+				if got := Dump(t, db, single); !reflect.DeepEqual(got, want) {
+					t.Errorf("one by one differs from one batch\n--- one by one\n%v\n--- batch\n%v", got, want)
+				}
+			})
+		})
+	}
+}
+
+// forEachDialect is ForEachDialect, sequential (SQLite first) when parallel is false.
+func forEachDialect(t *testing.T, parallel bool, test func(t *testing.T, db *projections.DB)) {
+	t.Helper()
+	if parallel {
+		ForEachDialect(t, test)
+		return
+	}
+	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
+		t.Run(string(d), func(t *testing.T) { test(t, Open(t, d)) })
+	}
+}

@@ -1,0 +1,94 @@
+package projectiontest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// ParseHistory reads a history written by hand: one event per line,
+//
+//	<occurred_at RFC 3339> <stream> <type> <data JSON>
+//
+// for example
+//
+//	2024-01-05T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1","name":"Aiko"}
+//
+// Blank lines and lines starting with # are ignored. Events get global positions 1, 2, 3, ...
+// in file order, stream versions from 1 per stream, IDs "evt-<position>" and a recorded time
+// equal to their occurred time.
+func ParseHistory(r io.Reader) ([]eventstore.Event, error) {
+	var events []eventstore.Event
+	versions := map[string]int64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.SplitN(text, " ", 4)
+		if len(fields) != 4 {
+			return nil, fmt.Errorf("line %d: want <occurred_at> <stream> <type> <data>, got %q", line, text)
+		}
+		at, err := time.Parse(time.RFC3339Nano, fields[0])
+		if err != nil {
+			return nil, fmt.Errorf("line %d: occurred_at: %w", line, err)
+		}
+		data := strings.TrimSpace(fields[3])
+		if !json.Valid([]byte(data)) {
+			return nil, fmt.Errorf("line %d: data is not JSON: %s", line, data)
+		}
+		stream := fields[1]
+		versions[stream]++
+		position := int64(len(events) + 1)
+		events = append(events, eventstore.Event{
+			ID:         fmt.Sprintf("evt-%d", position),
+			Stream:     stream,
+			Version:    versions[stream],
+			Position:   position,
+			Type:       fields[2],
+			Data:       []byte(data),
+			OccurredAt: at.UTC(),
+			RecordedAt: at.UTC(),
+		})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	return events, nil
+}
+
+// ReadHistory parses the history file at path (see ParseHistory).
+func ReadHistory(t testing.TB, path string) []eventstore.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open history: %v", err)
+	}
+	defer f.Close()
+	events, err := ParseHistory(f)
+	if err != nil {
+		t.Fatalf("history %s: %v", path, err)
+	}
+	return events
+}
+
+// MustParseHistory parses a history given as text (see ParseHistory).
+func MustParseHistory(t testing.TB, history string) []eventstore.Event {
+	t.Helper()
+	events, err := ParseHistory(strings.NewReader(history))
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	return events
+}
