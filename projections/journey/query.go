@@ -1,0 +1,372 @@
+package journey
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections"
+)
+
+// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (UTC).
+const CohortLayout = "2006-01"
+
+// Params is the question asked of the journey map of a cohort.
+type Params struct {
+	// Cohort keeps the contacts captured in this month (YYYY-MM, UTC); empty keeps all.
+	Cohort string `json:"cohort,omitempty"`
+	// Channel keeps the contacts of this lead channel.
+	Channel string `json:"channel,omitempty"`
+	// Owner and Segment keep the contacts whose current owner / segment is this one.
+	Owner   string `json:"owner,omitempty"`
+	Segment string `json:"segment,omitempty"`
+	// AsOf, when set, is the business time of the question: only contacts captured, visits
+	// entered, phase changes and touchpoints that occurred at or before it count. Zero means
+	// everything known.
+	AsOf time.Time `json:"as_of,omitzero"`
+	// ByStage adds the map with the phases grouped into the five journey stages.
+	ByStage bool `json:"by_stage,omitempty"`
+}
+
+// Answer is the journey map of a cohort.
+type Answer struct {
+	AsOf    *time.Time `json:"as_of,omitempty"`
+	Cohort  string     `json:"cohort,omitempty"`
+	Channel string     `json:"channel,omitempty"`
+	Owner   string     `json:"owner,omitempty"`
+	Segment string     `json:"segment,omitempty"`
+	// ByPhase has a step per lifecycle phase (lead ... loyal).
+	ByPhase Map `json:"by_phase"`
+	// ByStage has a step per journey stage (awareness ... loyalty), when asked: consecutive
+	// visits of phases of the same stage are one stay in it.
+	ByStage *Map `json:"by_stage,omitempty"`
+}
+
+// Map is the aggregate journey of a cohort over steps (phases or stages).
+type Map struct {
+	Steps         []Step       `json:"steps"`
+	Transitions   []Transition `json:"transitions"`
+	TouchpointMix []Mix        `json:"touchpoint_mix"`
+}
+
+// Step is what happened in one phase (or stage) to the contacts of the cohort.
+type Step struct {
+	Name string `json:"name"`
+	// Entered counts the distinct contacts with at least one stay in the step.
+	Entered int `json:"entered"`
+	// Advanced counts the distinct contacts that, after a stay in the step, entered a later
+	// step of the lifecycle: the next one or beyond (a skip forward). An exit (lost, churned)
+	// or a backward move is not an advance, and a contact that advances from several stays in
+	// the step counts once. Advanced <= Entered; always 0 for the last step (loyal, loyalty).
+	Advanced int `json:"advanced"`
+	// Conversion is Advanced / Entered rounded half up to 4 decimals; null when nobody entered,
+	// and for the last step, which has no next one.
+	Conversion *float64 `json:"conversion"`
+	// ClosedVisits counts the stays in the step that ended (the contact moved on, backwards or
+	// out) at or before as_of; only they are measured.
+	ClosedVisits int `json:"closed_visits"`
+	// MedianDays and P75Days measure the closed stays in days (2 decimals, half up). Median: the
+	// middle one, the mean of the two middle ones for an even count. P75: nearest rank, the
+	// ceil(0.75 n)-th shortest. Null when there is no closed stay.
+	MedianDays *float64 `json:"median_days"`
+	P75Days    *float64 `json:"p75_days"`
+}
+
+// Transition counts the moves from one step to another: phase changes (forward, skips,
+// backward moves, exits to lost or churned, win-backs) that occurred at or before as_of.
+// Grouped by stage, moves inside a stage are not transitions.
+type Transition struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Count int    `json:"count"`
+}
+
+// Mix counts the touchpoints by kind in one step, by the phase recorded on each touchpoint
+// event. Every step is listed; exits (lost, churned) only when they have touchpoints.
+type Mix struct {
+	Name  string      `json:"name"`
+	Total int         `json:"total"`
+	Kinds []KindCount `json:"kinds"`
+}
+
+// KindCount is the number of touchpoints of one kind; by count, largest first, then by kind.
+type KindCount struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+}
+
+// filter is the cohort of a question, as SQL conditions on the contacts table c.
+type filter struct {
+	asOf  int64
+	where string
+	args  []any
+}
+
+func (p Params) filter() (filter, error) {
+	f := filter{asOf: asOfMicros(p.AsOf), where: ` c.created_at <= ?`}
+	f.args = append(f.args, f.asOf)
+	if p.Cohort != "" {
+		if _, err := time.Parse(CohortLayout, p.Cohort); err != nil {
+			return filter{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", p.Cohort)
+		}
+		f.where += ` AND c.cohort = ?`
+		f.args = append(f.args, p.Cohort)
+	}
+	if p.Channel != "" {
+		if _, err := contact.ParseChannel("channel", p.Channel); err != nil {
+			return filter{}, err
+		}
+		f.where += ` AND c.channel = ?`
+		f.args = append(f.args, p.Channel)
+	}
+	if p.Owner != "" {
+		f.where += ` AND c.owner = ?`
+		f.args = append(f.args, p.Owner)
+	}
+	if p.Segment != "" {
+		f.where += ` AND c.segment = ?`
+		f.args = append(f.args, p.Segment)
+	}
+	return f, nil
+}
+
+// argsAnd is the filter's arguments followed by more.
+func (f filter) argsAnd(more ...any) []any {
+	return append(slices.Clip(f.args), more...)
+}
+
+// asOfMicros is the bound of business time: as_of, or no bound when it is zero.
+func asOfMicros(asOf time.Time) int64 {
+	if asOf.IsZero() {
+		return math.MaxInt64
+	}
+	return asOf.UnixMicro()
+}
+
+func asOfPtr(asOf time.Time) *time.Time {
+	if asOf.IsZero() {
+		return nil
+	}
+	t := asOf.UTC()
+	return &t
+}
+
+// Query answers the journey map of a cohort from the tables of set t. Invalid parameters
+// return a domain error with code invalid naming the parameter.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	f, err := params.filter()
+	if err != nil {
+		return Answer{}, err
+	}
+	visits := map[string][]visit{}
+	var mix []mixRow
+	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT v.contact_id, v.phase, v.entered_at, v.left_at
+			FROM `+t.Name(tableVisits)+` v JOIN `+t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+			WHERE`+f.where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`), f.argsAnd(f.asOf)...)
+		if err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id   string
+				v    visit
+				left sql.NullInt64
+			)
+			if err := rows.Scan(&id, &v.phase, &v.entered, &left); err != nil {
+				return fmt.Errorf("visits: %w", err)
+			}
+			v.left, v.closed = left.Int64, left.Valid && left.Int64 <= f.asOf
+			visits[id] = append(visits[id], v)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+
+		rows, err = tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT tp.phase, tp.kind, COUNT(*)
+			FROM `+t.Name(tableTouchpoints)+` tp JOIN `+t.Name(tableContacts)+` c ON c.contact_id = tp.contact_id
+			WHERE`+f.where+` AND tp.occurred_at <= ? GROUP BY tp.phase, tp.kind`), f.argsAnd(f.asOf)...)
+		if err != nil {
+			return fmt.Errorf("touchpoint mix: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r mixRow
+			if err := rows.Scan(&r.phase, &r.kind, &r.count); err != nil {
+				return fmt.Errorf("touchpoint mix: %w", err)
+			}
+			mix = append(mix, r)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("touchpoint mix: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	answer := Answer{AsOf: asOfPtr(params.AsOf), Cohort: params.Cohort, Channel: params.Channel, Owner: params.Owner,
+		Segment: params.Segment, ByPhase: aggregate(visits, mix, byPhase())}
+	if params.ByStage {
+		m := aggregate(visits, mix, byStage())
+		answer.ByStage = &m
+	}
+	return answer, nil
+}
+
+// ContactParams is the question asked of the journey of one contact.
+type ContactParams struct {
+	ContactID string `json:"contact_id"`
+	// AsOf, when set, is the business time of the question: visits entered and touchpoints that
+	// occurred after it are left out, and visits left after it are open.
+	AsOf time.Time `json:"as_of,omitzero"`
+}
+
+// ContactAnswer is the journey of one contact: its phase visits in order.
+type ContactAnswer struct {
+	ContactID string     `json:"contact_id"`
+	AsOf      *time.Time `json:"as_of,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	Cohort    string     `json:"cohort"`
+	Channel   string     `json:"channel"`
+	// Owner and Segment are the current ones.
+	Owner   string `json:"owner"`
+	Segment string `json:"segment,omitempty"`
+	// Phase is the phase of the last visit (as of as_of).
+	Phase  contact.Phase `json:"phase"`
+	Visits []Visit       `json:"visits"`
+}
+
+// Visit is one stay of the contact in a phase (or exit).
+type Visit struct {
+	Seq          int           `json:"seq"`
+	Phase        contact.Phase `json:"phase"`
+	JourneyStage contact.Stage `json:"journey_stage,omitempty"`
+	EnteredAt    time.Time     `json:"entered_at"`
+	// LeftAt, Days (2 decimals, half up), NextPhase, Rule and Reason are those of the phase
+	// change that ended the visit; null or absent while the visit is open.
+	LeftAt    *time.Time       `json:"left_at"`
+	Days      *float64         `json:"days"`
+	NextPhase contact.Phase    `json:"next_phase,omitempty"`
+	Rule      contact.RuleName `json:"rule,omitempty"`
+	Reason    string           `json:"reason,omitempty"`
+	// Touchpoints are those recorded during the visit, by time.
+	TouchpointCount int          `json:"touchpoint_count"`
+	Touchpoints     []Touchpoint `json:"touchpoints"`
+}
+
+// Touchpoint is an activity with the contact.
+type Touchpoint struct {
+	TouchpointID string                 `json:"touchpoint_id"`
+	Kind         contact.TouchpointKind `json:"kind"`
+	OccurredAt   time.Time              `json:"occurred_at"`
+}
+
+// QueryContact answers the journey of one contact from the tables of set t. A contact that does
+// not exist (or was captured after as_of) returns a domain error with code not_found.
+func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables, params ContactParams) (ContactAnswer, error) {
+	if params.ContactID == "" {
+		return ContactAnswer{}, domain.Invalid("contact_id", "is required")
+	}
+	asOf := asOfMicros(params.AsOf)
+	answer := ContactAnswer{ContactID: params.ContactID, AsOf: asOfPtr(params.AsOf), Visits: []Visit{}}
+	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+		var createdAt int64
+		err := tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT created_at, cohort, channel, owner, segment FROM `+
+			t.Name(tableContacts)+` WHERE contact_id = ?`), params.ContactID).
+			Scan(&createdAt, &answer.Cohort, &answer.Channel, &answer.Owner, &answer.Segment)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && createdAt > asOf) {
+			return domain.NotFound("contact %s not found", params.ContactID)
+		}
+		if err != nil {
+			return fmt.Errorf("contact: %w", err)
+		}
+		answer.CreatedAt = time.UnixMicro(createdAt).UTC()
+
+		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT seq, phase, entered_at, left_at, next_phase, rule, reason
+			FROM `+t.Name(tableVisits)+` WHERE contact_id = ? AND entered_at <= ? ORDER BY seq`), params.ContactID, asOf)
+		if err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+		defer rows.Close()
+		bySeq := map[int]int{}
+		for rows.Next() {
+			var (
+				v                  Visit
+				entered            int64
+				left               sql.NullInt64
+				next, rule, reason sql.NullString
+			)
+			if err := rows.Scan(&v.Seq, &v.Phase, &entered, &left, &next, &rule, &reason); err != nil {
+				return fmt.Errorf("visits: %w", err)
+			}
+			v.JourneyStage = v.Phase.JourneyStage()
+			v.EnteredAt = time.UnixMicro(entered).UTC()
+			if left.Valid && left.Int64 <= asOf {
+				l := time.UnixMicro(left.Int64).UTC()
+				d := days(max(left.Int64-entered, 0))
+				v.LeftAt, v.Days = &l, &d
+				v.NextPhase, v.Rule, v.Reason = contact.Phase(next.String), contact.RuleName(rule.String), reason.String
+			}
+			v.Touchpoints = []Touchpoint{}
+			bySeq[v.Seq] = len(answer.Visits)
+			answer.Visits = append(answer.Visits, v)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+
+		rows, err = tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT visit_seq, touchpoint_id, kind, occurred_at
+			FROM `+t.Name(tableTouchpoints)+` WHERE contact_id = ? AND occurred_at <= ? ORDER BY occurred_at, position`),
+			params.ContactID, asOf)
+		if err != nil {
+			return fmt.Errorf("touchpoints: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				seq int
+				tp  Touchpoint
+				at  int64
+			)
+			if err := rows.Scan(&seq, &tp.TouchpointID, &tp.Kind, &at); err != nil {
+				return fmt.Errorf("touchpoints: %w", err)
+			}
+			tp.OccurredAt = time.UnixMicro(at).UTC()
+			if i, ok := bySeq[seq]; ok {
+				answer.Visits[i].Touchpoints = append(answer.Visits[i].Touchpoints, tp)
+				answer.Visits[i].TouchpointCount++
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return ContactAnswer{}, err
+	}
+	if n := len(answer.Visits); n > 0 {
+		answer.Phase = answer.Visits[n-1].Phase
+	}
+	return answer, nil
+}
+
+// readOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
+func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == projections.Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.SQL.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
