@@ -1,0 +1,272 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// ErrUnknownProjection: no projection of that name runs here.
+var ErrUnknownProjection = errors.New("unknown projection")
+
+// Lag is how far a projection is behind the log.
+type Lag struct {
+	// Events is the log head's position minus the checkpoint: a count of events on stores
+	// with dense positions (SQLite, PostgreSQL), an upper bound elsewhere.
+	Events int64 `json:"events"`
+	// Seconds is how long ago the oldest event not yet applied was recorded; 0 when caught up.
+	Seconds float64 `json:"seconds"`
+}
+
+// Freshness says how current a read-model answer is.
+type Freshness struct {
+	Projection string `json:"projection"`
+	// Position is the checkpoint: every event up to it is in the answer (or parked).
+	Position int64 `json:"position"`
+	// Head is the last position of the log known to the runner.
+	Head int64 `json:"head"`
+	Lag  Lag   `json:"lag"`
+	// MinPosition is the position the client asked for; Stale is true when the projection
+	// had not reached it within the wait.
+	MinPosition int64 `json:"min_position,omitempty"`
+	Stale       bool  `json:"stale"`
+}
+
+// State is what a projection is doing.
+type State string
+
+// States of a projection.
+const (
+	// StateRunning: live, within CatchingUpLag of the head.
+	StateRunning State = "running"
+	// StateCatchingUp: reading the log from its checkpoint, or further behind than
+	// CatchingUpLag.
+	StateCatchingUp State = "catching_up"
+	// StateFailed: its last attempt failed for a reason other than the event (the database
+	// or the subscription); it is retried.
+	StateFailed State = "failed"
+)
+
+// Status describes a running projection.
+type Status struct {
+	Name       string `json:"name"`
+	Version    int    `json:"version"`
+	TableSet   string `json:"table_set"`
+	Group      string `json:"consumer_group"`
+	Checkpoint int64  `json:"checkpoint"`
+	Head       int64  `json:"head"`
+	Lag        Lag    `json:"lag"`
+	State      State  `json:"state"`
+	Parked     int64  `json:"parked"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Names lists the projections in registration order.
+func (r *Runner) Names() []string {
+	names := make([]string, len(r.projs))
+	for i, pj := range r.projs {
+		names[i] = pj.p.Name()
+	}
+	return names
+}
+
+// Tables returns the table set a projection's queries read.
+func (r *Runner) Tables(name string) (Tables, error) {
+	pj := r.byName[name]
+	if pj == nil {
+		return Tables{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	return pj.t, nil
+}
+
+// DB is the read-model database.
+func (r *Runner) DB() *DB { return r.db }
+
+// Status describes every projection, in registration order.
+func (r *Runner) Status(ctx context.Context) ([]Status, error) {
+	list := make([]Status, 0, len(r.projs))
+	for _, pj := range r.projs {
+		f, err := r.freshness(ctx, pj)
+		if err != nil {
+			return nil, err
+		}
+		s := Status{Name: pj.p.Name(), Version: pj.p.Version(), TableSet: pj.t.Prefix(), Group: pj.group,
+			Checkpoint: f.Position, Head: f.Head, Lag: f.Lag, Parked: pj.parkedTotal.Load(), State: StateRunning}
+		switch failure := pj.failure.Load(); {
+		case failure != nil:
+			s.State, s.Error = StateFailed, *failure
+		case pj.catchingUp.Load() || f.Lag.Events > r.cfg.CatchingUpLag:
+			s.State = StateCatchingUp
+		}
+		list = append(list, s)
+	}
+	return list, nil
+}
+
+// Freshness says how current the projection name is now.
+func (r *Runner) Freshness(ctx context.Context, name string) (Freshness, error) {
+	return r.WaitFor(ctx, name, 0, 0)
+}
+
+// WaitFor waits up to maxWait for the projection name to reach minPosition (0: no wait) and
+// says how current it is then; Stale tells whether it reached it. It returns
+// ErrUnknownProjection for a name that does not run here.
+func (r *Runner) WaitFor(ctx context.Context, name string, minPosition int64, maxWait time.Duration) (Freshness, error) {
+	pj := r.byName[name]
+	if pj == nil {
+		return Freshness{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	if minPosition > 0 && pj.checkpoint.Load() < minPosition && maxWait > 0 {
+		timer := time.NewTimer(maxWait)
+		defer timer.Stop()
+	wait:
+		for {
+			advanced := pj.advancedCh()
+			if pj.checkpoint.Load() >= minPosition {
+				break
+			}
+			select {
+			case <-advanced:
+			case <-timer.C:
+				break wait
+			case <-ctx.Done():
+				return Freshness{}, ctx.Err()
+			}
+		}
+	}
+	f, err := r.freshness(ctx, pj)
+	if err != nil {
+		return Freshness{}, err
+	}
+	if minPosition > 0 {
+		f.MinPosition = minPosition
+		f.Stale = f.Position < minPosition
+	}
+	return f, nil
+}
+
+func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error) {
+	cp := pj.checkpoint.Load()
+	headPos, known := r.head.load()
+	if !known {
+		var err error
+		if headPos, err = findHead(ctx, r.store); err != nil {
+			return Freshness{}, fmt.Errorf("head of the log: %w", err)
+		}
+		r.head.observe(headPos)
+	}
+	f := Freshness{Projection: pj.p.Name(), Position: cp, Head: max(headPos, cp)}
+	if f.Head > cp {
+		f.Lag.Events = f.Head - cp
+		next, err := r.store.ReadAll(ctx, cp, 1)
+		if err != nil {
+			return Freshness{}, fmt.Errorf("oldest event not in %s: %w", pj.p.Name(), err)
+		}
+		if len(next) > 0 {
+			f.Lag.Seconds = max(0, r.cfg.Now().Sub(next[0].RecordedAt).Seconds())
+		}
+	}
+	return f, nil
+}
+
+// head is the last position of the log the runner has seen.
+type head struct {
+	mu    sync.Mutex
+	pos   int64
+	known bool
+}
+
+func (h *head) observe(pos int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pos = max(h.pos, pos)
+	h.known = true
+}
+
+func (h *head) load() (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pos, h.known
+}
+
+// trackHead follows the log's head with a subscription of its own, so lag is known without
+// a query per answer, also while every projection is stuck.
+func (r *Runner) trackHead(ctx context.Context) {
+	delay := r.cfg.RestartDelay
+	for {
+		err := r.followHead(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Error("Following the log head failed, retrying", err, watermill.LogFields{"retry_in": delay})
+		if sleep(ctx, delay) != nil {
+			return
+		}
+		delay = min(2*delay, r.cfg.MaxRestartDelay)
+	}
+}
+
+func (r *Runner) followHead(ctx context.Context) error {
+	pos, err := findHead(ctx, r.store)
+	if err != nil {
+		return fmt.Errorf("find head: %w", err)
+	}
+	r.head.observe(pos)
+	sub, err := r.store.Subscribe(ctx, pos)
+	if err != nil {
+		return fmt.Errorf("subscribe after %d: %w", pos, err)
+	}
+	defer sub.Close()
+	for e := range sub.Events() {
+		r.head.observe(e.Position)
+	}
+	if err := sub.Err(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// findHead returns the last position of the log (0 when empty) with a few reads of one
+// event: it gallops to a position with nothing after it, then bisects. Positions need not
+// be dense.
+func findHead(ctx context.Context, store eventstore.Store) (int64, error) {
+	after := func(pos int64) (int64, bool, error) {
+		events, err := store.ReadAll(ctx, pos, 1)
+		if err != nil || len(events) == 0 {
+			return 0, false, err
+		}
+		return events[0].Position, true, nil
+	}
+	// lo is 0 or an existing position; nothing follows hi.
+	var lo, hi int64
+	for step := int64(1024); ; step *= 2 {
+		next, ok, err := after(lo + step)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			hi = lo + step
+			break
+		}
+		lo = next
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		next, ok, err := after(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = next
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}

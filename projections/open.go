@@ -1,0 +1,106 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	// Database drivers of both dialects: "pgx" and "sqlite".
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+)
+
+// DefaultPostgresSchema is the schema that holds read models in a PostgreSQL database.
+const DefaultPostgresSchema = "readmodels"
+
+// OpenSQLite opens (creating it) the read-model database in the SQLite file at path: WAL, so
+// queries run next to the projections' writes.
+//
+// It runs with synchronous=NORMAL, unlike the event store's FULL: a power cut may lose the
+// last transactions of the read models, but each of them carried its own checkpoint, so the
+// lost tail is simply applied again from the log on the next start. Write transactions take
+// the lock at BEGIN (IMMEDIATE), so projections sharing the file wait for each other instead
+// of failing on a stale snapshot.
+func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open read models %q: want the path of a file", path)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("open read models %s: journal mode is %s, not wal", path, mode)
+	}
+	return &DB{SQL: db, Dialect: SQLite}, nil
+}
+
+// OpenPostgres opens the read models in schema (created when missing; DefaultPostgresSchema
+// when empty) of the PostgreSQL database at rawURL. Every connection has the schema as its
+// search_path, so projections use unqualified table names and analysts find the tables in
+// one place.
+func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
+	if schema == "" {
+		schema = DefaultPostgresSchema
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	_, err = conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+	conn.Close(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("create read-model schema %s: %w", schema, err)
+	}
+	dsn, err := withSearchPath(rawURL, schema)
+	if err != nil {
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	return &DB{SQL: db, Dialect: Postgres}, nil
+}
+
+// withSearchPath adds search_path to a PostgreSQL URL or keyword/value string.
+func withSearchPath(dsn, schema string) (string, error) {
+	path := pgx.Identifier{schema}.Sanitize()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", err
+		}
+		q := u.Query()
+		q.Set("search_path", path)
+		u.RawQuery = q.Encode()
+		return u.String(), nil
+	}
+	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "'", nil
+}

@@ -1,0 +1,650 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// AllTopic is the topic of the store's global feed.
+const AllTopic = "$all"
+
+// Defaults of RunnerConfig.
+const (
+	DefaultCatchUpBatch    = 500
+	DefaultCatchingUpLag   = 1000
+	DefaultMaxRetries      = 3
+	DefaultRetryInterval   = 100 * time.Millisecond
+	DefaultMaxRetryDelay   = 2 * time.Second
+	DefaultRestartDelay    = time.Second
+	DefaultMaxRestartDelay = 30 * time.Second
+)
+
+// RetryConfig is the backoff of the retry middleware: an event is tried 1 + MaxRetries times
+// before it is parked.
+type RetryConfig struct {
+	MaxRetries      int
+	InitialInterval time.Duration
+	MaxInterval     time.Duration
+}
+
+// RunnerConfig configures a Runner. Zero values take the defaults.
+type RunnerConfig struct {
+	// DB holds the read models, their checkpoints and the poison queue.
+	DB *DB
+	// Store is the log: read directly to catch up, and to re-read parked events.
+	Store eventstore.Store
+	// NewSubscriber returns a subscriber of the store's global feed whose consumer group is
+	// group: a durable position shared by every subscriber of that group.
+	NewSubscriber func(group string) (message.Subscriber, error)
+	// Decode turns a message of those subscribers back into its event.
+	Decode func(*message.Message) (eventstore.Event, error)
+	// Topic is the feed's topic (default AllTopic).
+	Topic string
+	// Logger receives the router's logs and parked events (default: none).
+	Logger watermill.LoggerAdapter
+	// Retry is the backoff before an event is parked.
+	Retry RetryConfig
+	// CatchUpBatch is how many events one catch-up transaction applies (default
+	// DefaultCatchUpBatch).
+	CatchUpBatch int
+	// CatchingUpLag is the lag, in positions, above which a live projection reports
+	// catching_up rather than running (default DefaultCatchingUpLag).
+	CatchingUpLag int64
+	// RestartDelay is the first pause before a stopped projection starts again; it doubles
+	// up to MaxRestartDelay.
+	RestartDelay, MaxRestartDelay time.Duration
+	// Now is the clock of lag and parked_at (default time.Now).
+	Now func() time.Time
+}
+
+func (c *RunnerConfig) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = AllTopic
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+	if c.Retry.MaxRetries == 0 {
+		c.Retry.MaxRetries = DefaultMaxRetries
+	}
+	if c.Retry.InitialInterval == 0 {
+		c.Retry.InitialInterval = DefaultRetryInterval
+	}
+	if c.Retry.MaxInterval == 0 {
+		c.Retry.MaxInterval = DefaultMaxRetryDelay
+	}
+	if c.CatchUpBatch == 0 {
+		c.CatchUpBatch = DefaultCatchUpBatch
+	}
+	if c.CatchingUpLag == 0 {
+		c.CatchingUpLag = DefaultCatchingUpLag
+	}
+	if c.RestartDelay == 0 {
+		c.RestartDelay = DefaultRestartDelay
+	}
+	if c.MaxRestartDelay == 0 {
+		c.MaxRestartDelay = DefaultMaxRestartDelay
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c RunnerConfig) Validate() error {
+	var errs []error
+	if c.DB == nil || c.DB.SQL == nil {
+		errs = append(errs, errors.New("no read-model database"))
+	} else if c.DB.Dialect != SQLite && c.DB.Dialect != Postgres {
+		errs = append(errs, fmt.Errorf("unknown dialect %q", c.DB.Dialect))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("no event store"))
+	}
+	if c.NewSubscriber == nil {
+		errs = append(errs, errors.New("no subscriber constructor"))
+	}
+	if c.Decode == nil {
+		errs = append(errs, errors.New("no message decoder"))
+	}
+	if c.Retry.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("max retries %d: want at least 0", c.Retry.MaxRetries))
+	}
+	if c.Retry.InitialInterval < 0 || c.Retry.MaxInterval < 0 {
+		errs = append(errs, errors.New("negative retry interval"))
+	}
+	if c.CatchUpBatch < 0 {
+		errs = append(errs, fmt.Errorf("catch-up batch %d: want at least 1", c.CatchUpBatch))
+	}
+	if c.RestartDelay < 0 || c.MaxRestartDelay < 0 {
+		errs = append(errs, errors.New("negative restart delay"))
+	}
+	return errors.Join(errs...)
+}
+
+// Runner runs projections live: each one is a Watermill router handler fed by the store's
+// subscriber under a consumer group of its own ("projection:<table set prefix>"), wrapped in
+// a poison queue, retry with backoff and a recoverer (outermost first).
+//
+// The read-model checkpoint, written in the same transaction as the read-model change, is
+// the truth about what a projection has applied; the consumer group only saves delivery
+// work. A redelivered event (at or below the checkpoint) is acknowledged without touching
+// the database. On every start, a projection first catches up by reading the log directly
+// from its checkpoint in large batches, so a read-model database that lost its tail or was
+// dropped is rebuilt even when its consumer group is further ahead.
+//
+// One Runner per read-model database: the poison queue's per-stream blocking is kept in
+// memory and serialized with the live handlers of this process.
+type Runner struct {
+	cfg   RunnerConfig
+	db    *DB
+	store eventstore.Store
+	log   watermill.LoggerAdapter
+
+	projs  []*projector
+	byName map[string]*projector
+	bySet  map[string]*projector
+	head   head
+
+	initMu sync.Mutex
+	inited bool
+
+	faults faults // failures injected by tests
+}
+
+// projector is the running state of one table set.
+type projector struct {
+	p     Projection
+	t     Tables
+	group string
+
+	// mu admits one writer at a time: the live handler, the catch-up or a retry of parked
+	// events. parked (events parked per stream) is guarded by it.
+	mu          sync.Mutex
+	parked      map[string]int
+	parkedTotal atomic.Int64
+
+	checkpoint atomic.Int64
+	catchingUp atomic.Bool
+	failure    atomic.Pointer[string]
+
+	waitMu   sync.Mutex
+	advanced chan struct{} // closed and replaced whenever the checkpoint moves
+}
+
+// faults are failures tests inject between the steps of applying events, to prove that a
+// crash at any of them leaves the read model exact.
+type faults struct {
+	// beforeCommit runs inside the transaction after each event was applied.
+	beforeCommit func(ctx context.Context, e eventstore.Event) error
+	// afterCommit runs after a transaction committed, before the events are acknowledged.
+	afterCommit func(ctx context.Context, events []eventstore.Event) error
+}
+
+var projectionName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// NewRunner returns a runner of the projections' default table sets.
+func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
+	cfg.setDefaults()
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	r := &Runner{cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger,
+		byName: map[string]*projector{}, bySet: map[string]*projector{}}
+	for _, p := range projections {
+		name := p.Name()
+		switch {
+		case !projectionName.MatchString(name):
+			errs = append(errs, fmt.Errorf("projection name %q: want snake_case", name))
+			continue
+		case r.byName[name] != nil:
+			errs = append(errs, fmt.Errorf("projection %s registered twice", name))
+			continue
+		case p.Version() < 1:
+			errs = append(errs, fmt.Errorf("projection %s: version %d, want at least 1", name, p.Version()))
+			continue
+		}
+		t := TablesFor(p, "")
+		pj := &projector{p: p, t: t, group: ConsumerGroup(t), parked: map[string]int{}, advanced: make(chan struct{})}
+		pj.catchingUp.Store(true)
+		r.projs = append(r.projs, pj)
+		r.byName[name] = pj
+		r.bySet[t.Prefix()] = pj
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("projection runner: %w", err)
+	}
+	return r, nil
+}
+
+// ConsumerGroup is the persisted name of the consumer group (and Watermill handler) of a
+// table set. It is derived from the projection's persisted name and version, never from a
+// Go type.
+func ConsumerGroup(t Tables) string {
+	return "projection:" + strings.TrimSuffix(t.Prefix(), "_")
+}
+
+// Init creates the poison queue and every projection's tables, and loads the checkpoints.
+// Run calls it; call it first to fail fast on a database that cannot hold the read models.
+func (r *Runner) Init(ctx context.Context) error {
+	r.initMu.Lock()
+	defer r.initMu.Unlock()
+	if r.inited {
+		return nil
+	}
+	for _, s := range parkedSchema(r.db.Dialect) {
+		if _, err := r.db.SQL.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("create poison queue: %w", err)
+		}
+	}
+	for _, pj := range r.projs {
+		if err := r.db.EnsureSchema(ctx, pj.p, pj.t); err != nil {
+			return err
+		}
+		cp, err := r.db.Checkpoint(ctx, pj.t)
+		if err != nil {
+			return err
+		}
+		parked, err := r.loadParked(ctx, pj.t)
+		if err != nil {
+			return err
+		}
+		pj.mu.Lock()
+		pj.parked = parked
+		var total int64
+		for _, n := range parked {
+			total += int64(n)
+		}
+		pj.parkedTotal.Store(total)
+		pj.mu.Unlock()
+		pj.advance(cp)
+	}
+	r.inited = true
+	return nil
+}
+
+// Run runs every projection until ctx ends. A projection whose handler stops on an error
+// (the database or the subscription failed) reports state failed and starts again after a
+// pause; the others go on. Run returns an error only when Init fails.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Init(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { r.trackHead(ctx) })
+	for _, pj := range r.projs {
+		wg.Go(func() { r.supervise(ctx, pj) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (r *Runner) supervise(ctx context.Context, pj *projector) {
+	delay := r.cfg.RestartDelay
+	for {
+		err := r.runOnce(ctx, pj)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("the subscription ended")
+		}
+		pj.fail(err)
+		r.log.Error("Projection stopped, restarting", err, watermill.LogFields{"projection": pj.p.Name(), "restart_in": delay})
+		if sleep(ctx, delay) != nil {
+			return
+		}
+		delay = min(2*delay, r.cfg.MaxRestartDelay)
+	}
+}
+
+// runOnce catches up from the log, then runs the projection's router handler until ctx
+// ends or the handler stops.
+func (r *Runner) runOnce(ctx context.Context, pj *projector) error {
+	pj.catchingUp.Store(true)
+	if err := r.catchUp(ctx, pj); err != nil {
+		return err
+	}
+	sub, err := r.cfg.NewSubscriber(pj.group)
+	if err != nil {
+		return fmt.Errorf("subscriber of %s: %w", pj.group, err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, r.log)
+	if err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("router of %s: %w", pj.group, err)
+	}
+	h := router.AddConsumerHandler(pj.group, r.cfg.Topic, sub, func(msg *message.Message) error {
+		_, err := r.core(pj)(msg)
+		return err
+	})
+	h.AddMiddleware(r.middlewares(pj)...)
+	done := make(chan error, 1)
+	go func() { done <- router.Run(ctx) }()
+	select {
+	case <-router.Running():
+		pj.catchingUp.Store(false)
+	case err := <-done:
+		return routerEnded(err)
+	}
+	select {
+	case <-ctx.Done():
+		_ = router.Close()
+		<-done
+		return nil
+	case err := <-done:
+		return routerEnded(err)
+	}
+}
+
+func routerEnded(err error) error {
+	if err == nil {
+		return errors.New("the router stopped: its subscription ended")
+	}
+	return fmt.Errorf("router: %w", err)
+}
+
+// middlewares are the handler's middleware, outermost first: the poison queue sees what is
+// left after the retries, and the retries see panics as errors.
+func (r *Runner) middlewares(pj *projector) []message.HandlerMiddleware {
+	retry := middleware.Retry{
+		MaxRetries:          r.cfg.Retry.MaxRetries,
+		InitialInterval:     r.cfg.Retry.InitialInterval,
+		MaxInterval:         r.cfg.Retry.MaxInterval,
+		Multiplier:          2,
+		RandomizationFactor: 0.25,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded)
+		},
+	}
+	return []message.HandlerMiddleware{r.poisonQueue(pj), retry.Middleware, middleware.Recoverer}
+}
+
+func compose(h message.HandlerFunc, m ...message.HandlerMiddleware) message.HandlerFunc {
+	for i := len(m) - 1; i >= 0; i-- {
+		h = m[i](h)
+	}
+	return h
+}
+
+type (
+	eventKey    struct{}
+	attemptsKey struct{}
+	catchUpKey  struct{}
+)
+
+// eventMessage wraps an event read directly from the log, so that the catch-up sends the
+// events it cannot apply in a batch through the same middleware as live messages.
+func eventMessage(ctx context.Context, e eventstore.Event) *message.Message {
+	msg := message.NewMessage(e.ID, nil)
+	msg.SetContext(context.WithValue(ctx, eventKey{}, e))
+	return msg
+}
+
+func (r *Runner) eventOf(msg *message.Message) (eventstore.Event, error) {
+	if e, ok := msg.Context().Value(eventKey{}).(eventstore.Event); ok {
+		return e, nil
+	}
+	e, err := r.cfg.Decode(msg)
+	if err != nil {
+		return eventstore.Event{}, fmt.Errorf("decode message %s: %w", msg.UUID, err)
+	}
+	return e, nil
+}
+
+// core applies one event with the checkpoint in one transaction. An event at or below the
+// checkpoint was applied (or parked) before: it is acknowledged and nothing else happens.
+func (r *Runner) core(pj *projector) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx := msg.Context()
+		if n, ok := ctx.Value(attemptsKey{}).(*int); ok {
+			*n++
+		}
+		e, err := r.eventOf(msg)
+		if err != nil {
+			return nil, err
+		}
+		r.head.observe(e.Position)
+		if e.Position <= pj.checkpoint.Load() {
+			return nil, nil
+		}
+		events := []eventstore.Event{e}
+		if err := r.apply(ctx, pj, events, nil); err != nil {
+			return nil, err
+		}
+		if r.faults.afterCommit != nil {
+			return nil, r.faults.afterCommit(ctx, events)
+		}
+		return nil, nil
+	}
+}
+
+// poisonQueue parks an event that is still refused after the retries, and with it, later,
+// every event of the same stream: the projection goes on with the other streams. Errors
+// that are not the event's fault (the database is down, the runner is stopping) are
+// returned, so the message is redelivered instead.
+func (r *Runner) poisonQueue(pj *projector) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			attempts := new(int)
+			msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, attempts))
+			out, err := h(msg)
+			ctx := msg.Context()
+			if err == nil {
+				pj.fail(nil)
+				return out, nil
+			}
+			if !isPoison(ctx, err) {
+				if ctx.Err() == nil {
+					pj.fail(err)
+				}
+				return nil, err
+			}
+			e, derr := r.eventOf(msg)
+			if derr != nil {
+				return nil, err
+			}
+			note := parkNote{err: parkedError(err), attempts: *attempts}
+			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]parkNote{e.ID: note}); perr != nil {
+				pj.fail(perr)
+				return nil, fmt.Errorf("park event %s (%v): %w", e.ID, err, perr)
+			}
+			pj.fail(nil)
+			r.log.Error("Event parked", err, watermill.LogFields{"projection": pj.p.Name(), "event_id": e.ID,
+				"stream": e.Stream, "position": e.Position, "attempts": *attempts})
+			return nil, nil
+		}
+	}
+}
+
+// storageError is a failure of the runner's own bookkeeping inside an apply transaction:
+// never the event's fault, so never a reason to park it.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+// isPoison tells an event the projection refuses (its Apply returned an error or panicked)
+// from a failure around it.
+func isPoison(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var (
+		se *storageError
+		ae *ApplyError
+		pe middleware.RecoveredPanicError
+	)
+	if errors.As(err, &se) {
+		return false
+	}
+	return errors.As(err, &ae) || errors.As(err, &pe)
+}
+
+// parkedError is the error text kept on a parked row: a panic's value without its stack
+// (which went to the log).
+func parkedError(err error) string {
+	var pe middleware.RecoveredPanicError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("panic: %v", pe.V)
+	}
+	s := err.Error()
+	if len(s) > 2000 {
+		s = s[:2000] + "…"
+	}
+	return s
+}
+
+// apply applies events to pj's set in one transaction with the checkpoint. Events of a
+// stream that has parked events are parked behind them; events named in park are parked
+// with their note instead of applied.
+func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]parkNote) error {
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	g := &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
+	cp, err := r.db.Apply(ctx, g, pj.t, events)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for s, n := range g.newly {
+		pj.parked[s] += n
+		total += int64(n)
+	}
+	pj.parkedTotal.Add(total)
+	pj.advance(cp)
+	return nil
+}
+
+// gate is the projection as DB.Apply sees it: it parks what must wait and applies the rest.
+type gate struct {
+	Projection
+	r     *Runner
+	pj    *projector
+	park  map[string]parkNote
+	now   time.Time
+	newly map[string]int // events parked in this transaction, per stream
+}
+
+func (g *gate) Apply(ctx context.Context, tx *Tx, t Tables, e eventstore.Event) error {
+	note, parkIt := g.park[e.ID]
+	if !parkIt && g.pj.parked[e.Stream]+g.newly[e.Stream] > 0 {
+		parkIt, note = true, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}
+	}
+	if parkIt {
+		if err := insertParked(ctx, tx, g.pj.p.Name(), t, e, note, g.now); err != nil {
+			return &storageError{err}
+		}
+		g.newly[e.Stream]++
+		return nil
+	}
+	if err := g.Projection.Apply(ctx, tx, t, e); err != nil {
+		return err
+	}
+	if g.r.faults.beforeCommit != nil {
+		return g.r.faults.beforeCommit(ctx, e)
+	}
+	return nil
+}
+
+// catchUp reads the log from the checkpoint in batches, each applied in one transaction,
+// until it has (nearly) reached the head. A batch that fails is applied again event by
+// event through the handler's middleware, which retries and parks.
+func (r *Runner) catchUp(ctx context.Context, pj *projector) error {
+	ctx = context.WithValue(ctx, catchUpKey{}, true)
+	chain := compose(r.core(pj), r.middlewares(pj)...)
+	for {
+		events, err := r.store.ReadAll(ctx, pj.checkpoint.Load(), r.cfg.CatchUpBatch)
+		if err != nil {
+			return fmt.Errorf("catch up %s: %w", pj.group, err)
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		r.head.observe(events[len(events)-1].Position)
+		if err := r.apply(ctx, pj, events, nil); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, e := range events {
+				if _, err := chain(eventMessage(ctx, e)); err != nil {
+					return fmt.Errorf("catch up %s: %w", pj.group, err)
+				}
+			}
+		} else if r.faults.afterCommit != nil {
+			if err := r.faults.afterCommit(ctx, events); err != nil {
+				return err
+			}
+		}
+		if len(events) < r.cfg.CatchUpBatch {
+			return nil
+		}
+	}
+}
+
+func (pj *projector) advance(cp int64) {
+	if cp <= pj.checkpoint.Load() {
+		return
+	}
+	pj.checkpoint.Store(cp)
+	pj.waitMu.Lock()
+	close(pj.advanced)
+	pj.advanced = make(chan struct{})
+	pj.waitMu.Unlock()
+}
+
+// advancedCh is closed when the checkpoint next moves.
+func (pj *projector) advancedCh() <-chan struct{} {
+	pj.waitMu.Lock()
+	defer pj.waitMu.Unlock()
+	return pj.advanced
+}
+
+// fail records why the projection is not progressing; nil clears it.
+func (pj *projector) fail(err error) {
+	if err == nil {
+		if pj.failure.Load() != nil {
+			pj.failure.Store(nil)
+		}
+		return
+	}
+	s := err.Error()
+	pj.failure.Store(&s)
+}
+
+// unpark records that one parked event of stream was applied. The caller holds pj.mu.
+func (pj *projector) unpark(stream string) {
+	if pj.parked[stream] <= 1 {
+		delete(pj.parked, stream)
+	} else {
+		pj.parked[stream]--
+	}
+	pj.parkedTotal.Add(-1)
+}
+
+// parkedIn counts the parked events of stream. The caller holds pj.mu.
+func (pj *projector) parkedIn(stream string) int { return pj.parked[stream] }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
