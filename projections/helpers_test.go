@@ -178,10 +178,13 @@ func newRunner(t testing.TB, cfg projections.RunnerConfig, ps ...projections.Pro
 	return r
 }
 
-// start runs r until the returned stop is called (or t ends).
+// start initializes r and runs it until the returned stop is called (or t ends).
 func start(t testing.TB, r *projections.Runner) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Init(ctx); err != nil {
+		t.Fatalf("init: %v", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	var once sync.Once

@@ -1,0 +1,271 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// appliedVersion returns the last version of stream that p applied.
+func appliedVersion(t testing.TB, db *projections.DB, p projections.Projection, stream string) int64 {
+	t.Helper()
+	var version int64
+	err := db.SQL.QueryRow(db.Dialect.Rebind(`SELECT coalesce(max(version), 0) FROM `+projections.TablesFor(p, "").Name("streams")+` WHERE stream = ?`), stream).Scan(&version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return version
+}
+
+// parkedByEvent maps event ids to their parked rows.
+func parkedByEvent(t testing.TB, r *projections.Runner) map[string]projections.ParkedEvent {
+	t.Helper()
+	list, err := r.Parked(context.Background(), projections.ParkedFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]projections.ParkedEvent{}
+	for _, p := range list {
+		m[p.EventID] = p
+	}
+	return m
+}
+
+func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		var broken atomic.Bool
+		broken.Store(true)
+		p := &counter{refuse: func(e eventstore.Event) error {
+			if !broken.Load() {
+				return nil
+			}
+			switch e.Type {
+			case "test.poison.v1":
+				return errors.New("cannot apply this")
+			case "test.panic.v1":
+				panic("boom")
+			}
+			return nil
+		}}
+		cfg := runnerConfig(store, db)
+		retries := cfg.Retry.MaxRetries
+
+		// Written before the runner starts: the catch-up meets the refused events.
+		appendTo(t, store, "s-a", "test.a.v1")
+		a2 := appendTo(t, store, "s-a", "test.poison.v1")[0]
+		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
+		a3 := appendTo(t, store, "s-a", "test.a.v1")[0]
+		c := appendTo(t, store, "s-c", "test.panic.v1", "test.a.v1")
+		r := newRunner(t, cfg, p)
+		stop := start(t, r)
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+
+		parked := parkedByEvent(t, r)
+		if len(parked) != 4 {
+			t.Fatalf("%d events parked, want 4: %+v", len(parked), parked)
+		}
+		if got := parked[a2.ID]; got.Attempts != retries+1 || got.Error == "" || got.Stream != "s-a" || got.Position != a2.Position || got.Projection != p.Name() {
+			t.Errorf("refused event parked as %+v, want %d attempts", got, retries+1)
+		}
+		if got := parked[a3.ID]; got.Attempts != 0 || !strings.Contains(got.Error, "waiting behind") {
+			t.Errorf("event behind it parked as %+v", got)
+		}
+		if got := parked[c[0].ID]; got.Attempts != retries+1 || got.Error != "panic: boom" {
+			t.Errorf("panicking event parked as %+v", got)
+		}
+		if got := parked[c[1].ID]; got.Attempts != 0 {
+			t.Errorf("event behind the panic parked as %+v", got)
+		}
+		if v := appliedVersion(t, db, p, "s-a"); v != 1 {
+			t.Errorf("s-a applied up to version %d, want 1", v)
+		}
+		if v := appliedVersion(t, db, p, "s-b"); v != 2 {
+			t.Errorf("s-b applied up to version %d, want 2", v)
+		}
+
+		// After a restart, the blocked streams are known again; live events of s-a wait, the
+		// other streams go on, and a refused live event is parked too.
+		stop()
+		r = newRunner(t, cfg, p)
+		stop = start(t, r)
+		a4 := appendTo(t, store, "s-a", "test.b.v1")[0]
+		appendTo(t, store, "s-b", "test.c.v1")
+		d := appendTo(t, store, "s-d", "test.poison.v1")[0]
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+		parked = parkedByEvent(t, r)
+		if _, ok := parked[a4.ID]; !ok || len(parked) != 6 {
+			t.Fatalf("after live events, parked %+v", parked)
+		}
+		if got := parked[d.ID]; got.Attempts != retries+1 {
+			t.Errorf("refused live event parked as %+v", got)
+		}
+		if v := appliedVersion(t, db, p, "s-b"); v != 3 {
+			t.Errorf("s-b applied up to version %d, want 3", v)
+		}
+		st, err := r.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].Parked != 6 || st[0].State != projections.StateRunning {
+			t.Errorf("status %+v", st[0])
+		}
+
+		// An event parked behind another cannot be retried alone.
+		_, err = r.RetryParked(ctx, parked[a3.ID].ID)
+		var nf *projections.NotFirstError
+		if !errors.As(err, &nf) || !errors.Is(err, projections.ErrNotFirstParked) || nf.First != parked[a2.ID].ID {
+			t.Fatalf("retry of an event behind another: %v", err)
+		}
+		// Still refused: the retry records the new attempt and changes nothing else.
+		res, err := r.RetryParked(ctx, parked[a2.ID].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Applied) != 0 || res.Failed == nil || res.Failed.Attempts != retries+2 || res.StillParked != 3 {
+			t.Fatalf("failed retry: %+v", res)
+		}
+		if got := parkedByEvent(t, r)[a2.ID]; got.Attempts != retries+2 {
+			t.Fatalf("after a failed retry, parked as %+v", got)
+		}
+
+		// Fixed: the retry applies the event and those behind it, in stream order.
+		broken.Store(false)
+		res, err = r.RetryParked(ctx, parked[a2.ID].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range res.Applied {
+			ids = append(ids, a.EventID)
+		}
+		if strings.Join(ids, ",") != strings.Join([]string{a2.ID, a3.ID, a4.ID}, ",") || res.Failed != nil || res.StillParked != 0 {
+			t.Fatalf("retry applied %v (%+v), want a2, a3, a4", ids, res)
+		}
+		if v := appliedVersion(t, db, p, "s-a"); v != 4 {
+			t.Errorf("s-a applied up to version %d, want 4", v)
+		}
+		// The stream is free again: its next event is applied live.
+		appendTo(t, store, "s-a", "test.c.v1")
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+		if v := appliedVersion(t, db, p, "s-a"); v != 5 {
+			t.Errorf("s-a applied up to version %d, want 5", v)
+		}
+		if _, err := r.RetryParked(ctx, parked[a2.ID].ID); !errors.Is(err, projections.ErrParkedNotFound) {
+			t.Fatalf("retry of an applied event: %v", err)
+		}
+		for _, ev := range []eventstore.Event{c[0], d} {
+			if res, err := r.RetryParked(ctx, parked[ev.ID].ID); err != nil || res.Failed != nil {
+				t.Fatalf("retry %s: %+v, %v", ev.ID, res, err)
+			}
+		}
+		if left := parkedByEvent(t, r); len(left) != 0 {
+			t.Fatalf("still parked: %+v", left)
+		}
+		st, err = r.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].Parked != 0 {
+			t.Errorf("status after the retries: %+v", st[0])
+		}
+		stop()
+		// Applied in stream order, every event once: the same as a rebuild.
+		assertSameAsRebuild(t, db, store, p)
+	})
+}
+
+func TestFreshnessAndStatus(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := &counter{}
+		first := appendTo(t, store, "s-a", "test.a.v1", "test.b.v1")[0]
+		appendTo(t, store, "s-b", "test.a.v1")
+		head := lastPosition(t, store)
+		now := time.Now().Add(time.Hour)
+		cfg := runnerConfig(store, db)
+		cfg.Now = func() time.Time { return now }
+		r := newRunner(t, cfg, p)
+		if err := r.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		f, err := r.Freshness(ctx, p.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSeconds := now.Sub(first.RecordedAt).Seconds()
+		if f.Position != 0 || f.Head != head || f.Lag.Events != head || f.Lag.Seconds != wantSeconds || f.Stale {
+			t.Fatalf("before running: %+v, want head %d and %.3f s of lag", f, head, wantSeconds)
+		}
+		st, err := r.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := projections.Status{Name: p.Name(), Version: 1, TableSet: "event_counts_v1_", Group: "projection:event_counts_v1",
+			Checkpoint: 0, Head: head, Lag: f.Lag, State: projections.StateCatchingUp}
+		if st[0] != want {
+			t.Fatalf("status before running:\n got %+v\nwant %+v", st[0], want)
+		}
+		begin := time.Now()
+		f, err = r.WaitFor(ctx, p.Name(), head, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.Stale || f.MinPosition != head || time.Since(begin) < 50*time.Millisecond {
+			t.Fatalf("waiting for a position a stopped projection cannot reach: %+v after %v", f, time.Since(begin))
+		}
+
+		stop := start(t, r)
+		f, err = r.WaitFor(ctx, p.Name(), head, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Stale || f.Position < head || f.Lag != (projections.Lag{}) {
+			t.Fatalf("after the wait: %+v", f)
+		}
+		// A position written while the client waits.
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			appendTo(t, store, "s-c", "test.a.v1")
+		}()
+		f, err = r.WaitFor(ctx, p.Name(), head+1, 10*time.Second)
+		if err != nil || f.Stale {
+			t.Fatalf("waiting for a live event: %+v, %v", f, err)
+		}
+		waitUntil(t, 10*time.Second, "state running", func() bool {
+			st, err := r.Status(ctx)
+			return err == nil && st[0].State == projections.StateRunning && st[0].Lag.Events == 0
+		})
+		if _, err := r.Freshness(ctx, "nope"); !errors.Is(err, projections.ErrUnknownProjection) {
+			t.Fatalf("unknown projection: %v", err)
+		}
+
+		// The read-model database goes away: the projection reports failed.
+		db.SQL.Close()
+		appendTo(t, store, "s-c", "test.b.v1")
+		waitUntil(t, 10*time.Second, "state failed", func() bool {
+			st, err := r.Status(ctx)
+			return err == nil && st[0].State == projections.StateFailed && st[0].Error != ""
+		})
+		stop()
+	})
+}
+
+func TestNewRunnerRefusesBadConfigurations(t *testing.T) {
+	_, err := projections.NewRunner(projections.RunnerConfig{}, &counter{name: "Bad-Name"}, &counter{}, &counter{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"no read-model database", "no event store", "no subscriber", "no message decoder", "snake_case", "registered twice"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
