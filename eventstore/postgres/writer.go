@@ -1,0 +1,209 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Limits of one batch of appends.
+const (
+	maxBatchAppends = 256
+	maxBatchEvents  = 4096
+)
+
+const appendSQL = `SELECT r_appended, r_version, r_hash, r_position
+FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+// appendCall is one append ready for append_events: its events chained to head.
+type appendCall struct {
+	ctx    context.Context
+	stream string
+	head   head
+	rows   *appendRows
+	reply  chan appendOutcome // buffered: the writer never waits for the caller
+}
+
+// appendOutcome is what append_events answered for one append: appended, or the actual head.
+type appendOutcome struct {
+	appended bool
+	head     head
+	position int64
+	err      error
+}
+
+// submit hands c to the writers and waits for its outcome. An error of the context is an
+// unknown outcome: the append may still be written.
+func (s *Store) submit(ctx context.Context, c *appendCall) appendOutcome {
+	c.ctx = ctx
+	c.reply = make(chan appendOutcome, 1)
+	select {
+	case s.calls <- c:
+	case <-ctx.Done():
+		return appendOutcome{err: ctx.Err()}
+	case <-s.bg.Done():
+		return appendOutcome{err: eventstore.ErrClosed}
+	}
+	select {
+	case out := <-c.reply:
+		return out
+	case <-ctx.Done():
+		return appendOutcome{err: ctx.Err()}
+	case <-s.bg.Done():
+		return appendOutcome{err: eventstore.ErrClosed}
+	}
+}
+
+// writeLoop is one of the Store's writers. It takes every append waiting when it is free
+// and writes them in one transaction: concurrent appends share one round trip, one position
+// lock and one WAL flush, as PostgreSQL's own group commit cannot do for separate
+// transactions on a machine with few cores. Every append is still checked and answered on
+// its own.
+func (s *Store) writeLoop() {
+	for {
+		var first *appendCall
+		select {
+		case <-s.bg.Done():
+			return
+		case first = <-s.calls:
+		}
+		batch := []*appendCall{first}
+		events := len(first.rows.ids)
+	drain:
+		for len(batch) < maxBatchAppends && events < maxBatchEvents {
+			select {
+			case c := <-s.calls:
+				batch = append(batch, c)
+				events += len(c.rows.ids)
+			default:
+				break drain
+			}
+		}
+		s.writeBatch(batch)
+	}
+}
+
+// writeBatch writes batch and answers every call of it.
+func (s *Store) writeBatch(batch []*appendCall) {
+	// Callers that gave up before their append was sent get a certain answer: not written.
+	live := batch[:0]
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			c.reply <- appendOutcome{err: err}
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// One lock order for all batches: two batches never wait for each other's stream heads
+	// in a cycle. The sort is stable, so appends to one stream keep their order.
+	slices.SortStableFunc(live, func(a, b *appendCall) int { return strings.Compare(a.stream, b.stream) })
+	outs, err := callAppend(s.bg, s.pool, live)
+	if err != nil && len(live) > 1 && soloRetry(err) {
+		// The failure may belong to one append only (a duplicate event ID): write each on
+		// its own so that the others succeed and the culprit gets its own error.
+		for _, c := range live {
+			outs, err := callAppend(s.bg, s.pool, []*appendCall{c})
+			if err != nil {
+				c.reply <- appendOutcome{err: err}
+				continue
+			}
+			c.reply <- outs[0]
+		}
+		return
+	}
+	for i, c := range live {
+		if err != nil {
+			c.reply <- appendOutcome{err: err}
+			continue
+		}
+		c.reply <- outs[i]
+	}
+}
+
+// soloRetry reports whether a failed batch may succeed in part when its appends run alone.
+func soloRetry(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", "40P01", "40001": // unique violation, deadlock, serialization failure
+		return true
+	}
+	return false
+}
+
+// callAppend runs append_events for calls, in one implicit transaction, on q.
+func callAppend(ctx context.Context, q querier, calls []*appendCall) ([]appendOutcome, error) {
+	var (
+		streams    = make([]string, len(calls))
+		heads      = make([]int64, len(calls))
+		headHashes = make([][]byte, len(calls))
+		counts     = make([]int32, len(calls))
+		ids        []string
+		types      []string
+		data       [][]byte
+		metadata   []string
+		occurredAt []time.Time
+		recordedAt []time.Time
+		hashes     [][]byte
+	)
+	if len(calls) == 1 { // the common case: no copies
+		r := calls[0].rows
+		ids, types, data, metadata, occurredAt, hashes = r.ids, r.types, r.data, r.metadata, r.occurredAt, r.hashes
+		recordedAt = r.recordedAts()
+	} else {
+		n := 0
+		for _, c := range calls {
+			n += len(c.rows.ids)
+		}
+		ids, types, data = make([]string, 0, n), make([]string, 0, n), make([][]byte, 0, n)
+		metadata, occurredAt, recordedAt = make([]string, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
+		hashes = make([][]byte, 0, n)
+		for _, c := range calls {
+			r := c.rows
+			ids, types, data = append(ids, r.ids...), append(types, r.types...), append(data, r.data...)
+			metadata, occurredAt = append(metadata, r.metadata...), append(occurredAt, r.occurredAt...)
+			recordedAt, hashes = append(recordedAt, r.recordedAts()...), append(hashes, r.hashes...)
+		}
+	}
+	for i, c := range calls {
+		streams[i], heads[i], headHashes[i], counts[i] = c.stream, c.head.version, c.head.hash, int32(len(c.rows.ids))
+	}
+	rows, err := q.Query(ctx, appendSQL, streams, heads, headHashes, counts,
+		ids, types, data, metadata, occurredAt, recordedAt, hashes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	outs := make([]appendOutcome, 0, len(calls))
+	for rows.Next() {
+		var (
+			out      appendOutcome
+			position *int64
+		)
+		if err := rows.Scan(&out.appended, &out.head.version, &out.head.hash, &position); err != nil {
+			return nil, err
+		}
+		if position != nil {
+			out.position = *position
+		}
+		outs = append(outs, out)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(outs) != len(calls) {
+		return nil, fmt.Errorf("append_events answered %d appends of %d", len(outs), len(calls))
+	}
+	return outs, nil
+}
