@@ -1,0 +1,60 @@
+package churn_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
+func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
+	var params churn.Params
+	if err := json.Unmarshal(raw, &params); err != nil {
+		return nil, err
+	}
+	return churn.Query(ctx, db, t, params)
+}
+
+func TestGolden(t *testing.T) {
+	projectiontest.RunGolden(t, "testdata", churn.Projection{}, answer, *update)
+}
+
+func TestApplyModes(t *testing.T) {
+	projectiontest.RunApplyModes(t, "testdata", churn.Projection{})
+}
+
+func TestQueryRejectsBadParams(t *testing.T) {
+	asOf := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		params churn.Params
+		field  string
+	}{
+		{"no as_of", churn.Params{Cohort: "2024-01"}, "as_of"},
+		{"bad cohort", churn.Params{AsOf: asOf, Cohort: "January"}, "cohort"},
+		{"unknown channel", churn.Params{AsOf: asOf, Channel: "fax"}, "channel"},
+		{"negative dormant days", churn.Params{AsOf: asOf, DormantDays: -1}, "dormant_days"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(churn.Projection{}, "")
+		projectiontest.MustApply(t, db, churn.Projection{}, tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := churn.Query(context.Background(), db, tables, tt.params)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+	})
+}

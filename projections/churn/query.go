@@ -1,0 +1,450 @@
+package churn
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections"
+)
+
+// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (UTC).
+const CohortLayout = "2006-01"
+
+// DefaultDormantDays is how long without a touchpoint makes a contact dormant, by default.
+const DefaultDormantDays = 90
+
+// Params is the question asked of the churn points.
+type Params struct {
+	// AsOf is the business time of the question (required): only contacts captured and events
+	// that occurred at or before it count, and dormancy is judged at it.
+	AsOf time.Time `json:"as_of"`
+	// Cohort keeps the contacts captured in this month (YYYY-MM, UTC); empty keeps all.
+	Cohort string `json:"cohort,omitempty"`
+	// Channel keeps the contacts of this lead channel.
+	Channel string `json:"channel,omitempty"`
+	// DormantDays is N of the dormancy rule; DefaultDormantDays when 0.
+	DormantDays int `json:"dormant_days,omitempty"`
+}
+
+// Answer is where the contacts of a cohort dropped out, as of a time.
+type Answer struct {
+	AsOf        time.Time `json:"as_of"`
+	Cohort      string    `json:"cohort,omitempty"`
+	Channel     string    `json:"channel,omitempty"`
+	DormantDays int       `json:"dormant_days"`
+	// Phases are the seven lifecycle phases ranked by drop-off rate, highest first; equal
+	// rates in lifecycle order; phases nobody entered (rate null) last.
+	Phases []PhaseDropOff `json:"phases"`
+	// LostDeals are the deals lost as of as_of (lost and not reopened since), by the stage they
+	// were lost from and the reason, in pipeline and reason-list order.
+	LostDeals []LostDeals `json:"lost_deals"`
+	// ChurnedCustomers lists every churn (a phase change to churned) at or before as_of, by time;
+	// a customer won back and churned again appears once per churn.
+	ChurnedCustomers []ChurnedCustomer `json:"churned_customers"`
+}
+
+// PhaseDropOff is how many of the contacts that entered a phase ended their journey in it.
+type PhaseDropOff struct {
+	Rank  int           `json:"rank"`
+	Phase contact.Phase `json:"phase"`
+	// Entered counts the distinct contacts with a visit of the phase.
+	Entered int `json:"entered"`
+	// Ended counts the distinct contacts whose journey ended in the phase, once each even when
+	// it ended there several times or in several ways (a win-back can be followed by another
+	// end): Lost, Churned or Dormant.
+	Ended int `json:"ended"`
+	// Lost counts the distinct contacts with a phase change from the phase to lost.
+	Lost int `json:"lost"`
+	// Churned counts the distinct contacts with a phase change from the phase to churned.
+	Churned int `json:"churned"`
+	// Dormant counts the contacts still in the phase at as_of (not exited) whose last touchpoint
+	// at or before as_of - or their creation when they have none - is at least dormant_days x
+	// 24 h before as_of (exactly dormant_days counts as dormant).
+	Dormant int `json:"dormant"`
+	// DropOffRate is Ended / Entered rounded half up to 4 decimals; null when nobody entered.
+	DropOffRate *float64 `json:"drop_off_rate"`
+}
+
+// LostDeals are the deals lost from one stage for one reason.
+type LostDeals struct {
+	Stage  deal.Stage      `json:"stage"`
+	Reason deal.LostReason `json:"reason"`
+	Count  int             `json:"count"`
+	// Amounts are the sums of the amounts recorded on the losses, per currency, by code.
+	Amounts []domain.Money `json:"amounts"`
+}
+
+// ChurnedCustomer is one churn and what preceded it.
+type ChurnedCustomer struct {
+	ContactID string        `json:"contact_id"`
+	Name      string        `json:"name"`
+	ChurnedAt time.Time     `json:"churned_at"`
+	FromPhase contact.Phase `json:"from_phase"`
+	// WonAt is the customer's latest entry into phase won before the churn; DaysWonToChurn is
+	// the time from it to the churn, in days (2 decimals, half up). Null when there is none.
+	WonAt          *time.Time `json:"won_at"`
+	DaysWonToChurn *float64   `json:"days_won_to_churn"`
+	// LastNPS is the score of the latest survey at or before the churn; null when none.
+	LastNPS *int `json:"last_nps"`
+	// LastTouchpointAt is the latest touchpoint at or before the churn and
+	// DaysSinceLastTouchpoint the time from it to the churn in days (2 decimals, half up); null
+	// when there is none.
+	LastTouchpointAt        *time.Time `json:"last_touchpoint_at"`
+	DaysSinceLastTouchpoint *float64   `json:"days_since_last_touchpoint"`
+	// OverdueTasks counts the tasks scheduled at or before the churn, due before the churn's
+	// date (UTC) and not completed at the churn.
+	OverdueTasks int `json:"overdue_tasks"`
+}
+
+// filter is the cohort of a question, as SQL conditions on the contacts table c.
+type filter struct {
+	where string
+	args  []any
+}
+
+func (f filter) argsAnd(more ...any) []any { return append(slices.Clip(f.args), more...) }
+
+// Query answers the churn points from the tables of set t. Invalid parameters return a domain
+// error with code invalid naming the parameter.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	if params.AsOf.IsZero() {
+		return Answer{}, domain.Invalid("as_of", "is required")
+	}
+	dormantDays := params.DormantDays
+	switch {
+	case dormantDays == 0:
+		dormantDays = DefaultDormantDays
+	case dormantDays < 0 || dormantDays > 36500:
+		return Answer{}, domain.Invalid("dormant_days", "%d is outside 1..36500", dormantDays)
+	}
+	var cohort filter
+	if params.Cohort != "" {
+		if _, err := time.Parse(CohortLayout, params.Cohort); err != nil {
+			return Answer{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", params.Cohort)
+		}
+		cohort.where += ` AND c.cohort = ?`
+		cohort.args = append(cohort.args, params.Cohort)
+	}
+	if params.Channel != "" {
+		if _, err := contact.ParseChannel("channel", params.Channel); err != nil {
+			return Answer{}, err
+		}
+		cohort.where += ` AND c.channel = ?`
+		cohort.args = append(cohort.args, params.Channel)
+	}
+
+	asOf := params.AsOf.UTC()
+	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort}
+	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
+	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+		q.tx = tx
+		var err error
+		if answer.Phases, err = q.phases(ctx, int64(dormantDays)*microsPerDay); err != nil {
+			return err
+		}
+		if answer.LostDeals, err = q.lostDeals(ctx); err != nil {
+			return err
+		}
+		answer.ChurnedCustomers, err = q.churns(ctx)
+		return err
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	return answer, nil
+}
+
+// query runs the statements of one answer in one read transaction.
+type query struct {
+	db     *projections.DB
+	tx     *sql.Tx
+	t      projections.Tables
+	asOf   int64
+	cohort filter
+}
+
+func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
+	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
+}
+
+// contacts are the contacts of the cohort captured at or before as_of, as SQL conditions on c.
+func (q *query) contacts() (string, []any) {
+	return ` c.created_at <= ?` + q.cohort.where, append([]any{q.asOf}, q.cohort.args...)
+}
+
+func (q *query) phases(ctx context.Context, dormantFor int64) ([]PhaseDropOff, error) {
+	where, args := q.contacts()
+	// The last activity of each contact as of as_of: its latest touchpoint, else its creation.
+	rows, err := q.rows(ctx, `SELECT c.contact_id, COALESCE((SELECT MAX(tp.occurred_at) FROM `+q.t.Name(tableTouchpoints)+` tp
+		WHERE tp.contact_id = c.contact_id AND tp.occurred_at <= ?), c.created_at)
+		FROM `+q.t.Name(tableContacts)+` c WHERE`+where, append([]any{q.asOf}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("last activities: %w", err)
+	}
+	lastActivity := map[string]int64{}
+	for rows.Next() {
+		var (
+			id string
+			at int64
+		)
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("last activities: %w", err)
+		}
+		lastActivity[id] = at
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("last activities: %w", err)
+	}
+
+	rows, err = q.rows(ctx, `SELECT v.contact_id, v.phase, v.left_at, v.next_phase
+		FROM `+q.t.Name(tableVisits)+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+		WHERE`+where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`, append(args, q.asOf)...)
+	if err != nil {
+		return nil, fmt.Errorf("visits: %w", err)
+	}
+	type contactPhase struct {
+		contact string
+		phase   contact.Phase
+	}
+	entered, lost, churned, dormant := map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}
+	// open is the visit each contact is in at as_of: the last one when it is not closed.
+	open := map[string]contact.Phase{}
+	for rows.Next() {
+		var (
+			id    string
+			phase contact.Phase
+			left  sql.NullInt64
+			next  sql.NullString
+		)
+		if err := rows.Scan(&id, &phase, &left, &next); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("visits: %w", err)
+		}
+		key := contactPhase{id, phase}
+		entered[key] = true
+		delete(open, id)
+		switch {
+		case !left.Valid || left.Int64 > q.asOf:
+			open[id] = phase
+		case contact.Phase(next.String) == contact.Lost:
+			lost[key] = true
+		case contact.Phase(next.String) == contact.Churned:
+			churned[key] = true
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("visits: %w", err)
+	}
+	for id, phase := range open {
+		if last, ok := lastActivity[id]; ok && phase.Rank() > 0 && q.asOf-last >= dormantFor {
+			dormant[contactPhase{id, phase}] = true
+		}
+	}
+
+	count := func(set map[contactPhase]bool, p contact.Phase) int {
+		n := 0
+		for k := range set {
+			if k.phase == p {
+				n++
+			}
+		}
+		return n
+	}
+	var result []PhaseDropOff
+	for _, p := range contact.Phases() {
+		d := PhaseDropOff{Phase: p, Entered: count(entered, p), Lost: count(lost, p), Churned: count(churned, p),
+			Dormant: count(dormant, p)}
+		ended := map[string]bool{}
+		for _, set := range []map[contactPhase]bool{lost, churned, dormant} {
+			for k := range set {
+				if k.phase == p {
+					ended[k.contact] = true
+				}
+			}
+		}
+		d.Ended = len(ended)
+		d.DropOffRate = ratio(d.Ended, d.Entered)
+		result = append(result, d)
+	}
+	slices.SortStableFunc(result, func(a, b PhaseDropOff) int {
+		switch {
+		case a.DropOffRate == nil || b.DropOffRate == nil:
+			return cmp.Compare(nilRank(a.DropOffRate), nilRank(b.DropOffRate))
+		default:
+			return cmp.Compare(*b.DropOffRate, *a.DropOffRate)
+		}
+	})
+	for i := range result {
+		result[i].Rank = i + 1
+	}
+	return result, nil
+}
+
+func nilRank(f *float64) int {
+	if f == nil {
+		return 1
+	}
+	return 0
+}
+
+func (q *query) lostDeals(ctx context.Context) ([]LostDeals, error) {
+	stmt := `SELECT l.from_stage, l.reason, l.currency, COUNT(*), CAST(SUM(l.amount) AS BIGINT) FROM ` + q.t.Name(tableDealLosses) + ` l`
+	args := []any{q.asOf, q.asOf}
+	where := ` WHERE l.lost_at <= ? AND (l.reopened_at IS NULL OR l.reopened_at > ?)`
+	if q.cohort.where != "" {
+		stmt += ` JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = l.contact_id`
+		where += q.cohort.where
+		args = append(args, q.cohort.args...)
+	}
+	rows, err := q.rows(ctx, stmt+where+` GROUP BY l.from_stage, l.reason, l.currency ORDER BY l.currency`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lost deals: %w", err)
+	}
+	groups := map[[2]string]*LostDeals{}
+	for rows.Next() {
+		var (
+			stage  deal.Stage
+			reason deal.LostReason
+			count  int
+			amount domain.Money
+		)
+		if err := rows.Scan(&stage, &reason, &amount.Currency, &count, &amount.Amount); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("lost deals: %w", err)
+		}
+		key := [2]string{string(stage), string(reason)}
+		g := groups[key]
+		if g == nil {
+			g = &LostDeals{Stage: stage, Reason: reason}
+			groups[key] = g
+		}
+		g.Count += count
+		g.Amounts = append(g.Amounts, amount)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("lost deals: %w", err)
+	}
+	result := []LostDeals{}
+	for _, g := range groups {
+		result = append(result, *g)
+	}
+	stages, reasons := deal.Stages(), deal.LostReasons()
+	slices.SortFunc(result, func(a, b LostDeals) int {
+		return cmp.Or(compareListed(stages, a.Stage, b.Stage), compareListed(reasons, a.Reason, b.Reason))
+	})
+	return result, nil
+}
+
+// compareListed orders values by their place in list, values not in it last by value.
+func compareListed[T ~string](list []T, a, b T) int {
+	index := func(v T) int {
+		if i := slices.Index(list, v); i >= 0 {
+			return i
+		}
+		return len(list)
+	}
+	return cmp.Or(cmp.Compare(index(a), index(b)), cmp.Compare(a, b))
+}
+
+func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, error) {
+	where, args := q.contacts()
+	v, tp, s, k := q.t.Name(tableVisits), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
+	rows, err := q.rows(ctx, `SELECT v.contact_id, c.name, v.phase, v.left_at,
+		(SELECT MAX(w.entered_at) FROM `+v+` w WHERE w.contact_id = v.contact_id AND w.seq <= v.seq AND w.phase = ?),
+		(SELECT s.nps FROM `+s+` s WHERE s.contact_id = v.contact_id AND s.occurred_at <= v.left_at
+			ORDER BY s.occurred_at DESC, s.position DESC LIMIT 1),
+		(SELECT MAX(tp.occurred_at) FROM `+tp+` tp WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= v.left_at),
+		(SELECT COUNT(*) FROM `+k+` k WHERE k.contact_id = v.contact_id AND k.scheduled_at <= v.left_at
+			AND k.overdue_at <= v.left_at AND (k.completed_at IS NULL OR k.completed_at > v.left_at))
+		FROM `+v+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+		WHERE`+where+` AND v.next_phase = ? AND v.left_at <= ?
+		ORDER BY v.left_at, v.contact_id`,
+		append(append([]any{string(contact.Won)}, args...), string(contact.Churned), q.asOf)...)
+	if err != nil {
+		return nil, fmt.Errorf("churns: %w", err)
+	}
+	result := []ChurnedCustomer{}
+	for rows.Next() {
+		var (
+			c                 ChurnedCustomer
+			churnedAt         int64
+			wonAt, lastTouch  sql.NullInt64
+			lastNPS, overdues sql.NullInt64
+		)
+		if err := rows.Scan(&c.ContactID, &c.Name, &c.FromPhase, &churnedAt, &wonAt, &lastNPS, &lastTouch, &overdues); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("churns: %w", err)
+		}
+		c.ChurnedAt = time.UnixMicro(churnedAt).UTC()
+		c.WonAt, c.DaysWonToChurn = since(wonAt, churnedAt)
+		c.LastTouchpointAt, c.DaysSinceLastTouchpoint = since(lastTouch, churnedAt)
+		if lastNPS.Valid {
+			nps := int(lastNPS.Int64)
+			c.LastNPS = &nps
+		}
+		c.OverdueTasks = int(overdues.Int64)
+		result = append(result, c)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("churns: %w", err)
+	}
+	return result, nil
+}
+
+// since is the time of from and the days from it to the instant to, or nils when from is NULL.
+func since(from sql.NullInt64, to int64) (*time.Time, *float64) {
+	if !from.Valid {
+		return nil, nil
+	}
+	at := time.UnixMicro(from.Int64).UTC()
+	d := days(max(to-from.Int64, 0))
+	return &at, &d
+}
+
+func closeRows(rows *sql.Rows) error {
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
+	}
+	return rows.Close()
+}
+
+// readOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
+func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == projections.Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.SQL.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
+
+const microsPerDay = int64(24 * time.Hour / time.Microsecond)
+
+// days converts a non-negative duration in microseconds to days, rounded half up to 2
+// decimals.
+func days(micros int64) float64 {
+	return float64((micros*100+microsPerDay/2)/microsPerDay) / 100
+}
+
+// ratio is num/den rounded half up to 4 decimals, nil when den is 0.
+func ratio(num, den int) *float64 {
+	if den == 0 {
+		return nil
+	}
+	r := float64((int64(num)*20000+int64(den))/(2*int64(den))) / 10000
+	return &r
+}
