@@ -1,0 +1,304 @@
+// Package processes holds the process managers: reactions to recorded events that issue
+// commands. They live on the write side, beside the command handler they drive, not among
+// the projections: a projection can be dropped and rebuilt, a process manager must never act
+// twice on one event. So a process manager keeps no tables of its own: the log is its record
+// (every command it issues names the event that caused it, and carries an idempotency key
+// derived from that event's id), and it runs as a Watermill handler under a consumer group of
+// its own, which only saves delivery work.
+package processes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Persisted names of DealWon: the consumer group (and Watermill handler), and the actor of
+// the commands it issues. Never derive them from Go type names.
+const (
+	DealWonGroup = "process:deal_won_contact_phase"
+	DealWonActor = "process:deal_won"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxRetries      = 5
+	DefaultRetryInterval   = 100 * time.Millisecond
+	DefaultMaxRetryDelay   = 5 * time.Second
+	DefaultRestartDelay    = time.Second
+	DefaultMaxRestartDelay = 30 * time.Second
+)
+
+// Config configures a process manager. Zero values take the defaults.
+type Config struct {
+	// Commands issues the commands.
+	Commands *commands.Handler
+	// NewSubscriber returns a subscriber of the store's global feed whose consumer group is
+	// group.
+	NewSubscriber func(group string) (message.Subscriber, error)
+	// Decode turns a message of those subscribers back into its event.
+	Decode func(*message.Message) (eventstore.Event, error)
+	// Topic is the feed's topic (default "$all").
+	Topic string
+	// Logger receives the router's logs and the events the process decided not to act on.
+	Logger watermill.LoggerAdapter
+	// MaxRetries, RetryInterval and MaxRetryDelay are the backoff of a failing event before
+	// it is nacked (and delivered again).
+	MaxRetries                   int
+	RetryInterval, MaxRetryDelay time.Duration
+	// RestartDelay is the first pause before a stopped handler starts again; it doubles up to
+	// MaxRestartDelay.
+	RestartDelay, MaxRestartDelay time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Topic == "" {
+		c.Topic = "$all"
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = DefaultMaxRetries
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = DefaultRetryInterval
+	}
+	if c.MaxRetryDelay == 0 {
+		c.MaxRetryDelay = DefaultMaxRetryDelay
+	}
+	if c.RestartDelay == 0 {
+		c.RestartDelay = DefaultRestartDelay
+	}
+	if c.MaxRestartDelay == 0 {
+		c.MaxRestartDelay = DefaultMaxRestartDelay
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Commands == nil {
+		errs = append(errs, errors.New("no command handler"))
+	}
+	if c.NewSubscriber == nil {
+		errs = append(errs, errors.New("no subscriber constructor"))
+	}
+	if c.Decode == nil {
+		errs = append(errs, errors.New("no message decoder"))
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("max retries %d: want at least 0", c.MaxRetries))
+	}
+	return errors.Join(errs...)
+}
+
+// DealWon moves the contact of a won deal to phase won: on deal.won.v1, unless the contact
+// is at won or beyond already, it issues ChangePhase(won); a lost or churned contact is first
+// won back into approach, then moved on to won (skip_forward), with the reason
+// "deal <id> won". Every command carries CausationID = the deal event's id, the deal event's
+// correlation id, the deal event's business time, and an idempotency key derived from the
+// deal event's id and the step, so a redelivery or a replay never issues one twice.
+//
+// It never overrides a later decision: when someone else changed the contact's phase after
+// the deal was won (later in the log), it leaves the contact alone. That keeps a replay from
+// scratch (a reset consumer group) from acting on history: the check reads the same log.
+//
+// An event it cannot act on for a business reason (the contact does not exist, the rules
+// refuse the move) is logged and acknowledged; any other failure is retried with backoff and
+// then delivered again, so the process waits rather than skip an event.
+type DealWon struct {
+	cfg  Config
+	cmds *commands.Handler
+}
+
+// NewDealWon returns the process manager; Run runs it.
+func NewDealWon(cfg Config) (*DealWon, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("deal-won process: %w", err)
+	}
+	return &DealWon{cfg: cfg, cmds: cfg.Commands}, nil
+}
+
+// Idempotency keys of the two steps; with the actor they derive the command ids.
+func winBackKey(dealEventID string) string { return "deal-won/" + dealEventID + "/win-back" }
+func wonKey(dealEventID string) string     { return "deal-won/" + dealEventID + "/won" }
+
+// Handle reacts to one event of the log; it ignores every type but deal.won.v1. It is what
+// the Watermill handler runs, and safe to call again with the same event.
+func (m *DealWon) Handle(ctx context.Context, e eventstore.Event) error {
+	if e.Type != deal.TypeWon {
+		return nil
+	}
+	decoded, err := m.cmds.Registry().Decode(e.Type, e.Data)
+	if err != nil {
+		return m.skip(e, "undecodable", err)
+	}
+	won, ok := decoded.(*deal.Won)
+	if !ok {
+		return m.skip(e, "undecodable", fmt.Errorf("%s decodes as %T", e.Type, decoded))
+	}
+	contactID := won.ContactID
+	if contactID == "" {
+		d, err := m.cmds.Deal(ctx, won.DealID, commands.At{})
+		if err != nil {
+			return m.refusedOr(e, err)
+		}
+		contactID = d.ContactID
+	}
+	history, err := m.cmds.History(ctx, contact.StreamName(contactID))
+	if err != nil {
+		return m.refusedOr(e, err)
+	}
+	var wonBack, done, movedSince bool
+	for _, ce := range history {
+		if ce.Type != contact.TypePhaseChanged {
+			continue
+		}
+		if ce.Metadata.CausationID == e.ID {
+			var pc contact.PhaseChanged
+			if d, err := m.cmds.Registry().Decode(ce.Type, ce.Data); err == nil {
+				if p, ok := d.(*contact.PhaseChanged); ok {
+					pc = *p
+				}
+			}
+			if pc.To == contact.Won {
+				done = true
+			} else {
+				wonBack = true
+			}
+			continue
+		}
+		if ce.Position > e.Position {
+			movedSince = true
+		}
+	}
+	if done {
+		return nil
+	}
+	if movedSince && !wonBack {
+		m.cfg.Logger.Info("Deal won, contact phase left alone: it was changed after the deal was won",
+			watermill.LogFields{"deal_event_id": e.ID, "contact_id": contactID})
+		return nil
+	}
+	c, err := m.cmds.Contact(ctx, contactID, commands.At{})
+	if err != nil {
+		return m.refusedOr(e, err)
+	}
+	reason := "deal " + won.DealID + " won"
+	meta := func(key string) commands.Meta {
+		correlation := e.Metadata.CorrelationID
+		if correlation == "" {
+			correlation = e.ID
+		}
+		// Business time of the deal event: the contact became a customer when the contract
+		// was signed, also when history is imported or the process lags.
+		return commands.Meta{Actor: DealWonActor, CorrelationID: correlation, CausationID: e.ID,
+			IdempotencyKey: key, OccurredAt: e.OccurredAt, Reason: reason}
+	}
+	switch {
+	case c.Phase.Rank() >= contact.Won.Rank():
+		return nil
+	case c.Phase.IsExit():
+		_, err := m.cmds.ChangePhase(ctx, meta(winBackKey(e.ID)),
+			commands.ChangePhase{ContactID: contactID, Phase: string(contact.Approach), Reason: reason})
+		if err != nil {
+			return m.refusedOr(e, err)
+		}
+	}
+	_, err = m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
+		commands.ChangePhase{ContactID: contactID, Phase: string(contact.Won), Reason: reason})
+	return m.refusedOr(e, err)
+}
+
+// refusedOr acknowledges a business refusal (logged: nothing will change it on a retry)
+// and returns any other error for a retry.
+func (m *DealWon) refusedOr(e eventstore.Event, err error) error {
+	if err == nil {
+		return nil
+	}
+	if domain.ErrorCode(err) != "" || errors.Is(err, commands.ErrIdempotencyConflict) {
+		return m.skip(e, "refused", err)
+	}
+	return fmt.Errorf("deal event %s: %w", e.ID, err)
+}
+
+func (m *DealWon) skip(e eventstore.Event, why string, err error) error {
+	m.cfg.Logger.Error("Deal won, contact phase not changed: "+why, err, watermill.LogFields{"deal_event_id": e.ID, "stream": e.Stream})
+	return nil
+}
+
+// Run runs the process manager as a Watermill router handler until ctx ends, starting it
+// again after a pause when its subscription fails.
+func (m *DealWon) Run(ctx context.Context) error {
+	delay := m.cfg.RestartDelay
+	for {
+		err := m.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.cfg.Logger.Error("Deal-won process stopped, restarting", err, watermill.LogFields{"restart_in": delay})
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		delay = min(2*delay, m.cfg.MaxRestartDelay)
+	}
+}
+
+func (m *DealWon) runOnce(ctx context.Context) error {
+	sub, err := m.cfg.NewSubscriber(DealWonGroup)
+	if err != nil {
+		return fmt.Errorf("subscriber of %s: %w", DealWonGroup, err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, m.cfg.Logger)
+	if err != nil {
+		_ = sub.Close()
+		return fmt.Errorf("router of %s: %w", DealWonGroup, err)
+	}
+	h := router.AddConsumerHandler(DealWonGroup, m.cfg.Topic, sub, func(msg *message.Message) error {
+		e, err := m.cfg.Decode(msg)
+		if err != nil {
+			return fmt.Errorf("decode message %s: %w", msg.UUID, err)
+		}
+		return m.Handle(msg.Context(), e)
+	})
+	h.AddMiddleware(middleware.Retry{
+		MaxRetries:          m.cfg.MaxRetries,
+		InitialInterval:     m.cfg.RetryInterval,
+		MaxInterval:         m.cfg.MaxRetryDelay,
+		Multiplier:          2,
+		RandomizationFactor: 0.25,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded)
+		},
+	}.Middleware, middleware.Recoverer)
+	done := make(chan error, 1)
+	go func() { done <- router.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+		_ = router.Close()
+		<-done
+		return nil
+	case err := <-done:
+		if err == nil {
+			return errors.New("the router stopped: its subscription ended")
+		}
+		return fmt.Errorf("router: %w", err)
+	}
+}
