@@ -85,3 +85,10 @@ func mustCursor(t *testing.T, stage string) string {
 	}
 	return a.Stages[0].NextCursor
 }
+
+// The name is persisted (checkpoints, table names): it must never change.
+func TestName(t *testing.T) {
+	if got := (board.Projection{}).Name(); got != "pipeline_board" {
+		t.Errorf("name = %q, want %q", got, "pipeline_board")
+	}
+}

@@ -58,3 +58,10 @@ func TestQueryRejectsBadParams(t *testing.T) {
 		}
 	})
 }
+
+// The name is persisted (checkpoints, table names): it must never change.
+func TestName(t *testing.T) {
+	if got := (churn.Projection{}).Name(); got != "churn_points" {
+		t.Errorf("name = %q, want %q", got, "churn_points")
+	}
+}

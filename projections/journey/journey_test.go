@@ -85,3 +85,10 @@ func contactQuery(p journey.ContactParams) func(context.Context, *projections.DB
 		return err
 	}
 }
+
+// The name is persisted (checkpoints, table names): it must never change.
+func TestName(t *testing.T) {
+	if got := (journey.Projection{}).Name(); got != "journey" {
+		t.Errorf("name = %q, want %q", got, "journey")
+	}
+}

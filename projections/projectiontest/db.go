@@ -6,20 +6,14 @@ package projectiontest
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	// Database drivers of both dialects: "pgx" and "sqlite".
-	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
 
 	"github.com/eventcrm/crm/projections"
 )
@@ -61,85 +55,55 @@ func Open(t testing.TB, d projections.Dialect) *projections.DB {
 	}
 }
 
-// SQLite returns a read-model database in a temporary SQLite file in WAL mode.
+// SQLite returns a read-model database in a temporary SQLite file, opened like the product's
+// (projections.OpenSQLite: WAL).
 func SQLite(t testing.TB) *projections.DB {
 	t.Helper()
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	path := filepath.Join(t.TempDir(), "readmodels.db")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := projections.OpenSQLite(ctx, filepath.Join(t.TempDir(), "readmodels.db"))
 	if err != nil {
-		t.Fatalf("open sqlite %s: %v", path, err)
+		t.Fatalf("open sqlite: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
+		if err := db.SQL.Close(); err != nil {
 			t.Errorf("close sqlite: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		t.Fatalf("journal mode of %s: %v", path, err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		t.Fatalf("journal mode of %s is %s, not wal", path, mode)
-	}
-	return &projections.DB{SQL: db, Dialect: projections.SQLite}
+	return db
 }
 
 // Postgres returns a read-model database in a fresh schema of the PostgreSQL named by
-// PostgresURL (the schema is the connections' search_path), dropped when t ends. The test
-// fails, never skips, when PostgreSQL cannot be reached.
+// PostgresURL, opened like the product's (projections.OpenPostgres: the schema is the
+// connections' search_path), dropped when t ends. The test fails, never skips, when
+// PostgreSQL cannot be reached.
 func Postgres(t testing.TB) *projections.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	base := PostgresURL()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open postgres %s: %v", base, err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if err := admin.PingContext(ctx); err != nil {
-		t.Fatalf("reach postgres at %s (set CRM_TEST_POSTGRES_URL to another PostgreSQL): %v", base, err)
-	}
 	schema := "readmodel_test_" + randomHex(t, 6)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-
-	u, err := url.Parse(base)
+	db, err := projections.OpenPostgres(ctx, PostgresURL(), schema)
 	if err != nil {
-		t.Fatalf("parse %s: %v", base, err)
+		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL to another PostgreSQL): %v", PostgresURL(), err)
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		t.Fatalf("open postgres schema %s: %v", schema, err)
-	}
-	// Registered after admin's cleanup, so it runs first: close the pool, then drop.
 	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close postgres: %v", err)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+		if _, err := db.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		if err := db.SQL.Close(); err != nil {
+			t.Errorf("close postgres: %v", err)
 		}
 	})
 	var current string
-	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&current); err != nil {
+	if err := db.SQL.QueryRowContext(ctx, "SELECT current_schema()").Scan(&current); err != nil {
 		t.Fatalf("current schema: %v", err)
 	}
 	if current != schema {
 		t.Fatalf("current schema is %q, want %q", current, schema)
 	}
-	return &projections.DB{SQL: db, Dialect: projections.Postgres}
+	return db
 }
 
 func randomHex(t testing.TB, n int) string {

@@ -1,0 +1,56 @@
+package projectiontest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseHistory(t *testing.T) {
+	history := `
+# a comment
+2024-01-02T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1", "name":"A B"}
+
+2024-01-03T09:00:00.5+01:00 deal-d1 deal.opened.v1 {}
+2024-01-04T09:00:00Z contact-c1 contact.touchpoint_recorded.v1 {"contact_id":"c1"}
+`
+	events, err := ParseHistory(strings.NewReader(history))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if len(events) != 3 {
+		t.Fatalf("got %d events, want 3", len(events))
+	}
+	want := []struct {
+		id, stream, typ, data string
+		version, position     int64
+		at                    time.Time
+	}{
+		{"evt-1", "contact-c1", "contact.created.v1", `{"contact_id":"c1", "name":"A B"}`, 1, 1, time.Date(2024, 1, 2, 9, 0, 0, 0, time.UTC)},
+		{"evt-2", "deal-d1", "deal.opened.v1", `{}`, 1, 2, time.Date(2024, 1, 3, 8, 0, 0, 5e8, time.UTC)},
+		{"evt-3", "contact-c1", "contact.touchpoint_recorded.v1", `{"contact_id":"c1"}`, 2, 3, time.Date(2024, 1, 4, 9, 0, 0, 0, time.UTC)},
+	}
+	for i, w := range want {
+		e := events[i]
+		if e.ID != w.id || e.Stream != w.stream || e.Type != w.typ || string(e.Data) != w.data ||
+			e.Version != w.version || e.Position != w.position || !e.OccurredAt.Equal(w.at) ||
+			e.OccurredAt.Location() != time.UTC || !e.RecordedAt.Equal(w.at) {
+			t.Errorf("event %d = %+v, want %+v", i, e, w)
+		}
+	}
+}
+
+func TestParseHistoryRejectsBadLines(t *testing.T) {
+	tests := []struct{ name, line string }{
+		{"too few fields", "2024-01-02T09:00:00Z contact-c1 contact.created.v1"},
+		{"bad time", "2024-01-02 contact-c1 contact.created.v1 {}"},
+		{"bad json", `2024-01-02T09:00:00Z contact-c1 contact.created.v1 {"a":}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ParseHistory(strings.NewReader(tt.line)); err == nil || !strings.Contains(err.Error(), "line 1") {
+				t.Errorf("error = %v, want one naming line 1", err)
+			}
+		})
+	}
+}
