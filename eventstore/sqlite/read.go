@@ -155,7 +155,7 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, sizeHint int, args ..
 			&occurred, &recorded, &e.PrevHash, &e.Hash); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		if err := decodeMetadata(meta, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("metadata of event %s: %w", e.ID, err)
 		}
 		e.OccurredAt = time.UnixMicro(occurred).UTC()

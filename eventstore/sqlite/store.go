@@ -86,6 +86,8 @@ type Store struct {
 	readStmt readStatements
 	writeDB  *sql.DB
 	w        *writer
+	ckptDB   *sql.DB
+	ckpt     *walCheckpointer
 	notifier *eventstore.Notifier
 	subs     eventstore.SubscriptionSet
 
@@ -130,7 +132,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 func (s *Store) open(ctx context.Context, path string) error {
 	var err error
 	// The write pool holds exactly one connection, owned by the writer goroutine.
-	s.writeDB, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, false))
+	s.writeDB, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, connWriter))
 	if err != nil {
 		return err
 	}
@@ -152,13 +154,23 @@ func (s *Store) open(ctx context.Context, path string) error {
 		conn.Close()
 		return err
 	}
-	s.w, err = newWriter(ctx, conn, s.opts, s.notifier.Notify)
+	s.ckptDB, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, connCheckpointer))
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	s.ckptDB.SetMaxOpenConns(1)
+	s.ckpt = newWALCheckpointer(s.ckptDB)
+	s.w, err = newWriter(ctx, conn, s.opts, func() {
+		s.notifier.Notify()
+		s.ckpt.committed()
+	})
 	if err != nil {
 		conn.Close()
 		return err
 	}
 
-	s.read, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, true))
+	s.read, err = sql.Open("sqlite", dsn(path, s.opts.busyTimeout, connReader))
 	if err != nil {
 		return err
 	}
@@ -171,18 +183,32 @@ func (s *Store) open(ctx context.Context, path string) error {
 	return nil
 }
 
-// dsn is the modernc.org/sqlite data source name of path with the connection settings.
-func dsn(path string, busyTimeout time.Duration, readOnly bool) string {
+// The roles of the store's connections.
+type connRole int
+
+const (
+	connWriter connRole = iota
+	connReader
+	connCheckpointer
+)
+
+// dsn is the modernc.org/sqlite data source name of path with the settings of a connection.
+func dsn(path string, busyTimeout time.Duration, role connRole) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	// FULL: an acknowledged append survives a power cut, not only a crash of the process.
 	q.Add("_pragma", "synchronous(FULL)")
-	if readOnly {
+	switch role {
+	case connWriter:
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walBackstopPages))
+		// The indexes on event id and stream take random inserts: keep them in memory.
+		q.Add("_pragma", "cache_size(-65536)")
+	case connReader:
 		// Readers must never take the write lock away from the group committer.
 		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "cache_size(-16384)")
 	}
 	return path + "?" + q.Encode()
 }
@@ -214,6 +240,9 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
+	if s.ckpt != nil {
+		s.ckpt.close()
+	}
 	var errs []error
 	if s.w != nil {
 		errs = append(errs, s.w.close())
@@ -224,6 +253,9 @@ func (s *Store) closeDBs() error {
 	}
 	if s.writeDB != nil {
 		errs = append(errs, s.writeDB.Close())
+	}
+	if s.ckptDB != nil {
+		errs = append(errs, s.ckptDB.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close: %w", err)
