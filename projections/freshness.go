@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -20,7 +21,8 @@ type Lag struct {
 	// Events is the log head's position minus the checkpoint: a count of events on stores
 	// with dense positions (SQLite, PostgreSQL), an upper bound elsewhere.
 	Events int64 `json:"events"`
-	// Seconds is how long ago the oldest event not yet applied was recorded; 0 when caught up.
+	// Seconds is how long ago the oldest event not yet applied was recorded (to the
+	// millisecond); 0 when caught up.
 	Seconds float64 `json:"seconds"`
 }
 
@@ -169,7 +171,7 @@ func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error
 			return Freshness{}, fmt.Errorf("oldest event not in %s: %w", pj.p.Name(), err)
 		}
 		if len(next) > 0 {
-			f.Lag.Seconds = max(0, r.cfg.Now().Sub(next[0].RecordedAt).Seconds())
+			f.Lag.Seconds = max(0, math.Round(r.cfg.Now().Sub(next[0].RecordedAt).Seconds()*1000)/1000)
 		}
 	}
 	return f, nil

@@ -163,9 +163,23 @@ func runnerConfig(store eventstore.Store, db *projections.DB) projections.Runner
 				RetryInterval: 50 * time.Millisecond}, nil)
 		},
 		Decode:          wmstore.EventFromMessage,
+		AdvanceGroup:    advanceGroup(store),
 		Retry:           projections.RetryConfig{MaxRetries: 2, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond},
 		RestartDelay:    20 * time.Millisecond,
 		MaxRestartDelay: 100 * time.Millisecond,
+	}
+}
+
+// advanceGroup moves a wmstore consumer group of the global feed forward, as `crm serve` does.
+func advanceGroup(store eventstore.Store) func(ctx context.Context, group string, position int64) error {
+	return func(ctx context.Context, group string, position int64) error {
+		cps := store.(eventstore.Checkpoints)
+		name := wmstore.CheckpointName(group, wmstore.AllTopic)
+		acked, err := cps.LoadCheckpoint(ctx, name)
+		if err != nil || acked >= position {
+			return err
+		}
+		return cps.SaveCheckpoint(ctx, name, position)
 	}
 }
 

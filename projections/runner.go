@@ -50,6 +50,10 @@ type RunnerConfig struct {
 	NewSubscriber func(group string) (message.Subscriber, error)
 	// Decode turns a message of those subscribers back into its event.
 	Decode func(*message.Message) (eventstore.Event, error)
+	// AdvanceGroup, when set, moves a consumer group forward to position (never back) before
+	// its handler starts: after a catch-up the group would otherwise deliver again, one
+	// acknowledgement at a time, everything the catch-up applied.
+	AdvanceGroup func(ctx context.Context, group string, position int64) error
 	// Topic is the feed's topic (default AllTopic).
 	Topic string
 	// Logger receives the router's logs and parked events (default: none).
@@ -317,6 +321,11 @@ func (r *Runner) runOnce(ctx context.Context, pj *projector) error {
 	pj.catchingUp.Store(true)
 	if err := r.catchUp(ctx, pj); err != nil {
 		return err
+	}
+	if r.cfg.AdvanceGroup != nil {
+		if err := r.cfg.AdvanceGroup(ctx, pj.group, pj.checkpoint.Load()); err != nil {
+			return fmt.Errorf("advance %s: %w", pj.group, err)
+		}
 	}
 	sub, err := r.cfg.NewSubscriber(pj.group)
 	if err != nil {

@@ -189,7 +189,7 @@ func (m *DealWon) Handle(ctx context.Context, e eventstore.Event) error {
 		return nil
 	}
 	if movedSince && !wonBack {
-		m.cfg.Logger.Info("Deal won, contact phase left alone: it was changed after the deal was won",
+		m.cfg.Logger.Debug("Deal won, contact phase left alone: it was changed after the deal was won",
 			watermill.LogFields{"deal_event_id": e.ID, "contact_id": contactID})
 		return nil
 	}
