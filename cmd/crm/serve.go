@@ -25,6 +25,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (CRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
+	fs.StringVar(&cfg.ReadModelWait, "read-wait", cfg.ReadModelWait, "longest wait of a read-model answer for min_position (CRM_READMODEL_WAIT)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -44,7 +45,26 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	defer store.Close()
 
-	api := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log})
+	readWait, err := cfg.ReadWait()
+	if err != nil {
+		return err
+	}
+	readModels, err := config.OpenReadModels(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer readModels.SQL.Close()
+	cmds := commands.NewHandler(store)
+	bg, err := newBackground(ctx, store, readModels, cmds, newWatermillLogger(log))
+	if err != nil {
+		return err
+	}
+	// Stopped after the HTTP server (deferred later, runs earlier than the closes above), so
+	// answers waiting for a position are not cut off first.
+	defer bg.start()()
+
+	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
+	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)

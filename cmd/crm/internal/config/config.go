@@ -22,8 +22,12 @@ type Config struct {
 	DataDir string
 	// Store selects the backend (CRM_STORE): empty or sqlite://PATH, postgres://..., esdb://...
 	Store string
-	// ReadModelURL is where read models live when the store is EventStoreDB (CRM_READMODEL_URL).
+	// ReadModelURL is where read models live (CRM_READMODEL_URL): sqlite://PATH or
+	// postgres://...; see ParseReadModels for the default.
 	ReadModelURL string
+	// ReadModelWait bounds the wait of a read-model answer for min_position
+	// (CRM_READMODEL_WAIT, a Go duration; see ReadWait).
+	ReadModelWait string
 	// Tokens is the CRM_TOKENS value, "name:role:token,...".
 	Tokens string
 	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
@@ -33,12 +37,13 @@ type Config struct {
 // FromEnv reads the settings from the environment, applying defaults.
 func FromEnv(getenv func(string) string) Config {
 	c := Config{
-		Addr:         getenv("CRM_ADDR"),
-		DataDir:      getenv("CRM_DATA_DIR"),
-		Store:        getenv("CRM_STORE"),
-		ReadModelURL: getenv("CRM_READMODEL_URL"),
-		Tokens:       getenv("CRM_TOKENS"),
-		LogLevel:     getenv("CRM_LOG_LEVEL"),
+		Addr:          getenv("CRM_ADDR"),
+		DataDir:       getenv("CRM_DATA_DIR"),
+		Store:         getenv("CRM_STORE"),
+		ReadModelURL:  getenv("CRM_READMODEL_URL"),
+		ReadModelWait: getenv("CRM_READMODEL_WAIT"),
+		Tokens:        getenv("CRM_TOKENS"),
+		LogLevel:      getenv("CRM_LOG_LEVEL"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"

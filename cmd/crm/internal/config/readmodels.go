@@ -1,0 +1,81 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/projections"
+)
+
+// ReadModelFile is the SQLite file of the read models in the data directory.
+const ReadModelFile = "readmodels.db"
+
+// ReadModelTarget is where the read models live.
+type ReadModelTarget struct {
+	Dialect projections.Dialect
+	// Path is the SQLite file; URL and Schema the PostgreSQL database and schema.
+	Path   string
+	URL    string
+	Schema string
+}
+
+// ParseReadModels decides where the read models live. CRM_READMODEL_URL (sqlite://PATH or
+// postgres://...) wins; otherwise a PostgreSQL store keeps them in its own database (schema
+// "readmodels", tables prefixed by projection name), and every other store in the SQLite
+// file readmodels.db of the data directory, apart from the log.
+func ParseReadModels(c Config) (ReadModelTarget, error) {
+	if c.ReadModelURL != "" {
+		scheme, rest, _ := strings.Cut(c.ReadModelURL, "://")
+		switch scheme {
+		case "sqlite":
+			if rest == "" {
+				return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL %q: sqlite:// needs a file path", c.ReadModelURL)
+			}
+			return ReadModelTarget{Dialect: projections.SQLite, Path: rest}, nil
+		case "postgres", "postgresql":
+			return ReadModelTarget{Dialect: projections.Postgres, URL: c.ReadModelURL, Schema: projections.DefaultPostgresSchema}, nil
+		default:
+			return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL %q: want sqlite://PATH or postgres://...", c.ReadModelURL)
+		}
+	}
+	store, err := ParseStore(c.Store, c.DataDir)
+	if err != nil {
+		return ReadModelTarget{}, err
+	}
+	if store.Backend == BackendPostgres {
+		return ReadModelTarget{Dialect: projections.Postgres, URL: store.URL, Schema: projections.DefaultPostgresSchema}, nil
+	}
+	return ReadModelTarget{Dialect: projections.SQLite, Path: filepath.Join(c.DataDir, ReadModelFile)}, nil
+}
+
+// OpenReadModels opens the configured read-model database; the caller closes its SQL.
+func OpenReadModels(ctx context.Context, c Config) (*projections.DB, error) {
+	t, err := ParseReadModels(c)
+	if err != nil {
+		return nil, err
+	}
+	if t.Dialect == projections.Postgres {
+		return projections.OpenPostgres(ctx, t.URL, t.Schema)
+	}
+	if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("create directory of %s: %w", t.Path, err)
+	}
+	return projections.OpenSQLite(ctx, t.Path)
+}
+
+// ReadWait is how long a read-model answer waits for a client's min_position
+// (CRM_READMODEL_WAIT, a Go duration such as 2s; default 2s).
+func (c Config) ReadWait() (time.Duration, error) {
+	if c.ReadModelWait == "" {
+		return 2 * time.Second, nil
+	}
+	d, err := time.ParseDuration(c.ReadModelWait)
+	if err != nil || d < time.Millisecond || d > time.Minute {
+		return 0, fmt.Errorf("CRM_READMODEL_WAIT %q: want a duration from 1ms to 1m", c.ReadModelWait)
+	}
+	return d, nil
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/projections"
+)
+
+func TestParseReadModels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cfg     Config
+		want    ReadModelTarget
+		wantErr string
+	}{
+		{"embedded default: a file apart from the log", Config{DataDir: "/data"},
+			ReadModelTarget{Dialect: projections.SQLite, Path: filepath.Join("/data", "readmodels.db")}, ""},
+		{"sqlite store elsewhere: still the data directory", Config{DataDir: "/data", Store: "sqlite:///var/crm.db"},
+			ReadModelTarget{Dialect: projections.SQLite, Path: filepath.Join("/data", "readmodels.db")}, ""},
+		{"postgres store: the same database", Config{DataDir: "/data", Store: "postgres://db/crm"},
+			ReadModelTarget{Dialect: projections.Postgres, URL: "postgres://db/crm", Schema: "readmodels"}, ""},
+		{"esdb store: the data directory", Config{DataDir: "/data", Store: "esdb://localhost:2113"},
+			ReadModelTarget{Dialect: projections.SQLite, Path: filepath.Join("/data", "readmodels.db")}, ""},
+		{"explicit postgres", Config{DataDir: "/data", Store: "esdb://x", ReadModelURL: "postgresql://rm/crm"},
+			ReadModelTarget{Dialect: projections.Postgres, URL: "postgresql://rm/crm", Schema: "readmodels"}, ""},
+		{"explicit sqlite", Config{DataDir: "/data", ReadModelURL: "sqlite:///fast/rm.db"},
+			ReadModelTarget{Dialect: projections.SQLite, Path: "/fast/rm.db"}, ""},
+		{"sqlite without a path", Config{ReadModelURL: "sqlite://"}, ReadModelTarget{}, "needs a file path"},
+		{"unknown scheme", Config{ReadModelURL: "mysql://x"}, ReadModelTarget{}, "want sqlite://PATH or postgres://"},
+		{"bad store", Config{Store: "nope"}, ReadModelTarget{}, "CRM_STORE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseReadModels(tc.cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadWait(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]time.Duration{"": 2 * time.Second, "500ms": 500 * time.Millisecond} {
+		if got, err := (Config{ReadModelWait: raw}).ReadWait(); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"soon", "-1s", "0s", "2h"} {
+		if _, err := (Config{ReadModelWait: raw}).ReadWait(); err == nil || !strings.Contains(err.Error(), "CRM_READMODEL_WAIT") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
+)
+
+// mountReadModelQueries is where read models plug into the HTTP API: one line per query,
+// naming the projection whose tables answer it. A query of a projection the runner does
+// not run is not mounted. (cmd/crm's readModels lists the projections the runner runs.)
+func mountReadModelQueries(mount func(projection, path string, h readFunc)) {
+	mount(board.Name, "/pipeline/board", queryBoard)
+	mount(journey.Name, "/journeys/{contactId}", queryJourney)
+	mount(journey.Name, "/analytics/journey-map", queryJourneyMap)
+	mount(churn.Name, "/analytics/churn-points", queryChurnPoints)
+}
+
+// GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
+func queryBoard(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return board.Query(r.Context(), db, t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
+		Limit: limit, Cursor: q.Get("cursor")})
+}
+
+// GET /v1/journeys/{contactId}?as_of=
+func queryJourney(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+	asOf, err := asOfParam(r, false)
+	if err != nil {
+		return nil, err
+	}
+	return journey.QueryContact(r.Context(), db, t, journey.ContactParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
+}
+
+// GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=
+func queryJourneyMap(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, false)
+	if err != nil {
+		return nil, err
+	}
+	byStage := false
+	if v := q.Get("by_stage"); v != "" {
+		if byStage, err = strconv.ParseBool(v); err != nil {
+			return nil, badField("by_stage", "by_stage %q is not true or false", v)
+		}
+	}
+	return journey.Query(r.Context(), db, t, journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage})
+}
+
+// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=
+func queryChurnPoints(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	dormant, err := intParam(r, "dormant_days")
+	if err != nil {
+		return nil, err
+	}
+	return churn.Query(r.Context(), db, t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant})
+}
+
+// asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is
+// asked as of now: what is known now, about now; the others answer for everything known.
+func asOfParam(r *http.Request, defaultNow bool) (time.Time, error) {
+	v := r.URL.Query().Get("as_of")
+	if v == "" {
+		if defaultNow {
+			return time.Now().UTC(), nil
+		}
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, badField("as_of", "as_of %q is not an RFC 3339 time", v)
+	}
+	return t.UTC(), nil
+}
+
+// intParam parses an optional integer query parameter (0 when absent); the read model
+// checks its range.
+func intParam(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, badField(name, "%s %q is not an integer", name, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/projections"
+)
+
+// DefaultReadWait is how long a read-model answer waits, at most, for a client's min_position.
+const DefaultReadWait = 2 * time.Second
+
+// ReadModels is what the read-model endpoints need.
+type ReadModels struct {
+	// Runner runs the projections; its read-model database answers the queries.
+	Runner *projections.Runner
+	// MaxWait bounds the wait for min_position (default DefaultReadWait).
+	MaxWait time.Duration
+}
+
+// ReadAnswer is every read-model answer: the data and how current it is.
+type ReadAnswer struct {
+	Data      any                   `json:"data"`
+	Freshness projections.Freshness `json:"freshness"`
+}
+
+// Headers of a read-model answer, repeating its freshness for clients that only look there.
+const (
+	HeaderPosition   = "X-Read-Model-Position"
+	HeaderLagEvents  = "X-Read-Model-Lag-Events"
+	HeaderLagSeconds = "X-Read-Model-Lag-Seconds"
+	HeaderStale      = "X-Read-Model-Stale"
+)
+
+// readFunc answers a read-model query from a projection's tables.
+type readFunc func(r *http.Request, db *projections.DB, t projections.Tables) (any, error)
+
+// MountReadModels adds the projection endpoints (status, poison queue) and the queries of
+// the read models the runner runs.
+func (s *Server) MountReadModels(rm ReadModels) {
+	if rm.MaxWait <= 0 {
+		rm.MaxWait = DefaultReadWait
+	}
+	v1 := prefixed{s.router, "/v1"}
+	v1.Handle("/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
+		st, err := rm.Runner.Status(r.Context())
+		return map[string]any{"projections": st}, 0, err
+	}))).Methods(http.MethodGet)
+	v1.Handle("/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
+		return listParked(r, rm.Runner)
+	}))).Methods(http.MethodGet)
+	// Retrying applies events to a read model: the same right as rebuilding one.
+	v1.Handle("/projections/parked/{id}/retry", s.authorize(auth.PermRebuild, s.query(func(r *http.Request) (any, int64, error) {
+		return retryParked(r, rm.Runner)
+	}))).Methods(http.MethodPost)
+
+	mountReadModelQueries(func(projection, path string, h readFunc) {
+		if _, err := rm.Runner.Tables(projection); err != nil {
+			return // not run here: the endpoint would never answer
+		}
+		v1.Handle(path, s.authorize(auth.PermRead, s.readModel(rm, projection, h))).Methods(http.MethodGet)
+	})
+}
+
+// readModel answers a query with its freshness. With ?min_position=N it first waits, up to
+// the configured bound, for the projection to reach N; when it has not, the answer says
+// stale: true (and the X-Read-Model-Stale header) rather than fail, so the client decides.
+func (s *Server) readModel(rm ReadModels, projection string, h readFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var minPosition int64
+		if v := r.URL.Query().Get("min_position"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				s.writeError(w, r, badField("min_position", "min_position %q is not a log position", v))
+				return
+			}
+			minPosition = n
+		}
+		f, err := rm.Runner.WaitFor(r.Context(), projection, minPosition, rm.MaxWait)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tables, err := rm.Runner.Tables(projection)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		data, err := h(r, rm.Runner.DB(), tables)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		hd := w.Header()
+		hd.Set(HeaderPosition, strconv.FormatInt(f.Position, 10))
+		hd.Set(HeaderLagEvents, strconv.FormatInt(f.Lag.Events, 10))
+		hd.Set(HeaderLagSeconds, strconv.FormatFloat(f.Lag.Seconds, 'f', 3, 64))
+		if f.Stale {
+			hd.Set(HeaderStale, "true")
+		}
+		hd.Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
+	})
+}
+
+// ParkedList is the answer of GET /v1/projections/parked.
+type ParkedList struct {
+	Parked []projections.ParkedEvent `json:"parked"`
+	// NextAfterID pages: pass it as after_id for the next page; 0 on the last page.
+	NextAfterID int64 `json:"next_after_id,omitempty"`
+}
+
+func listParked(r *http.Request, runner *projections.Runner) (any, int64, error) {
+	q := r.URL.Query()
+	f := projections.ParkedFilter{Projection: q.Get("projection"), Limit: 100}
+	if v := q.Get("after_id"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, 0, badField("after_id", "after_id %q is not a parked event id", v)
+		}
+		f.AfterID = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, 0, badField("limit", "limit %q is not in 1..1000", v)
+		}
+		f.Limit = n
+	}
+	list, err := runner.Parked(r.Context(), f)
+	if err != nil {
+		return nil, 0, err
+	}
+	answer := ParkedList{Parked: list}
+	if len(list) == f.Limit {
+		answer.NextAfterID = list[len(list)-1].ID
+	}
+	return answer, 0, nil
+}
+
+// retryParked answers 200 with what the retry did, also when the event failed again
+// (failed names it): the request itself succeeded and changed the parked row.
+func retryParked(r *http.Request, runner *projections.Runner) (any, int64, error) {
+	raw := mux.Vars(r)["id"]
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 {
+		return nil, 0, &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",
+			detail: fmt.Sprintf("%q is not a parked event id", raw)}
+	}
+	// The retry runs to its end even if the client goes away: it is a small, bounded piece of
+	// work, and stopping it halfway would only leave more to retry.
+	res, err := runner.RetryParked(context.WithoutCancel(r.Context()), id)
+	var nf *projections.NotFirstError
+	switch {
+	case errors.Is(err, projections.ErrParkedNotFound):
+		return nil, 0, &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",
+			detail: fmt.Sprintf("no parked event %d", id)}
+	case errors.As(err, &nf):
+		return nil, 0, &apiError{status: http.StatusConflict, slug: "conflict", title: "Conflict", detail: nf.Error()}
+	case err != nil:
+		return nil, 0, err
+	}
+	return res, 0, nil
+}

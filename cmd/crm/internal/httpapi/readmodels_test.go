@@ -1,0 +1,270 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/eventstore/wmstore"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
+)
+
+// picky is a projection of the tests that refuses every event recorded with the reason
+// "poison" while picky is set.
+type picky struct{ refusing *atomic.Bool }
+
+func (picky) Name() string { return "picky" }
+func (picky) Version() int { return 1 }
+func (picky) Schema(_ projections.Dialect, t projections.Tables) []string {
+	return []string{`CREATE TABLE IF NOT EXISTS ` + t.Name("events") + ` (event_id TEXT PRIMARY KEY)`}
+}
+func (p picky) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+	if e.Metadata.Reason == "poison" && p.refusing.Load() {
+		return errors.New("picky refuses poison")
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO `+t.Name("events")+` (event_id) VALUES (?)`, e.ID)
+	return err
+}
+
+type readAPI struct {
+	*api
+	refusing *atomic.Bool
+}
+
+// newReadAPI serves the API with the read models over real SQLite files: the log, and the
+// read models apart from it, with the runner live.
+func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	db, err := projections.OpenSQLite(context.Background(), filepath.Join(dir, "readmodels.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.SQL.Close() })
+	refusing := new(atomic.Bool)
+	runner, err := projections.NewRunner(projections.RunnerConfig{
+		DB: db, Store: store, Decode: wmstore.EventFromMessage,
+		NewSubscriber: func(group string) (message.Subscriber, error) {
+			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
+		},
+		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
+	}, board.Projection{}, journey.Projection{}, churn.Projection{}, picky{refusing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := runner.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	tokens, err := auth.ParseTokens("web:app:" + appToken + ",ana:analyst:" + analystToken + ",aud:auditor:" + auditorToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait})
+	srv := httptest.NewServer(server)
+	t.Cleanup(srv.Close)
+	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: refusing}
+}
+
+func (a *readAPI) read(path string, v any) response {
+	a.t.Helper()
+	r := a.do("GET", path, appToken, "")
+	if v != nil && r.status == http.StatusOK {
+		if err := json.Unmarshal(r.body, v); err != nil {
+			a.t.Fatalf("GET %s: %v in %s", path, err, r.body)
+		}
+	}
+	return r
+}
+
+type answer[T any] struct {
+	Data      T                     `json:"data"`
+	Freshness projections.Freshness `json:"freshness"`
+}
+
+func TestReadModelAnswersWaitForTheClientsPosition(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	contactID := a.createContact()
+	r := a.do("POST", "/v1/deals", appToken, `{"contact_id":"`+contactID+`","title":"Annual plan","amount":120000,"currency":"JPY"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("open deal: %d %s", r.status, r.body)
+	}
+	position := int64(r.json(t)["position"].(float64))
+	min := "?min_position=" + strconv.FormatInt(position, 10)
+
+	var b answer[board.Answer]
+	r = a.read("/v1/pipeline/board"+min, &b)
+	if r.status != http.StatusOK {
+		t.Fatalf("board: %d %s", r.status, r.body)
+	}
+	if b.Freshness.Stale || b.Freshness.Position < position || b.Freshness.Projection != board.Name || b.Freshness.MinPosition != position {
+		t.Fatalf("board freshness %+v, want at least position %d", b.Freshness, position)
+	}
+	if r.header.Get(httpapi.HeaderPosition) != strconv.FormatInt(b.Freshness.Position, 10) || r.header.Get(httpapi.HeaderStale) != "" ||
+		r.header.Get(httpapi.HeaderLagEvents) == "" || r.header.Get(httpapi.HeaderLagSeconds) == "" {
+		t.Fatalf("board headers %v", r.header)
+	}
+	if len(b.Data.Stages) == 0 || b.Data.Stages[0].Count != 1 || b.Data.Stages[0].Cards[0].ContactID != contactID {
+		t.Fatalf("board %+v", b.Data)
+	}
+
+	var j answer[journey.ContactAnswer]
+	if r := a.read("/v1/journeys/"+contactID+min, &j); r.status != http.StatusOK || j.Data.ContactID != contactID || len(j.Data.Visits) != 1 {
+		t.Fatalf("journey: %d %s", r.status, r.body)
+	}
+	if r := a.read("/v1/journeys/nobody"+min, nil); r.status != http.StatusNotFound {
+		t.Fatalf("journey of nobody: %d %s", r.status, r.body)
+	}
+	var m answer[journey.Answer]
+	if r := a.read("/v1/analytics/journey-map?by_stage=true&as_of=2100-01-01T00:00:00Z", &m); r.status != http.StatusOK || m.Data.ByStage == nil {
+		t.Fatalf("journey map: %d %s", r.status, r.body)
+	}
+	var c answer[churn.Answer]
+	if r := a.read("/v1/analytics/churn-points"+min, &c); r.status != http.StatusOK || len(c.Data.Phases) != 7 || c.Freshness.Stale {
+		t.Fatalf("churn points: %d %s", r.status, r.body)
+	}
+	for _, bad := range []string{"/v1/pipeline/board?min_position=x", "/v1/pipeline/board?as_of=yesterday", "/v1/analytics/journey-map?by_stage=maybe"} {
+		if r := a.read(bad, nil); r.status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d %s", bad, r.status, r.body)
+		}
+	}
+	if r := a.read("/v1/pipeline/board?limit=100000", nil); r.status != http.StatusUnprocessableEntity {
+		t.Errorf("limit out of range: %d %s", r.status, r.body)
+	}
+	if r := a.do("GET", "/v1/pipeline/board", "", ""); r.status != http.StatusUnauthorized {
+		t.Errorf("without a token: %d", r.status)
+	}
+}
+
+func TestReadModelAnswerSaysStaleWhenThePositionIsNotReached(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 100*time.Millisecond)
+	a.createContact()
+	begin := time.Now()
+	var b answer[board.Answer]
+	r := a.read("/v1/pipeline/board?min_position=1000000", &b)
+	if r.status != http.StatusOK || !b.Freshness.Stale || r.header.Get(httpapi.HeaderStale) != "true" {
+		t.Fatalf("board beyond the log: %d %s", r.status, r.body)
+	}
+	if waited := time.Since(begin); waited < 100*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("waited %v, want about 100ms", waited)
+	}
+}
+
+func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	a.refusing.Store(true)
+	contactID := a.createContact()
+	touch := func(reason string) int64 {
+		r := a.do("POST", "/v1/contacts/"+contactID+"/touchpoints", appToken, `{"kind":"call"}`, "X-Reason", reason)
+		if r.status != http.StatusOK {
+			t.Fatalf("touchpoint: %d %s", r.status, r.body)
+		}
+		return int64(r.json(t)["position"].(float64))
+	}
+	touch("poison")
+	last := touch("fine")
+
+	var status struct {
+		Projections []projections.Status `json:"projections"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if r := a.read("/v1/projections", &status); r.status != http.StatusOK {
+			t.Fatalf("projections: %d %s", r.status, r.body)
+		}
+		caughtUp := len(status.Projections) == 4
+		for _, p := range status.Projections {
+			caughtUp = caughtUp && p.Checkpoint >= last && p.State == projections.StateRunning
+		}
+		if caughtUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("projections did not catch up: %+v", status.Projections)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	byName := map[string]projections.Status{}
+	for _, p := range status.Projections {
+		byName[p.Name] = p
+	}
+	if p := byName["picky"]; p.Parked != 2 || p.Version != 1 || p.TableSet != "picky_v1_" || p.Lag.Events != 0 {
+		t.Fatalf("picky %+v, want 2 parked", p)
+	}
+	if p := byName[board.Name]; p.Parked != 0 {
+		t.Fatalf("board %+v", p)
+	}
+
+	var list httpapi.ParkedList
+	if r := a.read("/v1/projections/parked?projection=picky", &list); r.status != http.StatusOK || len(list.Parked) != 2 {
+		t.Fatalf("parked: %d %s", r.status, r.body)
+	}
+	first, behind := list.Parked[0], list.Parked[1]
+	if first.Attempts != 2 || behind.Attempts != 0 || first.Stream != behind.Stream || first.Position >= behind.Position {
+		t.Fatalf("parked %+v", list.Parked)
+	}
+	if r := a.read("/v1/projections/parked?limit=1", &list); r.status != http.StatusOK || len(list.Parked) != 1 || list.NextAfterID != first.ID {
+		t.Fatalf("first page: %d %s", r.status, r.body)
+	}
+	retry := func(token string, id int64) response {
+		return a.do("POST", "/v1/projections/parked/"+strconv.FormatInt(id, 10)+"/retry", token, "")
+	}
+	if r := retry(appToken, first.ID); r.status != http.StatusForbidden {
+		t.Fatalf("retry by an app: %d %s", r.status, r.body)
+	}
+	if r := retry(analystToken, behind.ID); r.status != http.StatusConflict {
+		t.Fatalf("retry of an event behind another: %d %s", r.status, r.body)
+	}
+	if r := retry(analystToken, 999999); r.status != http.StatusNotFound {
+		t.Fatalf("retry of no event: %d %s", r.status, r.body)
+	}
+	var res projections.RetryResult
+	r := retry(analystToken, first.ID)
+	if err := json.Unmarshal(r.body, &res); err != nil || r.status != http.StatusOK || res.Failed == nil || res.StillParked != 2 {
+		t.Fatalf("retry while still refused: %d %s", r.status, r.body)
+	}
+	a.refusing.Store(false)
+	res = projections.RetryResult{}
+	r = retry(analystToken, first.ID)
+	if err := json.Unmarshal(r.body, &res); err != nil || r.status != http.StatusOK || res.Failed != nil || len(res.Applied) != 2 || res.StillParked != 0 {
+		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	if r := a.read("/v1/projections/parked", &list); r.status != http.StatusOK || len(list.Parked) != 0 {
+		t.Fatalf("parked after the retry: %d %s", r.status, r.body)
+	}
+}
