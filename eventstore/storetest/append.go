@@ -437,12 +437,8 @@ func testIdempotentRetry(t *testing.T, s suite) {
 		}
 	}
 	// Nothing was written to the global log either.
-	all, err := st.ReadAll(ctx, got[0].Position-1, 1000)
-	if err != nil {
-		t.Fatalf("read all: %v", err)
-	}
 	seen := make(map[string]int)
-	for _, e := range all {
+	for _, e := range readAllUpTo(t, ctx, st, got[0].Position-1, got[2].Position) {
 		seen[e.ID]++
 	}
 	for _, id := range wantIDs {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 
@@ -141,6 +142,7 @@ func testGlobalOrder(t *testing.T, s suite) {
 	// Paging by the last position seen returns every event once, in append order.
 	const pageSize = 2
 	var gotIDs []string
+	var lastMine int64
 	after := first.Position - 1
 	for pages := 0; len(gotIDs) < len(wantIDs); pages++ {
 		if pages > 1000 {
@@ -163,6 +165,7 @@ func testGlobalOrder(t *testing.T, s suite) {
 			after = e.Position
 			if mine[e.ID] {
 				gotIDs = append(gotIDs, e.ID)
+				lastMine = e.Position
 			}
 		}
 	}
@@ -171,9 +174,32 @@ func testGlobalOrder(t *testing.T, s suite) {
 			t.Fatalf("global order of my events = %v, want %v", gotIDs, wantIDs)
 		}
 	}
-	if after != last {
-		t.Errorf("last event read at position %d, the last append said %d", after, last)
+	if lastMine != last {
+		t.Errorf("last event read at position %d, the last append said %d", lastMine, last)
 	}
+}
+
+// readAllUpTo reads the global log after position after up to and including position upTo.
+func readAllUpTo(t *testing.T, ctx context.Context, st eventstore.Store, after, upTo int64) []eventstore.Event {
+	t.Helper()
+	var events []eventstore.Event
+	for after < upTo {
+		page, err := st.ReadAll(ctx, after, 500)
+		if err != nil {
+			t.Fatalf("read all after %d: %v", after, err)
+		}
+		if len(page) == 0 {
+			t.Fatalf("read all after %d is empty, want events up to %d", after, upTo)
+		}
+		for _, e := range page {
+			if e.Position > upTo {
+				return events
+			}
+			events = append(events, e)
+			after = e.Position
+		}
+	}
+	return events
 }
 
 func testEventByID(t *testing.T, s suite) {
@@ -239,11 +265,32 @@ func testHashChain(t *testing.T, s suite) {
 			t.Errorf("check a changed event of %s: err = %v, want ErrBrokenChain", stream, err)
 		}
 	}
-	count, err := eventstore.VerifyAll(ctx, st, nil)
-	if err != nil {
-		t.Errorf("verify all: %v", err)
+	// The same chains, checked through the global log.
+	first := mustReadStream(t, ctx, st, a, 1, 1)[0]
+	lastB := mustReadStream(t, ctx, st, b, 3, 1)[0]
+	lastA := mustReadStream(t, ctx, st, a, 4, 1)[0]
+	v := eventstore.NewChainVerifier()
+	for _, e := range readAllUpTo(t, ctx, st, first.Position-1, max(lastA.Position, lastB.Position)) {
+		if e.Stream != a && e.Stream != b {
+			continue
+		}
+		if err := v.Check(e); err != nil {
+			t.Errorf("chain through the global log: %v", err)
+		}
 	}
-	if count < 7 {
+	if v.Count() != 7 {
+		t.Errorf("found %d of the 7 events in the global log", v.Count())
+	}
+
+	count, err := eventstore.VerifyAll(ctx, st, nil)
+	var chainErr *eventstore.ChainError
+	switch {
+	case errors.As(err, &chainErr) && chainErr.Stream != a && chainErr.Stream != b:
+		// A shared database may hold streams that other tests broke on purpose.
+		t.Logf("verify all stopped at another test's stream: %v", err)
+	case err != nil:
+		t.Errorf("verify all: %v", err)
+	case count < 7:
 		t.Errorf("verify all checked %d events, want at least the 7 of this test", count)
 	}
 }
