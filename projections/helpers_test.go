@@ -31,6 +31,8 @@ import (
 type counter struct {
 	name   string
 	refuse func(e eventstore.Event) error
+	// countOnly keeps the counts only: nothing in the tables refuses an event applied twice.
+	countOnly bool
 }
 
 func (c *counter) Name() string {
@@ -55,6 +57,11 @@ func (c *counter) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := c.refuse(e); err != nil {
 			return err
 		}
+	}
+	if c.countOnly {
+		_, err := tx.Exec(ctx, `INSERT INTO `+t.Name("counts")+` (stream, type, n) VALUES (?, ?, 1)
+			ON CONFLICT (stream, type) DO UPDATE SET n = `+t.Name("counts")+`.n + 1`, e.Stream, e.Type)
+		return err
 	}
 	var last int64
 	err := tx.QueryRow(ctx, `SELECT version FROM `+t.Name("streams")+` WHERE stream = ?`, e.Stream).Scan(&last)

@@ -151,6 +151,16 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
+	if db.Dialect == Postgres {
+		// Two appliers of one set (two servers on one database, a redelivery racing the
+		// first delivery) would both read the same checkpoint and both apply. The lock, held
+		// until the transaction ends, makes the second read the first one's checkpoint.
+		// (SQLite needs none: it never runs two write transactions at once, and refuses to
+		// write from a snapshot another writer made stale.)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, checkpointsTable+"/"+t.Prefix()); err != nil {
+			return 0, fmt.Errorf("lock %s: %w", t.Prefix(), err)
+		}
+	}
 	var checkpoint int64
 	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&checkpoint)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -149,8 +149,10 @@ func (c RunnerConfig) Validate() error {
 // from its checkpoint in large batches, so a read-model database that lost its tail or was
 // dropped is rebuilt even when its consumer group is further ahead.
 //
-// One Runner per read-model database: the poison queue's per-stream blocking is kept in
-// memory and serialized with the live handlers of this process.
+// Several runners on one database (replicas) still apply every event once, since DB.Apply
+// serializes the appliers of a set; but the poison queue's per-stream blocking is kept in
+// memory by each runner, so run one runner per read-model database to keep the streams of
+// parked events in order.
 type Runner struct {
 	cfg   RunnerConfig
 	db    *DB
@@ -322,6 +324,7 @@ func (r *Runner) runOnce(ctx context.Context, pj *projector) error {
 	if err := r.catchUp(ctx, pj); err != nil {
 		return err
 	}
+	pj.fail(nil) // it reads and writes again: whatever failed before is over
 	if r.cfg.AdvanceGroup != nil {
 		if err := r.cfg.AdvanceGroup(ctx, pj.group, pj.checkpoint.Load()); err != nil {
 			return fmt.Errorf("advance %s: %w", pj.group, err)
