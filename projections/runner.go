@@ -346,6 +346,8 @@ func (r *Runner) runOnce(ctx context.Context, pj *projector) error {
 	h.AddMiddleware(r.middlewares(pj)...)
 	done := make(chan error, 1)
 	go func() { done <- router.Run(ctx) }()
+	// Close only a running router: closed while it starts, it waits its whole close
+	// timeout for a handler that never ran. Before that, ctx ending stops it by itself.
 	select {
 	case <-router.Running():
 		pj.catchingUp.Store(false)

@@ -290,15 +290,26 @@ func (m *DealWon) runOnce(ctx context.Context) error {
 	}.Middleware, middleware.Recoverer)
 	done := make(chan error, 1)
 	go func() { done <- router.Run(ctx) }()
+	// Close only a running router: closed while it starts, it waits its whole close
+	// timeout for a handler that never ran. Before that, ctx ending stops it by itself.
+	select {
+	case <-router.Running():
+	case err := <-done:
+		return routerEnded(err)
+	}
 	select {
 	case <-ctx.Done():
 		_ = router.Close()
 		<-done
 		return nil
 	case err := <-done:
-		if err == nil {
-			return errors.New("the router stopped: its subscription ended")
-		}
-		return fmt.Errorf("router: %w", err)
+		return routerEnded(err)
 	}
+}
+
+func routerEnded(err error) error {
+	if err == nil {
+		return errors.New("the router stopped: its subscription ended")
+	}
+	return fmt.Errorf("router: %w", err)
 }
