@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -98,6 +99,22 @@ func TestStoreWithoutHeadCache(t *testing.T) {
 	schema := newSchema(t)
 	storetest.TestStore(t, storetest.Features{Checkpoints: true}, func(t *testing.T) eventstore.Store {
 		return open(t, testURL(), schema, WithHeadCache(0))
+	})
+}
+
+// The suite again in simple protocol mode, as behind a pooler that cannot keep prepared
+// statements: parameters go as text and results come as text, read by the scanning path.
+func TestStoreSimpleProtocol(t *testing.T) {
+	u, err := url.Parse(testURL())
+	if err != nil {
+		t.Skipf("CRM_TEST_POSTGRES_URL is not a URL (%v)", err)
+	}
+	q := u.Query()
+	q.Set("default_query_exec_mode", "simple_protocol")
+	u.RawQuery = q.Encode()
+	schema := newSchema(t)
+	storetest.TestStore(t, storetest.Features{Checkpoints: true}, func(t *testing.T) eventstore.Store {
+		return open(t, u.String(), schema)
 	})
 }
 
@@ -312,5 +329,66 @@ func TestAppendMustStartItsTransaction(t *testing.T) {
 	_, _, err = s.appendTo(t.Context(), tx, writeIn(tx), "late", eventstore.NoStream, newEvents(1))
 	if err == nil || !strings.Contains(err.Error(), "first write") {
 		t.Fatalf("append after another write in the transaction: err = %v, want refused", err)
+	}
+}
+
+// Rows come in binary format, which decode reads without pgx's scanning, unless the
+// connection runs the simple protocol: then they come as text and are scanned.
+func TestRowFormats(t *testing.T) {
+	t.Parallel()
+	schema := newSchema(t)
+	simple, err := url.Parse(testURL())
+	if err != nil {
+		t.Skipf("CRM_TEST_POSTGRES_URL is not a URL (%v)", err)
+	}
+	q := simple.Query()
+	q.Set("default_query_exec_mode", "simple_protocol")
+	simple.RawQuery = q.Encode()
+	for _, tc := range []struct {
+		url    string
+		binary bool
+	}{{testURL(), true}, {simple.String(), false}} {
+		s := open(t, tc.url, schema)
+		defer s.Close()
+		mustAppend(t, s, "formats", eventstore.AnyVersion, newEvents(1))
+		rows, err := s.Pool().Query(t.Context(), readAllSQL, pgx.QueryResultFormats{pgx.BinaryFormatCode}, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := newRowDecoder(rows, true).binary; got != tc.binary {
+			t.Errorf("%s: binary = %v, want %v", tc.url, got, tc.binary)
+		}
+		rows.Close()
+	}
+}
+
+// An append stuck on a stream head that another transaction holds is abandoned when its
+// caller gives up, so that the writer goes on with other appends.
+func TestAbandonedAppendFreesWriter(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, newSchema(t), WithWriters(1))
+	mustAppend(t, s, "locked", eventstore.NoStream, newEvents(1))
+	tx, err := s.Pool().Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), "SELECT 1 FROM streams WHERE stream = 'locked' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := s.Append(ctx, "locked", 1, newEvents(1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("append to a locked stream: err = %v, want the deadline", err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Append(ctx, "free", eventstore.NoStream, newEvents(1)); err != nil {
+		t.Fatalf("append to another stream after the abandoned one: %v", err)
+	}
+	tx.Rollback(t.Context())
+	// The abandoned append was cancelled, not written: the stream is still at version 1.
+	if res := mustAppend(t, s, "locked", 1, newEvents(1)); res.Version != 2 {
+		t.Errorf("version after the abandoned append = %d, want 2", res.Version)
 	}
 }

@@ -1,16 +1,20 @@
 // Package postgres is the production event store: PostgreSQL through pgx/v5 and a pgxpool.
 //
-// An append is one round trip: one call of the append_events function (see the embedded
-// migrations) that checks the stream head, takes the global positions and inserts the events
-// in one implicit transaction. The hash chain is computed here, from the head this Store last
-// saw for the stream; the function refuses a head that moved, so a stale one costs a retry,
-// never a broken chain.
+// Appends are one round trip: a call of the append_events function (see the embedded
+// migrations) checks the stream head, takes the global positions and inserts the events, in
+// one implicit transaction. Appends that wait while the Store's writers are busy share the
+// next call, transaction and WAL flush, each still checked and answered on its own. The hash
+// chain is computed here, from the head this Store last saw for the stream; the function
+// refuses a head that moved, so a stale one costs a retry, never a broken chain.
 //
-// The global log never skips an event when transactions commit out of order: every event
-// records its transaction id, positions are taken in transaction id order, and ReadAll stops
-// before the first event whose transaction is not older than every running transaction of
-// the cluster (pg_snapshot_xmin). A long-running write transaction anywhere in the cluster
-// therefore delays the feed, never reorders it. The xid8 values stay valid across pg_upgrade;
+// The global log never skips an event when transactions commit out of order. Every event
+// records its transaction id, and positions are taken in transaction id order. ReadAll
+// returns an event when it directly follows the previous one (no position between them is
+// left to commit) or when its transaction is older than every running transaction of the
+// cluster (pg_snapshot_xmin: whatever took a position before it has ended), and stops at the
+// first event that is neither, waiting a moment for the transaction that holds it back. A
+// long-running write transaction anywhere in the cluster can therefore delay the feed behind
+// a rolled-back position, never reorder it. The xid8 values stay valid across pg_upgrade;
 // after a logical dump and restore into another cluster, run "UPDATE events SET tx = '0'"
 // (Open refuses to start until then).
 //
@@ -31,6 +35,8 @@ import (
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -39,7 +45,7 @@ const (
 	DefaultSchema       = "eventstore"
 	DefaultPollInterval = 500 * time.Millisecond
 	DefaultHeadCache    = 100_000
-	DefaultWriters      = 4
+	DefaultWriters      = 2
 	DefaultReadWait     = 2 * time.Second
 )
 
@@ -162,6 +168,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
 	if o.maxConns > 0 {
 		cfg.MaxConns = o.maxConns
+	}
+	// A cancelled context cancels the statement on the server too. pgx's default only sets a
+	// deadline on the socket, which leaves the server to finish an append nobody waits for,
+	// or to wait on for a lock on behalf of an abandoned batch.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
 	}
 	s := &Store{
 		opts:      o,

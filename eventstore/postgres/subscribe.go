@@ -17,7 +17,7 @@ const (
 	maxBackoff = 5 * time.Second
 	// notifyGap is the least time between two pg_notify calls of the pump: under load one
 	// notification stands for many appends, and other processes poll anyway.
-	notifyGap = 2 * time.Millisecond
+	notifyGap = 10 * time.Millisecond
 )
 
 // Subscribe implements eventstore.Store. The subscription reads the log with ReadAll, so it

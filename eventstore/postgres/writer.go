@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -106,12 +107,14 @@ func (s *Store) writeBatch(batch []*appendCall) {
 	// One lock order for all batches: two batches never wait for each other's stream heads
 	// in a cycle. The sort is stable, so appends to one stream keep their order.
 	slices.SortStableFunc(live, func(a, b *appendCall) int { return strings.Compare(a.stream, b.stream) })
-	outs, err := callAppend(s.bg, s.pool, live)
+	ctx, cancel := abandonable(s.bg, live)
+	defer cancel()
+	outs, err := callAppend(ctx, s.pool, live)
 	if err != nil && len(live) > 1 && soloRetry(err) {
 		// The failure may belong to one append only (a duplicate event ID): write each on
 		// its own so that the others succeed and the culprit gets its own error.
 		for _, c := range live {
-			outs, err := callAppend(s.bg, s.pool, []*appendCall{c})
+			outs, err := callAppend(ctx, s.pool, []*appendCall{c})
 			if err != nil {
 				c.reply <- appendOutcome{err: err}
 				continue
@@ -126,6 +129,29 @@ func (s *Store) writeBatch(batch []*appendCall) {
 			continue
 		}
 		c.reply <- outs[i]
+	}
+}
+
+// abandonable returns a context for writing calls that ends when parent does or when every
+// caller has given up: a batch stuck on a lock nobody waits for any more must not hold its
+// writer forever.
+func abandonable(parent context.Context, calls []*appendCall) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	var waiting atomic.Int64
+	waiting.Store(int64(len(calls)))
+	stops := make([]func() bool, len(calls))
+	for i, c := range calls {
+		stops[i] = context.AfterFunc(c.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }
 
