@@ -35,7 +35,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, limit
 	if s.closed.Load() {
 		return nil, eventstore.ErrClosed
 	}
-	events, _, err := s.query(ctx, readStreamSQL, nil, limit, stream, from, max(limit, 0))
+	events, _, err := s.query(ctx, readStreamSQL, nil, stream, from, max(limit, 0))
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, s.closedErr(err))
 	}
@@ -84,11 +84,15 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int) ([]eventsto
 	)
 	for {
 		prev := after
-		events, blocked, err := s.query(ctx, readAllSQL, &prev, limit-len(all), after, limit-len(all))
+		events, blocked, err := s.query(ctx, readAllSQL, &prev, after, limit-len(all))
 		if err != nil {
 			return nil, false, fmt.Errorf("read all after %d: %w", after, s.closedErr(err))
 		}
-		all = append(all, events...)
+		if all == nil {
+			all = events
+		} else {
+			all = append(all, events...)
+		}
 		after = prev
 		wait := time.Until(deadline)
 		if !blocked || len(all) == limit || wait <= 0 {
@@ -107,7 +111,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (eventstore.Event, err
 	if s.closed.Load() {
 		return eventstore.Event{}, eventstore.ErrClosed
 	}
-	events, _, err := s.query(ctx, eventByIDSQL, nil, 1, id)
+	events, _, err := s.query(ctx, eventByIDSQL, nil, id)
 	if err != nil {
 		return eventstore.Event{}, fmt.Errorf("event %s: %w", id, s.closedErr(err))
 	}
@@ -121,7 +125,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (eventstore.Event, err
 // the event's transaction is older than every running one, and query returns the events up
 // to the first that is neither that nor the direct successor of *gate, the position before
 // it; it reports whether it stopped there and leaves the last position returned in *gate.
-func (s *Store) query(ctx context.Context, sql string, gate *int64, sizeHint int, args ...any) ([]eventstore.Event, bool, error) {
+func (s *Store) query(ctx context.Context, sql string, gate *int64, args ...any) ([]eventstore.Event, bool, error) {
 	// Binary results are what decodeRow reads fastest; a connection in simple protocol mode
 	// ignores the request, and decodeRow then scans.
 	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.BinaryFormatCode}}, args...)...)
@@ -129,8 +133,19 @@ func (s *Store) query(ctx context.Context, sql string, gate *int64, sizeHint int
 		return nil, false, err
 	}
 	defer rows.Close()
-	events := make([]eventstore.Event, 0, min(max(sizeHint, 0), 4096))
+	// Events are decoded into a pooled buffer and copied once into a slice of their exact
+	// number: growing the result as rows come would copy it over and over.
+	buf := s.eventBufs.Get().(*[]eventstore.Event)
+	defer func() {
+		clear(*buf) // the pool must not keep the events' memory alive
+		if cap(*buf) <= maxPooledEvents {
+			*buf = (*buf)[:0]
+			s.eventBufs.Put(buf)
+		}
+	}()
+	events := *buf
 	d := newRowDecoder(rows, gate != nil)
+	blocked := false
 	for rows.Next() {
 		events = append(events, eventstore.Event{}) // decoded in place: an Event is large
 		e := &events[len(events)-1]
@@ -140,14 +155,25 @@ func (s *Store) query(ctx context.Context, sql string, gate *int64, sizeHint int
 		}
 		if gate != nil {
 			if !old && e.Position != *gate+1 {
-				rows.Close()
-				return events[:len(events)-1], true, rows.Err()
+				events, blocked = events[:len(events)-1], true
+				break
 			}
 			*gate = e.Position
 		}
 	}
-	return events, false, rows.Err()
+	*buf = events
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(events) == 0 {
+		return nil, blocked, nil
+	}
+	return append(make([]eventstore.Event, 0, len(events)), events...), blocked, nil
 }
+
+// maxPooledEvents bounds the buffers kept for reuse by query.
+const maxPooledEvents = 16 << 10
 
 // rowDecoder turns rows of eventColumns (and the gate's boolean) into events.
 type rowDecoder struct {
