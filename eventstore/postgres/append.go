@@ -132,10 +132,12 @@ func (s *Store) conflict(ctx context.Context, q querier, stream string, expected
 var errNotStored = errors.New("no event id stored")
 
 // retriedSQL finds stored events by ID, with what tells whether they are one whole append:
-// an append's events share a transaction and have consecutive positions.
+// the events of one stream that one transaction wrote. A transaction may hold the appends of
+// many streams (see writeLoop), but never two that succeeded on one stream: the second was
+// chained to the head the first replaced.
 const retriedSQL = `SELECT e.id, e.stream, e.version, e.position, e.tx::text,
-	EXISTS (SELECT 1 FROM events b WHERE b.position = e.position - 1 AND b.tx = e.tx),
-	EXISTS (SELECT 1 FROM events a WHERE a.position = e.position + 1 AND a.tx = e.tx)
+	EXISTS (SELECT 1 FROM events b WHERE b.stream = e.stream AND b.version = e.version - 1 AND b.tx = e.tx),
+	EXISTS (SELECT 1 FROM events a WHERE a.stream = e.stream AND a.version = e.version + 1 AND a.tx = e.tx)
 FROM events e WHERE e.id = ANY($1)`
 
 // retried returns the result of the stored append whose events are exactly events, in order,

@@ -392,3 +392,53 @@ func TestAbandonedAppendFreesWriter(t *testing.T) {
 		t.Errorf("version after the abandoned append = %d, want 2", res.Version)
 	}
 }
+
+// Appends that shared a transaction are still told apart: retrying one returns its own
+// result, and retrying part of one is a duplicate.
+func TestRetryOfAppendFromSharedBatch(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, newSchema(t), WithWriters(1))
+	ctx := t.Context()
+	// Keep the only writer busy on a locked stream head while the appends queue up.
+	mustAppend(t, s, "blocker", eventstore.NoStream, newEvents(1))
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM streams WHERE stream = 'blocker' FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { mustAppend(t, s, "blocker", 1, newEvents(1)) })
+	time.Sleep(100 * time.Millisecond) // the writer took the blocker's append
+
+	const appends = 8
+	batches := make([][]eventstore.EventData, appends)
+	results := make([]eventstore.AppendResult, appends)
+	for i := range appends {
+		batches[i] = newEvents(2)
+		wg.Go(func() { results[i] = mustAppend(t, s, fmt.Sprintf("shared-%d", i), eventstore.NoStream, batches[i]) })
+	}
+	time.Sleep(100 * time.Millisecond) // they wait in the queue
+	tx.Rollback(ctx)
+	wg.Wait()
+
+	var txs int
+	if err := s.Pool().QueryRow(ctx, "SELECT count(DISTINCT tx) FROM events WHERE stream LIKE 'shared-%'").Scan(&txs); err != nil {
+		t.Fatal(err)
+	}
+	if txs != 1 {
+		t.Fatalf("the queued appends were written in %d transactions, want 1 (the test needs them batched)", txs)
+	}
+	for i := range appends {
+		stream := fmt.Sprintf("shared-%d", i)
+		res, err := s.Append(ctx, stream, eventstore.NoStream, batches[i])
+		if err != nil || res != results[i] {
+			t.Errorf("retry of %s = %+v, %v; want %+v, nil", stream, res, err, results[i])
+		}
+		if _, err := s.Append(ctx, stream, eventstore.AnyVersion, batches[i][:1]); !errors.Is(err, eventstore.ErrDuplicateEventID) {
+			t.Errorf("retry of part of %s: err = %v, want ErrDuplicateEventID", stream, err)
+		}
+	}
+}
