@@ -5,6 +5,11 @@
 // every Append is checked and answered on its own, but all appends waiting while the previous
 // commit flushed share the next transaction and its one fsync. Reads use a separate pool of
 // connections, which WAL lets run next to the writer.
+//
+//	s, err := sqlite.Open(ctx, "crm.db")
+//	...
+//	defer s.Close()
+//	res, err := s.Append(ctx, "contact-42", eventstore.NoStream, events)
 package sqlite
 
 import (
@@ -220,7 +225,7 @@ func (s *Store) DB() *sql.DB { return s.read }
 // Stats counts the work of the writer since Open.
 type Stats struct {
 	Commits  int64 // transactions committed
-	Requests int64 // appends and checkpoint saves executed in them, successful or not
+	Requests int64 // appends and checkpoint saves answered by them, successful or not
 	Events   int64 // events written
 }
 
