@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -229,7 +230,9 @@ func newAppendRows(stream string, events []eventstore.EventData, now time.Time) 
 		hashes:     make([][]byte, len(events)),
 	}
 	for i, e := range events {
-		r.ids[i], r.types[i], r.data[i] = e.ID, e.Type, e.Data
+		// Data is copied: a caller that gives up waiting may reuse its slices while a writer
+		// still sends them.
+		r.ids[i], r.types[i], r.data[i] = e.ID, e.Type, bytes.Clone(e.Data)
 		meta, err := json.Marshal(e.Metadata)
 		if err != nil { // a struct of strings always marshals
 			panic(fmt.Sprintf("marshal metadata: %v", err))
@@ -261,7 +264,7 @@ func (r *appendRows) chain(h head) {
 			Stream:     r.stream,
 			Version:    h.version + int64(i) + 1,
 			Type:       e.Type,
-			Data:       e.Data,
+			Data:       r.data[i],
 			Metadata:   e.Metadata,
 			OccurredAt: r.occurredAt[i],
 			RecordedAt: r.recordedAt,
