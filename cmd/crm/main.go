@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
@@ -32,7 +33,8 @@ func main() {
 			fmt.Fprint(os.Stderr, usage)
 			os.Exit(2)
 		}
-		fmt.Fprintln(os.Stderr, "crm:", err)
+		// One line: driver errors may span several.
+		fmt.Fprintln(os.Stderr, "crm:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }

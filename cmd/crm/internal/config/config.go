@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/esdb"
+	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
@@ -73,6 +75,9 @@ type Target struct {
 	// Path is the SQLite file; URL the server URL for the others.
 	Path string
 	URL  string
+	// Schema is the PostgreSQL schema of the log, from the URL's "schema" parameter (which
+	// is taken out of URL); empty means the backend's default.
+	Schema string
 }
 
 // ParseStore interprets a CRM_STORE value. An empty value is the SQLite file crm.db in dataDir.
@@ -91,10 +96,21 @@ func ParseStore(store, dataDir string) (Target, error) {
 		}
 		return Target{Backend: BackendSQLite, Path: rest}, nil
 	case "postgres", "postgresql":
-		if _, err := url.Parse(store); err != nil {
+		u, err := url.Parse(store)
+		if err != nil {
 			return Target{}, fmt.Errorf("CRM_STORE: %w", err)
 		}
-		return Target{Backend: BackendPostgres, URL: store}, nil
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return Target{}, fmt.Errorf("CRM_STORE: %w", err)
+		}
+		schema := q.Get("schema")
+		if schema != "" && !validSchema(schema) {
+			return Target{}, fmt.Errorf("CRM_STORE: schema %q: want lower-case letters, digits and _", schema)
+		}
+		q.Del("schema")
+		u.RawQuery = q.Encode()
+		return Target{Backend: BackendPostgres, URL: u.String(), Schema: schema}, nil
 	case "esdb", "esdb+discover", "kurrentdb", "kurrentdb+discover", "kdb", "kdb+discover":
 		return Target{Backend: BackendESDB, URL: store}, nil
 	default:
@@ -118,7 +134,27 @@ func OpenStore(ctx context.Context, c Config) (eventstore.Store, error) {
 			return nil, fmt.Errorf("open sqlite store %s: %w", t.Path, err)
 		}
 		return s, nil
+	case BackendPostgres:
+		var opts []postgres.Option
+		if t.Schema != "" {
+			opts = append(opts, postgres.WithSchema(t.Schema))
+		}
+		return postgres.Open(ctx, t.URL, opts...) // its errors name the store already
+	case BackendESDB:
+		return esdb.Open(ctx, t.URL)
 	default:
 		return nil, fmt.Errorf("store backend %s is not available in this build", t.Backend)
 	}
+}
+
+func validSchema(s string) bool {
+	if len(s) > 48 {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9')) {
+			return false
+		}
+	}
+	return true
 }

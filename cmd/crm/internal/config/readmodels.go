@@ -47,7 +47,14 @@ func ParseReadModels(c Config) (ReadModelTarget, error) {
 		return ReadModelTarget{}, err
 	}
 	if store.Backend == BackendPostgres {
-		return ReadModelTarget{Dialect: projections.Postgres, URL: store.URL, Schema: projections.DefaultPostgresSchema}, nil
+		schema := projections.DefaultPostgresSchema
+		if store.Schema != "" {
+			schema = store.Schema + "_" + projections.DefaultPostgresSchema
+		}
+		return ReadModelTarget{Dialect: projections.Postgres, URL: store.URL, Schema: schema}, nil
+	}
+	if store.Backend == BackendESDB {
+		return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL must name a PostgreSQL database when the store is EventStoreDB")
 	}
 	return ReadModelTarget{Dialect: projections.SQLite, Path: filepath.Join(c.DataDir, ReadModelFile)}, nil
 }

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStore(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, store string
+		want        Target
+		err         string
+	}{
+		{"default", "", Target{Backend: BackendSQLite, Path: "data/crm.db"}, ""},
+		{"sqlite path", "sqlite:///var/lib/crm/log.db", Target{Backend: BackendSQLite, Path: "/var/lib/crm/log.db"}, ""},
+		{"sqlite relative", "sqlite://crm.db", Target{Backend: BackendSQLite, Path: "crm.db"}, ""},
+		{"sqlite without path", "sqlite://", Target{}, "needs a file path"},
+		{"postgres", "postgres://u@db:5432/crm?sslmode=disable", Target{Backend: BackendPostgres, URL: "postgres://u@db:5432/crm?sslmode=disable"}, ""},
+		{"postgresql scheme", "postgresql://db/crm", Target{Backend: BackendPostgres, URL: "postgresql://db/crm"}, ""},
+		{"postgres schema", "postgres://db/crm?schema=sales&sslmode=disable", Target{Backend: BackendPostgres, URL: "postgres://db/crm?sslmode=disable", Schema: "sales"}, ""},
+		{"postgres bad schema", "postgres://db/crm?schema=Drop-Table", Target{}, "schema"},
+		{"postgres bad query", "postgres://db/crm?schema=a;b", Target{}, "CRM_STORE"},
+		{"postgres bad URL", "postgres://db:port/crm", Target{}, "CRM_STORE"},
+		{"esdb", "esdb://localhost:2113?tls=false", Target{Backend: BackendESDB, URL: "esdb://localhost:2113?tls=false"}, ""},
+		{"kurrentdb", "kurrentdb+discover://a,b", Target{Backend: BackendESDB, URL: "kurrentdb+discover://a,b"}, ""},
+		{"no scheme", "crm.db", Target{}, "want sqlite://PATH"},
+		{"unknown scheme", "mysql://db", Target{}, `unknown scheme "mysql"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := ParseStore(tc.store, "data")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("ParseStore(%q) error = %v, want %q", tc.store, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseStore(%q) = %+v, %v; want %+v", tc.store, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	t.Parallel()
+	c := FromEnv(func(string) string { return "" })
+	if c.Addr != ":8080" || c.DataDir != "./data" || c.LogLevel != "info" || c.Store != "" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+// An unreachable server is one clear error, quickly, not a hang.
+func TestOpenStoreUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := OpenStore(ctx, Config{Store: "postgres://postgres@127.0.0.1:1/crm?connect_timeout=2", DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("OpenStore of an unreachable PostgreSQL: %v", err)
+	}
+}
