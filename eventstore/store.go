@@ -30,6 +30,10 @@ type Metadata struct {
 	// RequestHash fingerprints the command that produced the event, so that a retried
 	// idempotency key can be told apart from the same key reused for a different request.
 	RequestHash string `json:"request_hash,omitempty"`
+	// Headers holds further string metadata as one JSON object: the metadata of a Watermill
+	// message that has no field above (see eventstore/wmstore). A string, not a map, so that
+	// Metadata stays comparable and every backend stores it as it is.
+	Headers string `json:"headers,omitempty"`
 }
 
 // EventData is an event to append.
