@@ -32,11 +32,15 @@ type background struct {
 }
 
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, log watermill.LoggerAdapter) (*background, error) {
+	cps, err := consumerCheckpoints(ctx, store, db)
+	if err != nil {
+		return nil, err
+	}
 	subscriber := func(group string) (message.Subscriber, error) {
-		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group}, log)
+		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
 	runner, err := projections.NewRunner(projections.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(store), Logger: log}, readModels()...)
+		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, readModels()...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,15 +69,23 @@ func (b *background) start() (stop func()) {
 	}
 }
 
+// consumerCheckpoints is where consumer groups keep their place: in the store when it can
+// (SQLite, PostgreSQL), else in the read-model database (EventStoreDB).
+func consumerCheckpoints(ctx context.Context, store eventstore.Store, db *projections.DB) (eventstore.Checkpoints, error) {
+	if cps, ok := store.(eventstore.Checkpoints); ok {
+		return cps, nil
+	}
+	cps, err := projections.NewConsumerCheckpoints(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("consumer checkpoints: %w", err)
+	}
+	return cps, nil
+}
+
 // advanceGroup moves a consumer group of the global feed forward to a projection's
-// checkpoint: the read model already holds what the group would deliver again. A store that
-// keeps no checkpoints has no group to move.
-func advanceGroup(store eventstore.Store) func(ctx context.Context, group string, position int64) error {
+// checkpoint: the read model already holds what the group would deliver again.
+func advanceGroup(cps eventstore.Checkpoints) func(ctx context.Context, group string, position int64) error {
 	return func(ctx context.Context, group string, position int64) error {
-		cps, ok := store.(eventstore.Checkpoints)
-		if !ok {
-			return nil
-		}
 		name := wmstore.CheckpointName(group, wmstore.AllTopic)
 		acked, err := cps.LoadCheckpoint(ctx, name)
 		if err != nil || acked >= position {
