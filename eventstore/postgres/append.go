@@ -15,9 +15,10 @@ import (
 )
 
 // maxAttempts bounds how often one append retries after the head moved under it. Each
-// retry means another append to the same stream succeeded, so it only runs out under a
-// storm of AnyVersion appends to one stream.
-const maxAttempts = 100
+// retry means another append to the same stream succeeded; appends through one Store do not
+// compete like that (see writeBatch), so it takes a storm of appends from many processes to
+// one stream to run out.
+const maxAttempts = 1000
 
 // head is a stream's version and the hash of its last event. A pair read from the log stays
 // true forever, which is what makes caching it safe: the database refuses a head that moved.
@@ -90,7 +91,7 @@ func (s *Store) appendTo(ctx context.Context, q querier, write func(context.Cont
 			return s.conflict(ctx, q, stream, expected, cur.version, events)
 		}
 		rows.chain(cur)
-		out := write(ctx, &appendCall{stream: stream, head: cur, rows: rows})
+		out := write(ctx, &appendCall{stream: stream, expected: expected, head: cur, rows: rows})
 		var pgErr *pgconn.PgError
 		switch err := out.err; {
 		case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id_key":

@@ -19,7 +19,7 @@ import (
 )
 
 // defaultTestURL is the local PostgreSQL of a developer machine and of CI.
-const defaultTestURL = "postgres://postgres@127.0.0.1:5432/postgres"
+const defaultTestURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 // testURL names the database the tests use: CRM_TEST_POSTGRES_URL, or the local default.
 // The tests fail, never skip, when it cannot be reached.
@@ -441,4 +441,44 @@ func TestRetryOfAppendFromSharedBatch(t *testing.T) {
 			t.Errorf("retry of part of %s: err = %v, want ErrDuplicateEventID", stream, err)
 		}
 	}
+}
+
+// Many writers appending to one stream at any version all succeed, without holes, however
+// their appends are batched.
+func TestHotStreamAnyVersion(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, newSchema(t))
+	const writers, perWriter = 64, 5
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for range perWriter {
+				if _, err := s.Append(t.Context(), "hot", eventstore.AnyVersion, newEvents(1+w%3)); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := int64(0)
+	for w, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", w, err)
+		}
+		want += int64(perWriter * (1 + w%3))
+	}
+	if n, err := eventstore.VerifyStream(t.Context(), s, "hot"); err != nil || n != want {
+		t.Errorf("verify stream = %d, %v; want %d, nil", n, err, want)
+	}
+	// Queued appends to the stream share transactions rather than taking one each.
+	var txs int
+	if err := s.Pool().QueryRow(t.Context(), "SELECT count(DISTINCT tx) FROM events WHERE stream = 'hot'").Scan(&txs); err != nil {
+		t.Fatal(err)
+	}
+	if txs > writers*perWriter/2 {
+		t.Errorf("%d appends took %d transactions, want them batched", writers*perWriter, txs)
+	}
+	t.Logf("%d appends in %d transactions", writers*perWriter, txs)
 }

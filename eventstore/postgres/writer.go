@@ -24,11 +24,12 @@ FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 
 // appendCall is one append ready for append_events: its events chained to head.
 type appendCall struct {
-	ctx    context.Context
-	stream string
-	head   head
-	rows   *appendRows
-	reply  chan appendOutcome // buffered: the writer never waits for the caller
+	ctx      context.Context
+	stream   string
+	expected int64
+	head     head
+	rows     *appendRows
+	reply    chan appendOutcome // buffered: the writer never waits for the caller
 }
 
 // appendOutcome is what append_events answered for one append: appended, or the actual head.
@@ -107,6 +108,20 @@ func (s *Store) writeBatch(batch []*appendCall) {
 	// One lock order for all batches: two batches never wait for each other's stream heads
 	// in a cycle. The sort is stable, so appends to one stream keep their order.
 	slices.SortStableFunc(live, func(a, b *appendCall) int { return strings.Compare(a.stream, b.stream) })
+	// Of the appends to one stream, each that takes any version is chained to the one before
+	// it: a hot stream then takes them all in one transaction, where otherwise only the
+	// first would succeed and the others retry, one per batch, and starve. If the first
+	// fails, so do the ones chained to it, and they retry as they would have.
+	for i := 1; i < len(live); i++ {
+		prev, c := live[i-1], live[i]
+		if c.stream == prev.stream && c.expected == eventstore.AnyVersion {
+			c.head = head{
+				version: prev.head.version + int64(len(prev.rows.ids)),
+				hash:    prev.rows.hashes[len(prev.rows.hashes)-1],
+			}
+			c.rows.chain(c.head)
+		}
+	}
 	ctx, cancel := abandonable(s.bg, live)
 	defer cancel()
 	outs, err := callAppend(ctx, s.pool, live)
