@@ -170,6 +170,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if o.maxConns > 0 {
 		cfg.MaxConns = o.maxConns
 	}
+	// The listening connection keeps pgx's default: it waits for notifications, not for a
+	// statement, so a cancel request would only delay its closing.
+	listenCfg := cfg.ConnConfig.Copy()
 	// A cancelled context cancels the statement on the server too. pgx's default only sets a
 	// deadline on the socket, which leaves the server to finish an append nobody waits for,
 	// or to wait on for a lock on behalf of an abandoned batch.
@@ -178,7 +181,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		opts:      o,
-		listenCfg: cfg.ConnConfig.Copy(),
+		listenCfg: listenCfg,
 		channel:   channelName(o.schema),
 		heads:     newHeadCache(o.headCache),
 		wake:      eventstore.NewNotifier(),
