@@ -35,7 +35,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from int64, limit
 	if s.closed.Load() {
 		return nil, eventstore.ErrClosed
 	}
-	events, _, err := s.query(ctx, readStreamSQL, nil, stream, from, max(limit, 0))
+	events, _, err := s.query(ctx, readStreamSQL, nil, limit, stream, from, max(limit, 0))
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, s.closedErr(err))
 	}
@@ -84,7 +84,7 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int) ([]eventsto
 	)
 	for {
 		prev := after
-		events, blocked, err := s.query(ctx, readAllSQL, &prev, after, limit-len(all))
+		events, blocked, err := s.query(ctx, readAllSQL, &prev, limit-len(all), after, limit-len(all))
 		if err != nil {
 			return nil, false, fmt.Errorf("read all after %d: %w", after, s.closedErr(err))
 		}
@@ -111,7 +111,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (eventstore.Event, err
 	if s.closed.Load() {
 		return eventstore.Event{}, eventstore.ErrClosed
 	}
-	events, _, err := s.query(ctx, eventByIDSQL, nil, id)
+	events, _, err := s.query(ctx, eventByIDSQL, nil, 1, id)
 	if err != nil {
 		return eventstore.Event{}, fmt.Errorf("event %s: %w", id, s.closedErr(err))
 	}
@@ -125,7 +125,7 @@ func (s *Store) EventByID(ctx context.Context, id string) (eventstore.Event, err
 // the event's transaction is older than every running one, and query returns the events up
 // to the first that is neither that nor the direct successor of *gate, the position before
 // it; it reports whether it stopped there and leaves the last position returned in *gate.
-func (s *Store) query(ctx context.Context, sql string, gate *int64, args ...any) ([]eventstore.Event, bool, error) {
+func (s *Store) query(ctx context.Context, sql string, gate *int64, limit int, args ...any) ([]eventstore.Event, bool, error) {
 	// Binary results are what decodeRow reads fastest; a connection in simple protocol mode
 	// ignores the request, and decodeRow then scans.
 	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.BinaryFormatCode}}, args...)...)
@@ -133,20 +133,16 @@ func (s *Store) query(ctx context.Context, sql string, gate *int64, args ...any)
 		return nil, false, err
 	}
 	defer rows.Close()
-	// Events are decoded into a pooled buffer and copied once into a slice of their exact
-	// number: growing the result as rows come would copy it over and over.
-	buf := s.eventBufs.Get().(*[]eventstore.Event)
-	defer func() {
-		clear(*buf) // the pool must not keep the events' memory alive
-		if cap(*buf) <= maxPooledEvents {
-			*buf = (*buf)[:0]
-			s.eventBufs.Put(buf)
-		}
-	}()
-	events := *buf
+	// A page is full more often than not: after a first guess, grow straight to the limit
+	// rather than copying a large slice of large structs over and over.
+	events := make([]eventstore.Event, 0, min(max(limit, 0), 256))
 	d := newRowDecoder(rows, gate != nil)
-	blocked := false
 	for rows.Next() {
+		if len(events) == cap(events) {
+			grown := make([]eventstore.Event, len(events), max(min(limit, maxPrealloc), 2*cap(events)))
+			copy(grown, events)
+			events = grown
+		}
 		events = append(events, eventstore.Event{}) // decoded in place: an Event is large
 		e := &events[len(events)-1]
 		old, err := d.decode(rows, e)
@@ -155,25 +151,17 @@ func (s *Store) query(ctx context.Context, sql string, gate *int64, args ...any)
 		}
 		if gate != nil {
 			if !old && e.Position != *gate+1 {
-				events, blocked = events[:len(events)-1], true
-				break
+				rows.Close()
+				return events[:len(events)-1], true, rows.Err()
 			}
 			*gate = e.Position
 		}
 	}
-	*buf = events
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	if len(events) == 0 {
-		return nil, blocked, nil
-	}
-	return append(make([]eventstore.Event, 0, len(events)), events...), blocked, nil
+	return events, false, rows.Err()
 }
 
-// maxPooledEvents bounds the buffers kept for reuse by query.
-const maxPooledEvents = 16 << 10
+// maxPrealloc bounds how many events query makes room for before it sees them.
+const maxPrealloc = 16 << 10
 
 // rowDecoder turns rows of eventColumns (and the gate's boolean) into events.
 type rowDecoder struct {

@@ -124,7 +124,6 @@ type Store struct {
 	listenCfg *pgx.ConnConfig
 	channel   string
 	heads     *headCache
-	eventBufs sync.Pool // of *[]eventstore.Event, see query
 	wake      *eventstore.Notifier
 	subs      eventstore.SubscriptionSet
 
@@ -188,7 +187,6 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		notifyCh:  make(chan struct{}, 1),
 		calls:     make(chan *appendCall, maxBatchAppends),
 	}
-	s.eventBufs.New = func() any { return new([]eventstore.Event) }
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	if err := s.open(ctx, cfg); err != nil {
 		s.stopBg()
