@@ -215,7 +215,7 @@ func ids(events []eventstore.Event) []string {
 // not committed yet.
 func writeIn(tx pgx.Tx) func(context.Context, *appendCall) appendOutcome {
 	return func(ctx context.Context, c *appendCall) appendOutcome {
-		outs, err := callAppend(ctx, tx, []*appendCall{c})
+		outs, err := callAppend(ctx, tx, []segment{{c}})
 		if err != nil {
 			return appendOutcome{err: err}
 		}

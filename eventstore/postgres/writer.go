@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -105,31 +106,19 @@ func (s *Store) writeBatch(batch []*appendCall) {
 	if len(live) == 0 {
 		return
 	}
-	// One lock order for all batches: two batches never wait for each other's stream heads
-	// in a cycle. The sort is stable, so appends to one stream keep their order.
+	// Sorted by stream, so that appends to one stream are neighbours; stable, so that they
+	// keep their order.
 	slices.SortStableFunc(live, func(a, b *appendCall) int { return strings.Compare(a.stream, b.stream) })
-	// Of the appends to one stream, each that takes any version is chained to the one before
-	// it: a hot stream then takes them all in one transaction, where otherwise only the
-	// first would succeed and the others retry, one per batch, and starve. If the first
-	// fails, so do the ones chained to it, and they retry as they would have.
-	for i := 1; i < len(live); i++ {
-		prev, c := live[i-1], live[i]
-		if c.stream == prev.stream && c.expected == eventstore.AnyVersion {
-			c.head = head{
-				version: prev.head.version + int64(len(prev.rows.ids)),
-				hash:    prev.rows.hashes[len(prev.rows.hashes)-1],
-			}
-			c.rows.chain(c.head)
-		}
-	}
+	segs, rest := segments(live)
 	ctx, cancel := abandonable(s.bg, live)
 	defer cancel()
-	outs, err := callAppend(ctx, s.pool, live)
+	outs, err := callAppend(ctx, s.pool, segs)
 	if err != nil && len(live) > 1 && soloRetry(err) {
 		// The failure may belong to one append only (a duplicate event ID): write each on
-		// its own so that the others succeed and the culprit gets its own error.
+		// its own so that the others succeed and the culprit gets its own error. Chained
+		// appends come after the ones they are chained to, which makes them fit again.
 		for _, c := range live {
-			outs, err := callAppend(ctx, s.pool, []*appendCall{c})
+			outs, err := callAppend(ctx, s.pool, []segment{{c}})
 			if err != nil {
 				c.reply <- appendOutcome{err: err}
 				continue
@@ -138,12 +127,98 @@ func (s *Store) writeBatch(batch []*appendCall) {
 		}
 		return
 	}
-	for i, c := range live {
-		if err != nil {
+	if err != nil {
+		for _, c := range live {
 			c.reply <- appendOutcome{err: err}
+		}
+		return
+	}
+	for i, seg := range segs {
+		seg.answer(outs[i])
+	}
+	if len(rest) > 0 {
+		s.answerRest(ctx, rest)
+	}
+}
+
+// segment is the appends of a batch to one stream that append_events writes as one: the
+// first, and those after it that take any version, each chained to the one before. A hot
+// stream then takes all its waiting appends in one transaction, where otherwise only the
+// first would succeed and the others would retry, one per batch, and starve. If the first
+// fails, so do the ones chained to it, and they retry as they would have.
+type segment []*appendCall
+
+// segments groups calls, sorted by stream, into segments. The appends that expect a version
+// of a stream that already has a segment cannot be chained (they expect the version before
+// it) and are returned apart.
+func segments(calls []*appendCall) (segs []segment, rest []*appendCall) {
+	for i := 0; i < len(calls); {
+		seg := segment{calls[i]}
+		j := i + 1
+		for ; j < len(calls) && calls[j].stream == calls[i].stream; j++ {
+			c := calls[j]
+			if c.expected != eventstore.AnyVersion {
+				rest = append(rest, c)
+				continue
+			}
+			prev := seg[len(seg)-1]
+			c.head = head{
+				version: prev.head.version + int64(len(prev.rows.ids)),
+				hash:    prev.rows.hashes[len(prev.rows.hashes)-1],
+			}
+			c.rows.chain(c.head)
+			seg = append(seg, c)
+		}
+		segs = append(segs, seg)
+		i = j
+	}
+	return segs, rest
+}
+
+// answer replies to the calls of seg, given what append_events answered for it.
+func (seg segment) answer(out appendOutcome) {
+	if !out.appended {
+		for _, c := range seg {
+			c.reply <- out
+		}
+		return
+	}
+	after := 0 // events of the segment after the call
+	for i := len(seg) - 1; i >= 0; i-- {
+		c := seg[i]
+		c.reply <- appendOutcome{
+			appended: true,
+			head:     head{version: c.head.version + int64(len(c.rows.ids)), hash: c.rows.hashes[len(c.rows.hashes)-1]},
+			position: out.position - int64(after),
+		}
+		after += len(c.rows.ids)
+	}
+}
+
+// answerRest replies to the appends that were not written because they expected a version
+// of a stream that another append of the batch just moved: not appended, and the head as it
+// is now, from which their callers decide.
+func (s *Store) answerRest(ctx context.Context, rest []*appendCall) {
+	streams := make([]string, len(rest))
+	for i, c := range rest {
+		streams[i] = c.stream
+	}
+	heads := make(map[string]head, len(rest))
+	rows, err := s.pool.Query(ctx, "SELECT stream, version, hash FROM streams WHERE stream = ANY($1)", streams)
+	if err == nil {
+		var stream string
+		var h head
+		_, err = pgx.ForEachRow(rows, []any{&stream, &h.version, &h.hash}, func() error {
+			heads[stream] = h
+			return nil
+		})
+	}
+	for _, c := range rest {
+		if err != nil {
+			c.reply <- appendOutcome{err: fmt.Errorf("read head: %w", err)}
 			continue
 		}
-		c.reply <- outs[i]
+		c.reply <- appendOutcome{head: heads[c.stream]}
 	}
 }
 
@@ -183,13 +258,14 @@ func soloRetry(err error) bool {
 	return false
 }
 
-// callAppend runs append_events for calls, in one implicit transaction, on q.
-func callAppend(ctx context.Context, q querier, calls []*appendCall) ([]appendOutcome, error) {
+// callAppend runs append_events for segs, one append per segment, in one implicit
+// transaction, on q.
+func callAppend(ctx context.Context, q querier, segs []segment) ([]appendOutcome, error) {
 	var (
-		streams    = make([]string, len(calls))
-		heads      = make([]int64, len(calls))
-		headHashes = make([][]byte, len(calls))
-		counts     = make([]int32, len(calls))
+		streams    = make([]string, len(segs))
+		heads      = make([]int64, len(segs))
+		headHashes = make([][]byte, len(segs))
+		counts     = make([]int32, len(segs))
 		ids        []string
 		types      []string
 		data       [][]byte
@@ -198,27 +274,35 @@ func callAppend(ctx context.Context, q querier, calls []*appendCall) ([]appendOu
 		recordedAt []time.Time
 		hashes     [][]byte
 	)
-	if len(calls) == 1 { // the common case: no copies
-		r := calls[0].rows
+	if len(segs) == 1 && len(segs[0]) == 1 { // the common case: no copies
+		r := segs[0][0].rows
 		ids, types, data, metadata, occurredAt, hashes = r.ids, r.types, r.data, r.metadata, r.occurredAt, r.hashes
 		recordedAt = r.recordedAts()
 	} else {
 		n := 0
-		for _, c := range calls {
-			n += len(c.rows.ids)
+		for _, seg := range segs {
+			for _, c := range seg {
+				n += len(c.rows.ids)
+			}
 		}
 		ids, types, data = make([]string, 0, n), make([]string, 0, n), make([][]byte, 0, n)
 		metadata, occurredAt, recordedAt = make([]string, 0, n), make([]time.Time, 0, n), make([]time.Time, 0, n)
 		hashes = make([][]byte, 0, n)
-		for _, c := range calls {
-			r := c.rows
-			ids, types, data = append(ids, r.ids...), append(types, r.types...), append(data, r.data...)
-			metadata, occurredAt = append(metadata, r.metadata...), append(occurredAt, r.occurredAt...)
-			recordedAt, hashes = append(recordedAt, r.recordedAts()...), append(hashes, r.hashes...)
+		for _, seg := range segs {
+			for _, c := range seg {
+				r := c.rows
+				ids, types, data = append(ids, r.ids...), append(types, r.types...), append(data, r.data...)
+				metadata, occurredAt = append(metadata, r.metadata...), append(occurredAt, r.occurredAt...)
+				recordedAt, hashes = append(recordedAt, r.recordedAts()...), append(hashes, r.hashes...)
+			}
 		}
 	}
-	for i, c := range calls {
-		streams[i], heads[i], headHashes[i], counts[i] = c.stream, c.head.version, c.head.hash, int32(len(c.rows.ids))
+	for i, seg := range segs {
+		first := seg[0]
+		streams[i], heads[i], headHashes[i] = first.stream, first.head.version, first.head.hash
+		for _, c := range seg {
+			counts[i] += int32(len(c.rows.ids))
+		}
 	}
 	rows, err := q.Query(ctx, appendSQL, streams, heads, headHashes, counts,
 		ids, types, data, metadata, occurredAt, recordedAt, hashes)
@@ -226,7 +310,7 @@ func callAppend(ctx context.Context, q querier, calls []*appendCall) ([]appendOu
 		return nil, err
 	}
 	defer rows.Close()
-	outs := make([]appendOutcome, 0, len(calls))
+	outs := make([]appendOutcome, 0, len(segs))
 	for rows.Next() {
 		var (
 			out      appendOutcome
@@ -243,8 +327,8 @@ func callAppend(ctx context.Context, q querier, calls []*appendCall) ([]appendOu
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(outs) != len(calls) {
-		return nil, fmt.Errorf("append_events answered %d appends of %d", len(outs), len(calls))
+	if len(outs) != len(segs) {
+		return nil, fmt.Errorf("append_events answered %d appends of %d", len(outs), len(segs))
 	}
 	return outs, nil
 }
