@@ -78,13 +78,47 @@ func (r *Runner) Names() []string {
 	return names
 }
 
-// Tables returns the table set a projection's queries read.
+// Tables returns the table set a projection's queries read: the served one. Queries that
+// may run while a rebuild switches should use Read.
 func (r *Runner) Tables(name string) (Tables, error) {
 	pj := r.byName[name]
 	if pj == nil {
 		return Tables{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
 	}
-	return pj.t, nil
+	return pj.tables(), nil
+}
+
+// Read returns the table set a projection's queries read and holds it until release is
+// called: a rebuild of this process drops the set it replaced only once every query that
+// was reading it released it.
+func (r *Runner) Read(name string) (t Tables, release func(), err error) {
+	pj := r.byName[name]
+	if pj == nil {
+		return Tables{}, nil, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	for {
+		s := pj.set.Load()
+		s.readers.RLock()
+		if pj.set.Load() == s {
+			return s.t, s.readers.RUnlock, nil
+		}
+		s.readers.RUnlock() // switched meanwhile: read the new set
+	}
+}
+
+// waitReaders returns once no query of this process reads set t of the projection name,
+// which the runner has replaced (new queries read the new set).
+func (r *Runner) waitReaders(name string, t Tables) {
+	pj := r.byName[name]
+	if pj == nil {
+		return
+	}
+	old := pj.prev.Load()
+	if old == nil || old.t != t {
+		return
+	}
+	old.readers.Lock()
+	old.readers.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
 }
 
 // DB is the read-model database.
@@ -98,7 +132,7 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := Status{Name: pj.p.Name(), Version: pj.p.Version(), TableSet: pj.t.Prefix(), Group: pj.group,
+		s := Status{Name: pj.p.Name(), Version: pj.p.Version(), TableSet: pj.tables().Prefix(), Group: pj.group,
 			Checkpoint: f.Position, Head: f.Head, Lag: f.Lag, Parked: pj.parkedTotal.Load(), State: StateRunning}
 		switch failure := pj.failure.Load(); {
 		case failure != nil:

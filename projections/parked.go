@@ -186,16 +186,19 @@ func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error)
 	if err != nil {
 		return RetryResult{}, fmt.Errorf("parked event %d: %w", id, err)
 	}
-	pj := r.bySet[target.TableSet]
+	pj := r.byName[target.Projection]
 	if pj == nil {
 		return RetryResult{}, fmt.Errorf("parked event %d: projection set %s is not running here", id, target.TableSet)
 	}
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
+	if t := pj.tables(); t.Prefix() != target.TableSet {
+		return RetryResult{}, fmt.Errorf("parked event %d: projection set %s is not running here (%s is)", id, target.TableSet, t.Prefix())
+	}
 
 	var res RetryResult
 	for {
-		next, found, err := r.firstParked(ctx, pj.t, target.Stream)
+		next, found, err := r.firstParked(ctx, pj.tables(), target.Stream)
 		if err != nil {
 			return res, err
 		}
@@ -253,7 +256,7 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	tx := &Tx{tx: sqlTx, dialect: r.db.Dialect}
-	if applyErr = safeApply(ctx, pj.p, tx, pj.t, e); applyErr != nil {
+	if applyErr = safeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
 		if err := sqlTx.Rollback(); err != nil {
 			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
 		}

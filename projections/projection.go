@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -66,6 +67,8 @@ func (t Tables) Prefix() string { return t.prefix }
 type DB struct {
 	SQL     *sql.DB
 	Dialect Dialect
+
+	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
 }
 
 // Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
@@ -92,6 +95,7 @@ func (d Dialect) Rebind(query string) string {
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
+	stmts   map[string]*sql.Stmt // prepared by Prepared, closed with the transaction
 }
 
 // Dialect is the SQL flavour of the transaction.
@@ -115,12 +119,13 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 // checkpointsTable holds, per table set, the position of the last event applied to it.
 const checkpointsTable = "projection_checkpoints"
 
-// EnsureSchema creates the checkpoint table and the tables of a set if they do not exist.
+// EnsureSchema creates the checkpoint table, the table-set registry and the tables of a set
+// if they do not exist.
 func (db *DB) EnsureSchema(ctx context.Context, p Projection, t Tables) error {
-	stmts := append([]string{
-		`CREATE TABLE IF NOT EXISTS ` + checkpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
-	}, p.Schema(db.Dialect, t)...)
-	for _, s := range stmts {
+	if err := db.ensureRegistry(ctx); err != nil {
+		return err
+	}
+	for _, s := range p.Schema(db.Dialect, t) {
 		if _, err := db.SQL.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("schema of %s: %w", t.Prefix(), err)
 		}
@@ -145,6 +150,12 @@ func (db *DB) Checkpoint(ctx context.Context, t Tables) (int64, error) {
 // checkpoint. Events at or below the checkpoint are skipped: redelivery is a no-op. It
 // returns the checkpoint after the transaction.
 func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
+	return db.apply(ctx, p, t, events, nil)
+}
+
+// apply is Apply with a guard run inside the transaction once the set is locked, before
+// anything is applied: the live runner's check that t is still the served set.
+func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin %s: %w", t.Prefix(), err)
@@ -157,8 +168,13 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 		// until the transaction ends, makes the second read the first one's checkpoint.
 		// (SQLite needs none: it never runs two write transactions at once, and refuses to
 		// write from a snapshot another writer made stale.)
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, checkpointsTable+"/"+t.Prefix()); err != nil {
-			return 0, fmt.Errorf("lock %s: %w", t.Prefix(), err)
+		if err := lockSet(ctx, tx, t); err != nil {
+			return 0, err
+		}
+	}
+	if guard != nil {
+		if err := guard(ctx, tx); err != nil {
+			return 0, err
 		}
 	}
 	var checkpoint int64
@@ -187,6 +203,15 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 		return start, fmt.Errorf("commit %s: %w", t.Prefix(), err)
 	}
 	return checkpoint, nil
+}
+
+// lockSet takes, on PostgreSQL, the lock that serializes the writers of set t until the
+// transaction ends: appliers, rebuild batches and the switch of a rebuild.
+func lockSet(ctx context.Context, tx *Tx, t Tables) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, checkpointsTable+"/"+t.Prefix()); err != nil {
+		return fmt.Errorf("lock %s: %w", t.Prefix(), err)
+	}
+	return nil
 }
 
 // ApplyError is an event a projection could not apply.

@@ -29,6 +29,7 @@ const (
 	DefaultMaxRetryDelay   = 2 * time.Second
 	DefaultRestartDelay    = time.Second
 	DefaultMaxRestartDelay = 30 * time.Second
+	DefaultRegistryPoll    = time.Second
 )
 
 // RetryConfig is the backoff of the retry middleware: an event is tried 1 + MaxRetries times
@@ -71,6 +72,10 @@ type RunnerConfig struct {
 	RestartDelay, MaxRestartDelay time.Duration
 	// Now is the clock of lag and parked_at (default time.Now).
 	Now func() time.Time
+	// RegistryPoll is how often the runner looks in the table-set registry for a set that a
+	// rebuild in another process switched to (default DefaultRegistryPoll). A rebuild in this
+	// process hands over at once, and an apply transaction never writes to a replaced set.
+	RegistryPoll time.Duration
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -104,6 +109,9 @@ func (c *RunnerConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RegistryPoll == 0 {
+		c.RegistryPoll = DefaultRegistryPoll
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -135,6 +143,9 @@ func (c RunnerConfig) Validate() error {
 	if c.RestartDelay < 0 || c.MaxRestartDelay < 0 {
 		errs = append(errs, errors.New("negative restart delay"))
 	}
+	if c.RegistryPoll < 0 {
+		errs = append(errs, errors.New("negative registry poll interval"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -153,6 +164,12 @@ func (c RunnerConfig) Validate() error {
 // serializes the appliers of a set; but the poison queue's per-stream blocking is kept in
 // memory by each runner, so run one runner per read-model database to keep the streams of
 // parked events in order.
+//
+// A projection applies to the set the table-set registry serves (see Rebuild). Every apply
+// transaction checks, under the set's lock, that its set is still the served one; when a
+// rebuild has switched, the runner moves to the new set (its checkpoint, its parked events)
+// and applies there, so no event is lost or applied twice across the hand-over. The consumer
+// group stays the one of the projection's version: it only saves delivery work.
 type Runner struct {
 	cfg   RunnerConfig
 	db    *DB
@@ -161,7 +178,6 @@ type Runner struct {
 
 	projs  []*projector
 	byName map[string]*projector
-	bySet  map[string]*projector
 	head   head
 
 	initMu sync.Mutex
@@ -170,14 +186,18 @@ type Runner struct {
 	faults faults // failures injected by tests
 }
 
-// projector is the running state of one table set.
+// projector is the running state of one projection.
 type projector struct {
 	p     Projection
-	t     Tables
 	group string
+	// set is the table set applied to and read; it changes only under mu, when a rebuild
+	// switched the served set.
+	set atomic.Pointer[tableSet]
+	// prev is the set replaced last, whose readers a rebuild waits for before dropping it.
+	prev atomic.Pointer[tableSet]
 
-	// mu admits one writer at a time: the live handler, the catch-up or a retry of parked
-	// events. parked (events parked per stream) is guarded by it.
+	// mu admits one writer at a time: the live handler, the catch-up, a retry of parked
+	// events or the move to a rebuilt set. parked (events parked per stream) is guarded by it.
 	mu          sync.Mutex
 	parked      map[string]int
 	parkedTotal atomic.Int64
@@ -189,6 +209,16 @@ type projector struct {
 	waitMu   sync.Mutex
 	advanced chan struct{} // closed and replaced whenever the checkpoint moves
 }
+
+// tableSet is a set in use by a projector, with the queries reading it: a rebuild drops the
+// set it replaced only once they are done.
+type tableSet struct {
+	t       Tables
+	readers sync.RWMutex // held for reading by each query of the set
+}
+
+// tables is the set the projector applies to now.
+func (pj *projector) tables() Tables { return pj.set.Load().t }
 
 // faults are failures tests inject between the steps of applying events, to prove that a
 // crash at any of them leaves the read model exact.
@@ -208,8 +238,7 @@ func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	r := &Runner{cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger,
-		byName: map[string]*projector{}, bySet: map[string]*projector{}}
+	r := &Runner{cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, byName: map[string]*projector{}}
 	for _, p := range projections {
 		name := p.Name()
 		switch {
@@ -224,11 +253,11 @@ func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
 			continue
 		}
 		t := TablesFor(p, "")
-		pj := &projector{p: p, t: t, group: ConsumerGroup(t), parked: map[string]int{}, advanced: make(chan struct{})}
+		pj := &projector{p: p, group: ConsumerGroup(t), parked: map[string]int{}, advanced: make(chan struct{})}
+		pj.set.Store(&tableSet{t: t})
 		pj.catchingUp.Store(true)
 		r.projs = append(r.projs, pj)
 		r.byName[name] = pj
-		r.bySet[t.Prefix()] = pj
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("projection runner: %w", err)
@@ -238,13 +267,14 @@ func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
 
 // ConsumerGroup is the persisted name of the consumer group (and Watermill handler) of a
 // table set. It is derived from the projection's persisted name and version, never from a
-// Go type.
+// Go type. The runner uses the group of the default set whatever set it serves.
 func ConsumerGroup(t Tables) string {
 	return "projection:" + strings.TrimSuffix(t.Prefix(), "_")
 }
 
-// Init creates the poison queue and every projection's tables, and loads the checkpoints.
-// Run calls it; call it first to fail fast on a database that cannot hold the read models.
+// Init creates the poison queue and the tables of every projection's served set, and loads
+// the checkpoints. Run calls it; call it first to fail fast on a database that cannot hold
+// the read models.
 func (r *Runner) Init(ctx context.Context) error {
 	r.initMu.Lock()
 	defer r.initMu.Unlock()
@@ -257,29 +287,108 @@ func (r *Runner) Init(ctx context.Context) error {
 		}
 	}
 	for _, pj := range r.projs {
-		if err := r.db.EnsureSchema(ctx, pj.p, pj.t); err != nil {
-			return err
-		}
-		cp, err := r.db.Checkpoint(ctx, pj.t)
-		if err != nil {
-			return err
-		}
-		parked, err := r.loadParked(ctx, pj.t)
-		if err != nil {
-			return err
-		}
 		pj.mu.Lock()
-		pj.parked = parked
-		var total int64
-		for _, n := range parked {
-			total += int64(n)
-		}
-		pj.parkedTotal.Store(total)
+		err := r.adoptLocked(ctx, pj, true)
 		pj.mu.Unlock()
-		pj.advance(cp)
+		if err != nil {
+			return err
+		}
 	}
 	r.inited = true
 	return nil
+}
+
+// adoptLocked makes pj apply to the set the registry serves, with that set's checkpoint and
+// parked events; with force it loads them even when the set did not change. The caller
+// holds pj.mu, so no transaction of pj runs meanwhile.
+func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) error {
+	t, err := r.db.ActiveTables(ctx, pj.p)
+	if err != nil {
+		return err
+	}
+	old := pj.set.Load()
+	if !force && t == old.t {
+		return nil
+	}
+	if err := r.db.EnsureSchema(ctx, pj.p, t); err != nil {
+		return err
+	}
+	cp, err := r.db.Checkpoint(ctx, t)
+	if err != nil {
+		return err
+	}
+	parked, err := r.loadParked(ctx, t)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, n := range parked {
+		total += int64(n)
+	}
+	if t != old.t {
+		pj.set.Store(&tableSet{t: t})
+		pj.prev.Store(old)
+		r.log.Info("Projection moved to a rebuilt table set", watermill.LogFields{"projection": pj.p.Name(),
+			"from": old.t.Prefix(), "to": t.Prefix(), "checkpoint": cp})
+	}
+	pj.parked = parked
+	pj.parkedTotal.Store(total)
+	pj.moveTo(cp)
+	return nil
+}
+
+// adopt moves the projection name to the set the registry serves now (a rebuild of this
+// process calls it right after its switch committed).
+func (r *Runner) adopt(ctx context.Context, name string) error {
+	pj := r.byName[name]
+	if pj == nil {
+		return fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	return r.adoptLocked(ctx, pj, false)
+}
+
+// watchRegistry moves projections to sets switched by rebuilds of other processes, also
+// while no event arrives to make an apply transaction notice.
+func (r *Runner) watchRegistry(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.RegistryPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, pj := range r.projs {
+			t, err := r.db.ActiveTables(ctx, pj.p)
+			if err != nil || t == pj.tables() {
+				continue // a failing database shows in the projections' own state
+			}
+			if err := r.adopt(ctx, pj.p.Name()); err != nil && ctx.Err() == nil {
+				pj.fail(err)
+			}
+		}
+	}
+}
+
+// errSetSwitched: the set an apply transaction was about to write is no longer served.
+var errSetSwitched = errors.New("the table set was replaced by a rebuild")
+
+// servedGuard fails an apply transaction to t once the registry serves another set of
+// pj. It runs after the set's lock is taken, which a switch also holds: so a switch either
+// committed before (and the guard sees it) or waits for the transaction to end.
+func (r *Runner) servedGuard(pj *projector, t Tables) func(ctx context.Context, tx *Tx) error {
+	return func(ctx context.Context, tx *Tx) error {
+		active, err := r.db.activeIn(ctx, tx.tx, pj.p)
+		if err != nil {
+			return &storageError{err}
+		}
+		if active != t {
+			return &storageError{errSetSwitched}
+		}
+		return nil
+	}
 }
 
 // Run runs every projection until ctx ends. A projection whose handler stops on an error
@@ -291,6 +400,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.trackHead(ctx) })
+	wg.Go(func() { r.watchRegistry(ctx) })
 	for _, pj := range r.projs {
 		wg.Go(func() { r.supervise(ctx, pj) })
 	}
@@ -524,12 +634,28 @@ func parkedError(err error) string {
 
 // apply applies events to pj's set in one transaction with the checkpoint. Events of a
 // stream that has parked events are parked behind them; events named in park are parked
-// with their note instead of applied.
+// with their note instead of applied. When a rebuild has replaced the set, pj moves to the
+// new one and the events are applied there (those the rebuild applied are skipped by its
+// checkpoint).
 func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]parkNote) error {
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
-	g := &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-	cp, err := r.db.Apply(ctx, g, pj.t, events)
+	var (
+		g   *gate
+		cp  int64
+		err error
+	)
+	for attempt := 0; ; attempt++ {
+		t := pj.tables()
+		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
+		cp, err = r.db.apply(ctx, g, t, events, r.servedGuard(pj, t))
+		if !errors.Is(err, errSetSwitched) || attempt == 3 {
+			break
+		}
+		if err := r.adoptLocked(ctx, pj, false); err != nil {
+			return &storageError{err}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -613,6 +739,12 @@ func (pj *projector) advance(cp int64) {
 	if cp <= pj.checkpoint.Load() {
 		return
 	}
+	pj.moveTo(cp)
+}
+
+// moveTo sets the checkpoint, also backwards (a set adopted at a lower position), and wakes
+// the waiters.
+func (pj *projector) moveTo(cp int64) {
 	pj.checkpoint.Store(cp)
 	pj.waitMu.Lock()
 	close(pj.advanced)

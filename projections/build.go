@@ -1,0 +1,568 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// builder applies the log, read directly in large batches, to table sets nobody else
+// writes: the sets of a rebuild or of a diff. Reading, decoding and writing overlap (a
+// reader, a preparer and the writer each run in their own goroutine), so the log is read
+// while the previous batch is written. Each batch is one transaction per set group with the
+// sets' checkpoints, so an interrupted build resumes from them.
+type builder struct {
+	db    *DB
+	store eventstore.Store
+	batch int
+	now   func() time.Time
+	// conn is the SQLite connection of the build (tuned for bulk writes, see openBuildConn);
+	// nil on PostgreSQL, where each set writes on a pooled connection of its own.
+	conn    *sql.Conn
+	targets []*target
+	// inTx runs in each batch transaction of a target, after its lock: the rebuild's lease
+	// check and progress row.
+	inTx func(ctx context.Context, tx *Tx, tg *target, position int64) error
+	// onBatch runs after each committed batch with the number of events read; an error
+	// stops the build.
+	onBatch func(events int, last int64) error
+	// head follows the log's head for progress.
+	head atomic.Int64
+}
+
+// target is one set being built.
+type target struct {
+	p   Projection
+	bp  BatchProjection // nil: p is applied event by event
+	gen string
+	t   Tables
+	cp  int64 // checkpoint of t
+	// parked counts the parked events of t per stream: later events of those streams are
+	// parked behind them, as the live runner does.
+	parked map[string]int
+	// refused makes the next batches take the one-by-one path (with a savepoint per event)
+	// right away: set once an event was refused.
+	refused bool
+}
+
+// errRefused: an event was refused (Apply failed) on a path that cannot park it alone.
+var errRefused = errors.New("an event was refused")
+
+// errSetWritten: something else wrote to a set being built.
+var errSetWritten = errors.New("the set was written by another builder")
+
+// Pragmas of the build's SQLite connection. synchronous=OFF: a set being built is served
+// by nobody until it is switched to, and a crash loses at most the last batches, which the
+// checkpoint written with them makes the resumed build apply again (the switch itself runs
+// with the default NORMAL). A larger page cache keeps the B-trees of the new tables in
+// memory; it is bounded, so memory stays flat as the log grows.
+var (
+	buildPragmas   = []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -131072", "PRAGMA temp_store = MEMORY"}
+	restorePragmas = []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000", "PRAGMA temp_store = DEFAULT"}
+)
+
+// openBuildConn takes a connection of the read-model database for the build (SQLite only).
+func (b *builder) openBuildConn(ctx context.Context) error {
+	if b.db.Dialect != SQLite {
+		return nil
+	}
+	conn, err := b.db.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("build connection: %w", err)
+	}
+	for _, p := range buildPragmas {
+		if _, err := conn.ExecContext(ctx, p); err != nil {
+			conn.Close()
+			return fmt.Errorf("build connection: %w", err)
+		}
+	}
+	b.conn = conn
+	return nil
+}
+
+// durable makes the build connection's next commits durable again (before a switch).
+func (b *builder) durable(ctx context.Context) error {
+	if b.conn == nil {
+		return nil
+	}
+	if _, err := b.conn.ExecContext(ctx, restorePragmas[0]); err != nil {
+		return fmt.Errorf("build connection: %w", err)
+	}
+	return nil
+}
+
+// close returns the build connection to the pool with the default pragmas.
+func (b *builder) close() {
+	if b.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range restorePragmas {
+		if _, err := b.conn.ExecContext(ctx, p); err != nil {
+			// A connection with unknown pragmas must not serve anyone else.
+			_ = b.conn.Raw(func(any) error { return driver.ErrBadConn })
+			break
+		}
+	}
+	b.conn.Close()
+	b.conn = nil
+}
+
+// exec runs a statement on the build's connection (SQLite) or the pool.
+func (b *builder) exec(ctx context.Context, query string) error {
+	var err error
+	if b.conn != nil {
+		_, err = b.conn.ExecContext(ctx, query)
+	} else {
+		_, err = b.db.SQL.ExecContext(ctx, query)
+	}
+	return err
+}
+
+func (b *builder) begin(ctx context.Context) (*Tx, error) {
+	var (
+		sqlTx *sql.Tx
+		err   error
+	)
+	if b.conn != nil {
+		sqlTx, err = b.conn.BeginTx(ctx, nil)
+	} else {
+		sqlTx, err = b.db.SQL.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect}
+	if b.db.Dialect == Postgres {
+		// Nobody is served from a set being built: a crash may lose the last batches, which
+		// are applied again from their checkpoint (the switch commits synchronously).
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			_ = sqlTx.Rollback()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
+	return tx, nil
+}
+
+// createSet creates the tables of tg's set, unless they exist, and returns the statements
+// of the indexes, which are cheaper to build once the tables are full (the batches load
+// rows by primary key only).
+func (b *builder) createSet(ctx context.Context, tg *target, unlogged bool) (indexes []string, err error) {
+	if err := b.db.ensureRegistry(ctx); err != nil {
+		return nil, err
+	}
+	for _, s := range tg.p.Schema(b.db.Dialect, tg.t) {
+		if createIndex.MatchString(s) {
+			indexes = append(indexes, s)
+			continue
+		}
+		if unlogged && b.db.Dialect == Postgres {
+			s = unloggedTable.ReplaceAllString(s, "${1}UNLOGGED TABLE")
+		}
+		if _, err := b.db.SQL.ExecContext(ctx, s); err != nil {
+			return nil, fmt.Errorf("schema of %s: %w", tg.t.Prefix(), err)
+		}
+	}
+	return indexes, nil
+}
+
+var unloggedTable = regexp.MustCompile(`(?is)^(\s*CREATE\s+)TABLE`)
+
+// load reads tg's checkpoint and parked events.
+func (b *builder) load(ctx context.Context, tg *target) error {
+	cp, err := b.db.Checkpoint(ctx, tg.t)
+	if err != nil {
+		return err
+	}
+	tg.cp = cp
+	tg.parked = map[string]int{}
+	rows, err := b.db.SQL.QueryContext(ctx, b.db.Dialect.Rebind(`SELECT stream, count(*) FROM `+parkedTable+`
+		WHERE table_set = ? GROUP BY stream`), tg.t.Prefix())
+	if err != nil {
+		if isNoSuchTable(err) {
+			return nil
+		}
+		return fmt.Errorf("parked events of %s: %w", tg.t.Prefix(), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			stream string
+			n      int
+		)
+		if err := rows.Scan(&stream, &n); err != nil {
+			return fmt.Errorf("parked events of %s: %w", tg.t.Prefix(), err)
+		}
+		tg.parked[stream] = n
+	}
+	return rows.Err()
+}
+
+// readBatch is one read of the log, prepared for every target.
+type readBatch struct {
+	events []eventstore.Event
+	// preps[i] is the prepared batch of targets[i] (nil: none, or it failed to prepare).
+	preps []PreparedBatch
+	// more is false on the last batch of the run.
+	more bool
+	err  error
+}
+
+// run applies the log after the targets' checkpoints up to until (0: as far as the reads
+// go), and returns when a read comes back short (the head is near) or until is reached.
+func (b *builder) run(ctx context.Context, until int64) error {
+	if len(b.targets) == 0 {
+		return nil
+	}
+	from := b.targets[0].cp
+	starts := make([]int64, len(b.targets))
+	for i, tg := range b.targets {
+		from = min(from, tg.cp)
+		starts[i] = tg.cp
+	}
+	if until > 0 && from >= until {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reads := make(chan readBatch, 1)
+	prepared := make(chan readBatch, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { b.read(ctx, from, until, reads) })
+	wg.Go(func() {
+		defer close(prepared)
+		for rb := range reads {
+			if rb.err == nil {
+				rb.preps = b.prepare(rb.events, starts)
+			}
+			select {
+			case prepared <- rb:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for rb := range prepared {
+		if rb.err != nil {
+			return rb.err
+		}
+		if len(rb.events) > 0 {
+			if err := b.write(ctx, rb); err != nil {
+				return err
+			}
+			if b.onBatch != nil {
+				if err := b.onBatch(len(rb.events), rb.events[len(rb.events)-1].Position); err != nil {
+					return err
+				}
+			}
+		}
+		if !rb.more {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// read sends the batches of the log after from, up to until, and follows the head.
+func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBatch) {
+	defer close(out)
+	var lastHead time.Time
+	for {
+		if time.Since(lastHead) > 2*time.Second || from > b.head.Load() {
+			if h, err := findHead(ctx, b.store); err == nil {
+				b.head.Store(max(h, b.head.Load()))
+			}
+			lastHead = time.Now()
+		}
+		events, err := b.store.ReadAll(ctx, from, b.batch)
+		if err != nil {
+			select {
+			case out <- readBatch{err: fmt.Errorf("read the log after %d: %w", from, err)}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		more := len(events) == b.batch
+		if until > 0 {
+			for len(events) > 0 && events[len(events)-1].Position > until {
+				events = events[:len(events)-1]
+				more = false
+			}
+			if len(events) > 0 && events[len(events)-1].Position == until {
+				more = false
+			}
+		}
+		select {
+		case out <- readBatch{events: events, more: more}:
+		case <-ctx.Done():
+			return
+		}
+		if !more || len(events) == 0 {
+			return
+		}
+		from = events[len(events)-1].Position
+	}
+}
+
+// prepare decodes a batch for each target that has a batch path, in parallel.
+func (b *builder) prepare(events []eventstore.Event, starts []int64) []PreparedBatch {
+	preps := make([]PreparedBatch, len(b.targets))
+	var wg sync.WaitGroup
+	for i, tg := range b.targets {
+		if tg.bp == nil {
+			continue
+		}
+		wg.Go(func() {
+			evs := after(events, starts[i])
+			if len(evs) == 0 {
+				return
+			}
+			// A batch that fails to prepare is applied one by one, where Apply decides.
+			if p, err := tg.bp.PrepareBatch(evs); err == nil {
+				preps[i] = p
+			}
+		})
+	}
+	wg.Wait()
+	return preps
+}
+
+// after returns the events with a position above pos.
+func after(events []eventstore.Event, pos int64) []eventstore.Event {
+	for i, e := range events {
+		if e.Position > pos {
+			return events[i:]
+		}
+	}
+	return nil
+}
+
+// write applies a batch to every target: on SQLite in one transaction (there is one writer
+// anyway), on PostgreSQL one transaction per set, in parallel.
+func (b *builder) write(ctx context.Context, rb readBatch) error {
+	if b.conn != nil {
+		return b.writeGroup(ctx, rb, b.targets, 0)
+	}
+	errs := make([]error, len(b.targets))
+	var wg sync.WaitGroup
+	for i := range b.targets {
+		wg.Go(func() { errs[i] = b.writeGroup(ctx, rb, b.targets[i:i+1], i) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// writeGroup applies a batch to targets (those of b.targets from index first) in one
+// transaction. When a prepared batch or a plain apply meets an event it cannot apply,
+// the transaction is rolled back and done again with a savepoint per event of that target,
+// so the refused event is parked alone.
+func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*target, first int) error {
+	slow := make([]bool, len(targets))
+	for i, tg := range targets {
+		slow[i] = tg.refused
+	}
+	for {
+		cps, parked, err := b.tryGroup(ctx, rb, targets, first, slow)
+		var re *refusedError
+		if errors.As(err, &re) && !slow[re.target] {
+			slow[re.target] = true
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for i, tg := range targets {
+			tg.cp = cps[i]
+			tg.parked = parked[i]
+			if slow[i] {
+				tg.refused = true
+			}
+		}
+		return nil
+	}
+}
+
+// refusedError says which target of a group met a refused event.
+type refusedError struct{ target int }
+
+func (e *refusedError) Error() string { return errRefused.Error() }
+func (e *refusedError) Unwrap() error { return errRefused }
+
+func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
+	tx, err := b.begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	cps := make([]int64, len(targets))
+	parked := make([]map[string]int, len(targets))
+	for i, tg := range targets {
+		cps[i], parked[i] = tg.cp, tg.parked
+		events := after(rb.events, tg.cp)
+		if len(events) == 0 {
+			continue
+		}
+		last := events[len(events)-1].Position
+		if b.db.Dialect == Postgres {
+			if err := lockSet(ctx, tx, tg.t); err != nil {
+				return nil, nil, err
+			}
+		}
+		var stored int64
+		err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, tg.t.Prefix()).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, nil, fmt.Errorf("checkpoint of %s: %w", tg.t.Prefix(), err)
+		}
+		if stored != tg.cp {
+			return nil, nil, fmt.Errorf("%s at %d, expected %d: %w", tg.t.Prefix(), stored, tg.cp, errSetWritten)
+		}
+		if b.inTx != nil {
+			if err := b.inTx(ctx, tx, tg, last); err != nil {
+				return nil, nil, err
+			}
+		}
+		prep := rb.preps[first+i]
+		switch {
+		case !slow[i] && prep != nil && !touchesParked(events, tg.parked):
+			if err := prep.Apply(ctx, tx, tg.t); err != nil {
+				if ctx.Err() != nil {
+					return nil, nil, ctx.Err()
+				}
+				return nil, nil, &refusedError{target: i}
+			}
+		default:
+			p, err := b.applyEvents(ctx, tx, tg, events, slow[i])
+			if errors.Is(err, errRefused) {
+				return nil, nil, &refusedError{target: i}
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			parked[i] = p
+		}
+		if err := saveCheckpoint(ctx, tx, tg.t, last); err != nil {
+			return nil, nil, err
+		}
+		cps[i] = last
+	}
+	if err := tx.tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("commit batch: %w", err)
+	}
+	return cps, parked, nil
+}
+
+func touchesParked(events []eventstore.Event, parked map[string]int) bool {
+	if len(parked) == 0 {
+		return false
+	}
+	for _, e := range events {
+		if parked[e.Stream] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// applyEvents applies events one by one with Apply. Events of a stream with parked events
+// are parked behind them. With savepoints, an event Apply refuses is parked (rolled back
+// alone), as the live runner's poison queue would; without, the refusal returns errRefused
+// so the caller can do the batch again with savepoints. It returns the parked counts after
+// the events (a copy: the caller keeps them once the transaction committed).
+func (b *builder) applyEvents(ctx context.Context, tx *Tx, tg *target, events []eventstore.Event, savepoints bool) (map[string]int, error) {
+	parked := tg.parked
+	cloned := false
+	park := func(e eventstore.Event, note parkNote) error {
+		if !cloned {
+			parked = cloneCounts(parked)
+			cloned = true
+		}
+		if err := insertParked(ctx, tx, tg.p.Name(), tg.t, e, note, b.now()); err != nil {
+			return err
+		}
+		parked[e.Stream]++
+		return nil
+	}
+	for i, e := range events {
+		if parked[e.Stream] > 0 {
+			if err := park(e, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !savepoints {
+			if err := safeApply(ctx, tg.p, tx, tg.t, e); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, errRefused
+			}
+			continue
+		}
+		applyErr, err := savepoint(ctx, tx, i, func() error { return safeApply(ctx, tg.p, tx, tg.t, e) })
+		if err != nil {
+			return nil, err
+		}
+		if applyErr != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err := park(e, parkNote{err: parkedError(applyErr), attempts: 1}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return parked, nil
+}
+
+func cloneCounts(m map[string]int) map[string]int {
+	c := make(map[string]int, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func saveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+checkpointsTable+` (set_name, position) VALUES (?, ?)
+		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), position); err != nil {
+		return fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
+	}
+	return nil
+}
+
+// finish creates the deferred indexes and, on PostgreSQL, makes unlogged tables logged:
+// the set must survive a crash once it is served.
+func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlogged bool) error {
+	if unlogged && b.db.Dialect == Postgres {
+		for _, name := range setTables(b.db.Dialect, tg.p, tg.t) {
+			var persistence string
+			err := b.db.SQL.QueryRowContext(ctx, `SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&persistence)
+			if err != nil {
+				return fmt.Errorf("persistence of %s: %w", name, err)
+			}
+			if persistence != "u" {
+				continue
+			}
+			if err := b.exec(ctx, `ALTER TABLE `+name+` SET LOGGED`); err != nil {
+				return fmt.Errorf("make %s logged: %w", name, err)
+			}
+		}
+	}
+	for _, s := range indexes {
+		if err := b.exec(ctx, s); err != nil {
+			return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+		}
+	}
+	return nil
+}

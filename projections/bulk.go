@@ -1,0 +1,171 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// BatchProjection is a projection that can apply many events at once, much faster than one
+// by one: rebuilds use it. The live runner always applies event by event with Apply.
+//
+// A batch must leave the tables exactly as Apply would, applied to each event in order;
+// the tests of every read model and the live-equals-rebuilt test hold them to it. When a
+// batch meets anything it does not handle exactly (an event Apply would refuse, a row it
+// did not expect), it returns an error: the rebuild then rolls it back and applies the same
+// events one by one with Apply, which decides.
+type BatchProjection interface {
+	Projection
+	// PrepareBatch decodes events (in position order, each at most once per set) without any
+	// I/O: it may run while earlier batches are still being written.
+	PrepareBatch(events []eventstore.Event) (PreparedBatch, error)
+}
+
+// PreparedBatch is a decoded batch, ready to be written.
+type PreparedBatch interface {
+	// Apply writes the batch into set t inside tx: it reads the rows the batch changes,
+	// applies the events to them in memory and writes each changed row once.
+	Apply(ctx context.Context, tx *Tx, t Tables) error
+}
+
+// Prepared returns a statement prepared once per transaction for query (written with ?),
+// so that multi-row statements of one shape are parsed once per batch.
+func (t *Tx) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.tx.PrepareContext(ctx, t.dialect.Rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+// OnConflict says what a bulk insert does with a row whose key is already stored.
+type OnConflict int
+
+// Conflict modes of Insert.
+const (
+	// ConflictFail: the statement fails (a plain INSERT).
+	ConflictFail OnConflict = iota
+	// ConflictIgnore: the stored row stays (ON CONFLICT DO NOTHING).
+	ConflictIgnore
+	// ConflictUpdate: every column that is not part of the key is overwritten.
+	ConflictUpdate
+)
+
+// maxParams bounds the parameters of one statement: SQLite allows 32766, PostgreSQL 65535.
+const maxParams = 30000
+
+// rowsPerInsert bounds the rows of one multi-row statement: beyond a few hundred, a bigger
+// statement saves nothing and costs more to parse.
+const rowsPerInsert = 256
+
+// Insert writes rows (values flattened, len(columns) per row) into table with multi-row
+// INSERT statements; the first key columns are the conflict target of onConflict. Rows
+// must have distinct keys when onConflict is ConflictUpdate.
+func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int, onConflict OnConflict, values []any) error {
+	width := len(columns)
+	if width == 0 || len(values)%width != 0 {
+		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
+	}
+	per := min(rowsPerInsert, maxParams/width)
+	for len(values) > 0 {
+		n := min(per, len(values)/width)
+		st, err := t.Prepared(ctx, insertSQL(table, columns, key, onConflict, n))
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		if _, err := st.ExecContext(ctx, values[:n*width]...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		values = values[n*width:]
+	}
+	return nil
+}
+
+func insertSQL(table string, columns []string, key int, onConflict OnConflict, rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(table)
+	b.WriteString(" (")
+	b.WriteString(strings.Join(columns, ", "))
+	b.WriteString(") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(columns)), ", ") + ")"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	switch onConflict {
+	case ConflictIgnore:
+		b.WriteString(" ON CONFLICT (" + strings.Join(columns[:key], ", ") + ") DO NOTHING")
+	case ConflictUpdate:
+		b.WriteString(" ON CONFLICT (" + strings.Join(columns[:key], ", ") + ") DO UPDATE SET ")
+		for i, c := range columns[key:] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(c + " = excluded." + c)
+		}
+	}
+	return b.String()
+}
+
+// InKeys returns a condition matching column against a list of text keys, and its one
+// argument: a JSON array read by json_each on SQLite, a text[] on PostgreSQL. One statement
+// then loads the rows of any number of keys.
+func (t *Tx) InKeys(column string, keys []string) (cond string, arg any, err error) {
+	if t.dialect == Postgres {
+		return column + " = ANY(?::text[])", keys, nil
+	}
+	raw, err := json.Marshal(keys)
+	if err != nil {
+		return "", nil, fmt.Errorf("keys of %s: %w", column, err)
+	}
+	return column + " IN (SELECT value FROM json_each(?))", string(raw), nil
+}
+
+// NullInt64 is v as a column value: NULL when !valid.
+func NullInt64(v int64, valid bool) any {
+	if !valid {
+		return nil
+	}
+	return v
+}
+
+// NullString is v as a column value: NULL when !valid.
+func NullString(v string, valid bool) any {
+	if !valid {
+		return nil
+	}
+	return v
+}
+
+// savepoint applies fn inside a savepoint of tx, rolled back alone when fn fails: the rest
+// of the transaction stays.
+func savepoint(ctx context.Context, tx *Tx, n int, fn func() error) (applyErr, err error) {
+	name := "sp" + strconv.Itoa(n)
+	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	if applyErr = fn(); applyErr != nil {
+		if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); err != nil {
+			return nil, fmt.Errorf("roll back to savepoint: %w", err)
+		}
+	}
+	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return nil, fmt.Errorf("release savepoint: %w", err)
+	}
+	return applyErr, nil
+}

@@ -1,0 +1,229 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Defaults of DiffConfig.
+const (
+	DefaultDiffSample = 5
+)
+
+// DiffConfig configures Diff.
+type DiffConfig struct {
+	DB    *DB
+	Store eventstore.Store
+	// Batch is how many events one read and one transaction take (default
+	// DefaultRebuildBatch).
+	Batch int
+	// Sample is how many rows of each kind (added, removed, changed) a table reports
+	// (default DefaultDiffSample).
+	Sample int
+	// Progress, when set, is called after every batch with the candidate's position and the
+	// position it builds to.
+	Progress func(position, target int64)
+}
+
+// Diff builds candidate (the projection's code as it is now, possibly changed) from the log
+// into a temporary set beside the served one, up to the served set's checkpoint, and
+// compares the two, table by table and row by row (rows matched by primary key): what a
+// switch to this code would change. The temporary set is dropped afterwards; the served
+// set is only read, from one snapshot, so a live runner may go on meanwhile.
+func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served ServedSet) (SetDiff, error) {
+	if cfg.DB == nil || cfg.Store == nil {
+		return SetDiff{}, errors.New("diff: no read-model database or no event store")
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultRebuildBatch
+	}
+	if cfg.Sample <= 0 {
+		cfg.Sample = DefaultDiffSample
+	}
+	db := cfg.DB
+	if err := db.ensureRegistry(ctx); err != nil {
+		return SetDiff{}, err
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	tg := &target{p: candidate, gen: "x" + hex.EncodeToString(suffix)}
+	tg.t = TablesFor(candidate, tg.gen)
+	if bp, ok := candidate.(BatchProjection); ok {
+		tg.bp = bp
+	}
+	b := &builder{db: db, store: cfg.Store, batch: cfg.Batch, now: time.Now, targets: []*target{tg}}
+	if err := b.openBuildConn(ctx); err != nil {
+		return SetDiff{}, err
+	}
+	defer b.close()
+	defer func() {
+		// The temporary set goes whatever happened (its checkpoint row and parked rows too).
+		_ = db.dropSet(context.WithoutCancel(ctx), candidate, tg.t, true)
+	}()
+	if _, err := b.createSet(ctx, tg, false); err != nil {
+		return SetDiff{}, err
+	}
+	if err := b.load(ctx, tg); err != nil {
+		return SetDiff{}, err
+	}
+	var goal int64
+	if cfg.Progress != nil {
+		b.onBatch = func(int, int64) error {
+			cfg.Progress(tg.cp, goal)
+			return nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if attempt == 100 {
+			return SetDiff{}, errors.New("diff: the served set kept moving ahead; try again")
+		}
+		cp, err := db.Checkpoint(ctx, served.Tables)
+		if err != nil {
+			return SetDiff{}, err
+		}
+		goal = cp
+		if tg.cp < cp {
+			if err := b.run(ctx, cp); err != nil {
+				return SetDiff{}, fmt.Errorf("diff: build %s: %w", tg.t.Prefix(), err)
+			}
+		}
+		d, done, err := compareAt(ctx, db, candidate, tg, served, cfg.Sample)
+		if err != nil || done {
+			return d, err
+		}
+	}
+}
+
+// compareAt compares in one snapshot of the database if the served set's checkpoint there
+// is the candidate's; done is false when the served set has moved on (build further).
+func compareAt(ctx context.Context, db *DB, candidate Projection, tg *target, served ServedSet, sample int) (SetDiff, bool, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	// A read-only transaction is a snapshot on both: deferred on SQLite (WAL), repeatable
+	// read on PostgreSQL; writers go on meanwhile.
+	snap, err := db.SQL.BeginTx(ctx, opts)
+	if err != nil {
+		return SetDiff{}, false, fmt.Errorf("diff: snapshot: %w", err)
+	}
+	defer snap.Rollback() //nolint:errcheck // read only
+	var cp int64
+	err = snap.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`), served.Tables.Prefix()).Scan(&cp)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return SetDiff{}, false, fmt.Errorf("diff: checkpoint of %s: %w", served.TableSet, err)
+	}
+	if cp > tg.cp {
+		return SetDiff{}, false, nil
+	}
+	if cp < tg.cp {
+		return SetDiff{}, false, fmt.Errorf("diff: the served set %s went back from %d to %d (switched meanwhile?)", served.TableSet, tg.cp, cp)
+	}
+	servedNames, err := db.setTablesInCatalog(ctx, snap, served.Tables.Prefix(), tg.t.Prefix())
+	if err != nil {
+		return SetDiff{}, false, err
+	}
+	d, err := db.compareSets(ctx, snap, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.t), tg.t, sample)
+	if err != nil {
+		return SetDiff{}, false, err
+	}
+	d.Position = cp
+	return d, true, nil
+}
+
+// CompareSets compares two table sets of a database as they are now (the served one first):
+// the sets of a projection before and after a rebuild, or live and rebuilt.
+func (db *DB) CompareSets(ctx context.Context, served Tables, candidate Projection, cand Tables, sample int) (SetDiff, error) {
+	if sample <= 0 {
+		sample = DefaultDiffSample
+	}
+	servedNames, err := db.setTablesInCatalog(ctx, db.SQL, served.Prefix(), cand.Prefix())
+	if err != nil {
+		return SetDiff{}, err
+	}
+	return db.compareSets(ctx, db.SQL, servedNames, served, setTables(db.Dialect, candidate, cand), cand, sample)
+}
+
+func (db *DB) compareSets(ctx context.Context, q queryer, servedNames []string, served Tables, candNames []string, cand Tables, sample int) (SetDiff, error) {
+	d := SetDiff{Served: served.Prefix(), Candidate: cand.Prefix()}
+	shapes := func(names []string, t Tables) (map[string]*tableShape, error) {
+		m := map[string]*tableShape{}
+		for _, name := range names {
+			s, ok, err := db.shapeOf(ctx, q, name)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				m[strings.TrimPrefix(name, t.Prefix())] = &s
+			}
+		}
+		return m, nil
+	}
+	sa, err := shapes(servedNames, served)
+	if err != nil {
+		return d, err
+	}
+	sb, err := shapes(candNames, cand)
+	if err != nil {
+		return d, err
+	}
+	var bases []string
+	for base := range sa {
+		bases = append(bases, base)
+	}
+	for base := range sb {
+		if sa[base] == nil {
+			bases = append(bases, base)
+		}
+	}
+	slices.Sort(bases)
+	for _, base := range bases {
+		td, err := db.compareTables(ctx, q, base, sa[base], sb[base], sample)
+		if err != nil {
+			return d, err
+		}
+		d.Tables = append(d.Tables, td)
+	}
+	return d, nil
+}
+
+// setTablesInCatalog lists the tables of the set with prefix as the database has them,
+// whatever code created them: the tables named with the prefix, except those of other sets
+// whose prefixes extend it (a default set's prefix is a prefix of its generation sets'):
+// the sets known to the checkpoints, the registry and the rebuilds, and exclude.
+func (db *DB) setTablesInCatalog(ctx context.Context, q queryer, prefix string, exclude ...string) ([]string, error) {
+	names, err := db.tablesWithPrefix(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT set_name FROM `+checkpointsTable+` UNION SELECT table_set FROM `+setsTable+
+		` UNION SELECT table_set FROM `+rebuildsTable)
+	if err != nil {
+		return nil, fmt.Errorf("sets: %w", err)
+	}
+	defer rows.Close()
+	others := exclude
+	for rows.Next() {
+		var set string
+		if err := rows.Scan(&set); err != nil {
+			return nil, fmt.Errorf("sets: %w", err)
+		}
+		others = append(others, set)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sets: %w", err)
+	}
+	others = slices.DeleteFunc(others, func(o string) bool { return len(o) <= len(prefix) || !strings.HasPrefix(o, prefix) })
+	return slices.DeleteFunc(names, func(name string) bool {
+		return slices.ContainsFunc(others, func(o string) bool { return strings.HasPrefix(name, o) })
+	}), nil
+}

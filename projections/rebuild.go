@@ -1,0 +1,826 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// rebuildsTable holds, per projection, the rebuild running or last run: its lock (an owner
+// with a lease, so a crashed process does not hold it forever), the set it builds, its phase
+// and its progress. Another process reads progress there.
+const rebuildsTable = "projection_rebuilds"
+
+// Defaults of RebuildConfig.
+const (
+	DefaultRebuildBatch = 10_000
+	DefaultRebuildLease = 30 * time.Second
+	DefaultDropDelay    = 5 * time.Second
+)
+
+// Errors of rebuilds.
+var (
+	// ErrRebuildRunning: another rebuild of the projection holds its lock (in this process
+	// or another); see RebuildRunningError.
+	ErrRebuildRunning = errors.New("a rebuild of the projection is running")
+	// ErrRebuildLost: the rebuild's lease expired and another rebuild took the projection
+	// over; this one stopped without switching.
+	ErrRebuildLost = errors.New("the rebuild lost its lock")
+	// ErrNoRebuild: no rebuild of the projection is known.
+	ErrNoRebuild = errors.New("no rebuild of the projection")
+)
+
+// RebuildRunningError names the rebuild holding the lock.
+type RebuildRunningError struct {
+	Projection string
+	Owner      string
+	Until      time.Time // when its lease ends unless renewed
+}
+
+func (e *RebuildRunningError) Error() string {
+	return fmt.Sprintf("a rebuild of %s is running (%s, lease until %s)", e.Projection, e.Owner, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Unwrap makes errors.Is(err, ErrRebuildRunning) hold.
+func (e *RebuildRunningError) Unwrap() error { return ErrRebuildRunning }
+
+// RebuildState is the phase of a rebuild.
+type RebuildState string
+
+// States of a rebuild.
+const (
+	// RebuildBuilding: applying the log to the new set; queries read the old one.
+	RebuildBuilding RebuildState = "building"
+	// RebuildSwitching: caught up; indexing the new set and making it the served one.
+	RebuildSwitching RebuildState = "switching"
+	// RebuildDropping: switched; the replaced set is dropped once its last queries ended.
+	RebuildDropping RebuildState = "dropping"
+	// RebuildDone: the new set is served and the old one is gone.
+	RebuildDone RebuildState = "done"
+	// RebuildFailed: stopped on an error; run it again to resume from its checkpoint.
+	RebuildFailed RebuildState = "failed"
+)
+
+// RebuildProgress describes a rebuild.
+type RebuildProgress struct {
+	Projection string       `json:"projection"`
+	Version    int          `json:"version"`
+	TableSet   string       `json:"table_set"`
+	Replaces   string       `json:"replaces,omitempty"`
+	State      RebuildState `json:"state"`
+	// Position is the new set's checkpoint: every event up to it is applied. On stores
+	// with dense positions it counts the events done.
+	Position int64 `json:"position"`
+	// Total is the log's head as last seen.
+	Total int64 `json:"total"`
+	// Events counts the events this run applied (a resumed rebuild started at ResumedFrom).
+	Events      int64 `json:"events"`
+	ResumedFrom int64 `json:"resumed_from,omitempty"`
+	// Rate is Events per second of this run; ETASeconds is what remains at that rate.
+	Rate       float64    `json:"rate"`
+	ETASeconds float64    `json:"eta_seconds"`
+	StartedAt  time.Time  `json:"started_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	// Parked counts the events of the new set its projection refused (and those behind
+	// them), as the live runner would have parked them.
+	Parked int `json:"parked,omitempty"`
+}
+
+// RebuildConfig configures Rebuild.
+type RebuildConfig struct {
+	DB    *DB
+	Store eventstore.Store
+	// Runner, when set, is the live runner of this process: it moves to the new set as soon
+	// as the switch committed, and the old set is dropped only once its queries are done.
+	// Runners of other processes notice the switch themselves (RunnerConfig.RegistryPoll).
+	Runner *Runner
+	// Batch is how many events one read and one transaction take (default
+	// DefaultRebuildBatch).
+	Batch int
+	// Lease is how long the rebuild's lock holds without renewal: a crashed rebuild can be
+	// resumed by another process after it (default DefaultRebuildLease).
+	Lease time.Duration
+	// DropDelay is the pause between the switch and the drop of the old set, so queries that
+	// other processes started on it just before can end (default DefaultDropDelay).
+	DropDelay time.Duration
+	// KeepOld keeps the replaced set instead of dropping it (to compare it, in tests).
+	KeepOld bool
+	// Unlogged builds PostgreSQL sets as UNLOGGED tables, made LOGGED before the switch:
+	// less WAL while building, but a PostgreSQL crash empties them, and the build then
+	// starts over (it detects the crash by the server's start time).
+	Unlogged bool
+	// Progress, when set, is called after every batch with the progress of each projection.
+	Progress func(RebuildProgress)
+	// Logger receives the switches (default: none).
+	Logger watermill.LoggerAdapter
+	// Now is the clock of leases and progress (default time.Now).
+	Now func() time.Time
+
+	// until stops the build at that position, without switching (benchmarks).
+	until int64
+	// afterBatch runs after each committed batch; an error stops the rebuild there (tests
+	// crash it with errCrash, which leaves the lock held as a dead process would).
+	afterBatch func(position int64) error
+}
+
+func (c *RebuildConfig) setDefaults() {
+	if c.Batch == 0 {
+		c.Batch = DefaultRebuildBatch
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultRebuildLease
+	}
+	if c.DropDelay == 0 {
+		c.DropDelay = DefaultDropDelay
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c RebuildConfig) Validate() error {
+	var errs []error
+	if c.DB == nil || c.DB.SQL == nil {
+		errs = append(errs, errors.New("no read-model database"))
+	} else if c.DB.Dialect != SQLite && c.DB.Dialect != Postgres {
+		errs = append(errs, fmt.Errorf("unknown dialect %q", c.DB.Dialect))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("no event store"))
+	}
+	if c.Batch < 0 {
+		errs = append(errs, fmt.Errorf("batch %d: want at least 1", c.Batch))
+	}
+	if c.Lease < 0 || c.DropDelay < 0 {
+		errs = append(errs, errors.New("negative lease or drop delay"))
+	}
+	if c.Runner != nil && c.DB != nil && c.Runner.db != c.DB {
+		errs = append(errs, errors.New("the runner uses another read-model database"))
+	}
+	return errors.Join(errs...)
+}
+
+// Rebuild rebuilds projections from the log into fresh table sets and makes them the
+// served ones: blue/green. For each projection it takes the rebuild lock (or returns
+// ErrRebuildRunning), builds a new generation set (TablesFor(p, "gN")) by reading the log
+// directly in batches of cfg.Batch events, one transaction each with the set's checkpoint,
+// then switches: in one transaction, holding the lock of both sets, it applies what the
+// live set has that the new set lacks, and records the new set in the table-set registry.
+// From then on queries and the live runner use the new set, continuing from its checkpoint:
+// the runner's transactions check the registry under the same lock, so none writes to the
+// old set after the switch and no event is lost or applied twice. The old set is dropped
+// after its queries ended.
+//
+// Several projections are built in one pass over the log. An interrupted rebuild (a
+// crash, an error, ctx ending) resumes from its set's checkpoint when run again.
+func Rebuild(ctx context.Context, cfg RebuildConfig, ps ...Projection) ([]RebuildProgress, error) {
+	rb, err := startRebuild(ctx, cfg, ps)
+	if err != nil {
+		return nil, err
+	}
+	return rb.run(ctx)
+}
+
+// rebuild is a started rebuild: it holds the locks of its projections.
+type rebuild struct {
+	cfg     RebuildConfig
+	db      *DB
+	owner   string
+	targets []*target
+	states  []*rebuildTarget
+
+	mu       sync.Mutex
+	progress []RebuildProgress
+	// watch, when set, receives every progress update (the HTTP manager).
+	watch func(RebuildProgress)
+}
+
+// rebuildTarget is what a rebuild knows about one projection besides its target.
+type rebuildTarget struct {
+	row       rebuildRow // as found when the lock was taken
+	indexes   []string
+	old       Tables
+	started   time.Time
+	startedCP int64
+}
+
+// rebuildRow is a row of rebuildsTable.
+type rebuildRow struct {
+	version     int
+	generation  string
+	tableSet    string
+	phase       string // "", "building", "switched" or "done"
+	oldSet      string
+	owner       string
+	leaseUntil  int64 // unix milliseconds
+	startedAt   int64
+	updatedAt   int64
+	position    int64
+	head        int64
+	events      int64
+	resumedFrom int64
+	serverStart string
+}
+
+const rebuildColumns = `version, generation, table_set, phase, old_set, owner, lease_until, started_at, updated_at, position, head, events, resumed_from, server_start`
+
+func scanRebuild(row rowScanner) (rebuildRow, error) {
+	var r rebuildRow
+	err := row.Scan(&r.version, &r.generation, &r.tableSet, &r.phase, &r.oldSet, &r.owner, &r.leaseUntil, &r.startedAt,
+		&r.updatedAt, &r.position, &r.head, &r.events, &r.resumedFrom, &r.serverStart)
+	return r, err
+}
+
+func newOwner() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "rebuild-" + hex.EncodeToString(b)
+}
+
+// startRebuild validates, takes the lock of every projection (all or none) and prepares
+// their sets.
+func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*rebuild, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if len(ps) == 0 {
+		return nil, errors.New("rebuild: no projection")
+	}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		if seen[p.Name()] {
+			return nil, fmt.Errorf("rebuild: projection %s named twice", p.Name())
+		}
+		seen[p.Name()] = true
+		if cfg.Runner != nil && cfg.Runner.byName[p.Name()] != nil && cfg.Runner.byName[p.Name()].p.Version() != p.Version() {
+			return nil, fmt.Errorf("rebuild %s: version %d, the runner runs version %d", p.Name(), p.Version(), cfg.Runner.byName[p.Name()].p.Version())
+		}
+	}
+	db := cfg.DB
+	if err := db.ensureRegistry(ctx); err != nil {
+		return nil, err
+	}
+	rb := &rebuild{cfg: cfg, db: db, owner: newOwner()}
+	for _, p := range ps {
+		row, err := rb.lock(ctx, p)
+		if err != nil {
+			rb.release(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		tg := &target{p: p}
+		if bp, ok := p.(BatchProjection); ok {
+			tg.bp = bp
+		}
+		rb.targets = append(rb.targets, tg)
+		rb.states = append(rb.states, &rebuildTarget{row: row})
+	}
+	return rb, nil
+}
+
+// lock takes the rebuild lock of p: free, expired or already ours. It returns the row as it
+// was, which says what an earlier rebuild left (a set to resume, a set to drop).
+func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
+	db := rb.db
+	now := rb.cfg.Now()
+	sqlTx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
+	// The row exists from the first rebuild on; inserting it first lets PostgreSQL lock it
+	// (SQLite's write transaction excludes every other writer anyway).
+	if _, err := tx.Exec(ctx, `INSERT INTO `+rebuildsTable+` (projection, `+rebuildColumns+`)
+		VALUES (?, 0, '', '', '', '', '', 0, 0, 0, 0, 0, 0, 0, '') ON CONFLICT (projection) DO NOTHING`, p.Name()); err != nil {
+		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
+	}
+	lockClause := ""
+	if db.Dialect == Postgres {
+		lockClause = " FOR UPDATE"
+	}
+	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+rebuildsTable+` WHERE projection = ?`+lockClause, p.Name()))
+	if err != nil {
+		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
+	}
+	if row.owner != "" && row.owner != rb.owner && row.leaseUntil > now.UnixMilli() {
+		return rebuildRow{}, &RebuildRunningError{Projection: p.Name(), Owner: row.owner, Until: time.UnixMilli(row.leaseUntil)}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
+		rb.owner, now.Add(rb.cfg.Lease).UnixMilli(), p.Name()); err != nil {
+		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
+	}
+	return row, nil
+}
+
+// release gives the locks up, keeping the rows (and the sets they name) for a resume.
+func (rb *rebuild) release(ctx context.Context) {
+	for _, tg := range rb.targets {
+		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET owner = '', lease_until = 0
+			WHERE projection = ? AND owner = ?`), tg.p.Name(), rb.owner)
+	}
+}
+
+// renew extends the leases; it fails with ErrRebuildLost when one was taken over.
+func (rb *rebuild) renew(ctx context.Context) error {
+	until := rb.cfg.Now().Add(rb.cfg.Lease).UnixMilli()
+	for _, tg := range rb.targets {
+		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET lease_until = ?
+			WHERE projection = ? AND owner = ?`), until, tg.p.Name(), rb.owner)
+		if err != nil {
+			return fmt.Errorf("renew the rebuild lock of %s: %w", tg.p.Name(), err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+		}
+	}
+	return nil
+}
+
+// keepLeases renews the leases until ctx ends; losing one cancels the rebuild.
+func (rb *rebuild) keepLeases(ctx context.Context, cancel context.CancelCauseFunc) {
+	tick := time.NewTicker(max(rb.cfg.Lease/3, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := rb.renew(ctx); err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrRebuildLost) {
+				cancel(err)
+				return
+			}
+			// A database hiccup: the batches renew the leases too; try again next tick.
+		}
+	}
+}
+
+// serverStart identifies the PostgreSQL server's life: unlogged tables are emptied by a
+// crash, after which it starts again.
+func (rb *rebuild) serverStart(ctx context.Context) (string, error) {
+	if rb.db.Dialect != Postgres {
+		return "", nil
+	}
+	var s string
+	if err := rb.db.SQL.QueryRowContext(ctx, `SELECT pg_postmaster_start_time()::text`).Scan(&s); err != nil {
+		return "", fmt.Errorf("server start time: %w", err)
+	}
+	return s, nil
+}
+
+// prepareSets decides, per projection, which set to build (resuming an interrupted one),
+// cleans up after earlier rebuilds and creates the sets.
+func (rb *rebuild) prepareSets(ctx context.Context, b *builder) error {
+	server, err := rb.serverStart(ctx)
+	if err != nil {
+		return err
+	}
+	now := rb.cfg.Now()
+	for i, tg := range rb.targets {
+		st := rb.states[i]
+		row := st.row
+		p := tg.p
+		sameVersion := row.version == p.Version()
+		if row.phase == "switched" && row.oldSet != "" {
+			// An earlier rebuild switched but did not drop the set it replaced.
+			if err := rb.dropOld(ctx, p, Tables{prefix: row.oldSet}, sameVersion); err != nil {
+				return err
+			}
+		}
+		active, err := rb.db.ActiveTables(ctx, p)
+		if err != nil {
+			return err
+		}
+		resume := row.phase == "building" && sameVersion && row.tableSet == TablesFor(p, row.generation).Prefix() &&
+			row.tableSet != active.Prefix()
+		if resume && rb.cfg.Unlogged && row.serverStart != server {
+			resume = false // PostgreSQL restarted: an unlogged set may have been emptied
+		}
+		if row.phase == "building" && !resume && row.tableSet != "" && row.tableSet != active.Prefix() {
+			if err := rb.dropOld(ctx, p, Tables{prefix: row.tableSet}, sameVersion); err != nil {
+				return err
+			}
+		}
+		if resume {
+			tg.gen = row.generation
+		} else {
+			n := generationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
+			if sameVersion {
+				n = max(n, generationNumber(row.generation))
+			}
+			tg.gen = "g" + strconv.Itoa(n+1)
+		}
+		tg.t = TablesFor(p, tg.gen)
+		if !resume {
+			// A fresh set is empty: whatever a forgotten run left under its name goes.
+			if err := rb.db.dropSet(ctx, p, tg.t, true); err != nil {
+				return err
+			}
+		}
+		st.indexes, err = b.createSet(ctx, tg, rb.cfg.Unlogged)
+		if err != nil {
+			return err
+		}
+		if err := b.load(ctx, tg); err != nil {
+			return err
+		}
+		st.old = active
+		st.started = now
+		st.startedCP = tg.cp
+		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET version = ?, generation = ?,
+			table_set = ?, phase = 'building', old_set = '', started_at = ?, updated_at = ?, position = ?, head = 0, events = 0,
+			resumed_from = ?, server_start = ? WHERE projection = ? AND owner = ?`),
+			p.Version(), tg.gen, tg.t.Prefix(), now.UnixMilli(), now.UnixMilli(), tg.cp, tg.cp, server, p.Name(), rb.owner)
+		if err != nil {
+			return fmt.Errorf("start rebuild of %s: %w", p.Name(), err)
+		}
+		rb.setProgress(i, func(pr *RebuildProgress) {
+			*pr = RebuildProgress{Projection: p.Name(), Version: p.Version(), TableSet: tg.t.Prefix(), Replaces: active.Prefix(),
+				State: RebuildBuilding, Position: tg.cp, ResumedFrom: tg.cp, StartedAt: now, UpdatedAt: now, Parked: sum(tg.parked)}
+		})
+	}
+	return nil
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// run builds, switches and cleans up. It releases the locks whatever happens.
+func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
+	rb.progress = make([]RebuildProgress, len(rb.targets))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer func() {
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				err = cause
+			}
+			rb.fail(err)
+		}
+		if !errors.Is(err, errCrash) {
+			rb.release(context.WithoutCancel(ctx))
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel(nil)
+	wg.Go(func() { rb.keepLeases(ctx, cancel) })
+
+	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets}
+	if err := b.openBuildConn(ctx); err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := rb.prepareSets(ctx, b); err != nil {
+		return nil, err
+	}
+	b.inTx = rb.batchHook
+	b.onBatch = func(int, int64) error { return rb.batchDone(b) }
+
+	until := rb.cfg.until
+	if err := b.run(ctx, until); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if until > 0 {
+		return rb.snapshot(), nil
+	}
+	for i, tg := range rb.targets {
+		rb.setProgress(i, func(pr *RebuildProgress) { pr.State = RebuildSwitching })
+		if err := b.finish(ctx, tg, rb.states[i].indexes, rb.cfg.Unlogged); err != nil {
+			return nil, fmt.Errorf("rebuild: %w", err)
+		}
+	}
+	// What arrived while indexing, still fast, before the switches take the locks.
+	if err := b.run(ctx, 0); err != nil {
+		return nil, fmt.Errorf("rebuild: %w", err)
+	}
+	if err := b.durable(ctx); err != nil {
+		return nil, err
+	}
+	for i, tg := range rb.targets {
+		if err := rb.switchOver(ctx, b, i, tg); err != nil {
+			return nil, err
+		}
+	}
+	for i, tg := range rb.targets {
+		if err := rb.cleanUp(ctx, i, tg); err != nil {
+			return nil, err
+		}
+	}
+	return rb.snapshot(), nil
+}
+
+// batchHook runs in each batch transaction: the lease must still be ours; the progress row
+// moves with the batch.
+func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *target, position int64) error {
+	now := rb.cfg.Now()
+	i := rb.indexOf(tg)
+	pr := rb.progressOf(i)
+	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
+		WHERE projection = ? AND owner = ?`, now.Add(rb.cfg.Lease).UnixMilli(), now.UnixMilli(), position,
+		max(pr.Total, position), position-rb.states[i].startedCP, tg.p.Name(), rb.owner)
+	if err != nil {
+		return fmt.Errorf("rebuild progress of %s: %w", tg.p.Name(), err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+	}
+	return nil
+}
+
+func (rb *rebuild) indexOf(tg *target) int {
+	for i, t := range rb.targets {
+		if t == tg {
+			return i
+		}
+	}
+	return -1
+}
+
+// errCrash stops a rebuild as a crash would (tests): the lock stays held until its lease
+// ends.
+var errCrash = errors.New("simulated crash")
+
+// batchDone updates the progress after a committed batch.
+func (rb *rebuild) batchDone(b *builder) error {
+	now := rb.cfg.Now()
+	head := b.head.Load()
+	for i, tg := range rb.targets {
+		st := rb.states[i]
+		rb.setProgress(i, func(pr *RebuildProgress) {
+			pr.Position = tg.cp
+			pr.Total = max(head, tg.cp)
+			pr.Events = tg.cp - st.startedCP
+			pr.UpdatedAt = now
+			pr.Parked = sum(tg.parked)
+			if secs := now.Sub(st.started).Seconds(); secs > 0 {
+				pr.Rate = float64(pr.Events) / secs
+			}
+			if pr.Rate > 0 {
+				pr.ETASeconds = float64(pr.Total-pr.Position) / pr.Rate
+			}
+		})
+	}
+	if rb.cfg.afterBatch != nil {
+		return rb.cfg.afterBatch(rb.targets[0].cp)
+	}
+	return nil
+}
+
+// switchOver makes tg's set the served one of its projection (see Rebuild).
+func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target) error {
+	for attempt := 0; ; attempt++ {
+		old, err := rb.trySwitch(ctx, b, tg)
+		if errors.Is(err, errRefused) && attempt < 5 {
+			// An event to park: the batch path parks it alone, then the switch goes again.
+			tg.refused = true
+			if err := b.run(ctx, 0); err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		rb.states[i].old = old
+		rb.cfg.Logger.Info("Rebuilt table set switched in", watermill.LogFields{"projection": tg.p.Name(),
+			"table_set": tg.t.Prefix(), "replaces": old.Prefix(), "checkpoint": tg.cp})
+		if r := rb.cfg.Runner; r != nil && r.byName[tg.p.Name()] != nil {
+			// Hand the runner over now rather than at its next transaction or poll.
+			if err := r.adopt(ctx, tg.p.Name()); err != nil {
+				return fmt.Errorf("rebuild %s: switched, but the runner did not follow: %w", tg.p.Name(), err)
+			}
+		}
+		now := rb.cfg.Now()
+		rb.setProgress(i, func(pr *RebuildProgress) {
+			pr.State, pr.Position, pr.Replaces, pr.UpdatedAt = RebuildDropping, tg.cp, old.Prefix(), now
+			pr.Total = max(pr.Total, tg.cp)
+			pr.ETASeconds = 0
+		})
+		return nil
+	}
+}
+
+// trySwitch is the switch transaction. It returns errRefused when an event that arrived
+// since the last batch is refused by the projection (the caller parks it first).
+func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old Tables, err error) {
+	tx, err := b.beginDurable(ctx)
+	if err != nil {
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+	}
+	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	old, err = rb.db.activeIn(ctx, tx.tx, tg.p)
+	if err != nil {
+		return Tables{}, err
+	}
+	if rb.db.Dialect == Postgres {
+		// The live runner's transactions take the old set's lock and then read the
+		// registry: they wait for this one, and then apply to the new set.
+		if err := lockSet(ctx, tx, old); err != nil {
+			return Tables{}, err
+		}
+		if err := lockSet(ctx, tx, tg.t); err != nil {
+			return Tables{}, err
+		}
+	}
+	now := rb.cfg.Now()
+	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
+		now.Add(rb.cfg.Lease).UnixMilli(), tg.p.Name(), rb.owner)
+	if err != nil {
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return Tables{}, fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+	}
+	oldCP, err := checkpointIn(ctx, tx, old)
+	if err != nil {
+		return Tables{}, err
+	}
+	cp, err := checkpointIn(ctx, tx, tg.t)
+	if err != nil {
+		return Tables{}, err
+	}
+	if cp != tg.cp {
+		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.p.Name(), tg.t.Prefix(), cp, tg.cp, errSetWritten)
+	}
+	// Catch up with the log, and at least with the old set, so the served position never
+	// goes back: the events that came since the last batch, applied one by one.
+	parked := tg.parked
+	for wait := 0; ; {
+		events, err := rb.cfg.Store.ReadAll(ctx, cp, rb.cfg.Batch)
+		if err != nil {
+			return Tables{}, fmt.Errorf("switch %s: read the log: %w", tg.p.Name(), err)
+		}
+		if len(events) == 0 && cp < oldCP {
+			// PostgreSQL may hold back events of transactions still committing.
+			if wait++; wait > 200 {
+				return Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.p.Name(), oldCP, old.Prefix())
+			}
+			if err := sleep(ctx, 10*time.Millisecond); err != nil {
+				return Tables{}, err
+			}
+			continue
+		}
+		if len(events) > 0 {
+			view := *tg
+			view.parked = parked
+			if parked, err = b.applyEvents(ctx, tx, &view, events, false); err != nil {
+				return Tables{}, err
+			}
+			cp = events[len(events)-1].Position
+		}
+		if len(events) < rb.cfg.Batch && cp >= oldCP {
+			break
+		}
+	}
+	if err := saveCheckpoint(ctx, tx, tg.t, cp); err != nil {
+		return Tables{}, err
+	}
+	if err := setActive(ctx, tx, tg.p, tg.gen, tg.t, now); err != nil {
+		return Tables{}, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
+		WHERE projection = ? AND owner = ?`, old.Prefix(), cp, now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+	}
+	if err := tx.tx.Commit(); err != nil {
+		return Tables{}, fmt.Errorf("switch %s: commit: %w", tg.p.Name(), err)
+	}
+	tg.cp, tg.parked = cp, parked
+	return old, nil
+}
+
+// beginDurable begins a transaction that commits durably (the switch).
+func (b *builder) beginDurable(ctx context.Context) (*Tx, error) {
+	var (
+		sqlTx *sql.Tx
+		err   error
+	)
+	if b.conn != nil {
+		sqlTx, err = b.conn.BeginTx(ctx, nil)
+	} else {
+		sqlTx, err = b.db.SQL.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{tx: sqlTx, dialect: b.db.Dialect}, nil
+}
+
+func checkpointIn(ctx context.Context, tx *Tx, t Tables) (int64, error) {
+	var cp int64
+	err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
+	}
+	return cp, nil
+}
+
+// cleanUp drops the replaced set once no query reads it and records the rebuild as done.
+func (rb *rebuild) cleanUp(ctx context.Context, i int, tg *target) error {
+	st := rb.states[i]
+	if !rb.cfg.KeepOld {
+		if r := rb.cfg.Runner; r != nil {
+			r.waitReaders(tg.p.Name(), st.old)
+		}
+		if err := sleep(ctx, rb.cfg.DropDelay); err != nil {
+			return err
+		}
+		if err := rb.dropOld(ctx, tg.p, st.old, true); err != nil {
+			return err
+		}
+	}
+	now := rb.cfg.Now()
+	if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET phase = 'done',
+		updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
+		return fmt.Errorf("finish rebuild of %s: %w", tg.p.Name(), err)
+	}
+	rb.setProgress(i, func(pr *RebuildProgress) {
+		pr.State, pr.UpdatedAt, pr.FinishedAt = RebuildDone, now, &now
+		if secs := now.Sub(st.started).Seconds(); secs > 0 {
+			pr.Rate = float64(pr.Events) / secs
+		}
+	})
+	return nil
+}
+
+// dropOld drops a set no longer served (never the one served now).
+func (rb *rebuild) dropOld(ctx context.Context, p Projection, t Tables, sameVersion bool) error {
+	active, err := rb.db.ActiveTables(ctx, p)
+	if err != nil {
+		return err
+	}
+	if sameVersion && t == active {
+		return nil
+	}
+	if !sameVersion && t.Prefix() == TablesFor(p, "").Prefix() {
+		return nil // a default set of another version: its schema is unknown here; it stays
+	}
+	return rb.db.dropSet(ctx, p, t, sameVersion)
+}
+
+func (rb *rebuild) setProgress(i int, f func(*RebuildProgress)) {
+	rb.mu.Lock()
+	f(&rb.progress[i])
+	pr := rb.progress[i]
+	watch := rb.watch
+	rb.mu.Unlock()
+	if rb.cfg.Progress != nil {
+		rb.cfg.Progress(pr)
+	}
+	if watch != nil {
+		watch(pr)
+	}
+}
+
+func (rb *rebuild) progressOf(i int) RebuildProgress {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return rb.progress[i]
+}
+
+func (rb *rebuild) snapshot() []RebuildProgress {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return append([]RebuildProgress(nil), rb.progress...)
+}
+
+func (rb *rebuild) fail(err error) {
+	now := rb.cfg.Now()
+	for i := range rb.targets {
+		rb.setProgress(i, func(pr *RebuildProgress) {
+			if pr.State == RebuildDone {
+				return
+			}
+			pr.State, pr.Error, pr.UpdatedAt, pr.FinishedAt = RebuildFailed, err.Error(), now, &now
+			pr.ETASeconds = 0
+		})
+	}
+}

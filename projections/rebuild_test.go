@@ -1,0 +1,219 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+func rebuildConfig(store eventstore.Store, db *projections.DB) projections.RebuildConfig {
+	return projections.RebuildConfig{DB: db, Store: store, Batch: 7, DropDelay: time.Millisecond}
+}
+
+func mustRebuild(t testing.TB, cfg projections.RebuildConfig, ps ...projections.Projection) []projections.RebuildProgress {
+	t.Helper()
+	res, err := projections.Rebuild(context.Background(), cfg, ps...)
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	return res
+}
+
+func active(t testing.TB, db *projections.DB, p projections.Projection) projections.Tables {
+	t.Helper()
+	tables, err := db.ActiveTables(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+func tableExists(t testing.TB, db *projections.DB, name string) bool {
+	t.Helper()
+	q := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	if db.Dialect == projections.Postgres {
+		q = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?`
+	}
+	var n int
+	if err := db.SQL.QueryRow(db.Dialect.Rebind(q), name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// assertSameAsFresh compares set tables of p with a fresh one-transaction build of the log.
+func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store, p projections.Projection, tables projections.Tables) {
+	t.Helper()
+	fresh := rebuild(t, db, store, p)
+	d, err := db.CompareSets(context.Background(), fresh, p, tables, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Identical() {
+		t.Fatalf("%s differs from a fresh build: %+v", tables.Prefix(), d.Tables)
+	}
+}
+
+// A rebuild while the runner runs and events keep coming: the served set is replaced by
+// the new one, the runner continues on it, the old set is dropped, nothing is lost or
+// counted twice.
+func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := &counter{}
+		for i := range 50 {
+			appendTo(t, store, []string{"s-a", "s-b", "s-c"}[i%3], "test.a.v1", "test.b.v1")
+		}
+		r := newRunner(t, runnerConfig(store, db), p)
+		start(t, r)
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+
+		stopWriting := make(chan struct{})
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriting:
+					return
+				default:
+				}
+				appendTo(t, store, []string{"s-a", "s-d", "s-e"}[i%3], "test.c.v1")
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		cfg := rebuildConfig(store, db)
+		cfg.Runner = r
+		res := mustRebuild(t, cfg, p)
+		close(stopWriting)
+		<-written
+		if res[0].State != projections.RebuildDone || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
+			t.Fatalf("rebuild = %+v", res[0])
+		}
+		if got := active(t, db, p); got != projections.TablesFor(p, "g1") {
+			t.Fatalf("active set %s, want g1", got.Prefix())
+		}
+		if tables, _ := r.Tables(p.Name()); tables != projections.TablesFor(p, "g1") {
+			t.Fatalf("runner reads %s", tables.Prefix())
+		}
+		if tableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
+			t.Fatal("the old set was not dropped")
+		}
+		appendTo(t, store, "s-z", "test.a.v1")
+		last := lastPosition(t, store)
+		waitUntil(t, 30*time.Second, "runner on the new set", func() bool {
+			cp, err := db.Checkpoint(ctx, projections.TablesFor(p, "g1"))
+			return err == nil && cp >= last
+		})
+		total := int64(len(allEvents(t, store)))
+		g1 := projections.TablesFor(p, "g1")
+		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != total {
+			t.Fatalf("counted %d events, the log has %d", n, total)
+		}
+		assertSameAsFresh(t, db, store, p, g1)
+
+		// A second rebuild replaces g1 with g2.
+		res = mustRebuild(t, cfg, p)
+		if res[0].TableSet != projections.TablesFor(p, "g2").Prefix() || res[0].Replaces != g1.Prefix() {
+			t.Fatalf("second rebuild = %+v", res[0])
+		}
+		if tableExists(t, db, g1.Name("counts")) {
+			t.Fatal("g1 was not dropped")
+		}
+	})
+}
+
+func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &counter{}
+		res := mustRebuild(t, rebuildConfig(store, db), p)
+		if res[0].State != projections.RebuildDone || res[0].Position != 0 {
+			t.Fatalf("rebuild = %+v", res[0])
+		}
+		g1 := projections.TablesFor(p, "g1")
+		if active(t, db, p) != g1 {
+			t.Fatal("not switched")
+		}
+		for _, table := range []string{"counts", "seen", "streams"} {
+			if n := count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
+				t.Fatalf("%s has %d rows", table, n)
+			}
+		}
+	})
+}
+
+// A rebuild that crashed keeps its lock until the lease ends: another rebuild is refused
+// meanwhile, then resumes from the crashed one's checkpoint.
+func TestCrashedRebuildResumesAndLocks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &counter{}
+		for i := range 100 {
+			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], "test.a.v1")
+		}
+		cfg := rebuildConfig(store, db)
+		cfg.Batch = 10
+		cfg.Lease = 300 * time.Millisecond
+		crashing := cfg
+		projections.AfterBatch(&crashing, func(pos int64) error {
+			if pos >= 40 {
+				return projections.ErrCrash
+			}
+			return nil
+		})
+		if _, err := projections.Rebuild(context.Background(), crashing, p); !errors.Is(err, projections.ErrCrash) {
+			t.Fatalf("crashing rebuild: %v", err)
+		}
+		_, err := projections.Rebuild(context.Background(), cfg, p)
+		var running *projections.RebuildRunningError
+		if !errors.As(err, &running) || !errors.Is(err, projections.ErrRebuildRunning) {
+			t.Fatalf("second rebuild during the lease: %v, want ErrRebuildRunning", err)
+		}
+		time.Sleep(cfg.Lease)
+		res := mustRebuild(t, cfg, p)
+		if res[0].ResumedFrom != 40 || res[0].Events != 60 || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
+			t.Fatalf("resumed rebuild = %+v, want it to resume g1 from 40", res[0])
+		}
+		assertSameAsFresh(t, db, store, p, projections.TablesFor(p, "g1"))
+		pr, found, err := db.RebuildProgress(context.Background(), p.Name())
+		if err != nil || !found || pr.State != projections.RebuildDone || pr.Position != 100 {
+			t.Fatalf("stored progress = %+v %v %v", pr, found, err)
+		}
+	})
+}
+
+// An event the projection refuses is parked in the new set, with the later events of its
+// stream behind it, as the live runner parks them.
+func TestRebuildParksRefusedEvents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &counter{refuse: func(e eventstore.Event) error {
+			if e.Type == "test.poison.v1" {
+				return errors.New("cannot apply this")
+			}
+			return nil
+		}}
+		appendTo(t, store, "s-a", "test.a.v1")
+		appendTo(t, store, "s-a", "test.poison.v1")
+		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
+		appendTo(t, store, "s-a", "test.a.v1")
+		res := mustRebuild(t, rebuildConfig(store, db), p)
+		if res[0].Parked != 2 {
+			t.Fatalf("rebuild = %+v, want 2 parked", res[0])
+		}
+		g1 := projections.TablesFor(p, "g1")
+		if n := count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
+			t.Fatalf("%d parked rows", n)
+		}
+		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != 3 {
+			t.Fatalf("counted %d", n)
+		}
+		var msg string
+		if err := db.SQL.QueryRow(`SELECT error FROM projection_parked WHERE attempts = 1`).Scan(&msg); err != nil || !strings.Contains(msg, "cannot apply") {
+			t.Fatalf("parked error %q %v", msg, err)
+		}
+	})
+}
