@@ -4,6 +4,7 @@
 //	crm seed [flags]          write a realistic, deterministic sales history
 //	crm history STREAM        print a stream's events
 //	crm verify                check every hash chain of the log
+//	crm audit <command>       signed checkpoints, offline verification against them
 //
 // Settings come from environment variables (CRM_ADDR, CRM_DATA_DIR, CRM_STORE, CRM_TOKENS,
 // CRM_LOG_LEVEL); see the README.
@@ -46,6 +47,7 @@ commands:
   seed      write a realistic, deterministic sales history through the command path
   history   print the events of one stream: crm history contact-<id> | deal-<id>
   verify    check the hash chain of every stream; exits 1 naming the first broken event
+  audit     key, checkpoint, verify (offline, against a signed checkpoint), access-log
 
 Run 'crm <command> -h' for the flags of a command.
 `
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runHistory(ctx, cfg, args[1:], stdout, stderr)
 	case "verify":
 		return runVerify(ctx, cfg, args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

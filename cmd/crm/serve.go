@@ -65,6 +65,11 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait})
+	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
+	if err != nil {
+		return err
+	}
+	defer stopAudit()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
