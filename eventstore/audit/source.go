@@ -147,3 +147,34 @@ func (s postgresSource) query(ctx context.Context, limit int, query string, args
 	}
 	return out, nil
 }
+
+type batch struct {
+	rows []Row
+	err  error
+}
+
+// prefetch reads src from after on in a goroutine of its own, a batch ahead of its reader:
+// reading and hashing then use both cores. The channel closes after the first short batch,
+// an error, or the end of ctx.
+func prefetch(ctx context.Context, src Source, after int64, size int) <-chan batch {
+	out := make(chan batch, 1)
+	go func() {
+		defer close(out)
+		for {
+			rows, err := src.ReadAfter(ctx, after, size)
+			if err != nil {
+				err = fmt.Errorf("read log after %d: %w", after, err)
+			}
+			select {
+			case out <- batch{rows: rows, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(rows) < size {
+				return
+			}
+			after = rows[len(rows)-1].Position
+		}
+	}()
+	return out
+}

@@ -150,9 +150,11 @@ func (t *Tree) Update(ctx context.Context, feed Source) (Head, error) {
 		return Head{}, fmt.Errorf("update audit tree: %w", err)
 	}
 	defer conn.Close()
+	r := &readAhead{feed: feed}
+	defer r.stop()
 	x := newHasher()
 	for {
-		n, err := t.updateBatch(ctx, conn, feed, x)
+		n, err := t.updateBatch(ctx, conn, r, x)
 		if err != nil {
 			return Head{}, fmt.Errorf("update audit tree: %w", err)
 		}
@@ -170,7 +172,7 @@ func (t *Tree) Update(ctx context.Context, feed Source) (Head, error) {
 // updateBatch adds one batch of events in one transaction and returns how many it read.
 // BEGIN IMMEDIATE takes the write lock first, so another process's Update waits and then
 // sees this one's work.
-func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed Source, x *hasher) (n int, err error) {
+func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead, x *hasher) (n int, err error) {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return 0, err
 	}
@@ -183,7 +185,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed Source, x *
 	if err := conn.QueryRowContext(ctx, "SELECT size, last_position FROM tree_state").Scan(&size, &last); err != nil {
 		return 0, err
 	}
-	rows, err := feed.ReadAfter(ctx, last, updateBatch)
+	rows, err := feed.read(ctx, last)
 	if err != nil {
 		return 0, err
 	}
@@ -245,6 +247,42 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed Source, x *
 		return 0, err
 	}
 	return len(rows), nil
+}
+
+// readAhead reads the feed a batch ahead of the batch being hashed. Another process may add
+// to the tree between two batches: a read that does not follow on from the tree's last
+// position starts over from there.
+type readAhead struct {
+	feed    Source
+	after   int64 // the position the batch on its way follows
+	batches <-chan batch
+	cancel  context.CancelFunc
+}
+
+func (r *readAhead) read(ctx context.Context, after int64) ([]Row, error) {
+	if r.batches == nil || after != r.after {
+		r.stop()
+		var rctx context.Context
+		rctx, r.cancel = context.WithCancel(ctx)
+		r.batches, r.after = prefetch(rctx, r.feed, after, updateBatch), after
+	}
+	b, ok := <-r.batches
+	if !ok { // the reader stopped after a short batch: the log ended there
+		return nil, ctx.Err()
+	}
+	if len(b.rows) > 0 {
+		r.after = b.rows[len(b.rows)-1].Position
+	}
+	return b.rows, b.err
+}
+
+func (r *readAhead) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		for range r.batches { // let the reader go
+		}
+	}
+	r.batches, r.cancel = nil, nil
 }
 
 // putNode stores a complete subtree's hash and every ancestor it completes. frontier holds

@@ -52,7 +52,7 @@ func (v Verifier) Log(ctx context.Context, cp Checkpoint) (LogReport, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := v.prefetch(ctx)
+	batches := prefetch(ctx, v.Source, 0, verifyBatch)
 	var (
 		heads = make(map[string]chainHead)
 		f     Frontier
@@ -120,44 +120,6 @@ func checkHead(cp Checkpoint, root Hash, last int64) error {
 		return fmt.Errorf("the first %d events hash to root %s, the checkpoint says %s: %w", cp.Size, root, cp.RootHash, ErrLogAltered)
 	}
 	return nil
-}
-
-type batch struct {
-	rows []Row
-	err  error
-}
-
-// prefetch reads the log in a goroutine of its own, a batch ahead: reading and hashing
-// then use both cores.
-func (v Verifier) prefetch(ctx context.Context) <-chan batch {
-	out := make(chan batch, 2)
-	go func() {
-		defer close(out)
-		var after int64
-		for {
-			rows, err := v.Source.ReadAfter(ctx, after, verifyBatch)
-			if err != nil {
-				select {
-				case out <- batch{err: fmt.Errorf("read log after %d: %w", after, err)}:
-				case <-ctx.Done():
-				}
-				return
-			}
-			if len(rows) == 0 {
-				return
-			}
-			select {
-			case out <- batch{rows: rows}:
-			case <-ctx.Done():
-				return
-			}
-			if len(rows) < verifyBatch {
-				return
-			}
-			after = rows[len(rows)-1].Position
-		}
-	}()
-	return out
 }
 
 // StreamReport is what a stream verification checked.
