@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed seed clean
+.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -39,6 +39,13 @@ bench-http:
 SEED_CONTACTS ?= 20000
 bench-seed: build
 	@dir=$$(mktemp -d) && CRM_DATA_DIR=$$dir bin/crm seed --contacts $(SEED_CONTACTS) --quiet; status=$$?; rm -rf $$dir; exit $$status
+
+## bench-audit: full-log verification throughput (chains + Merkle root) over a generated log
+## of AUDIT_EVENTS events (kept in $TMPDIR between runs), SQLite and PostgreSQL
+AUDIT_EVENTS ?= 200000
+bench-audit:
+	@.ci/ensure-postgres
+	CRM_BENCH_AUDIT_EVENTS=$(AUDIT_EVENTS) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./eventstore/audit/
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:

@@ -163,6 +163,45 @@ func BenchmarkVerifyLog(b *testing.B) {
 	reportRate(b, f.n)
 }
 
+// The same on PostgreSQL, reading the rows of the events table (the log is built afresh in a
+// schema of its own on every run).
+func BenchmarkVerifyLogPostgres(b *testing.B) {
+	ctx := context.Background()
+	n := benchEvents(b)
+	s := openPostgres(b)
+	start := time.Now()
+	appendLog(b, s, n)
+	b.Logf("appended %d events in %s", n, time.Since(start).Round(time.Millisecond))
+	tree, err := audit.OpenTree(ctx, filepath.Join(b.TempDir(), "tree.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tree.Close()
+	signer, _, err := audit.LoadOrCreateKey(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := audit.PostgresSource(s.Pool())
+	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: audit.StoreSource(s), Source: src, Signer: signer})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start = time.Now()
+	cp, err := ledger.Checkpoint(ctx)
+	if err != nil || cp.Size != int64(n) {
+		b.Fatalf("%+v, %v", cp, err)
+	}
+	b.Logf("tree of %d events built through the store in %s", n, time.Since(start).Round(time.Millisecond))
+	v := audit.Verifier{Key: signer.Public(), Source: src}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := v.Log(ctx, cp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, int64(n))
+}
+
 // The chains alone through the store's decoded events: `crm verify`, for comparison.
 func BenchmarkVerifyChains(b *testing.B) {
 	f := newBenchFixture(b)

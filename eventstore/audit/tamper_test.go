@@ -559,7 +559,7 @@ func postgresURL() string {
 
 // openPostgres opens a store in a fresh schema, dropped when t ends. It fails, never skips,
 // when PostgreSQL cannot be reached.
-func openPostgres(t *testing.T) *postgres.Store {
+func openPostgres(t testing.TB) *postgres.Store {
 	t.Helper()
 	ctx := context.Background()
 	var b [6]byte
