@@ -55,6 +55,10 @@ func TestLeafLayout(t *testing.T) {
 	if got := EventLeafHash(42, "contact-7", 3, chain); got != Hash(sum) {
 		t.Fatalf("leaf hash %s, want %x", got, sum)
 	}
+	// The README's example, computed there with Python's hashlib and struct.
+	if got := EventLeafHash(42, "contact-7", 3, chain).String(); got != "b27ad8db0e0047b69cb4d319afa5990fef121b83fa25d2184452304c4e6ff168" {
+		t.Fatalf("leaf hash %s differs from the README's example", got)
+	}
 	row := Row{Position: 42, Stream: "contact-7", Version: 3}
 	if got := newHasher().leafHash(&row, chain); got != Hash(sum) {
 		t.Fatalf("hasher leaf hash %s, want %x", got, sum)

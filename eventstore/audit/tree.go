@@ -376,8 +376,8 @@ type Snapshot struct {
 }
 
 // Snapshot reads the tree's committed state. src re-reads the events of complete tiles when
-// a proof needs them; nil when only roots of sizes the tree holds are asked for... which
-// may still need a tile when the size is not the tree's own.
+// a proof or a root of an earlier size needs them; it may be nil when only the snapshot's own
+// head is asked for, which needs stored hashes alone.
 func (t *Tree) Snapshot(ctx context.Context, src Source) (*Snapshot, error) {
 	tx, err := t.db.BeginTx(ctx, nil) // one read transaction: the state and its pending leaves agree
 	if err != nil {
