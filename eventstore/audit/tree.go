@@ -139,6 +139,11 @@ type leafRec struct {
 	hash     Hash
 }
 
+type nodeRec struct {
+	idx  int64
+	hash Hash
+}
+
 // Update adds the events of feed after the tree's last position and returns the new head.
 // It checks every event's stored hash against its content and refuses (with a
 // *eventstore.ChainError) to add one that does not match.
@@ -200,7 +205,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 	if int64(len(pending)) != size%t.width {
 		return 0, fmt.Errorf("%d pending leaves for a tree of %d: the tree file is damaged", len(pending), size)
 	}
-	frontier := map[uint]leafRec{} // last node stored per level: the left sibling of the next
+	frontier := map[uint]nodeRec{} // last node stored per level: the left sibling of the next
 	tileAfter := last
 	if len(pending) > 0 {
 		if err := conn.QueryRowContext(ctx, "SELECT coalesce(max(last_position), 0) FROM tiles").Scan(&tileAfter); err != nil {
@@ -287,17 +292,17 @@ func (r *readAhead) stop() {
 
 // putNode stores a complete subtree's hash and every ancestor it completes. frontier holds
 // the last node stored at each level in this transaction: the left sibling of the next one.
-func (t *Tree) putNode(ctx context.Context, conn *sql.Conn, frontier map[uint]leafRec, level uint, idx int64, h Hash) error {
+func (t *Tree) putNode(ctx context.Context, conn *sql.Conn, frontier map[uint]nodeRec, level uint, idx int64, h Hash) error {
 	for {
 		if _, err := conn.ExecContext(ctx, "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", level, idx, h[:]); err != nil {
 			return err
 		}
 		sib, cached := frontier[level]
-		frontier[level] = leafRec{position: idx, hash: h}
+		frontier[level] = nodeRec{idx: idx, hash: h}
 		if idx&1 == 0 {
 			return nil
 		}
-		if !cached || sib.position != idx-1 {
+		if !cached || sib.idx != idx-1 {
 			var err error
 			if sib.hash, err = readNode(ctx, conn, level, idx-1); err != nil {
 				return err
