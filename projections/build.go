@@ -36,6 +36,8 @@ type builder struct {
 	onBatch func(events int, last int64) error
 	// head follows the log's head for progress.
 	head atomic.Int64
+	// lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
+	lax bool
 }
 
 // target is one set being built.
@@ -142,7 +144,7 @@ func (b *builder) begin(ctx context.Context) (*Tx, error) {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect}
-	if b.db.Dialect == Postgres {
+	if b.lax && b.db.Dialect == Postgres {
 		// Nobody is served from a set being built: a crash may lose the last batches, which
 		// are applied again from their checkpoint (the switch commits synchronously).
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
@@ -205,6 +207,31 @@ func (b *builder) load(ctx context.Context, tg *target) error {
 		tg.parked[stream] = n
 	}
 	return rows.Err()
+}
+
+// ApplyBatch applies events (in position order) to set t in one transaction with its
+// checkpoint, as a rebuild applies a batch: through p's batch path when p is a
+// BatchProjection, else event by event. Events at or below the checkpoint are skipped; an
+// event the projection refuses is parked with the later events of its stream, the others
+// are applied. It returns the checkpoint after the transaction.
+func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
+	tg := &target{p: p, t: t}
+	if bp, ok := p.(BatchProjection); ok {
+		tg.bp = bp
+	}
+	b := &builder{db: db, batch: max(len(events), 1), now: time.Now, targets: []*target{tg}}
+	if err := b.load(ctx, tg); err != nil {
+		return 0, err
+	}
+	events = after(events, tg.cp)
+	if len(events) == 0 {
+		return tg.cp, nil
+	}
+	rb := readBatch{events: events, preps: b.prepare(events, []int64{tg.cp})}
+	if err := b.writeGroup(ctx, rb, b.targets, 0); err != nil {
+		return 0, err
+	}
+	return tg.cp, nil
 }
 
 // readBatch is one read of the log, prepared for every target.

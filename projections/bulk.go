@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,12 +73,17 @@ const rowsPerInsert = 256
 
 // Insert writes rows (values flattened, len(columns) per row) into table with multi-row
 // INSERT statements; the first key columns are the conflict target of onConflict. Rows
-// must have distinct keys when onConflict is ConflictUpdate.
+// must have distinct keys when onConflict is ConflictUpdate; with ConflictIgnore, the first
+// of rows with one key wins, as with one statement per row.
+//
+// Rows are written in key order: consecutive inserts then land on neighbouring pages of the
+// key's B-tree, which matters for random keys (UUIDs).
 func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int, onConflict OnConflict, values []any) error {
 	width := len(columns)
 	if width == 0 || len(values)%width != 0 {
 		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
 	}
+	values = sortRows(values, width, key)
 	per := min(rowsPerInsert, maxParams/width)
 	for len(values) > 0 {
 		n := min(per, len(values)/width)
@@ -91,6 +97,33 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		values = values[n*width:]
 	}
 	return nil
+}
+
+// sortRows returns the rows of values ordered by their first key columns, stably.
+func sortRows(values []any, width, key int) []any {
+	n := len(values) / width
+	if n < 2 || key == 0 {
+		return values
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	sorted := true
+	for i := 1; i < n && sorted; i++ {
+		sorted = compareRows(values[(i-1)*width:(i-1)*width+key], values[i*width:i*width+key]) <= 0
+	}
+	if sorted {
+		return values
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return compareRows(values[a*width:a*width+key], values[b*width:b*width+key])
+	})
+	out := make([]any, 0, len(values))
+	for _, i := range idx {
+		out = append(out, values[i*width:(i+1)*width]...)
+	}
+	return out
 }
 
 func insertSQL(table string, columns []string, key int, onConflict OnConflict, rows int) string {

@@ -60,7 +60,7 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 	if bp, ok := candidate.(BatchProjection); ok {
 		tg.bp = bp
 	}
-	b := &builder{db: db, store: cfg.Store, batch: cfg.Batch, now: time.Now, targets: []*target{tg}}
+	b := &builder{db: db, store: cfg.Store, batch: cfg.Batch, now: time.Now, targets: []*target{tg}, lax: true}
 	if err := b.openBuildConn(ctx); err != nil {
 		return SetDiff{}, err
 	}

@@ -23,6 +23,3 @@ var ErrCrash = errCrash
 // AfterBatch makes a rebuild call f after each committed batch with the checkpoint of its
 // first set; an error stops it there.
 func AfterBatch(cfg *RebuildConfig, f func(position int64) error) { cfg.afterBatch = f }
-
-// Until makes a rebuild stop at position, without switching.
-func Until(cfg *RebuildConfig, position int64) { cfg.until = position }

@@ -129,8 +129,9 @@ type RebuildConfig struct {
 	// Now is the clock of leases and progress (default time.Now).
 	Now func() time.Time
 
-	// until stops the build at that position, without switching (benchmarks).
-	until int64
+	// StopAt, when above 0, stops the build at that position without switching: the set
+	// is left as it is (benchmarks measure the build alone).
+	StopAt int64
 	// afterBatch runs after each committed batch; an error stops the rebuild there (tests
 	// crash it with errCrash, which leaves the lock held as a dead process would).
 	afterBatch func(position int64) error
@@ -493,7 +494,7 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	defer cancel(nil)
 	wg.Go(func() { rb.keepLeases(ctx, cancel) })
 
-	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets}
+	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets, lax: true}
 	if err := b.openBuildConn(ctx); err != nil {
 		return nil, err
 	}
@@ -504,7 +505,7 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	b.inTx = rb.batchHook
 	b.onBatch = func(int, int64) error { return rb.batchDone(b) }
 
-	until := rb.cfg.until
+	until := rb.cfg.StopAt
 	if err := b.run(ctx, until); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -139,6 +141,8 @@ func MustApply(t testing.TB, db *projections.DB, p projections.Projection, table
 // the read model does not depend on how the events are delivered: applying the whole history
 // again (redelivery) changes nothing, and applying it one event at a time, each event
 // delivered twice and in overlapping batches, gives the same tables, row for row, as one batch.
+// A BatchProjection's batch path (rebuilds) must give the same tables too, in batches of
+// every size, without leaving a single event to Apply.
 func RunApplyModes(t *testing.T, dir string, p projections.Projection) {
 	t.Helper()
 	for _, c := range Cases(t, dir) {
@@ -181,9 +185,48 @@ func RunApplyModes(t *testing.T, dir string, p projections.Projection) {
 				if got := Dump(t, db, single); !reflect.DeepEqual(got, want) {
 					t.Errorf("one by one differs from one batch\n--- one by one\n%v\n--- batch\n%v", got, want)
 				}
+
+				bp, ok := p.(projections.BatchProjection)
+				if !ok {
+					return
+				}
+				for _, size := range []int{1, 2, 3, 5, 8, len(c.Events)} {
+					if size == 0 {
+						continue
+					}
+					set := projections.TablesFor(p, fmt.Sprintf("bulk%d", size))
+					MustApply(t, db, p, set, nil)
+					for i := 0; i < len(c.Events); i += size {
+						chunk := c.Events[i:min(i+size, len(c.Events))]
+						// Redelivered events (at or below the checkpoint) are skipped.
+						chunk = append(c.Events[max(0, i-1):i:i], chunk...)
+						if _, err := db.ApplyBatch(ctx, batchOnly{bp}, set, chunk); err != nil {
+							t.Fatalf("batches of %d: %v", size, err)
+						}
+					}
+					var parked int
+					if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT count(*) FROM projection_parked WHERE table_set = ?`),
+						set.Prefix()).Scan(&parked); err != nil {
+						t.Fatal(err)
+					}
+					if parked > 0 {
+						t.Errorf("batches of %d: %d events left to Apply", size, parked)
+					}
+					if got := Dump(t, db, set); !reflect.DeepEqual(got, want) {
+						t.Errorf("batches of %d differ from Apply\n--- batches\n%v\n--- Apply\n%v", size, got, want)
+					}
+				}
 			})
 		})
 	}
+}
+
+// batchOnly is a batch projection whose Apply fails: a batch that falls back to Apply
+// shows as parked events.
+type batchOnly struct{ projections.BatchProjection }
+
+func (batchOnly) Apply(context.Context, *projections.Tx, projections.Tables, eventstore.Event) error {
+	return errors.New("the batch path left this event to Apply")
 }
 
 // forEachDialect is ForEachDialect, sequential (SQLite first) when parallel is false.

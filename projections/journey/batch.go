@@ -1,0 +1,256 @@
+package journey
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// The batch path of rebuilds: the same fold as Apply, over rows loaded once per batch and
+// written once each (multi-row upserts of whole rows, so a row's last image wins as Apply's
+// statements would leave it). Anything Apply would refuse, or a row it cannot know from
+// what it loaded, makes the batch fail: the rebuild then applies it event by event.
+
+var _ projections.BatchProjection = Projection{}
+
+// errUnsure: the batch met a case it does not fold itself.
+var errUnsure = errors.New("journey batch: case left to Apply")
+
+type opKind int
+
+const (
+	opCreate opKind = iota
+	opSegment
+	opOwner
+	opPhase
+	opTouchpoint
+)
+
+type op struct {
+	kind    opKind
+	at      int64
+	contact string
+	value   string // segment or owner
+	created contact.Created
+	cohort  string
+	phase   contact.PhaseChanged
+	touch   contact.TouchpointRecorded
+	eventID string
+	pos     int64
+}
+
+type prepared struct {
+	ops      []op
+	contacts []string // contact ids the batch reads, once each
+}
+
+// PrepareBatch decodes the events the journey map folds.
+func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedBatch, error) {
+	b := &prepared{ops: make([]op, 0, len(events))}
+	seen := map[string]bool{}
+	add := func(o op) {
+		b.ops = append(b.ops, o)
+		if !seen[o.contact] {
+			seen[o.contact] = true
+			b.contacts = append(b.contacts, o.contact)
+		}
+	}
+	for _, e := range events {
+		at := e.OccurredAt.UnixMicro()
+		switch e.Type {
+		case contact.TypeCreated:
+			var ev contact.Created
+			if err := decode(e, &ev); err != nil {
+				return nil, err
+			}
+			add(op{kind: opCreate, at: at, contact: ev.ContactID, created: ev, cohort: e.OccurredAt.UTC().Format(CohortLayout)})
+		case contact.TypeDetailsChanged:
+			var ev contact.DetailsChanged
+			if err := decode(e, &ev); err != nil {
+				return nil, err
+			}
+			if ev.Segment != nil {
+				add(op{kind: opSegment, at: at, contact: ev.ContactID, value: *ev.Segment})
+			}
+		case contact.TypeOwnerChanged:
+			var ev contact.OwnerChanged
+			if err := decode(e, &ev); err != nil {
+				return nil, err
+			}
+			add(op{kind: opOwner, at: at, contact: ev.ContactID, value: ev.To})
+		case contact.TypePhaseChanged:
+			var ev contact.PhaseChanged
+			if err := decode(e, &ev); err != nil {
+				return nil, err
+			}
+			add(op{kind: opPhase, at: at, contact: ev.ContactID, phase: ev})
+		case contact.TypeTouchpointRecorded:
+			var ev contact.TouchpointRecorded
+			if err := decode(e, &ev); err != nil {
+				return nil, err
+			}
+			add(op{kind: opTouchpoint, at: at, contact: ev.ContactID, touch: ev, eventID: e.ID, pos: e.Position})
+		}
+	}
+	return b, nil
+}
+
+type contactRow struct {
+	createdAt                       int64
+	cohort, channel, owner, segment string
+	lastSeq                         int64
+	dirty                           bool
+}
+
+type visitKey struct {
+	contact string
+	seq     int64
+}
+
+type visitRow struct {
+	phase              string
+	entered            int64
+	left               sql.NullInt64
+	next, rule, reason sql.NullString
+	dirty              bool
+}
+
+// Apply folds the batch into set t.
+func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
+	contacts := make(map[string]*contactRow, len(b.contacts))
+	visits := make(map[visitKey]*visitRow, len(b.contacts))
+	known := make(map[visitKey]bool, len(b.contacts))
+	if err := load(ctx, tx, t, b.contacts, contacts, visits, known); err != nil {
+		return err
+	}
+	open := func(id string, seq int64, phase contact.Phase, at int64) {
+		k := visitKey{id, seq}
+		visits[k] = &visitRow{phase: string(phase), entered: at, dirty: true}
+		known[k] = true
+	}
+	var touchRows []any
+	for i := range b.ops {
+		o := &b.ops[i]
+		c := contacts[o.contact]
+		switch o.kind {
+		case opCreate:
+			ev := &o.created
+			contacts[o.contact] = &contactRow{createdAt: o.at, cohort: o.cohort, channel: string(ev.Channel), owner: ev.Owner,
+				segment: ev.Segment, lastSeq: 1, dirty: true}
+			open(o.contact, 1, contact.Lead, o.at)
+		case opSegment, opOwner:
+			if c == nil {
+				continue // Apply's UPDATE changes no row
+			}
+			if o.kind == opSegment {
+				c.segment = o.value
+			} else {
+				c.owner = o.value
+			}
+			c.dirty = true
+		case opPhase:
+			if c == nil {
+				return errUnsure // Apply: "contact was not created"
+			}
+			ev := &o.phase
+			k := visitKey{o.contact, c.lastSeq}
+			switch v := visits[k]; {
+			case v != nil:
+				v.left = sql.NullInt64{Int64: o.at, Valid: true}
+				v.next = sql.NullString{String: string(ev.To), Valid: true}
+				v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
+				v.reason = sql.NullString{String: ev.Reason, Valid: true}
+				v.dirty = true
+			case !known[k]:
+				return errUnsure
+			}
+			open(o.contact, c.lastSeq+1, ev.To, o.at)
+			c.lastSeq++
+			c.dirty = true
+		case opTouchpoint:
+			if c == nil {
+				return errUnsure // Apply: "contact was not created"
+			}
+			ev := &o.touch
+			touchRows = append(touchRows, o.eventID, o.contact, c.lastSeq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), o.at, o.pos)
+		}
+	}
+
+	contactRows := make([]any, 0, 7*len(contacts))
+	for _, id := range b.contacts {
+		c := contacts[id]
+		if c == nil || !c.dirty {
+			continue
+		}
+		contactRows = append(contactRows, id, c.createdAt, c.cohort, c.channel, c.owner, c.segment, c.lastSeq)
+	}
+	if err := tx.Insert(ctx, t.Name(tableContacts), []string{"contact_id", "created_at", "cohort", "channel", "owner", "segment",
+		"last_seq"}, 1, projections.ConflictUpdate, contactRows); err != nil {
+		return err
+	}
+	visitRows := make([]any, 0, 8*len(visits))
+	for k, v := range visits {
+		if !v.dirty {
+			continue
+		}
+		visitRows = append(visitRows, k.contact, k.seq, v.phase, v.entered, projections.NullInt64(v.left.Int64, v.left.Valid),
+			projections.NullString(v.next.String, v.next.Valid), projections.NullString(v.rule.String, v.rule.Valid),
+			projections.NullString(v.reason.String, v.reason.Valid))
+	}
+	if err := tx.Insert(ctx, t.Name(tableVisits), []string{"contact_id", "seq", "phase", "entered_at", "left_at", "next_phase",
+		"rule", "reason"}, 2, projections.ConflictUpdate, visitRows); err != nil {
+		return err
+	}
+	return tx.Insert(ctx, t.Name(tableTouchpoints), []string{"event_id", "contact_id", "visit_seq", "touchpoint_id", "kind",
+		"phase", "occurred_at", "position"}, 1, projections.ConflictIgnore, touchRows)
+}
+
+// load reads the stored contacts of ids with their latest visit.
+func load(ctx context.Context, tx *projections.Tx, t projections.Tables, ids []string, contacts map[string]*contactRow,
+	visits map[visitKey]*visitRow, known map[visitKey]bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	cond, arg, err := tx.InKeys("c.contact_id", ids)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT c.contact_id, c.created_at, c.cohort, c.channel, c.owner, c.segment, c.last_seq,
+		v.seq, v.phase, v.entered_at, v.left_at, v.next_phase, v.rule, v.reason
+		FROM `+t.Name(tableContacts)+` c LEFT JOIN `+t.Name(tableVisits)+` v ON v.contact_id = c.contact_id AND v.seq = c.last_seq
+		WHERE `+cond, arg)
+	if err != nil {
+		return fmt.Errorf("load contacts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id      string
+			c       contactRow
+			seq     sql.NullInt64
+			phase   sql.NullString
+			entered sql.NullInt64
+			v       visitRow
+		)
+		if err := rows.Scan(&id, &c.createdAt, &c.cohort, &c.channel, &c.owner, &c.segment, &c.lastSeq,
+			&seq, &phase, &entered, &v.left, &v.next, &v.rule, &v.reason); err != nil {
+			return fmt.Errorf("load contacts: %w", err)
+		}
+		contacts[id] = &c
+		k := visitKey{id, c.lastSeq}
+		known[k] = true
+		if seq.Valid {
+			v.phase, v.entered = phase.String, entered.Int64
+			visits[k] = &v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load contacts: %w", err)
+	}
+	return nil
+}
