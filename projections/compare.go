@@ -286,7 +286,10 @@ func (db *DB) compareTables(ctx context.Context, q queryer, base string, served,
 			if compareRows(a[nk:], b[nk:]) != 0 {
 				d.Changed++
 				if len(d.SampleChanged) < sample {
-					ch := RowChange{Key: row(a[:nk:nk]), Changes: map[string][2]any{}}
+					ch := RowChange{Key: Row{}, Changes: map[string][2]any{}}
+					for i := range nk {
+						ch.Key[cols[i]] = a[i]
+					}
 					for i := nk; i < len(cols); i++ {
 						if compareValues(a[i], b[i]) != 0 {
 							ch.Changes[cols[i]] = [2]any{a[i], b[i]}
