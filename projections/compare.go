@@ -176,8 +176,9 @@ func (db *DB) orderBy(s tableShape, key []string) string {
 	return strings.Join(parts, ", ")
 }
 
-// compareTables merges the rows of served and candidate, both ordered by key.
-func (db *DB) compareTables(ctx context.Context, q queryer, base string, served, cand *tableShape, sample int) (TableDiff, error) {
+// compareTables merges the rows of served (read with qs) and candidate (read with qc), both
+// ordered by key. Two queryers: PostgreSQL cannot stream two results on one connection.
+func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, served, cand *tableShape, sample int) (TableDiff, error) {
 	d := TableDiff{Table: base}
 	switch {
 	case served == nil && cand == nil:
@@ -185,13 +186,13 @@ func (db *DB) compareTables(ctx context.Context, q queryer, base string, served,
 	case served == nil:
 		d.Missing = "served"
 		d.Key = cand.key
-		n, err := countRows(ctx, q, cand.name)
+		n, err := countRows(ctx, qc, cand.name)
 		d.CandidateRows, d.Added = n, n
 		return d, err
 	case cand == nil:
 		d.Missing = "candidate"
 		d.Key = served.key
-		n, err := countRows(ctx, q, served.name)
+		n, err := countRows(ctx, qs, served.name)
 		d.ServedRows, d.Removed = n, n
 		return d, err
 	}
@@ -217,12 +218,12 @@ func (db *DB) compareTables(ctx context.Context, q queryer, base string, served,
 	query := func(s *tableShape) string {
 		return `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + s.name + ` ORDER BY ` + db.orderBy(*s, key)
 	}
-	ra, err := q.QueryContext(ctx, query(served))
+	ra, err := qs.QueryContext(ctx, query(served))
 	if err != nil {
 		return d, fmt.Errorf("read %s: %w", served.name, err)
 	}
 	defer ra.Close()
-	rb, err := q.QueryContext(ctx, query(cand))
+	rb, err := qc.QueryContext(ctx, query(cand))
 	if err != nil {
 		return d, fmt.Errorf("read %s: %w", cand.name, err)
 	}

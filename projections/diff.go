@@ -132,7 +132,8 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *target, se
 	if err != nil {
 		return SetDiff{}, false, err
 	}
-	d, err := db.compareSets(ctx, snap, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.t), tg.t, sample)
+	// The candidate set is written by nobody else: it is read outside the snapshot.
+	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.t), tg.t, sample)
 	if err != nil {
 		return SetDiff{}, false, err
 	}
@@ -150,12 +151,12 @@ func (db *DB) CompareSets(ctx context.Context, served Tables, candidate Projecti
 	if err != nil {
 		return SetDiff{}, err
 	}
-	return db.compareSets(ctx, db.SQL, servedNames, served, setTables(db.Dialect, candidate, cand), cand, sample)
+	return db.compareSets(ctx, db.SQL, db.SQL, servedNames, served, setTables(db.Dialect, candidate, cand), cand, sample)
 }
 
-func (db *DB) compareSets(ctx context.Context, q queryer, servedNames []string, served Tables, candNames []string, cand Tables, sample int) (SetDiff, error) {
+func (db *DB) compareSets(ctx context.Context, qs, qc queryer, servedNames []string, served Tables, candNames []string, cand Tables, sample int) (SetDiff, error) {
 	d := SetDiff{Served: served.Prefix(), Candidate: cand.Prefix()}
-	shapes := func(names []string, t Tables) (map[string]*tableShape, error) {
+	shapes := func(q queryer, names []string, t Tables) (map[string]*tableShape, error) {
 		m := map[string]*tableShape{}
 		for _, name := range names {
 			s, ok, err := db.shapeOf(ctx, q, name)
@@ -168,11 +169,11 @@ func (db *DB) compareSets(ctx context.Context, q queryer, servedNames []string, 
 		}
 		return m, nil
 	}
-	sa, err := shapes(servedNames, served)
+	sa, err := shapes(qs, servedNames, served)
 	if err != nil {
 		return d, err
 	}
-	sb, err := shapes(candNames, cand)
+	sb, err := shapes(qc, candNames, cand)
 	if err != nil {
 		return d, err
 	}
@@ -187,7 +188,7 @@ func (db *DB) compareSets(ctx context.Context, q queryer, servedNames []string, 
 	}
 	slices.Sort(bases)
 	for _, base := range bases {
-		td, err := db.compareTables(ctx, q, base, sa[base], sb[base], sample)
+		td, err := db.compareTables(ctx, qs, qc, base, sa[base], sb[base], sample)
 		if err != nil {
 			return d, err
 		}

@@ -1,0 +1,119 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+)
+
+// boardV2 is a changed board, as an analyst would try it: version 2 no longer takes the
+// final amount of a won deal (the deal keeps the amount it was opened with). It has no batch
+// path, so the diff builds it with its own Apply.
+type boardV2 struct{ board board.Projection }
+
+func (p boardV2) Name() string { return p.board.Name() }
+func (boardV2) Version() int   { return 2 }
+func (p boardV2) Schema(d projections.Dialect, t projections.Tables) []string {
+	return p.board.Schema(d, t)
+}
+
+func (p boardV2) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+	if e.Type == deal.TypeWon {
+		// The old move to won, without the amount update.
+		var ev deal.Won
+		if err := decodeJSON(e.Data, &ev); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+t.Name("intervals")+` SET left_at = ? WHERE deal_id = ? AND left_at IS NULL`, e.OccurredAt.UnixMicro(), ev.DealID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE `+t.Name("deals")+` SET stage = 'won' WHERE deal_id = ?`, ev.DealID)
+		return err
+	}
+	return p.board.Apply(ctx, tx, t, e)
+}
+
+// The diff builds the projection's code beside the served set and reports what a switch
+// would change: nothing for the same code, the won deals' amounts for the changed code.
+// Commands and the live runner go on meanwhile: the comparison is at one position.
+func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		seed := uint64(time.Now().UnixNano())
+		t.Logf("seed %d", seed)
+		w := newWorkload(commands.NewHandler(store))
+		w.run(ctx, t, rand.New(rand.NewPCG(seed, 1)), 400)
+		p := board.Projection{}
+		r := newRunner(t, runnerConfig(store, db), p)
+		start(t, r)
+		waitAll(t, db, store, []projections.Projection{p})
+
+		var wg sync.WaitGroup
+		done := make(chan struct{})
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, 2))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				w.run(ctx, t, rng, 5)
+			}
+		})
+		defer func() { close(done); wg.Wait() }()
+
+		served, found, err := db.ServedTables(ctx, p.Name())
+		if err != nil || !found || served.Tables != projections.TablesFor(p, "") {
+			t.Fatalf("served set %+v %v %v", served, found, err)
+		}
+		same, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Batch: 13}, p, served)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same.Identical() || same.Position == 0 {
+			t.Fatalf("the same code differs: %+v", same)
+		}
+
+		changed, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Sample: 3}, boardV2{}, served)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var won int64
+		if err := db.SQL.QueryRow(db.Dialect.Rebind(`SELECT count(*) FROM `+served.Tables.Name("deals")+` d WHERE stage = 'won'`)).Scan(&won); err != nil {
+			t.Fatal(err)
+		}
+		var deals *projections.TableDiff
+		for i, td := range changed.Tables {
+			if td.Table == "deals" {
+				deals = &changed.Tables[i]
+			}
+			if td.Added != 0 || td.Removed != 0 || td.Missing != "" {
+				t.Errorf("table %s: %+v", td.Table, td)
+			}
+		}
+		if deals == nil || deals.Changed == 0 || deals.Changed > won || len(deals.SampleChanged) == 0 || len(deals.SampleChanged) > 3 {
+			t.Fatalf("deals diff %+v (%d won deals)", deals, won)
+		}
+		for _, ch := range deals.SampleChanged {
+			if _, ok := ch.Changes["amount"]; !ok || ch.Key["deal_id"] == nil {
+				t.Fatalf("changed row %+v: want the amount", ch)
+			}
+		}
+		if changed.Candidate == served.TableSet || tableExists(t, db, changed.Candidate+"deals") || tableExists(t, db, same.Candidate+"deals") {
+			t.Fatal("a temporary set was not dropped")
+		}
+	})
+}
+
+func decodeJSON(data []byte, v any) error { return json.Unmarshal(data, v) }
