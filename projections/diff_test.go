@@ -90,7 +90,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		var won int64
-		if err := db.SQL.QueryRow(db.Dialect.Rebind(`SELECT count(*) FROM `+served.Tables.Name("deals")+` d WHERE stage = 'won'`)).Scan(&won); err != nil {
+		if err := db.SQL.QueryRow(db.Dialect.Rebind(`SELECT count(*) FROM ` + served.Tables.Name("deals") + ` d WHERE stage = 'won'`)).Scan(&won); err != nil {
 			t.Fatal(err)
 		}
 		var deals *projections.TableDiff
