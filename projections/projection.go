@@ -57,6 +57,10 @@ func TablesFor(p Projection, set string) Tables {
 	return Tables{prefix: prefix}
 }
 
+// TablesWithPrefix returns the set whose tables are named prefix + base name: a set found in
+// a database (the registry, a diff's --against) rather than derived from a projection.
+func TablesWithPrefix(prefix string) Tables { return Tables{prefix: prefix} }
+
 // Name is the full name of a base table.
 func (t Tables) Name(base string) string { return t.prefix + base }
 

@@ -48,6 +48,9 @@ commands:
   history   print the events of one stream: crm history contact-<id> | deal-<id>
   verify    check the hash chain of every stream; exits 1 naming the first broken event
   audit     key, checkpoint, verify (offline, against a signed checkpoint), access-log
+  rebuild   rebuild read models from the log into new tables and switch: --projection NAME | --all
+  projections diff NAME
+            build a projection's code beside the tables in service and show what would change
 
 Run 'crm <command> -h' for the flags of a command.
 `
@@ -74,6 +77,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runVerify(ctx, cfg, args[1:], stdout, stderr)
 	case "audit":
 		return runAudit(ctx, cfg, args[1:], stdout, stderr)
+	case "rebuild":
+		return runRebuild(ctx, cfg, args[1:], stdout, stderr)
+	case "projections":
+		return runProjections(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

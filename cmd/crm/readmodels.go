@@ -25,10 +25,12 @@ func readModels() []projections.Projection {
 }
 
 // background is the work `crm serve` runs beside the HTTP server: the projections and the
-// process managers, all fed by the store's global feed through Watermill.
+// process managers, all fed by the store's global feed through Watermill, and the rebuilds
+// asked for over HTTP.
 type background struct {
-	runner  *projections.Runner
-	dealWon *processes.DealWon
+	runner   *projections.Runner
+	dealWon  *processes.DealWon
+	rebuilds *projections.Rebuilds
 }
 
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, log watermill.LoggerAdapter) (*background, error) {
@@ -53,7 +55,11 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	return &background{runner: runner, dealWon: dealWon}, nil
+	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
+	if err != nil {
+		return nil, err
+	}
+	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds}, nil
 }
 
 // start runs the background work until the returned stop is called; stop waits for it.
@@ -64,6 +70,8 @@ func (b *background) start() (stop func()) {
 	wg.Go(func() { _ = b.runner.Run(ctx) })
 	wg.Go(func() { _ = b.dealWon.Run(ctx) })
 	return func() {
+		// A rebuild cut off here resumes from its checkpoint next time.
+		b.rebuilds.Close()
 		cancel()
 		wg.Wait()
 	}

@@ -64,7 +64,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	defer bg.start()()
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
-	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait})
+	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {
 		return err

@@ -23,6 +23,8 @@ type ReadModels struct {
 	Runner *projections.Runner
 	// MaxWait bounds the wait for min_position (default DefaultReadWait).
 	MaxWait time.Duration
+	// Rebuilds, when set, serves POST and GET /v1/projections/{name}/rebuild.
+	Rebuilds *projections.Rebuilds
 }
 
 // ReadAnswer is every read-model answer: the data and how current it is.
@@ -61,6 +63,10 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		return retryParked(r, rm.Runner)
 	}))).Methods(http.MethodPost)
 
+	if rm.Rebuilds != nil {
+		s.mountRebuilds(rm.Rebuilds)
+	}
+
 	mountReadModelQueries(func(projection, path string, h readFunc) {
 		if _, err := rm.Runner.Tables(projection); err != nil {
 			return // not run here: the endpoint would never answer
@@ -88,12 +94,14 @@ func (s *Server) readModel(rm ReadModels, projection string, h readFunc) http.Ha
 			s.writeError(w, r, err)
 			return
 		}
-		tables, err := rm.Runner.Tables(projection)
+		// Held until the answer is read: a rebuild drops the set it replaced only after.
+		tables, release, err := rm.Runner.Read(projection)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		data, err := h(r, rm.Runner.DB(), tables)
+		release()
 		if err != nil {
 			s.writeError(w, r, err)
 			return
