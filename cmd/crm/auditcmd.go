@@ -189,7 +189,9 @@ func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdou
 	defer store.Close()
 	_, src := auditSources(store)
 	v := audit.Verifier{Key: key, Source: src}
-	if *stream != "" || *event != "" || *newer != "" {
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, auditTreeFile))
+	// --all needs no tree, but names where a root mismatch comes from when there is one.
+	if *stream != "" || *event != "" || *newer != "" || statErr == nil {
 		ledger, closeTree, err := openLedger(ctx, cfg, store, false)
 		if err != nil {
 			return err

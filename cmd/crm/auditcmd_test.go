@@ -125,12 +125,13 @@ func TestAuditCommandLine(t *testing.T) {
 		{"changed data", `UPDATE events SET data = CAST(replace(CAST(data AS TEXT), '"', ' "') AS BLOB) WHERE position = 37`, "--all", "position 37"},
 		{"metadata key in other case", `UPDATE events SET metadata = CAST(replace(CAST(metadata AS TEXT), '"actor"', '"Actor"') AS BLOB) WHERE position = 37`, "--all", "position 37"},
 		{"deleted the checkpoint's last event", `DELETE FROM events WHERE position = ` + itoa(cp.LastPosition), "--all", "the checkpoint's last is at " + itoa(cp.LastPosition)},
-		{"swapped positions", `UPDATE events SET position = -1 WHERE position = 10; UPDATE events SET position = 10 WHERE position = 11; UPDATE events SET position = 11 WHERE position = -1`, "--all", ""},
+		{"swapped positions", `UPDATE events SET position = -1 WHERE position = 10; UPDATE events SET position = 10 WHERE position = 11; UPDATE events SET position = 11 WHERE position = -1`, "--all", "first change: events 0 to 255"},
 		{"changed event, proven alone", `UPDATE events SET data = CAST(replace(CAST(data AS TEXT), '"', ' "') AS BLOB) WHERE stream = '` + stream + `' AND version = 3`, "--event " + stream + ":3", "version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tdir := t.TempDir()
 			copyDB(t, filepath.Join(dir, "crm.db"), filepath.Join(tdir, "crm.db"))
+			copyDB(t, filepath.Join(dir, auditTreeFile), filepath.Join(tdir, auditTreeFile))
 			if _, err := openDB(t, filepath.Join(tdir, "crm.db")).Exec(tc.sql); err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -15,7 +16,8 @@ type Verifier struct {
 	Key PublicKey
 	// Source is the stored log: the backend's raw source, possibly inside a transaction.
 	Source Source
-	// Ledger gives the proofs that Stream, Event and Extends check; Log needs none.
+	// Ledger gives the proofs that Stream, Event and Extends check. Log needs none, but with
+	// one it names the first 256 events that differ when a root does not match.
 	Ledger *Ledger
 	// Progress, when not nil, is called by Log after each batch with the events read.
 	Progress func(events int64)
@@ -95,7 +97,7 @@ func (v Verifier) Log(ctx context.Context, cp Checkpoint) (LogReport, error) {
 			rep.Covered++
 			if f.Size() == cp.Size {
 				if err := checkHead(cp, f.Root(), r.Position); err != nil {
-					return rep, err
+					return rep, v.locateChange(ctx, cp.Size, err)
 				}
 			}
 		}
@@ -109,6 +111,25 @@ func (v Verifier) Log(ctx context.Context, cp Checkpoint) (LogReport, error) {
 		return rep, fmt.Errorf("the log has %d events, the checkpoint covers %d: %w", f.Size(), cp.Size, ErrLogAltered)
 	}
 	return rep, nil
+}
+
+// locateChange adds to a root mismatch where the log changed: the first tile of the audit
+// tree (256 events) that the stored rows no longer hash to, when there is a tree to ask.
+func (v Verifier) locateChange(ctx context.Context, size int64, mismatch error) error {
+	if v.Ledger == nil {
+		return mismatch
+	}
+	snap, err := v.Ledger.tree.Snapshot(ctx, v.Source)
+	if err != nil {
+		return mismatch
+	}
+	tiles := min(snap.completeTiles(), size/snap.t.width)
+	for idx := int64(0); idx < tiles; idx++ {
+		if _, err := snap.tile(ctx, idx); err != nil {
+			return fmt.Errorf("%w; first change: %s", mismatch, strings.TrimSuffix(err.Error(), ": "+ErrLogAltered.Error()))
+		}
+	}
+	return mismatch
 }
 
 func checkHead(cp Checkpoint, root Hash, last int64) error {
