@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,8 @@ type builder struct {
 	head atomic.Int64
 	// lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
 	lax bool
+	// stmts outlive the batches' transactions.
+	stmts stmtCache
 }
 
 // target is one set being built.
@@ -101,8 +104,10 @@ func (b *builder) durable(ctx context.Context) error {
 	return nil
 }
 
-// close returns the build connection to the pool with the default pragmas.
+// close releases the build's statements and returns its connection to the pool with the
+// default pragmas.
 func (b *builder) close() {
+	b.stmts.close()
 	if b.conn == nil {
 		return
 	}
@@ -143,7 +148,10 @@ func (b *builder) begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect}
+	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect, shared: &b.stmts}
+	if b.stmts.db == nil {
+		b.stmts.db = b.db.SQL
+	}
 	if b.lax && b.db.Dialect == Postgres {
 		// Nobody is served from a set being built: a crash may lose the last batches, which
 		// are applied again from their checkpoint (the switch commits synchronously).
@@ -220,6 +228,7 @@ func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []e
 		tg.bp = bp
 	}
 	b := &builder{db: db, batch: max(len(events), 1), now: time.Now, targets: []*target{tg}}
+	defer b.close()
 	if err := b.load(ctx, tg); err != nil {
 		return 0, err
 	}
@@ -227,7 +236,8 @@ func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []e
 	if len(events) == 0 {
 		return tg.cp, nil
 	}
-	rb := readBatch{events: events, preps: b.prepare(events, []int64{tg.cp})}
+	rb := readBatch{events: events, from: tg.cp, last: events[len(events)-1].Position, count: len(events),
+		preps: b.prepare(events, []int64{tg.cp})}
 	if err := b.writeGroup(ctx, rb, b.targets, 0); err != nil {
 		return 0, err
 	}
@@ -236,7 +246,12 @@ func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []e
 
 // readBatch is one read of the log, prepared for every target.
 type readBatch struct {
-	events []eventstore.Event
+	// events are the events read: those after from, up to last (count of them). Once every
+	// target has prepared the batch they are dropped, to keep the memory of the batches in
+	// flight small, and read again in the rare case they are needed (see eventsOf).
+	events     []eventstore.Event
+	from, last int64
+	count      int
 	// preps[i] is the prepared batch of targets[i] (nil: none, or it failed to prepare).
 	preps []PreparedBatch
 	// more is false on the last batch of the run.
@@ -261,8 +276,9 @@ func (b *builder) run(ctx context.Context, until int64) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reads := make(chan readBatch, 1)
-	prepared := make(chan readBatch, 1)
+	// Unbuffered: one batch read ahead, one being prepared, one being written.
+	reads := make(chan readBatch)
+	prepared := make(chan readBatch)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -270,8 +286,11 @@ func (b *builder) run(ctx context.Context, until int64) error {
 	wg.Go(func() {
 		defer close(prepared)
 		for rb := range reads {
-			if rb.err == nil {
+			if rb.err == nil && rb.count > 0 {
 				rb.preps = b.prepare(rb.events, starts)
+				if !slices.Contains(rb.preps, nil) {
+					rb.events = nil
+				}
 			}
 			select {
 			case prepared <- rb:
@@ -284,12 +303,12 @@ func (b *builder) run(ctx context.Context, until int64) error {
 		if rb.err != nil {
 			return rb.err
 		}
-		if len(rb.events) > 0 {
+		if rb.count > 0 {
 			if err := b.write(ctx, rb); err != nil {
 				return err
 			}
 			if b.onBatch != nil {
-				if err := b.onBatch(len(rb.events), rb.events[len(rb.events)-1].Position); err != nil {
+				if err := b.onBatch(rb.count, rb.last); err != nil {
 					return err
 				}
 			}
@@ -330,8 +349,12 @@ func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBa
 				more = false
 			}
 		}
+		rb := readBatch{events: events, from: from, count: len(events), more: more}
+		if len(events) > 0 {
+			rb.last = events[len(events)-1].Position
+		}
 		select {
-		case out <- readBatch{events: events, more: more}:
+		case out <- rb:
 		case <-ctx.Done():
 			return
 		}
@@ -400,7 +423,7 @@ func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*targe
 		slow[i] = tg.refused
 	}
 	for {
-		cps, parked, err := b.tryGroup(ctx, rb, targets, first, slow)
+		cps, parked, err := b.tryGroup(ctx, &rb, targets, first, slow)
 		var re *refusedError
 		if errors.As(err, &re) && !slow[re.target] {
 			slow[re.target] = true
@@ -426,7 +449,7 @@ type refusedError struct{ target int }
 func (e *refusedError) Error() string { return errRefused.Error() }
 func (e *refusedError) Unwrap() error { return errRefused }
 
-func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
+func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	tx, err := b.begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -436,11 +459,10 @@ func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target,
 	parked := make([]map[string]int, len(targets))
 	for i, tg := range targets {
 		cps[i], parked[i] = tg.cp, tg.parked
-		events := after(rb.events, tg.cp)
-		if len(events) == 0 {
+		if tg.cp >= rb.last {
 			continue
 		}
-		last := events[len(events)-1].Position
+		last := rb.last
 		if b.db.Dialect == Postgres {
 			if err := lockSet(ctx, tx, tg.t); err != nil {
 				return nil, nil, err
@@ -460,8 +482,16 @@ func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target,
 			}
 		}
 		prep := rb.preps[first+i]
+		fast := !slow[i] && prep != nil
+		if fast && len(tg.parked) > 0 {
+			events, err := b.eventsOf(ctx, rb)
+			if err != nil {
+				return nil, nil, err
+			}
+			fast = !touchesParked(after(events, tg.cp), tg.parked)
+		}
 		switch {
-		case !slow[i] && prep != nil && !touchesParked(events, tg.parked):
+		case fast:
 			if err := prep.Apply(ctx, tx, tg.t); err != nil {
 				if ctx.Err() != nil {
 					return nil, nil, ctx.Err()
@@ -469,7 +499,11 @@ func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target,
 				return nil, nil, &refusedError{target: i}
 			}
 		default:
-			p, err := b.applyEvents(ctx, tx, tg, events, slow[i])
+			events, err := b.eventsOf(ctx, rb)
+			if err != nil {
+				return nil, nil, err
+			}
+			p, err := b.applyEvents(ctx, tx, tg, after(events, tg.cp), slow[i])
 			if errors.Is(err, errRefused) {
 				return nil, nil, &refusedError{target: i}
 			}
@@ -487,6 +521,23 @@ func (b *builder) tryGroup(ctx context.Context, rb readBatch, targets []*target,
 		return nil, nil, fmt.Errorf("commit batch: %w", err)
 	}
 	return cps, parked, nil
+}
+
+// eventsOf returns the events of a batch, reading them again when they were dropped after
+// preparing: the same count after the same position.
+func (b *builder) eventsOf(ctx context.Context, rb *readBatch) ([]eventstore.Event, error) {
+	if rb.events != nil || rb.count == 0 {
+		return rb.events, nil
+	}
+	events, err := b.store.ReadAll(ctx, rb.from, rb.count)
+	if err != nil {
+		return nil, fmt.Errorf("read the log after %d again: %w", rb.from, err)
+	}
+	if len(events) != rb.count || events[len(events)-1].Position != rb.last {
+		return nil, fmt.Errorf("read the log after %d again: %d events, want %d up to %d", rb.from, len(events), rb.count, rb.last)
+	}
+	rb.events = events
+	return events, nil
 }
 
 func touchesParked(events []eventstore.Event, parked map[string]int) bool {

@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -34,13 +37,26 @@ type PreparedBatch interface {
 	Apply(ctx context.Context, tx *Tx, t Tables) error
 }
 
-// Prepared returns a statement prepared once per transaction for query (written with ?),
-// so that multi-row statements of one shape are parsed once per batch.
+// Prepared returns a statement prepared once for query (written with ?): once per
+// transaction, or once per rebuild when the transaction belongs to one (the statements of a
+// rebuild's connection outlive its transactions). Multi-row statements have thousands of
+// parameters: parsing them again for every batch would cost as much as running them.
 func (t *Tx) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := t.tx.PrepareContext(ctx, t.dialect.Rebind(query))
+	var (
+		st  *sql.Stmt
+		err error
+	)
+	if t.shared != nil {
+		st, err = t.shared.stmt(ctx, t.dialect.Rebind(query))
+		if err == nil {
+			st = t.tx.StmtContext(ctx, st)
+		}
+	} else {
+		st, err = t.tx.PrepareContext(ctx, t.dialect.Rebind(query))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +65,40 @@ func (t *Tx) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	t.stmts[query] = st
 	return st, nil
+}
+
+// stmtCache holds statements prepared on the database: a transaction on a connection where
+// one was prepared before reuses it (database/sql keeps it per connection).
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.stmts {
+		_ = st.Close()
+	}
+	c.stmts = nil
 }
 
 // OnConflict says what a bulk insert does with a row whose key is already stored.
@@ -84,9 +134,25 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
 	}
 	values = sortRows(values, width, key)
+	t0 := time.Now()
+	rowsN := len(values) / width
+	defer func() {
+		base := table[strings.Index(table, "_v1_")+4:]
+		if i := strings.Index(base, "_"); i >= 0 && strings.HasPrefix(base, "g") {
+			base = base[i+1:]
+		}
+		DebugMu.Lock()
+		DebugT[table[:3]+"."+base] += time.Since(t0)
+		DebugN[table[:3]+"."+base] += rowsN
+		DebugMu.Unlock()
+	}()
 	per := min(rowsPerInsert, maxParams/width)
 	for len(values) > 0 {
+		// Full statements, then powers of two: few shapes of statement, each prepared once.
 		n := min(per, len(values)/width)
+		if n < per {
+			n = 1 << (bits.Len(uint(n)) - 1)
+		}
 		st, err := t.Prepared(ctx, insertSQL(table, columns, key, onConflict, n))
 		if err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
@@ -202,3 +268,9 @@ func savepoint(ctx context.Context, tx *Tx, n int, fn func() error) (applyErr, e
 	}
 	return applyErr, nil
 }
+
+var (
+	DebugMu sync.Mutex
+	DebugT  = map[string]time.Duration{}
+	DebugN  = map[string]int{}
+)

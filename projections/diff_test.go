@@ -89,9 +89,12 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Only deals that were won can differ (some were reopened since).
 		var won int64
-		if err := db.SQL.QueryRow(db.Dialect.Rebind(`SELECT count(*) FROM ` + served.Tables.Name("deals") + ` d WHERE stage = 'won'`)).Scan(&won); err != nil {
-			t.Fatal(err)
+		for _, e := range allEvents(t, store) {
+			if e.Type == deal.TypeWon && e.Position <= changed.Position {
+				won++
+			}
 		}
 		var deals *projections.TableDiff
 		for i, td := range changed.Tables {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ type workload struct {
 	deals    []string
 	tasks    map[string][]string // contact id -> task ids
 	versions map[string]int64    // last version seen per aggregate
+	phase    map[string]int      // index in phases of each contact's phase, as far as known
 	keys     []retry             // commands to retry with their idempotency key
 	accepted int
 	refused  int
@@ -53,7 +55,7 @@ type retry struct {
 }
 
 func newWorkload(h *commands.Handler) *workload {
-	return &workload{h: h, tasks: map[string][]string{}, versions: map[string]int64{},
+	return &workload{h: h, tasks: map[string][]string{}, versions: map[string]int64{}, phase: map[string]int{},
 		clock: time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)}
 }
 
@@ -98,18 +100,19 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 		if again != nil {
 			m.IdempotencyKey = again.key
 			res, err := again.run(m)
-			w.record(t, "retry", "", res, err)
+			w.record(t, "retry", "", "", res, err)
 			continue
 		}
 		if rng.IntN(3) == 0 {
 			m.IdempotencyKey = fmt.Sprintf("k-%d", rng.Uint64())
 		}
 		var (
-			res  commands.Result
-			err  error
-			op   string
-			id   string
-			exec func(commands.Meta) (commands.Result, error)
+			res    commands.Result
+			err    error
+			op     string
+			id     string
+			target string // the phase asked for
+			exec   func(commands.Meta) (commands.Result, error)
 		)
 		switch x := rng.IntN(100); {
 		case contacts < 5 || x < 8:
@@ -132,7 +135,23 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 			exec = func(m commands.Meta) (commands.Result, error) { return w.h.UpdateContact(ctx, m, cmd) }
 		case x < 40:
 			op, id = "phase", contactID
-			cmd := commands.ChangePhase{ContactID: contactID, Phase: pick(phases), Reason: pick([]string{"", "asked for it"})}
+			to := pick(phases)
+			w.mu.Lock()
+			// Mostly onwards, so that contacts reach won, churn and come back.
+			switch cur := w.phase[contactID]; {
+			case rng.IntN(2) == 0:
+			case cur >= 7: // an exit
+				to = pick([]string{"lead", "approach"})
+			case cur >= 4 && rng.IntN(3) == 0:
+				to = "churned"
+			case cur < 4 && rng.IntN(6) == 0:
+				to = "lost"
+			default:
+				to = phases[min(cur+1, 6)]
+			}
+			w.mu.Unlock()
+			target = to
+			cmd := commands.ChangePhase{ContactID: contactID, Phase: to, Reason: pick([]string{"", "asked for it"})}
 			exec = func(m commands.Meta) (commands.Result, error) { return w.h.ChangePhase(ctx, m, cmd) }
 		case x < 58:
 			op, id = "touchpoint", contactID
@@ -191,11 +210,11 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 			w.keys = append(w.keys, retry{key: m.IdempotencyKey, run: exec})
 			w.mu.Unlock()
 		}
-		w.record(t, op, contactID, res, err)
+		w.record(t, op, contactID, target, res, err)
 	}
 }
 
-func (w *workload) record(t testing.TB, op, contactID string, res commands.Result, err error) {
+func (w *workload) record(t testing.TB, op, contactID, phase string, res commands.Result, err error) {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -215,6 +234,8 @@ func (w *workload) record(t testing.TB, op, contactID string, res commands.Resul
 			w.deals = append(w.deals, res.ID)
 		case "task":
 			w.tasks[contactID] = append(w.tasks[contactID], res.EntityID)
+		case "phase":
+			w.phase[contactID] = slices.Index(phases, phase)
 		}
 	case errors.As(err, &de), errors.Is(err, commands.ErrPreconditionFailed), errors.Is(err, commands.ErrIdempotencyConflict),
 		errors.Is(err, commands.ErrContention):

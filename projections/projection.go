@@ -100,6 +100,7 @@ type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
 	stmts   map[string]*sql.Stmt // prepared by Prepared, closed with the transaction
+	shared  *stmtCache           // statements of the rebuild the transaction belongs to
 }
 
 // Dialect is the SQL flavour of the transaction.

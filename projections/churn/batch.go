@@ -37,20 +37,18 @@ const (
 	opReopen
 )
 
+// op is one event as the churn points fold it, in few words: the batches in flight hold one
+// per event.
 type op struct {
 	kind    opKind
 	at      int64
-	contact string
-	id      string // task or deal id
-	name    string
-	text    string // cohort or due date
-	channel string
-	to      contact.Phase
-	eventID string
+	n       int64 // nps, overdue_at, position of a survey, amount of a loss
 	pos     int64
-	nps     int
-	overdue int64
-	lost    deal.Lost
+	contact string
+	id      string // task, deal or event id
+	// create: name, cohort, channel; rename: name; phase: to; task: due; loss: from stage,
+	// reason, currency.
+	a, b, c string
 }
 
 type prepared struct {
@@ -78,8 +76,8 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opCreate, at: at, contact: ev.ContactID, name: ev.Name,
-				text: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel)})
+			b.ops = append(b.ops, op{kind: opCreate, at: at, contact: ev.ContactID, a: ev.Name,
+				b: e.OccurredAt.UTC().Format(CohortLayout), c: string(ev.Channel)})
 			once(seenContact, &b.contacts, ev.ContactID)
 		case contact.TypeDetailsChanged:
 			var ev contact.DetailsChanged
@@ -87,7 +85,7 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 				return nil, err
 			}
 			if ev.Name != nil {
-				b.ops = append(b.ops, op{kind: opRename, at: at, contact: ev.ContactID, name: *ev.Name})
+				b.ops = append(b.ops, op{kind: opRename, at: at, contact: ev.ContactID, a: *ev.Name})
 				once(seenContact, &b.contacts, ev.ContactID)
 			}
 		case contact.TypePhaseChanged:
@@ -95,20 +93,20 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opPhase, at: at, contact: ev.ContactID, to: ev.To})
+			b.ops = append(b.ops, op{kind: opPhase, at: at, contact: ev.ContactID, a: string(ev.To)})
 			once(seenContact, &b.contacts, ev.ContactID)
 		case contact.TypeTouchpointRecorded:
 			var ev contact.TouchpointRecorded
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opTouchpoint, at: at, contact: ev.ContactID, eventID: e.ID})
+			b.ops = append(b.ops, op{kind: opTouchpoint, at: at, contact: ev.ContactID, id: e.ID})
 		case contact.TypeSurveyRecorded:
 			var ev contact.SurveyRecorded
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opSurvey, at: at, contact: ev.ContactID, eventID: e.ID, nps: ev.NPS, pos: e.Position})
+			b.ops = append(b.ops, op{kind: opSurvey, at: at, contact: ev.ContactID, id: e.ID, n: int64(ev.NPS), pos: e.Position})
 		case contact.TypeTaskScheduled:
 			var ev contact.TaskScheduled
 			if err := decode(e, &ev); err != nil {
@@ -118,8 +116,8 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			if err != nil {
 				return nil, fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 			}
-			b.ops = append(b.ops, op{kind: opSchedule, at: at, contact: ev.ContactID, id: ev.TaskID, text: string(ev.Due),
-				overdue: due.AddDate(0, 0, 1).UnixMicro()})
+			b.ops = append(b.ops, op{kind: opSchedule, at: at, contact: ev.ContactID, id: ev.TaskID, a: string(ev.Due),
+				n: due.AddDate(0, 0, 1).UnixMicro()})
 		case contact.TypeTaskCompleted:
 			var ev contact.TaskCompleted
 			if err := decode(e, &ev); err != nil {
@@ -132,7 +130,8 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opLost, at: at, id: ev.DealID, lost: ev})
+			b.ops = append(b.ops, op{kind: opLost, at: at, id: ev.DealID, contact: ev.ContactID, n: ev.Amount.Amount,
+				a: string(ev.FromStage), b: string(ev.Reason), c: ev.Amount.Currency})
 			once(seenDeal, &b.deals, ev.DealID)
 		case deal.TypeReopened:
 			var ev deal.Reopened
@@ -221,11 +220,11 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		o := &b.ops[i]
 		switch o.kind {
 		case opCreate:
-			contacts[o.contact] = &contactRow{name: o.name, createdAt: o.at, cohort: o.text, channel: o.channel, lastSeq: 1, dirty: true}
+			contacts[o.contact] = &contactRow{name: o.a, createdAt: o.at, cohort: o.b, channel: o.c, lastSeq: 1, dirty: true}
 			open(o.contact, 1, contact.Lead, o.at)
 		case opRename:
 			if c := contacts[o.contact]; c != nil {
-				c.name, c.dirty = o.name, true
+				c.name, c.dirty = o.a, true
 			}
 		case opPhase:
 			c := contacts[o.contact]
@@ -236,21 +235,21 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			switch v := visits[k]; {
 			case v != nil:
 				v.left = sql.NullInt64{Int64: o.at, Valid: true}
-				v.next = sql.NullString{String: string(o.to), Valid: true}
+				v.next = sql.NullString{String: o.a, Valid: true}
 				v.dirty = true
 			case !known[k]:
 				return errUnsure
 			}
-			open(o.contact, c.lastSeq+1, o.to, o.at)
+			open(o.contact, c.lastSeq+1, contact.Phase(o.a), o.at)
 			c.lastSeq++
 			c.dirty = true
 		case opTouchpoint:
-			touchRows = append(touchRows, o.eventID, o.contact, o.at)
+			touchRows = append(touchRows, o.id, o.contact, o.at)
 		case opSurvey:
-			surveyRows = append(surveyRows, o.eventID, o.contact, o.nps, o.at, o.pos)
+			surveyRows = append(surveyRows, o.id, o.contact, o.n, o.at, o.pos)
 		case opSchedule:
 			k := taskKey{o.contact, o.id}
-			tasks[k] = &taskRow{due: o.text, overdueAt: o.overdue, scheduledAt: o.at}
+			tasks[k] = &taskRow{due: o.a, overdueAt: o.n, scheduledAt: o.at}
 			changed(k)
 		case opComplete:
 			k := taskKey{o.contact, o.id}
@@ -262,7 +261,6 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 				return errUnsure
 			}
 		case opLost:
-			ev := &o.lost
 			rows := losses[o.id]
 			seq := int64(len(rows)) + 1
 			for _, r := range rows {
@@ -270,8 +268,8 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 					return errUnsure // Apply's INSERT would fail on the key
 				}
 			}
-			losses[o.id] = append(rows, &lossRow{seq: seq, contactID: ev.ContactID, fromStage: string(ev.FromStage),
-				reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: o.at, dirty: true})
+			losses[o.id] = append(rows, &lossRow{seq: seq, contactID: o.contact, fromStage: o.a, reason: o.b, amount: o.n,
+				currency: o.c, lostAt: o.at, dirty: true})
 		case opReopen:
 			for _, r := range losses[o.id] {
 				if !r.reopenedAt.Valid {

@@ -31,17 +31,16 @@ const (
 	opTouchpoint
 )
 
+// op is one event as the journey folds it, in few words: the batches in flight hold one
+// per event.
 type op struct {
 	kind    opKind
 	at      int64
-	contact string
-	value   string // segment or owner
-	created contact.Created
-	cohort  string
-	phase   contact.PhaseChanged
-	touch   contact.TouchpointRecorded
-	eventID string
 	pos     int64
+	contact string
+	// create: channel, owner, segment, cohort; segment/owner: a = the value; phase: to,
+	// rule, reason; touchpoint: event id, touchpoint id, kind, phase.
+	a, b, c, d string
 }
 
 type prepared struct {
@@ -68,33 +67,35 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			add(op{kind: opCreate, at: at, contact: ev.ContactID, created: ev, cohort: e.OccurredAt.UTC().Format(CohortLayout)})
+			add(op{kind: opCreate, at: at, contact: ev.ContactID, a: string(ev.Channel), b: ev.Owner, c: ev.Segment,
+				d: e.OccurredAt.UTC().Format(CohortLayout)})
 		case contact.TypeDetailsChanged:
 			var ev contact.DetailsChanged
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
 			if ev.Segment != nil {
-				add(op{kind: opSegment, at: at, contact: ev.ContactID, value: *ev.Segment})
+				add(op{kind: opSegment, at: at, contact: ev.ContactID, a: *ev.Segment})
 			}
 		case contact.TypeOwnerChanged:
 			var ev contact.OwnerChanged
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			add(op{kind: opOwner, at: at, contact: ev.ContactID, value: ev.To})
+			add(op{kind: opOwner, at: at, contact: ev.ContactID, a: ev.To})
 		case contact.TypePhaseChanged:
 			var ev contact.PhaseChanged
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			add(op{kind: opPhase, at: at, contact: ev.ContactID, phase: ev})
+			add(op{kind: opPhase, at: at, contact: ev.ContactID, a: string(ev.To), b: string(ev.Rule), c: ev.Reason})
 		case contact.TypeTouchpointRecorded:
 			var ev contact.TouchpointRecorded
 			if err := decode(e, &ev); err != nil {
 				return nil, err
 			}
-			add(op{kind: opTouchpoint, at: at, contact: ev.ContactID, touch: ev, eventID: e.ID, pos: e.Position})
+			add(op{kind: opTouchpoint, at: at, pos: e.Position, contact: ev.ContactID, a: e.ID, b: ev.TouchpointID,
+				c: string(ev.Kind), d: string(ev.Phase)})
 		}
 	}
 	return b, nil
@@ -139,45 +140,41 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		c := contacts[o.contact]
 		switch o.kind {
 		case opCreate:
-			ev := &o.created
-			contacts[o.contact] = &contactRow{createdAt: o.at, cohort: o.cohort, channel: string(ev.Channel), owner: ev.Owner,
-				segment: ev.Segment, lastSeq: 1, dirty: true}
+			contacts[o.contact] = &contactRow{createdAt: o.at, cohort: o.d, channel: o.a, owner: o.b, segment: o.c, lastSeq: 1, dirty: true}
 			open(o.contact, 1, contact.Lead, o.at)
 		case opSegment, opOwner:
 			if c == nil {
 				continue // Apply's UPDATE changes no row
 			}
 			if o.kind == opSegment {
-				c.segment = o.value
+				c.segment = o.a
 			} else {
-				c.owner = o.value
+				c.owner = o.a
 			}
 			c.dirty = true
 		case opPhase:
 			if c == nil {
 				return errUnsure // Apply: "contact was not created"
 			}
-			ev := &o.phase
 			k := visitKey{o.contact, c.lastSeq}
 			switch v := visits[k]; {
 			case v != nil:
 				v.left = sql.NullInt64{Int64: o.at, Valid: true}
-				v.next = sql.NullString{String: string(ev.To), Valid: true}
-				v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
-				v.reason = sql.NullString{String: ev.Reason, Valid: true}
+				v.next = sql.NullString{String: o.a, Valid: true}
+				v.rule = sql.NullString{String: o.b, Valid: true}
+				v.reason = sql.NullString{String: o.c, Valid: true}
 				v.dirty = true
 			case !known[k]:
 				return errUnsure
 			}
-			open(o.contact, c.lastSeq+1, ev.To, o.at)
+			open(o.contact, c.lastSeq+1, contact.Phase(o.a), o.at)
 			c.lastSeq++
 			c.dirty = true
 		case opTouchpoint:
 			if c == nil {
 				return errUnsure // Apply: "contact was not created"
 			}
-			ev := &o.touch
-			touchRows = append(touchRows, o.eventID, o.contact, c.lastSeq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), o.at, o.pos)
+			touchRows = append(touchRows, o.a, o.contact, c.lastSeq, o.b, o.c, o.d, o.at, o.pos)
 		}
 	}
 
