@@ -1,0 +1,507 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Time travel answers a read model as it stood at a past position of the log: "the board as
+// we knew it then". A read model at position N is exactly what a rebuild stopped at N holds,
+// so it is built the way a rebuild builds: the nearest snapshot at or below N is copied into
+// a temporary set, and the events after it up to N are applied with the batch path. Snapshots
+// are sets of their own ("s<position>"), taken every Every events of the log by Snapshot,
+// each from the one before it; the temporary sets ("t<random>") of the last few positions
+// asked for are kept for the next questions, then dropped.
+
+// snapshotsTable lists the snapshot and temporary sets of time travel.
+const snapshotsTable = "projection_snapshots"
+
+// Kinds of the sets in snapshotsTable.
+const (
+	kindSnapshot = "snapshot"
+	kindTemp     = "temp"
+)
+
+// Defaults of TimeTravelConfig.
+const (
+	DefaultSnapshotEvery = 50_000
+	DefaultTravelCache   = 4
+)
+
+// TimeTravelConfig configures NewTimeTravel.
+type TimeTravelConfig struct {
+	DB    *DB
+	Store eventstore.Store
+	// Every is how many log positions lie between two snapshots (default
+	// DefaultSnapshotEvery): a question replays at most that many events.
+	Every int64
+	// Batch is how many events one read and one transaction take (default
+	// DefaultRebuildBatch).
+	Batch int
+	// Cache is how many temporary sets are kept for the next questions (default
+	// DefaultTravelCache).
+	Cache int
+}
+
+// TimeTravel serves read models at past log positions. Safe for concurrent use. One process
+// per read-model database takes snapshots (crm serve does).
+type TimeTravel struct {
+	cfg    TimeTravelConfig
+	byName map[string]Projection
+
+	snapMu  sync.Mutex // one Snapshot at a time
+	buildMu sync.Mutex // one temporary set built at a time: each is heavy on the database
+
+	mu    sync.Mutex
+	cache map[travelKey]*travelSet
+	clock int64 // orders uses for eviction
+}
+
+type travelKey struct {
+	name     string
+	position int64
+}
+
+type travelSet struct {
+	t    Tables
+	p    Projection
+	refs int
+	used int64
+}
+
+// NewTimeTravel returns time travel over the projections ps.
+func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) {
+	if cfg.DB == nil || cfg.Store == nil {
+		return nil, errors.New("time travel: no read-model database or no event store")
+	}
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultSnapshotEvery
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultRebuildBatch
+	}
+	if cfg.Cache <= 0 {
+		cfg.Cache = DefaultTravelCache
+	}
+	tt := &TimeTravel{cfg: cfg, byName: map[string]Projection{}, cache: map[travelKey]*travelSet{}}
+	for _, p := range ps {
+		tt.byName[p.Name()] = p
+	}
+	return tt, nil
+}
+
+func snapshotsSchema() string {
+	return `CREATE TABLE IF NOT EXISTS ` + snapshotsTable + ` (
+		table_set  TEXT    PRIMARY KEY,
+		projection TEXT    NOT NULL,
+		version    INTEGER NOT NULL,
+		kind       TEXT    NOT NULL,
+		position   BIGINT  NOT NULL)`
+}
+
+// Init creates the snapshot list and drops the temporary sets and the unfinished snapshots a
+// stopped process left.
+func (tt *TimeTravel) Init(ctx context.Context) error {
+	db := tt.cfg.DB
+	if err := db.ensureRegistry(ctx); err != nil {
+		return err
+	}
+	if _, err := db.SQL.ExecContext(ctx, snapshotsSchema()); err != nil {
+		return fmt.Errorf("create snapshot list: %w", err)
+	}
+	temps, err := tt.listed(ctx, kindTemp)
+	if err != nil {
+		return err
+	}
+	snaps, err := tt.listed(ctx, kindSnapshot)
+	if err != nil {
+		return err
+	}
+	for _, s := range snaps {
+		if s.position < 0 { // a snapshot a crash left half built
+			temps = append(temps, s)
+		}
+	}
+	for _, s := range temps {
+		if err := tt.drop(ctx, s.p, s.t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type listedSet struct {
+	p        Projection
+	t        Tables
+	position int64
+}
+
+// listed returns the sets of a kind of the projections time travel knows (in their current
+// versions), by position.
+func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, error) {
+	db := tt.cfg.DB
+	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(`SELECT table_set, projection, version, position FROM `+snapshotsTable+
+		` WHERE kind = ? ORDER BY position`), kind)
+	if err != nil {
+		return nil, fmt.Errorf("list %s sets: %w", kind, err)
+	}
+	defer rows.Close()
+	var sets []listedSet
+	for rows.Next() {
+		var (
+			set, name string
+			version   int
+			position  int64
+		)
+		if err := rows.Scan(&set, &name, &version, &position); err != nil {
+			return nil, fmt.Errorf("list %s sets: %w", kind, err)
+		}
+		if p := tt.byName[name]; p != nil && p.Version() == version {
+			sets = append(sets, listedSet{p: p, t: Tables{prefix: set}, position: position})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s sets: %w", kind, err)
+	}
+	return sets, nil
+}
+
+// drop removes a set of time travel and its line in the list.
+func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
+	db := tt.cfg.DB
+	if err := db.dropSet(ctx, p, t, true); err != nil {
+		return err
+	}
+	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), t.Prefix()); err != nil {
+		return fmt.Errorf("unlist %s: %w", t.Prefix(), err)
+	}
+	return nil
+}
+
+// Snapshot takes the snapshots of every projection that the log has grown past since the
+// last ones: one every Every positions, each built from the previous one. The first run
+// over a long log builds them all (as a rebuild would, once); later runs take the new ones.
+func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
+	tt.snapMu.Lock()
+	defer tt.snapMu.Unlock()
+	head, err := findHead(ctx, tt.cfg.Store)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: head of the log: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(tt.byName)) {
+		p := tt.byName[name]
+		base, ok, err := tt.nearest(ctx, p, head)
+		if err != nil {
+			return taken, err
+		}
+		from := int64(0)
+		if ok {
+			from = base.position
+		}
+		for next := (from/tt.cfg.Every + 1) * tt.cfg.Every; next <= head; next += tt.cfg.Every {
+			t := TablesFor(p, "s"+strconv.FormatInt(next, 10))
+			if err := tt.build(ctx, p, t, kindSnapshot, base, ok, next, false); err != nil {
+				return taken, fmt.Errorf("snapshot %s at %d: %w", name, next, err)
+			}
+			base, ok = listedSet{p: p, t: t, position: next}, true
+			taken++
+		}
+	}
+	return taken, nil
+}
+
+// RunSnapshots takes snapshots every interval until ctx ends; report, when set, hears of each
+// failure (the next round tries again).
+func (tt *TimeTravel) RunSnapshots(ctx context.Context, interval time.Duration, report func(error)) {
+	for {
+		if _, err := tt.Snapshot(ctx); err != nil && ctx.Err() == nil && report != nil {
+			report(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// nearest returns the snapshot of p with the highest position at or below position.
+func (tt *TimeTravel) nearest(ctx context.Context, p Projection, position int64) (listedSet, bool, error) {
+	db := tt.cfg.DB
+	var set string
+	var at int64
+	err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT table_set, position FROM `+snapshotsTable+`
+		WHERE projection = ? AND version = ? AND kind = ? AND position >= 0 AND position <= ? ORDER BY position DESC LIMIT 1`),
+		p.Name(), p.Version(), kindSnapshot, position).Scan(&set, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return listedSet{}, false, nil
+	}
+	if err != nil {
+		return listedSet{}, false, fmt.Errorf("snapshot of %s at %d: %w", p.Name(), position, err)
+	}
+	return listedSet{p: p, t: Tables{prefix: set}, position: at}, true, nil
+}
+
+// build makes set t hold p as it stood at position until: a copy of base (when hasBase),
+// then the events after it up to until, applied as a rebuild applies them. The set is
+// listed before anything is written, so a set a crash leaves half built is found again;
+// a snapshot is listed with its position only once complete.
+func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind string, base listedSet, hasBase bool, until int64, indexes bool) (err error) {
+	db := tt.cfg.DB
+	// Whatever a crash left under this name goes first: the set is built from nothing.
+	if err := tt.drop(ctx, p, t); err != nil {
+		return err
+	}
+	listPosition := int64(-1) // not usable until complete
+	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`INSERT INTO `+snapshotsTable+` (table_set, projection, version, kind, position)
+		VALUES (?, ?, ?, ?, ?)`), t.Prefix(), p.Name(), p.Version(), kind, listPosition); err != nil {
+		return fmt.Errorf("list %s: %w", t.Prefix(), err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tt.drop(context.WithoutCancel(ctx), p, t)
+		}
+	}()
+	tg := &target{p: p, t: t}
+	if bp, ok := p.(BatchProjection); ok {
+		tg.bp = bp
+	}
+	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp}
+	if err := b.openBuildConn(ctx); err != nil {
+		return err
+	}
+	defer b.close()
+	// Temporary sets need not survive a crash (they are dropped at the next start); snapshots
+	// must, or a crash would leave an empty set listed as complete.
+	idx, err := b.createSet(ctx, tg, kind == kindTemp)
+	if err != nil {
+		return err
+	}
+	if hasBase {
+		if err := tt.copySet(ctx, b, p, base.t, t); err != nil {
+			return err
+		}
+	}
+	if err := b.load(ctx, tg); err != nil {
+		return err
+	}
+	if until > tg.cp {
+		if err := b.run(ctx, until); err != nil {
+			return fmt.Errorf("apply the log up to %d: %w", until, err)
+		}
+	}
+	if indexes {
+		if err := b.finish(ctx, tg, idx, false); err != nil {
+			return err
+		}
+	}
+	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`UPDATE `+snapshotsTable+` SET position = ? WHERE table_set = ?`),
+		until, t.Prefix()); err != nil {
+		return fmt.Errorf("list %s: %w", t.Prefix(), err)
+	}
+	return nil
+}
+
+// copySet copies every row of set from into the empty set to, with its checkpoint and its
+// parked events (later events of their streams are parked behind them, as in from), in one
+// transaction.
+func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, from, to Tables) error {
+	tx, err := b.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	for _, name := range setTables(b.db.Dialect, p, from) {
+		dst := to.Name(name[len(from.Prefix()):])
+		if _, err := tx.Exec(ctx, `INSERT INTO `+dst+` SELECT * FROM `+name); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", name, dst, err)
+		}
+	}
+	var cp int64
+	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("checkpoint of %s: %w", from.Prefix(), err)
+	}
+	if cp > 0 {
+		if err := saveCheckpoint(ctx, tx, to, cp); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
+		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+parkedTable+` WHERE table_set = ?`,
+		to.Prefix(), from.Prefix()); err != nil {
+		return fmt.Errorf("copy parked events of %s: %w", from.Prefix(), err)
+	}
+	if err := tx.tx.Commit(); err != nil {
+		return fmt.Errorf("copy %s: %w", from.Prefix(), err)
+	}
+	return nil
+}
+
+// TravelSet is a read model at a past position.
+type TravelSet struct {
+	Tables Tables
+	// Position is the log position the set stands at: the one asked for, or the head of the
+	// log when asked beyond it.
+	Position int64
+	// Head is the head of the log when the set was asked for.
+	Head int64
+}
+
+// At returns the set of the projection name as it stood at log position position (every
+// event up to it applied, none after), held until release is called. It returns
+// ErrUnknownProjection for a projection time travel does not serve.
+func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (TravelSet, func(), error) {
+	p := tt.byName[name]
+	if p == nil {
+		return TravelSet{}, nil, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	head, err := findHead(ctx, tt.cfg.Store)
+	if err != nil {
+		return TravelSet{}, nil, fmt.Errorf("time travel: head of the log: %w", err)
+	}
+	// Beyond the head, the read model is the one at the head (until more is written): it is
+	// kept under the head's position, never under one the log has not reached.
+	position = max(0, min(position, head))
+	key := travelKey{name: name, position: position}
+	if s, ok := tt.hold(key); ok {
+		return TravelSet{Tables: s.t, Position: position, Head: head}, tt.releaser(key), nil
+	}
+	tt.buildMu.Lock()
+	defer tt.buildMu.Unlock()
+	if s, ok := tt.hold(key); ok { // built while this one waited
+		return TravelSet{Tables: s.t, Position: position, Head: head}, tt.releaser(key), nil
+	}
+	base, hasBase, err := tt.nearest(ctx, p, position)
+	if err != nil {
+		return TravelSet{}, nil, err
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	t := TablesFor(p, "t"+hex.EncodeToString(suffix))
+	if err := tt.build(ctx, p, t, kindTemp, base, hasBase, position, true); err != nil {
+		return TravelSet{}, nil, fmt.Errorf("%s at %d: %w", name, position, err)
+	}
+	tt.mu.Lock()
+	tt.clock++
+	tt.cache[key] = &travelSet{t: t, p: p, refs: 1, used: tt.clock}
+	evict := tt.evictable()
+	tt.mu.Unlock()
+	for _, s := range evict {
+		_ = tt.drop(context.WithoutCancel(ctx), s.p, s.t)
+	}
+	return TravelSet{Tables: t, Position: position, Head: head}, tt.releaser(key), nil
+}
+
+func (tt *TimeTravel) hold(key travelKey) (*travelSet, bool) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	s := tt.cache[key]
+	if s == nil {
+		return nil, false
+	}
+	s.refs++
+	tt.clock++
+	s.used = tt.clock
+	return s, true
+}
+
+func (tt *TimeTravel) releaser(key travelKey) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			tt.mu.Lock()
+			if s := tt.cache[key]; s != nil {
+				s.refs--
+			}
+			evict := tt.evictable()
+			tt.mu.Unlock()
+			for _, s := range evict {
+				_ = tt.drop(context.Background(), s.p, s.t)
+			}
+		})
+	}
+}
+
+// evictable removes from the cache, and returns, the least recently used sets nobody reads
+// beyond the cache's size. Called with tt.mu held.
+func (tt *TimeTravel) evictable() []*travelSet {
+	var out []*travelSet
+	for len(tt.cache) > tt.cfg.Cache {
+		var (
+			oldKey travelKey
+			old    *travelSet
+		)
+		for k, s := range tt.cache {
+			if s.refs == 0 && (old == nil || s.used < old.used) {
+				oldKey, old = k, s
+			}
+		}
+		if old == nil {
+			break // all in use: they go when released
+		}
+		delete(tt.cache, oldKey)
+		out = append(out, old)
+	}
+	return out
+}
+
+// Close drops the temporary sets of the cache (those still read go when the next start
+// runs Init).
+func (tt *TimeTravel) Close(ctx context.Context) error {
+	tt.mu.Lock()
+	var sets []*travelSet
+	for k, s := range tt.cache {
+		if s.refs == 0 {
+			sets = append(sets, s)
+			delete(tt.cache, k)
+		}
+	}
+	tt.mu.Unlock()
+	var errs []error
+	for _, s := range sets {
+		errs = append(errs, tt.drop(ctx, s.p, s.t))
+	}
+	return errors.Join(errs...)
+}
+
+// PositionAt returns the last log position recorded at or before t (0 when none was): what
+// the system knew at t. Positions are recorded in commit order, so recorded_at grows with
+// the position and a bisection over a few single-event reads finds it.
+func (tt *TimeTravel) PositionAt(ctx context.Context, t time.Time) (int64, error) {
+	store := tt.cfg.Store
+	head, err := findHead(ctx, store)
+	if err != nil {
+		return 0, fmt.Errorf("known_at: head of the log: %w", err)
+	}
+	// Every event at or below lo was recorded by t; none above hi was.
+	var lo, hi int64 = 0, head
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		events, err := store.ReadAll(ctx, mid-1, 1)
+		if err != nil {
+			return 0, fmt.Errorf("known_at: read at %d: %w", mid, err)
+		}
+		if len(events) == 0 {
+			hi = mid - 1
+			continue
+		}
+		if e := events[0]; !e.RecordedAt.After(t) {
+			lo = e.Position
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo, nil
+}

@@ -1,0 +1,168 @@
+package projections_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// TestTimeTravelEqualsRebuildStoppedThere holds time travel to its definition: the read
+// model at position N is what a build from nothing, stopped at N, holds. Random positions
+// of a random history, snapshots every few events, a small cache (so sets are evicted and
+// built again), both backends.
+func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		seed := uint64(time.Now().UnixNano())
+		t.Logf("seed %d", seed)
+		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+		ctx := context.Background()
+		w := newWorkload(commands.NewHandler(store))
+		var wg sync.WaitGroup
+		for i := range 3 {
+			r := rand.New(rand.NewPCG(seed+uint64(i)+1, uint64(i)))
+			wg.Go(func() { w.run(ctx, t, r, 120) })
+		}
+		wg.Wait()
+		events := allEvents(t, store)
+		last := events[len(events)-1].Position
+		t.Logf("%d events", len(events))
+
+		ps := readModels()
+		every := int64(20 + rng.IntN(60))
+		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every,
+			Batch: 1 + rng.IntN(50), Cache: 2}, ps...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tt.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Half the snapshots first, the rest later: Snapshot continues from the last one.
+		taken, err := tt.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int(last/every) * len(ps); taken != want {
+			t.Fatalf("took %d snapshots every %d up to %d, want %d", taken, every, last, want)
+		}
+		positions := []int64{0, last, last + 10, every, every + 1}
+		for range 8 {
+			positions = append(positions, rng.Int64N(last+1))
+		}
+		positions = append(positions, positions[len(positions)-1]) // a cached set
+		for i, n := range positions {
+			for _, p := range ps {
+				ts, release, err := tt.At(ctx, p.Name(), n)
+				if err != nil {
+					t.Fatalf("%s at %d: %v", p.Name(), n, err)
+				}
+				if want := min(n, last); ts.Position != want || ts.Head != last {
+					t.Fatalf("%s at %d: position %d head %d, want %d and %d", p.Name(), n, ts.Position, ts.Head, want, last)
+				}
+				ref := buildTo(t, db, p, "ref"+strconv.Itoa(i), events, n)
+				assertSameRows(t, db, p, ref, ts.Tables)
+				release()
+			}
+		}
+		if err := tt.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// buildTo applies the events up to position n, one by one, to a fresh set.
+func buildTo(t testing.TB, db *projections.DB, p projections.Projection, set string, events []eventstore.Event, n int64) projections.Tables {
+	t.Helper()
+	ctx := context.Background()
+	tables := projections.TablesFor(p, set)
+	if err := db.EnsureSchema(ctx, p, tables); err != nil {
+		t.Fatal(err)
+	}
+	var upTo []eventstore.Event
+	for _, e := range events {
+		if e.Position <= n {
+			upTo = append(upTo, e)
+		}
+	}
+	if _, err := db.Apply(ctx, p, tables, upTo); err != nil {
+		t.Fatalf("build %s to %d: %v", set, n, err)
+	}
+	return tables
+}
+
+// assertSameRows is assertSameSets for sets that may be empty.
+func assertSameRows(t testing.TB, db *projections.DB, p projections.Projection, a, b projections.Tables) {
+	t.Helper()
+	ctx := context.Background()
+	da, err := db.Digest(ctx, p, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbb, err := db.Digest(ctx, p, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := len(da) == len(dbb)
+	for table, d := range da {
+		if dbb[table] != d {
+			same = false
+		}
+	}
+	if same {
+		return
+	}
+	diff, err := db.CompareSets(ctx, a, p, b, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, td := range diff.Tables {
+		if !td.Identical() {
+			t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
+				td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
+		}
+	}
+	t.Fatalf("%s and %s differ (digests %v / %v)", a.Prefix(), b.Prefix(), da, dbb)
+}
+
+// TestPositionAt: known_at finds the last position recorded by then.
+func TestPositionAt(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		for range 5 {
+			appendTo(t, store, "contact-"+newID(), "contact.created.v1", "contact.details_changed.v1")
+			time.Sleep(3 * time.Millisecond)
+		}
+		events := allEvents(t, store)
+		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store}, readModels()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := func(when time.Time) int64 {
+			n, err := tt.PositionAt(ctx, when)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if n := at(events[0].RecordedAt.Add(-time.Second)); n != 0 {
+			t.Fatalf("before the first event: %d", n)
+		}
+		for i, e := range events {
+			want := e.Position
+			// Events appended together share their recorded time: the last of them counts.
+			for j := i + 1; j < len(events) && events[j].RecordedAt.Equal(e.RecordedAt); j++ {
+				want = events[j].Position
+			}
+			if n := at(e.RecordedAt); n != want {
+				t.Fatalf("at %v (event %d): %d, want %d", e.RecordedAt, e.Position, n, want)
+			}
+		}
+	})
+}
