@@ -38,6 +38,12 @@ type Freshness struct {
 	// had not reached it within the wait.
 	MinPosition int64 `json:"min_position,omitempty"`
 	Stale       bool  `json:"stale"`
+	// AtPosition is set on a time-travel answer (at_position or known_at): the log position
+	// the read model was answered at, which is then also Position; Lag is how far the head
+	// has moved on since.
+	AtPosition *int64 `json:"at_position,omitempty"`
+	// KnownAt is the known_at the client asked for, turned into AtPosition.
+	KnownAt *time.Time `json:"known_at,omitempty"`
 }
 
 // State is what a projection is doing.

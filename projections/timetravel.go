@@ -357,6 +357,9 @@ type TravelSet struct {
 	Position int64
 	// Head is the head of the log when the set was asked for.
 	Head int64
+	// RecordedAt is when the event at Position was recorded (zero for position 0, or when
+	// no event has that position): the moment the log stood there.
+	RecordedAt time.Time
 }
 
 // At returns the set of the projection name as it stood at log position position (every
@@ -374,14 +377,26 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	// Beyond the head, the read model is the one at the head (until more is written): it is
 	// kept under the head's position, never under one the log has not reached.
 	position = max(0, min(position, head))
+	ts := TravelSet{Position: position, Head: head}
+	if position > 0 {
+		events, err := tt.cfg.Store.ReadAll(ctx, position-1, 1)
+		if err != nil {
+			return TravelSet{}, nil, fmt.Errorf("time travel: event at %d: %w", position, err)
+		}
+		if len(events) == 1 && events[0].Position == position {
+			ts.RecordedAt = events[0].RecordedAt
+		}
+	}
 	key := travelKey{name: name, position: position}
 	if s, ok := tt.hold(key); ok {
-		return TravelSet{Tables: s.t, Position: position, Head: head}, tt.releaser(key), nil
+		ts.Tables = s.t
+		return ts, tt.releaser(key), nil
 	}
 	tt.buildMu.Lock()
 	defer tt.buildMu.Unlock()
 	if s, ok := tt.hold(key); ok { // built while this one waited
-		return TravelSet{Tables: s.t, Position: position, Head: head}, tt.releaser(key), nil
+		ts.Tables = s.t
+		return ts, tt.releaser(key), nil
 	}
 	base, hasBase, err := tt.nearest(ctx, p, position)
 	if err != nil {
@@ -401,7 +416,8 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	for _, s := range evict {
 		_ = tt.drop(context.WithoutCancel(ctx), s.p, s.t)
 	}
-	return TravelSet{Tables: t, Position: position, Head: head}, tt.releaser(key), nil
+	ts.Tables = t
+	return ts, tt.releaser(key), nil
 }
 
 func (tt *TimeTravel) hold(key travelKey) (*travelSet, bool) {

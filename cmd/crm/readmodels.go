@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -31,6 +32,8 @@ type background struct {
 	runner   *projections.Runner
 	dealWon  *processes.DealWon
 	rebuilds *projections.Rebuilds
+	travel   *projections.TimeTravel
+	log      watermill.LoggerAdapter
 }
 
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, log watermill.LoggerAdapter) (*background, error) {
@@ -59,7 +62,14 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds}, nil
+	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store}, readModels()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := travel.Init(ctx); err != nil {
+		return nil, fmt.Errorf("time travel: %w", err)
+	}
+	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log}, nil
 }
 
 // start runs the background work until the returned stop is called; stop waits for it.
@@ -69,13 +79,24 @@ func (b *background) start() (stop func()) {
 	// Both return only when ctx ends; each restarts its handlers itself and logs why.
 	wg.Go(func() { _ = b.runner.Run(ctx) })
 	wg.Go(func() { _ = b.dealWon.Run(ctx) })
+	// Snapshots for time travel follow the log a little behind: a question replays at most
+	// the events since the last one.
+	wg.Go(func() {
+		b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
+			b.log.Error("Time-travel snapshots failed, retrying", err, nil)
+		})
+	})
 	return func() {
 		// A rebuild cut off here resumes from its checkpoint next time.
 		b.rebuilds.Close()
 		cancel()
 		wg.Wait()
+		_ = b.travel.Close(context.Background())
 	}
 }
+
+// snapshotInterval is how often `crm serve` looks for time-travel snapshots to take.
+const snapshotInterval = 10 * time.Second
 
 // consumerCheckpoints is where consumer groups keep their place: in the store when it can
 // (SQLite, PostgreSQL), else in the read-model database (EventStoreDB).

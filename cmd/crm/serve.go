@@ -64,7 +64,8 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	defer bg.start()()
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
-	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds})
+	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
+		TimeTravel: bg.travel})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {
 		return err

@@ -84,7 +84,7 @@ func asOfParam(r *http.Request, defaultNow bool) (time.Time, error) {
 	v := r.URL.Query().Get("as_of")
 	if v == "" {
 		if defaultNow {
-			return time.Now().UTC(), nil
+			return now(r), nil
 		}
 		return time.Time{}, nil
 	}

@@ -25,6 +25,8 @@ type ReadModels struct {
 	MaxWait time.Duration
 	// Rebuilds, when set, serves POST and GET /v1/projections/{name}/rebuild.
 	Rebuilds *projections.Rebuilds
+	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
+	TimeTravel *projections.TimeTravel
 }
 
 // ReadAnswer is every read-model answer: the data and how current it is.
@@ -80,6 +82,15 @@ func (s *Server) MountReadModels(rm ReadModels) {
 // stale: true (and the X-Read-Model-Stale header) rather than fail, so the client decides.
 func (s *Server) readModel(rm ReadModels, projection string, h readFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if travel, ok, err := timeTravelParams(r); err != nil || ok {
+			if err == nil {
+				err = s.travel(w, r, rm, projection, h, travel)
+			}
+			if err != nil {
+				s.writeError(w, r, err)
+			}
+			return
+		}
 		var minPosition int64
 		if v := r.URL.Query().Get("min_position"); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)

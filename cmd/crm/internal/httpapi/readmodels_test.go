@@ -92,7 +92,15 @@ func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait})
+	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3},
+		board.Projection{}, journey.Projection{}, churn.Projection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := travel.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel})
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
 	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: refusing}

@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eventcrm/crm/projections"
+)
+
+// travelParams is a log-time question: at_position=N, or known_at=T (the last position
+// recorded by T). as_of, the business time, is read by each query as usual: both together
+// make a bitemporal question.
+type travelParams struct {
+	position int64
+	knownAt  *time.Time
+}
+
+// timeTravelParams parses at_position and known_at; ok is false when neither is given.
+func timeTravelParams(r *http.Request) (travelParams, bool, error) {
+	q := r.URL.Query()
+	pos, known := q.Get("at_position"), q.Get("known_at")
+	switch {
+	case pos == "" && known == "":
+		return travelParams{}, false, nil
+	case pos != "" && known != "":
+		return travelParams{}, false, badField("known_at", "at_position and known_at both name a log time: give one")
+	case q.Get("min_position") != "":
+		// min_position waits for the live read model; a past one has nothing to wait for.
+		return travelParams{}, false, badField("min_position", "min_position does not go with at_position or known_at")
+	case pos != "":
+		n, err := strconv.ParseInt(pos, 10, 64)
+		if err != nil || n < 0 {
+			return travelParams{}, false, badField("at_position", "at_position %q is not a log position", pos)
+		}
+		return travelParams{position: n}, true, nil
+	default:
+		t, err := time.Parse(time.RFC3339Nano, known)
+		if err != nil {
+			return travelParams{}, false, badField("known_at", "known_at %q is not an RFC 3339 time", known)
+		}
+		t = t.UTC()
+		return travelParams{knownAt: &t}, true, nil
+	}
+}
+
+// travel answers a query from the read model as it stood at a past log position.
+func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, projection string, h readFunc, tp travelParams) error {
+	if rm.TimeTravel == nil {
+		return badField("at_position", "time travel is not served here")
+	}
+	ctx := r.Context()
+	if tp.knownAt != nil {
+		n, err := rm.TimeTravel.PositionAt(ctx, *tp.knownAt)
+		if err != nil {
+			return err
+		}
+		tp.position = n
+	}
+	set, release, err := rm.TimeTravel.At(ctx, projection, tp.position)
+	if err != nil {
+		return err
+	}
+	// Without as_of, the queries that measure time (days in stage, dormancy) measure it at
+	// the moment asked about: known_at, or when the event at at_position was recorded.
+	then := set.RecordedAt
+	if tp.knownAt != nil {
+		then = *tp.knownAt
+	}
+	if !then.IsZero() {
+		r = r.WithContext(context.WithValue(ctx, nowKey{}, then))
+	}
+	data, err := h(r, rm.Runner.DB(), set.Tables)
+	release()
+	if err != nil {
+		return err
+	}
+	at := set.Position
+	f := projections.Freshness{Projection: projection, Position: at, Head: set.Head,
+		Lag: projections.Lag{Events: set.Head - at}, AtPosition: &at, KnownAt: tp.knownAt}
+	hd := w.Header()
+	hd.Set(HeaderPosition, strconv.FormatInt(at, 10))
+	hd.Set(HeaderLagEvents, strconv.FormatInt(f.Lag.Events, 10))
+	hd.Set(HeaderAtPosition, strconv.FormatInt(at, 10))
+	hd.Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
+	return nil
+}
+
+// HeaderAtPosition repeats the log position of a time-travel answer.
+const HeaderAtPosition = "X-Read-Model-At-Position"
+
+// nowKey carries, in a time-travel request's context, the time that stands for "now".
+type nowKey struct{}
+
+// now is the time a query without as_of is asked at: the wall clock, or the moment a
+// time-travel question is about.
+func now(r *http.Request) time.Time {
+	if t, ok := r.Context().Value(nowKey{}).(time.Time); ok {
+		return t.UTC()
+	}
+	return time.Now().UTC()
+}
