@@ -1,0 +1,114 @@
+package projections_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
+)
+
+// benchTravelEnv names a seeded SQLite store (crm seed) for BenchmarkTimeTravel; the store
+// file is opened as is, so point it at a copy.
+const benchTravelEnv = "CRM_BENCH_TIMETRAVEL_STORE"
+
+// BenchmarkTimeTravel reports, over a seeded log: the time to take every snapshot from
+// nothing (once per database, as crm serve does on its first start), then the latency of
+// the board, the journey map and the churn points at random past positions (a temporary set
+// built from the nearest snapshot, the query, no cache hit), beside the same queries on a
+// set at the head (the present-time baseline), in the same run.
+func BenchmarkTimeTravel(b *testing.B) {
+	path := os.Getenv(benchTravelEnv)
+	if path == "" {
+		b.Skipf("no seeded log: set %s to a copy of a crm seed store", benchTravelEnv)
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	db, err := projections.OpenSQLite(ctx, filepath.Join(b.TempDir(), "readmodels.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.SQL.Close() })
+	tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Cache: 1}, readModels()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := tt.Init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	begin := time.Now()
+	taken, err := tt.Snapshot(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d snapshots in %v", taken, time.Since(begin).Round(time.Millisecond))
+	head, err := tt.PositionAt(ctx, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("log of %d events", head)
+	queries := []struct {
+		name string
+		run  func(t projections.Tables, asOf time.Time) error
+	}{
+		{board.Name, func(t projections.Tables, asOf time.Time) error {
+			_, err := board.Query(ctx, db, t, board.Params{AsOf: asOf})
+			return err
+		}},
+		{"journey_map", func(t projections.Tables, asOf time.Time) error {
+			_, err := journey.Query(ctx, db, t, journey.Params{})
+			return err
+		}},
+		{churn.Name, func(t projections.Tables, asOf time.Time) error {
+			_, err := churn.Query(ctx, db, t, churn.Params{AsOf: asOf})
+			return err
+		}},
+	}
+	projection := map[string]string{board.Name: board.Name, "journey_map": journey.Name, churn.Name: churn.Name}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, q := range queries {
+		b.Run(q.name+"/present", func(b *testing.B) {
+			ts, release, err := tt.At(ctx, projection[q.name], head)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer release()
+			for b.Loop() {
+				if err := q.run(ts.Tables, ts.RecordedAt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(q.name+"/past", func(b *testing.B) {
+			var lat []time.Duration
+			for b.Loop() {
+				n := 1 + rng.Int64N(head-1)
+				start := time.Now()
+				ts, release, err := tt.At(ctx, projection[q.name], n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := q.run(ts.Tables, ts.RecordedAt); err != nil {
+					b.Fatal(err)
+				}
+				release()
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "max-ms")
+		})
+	}
+}
