@@ -365,21 +365,23 @@ func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBa
 	}
 }
 
-// prepare decodes a batch for each target that has a batch path, in parallel.
+// prepare decodes a batch for each target that has a batch path, in parallel; each event is
+// decoded once for all of them.
 func (b *builder) prepare(events []eventstore.Event, starts []int64) []PreparedBatch {
 	preps := make([]PreparedBatch, len(b.targets))
+	batch := NewBatch(events)
 	var wg sync.WaitGroup
 	for i, tg := range b.targets {
 		if tg.bp == nil {
 			continue
 		}
 		wg.Go(func() {
-			evs := after(events, starts[i])
-			if len(evs) == 0 {
+			view := batch.after(starts[i])
+			if len(view.events) == 0 {
 				return
 			}
 			// A batch that fails to prepare is applied one by one, where Apply decides.
-			if p, err := tg.bp.PrepareBatch(evs); err == nil {
+			if p, err := tg.bp.PrepareBatch(view); err == nil {
 				preps[i] = p
 			}
 		})

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -25,9 +25,65 @@ import (
 // events one by one with Apply, which decides.
 type BatchProjection interface {
 	Projection
-	// PrepareBatch decodes events (in position order, each at most once per set) without any
-	// I/O: it may run while earlier batches are still being written.
-	PrepareBatch(events []eventstore.Event) (PreparedBatch, error)
+	// PrepareBatch decodes the events of b (in position order, each at most once per set)
+	// without any I/O: it may run while earlier batches are still being written, and at the
+	// same time as the other projections of a rebuild prepare the same events.
+	PrepareBatch(b *Batch) (PreparedBatch, error)
+}
+
+// Batch is a batch of events read from the log, shared by the projections a rebuild builds
+// together: Decode decodes each event's data once for all of them.
+type Batch struct {
+	events []eventstore.Event
+	slots  []decoded // shared by the views of one read
+	offset int       // index of events[0] in slots
+}
+
+type decoded struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// NewBatch returns a batch of events (tests and DB.ApplyBatch; rebuilds make their own).
+func NewBatch(events []eventstore.Event) *Batch {
+	return &Batch{events: events, slots: make([]decoded, len(events))}
+}
+
+// after is the view of the events with a position above pos.
+func (b *Batch) after(pos int64) *Batch {
+	for i, e := range b.events {
+		if e.Position > pos {
+			return &Batch{events: b.events[i:], slots: b.slots, offset: b.offset + i}
+		}
+	}
+	return &Batch{slots: b.slots}
+}
+
+// Events are the events of the batch, in position order. They belong to the batch: read
+// only.
+func (b *Batch) Events() []eventstore.Event { return b.events }
+
+// Decode returns the data of event i of b decoded as JSON into a T, decoding it only the
+// first time it is asked for: the value is shared, read only. (An event asked for as two
+// types is decoded again for the second.)
+func Decode[T any](b *Batch, i int) (*T, error) {
+	s := &b.slots[b.offset+i]
+	s.once.Do(func() {
+		v := new(T)
+		s.v, s.err = v, json.Unmarshal(b.events[i].Data, v)
+	})
+	if v, ok := s.v.(*T); ok {
+		if s.err != nil {
+			return nil, fmt.Errorf("decode %s: %w", b.events[i].Type, s.err)
+		}
+		return v, nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(b.events[i].Data, v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", b.events[i].Type, err)
+	}
+	return v, nil
 }
 
 // PreparedBatch is a decoded batch, ready to be written.
@@ -134,18 +190,6 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
 	}
 	values = sortRows(values, width, key)
-	t0 := time.Now()
-	rowsN := len(values) / width
-	defer func() {
-		base := table[strings.Index(table, "_v1_")+4:]
-		if i := strings.Index(base, "_"); i >= 0 && strings.HasPrefix(base, "g") {
-			base = base[i+1:]
-		}
-		DebugMu.Lock()
-		DebugT[table[:3]+"."+base] += time.Since(t0)
-		DebugN[table[:3]+"."+base] += rowsN
-		DebugMu.Unlock()
-	}()
 	per := min(rowsPerInsert, maxParams/width)
 	for len(values) > 0 {
 		// Full statements, then powers of two: few shapes of statement, each prepared once.
@@ -171,23 +215,45 @@ func sortRows(values []any, width, key int) []any {
 	if n < 2 || key == 0 {
 		return values
 	}
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
+	// The keys of the read models are a text, or a text and a number: compared as such,
+	// without going through interfaces for each comparison.
+	type sortKey struct {
+		s string
+		n int64
+		i int
 	}
-	sorted := true
-	for i := 1; i < n && sorted; i++ {
-		sorted = compareRows(values[(i-1)*width:(i-1)*width+key], values[i*width:i*width+key]) <= 0
+	keys := make([]sortKey, n)
+	typed := key <= 2
+	for i := range n {
+		row := values[i*width:]
+		s, ok := row[0].(string)
+		keys[i] = sortKey{s: s, i: i}
+		typed = typed && ok
+		if typed && key == 2 {
+			keys[i].n, ok = row[1].(int64)
+			typed = ok
+		}
 	}
-	if sorted {
+	var less func(a, b sortKey) int
+	if typed {
+		less = func(a, b sortKey) int {
+			if c := strings.Compare(a.s, b.s); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.n, b.n)
+		}
+	} else {
+		less = func(a, b sortKey) int {
+			return compareRows(values[a.i*width:a.i*width+key], values[b.i*width:b.i*width+key])
+		}
+	}
+	if slices.IsSortedFunc(keys, less) {
 		return values
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		return compareRows(values[a*width:a*width+key], values[b*width:b*width+key])
-	})
+	slices.SortStableFunc(keys, less)
 	out := make([]any, 0, len(values))
-	for _, i := range idx {
-		out = append(out, values[i*width:(i+1)*width]...)
+	for _, k := range keys {
+		out = append(out, values[k.i*width:(k.i+1)*width]...)
 	}
 	return out
 }
@@ -268,9 +334,3 @@ func savepoint(ctx context.Context, tx *Tx, n int, fn func() error) (applyErr, e
 	}
 	return applyErr, nil
 }
-
-var (
-	DebugMu sync.Mutex
-	DebugT  = map[string]time.Duration{}
-	DebugN  = map[string]int{}
-)

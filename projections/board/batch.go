@@ -8,7 +8,6 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -49,7 +48,8 @@ type prepared struct {
 }
 
 // PrepareBatch decodes the events the board folds.
-func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedBatch, error) {
+func (Projection) PrepareBatch(batch *projections.Batch) (projections.PreparedBatch, error) {
+	events := batch.Events()
 	b := &prepared{ops: make([]op, 0, len(events)/4)}
 	seen := map[string]bool{}
 	addDeal := func(id string) {
@@ -58,54 +58,54 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			b.deals = append(b.deals, id)
 		}
 	}
-	for _, e := range events {
+	for i, e := range events {
 		at := e.OccurredAt.UnixMicro()
 		switch e.Type {
 		case contact.TypeCreated:
-			var ev contact.Created
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.Created](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opName, at: at, id: ev.ContactID, name: ev.Name})
 		case contact.TypeDetailsChanged:
-			var ev contact.DetailsChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.DetailsChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			if ev.Name != nil {
 				b.ops = append(b.ops, op{kind: opName, at: at, id: ev.ContactID, name: *ev.Name})
 			}
 		case deal.TypeOpened:
-			var ev deal.Opened
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Opened](batch, i)
+			if err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opOpen, at: at, id: ev.DealID, opened: ev})
+			b.ops = append(b.ops, op{kind: opOpen, at: at, id: ev.DealID, opened: *ev})
 			addDeal(ev.DealID)
 		case deal.TypeStageChanged:
-			var ev deal.StageChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.StageChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opMove, at: at, id: ev.DealID, to: ev.To})
 			addDeal(ev.DealID)
 		case deal.TypeReopened:
-			var ev deal.Reopened
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Reopened](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opMove, at: at, id: ev.DealID, to: ev.To})
 			addDeal(ev.DealID)
 		case deal.TypeWon:
-			var ev deal.Won
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Won](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opWon, at: at, id: ev.DealID, amount: ev.Amount.Amount, curr: ev.Amount.Currency})
 			addDeal(ev.DealID)
 		case deal.TypeLost:
-			var ev deal.Lost
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Lost](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opMove, at: at, id: ev.DealID, to: deal.StageLost})

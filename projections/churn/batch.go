@@ -9,7 +9,6 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -59,7 +58,8 @@ type prepared struct {
 }
 
 // PrepareBatch decodes the events the churn points fold.
-func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedBatch, error) {
+func (Projection) PrepareBatch(batch *projections.Batch) (projections.PreparedBatch, error) {
+	events := batch.Events()
 	b := &prepared{ops: make([]op, 0, len(events))}
 	seenContact, seenTasks, seenDeal := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	once := func(seen map[string]bool, list *[]string, id string) {
@@ -68,20 +68,20 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			*list = append(*list, id)
 		}
 	}
-	for _, e := range events {
+	for i, e := range events {
 		at := e.OccurredAt.UnixMicro()
 		switch e.Type {
 		case contact.TypeCreated:
-			var ev contact.Created
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.Created](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opCreate, at: at, contact: ev.ContactID, a: ev.Name,
 				b: e.OccurredAt.UTC().Format(CohortLayout), c: string(ev.Channel)})
 			once(seenContact, &b.contacts, ev.ContactID)
 		case contact.TypeDetailsChanged:
-			var ev contact.DetailsChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.DetailsChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			if ev.Name != nil {
@@ -89,27 +89,27 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 				once(seenContact, &b.contacts, ev.ContactID)
 			}
 		case contact.TypePhaseChanged:
-			var ev contact.PhaseChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.PhaseChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opPhase, at: at, contact: ev.ContactID, a: string(ev.To)})
 			once(seenContact, &b.contacts, ev.ContactID)
 		case contact.TypeTouchpointRecorded:
-			var ev contact.TouchpointRecorded
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.TouchpointRecorded](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opTouchpoint, at: at, contact: ev.ContactID, id: e.ID})
 		case contact.TypeSurveyRecorded:
-			var ev contact.SurveyRecorded
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.SurveyRecorded](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opSurvey, at: at, contact: ev.ContactID, id: e.ID, n: int64(ev.NPS), pos: e.Position})
 		case contact.TypeTaskScheduled:
-			var ev contact.TaskScheduled
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.TaskScheduled](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			due, err := time.Parse(time.DateOnly, string(ev.Due))
@@ -119,23 +119,23 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			b.ops = append(b.ops, op{kind: opSchedule, at: at, contact: ev.ContactID, id: ev.TaskID, a: string(ev.Due),
 				n: due.AddDate(0, 0, 1).UnixMicro()})
 		case contact.TypeTaskCompleted:
-			var ev contact.TaskCompleted
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.TaskCompleted](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opComplete, at: at, contact: ev.ContactID, id: ev.TaskID})
 			once(seenTasks, &b.tasks, ev.ContactID)
 		case deal.TypeLost:
-			var ev deal.Lost
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Lost](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opLost, at: at, id: ev.DealID, contact: ev.ContactID, n: ev.Amount.Amount,
 				a: string(ev.FromStage), b: string(ev.Reason), c: ev.Amount.Currency})
 			once(seenDeal, &b.deals, ev.DealID)
 		case deal.TypeReopened:
-			var ev deal.Reopened
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[deal.Reopened](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			b.ops = append(b.ops, op{kind: opReopen, at: at, id: ev.DealID})

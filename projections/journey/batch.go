@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -49,7 +48,8 @@ type prepared struct {
 }
 
 // PrepareBatch decodes the events the journey map folds.
-func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedBatch, error) {
+func (Projection) PrepareBatch(batch *projections.Batch) (projections.PreparedBatch, error) {
+	events := batch.Events()
 	b := &prepared{ops: make([]op, 0, len(events))}
 	seen := map[string]bool{}
 	add := func(o op) {
@@ -59,39 +59,39 @@ func (Projection) PrepareBatch(events []eventstore.Event) (projections.PreparedB
 			b.contacts = append(b.contacts, o.contact)
 		}
 	}
-	for _, e := range events {
+	for i, e := range events {
 		at := e.OccurredAt.UnixMicro()
 		switch e.Type {
 		case contact.TypeCreated:
-			var ev contact.Created
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.Created](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			add(op{kind: opCreate, at: at, contact: ev.ContactID, a: string(ev.Channel), b: ev.Owner, c: ev.Segment,
 				d: e.OccurredAt.UTC().Format(CohortLayout)})
 		case contact.TypeDetailsChanged:
-			var ev contact.DetailsChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.DetailsChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			if ev.Segment != nil {
 				add(op{kind: opSegment, at: at, contact: ev.ContactID, a: *ev.Segment})
 			}
 		case contact.TypeOwnerChanged:
-			var ev contact.OwnerChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.OwnerChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			add(op{kind: opOwner, at: at, contact: ev.ContactID, a: ev.To})
 		case contact.TypePhaseChanged:
-			var ev contact.PhaseChanged
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.PhaseChanged](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			add(op{kind: opPhase, at: at, contact: ev.ContactID, a: string(ev.To), b: string(ev.Rule), c: ev.Reason})
 		case contact.TypeTouchpointRecorded:
-			var ev contact.TouchpointRecorded
-			if err := decode(e, &ev); err != nil {
+			ev, err := projections.Decode[contact.TouchpointRecorded](batch, i)
+			if err != nil {
 				return nil, err
 			}
 			add(op{kind: opTouchpoint, at: at, pos: e.Position, contact: ev.ContactID, a: e.ID, b: ev.TouchpointID,
