@@ -452,6 +452,8 @@ func (e *refusedError) Error() string { return errRefused.Error() }
 func (e *refusedError) Unwrap() error { return errRefused }
 
 func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
+	unlock := b.db.lockWrites()
+	defer func() { unlock() }()
 	tx, err := b.begin(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -521,6 +523,13 @@ func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target
 	}
 	if err := tx.tx.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("commit batch: %w", err)
+	}
+	if b.conn != nil {
+		// A writer of another process (a server beside `crm rebuild`) waits in SQLite's busy
+		// handler: a short pause between batches lets it in.
+		unlock()
+		unlock = func() {}
+		_ = sleep(ctx, 2*time.Millisecond)
 	}
 	return cps, parked, nil
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -73,6 +74,20 @@ type DB struct {
 	Dialect Dialect
 
 	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
+	// writeMu admits the SQLite writers of this process one at a time, in turn (Go's mutex
+	// hands over to a writer that waited long): a rebuild's batches and the live runner's
+	// transactions then alternate, where SQLite's busy handler would let the rebuild, which
+	// begins its next transaction at once, keep the lock.
+	writeMu sync.Mutex
+}
+
+// lockWrites takes writeMu on SQLite; the returned function releases it.
+func (db *DB) lockWrites() func() {
+	if db.Dialect != SQLite {
+		return func() {}
+	}
+	db.writeMu.Lock()
+	return db.writeMu.Unlock
 }
 
 // Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
@@ -161,6 +176,7 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 // apply is Apply with a guard run inside the transaction once the set is locked, before
 // anything is applied: the live runner's check that t is still the served set.
 func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
+	defer db.lockWrites()()
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin %s: %w", t.Prefix(), err)

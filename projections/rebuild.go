@@ -632,6 +632,7 @@ func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target
 // trySwitch is the switch transaction. It returns errRefused when an event that arrived
 // since the last batch is refused by the projection (the caller parks it first).
 func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old Tables, err error) {
+	defer rb.db.lockWrites()()
 	tx, err := b.beginDurable(ctx)
 	if err != nil {
 		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +217,60 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 		if err := db.SQL.QueryRow(`SELECT error FROM projection_parked WHERE attempts = 1`).Scan(&msg); err != nil || !strings.Contains(msg, "cannot apply") {
 			t.Fatalf("parked error %q %v", msg, err)
 		}
+	})
+}
+
+// Live projection goes on during a rebuild: an event written while the rebuild builds is
+// applied by the runner (to the served set) before the rebuild is done, and is in the new
+// set after the switch.
+func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := &counter{}
+		for i := range 100 {
+			types := make([]string, 20)
+			for j := range types {
+				types[j] = "test.a.v1"
+			}
+			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], types...)
+		}
+		r := newRunner(t, runnerConfig(store, db), p)
+		start(t, r)
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+
+		cfg := rebuildConfig(store, db)
+		cfg.Runner = r
+		cfg.Batch = 20
+		building := make(chan struct{})
+		var once sync.Once
+		projections.AfterBatch(&cfg, func(int64) error {
+			once.Do(func() { close(building) })
+			time.Sleep(5 * time.Millisecond) // a slow rebuild: about a second
+			return nil
+		})
+		var done atomic.Bool
+		result := make(chan error, 1)
+		go func() {
+			_, err := projections.Rebuild(ctx, cfg, p)
+			done.Store(true)
+			result <- err
+		}()
+		<-building
+		e := appendTo(t, store, "s-live", "test.b.v1")[0]
+		waitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
+			f, err := r.Freshness(ctx, p.Name())
+			return err == nil && f.Position >= e.Position
+		})
+		if done.Load() {
+			t.Fatal("the rebuild ended before the live runner applied the new event: make it slower")
+		}
+		if err := <-result; err != nil {
+			t.Fatal(err)
+		}
+		g1 := projections.TablesFor(p, "g1")
+		if n := count(t, db, `SELECT count(*) FROM `+g1.Name("seen")+` WHERE event_id = '`+e.ID+`'`); n != 1 {
+			t.Fatalf("the event written during the rebuild is %d times in the new set", n)
+		}
+		assertSameAsFresh(t, db, store, p, g1)
 	})
 }
