@@ -41,6 +41,10 @@ type builder struct {
 	lax bool
 	// stmts outlive the batches' transactions.
 	stmts stmtCache
+	// pgConns are the PostgreSQL connections of the set groups, one each: a group's batches
+	// reuse its prepared statements, and write new rows with COPY on it.
+	pgMu    sync.Mutex
+	pgConns map[int]*sql.Conn
 }
 
 // target is one set being built.
@@ -108,6 +112,12 @@ func (b *builder) durable(ctx context.Context) error {
 // default pragmas.
 func (b *builder) close() {
 	b.stmts.close()
+	b.pgMu.Lock()
+	for _, c := range b.pgConns {
+		c.Close()
+	}
+	b.pgConns = nil
+	b.pgMu.Unlock()
 	if b.conn == nil {
 		return
 	}
@@ -135,20 +145,46 @@ func (b *builder) exec(ctx context.Context, query string) error {
 	return err
 }
 
-func (b *builder) begin(ctx context.Context) (*Tx, error) {
-	var (
-		sqlTx *sql.Tx
-		err   error
-	)
-	if b.conn != nil {
-		sqlTx, err = b.conn.BeginTx(ctx, nil)
+func (b *builder) begin(ctx context.Context) (*Tx, error) { return b.beginOn(ctx, -1) }
+
+// connFor returns the connection the batches of group write on: the build's connection on
+// SQLite, one of its own on PostgreSQL (nil for group -1: any pooled connection).
+func (b *builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
+	if b.conn != nil || group < 0 || b.db.Dialect != Postgres {
+		return b.conn, nil
+	}
+	b.pgMu.Lock()
+	defer b.pgMu.Unlock()
+	if c := b.pgConns[group]; c != nil {
+		return c, nil
+	}
+	c, err := b.db.SQL.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("build connection: %w", err)
+	}
+	if b.pgConns == nil {
+		b.pgConns = map[int]*sql.Conn{}
+	}
+	b.pgConns[group] = c
+	return c, nil
+}
+
+// beginOn begins a batch transaction of group.
+func (b *builder) beginOn(ctx context.Context, group int) (*Tx, error) {
+	conn, err := b.connFor(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	var sqlTx *sql.Tx
+	if conn != nil {
+		sqlTx, err = conn.BeginTx(ctx, nil)
 	} else {
 		sqlTx, err = b.db.SQL.BeginTx(ctx, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect, shared: &b.stmts}
+	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect, shared: &b.stmts, conn: conn}
 	if b.stmts.db == nil {
 		b.stmts.db = b.db.SQL
 	}
@@ -454,7 +490,7 @@ func (e *refusedError) Unwrap() error { return errRefused }
 func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	unlock := b.db.lockWrites()
 	defer func() { unlock() }()
-	tx, err := b.begin(ctx)
+	tx, err := b.beginOn(ctx, first)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/eventcrm/crm/eventstore"
 )
 
@@ -180,7 +183,9 @@ const rowsPerInsert = 256
 // Insert writes rows (values flattened, len(columns) per row) into table with multi-row
 // INSERT statements; the first key columns are the conflict target of onConflict. Rows
 // must have distinct keys when onConflict is ConflictUpdate; with ConflictIgnore, the first
-// of rows with one key wins, as with one statement per row.
+// of rows with one key wins, as with one statement per row. With ConflictFail on PostgreSQL,
+// in a rebuild's transaction, the rows are copied in (COPY: several times faster; a key
+// already stored fails it as an INSERT would).
 //
 // Rows are written in key order: consecutive inserts then land on neighbouring pages of the
 // key's B-tree, which matters for random keys (UUIDs).
@@ -190,6 +195,9 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
 	}
 	values = sortRows(values, width, key)
+	if onConflict == ConflictFail && t.dialect == Postgres && t.conn != nil && len(values) >= copyMinRows*width {
+		return t.copyRows(ctx, table, columns, values)
+	}
 	per := min(rowsPerInsert, maxParams/width)
 	for len(values) > 0 {
 		// Full statements, then powers of two: few shapes of statement, each prepared once.
@@ -256,6 +264,31 @@ func sortRows(values []any, width, key int) []any {
 		out = append(out, values[k.i*width:(k.i+1)*width]...)
 	}
 	return out
+}
+
+// copyMinRows is the fewest rows worth a COPY rather than an INSERT.
+const copyMinRows = 4
+
+// copyRows copies rows into table on the transaction's connection (PostgreSQL): the COPY
+// runs in the transaction, since it is the same session.
+func (t *Tx) copyRows(ctx context.Context, table string, columns []string, values []any) error {
+	width := len(columns)
+	rows := make([][]any, len(values)/width)
+	for i := range rows {
+		rows[i] = values[i*width : (i+1)*width : (i+1)*width]
+	}
+	err := t.conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("no pgx connection (%T)", dc)
+		}
+		_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("copy into %s: %w", table, err)
+	}
+	return nil
 }
 
 func insertSQL(table string, columns []string, key int, onConflict OnConflict, rows int) string {

@@ -116,6 +116,7 @@ type Tx struct {
 	dialect Dialect
 	stmts   map[string]*sql.Stmt // prepared by Prepared, closed with the transaction
 	shared  *stmtCache           // statements of the rebuild the transaction belongs to
+	conn    *sql.Conn            // the transaction's connection, when known: COPY on PostgreSQL
 }
 
 // Dialect is the SQL flavour of the transaction.

@@ -121,6 +121,7 @@ type dealRow struct {
 	currency, stage                        string
 	lastSeq                                int64
 	dirty                                  bool
+	stored                                 bool // the row is in the table already
 }
 
 type intervalKey struct {
@@ -135,6 +136,7 @@ type intervalRow struct {
 	amount   int64
 	currency string
 	dirty    bool
+	stored   bool // the row is in the table already
 }
 
 // Apply folds the batch into set t.
@@ -158,8 +160,9 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			names[o.id] = o.name
 		case opOpen:
 			ev := &o.opened
+			stored := deals[o.id] != nil && deals[o.id].stored
 			deals[o.id] = &dealRow{contactID: ev.ContactID, title: ev.Title, owner: ev.Owner, expectedClose: string(ev.ExpectedClose),
-				amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage), dirty: true}
+				amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage), dirty: true, stored: stored}
 			if err := move(deals, intervals, known, o.id, ev.Stage, o.at); err != nil {
 				return err
 			}
@@ -186,28 +189,44 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	if err := tx.Insert(ctx, t.Name(tableContacts), []string{"contact_id", "name"}, 1, projections.ConflictUpdate, contactRows); err != nil {
 		return err
 	}
-	dealRows := make([]any, 0, 9*len(deals))
+	// Rows already stored are upserted, new ones inserted (copied on PostgreSQL). A row
+	// thought new but stored after all fails the insert: the batch then goes to Apply.
+	var dealRows [2][]any
 	for _, id := range b.deals {
 		d := deals[id]
 		if d == nil || !d.dirty {
 			continue
 		}
-		dealRows = append(dealRows, id, d.contactID, d.title, d.owner, d.expectedClose, d.amount, d.currency, d.stage, d.lastSeq)
+		dealRows[bit(d.stored)] = append(dealRows[bit(d.stored)], id, d.contactID, d.title, d.owner, d.expectedClose, d.amount,
+			d.currency, d.stage, d.lastSeq)
 	}
-	if err := tx.Insert(ctx, t.Name(tableDeals), []string{"deal_id", "contact_id", "title", "owner", "expected_close",
-		"amount", "currency", "stage", "last_seq"}, 1, projections.ConflictUpdate, dealRows); err != nil {
+	dealColumns := []string{"deal_id", "contact_id", "title", "owner", "expected_close", "amount", "currency", "stage", "last_seq"}
+	if err := tx.Insert(ctx, t.Name(tableDeals), dealColumns, 1, projections.ConflictFail, dealRows[0]); err != nil {
 		return err
 	}
-	intervalRows := make([]any, 0, 7*len(intervals))
+	if err := tx.Insert(ctx, t.Name(tableDeals), dealColumns, 1, projections.ConflictUpdate, dealRows[1]); err != nil {
+		return err
+	}
+	var intervalRows [2][]any
 	for k, iv := range intervals {
 		if !iv.dirty {
 			continue
 		}
-		intervalRows = append(intervalRows, k.deal, k.seq, iv.stage, iv.entered, projections.NullInt64(iv.left.Int64, iv.left.Valid),
-			iv.amount, iv.currency)
+		intervalRows[bit(iv.stored)] = append(intervalRows[bit(iv.stored)], k.deal, k.seq, iv.stage, iv.entered,
+			projections.NullInt64(iv.left.Int64, iv.left.Valid), iv.amount, iv.currency)
 	}
-	return tx.Insert(ctx, t.Name(tableIntervals), []string{"deal_id", "seq", "stage", "entered_at", "left_at", "amount", "currency"},
-		2, projections.ConflictUpdate, intervalRows)
+	intervalColumns := []string{"deal_id", "seq", "stage", "entered_at", "left_at", "amount", "currency"}
+	if err := tx.Insert(ctx, t.Name(tableIntervals), intervalColumns, 2, projections.ConflictFail, intervalRows[0]); err != nil {
+		return err
+	}
+	return tx.Insert(ctx, t.Name(tableIntervals), intervalColumns, 2, projections.ConflictUpdate, intervalRows[1])
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // move is moveTo over the batch's rows.
@@ -232,7 +251,8 @@ func move(deals map[string]*dealRow, intervals map[intervalKey]*intervalRow, kno
 	if stage.IsOpen() {
 		d.lastSeq++
 		k := intervalKey{id, d.lastSeq}
-		intervals[k] = &intervalRow{stage: string(stage), entered: at, amount: d.amount, currency: d.currency, dirty: true}
+		stored := intervals[k] != nil && intervals[k].stored
+		intervals[k] = &intervalRow{stage: string(stage), entered: at, amount: d.amount, currency: d.currency, dirty: true, stored: stored}
 		known[k] = true
 	}
 	d.stage = string(stage)
@@ -270,11 +290,13 @@ func loadDeals(ctx context.Context, tx *projections.Tx, t projections.Tables, id
 			&seq, &ivStage, &ent, &left, &amt, &ivCurr); err != nil {
 			return fmt.Errorf("load deals: %w", err)
 		}
+		d.stored = true
 		deals[id] = &d
 		k := intervalKey{id, d.lastSeq}
 		known[k] = true
 		if seq.Valid {
-			intervals[k] = &intervalRow{stage: ivStage.String, entered: ent.Int64, left: left, amount: amt.Int64, currency: ivCurr.String}
+			intervals[k] = &intervalRow{stage: ivStage.String, entered: ent.Int64, left: left, amount: amt.Int64, currency: ivCurr.String,
+				stored: true}
 		}
 	}
 	if err := rows.Err(); err != nil {

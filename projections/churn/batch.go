@@ -151,6 +151,7 @@ type contactRow struct {
 	cohort, channel string
 	lastSeq         int64
 	dirty           bool
+	stored          bool // the row is in the table already
 }
 
 type visitKey struct {
@@ -164,6 +165,7 @@ type visitRow struct {
 	left    sql.NullInt64
 	next    sql.NullString
 	dirty   bool
+	stored  bool // the row is in the table already
 }
 
 type taskKey struct{ contact, task string }
@@ -172,6 +174,7 @@ type taskRow struct {
 	due                    string
 	overdueAt, scheduledAt int64
 	completedAt            sql.NullInt64
+	stored                 bool // the row is in the table already
 }
 
 type lossRow struct {
@@ -182,6 +185,7 @@ type lossRow struct {
 	lostAt                       int64
 	reopenedAt                   sql.NullInt64
 	dirty                        bool
+	stored                       bool // the row is in the table already
 }
 
 // Apply folds the batch into set t.
@@ -203,7 +207,7 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	}
 	open := func(id string, seq int64, phase contact.Phase, at int64) {
 		k := visitKey{id, seq}
-		visits[k] = &visitRow{phase: string(phase), entered: at, dirty: true}
+		visits[k] = &visitRow{phase: string(phase), entered: at, dirty: true, stored: visits[k] != nil && visits[k].stored}
 		known[k] = true
 	}
 	var touchRows, surveyRows []any
@@ -220,7 +224,9 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		o := &b.ops[i]
 		switch o.kind {
 		case opCreate:
-			contacts[o.contact] = &contactRow{name: o.a, createdAt: o.at, cohort: o.b, channel: o.c, lastSeq: 1, dirty: true}
+			c := contacts[o.contact]
+			contacts[o.contact] = &contactRow{name: o.a, createdAt: o.at, cohort: o.b, channel: o.c, lastSeq: 1, dirty: true,
+				stored: c != nil && c.stored}
 			open(o.contact, 1, contact.Lead, o.at)
 		case opRename:
 			if c := contacts[o.contact]; c != nil {
@@ -249,7 +255,7 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			surveyRows = append(surveyRows, o.id, o.contact, o.n, o.at, o.pos)
 		case opSchedule:
 			k := taskKey{o.contact, o.id}
-			tasks[k] = &taskRow{due: o.a, overdueAt: o.n, scheduledAt: o.at}
+			tasks[k] = &taskRow{due: o.a, overdueAt: o.n, scheduledAt: o.at, stored: tasks[k] != nil && tasks[k].stored}
 			changed(k)
 		case opComplete:
 			k := taskKey{o.contact, o.id}
@@ -280,58 +286,81 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		}
 	}
 
-	contactRows := make([]any, 0, 6*len(contacts))
+	// Rows already stored are upserted, new ones inserted (copied on PostgreSQL). A row
+	// thought new but stored after all fails the insert: the batch then goes to Apply.
+	var contactRows [2][]any
 	for _, id := range b.contacts {
 		c := contacts[id]
 		if c == nil || !c.dirty {
 			continue
 		}
-		contactRows = append(contactRows, id, c.name, c.createdAt, c.cohort, c.channel, c.lastSeq)
+		i := bit(c.stored)
+		contactRows[i] = append(contactRows[i], id, c.name, c.createdAt, c.cohort, c.channel, c.lastSeq)
 	}
-	if err := tx.Insert(ctx, t.Name(tableContacts), []string{"contact_id", "name", "created_at", "cohort", "channel", "last_seq"},
-		1, projections.ConflictUpdate, contactRows); err != nil {
+	if err := insertBoth(ctx, tx, t.Name(tableContacts), []string{"contact_id", "name", "created_at", "cohort", "channel", "last_seq"},
+		1, contactRows); err != nil {
 		return err
 	}
-	visitRows := make([]any, 0, 6*len(visits))
+	var visitRows [2][]any
 	for k, v := range visits {
 		if v.dirty {
-			visitRows = append(visitRows, k.contact, k.seq, v.phase, v.entered, projections.NullInt64(v.left.Int64, v.left.Valid),
+			i := bit(v.stored)
+			visitRows[i] = append(visitRows[i], k.contact, k.seq, v.phase, v.entered, projections.NullInt64(v.left.Int64, v.left.Valid),
 				projections.NullString(v.next.String, v.next.Valid))
 		}
 	}
-	if err := tx.Insert(ctx, t.Name(tableVisits), []string{"contact_id", "seq", "phase", "entered_at", "left_at", "next_phase"},
-		2, projections.ConflictUpdate, visitRows); err != nil {
+	if err := insertBoth(ctx, tx, t.Name(tableVisits), []string{"contact_id", "seq", "phase", "entered_at", "left_at", "next_phase"},
+		2, visitRows); err != nil {
 		return err
 	}
+	// An event is applied once per set: its touchpoint and its survey are new (Apply's DO
+	// NOTHING never applies; were one stored, the insert fails and Apply decides).
 	if err := tx.Insert(ctx, t.Name(tableTouchpoints), []string{"event_id", "contact_id", "occurred_at"}, 1,
-		projections.ConflictIgnore, touchRows); err != nil {
+		projections.ConflictFail, touchRows); err != nil {
 		return err
 	}
 	if err := tx.Insert(ctx, t.Name(tableSurveys), []string{"event_id", "contact_id", "nps", "occurred_at", "position"}, 1,
-		projections.ConflictIgnore, surveyRows); err != nil {
+		projections.ConflictFail, surveyRows); err != nil {
 		return err
 	}
-	taskRows := make([]any, 0, 6*len(taskOrder))
+	var taskRows [2][]any
 	for _, k := range taskOrder {
 		tk := tasks[k]
-		taskRows = append(taskRows, k.contact, k.task, tk.due, tk.overdueAt, tk.scheduledAt,
+		i := bit(tk.stored)
+		taskRows[i] = append(taskRows[i], k.contact, k.task, tk.due, tk.overdueAt, tk.scheduledAt,
 			projections.NullInt64(tk.completedAt.Int64, tk.completedAt.Valid))
 	}
-	if err := tx.Insert(ctx, t.Name(tableTasks), []string{"contact_id", "task_id", "due", "overdue_at", "scheduled_at",
-		"completed_at"}, 2, projections.ConflictUpdate, taskRows); err != nil {
+	if err := insertBoth(ctx, tx, t.Name(tableTasks), []string{"contact_id", "task_id", "due", "overdue_at", "scheduled_at",
+		"completed_at"}, 2, taskRows); err != nil {
 		return err
 	}
-	var lossRows []any
+	var lossRows [2][]any
 	for _, id := range b.deals {
 		for _, r := range losses[id] {
 			if r.dirty {
-				lossRows = append(lossRows, id, r.seq, r.contactID, r.fromStage, r.reason, r.amount, r.currency, r.lostAt,
+				i := bit(r.stored)
+				lossRows[i] = append(lossRows[i], id, r.seq, r.contactID, r.fromStage, r.reason, r.amount, r.currency, r.lostAt,
 					projections.NullInt64(r.reopenedAt.Int64, r.reopenedAt.Valid))
 			}
 		}
 	}
-	return tx.Insert(ctx, t.Name(tableDealLosses), []string{"deal_id", "seq", "contact_id", "from_stage", "reason", "amount",
-		"currency", "lost_at", "reopened_at"}, 2, projections.ConflictUpdate, lossRows)
+	return insertBoth(ctx, tx, t.Name(tableDealLosses), []string{"deal_id", "seq", "contact_id", "from_stage", "reason", "amount",
+		"currency", "lost_at", "reopened_at"}, 2, lossRows)
+}
+
+// insertBoth inserts rows[0] (new) and upserts rows[1] (stored).
+func insertBoth(ctx context.Context, tx *projections.Tx, table string, columns []string, key int, rows [2][]any) error {
+	if err := tx.Insert(ctx, table, columns, key, projections.ConflictFail, rows[0]); err != nil {
+		return err
+	}
+	return tx.Insert(ctx, table, columns, key, projections.ConflictUpdate, rows[1])
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // loadContacts reads the stored contacts of ids with their latest visit.
@@ -364,11 +393,12 @@ func loadContacts(ctx context.Context, tx *projections.Tx, t projections.Tables,
 		if err := rows.Scan(&id, &c.name, &c.createdAt, &c.cohort, &c.channel, &c.lastSeq, &seq, &phase, &entered, &v.left, &v.next); err != nil {
 			return fmt.Errorf("load contacts: %w", err)
 		}
+		c.stored = true
 		contacts[id] = &c
 		k := visitKey{id, c.lastSeq}
 		known[k] = true
 		if seq.Valid {
-			v.phase, v.entered = phase.String, entered.Int64
+			v.phase, v.entered, v.stored = phase.String, entered.Int64, true
 			visits[k] = &v
 		}
 	}
@@ -400,6 +430,7 @@ func loadTasks(ctx context.Context, tx *projections.Tx, t projections.Tables, id
 		if err := rows.Scan(&k.contact, &k.task, &tk.due, &tk.overdueAt, &tk.scheduledAt, &tk.completedAt); err != nil {
 			return fmt.Errorf("load tasks: %w", err)
 		}
+		tk.stored = true
 		tasks[k] = &tk
 	}
 	if err := rows.Err(); err != nil {
@@ -434,6 +465,7 @@ func loadLosses(ctx context.Context, tx *projections.Tx, t projections.Tables, i
 		if err := rows.Scan(&id, &r.seq, &r.contactID, &r.fromStage, &r.reason, &r.amount, &r.currency, &r.lostAt, &r.reopenedAt); err != nil {
 			return fmt.Errorf("load losses: %w", err)
 		}
+		r.stored = true
 		losses[id] = append(losses[id], &r)
 	}
 	if err := rows.Err(); err != nil {

@@ -106,6 +106,7 @@ type contactRow struct {
 	cohort, channel, owner, segment string
 	lastSeq                         int64
 	dirty                           bool
+	stored                          bool // the row is in the table already
 }
 
 type visitKey struct {
@@ -119,6 +120,7 @@ type visitRow struct {
 	left               sql.NullInt64
 	next, rule, reason sql.NullString
 	dirty              bool
+	stored             bool // the row is in the table already
 }
 
 // Apply folds the batch into set t.
@@ -131,7 +133,7 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	}
 	open := func(id string, seq int64, phase contact.Phase, at int64) {
 		k := visitKey{id, seq}
-		visits[k] = &visitRow{phase: string(phase), entered: at, dirty: true}
+		visits[k] = &visitRow{phase: string(phase), entered: at, dirty: true, stored: visits[k] != nil && visits[k].stored}
 		known[k] = true
 	}
 	var touchRows []any
@@ -140,7 +142,8 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		c := contacts[o.contact]
 		switch o.kind {
 		case opCreate:
-			contacts[o.contact] = &contactRow{createdAt: o.at, cohort: o.d, channel: o.a, owner: o.b, segment: o.c, lastSeq: 1, dirty: true}
+			contacts[o.contact] = &contactRow{createdAt: o.at, cohort: o.d, channel: o.a, owner: o.b, segment: o.c, lastSeq: 1, dirty: true,
+				stored: c != nil && c.stored}
 			open(o.contact, 1, contact.Lead, o.at)
 		case opSegment, opOwner:
 			if c == nil {
@@ -178,33 +181,54 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 		}
 	}
 
-	contactRows := make([]any, 0, 7*len(contacts))
+	// Rows already stored are upserted, new ones inserted (copied on PostgreSQL). A row
+	// thought new but stored after all fails the insert: the batch then goes to Apply.
+	var contactRows [2][]any
 	for _, id := range b.contacts {
 		c := contacts[id]
 		if c == nil || !c.dirty {
 			continue
 		}
-		contactRows = append(contactRows, id, c.createdAt, c.cohort, c.channel, c.owner, c.segment, c.lastSeq)
+		i := bit(c.stored)
+		contactRows[i] = append(contactRows[i], id, c.createdAt, c.cohort, c.channel, c.owner, c.segment, c.lastSeq)
 	}
-	if err := tx.Insert(ctx, t.Name(tableContacts), []string{"contact_id", "created_at", "cohort", "channel", "owner", "segment",
-		"last_seq"}, 1, projections.ConflictUpdate, contactRows); err != nil {
+	contactColumns := []string{"contact_id", "created_at", "cohort", "channel", "owner", "segment", "last_seq"}
+	if err := insertBoth(ctx, tx, t.Name(tableContacts), contactColumns, 1, contactRows); err != nil {
 		return err
 	}
-	visitRows := make([]any, 0, 8*len(visits))
+	var visitRows [2][]any
 	for k, v := range visits {
 		if !v.dirty {
 			continue
 		}
-		visitRows = append(visitRows, k.contact, k.seq, v.phase, v.entered, projections.NullInt64(v.left.Int64, v.left.Valid),
+		i := bit(v.stored)
+		visitRows[i] = append(visitRows[i], k.contact, k.seq, v.phase, v.entered, projections.NullInt64(v.left.Int64, v.left.Valid),
 			projections.NullString(v.next.String, v.next.Valid), projections.NullString(v.rule.String, v.rule.Valid),
 			projections.NullString(v.reason.String, v.reason.Valid))
 	}
-	if err := tx.Insert(ctx, t.Name(tableVisits), []string{"contact_id", "seq", "phase", "entered_at", "left_at", "next_phase",
-		"rule", "reason"}, 2, projections.ConflictUpdate, visitRows); err != nil {
+	visitColumns := []string{"contact_id", "seq", "phase", "entered_at", "left_at", "next_phase", "rule", "reason"}
+	if err := insertBoth(ctx, tx, t.Name(tableVisits), visitColumns, 2, visitRows); err != nil {
 		return err
 	}
+	// An event is applied once per set: its touchpoint is new (Apply's DO NOTHING never
+	// applies; were it stored, the insert fails and Apply decides).
 	return tx.Insert(ctx, t.Name(tableTouchpoints), []string{"event_id", "contact_id", "visit_seq", "touchpoint_id", "kind",
-		"phase", "occurred_at", "position"}, 1, projections.ConflictIgnore, touchRows)
+		"phase", "occurred_at", "position"}, 1, projections.ConflictFail, touchRows)
+}
+
+// insertBoth inserts rows[0] (new) and upserts rows[1] (stored).
+func insertBoth(ctx context.Context, tx *projections.Tx, table string, columns []string, key int, rows [2][]any) error {
+	if err := tx.Insert(ctx, table, columns, key, projections.ConflictFail, rows[0]); err != nil {
+		return err
+	}
+	return tx.Insert(ctx, table, columns, key, projections.ConflictUpdate, rows[1])
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // load reads the stored contacts of ids with their latest visit.
@@ -238,11 +262,12 @@ func load(ctx context.Context, tx *projections.Tx, t projections.Tables, ids []s
 			&seq, &phase, &entered, &v.left, &v.next, &v.rule, &v.reason); err != nil {
 			return fmt.Errorf("load contacts: %w", err)
 		}
+		c.stored = true
 		contacts[id] = &c
 		k := visitKey{id, c.lastSeq}
 		known[k] = true
 		if seq.Valid {
-			v.phase, v.entered = phase.String, entered.Int64
+			v.phase, v.entered, v.stored = phase.String, entered.Int64, true
 			visits[k] = &v
 		}
 	}
