@@ -303,20 +303,24 @@ func (s *Server) dealHistory(r *http.Request) (any, int64, error) {
 
 // HistoryEvent is one event as an auditor sees it.
 type HistoryEvent struct {
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
-	Version       int64           `json:"version"`
-	Position      int64           `json:"position"`
-	OccurredAt    time.Time       `json:"occurred_at"`
-	RecordedAt    time.Time       `json:"recorded_at"`
-	Actor         string          `json:"actor"`
-	CommandID     string          `json:"command_id"`
-	CorrelationID string          `json:"correlation_id"`
-	CausationID   string          `json:"causation_id"`
-	Reason        string          `json:"reason,omitempty"`
-	Data          json.RawMessage `json:"data"`
-	PrevHash      string          `json:"prev_hash"`
-	Hash          string          `json:"hash"`
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	Version       int64     `json:"version"`
+	Position      int64     `json:"position"`
+	OccurredAt    time.Time `json:"occurred_at"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	Actor         string    `json:"actor"`
+	CommandID     string    `json:"command_id"`
+	CorrelationID string    `json:"correlation_id"`
+	CausationID   string    `json:"causation_id"`
+	Reason        string    `json:"reason,omitempty"`
+	// RequestHash and Headers complete the metadata, so that a verifier can recompute the
+	// chain hash (eventstore.ChainHash) from this answer alone.
+	RequestHash string          `json:"request_hash,omitempty"`
+	Headers     string          `json:"headers,omitempty"`
+	Data        json.RawMessage `json:"data"`
+	PrevHash    string          `json:"prev_hash"`
+	Hash        string          `json:"hash"`
 }
 
 // History is a stream's whole history and whether its hash chain verifies.
@@ -350,7 +354,8 @@ func toHistoryEvent(e eventstore.Event) HistoryEvent {
 	return HistoryEvent{
 		ID: e.ID, Type: e.Type, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt,
 		Actor: e.Metadata.Actor, CommandID: e.Metadata.CommandID, CorrelationID: e.Metadata.CorrelationID,
-		CausationID: e.Metadata.CausationID, Reason: e.Metadata.Reason, Data: json.RawMessage(e.Data),
+		CausationID: e.Metadata.CausationID, Reason: e.Metadata.Reason, RequestHash: e.Metadata.RequestHash,
+		Headers: e.Metadata.Headers, Data: json.RawMessage(e.Data),
 		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash),
 	}
 }

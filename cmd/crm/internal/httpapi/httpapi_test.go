@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
@@ -244,6 +246,18 @@ func TestContactCommandsOverHTTP(t *testing.T) {
 	}
 	if history.Events[1].PrevHash != first.Hash {
 		t.Errorf("second event's prev_hash does not chain to the first")
+	}
+	// The answer alone is enough to recompute every hash of the chain.
+	var prev []byte
+	for _, he := range history.Events {
+		e := eventstore.Event{ID: he.ID, Stream: history.Stream, Version: he.Version, Type: he.Type, Data: he.Data,
+			OccurredAt: he.OccurredAt, RecordedAt: he.RecordedAt, Metadata: eventstore.Metadata{Actor: he.Actor,
+				CommandID: he.CommandID, CorrelationID: he.CorrelationID, CausationID: he.CausationID, Reason: he.Reason,
+				RequestHash: he.RequestHash, Headers: he.Headers}}
+		if got := hex.EncodeToString(eventstore.ChainHash(prev, e)); got != he.Hash {
+			t.Fatalf("version %d: recomputed hash %s, answered %s", he.Version, got, he.Hash)
+		}
+		prev, _ = hex.DecodeString(he.Hash)
 	}
 	if last := history.Events[10]; last.Type != "contact.owner_changed.v1" {
 		t.Errorf("last event %s", last.Type)
