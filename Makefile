@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit seed clean
+.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-rebuild seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -23,7 +23,7 @@ build:
 	$(GO) build -o bin/crm ./cmd/crm
 
 ## bench: every benchmark whose figures the issues report
-bench: bench-store bench-commands bench-http bench-seed
+bench: bench-store bench-commands bench-http bench-seed bench-rebuild
 
 bench-store:
 	@.ci/ensure-postgres
@@ -46,6 +46,21 @@ AUDIT_EVENTS ?= 200000
 bench-audit:
 	@.ci/ensure-postgres
 	CRM_BENCH_AUDIT_EVENTS=$(AUDIT_EVENTS) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./eventstore/audit/
+
+## bench-rebuild: rebuild throughput of the three read models together on SQLite and PostgreSQL
+## at 250k, 500k and 1M events, with peak memory and a plain read of the same events (the raw
+## baseline) in the same run. The first run seeds the logs with `crm seed --contacts 100000`
+## (~1M events; SQLite ~2-4 min, PostgreSQL ~7 min) into REBUILD_BENCH_DIR and the PostgreSQL
+## schema crm_bench_rebuild_log, and keeps them; REBUILD_SIZES picks other sizes.
+REBUILD_BENCH_DIR ?= $(or $(TMPDIR),/tmp)/crm-bench-rebuild
+REBUILD_SIZES ?= 250000,500000,1000000
+bench-rebuild: build
+	@.ci/ensure-postgres
+	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite
+	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
+	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
+	CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
+		$(GO) test -run '^$$' -bench BenchmarkRebuild -benchtime 1x -timeout 60m ./projections/
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:
