@@ -129,8 +129,8 @@ type RebuildConfig struct {
 	// Now is the clock of leases and progress (default time.Now).
 	Now func() time.Time
 
-	// StopAt, when above 0, stops the build at that position without switching: the set
-	// is left as it is (benchmarks measure the build alone).
+	// StopAt, when above 0, stops the build at that position, indexed but not switched to:
+	// the set is left as it is (benchmarks measure a rebuild of part of a log).
 	StopAt int64
 	// afterBatch runs after each committed batch; an error stops the rebuild there (tests
 	// crash it with errCrash, which leaves the lock held as a dead process would).
@@ -171,6 +171,9 @@ func (c RebuildConfig) Validate() error {
 	}
 	if c.Lease < 0 || c.DropDelay < 0 {
 		errs = append(errs, errors.New("negative lease or drop delay"))
+	}
+	if c.StopAt < 0 {
+		errs = append(errs, fmt.Errorf("stop at %d: want a position", c.StopAt))
 	}
 	if c.Runner != nil && c.DB != nil && c.Runner.db != c.DB {
 		errs = append(errs, errors.New("the runner uses another read-model database"))
@@ -505,18 +508,17 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	b.inTx = rb.batchHook
 	b.onBatch = func(int, int64) error { return rb.batchDone(b) }
 
-	until := rb.cfg.StopAt
-	if err := b.run(ctx, until); err != nil {
+	if err := b.run(ctx, rb.cfg.StopAt); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
-	}
-	if until > 0 {
-		return rb.snapshot(), nil
 	}
 	for i, tg := range rb.targets {
 		rb.setProgress(i, func(pr *RebuildProgress) { pr.State = RebuildSwitching })
 		if err := b.finish(ctx, tg, rb.states[i].indexes, rb.cfg.Unlogged); err != nil {
 			return nil, fmt.Errorf("rebuild: %w", err)
 		}
+	}
+	if rb.cfg.StopAt > 0 {
+		return rb.snapshot(), nil
 	}
 	// What arrived while indexing, still fast, before the switches take the locks.
 	if err := b.run(ctx, 0); err != nil {

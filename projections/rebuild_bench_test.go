@@ -1,0 +1,219 @@
+package projections_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// Seeded logs of the rebuild benchmark (`make bench-rebuild` writes them with `crm seed`):
+// a SQLite store file, and a PostgreSQL store schema in the database of
+// CRM_TEST_POSTGRES_URL.
+const (
+	benchSQLiteEnv   = "CRM_BENCH_SQLITE_STORE"
+	benchPostgresEnv = "CRM_BENCH_POSTGRES_SCHEMA"
+	benchSizesEnv    = "CRM_BENCH_SIZES" // comma-separated event counts, default 250000,500000,1000000
+	benchBatchEnv    = "CRM_BENCH_BATCH" // events per batch, default projections.DefaultRebuildBatch
+)
+
+type benchLog struct {
+	name string
+	open func(b *testing.B) (eventstore.Store, *projections.DB)
+}
+
+func benchLogs(b *testing.B) []benchLog {
+	var logs []benchLog
+	if path := os.Getenv(benchSQLiteEnv); path != "" {
+		logs = append(logs, benchLog{"sqlite", func(b *testing.B) (eventstore.Store, *projections.DB) {
+			store, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				b.Fatalf("open %s: %v", path, err)
+			}
+			b.Cleanup(func() { store.Close() })
+			db, err := projections.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "readmodels.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.SQL.Close() })
+			return store, db
+		}})
+	}
+	if schema := os.Getenv(benchPostgresEnv); schema != "" {
+		logs = append(logs, benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
+			store, err := postgres.Open(context.Background(), projectiontest.PostgresURL(), postgres.WithSchema(schema))
+			if err != nil {
+				b.Fatalf("open postgres store %s: %v", schema, err)
+			}
+			b.Cleanup(func() { store.Close() })
+			return store, projectiontest.Postgres(b)
+		}})
+	}
+	if len(logs) == 0 {
+		b.Skipf("no seeded log: set %s and/or %s (make bench-rebuild does)", benchSQLiteEnv, benchPostgresEnv)
+	}
+	return logs
+}
+
+func benchSizes(b *testing.B) []int64 {
+	spec := os.Getenv(benchSizesEnv)
+	if spec == "" {
+		return []int64{250_000, 500_000, 1_000_000}
+	}
+	var sizes []int64
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			b.Fatalf("%s: %v", benchSizesEnv, err)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+// BenchmarkRebuild rebuilds the three read models together from the first N events of a
+// seeded log into a fresh read-model database, and reads the same events with plain ReadAll
+// calls (the raw baseline) in the same run. Memory: the Go heap's peak (sampled) and the
+// process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
+// per event (PostgreSQL's own is not in it): a figure that holds on a busy machine.
+func BenchmarkRebuild(b *testing.B) {
+	for _, log := range benchLogs(b) {
+		for _, n := range benchSizes(b) {
+			b.Run(fmt.Sprintf("%s/%dk", log.name, n/1000), func(b *testing.B) {
+				for range b.N {
+					store, db := log.open(b)
+					ctx := context.Background()
+					raw, rawElapsed := readRaw(b, store, n)
+
+					runtime.GC()
+					resetPeakRSS()
+					stop := samplePeakHeap()
+					cfg := projections.RebuildConfig{DB: db, Store: store, StopAt: n}
+					if v := os.Getenv(benchBatchEnv); v != "" {
+						cfg.Batch, _ = strconv.Atoi(v)
+					}
+					cpu0 := cpuTime()
+					start := time.Now()
+					res, err := projections.Rebuild(ctx, cfg, board.Projection{}, journey.Projection{}, churn.Projection{})
+					elapsed := time.Since(start)
+					cpu := cpuTime() - cpu0
+					peakHeap := stop()
+					if err != nil {
+						b.Fatal(err)
+					}
+					events := res[0].Events
+					rate := float64(events) / elapsed.Seconds()
+					rawRate := float64(raw) / rawElapsed.Seconds()
+					b.ReportMetric(rate, "events/s")
+					b.ReportMetric(rawRate, "raw_events/s")
+					b.ReportMetric(rate/rawRate, "of_raw")
+					b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_us/event")
+					b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
+					b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
+					b.Logf("%s: %d events rebuilt in %v (%.0f events/s); raw read %.0f events/s", log.name, events, elapsed.Round(time.Millisecond), rate, rawRate)
+				}
+			})
+		}
+	}
+}
+
+// readRaw reads the first n events of the log as a rebuild does (batches of the default
+// size), without applying them.
+func readRaw(b *testing.B, store eventstore.Store, n int64) (int64, time.Duration) {
+	b.Helper()
+	start := time.Now()
+	var after, count int64
+	for after < n {
+		events, err := store.ReadAll(context.Background(), after, projections.DefaultRebuildBatch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			if e.Position > n {
+				break
+			}
+			count++
+		}
+		after = events[len(events)-1].Position
+	}
+	return count, time.Since(start)
+}
+
+// samplePeakHeap samples the live heap every 5 ms until the returned stop, which returns
+// the highest value seen.
+func samplePeakHeap() (stop func() uint64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var (
+		peak uint64
+		wg   sync.WaitGroup
+	)
+	done := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return func() uint64 {
+		close(done)
+		wg.Wait()
+		return peak
+	}
+}
+
+// resetPeakRSS resets the kernel's high-water mark of the process's resident set (Linux).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is the process's peak resident set since the last reset, in bytes (0 when unknown).
+func peakRSS() uint64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuTime is the CPU time the process used so far, user and system (not PostgreSQL's).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
