@@ -32,9 +32,18 @@ type builder struct {
 	// inTx runs in each batch transaction of a target, after its lock: the rebuild's lease
 	// check and progress row.
 	inTx func(ctx context.Context, tx *Tx, tg *target, position int64) error
-	// onBatch runs after each committed batch with the number of events read; an error
-	// stops the build.
-	onBatch func(events int, last int64) error
+	// onBatch runs after each batch was written with the number of events read; onCommit
+	// after each commit. An error of either stops the build.
+	onBatch  func(events int, last int64) error
+	onCommit func() error
+	// commitEvery is how long a transaction of the build stays open across batches on
+	// SQLite (0: one transaction per batch). Each commit writes every page the transaction
+	// changed, and the random keys of the read models change pages all over their indexes:
+	// fewer, longer transactions write each page once for many batches. The live runner
+	// waits for the write lock at most that long (it goes between two transactions).
+	commitEvery time.Duration
+	// open is the SQLite transaction left open across batches, if any.
+	open *openTx
 	// head follows the log's head for progress.
 	head atomic.Int64
 	// lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
@@ -57,9 +66,10 @@ type target struct {
 	// parked counts the parked events of t per stream: later events of those streams are
 	// parked behind them, as the live runner does.
 	parked map[string]int
-	// refused makes the next batches take the one-by-one path (with a savepoint per event)
-	// right away: set once an event was refused.
-	refused bool
+	// slowUntil makes the batches that start before it take the one-by-one path (with a
+	// savepoint per event) right away: set when one of them met a refused event, so that
+	// applying them again parks it alone.
+	slowUntil int64
 }
 
 // errRefused: an event was refused (Apply failed) on a path that cannot park it alone.
@@ -295,9 +305,70 @@ type readBatch struct {
 	err  error
 }
 
+// openTx is a SQLite transaction of the build that spans batches.
+type openTx struct {
+	tx     *Tx
+	unlock func()
+	opened time.Time
+	// cps and parked are the targets' state as committed, restored when the transaction
+	// is rolled back.
+	cps    []int64
+	parked []map[string]int
+}
+
+// errRedo: an open transaction was rolled back; the batches since its start must be read
+// and applied again.
+var errRedo = errors.New("apply the batches of the rolled back transaction again")
+
 // run applies the log after the targets' checkpoints up to until (0: as far as the reads
 // go), and returns when a read comes back short (the head is near) or until is reached.
 func (b *builder) run(ctx context.Context, until int64) error {
+	for {
+		err := b.runOnce(ctx, until)
+		if cerr := b.closeOpen(ctx, err == nil); err == nil {
+			err = cerr
+		}
+		if !errors.Is(err, errRedo) {
+			return err
+		}
+	}
+}
+
+// closeOpen commits (commit) or rolls back the open transaction, if any.
+func (b *builder) closeOpen(ctx context.Context, commit bool) error {
+	o := b.open
+	if o == nil {
+		return nil
+	}
+	b.open = nil
+	defer func() { o.unlock() }()
+	if !commit {
+		_ = o.tx.tx.Rollback()
+		for i, tg := range b.targets {
+			tg.cp, tg.parked = o.cps[i], o.parked[i]
+		}
+		return nil
+	}
+	if err := o.tx.tx.Commit(); err != nil {
+		for i, tg := range b.targets {
+			tg.cp, tg.parked = o.cps[i], o.parked[i]
+		}
+		return fmt.Errorf("commit batches: %w", err)
+	}
+	if b.onCommit != nil {
+		if err := b.onCommit(); err != nil {
+			return err
+		}
+	}
+	// A writer of another process (a server beside `crm rebuild`) waits in SQLite's busy
+	// handler: a short pause between transactions lets it in.
+	o.unlock()
+	o.unlock = func() {}
+	_ = sleep(ctx, 2*time.Millisecond)
+	return nil
+}
+
+func (b *builder) runOnce(ctx context.Context, until int64) error {
 	if len(b.targets) == 0 {
 		return nil
 	}
@@ -437,8 +508,12 @@ func after(events []eventstore.Event, pos int64) []eventstore.Event {
 }
 
 // write applies a batch to every target: on SQLite in one transaction (there is one writer
-// anyway), on PostgreSQL one transaction per set, in parallel.
+// anyway), which may stay open for the next batches; on PostgreSQL one transaction per set,
+// in parallel.
 func (b *builder) write(ctx context.Context, rb readBatch) error {
+	if b.conn != nil && b.commitEvery > 0 {
+		return b.writeOpen(ctx, rb)
+	}
 	if b.conn != nil {
 		return b.writeGroup(ctx, rb, b.targets, 0)
 	}
@@ -451,6 +526,53 @@ func (b *builder) write(ctx context.Context, rb readBatch) error {
 	return errors.Join(errs...)
 }
 
+// writeOpen applies a batch to every target in the open transaction (SQLite), beginning one
+// when none is open, and commits it once it has been open commitEvery or the batch is the
+// last of the run. A refused event rolls it back: the batches since it began are read again
+// (errRedo), the one that met the event on the one-by-one path.
+func (b *builder) writeOpen(ctx context.Context, rb readBatch) error {
+	if b.open == nil {
+		unlock := b.db.lockWrites()
+		// The transaction outlives this run of the pipeline (whose context ends with it):
+		// run commits or rolls it back.
+		tx, err := b.beginOn(context.WithoutCancel(ctx), 0)
+		if err != nil {
+			unlock()
+			return err
+		}
+		o := &openTx{tx: tx, unlock: unlock, opened: time.Now()}
+		for _, tg := range b.targets {
+			o.cps = append(o.cps, tg.cp)
+			o.parked = append(o.parked, tg.parked)
+		}
+		b.open = o
+	}
+	slow := make([]bool, len(b.targets))
+	for i, tg := range b.targets {
+		slow[i] = rb.from < tg.slowUntil
+	}
+	cps, parked, err := b.applyGroup(ctx, b.open.tx, &rb, b.targets, 0, slow)
+	var re *refusedError
+	if errors.As(err, &re) {
+		if slow[re.target] {
+			return err
+		}
+		b.targets[re.target].slowUntil = rb.last
+		_ = b.closeOpen(ctx, false)
+		return errRedo
+	}
+	if err != nil {
+		return err
+	}
+	for i, tg := range b.targets {
+		tg.cp, tg.parked = cps[i], parked[i]
+	}
+	if time.Since(b.open.opened) >= b.commitEvery || !rb.more {
+		return b.closeOpen(ctx, true)
+	}
+	return nil
+}
+
 // writeGroup applies a batch to targets (those of b.targets from index first) in one
 // transaction. When a prepared batch or a plain apply meets an event it cannot apply,
 // the transaction is rolled back and done again with a savepoint per event of that target,
@@ -458,7 +580,7 @@ func (b *builder) write(ctx context.Context, rb readBatch) error {
 func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*target, first int) error {
 	slow := make([]bool, len(targets))
 	for i, tg := range targets {
-		slow[i] = tg.refused
+		slow[i] = rb.from < tg.slowUntil
 	}
 	for {
 		cps, parked, err := b.tryGroup(ctx, &rb, targets, first, slow)
@@ -473,9 +595,9 @@ func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*targe
 		for i, tg := range targets {
 			tg.cp = cps[i]
 			tg.parked = parked[i]
-			if slow[i] {
-				tg.refused = true
-			}
+		}
+		if b.onCommit != nil {
+			return b.onCommit()
 		}
 		return nil
 	}
@@ -487,6 +609,7 @@ type refusedError struct{ target int }
 func (e *refusedError) Error() string { return errRefused.Error() }
 func (e *refusedError) Unwrap() error { return errRefused }
 
+// tryGroup applies a batch to targets in a transaction of its own.
 func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	unlock := b.db.lockWrites()
 	defer func() { unlock() }()
@@ -495,6 +618,26 @@ func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target
 		return nil, nil, err
 	}
 	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	cps, parked, err := b.applyGroup(ctx, tx, rb, targets, first, slow)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tx.tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("commit batch: %w", err)
+	}
+	if b.conn != nil {
+		// A writer of another process (a server beside `crm rebuild`) waits in SQLite's busy
+		// handler: a short pause between batches lets it in.
+		unlock()
+		unlock = func() {}
+		_ = sleep(ctx, 2*time.Millisecond)
+	}
+	return cps, parked, nil
+}
+
+// applyGroup applies a batch to targets inside tx, with their checkpoints; it returns their
+// checkpoints and parked counts after it (the caller keeps them once tx committed).
+func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	cps := make([]int64, len(targets))
 	parked := make([]map[string]int, len(targets))
 	for i, tg := range targets {
@@ -556,16 +699,6 @@ func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target
 			return nil, nil, err
 		}
 		cps[i] = last
-	}
-	if err := tx.tx.Commit(); err != nil {
-		return nil, nil, fmt.Errorf("commit batch: %w", err)
-	}
-	if b.conn != nil {
-		// A writer of another process (a server beside `crm rebuild`) waits in SQLite's busy
-		// handler: a short pause between batches lets it in.
-		unlock()
-		unlock = func() {}
-		_ = sleep(ctx, 2*time.Millisecond)
 	}
 	return cps, parked, nil
 }

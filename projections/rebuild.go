@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ const (
 	DefaultRebuildBatch = 10_000
 	DefaultRebuildLease = 30 * time.Second
 	DefaultDropDelay    = 5 * time.Second
+	DefaultCommitEvery  = time.Second
 )
 
 // Errors of rebuilds.
@@ -107,9 +109,15 @@ type RebuildConfig struct {
 	// as the switch committed, and the old set is dropped only once its queries are done.
 	// Runners of other processes notice the switch themselves (RunnerConfig.RegistryPoll).
 	Runner *Runner
-	// Batch is how many events one read and one transaction take (default
+	// Batch is how many events one read takes, and one transaction on PostgreSQL (default
 	// DefaultRebuildBatch).
 	Batch int
+	// CommitEvery is how long a transaction of the build stays open on SQLite, over as many
+	// batches as fit (default DefaultCommitEvery; negative: one per batch). Each commit
+	// writes every page its transaction changed, and the random keys of the read models change
+	// pages all over their indexes: longer transactions write each page once for many
+	// batches. The live runner of the same database waits at most that long for its turn.
+	CommitEvery time.Duration
 	// Lease is how long the rebuild's lock holds without renewal: a crashed rebuild can be
 	// resumed by another process after it (default DefaultRebuildLease).
 	Lease time.Duration
@@ -132,8 +140,8 @@ type RebuildConfig struct {
 	// StopAt, when above 0, stops the build at that position, indexed but not switched to:
 	// the set is left as it is (benchmarks measure a rebuild of part of a log).
 	StopAt int64
-	// afterBatch runs after each committed batch; an error stops the rebuild there (tests
-	// crash it with errCrash, which leaves the lock held as a dead process would).
+	// afterBatch runs after each commit; an error stops the rebuild there (tests crash it
+	// with errCrash, which leaves the lock held as a dead process would).
 	afterBatch func(position int64) error
 }
 
@@ -146,6 +154,9 @@ func (c *RebuildConfig) setDefaults() {
 	}
 	if c.DropDelay == 0 {
 		c.DropDelay = DefaultDropDelay
+	}
+	if c.CommitEvery == 0 {
+		c.CommitEvery = DefaultCommitEvery
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
@@ -506,7 +517,16 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 		return nil, err
 	}
 	b.inTx = rb.batchHook
-	b.onBatch = func(int, int64) error { return rb.batchDone(b) }
+	b.onBatch = func(int, int64) error { rb.batchDone(b); return nil }
+	b.onCommit = func() error {
+		if rb.cfg.afterBatch != nil {
+			return rb.cfg.afterBatch(rb.targets[0].cp)
+		}
+		return nil
+	}
+	if rb.db.Dialect == SQLite {
+		b.commitEvery = rb.cfg.CommitEvery
+	}
 
 	if err := b.run(ctx, rb.cfg.StopAt); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
@@ -571,8 +591,8 @@ func (rb *rebuild) indexOf(tg *target) int {
 // ends.
 var errCrash = errors.New("simulated crash")
 
-// batchDone updates the progress after a committed batch.
-func (rb *rebuild) batchDone(b *builder) error {
+// batchDone updates the progress after a batch.
+func (rb *rebuild) batchDone(b *builder) {
 	now := rb.cfg.Now()
 	head := b.head.Load()
 	for i, tg := range rb.targets {
@@ -591,10 +611,6 @@ func (rb *rebuild) batchDone(b *builder) error {
 			}
 		})
 	}
-	if rb.cfg.afterBatch != nil {
-		return rb.cfg.afterBatch(rb.targets[0].cp)
-	}
-	return nil
 }
 
 // switchOver makes tg's set the served one of its projection (see Rebuild).
@@ -602,9 +618,11 @@ func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target
 	for attempt := 0; ; attempt++ {
 		old, err := rb.trySwitch(ctx, b, tg)
 		if errors.Is(err, errRefused) && attempt < 5 {
-			// An event to park: the batch path parks it alone, then the switch goes again.
-			tg.refused = true
-			if err := b.run(ctx, 0); err != nil {
+			// An event to park: the one-by-one path parks it alone, then the switch goes again.
+			tg.slowUntil = math.MaxInt64
+			err := b.run(ctx, 0)
+			tg.slowUntil = 0
+			if err != nil {
 				return fmt.Errorf("rebuild: %w", err)
 			}
 			continue

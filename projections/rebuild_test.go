@@ -160,6 +160,7 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 		cfg := rebuildConfig(store, db)
 		cfg.Batch = 10
 		cfg.Lease = 300 * time.Millisecond
+		cfg.CommitEvery = -1 // a commit per batch, so the crash leaves a checkpoint at 40
 		crashing := cfg
 		projections.AfterBatch(&crashing, func(pos int64) error {
 			if pos >= 40 {
@@ -202,11 +203,16 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 		appendTo(t, store, "s-a", "test.poison.v1")
 		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
 		appendTo(t, store, "s-a", "test.a.v1")
+		// A transaction per batch, then (SQLite) transactions over many batches, rolled back
+		// and applied again when one meets the refused event.
+		cfg := rebuildConfig(store, db)
+		cfg.CommitEvery = -1
+		mustRebuild(t, cfg, p)
 		res := mustRebuild(t, rebuildConfig(store, db), p)
 		if res[0].Parked != 2 {
 			t.Fatalf("rebuild = %+v, want 2 parked", res[0])
 		}
-		g1 := projections.TablesFor(p, "g1")
+		g1 := projections.TablesFor(p, "g2")
 		if n := count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
 			t.Fatalf("%d parked rows", n)
 		}
@@ -241,6 +247,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		cfg := rebuildConfig(store, db)
 		cfg.Runner = r
 		cfg.Batch = 20
+		cfg.CommitEvery = -1 // a transaction per batch: the hook after each commit slows it down
 		building := make(chan struct{})
 		var once sync.Once
 		projections.AfterBatch(&cfg, func(int64) error {
@@ -255,7 +262,11 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 			done.Store(true)
 			result <- err
 		}()
-		<-building
+		select {
+		case <-building:
+		case err := <-result:
+			t.Fatalf("the rebuild ended before its first commit: %v", err)
+		}
 		e := appendTo(t, store, "s-live", "test.b.v1")[0]
 		waitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
 			f, err := r.Freshness(ctx, p.Name())
