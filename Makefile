@@ -51,7 +51,8 @@ bench-audit:
 ## at 250k, 500k and 1M events, with peak memory and a plain read of the same events (the raw
 ## baseline) in the same run. The first run seeds the logs with `crm seed --contacts 100000`
 ## (~1M events; SQLite ~2-4 min, PostgreSQL ~7 min) into REBUILD_BENCH_DIR and the PostgreSQL
-## schema crm_bench_rebuild_log, and keeps them; REBUILD_SIZES picks other sizes.
+## schema crm_bench_rebuild_log, and keeps them; REBUILD_SIZES picks other sizes. GOGC=400 as
+## `crm rebuild` runs.
 REBUILD_BENCH_DIR ?= $(or $(TMPDIR),/tmp)/crm-bench-rebuild
 REBUILD_SIZES ?= 250000,500000,1000000
 bench-rebuild: build
@@ -59,7 +60,7 @@ bench-rebuild: build
 	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite
 	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
 	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
-	CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
+	GOGC=400 CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
 		$(GO) test -run '^$$' -bench BenchmarkRebuild -benchtime 1x -timeout 60m ./projections/
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")

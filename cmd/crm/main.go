@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "audit":
 		return runAudit(ctx, cfg, args[1:], stdout, stderr)
 	case "rebuild":
-		return runRebuild(ctx, cfg, args[1:], stdout, stderr)
+		return runRebuild(ctx, cfg, getenv, args[1:], stdout, stderr)
 	case "projections":
 		return runProjections(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -33,7 +34,7 @@ func projectionNamed(name string) (projections.Projection, error) {
 	return nil, usageError{fmt.Sprintf("unknown projection %q (%s)", name, strings.Join(names, ", "))}
 }
 
-func runRebuild(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
+func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("projection", "", "the projection to rebuild")
@@ -73,6 +74,11 @@ func runRebuild(ctx context.Context, cfg config.Config, args []string, stdout, s
 	}
 	defer db.SQL.Close()
 
+	if getenv("GOGC") == "" {
+		// A rebuild allocates fast and keeps little: collecting less often saves about a tenth
+		// of its time, for a heap a few times larger (still flat as the log grows).
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	bar := newRebuildBar(stderr)
 	rcfg := projections.RebuildConfig{DB: db, Store: store, Batch: *batch, DropDelay: *dropDelay}
 	if !*quiet {
