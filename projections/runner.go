@@ -22,7 +22,12 @@ const AllTopic = "$all"
 
 // Defaults of RunnerConfig.
 const (
-	DefaultCatchUpBatch    = 500
+	// DefaultCatchUpBatch: a catch-up transaction's cost is mostly its commit, which writes
+	// every page the batch touched (the read models' keys are random UUIDs, so few are shared
+	// by small batches). 2000 events per transaction catch up 1M events on SQLite about 1.4x
+	// as fast as 500 (cmd/crm's BenchmarkProjectionThroughput), and hold the write lock for
+	// well under a second.
+	DefaultCatchUpBatch    = 2000
 	DefaultCatchingUpLag   = 1000
 	DefaultMaxRetries      = 3
 	DefaultRetryInterval   = 100 * time.Millisecond

@@ -110,7 +110,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableDeals)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableDeals)+`
 			(deal_id, contact_id, title, owner, expected_close, amount, currency, stage, last_seq)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
 			ON CONFLICT (deal_id) DO UPDATE SET contact_id = excluded.contact_id, title = excluded.title,
@@ -139,7 +139,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 			return err
 		}
 		// The final amount is the deal's amount from now on, also after a reopening.
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableDeals)+` SET amount = ?, currency = ? WHERE deal_id = ?`,
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableDeals)+` SET amount = ?, currency = ? WHERE deal_id = ?`,
 			ev.Amount.Amount, ev.Amount.Currency, ev.DealID); err != nil {
 			return fmt.Errorf("set final amount of deal %s: %w", ev.DealID, err)
 		}
@@ -162,7 +162,7 @@ func decode(e eventstore.Event, v any) error {
 }
 
 func setContactName(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID, name string) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableContacts)+` (contact_id, name) VALUES (?, ?)
+	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+` (contact_id, name) VALUES (?, ?)
 		ON CONFLICT (contact_id) DO UPDATE SET name = excluded.name`, contactID, name); err != nil {
 		return fmt.Errorf("set name of contact %s: %w", contactID, err)
 	}
@@ -177,7 +177,7 @@ func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealI
 		amount   int64
 		currency string
 	)
-	err := tx.QueryRow(ctx, `SELECT last_seq, amount, currency FROM `+t.Name(tableDeals)+` WHERE deal_id = ?`, dealID).
+	err := queryRow(ctx, tx, `SELECT last_seq, amount, currency FROM `+t.Name(tableDeals)+` WHERE deal_id = ?`, dealID).
 		Scan(&lastSeq, &amount, &currency)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("deal %s was not opened", dealID)
@@ -185,13 +185,13 @@ func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealI
 	if err != nil {
 		return fmt.Errorf("read deal %s: %w", dealID, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableIntervals)+` SET left_at = ? WHERE deal_id = ? AND seq = ? AND left_at IS NULL`,
+	if err := exec(ctx, tx, `UPDATE `+t.Name(tableIntervals)+` SET left_at = ? WHERE deal_id = ? AND seq = ? AND left_at IS NULL`,
 		at, dealID, lastSeq); err != nil {
 		return fmt.Errorf("close interval of deal %s: %w", dealID, err)
 	}
 	if stage.IsOpen() {
 		lastSeq++
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableIntervals)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableIntervals)+`
 			(deal_id, seq, stage, entered_at, left_at, amount, currency) VALUES (?, ?, ?, ?, NULL, ?, ?)
 			ON CONFLICT (deal_id, seq) DO UPDATE SET stage = excluded.stage, entered_at = excluded.entered_at,
 				left_at = NULL, amount = excluded.amount, currency = excluded.currency`,
@@ -199,7 +199,7 @@ func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealI
 			return fmt.Errorf("open interval of deal %s: %w", dealID, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableDeals)+` SET stage = ?, last_seq = ? WHERE deal_id = ?`,
+	if err := exec(ctx, tx, `UPDATE `+t.Name(tableDeals)+` SET stage = ?, last_seq = ? WHERE deal_id = ?`,
 		string(stage), lastSeq, dealID); err != nil {
 		return fmt.Errorf("move deal %s: %w", dealID, err)
 	}

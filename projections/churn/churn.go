@@ -129,7 +129,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableContacts)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+`
 			(contact_id, name, created_at, cohort, channel, last_seq) VALUES (?, ?, ?, ?, ?, 1)
 			ON CONFLICT (contact_id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at,
 				cohort = excluded.cohort, channel = excluded.channel, last_seq = 1`,
@@ -145,7 +145,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if ev.Name == nil {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableContacts)+` SET name = ? WHERE contact_id = ?`, *ev.Name, ev.ContactID); err != nil {
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET name = ? WHERE contact_id = ?`, *ev.Name, ev.ContactID); err != nil {
 			return fmt.Errorf("rename contact %s: %w", ev.ContactID, err)
 		}
 	case contact.TypePhaseChanged:
@@ -159,7 +159,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableTouchpoints)+` (event_id, contact_id, occurred_at) VALUES (?, ?, ?)
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+` (event_id, contact_id, occurred_at) VALUES (?, ?, ?)
 			ON CONFLICT (event_id) DO NOTHING`, e.ID, ev.ContactID, at); err != nil {
 			return fmt.Errorf("insert touchpoint of contact %s: %w", ev.ContactID, err)
 		}
@@ -168,7 +168,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableSurveys)+` (event_id, contact_id, nps, occurred_at, position)
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableSurveys)+` (event_id, contact_id, nps, occurred_at, position)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`, e.ID, ev.ContactID, ev.NPS, at, e.Position); err != nil {
 			return fmt.Errorf("insert survey of contact %s: %w", ev.ContactID, err)
 		}
@@ -181,7 +181,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err != nil {
 			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableTasks)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTasks)+`
 			(contact_id, task_id, due, overdue_at, scheduled_at, completed_at) VALUES (?, ?, ?, ?, ?, NULL)
 			ON CONFLICT (contact_id, task_id) DO UPDATE SET due = excluded.due, overdue_at = excluded.overdue_at,
 				scheduled_at = excluded.scheduled_at, completed_at = NULL`,
@@ -193,7 +193,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableTasks)+` SET completed_at = ? WHERE contact_id = ? AND task_id = ?`,
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableTasks)+` SET completed_at = ? WHERE contact_id = ? AND task_id = ?`,
 			at, ev.ContactID, ev.TaskID); err != nil {
 			return fmt.Errorf("complete task %s: %w", ev.TaskID, err)
 		}
@@ -203,10 +203,10 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 			return err
 		}
 		var losses int64
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+t.Name(tableDealLosses)+` WHERE deal_id = ?`, ev.DealID).Scan(&losses); err != nil {
+		if err := queryRow(ctx, tx, `SELECT COUNT(*) FROM `+t.Name(tableDealLosses)+` WHERE deal_id = ?`, ev.DealID).Scan(&losses); err != nil {
 			return fmt.Errorf("count losses of deal %s: %w", ev.DealID, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableDealLosses)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableDealLosses)+`
 			(deal_id, seq, contact_id, from_stage, reason, amount, currency, lost_at, reopened_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
 			ev.DealID, losses+1, ev.ContactID, string(ev.FromStage), string(ev.Reason), ev.Amount.Amount,
@@ -218,7 +218,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableDealLosses)+` SET reopened_at = ? WHERE deal_id = ? AND reopened_at IS NULL`,
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableDealLosses)+` SET reopened_at = ? WHERE deal_id = ? AND reopened_at IS NULL`,
 			at, ev.DealID); err != nil {
 			return fmt.Errorf("reopen deal %s: %w", ev.DealID, err)
 		}
@@ -234,7 +234,7 @@ func decode(e eventstore.Event, v any) error {
 }
 
 func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, seq int64, phase contact.Phase, at int64) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableVisits)+`
+	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableVisits)+`
 		(contact_id, seq, phase, entered_at, left_at, next_phase) VALUES (?, ?, ?, ?, NULL, NULL)
 		ON CONFLICT (contact_id, seq) DO UPDATE SET phase = excluded.phase, entered_at = excluded.entered_at,
 			left_at = NULL, next_phase = NULL`,
@@ -246,21 +246,21 @@ func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, co
 
 func changePhase(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, to contact.Phase, at int64) error {
 	var seq int64
-	err := tx.QueryRow(ctx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
+	err := queryRow(ctx, tx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
 	if err != nil {
 		return fmt.Errorf("read contact %s: %w", contactID, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ? WHERE contact_id = ? AND seq = ?`,
+	if err := exec(ctx, tx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ? WHERE contact_id = ? AND seq = ?`,
 		at, string(to), contactID, seq); err != nil {
 		return fmt.Errorf("close visit of contact %s: %w", contactID, err)
 	}
 	if err := openVisit(ctx, tx, t, contactID, seq+1, to, at); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, contactID); err != nil {
+	if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, contactID); err != nil {
 		return fmt.Errorf("move contact %s: %w", contactID, err)
 	}
 	return nil

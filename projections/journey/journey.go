@@ -107,7 +107,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 			return err
 		}
 		cohort := e.OccurredAt.UTC().Format(CohortLayout)
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableContacts)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+`
 			(contact_id, created_at, cohort, channel, owner, segment, last_seq) VALUES (?, ?, ?, ?, ?, ?, 1)
 			ON CONFLICT (contact_id) DO UPDATE SET created_at = excluded.created_at, cohort = excluded.cohort,
 				channel = excluded.channel, owner = excluded.owner, segment = excluded.segment, last_seq = 1`,
@@ -139,14 +139,14 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ?, rule = ?, reason = ?
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ?, rule = ?, reason = ?
 			WHERE contact_id = ? AND seq = ?`, at, string(ev.To), string(ev.Rule), ev.Reason, ev.ContactID, seq); err != nil {
 			return fmt.Errorf("close visit of contact %s: %w", ev.ContactID, err)
 		}
 		if err := openVisit(ctx, tx, t, ev.ContactID, seq+1, ev.To, at); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, ev.ContactID); err != nil {
+		if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, ev.ContactID); err != nil {
 			return fmt.Errorf("move contact %s: %w", ev.ContactID, err)
 		}
 		return nil
@@ -159,7 +159,7 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableTouchpoints)+`
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+`
 			(event_id, contact_id, visit_seq, touchpoint_id, kind, phase, occurred_at, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (event_id) DO NOTHING`,
 			e.ID, ev.ContactID, seq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), at, e.Position); err != nil {
@@ -177,7 +177,7 @@ func decode(e eventstore.Event, v any) error {
 }
 
 func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, seq int64, phase contact.Phase, at int64) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+t.Name(tableVisits)+`
+	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableVisits)+`
 		(contact_id, seq, phase, entered_at, left_at, next_phase, rule, reason) VALUES (?, ?, ?, ?, NULL, NULL, NULL, NULL)
 		ON CONFLICT (contact_id, seq) DO UPDATE SET phase = excluded.phase, entered_at = excluded.entered_at,
 			left_at = NULL, next_phase = NULL, rule = NULL, reason = NULL`,
@@ -189,7 +189,7 @@ func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, co
 
 // updateContact sets column (a constant of this file) of a contact.
 func updateContact(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID, column, value string) error {
-	if _, err := tx.Exec(ctx, `UPDATE `+t.Name(tableContacts)+` SET `+column+` = ? WHERE contact_id = ?`, value, contactID); err != nil {
+	if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET `+column+` = ? WHERE contact_id = ?`, value, contactID); err != nil {
 		return fmt.Errorf("set %s of contact %s: %w", column, contactID, err)
 	}
 	return nil
@@ -197,7 +197,7 @@ func updateContact(ctx context.Context, tx *projections.Tx, t projections.Tables
 
 func lastSeq(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string) (int64, error) {
 	var seq int64
-	err := tx.QueryRow(ctx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
+	err := queryRow(ctx, tx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("contact %s was not created", contactID)
 	}
