@@ -285,3 +285,31 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		assertSameAsFresh(t, db, store, p, g1)
 	})
 }
+
+// On PostgreSQL a set may be built UNLOGGED (no WAL while building); it is made LOGGED before
+// it is served.
+func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		for i := range 30 {
+			appendTo(t, store, []string{"s-a", "s-b"}[i%2], "test.a.v1")
+		}
+		p := &counter{}
+		cfg := rebuildConfig(store, db)
+		cfg.Unlogged = true
+		mustRebuild(t, cfg, p)
+		g1 := projections.TablesFor(p, "g1")
+		assertSameAsFresh(t, db, store, p, g1)
+		if db.Dialect != projections.Postgres {
+			return
+		}
+		for _, table := range []string{"counts", "seen", "streams"} {
+			var persistence string
+			if err := db.SQL.QueryRow(`SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, g1.Name(table)).Scan(&persistence); err != nil {
+				t.Fatal(err)
+			}
+			if persistence != "p" {
+				t.Fatalf("%s is %q, want logged (p)", g1.Name(table), persistence)
+			}
+		}
+	})
+}
