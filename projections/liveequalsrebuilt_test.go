@@ -214,6 +214,48 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 	}
 }
 
+// script writes, once, a history with every case the random part may miss: a contact moved
+// forward, skipped ahead, back, won, churned, won back, lost and won back again; a deal moved
+// back and forth, lost, reopened, won, reopened; a task completed.
+func (w *workload) script(ctx context.Context, t testing.TB) {
+	t.Helper()
+	at := w.clock
+	m := func() commands.Meta {
+		at = at.Add(time.Hour)
+		return commands.Meta{Actor: "rep-a", OccurredAt: at}
+	}
+	must := func(res commands.Result, err error) commands.Result {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	c := must(w.h.CreateContact(ctx, m(), commands.CreateContact{Name: "Scripted", Channel: "referral"})).ID
+	for _, step := range []struct{ phase, reason string }{{"approach", ""}, {"proposal", "fast"}, {"discovery", "back"},
+		{"proposal", ""}, {"won", ""}, {"follow_up", ""}, {"churned", "left"}, {"lead", ""}, {"lost", "gone"}, {"approach", ""}} {
+		must(w.h.ChangePhase(ctx, m(), commands.ChangePhase{ContactID: c, Phase: step.phase, Reason: step.reason}))
+	}
+	name, owner := "Scripted again", "rep-b"
+	must(w.h.UpdateContact(ctx, m(), commands.UpdateContact{ContactID: c, Name: &name, Owner: &owner}))
+	must(w.h.RecordSurvey(ctx, m(), commands.RecordSurvey{ContactID: c, NPS: 9}))
+	task := must(w.h.ScheduleTask(ctx, m(), commands.ScheduleTask{ContactID: c, Title: "call", Due: at.Format(time.DateOnly)})).EntityID
+	must(w.h.CompleteTask(ctx, m(), commands.CompleteTask{ContactID: c, TaskID: task}))
+	d := must(w.h.OpenDeal(ctx, m(), commands.OpenDeal{ContactID: c, Title: "Scripted", Amount: 1000, Currency: "JPY"})).ID
+	for _, stage := range []string{"proposal", "needs_analysis", "negotiation"} {
+		must(w.h.ChangeDealStage(ctx, m(), commands.ChangeDealStage{DealID: d, Stage: stage}))
+	}
+	must(w.h.LoseDeal(ctx, m(), commands.LoseDeal{DealID: d, Reason: "price"}))
+	must(w.h.ReopenDeal(ctx, m(), commands.ReopenDeal{DealID: d}))
+	amount := int64(1500)
+	must(w.h.WinDeal(ctx, m(), commands.WinDeal{DealID: d, Amount: &amount}))
+	must(w.h.ReopenDeal(ctx, m(), commands.ReopenDeal{DealID: d}))
+	w.mu.Lock()
+	w.contacts = append(w.contacts, c)
+	w.deals = append(w.deals, d)
+	w.mu.Unlock()
+}
+
 func (w *workload) record(t testing.TB, op, contactID, phase string, res commands.Result, err error) {
 	t.Helper()
 	w.mu.Lock()
@@ -328,6 +370,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 
 		r := newRunner(t, cfg, ps...)
 		stop := start(t, r)
+		w.script(ctx, t)
 		runWorkers(4, 150)
 		stop() // a restart: the next runner catches up from the checkpoints
 		r = newRunner(t, cfg, ps...)
