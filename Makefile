@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-rebuild seed clean
+.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -23,7 +23,7 @@ build:
 	$(GO) build -o bin/crm ./cmd/crm
 
 ## bench: every benchmark whose figures the issues report
-bench: bench-store bench-commands bench-http bench-seed bench-rebuild
+bench: bench-store bench-commands bench-http bench-seed bench-projections bench-rebuild
 
 bench-store:
 	@.ci/ensure-postgres
@@ -32,8 +32,9 @@ bench-store:
 bench-commands:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./commands/
 
+# (the benchmarks of package cmd/crm itself run in bench-projections: they build large data sets)
 bench-http:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./cmd/crm/...
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./cmd/crm/internal/...
 
 ## bench-seed: `crm seed` speed into a fresh SQLite store (SEED_CONTACTS=100000 writes ~1M events)
 SEED_CONTACTS ?= 20000
@@ -46,6 +47,23 @@ AUDIT_EVENTS ?= 200000
 bench-audit:
 	@.ci/ensure-postgres
 	CRM_BENCH_AUDIT_EVENTS=$(AUDIT_EVENTS) $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./eventstore/audit/
+
+## bench-projections: the read-model figures through `crm serve`'s stack: projection throughput
+## over a 1M-event log (SQLite, PostgreSQL), command-to-board lag at 500 commands/s
+## (LAG_COMMANDS of them), query latency at 1 and 100 clients over 100,000 deals. The first run
+## builds the data sets (~15 min) and keeps them in BENCH_CACHE and the PostgreSQL database
+## crm_bench; `make bench-clean` removes them.
+BENCH_CACHE ?= $(or $(TMPDIR),/tmp)/crm-bench
+LAG_COMMANDS ?= 15000
+bench-projections:
+	@.ci/ensure-postgres
+	CRM_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'ProjectionThroughput' -benchtime 1x -timeout 3h ./cmd/crm/
+	CRM_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'CommandToBoardLag' -benchtime $(LAG_COMMANDS)x -timeout 30m ./cmd/crm/
+	CRM_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'ReadModelQueries' -benchtime 2s -timeout 2h ./cmd/crm/
+
+bench-clean:
+	rm -rf $(BENCH_CACHE)
+	psql "$(CRM_TEST_POSTGRES_URL)" -qc 'DROP DATABASE IF EXISTS crm_bench'
 
 ## bench-rebuild: rebuild throughput of the three read models together on SQLite and PostgreSQL
 ## at 250k, 500k and 1M events, with peak memory and a plain read of the same events (the raw
