@@ -47,8 +47,9 @@ var queryReps = []string{"rep-aoki", "rep-endo", "rep-fujita", "rep-goto", "rep-
 //   - churn-points: GET /v1/analytics/churn-points (as of now, every contact);
 //     churn-points-cohort for one month of leads.
 //
-// A sub-benchmark sends max(b.N, 20) requests with 1 client and max(b.N, 5 per client) with
-// 100, after one request per client to warm up connections.
+// A sub-benchmark sends max(b.N, 20) requests with 1 client and max(b.N, 3 per client) with
+// 100, after two to warm up. A request the server drops (its write timeout, 60 s as in `crm
+// serve`, ran out while it waited) counts as failed, with the time it took.
 func BenchmarkReadModelQueries(b *testing.B) {
 	dir := queryDataset(b)
 	s := startBenchServer(b, config.Config{DataDir: copyFiles(b, dir, "crm.db", "crm.db-wal", "readmodels.db", "readmodels.db-wal")})
@@ -109,16 +110,17 @@ func BenchmarkReadModelQueries(b *testing.B) {
 func benchQuery(b *testing.B, s *benchServer, clients int, path func(i int) string) {
 	n := max(b.N, 20)
 	if clients > 1 {
-		n = max(b.N, 5*clients)
+		n = max(b.N, 3*clients)
 	}
 	var (
 		next      atomic.Int64
+		failed    atomic.Int64
+		firstErr  atomic.Value
 		mu        sync.Mutex
 		latencies = make([]time.Duration, 0, n)
-		failure   atomic.Value
 		wg        sync.WaitGroup
 	)
-	for c := range clients {
+	for c := range min(clients, 2) { // the first answers of a connection read cold pages
 		if _, err := s.do("GET", path(c), nil); err != nil {
 			b.Fatal(err)
 		}
@@ -135,8 +137,10 @@ func benchQuery(b *testing.B, s *benchServer, clients int, path func(i int) stri
 				}
 				t0 := time.Now()
 				if _, err := s.do("GET", path(int(i)), nil); err != nil {
-					failure.Store(err)
-					return
+					// The server gave up on it (its write timeout is 60 s, as `crm serve`'s): it
+					// counts with the time it took, as a failure.
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
 				}
 				local = append(local, time.Since(t0))
 			}
@@ -148,13 +152,17 @@ func benchQuery(b *testing.B, s *benchServer, clients int, path func(i int) stri
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if err, ok := failure.Load().(error); ok {
-		b.Fatal(err)
+	if f := failed.Load(); f > 0 {
+		b.Logf("%d of %d requests failed, the first: %v", f, n, firstErr.Load())
+		if f == int64(n) {
+			b.FailNow()
+		}
 	}
 	slices.Sort(latencies)
 	b.ReportMetric(percentile(latencies, 0.50), "p50-ms")
 	b.ReportMetric(percentile(latencies, 0.99), "p99-ms")
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(float64(n-int(failed.Load()))/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(float64(failed.Load()), "failed")
 	b.ReportMetric(0, "ns/op")
 }
 
