@@ -112,6 +112,18 @@ func (r *Runner) Read(name string) (t Tables, release func(), err error) {
 	}
 }
 
+// Changes returns a count that moves whenever the served tables of a projection change: an
+// applied event, a retried parked event, a switch to a rebuilt set. An answer computed from
+// the tables after Changes returned n is at least as fresh as their state at n, so it can be
+// reused for the same question while Changes still returns n.
+func (r *Runner) Changes(name string) (uint64, error) {
+	pj := r.byName[name]
+	if pj == nil {
+		return 0, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+	}
+	return pj.changes.Load(), nil
+}
+
 // waitReaders returns once no query of this process reads set t of the projection name,
 // which the runner has replaced (new queries read the new set).
 func (r *Runner) waitReaders(name string, t Tables) {

@@ -273,6 +273,7 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 	if err := sqlTx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit retry of %s: %w", p.EventID, err)
 	}
+	pj.changes.Add(1)
 	return nil, nil
 }
 

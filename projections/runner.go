@@ -208,6 +208,9 @@ type projector struct {
 	parkedTotal atomic.Int64
 
 	checkpoint atomic.Int64
+	// changes counts the changes of the served tables: a moved checkpoint, a retried parked
+	// event, a switch to another set. Answers cached under one count hold until the next.
+	changes    atomic.Uint64
 	catchingUp atomic.Bool
 	failure    atomic.Pointer[string]
 
@@ -333,6 +336,7 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	if t != old.t {
 		pj.set.Store(&tableSet{t: t})
 		pj.prev.Store(old)
+		pj.changes.Add(1)
 		r.log.Info("Projection moved to a rebuilt table set", watermill.LogFields{"projection": pj.p.Name(),
 			"from": old.t.Prefix(), "to": t.Prefix(), "checkpoint": cp})
 	}
@@ -751,6 +755,7 @@ func (pj *projector) advance(cp int64) {
 // the waiters.
 func (pj *projector) moveTo(cp int64) {
 	pj.checkpoint.Store(cp)
+	pj.changes.Add(1)
 	pj.waitMu.Lock()
 	close(pj.advanced)
 	pj.advanced = make(chan struct{})

@@ -136,11 +136,19 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 			t.Fatalf("after a failed retry, parked as %+v", got)
 		}
 
-		// Fixed: the retry applies the event and those behind it, in stream order.
+		// Fixed: the retry applies the event and those behind it, in stream order, and the
+		// tables' change count moves (answers kept for the state before are not reused).
 		broken.Store(false)
+		before, err := r.Changes(p.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
 		res, err = r.RetryParked(ctx, parked[a2.ID].ID)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if after, _ := r.Changes(p.Name()); after == before {
+			t.Errorf("changes stayed at %d after a retry applied events", after)
 		}
 		var ids []string
 		for _, a := range res.Applied {

@@ -277,8 +277,12 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
+	answerCache, err := cfg.AnswerCacheSize()
+	if err != nil {
+		b.Fatal(err)
+	}
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: httpapi.DefaultReadWait, Rebuilds: bg.rebuilds,
-		TimeTravel: bg.travel})
+		TimeTravel: bg.travel, AnswerCache: answerCache})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -49,6 +49,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	answerCache, err := cfg.AnswerCacheSize()
+	if err != nil {
+		return err
+	}
 	readModels, err := config.OpenReadModels(ctx, cfg)
 	if err != nil {
 		return err
@@ -65,7 +69,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
-		TimeTravel: bg.travel})
+		TimeTravel: bg.travel, AnswerCache: answerCache})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {
 		return err

@@ -125,24 +125,28 @@ func decodeCursor(s string) (cursor, error) {
 	return c, nil
 }
 
-// Query answers the board from the tables of set t. Invalid parameters return a domain error
-// with code invalid naming the parameter.
-func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
-	if params.AsOf.IsZero() {
-		return Answer{}, domain.Invalid("as_of", "is required")
-	}
+// question is a board's parameters, checked.
+type question struct {
+	owner  string
+	stages []deal.Stage
+	limit  int
+	after  *cursor
+}
+
+// check validates the parameters other than as_of.
+func (params Params) check() (question, error) {
 	limit := params.Limit
 	switch {
 	case limit == 0:
 		limit = DefaultLimit
 	case limit < 0 || limit > MaxLimit:
-		return Answer{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+		return question{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
 	}
 	stages := deal.OpenStages()
 	if params.Stage != "" {
 		s, err := deal.ParseOpenStage("stage", params.Stage)
 		if err != nil {
-			return Answer{}, err
+			return question{}, err
 		}
 		stages = []deal.Stage{s}
 	}
@@ -150,37 +154,58 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if params.Cursor != "" {
 		c, err := decodeCursor(params.Cursor)
 		if err != nil {
-			return Answer{}, err
+			return question{}, err
 		}
 		if params.Stage != "" && deal.Stage(params.Stage) != c.Stage {
-			return Answer{}, domain.Invalid("cursor", "belongs to stage %s, not %s", c.Stage, params.Stage)
+			return question{}, domain.Invalid("cursor", "belongs to stage %s, not %s", c.Stage, params.Stage)
 		}
 		stages, after = []deal.Stage{c.Stage}, &c
 	}
+	return question{owner: params.Owner, stages: stages, limit: limit, after: after}, nil
+}
 
+// Query answers the board from the tables of set t. Invalid parameters return a domain error
+// with code invalid naming the parameter.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	if params.AsOf.IsZero() {
+		return Answer{}, domain.Invalid("as_of", "is required")
+	}
+	qn, err := params.check()
+	if err != nil {
+		return Answer{}, err
+	}
 	asOf := params.AsOf.UTC()
 	q := query{db: db, t: t, asOf: asOf.UnixMicro(), owner: params.Owner}
-	answer := Answer{AsOf: asOf, Owner: params.Owner, Stages: []Column{}, Velocity: []Velocity{}}
-	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+	var answer Answer
+	err = readOnly(ctx, db, func(tx *sql.Tx) error {
 		q.tx = tx
-		for _, s := range stages {
-			col, err := q.column(ctx, s, limit, after)
-			if err != nil {
-				return err
-			}
-			answer.Stages = append(answer.Stages, col)
-		}
-		for _, s := range stages {
-			v, err := q.velocity(ctx, s)
-			if err != nil {
-				return err
-			}
-			answer.Velocity = append(answer.Velocity, v)
-		}
-		return nil
+		var err error
+		answer, err = q.answer(ctx, qn)
+		return err
 	})
 	if err != nil {
 		return Answer{}, err
+	}
+	answer.AsOf = asOf
+	return answer, nil
+}
+
+// answer reads the columns and velocity of the stages asked for.
+func (q *query) answer(ctx context.Context, qn question) (Answer, error) {
+	answer := Answer{Owner: qn.owner, Stages: []Column{}, Velocity: []Velocity{}}
+	for _, s := range qn.stages {
+		col, err := q.column(ctx, s, qn.limit, qn.after)
+		if err != nil {
+			return Answer{}, err
+		}
+		answer.Stages = append(answer.Stages, col)
+	}
+	for _, s := range qn.stages {
+		v, err := q.velocity(ctx, s)
+		if err != nil {
+			return Answer{}, err
+		}
+		answer.Velocity = append(answer.Velocity, v)
 	}
 	return answer, nil
 }
@@ -192,6 +217,10 @@ type query struct {
 	t     projections.Tables
 	asOf  int64
 	owner string
+	// present asks for the board as of any time at or after the latest business time in the
+	// tables: the open intervals are those not left, the closed ones all the others. asOf is
+	// then unused (days in stage are counted by Present.At).
+	present bool
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
@@ -205,8 +234,13 @@ func (q *query) openIn(stage deal.Stage, contacts bool) (string, []any) {
 	if contacts {
 		where += ` LEFT JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = d.contact_id`
 	}
-	where += ` WHERE i.stage = ? AND i.entered_at <= ? AND (i.left_at IS NULL OR i.left_at > ?)`
-	args := []any{string(stage), q.asOf, q.asOf}
+	args := []any{string(stage)}
+	if q.present {
+		where += ` WHERE i.stage = ? AND i.left_at IS NULL`
+	} else {
+		where += ` WHERE i.stage = ? AND i.entered_at <= ? AND (i.left_at IS NULL OR i.left_at > ?)`
+		args = append(args, q.asOf, q.asOf)
+	}
 	if q.owner != "" {
 		where += ` AND d.owner = ?`
 		args = append(args, q.owner)
@@ -284,8 +318,12 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 
 func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
 	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i JOIN ` + q.t.Name(tableDeals) + ` d
-		ON d.deal_id = i.deal_id WHERE i.stage = ? AND i.left_at IS NOT NULL AND i.left_at <= ?`
-	args := []any{string(stage), q.asOf}
+		ON d.deal_id = i.deal_id WHERE i.stage = ? AND i.left_at IS NOT NULL`
+	args := []any{string(stage)}
+	if !q.present {
+		stmt += ` AND i.left_at <= ?`
+		args = append(args, q.asOf)
+	}
 	if q.owner != "" {
 		stmt += ` AND d.owner = ?`
 		args = append(args, q.owner)

@@ -30,6 +30,9 @@ type Config struct {
 	// ReadModelWait bounds the wait of a read-model answer for min_position
 	// (CRM_READMODEL_WAIT, a Go duration; see ReadWait).
 	ReadModelWait string
+	// AnswerCache is how many read-model answers are kept for reuse while their tables do not
+	// change (CRM_ANSWER_CACHE, a count; see AnswerCacheSize).
+	AnswerCache string
 	// Tokens is the CRM_TOKENS value, "name:role:token,...".
 	Tokens string
 	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
@@ -44,6 +47,7 @@ func FromEnv(getenv func(string) string) Config {
 		Store:         getenv("CRM_STORE"),
 		ReadModelURL:  getenv("CRM_READMODEL_URL"),
 		ReadModelWait: getenv("CRM_READMODEL_WAIT"),
+		AnswerCache:   getenv("CRM_ANSWER_CACHE"),
 		Tokens:        getenv("CRM_TOKENS"),
 		LogLevel:      getenv("CRM_LOG_LEVEL"),
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,4 +86,20 @@ func (c Config) ReadWait() (time.Duration, error) {
 		return 0, fmt.Errorf("CRM_READMODEL_WAIT %q: want a duration from 1ms to 1m", c.ReadModelWait)
 	}
 	return d, nil
+}
+
+// AnswerCacheSize is how many read-model answers the server keeps (CRM_ANSWER_CACHE, default
+// 512; 0 keeps none). It returns -1 for none, as httpapi.ReadModels.AnswerCache wants it.
+func (c Config) AnswerCacheSize() (int, error) {
+	if c.AnswerCache == "" {
+		return 512, nil
+	}
+	n, err := strconv.Atoi(c.AnswerCache)
+	if err != nil || n < 0 || n > 1_000_000 {
+		return 0, fmt.Errorf("CRM_ANSWER_CACHE %q: want a count from 0 to 1000000", c.AnswerCache)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n, nil
 }

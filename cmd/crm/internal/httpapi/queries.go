@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
 
-	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
@@ -24,7 +27,11 @@ func mountReadModelQueries(mount func(projection, path string, h readFunc)) {
 }
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
-func queryBoard(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+//
+// The board as of now (or any time after the latest deal event) is read once per state of the
+// tables (board.Present) and only the days in stage are counted per request; an earlier
+// as_of reads the intervals.
+func queryBoard(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -34,21 +41,34 @@ func queryBoard(r *http.Request, db *projections.DB, t projections.Tables) (any,
 	if err != nil {
 		return nil, err
 	}
-	return board.Query(r.Context(), db, t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
-		Limit: limit, Cursor: q.Get("cursor")})
+	params := board.Params{Owner: q.Get("owner"), Stage: q.Get("stage"), Limit: limit, Cursor: q.Get("cursor")}
+	question := url.Values{"owner": {params.Owner}, "stage": {params.Stage}, "limit": {strconv.Itoa(limit)}, "cursor": {params.Cursor}}
+	present, err := rd.memo(r.Context(), "board?"+question.Encode(), func(ctx context.Context) (any, error) {
+		return board.QueryPresent(ctx, rd.db, rd.t, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if answer, ok := present.(*board.Present).At(asOf); ok {
+		return answer, nil
+	}
+	params.AsOf = asOf
+	return board.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // GET /v1/journeys/{contactId}?as_of=
-func queryJourney(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+func queryJourney(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, false)
 	if err != nil {
 		return nil, err
 	}
-	return journey.QueryContact(r.Context(), db, t, journey.ContactParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
+	return journey.QueryContact(r.Context(), rd.db, rd.t, journey.ContactParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
 }
 
 // GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=
-func queryJourneyMap(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+//
+// The answer depends on the tables and the parameters only: it is read once per state.
+func queryJourneyMap(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, false)
 	if err != nil {
@@ -60,12 +80,19 @@ func queryJourneyMap(r *http.Request, db *projections.DB, t projections.Tables) 
 			return nil, badField("by_stage", "by_stage %q is not true or false", v)
 		}
 	}
-	return journey.Query(r.Context(), db, t, journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
-		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage})
+	params := journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage}
+	question, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("journey map question: %w", err)
+	}
+	return rd.memo(r.Context(), "journey-map "+string(question), func(ctx context.Context) (any, error) {
+		return journey.Query(ctx, rd.db, rd.t, params)
+	})
 }
 
 // GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=
-func queryChurnPoints(r *http.Request, db *projections.DB, t projections.Tables) (any, error) {
+func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -75,7 +102,7 @@ func queryChurnPoints(r *http.Request, db *projections.DB, t projections.Tables)
 	if err != nil {
 		return nil, err
 	}
-	return churn.Query(r.Context(), db, t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant})
+	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant})
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is

@@ -27,6 +27,9 @@ type ReadModels struct {
 	Rebuilds *projections.Rebuilds
 	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
 	TimeTravel *projections.TimeTravel
+	// AnswerCache is how many answers are kept for reuse while the tables they were read
+	// from do not change (see answers): DefaultAnswerCacheSize when 0, none when negative.
+	AnswerCache int
 }
 
 // ReadAnswer is every read-model answer: the data and how current it is.
@@ -44,7 +47,7 @@ const (
 )
 
 // readFunc answers a read-model query from a projection's tables.
-type readFunc func(r *http.Request, db *projections.DB, t projections.Tables) (any, error)
+type readFunc func(r *http.Request, rd read) (any, error)
 
 // MountReadModels adds the projection endpoints (status, poison queue) and the queries of
 // the read models the runner runs.
@@ -69,18 +72,24 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		s.mountRebuilds(rm.Rebuilds)
 	}
 
+	var kept *answers
+	if rm.AnswerCache >= 0 {
+		kept = newAnswers(rm.AnswerCache)
+	}
 	mountReadModelQueries(func(projection, path string, h readFunc) {
 		if _, err := rm.Runner.Tables(projection); err != nil {
 			return // not run here: the endpoint would never answer
 		}
-		v1.Handle(path, s.authorize(auth.PermRead, s.readModel(rm, projection, h))).Methods(http.MethodGet)
+		v1.Handle(path, s.authorize(auth.PermRead, s.readModel(rm, kept, projection, h))).Methods(http.MethodGet)
 	})
 }
 
 // readModel answers a query with its freshness. With ?min_position=N it first waits, up to
 // the configured bound, for the projection to reach N; when it has not, the answer says
 // stale: true (and the X-Read-Model-Stale header) rather than fail, so the client decides.
-func (s *Server) readModel(rm ReadModels, projection string, h readFunc) http.Handler {
+//
+// Answers are kept in kept (when not nil) under the question and the state of the tables.
+func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h readFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if travel, ok, err := timeTravelParams(r); err != nil || ok {
 			if err == nil {
@@ -105,13 +114,26 @@ func (s *Server) readModel(rm ReadModels, projection string, h readFunc) http.Ha
 			s.writeError(w, r, err)
 			return
 		}
+		// Read before the tables: an answer read after it is at least as fresh as this state.
+		changes, err := rm.Runner.Changes(projection)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		// Held until the answer is read: a rebuild drops the set it replaced only after.
 		tables, release, err := rm.Runner.Read(projection)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		data, err := h(r, rm.Runner.DB(), tables)
+		rd := read{db: rm.Runner.DB(), t: tables, memo: direct}
+		if kept != nil {
+			state := tables.Prefix() + "@" + strconv.FormatUint(changes, 10)
+			rd.memo = func(ctx context.Context, question string, compute func(context.Context) (any, error)) (any, error) {
+				return kept.get(ctx, projection+" "+question, state, compute)
+			}
+		}
+		data, err := h(r, rd)
 		release()
 		if err != nil {
 			s.writeError(w, r, err)

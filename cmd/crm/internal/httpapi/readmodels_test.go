@@ -276,3 +276,72 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 		t.Fatalf("parked after the retry: %d %s", r.status, r.body)
 	}
 }
+
+// TestKeptAnswersFollowTheTables: answers kept between requests are those of the tables as
+// they are: a write shows in the next answer that waits for it, the board now counts days in
+// stage at each request's as_of, and an as_of before the latest deal event reads the past.
+func TestKeptAnswersFollowTheTables(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	contactID := a.createContact()
+	openDeal := func(title string) int64 {
+		r := a.do("POST", "/v1/deals", appToken, `{"contact_id":"`+contactID+`","title":"`+title+`","amount":1000,"currency":"EUR"}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("open deal: %d %s", r.status, r.body)
+		}
+		return int64(r.json(t)["position"].(float64))
+	}
+	board1 := func(query string) board.Answer {
+		t.Helper()
+		var b answer[board.Answer]
+		if r := a.read("/v1/pipeline/board"+query, &b); r.status != http.StatusOK {
+			t.Fatalf("board%s: %d %s", query, r.status, r.body)
+		}
+		return b.Data
+	}
+	journeyMap := func(query string) journey.Answer {
+		t.Helper()
+		var m answer[journey.Answer]
+		if r := a.read("/v1/analytics/journey-map"+query, &m); r.status != http.StatusOK {
+			t.Fatalf("journey map%s: %d %s", query, r.status, r.body)
+		}
+		return m.Data
+	}
+
+	first := openDeal("First")
+	between := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	for range 3 { // kept from the second request on
+		if b := board1("?min_position=" + strconv.FormatInt(first, 10)); b.Stages[0].Count != 1 {
+			t.Fatalf("board after one deal: %+v", b.Stages[0])
+		}
+	}
+	if m := journeyMap("?min_position=" + strconv.FormatInt(first, 10)); m.ByPhase.Steps[0].Entered != 1 {
+		t.Fatalf("journey map after one contact: %+v", m.ByPhase.Steps[0])
+	}
+
+	second := openDeal("Second")
+	r := a.do("POST", "/v1/contacts", appToken, `{"name":"Ken Abe","channel":"referral","owner":"rep-mori"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create contact: %d %s", r.status, r.body)
+	}
+	third := int64(r.json(t)["position"].(float64))
+	if b := board1("?min_position=" + strconv.FormatInt(second, 10)); b.Stages[0].Count != 2 || b.Stages[0].Totals[0].Amount != 2000 {
+		t.Fatalf("board after two deals: %+v", b.Stages[0])
+	}
+	if m := journeyMap("?min_position=" + strconv.FormatInt(third, 10)); m.ByPhase.Steps[0].Entered != 2 {
+		t.Fatalf("journey map after two contacts: %+v", m.ByPhase.Steps[0])
+	}
+	// The past: as_of between the two deals reads one.
+	if b := board1("?as_of=" + between.Format(time.RFC3339Nano)); b.Stages[0].Count != 1 || b.Stages[0].Cards[0].Title != "First" {
+		t.Fatalf("board between the deals: %+v", b.Stages[0])
+	}
+	// Later: the same deals, days counted at each as_of.
+	for _, days := range []int64{0, 3, 40} {
+		asOf := time.Now().UTC().Add(time.Duration(days)*24*time.Hour + time.Minute)
+		b := board1("?as_of=" + asOf.Format(time.RFC3339Nano))
+		if b.Stages[0].Count != 2 || b.Stages[0].Cards[0].DaysInStage != days || b.Stages[0].Cards[1].DaysInStage != days || !b.AsOf.Equal(asOf) {
+			t.Fatalf("board %d days later: as_of %s, %+v", days, b.AsOf, b.Stages[0])
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/eventcrm/crm/projections"
+)
+
+// DefaultAnswerCacheSize is how many read-model answers a server keeps, by default.
+const DefaultAnswerCacheSize = 512
+
+// answers keeps read-model answers for as long as the tables they were read from do not
+// change: an answer is stored under its question and the state of the projection's tables
+// (the served set and projections.Runner.Changes), and reused for the same question only in
+// that same state, so it is exactly what reading the tables again would give. Concurrent
+// requests for a question not yet answered in the current state wait for one reading instead
+// of each reading the tables (single flight). The least recently used answers go first when
+// there are more than the limit.
+type answers struct {
+	mu      sync.Mutex
+	entries map[string]*answerEntry
+	limit   int
+	tick    uint64
+}
+
+type answerEntry struct {
+	state string
+	ready chan struct{} // closed once value and err are set
+	value any
+	err   error
+	used  uint64
+}
+
+func newAnswers(limit int) *answers {
+	if limit <= 0 {
+		limit = DefaultAnswerCacheSize
+	}
+	return &answers{entries: map[string]*answerEntry{}, limit: limit}
+}
+
+// get returns the answer to question in state: a kept one, the one being read by another
+// request, or what compute returns (kept unless it is an error). compute runs without the
+// caller's cancellation, since other requests may be waiting for it.
+func (a *answers) get(ctx context.Context, question, state string, compute func(ctx context.Context) (any, error)) (any, error) {
+	a.mu.Lock()
+	a.tick++
+	e := a.entries[question]
+	if e != nil && e.state == state {
+		e.used = a.tick
+		a.mu.Unlock()
+		select {
+		case <-e.ready:
+			return e.value, e.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	e = &answerEntry{state: state, ready: make(chan struct{}), used: a.tick}
+	a.entries[question] = e
+	a.evictLocked()
+	a.mu.Unlock()
+
+	func() {
+		defer close(e.ready)
+		defer func() {
+			if v := recover(); v != nil {
+				e.err = fmt.Errorf("answer panicked: %v", v)
+				a.forget(question, e)
+				panic(v)
+			}
+		}()
+		e.value, e.err = compute(context.WithoutCancel(ctx))
+	}()
+	if e.err != nil {
+		a.forget(question, e)
+	}
+	return e.value, e.err
+}
+
+// forget drops e, unless another entry replaced it meanwhile.
+func (a *answers) forget(question string, e *answerEntry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.entries[question] == e {
+		delete(a.entries, question)
+	}
+}
+
+// evictLocked drops the least recently used entries over the limit. The caller holds a.mu.
+func (a *answers) evictLocked() {
+	for len(a.entries) > a.limit {
+		var (
+			oldest string
+			used   uint64
+			first  = true
+		)
+		for q, e := range a.entries {
+			if first || e.used < used {
+				oldest, used, first = q, e.used, false
+			}
+		}
+		delete(a.entries, oldest)
+	}
+}
+
+// len is the number of kept answers.
+func (a *answers) len() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.entries)
+}
+
+// read is what a read-model query reads: the projection's tables, and a memo that answers a
+// question once per state of those tables.
+type read struct {
+	db *projections.DB
+	t  projections.Tables
+	// memo returns compute's answer to question, computed at most once while the tables do
+	// not change. question must name everything the answer depends on besides the tables.
+	memo func(ctx context.Context, question string, compute func(ctx context.Context) (any, error)) (any, error)
+}
+
+// direct is a memo that always computes: for answers from tables that are read once (time
+// travel's snapshots).
+func direct(ctx context.Context, _ string, compute func(ctx context.Context) (any, error)) (any, error) {
+	return compute(ctx)
+}
