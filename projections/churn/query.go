@@ -111,54 +111,74 @@ type filter struct {
 
 func (f filter) argsAnd(more ...any) []any { return append(slices.Clip(f.args), more...) }
 
-// Query answers the churn points from the tables of set t. Invalid parameters return a domain
-// error with code invalid naming the parameter.
-func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
-	if params.AsOf.IsZero() {
-		return Answer{}, domain.Invalid("as_of", "is required")
-	}
-	dormantDays := params.DormantDays
+// check validates the parameters other than as_of: the dormancy rule in days, and the cohort
+// as SQL conditions on the contacts table c.
+func (params Params) check() (dormantDays int, cohort filter, err error) {
+	dormantDays = params.DormantDays
 	switch {
 	case dormantDays == 0:
 		dormantDays = DefaultDormantDays
 	case dormantDays < 0 || dormantDays > 36500:
-		return Answer{}, domain.Invalid("dormant_days", "%d is outside 1..36500", dormantDays)
+		return 0, filter{}, domain.Invalid("dormant_days", "%d is outside 1..36500", dormantDays)
 	}
-	var cohort filter
 	if params.Cohort != "" {
 		if _, err := time.Parse(CohortLayout, params.Cohort); err != nil {
-			return Answer{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", params.Cohort)
+			return 0, filter{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", params.Cohort)
 		}
 		cohort.where += ` AND c.cohort = ?`
 		cohort.args = append(cohort.args, params.Cohort)
 	}
 	if params.Channel != "" {
 		if _, err := contact.ParseChannel("channel", params.Channel); err != nil {
-			return Answer{}, err
+			return 0, filter{}, err
 		}
 		cohort.where += ` AND c.channel = ?`
 		cohort.args = append(cohort.args, params.Channel)
 	}
+	return dormantDays, cohort, nil
+}
 
+// Query answers the churn points from the tables of set t. Invalid parameters return a domain
+// error with code invalid naming the parameter.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	if params.AsOf.IsZero() {
+		return Answer{}, domain.Invalid("as_of", "is required")
+	}
+	dormantDays, cohort, err := params.check()
+	if err != nil {
+		return Answer{}, err
+	}
 	asOf := params.AsOf.UTC()
 	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort}
 	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
-	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = readOnly(ctx, db, func(tx *sql.Tx) error {
 		q.tx = tx
-		var err error
-		if answer.Phases, err = q.phases(ctx, int64(dormantDays)*microsPerDay); err != nil {
+		counts, err := q.read(ctx, &answer)
+		if err != nil {
 			return err
 		}
-		if answer.LostDeals, err = q.lostDeals(ctx); err != nil {
-			return err
-		}
-		answer.ChurnedCustomers, err = q.churns(ctx)
-		return err
+		answer.Phases = dropOffs(counts, q.asOf, int64(dormantDays)*microsPerDay)
+		return nil
 	})
 	if err != nil {
 		return Answer{}, err
 	}
 	return answer, nil
+}
+
+// read reads the phase counts, and the lost deals and churns into answer, as of q.asOf.
+func (q *query) read(ctx context.Context, answer *Answer) (map[contact.Phase]*phaseCounts, error) {
+	counts, err := q.phaseCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if answer.LostDeals, err = q.lostDeals(ctx); err != nil {
+		return nil, err
+	}
+	if answer.ChurnedCustomers, err = q.churns(ctx); err != nil {
+		return nil, err
+	}
+	return counts, nil
 }
 
 // query runs the statements of one answer in one read transaction.
@@ -179,7 +199,52 @@ func (q *query) contacts() (string, []any) {
 	return ` c.created_at <= ?` + q.cohort.where, append([]any{q.asOf}, q.cohort.args...)
 }
 
-func (q *query) phases(ctx context.Context, dormantFor int64) ([]PhaseDropOff, error) {
+// phaseCounts is what the drop-off of one phase is computed from, as of a time T.
+type phaseCounts struct {
+	// entered, lost and churned count the distinct contacts with a visit of the phase, with a
+	// change from it to lost, to churned; exited those with either.
+	entered, lost, churned, exited int
+	// idle are the last activities (latest touchpoint at or before T, else creation) of the
+	// contacts in the phase at T, sorted: those that can turn dormant. idleNotExited keeps those
+	// not already counted in exited.
+	idle, idleNotExited []int64
+}
+
+// dropOffs ranks the phases by drop-off rate as of asOf, with dormancy judged at asOf.
+func dropOffs(counts map[contact.Phase]*phaseCounts, asOf, dormantFor int64) []PhaseDropOff {
+	// idle at or before this for dormantFor or longer: dormant
+	cutoff := asOf - dormantFor
+	atOrBefore := func(sorted []int64) int {
+		n, _ := slices.BinarySearch(sorted, cutoff+1)
+		return n
+	}
+	var result []PhaseDropOff
+	for _, p := range contact.Phases() {
+		c := counts[p]
+		if c == nil {
+			c = &phaseCounts{}
+		}
+		d := PhaseDropOff{Phase: p, Entered: c.entered, Lost: c.lost, Churned: c.churned,
+			Dormant: atOrBefore(c.idle), Ended: c.exited + atOrBefore(c.idleNotExited)}
+		d.DropOffRate = ratio(d.Ended, d.Entered)
+		result = append(result, d)
+	}
+	slices.SortStableFunc(result, func(a, b PhaseDropOff) int {
+		switch {
+		case a.DropOffRate == nil || b.DropOffRate == nil:
+			return cmp.Compare(nilRank(a.DropOffRate), nilRank(b.DropOffRate))
+		default:
+			return cmp.Compare(*b.DropOffRate, *a.DropOffRate)
+		}
+	})
+	for i := range result {
+		result[i].Rank = i + 1
+	}
+	return result
+}
+
+// phaseCounts reads the counts of every phase as of q.asOf.
+func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts, error) {
 	where, args := q.contacts()
 	// The last activity of each contact as of as_of: its latest touchpoint, else its creation.
 	rows, err := q.rows(ctx, `SELECT c.contact_id, COALESCE((SELECT MAX(tp.occurred_at) FROM `+q.t.Name(tableTouchpoints)+` tp
@@ -214,7 +279,7 @@ func (q *query) phases(ctx context.Context, dormantFor int64) ([]PhaseDropOff, e
 		contact string
 		phase   contact.Phase
 	}
-	entered, lost, churned, dormant := map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}
+	entered, lost, churned := map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}
 	// open is the visit each contact is in at as_of: the last one when it is not closed.
 	open := map[string]contact.Phase{}
 	for rows.Next() {
@@ -243,49 +308,43 @@ func (q *query) phases(ctx context.Context, dormantFor int64) ([]PhaseDropOff, e
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("visits: %w", err)
 	}
-	for id, phase := range open {
-		if last, ok := lastActivity[id]; ok && phase.Rank() > 0 && q.asOf-last >= dormantFor {
-			dormant[contactPhase{id, phase}] = true
-		}
-	}
 
-	count := func(set map[contactPhase]bool, p contact.Phase) int {
-		n := 0
-		for k := range set {
-			if k.phase == p {
-				n++
-			}
+	counts := map[contact.Phase]*phaseCounts{}
+	of := func(p contact.Phase) *phaseCounts {
+		if counts[p] == nil {
+			counts[p] = &phaseCounts{}
 		}
-		return n
+		return counts[p]
 	}
-	var result []PhaseDropOff
-	for _, p := range contact.Phases() {
-		d := PhaseDropOff{Phase: p, Entered: count(entered, p), Lost: count(lost, p), Churned: count(churned, p),
-			Dormant: count(dormant, p)}
-		ended := map[string]bool{}
-		for _, set := range []map[contactPhase]bool{lost, churned, dormant} {
-			for k := range set {
-				if k.phase == p {
-					ended[k.contact] = true
-				}
-			}
+	for k := range entered {
+		c := of(k.phase)
+		c.entered++
+		if lost[k] {
+			c.lost++
 		}
-		d.Ended = len(ended)
-		d.DropOffRate = ratio(d.Ended, d.Entered)
-		result = append(result, d)
-	}
-	slices.SortStableFunc(result, func(a, b PhaseDropOff) int {
-		switch {
-		case a.DropOffRate == nil || b.DropOffRate == nil:
-			return cmp.Compare(nilRank(a.DropOffRate), nilRank(b.DropOffRate))
-		default:
-			return cmp.Compare(*b.DropOffRate, *a.DropOffRate)
+		if churned[k] {
+			c.churned++
 		}
-	})
-	for i := range result {
-		result[i].Rank = i + 1
+		if lost[k] || churned[k] {
+			c.exited++
+		}
 	}
-	return result, nil
+	for id, phase := range open {
+		last, ok := lastActivity[id]
+		if !ok || phase.Rank() == 0 {
+			continue // exits do not turn dormant
+		}
+		c := of(phase)
+		c.idle = append(c.idle, last)
+		if k := (contactPhase{id, phase}); !lost[k] && !churned[k] {
+			c.idleNotExited = append(c.idleNotExited, last)
+		}
+	}
+	for _, c := range counts {
+		slices.Sort(c.idle)
+		slices.Sort(c.idleNotExited)
+	}
+	return counts, nil
 }
 
 func nilRank(f *float64) int {

@@ -92,6 +92,10 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 }
 
 // GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=
+//
+// As of now (or any time after the latest event in the tables), the churn points are read
+// once per state of the tables (churn.Present) and only dormancy is judged per request; an
+// earlier as_of reads the tables.
 func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -102,7 +106,19 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant})
+	params := churn.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant}
+	question := url.Values{"cohort": {params.Cohort}, "channel": {params.Channel}, "dormant_days": {strconv.Itoa(dormant)}}
+	present, err := rd.memo(r.Context(), "churn-points?"+question.Encode(), func(ctx context.Context) (any, error) {
+		return churn.QueryPresent(ctx, rd.db, rd.t, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if answer, ok := present.(*churn.Present).At(asOf); ok {
+		return answer, nil
+	}
+	params.AsOf = asOf
+	return churn.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is

@@ -332,6 +332,25 @@ func TestKeptAnswersFollowTheTables(t *testing.T) {
 	if m := journeyMap("?min_position=" + strconv.FormatInt(third, 10)); m.ByPhase.Steps[0].Entered != 2 {
 		t.Fatalf("journey map after two contacts: %+v", m.ByPhase.Steps[0])
 	}
+	// Churn points now and 91 days on: dormancy is judged at each request's as_of.
+	for _, tt := range []struct {
+		query       string
+		wantDormant int
+	}{
+		{"?min_position=" + strconv.FormatInt(third, 10), 0},
+		{"?as_of=" + time.Now().UTC().Add(91*24*time.Hour).Format(time.RFC3339Nano), 2},
+		{"", 0},
+	} {
+		var c answer[churn.Answer]
+		if r := a.read("/v1/analytics/churn-points"+tt.query, &c); r.status != http.StatusOK {
+			t.Fatalf("churn points%s: %d %s", tt.query, r.status, r.body)
+		}
+		for _, p := range c.Data.Phases {
+			if p.Phase == "lead" && (p.Entered != 2 || p.Dormant != tt.wantDormant) {
+				t.Fatalf("churn points%s: lead %+v, want 2 entered, %d dormant", tt.query, p, tt.wantDormant)
+			}
+		}
+	}
 	// The past: as_of between the two deals reads one.
 	if b := board1("?as_of=" + between.Format(time.RFC3339Nano)); b.Stages[0].Count != 1 || b.Stages[0].Cards[0].Title != "First" {
 		t.Fatalf("board between the deals: %+v", b.Stages[0])
