@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,12 +48,66 @@ var queryReps = []string{"rep-aoki", "rep-endo", "rep-fujita", "rep-goto", "rep-
 //   - churn-points: GET /v1/analytics/churn-points (as of now, every contact);
 //     churn-points-cohort for one month of leads.
 //
+// Three servers, one after the other, answer the same questions:
+//
+//   - kept: as `crm serve` runs, with the answer cache (CRM_ANSWER_CACHE): the board and churn
+//     points now, and the journey map, are read once per state of the tables; every later
+//     request in that state reuses the reading. Nothing is written meanwhile.
+//   - kept-writes: the same while contacts are created at queryWriteRate per second, so the
+//     tables change under the readers and kept answers expire all the time (each request after
+//     a change reads anew, sharing one reading with the requests that arrive meanwhile).
+//   - read-each: without the cache (CRM_ANSWER_CACHE=0): every request reads the tables: the
+//     cost of one reading. 100 clients only for the board (the others take seconds each).
+//
 // A sub-benchmark sends max(b.N, 20) requests with 1 client and max(b.N, 3 per client) with
 // 100, after two to warm up. A request the server drops (its write timeout, 60 s as in `crm
 // serve`, ran out while it waited) counts as failed, with the time it took.
 func BenchmarkReadModelQueries(b *testing.B) {
 	dir := queryDataset(b)
-	s := startBenchServer(b, config.Config{DataDir: copyFiles(b, dir, "crm.db", "crm.db-wal", "readmodels.db", "readmodels.db-wal")})
+	modes := []struct {
+		name        string
+		answerCache string
+		writes      bool
+		manyClients func(query string) bool
+	}{
+		{"kept", "", false, func(string) bool { return true }},
+		{"kept-writes", "", true, func(string) bool { return true }},
+		{"read-each", "0", false, func(q string) bool { return q == "status" || q == "board" || q == "board-owner" || q == "journey" }},
+	}
+	for _, mode := range modes {
+		b.Run(mode.name, func(b *testing.B) {
+			s, stop := newBenchServer(b, config.Config{AnswerCache: mode.answerCache,
+				DataDir: copyFiles(b, dir, "crm.db", "crm.db-wal", "readmodels.db", "readmodels.db-wal")})
+			defer stop()
+			queries := queryPaths(b, s)
+			if mode.writes {
+				stopWrites := writeContacts(b, s, queryWriteRate)
+				defer stopWrites()
+			}
+			for _, q := range queries {
+				for _, clients := range []int{1, 100} {
+					if clients > 1 && !mode.manyClients(q.name) {
+						continue
+					}
+					b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
+						benchQuery(b, s, clients, q.path)
+					})
+				}
+			}
+		})
+	}
+}
+
+// queryWriteRate is the rate of contact creations of the kept-writes mode, per second.
+const queryWriteRate = 50
+
+type queryPath struct {
+	name string
+	path func(i int) string
+}
+
+// queryPaths waits for the server's read models to be caught up and returns the questions.
+func queryPaths(b *testing.B, s *benchServer) []queryPath {
 	ctx := context.Background()
 	head, err := logHead(ctx, s.store)
 	if err != nil {
@@ -84,11 +139,7 @@ func BenchmarkReadModelQueries(b *testing.B) {
 	for m := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC); m.Year() < 2025 || m.Month() <= 6; m = m.AddDate(0, 1, 0) {
 		cohorts = append(cohorts, m.Format(journey.CohortLayout))
 	}
-
-	queries := []struct {
-		name string
-		path func(i int) string
-	}{
+	return []queryPath{
 		{"status", func(int) string { return "/v1/projections" }},
 		{"board", func(int) string { return "/v1/pipeline/board" }},
 		{"board-owner", func(i int) string { return "/v1/pipeline/board?owner=" + queryReps[i%len(queryReps)] }},
@@ -98,12 +149,38 @@ func BenchmarkReadModelQueries(b *testing.B) {
 		{"churn-points", func(int) string { return "/v1/analytics/churn-points" }},
 		{"churn-points-cohort", func(i int) string { return "/v1/analytics/churn-points?cohort=" + cohorts[i%len(cohorts)] }},
 	}
-	for _, q := range queries {
-		for _, clients := range []int{1, 100} {
-			b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
-				benchQuery(b, s, clients, q.path)
-			})
+}
+
+// writeContacts creates contacts over HTTP at rate per second until stop is called; stop
+// reports how many were written and fails the benchmark on an error.
+func writeContacts(b *testing.B, s *benchServer, rate int) (stop func()) {
+	done := make(chan struct{})
+	result := make(chan error, 1)
+	written := 0
+	go func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				result <- nil
+				return
+			case <-tick.C:
+				body := fmt.Sprintf(`{"name":"Reader %d","channel":"web_form","owner":"%s"}`, written, queryReps[written%len(queryReps)])
+				if _, err := s.do("POST", "/v1/contacts", strings.NewReader(body)); err != nil {
+					result <- err
+					return
+				}
+				written++
+			}
 		}
+	}()
+	return func() {
+		close(done)
+		if err := <-result; err != nil {
+			b.Fatalf("writing contacts: %v", err)
+		}
+		b.Logf("%d contacts written while reading", written)
 	}
 }
 
