@@ -47,8 +47,8 @@ func QueryPresent(ctx context.Context, db *projections.DB, t projections.Tables,
 	return p, nil
 }
 
-// horizon is the latest entered_at or left_at of any interval: both indexed, so this costs one
-// index probe per open stage and one for left_at.
+// horizon is the latest entered_at or left_at of any interval: both indexed by stage, so this
+// costs two index probes per open stage.
 func (q *query) horizon(ctx context.Context) (int64, error) {
 	var latest int64
 	probe := func(stmt string, args ...any) error {
@@ -63,9 +63,9 @@ func (q *query) horizon(ctx context.Context) (int64, error) {
 		if err := probe(`SELECT MAX(entered_at) FROM `+q.t.Name(tableIntervals)+` WHERE stage = ?`, string(s)); err != nil {
 			return 0, err
 		}
-	}
-	if err := probe(`SELECT MAX(left_at) FROM ` + q.t.Name(tableIntervals)); err != nil {
-		return 0, err
+		if err := probe(`SELECT MAX(left_at) FROM `+q.t.Name(tableIntervals)+` WHERE stage = ? AND left_at IS NOT NULL`, string(s)); err != nil {
+			return 0, err
+		}
 	}
 	return latest, nil
 }

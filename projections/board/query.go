@@ -227,11 +227,15 @@ func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, 
 	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
 }
 
-// openIn selects the intervals of stage that contain as_of, joined with their deal (i, d) and,
-// with contacts, the deal's contact (c); the owner filter applies.
-func (q *query) openIn(stage deal.Stage, contacts bool) (string, []any) {
-	where := ` FROM ` + q.t.Name(tableIntervals) + ` i JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
-	if contacts {
+// openIn selects the intervals of stage that contain as_of (i); with cards, joined with their
+// deal (d) and its contact (c). The owner filter applies (joining the deal for it).
+func (q *query) openIn(stage deal.Stage, cards bool) (string, []any) {
+	where := ` FROM ` + q.t.Name(tableIntervals) + ` i`
+	if cards || q.owner != "" {
+		// every interval has its deal: the join only adds columns
+		where += ` JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
+	}
+	if cards {
 		where += ` LEFT JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = d.contact_id`
 	}
 	args := []any{string(stage)}
@@ -317,8 +321,11 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 }
 
 func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
-	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i JOIN ` + q.t.Name(tableDeals) + ` d
-		ON d.deal_id = i.deal_id WHERE i.stage = ? AND i.left_at IS NOT NULL`
+	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i`
+	if q.owner != "" {
+		stmt += ` JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
+	}
+	stmt += ` WHERE i.stage = ? AND i.left_at IS NOT NULL`
 	args := []any{string(stage)}
 	if !q.present {
 		stmt += ` AND i.left_at <= ?`
