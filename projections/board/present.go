@@ -1,10 +1,15 @@
 package board
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/eventcrm/crm/domain/deal"
@@ -21,6 +26,10 @@ type Present struct {
 	// Unix epoch (0 for empty tables).
 	Horizon int64
 	answer  Answer
+
+	encodeOnce sync.Once
+	encoded    *encodedPresent
+	encodeErr  error
 }
 
 // QueryPresent reads the board's present from the tables of set t, for the parameters other
@@ -70,6 +79,11 @@ func (q *query) horizon(ctx context.Context) (int64, error) {
 	return latest, nil
 }
 
+// Covers reports whether At and AppendJSON answer for asOf: a time at or after the horizon.
+func (p *Present) Covers(asOf time.Time) bool {
+	return !asOf.IsZero() && asOf.UnixMicro() >= p.Horizon
+}
+
 // At answers the board as of asOf from the present, exactly as Query would, when asOf is at
 // or after the horizon; ok is false otherwise (the board then needs Query). The answer is a
 // copy: the Present can be shared by concurrent callers.
@@ -93,4 +107,84 @@ func (p *Present) At(asOf time.Time) (answer Answer, ok bool) {
 		answer.Stages[i].Cards = cards
 	}
 	return answer, true
+}
+
+// AppendJSON appends the JSON of At(asOf) to dst, byte for byte what encoding/json writes for
+// it, from JSON encoded once per Present: only as_of and the days in stage are written per
+// call. ok is false when At would refuse asOf.
+func (p *Present) AppendJSON(dst []byte, asOf time.Time) (_ []byte, ok bool) {
+	if asOf.IsZero() {
+		return dst, false
+	}
+	asOf = asOf.UTC()
+	at := asOf.UnixMicro()
+	if at < p.Horizon {
+		return dst, false
+	}
+	p.encodeOnce.Do(p.encode)
+	if p.encodeErr != nil {
+		// Not reached (an answer of strings and numbers always encodes): fall back to encoding.
+		a, _ := p.At(asOf)
+		b, err := json.Marshal(a)
+		return append(dst, b...), err == nil
+	}
+	e := p.encoded
+	dst = append(dst, e.parts[0]...)
+	dst = asOf.AppendFormat(append(dst, '"'), time.RFC3339Nano)
+	dst = append(dst, '"')
+	for i, entered := range e.enteredAt {
+		dst = append(dst, e.parts[i+1]...)
+		dst = strconv.AppendInt(dst, (at-entered)/microsPerDay, 10)
+	}
+	return append(dst, e.parts[len(e.parts)-1]...), true
+}
+
+// encodedPresent is the JSON of a Present cut where as_of and each card's days in stage go:
+// parts[0], as_of, parts[1], days of card 0, parts[2], ..., days of the last card, the last part.
+type encodedPresent struct {
+	parts     [][]byte
+	enteredAt []int64 // of each card, in the order of the JSON
+}
+
+// daysMark is a days-in-stage value no card has (days are never negative past the horizon),
+// written where each card's days go and then cut out.
+const daysMark = -987654321987
+
+func (p *Present) encode() {
+	a := p.answer
+	a.AsOf = time.Time{}
+	a.Stages = slices.Clone(p.answer.Stages)
+	var enteredAt []int64
+	for i, col := range a.Stages {
+		cards := slices.Clone(col.Cards)
+		for j := range cards {
+			cards[j].DaysInStage = daysMark
+			enteredAt = append(enteredAt, cards[j].StageEnteredAt.UnixMicro())
+		}
+		a.Stages[i].Cards = cards
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		p.encodeErr = err
+		return
+	}
+	asOfMark := []byte(`{"as_of":"0001-01-01T00:00:00Z"`)
+	if !bytes.HasPrefix(b, asOfMark) {
+		p.encodeErr = fmt.Errorf("encoded board does not start with as_of: %.40s", b)
+		return
+	}
+	e := &encodedPresent{parts: [][]byte{[]byte(`{"as_of":`)}, enteredAt: enteredAt}
+	rest := b[len(asOfMark):]
+	daysField := []byte(`"days_in_stage":` + strconv.FormatInt(daysMark, 10))
+	for range enteredAt {
+		i := bytes.Index(rest, daysField)
+		if i < 0 {
+			p.encodeErr = errors.New("encoded board lacks the days of a card")
+			return
+		}
+		e.parts = append(e.parts, rest[:i+len(`"days_in_stage":`)])
+		rest = rest[i+len(daysField):]
+	}
+	e.parts = append(e.parts, rest)
+	p.encoded = e
 }

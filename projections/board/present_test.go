@@ -53,6 +53,9 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 						if _, ok := present.At(horizon.Add(-time.Microsecond)); ok {
 							t.Fatalf("At answered before the horizon %s", horizon)
 						}
+						if _, ok := present.AppendJSON(nil, horizon.Add(-time.Microsecond)); ok {
+							t.Fatalf("AppendJSON answered before the horizon %s", horizon)
+						}
 					}
 					if k > 0 {
 						// the next page, through the cursor of the first
@@ -83,6 +86,10 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 						}
 						if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
 							t.Fatalf("as of %s:\npresent %s\nquery   %s", asOf, g, w)
+						}
+						// The JSON written from the encoded present is encoding/json's.
+						if enc, ok := present.AppendJSON([]byte("x"), asOf); !ok || string(enc) != "x"+mustJSON(t, want) {
+							t.Fatalf("as of %s, AppendJSON (%v):\n%s\nwant\nx%s", asOf, ok, enc, mustJSON(t, want))
 						}
 					}
 				})
@@ -118,4 +125,30 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPresentJSONWithMarksInText: titles and names that look like the JSON AppendJSON cuts
+// at, or need escaping, come out as encoding/json writes them.
+func TestPresentJSONWithMarksInText(t *testing.T) {
+	db := projectiontest.SQLite(t)
+	tables := projections.TablesFor(board.Projection{}, "")
+	history := `
+2024-01-01T00:00:00Z contact-c contact.created.v1 {"contact_id":"c","name":"\"as_of\":\"0001-01-01T00:00:00Z\" <b>","channel":"web_form","owner":"o"}
+2024-01-01T00:00:00Z deal-x deal.opened.v1 {"deal_id":"x","contact_id":"c","title":"\"days_in_stage\":-987654321987 & <i>","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
+2024-01-03T00:00:00Z deal-y deal.opened.v1 {"deal_id":"y","contact_id":"c","title":"日本語 \u2028","amount":{"amount":2,"currency":"EUR"},"owner":"o","stage":"qualification"}
+`
+	projectiontest.MustApply(t, db, board.Projection{}, tables, projectiontest.MustParseHistory(t, history))
+	present, err := board.QueryPresent(context.Background(), db, tables, board.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOf := time.Date(2024, 2, 1, 12, 30, 0, 123456000, time.UTC)
+	want, _ := present.At(asOf)
+	got, ok := present.AppendJSON(nil, asOf)
+	if !ok || string(got) != mustJSON(t, want) {
+		t.Fatalf("AppendJSON (%v):\n%s\nwant\n%s", ok, got, mustJSON(t, want))
+	}
+	if want.Stages[0].Cards[0].DaysInStage != 31 {
+		t.Fatalf("days in stage %d, want 31", want.Stages[0].Cards[0].DaysInStage)
+	}
 }

@@ -2,12 +2,18 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventcrm/crm/projections"
 )
 
 func TestAnswersReadOncePerStateAndQuestion(t *testing.T) {
@@ -123,5 +129,30 @@ func TestAnswersWaiterGivesUpWithItsContext(t *testing.T) {
 	defer cancel()
 	if _, err := a.get(ctx, "q", "s@1", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the waiter's deadline", err)
+	}
+}
+
+// appending is an answer that writes its own JSON.
+type appending struct{ v any }
+
+func (a appending) AppendJSON(dst []byte) ([]byte, error) {
+	b, err := json.Marshal(a.v)
+	return append(dst, b...), err
+}
+
+func TestAnswerAppendingItsJSONIsWrittenAsEncodingJSONWould(t *testing.T) {
+	data := map[string]any{"stages": []any{map[string]any{"title": "<b>&", "days": 3}}, "as_of": time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)}
+	f := projections.Freshness{Projection: "pipeline_board", Position: 42, Head: 50, Lag: projections.Lag{Events: 8, Seconds: 0.25}}
+	encoded, appended := httptest.NewRecorder(), httptest.NewRecorder()
+	writeJSON(encoded, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
+	writeReadAnswer(appended, appending{data}, f)
+	if encoded.Body.String() != appended.Body.String() {
+		t.Fatalf("appended:\n%s\nencoded:\n%s", appended.Body, encoded.Body)
+	}
+	if got := appended.Header().Get("Content-Length"); got != strconv.Itoa(appended.Body.Len()) {
+		t.Errorf("Content-Length %s for %d bytes", got, appended.Body.Len())
+	}
+	if appended.Header().Get("Content-Type") != "application/json" || appended.Code != http.StatusOK {
+		t.Errorf("status %d, headers %v", appended.Code, appended.Header())
 	}
 }

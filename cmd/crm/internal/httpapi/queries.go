@@ -49,12 +49,28 @@ func queryBoard(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := present.(*board.Present).At(asOf); ok {
-		return answer, nil
+	if p := present.(*board.Present); p.Covers(asOf) {
+		return boardNow{p, asOf}, nil
 	}
 	params.AsOf = asOf
 	return board.Query(r.Context(), rd.db, rd.t, params)
 }
+
+// boardNow is the board as of a time its present covers, written from the present's JSON.
+type boardNow struct {
+	present *board.Present
+	asOf    time.Time
+}
+
+func (b boardNow) AppendJSON(dst []byte) ([]byte, error) {
+	out, ok := b.present.AppendJSON(dst, b.asOf)
+	if !ok {
+		return dst, fmt.Errorf("board present does not cover %s", b.asOf)
+	}
+	return out, nil
+}
+
+func (b boardNow) MarshalJSON() ([]byte, error) { return b.AppendJSON(nil) }
 
 // GET /v1/journeys/{contactId}?as_of=
 func queryJourney(r *http.Request, rd read) (any, error) {
