@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
 )
 
 const (
@@ -74,7 +75,13 @@ const boardAsOf = "/v1/pipeline/board?as_of=2026-01-01T00:00:00Z&limit=500"
 // A rebuild over HTTP: analysts and admins start it, others may not; a rebuild held by
 // another process is a conflict; progress is followed until the switch; the board answers
 // the same from the new tables.
+// boardSets names the board's default table set and its first rebuilt one.
+func boardSets() (def, g1 string) {
+	return projections.TablesFor(board.Projection{}, "").Prefix(), projections.TablesFor(board.Projection{}, "g1").Prefix()
+}
+
 func TestRebuildOverHTTP(t *testing.T) {
+	boardDefault, boardG1 := boardSets()
 	t.Parallel()
 	env, _ := seeded(t, "150")
 	env["CRM_TOKENS"] = "adm:admin:" + testAdminToken + ",ana:analyst:" + testAnalystToken + ",web:app:" + testAppToken
@@ -102,8 +109,8 @@ func TestRebuildOverHTTP(t *testing.T) {
 	rm := openDB(t, filepath.Join(env["CRM_DATA_DIR"], "readmodels.db"))
 	if _, err := rm.Exec(`INSERT INTO projection_rebuilds (projection, version, generation, table_set, phase, old_set, owner,
 		lease_until, started_at, updated_at, position, head, events, resumed_from, server_start)
-		VALUES ('pipeline_board', 1, 'g1', 'pipeline_board_v1_g1_', 'building', '', 'another-process', ?, 0, 0, 0, 0, 0, 0, '')`,
-		time.Now().Add(time.Hour).UnixMilli()); err != nil {
+		VALUES ('pipeline_board', ?, 'g1', ?, 'building', '', 'another-process', ?, 0, 0, 0, 0, 0, 0, '')`,
+		board.Projection{}.Version(), boardG1, time.Now().Add(time.Hour).UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	if status, body := s.request("POST", path, testAnalystToken); status != http.StatusConflict || !strings.Contains(body["detail"].(string), "another-process") {
@@ -127,11 +134,11 @@ func TestRebuildOverHTTP(t *testing.T) {
 			t.Fatalf("progress: %d %v", status, body)
 		}
 	}
-	if body["table_set"] != "pipeline_board_v1_g1_" || body["replaces"] != "pipeline_board_v1_" || body["position"] != body["total"] ||
+	if body["table_set"] != boardG1 || body["replaces"] != boardDefault || body["position"] != body["total"] ||
 		body["events"].(float64) == 0 || body["rate"].(float64) <= 0 {
 		t.Fatalf("finished rebuild: %v", body)
 	}
-	if got := s.tableSets()["pipeline_board"]; got != "pipeline_board_v1_g1_" {
+	if got := s.tableSets()["pipeline_board"]; got != boardG1 {
 		t.Fatalf("the board is served from %s", got)
 	}
 	after := s.call("GET", boardAsOf, "")["data"]
@@ -156,6 +163,7 @@ func jsonEqual(t *testing.T, a, b any) bool {
 // crm rebuild and crm projections diff, alone and beside a running server, which follows
 // the switch made by the other process.
 func TestRebuildCommandLine(t *testing.T) {
+	boardDefault, boardG1 := boardSets()
 	t.Parallel()
 	env, _ := seeded(t, "150")
 	for _, args := range [][]string{{"rebuild"}, {"rebuild", "--all", "--projection", "journey"}, {"rebuild", "--projection", "nope"},
@@ -169,7 +177,7 @@ func TestRebuildCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"pipeline_board: pipeline_board_v1_g1_ now serves (replaces pipeline_board_v1_)",
+	for _, want := range []string{"pipeline_board: " + boardG1 + " now serves (replaces " + boardDefault + ")",
 		"journey: journey_v1_g1_ now serves", "churn_points: churn_points_v1_g1_ now serves", "events/s; peak memory"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("rebuild output lacks %q:\n%s", want, out)
@@ -177,7 +185,7 @@ func TestRebuildCommandLine(t *testing.T) {
 	}
 	out, _, err = crm(t, env, "projections", "diff", "pipeline_board", "--quiet")
 	if err != nil || !strings.Contains(out, "identical: a rebuild with this code changes nothing") ||
-		!strings.Contains(out, "against pipeline_board_v1_g1_ (in service)") {
+		!strings.Contains(out, "against "+boardG1+" (in service)") {
 		t.Fatalf("diff: %v\n%s", err, out)
 	}
 

@@ -131,6 +131,7 @@ type intervalKey struct {
 
 type intervalRow struct {
 	stage    string
+	owner    string
 	entered  int64
 	left     sql.NullInt64
 	amount   int64
@@ -213,9 +214,9 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			continue
 		}
 		intervalRows[bit(iv.stored)] = append(intervalRows[bit(iv.stored)], k.deal, k.seq, iv.stage, iv.entered,
-			projections.NullInt64(iv.left.Int64, iv.left.Valid), iv.amount, iv.currency)
+			projections.NullInt64(iv.left.Int64, iv.left.Valid), iv.amount, iv.currency, iv.owner)
 	}
-	intervalColumns := []string{"deal_id", "seq", "stage", "entered_at", "left_at", "amount", "currency"}
+	intervalColumns := []string{"deal_id", "seq", "stage", "entered_at", "left_at", "amount", "currency", "owner"}
 	if err := tx.Insert(ctx, t.Name(tableIntervals), intervalColumns, 2, projections.ConflictFail, intervalRows[0]); err != nil {
 		return err
 	}
@@ -252,7 +253,8 @@ func move(deals map[string]*dealRow, intervals map[intervalKey]*intervalRow, kno
 		d.lastSeq++
 		k := intervalKey{id, d.lastSeq}
 		stored := intervals[k] != nil && intervals[k].stored
-		intervals[k] = &intervalRow{stage: string(stage), entered: at, amount: d.amount, currency: d.currency, dirty: true, stored: stored}
+		intervals[k] = &intervalRow{stage: string(stage), owner: d.owner, entered: at, amount: d.amount, currency: d.currency,
+			dirty: true, stored: stored}
 		known[k] = true
 	}
 	d.stage = string(stage)
@@ -271,7 +273,7 @@ func loadDeals(ctx context.Context, tx *projections.Tx, t projections.Tables, id
 		return err
 	}
 	rows, err := tx.Query(ctx, `SELECT d.deal_id, d.contact_id, d.title, d.owner, d.expected_close, d.amount, d.currency, d.stage,
-		d.last_seq, i.seq, i.stage, i.entered_at, i.left_at, i.amount, i.currency
+		d.last_seq, i.seq, i.stage, i.entered_at, i.left_at, i.amount, i.currency, i.owner
 		FROM `+t.Name(tableDeals)+` d LEFT JOIN `+t.Name(tableIntervals)+` i ON i.deal_id = d.deal_id AND i.seq = d.last_seq
 		WHERE `+cond, arg)
 	if err != nil {
@@ -284,10 +286,11 @@ func loadDeals(ctx context.Context, tx *projections.Tx, t projections.Tables, id
 			d               dealRow
 			seq, ent, amt   sql.NullInt64
 			ivStage, ivCurr sql.NullString
+			ivOwner         sql.NullString
 			left            sql.NullInt64
 		)
 		if err := rows.Scan(&id, &d.contactID, &d.title, &d.owner, &d.expectedClose, &d.amount, &d.currency, &d.stage, &d.lastSeq,
-			&seq, &ivStage, &ent, &left, &amt, &ivCurr); err != nil {
+			&seq, &ivStage, &ent, &left, &amt, &ivCurr, &ivOwner); err != nil {
 			return fmt.Errorf("load deals: %w", err)
 		}
 		d.stored = true
@@ -295,8 +298,8 @@ func loadDeals(ctx context.Context, tx *projections.Tx, t projections.Tables, id
 		k := intervalKey{id, d.lastSeq}
 		known[k] = true
 		if seq.Valid {
-			intervals[k] = &intervalRow{stage: ivStage.String, entered: ent.Int64, left: left, amount: amt.Int64, currency: ivCurr.String,
-				stored: true}
+			intervals[k] = &intervalRow{stage: ivStage.String, owner: ivOwner.String, entered: ent.Int64, left: left, amount: amt.Int64,
+				currency: ivCurr.String, stored: true}
 		}
 	}
 	if err := rows.Err(); err != nil {

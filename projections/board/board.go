@@ -13,7 +13,8 @@
 //	           currency (the final amount once won), stage (current, won or lost included),
 //	           last_seq (the seq of the deal's latest interval)
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
-//	           (NULL while the deal is in it), amount and currency during the stay
+//	           (NULL while the deal is in it), amount and currency during the stay, and the
+//	           deal's owner (so that one owner's board reads only the owner's intervals)
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package board
@@ -43,7 +44,7 @@ var _ projections.Projection = Projection{}
 func (Projection) Name() string { return Name }
 
 // Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 1 }
+func (Projection) Version() int { return 2 }
 
 // Base names of the tables.
 const (
@@ -81,12 +82,16 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			left_at BIGINT,
 			amount BIGINT NOT NULL,
 			currency ` + text + ` NOT NULL,
+			owner ` + text + ` NOT NULL,
 			PRIMARY KEY (deal_id, seq))`,
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_stage ON ` + t.Name(tableIntervals) + ` (stage, entered_at, deal_id)`,
-		// The board now (Present): the open intervals of a stage in card order; the closed
-		// ones by the time they were left, covering the velocity (and the horizon).
+		// The board now (Present), of everyone and of one owner: the open intervals of a stage
+		// in card order; the closed ones by the time they were left, covering the velocity
+		// (and the horizon).
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_open ON ` + t.Name(tableIntervals) + ` (stage, entered_at, deal_id) WHERE left_at IS NULL`,
+		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_owner_open ON ` + t.Name(tableIntervals) + ` (owner, stage, entered_at, deal_id) WHERE left_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_closed ON ` + t.Name(tableIntervals) + ` (stage, left_at, entered_at) WHERE left_at IS NOT NULL`,
+		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_owner_closed ON ` + t.Name(tableIntervals) + ` (owner, stage, left_at, entered_at) WHERE left_at IS NOT NULL`,
 	}
 }
 
@@ -177,12 +182,12 @@ func setContactName(ctx context.Context, tx *projections.Tx, t projections.Table
 // stage; an open stage starts a new interval there.
 func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealID string, stage deal.Stage, at int64) error {
 	var (
-		lastSeq  int64
-		amount   int64
-		currency string
+		lastSeq         int64
+		amount          int64
+		currency, owner string
 	)
-	err := queryRow(ctx, tx, `SELECT last_seq, amount, currency FROM `+t.Name(tableDeals)+` WHERE deal_id = ?`, dealID).
-		Scan(&lastSeq, &amount, &currency)
+	err := queryRow(ctx, tx, `SELECT last_seq, amount, currency, owner FROM `+t.Name(tableDeals)+` WHERE deal_id = ?`, dealID).
+		Scan(&lastSeq, &amount, &currency, &owner)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("deal %s was not opened", dealID)
 	}
@@ -196,10 +201,10 @@ func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealI
 	if stage.IsOpen() {
 		lastSeq++
 		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableIntervals)+`
-			(deal_id, seq, stage, entered_at, left_at, amount, currency) VALUES (?, ?, ?, ?, NULL, ?, ?)
+			(deal_id, seq, stage, entered_at, left_at, amount, currency, owner) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
 			ON CONFLICT (deal_id, seq) DO UPDATE SET stage = excluded.stage, entered_at = excluded.entered_at,
-				left_at = NULL, amount = excluded.amount, currency = excluded.currency`,
-			dealID, lastSeq, string(stage), at, amount, currency); err != nil {
+				left_at = NULL, amount = excluded.amount, currency = excluded.currency, owner = excluded.owner`,
+			dealID, lastSeq, string(stage), at, amount, currency, owner); err != nil {
 			return fmt.Errorf("open interval of deal %s: %w", dealID, err)
 		}
 	}

@@ -228,26 +228,27 @@ func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, 
 }
 
 // openIn selects the intervals of stage that contain as_of (i); with cards, joined with their
-// deal (d) and its contact (c). The owner filter applies (joining the deal for it).
+// deal (d) and its contact (c). The owner filter applies.
 func (q *query) openIn(stage deal.Stage, cards bool) (string, []any) {
 	where := ` FROM ` + q.t.Name(tableIntervals) + ` i`
-	if cards || q.owner != "" {
-		// every interval has its deal: the join only adds columns
-		where += ` JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
-	}
 	if cards {
-		where += ` LEFT JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = d.contact_id`
+		where += ` JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id
+			LEFT JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = d.contact_id`
 	}
-	args := []any{string(stage)}
-	if q.present {
-		where += ` WHERE i.stage = ? AND i.left_at IS NULL`
-	} else {
-		where += ` WHERE i.stage = ? AND i.entered_at <= ? AND (i.left_at IS NULL OR i.left_at > ?)`
-		args = append(args, q.asOf, q.asOf)
-	}
+	var args []any
 	if q.owner != "" {
-		where += ` AND d.owner = ?`
+		where += ` WHERE i.owner = ? AND`
 		args = append(args, q.owner)
+	} else {
+		where += ` WHERE`
+	}
+	where += ` i.stage = ?`
+	args = append(args, string(stage))
+	if q.present {
+		where += ` AND i.left_at IS NULL`
+	} else {
+		where += ` AND i.entered_at <= ? AND (i.left_at IS NULL OR i.left_at > ?)`
+		args = append(args, q.asOf, q.asOf)
 	}
 	return where, args
 }
@@ -321,19 +322,17 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 }
 
 func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
-	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i`
+	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i WHERE`
+	var args []any
 	if q.owner != "" {
-		stmt += ` JOIN ` + q.t.Name(tableDeals) + ` d ON d.deal_id = i.deal_id`
+		stmt += ` i.owner = ? AND`
+		args = append(args, q.owner)
 	}
-	stmt += ` WHERE i.stage = ? AND i.left_at IS NOT NULL`
-	args := []any{string(stage)}
+	stmt += ` i.stage = ? AND i.left_at IS NOT NULL`
+	args = append(args, string(stage))
 	if !q.present {
 		stmt += ` AND i.left_at <= ?`
 		args = append(args, q.asOf)
-	}
-	if q.owner != "" {
-		stmt += ` AND d.owner = ?`
-		args = append(args, q.owner)
 	}
 	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
