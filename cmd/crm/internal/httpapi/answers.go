@@ -14,10 +14,14 @@ const DefaultAnswerCacheSize = 512
 // answers keeps read-model answers for as long as the tables they were read from do not
 // change: an answer is stored under its question and the state of the projection's tables
 // (the served set and projections.Runner.Changes), and reused for the same question only in
-// that same state, so it is exactly what reading the tables again would give. Concurrent
-// requests for a question not yet answered in the current state wait for one reading instead
-// of each reading the tables (single flight). The least recently used answers go first when
-// there are more than the limit.
+// that same state, so it is exactly what reading the tables again would give. The least
+// recently used answers go first when there are more than the limit.
+//
+// Requests for a question that is being read join that reading instead of reading the tables
+// too (single flight), even when the tables changed since it started, as long as it started
+// at or after the position the request asked for (min_position): the request then answers
+// with the reading's freshness, which says the position it holds. So under a steady stream of
+// events, a question costs one reading at a time, not one per request.
 type answers struct {
 	mu      sync.Mutex
 	entries map[string]*answerEntry
@@ -27,7 +31,11 @@ type answers struct {
 
 type answerEntry struct {
 	state string
+	// fresh is the freshness read before the reading: the answer holds every event up to
+	// fresh.Position.
+	fresh projections.Freshness
 	ready chan struct{} // closed once value and err are set
+	done  bool          // set under answers.mu once value and err are
 	value any
 	err   error
 	used  uint64
@@ -40,24 +48,37 @@ func newAnswers(limit int) *answers {
 	return &answers{entries: map[string]*answerEntry{}, limit: limit}
 }
 
-// get returns the answer to question in state: a kept one, the one being read by another
-// request, or what compute returns (kept unless it is an error). compute runs without the
-// caller's cancellation, since other requests may be waiting for it.
-func (a *answers) get(ctx context.Context, question, state string, compute func(ctx context.Context) (any, error)) (any, error) {
+// get returns the answer to question for a request that read the freshness fresh and then
+// the tables' state: an answer kept for that state, a reading in progress that the request
+// may join, or what compute returns (kept unless it is an error). It also returns the
+// freshness of the answer: fresh, or the joined reading's. compute runs without the caller's
+// cancellation, since other requests may be waiting for it.
+func (a *answers) get(ctx context.Context, question, state string, fresh projections.Freshness,
+	compute func(ctx context.Context) (any, error)) (any, projections.Freshness, error) {
 	a.mu.Lock()
 	a.tick++
 	e := a.entries[question]
-	if e != nil && e.state == state {
+	switch {
+	case e != nil && e.state == state:
+		// the same state: fresh holds for the answer
+	case e != nil && !e.done && e.fresh.Position >= fresh.MinPosition:
+		joined := e.fresh
+		joined.MinPosition, joined.Stale = fresh.MinPosition, fresh.Stale
+		fresh = joined
+	default:
+		e = nil
+	}
+	if e != nil {
 		e.used = a.tick
 		a.mu.Unlock()
 		select {
 		case <-e.ready:
-			return e.value, e.err
+			return e.value, fresh, e.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fresh, ctx.Err()
 		}
 	}
-	e = &answerEntry{state: state, ready: make(chan struct{}), used: a.tick}
+	e = &answerEntry{state: state, fresh: fresh, ready: make(chan struct{}), used: a.tick}
 	a.entries[question] = e
 	a.evictLocked()
 	a.mu.Unlock()
@@ -67,23 +88,22 @@ func (a *answers) get(ctx context.Context, question, state string, compute func(
 		defer func() {
 			if v := recover(); v != nil {
 				e.err = fmt.Errorf("answer panicked: %v", v)
-				a.forget(question, e)
+				a.finish(question, e)
 				panic(v)
 			}
 		}()
 		e.value, e.err = compute(context.WithoutCancel(ctx))
+		a.finish(question, e)
 	}()
-	if e.err != nil {
-		a.forget(question, e)
-	}
-	return e.value, e.err
+	return e.value, fresh, e.err
 }
 
-// forget drops e, unless another entry replaced it meanwhile.
-func (a *answers) forget(question string, e *answerEntry) {
+// finish marks e done, and drops it when it failed (unless another entry replaced it).
+func (a *answers) finish(question string, e *answerEntry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.entries[question] == e {
+	e.done = true
+	if e.err != nil && a.entries[question] == e {
 		delete(a.entries, question)
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/eventcrm/crm/projections"
 )
 
+// none is the freshness of a request that asked for no position.
+var none = projections.Freshness{}
+
 func TestAnswersReadOncePerStateAndQuestion(t *testing.T) {
 	ctx := context.Background()
 	a := newAnswers(10)
@@ -39,7 +42,7 @@ func TestAnswersReadOncePerStateAndQuestion(t *testing.T) {
 		{"map", "s@1", "map-two", "map-one", 4},
 	}
 	for i, st := range steps {
-		got, err := a.get(ctx, st.question, st.state, compute(st.value))
+		got, _, err := a.get(ctx, st.question, st.state, none, compute(st.value))
 		if err != nil || got != st.want || computed.Load() != st.wantComputed {
 			t.Fatalf("step %d: got %v, %v, computed %d; want %q, computed %d", i, got, err, computed.Load(), st.want, st.wantComputed)
 		}
@@ -56,7 +59,7 @@ func TestAnswersShareOneReadingAmongConcurrentRequests(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := a.get(context.Background(), "q", "s@1", func(context.Context) (any, error) {
+			v, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) {
 				computed.Add(1)
 				<-release
 				return "answer", nil
@@ -83,10 +86,10 @@ func TestAnswersShareOneReadingAmongConcurrentRequests(t *testing.T) {
 func TestAnswersDoNotKeepErrors(t *testing.T) {
 	a := newAnswers(10)
 	boom := errors.New("boom")
-	if _, err := a.get(context.Background(), "q", "s@1", func(context.Context) (any, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	v, err := a.get(context.Background(), "q", "s@1", func(context.Context) (any, error) { return "fine", nil })
+	v, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { return "fine", nil })
 	if err != nil || v != "fine" {
 		t.Fatalf("after an error: %v, %v", v, err)
 	}
@@ -96,7 +99,7 @@ func TestAnswersForgetTheLeastRecentlyUsed(t *testing.T) {
 	a := newAnswers(3)
 	ctx := context.Background()
 	get := func(q string) (computed bool) {
-		_, _ = a.get(ctx, q, "s@1", func(context.Context) (any, error) { computed = true; return q, nil })
+		_, _, _ = a.get(ctx, q, "s@1", none, func(context.Context) (any, error) { computed = true; return q, nil })
 		return computed
 	}
 	for i := range 3 {
@@ -122,12 +125,12 @@ func TestAnswersWaiterGivesUpWithItsContext(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	go func() {
-		_, _ = a.get(context.Background(), "q", "s@1", func(context.Context) (any, error) { <-release; return "late", nil })
+		_, _, _ = a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { <-release; return "late", nil })
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitRequests(t, a, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := a.get(ctx, "q", "s@1", nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := a.get(ctx, "q", "s@1", none, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the waiter's deadline", err)
 	}
 }
@@ -154,5 +157,85 @@ func TestAnswerAppendingItsJSONIsWrittenAsEncodingJSONWould(t *testing.T) {
 	}
 	if appended.Header().Get("Content-Type") != "application/json" || appended.Code != http.StatusOK {
 		t.Errorf("status %d, headers %v", appended.Code, appended.Header())
+	}
+}
+
+// TestAnswersJoinAReadingInProgress: a request for a newer state joins a reading in progress
+// when it started at or after the request's min_position, and answers with its freshness; a
+// request asking for a later position reads anew; a finished reading of an older state is
+// never reused.
+func TestAnswersJoinAReadingInProgress(t *testing.T) {
+	ctx := context.Background()
+	a := newAnswers(10)
+	release := make(chan struct{})
+	var computed atomic.Int64
+	slow := func(v string) func(context.Context) (any, error) {
+		return func(context.Context) (any, error) {
+			computed.Add(1)
+			<-release
+			return v, nil
+		}
+	}
+	first := make(chan string, 1)
+	go func() {
+		v, _, _ := a.get(ctx, "q", "s@1", projections.Freshness{Position: 10}, slow("at 10"))
+		first <- v.(string)
+	}()
+	waitRequests(t, a, 1) // the reading at 10 is in progress
+
+	type result struct {
+		v     any
+		fresh projections.Freshness
+	}
+	joined, own := make(chan result, 1), make(chan result, 1)
+	go func() {
+		v, f, _ := a.get(ctx, "q", "s@2", projections.Freshness{Position: 12, MinPosition: 9}, slow("at 12"))
+		joined <- result{v, f}
+	}()
+	waitRequests(t, a, 2) // it has joined
+	go func() {
+		v, f, _ := a.get(ctx, "q", "s@3", projections.Freshness{Position: 13, MinPosition: 13}, func(context.Context) (any, error) {
+			computed.Add(1)
+			return "at 13", nil
+		})
+		own <- result{v, f}
+	}()
+	r := <-own
+	if r.v != "at 13" || r.fresh.Position != 13 {
+		t.Fatalf("a request for position 13 got %v at %d", r.v, r.fresh.Position)
+	}
+	close(release)
+	if v := <-first; v != "at 10" {
+		t.Fatalf("first got %v", v)
+	}
+	r = <-joined
+	if r.v != "at 10" || r.fresh.Position != 10 || r.fresh.MinPosition != 9 || r.fresh.Stale {
+		t.Fatalf("the joining request got %v with %+v, want the reading at 10", r.v, r.fresh)
+	}
+	if n := computed.Load(); n != 2 {
+		t.Fatalf("computed %d times, want 2 (at 10, at 13)", n)
+	}
+	// Both readings are done: a newer state reads anew.
+	v, f, _ := a.get(ctx, "q", "s@4", projections.Freshness{Position: 14}, func(context.Context) (any, error) { return "at 14", nil })
+	if v != "at 14" || f.Position != 14 {
+		t.Fatalf("after the readings, got %v at %d", v, f.Position)
+	}
+}
+
+// waitRequests waits until a has seen n requests.
+func waitRequests(t *testing.T, a *answers, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a.mu.Lock()
+		seen := a.tick
+		a.mu.Unlock()
+		if seen >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests after 10s, want %d", seen, n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

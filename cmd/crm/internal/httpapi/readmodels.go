@@ -131,7 +131,9 @@ func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h re
 		if kept != nil {
 			state := tables.Prefix() + "@" + strconv.FormatUint(changes, 10)
 			rd.memo = func(ctx context.Context, question string, compute func(context.Context) (any, error)) (any, error) {
-				return kept.get(ctx, projection+" "+question, state, compute)
+				v, answered, err := kept.get(ctx, projection+" "+question, state, f, compute)
+				f = answered // a joined reading answers with its own freshness
+				return v, err
 			}
 		}
 		data, err := h(r, rd)
