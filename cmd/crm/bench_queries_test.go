@@ -54,13 +54,13 @@ var queryReps = []string{"rep-aoki", "rep-endo", "rep-fujita", "rep-goto", "rep-
 //     points now, and the journey map, are read once per state of the tables; every later
 //     request in that state reuses the reading. Nothing is written meanwhile.
 //   - kept-writes: the same while contacts are created at queryWriteRate per second, so the
-//     tables change under the readers and kept answers expire all the time (each request after
-//     a change reads anew, sharing one reading with the requests that arrive meanwhile).
+//     tables change under the readers and kept answers expire all the time: a request joins
+//     the reading of its question in progress, or starts one.
 //   - read-each: without the cache (CRM_ANSWER_CACHE=0): every request reads the tables: the
 //     cost of one reading.
 //
-// Without kept answers to share, 100 clients ask only the questions read in milliseconds
-// (status, board, journey): a journey map or churn points reading takes seconds.
+// Without kept answers, 100 clients ask only the questions read in milliseconds (status,
+// board, journey): every request would read a journey map or churn points on its own.
 //
 // A sub-benchmark sends max(b.N, 20) requests with 1 client and max(b.N, 3 per client) with
 // 100, after two to warm up. A request the server drops (its write timeout, 60 s as in `crm
@@ -74,7 +74,7 @@ func BenchmarkReadModelQueries(b *testing.B) {
 		manyClients func(query string) bool
 	}{
 		{"kept", "", false, func(string) bool { return true }},
-		{"kept-writes", "", true, fastReading},
+		{"kept-writes", "", true, func(string) bool { return true }},
 		{"read-each", "0", false, fastReading},
 	}
 	for _, mode := range modes {
