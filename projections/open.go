@@ -72,7 +72,7 @@ func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create read-model schema %s: %w", schema, err)
 	}
-	dsn, err := withSearchPath(rawURL, schema)
+	dsn, err := sessionDSN(rawURL, schema)
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
@@ -89,8 +89,13 @@ func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	return &DB{SQL: db, Dialect: Postgres}, nil
 }
 
-// withSearchPath adds search_path to a PostgreSQL URL or keyword/value string.
-func withSearchPath(dsn, schema string) (string, error) {
+// sessionDSN adds the read-model session settings to a PostgreSQL URL or keyword/value string:
+// search_path, and synchronous_commit off. A read-model commit then does not wait for its WAL
+// flush: a crash can lose the last transactions, but each took its checkpoint with it (and
+// PostgreSQL loses a suffix, never a transaction before a kept one), so the projection
+// catches up from its checkpoint by reading the log. The same holds for SQLite's
+// synchronous=NORMAL; the log itself is always written with a flush per commit.
+func sessionDSN(dsn, schema string) (string, error) {
 	path := pgx.Identifier{schema}.Sanitize()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
@@ -99,8 +104,9 @@ func withSearchPath(dsn, schema string) (string, error) {
 		}
 		q := u.Query()
 		q.Set("search_path", path)
+		q.Set("synchronous_commit", "off")
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "'", nil
+	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off", nil
 }

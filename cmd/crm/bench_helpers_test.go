@@ -332,6 +332,28 @@ func (s *benchServer) do(method, path string, body io.Reader) ([]byte, error) {
 	return raw, nil
 }
 
+// read sends a GET and reads the response body into nothing, as a client that parses it as
+// it arrives would, without keeping it; a status of 300 or more is an error.
+func (s *benchServer) read(path string) error {
+	req, err := http.NewRequest("GET", s.url+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("GET %s: %d", path, resp.StatusCode)
+	}
+	return nil
+}
+
 // waitCaughtUp waits until every projection of runner has applied the log up to head.
 func waitCaughtUp(ctx context.Context, runner *projections.Runner, head int64) error {
 	for _, name := range runner.Names() {

@@ -148,7 +148,7 @@ func TestAnswerAppendingItsJSONIsWrittenAsEncodingJSONWould(t *testing.T) {
 	f := projections.Freshness{Projection: "pipeline_board", Position: 42, Head: 50, Lag: projections.Lag{Events: 8, Seconds: 0.25}}
 	encoded, appended := httptest.NewRecorder(), httptest.NewRecorder()
 	writeJSON(encoded, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
-	writeReadAnswer(appended, appending{data}, f)
+	(&Server{}).writeReadAnswer(appended, appending{data}, f)
 	if encoded.Body.String() != appended.Body.String() {
 		t.Fatalf("appended:\n%s\nencoded:\n%s", appended.Body, encoded.Body)
 	}

@@ -150,9 +150,12 @@ func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h re
 			hd.Set(HeaderStale, "true")
 		}
 		hd.Set("Cache-Control", "no-store")
-		writeReadAnswer(w, data, f)
+		s.writeReadAnswer(w, data, f)
 	})
 }
+
+// maxPooledAnswer is the largest buffer kept for reuse.
+const maxPooledAnswer = 1 << 20
 
 // jsonAppender is an answer that writes its JSON itself, faster than encoding/json would
 // (from parts encoded once and kept): AppendJSON appends exactly what json.Marshal would.
@@ -162,13 +165,23 @@ type jsonAppender interface {
 
 // writeReadAnswer writes ReadAnswer{data, f} as writeJSON does; an answer that appends its own
 // JSON is written in one piece, with its length.
-func writeReadAnswer(w http.ResponseWriter, data any, f projections.Freshness) {
+func (s *Server) writeReadAnswer(w http.ResponseWriter, data any, f projections.Freshness) {
 	a, ok := data.(jsonAppender)
 	if !ok {
 		writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
 		return
 	}
-	body, err := a.AppendJSON(append(make([]byte, 0, 64<<10), `{"data":`...))
+	buf, _ := s.answerBuffers.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer func() {
+		if cap(*buf) <= maxPooledAnswer {
+			s.answerBuffers.Put(buf)
+		}
+	}()
+	body, err := a.AppendJSON(append((*buf)[:0], `{"data":`...))
+	*buf = body
 	if err == nil {
 		var fresh []byte
 		if fresh, err = json.Marshal(f); err == nil {

@@ -1,0 +1,31 @@
+package projections_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// TestPostgresReadModelSessions: every read-model connection works in the read models' schema
+// and commits without waiting for the WAL flush (see sessionDSN: the checkpoint commits with
+// the change, so a crash loses both and the log refills them).
+func TestPostgresReadModelSessions(t *testing.T) {
+	db := projectiontest.Postgres(t)
+	ctx := context.Background()
+	db.SQL.SetMaxOpenConns(3)
+	for range 3 { // several connections of the pool, each with the settings
+		conn, err := db.SQL.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var syncCommit, schema string
+		if err := conn.QueryRowContext(ctx, `SELECT current_setting('synchronous_commit'), current_schema()`).Scan(&syncCommit, &schema); err != nil {
+			t.Fatal(err)
+		}
+		if syncCommit != "off" || schema == "" || schema == "public" {
+			t.Fatalf("synchronous_commit %q, schema %q; want off and the read models' schema", syncCommit, schema)
+		}
+	}
+}
