@@ -70,7 +70,9 @@ type RunnerConfig struct {
 	// DefaultCatchUpBatch).
 	CatchUpBatch int
 	// CatchingUpLag is the lag, in positions, above which a live projection reports
-	// catching_up rather than running (default DefaultCatchingUpLag).
+	// catching_up rather than running, and stops applying events one by one as Watermill
+	// delivers them: it reads the log in batches of CatchUpBatch up to the head, as at
+	// start (default DefaultCatchingUpLag).
 	CatchingUpLag int64
 	// RestartDelay is the first pause before a stopped projection starts again; it doubles
 	// up to MaxRestartDelay.
@@ -554,6 +556,20 @@ func (r *Runner) core(pj *projector) message.HandlerFunc {
 		if e.Position <= pj.checkpoint.Load() {
 			return nil, nil
 		}
+		if r.farBehind(ctx, e) {
+			// One transaction per event would fall further behind: read the log in batches
+			// up to (nearly) the head, as at start. The messages of the events it applies
+			// are then acknowledged as the duplicates they have become.
+			pj.catchingUp.Store(true)
+			err := r.catchUp(ctx, pj)
+			pj.catchingUp.Store(false)
+			if err != nil {
+				return nil, err
+			}
+			if e.Position <= pj.checkpoint.Load() {
+				return nil, nil
+			}
+		}
 		events := []eventstore.Event{e}
 		if err := r.apply(ctx, pj, events, nil); err != nil {
 			return nil, err
@@ -563,6 +579,16 @@ func (r *Runner) core(pj *projector) message.HandlerFunc {
 		}
 		return nil, nil
 	}
+}
+
+// farBehind reports whether the live handler, at event e, is more than CatchingUpLag behind
+// the head of the log it has seen (not when it is the catch-up applying e already).
+func (r *Runner) farBehind(ctx context.Context, e eventstore.Event) bool {
+	if ctx.Value(catchUpKey{}) != nil {
+		return false
+	}
+	head, known := r.head.load()
+	return known && head-e.Position > r.cfg.CatchingUpLag
 }
 
 // poisonQueue parks an event that is still refused after the retries, and with it, later,

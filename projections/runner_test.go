@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync/atomic"
@@ -277,4 +278,39 @@ func TestNewRunnerRefusesBadConfigurations(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+}
+
+// TestLiveProjectionFarBehindReadsTheLogInBatches: a live projection that finds itself more
+// than CatchingUpLag behind the head stops applying events one transaction each and reads the
+// log in batches up to the head; the messages of the events it applied that way are
+// acknowledged as duplicates, and the read model is what a rebuild gives.
+func TestLiveProjectionFarBehindReadsTheLogInBatches(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &counter{}
+		cfg := runnerConfig(store, db)
+		cfg.CatchingUpLag, cfg.CatchUpBatch = 50, 200
+		r := newRunner(t, cfg, p)
+		var batched, single atomic.Int64
+		projections.InjectFaults(r, nil, func(ctx context.Context, events []eventstore.Event) error {
+			if projections.InCatchUp(ctx) {
+				batched.Add(int64(len(events)))
+			} else {
+				single.Add(int64(len(events)))
+			}
+			return nil
+		})
+		start(t, r) // live on an empty log
+		types := make([]string, 100)
+		for i := range types {
+			types[i] = "test.a.v1"
+		}
+		for i := range 30 {
+			appendTo(t, store, fmt.Sprintf("s-%d", i), types...)
+		}
+		waitCheckpoint(t, db, p, lastPosition(t, store))
+		if b, s := batched.Load(), single.Load(); b < 1000 || b+s != 3000 {
+			t.Fatalf("%d events applied in batches, %d one by one; want most of the 3000 in batches", b, s)
+		}
+		assertSameAsRebuild(t, db, store, p)
+	})
 }

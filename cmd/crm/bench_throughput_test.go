@@ -49,6 +49,9 @@ func throughputSeed() seed.Config {
 //     through the store's Watermill subscriber and the router handler with the production
 //     middleware (poison queue, retry, recoverer), one transaction per event and projection:
 //     the path of events written while the server runs, sustained.
+//   - backlog: the Runner live from position 0 with the whole log behind it (its start-up
+//     catch-up reads nothing): a live projection that fell behind. Once more than
+//     CatchingUpLag behind the head, its handler reads the log in batches, as the catch-up.
 //
 // The first run seeds the history (a few minutes) and keeps it: see bench_helpers_test.go.
 // Run with -benchtime 1x: one pass over 1M events is the measurement.
@@ -201,11 +204,19 @@ func benchThroughput(b *testing.B, store eventstore.Store, newDB func(b *testing
 		ratios(b, watermillRate)
 	})
 
-	for _, mode := range []string{"catchup", "live"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		// catchUpReads is the store the runner's catch-up reads; nil for newBackground's runner.
+		catchUpReads func(eventstore.Store) eventstore.Store
+	}{
+		{"catchup", nil},
+		{"live", func(s eventstore.Store) eventstore.Store { return noCatchUp{s} }},
+		{"backlog", func(s eventstore.Store) eventstore.Store { return noStartCatchUp{s} }},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
 			var elapsed time.Duration
 			for range b.N {
-				elapsed += runnerPass(b, store, newDB(b), head, mode == "live")
+				elapsed += runnerPass(b, store, newDB(b), head, mode.catchUpReads)
 			}
 			ratios(b, report(b, elapsed))
 		})
@@ -255,9 +266,10 @@ func watermillPass(b *testing.B, store eventstore.Store, head int64) time.Durati
 }
 
 // runnerPass runs the projections of `crm serve` on empty read models in db until they have
-// applied the log up to head, and returns the time that took. With liveOnly the catch-up
-// reads nothing, so every event goes through Watermill.
-func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head int64, liveOnly bool) time.Duration {
+// applied the log up to head, and returns the time that took. With catchUpReads, the runner's
+// catch-up reads the store it returns (see noCatchUp, noStartCatchUp).
+func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head int64,
+	catchUpReads func(eventstore.Store) eventstore.Store) time.Duration {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cps := store.(eventstore.Checkpoints)
@@ -265,13 +277,13 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 		b.Fatal(err)
 	}
 	var runner *projections.Runner
-	if liveOnly {
+	if catchUpReads != nil {
 		// As newBackground builds it, but for the store the catch-up reads.
 		subscriber := func(group string) (message.Subscriber, error) {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, watermill.NopLogger{})
 		}
 		var err error
-		runner, err = projections.NewRunner(projections.RunnerConfig{DB: db, Store: noCatchUp{store},
+		runner, err = projections.NewRunner(projections.RunnerConfig{DB: db, Store: catchUpReads(store),
 			NewSubscriber: subscriber, Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps),
 			CatchUpBatch: projections.DefaultCatchUpBatch}, readModels()...)
 		if err != nil {
@@ -321,6 +333,19 @@ type noCatchUp struct{ eventstore.Store }
 
 func (s noCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
 	if limit == projections.DefaultCatchUpBatch {
+		return nil, nil
+	}
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// noStartCatchUp is the log as the catch-up sees it in the backlog benchmark: empty from the
+// start only. The runner goes live at position 0 with the whole log waiting in Watermill, as
+// a live projection that fell behind; its handler, finding itself far behind the head, reads
+// the rest of the log in batches.
+type noStartCatchUp struct{ eventstore.Store }
+
+func (s noStartCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	if limit == projections.DefaultCatchUpBatch && after == 0 {
 		return nil, nil
 	}
 	return s.Store.ReadAll(ctx, after, limit)
