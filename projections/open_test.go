@@ -29,3 +29,22 @@ func TestPostgresReadModelSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteReadModelSessions: read-model connections on SQLite use WAL, synchronous=NORMAL
+// and read through a memory map.
+func TestSQLiteReadModelSessions(t *testing.T) {
+	db := projectiontest.SQLite(t)
+	ctx := context.Background()
+	var (
+		journal           string
+		synchronous, mmap int64
+	)
+	for pragma, into := range map[string]any{"journal_mode": &journal, "synchronous": &synchronous, "mmap_size": &mmap} {
+		if err := db.SQL.QueryRowContext(ctx, `PRAGMA `+pragma).Scan(into); err != nil {
+			t.Fatalf("%s: %v", pragma, err)
+		}
+	}
+	if journal != "wal" || synchronous != 1 || mmap < 1<<28 {
+		t.Fatalf("journal_mode %s, synchronous %d, mmap_size %d; want wal, 1 (NORMAL), at least 256 MiB", journal, synchronous, mmap)
+	}
+}
