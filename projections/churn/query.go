@@ -1,6 +1,7 @@
 package churn
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -243,108 +244,118 @@ func dropOffs(counts map[contact.Phase]*phaseCounts, asOf, dormantFor int64) []P
 	return result
 }
 
-// phaseCounts reads the counts of every phase as of q.asOf.
+// phaseCounts reads the counts of every phase as of q.asOf, from the visits in contact order:
+// each contact's phases are gathered in a few bit sets and counted when the next contact
+// starts, so memory does not grow with the number of contacts.
 func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts, error) {
 	where, args := q.contacts()
-	// The last activity of each contact as of as_of: its latest touchpoint, else its creation.
-	rows, err := q.rows(ctx, `SELECT c.contact_id, COALESCE((SELECT MAX(tp.occurred_at) FROM `+q.t.Name(tableTouchpoints)+` tp
-		WHERE tp.contact_id = c.contact_id AND tp.occurred_at <= ?), c.created_at)
-		FROM `+q.t.Name(tableContacts)+` c WHERE`+where, append([]any{q.asOf}, args...)...)
-	if err != nil {
-		return nil, fmt.Errorf("last activities: %w", err)
-	}
-	lastActivity := map[string]int64{}
-	for rows.Next() {
-		var (
-			id string
-			at int64
-		)
-		if err := rows.Scan(&id, &at); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("last activities: %w", err)
-		}
-		lastActivity[id] = at
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("last activities: %w", err)
-	}
-
-	rows, err = q.rows(ctx, `SELECT v.contact_id, v.phase, v.left_at, v.next_phase
+	// Only the last visit of a contact can be open at as_of (a later one would have been
+	// entered after it); for an open visit, the contact's last activity as of as_of: its
+	// latest touchpoint, else its creation.
+	rows, err := q.rows(ctx, `SELECT v.contact_id, v.phase, v.left_at, v.next_phase,
+		CASE WHEN v.left_at IS NULL OR v.left_at > ? THEN COALESCE((SELECT MAX(tp.occurred_at) FROM `+q.t.Name(tableTouchpoints)+` tp
+			WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= ?), c.created_at) END
 		FROM `+q.t.Name(tableVisits)+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
-		WHERE`+where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`, append(args, q.asOf)...)
+		WHERE`+where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`,
+		append(append([]any{q.asOf, q.asOf}, args...), q.asOf)...)
 	if err != nil {
 		return nil, fmt.Errorf("visits: %w", err)
 	}
-	type contactPhase struct {
-		contact string
-		phase   contact.Phase
+	phases := contact.Phases()
+	counts := make(map[contact.Phase]*phaseCounts, len(phases))
+	for _, p := range phases {
+		counts[p] = &phaseCounts{}
 	}
-	entered, lost, churned := map[contactPhase]bool{}, map[contactPhase]bool{}, map[contactPhase]bool{}
-	// open is the visit each contact is in at as_of: the last one when it is not closed.
-	open := map[string]contact.Phase{}
+	var (
+		c       contactPhases
+		current []byte
+	)
 	for rows.Next() {
 		var (
-			id    string
-			phase contact.Phase
-			left  sql.NullInt64
-			next  sql.NullString
+			id         sql.RawBytes
+			phase      string
+			left, last sql.NullInt64
+			next       sql.NullString
 		)
-		if err := rows.Scan(&id, &phase, &left, &next); err != nil {
+		if err := rows.Scan(&id, &phase, &left, &next, &last); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("visits: %w", err)
 		}
-		key := contactPhase{id, phase}
-		entered[key] = true
-		delete(open, id)
-		switch {
-		case !left.Valid || left.Int64 > q.asOf:
-			open[id] = phase
-		case contact.Phase(next.String) == contact.Lost:
-			lost[key] = true
-		case contact.Phase(next.String) == contact.Churned:
-			churned[key] = true
+		if !bytes.Equal(id, current) {
+			c.countInto(counts, phases)
+			current, c = append(current[:0], id...), contactPhases{}
 		}
+		c.visit(contact.Phase(phase), !left.Valid || left.Int64 > q.asOf, contact.Phase(next.String), last.Int64)
 	}
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("visits: %w", err)
 	}
-
-	counts := map[contact.Phase]*phaseCounts{}
-	of := func(p contact.Phase) *phaseCounts {
-		if counts[p] == nil {
-			counts[p] = &phaseCounts{}
-		}
-		return counts[p]
-	}
-	for k := range entered {
-		c := of(k.phase)
-		c.entered++
-		if lost[k] {
-			c.lost++
-		}
-		if churned[k] {
-			c.churned++
-		}
-		if lost[k] || churned[k] {
-			c.exited++
-		}
-	}
-	for id, phase := range open {
-		last, ok := lastActivity[id]
-		if !ok || phase.Rank() == 0 {
-			continue // exits do not turn dormant
-		}
-		c := of(phase)
-		c.idle = append(c.idle, last)
-		if k := (contactPhase{id, phase}); !lost[k] && !churned[k] {
-			c.idleNotExited = append(c.idleNotExited, last)
-		}
-	}
-	for _, c := range counts {
-		slices.Sort(c.idle)
-		slices.Sort(c.idleNotExited)
+	c.countInto(counts, phases)
+	for _, pc := range counts {
+		slices.Sort(pc.idle)
+		slices.Sort(pc.idleNotExited)
 	}
 	return counts, nil
+}
+
+// contactPhases is what one contact's visits say, as bit sets over the lifecycle phases (bit
+// Rank-1; exits are not counted as phases).
+type contactPhases struct {
+	entered, lost, churned uint16
+	// open is the phase of the contact's open visit at as_of ("" when none), idleSince its
+	// last activity.
+	open      contact.Phase
+	idleSince int64
+}
+
+// visit adds one visit, in visit order.
+func (c *contactPhases) visit(phase contact.Phase, open bool, next contact.Phase, lastActivity int64) {
+	c.open = ""
+	rank := phase.Rank()
+	if rank == 0 {
+		return // an exit: not a phase of the drop-off
+	}
+	bit := uint16(1) << (rank - 1)
+	c.entered |= bit
+	switch {
+	case open:
+		c.open, c.idleSince = phase, lastActivity
+	case next == contact.Lost:
+		c.lost |= bit
+	case next == contact.Churned:
+		c.churned |= bit
+	}
+}
+
+// countInto adds the contact to the counts of its phases.
+func (c *contactPhases) countInto(counts map[contact.Phase]*phaseCounts, phases []contact.Phase) {
+	if c.entered == 0 {
+		return
+	}
+	for i, p := range phases {
+		bit := uint16(1) << i
+		if c.entered&bit == 0 {
+			continue
+		}
+		pc := counts[p]
+		pc.entered++
+		if c.lost&bit != 0 {
+			pc.lost++
+		}
+		if c.churned&bit != 0 {
+			pc.churned++
+		}
+		if (c.lost|c.churned)&bit != 0 {
+			pc.exited++
+		}
+	}
+	if c.open != "" {
+		pc := counts[c.open]
+		pc.idle = append(pc.idle, c.idleSince)
+		if bit := uint16(1) << (c.open.Rank() - 1); (c.lost|c.churned)&bit == 0 {
+			pc.idleNotExited = append(pc.idleNotExited, c.idleSince)
+		}
+	}
 }
 
 func nilRank(f *float64) int {
