@@ -80,47 +80,72 @@ type mixRow struct {
 // aggregate computes a map over the visits of the cohort's contacts (per contact, in visit
 // order) and the touchpoint counts. See Step, Transition and Mix for the definitions.
 func aggregate(visits map[string][]visit, mix []mixRow, g grouping) Map {
+	acc := newAccumulator(g)
+	for _, vs := range visits {
+		acc.add(vs)
+	}
+	return acc.result(mix)
+}
+
+// accumulator gathers the journeys of contacts one after the other, so that a map can be
+// computed while the visits are read, without holding them all.
+type accumulator struct {
+	g           grouping
+	rank        map[string]int
+	entered     map[string]int
+	advanced    map[string]int
+	durations   map[string][]int64
+	transitions map[[2]string]int
+}
+
+func newAccumulator(g grouping) *accumulator {
 	rank := make(map[string]int, len(g.steps))
 	for i, s := range g.steps {
 		rank[s] = i + 1
 	}
-	entered := map[string]int{}
-	advanced := map[string]int{}
-	durations := map[string][]int64{}
-	transitions := map[[2]string]int{}
-	for _, vs := range visits {
-		stays := staysOf(vs, g)
-		// laterMax[i] is the highest rank among the stays after stay i.
-		laterMax := make([]int, len(stays))
-		for i := len(stays) - 2; i >= 0; i-- {
-			laterMax[i] = max(laterMax[i+1], rank[stays[i+1].bucket])
+	return &accumulator{g: g, rank: rank, entered: map[string]int{}, advanced: map[string]int{},
+		durations: map[string][]int64{}, transitions: map[[2]string]int{}}
+}
+
+// add adds the visits of one contact, in visit order.
+func (a *accumulator) add(vs []visit) {
+	stays := staysOf(vs, a.g)
+	// laterMax[i] is the highest rank among the stays after stay i.
+	laterMax := make([]int, len(stays))
+	for i := len(stays) - 2; i >= 0; i-- {
+		laterMax[i] = max(laterMax[i+1], a.rank[stays[i+1].bucket])
+	}
+	// the steps (bit rank-1) the contact stayed in, and advanced from
+	var seen, seenAdvanced uint32
+	for i, s := range stays {
+		if i+1 < len(stays) {
+			a.transitions[[2]string{s.bucket, stays[i+1].bucket}]++
 		}
-		seen := map[string]bool{}
-		seenAdvanced := map[string]bool{}
-		for i, s := range stays {
-			if i+1 < len(stays) {
-				transitions[[2]string{s.bucket, stays[i+1].bucket}]++
-			}
-			r := rank[s.bucket]
-			if r == 0 {
-				continue
-			}
-			seen[s.bucket] = true
-			if laterMax[i] > r {
-				seenAdvanced[s.bucket] = true
-			}
-			if s.closed {
-				durations[s.bucket] = append(durations[s.bucket], s.left-s.entered)
-			}
+		r := a.rank[s.bucket]
+		if r == 0 {
+			continue
 		}
-		for b := range seen {
-			entered[b]++
+		seen |= 1 << (r - 1)
+		if laterMax[i] > r {
+			seenAdvanced |= 1 << (r - 1)
 		}
-		for b := range seenAdvanced {
-			advanced[b]++
+		if s.closed {
+			a.durations[s.bucket] = append(a.durations[s.bucket], s.left-s.entered)
 		}
 	}
+	for i, s := range a.g.steps {
+		if seen&(1<<i) != 0 {
+			a.entered[s]++
+		}
+		if seenAdvanced&(1<<i) != 0 {
+			a.advanced[s]++
+		}
+	}
+}
 
+// result is the map of the contacts added, with the touchpoint counts mix.
+func (a *accumulator) result(mix []mixRow) Map {
+	g, entered, advanced, durations, transitions := a.g, a.entered, a.advanced, a.durations, a.transitions
 	m := Map{Steps: []Step{}, Transitions: []Transition{}, TouchpointMix: []Mix{}}
 	for i, s := range g.steps {
 		st := statsOf(durations[s])

@@ -1,6 +1,7 @@
 package journey
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -164,7 +165,11 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if err != nil {
 		return Answer{}, err
 	}
-	visits := map[string][]visit{}
+	phases := newAccumulator(byPhase())
+	var stages *accumulator
+	if params.ByStage {
+		stages = newAccumulator(byStage())
+	}
 	var mix []mixRow
 	err = readOnly(ctx, db, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT v.contact_id, v.phase, v.entered_at, v.left_at
@@ -174,21 +179,41 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 			return fmt.Errorf("visits: %w", err)
 		}
 		defer rows.Close()
+		// The visits come in contact order: each contact's are added when the next starts.
+		var (
+			current []byte
+			visits  []visit
+		)
+		addContact := func() {
+			if len(visits) == 0 {
+				return
+			}
+			phases.add(visits)
+			if stages != nil {
+				stages.add(visits)
+			}
+			visits = visits[:0]
+		}
 		for rows.Next() {
 			var (
-				id   string
+				id   sql.RawBytes
 				v    visit
 				left sql.NullInt64
 			)
 			if err := rows.Scan(&id, &v.phase, &v.entered, &left); err != nil {
 				return fmt.Errorf("visits: %w", err)
 			}
+			if !bytes.Equal(id, current) {
+				addContact()
+				current = append(current[:0], id...)
+			}
 			v.left, v.closed = left.Int64, left.Valid && left.Int64 <= f.asOf
-			visits[id] = append(visits[id], v)
+			visits = append(visits, v)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("visits: %w", err)
 		}
+		addContact()
 
 		rows, err = tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT tp.phase, tp.kind, COUNT(*)
 			FROM `+t.Name(tableTouchpoints)+` tp JOIN `+t.Name(tableContacts)+` c ON c.contact_id = tp.contact_id
@@ -213,9 +238,9 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		return Answer{}, err
 	}
 	answer := Answer{AsOf: asOfPtr(params.AsOf), Cohort: params.Cohort, Channel: params.Channel, Owner: params.Owner,
-		Segment: params.Segment, ByPhase: aggregate(visits, mix, byPhase())}
-	if params.ByStage {
-		m := aggregate(visits, mix, byStage())
+		Segment: params.Segment, ByPhase: phases.result(mix)}
+	if stages != nil {
+		m := stages.result(mix)
 		answer.ByStage = &m
 	}
 	return answer, nil
