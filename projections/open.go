@@ -18,6 +18,9 @@ import (
 // DefaultPostgresSchema is the schema that holds read models in a PostgreSQL database.
 const DefaultPostgresSchema = "readmodels"
 
+// readModelConns is the size of a read-model connection pool.
+const readModelConns = 16
+
 // OpenSQLite opens (creating it) the read-model database in the SQLite file at path: WAL, so
 // queries run next to the projections' writes.
 //
@@ -52,6 +55,9 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open read models %s: journal mode is %s, not wal", path, mode)
 	}
+	db.SetMaxOpenConns(readModelConns)
+	// Kept open between queries: a new connection costs its settings and a read of the schema.
+	db.SetMaxIdleConns(readModelConns)
 	return &DB{SQL: db, Dialect: SQLite}, nil
 }
 
@@ -84,7 +90,9 @@ func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
-	db.SetMaxOpenConns(16)
+	db.SetMaxOpenConns(readModelConns)
+	// Kept open between queries: a new connection costs its settings and a read of the schema.
+	db.SetMaxIdleConns(readModelConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
