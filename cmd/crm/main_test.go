@@ -172,6 +172,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"store URL without scheme", map[string]string{"CRM_STORE": "crm.db"}, []string{"verify"}, false, "want sqlite://PATH"},
 		{"bad tokens", map[string]string{"CRM_TOKENS": "web:app", "CRM_DATA_DIR": dir}, []string{"serve", "--addr", "127.0.0.1:0"}, false, "CRM_TOKENS"},
 		{"bad log level", map[string]string{"CRM_LOG_LEVEL": "loud", "CRM_DATA_DIR": dir}, []string{"serve"}, false, "CRM_LOG_LEVEL"},
+		{"bad answer cache", map[string]string{"CRM_ANSWER_CACHE": "lots", "CRM_DATA_DIR": dir}, []string{"serve", "--addr", "127.0.0.1:0"}, false, "CRM_ANSWER_CACHE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,3 +65,16 @@ func TestReadWait(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswerCacheSize(t *testing.T) {
+	for raw, want := range map[string]int{"": 512, "1": 1, "2048": 2048, "0": -1} {
+		if got, err := (Config{AnswerCache: raw}).AnswerCacheSize(); err != nil || got != want {
+			t.Errorf("CRM_ANSWER_CACHE %q: %d, %v; want %d", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"-1", "many", "1.5", "1000001"} {
+		if _, err := (Config{AnswerCache: raw}).AnswerCacheSize(); err == nil || !strings.Contains(err.Error(), "CRM_ANSWER_CACHE") {
+			t.Errorf("CRM_ANSWER_CACHE %q: %v, want an error naming it", raw, err)
+		}
+	}
+}
