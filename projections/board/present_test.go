@@ -2,12 +2,12 @@ package board_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -28,72 +28,69 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 		{Stage: "proposal", Limit: 1},
 		{Limit: 1},
 	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		ctx := context.Background()
-		for k := 0; k <= len(events); k += max(1, len(events)/8) {
-			tables := projections.TablesFor(board.Projection{}, fmt.Sprintf("g%d", k+1))
-			projectiontest.MustApply(t, db, board.Projection{}, tables, events[:k])
-			var wantHorizon int64
-			for _, e := range events[:k] {
-				if strings.HasPrefix(e.Type, "deal.") {
-					wantHorizon = max(wantHorizon, e.OccurredAt.UnixMicro())
+	ctx := context.Background()
+	projectiontest.ForEachPrefix(t, board.Projection{}, events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
+		k := len(applied)
+		var wantHorizon int64
+		for _, e := range applied {
+			if strings.HasPrefix(e.Type, "deal.") {
+				wantHorizon = max(wantHorizon, e.OccurredAt.UnixMicro())
+			}
+		}
+		for _, params := range questions {
+			t.Run(fmt.Sprintf("%d events %+v", k, params), func(t *testing.T) {
+				present, err := board.QueryPresent(ctx, db, tables, params)
+				if err != nil {
+					t.Fatalf("present: %v", err)
 				}
-			}
-			for _, params := range questions {
-				t.Run(fmt.Sprintf("%d events %+v", k, params), func(t *testing.T) {
-					present, err := board.QueryPresent(ctx, db, tables, params)
-					if err != nil {
-						t.Fatalf("present: %v", err)
+				if present.Horizon != wantHorizon {
+					t.Fatalf("horizon = %d, want %d", present.Horizon, wantHorizon)
+				}
+				horizon := time.UnixMicro(present.Horizon).UTC()
+				if k > 0 {
+					if _, ok := present.At(horizon.Add(-time.Microsecond)); ok {
+						t.Fatalf("At answered before the horizon %s", horizon)
 					}
-					if present.Horizon != wantHorizon {
-						t.Fatalf("horizon = %d, want %d", present.Horizon, wantHorizon)
+					if _, ok := present.AppendJSON(nil, horizon.Add(-time.Microsecond)); ok {
+						t.Fatalf("AppendJSON answered before the horizon %s", horizon)
 					}
-					horizon := time.UnixMicro(present.Horizon).UTC()
-					if k > 0 {
-						if _, ok := present.At(horizon.Add(-time.Microsecond)); ok {
-							t.Fatalf("At answered before the horizon %s", horizon)
-						}
-						if _, ok := present.AppendJSON(nil, horizon.Add(-time.Microsecond)); ok {
-							t.Fatalf("AppendJSON answered before the horizon %s", horizon)
-						}
-					}
-					if k > 0 {
-						// the next page, through the cursor of the first
-						first, _ := present.At(horizon)
-						for _, col := range first.Stages {
-							if col.NextCursor != "" {
-								params.Cursor, params.Stage = col.NextCursor, ""
-								if present, err = board.QueryPresent(ctx, db, tables, params); err != nil {
-									t.Fatalf("present of the next page: %v", err)
-								}
-								break
+				}
+				if k > 0 {
+					// the next page, through the cursor of the first
+					first, _ := present.At(horizon)
+					for _, col := range first.Stages {
+						if col.NextCursor != "" {
+							params.Cursor, params.Stage = col.NextCursor, ""
+							if present, err = board.QueryPresent(ctx, db, tables, params); err != nil {
+								t.Fatalf("present of the next page: %v", err)
 							}
+							break
 						}
 					}
-					for _, later := range []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour} {
-						asOf := horizon.Add(later)
-						if k == 0 {
-							asOf = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).Add(later)
-						}
-						got, ok := present.At(asOf)
-						if !ok {
-							t.Fatalf("At(%s) refused, horizon %s", asOf, horizon)
-						}
-						params.AsOf = asOf
-						want, err := board.Query(ctx, db, tables, params)
-						if err != nil {
-							t.Fatalf("query: %v", err)
-						}
-						if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
-							t.Fatalf("as of %s:\npresent %s\nquery   %s", asOf, g, w)
-						}
-						// The JSON written from the encoded present is encoding/json's.
-						if enc, ok := present.AppendJSON([]byte("x"), asOf); !ok || string(enc) != "x"+mustJSON(t, want) {
-							t.Fatalf("as of %s, AppendJSON (%v):\n%s\nwant\nx%s", asOf, ok, enc, mustJSON(t, want))
-						}
+				}
+				for _, later := range []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour} {
+					asOf := horizon.Add(later)
+					if k == 0 {
+						asOf = time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).Add(later)
 					}
-				})
-			}
+					got, ok := present.At(asOf)
+					if !ok {
+						t.Fatalf("At(%s) refused, horizon %s", asOf, horizon)
+					}
+					params.AsOf = asOf
+					want, err := board.Query(ctx, db, tables, params)
+					if err != nil {
+						t.Fatalf("query: %v", err)
+					}
+					if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
+						t.Fatalf("as of %s:\npresent %s\nquery   %s", asOf, g, w)
+					}
+					// The JSON written from the encoded present is encoding/json's.
+					if enc, ok := present.AppendJSON([]byte("x"), asOf); !ok || string(enc) != "x"+projectiontest.JSON(t, want) {
+						t.Fatalf("as of %s, AppendJSON (%v):\n%s\nwant\nx%s", asOf, ok, enc, projectiontest.JSON(t, want))
+					}
+				}
+			})
 		}
 	})
 }
@@ -109,22 +106,13 @@ func TestPresentIsNotChangedByAt(t *testing.T) {
 	}
 	horizon := time.UnixMicro(present.Horizon)
 	early, _ := present.At(horizon)
-	before := mustJSON(t, early)
+	before := projectiontest.JSON(t, early)
 	if _, ok := present.At(horizon.Add(90 * 24 * time.Hour)); !ok {
 		t.Fatal("At refused a later time")
 	}
-	if after := mustJSON(t, early); after != before {
+	if after := projectiontest.JSON(t, early); after != before {
 		t.Fatalf("a later At changed an earlier answer:\n%s\n%s", before, after)
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestPresentJSONWithMarksInText: titles and names that look like the JSON AppendJSON cuts
@@ -145,8 +133,8 @@ func TestPresentJSONWithMarksInText(t *testing.T) {
 	asOf := time.Date(2024, 2, 1, 12, 30, 0, 123456000, time.UTC)
 	want, _ := present.At(asOf)
 	got, ok := present.AppendJSON(nil, asOf)
-	if !ok || string(got) != mustJSON(t, want) {
-		t.Fatalf("AppendJSON (%v):\n%s\nwant\n%s", ok, got, mustJSON(t, want))
+	if !ok || string(got) != projectiontest.JSON(t, want) {
+		t.Fatalf("AppendJSON (%v):\n%s\nwant\n%s", ok, got, projectiontest.JSON(t, want))
 	}
 	if want.Stages[0].Cards[0].DaysInStage != 31 {
 		t.Fatalf("days in stage %d, want 31", want.Stages[0].Cards[0].DaysInStage)

@@ -2,11 +2,11 @@ package churn_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -28,47 +28,44 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 	}
 	later := []time.Duration{0, time.Microsecond, 37 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour,
 		89 * 24 * time.Hour, 91 * 24 * time.Hour, 400 * 24 * time.Hour}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		ctx := context.Background()
-		for k := 0; k <= len(events); k += max(1, len(events)/8) {
-			tables := projections.TablesFor(churn.Projection{}, fmt.Sprintf("g%d", k+1))
-			projectiontest.MustApply(t, db, churn.Projection{}, tables, events[:k])
-			var latest int64
-			for _, e := range events[:k] {
-				latest = max(latest, e.OccurredAt.UnixMicro())
-			}
-			for _, params := range questions {
-				t.Run(fmt.Sprintf("%d events %+v", k, params), func(t *testing.T) {
-					present, err := churn.QueryPresent(ctx, db, tables, params)
+	ctx := context.Background()
+	projectiontest.ForEachPrefix(t, churn.Projection{}, events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
+		k := len(applied)
+		var latest int64
+		for _, e := range applied {
+			latest = max(latest, e.OccurredAt.UnixMicro())
+		}
+		for _, params := range questions {
+			t.Run(fmt.Sprintf("%d events %+v", k, params), func(t *testing.T) {
+				present, err := churn.QueryPresent(ctx, db, tables, params)
+				if err != nil {
+					t.Fatalf("present: %v", err)
+				}
+				if present.Horizon > latest || (k > 0 && present.Horizon == 0) {
+					t.Fatalf("horizon %d outside the history (latest event %d)", present.Horizon, latest)
+				}
+				horizon := time.UnixMicro(present.Horizon).UTC()
+				if k > 0 {
+					if _, ok := present.At(horizon.Add(-time.Microsecond)); ok {
+						t.Fatalf("At answered before the horizon %s", horizon)
+					}
+				}
+				for _, d := range later {
+					asOf := horizon.Add(d)
+					got, ok := present.At(asOf)
+					if !ok {
+						t.Fatalf("At(%s) refused, horizon %s", asOf, horizon)
+					}
+					params.AsOf = asOf
+					want, err := churn.Query(ctx, db, tables, params)
 					if err != nil {
-						t.Fatalf("present: %v", err)
+						t.Fatalf("query: %v", err)
 					}
-					if present.Horizon > latest || (k > 0 && present.Horizon == 0) {
-						t.Fatalf("horizon %d outside the history (latest event %d)", present.Horizon, latest)
+					if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
+						t.Fatalf("as of %s:\npresent %s\nquery   %s", asOf, g, w)
 					}
-					horizon := time.UnixMicro(present.Horizon).UTC()
-					if k > 0 {
-						if _, ok := present.At(horizon.Add(-time.Microsecond)); ok {
-							t.Fatalf("At answered before the horizon %s", horizon)
-						}
-					}
-					for _, d := range later {
-						asOf := horizon.Add(d)
-						got, ok := present.At(asOf)
-						if !ok {
-							t.Fatalf("At(%s) refused, horizon %s", asOf, horizon)
-						}
-						params.AsOf = asOf
-						want, err := churn.Query(ctx, db, tables, params)
-						if err != nil {
-							t.Fatalf("query: %v", err)
-						}
-						if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
-							t.Fatalf("as of %s:\npresent %s\nquery   %s", asOf, g, w)
-						}
-					}
-				})
-			}
+				}
+			})
 		}
 	})
 }
@@ -82,13 +79,4 @@ func TestPresentRejectsBadParams(t *testing.T) {
 			t.Errorf("%+v: no error", params)
 		}
 	}
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
