@@ -291,21 +291,9 @@ func TestKeptAnswersFollowTheTables(t *testing.T) {
 		}
 		return int64(r.json(t)["position"].(float64))
 	}
-	board1 := func(query string) board.Answer {
-		t.Helper()
-		var b answer[board.Answer]
-		if r := a.read("/v1/pipeline/board"+query, &b); r.status != http.StatusOK {
-			t.Fatalf("board%s: %d %s", query, r.status, r.body)
-		}
-		return b.Data
-	}
+	board1 := func(query string) board.Answer { return readData[board.Answer](a, "/v1/pipeline/board"+query) }
 	journeyMap := func(query string) journey.Answer {
-		t.Helper()
-		var m answer[journey.Answer]
-		if r := a.read("/v1/analytics/journey-map"+query, &m); r.status != http.StatusOK {
-			t.Fatalf("journey map%s: %d %s", query, r.status, r.body)
-		}
-		return m.Data
+		return readData[journey.Answer](a, "/v1/analytics/journey-map"+query)
 	}
 
 	first := openDeal("First")
@@ -341,11 +329,8 @@ func TestKeptAnswersFollowTheTables(t *testing.T) {
 		{"?as_of=" + time.Now().UTC().Add(91*24*time.Hour).Format(time.RFC3339Nano), 2},
 		{"", 0},
 	} {
-		var c answer[churn.Answer]
-		if r := a.read("/v1/analytics/churn-points"+tt.query, &c); r.status != http.StatusOK {
-			t.Fatalf("churn points%s: %d %s", tt.query, r.status, r.body)
-		}
-		for _, p := range c.Data.Phases {
+		c := readData[churn.Answer](a, "/v1/analytics/churn-points"+tt.query)
+		for _, p := range c.Phases {
 			if p.Phase == "lead" && (p.Entered != 2 || p.Dormant != tt.wantDormant) {
 				t.Fatalf("churn points%s: lead %+v, want 2 entered, %d dormant", tt.query, p, tt.wantDormant)
 			}
@@ -363,4 +348,15 @@ func TestKeptAnswersFollowTheTables(t *testing.T) {
 			t.Fatalf("board %d days later: as_of %s, %+v", days, b.AsOf, b.Stages[0])
 		}
 	}
+}
+
+// readData reads a read-model answer at path, failing the test unless it is a 200, and
+// returns its data.
+func readData[T any](a *readAPI, path string) T {
+	a.t.Helper()
+	var v answer[T]
+	if r := a.read(path, &v); r.status != http.StatusOK {
+		a.t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+	}
+	return v.Data
 }
