@@ -84,8 +84,8 @@ var errSetWritten = errors.New("the set was written by another builder")
 // with the default NORMAL). A larger page cache keeps the B-trees of the new tables in
 // memory; it is bounded, so memory stays flat as the log grows.
 var (
-	buildPragmas   = []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -32768"}
-	restorePragmas = []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000"}
+	buildPragmas   = []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"}
+	restorePragmas = []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000", "PRAGMA temp_store = DEFAULT"}
 )
 
 // openBuildConn takes a connection of the read-model database for the build (SQLite only).

@@ -223,8 +223,8 @@ func sortRows(values []any, width, key int) []any {
 	if n < 2 || key == 0 {
 		return values
 	}
-	// The keys of the read models are a text, or a text and a number: compared as such,
-	// without going through interfaces for each comparison.
+	// The keys of the read models are a position, a text, or a text and a number: compared
+	// as such, without going through interfaces for each comparison.
 	type sortKey struct {
 		s string
 		n int64
@@ -232,10 +232,17 @@ func sortRows(values []any, width, key int) []any {
 	}
 	keys := make([]sortKey, n)
 	typed := key <= 2
+	_, byNumber := values[0].(int64)
+	byNumber = byNumber && key == 1
 	for i := range n {
 		row := values[i*width:]
-		s, ok := row[0].(string)
-		keys[i] = sortKey{s: s, i: i}
+		var ok bool
+		if byNumber {
+			keys[i].n, ok = row[0].(int64)
+		} else {
+			keys[i].s, ok = row[0].(string)
+		}
+		keys[i].i = i
 		typed = typed && ok
 		if typed && key == 2 {
 			keys[i].n, ok = row[1].(int64)

@@ -90,6 +90,16 @@ func (db *DB) lockWrites() func() {
 	return db.writeMu.Unlock
 }
 
+// PositionKey is the column type of a primary key holding a log position: on SQLite the
+// table's rowid (INTEGER PRIMARY KEY), so rows keyed by position are appended to its
+// B-tree in log order and need no second index; BIGINT on PostgreSQL.
+func PositionKey(d Dialect) string {
+	if d == SQLite {
+		return "INTEGER PRIMARY KEY"
+	}
+	return "BIGINT PRIMARY KEY"
+}
+
 // Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
 // projections are written with ?, never with a literal question mark in a string.
 func (d Dialect) Rebind(query string) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -118,14 +119,17 @@ func TestAuditCommandLine(t *testing.T) {
 		})
 	}
 
-	// Tampered copies: the first problem is named, and the exit is not zero.
+	// Tampered copies: the first problem is named (want is a regular expression), and the
+	// exit is not zero.
 	for _, tc := range []struct {
 		name, sql, args, want string
 	}{
 		{"changed data", `UPDATE events SET data = CAST(replace(CAST(data AS TEXT), '"', ' "') AS BLOB) WHERE position = 37`, "--all", "position 37"},
 		{"metadata key in other case", `UPDATE events SET metadata = CAST(replace(CAST(metadata AS TEXT), '"actor"', '"Actor"') AS BLOB) WHERE position = 37`, "--all", "position 37"},
 		{"deleted the checkpoint's last event", `DELETE FROM events WHERE position = ` + itoa(cp.LastPosition), "--all", "the checkpoint's last is at " + itoa(cp.LastPosition)},
-		{"swapped positions", `UPDATE events SET position = -1 WHERE position = 10; UPDATE events SET position = 10 WHERE position = 11; UPDATE events SET position = 11 WHERE position = -1`, "--all", "first change: events 0 to 255"},
+		{"swapped positions", `UPDATE events SET position = -1 WHERE position = 10; UPDATE events SET position = 10 WHERE position = 11; UPDATE events SET position = 11 WHERE position = -1`, "--all",
+			// Two events of one stream break its chain; of two streams, the log's root.
+			`first change: events 0 to 255|\(position 1[01], event`},
 		{"changed event, proven alone", `UPDATE events SET data = CAST(replace(CAST(data AS TEXT), '"', ' "') AS BLOB) WHERE stream = '` + stream + `' AND version = 3`, "--event " + stream + ":3", "version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,7 +142,7 @@ func TestAuditCommandLine(t *testing.T) {
 			tenv := map[string]string{"CRM_DATA_DIR": tdir}
 			args := append([]string{"audit", "verify", "--quiet", "--checkpoint", cpPath, "--key", keyPath}, strings.Fields(tc.args)...)
 			out, _, err := crm(t, tenv, args...)
-			if err == nil || !strings.Contains(out, "FAILED") || !strings.Contains(out+err.Error(), tc.want) {
+			if err == nil || !strings.Contains(out, "FAILED") || !regexp.MustCompile(tc.want).MatchString(out+err.Error()) {
 				t.Fatalf("%q, %v; want the problem named (%q)", out, err, tc.want)
 			}
 		})

@@ -41,10 +41,10 @@ const (
 type op struct {
 	kind    opKind
 	at      int64
-	n       int64 // nps, overdue_at, position of a survey, amount of a loss
-	pos     int64
+	n       int64 // nps, overdue_at, amount of a loss
+	pos     int64 // position of a touchpoint or a survey
 	contact string
-	id      string // task, deal or event id
+	id      string // task or deal id
 	// create: name, cohort, channel; rename: name; phase: to; task: due; loss: from stage,
 	// reason, currency.
 	a, b, c string
@@ -100,13 +100,13 @@ func (Projection) PrepareBatch(batch *projections.Batch) (projections.PreparedBa
 			if err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opTouchpoint, at: at, contact: ev.ContactID, id: e.ID})
+			b.ops = append(b.ops, op{kind: opTouchpoint, at: at, contact: ev.ContactID, pos: e.Position})
 		case contact.TypeSurveyRecorded:
 			ev, err := projections.Decode[contact.SurveyRecorded](batch, i)
 			if err != nil {
 				return nil, err
 			}
-			b.ops = append(b.ops, op{kind: opSurvey, at: at, contact: ev.ContactID, id: e.ID, n: int64(ev.NPS), pos: e.Position})
+			b.ops = append(b.ops, op{kind: opSurvey, at: at, contact: ev.ContactID, n: int64(ev.NPS), pos: e.Position})
 		case contact.TypeTaskScheduled:
 			ev, err := projections.Decode[contact.TaskScheduled](batch, i)
 			if err != nil {
@@ -250,9 +250,9 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			c.lastSeq++
 			c.dirty = true
 		case opTouchpoint:
-			touchRows = append(touchRows, o.id, o.contact, o.at)
+			touchRows = append(touchRows, o.pos, o.contact, o.at)
 		case opSurvey:
-			surveyRows = append(surveyRows, o.id, o.contact, o.n, o.at, o.pos)
+			surveyRows = append(surveyRows, o.pos, o.contact, o.n, o.at)
 		case opSchedule:
 			k := taskKey{o.contact, o.id}
 			tasks[k] = &taskRow{due: o.a, overdueAt: o.n, scheduledAt: o.at, stored: tasks[k] != nil && tasks[k].stored}
@@ -315,11 +315,11 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	}
 	// An event is applied once per set: its touchpoint and its survey are new (Apply's DO
 	// NOTHING never applies; were one stored, the insert fails and Apply decides).
-	if err := tx.Insert(ctx, t.Name(tableTouchpoints), []string{"event_id", "contact_id", "occurred_at"}, 1,
+	if err := tx.Insert(ctx, t.Name(tableTouchpoints), []string{"position", "contact_id", "occurred_at"}, 1,
 		projections.ConflictFail, touchRows); err != nil {
 		return err
 	}
-	if err := tx.Insert(ctx, t.Name(tableSurveys), []string{"event_id", "contact_id", "nps", "occurred_at", "position"}, 1,
+	if err := tx.Insert(ctx, t.Name(tableSurveys), []string{"position", "contact_id", "nps", "occurred_at"}, 1,
 		projections.ConflictFail, surveyRows); err != nil {
 		return err
 	}

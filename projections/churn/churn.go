@@ -12,9 +12,10 @@
 //	             channel, last_seq (the seq of the contact's latest visit)
 //	visits       contact_id, seq (1, 2, ... per contact), phase (a lifecycle phase or an exit),
 //	             entered_at, left_at and next_phase (NULL while open)
-//	touchpoints  event_id, contact_id, occurred_at
-//	surveys      event_id, contact_id, nps, occurred_at, position (in the global log, to order
-//	             surveys of the same instant)
+//	touchpoints  position (of the event in the global log: the key, so that the rows of a
+//	             rebuild are appended), contact_id, occurred_at
+//	surveys      position (the same; it also orders surveys of the same instant), contact_id,
+//	             nps, occurred_at
 //	tasks        contact_id, task_id, due (YYYY-MM-DD), overdue_at (the start of the day after
 //	             due, UTC: from then on an open task is overdue), scheduled_at, completed_at
 //	             (NULL while open)
@@ -50,7 +51,7 @@ var _ projections.Projection = Projection{}
 func (Projection) Name() string { return Name }
 
 // Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 1 }
+func (Projection) Version() int { return 2 }
 
 // Base names of the tables.
 const (
@@ -87,16 +88,15 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			next_phase ` + text + `,
 			PRIMARY KEY (contact_id, seq))`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
-			event_id ` + text + ` PRIMARY KEY,
+			position ` + projections.PositionKey(d) + `,
 			contact_id ` + text + ` NOT NULL,
 			occurred_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableTouchpoints) + `_contact ON ` + t.Name(tableTouchpoints) + ` (contact_id, occurred_at)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableSurveys) + ` (
-			event_id ` + text + ` PRIMARY KEY,
+			position ` + projections.PositionKey(d) + `,
 			contact_id ` + text + ` NOT NULL,
 			nps INTEGER NOT NULL,
-			occurred_at BIGINT NOT NULL,
-			position BIGINT NOT NULL)`,
+			occurred_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableSurveys) + `_contact ON ` + t.Name(tableSurveys) + ` (contact_id, occurred_at)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTasks) + ` (
 			contact_id ` + text + ` NOT NULL,
@@ -159,8 +159,8 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+` (event_id, contact_id, occurred_at) VALUES (?, ?, ?)
-			ON CONFLICT (event_id) DO NOTHING`, e.ID, ev.ContactID, at); err != nil {
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+` (position, contact_id, occurred_at) VALUES (?, ?, ?)
+			ON CONFLICT (position) DO NOTHING`, e.Position, ev.ContactID, at); err != nil {
 			return fmt.Errorf("insert touchpoint of contact %s: %w", ev.ContactID, err)
 		}
 	case contact.TypeSurveyRecorded:
@@ -168,8 +168,8 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 		if err := decode(e, &ev); err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableSurveys)+` (event_id, contact_id, nps, occurred_at, position)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING`, e.ID, ev.ContactID, ev.NPS, at, e.Position); err != nil {
+		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableSurveys)+` (position, contact_id, nps, occurred_at)
+			VALUES (?, ?, ?, ?) ON CONFLICT (position) DO NOTHING`, e.Position, ev.ContactID, ev.NPS, at); err != nil {
 			return fmt.Errorf("insert survey of contact %s: %w", ev.ContactID, err)
 		}
 	case contact.TypeTaskScheduled:

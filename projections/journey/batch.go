@@ -38,7 +38,7 @@ type op struct {
 	pos     int64
 	contact string
 	// create: channel, owner, segment, cohort; segment/owner: a = the value; phase: to,
-	// rule, reason; touchpoint: event id, touchpoint id, kind, phase.
+	// rule, reason; touchpoint: b, c, d = touchpoint id, kind, phase.
 	a, b, c, d string
 }
 
@@ -94,7 +94,7 @@ func (Projection) PrepareBatch(batch *projections.Batch) (projections.PreparedBa
 			if err != nil {
 				return nil, err
 			}
-			add(op{kind: opTouchpoint, at: at, pos: e.Position, contact: ev.ContactID, a: e.ID, b: ev.TouchpointID,
+			add(op{kind: opTouchpoint, at: at, pos: e.Position, contact: ev.ContactID, b: ev.TouchpointID,
 				c: string(ev.Kind), d: string(ev.Phase)})
 		}
 	}
@@ -177,7 +177,7 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 			if c == nil {
 				return errUnsure // Apply: "contact was not created"
 			}
-			touchRows = append(touchRows, o.a, o.contact, c.lastSeq, o.b, o.c, o.d, o.at, o.pos)
+			touchRows = append(touchRows, o.pos, o.contact, c.lastSeq, o.b, o.c, o.d, o.at)
 		}
 	}
 
@@ -212,8 +212,8 @@ func (b *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	}
 	// An event is applied once per set: its touchpoint is new (Apply's DO NOTHING never
 	// applies; were it stored, the insert fails and Apply decides).
-	return tx.Insert(ctx, t.Name(tableTouchpoints), []string{"event_id", "contact_id", "visit_seq", "touchpoint_id", "kind",
-		"phase", "occurred_at", "position"}, 1, projections.ConflictFail, touchRows)
+	return tx.Insert(ctx, t.Name(tableTouchpoints), []string{"position", "contact_id", "visit_seq", "touchpoint_id", "kind",
+		"phase", "occurred_at"}, 1, projections.ConflictFail, touchRows)
 }
 
 // insertBoth inserts rows[0] (new) and upserts rows[1] (stored).

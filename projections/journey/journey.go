@@ -17,9 +17,10 @@
 //	visits       contact_id, seq (1, 2, ... per contact), phase, entered_at, left_at (NULL while
 //	             open), next_phase, rule and reason of the phase change that left it (NULL while
 //	             open; reason '' when none was given)
-//	touchpoints  event_id, contact_id, visit_seq (the visit current when it was recorded),
-//	             touchpoint_id, kind, phase (as recorded on the event), occurred_at, position (in
-//	             the global log, to order touchpoints of the same instant)
+//	touchpoints  position (of the event in the global log: its key, so that the rows of a
+//	             rebuild are appended, and the order of touchpoints of the same instant),
+//	             contact_id, visit_seq (the visit current when it was recorded), touchpoint_id,
+//	             kind, phase (as recorded on the event), occurred_at
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package journey
@@ -48,7 +49,7 @@ var _ projections.Projection = Projection{}
 func (Projection) Name() string { return Name }
 
 // Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 1 }
+func (Projection) Version() int { return 2 }
 
 // Base names of the tables.
 const (
@@ -85,14 +86,13 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			reason ` + text + `,
 			PRIMARY KEY (contact_id, seq))`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
-			event_id ` + text + ` PRIMARY KEY,
+			position ` + projections.PositionKey(d) + `,
 			contact_id ` + text + ` NOT NULL,
 			visit_seq INTEGER NOT NULL,
 			touchpoint_id ` + text + ` NOT NULL,
 			kind ` + text + ` NOT NULL,
 			phase ` + text + ` NOT NULL,
-			occurred_at BIGINT NOT NULL,
-			position BIGINT NOT NULL)`,
+			occurred_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableTouchpoints) + `_contact ON ` + t.Name(tableTouchpoints) + ` (contact_id, visit_seq)`,
 	}
 }
@@ -160,9 +160,9 @@ func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.T
 			return err
 		}
 		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+`
-			(event_id, contact_id, visit_seq, touchpoint_id, kind, phase, occurred_at, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (event_id) DO NOTHING`,
-			e.ID, ev.ContactID, seq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), at, e.Position); err != nil {
+			(position, contact_id, visit_seq, touchpoint_id, kind, phase, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (position) DO NOTHING`,
+			e.Position, ev.ContactID, seq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), at); err != nil {
 			return fmt.Errorf("insert touchpoint of contact %s: %w", ev.ContactID, err)
 		}
 	}
