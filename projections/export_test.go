@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -23,3 +24,7 @@ var ErrCrash = errCrash
 // AfterBatch makes a rebuild call f after each committed batch with the checkpoint of its
 // first set; an error stops it there.
 func AfterBatch(cfg *RebuildConfig, f func(position int64) error) { cfg.afterBatch = f }
+
+// PauseBeforeDrops makes a rebuild call f instead of sleeping before it drops the replaced
+// sets.
+func PauseBeforeDrops(cfg *RebuildConfig, f func(ctx context.Context, d time.Duration) error) { cfg.pause = f }

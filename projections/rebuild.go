@@ -121,8 +121,9 @@ type RebuildConfig struct {
 	// Lease is how long the rebuild's lock holds without renewal: a crashed rebuild can be
 	// resumed by another process after it (default DefaultRebuildLease).
 	Lease time.Duration
-	// DropDelay is the pause between the switch and the drop of the old set, so queries that
-	// other processes started on it just before can end (default DefaultDropDelay).
+	// DropDelay is the pause between the switches and the drop of the replaced sets, so
+	// queries that other processes started on them just before can end (default
+	// DefaultDropDelay; negative: no pause). The sets of one rebuild wait once, together.
 	DropDelay time.Duration
 	// KeepOld keeps the replaced set instead of dropping it (to compare it, in tests).
 	KeepOld bool
@@ -143,6 +144,8 @@ type RebuildConfig struct {
 	// afterBatch runs after each commit; an error stops the rebuild there (tests crash it
 	// with errCrash, which leaves the lock held as a dead process would).
 	afterBatch func(position int64) error
+	// pause waits before the drops (default: sleep; tests record it).
+	pause func(ctx context.Context, d time.Duration) error
 }
 
 func (c *RebuildConfig) setDefaults() {
@@ -164,6 +167,9 @@ func (c *RebuildConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.pause == nil {
+		c.pause = sleep
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -180,8 +186,8 @@ func (c RebuildConfig) Validate() error {
 	if c.Batch < 0 {
 		errs = append(errs, fmt.Errorf("batch %d: want at least 1", c.Batch))
 	}
-	if c.Lease < 0 || c.DropDelay < 0 {
-		errs = append(errs, errors.New("negative lease or drop delay"))
+	if c.Lease < 0 {
+		errs = append(errs, errors.New("negative lease"))
 	}
 	if c.StopAt < 0 {
 		errs = append(errs, fmt.Errorf("stop at %d: want a position", c.StopAt))
@@ -552,10 +558,8 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 			return nil, err
 		}
 	}
-	for i, tg := range rb.targets {
-		if err := rb.cleanUp(ctx, i, tg); err != nil {
-			return nil, err
-		}
+	if err := rb.cleanUp(ctx); err != nil {
+		return nil, err
 	}
 	return rb.snapshot(), nil
 }
@@ -765,31 +769,40 @@ func checkpointIn(ctx context.Context, tx *Tx, t Tables) (int64, error) {
 	return cp, nil
 }
 
-// cleanUp drops the replaced set once no query reads it and records the rebuild as done.
-func (rb *rebuild) cleanUp(ctx context.Context, i int, tg *target) error {
-	st := rb.states[i]
+// cleanUp drops the replaced sets once no query reads them (after one pause for all, for
+// the queries of other processes) and records the rebuilds as done.
+func (rb *rebuild) cleanUp(ctx context.Context) error {
 	if !rb.cfg.KeepOld {
 		if r := rb.cfg.Runner; r != nil {
-			r.waitReaders(tg.p.Name(), st.old)
+			for i, tg := range rb.targets {
+				r.waitReaders(tg.p.Name(), rb.states[i].old)
+			}
 		}
-		if err := sleep(ctx, rb.cfg.DropDelay); err != nil {
-			return err
-		}
-		if err := rb.dropOld(ctx, tg.p, st.old, true); err != nil {
-			return err
+		if rb.cfg.DropDelay > 0 {
+			if err := rb.cfg.pause(ctx, rb.cfg.DropDelay); err != nil {
+				return err
+			}
 		}
 	}
-	now := rb.cfg.Now()
-	if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET phase = 'done',
-		updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
-		return fmt.Errorf("finish rebuild of %s: %w", tg.p.Name(), err)
-	}
-	rb.setProgress(i, func(pr *RebuildProgress) {
-		pr.State, pr.UpdatedAt, pr.FinishedAt = RebuildDone, now, &now
-		if secs := now.Sub(st.started).Seconds(); secs > 0 {
-			pr.Rate = float64(pr.Events) / secs
+	for i, tg := range rb.targets {
+		st := rb.states[i]
+		if !rb.cfg.KeepOld {
+			if err := rb.dropOld(ctx, tg.p, st.old, true); err != nil {
+				return err
+			}
 		}
-	})
+		now := rb.cfg.Now()
+		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET phase = 'done',
+			updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
+			return fmt.Errorf("finish rebuild of %s: %w", tg.p.Name(), err)
+		}
+		rb.setProgress(i, func(pr *RebuildProgress) {
+			pr.State, pr.UpdatedAt, pr.FinishedAt = RebuildDone, now, &now
+			if secs := now.Sub(st.started).Seconds(); secs > 0 {
+				pr.Rate = float64(pr.Events) / secs
+			}
+		})
+	}
 	return nil
 }
 

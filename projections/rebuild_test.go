@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,52 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 			if n := count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
 				t.Fatalf("%s has %d rows", table, n)
 			}
+		}
+	})
+}
+
+// The replaced sets of one rebuild wait once, together, before they are dropped; a
+// negative delay drops them at once, and zero means the default.
+func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ps := []projections.Projection{&counter{name: "first"}, &counter{name: "second"}, &counter{name: "third"}}
+		mustRebuild(t, rebuildConfig(store, db), ps...) // sets of every projection to replace
+		for _, tc := range []struct {
+			name  string
+			delay time.Duration
+			want  []time.Duration
+		}{
+			{"default", 0, []time.Duration{projections.DefaultDropDelay}},
+			{"none", -1, nil},
+			{"given", 50 * time.Millisecond, []time.Duration{50 * time.Millisecond}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cfg := rebuildConfig(store, db)
+				cfg.DropDelay = tc.delay
+				var paused []time.Duration
+				projections.PauseBeforeDrops(&cfg, func(_ context.Context, d time.Duration) error {
+					paused = append(paused, d)
+					return nil
+				})
+				old := make([]projections.Tables, len(ps))
+				for i, p := range ps {
+					if old[i] = active(t, db, p); !tableExists(t, db, old[i].Name("counts")) {
+						t.Fatalf("%s: no set %s to replace", p.Name(), old[i].Prefix())
+					}
+				}
+				mustRebuild(t, cfg, ps...)
+				if !slices.Equal(paused, tc.want) {
+					t.Fatalf("paused %v, want %v", paused, tc.want)
+				}
+				for i, p := range ps {
+					if active(t, db, p) == old[i] {
+						t.Fatalf("%s not switched", p.Name())
+					}
+					if tableExists(t, db, old[i].Name("counts")) {
+						t.Fatalf("%s: the replaced set %s is still there", p.Name(), old[i].Prefix())
+					}
+				}
+			})
 		}
 	})
 }

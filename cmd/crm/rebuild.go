@@ -81,6 +81,9 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 	}
 	bar := newRebuildBar(stderr)
 	rcfg := projections.RebuildConfig{DB: db, Store: store, Batch: *batch, DropDelay: *dropDelay}
+	if *dropDelay == 0 {
+		rcfg.DropDelay = -1 // none (0 in the configuration means the default)
+	}
 	if !*quiet {
 		rcfg.Progress = bar.update
 	}
