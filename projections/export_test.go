@@ -27,4 +27,6 @@ func AfterBatch(cfg *RebuildConfig, f func(position int64) error) { cfg.afterBat
 
 // PauseBeforeDrops makes a rebuild call f instead of sleeping before it drops the replaced
 // sets.
-func PauseBeforeDrops(cfg *RebuildConfig, f func(ctx context.Context, d time.Duration) error) { cfg.pause = f }
+func PauseBeforeDrops(cfg *RebuildConfig, f func(ctx context.Context, d time.Duration) error) {
+	cfg.pause = f
+}
