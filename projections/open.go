@@ -40,7 +40,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	// Reads through a memory map of the file: the whole-table reads of the journey map and
 	// the churn points take about a fifth less time than through each connection's page
 	// cache and read(2), and the pages are shared by the connections (the OS page cache).
-	q.Add("_pragma", "mmap_size(1073741824)")
+	q.Add("_pragma", "mmap_size(2147418112)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {

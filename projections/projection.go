@@ -100,6 +100,18 @@ func PositionKey(d Dialect) string {
 	return "BIGINT PRIMARY KEY"
 }
 
+// ClusteredByKey ends a CREATE TABLE statement whose rows are read in the order of their
+// primary key (texts, or a text and a number): on SQLite the table is stored WITHOUT ROWID,
+// as one B-tree in key order, so such a read is a sequential scan rather than a lookup of
+// every row through an index of the key; copying it (time travel) appends in key order.
+// PostgreSQL stores every table as a heap: nothing to add.
+func ClusteredByKey(d Dialect) string {
+	if d == SQLite {
+		return " WITHOUT ROWID"
+	}
+	return ""
+}
+
 // Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
 // projections are written with ?, never with a literal question mark in a string.
 func (d Dialect) Rebind(query string) string {

@@ -77,7 +77,7 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			created_at BIGINT NOT NULL,
 			cohort ` + text + ` NOT NULL,
 			channel ` + text + ` NOT NULL,
-			last_seq INTEGER NOT NULL)`,
+			last_seq INTEGER NOT NULL)` + projections.ClusteredByKey(d),
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableContacts) + `_cohort ON ` + t.Name(tableContacts) + ` (cohort, channel)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableVisits) + ` (
 			contact_id ` + text + ` NOT NULL,
@@ -86,7 +86,7 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			entered_at BIGINT NOT NULL,
 			left_at BIGINT,
 			next_phase ` + text + `,
-			PRIMARY KEY (contact_id, seq))`,
+			PRIMARY KEY (contact_id, seq))` + projections.ClusteredByKey(d),
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
 			position ` + projections.PositionKey(d) + `,
 			contact_id ` + text + ` NOT NULL,

@@ -2,6 +2,7 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -64,10 +65,18 @@ func (j *journey) pick(list []string) string { return list[j.rng.IntN(len(list))
 
 func (j *journey) chance(p float64) bool { return j.rng.Float64() < p }
 
-// wait moves business time forward by roughly days, at a working hour.
-func (j *journey) wait(days float64) {
+// errPresent ends a journey whose next step would happen after the history's end.
+var errPresent = errors.New("the journey reached the end of the history")
+
+// wait moves business time forward by roughly days, at a working hour. Past the history's
+// end (Config.Until) it returns errPresent: nothing is recorded as happening later.
+func (j *journey) wait(days float64) error {
 	d := j.rng.ExpFloat64() * days
 	j.now = j.now.Add(time.Duration(d*24*float64(time.Hour)) + time.Duration(j.rng.IntN(8*60))*time.Minute)
+	if j.now.After(j.cfg.Until) {
+		return errPresent
+	}
+	return nil
 }
 
 func (j *journey) meta(reason string) commands.Meta {
@@ -96,6 +105,9 @@ func (j *journey) run(ctx context.Context) error {
 	profile := j.pickProfile()
 	j.owner = reps[j.rng.IntN(len(reps))]
 	j.now = j.cfg.Start.Add(time.Duration(j.rng.IntN(j.cfg.Days*24)) * time.Hour)
+	if j.now.After(j.cfg.Until) {
+		return errPresent
+	}
 	j.currency = "JPY"
 	if j.chance(0.15) {
 		j.currency = "USD"
@@ -158,7 +170,9 @@ func (j *journey) preWon(ctx context.Context, profile channelProfile, from int) 
 			}
 			reason := j.pick(lostReasons)
 			if dealID != "" {
-				j.wait(3)
+				if err := j.wait(3); err != nil {
+					return err
+				}
 				res, err := j.h.LoseDeal(ctx, j.meta(""), commands.LoseDeal{DealID: dealID, Reason: reason, Note: "lost at " + preWonPhases[p]})
 				if err := j.done(res, &dealVer, err); err != nil {
 					return fmt.Errorf("lose deal: %w", err)
@@ -168,7 +182,9 @@ func (j *journey) preWon(ctx context.Context, profile channelProfile, from int) 
 				return err
 			}
 			if j.chance(0.12) {
-				j.wait(120)
+				if err := j.wait(120); err != nil {
+					return err
+				}
 				if err := j.phase(ctx, "approach", "win-back campaign"); err != nil {
 					return err
 				}
@@ -210,7 +226,9 @@ func touchKinds(phase int) []string {
 
 func (j *journey) touchpoints(ctx context.Context, n int, kinds []string) error {
 	for i := 0; i < n; i++ {
-		j.wait(4)
+		if err := j.wait(4); err != nil {
+			return err
+		}
 		res, err := j.h.RecordTouchpoint(ctx, j.meta(""), commands.RecordTouchpoint{ContactID: j.contact, Kind: j.pick(kinds)})
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("touchpoint: %w", err)
@@ -220,7 +238,9 @@ func (j *journey) touchpoints(ctx context.Context, n int, kinds []string) error 
 }
 
 func (j *journey) phase(ctx context.Context, to, reason string) error {
-	j.wait(5)
+	if err := j.wait(5); err != nil {
+		return err
+	}
 	res, err := j.h.ChangePhase(ctx, j.meta(reason), commands.ChangePhase{ContactID: j.contact, Phase: to, Reason: reason})
 	if err := j.done(res, &j.lastVer, err); err != nil {
 		return fmt.Errorf("phase %s: %w", to, err)
@@ -229,7 +249,9 @@ func (j *journey) phase(ctx context.Context, to, reason string) error {
 }
 
 func (j *journey) openDeal(ctx context.Context) (string, int64, error) {
-	j.wait(2)
+	if err := j.wait(2); err != nil {
+		return "", 0, err
+	}
 	amount := int64(100_000 + j.rng.IntN(4_900_000))
 	if j.currency == "USD" {
 		amount = int64(100_000 + j.rng.IntN(5_000_000)) // cents
@@ -255,7 +277,9 @@ func (j *journey) advanceDeal(ctx context.Context, dealID string, ver *int64, ph
 		stages = []string{"negotiation"}
 	}
 	for _, s := range stages {
-		j.wait(6)
+		if err := j.wait(6); err != nil {
+			return err
+		}
 		res, err := j.h.ChangeDealStage(ctx, j.meta(""), commands.ChangeDealStage{DealID: dealID, Stage: s})
 		if err := j.done(res, ver, err); err != nil {
 			return fmt.Errorf("deal stage %s: %w", s, err)
@@ -264,19 +288,25 @@ func (j *journey) advanceDeal(ctx context.Context, dealID string, ver *int64, ph
 	if !win {
 		return nil
 	}
-	j.wait(5)
+	if err := j.wait(5); err != nil {
+		return err
+	}
 	res, err := j.h.WinDeal(ctx, j.meta(""), commands.WinDeal{DealID: dealID})
 	if err := j.done(res, ver, err); err != nil {
 		return fmt.Errorf("win deal: %w", err)
 	}
 	if j.chance(0.03) {
 		// A won deal reopened (contract fell through) and won again.
-		j.wait(2)
+		if err := j.wait(2); err != nil {
+			return err
+		}
 		res, err := j.h.ReopenDeal(ctx, j.meta("contract revised"), commands.ReopenDeal{DealID: dealID})
 		if err := j.done(res, ver, err); err != nil {
 			return fmt.Errorf("reopen deal: %w", err)
 		}
-		j.wait(3)
+		if err := j.wait(3); err != nil {
+			return err
+		}
 		res, err = j.h.WinDeal(ctx, j.meta(""), commands.WinDeal{DealID: dealID})
 		if err := j.done(res, ver, err); err != nil {
 			return fmt.Errorf("win deal again: %w", err)
@@ -286,7 +316,9 @@ func (j *journey) advanceDeal(ctx context.Context, dealID string, ver *int64, ph
 }
 
 func (j *journey) purchase(ctx context.Context) error {
-	j.wait(10)
+	if err := j.wait(10); err != nil {
+		return err
+	}
 	amount := int64(50_000 + j.rng.IntN(950_000))
 	res, err := j.h.RecordPurchase(ctx, j.meta(""), commands.RecordPurchase{ContactID: j.contact, Amount: amount,
 		Currency: j.currency, Product: j.pick(products), Plan: j.pick([]string{"basic", "pro", "enterprise"})})
@@ -303,7 +335,9 @@ func (j *journey) task(ctx context.Context) error {
 		return fmt.Errorf("schedule task: %w", err)
 	}
 	if j.chance(0.7) {
-		j.wait(7)
+		if err := j.wait(7); err != nil {
+			return err
+		}
 		res, err := j.h.CompleteTask(ctx, j.meta(""), commands.CompleteTask{ContactID: j.contact, TaskID: res.EntityID})
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("complete task: %w", err)
@@ -324,7 +358,9 @@ func (j *journey) afterWon(ctx context.Context) error {
 		if err := j.touchpoints(ctx, 1, afterKinds); err != nil {
 			return err
 		}
-		j.wait(25)
+		if err := j.wait(25); err != nil {
+			return err
+		}
 		nps := min(10, max(0, int(satisfaction*11)+j.rng.IntN(3)-1))
 		res, err := j.h.RecordSurvey(ctx, j.meta(""), commands.RecordSurvey{ContactID: j.contact, NPS: nps})
 		if err := j.done(res, &j.lastVer, err); err != nil {
@@ -352,7 +388,9 @@ func (j *journey) afterWon(ctx context.Context) error {
 			return err
 		}
 		for k := 0; k < 1+j.rng.IntN(4); k++ {
-			j.wait(60)
+			if err := j.wait(60); err != nil {
+				return err
+			}
 			if err := j.purchase(ctx); err != nil {
 				return err
 			}
@@ -362,12 +400,16 @@ func (j *journey) afterWon(ctx context.Context) error {
 		}
 		return nil
 	case satisfaction < 0.3:
-		j.wait(30)
+		if err := j.wait(30); err != nil {
+			return err
+		}
 		if err := j.phase(ctx, "churned", j.pick(churnWhy)); err != nil {
 			return err
 		}
 		if j.chance(0.1) {
-			j.wait(90)
+			if err := j.wait(90); err != nil {
+				return err
+			}
 			return j.phase(ctx, "lead", "win-back offer")
 		}
 		return nil

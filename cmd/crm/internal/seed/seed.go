@@ -7,6 +7,7 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -27,6 +28,10 @@ type Config struct {
 	// Start is the earliest lead date (default 2024-01-01); leads arrive over Days days.
 	Start time.Time
 	Days  int
+	// Until ends the history (default 270 days after the last lead can arrive): a journey
+	// stops at its first step that would happen later, so nothing is recorded as happening
+	// after the moment the history describes.
+	Until time.Time
 	// Progress, when not nil, is called with the number of events written so far.
 	Progress func(events int64)
 }
@@ -57,6 +62,9 @@ func Run(ctx context.Context, h *commands.Handler, cfg Config) (Stats, error) {
 	if cfg.Days <= 0 {
 		cfg.Days = 640
 	}
+	if cfg.Until.IsZero() {
+		cfg.Until = cfg.Start.AddDate(0, 0, cfg.Days+270)
+	}
 	start := time.Now()
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -76,6 +84,9 @@ func Run(ctx context.Context, h *commands.Handler, cfg Config) (Stats, error) {
 			for i := range next {
 				j := &journey{h: h, cfg: cfg, index: i, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 				err := j.run(ctx)
+				if errors.Is(err, errPresent) {
+					err = nil
+				}
 				commandsDone.Add(j.commands)
 				if n := eventsDone.Add(j.events); cfg.Progress != nil {
 					cfg.Progress(n)
