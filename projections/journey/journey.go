@@ -73,7 +73,7 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			channel ` + text + ` NOT NULL,
 			owner ` + text + ` NOT NULL,
 			segment ` + text + ` NOT NULL,
-			last_seq INTEGER NOT NULL)`,
+			last_seq INTEGER NOT NULL)` + projections.ClusteredByKey(d),
 		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableContacts) + `_cohort ON ` + t.Name(tableContacts) + ` (cohort, channel)`,
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableVisits) + ` (
 			contact_id ` + text + ` NOT NULL,
@@ -84,7 +84,7 @@ func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
 			next_phase ` + text + `,
 			rule ` + text + `,
 			reason ` + text + `,
-			PRIMARY KEY (contact_id, seq))`,
+			PRIMARY KEY (contact_id, seq))` + projections.ClusteredByKey(d),
 		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
 			position ` + projections.PositionKey(d) + `,
 			contact_id ` + text + ` NOT NULL,
