@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild seed clean
+.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -23,7 +23,7 @@ build:
 	$(GO) build -o bin/crm ./cmd/crm
 
 ## bench: every benchmark whose figures the issues report
-bench: bench-store bench-commands bench-http bench-seed bench-projections bench-rebuild
+bench: bench-store bench-commands bench-http bench-seed bench-projections bench-rebuild bench-timetravel
 
 bench-store:
 	@.ci/ensure-postgres
@@ -62,8 +62,9 @@ bench-projections:
 	CRM_BENCH_CACHE=$(BENCH_CACHE) $(GO) test -run '^$$' -bench 'ReadModelQueries' -benchtime 2s -timeout 2h ./cmd/crm/
 
 bench-clean:
-	rm -rf $(BENCH_CACHE)
+	rm -rf $(BENCH_CACHE) $(REBUILD_BENCH_DIR)
 	psql "$(CRM_TEST_POSTGRES_URL)" -qc 'DROP DATABASE IF EXISTS crm_bench'
+	psql "$(CRM_TEST_POSTGRES_URL)" -qc 'DROP SCHEMA IF EXISTS crm_bench_rebuild_log CASCADE'
 
 ## bench-rebuild: rebuild throughput of the three read models together on SQLite and PostgreSQL
 ## at 250k, 500k and 1M events, with peak memory and a plain read of the same events (the raw
@@ -80,6 +81,16 @@ bench-rebuild: build
 	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
 	GOGC=400 CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
 		$(GO) test -run '^$$' -bench BenchmarkRebuild -benchtime 1x -timeout 60m ./projections/
+
+## bench-timetravel: time travel over the SQLite log of bench-rebuild (seeded on the first run):
+## every snapshot taken from nothing, then the board, the journey map and the churn points at
+## random past positions (p50, max, and the set build alone) beside the same queries at the
+## head. The store is opened from a copy, as the benchmark asks.
+bench-timetravel: build
+	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(REBUILD_BENCH_DIR)/timetravel
+	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
+	cp $(REBUILD_BENCH_DIR)/sqlite/crm.db $(REBUILD_BENCH_DIR)/timetravel/crm.db
+	CRM_BENCH_TIMETRAVEL_STORE=$(REBUILD_BENCH_DIR)/timetravel/crm.db $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:
