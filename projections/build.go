@@ -438,7 +438,13 @@ func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBa
 			}
 			lastHead = time.Now()
 		}
-		events, err := b.store.ReadAll(ctx, from, b.batch)
+		// A batch reads no further than until (positions may have gaps: more is read
+		// until it is passed).
+		n := b.batch
+		if until > 0 {
+			n = int(min(int64(n), max(until-from, 1)))
+		}
+		events, err := b.store.ReadAll(ctx, from, n)
 		if err != nil {
 			select {
 			case out <- readBatch{err: fmt.Errorf("read the log after %d: %w", from, err)}:
@@ -446,7 +452,7 @@ func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBa
 			}
 			return
 		}
-		more := len(events) == b.batch
+		more := len(events) == n
 		if until > 0 {
 			for len(events) > 0 && events[len(events)-1].Position > until {
 				events = events[:len(events)-1]

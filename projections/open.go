@@ -30,13 +30,19 @@ const readModelConns = 16
 // the lock at BEGIN (IMMEDIATE), so projections sharing the file wait for each other instead
 // of failing on a stale snapshot.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
+	return openSQLite(ctx, path, "wal", "normal", readModelConns)
+}
+
+// openSQLite opens the SQLite file at path with a journal mode and a synchronous setting,
+// and a pool of conns connections.
+func openSQLite(ctx context.Context, path, journal, synchronous string, conns int) (*DB, error) {
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open read models %q: want the path of a file", path)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "journal_mode("+journal+")")
+	q.Add("_pragma", "synchronous("+synchronous+")")
 	// Reads through a memory map of the file: the whole-table reads of the journey map and
 	// the churn points take about a fifth less time than through each connection's page
 	// cache and read(2), and the pages are shared by the connections (the OS page cache).
@@ -51,14 +57,14 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
-	if !strings.EqualFold(mode, "wal") {
+	if !strings.EqualFold(mode, journal) {
 		db.Close()
-		return nil, fmt.Errorf("open read models %s: journal mode is %s, not wal", path, mode)
+		return nil, fmt.Errorf("open read models %s: journal mode is %s, not %s", path, mode, journal)
 	}
-	db.SetMaxOpenConns(readModelConns)
+	db.SetMaxOpenConns(conns)
 	// Kept open between queries: a new connection costs its settings and a read of the schema.
-	db.SetMaxIdleConns(readModelConns)
-	return &DB{SQL: db, Dialect: SQLite}, nil
+	db.SetMaxIdleConns(conns)
+	return &DB{SQL: db, Dialect: SQLite, Path: path}, nil
 }
 
 // OpenPostgres opens the read models in schema (created when missing; DefaultPostgresSchema

@@ -72,6 +72,8 @@ func (t Tables) Prefix() string { return t.prefix }
 type DB struct {
 	SQL     *sql.DB
 	Dialect Dialect
+	// Path is the file of a SQLite database opened by OpenSQLite ("" otherwise).
+	Path string
 
 	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
 	// writeMu admits the SQLite writers of this process one at a time, in turn (Go's mutex

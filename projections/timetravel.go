@@ -20,9 +20,11 @@ import (
 // we knew it then". A read model at position N is exactly what a rebuild stopped at N holds,
 // so it is built the way a rebuild builds: the nearest snapshot at or below N is copied into
 // a temporary set, and the events after it up to N are applied with the batch path. Snapshots
-// are sets of their own ("s<position>"), taken every Every events of the log by Snapshot,
-// each from the one before it; the temporary sets ("t<random>") of the last few positions
-// asked for are kept for the next questions, then dropped.
+// are taken every Every events of the log by Snapshot, each from the one before it; the
+// temporary sets of the last few positions asked for are kept for the next questions, then
+// dropped. On SQLite each snapshot and temporary set is a database file of its own (see
+// travelfiles.go); on PostgreSQL they are sets of tables of the read-model database,
+// "s<position>" and "t<random>", listed in projection_snapshots.
 
 // snapshotsTable lists the snapshot and temporary sets of time travel.
 const snapshotsTable = "projection_snapshots"
@@ -52,6 +54,10 @@ type TimeTravelConfig struct {
 	// Cache is how many temporary sets are kept for the next questions (default
 	// DefaultTravelCache).
 	Cache int
+	// Dir holds the snapshots and temporary sets as SQLite files of their own, when the
+	// read models are in SQLite (default: the directory "<read-model file>.travel" beside
+	// it). Ignored on PostgreSQL, where they are tables of the read-model database.
+	Dir string
 }
 
 // TimeTravel serves read models at past log positions. Safe for concurrent use. One process
@@ -66,6 +72,10 @@ type TimeTravel struct {
 	mu    sync.Mutex
 	cache map[travelKey]*travelSet
 	clock int64 // orders uses for eviction
+
+	// drops are the evicted sets being dropped in the background (a question does not
+	// wait for them); Close waits for them.
+	drops sync.WaitGroup
 }
 
 type travelKey struct {
@@ -76,6 +86,7 @@ type travelKey struct {
 type travelSet struct {
 	t    Tables
 	p    Projection
+	db   *DB // the set's own database (a file) on SQLite; nil when t is in the read models'
 	refs int
 	used int64
 }
@@ -93,6 +104,14 @@ func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) 
 	}
 	if cfg.Cache <= 0 {
 		cfg.Cache = DefaultTravelCache
+	}
+	switch {
+	case cfg.DB.Dialect != SQLite:
+		cfg.Dir = ""
+	case cfg.Dir == "" && cfg.DB.Path == "":
+		return nil, errors.New("time travel: no directory for the snapshots of a SQLite database")
+	case cfg.Dir == "":
+		cfg.Dir = cfg.DB.Path + ".travel"
 	}
 	tt := &TimeTravel{cfg: cfg, byName: map[string]Projection{}, cache: map[travelKey]*travelSet{}}
 	for _, p := range ps {
@@ -116,6 +135,9 @@ func (tt *TimeTravel) Init(ctx context.Context) error {
 	db := tt.cfg.DB
 	if err := db.ensureRegistry(ctx); err != nil {
 		return err
+	}
+	if tt.usesFiles() {
+		return tt.initFiles(ctx)
 	}
 	if _, err := db.SQL.ExecContext(ctx, snapshotsSchema()); err != nil {
 		return fmt.Errorf("create snapshot list: %w", err)
@@ -145,6 +167,7 @@ type listedSet struct {
 	p        Projection
 	t        Tables
 	position int64
+	path     string // the set's file, when time travel uses files
 }
 
 // listed returns the sets of a kind of the projections time travel knows (in their current
@@ -210,6 +233,14 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 			from = base.position
 		}
 		for next := (from/tt.cfg.Every + 1) * tt.cfg.Every; next <= head; next += tt.cfg.Every {
+			if tt.usesFiles() {
+				if err := tt.snapshotFile(ctx, p, base, ok, next); err != nil {
+					return taken, fmt.Errorf("snapshot %s at %d: %w", name, next, err)
+				}
+				base, ok = listedSet{p: p, t: TablesFor(p, ""), position: next, path: tt.snapshotPath(p, next)}, true
+				taken++
+				continue
+			}
 			t := TablesFor(p, "s"+strconv.FormatInt(next, 10))
 			if err := tt.build(ctx, p, t, kindSnapshot, base, ok, next, false); err != nil {
 				return taken, fmt.Errorf("snapshot %s at %d: %w", name, next, err)
@@ -238,6 +269,9 @@ func (tt *TimeTravel) RunSnapshots(ctx context.Context, interval time.Duration, 
 
 // nearest returns the snapshot of p with the highest position at or below position.
 func (tt *TimeTravel) nearest(ctx context.Context, p Projection, position int64) (listedSet, bool, error) {
+	if tt.usesFiles() {
+		return tt.nearestFile(p, position)
+	}
 	db := tt.cfg.DB
 	var set string
 	var at int64
@@ -351,6 +385,8 @@ func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, fro
 
 // TravelSet is a read model at a past position.
 type TravelSet struct {
+	// DB holds Tables: a database of the set's own on SQLite, the read models' on PostgreSQL.
+	DB     *DB
 	Tables Tables
 	// Position is the log position the set stands at: the one asked for, or the head of the
 	// log when asked beyond it.
@@ -389,35 +425,71 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	}
 	key := travelKey{name: name, position: position}
 	if s, ok := tt.hold(key); ok {
-		ts.Tables = s.t
+		ts.DB, ts.Tables = tt.dbOf(s), s.t
 		return ts, tt.releaser(key), nil
 	}
 	tt.buildMu.Lock()
 	defer tt.buildMu.Unlock()
 	if s, ok := tt.hold(key); ok { // built while this one waited
-		ts.Tables = s.t
+		ts.DB, ts.Tables = tt.dbOf(s), s.t
 		return ts, tt.releaser(key), nil
 	}
 	base, hasBase, err := tt.nearest(ctx, p, position)
 	if err != nil {
 		return TravelSet{}, nil, err
 	}
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	t := TablesFor(p, "t"+hex.EncodeToString(suffix))
-	if err := tt.build(ctx, p, t, kindTemp, base, hasBase, position, true); err != nil {
+	s := &travelSet{p: p, refs: 1}
+	if tt.usesFiles() {
+		s.t = TablesFor(p, "")
+		s.db, err = tt.tempFile(ctx, p, base, hasBase, position)
+	} else {
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		s.t = TablesFor(p, "t"+hex.EncodeToString(suffix))
+		err = tt.build(ctx, p, s.t, kindTemp, base, hasBase, position, true)
+	}
+	if err != nil {
 		return TravelSet{}, nil, fmt.Errorf("%s at %d: %w", name, position, err)
 	}
 	tt.mu.Lock()
 	tt.clock++
-	tt.cache[key] = &travelSet{t: t, p: p, refs: 1, used: tt.clock}
+	s.used = tt.clock
+	tt.cache[key] = s
 	evict := tt.evictable()
 	tt.mu.Unlock()
-	for _, s := range evict {
-		_ = tt.drop(context.WithoutCancel(ctx), s.p, s.t)
-	}
-	ts.Tables = t
+	tt.dropLater(evict)
+	ts.DB, ts.Tables = tt.dbOf(s), s.t
 	return ts, tt.releaser(key), nil
+}
+
+// dbOf is the database that holds the temporary set s.
+func (tt *TimeTravel) dbOf(s *travelSet) *DB {
+	if s.db != nil {
+		return s.db
+	}
+	return tt.cfg.DB
+}
+
+// dropLater drops evicted sets in the background. A failure leaves a set that the next
+// start removes (Init).
+func (tt *TimeTravel) dropLater(sets []*travelSet) {
+	if len(sets) == 0 {
+		return
+	}
+	tt.drops.Go(func() { _ = tt.dropAll(context.Background(), sets) })
+}
+
+// dropAll drops temporary sets.
+func (tt *TimeTravel) dropAll(ctx context.Context, sets []*travelSet) error {
+	var errs []error
+	for _, s := range sets {
+		if s.db != nil {
+			errs = append(errs, dropFile(s.db))
+		} else {
+			errs = append(errs, tt.drop(ctx, s.p, s.t))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (tt *TimeTravel) hold(key travelKey) (*travelSet, bool) {
@@ -443,9 +515,7 @@ func (tt *TimeTravel) releaser(key travelKey) func() {
 			}
 			evict := tt.evictable()
 			tt.mu.Unlock()
-			for _, s := range evict {
-				_ = tt.drop(context.Background(), s.p, s.t)
-			}
+			tt.dropLater(evict)
 		})
 	}
 }
@@ -476,6 +546,7 @@ func (tt *TimeTravel) evictable() []*travelSet {
 // Close drops the temporary sets of the cache (those still read go when the next start
 // runs Init).
 func (tt *TimeTravel) Close(ctx context.Context) error {
+	tt.drops.Wait()
 	tt.mu.Lock()
 	var sets []*travelSet
 	for k, s := range tt.cache {
@@ -485,11 +556,7 @@ func (tt *TimeTravel) Close(ctx context.Context) error {
 		}
 	}
 	tt.mu.Unlock()
-	var errs []error
-	for _, s := range sets {
-		errs = append(errs, tt.drop(ctx, s.p, s.t))
-	}
-	return errors.Join(errs...)
+	return tt.dropAll(ctx, sets)
 }
 
 // PositionAt returns the last log position recorded at or before t (0 when none was): what

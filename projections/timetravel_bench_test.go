@@ -65,10 +65,10 @@ func BenchmarkTimeTravel(b *testing.B) {
 	b.Logf("log of %d events", head)
 	queries := []struct {
 		name string
-		run  func(t projections.Tables, asOf time.Time) error
+		run  func(db *projections.DB, t projections.Tables, asOf time.Time) error
 	}{
 		// As the HTTP API answers: from the present when it covers as_of, else by Query.
-		{board.Name, func(t projections.Tables, asOf time.Time) error {
+		{board.Name, func(db *projections.DB, t projections.Tables, asOf time.Time) error {
 			p, err := board.QueryPresent(ctx, db, t, board.Params{})
 			if err != nil || p.Covers(asOf) {
 				return err
@@ -76,11 +76,11 @@ func BenchmarkTimeTravel(b *testing.B) {
 			_, err = board.Query(ctx, db, t, board.Params{AsOf: asOf})
 			return err
 		}},
-		{"journey_map", func(t projections.Tables, asOf time.Time) error {
+		{"journey_map", func(db *projections.DB, t projections.Tables, asOf time.Time) error {
 			_, err := journey.Query(ctx, db, t, journey.Params{})
 			return err
 		}},
-		{churn.Name, func(t projections.Tables, asOf time.Time) error {
+		{churn.Name, func(db *projections.DB, t projections.Tables, asOf time.Time) error {
 			p, err := churn.QueryPresent(ctx, db, t, churn.Params{})
 			if err != nil {
 				return err
@@ -102,7 +102,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 			}
 			defer release()
 			for b.Loop() {
-				if err := q.run(ts.Tables, ts.RecordedAt); err != nil {
+				if err := q.run(ts.DB, ts.Tables, ts.RecordedAt); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -117,7 +117,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 					b.Fatal(err)
 				}
 				built = append(built, time.Since(start))
-				if err := q.run(ts.Tables, ts.RecordedAt); err != nil {
+				if err := q.run(ts.DB, ts.Tables, ts.RecordedAt); err != nil {
 					b.Fatal(err)
 				}
 				release()

@@ -67,7 +67,7 @@ func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
 					t.Fatalf("%s at %d: position %d head %d, want %d and %d", p.Name(), n, ts.Position, ts.Head, want, last)
 				}
 				ref := buildTo(t, db, p, "ref"+strconv.Itoa(i), events, n)
-				assertSameRows(t, db, p, ref, ts.Tables)
+				assertSameRowsIn(t, p, db, ref, ts.DB, ts.Tables)
 				release()
 			}
 		}
@@ -97,15 +97,16 @@ func buildTo(t testing.TB, db *projections.DB, p projections.Projection, set str
 	return tables
 }
 
-// assertSameRows is assertSameSets for sets that may be empty.
-func assertSameRows(t testing.TB, db *projections.DB, p projections.Projection, a, b projections.Tables) {
+// assertSameRowsIn holds set a of database dbA and set b of database dbB to the same rows
+// (both may be empty). When they are in one database, the failure lists a sample of rows.
+func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.DB, a projections.Tables, dbB *projections.DB, b projections.Tables) {
 	t.Helper()
 	ctx := context.Background()
-	da, err := db.Digest(ctx, p, a)
+	da, err := dbA.Digest(ctx, p, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbb, err := db.Digest(ctx, p, b)
+	dbb, err := dbB.Digest(ctx, p, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,22 +114,25 @@ func assertSameRows(t testing.TB, db *projections.DB, p projections.Projection, 
 	for table, d := range da {
 		if dbb[table] != d {
 			same = false
+			t.Errorf("table %s: %+v in %s, %+v in %s", table, d, a.Prefix(), dbb[table], b.Prefix())
 		}
 	}
 	if same {
 		return
 	}
-	diff, err := db.CompareSets(ctx, a, p, b, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, td := range diff.Tables {
-		if !td.Identical() {
-			t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
-				td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
+	if dbA == dbB {
+		diff, err := dbA.CompareSets(ctx, a, p, b, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, td := range diff.Tables {
+			if !td.Identical() {
+				t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
+					td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
+			}
 		}
 	}
-	t.Fatalf("%s and %s differ (digests %v / %v)", a.Prefix(), b.Prefix(), da, dbb)
+	t.Fatalf("%s and %s differ", a.Prefix(), b.Prefix())
 }
 
 // TestPositionAt: known_at finds the last position recorded by then.

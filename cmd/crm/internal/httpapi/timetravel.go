@@ -71,7 +71,7 @@ func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, p
 	if !then.IsZero() {
 		r = r.WithContext(context.WithValue(ctx, nowKey{}, then))
 	}
-	data, err := h(r, read{db: rm.Runner.DB(), t: set.Tables, memo: direct})
+	data, err := h(r, read{db: set.DB, t: set.Tables, memo: direct})
 	release()
 	if err != nil {
 		return err
