@@ -74,6 +74,8 @@ type DB struct {
 	Dialect Dialect
 	// Path is the file of a SQLite database opened by OpenSQLite ("" otherwise).
 	Path string
+	// frozen: nothing writes to the database any more (see Frozen).
+	frozen bool
 
 	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
 	// writeMu admits the SQLite writers of this process one at a time, in turn (Go's mutex
@@ -82,6 +84,11 @@ type DB struct {
 	// begins its next transaction at once, keep the lock.
 	writeMu sync.Mutex
 }
+
+// Frozen tells whether nothing writes to the database any more: a time-travel set once
+// built. The statements of one answer may then run side by side, each in a read
+// transaction of its own, and still see one state.
+func (db *DB) Frozen() bool { return db.frozen }
 
 // lockWrites takes writeMu on SQLite; the returned function releases it.
 func (db *DB) lockWrites() func() {

@@ -172,7 +172,12 @@ func (tt *TimeTravel) tempFile(ctx context.Context, p Projection, base listedSet
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	path := filepath.Join(tt.cfg.Dir, fmt.Sprintf("%s_v%d_t%s.db", p.Name(), p.Version(), hex.EncodeToString(suffix)))
-	return tt.buildFile(ctx, p, path, base, hasBase, until)
+	db, err := tt.buildFile(ctx, p, path, base, hasBase, until)
+	if err != nil {
+		return nil, err
+	}
+	db.frozen = true // from here on, only read
+	return db, nil
 }
 
 // buildFile makes the file at path hold p as it stood at position until: a copy of base's

@@ -39,14 +39,7 @@ func QueryPresent(ctx context.Context, db *projections.DB, t projections.Tables,
 	q := query{db: db, t: t, asOf: math.MaxInt64, cohort: cohort}
 	p := &Present{dormantFor: int64(dormantDays) * microsPerDay,
 		answer: Answer{Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}}
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
-		q.tx = tx
-		if p.Horizon, err = q.horizon(ctx); err != nil {
-			return err
-		}
-		p.counts, err = q.read(ctx, &p.answer)
-		return err
-	})
+	p.counts, err = q.read(ctx, &p.answer, &p.Horizon)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/eventcrm/crm/domain"
@@ -152,34 +154,52 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	asOf := params.AsOf.UTC()
 	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort}
 	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
-		q.tx = tx
-		counts, err := q.read(ctx, &answer)
-		if err != nil {
-			return err
-		}
-		answer.Phases = dropOffs(counts, q.asOf, int64(dormantDays)*microsPerDay)
-		return nil
-	})
+	counts, err := q.read(ctx, &answer, nil)
 	if err != nil {
 		return Answer{}, err
 	}
+	answer.Phases = dropOffs(counts, q.asOf, int64(dormantDays)*microsPerDay)
 	return answer, nil
 }
 
-// read reads the phase counts, and the lost deals and churns into answer, as of q.asOf.
-func (q *query) read(ctx context.Context, answer *Answer) (map[contact.Phase]*phaseCounts, error) {
-	counts, err := q.phaseCounts(ctx)
-	if err != nil {
-		return nil, err
+// read reads the phase counts, and the lost deals and churns into answer, as of q.asOf, and
+// the horizon when asked: in one read transaction, or, when nothing writes to the database
+// any more (a time-travel set), side by side, each in a transaction of its own.
+func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[contact.Phase]*phaseCounts, error) {
+	var counts map[contact.Phase]*phaseCounts
+	parts := []func(q *query) error{
+		func(q *query) (err error) { counts, err = q.phaseCounts(ctx); return err },
+		func(q *query) (err error) { answer.LostDeals, err = q.lostDeals(ctx); return err },
+		func(q *query) (err error) { answer.ChurnedCustomers, err = q.churns(ctx); return err },
 	}
-	if answer.LostDeals, err = q.lostDeals(ctx); err != nil {
-		return nil, err
+	if horizon != nil {
+		parts = append(parts, func(q *query) (err error) { *horizon, err = q.horizon(ctx); return err })
 	}
-	if answer.ChurnedCustomers, err = q.churns(ctx); err != nil {
-		return nil, err
+	in := func(part func(q *query) error) func(tx *sql.Tx) error {
+		return func(tx *sql.Tx) error {
+			q := q
+			q.tx = tx
+			return part(&q)
+		}
 	}
-	return counts, nil
+	if !q.db.Frozen() {
+		err := readOnly(ctx, q.db, func(tx *sql.Tx) error {
+			for _, part := range parts {
+				if err := in(part)(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		return counts, err
+	}
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() { errs[i] = readOnly(ctx, q.db, in(part)) })
+	}
+	wg.Wait()
+	return counts, errors.Join(errs...)
 }
 
 // query runs the statements of one answer in one read transaction.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/eventcrm/crm/domain"
@@ -170,70 +171,31 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if params.ByStage {
 		stages = newAccumulator(byStage())
 	}
+	visits := func(tx *sql.Tx) error { return scanVisits(ctx, tx, db.Dialect, t, f, phases, stages) }
 	var mix []mixRow
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT v.contact_id, v.phase, v.entered_at, v.left_at
-			FROM `+t.Name(tableVisits)+` v JOIN `+t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
-			WHERE`+f.where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`), f.argsAnd(f.asOf)...)
-		if err != nil {
-			return fmt.Errorf("visits: %w", err)
-		}
-		defer rows.Close()
-		// The visits come in contact order: each contact's are added when the next starts.
+	mixes := func(tx *sql.Tx) (err error) {
+		mix, err = scanMix(ctx, tx, db.Dialect, t, f)
+		return err
+	}
+	if db.Frozen() {
+		// Nothing writes to the tables: the two statements see the same state from
+		// transactions of their own, and run side by side.
 		var (
-			current []byte
-			visits  []visit
+			wg     sync.WaitGroup
+			mixErr error
 		)
-		addContact := func() {
-			if len(visits) == 0 {
-				return
+		wg.Go(func() { mixErr = readOnly(ctx, db, mixes) })
+		err = readOnly(ctx, db, visits)
+		wg.Wait()
+		err = errors.Join(err, mixErr)
+	} else {
+		err = readOnly(ctx, db, func(tx *sql.Tx) error {
+			if err := visits(tx); err != nil {
+				return err
 			}
-			phases.add(visits)
-			if stages != nil {
-				stages.add(visits)
-			}
-			visits = visits[:0]
-		}
-		for rows.Next() {
-			var (
-				id   sql.RawBytes
-				v    visit
-				left sql.NullInt64
-			)
-			if err := rows.Scan(&id, &v.phase, &v.entered, &left); err != nil {
-				return fmt.Errorf("visits: %w", err)
-			}
-			if !bytes.Equal(id, current) {
-				addContact()
-				current = append(current[:0], id...)
-			}
-			v.left, v.closed = left.Int64, left.Valid && left.Int64 <= f.asOf
-			visits = append(visits, v)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("visits: %w", err)
-		}
-		addContact()
-
-		rows, err = tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT tp.phase, tp.kind, COUNT(*)
-			FROM `+t.Name(tableTouchpoints)+` tp JOIN `+t.Name(tableContacts)+` c ON c.contact_id = tp.contact_id
-			WHERE`+f.where+` AND tp.occurred_at <= ? GROUP BY tp.phase, tp.kind`), f.argsAnd(f.asOf)...)
-		if err != nil {
-			return fmt.Errorf("touchpoint mix: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r mixRow
-			if err := rows.Scan(&r.phase, &r.kind, &r.count); err != nil {
-				return fmt.Errorf("touchpoint mix: %w", err)
-			}
-			mix = append(mix, r)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("touchpoint mix: %w", err)
-		}
-		return nil
-	})
+			return mixes(tx)
+		})
+	}
 	if err != nil {
 		return Answer{}, err
 	}
@@ -244,6 +206,77 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		answer.ByStage = &m
 	}
 	return answer, nil
+}
+
+// scanVisits adds the visits of the cohort's contacts, contact by contact, to phases (and
+// stages, when asked).
+func scanVisits(ctx context.Context, tx *sql.Tx, d projections.Dialect, t projections.Tables, f filter, phases, stages *accumulator) error {
+	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT v.contact_id, v.phase, v.entered_at, v.left_at
+		FROM `+t.Name(tableVisits)+` v JOIN `+t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+		WHERE`+f.where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`), f.argsAnd(f.asOf)...)
+	if err != nil {
+		return fmt.Errorf("visits: %w", err)
+	}
+	defer rows.Close()
+	// The visits come in contact order: each contact's are added when the next starts.
+	var (
+		current []byte
+		visits  []visit
+	)
+	addContact := func() {
+		if len(visits) == 0 {
+			return
+		}
+		phases.add(visits)
+		if stages != nil {
+			stages.add(visits)
+		}
+		visits = visits[:0]
+	}
+	for rows.Next() {
+		var (
+			id   sql.RawBytes
+			v    visit
+			left sql.NullInt64
+		)
+		if err := rows.Scan(&id, &v.phase, &v.entered, &left); err != nil {
+			return fmt.Errorf("visits: %w", err)
+		}
+		if !bytes.Equal(id, current) {
+			addContact()
+			current = append(current[:0], id...)
+		}
+		v.left, v.closed = left.Int64, left.Valid && left.Int64 <= f.asOf
+		visits = append(visits, v)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("visits: %w", err)
+	}
+	addContact()
+	return nil
+}
+
+// scanMix counts the touchpoints of the cohort's contacts by phase and kind.
+func scanMix(ctx context.Context, tx *sql.Tx, d projections.Dialect, t projections.Tables, f filter) ([]mixRow, error) {
+	var mix []mixRow
+	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT tp.phase, tp.kind, COUNT(*)
+		FROM `+t.Name(tableTouchpoints)+` tp JOIN `+t.Name(tableContacts)+` c ON c.contact_id = tp.contact_id
+		WHERE`+f.where+` AND tp.occurred_at <= ? GROUP BY tp.phase, tp.kind`), f.argsAnd(f.asOf)...)
+	if err != nil {
+		return nil, fmt.Errorf("touchpoint mix: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r mixRow
+		if err := rows.Scan(&r.phase, &r.kind, &r.count); err != nil {
+			return nil, fmt.Errorf("touchpoint mix: %w", err)
+		}
+		mix = append(mix, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("touchpoint mix: %w", err)
+	}
+	return mix, nil
 }
 
 // ContactParams is the question asked of the journey of one contact.
