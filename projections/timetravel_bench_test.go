@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -45,7 +46,13 @@ func BenchmarkTimeTravel(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.SQL.Close() })
-	tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Cache: 1}, readModels()...)
+	var every int64 // the default
+	if e := os.Getenv("CRM_BENCH_TIMETRAVEL_EVERY"); e != "" {
+		if every, err = strconv.ParseInt(e, 10, 64); err != nil {
+			b.Fatalf("CRM_BENCH_TIMETRAVEL_EVERY: %v", err)
+		}
+	}
+	tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1}, readModels()...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -265,7 +265,7 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	cmds := commands.NewHandler(store)
-	bg, err := newBackground(ctx, store, readModels, cmds, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, readModels, cmds, 0, newWatermillLogger(log))
 	if err != nil {
 		b.Fatal(err)
 	}

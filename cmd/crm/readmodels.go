@@ -36,7 +36,10 @@ type background struct {
 	log      watermill.LoggerAdapter
 }
 
-func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, log watermill.LoggerAdapter) (*background, error) {
+// newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
+// time-travel snapshot interval (0: the default).
+func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, snapshotEvery int64,
+	log watermill.LoggerAdapter) (*background, error) {
 	cps, err := consumerCheckpoints(ctx, store, db)
 	if err != nil {
 		return nil, err
@@ -62,7 +65,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store}, readModels()...)
+	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
 	if err != nil {
 		return nil, err
 	}

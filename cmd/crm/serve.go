@@ -53,13 +53,17 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	snapshotEvery, err := cfg.SnapshotInterval()
+	if err != nil {
+		return err
+	}
 	readModels, err := config.OpenReadModels(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer readModels.SQL.Close()
 	cmds := commands.NewHandler(store)
-	bg, err := newBackground(ctx, store, readModels, cmds, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,9 @@ type Config struct {
 	// AnswerCache is how many read-model answers are kept for reuse while their tables do not
 	// change (CRM_ANSWER_CACHE, a count; see AnswerCacheSize).
 	AnswerCache string
+	// SnapshotEvery is how many log positions lie between two time-travel snapshots
+	// (CRM_SNAPSHOT_EVERY, a count; see SnapshotInterval).
+	SnapshotEvery string
 	// Tokens is the CRM_TOKENS value, "name:role:token,...".
 	Tokens string
 	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
@@ -48,6 +51,7 @@ func FromEnv(getenv func(string) string) Config {
 		ReadModelURL:  getenv("CRM_READMODEL_URL"),
 		ReadModelWait: getenv("CRM_READMODEL_WAIT"),
 		AnswerCache:   getenv("CRM_ANSWER_CACHE"),
+		SnapshotEvery: getenv("CRM_SNAPSHOT_EVERY"),
 		Tokens:        getenv("CRM_TOKENS"),
 		LogLevel:      getenv("CRM_LOG_LEVEL"),
 	}

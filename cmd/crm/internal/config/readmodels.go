@@ -88,6 +88,21 @@ func (c Config) ReadWait() (time.Duration, error) {
 	return d, nil
 }
 
+// SnapshotInterval is how many log positions lie between two time-travel snapshots
+// (CRM_SNAPSHOT_EVERY, default projections.DefaultSnapshotEvery): a question about a past
+// position replays at most that many events. Fewer positions answer faster and take more
+// disk.
+func (c Config) SnapshotInterval() (int64, error) {
+	if c.SnapshotEvery == "" {
+		return projections.DefaultSnapshotEvery, nil
+	}
+	n, err := strconv.ParseInt(c.SnapshotEvery, 10, 64)
+	if err != nil || n < 1000 || n > 100_000_000 {
+		return 0, fmt.Errorf("CRM_SNAPSHOT_EVERY %q: want a count of log positions from 1000 to 100000000", c.SnapshotEvery)
+	}
+	return n, nil
+}
+
 // AnswerCacheSize is how many read-model answers the server keeps (CRM_ANSWER_CACHE, default
 // 512; 0 keeps none). It returns -1 for none, as httpapi.ReadModels.AnswerCache wants it.
 func (c Config) AnswerCacheSize() (int, error) {

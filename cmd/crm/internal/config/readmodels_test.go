@@ -66,6 +66,19 @@ func TestReadWait(t *testing.T) {
 	}
 }
 
+func TestSnapshotInterval(t *testing.T) {
+	for raw, want := range map[string]int64{"": 50_000, "1000": 1000, "25000": 25_000} {
+		if got, err := (Config{SnapshotEvery: raw}).SnapshotInterval(); err != nil || got != want {
+			t.Errorf("CRM_SNAPSHOT_EVERY %q: %d, %v; want %d", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"0", "-5", "999", "often", "1e6", "100000001"} {
+		if _, err := (Config{SnapshotEvery: raw}).SnapshotInterval(); err == nil || !strings.Contains(err.Error(), "CRM_SNAPSHOT_EVERY") {
+			t.Errorf("CRM_SNAPSHOT_EVERY %q: %v, want an error naming it", raw, err)
+		}
+	}
+}
+
 func TestAnswerCacheSize(t *testing.T) {
 	for raw, want := range map[string]int{"": 512, "1": 1, "2048": 2048, "0": -1} {
 		if got, err := (Config{AnswerCache: raw}).AnswerCacheSize(); err != nil || got != want {
