@@ -483,7 +483,15 @@ func assertSameSets(t testing.TB, db *projections.DB, p projections.Projection, 
 	if same {
 		return
 	}
-	diff, err := db.CompareSets(ctx, a, p, b, 5)
+	reportDiff(t, db, p, a, b)
+	t.Fatalf("%s and %s differ (digests %v / %v)", a.Prefix(), b.Prefix(), da, dbb)
+}
+
+// reportDiff reports, as errors, the rows added, removed and changed from set a to set b of
+// one database, with a sample of each.
+func reportDiff(t testing.TB, db *projections.DB, p projections.Projection, a, b projections.Tables) {
+	t.Helper()
+	diff, err := db.CompareSets(context.Background(), a, p, b, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,5 +501,4 @@ func assertSameSets(t testing.TB, db *projections.DB, p projections.Projection, 
 				td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
 		}
 	}
-	t.Fatalf("%s and %s differ (digests %v / %v)", a.Prefix(), b.Prefix(), da, dbb)
 }

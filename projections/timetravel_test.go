@@ -121,16 +121,7 @@ func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.D
 		return
 	}
 	if dbA == dbB {
-		diff, err := dbA.CompareSets(ctx, a, p, b, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, td := range diff.Tables {
-			if !td.Identical() {
-				t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
-					td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
-			}
-		}
+		reportDiff(t, dbA, p, a, b)
 	}
 	t.Fatalf("%s and %s differ", a.Prefix(), b.Prefix())
 }
