@@ -82,17 +82,20 @@ bench-rebuild: build
 	GOGC=400 CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
 		$(GO) test -run '^$$' -bench BenchmarkRebuild -benchtime 1x -timeout 60m ./projections/
 
-## bench-timetravel: time travel over the SQLite log of bench-rebuild (seeded on the first run):
-## every snapshot taken from nothing, then the board, the journey map and the churn points at
-## random past positions (p50, max, and the set build alone) beside the same queries at the
-## head. The store is opened from a copy, as the benchmark asks. SNAPSHOT_EVERY sets the
-## snapshot interval (as CRM_SNAPSHOT_EVERY does for crm serve).
+## bench-timetravel: time travel over the logs of bench-rebuild (seeded on the first run), SQLite
+## and PostgreSQL: every snapshot taken from nothing, then the board, the journey map and the
+## churn points at random past positions (p50, max, and the set build alone) beside the same
+## queries at the head. The SQLite store is opened from a copy, as the benchmark asks.
+## SNAPSHOT_EVERY sets the snapshot interval (as CRM_SNAPSHOT_EVERY does for crm serve).
 SNAPSHOT_EVERY ?= 50000
 bench-timetravel: build
+	@.ci/ensure-postgres
 	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(REBUILD_BENCH_DIR)/timetravel
 	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
+	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
 	cp $(REBUILD_BENCH_DIR)/sqlite/crm.db $(REBUILD_BENCH_DIR)/timetravel/crm.db
-	CRM_BENCH_TIMETRAVEL_STORE=$(REBUILD_BENCH_DIR)/timetravel/crm.db CRM_BENCH_TIMETRAVEL_EVERY=$(SNAPSHOT_EVERY) $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
+	CRM_BENCH_TIMETRAVEL_STORE=$(REBUILD_BENCH_DIR)/timetravel/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log \
+		CRM_BENCH_TIMETRAVEL_EVERY=$(SNAPSHOT_EVERY) $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:

@@ -74,7 +74,7 @@ type DB struct {
 	Dialect Dialect
 	// Path is the file of a SQLite database opened by OpenSQLite ("" otherwise).
 	Path string
-	// frozen: nothing writes to the database any more (see Frozen).
+	// frozen: nothing writes to the tables read through this DB any more (see Frozen).
 	frozen bool
 
 	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
@@ -85,9 +85,9 @@ type DB struct {
 	writeMu sync.Mutex
 }
 
-// Frozen tells whether nothing writes to the database any more: a time-travel set once
-// built. The statements of one answer may then run side by side, each in a read
-// transaction of its own, and still see one state.
+// Frozen tells whether nothing writes to the tables read through db any more: a time-travel
+// set once built (TravelSet.DB). The statements of one answer may then run side by side,
+// each in a read transaction of its own, and still see one state.
 func (db *DB) Frozen() bool { return db.frozen }
 
 // lockWrites takes writeMu on SQLite; the returned function releases it.

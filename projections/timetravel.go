@@ -462,12 +462,14 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	return ts, tt.releaser(key), nil
 }
 
-// dbOf is the database that holds the temporary set s.
+// dbOf is the database that holds the temporary set s, as its readers see it: frozen, since
+// nothing writes to a temporary set once it is built (on PostgreSQL, the read models' pool,
+// where other sets are written, seen through a view that says so of this set's tables).
 func (tt *TimeTravel) dbOf(s *travelSet) *DB {
 	if s.db != nil {
 		return s.db
 	}
-	return tt.cfg.DB
+	return &DB{SQL: tt.cfg.DB.SQL, Dialect: tt.cfg.DB.Dialect, frozen: true}
 }
 
 // dropLater drops evicted sets in the background. A failure leaves a set that the next

@@ -10,43 +10,75 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // benchTravelEnv names a seeded SQLite store (crm seed) for BenchmarkTimeTravel; the store
-// file is opened as is, so point it at a copy.
+// file is opened as is, so point it at a copy. The PostgreSQL log is the rebuild benchmark's
+// (benchPostgresEnv).
 const benchTravelEnv = "CRM_BENCH_TIMETRAVEL_STORE"
 
-// BenchmarkTimeTravel reports, over a seeded log: the time to take every snapshot from
-// nothing (once per database, as crm serve does on its first start), then the latency of
-// the board, the journey map and the churn points at random past positions (a temporary set
-// built from the nearest snapshot, the query as the HTTP API asks it, no kept answer), beside
-// the same queries on a set at the head (the present-time baseline), in the same run.
+// BenchmarkTimeTravel reports, over a seeded log on each backend given: the time to take
+// every snapshot from nothing (once per database, as crm serve does on its first start), then
+// the latency of the board, the journey map and the churn points at random past positions (a
+// temporary set built from the nearest snapshot, the query as the HTTP API asks it, no kept
+// answer), beside the same queries on a set at the head (the present-time baseline), in the
+// same run.
 func BenchmarkTimeTravel(b *testing.B) {
-	path := os.Getenv(benchTravelEnv)
-	if path == "" {
-		b.Skipf("no seeded log: set %s to a copy of a crm seed store", benchTravelEnv)
+	var logs []benchLog
+	if path := os.Getenv(benchTravelEnv); path != "" {
+		logs = append(logs, benchLog{"sqlite", func(b *testing.B) (eventstore.Store, *projections.DB) {
+			store, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { store.Close() })
+			dir := b.TempDir()
+			if d := os.Getenv("CRM_BENCH_TIMETRAVEL_DIR"); d != "" {
+				dir = d // kept, to look at the snapshots afterwards
+			}
+			db, err := projections.OpenSQLite(context.Background(), filepath.Join(dir, "readmodels.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.SQL.Close() })
+			return store, db
+		}})
 	}
+	if schema := os.Getenv(benchPostgresEnv); schema != "" {
+		logs = append(logs, benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
+			store, err := postgres.Open(context.Background(), projectiontest.PostgresURL(), postgres.WithSchema(schema))
+			if err != nil {
+				b.Fatalf("open postgres store %s: %v", schema, err)
+			}
+			b.Cleanup(func() { store.Close() })
+			return store, projectiontest.Postgres(b)
+		}})
+	}
+	if len(logs) == 0 {
+		b.Skipf("no seeded log: set %s to a copy of a crm seed store and/or %s", benchTravelEnv, benchPostgresEnv)
+	}
+	for _, log := range logs {
+		b.Run(log.name, func(b *testing.B) {
+			store, db := log.open(b)
+			benchTimeTravel(b, store, db)
+		})
+	}
+}
+
+func benchTimeTravel(b *testing.B, store eventstore.Store, db *projections.DB) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	dir := b.TempDir()
-	if d := os.Getenv("CRM_BENCH_TIMETRAVEL_DIR"); d != "" {
-		dir = d // kept, to look at the snapshots afterwards
-	}
-	db, err := projections.OpenSQLite(ctx, filepath.Join(dir, "readmodels.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.SQL.Close() })
-	var every int64 // the default
+	var (
+		every int64 // the default
+		err   error
+	)
 	if e := os.Getenv("CRM_BENCH_TIMETRAVEL_EVERY"); e != "" {
 		if every, err = strconv.ParseInt(e, 10, 64); err != nil {
 			b.Fatalf("CRM_BENCH_TIMETRAVEL_EVERY: %v", err)

@@ -2,7 +2,9 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -11,6 +13,8 @@ import (
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
 )
 
 // TestTimeTravelEqualsRebuildStoppedThere holds time travel to its definition: the read
@@ -68,6 +72,7 @@ func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
 				}
 				ref := buildTo(t, db, p, "ref"+strconv.Itoa(i), events, n)
 				assertSameRowsIn(t, p, db, ref, ts.DB, ts.Tables)
+				assertSameAnswers(t, p, ts, db, ref, []time.Time{events[rng.IntN(len(events))].OccurredAt})
 				release()
 			}
 		}
@@ -124,6 +129,44 @@ func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.D
 		reportDiff(t, dbA, p, a, b)
 	}
 	t.Fatalf("%s and %s differ", a.Prefix(), b.Prefix())
+}
+
+// assertSameAnswers holds the answers of p (the journey map or the churn points; nothing for
+// others) read from the time-travel set ts, whose statements run side by side, to those read
+// from the reference set ref of db in one transaction: at the present and as of each asOf.
+func assertSameAnswers(t testing.TB, p projections.Projection, ts projections.TravelSet, db *projections.DB, ref projections.Tables, asOfs []time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	same := func(what string, got, want any, errGot, errWant error) {
+		t.Helper()
+		if errGot != nil || errWant != nil {
+			t.Fatalf("%s: %v / %v", what, errGot, errWant)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s of the time-travel set:\n%+v\nof the reference:\n%+v", what, got, want)
+		}
+	}
+	switch p.Name() {
+	case journey.Name:
+		params := []journey.Params{{}, {ByStage: true}}
+		for _, asOf := range asOfs {
+			params = append(params, journey.Params{AsOf: asOf, ByStage: true})
+		}
+		for _, q := range params {
+			got, errGot := journey.Query(ctx, ts.DB, ts.Tables, q)
+			want, errWant := journey.Query(ctx, db, ref, q)
+			same(fmt.Sprintf("journey map %+v", q), got, want, errGot, errWant)
+		}
+	case churn.Name:
+		for _, asOf := range asOfs {
+			got, errGot := churn.Query(ctx, ts.DB, ts.Tables, churn.Params{AsOf: asOf})
+			want, errWant := churn.Query(ctx, db, ref, churn.Params{AsOf: asOf})
+			same(fmt.Sprintf("churn points as of %v", asOf), got, want, errGot, errWant)
+		}
+		got, errGot := churn.QueryPresent(ctx, ts.DB, ts.Tables, churn.Params{})
+		want, errWant := churn.QueryPresent(ctx, db, ref, churn.Params{})
+		same("churn present", got, want, errGot, errWant)
+	}
 }
 
 // TestPositionAt: known_at finds the last position recorded by then.
