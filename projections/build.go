@@ -823,10 +823,24 @@ func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlo
 			}
 		}
 	}
-	for _, s := range indexes {
-		if err := b.exec(ctx, s); err != nil {
-			return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+	if b.db.Dialect != Postgres {
+		for _, s := range indexes {
+			if err := b.exec(ctx, s); err != nil {
+				return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+			}
 		}
+		return nil
 	}
-	return nil
+	// PostgreSQL builds the indexes side by side, each on a connection of its own.
+	errs := make([]error, len(indexes))
+	var wg sync.WaitGroup
+	for i, s := range indexes {
+		wg.Go(func() {
+			if _, err := b.db.SQL.ExecContext(ctx, s); err != nil {
+				errs[i] = fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

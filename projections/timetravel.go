@@ -348,20 +348,30 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 }
 
 // copySet copies every row of set from into the empty set to, with its checkpoint and its
-// parked events (later events of their streams are parked behind them, as in from), in one
-// transaction.
+// parked events (later events of their streams are parked behind them, as in from). The
+// tables are copied side by side, each on a connection of its own: the set is not used
+// before build lists it as complete, so the copy need not be one transaction.
 func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, from, to Tables) error {
+	names := setTables(b.db.Dialect, p, from)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		dst := to.Name(name[len(from.Prefix()):])
+		wg.Go(func() {
+			if _, err := b.db.SQL.ExecContext(ctx, `INSERT INTO `+dst+` SELECT * FROM `+name); err != nil {
+				errs[i] = fmt.Errorf("copy %s to %s: %w", name, dst, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	tx, err := b.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	for _, name := range setTables(b.db.Dialect, p, from) {
-		dst := to.Name(name[len(from.Prefix()):])
-		if _, err := tx.Exec(ctx, `INSERT INTO `+dst+` SELECT * FROM `+name); err != nil {
-			return fmt.Errorf("copy %s to %s: %w", name, dst, err)
-		}
-	}
 	var cp int64
 	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
