@@ -311,7 +311,8 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 	if bp, ok := p.(BatchProjection); ok {
 		tg.bp = bp
 	}
-	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp}
+	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp,
+		vacuum: kind == kindTemp}
 	if err := b.openBuildConn(ctx); err != nil {
 		return err
 	}
@@ -352,20 +353,12 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 // tables are copied side by side, each on a connection of its own: the set is not used
 // before build lists it as complete, so the copy need not be one transaction.
 func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, from, to Tables) error {
-	names := setTables(b.db.Dialect, p, from)
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
-	for i, name := range names {
-		dst := to.Name(name[len(from.Prefix()):])
-		wg.Go(func() {
-			if _, err := b.db.SQL.ExecContext(ctx, `INSERT INTO `+dst+` SELECT * FROM `+name); err != nil {
-				errs[i] = fmt.Errorf("copy %s to %s: %w", name, dst, err)
-			}
-		})
+	var copies []string
+	for _, name := range setTables(b.db.Dialect, p, from) {
+		copies = append(copies, `INSERT INTO `+to.Name(name[len(from.Prefix()):])+` SELECT * FROM `+name)
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
+	if err := b.sideBySide(ctx, copies); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", from.Prefix(), to.Prefix(), err)
 	}
 	tx, err := b.begin(ctx)
 	if err != nil {
