@@ -48,9 +48,11 @@ type builder struct {
 	head atomic.Int64
 	// lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
 	lax bool
-	// vacuum has finish vacuum the tables on PostgreSQL, besides analyzing them: a set that
-	// is only read from then on (time travel), whose index-only scans then skip the heap.
-	vacuum bool
+	// analyze has finish gather the statistics of the tables on PostgreSQL: a set that will
+	// be served (a rebuild). A new set has none, and its first queries would be planned
+	// blind: the churn points' read took twice as long, sorting on disk. A time-travel set
+	// goes without: its few questions gain less than the statistics cost.
+	analyze bool
 	// stmts outlive the batches' transactions.
 	stmts stmtCache
 	// pgConns are the PostgreSQL connections of the set groups, one each: a group's batches
@@ -834,19 +836,16 @@ func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlo
 		}
 		return nil
 	}
-	// PostgreSQL builds the indexes side by side, each on a connection of its own, then
-	// gathers the tables' statistics: a new set has none, and its first queries would be
-	// planned blind (the churn points' read twice as slow, sorting on disk).
+	// PostgreSQL builds the indexes side by side, each on a connection of its own.
 	if err := b.sideBySide(ctx, indexes); err != nil {
 		return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
 	}
-	analyze := "ANALYZE "
-	if b.vacuum {
-		analyze = "VACUUM (ANALYZE) "
+	if !b.analyze {
+		return nil
 	}
 	var stmts []string
 	for _, name := range setTables(b.db.Dialect, tg.p, tg.t) {
-		stmts = append(stmts, analyze+name)
+		stmts = append(stmts, "ANALYZE "+name)
 	}
 	if err := b.sideBySide(ctx, stmts); err != nil {
 		return fmt.Errorf("statistics of %s: %w", tg.t.Prefix(), err)

@@ -514,7 +514,8 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	defer cancel(nil)
 	wg.Go(func() { rb.keepLeases(ctx, cancel) })
 
-	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets, lax: true}
+	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets, lax: true,
+		analyze: true}
 	if err := b.openBuildConn(ctx); err != nil {
 		return nil, err
 	}

@@ -311,8 +311,7 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 	if bp, ok := p.(BatchProjection); ok {
 		tg.bp = bp
 	}
-	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp,
-		vacuum: kind == kindTemp}
+	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp}
 	if err := b.openBuildConn(ctx); err != nil {
 		return err
 	}
