@@ -58,19 +58,25 @@ func benchLogs(b *testing.B) []benchLog {
 		}})
 	}
 	if schema := os.Getenv(benchPostgresEnv); schema != "" {
-		logs = append(logs, benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
-			store, err := postgres.Open(context.Background(), projectiontest.PostgresURL(), postgres.WithSchema(schema))
-			if err != nil {
-				b.Fatalf("open postgres store %s: %v", schema, err)
-			}
-			b.Cleanup(func() { store.Close() })
-			return store, projectiontest.Postgres(b)
-		}})
+		logs = append(logs, postgresBenchLog(schema))
 	}
 	if len(logs) == 0 {
 		b.Skipf("no seeded log: set %s and/or %s (make bench-rebuild does)", benchSQLiteEnv, benchPostgresEnv)
 	}
 	return logs
+}
+
+// postgresBenchLog is the seeded PostgreSQL store in schema, with read models in a fresh
+// schema of their own.
+func postgresBenchLog(schema string) benchLog {
+	return benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
+		store, err := postgres.Open(context.Background(), projectiontest.PostgresURL(), postgres.WithSchema(schema))
+		if err != nil {
+			b.Fatalf("open postgres store %s: %v", schema, err)
+		}
+		b.Cleanup(func() { store.Close() })
+		return store, projectiontest.Postgres(b)
+	}}
 }
 
 func benchSizes(b *testing.B) []int64 {

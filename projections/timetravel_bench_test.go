@@ -11,13 +11,11 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
-	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // benchTravelEnv names a seeded SQLite store (crm seed) for BenchmarkTimeTravel; the store
@@ -53,14 +51,7 @@ func BenchmarkTimeTravel(b *testing.B) {
 		}})
 	}
 	if schema := os.Getenv(benchPostgresEnv); schema != "" {
-		logs = append(logs, benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
-			store, err := postgres.Open(context.Background(), projectiontest.PostgresURL(), postgres.WithSchema(schema))
-			if err != nil {
-				b.Fatalf("open postgres store %s: %v", schema, err)
-			}
-			b.Cleanup(func() { store.Close() })
-			return store, projectiontest.Postgres(b)
-		}})
+		logs = append(logs, postgresBenchLog(schema))
 	}
 	if len(logs) == 0 {
 		b.Skipf("no seeded log: set %s to a copy of a crm seed store and/or %s", benchTravelEnv, benchPostgresEnv)
