@@ -43,19 +43,7 @@ type benchLog struct {
 func benchLogs(b *testing.B) []benchLog {
 	var logs []benchLog
 	if path := os.Getenv(benchSQLiteEnv); path != "" {
-		logs = append(logs, benchLog{"sqlite", func(b *testing.B) (eventstore.Store, *projections.DB) {
-			store, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				b.Fatalf("open %s: %v", path, err)
-			}
-			b.Cleanup(func() { store.Close() })
-			db, err := projections.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "readmodels.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { db.SQL.Close() })
-			return store, db
-		}})
+		logs = append(logs, sqliteBenchLog(path, ""))
 	}
 	if schema := os.Getenv(benchPostgresEnv); schema != "" {
 		logs = append(logs, postgresBenchLog(schema))
@@ -64,6 +52,28 @@ func benchLogs(b *testing.B) []benchLog {
 		b.Skipf("no seeded log: set %s and/or %s (make bench-rebuild does)", benchSQLiteEnv, benchPostgresEnv)
 	}
 	return logs
+}
+
+// sqliteBenchLog is the seeded SQLite store at path, with read models in a file of dir (a
+// temporary directory when empty).
+func sqliteBenchLog(path, dir string) benchLog {
+	return benchLog{"sqlite", func(b *testing.B) (eventstore.Store, *projections.DB) {
+		store, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			b.Fatalf("open %s: %v", path, err)
+		}
+		b.Cleanup(func() { store.Close() })
+		in := dir
+		if in == "" {
+			in = b.TempDir()
+		}
+		db, err := projections.OpenSQLite(context.Background(), filepath.Join(in, "readmodels.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.SQL.Close() })
+		return store, db
+	}}
 }
 
 // postgresBenchLog is the seeded PostgreSQL store in schema, with read models in a fresh

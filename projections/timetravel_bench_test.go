@@ -4,14 +4,12 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
@@ -32,23 +30,8 @@ const benchTravelEnv = "CRM_BENCH_TIMETRAVEL_STORE"
 func BenchmarkTimeTravel(b *testing.B) {
 	var logs []benchLog
 	if path := os.Getenv(benchTravelEnv); path != "" {
-		logs = append(logs, benchLog{"sqlite", func(b *testing.B) (eventstore.Store, *projections.DB) {
-			store, err := sqlite.Open(context.Background(), path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { store.Close() })
-			dir := b.TempDir()
-			if d := os.Getenv("CRM_BENCH_TIMETRAVEL_DIR"); d != "" {
-				dir = d // kept, to look at the snapshots afterwards
-			}
-			db, err := projections.OpenSQLite(context.Background(), filepath.Join(dir, "readmodels.db"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { db.SQL.Close() })
-			return store, db
-		}})
+		// CRM_BENCH_TIMETRAVEL_DIR keeps the read models and snapshots, to look at them.
+		logs = append(logs, sqliteBenchLog(path, os.Getenv("CRM_BENCH_TIMETRAVEL_DIR")))
 	}
 	if schema := os.Getenv(benchPostgresEnv); schema != "" {
 		logs = append(logs, postgresBenchLog(schema))
