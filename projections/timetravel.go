@@ -74,8 +74,10 @@ type TimeTravel struct {
 	clock int64 // orders uses for eviction
 
 	// drops are the evicted sets being dropped in the background (a question does not
-	// wait for them); Close waits for them.
-	drops sync.WaitGroup
+	// wait for them), started with mu held and before closed is set; Close waits for them.
+	// Once closed, a set is dropped as soon as nobody reads it, by whoever releases it.
+	drops  sync.WaitGroup
+	closed bool
 }
 
 type travelKey struct {
@@ -432,6 +434,12 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	}
 	tt.buildMu.Lock()
 	defer tt.buildMu.Unlock()
+	tt.mu.Lock()
+	closed := tt.closed
+	tt.mu.Unlock()
+	if closed {
+		return TravelSet{}, nil, errors.New("time travel: closed")
+	}
 	if s, ok := tt.hold(key); ok { // built while this one waited
 		ts.DB, ts.Tables = tt.dbOf(s), s.t
 		return ts, tt.releaser(key), nil
@@ -457,9 +465,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	tt.clock++
 	s.used = tt.clock
 	tt.cache[key] = s
-	evict := tt.evictable()
-	tt.mu.Unlock()
-	tt.dropLater(evict)
+	tt.evictLocked()
 	ts.DB, ts.Tables = tt.dbOf(s), s.t
 	return ts, tt.releaser(key), nil
 }
@@ -474,13 +480,19 @@ func (tt *TimeTravel) dbOf(s *travelSet) *DB {
 	return &DB{SQL: tt.cfg.DB.SQL, Dialect: tt.cfg.DB.Dialect, frozen: true}
 }
 
-// dropLater drops evicted sets in the background. A failure leaves a set that the next
-// start removes (Init).
-func (tt *TimeTravel) dropLater(sets []*travelSet) {
-	if len(sets) == 0 {
-		return
+// evictLocked evicts the sets beyond the cache's size and unlocks tt.mu: they are dropped in
+// the background, or at once after Close. A failure leaves a set that the next start removes
+// (Init).
+func (tt *TimeTravel) evictLocked() {
+	sets := tt.evictable()
+	closed := tt.closed
+	if !closed && len(sets) > 0 {
+		tt.drops.Go(func() { _ = tt.dropAll(context.Background(), sets) })
 	}
-	tt.drops.Go(func() { _ = tt.dropAll(context.Background(), sets) })
+	tt.mu.Unlock()
+	if closed {
+		_ = tt.dropAll(context.Background(), sets)
+	}
 }
 
 // dropAll drops temporary sets.
@@ -517,9 +529,7 @@ func (tt *TimeTravel) releaser(key travelKey) func() {
 			if s := tt.cache[key]; s != nil {
 				s.refs--
 			}
-			evict := tt.evictable()
-			tt.mu.Unlock()
-			tt.dropLater(evict)
+			tt.evictLocked()
 		})
 	}
 }
@@ -528,7 +538,11 @@ func (tt *TimeTravel) releaser(key travelKey) func() {
 // beyond the cache's size. Called with tt.mu held.
 func (tt *TimeTravel) evictable() []*travelSet {
 	var out []*travelSet
-	for len(tt.cache) > tt.cfg.Cache {
+	limit := tt.cfg.Cache
+	if tt.closed {
+		limit = 0
+	}
+	for len(tt.cache) > limit {
 		var (
 			oldKey travelKey
 			old    *travelSet
@@ -550,16 +564,11 @@ func (tt *TimeTravel) evictable() []*travelSet {
 // Close drops the temporary sets of the cache (those still read go when the next start
 // runs Init).
 func (tt *TimeTravel) Close(ctx context.Context) error {
-	tt.drops.Wait()
 	tt.mu.Lock()
-	var sets []*travelSet
-	for k, s := range tt.cache {
-		if s.refs == 0 {
-			sets = append(sets, s)
-			delete(tt.cache, k)
-		}
-	}
+	tt.closed = true
+	sets := tt.evictable()
 	tt.mu.Unlock()
+	tt.drops.Wait()
 	return tt.dropAll(ctx, sets)
 }
 

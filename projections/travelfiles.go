@@ -88,7 +88,10 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 		t           Tables
 		sameVersion bool
 	}
-	var sets []set
+	var (
+		sets    []set
+		unknown int
+	)
 	for rows.Next() {
 		var (
 			prefix, name string
@@ -100,6 +103,8 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 		}
 		if p := tt.byName[name]; p != nil {
 			sets = append(sets, set{p: p, t: Tables{prefix: prefix}, sameVersion: version == p.Version()})
+		} else {
+			unknown++ // a projection this build does not know: its tables stay listed
 		}
 	}
 	rows.Close()
@@ -110,8 +115,11 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 		if err := db.dropSet(ctx, s.p, s.t, s.sameVersion); err != nil {
 			return err
 		}
+		if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), s.t.Prefix()); err != nil {
+			return fmt.Errorf("time travel: unlist %s: %w", s.t.Prefix(), err)
+		}
 	}
-	if len(sets) > 0 {
+	if unknown == 0 {
 		if _, err := db.SQL.ExecContext(ctx, `DROP TABLE `+snapshotsTable); err != nil {
 			return fmt.Errorf("time travel: drop the snapshot list: %w", err)
 		}
@@ -144,6 +152,9 @@ func (tt *TimeTravel) nearestFile(p Projection, position int64) (listedSet, bool
 func (tt *TimeTravel) snapshotFile(ctx context.Context, p Projection, base listedSet, hasBase bool, until int64) error {
 	path := tt.snapshotPath(p, until)
 	part := path + ".part"
+	if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) { // a stopped build's
+		return fmt.Errorf("time travel: %w", err)
+	}
 	db, err := tt.buildFile(ctx, p, part, base, hasBase, until)
 	if err != nil {
 		return err
@@ -190,7 +201,7 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 		if err := copyFile(base.path, path); err != nil {
 			return nil, fmt.Errorf("copy snapshot %s: %w", base.path, err)
 		}
-	} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	} else if err := createFile(path); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
 	db, err := openSQLite(ctx, path, "truncate", "off", travelConns)
@@ -234,19 +245,29 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 
 // dropFile closes a temporary set's database and removes its file.
 func dropFile(db *DB) error {
-	errClose := db.SQL.Close()
+	var errs []error
+	if err := db.SQL.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close %s: %w", db.Path, err))
+	}
 	for _, name := range []string{db.Path, db.Path + "-journal"} {
 		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("time travel: %w", err)
+			errs = append(errs, fmt.Errorf("time travel: %w", err))
 		}
 	}
-	if errClose != nil {
-		return fmt.Errorf("close %s: %w", db.Path, errClose)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// copyFile copies the file src to dst (replaced); on Linux the kernel copies it
+// createFile creates an empty file at path, which must not exist: a file of another set is
+// never overwritten.
+func createFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// copyFile copies the file src to dst, which must not exist; on Linux the kernel copies it
 // (copy_file_range), without going through this process.
 func copyFile(src, dst string) (err error) {
 	in, err := os.Open(src)
@@ -254,7 +275,7 @@ func copyFile(src, dst string) (err error) {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}

@@ -94,9 +94,17 @@ func TestTimeTravelFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release()
+	// A set still read at Close is dropped when released; a closed time travel answers no
+	// more questions.
 	if err := tt.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 1 {
+		t.Fatalf("temporary files while a set is read after Close: %v, want it alone", got)
+	}
+	release()
+	if _, _, err := tt.At(ctx, journey.Name, last-7); err == nil {
+		t.Fatal("a closed time travel answered")
 	}
 	if got := files(); !slices.Equal(got, snapshots) {
 		t.Fatalf("files after Close:\n%v\nwant the snapshots only", got)
