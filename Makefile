@@ -9,7 +9,9 @@ export CRM_TEST_POSTGRES_URL
 run:
 	$(GO) run ./cmd/crm serve
 
-## test: formatting, vet and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+## test: formatting, vet, staticcheck and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
 test: check
 	@.ci/ensure-postgres
 	$(GO) test -count=1 -timeout 20m ./...
@@ -18,6 +20,7 @@ check:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 build:
 	$(GO) build -o bin/crm ./cmd/crm

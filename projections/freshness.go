@@ -135,8 +135,14 @@ func (r *Runner) waitReaders(name string, t Tables) {
 	if old == nil || old.t != t {
 		return
 	}
-	old.readers.Lock()
-	old.readers.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	waitForReaders(&old.readers)
+}
+
+// waitForReaders returns once every reader that holds l for reading has released it; readers
+// that come later find the new set and never take l.
+func waitForReaders(l *sync.RWMutex) {
+	l.Lock()
+	defer l.Unlock()
 }
 
 // DB is the read-model database.

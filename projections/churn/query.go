@@ -112,8 +112,6 @@ type filter struct {
 	args  []any
 }
 
-func (f filter) argsAnd(more ...any) []any { return append(slices.Clip(f.args), more...) }
-
 // check validates the parameters other than as_of: the dormancy rule in days, and the cohort
 // as SQL conditions on the contacts table c.
 func (params Params) check() (dormantDays int, cohort filter, err error) {

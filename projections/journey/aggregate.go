@@ -77,16 +77,6 @@ type mixRow struct {
 	count int
 }
 
-// aggregate computes a map over the visits of the cohort's contacts (per contact, in visit
-// order) and the touchpoint counts. See Step, Transition and Mix for the definitions.
-func aggregate(visits map[string][]visit, mix []mixRow, g grouping) Map {
-	acc := newAccumulator(g)
-	for _, vs := range visits {
-		acc.add(vs)
-	}
-	return acc.result(mix)
-}
-
 // accumulator gathers the journeys of contacts one after the other, so that a map can be
 // computed while the visits are read, without holding them all.
 type accumulator struct {

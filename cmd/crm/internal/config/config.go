@@ -95,7 +95,7 @@ func ParseStore(store, dataDir string) (Target, error) {
 	}
 	scheme, rest, ok := strings.Cut(store, "://")
 	if !ok {
-		return Target{}, fmt.Errorf("CRM_STORE %q: want sqlite://PATH, postgres://... or esdb://...", store)
+		return Target{}, fmt.Errorf("CRM_STORE %q: want sqlite://PATH, postgres://USER@HOST/DB or esdb://HOST:PORT", store)
 	}
 	switch scheme {
 	case "sqlite":

@@ -40,7 +40,7 @@ func ParseReadModels(c Config) (ReadModelTarget, error) {
 		case "postgres", "postgresql":
 			return ReadModelTarget{Dialect: projections.Postgres, URL: c.ReadModelURL, Schema: projections.DefaultPostgresSchema}, nil
 		default:
-			return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL %q: want sqlite://PATH or postgres://...", c.ReadModelURL)
+			return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL %q: want sqlite://PATH or postgres://USER@HOST/DB", c.ReadModelURL)
 		}
 	}
 	store, err := ParseStore(c.Store, c.DataDir)
