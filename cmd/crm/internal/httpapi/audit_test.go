@@ -18,28 +18,29 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore/audit"
-	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
 const adminToken = "admin-token-000000001"
 
 type auditAPI struct {
 	*api
+	auditStore
 	access *audit.AccessLog
 	logs   *observer.ObservedLogs
+	dir    string // the data directory: tree, key and access log
 }
 
 // newAuditAPI is the server with the audit endpoints over a SQLite store, its tree, key and
 // access log in a temporary directory.
-func newAuditAPI(t *testing.T) *auditAPI {
+func newAuditAPI(t *testing.T) *auditAPI { return newAuditAPIOn(t, "sqlite") }
+
+// newAuditAPIOn is newAuditAPI over a fresh store of the named backend.
+func newAuditAPIOn(t *testing.T, backend string) *auditAPI {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "crm.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	st := openAuditStore(t, backend, dir)
+	store := st.store
 	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken + ",root:admin:" + adminToken)
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +54,7 @@ func newAuditAPI(t *testing.T) *auditAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := audit.SQLiteSource(store.DB())
-	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: src, Source: src, Signer: signer})
+	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: st.feed, Source: st.src, Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func newAuditAPI(t *testing.T) *auditAPI {
 	s.MountAudit(httpapi.Audit{Ledger: ledger, AccessLog: access})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &auditAPI{api: &api{t: t, url: srv.URL}, access: access, logs: logs}
+	return &auditAPI{api: &api{t: t, url: srv.URL}, auditStore: st, access: access, logs: logs, dir: dir}
 }
 
 func decodeInto[T any](t *testing.T, r response) T {
