@@ -225,3 +225,51 @@ func TestAuditorReadsAreNotServedUnrecorded(t *testing.T) {
 		t.Fatalf("contact: %d %s", r.status, r.body)
 	}
 }
+
+// A consistency proof from the empty tree, or between trees of one size, is empty: the
+// verifier checks the newer signature, and for equal sizes that the roots are equal.
+func TestConsistencyOfEmptyAndEqualTrees(t *testing.T) {
+	t.Parallel()
+	for _, backend := range auditBackends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			a := newAuditAPIOn(t, backend)
+			for range 3 {
+				a.createContact()
+			}
+			for _, tc := range []struct {
+				name, query string
+				from, to    int64
+			}{
+				{"empty with empty", "from=0&to=0", 0, 0},
+				{"empty with the current tree", "from=0", 0, 3},
+				{"empty with a tree", "from=0&to=2", 0, 2},
+				{"a tree with itself", "from=2&to=2", 2, 2},
+				{"the current tree with itself", "from=3", 3, 3},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					p := decodeInto[audit.ConsistencyProof](t, a.do("GET", "/v1/audit/consistency?"+tc.query, auditorToken, ""))
+					if p.From != tc.from || p.To != tc.to || p.Proof == nil || len(p.Proof) != 0 {
+						t.Fatalf("proof %+v, want an empty proof from %d to %d", p, tc.from, tc.to)
+					}
+				})
+			}
+			for _, tc := range []struct {
+				name, query string
+				status      int
+				problem     string
+			}{
+				{"a tree with the empty tree", "from=1&to=0", 422, "out-of-range"},
+				{"a negative size", "from=0&to=-1", 400, "bad-request"},
+				{"an empty size", "from=0&to=", 400, "bad-request"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := a.do("GET", "/v1/audit/consistency?"+tc.query, auditorToken, "")
+					if r.status != tc.status || !strings.HasSuffix(r.json(t)["type"].(string), "/"+tc.problem) {
+						t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.problem)
+					}
+				})
+			}
+		})
+	}
+}
