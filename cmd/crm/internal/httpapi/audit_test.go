@@ -37,9 +37,18 @@ func newAuditAPI(t *testing.T) *auditAPI { return newAuditAPIOn(t, "sqlite") }
 // newAuditAPIOn is newAuditAPI over a fresh store of the named backend.
 func newAuditAPIOn(t *testing.T, backend string) *auditAPI {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	st := openAuditStore(t, backend, dir)
+	signer, _, err := audit.LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveAudit(t, openAuditStore(t, backend, dir), dir, signer)
+}
+
+// serveAudit serves st with the audit endpoints, their tree and access log in dir.
+func serveAudit(t *testing.T, st auditStore, dir string, signer *audit.Signer) *auditAPI {
+	t.Helper()
+	ctx := context.Background()
 	store := st.store
 	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken + ",root:admin:" + adminToken)
 	if err != nil {
@@ -50,10 +59,6 @@ func newAuditAPIOn(t *testing.T, backend string) *auditAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tree.Close() })
-	signer, _, err := audit.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: st.feed, Source: st.src, Signer: signer})
 	if err != nil {
 		t.Fatal(err)
