@@ -227,6 +227,16 @@ func TestWorkedExample(t *testing.T) {
 	line("```")
 
 	checkWorkedExample(t, out.String())
+	// The README states the chain hash, leaf hash and root of the example.
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{e.Hash, hex.EncodeToString(leafHash[:]), cp.RootHash} {
+		if !bytes.Contains(readme, []byte("`"+v+"`")) {
+			t.Errorf("the README does not state the worked example's %s", v)
+		}
+	}
 }
 
 // wrapHex is b in hex, 64 digits a line.
