@@ -15,10 +15,13 @@ import (
 // SHA-256 over prev and every recorded field but the global position (which a backend may only
 // know at commit time), each length-prefixed so that no two field lists encode alike.
 // A changed, removed, inserted or reordered event breaks the chain from that event on.
+//
+// The metadata hashed is e.MetadataJSON, the stored bytes; only an event that has none (one
+// built in code, never one read from a store) has EncodeMetadata(e.Metadata) hashed instead.
 func ChainHash(prev []byte, e Event) []byte {
-	meta, err := json.Marshal(e.Metadata)
-	if err != nil { // a struct of strings always marshals
-		panic(fmt.Sprintf("marshal metadata: %v", err))
+	meta := e.MetadataJSON
+	if meta == nil {
+		meta = EncodeMetadata(e.Metadata)
 	}
 	h := sha256.New()
 	var n [8]byte
@@ -41,6 +44,16 @@ func ChainHash(prev []byte, e Event) []byte {
 	field(e.Data)
 	field(meta)
 	return h.Sum(nil)
+}
+
+// EncodeMetadata is the metadata JSON a store writes for an appended event: encoding/json's
+// encoding of m, fields in declaration order, empty ones left out.
+func EncodeMetadata(m Metadata) []byte {
+	b, err := json.Marshal(m)
+	if err != nil { // a struct of strings always marshals
+		panic(fmt.Sprintf("marshal metadata: %v", err))
+	}
+	return b
 }
 
 // NormalizeTime is how every backend stores a time: UTC, truncated to microseconds.

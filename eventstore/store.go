@@ -60,6 +60,12 @@ type Event struct {
 	Type     string
 	Data     []byte
 	Metadata Metadata
+	// MetadataJSON is the metadata exactly as the store holds it: the bytes ChainHash hashes,
+	// of which Metadata is the decoded view. Hashing a re-encoding of Metadata instead would
+	// not give the stored bytes back for every input (json.Marshal writes an invalid UTF-8
+	// byte as the six characters \ufffd, which decode to a rune that re-encodes as three
+	// bytes). Backends fill it on append and on read; nil only in an event built in code.
+	MetadataJSON []byte
 	// OccurredAt is business time; RecordedAt is when the store accepted the event. Both are UTC
 	// with microsecond precision.
 	OccurredAt time.Time

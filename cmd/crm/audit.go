@@ -61,6 +61,8 @@ func historyLine(e eventstore.Event, chainErr error) map[string]any {
 		"id": e.ID, "stream": e.Stream, "version": e.Version, "position": e.Position, "type": e.Type,
 		"occurred_at": e.OccurredAt, "recorded_at": e.RecordedAt, "metadata": e.Metadata,
 		"data": json.RawMessage(e.Data), "prev_hash": hex.EncodeToString(e.PrevHash), "hash": hex.EncodeToString(e.Hash),
+		// The bytes as stored and hashed, as GET …/history gives them.
+		"data_b64": e.Data, "metadata_b64": e.MetadataJSON,
 	}
 	if chainErr != nil {
 		line["chain_error"] = chainErr.Error()

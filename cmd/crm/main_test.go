@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/eventcrm/crm/eventstore"
 )
 
 // crm runs the program in-process with an environment of its own.
@@ -147,6 +150,20 @@ func TestHistory(t *testing.T) {
 	js, _, err := crm(t, env, "history", "--json", stream)
 	if err != nil || !strings.HasPrefix(js, `{"data":`) {
 		t.Fatalf("history --json: %v\n%s", err, js)
+	}
+	// Each line carries the bytes as stored and hashed beside their decoded view.
+	var line struct {
+		Data        json.RawMessage     `json:"data"`
+		DataB64     []byte              `json:"data_b64"`
+		Metadata    eventstore.Metadata `json:"metadata"`
+		MetadataB64 []byte              `json:"metadata_b64"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(js, "\n", 2)[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	var stored eventstore.Metadata
+	if err := json.Unmarshal(line.MetadataB64, &stored); err != nil || stored != line.Metadata || !bytes.Equal(line.DataB64, line.Data) {
+		t.Fatalf("history --json: stored bytes %q %q, decoded %s %+v (%v)", line.DataB64, line.MetadataB64, line.Data, line.Metadata, err)
 	}
 	if _, _, err := crm(t, env, "history", "contact-does-not-exist"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("history of a missing stream: %v", err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"time"
@@ -29,11 +28,14 @@ type Row struct {
 	Hash       []byte
 }
 
-// RowOf is the row of a decoded event, with the metadata encoded as every backend stores it.
+// RowOf is the row of an event read from a store: its metadata is the stored bytes the store
+// gave with it (Event.MetadataJSON), never a re-encoding of the decoded fields, which would
+// not hash alike for every stored value. Only an event built in code, without them, has its
+// metadata encoded as every backend stores it.
 func RowOf(e eventstore.Event) Row {
-	meta, err := json.Marshal(e.Metadata)
-	if err != nil { // a struct of strings always marshals
-		panic(fmt.Sprintf("marshal metadata: %v", err))
+	meta := e.MetadataJSON
+	if meta == nil {
+		meta = eventstore.EncodeMetadata(e.Metadata)
 	}
 	return Row{
 		Position: e.Position, ID: e.ID, Stream: e.Stream, Version: e.Version, Type: e.Type, Data: e.Data,

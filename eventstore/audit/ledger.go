@@ -211,15 +211,20 @@ func (p ConsistencyProof) Verify(key PublicKey, older, newer Checkpoint) error {
 	return VerifyConsistency(p.From, p.To, older.RootHash, newer.RootHash, p.Proof)
 }
 
+// CurrentTree as the size a consistency proof leads to means the tree as it is now.
+const CurrentTree int64 = -1
+
 // Consistency returns the proof that the tree of to events extends the tree of from events;
-// to 0 means the current tree, whose signed checkpoint the proof then carries.
+// to CurrentTree means the current tree, whose signed checkpoint the proof then carries. The
+// proof is empty when from is 0 (every tree extends the empty one) or from equals to (the
+// roots must then be equal).
 func (l *Ledger) Consistency(ctx context.Context, from, to int64) (ConsistencyProof, error) {
 	h, err := l.Update(ctx)
 	if err != nil {
 		return ConsistencyProof{}, err
 	}
 	p := ConsistencyProof{From: from, To: to}
-	if to == 0 {
+	if to == CurrentTree {
 		p.To = h.Size
 		if l.signer != nil {
 			c := l.signer.Sign(h)

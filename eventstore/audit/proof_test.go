@@ -152,7 +152,7 @@ func TestForgedConsistencyProofsAreRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.visible = len(rows)
-	valid, err := ledger.Consistency(ctx, older.Size, 0)
+	valid, err := ledger.Consistency(ctx, older.Size, CurrentTree)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,9 @@ type Source interface {
 }
 
 // StoreSource reads through an eventstore.Store: any backend, with the store's guarantees
-// (PostgreSQL's ReadAll never skips a position still committing), but with metadata
-// re-encoded from its decoded form. Feed a Tree with it; verify with a raw source where the
-// backend has one.
+// (PostgreSQL's ReadAll never skips a position still committing) and the metadata bytes the
+// store read with each event. Feed a Tree with it; verify with a raw source where the backend
+// has one, which reads the rows without the store's code in between.
 func StoreSource(s eventstore.Store) Source { return storeSource{s} }
 
 type storeSource struct{ s eventstore.Store }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -172,7 +173,10 @@ func fromRecorded(r *esdbclient.RecordedEvent) (eventstore.Event, error) {
 	if md.EventID != "" {
 		e.ID = md.EventID
 	}
+	// The hashed metadata bytes are not kept apart from the user metadata: they are the
+	// encoding of its decoded fields, which gives back what Append hashed (see storedMetadata).
 	e.Metadata = md.Metadata
+	e.MetadataJSON = eventstore.EncodeMetadata(md.Metadata)
 	e.OccurredAt = md.OccurredAt.UTC()
 	e.RecordedAt = md.RecordedAt.UTC()
 	return e, nil
@@ -203,20 +207,48 @@ func buildEvents(stream string, h head, recordedAt time.Time, events []eventstor
 		if occurredAt.IsZero() {
 			occurredAt = recordedAt
 		}
+		meta, metaJSON := storedMetadata(d.Metadata)
 		e := eventstore.Event{
-			ID:         d.ID,
-			Stream:     stream,
-			Version:    h.version + 1 + int64(i),
-			Type:       d.Type,
-			Data:       bytes.Clone(d.Data),
-			Metadata:   d.Metadata,
-			OccurredAt: eventstore.NormalizeTime(occurredAt),
-			RecordedAt: recordedAt,
-			PrevHash:   prev,
+			ID:           d.ID,
+			Stream:       stream,
+			Version:      h.version + 1 + int64(i),
+			Type:         d.Type,
+			Data:         bytes.Clone(d.Data),
+			Metadata:     meta,
+			MetadataJSON: metaJSON,
+			OccurredAt:   eventstore.NormalizeTime(occurredAt),
+			RecordedAt:   recordedAt,
+			PrevHash:     prev,
 		}
 		e.Hash = eventstore.ChainHash(prev, e)
 		prev = e.Hash
 		out[i] = e
 	}
 	return out
+}
+
+// storedMetadata returns the metadata as EventStoreDB will give it back and the bytes its
+// hash covers. The metadata travels inside the event's user metadata and is re-encoded on
+// read, which gives back the bytes encoded here only for valid UTF-8: json.Marshal writes an
+// invalid byte as \ufffd, which decodes to U+FFFD and re-encodes as its three bytes. Such
+// metadata is therefore stored and hashed as what it decodes to.
+func storedMetadata(m eventstore.Metadata) (eventstore.Metadata, []byte) {
+	raw := eventstore.EncodeMetadata(m)
+	if validUTF8(m) {
+		return m, raw
+	}
+	var decoded eventstore.Metadata
+	if err := json.Unmarshal(raw, &decoded); err != nil { // json.Marshal's output always decodes
+		panic(fmt.Sprintf("decode metadata: %v", err))
+	}
+	return decoded, eventstore.EncodeMetadata(decoded)
+}
+
+func validUTF8(m eventstore.Metadata) bool {
+	for _, s := range []string{m.Actor, m.CommandID, m.CorrelationID, m.CausationID, m.Reason, m.RequestHash, m.Headers} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
 }

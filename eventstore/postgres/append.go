@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -214,6 +213,7 @@ type appendRows struct {
 	types      []string
 	data       [][]byte
 	metadata   []string
+	metaJSON   [][]byte // the bytes of metadata, which the hashes cover
 	occurredAt []time.Time
 	hashes     [][]byte
 }
@@ -227,6 +227,7 @@ func newAppendRows(stream string, events []eventstore.EventData, now time.Time) 
 		types:      make([]string, len(events)),
 		data:       make([][]byte, len(events)),
 		metadata:   make([]string, len(events)),
+		metaJSON:   make([][]byte, len(events)),
 		occurredAt: make([]time.Time, len(events)),
 		hashes:     make([][]byte, len(events)),
 	}
@@ -234,11 +235,9 @@ func newAppendRows(stream string, events []eventstore.EventData, now time.Time) 
 		// Data is copied: a caller that gives up waiting may reuse its slices while a writer
 		// still sends them.
 		r.ids[i], r.types[i], r.data[i] = e.ID, e.Type, bytes.Clone(e.Data)
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil { // a struct of strings always marshals
-			panic(fmt.Sprintf("marshal metadata: %v", err))
-		}
-		r.metadata[i] = string(meta)
+		// The one encoding of the metadata: stored and hashed as these bytes.
+		r.metaJSON[i] = eventstore.EncodeMetadata(e.Metadata)
+		r.metadata[i] = string(r.metaJSON[i])
 		r.occurredAt[i] = now
 		if !e.OccurredAt.IsZero() {
 			r.occurredAt[i] = eventstore.NormalizeTime(e.OccurredAt)
@@ -261,14 +260,14 @@ func (r *appendRows) chain(h head) {
 	prev := h.hash
 	for i, e := range r.events {
 		r.hashes[i] = eventstore.ChainHash(prev, eventstore.Event{
-			ID:         e.ID,
-			Stream:     r.stream,
-			Version:    h.version + int64(i) + 1,
-			Type:       e.Type,
-			Data:       r.data[i],
-			Metadata:   e.Metadata,
-			OccurredAt: r.occurredAt[i],
-			RecordedAt: r.recordedAt,
+			ID:           e.ID,
+			Stream:       r.stream,
+			Version:      h.version + int64(i) + 1,
+			Type:         e.Type,
+			Data:         r.data[i],
+			MetadataJSON: r.metaJSON[i],
+			OccurredAt:   r.occurredAt[i],
+			RecordedAt:   r.recordedAt,
 		})
 		prev = r.hashes[i]
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -200,6 +201,7 @@ func (d *rowDecoder) decode(rows pgx.Rows, e *eventstore.Event) (bool, error) {
 		if err := rows.Scan(d.dest...); err != nil {
 			return false, err
 		}
+		e.MetadataJSON = bytes.Clone(d.meta)
 		if err := decodeMetadata(string(d.meta), &e.Metadata); err != nil {
 			return false, fmt.Errorf("metadata of event %s: %w", e.ID, err)
 		}
@@ -222,6 +224,7 @@ func (d *rowDecoder) decode(rows pgx.Rows, e *eventstore.Event) (bool, error) {
 	e.Data = d.carve(v[5])
 	e.PrevHash = d.carve(v[9])
 	e.Hash = d.carve(v[10])
+	e.MetadataJSON = d.carve(v[6]) // json's binary form is its text, as stored
 	if err := decodeMetadata(text[len(v[1]):], &e.Metadata); err != nil {
 		return false, fmt.Errorf("metadata of event %s: %w", e.ID, err)
 	}

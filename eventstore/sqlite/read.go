@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -61,10 +60,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 	// Encode here, on the caller's goroutine, to keep the single writer's work small.
 	pending := make([]pendingEvent, len(events))
 	for i, e := range events {
-		meta, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append %s: metadata of event %s: %w", stream, e.ID, err)
-		}
+		// The one encoding of the metadata: stored and hashed as these bytes.
+		meta := eventstore.EncodeMetadata(e.Metadata)
 		data := bytes.Clone(e.Data) // the caller may reuse its slice once Append returns
 		if data == nil {
 			data = []byte{}
@@ -73,7 +70,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 		if !e.OccurredAt.IsZero() {
 			occurred = eventstore.NormalizeTime(e.OccurredAt)
 		}
-		pending[i] = pendingEvent{id: e.ID, typ: e.Type, data: data, meta: e.Metadata, metaJSON: meta, occurredAt: occurred}
+		pending[i] = pendingEvent{id: e.ID, typ: e.Type, data: data, metaJSON: meta, occurredAt: occurred}
 	}
 	res, err := s.w.submit(&request{ctx: ctx, stream: stream, expected: expected, events: pending, done: make(chan response, 1)})
 	if err != nil {
@@ -146,16 +143,15 @@ func (s *Store) query(ctx context.Context, stmt *sql.Stmt, sizeHint int, args ..
 	defer rows.Close()
 	events := make([]eventstore.Event, 0, min(max(sizeHint, 0), 1024))
 	var (
-		meta               sql.RawBytes // only decoded, so it need not be copied
 		occurred, recorded int64
 	)
 	for rows.Next() {
 		var e eventstore.Event
-		if err := rows.Scan(&e.Position, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &meta,
+		if err := rows.Scan(&e.Position, &e.ID, &e.Stream, &e.Version, &e.Type, &e.Data, &e.MetadataJSON,
 			&occurred, &recorded, &e.PrevHash, &e.Hash); err != nil {
 			return nil, err
 		}
-		if err := decodeMetadata(meta, &e.Metadata); err != nil {
+		if err := decodeMetadata(e.MetadataJSON, &e.Metadata); err != nil {
 			return nil, fmt.Errorf("metadata of event %s: %w", e.ID, err)
 		}
 		e.OccurredAt = time.UnixMicro(occurred).UTC()

@@ -31,8 +31,7 @@ type pendingEvent struct {
 	id         string
 	typ        string
 	data       []byte
-	meta       eventstore.Metadata
-	metaJSON   []byte
+	metaJSON   []byte    // stored and hashed as it is
 	occurredAt time.Time // normalized; zero means "when recorded"
 }
 
@@ -394,7 +393,7 @@ func (w *writer) apply(ctx context.Context, r *request) (eventstore.AppendResult
 		}
 		hash := eventstore.ChainHash(prev, eventstore.Event{
 			ID: e.id, Stream: r.stream, Version: version, Type: e.typ, Data: e.data,
-			Metadata: e.meta, OccurredAt: occurred, RecordedAt: now,
+			MetadataJSON: e.metaJSON, OccurredAt: occurred, RecordedAt: now,
 		})
 		res, err := w.stmt.insert.ExecContext(ctx, e.id, r.stream, version, e.typ, e.data, e.metaJSON,
 			occurred.UnixMicro(), now.UnixMicro(), prev, hash)

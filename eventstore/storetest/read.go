@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -327,4 +328,62 @@ func testCheckpoints(t *testing.T, s suite) {
 	}
 	load(other, 1)
 	load(name, 7)
+}
+
+// Every backend gives each event the metadata bytes it stored and hashed, whatever the
+// strings hold: the chain then verifies from what was read, never from a re-encoding that
+// may differ from the stored bytes (an invalid UTF-8 byte is stored as \ufffd).
+func testMetadataAsStored(t *testing.T, s suite) {
+	t.Parallel()
+	st := s.newStore(t)
+	ctx := s.context(t)
+	for _, tc := range []struct {
+		name string
+		meta eventstore.Metadata
+	}{
+		{"plain", eventstore.Metadata{Actor: "user:test", Reason: "a plain reason"}},
+		{"html characters", eventstore.Metadata{Actor: "a<b>&c", Reason: "<script>&amp;</script>"}},
+		{"line separators", eventstore.Metadata{Reason: "one\u2028two\u2029three\nfour\tfive"}},
+		{"Japanese", eventstore.Metadata{Actor: "佐藤", Reason: "契約更新のため", CorrelationID: "相関-1"}},
+		{"invalid UTF-8", eventstore.Metadata{Reason: "bad \xff byte", CorrelationID: "\xfe\xff", CausationID: "x\xc3"}},
+		{"NUL and controls", eventstore.Metadata{Reason: "nul\x00here\x01", Headers: `{"k":"v"}`}},
+		{"escaped headers", eventstore.Metadata{Headers: `{"k":"<\u2028>"}`, RequestHash: "abc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := streamName("meta")
+			events := newEvents(2, "test.metadata.v1")
+			for i := range events {
+				events[i].Metadata = tc.meta
+			}
+			mustAppend(t, ctx, st, stream, eventstore.NoStream, events)
+			// What the store holds is the one encoding of the metadata, decoded the way
+			// encoding/json decodes it (an invalid byte becomes U+FFFD).
+			stored := eventstore.EncodeMetadata(tc.meta)
+			var decoded eventstore.Metadata
+			if err := json.Unmarshal(stored, &decoded); err != nil {
+				t.Fatal(err)
+			}
+			got := mustReadStream(t, ctx, st, stream, 1, 10)
+			var prev []byte
+			for _, e := range got {
+				if e.MetadataJSON == nil {
+					t.Fatalf("version %d: no stored metadata bytes", e.Version)
+				}
+				var fromBytes eventstore.Metadata
+				if err := json.Unmarshal(e.MetadataJSON, &fromBytes); err != nil || fromBytes != e.Metadata {
+					t.Errorf("version %d: metadata %+v is not what its bytes %q decode to (%+v, %v)", e.Version, e.Metadata, e.MetadataJSON, fromBytes, err)
+				}
+				if e.Metadata != decoded {
+					t.Errorf("version %d: metadata %+v, want %+v", e.Version, e.Metadata, decoded)
+				}
+				if want := eventstore.ChainHash(prev, e); !bytes.Equal(e.Hash, want) {
+					t.Errorf("version %d: hash %x, ChainHash of the read event %x", e.Version, e.Hash, want)
+				}
+				prev = e.Hash
+			}
+			if _, err := eventstore.VerifyStream(ctx, st, stream); err != nil {
+				t.Errorf("verify stream: %v", err)
+			}
+		})
+	}
 }

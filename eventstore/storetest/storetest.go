@@ -58,6 +58,7 @@ func TestStore(t *testing.T, features Features, newStore func(t *testing.T) even
 		{"EventByID", testEventByID},
 		{"InvalidAppend", testInvalidAppend},
 		{"HashChain", testHashChain},
+		{"MetadataAsStored", testMetadataAsStored},
 		{"Checkpoints", testCheckpoints},
 		{"CloseEndsSubscriptions", testCloseEndsSubscriptions},
 	}
@@ -221,6 +222,9 @@ func diffEvent(got, want eventstore.Event) string {
 	}
 	if got.Metadata != want.Metadata {
 		add("Metadata", got.Metadata, want.Metadata)
+	}
+	if !bytes.Equal(got.MetadataJSON, want.MetadataJSON) {
+		add("MetadataJSON", string(got.MetadataJSON), string(want.MetadataJSON))
 	}
 	if !got.OccurredAt.Equal(want.OccurredAt) {
 		add("OccurredAt", got.OccurredAt, want.OccurredAt)

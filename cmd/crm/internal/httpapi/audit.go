@@ -85,9 +85,12 @@ func (s *Server) MountAudit(a Audit) {
 		if err != nil {
 			return nil, 0, err
 		}
-		to, err := auditParam(r, "to", 1, false)
-		if err != nil {
-			return nil, 0, err
+		// to=0 is the empty tree, which only the empty tree (from=0) extends.
+		to := audit.CurrentTree
+		if r.URL.Query().Has("to") {
+			if to, err = auditParam(r, "to", 0, true); err != nil {
+				return nil, 0, err
+			}
 		}
 		p, err := a.Ledger.Consistency(r.Context(), from, to)
 		if err != nil {

@@ -18,28 +18,38 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore/audit"
-	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
 const adminToken = "admin-token-000000001"
 
 type auditAPI struct {
 	*api
+	auditStore
 	access *audit.AccessLog
 	logs   *observer.ObservedLogs
+	dir    string // the data directory: tree, key and access log
 }
 
 // newAuditAPI is the server with the audit endpoints over a SQLite store, its tree, key and
 // access log in a temporary directory.
-func newAuditAPI(t *testing.T) *auditAPI {
+func newAuditAPI(t *testing.T) *auditAPI { return newAuditAPIOn(t, "sqlite") }
+
+// newAuditAPIOn is newAuditAPI over a fresh store of the named backend.
+func newAuditAPIOn(t *testing.T, backend string) *auditAPI {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "crm.db"))
+	signer, _, err := audit.LoadOrCreateKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = store.Close() })
+	return serveAudit(t, openAuditStore(t, backend, dir), dir, signer)
+}
+
+// serveAudit serves st with the audit endpoints, their tree and access log in dir.
+func serveAudit(t *testing.T, st auditStore, dir string, signer *audit.Signer) *auditAPI {
+	t.Helper()
+	ctx := context.Background()
+	store := st.store
 	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken + ",root:admin:" + adminToken)
 	if err != nil {
 		t.Fatal(err)
@@ -49,12 +59,7 @@ func newAuditAPI(t *testing.T) *auditAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tree.Close() })
-	signer, _, err := audit.LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := audit.SQLiteSource(store.DB())
-	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: src, Source: src, Signer: signer})
+	ledger, err := audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: st.feed, Source: st.src, Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +73,7 @@ func newAuditAPI(t *testing.T) *auditAPI {
 	s.MountAudit(httpapi.Audit{Ledger: ledger, AccessLog: access})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &auditAPI{api: &api{t: t, url: srv.URL}, access: access, logs: logs}
+	return &auditAPI{api: &api{t: t, url: srv.URL}, auditStore: st, access: access, logs: logs, dir: dir}
 }
 
 func decodeInto[T any](t *testing.T, r response) T {
@@ -223,5 +228,53 @@ func TestAuditorReadsAreNotServedUnrecorded(t *testing.T) {
 	// Reads that are not audited do not depend on it.
 	if r := a.do("GET", "/v1/contacts/"+id, appToken, ""); r.status != http.StatusOK {
 		t.Fatalf("contact: %d %s", r.status, r.body)
+	}
+}
+
+// A consistency proof from the empty tree, or between trees of one size, is empty: the
+// verifier checks the newer signature, and for equal sizes that the roots are equal.
+func TestConsistencyOfEmptyAndEqualTrees(t *testing.T) {
+	t.Parallel()
+	for _, backend := range auditBackends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			a := newAuditAPIOn(t, backend)
+			for range 3 {
+				a.createContact()
+			}
+			for _, tc := range []struct {
+				name, query string
+				from, to    int64
+			}{
+				{"empty with empty", "from=0&to=0", 0, 0},
+				{"empty with the current tree", "from=0", 0, 3},
+				{"empty with a tree", "from=0&to=2", 0, 2},
+				{"a tree with itself", "from=2&to=2", 2, 2},
+				{"the current tree with itself", "from=3", 3, 3},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					p := decodeInto[audit.ConsistencyProof](t, a.do("GET", "/v1/audit/consistency?"+tc.query, auditorToken, ""))
+					if p.From != tc.from || p.To != tc.to || p.Proof == nil || len(p.Proof) != 0 {
+						t.Fatalf("proof %+v, want an empty proof from %d to %d", p, tc.from, tc.to)
+					}
+				})
+			}
+			for _, tc := range []struct {
+				name, query string
+				status      int
+				problem     string
+			}{
+				{"a tree with the empty tree", "from=1&to=0", 422, "out-of-range"},
+				{"a negative size", "from=0&to=-1", 400, "bad-request"},
+				{"an empty size", "from=0&to=", 400, "bad-request"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					r := a.do("GET", "/v1/audit/consistency?"+tc.query, auditorToken, "")
+					if r.status != tc.status || !strings.HasSuffix(r.json(t)["type"].(string), "/"+tc.problem) {
+						t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.problem)
+					}
+				})
+			}
+		})
 	}
 }

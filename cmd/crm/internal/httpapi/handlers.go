@@ -37,6 +37,10 @@ func (s *Server) command(h commandFunc) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := checkMetadataHeaders(r.Header); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		key := r.Header.Get("Idempotency-Key")
 		if len(key) > 255 {
 			s.writeError(w, r, badRequest("Idempotency-Key is longer than 255 characters"))
@@ -303,24 +307,27 @@ func (s *Server) dealHistory(r *http.Request) (any, int64, error) {
 
 // HistoryEvent is one event as an auditor sees it.
 type HistoryEvent struct {
-	ID            string    `json:"id"`
-	Type          string    `json:"type"`
-	Version       int64     `json:"version"`
-	Position      int64     `json:"position"`
-	OccurredAt    time.Time `json:"occurred_at"`
-	RecordedAt    time.Time `json:"recorded_at"`
-	Actor         string    `json:"actor"`
-	CommandID     string    `json:"command_id"`
-	CorrelationID string    `json:"correlation_id"`
-	CausationID   string    `json:"causation_id"`
-	Reason        string    `json:"reason,omitempty"`
-	// RequestHash and Headers complete the metadata, so that a verifier can recompute the
-	// chain hash (eventstore.ChainHash) from this answer alone.
-	RequestHash string          `json:"request_hash,omitempty"`
-	Headers     string          `json:"headers,omitempty"`
-	Data        json.RawMessage `json:"data"`
-	PrevHash    string          `json:"prev_hash"`
-	Hash        string          `json:"hash"`
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Version       int64           `json:"version"`
+	Position      int64           `json:"position"`
+	OccurredAt    time.Time       `json:"occurred_at"`
+	RecordedAt    time.Time       `json:"recorded_at"`
+	Actor         string          `json:"actor"`
+	CommandID     string          `json:"command_id"`
+	CorrelationID string          `json:"correlation_id"`
+	CausationID   string          `json:"causation_id"`
+	Reason        string          `json:"reason,omitempty"`
+	RequestHash   string          `json:"request_hash,omitempty"`
+	Headers       string          `json:"headers,omitempty"`
+	Data          json.RawMessage `json:"data"`
+	// DataB64 and MetadataB64 are the bytes exactly as stored and hashed (base64 with
+	// padding): a verifier recomputes the chain hash from them, not from the decoded view
+	// above, whose re-encoding need not give the same bytes back.
+	DataB64     []byte `json:"data_b64"`
+	MetadataB64 []byte `json:"metadata_b64"`
+	PrevHash    string `json:"prev_hash"`
+	Hash        string `json:"hash"`
 }
 
 // History is a stream's whole history and whether its hash chain verifies.
@@ -355,7 +362,15 @@ func toHistoryEvent(e eventstore.Event) HistoryEvent {
 		ID: e.ID, Type: e.Type, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt,
 		Actor: e.Metadata.Actor, CommandID: e.Metadata.CommandID, CorrelationID: e.Metadata.CorrelationID,
 		CausationID: e.Metadata.CausationID, Reason: e.Metadata.Reason, RequestHash: e.Metadata.RequestHash,
-		Headers: e.Metadata.Headers, Data: json.RawMessage(e.Data),
+		Headers: e.Metadata.Headers, Data: json.RawMessage(e.Data), DataB64: orEmpty(e.Data), MetadataB64: orEmpty(e.MetadataJSON),
 		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash),
 	}
+}
+
+// orEmpty is b, or no bytes rather than nil, which JSON would show as null.
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
