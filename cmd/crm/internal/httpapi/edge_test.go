@@ -1,0 +1,220 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// backend opens a fresh, empty event store, closed (and dropped) when the test ends.
+type backend struct {
+	name string
+	open func(t *testing.T) eventstore.Store
+}
+
+func backends() []backend {
+	return []backend{{"sqlite", openSQLiteStore}, {"postgres", openPostgresStore}}
+}
+
+func openSQLiteStore(t *testing.T) eventstore.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "crm.db"))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// openPostgresStore opens a store in a schema of its own on the test PostgreSQL; the test
+// fails, never skips, when it cannot be reached.
+func openPostgresStore(t *testing.T) eventstore.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "httpapi_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() { execPostgres(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	s, err := postgres.Open(ctx, projectiontest.PostgresURL(), postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL): %v", projectiontest.PostgresURL(), err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// execPostgres runs statements on a connection of their own.
+func execPostgres(t *testing.T, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, projectiontest.PostgresURL())
+	if err != nil {
+		t.Errorf("connect to postgres: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Errorf("%s: %v", sql, err)
+	}
+}
+
+// edge is the API over a store, served by a real listener, with its log observed.
+type edge struct {
+	*api
+	addr  string
+	store eventstore.Store
+	logs  *observer.ObservedLogs
+}
+
+// newEdge serves the API over store with the server's read timeout set to readTimeout (none
+// when 0).
+func newEdge(t *testing.T, store eventstore.Store, readTimeout time.Duration) *edge {
+	t.Helper()
+	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.New(core)})
+	ts := httptest.NewUnstartedServer(server)
+	ts.Config.ReadTimeout = readTimeout
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return &edge{api: &api{t: t, url: ts.URL}, addr: ts.Listener.Addr().String(), store: store, logs: logs}
+}
+
+// events counts the events of the log.
+func (e *edge) events() int {
+	e.t.Helper()
+	all, err := e.store.ReadAll(context.Background(), 0, 1000)
+	if err != nil {
+		e.t.Fatalf("read the log: %v", err)
+	}
+	return len(all)
+}
+
+// errorLogs are the entries logged at error level or above.
+func (e *edge) errorLogs() []observer.LoggedEntry {
+	return e.logs.Filter(func(le observer.LoggedEntry) bool { return le.Level >= zapcore.ErrorLevel }).All()
+}
+
+// rawExchange sends head and body on a connection of its own, then, when halfClose, closes its
+// writing side (a client that stops sending), and reads the answer.
+func rawExchange(t *testing.T, addr, head, body string, halfClose bool) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	// A safety net for a server that never answers, not an assertion on time.
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, head+body); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if halfClose {
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read the answer: %v", err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
+// problemOf reads a problem+json answer.
+func problemOf(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("Content-Type %q, want application/problem+json: %d %s", ct, resp.StatusCode, b)
+	}
+	var p map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatalf("problem body: %v", err)
+	}
+	return p
+}
+
+func commandHead(path, extra string) string {
+	return "POST " + path + " HTTP/1.1\r\nHost: crm\r\nAuthorization: Bearer " + appToken +
+		"\r\nContent-Type: application/json\r\n" + extra + "\r\n"
+}
+
+// A body the server cannot read is the client's doing: 400, or 408 when it came slower than
+// the read timeout, as a problem, not logged as an error, and nothing is appended.
+func TestUnreadableBodyIsTheClientsProblem(t *testing.T) {
+	t.Parallel()
+	const readTimeout = 300 * time.Millisecond
+	body := `{"name":"Yui Sato","channel":"seminar"}`
+	tests := []struct {
+		name, head, body string
+		halfClose        bool
+		status           int
+		problem          string
+	}{
+		{"truncated body", commandHead("/v1/contacts", "Content-Length: 500\r\n"), body, true, 400, "bad-request"},
+		{"malformed chunked encoding", commandHead("/v1/contacts", "Transfer-Encoding: chunked\r\n"),
+			"zz\r\n" + body + "\r\n0\r\n\r\n", false, 400, "bad-request"},
+		{"chunk longer than sent", commandHead("/v1/contacts", "Transfer-Encoding: chunked\r\n"), "400\r\n" + body, true, 400, "bad-request"},
+		// The client stays connected but sends no more: the read deadline passes.
+		{"body slower than the read timeout", commandHead("/v1/contacts", "Content-Length: 500\r\n"), body, false, 408, "request-timeout"},
+	}
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEdge(t, b.open(t), readTimeout)
+			before := e.events()
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					resp := rawExchange(t, e.addr, tc.head, tc.body, tc.halfClose)
+					if resp.StatusCode != tc.status {
+						t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+					}
+					if p := problemOf(t, resp); p["type"] != httpapi.ProblemBase+tc.problem || p["status"] != float64(tc.status) {
+						t.Fatalf("problem %v, want %s", p, tc.problem)
+					}
+				})
+			}
+			if n := e.events(); n != before {
+				t.Errorf("%d events after unreadable bodies, want %d", n, before)
+			}
+			for _, le := range e.errorLogs() {
+				t.Errorf("logged at %s: %s %v", le.Level, le.Message, le.ContextMap())
+			}
+			if n := e.logs.FilterMessage("request refused").FilterField(zap.String("path", "/v1/contacts")).Len(); n != len(tests) {
+				t.Errorf("%d client errors logged, want %d", n, len(tests))
+			}
+		})
+	}
+}
+
+var _ = strings.Repeat
