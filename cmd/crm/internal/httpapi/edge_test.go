@@ -217,4 +217,51 @@ func TestUnreadableBodyIsTheClientsProblem(t *testing.T) {
 	}
 }
 
-var _ = strings.Repeat
+// A path with dot segments, encoded slashes or empty segments is refused before routing and
+// authentication: no redirect that echoes the query, whatever its size.
+func TestNonCanonicalPathsAreRefusedWithoutRedirect(t *testing.T) {
+	t.Parallel()
+	query := "?q=" + strings.Repeat("echo", 2500) // 10 KB
+	paths := []struct{ name, path string }{
+		{"encoded slashes climbing out", "/v1/contacts/..%2F..%2Fhealthz"},
+		{"empty segment", "/v1//contacts"},
+		{"encoded dot segment", "/v1/%2e%2e/healthz"},
+		{"dot segment", "/v1/contacts/./x"},
+		{"encoded slash in an id", "/v1/contacts/a%2Fb"},
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEdge(t, b.open(t), 0)
+			for _, tc := range paths {
+				t.Run(tc.name, func(t *testing.T) {
+					for _, token := range []string{"", appToken} {
+						req, err := http.NewRequest(http.MethodGet, e.url+tc.path+query, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if token != "" {
+							req.Header.Set("Authorization", "Bearer "+token)
+						}
+						resp, err := noRedirect.Do(req)
+						if err != nil {
+							t.Fatal(err)
+						}
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+							t.Fatalf("token %q: status %d, Location %.80q, want 400 and none", token, resp.StatusCode, resp.Header.Get("Location"))
+						}
+						if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+							t.Fatalf("Content-Type %q", ct)
+						}
+						if strings.Contains(string(body), "echoecho") {
+							t.Fatalf("the answer echoes the query: %.200s", body)
+						}
+					}
+				})
+			}
+		})
+	}
+}

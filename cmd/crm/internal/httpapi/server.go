@@ -60,14 +60,22 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP makes the server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP makes the server an http.Handler. A path that is not canonical is refused before
+// routing (see canonicalPath).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := canonicalPath(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
 
 // Router exposes the router so later read-model endpoints can be mounted beside the core ones.
 func (s *Server) Router() *mux.Router { return s.router }
 
 func (s *Server) routes() {
-	r := mux.NewRouter()
+	// No cleaning: it redirects before authentication; ServeHTTP refuses such paths instead.
+	r := mux.NewRouter().SkipClean(true)
 	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint"})
