@@ -265,3 +265,51 @@ func TestNonCanonicalPathsAreRefusedWithoutRedirect(t *testing.T) {
 		})
 	}
 }
+
+// The headers recorded in every event's metadata have a size limit each: a longer one is a 431
+// problem naming it, and nothing is appended.
+func TestMetadataHeadersAreLimited(t *testing.T) {
+	t.Parallel()
+	const huge = 900 << 10
+	tests := []struct {
+		name, header, value string
+		status              int
+	}{
+		{"reason at its limit", "X-Reason", strings.Repeat("r", httpapi.MaxReasonHeader), 201},
+		{"reason at its limit in characters, not bytes", "X-Reason", strings.Repeat("理", httpapi.MaxReasonHeader), 201},
+		{"reason one character over", "X-Reason", strings.Repeat("r", httpapi.MaxReasonHeader+1), 431},
+		{"reason of 900 KB", "X-Reason", strings.Repeat("r", huge), 431},
+		{"correlation id at its limit", "X-Correlation-ID", strings.Repeat("c", httpapi.MaxIDHeader), 201},
+		{"correlation id one character over", "X-Correlation-ID", strings.Repeat("c", httpapi.MaxIDHeader+1), 431},
+		{"correlation id of 900 KB", "X-Correlation-ID", strings.Repeat("c", huge), 431},
+		{"causation id one character over", "X-Causation-ID", strings.Repeat("c", httpapi.MaxIDHeader+1), 431},
+		{"causation id of 900 KB", "X-Causation-ID", strings.Repeat("c", huge), 431},
+	}
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEdge(t, b.open(t), 0)
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					before := e.events()
+					r := e.do("POST", "/v1/contacts", appToken, `{"name":"Yui Sato","channel":"seminar"}`, tc.header, tc.value)
+					if r.status != tc.status {
+						t.Fatalf("status %d, want %d: %.300s", r.status, tc.status, r.body)
+					}
+					want := before + 1
+					if tc.status != http.StatusCreated {
+						want = before
+						p := r.json(t)
+						if p["type"] != httpapi.ProblemBase+"header-too-large" || p["field"] != tc.header ||
+							!strings.Contains(p["detail"].(string), tc.header) || r.header.Get("Content-Type") != "application/problem+json" {
+							t.Fatalf("problem %v", p)
+						}
+					}
+					if n := e.events(); n != want {
+						t.Fatalf("%d events, want %d", n, want)
+					}
+				})
+			}
+		})
+	}
+}

@@ -37,6 +37,10 @@ func (s *Server) command(h commandFunc) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		if err := checkMetadataHeaderSizes(r.Header); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		key := r.Header.Get("Idempotency-Key")
 		if len(key) > 255 {
 			s.writeError(w, r, badRequest("Idempotency-Key is longer than 255 characters"))
