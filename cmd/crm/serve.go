@@ -83,11 +83,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := api.HTTPServer(httpapi.DefaultTimeouts().ForReadWait(readWait))
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(httpapi.ProblemListener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -21,11 +21,13 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
@@ -91,8 +93,8 @@ type edge struct {
 	logs  *observer.ObservedLogs
 }
 
-// newEdge serves the API over store with the server's read timeout set to readTimeout (none
-// when 0).
+// newEdge serves the API over store as `crm serve` does (HTTPServer on ProblemListener), with
+// the server's read timeout set to readTimeout (none when 0).
 func newEdge(t *testing.T, store eventstore.Store, readTimeout time.Duration) *edge {
 	t.Helper()
 	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken)
@@ -102,7 +104,8 @@ func newEdge(t *testing.T, store eventstore.Store, readTimeout time.Duration) *e
 	core, logs := observer.New(zapcore.DebugLevel)
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.New(core)})
 	ts := httptest.NewUnstartedServer(server)
-	ts.Config.ReadTimeout = readTimeout
+	ts.Config = server.HTTPServer(httpapi.Timeouts{Read: readTimeout})
+	ts.Listener = httpapi.ProblemListener(ts.Listener)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	return &edge{api: &api{t: t, url: ts.URL}, addr: ts.Listener.Addr().String(), store: store, logs: logs}
@@ -312,4 +315,51 @@ func TestMetadataHeadersAreLimited(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A header block over the server's limit, which net/http refuses before any handler runs, is
+// answered with a problem too.
+func TestOversizedHeaderBlockIsAProblem(t *testing.T) {
+	t.Parallel()
+	e := newEdge(t, openSQLiteStore(t), 0)
+	// net/http reads MaxHeaderBytes plus 4 KiB of slack before it refuses.
+	filler := "X-Filler: " + strings.Repeat("f", httpapi.MaxHeaderBytes+8<<10) + "\r\n"
+	resp := rawExchange(t, e.addr, "GET /healthz HTTP/1.1\r\nHost: crm\r\n"+filler+"\r\n", "", false)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+	if p := problemOf(t, resp); p["type"] != httpapi.ProblemBase+"header-too-large" || p["status"] != 431.0 || p["title"] == "" {
+		t.Fatalf("problem %v", p)
+	}
+	// The connection answers nothing more, and a new one is served as usual.
+	if r := e.do("GET", "/healthz", "", ""); r.status != http.StatusOK {
+		t.Fatalf("health after the refusal: %d %s", r.status, r.body)
+	}
+}
+
+// A read-model answer that waits the longest wait for a position the log has not reached still
+// gets its stale: true answer: the write timeout is derived from the wait. `crm serve` runs a
+// 60 s base write timeout with waits up to 1m; here both are scaled down to 1 s.
+func TestLongestReadWaitStillAnswers(t *testing.T) {
+	t.Parallel()
+	t.Run("the product's longest wait fits its write timeout", func(t *testing.T) {
+		w := httpapi.DefaultTimeouts().ForReadWait(config.MaxReadWait).Write
+		if w <= config.MaxReadWait {
+			t.Fatalf("write timeout %s leaves no room after a wait of %s", w, config.MaxReadWait)
+		}
+	})
+	t.Run("an answer after the longest wait arrives", func(t *testing.T) {
+		const wait = time.Second
+		server, _ := newReadServer(t, wait)
+		ts := httptest.NewUnstartedServer(server)
+		ts.Config = server.HTTPServer(httpapi.Timeouts{Write: wait}.ForReadWait(wait))
+		ts.Start()
+		t.Cleanup(ts.Close)
+		a := &readAPI{api: &api{t: t, url: ts.URL}}
+		var b answer[board.Answer]
+		r := a.read("/v1/pipeline/board?min_position=999999999", &b)
+		if r.status != http.StatusOK || !b.Freshness.Stale || r.header.Get(httpapi.HeaderStale) != "true" {
+			t.Fatalf("board: %d stale=%v %s", r.status, b.Freshness.Stale, r.body)
+		}
+	})
 }
