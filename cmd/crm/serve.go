@@ -62,7 +62,8 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer readModels.SQL.Close()
-	cmds := commands.NewHandler(store)
+	appends := httpapi.WatchAppends(store)
+	cmds := commands.NewHandler(appends)
 	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()
 
-	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
+	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)

@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +57,12 @@ func openSQLiteStore(t *testing.T) eventstore.Store {
 // openPostgresStore opens a store in a schema of its own on the test PostgreSQL; the test
 // fails, never skips, when it cannot be reached.
 func openPostgresStore(t *testing.T) eventstore.Store {
+	s, _ := openPostgresSchema(t)
+	return s
+}
+
+// openPostgresSchema is openPostgresStore, also naming the store's schema.
+func openPostgresSchema(t *testing.T) (eventstore.Store, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -66,7 +75,7 @@ func openPostgresStore(t *testing.T) eventstore.Store {
 		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL): %v", projectiontest.PostgresURL(), err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return s, schema
 }
 
 // execPostgres runs statements on a connection of their own.
@@ -102,7 +111,9 @@ func newEdge(t *testing.T, store eventstore.Store, readTimeout time.Duration) *e
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.New(core)})
+	appends := httpapi.WatchAppends(store)
+	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(appends), Appends: appends,
+		Tokens: tokens, Log: zap.New(core)})
 	ts := httptest.NewUnstartedServer(server)
 	ts.Config = server.HTTPServer(httpapi.Timeouts{Read: readTimeout})
 	ts.Listener = httpapi.ProblemListener(ts.Listener)
@@ -362,4 +373,109 @@ func TestLongestReadWaitStillAnswers(t *testing.T) {
 			t.Fatalf("board: %d stale=%v %s", r.status, b.Freshness.Stale, r.body)
 		}
 	})
+}
+
+// fullSQLite is a SQLite store whose appends fail, while full is set, with the error SQLite
+// gives when the disk is full. A full disk cannot be made here (no tmpfs or loop device to
+// fill without privileges), so the appends are the one mocked part; the error is SQLite's
+// own, produced by a real database that reached its size limit, and reads are the store's.
+type fullSQLite struct {
+	eventstore.Store
+	full atomic.Bool
+	err  error
+}
+
+func (f *fullSQLite) Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if f.full.Load() {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, f.err)
+	}
+	return f.Store.Append(ctx, stream, expected, events)
+}
+
+// sqliteFullError fills a SQLite database limited to a few pages and returns the error of
+// the insert that did not fit: SQLITE_FULL, "database or disk is full".
+func sqliteFullError(t *testing.T) error {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "full.db")+"?_pragma=max_page_count(8)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE filler (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err = db.Exec(`INSERT INTO filler VALUES (zeroblob(4096))`); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "database or disk is full") {
+		t.Fatalf("filling a database of 8 pages: %v, want database or disk is full", err)
+	}
+	return err
+}
+
+// Health answers 503 while appends fail although the store still answers reads, and 200 again
+// once an append succeeds.
+func TestHealthReportsFailingAppends(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// open returns a store and a switch that makes its appends fail as on a full disk.
+		open func(t *testing.T) (eventstore.Store, func(full bool))
+	}{
+		{"sqlite", func(t *testing.T) (eventstore.Store, func(bool)) {
+			s := &fullSQLite{Store: openSQLiteStore(t), err: sqliteFullError(t)}
+			return s, s.full.Store
+		}},
+		// PostgreSQL's own disk_full error (SQLSTATE 53100), raised by the server on every insert.
+		{"postgres", func(t *testing.T) (eventstore.Store, func(bool)) {
+			s, schema := openPostgresSchema(t)
+			return s, func(full bool) {
+				if !full {
+					execPostgres(t, "DROP TRIGGER IF EXISTS disk_full ON "+schema+".events")
+					return
+				}
+				execPostgres(t, "CREATE OR REPLACE FUNCTION "+schema+".disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "+
+					"RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$; "+
+					"DROP TRIGGER IF EXISTS disk_full ON "+schema+".events; CREATE TRIGGER disk_full BEFORE INSERT ON "+schema+".events FOR EACH ROW EXECUTE FUNCTION "+schema+".disk_full()")
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store, setFull := tc.open(t)
+			e := newEdge(t, store, 0)
+			contact := `{"name":"Yui Sato","channel":"seminar"}`
+			steps := []struct {
+				name   string
+				full   bool
+				write  int // status of a command, 0 for none
+				health int
+			}{
+				{"healthy", false, http.StatusCreated, http.StatusOK},
+				{"disk full: the append fails", true, http.StatusInternalServerError, http.StatusServiceUnavailable},
+				{"disk full: reads still work, health stays down", true, 0, http.StatusServiceUnavailable},
+				{"space again: an append succeeds", false, http.StatusCreated, http.StatusOK},
+			}
+			for _, st := range steps {
+				setFull(st.full)
+				if st.write != 0 {
+					if r := e.do("POST", "/v1/contacts", appToken, contact); r.status != st.write {
+						t.Fatalf("%s: command %d, want %d: %s", st.name, r.status, st.write, r.body)
+					}
+				}
+				r := e.do("GET", "/healthz", "", "")
+				if r.status != st.health {
+					t.Fatalf("%s: health %d, want %d: %s", st.name, r.status, st.health, r.body)
+				}
+				if st.health != http.StatusOK {
+					if p := r.json(t); p["type"] != httpapi.ProblemBase+"unavailable" || !strings.Contains(p["detail"].(string), "append") {
+						t.Fatalf("%s: problem %v", st.name, p)
+					}
+				}
+			}
+		})
+	}
 }
