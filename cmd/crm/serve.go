@@ -62,7 +62,8 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer readModels.SQL.Close()
-	cmds := commands.NewHandler(store)
+	appends := httpapi.WatchAppends(store)
+	cmds := commands.NewHandler(appends)
 	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()
 
-	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Tokens: tokens, Log: log})
+	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
@@ -83,11 +84,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := api.HTTPServer(httpapi.DefaultTimeouts().ForReadWait(readWait))
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(httpapi.ProblemListener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

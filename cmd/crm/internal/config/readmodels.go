@@ -75,6 +75,10 @@ func OpenReadModels(ctx context.Context, c Config) (*projections.DB, error) {
 	return projections.OpenSQLite(ctx, t.Path)
 }
 
+// MaxReadWait is the longest CRM_READMODEL_WAIT accepted; the HTTP server's write timeout
+// grows with the wait (httpapi.Timeouts.ForReadWait), so even this wait gets its answer.
+const MaxReadWait = time.Minute
+
 // ReadWait is how long a read-model answer waits for a client's min_position
 // (CRM_READMODEL_WAIT, a Go duration such as 2s; default 2s).
 func (c Config) ReadWait() (time.Duration, error) {
@@ -82,7 +86,7 @@ func (c Config) ReadWait() (time.Duration, error) {
 		return 2 * time.Second, nil
 	}
 	d, err := time.ParseDuration(c.ReadModelWait)
-	if err != nil || d < time.Millisecond || d > time.Minute {
+	if err != nil || d < time.Millisecond || d > MaxReadWait {
 		return 0, fmt.Errorf("CRM_READMODEL_WAIT %q: want a duration from 1ms to 1m", c.ReadModelWait)
 	}
 	return d, nil

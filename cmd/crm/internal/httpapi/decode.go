@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
 	}
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
-		return time.Time{}, err // *http.MaxBytesError becomes 413
+		return time.Time{}, &bodyError{err} // *http.MaxBytesError within becomes 413
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = []byte("{}")
@@ -55,6 +56,21 @@ func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
 		return time.Time{}, jsonProblem(err)
 	}
 	return occurredAt, nil
+}
+
+// bodyError is a request body the server could not read: the client sent less than its
+// Content-Length, broke the chunked encoding, went away, or was slower than the server's read
+// timeout. Reading a body from the network fails only by the client's doing.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read the request body: " + e.err.Error() }
+
+func (e *bodyError) Unwrap() error { return e.err }
+
+// timedOut tells a body that did not arrive before the read deadline.
+func (e *bodyError) timedOut() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
 }
 
 // jsonProblem explains a JSON decoding error in the client's terms.

@@ -58,6 +58,7 @@ func problemFor(err error) (p Problem, internal bool) {
 		ae *apiError
 		de *domain.Error
 		mb *http.MaxBytesError
+		be *bodyError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -65,6 +66,8 @@ func problemFor(err error) (p Problem, internal bool) {
 	case errors.As(err, &mb):
 		return Problem{Type: ProblemBase + "payload-too-large", Title: "Payload too large", Status: http.StatusRequestEntityTooLarge,
 			Detail: fmt.Sprintf("the request body exceeds %d bytes", mb.Limit)}, false
+	case errors.As(err, &be):
+		return bodyProblem(be), false
 	case errors.As(err, &de):
 		switch de.Code {
 		case domain.CodeInvalid:
@@ -89,12 +92,28 @@ func problemFor(err error) (p Problem, internal bool) {
 		Detail: "the server could not complete the request; see the server log for this request id"}, true
 }
 
-// writeError answers with the problem of err, logging it only when it is internal.
+// bodyProblem is 408 for a body slower than the read timeout, else 400.
+func bodyProblem(be *bodyError) Problem {
+	if be.timedOut() {
+		return Problem{Type: ProblemBase + "request-timeout", Title: "Request timeout", Status: http.StatusRequestTimeout,
+			Detail: "the request body did not arrive within the server's read timeout"}
+	}
+	return Problem{Type: ProblemBase + "bad-request", Title: "Bad request", Status: http.StatusBadRequest,
+		Detail: "the request body could not be read: it ended before its announced length, or its chunked encoding is malformed"}
+}
+
+// writeError answers with the problem of err, logging it at error level only when it is
+// internal; a client's error is logged at debug level, so a flood of bad requests cannot
+// flood the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p, internal := problemFor(err)
+	level, msg := zap.DebugLevel, "request refused"
 	if internal {
-		s.log.Error("request failed", zap.String("request_id", requestID(r.Context())),
-			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		level, msg = zap.ErrorLevel, "request failed"
+	}
+	if ce := s.log.Check(level, msg); ce != nil {
+		ce.Write(zap.String("request_id", requestID(r.Context())), zap.String("method", r.Method),
+			zap.String("path", r.URL.Path), zap.Int("status", p.Status), zap.Error(err))
 	}
 	writeProblem(w, r, p)
 }

@@ -53,6 +53,15 @@ type readAPI struct {
 // read models apart from it, with the runner live.
 func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 	t.Helper()
+	server, refusing := newReadServer(t, maxWait)
+	srv := httptest.NewServer(server)
+	t.Cleanup(srv.Close)
+	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: refusing}
+}
+
+// newReadServer is the server of newReadAPI, not yet served.
+func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomic.Bool) {
+	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
 	if err != nil {
@@ -101,9 +110,7 @@ func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 		t.Fatal(err)
 	}
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel})
-	srv := httptest.NewServer(server)
-	t.Cleanup(srv.Close)
-	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: refusing}
+	return server, refusing
 }
 
 func (a *readAPI) read(path string, v any) response {

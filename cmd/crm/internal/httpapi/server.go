@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ type Config struct {
 	Log      *zap.Logger
 	// MaxBody limits request bodies (default DefaultMaxBody).
 	MaxBody int64
+	// Appends, when set, is the store Commands appends through: health then also reports
+	// appends that fail.
+	Appends *AppendWatch
 }
 
 // Server serves the HTTP API.
@@ -41,6 +45,7 @@ type Server struct {
 	tokens  *auth.Tokens
 	log     *zap.Logger
 	maxBody int64
+	appends *AppendWatch
 	router  *mux.Router
 	// answerBuffers holds the buffers read-model answers are written into: a board of 250
 	// cards is about 60 KB, and allocating that per request shows at 100 clients.
@@ -49,7 +54,7 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, cmds: cfg.Commands, tokens: cfg.Tokens, log: cfg.Log, maxBody: cfg.MaxBody}
+	s := &Server{store: cfg.Store, cmds: cfg.Commands, tokens: cfg.Tokens, log: cfg.Log, maxBody: cfg.MaxBody, appends: cfg.Appends}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -60,14 +65,22 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP makes the server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP makes the server an http.Handler. A path that is not canonical is refused before
+// routing (see canonicalPath).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := canonicalPath(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
 
 // Router exposes the router so later read-model endpoints can be mounted beside the core ones.
 func (s *Server) Router() *mux.Router { return s.router }
 
 func (s *Server) routes() {
-	r := mux.NewRouter()
+	// No cleaning: it redirects before authentication; ServeHTTP refuses such paths instead.
+	r := mux.NewRouter().SkipClean(true)
 	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint"})
@@ -115,16 +128,28 @@ type prefixed struct {
 
 func (p prefixed) Handle(path string, h http.Handler) *mux.Route { return p.r.Handle(p.prefix+path, h) }
 
+// healthz answers 200 when the store answers a read and no append failed recently (see
+// AppendWatch), else 503.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if _, err := s.store.ReadAll(ctx, 0, 1); err != nil {
 		s.log.Warn("health check: store unreachable", zap.Error(err))
-		writeProblem(w, r, Problem{Type: ProblemBase + "unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
-			Detail: "the event store does not answer"})
+		s.writeError(w, r, unavailable("the event store does not answer"))
 		return
 	}
+	if s.appends != nil {
+		if age, err := s.appends.recentFailure(); err != nil {
+			s.log.Warn("health check: appends fail", zap.Error(err), zap.Duration("age", age))
+			s.writeError(w, r, unavailable(fmt.Sprintf("the event store answers reads, but the last append, %s ago, failed and none succeeded since", age.Round(time.Second))))
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func unavailable(detail string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, slug: "unavailable", title: "Service unavailable", detail: detail}
 }
 
 type ctxKey struct{}
