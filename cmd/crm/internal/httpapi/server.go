@@ -220,6 +220,11 @@ func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler
 			return
 		}
 		info(r.Context()).principal = p
+		// After authentication: a caller without a token learns nothing from its request.
+		if err := checkRequestText(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
