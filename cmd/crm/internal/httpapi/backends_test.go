@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,18 +32,27 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-// backend is an event store with its read-model database and audit source, as `crm serve`
-// pairs them.
+// backend opens an event store with its read-model database and audit sources, as `crm
+// serve` pairs them.
 type backend struct {
 	name string
-	open func(t testing.TB) (store eventstore.Store, db *projections.DB, feed, src audit.Source)
+	open func(t testing.TB) opened
+}
+
+type opened struct {
+	store     eventstore.Store
+	db        *projections.DB
+	feed, src audit.Source
+	// head reads the log's last position from the store's table: unlike ReadAll on
+	// PostgreSQL, it does not wait for transactions elsewhere in the cluster.
+	head func(ctx context.Context) (int64, error)
 }
 
 // backends are the embedded default and PostgreSQL (CRM_TEST_POSTGRES_URL; a test fails,
 // never skips, when it is unreachable).
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t testing.TB) (eventstore.Store, *projections.DB, audit.Source, audit.Source) {
+		{"sqlite", func(t testing.TB) opened {
 			dir := t.TempDir()
 			store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
 			if err != nil {
@@ -55,9 +65,13 @@ func backends() []backend {
 			}
 			t.Cleanup(func() { _ = db.SQL.Close() })
 			raw := audit.SQLiteSource(store.DB())
-			return store, db, raw, raw
+			return opened{store, db, raw, raw, func(ctx context.Context) (int64, error) {
+				var head int64
+				err := store.DB().QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&head)
+				return head, err
+			}}
 		}},
-		{"postgres", func(t testing.TB) (eventstore.Store, *projections.DB, audit.Source, audit.Source) {
+		{"postgres", func(t testing.TB) opened {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			url := projectiontest.PostgresURL()
@@ -72,7 +86,11 @@ func backends() []backend {
 				t.Fatalf("open postgres read models: %v", err)
 			}
 			t.Cleanup(func() { _ = db.SQL.Close() })
-			return store, db, audit.StoreSource(store), audit.PostgresSource(store.Pool())
+			return opened{store, db, audit.StoreSource(store), audit.PostgresSource(store.Pool()), func(ctx context.Context) (int64, error) {
+				var head int64
+				err := store.Pool().QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM `+pgx.Identifier{storeSchema, "events"}.Sanitize()).Scan(&head)
+				return head, err
+			}}
 		}},
 	}
 }
@@ -105,15 +123,14 @@ func freshSchema(t testing.TB, prefix string) string {
 // runner, rebuilds, audit) on a real listener over one backend.
 type wholeAPI struct {
 	*api
-	store eventstore.Store
-	// seen is the log's head at the last look (see head).
-	seen int64
+	logHead func(ctx context.Context) (int64, error)
 }
 
 func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	t.Helper()
 	ctx := context.Background()
-	store, db, feed, src := b.open(t)
+	o := b.open(t)
+	store, db := o.store, o.db
 	ps := []projections.Projection{board.Projection{}, journey.Projection{}, churn.Projection{}}
 	runner, err := projections.NewRunner(projections.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
@@ -147,10 +164,10 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds})
-	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, feed, src), AccessLog: newAccessLog(t)})
+	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	return &wholeAPI{api: &api{t: t, url: srv.URL}, store: store}
+	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head}
 }
 
 func newLedger(t testing.TB, feed, src audit.Source) *audit.Ledger {
@@ -185,28 +202,32 @@ func newAccessLog(t testing.TB) *audit.AccessLog {
 // head is the position of the log's last event.
 func (a *wholeAPI) head(t testing.TB) int64 {
 	t.Helper()
-	for {
-		events, err := a.store.ReadAll(context.Background(), a.seen, 1000)
-		if err != nil {
-			t.Fatalf("read the log: %v", err)
-		}
-		if len(events) == 0 {
-			return a.seen
-		}
-		a.seen = events[len(events)-1].Position
+	head, err := a.logHead(context.Background())
+	if err != nil {
+		t.Fatalf("head of the log: %v", err)
 	}
+	return head
 }
 
 // send sends a request whose path is taken as the client wrote it (escapes included), and
 // fails t, not the fixture's test, when it cannot.
 func (a *wholeAPI) send(t testing.TB, method, path, token, body string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, a.url+"/", strings.NewReader(body))
+	r, err := a.sendRaw(method, path, token, body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// sendRaw is send returning its error.
+func (a *wholeAPI) sendRaw(method, path, token, body string) (response, error) {
+	req, err := http.NewRequest(method, a.url+"/", strings.NewReader(body))
+	if err != nil {
+		return response{}, err
+	}
 	if req.URL, err = req.URL.Parse(path); err != nil {
-		t.Fatalf("path %q: %v", path, err)
+		return response{}, fmt.Errorf("path %q: %w", path, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	if body != "" {
@@ -214,12 +235,12 @@ func (a *wholeAPI) send(t testing.TB, method, path, token, body string) response
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }

@@ -76,7 +76,8 @@ func (s *Server) routes() {
 		writeProblem(w, r, Problem{Type: ProblemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
 			Detail: r.Method + " is not allowed on " + r.URL.Path})
 	})
-	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
+	// The router's middleware runs for matched routes only: these get their request id here.
+	r.NotFoundHandler, r.MethodNotAllowedHandler = s.withRequestID(notFound), s.withRequestID(notAllowed)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
