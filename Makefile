@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel seed clean
+.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -15,6 +15,13 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 test: check
 	@.ci/ensure-postgres
 	$(GO) test -count=1 -timeout 20m ./...
+
+## fuzz: FuzzRequests beyond its seeds (which `make test` runs): arbitrary requests to the whole
+## API over SQLite and PostgreSQL for FUZZTIME; a failing input lands in the package's testdata/fuzz
+FUZZTIME ?= 60s
+fuzz:
+	@.ci/ensure-postgres
+	$(GO) test -run '^$$' -fuzz '^FuzzRequests$$' -fuzztime $(FUZZTIME) ./cmd/crm/internal/httpapi/
 
 check:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \

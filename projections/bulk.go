@@ -100,9 +100,9 @@ type PreparedBatch interface {
 // transaction, or once per rebuild when the transaction belongs to one (the statements of a
 // rebuild's connection outlive its transactions). Multi-row statements have thousands of
 // parameters: parsing them again for every batch would cost as much as running them.
-func (t *Tx) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+func (t *Tx) Prepared(ctx context.Context, query string) (Stmt, error) {
 	if st, ok := t.stmts[query]; ok {
-		return st, nil
+		return Stmt{st}, nil
 	}
 	var (
 		st  *sql.Stmt
@@ -117,13 +117,27 @@ func (t *Tx) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		st, err = t.tx.PrepareContext(ctx, t.dialect.Rebind(query))
 	}
 	if err != nil {
-		return nil, err
+		return Stmt{}, err
 	}
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}
 	}
 	t.stmts[query] = st
-	return st, nil
+	return Stmt{st}, nil
+}
+
+// Stmt is a statement of a Tx prepared by Prepared: like the Tx's own statements, it makes
+// its text arguments storable (see storableText).
+type Stmt struct{ st *sql.Stmt }
+
+// ExecContext runs the statement.
+func (s Stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return s.st.ExecContext(ctx, storableArgs(args)...)
+}
+
+// QueryRowContext runs the query for one row.
+func (s Stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return s.st.QueryRowContext(ctx, storableArgs(args)...)
 }
 
 // stmtCache holds statements prepared on the database: a transaction on a connection where
@@ -194,7 +208,8 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 	if width == 0 || len(values)%width != 0 {
 		return fmt.Errorf("insert into %s: %d values for %d columns", table, len(values), width)
 	}
-	values = sortRows(values, width, key)
+	// Made storable before sorting: rows are then ordered by the keys as stored.
+	values = sortRows(storableArgs(values), width, key)
 	if onConflict == ConflictFail && t.dialect == Postgres && t.conn != nil && len(values) >= copyMinRows*width {
 		return t.copyRows(ctx, table, columns, values)
 	}
@@ -209,7 +224,7 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		if err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
-		if _, err := st.ExecContext(ctx, values[:n*width]...); err != nil {
+		if _, err := st.st.ExecContext(ctx, values[:n*width]...); err != nil { // made storable above
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 		values = values[n*width:]
@@ -331,6 +346,7 @@ func insertSQL(table string, columns []string, key int, onConflict OnConflict, r
 // argument: a JSON array read by json_each on SQLite, a text[] on PostgreSQL. One statement
 // then loads the rows of any number of keys.
 func (t *Tx) InKeys(column string, keys []string) (cond string, arg any, err error) {
+	keys = storableStrings(keys) // as the keys were written; inside JSON, Query could not see them
 	if t.dialect == Postgres {
 		return column + " = ANY(?::text[])", keys, nil
 	}

@@ -261,7 +261,7 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
 		}
 		_, err := r.db.SQL.ExecContext(ctx, r.db.Dialect.Rebind(`UPDATE `+parkedTable+`
-			SET error = ?, attempts = attempts + 1 WHERE id = ?`), applyErr.Error(), p.ID)
+			SET error = ?, attempts = attempts + 1 WHERE id = ?`), storableText(applyErr.Error()), p.ID)
 		if err != nil {
 			return nil, fmt.Errorf("record failed retry of %s: %w", p.EventID, err)
 		}

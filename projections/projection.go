@@ -153,19 +153,20 @@ type Tx struct {
 // Dialect is the SQL flavour of the transaction.
 func (t *Tx) Dialect() Dialect { return t.dialect }
 
-// Exec runs a statement written with ? placeholders.
+// Exec runs a statement written with ? placeholders; its text arguments are made storable
+// (see storableText), as are those of every statement of a Tx.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.dialect.Rebind(query), args...)
+	return t.tx.ExecContext(ctx, t.dialect.Rebind(query), storableArgs(args)...)
 }
 
 // QueryRow runs a query written with ? placeholders.
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.dialect.Rebind(query), args...)
+	return t.tx.QueryRowContext(ctx, t.dialect.Rebind(query), storableArgs(args)...)
 }
 
 // Query runs a query written with ? placeholders.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.dialect.Rebind(query), args...)
+	return t.tx.QueryContext(ctx, t.dialect.Rebind(query), storableArgs(args)...)
 }
 
 // checkpointsTable holds, per table set, the position of the last event applied to it.

@@ -36,6 +36,9 @@ func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return time.Time{}, jsonProblem(err)
 	}
+	if err := checkBodyText(raw, fields); err != nil {
+		return time.Time{}, err
+	}
 	if v, ok := fields["occurred_at"]; ok {
 		delete(fields, "occurred_at")
 		var s string

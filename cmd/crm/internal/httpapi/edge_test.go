@@ -34,14 +34,14 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-// backend opens a fresh, empty event store, closed (and dropped) when the test ends.
-type backend struct {
+// storeBackend opens a fresh, empty event store, closed (and dropped) when the test ends.
+type storeBackend struct {
 	name string
 	open func(t *testing.T) eventstore.Store
 }
 
-func backends() []backend {
-	return []backend{{"sqlite", openSQLiteStore}, {"postgres", openPostgresStore}}
+func storeBackends() []storeBackend {
+	return []storeBackend{{"sqlite", openSQLiteStore}, {"postgres", openPostgresStore}}
 }
 
 func openSQLiteStore(t *testing.T) eventstore.Store {
@@ -202,7 +202,7 @@ func TestUnreadableBodyIsTheClientsProblem(t *testing.T) {
 		// The client stays connected but sends no more: the read deadline passes.
 		{"body slower than the read timeout", commandHead("/v1/contacts", "Content-Length: 500\r\n"), body, false, 408, "request-timeout"},
 	}
-	for _, b := range backends() {
+	for _, b := range storeBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEdge(t, b.open(t), readTimeout)
@@ -244,7 +244,7 @@ func TestNonCanonicalPathsAreRefusedWithoutRedirect(t *testing.T) {
 		{"encoded slash in an id", "/v1/contacts/a%2Fb"},
 	}
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for _, b := range backends() {
+	for _, b := range storeBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEdge(t, b.open(t), 0)
@@ -299,7 +299,7 @@ func TestMetadataHeadersAreLimited(t *testing.T) {
 		{"causation id one character over", "X-Causation-ID", strings.Repeat("c", httpapi.MaxIDHeader+1), 431},
 		{"causation id of 900 KB", "X-Causation-ID", strings.Repeat("c", huge), 431},
 	}
-	for _, b := range backends() {
+	for _, b := range storeBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEdge(t, b.open(t), 0)

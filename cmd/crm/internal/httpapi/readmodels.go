@@ -65,7 +65,7 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		return listParked(r, rm.Runner)
 	}))).Methods(http.MethodGet)
 	// Retrying applies events to a read model: the same right as rebuilding one.
-	v1.Handle("/projections/parked/{id}/retry", s.authorize(auth.PermRebuild, s.query(func(r *http.Request) (any, int64, error) {
+	v1.Handle("/projections/parked/{parkedId}/retry", s.authorize(auth.PermRebuild, s.query(func(r *http.Request) (any, int64, error) {
 		return retryParked(r, rm.Runner)
 	}))).Methods(http.MethodPost)
 
@@ -236,7 +236,7 @@ func listParked(r *http.Request, runner *projections.Runner) (any, int64, error)
 // retryParked answers 200 with what the retry did, also when the event failed again
 // (failed names it): the request itself succeeded and changed the parked row.
 func retryParked(r *http.Request, runner *projections.Runner) (any, int64, error) {
-	raw := mux.Vars(r)["id"]
+	raw := mux.Vars(r)["parkedId"] // not "id": that one is a contact's or a deal's UUID
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 1 {
 		return nil, 0, &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",

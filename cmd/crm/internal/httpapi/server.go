@@ -89,7 +89,8 @@ func (s *Server) routes() {
 		writeProblem(w, r, Problem{Type: ProblemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
 			Detail: r.Method + " is not allowed on " + r.URL.Path})
 	})
-	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
+	// The router's middleware runs for matched routes only: these get their request id here.
+	r.NotFoundHandler, r.MethodNotAllowedHandler = s.withRequestID(notFound), s.withRequestID(notAllowed)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
@@ -245,6 +246,11 @@ func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler
 			return
 		}
 		info(r.Context()).principal = p
+		// After authentication: a caller without a token learns nothing from its request.
+		if err := checkRequestText(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
