@@ -328,23 +328,51 @@ func TestMetadataHeadersAreLimited(t *testing.T) {
 	}
 }
 
-// A header block over the server's limit, which net/http refuses before any handler runs, is
-// answered with a problem too.
-func TestOversizedHeaderBlockIsAProblem(t *testing.T) {
+// Requests net/http refuses itself, before any handler runs (a header block over the limit, a
+// byte HTTP forbids in a header, such as NUL), are answered with problems, not net/http's plain
+// text, and append nothing.
+func TestNetHTTPRefusalsAreProblems(t *testing.T) {
 	t.Parallel()
-	e := newEdge(t, openSQLiteStore(t), 0)
 	// net/http reads MaxHeaderBytes plus 4 KiB of slack before it refuses.
 	filler := "X-Filler: " + strings.Repeat("f", httpapi.MaxHeaderBytes+8<<10) + "\r\n"
-	resp := rawExchange(t, e.addr, "GET /healthz HTTP/1.1\r\nHost: crm\r\n"+filler+"\r\n", "", false)
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("status %d, want 431", resp.StatusCode)
+	command := func(header string) string {
+		return "POST /v1/contacts HTTP/1.1\r\nHost: crm\r\nAuthorization: Bearer " + appToken +
+			"\r\nContent-Type: application/json\r\nContent-Length: 35\r\n" + header + "\r\n"
 	}
-	if p := problemOf(t, resp); p["type"] != httpapi.ProblemBase+"header-too-large" || p["status"] != 431.0 || p["title"] == "" {
-		t.Fatalf("problem %v", p)
-	}
-	// The connection answers nothing more, and a new one is served as usual.
-	if r := e.do("GET", "/healthz", "", ""); r.status != http.StatusOK {
-		t.Fatalf("health after the refusal: %d %s", r.status, r.body)
+	const body = `{"name":"Aoi","channel":"web_form"}`
+	for _, tc := range []struct {
+		name, head string
+		status     int
+		problem    string
+	}{
+		{"header block over the limit", "GET /healthz HTTP/1.1\r\nHost: crm\r\n" + filler + "\r\n", 431, "header-too-large"},
+		{"NUL in X-Reason", command("X-Reason: a\x00b\r\n"), 400, "bad-request"},
+		{"NUL in X-Correlation-ID", command("X-Correlation-ID: a\x00b\r\n"), 400, "bad-request"},
+		{"DEL in Idempotency-Key", command("Idempotency-Key: a\x7fb\r\n"), 400, "bad-request"},
+		{"space in a header name", command("X-Re son: x\r\n"), 400, "bad-request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEdge(t, openSQLiteStore(t), 0)
+			b := body
+			if strings.HasPrefix(tc.head, "GET") {
+				b = ""
+			}
+			resp := rawExchange(t, e.addr, tc.head, b, false)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if p := problemOf(t, resp); p["type"] != httpapi.ProblemBase+tc.problem || p["status"] != float64(tc.status) || p["title"] == "" || p["detail"] == "" {
+				t.Fatalf("problem %v", p)
+			}
+			if n := e.events(); n != 0 {
+				t.Fatalf("%d events appended by a refused request", n)
+			}
+			// The connection answers nothing more, and a new one is served as usual.
+			if r := e.do("GET", "/healthz", "", ""); r.status != http.StatusOK {
+				t.Fatalf("health after the refusal: %d %s", r.status, r.body)
+			}
+		})
 	}
 }
 
