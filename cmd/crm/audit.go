@@ -17,11 +17,10 @@ import (
 
 func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per event")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"history takes one stream name, e.g. contact-<id> or deal-<id>"}
@@ -72,11 +71,10 @@ func historyLine(e eventstore.Event, chainErr error) map[string]any {
 
 func runVerify(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	store, err := config.OpenStore(ctx, cfg)
 	if err != nil {

@@ -50,18 +50,17 @@ func runAudit(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 }
 
-func auditFlags(name string, cfg *config.Config, stderr io.Writer) *flag.FlagSet {
+func auditFlags(name string, cfg *config.Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("audit "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR): the store, audit.key and the audit tree")
 	return fs
 }
 
 func runAuditKey(cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := auditFlags("key", &cfg, stderr)
+	fs := auditFlags("key", &cfg)
 	asPEM := fs.Bool("pem", false, "print the key as PEM (PKIX), for openssl")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	signer, _, err := audit.LoadOrCreateKey(cfg.DataDir)
 	if err != nil {
@@ -75,9 +74,9 @@ func runAuditKey(cfg config.Config, args []string, stdout, stderr io.Writer) err
 }
 
 func runAuditCheckpoint(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := auditFlags("checkpoint", &cfg, stderr)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	fs := auditFlags("checkpoint", &cfg)
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	store, err := config.OpenStore(ctx, cfg)
 	if err != nil {
@@ -137,7 +136,7 @@ func verifyKey(cfg config.Config, path string) (audit.PublicKey, string, error) 
 }
 
 func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := auditFlags("verify", &cfg, stderr)
+	fs := auditFlags("verify", &cfg)
 	cpPath := fs.String("checkpoint", "", "the saved checkpoint to verify against (required)")
 	keyPath := fs.String("key", "", "the server's public key: the JSON of GET /v1/audit/key or a PEM file (default: the data directory's audit.key)")
 	all := fs.Bool("all", false, "verify the whole log: every chain and the Merkle root (the default)")
@@ -145,8 +144,8 @@ func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdou
 	event := fs.String("event", "", "verify one event, STREAM:VERSION")
 	newer := fs.String("newer", "", "a newer checkpoint: verify that it extends --checkpoint")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	modes := 0
 	for _, set := range []bool{*all, *stream != "", *event != "", *newer != ""} {
@@ -253,11 +252,11 @@ func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdou
 }
 
 func runAuditAccessLog(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
-	fs := auditFlags("access-log", &cfg, stderr)
+	fs := auditFlags("access-log", &cfg)
 	after := fs.Int64("after", 0, "list entries after this sequence number")
 	limit := fs.Int("limit", 100, "list at most this many entries")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	path := filepath.Join(cfg.DataDir, auditAccessFile)
 	if _, err := os.Stat(path); err != nil {

@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,10 +29,12 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // the help asked for is printed
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintln(os.Stderr, "crm:", err)
-			fmt.Fprint(os.Stderr, usage)
 			os.Exit(2)
 		}
 		// One line: driver errors may span several.
@@ -63,7 +66,7 @@ func (e usageError) Error() string { return e.msg }
 // run is the whole program, so it can be tested without a process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"no command given"}
+		return usageError{"no command given (run 'crm -h' for the commands)"}
 	}
 	cfg := config.FromEnv(getenv)
 	switch args[0] {
@@ -85,6 +88,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return usageError{fmt.Sprintf("unknown command %q", args[0])}
+		return usageError{fmt.Sprintf("unknown command %q (run 'crm -h' for the commands)", args[0])}
 	}
+}
+
+// parseArgs parses a command's flags into cfg and validates the whole configuration, before
+// the command does anything. -h prints the command's flags on stdout and returns
+// flag.ErrHelp, which ends the program with status 0; a mistake in the command line is a
+// usageError of one line.
+func parseArgs(fs *flag.FlagSet, args []string, cfg *config.Config, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "usage: crm %s [flags]\n\nflags:\n", fs.Name())
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	case err != nil:
+		return usageError{fmt.Sprintf("%s: %v (run 'crm %s -h' for its flags)", fs.Name(), err, fs.Name())}
+	}
+	return cfg.Validate()
 }

@@ -36,15 +36,14 @@ func projectionNamed(name string) (projections.Projection, error) {
 
 func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	name := fs.String("projection", "", "the projection to rebuild")
 	all := fs.Bool("all", false, "rebuild every projection, in one pass over the log")
 	batch := fs.Int("batch", projections.DefaultRebuildBatch, "events per read and per transaction")
 	dropDelay := fs.Duration("drop-delay", projections.DefaultDropDelay, "pause before the replaced tables are dropped, so that queries a running server started on them can end")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("rebuild takes no arguments, got %q", fs.Args())}
@@ -240,7 +239,6 @@ func runProjections(ctx context.Context, cfg config.Config, args []string, stdou
 
 func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections diff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	sample := fs.Int("sample", projections.DefaultDiffSample, "rows shown per table and kind (added, removed, changed)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	against := fs.String("against", "", "compare with this table set (its prefix) instead of the one in service")
@@ -252,8 +250,8 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	if name == "" && fs.NArg() == 1 {
 		name = fs.Arg(0)

@@ -16,7 +16,6 @@ import (
 
 func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var sc seed.Config
 	fs.IntVar(&sc.Contacts, "contacts", 1000, "number of contacts (about 10 events each)")
 	fs.Uint64Var(&sc.Seed, "seed", 1, "random seed: the same seed writes the same history")
@@ -25,8 +24,8 @@ func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	fs.IntVar(&sc.Days, "days", 640, "leads arrive over this many days")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("seed takes no arguments, got %q", fs.Args())}

@@ -22,23 +22,25 @@ import (
 
 func runServe(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (CRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
 	fs.StringVar(&cfg.ReadModelWait, "read-wait", cfg.ReadModelWait, "longest wait of a read-model answer for min_position (CRM_READMODEL_WAIT)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
+		return err
 	}
 	log, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-
-	tokens, err := loadTokens(cfg, stdout)
+	// The address is taken first: a port in use is the first and only thing reported, and
+	// nothing (token, store, read models) has been made yet.
+	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	defer ln.Close()
+
 	store, err := config.OpenStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -62,6 +64,12 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer readModels.SQL.Close()
+	// The token is made once the store and the read models are open, so that a database that
+	// cannot be reached leaves no token behind, and before anything starts.
+	tokens, err := loadTokens(cfg, stdout)
+	if err != nil {
+		return err
+	}
 	appends := httpapi.WatchAppends(store)
 	cmds := commands.NewHandler(appends)
 	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
@@ -80,10 +88,6 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer stopAudit()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
 	srv := api.HTTPServer(httpapi.DefaultTimeouts().ForReadWait(readWait))
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir))
 	errc := make(chan error, 1)

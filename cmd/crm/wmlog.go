@@ -30,7 +30,9 @@ func (l zapLogger) Error(msg string, err error, fields watermill.LogFields) {
 	l.log.Error(msg, append(fieldsOf(fields), zap.Error(err))...)
 }
 
-func (l zapLogger) Info(msg string, fields watermill.LogFields) { l.log.Info(msg, fieldsOf(fields)...) }
+// Info is Watermill's own life cycle (handlers added, started, closed): at debug, so that the
+// server's log at info says what the server does, not how its router is wired.
+func (l zapLogger) Info(msg string, fields watermill.LogFields) { l.Debug(msg, fields) }
 
 func (l zapLogger) Debug(msg string, fields watermill.LogFields) {
 	if ce := l.log.Check(zapcore.DebugLevel, msg); ce != nil {
