@@ -2,19 +2,15 @@ package httpapi_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
+	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/audit"
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // auditBackends are the stores the audit tests run on.
@@ -48,45 +44,36 @@ func openAuditStore(t *testing.T, backend, dir string) auditStore {
 	return auditStore{}
 }
 
-func postgresURL() string {
-	if u := os.Getenv("CRM_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
 // openPostgres opens a store in a fresh schema, dropped when t ends. It fails, never skips,
 // when PostgreSQL cannot be reached.
-func openPostgres(t *testing.T) *postgres.Store {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "httpapi_test_" + hex.EncodeToString(b[:])
-	s, err := postgres.Open(context.Background(), postgresURL(), postgres.WithSchema(schema))
-	if err != nil {
-		t.Fatalf("open PostgreSQL at %s (set CRM_TEST_POSTGRES_URL): %v", redact(postgresURL()), err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		conn, err := pgx.Connect(context.Background(), postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+func openPostgres(t testing.TB) *postgres.Store {
+	s, _ := openPostgresSchema(t)
 	return s
 }
 
-func redact(u string) string {
-	p, err := url.Parse(u)
+// openPostgresSchema is openPostgres, also naming the store's schema.
+func openPostgresSchema(t testing.TB) (*postgres.Store, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	schema := freshSchema(t, "httpapi_test_")
+	s, err := postgres.Open(ctx, projectiontest.PostgresURL(), postgres.WithSchema(schema))
 	if err != nil {
-		return "(the URL)"
+		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL): %v", projectiontest.PostgresURL(), err)
 	}
-	return p.Redacted()
+	t.Cleanup(func() { _ = s.Close() })
+	return s, schema
+}
+
+// openSQLiteStore opens a fresh SQLite store, closed when t ends.
+func openSQLiteStore(t testing.TB) eventstore.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "crm.db"))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // logLength is the number of events in the whole log.

@@ -3,9 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,8 +26,6 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/eventstore/postgres"
-	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -41,42 +37,11 @@ type storeBackend struct {
 }
 
 func storeBackends() []storeBackend {
-	return []storeBackend{{"sqlite", openSQLiteStore}, {"postgres", openPostgresStore}}
+	return []storeBackend{{"sqlite", func(t *testing.T) eventstore.Store { return openSQLiteStore(t) }}, {"postgres", openPostgresStore}}
 }
 
-func openSQLiteStore(t *testing.T) eventstore.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "crm.db"))
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-// openPostgresStore opens a store in a schema of its own on the test PostgreSQL; the test
-// fails, never skips, when it cannot be reached.
-func openPostgresStore(t *testing.T) eventstore.Store {
-	s, _ := openPostgresSchema(t)
-	return s
-}
-
-// openPostgresSchema is openPostgresStore, also naming the store's schema.
-func openPostgresSchema(t *testing.T) (eventstore.Store, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "httpapi_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() { execPostgres(t, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	s, err := postgres.Open(ctx, projectiontest.PostgresURL(), postgres.WithSchema(schema))
-	if err != nil {
-		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL): %v", projectiontest.PostgresURL(), err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s, schema
-}
+// openPostgresStore is openPostgres as a storeBackend opens it.
+func openPostgresStore(t *testing.T) eventstore.Store { return openPostgres(t) }
 
 // execPostgres runs statements on a connection of their own.
 func execPostgres(t *testing.T, sql string) {
