@@ -247,3 +247,26 @@ func TestOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestCells(t *testing.T) {
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{"one latency", msSpan([]float64{54}), "54.0 ms"},
+		{"a range in seconds", msSpan([]float64{9300, 14600, 12000}), "9.3-14.6 s"},
+		{"a range past 100 ms", msSpan([]float64{120, 130.4}), "120-130 ms"},
+		{"rounds that print alike", spanOf([]float64{49.98, 50.01}, ""), "50.0"},
+		{"counts", spanOf([]float64{0, 3}, ""), "0-3"},
+		{"p50 / p99 over rounds", pair([]latency{{Requests: 1, P50ms: 21, P99ms: 129}, {Requests: 1, P50ms: 39, P99ms: 140}}), "21.0-39.0 ms / 129-140 ms"},
+		{"no requests", pair([]latency{{}}), "–"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+}

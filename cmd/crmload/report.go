@@ -266,11 +266,16 @@ func writeBurst(w io.Writer, b *burstResult) {
 		b.Commands.Requests, num(b.Commands.PerSec), pair([]latency{b.Commands}), b.Commands.Errors, msCell(b.CPU.MsPerCommand),
 		b.PeakLagEvents, b.PeakLagSeconds, caught)
 	fmt.Fprint(w, "| t (s) | lag events | lag seconds |\n|---|---|---|\n")
+	if len(b.Series) == 0 {
+		return
+	}
+	// At most about 30 rows, one a second or fewer; the JSON has every sample.
+	step := max(1, math.Ceil(b.Series[len(b.Series)-1].T/30))
 	next := 0.0
 	for i, s := range b.Series {
-		if s.T >= next || i == len(b.Series)-1 { // about one sample a second
+		if s.T >= next || i == len(b.Series)-1 {
 			tableRow(w, []string{fmt.Sprintf("%.1f", s.T), fmt.Sprint(s.Events), fmt.Sprintf("%.1f", s.Seconds)})
-			next = math.Floor(s.T) + 1
+			next = (math.Floor(s.T/step) + 1) * step
 		}
 	}
 	fmt.Fprintln(w)
@@ -340,14 +345,10 @@ func pair(ls []latency) string {
 // msSpan is "lo-hi unit" of milliseconds, in seconds from a second on.
 func msSpan(v []float64) string {
 	lo, hi := slices.Min(v), slices.Max(v)
-	unit, div := "ms", 1.0
 	if hi >= 1000 {
-		unit, div = "s", 1000
+		return span(fixed(lo/1000), fixed(hi/1000)) + " s"
 	}
-	if lo == hi {
-		return short(lo/div) + " " + unit
-	}
-	return short(lo/div) + "-" + short(hi/div) + " " + unit
+	return span(fixed(lo), fixed(hi)) + " ms"
 }
 
 func msCell(v float64) string { return msSpan([]float64{v}) }
@@ -357,25 +358,31 @@ func spanOf(v []float64, unit string) string {
 	if len(v) == 0 {
 		return "–"
 	}
-	lo, hi := slices.Min(v), slices.Max(v)
-	if lo == hi {
-		return short(lo) + unit
-	}
-	return short(lo) + "-" + short(hi) + unit
+	return span(short(slices.Min(v)), short(slices.Max(v))) + unit
 }
 
-// short prints a figure with two or three significant digits.
-func short(v float64) string {
-	switch a := math.Abs(v); {
-	case a == 0:
-		return "0"
-	case a < 10:
-		return fmt.Sprintf("%.2g", v)
-	case a < 100:
+// span is "lo-hi", or one figure when both print the same.
+func span(lo, hi string) string {
+	if lo == hi {
+		return lo
+	}
+	return lo + "-" + hi
+}
+
+// fixed prints a latency with one decimal under 100.
+func fixed(v float64) string {
+	if math.Abs(v) < 100 {
 		return fmt.Sprintf("%.1f", v)
-	default:
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// short prints a count as a whole number, and another figure with one decimal under 100.
+func short(v float64) string {
+	if v == math.Trunc(v) || math.Abs(v) >= 100 {
 		return fmt.Sprintf("%.0f", v)
 	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 func num(v float64) string { return short(v) }
