@@ -53,6 +53,7 @@ type options struct {
 	lagRate      int // commands/s of the lag scenario
 	burst        time.Duration
 	catchUp      time.Duration // longest wait for the read models to catch up
+	startup      time.Duration // longest wait for a server's start: its catch-up over the whole log
 	settle       time.Duration // quiet time the server needs before a measurement
 	scenarios    map[string]bool
 	jsonPath     string
@@ -105,7 +106,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.saturation, "saturation", 64, "writer clients at full speed in the burst and saturation scenarios")
 	fs.IntVar(&o.lagRate, "lag-rate", 500, "commands/s of the lag scenario")
 	fs.DurationVar(&o.burst, "burst", 10*time.Second, "length of the full-speed burst")
-	fs.DurationVar(&o.catchUp, "catch-up", 10*time.Minute, "longest wait for the read models to catch up (at start, between scenarios, after the burst)")
+	fs.DurationVar(&o.catchUp, "catch-up", 10*time.Minute, "longest wait for the read models to catch up between scenarios and after the burst")
+	fs.DurationVar(&o.startup, "startup", time.Hour, "longest wait for a started server to catch up with the whole log and be quiet")
 	fs.DurationVar(&o.settle, "settle", 15*time.Second, "the server must use under 10% of a CPU for this long before the first measurement (snapshots and catch-up are done)")
 	only := fs.String("scenarios", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
@@ -134,8 +136,8 @@ func (o options) validate() error {
 	if o.postgres != "" && o.schema == "" {
 		errs = append(errs, errors.New("--postgres needs --schema, the seeded store schema"))
 	}
-	if o.duration <= 0 || o.burst <= 0 || o.catchUp <= 0 || o.settle < 0 {
-		errs = append(errs, errors.New("--duration, --burst and --catch-up must be positive"))
+	if o.duration <= 0 || o.burst <= 0 || o.catchUp <= 0 || o.startup <= 0 || o.settle < 0 {
+		errs = append(errs, errors.New("--duration, --burst, --catch-up and --startup must be positive"))
 	}
 	if o.readers <= 0 || o.rounds <= 0 || o.lanes <= 0 || o.saturation <= 0 || o.lagRate <= 0 {
 		errs = append(errs, errors.New("--readers, --rounds, --lanes, --saturation and --lag-rate must be positive"))

@@ -52,13 +52,13 @@ func startSession(ctx context.Context, o options, t target, span time.Duration, 
 	}
 	ss := &session{o: o, s: s, c: newClient(s.base, s.token, o.readers+o.lanes+o.saturation+lagWatchers), log: log}
 	ss.note("%s server started on %s; waiting for the read models to catch up", t.backend, s.base)
-	if _, err := waitCaughtUp(ctx, ss.s, ss.c, 0, o.catchUp); err != nil {
+	if _, err := waitCaughtUp(ctx, ss.s, ss.c, 0, o.startup); err != nil {
 		ss.stop()
 		return nil, startup{}, err
 	}
 	caught := time.Since(start)
 	ss.note("caught up after %.0f s; waiting until the server is quiet for %s", caught.Seconds(), span)
-	if err := waitQuiet(ctx, ss.s, span, o.catchUp); err != nil {
+	if err := waitQuiet(ctx, ss.s, span, o.startup); err != nil {
 		ss.stop()
 		return nil, startup{}, err
 	}
