@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel seed clean
+.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -33,7 +33,7 @@ build:
 	$(GO) build -o bin/crm ./cmd/crm
 
 ## bench: every benchmark whose figures the issues report
-bench: bench-store bench-commands bench-http bench-seed bench-projections bench-rebuild bench-timetravel
+bench: bench-store bench-commands bench-http bench-seed bench-projections bench-rebuild bench-timetravel bench-load
 
 bench-store:
 	@.ci/ensure-postgres
@@ -106,6 +106,34 @@ bench-timetravel: build
 	cp $(REBUILD_BENCH_DIR)/sqlite/crm.db $(REBUILD_BENCH_DIR)/timetravel/crm.db
 	CRM_BENCH_TIMETRAVEL_STORE=$(REBUILD_BENCH_DIR)/timetravel/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log \
 		CRM_BENCH_TIMETRAVEL_EVERY=$(SNAPSHOT_EVERY) $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
+
+## bench-load: the whole server under load (cmd/crmload): bin/crm serve started on a copy of
+## bench-rebuild's seeded logs (~1M events, seeded on the first run), SQLite then PostgreSQL.
+## LOAD_READERS readers pinned to one question each beside paced writers at each of LOAD_RATES
+## commands/s, LOAD_DURATION per round, the rates interleaved LOAD_ROUNDS times; command-to-
+## board lag at 500 commands/s; a full-speed burst and the read models' catch-up; commands/s
+## at saturation on an empty store beside a trivial JSON handler. The reports (Markdown and
+## JSON) go to LOAD_REPORT_DIR; LOAD_ARGS passes more flags (`bin/crmload -h`);
+## LOAD_POSTGRES_SCHEMA measures another seeded store schema. A run whose requests failed is
+## flagged and exits 1.
+LOAD_DURATION ?= 30s
+LOAD_READERS ?= 100
+LOAD_RATES ?= 0,50,200
+LOAD_ROUNDS ?= 3
+LOAD_ARGS ?=
+LOAD_POSTGRES_SCHEMA ?= crm_bench_rebuild_log
+LOAD_REPORT_DIR ?= $(REBUILD_BENCH_DIR)/load
+LOAD_FLAGS = --crm bin/crm --duration $(LOAD_DURATION) --readers $(LOAD_READERS) --rates $(LOAD_RATES) --rounds $(LOAD_ROUNDS) $(LOAD_ARGS)
+bench-load: build
+	@.ci/ensure-postgres
+	$(GO) build -o bin/crmload ./cmd/crmload
+	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(LOAD_REPORT_DIR)
+	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
+	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
+	@bin/crmload --sqlite $(REBUILD_BENCH_DIR)/sqlite/crm.db $(LOAD_FLAGS) --json $(LOAD_REPORT_DIR)/sqlite.json > $(LOAD_REPORT_DIR)/sqlite.md; \
+		status=$$?; cat $(LOAD_REPORT_DIR)/sqlite.md; exit $$status
+	@bin/crmload --postgres '$(CRM_TEST_POSTGRES_URL)' --schema $(LOAD_POSTGRES_SCHEMA) $(LOAD_FLAGS) --json $(LOAD_REPORT_DIR)/postgres.json > $(LOAD_REPORT_DIR)/postgres.md; \
+		status=$$?; cat $(LOAD_REPORT_DIR)/postgres.md; exit $$status
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:

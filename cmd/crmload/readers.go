@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// question is one read the readers ask, always at the same URL.
+type question struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+}
+
+// questions are the reads of the report, for one contact of the store.
+func questions(contact string) []question {
+	return []question{
+		{"journey map", "/v1/analytics/journey-map"},
+		{"churn points", "/v1/analytics/churn-points"},
+		{"board", "/v1/pipeline/board"},
+		{"one contact's journey", "/v1/journeys/" + contact},
+		{"one contact", "/v1/contacts/" + contact},
+	}
+}
+
+// pickContact finds a contact with an open deal on the board: one whose journey and state
+// are worth reading. A store without one gets a contact and a deal of its own.
+func pickContact(ctx context.Context, c *client) (string, error) {
+	st, payload, err := c.do(ctx, "GET", "/v1/pipeline/board?limit=1", nil)
+	if err != nil || st != 200 {
+		return "", fmt.Errorf("read the board: %s", failure(st, payload, err))
+	}
+	var board struct {
+		Data struct {
+			Stages []struct {
+				Cards []struct {
+					ContactID string `json:"contact_id"`
+				} `json:"cards"`
+			} `json:"stages"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(payload, &board); err != nil {
+		return "", fmt.Errorf("read the board: %w", err)
+	}
+	for _, s := range board.Data.Stages {
+		if len(s.Cards) > 0 && s.Cards[0].ContactID != "" {
+			return s.Cards[0].ContactID, nil
+		}
+	}
+	return createContact(ctx, c)
+}
+
+// createContact writes a contact with an open deal, for a store whose board is empty.
+func createContact(ctx context.Context, c *client) (string, error) {
+	j := newJourney(rand.New(rand.NewPCG(1, 1)), "load-reader")
+	j.plan = []string{kindContact, kindOpenDeal}
+	var rec recorder
+	for !j.done() {
+		cmd := j.current()
+		st, payload, err := c.do(ctx, "POST", cmd.path, cmd.body)
+		if !rec.record(0, st, payload, err) {
+			return "", fmt.Errorf("create a contact to read: %s", rec.firstErr)
+		}
+		var res struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(payload, &res); err != nil {
+			return "", fmt.Errorf("create a contact to read: %w", err)
+		}
+		j.answered(cmd, res.ID)
+	}
+	return j.contact, nil
+}
+
+// readers asks the questions, each reader pinned to one of them (reader i to question i
+// modulo their number), one request after the other, until until; requests in flight then
+// finish and count.
+func readers(ctx context.Context, c *client, n int, qs []question, until time.Time, rec *recorders) {
+	var wg sync.WaitGroup
+	for i := range n {
+		q := qs[i%len(qs)]
+		r := rec.get(q.Name)
+		wg.Go(func() {
+			for time.Now().Before(until) && ctx.Err() == nil {
+				start := time.Now()
+				st, payload, err := c.do(ctx, "GET", q.Path, nil)
+				if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+					return // the run was interrupted: not a failure of the server
+				}
+				r.record(time.Since(start), st, payload, err)
+			}
+		})
+	}
+	wg.Wait()
+}
