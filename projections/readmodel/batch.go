@@ -27,6 +27,11 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 		p.events[i].batch, p.events[i].index = b, i
 	}
 	p.first, p.err = p.fold(newRows(m.tables, nil))
+	if p.first.missed {
+		// The changes of a pass that missed rows are folded again: only the misses are kept
+		// while the batch waits for the writer.
+		p.first.dropChanges()
+	}
 	// The decoded values are kept by the events: the batch (and the events' other fields)
 	// can go.
 	for i := range p.events {

@@ -73,6 +73,15 @@ func (rows *Rows) reset() {
 	}
 }
 
+// dropChanges forgets the changes of a pass, keeping its misses.
+func (rows *Rows) dropChanges() {
+	for _, tr := range rows.tables {
+		tr.changed = map[string]change{}
+		tr.order = nil
+		tr.changedGroups = nil
+	}
+}
+
 func (rows *Rows) of(t table) *tableRows {
 	for _, tr := range rows.tables {
 		if tr.t == t {

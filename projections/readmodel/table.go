@@ -332,7 +332,8 @@ func normalKey(values []any) []any {
 // encodeKey encodes key values (strings and int64s) as one map key: each value length-prefixed,
 // so no two keys share an encoding, and the encoding of a key's first value is the group's.
 func encodeKey(values []any) string {
-	var b []byte
+	var buf [64]byte
+	b := buf[:0]
 	for _, v := range values {
 		b = appendKeyValue(b, v)
 	}
