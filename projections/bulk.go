@@ -135,6 +135,11 @@ func (s Stmt) ExecContext(ctx context.Context, args ...any) (sql.Result, error) 
 	return s.st.ExecContext(ctx, storableArgs(args)...)
 }
 
+// QueryContext runs the query.
+func (s Stmt) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, storableArgs(args)...)
+}
+
 // QueryRowContext runs the query for one row.
 func (s Stmt) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
 	return s.st.QueryRowContext(ctx, storableArgs(args)...)
@@ -220,16 +225,31 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		if n < per {
 			n = 1 << (bits.Len(uint(n)) - 1)
 		}
-		st, err := t.Prepared(ctx, insertSQL(table, columns, key, onConflict, n))
-		if err != nil {
-			return fmt.Errorf("insert into %s: %w", table, err)
-		}
-		if _, err := st.st.ExecContext(ctx, values[:n*width]...); err != nil { // made storable above
+		if err := t.execPrepared(ctx, insertSQL(table, columns, key, onConflict, n), values[:n*width]); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 		values = values[n*width:]
 	}
 	return nil
+}
+
+// execPrepared runs query (written with ?) with args, prepared: once per transaction, or once
+// per rebuild. A live transaction on PostgreSQL runs it plainly: the driver keeps prepared
+// statements per connection already, and preparing it for one transaction would cost a
+// round trip more.
+//
+// args are made storable by the caller (Insert does it once for all its rows).
+func (t *Tx) execPrepared(ctx context.Context, query string, args []any) error {
+	if t.dialect == Postgres && t.shared == nil {
+		_, err := t.tx.ExecContext(ctx, t.dialect.Rebind(query), args...)
+		return err
+	}
+	st, err := t.Prepared(ctx, query)
+	if err != nil {
+		return err
+	}
+	_, err = st.st.ExecContext(ctx, args...)
+	return err
 }
 
 // sortRows returns the rows of values ordered by their first key columns, stably.

@@ -18,7 +18,7 @@ import (
 // boardV2 is a changed board, as an analyst would try it: version 2 no longer takes the
 // final amount of a won deal (the deal keeps the amount it was opened with). It has no batch
 // path, so the diff builds it with its own Apply.
-type boardV2 struct{ board board.Projection }
+type boardV2 struct{ board projections.Projection }
 
 func (p boardV2) Name() string { return p.board.Name() }
 func (boardV2) Version() int   { return 2 }
@@ -53,7 +53,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		t.Logf("seed %d", seed)
 		w := newWorkload(commands.NewHandler(store))
 		w.run(ctx, t, rand.New(rand.NewPCG(seed, 1)), 400)
-		p := board.Projection{}
+		p := board.Projection()
 		r := newRunner(t, runnerConfig(store, db), p)
 		start(t, r)
 		waitAll(t, db, store, []projections.Projection{p})
@@ -85,7 +85,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 			t.Fatalf("the same code differs: %+v", same)
 		}
 
-		changed, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Sample: 3}, boardV2{}, served)
+		changed, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Sample: 3}, boardV2{board.Projection()}, served)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,7 +25,7 @@ import (
 )
 
 func readModels() []projections.Projection {
-	return []projections.Projection{board.Projection{}, journey.Projection{}, churn.Projection{}}
+	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
 }
 
 // workload issues random commands through the real command handler: creations, detail and

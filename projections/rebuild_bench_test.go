@@ -128,7 +128,7 @@ func BenchmarkRebuild(b *testing.B) {
 					}
 					cpu0 := cpuTime()
 					start := time.Now()
-					res, err := projections.Rebuild(ctx, cfg, board.Projection{}, journey.Projection{}, churn.Projection{})
+					res, err := projections.Rebuild(ctx, cfg, board.Projection(), journey.Projection(), churn.Projection())
 					elapsed := time.Since(start)
 					cpu := cpuTime() - cpu0
 					peakHeap := stop()

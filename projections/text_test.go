@@ -85,7 +85,7 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 				dump[p.Name()] = projectiontest.Dump(t, db, live)
 			}
 			var name string
-			if err := db.SQL.QueryRow(`SELECT name FROM ` + projections.TablesFor(board.Projection{}, "").Name("contacts") +
+			if err := db.SQL.QueryRow(`SELECT name FROM ` + projections.TablesFor(board.Projection(), "").Name("contacts") +
 				` WHERE contact_id = 'c1'`).Scan(&name); err != nil {
 				t.Fatal(err)
 			}

@@ -111,7 +111,7 @@ func TestTimeTravelFiles(t *testing.T) {
 	}
 
 	// What a crash leaves.
-	p := journey.Projection{}
+	p := journey.Projection()
 	left := []string{
 		fmt.Sprintf("%s_v%d_s%d.db.part", p.Name(), p.Version(), 2*every*1000),
 		fmt.Sprintf("%s_v%d_s%d.db.part-journal", p.Name(), p.Version(), 2*every*1000),
@@ -179,5 +179,5 @@ func TestTimeTravelFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	assertSameAnswers(t, churn.Projection{}, cs, db, buildTo(t, db, churn.Projection{}, "ref", events, last-1), asOfs)
+	assertSameAnswers(t, churn.Projection(), cs, db, buildTo(t, db, churn.Projection(), "ref", events, last-1), asOfs)
 }

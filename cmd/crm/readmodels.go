@@ -22,7 +22,7 @@ import (
 // readModels lists the projections `crm serve` runs live: a new read model plugs in here
 // (and its queries in httpapi's mountReadModelQueries).
 func readModels() []projections.Projection {
-	return []projections.Projection{board.Projection{}, journey.Projection{}, churn.Projection{}}
+	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
 }
 
 // background is the work `crm serve` runs beside the HTTP server: the projections and the

@@ -79,7 +79,7 @@ const boardAsOf = "/v1/pipeline/board?as_of=2026-01-01T00:00:00Z&limit=500"
 // the same from the new tables.
 // boardSets names the board's default table set and its first rebuilt one.
 func boardSets() (def, g1 string) {
-	return setName(board.Projection{}, ""), setName(board.Projection{}, "g1")
+	return setName(board.Projection(), ""), setName(board.Projection(), "g1")
 }
 
 // setName is the prefix of a table set of p, of its version in this binary.
@@ -117,7 +117,7 @@ func TestRebuildOverHTTP(t *testing.T) {
 	if _, err := rm.Exec(`INSERT INTO projection_rebuilds (projection, version, generation, table_set, phase, old_set, owner,
 		lease_until, started_at, updated_at, position, head, events, resumed_from, server_start)
 		VALUES ('pipeline_board', ?, 'g1', ?, 'building', '', 'another-process', ?, 0, 0, 0, 0, 0, 0, '')`,
-		board.Projection{}.Version(), boardG1, time.Now().Add(time.Hour).UnixMilli()); err != nil {
+		board.Projection().Version(), boardG1, time.Now().Add(time.Hour).UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	if status, body := s.request("POST", path, testAnalystToken); status != http.StatusConflict || !strings.Contains(body["detail"].(string), "another-process") {
@@ -185,7 +185,7 @@ func TestRebuildCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"pipeline_board: " + boardG1 + " now serves (replaces " + boardDefault + ")",
-		"journey: " + setName(journey.Projection{}, "g1") + " now serves", "churn_points: " + setName(churn.Projection{}, "g1") + " now serves", "events/s; peak memory"} {
+		"journey: " + setName(journey.Projection(), "g1") + " now serves", "churn_points: " + setName(churn.Projection(), "g1") + " now serves", "events/s; peak memory"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("rebuild output lacks %q:\n%s", want, out)
 		}
@@ -200,19 +200,19 @@ func TestRebuildCommandLine(t *testing.T) {
 	s := serve(t, env)
 	defer s.stop()
 	s.waitCaughtUp()
-	if got := s.tableSets()["journey"]; got != setName(journey.Projection{}, "g1") {
+	if got := s.tableSets()["journey"]; got != setName(journey.Projection(), "g1") {
 		t.Fatalf("the server serves the journey from %s", got)
 	}
 	var stderr string
 	out, stderr, err = crm(t, env, "rebuild", "--projection", "journey", "--drop-delay", "3s")
-	if err != nil || !strings.Contains(out, "journey: "+setName(journey.Projection{}, "g2")+" now serves (replaces "+setName(journey.Projection{}, "g1")+")") || !strings.Contains(stderr, "events/s") {
+	if err != nil || !strings.Contains(out, "journey: "+setName(journey.Projection(), "g2")+" now serves (replaces "+setName(journey.Projection(), "g1")+")") || !strings.Contains(stderr, "events/s") {
 		t.Fatalf("rebuild beside the server: %v\n%s\n%s", err, out, stderr)
 	}
-	if got := s.tableSets()["journey"]; got != setName(journey.Projection{}, "g2") {
+	if got := s.tableSets()["journey"]; got != setName(journey.Projection(), "g2") {
 		t.Fatalf("the server still serves the journey from %s", got)
 	}
 	progress := s.call("GET", "/v1/projections/journey/rebuild", "")
-	if progress["state"] != "done" || progress["table_set"] != setName(journey.Projection{}, "g2") {
+	if progress["state"] != "done" || progress["table_set"] != setName(journey.Projection(), "g2") {
 		t.Fatalf("progress of the other process's rebuild: %v", progress)
 	}
 	s.call("GET", "/v1/analytics/journey-map", "")
@@ -222,7 +222,7 @@ func TestRebuildCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d projections.SetDiff
-	if err := json.Unmarshal([]byte(out), &d); err != nil || !d.Identical() || d.Served != setName(journey.Projection{}, "g2") || len(d.Tables) != 3 {
+	if err := json.Unmarshal([]byte(out), &d); err != nil || !d.Identical() || d.Served != setName(journey.Projection(), "g2") || len(d.Tables) != 3 {
 		t.Fatalf("diff --json: %v\n%s", err, out)
 	}
 }
@@ -235,7 +235,7 @@ func TestRebuildCommandLineOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err := crm(t, env, "rebuild", "--all", "--quiet", "--drop-delay", "0s", "--batch", "100")
-	if err != nil || !strings.Contains(out, "churn_points: "+setName(churn.Projection{}, "g1")+" now serves") {
+	if err != nil || !strings.Contains(out, "churn_points: "+setName(churn.Projection(), "g1")+" now serves") {
 		t.Fatalf("rebuild on PostgreSQL: %v\n%s", err, out)
 	}
 	out, _, err = crm(t, env, "projections", "diff", "churn_points", "--quiet")

@@ -20,31 +20,27 @@
 package board
 
 import (
-	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/readmodel"
 )
 
 // Name is the persisted name of the projection.
 const Name = "pipeline_board"
 
-// Projection builds the pipeline board. The zero value is ready to use.
-type Projection struct{}
-
-var _ projections.Projection = Projection{}
-
-// Name is the persisted name of the projection.
-func (Projection) Name() string { return Name }
-
-// Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 2 }
+// Projection returns the pipeline board: its tables and its fold.
+func Projection() *readmodel.Model {
+	m := newModel()
+	return readmodel.Define(readmodel.Spec{
+		Name:    Name,
+		Version: 2,
+		Tables:  []readmodel.AnyTable{m.contacts, m.deals, m.intervals},
+		Fold:    m.fold,
+	})
+}
 
 // Base names of the tables.
 const (
@@ -53,164 +49,165 @@ const (
 	tableIntervals = "intervals"
 )
 
-// Schema creates the tables. Text columns compare bytewise on both dialects (COLLATE "C" on
-// PostgreSQL, SQLite's default), so that ordering and paging agree.
-func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
-	text := "TEXT"
-	if d == projections.Postgres {
-		text = `TEXT COLLATE "C"`
-	}
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableContacts) + ` (
-			contact_id ` + text + ` PRIMARY KEY,
-			name ` + text + ` NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableDeals) + ` (
-			deal_id ` + text + ` PRIMARY KEY,
-			contact_id ` + text + ` NOT NULL,
-			title ` + text + ` NOT NULL,
-			owner ` + text + ` NOT NULL,
-			expected_close ` + text + ` NOT NULL,
-			amount BIGINT NOT NULL,
-			currency ` + text + ` NOT NULL,
-			stage ` + text + ` NOT NULL,
-			last_seq INTEGER NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableIntervals) + ` (
-			deal_id ` + text + ` NOT NULL,
-			seq INTEGER NOT NULL,
-			stage ` + text + ` NOT NULL,
-			entered_at BIGINT NOT NULL,
-			left_at BIGINT,
-			amount BIGINT NOT NULL,
-			currency ` + text + ` NOT NULL,
-			owner ` + text + ` NOT NULL,
-			PRIMARY KEY (deal_id, seq))`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_stage ON ` + t.Name(tableIntervals) + ` (stage, entered_at, deal_id)`,
-		// The board now (Present), of everyone and of one owner: the open intervals of a stage
-		// in card order; the closed ones by the time they were left, covering the velocity
-		// (and the horizon).
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_open ON ` + t.Name(tableIntervals) + ` (stage, entered_at, deal_id) WHERE left_at IS NULL`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_owner_open ON ` + t.Name(tableIntervals) + ` (owner, stage, entered_at, deal_id) WHERE left_at IS NULL`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_closed ON ` + t.Name(tableIntervals) + ` (stage, left_at, entered_at) WHERE left_at IS NOT NULL`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableIntervals) + `_owner_closed ON ` + t.Name(tableIntervals) + ` (owner, stage, left_at, entered_at) WHERE left_at IS NOT NULL`,
-	}
+type contactRow struct {
+	contactID, name string
 }
 
-// Apply folds one event into the tables. Events of other types are ignored.
-func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+type dealRow struct {
+	dealID, contactID, title, owner, expectedClose string
+	amount                                         int64
+	currency, stage                                string
+	lastSeq                                        int64
+}
+
+type intervalRow struct {
+	dealID    string
+	seq       int64
+	stage     string
+	enteredAt int64
+	leftAt    sql.NullInt64
+	amount    int64
+	currency  string
+	owner     string
+}
+
+// model holds the declarations of the tables the fold writes.
+type model struct {
+	contacts  *readmodel.Table[contactRow]
+	deals     *readmodel.Table[dealRow]
+	intervals *readmodel.Table[intervalRow]
+}
+
+func newModel() *model {
+	type (
+		c = contactRow
+		d = dealRow
+		i = intervalRow
+	)
+	m := &model{}
+	m.intervals = readmodel.NewTable(tableIntervals, 2,
+		readmodel.Text("deal_id", func(r *i) *string { return &r.dealID }),
+		readmodel.Integer("seq", func(r *i) *int64 { return &r.seq }),
+		readmodel.Text("stage", func(r *i) *string { return &r.stage }),
+		readmodel.BigInt("entered_at", func(r *i) *int64 { return &r.enteredAt }),
+		readmodel.NullBigInt("left_at", func(r *i) *sql.NullInt64 { return &r.leftAt }),
+		readmodel.BigInt("amount", func(r *i) *int64 { return &r.amount }),
+		readmodel.Text("currency", func(r *i) *string { return &r.currency }),
+		readmodel.Text("owner", func(r *i) *string { return &r.owner })).
+		WithIndexes(
+			readmodel.Index{Name: "stage", Columns: "stage, entered_at, deal_id"},
+			// The board now (Present), of everyone and of one owner: the open intervals of a
+			// stage in card order; the closed ones by the time they were left, covering the
+			// velocity (and the horizon).
+			readmodel.Index{Name: "open", Columns: "stage, entered_at, deal_id", Where: "left_at IS NULL"},
+			readmodel.Index{Name: "owner_open", Columns: "owner, stage, entered_at, deal_id", Where: "left_at IS NULL"},
+			readmodel.Index{Name: "closed", Columns: "stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
+			readmodel.Index{Name: "owner_closed", Columns: "owner, stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
+		)
+	m.contacts = readmodel.NewTable(tableContacts, 1,
+		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
+		readmodel.Text("name", func(r *c) *string { return &r.name }))
+	m.deals = readmodel.NewTable(tableDeals, 1,
+		readmodel.Text("deal_id", func(r *d) *string { return &r.dealID }),
+		readmodel.Text("contact_id", func(r *d) *string { return &r.contactID }),
+		readmodel.Text("title", func(r *d) *string { return &r.title }),
+		readmodel.Text("owner", func(r *d) *string { return &r.owner }),
+		readmodel.Text("expected_close", func(r *d) *string { return &r.expectedClose }),
+		readmodel.BigInt("amount", func(r *d) *int64 { return &r.amount }),
+		readmodel.Text("currency", func(r *d) *string { return &r.currency }),
+		readmodel.Text("stage", func(r *d) *string { return &r.stage }),
+		readmodel.Integer("last_seq", func(r *d) *int64 { return &r.lastSeq })).
+		// A move reads the deal's current interval after the deal.
+		Then(m.intervals, func(r *d) []any {
+			if r.lastSeq == 0 {
+				return nil
+			}
+			return []any{r.dealID, r.lastSeq}
+		})
+	return m
+}
+
+// fold folds one event into the rows. Events of other types are ignored.
+func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
 	case contact.TypeCreated:
-		var ev contact.Created
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.Created](e)
+		if err != nil {
 			return err
 		}
-		return setContactName(ctx, tx, t, ev.ContactID, ev.Name)
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name})
 	case contact.TypeDetailsChanged:
-		var ev contact.DetailsChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.DetailsChanged](e)
+		if err != nil {
 			return err
 		}
 		if ev.Name == nil {
 			return nil
 		}
-		return setContactName(ctx, tx, t, ev.ContactID, *ev.Name)
+		// A renamed contact is stored: read, the batch path knows to upsert it.
+		m.contacts.Get(rows, ev.ContactID)
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: *ev.Name})
 	case deal.TypeOpened:
-		var ev deal.Opened
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Opened](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableDeals)+`
-			(deal_id, contact_id, title, owner, expected_close, amount, currency, stage, last_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
-			ON CONFLICT (deal_id) DO UPDATE SET contact_id = excluded.contact_id, title = excluded.title,
-				owner = excluded.owner, expected_close = excluded.expected_close, amount = excluded.amount,
-				currency = excluded.currency, stage = excluded.stage, last_seq = 0`,
-			ev.DealID, ev.ContactID, ev.Title, ev.Owner, string(ev.ExpectedClose), ev.Amount.Amount,
-			ev.Amount.Currency, string(ev.Stage)); err != nil {
-			return fmt.Errorf("insert deal %s: %w", ev.DealID, err)
-		}
-		return moveTo(ctx, tx, t, ev.DealID, ev.Stage, at)
+		m.deals.Upsert(rows, dealRow{dealID: ev.DealID, contactID: ev.ContactID, title: ev.Title, owner: ev.Owner,
+			expectedClose: string(ev.ExpectedClose), amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage)})
+		return m.moveTo(rows, ev.DealID, ev.Stage, at)
 	case deal.TypeStageChanged:
-		var ev deal.StageChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.StageChanged](e)
+		if err != nil {
 			return err
 		}
-		return moveTo(ctx, tx, t, ev.DealID, ev.To, at)
+		return m.moveTo(rows, ev.DealID, ev.To, at)
 	case deal.TypeReopened:
-		var ev deal.Reopened
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Reopened](e)
+		if err != nil {
 			return err
 		}
-		return moveTo(ctx, tx, t, ev.DealID, ev.To, at)
+		return m.moveTo(rows, ev.DealID, ev.To, at)
 	case deal.TypeWon:
-		var ev deal.Won
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Won](e)
+		if err != nil {
 			return err
 		}
 		// The final amount is the deal's amount from now on, also after a reopening.
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableDeals)+` SET amount = ?, currency = ? WHERE deal_id = ?`,
-			ev.Amount.Amount, ev.Amount.Currency, ev.DealID); err != nil {
-			return fmt.Errorf("set final amount of deal %s: %w", ev.DealID, err)
+		if d, ok := m.deals.Get(rows, ev.DealID); ok {
+			d.amount, d.currency = ev.Amount.Amount, ev.Amount.Currency
+			m.deals.Upsert(rows, d)
 		}
-		return moveTo(ctx, tx, t, ev.DealID, deal.StageWon, at)
+		return m.moveTo(rows, ev.DealID, deal.StageWon, at)
 	case deal.TypeLost:
-		var ev deal.Lost
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Lost](e)
+		if err != nil {
 			return err
 		}
-		return moveTo(ctx, tx, t, ev.DealID, deal.StageLost, at)
-	}
-	return nil
-}
-
-func decode(e eventstore.Event, v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", e.Type, err)
-	}
-	return nil
-}
-
-func setContactName(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID, name string) error {
-	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+` (contact_id, name) VALUES (?, ?)
-		ON CONFLICT (contact_id) DO UPDATE SET name = excluded.name`, contactID, name); err != nil {
-		return fmt.Errorf("set name of contact %s: %w", contactID, err)
+		return m.moveTo(rows, ev.DealID, deal.StageLost, at)
 	}
 	return nil
 }
 
 // moveTo closes the deal's current interval, if open, at at and records stage as the deal's
 // stage; an open stage starts a new interval there.
-func moveTo(ctx context.Context, tx *projections.Tx, t projections.Tables, dealID string, stage deal.Stage, at int64) error {
-	var (
-		lastSeq         int64
-		amount          int64
-		currency, owner string
-	)
-	err := queryRow(ctx, tx, `SELECT last_seq, amount, currency, owner FROM `+t.Name(tableDeals)+` WHERE deal_id = ?`, dealID).
-		Scan(&lastSeq, &amount, &currency, &owner)
-	if errors.Is(err, sql.ErrNoRows) {
+func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at int64) error {
+	d, ok := m.deals.Get(rows, dealID)
+	if !ok {
 		return fmt.Errorf("deal %s was not opened", dealID)
 	}
-	if err != nil {
-		return fmt.Errorf("read deal %s: %w", dealID, err)
-	}
-	if err := exec(ctx, tx, `UPDATE `+t.Name(tableIntervals)+` SET left_at = ? WHERE deal_id = ? AND seq = ? AND left_at IS NULL`,
-		at, dealID, lastSeq); err != nil {
-		return fmt.Errorf("close interval of deal %s: %w", dealID, err)
-	}
-	if stage.IsOpen() {
-		lastSeq++
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableIntervals)+`
-			(deal_id, seq, stage, entered_at, left_at, amount, currency, owner) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)
-			ON CONFLICT (deal_id, seq) DO UPDATE SET stage = excluded.stage, entered_at = excluded.entered_at,
-				left_at = NULL, amount = excluded.amount, currency = excluded.currency, owner = excluded.owner`,
-			dealID, lastSeq, string(stage), at, amount, currency, owner); err != nil {
-			return fmt.Errorf("open interval of deal %s: %w", dealID, err)
+	if d.lastSeq > 0 {
+		if iv, ok := m.intervals.Get(rows, dealID, d.lastSeq); ok && !iv.leftAt.Valid {
+			iv.leftAt = sql.NullInt64{Int64: at, Valid: true}
+			m.intervals.Upsert(rows, iv)
 		}
 	}
-	if err := exec(ctx, tx, `UPDATE `+t.Name(tableDeals)+` SET stage = ?, last_seq = ? WHERE deal_id = ?`,
-		string(stage), lastSeq, dealID); err != nil {
-		return fmt.Errorf("move deal %s: %w", dealID, err)
+	if stage.IsOpen() {
+		d.lastSeq++
+		m.intervals.Upsert(rows, intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
+			amount: d.amount, currency: d.currency, owner: d.owner})
 	}
+	d.stage = string(stage)
+	m.deals.Upsert(rows, d)
 	return nil
 }

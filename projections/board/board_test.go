@@ -25,11 +25,11 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ str
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", board.Projection{}, answer, *update)
+	projectiontest.RunGolden(t, "testdata", board.Projection(), answer, *update)
 }
 
 func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", board.Projection{})
+	projectiontest.RunApplyModes(t, "testdata", board.Projection())
 }
 
 func TestQueryRejectsBadParams(t *testing.T) {
@@ -50,8 +50,8 @@ func TestQueryRejectsBadParams(t *testing.T) {
 		{"cursor of another stage", board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, "cursor"},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(board.Projection{}, "")
-		projectiontest.MustApply(t, db, board.Projection{}, tables, nil)
+		tables := projections.TablesFor(board.Projection(), "")
+		projectiontest.MustApply(t, db, board.Projection(), tables, nil)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := board.Query(context.Background(), db, tables, tt.params)
@@ -68,14 +68,14 @@ func TestQueryRejectsBadParams(t *testing.T) {
 func mustCursor(t *testing.T, stage string) string {
 	t.Helper()
 	db := projectiontest.SQLite(t)
-	tables := projections.TablesFor(board.Projection{}, "")
+	tables := projections.TablesFor(board.Projection(), "")
 	history := `
 2024-01-01T00:00:00Z deal-x deal.opened.v1 {"deal_id":"x","contact_id":"c","title":"X","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
 2024-01-01T00:00:00Z deal-y deal.opened.v1 {"deal_id":"y","contact_id":"c","title":"Y","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
 2024-01-02T00:00:00Z deal-x deal.stage_changed.v1 {"deal_id":"x","from":"qualification","to":"` + stage + `"}
 2024-01-02T00:00:00Z deal-y deal.stage_changed.v1 {"deal_id":"y","from":"qualification","to":"` + stage + `"}
 `
-	projectiontest.MustApply(t, db, board.Projection{}, tables, projectiontest.MustParseHistory(t, history))
+	projectiontest.MustApply(t, db, board.Projection(), tables, projectiontest.MustParseHistory(t, history))
 	a, err := board.Query(context.Background(), db, tables, board.Params{AsOf: time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC), Stage: stage, Limit: 1})
 	if err != nil {
 		t.Fatalf("query: %v", err)
@@ -88,7 +88,7 @@ func mustCursor(t *testing.T, stage string) string {
 
 // The name is persisted (checkpoints, table names): it must never change.
 func TestName(t *testing.T) {
-	if got := (board.Projection{}).Name(); got != "pipeline_board" {
+	if got := (board.Projection()).Name(); got != "pipeline_board" {
 		t.Errorf("name = %q, want %q", got, "pipeline_board")
 	}
 }

@@ -29,7 +29,7 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 		{Limit: 1},
 	}
 	ctx := context.Background()
-	projectiontest.ForEachPrefix(t, board.Projection{}, events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
+	projectiontest.ForEachPrefix(t, board.Projection(), events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
 		k := len(applied)
 		var wantHorizon int64
 		for _, e := range applied {
@@ -98,8 +98,8 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 // TestPresentIsNotChangedByAt: answers taken from one present do not share their cards.
 func TestPresentIsNotChangedByAt(t *testing.T) {
 	db := projectiontest.SQLite(t)
-	tables := projections.TablesFor(board.Projection{}, "")
-	projectiontest.MustApply(t, db, board.Projection{}, tables, projectiontest.ReadHistory(t, "testdata/pipeline/events.txt"))
+	tables := projections.TablesFor(board.Projection(), "")
+	projectiontest.MustApply(t, db, board.Projection(), tables, projectiontest.ReadHistory(t, "testdata/pipeline/events.txt"))
 	present, err := board.QueryPresent(context.Background(), db, tables, board.Params{})
 	if err != nil {
 		t.Fatal(err)
@@ -119,13 +119,13 @@ func TestPresentIsNotChangedByAt(t *testing.T) {
 // at, or need escaping, come out as encoding/json writes them.
 func TestPresentJSONWithMarksInText(t *testing.T) {
 	db := projectiontest.SQLite(t)
-	tables := projections.TablesFor(board.Projection{}, "")
+	tables := projections.TablesFor(board.Projection(), "")
 	history := `
 2024-01-01T00:00:00Z contact-c contact.created.v1 {"contact_id":"c","name":"\"as_of\":\"0001-01-01T00:00:00Z\" <b>","channel":"web_form","owner":"o"}
 2024-01-01T00:00:00Z deal-x deal.opened.v1 {"deal_id":"x","contact_id":"c","title":"\"days_in_stage\":-987654321987 & <i>","amount":{"amount":1,"currency":"EUR"},"owner":"o","stage":"qualification"}
 2024-01-03T00:00:00Z deal-y deal.opened.v1 {"deal_id":"y","contact_id":"c","title":"日本語 \u2028","amount":{"amount":2,"currency":"EUR"},"owner":"o","stage":"qualification"}
 `
-	projectiontest.MustApply(t, db, board.Projection{}, tables, projectiontest.MustParseHistory(t, history))
+	projectiontest.MustApply(t, db, board.Projection(), tables, projectiontest.MustParseHistory(t, history))
 	present, err := board.QueryPresent(context.Background(), db, tables, board.Params{})
 	if err != nil {
 		t.Fatal(err)

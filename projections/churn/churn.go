@@ -26,32 +26,28 @@
 package churn
 
 import (
-	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/readmodel"
 )
 
 // Name is the persisted name of the projection.
 const Name = "churn_points"
 
-// Projection builds the churn points. The zero value is ready to use.
-type Projection struct{}
-
-var _ projections.Projection = Projection{}
-
-// Name is the persisted name of the projection.
-func (Projection) Name() string { return Name }
-
-// Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 2 }
+// Projection returns the churn points: their tables and their fold.
+func Projection() *readmodel.Model {
+	m := newModel()
+	return readmodel.Define(readmodel.Spec{
+		Name:    Name,
+		Version: 2,
+		Tables:  []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses},
+		Fold:    m.fold,
+	})
+}
 
 // Base names of the tables.
 const (
@@ -63,205 +59,234 @@ const (
 	tableDealLosses  = "deal_losses"
 )
 
-// Schema creates the tables. Text columns compare bytewise on both dialects (COLLATE "C" on
-// PostgreSQL, SQLite's default), so that orderings agree.
-func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
-	text := "TEXT"
-	if d == projections.Postgres {
-		text = `TEXT COLLATE "C"`
-	}
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableContacts) + ` (
-			contact_id ` + text + ` PRIMARY KEY,
-			name ` + text + ` NOT NULL,
-			created_at BIGINT NOT NULL,
-			cohort ` + text + ` NOT NULL,
-			channel ` + text + ` NOT NULL,
-			last_seq INTEGER NOT NULL)` + projections.ClusteredByKey(d),
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableContacts) + `_cohort ON ` + t.Name(tableContacts) + ` (cohort, channel)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableVisits) + ` (
-			contact_id ` + text + ` NOT NULL,
-			seq INTEGER NOT NULL,
-			phase ` + text + ` NOT NULL,
-			entered_at BIGINT NOT NULL,
-			left_at BIGINT,
-			next_phase ` + text + `,
-			PRIMARY KEY (contact_id, seq))` + projections.ClusteredByKey(d),
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
-			position ` + projections.PositionKey(d) + `,
-			contact_id ` + text + ` NOT NULL,
-			occurred_at BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableTouchpoints) + `_contact ON ` + t.Name(tableTouchpoints) + ` (contact_id, occurred_at)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableSurveys) + ` (
-			position ` + projections.PositionKey(d) + `,
-			contact_id ` + text + ` NOT NULL,
-			nps INTEGER NOT NULL,
-			occurred_at BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableSurveys) + `_contact ON ` + t.Name(tableSurveys) + ` (contact_id, occurred_at)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTasks) + ` (
-			contact_id ` + text + ` NOT NULL,
-			task_id ` + text + ` NOT NULL,
-			due ` + text + ` NOT NULL,
-			overdue_at BIGINT NOT NULL,
-			scheduled_at BIGINT NOT NULL,
-			completed_at BIGINT,
-			PRIMARY KEY (contact_id, task_id))`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableDealLosses) + ` (
-			deal_id ` + text + ` NOT NULL,
-			seq INTEGER NOT NULL,
-			contact_id ` + text + ` NOT NULL,
-			from_stage ` + text + ` NOT NULL,
-			reason ` + text + ` NOT NULL,
-			amount BIGINT NOT NULL,
-			currency ` + text + ` NOT NULL,
-			lost_at BIGINT NOT NULL,
-			reopened_at BIGINT,
-			PRIMARY KEY (deal_id, seq))`,
-	}
+type contactRow struct {
+	contactID, name string
+	createdAt       int64
+	cohort, channel string
+	lastSeq         int64
 }
 
-// Apply folds one event into the tables. Events of other types are ignored.
-func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+type visitRow struct {
+	contactID string
+	seq       int64
+	phase     string
+	enteredAt int64
+	leftAt    sql.NullInt64
+	next      sql.NullString
+}
+
+type touchpointRow struct {
+	position   int64
+	contactID  string
+	occurredAt int64
+}
+
+type surveyRow struct {
+	position   int64
+	contactID  string
+	nps        int64
+	occurredAt int64
+}
+
+type taskRow struct {
+	contactID, taskID, due string
+	overdueAt, scheduledAt int64
+	completedAt            sql.NullInt64
+}
+
+type lossRow struct {
+	dealID                       string
+	seq                          int64
+	contactID, fromStage, reason string
+	amount                       int64
+	currency                     string
+	lostAt                       int64
+	reopenedAt                   sql.NullInt64
+}
+
+// model holds the declarations of the tables the fold writes.
+type model struct {
+	contacts    *readmodel.Table[contactRow]
+	visits      *readmodel.Table[visitRow]
+	touchpoints *readmodel.Table[touchpointRow]
+	surveys     *readmodel.Table[surveyRow]
+	tasks       *readmodel.Table[taskRow]
+	dealLosses  *readmodel.Table[lossRow]
+}
+
+func newModel() *model {
+	type (
+		c  = contactRow
+		v  = visitRow
+		tp = touchpointRow
+		s  = surveyRow
+		tk = taskRow
+		l  = lossRow
+	)
+	m := &model{}
+	m.visits = readmodel.NewTable(tableVisits, 2,
+		readmodel.Text("contact_id", func(r *v) *string { return &r.contactID }),
+		readmodel.Integer("seq", func(r *v) *int64 { return &r.seq }),
+		readmodel.Text("phase", func(r *v) *string { return &r.phase }),
+		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
+		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
+		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next })).
+		Clustered()
+	m.contacts = readmodel.NewTable(tableContacts, 1,
+		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
+		readmodel.Text("name", func(r *c) *string { return &r.name }),
+		readmodel.BigInt("created_at", func(r *c) *int64 { return &r.createdAt }),
+		readmodel.Text("cohort", func(r *c) *string { return &r.cohort }),
+		readmodel.Text("channel", func(r *c) *string { return &r.channel }),
+		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq })).
+		Clustered().
+		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
+		// A phase change reads the contact's current visit after the contact.
+		Then(m.visits, func(r *c) []any { return []any{r.contactID, r.lastSeq} })
+	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
+		readmodel.Position("position", func(r *tp) *int64 { return &r.position }),
+		readmodel.Text("contact_id", func(r *tp) *string { return &r.contactID }),
+		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
+		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, occurred_at"})
+	m.surveys = readmodel.NewTable(tableSurveys, 1,
+		readmodel.Position("position", func(r *s) *int64 { return &r.position }),
+		readmodel.Text("contact_id", func(r *s) *string { return &r.contactID }),
+		readmodel.Integer("nps", func(r *s) *int64 { return &r.nps }),
+		readmodel.BigInt("occurred_at", func(r *s) *int64 { return &r.occurredAt })).
+		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, occurred_at"})
+	m.tasks = readmodel.NewTable(tableTasks, 2,
+		readmodel.Text("contact_id", func(r *tk) *string { return &r.contactID }),
+		readmodel.Text("task_id", func(r *tk) *string { return &r.taskID }),
+		readmodel.Text("due", func(r *tk) *string { return &r.due }),
+		readmodel.BigInt("overdue_at", func(r *tk) *int64 { return &r.overdueAt }),
+		readmodel.BigInt("scheduled_at", func(r *tk) *int64 { return &r.scheduledAt }),
+		readmodel.NullBigInt("completed_at", func(r *tk) *sql.NullInt64 { return &r.completedAt }))
+	m.dealLosses = readmodel.NewTable(tableDealLosses, 2,
+		readmodel.Text("deal_id", func(r *l) *string { return &r.dealID }),
+		readmodel.Integer("seq", func(r *l) *int64 { return &r.seq }),
+		readmodel.Text("contact_id", func(r *l) *string { return &r.contactID }),
+		readmodel.Text("from_stage", func(r *l) *string { return &r.fromStage }),
+		readmodel.Text("reason", func(r *l) *string { return &r.reason }),
+		readmodel.BigInt("amount", func(r *l) *int64 { return &r.amount }),
+		readmodel.Text("currency", func(r *l) *string { return &r.currency }),
+		readmodel.BigInt("lost_at", func(r *l) *int64 { return &r.lostAt }),
+		readmodel.NullBigInt("reopened_at", func(r *l) *sql.NullInt64 { return &r.reopenedAt }))
+	return m
+}
+
+// fold folds one event into the rows. Events of other types are ignored.
+func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
 	case contact.TypeCreated:
-		var ev contact.Created
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.Created](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+`
-			(contact_id, name, created_at, cohort, channel, last_seq) VALUES (?, ?, ?, ?, ?, 1)
-			ON CONFLICT (contact_id) DO UPDATE SET name = excluded.name, created_at = excluded.created_at,
-				cohort = excluded.cohort, channel = excluded.channel, last_seq = 1`,
-			ev.ContactID, ev.Name, at, e.OccurredAt.UTC().Format(CohortLayout), string(ev.Channel)); err != nil {
-			return fmt.Errorf("insert contact %s: %w", ev.ContactID, err)
-		}
-		return openVisit(ctx, tx, t, ev.ContactID, 1, contact.Lead, at)
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name, createdAt: at,
+			cohort: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel), lastSeq: 1})
+		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
 	case contact.TypeDetailsChanged:
-		var ev contact.DetailsChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.DetailsChanged](e)
+		if err != nil {
 			return err
 		}
 		if ev.Name == nil {
 			return nil
 		}
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET name = ? WHERE contact_id = ?`, *ev.Name, ev.ContactID); err != nil {
-			return fmt.Errorf("rename contact %s: %w", ev.ContactID, err)
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+			c.name = *ev.Name
+			m.contacts.Upsert(rows, c)
 		}
 	case contact.TypePhaseChanged:
-		var ev contact.PhaseChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.PhaseChanged](e)
+		if err != nil {
 			return err
 		}
-		return changePhase(ctx, tx, t, ev.ContactID, ev.To, at)
+		return m.changePhase(rows, ev.ContactID, ev.To, at)
 	case contact.TypeTouchpointRecorded:
-		var ev contact.TouchpointRecorded
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+` (position, contact_id, occurred_at) VALUES (?, ?, ?)
-			ON CONFLICT (position) DO NOTHING`, e.Position, ev.ContactID, at); err != nil {
-			return fmt.Errorf("insert touchpoint of contact %s: %w", ev.ContactID, err)
-		}
+		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, occurredAt: at})
 	case contact.TypeSurveyRecorded:
-		var ev contact.SurveyRecorded
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.SurveyRecorded](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableSurveys)+` (position, contact_id, nps, occurred_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (position) DO NOTHING`, e.Position, ev.ContactID, ev.NPS, at); err != nil {
-			return fmt.Errorf("insert survey of contact %s: %w", ev.ContactID, err)
-		}
+		m.surveys.Insert(rows, surveyRow{position: e.Position, contactID: ev.ContactID, nps: int64(ev.NPS), occurredAt: at})
 	case contact.TypeTaskScheduled:
-		var ev contact.TaskScheduled
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.TaskScheduled](e)
+		if err != nil {
 			return err
 		}
 		due, err := time.Parse(time.DateOnly, string(ev.Due))
 		if err != nil {
 			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTasks)+`
-			(contact_id, task_id, due, overdue_at, scheduled_at, completed_at) VALUES (?, ?, ?, ?, ?, NULL)
-			ON CONFLICT (contact_id, task_id) DO UPDATE SET due = excluded.due, overdue_at = excluded.overdue_at,
-				scheduled_at = excluded.scheduled_at, completed_at = NULL`,
-			ev.ContactID, ev.TaskID, string(ev.Due), due.AddDate(0, 0, 1).UnixMicro(), at); err != nil {
-			return fmt.Errorf("insert task %s: %w", ev.TaskID, err)
-		}
+		m.tasks.Upsert(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, due: string(ev.Due),
+			overdueAt: due.AddDate(0, 0, 1).UnixMicro(), scheduledAt: at})
 	case contact.TypeTaskCompleted:
-		var ev contact.TaskCompleted
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.TaskCompleted](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableTasks)+` SET completed_at = ? WHERE contact_id = ? AND task_id = ?`,
-			at, ev.ContactID, ev.TaskID); err != nil {
-			return fmt.Errorf("complete task %s: %w", ev.TaskID, err)
+		if tk, ok := m.tasks.Get(rows, ev.ContactID, ev.TaskID); ok {
+			tk.completedAt = sql.NullInt64{Int64: at, Valid: true}
+			m.tasks.Upsert(rows, tk)
 		}
 	case deal.TypeLost:
-		var ev deal.Lost
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Lost](e)
+		if err != nil {
 			return err
 		}
-		var losses int64
-		if err := queryRow(ctx, tx, `SELECT COUNT(*) FROM `+t.Name(tableDealLosses)+` WHERE deal_id = ?`, ev.DealID).Scan(&losses); err != nil {
-			return fmt.Errorf("count losses of deal %s: %w", ev.DealID, err)
-		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableDealLosses)+`
-			(deal_id, seq, contact_id, from_stage, reason, amount, currency, lost_at, reopened_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-			ev.DealID, losses+1, ev.ContactID, string(ev.FromStage), string(ev.Reason), ev.Amount.Amount,
-			ev.Amount.Currency, at); err != nil {
-			return fmt.Errorf("insert loss of deal %s: %w", ev.DealID, err)
-		}
+		return m.recordLoss(rows, ev, at)
 	case deal.TypeReopened:
-		var ev deal.Reopened
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[deal.Reopened](e)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableDealLosses)+` SET reopened_at = ? WHERE deal_id = ? AND reopened_at IS NULL`,
-			at, ev.DealID); err != nil {
-			return fmt.Errorf("reopen deal %s: %w", ev.DealID, err)
+		for _, r := range m.dealLosses.Group(rows, ev.DealID) {
+			if !r.reopenedAt.Valid {
+				r.reopenedAt = sql.NullInt64{Int64: at, Valid: true}
+				m.dealLosses.Upsert(rows, r)
+			}
 		}
 	}
 	return nil
 }
 
-func decode(e eventstore.Event, v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", e.Type, err)
-	}
-	return nil
+func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {
+	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at})
 }
 
-func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, seq int64, phase contact.Phase, at int64) error {
-	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableVisits)+`
-		(contact_id, seq, phase, entered_at, left_at, next_phase) VALUES (?, ?, ?, ?, NULL, NULL)
-		ON CONFLICT (contact_id, seq) DO UPDATE SET phase = excluded.phase, entered_at = excluded.entered_at,
-			left_at = NULL, next_phase = NULL`,
-		contactID, seq, string(phase), at); err != nil {
-		return fmt.Errorf("open visit of contact %s: %w", contactID, err)
-	}
-	return nil
-}
-
-func changePhase(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, to contact.Phase, at int64) error {
-	var seq int64
-	err := queryRow(ctx, tx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
+func (m *model) changePhase(rows *readmodel.Rows, contactID string, to contact.Phase, at int64) error {
+	c, ok := m.contacts.Get(rows, contactID)
+	if !ok {
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
-	if err != nil {
-		return fmt.Errorf("read contact %s: %w", contactID, err)
+	if v, ok := m.visits.Get(rows, contactID, c.lastSeq); ok {
+		v.leftAt = sql.NullInt64{Int64: at, Valid: true}
+		v.next = sql.NullString{String: string(to), Valid: true}
+		m.visits.Upsert(rows, v)
 	}
-	if err := exec(ctx, tx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ? WHERE contact_id = ? AND seq = ?`,
-		at, string(to), contactID, seq); err != nil {
-		return fmt.Errorf("close visit of contact %s: %w", contactID, err)
+	c.lastSeq++
+	m.openVisit(rows, contactID, c.lastSeq, to, at)
+	m.contacts.Upsert(rows, c)
+	return nil
+}
+
+// recordLoss adds the deal's next loss: its seq counts the losses recorded before.
+func (m *model) recordLoss(rows *readmodel.Rows, ev *deal.Lost, at int64) error {
+	losses := m.dealLosses.Group(rows, ev.DealID)
+	seq := int64(len(losses)) + 1
+	for _, r := range losses {
+		if r.seq == seq {
+			return fmt.Errorf("loss %d of deal %s is recorded already", seq, ev.DealID)
+		}
 	}
-	if err := openVisit(ctx, tx, t, contactID, seq+1, to, at); err != nil {
-		return err
-	}
-	if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, contactID); err != nil {
-		return fmt.Errorf("move contact %s: %w", contactID, err)
-	}
+	m.dealLosses.Upsert(rows, lossRow{dealID: ev.DealID, seq: seq, contactID: ev.ContactID, fromStage: string(ev.FromStage),
+		reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: at})
 	return nil
 }

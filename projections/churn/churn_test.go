@@ -25,11 +25,11 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ str
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", churn.Projection{}, answer, *update)
+	projectiontest.RunGolden(t, "testdata", churn.Projection(), answer, *update)
 }
 
 func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", churn.Projection{})
+	projectiontest.RunApplyModes(t, "testdata", churn.Projection())
 }
 
 func TestQueryRejectsBadParams(t *testing.T) {
@@ -45,8 +45,8 @@ func TestQueryRejectsBadParams(t *testing.T) {
 		{"negative dormant days", churn.Params{AsOf: asOf, DormantDays: -1}, "dormant_days"},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(churn.Projection{}, "")
-		projectiontest.MustApply(t, db, churn.Projection{}, tables, nil)
+		tables := projections.TablesFor(churn.Projection(), "")
+		projectiontest.MustApply(t, db, churn.Projection(), tables, nil)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := churn.Query(context.Background(), db, tables, tt.params)
@@ -61,7 +61,7 @@ func TestQueryRejectsBadParams(t *testing.T) {
 
 // The name is persisted (checkpoints, table names): it must never change.
 func TestName(t *testing.T) {
-	if got := (churn.Projection{}).Name(); got != "churn_points" {
+	if got := (churn.Projection()).Name(); got != "churn_points" {
 		t.Errorf("name = %q, want %q", got, "churn_points")
 	}
 }

@@ -29,7 +29,7 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 	later := []time.Duration{0, time.Microsecond, 37 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour,
 		89 * 24 * time.Hour, 91 * 24 * time.Hour, 400 * 24 * time.Hour}
 	ctx := context.Background()
-	projectiontest.ForEachPrefix(t, churn.Projection{}, events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
+	projectiontest.ForEachPrefix(t, churn.Projection(), events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
 		k := len(applied)
 		var latest int64
 		for _, e := range applied {
@@ -72,8 +72,8 @@ func TestPresentAtEqualsQuery(t *testing.T) {
 
 func TestPresentRejectsBadParams(t *testing.T) {
 	db := projectiontest.SQLite(t)
-	tables := projections.TablesFor(churn.Projection{}, "")
-	projectiontest.MustApply(t, db, churn.Projection{}, tables, nil)
+	tables := projections.TablesFor(churn.Projection(), "")
+	projectiontest.MustApply(t, db, churn.Projection(), tables, nil)
 	for _, params := range []churn.Params{{DormantDays: -1}, {Cohort: "2024-13"}, {Channel: "fax"}} {
 		if _, err := churn.QueryPresent(context.Background(), db, tables, params); err == nil {
 			t.Errorf("%+v: no error", params)

@@ -26,30 +26,26 @@
 package journey
 
 import (
-	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/readmodel"
 )
 
 // Name is the persisted name of the projection.
 const Name = "journey"
 
-// Projection builds the journey map. The zero value is ready to use.
-type Projection struct{}
-
-var _ projections.Projection = Projection{}
-
-// Name is the persisted name of the projection.
-func (Projection) Name() string { return Name }
-
-// Version of the tables and of the meaning of Apply.
-func (Projection) Version() int { return 2 }
+// Projection returns the journey map: its tables and its fold.
+func Projection() *readmodel.Model {
+	m := newModel()
+	return readmodel.Define(readmodel.Spec{
+		Name:    Name,
+		Version: 2,
+		Tables:  []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints},
+		Fold:    m.fold,
+	})
+}
 
 // Base names of the tables.
 const (
@@ -58,151 +54,153 @@ const (
 	tableTouchpoints = "touchpoints"
 )
 
-// Schema creates the tables. Text columns compare bytewise on both dialects (COLLATE "C" on
-// PostgreSQL, SQLite's default), so that orderings agree.
-func (Projection) Schema(d projections.Dialect, t projections.Tables) []string {
-	text := "TEXT"
-	if d == projections.Postgres {
-		text = `TEXT COLLATE "C"`
-	}
-	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableContacts) + ` (
-			contact_id ` + text + ` PRIMARY KEY,
-			created_at BIGINT NOT NULL,
-			cohort ` + text + ` NOT NULL,
-			channel ` + text + ` NOT NULL,
-			owner ` + text + ` NOT NULL,
-			segment ` + text + ` NOT NULL,
-			last_seq INTEGER NOT NULL)` + projections.ClusteredByKey(d),
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableContacts) + `_cohort ON ` + t.Name(tableContacts) + ` (cohort, channel)`,
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableVisits) + ` (
-			contact_id ` + text + ` NOT NULL,
-			seq INTEGER NOT NULL,
-			phase ` + text + ` NOT NULL,
-			entered_at BIGINT NOT NULL,
-			left_at BIGINT,
-			next_phase ` + text + `,
-			rule ` + text + `,
-			reason ` + text + `,
-			PRIMARY KEY (contact_id, seq))` + projections.ClusteredByKey(d),
-		`CREATE TABLE IF NOT EXISTS ` + t.Name(tableTouchpoints) + ` (
-			position ` + projections.PositionKey(d) + `,
-			contact_id ` + text + ` NOT NULL,
-			visit_seq INTEGER NOT NULL,
-			touchpoint_id ` + text + ` NOT NULL,
-			kind ` + text + ` NOT NULL,
-			phase ` + text + ` NOT NULL,
-			occurred_at BIGINT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ` + t.Name(tableTouchpoints) + `_contact ON ` + t.Name(tableTouchpoints) + ` (contact_id, visit_seq)`,
-	}
+type contactRow struct {
+	contactID                       string
+	createdAt                       int64
+	cohort, channel, owner, segment string
+	lastSeq                         int64
 }
 
-// Apply folds one event into the tables. Events of other types are ignored.
-func (Projection) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+type visitRow struct {
+	contactID          string
+	seq                int64
+	phase              string
+	enteredAt          int64
+	leftAt             sql.NullInt64
+	next, rule, reason sql.NullString
+}
+
+type touchpointRow struct {
+	position                  int64
+	contactID                 string
+	visitSeq                  int64
+	touchpointID, kind, phase string
+	occurredAt                int64
+}
+
+// model holds the declarations of the tables the fold writes.
+type model struct {
+	contacts    *readmodel.Table[contactRow]
+	visits      *readmodel.Table[visitRow]
+	touchpoints *readmodel.Table[touchpointRow]
+}
+
+func newModel() *model {
+	type (
+		c  = contactRow
+		v  = visitRow
+		tp = touchpointRow
+	)
+	m := &model{}
+	m.visits = readmodel.NewTable(tableVisits, 2,
+		readmodel.Text("contact_id", func(r *v) *string { return &r.contactID }),
+		readmodel.Integer("seq", func(r *v) *int64 { return &r.seq }),
+		readmodel.Text("phase", func(r *v) *string { return &r.phase }),
+		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
+		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
+		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next }),
+		readmodel.NullText("rule", func(r *v) *sql.NullString { return &r.rule }),
+		readmodel.NullText("reason", func(r *v) *sql.NullString { return &r.reason })).
+		Clustered()
+	m.contacts = readmodel.NewTable(tableContacts, 1,
+		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
+		readmodel.BigInt("created_at", func(r *c) *int64 { return &r.createdAt }),
+		readmodel.Text("cohort", func(r *c) *string { return &r.cohort }),
+		readmodel.Text("channel", func(r *c) *string { return &r.channel }),
+		readmodel.Text("owner", func(r *c) *string { return &r.owner }),
+		readmodel.Text("segment", func(r *c) *string { return &r.segment }),
+		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq })).
+		Clustered().
+		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
+		// A phase change reads the contact's current visit after the contact.
+		Then(m.visits, func(r *c) []any { return []any{r.contactID, r.lastSeq} })
+	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
+		readmodel.Position("position", func(r *tp) *int64 { return &r.position }),
+		readmodel.Text("contact_id", func(r *tp) *string { return &r.contactID }),
+		readmodel.Integer("visit_seq", func(r *tp) *int64 { return &r.visitSeq }),
+		readmodel.Text("touchpoint_id", func(r *tp) *string { return &r.touchpointID }),
+		readmodel.Text("kind", func(r *tp) *string { return &r.kind }),
+		readmodel.Text("phase", func(r *tp) *string { return &r.phase }),
+		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
+		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, visit_seq"})
+	return m
+}
+
+// fold folds one event into the rows. Events of other types are ignored.
+func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
 	case contact.TypeCreated:
-		var ev contact.Created
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.Created](e)
+		if err != nil {
 			return err
 		}
-		cohort := e.OccurredAt.UTC().Format(CohortLayout)
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableContacts)+`
-			(contact_id, created_at, cohort, channel, owner, segment, last_seq) VALUES (?, ?, ?, ?, ?, ?, 1)
-			ON CONFLICT (contact_id) DO UPDATE SET created_at = excluded.created_at, cohort = excluded.cohort,
-				channel = excluded.channel, owner = excluded.owner, segment = excluded.segment, last_seq = 1`,
-			ev.ContactID, at, cohort, string(ev.Channel), ev.Owner, ev.Segment); err != nil {
-			return fmt.Errorf("insert contact %s: %w", ev.ContactID, err)
-		}
-		return openVisit(ctx, tx, t, ev.ContactID, 1, contact.Lead, at)
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, createdAt: at, cohort: e.OccurredAt.UTC().Format(CohortLayout),
+			channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment, lastSeq: 1})
+		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
 	case contact.TypeDetailsChanged:
-		var ev contact.DetailsChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.DetailsChanged](e)
+		if err != nil {
 			return err
 		}
 		if ev.Segment == nil {
 			return nil
 		}
-		return updateContact(ctx, tx, t, ev.ContactID, "segment", *ev.Segment)
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+			c.segment = *ev.Segment
+			m.contacts.Upsert(rows, c)
+		}
 	case contact.TypeOwnerChanged:
-		var ev contact.OwnerChanged
-		if err := decode(e, &ev); err != nil {
+		ev, err := readmodel.Decode[contact.OwnerChanged](e)
+		if err != nil {
 			return err
 		}
-		return updateContact(ctx, tx, t, ev.ContactID, "owner", ev.To)
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+			c.owner = ev.To
+			m.contacts.Upsert(rows, c)
+		}
 	case contact.TypePhaseChanged:
-		var ev contact.PhaseChanged
-		if err := decode(e, &ev); err != nil {
-			return err
-		}
-		seq, err := lastSeq(ctx, tx, t, ev.ContactID)
+		ev, err := readmodel.Decode[contact.PhaseChanged](e)
 		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableVisits)+` SET left_at = ?, next_phase = ?, rule = ?, reason = ?
-			WHERE contact_id = ? AND seq = ?`, at, string(ev.To), string(ev.Rule), ev.Reason, ev.ContactID, seq); err != nil {
-			return fmt.Errorf("close visit of contact %s: %w", ev.ContactID, err)
-		}
-		if err := openVisit(ctx, tx, t, ev.ContactID, seq+1, ev.To, at); err != nil {
+		c, err := m.contact(rows, ev.ContactID)
+		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET last_seq = ? WHERE contact_id = ?`, seq+1, ev.ContactID); err != nil {
-			return fmt.Errorf("move contact %s: %w", ev.ContactID, err)
+		if v, ok := m.visits.Get(rows, ev.ContactID, c.lastSeq); ok {
+			v.leftAt = sql.NullInt64{Int64: at, Valid: true}
+			v.next = sql.NullString{String: string(ev.To), Valid: true}
+			v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
+			v.reason = sql.NullString{String: ev.Reason, Valid: true}
+			m.visits.Upsert(rows, v)
 		}
-		return nil
+		c.lastSeq++
+		m.openVisit(rows, ev.ContactID, c.lastSeq, ev.To, at)
+		m.contacts.Upsert(rows, c)
 	case contact.TypeTouchpointRecorded:
-		var ev contact.TouchpointRecorded
-		if err := decode(e, &ev); err != nil {
-			return err
-		}
-		seq, err := lastSeq(ctx, tx, t, ev.ContactID)
+		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
 		if err != nil {
 			return err
 		}
-		if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableTouchpoints)+`
-			(position, contact_id, visit_seq, touchpoint_id, kind, phase, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (position) DO NOTHING`,
-			e.Position, ev.ContactID, seq, ev.TouchpointID, string(ev.Kind), string(ev.Phase), at); err != nil {
-			return fmt.Errorf("insert touchpoint of contact %s: %w", ev.ContactID, err)
+		c, err := m.contact(rows, ev.ContactID)
+		if err != nil {
+			return err
 		}
+		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, visitSeq: c.lastSeq,
+			touchpointID: ev.TouchpointID, kind: string(ev.Kind), phase: string(ev.Phase), occurredAt: at})
 	}
 	return nil
 }
 
-func decode(e eventstore.Event, v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", e.Type, err)
+func (m *model) contact(rows *readmodel.Rows, contactID string) (contactRow, error) {
+	c, ok := m.contacts.Get(rows, contactID)
+	if !ok {
+		return c, fmt.Errorf("contact %s was not created", contactID)
 	}
-	return nil
+	return c, nil
 }
 
-func openVisit(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string, seq int64, phase contact.Phase, at int64) error {
-	if err := exec(ctx, tx, `INSERT INTO `+t.Name(tableVisits)+`
-		(contact_id, seq, phase, entered_at, left_at, next_phase, rule, reason) VALUES (?, ?, ?, ?, NULL, NULL, NULL, NULL)
-		ON CONFLICT (contact_id, seq) DO UPDATE SET phase = excluded.phase, entered_at = excluded.entered_at,
-			left_at = NULL, next_phase = NULL, rule = NULL, reason = NULL`,
-		contactID, seq, string(phase), at); err != nil {
-		return fmt.Errorf("open visit of contact %s: %w", contactID, err)
-	}
-	return nil
-}
-
-// updateContact sets column (a constant of this file) of a contact.
-func updateContact(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID, column, value string) error {
-	if err := exec(ctx, tx, `UPDATE `+t.Name(tableContacts)+` SET `+column+` = ? WHERE contact_id = ?`, value, contactID); err != nil {
-		return fmt.Errorf("set %s of contact %s: %w", column, contactID, err)
-	}
-	return nil
-}
-
-func lastSeq(ctx context.Context, tx *projections.Tx, t projections.Tables, contactID string) (int64, error) {
-	var seq int64
-	err := queryRow(ctx, tx, `SELECT last_seq FROM `+t.Name(tableContacts)+` WHERE contact_id = ?`, contactID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("contact %s was not created", contactID)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read contact %s: %w", contactID, err)
-	}
-	return seq, nil
+func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {
+	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at})
 }

@@ -34,11 +34,11 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, query
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", journey.Projection{}, answer, *update)
+	projectiontest.RunGolden(t, "testdata", journey.Projection(), answer, *update)
 }
 
 func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", journey.Projection{})
+	projectiontest.RunApplyModes(t, "testdata", journey.Projection())
 }
 
 func TestQueryErrors(t *testing.T) {
@@ -58,8 +58,8 @@ func TestQueryErrors(t *testing.T) {
 			AsOf: time.Date(2024, 1, 2, 8, 59, 59, 0, time.UTC)}), domain.CodeNotFound, ""},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(journey.Projection{}, "")
-		projectiontest.MustApply(t, db, journey.Projection{}, tables, projectiontest.MustParseHistory(t, history))
+		tables := projections.TablesFor(journey.Projection(), "")
+		projectiontest.MustApply(t, db, journey.Projection(), tables, projectiontest.MustParseHistory(t, history))
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				err := tt.query(context.Background(), db, tables)
@@ -88,7 +88,7 @@ func contactQuery(p journey.ContactParams) func(context.Context, *projections.DB
 
 // The name is persisted (checkpoints, table names): it must never change.
 func TestName(t *testing.T) {
-	if got := (journey.Projection{}).Name(); got != "journey" {
+	if got := (journey.Projection()).Name(); got != "journey" {
 		t.Errorf("name = %q, want %q", got, "journey")
 	}
 }

@@ -80,7 +80,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomi
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
 		},
 		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
-	}, board.Projection{}, journey.Projection{}, churn.Projection{}, picky{refusing})
+	}, board.Projection(), journey.Projection(), churn.Projection(), picky{refusing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomi
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
 	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3},
-		board.Projection{}, journey.Projection{}, churn.Projection{})
+		board.Projection(), journey.Projection(), churn.Projection())
 	if err != nil {
 		t.Fatal(err)
 	}

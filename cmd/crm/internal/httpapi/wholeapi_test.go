@@ -131,7 +131,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	ctx := context.Background()
 	o := b.open(t)
 	store, db := o.store, o.db
-	ps := []projections.Projection{board.Projection{}, journey.Projection{}, churn.Projection{}}
+	ps := []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
 	runner, err := projections.NewRunner(projections.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {

@@ -1,0 +1,142 @@
+// Package readmodel is the contract a read model is written against: it declares its tables
+// once (Table, both dialects) and ONE fold, a function from an event to the row changes it
+// causes (Upsert, Insert, Delete of a table's row by key). From the fold the package derives
+// what the runtime runs:
+//
+//   - the live path (Model.Apply): the rows the fold reads are read in the live transaction,
+//     and the changes of the event are written in it;
+//   - the batch path of rebuilds, diffs and time travel (Model.PrepareBatch): a batch is
+//     folded over the rows it touches, loaded once, and every changed row is written once,
+//     in multi-row statements (new rows copied in on PostgreSQL).
+//
+// Both run the same fold over the same rows, so a change to the fold changes both: a new event
+// type is one more case in one switch.
+package readmodel
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Spec declares a read model.
+type Spec struct {
+	// Name is the persisted identifier (snake_case); never derived from a Go type name.
+	Name string
+	// Version changes whenever the tables or the meaning of the fold change: a new version
+	// is rebuilt.
+	Version int
+	// Tables are the read model's tables, created in this order.
+	Tables []AnyTable
+	// Fold folds one event into rows: it reads the rows it needs and records the changes the
+	// event causes. Events of types it does not know are ignored (it returns nil). An error
+	// refuses the event: the live runner parks it, a batch is folded again event by event so
+	// that the refused event is parked alone.
+	Fold func(e *Event, rows *Rows) error
+}
+
+// AnyTable is a *Table of any row type.
+type AnyTable interface{ table }
+
+// Model is the projection derived from a Spec: it implements projections.Projection (the
+// live path) and projections.BatchProjection (the batch path).
+type Model struct {
+	spec   Spec
+	tables []table
+}
+
+var _ projections.BatchProjection = (*Model)(nil)
+
+// Define returns the projection of spec. It panics on a spec that cannot be right (no name,
+// no fold, two tables of one name): specs are constants of the code.
+func Define(spec Spec) *Model {
+	if spec.Name == "" || spec.Version < 1 || spec.Fold == nil || len(spec.Tables) == 0 {
+		panic(fmt.Sprintf("readmodel: incomplete spec %q", spec.Name))
+	}
+	m := &Model{spec: spec}
+	seen := map[string]bool{}
+	for _, t := range spec.Tables {
+		if seen[t.base()] {
+			panic(fmt.Sprintf("readmodel: %s: two tables named %s", spec.Name, t.base()))
+		}
+		seen[t.base()] = true
+		m.tables = append(m.tables, t)
+	}
+	return m
+}
+
+// Name is the persisted name of the read model.
+func (m *Model) Name() string { return m.spec.Name }
+
+// Version of the tables and of the meaning of the fold.
+func (m *Model) Version() int { return m.spec.Version }
+
+// Schema creates the tables in set t, each followed by its indexes.
+func (m *Model) Schema(d projections.Dialect, t projections.Tables) []string {
+	var stmts []string
+	for _, tb := range m.tables {
+		stmts = append(stmts, tb.schema(d, t)...)
+	}
+	return stmts
+}
+
+// Apply folds one event in the live transaction tx: the rows the fold reads are read from
+// tx, and its changes written there.
+func (m *Model) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+	rows := newRows(m.tables, &live{ctx: ctx, tx: tx, set: t})
+	ev := eventOf(&e)
+	err := m.spec.Fold(&ev, rows)
+	if rows.err != nil {
+		return rows.err
+	}
+	if err != nil {
+		return err
+	}
+	return rows.write(ctx, tx, t, false)
+}
+
+// Event is an event as a fold sees it. Its data is read with Decode.
+type Event struct {
+	Type       string
+	Stream     string
+	Position   int64
+	OccurredAt time.Time
+
+	data    []byte
+	batch   *projections.Batch // decodes shared by the read models of a rebuild, when set
+	index   int
+	decoded any
+}
+
+func eventOf(e *eventstore.Event) Event {
+	return Event{Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt, data: e.Data}
+}
+
+// Decode returns the data of e decoded as JSON into a T. The value is shared (a batch may be
+// folded more than once, and the read models of a rebuild decode each event once): read only.
+func Decode[T any](e *Event) (*T, error) {
+	if v, ok := e.decoded.(*T); ok {
+		return v, nil
+	}
+	var (
+		v   *T
+		err error
+	)
+	if e.batch != nil {
+		v, err = projections.Decode[T](e.batch, e.index)
+	} else {
+		v = new(T)
+		if err = json.Unmarshal(e.data, v); err != nil {
+			err = fmt.Errorf("decode %s: %w", e.Type, err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	e.decoded = v
+	return v, nil
+}
