@@ -95,24 +95,7 @@ func (s *Server) routes() {
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
 	v1 := prefixed{r, "/v1"}
-	write := func(path string, h commandFunc) {
-		v1.Handle(path, s.authorize(auth.PermWrite, s.command(h))).Methods(http.MethodPost)
-	}
-	write("/contacts", s.createContact)
-	v1.Handle("/contacts/{id}", s.authorize(auth.PermWrite, s.command(s.updateContact))).Methods(http.MethodPatch)
-	write("/contacts/{id}/phase", s.changePhase)
-	write("/contacts/{id}/touchpoints", s.recordTouchpoint)
-	write("/contacts/{id}/purchases", s.recordPurchase)
-	write("/contacts/{id}/surveys", s.recordSurvey)
-	write("/contacts/{id}/usage", s.reportUsage)
-	write("/contacts/{id}/tasks", s.scheduleTask)
-	write("/contacts/{id}/tasks/{taskId}/complete", s.completeTask)
-	write("/contacts/{id}/opt-out", s.optOut)
-	write("/deals", s.openDeal)
-	write("/deals/{id}/stage", s.changeDealStage)
-	write("/deals/{id}/win", s.winDeal)
-	write("/deals/{id}/lose", s.loseDeal)
-	write("/deals/{id}/reopen", s.reopenDeal)
+	s.mountCommands(v1)
 
 	v1.Handle("/contacts/{id}", s.authorize(auth.PermRead, s.query(s.getContact))).Methods(http.MethodGet)
 	v1.Handle("/deals/{id}", s.authorize(auth.PermRead, s.query(s.getDeal))).Methods(http.MethodGet)
