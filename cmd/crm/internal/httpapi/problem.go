@@ -212,9 +212,8 @@ func storeProblem(err error) (Problem, bool) {
 func projectionProblem(err error) (Problem, bool) {
 	var running *projections.RebuildRunningError
 	switch {
-	case errors.Is(err, projections.ErrUnknownProjection):
-		return problem(http.StatusNotFound, "not-found", "Not found", err.Error()+": no such projection runs here"), true
-	case errors.Is(err, projections.ErrNoRebuild), errors.Is(err, projections.ErrParkedNotFound):
+	case errors.Is(err, projections.ErrUnknownProjection), errors.Is(err, projections.ErrNoRebuild),
+		errors.Is(err, projections.ErrParkedNotFound):
 		return problem(http.StatusNotFound, "not-found", "Not found", err.Error()), true
 	case errors.As(err, &running):
 		return problem(http.StatusConflict, "conflict", "Conflict", running.Error()+"; follow it with GET"), true
