@@ -40,8 +40,8 @@ func NewRebuilds(cfg RebuildConfig, ps ...Projection) (*Rebuilds, error) {
 
 // Start takes the lock of the projection name and rebuilds it in the background; it
 // returns the progress at the start. It returns ErrUnknownProjection for a name it does not
-// manage and ErrRebuildRunning (a *RebuildRunningError) while a rebuild of it runs here or
-// in another process.
+// manage, ErrRebuildRunning (a *RebuildRunningError) while a rebuild of it runs here or
+// in another process, and ErrClosed after Close.
 func (r *Rebuilds) Start(ctx context.Context, name string) (RebuildProgress, error) {
 	p := r.byName[name]
 	if p == nil {
@@ -61,7 +61,7 @@ func (r *Rebuilds) Start(ctx context.Context, name string) (RebuildProgress, err
 	}
 	if r.ctx.Err() != nil {
 		done()
-		return RebuildProgress{}, fmt.Errorf("rebuild %s: %w", name, r.ctx.Err())
+		return RebuildProgress{}, fmt.Errorf("rebuild %s: %w", name, ErrClosed)
 	}
 	rb, err := startRebuild(ctx, r.cfg, []Projection{p})
 	if err != nil {

@@ -404,7 +404,7 @@ type TravelSet struct {
 
 // At returns the set of the projection name as it stood at log position position (every
 // event up to it applied, none after), held until release is called. It returns
-// ErrUnknownProjection for a projection time travel does not serve.
+// ErrUnknownProjection for a projection time travel does not serve, and ErrClosed after Close.
 func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (TravelSet, func(), error) {
 	p := tt.byName[name]
 	if p == nil {
@@ -438,7 +438,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	closed := tt.closed
 	tt.mu.Unlock()
 	if closed {
-		return TravelSet{}, nil, errors.New("time travel: closed")
+		return TravelSet{}, nil, fmt.Errorf("time travel: %w", ErrClosed)
 	}
 	if s, ok := tt.hold(key); ok { // built while this one waited
 		ts.DB, ts.Tables = tt.dbOf(s), s.t

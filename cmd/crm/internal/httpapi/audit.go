@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/audit"
 )
 
@@ -41,7 +39,7 @@ func (s *Server) MountAudit(a Audit) {
 	s.router.Use(s.recordReads(a.AccessLog))
 	v1 := prefixed{s.router, "/v1"}
 	get := func(path string, h queryFunc) {
-		v1.Handle(path, s.authorize(auth.PermVerify, s.auditQuery(h))).Methods(http.MethodGet)
+		v1.Handle(path, s.authorize(auth.PermVerify, s.query(h))).Methods(http.MethodGet)
 	}
 	get("/audit/key", func(r *http.Request) (any, int64, error) {
 		k, err := a.Ledger.PublicKey()
@@ -102,8 +100,7 @@ func (s *Server) MountAudit(a Audit) {
 	// Who read what is for admins: an auditor's reads are what it checks.
 	get("/audit/access-log", func(r *http.Request) (any, int64, error) {
 		if p := principal(r.Context()); p.Role != auth.RoleAdmin {
-			return nil, 0, &apiError{status: http.StatusForbidden, slug: "forbidden", title: "Forbidden",
-				detail: "role " + string(p.Role) + " may not read the access log"}
+			return nil, 0, forbidden(p.Role, "read the access log")
 		}
 		after, err := auditParam(r, "after", 0, false)
 		if err != nil {
@@ -143,26 +140,6 @@ func auditParam(r *http.Request, name string, lowest int64, required bool) (int6
 		return 0, badField(name, "%s %q is not an integer of at least %d", name, v, lowest)
 	}
 	return n, nil
-}
-
-// auditQuery is query with the audit errors translated: a log that no longer matches its
-// tree is news for the auditor, not an internal error to hide.
-func (s *Server) auditQuery(h queryFunc) http.Handler {
-	return s.query(func(r *http.Request) (any, int64, error) {
-		v, version, err := h(r)
-		var ce *eventstore.ChainError
-		switch {
-		case err == nil:
-		case errors.Is(err, audit.ErrLogAltered), errors.As(err, &ce):
-			s.log.Error("audit: the stored log does not match", zap.String("request_id", requestID(r.Context())), zap.Error(err))
-			err = &apiError{status: http.StatusConflict, slug: "log-altered", title: "The stored log does not match its audit tree", detail: err.Error()}
-		case errors.Is(err, audit.ErrOutOfRange):
-			err = &apiError{status: http.StatusUnprocessableEntity, slug: "out-of-range", title: "Out of range", detail: err.Error()}
-		case errors.Is(err, eventstore.ErrStreamNotFound), errors.Is(err, eventstore.ErrEventNotFound):
-			err = &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found", detail: err.Error()}
-		}
-		return v, version, err
-	})
 }
 
 type noteKey struct{}

@@ -21,8 +21,7 @@ func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, perr := mime.ParseMediaType(ct)
 		if perr != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return time.Time{}, &apiError{status: http.StatusUnsupportedMediaType, slug: "unsupported-media-type",
-				title: "Unsupported media type", detail: fmt.Sprintf("Content-Type %q: send application/json", ct)}
+			return time.Time{}, unsupportedMediaType(ct)
 		}
 	}
 	raw, err := io.ReadAll(r.Body)

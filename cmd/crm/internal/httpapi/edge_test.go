@@ -354,7 +354,7 @@ func TestLongestReadWaitStillAnswers(t *testing.T) {
 	})
 	t.Run("an answer after the longest wait arrives", func(t *testing.T) {
 		const wait = time.Second
-		server, _ := newReadServer(t, wait)
+		server := newReadServer(t, wait).server
 		ts := httptest.NewUnstartedServer(server)
 		ts.Config = server.HTTPServer(httpapi.Timeouts{Write: wait}.ForReadWait(wait))
 		ts.Start()

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
 	"unicode"
 	"unicode/utf8"
@@ -52,10 +51,4 @@ func checkHeaderText(name, v string) error {
 		}
 	}
 	return nil
-}
-
-// headerTooLarge is the problem of one header over its limit.
-func headerTooLarge(name string, limit int) *apiError {
-	return &apiError{status: http.StatusRequestHeaderFieldsTooLarge, slug: "header-too-large", title: "Request header too large",
-		detail: fmt.Sprintf("%s is longer than %d characters", name, limit), field: name}
 }

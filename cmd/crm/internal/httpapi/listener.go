@@ -83,13 +83,7 @@ func netHTTPRefusal(p []byte) (*apiError, bool) {
 	if status != http.StatusBadRequest {
 		slug = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "-"))
 	}
-	return &apiError{status: status, slug: slug, title: http.StatusText(status), detail: detail}, true
-}
-
-// headerBlockTooLarge is the problem of a header block over MaxHeaderBytes.
-func headerBlockTooLarge() *apiError {
-	return &apiError{status: http.StatusRequestHeaderFieldsTooLarge, slug: "header-too-large", title: "Request header too large",
-		detail: fmt.Sprintf("the request's header block is longer than %d bytes", MaxHeaderBytes)}
+	return unparsable(status, slug, detail), true
 }
 
 // problemResponse is the whole HTTP answer with the problem of e, for a request no handler saw.

@@ -3,8 +3,6 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -239,20 +237,12 @@ func retryParked(r *http.Request, runner *projections.Runner) (any, int64, error
 	raw := mux.Vars(r)["parkedId"] // not "id": that one is a contact's or a deal's UUID
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 1 {
-		return nil, 0, &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",
-			detail: fmt.Sprintf("%q is not a parked event id", raw)}
+		return nil, 0, notFound("%q is not a parked event id", raw)
 	}
 	// The retry runs to its end even if the client goes away: it is a small, bounded piece of
 	// work, and stopping it halfway would only leave more to retry.
 	res, err := runner.RetryParked(context.WithoutCancel(r.Context()), id)
-	var nf *projections.NotFirstError
-	switch {
-	case errors.Is(err, projections.ErrParkedNotFound):
-		return nil, 0, &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",
-			detail: fmt.Sprintf("no parked event %d", id)}
-	case errors.As(err, &nf):
-		return nil, 0, &apiError{status: http.StatusConflict, slug: "conflict", title: "Conflict", detail: nf.Error()}
-	case err != nil:
+	if err != nil {
 		return nil, 0, err
 	}
 	return res, 0, nil

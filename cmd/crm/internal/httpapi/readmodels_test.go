@@ -53,14 +53,22 @@ type readAPI struct {
 // read models apart from it, with the runner live.
 func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 	t.Helper()
-	server, refusing := newReadServer(t, maxWait)
-	srv := httptest.NewServer(server)
+	rs := newReadServer(t, maxWait)
+	srv := httptest.NewServer(rs.server)
 	t.Cleanup(srv.Close)
-	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: refusing}
+	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing}
+}
+
+// readServer is the server of newReadAPI, not yet served, with the parts behind it.
+type readServer struct {
+	server   *httpapi.Server
+	refusing *atomic.Bool
+	travel   *projections.TimeTravel
+	rebuilds *projections.Rebuilds
 }
 
 // newReadServer is the server of newReadAPI, not yet served.
-func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomic.Bool) {
+func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
@@ -109,8 +117,14 @@ func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomi
 	if err := travel.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel})
-	return server, refusing
+	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner},
+		board.Projection{}, journey.Projection{}, churn.Projection{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rebuilds.Close)
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds})
+	return readServer{server: server, refusing: refusing, travel: travel, rebuilds: rebuilds}
 }
 
 func (a *readAPI) read(path string, v any) response {

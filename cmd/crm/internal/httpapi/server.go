@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -82,37 +83,19 @@ func (s *Server) routes() {
 	// No cleaning: it redirects before authentication; ServeHTTP refuses such paths instead.
 	r := mux.NewRouter().SkipClean(true)
 	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog)
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Type: ProblemBase + "not-found", Title: "Not found", Status: http.StatusNotFound, Detail: "no such endpoint"})
+	noRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, notFound("no such endpoint"))
 	})
 	notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Type: ProblemBase + "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
-			Detail: r.Method + " is not allowed on " + r.URL.Path})
+		s.writeError(w, r, methodNotAllowed(r.Method, r.URL.Path))
 	})
 	// The router's middleware runs for matched routes only: these get their request id here.
-	r.NotFoundHandler, r.MethodNotAllowedHandler = s.withRequestID(notFound), s.withRequestID(notAllowed)
+	r.NotFoundHandler, r.MethodNotAllowedHandler = s.withRequestID(noRoute), s.withRequestID(notAllowed)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
 	v1 := prefixed{r, "/v1"}
-	write := func(path string, h commandFunc) {
-		v1.Handle(path, s.authorize(auth.PermWrite, s.command(h))).Methods(http.MethodPost)
-	}
-	write("/contacts", s.createContact)
-	v1.Handle("/contacts/{id}", s.authorize(auth.PermWrite, s.command(s.updateContact))).Methods(http.MethodPatch)
-	write("/contacts/{id}/phase", s.changePhase)
-	write("/contacts/{id}/touchpoints", s.recordTouchpoint)
-	write("/contacts/{id}/purchases", s.recordPurchase)
-	write("/contacts/{id}/surveys", s.recordSurvey)
-	write("/contacts/{id}/usage", s.reportUsage)
-	write("/contacts/{id}/tasks", s.scheduleTask)
-	write("/contacts/{id}/tasks/{taskId}/complete", s.completeTask)
-	write("/contacts/{id}/opt-out", s.optOut)
-	write("/deals", s.openDeal)
-	write("/deals/{id}/stage", s.changeDealStage)
-	write("/deals/{id}/win", s.winDeal)
-	write("/deals/{id}/lose", s.loseDeal)
-	write("/deals/{id}/reopen", s.reopenDeal)
+	s.mountCommands(v1)
 
 	v1.Handle("/contacts/{id}", s.authorize(auth.PermRead, s.query(s.getContact))).Methods(http.MethodGet)
 	v1.Handle("/deals/{id}", s.authorize(auth.PermRead, s.query(s.getDeal))).Methods(http.MethodGet)
@@ -147,10 +130,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func unavailable(detail string) *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, slug: "unavailable", title: "Service unavailable", detail: detail}
 }
 
 type ctxKey struct{}
@@ -193,8 +172,8 @@ func (s *Server) withRecovery(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic serving request", zap.String("request_id", requestID(r.Context())), zap.Any("panic", v), zap.Stack("stack"))
-				writeProblem(w, r, Problem{Type: ProblemBase + "internal", Title: "Internal server error", Status: http.StatusInternalServerError})
+				// writeError logs it, once, with the stack of the panic.
+				s.writeError(w, r, fmt.Errorf("panic serving request: %v\n%s", v, debug.Stack()))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -228,21 +207,16 @@ func (s *Server) authorize(perm auth.Permission, next http.Handler) http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearer(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="crm"`)
-			writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
-				Detail: "send Authorization: Bearer <token>"})
+			s.writeError(w, r, unauthorized("send Authorization: Bearer <token>", `Bearer realm="crm"`))
 			return
 		}
 		p, ok := s.tokens.Authenticate(token)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="crm", error="invalid_token"`)
-			writeProblem(w, r, Problem{Type: ProblemBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
-				Detail: "the bearer token is not valid"})
+			s.writeError(w, r, unauthorized("the bearer token is not valid", `Bearer realm="crm", error="invalid_token"`))
 			return
 		}
 		if !p.Role.Can(perm) {
-			writeProblem(w, r, Problem{Type: ProblemBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden,
-				Detail: "role " + string(p.Role) + " may not " + string(perm)})
+			s.writeError(w, r, forbidden(p.Role, string(perm)))
 			return
 		}
 		info(r.Context()).principal = p

@@ -111,8 +111,7 @@ func checkRequestText(r *http.Request) error {
 			if !isID {
 				what = name
 			}
-			return &apiError{status: http.StatusNotFound, slug: "not-found", title: "Not found",
-				detail: fmt.Sprintf("no %s %q", what, v)}
+			return notFound("no %s %q", what, v)
 		}
 	}
 	return checkQueryText(r.URL.RawQuery)
