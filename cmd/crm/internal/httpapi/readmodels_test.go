@@ -118,7 +118,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner},
-		board.Projection{}, journey.Projection{}, churn.Projection{})
+		board.Projection(), journey.Projection(), churn.Projection())
 	if err != nil {
 		t.Fatal(err)
 	}
