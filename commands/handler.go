@@ -154,11 +154,7 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			return res, err
 		}
 	}
-	occurredAt := m.OccurredAt
-	if occurredAt.IsZero() {
-		occurredAt = h.now()
-	}
-	occurredAt = eventstore.NormalizeTime(occurredAt)
+	occurredAt := h.businessTime(m)
 	reason := m.Reason
 	if reason == "" {
 		reason = p.reason
@@ -240,6 +236,14 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			return Result{}, fmt.Errorf("append %s: %w", p.stream, err)
 		}
 	}
+}
+
+// businessTime is the occurred-at of the command's events: the client's, or now, as stored.
+func (h *Handler) businessTime(m Meta) time.Time {
+	if m.OccurredAt.IsZero() {
+		return eventstore.NormalizeTime(h.now())
+	}
+	return eventstore.NormalizeTime(m.OccurredAt)
 }
 
 // replay returns the original result of an idempotent command that was already recorded.
