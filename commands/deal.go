@@ -101,6 +101,25 @@ func (h *Handler) ReopenDeal(ctx context.Context, m Meta, cmd ReopenDeal) (Resul
 	})
 }
 
+// UpdateDeal edits an open deal; nil fields stay as they are.
+type UpdateDeal struct {
+	DealID        string  `json:"-"`
+	Title         *string `json:"title,omitempty"`
+	Amount        *int64  `json:"amount,omitempty"`
+	Currency      *string `json:"currency,omitempty"`
+	ExpectedClose *string `json:"expected_close,omitempty"`
+	Owner         *string `json:"owner,omitempty"`
+}
+
+// UpdateDeal records the real changes of an open deal's title, amount (and currency, before a
+// proposal), expected close and owner, one event each.
+func (h *Handler) UpdateDeal(ctx context.Context, m Meta, cmd UpdateDeal) (Result, error) {
+	return onDeal(ctx, h, m, "UpdateDeal", cmd.DealID, cmd, func(d *deal.Deal) ([]domain.Event, error) {
+		return d.Update(deal.Update{Title: cmd.Title, Amount: cmd.Amount, Currency: cmd.Currency,
+			ExpectedClose: cmd.ExpectedClose, Owner: cmd.Owner})
+	})
+}
+
 func newDeal() *deal.Deal { return &deal.Deal{} }
 
 func onDeal(ctx context.Context, h *Handler, m Meta, name, id string, body any,

@@ -60,6 +60,10 @@ func samples() []domain.Event {
 		&deal.Won{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageNegotiation, Amount: domain.Money{Amount: 2_750_000, Currency: "JPY"}, ClosedAt: "2025-06-27"},
 		&deal.Lost{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageProposal, Reason: deal.ReasonCompetitor, Note: "chose a cheaper vendor", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"}},
 		&deal.Reopened{DealID: "d-0001", From: deal.StageLost, To: deal.StageProposal},
+		&deal.TitleChanged{DealID: "d-0001", From: "CRM rollout, 50 seats", To: "CRM rollout, 60 seats"},
+		&deal.AmountChanged{DealID: "d-0001", From: domain.Money{Amount: 3_000_000, Currency: "JPY"}, To: domain.Money{Amount: 2_500_000, Currency: "USD"}},
+		&deal.ExpectedCloseChanged{DealID: "d-0001", From: "2025-06-30", To: "2025-07-31"},
+		&deal.OwnerChanged{DealID: "d-0001", From: "alice", To: "bob"},
 	}
 }
 
