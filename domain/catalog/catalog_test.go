@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
@@ -64,6 +65,14 @@ func samples() []domain.Event {
 		&deal.AmountChanged{DealID: "d-0001", From: domain.Money{Amount: 3_000_000, Currency: "JPY"}, To: domain.Money{Amount: 2_500_000, Currency: "USD"}},
 		&deal.ExpectedCloseChanged{DealID: "d-0001", From: "2025-06-30", To: "2025-07-31"},
 		&deal.OwnerChanged{DealID: "d-0001", From: "alice", To: "bob"},
+		&account.Created{
+			AccountID: "a-0001", Name: "田中商事株式会社", Domain: "tanaka.example", Industry: "wholesale", Size: account.Size50to249,
+			Address: &account.Address{Street: "1-2-3 Marunouchi", City: "Chiyoda-ku", Region: "Tokyo", PostalCode: "100-0005", Country: "JP"},
+		},
+		&account.DetailsChanged{
+			AccountID: "a-0001", Name: ptr("Tanaka Holdings"), Domain: ptr("tanaka-hd.example"), Industry: ptr("trading"), Size: ptr(account.Size250to999),
+			Address: &account.Address{Street: "4-5-6 Umeda", City: "Kita-ku", Region: "Osaka", PostalCode: "530-0001", Country: "JP"},
+		},
 	}
 }
 
@@ -190,8 +199,8 @@ func TestNames(t *testing.T) {
 			t.Errorf("event type %q does not match %s", name, eventName)
 		}
 		stream, _, _ := strings.Cut(name, ".")
-		if stream != "contact" && stream != "deal" {
-			t.Errorf("event type %q is not of a contact or deal stream", name)
+		if stream != "contact" && stream != "deal" && stream != "account" {
+			t.Errorf("event type %q is not of a contact, deal or account stream", name)
 		}
 	}
 }
