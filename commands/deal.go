@@ -33,6 +33,11 @@ func (h *Handler) OpenDeal(ctx context.Context, m Meta, cmd OpenDeal) (Result, e
 				if err != nil {
 					return nil, err
 				}
+				if c.MergedInto != "" {
+					merged := domain.Merged("contact", c.ID, c.MergedInto)
+					merged.Field = "contact_id"
+					return nil, merged
+				}
 				owner = orDefault(owner, c.Owner)
 			}
 			return d.Open(deal.Open{DealID: id, ContactID: cmd.ContactID, Title: cmd.Title, Amount: cmd.Amount,
