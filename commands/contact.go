@@ -77,10 +77,12 @@ type RecordTouchpoint struct {
 	Note      string `json:"note,omitempty"`
 }
 
-// RecordTouchpoint records an activity; Result.EntityID is the touchpoint id.
+// RecordTouchpoint records an activity; Result.EntityID is the touchpoint id. A touchpoint by
+// a channel the contact opted out of before its business time is refused.
 func (h *Handler) RecordTouchpoint(ctx context.Context, m Meta, cmd RecordTouchpoint) (Result, error) {
+	occurredAt := h.businessTime(m)
 	return onContact(ctx, h, m, "RecordTouchpoint", cmd.ContactID, cmd, func(c *contact.Contact, i ids) ([]domain.Event, error) {
-		return c.RecordTouchpoint(i.entity(), cmd.Kind, cmd.Note)
+		return c.RecordTouchpoint(i.entity(), cmd.Kind, cmd.Note, occurredAt)
 	})
 }
 
@@ -187,7 +189,7 @@ func onContact(ctx context.Context, h *Handler, m Meta, name, id string, body an
 // entityFor is the id of the entity a command creates inside its aggregate, if it creates one.
 func entityFor(name string, cmdIDs ids) string {
 	switch name {
-	case "RecordTouchpoint", "RecordPurchase", "RecordSurvey", "ScheduleTask":
+	case "RecordTouchpoint", "RecordPurchase", "RecordSurvey", "ScheduleTask", "AddNote":
 		return cmdIDs.entity()
 	default:
 		return ""

@@ -33,6 +33,11 @@ func (h *Handler) OpenDeal(ctx context.Context, m Meta, cmd OpenDeal) (Result, e
 				if err != nil {
 					return nil, err
 				}
+				if c.MergedInto != "" {
+					merged := domain.Merged("contact", c.ID, c.MergedInto)
+					merged.Field = "contact_id"
+					return nil, merged
+				}
 				owner = orDefault(owner, c.Owner)
 			}
 			return d.Open(deal.Open{DealID: id, ContactID: cmd.ContactID, Title: cmd.Title, Amount: cmd.Amount,
@@ -98,6 +103,25 @@ type ReopenDeal struct {
 func (h *Handler) ReopenDeal(ctx context.Context, m Meta, cmd ReopenDeal) (Result, error) {
 	return onDeal(ctx, h, m, "ReopenDeal", cmd.DealID, cmd, func(d *deal.Deal) ([]domain.Event, error) {
 		return d.Reopen()
+	})
+}
+
+// UpdateDeal edits an open deal; nil fields stay as they are.
+type UpdateDeal struct {
+	DealID        string  `json:"-"`
+	Title         *string `json:"title,omitempty"`
+	Amount        *int64  `json:"amount,omitempty"`
+	Currency      *string `json:"currency,omitempty"`
+	ExpectedClose *string `json:"expected_close,omitempty"`
+	Owner         *string `json:"owner,omitempty"`
+}
+
+// UpdateDeal records the real changes of an open deal's title, amount (and currency, before a
+// proposal), expected close and owner, one event each.
+func (h *Handler) UpdateDeal(ctx context.Context, m Meta, cmd UpdateDeal) (Result, error) {
+	return onDeal(ctx, h, m, "UpdateDeal", cmd.DealID, cmd, func(d *deal.Deal) ([]domain.Event, error) {
+		return d.Update(deal.Update{Title: cmd.Title, Amount: cmd.Amount, Currency: cmd.Currency,
+			ExpectedClose: cmd.ExpectedClose, Owner: cmd.Owner})
 	})
 }
 

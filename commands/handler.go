@@ -101,9 +101,12 @@ func (h *Handler) Registry() *domain.Registry { return h.registry }
 // idNamespace scopes every id derived from an idempotency key.
 var idNamespace = uuid.MustParse("6f1d8a52-3c1e-4f7a-9b0e-2d4c5e6f7a81")
 
-// ids are the identifiers one command uses: all random, or all derived from its key.
+// ids are the identifiers one command uses: all random, or all derived from its key. A command
+// that appends to two streams uses a scope per stream after the first, so each append has
+// event ids of its own under one command id.
 type ids struct {
 	command string
+	scope   string
 }
 
 func newIDs(m Meta) ids {
@@ -119,7 +122,10 @@ func (i ids) derive(name string) string {
 
 func (i ids) aggregate() string  { return i.derive("aggregate") }
 func (i ids) entity() string     { return i.derive("entity") }
-func (i ids) event(n int) string { return i.derive("event/" + strconv.Itoa(n)) }
+func (i ids) event(n int) string { return i.derive(i.scope + "event/" + strconv.Itoa(n)) }
+
+// scoped returns the ids of another append of the same command.
+func (i ids) scoped(scope string) ids { return ids{command: i.command, scope: scope + "/"} }
 
 // aggregate is what execute needs of a contact or a deal.
 type aggregate interface {
@@ -154,11 +160,7 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			return res, err
 		}
 	}
-	occurredAt := m.OccurredAt
-	if occurredAt.IsZero() {
-		occurredAt = h.now()
-	}
-	occurredAt = eventstore.NormalizeTime(occurredAt)
+	occurredAt := h.businessTime(m)
 	reason := m.Reason
 	if reason == "" {
 		reason = p.reason
@@ -240,6 +242,14 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			return Result{}, fmt.Errorf("append %s: %w", p.stream, err)
 		}
 	}
+}
+
+// businessTime is the occurred-at of the command's events: the client's, or now, as stored.
+func (h *Handler) businessTime(m Meta) time.Time {
+	if m.OccurredAt.IsZero() {
+		return eventstore.NormalizeTime(h.now())
+	}
+	return eventstore.NormalizeTime(m.OccurredAt)
 }
 
 // replay returns the original result of an idempotent command that was already recorded.

@@ -19,6 +19,9 @@ const (
 	CodeNotFound Code = "not_found"
 	// CodeConflict: the aggregate already exists.
 	CodeConflict Code = "conflict"
+	// CodeMerged: the aggregate was merged into another and takes no more commands;
+	// Error.MergedInto names the survivor, so the edge can point the client there.
+	CodeMerged Code = "merged"
 )
 
 // Error is the one error type of the domain.
@@ -26,6 +29,8 @@ type Error struct {
 	Code    Code
 	Field   string // the offending command field, when there is one
 	Message string
+	// MergedInto is the id of the surviving aggregate, set only with CodeMerged.
+	MergedInto string
 }
 
 func (e *Error) Error() string {
@@ -55,6 +60,11 @@ func Conflict(format string, args ...any) *Error {
 	return &Error{Code: CodeConflict, Message: fmt.Sprintf(format, args...)}
 }
 
+// Merged reports a command on an aggregate (what, e.g. "contact") that was merged into another.
+func Merged(what, id, into string) *Error {
+	return &Error{Code: CodeMerged, Message: fmt.Sprintf("%s %s was merged into %s", what, id, into), MergedInto: into}
+}
+
 // ErrorCode returns the code of a domain error in err's chain, or "" when there is none.
 func ErrorCode(err error) Code {
 	var de *Error
@@ -62,4 +72,13 @@ func ErrorCode(err error) Code {
 		return de.Code
 	}
 	return ""
+}
+
+// MergedInto returns the survivor's id when err's chain holds a CodeMerged domain error.
+func MergedInto(err error) (string, bool) {
+	var de *Error
+	if errors.As(err, &de) && de.Code == CodeMerged {
+		return de.MergedInto, true
+	}
+	return "", false
 }

@@ -91,6 +91,7 @@ func TestErrors(t *testing.T) {
 		{"refused", domain.Refused("task %s is done", "t-1"), domain.CodeRefused, "task t-1 is done"},
 		{"not found", domain.NotFound("deal not found"), domain.CodeNotFound, "deal not found"},
 		{"conflict", domain.Conflict("exists"), domain.CodeConflict, "exists"},
+		{"merged names the survivor", domain.Merged("contact", "c-1", "c-2"), domain.CodeMerged, "contact c-1 was merged into c-2"},
 		{"wrapped", fmt.Errorf("decide: %w", domain.Refused("no")), domain.CodeRefused, "decide: no"},
 		{"joined", errors.Join(errors.New("first"), domain.NotFound("gone")), domain.CodeNotFound, "first\ngone"},
 		{"not a domain error", errors.New("disk full"), "", "disk full"},
@@ -108,5 +109,30 @@ func TestErrors(t *testing.T) {
 	}
 	if got := domain.ErrorCode(nil); got != "" {
 		t.Errorf("ErrorCode(nil) = %q", got)
+	}
+}
+
+func TestMergedInto(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		err    error
+		want   string
+		wantOK bool
+	}{
+		{"a merged error names the survivor", domain.Merged("contact", "c-1", "c-2"), "c-2", true},
+		{"wrapped, it still does", fmt.Errorf("decide: %w", domain.Merged("contact", "c-1", "c-2")), "c-2", true},
+		{"another domain error names none", domain.Refused("no"), "", false},
+		{"a plain error names none", errors.New("disk full"), "", false},
+		{"nil names none", nil, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := domain.MergedInto(tc.err)
+			if got != tc.want || ok != tc.wantOK {
+				t.Errorf("MergedInto = %q, %v; want %q, %v", got, ok, tc.want, tc.wantOK)
+			}
+		})
 	}
 }

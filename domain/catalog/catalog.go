@@ -3,6 +3,7 @@ package catalog
 
 import (
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 )
@@ -12,5 +13,6 @@ func Registry() *domain.Registry {
 	var all []domain.Event
 	all = append(all, contact.Events()...)
 	all = append(all, deal.Events()...)
+	all = append(all, account.Events()...)
 	return domain.NewRegistry(all...)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
@@ -44,6 +45,14 @@ func samples() []domain.Event {
 		&contact.TaskScheduled{ContactID: "c-0001", TaskID: "t-0001", Title: "Propose the upgrade", Due: "2025-04-15", Assignee: "carol"},
 		&contact.TaskCompleted{ContactID: "c-0001", TaskID: "t-0001"},
 		&contact.OptedOut{ContactID: "c-0001", Channel: contact.ConsentPostal},
+		&contact.NoteAdded{ContactID: "c-0001", NoteID: "n-0001", Text: "予算は4月に確定", Author: "alice"},
+		&contact.TaskRescheduled{ContactID: "c-0001", TaskID: "t-0001", From: "2025-04-15", To: "2025-04-22"},
+		&contact.TaskReassigned{ContactID: "c-0001", TaskID: "t-0001", From: "carol", To: "dave"},
+		&contact.TaskCancelled{ContactID: "c-0001", TaskID: "t-0001", Reason: "the customer already upgraded"},
+		&contact.AccountLinked{ContactID: "c-0001", AccountID: "a-0002", FromAccountID: "a-0001"},
+		&contact.AccountUnlinked{ContactID: "c-0001", AccountID: "a-0002"},
+		&contact.MergedInto{ContactID: "c-0002", Into: "c-0001", CrossAccount: true},
+		&contact.DuplicateAbsorbed{ContactID: "c-0001", DuplicateID: "c-0002"},
 		&deal.Opened{
 			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
 			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,
@@ -52,6 +61,18 @@ func samples() []domain.Event {
 		&deal.Won{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageNegotiation, Amount: domain.Money{Amount: 2_750_000, Currency: "JPY"}, ClosedAt: "2025-06-27"},
 		&deal.Lost{DealID: "d-0001", ContactID: "c-0001", FromStage: deal.StageProposal, Reason: deal.ReasonCompetitor, Note: "chose a cheaper vendor", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"}},
 		&deal.Reopened{DealID: "d-0001", From: deal.StageLost, To: deal.StageProposal},
+		&deal.TitleChanged{DealID: "d-0001", From: "CRM rollout, 50 seats", To: "CRM rollout, 60 seats"},
+		&deal.AmountChanged{DealID: "d-0001", From: domain.Money{Amount: 3_000_000, Currency: "JPY"}, To: domain.Money{Amount: 2_500_000, Currency: "USD"}},
+		&deal.ExpectedCloseChanged{DealID: "d-0001", From: "2025-06-30", To: "2025-07-31"},
+		&deal.OwnerChanged{DealID: "d-0001", From: "alice", To: "bob"},
+		&account.Created{
+			AccountID: "a-0001", Name: "田中商事株式会社", Domain: "tanaka.example", Industry: "wholesale", Size: account.Size50to249,
+			Address: &account.Address{Street: "1-2-3 Marunouchi", City: "Chiyoda-ku", Region: "Tokyo", PostalCode: "100-0005", Country: "JP"},
+		},
+		&account.DetailsChanged{
+			AccountID: "a-0001", Name: ptr("Tanaka Holdings"), Domain: ptr("tanaka-hd.example"), Industry: ptr("trading"), Size: ptr(account.Size250to999),
+			Address: &account.Address{Street: "4-5-6 Umeda", City: "Kita-ku", Region: "Osaka", PostalCode: "530-0001", Country: "JP"},
+		},
 	}
 }
 
@@ -178,8 +199,8 @@ func TestNames(t *testing.T) {
 			t.Errorf("event type %q does not match %s", name, eventName)
 		}
 		stream, _, _ := strings.Cut(name, ".")
-		if stream != "contact" && stream != "deal" {
-			t.Errorf("event type %q is not of a contact or deal stream", name)
+		if stream != "contact" && stream != "deal" && stream != "account" {
+			t.Errorf("event type %q is not of a contact, deal or account stream", name)
 		}
 	}
 }

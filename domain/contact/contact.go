@@ -41,6 +41,16 @@ type Contact struct {
 	Tasks        []Task           `json:"tasks"`
 	OptedOut     []ConsentChannel `json:"opted_out"`
 	PhaseHistory []PhaseVisit     `json:"-"`
+	// OptedOutAt is when (business time) each opt-out took effect: a touchpoint that
+	// occurred before it is history, one at or after it is refused.
+	OptedOutAt map[ConsentChannel]time.Time `json:"-"`
+
+	Notes     int    `json:"notes,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
+	// MergedInto is the survivor this contact was merged into; a merged contact takes no
+	// more commands. Absorbed lists the duplicates merged into this one, in merge order.
+	MergedInto string   `json:"merged_into,omitempty"`
+	Absorbed   []string `json:"absorbed,omitempty"`
 }
 
 // Task is a follow-up task of a contact.
@@ -51,6 +61,10 @@ type Task struct {
 	Assignee    string      `json:"assignee"`
 	Done        bool        `json:"done"`
 	CompletedAt *time.Time  `json:"completed_at,omitempty"`
+	// Cancelled tasks are closed without being done; CancelReason says why.
+	Cancelled    bool       `json:"cancelled,omitempty"`
+	CancelReason string     `json:"cancel_reason,omitempty"`
+	CancelledAt  *time.Time `json:"cancelled_at,omitempty"`
 }
 
 // PhaseVisit is one stay of the contact in a phase.
@@ -103,12 +117,45 @@ func (c *Contact) Apply(e domain.Event, occurredAt time.Time) {
 	case *TaskScheduled:
 		c.Tasks = append(c.Tasks, Task{ID: e.TaskID, Title: e.Title, Due: e.Due, Assignee: e.Assignee})
 	case *TaskCompleted:
-		if i := c.taskIndex(e.TaskID); i >= 0 {
-			t := occurredAt
-			c.Tasks[i].Done, c.Tasks[i].CompletedAt = true, &t
-		}
+		at := occurredAt
+		c.updateTask(e.TaskID, func(t *Task) { t.Done, t.CompletedAt = true, &at })
 	case *OptedOut:
 		c.OptedOut = append(c.OptedOut, e.Channel)
+		if c.OptedOutAt == nil {
+			c.OptedOutAt = map[ConsentChannel]time.Time{}
+		}
+		c.OptedOutAt[e.Channel] = occurredAt
+	default:
+		c.applyLater(e, occurredAt)
+	}
+}
+
+// applyLater folds the events of notes, task changes, accounts and merges.
+func (c *Contact) applyLater(e domain.Event, occurredAt time.Time) {
+	switch e := e.(type) {
+	case *NoteAdded:
+		c.Notes++
+	case *TaskRescheduled:
+		c.updateTask(e.TaskID, func(t *Task) { t.Due = e.To })
+	case *TaskReassigned:
+		c.updateTask(e.TaskID, func(t *Task) { t.Assignee = e.To })
+	case *TaskCancelled:
+		at := occurredAt
+		c.updateTask(e.TaskID, func(t *Task) { t.Cancelled, t.CancelReason, t.CancelledAt = true, e.Reason, &at })
+	case *AccountLinked:
+		c.AccountID = e.AccountID
+	case *AccountUnlinked:
+		c.AccountID = ""
+	case *MergedInto:
+		c.MergedInto = e.Into
+	case *DuplicateAbsorbed:
+		c.Absorbed = append(c.Absorbed, e.DuplicateID)
+	}
+}
+
+func (c *Contact) updateTask(id string, change func(*Task)) {
+	if i := c.taskIndex(id); i >= 0 {
+		change(&c.Tasks[i])
 	}
 }
 
@@ -122,9 +169,14 @@ func (c *Contact) taskIndex(id string) int {
 	return slices.IndexFunc(c.Tasks, func(t Task) bool { return t.ID == id })
 }
 
+// mustExist is the first check of every decision on an existing contact: a merged contact is
+// refused with an error naming the survivor, whatever the command.
 func (c *Contact) mustExist() error {
 	if !c.Exists() {
 		return domain.NotFound("contact not found")
+	}
+	if c.MergedInto != "" {
+		return domain.Merged("contact", c.ID, c.MergedInto)
 	}
 	return nil
 }
@@ -271,13 +323,17 @@ func (c *Contact) ChangePhase(to, reason string) ([]domain.Event, error) {
 	return []domain.Event{&PhaseChanged{ContactID: c.ID, From: c.Phase, To: target, Rule: rule, Reason: reason}}, nil
 }
 
-// RecordTouchpoint decides the recording of an activity.
-func (c *Contact) RecordTouchpoint(touchpointID, kind, note string) ([]domain.Event, error) {
+// RecordTouchpoint decides the recording of an activity that occurred at the given business
+// time. A touchpoint by a channel the contact had opted out of by then is refused.
+func (c *Contact) RecordTouchpoint(touchpointID, kind, note string, occurredAt time.Time) ([]domain.Event, error) {
 	if err := c.mustExist(); err != nil {
 		return nil, err
 	}
 	k, err := ParseTouchpointKind("kind", kind)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkConsent(k, occurredAt); err != nil {
 		return nil, err
 	}
 	if utf8.RuneCountInString(note) > 10000 {
@@ -345,21 +401,6 @@ func (c *Contact) ScheduleTask(taskID, title, due, assignee string) ([]domain.Ev
 		return nil, domain.Conflict("task %s exists already", taskID)
 	}
 	return []domain.Event{&TaskScheduled{ContactID: c.ID, TaskID: taskID, Title: title, Due: d, Assignee: assignee}}, nil
-}
-
-// CompleteTask decides that a task is done.
-func (c *Contact) CompleteTask(taskID string) ([]domain.Event, error) {
-	if err := c.mustExist(); err != nil {
-		return nil, err
-	}
-	i := c.taskIndex(taskID)
-	if i < 0 {
-		return nil, domain.NotFound("task %s not found", taskID)
-	}
-	if c.Tasks[i].Done {
-		return nil, domain.Refused("task %s is already done", taskID)
-	}
-	return []domain.Event{&TaskCompleted{ContactID: c.ID, TaskID: taskID}}, nil
 }
 
 // OptOut decides the withdrawal of consent for a channel.

@@ -274,7 +274,7 @@ func TestRecordTouchpoint(t *testing.T) {
 		{
 			Name: "touchpoint on a missing contact is not found",
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "call", "")
+				return c.RecordTouchpoint("tp-1", "call", "", domaintest.OccurredAt)
 			},
 			WantCode: domain.CodeNotFound, WantMessage: "contact not found",
 		},
@@ -282,7 +282,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "a touchpoint records the current phase",
 			Given: inPhase(contact.Discovery),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "meeting", "budget confirmed")
+				return c.RecordTouchpoint("tp-1", "meeting", "budget confirmed", domaintest.OccurredAt)
 			},
 			Then: []domain.Event{&contact.TouchpointRecorded{ContactID: contactID, TouchpointID: "tp-1", Kind: contact.KindMeeting, Note: "budget confirmed", Phase: contact.Discovery}},
 		},
@@ -290,7 +290,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "a touchpoint on a lost contact is recorded in phase lost",
 			Given: inPhase(contact.Lost),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "email_open", "")
+				return c.RecordTouchpoint("tp-1", "email_open", "", domaintest.OccurredAt)
 			},
 			Then: []domain.Event{&contact.TouchpointRecorded{ContactID: contactID, TouchpointID: "tp-1", Kind: contact.KindEmailOpen, Phase: contact.Lost}},
 		},
@@ -298,7 +298,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "a note of 10000 Japanese characters is accepted",
 			Given: existing(),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "call", strings.Repeat("話", 10000))
+				return c.RecordTouchpoint("tp-1", "call", strings.Repeat("話", 10000), domaintest.OccurredAt)
 			},
 			Then: []domain.Event{&contact.TouchpointRecorded{ContactID: contactID, TouchpointID: "tp-1", Kind: contact.KindCall, Note: strings.Repeat("話", 10000), Phase: contact.Lead}},
 		},
@@ -306,7 +306,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "a note of 10001 characters is invalid",
 			Given: existing(),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "call", strings.Repeat("n", 10001))
+				return c.RecordTouchpoint("tp-1", "call", strings.Repeat("n", 10001), domaintest.OccurredAt)
 			},
 			WantCode: domain.CodeInvalid, WantMessage: "note: is longer than 10000 characters",
 		},
@@ -314,7 +314,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "unknown kind is invalid",
 			Given: existing(),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "fax", "")
+				return c.RecordTouchpoint("tp-1", "fax", "", domaintest.OccurredAt)
 			},
 			WantCode: domain.CodeInvalid, WantMessage: `kind: "fax" is not a touchpoint kind`,
 		},
@@ -322,7 +322,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "empty kind is invalid",
 			Given: existing(),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", "", "")
+				return c.RecordTouchpoint("tp-1", "", "", domaintest.OccurredAt)
 			},
 			WantCode: domain.CodeInvalid, WantMessage: `kind: "" is not a touchpoint kind`,
 		},
@@ -332,7 +332,7 @@ func TestRecordTouchpoint(t *testing.T) {
 			Name:  "kind " + string(k) + " is accepted",
 			Given: existing(),
 			When: func(c *contact.Contact) ([]domain.Event, error) {
-				return c.RecordTouchpoint("tp-1", string(k), "")
+				return c.RecordTouchpoint("tp-1", string(k), "", domaintest.OccurredAt)
 			},
 			Then: []domain.Event{&contact.TouchpointRecorded{ContactID: contactID, TouchpointID: "tp-1", Kind: k, Phase: contact.Lead}},
 		})
@@ -557,7 +557,8 @@ func TestApply(t *testing.T) {
 					{ID: "t-1", Title: "Call about NPS", Due: "2025-04-15", Assignee: "bob", Done: true, CompletedAt: ptr(at(14))},
 					{ID: "t-2", Title: "Offer upgrade", Due: "2025-04-20", Assignee: "carol"},
 				},
-				OptedOut: []contact.ConsentChannel{contact.ConsentPhone},
+				OptedOut:   []contact.ConsentChannel{contact.ConsentPhone},
+				OptedOutAt: map[contact.ConsentChannel]time.Time{contact.ConsentPhone: at(15)},
 				PhaseHistory: []contact.PhaseVisit{
 					{Phase: contact.Lead, Entered: at(1)}, {Phase: contact.Approach, Entered: at(3)},
 					{Phase: contact.Won, Entered: at(7)}, {Phase: contact.Churned, Entered: at(20)},

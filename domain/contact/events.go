@@ -15,6 +15,14 @@ const (
 	TypeTaskScheduled      = "contact.task_scheduled.v1"
 	TypeTaskCompleted      = "contact.task_completed.v1"
 	TypeOptedOut           = "contact.opted_out.v1"
+	TypeNoteAdded          = "contact.note_added.v1"
+	TypeTaskRescheduled    = "contact.task_rescheduled.v1"
+	TypeTaskReassigned     = "contact.task_reassigned.v1"
+	TypeTaskCancelled      = "contact.task_cancelled.v1"
+	TypeAccountLinked      = "contact.account_linked.v1"
+	TypeAccountUnlinked    = "contact.account_unlinked.v1"
+	TypeMergedInto         = "contact.merged_into.v1"
+	TypeDuplicateAbsorbed  = "contact.duplicate_absorbed.v1"
 )
 
 // Created: a lead was captured. Every contact starts in phase lead.
@@ -111,6 +119,69 @@ type OptedOut struct {
 	Channel   ConsentChannel `json:"channel"`
 }
 
+// NoteAdded: someone wrote a note about the contact. Author is the actor who wrote it, kept in
+// the event itself because it is part of the note, not only of the audit trail.
+type NoteAdded struct {
+	ContactID string `json:"contact_id"`
+	NoteID    string `json:"note_id"`
+	Text      string `json:"text"`
+	Author    string `json:"author"`
+}
+
+// TaskRescheduled: an open task got a new due date.
+type TaskRescheduled struct {
+	ContactID string      `json:"contact_id"`
+	TaskID    string      `json:"task_id"`
+	From      domain.Date `json:"from"`
+	To        domain.Date `json:"to"`
+}
+
+// TaskReassigned: an open task was handed to someone else.
+type TaskReassigned struct {
+	ContactID string `json:"contact_id"`
+	TaskID    string `json:"task_id"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+}
+
+// TaskCancelled: an open task will not be done, for a reason.
+type TaskCancelled struct {
+	ContactID string `json:"contact_id"`
+	TaskID    string `json:"task_id"`
+	Reason    string `json:"reason"`
+}
+
+// AccountLinked: the contact now belongs to an account. FromAccountID is set when the contact
+// moved there from another account (one event, so the move is one fact, never an unlink and
+// a link that a reader could see apart).
+type AccountLinked struct {
+	ContactID     string `json:"contact_id"`
+	AccountID     string `json:"account_id"`
+	FromAccountID string `json:"from_account_id,omitempty"`
+}
+
+// AccountUnlinked: the contact no longer belongs to the account.
+type AccountUnlinked struct {
+	ContactID string `json:"contact_id"`
+	AccountID string `json:"account_id"`
+}
+
+// MergedInto: the contact was a duplicate and was merged into another (the survivor). Its
+// stream stays as it was, and takes no more commands. CrossAccount records that the two were
+// in different accounts and the merge was explicitly allowed anyway.
+type MergedInto struct {
+	ContactID    string `json:"contact_id"`
+	Into         string `json:"into"`
+	CrossAccount bool   `json:"cross_account,omitempty"`
+}
+
+// DuplicateAbsorbed: the contact survived a merge; the duplicate's history now counts as its
+// own. It is the survivor's half of a merge, recorded after the duplicate's MergedInto.
+type DuplicateAbsorbed struct {
+	ContactID   string `json:"contact_id"`
+	DuplicateID string `json:"duplicate_id"`
+}
+
 func (*Created) EventType() string            { return TypeCreated }
 func (*DetailsChanged) EventType() string     { return TypeDetailsChanged }
 func (*OwnerChanged) EventType() string       { return TypeOwnerChanged }
@@ -122,12 +193,21 @@ func (*UsageReported) EventType() string      { return TypeUsageReported }
 func (*TaskScheduled) EventType() string      { return TypeTaskScheduled }
 func (*TaskCompleted) EventType() string      { return TypeTaskCompleted }
 func (*OptedOut) EventType() string           { return TypeOptedOut }
+func (*NoteAdded) EventType() string          { return TypeNoteAdded }
+func (*TaskRescheduled) EventType() string    { return TypeTaskRescheduled }
+func (*TaskReassigned) EventType() string     { return TypeTaskReassigned }
+func (*TaskCancelled) EventType() string      { return TypeTaskCancelled }
+func (*AccountLinked) EventType() string      { return TypeAccountLinked }
+func (*AccountUnlinked) EventType() string    { return TypeAccountUnlinked }
+func (*MergedInto) EventType() string         { return TypeMergedInto }
+func (*DuplicateAbsorbed) EventType() string  { return TypeDuplicateAbsorbed }
 
 // Events returns a prototype of every contact event, for the registry.
 func Events() []domain.Event {
 	return []domain.Event{
 		&Created{}, &DetailsChanged{}, &OwnerChanged{}, &PhaseChanged{}, &TouchpointRecorded{},
 		&PurchaseRecorded{}, &SurveyRecorded{}, &UsageReported{}, &TaskScheduled{},
-		&TaskCompleted{}, &OptedOut{},
+		&TaskCompleted{}, &OptedOut{}, &NoteAdded{}, &TaskRescheduled{}, &TaskReassigned{},
+		&TaskCancelled{}, &AccountLinked{}, &AccountUnlinked{}, &MergedInto{}, &DuplicateAbsorbed{},
 	}
 }

@@ -48,10 +48,15 @@ const (
 	KindEmailOpen        TouchpointKind = "email_open"
 	KindEmailClick       TouchpointKind = "email_click"
 	KindDocumentDownload TouchpointKind = "document_download"
+	// Outbound messages by the channels a contact can opt out of (see ConsentChannelOf).
+	KindSMS           TouchpointKind = "sms"
+	KindPostalMail    TouchpointKind = "postal_mail"
+	KindSocialMessage TouchpointKind = "social_message"
 )
 
 var touchpointKinds = []TouchpointKind{KindCall, KindEmail, KindMeeting, KindVisit, KindWebinar,
-	KindSeminar, KindInquiry, KindSupportTicket, KindEmailOpen, KindEmailClick, KindDocumentDownload}
+	KindSeminar, KindInquiry, KindSupportTicket, KindEmailOpen, KindEmailClick, KindDocumentDownload,
+	KindSMS, KindPostalMail, KindSocialMessage}
 
 // TouchpointKinds lists every touchpoint kind.
 func TouchpointKinds() []TouchpointKind { return slices.Clone(touchpointKinds) }

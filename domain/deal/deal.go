@@ -59,6 +59,14 @@ func (d *Deal) Apply(e domain.Event, occurredAt time.Time) {
 	case *Reopened:
 		d.ClosedAt, d.LostReason, d.LostNote, d.ClosedFrom = "", "", "", ""
 		d.moveTo(e.To, occurredAt)
+	case *TitleChanged:
+		d.Title = e.To
+	case *AmountChanged:
+		d.Amount = e.To
+	case *ExpectedCloseChanged:
+		d.ExpectedClose = e.To
+	case *OwnerChanged:
+		d.Owner = e.To
 	}
 }
 

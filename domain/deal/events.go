@@ -9,6 +9,13 @@ const (
 	TypeWon          = "deal.won.v1"
 	TypeLost         = "deal.lost.v1"
 	TypeReopened     = "deal.reopened.v1"
+	// Edits of an open deal: one event per kind of change, each with both values, so the
+	// board and the forecast move a deal's amount or owner at the change's business time
+	// without folding the deal again.
+	TypeTitleChanged         = "deal.title_changed.v1"
+	TypeAmountChanged        = "deal.amount_changed.v1"
+	TypeExpectedCloseChanged = "deal.expected_close_changed.v1"
+	TypeOwnerChanged         = "deal.owner_changed.v1"
 )
 
 // Opened: a deal was created for a contact; it starts in qualification.
@@ -55,13 +62,47 @@ type Reopened struct {
 	To     Stage  `json:"to"`
 }
 
-func (*Opened) EventType() string       { return TypeOpened }
-func (*StageChanged) EventType() string { return TypeStageChanged }
-func (*Won) EventType() string          { return TypeWon }
-func (*Lost) EventType() string         { return TypeLost }
-func (*Reopened) EventType() string     { return TypeReopened }
+// TitleChanged: the deal was renamed.
+type TitleChanged struct {
+	DealID string `json:"deal_id"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+// AmountChanged: the expected amount of an open deal changed (in another currency only
+// before a proposal, see Update).
+type AmountChanged struct {
+	DealID string       `json:"deal_id"`
+	From   domain.Money `json:"from"`
+	To     domain.Money `json:"to"`
+}
+
+// ExpectedCloseChanged: the expected close date moved; an empty date means none.
+type ExpectedCloseChanged struct {
+	DealID string      `json:"deal_id"`
+	From   domain.Date `json:"from,omitempty"`
+	To     domain.Date `json:"to,omitempty"`
+}
+
+// OwnerChanged: the deal was handed to another sales rep.
+type OwnerChanged struct {
+	DealID string `json:"deal_id"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+func (*Opened) EventType() string               { return TypeOpened }
+func (*StageChanged) EventType() string         { return TypeStageChanged }
+func (*Won) EventType() string                  { return TypeWon }
+func (*Lost) EventType() string                 { return TypeLost }
+func (*Reopened) EventType() string             { return TypeReopened }
+func (*TitleChanged) EventType() string         { return TypeTitleChanged }
+func (*AmountChanged) EventType() string        { return TypeAmountChanged }
+func (*ExpectedCloseChanged) EventType() string { return TypeExpectedCloseChanged }
+func (*OwnerChanged) EventType() string         { return TypeOwnerChanged }
 
 // Events returns a prototype of every deal event, for the registry.
 func Events() []domain.Event {
-	return []domain.Event{&Opened{}, &StageChanged{}, &Won{}, &Lost{}, &Reopened{}}
+	return []domain.Event{&Opened{}, &StageChanged{}, &Won{}, &Lost{}, &Reopened{},
+		&TitleChanged{}, &AmountChanged{}, &ExpectedCloseChanged{}, &OwnerChanged{}}
 }
