@@ -82,6 +82,18 @@ func (s *Server) getDeal(r *http.Request) (any, int64, error) {
 	return d, d.Version, nil
 }
 
+func (s *Server) getAccount(r *http.Request) (any, int64, error) {
+	at, err := pointInTime(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	a, err := s.cmds.Account(r.Context(), pathID(r), at)
+	if err != nil {
+		return nil, 0, err
+	}
+	return a, a.Version, nil
+}
+
 func (s *Server) contactHistory(r *http.Request) (any, int64, error) {
 	return s.history(r.Context(), contact.StreamName(pathID(r)))
 }

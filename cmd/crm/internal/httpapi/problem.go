@@ -42,6 +42,8 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// RequestID correlates the answer with the server log.
 	RequestID string `json:"request_id,omitempty"`
+	// MergedInto names the record a merged one now lives on, for the problem `merged`.
+	MergedInto string `json:"merged_into,omitempty"`
 
 	// Headers of the answer that go with the problem, when set.
 	retryAfter int    // Retry-After, in seconds
@@ -175,6 +177,10 @@ func domainProblem(err error) (Problem, bool) {
 		return problem(http.StatusNotFound, "not-found", "Not found", de.Error()), true
 	case domain.CodeConflict:
 		return problem(http.StatusConflict, "conflict", "Conflict", de.Error()), true
+	case domain.CodeMerged:
+		p := problem(http.StatusConflict, "merged", "Merged into another record", de.Error())
+		p.MergedInto = de.MergedInto
+		return p, true
 	}
 	return Problem{}, false
 }

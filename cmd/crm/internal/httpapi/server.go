@@ -98,6 +98,7 @@ func (s *Server) routes() {
 	s.mountCommands(v1)
 
 	v1.Handle("/contacts/{id}", s.authorize(auth.PermRead, s.query(s.getContact))).Methods(http.MethodGet)
+	v1.Handle("/accounts/{id}", s.authorize(auth.PermRead, s.query(s.getAccount))).Methods(http.MethodGet)
 	v1.Handle("/deals/{id}", s.authorize(auth.PermRead, s.query(s.getDeal))).Methods(http.MethodGet)
 	v1.Handle("/contacts/{id}/history", s.authorize(auth.PermHistory, s.query(s.contactHistory))).Methods(http.MethodGet)
 	v1.Handle("/deals/{id}/history", s.authorize(auth.PermHistory, s.query(s.dealHistory))).Methods(http.MethodGet)

@@ -87,12 +87,15 @@ func jsonTextFault(v any) string {
 	return ""
 }
 
-// uuidVar tells whether the path variable name holds the id of a contact, a deal or a task
-// (what), a UUID as the server makes them: another value names nothing that can exist.
+// uuidVar tells whether the path variable name holds the id of a contact, a deal, an account
+// or a task (what), a UUID as the server makes them: another value names nothing that can
+// exist.
 func uuidVar(name string) (what string, ok bool) {
 	switch name {
 	case "id":
-		return "contact or deal", true
+		return "contact, deal or account", true
+	case "accountId":
+		return "account", true
 	case "contactId":
 		return "contact", true
 	case "taskId":
