@@ -102,7 +102,9 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	return nil
 }
 
-// loadTokens uses CRM_TOKENS, or creates (once) an admin token in the data directory.
+// loadTokens uses CRM_TOKENS, or creates (once) an admin token in the data directory. The
+// token is printed only when it is created: output is often collected into logs, and later
+// starts say where it is kept instead.
 func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
 	if cfg.Tokens != "" {
 		t, err := auth.ParseTokens(cfg.Tokens)
@@ -115,12 +117,14 @@ func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	verb := "Using the"
+	path := filepath.Join(cfg.DataDir, auth.AdminTokenFile)
 	if created {
-		verb = "Created an"
+		fmt.Fprintf(stdout, "Created an admin token (CRM_TOKENS is not set), kept in %s; it is shown only now:\n  curl -H 'Authorization: Bearer %s' http://localhost%s/v1/...\n",
+			path, token, portOf(cfg.Addr))
+	} else {
+		fmt.Fprintf(stdout, "Using the admin token kept in %s (CRM_TOKENS is not set):\n  curl -H \"Authorization: Bearer $(cat %s)\" http://localhost%s/v1/...\n",
+			path, path, portOf(cfg.Addr))
 	}
-	fmt.Fprintf(stdout, "%s admin token (CRM_TOKENS is not set), kept in %s:\n  curl -H 'Authorization: Bearer %s' http://localhost%s/v1/...\n",
-		verb, filepath.Join(cfg.DataDir, auth.AdminTokenFile), token, portOf(cfg.Addr))
 	return auth.ParseTokens("admin:admin:" + token)
 }
 

@@ -19,6 +19,7 @@ type server struct {
 	t     *testing.T
 	addr  string
 	token string
+	out   *syncBuffer // what serve printed on stdout
 	stop  func()
 }
 
@@ -32,8 +33,9 @@ func serve(t *testing.T, env map[string]string) *server {
 	_ = ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	out := &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--addr", addr}, func(k string) string { return env[k] }, out, io.Discard)
 	}()
 	for i := 0; ; i++ {
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -50,7 +52,7 @@ func serve(t *testing.T, env map[string]string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token))}
+	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token)), out: out}
 	s.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
