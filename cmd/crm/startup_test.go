@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The generated admin token is printed when it is created, never again: later starts name
@@ -73,6 +76,80 @@ func TestServeRefusesALooseAdminToken(t *testing.T) {
 			}
 			if strings.Contains(stdout.String(), "0123456789abcdef") {
 				t.Errorf("the refused token was printed: %q", stdout.String())
+			}
+		})
+	}
+}
+
+// silentServer listens on a local port, takes every connection and never answers, as a
+// wrong host or a hung proxy does. It returns the address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// Every subcommand gives up on a PostgreSQL server that never answers, on its own, with an
+// error that says so; the deadline given to run is only the test's guard against a hang.
+func TestSubcommandsGiveUpOnAPostgresThatNeverAnswers(t *testing.T) {
+	t.Parallel()
+	silent := "postgres://postgres@" + silentServer(t) + "/postgres?sslmode=disable"
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"verify", map[string]string{"CRM_STORE": silent}, []string{"verify", "--quiet"}},
+		{"history", map[string]string{"CRM_STORE": silent}, []string{"history", "contact-1"}},
+		{"seed", map[string]string{"CRM_STORE": silent}, []string{"seed", "--contacts", "1", "--quiet"}},
+		{"audit checkpoint", map[string]string{"CRM_STORE": silent}, []string{"audit", "checkpoint"}},
+		{"serve, store", map[string]string{"CRM_STORE": silent, "CRM_TOKENS": "a:admin:0123456789abcdef"}, []string{"serve", "--addr", "127.0.0.1:0"}},
+		{"serve, read models", map[string]string{"CRM_READMODEL_URL": silent, "CRM_TOKENS": "a:admin:0123456789abcdef"}, []string{"serve", "--addr", "127.0.0.1:0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"CRM_DATA_DIR": t.TempDir(), "CRM_LOG_LEVEL": "error"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			err := run(ctx, tc.args, func(k string) string { return env[k] }, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("waited for the caller's deadline: %v", err)
+			}
+			if !strings.Contains(err.Error(), "timeout") {
+				t.Fatalf("error %q does not say it timed out", err)
 			}
 		})
 	}
