@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ func openSQLite(ctx context.Context, path, journal, synchronous string, conns in
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open read models %q: want the path of a file", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode("+journal+")")
@@ -74,6 +78,17 @@ func openSQLite(ctx context.Context, path, journal, synchronous string, conns in
 	// Kept open between queries: a new connection costs its settings and a read of the schema.
 	db.SetMaxIdleConns(conns)
 	return &DB{SQL: db, Dialect: SQLite, Path: path}, nil
+}
+
+// createPrivate creates the file at path, empty, with mode 0600 when it does not exist. SQLite
+// would create it 0644 (less the umask), and gives its journal, -wal and -shm files the mode
+// of the database file: customer data would be readable by every user of the machine.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // OpenPostgres opens the read models in schema (created when missing; DefaultPostgresSchema

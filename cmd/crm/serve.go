@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -34,6 +35,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	warnIfExposed(log, cfg.DataDir)
 
 	tokens, err := loadTokens(cfg, stdout)
 	if err != nil {
@@ -126,6 +128,34 @@ func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
 			path, path, portOf(cfg.Addr))
 	}
 	return auth.ParseTokens("admin:admin:" + token)
+}
+
+// warnIfExposed warns, once at start, about a data directory that other users may read or
+// enter and about files in it they may read: the files this program creates are 0600, but a
+// directory made by hand, or files of an earlier version, may expose customer data.
+func warnIfExposed(log *zap.Logger, dataDir string) {
+	st, err := os.Stat(dataDir)
+	if err != nil {
+		return // not there yet: created 0700
+	}
+	if perm := st.Mode().Perm(); perm&0o007 != 0 {
+		log.Warn("the data directory is open to other users; run chmod 700 on it",
+			zap.String("data_dir", dataDir), zap.String("mode", perm.String()))
+	}
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		return
+	}
+	var loose []string
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o077 != 0 {
+			loose = append(loose, e.Name())
+		}
+	}
+	if len(loose) > 0 {
+		log.Warn("files in the data directory are readable by other users; run chmod 600 on them",
+			zap.String("data_dir", dataDir), zap.Strings("files", loose))
+	}
 }
 
 func portOf(addr string) string {

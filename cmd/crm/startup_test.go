@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The generated admin token is printed when it is created, never again: later starts name
@@ -150,6 +156,108 @@ func TestSubcommandsGiveUpOnAPostgresThatNeverAnswers(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), "timeout") {
 				t.Fatalf("error %q does not say it timed out", err)
+			}
+		})
+	}
+}
+
+// Every file serve writes in the data directory (the log, the read models, time-travel sets,
+// the audit files, the token, and SQLite's -wal and -shm files) is 0600, also in a
+// directory others may enter; and serve warns about such a directory.
+//
+// Not parallel: it sets the usual umask 022 for the run, under which SQLite's own default
+// would create 0644 files, so the test does not depend on the umask of the machine.
+func TestServeKeepsDataFilesPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, map[string]string{"CRM_DATA_DIR": dir, "CRM_LOG_LEVEL": "warn"})
+	s.call("POST", "/v1/contacts", `{"name":"Aoi Mori","channel":"web_form"}`)
+	s.call("GET", "/v1/audit/checkpoint", "")
+	s.call("GET", "/v1/pipeline/board?at_position=1", "")
+	// files checks the modes and returns the names it saw.
+	files := func(when string) []string {
+		t.Helper()
+		var seen []string
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, path)
+			seen = append(seen, rel)
+			if perm := info.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, rel, perm)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	seen := files("while serving")
+	for _, want := range []string{"crm.db", "crm.db-wal", "readmodels.db", "audit-tree.db", "audit-access.db", "audit.key", "admin.token"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("no %s among %v", want, seen)
+		}
+	}
+	travel := "readmodels.db.travel" + string(filepath.Separator)
+	if !slices.ContainsFunc(seen, func(name string) bool { return strings.HasPrefix(name, travel) }) {
+		t.Errorf("no time-travel file among %v", seen)
+	}
+	s.stop()
+	files("after shutdown")
+	if !strings.Contains(s.logs.String(), "data directory is open to other users") {
+		t.Errorf("no warning about the data directory in the log:\n%s", s.logs.String())
+	}
+}
+
+func TestWarnIfExposed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		dirMode os.FileMode
+		files   map[string]os.FileMode
+		want    []string // the warnings' messages, in order
+	}{
+		{"private", 0o700, map[string]os.FileMode{"crm.db": 0o600}, nil},
+		{"group may enter", 0o750, map[string]os.FileMode{"crm.db": 0o600}, nil},
+		{"others may enter", 0o755, map[string]os.FileMode{"crm.db": 0o600},
+			[]string{"the data directory is open to other users; run chmod 700 on it"}},
+		{"a file of an earlier version", 0o700, map[string]os.FileMode{"crm.db": 0o644, "readmodels.db": 0o600},
+			[]string{"files in the data directory are readable by other users; run chmod 600 on them"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, mode := range tc.files {
+				path := filepath.Join(dir, name)
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dir, tc.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			core, logs := observer.New(zap.WarnLevel)
+			warnIfExposed(zap.New(core), dir)
+			var got []string
+			for _, e := range logs.All() {
+				got = append(got, e.Message)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("warnings %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %q: want the path of a file", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	s := &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
 	if err := s.open(ctx, path); err != nil {
 		s.closeDBs()
@@ -186,6 +190,17 @@ func (s *Store) open(ctx context.Context, path string) error {
 	}
 	go s.w.run()
 	return nil
+}
+
+// createPrivate creates the file at path, empty, with mode 0600 when it does not exist. SQLite
+// would create it 0644 (less the umask), and gives its -wal and -shm files the mode of the
+// database file: the log would be readable by every user of the machine.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // The roles of the store's connections.
