@@ -4,7 +4,8 @@
 // Idempotency: a command carrying an idempotency key gets a command id, aggregate ids and event
 // ids derived from that key, so a retry finds its first event by id in the log and returns the
 // original result without deciding again (also after a restart: the log is the record). The
-// same key with a different request is ErrIdempotencyConflict.
+// same key with a different request (another body, or another business time, reason,
+// correlation or causation id given with it) is ErrIdempotencyConflict.
 package commands
 
 import (
@@ -151,12 +152,12 @@ type plan[A aggregate] struct {
 // execute runs load, decide, append with the loaded version as expected version, retrying on
 // a concurrent change unless the client pinned a version.
 func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cmdIDs ids) (Result, error) {
-	fingerprint, err := requestHash(p.name, p.id, p.body)
+	fp, err := newFingerprint(p.name, p.id, p.body, m)
 	if err != nil {
 		return Result{}, err
 	}
 	if m.IdempotencyKey != "" {
-		if res, found, err := h.replay(ctx, cmdIDs, fingerprint, p); found || err != nil {
+		if res, found, err := h.replay(ctx, cmdIDs, fp, p); found || err != nil {
 			return res, err
 		}
 	}
@@ -202,7 +203,7 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 				ID: cmdIDs.event(i), Type: e.EventType(), Data: body, OccurredAt: occurredAt,
 				Metadata: eventstore.Metadata{
 					Actor: m.Actor, CommandID: cmdIDs.command, CorrelationID: orDefault(m.CorrelationID, cmdIDs.command),
-					CausationID: orDefault(m.CausationID, cmdIDs.command), Reason: reason, RequestHash: fingerprint,
+					CausationID: orDefault(m.CausationID, cmdIDs.command), Reason: reason, RequestHash: fp.hash,
 				},
 			}
 		}
@@ -224,7 +225,7 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 			h.cache.drop(p.stream)
 			if m.IdempotencyKey != "" {
 				// A concurrent request with the same key may have won the race.
-				if res, found, rerr := h.replay(ctx, cmdIDs, fingerprint, p); found || rerr != nil {
+				if res, found, rerr := h.replay(ctx, cmdIDs, fp, p); found || rerr != nil {
 					return res, rerr
 				}
 			}
@@ -253,7 +254,7 @@ func (h *Handler) businessTime(m Meta) time.Time {
 }
 
 // replay returns the original result of an idempotent command that was already recorded.
-func (h *Handler) replay(ctx context.Context, cmdIDs ids, fingerprint string, p planInfo) (Result, bool, error) {
+func (h *Handler) replay(ctx context.Context, cmdIDs ids, fp fingerprint, p planInfo) (Result, bool, error) {
 	first, err := h.store.EventByID(ctx, cmdIDs.event(0))
 	if errors.Is(err, eventstore.ErrEventNotFound) {
 		return Result{}, false, nil
@@ -261,7 +262,7 @@ func (h *Handler) replay(ctx context.Context, cmdIDs ids, fingerprint string, p 
 	if err != nil {
 		return Result{}, false, fmt.Errorf("look up idempotency key: %w", err)
 	}
-	if first.Metadata.RequestHash != fingerprint {
+	if !fp.matches(first) {
 		return Result{}, false, ErrIdempotencyConflict
 	}
 	events, err := h.store.ReadStream(ctx, first.Stream, first.Version, 1000)
@@ -287,14 +288,78 @@ type planInfo interface {
 func (p plan[A]) aggregateID() string { return p.id }
 func (p plan[A]) entityID() string    { return p.entity }
 
-// requestHash fingerprints a command: its name, target and canonical JSON body.
-func requestHash(name, target string, body any) (string, error) {
+// fingerprint tells whether a recorded command was the same request as this one.
+type fingerprint struct {
+	// hash is recorded with the command's events: its name, target and canonical JSON body,
+	// and the metadata the client gave that changes what is recorded.
+	hash string
+	// legacy is the hash of the name, target and body alone, as recorded before the given
+	// metadata was part of it; equal to hash when the client gave none.
+	legacy string
+	given  Meta
+}
+
+func newFingerprint(name, target string, body any, m Meta) (fingerprint, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return "", fmt.Errorf("fingerprint %s: %w", name, err)
+		return fingerprint{}, fmt.Errorf("fingerprint %s: %w", name, err)
 	}
-	sum := sha256.Sum256(append([]byte(name+"\x00"+target+"\x00"), b...))
-	return hex.EncodeToString(sum[:16]), nil
+	request := append([]byte(name+"\x00"+target+"\x00"), b...)
+	fp := fingerprint{legacy: digest(request), given: m}
+	fp.hash = fp.legacy
+	if extra := givenMeta(m); len(extra) > 0 {
+		fp.hash = digest(append(request, extra...))
+	}
+	return fp, nil
+}
+
+func digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// givenMeta encodes what the client set of the metadata that is recorded with the events.
+// A field left to its default (a business time of now, the command's own ids, the default
+// reason) is left out, so a retry that leaves it out again is the same request. The expected
+// version is not part of it: it decides whether a command applies, not what it records, so a
+// retry after the client re-read the stream gets the recorded answer. The leading NUL keeps
+// it apart from the JSON body, which never holds one.
+func givenMeta(m Meta) []byte {
+	var b []byte
+	field := func(name, v string) {
+		if v != "" {
+			b = fmt.Appendf(b, "\x00%s=%d:%s", name, len(v), v)
+		}
+	}
+	if !m.OccurredAt.IsZero() {
+		field("occurred_at", strconv.FormatInt(eventstore.NormalizeTime(m.OccurredAt).UnixMicro(), 10))
+	}
+	field("reason", m.Reason)
+	field("correlation_id", m.CorrelationID)
+	field("causation_id", m.CausationID)
+	return b
+}
+
+// matches tells whether first, the first event of the command recorded under this key, was
+// recorded for the same request. A command recorded before the given metadata was part of
+// the hash matches when its body does and what it recorded equals what this request gives.
+func (fp fingerprint) matches(first eventstore.Event) bool {
+	switch first.Metadata.RequestHash {
+	case fp.hash:
+		return true
+	case fp.legacy:
+		return recordedAsGiven(first, fp.given)
+	default:
+		return false
+	}
+}
+
+func recordedAsGiven(e eventstore.Event, m Meta) bool {
+	md := e.Metadata
+	return (m.OccurredAt.IsZero() || e.OccurredAt.Equal(eventstore.NormalizeTime(m.OccurredAt))) &&
+		(m.Reason == "" || md.Reason == m.Reason) &&
+		(m.CorrelationID == "" || md.CorrelationID == m.CorrelationID) &&
+		(m.CausationID == "" || md.CausationID == m.CausationID)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

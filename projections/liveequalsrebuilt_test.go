@@ -50,8 +50,9 @@ type workload struct {
 }
 
 type retry struct {
-	key string
-	run func(commands.Meta) (commands.Result, error)
+	key  string
+	meta commands.Meta // who sent it and its business time: a retry sends them again
+	run  func(commands.Meta) (commands.Result, error)
 }
 
 func newWorkload(h *commands.Handler) *workload {
@@ -98,7 +99,7 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 		w.mu.Unlock()
 
 		if again != nil {
-			m.IdempotencyKey = again.key
+			m.IdempotencyKey, m.Actor, m.OccurredAt = again.key, again.meta.Actor, again.meta.OccurredAt
 			res, err := again.run(m)
 			w.record(t, "retry", "", "", res, err)
 			continue
@@ -207,7 +208,7 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 		res, err = exec(m)
 		if err == nil && m.IdempotencyKey != "" {
 			w.mu.Lock()
-			w.keys = append(w.keys, retry{key: m.IdempotencyKey, run: exec})
+			w.keys = append(w.keys, retry{key: m.IdempotencyKey, meta: m, run: exec})
 			w.mu.Unlock()
 		}
 		w.record(t, op, contactID, target, res, err)

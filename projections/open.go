@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,14 @@ const DefaultPostgresSchema = "readmodels"
 
 // readModelConns is the size of a read-model connection pool.
 const readModelConns = 16
+
+// Bounds of opening PostgreSQL read models, as the event store's: a connection attempt when
+// the URL sets no connect_timeout (pgx's default waits forever for a server that accepts the
+// connection and never answers), and the whole open.
+const (
+	postgresConnectTimeout = 5 * time.Second
+	postgresOpenTimeout    = 30 * time.Second
+)
 
 // OpenSQLite opens (creating it) the read-model database in the SQLite file at path: WAL, so
 // queries run next to the projections' writes.
@@ -38,6 +48,9 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 func openSQLite(ctx context.Context, path, journal, synchronous string, conns int) (*DB, error) {
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open read models %q: want the path of a file", path)
+	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -67,17 +80,43 @@ func openSQLite(ctx context.Context, path, journal, synchronous string, conns in
 	return &DB{SQL: db, Dialect: SQLite, Path: path}, nil
 }
 
+// createPrivate creates the file at path, empty, with mode 0600 when it does not exist. SQLite
+// would create it 0644 (less the umask), and gives its journal, -wal and -shm files the mode
+// of the database file: customer data would be readable by every user of the machine.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // OpenPostgres opens the read models in schema (created when missing; DefaultPostgresSchema
 // when empty) of the PostgreSQL database at rawURL. Every connection has the schema as its
 // search_path, so projections use unqualified table names and analysts find the tables in
 // one place.
 func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
+	openCtx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
+	defer cancel()
+	db, err := openPostgres(openCtx, rawURL, schema)
+	if err != nil && ctx.Err() == nil && openCtx.Err() != nil {
+		return nil, fmt.Errorf("open read models: no answer within %v: %w", postgresOpenTimeout, err)
+	}
+	return db, err
+}
+
+func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if schema == "" {
 		schema = DefaultPostgresSchema
 	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
+	}
+	timeout := cfg.ConnectTimeout
+	if timeout == 0 {
+		timeout = postgresConnectTimeout
+		cfg.ConnectTimeout = timeout
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -88,7 +127,7 @@ func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create read-model schema %s: %w", schema, err)
 	}
-	dsn, err := sessionDSN(rawURL, schema)
+	dsn, err := sessionDSN(rawURL, schema, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
@@ -108,12 +147,13 @@ func OpenPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 }
 
 // sessionDSN adds the read-model session settings to a PostgreSQL URL or keyword/value string:
-// search_path, and synchronous_commit off. A read-model commit then does not wait for its WAL
-// flush: a crash can lose the last transactions, but each took its checkpoint with it (and
+// search_path, synchronous_commit off and the connect timeout. A read-model commit then does
+// not wait for its WAL flush: a crash can lose the last transactions, but each took its checkpoint with it (and
 // PostgreSQL loses a suffix, never a transaction before a kept one), so the projection
 // catches up from its checkpoint by reading the log. The same holds for SQLite's
 // synchronous=NORMAL; the log itself is always written with a flush per commit.
-func sessionDSN(dsn, schema string) (string, error) {
+func sessionDSN(dsn, schema string, connectTimeout time.Duration) (string, error) {
+	seconds := strconv.Itoa(max(1, int(connectTimeout.Round(time.Second)/time.Second)))
 	path := pgx.Identifier{schema}.Sanitize()
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
@@ -123,8 +163,9 @@ func sessionDSN(dsn, schema string) (string, error) {
 		q := u.Query()
 		q.Set("search_path", path)
 		q.Set("synchronous_commit", "off")
+		q.Set("connect_timeout", seconds)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off", nil
+	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off connect_timeout=" + seconds, nil
 }

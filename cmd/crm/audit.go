@@ -26,7 +26,7 @@ func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, s
 		return usageError{"history takes one stream name, e.g. contact-<id> or deal-<id>"}
 	}
 	stream := fs.Arg(0)
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenStoreReadOnly(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func runVerify(ctx context.Context, cfg config.Config, args []string, stdout, st
 	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
 		return err
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenStoreReadOnly(ctx, cfg)
 	if err != nil {
 		return err
 	}

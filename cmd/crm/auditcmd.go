@@ -181,7 +181,7 @@ func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdou
 	if err != nil {
 		return err
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenStoreReadOnly(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -189,11 +189,21 @@ func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdou
 	_, src := auditSources(store)
 	v := audit.Verifier{Key: key, Source: src}
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, auditTreeFile))
-	// --all needs no tree, but names where a root mismatch comes from when there is one.
-	if *stream != "" || *event != "" || *newer != "" || statErr == nil {
+	switch {
+	case *stream != "" || *event != "" || *newer != "":
 		ledger, closeTree, err := openLedger(ctx, cfg, store, false)
 		if err != nil {
 			return err
+		}
+		defer closeTree()
+		v.Ledger = ledger
+	case statErr == nil:
+		// --all needs no tree, but names where a root mismatch comes from when there is one.
+		// The tree opens for writing: on a read-only copy, verify without it.
+		ledger, closeTree, err := openLedger(ctx, cfg, store, false)
+		if err != nil {
+			fmt.Fprintf(stderr, "audit tree not used: %v\n", err)
+			break
 		}
 		defer closeTree()
 		v.Ledger = ledger

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -40,6 +41,11 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close()
+	warnIfExposed(log, cfg.DataDir)
+	tokens, err := loadTokens(cfg, stdout)
+	if err != nil {
+		return err
+	}
 
 	store, err := config.OpenStore(ctx, cfg)
 	if err != nil {
@@ -64,12 +70,6 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 	defer readModels.SQL.Close()
-	// The token is made once the store and the read models are open, so that a database that
-	// cannot be reached leaves no token behind, and before anything starts.
-	tokens, err := loadTokens(cfg, stdout)
-	if err != nil {
-		return err
-	}
 	appends := httpapi.WatchAppends(store)
 	cmds := commands.NewHandler(appends)
 	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
@@ -106,7 +106,9 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	return nil
 }
 
-// loadTokens uses CRM_TOKENS, or creates (once) an admin token in the data directory.
+// loadTokens uses CRM_TOKENS, or creates (once) an admin token in the data directory. The
+// token is printed only when it is created: output is often collected into logs, and later
+// starts say where it is kept instead.
 func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
 	if cfg.Tokens != "" {
 		t, err := auth.ParseTokens(cfg.Tokens)
@@ -119,13 +121,43 @@ func loadTokens(cfg config.Config, stdout io.Writer) (*auth.Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	verb := "Using the"
+	path := filepath.Join(cfg.DataDir, auth.AdminTokenFile)
 	if created {
-		verb = "Created an"
+		fmt.Fprintf(stdout, "Created an admin token (CRM_TOKENS is not set), kept in %s; it is shown only now:\n  curl -H 'Authorization: Bearer %s' http://localhost%s/v1/...\n",
+			path, token, portOf(cfg.Addr))
+	} else {
+		fmt.Fprintf(stdout, "Using the admin token kept in %s (CRM_TOKENS is not set):\n  curl -H \"Authorization: Bearer $(cat %s)\" http://localhost%s/v1/...\n",
+			path, path, portOf(cfg.Addr))
 	}
-	fmt.Fprintf(stdout, "%s admin token (CRM_TOKENS is not set), kept in %s:\n  curl -H 'Authorization: Bearer %s' http://localhost%s/v1/...\n",
-		verb, filepath.Join(cfg.DataDir, auth.AdminTokenFile), token, portOf(cfg.Addr))
 	return auth.ParseTokens("admin:admin:" + token)
+}
+
+// warnIfExposed warns, once at start, about a data directory that other users may read or
+// enter and about files in it they may read: the files this program creates are 0600, but a
+// directory made by hand, or files of an earlier version, may expose customer data.
+func warnIfExposed(log *zap.Logger, dataDir string) {
+	st, err := os.Stat(dataDir)
+	if err != nil {
+		return // not there yet: created 0700
+	}
+	if perm := st.Mode().Perm(); perm&0o007 != 0 {
+		log.Warn("the data directory is open to other users; run chmod 700 on it",
+			zap.String("data_dir", dataDir), zap.String("mode", perm.String()))
+	}
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		return
+	}
+	var loose []string
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o077 != 0 {
+			loose = append(loose, e.Name())
+		}
+	}
+	if len(loose) > 0 {
+		log.Warn("files in the data directory are readable by other users; run chmod 600 on them",
+			zap.String("data_dir", dataDir), zap.Strings("files", loose))
+	}
 }
 
 func portOf(addr string) string {

@@ -19,6 +19,8 @@ type server struct {
 	t     *testing.T
 	addr  string
 	token string
+	out   *syncBuffer // what serve printed on stdout
+	logs  *syncBuffer // and logged on stderr
 	stop  func()
 }
 
@@ -32,8 +34,9 @@ func serve(t *testing.T, env map[string]string) *server {
 	_ = ln.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	out, logs := &syncBuffer{}, &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", addr}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		done <- run(ctx, []string{"serve", "--addr", addr}, func(k string) string { return env[k] }, out, logs)
 	}()
 	for i := 0; ; i++ {
 		resp, err := http.Get("http://" + addr + "/healthz")
@@ -50,7 +53,7 @@ func serve(t *testing.T, env map[string]string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token))}
+	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token)), out: out, logs: logs}
 	s.stop = func() {
 		cancel()
 		if err := <-done; err != nil {

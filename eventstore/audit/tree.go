@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"sync"
 
@@ -116,6 +117,15 @@ func OpenTree(ctx context.Context, path string, opts ...TreeOption) (*Tree, erro
 
 // openSQLite opens a SQLite file in WAL mode, synchronous FULL, and runs schema.
 func openSQLite(ctx context.Context, path, schema string) (*sql.DB, error) {
+	// SQLite would create the file 0644 (less the umask), and its -wal and -shm files with the
+	// file's mode: create it 0600 first.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")

@@ -47,6 +47,12 @@ const (
 	DefaultHeadCache    = 100_000
 	DefaultWriters      = 2
 	DefaultReadWait     = 2 * time.Second
+	// DefaultConnectTimeout bounds each connection attempt when the URL sets no
+	// connect_timeout (nor PGCONNECT_TIMEOUT): pgx's own default waits forever for a server
+	// that accepts the connection and never answers.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultOpenTimeout bounds Open's first connection, migration and checks.
+	DefaultOpenTimeout = 30 * time.Second
 )
 
 type options struct {
@@ -56,6 +62,8 @@ type options struct {
 	maxConns     int32
 	writers      int
 	readWait     time.Duration
+	connect      time.Duration
+	openTimeout  time.Duration
 	now          func() time.Time
 }
 
@@ -75,6 +83,12 @@ func (o options) validate() error {
 	}
 	if o.readWait < 0 {
 		errs = append(errs, fmt.Errorf("read wait %v: want at least 0", o.readWait))
+	}
+	if o.connect <= 0 {
+		errs = append(errs, fmt.Errorf("connect timeout %v: want more than 0", o.connect))
+	}
+	if o.openTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("open timeout %v: want more than 0", o.openTimeout))
 	}
 	if o.writers < 1 {
 		errs = append(errs, fmt.Errorf("writers %d: want at least 1", o.writers))
@@ -113,6 +127,14 @@ func WithWriters(n int) Option { return func(o *options) { o.writers = n } }
 // events it found (default DefaultReadWait). It is short unless a long transaction that wrote
 // runs anywhere in the cluster; past the wait, ReadAll returns the events before.
 func WithReadWait(d time.Duration) Option { return func(o *options) { o.readWait = d } }
+
+// WithConnectTimeout sets how long a connection attempt may take when the URL sets no
+// connect_timeout (default DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connect = d } }
+
+// WithOpenTimeout sets how long Open may take to connect, migrate and check the store
+// (default DefaultOpenTimeout).
+func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.openTimeout = d } }
 
 // WithClock sets the clock that stamps RecordedAt (and OccurredAt when an event has none).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -153,6 +175,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		headCache:    DefaultHeadCache,
 		writers:      DefaultWriters,
 		readWait:     DefaultReadWait,
+		connect:      DefaultConnectTimeout,
+		openTimeout:  DefaultOpenTimeout,
 		now:          time.Now,
 	}
 	for _, opt := range opts {
@@ -166,6 +190,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = o.connect
+	}
 	if o.maxConns > 0 {
 		cfg.MaxConns = o.maxConns
 	}
@@ -202,7 +229,19 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// open connects, migrates and checks the store, within the open timeout: a server that takes
+// the connection and then never answers must not hold the program forever.
 func (s *Store) open(ctx context.Context, cfg *pgxpool.Config) error {
+	openCtx, cancel := context.WithTimeout(ctx, s.opts.openTimeout)
+	defer cancel()
+	err := s.prepare(openCtx, cfg)
+	if err != nil && ctx.Err() == nil && openCtx.Err() != nil {
+		return fmt.Errorf("no answer within %v: %w", s.opts.openTimeout, err)
+	}
+	return err
+}
+
+func (s *Store) prepare(ctx context.Context, cfg *pgxpool.Config) error {
 	var err error
 	s.pool, err = pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -96,3 +96,20 @@ func migrate(ctx context.Context, conn *sql.Conn) (err error) {
 	}
 	return nil
 }
+
+// checkSchema makes sure that a database opened read-only, so not migrated, has the schema of
+// this program.
+func checkSchema(ctx context.Context, db *sql.DB) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	var current int
+	if err := db.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	if current != len(ms) {
+		return fmt.Errorf("schema version %d, this program reads version %d: open it once writable to migrate it", current, len(ms))
+	}
+	return nil
+}

@@ -57,6 +57,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 	if s.isClosed() {
 		return eventstore.AppendResult{}, eventstore.ErrClosed
 	}
+	if s.w == nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, ErrReadOnly)
+	}
 	// Encode here, on the caller's goroutine, to keep the single writer's work small.
 	pending := make([]pendingEvent, len(events))
 	for i, e := range events {
@@ -196,6 +199,9 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
 	if s.isClosed() {
 		return eventstore.ErrClosed
+	}
+	if s.w == nil {
+		return fmt.Errorf("save checkpoint %s: %w", name, ErrReadOnly)
 	}
 	_, err := s.w.submit(&request{ctx: ctx, checkpoint: &checkpointSave{name: name, position: position}, done: make(chan response, 1)})
 	if err != nil {

@@ -18,13 +18,15 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Default option values.
@@ -126,6 +128,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %q: want the path of a file", path)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	s := &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
 	if err := s.open(ctx, path); err != nil {
 		s.closeDBs()
@@ -188,6 +193,91 @@ func (s *Store) open(ctx context.Context, path string) error {
 	return nil
 }
 
+// createPrivate creates the file at path, empty, with mode 0600 when it does not exist. SQLite
+// would create it 0644 (less the umask), and gives its -wal and -shm files the mode of the
+// database file: the log would be readable by every user of the machine.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// ErrReadOnly is returned by Append and SaveCheckpoint of a Store opened with OpenReadOnly.
+var ErrReadOnly = errors.New("event store opened read-only")
+
+// OpenReadOnly opens the event store in the SQLite file at path for reading only, such as a
+// backup an auditor may not write: it creates nothing, runs no migration and writes nothing,
+// not even a WAL checkpoint, so the file and its directory may be read-only. The file must
+// hold the schema of this program. Append and SaveCheckpoint return ErrReadOnly.
+//
+// SQLite reads a WAL file next to the database through the -shm file, which it creates when
+// the directory lets it; when it can do neither (a bare copy in a read-only directory), the
+// file is opened as immutable, which only a file nobody writes can be.
+func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{readConns: DefaultReadConns, maxBatch: DefaultMaxBatch, pollInterval: DefaultPollInterval,
+		busyTimeout: DefaultBusyTimeout, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open %q: want the path of a file", path)
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
+	err := s.openReadOnly(ctx, path, false)
+	if isCantOpen(err) {
+		s.closeDBs()
+		s = &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
+		err = s.openReadOnly(ctx, path, true)
+	}
+	if err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("open %s read-only: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) openReadOnly(ctx context.Context, path string, immutable bool) error {
+	var err error
+	s.read, err = sql.Open("sqlite", readOnlyDSN(path, s.opts.busyTimeout, immutable))
+	if err != nil {
+		return err
+	}
+	s.read.SetMaxOpenConns(s.opts.readConns)
+	s.read.SetMaxIdleConns(s.opts.readConns)
+	if err := checkSchema(ctx, s.read); err != nil {
+		return err
+	}
+	return s.readStmt.prepare(ctx, s.read)
+}
+
+// readOnlyDSN is the data source name of a read-only connection to path: a URI, so that
+// SQLite takes its mode and immutable parameters.
+func readOnlyDSN(path string, busyTimeout time.Duration, immutable bool) string {
+	q := url.Values{}
+	q.Add("mode", "ro")
+	if immutable {
+		q.Add("immutable", "1")
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "cache_size(-16384)")
+	return "file:" + strings.ReplaceAll(path, "%", "%25") + "?" + q.Encode()
+}
+
+// isCantOpen reports whether err is SQLite's SQLITE_CANTOPEN.
+func isCantOpen(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN
+}
+
 // The roles of the store's connections.
 type connRole int
 
@@ -230,7 +320,12 @@ type Stats struct {
 }
 
 // Stats returns what the writer has done so far. Requests/Commits is the mean group size.
-func (s *Store) Stats() Stats { return s.w.stats() }
+func (s *Store) Stats() Stats {
+	if s.w == nil {
+		return Stats{}
+	}
+	return s.w.stats()
+}
 
 // Close ends the subscriptions (with eventstore.ErrClosed), lets the writer finish the appends
 // it has accepted, and closes the database. Appends after Close return eventstore.ErrClosed.
@@ -238,7 +333,9 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.subs.CloseAll()
-		s.w.shutdown()
+		if s.w != nil {
+			s.w.shutdown()
+		}
 		s.closeErr = s.closeDBs()
 	})
 	return s.closeErr

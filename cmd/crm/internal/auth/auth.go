@@ -99,16 +99,16 @@ func (t *Tokens) Authenticate(token string) (Principal, bool) {
 const AdminTokenFile = "admin.token"
 
 // EnsureAdminToken returns the admin token stored in dataDir, creating it (mode 0600) on first
-// use; created tells whether it was just made.
+// use; created tells whether it was just made. Like the audit key, a token file that group or
+// others may read is refused: it grants every right.
 func EnsureAdminToken(dataDir string) (token string, created bool, err error) {
 	path := filepath.Join(dataDir, AdminTokenFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, false, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", false, fmt.Errorf("read admin token: %w", err)
+	token, err = readAdminToken(path)
+	if err == nil && token != "" {
+		return token, false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", false, err
 	}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
@@ -118,8 +118,46 @@ func EnsureAdminToken(dataDir string) (token string, created bool, err error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", false, fmt.Errorf("create data directory: %w", err)
 	}
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+	if err := writePrivate(path, []byte(token+"\n")); err != nil {
 		return "", false, fmt.Errorf("write admin token: %w", err)
 	}
 	return token, true, nil
+}
+
+// readAdminToken reads the token file at path, refusing one that group or others may read.
+// An empty file reads as "" so that a new token replaces it.
+func readAdminToken(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("admin token %s has mode %v: others may read it; run chmod 600 %s", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// writePrivate writes b to path with mode 0600 whatever the umask, also over an empty file
+// left with another mode.
+func writePrivate(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

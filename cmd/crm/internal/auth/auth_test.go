@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,5 +79,59 @@ func TestEnsureAdminTokenIsStable(t *testing.T) {
 	second, created, err := EnsureAdminToken(dir)
 	if err != nil || created || second != first {
 		t.Fatalf("second EnsureAdminToken = %q, %v, %v; want %q, false", second, created, err, first)
+	}
+}
+
+func TestEnsureAdminTokenRefusesALooseFile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		mode    os.FileMode
+		wantErr bool
+	}{
+		{0o600, false},
+		{0o400, false},
+		{0o640, true},
+		{0o644, true},
+		{0o604, true},
+		{0o666, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, AdminTokenFile)
+			if err := os.WriteFile(path, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			token, created, err := EnsureAdminToken(dir)
+			if tc.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) {
+					t.Fatalf("EnsureAdminToken = %q, %v; want an error naming chmod 600 %s", token, err, path)
+				}
+				return
+			}
+			if err != nil || created || token != "0123456789abcdef0123" {
+				t.Fatalf("EnsureAdminToken = %q, %v, %v; want the stored token", token, created, err)
+			}
+		})
+	}
+}
+
+// A new token file is 0600 whatever the umask.
+func TestEnsureAdminTokenCreatesAPrivateFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, _, err := EnsureAdminToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token mode %v, want 0600", st.Mode().Perm())
 	}
 }

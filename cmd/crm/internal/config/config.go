@@ -155,6 +155,25 @@ func OpenStore(ctx context.Context, c Config) (eventstore.Store, error) {
 	}
 }
 
+// OpenStoreReadOnly opens the configured event store for commands that only read, such as
+// verification: a SQLite file is opened read-only (a backup copy, read-only files and
+// directory will do, and a missing file is an error, not a new store); the other backends
+// open as OpenStore does.
+func OpenStoreReadOnly(ctx context.Context, c Config) (eventstore.Store, error) {
+	t, err := ParseStore(c.Store, c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if t.Backend != BackendSQLite {
+		return OpenStore(ctx, c)
+	}
+	s, err := sqlite.OpenReadOnly(ctx, t.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	return s, nil
+}
+
 func validSchema(s string) bool {
 	if len(s) > 48 {
 		return false
