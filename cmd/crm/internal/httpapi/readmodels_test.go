@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/sqlite"
@@ -109,7 +110,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) (*httpapi.Server, *atomi
 	if err := travel.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel})
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Queries: readmodels.HTTPQueries(readmodels.All())})
 	return server, refusing
 }
 
