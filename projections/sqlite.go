@@ -19,12 +19,18 @@ func (sqlite) String() string { return "sqlite" }
 // written with them makes the resumed build apply again (the switch itself runs with the
 // default NORMAL). A larger page cache keeps the B-trees of the new tables in memory; it is
 // bounded, so memory stays flat as the log grows.
+var (
+	sqliteBuildPragmas   = []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"}
+	sqliteRestorePragmas = []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000", "PRAGMA temp_store = DEFAULT"}
+)
+
+// Features is asked on the live path (every statement of a catch-up): it allocates nothing.
 func (sqlite) Features() Features {
 	return Features{
 		SerialWriters:         true,
 		PreparesEachStatement: true,
-		BuildPragmas:          []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"},
-		RestorePragmas:        []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000", "PRAGMA temp_store = DEFAULT"},
+		BuildPragmas:          sqliteBuildPragmas,
+		RestorePragmas:        sqliteRestorePragmas,
 		KeepsBuildTxOpen:      true,
 		SnapshotFiles:         true,
 	}
