@@ -83,26 +83,18 @@ var errRefused = errors.New("an event was refused")
 // errSetWritten: something else wrote to a set being built.
 var errSetWritten = errors.New("the set was written by another builder")
 
-// Pragmas of the build's SQLite connection. synchronous=OFF: a set being built is served
-// by nobody until it is switched to, and a crash loses at most the last batches, which the
-// checkpoint written with them makes the resumed build apply again (the switch itself runs
-// with the default NORMAL). A larger page cache keeps the B-trees of the new tables in
-// memory; it is bounded, so memory stays flat as the log grows.
-var (
-	buildPragmas   = []string{"PRAGMA synchronous = OFF", "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"}
-	restorePragmas = []string{"PRAGMA synchronous = NORMAL", "PRAGMA cache_size = -2000", "PRAGMA temp_store = DEFAULT"}
-)
-
-// openBuildConn takes a connection of the read-model database for the build (SQLite only).
+// openBuildConn takes a connection of the read-model database for the build, where the
+// dialect builds on one connection tuned for it (Features.BuildPragmas).
 func (b *builder) openBuildConn(ctx context.Context) error {
-	if b.db.Dialect != SQLite {
+	pragmas := b.db.Dialect.Features().BuildPragmas
+	if pragmas == nil {
 		return nil
 	}
 	conn, err := b.db.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("build connection: %w", err)
 	}
-	for _, p := range buildPragmas {
+	for _, p := range pragmas {
 		if _, err := conn.ExecContext(ctx, p); err != nil {
 			conn.Close()
 			return fmt.Errorf("build connection: %w", err)
@@ -117,7 +109,7 @@ func (b *builder) durable(ctx context.Context) error {
 	if b.conn == nil {
 		return nil
 	}
-	if _, err := b.conn.ExecContext(ctx, restorePragmas[0]); err != nil {
+	if _, err := b.conn.ExecContext(ctx, b.db.Dialect.Features().RestorePragmas[0]); err != nil {
 		return fmt.Errorf("build connection: %w", err)
 	}
 	return nil
@@ -138,7 +130,7 @@ func (b *builder) close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, p := range restorePragmas {
+	for _, p := range b.db.Dialect.Features().RestorePragmas {
 		if _, err := b.conn.ExecContext(ctx, p); err != nil {
 			// A connection with unknown pragmas must not serve anyone else.
 			_ = b.conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -165,7 +157,7 @@ func (b *builder) begin(ctx context.Context) (*Tx, error) { return b.beginOn(ctx
 // connFor returns the connection the batches of group write on: the build's connection on
 // SQLite, one of its own on PostgreSQL (nil for group -1: any pooled connection).
 func (b *builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
-	if b.conn != nil || group < 0 || b.db.Dialect != Postgres {
+	if b.conn != nil || group < 0 || b.db.Dialect.Features().BuildPragmas != nil {
 		return b.conn, nil
 	}
 	b.pgMu.Lock()
@@ -203,10 +195,10 @@ func (b *builder) beginOn(ctx context.Context, group int) (*Tx, error) {
 	if b.stmts.db == nil {
 		b.stmts.db = b.db.SQL
 	}
-	if b.lax && b.db.Dialect == Postgres {
+	if lax := b.db.Dialect.Features().LaxCommit; b.lax && lax != "" {
 		// Nobody is served from a set being built: a crash may lose the last batches, which
 		// are applied again from their checkpoint (the switch commits synchronously).
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+		if _, err := tx.Exec(ctx, lax); err != nil {
 			_ = sqlTx.Rollback()
 			return nil, fmt.Errorf("begin: %w", err)
 		}
@@ -226,7 +218,7 @@ func (b *builder) createSet(ctx context.Context, tg *target, unlogged bool) (ind
 			indexes = append(indexes, s)
 			continue
 		}
-		if unlogged && b.db.Dialect == Postgres {
+		if unlogged && b.db.Dialect.Features().Unlogged {
 			s = unloggedTable.ReplaceAllString(s, "${1}UNLOGGED TABLE")
 		}
 		if _, err := b.db.SQL.ExecContext(ctx, s); err != nil {
@@ -657,10 +649,8 @@ func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			continue
 		}
 		last := rb.last
-		if b.db.Dialect == Postgres {
-			if err := lockSet(ctx, tx, tg.t); err != nil {
-				return nil, nil, err
-			}
+		if err := b.db.Dialect.LockSet(ctx, tx, tg.t); err != nil {
+			return nil, nil, err
 		}
 		var stored int64
 		err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, tg.t.Prefix()).Scan(&stored)
@@ -813,7 +803,7 @@ func saveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error
 // finish creates the deferred indexes and, on PostgreSQL, makes unlogged tables logged:
 // the set must survive a crash once it is served.
 func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlogged bool) error {
-	if unlogged && b.db.Dialect == Postgres {
+	if unlogged && b.db.Dialect.Features().Unlogged {
 		for _, name := range setTables(b.db.Dialect, tg.p, tg.t) {
 			var persistence string
 			err := b.db.SQL.QueryRowContext(ctx, `SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&persistence)
@@ -828,7 +818,7 @@ func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlo
 			}
 		}
 	}
-	if b.db.Dialect != Postgres {
+	if !b.db.Dialect.Features().IndexesSideBySide {
 		for _, s := range indexes {
 			if err := b.exec(ctx, s); err != nil {
 				return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
@@ -836,7 +826,7 @@ func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlo
 		}
 		return nil
 	}
-	// PostgreSQL builds the indexes side by side, each on a connection of its own.
+	// Side by side, each on a connection of its own.
 	if err := b.sideBySide(ctx, indexes); err != nil {
 		return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
 	}

@@ -215,7 +215,7 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 	}
 	// Made storable before sorting: rows are then ordered by the keys as stored.
 	values = sortRows(storableArgs(values), width, key)
-	if onConflict == ConflictFail && t.dialect == Postgres && t.conn != nil && len(values) >= copyMinRows*width {
+	if onConflict == ConflictFail && t.dialect.Features().Copy && t.conn != nil && len(values) >= copyMinRows*width {
 		return t.copyRows(ctx, table, columns, values)
 	}
 	per := min(rowsPerInsert, maxParams/width)
@@ -240,7 +240,7 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 //
 // args are made storable by the caller (Insert does it once for all its rows).
 func (t *Tx) execPrepared(ctx context.Context, query string, args []any) error {
-	if t.dialect == Postgres && t.shared == nil {
+	if !t.dialect.Features().PreparesEachStatement && t.shared == nil {
 		_, err := t.tx.ExecContext(ctx, t.dialect.Rebind(query), args...)
 		return err
 	}
@@ -366,15 +366,7 @@ func insertSQL(table string, columns []string, key int, onConflict OnConflict, r
 // argument: a JSON array read by json_each on SQLite, a text[] on PostgreSQL. One statement
 // then loads the rows of any number of keys.
 func (t *Tx) InKeys(column string, keys []string) (cond string, arg any, err error) {
-	keys = storableStrings(keys) // as the keys were written; inside JSON, Query could not see them
-	if t.dialect == Postgres {
-		return column + " = ANY(?::text[])", keys, nil
-	}
-	raw, err := json.Marshal(keys)
-	if err != nil {
-		return "", nil, fmt.Errorf("keys of %s: %w", column, err)
-	}
-	return column + " IN (SELECT value FROM json_each(?))", string(raw), nil
+	return t.dialect.InKeys(column, keys)
 }
 
 // NullInt64 is v as a column value: NULL when !valid.

@@ -16,10 +16,7 @@ import (
 )
 
 // queryer runs queries: a database, a connection or a (snapshot) transaction.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+type queryer = Queryer
 
 // SetDiff is how a candidate table set differs from a served one, table by table (by base
 // name), rows matched by primary key.
@@ -83,77 +80,11 @@ type tableShape struct {
 }
 
 func (db *DB) shapeOf(ctx context.Context, q queryer, name string) (tableShape, bool, error) {
-	s := tableShape{name: name, text: map[string]bool{}}
-	if db.Dialect == SQLite {
-		rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?)`, name)
-		if err != nil {
-			return s, false, fmt.Errorf("columns of %s: %w", name, err)
-		}
-		defer rows.Close()
-		type keyCol struct {
-			name string
-			pos  int
-		}
-		var keys []keyCol
-		for rows.Next() {
-			var (
-				col, typ string
-				pk       int
-			)
-			if err := rows.Scan(&col, &typ, &pk); err != nil {
-				return s, false, fmt.Errorf("columns of %s: %w", name, err)
-			}
-			s.columns = append(s.columns, col)
-			if pk > 0 {
-				keys = append(keys, keyCol{col, pk})
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return s, false, fmt.Errorf("columns of %s: %w", name, err)
-		}
-		slices.SortFunc(keys, func(a, b keyCol) int { return cmp.Compare(a.pos, b.pos) })
-		for _, k := range keys {
-			s.key = append(s.key, k.name)
-		}
-	} else {
-		rows, err := q.QueryContext(ctx, `SELECT column_name, data_type FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position`, name)
-		if err != nil {
-			return s, false, fmt.Errorf("columns of %s: %w", name, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var col, typ string
-			if err := rows.Scan(&col, &typ); err != nil {
-				return s, false, fmt.Errorf("columns of %s: %w", name, err)
-			}
-			s.columns = append(s.columns, col)
-			if typ == "text" || strings.HasPrefix(typ, "character") {
-				s.text[col] = true
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return s, false, fmt.Errorf("columns of %s: %w", name, err)
-		}
-		keys, err := q.QueryContext(ctx, `SELECT a.attname FROM pg_index i
-			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-			WHERE i.indrelid = to_regclass($1) AND i.indisprimary
-			ORDER BY array_position(i.indkey::int2[], a.attnum)`, name)
-		if err != nil {
-			return s, false, fmt.Errorf("key of %s: %w", name, err)
-		}
-		defer keys.Close()
-		for keys.Next() {
-			var col string
-			if err := keys.Scan(&col); err != nil {
-				return s, false, fmt.Errorf("key of %s: %w", name, err)
-			}
-			s.key = append(s.key, col)
-		}
-		if err := keys.Err(); err != nil {
-			return s, false, fmt.Errorf("key of %s: %w", name, err)
-		}
+	c, err := db.Dialect.DescribeTable(ctx, q, name)
+	if err != nil {
+		return tableShape{name: name}, false, err
 	}
+	s := tableShape{name: name, columns: c.Columns, text: c.Text, key: c.Key}
 	if len(s.columns) == 0 {
 		return s, false, nil
 	}
@@ -168,8 +99,8 @@ func (db *DB) orderBy(s tableShape, key []string) string {
 	parts := make([]string, len(key))
 	for i, k := range key {
 		parts[i] = k
-		if db.Dialect == Postgres && s.text[k] {
-			parts[i] += ` COLLATE "C"`
+		if s.text[k] {
+			parts[i] = db.Dialect.OrderText(k)
 		}
 		parts[i] += " NULLS FIRST"
 	}

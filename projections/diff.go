@@ -106,13 +106,8 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 // compareAt compares in one snapshot of the database if the served set's checkpoint there
 // is the candidate's; done is false when the served set has moved on (build further).
 func compareAt(ctx context.Context, db *DB, candidate Projection, tg *target, served ServedSet, sample int) (SetDiff, bool, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if db.Dialect == Postgres {
-		opts.Isolation = sql.LevelRepeatableRead
-	}
-	// A read-only transaction is a snapshot on both: deferred on SQLite (WAL), repeatable
-	// read on PostgreSQL; writers go on meanwhile.
-	snap, err := db.SQL.BeginTx(ctx, opts)
+	// A read-only snapshot: writers go on meanwhile.
+	snap, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
 	if err != nil {
 		return SetDiff{}, false, fmt.Errorf("diff: snapshot: %w", err)
 	}

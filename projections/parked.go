@@ -19,13 +19,9 @@ const parkedTable = "projection_parked"
 const parkedAtLayout = "2006-01-02T15:04:05.000000Z"
 
 func parkedSchema(d Dialect) []string {
-	id := "id INTEGER PRIMARY KEY AUTOINCREMENT"
-	if d == Postgres {
-		id = "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-	}
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + parkedTable + ` (
-			` + id + `,
+			id ` + d.AutoID() + `,
 			projection TEXT    NOT NULL,
 			table_set  TEXT    NOT NULL,
 			event_id   TEXT    NOT NULL,

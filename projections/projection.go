@@ -12,20 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/eventcrm/crm/eventstore"
-)
-
-// Dialect is the SQL flavour of a read-model database.
-type Dialect string
-
-// Dialects.
-const (
-	SQLite   Dialect = "sqlite"
-	Postgres Dialect = "postgres"
 )
 
 // Projection is a read model built from events. Implementations are stateless: all state is
@@ -90,55 +80,14 @@ type DB struct {
 // each in a read transaction of its own, and still see one state.
 func (db *DB) Frozen() bool { return db.frozen }
 
-// lockWrites takes writeMu on SQLite; the returned function releases it.
+// lockWrites takes writeMu where the dialect has one writer at a time; the returned
+// function releases it.
 func (db *DB) lockWrites() func() {
-	if db.Dialect != SQLite {
+	if !db.Dialect.Features().SerialWriters {
 		return func() {}
 	}
 	db.writeMu.Lock()
 	return db.writeMu.Unlock
-}
-
-// PositionKey is the column type of a primary key holding a log position: on SQLite the
-// table's rowid (INTEGER PRIMARY KEY), so rows keyed by position are appended to its
-// B-tree in log order and need no second index; BIGINT on PostgreSQL.
-func PositionKey(d Dialect) string {
-	if d == SQLite {
-		return "INTEGER PRIMARY KEY"
-	}
-	return "BIGINT PRIMARY KEY"
-}
-
-// ClusteredByKey ends a CREATE TABLE statement whose rows are read in the order of their
-// primary key (texts, or a text and a number): on SQLite the table is stored WITHOUT ROWID,
-// as one B-tree in key order, so such a read is a sequential scan rather than a lookup of
-// every row through an index of the key; copying it (time travel) appends in key order.
-// PostgreSQL stores every table as a heap: nothing to add.
-func ClusteredByKey(d Dialect) string {
-	if d == SQLite {
-		return " WITHOUT ROWID"
-	}
-	return ""
-}
-
-// Rebind turns ? placeholders into the dialect's ($1, $2, ... for PostgreSQL). Queries of
-// projections are written with ?, never with a literal question mark in a string.
-func (d Dialect) Rebind(query string) string {
-	if d != Postgres || !strings.Contains(query, "?") {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Tx is a read-model transaction with placeholders rebound for its dialect.
@@ -216,15 +165,8 @@ func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []events
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
-	if db.Dialect == Postgres {
-		// Two appliers of one set (two servers on one database, a redelivery racing the
-		// first delivery) would both read the same checkpoint and both apply. The lock, held
-		// until the transaction ends, makes the second read the first one's checkpoint.
-		// (SQLite needs none: it never runs two write transactions at once, and refuses to
-		// write from a snapshot another writer made stale.)
-		if err := lockSet(ctx, tx, t); err != nil {
-			return 0, err
-		}
+	if err := db.Dialect.LockSet(ctx, tx, t); err != nil {
+		return 0, err
 	}
 	if guard != nil {
 		if err := guard(ctx, tx); err != nil {
@@ -257,15 +199,6 @@ func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []events
 		return start, fmt.Errorf("commit %s: %w", t.Prefix(), err)
 	}
 	return checkpoint, nil
-}
-
-// lockSet takes, on PostgreSQL, the lock that serializes the writers of set t until the
-// transaction ends: appliers, rebuild batches and the switch of a rebuild.
-func lockSet(ctx context.Context, tx *Tx, t Tables) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, checkpointsTable+"/"+t.Prefix()); err != nil {
-		return fmt.Errorf("lock %s: %w", t.Prefix(), err)
-	}
-	return nil
 }
 
 // ApplyError is an event a projection could not apply.

@@ -177,8 +177,8 @@ func (c RebuildConfig) Validate() error {
 	var errs []error
 	if c.DB == nil || c.DB.SQL == nil {
 		errs = append(errs, errors.New("no read-model database"))
-	} else if c.DB.Dialect != SQLite && c.DB.Dialect != Postgres {
-		errs = append(errs, fmt.Errorf("unknown dialect %q", c.DB.Dialect))
+	} else if c.DB.Dialect == nil {
+		errs = append(errs, errors.New("no dialect"))
 	}
 	if c.Store == nil {
 		errs = append(errs, errors.New("no event store"))
@@ -333,11 +333,7 @@ func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 		VALUES (?, 0, '', '', '', '', '', 0, 0, 0, 0, 0, 0, 0, '') ON CONFLICT (projection) DO NOTHING`, p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	lockClause := ""
-	if db.Dialect == Postgres {
-		lockClause = " FOR UPDATE"
-	}
-	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+rebuildsTable+` WHERE projection = ?`+lockClause, p.Name()))
+	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+rebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
@@ -401,14 +397,7 @@ func (rb *rebuild) keepLeases(ctx context.Context, cancel context.CancelCauseFun
 // serverStart identifies the PostgreSQL server's life: unlogged tables are emptied by a
 // crash, after which it starts again.
 func (rb *rebuild) serverStart(ctx context.Context) (string, error) {
-	if rb.db.Dialect != Postgres {
-		return "", nil
-	}
-	var s string
-	if err := rb.db.SQL.QueryRowContext(ctx, `SELECT pg_postmaster_start_time()::text`).Scan(&s); err != nil {
-		return "", fmt.Errorf("server start time: %w", err)
-	}
-	return s, nil
+	return rb.db.Dialect.ServerStart(ctx, rb.db.SQL)
 }
 
 // prepareSets decides, per projection, which set to build (resuming an interrupted one),
@@ -531,7 +520,7 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 		}
 		return nil
 	}
-	if rb.db.Dialect == SQLite {
+	if rb.db.Dialect.Features().KeepsBuildTxOpen {
 		b.commitEvery = rb.cfg.CommitEvery
 	}
 
@@ -667,15 +656,13 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old T
 	if err != nil {
 		return Tables{}, err
 	}
-	if rb.db.Dialect == Postgres {
-		// The live runner's transactions take the old set's lock and then read the
-		// registry: they wait for this one, and then apply to the new set.
-		if err := lockSet(ctx, tx, old); err != nil {
-			return Tables{}, err
-		}
-		if err := lockSet(ctx, tx, tg.t); err != nil {
-			return Tables{}, err
-		}
+	// The live runner's transactions take the old set's lock and then read the registry:
+	// they wait for this one, and then apply to the new set.
+	if err := rb.db.Dialect.LockSet(ctx, tx, old); err != nil {
+		return Tables{}, err
+	}
+	if err := rb.db.Dialect.LockSet(ctx, tx, tg.t); err != nil {
+		return Tables{}, err
 	}
 	now := rb.cfg.Now()
 	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,

@@ -224,11 +224,7 @@ func (db *DB) dropSet(ctx context.Context, p Projection, t Tables, sameVersion b
 // tablesWithPrefix lists the tables of the read-model database whose names start with
 // prefix (compared exactly: '_' is no wildcard here).
 func (db *DB) tablesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
-	query := `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?`
-	if db.Dialect == Postgres {
-		query = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND left(tablename, ?) = ?`
-	}
-	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(query), len(prefix), prefix)
+	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(db.Dialect.TablesWithPrefixQuery()), len(prefix), prefix)
 	if err != nil {
 		return nil, fmt.Errorf("tables of %s: %w", prefix, err)
 	}

@@ -126,8 +126,8 @@ func (c RunnerConfig) Validate() error {
 	var errs []error
 	if c.DB == nil || c.DB.SQL == nil {
 		errs = append(errs, errors.New("no read-model database"))
-	} else if c.DB.Dialect != SQLite && c.DB.Dialect != Postgres {
-		errs = append(errs, fmt.Errorf("unknown dialect %q", c.DB.Dialect))
+	} else if c.DB.Dialect == nil {
+		errs = append(errs, errors.New("no dialect"))
 	}
 	if c.Store == nil {
 		errs = append(errs, errors.New("no event store"))

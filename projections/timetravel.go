@@ -108,7 +108,7 @@ func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) 
 		cfg.Cache = DefaultTravelCache
 	}
 	switch {
-	case cfg.DB.Dialect != SQLite:
+	case !cfg.DB.Dialect.Features().SnapshotFiles:
 		cfg.Dir = ""
 	case cfg.Dir == "" && cfg.DB.Path == "":
 		return nil, errors.New("time travel: no directory for the snapshots of a SQLite database")

@@ -28,6 +28,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
@@ -282,6 +283,7 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: httpapi.DefaultReadWait, Rebuilds: bg.rebuilds,
+		Queries:    readmodels.HTTPQueries(readmodels.All()),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

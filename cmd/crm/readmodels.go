@@ -9,21 +9,17 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
-	"github.com/eventcrm/crm/projections/board"
-	"github.com/eventcrm/crm/projections/churn"
-	"github.com/eventcrm/crm/projections/journey"
 )
 
-// readModels lists the projections `crm serve` runs live: a new read model plugs in here
-// (and its queries in httpapi's mountReadModelQueries).
-func readModels() []projections.Projection {
-	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
-}
+// readModels are the projections of the read models (package readmodels lists them): the
+// live runner, the rebuilds, time travel and diffs take them from here.
+func readModels() []projections.Projection { return readmodels.Projections(readmodels.All()) }
 
 // background is the work `crm serve` runs beside the HTTP server: the projections and the
 // process managers, all fed by the store's global feed through Watermill, and the rebuilds

@@ -19,19 +19,17 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/projections"
 )
 
-// projectionNamed finds a projection of readModels by its persisted name.
+// projectionNamed finds the projection of a read model by its persisted name.
 func projectionNamed(name string) (projections.Projection, error) {
-	var names []string
-	for _, p := range readModels() {
-		if p.Name() == name {
-			return p, nil
-		}
-		names = append(names, p.Name())
+	p, err := readmodels.Named(readmodels.All(), name)
+	if err != nil {
+		return nil, usageError{err.Error()}
 	}
-	return nil, usageError{fmt.Sprintf("unknown projection %q (%s)", name, strings.Join(names, ", "))}
+	return p, nil
 }
 
 func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) string, args []string, stdout, stderr io.Writer) error {

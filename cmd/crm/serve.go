@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 )
 
@@ -82,6 +83,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
+		Queries:    readmodels.HTTPQueries(readmodels.All()),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {

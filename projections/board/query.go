@@ -364,11 +364,7 @@ func closeRows(rows *sql.Rows) error {
 // readOnly runs read in one read-only transaction, so that all statements of an answer see
 // the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
 func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if db.Dialect == projections.Postgres {
-		opts.Isolation = sql.LevelRepeatableRead
-	}
-	tx, err := db.SQL.BeginTx(ctx, opts)
+	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
 	if err != nil {
 		return fmt.Errorf("begin read: %w", err)
 	}

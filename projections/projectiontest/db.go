@@ -34,7 +34,7 @@ func PostgresURL() string {
 func ForEachDialect(t *testing.T, test func(t *testing.T, db *projections.DB)) {
 	t.Helper()
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
+		t.Run(d.String(), func(t *testing.T) {
 			t.Parallel()
 			test(t, Open(t, d))
 		})

@@ -237,6 +237,6 @@ func forEachDialect(t *testing.T, parallel bool, test func(t *testing.T, db *pro
 		return
 	}
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
-		t.Run(string(d), func(t *testing.T) { test(t, Open(t, d)) })
+		t.Run(d.String(), func(t *testing.T) { test(t, Open(t, d)) })
 	}
 }

@@ -63,7 +63,7 @@ func (l *live) query(tr *tableRows, query string, args ...any) ([]any, error) {
 		rs  *sql.Rows
 		err error
 	)
-	if l.tx.Dialect() == projections.SQLite {
+	if l.tx.Dialect().Features().PreparesEachStatement {
 		var st projections.Stmt
 		if st, err = l.tx.Prepared(l.ctx, query); err == nil {
 			rs, err = st.QueryContext(l.ctx, args...)
@@ -209,7 +209,7 @@ func loadWhere(ctx context.Context, tx *projections.Tx, set projections.Tables, 
 func keysQuery(d projections.Dialect, t table, set projections.Tables, width int, keys [][]any) (string, []any, error) {
 	columns := t.columnNames()[:width]
 	kinds := t.keyKinds()[:width]
-	if d == projections.Postgres {
+	if d.Features().BindsArrays {
 		args := make([]any, width)
 		casts := make([]string, width)
 		for i := range width {

@@ -262,7 +262,7 @@ func TestSchema(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.dialect), func(t *testing.T) {
+		t.Run(tt.dialect.String(), func(t *testing.T) {
 			if got := newLedger().Schema(tt.dialect, set); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("schema =\n%q\nwant\n%q", got, tt.want)
 			}

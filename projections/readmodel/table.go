@@ -290,7 +290,7 @@ func (t *Table[R]) schema(d projections.Dialect, set projections.Tables) []strin
 	}
 	b.WriteString(")")
 	if t.clustered {
-		b.WriteString(projections.ClusteredByKey(d))
+		b.WriteString(d.ClusteredByKey())
 	}
 	stmts := []string{b.String()}
 	for _, ix := range t.indexes {
@@ -310,12 +310,9 @@ func columnType(d projections.Dialect, k kind) string {
 	case kindInteger:
 		return "INTEGER"
 	case kindPosition:
-		return projections.PositionKey(d)
+		return d.PositionKey()
 	}
-	if d == projections.Postgres {
-		return `TEXT COLLATE "C"`
-	}
-	return "TEXT"
+	return d.TextType()
 }
 
 // normalKey returns key values as the columns hold them: an int (an untyped constant) as an

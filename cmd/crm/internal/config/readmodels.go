@@ -66,7 +66,7 @@ func OpenReadModels(ctx context.Context, c Config) (*projections.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.Dialect == projections.Postgres {
+	if t.URL != "" {
 		return projections.OpenPostgres(ctx, t.URL, t.Schema)
 	}
 	if err := os.MkdirAll(filepath.Dir(t.Path), 0o700); err != nil {

@@ -16,15 +16,30 @@ import (
 	"github.com/eventcrm/crm/projections/journey"
 )
 
-// mountReadModelQueries is where read models plug into the HTTP API: one line per query,
-// naming the projection whose tables answer it. A query of a projection the runner does
-// not run is not mounted. (cmd/crm's readModels lists the projections the runner runs.)
-func mountReadModelQueries(mount func(projection, path string, h readFunc)) {
-	mount(board.Name, "/pipeline/board", queryBoard)
-	mount(journey.Name, "/journeys/{contactId}", queryJourney)
-	mount(journey.Name, "/analytics/journey-map", queryJourneyMap)
-	mount(churn.Name, "/analytics/churn-points", queryChurnPoints)
+// Query is an HTTP route of a read model: GET /v1 + Path, answered from the tables of the
+// read model it is listed with (cmd/crm/internal/readmodels lists each read model once,
+// with its queries).
+type Query struct {
+	Path string
+	read readFunc
 }
+
+// Queries are the queries of one read model, named by its projection.
+type Queries struct {
+	Projection string
+	Routes     []Query
+}
+
+// BoardQueries are the HTTP routes of the pipeline board.
+func BoardQueries() []Query { return []Query{{"/pipeline/board", queryBoard}} }
+
+// JourneyQueries are the HTTP routes of the journeys.
+func JourneyQueries() []Query {
+	return []Query{{"/journeys/{contactId}", queryJourney}, {"/analytics/journey-map", queryJourneyMap}}
+}
+
+// ChurnQueries are the HTTP routes of the churn points.
+func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryChurnPoints}} }
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //

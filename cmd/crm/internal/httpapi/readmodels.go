@@ -26,6 +26,9 @@ type ReadModels struct {
 	Rebuilds *projections.Rebuilds
 	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
 	TimeTravel *projections.TimeTravel
+	// Queries are the HTTP routes of the read models; a query of a projection the runner
+	// does not run is not mounted.
+	Queries []Queries
 	// AnswerCache is how many answers are kept for reuse while the tables they were read
 	// from do not change (see answers): DefaultAnswerCacheSize when 0, none when negative.
 	AnswerCache int
@@ -75,12 +78,14 @@ func (s *Server) MountReadModels(rm ReadModels) {
 	if rm.AnswerCache >= 0 {
 		kept = newAnswers(rm.AnswerCache)
 	}
-	mountReadModelQueries(func(projection, path string, h readFunc) {
-		if _, err := rm.Runner.Tables(projection); err != nil {
-			return // not run here: the endpoint would never answer
+	for _, qs := range rm.Queries {
+		if _, err := rm.Runner.Tables(qs.Projection); err != nil {
+			continue // not run here: the endpoints would never answer
 		}
-		v1.Handle(path, s.authorize(auth.PermRead, s.readModel(rm, kept, projection, h))).Methods(http.MethodGet)
-	})
+		for _, q := range qs.Routes {
+			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, q.read))).Methods(http.MethodGet)
+		}
+	}
 }
 
 // readModel answers a query with its freshness. With ?min_position=N it first waits, up to

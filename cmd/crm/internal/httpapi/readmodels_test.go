@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/sqlite"
@@ -123,7 +124,8 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(rebuilds.Close)
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds})
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
+		Queries: readmodels.HTTPQueries(readmodels.All())})
 	return readServer{server: server, refusing: refusing, travel: travel, rebuilds: rebuilds}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/audit"
@@ -163,7 +164,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds})
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All())})
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)

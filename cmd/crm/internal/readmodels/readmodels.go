@@ -1,0 +1,62 @@
+// Package readmodels lists the read models of crm, each once: its projection and its HTTP
+// queries. Everything else takes them from here: the live runner of `crm serve`, `crm
+// rebuild`, time travel, `crm projections diff`, GET /v1/projections and the query routes.
+// Time travel and diffs need nothing more from a read model: both replay its fold, as the
+// read-model kit derives the batch path from it.
+package readmodels
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/journey"
+)
+
+// ReadModel is one read model: its projection and the HTTP routes that answer from its tables.
+type ReadModel struct {
+	Projection projections.Projection
+	Queries    []httpapi.Query
+}
+
+// All lists the read models. A new read model is one more line here.
+func All() []ReadModel {
+	return []ReadModel{
+		{board.Projection(), httpapi.BoardQueries()},
+		{journey.Projection(), httpapi.JourneyQueries()},
+		{churn.Projection(), httpapi.ChurnQueries()},
+	}
+}
+
+// Projections are the projections of rms, in their order.
+func Projections(rms []ReadModel) []projections.Projection {
+	ps := make([]projections.Projection, len(rms))
+	for i, rm := range rms {
+		ps[i] = rm.Projection
+	}
+	return ps
+}
+
+// HTTPQueries are the HTTP routes of rms, each named by its projection.
+func HTTPQueries(rms []ReadModel) []httpapi.Queries {
+	qs := make([]httpapi.Queries, len(rms))
+	for i, rm := range rms {
+		qs[i] = httpapi.Queries{Projection: rm.Projection.Name(), Routes: rm.Queries}
+	}
+	return qs
+}
+
+// Named finds the projection of rms with a persisted name; the error lists the names.
+func Named(rms []ReadModel, name string) (projections.Projection, error) {
+	names := make([]string, len(rms))
+	for i, rm := range rms {
+		if rm.Projection.Name() == name {
+			return rm.Projection, nil
+		}
+		names[i] = rm.Projection.Name()
+	}
+	return nil, fmt.Errorf("unknown projection %q (%s)", name, strings.Join(names, ", "))
+}
