@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Linux inode flags (linux/fs.h): an immutable file or directory cannot be changed, nor an
@@ -181,4 +187,108 @@ func TestReadingCommandsWorkOnAReadOnlyCopy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readOnlyRole creates a login role that may only read schema, in read-only sessions as on a
+// standby, and returns CRM_STORE for it. The role is dropped when the test ends.
+func readOnlyRole(t *testing.T, schema string) string {
+	t.Helper()
+	ctx := context.Background()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	role := "crm_reader_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, postgresURL())
+	if err != nil {
+		t.Fatalf("connect to postgres: %v", err)
+	}
+	defer conn.Close(ctx)
+	ident, sch := pgx.Identifier{role}.Sanitize(), pgx.Identifier{schema}.Sanitize()
+	for _, stmt := range []string{
+		"CREATE ROLE " + ident + " LOGIN",
+		"ALTER ROLE " + ident + " SET default_transaction_read_only = on",
+		"GRANT USAGE ON SCHEMA " + sch + " TO " + ident,
+		"GRANT SELECT ON ALL TABLES IN SCHEMA " + sch + " TO " + ident,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), postgresURL())
+		if err != nil {
+			t.Errorf("drop role: %v", err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP OWNED BY "+ident+"; DROP ROLE "+ident); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	u, err := url.Parse(postgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	q := u.Query()
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// An auditor verifies a PostgreSQL log with a role that may only read it (a standby, a
+// restored backup): verify, history and audit verify neither migrate nor write.
+func TestReadingCommandsWorkWithAReadOnlyPostgresRole(t *testing.T) {
+	t.Parallel()
+	store := freshSchema(t)
+	owner := map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir()}
+	if out, _, err := crm(t, owner, "seed", "--contacts", "20", "--quiet"); err != nil {
+		t.Fatalf("seed: %q, %v", out, err)
+	}
+	cpPath := filepath.Join(t.TempDir(), "cp.json")
+	saveCheckpoint(t, owner, cpPath)
+	key, _, err := crm(t, owner, "audit", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(keyPath, []byte(key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream string
+	if err := openPostgresDB(t).QueryRow(context.Background(), "SELECT stream FROM "+
+		pgx.Identifier{u.Query().Get("schema"), "events"}.Sanitize()+" WHERE version = 3 ORDER BY position LIMIT 1").Scan(&stream); err != nil {
+		t.Fatal(err)
+	}
+	auditor := map[string]string{"CRM_STORE": readOnlyRole(t, u.Query().Get("schema")), "CRM_DATA_DIR": t.TempDir()}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"verify", []string{"verify", "--quiet"}, "OK: "},
+		{"history", []string{"history", stream}, "v3 "},
+		{"audit verify", []string{"audit", "verify", "--checkpoint", cpPath, "--key", keyPath, "--quiet"}, "OK: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := crm(t, auditor, tc.args...)
+			if err != nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("%v: %v\n%s", tc.args, err, out)
+			}
+		})
+	}
+}
+
+// openPostgresDB is a connection to the test PostgreSQL, closed when the test ends.
+func openPostgresDB(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), postgresURL())
+	if err != nil {
+		t.Fatalf("connect to postgres: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -109,3 +109,21 @@ func migrate(ctx context.Context, conn *pgx.Conn, schema string) error {
 	}
 	return tx.Commit(ctx)
 }
+
+// checkSchema makes sure that a schema opened read-only, so not migrated, holds every
+// migration of this program.
+func checkSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var current int
+	err = conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()).Scan(&current)
+	if err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	if want := ms[len(ms)-1].version; current != want {
+		return fmt.Errorf("schema version %d, this program reads version %d: open it once writable to migrate it", current, want)
+	}
+	return nil
+}

@@ -65,6 +65,7 @@ type options struct {
 	connect      time.Duration
 	openTimeout  time.Duration
 	now          func() time.Time
+	readOnly     bool
 }
 
 func (o options) validate() error {
@@ -136,6 +137,12 @@ func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.co
 // (default DefaultOpenTimeout).
 func WithOpenTimeout(d time.Duration) Option { return func(o *options) { o.openTimeout = d } }
 
+// WithReadOnly opens the store for reading only, as verifying a backup, a standby or a schema
+// the role may only read needs: Open migrates nothing and only checks that the schema is this
+// program's, and every session is read-only (default_transaction_read_only), so an Append or
+// SaveCheckpoint is refused by the server.
+func WithReadOnly() Option { return func(o *options) { o.readOnly = true } }
+
 // WithClock sets the clock that stamps RecordedAt (and OccurredAt when an event has none).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -190,6 +197,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{o.schema}.Sanitize()
+	if o.readOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = o.connect
 	}
@@ -252,7 +262,11 @@ func (s *Store) prepare(ctx context.Context, cfg *pgxpool.Config) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Release()
-	if err := migrate(ctx, conn.Conn(), s.opts.schema); err != nil {
+	if s.opts.readOnly {
+		if err := checkSchema(ctx, conn.Conn(), s.opts.schema); err != nil {
+			return err
+		}
+	} else if err := migrate(ctx, conn.Conn(), s.opts.schema); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	// A log whose transaction ids lie ahead of the cluster's would never be read (see the

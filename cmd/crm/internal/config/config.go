@@ -157,14 +157,23 @@ func OpenStore(ctx context.Context, c Config) (eventstore.Store, error) {
 
 // OpenStoreReadOnly opens the configured event store for commands that only read, such as
 // verification: a SQLite file is opened read-only (a backup copy, read-only files and
-// directory will do, and a missing file is an error, not a new store); the other backends
-// open as OpenStore does.
+// directory will do, and a missing file is an error, not a new store), a PostgreSQL schema
+// without migrating it and in read-only sessions (a standby or a role that may only read
+// will do); EventStoreDB opens as OpenStore does.
 func OpenStoreReadOnly(ctx context.Context, c Config) (eventstore.Store, error) {
 	t, err := ParseStore(c.Store, c.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	if t.Backend != BackendSQLite {
+	switch t.Backend {
+	case BackendSQLite:
+	case BackendPostgres:
+		opts := []postgres.Option{postgres.WithReadOnly()}
+		if t.Schema != "" {
+			opts = append(opts, postgres.WithSchema(t.Schema))
+		}
+		return postgres.Open(ctx, t.URL, opts...)
+	default:
 		return OpenStore(ctx, c)
 	}
 	s, err := sqlite.OpenReadOnly(ctx, t.Path)
