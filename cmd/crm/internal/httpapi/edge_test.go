@@ -238,6 +238,12 @@ func TestNonCanonicalPathsAreRefusedWithoutRedirect(t *testing.T) {
 						if strings.Contains(string(body), "echoecho") {
 							t.Fatalf("the answer echoes the query: %.200s", body)
 						}
+						var p struct {
+							RequestID string `json:"request_id"`
+						}
+						if err := json.Unmarshal(body, &p); err != nil || p.RequestID == "" || p.RequestID != resp.Header.Get("X-Request-ID") {
+							t.Fatalf("request_id %q, header %q: every problem names its request (%v)", p.RequestID, resp.Header.Get("X-Request-ID"), err)
+						}
 					}
 				})
 			}

@@ -70,7 +70,10 @@ func New(cfg Config) *Server {
 // routing (see canonicalPath).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := canonicalPath(r); err != nil {
-		s.writeError(w, r, err)
+		// Refused before the router, whose middleware gives every answer its request id.
+		s.withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, err)
+		})).ServeHTTP(w, r)
 		return
 	}
 	s.router.ServeHTTP(w, r)
