@@ -116,14 +116,28 @@ func ParseStore(store, dataDir string) (Target, error) {
 		if schema != "" && !validSchema(schema) {
 			return Target{}, fmt.Errorf("CRM_STORE: schema %q: want lower-case letters, digits and _", schema)
 		}
-		q.Del("schema")
-		u.RawQuery = q.Encode()
+		u.RawQuery = withoutParam(u.RawQuery, "schema")
 		return Target{Backend: BackendPostgres, URL: u.String(), Schema: schema}, nil
 	case "esdb", "esdb+discover", "kurrentdb", "kurrentdb+discover", "kdb", "kdb+discover":
 		return Target{Backend: BackendESDB, URL: store}, nil
 	default:
 		return Target{}, fmt.Errorf("CRM_STORE %q: unknown scheme %q (sqlite, postgres, esdb)", store, scheme)
 	}
+}
+
+// withoutParam is rawQuery without the parameters called name, the others left exactly as
+// written: re-encoding them would turn an escaped space into "+", which PostgreSQL's options
+// do not read as a space.
+func withoutParam(rawQuery, name string) string {
+	var kept []string
+	for _, p := range strings.Split(rawQuery, "&") {
+		key, _, _ := strings.Cut(p, "=")
+		if k, err := url.QueryUnescape(key); p == "" || (err == nil && k == name) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
 }
 
 // OpenStore opens the configured event store.

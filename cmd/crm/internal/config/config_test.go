@@ -21,6 +21,8 @@ func TestParseStore(t *testing.T) {
 		{"postgres", "postgres://u@db:5432/crm?sslmode=disable", Target{Backend: BackendPostgres, URL: "postgres://u@db:5432/crm?sslmode=disable"}, ""},
 		{"postgresql scheme", "postgresql://db/crm", Target{Backend: BackendPostgres, URL: "postgresql://db/crm"}, ""},
 		{"postgres schema", "postgres://db/crm?schema=sales&sslmode=disable", Target{Backend: BackendPostgres, URL: "postgres://db/crm?sslmode=disable", Schema: "sales"}, ""},
+		{"postgres options kept as written", "postgres://db/crm?options=-c%20default_transaction_read_only%3Don&schema=audit&sslmode=disable",
+			Target{Backend: BackendPostgres, URL: "postgres://db/crm?options=-c%20default_transaction_read_only%3Don&sslmode=disable", Schema: "audit"}, ""},
 		{"postgres bad schema", "postgres://db/crm?schema=Drop-Table", Target{}, "schema"},
 		{"postgres bad query", "postgres://db/crm?schema=a;b", Target{}, "CRM_STORE"},
 		{"postgres bad URL", "postgres://db:port/crm", Target{}, "CRM_STORE"},
