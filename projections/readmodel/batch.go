@@ -26,12 +26,7 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 		p.events[i] = eventOf(&src[i])
 		p.events[i].batch, p.events[i].index = b, i
 	}
-	p.first, p.err = p.fold(newRows(m.tables, nil))
-	if p.first.missed {
-		// The changes of a pass that missed rows are folded again: only the misses are kept
-		// while the batch waits for the writer.
-		p.first.dropChanges()
-	}
+	p.first, p.err = p.fold(m.takeRows(nil))
 	// The decoded values are kept by the events: the batch (and the events' other fields)
 	// can go.
 	for i := range p.events {
@@ -67,8 +62,9 @@ func (p *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	p.first = nil
 	if rows == nil {
 		// Applied again (its transaction was rolled back): start from what is stored now.
-		rows, err = p.fold(newRows(p.m.tables, nil))
+		rows, err = p.fold(p.m.takeRows(nil))
 	}
+	defer p.m.putRows(rows)
 	for rows.missed {
 		if err := rows.loadMisses(ctx, tx, t); err != nil {
 			return err

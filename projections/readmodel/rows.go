@@ -1,10 +1,8 @@
 package readmodel
 
 import (
-	"cmp"
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/eventcrm/crm/projections"
 )
@@ -20,7 +18,7 @@ import (
 // depend on anything but its event and the rows it reads (no clock, no counters of its
 // own): that is also what makes a rebuild equal to the live tables.
 type Rows struct {
-	tables []*tableRows
+	tables []tableState
 	live   *live // nil on the batch path
 	// missed: a row or group this pass asked for was not loaded (batch path).
 	missed bool
@@ -28,35 +26,59 @@ type Rows struct {
 	err error
 }
 
-// tableRows is one table's part of Rows.
-type tableRows struct {
-	t table
-	// stored holds the rows known as stored, by encoded key: a row (*R), or nil when none is.
-	stored map[string]any
-	// groups holds the groups loaded whole, by the encoding of their first key value, with
-	// the keys of their stored rows.
-	groups map[string][]string
-	// changed holds the rows the fold changed, by key, first change first in order.
-	changed map[string]change
-	order   []string
-	// changedGroups lists the changed keys of each group, once a pass read a group (nil
-	// before: most tables are never read by group).
-	changedGroups map[string][]string
-	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
-	missKeys   map[string][]any
-	missGroups map[string]any
+// tableState is one table's part of Rows, seen without its row type.
+type tableState interface {
+	table() table
+	// reset forgets the changes and misses of a pass; what was loaded stays.
+	reset()
+	// clear forgets everything, loads included: the Rows is used again for another batch or
+	// event.
+	clear()
+	// loadMisses loads the rows and groups the pass missed, and notes as missed in the
+	// tables after this one the rows the fold reads after those found (Table.Then).
+	loadMisses(ctx context.Context, tx *projections.Tx, set projections.Tables, rows *Rows) error
+	// want notes the row of key as missed unless it is known.
+	want(key []any)
+	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error
 }
 
-type change struct {
-	row any   // *R, nil when deleted
-	key []any // the key values of a deleted row
+// tableRows is the part of Rows of a table with rows of type R. Rows are held as values of
+// type R and looked up by key values: a fold touches a few rows per event, and boxing them
+// or encoding their keys would cost more than the fold itself.
+type tableRows[R any] struct {
+	t *Table[R]
+	// stored holds the rows known as stored, by key: an index in loaded, or -1 when none is.
+	stored map[rowKey]int32
+	loaded []R
+	// groups holds the groups loaded whole, by the key of their first value, with the keys of
+	// their stored rows.
+	groups map[rowKey][]rowKey
+	// changes are the rows the fold changed, first change first; changed indexes them by key.
+	changes []change[R]
+	changed map[rowKey]int32
+	// changedGroups lists the changes of each group, once a pass read a group (nil before:
+	// most tables are never read by group).
+	changedGroups map[rowKey][]int32
+	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
+	missKeys   map[rowKey]struct{}
+	missGroups map[rowKey]struct{}
+}
+
+type change[R any] struct {
+	key  rowKey
+	row  R
+	gone bool // deleted
+}
+
+func newTableRows[R any](t *Table[R]) *tableRows[R] {
+	return &tableRows[R]{t: t, stored: map[rowKey]int32{}, groups: map[rowKey][]rowKey{}, changed: map[rowKey]int32{},
+		missKeys: map[rowKey]struct{}{}, missGroups: map[rowKey]struct{}{}}
 }
 
 func newRows(tables []table, l *live) *Rows {
-	rows := &Rows{live: l, tables: make([]*tableRows, len(tables))}
+	rows := &Rows{live: l, tables: make([]tableState, len(tables))}
 	for i, t := range tables {
-		rows.tables[i] = &tableRows{t: t, stored: map[string]any{}, groups: map[string][]string{}, changed: map[string]change{},
-			missKeys: map[string][]any{}, missGroups: map[string]any{}}
+		rows.tables[i] = t.newRows()
 	}
 	return rows
 }
@@ -65,163 +87,203 @@ func newRows(tables []table, l *live) *Rows {
 func (rows *Rows) reset() {
 	rows.missed = false
 	for _, tr := range rows.tables {
-		clear(tr.changed)
-		tr.order = tr.order[:0]
-		tr.changedGroups = nil
-		clear(tr.missKeys)
-		clear(tr.missGroups)
+		tr.reset()
 	}
 }
 
-// dropChanges forgets the changes of a pass, keeping its misses.
-func (rows *Rows) dropChanges() {
+// clear forgets everything: the rows are used again, for another batch or event, with the
+// room of their maps and lists.
+func (rows *Rows) clear() {
+	rows.missed, rows.err, rows.live = false, nil, nil
 	for _, tr := range rows.tables {
-		tr.changed = map[string]change{}
-		tr.order = nil
-		tr.changedGroups = nil
+		tr.clear()
 	}
 }
 
-func (rows *Rows) of(t table) *tableRows {
+// rowsOf is the part of rows of table t.
+func rowsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
 	for _, tr := range rows.tables {
-		if tr.t == t {
+		if tr, ok := tr.(*tableRows[R]); ok && tr.t == t {
 			return tr
 		}
 	}
 	panic("readmodel: table " + t.base() + " is not a table of this read model")
 }
 
-// lookup says what is stored under key k: the row, and whether it is known at all.
-func (tr *tableRows) lookup(k string) (row any, known bool) {
-	if row, ok := tr.stored[k]; ok {
-		return row, true
-	}
-	if len(tr.groups) > 0 {
-		if _, ok := tr.groups[groupOf(k)]; ok {
-			return nil, true
+// of is the part of rows of table t, whatever its row type.
+func (rows *Rows) of(t table) tableState {
+	for _, tr := range rows.tables {
+		if tr.table() == t {
+			return tr
 		}
 	}
-	return nil, false
+	panic("readmodel: table " + t.base() + " is not a table of this read model")
 }
 
-func (rows *Rows) get(t table, k string, key []any) (any, bool) {
-	tr := rows.of(t)
-	if c, ok := tr.changed[k]; ok {
-		return c.row, c.row != nil
+func (tr *tableRows[R]) table() table { return tr.t }
+
+func (tr *tableRows[R]) reset() {
+	clear(tr.changed)
+	clear(tr.changes)
+	tr.changes = tr.changes[:0]
+	tr.changedGroups = nil
+	clear(tr.missKeys)
+	clear(tr.missGroups)
+}
+
+func (tr *tableRows[R]) clear() {
+	tr.reset()
+	clear(tr.stored)
+	clear(tr.loaded)
+	tr.loaded = tr.loaded[:0]
+	clear(tr.groups)
+}
+
+// lookup says what is stored under key k: the index of its row in loaded (-1: none), and
+// whether it is known at all.
+func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
+	if i, ok := tr.stored[k]; ok {
+		return i, true
 	}
-	row, known := tr.lookup(k)
+	if len(tr.groups) > 0 {
+		if _, ok := tr.groups[k.group()]; ok {
+			return -1, true
+		}
+	}
+	return -1, false
+}
+
+func (tr *tableRows[R]) get(rows *Rows, k rowKey) (r R, ok bool) {
+	if i, ok := tr.changed[k]; ok {
+		c := &tr.changes[i]
+		return c.row, !c.gone
+	}
+	i, known := tr.lookup(k)
+	if !known && rows.live != nil {
+		i, known = tr.readRow(rows, k), true
+	}
 	if known {
-		return row, row != nil
+		if i < 0 {
+			return r, false
+		}
+		return tr.loaded[i], true
 	}
-	if rows.live != nil {
-		row = rows.live.row(rows, tr, key)
-		return row, row != nil
-	}
-	tr.missKeys[k] = key
+	tr.missKeys[k] = struct{}{}
 	rows.missed = true
-	return nil, false
+	return r, false
 }
 
-func (rows *Rows) group(t table, first any) []any {
-	tr := rows.of(t)
-	g := encodeKey([]any{first})
+func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 	stored, loaded := tr.groups[g]
 	switch {
 	case loaded:
 	case rows.live != nil:
-		stored = rows.live.group(rows, tr, first)
+		stored = tr.readGroup(rows, g)
 	default:
-		tr.missGroups[g] = first
+		tr.missGroups[g] = struct{}{}
 		rows.missed = true
 	}
 	if tr.changedGroups == nil {
-		tr.changedGroups = map[string][]string{}
-		for _, k := range tr.order {
-			tr.changedGroups[groupOf(k)] = append(tr.changedGroups[groupOf(k)], k)
+		tr.changedGroups = map[rowKey][]int32{}
+		for i := range tr.changes {
+			cg := tr.changes[i].key.group()
+			tr.changedGroups[cg] = append(tr.changedGroups[cg], int32(i))
 		}
 	}
-	keys := append(slices.Clone(stored), tr.changedGroups[g]...)
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	var out []any
-	for _, k := range keys {
-		if c, ok := tr.changed[k]; ok {
-			if c.row != nil {
-				out = append(out, c.row)
-			}
+	var in []*R
+	for _, k := range stored {
+		if _, changed := tr.changed[k]; changed {
 			continue
 		}
-		if row := tr.stored[k]; row != nil {
-			out = append(out, row)
+		if i := tr.stored[k]; i >= 0 {
+			in = append(in, &tr.loaded[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b any) int { return compareKeys(tr.t.keyValues(a), tr.t.keyValues(b)) })
+	for _, i := range tr.changedGroups[g] {
+		if c := &tr.changes[i]; !c.gone {
+			in = append(in, &c.row)
+		}
+	}
+	slices.SortFunc(in, tr.t.compareRows)
+	out := make([]R, len(in))
+	for i, r := range in {
+		out[i] = *r
+	}
 	return out
 }
 
-func (rows *Rows) upsert(t table, row any) {
-	tr := rows.of(t)
-	tr.set(t.keyOf(row), change{row: row})
+// upsert records row as the row of its key.
+func (tr *tableRows[R]) upsert(row R) {
+	k, i := tr.stage(row)
+	tr.commit(k, i, false)
 }
 
-func (rows *Rows) insert(t table, row any) {
-	tr := rows.of(t)
-	k := t.keyOf(row)
-	if c, ok := tr.changed[k]; ok {
-		if c.row == nil {
-			tr.set(k, change{row: row})
+func (tr *tableRows[R]) insert(rows *Rows, row R) {
+	k, i := tr.stage(row)
+	if j, ok := tr.changed[k]; ok {
+		if tr.changes[j].gone {
+			tr.commit(k, i, false)
+			return
 		}
+		tr.unstage()
 		return
 	}
 	stored, known := tr.lookup(k)
 	if !known && rows.live != nil {
-		stored = rows.live.row(rows, tr, t.keyValues(row))
+		stored = tr.readRow(rows, k)
 	}
 	// On the batch path a key nobody read is taken for new: were it stored, the write of the
 	// batch fails and its events are folded one by one, on the live path.
-	if stored == nil {
-		tr.set(k, change{row: row})
+	if stored < 0 {
+		tr.commit(k, i, false)
+		return
+	}
+	tr.unstage()
+}
+
+// stage appends row to the changes, not recorded yet, and returns its key and index: its key
+// is computed where it is stored, so that a row given to the fold is not copied to the heap
+// to be read by the columns' fields.
+func (tr *tableRows[R]) stage(row R) (rowKey, int32) {
+	tr.changes = append(tr.changes, change[R]{row: row})
+	i := len(tr.changes) - 1
+	tr.changes[i].key = tr.t.keyOf(&tr.changes[i].row)
+	return tr.changes[i].key, int32(i)
+}
+
+// unstage drops the staged change.
+func (tr *tableRows[R]) unstage() {
+	tr.changes[len(tr.changes)-1] = change[R]{}
+	tr.changes = tr.changes[:len(tr.changes)-1]
+}
+
+// commit records the staged change i as the change of the row of k: a new change, or the
+// row of k's earlier change.
+func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
+	if j, ok := tr.changed[k]; ok {
+		tr.changes[j].row, tr.changes[j].gone = tr.changes[i].row, gone
+		tr.unstage()
+		return
+	}
+	tr.changes[i].gone = gone
+	tr.changed[k] = i
+	if tr.changedGroups != nil {
+		g := k.group()
+		tr.changedGroups[g] = append(tr.changedGroups[g], i)
 	}
 }
 
-func (rows *Rows) delete(t table, k string, key []any) {
-	tr := rows.of(t)
+func (tr *tableRows[R]) delete(rows *Rows, k rowKey) {
 	// On the batch path a deleted row is loaded first: the batch then knows whether it must
 	// delete it, and upserts it when the fold records it again.
 	if _, known := tr.lookup(k); !known && rows.live == nil {
 		if _, changed := tr.changed[k]; !changed {
-			tr.missKeys[k] = key
+			tr.missKeys[k] = struct{}{}
 			rows.missed = true
 		}
 	}
-	tr.set(k, change{key: key})
-}
-
-func (tr *tableRows) set(k string, c change) {
-	if _, ok := tr.changed[k]; !ok {
-		tr.order = append(tr.order, k)
-		if tr.changedGroups != nil {
-			tr.changedGroups[groupOf(k)] = append(tr.changedGroups[groupOf(k)], k)
-		}
-	}
-	tr.changed[k] = c
-}
-
-// compareKeys orders key values (strings, int64s) column by column.
-func compareKeys(a, b []any) int {
-	for i := range a {
-		var c int
-		switch x := a[i].(type) {
-		case string:
-			c = strings.Compare(x, b[i].(string))
-		case int64:
-			c = cmp.Compare(x, b[i].(int64))
-		}
-		if c != 0 {
-			return c
-		}
-	}
-	return 0
+	tr.changes = append(tr.changes, change[R]{key: k})
+	tr.commit(k, int32(len(tr.changes)-1), true)
 }
 
 // write writes the changed rows into set in tx: deleted rows, then rows known as stored with
@@ -237,28 +299,38 @@ func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections
 	return nil
 }
 
-func (tr *tableRows) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
-	if len(tr.order) == 0 {
+func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
+	if len(tr.changes) == 0 {
 		return nil
 	}
-	var (
-		news, olds []any
-		gone       [][]any
-	)
-	for _, k := range tr.order {
-		c := tr.changed[k]
-		stored, known := tr.lookup(k)
-		if c.row == nil {
-			if !known || stored != nil {
-				gone = append(gone, c.key)
+	// Which rows are new is decided first, so that each list of values is allocated once.
+	isNew := make([]bool, len(tr.changes))
+	var gone [][]any
+	news := 0
+	for i := range tr.changes {
+		c := &tr.changes[i]
+		stored, known := tr.lookup(c.key)
+		if c.gone {
+			if !known || stored >= 0 {
+				gone = append(gone, c.key.values(tr.t.kinds))
 			}
 			continue
 		}
-		values := tr.t.valuesOf(c.row)
-		if presumeNew && stored == nil {
-			news = append(news, values...)
-		} else {
-			olds = append(olds, values...)
+		if presumeNew && stored < 0 {
+			isNew[i] = true
+			news++
+		}
+	}
+	width := len(tr.t.columns)
+	newValues := make([]any, 0, news*width)
+	oldValues := make([]any, 0, (len(tr.changes)-news-len(gone))*width)
+	for i := range tr.changes {
+		switch c := &tr.changes[i]; {
+		case c.gone:
+		case isNew[i]:
+			newValues = tr.t.appendValues(newValues, &c.row)
+		default:
+			oldValues = tr.t.appendValues(oldValues, &c.row)
 		}
 	}
 	name := set.Name(tr.t.base())
@@ -266,8 +338,8 @@ func (tr *tableRows) write(ctx context.Context, tx *projections.Tx, set projecti
 	if err := deleteKeys(ctx, tx, name, tr.t, gone); err != nil {
 		return err
 	}
-	if err := tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictFail, news); err != nil {
+	if err := tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictFail, newValues); err != nil {
 		return err
 	}
-	return tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictUpdate, olds)
+	return tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictUpdate, oldValues)
 }
