@@ -10,9 +10,12 @@ import (
 // every event (off the writer's path) and finds the rows the batch reads that it does not
 // write first itself.
 type prepared struct {
-	m      *Model
+	m *Model
+	// events are the events the writer folds again: those the first pass found the fold
+	// reads or changes rows for, decodes, or refuses.
 	events []Event
-	// first is the state after the first pass, until Apply takes it.
+	// first is the state after the first pass, until Apply takes it: whole when it missed
+	// nothing, else only its misses (its changes are folded again after loading them).
 	first *Rows
 	err   error // the first pass's refusal, final when it missed nothing before it
 }
@@ -20,19 +23,61 @@ type prepared struct {
 // PrepareBatch decodes the events of b and folds them once without any I/O: it may run while
 // earlier batches are still being written.
 func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, error) {
-	src := b.Events()
-	p := &prepared{m: m, events: make([]Event, len(src))}
-	for i := range src {
-		p.events[i] = eventOf(&src[i])
-		p.events[i].batch, p.events[i].index = b, i
-	}
-	p.first, p.err = p.fold(m.takeRows(nil))
-	// The decoded values are kept by the events: the batch (and the events' other fields)
-	// can go.
-	for i := range p.events {
-		p.events[i].batch = nil
+	p := &prepared{m: m}
+	rows := m.takeRows(nil)
+	p.err = p.firstPass(b, rows)
+	p.first = rows
+	if rows.missed {
+		// While the batch waits for the writer, only the misses are kept: the pass's
+		// changes go back to the pool with their room.
+		p.first = rows.misses()
+		m.putRows(rows)
 	}
 	return p, nil
+}
+
+// firstPass folds the events of b into rows and keeps those the writer folds again. It
+// drops the events the fold did nothing with (it neither read nor changed a row, decoded
+// nor refused them): since a fold depends only on its event and the rows it reads, it does
+// nothing with them in any pass. After a refusal that missed nothing, the pass stops and
+// keeps the events it did not reach. The events kept lose the batch, and their data once
+// decoded: the decoded values stay.
+func (p *prepared) firstPass(b *projections.Batch, rows *Rows) error {
+	src := b.Events()
+	var (
+		e       Event // one at a time: most events of a batch are not kept by every read model
+		refused error
+	)
+	for i := range src {
+		e = eventOf(&src[i])
+		e.batch, e.index = b, i
+		rows.touched = false
+		err := p.m.spec.Fold(&e, rows)
+		if rows.touched || e.decoded != nil || err != nil {
+			p.keep(e)
+		}
+		if err == nil {
+			continue
+		}
+		if !rows.missed {
+			for j := i + 1; j < len(src); j++ {
+				p.keep(eventOf(&src[j]))
+			}
+			return err
+		}
+		if refused == nil {
+			refused = err
+		}
+	}
+	return refused
+}
+
+func (p *prepared) keep(e Event) {
+	e.batch = nil
+	if e.decoded != nil && !e.decodedTwice {
+		e.data = nil
+	}
+	p.events = append(p.events, e)
 }
 
 // fold folds every event of the batch into rows. A refusal ends the pass only when the pass
@@ -60,9 +105,15 @@ func (p *prepared) fold(rows *Rows) (*Rows, error) {
 func (p *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
 	rows, err := p.first, p.err
 	p.first = nil
-	if rows == nil {
+	switch {
+	case rows == nil:
 		// Applied again (its transaction was rolled back): start from what is stored now.
 		rows, err = p.fold(p.m.takeRows(nil))
+	case rows.missed:
+		// The misses move to pooled rows, which have room for the changes.
+		misses := rows
+		rows = p.m.takeRows(nil)
+		rows.addMisses(misses)
 	}
 	defer p.m.putRows(rows)
 	for rows.missed {

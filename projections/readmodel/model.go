@@ -140,6 +140,9 @@ type Event struct {
 	batch   *projections.Batch // decodes shared by the read models of a rebuild, when set
 	index   int
 	decoded any
+	// decodedTwice: the event was decoded as a second type, so decoded may not be the one
+	// a later pass asks for first: its data stays.
+	decodedTwice bool
 }
 
 func eventOf(e *eventstore.Event) Event {
@@ -156,6 +159,9 @@ func Decode[T any](e *Event) (*T, error) {
 		v   *T
 		err error
 	)
+	if e.decoded != nil {
+		e.decodedTwice = true
+	}
 	if e.batch != nil {
 		v, err = projections.Decode[T](e.batch, e.index)
 	} else {

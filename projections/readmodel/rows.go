@@ -22,6 +22,9 @@ type Rows struct {
 	live   *live // nil on the batch path
 	// missed: a row or group this pass asked for was not loaded (batch path).
 	missed bool
+	// touched: the fold read or changed a row since it was last cleared (the first pass
+	// of a batch notes the events the fold does nothing with).
+	touched bool
 	// err is the first error of reading the transaction (live path): later reads find nothing.
 	err error
 }
@@ -39,6 +42,10 @@ type tableState interface {
 	loadMisses(ctx context.Context, tx *projections.Tx, set projections.Tables, rows *Rows) error
 	// want notes the row of key as missed unless it is known.
 	want(key []any)
+	// misses returns the table's part of new Rows holding only its misses; addMisses adds
+	// to it the misses of such a part.
+	misses() tableState
+	addMisses(from tableState)
 	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error
 }
 
@@ -94,14 +101,48 @@ func (rows *Rows) reset() {
 // clear forgets everything: the rows are used again, for another batch or event, with the
 // room of their maps and lists.
 func (rows *Rows) clear() {
-	rows.missed, rows.err, rows.live = false, nil, nil
+	rows.missed, rows.touched, rows.err, rows.live = false, false, nil, nil
 	for _, tr := range rows.tables {
 		tr.clear()
 	}
 }
 
+// misses returns new Rows holding only the misses of rows.
+func (rows *Rows) misses() *Rows {
+	out := &Rows{tables: make([]tableState, len(rows.tables)), missed: rows.missed}
+	for i, tr := range rows.tables {
+		out.tables[i] = tr.misses()
+	}
+	return out
+}
+
+// addMisses adds the misses of from, Rows of the same read model.
+func (rows *Rows) addMisses(from *Rows) {
+	rows.missed = rows.missed || from.missed
+	for i, tr := range rows.tables {
+		tr.addMisses(from.tables[i])
+	}
+}
+
+func (tr *tableRows[R]) misses() tableState {
+	out := newTableRows(tr.t)
+	out.addMisses(tr)
+	return out
+}
+
+func (tr *tableRows[R]) addMisses(from tableState) {
+	f := from.(*tableRows[R])
+	for k := range f.missKeys {
+		tr.missKeys[k] = struct{}{}
+	}
+	for g := range f.missGroups {
+		tr.missGroups[g] = struct{}{}
+	}
+}
+
 // rowsOf is the part of rows of table t.
 func rowsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
+	rows.touched = true
 	for _, tr := range rows.tables {
 		if tr, ok := tr.(*tableRows[R]); ok && tr.t == t {
 			return tr
