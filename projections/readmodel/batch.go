@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"context"
+	"slices"
 
 	"github.com/eventcrm/crm/projections"
 )
@@ -23,9 +24,12 @@ type prepared struct {
 // PrepareBatch decodes the events of b and folds them once without any I/O: it may run while
 // earlier batches are still being written.
 func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, error) {
-	p := &prepared{m: m}
+	p := &prepared{m: m, events: make([]Event, 0, len(b.Events()))}
 	rows := m.takeRows(nil)
 	p.err = p.firstPass(b, rows)
+	if len(p.events) < cap(p.events)/2 {
+		p.events = slices.Clone(p.events) // what a waiting batch holds
+	}
 	p.first = rows
 	if rows.missed {
 		// While the batch waits for the writer, only the misses are kept: the pass's

@@ -7,12 +7,12 @@ import (
 
 // rowKey is the key of a row as a map key, held as values rather than encoded: a fold looks
 // up and records a row by key for every event, and an encoded key would be a string built
-// and allocated each time. The first two key columns (every key the read models have) are
-// in s (texts) or n (numbers), by column; the columns after them are encoded in more.
+// and allocated each time. The columns of a key of one or two columns (every key the read
+// models have) are in s (texts) or n (numbers), by column; in a wider key, the first is, and
+// the others are encoded together in s[1].
 type rowKey struct {
-	s    [2]string
-	n    [2]int64
-	more string
+	s [2]string
+	n [2]int64
 }
 
 // group is the key of k's group: its first value alone.
@@ -27,11 +27,11 @@ func keyFrom(values []any) rowKey {
 	if len(values) > 2 {
 		var buf [64]byte
 		b := buf[:0]
-		for _, v := range values[2:] {
+		for _, v := range values[1:] {
 			b = appendKeyValue(b, v)
 		}
-		k.more = string(b)
-		values = values[:2]
+		k.s[1] = string(b)
+		values = values[:1]
 	}
 	for i, v := range values {
 		k.set(i, v)
@@ -56,15 +56,17 @@ func (k *rowKey) set(i int, v any) {
 // values are the values of k's columns, as query arguments: strings and int64s.
 func (k rowKey) values(kinds []kind) []any {
 	values := make([]any, len(kinds))
-	for i, kd := range kinds[:min(len(kinds), 2)] {
+	natural := kinds
+	if len(kinds) > 2 {
+		natural = kinds[:1]
+		decodeKeyValues(values[1:], k.s[1])
+	}
+	for i, kd := range natural {
 		if kd == kindText {
 			values[i] = k.s[i]
 		} else {
 			values[i] = k.n[i]
 		}
-	}
-	if len(kinds) > 2 {
-		decodeKeyValues(values[2:], k.more)
 	}
 	return values
 }
@@ -99,7 +101,8 @@ func appendNumber(b []byte, n int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(n))
 }
 
-// decodeKeyValues decodes the values encoded in more into values.
+// decodeKeyValues decodes the values encoded in more (the key columns after the first of a
+// wide key) into values.
 func decodeKeyValues(values []any, more string) {
 	for i := range values {
 		h, n := binary.Uvarint([]byte(more))

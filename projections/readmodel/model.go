@@ -69,6 +69,7 @@ func Define(spec Spec) *Model {
 			panic(fmt.Sprintf("readmodel: %s: two tables named %s", spec.Name, t.base()))
 		}
 		seen[t.base()] = true
+		t.place(len(m.tables))
 		m.tables = append(m.tables, t)
 	}
 	return m

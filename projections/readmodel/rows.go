@@ -75,6 +75,11 @@ type change[R any] struct {
 	key  rowKey
 	row  R
 	gone bool // deleted
+	// ifAbsent: an insert on the live path, of a key not read: the row is written unless one
+	// is stored (ON CONFLICT DO NOTHING), and read only if the fold asks for it again.
+	ifAbsent bool
+	// dropped: such an insert found a row stored, which stays: the change is void.
+	dropped bool
 }
 
 func newTableRows[R any](t *Table[R]) *tableRows[R] {
@@ -143,6 +148,12 @@ func (tr *tableRows[R]) addMisses(from tableState) {
 // rowsOf is the part of rows of table t.
 func rowsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
 	rows.touched = true
+	if t.slot < len(rows.tables) {
+		if tr, ok := rows.tables[t.slot].(*tableRows[R]); ok && tr.t == t {
+			return tr
+		}
+	}
+	// A table declared in two read models has the place of the last.
 	for _, tr := range rows.tables {
 		if tr, ok := tr.(*tableRows[R]); ok && tr.t == t {
 			return tr
@@ -197,6 +208,11 @@ func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
 func (tr *tableRows[R]) get(rows *Rows, k rowKey) (r R, ok bool) {
 	if i, ok := tr.changed[k]; ok {
 		c := &tr.changes[i]
+		if c.ifAbsent {
+			if j := tr.settle(rows, i); j >= 0 {
+				return tr.loaded[j], true
+			}
+		}
 		return c.row, !c.gone
 	}
 	i, known := tr.lookup(k)
@@ -231,6 +247,11 @@ func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 			tr.changedGroups[cg] = append(tr.changedGroups[cg], int32(i))
 		}
 	}
+	for _, i := range tr.changedGroups[g] {
+		if tr.changes[i].ifAbsent {
+			tr.settle(rows, i)
+		}
+	}
 	var in []*R
 	for _, k := range stored {
 		if _, changed := tr.changed[k]; changed {
@@ -241,7 +262,7 @@ func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 		}
 	}
 	for _, i := range tr.changedGroups[g] {
-		if c := &tr.changes[i]; !c.gone {
+		if c := &tr.changes[i]; !c.gone && !c.dropped {
 			in = append(in, &c.row)
 		}
 	}
@@ -270,16 +291,36 @@ func (tr *tableRows[R]) insert(rows *Rows, row R) {
 		return
 	}
 	stored, known := tr.lookup(k)
-	if !known && rows.live != nil {
-		stored = tr.readRow(rows, k)
-	}
-	// On the batch path a key nobody read is taken for new: were it stored, the write of the
-	// batch fails and its events are folded one by one, on the live path.
-	if stored < 0 {
+	switch {
+	case !known && rows.live != nil:
+		// Not read: the write keeps a stored row (one statement, as an INSERT of its own
+		// would), and a later read of the key in this event settles which row it is.
 		tr.commit(k, i, false)
-		return
+		tr.changes[i].ifAbsent = true
+	case stored < 0:
+		// On the batch path a key nobody read is taken for new: were it stored, the write of
+		// the batch fails and its events are folded one by one, on the live path.
+		tr.commit(k, i, false)
+	default:
+		tr.unstage()
 	}
-	tr.unstage()
+}
+
+// settle reads the row stored under the key of the insert i not read yet (live path): when
+// there is one, it stays and the insert is void. It returns the stored row's index in
+// loaded, -1 when none is stored.
+func (tr *tableRows[R]) settle(rows *Rows, i int32) int32 {
+	c := &tr.changes[i]
+	stored, known := tr.lookup(c.key)
+	if !known {
+		stored = tr.readRow(rows, c.key)
+	}
+	c.ifAbsent = false
+	if stored >= 0 {
+		c.dropped = true
+		delete(tr.changed, c.key)
+	}
+	return stored
 }
 
 // stage appends row to the changes, not recorded yet, and returns its key and index: its key
@@ -302,7 +343,7 @@ func (tr *tableRows[R]) unstage() {
 // row of k's earlier change.
 func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
 	if j, ok := tr.changed[k]; ok {
-		tr.changes[j].row, tr.changes[j].gone = tr.changes[i].row, gone
+		tr.changes[j].row, tr.changes[j].gone, tr.changes[j].ifAbsent = tr.changes[i].row, gone, false
 		tr.unstage()
 		return
 	}
@@ -340,47 +381,70 @@ func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections
 	return nil
 }
 
+// How a changed row is written, in this order: new rows first (copied in on PostgreSQL, they
+// fail the batch when one is stored), then inserts that keep a stored row, then upserts.
+const (
+	writeNew = iota
+	writeIfAbsent
+	writeOver
+	writeNone // deleted, or void
+)
+
+var conflicts = [...]projections.OnConflict{
+	writeNew:      projections.ConflictFail,
+	writeIfAbsent: projections.ConflictIgnore,
+	writeOver:     projections.ConflictUpdate,
+}
+
 func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
 	if len(tr.changes) == 0 {
 		return nil
 	}
-	// Which rows are new is decided first, so that each list of values is allocated once.
-	isNew := make([]bool, len(tr.changes))
-	var gone [][]any
-	news := 0
+	// How each row is written is decided first, so that each list of values is allocated
+	// once.
+	how := make([]uint8, len(tr.changes))
+	var (
+		gone  [][]any
+		count [writeNone + 1]int
+	)
 	for i := range tr.changes {
 		c := &tr.changes[i]
 		stored, known := tr.lookup(c.key)
-		if c.gone {
+		switch {
+		case c.dropped:
+			how[i] = writeNone
+		case c.gone:
+			how[i] = writeNone
 			if !known || stored >= 0 {
 				gone = append(gone, c.key.values(tr.t.kinds))
 			}
-			continue
+		case c.ifAbsent:
+			how[i] = writeIfAbsent
+		case presumeNew && stored < 0:
+			how[i] = writeNew
+		default:
+			how[i] = writeOver
 		}
-		if presumeNew && stored < 0 {
-			isNew[i] = true
-			news++
-		}
+		count[how[i]]++
 	}
 	width := len(tr.t.columns)
-	newValues := make([]any, 0, news*width)
-	oldValues := make([]any, 0, (len(tr.changes)-news-len(gone))*width)
+	var values [writeNone][]any
+	for h := range values {
+		values[h] = make([]any, 0, count[h]*width)
+	}
 	for i := range tr.changes {
-		switch c := &tr.changes[i]; {
-		case c.gone:
-		case isNew[i]:
-			newValues = tr.t.appendValues(newValues, &c.row)
-		default:
-			oldValues = tr.t.appendValues(oldValues, &c.row)
+		if h := how[i]; h != writeNone {
+			values[h] = tr.t.appendValues(values[h], &tr.changes[i].row)
 		}
 	}
 	name := set.Name(tr.t.base())
-	columns := tr.t.columnNames()
 	if err := deleteKeys(ctx, tx, name, tr.t, gone); err != nil {
 		return err
 	}
-	if err := tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictFail, newValues); err != nil {
-		return err
+	for h, rows := range values {
+		if err := tx.Insert(ctx, name, tr.t.columnNames(), tr.t.keyWidth(), conflicts[h], rows); err != nil {
+			return err
+		}
 	}
-	return tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictUpdate, oldValues)
+	return nil
 }

@@ -22,6 +22,9 @@ type Table[R any] struct {
 	indexes   []Index
 	then      []follow[R]
 	kinds     []kind // of the key columns
+	// slot is the table's place among its read model's tables, where a fold's Rows holds its
+	// part: the fold finds it without a search.
+	slot int
 }
 
 // follow is a row of another table the fold reads after a row of this one.
@@ -182,12 +185,16 @@ type table interface {
 	keyKinds() []kind
 	// newRows is the table's part of a Rows.
 	newRows() tableState
+	// place records the table's place among its read model's tables.
+	place(slot int)
 	schema(d projections.Dialect, t projections.Tables) []string
 }
 
 func (t *Table[R]) base() string { return t.name }
 
 func (t *Table[R]) newRows() tableState { return newTableRows(t) }
+
+func (t *Table[R]) place(slot int) { t.slot = slot }
 
 func (t *Table[R]) columnNames() []string {
 	names := make([]string, len(t.columns))
@@ -209,27 +216,29 @@ func (t *Table[R]) appendValues(values []any, r *R) []any {
 	return values
 }
 
-// keyOf is the key of r.
+// keyOf is the key of r (see rowKey).
 func (t *Table[R]) keyOf(r *R) rowKey {
 	var k rowKey
-	for i, c := range t.columns[:min(t.key, 2)] {
-		if c.text != nil {
-			k.s[i] = *c.text(r)
-		} else {
-			k.n[i] = *c.num(r)
-		}
-	}
+	natural := t.columns[:t.key]
 	if t.key > 2 {
+		natural = t.columns[:1]
 		var buf [64]byte
 		b := buf[:0]
-		for _, c := range t.columns[2:t.key] {
+		for _, c := range t.columns[1:t.key] {
 			if c.text != nil {
 				b = appendText(b, *c.text(r))
 			} else {
 				b = appendNumber(b, *c.num(r))
 			}
 		}
-		k.more = string(b)
+		k.s[1] = string(b)
+	}
+	for i, c := range natural {
+		if c.text != nil {
+			k.s[i] = *c.text(r)
+		} else {
+			k.n[i] = *c.num(r)
+		}
 	}
 	return k
 }
