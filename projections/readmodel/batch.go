@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"context"
+	"slices"
 
 	"github.com/eventcrm/crm/projections"
 )
@@ -10,9 +11,12 @@ import (
 // every event (off the writer's path) and finds the rows the batch reads that it does not
 // write first itself.
 type prepared struct {
-	m      *Model
+	m *Model
+	// events are the events the writer folds again: those the first pass found the fold
+	// reads or changes rows for, decodes, or refuses.
 	events []Event
-	// first is the state after the first pass, until Apply takes it.
+	// first is the state after the first pass, until Apply takes it: whole when it missed
+	// nothing, else only its misses (its changes are folded again after loading them).
 	first *Rows
 	err   error // the first pass's refusal, final when it missed nothing before it
 }
@@ -20,24 +24,64 @@ type prepared struct {
 // PrepareBatch decodes the events of b and folds them once without any I/O: it may run while
 // earlier batches are still being written.
 func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, error) {
-	src := b.Events()
-	p := &prepared{m: m, events: make([]Event, len(src))}
-	for i := range src {
-		p.events[i] = eventOf(&src[i])
-		p.events[i].batch, p.events[i].index = b, i
+	p := &prepared{m: m, events: make([]Event, 0, len(b.Events()))}
+	rows := m.takeRows(nil)
+	p.err = p.firstPass(b, rows)
+	if len(p.events) < cap(p.events)/2 {
+		p.events = slices.Clone(p.events) // what a waiting batch holds
 	}
-	p.first, p.err = p.fold(newRows(m.tables, nil))
-	if p.first.missed {
-		// The changes of a pass that missed rows are folded again: only the misses are kept
-		// while the batch waits for the writer.
-		p.first.dropChanges()
-	}
-	// The decoded values are kept by the events: the batch (and the events' other fields)
-	// can go.
-	for i := range p.events {
-		p.events[i].batch = nil
+	p.first = rows
+	if rows.missed {
+		// While the batch waits for the writer, only the misses are kept: the pass's
+		// changes go back to the pool with their room.
+		p.first = rows.misses()
+		m.putRows(rows)
 	}
 	return p, nil
+}
+
+// firstPass folds the events of b into rows and keeps those the writer folds again. It
+// drops the events the fold did nothing with (it neither read nor changed a row, decoded
+// nor refused them): since a fold depends only on its event and the rows it reads, it does
+// nothing with them in any pass. After a refusal that missed nothing, the pass stops and
+// keeps the events it did not reach. The events kept lose the batch, and their data once
+// decoded: the decoded values stay.
+func (p *prepared) firstPass(b *projections.Batch, rows *Rows) error {
+	src := b.Events()
+	var (
+		e       Event // one at a time: most events of a batch are not kept by every read model
+		refused error
+	)
+	for i := range src {
+		e = eventOf(&src[i])
+		e.batch, e.index = b, i
+		rows.touched = false
+		err := p.m.spec.Fold(&e, rows)
+		if rows.touched || e.decoded != nil || err != nil {
+			p.keep(e)
+		}
+		if err == nil {
+			continue
+		}
+		if !rows.missed {
+			for j := i + 1; j < len(src); j++ {
+				p.keep(eventOf(&src[j]))
+			}
+			return err
+		}
+		if refused == nil {
+			refused = err
+		}
+	}
+	return refused
+}
+
+func (p *prepared) keep(e Event) {
+	e.batch = nil
+	if e.decoded != nil && !e.decodedTwice {
+		e.data = nil
+	}
+	p.events = append(p.events, e)
 }
 
 // fold folds every event of the batch into rows. A refusal ends the pass only when the pass
@@ -65,10 +109,17 @@ func (p *prepared) fold(rows *Rows) (*Rows, error) {
 func (p *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
 	rows, err := p.first, p.err
 	p.first = nil
-	if rows == nil {
+	switch {
+	case rows == nil:
 		// Applied again (its transaction was rolled back): start from what is stored now.
-		rows, err = p.fold(newRows(p.m.tables, nil))
+		rows, err = p.fold(p.m.takeRows(nil))
+	case rows.missed:
+		// The misses move to pooled rows, which have room for the changes.
+		misses := rows
+		rows = p.m.takeRows(nil)
+		rows.addMisses(misses)
 	}
+	defer p.m.putRows(rows)
 	for rows.missed {
 		if err := rows.loadMisses(ctx, tx, t); err != nil {
 			return err

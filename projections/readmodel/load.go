@@ -18,47 +18,54 @@ type live struct {
 	set projections.Tables
 }
 
-// row reads the row of key and remembers it (nil: none is stored).
-func (l *live) row(rows *Rows, tr *tableRows, key []any) any {
+// readRow reads the row of key k on the live path and remembers it; it returns its index in
+// loaded, -1 when none is stored.
+func (tr *tableRows[R]) readRow(rows *Rows, k rowKey) int32 {
 	if rows.err != nil {
-		return nil
+		return -1
 	}
-	cond := make([]string, len(key))
-	for i, c := range tr.t.columnNames()[:len(key)] {
+	l := rows.live
+	columns := tr.t.columnNames()
+	cond := make([]string, tr.t.key)
+	for i, c := range columns[:tr.t.key] {
 		cond[i] = c + " = ?"
 	}
 	query := selectFrom(tr.t, l.set) + ` WHERE ` + strings.Join(cond, " AND ")
-	found, err := l.query(tr, query, key...)
-	if err != nil {
+	start := len(tr.loaded)
+	if err := tr.query(l, query, k.values(tr.t.kinds)...); err != nil {
 		rows.err = fmt.Errorf("read %s: %w", l.set.Name(tr.t.base()), err)
-		return nil
+		return -1
 	}
-	k := encodeKey(key)
-	tr.stored[k] = nil
-	if len(found) > 0 {
-		tr.stored[k] = found[0]
+	tr.stored[k] = -1
+	if len(tr.loaded) > start {
+		tr.stored[k] = int32(start)
 	}
 	return tr.stored[k]
 }
 
-// group reads the rows of a group and remembers them; it returns their keys.
-func (l *live) group(rows *Rows, tr *tableRows, first any) []string {
+// readGroup reads the rows of group g on the live path and remembers them; it returns their
+// keys.
+func (tr *tableRows[R]) readGroup(rows *Rows, g rowKey) []rowKey {
 	if rows.err != nil {
 		return nil
 	}
+	l := rows.live
 	query := selectFrom(tr.t, l.set) + ` WHERE ` + tr.t.columnNames()[0] + ` = ?`
-	found, err := l.query(tr, query, first)
-	if err != nil {
+	start := len(tr.loaded)
+	if err := tr.query(l, query, g.values(tr.t.kinds[:1])...); err != nil {
 		rows.err = fmt.Errorf("read %s: %w", l.set.Name(tr.t.base()), err)
 		return nil
 	}
-	return tr.remember(encodeKey([]any{first}), found)
+	keys := tr.remember(start)
+	tr.groups[g] = keys
+	return keys
 }
 
-// query runs a query of the live path. On SQLite it is prepared once per transaction: a
-// catch-up transaction folds hundreds of events, and SQLite would parse the text again for
-// each. PostgreSQL's driver keeps prepared statements per connection already: one round trip.
-func (l *live) query(tr *tableRows, query string, args ...any) ([]any, error) {
+// query runs a query of the live path and appends the rows it reads to loaded. On SQLite it
+// is prepared once per transaction: a catch-up transaction folds hundreds of events, and
+// SQLite would parse the text again for each. PostgreSQL's driver keeps prepared statements
+// per connection already: one round trip.
+func (tr *tableRows[R]) query(l *live, query string, args ...any) error {
 	var (
 		rs  *sql.Rows
 		err error
@@ -72,20 +79,19 @@ func (l *live) query(tr *tableRows, query string, args ...any) ([]any, error) {
 		rs, err = l.tx.Query(l.ctx, query, args...)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return scanAll(tr.t, rs)
+	return tr.scanAll(rs)
 }
 
-// remember records the rows of a group loaded whole and returns their keys.
-func (tr *tableRows) remember(g string, found []any) []string {
-	keys := make([]string, 0, len(found))
-	for _, row := range found {
-		k := tr.t.keyOf(row)
-		tr.stored[k] = row
+// remember records the rows loaded from index start as stored and returns their keys.
+func (tr *tableRows[R]) remember(start int) []rowKey {
+	keys := make([]rowKey, 0, len(tr.loaded)-start)
+	for i := start; i < len(tr.loaded); i++ {
+		k := tr.t.keyOf(&tr.loaded[i])
+		tr.stored[k] = int32(i)
 		keys = append(keys, k)
 	}
-	tr.groups[g] = keys
 	return keys
 }
 
@@ -93,113 +99,118 @@ func selectFrom(t table, set projections.Tables) string {
 	return `SELECT ` + strings.Join(t.columnNames(), ", ") + ` FROM ` + set.Name(t.base())
 }
 
-func scanAll(t table, rs *sql.Rows) ([]any, error) {
+// scanAll appends the rows of rs to loaded.
+func (tr *tableRows[R]) scanAll(rs *sql.Rows) error {
 	defer rs.Close()
-	var out []any
+	s := scanner[R]{t: tr.t}
+	var zero R
 	for rs.Next() {
-		row, err := t.scan(rs)
-		if err != nil {
-			return nil, err
+		tr.loaded = append(tr.loaded, zero)
+		if err := s.scan(rs, &tr.loaded[len(tr.loaded)-1]); err != nil {
+			tr.loaded = tr.loaded[:len(tr.loaded)-1]
+			return err
 		}
-		out = append(out, row)
 	}
-	return out, rs.Err()
+	return rs.Err()
 }
 
 // loadMisses loads, in one query per table and kind, the rows and groups a batch pass missed;
 // keys not found are remembered as not stored.
 func (rows *Rows) loadMisses(ctx context.Context, tx *projections.Tx, set projections.Tables) error {
 	for _, tr := range rows.tables {
-		found, err := tr.loadKeys(ctx, tx, set)
-		if err != nil {
-			return err
-		}
-		rows.follow(tr, found)
-		if err := tr.loadGroups(ctx, tx, set); err != nil {
+		if err := tr.loadMisses(ctx, tx, set, rows); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (tr *tableRows[R]) loadMisses(ctx context.Context, tx *projections.Tx, set projections.Tables, rows *Rows) error {
+	start := len(tr.loaded)
+	if err := tr.loadKeys(ctx, tx, set); err != nil {
+		return err
+	}
+	tr.follow(rows, tr.loaded[start:])
+	return tr.loadGroups(ctx, tx, set)
 }
 
 // follow adds to the misses of the tables declared after tr the rows the fold reads after
 // the rows found (see Table.Then), so that they are loaded in the same round.
-func (rows *Rows) follow(tr *tableRows, found []any) {
-	for _, f := range tr.t.follows() {
+func (tr *tableRows[R]) follow(rows *Rows, found []R) {
+	for _, f := range tr.t.then {
 		next := rows.of(f.next)
-		for _, row := range found {
-			key := f.key(row)
-			if key == nil {
-				continue
-			}
-			k := encodeKey(key)
-			if _, known := next.lookup(k); !known {
-				next.missKeys[k] = key
+		for i := range found {
+			if key := f.key(&found[i]); key != nil {
+				next.want(key)
 			}
 		}
 	}
 }
 
-// loadKeys loads the rows of the keys missed and returns those found.
-func (tr *tableRows) loadKeys(ctx context.Context, tx *projections.Tx, set projections.Tables) ([]any, error) {
-	if len(tr.missKeys) == 0 {
-		return nil, nil
+func (tr *tableRows[R]) want(key []any) {
+	k := keyFrom(key)
+	if _, known := tr.lookup(k); !known {
+		tr.missKeys[k] = struct{}{}
 	}
-	keys := make([][]any, 0, len(tr.missKeys))
-	for _, key := range tr.missKeys {
-		keys = append(keys, key)
-	}
-	found, err := loadWhere(ctx, tx, set, tr.t, tr.t.keyWidth(), keys)
-	if err != nil {
-		return nil, err
-	}
-	for k := range tr.missKeys {
-		tr.stored[k] = nil
-	}
-	for _, row := range found {
-		tr.stored[tr.t.keyOf(row)] = row
-	}
-	return found, nil
 }
 
-func (tr *tableRows) loadGroups(ctx context.Context, tx *projections.Tx, set projections.Tables) error {
+// loadKeys loads the rows of the keys missed.
+func (tr *tableRows[R]) loadKeys(ctx context.Context, tx *projections.Tx, set projections.Tables) error {
+	if len(tr.missKeys) == 0 {
+		return nil
+	}
+	keys := make([][]any, 0, len(tr.missKeys))
+	for k := range tr.missKeys {
+		keys = append(keys, k.values(tr.t.kinds))
+	}
+	start := len(tr.loaded)
+	if err := tr.loadWhere(ctx, tx, set, tr.t.key, keys); err != nil {
+		return err
+	}
+	for k := range tr.missKeys {
+		tr.stored[k] = -1
+	}
+	tr.remember(start)
+	return nil
+}
+
+func (tr *tableRows[R]) loadGroups(ctx context.Context, tx *projections.Tx, set projections.Tables) error {
 	if len(tr.missGroups) == 0 {
 		return nil
 	}
 	firsts := make([][]any, 0, len(tr.missGroups))
-	for _, first := range tr.missGroups {
-		firsts = append(firsts, []any{first})
+	for g := range tr.missGroups {
+		firsts = append(firsts, g.values(tr.t.kinds[:1]))
 	}
-	found, err := loadWhere(ctx, tx, set, tr.t, 1, firsts)
-	if err != nil {
+	start := len(tr.loaded)
+	if err := tr.loadWhere(ctx, tx, set, 1, firsts); err != nil {
 		return err
 	}
-	byGroup := map[string][]any{}
-	for _, row := range found {
-		g := groupOf(tr.t.keyOf(row))
-		byGroup[g] = append(byGroup[g], row)
+	byGroup := map[rowKey][]rowKey{}
+	for _, k := range tr.remember(start) {
+		byGroup[k.group()] = append(byGroup[k.group()], k)
 	}
 	for g := range tr.missGroups {
-		tr.remember(g, byGroup[g])
+		tr.groups[g] = byGroup[g]
 	}
 	return nil
 }
 
-// loadWhere reads the rows of t whose first width key columns are one of keys.
-func loadWhere(ctx context.Context, tx *projections.Tx, set projections.Tables, t table, width int, keys [][]any) ([]any, error) {
-	query, args, err := keysQuery(tx.Dialect(), t, set, width, keys)
+// loadWhere appends to loaded the rows of the table whose first width key columns are one
+// of keys.
+func (tr *tableRows[R]) loadWhere(ctx context.Context, tx *projections.Tx, set projections.Tables, width int, keys [][]any) error {
+	query, args, err := keysQuery(tx.Dialect(), tr.t, set, width, keys)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rs, err := tx.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", set.Name(t.base()), err)
+		return fmt.Errorf("load %s: %w", set.Name(tr.t.base()), err)
 	}
-	found, err := scanAll(t, rs)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", set.Name(t.base()), err)
+	if err := tr.scanAll(rs); err != nil {
+		return fmt.Errorf("load %s: %w", set.Name(tr.t.base()), err)
 	}
-	return found, nil
+	return nil
 }
 
 // keysQuery selects the rows of t whose first width key columns are one of keys, in one

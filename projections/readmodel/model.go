@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -47,6 +48,10 @@ type AnyTable interface{ table }
 type Model struct {
 	spec   Spec
 	tables []table
+	// batchRows and liveRows hold Rows used before, cleared, with the room of their maps
+	// and lists: a rebuild would otherwise grow them anew for each batch, and the live
+	// runner for each event. Apart, so that an event's Rows is not as large as a batch's.
+	batchRows, liveRows sync.Pool
 }
 
 var _ projections.BatchProjection = (*Model)(nil)
@@ -64,6 +69,7 @@ func Define(spec Spec) *Model {
 			panic(fmt.Sprintf("readmodel: %s: two tables named %s", spec.Name, t.base()))
 		}
 		seen[t.base()] = true
+		t.place(len(m.tables))
 		m.tables = append(m.tables, t)
 	}
 	return m
@@ -87,7 +93,8 @@ func (m *Model) Schema(d projections.Dialect, t projections.Tables) []string {
 // Apply folds one event in the live transaction tx: the rows the fold reads are read from
 // tx, and its changes written there.
 func (m *Model) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
-	rows := newRows(m.tables, &live{ctx: ctx, tx: tx, set: t})
+	rows := m.takeRows(&live{ctx: ctx, tx: tx, set: t})
+	defer m.putRows(rows)
 	ev := eventOf(&e)
 	err := m.spec.Fold(&ev, rows)
 	if rows.err != nil {
@@ -97,6 +104,30 @@ func (m *Model) Apply(ctx context.Context, tx *projections.Tx, t projections.Tab
 		return err
 	}
 	return rows.write(ctx, tx, t, false)
+}
+
+// takeRows returns an empty Rows of the read model's tables, for the live path when l is
+// set, else for a batch.
+func (m *Model) takeRows(l *live) *Rows {
+	pool := &m.batchRows
+	if l != nil {
+		pool = &m.liveRows
+	}
+	if rows, ok := pool.Get().(*Rows); ok {
+		rows.live = l
+		return rows
+	}
+	return newRows(m.tables, l)
+}
+
+// putRows gives back rows taken with takeRows, once nothing refers to them.
+func (m *Model) putRows(rows *Rows) {
+	pool := &m.batchRows
+	if rows.live != nil {
+		pool = &m.liveRows
+	}
+	rows.clear()
+	pool.Put(rows)
 }
 
 // Event is an event as a fold sees it. Its data is read with Decode.
@@ -110,6 +141,9 @@ type Event struct {
 	batch   *projections.Batch // decodes shared by the read models of a rebuild, when set
 	index   int
 	decoded any
+	// decodedTwice: the event was decoded as a second type, so decoded may not be the one
+	// a later pass asks for first: its data stays.
+	decodedTwice bool
 }
 
 func eventOf(e *eventstore.Event) Event {
@@ -126,6 +160,9 @@ func Decode[T any](e *Event) (*T, error) {
 		v   *T
 		err error
 	)
+	if e.decoded != nil {
+		e.decodedTwice = true
+	}
 	if e.batch != nil {
 		v, err = projections.Decode[T](e.batch, e.index)
 	} else {

@@ -1,10 +1,8 @@
 package readmodel
 
 import (
-	"cmp"
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/eventcrm/crm/projections"
 )
@@ -20,43 +18,79 @@ import (
 // depend on anything but its event and the rows it reads (no clock, no counters of its
 // own): that is also what makes a rebuild equal to the live tables.
 type Rows struct {
-	tables []*tableRows
+	tables []tableState
 	live   *live // nil on the batch path
 	// missed: a row or group this pass asked for was not loaded (batch path).
 	missed bool
+	// touched: the fold read or changed a row since it was last cleared (the first pass
+	// of a batch notes the events the fold does nothing with).
+	touched bool
 	// err is the first error of reading the transaction (live path): later reads find nothing.
 	err error
 }
 
-// tableRows is one table's part of Rows.
-type tableRows struct {
-	t table
-	// stored holds the rows known as stored, by encoded key: a row (*R), or nil when none is.
-	stored map[string]any
-	// groups holds the groups loaded whole, by the encoding of their first key value, with
-	// the keys of their stored rows.
-	groups map[string][]string
-	// changed holds the rows the fold changed, by key, first change first in order.
-	changed map[string]change
-	order   []string
-	// changedGroups lists the changed keys of each group, once a pass read a group (nil
-	// before: most tables are never read by group).
-	changedGroups map[string][]string
-	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
-	missKeys   map[string][]any
-	missGroups map[string]any
+// tableState is one table's part of Rows, seen without its row type.
+type tableState interface {
+	table() table
+	// reset forgets the changes and misses of a pass; what was loaded stays.
+	reset()
+	// clear forgets everything, loads included: the Rows is used again for another batch or
+	// event.
+	clear()
+	// loadMisses loads the rows and groups the pass missed, and notes as missed in the
+	// tables after this one the rows the fold reads after those found (Table.Then).
+	loadMisses(ctx context.Context, tx *projections.Tx, set projections.Tables, rows *Rows) error
+	// want notes the row of key as missed unless it is known.
+	want(key []any)
+	// misses returns the table's part of new Rows holding only its misses; addMisses adds
+	// to it the misses of such a part.
+	misses() tableState
+	addMisses(from tableState)
+	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error
 }
 
-type change struct {
-	row any   // *R, nil when deleted
-	key []any // the key values of a deleted row
+// tableRows is the part of Rows of a table with rows of type R. Rows are held as values of
+// type R and looked up by key values: a fold touches a few rows per event, and boxing them
+// or encoding their keys would cost more than the fold itself.
+type tableRows[R any] struct {
+	t *Table[R]
+	// stored holds the rows known as stored, by key: an index in loaded, or -1 when none is.
+	stored map[rowKey]int32
+	loaded []R
+	// groups holds the groups loaded whole, by the key of their first value, with the keys of
+	// their stored rows.
+	groups map[rowKey][]rowKey
+	// changes are the rows the fold changed, first change first; changed indexes them by key.
+	changes []change[R]
+	changed map[rowKey]int32
+	// changedGroups lists the changes of each group, once a pass read a group (nil before:
+	// most tables are never read by group).
+	changedGroups map[rowKey][]int32
+	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
+	missKeys   map[rowKey]struct{}
+	missGroups map[rowKey]struct{}
+}
+
+type change[R any] struct {
+	key  rowKey
+	row  R
+	gone bool // deleted
+	// ifAbsent: an insert on the live path, of a key not read: the row is written unless one
+	// is stored (ON CONFLICT DO NOTHING), and read only if the fold asks for it again.
+	ifAbsent bool
+	// dropped: such an insert found a row stored, which stays: the change is void.
+	dropped bool
+}
+
+func newTableRows[R any](t *Table[R]) *tableRows[R] {
+	return &tableRows[R]{t: t, stored: map[rowKey]int32{}, groups: map[rowKey][]rowKey{}, changed: map[rowKey]int32{},
+		missKeys: map[rowKey]struct{}{}, missGroups: map[rowKey]struct{}{}}
 }
 
 func newRows(tables []table, l *live) *Rows {
-	rows := &Rows{live: l, tables: make([]*tableRows, len(tables))}
+	rows := &Rows{live: l, tables: make([]tableState, len(tables))}
 	for i, t := range tables {
-		rows.tables[i] = &tableRows{t: t, stored: map[string]any{}, groups: map[string][]string{}, changed: map[string]change{},
-			missKeys: map[string][]any{}, missGroups: map[string]any{}}
+		rows.tables[i] = t.newRows()
 	}
 	return rows
 }
@@ -65,163 +99,273 @@ func newRows(tables []table, l *live) *Rows {
 func (rows *Rows) reset() {
 	rows.missed = false
 	for _, tr := range rows.tables {
-		clear(tr.changed)
-		tr.order = tr.order[:0]
-		tr.changedGroups = nil
-		clear(tr.missKeys)
-		clear(tr.missGroups)
+		tr.reset()
 	}
 }
 
-// dropChanges forgets the changes of a pass, keeping its misses.
-func (rows *Rows) dropChanges() {
+// clear forgets everything: the rows are used again, for another batch or event, with the
+// room of their maps and lists.
+func (rows *Rows) clear() {
+	rows.missed, rows.touched, rows.err, rows.live = false, false, nil, nil
 	for _, tr := range rows.tables {
-		tr.changed = map[string]change{}
-		tr.order = nil
-		tr.changedGroups = nil
+		tr.clear()
 	}
 }
 
-func (rows *Rows) of(t table) *tableRows {
+// misses returns new Rows holding only the misses of rows.
+func (rows *Rows) misses() *Rows {
+	out := &Rows{tables: make([]tableState, len(rows.tables)), missed: rows.missed}
+	for i, tr := range rows.tables {
+		out.tables[i] = tr.misses()
+	}
+	return out
+}
+
+// addMisses adds the misses of from, Rows of the same read model.
+func (rows *Rows) addMisses(from *Rows) {
+	rows.missed = rows.missed || from.missed
+	for i, tr := range rows.tables {
+		tr.addMisses(from.tables[i])
+	}
+}
+
+func (tr *tableRows[R]) misses() tableState {
+	out := newTableRows(tr.t)
+	out.addMisses(tr)
+	return out
+}
+
+func (tr *tableRows[R]) addMisses(from tableState) {
+	f := from.(*tableRows[R])
+	for k := range f.missKeys {
+		tr.missKeys[k] = struct{}{}
+	}
+	for g := range f.missGroups {
+		tr.missGroups[g] = struct{}{}
+	}
+}
+
+// rowsOf is the part of rows of table t.
+func rowsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
+	rows.touched = true
+	if t.slot < len(rows.tables) {
+		if tr, ok := rows.tables[t.slot].(*tableRows[R]); ok && tr.t == t {
+			return tr
+		}
+	}
+	// A table declared in two read models has the place of the last.
 	for _, tr := range rows.tables {
-		if tr.t == t {
+		if tr, ok := tr.(*tableRows[R]); ok && tr.t == t {
 			return tr
 		}
 	}
 	panic("readmodel: table " + t.base() + " is not a table of this read model")
 }
 
-// lookup says what is stored under key k: the row, and whether it is known at all.
-func (tr *tableRows) lookup(k string) (row any, known bool) {
-	if row, ok := tr.stored[k]; ok {
-		return row, true
-	}
-	if len(tr.groups) > 0 {
-		if _, ok := tr.groups[groupOf(k)]; ok {
-			return nil, true
+// of is the part of rows of table t, whatever its row type.
+func (rows *Rows) of(t table) tableState {
+	for _, tr := range rows.tables {
+		if tr.table() == t {
+			return tr
 		}
 	}
-	return nil, false
+	panic("readmodel: table " + t.base() + " is not a table of this read model")
 }
 
-func (rows *Rows) get(t table, k string, key []any) (any, bool) {
-	tr := rows.of(t)
-	if c, ok := tr.changed[k]; ok {
-		return c.row, c.row != nil
+func (tr *tableRows[R]) table() table { return tr.t }
+
+func (tr *tableRows[R]) reset() {
+	clear(tr.changed)
+	clear(tr.changes)
+	tr.changes = tr.changes[:0]
+	tr.changedGroups = nil
+	clear(tr.missKeys)
+	clear(tr.missGroups)
+}
+
+func (tr *tableRows[R]) clear() {
+	tr.reset()
+	clear(tr.stored)
+	clear(tr.loaded)
+	tr.loaded = tr.loaded[:0]
+	clear(tr.groups)
+}
+
+// lookup says what is stored under key k: the index of its row in loaded (-1: none), and
+// whether it is known at all.
+func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
+	if i, ok := tr.stored[k]; ok {
+		return i, true
 	}
-	row, known := tr.lookup(k)
+	if len(tr.groups) > 0 {
+		if _, ok := tr.groups[k.group()]; ok {
+			return -1, true
+		}
+	}
+	return -1, false
+}
+
+func (tr *tableRows[R]) get(rows *Rows, k rowKey) (r R, ok bool) {
+	if i, ok := tr.changed[k]; ok {
+		c := &tr.changes[i]
+		if c.ifAbsent {
+			if j := tr.settle(rows, i); j >= 0 {
+				return tr.loaded[j], true
+			}
+		}
+		return c.row, !c.gone
+	}
+	i, known := tr.lookup(k)
+	if !known && rows.live != nil {
+		i, known = tr.readRow(rows, k), true
+	}
 	if known {
-		return row, row != nil
+		if i < 0 {
+			return r, false
+		}
+		return tr.loaded[i], true
 	}
-	if rows.live != nil {
-		row = rows.live.row(rows, tr, key)
-		return row, row != nil
-	}
-	tr.missKeys[k] = key
+	tr.missKeys[k] = struct{}{}
 	rows.missed = true
-	return nil, false
+	return r, false
 }
 
-func (rows *Rows) group(t table, first any) []any {
-	tr := rows.of(t)
-	g := encodeKey([]any{first})
+func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 	stored, loaded := tr.groups[g]
 	switch {
 	case loaded:
 	case rows.live != nil:
-		stored = rows.live.group(rows, tr, first)
+		stored = tr.readGroup(rows, g)
 	default:
-		tr.missGroups[g] = first
+		tr.missGroups[g] = struct{}{}
 		rows.missed = true
 	}
 	if tr.changedGroups == nil {
-		tr.changedGroups = map[string][]string{}
-		for _, k := range tr.order {
-			tr.changedGroups[groupOf(k)] = append(tr.changedGroups[groupOf(k)], k)
+		tr.changedGroups = map[rowKey][]int32{}
+		for i := range tr.changes {
+			cg := tr.changes[i].key.group()
+			tr.changedGroups[cg] = append(tr.changedGroups[cg], int32(i))
 		}
 	}
-	keys := append(slices.Clone(stored), tr.changedGroups[g]...)
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	var out []any
-	for _, k := range keys {
-		if c, ok := tr.changed[k]; ok {
-			if c.row != nil {
-				out = append(out, c.row)
-			}
+	for _, i := range tr.changedGroups[g] {
+		if tr.changes[i].ifAbsent {
+			tr.settle(rows, i)
+		}
+	}
+	var in []*R
+	for _, k := range stored {
+		if _, changed := tr.changed[k]; changed {
 			continue
 		}
-		if row := tr.stored[k]; row != nil {
-			out = append(out, row)
+		if i := tr.stored[k]; i >= 0 {
+			in = append(in, &tr.loaded[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b any) int { return compareKeys(tr.t.keyValues(a), tr.t.keyValues(b)) })
+	for _, i := range tr.changedGroups[g] {
+		if c := &tr.changes[i]; !c.gone && !c.dropped {
+			in = append(in, &c.row)
+		}
+	}
+	slices.SortFunc(in, tr.t.compareRows)
+	out := make([]R, len(in))
+	for i, r := range in {
+		out[i] = *r
+	}
 	return out
 }
 
-func (rows *Rows) upsert(t table, row any) {
-	tr := rows.of(t)
-	tr.set(t.keyOf(row), change{row: row})
+// upsert records row as the row of its key.
+func (tr *tableRows[R]) upsert(row R) {
+	k, i := tr.stage(row)
+	tr.commit(k, i, false)
 }
 
-func (rows *Rows) insert(t table, row any) {
-	tr := rows.of(t)
-	k := t.keyOf(row)
-	if c, ok := tr.changed[k]; ok {
-		if c.row == nil {
-			tr.set(k, change{row: row})
+func (tr *tableRows[R]) insert(rows *Rows, row R) {
+	k, i := tr.stage(row)
+	if j, ok := tr.changed[k]; ok {
+		if tr.changes[j].gone {
+			tr.commit(k, i, false)
+			return
 		}
+		tr.unstage()
 		return
 	}
 	stored, known := tr.lookup(k)
-	if !known && rows.live != nil {
-		stored = rows.live.row(rows, tr, t.keyValues(row))
-	}
-	// On the batch path a key nobody read is taken for new: were it stored, the write of the
-	// batch fails and its events are folded one by one, on the live path.
-	if stored == nil {
-		tr.set(k, change{row: row})
+	switch {
+	case !known && rows.live != nil:
+		// Not read: the write keeps a stored row (one statement, as an INSERT of its own
+		// would), and a later read of the key in this event settles which row it is.
+		tr.commit(k, i, false)
+		tr.changes[i].ifAbsent = true
+	case stored < 0:
+		// On the batch path a key nobody read is taken for new: were it stored, the write of
+		// the batch fails and its events are folded one by one, on the live path.
+		tr.commit(k, i, false)
+	default:
+		tr.unstage()
 	}
 }
 
-func (rows *Rows) delete(t table, k string, key []any) {
-	tr := rows.of(t)
+// settle reads the row stored under the key of the insert i not read yet (live path): when
+// there is one, it stays and the insert is void. It returns the stored row's index in
+// loaded, -1 when none is stored.
+func (tr *tableRows[R]) settle(rows *Rows, i int32) int32 {
+	c := &tr.changes[i]
+	stored, known := tr.lookup(c.key)
+	if !known {
+		stored = tr.readRow(rows, c.key)
+	}
+	c.ifAbsent = false
+	if stored >= 0 {
+		c.dropped = true
+		delete(tr.changed, c.key)
+	}
+	return stored
+}
+
+// stage appends row to the changes, not recorded yet, and returns its key and index: its key
+// is computed where it is stored, so that a row given to the fold is not copied to the heap
+// to be read by the columns' fields.
+func (tr *tableRows[R]) stage(row R) (rowKey, int32) {
+	tr.changes = append(tr.changes, change[R]{row: row})
+	i := len(tr.changes) - 1
+	tr.changes[i].key = tr.t.keyOf(&tr.changes[i].row)
+	return tr.changes[i].key, int32(i)
+}
+
+// unstage drops the staged change.
+func (tr *tableRows[R]) unstage() {
+	tr.changes[len(tr.changes)-1] = change[R]{}
+	tr.changes = tr.changes[:len(tr.changes)-1]
+}
+
+// commit records the staged change i as the change of the row of k: a new change, or the
+// row of k's earlier change.
+func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
+	if j, ok := tr.changed[k]; ok {
+		tr.changes[j].row, tr.changes[j].gone, tr.changes[j].ifAbsent = tr.changes[i].row, gone, false
+		tr.unstage()
+		return
+	}
+	tr.changes[i].gone = gone
+	tr.changed[k] = i
+	if tr.changedGroups != nil {
+		g := k.group()
+		tr.changedGroups[g] = append(tr.changedGroups[g], i)
+	}
+}
+
+func (tr *tableRows[R]) delete(rows *Rows, k rowKey) {
 	// On the batch path a deleted row is loaded first: the batch then knows whether it must
 	// delete it, and upserts it when the fold records it again.
 	if _, known := tr.lookup(k); !known && rows.live == nil {
 		if _, changed := tr.changed[k]; !changed {
-			tr.missKeys[k] = key
+			tr.missKeys[k] = struct{}{}
 			rows.missed = true
 		}
 	}
-	tr.set(k, change{key: key})
-}
-
-func (tr *tableRows) set(k string, c change) {
-	if _, ok := tr.changed[k]; !ok {
-		tr.order = append(tr.order, k)
-		if tr.changedGroups != nil {
-			tr.changedGroups[groupOf(k)] = append(tr.changedGroups[groupOf(k)], k)
-		}
-	}
-	tr.changed[k] = c
-}
-
-// compareKeys orders key values (strings, int64s) column by column.
-func compareKeys(a, b []any) int {
-	for i := range a {
-		var c int
-		switch x := a[i].(type) {
-		case string:
-			c = strings.Compare(x, b[i].(string))
-		case int64:
-			c = cmp.Compare(x, b[i].(int64))
-		}
-		if c != 0 {
-			return c
-		}
-	}
-	return 0
+	tr.changes = append(tr.changes, change[R]{key: k})
+	tr.commit(k, int32(len(tr.changes)-1), true)
 }
 
 // write writes the changed rows into set in tx: deleted rows, then rows known as stored with
@@ -237,37 +381,70 @@ func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections
 	return nil
 }
 
-func (tr *tableRows) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
-	if len(tr.order) == 0 {
+// How a changed row is written, in this order: new rows first (copied in on PostgreSQL, they
+// fail the batch when one is stored), then inserts that keep a stored row, then upserts.
+const (
+	writeNew = iota
+	writeIfAbsent
+	writeOver
+	writeNone // deleted, or void
+)
+
+var conflicts = [...]projections.OnConflict{
+	writeNew:      projections.ConflictFail,
+	writeIfAbsent: projections.ConflictIgnore,
+	writeOver:     projections.ConflictUpdate,
+}
+
+func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
+	if len(tr.changes) == 0 {
 		return nil
 	}
+	// How each row is written is decided first, so that each list of values is allocated
+	// once.
+	how := make([]uint8, len(tr.changes))
 	var (
-		news, olds []any
-		gone       [][]any
+		gone  [][]any
+		count [writeNone + 1]int
 	)
-	for _, k := range tr.order {
-		c := tr.changed[k]
-		stored, known := tr.lookup(k)
-		if c.row == nil {
-			if !known || stored != nil {
-				gone = append(gone, c.key)
+	for i := range tr.changes {
+		c := &tr.changes[i]
+		stored, known := tr.lookup(c.key)
+		switch {
+		case c.dropped:
+			how[i] = writeNone
+		case c.gone:
+			how[i] = writeNone
+			if !known || stored >= 0 {
+				gone = append(gone, c.key.values(tr.t.kinds))
 			}
-			continue
+		case c.ifAbsent:
+			how[i] = writeIfAbsent
+		case presumeNew && stored < 0:
+			how[i] = writeNew
+		default:
+			how[i] = writeOver
 		}
-		values := tr.t.valuesOf(c.row)
-		if presumeNew && stored == nil {
-			news = append(news, values...)
-		} else {
-			olds = append(olds, values...)
+		count[how[i]]++
+	}
+	width := len(tr.t.columns)
+	var values [writeNone][]any
+	for h := range values {
+		values[h] = make([]any, 0, count[h]*width)
+	}
+	for i := range tr.changes {
+		if h := how[i]; h != writeNone {
+			values[h] = tr.t.appendValues(values[h], &tr.changes[i].row)
 		}
 	}
 	name := set.Name(tr.t.base())
-	columns := tr.t.columnNames()
 	if err := deleteKeys(ctx, tx, name, tr.t, gone); err != nil {
 		return err
 	}
-	if err := tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictFail, news); err != nil {
-		return err
+	for h, rows := range values {
+		if err := tx.Insert(ctx, name, tr.t.columnNames(), tr.t.keyWidth(), conflicts[h], rows); err != nil {
+			return err
+		}
 	}
-	return tx.Insert(ctx, name, columns, tr.t.keyWidth(), projections.ConflictUpdate, olds)
+	return nil
 }

@@ -1,8 +1,8 @@
 package readmodel
 
 import (
+	"cmp"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -20,13 +20,17 @@ type Table[R any] struct {
 	key       int
 	clustered bool
 	indexes   []Index
-	then      []follow
+	then      []follow[R]
+	kinds     []kind // of the key columns
+	// slot is the table's place among its read model's tables, where a fold's Rows holds its
+	// part: the fold finds it without a search.
+	slot int
 }
 
 // follow is a row of another table the fold reads after a row of this one.
-type follow struct {
+type follow[R any] struct {
 	next table
-	key  func(row any) []any
+	key  func(*R) []any
 }
 
 // Column is one column of a table with rows of type R: its name, its SQL type and where its
@@ -36,9 +40,12 @@ type Column[R any] struct {
 	kind kind
 	null bool
 	ptr  func(*R) any // the field holding the column's value: *string, *int64, *sql.Null*
-	// appendKey appends the column's value to an encoded key (key columns only: texts and
-	// numbers), without boxing it: the folds compute a key for every row they touch.
-	appendKey func(b []byte, r *R) []byte
+	// value is the column's value as written: string, int64 or nil.
+	value func(*R) any
+	// text and num are the field of a column that is not NULL, typed: the fold reads the
+	// key of every row it touches, without boxing it.
+	text func(*R) *string
+	num  func(*R) *int64
 }
 
 type kind int
@@ -53,36 +60,40 @@ const (
 // Text is a TEXT column (bytewise collation on both dialects, so orderings agree).
 func Text[R any](name string, field func(*R) *string) Column[R] {
 	return Column[R]{name: name, kind: kindText, ptr: func(r *R) any { return field(r) },
-		appendKey: func(b []byte, r *R) []byte { return appendText(b, *field(r)) }}
+		value: func(r *R) any { return *field(r) }, text: field}
 }
 
 // NullText is a TEXT column that may be NULL.
 func NullText[R any](name string, field func(*R) *sql.NullString) Column[R] {
-	return Column[R]{name: name, kind: kindText, null: true, ptr: func(r *R) any { return field(r) }}
+	return Column[R]{name: name, kind: kindText, null: true, ptr: func(r *R) any { return field(r) },
+		value: func(r *R) any { f := field(r); return projections.NullString(f.String, f.Valid) }}
 }
 
 // BigInt is a BIGINT column (times in microseconds, amounts).
 func BigInt[R any](name string, field func(*R) *int64) Column[R] {
-	return Column[R]{name: name, kind: kindBigInt, ptr: func(r *R) any { return field(r) },
-		appendKey: func(b []byte, r *R) []byte { return appendNumber(b, *field(r)) }}
+	return number(name, kindBigInt, field)
 }
 
 // NullBigInt is a BIGINT column that may be NULL.
 func NullBigInt[R any](name string, field func(*R) *sql.NullInt64) Column[R] {
-	return Column[R]{name: name, kind: kindBigInt, null: true, ptr: func(r *R) any { return field(r) }}
+	return Column[R]{name: name, kind: kindBigInt, null: true, ptr: func(r *R) any { return field(r) },
+		value: func(r *R) any { f := field(r); return projections.NullInt64(f.Int64, f.Valid) }}
 }
 
 // Integer is an INTEGER column (sequence numbers, small counts: int4 on PostgreSQL).
 func Integer[R any](name string, field func(*R) *int64) Column[R] {
-	return Column[R]{name: name, kind: kindInteger, ptr: func(r *R) any { return field(r) },
-		appendKey: func(b []byte, r *R) []byte { return appendNumber(b, *field(r)) }}
+	return number(name, kindInteger, field)
 }
 
 // Position is a log position used as the table's whole key: on SQLite the rowid, so rows
 // keyed by position are appended in log order and need no second index.
 func Position[R any](name string, field func(*R) *int64) Column[R] {
-	return Column[R]{name: name, kind: kindPosition, ptr: func(r *R) any { return field(r) },
-		appendKey: func(b []byte, r *R) []byte { return appendNumber(b, *field(r)) }}
+	return number(name, kindPosition, field)
+}
+
+func number[R any](name string, k kind, field func(*R) *int64) Column[R] {
+	return Column[R]{name: name, kind: k, ptr: func(r *R) any { return field(r) },
+		value: func(r *R) any { return *field(r) }, num: field}
 }
 
 // Index is a secondary index: name is appended to the table's name, columns is the column
@@ -106,7 +117,11 @@ func NewTable[R any](name string, key int, columns ...Column[R]) *Table[R] {
 			panic(fmt.Sprintf("readmodel: table %s: key column %s may not be NULL", name, c.name))
 		}
 	}
-	return &Table[R]{name: name, columns: columns, key: key}
+	kinds := make([]kind, key)
+	for i := range kinds {
+		kinds[i] = columns[i].kind
+	}
+	return &Table[R]{name: name, columns: columns, key: key, kinds: kinds}
 }
 
 // Clustered stores the table in key order (SQLite: WITHOUT ROWID), for tables read in the
@@ -128,47 +143,38 @@ func (t *Table[R]) WithIndexes(indexes ...Index) *Table[R] {
 // it would otherwise fold the batch once more to find the second. A hint for speed: the
 // tables end the same without it. next is declared after t.
 func (t *Table[R]) Then(next AnyTable, key func(*R) []any) *Table[R] {
-	t.then = append(t.then, follow{next: next, key: func(row any) []any { return normalKey(key(row.(*R))) }})
+	t.then = append(t.then, follow[R]{next: next, key: key})
 	return t
 }
 
 // Get returns the row of key (the values of the key columns, in order) as the fold sees
 // it: stored, or as changed by the events before this one. ok is false when there is none.
 func (t *Table[R]) Get(rows *Rows, key ...any) (r R, ok bool) {
-	key = normalKey(key)
-	v, ok := rows.get(t, encodeKey(key), key)
-	if !ok {
-		return r, false
-	}
-	return *v.(*R), true
+	return rowsOf(rows, t).get(rows, keyFrom(key))
 }
 
 // Group returns the rows whose first key column is value, in key order: the rows of a
 // table keyed by (owner, seq) that belong to one owner.
 func (t *Table[R]) Group(rows *Rows, value any) []R {
-	vs := rows.group(t, normalKey([]any{value})[0])
-	out := make([]R, len(vs))
-	for i, v := range vs {
-		out[i] = *v.(*R)
-	}
-	return out
+	var g rowKey
+	g.set(0, value)
+	return rowsOf(rows, t).group(rows, g)
 }
 
 // Upsert records row as the row of its key, whatever is stored under it.
 func (t *Table[R]) Upsert(rows *Rows, row R) {
-	rows.upsert(t, &row)
+	rowsOf(rows, t).upsert(row)
 }
 
 // Insert records row under its key unless a row is stored there already (the stored row
 // stays): rows that only an event's first application adds, keyed by its position.
 func (t *Table[R]) Insert(rows *Rows, row R) {
-	rows.insert(t, &row)
+	rowsOf(rows, t).insert(rows, row)
 }
 
 // Delete records that the row of key is gone.
 func (t *Table[R]) Delete(rows *Rows, key ...any) {
-	key = normalKey(key)
-	rows.delete(t, encodeKey(key), key)
+	rowsOf(rows, t).delete(rows, keyFrom(key))
 }
 
 // table is a Table seen without its row type: what the runtime needs to read and write it.
@@ -177,22 +183,18 @@ type table interface {
 	columnNames() []string
 	keyWidth() int
 	keyKinds() []kind
-	// valuesOf are the column values of a row (a *R), as written: string, int64 or nil.
-	valuesOf(row any) []any
-	// keyOf is the encoded key of a row.
-	keyOf(row any) string
-	// keyValues are the values of a row's key columns.
-	keyValues(row any) []any
-	// follows are the rows the fold reads after one of this table (see Then).
-	follows() []follow
-	// scan reads one row of a SELECT of every column in order.
-	scan(rows *sql.Rows) (any, error)
+	// newRows is the table's part of a Rows.
+	newRows() tableState
+	// place records the table's place among its read model's tables.
+	place(slot int)
 	schema(d projections.Dialect, t projections.Tables) []string
 }
 
 func (t *Table[R]) base() string { return t.name }
 
-func (t *Table[R]) follows() []follow { return t.then }
+func (t *Table[R]) newRows() tableState { return newTableRows(t) }
+
+func (t *Table[R]) place(slot int) { t.slot = slot }
 
 func (t *Table[R]) columnNames() []string {
 	names := make([]string, len(t.columns))
@@ -204,67 +206,73 @@ func (t *Table[R]) columnNames() []string {
 
 func (t *Table[R]) keyWidth() int { return t.key }
 
-func (t *Table[R]) keyKinds() []kind {
-	kinds := make([]kind, t.key)
-	for i := range kinds {
-		kinds[i] = t.columns[i].kind
-	}
-	return kinds
-}
+func (t *Table[R]) keyKinds() []kind { return t.kinds }
 
-func (t *Table[R]) valuesOf(row any) []any {
-	r := row.(*R)
-	values := make([]any, len(t.columns))
-	for i, c := range t.columns {
-		values[i] = value(c.ptr(r))
+// appendValues appends the column values of r, as written (string, int64 or nil), to values.
+func (t *Table[R]) appendValues(values []any, r *R) []any {
+	for _, c := range t.columns {
+		values = append(values, c.value(r))
 	}
 	return values
 }
 
-func (t *Table[R]) keyOf(row any) string {
-	r := row.(*R)
-	var buf [64]byte
-	b := buf[:0]
+// keyOf is the key of r (see rowKey).
+func (t *Table[R]) keyOf(r *R) rowKey {
+	var k rowKey
+	natural := t.columns[:t.key]
+	if t.key > 2 {
+		natural = t.columns[:1]
+		var buf [64]byte
+		b := buf[:0]
+		for _, c := range t.columns[1:t.key] {
+			if c.text != nil {
+				b = appendText(b, *c.text(r))
+			} else {
+				b = appendNumber(b, *c.num(r))
+			}
+		}
+		k.s[1] = string(b)
+	}
+	for i, c := range natural {
+		if c.text != nil {
+			k.s[i] = *c.text(r)
+		} else {
+			k.n[i] = *c.num(r)
+		}
+	}
+	return k
+}
+
+// compareRows orders rows by key.
+func (t *Table[R]) compareRows(a, b *R) int {
 	for _, c := range t.columns[:t.key] {
-		b = c.appendKey(b, r)
+		var n int
+		if c.text != nil {
+			n = strings.Compare(*c.text(a), *c.text(b))
+		} else {
+			n = cmp.Compare(*c.num(a), *c.num(b))
+		}
+		if n != 0 {
+			return n
+		}
 	}
-	return string(b)
+	return 0
 }
 
-func (t *Table[R]) keyValues(row any) []any {
-	r := row.(*R)
-	values := make([]any, t.key)
-	for i := range values {
-		values[i] = value(t.columns[i].ptr(r))
-	}
-	return values
+// scanner reads rows of a SELECT of every column in order into rows of type R.
+type scanner[R any] struct {
+	t    *Table[R]
+	dest []any
 }
 
-func (t *Table[R]) scan(rows *sql.Rows) (any, error) {
-	r := new(R)
-	dest := make([]any, len(t.columns))
-	for i, c := range t.columns {
-		dest[i] = c.ptr(r)
+func (s *scanner[R]) scan(rs *sql.Rows, r *R) error {
+	if s.dest == nil {
+		s.dest = make([]any, len(s.t.columns))
 	}
-	if err := rows.Scan(dest...); err != nil {
-		return nil, err
+	for i, c := range s.t.columns {
+		s.dest[i] = c.ptr(r)
 	}
-	return r, nil
-}
-
-// value is the column value held by a field.
-func value(field any) any {
-	switch f := field.(type) {
-	case *string:
-		return *f
-	case *int64:
-		return *f
-	case *sql.NullString:
-		return projections.NullString(f.String, f.Valid)
-	case *sql.NullInt64:
-		return projections.NullInt64(f.Int64, f.Valid)
-	}
-	panic(fmt.Sprintf("readmodel: column of type %T", field))
+	return rs.Scan(s.dest...)
 }
 
 // schema is the CREATE TABLE statement of the table in set t, then its indexes.
@@ -313,69 +321,4 @@ func columnType(d projections.Dialect, k kind) string {
 		return d.PositionKey()
 	}
 	return d.TextType()
-}
-
-// normalKey returns key values as the columns hold them: an int (an untyped constant) as an
-// int64.
-func normalKey(values []any) []any {
-	for i, v := range values {
-		if n, ok := v.(int); ok {
-			values[i] = int64(n)
-		}
-	}
-	return values
-}
-
-// encodeKey encodes key values (strings and int64s) as one map key: each value length-prefixed,
-// so no two keys share an encoding, and the encoding of a key's first value is the group's.
-func encodeKey(values []any) string {
-	var buf [64]byte
-	b := buf[:0]
-	for _, v := range values {
-		b = appendKeyValue(b, v)
-	}
-	return string(b)
-}
-
-func appendKeyValue(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case string:
-		return appendText(b, v)
-	case int64:
-		return appendNumber(b, v)
-	}
-	panic(fmt.Sprintf("readmodel: key value of type %T", v))
-}
-
-// A text is its length times two, then its bytes; a number 1, then its 8 bytes.
-func appendText(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s))<<1)
-	return append(b, s...)
-}
-
-func appendNumber(b []byte, n int64) []byte {
-	b = binary.AppendUvarint(b, 1)
-	return binary.BigEndian.AppendUint64(b, uint64(n))
-}
-
-// groupOf is the encoding of the first value of the encoded key k: the key of its group.
-func groupOf(k string) string {
-	var (
-		h     uint64
-		shift uint
-		n     int
-	)
-	for n < len(k) {
-		c := k[n]
-		n++
-		h |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-		shift += 7
-	}
-	if h&1 == 1 {
-		return k[:n+8]
-	}
-	return k[:n+int(h>>1)]
 }
