@@ -55,30 +55,28 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	tg := &target{p: candidate, gen: "x" + hex.EncodeToString(suffix)}
-	tg.t = TablesFor(candidate, tg.gen)
-	if bp, ok := candidate.(BatchProjection); ok {
-		tg.bp = bp
-	}
-	b := &builder{db: db, store: cfg.Store, batch: cfg.Batch, now: time.Now, targets: []*target{tg}, lax: true}
-	if err := b.openBuildConn(ctx); err != nil {
+	gen := "x" + hex.EncodeToString(suffix)
+	tg := NewTarget(candidate, TablesFor(candidate, gen))
+	tg.Generation = gen
+	b := &Builder{DB: db, Store: cfg.Store, Batch: cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: true}
+	if err := b.Open(ctx); err != nil {
 		return SetDiff{}, err
 	}
-	defer b.close()
+	defer b.Close()
 	defer func() {
 		// The temporary set goes whatever happened (its checkpoint row and parked rows too).
-		_ = db.dropSet(context.WithoutCancel(ctx), candidate, tg.t, true)
+		_ = db.dropSet(context.WithoutCancel(ctx), candidate, tg.Tables, true)
 	}()
-	if _, err := b.createSet(ctx, tg, false); err != nil {
+	if _, err := b.CreateSet(ctx, tg, false); err != nil {
 		return SetDiff{}, err
 	}
-	if err := b.load(ctx, tg); err != nil {
+	if err := b.Load(ctx, tg); err != nil {
 		return SetDiff{}, err
 	}
 	var goal int64
 	if cfg.Progress != nil {
-		b.onBatch = func(int, int64) error {
-			cfg.Progress(tg.cp, goal)
+		b.OnBatch = func(int, int64) error {
+			cfg.Progress(tg.Checkpoint, goal)
 			return nil
 		}
 	}
@@ -91,9 +89,9 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 			return SetDiff{}, err
 		}
 		goal = cp
-		if tg.cp < cp {
-			if err := b.run(ctx, cp); err != nil {
-				return SetDiff{}, fmt.Errorf("diff: build %s: %w", tg.t.Prefix(), err)
+		if tg.Checkpoint < cp {
+			if err := b.Run(ctx, cp); err != nil {
+				return SetDiff{}, fmt.Errorf("diff: build %s: %w", tg.Tables.Prefix(), err)
 			}
 		}
 		d, done, err := compareAt(ctx, db, candidate, tg, served, cfg.Sample)
@@ -105,7 +103,7 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 
 // compareAt compares in one snapshot of the database if the served set's checkpoint there
 // is the candidate's; done is false when the served set has moved on (build further).
-func compareAt(ctx context.Context, db *DB, candidate Projection, tg *target, served ServedSet, sample int) (SetDiff, bool, error) {
+func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, served ServedSet, sample int) (SetDiff, bool, error) {
 	// A read-only snapshot: writers go on meanwhile.
 	snap, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
 	if err != nil {
@@ -117,18 +115,18 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *target, se
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return SetDiff{}, false, fmt.Errorf("diff: checkpoint of %s: %w", served.TableSet, err)
 	}
-	if cp > tg.cp {
+	if cp > tg.Checkpoint {
 		return SetDiff{}, false, nil
 	}
-	if cp < tg.cp {
-		return SetDiff{}, false, fmt.Errorf("diff: the served set %s went back from %d to %d (switched meanwhile?)", served.TableSet, tg.cp, cp)
+	if cp < tg.Checkpoint {
+		return SetDiff{}, false, fmt.Errorf("diff: the served set %s went back from %d to %d (switched meanwhile?)", served.TableSet, tg.Checkpoint, cp)
 	}
-	servedNames, err := db.setTablesInCatalog(ctx, snap, served.Tables.Prefix(), tg.t.Prefix())
+	servedNames, err := db.setTablesInCatalog(ctx, snap, served.Tables.Prefix(), tg.Tables.Prefix())
 	if err != nil {
 		return SetDiff{}, false, err
 	}
 	// The candidate set is written by nobody else: it is read outside the snapshot.
-	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.t), tg.t, sample)
+	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.Tables), tg.Tables, sample)
 	if err != nil {
 		return SetDiff{}, false, err
 	}

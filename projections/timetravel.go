@@ -309,18 +309,15 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 			_ = tt.drop(context.WithoutCancel(ctx), p, t)
 		}
 	}()
-	tg := &target{p: p, t: t}
-	if bp, ok := p.(BatchProjection); ok {
-		tg.bp = bp
-	}
-	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp}
-	if err := b.openBuildConn(ctx); err != nil {
+	tg := NewTarget(p, t)
+	b := &Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: kind == kindTemp}
+	if err := b.Open(ctx); err != nil {
 		return err
 	}
-	defer b.close()
+	defer b.Close()
 	// Temporary sets need not survive a crash (they are dropped at the next start); snapshots
 	// must, or a crash would leave an empty set listed as complete.
-	idx, err := b.createSet(ctx, tg, kind == kindTemp)
+	idx, err := b.CreateSet(ctx, tg, kind == kindTemp)
 	if err != nil {
 		return err
 	}
@@ -329,16 +326,16 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 			return err
 		}
 	}
-	if err := b.load(ctx, tg); err != nil {
+	if err := b.Load(ctx, tg); err != nil {
 		return err
 	}
-	if until > tg.cp {
-		if err := b.run(ctx, until); err != nil {
+	if until > tg.Checkpoint {
+		if err := b.Run(ctx, until); err != nil {
 			return fmt.Errorf("apply the log up to %d: %w", until, err)
 		}
 	}
 	if indexes {
-		if err := b.finish(ctx, tg, idx, false); err != nil {
+		if err := b.Finish(ctx, tg, idx, false); err != nil {
 			return err
 		}
 	}
@@ -353,15 +350,15 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 // parked events (later events of their streams are parked behind them, as in from). The
 // tables are copied side by side, each on a connection of its own: the set is not used
 // before build lists it as complete, so the copy need not be one transaction.
-func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, from, to Tables) error {
+func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, from, to Tables) error {
 	var copies []string
-	for _, name := range setTables(b.db.Dialect, p, from) {
+	for _, name := range setTables(b.DB.Dialect, p, from) {
 		copies = append(copies, `INSERT INTO `+to.Name(name[len(from.Prefix()):])+` SELECT * FROM `+name)
 	}
-	if err := b.sideBySide(ctx, copies); err != nil {
+	if err := b.SideBySide(ctx, copies); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", from.Prefix(), to.Prefix(), err)
 	}
-	tx, err := b.begin(ctx)
+	tx, err := b.Begin(ctx)
 	if err != nil {
 		return err
 	}
