@@ -251,7 +251,7 @@ func (b *Builder) BeginDurable(ctx context.Context) (*Tx, error) {
 // of the indexes, which are cheaper to build once the tables are full (the batches load
 // rows by primary key only).
 func (b *Builder) CreateSet(ctx context.Context, tg *Target, unlogged bool) (indexes []string, err error) {
-	if err := b.DB.ensureRegistry(ctx); err != nil {
+	if err := b.DB.EnsureRegistry(ctx); err != nil {
 		return nil, err
 	}
 	for _, s := range tg.Projection.Schema(b.DB.Dialect, tg.Tables) {
@@ -279,10 +279,10 @@ func (b *Builder) Load(ctx context.Context, tg *Target) error {
 	}
 	tg.Checkpoint = cp
 	tg.Parked = map[string]int{}
-	rows, err := b.DB.SQL.QueryContext(ctx, b.DB.Dialect.Rebind(`SELECT stream, count(*) FROM `+parkedTable+`
+	rows, err := b.DB.SQL.QueryContext(ctx, b.DB.Dialect.Rebind(`SELECT stream, count(*) FROM `+ParkedTable+`
 		WHERE table_set = ? GROUP BY stream`), tg.Tables.Prefix())
 	if err != nil {
-		if isNoSuchTable(err) {
+		if IsNoSuchTable(err) {
 			return nil
 		}
 		return fmt.Errorf("parked events of %s: %w", tg.Tables.Prefix(), err)
@@ -378,13 +378,13 @@ func (b *Builder) closeOpen(ctx context.Context, commit bool) error {
 	b.open = nil
 	defer func() { o.unlock() }()
 	if !commit {
-		_ = o.tx.tx.Rollback()
+		_ = o.tx.Rollback()
 		for i, tg := range b.Targets {
 			tg.Checkpoint, tg.Parked = o.cps[i], o.parked[i]
 		}
 		return nil
 	}
-	if err := o.tx.tx.Commit(); err != nil {
+	if err := o.tx.Commit(); err != nil {
 		for i, tg := range b.Targets {
 			tg.Checkpoint, tg.Parked = o.cps[i], o.parked[i]
 		}
@@ -573,7 +573,7 @@ func (b *Builder) write(ctx context.Context, rb readBatch) error {
 // (errRedo), the one that met the event on the one-by-one path.
 func (b *Builder) writeOpen(ctx context.Context, rb readBatch) error {
 	if b.open == nil {
-		unlock := b.DB.lockWrites()
+		unlock := b.DB.LockWrites()
 		// The transaction outlives this run of the pipeline (whose context ends with it):
 		// run commits or rolls it back.
 		tx, err := b.beginOn(context.WithoutCancel(ctx), 0)
@@ -652,18 +652,18 @@ func (e *refusedError) Unwrap() error { return errRefused }
 
 // tryGroup applies a batch to targets in a transaction of its own.
 func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target, first int, slow []bool) ([]int64, []map[string]int, error) {
-	unlock := b.DB.lockWrites()
+	unlock := b.DB.LockWrites()
 	defer func() { unlock() }()
 	tx, err := b.beginOn(ctx, first)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	cps, parked, err := b.applyGroup(ctx, tx, rb, targets, first, slow)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := tx.tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("commit batch: %w", err)
 	}
 	if b.conn != nil {
@@ -691,7 +691,7 @@ func (b *Builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			return nil, nil, err
 		}
 		var stored int64
-		err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, tg.Tables.Prefix()).Scan(&stored)
+		err := tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, tg.Tables.Prefix()).Scan(&stored)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, nil, fmt.Errorf("checkpoint of %s: %w", tg.Tables.Prefix(), err)
 		}
@@ -734,7 +734,7 @@ func (b *Builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			}
 			parked[i] = p
 		}
-		if err := saveCheckpoint(ctx, tx, tg.Tables, last); err != nil {
+		if err := SaveCheckpoint(ctx, tx, tg.Tables, last); err != nil {
 			return nil, nil, err
 		}
 		cps[i] = last
@@ -830,8 +830,9 @@ func cloneCounts(m map[string]int) map[string]int {
 	return c
 }
 
-func saveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+checkpointsTable+` (set_name, position) VALUES (?, ?)
+// SaveCheckpoint records, inside tx, that every event up to position is applied to set t.
+func SaveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+CheckpointsTable+` (set_name, position) VALUES (?, ?)
 		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), position); err != nil {
 		return fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
 	}
@@ -842,7 +843,7 @@ func saveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error
 // the set must survive a crash once it is served.
 func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlogged bool) error {
 	if unlogged && b.DB.Dialect.Features().Unlogged {
-		for _, name := range setTables(b.DB.Dialect, tg.Projection, tg.Tables) {
+		for _, name := range SetTables(b.DB.Dialect, tg.Projection, tg.Tables) {
 			var persistence string
 			err := b.DB.SQL.QueryRowContext(ctx, `SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&persistence)
 			if err != nil {
@@ -872,7 +873,7 @@ func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlo
 		return nil
 	}
 	var stmts []string
-	for _, name := range setTables(b.DB.Dialect, tg.Projection, tg.Tables) {
+	for _, name := range SetTables(b.DB.Dialect, tg.Projection, tg.Tables) {
 		stmts = append(stmts, "ANALYZE "+name)
 	}
 	if err := b.SideBySide(ctx, stmts); err != nil {

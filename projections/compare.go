@@ -339,7 +339,7 @@ type TableDigest struct {
 // same rows when their digests are equal.
 func (db *DB) Digest(ctx context.Context, p Projection, t Tables) (map[string]TableDigest, error) {
 	out := map[string]TableDigest{}
-	for _, name := range setTables(db.Dialect, p, t) {
+	for _, name := range SetTables(db.Dialect, p, t) {
 		s, ok, err := db.shapeOf(ctx, db.SQL, name)
 		if err != nil {
 			return nil, err

@@ -50,7 +50,7 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 		cfg.Sample = DefaultDiffSample
 	}
 	db := cfg.DB
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return SetDiff{}, err
 	}
 	suffix := make([]byte, 4)
@@ -65,7 +65,7 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 	defer b.Close()
 	defer func() {
 		// The temporary set goes whatever happened (its checkpoint row and parked rows too).
-		_ = db.dropSet(context.WithoutCancel(ctx), candidate, tg.Tables, true)
+		_ = db.DropSet(context.WithoutCancel(ctx), candidate, tg.Tables, true)
 	}()
 	if _, err := b.CreateSet(ctx, tg, false); err != nil {
 		return SetDiff{}, err
@@ -111,7 +111,7 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, se
 	}
 	defer snap.Rollback() //nolint:errcheck // read only
 	var cp int64
-	err = snap.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`), served.Tables.Prefix()).Scan(&cp)
+	err = snap.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`), served.Tables.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return SetDiff{}, false, fmt.Errorf("diff: checkpoint of %s: %w", served.TableSet, err)
 	}
@@ -121,12 +121,12 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, se
 	if cp < tg.Checkpoint {
 		return SetDiff{}, false, fmt.Errorf("diff: the served set %s went back from %d to %d (switched meanwhile?)", served.TableSet, tg.Checkpoint, cp)
 	}
-	servedNames, err := db.setTablesInCatalog(ctx, snap, served.Tables.Prefix(), tg.Tables.Prefix())
+	servedNames, err := db.SetTablesInCatalog(ctx, snap, served.Tables.Prefix(), tg.Tables.Prefix())
 	if err != nil {
 		return SetDiff{}, false, err
 	}
 	// The candidate set is written by nobody else: it is read outside the snapshot.
-	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, setTables(db.Dialect, candidate, tg.Tables), tg.Tables, sample)
+	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, SetTables(db.Dialect, candidate, tg.Tables), tg.Tables, sample)
 	if err != nil {
 		return SetDiff{}, false, err
 	}
@@ -140,11 +140,11 @@ func (db *DB) CompareSets(ctx context.Context, served Tables, candidate Projecti
 	if sample <= 0 {
 		sample = DefaultDiffSample
 	}
-	servedNames, err := db.setTablesInCatalog(ctx, db.SQL, served.Prefix(), cand.Prefix())
+	servedNames, err := db.SetTablesInCatalog(ctx, db.SQL, served.Prefix(), cand.Prefix())
 	if err != nil {
 		return SetDiff{}, err
 	}
-	return db.compareSets(ctx, db.SQL, db.SQL, servedNames, served, setTables(db.Dialect, candidate, cand), cand, sample)
+	return db.compareSets(ctx, db.SQL, db.SQL, servedNames, served, SetTables(db.Dialect, candidate, cand), cand, sample)
 }
 
 func (db *DB) compareSets(ctx context.Context, qs, qc queryer, servedNames []string, served Tables, candNames []string, cand Tables, sample int) (SetDiff, error) {
@@ -188,36 +188,4 @@ func (db *DB) compareSets(ctx context.Context, qs, qc queryer, servedNames []str
 		d.Tables = append(d.Tables, td)
 	}
 	return d, nil
-}
-
-// setTablesInCatalog lists the tables of the set with prefix as the database has them,
-// whatever code created them: the tables named with the prefix, except those of other sets
-// whose prefixes extend it (a default set's prefix is a prefix of its generation sets'):
-// the sets known to the checkpoints, the registry and the rebuilds, and exclude.
-func (db *DB) setTablesInCatalog(ctx context.Context, q queryer, prefix string, exclude ...string) ([]string, error) {
-	names, err := db.tablesWithPrefix(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := q.QueryContext(ctx, `SELECT set_name FROM `+checkpointsTable+` UNION SELECT table_set FROM `+setsTable+
-		` UNION SELECT table_set FROM `+rebuildsTable)
-	if err != nil {
-		return nil, fmt.Errorf("sets: %w", err)
-	}
-	defer rows.Close()
-	others := exclude
-	for rows.Next() {
-		var set string
-		if err := rows.Scan(&set); err != nil {
-			return nil, fmt.Errorf("sets: %w", err)
-		}
-		others = append(others, set)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sets: %w", err)
-	}
-	others = slices.DeleteFunc(others, func(o string) bool { return len(o) <= len(prefix) || !strings.HasPrefix(o, prefix) })
-	return slices.DeleteFunc(names, func(name string) bool {
-		return slices.ContainsFunc(others, func(o string) bool { return strings.HasPrefix(name, o) })
-	}), nil
 }

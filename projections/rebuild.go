@@ -18,11 +18,6 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 )
 
-// rebuildsTable holds, per projection, the rebuild running or last run: its lock (an owner
-// with a lease, so a crashed process does not hold it forever), the set it builds, its phase
-// and its progress. Another process reads progress there.
-const rebuildsTable = "projection_rebuilds"
-
 // Defaults of RebuildConfig.
 const (
 	DefaultRebuildBatch = 10_000
@@ -242,7 +237,7 @@ type rebuildTarget struct {
 	startedCP int64
 }
 
-// rebuildRow is a row of rebuildsTable.
+// rebuildRow is a row of RebuildsTable.
 type rebuildRow struct {
 	version     int
 	generation  string
@@ -296,7 +291,7 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 		}
 	}
 	db := cfg.DB
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return nil, err
 	}
 	rb := &rebuild{cfg: cfg, db: db, owner: newOwner()}
@@ -318,30 +313,29 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 	db := rb.db
 	now := rb.cfg.Now()
-	sqlTx, err := db.SQL.BeginTx(ctx, nil)
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	// The row exists from the first rebuild on; inserting it first lets PostgreSQL lock it
 	// (SQLite's write transaction excludes every other writer anyway).
-	if _, err := tx.Exec(ctx, `INSERT INTO `+rebuildsTable+` (projection, `+rebuildColumns+`)
+	if _, err := tx.Exec(ctx, `INSERT INTO `+RebuildsTable+` (projection, `+rebuildColumns+`)
 		VALUES (?, 0, '', '', '', '', '', 0, 0, 0, 0, 0, 0, 0, '') ON CONFLICT (projection) DO NOTHING`, p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+rebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
+	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+RebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
 	if row.owner != "" && row.owner != rb.owner && row.leaseUntil > now.UnixMilli() {
 		return rebuildRow{}, &RebuildRunningError{Projection: p.Name(), Owner: row.owner, Until: time.UnixMilli(row.leaseUntil)}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
+	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
 		rb.owner, now.Add(rb.cfg.Lease).UnixMilli(), p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
 	return row, nil
@@ -350,7 +344,7 @@ func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 // release gives the locks up, keeping the rows (and the sets they name) for a resume.
 func (rb *rebuild) release(ctx context.Context) {
 	for _, tg := range rb.targets {
-		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET owner = '', lease_until = 0
+		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET owner = '', lease_until = 0
 			WHERE projection = ? AND owner = ?`), tg.Projection.Name(), rb.owner)
 	}
 }
@@ -359,7 +353,7 @@ func (rb *rebuild) release(ctx context.Context) {
 func (rb *rebuild) renew(ctx context.Context) error {
 	until := rb.cfg.Now().Add(rb.cfg.Lease).UnixMilli()
 	for _, tg := range rb.targets {
-		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET lease_until = ?
+		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET lease_until = ?
 			WHERE projection = ? AND owner = ?`), until, tg.Projection.Name(), rb.owner)
 		if err != nil {
 			return fmt.Errorf("renew the rebuild lock of %s: %w", tg.Projection.Name(), err)
@@ -433,16 +427,16 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		if resume {
 			tg.Generation = row.generation
 		} else {
-			n := generationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
+			n := GenerationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
 			if sameVersion {
-				n = max(n, generationNumber(row.generation))
+				n = max(n, GenerationNumber(row.generation))
 			}
 			tg.Generation = "g" + strconv.Itoa(n+1)
 		}
 		tg.Tables = TablesFor(p, tg.Generation)
 		if !resume {
 			// A fresh set is empty: whatever a forgotten run left under its name goes.
-			if err := rb.db.dropSet(ctx, p, tg.Tables, true); err != nil {
+			if err := rb.db.DropSet(ctx, p, tg.Tables, true); err != nil {
 				return err
 			}
 		}
@@ -456,7 +450,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		st.old = active
 		st.started = now
 		st.startedCP = tg.Checkpoint
-		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET version = ?, generation = ?,
+		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET version = ?, generation = ?,
 			table_set = ?, phase = 'building', old_set = '', started_at = ?, updated_at = ?, position = ?, head = 0, events = 0,
 			resumed_from = ?, server_start = ? WHERE projection = ? AND owner = ?`),
 			p.Version(), tg.Generation, tg.Tables.Prefix(), now.UnixMilli(), now.UnixMilli(), tg.Checkpoint, tg.Checkpoint, server, p.Name(), rb.owner)
@@ -557,7 +551,7 @@ func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *Target, position i
 	now := rb.cfg.Now()
 	i := rb.indexOf(tg)
 	pr := rb.progressOf(i)
-	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
+	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
 		WHERE projection = ? AND owner = ?`, now.Add(rb.cfg.Lease).UnixMilli(), now.UnixMilli(), position,
 		max(pr.Total, position), position-rb.states[i].startedCP, tg.Projection.Name(), rb.owner)
 	if err != nil {
@@ -643,13 +637,13 @@ func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target
 // trySwitch is the switch transaction. It returns errRefused when an event that arrived
 // since the last batch is refused by the projection (the caller parks it first).
 func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old Tables, err error) {
-	defer rb.db.lockWrites()()
+	defer rb.db.LockWrites()()
 	tx, err := b.BeginDurable(ctx)
 	if err != nil {
 		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	old, err = rb.db.activeIn(ctx, tx.tx, tg.Projection)
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	old, err = rb.db.ActiveTablesIn(ctx, tx, tg.Projection)
 	if err != nil {
 		return Tables{}, err
 	}
@@ -662,7 +656,7 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 		return Tables{}, err
 	}
 	now := rb.cfg.Now()
-	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
+	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
 		now.Add(rb.cfg.Lease).UnixMilli(), tg.Projection.Name(), rb.owner)
 	if err != nil {
 		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
@@ -711,17 +705,17 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 			break
 		}
 	}
-	if err := saveCheckpoint(ctx, tx, tg.Tables, cp); err != nil {
+	if err := SaveCheckpoint(ctx, tx, tg.Tables, cp); err != nil {
 		return Tables{}, err
 	}
-	if err := setActive(ctx, tx, tg.Projection, tg.Generation, tg.Tables, now); err != nil {
+	if err := SetActive(ctx, tx, tg.Projection, tg.Generation, tg.Tables, now); err != nil {
 		return Tables{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
+	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
 		WHERE projection = ? AND owner = ?`, old.Prefix(), cp, now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
 		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
-	if err := tx.tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return Tables{}, fmt.Errorf("switch %s: commit: %w", tg.Projection.Name(), err)
 	}
 	tg.Checkpoint, tg.Parked = cp, parked
@@ -730,7 +724,7 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 
 func checkpointIn(ctx context.Context, tx *Tx, t Tables) (int64, error) {
 	var cp int64
-	err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
+	err := tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
 	}
@@ -760,7 +754,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 			}
 		}
 		now := rb.cfg.Now()
-		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET phase = 'done',
+		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET phase = 'done',
 			updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
 			return fmt.Errorf("finish rebuild of %s: %w", tg.Projection.Name(), err)
 		}
@@ -786,7 +780,7 @@ func (rb *rebuild) dropOld(ctx context.Context, p Projection, t Tables, sameVers
 	if !sameVersion && t.Prefix() == TablesFor(p, "").Prefix() {
 		return nil // a default set of another version: its schema is unknown here; it stays
 	}
-	return rb.db.dropSet(ctx, p, t, sameVersion)
+	return rb.db.DropSet(ctx, p, t, sameVersion)
 }
 
 func (rb *rebuild) setProgress(i int, f func(*RebuildProgress)) {

@@ -391,7 +391,7 @@ var errSetSwitched = errors.New("the table set was replaced by a rebuild")
 // committed before (and the guard sees it) or waits for the transaction to end.
 func (r *Runner) servedGuard(pj *projector, t Tables) func(ctx context.Context, tx *Tx) error {
 	return func(ctx context.Context, tx *Tx) error {
-		active, err := r.db.activeIn(ctx, tx.tx, pj.p)
+		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
 		if err != nil {
 			return &storageError{err}
 		}

@@ -135,7 +135,7 @@ func snapshotsSchema() string {
 // stopped process left.
 func (tt *TimeTravel) Init(ctx context.Context) error {
 	db := tt.cfg.DB
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return err
 	}
 	if tt.usesFiles() {
@@ -205,7 +205,7 @@ func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, err
 // drop removes a set of time travel and its line in the list.
 func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
 	db := tt.cfg.DB
-	if err := db.dropSet(ctx, p, t, true); err != nil {
+	if err := db.DropSet(ctx, p, t, true); err != nil {
 		return err
 	}
 	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), t.Prefix()); err != nil {
@@ -352,7 +352,7 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 // before build lists it as complete, so the copy need not be one transaction.
 func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, from, to Tables) error {
 	var copies []string
-	for _, name := range setTables(b.DB.Dialect, p, from) {
+	for _, name := range SetTables(b.DB.Dialect, p, from) {
 		copies = append(copies, `INSERT INTO `+to.Name(name[len(from.Prefix()):])+` SELECT * FROM `+name)
 	}
 	if err := b.SideBySide(ctx, copies); err != nil {
@@ -362,23 +362,23 @@ func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, fro
 	if err != nil {
 		return err
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var cp int64
-	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
+	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("checkpoint of %s: %w", from.Prefix(), err)
 	}
 	if cp > 0 {
-		if err := saveCheckpoint(ctx, tx, to, cp); err != nil {
+		if err := SaveCheckpoint(ctx, tx, to, cp); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
-		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+parkedTable+` WHERE table_set = ?`,
+	if _, err := tx.Exec(ctx, `INSERT INTO `+ParkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
+		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+ParkedTable+` WHERE table_set = ?`,
 		to.Prefix(), from.Prefix()); err != nil {
 		return fmt.Errorf("copy parked events of %s: %w", from.Prefix(), err)
 	}
-	if err := tx.tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("copy %s: %w", from.Prefix(), err)
 	}
 	return nil

@@ -78,7 +78,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 	db := tt.cfg.DB
 	rows, err := db.SQL.QueryContext(ctx, `SELECT table_set, projection, version FROM `+snapshotsTable)
 	if err != nil {
-		if isNoSuchTable(err) {
+		if IsNoSuchTable(err) {
 			return nil
 		}
 		return fmt.Errorf("time travel: list snapshot tables: %w", err)
@@ -112,7 +112,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 		return fmt.Errorf("time travel: list snapshot tables: %w", err)
 	}
 	for _, s := range sets {
-		if err := db.dropSet(ctx, s.p, s.t, s.sameVersion); err != nil {
+		if err := db.DropSet(ctx, s.p, s.t, s.sameVersion); err != nil {
 			return err
 		}
 		if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), s.t.Prefix()); err != nil {
