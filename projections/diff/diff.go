@@ -1,4 +1,4 @@
-package projections
+package diff
 
 import (
 	"context"
@@ -12,42 +12,43 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
-// Defaults of DiffConfig.
+// Defaults of Config.
 const (
-	DefaultDiffSample = 5
+	DefaultSample = 5
 )
 
-// DiffConfig configures Diff.
-type DiffConfig struct {
-	DB    *DB
+// Config configures Run.
+type Config struct {
+	DB    *projections.DB
 	Store eventstore.Store
 	// Batch is how many events one read and one transaction take (default
 	// DefaultRebuildBatch).
 	Batch int
 	// Sample is how many rows of each kind (added, removed, changed) a table reports
-	// (default DefaultDiffSample).
+	// (default DefaultSample).
 	Sample int
 	// Progress, when set, is called after every batch with the candidate's position and the
 	// position it builds to.
 	Progress func(position, target int64)
 }
 
-// Diff builds candidate (the projection's code as it is now, possibly changed) from the log
+// Run builds candidate (the projection's code as it is now, possibly changed) from the log
 // into a temporary set beside the served one, up to the served set's checkpoint, and
 // compares the two, table by table and row by row (rows matched by primary key): what a
 // switch to this code would change. The temporary set is dropped afterwards; the served
 // set is only read, from one snapshot, so a live runner may go on meanwhile.
-func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served ServedSet) (SetDiff, error) {
+func Run(ctx context.Context, cfg Config, candidate projections.Projection, served projections.ServedSet) (SetDiff, error) {
 	if cfg.DB == nil || cfg.Store == nil {
 		return SetDiff{}, errors.New("diff: no read-model database or no event store")
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = DefaultRebuildBatch
+		cfg.Batch = projections.DefaultRebuildBatch
 	}
 	if cfg.Sample <= 0 {
-		cfg.Sample = DefaultDiffSample
+		cfg.Sample = DefaultSample
 	}
 	db := cfg.DB
 	if err := db.EnsureRegistry(ctx); err != nil {
@@ -56,9 +57,9 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	gen := "x" + hex.EncodeToString(suffix)
-	tg := NewTarget(candidate, TablesFor(candidate, gen))
+	tg := projections.NewTarget(candidate, projections.TablesFor(candidate, gen))
 	tg.Generation = gen
-	b := &Builder{DB: db, Store: cfg.Store, Batch: cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: true}
+	b := &projections.Builder{DB: db, Store: cfg.Store, Batch: cfg.Batch, Now: time.Now, Targets: []*projections.Target{tg}, Lax: true}
 	if err := b.Open(ctx); err != nil {
 		return SetDiff{}, err
 	}
@@ -103,7 +104,7 @@ func Diff(ctx context.Context, cfg DiffConfig, candidate Projection, served Serv
 
 // compareAt compares in one snapshot of the database if the served set's checkpoint there
 // is the candidate's; done is false when the served set has moved on (build further).
-func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, served ServedSet, sample int) (SetDiff, bool, error) {
+func compareAt(ctx context.Context, db *projections.DB, candidate projections.Projection, tg *projections.Target, served projections.ServedSet, sample int) (SetDiff, bool, error) {
 	// A read-only snapshot: writers go on meanwhile.
 	snap, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
 	if err != nil {
@@ -111,7 +112,7 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, se
 	}
 	defer snap.Rollback() //nolint:errcheck // read only
 	var cp int64
-	err = snap.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`), served.Tables.Prefix()).Scan(&cp)
+	err = snap.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+projections.CheckpointsTable+` WHERE set_name = ?`), served.Tables.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return SetDiff{}, false, fmt.Errorf("diff: checkpoint of %s: %w", served.TableSet, err)
 	}
@@ -126,7 +127,7 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, se
 		return SetDiff{}, false, err
 	}
 	// The candidate set is written by nobody else: it is read outside the snapshot.
-	d, err := db.compareSets(ctx, snap, db.SQL, servedNames, served.Tables, SetTables(db.Dialect, candidate, tg.Tables), tg.Tables, sample)
+	d, err := compareSets(ctx, db, snap, db.SQL, servedNames, served.Tables, projections.SetTables(db.Dialect, candidate, tg.Tables), tg.Tables, sample)
 	if err != nil {
 		return SetDiff{}, false, err
 	}
@@ -136,23 +137,23 @@ func compareAt(ctx context.Context, db *DB, candidate Projection, tg *Target, se
 
 // CompareSets compares two table sets of a database as they are now (the served one first):
 // the sets of a projection before and after a rebuild, or live and rebuilt.
-func (db *DB) CompareSets(ctx context.Context, served Tables, candidate Projection, cand Tables, sample int) (SetDiff, error) {
+func CompareSets(ctx context.Context, db *projections.DB, served projections.Tables, candidate projections.Projection, cand projections.Tables, sample int) (SetDiff, error) {
 	if sample <= 0 {
-		sample = DefaultDiffSample
+		sample = DefaultSample
 	}
 	servedNames, err := db.SetTablesInCatalog(ctx, db.SQL, served.Prefix(), cand.Prefix())
 	if err != nil {
 		return SetDiff{}, err
 	}
-	return db.compareSets(ctx, db.SQL, db.SQL, servedNames, served, SetTables(db.Dialect, candidate, cand), cand, sample)
+	return compareSets(ctx, db, db.SQL, db.SQL, servedNames, served, projections.SetTables(db.Dialect, candidate, cand), cand, sample)
 }
 
-func (db *DB) compareSets(ctx context.Context, qs, qc queryer, servedNames []string, served Tables, candNames []string, cand Tables, sample int) (SetDiff, error) {
+func compareSets(ctx context.Context, db *projections.DB, qs, qc queryer, servedNames []string, served projections.Tables, candNames []string, cand projections.Tables, sample int) (SetDiff, error) {
 	d := SetDiff{Served: served.Prefix(), Candidate: cand.Prefix()}
-	shapes := func(q queryer, names []string, t Tables) (map[string]*tableShape, error) {
+	shapes := func(q queryer, names []string, t projections.Tables) (map[string]*tableShape, error) {
 		m := map[string]*tableShape{}
 		for _, name := range names {
-			s, ok, err := db.shapeOf(ctx, q, name)
+			s, ok, err := shapeOf(ctx, db, q, name)
 			if err != nil {
 				return nil, err
 			}
@@ -181,7 +182,7 @@ func (db *DB) compareSets(ctx context.Context, qs, qc queryer, servedNames []str
 	}
 	slices.Sort(bases)
 	for _, base := range bases {
-		td, err := db.compareTables(ctx, qs, qc, base, sa[base], sb[base], sample)
+		td, err := compareTables(ctx, db, qs, qc, base, sa[base], sb[base], sample)
 		if err != nil {
 			return d, err
 		}
