@@ -108,6 +108,18 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	return &Tx{tx: sqlTx, dialect: db.Dialect}, nil
 }
 
+// ReadOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on
+// SQLite). Every read model's queries read through it.
+func (db *DB) ReadOnly(ctx context.Context, read func(tx *sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
+
 // Commit commits the transaction. Only the code that began it does (the runtime, a
 // rebuild's switch); a projection's Apply never does.
 func (t *Tx) Commit() error { return t.tx.Commit() }
