@@ -1,9 +1,3 @@
-// Package projections builds read models from the log. A projection has a persisted name, a
-// version, its own SQL tables and an apply function over events; the same code serves SQLite
-// (the embedded default) and PostgreSQL.
-//
-// Exactly-once effect: the read-model change of an event and the projection's checkpoint are
-// written in one transaction, so a redelivered event (position <= checkpoint) is a no-op.
 package projections
 
 import (

@@ -194,15 +194,10 @@ func (c RebuildConfig) Validate() error {
 }
 
 // Rebuild rebuilds projections from the log into fresh table sets and makes them the
-// served ones: blue/green. For each projection it takes the rebuild lock (or returns
-// ErrRebuildRunning), builds a new generation set (TablesFor(p, "gN")) by reading the log
-// directly in batches of cfg.Batch events, one transaction each with the set's checkpoint,
-// then switches: in one transaction, holding the lock of both sets, it applies what the
-// live set has that the new set lacks, and records the new set in the table-set registry.
-// From then on queries and the live runner use the new set, continuing from its checkpoint:
-// the runner's transactions check the registry under the same lock, so none writes to the
-// old set after the switch and no event is lost or applied twice. The old set is dropped
-// after its queries ended.
+// served ones: blue/green, as the package documentation's hand-over describes (lock, build,
+// switch, drop). For each projection it takes the rebuild lock (or returns
+// ErrRebuildRunning) and builds a new generation set (TablesFor(p, "gN")) by reading the
+// log directly in batches of cfg.Batch events.
 //
 // Several projections are built in one pass over the log. An interrupted rebuild (a
 // crash, an error, ctx ending) resumes from its set's checkpoint when run again.

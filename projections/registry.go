@@ -16,7 +16,7 @@ import (
 // version without a row serves its default set, TablesFor(p, ""): read-model databases
 // from before rebuilds existed keep working unchanged. A rebuild builds a generation set
 // ("g1", "g2", ...) beside the served one and replaces the row in the same transaction that
-// makes the new set current (see Rebuild); every reader (queries through the Runner, the
+// makes the new set current (see the hand-over in the package documentation); every reader (queries through the Runner, the
 // runner's apply transactions, diffs) resolves the served set through this table.
 const SetsTable = "projection_sets"
 
