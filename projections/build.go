@@ -15,44 +15,51 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 )
 
-// builder applies the log, read directly in large batches, to table sets nobody else
-// writes: the sets of a rebuild or of a diff. Reading, decoding and writing overlap (a
-// reader, a preparer and the writer each run in their own goroutine), so the log is read
-// while the previous batch is written. Each batch is one transaction per set group with the
-// sets' checkpoints, so an interrupted build resumes from them.
-type builder struct {
-	db    *DB
-	store eventstore.Store
-	batch int
-	now   func() time.Time
-	// conn is the SQLite connection of the build (tuned for bulk writes, see openBuildConn);
-	// nil on PostgreSQL, where each set writes on a pooled connection of its own.
-	conn    *sql.Conn
-	targets []*target
-	// inTx runs in each batch transaction of a target, after its lock: the rebuild's lease
+// Builder applies the log, read directly in large batches, to table sets nobody else
+// writes: the sets of a rebuild, of a diff and of time travel. Reading, decoding and writing
+// overlap (a reader, a preparer and the writer each run in their own goroutine), so the log
+// is read while the previous batch is written. Each batch is one transaction per set group
+// with the sets' checkpoints, so an interrupted build resumes from them.
+//
+// A caller fills the exported fields, calls Open, then CreateSet and Load for each target,
+// Run as often as it needs, Finish for each target and Close. A Builder is used by one
+// goroutine at a time.
+type Builder struct {
+	DB    *DB
+	Store eventstore.Store
+	// Batch is how many events one read of the log takes.
+	Batch int
+	// Now is the clock of parked_at.
+	Now     func() time.Time
+	Targets []*Target
+	// InTx runs in each batch transaction of a target, after its lock: the rebuild's lease
 	// check and progress row.
-	inTx func(ctx context.Context, tx *Tx, tg *target, position int64) error
-	// onBatch runs after each batch was written with the number of events read; onCommit
+	InTx func(ctx context.Context, tx *Tx, tg *Target, position int64) error
+	// OnBatch runs after each batch was written with the number of events read; OnCommit
 	// after each commit. An error of either stops the build.
-	onBatch  func(events int, last int64) error
-	onCommit func() error
-	// commitEvery is how long a transaction of the build stays open across batches on
+	OnBatch  func(events int, last int64) error
+	OnCommit func() error
+	// CommitEvery is how long a transaction of the build stays open across batches on
 	// SQLite (0: one transaction per batch). Each commit writes every page the transaction
 	// changed, and the random keys of the read models change pages all over their indexes:
 	// fewer, longer transactions write each page once for many batches. The live runner
 	// waits for the write lock at most that long (it goes between two transactions).
-	commitEvery time.Duration
+	CommitEvery time.Duration
+	// Lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
+	Lax bool
+	// Analyze has Finish gather the statistics of the tables on PostgreSQL: a set that will
+	// be served (a rebuild). A new set has none, and its first queries would be planned
+	// blind: the churn points' read took twice as long, sorting on disk. A time-travel set
+	// goes without: its few questions gain less than the statistics cost.
+	Analyze bool
+
+	// conn is the SQLite connection of the build (tuned for bulk writes, see Open); nil on
+	// PostgreSQL, where each set writes on a pooled connection of its own.
+	conn *sql.Conn
 	// open is the SQLite transaction left open across batches, if any.
 	open *openTx
 	// head follows the log's head for progress.
 	head atomic.Int64
-	// lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
-	lax bool
-	// analyze has finish gather the statistics of the tables on PostgreSQL: a set that will
-	// be served (a rebuild). A new set has none, and its first queries would be planned
-	// blind: the churn points' read took twice as long, sorting on disk. A time-travel set
-	// goes without: its few questions gain less than the statistics cost.
-	analyze bool
 	// stmts outlive the batches' transactions.
 	stmts stmtCache
 	// pgConns are the PostgreSQL connections of the set groups, one each: a group's batches
@@ -61,20 +68,35 @@ type builder struct {
 	pgConns map[int]*sql.Conn
 }
 
-// target is one set being built.
-type target struct {
-	p   Projection
-	bp  BatchProjection // nil: p is applied event by event
-	gen string
-	t   Tables
-	cp  int64 // checkpoint of t
-	// parked counts the parked events of t per stream: later events of those streams are
-	// parked behind them, as the live runner does.
-	parked map[string]int
-	// slowUntil makes the batches that start before it take the one-by-one path (with a
+// Head is the head of the log as the build last saw it.
+func (b *Builder) Head() int64 { return b.head.Load() }
+
+// Target is one set being built.
+type Target struct {
+	Projection Projection
+	// BatchPath is Projection's batch path; nil: it is applied event by event.
+	BatchPath BatchProjection
+	// Generation names the set among the projection's sets ("g3", "x…"); informative.
+	Generation string
+	Tables     Tables
+	// Checkpoint is the position of the last event applied to Tables (Load reads it).
+	Checkpoint int64
+	// Parked counts the parked events of the set per stream: later events of those
+	// streams are parked behind them, as the live runner does.
+	Parked map[string]int
+	// SlowUntil makes the batches that start before it take the one-by-one path (with a
 	// savepoint per event) right away: set when one of them met a refused event, so that
 	// applying them again parks it alone.
-	slowUntil int64
+	SlowUntil int64
+}
+
+// NewTarget returns the target building set t of p, through p's batch path when it has one.
+func NewTarget(p Projection, t Tables) *Target {
+	tg := &Target{Projection: p, Tables: t}
+	if bp, ok := p.(BatchProjection); ok {
+		tg.BatchPath = bp
+	}
+	return tg
 }
 
 // errRefused: an event was refused (Apply failed) on a path that cannot park it alone.
@@ -83,14 +105,14 @@ var errRefused = errors.New("an event was refused")
 // errSetWritten: something else wrote to a set being built.
 var errSetWritten = errors.New("the set was written by another builder")
 
-// openBuildConn takes a connection of the read-model database for the build, where the
+// Open takes a connection of the read-model database for the build, where the
 // dialect builds on one connection tuned for it (Features.BuildPragmas).
-func (b *builder) openBuildConn(ctx context.Context) error {
-	pragmas := b.db.Dialect.Features().BuildPragmas
+func (b *Builder) Open(ctx context.Context) error {
+	pragmas := b.DB.Dialect.Features().BuildPragmas
 	if pragmas == nil {
 		return nil
 	}
-	conn, err := b.db.SQL.Conn(ctx)
+	conn, err := b.DB.SQL.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("build connection: %w", err)
 	}
@@ -104,20 +126,20 @@ func (b *builder) openBuildConn(ctx context.Context) error {
 	return nil
 }
 
-// durable makes the build connection's next commits durable again (before a switch).
-func (b *builder) durable(ctx context.Context) error {
+// Durable makes the build connection's next commits durable again (before a switch).
+func (b *Builder) Durable(ctx context.Context) error {
 	if b.conn == nil {
 		return nil
 	}
-	if _, err := b.conn.ExecContext(ctx, b.db.Dialect.Features().RestorePragmas[0]); err != nil {
+	if _, err := b.conn.ExecContext(ctx, b.DB.Dialect.Features().RestorePragmas[0]); err != nil {
 		return fmt.Errorf("build connection: %w", err)
 	}
 	return nil
 }
 
-// close releases the build's statements and returns its connection to the pool with the
+// Close releases the build's statements and returns its connection to the pool with the
 // default pragmas.
-func (b *builder) close() {
+func (b *Builder) Close() {
 	b.stmts.close()
 	b.pgMu.Lock()
 	for _, c := range b.pgConns {
@@ -130,7 +152,7 @@ func (b *builder) close() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, p := range b.db.Dialect.Features().RestorePragmas {
+	for _, p := range b.DB.Dialect.Features().RestorePragmas {
 		if _, err := b.conn.ExecContext(ctx, p); err != nil {
 			// A connection with unknown pragmas must not serve anyone else.
 			_ = b.conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -142,22 +164,24 @@ func (b *builder) close() {
 }
 
 // exec runs a statement on the build's connection (SQLite) or the pool.
-func (b *builder) exec(ctx context.Context, query string) error {
+func (b *Builder) exec(ctx context.Context, query string) error {
 	var err error
 	if b.conn != nil {
 		_, err = b.conn.ExecContext(ctx, query)
 	} else {
-		_, err = b.db.SQL.ExecContext(ctx, query)
+		_, err = b.DB.SQL.ExecContext(ctx, query)
 	}
 	return err
 }
 
-func (b *builder) begin(ctx context.Context) (*Tx, error) { return b.beginOn(ctx, -1) }
+// Begin begins a transaction on the build's connection (SQLite) or a pooled one, lax like
+// the batches: for work of the build outside them (copying a set).
+func (b *Builder) Begin(ctx context.Context) (*Tx, error) { return b.beginOn(ctx, -1) }
 
 // connFor returns the connection the batches of group write on: the build's connection on
 // SQLite, one of its own on PostgreSQL (nil for group -1: any pooled connection).
-func (b *builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
-	if b.conn != nil || group < 0 || b.db.Dialect.Features().BuildPragmas != nil {
+func (b *Builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
+	if b.conn != nil || group < 0 || b.DB.Dialect.Features().BuildPragmas != nil {
 		return b.conn, nil
 	}
 	b.pgMu.Lock()
@@ -165,7 +189,7 @@ func (b *builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
 	if c := b.pgConns[group]; c != nil {
 		return c, nil
 	}
-	c, err := b.db.SQL.Conn(ctx)
+	c, err := b.DB.SQL.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("build connection: %w", err)
 	}
@@ -177,7 +201,7 @@ func (b *builder) connFor(ctx context.Context, group int) (*sql.Conn, error) {
 }
 
 // beginOn begins a batch transaction of group.
-func (b *builder) beginOn(ctx context.Context, group int) (*Tx, error) {
+func (b *Builder) beginOn(ctx context.Context, group int) (*Tx, error) {
 	conn, err := b.connFor(ctx, group)
 	if err != nil {
 		return nil, err
@@ -186,16 +210,16 @@ func (b *builder) beginOn(ctx context.Context, group int) (*Tx, error) {
 	if conn != nil {
 		sqlTx, err = conn.BeginTx(ctx, nil)
 	} else {
-		sqlTx, err = b.db.SQL.BeginTx(ctx, nil)
+		sqlTx, err = b.DB.SQL.BeginTx(ctx, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	tx := &Tx{tx: sqlTx, dialect: b.db.Dialect, shared: &b.stmts, conn: conn}
+	tx := &Tx{tx: sqlTx, dialect: b.DB.Dialect, shared: &b.stmts, conn: conn}
 	if b.stmts.db == nil {
-		b.stmts.db = b.db.SQL
+		b.stmts.db = b.DB.SQL
 	}
-	if lax := b.db.Dialect.Features().LaxCommit; b.lax && lax != "" {
+	if lax := b.DB.Dialect.Features().LaxCommit; b.Lax && lax != "" {
 		// Nobody is served from a set being built: a crash may lose the last batches, which
 		// are applied again from their checkpoint (the switch commits synchronously).
 		if _, err := tx.Exec(ctx, lax); err != nil {
@@ -206,23 +230,40 @@ func (b *builder) beginOn(ctx context.Context, group int) (*Tx, error) {
 	return tx, nil
 }
 
-// createSet creates the tables of tg's set, unless they exist, and returns the statements
-// of the indexes, which are cheaper to build once the tables are full (the batches load
-// rows by primary key only).
-func (b *builder) createSet(ctx context.Context, tg *target, unlogged bool) (indexes []string, err error) {
-	if err := b.db.ensureRegistry(ctx); err != nil {
+// BeginDurable begins a transaction that commits durably (the switch).
+func (b *Builder) BeginDurable(ctx context.Context) (*Tx, error) {
+	var (
+		sqlTx *sql.Tx
+		err   error
+	)
+	if b.conn != nil {
+		sqlTx, err = b.conn.BeginTx(ctx, nil)
+	} else {
+		sqlTx, err = b.DB.SQL.BeginTx(ctx, nil)
+	}
+	if err != nil {
 		return nil, err
 	}
-	for _, s := range tg.p.Schema(b.db.Dialect, tg.t) {
+	return &Tx{tx: sqlTx, dialect: b.DB.Dialect}, nil
+}
+
+// CreateSet creates the tables of tg's set, unless they exist, and returns the statements
+// of the indexes, which are cheaper to build once the tables are full (the batches load
+// rows by primary key only).
+func (b *Builder) CreateSet(ctx context.Context, tg *Target, unlogged bool) (indexes []string, err error) {
+	if err := b.DB.EnsureRegistry(ctx); err != nil {
+		return nil, err
+	}
+	for _, s := range tg.Projection.Schema(b.DB.Dialect, tg.Tables) {
 		if createIndex.MatchString(s) {
 			indexes = append(indexes, s)
 			continue
 		}
-		if unlogged && b.db.Dialect.Features().Unlogged {
+		if unlogged && b.DB.Dialect.Features().Unlogged {
 			s = unloggedTable.ReplaceAllString(s, "${1}UNLOGGED TABLE")
 		}
-		if _, err := b.db.SQL.ExecContext(ctx, s); err != nil {
-			return nil, fmt.Errorf("schema of %s: %w", tg.t.Prefix(), err)
+		if _, err := b.DB.SQL.ExecContext(ctx, s); err != nil {
+			return nil, fmt.Errorf("schema of %s: %w", tg.Tables.Prefix(), err)
 		}
 	}
 	return indexes, nil
@@ -230,21 +271,21 @@ func (b *builder) createSet(ctx context.Context, tg *target, unlogged bool) (ind
 
 var unloggedTable = regexp.MustCompile(`(?is)^(\s*CREATE\s+)TABLE`)
 
-// load reads tg's checkpoint and parked events.
-func (b *builder) load(ctx context.Context, tg *target) error {
-	cp, err := b.db.Checkpoint(ctx, tg.t)
+// Load reads tg's checkpoint and parked events.
+func (b *Builder) Load(ctx context.Context, tg *Target) error {
+	cp, err := b.DB.Checkpoint(ctx, tg.Tables)
 	if err != nil {
 		return err
 	}
-	tg.cp = cp
-	tg.parked = map[string]int{}
-	rows, err := b.db.SQL.QueryContext(ctx, b.db.Dialect.Rebind(`SELECT stream, count(*) FROM `+parkedTable+`
-		WHERE table_set = ? GROUP BY stream`), tg.t.Prefix())
+	tg.Checkpoint = cp
+	tg.Parked = map[string]int{}
+	rows, err := b.DB.SQL.QueryContext(ctx, b.DB.Dialect.Rebind(`SELECT stream, count(*) FROM `+ParkedTable+`
+		WHERE table_set = ? GROUP BY stream`), tg.Tables.Prefix())
 	if err != nil {
-		if isNoSuchTable(err) {
+		if IsNoSuchTable(err) {
 			return nil
 		}
-		return fmt.Errorf("parked events of %s: %w", tg.t.Prefix(), err)
+		return fmt.Errorf("parked events of %s: %w", tg.Tables.Prefix(), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -253,9 +294,9 @@ func (b *builder) load(ctx context.Context, tg *target) error {
 			n      int
 		)
 		if err := rows.Scan(&stream, &n); err != nil {
-			return fmt.Errorf("parked events of %s: %w", tg.t.Prefix(), err)
+			return fmt.Errorf("parked events of %s: %w", tg.Tables.Prefix(), err)
 		}
-		tg.parked[stream] = n
+		tg.Parked[stream] = n
 	}
 	return rows.Err()
 }
@@ -266,25 +307,22 @@ func (b *builder) load(ctx context.Context, tg *target) error {
 // event the projection refuses is parked with the later events of its stream, the others
 // are applied. It returns the checkpoint after the transaction.
 func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
-	tg := &target{p: p, t: t}
-	if bp, ok := p.(BatchProjection); ok {
-		tg.bp = bp
-	}
-	b := &builder{db: db, batch: max(len(events), 1), now: time.Now, targets: []*target{tg}}
-	defer b.close()
-	if err := b.load(ctx, tg); err != nil {
+	tg := NewTarget(p, t)
+	b := &Builder{DB: db, Batch: max(len(events), 1), Now: time.Now, Targets: []*Target{tg}}
+	defer b.Close()
+	if err := b.Load(ctx, tg); err != nil {
 		return 0, err
 	}
-	events = after(events, tg.cp)
+	events = after(events, tg.Checkpoint)
 	if len(events) == 0 {
-		return tg.cp, nil
+		return tg.Checkpoint, nil
 	}
-	rb := readBatch{events: events, from: tg.cp, last: events[len(events)-1].Position, count: len(events),
-		preps: b.prepare(events, []int64{tg.cp})}
-	if err := b.writeGroup(ctx, rb, b.targets, 0); err != nil {
+	rb := readBatch{events: events, from: tg.Checkpoint, last: events[len(events)-1].Position, count: len(events),
+		preps: b.prepare(events, []int64{tg.Checkpoint})}
+	if err := b.writeGroup(ctx, rb, b.Targets, 0); err != nil {
 		return 0, err
 	}
-	return tg.cp, nil
+	return tg.Checkpoint, nil
 }
 
 // readBatch is one read of the log, prepared for every target.
@@ -317,9 +355,9 @@ type openTx struct {
 // and applied again.
 var errRedo = errors.New("apply the batches of the rolled back transaction again")
 
-// run applies the log after the targets' checkpoints up to until (0: as far as the reads
+// Run applies the log after the targets' checkpoints up to until (0: as far as the reads
 // go), and returns when a read comes back short (the head is near) or until is reached.
-func (b *builder) run(ctx context.Context, until int64) error {
+func (b *Builder) Run(ctx context.Context, until int64) error {
 	for {
 		err := b.runOnce(ctx, until)
 		if cerr := b.closeOpen(ctx, err == nil); err == nil {
@@ -332,7 +370,7 @@ func (b *builder) run(ctx context.Context, until int64) error {
 }
 
 // closeOpen commits (commit) or rolls back the open transaction, if any.
-func (b *builder) closeOpen(ctx context.Context, commit bool) error {
+func (b *Builder) closeOpen(ctx context.Context, commit bool) error {
 	o := b.open
 	if o == nil {
 		return nil
@@ -340,20 +378,20 @@ func (b *builder) closeOpen(ctx context.Context, commit bool) error {
 	b.open = nil
 	defer func() { o.unlock() }()
 	if !commit {
-		_ = o.tx.tx.Rollback()
-		for i, tg := range b.targets {
-			tg.cp, tg.parked = o.cps[i], o.parked[i]
+		_ = o.tx.Rollback()
+		for i, tg := range b.Targets {
+			tg.Checkpoint, tg.Parked = o.cps[i], o.parked[i]
 		}
 		return nil
 	}
-	if err := o.tx.tx.Commit(); err != nil {
-		for i, tg := range b.targets {
-			tg.cp, tg.parked = o.cps[i], o.parked[i]
+	if err := o.tx.Commit(); err != nil {
+		for i, tg := range b.Targets {
+			tg.Checkpoint, tg.Parked = o.cps[i], o.parked[i]
 		}
 		return fmt.Errorf("commit batches: %w", err)
 	}
-	if b.onCommit != nil {
-		if err := b.onCommit(); err != nil {
+	if b.OnCommit != nil {
+		if err := b.OnCommit(); err != nil {
 			return err
 		}
 	}
@@ -365,15 +403,15 @@ func (b *builder) closeOpen(ctx context.Context, commit bool) error {
 	return nil
 }
 
-func (b *builder) runOnce(ctx context.Context, until int64) error {
-	if len(b.targets) == 0 {
+func (b *Builder) runOnce(ctx context.Context, until int64) error {
+	if len(b.Targets) == 0 {
 		return nil
 	}
-	from := b.targets[0].cp
-	starts := make([]int64, len(b.targets))
-	for i, tg := range b.targets {
-		from = min(from, tg.cp)
-		starts[i] = tg.cp
+	from := b.Targets[0].Checkpoint
+	starts := make([]int64, len(b.Targets))
+	for i, tg := range b.Targets {
+		from = min(from, tg.Checkpoint)
+		starts[i] = tg.Checkpoint
 	}
 	if until > 0 && from >= until {
 		return nil
@@ -411,8 +449,8 @@ func (b *builder) runOnce(ctx context.Context, until int64) error {
 			if err := b.write(ctx, rb); err != nil {
 				return err
 			}
-			if b.onBatch != nil {
-				if err := b.onBatch(rb.count, rb.last); err != nil {
+			if b.OnBatch != nil {
+				if err := b.OnBatch(rb.count, rb.last); err != nil {
 					return err
 				}
 			}
@@ -425,23 +463,23 @@ func (b *builder) runOnce(ctx context.Context, until int64) error {
 }
 
 // read sends the batches of the log after from, up to until, and follows the head.
-func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBatch) {
+func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBatch) {
 	defer close(out)
 	var lastHead time.Time
 	for {
 		if time.Since(lastHead) > 2*time.Second || from > b.head.Load() {
-			if h, err := findHead(ctx, b.store); err == nil {
+			if h, err := findHead(ctx, b.Store); err == nil {
 				b.head.Store(max(h, b.head.Load()))
 			}
 			lastHead = time.Now()
 		}
 		// A batch reads no further than until (positions may have gaps: more is read
 		// until it is passed).
-		n := b.batch
+		n := b.Batch
 		if until > 0 {
 			n = int(min(int64(n), max(until-from, 1)))
 		}
-		events, err := b.store.ReadAll(ctx, from, n)
+		events, err := b.Store.ReadAll(ctx, from, n)
 		if err != nil {
 			select {
 			case out <- readBatch{err: fmt.Errorf("read the log after %d: %w", from, err)}:
@@ -477,12 +515,12 @@ func (b *builder) read(ctx context.Context, from, until int64, out chan<- readBa
 
 // prepare decodes a batch for each target that has a batch path, in parallel; each event is
 // decoded once for all of them.
-func (b *builder) prepare(events []eventstore.Event, starts []int64) []PreparedBatch {
-	preps := make([]PreparedBatch, len(b.targets))
+func (b *Builder) prepare(events []eventstore.Event, starts []int64) []PreparedBatch {
+	preps := make([]PreparedBatch, len(b.Targets))
 	batch := NewBatch(events)
 	var wg sync.WaitGroup
-	for i, tg := range b.targets {
-		if tg.bp == nil {
+	for i, tg := range b.Targets {
+		if tg.BatchPath == nil {
 			continue
 		}
 		wg.Go(func() {
@@ -491,7 +529,7 @@ func (b *builder) prepare(events []eventstore.Event, starts []int64) []PreparedB
 				return
 			}
 			// A batch that fails to prepare is applied one by one, where Apply decides.
-			if p, err := tg.bp.PrepareBatch(view); err == nil {
+			if p, err := tg.BatchPath.PrepareBatch(view); err == nil {
 				preps[i] = p
 			}
 		})
@@ -513,29 +551,29 @@ func after(events []eventstore.Event, pos int64) []eventstore.Event {
 // write applies a batch to every target: on SQLite in one transaction (there is one writer
 // anyway), which may stay open for the next batches; on PostgreSQL one transaction per set,
 // in parallel.
-func (b *builder) write(ctx context.Context, rb readBatch) error {
-	if b.conn != nil && b.commitEvery > 0 {
+func (b *Builder) write(ctx context.Context, rb readBatch) error {
+	if b.conn != nil && b.CommitEvery > 0 {
 		return b.writeOpen(ctx, rb)
 	}
 	if b.conn != nil {
-		return b.writeGroup(ctx, rb, b.targets, 0)
+		return b.writeGroup(ctx, rb, b.Targets, 0)
 	}
-	errs := make([]error, len(b.targets))
+	errs := make([]error, len(b.Targets))
 	var wg sync.WaitGroup
-	for i := range b.targets {
-		wg.Go(func() { errs[i] = b.writeGroup(ctx, rb, b.targets[i:i+1], i) })
+	for i := range b.Targets {
+		wg.Go(func() { errs[i] = b.writeGroup(ctx, rb, b.Targets[i:i+1], i) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 // writeOpen applies a batch to every target in the open transaction (SQLite), beginning one
-// when none is open, and commits it once it has been open commitEvery or the batch is the
+// when none is open, and commits it once it has been open CommitEvery or the batch is the
 // last of the run. A refused event rolls it back: the batches since it began are read again
 // (errRedo), the one that met the event on the one-by-one path.
-func (b *builder) writeOpen(ctx context.Context, rb readBatch) error {
+func (b *Builder) writeOpen(ctx context.Context, rb readBatch) error {
 	if b.open == nil {
-		unlock := b.db.lockWrites()
+		unlock := b.DB.LockWrites()
 		// The transaction outlives this run of the pipeline (whose context ends with it):
 		// run commits or rolls it back.
 		tx, err := b.beginOn(context.WithoutCancel(ctx), 0)
@@ -544,46 +582,46 @@ func (b *builder) writeOpen(ctx context.Context, rb readBatch) error {
 			return err
 		}
 		o := &openTx{tx: tx, unlock: unlock, opened: time.Now()}
-		for _, tg := range b.targets {
-			o.cps = append(o.cps, tg.cp)
-			o.parked = append(o.parked, tg.parked)
+		for _, tg := range b.Targets {
+			o.cps = append(o.cps, tg.Checkpoint)
+			o.parked = append(o.parked, tg.Parked)
 		}
 		b.open = o
 	}
-	slow := make([]bool, len(b.targets))
-	for i, tg := range b.targets {
-		slow[i] = rb.from < tg.slowUntil
+	slow := make([]bool, len(b.Targets))
+	for i, tg := range b.Targets {
+		slow[i] = rb.from < tg.SlowUntil
 	}
-	cps, parked, err := b.applyGroup(ctx, b.open.tx, &rb, b.targets, 0, slow)
+	cps, parked, err := b.applyGroup(ctx, b.open.tx, &rb, b.Targets, 0, slow)
 	var re *refusedError
 	if errors.As(err, &re) {
 		if slow[re.target] {
 			return err
 		}
-		b.targets[re.target].slowUntil = rb.last
+		b.Targets[re.target].SlowUntil = rb.last
 		_ = b.closeOpen(ctx, false)
 		return errRedo
 	}
 	if err != nil {
 		return err
 	}
-	for i, tg := range b.targets {
-		tg.cp, tg.parked = cps[i], parked[i]
+	for i, tg := range b.Targets {
+		tg.Checkpoint, tg.Parked = cps[i], parked[i]
 	}
-	if time.Since(b.open.opened) >= b.commitEvery || !rb.more {
+	if time.Since(b.open.opened) >= b.CommitEvery || !rb.more {
 		return b.closeOpen(ctx, true)
 	}
 	return nil
 }
 
-// writeGroup applies a batch to targets (those of b.targets from index first) in one
+// writeGroup applies a batch to targets (those of b.Targets from index first) in one
 // transaction. When a prepared batch or a plain apply meets an event it cannot apply,
 // the transaction is rolled back and done again with a savepoint per event of that target,
 // so the refused event is parked alone.
-func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*target, first int) error {
+func (b *Builder) writeGroup(ctx context.Context, rb readBatch, targets []*Target, first int) error {
 	slow := make([]bool, len(targets))
 	for i, tg := range targets {
-		slow[i] = rb.from < tg.slowUntil
+		slow[i] = rb.from < tg.SlowUntil
 	}
 	for {
 		cps, parked, err := b.tryGroup(ctx, &rb, targets, first, slow)
@@ -596,11 +634,11 @@ func (b *builder) writeGroup(ctx context.Context, rb readBatch, targets []*targe
 			return err
 		}
 		for i, tg := range targets {
-			tg.cp = cps[i]
-			tg.parked = parked[i]
+			tg.Checkpoint = cps[i]
+			tg.Parked = parked[i]
 		}
-		if b.onCommit != nil {
-			return b.onCommit()
+		if b.OnCommit != nil {
+			return b.OnCommit()
 		}
 		return nil
 	}
@@ -613,19 +651,19 @@ func (e *refusedError) Error() string { return errRefused.Error() }
 func (e *refusedError) Unwrap() error { return errRefused }
 
 // tryGroup applies a batch to targets in a transaction of its own.
-func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
-	unlock := b.db.lockWrites()
+func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target, first int, slow []bool) ([]int64, []map[string]int, error) {
+	unlock := b.DB.LockWrites()
 	defer func() { unlock() }()
 	tx, err := b.beginOn(ctx, first)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	cps, parked, err := b.applyGroup(ctx, tx, rb, targets, first, slow)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := tx.tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return nil, nil, fmt.Errorf("commit batch: %w", err)
 	}
 	if b.conn != nil {
@@ -640,43 +678,43 @@ func (b *builder) tryGroup(ctx context.Context, rb *readBatch, targets []*target
 
 // applyGroup applies a batch to targets inside tx, with their checkpoints; it returns their
 // checkpoints and parked counts after it (the caller keeps them once tx committed).
-func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets []*target, first int, slow []bool) ([]int64, []map[string]int, error) {
+func (b *Builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets []*Target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	cps := make([]int64, len(targets))
 	parked := make([]map[string]int, len(targets))
 	for i, tg := range targets {
-		cps[i], parked[i] = tg.cp, tg.parked
-		if tg.cp >= rb.last {
+		cps[i], parked[i] = tg.Checkpoint, tg.Parked
+		if tg.Checkpoint >= rb.last {
 			continue
 		}
 		last := rb.last
-		if err := b.db.Dialect.LockSet(ctx, tx, tg.t); err != nil {
+		if err := b.DB.Dialect.LockSet(ctx, tx, tg.Tables); err != nil {
 			return nil, nil, err
 		}
 		var stored int64
-		err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, tg.t.Prefix()).Scan(&stored)
+		err := tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, tg.Tables.Prefix()).Scan(&stored)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, nil, fmt.Errorf("checkpoint of %s: %w", tg.t.Prefix(), err)
+			return nil, nil, fmt.Errorf("checkpoint of %s: %w", tg.Tables.Prefix(), err)
 		}
-		if stored != tg.cp {
-			return nil, nil, fmt.Errorf("%s at %d, expected %d: %w", tg.t.Prefix(), stored, tg.cp, errSetWritten)
+		if stored != tg.Checkpoint {
+			return nil, nil, fmt.Errorf("%s at %d, expected %d: %w", tg.Tables.Prefix(), stored, tg.Checkpoint, errSetWritten)
 		}
-		if b.inTx != nil {
-			if err := b.inTx(ctx, tx, tg, last); err != nil {
+		if b.InTx != nil {
+			if err := b.InTx(ctx, tx, tg, last); err != nil {
 				return nil, nil, err
 			}
 		}
 		prep := rb.preps[first+i]
 		fast := !slow[i] && prep != nil
-		if fast && len(tg.parked) > 0 {
+		if fast && len(tg.Parked) > 0 {
 			events, err := b.eventsOf(ctx, rb)
 			if err != nil {
 				return nil, nil, err
 			}
-			fast = !touchesParked(after(events, tg.cp), tg.parked)
+			fast = !touchesParked(after(events, tg.Checkpoint), tg.Parked)
 		}
 		switch {
 		case fast:
-			if err := prep.Apply(ctx, tx, tg.t); err != nil {
+			if err := prep.Apply(ctx, tx, tg.Tables); err != nil {
 				if ctx.Err() != nil {
 					return nil, nil, ctx.Err()
 				}
@@ -687,7 +725,7 @@ func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			if err != nil {
 				return nil, nil, err
 			}
-			p, err := b.applyEvents(ctx, tx, tg, after(events, tg.cp), slow[i])
+			p, err := b.ApplyEvents(ctx, tx, tg, after(events, tg.Checkpoint), slow[i])
 			if errors.Is(err, errRefused) {
 				return nil, nil, &refusedError{target: i}
 			}
@@ -696,7 +734,7 @@ func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			}
 			parked[i] = p
 		}
-		if err := saveCheckpoint(ctx, tx, tg.t, last); err != nil {
+		if err := SaveCheckpoint(ctx, tx, tg.Tables, last); err != nil {
 			return nil, nil, err
 		}
 		cps[i] = last
@@ -706,11 +744,11 @@ func (b *builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 
 // eventsOf returns the events of a batch, reading them again when they were dropped after
 // preparing: the same count after the same position.
-func (b *builder) eventsOf(ctx context.Context, rb *readBatch) ([]eventstore.Event, error) {
+func (b *Builder) eventsOf(ctx context.Context, rb *readBatch) ([]eventstore.Event, error) {
 	if rb.events != nil || rb.count == 0 {
 		return rb.events, nil
 	}
-	events, err := b.store.ReadAll(ctx, rb.from, rb.count)
+	events, err := b.Store.ReadAll(ctx, rb.from, rb.count)
 	if err != nil {
 		return nil, fmt.Errorf("read the log after %d again: %w", rb.from, err)
 	}
@@ -733,20 +771,20 @@ func touchesParked(events []eventstore.Event, parked map[string]int) bool {
 	return false
 }
 
-// applyEvents applies events one by one with Apply. Events of a stream with parked events
+// ApplyEvents applies events one by one with Apply. Events of a stream with parked events
 // are parked behind them. With savepoints, an event Apply refuses is parked (rolled back
 // alone), as the live runner's poison queue would; without, the refusal returns errRefused
 // so the caller can do the batch again with savepoints. It returns the parked counts after
 // the events (a copy: the caller keeps them once the transaction committed).
-func (b *builder) applyEvents(ctx context.Context, tx *Tx, tg *target, events []eventstore.Event, savepoints bool) (map[string]int, error) {
-	parked := tg.parked
+func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []eventstore.Event, savepoints bool) (map[string]int, error) {
+	parked := tg.Parked
 	cloned := false
 	park := func(e eventstore.Event, note parkNote) error {
 		if !cloned {
 			parked = cloneCounts(parked)
 			cloned = true
 		}
-		if err := insertParked(ctx, tx, tg.p.Name(), tg.t, e, note, b.now()); err != nil {
+		if err := insertParked(ctx, tx, tg.Projection.Name(), tg.Tables, e, note, b.Now()); err != nil {
 			return err
 		}
 		parked[e.Stream]++
@@ -760,7 +798,7 @@ func (b *builder) applyEvents(ctx context.Context, tx *Tx, tg *target, events []
 			continue
 		}
 		if !savepoints {
-			if err := safeApply(ctx, tg.p, tx, tg.t, e); err != nil {
+			if err := safeApply(ctx, tg.Projection, tx, tg.Tables, e); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
@@ -768,7 +806,7 @@ func (b *builder) applyEvents(ctx context.Context, tx *Tx, tg *target, events []
 			}
 			continue
 		}
-		applyErr, err := savepoint(ctx, tx, i, func() error { return safeApply(ctx, tg.p, tx, tg.t, e) })
+		applyErr, err := savepoint(ctx, tx, i, func() error { return safeApply(ctx, tg.Projection, tx, tg.Tables, e) })
 		if err != nil {
 			return nil, err
 		}
@@ -792,21 +830,22 @@ func cloneCounts(m map[string]int) map[string]int {
 	return c
 }
 
-func saveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+checkpointsTable+` (set_name, position) VALUES (?, ?)
+// SaveCheckpoint records, inside tx, that every event up to position is applied to set t.
+func SaveCheckpoint(ctx context.Context, tx *Tx, t Tables, position int64) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+CheckpointsTable+` (set_name, position) VALUES (?, ?)
 		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), position); err != nil {
 		return fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
 	}
 	return nil
 }
 
-// finish creates the deferred indexes and, on PostgreSQL, makes unlogged tables logged:
+// Finish creates the deferred indexes and, on PostgreSQL, makes unlogged tables logged:
 // the set must survive a crash once it is served.
-func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlogged bool) error {
-	if unlogged && b.db.Dialect.Features().Unlogged {
-		for _, name := range setTables(b.db.Dialect, tg.p, tg.t) {
+func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlogged bool) error {
+	if unlogged && b.DB.Dialect.Features().Unlogged {
+		for _, name := range SetTables(b.DB.Dialect, tg.Projection, tg.Tables) {
 			var persistence string
-			err := b.db.SQL.QueryRowContext(ctx, `SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&persistence)
+			err := b.DB.SQL.QueryRowContext(ctx, `SELECT relpersistence FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&persistence)
 			if err != nil {
 				return fmt.Errorf("persistence of %s: %w", name, err)
 			}
@@ -818,38 +857,38 @@ func (b *builder) finish(ctx context.Context, tg *target, indexes []string, unlo
 			}
 		}
 	}
-	if !b.db.Dialect.Features().IndexesSideBySide {
+	if !b.DB.Dialect.Features().IndexesSideBySide {
 		for _, s := range indexes {
 			if err := b.exec(ctx, s); err != nil {
-				return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+				return fmt.Errorf("index of %s: %w", tg.Tables.Prefix(), err)
 			}
 		}
 		return nil
 	}
 	// Side by side, each on a connection of its own.
-	if err := b.sideBySide(ctx, indexes); err != nil {
-		return fmt.Errorf("index of %s: %w", tg.t.Prefix(), err)
+	if err := b.SideBySide(ctx, indexes); err != nil {
+		return fmt.Errorf("index of %s: %w", tg.Tables.Prefix(), err)
 	}
-	if !b.analyze {
+	if !b.Analyze {
 		return nil
 	}
 	var stmts []string
-	for _, name := range setTables(b.db.Dialect, tg.p, tg.t) {
+	for _, name := range SetTables(b.DB.Dialect, tg.Projection, tg.Tables) {
 		stmts = append(stmts, "ANALYZE "+name)
 	}
-	if err := b.sideBySide(ctx, stmts); err != nil {
-		return fmt.Errorf("statistics of %s: %w", tg.t.Prefix(), err)
+	if err := b.SideBySide(ctx, stmts); err != nil {
+		return fmt.Errorf("statistics of %s: %w", tg.Tables.Prefix(), err)
 	}
 	return nil
 }
 
-// sideBySide runs statements at once, each on a pooled connection of its own.
-func (b *builder) sideBySide(ctx context.Context, stmts []string) error {
+// SideBySide runs statements at once, each on a pooled connection of its own.
+func (b *Builder) SideBySide(ctx context.Context, stmts []string) error {
 	errs := make([]error, len(stmts))
 	var wg sync.WaitGroup
 	for i, s := range stmts {
 		wg.Go(func() {
-			if _, err := b.db.SQL.ExecContext(ctx, s); err != nil {
+			if _, err := b.DB.SQL.ExecContext(ctx, s); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", s, err)
 			}
 		})

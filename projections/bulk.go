@@ -294,7 +294,7 @@ func sortRows(values []any, width, key int) []any {
 		}
 	} else {
 		less = func(a, b sortKey) int {
-			return compareRows(values[a.i*width:a.i*width+key], values[b.i*width:b.i*width+key])
+			return CompareRows(values[a.i*width:a.i*width+key], values[b.i*width:b.i*width+key])
 		}
 	}
 	if slices.IsSortedFunc(keys, less) {

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/diff"
 )
 
 // boardV2 is a changed board, as an analyst would try it: version 2 no longer takes the
@@ -77,7 +78,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		if err != nil || !found || served.Tables != projections.TablesFor(p, "") {
 			t.Fatalf("served set %+v %v %v", served, found, err)
 		}
-		same, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Batch: 13}, p, served)
+		same, err := diff.Run(ctx, diff.Config{DB: db, Store: store, Batch: 13}, p, served)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 			t.Fatalf("the same code differs: %+v", same)
 		}
 
-		changed, err := projections.Diff(ctx, projections.DiffConfig{DB: db, Store: store, Sample: 3}, boardV2{board.Projection()}, served)
+		changed, err := diff.Run(ctx, diff.Config{DB: db, Store: store, Sample: 3}, boardV2{board.Projection()}, served)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +97,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 				won++
 			}
 		}
-		var deals *projections.TableDiff
+		var deals *diff.TableDiff
 		for i, td := range changed.Tables {
 			if td.Table == "deals" {
 				deals = &changed.Tables[i]

@@ -21,6 +21,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
 )
 
@@ -462,11 +463,11 @@ func waitAll(t testing.TB, db *projections.DB, store eventstore.Store, ps []proj
 func assertSameSets(t testing.TB, db *projections.DB, p projections.Projection, a, b projections.Tables) {
 	t.Helper()
 	ctx := context.Background()
-	da, err := db.Digest(ctx, p, a)
+	da, err := diff.Digest(ctx, db, p, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbb, err := db.Digest(ctx, p, b)
+	dbb, err := diff.Digest(ctx, db, p, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,11 +493,11 @@ func assertSameSets(t testing.TB, db *projections.DB, p projections.Projection, 
 // one database, with a sample of each.
 func reportDiff(t testing.TB, db *projections.DB, p projections.Projection, a, b projections.Tables) {
 	t.Helper()
-	diff, err := db.CompareSets(context.Background(), a, p, b, 5)
+	d, err := diff.CompareSets(context.Background(), db, a, p, b, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, td := range diff.Tables {
+	for _, td := range d.Tables {
 		if !td.Identical() {
 			t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
 				td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)

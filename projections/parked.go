@@ -10,9 +10,9 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 )
 
-// parkedTable is the poison queue of every projection: events a projection could not apply,
+// ParkedTable is the poison queue of every projection: events a projection could not apply,
 // and the later events of the same streams, held back so that per-stream order holds.
-const parkedTable = "projection_parked"
+const ParkedTable = "projection_parked"
 
 // parkedAtLayout is fixed-width, so parked_at sorts as text in both dialects and reads well
 // in an analyst's SQL tool.
@@ -20,7 +20,7 @@ const parkedAtLayout = "2006-01-02T15:04:05.000000Z"
 
 func parkedSchema(d Dialect) []string {
 	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + parkedTable + ` (
+		`CREATE TABLE IF NOT EXISTS ` + ParkedTable + ` (
 			id ` + d.AutoID() + `,
 			projection TEXT    NOT NULL,
 			table_set  TEXT    NOT NULL,
@@ -33,7 +33,7 @@ func parkedSchema(d Dialect) []string {
 			parked_at  TEXT    NOT NULL,
 			UNIQUE (table_set, event_id)
 		)`,
-		`CREATE INDEX IF NOT EXISTS ` + parkedTable + `_stream ON ` + parkedTable + ` (table_set, stream, position)`,
+		`CREATE INDEX IF NOT EXISTS ` + ParkedTable + `_stream ON ` + ParkedTable + ` (table_set, stream, position)`,
 	}
 }
 
@@ -81,7 +81,7 @@ type parkNote struct {
 }
 
 func insertParked(ctx context.Context, tx *Tx, projection string, t Tables, e eventstore.Event, note parkNote, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+`
+	_, err := tx.Exec(ctx, `INSERT INTO `+ParkedTable+`
 		(projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (table_set, event_id) DO NOTHING`,
 		projection, t.Prefix(), e.ID, e.Stream, e.Position, e.Type, note.err, note.attempts, now.UTC().Format(parkedAtLayout))
@@ -126,7 +126,7 @@ func (r *Runner) Parked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, err
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 1000
 	}
-	query := `SELECT ` + parkedColumns + ` FROM ` + parkedTable + ` WHERE id > ?`
+	query := `SELECT ` + parkedColumns + ` FROM ` + ParkedTable + ` WHERE id > ?`
 	args := []any{f.AfterID}
 	if f.Projection != "" {
 		query += ` AND projection = ?`
@@ -174,7 +174,7 @@ type RetryResult struct {
 // The retry is serialized with the live handler of the projection, so no event of the
 // stream is applied or parked in between.
 func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error) {
-	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+parkedTable+` WHERE id = ?`), id)
+	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+` WHERE id = ?`), id)
 	target, err := scanParked(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RetryResult{}, fmt.Errorf("parked event %d: %w", id, ErrParkedNotFound)
@@ -226,7 +226,7 @@ func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error)
 }
 
 func (r *Runner) firstParked(ctx context.Context, t Tables, stream string) (ParkedEvent, bool, error) {
-	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+parkedTable+`
+	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+`
 		WHERE table_set = ? AND stream = ? ORDER BY position LIMIT 1`), t.Prefix(), stream)
 	p, err := scanParked(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -246,27 +246,26 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 	if err != nil {
 		return nil, fmt.Errorf("read parked event %s: %w", p.EventID, err)
 	}
-	sqlTx, err := r.db.SQL.BeginTx(ctx, nil)
+	tx, err := r.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin retry of %s: %w", p.EventID, err)
 	}
-	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	tx := &Tx{tx: sqlTx, dialect: r.db.Dialect}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	if applyErr = safeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
-		if err := sqlTx.Rollback(); err != nil {
+		if err := tx.Rollback(); err != nil {
 			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
 		}
-		_, err := r.db.SQL.ExecContext(ctx, r.db.Dialect.Rebind(`UPDATE `+parkedTable+`
+		_, err := r.db.SQL.ExecContext(ctx, r.db.Dialect.Rebind(`UPDATE `+ParkedTable+`
 			SET error = ?, attempts = attempts + 1 WHERE id = ?`), storableText(applyErr.Error()), p.ID)
 		if err != nil {
 			return nil, fmt.Errorf("record failed retry of %s: %w", p.EventID, err)
 		}
 		return applyErr, nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM `+parkedTable+` WHERE id = ?`, p.ID); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM `+ParkedTable+` WHERE id = ?`, p.ID); err != nil {
 		return nil, fmt.Errorf("unpark %s: %w", p.EventID, err)
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit retry of %s: %w", p.EventID, err)
 	}
 	pj.changes.Add(1)
@@ -289,7 +288,7 @@ func safeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore
 
 // loadParked returns how many events of each stream a set has parked.
 func (r *Runner) loadParked(ctx context.Context, t Tables) (map[string]int, error) {
-	rows, err := r.db.SQL.QueryContext(ctx, r.db.Dialect.Rebind(`SELECT stream, count(*) FROM `+parkedTable+`
+	rows, err := r.db.SQL.QueryContext(ctx, r.db.Dialect.Rebind(`SELECT stream, count(*) FROM `+ParkedTable+`
 		WHERE table_set = ? GROUP BY stream`), t.Prefix())
 	if err != nil {
 		return nil, fmt.Errorf("parked events of %s: %w", t.Prefix(), err)

@@ -121,7 +121,7 @@ func (postgres) DescribeTable(ctx context.Context, q Queryer, name string) (Tabl
 // read the same checkpoint and both apply; the lock makes the second read the first one's
 // checkpoint.
 func (postgres) LockSet(ctx context.Context, tx *Tx, t Tables) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, checkpointsTable+"/"+t.Prefix()); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, CheckpointsTable+"/"+t.Prefix()); err != nil {
 		return fmt.Errorf("lock %s: %w", t.Prefix(), err)
 	}
 	return nil

@@ -1,9 +1,3 @@
-// Package projections builds read models from the log. A projection has a persisted name, a
-// version, its own SQL tables and an apply function over events; the same code serves SQLite
-// (the embedded default) and PostgreSQL.
-//
-// Exactly-once effect: the read-model change of an event and the projection's checkpoint are
-// written in one transaction, so a redelivered event (position <= checkpoint) is a no-op.
 package projections
 
 import (
@@ -67,7 +61,7 @@ type DB struct {
 	// frozen: nothing writes to the tables read through this DB any more (see Frozen).
 	frozen bool
 
-	registryReady atomic.Bool // the table-set registry exists (see ensureRegistry)
+	registryReady atomic.Bool // the table-set registry exists (see EnsureRegistry)
 	// writeMu admits the SQLite writers of this process one at a time, in turn (Go's mutex
 	// hands over to a writer that waited long): a rebuild's batches and the live runner's
 	// transactions then alternate, where SQLite's busy handler would let the rebuild, which
@@ -80,9 +74,9 @@ type DB struct {
 // each in a read transaction of its own, and still see one state.
 func (db *DB) Frozen() bool { return db.frozen }
 
-// lockWrites takes writeMu where the dialect has one writer at a time; the returned
+// LockWrites takes writeMu where the dialect has one writer at a time; the returned
 // function releases it.
-func (db *DB) lockWrites() func() {
+func (db *DB) LockWrites() func() {
 	if !db.Dialect.Features().SerialWriters {
 		return func() {}
 	}
@@ -98,6 +92,34 @@ type Tx struct {
 	shared  *stmtCache           // statements of the rebuild the transaction belongs to
 	conn    *sql.Conn            // the transaction's connection, when known: COPY on PostgreSQL
 }
+
+// Begin begins a read-model transaction on a pooled connection.
+func (db *DB) Begin(ctx context.Context) (*Tx, error) {
+	sqlTx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{tx: sqlTx, dialect: db.Dialect}, nil
+}
+
+// ReadOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on
+// SQLite). Every read model's queries read through it.
+func (db *DB) ReadOnly(ctx context.Context, read func(tx *sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
+
+// Commit commits the transaction. Only the code that began it does (the runtime, a
+// rebuild's switch); a projection's Apply never does.
+func (t *Tx) Commit() error { return t.tx.Commit() }
+
+// Rollback rolls the transaction back; after Commit it is a no-op.
+func (t *Tx) Rollback() error { return t.tx.Rollback() }
 
 // Dialect is the SQL flavour of the transaction.
 func (t *Tx) Dialect() Dialect { return t.dialect }
@@ -118,13 +140,13 @@ func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, e
 	return t.tx.QueryContext(ctx, t.dialect.Rebind(query), storableArgs(args)...)
 }
 
-// checkpointsTable holds, per table set, the position of the last event applied to it.
-const checkpointsTable = "projection_checkpoints"
+// CheckpointsTable holds, per table set, the position of the last event applied to it.
+const CheckpointsTable = "projection_checkpoints"
 
 // EnsureSchema creates the checkpoint table, the table-set registry and the tables of a set
 // if they do not exist.
 func (db *DB) EnsureSchema(ctx context.Context, p Projection, t Tables) error {
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return err
 	}
 	for _, s := range p.Schema(db.Dialect, t) {
@@ -138,7 +160,7 @@ func (db *DB) EnsureSchema(ctx context.Context, p Projection, t Tables) error {
 // Checkpoint returns the position of the last event applied to a set, 0 when none.
 func (db *DB) Checkpoint(ctx context.Context, t Tables) (int64, error) {
 	var pos int64
-	err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`), t.Prefix()).Scan(&pos)
+	err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`), t.Prefix()).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -158,7 +180,7 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 // apply is Apply with a guard run inside the transaction once the set is locked, before
 // anything is applied: the live runner's check that t is still the served set.
 func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
-	defer db.lockWrites()()
+	defer db.LockWrites()()
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin %s: %w", t.Prefix(), err)
@@ -174,7 +196,7 @@ func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []events
 		}
 	}
 	var checkpoint int64
-	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&checkpoint)
+	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&checkpoint)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
 	}
@@ -191,7 +213,7 @@ func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []events
 	if checkpoint == start {
 		return checkpoint, nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+checkpointsTable+` (set_name, position) VALUES (?, ?)
+	if _, err := tx.Exec(ctx, `INSERT INTO `+CheckpointsTable+` (set_name, position) VALUES (?, ?)
 		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), checkpoint); err != nil {
 		return start, fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
 	}

@@ -18,11 +18,6 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 )
 
-// rebuildsTable holds, per projection, the rebuild running or last run: its lock (an owner
-// with a lease, so a crashed process does not hold it forever), the set it builds, its phase
-// and its progress. Another process reads progress there.
-const rebuildsTable = "projection_rebuilds"
-
 // Defaults of RebuildConfig.
 const (
 	DefaultRebuildBatch = 10_000
@@ -199,15 +194,10 @@ func (c RebuildConfig) Validate() error {
 }
 
 // Rebuild rebuilds projections from the log into fresh table sets and makes them the
-// served ones: blue/green. For each projection it takes the rebuild lock (or returns
-// ErrRebuildRunning), builds a new generation set (TablesFor(p, "gN")) by reading the log
-// directly in batches of cfg.Batch events, one transaction each with the set's checkpoint,
-// then switches: in one transaction, holding the lock of both sets, it applies what the
-// live set has that the new set lacks, and records the new set in the table-set registry.
-// From then on queries and the live runner use the new set, continuing from its checkpoint:
-// the runner's transactions check the registry under the same lock, so none writes to the
-// old set after the switch and no event is lost or applied twice. The old set is dropped
-// after its queries ended.
+// served ones: blue/green, as the package documentation's hand-over describes (lock, build,
+// switch, drop). For each projection it takes the rebuild lock (or returns
+// ErrRebuildRunning) and builds a new generation set (TablesFor(p, "gN")) by reading the
+// log directly in batches of cfg.Batch events.
 //
 // Several projections are built in one pass over the log. An interrupted rebuild (a
 // crash, an error, ctx ending) resumes from its set's checkpoint when run again.
@@ -224,7 +214,7 @@ type rebuild struct {
 	cfg     RebuildConfig
 	db      *DB
 	owner   string
-	targets []*target
+	targets []*Target
 	states  []*rebuildTarget
 
 	mu       sync.Mutex
@@ -242,7 +232,7 @@ type rebuildTarget struct {
 	startedCP int64
 }
 
-// rebuildRow is a row of rebuildsTable.
+// rebuildRow is a row of RebuildsTable.
 type rebuildRow struct {
 	version     int
 	generation  string
@@ -296,7 +286,7 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 		}
 	}
 	db := cfg.DB
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return nil, err
 	}
 	rb := &rebuild{cfg: cfg, db: db, owner: newOwner()}
@@ -306,10 +296,7 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 			rb.release(context.WithoutCancel(ctx))
 			return nil, err
 		}
-		tg := &target{p: p}
-		if bp, ok := p.(BatchProjection); ok {
-			tg.bp = bp
-		}
+		tg := NewTarget(p, Tables{})
 		rb.targets = append(rb.targets, tg)
 		rb.states = append(rb.states, &rebuildTarget{row: row})
 	}
@@ -321,30 +308,29 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 	db := rb.db
 	now := rb.cfg.Now()
-	sqlTx, err := db.SQL.BeginTx(ctx, nil)
+	tx, err := db.Begin(ctx)
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	defer sqlTx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	tx := &Tx{tx: sqlTx, dialect: db.Dialect}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	// The row exists from the first rebuild on; inserting it first lets PostgreSQL lock it
 	// (SQLite's write transaction excludes every other writer anyway).
-	if _, err := tx.Exec(ctx, `INSERT INTO `+rebuildsTable+` (projection, `+rebuildColumns+`)
+	if _, err := tx.Exec(ctx, `INSERT INTO `+RebuildsTable+` (projection, `+rebuildColumns+`)
 		VALUES (?, 0, '', '', '', '', '', 0, 0, 0, 0, 0, 0, 0, '') ON CONFLICT (projection) DO NOTHING`, p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+rebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
+	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+RebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
 	if row.owner != "" && row.owner != rb.owner && row.leaseUntil > now.UnixMilli() {
 		return rebuildRow{}, &RebuildRunningError{Projection: p.Name(), Owner: row.owner, Until: time.UnixMilli(row.leaseUntil)}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
+	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
 		rb.owner, now.Add(rb.cfg.Lease).UnixMilli(), p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
 	return row, nil
@@ -353,8 +339,8 @@ func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 // release gives the locks up, keeping the rows (and the sets they name) for a resume.
 func (rb *rebuild) release(ctx context.Context) {
 	for _, tg := range rb.targets {
-		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET owner = '', lease_until = 0
-			WHERE projection = ? AND owner = ?`), tg.p.Name(), rb.owner)
+		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET owner = '', lease_until = 0
+			WHERE projection = ? AND owner = ?`), tg.Projection.Name(), rb.owner)
 	}
 }
 
@@ -362,13 +348,13 @@ func (rb *rebuild) release(ctx context.Context) {
 func (rb *rebuild) renew(ctx context.Context) error {
 	until := rb.cfg.Now().Add(rb.cfg.Lease).UnixMilli()
 	for _, tg := range rb.targets {
-		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET lease_until = ?
-			WHERE projection = ? AND owner = ?`), until, tg.p.Name(), rb.owner)
+		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET lease_until = ?
+			WHERE projection = ? AND owner = ?`), until, tg.Projection.Name(), rb.owner)
 		if err != nil {
-			return fmt.Errorf("renew the rebuild lock of %s: %w", tg.p.Name(), err)
+			return fmt.Errorf("renew the rebuild lock of %s: %w", tg.Projection.Name(), err)
 		}
 		if n, err := res.RowsAffected(); err == nil && n == 0 {
-			return fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+			return fmt.Errorf("rebuild of %s: %w", tg.Projection.Name(), ErrRebuildLost)
 		}
 	}
 	return nil
@@ -402,7 +388,7 @@ func (rb *rebuild) serverStart(ctx context.Context) (string, error) {
 
 // prepareSets decides, per projection, which set to build (resuming an interrupted one),
 // cleans up after earlier rebuilds and creates the sets.
-func (rb *rebuild) prepareSets(ctx context.Context, b *builder) error {
+func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 	server, err := rb.serverStart(ctx)
 	if err != nil {
 		return err
@@ -411,7 +397,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *builder) error {
 	for i, tg := range rb.targets {
 		st := rb.states[i]
 		row := st.row
-		p := tg.p
+		p := tg.Projection
 		sameVersion := row.version == p.Version()
 		if row.phase == "switched" && row.oldSet != "" {
 			// An earlier rebuild switched but did not drop the set it replaced.
@@ -434,41 +420,41 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *builder) error {
 			}
 		}
 		if resume {
-			tg.gen = row.generation
+			tg.Generation = row.generation
 		} else {
-			n := generationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
+			n := GenerationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
 			if sameVersion {
-				n = max(n, generationNumber(row.generation))
+				n = max(n, GenerationNumber(row.generation))
 			}
-			tg.gen = "g" + strconv.Itoa(n+1)
+			tg.Generation = "g" + strconv.Itoa(n+1)
 		}
-		tg.t = TablesFor(p, tg.gen)
+		tg.Tables = TablesFor(p, tg.Generation)
 		if !resume {
 			// A fresh set is empty: whatever a forgotten run left under its name goes.
-			if err := rb.db.dropSet(ctx, p, tg.t, true); err != nil {
+			if err := rb.db.DropSet(ctx, p, tg.Tables, true); err != nil {
 				return err
 			}
 		}
-		st.indexes, err = b.createSet(ctx, tg, rb.cfg.Unlogged)
+		st.indexes, err = b.CreateSet(ctx, tg, rb.cfg.Unlogged)
 		if err != nil {
 			return err
 		}
-		if err := b.load(ctx, tg); err != nil {
+		if err := b.Load(ctx, tg); err != nil {
 			return err
 		}
 		st.old = active
 		st.started = now
-		st.startedCP = tg.cp
-		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET version = ?, generation = ?,
+		st.startedCP = tg.Checkpoint
+		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET version = ?, generation = ?,
 			table_set = ?, phase = 'building', old_set = '', started_at = ?, updated_at = ?, position = ?, head = 0, events = 0,
 			resumed_from = ?, server_start = ? WHERE projection = ? AND owner = ?`),
-			p.Version(), tg.gen, tg.t.Prefix(), now.UnixMilli(), now.UnixMilli(), tg.cp, tg.cp, server, p.Name(), rb.owner)
+			p.Version(), tg.Generation, tg.Tables.Prefix(), now.UnixMilli(), now.UnixMilli(), tg.Checkpoint, tg.Checkpoint, server, p.Name(), rb.owner)
 		if err != nil {
 			return fmt.Errorf("start rebuild of %s: %w", p.Name(), err)
 		}
 		rb.setProgress(i, func(pr *RebuildProgress) {
-			*pr = RebuildProgress{Projection: p.Name(), Version: p.Version(), TableSet: tg.t.Prefix(), Replaces: active.Prefix(),
-				State: RebuildBuilding, Position: tg.cp, ResumedFrom: tg.cp, StartedAt: now, UpdatedAt: now, Parked: sum(tg.parked)}
+			*pr = RebuildProgress{Projection: p.Name(), Version: p.Version(), TableSet: tg.Tables.Prefix(), Replaces: active.Prefix(),
+				State: RebuildBuilding, Position: tg.Checkpoint, ResumedFrom: tg.Checkpoint, StartedAt: now, UpdatedAt: now, Parked: sum(tg.Parked)}
 		})
 	}
 	return nil
@@ -503,33 +489,33 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	defer cancel(nil)
 	wg.Go(func() { rb.keepLeases(ctx, cancel) })
 
-	b := &builder{db: rb.db, store: rb.cfg.Store, batch: rb.cfg.Batch, now: rb.cfg.Now, targets: rb.targets, lax: true,
-		analyze: true}
-	if err := b.openBuildConn(ctx); err != nil {
+	b := &Builder{DB: rb.db, Store: rb.cfg.Store, Batch: rb.cfg.Batch, Now: rb.cfg.Now, Targets: rb.targets, Lax: true,
+		Analyze: true}
+	if err := b.Open(ctx); err != nil {
 		return nil, err
 	}
-	defer b.close()
+	defer b.Close()
 	if err := rb.prepareSets(ctx, b); err != nil {
 		return nil, err
 	}
-	b.inTx = rb.batchHook
-	b.onBatch = func(int, int64) error { rb.batchDone(b); return nil }
-	b.onCommit = func() error {
+	b.InTx = rb.batchHook
+	b.OnBatch = func(int, int64) error { rb.batchDone(b); return nil }
+	b.OnCommit = func() error {
 		if rb.cfg.afterBatch != nil {
-			return rb.cfg.afterBatch(rb.targets[0].cp)
+			return rb.cfg.afterBatch(rb.targets[0].Checkpoint)
 		}
 		return nil
 	}
 	if rb.db.Dialect.Features().KeepsBuildTxOpen {
-		b.commitEvery = rb.cfg.CommitEvery
+		b.CommitEvery = rb.cfg.CommitEvery
 	}
 
-	if err := b.run(ctx, rb.cfg.StopAt); err != nil {
+	if err := b.Run(ctx, rb.cfg.StopAt); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	for i, tg := range rb.targets {
 		rb.setProgress(i, func(pr *RebuildProgress) { pr.State = RebuildSwitching })
-		if err := b.finish(ctx, tg, rb.states[i].indexes, rb.cfg.Unlogged); err != nil {
+		if err := b.Finish(ctx, tg, rb.states[i].indexes, rb.cfg.Unlogged); err != nil {
 			return nil, fmt.Errorf("rebuild: %w", err)
 		}
 	}
@@ -537,10 +523,10 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 		return rb.snapshot(), nil
 	}
 	// What arrived while indexing, still fast, before the switches take the locks.
-	if err := b.run(ctx, 0); err != nil {
+	if err := b.Run(ctx, 0); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	if err := b.durable(ctx); err != nil {
+	if err := b.Durable(ctx); err != nil {
 		return nil, err
 	}
 	for i, tg := range rb.targets {
@@ -556,23 +542,23 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 
 // batchHook runs in each batch transaction: the lease must still be ours; the progress row
 // moves with the batch.
-func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *target, position int64) error {
+func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *Target, position int64) error {
 	now := rb.cfg.Now()
 	i := rb.indexOf(tg)
 	pr := rb.progressOf(i)
-	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
+	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
 		WHERE projection = ? AND owner = ?`, now.Add(rb.cfg.Lease).UnixMilli(), now.UnixMilli(), position,
-		max(pr.Total, position), position-rb.states[i].startedCP, tg.p.Name(), rb.owner)
+		max(pr.Total, position), position-rb.states[i].startedCP, tg.Projection.Name(), rb.owner)
 	if err != nil {
-		return fmt.Errorf("rebuild progress of %s: %w", tg.p.Name(), err)
+		return fmt.Errorf("rebuild progress of %s: %w", tg.Projection.Name(), err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+		return fmt.Errorf("rebuild of %s: %w", tg.Projection.Name(), ErrRebuildLost)
 	}
 	return nil
 }
 
-func (rb *rebuild) indexOf(tg *target) int {
+func (rb *rebuild) indexOf(tg *Target) int {
 	for i, t := range rb.targets {
 		if t == tg {
 			return i
@@ -586,17 +572,17 @@ func (rb *rebuild) indexOf(tg *target) int {
 var errCrash = errors.New("simulated crash")
 
 // batchDone updates the progress after a batch.
-func (rb *rebuild) batchDone(b *builder) {
+func (rb *rebuild) batchDone(b *Builder) {
 	now := rb.cfg.Now()
 	head := b.head.Load()
 	for i, tg := range rb.targets {
 		st := rb.states[i]
 		rb.setProgress(i, func(pr *RebuildProgress) {
-			pr.Position = tg.cp
-			pr.Total = max(head, tg.cp)
-			pr.Events = tg.cp - st.startedCP
+			pr.Position = tg.Checkpoint
+			pr.Total = max(head, tg.Checkpoint)
+			pr.Events = tg.Checkpoint - st.startedCP
 			pr.UpdatedAt = now
-			pr.Parked = sum(tg.parked)
+			pr.Parked = sum(tg.Parked)
 			if secs := now.Sub(st.started).Seconds(); secs > 0 {
 				pr.Rate = float64(pr.Events) / secs
 			}
@@ -608,14 +594,14 @@ func (rb *rebuild) batchDone(b *builder) {
 }
 
 // switchOver makes tg's set the served one of its projection (see Rebuild).
-func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target) error {
+func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target) error {
 	for attempt := 0; ; attempt++ {
 		old, err := rb.trySwitch(ctx, b, tg)
 		if errors.Is(err, errRefused) && attempt < 5 {
 			// An event to park: the one-by-one path parks it alone, then the switch goes again.
-			tg.slowUntil = math.MaxInt64
-			err := b.run(ctx, 0)
-			tg.slowUntil = 0
+			tg.SlowUntil = math.MaxInt64
+			err := b.Run(ctx, 0)
+			tg.SlowUntil = 0
 			if err != nil {
 				return fmt.Errorf("rebuild: %w", err)
 			}
@@ -625,18 +611,18 @@ func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target
 			return err
 		}
 		rb.states[i].old = old
-		rb.cfg.Logger.Info("Rebuilt table set switched in", watermill.LogFields{"projection": tg.p.Name(),
-			"table_set": tg.t.Prefix(), "replaces": old.Prefix(), "checkpoint": tg.cp})
-		if r := rb.cfg.Runner; r != nil && r.byName[tg.p.Name()] != nil {
+		rb.cfg.Logger.Info("Rebuilt table set switched in", watermill.LogFields{"projection": tg.Projection.Name(),
+			"table_set": tg.Tables.Prefix(), "replaces": old.Prefix(), "checkpoint": tg.Checkpoint})
+		if r := rb.cfg.Runner; r != nil && r.byName[tg.Projection.Name()] != nil {
 			// Hand the runner over now rather than at its next transaction or poll.
-			if err := r.adopt(ctx, tg.p.Name()); err != nil {
-				return fmt.Errorf("rebuild %s: switched, but the runner did not follow: %w", tg.p.Name(), err)
+			if err := r.adopt(ctx, tg.Projection.Name()); err != nil {
+				return fmt.Errorf("rebuild %s: switched, but the runner did not follow: %w", tg.Projection.Name(), err)
 			}
 		}
 		now := rb.cfg.Now()
 		rb.setProgress(i, func(pr *RebuildProgress) {
-			pr.State, pr.Position, pr.Replaces, pr.UpdatedAt = RebuildDropping, tg.cp, old.Prefix(), now
-			pr.Total = max(pr.Total, tg.cp)
+			pr.State, pr.Position, pr.Replaces, pr.UpdatedAt = RebuildDropping, tg.Checkpoint, old.Prefix(), now
+			pr.Total = max(pr.Total, tg.Checkpoint)
 			pr.ETASeconds = 0
 		})
 		return nil
@@ -645,14 +631,14 @@ func (rb *rebuild) switchOver(ctx context.Context, b *builder, i int, tg *target
 
 // trySwitch is the switch transaction. It returns errRefused when an event that arrived
 // since the last batch is refused by the projection (the caller parks it first).
-func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old Tables, err error) {
-	defer rb.db.lockWrites()()
-	tx, err := b.beginDurable(ctx)
+func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old Tables, err error) {
+	defer rb.db.LockWrites()()
+	tx, err := b.BeginDurable(ctx)
 	if err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	old, err = rb.db.activeIn(ctx, tx.tx, tg.p)
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	old, err = rb.db.ActiveTablesIn(ctx, tx, tg.Projection)
 	if err != nil {
 		return Tables{}, err
 	}
@@ -661,41 +647,41 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old T
 	if err := rb.db.Dialect.LockSet(ctx, tx, old); err != nil {
 		return Tables{}, err
 	}
-	if err := rb.db.Dialect.LockSet(ctx, tx, tg.t); err != nil {
+	if err := rb.db.Dialect.LockSet(ctx, tx, tg.Tables); err != nil {
 		return Tables{}, err
 	}
 	now := rb.cfg.Now()
-	res, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
-		now.Add(rb.cfg.Lease).UnixMilli(), tg.p.Name(), rb.owner)
+	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
+		now.Add(rb.cfg.Lease).UnixMilli(), tg.Projection.Name(), rb.owner)
 	if err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return Tables{}, fmt.Errorf("rebuild of %s: %w", tg.p.Name(), ErrRebuildLost)
+		return Tables{}, fmt.Errorf("rebuild of %s: %w", tg.Projection.Name(), ErrRebuildLost)
 	}
 	oldCP, err := checkpointIn(ctx, tx, old)
 	if err != nil {
 		return Tables{}, err
 	}
-	cp, err := checkpointIn(ctx, tx, tg.t)
+	cp, err := checkpointIn(ctx, tx, tg.Tables)
 	if err != nil {
 		return Tables{}, err
 	}
-	if cp != tg.cp {
-		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.p.Name(), tg.t.Prefix(), cp, tg.cp, errSetWritten)
+	if cp != tg.Checkpoint {
+		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.Projection.Name(), tg.Tables.Prefix(), cp, tg.Checkpoint, errSetWritten)
 	}
 	// Catch up with the log, and at least with the old set, so the served position never
 	// goes back: the events that came since the last batch, applied one by one.
-	parked := tg.parked
+	parked := tg.Parked
 	for wait := 0; ; {
 		events, err := rb.cfg.Store.ReadAll(ctx, cp, rb.cfg.Batch)
 		if err != nil {
-			return Tables{}, fmt.Errorf("switch %s: read the log: %w", tg.p.Name(), err)
+			return Tables{}, fmt.Errorf("switch %s: read the log: %w", tg.Projection.Name(), err)
 		}
 		if len(events) == 0 && cp < oldCP {
 			// PostgreSQL may hold back events of transactions still committing.
 			if wait++; wait > 200 {
-				return Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.p.Name(), oldCP, old.Prefix())
+				return Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.Projection.Name(), oldCP, old.Prefix())
 			}
 			if err := sleep(ctx, 10*time.Millisecond); err != nil {
 				return Tables{}, err
@@ -704,8 +690,8 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old T
 		}
 		if len(events) > 0 {
 			view := *tg
-			view.parked = parked
-			if parked, err = b.applyEvents(ctx, tx, &view, events, false); err != nil {
+			view.Parked = parked
+			if parked, err = b.ApplyEvents(ctx, tx, &view, events, false); err != nil {
 				return Tables{}, err
 			}
 			cp = events[len(events)-1].Position
@@ -714,43 +700,26 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *builder, tg *target) (old T
 			break
 		}
 	}
-	if err := saveCheckpoint(ctx, tx, tg.t, cp); err != nil {
+	if err := SaveCheckpoint(ctx, tx, tg.Tables, cp); err != nil {
 		return Tables{}, err
 	}
-	if err := setActive(ctx, tx, tg.p, tg.gen, tg.t, now); err != nil {
+	if err := SetActive(ctx, tx, tg.Projection, tg.Generation, tg.Tables, now); err != nil {
 		return Tables{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+rebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
-		WHERE projection = ? AND owner = ?`, old.Prefix(), cp, now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.p.Name(), err)
+	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
+		WHERE projection = ? AND owner = ?`, old.Prefix(), cp, now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
+		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
-	if err := tx.tx.Commit(); err != nil {
-		return Tables{}, fmt.Errorf("switch %s: commit: %w", tg.p.Name(), err)
+	if err := tx.Commit(); err != nil {
+		return Tables{}, fmt.Errorf("switch %s: commit: %w", tg.Projection.Name(), err)
 	}
-	tg.cp, tg.parked = cp, parked
+	tg.Checkpoint, tg.Parked = cp, parked
 	return old, nil
-}
-
-// beginDurable begins a transaction that commits durably (the switch).
-func (b *builder) beginDurable(ctx context.Context) (*Tx, error) {
-	var (
-		sqlTx *sql.Tx
-		err   error
-	)
-	if b.conn != nil {
-		sqlTx, err = b.conn.BeginTx(ctx, nil)
-	} else {
-		sqlTx, err = b.db.SQL.BeginTx(ctx, nil)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &Tx{tx: sqlTx, dialect: b.db.Dialect}, nil
 }
 
 func checkpointIn(ctx context.Context, tx *Tx, t Tables) (int64, error) {
 	var cp int64
-	err := tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
+	err := tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
 	}
@@ -763,7 +732,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 	if !rb.cfg.KeepOld {
 		if r := rb.cfg.Runner; r != nil {
 			for i, tg := range rb.targets {
-				r.waitReaders(tg.p.Name(), rb.states[i].old)
+				r.waitReaders(tg.Projection.Name(), rb.states[i].old)
 			}
 		}
 		if rb.cfg.DropDelay > 0 {
@@ -775,14 +744,14 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 	for i, tg := range rb.targets {
 		st := rb.states[i]
 		if !rb.cfg.KeepOld {
-			if err := rb.dropOld(ctx, tg.p, st.old, true); err != nil {
+			if err := rb.dropOld(ctx, tg.Projection, st.old, true); err != nil {
 				return err
 			}
 		}
 		now := rb.cfg.Now()
-		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+rebuildsTable+` SET phase = 'done',
-			updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.p.Name(), rb.owner); err != nil {
-			return fmt.Errorf("finish rebuild of %s: %w", tg.p.Name(), err)
+		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET phase = 'done',
+			updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
+			return fmt.Errorf("finish rebuild of %s: %w", tg.Projection.Name(), err)
 		}
 		rb.setProgress(i, func(pr *RebuildProgress) {
 			pr.State, pr.UpdatedAt, pr.FinishedAt = RebuildDone, now, &now
@@ -806,7 +775,7 @@ func (rb *rebuild) dropOld(ctx context.Context, p Projection, t Tables, sameVers
 	if !sameVersion && t.Prefix() == TablesFor(p, "").Prefix() {
 		return nil // a default set of another version: its schema is unknown here; it stays
 	}
-	return rb.db.dropSet(ctx, p, t, sameVersion)
+	return rb.db.DropSet(ctx, p, t, sameVersion)
 }
 
 func (rb *rebuild) setProgress(i int, f func(*RebuildProgress)) {

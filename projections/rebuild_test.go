@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/diff"
 )
 
 func rebuildConfig(store eventstore.Store, db *projections.DB) projections.RebuildConfig {
@@ -53,7 +54,7 @@ func tableExists(t testing.TB, db *projections.DB, name string) bool {
 func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store, p projections.Projection, tables projections.Tables) {
 	t.Helper()
 	fresh := rebuild(t, db, store, p)
-	d, err := db.CompareSets(context.Background(), fresh, p, tables, 3)
+	d, err := diff.CompareSets(context.Background(), db, fresh, p, tables, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,10 +124,10 @@ func (r *Rebuilds) Close() {
 // RebuildProgress reads the last rebuild of the projection name recorded in the database, by
 // whatever process ran it; found is false when there was none.
 func (db *DB) RebuildProgress(ctx context.Context, name string) (pr RebuildProgress, found bool, err error) {
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return RebuildProgress{}, false, err
 	}
-	row, err := scanRebuild(db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+rebuildColumns+` FROM `+rebuildsTable+`
+	row, err := scanRebuild(db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+rebuildColumns+` FROM `+RebuildsTable+`
 		WHERE projection = ?`), name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return RebuildProgress{}, false, nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,24 +16,29 @@ import (
 // version without a row serves its default set, TablesFor(p, ""): read-model databases
 // from before rebuilds existed keep working unchanged. A rebuild builds a generation set
 // ("g1", "g2", ...) beside the served one and replaces the row in the same transaction that
-// makes the new set current (see Rebuild); every reader (queries through the Runner, the
+// makes the new set current (see the hand-over in the package documentation); every reader (queries through the Runner, the
 // runner's apply transactions, diffs) resolves the served set through this table.
-const setsTable = "projection_sets"
+const SetsTable = "projection_sets"
+
+// RebuildsTable holds, per projection, the rebuild running or last run: its lock (an owner
+// with a lease, so a crashed process does not hold it forever), the set it builds, its phase
+// and its progress. Another process reads progress there.
+const RebuildsTable = "projection_rebuilds"
 
 // switchedAtLayout is fixed-width so the column sorts as text in both dialects.
 const switchedAtLayout = "2006-01-02T15:04:05.000000Z"
 
 func registrySchema() []string {
 	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + checkpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS ` + setsTable + ` (
+		`CREATE TABLE IF NOT EXISTS ` + CheckpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + SetsTable + ` (
 			projection  TEXT    NOT NULL,
 			version     INTEGER NOT NULL,
 			generation  TEXT    NOT NULL,
 			table_set   TEXT    NOT NULL,
 			switched_at TEXT    NOT NULL,
 			PRIMARY KEY (projection, version))`,
-		`CREATE TABLE IF NOT EXISTS ` + rebuildsTable + ` (
+		`CREATE TABLE IF NOT EXISTS ` + RebuildsTable + ` (
 			projection  TEXT    PRIMARY KEY,
 			version     INTEGER NOT NULL,
 			generation  TEXT    NOT NULL,
@@ -51,9 +57,9 @@ func registrySchema() []string {
 	}
 }
 
-// ensureRegistry creates the registry, the rebuild locks, the checkpoint table and the
+// EnsureRegistry creates the registry, the rebuild locks, the checkpoint table and the
 // poison queue once per DB value.
-func (db *DB) ensureRegistry(ctx context.Context) error {
+func (db *DB) EnsureRegistry(ctx context.Context) error {
 	if db.registryReady.Load() {
 		return nil
 	}
@@ -74,15 +80,21 @@ type querier interface {
 // ActiveTables returns the table set served for p's name and version: the set a rebuild last
 // switched to, or the default set when none did.
 func (db *DB) ActiveTables(ctx context.Context, p Projection) (Tables, error) {
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return Tables{}, err
 	}
 	return db.activeIn(ctx, db.SQL, p)
 }
 
+// ActiveTablesIn is ActiveTables read inside tx: after the set's lock, a switch has either
+// committed or waits for tx to end.
+func (db *DB) ActiveTablesIn(ctx context.Context, tx *Tx, p Projection) (Tables, error) {
+	return db.activeIn(ctx, tx.tx, p)
+}
+
 func (db *DB) activeIn(ctx context.Context, q querier, p Projection) (Tables, error) {
 	var generation string
-	err := q.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT generation FROM `+setsTable+` WHERE projection = ? AND version = ?`),
+	err := q.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT generation FROM `+SetsTable+` WHERE projection = ? AND version = ?`),
 		p.Name(), p.Version()).Scan(&generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return TablesFor(p, ""), nil
@@ -109,11 +121,11 @@ type ServedSet struct {
 // tables the running server still serves. found is false when no set of name has ever
 // applied an event.
 func (db *DB) ServedTables(ctx context.Context, name string) (s ServedSet, found bool, err error) {
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return ServedSet{}, false, err
 	}
 	var at string
-	err = db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT version, generation, table_set, switched_at FROM `+setsTable+`
+	err = db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT version, generation, table_set, switched_at FROM `+SetsTable+`
 		WHERE projection = ? ORDER BY switched_at DESC, version DESC LIMIT 1`), name).Scan(&s.Version, &s.Generation, &s.TableSet, &at)
 	switch {
 	case err == nil:
@@ -124,7 +136,7 @@ func (db *DB) ServedTables(ctx context.Context, name string) (s ServedSet, found
 	case !errors.Is(err, sql.ErrNoRows):
 		return ServedSet{}, false, fmt.Errorf("served set of %s: %w", name, err)
 	}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT set_name FROM `+checkpointsTable)
+	rows, err := db.SQL.QueryContext(ctx, `SELECT set_name FROM `+CheckpointsTable)
 	if err != nil {
 		return ServedSet{}, false, fmt.Errorf("served set of %s: %w", name, err)
 	}
@@ -150,9 +162,9 @@ func (db *DB) ServedTables(ctx context.Context, name string) (s ServedSet, found
 	return s, found, nil
 }
 
-// setActive records t as the served set of p, inside the switching transaction.
-func setActive(ctx context.Context, tx *Tx, p Projection, generation string, t Tables, now time.Time) error {
-	_, err := tx.Exec(ctx, `INSERT INTO `+setsTable+` (projection, version, generation, table_set, switched_at) VALUES (?, ?, ?, ?, ?)
+// SetActive records t as the served set of p, inside the switching transaction.
+func SetActive(ctx context.Context, tx *Tx, p Projection, generation string, t Tables, now time.Time) error {
+	_, err := tx.Exec(ctx, `INSERT INTO `+SetsTable+` (projection, version, generation, table_set, switched_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (projection, version) DO UPDATE SET generation = excluded.generation, table_set = excluded.table_set,
 			switched_at = excluded.switched_at`,
 		p.Name(), p.Version(), generation, t.Prefix(), now.UTC().Format(switchedAtLayout))
@@ -162,8 +174,8 @@ func setActive(ctx context.Context, tx *Tx, p Projection, generation string, t T
 	return nil
 }
 
-// generationNumber is N of a generation "gN", 0 for anything else (the default set).
-func generationNumber(generation string) int {
+// GenerationNumber is N of a generation "gN", 0 for anything else (the default set).
+func GenerationNumber(generation string) int {
 	n, err := strconv.Atoi(strings.TrimPrefix(generation, "g"))
 	if err != nil || !strings.HasPrefix(generation, "g") {
 		return 0
@@ -171,9 +183,9 @@ func generationNumber(generation string) int {
 	return n
 }
 
-// setTables returns the names of the tables of set t as p's schema creates them: the
+// SetTables returns the names of the tables of set t as p's schema creates them: the
 // tables a drop removes. Indexes go with their tables.
-func setTables(d Dialect, p Projection, t Tables) []string {
+func SetTables(d Dialect, p Projection, t Tables) []string {
 	var names []string
 	for _, s := range p.Schema(d, t) {
 		if m := createTable.FindStringSubmatch(s); m != nil {
@@ -188,11 +200,11 @@ var (
 	createIndex = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\b`)
 )
 
-// dropSet removes the tables of set t (named by p's schema, or, for a set of another
+// DropSet removes the tables of set t (named by p's schema, or, for a set of another
 // version whose schema this code does not know, every table with the set's prefix), its
 // checkpoint and its parked events.
-func (db *DB) dropSet(ctx context.Context, p Projection, t Tables, sameVersion bool) error {
-	names := setTables(db.Dialect, p, t)
+func (db *DB) DropSet(ctx context.Context, p Projection, t Tables, sameVersion bool) error {
+	names := SetTables(db.Dialect, p, t)
 	if !sameVersion {
 		if t.Prefix() == TablesFor(p, "").Prefix() {
 			// A default set's prefix is a prefix of its generation sets' too: only a schema
@@ -201,7 +213,7 @@ func (db *DB) dropSet(ctx context.Context, p Projection, t Tables, sameVersion b
 			return fmt.Errorf("drop %s: the default set of another version", t.Prefix())
 		}
 		var err error
-		if names, err = db.tablesWithPrefix(ctx, t.Prefix()); err != nil {
+		if names, err = db.TableNamesWithPrefix(ctx, t.Prefix()); err != nil {
 			return err
 		}
 	}
@@ -211,19 +223,19 @@ func (db *DB) dropSet(ctx context.Context, p Projection, t Tables, sameVersion b
 		}
 	}
 	for _, q := range []string{
-		`DELETE FROM ` + checkpointsTable + ` WHERE set_name = ?`,
-		`DELETE FROM ` + parkedTable + ` WHERE table_set = ?`,
+		`DELETE FROM ` + CheckpointsTable + ` WHERE set_name = ?`,
+		`DELETE FROM ` + ParkedTable + ` WHERE table_set = ?`,
 	} {
-		if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(q), t.Prefix()); err != nil && !isNoSuchTable(err) {
+		if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(q), t.Prefix()); err != nil && !IsNoSuchTable(err) {
 			return fmt.Errorf("drop %s: %w", t.Prefix(), err)
 		}
 	}
 	return nil
 }
 
-// tablesWithPrefix lists the tables of the read-model database whose names start with
+// TableNamesWithPrefix lists the tables of the read-model database whose names start with
 // prefix (compared exactly: '_' is no wildcard here).
-func (db *DB) tablesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
+func (db *DB) TableNamesWithPrefix(ctx context.Context, prefix string) ([]string, error) {
 	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(db.Dialect.TablesWithPrefixQuery()), len(prefix), prefix)
 	if err != nil {
 		return nil, fmt.Errorf("tables of %s: %w", prefix, err)
@@ -243,9 +255,41 @@ func (db *DB) tablesWithPrefix(ctx context.Context, prefix string) ([]string, er
 	return names, nil
 }
 
-// isNoSuchTable tells a missing table (the poison queue of a database no runner ever
+// IsNoSuchTable tells a missing table (the poison queue of a database no runner ever
 // initialized) from other failures.
-func isNoSuchTable(err error) bool {
+func IsNoSuchTable(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "no such table") || strings.Contains(s, "SQLSTATE 42P01")
+}
+
+// SetTablesInCatalog lists the tables of the set with prefix as the database has them,
+// whatever code created them: the tables named with the prefix, except those of other sets
+// whose prefixes extend it (a default set's prefix is a prefix of its generation sets'):
+// the sets known to the checkpoints, the registry and the rebuilds, and exclude.
+func (db *DB) SetTablesInCatalog(ctx context.Context, q Queryer, prefix string, exclude ...string) ([]string, error) {
+	names, err := db.TableNamesWithPrefix(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT set_name FROM `+CheckpointsTable+` UNION SELECT table_set FROM `+SetsTable+
+		` UNION SELECT table_set FROM `+RebuildsTable)
+	if err != nil {
+		return nil, fmt.Errorf("sets: %w", err)
+	}
+	defer rows.Close()
+	others := exclude
+	for rows.Next() {
+		var set string
+		if err := rows.Scan(&set); err != nil {
+			return nil, fmt.Errorf("sets: %w", err)
+		}
+		others = append(others, set)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sets: %w", err)
+	}
+	others = slices.DeleteFunc(others, func(o string) bool { return len(o) <= len(prefix) || !strings.HasPrefix(o, prefix) })
+	return slices.DeleteFunc(names, func(name string) bool {
+		return slices.ContainsFunc(others, func(o string) bool { return strings.HasPrefix(name, o) })
+	}), nil
 }

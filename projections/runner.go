@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/wmstore"
 )
 
 // AllTopic is the topic of the store's global feed.
@@ -172,11 +173,10 @@ func (c RunnerConfig) Validate() error {
 // memory by each runner, so run one runner per read-model database to keep the streams of
 // parked events in order.
 //
-// A projection applies to the set the table-set registry serves (see Rebuild). Every apply
-// transaction checks, under the set's lock, that its set is still the served one; when a
-// rebuild has switched, the runner moves to the new set (its checkpoint, its parked events)
-// and applies there, so no event is lost or applied twice across the hand-over. The consumer
-// group stays the one of the projection's version: it only saves delivery work.
+// A projection applies to the set the table-set registry serves and moves to the set a
+// rebuild switched to, as the package documentation's blue/green hand-over describes.
+// The consumer group stays the one of the projection's version: it only saves delivery
+// work.
 type Runner struct {
 	cfg   RunnerConfig
 	db    *DB
@@ -391,7 +391,7 @@ var errSetSwitched = errors.New("the table set was replaced by a rebuild")
 // committed before (and the guard sees it) or waits for the transaction to end.
 func (r *Runner) servedGuard(pj *projector, t Tables) func(ctx context.Context, tx *Tx) error {
 	return func(ctx context.Context, tx *Tx) error {
-		active, err := r.db.activeIn(ctx, tx.tx, pj.p)
+		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
 		if err != nil {
 			return &storageError{err}
 		}
@@ -455,41 +455,17 @@ func (r *Runner) runOnce(ctx context.Context, pj *projector) error {
 	if err != nil {
 		return fmt.Errorf("subscriber of %s: %w", pj.group, err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, r.log)
-	if err != nil {
-		_ = sub.Close()
-		return fmt.Errorf("router of %s: %w", pj.group, err)
-	}
-	h := router.AddConsumerHandler(pj.group, r.cfg.Topic, sub, func(msg *message.Message) error {
-		_, err := r.core(pj)(msg)
-		return err
+	return wmstore.RunHandler(ctx, r.log, wmstore.Handler{
+		Name:       pj.group,
+		Topic:      r.cfg.Topic,
+		Subscriber: sub,
+		Handle: func(msg *message.Message) error {
+			_, err := r.core(pj)(msg)
+			return err
+		},
+		Middleware: r.middlewares(pj),
+		Running:    func() { pj.catchingUp.Store(false) },
 	})
-	h.AddMiddleware(r.middlewares(pj)...)
-	done := make(chan error, 1)
-	go func() { done <- router.Run(ctx) }()
-	// Close only a running router: closed while it starts, it waits its whole close
-	// timeout for a handler that never ran. Before that, ctx ending stops it by itself.
-	select {
-	case <-router.Running():
-		pj.catchingUp.Store(false)
-	case err := <-done:
-		return routerEnded(err)
-	}
-	select {
-	case <-ctx.Done():
-		_ = router.Close()
-		<-done
-		return nil
-	case err := <-done:
-		return routerEnded(err)
-	}
-}
-
-func routerEnded(err error) error {
-	if err == nil {
-		return errors.New("the router stopped: its subscription ended")
-	}
-	return fmt.Errorf("router: %w", err)
 }
 
 // middlewares are the handler's middleware, outermost first: the poison queue sees what is

@@ -135,7 +135,7 @@ func snapshotsSchema() string {
 // stopped process left.
 func (tt *TimeTravel) Init(ctx context.Context) error {
 	db := tt.cfg.DB
-	if err := db.ensureRegistry(ctx); err != nil {
+	if err := db.EnsureRegistry(ctx); err != nil {
 		return err
 	}
 	if tt.usesFiles() {
@@ -205,7 +205,7 @@ func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, err
 // drop removes a set of time travel and its line in the list.
 func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
 	db := tt.cfg.DB
-	if err := db.dropSet(ctx, p, t, true); err != nil {
+	if err := db.DropSet(ctx, p, t, true); err != nil {
 		return err
 	}
 	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), t.Prefix()); err != nil {
@@ -309,18 +309,15 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 			_ = tt.drop(context.WithoutCancel(ctx), p, t)
 		}
 	}()
-	tg := &target{p: p, t: t}
-	if bp, ok := p.(BatchProjection); ok {
-		tg.bp = bp
-	}
-	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: kind == kindTemp}
-	if err := b.openBuildConn(ctx); err != nil {
+	tg := NewTarget(p, t)
+	b := &Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: kind == kindTemp}
+	if err := b.Open(ctx); err != nil {
 		return err
 	}
-	defer b.close()
+	defer b.Close()
 	// Temporary sets need not survive a crash (they are dropped at the next start); snapshots
 	// must, or a crash would leave an empty set listed as complete.
-	idx, err := b.createSet(ctx, tg, kind == kindTemp)
+	idx, err := b.CreateSet(ctx, tg, kind == kindTemp)
 	if err != nil {
 		return err
 	}
@@ -329,16 +326,16 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 			return err
 		}
 	}
-	if err := b.load(ctx, tg); err != nil {
+	if err := b.Load(ctx, tg); err != nil {
 		return err
 	}
-	if until > tg.cp {
-		if err := b.run(ctx, until); err != nil {
+	if until > tg.Checkpoint {
+		if err := b.Run(ctx, until); err != nil {
 			return fmt.Errorf("apply the log up to %d: %w", until, err)
 		}
 	}
 	if indexes {
-		if err := b.finish(ctx, tg, idx, false); err != nil {
+		if err := b.Finish(ctx, tg, idx, false); err != nil {
 			return err
 		}
 	}
@@ -353,35 +350,35 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 // parked events (later events of their streams are parked behind them, as in from). The
 // tables are copied side by side, each on a connection of its own: the set is not used
 // before build lists it as complete, so the copy need not be one transaction.
-func (tt *TimeTravel) copySet(ctx context.Context, b *builder, p Projection, from, to Tables) error {
+func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, from, to Tables) error {
 	var copies []string
-	for _, name := range setTables(b.db.Dialect, p, from) {
+	for _, name := range SetTables(b.DB.Dialect, p, from) {
 		copies = append(copies, `INSERT INTO `+to.Name(name[len(from.Prefix()):])+` SELECT * FROM `+name)
 	}
-	if err := b.sideBySide(ctx, copies); err != nil {
+	if err := b.SideBySide(ctx, copies); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", from.Prefix(), to.Prefix(), err)
 	}
-	tx, err := b.begin(ctx)
+	tx, err := b.Begin(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var cp int64
-	err = tx.QueryRow(ctx, `SELECT position FROM `+checkpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
+	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("checkpoint of %s: %w", from.Prefix(), err)
 	}
 	if cp > 0 {
-		if err := saveCheckpoint(ctx, tx, to, cp); err != nil {
+		if err := SaveCheckpoint(ctx, tx, to, cp); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+parkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
-		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+parkedTable+` WHERE table_set = ?`,
+	if _, err := tx.Exec(ctx, `INSERT INTO `+ParkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
+		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+ParkedTable+` WHERE table_set = ?`,
 		to.Prefix(), from.Prefix()); err != nil {
 		return fmt.Errorf("copy parked events of %s: %w", from.Prefix(), err)
 	}
-	if err := tx.tx.Commit(); err != nil {
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("copy %s: %w", from.Prefix(), err)
 	}
 	return nil

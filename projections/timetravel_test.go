@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
 )
 
@@ -107,11 +108,11 @@ func buildTo(t testing.TB, db *projections.DB, p projections.Projection, set str
 func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.DB, a projections.Tables, dbB *projections.DB, b projections.Tables) {
 	t.Helper()
 	ctx := context.Background()
-	da, err := dbA.Digest(ctx, p, a)
+	da, err := diff.Digest(ctx, dbA, p, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbb, err := dbB.Digest(ctx, p, b)
+	dbb, err := diff.Digest(ctx, dbB, p, b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 	db := tt.cfg.DB
 	rows, err := db.SQL.QueryContext(ctx, `SELECT table_set, projection, version FROM `+snapshotsTable)
 	if err != nil {
-		if isNoSuchTable(err) {
+		if IsNoSuchTable(err) {
 			return nil
 		}
 		return fmt.Errorf("time travel: list snapshot tables: %w", err)
@@ -112,7 +112,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 		return fmt.Errorf("time travel: list snapshot tables: %w", err)
 	}
 	for _, s := range sets {
-		if err := db.dropSet(ctx, s.p, s.t, s.sameVersion); err != nil {
+		if err := db.DropSet(ctx, s.p, s.t, s.sameVersion); err != nil {
 			return err
 		}
 		if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), s.t.Prefix()); err != nil {
@@ -214,29 +214,26 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 			_ = dropFile(db)
 		}
 	}()
-	tg := &target{p: p, t: TablesFor(p, "")}
-	if bp, ok := p.(BatchProjection); ok {
-		tg.bp = bp
-	}
-	b := &builder{db: db, store: tt.cfg.Store, batch: tt.cfg.Batch, now: time.Now, targets: []*target{tg}, lax: true,
-		commitEvery: time.Hour}
-	if err := b.openBuildConn(ctx); err != nil {
+	tg := NewTarget(p, TablesFor(p, ""))
+	b := &Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: true,
+		CommitEvery: time.Hour}
+	if err := b.Open(ctx); err != nil {
 		return nil, err
 	}
-	defer b.close()
-	idx, err := b.createSet(ctx, tg, false)
+	defer b.Close()
+	idx, err := b.CreateSet(ctx, tg, false)
 	if err != nil {
 		return nil, err
 	}
 	// A copied snapshot has its indexes; a new file gets them while its tables are empty.
-	if err := b.finish(ctx, tg, idx, false); err != nil {
+	if err := b.Finish(ctx, tg, idx, false); err != nil {
 		return nil, err
 	}
-	if err := b.load(ctx, tg); err != nil {
+	if err := b.Load(ctx, tg); err != nil {
 		return nil, err
 	}
-	if until > tg.cp {
-		if err := b.run(ctx, until); err != nil {
+	if until > tg.Checkpoint {
+		if err := b.Run(ctx, until); err != nil {
 			return nil, fmt.Errorf("apply the log up to %d: %w", until, err)
 		}
 	}

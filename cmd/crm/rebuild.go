@@ -21,6 +21,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/diff"
 )
 
 // projectionNamed finds the projection of a read model by its persisted name.
@@ -237,7 +238,7 @@ func runProjections(ctx context.Context, cfg config.Config, args []string, stdou
 
 func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("projections diff", flag.ContinueOnError)
-	sample := fs.Int("sample", projections.DefaultDiffSample, "rows shown per table and kind (added, removed, changed)")
+	sample := fs.Int("sample", diff.DefaultSample, "rows shown per table and kind (added, removed, changed)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	against := fs.String("against", "", "compare with this table set (its prefix) instead of the one in service")
 	batch := fs.Int("batch", projections.DefaultRebuildBatch, "events per read and per transaction")
@@ -288,7 +289,7 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		t := projections.TablesFor(p, "")
 		served = projections.ServedSet{Projection: name, Version: p.Version(), TableSet: t.Prefix(), Tables: t}
 	}
-	dcfg := projections.DiffConfig{DB: db, Store: store, Sample: *sample, Batch: *batch}
+	dcfg := diff.Config{DB: db, Store: store, Sample: *sample, Batch: *batch}
 	var (
 		mu   sync.Mutex
 		last time.Time
@@ -310,7 +311,7 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 			fmt.Fprintf(stderr, "\r%s", progressLine(pos, goal, rate, eta, "building"))
 		}
 	}
-	d, err := projections.Diff(ctx, dcfg, p, served)
+	d, err := diff.Run(ctx, dcfg, p, served)
 	if !*quiet && !last.IsZero() {
 		fmt.Fprintln(stderr)
 	}
@@ -327,7 +328,7 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 }
 
 // printDiff writes the report for a person: per table the counts, then the sampled rows.
-func printDiff(w io.Writer, p projections.Projection, served projections.ServedSet, d projections.SetDiff) {
+func printDiff(w io.Writer, p projections.Projection, served projections.ServedSet, d diff.SetDiff) {
 	fmt.Fprintf(w, "%s version %d (this binary) against %s (in service), at log position %d:\n", p.Name(), p.Version(), served.TableSet, d.Position)
 	if d.Identical() {
 		fmt.Fprintln(w, "  identical: a rebuild with this code changes nothing")
@@ -364,7 +365,7 @@ func printDiff(w io.Writer, p projections.Projection, served projections.ServedS
 	}
 }
 
-func formatRow(r projections.Row) string {
+func formatRow(r diff.Row) string {
 	var parts []string
 	for _, col := range slices.Sorted(maps.Keys(r)) {
 		parts = append(parts, fmt.Sprintf("%s=%v", col, show(r[col])))

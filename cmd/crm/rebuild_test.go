@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
 )
 
@@ -221,7 +222,7 @@ func TestRebuildCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d projections.SetDiff
+	var d diff.SetDiff
 	if err := json.Unmarshal([]byte(out), &d); err != nil || !d.Identical() || d.Served != setName(journey.Projection(), "g2") || len(d.Tables) != 3 {
 		t.Fatalf("diff --json: %v\n%s", err, out)
 	}

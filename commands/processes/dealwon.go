@@ -22,6 +22,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/wmstore"
 )
 
 // Persisted names of DealWon: the consumer group (and Watermill handler), and the actor of
@@ -266,50 +267,26 @@ func (m *DealWon) runOnce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscriber of %s: %w", DealWonGroup, err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, m.cfg.Logger)
-	if err != nil {
-		_ = sub.Close()
-		return fmt.Errorf("router of %s: %w", DealWonGroup, err)
-	}
-	h := router.AddConsumerHandler(DealWonGroup, m.cfg.Topic, sub, func(msg *message.Message) error {
-		e, err := m.cfg.Decode(msg)
-		if err != nil {
-			return fmt.Errorf("decode message %s: %w", msg.UUID, err)
-		}
-		return m.Handle(msg.Context(), e)
-	})
-	h.AddMiddleware(middleware.Retry{
-		MaxRetries:          m.cfg.MaxRetries,
-		InitialInterval:     m.cfg.RetryInterval,
-		MaxInterval:         m.cfg.MaxRetryDelay,
-		Multiplier:          2,
-		RandomizationFactor: 0.25,
-		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded)
+	return wmstore.RunHandler(ctx, m.cfg.Logger, wmstore.Handler{
+		Name:       DealWonGroup,
+		Topic:      m.cfg.Topic,
+		Subscriber: sub,
+		Handle: func(msg *message.Message) error {
+			e, err := m.cfg.Decode(msg)
+			if err != nil {
+				return fmt.Errorf("decode message %s: %w", msg.UUID, err)
+			}
+			return m.Handle(msg.Context(), e)
 		},
-	}.Middleware, middleware.Recoverer)
-	done := make(chan error, 1)
-	go func() { done <- router.Run(ctx) }()
-	// Close only a running router: closed while it starts, it waits its whole close
-	// timeout for a handler that never ran. Before that, ctx ending stops it by itself.
-	select {
-	case <-router.Running():
-	case err := <-done:
-		return routerEnded(err)
-	}
-	select {
-	case <-ctx.Done():
-		_ = router.Close()
-		<-done
-		return nil
-	case err := <-done:
-		return routerEnded(err)
-	}
-}
-
-func routerEnded(err error) error {
-	if err == nil {
-		return errors.New("the router stopped: its subscription ended")
-	}
-	return fmt.Errorf("router: %w", err)
+		Middleware: []message.HandlerMiddleware{middleware.Retry{
+			MaxRetries:          m.cfg.MaxRetries,
+			InitialInterval:     m.cfg.RetryInterval,
+			MaxInterval:         m.cfg.MaxRetryDelay,
+			Multiplier:          2,
+			RandomizationFactor: 0.25,
+			ShouldRetry: func(p middleware.RetryParams) bool {
+				return !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded)
+			},
+		}.Middleware, middleware.Recoverer},
+	})
 }

@@ -1,6 +1,8 @@
 // Package wmstore exposes an eventstore.Store as a Watermill Pub/Sub: the log is the broker,
 // so projections and process managers are ordinary Watermill router handlers and there is no
-// outbox and no dual write.
+// outbox and no dual write. RunHandler is the one router runner both use: a consumer on a
+// router of its own, closed when its context ends, its end reported so that the caller
+// restarts it.
 //
 // # Topics
 //

@@ -42,7 +42,7 @@ func QueryPresent(ctx context.Context, db *projections.DB, t projections.Tables,
 	}
 	q := query{db: db, t: t, owner: params.Owner, present: true}
 	p := &Present{}
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q.tx = tx
 		if p.Horizon, err = q.horizon(ctx); err != nil {
 			return err

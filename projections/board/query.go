@@ -177,7 +177,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	asOf := params.AsOf.UTC()
 	q := query{db: db, t: t, asOf: asOf.UnixMicro(), owner: params.Owner}
 	var answer Answer
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q.tx = tx
 		var err error
 		answer, err = q.answer(ctx, qn)
@@ -359,17 +359,6 @@ func closeRows(rows *sql.Rows) error {
 		return err
 	}
 	return rows.Close()
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }
 
 const microsPerDay = int64(24 * time.Hour / time.Microsecond)

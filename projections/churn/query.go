@@ -181,7 +181,7 @@ func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[co
 		}
 	}
 	if !q.db.Frozen() {
-		err := readOnly(ctx, q.db, func(tx *sql.Tx) error {
+		err := q.db.ReadOnly(ctx, func(tx *sql.Tx) error {
 			for _, part := range parts {
 				if err := in(part)(tx); err != nil {
 					return err
@@ -194,7 +194,7 @@ func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[co
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, part := range parts {
-		wg.Go(func() { errs[i] = readOnly(ctx, q.db, in(part)) })
+		wg.Go(func() { errs[i] = q.db.ReadOnly(ctx, in(part)) })
 	}
 	wg.Wait()
 	return counts, errors.Join(errs...)
@@ -503,17 +503,6 @@ func closeRows(rows *sql.Rows) error {
 		return err
 	}
 	return rows.Close()
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }
 
 const microsPerDay = int64(24 * time.Hour / time.Microsecond)

@@ -184,12 +184,12 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 			wg     sync.WaitGroup
 			mixErr error
 		)
-		wg.Go(func() { mixErr = readOnly(ctx, db, mixes) })
-		err = readOnly(ctx, db, visits)
+		wg.Go(func() { mixErr = db.ReadOnly(ctx, mixes) })
+		err = db.ReadOnly(ctx, visits)
 		wg.Wait()
 		err = errors.Join(err, mixErr)
 	} else {
-		err = readOnly(ctx, db, func(tx *sql.Tx) error {
+		err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 			if err := visits(tx); err != nil {
 				return err
 			}
@@ -335,7 +335,7 @@ func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables,
 	}
 	asOf := asOfMicros(params.AsOf)
 	answer := ContactAnswer{ContactID: params.ContactID, AsOf: asOfPtr(params.AsOf), Visits: []Visit{}}
-	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var createdAt int64
 		err := tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT created_at, cohort, channel, owner, segment FROM `+
 			t.Name(tableContacts)+` WHERE contact_id = ?`), params.ContactID).
@@ -412,15 +412,4 @@ func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables,
 		answer.Phase = answer.Visits[n-1].Phase
 	}
 	return answer, nil
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state (a snapshot: repeatable read on PostgreSQL, a WAL read transaction on SQLite).
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }

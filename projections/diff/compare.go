@@ -1,8 +1,6 @@
-package projections
+package diff
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -13,10 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/eventcrm/crm/projections"
 )
 
 // queryer runs queries: a database, a connection or a (snapshot) transaction.
-type queryer = Queryer
+type queryer = projections.Queryer
 
 // SetDiff is how a candidate table set differs from a served one, table by table (by base
 // name), rows matched by primary key.
@@ -79,7 +79,7 @@ type tableShape struct {
 	key     []string
 }
 
-func (db *DB) shapeOf(ctx context.Context, q queryer, name string) (tableShape, bool, error) {
+func shapeOf(ctx context.Context, db *projections.DB, q queryer, name string) (tableShape, bool, error) {
 	c, err := db.Dialect.DescribeTable(ctx, q, name)
 	if err != nil {
 		return tableShape{name: name}, false, err
@@ -95,7 +95,7 @@ func (db *DB) shapeOf(ctx context.Context, q queryer, name string) (tableShape, 
 }
 
 // orderBy orders rows by key columns the way compareValues does.
-func (db *DB) orderBy(s tableShape, key []string) string {
+func orderBy(db *projections.DB, s tableShape, key []string) string {
 	parts := make([]string, len(key))
 	for i, k := range key {
 		parts[i] = k
@@ -109,7 +109,7 @@ func (db *DB) orderBy(s tableShape, key []string) string {
 
 // compareTables merges the rows of served (read with qs) and candidate (read with qc), both
 // ordered by key. Two queryers: PostgreSQL cannot stream two results on one connection.
-func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, served, cand *tableShape, sample int) (TableDiff, error) {
+func compareTables(ctx context.Context, db *projections.DB, qs, qc queryer, base string, served, cand *tableShape, sample int) (TableDiff, error) {
 	d := TableDiff{Table: base}
 	switch {
 	case served == nil && cand == nil:
@@ -147,7 +147,7 @@ func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, se
 	d.Key = key
 	cols := append(slices.Clone(key), slices.DeleteFunc(slices.Clone(common), func(c string) bool { return slices.Contains(key, c) })...)
 	query := func(s *tableShape) string {
-		return `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + s.name + ` ORDER BY ` + db.orderBy(*s, key)
+		return `SELECT ` + strings.Join(cols, ", ") + ` FROM ` + s.name + ` ORDER BY ` + orderBy(db, *s, key)
 	}
 	ra, err := qs.QueryContext(ctx, query(served))
 	if err != nil {
@@ -201,7 +201,7 @@ func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, se
 		case b == nil:
 			c = -1
 		default:
-			c = compareRows(a[:nk], b[:nk])
+			c = projections.CompareRows(a[:nk], b[:nk])
 		}
 		switch {
 		case c < 0:
@@ -215,7 +215,7 @@ func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, se
 				d.SampleAdded = append(d.SampleAdded, row(b))
 			}
 		default:
-			if compareRows(a[nk:], b[nk:]) != 0 {
+			if projections.CompareRows(a[nk:], b[nk:]) != 0 {
 				d.Changed++
 				if len(d.SampleChanged) < sample {
 					ch := RowChange{Key: Row{}, Changes: map[string][2]any{}}
@@ -223,7 +223,7 @@ func (db *DB) compareTables(ctx context.Context, qs, qc queryer, base string, se
 						ch.Key[cols[i]] = a[i]
 					}
 					for i := nk; i < len(cols); i++ {
-						if compareValues(a[i], b[i]) != 0 {
+						if projections.CompareValues(a[i], b[i]) != 0 {
 							ch.Changes[cols[i]] = [2]any{a[i], b[i]}
 						}
 					}
@@ -267,67 +267,6 @@ func normalize(v any) any {
 	return v
 }
 
-func compareRows(a, b []any) int {
-	for i := range a {
-		if c := compareValues(a[i], b[i]); c != 0 {
-			return c
-		}
-	}
-	return 0
-}
-
-// compareValues orders values as SQLite does across types (NULL, numbers, text, blobs) and
-// as both dialects do within one (text bytewise, i.e. COLLATE "C").
-func compareValues(a, b any) int {
-	ra, rb := typeRank(a), typeRank(b)
-	if ra != rb {
-		return cmp.Compare(ra, rb)
-	}
-	switch x := a.(type) {
-	case nil:
-		return 0
-	case int64:
-		if y, ok := b.(int64); ok {
-			return cmp.Compare(x, y)
-		}
-		return cmp.Compare(float64(x), b.(float64))
-	case float64:
-		if y, ok := b.(int64); ok {
-			return cmp.Compare(x, float64(y))
-		}
-		return cmp.Compare(x, b.(float64))
-	case bool:
-		y := b.(bool)
-		switch {
-		case x == y:
-			return 0
-		case !x:
-			return -1
-		default:
-			return 1
-		}
-	case string:
-		return strings.Compare(x, b.(string))
-	case []byte:
-		return bytes.Compare(x, b.([]byte))
-	}
-	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
-}
-
-func typeRank(v any) int {
-	switch v.(type) {
-	case nil:
-		return 0
-	case int64, float64, bool:
-		return 1
-	case string:
-		return 2
-	case []byte:
-		return 3
-	}
-	return 4
-}
-
 // TableDigest sums up a table order-independently: its row count and the sum, modulo 2^128,
 // of a hash of each row (a sum, not a xor, so that duplicate rows do not cancel out).
 type TableDigest struct {
@@ -337,17 +276,17 @@ type TableDigest struct {
 
 // Digest returns the digest of every table of set t of p, by base name: two sets hold the
 // same rows when their digests are equal.
-func (db *DB) Digest(ctx context.Context, p Projection, t Tables) (map[string]TableDigest, error) {
+func Digest(ctx context.Context, db *projections.DB, p projections.Projection, t projections.Tables) (map[string]TableDigest, error) {
 	out := map[string]TableDigest{}
-	for _, name := range setTables(db.Dialect, p, t) {
-		s, ok, err := db.shapeOf(ctx, db.SQL, name)
+	for _, name := range projections.SetTables(db.Dialect, p, t) {
+		s, ok, err := shapeOf(ctx, db, db.SQL, name)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			return nil, fmt.Errorf("digest of %s: no such table", name)
 		}
-		d, err := db.digestTable(ctx, db.SQL, s)
+		d, err := digestTable(ctx, db, db.SQL, s)
 		if err != nil {
 			return nil, err
 		}
@@ -356,7 +295,7 @@ func (db *DB) Digest(ctx context.Context, p Projection, t Tables) (map[string]Ta
 	return out, nil
 }
 
-func (db *DB) digestTable(ctx context.Context, q queryer, s tableShape) (TableDigest, error) {
+func digestTable(ctx context.Context, db *projections.DB, q queryer, s tableShape) (TableDigest, error) {
 	cols := slices.Sorted(slices.Values(s.columns))
 	rows, err := q.QueryContext(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM `+s.name)
 	if err != nil {
