@@ -52,8 +52,10 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		ctx := context.Background()
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("seed %d", seed)
-		w := newWorkload(commands.NewHandler(store))
+		h := commands.NewHandler(store)
+		w := newWorkload(h)
 		w.run(ctx, t, rand.New(rand.NewPCG(seed, 1)), 400)
+		wonAtAnotherAmount(ctx, t, h) // so that the changed code differs whatever the workload did
 		p := board.Projection()
 		r := newRunner(t, runnerConfig(store, db), p)
 		start(t, r)
@@ -121,3 +123,21 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 }
 
 func decodeJSON(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// wonAtAnotherAmount records a deal won at a final amount other than the one it was opened
+// with: the row the changed board code of the diff test gets wrong.
+func wonAtAnotherAmount(ctx context.Context, t *testing.T, h *commands.Handler) {
+	t.Helper()
+	c, err := h.CreateContact(ctx, commands.Meta{Actor: "test"}, commands.CreateContact{Name: "Diff Example", Channel: "seminar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.OpenDeal(ctx, commands.Meta{Actor: "test"}, commands.OpenDeal{ContactID: c.ID, Title: "Diff", Amount: 1000, Currency: "JPY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := int64(1500)
+	if _, err := h.WinDeal(ctx, commands.Meta{Actor: "test"}, commands.WinDeal{DealID: d.ID, Amount: &final}); err != nil {
+		t.Fatal(err)
+	}
+}
