@@ -119,6 +119,9 @@ func eventOf(e *eventstore.Event) Event {
 		Actor: e.Metadata.Actor, data: e.Data}
 }
 
+// Data is the event's JSON as recorded: for read models that keep it whole. Shared: read only.
+func (e *Event) Data() []byte { return e.data }
+
 // Decode returns the data of e decoded as JSON into a T. The value is shared (a batch may be
 // folded more than once, and the read models of a rebuild decode each event once): read only.
 func Decode[T any](e *Event) (*T, error) {
