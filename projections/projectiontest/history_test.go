@@ -23,8 +23,8 @@ func TestParseHistory(t *testing.T) {
 	}
 	want := []struct {
 		id, stream, typ, data, actor string
-		version, position     int64
-		at                    time.Time
+		version, position            int64
+		at                           time.Time
 	}{
 		{"evt-1", "contact-c1", "contact.created.v1", `{"contact_id":"c1", "name":"A B"}`, "", 1, 1, time.Date(2024, 1, 2, 9, 0, 0, 0, time.UTC)},
 		{"evt-2", "deal-d1", "deal.opened.v1", `{}`, "", 1, 2, time.Date(2024, 1, 3, 8, 0, 0, 5e8, time.UTC)},
