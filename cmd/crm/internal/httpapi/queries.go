@@ -45,7 +45,7 @@ func JourneyQueries() []Query {
 func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryChurnPoints}} }
 
 // TimelineQueries are the HTTP routes of the customer timeline.
-func TimelineQueries() []Query { return []Query{{"/contacts/{id}/timeline", queryTimeline}} }
+func TimelineQueries() []Query { return []Query{{"/contacts/{contactId}/timeline", queryTimeline}} }
 
 // TasksQueries are the HTTP routes of the tasks.
 func TasksQueries() []Query { return []Query{{"/tasks", queryTasks}} }
@@ -161,7 +161,7 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	return churn.Query(r.Context(), rd.db, rd.t, params)
 }
 
-// GET /v1/contacts/{id}/timeline?types=&before=&limit=
+// GET /v1/contacts/{contactId}/timeline?types=&before=&limit=
 //
 // Open tasks on it are judged overdue now (or at the moment a time-travel question is about).
 func queryTimeline(r *http.Request, rd read) (any, error) {
@@ -170,7 +170,7 @@ func queryTimeline(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := timeline.Params{ContactID: mux.Vars(r)["id"], Before: q.Get("before"), Limit: limit, Now: now(r)}
+	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r)}
 	if v := q.Get("types"); v != "" {
 		params.Types = strings.Split(v, ",")
 	}
