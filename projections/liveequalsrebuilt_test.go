@@ -23,10 +23,13 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/tasks"
+	"github.com/eventcrm/crm/projections/timeline"
 )
 
 func readModels() []projections.Projection {
-	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
+	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
+		timeline.Projection(), tasks.Projection()}
 }
 
 // workload issues random commands through the real command handler: creations, detail and
@@ -175,8 +178,21 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 				taskID = ts[rng.IntN(len(ts))]
 			}
 			w.mu.Unlock()
-			cmd := commands.CompleteTask{ContactID: contactID, TaskID: taskID}
-			exec = func(m commands.Meta) (commands.Result, error) { return w.h.CompleteTask(ctx, m, cmd) }
+			// A task changes before it closes: rescheduled, reassigned, done or cancelled.
+			switch rng.IntN(4) {
+			case 0:
+				cmd := commands.RescheduleTask{ContactID: contactID, TaskID: taskID, Due: w.clock.AddDate(0, 0, rng.IntN(30)).Format(time.DateOnly)}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.RescheduleTask(ctx, m, cmd) }
+			case 1:
+				cmd := commands.ReassignTask{ContactID: contactID, TaskID: taskID, Assignee: pick(owners)}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.ReassignTask(ctx, m, cmd) }
+			case 2:
+				cmd := commands.CancelTask{ContactID: contactID, TaskID: taskID, Reason: "not needed"}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.CancelTask(ctx, m, cmd) }
+			default:
+				cmd := commands.CompleteTask{ContactID: contactID, TaskID: taskID}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.CompleteTask(ctx, m, cmd) }
+			}
 		case x < 76 || deals == 0:
 			op = "open"
 			cmd := commands.OpenDeal{ContactID: contactID, Title: "Deal", Amount: int64(100 * (1 + rng.IntN(50))),
@@ -218,7 +234,8 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 
 // script writes, once, a history with every case the random part may miss: a contact moved
 // forward, skipped ahead, back, won, churned, won back, lost and won back again; a deal moved
-// back and forth, lost, reopened, won, reopened; a task completed.
+// back and forth, lost, reopened, won, reopened; a task completed, one rescheduled, reassigned
+// and cancelled; a note; a duplicate with a task merged into the contact.
 func (w *workload) script(ctx context.Context, t testing.TB) {
 	t.Helper()
 	at := w.clock
@@ -243,6 +260,14 @@ func (w *workload) script(ctx context.Context, t testing.TB) {
 	must(w.h.RecordSurvey(ctx, m(), commands.RecordSurvey{ContactID: c, NPS: 9}))
 	task := must(w.h.ScheduleTask(ctx, m(), commands.ScheduleTask{ContactID: c, Title: "call", Due: at.Format(time.DateOnly)})).EntityID
 	must(w.h.CompleteTask(ctx, m(), commands.CompleteTask{ContactID: c, TaskID: task}))
+	task = must(w.h.ScheduleTask(ctx, m(), commands.ScheduleTask{ContactID: c, Title: "visit", Due: at.Format(time.DateOnly)})).EntityID
+	must(w.h.RescheduleTask(ctx, m(), commands.RescheduleTask{ContactID: c, TaskID: task, Due: at.AddDate(0, 0, 7).Format(time.DateOnly)}))
+	must(w.h.ReassignTask(ctx, m(), commands.ReassignTask{ContactID: c, TaskID: task, Assignee: "rep-c"}))
+	must(w.h.CancelTask(ctx, m(), commands.CancelTask{ContactID: c, TaskID: task, Reason: "moved"}))
+	must(w.h.AddNote(ctx, m(), commands.AddNote{ContactID: c, Text: "メモ"}))
+	dup := must(w.h.CreateContact(ctx, m(), commands.CreateContact{Name: "Scripted twin", Channel: "other"})).ID
+	must(w.h.ScheduleTask(ctx, m(), commands.ScheduleTask{ContactID: dup, Title: "call twin", Due: at.Format(time.DateOnly)}))
+	must(w.h.MergeContact(ctx, m(), commands.MergeContact{ContactID: dup, Into: c}))
 	d := must(w.h.OpenDeal(ctx, m(), commands.OpenDeal{ContactID: c, Title: "Scripted", Amount: 1000, Currency: "JPY"})).ID
 	for _, stage := range []string{"proposal", "needs_analysis", "negotiation"} {
 		must(w.h.ChangeDealStage(ctx, m(), commands.ChangeDealStage{DealID: d, Stage: stage}))
@@ -438,6 +463,8 @@ func assertVariety(t testing.TB, events []eventstore.Event) {
 	}
 	for _, want := range []string{"rule:backward", "rule:win_back", "rule:lost", "rule:churned", "rule:forward", deal.TypeReopened,
 		deal.TypeWon, deal.TypeLost, deal.TypeStageChanged, contact.TypeTaskCompleted, contact.TypeOwnerChanged,
+		contact.TypeTaskRescheduled, contact.TypeTaskReassigned, contact.TypeTaskCancelled, contact.TypeNoteAdded,
+		contact.TypeDuplicateAbsorbed,
 		contact.TypeDetailsChanged, contact.TypeSurveyRecorded} {
 		if seen[want] == 0 {
 			t.Fatalf("the workload wrote no %s: %v (run again)", want, seen)

@@ -6,8 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +23,9 @@ import (
 // snapshots, temporary sets with their journals, snapshots of another version, and the
 // snapshot tables an earlier release kept in the read-model database), keeping the
 // snapshots and anything that is not time travel's.
+// temporaryFile is the name of a temporary set's file (a snapshot's has _s<position>).
+var temporaryFile = regexp.MustCompile(`_v\d+_t[0-9a-f]+\.db$`)
+
 func TestTimeTravelFiles(t *testing.T) {
 	store, db := backends()[0].open(t) // SQLite
 	ctx := context.Background()
@@ -57,7 +60,9 @@ func TestTimeTravelFiles(t *testing.T) {
 	temps := func() []string {
 		var out []string
 		for _, name := range files() {
-			if strings.Contains(name, "_t") && strings.HasSuffix(name, ".db") {
+			// <projection>_v<version>_t<random hex>.db: a name such as contact_timeline's
+			// holds "_t" too.
+			if temporaryFile.MatchString(name) {
 				out = append(out, name)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 )
 
 // server is `crm serve` running in-process on a free port.
@@ -121,7 +123,7 @@ func TestServeRunsTheReadModelsAndTheDealWonProcess(t *testing.T) {
 		t.Fatalf("journey visits %v", visits)
 	}
 	list := s.call("GET", "/v1/projections", "")["projections"].([]any)
-	if len(list) != 3 {
+	if len(list) != len(readmodels.All()) {
 		t.Fatalf("projections %v", list)
 	}
 	for _, p := range s.call("GET", "/v1/analytics/churn-points", "")["data"].(map[string]any)["phases"].([]any) {

@@ -15,12 +15,14 @@ import (
 
 // ParseHistory reads a history written by hand: one event per line,
 //
-//	<occurred_at RFC 3339> <stream> <type> <data JSON>
+//	<occurred_at RFC 3339> <stream> <type> [actor=<name>] <data JSON>
 //
 // for example
 //
 //	2024-01-05T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1","name":"Aiko"}
+//	2024-01-06T09:00:00Z contact-c1 contact.note_added.v1 actor=rep-a {"contact_id":"c1",...}
 //
+// The actor, when given, is the event's metadata actor.
 // Blank lines and lines starting with # are ignored. Events get global positions 1, 2, 3, ...
 // in file order, stream versions from 1 per stream, IDs "evt-<position>" and a recorded time
 // equal to their occurred time.
@@ -44,7 +46,11 @@ func ParseHistory(r io.Reader) ([]eventstore.Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: occurred_at: %w", line, err)
 		}
-		data := strings.TrimSpace(fields[3])
+		data, actor := strings.TrimSpace(fields[3]), ""
+		if rest, ok := strings.CutPrefix(data, "actor="); ok {
+			actor, data, _ = strings.Cut(rest, " ")
+			data = strings.TrimSpace(data)
+		}
 		if !json.Valid([]byte(data)) {
 			return nil, fmt.Errorf("line %d: data is not JSON: %s", line, data)
 		}
@@ -58,6 +64,7 @@ func ParseHistory(r io.Reader) ([]eventstore.Event, error) {
 			Position:   position,
 			Type:       fields[2],
 			Data:       []byte(data),
+			Metadata:   eventstore.Metadata{Actor: actor},
 			OccurredAt: at.UTC(),
 			RecordedAt: at.UTC(),
 		})

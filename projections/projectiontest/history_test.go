@@ -12,7 +12,7 @@ func TestParseHistory(t *testing.T) {
 2024-01-02T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1", "name":"A B"}
 
 2024-01-03T09:00:00.5+01:00 deal-d1 deal.opened.v1 {}
-2024-01-04T09:00:00Z contact-c1 contact.touchpoint_recorded.v1 {"contact_id":"c1"}
+2024-01-04T09:00:00Z contact-c1 contact.touchpoint_recorded.v1 actor=rep-a {"contact_id":"c1"}
 `
 	events, err := ParseHistory(strings.NewReader(history))
 	if err != nil {
@@ -22,17 +22,17 @@ func TestParseHistory(t *testing.T) {
 		t.Fatalf("got %d events, want 3", len(events))
 	}
 	want := []struct {
-		id, stream, typ, data string
-		version, position     int64
-		at                    time.Time
+		id, stream, typ, data, actor string
+		version, position            int64
+		at                           time.Time
 	}{
-		{"evt-1", "contact-c1", "contact.created.v1", `{"contact_id":"c1", "name":"A B"}`, 1, 1, time.Date(2024, 1, 2, 9, 0, 0, 0, time.UTC)},
-		{"evt-2", "deal-d1", "deal.opened.v1", `{}`, 1, 2, time.Date(2024, 1, 3, 8, 0, 0, 5e8, time.UTC)},
-		{"evt-3", "contact-c1", "contact.touchpoint_recorded.v1", `{"contact_id":"c1"}`, 2, 3, time.Date(2024, 1, 4, 9, 0, 0, 0, time.UTC)},
+		{"evt-1", "contact-c1", "contact.created.v1", `{"contact_id":"c1", "name":"A B"}`, "", 1, 1, time.Date(2024, 1, 2, 9, 0, 0, 0, time.UTC)},
+		{"evt-2", "deal-d1", "deal.opened.v1", `{}`, "", 1, 2, time.Date(2024, 1, 3, 8, 0, 0, 5e8, time.UTC)},
+		{"evt-3", "contact-c1", "contact.touchpoint_recorded.v1", `{"contact_id":"c1"}`, "rep-a", 2, 3, time.Date(2024, 1, 4, 9, 0, 0, 0, time.UTC)},
 	}
 	for i, w := range want {
 		e := events[i]
-		if e.ID != w.id || e.Stream != w.stream || e.Type != w.typ || string(e.Data) != w.data ||
+		if e.ID != w.id || e.Stream != w.stream || e.Type != w.typ || string(e.Data) != w.data || e.Metadata.Actor != w.actor ||
 			e.Version != w.version || e.Position != w.position || !e.OccurredAt.Equal(w.at) ||
 			e.OccurredAt.Location() != time.UTC || !e.RecordedAt.Equal(w.at) {
 			t.Errorf("event %d = %+v, want %+v", i, e, w)

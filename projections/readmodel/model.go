@@ -136,6 +136,8 @@ type Event struct {
 	Stream     string
 	Position   int64
 	OccurredAt time.Time
+	// Actor is who caused the event (its metadata's actor), for read models that show it.
+	Actor string
 
 	data    []byte
 	batch   *projections.Batch // decodes shared by the read models of a rebuild, when set
@@ -147,8 +149,12 @@ type Event struct {
 }
 
 func eventOf(e *eventstore.Event) Event {
-	return Event{Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt, data: e.Data}
+	return Event{Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt,
+		Actor: e.Metadata.Actor, data: e.Data}
 }
+
+// Data is the event's JSON as recorded: for read models that keep it whole. Shared: read only.
+func (e *Event) Data() []byte { return e.data }
 
 // Decode returns the data of e decoded as JSON into a T. The value is shared (a batch may be
 // folded more than once, and the read models of a rebuild decode each event once): read only.

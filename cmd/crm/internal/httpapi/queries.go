@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -14,6 +15,8 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/tasks"
+	"github.com/eventcrm/crm/projections/timeline"
 )
 
 // Query is an HTTP route of a read model: GET /v1 + Path, answered from the tables of the
@@ -40,6 +43,12 @@ func JourneyQueries() []Query {
 
 // ChurnQueries are the HTTP routes of the churn points.
 func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryChurnPoints}} }
+
+// TimelineQueries are the HTTP routes of the customer timeline.
+func TimelineQueries() []Query { return []Query{{"/contacts/{contactId}/timeline", queryTimeline}} }
+
+// TasksQueries are the HTTP routes of the tasks.
+func TasksQueries() []Query { return []Query{{"/tasks", queryTasks}} }
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //
@@ -150,6 +159,38 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	}
 	params.AsOf = asOf
 	return churn.Query(r.Context(), rd.db, rd.t, params)
+}
+
+// GET /v1/contacts/{contactId}/timeline?types=&before=&limit=
+//
+// Open tasks on it are judged overdue now (or at the moment a time-travel question is about).
+func queryTimeline(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r)}
+	if v := q.Get("types"); v != "" {
+		params.Types = strings.Split(v, ",")
+	}
+	return timeline.Query(r.Context(), rd.db, rd.t, params)
+}
+
+// GET /v1/tasks?assignee=&contact_id=&status=&due_from=&due_to=&as_of=&limit=&cursor=
+func queryTasks(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return tasks.Query(r.Context(), rd.db, rd.t, tasks.Params{AsOf: asOf, Assignee: q.Get("assignee"),
+		ContactID: q.Get("contact_id"), Status: q.Get("status"), DueFrom: q.Get("due_from"), DueTo: q.Get("due_to"),
+		Limit: limit, Cursor: q.Get("cursor")})
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is

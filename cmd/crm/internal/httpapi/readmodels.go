@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -83,8 +85,21 @@ func (s *Server) MountReadModels(rm ReadModels) {
 			continue // not run here: the endpoints would never answer
 		}
 		for _, q := range qs.Routes {
-			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, q.read))).Methods(http.MethodGet)
+			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, badParams(q.read)))).Methods(http.MethodGet)
 		}
+	}
+}
+
+// badParams answers a parameter a read model refuses (a domain error with code invalid) as
+// the bad query parameter it is: 400 naming it, not the 422 of a command's field.
+func badParams(h readFunc) readFunc {
+	return func(r *http.Request, rd read) (any, error) {
+		data, err := h(r, rd)
+		var de *domain.Error
+		if errors.As(err, &de) && de.Code == domain.CodeInvalid {
+			return nil, badField(de.Field, "%s", de.Error())
+		}
+		return data, err
 	}
 }
 

@@ -26,6 +26,8 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/tasks"
+	"github.com/eventcrm/crm/projections/timeline"
 )
 
 // picky is a projection of the tests that refuses every event recorded with the reason
@@ -48,6 +50,7 @@ func (p picky) Apply(ctx context.Context, tx *projections.Tx, t projections.Tabl
 type readAPI struct {
 	*api
 	refusing *atomic.Bool
+	store    eventstore.Store
 }
 
 // newReadAPI serves the API with the read models over real SQLite files: the log, and the
@@ -57,15 +60,22 @@ func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 	rs := newReadServer(t, maxWait)
 	srv := httptest.NewServer(rs.server)
 	t.Cleanup(srv.Close)
-	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing}
+	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing, store: rs.store}
 }
 
 // readServer is the server of newReadAPI, not yet served, with the parts behind it.
 type readServer struct {
 	server   *httpapi.Server
+	store    eventstore.Store
 	refusing *atomic.Bool
 	travel   *projections.TimeTravel
 	rebuilds *projections.Rebuilds
+}
+
+// served are the read models the test server runs, answers at past positions and rebuilds.
+func served() []projections.Projection {
+	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
+		timeline.Projection(), tasks.Projection()}
 }
 
 // newReadServer is the server of newReadAPI, not yet served.
@@ -89,7 +99,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
 		},
 		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
-	}, board.Projection(), journey.Projection(), churn.Projection(), picky{refusing})
+	}, append(served(), picky{refusing})...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,23 +120,21 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3},
-		board.Projection(), journey.Projection(), churn.Projection())
+	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3}, served()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := travel.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner},
-		board.Projection(), journey.Projection(), churn.Projection())
+	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner}, served()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rebuilds.Close)
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
 		Queries: readmodels.HTTPQueries(readmodels.All())})
-	return readServer{server: server, refusing: refusing, travel: travel, rebuilds: rebuilds}
+	return readServer{server: server, store: store, refusing: refusing, travel: travel, rebuilds: rebuilds}
 }
 
 func (a *readAPI) read(path string, v any) response {
@@ -192,7 +200,8 @@ func TestReadModelAnswersWaitForTheClientsPosition(t *testing.T) {
 			t.Errorf("GET %s: %d %s", bad, r.status, r.body)
 		}
 	}
-	if r := a.read("/v1/pipeline/board?limit=100000", nil); r.status != http.StatusUnprocessableEntity {
+	// A value the read model refuses is a bad query parameter too: 400 naming it.
+	if r := a.read("/v1/pipeline/board?limit=100000", nil); r.status != http.StatusBadRequest || r.json(t)["field"] != "limit" {
 		t.Errorf("limit out of range: %d %s", r.status, r.body)
 	}
 	if r := a.do("GET", "/v1/pipeline/board", "", ""); r.status != http.StatusUnauthorized {
@@ -238,7 +247,7 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 		if r := a.read("/v1/projections", &status); r.status != http.StatusOK {
 			t.Fatalf("projections: %d %s", r.status, r.body)
 		}
-		caughtUp := len(status.Projections) == 4
+		caughtUp := len(status.Projections) == len(served())+1 // and picky
 		for _, p := range status.Projections {
 			caughtUp = caughtUp && p.Checkpoint >= last && p.State == projections.StateRunning
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/tasks"
+	"github.com/eventcrm/crm/projections/timeline"
 )
 
 // ReadModel is one read model: its projection and the HTTP routes that answer from its tables.
@@ -28,6 +30,8 @@ func All() []ReadModel {
 		{board.Projection(), httpapi.BoardQueries()},
 		{journey.Projection(), httpapi.JourneyQueries()},
 		{churn.Projection(), httpapi.ChurnQueries()},
+		{timeline.Projection(), httpapi.TimelineQueries()},
+		{tasks.Projection(), httpapi.TasksQueries()},
 	}
 }
 

@@ -1,0 +1,312 @@
+package timeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Page sizes of a timeline.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Params is the question asked of one contact's timeline.
+type Params struct {
+	ContactID string `json:"contact_id"`
+	// Types keeps the entries of these kinds (see Kinds); empty keeps all.
+	Types []string `json:"types,omitempty"`
+	// Before asks for the entries older than a point: a next_before of an earlier page, or an
+	// RFC 3339 time (the entries that occurred before it).
+	Before string `json:"before,omitempty"`
+	// Limit is the page size: DefaultLimit when 0, at most MaxLimit.
+	Limit int `json:"limit,omitempty"`
+	// Now is the time of the question (required): a task still open is overdue when its due
+	// date is before Now's business date.
+	Now time.Time `json:"now"`
+}
+
+// Answer is one page of a contact's timeline, newest first.
+type Answer struct {
+	ContactID string `json:"contact_id"`
+	// BusinessDate is the date open tasks are judged overdue against.
+	BusinessDate domain.Date `json:"business_date"`
+	Entries      []Entry     `json:"entries"`
+	// NextBefore asks for the next (older) page as ?before=; empty on the last page.
+	NextBefore string `json:"next_before,omitempty"`
+}
+
+// Entry is one event on the timeline.
+type Entry struct {
+	Position   int64     `json:"position"`
+	OccurredAt time.Time `json:"occurred_at"`
+	// Type is the entry's kind (see Kinds), Event the persisted type of its event.
+	Type  string `json:"type"`
+	Event string `json:"event"`
+	Actor string `json:"actor"`
+	// ContactID is the contact the event was recorded for: on a merge survivor's timeline,
+	// the duplicate's entries keep the duplicate's id.
+	ContactID string `json:"contact_id"`
+	// SubjectID is the task, deal, touchpoint, purchase, survey or note the event is about.
+	SubjectID string `json:"subject_id,omitempty"`
+	// Title is the task's or the deal's title when the event happened.
+	Title string `json:"title,omitempty"`
+	// Data is the event's data as recorded.
+	Data json.RawMessage `json:"data"`
+	// Task is the current state of the entry's task (task entries only).
+	Task *Task `json:"task,omitempty"`
+}
+
+// Task is a task's state now: its status, due date and, while open, whether it is overdue at
+// the question's time.
+type Task struct {
+	Status  string      `json:"status"`
+	Due     domain.Date `json:"due"`
+	Overdue bool        `json:"overdue"`
+}
+
+// cursor is the place of the last entry of a page: the next page holds the entries before it
+// in (occurred_at, position) order. A time given as before is the cursor (at, 0).
+type cursor struct {
+	At       int64 `json:"a"`
+	Position int64 `json:"p"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c) // two integers always encode
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseBefore(s string) (*cursor, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return &cursor{At: t.UnixMicro()}, nil
+	}
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.Position < 1 {
+		return nil, domain.Invalid("before", "%q is neither an RFC 3339 time nor a next_before of the timeline", s)
+	}
+	return &c, nil
+}
+
+// question is a timeline's parameters, checked.
+type question struct {
+	types  []string
+	limit  int
+	before *cursor
+}
+
+func (params Params) check() (question, error) {
+	if params.ContactID == "" {
+		return question{}, domain.Invalid("contact_id", "is required")
+	}
+	if params.Now.IsZero() {
+		return question{}, domain.Invalid("now", "is required")
+	}
+	limit := params.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return question{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	}
+	for _, k := range params.Types {
+		if !slices.Contains(Kinds(), k) {
+			return question{}, domain.Invalid("types", "%q is not one of %s", k, strings.Join(Kinds(), ", "))
+		}
+	}
+	before, err := parseBefore(params.Before)
+	if err != nil {
+		return question{}, err
+	}
+	return question{types: params.Types, limit: limit, before: before}, nil
+}
+
+// Query answers one page of a contact's timeline from the tables of set t. Invalid parameters
+// return a domain error with code invalid naming the parameter; a contact with no entry at all
+// is not found.
+func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	qn, err := params.check()
+	if err != nil {
+		return Answer{}, err
+	}
+	answer := Answer{ContactID: params.ContactID, BusinessDate: contact.OverdueBefore(params.Now), Entries: []Entry{}}
+	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+		q := query{db: db, tx: tx, t: t}
+		ids, err := q.contacts(ctx, params.ContactID)
+		if err != nil {
+			return err
+		}
+		if answer.Entries, err = q.page(ctx, ids, qn, params.Now); err != nil {
+			return err
+		}
+		if len(answer.Entries) == 0 && qn.before == nil {
+			return q.mustExist(ctx, params.ContactID)
+		}
+		return nil
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	if len(answer.Entries) > qn.limit {
+		answer.Entries = answer.Entries[:qn.limit]
+		last := answer.Entries[qn.limit-1]
+		answer.NextBefore = cursor{At: last.OccurredAt.UnixMicro(), Position: last.Position}.encode()
+	}
+	return answer, nil
+}
+
+// query runs the statements of one answer in one read transaction.
+type query struct {
+	db *projections.DB
+	tx *sql.Tx
+	t  projections.Tables
+}
+
+func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
+	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
+}
+
+// contacts are the contact and every contact merged into it.
+func (q *query) contacts(ctx context.Context, contactID string) ([]string, error) {
+	rows, err := q.rows(ctx, `SELECT member FROM `+q.t.Name(tableMembers)+` WHERE survivor = ? ORDER BY member`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("merged contacts: %w", err)
+	}
+	ids := []string{contactID}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("merged contacts: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("merged contacts: %w", err)
+	}
+	return ids, nil
+}
+
+// page reads up to limit+1 entries of the contacts, newest first, from the index on
+// (contact_id, occurred_at, position), with the current state of their tasks.
+func (q *query) page(ctx context.Context, ids []string, qn question, now time.Time) ([]Entry, error) {
+	stmt := `SELECT e.position, e.contact_id, e.occurred_at, e.kind, e.event, e.actor, e.subject, e.title, e.data,
+		t.status, t.due
+		FROM ` + q.t.Name(tableEntries) + ` e LEFT JOIN ` + q.t.Name(tableTasks) + ` t
+		ON e.kind = '` + KindTask + `' AND t.task_id = e.subject WHERE e.contact_id` + in(len(ids))
+	args := anys(ids)
+	if len(qn.types) > 0 {
+		stmt += ` AND e.kind` + in(len(qn.types))
+		args = append(args, anys(qn.types)...)
+	}
+	if c := qn.before; c != nil {
+		stmt += ` AND (e.occurred_at < ? OR (e.occurred_at = ? AND e.position < ?))`
+		args = append(args, c.At, c.At, c.Position)
+	}
+	stmt += ` ORDER BY e.occurred_at DESC, e.position DESC LIMIT ?`
+	args = append(args, qn.limit+1)
+	rows, err := q.rows(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("timeline: %w", err)
+	}
+	entries := []Entry{}
+	for rows.Next() {
+		e, err := scanEntry(rows, now)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("timeline: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("timeline: %w", err)
+	}
+	return entries, nil
+}
+
+func scanEntry(rows *sql.Rows, now time.Time) (Entry, error) {
+	var (
+		e           Entry
+		at          int64
+		data        string
+		status, due sql.NullString
+	)
+	if err := rows.Scan(&e.Position, &e.ContactID, &at, &e.Type, &e.Event, &e.Actor, &e.SubjectID, &e.Title, &data,
+		&status, &due); err != nil {
+		return Entry{}, err
+	}
+	e.OccurredAt = time.UnixMicro(at).UTC()
+	e.Data = json.RawMessage(data)
+	if status.Valid {
+		d := domain.Date(due.String)
+		e.Task = &Task{Status: status.String, Due: d, Overdue: status.String == StatusOpen && contact.Overdue(d, now)}
+	}
+	return e, nil
+}
+
+// mustExist tells an unknown contact from one whose page is empty.
+func (q *query) mustExist(ctx context.Context, contactID string) error {
+	var one int
+	err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT 1 FROM `+q.t.Name(tableEntries)+
+		` WHERE contact_id = ? LIMIT 1`), contactID).Scan(&one)
+	switch {
+	case err == sql.ErrNoRows:
+		return domain.NotFound("contact %s not found", contactID)
+	case err != nil:
+		return fmt.Errorf("contact %s: %w", contactID, err)
+	}
+	return nil
+}
+
+// in is " = ?" for one value, else " IN (?, ...)": one value keeps the page a single range of
+// the index.
+func in(n int) string {
+	if n == 1 {
+		return " = ?"
+	}
+	return " IN (?" + strings.Repeat(", ?", n-1) + ")"
+}
+
+func anys(values []string) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = v
+	}
+	return out
+}
+
+func closeRows(rows *sql.Rows) error {
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return err
+	}
+	return rows.Close()
+}
+
+// readOnly runs read in one read-only transaction, so that all statements of an answer see
+// the same state.
+func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
+	return read(tx)
+}
