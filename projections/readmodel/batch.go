@@ -45,7 +45,7 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 // nor refused them): since a fold depends only on its event and the rows it reads, it does
 // nothing with them in any pass. After a refusal that missed nothing, the pass stops and
 // keeps the events it did not reach. The events kept lose the batch, and their data once
-// decoded: the decoded values stay.
+// decoded by a fold that went through them (see keep): the decoded values stay.
 func (p *prepared) firstPass(b *projections.Batch, rows *Rows) error {
 	src := b.Events()
 	var (
@@ -57,15 +57,15 @@ func (p *prepared) firstPass(b *projections.Batch, rows *Rows) error {
 		e.batch, e.index = b, i
 		rows.touched = false
 		err := p.m.spec.Fold(&e, rows)
-		if rows.touched || e.decoded != nil || err != nil {
-			p.keep(e)
+		if rows.touched || e.decoded != nil || e.rawRead || err != nil {
+			p.keep(e, err == nil)
 		}
 		if err == nil {
 			continue
 		}
 		if !rows.missed {
 			for j := i + 1; j < len(src); j++ {
-				p.keep(eventOf(&src[j]))
+				p.keep(eventOf(&src[j]), false)
 			}
 			return err
 		}
@@ -76,9 +76,12 @@ func (p *prepared) firstPass(b *projections.Batch, rows *Rows) error {
 	return refused
 }
 
-func (p *prepared) keep(e Event) {
+// keep keeps e for the writer's passes. Its data is let go only when the fold went through
+// it (folded is true: a fold stopped by a missing row may decode another type next time) and
+// decoded it once, without reading it as recorded.
+func (p *prepared) keep(e Event, folded bool) {
 	e.batch = nil
-	if e.decoded != nil && !e.decodedTwice {
+	if folded && e.decoded != nil && !e.decodedTwice && !e.rawRead {
 		e.data = nil
 	}
 	p.events = append(p.events, e)

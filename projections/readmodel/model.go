@@ -146,6 +146,8 @@ type Event struct {
 	// decodedTwice: the event was decoded as a second type, so decoded may not be the one
 	// a later pass asks for first: its data stays.
 	decodedTwice bool
+	// rawRead: the fold read the data as recorded (Data), so a later pass needs it too.
+	rawRead bool
 }
 
 func eventOf(e *eventstore.Event) Event {
@@ -154,7 +156,10 @@ func eventOf(e *eventstore.Event) Event {
 }
 
 // Data is the event's JSON as recorded: for read models that keep it whole. Shared: read only.
-func (e *Event) Data() []byte { return e.data }
+func (e *Event) Data() []byte {
+	e.rawRead = true
+	return e.data
+}
 
 // Decode returns the data of e decoded as JSON into a T. The value is shared (a batch may be
 // folded more than once, and the read models of a rebuild decode each event once): read only.
