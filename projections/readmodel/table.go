@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/eventcrm/crm/projections"
@@ -20,6 +21,7 @@ type Table[R any] struct {
 	key       int
 	clustered bool
 	indexes   []Index
+	searched  string // the column of text search, "" for none
 	then      []follow
 }
 
@@ -120,6 +122,17 @@ func (t *Table[R]) Clustered() *Table[R] {
 // WithIndexes adds secondary indexes.
 func (t *Table[R]) WithIndexes(indexes ...Index) *Table[R] {
 	t.indexes = append(t.indexes, indexes...)
+	return t
+}
+
+// Searched makes substring search of column fast with the database's own text index (see
+// projections.Dialect.TextSearch): the read model writes normalised text there and asks with
+// projections.Dialect.TextMatch. A clustered table has no rowid for SQLite's index to name.
+func (t *Table[R]) Searched(column string) *Table[R] {
+	if t.clustered || !slices.ContainsFunc(t.columns, func(c Column[R]) bool { return c.name == column && c.kind == kindText && !c.null }) {
+		panic(fmt.Sprintf("readmodel: table %s: %s is no text column of a table with rowids", t.name, column))
+	}
+	t.searched = column
 	return t
 }
 
@@ -299,6 +312,9 @@ func (t *Table[R]) schema(d projections.Dialect, set projections.Tables) []strin
 			s += " WHERE " + ix.Where
 		}
 		stmts = append(stmts, s)
+	}
+	if t.searched != "" {
+		stmts = append(stmts, d.TextSearch(name, t.searched)...)
 	}
 	return stmts
 }
