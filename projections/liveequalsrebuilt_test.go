@@ -21,11 +21,12 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 )
 
 func readModels() []projections.Projection {
-	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
+	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(), directory.Projection()}
 }
 
 // workload issues random commands through the real command handler: creations, detail and
