@@ -56,8 +56,8 @@ type Dialect interface {
 	TextSearch(table, column string) []string
 	// TextMatch returns a condition, with one placeholder, and its argument that select the
 	// rows of table, aliased alias, whose column (see TextSearch) holds text as a substring.
-	// Text shorter than a trigram cannot use a trigram index: it is matched with LIKE over
-	// the column, exactly, by a scan.
+	// Text shorter than a trigram cannot use a trigram index: it is matched exactly by a
+	// scan of the column.
 	TextMatch(table, alias, column, text string) (cond string, arg any)
 	// ServerStart identifies the database server's life ("" when it has none): unlogged
 	// tables are emptied by a crash, after which it starts again.

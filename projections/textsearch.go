@@ -42,10 +42,12 @@ func (sqlite) TextSearch(table, column string) []string {
 }
 
 // TextMatch on SQLite: a trigram phrase (the text quoted, so FTS5 reads no operators in it)
-// finds every row holding the text; a shorter text is matched with LIKE.
+// finds every row holding the text; a shorter text is looked for in every row.
 func (sqlite) TextMatch(table, alias, column, text string) (string, any) {
 	if shortForTrigrams(text) {
-		return alias + `.` + column + ` LIKE ? ESCAPE '\'`, likeSubstring(text)
+		// instr compares bytes: on normalised text the same as LIKE, several times faster
+		// on text that is not ASCII, and with no wildcard to escape.
+		return `instr(` + alias + `.` + column + `, ?) > 0`, text
 	}
 	fts := table + SearchTableSuffix
 	phrase := `"` + strings.ReplaceAll(text, `"`, `""`) + `"`
@@ -65,7 +67,11 @@ func (postgres) TextSearch(table, column string) []string {
 }
 
 // TextMatch on PostgreSQL: LIKE, which the trigram index answers for three characters and
-// more.
+// more. A shorter text has no trigram, and a LIKE the planner sent to the index would read
+// all of it: strpos, which no index serves, scans the rows instead.
 func (postgres) TextMatch(_, alias, column, text string) (string, any) {
+	if shortForTrigrams(text) {
+		return `strpos(` + alias + `.` + column + `, ?) > 0`, text
+	}
 	return alias + `.` + column + ` LIKE ? ESCAPE '\'`, likeSubstring(text)
 }
