@@ -108,7 +108,9 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 	}
 	l := &list{
 		from: t.Name(tableContacts) + " x LEFT JOIN " + t.Name(tableAccounts) + " a ON a.account_id = x.account_id",
-		id:   "contact_id",
+		// The filters read the contact only: the total needs no account.
+		countFrom: t.Name(tableContacts) + " x",
+		id:        "contact_id",
 		cols: `x.contact_id, x.name, x.email, x.phone, x.company, x.account_id, COALESCE(a.name, ''), x.phase,
 			x.phase_since, x.owner, x.segment, x.channel, x.created_at, x.last_activity, x.open_deals, x.opted_out,
 			x.sort_name, x.phase_rank`,

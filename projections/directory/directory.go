@@ -142,8 +142,10 @@ func contactsTable() *readmodel.Table[contactRow] {
 		text("sort_name", func(r *c) *string { return &r.sortName }),
 		text("search", func(r *c) *string { return &r.search })).
 		WithIndexes(
-			// One per sort, each ending in the id as the keyset does.
-			readmodel.Index{Name: "by_name", Columns: "sort_name, contact_id"},
+			// One per sort, each ending in the id as the keyset does, of the listed contacts.
+			// The default sort's also holds the search column: a search too short for the
+			// trigram index scans it, in order, without reading a row that does not match.
+			readmodel.Index{Name: "by_name", Columns: "sort_name, contact_id, search", Where: "merged_into = ''"},
 			readmodel.Index{Name: "by_created", Columns: "created_at, contact_id"},
 			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},
 			readmodel.Index{Name: "by_phase", Columns: "phase_rank, contact_id"},

@@ -122,13 +122,15 @@ func (f *filter) search(d projections.Dialect, table, alias, q string) {
 
 // list is one list question: what it reads and how it pages.
 type list struct {
-	from   string // FROM clause, the listed table aliased x
-	id     string // the id column of x
-	cols   string // the columns read
-	filter filter
-	order  order
-	after  *cursor
-	limit  int
+	from string // FROM clause, the listed table aliased x
+	// countFrom is the FROM clause of the total, when the filter needs less than from.
+	countFrom string
+	id        string // the id column of x
+	cols      string // the columns read
+	filter    filter
+	order     order
+	after     *cursor
+	limit     int
 }
 
 // keyset is the condition that starts a page after its cursor.
@@ -162,7 +164,11 @@ func (l *list) pageQuery() (string, []any) {
 // both of one state. scan reads a row and returns its sort key and id for the cursor.
 func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows) (cursor, error)) (total int64, next string, err error) {
 	err = readOnly(ctx, db, func(tx *sql.Tx) error {
-		count := "SELECT COUNT(*) FROM " + l.from + l.filter.where()
+		from := l.from
+		if l.countFrom != "" {
+			from = l.countFrom
+		}
+		count := "SELECT COUNT(*) FROM " + from + l.filter.where()
 		if err := tx.QueryRowContext(ctx, db.Dialect.Rebind(count), l.filter.args...).Scan(&total); err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
