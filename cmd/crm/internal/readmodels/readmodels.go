@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 )
 
@@ -28,6 +29,7 @@ func All() []ReadModel {
 		{board.Projection(), httpapi.BoardQueries()},
 		{journey.Projection(), httpapi.JourneyQueries()},
 		{churn.Projection(), httpapi.ChurnQueries()},
+		{directory.Projection(), httpapi.DirectoryQueries()},
 	}
 }
 
