@@ -115,6 +115,9 @@ func NewTable[R any](name string, key int, columns ...Column[R]) *Table[R] {
 // order of their key (texts, or a text and a number): such a read is then a sequential scan.
 // PostgreSQL stores every table as a heap: nothing changes there.
 func (t *Table[R]) Clustered() *Table[R] {
+	if t.searched != "" {
+		panic(fmt.Sprintf("readmodel: table %s: a searched table keeps its rowids", t.name))
+	}
 	t.clustered = true
 	return t
 }
