@@ -48,6 +48,17 @@ type Dialect interface {
 	// LockSet takes the lock that serializes the writers of set t until tx ends; a no-op
 	// where the database admits one writer at a time anyway.
 	LockSet(ctx context.Context, tx *Tx, t Tables) error
+	// TextSearch returns the statements that make a substring search of column, a text
+	// column of table normalised by the read model, use the database's own text index:
+	// SQLite keeps a trigram FTS5 table, named table + SearchTableSuffix, in step with the
+	// table by triggers (it is dropped with the table); PostgreSQL puts a pg_trgm GIN index
+	// on the column. The statement creating an index is deferred by rebuilds as any index is.
+	TextSearch(table, column string) []string
+	// TextMatch returns a condition, with one placeholder, and its argument that select the
+	// rows of table, aliased alias, whose column (see TextSearch) holds text as a substring.
+	// Text shorter than a trigram cannot use a trigram index: it is matched exactly by a
+	// scan of the column.
+	TextMatch(table, alias, column, text string) (cond string, arg any)
 	// ServerStart identifies the database server's life ("" when it has none): unlogged
 	// tables are emptied by a crash, after which it starts again.
 	ServerStart(ctx context.Context, db *sql.DB) (string, error)

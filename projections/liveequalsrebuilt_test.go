@@ -22,6 +22,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
+	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
@@ -29,7 +30,7 @@ import (
 
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection()}
+		timeline.Projection(), tasks.Projection(), directory.Projection()}
 }
 
 // workload issues random commands through the real command handler: creations, detail and

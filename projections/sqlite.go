@@ -69,8 +69,10 @@ func (sqlite) InKeys(column string, keys []string) (string, any, error) {
 	return column + " IN (SELECT value FROM json_each(?))", string(raw), nil
 }
 
+// TablesWithPrefixQuery lists ordinary tables only: the trigram tables of text search (and
+// the tables FTS5 keeps for them) belong to the table they index (see TextSearch).
 func (sqlite) TablesWithPrefixQuery() string {
-	return `SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?`
+	return `SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND substr(name, 1, ?) = ?`
 }
 
 // DescribeTable reads pragma_table_info; its types are only what the schema wrote, so no

@@ -54,6 +54,9 @@ commands:
   rebuild   rebuild read models from the log into new tables and switch: --projection NAME | --all
   projections diff NAME
             build a projection's code beside the tables in service and show what would change
+  accounts link-by-company [--dry-run]
+            propose accounts from the contacts' free-text company and (without --dry-run)
+            create them and link the contacts
 
 Run 'crm <command> -h' for the flags of a command.
 `
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRebuild(ctx, cfg, getenv, args[1:], stdout, stderr)
 	case "projections":
 		return runProjections(ctx, cfg, args[1:], stdout, stderr)
+	case "accounts":
+		return runAccounts(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

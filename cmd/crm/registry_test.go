@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
 // Every read model listed in package readmodels is rebuilt by `crm rebuild`, compared by
@@ -15,11 +19,12 @@ import (
 // the only place a read model is named.
 func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 	t.Parallel()
-	env, storePath := seeded(t, "20")
-	var contactID string
+	env, storePath := seededWithAccount(t, "20")
+	var contactID, accountID string
 	var head int64
 	err := openDB(t, storePath).QueryRow(`SELECT (SELECT substr(min(stream), 9) FROM events WHERE stream LIKE 'contact-%'),
-		(SELECT max(position) FROM events)`).Scan(&contactID, &head)
+		(SELECT substr(min(stream), 9) FROM events WHERE stream LIKE 'account-%'),
+		(SELECT max(position) FROM events)`).Scan(&contactID, &accountID, &head)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,7 @@ func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 				t.Fatalf("%s has no HTTP query", name)
 			}
 			for _, q := range rm.Queries {
-				path := "/v1" + strings.ReplaceAll(q.Path, "{contactId}", url.PathEscape(contactID))
+				path := "/v1" + strings.NewReplacer("{contactId}", url.PathEscape(contactID), "{accountId}", url.PathEscape(accountID)).Replace(q.Path)
 				if strings.Contains(path, "{") {
 					t.Fatalf("%s: no value for the variables of %s", name, q.Path)
 				}
@@ -62,4 +67,28 @@ func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seededWithAccount is seeded with an account created first, so that every log position of
+// the history knows it.
+func seededWithAccount(t *testing.T, contacts string) (map[string]string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "crm.db")
+	store, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = commands.NewHandler(store).CreateAccount(context.Background(), commands.Meta{Actor: "rep-a"}, commands.CreateAccount{Name: "Tanaka Trading"})
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CRM_DATA_DIR": dir}
+	if out, _, err := crm(t, env, "seed", "--contacts", contacts, "--quiet"); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+	return env, path
 }

@@ -139,7 +139,9 @@ func Dump(t testing.TB, db *projections.DB, tables projections.Tables) map[strin
 }
 
 func tableNames(ctx context.Context, db *projections.DB, prefix string) ([]string, error) {
-	query := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	// Ordinary tables only: a text search's trigram tables are an index (see
+	// projections.Dialect.TextSearch).
+	query := `SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'`
 	if db.Dialect == projections.Postgres {
 		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/eventcrm/crm/projections"
@@ -20,6 +21,7 @@ type Table[R any] struct {
 	key       int
 	clustered bool
 	indexes   []Index
+	searched  string // the column of text search, "" for none
 	then      []follow[R]
 	kinds     []kind // of the key columns
 	// slot is the table's place among its read model's tables, where a fold's Rows holds its
@@ -128,6 +130,9 @@ func NewTable[R any](name string, key int, columns ...Column[R]) *Table[R] {
 // order of their key (texts, or a text and a number): such a read is then a sequential scan.
 // PostgreSQL stores every table as a heap: nothing changes there.
 func (t *Table[R]) Clustered() *Table[R] {
+	if t.searched != "" {
+		panic(fmt.Sprintf("readmodel: table %s: a searched table keeps its rowids", t.name))
+	}
 	t.clustered = true
 	return t
 }
@@ -135,6 +140,17 @@ func (t *Table[R]) Clustered() *Table[R] {
 // WithIndexes adds secondary indexes.
 func (t *Table[R]) WithIndexes(indexes ...Index) *Table[R] {
 	t.indexes = append(t.indexes, indexes...)
+	return t
+}
+
+// Searched makes substring search of column fast with the database's own text index (see
+// projections.Dialect.TextSearch): the read model writes normalised text there and asks with
+// projections.Dialect.TextMatch. A clustered table has no rowid for SQLite's index to name.
+func (t *Table[R]) Searched(column string) *Table[R] {
+	if t.clustered || !slices.ContainsFunc(t.columns, func(c Column[R]) bool { return c.name == column && c.kind == kindText && !c.null }) {
+		panic(fmt.Sprintf("readmodel: table %s: %s is no text column of a table with rowids", t.name, column))
+	}
+	t.searched = column
 	return t
 }
 
@@ -307,6 +323,9 @@ func (t *Table[R]) schema(d projections.Dialect, set projections.Tables) []strin
 			s += " WHERE " + ix.Where
 		}
 		stmts = append(stmts, s)
+	}
+	if t.searched != "" {
+		stmts = append(stmts, d.TextSearch(name, t.searched)...)
 	}
 	return stmts
 }

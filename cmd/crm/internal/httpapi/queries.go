@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
@@ -222,4 +225,90 @@ func intParam(r *http.Request, name string) (int, error) {
 		return 0, badField(name, "%s %q is not an integer", name, v)
 	}
 	return n, nil
+}
+
+// DirectoryQueries are the HTTP routes of the directory: the contacts, deals and accounts
+// lists and an account's roll-ups. They answer what the read model holds now, or at a past
+// log position (at_position, known_at); as_of is refused, since the lists keep each record's
+// present state and no business-time history.
+func DirectoryQueries() []Query {
+	return []Query{
+		{"/contacts", queryContacts},
+		{"/deals", queryDeals},
+		{"/accounts", queryAccounts},
+		{"/accounts/{accountId}/summary", queryAccountSummary},
+	}
+}
+
+// GET /v1/contacts?q=&phase=&owner=&segment=&channel=&account_id=&opted_out=&created_from=
+// &created_to=&sort=&limit=&cursor=
+func queryContacts(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	limit, err := listParams(r)
+	if err != nil {
+		return nil, err
+	}
+	return badQuery(directory.QueryContacts(r.Context(), rd.db, rd.t, directory.ContactParams{
+		Q: q.Get("q"), Phase: q.Get("phase"), Owner: q.Get("owner"), Segment: q.Get("segment"),
+		Channel: q.Get("channel"), AccountID: q.Get("account_id"), OptedOut: q.Get("opted_out"),
+		CreatedFrom: q.Get("created_from"), CreatedTo: q.Get("created_to"),
+		Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor"),
+	}))
+}
+
+// GET /v1/deals?status=&stage=&owner=&contact_id=&account_id=&q=&expected_close_from=
+// &expected_close_to=&closed_from=&closed_to=&sort=&limit=&cursor=
+func queryDeals(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	limit, err := listParams(r)
+	if err != nil {
+		return nil, err
+	}
+	return badQuery(directory.QueryDeals(r.Context(), rd.db, rd.t, directory.DealParams{
+		Status: q.Get("status"), Stage: q.Get("stage"), Owner: q.Get("owner"), ContactID: q.Get("contact_id"),
+		AccountID: q.Get("account_id"), Q: q.Get("q"),
+		ExpectedCloseFrom: q.Get("expected_close_from"), ExpectedCloseTo: q.Get("expected_close_to"),
+		ClosedFrom: q.Get("closed_from"), ClosedTo: q.Get("closed_to"),
+		Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor"),
+	}))
+}
+
+// GET /v1/accounts?q=&sort=&limit=&cursor=
+func queryAccounts(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	limit, err := listParams(r)
+	if err != nil {
+		return nil, err
+	}
+	return badQuery(directory.QueryAccounts(r.Context(), rd.db, rd.t, directory.AccountParams{
+		Q: q.Get("q"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor"),
+	}))
+}
+
+// GET /v1/accounts/{accountId}/summary
+func queryAccountSummary(r *http.Request, rd read) (any, error) {
+	if _, err := listParams(r); err != nil {
+		return nil, err
+	}
+	return directory.QuerySummary(r.Context(), rd.db, rd.t, mux.Vars(r)["accountId"])
+}
+
+// listParams refuses as_of, which the directory cannot answer, and reads limit.
+func listParams(r *http.Request) (int, error) {
+	if r.URL.Query().Has("as_of") {
+		return 0, badField("as_of", "the directory keeps present state only: ask a past log position with at_position or known_at")
+	}
+	return intParam(r, "limit")
+}
+
+// badQuery answers a list's refusal of a parameter as what it is, a bad query parameter
+// (400 naming it): the lists take no value the domain decides on.
+func badQuery[T any](answer T, err error) (any, error) {
+	if de := (*domain.Error)(nil); errors.As(err, &de) && de.Code == domain.CodeInvalid {
+		return nil, badField(de.Field, "%s", de.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return answer, nil
 }

@@ -27,9 +27,6 @@ import (
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
-	"github.com/eventcrm/crm/projections/board"
-	"github.com/eventcrm/crm/projections/churn"
-	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
@@ -132,7 +129,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	ctx := context.Background()
 	o := b.open(t)
 	store, db := o.store, o.db
-	ps := []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
+	ps := readmodels.Projections(readmodels.All())
 	runner, err := projections.NewRunner(projections.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {

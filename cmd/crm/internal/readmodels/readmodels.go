@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
@@ -32,6 +33,7 @@ func All() []ReadModel {
 		{churn.Projection(), httpapi.ChurnQueries()},
 		{timeline.Projection(), httpapi.TimelineQueries()},
 		{tasks.Projection(), httpapi.TasksQueries()},
+		{directory.Projection(), httpapi.DirectoryQueries()},
 	}
 }
 

@@ -1,0 +1,242 @@
+// Package directory is the read model of the lists an app shows every day (projection
+// "directory"): the contacts directory, the deals list and the accounts with their roll-ups,
+// each searchable by substring and paged by keyset.
+//
+// The three lists are one fold because each needs facts of the others: a contact's row
+// counts its open deals, a deal is filtered by the account of its contact, and an account
+// sums the pipeline of its contacts' deals. Kept apart they would each fold the same contact
+// and deal events again.
+//
+// Merges: a contact merged into another (the duplicate) is not listed; its open deals, its
+// last activity and its deals' money count for the survivor from the merge on, and so does
+// every later event of those deals.
+//
+// Tables (prefix from projections.Tables; times are BIGINT microseconds since the Unix epoch,
+// UTC; 0 stands for none):
+//
+//	contacts        contact_id, name, email, phone, company, channel, owner, segment,
+//	                account_id ('' when none), phase, phase_rank (lifecycle order), phase_since,
+//	                created_at, last_activity, open_deals, opted_out (channels, comma-separated,
+//	                sorted), merged_into ('' unless merged), sort_name and search (normalised,
+//	                see Normalize; search is indexed for substring search)
+//	deals           deal_id, contact_id (as opened), counts_for (the contact it counts for:
+//	                the survivor of merges), title, owner, amount, currency, stage, status
+//	                (open, won, lost), expected_close and closed_on (dates, '' when none),
+//	                lost_reason, opened_at, sort_title and search (normalised title)
+//	contact_deals   contact_id, deal_id, opened_at: the deals counted for a contact
+//	accounts        account_id, name, domain, industry, size, created_at, contacts,
+//	                last_activity, sort_name, search
+//	account_phases  account_id, phase, contacts: the account's contacts by phase
+//	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
+//	                won_amount: the roll-ups per currency, changed by each deal event
+package directory
+
+import (
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// Name is the persisted name of the projection.
+const Name = "directory"
+
+// Projection returns the directory: its tables and its fold.
+func Projection() *readmodel.Model {
+	m := newModel()
+	return readmodel.Define(readmodel.Spec{
+		Name:    Name,
+		Version: 1,
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
+			m.accountPhases, m.accountMoney},
+		Fold: m.fold,
+	})
+}
+
+// Base names of the tables.
+const (
+	tableContacts      = "contacts"
+	tableDeals         = "deals"
+	tableContactDeals  = "contact_deals"
+	tableAccounts      = "accounts"
+	tableAccountPhases = "account_phases"
+	tableAccountMoney  = "account_money"
+)
+
+type contactRow struct {
+	contactID, name, email, phone, company, channel, owner, segment, accountID, phase string
+	phaseRank, phaseSince, createdAt, lastActivity, openDeals                         int64
+	optedOut, mergedInto, sortName, search                                            string
+}
+
+type dealRow struct {
+	dealID, contactID, countsFor, title, owner string
+	amount                                     int64
+	currency, stage, status                    string
+	expectedClose, closedOn, lostReason        string
+	openedAt                                   int64
+	sortTitle, search                          string
+}
+
+type contactDealRow struct {
+	contactID, dealID string
+	openedAt          int64
+}
+
+type accountRow struct {
+	accountID, name, domain, industry, size string
+	createdAt, contacts, lastActivity       int64
+	sortName, search                        string
+}
+
+type accountPhaseRow struct {
+	accountID, phase string
+	contacts         int64
+}
+
+type accountMoneyRow struct {
+	accountID, currency                                        string
+	openDeals, openAmount, weightedAmount, wonDeals, wonAmount int64
+}
+
+// model holds the declarations of the tables the fold writes.
+type model struct {
+	contacts      *readmodel.Table[contactRow]
+	deals         *readmodel.Table[dealRow]
+	contactDeals  *readmodel.Table[contactDealRow]
+	accounts      *readmodel.Table[accountRow]
+	accountPhases *readmodel.Table[accountPhaseRow]
+	accountMoney  *readmodel.Table[accountMoneyRow]
+}
+
+func newModel() *model {
+	return &model{
+		contacts:      contactsTable(),
+		deals:         dealsTable(),
+		contactDeals:  contactDealsTable(),
+		accounts:      accountsTable(),
+		accountPhases: accountPhasesTable(),
+		accountMoney:  accountMoneyTable(),
+	}
+}
+
+func contactsTable() *readmodel.Table[contactRow] {
+	type c = contactRow
+	text := func(name string, f func(r *c) *string) readmodel.Column[c] { return readmodel.Text(name, f) }
+	num := func(name string, f func(r *c) *int64) readmodel.Column[c] { return readmodel.BigInt(name, f) }
+	return readmodel.NewTable(tableContacts, 1,
+		text("contact_id", func(r *c) *string { return &r.contactID }),
+		text("name", func(r *c) *string { return &r.name }),
+		text("email", func(r *c) *string { return &r.email }),
+		text("phone", func(r *c) *string { return &r.phone }),
+		text("company", func(r *c) *string { return &r.company }),
+		text("channel", func(r *c) *string { return &r.channel }),
+		text("owner", func(r *c) *string { return &r.owner }),
+		text("segment", func(r *c) *string { return &r.segment }),
+		text("account_id", func(r *c) *string { return &r.accountID }),
+		text("phase", func(r *c) *string { return &r.phase }),
+		num("phase_rank", func(r *c) *int64 { return &r.phaseRank }),
+		num("phase_since", func(r *c) *int64 { return &r.phaseSince }),
+		num("created_at", func(r *c) *int64 { return &r.createdAt }),
+		num("last_activity", func(r *c) *int64 { return &r.lastActivity }),
+		num("open_deals", func(r *c) *int64 { return &r.openDeals }),
+		text("opted_out", func(r *c) *string { return &r.optedOut }),
+		text("merged_into", func(r *c) *string { return &r.mergedInto }),
+		text("sort_name", func(r *c) *string { return &r.sortName }),
+		text("search", func(r *c) *string { return &r.search })).
+		WithIndexes(
+			// One per sort, each ending in the id as the keyset does, of the listed contacts.
+			// The default sort's also holds the search column: a search too short for the
+			// trigram index scans it, in order, without reading a row that does not match.
+			readmodel.Index{Name: "by_name", Columns: "sort_name, contact_id, search", Where: "merged_into = ''"},
+			readmodel.Index{Name: "by_created", Columns: "created_at, contact_id"},
+			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},
+			readmodel.Index{Name: "by_phase", Columns: "phase_rank, contact_id"},
+			readmodel.Index{Name: "owner", Columns: "owner, sort_name, contact_id"},
+			readmodel.Index{Name: "account", Columns: "account_id, sort_name, contact_id"},
+		).
+		Searched("search")
+}
+
+func dealsTable() *readmodel.Table[dealRow] {
+	type d = dealRow
+	text := func(name string, f func(r *d) *string) readmodel.Column[d] { return readmodel.Text(name, f) }
+	num := func(name string, f func(r *d) *int64) readmodel.Column[d] { return readmodel.BigInt(name, f) }
+	return readmodel.NewTable(tableDeals, 1,
+		text("deal_id", func(r *d) *string { return &r.dealID }),
+		text("contact_id", func(r *d) *string { return &r.contactID }),
+		text("counts_for", func(r *d) *string { return &r.countsFor }),
+		text("title", func(r *d) *string { return &r.title }),
+		text("owner", func(r *d) *string { return &r.owner }),
+		num("amount", func(r *d) *int64 { return &r.amount }),
+		text("currency", func(r *d) *string { return &r.currency }),
+		text("stage", func(r *d) *string { return &r.stage }),
+		text("status", func(r *d) *string { return &r.status }),
+		text("expected_close", func(r *d) *string { return &r.expectedClose }),
+		text("closed_on", func(r *d) *string { return &r.closedOn }),
+		text("lost_reason", func(r *d) *string { return &r.lostReason }),
+		num("opened_at", func(r *d) *int64 { return &r.openedAt }),
+		text("sort_title", func(r *d) *string { return &r.sortTitle }),
+		text("search", func(r *d) *string { return &r.search })).
+		WithIndexes(
+			readmodel.Index{Name: "by_created", Columns: "status, opened_at, deal_id"},
+			readmodel.Index{Name: "by_title", Columns: "status, sort_title, deal_id"},
+			readmodel.Index{Name: "by_close", Columns: "status, expected_close, deal_id"},
+			readmodel.Index{Name: "by_closed", Columns: "status, closed_on, deal_id"},
+			readmodel.Index{Name: "contact", Columns: "counts_for, opened_at, deal_id"},
+			readmodel.Index{Name: "owner", Columns: "owner, status, opened_at, deal_id"},
+		).
+		Searched("search")
+}
+
+func contactDealsTable() *readmodel.Table[contactDealRow] {
+	type cd = contactDealRow
+	return readmodel.NewTable(tableContactDeals, 2,
+		readmodel.Text("contact_id", func(r *cd) *string { return &r.contactID }),
+		readmodel.Text("deal_id", func(r *cd) *string { return &r.dealID }),
+		readmodel.BigInt("opened_at", func(r *cd) *int64 { return &r.openedAt })).
+		Clustered()
+}
+
+func accountsTable() *readmodel.Table[accountRow] {
+	type a = accountRow
+	text := func(name string, f func(r *a) *string) readmodel.Column[a] { return readmodel.Text(name, f) }
+	num := func(name string, f func(r *a) *int64) readmodel.Column[a] { return readmodel.BigInt(name, f) }
+	return readmodel.NewTable(tableAccounts, 1,
+		text("account_id", func(r *a) *string { return &r.accountID }),
+		text("name", func(r *a) *string { return &r.name }),
+		text("domain", func(r *a) *string { return &r.domain }),
+		text("industry", func(r *a) *string { return &r.industry }),
+		text("size", func(r *a) *string { return &r.size }),
+		num("created_at", func(r *a) *int64 { return &r.createdAt }),
+		num("contacts", func(r *a) *int64 { return &r.contacts }),
+		num("last_activity", func(r *a) *int64 { return &r.lastActivity }),
+		text("sort_name", func(r *a) *string { return &r.sortName }),
+		text("search", func(r *a) *string { return &r.search })).
+		WithIndexes(
+			readmodel.Index{Name: "by_name", Columns: "sort_name, account_id"},
+			readmodel.Index{Name: "by_created", Columns: "created_at, account_id"},
+			readmodel.Index{Name: "by_activity", Columns: "last_activity, account_id"},
+		).
+		Searched("search")
+}
+
+func accountPhasesTable() *readmodel.Table[accountPhaseRow] {
+	type p = accountPhaseRow
+	return readmodel.NewTable(tableAccountPhases, 2,
+		readmodel.Text("account_id", func(r *p) *string { return &r.accountID }),
+		readmodel.Text("phase", func(r *p) *string { return &r.phase }),
+		readmodel.BigInt("contacts", func(r *p) *int64 { return &r.contacts })).
+		Clustered()
+}
+
+func accountMoneyTable() *readmodel.Table[accountMoneyRow] {
+	type mr = accountMoneyRow
+	num := func(name string, f func(r *mr) *int64) readmodel.Column[mr] { return readmodel.BigInt(name, f) }
+	return readmodel.NewTable(tableAccountMoney, 2,
+		readmodel.Text("account_id", func(r *mr) *string { return &r.accountID }),
+		readmodel.Text("currency", func(r *mr) *string { return &r.currency }),
+		num("open_deals", func(r *mr) *int64 { return &r.openDeals }),
+		num("open_amount", func(r *mr) *int64 { return &r.openAmount }),
+		num("weighted_amount", func(r *mr) *int64 { return &r.weightedAmount }),
+		num("won_deals", func(r *mr) *int64 { return &r.wonDeals }),
+		num("won_amount", func(r *mr) *int64 { return &r.wonAmount })).
+		Clustered()
+}

@@ -1,0 +1,55 @@
+package directory_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
+// answer asks the query its name starts with: contacts_, deals_, accounts_ or summary_.
+func answer(ctx context.Context, db *projections.DB, t projections.Tables, query string, raw []byte) (any, error) {
+	kind, _, _ := strings.Cut(query, "_")
+	switch kind {
+	case "contacts":
+		return ask(raw, func(p directory.ContactParams) (any, error) { return directory.QueryContacts(ctx, db, t, p) })
+	case "deals":
+		return ask(raw, func(p directory.DealParams) (any, error) { return directory.QueryDeals(ctx, db, t, p) })
+	case "accounts":
+		return ask(raw, func(p directory.AccountParams) (any, error) { return directory.QueryAccounts(ctx, db, t, p) })
+	}
+	return ask(raw, func(p struct {
+		AccountID string `json:"account_id"`
+	}) (any, error) {
+		return directory.QuerySummary(ctx, db, t, p.AccountID)
+	})
+}
+
+func ask[P any](raw []byte, f func(P) (any, error)) (any, error) {
+	var p P
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return f(p)
+}
+
+func TestGolden(t *testing.T) {
+	projectiontest.RunGolden(t, "testdata", directory.Projection(), answer, *update)
+}
+
+func TestApplyModes(t *testing.T) {
+	projectiontest.RunApplyModes(t, "testdata", directory.Projection())
+}
+
+func TestName(t *testing.T) {
+	if directory.Name != "directory" {
+		t.Fatalf("the persisted name changed to %q", directory.Name)
+	}
+}

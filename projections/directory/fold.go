@@ -1,0 +1,340 @@
+package directory
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/eventcrm/crm/domain/account"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// fold folds one event into the rows. Events of other types are ignored.
+func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
+	switch {
+	case strings.HasPrefix(e.Type, "contact."):
+		return m.foldContact(e, rows)
+	case strings.HasPrefix(e.Type, "deal."):
+		return m.foldDeal(e, rows)
+	case strings.HasPrefix(e.Type, "account."):
+		return m.foldAccount(e, rows)
+	}
+	return nil
+}
+
+func (m *model) foldContact(e *readmodel.Event, rows *readmodel.Rows) error {
+	at := e.OccurredAt.UnixMicro()
+	switch e.Type {
+	case contact.TypeCreated:
+		return with(e, func(ev *contact.Created) error {
+			c := contactRow{contactID: ev.ContactID, name: ev.Name, email: ev.Email, phone: ev.Phone,
+				company: ev.Company, channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment,
+				phase: string(contact.Lead), phaseRank: int64(contact.Lead.Rank()), phaseSince: at, createdAt: at}
+			m.contacts.Upsert(rows, withSearch(c))
+			return nil
+		})
+	case contact.TypeDetailsChanged:
+		return with(e, func(ev *contact.DetailsChanged) error {
+			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { applyDetails(c, ev) })
+		})
+	case contact.TypeOwnerChanged:
+		return with(e, func(ev *contact.OwnerChanged) error {
+			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.owner = ev.To })
+		})
+	case contact.TypePhaseChanged:
+		return with(e, func(ev *contact.PhaseChanged) error { return m.phaseChanged(rows, ev, at) })
+	case contact.TypeTouchpointRecorded, contact.TypeNoteAdded, contact.TypePurchaseRecorded, contact.TypeSurveyRecorded:
+		return with(e, func(ev *struct {
+			ContactID string `json:"contact_id"`
+		}) error {
+			return m.activity(rows, ev.ContactID, at)
+		})
+	case contact.TypeOptedOut:
+		return with(e, func(ev *contact.OptedOut) error {
+			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.optedOut = addChannel(c.optedOut, string(ev.Channel)) })
+		})
+	case contact.TypeAccountLinked:
+		return with(e, func(ev *contact.AccountLinked) error { return m.moveToAccount(rows, ev.ContactID, ev.AccountID) })
+	case contact.TypeAccountUnlinked:
+		return with(e, func(ev *contact.AccountUnlinked) error { return m.moveToAccount(rows, ev.ContactID, "") })
+	case contact.TypeMergedInto:
+		return with(e, func(ev *contact.MergedInto) error { return m.merge(rows, ev.ContactID, ev.Into) })
+	}
+	return nil
+}
+
+// with decodes the event's data into a T and folds it with f.
+func with[T any](e *readmodel.Event, f func(*T) error) error {
+	ev, err := readmodel.Decode[T](e)
+	if err != nil {
+		return err
+	}
+	return f(ev)
+}
+
+// withSearch fills the normalised columns of a contact from its fields.
+func withSearch(c contactRow) contactRow {
+	c.sortName = Normalize(c.name)
+	c.search = searchText(c.name, c.email, c.phone, c.company)
+	return c
+}
+
+func applyDetails(c *contactRow, ev *contact.DetailsChanged) {
+	for _, f := range []struct {
+		to   *string
+		from *string
+	}{{&c.name, ev.Name}, {&c.email, ev.Email}, {&c.phone, ev.Phone}, {&c.company, ev.Company}, {&c.segment, ev.Segment}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	*c = withSearch(*c)
+}
+
+// addChannel adds channel to a sorted, comma-separated list.
+func addChannel(list, channel string) string {
+	var channels []string
+	if list != "" {
+		channels = strings.Split(list, ",")
+	}
+	if !slices.Contains(channels, channel) {
+		channels = append(channels, channel)
+		slices.Sort(channels)
+	}
+	return strings.Join(channels, ",")
+}
+
+// changeContact changes the stored row of a contact.
+func (m *model) changeContact(rows *readmodel.Rows, id string, change func(*contactRow)) error {
+	c, ok := m.contacts.Get(rows, id)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", id)
+	}
+	change(&c)
+	m.contacts.Upsert(rows, c)
+	return nil
+}
+
+// listed tells whether a contact counts in its account: merged duplicates do not.
+func (c contactRow) listed() bool { return c.mergedInto == "" }
+
+func (m *model) phaseChanged(rows *readmodel.Rows, ev *contact.PhaseChanged, at int64) error {
+	c, ok := m.contacts.Get(rows, ev.ContactID)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", ev.ContactID)
+	}
+	if c.listed() {
+		m.countPhase(rows, c.accountID, c.phase, -1)
+		m.countPhase(rows, c.accountID, string(ev.To), 1)
+	}
+	c.phase, c.phaseRank, c.phaseSince = string(ev.To), int64(ev.To.Rank()), at
+	m.contacts.Upsert(rows, c)
+	return nil
+}
+
+// activity records something done with a contact at at: the latest is its last activity,
+// and its account's (a back-dated event moves neither back).
+func (m *model) activity(rows *readmodel.Rows, id string, at int64) error {
+	c, ok := m.survivor(rows, id)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", id)
+	}
+	if at > c.lastActivity {
+		c.lastActivity = at
+		m.contacts.Upsert(rows, c)
+	}
+	m.accountActivity(rows, c.accountID, at)
+	return nil
+}
+
+// maxMerges bounds the chain of merges followed to a survivor: a survivor cannot have been
+// merged when it absorbed a duplicate, so a chain only grows by merging survivors later.
+const maxMerges = 64
+
+// survivor is the contact that id counts as: itself, or where its merges led.
+func (m *model) survivor(rows *readmodel.Rows, id string) (contactRow, bool) {
+	c, ok := m.contacts.Get(rows, id)
+	for i := 0; ok && !c.listed() && i < maxMerges; i++ {
+		c, ok = m.contacts.Get(rows, c.mergedInto)
+	}
+	return c, ok
+}
+
+// moveToAccount moves a contact, with its phase, its deals' money and its last activity,
+// from its account (if any) to accountID ("" for none).
+func (m *model) moveToAccount(rows *readmodel.Rows, id, accountID string) error {
+	c, ok := m.contacts.Get(rows, id)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", id)
+	}
+	if c.listed() {
+		m.leaveAccount(rows, c)
+		c.accountID = accountID
+		m.joinAccount(rows, c)
+	} else {
+		c.accountID = accountID
+	}
+	m.contacts.Upsert(rows, c)
+	return nil
+}
+
+// leaveAccount takes a listed contact, its phase and its deals out of its account's
+// roll-ups; joinAccount puts them into them.
+func (m *model) leaveAccount(rows *readmodel.Rows, c contactRow) { m.countInAccount(rows, c, -1) }
+
+func (m *model) joinAccount(rows *readmodel.Rows, c contactRow) {
+	m.countInAccount(rows, c, 1)
+	m.accountActivity(rows, c.accountID, c.lastActivity)
+}
+
+func (m *model) countInAccount(rows *readmodel.Rows, c contactRow, sign int64) {
+	if c.accountID == "" {
+		return
+	}
+	if a, ok := m.accounts.Get(rows, c.accountID); ok {
+		a.contacts += sign
+		m.accounts.Upsert(rows, a)
+	}
+	m.countPhase(rows, c.accountID, c.phase, sign)
+	for _, cd := range m.contactDeals.Group(rows, c.contactID) {
+		if d, ok := m.deals.Get(rows, cd.dealID); ok {
+			m.addMoney(rows, c.accountID, d, sign)
+		}
+	}
+}
+
+// merge folds a duplicate into its survivor: the duplicate leaves its account and the list,
+// its deals count for the survivor (and in the survivor's account) from now on.
+func (m *model) merge(rows *readmodel.Rows, dupID, intoID string) error {
+	dup, ok := m.contacts.Get(rows, dupID)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", dupID)
+	}
+	into, ok := m.survivor(rows, intoID)
+	if !ok {
+		return fmt.Errorf("contact %s was not created", intoID)
+	}
+	if !dup.listed() {
+		return nil
+	}
+	m.leaveAccount(rows, dup)
+	for _, cd := range m.contactDeals.Group(rows, dupID) {
+		m.contactDeals.Delete(rows, dupID, cd.dealID)
+		m.contactDeals.Insert(rows, contactDealRow{contactID: into.contactID, dealID: cd.dealID, openedAt: cd.openedAt})
+		if d, ok := m.deals.Get(rows, cd.dealID); ok {
+			d.countsFor = into.contactID
+			m.deals.Upsert(rows, d)
+			m.addMoney(rows, into.accountID, d, 1)
+		}
+	}
+	into.openDeals += dup.openDeals
+	into.lastActivity = max(into.lastActivity, dup.lastActivity)
+	m.contacts.Upsert(rows, into)
+	m.accountActivity(rows, into.accountID, dup.lastActivity)
+	dup.mergedInto, dup.openDeals = into.contactID, 0
+	m.contacts.Upsert(rows, dup)
+	return nil
+}
+
+// countPhase adds sign contacts in phase to an account ("" for none: nothing).
+func (m *model) countPhase(rows *readmodel.Rows, accountID, phase string, sign int64) {
+	if accountID == "" {
+		return
+	}
+	p, ok := m.accountPhases.Get(rows, accountID, phase)
+	if !ok {
+		p = accountPhaseRow{accountID: accountID, phase: phase}
+	}
+	p.contacts += sign
+	if p.contacts == 0 {
+		m.accountPhases.Delete(rows, accountID, phase)
+		return
+	}
+	m.accountPhases.Upsert(rows, p)
+}
+
+// accountActivity moves an account's last activity to at when later.
+func (m *model) accountActivity(rows *readmodel.Rows, accountID string, at int64) {
+	if accountID == "" || at == 0 {
+		return
+	}
+	if a, ok := m.accounts.Get(rows, accountID); ok && at > a.lastActivity {
+		a.lastActivity = at
+		m.accounts.Upsert(rows, a)
+	}
+}
+
+func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
+	switch e.Type {
+	case account.TypeCreated:
+		return with(e, func(ev *account.Created) error {
+			a := accountRow{accountID: ev.AccountID, name: ev.Name, domain: ev.Domain, industry: ev.Industry,
+				size: string(ev.Size), createdAt: e.OccurredAt.UnixMicro()}
+			m.accounts.Upsert(rows, withAccountSearch(a))
+			return nil
+		})
+	case account.TypeDetailsChanged:
+		return with(e, func(ev *account.DetailsChanged) error {
+			a, ok := m.accounts.Get(rows, ev.AccountID)
+			if !ok {
+				return fmt.Errorf("account %s was not created", ev.AccountID)
+			}
+			if ev.Name != nil {
+				a.name = *ev.Name
+			}
+			if ev.Domain != nil {
+				a.domain = *ev.Domain
+			}
+			if ev.Industry != nil {
+				a.industry = *ev.Industry
+			}
+			if ev.Size != nil {
+				a.size = string(*ev.Size)
+			}
+			m.accounts.Upsert(rows, withAccountSearch(a))
+			return nil
+		})
+	}
+	return nil
+}
+
+func withAccountSearch(a accountRow) accountRow {
+	a.sortName = Normalize(a.name)
+	a.search = searchText(a.name, a.domain, a.industry)
+	return a
+}
+
+// addMoney adds sign times a deal's part to an account's roll-ups in its currency: an open
+// deal's amount and weighted amount, a won deal's revenue. A row whose figures all come
+// back to zero is removed, so the tables do not depend on what came and went.
+func (m *model) addMoney(rows *readmodel.Rows, accountID string, d dealRow, sign int64) {
+	if accountID == "" || d.status == statusLost {
+		return
+	}
+	r, ok := m.accountMoney.Get(rows, accountID, d.currency)
+	if !ok {
+		r = accountMoneyRow{accountID: accountID, currency: d.currency}
+	}
+	switch d.status {
+	case statusOpen:
+		r.openDeals += sign
+		r.openAmount += sign * d.amount
+		r.weightedAmount += sign * weighted(d.amount, deal.Stage(d.stage))
+	case statusWon:
+		r.wonDeals += sign
+		r.wonAmount += sign * d.amount
+	}
+	if r == (accountMoneyRow{accountID: accountID, currency: d.currency}) {
+		m.accountMoney.Delete(rows, accountID, d.currency)
+		return
+	}
+	m.accountMoney.Upsert(rows, r)
+}
+
+// weighted is an amount times the stage's probability in percent, rounded half up in
+// minor units, as on the board.
+func weighted(amount int64, stage deal.Stage) int64 {
+	return (amount*int64(stage.Probability()) + 50) / 100
+}

@@ -1,0 +1,117 @@
+package directory
+
+import (
+	"fmt"
+
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// Statuses of a deal.
+const (
+	statusOpen = "open"
+	statusWon  = "won"
+	statusLost = "lost"
+)
+
+func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
+	switch e.Type {
+	case deal.TypeOpened:
+		return with(e, func(ev *deal.Opened) error { return m.opened(rows, ev, e.OccurredAt.UnixMicro()) })
+	case deal.TypeStageChanged:
+		return with(e, func(ev *deal.StageChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.stage = string(ev.To) })
+		})
+	case deal.TypeWon:
+		return with(e, func(ev *deal.Won) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
+				d.status, d.stage, d.closedOn = statusWon, string(deal.StageWon), string(ev.ClosedAt)
+				d.amount, d.currency = ev.Amount.Amount, ev.Amount.Currency
+			})
+		})
+	case deal.TypeLost:
+		return with(e, func(ev *deal.Lost) error {
+			closed := e.OccurredAt.UTC().Format("2006-01-02")
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
+				d.status, d.stage, d.closedOn, d.lostReason = statusLost, string(deal.StageLost), closed, string(ev.Reason)
+			})
+		})
+	case deal.TypeReopened:
+		return with(e, func(ev *deal.Reopened) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
+				d.status, d.stage, d.closedOn, d.lostReason = statusOpen, string(ev.To), "", ""
+			})
+		})
+	case deal.TypeTitleChanged:
+		return with(e, func(ev *deal.TitleChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.title = ev.To })
+		})
+	case deal.TypeAmountChanged:
+		return with(e, func(ev *deal.AmountChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.amount, d.currency = ev.To.Amount, ev.To.Currency })
+		})
+	case deal.TypeExpectedCloseChanged:
+		return with(e, func(ev *deal.ExpectedCloseChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.expectedClose = string(ev.To) })
+		})
+	case deal.TypeOwnerChanged:
+		return with(e, func(ev *deal.OwnerChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.owner = ev.To })
+		})
+	}
+	return nil
+}
+
+// opened lists a new deal, counted for the contact's survivor (a deal opened for a contact
+// before its merge was recorded counts where the contact went).
+func (m *model) opened(rows *readmodel.Rows, ev *deal.Opened, at int64) error {
+	c, ok := m.survivor(rows, ev.ContactID)
+	if !ok {
+		return fmt.Errorf("contact %s of deal %s was not created", ev.ContactID, ev.DealID)
+	}
+	d := withDealSearch(dealRow{dealID: ev.DealID, contactID: ev.ContactID, countsFor: c.contactID, title: ev.Title,
+		owner: ev.Owner, amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage),
+		status: statusOpen, expectedClose: string(ev.ExpectedClose), openedAt: at})
+	m.deals.Upsert(rows, d)
+	m.contactDeals.Insert(rows, contactDealRow{contactID: c.contactID, dealID: d.dealID, openedAt: at})
+	c.openDeals++
+	m.contacts.Upsert(rows, c)
+	if c.listed() {
+		m.addMoney(rows, c.accountID, d, 1)
+	}
+	return nil
+}
+
+// changeDeal changes a deal and moves its contact's open deals and its account's roll-ups
+// with it: its part before the change is taken out, its part after put in.
+func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow)) error {
+	d, ok := m.deals.Get(rows, id)
+	if !ok {
+		return fmt.Errorf("deal %s was not opened", id)
+	}
+	c, ok := m.contacts.Get(rows, d.countsFor)
+	if !ok {
+		return fmt.Errorf("contact %s of deal %s was not created", d.countsFor, id)
+	}
+	wasOpen := d.status == statusOpen
+	m.addMoney(rows, c.accountID, d, -1)
+	change(&d)
+	d = withDealSearch(d)
+	m.addMoney(rows, c.accountID, d, 1)
+	m.deals.Upsert(rows, d)
+	if isOpen := d.status == statusOpen; isOpen != wasOpen {
+		if isOpen {
+			c.openDeals++
+		} else {
+			c.openDeals--
+		}
+		m.contacts.Upsert(rows, c)
+	}
+	return nil
+}
+
+func withDealSearch(d dealRow) dealRow {
+	d.sortTitle = Normalize(d.title)
+	d.search = searchText(d.title)
+	return d
+}
