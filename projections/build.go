@@ -399,7 +399,7 @@ func (b *Builder) closeOpen(ctx context.Context, commit bool) error {
 	// handler: a short pause between transactions lets it in.
 	o.unlock()
 	o.unlock = func() {}
-	_ = sleep(ctx, 2*time.Millisecond)
+	_ = Sleep(ctx, 2*time.Millisecond)
 	return nil
 }
 
@@ -468,7 +468,7 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 	var lastHead time.Time
 	for {
 		if time.Since(lastHead) > 2*time.Second || from > b.head.Load() {
-			if h, err := findHead(ctx, b.Store); err == nil {
+			if h, err := LogHead(ctx, b.Store); err == nil {
 				b.head.Store(max(h, b.head.Load()))
 			}
 			lastHead = time.Now()
@@ -671,7 +671,7 @@ func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target
 		// handler: a short pause between batches lets it in.
 		unlock()
 		unlock = func() {}
-		_ = sleep(ctx, 2*time.Millisecond)
+		_ = Sleep(ctx, 2*time.Millisecond)
 	}
 	return cps, parked, nil
 }
@@ -779,12 +779,12 @@ func touchesParked(events []eventstore.Event, parked map[string]int) bool {
 func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []eventstore.Event, savepoints bool) (map[string]int, error) {
 	parked := tg.Parked
 	cloned := false
-	park := func(e eventstore.Event, note parkNote) error {
+	park := func(e eventstore.Event, note ParkNote) error {
 		if !cloned {
 			parked = cloneCounts(parked)
 			cloned = true
 		}
-		if err := insertParked(ctx, tx, tg.Projection.Name(), tg.Tables, e, note, b.Now()); err != nil {
+		if err := InsertParked(ctx, tx, tg.Projection.Name(), tg.Tables, e, note, b.Now()); err != nil {
 			return err
 		}
 		parked[e.Stream]++
@@ -792,7 +792,7 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 	}
 	for i, e := range events {
 		if parked[e.Stream] > 0 {
-			if err := park(e, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}); err != nil {
+			if err := park(e, ParkNote{Err: "waiting behind an earlier parked event of stream " + e.Stream}); err != nil {
 				return nil, err
 			}
 			continue
@@ -814,7 +814,7 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if err := park(e, parkNote{err: parkedError(applyErr), attempts: 1}); err != nil {
+			if err := park(e, ParkNote{Err: ParkedErrorText(applyErr), Attempts: 1}); err != nil {
 				return nil, err
 			}
 		}

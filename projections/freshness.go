@@ -2,19 +2,13 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-
-	"github.com/eventcrm/crm/eventstore"
 )
-
-// ErrUnknownProjection: no projection of that name runs here.
-var ErrUnknownProjection = errors.New("unknown projection")
 
 // Lag is how far a projection is behind the log.
 type Lag struct {
@@ -84,6 +78,15 @@ func (r *Runner) Names() []string {
 	return names
 }
 
+// Projection returns the projection name runs, if it runs here.
+func (r *Runner) Projection(name string) (Projection, bool) {
+	pj := r.byName[name]
+	if pj == nil {
+		return nil, false
+	}
+	return pj.p, true
+}
+
 // Tables returns the table set a projection's queries read: the served one. Queries that
 // may run while a rebuild switches should use Read.
 func (r *Runner) Tables(name string) (Tables, error) {
@@ -124,9 +127,9 @@ func (r *Runner) Changes(name string) (uint64, error) {
 	return pj.changes.Load(), nil
 }
 
-// waitReaders returns once no query of this process reads set t of the projection name,
+// WaitReaders returns once no query of this process reads set t of the projection name,
 // which the runner has replaced (new queries read the new set).
-func (r *Runner) waitReaders(name string, t Tables) {
+func (r *Runner) WaitReaders(name string, t Tables) {
 	pj := r.byName[name]
 	if pj == nil {
 		return
@@ -216,7 +219,7 @@ func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error
 	headPos, known := r.head.load()
 	if !known {
 		var err error
-		if headPos, err = findHead(ctx, r.store); err != nil {
+		if headPos, err = LogHead(ctx, r.store); err != nil {
 			return Freshness{}, fmt.Errorf("head of the log: %w", err)
 		}
 		r.head.observe(headPos)
@@ -265,7 +268,7 @@ func (r *Runner) trackHead(ctx context.Context) {
 			return
 		}
 		r.log.Error("Following the log head failed, retrying", err, watermill.LogFields{"retry_in": delay})
-		if sleep(ctx, delay) != nil {
+		if Sleep(ctx, delay) != nil {
 			return
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
@@ -273,7 +276,7 @@ func (r *Runner) trackHead(ctx context.Context) {
 }
 
 func (r *Runner) followHead(ctx context.Context) error {
-	pos, err := findHead(ctx, r.store)
+	pos, err := LogHead(ctx, r.store)
 	if err != nil {
 		return fmt.Errorf("find head: %w", err)
 	}
@@ -290,43 +293,4 @@ func (r *Runner) followHead(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
-}
-
-// findHead returns the last position of the log (0 when empty) with a few reads of one
-// event: it gallops to a position with nothing after it, then bisects. Positions need not
-// be dense.
-func findHead(ctx context.Context, store eventstore.Store) (int64, error) {
-	after := func(pos int64) (int64, bool, error) {
-		events, err := store.ReadAll(ctx, pos, 1)
-		if err != nil || len(events) == 0 {
-			return 0, false, err
-		}
-		return events[0].Position, true, nil
-	}
-	// lo is 0 or an existing position; nothing follows hi.
-	var lo, hi int64
-	for step := int64(1024); ; step *= 2 {
-		next, ok, err := after(lo + step)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			hi = lo + step
-			break
-		}
-		lo = next
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		next, ok, err := after(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = next
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
 }

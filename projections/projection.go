@@ -174,12 +174,12 @@ func (db *DB) Checkpoint(ctx context.Context, t Tables) (int64, error) {
 // checkpoint. Events at or below the checkpoint are skipped: redelivery is a no-op. It
 // returns the checkpoint after the transaction.
 func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
-	return db.apply(ctx, p, t, events, nil)
+	return db.ApplyGuarded(ctx, p, t, events, nil)
 }
 
-// apply is Apply with a guard run inside the transaction once the set is locked, before
-// anything is applied: the live runner's check that t is still the served set.
-func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
+// ApplyGuarded is Apply with a guard run inside the transaction once the set is locked,
+// before anything is applied: the live runner's check that t is still the served set.
+func (db *DB) ApplyGuarded(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
 	defer db.LockWrites()()
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {

@@ -96,6 +96,19 @@ type RebuildProgress struct {
 	Parked int `json:"parked,omitempty"`
 }
 
+// LiveRunner is what a rebuild needs of the live runner of its process (the runtime's
+// Runner): the hand-over of steps 3 and 4 in the package documentation.
+type LiveRunner interface {
+	// DB is the read-model database the runner applies to.
+	DB() *DB
+	// Projection returns the projection name runs, if it runs there.
+	Projection(name string) (Projection, bool)
+	// Adopt moves the projection name to the set the registry serves now.
+	Adopt(ctx context.Context, name string) error
+	// WaitReaders returns once no query reads set t of the projection name any more.
+	WaitReaders(name string, t Tables)
+}
+
 // RebuildConfig configures Rebuild.
 type RebuildConfig struct {
 	DB    *DB
@@ -103,7 +116,7 @@ type RebuildConfig struct {
 	// Runner, when set, is the live runner of this process: it moves to the new set as soon
 	// as the switch committed, and the old set is dropped only once its queries are done.
 	// Runners of other processes notice the switch themselves (RunnerConfig.RegistryPoll).
-	Runner *Runner
+	Runner LiveRunner
 	// Batch is how many events one read takes, and one transaction on PostgreSQL (default
 	// DefaultRebuildBatch).
 	Batch int
@@ -163,7 +176,7 @@ func (c *RebuildConfig) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.pause == nil {
-		c.pause = sleep
+		c.pause = Sleep
 	}
 }
 
@@ -187,7 +200,7 @@ func (c RebuildConfig) Validate() error {
 	if c.StopAt < 0 {
 		errs = append(errs, fmt.Errorf("stop at %d: want a position", c.StopAt))
 	}
-	if c.Runner != nil && c.DB != nil && c.Runner.db != c.DB {
+	if c.Runner != nil && c.DB != nil && c.Runner.DB() != c.DB {
 		errs = append(errs, errors.New("the runner uses another read-model database"))
 	}
 	return errors.Join(errs...)
@@ -281,8 +294,8 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 			return nil, fmt.Errorf("rebuild: projection %s named twice", p.Name())
 		}
 		seen[p.Name()] = true
-		if cfg.Runner != nil && cfg.Runner.byName[p.Name()] != nil && cfg.Runner.byName[p.Name()].p.Version() != p.Version() {
-			return nil, fmt.Errorf("rebuild %s: version %d, the runner runs version %d", p.Name(), p.Version(), cfg.Runner.byName[p.Name()].p.Version())
+		if err := sameVersion(cfg.Runner, p); err != nil {
+			return nil, err
 		}
 	}
 	db := cfg.DB
@@ -301,6 +314,18 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 		rb.states = append(rb.states, &rebuildTarget{row: row})
 	}
 	return rb, nil
+}
+
+// sameVersion checks that the runner of this process, if any, runs the version of p a
+// rebuild builds: it could not follow a switch to another.
+func sameVersion(r LiveRunner, p Projection) error {
+	if r == nil {
+		return nil
+	}
+	if running, ok := r.Projection(p.Name()); ok && running.Version() != p.Version() {
+		return fmt.Errorf("rebuild %s: version %d, the runner runs version %d", p.Name(), p.Version(), running.Version())
+	}
+	return nil
 }
 
 // lock takes the rebuild lock of p: free, expired or already ours. It returns the row as it
@@ -613,9 +638,9 @@ func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target
 		rb.states[i].old = old
 		rb.cfg.Logger.Info("Rebuilt table set switched in", watermill.LogFields{"projection": tg.Projection.Name(),
 			"table_set": tg.Tables.Prefix(), "replaces": old.Prefix(), "checkpoint": tg.Checkpoint})
-		if r := rb.cfg.Runner; r != nil && r.byName[tg.Projection.Name()] != nil {
+		if rb.runs(tg.Projection) {
 			// Hand the runner over now rather than at its next transaction or poll.
-			if err := r.adopt(ctx, tg.Projection.Name()); err != nil {
+			if err := rb.cfg.Runner.Adopt(ctx, tg.Projection.Name()); err != nil {
 				return fmt.Errorf("rebuild %s: switched, but the runner did not follow: %w", tg.Projection.Name(), err)
 			}
 		}
@@ -627,6 +652,15 @@ func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target
 		})
 		return nil
 	}
+}
+
+// runs tells whether the runner of this process runs p.
+func (rb *rebuild) runs(p Projection) bool {
+	if rb.cfg.Runner == nil {
+		return false
+	}
+	_, ok := rb.cfg.Runner.Projection(p.Name())
+	return ok
 }
 
 // trySwitch is the switch transaction. It returns errRefused when an event that arrived
@@ -683,7 +717,7 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 			if wait++; wait > 200 {
 				return Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.Projection.Name(), oldCP, old.Prefix())
 			}
-			if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			if err := Sleep(ctx, 10*time.Millisecond); err != nil {
 				return Tables{}, err
 			}
 			continue
@@ -732,7 +766,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 	if !rb.cfg.KeepOld {
 		if r := rb.cfg.Runner; r != nil {
 			for i, tg := range rb.targets {
-				r.waitReaders(tg.Projection.Name(), rb.states[i].old)
+				r.WaitReaders(tg.Projection.Name(), rb.states[i].old)
 			}
 		}
 		if rb.cfg.DropDelay > 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/diff"
+	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 func rebuildConfig(store eventstore.Store, db *projections.DB) projections.RebuildConfig {
@@ -53,7 +54,7 @@ func tableExists(t testing.TB, db *projections.DB, name string) bool {
 // assertSameAsFresh compares set tables of p with a fresh one-transaction build of the log.
 func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store, p projections.Projection, tables projections.Tables) {
 	t.Helper()
-	fresh := rebuild(t, db, store, p)
+	fresh := projectiontest.Rebuilt(t, db, store, p)
 	d, err := diff.CompareSets(context.Background(), db, fresh, p, tables, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +68,15 @@ func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store,
 // the new one, the runner continues on it, the old set is dropped, nothing is lost or
 // counted twice.
 func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		for i := range 50 {
-			appendTo(t, store, []string{"s-a", "s-b", "s-c"}[i%3], "test.a.v1", "test.b.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c"}[i%3], "test.a.v1", "test.b.v1")
 		}
-		r := newRunner(t, runnerConfig(store, db), p)
-		start(t, r)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 
 		stopWriting := make(chan struct{})
 		written := make(chan struct{})
@@ -87,7 +88,7 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 					return
 				default:
 				}
-				appendTo(t, store, []string{"s-a", "s-d", "s-e"}[i%3], "test.c.v1")
+				projectiontest.AppendTo(t, store, []string{"s-a", "s-d", "s-e"}[i%3], "test.c.v1")
 				time.Sleep(time.Millisecond)
 			}
 		}()
@@ -108,15 +109,15 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 		if tableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
 			t.Fatal("the old set was not dropped")
 		}
-		appendTo(t, store, "s-z", "test.a.v1")
-		last := lastPosition(t, store)
-		waitUntil(t, 30*time.Second, "runner on the new set", func() bool {
+		projectiontest.AppendTo(t, store, "s-z", "test.a.v1")
+		last := projectiontest.LastPosition(t, store)
+		projectiontest.WaitUntil(t, 30*time.Second, "runner on the new set", func() bool {
 			cp, err := db.Checkpoint(ctx, projections.TablesFor(p, "g1"))
 			return err == nil && cp >= last
 		})
-		total := int64(len(allEvents(t, store)))
+		total := int64(len(projectiontest.AllEvents(t, store)))
 		g1 := projections.TablesFor(p, "g1")
-		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != total {
+		if n := projectiontest.Count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != total {
 			t.Fatalf("counted %d events, the log has %d", n, total)
 		}
 		assertSameAsFresh(t, db, store, p, g1)
@@ -134,8 +135,8 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 }
 
 func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{}
 		res := mustRebuild(t, rebuildConfig(store, db), p)
 		if res[0].State != projections.RebuildDone || res[0].Position != 0 {
 			t.Fatalf("rebuild = %+v", res[0])
@@ -145,7 +146,7 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 			t.Fatal("not switched")
 		}
 		for _, table := range []string{"counts", "seen", "streams"} {
-			if n := count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
+			if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
 				t.Fatalf("%s has %d rows", table, n)
 			}
 		}
@@ -155,8 +156,8 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 // The replaced sets of one rebuild wait once, together, before they are dropped; a
 // negative delay drops them at once, and zero means the default.
 func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		ps := []projections.Projection{&counter{name: "first"}, &counter{name: "second"}, &counter{name: "third"}}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ps := []projections.Projection{&projectiontest.Counter{ProjectionName: "first"}, &projectiontest.Counter{ProjectionName: "second"}, &projectiontest.Counter{ProjectionName: "third"}}
 		mustRebuild(t, rebuildConfig(store, db), ps...) // sets of every projection to replace
 		for _, tc := range []struct {
 			name  string
@@ -201,10 +202,10 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 // A rebuild that crashed keeps its lock until the lease ends: another rebuild is refused
 // meanwhile, then resumes from the crashed one's checkpoint.
 func TestCrashedRebuildResumesAndLocks(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{}
 		for i := range 100 {
-			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], "test.a.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], "test.a.v1")
 		}
 		cfg := rebuildConfig(store, db)
 		cfg.Batch = 10
@@ -241,17 +242,17 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 // An event the projection refuses is parked in the new set, with the later events of its
 // stream behind it, as the live runner parks them.
 func TestRebuildParksRefusedEvents(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{refuse: func(e eventstore.Event) error {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{Refuse: func(e eventstore.Event) error {
 			if e.Type == "test.poison.v1" {
 				return errors.New("cannot apply this")
 			}
 			return nil
 		}}
-		appendTo(t, store, "s-a", "test.a.v1")
-		appendTo(t, store, "s-a", "test.poison.v1")
-		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
-		appendTo(t, store, "s-a", "test.a.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.a.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.poison.v1")
+		projectiontest.AppendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.a.v1")
 		// A transaction per batch, then (SQLite) transactions over many batches, rolled back
 		// and applied again when one meets the refused event.
 		cfg := rebuildConfig(store, db)
@@ -262,10 +263,10 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 			t.Fatalf("rebuild = %+v, want 2 parked", res[0])
 		}
 		g1 := projections.TablesFor(p, "g2")
-		if n := count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
 			t.Fatalf("%d parked rows", n)
 		}
-		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != 3 {
+		if n := projectiontest.Count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != 3 {
 			t.Fatalf("counted %d", n)
 		}
 		var msg string
@@ -279,19 +280,19 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 // applied by the runner (to the served set) before the rebuild is done, and is in the new
 // set after the switch.
 func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		for i := range 100 {
 			types := make([]string, 20)
 			for j := range types {
 				types[j] = "test.a.v1"
 			}
-			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], types...)
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], types...)
 		}
-		r := newRunner(t, runnerConfig(store, db), p)
-		start(t, r)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 
 		cfg := rebuildConfig(store, db)
 		cfg.Runner = r
@@ -316,8 +317,8 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		case err := <-result:
 			t.Fatalf("the rebuild ended before its first commit: %v", err)
 		}
-		e := appendTo(t, store, "s-live", "test.b.v1")[0]
-		waitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
+		e := projectiontest.AppendTo(t, store, "s-live", "test.b.v1")[0]
+		projectiontest.WaitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
 			f, err := r.Freshness(ctx, p.Name())
 			return err == nil && f.Position >= e.Position
 		})
@@ -328,7 +329,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		g1 := projections.TablesFor(p, "g1")
-		if n := count(t, db, `SELECT count(*) FROM `+g1.Name("seen")+` WHERE event_id = '`+e.ID+`'`); n != 1 {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name("seen")+` WHERE event_id = '`+e.ID+`'`); n != 1 {
 			t.Fatalf("the event written during the rebuild is %d times in the new set", n)
 		}
 		assertSameAsFresh(t, db, store, p, g1)
@@ -338,11 +339,11 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 // On PostgreSQL a set may be built UNLOGGED (no WAL while building); it is made LOGGED before
 // it is served.
 func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		for i := range 30 {
-			appendTo(t, store, []string{"s-a", "s-b"}[i%2], "test.a.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b"}[i%2], "test.a.v1")
 		}
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		cfg := rebuildConfig(store, db)
 		cfg.Unlogged = true
 		mustRebuild(t, cfg, p)

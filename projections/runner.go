@@ -327,7 +327,7 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	if err != nil {
 		return err
 	}
-	parked, err := r.loadParked(ctx, t)
+	parked, err := r.db.ParkedCounts(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -348,9 +348,10 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	return nil
 }
 
-// adopt moves the projection name to the set the registry serves now (a rebuild of this
-// process calls it right after its switch committed).
-func (r *Runner) adopt(ctx context.Context, name string) error {
+// Adopt moves the projection name to the set the registry serves now (a rebuild of this
+// process calls it right after its switch committed). It returns ErrUnknownProjection for a
+// name that does not run here.
+func (r *Runner) Adopt(ctx context.Context, name string) error {
 	pj := r.byName[name]
 	if pj == nil {
 		return fmt.Errorf("%s: %w", name, ErrUnknownProjection)
@@ -376,7 +377,7 @@ func (r *Runner) watchRegistry(ctx context.Context) {
 			if err != nil || t == pj.tables() {
 				continue // a failing database shows in the projections' own state
 			}
-			if err := r.adopt(ctx, pj.p.Name()); err != nil && ctx.Err() == nil {
+			if err := r.Adopt(ctx, pj.p.Name()); err != nil && ctx.Err() == nil {
 				pj.fail(err)
 			}
 		}
@@ -431,7 +432,7 @@ func (r *Runner) supervise(ctx context.Context, pj *projector) {
 		}
 		pj.fail(err)
 		r.log.Error("Projection stopped, restarting", err, watermill.LogFields{"projection": pj.p.Name(), "restart_in": delay})
-		if sleep(ctx, delay) != nil {
+		if Sleep(ctx, delay) != nil {
 			return
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
@@ -592,8 +593,8 @@ func (r *Runner) poisonQueue(pj *projector) message.HandlerMiddleware {
 			if derr != nil {
 				return nil, err
 			}
-			note := parkNote{err: parkedError(err), attempts: *attempts}
-			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]parkNote{e.ID: note}); perr != nil {
+			note := ParkNote{Err: ParkedErrorText(err), Attempts: *attempts}
+			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]ParkNote{e.ID: note}); perr != nil {
 				pj.fail(perr)
 				return nil, fmt.Errorf("park event %s (%v): %w", e.ID, err, perr)
 			}
@@ -629,26 +630,12 @@ func isPoison(ctx context.Context, err error) bool {
 	return errors.As(err, &ae) || errors.As(err, &pe)
 }
 
-// parkedError is the error text kept on a parked row: a panic's value without its stack
-// (which went to the log).
-func parkedError(err error) string {
-	var pe middleware.RecoveredPanicError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("panic: %v", pe.V)
-	}
-	s := err.Error()
-	if len(s) > 2000 {
-		s = s[:2000] + "…"
-	}
-	return s
-}
-
 // apply applies events to pj's set in one transaction with the checkpoint. Events of a
 // stream that has parked events are parked behind them; events named in park are parked
 // with their note instead of applied. When a rebuild has replaced the set, pj moves to the
 // new one and the events are applied there (those the rebuild applied are skipped by its
 // checkpoint).
-func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]parkNote) error {
+func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]ParkNote) error {
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
 	var (
@@ -659,7 +646,7 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 	for attempt := 0; ; attempt++ {
 		t := pj.tables()
 		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-		cp, err = r.db.apply(ctx, g, t, events, r.servedGuard(pj, t))
+		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.servedGuard(pj, t))
 		if !errors.Is(err, errSetSwitched) || attempt == 3 {
 			break
 		}
@@ -685,7 +672,7 @@ type gate struct {
 	Projection
 	r     *Runner
 	pj    *projector
-	park  map[string]parkNote
+	park  map[string]ParkNote
 	now   time.Time
 	newly map[string]int // events parked in this transaction, per stream
 }
@@ -693,10 +680,10 @@ type gate struct {
 func (g *gate) Apply(ctx context.Context, tx *Tx, t Tables, e eventstore.Event) error {
 	note, parkIt := g.park[e.ID]
 	if !parkIt && g.pj.parked[e.Stream]+g.newly[e.Stream] > 0 {
-		parkIt, note = true, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}
+		parkIt, note = true, ParkNote{Err: "waiting behind an earlier parked event of stream " + e.Stream}
 	}
 	if parkIt {
-		if err := insertParked(ctx, tx, g.pj.p.Name(), t, e, note, g.now); err != nil {
+		if err := InsertParked(ctx, tx, g.pj.p.Name(), t, e, note, g.now); err != nil {
 			return &storageError{err}
 		}
 		g.newly[e.Stream]++
@@ -795,14 +782,3 @@ func (pj *projector) unpark(stream string) {
 
 // parkedIn counts the parked events of stream. The caller holds pj.mu.
 func (pj *projector) parkedIn(stream string) int { return pj.parked[stream] }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

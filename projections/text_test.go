@@ -41,7 +41,7 @@ func appendOddText(t *testing.T, store eventstore.Store) {
 		Data: []byte("{\"contact_id\":\"c2\",\"company\":\"Bad\xffCo\"}"), OccurredAt: time.Date(2024, 1, 15, 9, 0, 0, 0, time.UTC)})
 	for _, e := range events {
 		_, err := store.Append(context.Background(), e.Stream, eventstore.AnyVersion,
-			[]eventstore.EventData{{ID: newID(), Type: e.Type, Data: e.Data, OccurredAt: e.OccurredAt}})
+			[]eventstore.EventData{{ID: projectiontest.NewID(), Type: e.Type, Data: e.Data, OccurredAt: e.OccurredAt}})
 		if err != nil {
 			t.Fatalf("append %s: %v", e.Type, err)
 		}
@@ -58,14 +58,14 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 		dumps = map[projections.Dialect]map[string]map[string][]string{}
 	)
 	t.Run("backends", func(t *testing.T) {
-		forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 			ctx := context.Background()
 			appendOddText(t, store)
 			ps := readModels()
-			r := newRunner(t, runnerConfig(store, db), ps...)
-			start(t, r)
+			r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), ps...)
+			projectiontest.Start(t, r)
 			waitAll(t, db, store, ps)
-			if n := count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
+			if n := projectiontest.Count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
 				parked, _ := r.Parked(ctx, projections.ParkedFilter{Limit: 10})
 				t.Fatalf("%d events parked live: %+v", n, parked)
 			}
@@ -81,7 +81,7 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 					t.Fatalf("rebuild of %s parked %d events", p.Name(), res[i].Parked)
 				}
 				assertSameSets(t, db, p, live, rebuilt)
-				assertSameSets(t, db, p, live, rebuild(t, db, store, p))
+				assertSameSets(t, db, p, live, projectiontest.Rebuilt(t, db, store, p))
 				dump[p.Name()] = projectiontest.Dump(t, db, live)
 			}
 			var name string

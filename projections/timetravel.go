@@ -220,7 +220,7 @@ func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
 func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 	tt.snapMu.Lock()
 	defer tt.snapMu.Unlock()
-	head, err := findHead(ctx, tt.cfg.Store)
+	head, err := LogHead(ctx, tt.cfg.Store)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: head of the log: %w", err)
 	}
@@ -407,7 +407,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	if p == nil {
 		return TravelSet{}, nil, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
 	}
-	head, err := findHead(ctx, tt.cfg.Store)
+	head, err := LogHead(ctx, tt.cfg.Store)
 	if err != nil {
 		return TravelSet{}, nil, fmt.Errorf("time travel: head of the log: %w", err)
 	}
@@ -574,7 +574,7 @@ func (tt *TimeTravel) Close(ctx context.Context) error {
 // the position and a bisection over a few single-event reads finds it.
 func (tt *TimeTravel) PositionAt(ctx context.Context, t time.Time) (int64, error) {
 	store := tt.cfg.Store
-	head, err := findHead(ctx, store)
+	head, err := LogHead(ctx, store)
 	if err != nil {
 		return 0, fmt.Errorf("known_at: head of the log: %w", err)
 	}

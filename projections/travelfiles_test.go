@@ -15,6 +15,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // TestTimeTravelFiles follows the files of time travel on SQLite: a snapshot file every
@@ -24,11 +25,11 @@ import (
 // snapshot tables an earlier release kept in the read-model database), keeping the
 // snapshots and anything that is not time travel's.
 func TestTimeTravelFiles(t *testing.T) {
-	store, db := backends()[0].open(t) // SQLite
+	store, db := projectiontest.Backends()[0].Open(t) // SQLite
 	ctx := context.Background()
 	w := newWorkload(commands.NewHandler(store))
 	w.run(ctx, t, rand.New(rand.NewPCG(7, 8)), 40)
-	events := allEvents(t, store)
+	events := projectiontest.AllEvents(t, store)
 	last := events[len(events)-1].Position
 	const every = 10
 	ps := readModels()
