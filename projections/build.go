@@ -798,7 +798,7 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 			continue
 		}
 		if !savepoints {
-			if err := safeApply(ctx, tg.Projection, tx, tg.Tables, e); err != nil {
+			if err := SafeApply(ctx, tg.Projection, tx, tg.Tables, e); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
@@ -806,7 +806,7 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 			}
 			continue
 		}
-		applyErr, err := savepoint(ctx, tx, i, func() error { return safeApply(ctx, tg.Projection, tx, tg.Tables, e) })
+		applyErr, err := savepoint(ctx, tx, i, func() error { return SafeApply(ctx, tg.Projection, tx, tg.Tables, e) })
 		if err != nil {
 			return nil, err
 		}

@@ -8,9 +8,9 @@
 // Exactly-once effect: the read-model change of an event and the set's checkpoint are
 // written in one transaction, so a redelivered event (position <= checkpoint) is a no-op.
 //
-// The runtime (Runner: live projection through Watermill, catch-up, parked events,
-// freshness), rebuilds (Rebuild, Rebuilds) and time travel (TimeTravel) are here too for now;
-// diffs are in projections/diff.
+// The runtime (live projection through Watermill, catch-up, parked events, freshness) is
+// in projections/runtime; rebuilds (Rebuild, Rebuilds) and time travel (TimeTravel) are here
+// too for now; diffs are in projections/diff.
 //
 // # The blue/green hand-over
 //
@@ -31,7 +31,7 @@
 //	                                                              registry says g4 ->
 //	                                                              adopt g4 (its checkpoint,
 //	                                                              its parked events), retry
-//	4 drop   wait for this process's readers of g3 (Runner.waitReaders), then DropDelay for
+//	4 drop   wait for this process's readers of g3 (Runner.WaitReaders), then DropDelay for
 //	         other processes' queries; drop g3, its checkpoint and parked rows; phase=done
 //
 // Why no event is lost or applied twice: the switch and every apply transaction take the

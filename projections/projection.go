@@ -235,3 +235,17 @@ func (e *ApplyError) Error() string {
 }
 
 func (e *ApplyError) Unwrap() error { return e.Err }
+
+// SafeApply runs a projection's Apply, turning a panic into an error (a retry requested
+// over HTTP must not take the server down) and a refusal into an *ApplyError.
+func SafeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore.Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	if err := p.Apply(ctx, tx, t, e); err != nil {
+		return &ApplyError{Projection: p.Name(), Event: e, Err: err}
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // readModels are the projections of the read models (package readmodels lists them): the
@@ -25,7 +26,7 @@ func readModels() []projections.Projection { return readmodels.Projections(readm
 // process managers, all fed by the store's global feed through Watermill, and the rebuilds
 // asked for over HTTP.
 type background struct {
-	runner   *projections.Runner
+	runner   *runtime.Runner
 	dealWon  *processes.DealWon
 	rebuilds *projections.Rebuilds
 	travel   *projections.TimeTravel
@@ -43,7 +44,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	subscriber := func(group string) (message.Subscriber, error) {
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
-	runner, err := projections.NewRunner(projections.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
+	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
 		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, readModels()...)
 	if err != nil {
 		return nil, err

@@ -11,12 +11,13 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // RunnerConfig is the runner configuration of the tests: the real wmstore subscriber, short
 // waits.
-func RunnerConfig(store eventstore.Store, db *projections.DB) projections.RunnerConfig {
-	return projections.RunnerConfig{
+func RunnerConfig(store eventstore.Store, db *projections.DB) runtime.RunnerConfig {
+	return runtime.RunnerConfig{
 		DB:    db,
 		Store: store,
 		NewSubscriber: func(group string) (message.Subscriber, error) {
@@ -25,7 +26,7 @@ func RunnerConfig(store eventstore.Store, db *projections.DB) projections.Runner
 		},
 		Decode:          wmstore.EventFromMessage,
 		AdvanceGroup:    AdvanceGroup(store),
-		Retry:           projections.RetryConfig{MaxRetries: 2, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond},
+		Retry:           runtime.RetryConfig{MaxRetries: 2, InitialInterval: time.Millisecond, MaxInterval: 5 * time.Millisecond},
 		RestartDelay:    20 * time.Millisecond,
 		MaxRestartDelay: 100 * time.Millisecond,
 	}
@@ -45,9 +46,9 @@ func AdvanceGroup(store eventstore.Store) func(ctx context.Context, group string
 }
 
 // NewRunner returns a runner of ps or fails the test.
-func NewRunner(t testing.TB, cfg projections.RunnerConfig, ps ...projections.Projection) *projections.Runner {
+func NewRunner(t testing.TB, cfg runtime.RunnerConfig, ps ...projections.Projection) *runtime.Runner {
 	t.Helper()
-	r, err := projections.NewRunner(cfg, ps...)
+	r, err := runtime.NewRunner(cfg, ps...)
 	if err != nil {
 		t.Fatalf("new runner: %v", err)
 	}
@@ -55,7 +56,7 @@ func NewRunner(t testing.TB, cfg projections.RunnerConfig, ps ...projections.Pro
 }
 
 // Start initializes r and runs it until the returned stop is called (or t ends).
-func Start(t testing.TB, r *projections.Runner) (stop func()) {
+func Start(t testing.TB, r *runtime.Runner) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := r.Init(ctx); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // backend opens an event store with its read-model database and audit sources, as `crm
@@ -133,12 +134,12 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	o := b.open(t)
 	store, db := o.store, o.db
 	ps := []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
-	runner, err := projections.NewRunner(projections.RunnerConfig{
+	runner, err := runtime.NewRunner(runtime.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
 		},
-		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
+		Retry: runtime.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 	}, ps...)
 	if err != nil {
 		t.Fatal(err)

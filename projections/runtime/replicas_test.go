@@ -1,4 +1,4 @@
-package projections_test
+package runtime_test
 
 import (
 	"testing"

@@ -1,25 +1,25 @@
-package projections
+package runtime
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // RetryResult is what a retry of a parked event did.
 type RetryResult struct {
 	// Applied lists the parked events now applied, in stream order: the one retried first,
 	// then those that waited behind it.
-	Applied []ParkedEvent `json:"applied"`
+	Applied []projections.ParkedEvent `json:"applied"`
 	// Failed is the event that failed again, if any; it and the events behind it stay parked.
-	Failed *ParkedEvent `json:"failed,omitempty"`
+	Failed *projections.ParkedEvent `json:"failed,omitempty"`
 	// StillParked counts the events of the stream that remain parked.
 	StillParked int `json:"still_parked"`
 }
 
 // Parked lists parked events in id order (the order they were parked).
-func (r *Runner) Parked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, error) {
+func (r *Runner) Parked(ctx context.Context, f projections.ParkedFilter) ([]projections.ParkedEvent, error) {
 	return r.db.ListParked(ctx, f)
 }
 
@@ -59,9 +59,9 @@ func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error)
 		if len(res.Applied) == 0 && next.ID != id {
 			if next.Position > target.Position {
 				// The event asked for was retried concurrently and is gone.
-				return res, fmt.Errorf("parked event %d: %w", id, ErrParkedNotFound)
+				return res, fmt.Errorf("parked event %d: %w", id, projections.ErrParkedNotFound)
 			}
-			return res, &NotFirstError{ID: id, First: next.ID}
+			return res, &projections.NotFirstError{ID: id, First: next.ID}
 		}
 		applyErr, err := r.reapply(ctx, pj, next)
 		if err != nil {
@@ -83,7 +83,7 @@ func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error)
 // reapply applies one parked event and removes it from the queue in one transaction. The
 // checkpoint does not move: it passed the event when it was parked. applyErr is the
 // projection's refusal (recorded on the parked row); err is anything else.
-func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (applyErr, err error) {
+func (r *Runner) reapply(ctx context.Context, pj *projector, p projections.ParkedEvent) (applyErr, err error) {
 	e, err := r.store.EventByID(ctx, p.EventID)
 	if err != nil {
 		return nil, fmt.Errorf("read parked event %s: %w", p.EventID, err)
@@ -93,7 +93,7 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 		return nil, fmt.Errorf("begin retry of %s: %w", p.EventID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if applyErr = safeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
+	if applyErr = projections.SafeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
 		if err := tx.Rollback(); err != nil {
 			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
 		}
@@ -102,7 +102,7 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 		}
 		return applyErr, nil
 	}
-	if err := Unpark(ctx, tx, p); err != nil {
+	if err := projections.Unpark(ctx, tx, p); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -110,18 +110,4 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (app
 	}
 	pj.changes.Add(1)
 	return nil, nil
-}
-
-// safeApply runs a projection's Apply, turning a panic into an error: a retry requested
-// over HTTP must not take the server down.
-func safeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore.Event) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v", v)
-		}
-	}()
-	if err := p.Apply(ctx, tx, t, e); err != nil {
-		return &ApplyError{Projection: p.Name(), Event: e, Err: err}
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package projections_test
+package runtime_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // errKilled is how an injected crash ends the runner: a canceled context, as when the
@@ -31,7 +32,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, seed>>1))
 		ctx := context.Background()
 		p := &projectiontest.Counter{}
-		group := projections.ConsumerGroup(projections.TablesFor(p, ""))
+		group := runtime.ConsumerGroup(projections.TablesFor(p, ""))
 		checkpoints := store.(eventstore.Checkpoints)
 		streams := []string{"s-a", "s-b", "s-c", "s-d", "s-e", "s-f", "s-g", "s-h"}
 		appendSome := func(n int) []eventstore.Event {
@@ -63,7 +64,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 			died := make(chan killed, 1)
 			die := func(ctx context.Context) error {
 				select {
-				case died <- killed{projections.InCatchUp(ctx)}:
+				case died <- killed{runtime.InCatchUp(ctx)}:
 				default:
 				}
 				kill()
@@ -80,7 +81,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 				}
 				return isArmed(armed) && e.Position == target
 			}
-			projections.InjectFaults(r,
+			runtime.InjectFaults(r,
 				func(ctx context.Context, e eventstore.Event) error {
 					if killBefore && hit(e) {
 						return die(ctx)
@@ -106,7 +107,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 				// Wait until the runner is live and caught up, then write the target.
 				projectiontest.WaitUntil(t, 30*time.Second, "runner live", func() bool {
 					st, err := r.Status(ctx)
-					return err == nil && st[0].State == projections.StateRunning && st[0].Lag.Events == 0
+					return err == nil && st[0].State == runtime.StateRunning && st[0].Lag.Events == 0
 				})
 				base.Store(projectiontest.LastPosition(t, store))
 				pending := appendSome(1 + rng.IntN(20))

@@ -1,4 +1,4 @@
-package projections_test
+package runtime_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // appliedVersion returns the last version of stream that p applied.
@@ -27,7 +28,7 @@ func appliedVersion(t testing.TB, db *projections.DB, p projections.Projection, 
 }
 
 // parkedByEvent maps event ids to their parked rows.
-func parkedByEvent(t testing.TB, r *projections.Runner) map[string]projections.ParkedEvent {
+func parkedByEvent(t testing.TB, r *runtime.Runner) map[string]projections.ParkedEvent {
 	t.Helper()
 	list, err := r.Parked(context.Background(), projections.ParkedFilter{})
 	if err != nil {
@@ -116,7 +117,7 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st[0].Parked != 6 || st[0].State != projections.StateRunning {
+		if st[0].Parked != 6 || st[0].State != runtime.StateRunning {
 			t.Errorf("status %+v", st[0])
 		}
 
@@ -219,8 +220,8 @@ func TestFreshnessAndStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := projections.Status{Name: p.Name(), Version: 1, TableSet: "event_counts_v1_", Group: "projection:event_counts_v1",
-			Checkpoint: 0, Head: head, Lag: f.Lag, State: projections.StateCatchingUp}
+		want := runtime.Status{Name: p.Name(), Version: 1, TableSet: "event_counts_v1_", Group: "projection:event_counts_v1",
+			Checkpoint: 0, Head: head, Lag: f.Lag, State: runtime.StateCatchingUp}
 		if st[0] != want {
 			t.Fatalf("status before running:\n got %+v\nwant %+v", st[0], want)
 		}
@@ -238,7 +239,7 @@ func TestFreshnessAndStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Stale || f.Position < head || f.Lag != (projections.Lag{}) {
+		if f.Stale || f.Position < head || f.Lag != (runtime.Lag{}) {
 			t.Fatalf("after the wait: %+v", f)
 		}
 		// A position written while the client waits.
@@ -252,7 +253,7 @@ func TestFreshnessAndStatus(t *testing.T) {
 		}
 		projectiontest.WaitUntil(t, 10*time.Second, "state running", func() bool {
 			st, err := r.Status(ctx)
-			return err == nil && st[0].State == projections.StateRunning && st[0].Lag.Events == 0
+			return err == nil && st[0].State == runtime.StateRunning && st[0].Lag.Events == 0
 		})
 		if _, err := r.Freshness(ctx, "nope"); !errors.Is(err, projections.ErrUnknownProjection) {
 			t.Fatalf("unknown projection: %v", err)
@@ -263,14 +264,14 @@ func TestFreshnessAndStatus(t *testing.T) {
 		projectiontest.AppendTo(t, store, "s-c", "test.b.v1")
 		projectiontest.WaitUntil(t, 10*time.Second, "state failed", func() bool {
 			st, err := r.Status(ctx)
-			return err == nil && st[0].State == projections.StateFailed && st[0].Error != ""
+			return err == nil && st[0].State == runtime.StateFailed && st[0].Error != ""
 		})
 		stop()
 	})
 }
 
 func TestNewRunnerRefusesBadConfigurations(t *testing.T) {
-	_, err := projections.NewRunner(projections.RunnerConfig{}, &projectiontest.Counter{ProjectionName: "Bad-Name"}, &projectiontest.Counter{}, &projectiontest.Counter{})
+	_, err := runtime.NewRunner(runtime.RunnerConfig{}, &projectiontest.Counter{ProjectionName: "Bad-Name"}, &projectiontest.Counter{}, &projectiontest.Counter{})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -292,8 +293,8 @@ func TestLiveProjectionFarBehindReadsTheLogInBatches(t *testing.T) {
 		cfg.CatchingUpLag, cfg.CatchUpBatch = 50, 200
 		r := projectiontest.NewRunner(t, cfg, p)
 		var batched, single atomic.Int64
-		projections.InjectFaults(r, nil, func(ctx context.Context, events []eventstore.Event) error {
-			if projections.InCatchUp(ctx) {
+		runtime.InjectFaults(r, nil, func(ctx context.Context, events []eventstore.Event) error {
+			if runtime.InCatchUp(ctx) {
 				batched.Add(int64(len(events)))
 			} else {
 				single.Add(int64(len(events)))
