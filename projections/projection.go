@@ -74,6 +74,12 @@ type DB struct {
 // each in a read transaction of its own, and still see one state.
 func (db *DB) Frozen() bool { return db.frozen }
 
+// AsFrozen returns db as its readers see it once nothing writes to the tables they read any
+// more: the same pool, Frozen. Time travel hands out its built sets so.
+func (db *DB) AsFrozen() *DB {
+	return &DB{SQL: db.SQL, Dialect: db.Dialect, Path: db.Path, frozen: true}
+}
+
 // LockWrites takes writeMu where the dialect has one writer at a time; the returned
 // function releases it.
 func (db *DB) LockWrites() func() {

@@ -20,7 +20,6 @@ import (
 
 // Defaults of RebuildConfig.
 const (
-	DefaultRebuildBatch = 10_000
 	DefaultRebuildLease = 30 * time.Second
 	DefaultDropDelay    = 5 * time.Second
 	DefaultCommitEvery  = time.Second
@@ -118,7 +117,7 @@ type RebuildConfig struct {
 	// Runners of other processes notice the switch themselves (RunnerConfig.RegistryPoll).
 	Runner LiveRunner
 	// Batch is how many events one read takes, and one transaction on PostgreSQL (default
-	// DefaultRebuildBatch).
+	// DefaultRebuildBatch, the builder's).
 	Batch int
 	// CommitEvery is how long a transaction of the build stays open on SQLite, over as many
 	// batches as fit (default DefaultCommitEvery; negative: one per batch). Each commit
@@ -426,7 +425,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		sameVersion := row.version == p.Version()
 		if row.phase == "switched" && row.oldSet != "" {
 			// An earlier rebuild switched but did not drop the set it replaced.
-			if err := rb.dropOld(ctx, p, Tables{prefix: row.oldSet}, sameVersion); err != nil {
+			if err := rb.dropOld(ctx, p, TablesWithPrefix(row.oldSet), sameVersion); err != nil {
 				return err
 			}
 		}
@@ -440,7 +439,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 			resume = false // PostgreSQL restarted: an unlogged set may have been emptied
 		}
 		if row.phase == "building" && !resume && row.tableSet != "" && row.tableSet != active.Prefix() {
-			if err := rb.dropOld(ctx, p, Tables{prefix: row.tableSet}, sameVersion); err != nil {
+			if err := rb.dropOld(ctx, p, TablesWithPrefix(row.tableSet), sameVersion); err != nil {
 				return err
 			}
 		}
@@ -599,7 +598,7 @@ var errCrash = errors.New("simulated crash")
 // batchDone updates the progress after a batch.
 func (rb *rebuild) batchDone(b *Builder) {
 	now := rb.cfg.Now()
-	head := b.head.Load()
+	head := b.Head()
 	for i, tg := range rb.targets {
 		st := rb.states[i]
 		rb.setProgress(i, func(pr *RebuildProgress) {
@@ -622,7 +621,7 @@ func (rb *rebuild) batchDone(b *Builder) {
 func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target) error {
 	for attempt := 0; ; attempt++ {
 		old, err := rb.trySwitch(ctx, b, tg)
-		if errors.Is(err, errRefused) && attempt < 5 {
+		if errors.Is(err, ErrRefused) && attempt < 5 {
 			// An event to park: the one-by-one path parks it alone, then the switch goes again.
 			tg.SlowUntil = math.MaxInt64
 			err := b.Run(ctx, 0)
@@ -663,7 +662,7 @@ func (rb *rebuild) runs(p Projection) bool {
 	return ok
 }
 
-// trySwitch is the switch transaction. It returns errRefused when an event that arrived
+// trySwitch is the switch transaction. It returns ErrRefused when an event that arrived
 // since the last batch is refused by the projection (the caller parks it first).
 func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old Tables, err error) {
 	defer rb.db.LockWrites()()
@@ -702,7 +701,7 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 		return Tables{}, err
 	}
 	if cp != tg.Checkpoint {
-		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.Projection.Name(), tg.Tables.Prefix(), cp, tg.Checkpoint, errSetWritten)
+		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.Projection.Name(), tg.Tables.Prefix(), cp, tg.Checkpoint, ErrSetWritten)
 	}
 	// Catch up with the log, and at least with the old set, so the served position never
 	// goes back: the events that came since the last batch, applied one by one.

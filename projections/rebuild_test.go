@@ -232,7 +232,7 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 			t.Fatalf("resumed rebuild = %+v, want it to resume g1 from 40", res[0])
 		}
 		assertSameAsFresh(t, db, store, p, projections.TablesFor(p, "g1"))
-		pr, found, err := db.RebuildProgress(context.Background(), p.Name())
+		pr, found, err := projections.StoredProgress(context.Background(), db, p.Name())
 		if err != nil || !found || pr.State != projections.RebuildDone || pr.Position != 100 {
 			t.Fatalf("stored progress = %+v %v %v", pr, found, err)
 		}

@@ -100,7 +100,7 @@ func (r *Rebuilds) Progress(ctx context.Context, name string) (RebuildProgress, 
 	if running {
 		return mine, nil
 	}
-	stored, found, err := r.cfg.DB.RebuildProgress(ctx, name)
+	stored, found, err := StoredProgress(ctx, r.cfg.DB, name)
 	if err != nil {
 		return RebuildProgress{}, err
 	}
@@ -121,9 +121,9 @@ func (r *Rebuilds) Close() {
 	r.wg.Wait()
 }
 
-// RebuildProgress reads the last rebuild of the projection name recorded in the database, by
-// whatever process ran it; found is false when there was none.
-func (db *DB) RebuildProgress(ctx context.Context, name string) (pr RebuildProgress, found bool, err error) {
+// StoredProgress reads the last rebuild of the projection name recorded in db, by whatever
+// process ran it; found is false when there was none.
+func StoredProgress(ctx context.Context, db *DB, name string) (pr RebuildProgress, found bool, err error) {
 	if err := db.EnsureRegistry(ctx); err != nil {
 		return RebuildProgress{}, false, err
 	}

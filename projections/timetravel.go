@@ -193,7 +193,7 @@ func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, err
 			return nil, fmt.Errorf("list %s sets: %w", kind, err)
 		}
 		if p := tt.byName[name]; p != nil && p.Version() == version {
-			sets = append(sets, listedSet{p: p, t: Tables{prefix: set}, position: position})
+			sets = append(sets, listedSet{p: p, t: TablesWithPrefix(set), position: position})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -286,7 +286,7 @@ func (tt *TimeTravel) nearest(ctx context.Context, p Projection, position int64)
 	if err != nil {
 		return listedSet{}, false, fmt.Errorf("snapshot of %s at %d: %w", p.Name(), position, err)
 	}
-	return listedSet{p: p, t: Tables{prefix: set}, position: at}, true, nil
+	return listedSet{p: p, t: TablesWithPrefix(set), position: at}, true, nil
 }
 
 // build makes set t hold p as it stood at position until: a copy of base (when hasBase),
@@ -474,7 +474,7 @@ func (tt *TimeTravel) dbOf(s *travelSet) *DB {
 	if s.db != nil {
 		return s.db
 	}
-	return &DB{SQL: tt.cfg.DB.SQL, Dialect: tt.cfg.DB.Dialect, frozen: true}
+	return tt.cfg.DB.AsFrozen()
 }
 
 // evictLocked evicts the sets beyond the cache's size and unlocks tt.mu: they are dropped in

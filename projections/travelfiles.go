@@ -102,7 +102,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 			return fmt.Errorf("time travel: list snapshot tables: %w", err)
 		}
 		if p := tt.byName[name]; p != nil {
-			sets = append(sets, set{p: p, t: Tables{prefix: prefix}, sameVersion: version == p.Version()})
+			sets = append(sets, set{p: p, t: TablesWithPrefix(prefix), sameVersion: version == p.Version()})
 		} else {
 			unknown++ // a projection this build does not know: its tables stay listed
 		}
@@ -187,8 +187,7 @@ func (tt *TimeTravel) tempFile(ctx context.Context, p Projection, base listedSet
 	if err != nil {
 		return nil, err
 	}
-	db.frozen = true // from here on, only read
-	return db, nil
+	return db.AsFrozen(), nil // from here on, only read
 }
 
 // buildFile makes the file at path hold p as it stood at position until: a copy of base's
@@ -204,7 +203,7 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 	} else if err := createFile(path); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	db, err := openSQLite(ctx, path, "truncate", "off", travelConns)
+	db, err := OpenSQLiteScratch(ctx, path, travelConns)
 	if err != nil {
 		_ = os.Remove(path)
 		return nil, err
