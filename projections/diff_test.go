@@ -117,7 +117,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 				t.Fatalf("changed row %+v: want the amount", ch)
 			}
 		}
-		if changed.Candidate == served.TableSet || tableExists(t, db, changed.Candidate+"deals") || tableExists(t, db, same.Candidate+"deals") {
+		if changed.Candidate == served.TableSet || projectiontest.TableExists(t, db, changed.Candidate+"deals") || projectiontest.TableExists(t, db, same.Candidate+"deals") {
 			t.Fatal("a temporary set was not dropped")
 		}
 	})

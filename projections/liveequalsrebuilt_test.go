@@ -24,6 +24,7 @@ import (
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 func readModels() []projections.Projection {
@@ -386,8 +387,8 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		}
 		assertVariety(t, projectiontest.AllEvents(t, store))
 
-		rcfg := projections.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 1 + rng.IntN(40), KeepOld: true, DropDelay: time.Millisecond}
-		res, err := projections.Rebuild(ctx, rcfg, ps...)
+		rcfg := rebuild.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 1 + rng.IntN(40), KeepOld: true, DropDelay: time.Millisecond}
+		res, err := rebuild.Rebuild(ctx, rcfg, ps...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -404,7 +405,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		wg.Go(func() { runWorkers(3, 150) })
 		rcfg.KeepOld = false
 		rcfg.Batch = 1 + rng.IntN(40)
-		if _, err := projections.Rebuild(ctx, rcfg, ps...); err != nil {
+		if _, err := rebuild.Rebuild(ctx, rcfg, ps...); err != nil {
 			t.Fatal(err)
 		}
 		wg.Wait()
@@ -414,7 +415,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 			if err != nil || served != projections.TablesFor(p, "g2") {
 				t.Fatalf("runner serves %s (%v), want g2", served.Prefix(), err)
 			}
-			if tableExists(t, db, projections.TablesFor(p, "g1").Prefix()+"contacts") {
+			if projectiontest.TableExists(t, db, projections.TablesFor(p, "g1").Prefix()+"contacts") {
 				t.Fatalf("g1 of %s was not dropped", p.Name())
 			}
 			assertSameSets(t, db, p, projectiontest.Rebuilt(t, db, store, p), served)
@@ -453,7 +454,7 @@ func waitAll(t testing.TB, db *projections.DB, store eventstore.Store, ps []proj
 	last := projectiontest.LastPosition(t, store)
 	for _, p := range ps {
 		projectiontest.WaitUntil(t, 60*time.Second, p.Name()+" at the head", func() bool {
-			cp, err := db.Checkpoint(context.Background(), active(t, db, p))
+			cp, err := db.Checkpoint(context.Background(), projectiontest.Active(t, db, p))
 			return err == nil && cp >= last
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // oddTextHistory is a history as an old log may hold it, written before the HTTP edge
@@ -69,7 +70,7 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 				parked, _ := r.Parked(ctx, projections.ParkedFilter{Limit: 10})
 				t.Fatalf("%d events parked live: %+v", n, parked)
 			}
-			res, err := projections.Rebuild(ctx, projections.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 5, KeepOld: true,
+			res, err := rebuild.Rebuild(ctx, rebuild.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 5, KeepOld: true,
 				DropDelay: time.Millisecond}, ps...)
 			if err != nil {
 				t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 )
 
@@ -28,7 +29,7 @@ func readModels() []projections.Projection { return readmodels.Projections(readm
 type background struct {
 	runner   *runtime.Runner
 	dealWon  *processes.DealWon
-	rebuilds *projections.Rebuilds
+	rebuilds *rebuild.Rebuilds
 	travel   *projections.TimeTravel
 	log      watermill.LoggerAdapter
 }
@@ -58,7 +59,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
 	if err != nil {
 		return nil, err
 	}

@@ -143,3 +143,27 @@ func Count(t testing.TB, db *projections.DB, query string) int64 {
 	}
 	return n.Int64
 }
+
+// Active is the set the registry serves for p.
+func Active(t testing.TB, db *projections.DB, p projections.Projection) projections.Tables {
+	t.Helper()
+	tables, err := db.ActiveTables(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tables
+}
+
+// TableExists tells whether the read-model database has a table of that name.
+func TableExists(t testing.TB, db *projections.DB, name string) bool {
+	t.Helper()
+	q := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	if db.Dialect == projections.Postgres {
+		q = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?`
+	}
+	var n int
+	if err := db.SQL.QueryRow(db.Dialect.Rebind(q), name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}

@@ -8,5 +8,5 @@
 // What it applies to, and how, belongs to package projections: the contract, the
 // read-model database with its checkpoints and its poison-queue table, and the table-set
 // registry. How a rebuild hands a projection over to a new set, and how the runner follows,
-// is drawn once, in package projections' documentation.
+// is drawn once, in package rebuild's documentation.
 package runtime

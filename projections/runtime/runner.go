@@ -175,7 +175,7 @@ func (c RunnerConfig) Validate() error {
 // parked events in order.
 //
 // A projection applies to the set the table-set registry serves and moves to the set a
-// rebuild switched to, as the blue/green hand-over of package projections describes.
+// rebuild switched to, as the blue/green hand-over of package rebuild describes.
 // The consumer group stays the one of the projection's version: it only saves delivery
 // work.
 type Runner struct {

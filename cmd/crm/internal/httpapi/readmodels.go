@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 )
 
@@ -24,7 +25,7 @@ type ReadModels struct {
 	// MaxWait bounds the wait for min_position (default DefaultReadWait).
 	MaxWait time.Duration
 	// Rebuilds, when set, serves POST and GET /v1/projections/{name}/rebuild.
-	Rebuilds *projections.Rebuilds
+	Rebuilds *rebuild.Rebuilds
 	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
 	TimeTravel *projections.TimeTravel
 	// Queries are the HTTP routes of the read models; a query of a projection the runner

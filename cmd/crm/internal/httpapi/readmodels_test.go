@@ -26,6 +26,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 )
 
@@ -66,7 +67,7 @@ type readServer struct {
 	server   *httpapi.Server
 	refusing *atomic.Bool
 	travel   *projections.TimeTravel
-	rebuilds *projections.Rebuilds
+	rebuilds *rebuild.Rebuilds
 }
 
 // newReadServer is the server of newReadAPI, not yet served.
@@ -119,7 +120,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 	if err := travel.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner},
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner},
 		board.Projection(), journey.Projection(), churn.Projection())
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 )
 
@@ -156,7 +157,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 			t.Errorf("run: %v", err)
 		}
 	})
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner}, ps...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner}, ps...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package projections_test
+package rebuild_test
 
 import (
 	"context"
@@ -14,41 +14,20 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
-func rebuildConfig(store eventstore.Store, db *projections.DB) projections.RebuildConfig {
-	return projections.RebuildConfig{DB: db, Store: store, Batch: 7, DropDelay: time.Millisecond}
+func rebuildConfig(store eventstore.Store, db *projections.DB) rebuild.RebuildConfig {
+	return rebuild.RebuildConfig{DB: db, Store: store, Batch: 7, DropDelay: time.Millisecond}
 }
 
-func mustRebuild(t testing.TB, cfg projections.RebuildConfig, ps ...projections.Projection) []projections.RebuildProgress {
+func mustRebuild(t testing.TB, cfg rebuild.RebuildConfig, ps ...projections.Projection) []rebuild.RebuildProgress {
 	t.Helper()
-	res, err := projections.Rebuild(context.Background(), cfg, ps...)
+	res, err := rebuild.Rebuild(context.Background(), cfg, ps...)
 	if err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
 	return res
-}
-
-func active(t testing.TB, db *projections.DB, p projections.Projection) projections.Tables {
-	t.Helper()
-	tables, err := db.ActiveTables(context.Background(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tables
-}
-
-func tableExists(t testing.TB, db *projections.DB, name string) bool {
-	t.Helper()
-	q := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	if db.Dialect == projections.Postgres {
-		q = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?`
-	}
-	var n int
-	if err := db.SQL.QueryRow(db.Dialect.Rebind(q), name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n > 0
 }
 
 // assertSameAsFresh compares set tables of p with a fresh one-transaction build of the log.
@@ -97,16 +76,16 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 		res := mustRebuild(t, cfg, p)
 		close(stopWriting)
 		<-written
-		if res[0].State != projections.RebuildDone || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
+		if res[0].State != rebuild.RebuildDone || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
 			t.Fatalf("rebuild = %+v", res[0])
 		}
-		if got := active(t, db, p); got != projections.TablesFor(p, "g1") {
+		if got := projectiontest.Active(t, db, p); got != projections.TablesFor(p, "g1") {
 			t.Fatalf("active set %s, want g1", got.Prefix())
 		}
 		if tables, _ := r.Tables(p.Name()); tables != projections.TablesFor(p, "g1") {
 			t.Fatalf("runner reads %s", tables.Prefix())
 		}
-		if tableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
+		if projectiontest.TableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
 			t.Fatal("the old set was not dropped")
 		}
 		projectiontest.AppendTo(t, store, "s-z", "test.a.v1")
@@ -128,7 +107,7 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 		if res[0].TableSet != projections.TablesFor(p, "g2").Prefix() || res[0].Replaces != g1.Prefix() {
 			t.Fatalf("second rebuild = %+v", res[0])
 		}
-		if tableExists(t, db, g1.Name("counts")) {
+		if projectiontest.TableExists(t, db, g1.Name("counts")) {
 			t.Fatal("g1 was not dropped")
 		}
 	})
@@ -138,11 +117,11 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		p := &projectiontest.Counter{}
 		res := mustRebuild(t, rebuildConfig(store, db), p)
-		if res[0].State != projections.RebuildDone || res[0].Position != 0 {
+		if res[0].State != rebuild.RebuildDone || res[0].Position != 0 {
 			t.Fatalf("rebuild = %+v", res[0])
 		}
 		g1 := projections.TablesFor(p, "g1")
-		if active(t, db, p) != g1 {
+		if projectiontest.Active(t, db, p) != g1 {
 			t.Fatal("not switched")
 		}
 		for _, table := range []string{"counts", "seen", "streams"} {
@@ -164,7 +143,7 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 			delay time.Duration
 			want  []time.Duration
 		}{
-			{"default", 0, []time.Duration{projections.DefaultDropDelay}},
+			{"default", 0, []time.Duration{rebuild.DefaultDropDelay}},
 			{"none", -1, nil},
 			{"given", 50 * time.Millisecond, []time.Duration{50 * time.Millisecond}},
 		} {
@@ -172,13 +151,13 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 				cfg := rebuildConfig(store, db)
 				cfg.DropDelay = tc.delay
 				var paused []time.Duration
-				projections.PauseBeforeDrops(&cfg, func(_ context.Context, d time.Duration) error {
+				rebuild.PauseBeforeDrops(&cfg, func(_ context.Context, d time.Duration) error {
 					paused = append(paused, d)
 					return nil
 				})
 				old := make([]projections.Tables, len(ps))
 				for i, p := range ps {
-					if old[i] = active(t, db, p); !tableExists(t, db, old[i].Name("counts")) {
+					if old[i] = projectiontest.Active(t, db, p); !projectiontest.TableExists(t, db, old[i].Name("counts")) {
 						t.Fatalf("%s: no set %s to replace", p.Name(), old[i].Prefix())
 					}
 				}
@@ -187,10 +166,10 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 					t.Fatalf("paused %v, want %v", paused, tc.want)
 				}
 				for i, p := range ps {
-					if active(t, db, p) == old[i] {
+					if projectiontest.Active(t, db, p) == old[i] {
 						t.Fatalf("%s not switched", p.Name())
 					}
-					if tableExists(t, db, old[i].Name("counts")) {
+					if projectiontest.TableExists(t, db, old[i].Name("counts")) {
 						t.Fatalf("%s: the replaced set %s is still there", p.Name(), old[i].Prefix())
 					}
 				}
@@ -212,18 +191,18 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 		cfg.Lease = 300 * time.Millisecond
 		cfg.CommitEvery = -1 // a commit per batch, so the crash leaves a checkpoint at 40
 		crashing := cfg
-		projections.AfterBatch(&crashing, func(pos int64) error {
+		rebuild.AfterBatch(&crashing, func(pos int64) error {
 			if pos >= 40 {
-				return projections.ErrCrash
+				return rebuild.ErrCrash
 			}
 			return nil
 		})
-		if _, err := projections.Rebuild(context.Background(), crashing, p); !errors.Is(err, projections.ErrCrash) {
+		if _, err := rebuild.Rebuild(context.Background(), crashing, p); !errors.Is(err, rebuild.ErrCrash) {
 			t.Fatalf("crashing rebuild: %v", err)
 		}
-		_, err := projections.Rebuild(context.Background(), cfg, p)
-		var running *projections.RebuildRunningError
-		if !errors.As(err, &running) || !errors.Is(err, projections.ErrRebuildRunning) {
+		_, err := rebuild.Rebuild(context.Background(), cfg, p)
+		var running *rebuild.RebuildRunningError
+		if !errors.As(err, &running) || !errors.Is(err, rebuild.ErrRebuildRunning) {
 			t.Fatalf("second rebuild during the lease: %v, want ErrRebuildRunning", err)
 		}
 		time.Sleep(cfg.Lease)
@@ -232,8 +211,8 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 			t.Fatalf("resumed rebuild = %+v, want it to resume g1 from 40", res[0])
 		}
 		assertSameAsFresh(t, db, store, p, projections.TablesFor(p, "g1"))
-		pr, found, err := projections.StoredProgress(context.Background(), db, p.Name())
-		if err != nil || !found || pr.State != projections.RebuildDone || pr.Position != 100 {
+		pr, found, err := rebuild.StoredProgress(context.Background(), db, p.Name())
+		if err != nil || !found || pr.State != rebuild.RebuildDone || pr.Position != 100 {
 			t.Fatalf("stored progress = %+v %v %v", pr, found, err)
 		}
 	})
@@ -300,7 +279,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		cfg.CommitEvery = -1 // a transaction per batch: the hook after each commit slows it down
 		building := make(chan struct{})
 		var once sync.Once
-		projections.AfterBatch(&cfg, func(int64) error {
+		rebuild.AfterBatch(&cfg, func(int64) error {
 			once.Do(func() { close(building) })
 			time.Sleep(5 * time.Millisecond) // a slow rebuild: about a second
 			return nil
@@ -308,7 +287,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		var done atomic.Bool
 		result := make(chan error, 1)
 		go func() {
-			_, err := projections.Rebuild(ctx, cfg, p)
+			_, err := rebuild.Rebuild(ctx, cfg, p)
 			done.Store(true)
 			result <- err
 		}()
