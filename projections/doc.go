@@ -8,9 +8,10 @@
 // Exactly-once effect: the read-model change of an event and the set's checkpoint are
 // written in one transaction, so a redelivered event (position <= checkpoint) is a no-op.
 //
-// The runtime (live projection through Watermill, catch-up, parked events, freshness) is
-// in projections/runtime, rebuilds in projections/rebuild; time travel (TimeTravel) is here
-// for now; diffs are in projections/diff.
+// What uses the store is in packages of its own: projections/runtime runs projections live
+// (catch-up, parked events, freshness), projections/rebuild rebuilds them blue/green,
+// projections/timetravel answers them at past positions, projections/diff compares a
+// candidate with the served set.
 //
 // How a rebuild hands a projection over to its new set, and why the registry, the set locks
 // and the checkpoints make that safe, is drawn once, in package rebuild's documentation.

@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // TestTimeTravelEqualsRebuildStoppedThere holds time travel to its definition: the read
@@ -42,7 +43,7 @@ func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
 
 		ps := readModels()
 		every := int64(20 + rng.IntN(60))
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every,
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every,
 			Batch: 1 + rng.IntN(50), Cache: 2}, ps...)
 		if err != nil {
 			t.Fatal(err)
@@ -136,7 +137,7 @@ func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.D
 // assertSameAnswers holds the answers of p (the journey map or the churn points; nothing for
 // others) read from the time-travel set ts, whose statements run side by side, to those read
 // from the reference set ref of db in one transaction: at the present and as of each asOf.
-func assertSameAnswers(t testing.TB, p projections.Projection, ts projections.TravelSet, db *projections.DB, ref projections.Tables, asOfs []time.Time) {
+func assertSameAnswers(t testing.TB, p projections.Projection, ts timetravel.TravelSet, db *projections.DB, ref projections.Tables, asOfs []time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	same := func(what string, got, want any, errGot, errWant error) {
@@ -180,7 +181,7 @@ func TestPositionAt(t *testing.T) {
 			time.Sleep(3 * time.Millisecond)
 		}
 		events := projectiontest.AllEvents(t, store)
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store}, readModels()...)
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store}, readModels()...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // TestTimeTravelFiles follows the files of time travel on SQLite: a snapshot file every
@@ -34,8 +35,8 @@ func TestTimeTravelFiles(t *testing.T) {
 	const every = 10
 	ps := readModels()
 	dir := t.TempDir()
-	open := func() *projections.TimeTravel {
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1, Dir: dir}, ps...)
+	open := func() *timetravel.TimeTravel {
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1, Dir: dir}, ps...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // readModels are the projections of the read models (package readmodels lists them): the
@@ -30,7 +31,7 @@ type background struct {
 	runner   *runtime.Runner
 	dealWon  *processes.DealWon
 	rebuilds *rebuild.Rebuilds
-	travel   *projections.TimeTravel
+	travel   *timetravel.TimeTravel
 	log      watermill.LoggerAdapter
 }
 
@@ -63,7 +64,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // DefaultReadWait is how long a read-model answer waits, at most, for a client's min_position.
@@ -27,7 +28,7 @@ type ReadModels struct {
 	// Rebuilds, when set, serves POST and GET /v1/projections/{name}/rebuild.
 	Rebuilds *rebuild.Rebuilds
 	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
-	TimeTravel *projections.TimeTravel
+	TimeTravel *timetravel.TimeTravel
 	// Queries are the HTTP routes of the read models; a query of a projection the runner
 	// does not run is not mounted.
 	Queries []Queries

@@ -28,6 +28,7 @@ import (
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // picky is a projection of the tests that refuses every event recorded with the reason
@@ -66,7 +67,7 @@ func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 type readServer struct {
 	server   *httpapi.Server
 	refusing *atomic.Bool
-	travel   *projections.TimeTravel
+	travel   *timetravel.TimeTravel
 	rebuilds *rebuild.Rebuilds
 }
 
@@ -112,7 +113,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3},
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: 3},
 		board.Projection(), journey.Projection(), churn.Projection())
 	if err != nil {
 		t.Fatal(err)
