@@ -15,6 +15,10 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 )
 
+// DefaultRebuildBatch is how many events a read of the builder takes unless its user says
+// otherwise: rebuilds, diffs and time travel.
+const DefaultRebuildBatch = 10_000
+
 // Builder applies the log, read directly in large batches, to table sets nobody else
 // writes: the sets of a rebuild, of a diff and of time travel. Reading, decoding and writing
 // overlap (a reader, a preparer and the writer each run in their own goroutine), so the log
@@ -99,11 +103,13 @@ func NewTarget(p Projection, t Tables) *Target {
 	return tg
 }
 
-// errRefused: an event was refused (Apply failed) on a path that cannot park it alone.
-var errRefused = errors.New("an event was refused")
-
-// errSetWritten: something else wrote to a set being built.
-var errSetWritten = errors.New("the set was written by another builder")
+// Errors of the builder.
+var (
+	// ErrRefused: an event was refused (Apply failed) on a path that cannot park it alone.
+	ErrRefused = errors.New("an event was refused")
+	// ErrSetWritten: something else wrote to a set being built.
+	ErrSetWritten = errors.New("the set was written by another builder")
+)
 
 // Open takes a connection of the read-model database for the build, where the
 // dialect builds on one connection tuned for it (Features.BuildPragmas).
@@ -399,7 +405,7 @@ func (b *Builder) closeOpen(ctx context.Context, commit bool) error {
 	// handler: a short pause between transactions lets it in.
 	o.unlock()
 	o.unlock = func() {}
-	_ = sleep(ctx, 2*time.Millisecond)
+	_ = Sleep(ctx, 2*time.Millisecond)
 	return nil
 }
 
@@ -468,7 +474,7 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 	var lastHead time.Time
 	for {
 		if time.Since(lastHead) > 2*time.Second || from > b.head.Load() {
-			if h, err := findHead(ctx, b.Store); err == nil {
+			if h, err := LogHead(ctx, b.Store); err == nil {
 				b.head.Store(max(h, b.head.Load()))
 			}
 			lastHead = time.Now()
@@ -647,8 +653,8 @@ func (b *Builder) writeGroup(ctx context.Context, rb readBatch, targets []*Targe
 // refusedError says which target of a group met a refused event.
 type refusedError struct{ target int }
 
-func (e *refusedError) Error() string { return errRefused.Error() }
-func (e *refusedError) Unwrap() error { return errRefused }
+func (e *refusedError) Error() string { return ErrRefused.Error() }
+func (e *refusedError) Unwrap() error { return ErrRefused }
 
 // tryGroup applies a batch to targets in a transaction of its own.
 func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target, first int, slow []bool) ([]int64, []map[string]int, error) {
@@ -671,7 +677,7 @@ func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target
 		// handler: a short pause between batches lets it in.
 		unlock()
 		unlock = func() {}
-		_ = sleep(ctx, 2*time.Millisecond)
+		_ = Sleep(ctx, 2*time.Millisecond)
 	}
 	return cps, parked, nil
 }
@@ -696,7 +702,7 @@ func (b *Builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 			return nil, nil, fmt.Errorf("checkpoint of %s: %w", tg.Tables.Prefix(), err)
 		}
 		if stored != tg.Checkpoint {
-			return nil, nil, fmt.Errorf("%s at %d, expected %d: %w", tg.Tables.Prefix(), stored, tg.Checkpoint, errSetWritten)
+			return nil, nil, fmt.Errorf("%s at %d, expected %d: %w", tg.Tables.Prefix(), stored, tg.Checkpoint, ErrSetWritten)
 		}
 		if b.InTx != nil {
 			if err := b.InTx(ctx, tx, tg, last); err != nil {
@@ -726,7 +732,7 @@ func (b *Builder) applyGroup(ctx context.Context, tx *Tx, rb *readBatch, targets
 				return nil, nil, err
 			}
 			p, err := b.ApplyEvents(ctx, tx, tg, after(events, tg.Checkpoint), slow[i])
-			if errors.Is(err, errRefused) {
+			if errors.Is(err, ErrRefused) {
 				return nil, nil, &refusedError{target: i}
 			}
 			if err != nil {
@@ -773,18 +779,18 @@ func touchesParked(events []eventstore.Event, parked map[string]int) bool {
 
 // ApplyEvents applies events one by one with Apply. Events of a stream with parked events
 // are parked behind them. With savepoints, an event Apply refuses is parked (rolled back
-// alone), as the live runner's poison queue would; without, the refusal returns errRefused
+// alone), as the live runner's poison queue would; without, the refusal returns ErrRefused
 // so the caller can do the batch again with savepoints. It returns the parked counts after
 // the events (a copy: the caller keeps them once the transaction committed).
 func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []eventstore.Event, savepoints bool) (map[string]int, error) {
 	parked := tg.Parked
 	cloned := false
-	park := func(e eventstore.Event, note parkNote) error {
+	park := func(e eventstore.Event, note ParkNote) error {
 		if !cloned {
 			parked = cloneCounts(parked)
 			cloned = true
 		}
-		if err := insertParked(ctx, tx, tg.Projection.Name(), tg.Tables, e, note, b.Now()); err != nil {
+		if err := InsertParked(ctx, tx, tg.Projection.Name(), tg.Tables, e, note, b.Now()); err != nil {
 			return err
 		}
 		parked[e.Stream]++
@@ -792,21 +798,21 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 	}
 	for i, e := range events {
 		if parked[e.Stream] > 0 {
-			if err := park(e, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}); err != nil {
+			if err := park(e, ParkNote{Err: "waiting behind an earlier parked event of stream " + e.Stream}); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if !savepoints {
-			if err := safeApply(ctx, tg.Projection, tx, tg.Tables, e); err != nil {
+			if err := SafeApply(ctx, tg.Projection, tx, tg.Tables, e); err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				return nil, errRefused
+				return nil, ErrRefused
 			}
 			continue
 		}
-		applyErr, err := savepoint(ctx, tx, i, func() error { return safeApply(ctx, tg.Projection, tx, tg.Tables, e) })
+		applyErr, err := savepoint(ctx, tx, i, func() error { return SafeApply(ctx, tg.Projection, tx, tg.Tables, e) })
 		if err != nil {
 			return nil, err
 		}
@@ -814,7 +820,7 @@ func (b *Builder) ApplyEvents(ctx context.Context, tx *Tx, tg *Target, events []
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if err := park(e, parkNote{err: parkedError(applyErr), attempts: 1}); err != nil {
+			if err := park(e, ParkNote{Err: ParkedErrorText(applyErr), Attempts: 1}); err != nil {
 				return nil, err
 			}
 		}

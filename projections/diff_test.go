@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/diff"
+	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // boardV2 is a changed board, as an analyst would try it: version 2 no longer takes the
@@ -48,7 +49,7 @@ func (p boardV2) Apply(ctx context.Context, tx *projections.Tx, t projections.Ta
 // would change: nothing for the same code, the won deals' amounts for the changed code.
 // Commands and the live runner go on meanwhile: the comparison is at one position.
 func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("seed %d", seed)
@@ -57,8 +58,8 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		w.run(ctx, t, rand.New(rand.NewPCG(seed, 1)), 400)
 		wonAtAnotherAmount(ctx, t, h) // so that the changed code differs whatever the workload did
 		p := board.Projection()
-		r := newRunner(t, runnerConfig(store, db), p)
-		start(t, r)
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
 		waitAll(t, db, store, []projections.Projection{p})
 
 		var wg sync.WaitGroup
@@ -94,7 +95,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 		}
 		// Only deals that were won can differ (some were reopened since).
 		var won int64
-		for _, e := range allEvents(t, store) {
+		for _, e := range projectiontest.AllEvents(t, store) {
 			if e.Type == deal.TypeWon && e.Position <= changed.Position {
 				won++
 			}
@@ -116,7 +117,7 @@ func TestDiffReportsWhatAChangedProjectionWouldChange(t *testing.T) {
 				t.Fatalf("changed row %+v: want the amount", ch)
 			}
 		}
-		if changed.Candidate == served.TableSet || tableExists(t, db, changed.Candidate+"deals") || tableExists(t, db, same.Candidate+"deals") {
+		if changed.Candidate == served.TableSet || projectiontest.TableExists(t, db, changed.Candidate+"deals") || projectiontest.TableExists(t, db, same.Candidate+"deals") {
 			t.Fatal("a temporary set was not dropped")
 		}
 	})

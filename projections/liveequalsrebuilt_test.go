@@ -24,6 +24,8 @@ import (
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 )
@@ -369,14 +371,14 @@ func (s redelivering) Subscribe(ctx context.Context, topic string) (<-chan *mess
 // while a second rebuild switches under it: the tables served afterwards must equal a
 // fresh build of the whole log (no event lost or applied twice in the hand-over).
 func TestLiveEqualsRebuilt(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("seed %d", seed)
 		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 		var rngMu sync.Mutex
 		ctx := context.Background()
 		ps := readModels()
-		cfg := runnerConfig(store, db)
+		cfg := projectiontest.RunnerConfig(store, db)
 		newSubscriber := cfg.NewSubscriber
 		cfg.NewSubscriber = func(group string) (message.Subscriber, error) {
 			sub, err := newSubscriber(group)
@@ -396,23 +398,23 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 			wg.Wait()
 		}
 
-		r := newRunner(t, cfg, ps...)
-		stop := start(t, r)
+		r := projectiontest.NewRunner(t, cfg, ps...)
+		stop := projectiontest.Start(t, r)
 		w.script(ctx, t)
 		runWorkers(4, 150)
 		stop() // a restart: the next runner catches up from the checkpoints
-		r = newRunner(t, cfg, ps...)
-		start(t, r)
+		r = projectiontest.NewRunner(t, cfg, ps...)
+		projectiontest.Start(t, r)
 		runWorkers(4, 150)
 		waitAll(t, db, store, ps)
-		t.Logf("workload: %d accepted (%d replayed), %d refused; %d events", w.accepted, w.replayed, w.refused, len(allEvents(t, store)))
+		t.Logf("workload: %d accepted (%d replayed), %d refused; %d events", w.accepted, w.replayed, w.refused, len(projectiontest.AllEvents(t, store)))
 		if w.refused == 0 || w.replayed == 0 {
 			t.Fatal("the workload had no refusal or no idempotent retry")
 		}
-		assertVariety(t, allEvents(t, store))
+		assertVariety(t, projectiontest.AllEvents(t, store))
 
-		rcfg := projections.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 1 + rng.IntN(40), KeepOld: true, DropDelay: time.Millisecond}
-		res, err := projections.Rebuild(ctx, rcfg, ps...)
+		rcfg := rebuild.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 1 + rng.IntN(40), KeepOld: true, DropDelay: time.Millisecond}
+		res, err := rebuild.Rebuild(ctx, rcfg, ps...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,7 +431,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		wg.Go(func() { runWorkers(3, 150) })
 		rcfg.KeepOld = false
 		rcfg.Batch = 1 + rng.IntN(40)
-		if _, err := projections.Rebuild(ctx, rcfg, ps...); err != nil {
+		if _, err := rebuild.Rebuild(ctx, rcfg, ps...); err != nil {
 			t.Fatal(err)
 		}
 		wg.Wait()
@@ -439,10 +441,10 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 			if err != nil || served != projections.TablesFor(p, "g2") {
 				t.Fatalf("runner serves %s (%v), want g2", served.Prefix(), err)
 			}
-			if tableExists(t, db, projections.TablesFor(p, "g1").Prefix()+"contacts") {
+			if projectiontest.TableExists(t, db, projections.TablesFor(p, "g1").Prefix()+"contacts") {
 				t.Fatalf("g1 of %s was not dropped", p.Name())
 			}
-			assertSameSets(t, db, p, rebuild(t, db, store, p), served)
+			assertSameSets(t, db, p, projectiontest.Rebuilt(t, db, store, p), served)
 		}
 	})
 }
@@ -477,10 +479,10 @@ func assertVariety(t testing.TB, events []eventstore.Event) {
 // waitAll waits until the served set of every projection has reached the log's head.
 func waitAll(t testing.TB, db *projections.DB, store eventstore.Store, ps []projections.Projection) {
 	t.Helper()
-	last := lastPosition(t, store)
+	last := projectiontest.LastPosition(t, store)
 	for _, p := range ps {
-		waitUntil(t, 60*time.Second, p.Name()+" at the head", func() bool {
-			cp, err := db.Checkpoint(context.Background(), active(t, db, p))
+		projectiontest.WaitUntil(t, 60*time.Second, p.Name()+" at the head", func() bool {
+			cp, err := db.Checkpoint(context.Background(), projectiontest.Active(t, db, p))
 			return err == nil && cp >= last
 		})
 	}

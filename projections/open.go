@@ -43,6 +43,13 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return openSQLite(ctx, path, "wal", "normal", readModelConns)
 }
 
+// OpenSQLiteScratch opens (creating it) a SQLite file whose content need not survive a
+// crash, with a pool of conns connections: a rollback journal in a file, no waiting for the
+// disk. Time travel builds its snapshots and temporary sets so, one file each.
+func OpenSQLiteScratch(ctx context.Context, path string, conns int) (*DB, error) {
+	return openSQLite(ctx, path, "truncate", "off", conns)
+}
+
 // openSQLite opens the SQLite file at path with a journal mode and a synchronous setting,
 // and a pool of conns connections.
 func openSQLite(ctx context.Context, path, journal, synchronous string, conns int) (*DB, error) {

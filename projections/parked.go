@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
 	"github.com/eventcrm/crm/eventstore"
 )
 
@@ -74,17 +76,19 @@ func (e *NotFirstError) Error() string {
 // Unwrap makes errors.Is(err, ErrNotFirstParked) hold.
 func (e *NotFirstError) Unwrap() error { return ErrNotFirstParked }
 
-// parkNote says why an event is parked.
-type parkNote struct {
-	err      string
-	attempts int
+// ParkNote says why an event is parked: the error that refused it (or that it waits behind
+// an earlier parked event of its stream) and how often it was tried.
+type ParkNote struct {
+	Err      string
+	Attempts int
 }
 
-func insertParked(ctx context.Context, tx *Tx, projection string, t Tables, e eventstore.Event, note parkNote, now time.Time) error {
+// InsertParked parks e of set t in tx; an event parked already stays as it was.
+func InsertParked(ctx context.Context, tx *Tx, projection string, t Tables, e eventstore.Event, note ParkNote, now time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO `+ParkedTable+`
 		(projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (table_set, event_id) DO NOTHING`,
-		projection, t.Prefix(), e.ID, e.Stream, e.Position, e.Type, note.err, note.attempts, now.UTC().Format(parkedAtLayout))
+		projection, t.Prefix(), e.ID, e.Stream, e.Position, e.Type, note.Err, note.Attempts, now.UTC().Format(parkedAtLayout))
 	if err != nil {
 		return fmt.Errorf("park event %s: %w", e.ID, err)
 	}
@@ -121,8 +125,22 @@ type ParkedFilter struct {
 	Limit int
 }
 
-// Parked lists parked events in id order (the order they were parked).
-func (r *Runner) Parked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, error) {
+// ParkedErrorText is the error text kept on a parked row: a panic's value without its stack
+// (which went to the log).
+func ParkedErrorText(err error) string {
+	var pe middleware.RecoveredPanicError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("panic: %v", pe.V)
+	}
+	s := err.Error()
+	if len(s) > 2000 {
+		s = s[:2000] + "…"
+	}
+	return s
+}
+
+// ListParked lists parked events in id order (the order they were parked).
+func (db *DB) ListParked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 1000
 	}
@@ -134,7 +152,7 @@ func (r *Runner) Parked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, err
 	}
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := r.db.SQL.QueryContext(ctx, r.db.Dialect.Rebind(query), args...)
+	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list parked events: %w", err)
 	}
@@ -153,82 +171,25 @@ func (r *Runner) Parked(ctx context.Context, f ParkedFilter) ([]ParkedEvent, err
 	return list, nil
 }
 
-// RetryResult is what a retry of a parked event did.
-type RetryResult struct {
-	// Applied lists the parked events now applied, in stream order: the one retried first,
-	// then those that waited behind it.
-	Applied []ParkedEvent `json:"applied"`
-	// Failed is the event that failed again, if any; it and the events behind it stay parked.
-	Failed *ParkedEvent `json:"failed,omitempty"`
-	// StillParked counts the events of the stream that remain parked.
-	StillParked int `json:"still_parked"`
-}
-
-// RetryParked applies the parked event id again and, if it succeeds, the events of the same
-// stream parked behind it, in stream order, each in its own transaction that also removes it
-// from the queue. It stops at the first that fails again, which stays parked with its new
-// error. Only the earliest parked event of a stream can be retried (ErrNotFirstParked):
-// anything else would apply a stream out of order. It returns ErrParkedNotFound for an
-// unknown id.
-//
-// The retry is serialized with the live handler of the projection, so no event of the
-// stream is applied or parked in between.
-func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error) {
-	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+` WHERE id = ?`), id)
-	target, err := scanParked(row)
+// ParkedByID returns the parked event id; ErrParkedNotFound when there is none.
+func (db *DB) ParkedByID(ctx context.Context, id int64) (ParkedEvent, error) {
+	row := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+` WHERE id = ?`), id)
+	p, err := scanParked(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return RetryResult{}, fmt.Errorf("parked event %d: %w", id, ErrParkedNotFound)
+		return ParkedEvent{}, fmt.Errorf("parked event %d: %w", id, ErrParkedNotFound)
 	}
 	if err != nil {
-		return RetryResult{}, fmt.Errorf("parked event %d: %w", id, err)
+		return ParkedEvent{}, fmt.Errorf("parked event %d: %w", id, err)
 	}
-	pj := r.byName[target.Projection]
-	if pj == nil {
-		return RetryResult{}, fmt.Errorf("parked event %d: projection set %s is not running here", id, target.TableSet)
-	}
-	pj.mu.Lock()
-	defer pj.mu.Unlock()
-	if t := pj.tables(); t.Prefix() != target.TableSet {
-		return RetryResult{}, fmt.Errorf("parked event %d: projection set %s is not running here (%s is)", id, target.TableSet, t.Prefix())
-	}
-
-	var res RetryResult
-	for {
-		next, found, err := r.firstParked(ctx, pj.tables(), target.Stream)
-		if err != nil {
-			return res, err
-		}
-		if !found {
-			break
-		}
-		if len(res.Applied) == 0 && next.ID != id {
-			if next.Position > target.Position {
-				// The event asked for was retried concurrently and is gone.
-				return res, fmt.Errorf("parked event %d: %w", id, ErrParkedNotFound)
-			}
-			return res, &NotFirstError{ID: id, First: next.ID}
-		}
-		applyErr, err := r.reapply(ctx, pj, next)
-		if err != nil {
-			return res, err
-		}
-		if applyErr != nil {
-			next.Attempts++
-			next.Error = applyErr.Error()
-			res.Failed = &next
-			break
-		}
-		res.Applied = append(res.Applied, next)
-		pj.unpark(next.Stream)
-	}
-	res.StillParked = pj.parkedIn(target.Stream)
-	return res, nil
+	return p, nil
 }
 
-func (r *Runner) firstParked(ctx context.Context, t Tables, stream string) (ParkedEvent, bool, error) {
-	row := r.db.SQL.QueryRowContext(ctx, r.db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+`
+// FirstParked returns the earliest parked event of stream in set t; found is false when
+// the stream has none.
+func (db *DB) FirstParked(ctx context.Context, t Tables, stream string) (p ParkedEvent, found bool, err error) {
+	row := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+parkedColumns+` FROM `+ParkedTable+`
 		WHERE table_set = ? AND stream = ? ORDER BY position LIMIT 1`), t.Prefix(), stream)
-	p, err := scanParked(row)
+	p, err = scanParked(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ParkedEvent{}, false, nil
 	}
@@ -238,57 +199,9 @@ func (r *Runner) firstParked(ctx context.Context, t Tables, stream string) (Park
 	return p, true, nil
 }
 
-// reapply applies one parked event and removes it from the queue in one transaction. The
-// checkpoint does not move: it passed the event when it was parked. applyErr is the
-// projection's refusal (recorded on the parked row); err is anything else.
-func (r *Runner) reapply(ctx context.Context, pj *projector, p ParkedEvent) (applyErr, err error) {
-	e, err := r.store.EventByID(ctx, p.EventID)
-	if err != nil {
-		return nil, fmt.Errorf("read parked event %s: %w", p.EventID, err)
-	}
-	tx, err := r.db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin retry of %s: %w", p.EventID, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	if applyErr = safeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
-		if err := tx.Rollback(); err != nil {
-			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
-		}
-		_, err := r.db.SQL.ExecContext(ctx, r.db.Dialect.Rebind(`UPDATE `+ParkedTable+`
-			SET error = ?, attempts = attempts + 1 WHERE id = ?`), storableText(applyErr.Error()), p.ID)
-		if err != nil {
-			return nil, fmt.Errorf("record failed retry of %s: %w", p.EventID, err)
-		}
-		return applyErr, nil
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM `+ParkedTable+` WHERE id = ?`, p.ID); err != nil {
-		return nil, fmt.Errorf("unpark %s: %w", p.EventID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit retry of %s: %w", p.EventID, err)
-	}
-	pj.changes.Add(1)
-	return nil, nil
-}
-
-// safeApply runs a projection's Apply, turning a panic into an error: a retry requested
-// over HTTP must not take the server down.
-func safeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore.Event) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("panic: %v", v)
-		}
-	}()
-	if err := p.Apply(ctx, tx, t, e); err != nil {
-		return &ApplyError{Projection: p.Name(), Event: e, Err: err}
-	}
-	return nil
-}
-
-// loadParked returns how many events of each stream a set has parked.
-func (r *Runner) loadParked(ctx context.Context, t Tables) (map[string]int, error) {
-	rows, err := r.db.SQL.QueryContext(ctx, r.db.Dialect.Rebind(`SELECT stream, count(*) FROM `+ParkedTable+`
+// ParkedCounts returns how many events of each stream set t has parked.
+func (db *DB) ParkedCounts(ctx context.Context, t Tables) (map[string]int, error) {
+	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(`SELECT stream, count(*) FROM `+ParkedTable+`
 		WHERE table_set = ? GROUP BY stream`), t.Prefix())
 	if err != nil {
 		return nil, fmt.Errorf("parked events of %s: %w", t.Prefix(), err)
@@ -309,4 +222,22 @@ func (r *Runner) loadParked(ctx context.Context, t Tables) (map[string]int, erro
 		return nil, fmt.Errorf("parked events of %s: %w", t.Prefix(), err)
 	}
 	return parked, nil
+}
+
+// RecordFailedRetry keeps p parked with the error of its latest try, one attempt more.
+func (db *DB) RecordFailedRetry(ctx context.Context, p ParkedEvent, applyErr error) error {
+	_, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`UPDATE `+ParkedTable+`
+		SET error = ?, attempts = attempts + 1 WHERE id = ?`), storableText(applyErr.Error()), p.ID)
+	if err != nil {
+		return fmt.Errorf("record failed retry of %s: %w", p.EventID, err)
+	}
+	return nil
+}
+
+// Unpark removes p from the poison queue in tx, the transaction that applied it.
+func Unpark(ctx context.Context, tx *Tx, p ParkedEvent) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM `+ParkedTable+` WHERE id = ?`, p.ID); err != nil {
+		return fmt.Errorf("unpark %s: %w", p.EventID, err)
+	}
+	return nil
 }

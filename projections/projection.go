@@ -74,6 +74,12 @@ type DB struct {
 // each in a read transaction of its own, and still see one state.
 func (db *DB) Frozen() bool { return db.frozen }
 
+// AsFrozen returns db as its readers see it once nothing writes to the tables they read any
+// more: the same pool, Frozen. Time travel hands out its built sets so.
+func (db *DB) AsFrozen() *DB {
+	return &DB{SQL: db.SQL, Dialect: db.Dialect, Path: db.Path, frozen: true}
+}
+
 // LockWrites takes writeMu where the dialect has one writer at a time; the returned
 // function releases it.
 func (db *DB) LockWrites() func() {
@@ -174,12 +180,12 @@ func (db *DB) Checkpoint(ctx context.Context, t Tables) (int64, error) {
 // checkpoint. Events at or below the checkpoint are skipped: redelivery is a no-op. It
 // returns the checkpoint after the transaction.
 func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event) (int64, error) {
-	return db.apply(ctx, p, t, events, nil)
+	return db.ApplyGuarded(ctx, p, t, events, nil)
 }
 
-// apply is Apply with a guard run inside the transaction once the set is locked, before
-// anything is applied: the live runner's check that t is still the served set.
-func (db *DB) apply(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
+// ApplyGuarded is Apply with a guard run inside the transaction once the set is locked,
+// before anything is applied: the live runner's check that t is still the served set.
+func (db *DB) ApplyGuarded(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
 	defer db.LockWrites()()
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
@@ -235,3 +241,17 @@ func (e *ApplyError) Error() string {
 }
 
 func (e *ApplyError) Unwrap() error { return e.Err }
+
+// SafeApply runs a projection's Apply, turning a panic into an error (a retry requested
+// over HTTP must not take the server down) and a refusal into an *ApplyError.
+func SafeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore.Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v", v)
+		}
+	}()
+	if err := p.Apply(ctx, tx, t, e); err != nil {
+		return &ApplyError{Projection: p.Name(), Event: e, Err: err}
+	}
+	return nil
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // Seeded logs of the rebuild benchmark (`make bench-rebuild` writes them with `crm seed`):
@@ -122,13 +123,13 @@ func BenchmarkRebuild(b *testing.B) {
 					runtime.GC()
 					resetPeakRSS()
 					stop := samplePeakHeap()
-					cfg := projections.RebuildConfig{DB: db, Store: store, StopAt: n}
+					cfg := rebuild.RebuildConfig{DB: db, Store: store, StopAt: n}
 					if v := os.Getenv(benchBatchEnv); v != "" {
 						cfg.Batch, _ = strconv.Atoi(v)
 					}
 					cpu0 := cpuTime()
 					start := time.Now()
-					res, err := projections.Rebuild(ctx, cfg, board.Projection(), journey.Projection(), churn.Projection())
+					res, err := rebuild.Rebuild(ctx, cfg, board.Projection(), journey.Projection(), churn.Projection())
 					elapsed := time.Since(start)
 					cpu := cpuTime() - cpu0
 					peakHeap := stop()

@@ -16,8 +16,9 @@ import (
 // version without a row serves its default set, TablesFor(p, ""): read-model databases
 // from before rebuilds existed keep working unchanged. A rebuild builds a generation set
 // ("g1", "g2", ...) beside the served one and replaces the row in the same transaction that
-// makes the new set current (see the hand-over in the package documentation); every reader (queries through the Runner, the
-// runner's apply transactions, diffs) resolves the served set through this table.
+// makes the new set current (see the hand-over in package rebuild's documentation); every
+// reader (queries through the runner, the runner's apply transactions, diffs) resolves the
+// served set through this table.
 const SetsTable = "projection_sets"
 
 // RebuildsTable holds, per projection, the rebuild running or last run: its lock (an owner

@@ -12,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // oddTextHistory is a history as an old log may hold it, written before the HTTP edge
@@ -41,7 +42,7 @@ func appendOddText(t *testing.T, store eventstore.Store) {
 		Data: []byte("{\"contact_id\":\"c2\",\"company\":\"Bad\xffCo\"}"), OccurredAt: time.Date(2024, 1, 15, 9, 0, 0, 0, time.UTC)})
 	for _, e := range events {
 		_, err := store.Append(context.Background(), e.Stream, eventstore.AnyVersion,
-			[]eventstore.EventData{{ID: newID(), Type: e.Type, Data: e.Data, OccurredAt: e.OccurredAt}})
+			[]eventstore.EventData{{ID: projectiontest.NewID(), Type: e.Type, Data: e.Data, OccurredAt: e.OccurredAt}})
 		if err != nil {
 			t.Fatalf("append %s: %v", e.Type, err)
 		}
@@ -58,18 +59,18 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 		dumps = map[projections.Dialect]map[string]map[string][]string{}
 	)
 	t.Run("backends", func(t *testing.T) {
-		forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 			ctx := context.Background()
 			appendOddText(t, store)
 			ps := readModels()
-			r := newRunner(t, runnerConfig(store, db), ps...)
-			start(t, r)
+			r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), ps...)
+			projectiontest.Start(t, r)
 			waitAll(t, db, store, ps)
-			if n := count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
+			if n := projectiontest.Count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
 				parked, _ := r.Parked(ctx, projections.ParkedFilter{Limit: 10})
 				t.Fatalf("%d events parked live: %+v", n, parked)
 			}
-			res, err := projections.Rebuild(ctx, projections.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 5, KeepOld: true,
+			res, err := rebuild.Rebuild(ctx, rebuild.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 5, KeepOld: true,
 				DropDelay: time.Millisecond}, ps...)
 			if err != nil {
 				t.Fatal(err)
@@ -81,7 +82,7 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 					t.Fatalf("rebuild of %s parked %d events", p.Name(), res[i].Parked)
 				}
 				assertSameSets(t, db, p, live, rebuilt)
-				assertSameSets(t, db, p, live, rebuild(t, db, store, p))
+				assertSameSets(t, db, p, live, projectiontest.Rebuilt(t, db, store, p))
 				dump[p.Name()] = projectiontest.Dump(t, db, live)
 			}
 			var name string

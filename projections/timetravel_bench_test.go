@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // benchTravelEnv names a seeded SQLite store (crm seed) for BenchmarkTimeTravel; the store
@@ -58,7 +59,7 @@ func benchTimeTravel(b *testing.B, store eventstore.Store, db *projections.DB) {
 			b.Fatalf("CRM_BENCH_TIMETRAVEL_EVERY: %v", err)
 		}
 	}
-	tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1}, readModels()...)
+	tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1}, readModels()...)
 	if err != nil {
 		b.Fatal(err)
 	}

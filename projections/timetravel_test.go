@@ -16,6 +16,8 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // TestTimeTravelEqualsRebuildStoppedThere holds time travel to its definition: the read
@@ -23,7 +25,7 @@ import (
 // of a random history, snapshots every few events, a small cache (so sets are evicted and
 // built again), both backends.
 func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("seed %d", seed)
 		rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
@@ -35,13 +37,13 @@ func TestTimeTravelEqualsRebuildStoppedThere(t *testing.T) {
 			wg.Go(func() { w.run(ctx, t, r, 120) })
 		}
 		wg.Wait()
-		events := allEvents(t, store)
+		events := projectiontest.AllEvents(t, store)
 		last := events[len(events)-1].Position
 		t.Logf("%d events", len(events))
 
 		ps := readModels()
 		every := int64(20 + rng.IntN(60))
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every,
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every,
 			Batch: 1 + rng.IntN(50), Cache: 2}, ps...)
 		if err != nil {
 			t.Fatal(err)
@@ -135,7 +137,7 @@ func assertSameRowsIn(t testing.TB, p projections.Projection, dbA *projections.D
 // assertSameAnswers holds the answers of p (the journey map or the churn points; nothing for
 // others) read from the time-travel set ts, whose statements run side by side, to those read
 // from the reference set ref of db in one transaction: at the present and as of each asOf.
-func assertSameAnswers(t testing.TB, p projections.Projection, ts projections.TravelSet, db *projections.DB, ref projections.Tables, asOfs []time.Time) {
+func assertSameAnswers(t testing.TB, p projections.Projection, ts timetravel.TravelSet, db *projections.DB, ref projections.Tables, asOfs []time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	same := func(what string, got, want any, errGot, errWant error) {
@@ -172,14 +174,14 @@ func assertSameAnswers(t testing.TB, p projections.Projection, ts projections.Tr
 
 // TestPositionAt: known_at finds the last position recorded by then.
 func TestPositionAt(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
 		for range 5 {
-			appendTo(t, store, "contact-"+newID(), "contact.created.v1", "contact.details_changed.v1")
+			projectiontest.AppendTo(t, store, "contact-"+projectiontest.NewID(), "contact.created.v1", "contact.details_changed.v1")
 			time.Sleep(3 * time.Millisecond)
 		}
-		events := allEvents(t, store)
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store}, readModels()...)
+		events := projectiontest.AllEvents(t, store)
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store}, readModels()...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // TestTimeTravelFiles follows the files of time travel on SQLite: a snapshot file every
@@ -27,17 +29,17 @@ import (
 var temporaryFile = regexp.MustCompile(`_v\d+_t[0-9a-f]+\.db$`)
 
 func TestTimeTravelFiles(t *testing.T) {
-	store, db := backends()[0].open(t) // SQLite
+	store, db := projectiontest.Backends()[0].Open(t) // SQLite
 	ctx := context.Background()
 	w := newWorkload(commands.NewHandler(store))
 	w.run(ctx, t, rand.New(rand.NewPCG(7, 8)), 40)
-	events := allEvents(t, store)
+	events := projectiontest.AllEvents(t, store)
 	last := events[len(events)-1].Position
 	const every = 10
 	ps := readModels()
 	dir := t.TempDir()
-	open := func() *projections.TimeTravel {
-		tt, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1, Dir: dir}, ps...)
+	open := func() *timetravel.TimeTravel {
+		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1, Dir: dir}, ps...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // benchCacheDir is where the benchmarks keep the data sets they built.
@@ -223,7 +224,7 @@ func resetGroups(ctx context.Context, cps eventstore.Checkpoints, groups ...stri
 func projectionGroups() []string {
 	var groups []string
 	for _, p := range readModels() {
-		groups = append(groups, projections.ConsumerGroup(projections.TablesFor(p, "")))
+		groups = append(groups, runtime.ConsumerGroup(projections.TablesFor(p, "")))
 	}
 	return groups
 }
@@ -237,7 +238,7 @@ type benchServer struct {
 	token  string
 	store  eventstore.Store
 	cmds   *commands.Handler
-	runner *projections.Runner
+	runner *runtime.Runner
 	client *http.Client
 }
 
@@ -357,7 +358,7 @@ func (s *benchServer) read(path string) error {
 }
 
 // waitCaughtUp waits until every projection of runner has applied the log up to head.
-func waitCaughtUp(ctx context.Context, runner *projections.Runner, head int64) error {
+func waitCaughtUp(ctx context.Context, runner *runtime.Runner, head int64) error {
 	for _, name := range runner.Names() {
 		f, err := runner.WaitFor(ctx, name, head, 24*time.Hour)
 		if err != nil {

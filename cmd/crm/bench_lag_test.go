@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
-	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // lagRate is the command rate of BenchmarkCommandToBoardLag.
@@ -232,7 +232,7 @@ func benchLag(b *testing.B, cfg config.Config) {
 // applied, and starts again when a lower one comes in. (A wait per command would put
 // thousands of goroutines in Runner.WaitFor when the projection falls behind, each woken by
 // every event applied: the benchmark itself would then eat the CPU.)
-func watchBoard(ctx context.Context, runner *projections.Runner, acked <-chan *lagSample) error {
+func watchBoard(ctx context.Context, runner *runtime.Runner, acked <-chan *lagSample) error {
 	var pending []*lagSample // a heap on position
 	less := func(i, j int) bool { return pending[i].position < pending[j].position }
 	push := func(smp *lagSample) {
@@ -272,7 +272,7 @@ func watchBoard(ctx context.Context, runner *projections.Runner, acked <-chan *l
 		target := pending[0].position
 		waitCtx, cancel := context.WithCancel(ctx)
 		type result struct {
-			f   projections.Freshness
+			f   runtime.Freshness
 			err error
 		}
 		done := make(chan result, 1)

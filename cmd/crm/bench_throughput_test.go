@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // throughputContacts is the size of the seeded history of the throughput benchmark: `crm
@@ -178,7 +179,7 @@ func benchThroughput(b *testing.B, store eventstore.Store, newDB func(b *testing
 		for range b.N {
 			n := 0
 			for after := int64(0); ; {
-				events, err := store.ReadAll(ctx, after, projections.DefaultCatchUpBatch)
+				events, err := store.ReadAll(ctx, after, runtime.DefaultCatchUpBatch)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -276,16 +277,16 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 	if err := resetGroups(ctx, cps, projectionGroups()...); err != nil {
 		b.Fatal(err)
 	}
-	var runner *projections.Runner
+	var runner *runtime.Runner
 	if catchUpReads != nil {
 		// As newBackground builds it, but for the store the catch-up reads.
 		subscriber := func(group string) (message.Subscriber, error) {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, watermill.NopLogger{})
 		}
 		var err error
-		runner, err = projections.NewRunner(projections.RunnerConfig{DB: db, Store: catchUpReads(store),
+		runner, err = runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: catchUpReads(store),
 			NewSubscriber: subscriber, Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps),
-			CatchUpBatch: projections.DefaultCatchUpBatch}, readModels()...)
+			CatchUpBatch: runtime.DefaultCatchUpBatch}, readModels()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -332,7 +333,7 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 type noCatchUp struct{ eventstore.Store }
 
 func (s noCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
-	if limit == projections.DefaultCatchUpBatch {
+	if limit == runtime.DefaultCatchUpBatch {
 		return nil, nil
 	}
 	return s.Store.ReadAll(ctx, after, limit)
@@ -345,7 +346,7 @@ func (s noCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]event
 type noStartCatchUp struct{ eventstore.Store }
 
 func (s noStartCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
-	if limit == projections.DefaultCatchUpBatch && after == 0 {
+	if limit == runtime.DefaultCatchUpBatch && after == 0 {
 		return nil, nil
 	}
 	return s.Store.ReadAll(ctx, after, limit)

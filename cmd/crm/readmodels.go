@@ -15,6 +15,9 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // readModels are the projections of the read models (package readmodels lists them): the
@@ -25,10 +28,10 @@ func readModels() []projections.Projection { return readmodels.Projections(readm
 // process managers, all fed by the store's global feed through Watermill, and the rebuilds
 // asked for over HTTP.
 type background struct {
-	runner   *projections.Runner
+	runner   *runtime.Runner
 	dealWon  *processes.DealWon
-	rebuilds *projections.Rebuilds
-	travel   *projections.TimeTravel
+	rebuilds *rebuild.Rebuilds
+	travel   *timetravel.TimeTravel
 	log      watermill.LoggerAdapter
 }
 
@@ -43,7 +46,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	subscriber := func(group string) (message.Subscriber, error) {
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
-	runner, err := projections.NewRunner(projections.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
+	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
 		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, readModels()...)
 	if err != nil {
 		return nil, err
@@ -57,11 +60,11 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
 	if err != nil {
 		return nil, err
 	}
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/diff"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // projectionNamed finds the projection of a read model by its persisted name.
@@ -38,7 +39,7 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 	name := fs.String("projection", "", "the projection to rebuild")
 	all := fs.Bool("all", false, "rebuild every projection, in one pass over the log")
 	batch := fs.Int("batch", projections.DefaultRebuildBatch, "events per read and per transaction")
-	dropDelay := fs.Duration("drop-delay", projections.DefaultDropDelay, "pause before the replaced tables are dropped, so that queries a running server started on them can end")
+	dropDelay := fs.Duration("drop-delay", rebuild.DefaultDropDelay, "pause before the replaced tables are dropped, so that queries a running server started on them can end")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
 	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
@@ -78,7 +79,7 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	bar := newRebuildBar(stderr)
-	rcfg := projections.RebuildConfig{DB: db, Store: store, Batch: *batch, DropDelay: *dropDelay}
+	rcfg := rebuild.RebuildConfig{DB: db, Store: store, Batch: *batch, DropDelay: *dropDelay}
 	if *dropDelay == 0 {
 		rcfg.DropDelay = -1 // none (0 in the configuration means the default)
 	}
@@ -87,14 +88,14 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 	}
 	mem := sampleMemory()
 	start := time.Now()
-	res, err := projections.Rebuild(ctx, rcfg, ps...)
+	res, err := rebuild.Rebuild(ctx, rcfg, ps...)
 	elapsed := time.Since(start)
 	heap := mem()
 	if !*quiet {
 		bar.finish()
 	}
 	if err != nil {
-		var running *projections.RebuildRunningError
+		var running *rebuild.RebuildRunningError
 		if errors.As(err, &running) {
 			return fmt.Errorf("%w; it resumes from its checkpoint when run again after that", err)
 		}
@@ -126,14 +127,14 @@ type rebuildBar struct {
 
 	mu    sync.Mutex
 	last  time.Time
-	state map[string]projections.RebuildProgress
+	state map[string]rebuild.RebuildProgress
 }
 
 func newRebuildBar(w io.Writer) *rebuildBar {
-	return &rebuildBar{w: w, state: map[string]projections.RebuildProgress{}}
+	return &rebuildBar{w: w, state: map[string]rebuild.RebuildProgress{}}
 }
 
-func (b *rebuildBar) update(p projections.RebuildProgress) {
+func (b *rebuildBar) update(p rebuild.RebuildProgress) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.state[p.Projection] = p
@@ -145,7 +146,7 @@ func (b *rebuildBar) update(p projections.RebuildProgress) {
 }
 
 func (b *rebuildBar) draw() {
-	var slowest projections.RebuildProgress
+	var slowest rebuild.RebuildProgress
 	first := true
 	for _, p := range b.state {
 		if first || p.Position < slowest.Position {

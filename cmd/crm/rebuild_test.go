@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 const (
@@ -133,8 +134,8 @@ func TestRebuildOverHTTP(t *testing.T) {
 		t.Fatalf("rebuild by an analyst: %d %v", status, body)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for body["state"] != string(projections.RebuildDone) {
-		if body["state"] == string(projections.RebuildFailed) || time.Now().After(deadline) {
+	for body["state"] != string(rebuild.RebuildDone) {
+		if body["state"] == string(rebuild.RebuildFailed) || time.Now().After(deadline) {
 			t.Fatalf("rebuild: %v", body)
 		}
 		time.Sleep(50 * time.Millisecond)

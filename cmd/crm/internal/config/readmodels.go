@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // ReadModelFile is the SQLite file of the read models in the data directory.
@@ -93,12 +94,12 @@ func (c Config) ReadWait() (time.Duration, error) {
 }
 
 // SnapshotInterval is how many log positions lie between two time-travel snapshots
-// (CRM_SNAPSHOT_EVERY, default projections.DefaultSnapshotEvery): a question about a past
+// (CRM_SNAPSHOT_EVERY, default timetravel.DefaultSnapshotEvery): a question about a past
 // position replays at most that many events. Fewer positions answer faster and take more
 // disk.
 func (c Config) SnapshotInterval() (int64, error) {
 	if c.SnapshotEvery == "" {
-		return projections.DefaultSnapshotEvery, nil
+		return timetravel.DefaultSnapshotEvery, nil
 	}
 	n, err := strconv.ParseInt(c.SnapshotEvery, 10, 64)
 	if err != nil || n < 1000 || n > 100_000_000 {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // DefaultAnswerCacheSize is how many read-model answers a server keeps, by default.
@@ -13,7 +14,7 @@ const DefaultAnswerCacheSize = 512
 
 // answers keeps read-model answers for as long as the tables they were read from do not
 // change: an answer is stored under its question and the state of the projection's tables
-// (the served set and projections.Runner.Changes), and reused for the same question only in
+// (the served set and runtime.Runner.Changes), and reused for the same question only in
 // that same state, so it is exactly what reading the tables again would give. The least
 // recently used answers go first when there are more than the limit.
 //
@@ -33,7 +34,7 @@ type answerEntry struct {
 	state string
 	// fresh is the freshness read before the reading: the answer holds every event up to
 	// fresh.Position.
-	fresh projections.Freshness
+	fresh runtime.Freshness
 	ready chan struct{} // closed once value and err are set
 	done  bool          // set under answers.mu once value and err are
 	value any
@@ -53,8 +54,8 @@ func newAnswers(limit int) *answers {
 // may join, or what compute returns (kept unless it is an error). It also returns the
 // freshness of the answer: fresh, or the joined reading's. compute runs without the caller's
 // cancellation, since other requests may be waiting for it.
-func (a *answers) get(ctx context.Context, question, state string, fresh projections.Freshness,
-	compute func(ctx context.Context) (any, error)) (any, projections.Freshness, error) {
+func (a *answers) get(ctx context.Context, question, state string, fresh runtime.Freshness,
+	compute func(ctx context.Context) (any, error)) (any, runtime.Freshness, error) {
 	a.mu.Lock()
 	a.tick++
 	e := a.entries[question]

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // none is the freshness of a request that asked for no position.
-var none = projections.Freshness{}
+var none = runtime.Freshness{}
 
 func TestAnswersReadOncePerStateAndQuestion(t *testing.T) {
 	ctx := context.Background()
@@ -145,7 +145,7 @@ func (a appending) AppendJSON(dst []byte) ([]byte, error) {
 
 func TestAnswerAppendingItsJSONIsWrittenAsEncodingJSONWould(t *testing.T) {
 	data := map[string]any{"stages": []any{map[string]any{"title": "<b>&", "days": 3}}, "as_of": time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)}
-	f := projections.Freshness{Projection: "pipeline_board", Position: 42, Head: 50, Lag: projections.Lag{Events: 8, Seconds: 0.25}}
+	f := runtime.Freshness{Projection: "pipeline_board", Position: 42, Head: 50, Lag: runtime.Lag{Events: 8, Seconds: 0.25}}
 	encoded, appended := httptest.NewRecorder(), httptest.NewRecorder()
 	writeJSON(encoded, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
 	(&Server{}).writeReadAnswer(appended, appending{data}, f)
@@ -178,23 +178,23 @@ func TestAnswersJoinAReadingInProgress(t *testing.T) {
 	}
 	first := make(chan string, 1)
 	go func() {
-		v, _, _ := a.get(ctx, "q", "s@1", projections.Freshness{Position: 10}, slow("at 10"))
+		v, _, _ := a.get(ctx, "q", "s@1", runtime.Freshness{Position: 10}, slow("at 10"))
 		first <- v.(string)
 	}()
 	waitRequests(t, a, 1) // the reading at 10 is in progress
 
 	type result struct {
 		v     any
-		fresh projections.Freshness
+		fresh runtime.Freshness
 	}
 	joined, own := make(chan result, 1), make(chan result, 1)
 	go func() {
-		v, f, _ := a.get(ctx, "q", "s@2", projections.Freshness{Position: 12, MinPosition: 9}, slow("at 12"))
+		v, f, _ := a.get(ctx, "q", "s@2", runtime.Freshness{Position: 12, MinPosition: 9}, slow("at 12"))
 		joined <- result{v, f}
 	}()
 	waitRequests(t, a, 2) // it has joined
 	go func() {
-		v, f, _ := a.get(ctx, "q", "s@3", projections.Freshness{Position: 13, MinPosition: 13}, func(context.Context) (any, error) {
+		v, f, _ := a.get(ctx, "q", "s@3", runtime.Freshness{Position: 13, MinPosition: 13}, func(context.Context) (any, error) {
 			computed.Add(1)
 			return "at 13", nil
 		})
@@ -216,7 +216,7 @@ func TestAnswersJoinAReadingInProgress(t *testing.T) {
 		t.Fatalf("computed %d times, want 2 (at 10, at 13)", n)
 	}
 	// Both readings are done: a newer state reads anew.
-	v, f, _ := a.get(ctx, "q", "s@4", projections.Freshness{Position: 14}, func(context.Context) (any, error) { return "at 14", nil })
+	v, f, _ := a.get(ctx, "q", "s@4", runtime.Freshness{Position: 14}, func(context.Context) (any, error) { return "at 14", nil })
 	if v != "at 14" || f.Position != 14 {
 		t.Fatalf("after the readings, got %v at %d", v, f.Position)
 	}

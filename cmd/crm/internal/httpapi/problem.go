@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/audit"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // This file is the one place where errors meet HTTP: handlers return errors (sentinels of
@@ -216,14 +217,14 @@ func storeProblem(err error) (Problem, bool) {
 
 // projectionProblem maps the errors of read models, rebuilds and the poison queue.
 func projectionProblem(err error) (Problem, bool) {
-	var running *projections.RebuildRunningError
+	var running *rebuild.RebuildRunningError
 	switch {
-	case errors.Is(err, projections.ErrUnknownProjection), errors.Is(err, projections.ErrNoRebuild),
+	case errors.Is(err, projections.ErrUnknownProjection), errors.Is(err, rebuild.ErrNoRebuild),
 		errors.Is(err, projections.ErrParkedNotFound):
 		return problem(http.StatusNotFound, "not-found", "Not found", err.Error()), true
 	case errors.As(err, &running):
 		return problem(http.StatusConflict, "conflict", "Conflict", running.Error()+"; follow it with GET"), true
-	case errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, projections.ErrRebuildLost),
+	case errors.Is(err, rebuild.ErrRebuildRunning), errors.Is(err, rebuild.ErrRebuildLost),
 		errors.Is(err, projections.ErrNotFirstParked):
 		return problem(http.StatusConflict, "conflict", "Conflict", err.Error()), true
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/audit"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // timeoutError is a network read that ran past its deadline.
@@ -84,9 +85,9 @@ func TestProblemForMapsEveryError(t *testing.T) {
 		{"bad signature", wrap(audit.ErrBadSignature), http.StatusInternalServerError, "internal", true},
 		// Projections, rebuilds, time travel, the poison queue.
 		{"unknown projection", wrap(projections.ErrUnknownProjection), http.StatusNotFound, "not-found", false},
-		{"no rebuild", wrap(projections.ErrNoRebuild), http.StatusNotFound, "not-found", false},
-		{"rebuild running", &projections.RebuildRunningError{Projection: "board", Owner: "x", Until: time.Now()}, http.StatusConflict, "conflict", false},
-		{"rebuild lost", wrap(projections.ErrRebuildLost), http.StatusConflict, "conflict", false},
+		{"no rebuild", wrap(rebuild.ErrNoRebuild), http.StatusNotFound, "not-found", false},
+		{"rebuild running", &rebuild.RebuildRunningError{Projection: "board", Owner: "x", Until: time.Now()}, http.StatusConflict, "conflict", false},
+		{"rebuild lost", wrap(rebuild.ErrRebuildLost), http.StatusConflict, "conflict", false},
 		{"parked not found", wrap(projections.ErrParkedNotFound), http.StatusNotFound, "not-found", false},
 		{"not first parked", &projections.NotFirstError{ID: 2, First: 1}, http.StatusConflict, "conflict", false},
 		{"time travel or rebuilds closed", wrap(projections.ErrClosed), http.StatusServiceUnavailable, "unavailable", false},

@@ -13,6 +13,9 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // DefaultReadWait is how long a read-model answer waits, at most, for a client's min_position.
@@ -21,13 +24,13 @@ const DefaultReadWait = 2 * time.Second
 // ReadModels is what the read-model endpoints need.
 type ReadModels struct {
 	// Runner runs the projections; its read-model database answers the queries.
-	Runner *projections.Runner
+	Runner *runtime.Runner
 	// MaxWait bounds the wait for min_position (default DefaultReadWait).
 	MaxWait time.Duration
 	// Rebuilds, when set, serves POST and GET /v1/projections/{name}/rebuild.
-	Rebuilds *projections.Rebuilds
+	Rebuilds *rebuild.Rebuilds
 	// TimeTravel, when set, answers the read-model queries with at_position or known_at.
-	TimeTravel *projections.TimeTravel
+	TimeTravel *timetravel.TimeTravel
 	// Queries are the HTTP routes of the read models; a query of a projection the runner
 	// does not run is not mounted.
 	Queries []Queries
@@ -38,8 +41,8 @@ type ReadModels struct {
 
 // ReadAnswer is every read-model answer: the data and how current it is.
 type ReadAnswer struct {
-	Data      any                   `json:"data"`
-	Freshness projections.Freshness `json:"freshness"`
+	Data      any               `json:"data"`
+	Freshness runtime.Freshness `json:"freshness"`
 }
 
 // Headers of a read-model answer, repeating its freshness for clients that only look there.
@@ -183,7 +186,7 @@ type jsonAppender interface {
 
 // writeReadAnswer writes ReadAnswer{data, f} as writeJSON does; an answer that appends its own
 // JSON is written in one piece, with its length.
-func (s *Server) writeReadAnswer(w http.ResponseWriter, data any, f projections.Freshness) {
+func (s *Server) writeReadAnswer(w http.ResponseWriter, data any, f runtime.Freshness) {
 	a, ok := data.(jsonAppender)
 	if !ok {
 		writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
@@ -223,7 +226,7 @@ type ParkedList struct {
 	NextAfterID int64 `json:"next_after_id,omitempty"`
 }
 
-func listParked(r *http.Request, runner *projections.Runner) (any, int64, error) {
+func listParked(r *http.Request, runner *runtime.Runner) (any, int64, error) {
 	q := r.URL.Query()
 	f := projections.ParkedFilter{Projection: q.Get("projection"), Limit: 100}
 	if v := q.Get("after_id"); v != "" {
@@ -253,7 +256,7 @@ func listParked(r *http.Request, runner *projections.Runner) (any, int64, error)
 
 // retryParked answers 200 with what the retry did, also when the event failed again
 // (failed names it): the request itself succeeded and changed the parked row.
-func retryParked(r *http.Request, runner *projections.Runner) (any, int64, error) {
+func retryParked(r *http.Request, runner *runtime.Runner) (any, int64, error) {
 	raw := mux.Vars(r)["parkedId"] // not "id": that one is a contact's or a deal's UUID
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 1 {

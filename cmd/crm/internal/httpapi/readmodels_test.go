@@ -26,8 +26,11 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/runtime"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // picky is a projection of the tests that refuses every event recorded with the reason
@@ -68,8 +71,8 @@ type readServer struct {
 	server   *httpapi.Server
 	store    eventstore.Store
 	refusing *atomic.Bool
-	travel   *projections.TimeTravel
-	rebuilds *projections.Rebuilds
+	travel   *timetravel.TimeTravel
+	rebuilds *rebuild.Rebuilds
 }
 
 // served are the read models the test server runs, answers at past positions and rebuilds.
@@ -93,12 +96,12 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 	}
 	t.Cleanup(func() { _ = db.SQL.Close() })
 	refusing := new(atomic.Bool)
-	runner, err := projections.NewRunner(projections.RunnerConfig{
+	runner, err := runtime.NewRunner(runtime.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
 		},
-		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
+		Retry: runtime.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 	}, append(served(), picky{refusing})...)
 	if err != nil {
 		t.Fatal(err)
@@ -120,14 +123,14 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-	travel, err := projections.NewTimeTravel(projections.TimeTravelConfig{DB: db, Store: store, Every: 3}, served()...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: 3}, served()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := travel.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner}, served()...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner}, served()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +152,8 @@ func (a *readAPI) read(path string, v any) response {
 }
 
 type answer[T any] struct {
-	Data      T                     `json:"data"`
-	Freshness projections.Freshness `json:"freshness"`
+	Data      T                 `json:"data"`
+	Freshness runtime.Freshness `json:"freshness"`
 }
 
 func TestReadModelAnswersWaitForTheClientsPosition(t *testing.T) {
@@ -240,7 +243,7 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 	last := touch("fine")
 
 	var status struct {
-		Projections []projections.Status `json:"projections"`
+		Projections []runtime.Status `json:"projections"`
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -249,7 +252,7 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 		}
 		caughtUp := len(status.Projections) == len(served())+1 // and picky
 		for _, p := range status.Projections {
-			caughtUp = caughtUp && p.Checkpoint >= last && p.State == projections.StateRunning
+			caughtUp = caughtUp && p.Checkpoint >= last && p.State == runtime.StateRunning
 		}
 		if caughtUp {
 			break
@@ -259,7 +262,7 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	byName := map[string]projections.Status{}
+	byName := map[string]runtime.Status{}
 	for _, p := range status.Projections {
 		byName[p.Name] = p
 	}
@@ -293,13 +296,13 @@ func TestProjectionStatusAndPoisonQueueOverHTTP(t *testing.T) {
 	if r := retry(analystToken, 999999); r.status != http.StatusNotFound {
 		t.Fatalf("retry of no event: %d %s", r.status, r.body)
 	}
-	var res projections.RetryResult
+	var res runtime.RetryResult
 	r := retry(analystToken, first.ID)
 	if err := json.Unmarshal(r.body, &res); err != nil || r.status != http.StatusOK || res.Failed == nil || res.StillParked != 2 {
 		t.Fatalf("retry while still refused: %d %s", r.status, r.body)
 	}
 	a.refusing.Store(false)
-	res = projections.RetryResult{}
+	res = runtime.RetryResult{}
 	r = retry(analystToken, first.ID)
 	if err := json.Unmarshal(r.body, &res); err != nil || r.status != http.StatusOK || res.Failed != nil || len(res.Applied) != 2 || res.StillParked != 0 {
 		t.Fatalf("retry: %d %s", r.status, r.body)

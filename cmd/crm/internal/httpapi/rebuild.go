@@ -6,7 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
 // mountRebuilds adds the rebuild endpoints of the projections rb manages:
@@ -15,7 +15,7 @@ import (
 //	                                      409 while one of the projection runs (here or in `crm rebuild`)
 //	GET  /v1/projections/{name}/rebuild   progress of the running or last rebuild: events done, total,
 //	                                      rate and ETA
-func (s *Server) mountRebuilds(rb *projections.Rebuilds) {
+func (s *Server) mountRebuilds(rb *rebuild.Rebuilds) {
 	v1 := prefixed{s.router, "/v1"}
 	v1.Handle("/projections/{name}/rebuild", s.authorize(auth.PermRebuild, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := rb.Start(r.Context(), mux.Vars(r)["name"])

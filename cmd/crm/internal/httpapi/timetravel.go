@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // travelParams is a log-time question: at_position=N, or known_at=T (the last position
@@ -77,8 +77,8 @@ func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, p
 		return err
 	}
 	at := set.Position
-	f := projections.Freshness{Projection: projection, Position: at, Head: set.Head,
-		Lag: projections.Lag{Events: set.Head - at}, AtPosition: &at, KnownAt: tp.knownAt}
+	f := runtime.Freshness{Projection: projection, Position: at, Head: set.Head,
+		Lag: runtime.Lag{Events: set.Head - at}, AtPosition: &at, KnownAt: tp.knownAt}
 	hd := w.Header()
 	hd.Set(HeaderPosition, strconv.FormatInt(at, 10))
 	hd.Set(HeaderLagEvents, strconv.FormatInt(f.Lag.Events, 10))

@@ -28,6 +28,8 @@ import (
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // backend opens an event store with its read-model database and audit sources, as `crm
@@ -130,12 +132,12 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	o := b.open(t)
 	store, db := o.store, o.db
 	ps := readmodels.Projections(readmodels.All())
-	runner, err := projections.NewRunner(projections.RunnerConfig{
+	runner, err := runtime.NewRunner(runtime.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {
 			return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, NackDelay: 10 * time.Millisecond}, nil)
 		},
-		Retry: projections.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
+		Retry: runtime.RetryConfig{MaxRetries: 1, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond},
 	}, ps...)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +154,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 			t.Errorf("run: %v", err)
 		}
 	})
-	rebuilds, err := projections.NewRebuilds(projections.RebuildConfig{DB: db, Store: store, Runner: runner}, ps...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner}, ps...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,7 @@
-package projections
+package runtime
 
 import (
 	"context"
-	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 )
@@ -16,17 +15,3 @@ func InjectFaults(r *Runner, before func(ctx context.Context, e eventstore.Event
 // InCatchUp tells whether ctx is the runner's catch-up (reading the log directly) rather
 // than the live handler.
 func InCatchUp(ctx context.Context) bool { return ctx.Value(catchUpKey{}) != nil }
-
-// ErrCrash, returned by a rebuild's AfterBatch hook, stops it as a crash would: its lock
-// stays held until the lease ends.
-var ErrCrash = errCrash
-
-// AfterBatch makes a rebuild call f after each committed batch with the checkpoint of its
-// first set; an error stops it there.
-func AfterBatch(cfg *RebuildConfig, f func(position int64) error) { cfg.afterBatch = f }
-
-// PauseBeforeDrops makes a rebuild call f instead of sleeping before it drops the replaced
-// sets.
-func PauseBeforeDrops(cfg *RebuildConfig, f func(ctx context.Context, d time.Duration) error) {
-	cfg.pause = f
-}

@@ -1,4 +1,4 @@
-package projections
+package timetravel
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventcrm/crm/projections"
 )
 
 // On SQLite, time travel keeps each snapshot and each temporary set in a database file of
@@ -39,7 +41,7 @@ var travelFileName = regexp.MustCompile(`^(.+)_v(\d+)_([st])([0-9a-f]+)\.db$`)
 func (tt *TimeTravel) usesFiles() bool { return tt.cfg.Dir != "" }
 
 // snapshotPath is the file of p's snapshot at position.
-func (tt *TimeTravel) snapshotPath(p Projection, position int64) string {
+func (tt *TimeTravel) snapshotPath(p projections.Projection, position int64) string {
 	return filepath.Join(tt.cfg.Dir, fmt.Sprintf("%s_v%d_s%d.db", p.Name(), p.Version(), position))
 }
 
@@ -78,14 +80,14 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 	db := tt.cfg.DB
 	rows, err := db.SQL.QueryContext(ctx, `SELECT table_set, projection, version FROM `+snapshotsTable)
 	if err != nil {
-		if IsNoSuchTable(err) {
+		if projections.IsNoSuchTable(err) {
 			return nil
 		}
 		return fmt.Errorf("time travel: list snapshot tables: %w", err)
 	}
 	type set struct {
-		p           Projection
-		t           Tables
+		p           projections.Projection
+		t           projections.Tables
 		sameVersion bool
 	}
 	var (
@@ -102,7 +104,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 			return fmt.Errorf("time travel: list snapshot tables: %w", err)
 		}
 		if p := tt.byName[name]; p != nil {
-			sets = append(sets, set{p: p, t: Tables{prefix: prefix}, sameVersion: version == p.Version()})
+			sets = append(sets, set{p: p, t: projections.TablesWithPrefix(prefix), sameVersion: version == p.Version()})
 		} else {
 			unknown++ // a projection this build does not know: its tables stay listed
 		}
@@ -128,7 +130,7 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 }
 
 // nearestFile returns the snapshot file of p with the highest position at or below position.
-func (tt *TimeTravel) nearestFile(p Projection, position int64) (listedSet, bool, error) {
+func (tt *TimeTravel) nearestFile(p projections.Projection, position int64) (listedSet, bool, error) {
 	entries, err := os.ReadDir(tt.cfg.Dir)
 	if err != nil {
 		return listedSet{}, false, fmt.Errorf("snapshot of %s at %d: %w", p.Name(), position, err)
@@ -143,13 +145,13 @@ func (tt *TimeTravel) nearestFile(p Projection, position int64) (listedSet, bool
 		if err != nil || at > position || at <= best.position {
 			continue
 		}
-		best = listedSet{p: p, t: TablesFor(p, ""), position: at, path: filepath.Join(tt.cfg.Dir, e.Name())}
+		best = listedSet{p: p, t: projections.TablesFor(p, ""), position: at, path: filepath.Join(tt.cfg.Dir, e.Name())}
 	}
 	return best, best.position >= 0, nil
 }
 
 // snapshotFile builds p's snapshot file at position until from base (when hasBase).
-func (tt *TimeTravel) snapshotFile(ctx context.Context, p Projection, base listedSet, hasBase bool, until int64) error {
+func (tt *TimeTravel) snapshotFile(ctx context.Context, p projections.Projection, base listedSet, hasBase bool, until int64) error {
 	path := tt.snapshotPath(p, until)
 	part := path + ".part"
 	if err := os.Remove(part); err != nil && !errors.Is(err, os.ErrNotExist) { // a stopped build's
@@ -179,7 +181,7 @@ func (tt *TimeTravel) snapshotFile(ctx context.Context, p Projection, base liste
 
 // tempFile builds a temporary set of p at position until from base (when hasBase) and
 // returns its database, open for queries.
-func (tt *TimeTravel) tempFile(ctx context.Context, p Projection, base listedSet, hasBase bool, until int64) (*DB, error) {
+func (tt *TimeTravel) tempFile(ctx context.Context, p projections.Projection, base listedSet, hasBase bool, until int64) (*projections.DB, error) {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	path := filepath.Join(tt.cfg.Dir, fmt.Sprintf("%s_v%d_t%s.db", p.Name(), p.Version(), hex.EncodeToString(suffix)))
@@ -187,8 +189,7 @@ func (tt *TimeTravel) tempFile(ctx context.Context, p Projection, base listedSet
 	if err != nil {
 		return nil, err
 	}
-	db.frozen = true // from here on, only read
-	return db, nil
+	return db.AsFrozen(), nil // from here on, only read
 }
 
 // buildFile makes the file at path hold p as it stood at position until: a copy of base's
@@ -196,7 +197,7 @@ func (tt *TimeTravel) tempFile(ctx context.Context, p Projection, base listedSet
 // them, in one transaction. Nothing needs to survive a crash (a stopped process's files are
 // removed at the next start), so the file never waits for the disk. Its rollback journal is
 // a file (SQLite's in-memory journal allocates and frees each page: a fifth slower here).
-func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, base listedSet, hasBase bool, until int64) (_ *DB, err error) {
+func (tt *TimeTravel) buildFile(ctx context.Context, p projections.Projection, path string, base listedSet, hasBase bool, until int64) (_ *projections.DB, err error) {
 	if hasBase {
 		if err := copyFile(base.path, path); err != nil {
 			return nil, fmt.Errorf("copy snapshot %s: %w", base.path, err)
@@ -204,7 +205,7 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 	} else if err := createFile(path); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	db, err := openSQLite(ctx, path, "truncate", "off", travelConns)
+	db, err := projections.OpenSQLiteScratch(ctx, path, travelConns)
 	if err != nil {
 		_ = os.Remove(path)
 		return nil, err
@@ -214,8 +215,8 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 			_ = dropFile(db)
 		}
 	}()
-	tg := NewTarget(p, TablesFor(p, ""))
-	b := &Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: true,
+	tg := projections.NewTarget(p, projections.TablesFor(p, ""))
+	b := &projections.Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*projections.Target{tg}, Lax: true,
 		CommitEvery: time.Hour}
 	if err := b.Open(ctx); err != nil {
 		return nil, err
@@ -241,7 +242,7 @@ func (tt *TimeTravel) buildFile(ctx context.Context, p Projection, path string, 
 }
 
 // dropFile closes a temporary set's database and removes its file.
-func dropFile(db *DB) error {
+func dropFile(db *projections.DB) error {
 	var errs []error
 	if err := db.SQL.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close %s: %w", db.Path, err))

@@ -1,4 +1,4 @@
-package projections
+package runtime
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // AllTopic is the topic of the store's global feed.
@@ -49,7 +50,7 @@ type RetryConfig struct {
 // RunnerConfig configures a Runner. Zero values take the defaults.
 type RunnerConfig struct {
 	// DB holds the read models, their checkpoints and the poison queue.
-	DB *DB
+	DB *projections.DB
 	// Store is the log: read directly to catch up, and to re-read parked events.
 	Store eventstore.Store
 	// NewSubscriber returns a subscriber of the store's global feed whose consumer group is
@@ -174,12 +175,12 @@ func (c RunnerConfig) Validate() error {
 // parked events in order.
 //
 // A projection applies to the set the table-set registry serves and moves to the set a
-// rebuild switched to, as the package documentation's blue/green hand-over describes.
+// rebuild switched to, as the blue/green hand-over of package rebuild describes.
 // The consumer group stays the one of the projection's version: it only saves delivery
 // work.
 type Runner struct {
 	cfg   RunnerConfig
-	db    *DB
+	db    *projections.DB
 	store eventstore.Store
 	log   watermill.LoggerAdapter
 
@@ -195,7 +196,7 @@ type Runner struct {
 
 // projector is the running state of one projection.
 type projector struct {
-	p     Projection
+	p     projections.Projection
 	group string
 	// set is the table set applied to and read; it changes only under mu, when a rebuild
 	// switched the served set.
@@ -223,12 +224,12 @@ type projector struct {
 // tableSet is a set in use by a projector, with the queries reading it: a rebuild drops the
 // set it replaced only once they are done.
 type tableSet struct {
-	t       Tables
+	t       projections.Tables
 	readers sync.RWMutex // held for reading by each query of the set
 }
 
 // tables is the set the projector applies to now.
-func (pj *projector) tables() Tables { return pj.set.Load().t }
+func (pj *projector) tables() projections.Tables { return pj.set.Load().t }
 
 // faults are failures tests inject between the steps of applying events, to prove that a
 // crash at any of them leaves the read model exact.
@@ -242,14 +243,14 @@ type faults struct {
 var projectionName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // NewRunner returns a runner of the projections' default table sets.
-func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
+func NewRunner(cfg RunnerConfig, ps ...projections.Projection) (*Runner, error) {
 	cfg.setDefaults()
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	r := &Runner{cfg: cfg, db: cfg.DB, store: cfg.Store, log: cfg.Logger, byName: map[string]*projector{}}
-	for _, p := range projections {
+	for _, p := range ps {
 		name := p.Name()
 		switch {
 		case !projectionName.MatchString(name):
@@ -262,7 +263,7 @@ func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
 			errs = append(errs, fmt.Errorf("projection %s: version %d, want at least 1", name, p.Version()))
 			continue
 		}
-		t := TablesFor(p, "")
+		t := projections.TablesFor(p, "")
 		pj := &projector{p: p, group: ConsumerGroup(t), parked: map[string]int{}, advanced: make(chan struct{})}
 		pj.set.Store(&tableSet{t: t})
 		pj.catchingUp.Store(true)
@@ -278,7 +279,7 @@ func NewRunner(cfg RunnerConfig, projections ...Projection) (*Runner, error) {
 // ConsumerGroup is the persisted name of the consumer group (and Watermill handler) of a
 // table set. It is derived from the projection's persisted name and version, never from a
 // Go type. The runner uses the group of the default set whatever set it serves.
-func ConsumerGroup(t Tables) string {
+func ConsumerGroup(t projections.Tables) string {
 	return "projection:" + strings.TrimSuffix(t.Prefix(), "_")
 }
 
@@ -291,10 +292,9 @@ func (r *Runner) Init(ctx context.Context) error {
 	if r.inited {
 		return nil
 	}
-	for _, s := range parkedSchema(r.db.Dialect) {
-		if _, err := r.db.SQL.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("create poison queue: %w", err)
-		}
+	// The registry comes with the checkpoints and the poison queue.
+	if err := r.db.EnsureRegistry(ctx); err != nil {
+		return err
 	}
 	for _, pj := range r.projs {
 		pj.mu.Lock()
@@ -327,7 +327,7 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	if err != nil {
 		return err
 	}
-	parked, err := r.loadParked(ctx, t)
+	parked, err := r.db.ParkedCounts(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -348,12 +348,13 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	return nil
 }
 
-// adopt moves the projection name to the set the registry serves now (a rebuild of this
-// process calls it right after its switch committed).
-func (r *Runner) adopt(ctx context.Context, name string) error {
+// Adopt moves the projection name to the set the registry serves now (a rebuild of this
+// process calls it right after its switch committed). It returns ErrUnknownProjection for a
+// name that does not run here.
+func (r *Runner) Adopt(ctx context.Context, name string) error {
 	pj := r.byName[name]
 	if pj == nil {
-		return fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
@@ -376,7 +377,7 @@ func (r *Runner) watchRegistry(ctx context.Context) {
 			if err != nil || t == pj.tables() {
 				continue // a failing database shows in the projections' own state
 			}
-			if err := r.adopt(ctx, pj.p.Name()); err != nil && ctx.Err() == nil {
+			if err := r.Adopt(ctx, pj.p.Name()); err != nil && ctx.Err() == nil {
 				pj.fail(err)
 			}
 		}
@@ -389,8 +390,8 @@ var errSetSwitched = errors.New("the table set was replaced by a rebuild")
 // servedGuard fails an apply transaction to t once the registry serves another set of
 // pj. It runs after the set's lock is taken, which a switch also holds: so a switch either
 // committed before (and the guard sees it) or waits for the transaction to end.
-func (r *Runner) servedGuard(pj *projector, t Tables) func(ctx context.Context, tx *Tx) error {
-	return func(ctx context.Context, tx *Tx) error {
+func (r *Runner) servedGuard(pj *projector, t projections.Tables) func(ctx context.Context, tx *projections.Tx) error {
+	return func(ctx context.Context, tx *projections.Tx) error {
 		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
 		if err != nil {
 			return &storageError{err}
@@ -431,7 +432,7 @@ func (r *Runner) supervise(ctx context.Context, pj *projector) {
 		}
 		pj.fail(err)
 		r.log.Error("Projection stopped, restarting", err, watermill.LogFields{"projection": pj.p.Name(), "restart_in": delay})
-		if sleep(ctx, delay) != nil {
+		if projections.Sleep(ctx, delay) != nil {
 			return
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
@@ -592,8 +593,8 @@ func (r *Runner) poisonQueue(pj *projector) message.HandlerMiddleware {
 			if derr != nil {
 				return nil, err
 			}
-			note := parkNote{err: parkedError(err), attempts: *attempts}
-			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]parkNote{e.ID: note}); perr != nil {
+			note := projections.ParkNote{Err: projections.ParkedErrorText(err), Attempts: *attempts}
+			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]projections.ParkNote{e.ID: note}); perr != nil {
 				pj.fail(perr)
 				return nil, fmt.Errorf("park event %s (%v): %w", e.ID, err, perr)
 			}
@@ -620,7 +621,7 @@ func isPoison(ctx context.Context, err error) bool {
 	}
 	var (
 		se *storageError
-		ae *ApplyError
+		ae *projections.ApplyError
 		pe middleware.RecoveredPanicError
 	)
 	if errors.As(err, &se) {
@@ -629,26 +630,12 @@ func isPoison(ctx context.Context, err error) bool {
 	return errors.As(err, &ae) || errors.As(err, &pe)
 }
 
-// parkedError is the error text kept on a parked row: a panic's value without its stack
-// (which went to the log).
-func parkedError(err error) string {
-	var pe middleware.RecoveredPanicError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("panic: %v", pe.V)
-	}
-	s := err.Error()
-	if len(s) > 2000 {
-		s = s[:2000] + "…"
-	}
-	return s
-}
-
 // apply applies events to pj's set in one transaction with the checkpoint. Events of a
 // stream that has parked events are parked behind them; events named in park are parked
 // with their note instead of applied. When a rebuild has replaced the set, pj moves to the
 // new one and the events are applied there (those the rebuild applied are skipped by its
 // checkpoint).
-func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]parkNote) error {
+func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]projections.ParkNote) error {
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
 	var (
@@ -659,7 +646,7 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 	for attempt := 0; ; attempt++ {
 		t := pj.tables()
 		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-		cp, err = r.db.apply(ctx, g, t, events, r.servedGuard(pj, t))
+		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.servedGuard(pj, t))
 		if !errors.Is(err, errSetSwitched) || attempt == 3 {
 			break
 		}
@@ -682,21 +669,21 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 
 // gate is the projection as DB.Apply sees it: it parks what must wait and applies the rest.
 type gate struct {
-	Projection
+	projections.Projection
 	r     *Runner
 	pj    *projector
-	park  map[string]parkNote
+	park  map[string]projections.ParkNote
 	now   time.Time
 	newly map[string]int // events parked in this transaction, per stream
 }
 
-func (g *gate) Apply(ctx context.Context, tx *Tx, t Tables, e eventstore.Event) error {
+func (g *gate) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
 	note, parkIt := g.park[e.ID]
 	if !parkIt && g.pj.parked[e.Stream]+g.newly[e.Stream] > 0 {
-		parkIt, note = true, parkNote{err: "waiting behind an earlier parked event of stream " + e.Stream}
+		parkIt, note = true, projections.ParkNote{Err: "waiting behind an earlier parked event of stream " + e.Stream}
 	}
 	if parkIt {
-		if err := insertParked(ctx, tx, g.pj.p.Name(), t, e, note, g.now); err != nil {
+		if err := projections.InsertParked(ctx, tx, g.pj.p.Name(), t, e, note, g.now); err != nil {
 			return &storageError{err}
 		}
 		g.newly[e.Stream]++
@@ -795,14 +782,3 @@ func (pj *projector) unpark(stream string) {
 
 // parkedIn counts the parked events of stream. The caller holds pj.mu.
 func (pj *projector) parkedIn(stream string) int { return pj.parked[stream] }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -1,8 +1,7 @@
-package projections
+package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -10,11 +9,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
-	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
-
-// ErrUnknownProjection: no projection of that name runs here.
-var ErrUnknownProjection = errors.New("unknown projection")
 
 // Lag is how far a projection is behind the log.
 type Lag struct {
@@ -84,12 +80,21 @@ func (r *Runner) Names() []string {
 	return names
 }
 
-// Tables returns the table set a projection's queries read: the served one. Queries that
-// may run while a rebuild switches should use Read.
-func (r *Runner) Tables(name string) (Tables, error) {
+// Projection returns the projection name runs, if it runs here.
+func (r *Runner) Projection(name string) (projections.Projection, bool) {
 	pj := r.byName[name]
 	if pj == nil {
-		return Tables{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return nil, false
+	}
+	return pj.p, true
+}
+
+// Tables returns the table set a projection's queries read: the served one. Queries that
+// may run while a rebuild switches should use Read.
+func (r *Runner) Tables(name string) (projections.Tables, error) {
+	pj := r.byName[name]
+	if pj == nil {
+		return projections.Tables{}, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	return pj.tables(), nil
 }
@@ -97,10 +102,10 @@ func (r *Runner) Tables(name string) (Tables, error) {
 // Read returns the table set a projection's queries read and holds it until release is
 // called: a rebuild of this process drops the set it replaced only once every query that
 // was reading it released it.
-func (r *Runner) Read(name string) (t Tables, release func(), err error) {
+func (r *Runner) Read(name string) (t projections.Tables, release func(), err error) {
 	pj := r.byName[name]
 	if pj == nil {
-		return Tables{}, nil, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return projections.Tables{}, nil, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	for {
 		s := pj.set.Load()
@@ -119,14 +124,14 @@ func (r *Runner) Read(name string) (t Tables, release func(), err error) {
 func (r *Runner) Changes(name string) (uint64, error) {
 	pj := r.byName[name]
 	if pj == nil {
-		return 0, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return 0, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	return pj.changes.Load(), nil
 }
 
-// waitReaders returns once no query of this process reads set t of the projection name,
+// WaitReaders returns once no query of this process reads set t of the projection name,
 // which the runner has replaced (new queries read the new set).
-func (r *Runner) waitReaders(name string, t Tables) {
+func (r *Runner) WaitReaders(name string, t projections.Tables) {
 	pj := r.byName[name]
 	if pj == nil {
 		return
@@ -146,7 +151,7 @@ func waitForReaders(l *sync.RWMutex) {
 }
 
 // DB is the read-model database.
-func (r *Runner) DB() *DB { return r.db }
+func (r *Runner) DB() *projections.DB { return r.db }
 
 // Status describes every projection, in registration order.
 func (r *Runner) Status(ctx context.Context) ([]Status, error) {
@@ -180,7 +185,7 @@ func (r *Runner) Freshness(ctx context.Context, name string) (Freshness, error) 
 func (r *Runner) WaitFor(ctx context.Context, name string, minPosition int64, maxWait time.Duration) (Freshness, error) {
 	pj := r.byName[name]
 	if pj == nil {
-		return Freshness{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return Freshness{}, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	if minPosition > 0 && pj.checkpoint.Load() < minPosition && maxWait > 0 {
 		timer := time.NewTimer(maxWait)
@@ -216,7 +221,7 @@ func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error
 	headPos, known := r.head.load()
 	if !known {
 		var err error
-		if headPos, err = findHead(ctx, r.store); err != nil {
+		if headPos, err = projections.LogHead(ctx, r.store); err != nil {
 			return Freshness{}, fmt.Errorf("head of the log: %w", err)
 		}
 		r.head.observe(headPos)
@@ -265,7 +270,7 @@ func (r *Runner) trackHead(ctx context.Context) {
 			return
 		}
 		r.log.Error("Following the log head failed, retrying", err, watermill.LogFields{"retry_in": delay})
-		if sleep(ctx, delay) != nil {
+		if projections.Sleep(ctx, delay) != nil {
 			return
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
@@ -273,7 +278,7 @@ func (r *Runner) trackHead(ctx context.Context) {
 }
 
 func (r *Runner) followHead(ctx context.Context) error {
-	pos, err := findHead(ctx, r.store)
+	pos, err := projections.LogHead(ctx, r.store)
 	if err != nil {
 		return fmt.Errorf("find head: %w", err)
 	}
@@ -290,43 +295,4 @@ func (r *Runner) followHead(ctx context.Context) error {
 		return err
 	}
 	return ctx.Err()
-}
-
-// findHead returns the last position of the log (0 when empty) with a few reads of one
-// event: it gallops to a position with nothing after it, then bisects. Positions need not
-// be dense.
-func findHead(ctx context.Context, store eventstore.Store) (int64, error) {
-	after := func(pos int64) (int64, bool, error) {
-		events, err := store.ReadAll(ctx, pos, 1)
-		if err != nil || len(events) == 0 {
-			return 0, false, err
-		}
-		return events[0].Position, true, nil
-	}
-	// lo is 0 or an existing position; nothing follows hi.
-	var lo, hi int64
-	for step := int64(1024); ; step *= 2 {
-		next, ok, err := after(lo + step)
-		if err != nil {
-			return 0, err
-		}
-		if !ok {
-			hi = lo + step
-			break
-		}
-		lo = next
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		next, ok, err := after(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = next
-		} else {
-			hi = mid
-		}
-	}
-	return lo, nil
 }

@@ -1,4 +1,4 @@
-package projections_test
+package runtime_test
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // errKilled is how an injected crash ends the runner: a canceled context, as when the
@@ -24,20 +26,20 @@ var errKilled = fmt.Errorf("projector killed: %w", context.Canceled)
 // log and while it runs live; it is restarted each time. The read model must equal a fresh
 // rebuild, with every event counted once.
 func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		seed := uint64(time.Now().UnixNano())
 		t.Logf("seed %d", seed)
 		rng := rand.New(rand.NewPCG(seed, seed>>1))
 		ctx := context.Background()
-		p := &counter{}
-		group := projections.ConsumerGroup(projections.TablesFor(p, ""))
+		p := &projectiontest.Counter{}
+		group := runtime.ConsumerGroup(projections.TablesFor(p, ""))
 		checkpoints := store.(eventstore.Checkpoints)
 		streams := []string{"s-a", "s-b", "s-c", "s-d", "s-e", "s-f", "s-g", "s-h"}
 		appendSome := func(n int) []eventstore.Event {
 			var added []eventstore.Event
 			for len(added) < n {
 				types := []string{"test.a.v1", "test.b.v1", "test.c.v1"}[:1+rng.IntN(3)]
-				added = append(added, appendTo(t, store, streams[rng.IntN(len(streams))], types...)...)
+				added = append(added, projectiontest.AppendTo(t, store, streams[rng.IntN(len(streams))], types...)...)
 			}
 			return added
 		}
@@ -46,14 +48,14 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 		const kills = 40
 		var before, after, live, catchUp int
 		for i := range kills {
-			cfg := runnerConfig(store, db)
+			cfg := projectiontest.RunnerConfig(store, db)
 			cfg.CatchUpBatch = 1 + rng.IntN(16) // several transactions per catch-up
 			if rng.IntN(2) == 0 {
 				// The consumer group stays where it was acknowledged, so the live handler
 				// gets again what the catch-up applied: redeliveries, one by one.
 				cfg.AdvanceGroup = nil
 			}
-			r := newRunner(t, cfg, p)
+			r := projectiontest.NewRunner(t, cfg, p)
 			runCtx, kill := context.WithCancel(ctx)
 			killBefore := rng.IntN(2) == 0
 			liveMode := rng.IntN(3) > 0
@@ -62,7 +64,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 			died := make(chan killed, 1)
 			die := func(ctx context.Context) error {
 				select {
-				case died <- killed{projections.InCatchUp(ctx)}:
+				case died <- killed{runtime.InCatchUp(ctx)}:
 				default:
 				}
 				kill()
@@ -79,7 +81,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 				}
 				return isArmed(armed) && e.Position == target
 			}
-			projections.InjectFaults(r,
+			runtime.InjectFaults(r,
 				func(ctx context.Context, e eventstore.Event) error {
 					if killBefore && hit(e) {
 						return die(ctx)
@@ -103,11 +105,11 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 			go func() { done <- r.Run(runCtx) }()
 			if liveMode {
 				// Wait until the runner is live and caught up, then write the target.
-				waitUntil(t, 30*time.Second, "runner live", func() bool {
+				projectiontest.WaitUntil(t, 30*time.Second, "runner live", func() bool {
 					st, err := r.Status(ctx)
-					return err == nil && st[0].State == projections.StateRunning && st[0].Lag.Events == 0
+					return err == nil && st[0].State == runtime.StateRunning && st[0].Lag.Events == 0
 				})
-				base.Store(lastPosition(t, store))
+				base.Store(projectiontest.LastPosition(t, store))
 				pending := appendSome(1 + rng.IntN(20))
 				target = pending[rng.IntN(len(pending))].Position
 				close(armed)
@@ -126,7 +128,7 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 				t.Fatalf("kill %d: a live runner killed in its catch-up", i)
 			}
 
-			cp := checkpoint(t, db, p)
+			cp := projectiontest.Checkpoint(t, db, p)
 			acked, err := checkpoints.LoadCheckpoint(ctx, wmstore.CheckpointName(group, wmstore.AllTopic))
 			if err != nil {
 				t.Fatal(err)
@@ -159,27 +161,27 @@ func TestKilledAnywhereBetweenApplyAndAckLeavesAnExactReadModel(t *testing.T) {
 		}
 
 		// A last run without faults, with events arriving while it runs, then a clean restart.
-		stop := start(t, newRunner(t, runnerConfig(store, db), p))
+		stop := projectiontest.Start(t, projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p))
 		appendSome(25)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 		stop()
-		stop = start(t, newRunner(t, runnerConfig(store, db), p))
+		stop = projectiontest.Start(t, projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p))
 		appendSome(5)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 		stop()
 
-		total := int64(len(allEvents(t, store)))
+		total := int64(len(projectiontest.AllEvents(t, store)))
 		tables := projections.TablesFor(p, "")
-		if n := count(t, db, `SELECT sum(n) FROM `+tables.Name("counts")); n != total {
+		if n := projectiontest.Count(t, db, `SELECT sum(n) FROM `+tables.Name("counts")); n != total {
 			t.Fatalf("counted %d events, the log has %d", n, total)
 		}
-		if n := count(t, db, `SELECT count(*) FROM `+tables.Name("seen")); n != total {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+tables.Name("seen")); n != total {
 			t.Fatalf("%d events seen, the log has %d", n, total)
 		}
-		if n := count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM projection_parked`); n != 0 {
 			t.Fatalf("%d events parked", n)
 		}
-		assertSameAsRebuild(t, db, store, p)
+		projectiontest.AssertSameAsRebuild(t, db, store, p)
 	})
 }
 

@@ -1,4 +1,4 @@
-package projections
+package timetravel
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // Time travel answers a read model as it stood at a past position of the log: "the board as
@@ -43,7 +44,7 @@ const (
 
 // TimeTravelConfig configures NewTimeTravel.
 type TimeTravelConfig struct {
-	DB    *DB
+	DB    *projections.DB
 	Store eventstore.Store
 	// Every is how many log positions lie between two snapshots (default
 	// DefaultSnapshotEvery): a question replays at most that many events.
@@ -64,7 +65,7 @@ type TimeTravelConfig struct {
 // per read-model database takes snapshots (crm serve does).
 type TimeTravel struct {
 	cfg    TimeTravelConfig
-	byName map[string]Projection
+	byName map[string]projections.Projection
 
 	snapMu  sync.Mutex // one Snapshot at a time
 	buildMu sync.Mutex // one temporary set built at a time: each is heavy on the database
@@ -86,15 +87,15 @@ type travelKey struct {
 }
 
 type travelSet struct {
-	t    Tables
-	p    Projection
-	db   *DB // the set's own database (a file) on SQLite; nil when t is in the read models'
+	t    projections.Tables
+	p    projections.Projection
+	db   *projections.DB // the set's own database (a file) on SQLite; nil when t is in the read models'
 	refs int
 	used int64
 }
 
 // NewTimeTravel returns time travel over the projections ps.
-func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) {
+func NewTimeTravel(cfg TimeTravelConfig, ps ...projections.Projection) (*TimeTravel, error) {
 	if cfg.DB == nil || cfg.Store == nil {
 		return nil, errors.New("time travel: no read-model database or no event store")
 	}
@@ -102,7 +103,7 @@ func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) 
 		cfg.Every = DefaultSnapshotEvery
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = DefaultRebuildBatch
+		cfg.Batch = projections.DefaultRebuildBatch
 	}
 	if cfg.Cache <= 0 {
 		cfg.Cache = DefaultTravelCache
@@ -115,7 +116,7 @@ func NewTimeTravel(cfg TimeTravelConfig, ps ...Projection) (*TimeTravel, error) 
 	case cfg.Dir == "":
 		cfg.Dir = cfg.DB.Path + ".travel"
 	}
-	tt := &TimeTravel{cfg: cfg, byName: map[string]Projection{}, cache: map[travelKey]*travelSet{}}
+	tt := &TimeTravel{cfg: cfg, byName: map[string]projections.Projection{}, cache: map[travelKey]*travelSet{}}
 	for _, p := range ps {
 		tt.byName[p.Name()] = p
 	}
@@ -166,8 +167,8 @@ func (tt *TimeTravel) Init(ctx context.Context) error {
 }
 
 type listedSet struct {
-	p        Projection
-	t        Tables
+	p        projections.Projection
+	t        projections.Tables
 	position int64
 	path     string // the set's file, when time travel uses files
 }
@@ -193,7 +194,7 @@ func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, err
 			return nil, fmt.Errorf("list %s sets: %w", kind, err)
 		}
 		if p := tt.byName[name]; p != nil && p.Version() == version {
-			sets = append(sets, listedSet{p: p, t: Tables{prefix: set}, position: position})
+			sets = append(sets, listedSet{p: p, t: projections.TablesWithPrefix(set), position: position})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -203,7 +204,7 @@ func (tt *TimeTravel) listed(ctx context.Context, kind string) ([]listedSet, err
 }
 
 // drop removes a set of time travel and its line in the list.
-func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
+func (tt *TimeTravel) drop(ctx context.Context, p projections.Projection, t projections.Tables) error {
 	db := tt.cfg.DB
 	if err := db.DropSet(ctx, p, t, true); err != nil {
 		return err
@@ -220,7 +221,7 @@ func (tt *TimeTravel) drop(ctx context.Context, p Projection, t Tables) error {
 func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 	tt.snapMu.Lock()
 	defer tt.snapMu.Unlock()
-	head, err := findHead(ctx, tt.cfg.Store)
+	head, err := projections.LogHead(ctx, tt.cfg.Store)
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: head of the log: %w", err)
 	}
@@ -239,11 +240,11 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 				if err := tt.snapshotFile(ctx, p, base, ok, next); err != nil {
 					return taken, fmt.Errorf("snapshot %s at %d: %w", name, next, err)
 				}
-				base, ok = listedSet{p: p, t: TablesFor(p, ""), position: next, path: tt.snapshotPath(p, next)}, true
+				base, ok = listedSet{p: p, t: projections.TablesFor(p, ""), position: next, path: tt.snapshotPath(p, next)}, true
 				taken++
 				continue
 			}
-			t := TablesFor(p, "s"+strconv.FormatInt(next, 10))
+			t := projections.TablesFor(p, "s"+strconv.FormatInt(next, 10))
 			if err := tt.build(ctx, p, t, kindSnapshot, base, ok, next, false); err != nil {
 				return taken, fmt.Errorf("snapshot %s at %d: %w", name, next, err)
 			}
@@ -270,7 +271,7 @@ func (tt *TimeTravel) RunSnapshots(ctx context.Context, interval time.Duration, 
 }
 
 // nearest returns the snapshot of p with the highest position at or below position.
-func (tt *TimeTravel) nearest(ctx context.Context, p Projection, position int64) (listedSet, bool, error) {
+func (tt *TimeTravel) nearest(ctx context.Context, p projections.Projection, position int64) (listedSet, bool, error) {
 	if tt.usesFiles() {
 		return tt.nearestFile(p, position)
 	}
@@ -286,14 +287,14 @@ func (tt *TimeTravel) nearest(ctx context.Context, p Projection, position int64)
 	if err != nil {
 		return listedSet{}, false, fmt.Errorf("snapshot of %s at %d: %w", p.Name(), position, err)
 	}
-	return listedSet{p: p, t: Tables{prefix: set}, position: at}, true, nil
+	return listedSet{p: p, t: projections.TablesWithPrefix(set), position: at}, true, nil
 }
 
 // build makes set t hold p as it stood at position until: a copy of base (when hasBase),
 // then the events after it up to until, applied as a rebuild applies them. The set is
 // listed before anything is written, so a set a crash leaves half built is found again;
 // a snapshot is listed with its position only once complete.
-func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind string, base listedSet, hasBase bool, until int64, indexes bool) (err error) {
+func (tt *TimeTravel) build(ctx context.Context, p projections.Projection, t projections.Tables, kind string, base listedSet, hasBase bool, until int64, indexes bool) (err error) {
 	db := tt.cfg.DB
 	// Whatever a crash left under this name goes first: the set is built from nothing.
 	if err := tt.drop(ctx, p, t); err != nil {
@@ -309,8 +310,8 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 			_ = tt.drop(context.WithoutCancel(ctx), p, t)
 		}
 	}()
-	tg := NewTarget(p, t)
-	b := &Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*Target{tg}, Lax: kind == kindTemp}
+	tg := projections.NewTarget(p, t)
+	b := &projections.Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*projections.Target{tg}, Lax: kind == kindTemp}
 	if err := b.Open(ctx); err != nil {
 		return err
 	}
@@ -350,9 +351,9 @@ func (tt *TimeTravel) build(ctx context.Context, p Projection, t Tables, kind st
 // parked events (later events of their streams are parked behind them, as in from). The
 // tables are copied side by side, each on a connection of its own: the set is not used
 // before build lists it as complete, so the copy need not be one transaction.
-func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, from, to Tables) error {
+func (tt *TimeTravel) copySet(ctx context.Context, b *projections.Builder, p projections.Projection, from, to projections.Tables) error {
 	var copies []string
-	for _, name := range SetTables(b.DB.Dialect, p, from) {
+	for _, name := range projections.SetTables(b.DB.Dialect, p, from) {
 		copies = append(copies, `INSERT INTO `+to.Name(name[len(from.Prefix()):])+` SELECT * FROM `+name)
 	}
 	if err := b.SideBySide(ctx, copies); err != nil {
@@ -364,17 +365,17 @@ func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, fro
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	var cp int64
-	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
+	err = tx.QueryRow(ctx, `SELECT position FROM `+projections.CheckpointsTable+` WHERE set_name = ?`, from.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("checkpoint of %s: %w", from.Prefix(), err)
 	}
 	if cp > 0 {
-		if err := SaveCheckpoint(ctx, tx, to, cp); err != nil {
+		if err := projections.SaveCheckpoint(ctx, tx, to, cp); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+ParkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
-		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+ParkedTable+` WHERE table_set = ?`,
+	if _, err := tx.Exec(ctx, `INSERT INTO `+projections.ParkedTable+` (projection, table_set, event_id, stream, position, event_type, error, attempts, parked_at)
+		SELECT projection, ?, event_id, stream, position, event_type, error, attempts, parked_at FROM `+projections.ParkedTable+` WHERE table_set = ?`,
 		to.Prefix(), from.Prefix()); err != nil {
 		return fmt.Errorf("copy parked events of %s: %w", from.Prefix(), err)
 	}
@@ -387,8 +388,8 @@ func (tt *TimeTravel) copySet(ctx context.Context, b *Builder, p Projection, fro
 // TravelSet is a read model at a past position.
 type TravelSet struct {
 	// DB holds Tables: a database of the set's own on SQLite, the read models' on PostgreSQL.
-	DB     *DB
-	Tables Tables
+	DB     *projections.DB
+	Tables projections.Tables
 	// Position is the log position the set stands at: the one asked for, or the head of the
 	// log when asked beyond it.
 	Position int64
@@ -405,9 +406,9 @@ type TravelSet struct {
 func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (TravelSet, func(), error) {
 	p := tt.byName[name]
 	if p == nil {
-		return TravelSet{}, nil, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return TravelSet{}, nil, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
-	head, err := findHead(ctx, tt.cfg.Store)
+	head, err := projections.LogHead(ctx, tt.cfg.Store)
 	if err != nil {
 		return TravelSet{}, nil, fmt.Errorf("time travel: head of the log: %w", err)
 	}
@@ -435,7 +436,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	closed := tt.closed
 	tt.mu.Unlock()
 	if closed {
-		return TravelSet{}, nil, fmt.Errorf("time travel: %w", ErrClosed)
+		return TravelSet{}, nil, fmt.Errorf("time travel: %w", projections.ErrClosed)
 	}
 	if s, ok := tt.hold(key); ok { // built while this one waited
 		ts.DB, ts.Tables = tt.dbOf(s), s.t
@@ -447,12 +448,12 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	}
 	s := &travelSet{p: p, refs: 1}
 	if tt.usesFiles() {
-		s.t = TablesFor(p, "")
+		s.t = projections.TablesFor(p, "")
 		s.db, err = tt.tempFile(ctx, p, base, hasBase, position)
 	} else {
 		suffix := make([]byte, 4)
 		_, _ = rand.Read(suffix)
-		s.t = TablesFor(p, "t"+hex.EncodeToString(suffix))
+		s.t = projections.TablesFor(p, "t"+hex.EncodeToString(suffix))
 		err = tt.build(ctx, p, s.t, kindTemp, base, hasBase, position, true)
 	}
 	if err != nil {
@@ -470,11 +471,11 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 // dbOf is the database that holds the temporary set s, as its readers see it: frozen, since
 // nothing writes to a temporary set once it is built (on PostgreSQL, the read models' pool,
 // where other sets are written, seen through a view that says so of this set's tables).
-func (tt *TimeTravel) dbOf(s *travelSet) *DB {
+func (tt *TimeTravel) dbOf(s *travelSet) *projections.DB {
 	if s.db != nil {
 		return s.db
 	}
-	return &DB{SQL: tt.cfg.DB.SQL, Dialect: tt.cfg.DB.Dialect, frozen: true}
+	return tt.cfg.DB.AsFrozen()
 }
 
 // evictLocked evicts the sets beyond the cache's size and unlocks tt.mu: they are dropped in
@@ -574,7 +575,7 @@ func (tt *TimeTravel) Close(ctx context.Context) error {
 // the position and a bisection over a few single-event reads finds it.
 func (tt *TimeTravel) PositionAt(ctx context.Context, t time.Time) (int64, error) {
 	store := tt.cfg.Store
-	head, err := findHead(ctx, store)
+	head, err := projections.LogHead(ctx, store)
 	if err != nil {
 		return 0, fmt.Errorf("known_at: head of the log: %w", err)
 	}

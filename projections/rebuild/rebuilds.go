@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/eventcrm/crm/projections"
 )
 
 // Rebuilds runs rebuilds in the background for a server and tells their progress: those of
 // this process from memory, those of other processes (`crm rebuild`) from the rebuild table.
 type Rebuilds struct {
 	cfg    RebuildConfig
-	byName map[string]Projection
+	byName map[string]projections.Projection
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -25,12 +27,12 @@ type Rebuilds struct {
 }
 
 // NewRebuilds returns a manager of the rebuilds of ps. Close stops the running ones.
-func NewRebuilds(cfg RebuildConfig, ps ...Projection) (*Rebuilds, error) {
+func NewRebuilds(cfg RebuildConfig, ps ...projections.Projection) (*Rebuilds, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rebuilds: %w", err)
 	}
-	r := &Rebuilds{cfg: cfg, byName: map[string]Projection{}, running: map[string]bool{}, last: map[string]RebuildProgress{}}
+	r := &Rebuilds{cfg: cfg, byName: map[string]projections.Projection{}, running: map[string]bool{}, last: map[string]RebuildProgress{}}
 	for _, p := range ps {
 		r.byName[p.Name()] = p
 	}
@@ -45,7 +47,7 @@ func NewRebuilds(cfg RebuildConfig, ps ...Projection) (*Rebuilds, error) {
 func (r *Rebuilds) Start(ctx context.Context, name string) (RebuildProgress, error) {
 	p := r.byName[name]
 	if p == nil {
-		return RebuildProgress{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return RebuildProgress{}, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	r.mu.Lock()
 	if r.running[name] {
@@ -61,9 +63,9 @@ func (r *Rebuilds) Start(ctx context.Context, name string) (RebuildProgress, err
 	}
 	if r.ctx.Err() != nil {
 		done()
-		return RebuildProgress{}, fmt.Errorf("rebuild %s: %w", name, ErrClosed)
+		return RebuildProgress{}, fmt.Errorf("rebuild %s: %w", name, projections.ErrClosed)
 	}
-	rb, err := startRebuild(ctx, r.cfg, []Projection{p})
+	rb, err := startRebuild(ctx, r.cfg, []projections.Projection{p})
 	if err != nil {
 		done()
 		return RebuildProgress{}, err
@@ -91,7 +93,7 @@ func (r *Rebuilds) record(pr RebuildProgress) {
 func (r *Rebuilds) Progress(ctx context.Context, name string) (RebuildProgress, error) {
 	p := r.byName[name]
 	if p == nil {
-		return RebuildProgress{}, fmt.Errorf("%s: %w", name, ErrUnknownProjection)
+		return RebuildProgress{}, fmt.Errorf("%s: %w", name, projections.ErrUnknownProjection)
 	}
 	r.mu.Lock()
 	mine, ok := r.last[name]
@@ -100,7 +102,7 @@ func (r *Rebuilds) Progress(ctx context.Context, name string) (RebuildProgress, 
 	if running {
 		return mine, nil
 	}
-	stored, found, err := r.cfg.DB.RebuildProgress(ctx, name)
+	stored, found, err := StoredProgress(ctx, r.cfg.DB, name)
 	if err != nil {
 		return RebuildProgress{}, err
 	}
@@ -121,13 +123,13 @@ func (r *Rebuilds) Close() {
 	r.wg.Wait()
 }
 
-// RebuildProgress reads the last rebuild of the projection name recorded in the database, by
-// whatever process ran it; found is false when there was none.
-func (db *DB) RebuildProgress(ctx context.Context, name string) (pr RebuildProgress, found bool, err error) {
+// StoredProgress reads the last rebuild of the projection name recorded in db, by whatever
+// process ran it; found is false when there was none.
+func StoredProgress(ctx context.Context, db *projections.DB, name string) (pr RebuildProgress, found bool, err error) {
 	if err := db.EnsureRegistry(ctx); err != nil {
 		return RebuildProgress{}, false, err
 	}
-	row, err := scanRebuild(db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+rebuildColumns+` FROM `+RebuildsTable+`
+	row, err := scanRebuild(db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT `+rebuildColumns+` FROM `+projections.RebuildsTable+`
 		WHERE projection = ?`), name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return RebuildProgress{}, false, nil

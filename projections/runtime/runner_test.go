@@ -1,4 +1,4 @@
-package projections_test
+package runtime_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // appliedVersion returns the last version of stream that p applied.
@@ -26,7 +28,7 @@ func appliedVersion(t testing.TB, db *projections.DB, p projections.Projection, 
 }
 
 // parkedByEvent maps event ids to their parked rows.
-func parkedByEvent(t testing.TB, r *projections.Runner) map[string]projections.ParkedEvent {
+func parkedByEvent(t testing.TB, r *runtime.Runner) map[string]projections.ParkedEvent {
 	t.Helper()
 	list, err := r.Parked(context.Background(), projections.ParkedFilter{})
 	if err != nil {
@@ -40,11 +42,11 @@ func parkedByEvent(t testing.TB, r *projections.Runner) map[string]projections.P
 }
 
 func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
 		var broken atomic.Bool
 		broken.Store(true)
-		p := &counter{refuse: func(e eventstore.Event) error {
+		p := &projectiontest.Counter{Refuse: func(e eventstore.Event) error {
 			if !broken.Load() {
 				return nil
 			}
@@ -56,18 +58,18 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 			}
 			return nil
 		}}
-		cfg := runnerConfig(store, db)
+		cfg := projectiontest.RunnerConfig(store, db)
 		retries := cfg.Retry.MaxRetries
 
 		// Written before the runner starts: the catch-up meets the refused events.
-		appendTo(t, store, "s-a", "test.a.v1")
-		a2 := appendTo(t, store, "s-a", "test.poison.v1")[0]
-		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
-		a3 := appendTo(t, store, "s-a", "test.a.v1")[0]
-		c := appendTo(t, store, "s-c", "test.panic.v1", "test.a.v1")
-		r := newRunner(t, cfg, p)
-		stop := start(t, r)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		projectiontest.AppendTo(t, store, "s-a", "test.a.v1")
+		a2 := projectiontest.AppendTo(t, store, "s-a", "test.poison.v1")[0]
+		projectiontest.AppendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
+		a3 := projectiontest.AppendTo(t, store, "s-a", "test.a.v1")[0]
+		c := projectiontest.AppendTo(t, store, "s-c", "test.panic.v1", "test.a.v1")
+		r := projectiontest.NewRunner(t, cfg, p)
+		stop := projectiontest.Start(t, r)
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 
 		parked := parkedByEvent(t, r)
 		if len(parked) != 4 {
@@ -95,12 +97,12 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 		// After a restart, the blocked streams are known again; live events of s-a wait, the
 		// other streams go on, and a refused live event is parked too.
 		stop()
-		r = newRunner(t, cfg, p)
-		stop = start(t, r)
-		a4 := appendTo(t, store, "s-a", "test.b.v1")[0]
-		appendTo(t, store, "s-b", "test.c.v1")
-		d := appendTo(t, store, "s-d", "test.poison.v1")[0]
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		r = projectiontest.NewRunner(t, cfg, p)
+		stop = projectiontest.Start(t, r)
+		a4 := projectiontest.AppendTo(t, store, "s-a", "test.b.v1")[0]
+		projectiontest.AppendTo(t, store, "s-b", "test.c.v1")
+		d := projectiontest.AppendTo(t, store, "s-d", "test.poison.v1")[0]
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 		parked = parkedByEvent(t, r)
 		if _, ok := parked[a4.ID]; !ok || len(parked) != 6 {
 			t.Fatalf("after live events, parked %+v", parked)
@@ -115,7 +117,7 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st[0].Parked != 6 || st[0].State != projections.StateRunning {
+		if st[0].Parked != 6 || st[0].State != runtime.StateRunning {
 			t.Errorf("status %+v", st[0])
 		}
 
@@ -162,8 +164,8 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 			t.Errorf("s-a applied up to version %d, want 4", v)
 		}
 		// The stream is free again: its next event is applied live.
-		appendTo(t, store, "s-a", "test.c.v1")
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		projectiontest.AppendTo(t, store, "s-a", "test.c.v1")
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 		if v := appliedVersion(t, db, p, "s-a"); v != 5 {
 			t.Errorf("s-a applied up to version %d, want 5", v)
 		}
@@ -187,21 +189,21 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 		}
 		stop()
 		// Applied in stream order, every event once: the same as a rebuild.
-		assertSameAsRebuild(t, db, store, p)
+		projectiontest.AssertSameAsRebuild(t, db, store, p)
 	})
 }
 
 func TestFreshnessAndStatus(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := &counter{}
-		first := appendTo(t, store, "s-a", "test.a.v1", "test.b.v1")[0]
-		appendTo(t, store, "s-b", "test.a.v1")
-		head := lastPosition(t, store)
+		p := &projectiontest.Counter{}
+		first := projectiontest.AppendTo(t, store, "s-a", "test.a.v1", "test.b.v1")[0]
+		projectiontest.AppendTo(t, store, "s-b", "test.a.v1")
+		head := projectiontest.LastPosition(t, store)
 		now := time.Now().Add(time.Hour)
-		cfg := runnerConfig(store, db)
+		cfg := projectiontest.RunnerConfig(store, db)
 		cfg.Now = func() time.Time { return now }
-		r := newRunner(t, cfg, p)
+		r := projectiontest.NewRunner(t, cfg, p)
 		if err := r.Init(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -218,8 +220,8 @@ func TestFreshnessAndStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := projections.Status{Name: p.Name(), Version: 1, TableSet: "event_counts_v1_", Group: "projection:event_counts_v1",
-			Checkpoint: 0, Head: head, Lag: f.Lag, State: projections.StateCatchingUp}
+		want := runtime.Status{Name: p.Name(), Version: 1, TableSet: "event_counts_v1_", Group: "projection:event_counts_v1",
+			Checkpoint: 0, Head: head, Lag: f.Lag, State: runtime.StateCatchingUp}
 		if st[0] != want {
 			t.Fatalf("status before running:\n got %+v\nwant %+v", st[0], want)
 		}
@@ -232,26 +234,26 @@ func TestFreshnessAndStatus(t *testing.T) {
 			t.Fatalf("waiting for a position a stopped projection cannot reach: %+v after %v", f, time.Since(begin))
 		}
 
-		stop := start(t, r)
+		stop := projectiontest.Start(t, r)
 		f, err = r.WaitFor(ctx, p.Name(), head, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Stale || f.Position < head || f.Lag != (projections.Lag{}) {
+		if f.Stale || f.Position < head || f.Lag != (runtime.Lag{}) {
 			t.Fatalf("after the wait: %+v", f)
 		}
 		// A position written while the client waits.
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			appendTo(t, store, "s-c", "test.a.v1")
+			projectiontest.AppendTo(t, store, "s-c", "test.a.v1")
 		}()
 		f, err = r.WaitFor(ctx, p.Name(), head+1, 10*time.Second)
 		if err != nil || f.Stale {
 			t.Fatalf("waiting for a live event: %+v, %v", f, err)
 		}
-		waitUntil(t, 10*time.Second, "state running", func() bool {
+		projectiontest.WaitUntil(t, 10*time.Second, "state running", func() bool {
 			st, err := r.Status(ctx)
-			return err == nil && st[0].State == projections.StateRunning && st[0].Lag.Events == 0
+			return err == nil && st[0].State == runtime.StateRunning && st[0].Lag.Events == 0
 		})
 		if _, err := r.Freshness(ctx, "nope"); !errors.Is(err, projections.ErrUnknownProjection) {
 			t.Fatalf("unknown projection: %v", err)
@@ -259,17 +261,17 @@ func TestFreshnessAndStatus(t *testing.T) {
 
 		// The read-model database goes away: the projection reports failed.
 		db.SQL.Close()
-		appendTo(t, store, "s-c", "test.b.v1")
-		waitUntil(t, 10*time.Second, "state failed", func() bool {
+		projectiontest.AppendTo(t, store, "s-c", "test.b.v1")
+		projectiontest.WaitUntil(t, 10*time.Second, "state failed", func() bool {
 			st, err := r.Status(ctx)
-			return err == nil && st[0].State == projections.StateFailed && st[0].Error != ""
+			return err == nil && st[0].State == runtime.StateFailed && st[0].Error != ""
 		})
 		stop()
 	})
 }
 
 func TestNewRunnerRefusesBadConfigurations(t *testing.T) {
-	_, err := projections.NewRunner(projections.RunnerConfig{}, &counter{name: "Bad-Name"}, &counter{}, &counter{})
+	_, err := runtime.NewRunner(runtime.RunnerConfig{}, &projectiontest.Counter{ProjectionName: "Bad-Name"}, &projectiontest.Counter{}, &projectiontest.Counter{})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -285,32 +287,32 @@ func TestNewRunnerRefusesBadConfigurations(t *testing.T) {
 // log in batches up to the head; the messages of the events it applied that way are
 // acknowledged as duplicates, and the read model is what a rebuild gives.
 func TestLiveProjectionFarBehindReadsTheLogInBatches(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{}
-		cfg := runnerConfig(store, db)
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{}
+		cfg := projectiontest.RunnerConfig(store, db)
 		cfg.CatchingUpLag, cfg.CatchUpBatch = 50, 200
-		r := newRunner(t, cfg, p)
+		r := projectiontest.NewRunner(t, cfg, p)
 		var batched, single atomic.Int64
-		projections.InjectFaults(r, nil, func(ctx context.Context, events []eventstore.Event) error {
-			if projections.InCatchUp(ctx) {
+		runtime.InjectFaults(r, nil, func(ctx context.Context, events []eventstore.Event) error {
+			if runtime.InCatchUp(ctx) {
 				batched.Add(int64(len(events)))
 			} else {
 				single.Add(int64(len(events)))
 			}
 			return nil
 		})
-		start(t, r) // live on an empty log
+		projectiontest.Start(t, r) // live on an empty log
 		types := make([]string, 100)
 		for i := range types {
 			types[i] = "test.a.v1"
 		}
 		for i := range 30 {
-			appendTo(t, store, fmt.Sprintf("s-%d", i), types...)
+			projectiontest.AppendTo(t, store, fmt.Sprintf("s-%d", i), types...)
 		}
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 		if b, s := batched.Load(), single.Load(); b < 1000 || b+s != 3000 {
 			t.Fatalf("%d events applied in batches, %d one by one; want most of the 3000 in batches", b, s)
 		}
-		assertSameAsRebuild(t, db, store, p)
+		projectiontest.AssertSameAsRebuild(t, db, store, p)
 	})
 }

@@ -1,4 +1,4 @@
-package projections_test
+package rebuild_test
 
 import (
 	"context"
@@ -13,47 +13,27 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/diff"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/rebuild"
 )
 
-func rebuildConfig(store eventstore.Store, db *projections.DB) projections.RebuildConfig {
-	return projections.RebuildConfig{DB: db, Store: store, Batch: 7, DropDelay: time.Millisecond}
+func rebuildConfig(store eventstore.Store, db *projections.DB) rebuild.RebuildConfig {
+	return rebuild.RebuildConfig{DB: db, Store: store, Batch: 7, DropDelay: time.Millisecond}
 }
 
-func mustRebuild(t testing.TB, cfg projections.RebuildConfig, ps ...projections.Projection) []projections.RebuildProgress {
+func mustRebuild(t testing.TB, cfg rebuild.RebuildConfig, ps ...projections.Projection) []rebuild.RebuildProgress {
 	t.Helper()
-	res, err := projections.Rebuild(context.Background(), cfg, ps...)
+	res, err := rebuild.Rebuild(context.Background(), cfg, ps...)
 	if err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
 	return res
 }
 
-func active(t testing.TB, db *projections.DB, p projections.Projection) projections.Tables {
-	t.Helper()
-	tables, err := db.ActiveTables(context.Background(), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tables
-}
-
-func tableExists(t testing.TB, db *projections.DB, name string) bool {
-	t.Helper()
-	q := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
-	if db.Dialect == projections.Postgres {
-		q = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?`
-	}
-	var n int
-	if err := db.SQL.QueryRow(db.Dialect.Rebind(q), name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n > 0
-}
-
 // assertSameAsFresh compares set tables of p with a fresh one-transaction build of the log.
 func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store, p projections.Projection, tables projections.Tables) {
 	t.Helper()
-	fresh := rebuild(t, db, store, p)
+	fresh := projectiontest.Rebuilt(t, db, store, p)
 	d, err := diff.CompareSets(context.Background(), db, fresh, p, tables, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +47,15 @@ func assertSameAsFresh(t testing.TB, db *projections.DB, store eventstore.Store,
 // the new one, the runner continues on it, the old set is dropped, nothing is lost or
 // counted twice.
 func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		for i := range 50 {
-			appendTo(t, store, []string{"s-a", "s-b", "s-c"}[i%3], "test.a.v1", "test.b.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c"}[i%3], "test.a.v1", "test.b.v1")
 		}
-		r := newRunner(t, runnerConfig(store, db), p)
-		start(t, r)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 
 		stopWriting := make(chan struct{})
 		written := make(chan struct{})
@@ -87,7 +67,7 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 					return
 				default:
 				}
-				appendTo(t, store, []string{"s-a", "s-d", "s-e"}[i%3], "test.c.v1")
+				projectiontest.AppendTo(t, store, []string{"s-a", "s-d", "s-e"}[i%3], "test.c.v1")
 				time.Sleep(time.Millisecond)
 			}
 		}()
@@ -96,27 +76,27 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 		res := mustRebuild(t, cfg, p)
 		close(stopWriting)
 		<-written
-		if res[0].State != projections.RebuildDone || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
+		if res[0].State != rebuild.RebuildDone || res[0].TableSet != projections.TablesFor(p, "g1").Prefix() {
 			t.Fatalf("rebuild = %+v", res[0])
 		}
-		if got := active(t, db, p); got != projections.TablesFor(p, "g1") {
+		if got := projectiontest.Active(t, db, p); got != projections.TablesFor(p, "g1") {
 			t.Fatalf("active set %s, want g1", got.Prefix())
 		}
 		if tables, _ := r.Tables(p.Name()); tables != projections.TablesFor(p, "g1") {
 			t.Fatalf("runner reads %s", tables.Prefix())
 		}
-		if tableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
+		if projectiontest.TableExists(t, db, projections.TablesFor(p, "").Name("counts")) {
 			t.Fatal("the old set was not dropped")
 		}
-		appendTo(t, store, "s-z", "test.a.v1")
-		last := lastPosition(t, store)
-		waitUntil(t, 30*time.Second, "runner on the new set", func() bool {
+		projectiontest.AppendTo(t, store, "s-z", "test.a.v1")
+		last := projectiontest.LastPosition(t, store)
+		projectiontest.WaitUntil(t, 30*time.Second, "runner on the new set", func() bool {
 			cp, err := db.Checkpoint(ctx, projections.TablesFor(p, "g1"))
 			return err == nil && cp >= last
 		})
-		total := int64(len(allEvents(t, store)))
+		total := int64(len(projectiontest.AllEvents(t, store)))
 		g1 := projections.TablesFor(p, "g1")
-		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != total {
+		if n := projectiontest.Count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != total {
 			t.Fatalf("counted %d events, the log has %d", n, total)
 		}
 		assertSameAsFresh(t, db, store, p, g1)
@@ -127,25 +107,25 @@ func TestRebuildSwitchesWhileTheRunnerRuns(t *testing.T) {
 		if res[0].TableSet != projections.TablesFor(p, "g2").Prefix() || res[0].Replaces != g1.Prefix() {
 			t.Fatalf("second rebuild = %+v", res[0])
 		}
-		if tableExists(t, db, g1.Name("counts")) {
+		if projectiontest.TableExists(t, db, g1.Name("counts")) {
 			t.Fatal("g1 was not dropped")
 		}
 	})
 }
 
 func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{}
 		res := mustRebuild(t, rebuildConfig(store, db), p)
-		if res[0].State != projections.RebuildDone || res[0].Position != 0 {
+		if res[0].State != rebuild.RebuildDone || res[0].Position != 0 {
 			t.Fatalf("rebuild = %+v", res[0])
 		}
 		g1 := projections.TablesFor(p, "g1")
-		if active(t, db, p) != g1 {
+		if projectiontest.Active(t, db, p) != g1 {
 			t.Fatal("not switched")
 		}
 		for _, table := range []string{"counts", "seen", "streams"} {
-			if n := count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
+			if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name(table)); n != 0 {
 				t.Fatalf("%s has %d rows", table, n)
 			}
 		}
@@ -155,15 +135,15 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 // The replaced sets of one rebuild wait once, together, before they are dropped; a
 // negative delay drops them at once, and zero means the default.
 func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		ps := []projections.Projection{&counter{name: "first"}, &counter{name: "second"}, &counter{name: "third"}}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ps := []projections.Projection{&projectiontest.Counter{ProjectionName: "first"}, &projectiontest.Counter{ProjectionName: "second"}, &projectiontest.Counter{ProjectionName: "third"}}
 		mustRebuild(t, rebuildConfig(store, db), ps...) // sets of every projection to replace
 		for _, tc := range []struct {
 			name  string
 			delay time.Duration
 			want  []time.Duration
 		}{
-			{"default", 0, []time.Duration{projections.DefaultDropDelay}},
+			{"default", 0, []time.Duration{rebuild.DefaultDropDelay}},
 			{"none", -1, nil},
 			{"given", 50 * time.Millisecond, []time.Duration{50 * time.Millisecond}},
 		} {
@@ -171,13 +151,13 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 				cfg := rebuildConfig(store, db)
 				cfg.DropDelay = tc.delay
 				var paused []time.Duration
-				projections.PauseBeforeDrops(&cfg, func(_ context.Context, d time.Duration) error {
+				rebuild.PauseBeforeDrops(&cfg, func(_ context.Context, d time.Duration) error {
 					paused = append(paused, d)
 					return nil
 				})
 				old := make([]projections.Tables, len(ps))
 				for i, p := range ps {
-					if old[i] = active(t, db, p); !tableExists(t, db, old[i].Name("counts")) {
+					if old[i] = projectiontest.Active(t, db, p); !projectiontest.TableExists(t, db, old[i].Name("counts")) {
 						t.Fatalf("%s: no set %s to replace", p.Name(), old[i].Prefix())
 					}
 				}
@@ -186,10 +166,10 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 					t.Fatalf("paused %v, want %v", paused, tc.want)
 				}
 				for i, p := range ps {
-					if active(t, db, p) == old[i] {
+					if projectiontest.Active(t, db, p) == old[i] {
 						t.Fatalf("%s not switched", p.Name())
 					}
-					if tableExists(t, db, old[i].Name("counts")) {
+					if projectiontest.TableExists(t, db, old[i].Name("counts")) {
 						t.Fatalf("%s: the replaced set %s is still there", p.Name(), old[i].Prefix())
 					}
 				}
@@ -201,28 +181,28 @@ func TestRebuildPausesOnceBeforeItDrops(t *testing.T) {
 // A rebuild that crashed keeps its lock until the lease ends: another rebuild is refused
 // meanwhile, then resumes from the crashed one's checkpoint.
 func TestCrashedRebuildResumesAndLocks(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{}
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{}
 		for i := range 100 {
-			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], "test.a.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], "test.a.v1")
 		}
 		cfg := rebuildConfig(store, db)
 		cfg.Batch = 10
 		cfg.Lease = 300 * time.Millisecond
 		cfg.CommitEvery = -1 // a commit per batch, so the crash leaves a checkpoint at 40
 		crashing := cfg
-		projections.AfterBatch(&crashing, func(pos int64) error {
+		rebuild.AfterBatch(&crashing, func(pos int64) error {
 			if pos >= 40 {
-				return projections.ErrCrash
+				return rebuild.ErrCrash
 			}
 			return nil
 		})
-		if _, err := projections.Rebuild(context.Background(), crashing, p); !errors.Is(err, projections.ErrCrash) {
+		if _, err := rebuild.Rebuild(context.Background(), crashing, p); !errors.Is(err, rebuild.ErrCrash) {
 			t.Fatalf("crashing rebuild: %v", err)
 		}
-		_, err := projections.Rebuild(context.Background(), cfg, p)
-		var running *projections.RebuildRunningError
-		if !errors.As(err, &running) || !errors.Is(err, projections.ErrRebuildRunning) {
+		_, err := rebuild.Rebuild(context.Background(), cfg, p)
+		var running *rebuild.RebuildRunningError
+		if !errors.As(err, &running) || !errors.Is(err, rebuild.ErrRebuildRunning) {
 			t.Fatalf("second rebuild during the lease: %v, want ErrRebuildRunning", err)
 		}
 		time.Sleep(cfg.Lease)
@@ -231,8 +211,8 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 			t.Fatalf("resumed rebuild = %+v, want it to resume g1 from 40", res[0])
 		}
 		assertSameAsFresh(t, db, store, p, projections.TablesFor(p, "g1"))
-		pr, found, err := db.RebuildProgress(context.Background(), p.Name())
-		if err != nil || !found || pr.State != projections.RebuildDone || pr.Position != 100 {
+		pr, found, err := rebuild.StoredProgress(context.Background(), db, p.Name())
+		if err != nil || !found || pr.State != rebuild.RebuildDone || pr.Position != 100 {
 			t.Fatalf("stored progress = %+v %v %v", pr, found, err)
 		}
 	})
@@ -241,17 +221,17 @@ func TestCrashedRebuildResumesAndLocks(t *testing.T) {
 // An event the projection refuses is parked in the new set, with the later events of its
 // stream behind it, as the live runner parks them.
 func TestRebuildParksRefusedEvents(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
-		p := &counter{refuse: func(e eventstore.Event) error {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		p := &projectiontest.Counter{Refuse: func(e eventstore.Event) error {
 			if e.Type == "test.poison.v1" {
 				return errors.New("cannot apply this")
 			}
 			return nil
 		}}
-		appendTo(t, store, "s-a", "test.a.v1")
-		appendTo(t, store, "s-a", "test.poison.v1")
-		appendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
-		appendTo(t, store, "s-a", "test.a.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.a.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.poison.v1")
+		projectiontest.AppendTo(t, store, "s-b", "test.a.v1", "test.b.v1")
+		projectiontest.AppendTo(t, store, "s-a", "test.a.v1")
 		// A transaction per batch, then (SQLite) transactions over many batches, rolled back
 		// and applied again when one meets the refused event.
 		cfg := rebuildConfig(store, db)
@@ -262,10 +242,10 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 			t.Fatalf("rebuild = %+v, want 2 parked", res[0])
 		}
 		g1 := projections.TablesFor(p, "g2")
-		if n := count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM projection_parked WHERE table_set = '`+g1.Prefix()+`'`); n != 2 {
 			t.Fatalf("%d parked rows", n)
 		}
-		if n := count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != 3 {
+		if n := projectiontest.Count(t, db, `SELECT sum(n) FROM `+g1.Name("counts")); n != 3 {
 			t.Fatalf("counted %d", n)
 		}
 		var msg string
@@ -279,19 +259,19 @@ func TestRebuildParksRefusedEvents(t *testing.T) {
 // applied by the runner (to the served set) before the rebuild is done, and is in the new
 // set after the switch.
 func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		for i := range 100 {
 			types := make([]string, 20)
 			for j := range types {
 				types[j] = "test.a.v1"
 			}
-			appendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], types...)
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b", "s-c", "s-d"}[i%4], types...)
 		}
-		r := newRunner(t, runnerConfig(store, db), p)
-		start(t, r)
-		waitCheckpoint(t, db, p, lastPosition(t, store))
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
 
 		cfg := rebuildConfig(store, db)
 		cfg.Runner = r
@@ -299,7 +279,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		cfg.CommitEvery = -1 // a transaction per batch: the hook after each commit slows it down
 		building := make(chan struct{})
 		var once sync.Once
-		projections.AfterBatch(&cfg, func(int64) error {
+		rebuild.AfterBatch(&cfg, func(int64) error {
 			once.Do(func() { close(building) })
 			time.Sleep(5 * time.Millisecond) // a slow rebuild: about a second
 			return nil
@@ -307,7 +287,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		var done atomic.Bool
 		result := make(chan error, 1)
 		go func() {
-			_, err := projections.Rebuild(ctx, cfg, p)
+			_, err := rebuild.Rebuild(ctx, cfg, p)
 			done.Store(true)
 			result <- err
 		}()
@@ -316,8 +296,8 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 		case err := <-result:
 			t.Fatalf("the rebuild ended before its first commit: %v", err)
 		}
-		e := appendTo(t, store, "s-live", "test.b.v1")[0]
-		waitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
+		e := projectiontest.AppendTo(t, store, "s-live", "test.b.v1")[0]
+		projectiontest.WaitUntil(t, 30*time.Second, "the live runner to apply an event during the rebuild", func() bool {
 			f, err := r.Freshness(ctx, p.Name())
 			return err == nil && f.Position >= e.Position
 		})
@@ -328,7 +308,7 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		g1 := projections.TablesFor(p, "g1")
-		if n := count(t, db, `SELECT count(*) FROM `+g1.Name("seen")+` WHERE event_id = '`+e.ID+`'`); n != 1 {
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name("seen")+` WHERE event_id = '`+e.ID+`'`); n != 1 {
 			t.Fatalf("the event written during the rebuild is %d times in the new set", n)
 		}
 		assertSameAsFresh(t, db, store, p, g1)
@@ -338,11 +318,11 @@ func TestLiveProjectionGoesOnDuringARebuild(t *testing.T) {
 // On PostgreSQL a set may be built UNLOGGED (no WAL while building); it is made LOGGED before
 // it is served.
 func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		for i := range 30 {
-			appendTo(t, store, []string{"s-a", "s-b"}[i%2], "test.a.v1")
+			projectiontest.AppendTo(t, store, []string{"s-a", "s-b"}[i%2], "test.a.v1")
 		}
-		p := &counter{}
+		p := &projectiontest.Counter{}
 		cfg := rebuildConfig(store, db)
 		cfg.Unlogged = true
 		mustRebuild(t, cfg, p)

@@ -1,4 +1,4 @@
-package projections
+package rebuild
 
 import (
 	"context"
@@ -16,11 +16,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // Defaults of RebuildConfig.
 const (
-	DefaultRebuildBatch = 10_000
 	DefaultRebuildLease = 30 * time.Second
 	DefaultDropDelay    = 5 * time.Second
 	DefaultCommitEvery  = time.Second
@@ -96,16 +96,29 @@ type RebuildProgress struct {
 	Parked int `json:"parked,omitempty"`
 }
 
+// LiveRunner is what a rebuild needs of the live runner of its process (the runtime's
+// Runner): the hand-over of steps 3 and 4 in the package documentation.
+type LiveRunner interface {
+	// DB is the read-model database the runner applies to.
+	DB() *projections.DB
+	// Projection returns the projection name runs, if it runs there.
+	Projection(name string) (projections.Projection, bool)
+	// Adopt moves the projection name to the set the registry serves now.
+	Adopt(ctx context.Context, name string) error
+	// WaitReaders returns once no query reads set t of the projection name any more.
+	WaitReaders(name string, t projections.Tables)
+}
+
 // RebuildConfig configures Rebuild.
 type RebuildConfig struct {
-	DB    *DB
+	DB    *projections.DB
 	Store eventstore.Store
 	// Runner, when set, is the live runner of this process: it moves to the new set as soon
 	// as the switch committed, and the old set is dropped only once its queries are done.
 	// Runners of other processes notice the switch themselves (RunnerConfig.RegistryPoll).
-	Runner *Runner
+	Runner LiveRunner
 	// Batch is how many events one read takes, and one transaction on PostgreSQL (default
-	// DefaultRebuildBatch).
+	// DefaultRebuildBatch, the builder's).
 	Batch int
 	// CommitEvery is how long a transaction of the build stays open on SQLite, over as many
 	// batches as fit (default DefaultCommitEvery; negative: one per batch). Each commit
@@ -145,7 +158,7 @@ type RebuildConfig struct {
 
 func (c *RebuildConfig) setDefaults() {
 	if c.Batch == 0 {
-		c.Batch = DefaultRebuildBatch
+		c.Batch = projections.DefaultRebuildBatch
 	}
 	if c.Lease == 0 {
 		c.Lease = DefaultRebuildLease
@@ -163,7 +176,7 @@ func (c *RebuildConfig) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.pause == nil {
-		c.pause = sleep
+		c.pause = projections.Sleep
 	}
 }
 
@@ -187,7 +200,7 @@ func (c RebuildConfig) Validate() error {
 	if c.StopAt < 0 {
 		errs = append(errs, fmt.Errorf("stop at %d: want a position", c.StopAt))
 	}
-	if c.Runner != nil && c.DB != nil && c.Runner.db != c.DB {
+	if c.Runner != nil && c.DB != nil && c.Runner.DB() != c.DB {
 		errs = append(errs, errors.New("the runner uses another read-model database"))
 	}
 	return errors.Join(errs...)
@@ -201,7 +214,7 @@ func (c RebuildConfig) Validate() error {
 //
 // Several projections are built in one pass over the log. An interrupted rebuild (a
 // crash, an error, ctx ending) resumes from its set's checkpoint when run again.
-func Rebuild(ctx context.Context, cfg RebuildConfig, ps ...Projection) ([]RebuildProgress, error) {
+func Rebuild(ctx context.Context, cfg RebuildConfig, ps ...projections.Projection) ([]RebuildProgress, error) {
 	rb, err := startRebuild(ctx, cfg, ps)
 	if err != nil {
 		return nil, err
@@ -212,9 +225,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, ps ...Projection) ([]Rebuil
 // rebuild is a started rebuild: it holds the locks of its projections.
 type rebuild struct {
 	cfg     RebuildConfig
-	db      *DB
+	db      *projections.DB
 	owner   string
-	targets []*Target
+	targets []*projections.Target
 	states  []*rebuildTarget
 
 	mu       sync.Mutex
@@ -227,7 +240,7 @@ type rebuild struct {
 type rebuildTarget struct {
 	row       rebuildRow // as found when the lock was taken
 	indexes   []string
-	old       Tables
+	old       projections.Tables
 	started   time.Time
 	startedCP int64
 }
@@ -252,6 +265,9 @@ type rebuildRow struct {
 
 const rebuildColumns = `version, generation, table_set, phase, old_set, owner, lease_until, started_at, updated_at, position, head, events, resumed_from, server_start`
 
+// rowScanner is a row of a query or of a transaction.
+type rowScanner interface{ Scan(dest ...any) error }
+
 func scanRebuild(row rowScanner) (rebuildRow, error) {
 	var r rebuildRow
 	err := row.Scan(&r.version, &r.generation, &r.tableSet, &r.phase, &r.oldSet, &r.owner, &r.leaseUntil, &r.startedAt,
@@ -267,7 +283,7 @@ func newOwner() string {
 
 // startRebuild validates, takes the lock of every projection (all or none) and prepares
 // their sets.
-func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*rebuild, error) {
+func startRebuild(ctx context.Context, cfg RebuildConfig, ps []projections.Projection) (*rebuild, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("rebuild: %w", err)
@@ -281,8 +297,8 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 			return nil, fmt.Errorf("rebuild: projection %s named twice", p.Name())
 		}
 		seen[p.Name()] = true
-		if cfg.Runner != nil && cfg.Runner.byName[p.Name()] != nil && cfg.Runner.byName[p.Name()].p.Version() != p.Version() {
-			return nil, fmt.Errorf("rebuild %s: version %d, the runner runs version %d", p.Name(), p.Version(), cfg.Runner.byName[p.Name()].p.Version())
+		if err := sameVersion(cfg.Runner, p); err != nil {
+			return nil, err
 		}
 	}
 	db := cfg.DB
@@ -296,16 +312,28 @@ func startRebuild(ctx context.Context, cfg RebuildConfig, ps []Projection) (*reb
 			rb.release(context.WithoutCancel(ctx))
 			return nil, err
 		}
-		tg := NewTarget(p, Tables{})
+		tg := projections.NewTarget(p, projections.Tables{})
 		rb.targets = append(rb.targets, tg)
 		rb.states = append(rb.states, &rebuildTarget{row: row})
 	}
 	return rb, nil
 }
 
+// sameVersion checks that the runner of this process, if any, runs the version of p a
+// rebuild builds: it could not follow a switch to another.
+func sameVersion(r LiveRunner, p projections.Projection) error {
+	if r == nil {
+		return nil
+	}
+	if running, ok := r.Projection(p.Name()); ok && running.Version() != p.Version() {
+		return fmt.Errorf("rebuild %s: version %d, the runner runs version %d", p.Name(), p.Version(), running.Version())
+	}
+	return nil
+}
+
 // lock takes the rebuild lock of p: free, expired or already ours. It returns the row as it
 // was, which says what an earlier rebuild left (a set to resume, a set to drop).
-func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
+func (rb *rebuild) lock(ctx context.Context, p projections.Projection) (rebuildRow, error) {
 	db := rb.db
 	now := rb.cfg.Now()
 	tx, err := db.Begin(ctx)
@@ -315,18 +343,18 @@ func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	// The row exists from the first rebuild on; inserting it first lets PostgreSQL lock it
 	// (SQLite's write transaction excludes every other writer anyway).
-	if _, err := tx.Exec(ctx, `INSERT INTO `+RebuildsTable+` (projection, `+rebuildColumns+`)
+	if _, err := tx.Exec(ctx, `INSERT INTO `+projections.RebuildsTable+` (projection, `+rebuildColumns+`)
 		VALUES (?, 0, '', '', '', '', '', 0, 0, 0, 0, 0, 0, 0, '') ON CONFLICT (projection) DO NOTHING`, p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
-	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+RebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
+	row, err := scanRebuild(tx.QueryRow(ctx, `SELECT `+rebuildColumns+` FROM `+projections.RebuildsTable+` WHERE projection = ?`+db.Dialect.ForUpdate(), p.Name()))
 	if err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
 	if row.owner != "" && row.owner != rb.owner && row.leaseUntil > now.UnixMilli() {
 		return rebuildRow{}, &RebuildRunningError{Projection: p.Name(), Owner: row.owner, Until: time.UnixMilli(row.leaseUntil)}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
+	if _, err := tx.Exec(ctx, `UPDATE `+projections.RebuildsTable+` SET owner = ?, lease_until = ? WHERE projection = ?`,
 		rb.owner, now.Add(rb.cfg.Lease).UnixMilli(), p.Name()); err != nil {
 		return rebuildRow{}, fmt.Errorf("lock rebuild of %s: %w", p.Name(), err)
 	}
@@ -339,7 +367,7 @@ func (rb *rebuild) lock(ctx context.Context, p Projection) (rebuildRow, error) {
 // release gives the locks up, keeping the rows (and the sets they name) for a resume.
 func (rb *rebuild) release(ctx context.Context) {
 	for _, tg := range rb.targets {
-		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET owner = '', lease_until = 0
+		_, _ = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+projections.RebuildsTable+` SET owner = '', lease_until = 0
 			WHERE projection = ? AND owner = ?`), tg.Projection.Name(), rb.owner)
 	}
 }
@@ -348,7 +376,7 @@ func (rb *rebuild) release(ctx context.Context) {
 func (rb *rebuild) renew(ctx context.Context) error {
 	until := rb.cfg.Now().Add(rb.cfg.Lease).UnixMilli()
 	for _, tg := range rb.targets {
-		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET lease_until = ?
+		res, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+projections.RebuildsTable+` SET lease_until = ?
 			WHERE projection = ? AND owner = ?`), until, tg.Projection.Name(), rb.owner)
 		if err != nil {
 			return fmt.Errorf("renew the rebuild lock of %s: %w", tg.Projection.Name(), err)
@@ -388,7 +416,7 @@ func (rb *rebuild) serverStart(ctx context.Context) (string, error) {
 
 // prepareSets decides, per projection, which set to build (resuming an interrupted one),
 // cleans up after earlier rebuilds and creates the sets.
-func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
+func (rb *rebuild) prepareSets(ctx context.Context, b *projections.Builder) error {
 	server, err := rb.serverStart(ctx)
 	if err != nil {
 		return err
@@ -401,7 +429,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		sameVersion := row.version == p.Version()
 		if row.phase == "switched" && row.oldSet != "" {
 			// An earlier rebuild switched but did not drop the set it replaced.
-			if err := rb.dropOld(ctx, p, Tables{prefix: row.oldSet}, sameVersion); err != nil {
+			if err := rb.dropOld(ctx, p, projections.TablesWithPrefix(row.oldSet), sameVersion); err != nil {
 				return err
 			}
 		}
@@ -409,26 +437,26 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		if err != nil {
 			return err
 		}
-		resume := row.phase == "building" && sameVersion && row.tableSet == TablesFor(p, row.generation).Prefix() &&
+		resume := row.phase == "building" && sameVersion && row.tableSet == projections.TablesFor(p, row.generation).Prefix() &&
 			row.tableSet != active.Prefix()
 		if resume && rb.cfg.Unlogged && row.serverStart != server {
 			resume = false // PostgreSQL restarted: an unlogged set may have been emptied
 		}
 		if row.phase == "building" && !resume && row.tableSet != "" && row.tableSet != active.Prefix() {
-			if err := rb.dropOld(ctx, p, Tables{prefix: row.tableSet}, sameVersion); err != nil {
+			if err := rb.dropOld(ctx, p, projections.TablesWithPrefix(row.tableSet), sameVersion); err != nil {
 				return err
 			}
 		}
 		if resume {
 			tg.Generation = row.generation
 		} else {
-			n := GenerationNumber(strings.TrimSuffix(active.Prefix()[len(TablesFor(p, "").Prefix()):], "_"))
+			n := projections.GenerationNumber(strings.TrimSuffix(active.Prefix()[len(projections.TablesFor(p, "").Prefix()):], "_"))
 			if sameVersion {
-				n = max(n, GenerationNumber(row.generation))
+				n = max(n, projections.GenerationNumber(row.generation))
 			}
 			tg.Generation = "g" + strconv.Itoa(n+1)
 		}
-		tg.Tables = TablesFor(p, tg.Generation)
+		tg.Tables = projections.TablesFor(p, tg.Generation)
 		if !resume {
 			// A fresh set is empty: whatever a forgotten run left under its name goes.
 			if err := rb.db.DropSet(ctx, p, tg.Tables, true); err != nil {
@@ -445,7 +473,7 @@ func (rb *rebuild) prepareSets(ctx context.Context, b *Builder) error {
 		st.old = active
 		st.started = now
 		st.startedCP = tg.Checkpoint
-		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET version = ?, generation = ?,
+		_, err = rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+projections.RebuildsTable+` SET version = ?, generation = ?,
 			table_set = ?, phase = 'building', old_set = '', started_at = ?, updated_at = ?, position = ?, head = 0, events = 0,
 			resumed_from = ?, server_start = ? WHERE projection = ? AND owner = ?`),
 			p.Version(), tg.Generation, tg.Tables.Prefix(), now.UnixMilli(), now.UnixMilli(), tg.Checkpoint, tg.Checkpoint, server, p.Name(), rb.owner)
@@ -489,7 +517,7 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 	defer cancel(nil)
 	wg.Go(func() { rb.keepLeases(ctx, cancel) })
 
-	b := &Builder{DB: rb.db, Store: rb.cfg.Store, Batch: rb.cfg.Batch, Now: rb.cfg.Now, Targets: rb.targets, Lax: true,
+	b := &projections.Builder{DB: rb.db, Store: rb.cfg.Store, Batch: rb.cfg.Batch, Now: rb.cfg.Now, Targets: rb.targets, Lax: true,
 		Analyze: true}
 	if err := b.Open(ctx); err != nil {
 		return nil, err
@@ -542,11 +570,11 @@ func (rb *rebuild) run(ctx context.Context) (_ []RebuildProgress, err error) {
 
 // batchHook runs in each batch transaction: the lease must still be ours; the progress row
 // moves with the batch.
-func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *Target, position int64) error {
+func (rb *rebuild) batchHook(ctx context.Context, tx *projections.Tx, tg *projections.Target, position int64) error {
 	now := rb.cfg.Now()
 	i := rb.indexOf(tg)
 	pr := rb.progressOf(i)
-	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
+	res, err := tx.Exec(ctx, `UPDATE `+projections.RebuildsTable+` SET lease_until = ?, updated_at = ?, position = ?, head = ?, events = ?
 		WHERE projection = ? AND owner = ?`, now.Add(rb.cfg.Lease).UnixMilli(), now.UnixMilli(), position,
 		max(pr.Total, position), position-rb.states[i].startedCP, tg.Projection.Name(), rb.owner)
 	if err != nil {
@@ -558,7 +586,7 @@ func (rb *rebuild) batchHook(ctx context.Context, tx *Tx, tg *Target, position i
 	return nil
 }
 
-func (rb *rebuild) indexOf(tg *Target) int {
+func (rb *rebuild) indexOf(tg *projections.Target) int {
 	for i, t := range rb.targets {
 		if t == tg {
 			return i
@@ -572,9 +600,9 @@ func (rb *rebuild) indexOf(tg *Target) int {
 var errCrash = errors.New("simulated crash")
 
 // batchDone updates the progress after a batch.
-func (rb *rebuild) batchDone(b *Builder) {
+func (rb *rebuild) batchDone(b *projections.Builder) {
 	now := rb.cfg.Now()
-	head := b.head.Load()
+	head := b.Head()
 	for i, tg := range rb.targets {
 		st := rb.states[i]
 		rb.setProgress(i, func(pr *RebuildProgress) {
@@ -594,10 +622,10 @@ func (rb *rebuild) batchDone(b *Builder) {
 }
 
 // switchOver makes tg's set the served one of its projection (see Rebuild).
-func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target) error {
+func (rb *rebuild) switchOver(ctx context.Context, b *projections.Builder, i int, tg *projections.Target) error {
 	for attempt := 0; ; attempt++ {
 		old, err := rb.trySwitch(ctx, b, tg)
-		if errors.Is(err, errRefused) && attempt < 5 {
+		if errors.Is(err, projections.ErrRefused) && attempt < 5 {
 			// An event to park: the one-by-one path parks it alone, then the switch goes again.
 			tg.SlowUntil = math.MaxInt64
 			err := b.Run(ctx, 0)
@@ -613,9 +641,9 @@ func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target
 		rb.states[i].old = old
 		rb.cfg.Logger.Info("Rebuilt table set switched in", watermill.LogFields{"projection": tg.Projection.Name(),
 			"table_set": tg.Tables.Prefix(), "replaces": old.Prefix(), "checkpoint": tg.Checkpoint})
-		if r := rb.cfg.Runner; r != nil && r.byName[tg.Projection.Name()] != nil {
+		if rb.runs(tg.Projection) {
 			// Hand the runner over now rather than at its next transaction or poll.
-			if err := r.adopt(ctx, tg.Projection.Name()); err != nil {
+			if err := rb.cfg.Runner.Adopt(ctx, tg.Projection.Name()); err != nil {
 				return fmt.Errorf("rebuild %s: switched, but the runner did not follow: %w", tg.Projection.Name(), err)
 			}
 		}
@@ -629,46 +657,55 @@ func (rb *rebuild) switchOver(ctx context.Context, b *Builder, i int, tg *Target
 	}
 }
 
-// trySwitch is the switch transaction. It returns errRefused when an event that arrived
+// runs tells whether the runner of this process runs p.
+func (rb *rebuild) runs(p projections.Projection) bool {
+	if rb.cfg.Runner == nil {
+		return false
+	}
+	_, ok := rb.cfg.Runner.Projection(p.Name())
+	return ok
+}
+
+// trySwitch is the switch transaction. It returns ErrRefused when an event that arrived
 // since the last batch is refused by the projection (the caller parks it first).
-func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old Tables, err error) {
+func (rb *rebuild) trySwitch(ctx context.Context, b *projections.Builder, tg *projections.Target) (old projections.Tables, err error) {
 	defer rb.db.LockWrites()()
 	tx, err := b.BeginDurable(ctx)
 	if err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
+		return projections.Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	old, err = rb.db.ActiveTablesIn(ctx, tx, tg.Projection)
 	if err != nil {
-		return Tables{}, err
+		return projections.Tables{}, err
 	}
 	// The live runner's transactions take the old set's lock and then read the registry:
 	// they wait for this one, and then apply to the new set.
 	if err := rb.db.Dialect.LockSet(ctx, tx, old); err != nil {
-		return Tables{}, err
+		return projections.Tables{}, err
 	}
 	if err := rb.db.Dialect.LockSet(ctx, tx, tg.Tables); err != nil {
-		return Tables{}, err
+		return projections.Tables{}, err
 	}
 	now := rb.cfg.Now()
-	res, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
+	res, err := tx.Exec(ctx, `UPDATE `+projections.RebuildsTable+` SET lease_until = ? WHERE projection = ? AND owner = ?`,
 		now.Add(rb.cfg.Lease).UnixMilli(), tg.Projection.Name(), rb.owner)
 	if err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
+		return projections.Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return Tables{}, fmt.Errorf("rebuild of %s: %w", tg.Projection.Name(), ErrRebuildLost)
+		return projections.Tables{}, fmt.Errorf("rebuild of %s: %w", tg.Projection.Name(), ErrRebuildLost)
 	}
 	oldCP, err := checkpointIn(ctx, tx, old)
 	if err != nil {
-		return Tables{}, err
+		return projections.Tables{}, err
 	}
 	cp, err := checkpointIn(ctx, tx, tg.Tables)
 	if err != nil {
-		return Tables{}, err
+		return projections.Tables{}, err
 	}
 	if cp != tg.Checkpoint {
-		return Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.Projection.Name(), tg.Tables.Prefix(), cp, tg.Checkpoint, errSetWritten)
+		return projections.Tables{}, fmt.Errorf("switch %s: %s at %d, expected %d: %w", tg.Projection.Name(), tg.Tables.Prefix(), cp, tg.Checkpoint, projections.ErrSetWritten)
 	}
 	// Catch up with the log, and at least with the old set, so the served position never
 	// goes back: the events that came since the last batch, applied one by one.
@@ -676,15 +713,15 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 	for wait := 0; ; {
 		events, err := rb.cfg.Store.ReadAll(ctx, cp, rb.cfg.Batch)
 		if err != nil {
-			return Tables{}, fmt.Errorf("switch %s: read the log: %w", tg.Projection.Name(), err)
+			return projections.Tables{}, fmt.Errorf("switch %s: read the log: %w", tg.Projection.Name(), err)
 		}
 		if len(events) == 0 && cp < oldCP {
 			// PostgreSQL may hold back events of transactions still committing.
 			if wait++; wait > 200 {
-				return Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.Projection.Name(), oldCP, old.Prefix())
+				return projections.Tables{}, fmt.Errorf("switch %s: the log does not reach position %d of %s", tg.Projection.Name(), oldCP, old.Prefix())
 			}
-			if err := sleep(ctx, 10*time.Millisecond); err != nil {
-				return Tables{}, err
+			if err := projections.Sleep(ctx, 10*time.Millisecond); err != nil {
+				return projections.Tables{}, err
 			}
 			continue
 		}
@@ -692,7 +729,7 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 			view := *tg
 			view.Parked = parked
 			if parked, err = b.ApplyEvents(ctx, tx, &view, events, false); err != nil {
-				return Tables{}, err
+				return projections.Tables{}, err
 			}
 			cp = events[len(events)-1].Position
 		}
@@ -700,26 +737,26 @@ func (rb *rebuild) trySwitch(ctx context.Context, b *Builder, tg *Target) (old T
 			break
 		}
 	}
-	if err := SaveCheckpoint(ctx, tx, tg.Tables, cp); err != nil {
-		return Tables{}, err
+	if err := projections.SaveCheckpoint(ctx, tx, tg.Tables, cp); err != nil {
+		return projections.Tables{}, err
 	}
-	if err := SetActive(ctx, tx, tg.Projection, tg.Generation, tg.Tables, now); err != nil {
-		return Tables{}, err
+	if err := projections.SetActive(ctx, tx, tg.Projection, tg.Generation, tg.Tables, now); err != nil {
+		return projections.Tables{}, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+RebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
+	if _, err := tx.Exec(ctx, `UPDATE `+projections.RebuildsTable+` SET phase = 'switched', old_set = ?, position = ?, updated_at = ?
 		WHERE projection = ? AND owner = ?`, old.Prefix(), cp, now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
-		return Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
+		return projections.Tables{}, fmt.Errorf("switch %s: %w", tg.Projection.Name(), err)
 	}
 	if err := tx.Commit(); err != nil {
-		return Tables{}, fmt.Errorf("switch %s: commit: %w", tg.Projection.Name(), err)
+		return projections.Tables{}, fmt.Errorf("switch %s: commit: %w", tg.Projection.Name(), err)
 	}
 	tg.Checkpoint, tg.Parked = cp, parked
 	return old, nil
 }
 
-func checkpointIn(ctx context.Context, tx *Tx, t Tables) (int64, error) {
+func checkpointIn(ctx context.Context, tx *projections.Tx, t projections.Tables) (int64, error) {
 	var cp int64
-	err := tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
+	err := tx.QueryRow(ctx, `SELECT position FROM `+projections.CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
 	}
@@ -732,7 +769,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 	if !rb.cfg.KeepOld {
 		if r := rb.cfg.Runner; r != nil {
 			for i, tg := range rb.targets {
-				r.waitReaders(tg.Projection.Name(), rb.states[i].old)
+				r.WaitReaders(tg.Projection.Name(), rb.states[i].old)
 			}
 		}
 		if rb.cfg.DropDelay > 0 {
@@ -749,7 +786,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 			}
 		}
 		now := rb.cfg.Now()
-		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+RebuildsTable+` SET phase = 'done',
+		if _, err := rb.db.SQL.ExecContext(ctx, rb.db.Dialect.Rebind(`UPDATE `+projections.RebuildsTable+` SET phase = 'done',
 			updated_at = ? WHERE projection = ? AND owner = ?`), now.UnixMilli(), tg.Projection.Name(), rb.owner); err != nil {
 			return fmt.Errorf("finish rebuild of %s: %w", tg.Projection.Name(), err)
 		}
@@ -764,7 +801,7 @@ func (rb *rebuild) cleanUp(ctx context.Context) error {
 }
 
 // dropOld drops a set no longer served (never the one served now).
-func (rb *rebuild) dropOld(ctx context.Context, p Projection, t Tables, sameVersion bool) error {
+func (rb *rebuild) dropOld(ctx context.Context, p projections.Projection, t projections.Tables, sameVersion bool) error {
 	active, err := rb.db.ActiveTables(ctx, p)
 	if err != nil {
 		return err
@@ -772,7 +809,7 @@ func (rb *rebuild) dropOld(ctx context.Context, p Projection, t Tables, sameVers
 	if sameVersion && t == active {
 		return nil
 	}
-	if !sameVersion && t.Prefix() == TablesFor(p, "").Prefix() {
+	if !sameVersion && t.Prefix() == projections.TablesFor(p, "").Prefix() {
 		return nil // a default set of another version: its schema is unknown here; it stays
 	}
 	return rb.db.DropSet(ctx, p, t, sameVersion)

@@ -1,0 +1,90 @@
+package projectiontest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Backend is an event store with a read-model database beside it, as `crm serve` pairs them.
+type Backend struct {
+	Name string
+	Open func(t testing.TB) (eventstore.Store, *projections.DB)
+}
+
+// Backends are SQLite (both in files of a temporary directory) and PostgreSQL (both in
+// fresh schemas of the database PostgresURL names; a test fails when it cannot be reached).
+func Backends() []Backend {
+	return []Backend{
+		{"sqlite", func(t testing.TB) (eventstore.Store, *projections.DB) {
+			dir := t.TempDir()
+			store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
+			if err != nil {
+				t.Fatalf("open sqlite store: %v", err)
+			}
+			t.Cleanup(func() { store.Close() })
+			db, err := projections.OpenSQLite(context.Background(), filepath.Join(dir, "readmodels.db"))
+			if err != nil {
+				t.Fatalf("open read models: %v", err)
+			}
+			t.Cleanup(func() { db.SQL.Close() })
+			return store, db
+		}},
+		{"postgres", func(t testing.TB) (eventstore.Store, *projections.DB) {
+			url := PostgresURL()
+			storeSchema, rmSchema := FreshSchema(t, "projections_test_store_"), FreshSchema(t, "projections_test_rm_")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			store, err := postgres.Open(ctx, url, postgres.WithSchema(storeSchema), postgres.WithPollInterval(50*time.Millisecond))
+			if err != nil {
+				t.Fatalf("open postgres store at %s (set CRM_TEST_POSTGRES_URL): %v", url, err)
+			}
+			t.Cleanup(func() { store.Close() })
+			db, err := projections.OpenPostgres(ctx, url, rmSchema)
+			if err != nil {
+				t.Fatalf("open postgres read models: %v", err)
+			}
+			t.Cleanup(func() { db.SQL.Close() })
+			return store, db
+		}},
+	}
+}
+
+// FreshSchema names a schema no other test uses and drops it when t ends (after the pools
+// registered later were closed).
+func FreshSchema(t testing.TB, prefix string) string {
+	schema := prefix + randomHex(t, 6)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, PostgresURL())
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+// ForEachBackend runs test as parallel subtests, one per backend.
+func ForEachBackend(t *testing.T, test func(t *testing.T, store eventstore.Store, db *projections.DB)) {
+	for _, b := range Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			store, db := b.Open(t)
+			test(t, store, db)
+		})
+	}
+}
