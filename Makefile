@@ -11,7 +11,7 @@ run:
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-## test: formatting, vet, staticcheck and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
+## test: formatting, a tidy go.mod, vet, staticcheck and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
 test: check
 	@.ci/ensure-postgres
 	$(GO) test -count=1 -timeout 20m ./...
@@ -26,6 +26,7 @@ fuzz:
 check:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
