@@ -122,11 +122,11 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 	})
 }
 
-// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=
+// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=
 //
-// As of now (or any time after the latest event in the tables), the churn points are read
-// once per state of the tables (churn.Present) and only dormancy is judged per request; an
-// earlier as_of reads the tables.
+// As of now (or any time after the latest event in the tables) the churn points read the
+// counts the fold keeps, a few hundred rows, and count dormancy from the recently active
+// contacts: nothing is kept here, since dormancy moves with the time asked about.
 func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -137,19 +137,12 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := churn.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant}
-	question := url.Values{"cohort": {params.Cohort}, "channel": {params.Channel}, "dormant_days": {strconv.Itoa(dormant)}}
-	present, err := rd.memo(r.Context(), "churn-points?"+question.Encode(), func(ctx context.Context) (any, error) {
-		return churn.QueryPresent(ctx, rd.db, rd.t, params)
-	})
+	limit, err := intParam(r, "limit")
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := present.(*churn.Present).At(asOf); ok {
-		return answer, nil
-	}
-	params.AsOf = asOf
-	return churn.Query(r.Context(), rd.db, rd.t, params)
+	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor")})
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is
