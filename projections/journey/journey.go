@@ -41,8 +41,8 @@
 //	mix          dim, value, phase, kind: touchpoints
 //	stay_bins    dim, value, grouping, step, width (1: a hundredth of a day, rounded half up;
 //	             100: a day of such hundredths), bin: stays that ended, by length
-//	stays        dim, value, grouping, step, micros: stays that ended, by exact length (for the
-//	             mean of the two middle ones)
+//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (for the
+//	             mean of the two middle ones), once per contact: a question joins its contacts
 //	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.

@@ -2,6 +2,7 @@ package journey
 
 import (
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -26,12 +27,6 @@ const (
 const (
 	groupingPhase = "phase"
 	groupingStage = "stage"
-)
-
-// Widths of the stay bins, in hundredths of a day.
-const (
-	binHundredth = 1
-	binDay       = 100
 )
 
 type contactMixRow struct {
@@ -60,8 +55,10 @@ type stayBinRow struct {
 }
 
 type stayRow struct {
-	dim, value, grouping, step string
-	micros, count              int64
+	grouping, step string
+	micros         int64
+	contactID      string
+	count          int64
 }
 
 type horizonRow struct {
@@ -117,12 +114,11 @@ func (m *model) declareKept() {
 		readmodel.BigInt("bin", func(r *sb) *int64 { return &r.bin }),
 		readmodel.Integer("count", func(r *sb) *int64 { return &r.count })).
 		Clustered()
-	m.stays = readmodel.NewTable(tableStays, 5,
-		readmodel.Text("dim", func(r *sr) *string { return &r.dim }),
-		readmodel.Text("value", func(r *sr) *string { return &r.value }),
+	m.stays = readmodel.NewTable(tableStays, 4,
 		readmodel.Text("grouping", func(r *sr) *string { return &r.grouping }),
 		readmodel.Text("step", func(r *sr) *string { return &r.step }),
 		readmodel.BigInt("micros", func(r *sr) *int64 { return &r.micros }),
+		readmodel.Text("contact_id", func(r *sr) *string { return &r.contactID }),
 		readmodel.Integer("count", func(r *sr) *int64 { return &r.count })).
 		Clustered()
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
@@ -195,6 +191,7 @@ func (m *model) keepPhaseChange(rows *readmodel.Rows, c contactRow, v visitRow, 
 		}
 		if kg.rank[from] > 0 {
 			m.addStay(rows, dims, kg.name, from, at-since, 1)
+			m.addExactStay(rows, c.contactID, kg.name, from, at-since)
 		}
 		m.addMove(rows, dims, kg.name, from, next, 1)
 		m.enterStep(rows, dims, kg, &c, next)
@@ -330,39 +327,36 @@ func (m *model) addMix(rows *readmodel.Rows, dims []dimValue, phase, kind string
 }
 
 // addStay adds n stays of length micros (a negative one, possible only with back-dated
-// events, counts as 0) in step: to its closed count, its bins of both widths and its exact
-// lengths.
+// events, counts as 0) in step: to its closed count and its bins of both widths (see package
+// lengths).
 func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step string, micros, n int64) {
 	micros = max(micros, 0)
-	h := hundredths(micros)
 	for _, d := range dims {
 		r, _ := m.steps.Get(rows, d.dim, d.value, grouping, step)
 		r.dim, r.value, r.grouping, r.step = d.dim, d.value, grouping, step
 		r.closed += n
 		m.putStep(rows, r)
-		for _, b := range []struct{ width, bin int64 }{{binDay, h / binDay}, {binHundredth, h}} {
-			sb, _ := m.stayBins.Get(rows, d.dim, d.value, grouping, step, b.width, b.bin)
-			sb.dim, sb.value, sb.grouping, sb.step, sb.width, sb.bin = d.dim, d.value, grouping, step, b.width, b.bin
+		for _, b := range lengths.Bins(micros) {
+			sb, _ := m.stayBins.Get(rows, d.dim, d.value, grouping, step, b.Width, b.Bin)
+			sb.dim, sb.value, sb.grouping, sb.step, sb.width, sb.bin = d.dim, d.value, grouping, step, b.Width, b.Bin
 			if sb.count += n; sb.count == 0 {
-				m.stayBins.Delete(rows, d.dim, d.value, grouping, step, b.width, b.bin)
+				m.stayBins.Delete(rows, d.dim, d.value, grouping, step, b.Width, b.Bin)
 			} else {
 				m.stayBins.Upsert(rows, sb)
 			}
 		}
-		s, _ := m.stays.Get(rows, d.dim, d.value, grouping, step, micros)
-		s.dim, s.value, s.grouping, s.step, s.micros = d.dim, d.value, grouping, step, micros
-		if s.count += n; s.count == 0 {
-			m.stays.Delete(rows, d.dim, d.value, grouping, step, micros)
-		} else {
-			m.stays.Upsert(rows, s)
-		}
 	}
 }
 
-// hundredths is a non-negative length in hundredths of a day, rounded half up: the value
-// days shows, times 100.
-func hundredths(micros int64) int64 {
-	return (micros*100 + microsPerDay/2) / microsPerDay
+// addExactStay adds a stay of the contact to the exact lengths, kept once (not per dim):
+// a question finds those of its contacts by joining them, so a new owner or segment moves
+// nothing here.
+func (m *model) addExactStay(rows *readmodel.Rows, contactID, grouping, step string, micros int64) {
+	micros = max(micros, 0)
+	s, _ := m.stays.Get(rows, grouping, step, micros, contactID)
+	s.grouping, s.step, s.micros, s.contactID = grouping, step, micros, contactID
+	s.count++
+	m.stays.Upsert(rows, s)
 }
 
 // reach moves the horizon to at when at is later.

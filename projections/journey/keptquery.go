@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/lengths"
 )
 
 // keptDim is the dim of the kept map that answers the question's cohort: every contact, or
@@ -104,7 +104,7 @@ func (k *keptReader) mapOf(ctx context.Context, grouping string, g grouping, mix
 		if closed[s] == 0 {
 			continue
 		}
-		if stats[s], err = k.stats(ctx, grouping, s, closed[s]); err != nil {
+		if stats[s], err = k.stats(ctx, grouping, s); err != nil {
 			return Map{}, fmt.Errorf("stays in %s: %w", s, err)
 		}
 	}
@@ -140,97 +140,19 @@ func (k *keptReader) mix(ctx context.Context) ([]mixRow, error) {
 	return mix, nil
 }
 
-// stats measures the n closed stays of a step as statsOf does, from the bins: the day bins
-// find the day of each rank asked for, the hundredth bins of that day the hundredth, which is
-// the answer (p75, and the median of an odd count). The median of an even count is the
-// mean of two stays: when they are in different hundredths, their exact lengths are read
-// (the longest below the second, the shortest from its hundredth on).
-func (k *keptReader) stats(ctx context.Context, grouping, step string, n int64) (durationStats, error) {
-	p75Rank := int64(nearestRank(int(n), 75))
-	ranks := []int64{n/2 + 1, p75Rank} // the middle (odd n) or upper middle, and p75
-	if n%2 == 0 {
-		ranks = append(ranks, n/2)
+// stats measures the closed stays of a step as statsOf does, from their lengths kept in bins.
+func (k *keptReader) stats(ctx context.Context, grouping, step string) (durationStats, error) {
+	s := lengths.Series{Bins: k.t.Name(tableStayBins), Where: `dim = ? AND value = ? AND grouping = ? AND step = ?`,
+		Args:  []any{k.dv.dim, k.dv.value, grouping, step},
+		Exact: k.t.Name(tableStays) + ` s`, ExactWhere: `s.grouping = ? AND s.step = ?`, ExactArgs: []any{grouping, step}}
+	if k.dv.dim != dimAll {
+		// dim is one of the contacts' columns: the stays of its value's contacts
+		s.Exact += ` JOIN ` + k.t.Name(tableContacts) + ` c ON c.contact_id = s.contact_id`
+		s.ExactWhere += ` AND c.` + k.dv.dim + ` = ?`
+		s.ExactArgs = append(s.ExactArgs, k.dv.value)
 	}
-	slices.Sort(ranks)
-	ranks = slices.Compact(ranks)
-	h, err := k.hundredthsAt(ctx, grouping, step, ranks)
-	if err != nil {
-		return durationStats{}, err
-	}
-	median := float64(h[n/2+1]) / 100
-	if n%2 == 0 && h[n/2] != h[n/2+1] {
-		a, b, err := k.middle(ctx, grouping, step, h[n/2+1])
-		if err != nil {
-			return durationStats{}, err
-		}
-		median = float64(((a+b)*100+microsPerDay)/(2*microsPerDay)) / 100
-	} else if n%2 == 0 {
-		median = float64(h[n/2]) / 100 // both in one hundredth: their mean rounds to it
-	}
-	p75 := float64(h[p75Rank]) / 100
-	return durationStats{count: int(n), median: &median, p75: &p75}, nil
-}
-
-// hundredthsAt finds the hundredth of a day holding each rank (1-based, by length).
-func (k *keptReader) hundredthsAt(ctx context.Context, grouping, step string, ranks []int64) (map[int64]int64, error) {
-	key := []any{k.dv.dim, k.dv.value, grouping, step}
-	from := ` FROM ` + k.t.Name(tableStayBins) + ` WHERE dim = ? AND value = ? AND grouping = ? AND step = ? AND width = ?`
-	days, err := k.locate(ctx, `SELECT bin, count`+from+` ORDER BY bin`, append(key, int64(binDay)), ranks)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int64]int64{}
-	for _, r := range ranks {
-		day := days[r]
-		inDay, err := k.locate(ctx, `SELECT bin, count`+from+` AND bin >= ? AND bin < ? ORDER BY bin`,
-			append(slices.Clone(key), int64(binHundredth), day.bin*binDay, (day.bin+1)*binDay), []int64{r - day.before})
-		if err != nil {
-			return nil, err
-		}
-		out[r] = inDay[r-day.before].bin
-	}
-	return out, nil
-}
-
-// located is the bin holding a rank, and how many stays come before the bin.
-type located struct{ bin, before int64 }
-
-// locate reads (bin, count) rows in bin order and finds the bin of each rank.
-func (k *keptReader) locate(ctx context.Context, stmt string, args []any, ranks []int64) (map[int64]located, error) {
-	out := map[int64]located{}
-	var seen int64
-	err := k.each(ctx, stmt, args, func(rows *sql.Rows) error {
-		var bin, count int64
-		if err := rows.Scan(&bin, &count); err != nil {
-			return err
-		}
-		for _, r := range ranks {
-			if _, done := out[r]; !done && r <= seen+count {
-				out[r] = located{bin: bin, before: seen}
-			}
-		}
-		seen += count
-		return nil
-	})
-	if err == nil && len(out) < len(ranks) {
-		err = fmt.Errorf("the bins hold %d stays, fewer than rank %d", seen, slices.Max(ranks))
-	}
-	return out, err
-}
-
-// middle reads the two middle stays of an even count whose upper one is the shortest stay of
-// hundredth upper or later, and the lower one the longest stay below it.
-func (k *keptReader) middle(ctx context.Context, grouping, step string, upper int64) (a, b int64, err error) {
-	from := ` FROM ` + k.t.Name(tableStays) + ` WHERE dim = ? AND value = ? AND grouping = ? AND step = ? AND micros `
-	key := []any{k.dv.dim, k.dv.value, grouping, step}
-	lowest := upper*microsPerDay/100 - microsPerDay/200 // the shortest length shown as upper hundredths
-	if err = k.tx.QueryRowContext(ctx, k.d.Rebind(`SELECT MIN(micros)`+from+`>= ?`), append(slices.Clone(key), lowest)...).Scan(&b); err != nil {
-		return 0, 0, fmt.Errorf("upper middle stay: %w", err)
-	}
-	if err = k.tx.QueryRowContext(ctx, k.d.Rebind(`SELECT MAX(micros)`+from+`< ?`), append(key, b)...).Scan(&a); err != nil {
-		return 0, 0, fmt.Errorf("lower middle stay: %w", err)
-	}
-	return a, b, nil
+	st, err := lengths.Read(ctx, k.tx, k.d, s)
+	return durationStats{count: st.Count, median: st.Median, p75: st.P75}, err
 }
 
 // each runs a query and calls scan for each row.
