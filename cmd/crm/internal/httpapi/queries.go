@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -43,9 +42,9 @@ func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryCh
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //
-// The board as of now (or any time after the latest deal event) is read once per state of the
-// tables (board.Present) and only the days in stage are counted per request; an earlier
-// as_of reads the intervals.
+// As of now (or any time after the latest deal event) the board reads the totals and lengths
+// of stay the fold keeps and a page of cards per stage; nothing is kept here, since the days
+// in stage move with the time asked about. An earlier as_of reads the intervals.
 func queryBoard(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -56,36 +55,9 @@ func queryBoard(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := board.Params{Owner: q.Get("owner"), Stage: q.Get("stage"), Limit: limit, Cursor: q.Get("cursor")}
-	question := url.Values{"owner": {params.Owner}, "stage": {params.Stage}, "limit": {strconv.Itoa(limit)}, "cursor": {params.Cursor}}
-	present, err := rd.memo(r.Context(), "board?"+question.Encode(), func(ctx context.Context) (any, error) {
-		return board.QueryPresent(ctx, rd.db, rd.t, params)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if p := present.(*board.Present); p.Covers(asOf) {
-		return boardNow{p, asOf}, nil
-	}
-	params.AsOf = asOf
-	return board.Query(r.Context(), rd.db, rd.t, params)
+	return board.Query(r.Context(), rd.db, rd.t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
+		Limit: limit, Cursor: q.Get("cursor")})
 }
-
-// boardNow is the board as of a time its present covers, written from the present's JSON.
-type boardNow struct {
-	present *board.Present
-	asOf    time.Time
-}
-
-func (b boardNow) AppendJSON(dst []byte) ([]byte, error) {
-	out, ok := b.present.AppendJSON(dst, b.asOf)
-	if !ok {
-		return dst, fmt.Errorf("board present does not cover %s", b.asOf)
-	}
-	return out, nil
-}
-
-func (b boardNow) MarshalJSON() ([]byte, error) { return b.AppendJSON(nil) }
 
 // GET /v1/journeys/{contactId}?as_of=
 func queryJourney(r *http.Request, rd read) (any, error) {
