@@ -30,17 +30,20 @@ func (p boardV2) Schema(d projections.Dialect, t projections.Tables) []string {
 
 func (p boardV2) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
 	if e.Type == deal.TypeWon {
-		// The old move to won, without the amount update.
+		// The old move to won, without the amount update: the deal is won at the amount it
+		// had, and the rest of the move is the board's (its intervals and the counts it keeps).
 		var ev deal.Won
 		if err := decodeJSON(e.Data, &ev); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE `+t.Name("intervals")+` SET left_at = ? WHERE deal_id = ? AND left_at IS NULL`, e.OccurredAt.UnixMicro(), ev.DealID)
+		err := tx.QueryRow(ctx, `SELECT amount, currency FROM `+t.Name("deals")+` WHERE deal_id = ?`, ev.DealID).
+			Scan(&ev.Amount.Amount, &ev.Amount.Currency)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE `+t.Name("deals")+` SET stage = 'won' WHERE deal_id = ?`, ev.DealID)
-		return err
+		if e.Data, err = json.Marshal(ev); err != nil {
+			return err
+		}
 	}
 	return p.board.Apply(ctx, tx, t, e)
 }

@@ -50,9 +50,10 @@ var queryReps = []string{"rep-aoki", "rep-endo", "rep-fujita", "rep-goto", "rep-
 //
 // Three servers, one after the other, answer the same questions:
 //
-//   - kept: as `crm serve` runs, with the answer cache (CRM_ANSWER_CACHE): the board and churn
-//     points now, and the journey map, are read once per state of the tables; every later
-//     request in that state reuses the reading. Nothing is written meanwhile.
+//   - kept: as `crm serve` runs, with the answer cache (CRM_ANSWER_CACHE): the journey map is
+//     read once per state of the tables, every later request in that state reusing the
+//     reading; the board and churn points now read the counts their folds keep at each
+//     request (days in stage and dormancy move with now). Nothing is written meanwhile.
 //   - kept-writes: the same while contacts are created at queryWriteRate per second, so the
 //     tables change under the readers and kept answers expire all the time: a request joins
 //     the reading of its question in progress, or starts one.

@@ -224,7 +224,7 @@ func TestRebuildCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d diff.SetDiff
-	if err := json.Unmarshal([]byte(out), &d); err != nil || !d.Identical() || d.Served != setName(journey.Projection(), "g2") || len(d.Tables) != 3 {
+	if err := json.Unmarshal([]byte(out), &d); err != nil || !d.Identical() || d.Served != setName(journey.Projection(), "g2") || len(d.Tables) != tableCount(journey.Projection()) {
 		t.Fatalf("diff --json: %v\n%s", err, out)
 	}
 }
@@ -244,4 +244,15 @@ func TestRebuildCommandLineOnPostgres(t *testing.T) {
 	if err != nil || !strings.Contains(out, "identical") {
 		t.Fatalf("diff on PostgreSQL: %v\n%s", err, out)
 	}
+}
+
+// tableCount is the number of tables of a read model: those its schema creates.
+func tableCount(p projections.Projection) int {
+	n := 0
+	for _, stmt := range p.Schema(projections.SQLite, projections.TablesFor(p, "")) {
+		if strings.HasPrefix(stmt, "CREATE TABLE") {
+			n++
+		}
+	}
+	return n
 }

@@ -6,6 +6,12 @@
 // answered as of any business time T: a deal is on the board at T in the stage whose interval
 // contains T (entered at or before T, not left at or before T).
 //
+// Beside the intervals, the fold keeps what the board now reads (see kept.go): the count and
+// totals of the open deals per owner, stage and currency, the lengths of the closed stays per
+// stage (of every owner, and of each) and the horizon, the latest time an interval was entered
+// or left. A board as of the horizon or later reads those rows and one page of cards per
+// stage; an earlier as_of reads the intervals.
+//
 // Tables (prefix from projections.Tables):
 //
 //	contacts   contact_id, name: the current name, for the cards
@@ -15,6 +21,11 @@
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
 //	           (NULL while the deal is in it), amount and currency during the stay, and the
 //	           deal's owner (so that one owner's board reads only the owner's intervals)
+//	stage_totals owner, stage, currency: deals, amount and weighted amount of the open intervals
+//	stay_bins  dim ('' for every owner, 'owner'), value (the owner), stage, width, bin, count:
+//	           the closed intervals by length (see package lengths)
+//	stays      stage, micros, owner, count: the closed intervals by exact length
+//	horizon    id (always 1), at
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package board
@@ -36,8 +47,8 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 2,
-		Tables:  []readmodel.AnyTable{m.contacts, m.deals, m.intervals},
+		Version: 3,
+		Tables:  []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon},
 		Fold:    m.fold,
 	})
 }
@@ -47,6 +58,10 @@ const (
 	tableContacts  = "contacts"
 	tableDeals     = "deals"
 	tableIntervals = "intervals"
+	tableTotals    = "stage_totals"
+	tableStayBins  = "stay_bins"
+	tableStays     = "stays"
+	tableHorizon   = "horizon"
 )
 
 type contactRow struct {
@@ -76,6 +91,10 @@ type model struct {
 	contacts  *readmodel.Table[contactRow]
 	deals     *readmodel.Table[dealRow]
 	intervals *readmodel.Table[intervalRow]
+	totals    *readmodel.Table[totalRow]
+	stayBins  *readmodel.Table[stayBinRow]
+	stays     *readmodel.Table[stayRow]
+	horizon   *readmodel.Table[horizonRow]
 }
 
 func newModel() *model {
@@ -124,6 +143,7 @@ func newModel() *model {
 			}
 			return []any{r.dealID, r.lastSeq}
 		})
+	m.declareKept()
 	return m
 }
 
@@ -200,12 +220,15 @@ func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at
 		if iv, ok := m.intervals.Get(rows, dealID, d.lastSeq); ok && !iv.leftAt.Valid {
 			iv.leftAt = sql.NullInt64{Int64: at, Valid: true}
 			m.intervals.Upsert(rows, iv)
+			m.keepClosed(rows, iv)
 		}
 	}
 	if stage.IsOpen() {
 		d.lastSeq++
-		m.intervals.Upsert(rows, intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
-			amount: d.amount, currency: d.currency, owner: d.owner})
+		iv := intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
+			amount: d.amount, currency: d.currency, owner: d.owner}
+		m.intervals.Upsert(rows, iv)
+		m.keepOpened(rows, iv)
 	}
 	d.stage = string(stage)
 	m.deals.Upsert(rows, d)

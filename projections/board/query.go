@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/lengths"
 )
 
 // Page sizes of the cards of a stage.
@@ -166,7 +168,16 @@ func (params Params) check() (question, error) {
 
 // Query answers the board from the tables of set t. Invalid parameters return a domain error
 // with code invalid naming the parameter.
+//
+// The board as of the horizon (the latest time an interval was entered or left) or later is
+// the board now: it reads the totals and lengths of stay the fold keeps, and a page of the
+// open intervals per stage. An earlier as_of reads the intervals that contain it.
 func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	return ask(ctx, db, t, params, true)
+}
+
+// ask answers as Query does; without kept, from the intervals at every as_of.
+func ask(ctx context.Context, db *projections.DB, t projections.Tables, params Params, kept bool) (Answer, error) {
 	if params.AsOf.IsZero() {
 		return Answer{}, domain.Invalid("as_of", "is required")
 	}
@@ -179,6 +190,13 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	var answer Answer
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q.tx = tx
+		if kept {
+			now, err := q.isNow(ctx)
+			if err != nil {
+				return err
+			}
+			q.present, q.kept = now, now
+		}
 		var err error
 		answer, err = q.answer(ctx, qn)
 		return err
@@ -218,9 +236,41 @@ type query struct {
 	asOf  int64
 	owner string
 	// present asks for the board as of any time at or after the latest business time in the
-	// tables: the open intervals are those not left, the closed ones all the others. asOf is
-	// then unused (days in stage are counted by Present.At).
+	// tables: the open intervals are those not left, the closed ones all the others.
 	present bool
+	// kept: the totals and velocity are read from what the fold keeps (with present).
+	kept bool
+}
+
+// isNow tells whether as_of is at or after the horizon the fold keeps.
+func (q *query) isNow(ctx context.Context) (bool, error) {
+	var horizon int64
+	err := q.tx.QueryRowContext(ctx, `SELECT at FROM `+q.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("horizon of the board: %w", err)
+	}
+	return q.asOf >= horizon, nil
+}
+
+// totals selects the count, totals and weighted totals per currency of a stage's open deals.
+func (q *query) totalsOf(stage deal.Stage) (string, []any) {
+	if q.kept {
+		stmt := `SELECT i.currency, CAST(SUM(i.deals) AS BIGINT), CAST(SUM(i.amount) AS BIGINT), CAST(SUM(i.weighted) AS BIGINT)
+			FROM ` + q.t.Name(tableTotals) + ` i WHERE i.stage = ?`
+		args := []any{string(stage)}
+		if q.owner != "" {
+			stmt += ` AND i.owner = ?`
+			args = append(args, q.owner)
+		}
+		return stmt + ` GROUP BY i.currency ORDER BY i.currency`, args
+	}
+	from, args := q.openIn(stage, false)
+	return `SELECT i.currency, COUNT(*), CAST(SUM(i.amount) AS BIGINT),
+		CAST(SUM((i.amount * ? + 50) / 100) AS BIGINT)` + from + ` GROUP BY i.currency ORDER BY i.currency`,
+		append([]any{int64(stage.Probability())}, args...)
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
@@ -256,11 +306,8 @@ func (q *query) openIn(stage deal.Stage, cards bool) (string, []any) {
 func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *cursor) (Column, error) {
 	prob := int64(stage.Probability())
 	col := Column{Stage: stage, Probability: stage.Probability(), Totals: []Total{}, Cards: []Card{}}
-	from, args := q.openIn(stage, false)
-
-	rows, err := q.rows(ctx, `SELECT i.currency, COUNT(*), CAST(SUM(i.amount) AS BIGINT),
-		CAST(SUM((i.amount * ? + 50) / 100) AS BIGINT)`+from+` GROUP BY i.currency ORDER BY i.currency`,
-		append([]any{prob}, args...)...)
+	stmt, args := q.totalsOf(stage)
+	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
 		return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
 	}
@@ -280,7 +327,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 		return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
 	}
 
-	from, args = q.openIn(stage, true)
+	from, args := q.openIn(stage, true)
 	page := `SELECT i.deal_id, d.title, d.contact_id, COALESCE(c.name, ''), d.owner, i.amount, i.currency,
 		d.expected_close, i.entered_at` + from
 	if after != nil {
@@ -322,6 +369,9 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 }
 
 func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
+	if q.kept {
+		return q.keptVelocity(ctx, stage)
+	}
 	stmt := `SELECT i.left_at - i.entered_at FROM ` + q.t.Name(tableIntervals) + ` i WHERE`
 	var args []any
 	if q.owner != "" {
@@ -351,6 +401,24 @@ func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error
 		return Velocity{}, fmt.Errorf("velocity of %s: %w", stage, err)
 	}
 	return Velocity{Stage: stage, ClosedIntervals: len(durations), MedianDays: medianDays(durations)}, nil
+}
+
+// keptVelocity reads the velocity of a stage from the lengths of stay the fold keeps.
+func (q *query) keptVelocity(ctx context.Context, stage deal.Stage) (Velocity, error) {
+	dim, value := dimAll, ""
+	s := lengths.Series{Bins: q.t.Name(tableStayBins), Exact: q.t.Name(tableStays),
+		ExactWhere: `stage = ?`, ExactArgs: []any{string(stage)}}
+	if q.owner != "" {
+		dim, value = dimOwner, q.owner
+		s.ExactWhere += ` AND owner = ?`
+		s.ExactArgs = append(s.ExactArgs, q.owner)
+	}
+	s.Where, s.Args = `dim = ? AND value = ? AND stage = ?`, []any{dim, value, string(stage)}
+	st, err := lengths.Read(ctx, q.tx, q.db.Dialect, s)
+	if err != nil {
+		return Velocity{}, fmt.Errorf("velocity of %s: %w", stage, err)
+	}
+	return Velocity{Stage: stage, ClosedIntervals: st.Count, MedianDays: st.Median}, nil
 }
 
 func closeRows(rows *sql.Rows) error {

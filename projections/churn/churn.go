@@ -3,13 +3,22 @@
 // of a date) over those that entered it; the deals lost by stage and reason; and, per churn,
 // the facts around it (time since won, last NPS, last touchpoint, overdue tasks).
 //
-// Every table keeps times, so that any question can be answered as of a business time T, and
-// dormancy, which depends on T, is computed at query time only.
+// The detail tables keep times, so that any question can be answered as of a business time T,
+// and dormancy, which depends on T, is computed at query time only. Beside them the fold keeps
+// what a question about now reads (as_of at or after the horizon, the latest business time in
+// the tables): the phase counts per cohort and channel, the lost deals per stage, reason and
+// currency, and each contact's open phase and last activity; dormancy is then counted from the
+// contacts active since the dormancy cutoff only (see query.go).
 //
 // Tables (prefix from projections.Tables):
 //
 //	contacts     contact_id, name (current), created_at, cohort (YYYY-MM of created_at, UTC),
-//	             channel, last_seq (the seq of the contact's latest visit)
+//	             channel, last_seq (the seq of the contact's latest visit), entered, lost and
+//	             churned (bit sets over the phases' ranks: entered, left to lost, left to
+//	             churned), open_phase (the phase of the open visit; '' in an exit), open_exited
+//	             (1 when the contact was lost or churned from its open phase before),
+//	             touched (1 once it has a touchpoint), idle_since (its latest touchpoint, else
+//	             its creation)
 //	visits       contact_id, seq (1, 2, ... per contact), phase (a lifecycle phase or an exit),
 //	             entered_at, left_at and next_phase (NULL while open)
 //	touchpoints  position (of the event in the global log: the key, so that the rows of a
@@ -21,6 +30,13 @@
 //	             (NULL while open)
 //	deal_losses  deal_id, seq (1, 2, ... per deal), contact_id, from_stage, reason, amount,
 //	             currency, lost_at, reopened_at (NULL while the deal stays lost)
+//	phase_counts cohort, channel, phase: entered, lost, churned, exited (distinct contacts, as
+//	             in PhaseDropOff), open_visits and open_not_exited (contacts whose open visit is
+//	             in the phase, and those of them not lost or churned from it before)
+//	lost_deals   cohort, channel (of the deal's contact; '' when unknown), stage, reason,
+//	             currency: losses and amount of the losses not reopened
+//	horizon      id (always 1), at: the latest creation, visit entered or left, touchpoint,
+//	             loss or reopening
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package churn
@@ -43,9 +59,10 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 2,
-		Tables:  []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses},
-		Fold:    m.fold,
+		Version: 3,
+		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
+			m.phaseCounts, m.lostDeals, m.horizon},
+		Fold: m.fold,
 	})
 }
 
@@ -57,6 +74,9 @@ const (
 	tableSurveys     = "surveys"
 	tableTasks       = "tasks"
 	tableDealLosses  = "deal_losses"
+	tablePhaseCounts = "phase_counts"
+	tableLostDeals   = "lost_deals"
+	tableHorizon     = "horizon"
 )
 
 type contactRow struct {
@@ -64,6 +84,28 @@ type contactRow struct {
 	createdAt       int64
 	cohort, channel string
 	lastSeq         int64
+	// entered, lost, churned: bit rank-1 of each phase
+	entered, lost, churned int64
+	openPhase              string
+	openExited             int64
+	touched, idleSince     int64
+}
+
+// phaseCountRow counts the contacts of a cohort and channel in one phase.
+type phaseCountRow struct {
+	cohort, channel, phase         string
+	entered, lost, churned, exited int64
+	open, openNotExited            int64
+}
+
+// lostDealRow sums the standing losses of a cohort and channel by stage, reason and currency.
+type lostDealRow struct {
+	cohort, channel, stage, reason, currency string
+	count, amount                            int64
+}
+
+type horizonRow struct {
+	id, at int64
 }
 
 type visitRow struct {
@@ -112,6 +154,9 @@ type model struct {
 	surveys     *readmodel.Table[surveyRow]
 	tasks       *readmodel.Table[taskRow]
 	dealLosses  *readmodel.Table[lossRow]
+	phaseCounts *readmodel.Table[phaseCountRow]
+	lostDeals   *readmodel.Table[lostDealRow]
+	horizon     *readmodel.Table[horizonRow]
 }
 
 func newModel() *model {
@@ -122,6 +167,9 @@ func newModel() *model {
 		s  = surveyRow
 		tk = taskRow
 		l  = lossRow
+		pc = phaseCountRow
+		ld = lostDealRow
+		h  = horizonRow
 	)
 	m := &model{}
 	m.visits = readmodel.NewTable(tableVisits, 2,
@@ -131,16 +179,27 @@ func newModel() *model {
 		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
 		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
 		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next })).
-		Clustered()
+		Clustered().
+		// The churns in the order they are listed and paged.
+		WithIndexes(readmodel.Index{Name: "churns", Columns: "left_at, contact_id, seq", Where: "next_phase = 'churned'"})
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }),
 		readmodel.BigInt("created_at", func(r *c) *int64 { return &r.createdAt }),
 		readmodel.Text("cohort", func(r *c) *string { return &r.cohort }),
 		readmodel.Text("channel", func(r *c) *string { return &r.channel }),
-		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq })).
+		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq }),
+		readmodel.Integer("entered", func(r *c) *int64 { return &r.entered }),
+		readmodel.Integer("lost", func(r *c) *int64 { return &r.lost }),
+		readmodel.Integer("churned", func(r *c) *int64 { return &r.churned }),
+		readmodel.Text("open_phase", func(r *c) *string { return &r.openPhase }),
+		readmodel.Integer("open_exited", func(r *c) *int64 { return &r.openExited }),
+		readmodel.Integer("touched", func(r *c) *int64 { return &r.touched }),
+		readmodel.BigInt("idle_since", func(r *c) *int64 { return &r.idleSince })).
 		Clustered().
-		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
+		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"},
+			// Dormancy now: the contacts active since the cutoff, a recent few.
+			readmodel.Index{Name: "idle", Columns: "idle_since, open_phase", Where: "open_phase <> ''"}).
 		// A phase change reads the contact's current visit after the contact.
 		Then(m.visits, func(r *c) []any { return []any{r.contactID, r.lastSeq} })
 	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
@@ -171,6 +230,29 @@ func newModel() *model {
 		readmodel.Text("currency", func(r *l) *string { return &r.currency }),
 		readmodel.BigInt("lost_at", func(r *l) *int64 { return &r.lostAt }),
 		readmodel.NullBigInt("reopened_at", func(r *l) *sql.NullInt64 { return &r.reopenedAt }))
+	m.phaseCounts = readmodel.NewTable(tablePhaseCounts, 3,
+		readmodel.Text("cohort", func(r *pc) *string { return &r.cohort }),
+		readmodel.Text("channel", func(r *pc) *string { return &r.channel }),
+		readmodel.Text("phase", func(r *pc) *string { return &r.phase }),
+		readmodel.Integer("entered", func(r *pc) *int64 { return &r.entered }),
+		readmodel.Integer("lost", func(r *pc) *int64 { return &r.lost }),
+		readmodel.Integer("churned", func(r *pc) *int64 { return &r.churned }),
+		readmodel.Integer("exited", func(r *pc) *int64 { return &r.exited }),
+		readmodel.Integer("open_visits", func(r *pc) *int64 { return &r.open }),
+		readmodel.Integer("open_not_exited", func(r *pc) *int64 { return &r.openNotExited })).
+		Clustered()
+	m.lostDeals = readmodel.NewTable(tableLostDeals, 5,
+		readmodel.Text("cohort", func(r *ld) *string { return &r.cohort }),
+		readmodel.Text("channel", func(r *ld) *string { return &r.channel }),
+		readmodel.Text("stage", func(r *ld) *string { return &r.stage }),
+		readmodel.Text("reason", func(r *ld) *string { return &r.reason }),
+		readmodel.Text("currency", func(r *ld) *string { return &r.currency }),
+		readmodel.BigInt("losses", func(r *ld) *int64 { return &r.count }),
+		readmodel.BigInt("amount", func(r *ld) *int64 { return &r.amount })).
+		Clustered()
+	m.horizon = readmodel.NewTable(tableHorizon, 1,
+		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
+		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
 	return m
 }
 
@@ -183,9 +265,12 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name, createdAt: at,
-			cohort: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel), lastSeq: 1})
+		c := contactRow{contactID: ev.ContactID, name: ev.Name, createdAt: at,
+			cohort: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel), lastSeq: 1, idleSince: at}
+		m.count(rows, contactRow{cohort: c.cohort, channel: c.channel}, enter(c, contact.Lead))
+		m.contacts.Upsert(rows, enter(c, contact.Lead))
 		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
+		m.reach(rows, at)
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
 		if err != nil {
@@ -210,6 +295,13 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return err
 		}
 		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, occurredAt: at})
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+			if c.touched == 0 || at > c.idleSince {
+				c.touched, c.idleSince = 1, at
+			}
+			m.contacts.Upsert(rows, c)
+		}
+		m.reach(rows, at)
 	case contact.TypeSurveyRecorded:
 		ev, err := readmodel.Decode[contact.SurveyRecorded](e)
 		if err != nil {
@@ -241,6 +333,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
+		m.reach(rows, at)
 		return m.recordLoss(rows, ev, at)
 	case deal.TypeReopened:
 		ev, err := readmodel.Decode[deal.Reopened](e)
@@ -251,10 +344,97 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			if !r.reopenedAt.Valid {
 				r.reopenedAt = sql.NullInt64{Int64: at, Valid: true}
 				m.dealLosses.Upsert(rows, r)
+				m.addLoss(rows, r, -1)
 			}
 		}
+		m.reach(rows, at)
 	}
 	return nil
+}
+
+// reach moves the horizon to at when at is later.
+func (m *model) reach(rows *readmodel.Rows, at int64) {
+	h, ok := m.horizon.Get(rows, 1)
+	if !ok || at > h.at {
+		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
+	}
+}
+
+// bit is the bit of a lifecycle phase in a contact's sets; 0 for an exit.
+func bit(p contact.Phase) int64 {
+	if r := p.Rank(); r > 0 {
+		return 1 << (r - 1)
+	}
+	return 0
+}
+
+// enter returns c with its open visit in phase p.
+func enter(c contactRow, p contact.Phase) contactRow {
+	c.entered |= bit(p)
+	c.openPhase, c.openExited = "", 0
+	if bit(p) != 0 {
+		c.openPhase = string(p)
+		if (c.lost|c.churned)&bit(p) != 0 {
+			c.openExited = 1
+		}
+	}
+	return c
+}
+
+// count adds to the phase counts of the contact's cohort what changed from before to after.
+func (m *model) count(rows *readmodel.Rows, before, after contactRow) {
+	for _, p := range contact.Phases() {
+		b := bit(p)
+		d := phaseCountRow{
+			entered: flips(before.entered, after.entered, b),
+			lost:    flips(before.lost, after.lost, b),
+			churned: flips(before.churned, after.churned, b),
+			exited:  flips(before.lost|before.churned, after.lost|after.churned, b),
+		}
+		if before.openPhase == string(p) {
+			d.open--
+			d.openNotExited -= 1 - before.openExited
+		}
+		if after.openPhase == string(p) {
+			d.open++
+			d.openNotExited += 1 - after.openExited
+		}
+		if d == (phaseCountRow{}) {
+			continue
+		}
+		r, _ := m.phaseCounts.Get(rows, after.cohort, after.channel, string(p))
+		r.cohort, r.channel, r.phase = after.cohort, after.channel, string(p)
+		r.entered += d.entered
+		r.lost += d.lost
+		r.churned += d.churned
+		r.exited += d.exited
+		r.open += d.open
+		r.openNotExited += d.openNotExited
+		m.phaseCounts.Upsert(rows, r)
+	}
+}
+
+// flips is 1 when bit b is set in after and not in before (bits are never cleared).
+func flips(before, after, b int64) int64 {
+	if before&b == 0 && after&b != 0 {
+		return 1
+	}
+	return 0
+}
+
+// addLoss adds a standing loss (sign 1) or takes a reopened one away (sign -1) from the lost
+// deals of its contact's cohort.
+func (m *model) addLoss(rows *readmodel.Rows, l lossRow, sign int64) {
+	c, _ := m.contacts.Get(rows, l.contactID)
+	r, _ := m.lostDeals.Get(rows, c.cohort, c.channel, l.fromStage, l.reason, l.currency)
+	r.cohort, r.channel, r.stage, r.reason, r.currency = c.cohort, c.channel, l.fromStage, l.reason, l.currency
+	r.count += sign
+	r.amount += sign * l.amount
+	if r.count == 0 {
+		m.lostDeals.Delete(rows, r.cohort, r.channel, r.stage, r.reason, r.currency)
+		return
+	}
+	m.lostDeals.Upsert(rows, r)
 }
 
 func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {
@@ -266,14 +446,24 @@ func (m *model) changePhase(rows *readmodel.Rows, contactID string, to contact.P
 	if !ok {
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
+	before := c
 	if v, ok := m.visits.Get(rows, contactID, c.lastSeq); ok {
 		v.leftAt = sql.NullInt64{Int64: at, Valid: true}
 		v.next = sql.NullString{String: string(to), Valid: true}
 		m.visits.Upsert(rows, v)
+		switch to {
+		case contact.Lost:
+			c.lost |= bit(contact.Phase(v.phase))
+		case contact.Churned:
+			c.churned |= bit(contact.Phase(v.phase))
+		}
 	}
 	c.lastSeq++
+	c = enter(c, to)
+	m.count(rows, before, c)
 	m.openVisit(rows, contactID, c.lastSeq, to, at)
 	m.contacts.Upsert(rows, c)
+	m.reach(rows, at)
 	return nil
 }
 
@@ -286,7 +476,9 @@ func (m *model) recordLoss(rows *readmodel.Rows, ev *deal.Lost, at int64) error 
 			return fmt.Errorf("loss %d of deal %s is recorded already", seq, ev.DealID)
 		}
 	}
-	m.dealLosses.Upsert(rows, lossRow{dealID: ev.DealID, seq: seq, contactID: ev.ContactID, fromStage: string(ev.FromStage),
-		reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: at})
+	l := lossRow{dealID: ev.DealID, seq: seq, contactID: ev.ContactID, fromStage: string(ev.FromStage),
+		reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: at}
+	m.dealLosses.Upsert(rows, l)
+	m.addLoss(rows, l, 1)
 	return nil
 }

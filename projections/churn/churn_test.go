@@ -43,6 +43,10 @@ func TestQueryRejectsBadParams(t *testing.T) {
 		{"bad cohort", churn.Params{AsOf: asOf, Cohort: "January"}, "cohort"},
 		{"unknown channel", churn.Params{AsOf: asOf, Channel: "fax"}, "channel"},
 		{"negative dormant days", churn.Params{AsOf: asOf, DormantDays: -1}, "dormant_days"},
+		{"negative limit", churn.Params{AsOf: asOf, Limit: -1}, "limit"},
+		{"limit over the maximum", churn.Params{AsOf: asOf, Limit: churn.MaxLimit + 1}, "limit"},
+		{"cursor not base64", churn.Params{AsOf: asOf, Cursor: "!!"}, "cursor"},
+		{"cursor of another list", churn.Params{AsOf: asOf, Cursor: "eyJzIjoicHJvcG9zYWwifQ"}, "cursor"},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(churn.Projection(), "")

@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,7 +36,19 @@ type Params struct {
 	Channel string `json:"channel,omitempty"`
 	// DormantDays is N of the dormancy rule; DefaultDormantDays when 0.
 	DormantDays int `json:"dormant_days,omitempty"`
+	// Limit is the number of churned customers in the answer: DefaultLimit when 0, at most
+	// MaxLimit.
+	Limit int `json:"limit,omitempty"`
+	// Cursor, from an answer's next_cursor, asks for the churned customers after those of that
+	// answer. The other parameters must be the same as for the answer that gave it.
+	Cursor string `json:"cursor,omitempty"`
 }
+
+// Page sizes of the churned customers.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
 
 // Answer is where the contacts of a cohort dropped out, as of a time.
 type Answer struct {
@@ -48,9 +62,12 @@ type Answer struct {
 	// LostDeals are the deals lost as of as_of (lost and not reopened since), by the stage they
 	// were lost from and the reason, in pipeline and reason-list order.
 	LostDeals []LostDeals `json:"lost_deals"`
-	// ChurnedCustomers lists every churn (a phase change to churned) at or before as_of, by time;
-	// a customer won back and churned again appears once per churn.
+	// ChurnedCustomers lists one page of the churns (phase changes to churned) at or before
+	// as_of, by time, then contact; a customer won back and churned again appears once per
+	// churn.
 	ChurnedCustomers []ChurnedCustomer `json:"churned_customers"`
+	// NextCursor asks for the next page of churned customers; empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // PhaseDropOff is how many of the contacts that entered a phase ended their journey in it.
@@ -141,7 +158,17 @@ func (params Params) check() (dormantDays int, cohort filter, err error) {
 
 // Query answers the churn points from the tables of set t. Invalid parameters return a domain
 // error with code invalid naming the parameter.
+//
+// A question about now (as_of at or after the horizon, the latest business time in the tables)
+// reads the counts the fold keeps, and counts dormancy from the contacts active since the
+// cutoff; an earlier as_of reads the visits of every contact of the cohort. Both give the same
+// answer at and after the horizon. The churned customers are a page of them either way.
 func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	return ask(ctx, db, t, params, true)
+}
+
+// ask answers as Query does; without kept, from the visits at every as_of.
+func ask(ctx context.Context, db *projections.DB, t projections.Tables, params Params, kept bool) (Answer, error) {
 	if params.AsOf.IsZero() {
 		return Answer{}, domain.Invalid("as_of", "is required")
 	}
@@ -149,29 +176,33 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if err != nil {
 		return Answer{}, err
 	}
-	asOf := params.AsOf.UTC()
-	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort}
-	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
-	counts, err := q.read(ctx, &answer, nil)
+	page, err := params.page()
 	if err != nil {
 		return Answer{}, err
 	}
-	answer.Phases = dropOffs(counts, q.asOf, int64(dormantDays)*microsPerDay)
+	asOf := params.AsOf.UTC()
+	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort, dormantFor: int64(dormantDays) * microsPerDay, page: page, kept: kept}
+	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
+	counts, err := q.read(ctx, &answer)
+	if err != nil {
+		return Answer{}, err
+	}
+	answer.Phases = dropOffs(counts)
 	return answer, nil
 }
 
-// read reads the phase counts, and the lost deals and churns into answer, as of q.asOf, and
-// the horizon when asked: in one read transaction, or, when nothing writes to the database
-// any more (a time-travel set), side by side, each in a transaction of its own.
-func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[contact.Phase]*phaseCounts, error) {
+// read reads the phase counts, and the lost deals and churns into answer, as of q.asOf: in
+// one read transaction, or, when nothing writes to the database any more (a time-travel set),
+// side by side, each in a transaction of its own.
+func (q query) read(ctx context.Context, answer *Answer) (map[contact.Phase]*phaseCounts, error) {
 	var counts map[contact.Phase]*phaseCounts
 	parts := []func(q *query) error{
 		func(q *query) (err error) { counts, err = q.phaseCounts(ctx); return err },
 		func(q *query) (err error) { answer.LostDeals, err = q.lostDeals(ctx); return err },
-		func(q *query) (err error) { answer.ChurnedCustomers, err = q.churns(ctx); return err },
-	}
-	if horizon != nil {
-		parts = append(parts, func(q *query) (err error) { *horizon, err = q.horizon(ctx); return err })
+		func(q *query) (err error) {
+			answer.ChurnedCustomers, answer.NextCursor, err = q.churns(ctx)
+			return err
+		},
 	}
 	in := func(part func(q *query) error) func(tx *sql.Tx) error {
 		return func(tx *sql.Tx) error {
@@ -180,8 +211,12 @@ func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[co
 			return part(&q)
 		}
 	}
+	decide := in(func(qq *query) (err error) { q.now, err = qq.isNow(ctx); return err })
 	if !q.db.Frozen() {
 		err := q.db.ReadOnly(ctx, func(tx *sql.Tx) error {
+			if err := decide(tx); err != nil {
+				return err
+			}
 			for _, part := range parts {
 				if err := in(part)(tx); err != nil {
 					return err
@@ -190,6 +225,9 @@ func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[co
 			return nil
 		})
 		return counts, err
+	}
+	if err := q.db.ReadOnly(ctx, decide); err != nil {
+		return nil, err
 	}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
@@ -200,13 +238,32 @@ func (q query) read(ctx context.Context, answer *Answer, horizon *int64) (map[co
 	return counts, errors.Join(errs...)
 }
 
+// isNow tells whether as_of is at or after the horizon kept by the fold: every time in the
+// tables is then at or before it, and the kept counts answer.
+func (q *query) isNow(ctx context.Context) (bool, error) {
+	var horizon int64
+	err := q.tx.QueryRowContext(ctx, `SELECT at FROM `+q.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
+	if errors.Is(err, sql.ErrNoRows) {
+		return q.kept, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("horizon of the churn points: %w", err)
+	}
+	return q.kept && q.asOf >= horizon, nil
+}
+
 // query runs the statements of one answer in one read transaction.
 type query struct {
-	db     *projections.DB
-	tx     *sql.Tx
-	t      projections.Tables
-	asOf   int64
-	cohort filter
+	db         *projections.DB
+	tx         *sql.Tx
+	t          projections.Tables
+	asOf       int64
+	cohort     filter
+	dormantFor int64
+	page       page
+	// now: as_of is at or after the horizon, the kept counts answer (see isNow); only when
+	// kept allows it.
+	now, kept bool
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
@@ -223,20 +280,17 @@ type phaseCounts struct {
 	// entered, lost and churned count the distinct contacts with a visit of the phase, with a
 	// change from it to lost, to churned; exited those with either.
 	entered, lost, churned, exited int
-	// idle are the last activities (latest touchpoint at or before T, else creation) of the
-	// contacts in the phase at T, sorted: those that can turn dormant. idleNotExited keeps those
-	// not already counted in exited.
-	idle, idleNotExited []int64
+	// dormant counts the contacts in the phase at T whose last activity (latest touchpoint at
+	// or before T, else creation) is dormant_days or more before T; dormantNotExited those of
+	// them not already counted in exited.
+	dormant, dormantNotExited int
 }
 
-// dropOffs ranks the phases by drop-off rate as of asOf, with dormancy judged at asOf.
-func dropOffs(counts map[contact.Phase]*phaseCounts, asOf, dormantFor int64) []PhaseDropOff {
-	// idle at or before this for dormantFor or longer: dormant
-	cutoff := asOf - dormantFor
-	atOrBefore := func(sorted []int64) int {
-		n, _ := slices.BinarySearch(sorted, cutoff+1)
-		return n
-	}
+// cutoff is the latest last activity of a dormant contact: idle since then or earlier.
+func (q *query) cutoff() int64 { return q.asOf - q.dormantFor }
+
+// dropOffs ranks the phases by drop-off rate.
+func dropOffs(counts map[contact.Phase]*phaseCounts) []PhaseDropOff {
 	var result []PhaseDropOff
 	for _, p := range contact.Phases() {
 		c := counts[p]
@@ -244,7 +298,7 @@ func dropOffs(counts map[contact.Phase]*phaseCounts, asOf, dormantFor int64) []P
 			c = &phaseCounts{}
 		}
 		d := PhaseDropOff{Phase: p, Entered: c.entered, Lost: c.lost, Churned: c.churned,
-			Dormant: atOrBefore(c.idle), Ended: c.exited + atOrBefore(c.idleNotExited)}
+			Dormant: c.dormant, Ended: c.exited + c.dormantNotExited}
 		d.DropOffRate = ratio(d.Ended, d.Entered)
 		result = append(result, d)
 	}
@@ -262,10 +316,82 @@ func dropOffs(counts map[contact.Phase]*phaseCounts, asOf, dormantFor int64) []P
 	return result
 }
 
-// phaseCounts reads the counts of every phase as of q.asOf, from the visits in contact order:
-// each contact's phases are gathered in a few bit sets and counted when the next contact
-// starts, so memory does not grow with the number of contacts.
+// phaseCounts reads the counts of every phase as of q.asOf: kept or read from the visits.
 func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts, error) {
+	if q.now {
+		return q.keptPhaseCounts(ctx)
+	}
+	return q.visitPhaseCounts(ctx)
+}
+
+// keptPhaseCounts sums the counts the fold keeps over the cohort's rows, and counts dormancy
+// as the contacts open in a phase less those active after the cutoff (a recent few, found by
+// index).
+func (q *query) keptPhaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts, error) {
+	counts := newPhaseCounts()
+	rows, err := q.rows(ctx, `SELECT c.phase, CAST(SUM(c.entered) AS BIGINT), CAST(SUM(c.lost) AS BIGINT),
+		CAST(SUM(c.churned) AS BIGINT), CAST(SUM(c.exited) AS BIGINT), CAST(SUM(c.open_visits) AS BIGINT),
+		CAST(SUM(c.open_not_exited) AS BIGINT)
+		FROM `+q.t.Name(tablePhaseCounts)+` c WHERE 1 = 1`+q.cohort.where+` GROUP BY c.phase`, q.cohort.args...)
+	if err != nil {
+		return nil, fmt.Errorf("phase counts: %w", err)
+	}
+	for rows.Next() {
+		var (
+			phase string
+			pc    phaseCounts
+		)
+		if err := rows.Scan(&phase, &pc.entered, &pc.lost, &pc.churned, &pc.exited, &pc.dormant, &pc.dormantNotExited); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("phase counts: %w", err)
+		}
+		if c, ok := counts[contact.Phase(phase)]; ok {
+			*c = pc // dormant: every open contact, less the active ones below
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("phase counts: %w", err)
+	}
+	rows, err = q.rows(ctx, `SELECT c.open_phase, c.open_exited, COUNT(*) FROM `+q.t.Name(tableContacts)+` c
+		WHERE c.idle_since > ? AND c.open_phase <> ''`+q.cohort.where+` GROUP BY c.open_phase, c.open_exited`,
+		append([]any{q.cutoff()}, q.cohort.args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("active contacts: %w", err)
+	}
+	for rows.Next() {
+		var (
+			phase         string
+			exited, count int
+		)
+		if err := rows.Scan(&phase, &exited, &count); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("active contacts: %w", err)
+		}
+		if c, ok := counts[contact.Phase(phase)]; ok {
+			c.dormant -= count
+			if exited == 0 {
+				c.dormantNotExited -= count
+			}
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("active contacts: %w", err)
+	}
+	return counts, nil
+}
+
+func newPhaseCounts() map[contact.Phase]*phaseCounts {
+	counts := map[contact.Phase]*phaseCounts{}
+	for _, p := range contact.Phases() {
+		counts[p] = &phaseCounts{}
+	}
+	return counts
+}
+
+// visitPhaseCounts reads the counts of every phase as of q.asOf from the visits in contact
+// order: each contact's phases are gathered in a few bit sets and counted when the next
+// contact starts, so memory does not grow with the number of contacts.
+func (q *query) visitPhaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts, error) {
 	where, args := q.contacts()
 	// Only the last visit of a contact can be open at as_of (a later one would have been
 	// entered after it); for an open visit, the contact's last activity as of as_of: its
@@ -280,10 +406,8 @@ func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts
 		return nil, fmt.Errorf("visits: %w", err)
 	}
 	phases := contact.Phases()
-	counts := make(map[contact.Phase]*phaseCounts, len(phases))
-	for _, p := range phases {
-		counts[p] = &phaseCounts{}
-	}
+	counts := newPhaseCounts()
+	cutoff := q.cutoff()
 	var (
 		c       contactPhases
 		current []byte
@@ -300,7 +424,7 @@ func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts
 			return nil, fmt.Errorf("visits: %w", err)
 		}
 		if !bytes.Equal(id, current) {
-			c.countInto(counts, phases)
+			c.countInto(counts, phases, cutoff)
 			current, c = append(current[:0], id...), contactPhases{}
 		}
 		c.visit(contact.Phase(phase), !left.Valid || left.Int64 > q.asOf, contact.Phase(next.String), last.Int64)
@@ -308,11 +432,7 @@ func (q *query) phaseCounts(ctx context.Context) (map[contact.Phase]*phaseCounts
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("visits: %w", err)
 	}
-	c.countInto(counts, phases)
-	for _, pc := range counts {
-		slices.Sort(pc.idle)
-		slices.Sort(pc.idleNotExited)
-	}
+	c.countInto(counts, phases, cutoff)
 	return counts, nil
 }
 
@@ -345,8 +465,9 @@ func (c *contactPhases) visit(phase contact.Phase, open bool, next contact.Phase
 	}
 }
 
-// countInto adds the contact to the counts of its phases.
-func (c *contactPhases) countInto(counts map[contact.Phase]*phaseCounts, phases []contact.Phase) {
+// countInto adds the contact to the counts of its phases; it is dormant when its last activity
+// is at or before cutoff.
+func (c *contactPhases) countInto(counts map[contact.Phase]*phaseCounts, phases []contact.Phase, cutoff int64) {
 	if c.entered == 0 {
 		return
 	}
@@ -367,11 +488,11 @@ func (c *contactPhases) countInto(counts map[contact.Phase]*phaseCounts, phases 
 			pc.exited++
 		}
 	}
-	if c.open != "" {
+	if c.open != "" && c.idleSince <= cutoff {
 		pc := counts[c.open]
-		pc.idle = append(pc.idle, c.idleSince)
+		pc.dormant++
 		if bit := uint16(1) << (c.open.Rank() - 1); (c.lost|c.churned)&bit == 0 {
-			pc.idleNotExited = append(pc.idleNotExited, c.idleSince)
+			pc.dormantNotExited++
 		}
 	}
 }
@@ -383,16 +504,28 @@ func nilRank(f *float64) int {
 	return 0
 }
 
+// lostDeals reads the standing losses by stage, reason and currency: kept per cohort, or read
+// from the losses as of as_of.
 func (q *query) lostDeals(ctx context.Context) ([]LostDeals, error) {
-	stmt := `SELECT l.from_stage, l.reason, l.currency, COUNT(*), CAST(SUM(l.amount) AS BIGINT) FROM ` + q.t.Name(tableDealLosses) + ` l`
-	args := []any{q.asOf, q.asOf}
-	where := ` WHERE l.lost_at <= ? AND (l.reopened_at IS NULL OR l.reopened_at > ?)`
-	if q.cohort.where != "" {
-		stmt += ` JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = l.contact_id`
-		where += q.cohort.where
-		args = append(args, q.cohort.args...)
+	var stmt string
+	var args []any
+	if q.now {
+		stmt = `SELECT c.stage, c.reason, c.currency, CAST(SUM(c.losses) AS BIGINT), CAST(SUM(c.amount) AS BIGINT)
+			FROM ` + q.t.Name(tableLostDeals) + ` c WHERE 1 = 1` + q.cohort.where +
+			` GROUP BY c.stage, c.reason, c.currency ORDER BY c.currency`
+		args = q.cohort.args
+	} else {
+		stmt = `SELECT l.from_stage, l.reason, l.currency, COUNT(*), CAST(SUM(l.amount) AS BIGINT) FROM ` + q.t.Name(tableDealLosses) + ` l`
+		args = []any{q.asOf, q.asOf}
+		where := ` WHERE l.lost_at <= ? AND (l.reopened_at IS NULL OR l.reopened_at > ?)`
+		if q.cohort.where != "" {
+			stmt += ` JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = l.contact_id`
+			where += q.cohort.where
+			args = append(args, q.cohort.args...)
+		}
+		stmt += where + ` GROUP BY l.from_stage, l.reason, l.currency ORDER BY l.currency`
 	}
-	rows, err := q.rows(ctx, stmt+where+` GROUP BY l.from_stage, l.reason, l.currency ORDER BY l.currency`, args...)
+	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("lost deals: %w", err)
 	}
@@ -442,10 +575,59 @@ func compareListed[T ~string](list []T, a, b T) int {
 	return cmp.Or(cmp.Compare(index(a), index(b)), cmp.Compare(a, b))
 }
 
-func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, error) {
+// page is a page of churned customers asked for: its size, and the churn it follows.
+type page struct {
+	limit int
+	after *cursor
+}
+
+// cursor is the churn after which the next page starts, in the order of the list.
+type cursor struct {
+	LeftAt    int64  `json:"t"`
+	ContactID string `json:"c"`
+	Seq       int64  `json:"s"`
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// page validates limit and cursor.
+func (params Params) page() (page, error) {
+	p := page{limit: params.Limit}
+	switch {
+	case p.limit == 0:
+		p.limit = DefaultLimit
+	case p.limit < 0 || p.limit > MaxLimit:
+		return page{}, domain.Invalid("limit", "%d is outside 1..%d", p.limit, MaxLimit)
+	}
+	if params.Cursor != "" {
+		var c cursor
+		b, err := base64.RawURLEncoding.DecodeString(params.Cursor)
+		if err == nil {
+			err = json.Unmarshal(b, &c)
+		}
+		if err != nil || c.ContactID == "" || c.Seq < 1 {
+			return page{}, domain.Invalid("cursor", "is not a cursor of the churn points")
+		}
+		p.after = &c
+	}
+	return p, nil
+}
+
+// churns reads one page of the churns, found by the index of the visits that ended in a churn,
+// and the cursor of the next page.
+func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
 	where, args := q.contacts()
+	after := ""
+	if c := q.page.after; c != nil {
+		after = ` AND (v.left_at > ? OR (v.left_at = ? AND (v.contact_id > ? OR (v.contact_id = ? AND v.seq > ?))))`
+		args = append(args, c.LeftAt, c.LeftAt, c.ContactID, c.ContactID, c.Seq)
+	}
 	v, tp, s, k := q.t.Name(tableVisits), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
-	rows, err := q.rows(ctx, `SELECT v.contact_id, c.name, v.phase, v.left_at,
+	// next_phase is a literal: the partial index of churns is then usable.
+	rows, err := q.rows(ctx, `SELECT v.contact_id, v.seq, c.name, v.phase, v.left_at,
 		(SELECT MAX(w.entered_at) FROM `+v+` w WHERE w.contact_id = v.contact_id AND w.seq <= v.seq AND w.phase = ?),
 		(SELECT s.nps FROM `+s+` s WHERE s.contact_id = v.contact_id AND s.occurred_at <= v.left_at
 			ORDER BY s.occurred_at DESC, s.position DESC LIMIT 1),
@@ -453,24 +635,35 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, error) {
 		(SELECT COUNT(*) FROM `+k+` k WHERE k.contact_id = v.contact_id AND k.scheduled_at <= v.left_at
 			AND k.overdue_at <= v.left_at AND (k.completed_at IS NULL OR k.completed_at > v.left_at))
 		FROM `+v+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
-		WHERE`+where+` AND v.next_phase = ? AND v.left_at <= ?
-		ORDER BY v.left_at, v.contact_id`,
-		append(append([]any{string(contact.Won)}, args...), string(contact.Churned), q.asOf)...)
+		WHERE v.next_phase = 'churned' AND v.left_at <= ? AND`+where+after+`
+		ORDER BY v.left_at, v.contact_id, v.seq LIMIT ?`,
+		append(append([]any{string(contact.Won), q.asOf}, args...), q.page.limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("churns: %w", err)
+		return nil, "", fmt.Errorf("churns: %w", err)
 	}
 	result := []ChurnedCustomer{}
+	var (
+		next    string
+		lastSeq int64 // of the last churn in result
+	)
 	for rows.Next() {
 		var (
 			c                 ChurnedCustomer
+			seq               int64
 			churnedAt         int64
 			wonAt, lastTouch  sql.NullInt64
 			lastNPS, overdues sql.NullInt64
 		)
-		if err := rows.Scan(&c.ContactID, &c.Name, &c.FromPhase, &churnedAt, &wonAt, &lastNPS, &lastTouch, &overdues); err != nil {
+		if err := rows.Scan(&c.ContactID, &seq, &c.Name, &c.FromPhase, &churnedAt, &wonAt, &lastNPS, &lastTouch, &overdues); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("churns: %w", err)
+			return nil, "", fmt.Errorf("churns: %w", err)
 		}
+		if len(result) == q.page.limit {
+			last := result[len(result)-1]
+			next = cursor{LeftAt: last.ChurnedAt.UnixMicro(), ContactID: last.ContactID, Seq: lastSeq}.encode()
+			break
+		}
+		lastSeq = seq
 		c.ChurnedAt = time.UnixMicro(churnedAt).UTC()
 		c.WonAt, c.DaysWonToChurn = since(wonAt, churnedAt)
 		c.LastTouchpointAt, c.DaysSinceLastTouchpoint = since(lastTouch, churnedAt)
@@ -482,9 +675,9 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, error) {
 		result = append(result, c)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("churns: %w", err)
+		return nil, "", fmt.Errorf("churns: %w", err)
 	}
-	return result, nil
+	return result, next, nil
 }
 
 // since is the time of from and the days from it to the instant to, or nils when from is NULL.

@@ -140,7 +140,7 @@ type CurrencyRollup struct {
 // hold is a domain error with code not_found.
 func QuerySummary(ctx context.Context, db *projections.DB, t projections.Tables, accountID string) (AccountSummary, error) {
 	var s AccountSummary
-	err := readOnly(ctx, db, func(tx *sql.Tx) error {
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := func(stmt string, args ...any) (*sql.Rows, error) {
 			return tx.QueryContext(ctx, db.Dialect.Rebind(stmt), args...)
 		}

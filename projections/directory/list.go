@@ -163,7 +163,7 @@ func (l *list) pageQuery() (string, []any) {
 // read runs the list in one read transaction: the exact total of the filter and one page,
 // both of one state. scan reads a row and returns its sort key and id for the cursor.
 func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows) (cursor, error)) (total int64, next string, err error) {
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		from := l.from
 		if l.countFrom != "" {
 			from = l.countFrom
@@ -192,17 +192,6 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		return rows.Err()
 	})
 	return total, next, err
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state.
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }
 
 // timeOf is a stored time, nil for none (0).

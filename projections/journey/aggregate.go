@@ -135,10 +135,19 @@ func (a *accumulator) add(vs []visit) {
 
 // result is the map of the contacts added, with the touchpoint counts mix.
 func (a *accumulator) result(mix []mixRow) Map {
-	g, entered, advanced, durations, transitions := a.g, a.entered, a.advanced, a.durations, a.transitions
+	stats := map[string]durationStats{}
+	for s, d := range a.durations {
+		stats[s] = statsOf(d)
+	}
+	return mapOf(a.g, a.entered, a.advanced, stats, a.transitions, mix)
+}
+
+// mapOf is the map of grouping g from its counts: entered and advanced contacts, the lengths
+// of the closed stays, the moves and the touchpoint mix of every step.
+func mapOf(g grouping, entered, advanced map[string]int, stats map[string]durationStats, transitions map[[2]string]int, mix []mixRow) Map {
 	m := Map{Steps: []Step{}, Transitions: []Transition{}, TouchpointMix: []Mix{}}
 	for i, s := range g.steps {
-		st := statsOf(durations[s])
+		st := stats[s]
 		step := Step{Name: s, Entered: entered[s], Advanced: advanced[s], ClosedVisits: st.count,
 			MedianDays: st.median, P75Days: st.p75}
 		if i+1 < len(g.steps) {

@@ -10,10 +10,18 @@
 // exists at T when it was entered at or before T, and is closed at T when it was left at or
 // before T.
 //
+// Beside the visits, the fold keeps the map of every contact, of each cohort, channel, owner
+// and segment up to date (see kept.go): a map about now, with none or one of these filters,
+// reads a few hundred of those rows instead of every contact's visits.
+//
 // Tables (prefix from projections.Tables):
 //
 //	contacts     contact_id, created_at, cohort (YYYY-MM of created_at, UTC), channel, owner and
-//	             segment (current values), last_seq (the seq of the contact's latest visit)
+//	             segment (current values), last_seq (the seq of the contact's latest visit),
+//	             phase_seen and phase_advanced (bit sets over the phases' ranks: entered, and
+//	             advanced from), stage_seen and stage_advanced (the same over the journey
+//	             stages), stage and stage_since (the stage, or exit, of the current stay in a
+//	             stage and when it began)
 //	visits       contact_id, seq (1, 2, ... per contact), phase, entered_at, left_at (NULL while
 //	             open), next_phase, rule and reason of the phase change that left it (NULL while
 //	             open; reason '' when none was given)
@@ -21,6 +29,21 @@
 //	             rebuild are appended, and the order of touchpoints of the same instant),
 //	             contact_id, visit_seq (the visit current when it was recorded), touchpoint_id,
 //	             kind, phase (as recorded on the event), occurred_at
+//	contact_mix  contact_id, phase, kind: touchpoints (moved with the contact when its owner or
+//	             segment changes)
+//
+// The kept map: every row is keyed first by dim and value, the contacts it counts: dim ”
+// (value ”) for every contact, 'cohort', 'channel', 'owner' or 'segment' and its value.
+// grouping is 'phase' or 'stage', step a phase or journey stage (or exit, for moves):
+//
+//	steps        dim, value, grouping, step: entered, advanced, closed (stays that ended)
+//	moves        dim, value, grouping, from_step, to_step: moves between consecutive stays
+//	mix          dim, value, phase, kind: touchpoints
+//	stay_bins    dim, value, grouping, step, width (1: a hundredth of a day, rounded half up;
+//	             100: a day of such hundredths), bin: stays that ended, by length
+//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (for the
+//	             mean of the two middle ones), once per contact: a question joins its contacts
+//	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package journey
@@ -41,9 +64,10 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 2,
-		Tables:  []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints},
-		Fold:    m.fold,
+		Version: 3,
+		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
+			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon},
+		Fold: m.fold,
 	})
 }
 
@@ -52,6 +76,13 @@ const (
 	tableContacts    = "contacts"
 	tableVisits      = "visits"
 	tableTouchpoints = "touchpoints"
+	tableContactMix  = "contact_mix"
+	tableSteps       = "steps"
+	tableMoves       = "moves"
+	tableMix         = "mix"
+	tableStayBins    = "stay_bins"
+	tableStays       = "stays"
+	tableHorizon     = "horizon"
 )
 
 type contactRow struct {
@@ -59,6 +90,11 @@ type contactRow struct {
 	createdAt                       int64
 	cohort, channel, owner, segment string
 	lastSeq                         int64
+	// bit rank-1 of each phase (stage) entered, and advanced from
+	phaseSeen, phaseAdvanced int64
+	stageSeen, stageAdvanced int64
+	stage                    string
+	stageSince               int64
 }
 
 type visitRow struct {
@@ -83,6 +119,13 @@ type model struct {
 	contacts    *readmodel.Table[contactRow]
 	visits      *readmodel.Table[visitRow]
 	touchpoints *readmodel.Table[touchpointRow]
+	contactMix  *readmodel.Table[contactMixRow]
+	steps       *readmodel.Table[stepRow]
+	moves       *readmodel.Table[moveRow]
+	mix         *readmodel.Table[keptMixRow]
+	stayBins    *readmodel.Table[stayBinRow]
+	stays       *readmodel.Table[stayRow]
+	horizon     *readmodel.Table[horizonRow]
 }
 
 func newModel() *model {
@@ -109,7 +152,13 @@ func newModel() *model {
 		readmodel.Text("channel", func(r *c) *string { return &r.channel }),
 		readmodel.Text("owner", func(r *c) *string { return &r.owner }),
 		readmodel.Text("segment", func(r *c) *string { return &r.segment }),
-		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq })).
+		readmodel.Integer("last_seq", func(r *c) *int64 { return &r.lastSeq }),
+		readmodel.Integer("phase_seen", func(r *c) *int64 { return &r.phaseSeen }),
+		readmodel.Integer("phase_advanced", func(r *c) *int64 { return &r.phaseAdvanced }),
+		readmodel.Integer("stage_seen", func(r *c) *int64 { return &r.stageSeen }),
+		readmodel.Integer("stage_advanced", func(r *c) *int64 { return &r.stageAdvanced }),
+		readmodel.Text("stage", func(r *c) *string { return &r.stage }),
+		readmodel.BigInt("stage_since", func(r *c) *int64 { return &r.stageSince })).
 		Clustered().
 		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
 		// A phase change reads the contact's current visit after the contact.
@@ -123,6 +172,7 @@ func newModel() *model {
 		readmodel.Text("phase", func(r *tp) *string { return &r.phase }),
 		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, visit_seq"})
+	m.declareKept()
 	return m
 }
 
@@ -135,9 +185,12 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, createdAt: at, cohort: e.OccurredAt.UTC().Format(CohortLayout),
-			channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment, lastSeq: 1})
+		c := contactRow{contactID: ev.ContactID, createdAt: at, cohort: e.OccurredAt.UTC().Format(CohortLayout),
+			channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment, lastSeq: 1}
+		c = m.keepCreated(rows, c, at)
+		m.contacts.Upsert(rows, c)
 		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
+		m.reach(rows, at)
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
 		if err != nil {
@@ -146,7 +199,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if ev.Segment == nil {
 			return nil
 		}
-		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.segment != *ev.Segment {
+			m.keepMoved(rows, c, dimSegment, c.segment, *ev.Segment)
 			c.segment = *ev.Segment
 			m.contacts.Upsert(rows, c)
 		}
@@ -155,7 +209,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
+		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.owner != ev.To {
+			m.keepMoved(rows, c, dimOwner, c.owner, ev.To)
 			c.owner = ev.To
 			m.contacts.Upsert(rows, c)
 		}
@@ -174,10 +229,12 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
 			v.reason = sql.NullString{String: ev.Reason, Valid: true}
 			m.visits.Upsert(rows, v)
+			c = m.keepPhaseChange(rows, c, v, ev.To, at)
 		}
 		c.lastSeq++
 		m.openVisit(rows, ev.ContactID, c.lastSeq, ev.To, at)
 		m.contacts.Upsert(rows, c)
+		m.reach(rows, at)
 	case contact.TypeTouchpointRecorded:
 		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
 		if err != nil {
@@ -189,6 +246,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, visitSeq: c.lastSeq,
 			touchpointID: ev.TouchpointID, kind: string(ev.Kind), phase: string(ev.Phase), occurredAt: at})
+		m.keepTouchpoint(rows, c, string(ev.Phase), string(ev.Kind))
+		m.reach(rows, at)
 	}
 	return nil
 }

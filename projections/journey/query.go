@@ -161,10 +161,26 @@ func asOfPtr(asOf time.Time) *time.Time {
 
 // Query answers the journey map of a cohort from the tables of set t. Invalid parameters
 // return a domain error with code invalid naming the parameter.
+//
+// A map about now (no as_of, or one at or after the latest business time in the tables) of
+// every contact or of one cohort, channel, owner or segment reads the map the fold keeps (see
+// kept.go): a few hundred rows. Any other question reads the visits of every contact it is
+// about; both give the same answer.
 func Query(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (Answer, error) {
+	return ask(ctx, db, t, params, true)
+}
+
+// ask answers as Query does; without kept, from the visits even about now.
+func ask(ctx context.Context, db *projections.DB, t projections.Tables, params Params, kept bool) (Answer, error) {
 	f, err := params.filter()
 	if err != nil {
 		return Answer{}, err
+	}
+	if d, ok := params.keptDim(); kept && ok {
+		answer, now, err := queryKept(ctx, db, t, params, d)
+		if err != nil || now {
+			return answer, err
+		}
 	}
 	phases := newAccumulator(byPhase())
 	var stages *accumulator

@@ -156,7 +156,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	}
 	asOf := params.AsOf.UTC()
 	answer := Answer{AsOf: asOf, BusinessDate: qn.cutoff}
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := &query{db: db, tx: tx, t: t, asOf: asOf.UnixMicro()}
 		if err := q.judge(ctx); err != nil {
 			return err
@@ -359,15 +359,4 @@ func closeRows(rows *sql.Rows) error {
 		return err
 	}
 	return rows.Close()
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state.
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }

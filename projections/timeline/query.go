@@ -147,7 +147,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		return Answer{}, err
 	}
 	answer := Answer{ContactID: params.ContactID, BusinessDate: contact.OverdueBefore(params.Now), Entries: []Entry{}}
-	err = readOnly(ctx, db, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := query{db: db, tx: tx, t: t}
 		ids, err := q.contacts(ctx, params.ContactID)
 		if err != nil {
@@ -298,15 +298,4 @@ func closeRows(rows *sql.Rows) error {
 		return err
 	}
 	return rows.Close()
-}
-
-// readOnly runs read in one read-only transaction, so that all statements of an answer see
-// the same state.
-func readOnly(ctx context.Context, db *projections.DB, read func(tx *sql.Tx) error) error {
-	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
-	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
-	return read(tx)
 }

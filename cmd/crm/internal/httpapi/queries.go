@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +54,9 @@ func TasksQueries() []Query { return []Query{{"/tasks", queryTasks}} }
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //
-// The board as of now (or any time after the latest deal event) is read once per state of the
-// tables (board.Present) and only the days in stage are counted per request; an earlier
-// as_of reads the intervals.
+// As of now (or any time after the latest deal event) the board reads the totals and lengths
+// of stay the fold keeps and a page of cards per stage; nothing is kept here, since the days
+// in stage move with the time asked about. An earlier as_of reads the intervals.
 func queryBoard(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -68,36 +67,9 @@ func queryBoard(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := board.Params{Owner: q.Get("owner"), Stage: q.Get("stage"), Limit: limit, Cursor: q.Get("cursor")}
-	question := url.Values{"owner": {params.Owner}, "stage": {params.Stage}, "limit": {strconv.Itoa(limit)}, "cursor": {params.Cursor}}
-	present, err := rd.memo(r.Context(), "board?"+question.Encode(), func(ctx context.Context) (any, error) {
-		return board.QueryPresent(ctx, rd.db, rd.t, params)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if p := present.(*board.Present); p.Covers(asOf) {
-		return boardNow{p, asOf}, nil
-	}
-	params.AsOf = asOf
-	return board.Query(r.Context(), rd.db, rd.t, params)
+	return board.Query(r.Context(), rd.db, rd.t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
+		Limit: limit, Cursor: q.Get("cursor")})
 }
-
-// boardNow is the board as of a time its present covers, written from the present's JSON.
-type boardNow struct {
-	present *board.Present
-	asOf    time.Time
-}
-
-func (b boardNow) AppendJSON(dst []byte) ([]byte, error) {
-	out, ok := b.present.AppendJSON(dst, b.asOf)
-	if !ok {
-		return dst, fmt.Errorf("board present does not cover %s", b.asOf)
-	}
-	return out, nil
-}
-
-func (b boardNow) MarshalJSON() ([]byte, error) { return b.AppendJSON(nil) }
 
 // GET /v1/journeys/{contactId}?as_of=
 func queryJourney(r *http.Request, rd read) (any, error) {
@@ -134,11 +106,11 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 	})
 }
 
-// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=
+// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=
 //
-// As of now (or any time after the latest event in the tables), the churn points are read
-// once per state of the tables (churn.Present) and only dormancy is judged per request; an
-// earlier as_of reads the tables.
+// As of now (or any time after the latest event in the tables) the churn points read the
+// counts the fold keeps, a few hundred rows, and count dormancy from the recently active
+// contacts: nothing is kept here, since dormancy moves with the time asked about.
 func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -149,19 +121,12 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := churn.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"), DormantDays: dormant}
-	question := url.Values{"cohort": {params.Cohort}, "channel": {params.Channel}, "dormant_days": {strconv.Itoa(dormant)}}
-	present, err := rd.memo(r.Context(), "churn-points?"+question.Encode(), func(ctx context.Context) (any, error) {
-		return churn.QueryPresent(ctx, rd.db, rd.t, params)
-	})
+	limit, err := intParam(r, "limit")
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := present.(*churn.Present).At(asOf); ok {
-		return answer, nil
-	}
-	params.AsOf = asOf
-	return churn.Query(r.Context(), rd.db, rd.t, params)
+	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor")})
 }
 
 // GET /v1/contacts/{contactId}/timeline?types=&before=&limit=

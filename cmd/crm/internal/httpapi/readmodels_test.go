@@ -395,3 +395,52 @@ func readData[T any](a *readAPI, path string) T {
 	}
 	return v.Data
 }
+
+// TestChurnPointsPageTheChurnedCustomers: the churned customers come a page at a time, the
+// next page asked for with the answer's next_cursor; a limit that is not a number is a
+// bad-request, a limit out of range or a cursor that is not one a validation problem, each
+// naming the parameter (as the board's).
+func TestChurnPointsPageTheChurnedCustomers(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	var last int64
+	for range 2 {
+		id := a.createContact()
+		for _, body := range []string{`{"phase":"won","reason":"signed at the fair"}`, `{"phase":"churned","reason":"budget cut"}`} {
+			r := a.do("POST", "/v1/contacts/"+id+"/phase", appToken, body)
+			if r.status != http.StatusOK {
+				t.Fatalf("phase change %s: %d %s", body, r.status, r.body)
+			}
+			last = int64(r.json(t)["position"].(float64))
+		}
+	}
+	wait := "&min_position=" + strconv.FormatInt(last, 10)
+	first := readData[churn.Answer](a, "/v1/analytics/churn-points?limit=1"+wait)
+	if len(first.ChurnedCustomers) != 1 || first.NextCursor == "" {
+		t.Fatalf("first page: %d churned, next %q", len(first.ChurnedCustomers), first.NextCursor)
+	}
+	second := readData[churn.Answer](a, "/v1/analytics/churn-points?limit=1&cursor="+first.NextCursor)
+	if len(second.ChurnedCustomers) != 1 || second.NextCursor != "" ||
+		second.ChurnedCustomers[0].ContactID == first.ChurnedCustomers[0].ContactID {
+		t.Fatalf("second page: %+v, next %q (first %+v)", second.ChurnedCustomers, second.NextCursor, first.ChurnedCustomers)
+	}
+	for _, tt := range []struct {
+		name, query string
+		status      int
+		problem     string
+		field       string
+	}{
+		{"limit over the maximum", "?limit=1001", http.StatusBadRequest, "bad-request", "limit"},
+		{"negative limit", "?limit=-1", http.StatusBadRequest, "bad-request", "limit"},
+		{"limit not a number", "?limit=ten", http.StatusBadRequest, "bad-request", "limit"},
+		{"cursor not a cursor", "?cursor=bm90LWEtY3Vyc29y", http.StatusBadRequest, "bad-request", "cursor"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do("GET", "/v1/analytics/churn-points"+tt.query, appToken, "")
+			p := r.json(t)
+			if r.status != tt.status || p["type"] != httpapi.ProblemBase+tt.problem || p["field"] != tt.field {
+				t.Fatalf("%d %s, want %d %s naming %s", r.status, r.body, tt.status, tt.problem, tt.field)
+			}
+		})
+	}
+}

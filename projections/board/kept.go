@@ -1,0 +1,120 @@
+package board
+
+import (
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/lengths"
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// What the board now reads, kept by the fold as intervals open and close: nothing depends on
+// the clock (days in stage are counted per question from the cards).
+
+// Dims of the stay bins: every owner, or one.
+const (
+	dimAll   = ""
+	dimOwner = "owner"
+)
+
+type totalRow struct {
+	owner, stage, currency  string
+	deals, amount, weighted int64
+}
+
+type stayBinRow struct {
+	dim, value, stage string
+	width, bin, count int64
+}
+
+type stayRow struct {
+	stage  string
+	micros int64
+	owner  string
+	count  int64
+}
+
+type horizonRow struct {
+	id, at int64
+}
+
+func (m *model) declareKept() {
+	type (
+		tr = totalRow
+		sb = stayBinRow
+		sr = stayRow
+		h  = horizonRow
+	)
+	m.totals = readmodel.NewTable(tableTotals, 3,
+		readmodel.Text("owner", func(r *tr) *string { return &r.owner }),
+		readmodel.Text("stage", func(r *tr) *string { return &r.stage }),
+		readmodel.Text("currency", func(r *tr) *string { return &r.currency }),
+		readmodel.BigInt("deals", func(r *tr) *int64 { return &r.deals }),
+		readmodel.BigInt("amount", func(r *tr) *int64 { return &r.amount }),
+		readmodel.BigInt("weighted", func(r *tr) *int64 { return &r.weighted })).
+		Clustered().
+		WithIndexes(readmodel.Index{Name: "stage", Columns: "stage, currency"})
+	m.stayBins = readmodel.NewTable(tableStayBins, 5,
+		readmodel.Text("dim", func(r *sb) *string { return &r.dim }),
+		readmodel.Text("value", func(r *sb) *string { return &r.value }),
+		readmodel.Text("stage", func(r *sb) *string { return &r.stage }),
+		readmodel.Integer("width", func(r *sb) *int64 { return &r.width }),
+		readmodel.BigInt("bin", func(r *sb) *int64 { return &r.bin }),
+		readmodel.Integer("count", func(r *sb) *int64 { return &r.count })).
+		Clustered()
+	m.stays = readmodel.NewTable(tableStays, 3,
+		readmodel.Text("stage", func(r *sr) *string { return &r.stage }),
+		readmodel.BigInt("micros", func(r *sr) *int64 { return &r.micros }),
+		readmodel.Text("owner", func(r *sr) *string { return &r.owner }),
+		readmodel.Integer("count", func(r *sr) *int64 { return &r.count })).
+		Clustered()
+	m.horizon = readmodel.NewTable(tableHorizon, 1,
+		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
+		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+}
+
+// keepOpened counts a new open interval in its stage's totals.
+func (m *model) keepOpened(rows *readmodel.Rows, iv intervalRow) {
+	m.addTotal(rows, iv, 1)
+	m.reach(rows, iv.enteredAt)
+}
+
+// keepClosed takes a closed interval out of its stage's totals and counts its length.
+func (m *model) keepClosed(rows *readmodel.Rows, iv intervalRow) {
+	m.addTotal(rows, iv, -1)
+	micros := max(iv.leftAt.Int64-iv.enteredAt, 0)
+	for _, d := range [][2]string{{dimAll, ""}, {dimOwner, iv.owner}} {
+		for _, b := range lengths.Bins(micros) {
+			r, _ := m.stayBins.Get(rows, d[0], d[1], iv.stage, b.Width, b.Bin)
+			r.dim, r.value, r.stage, r.width, r.bin = d[0], d[1], iv.stage, b.Width, b.Bin
+			r.count++
+			m.stayBins.Upsert(rows, r)
+		}
+	}
+	s, _ := m.stays.Get(rows, iv.stage, micros, iv.owner)
+	s.stage, s.micros, s.owner = iv.stage, micros, iv.owner
+	s.count++
+	m.stays.Upsert(rows, s)
+	m.reach(rows, iv.leftAt.Int64)
+}
+
+// addTotal adds (sign 1) or takes away (sign -1) an open interval from the totals of its
+// owner, stage and currency.
+func (m *model) addTotal(rows *readmodel.Rows, iv intervalRow, sign int64) {
+	prob := int64(deal.Stage(iv.stage).Probability())
+	r, _ := m.totals.Get(rows, iv.owner, iv.stage, iv.currency)
+	r.owner, r.stage, r.currency = iv.owner, iv.stage, iv.currency
+	r.amount += sign * iv.amount
+	r.weighted += sign * ((iv.amount*prob + 50) / 100)
+	if r.deals += sign; r.deals == 0 {
+		m.totals.Delete(rows, iv.owner, iv.stage, iv.currency)
+		return
+	}
+	m.totals.Upsert(rows, r)
+}
+
+// reach moves the horizon to at when at is later.
+func (m *model) reach(rows *readmodel.Rows, at int64) {
+	h, ok := m.horizon.Get(rows, 1)
+	if !ok || at > h.at {
+		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
+	}
+}
