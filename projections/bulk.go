@@ -190,6 +190,9 @@ const (
 	ConflictIgnore
 	// ConflictUpdate: every column that is not part of the key is overwritten.
 	ConflictUpdate
+	// ConflictAdd: every column that is not part of the key is added to the stored one
+	// (counters: no read before the write).
+	ConflictAdd
 )
 
 // maxParams bounds the parameters of one statement: SQLite allows 32766, PostgreSQL 65535.
@@ -201,7 +204,7 @@ const rowsPerInsert = 256
 
 // Insert writes rows (values flattened, len(columns) per row) into table with multi-row
 // INSERT statements; the first key columns are the conflict target of onConflict. Rows
-// must have distinct keys when onConflict is ConflictUpdate; with ConflictIgnore, the first
+// must have distinct keys when onConflict is ConflictUpdate or ConflictAdd; with ConflictIgnore, the first
 // of rows with one key wins, as with one statement per row. With ConflictFail on PostgreSQL,
 // in a rebuild's transaction, the rows are copied in (COPY: several times faster; a key
 // already stored fails it as an INSERT would).
@@ -357,6 +360,16 @@ func insertSQL(table string, columns []string, key int, onConflict OnConflict, r
 				b.WriteString(", ")
 			}
 			b.WriteString(c + " = excluded." + c)
+		}
+	case ConflictAdd:
+		// The stored row is named by its table: unqualified, PostgreSQL finds the column
+		// ambiguous.
+		b.WriteString(" ON CONFLICT (" + strings.Join(columns[:key], ", ") + ") DO UPDATE SET ")
+		for i, c := range columns[key:] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(c + " = " + table + "." + c + " + excluded." + c)
 		}
 	}
 	return b.String()

@@ -9,8 +9,8 @@ import (
 
 // Rows is what a fold reads and changes: the rows of a read model's tables as stored, with
 // the changes of the events folded before (those of the same batch) on top. A fold reads
-// with Table.Get and Table.Group and records changes with Table.Upsert, Insert and Delete;
-// the runtime writes them.
+// with Table.Get and Table.Group and records changes with Table.Upsert, Insert, Add and
+// Delete; the runtime writes them.
 //
 // On the live path a row the fold asks for is read from the transaction at once. On the
 // batch path it is not: a pass over the batch notes the rows it missed, they are loaded
@@ -80,6 +80,10 @@ type change[R any] struct {
 	ifAbsent bool
 	// dropped: such an insert found a row stored, which stays: the change is void.
 	dropped bool
+	// add: row holds amounts to add to the counters of the row stored under key, whatever it
+	// is (none: zeros), not read: written as an INSERT ... ON CONFLICT DO UPDATE SET c = c +
+	// excluded.c.
+	add bool
 }
 
 func newTableRows[R any](t *Table[R]) *tableRows[R] {
@@ -208,6 +212,9 @@ func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
 func (tr *tableRows[R]) get(rows *Rows, k rowKey) (r R, ok bool) {
 	if i, ok := tr.changed[k]; ok {
 		c := &tr.changes[i]
+		if c.add {
+			return tr.addedTo(rows, k, c)
+		}
 		if c.ifAbsent {
 			if j := tr.settle(rows, i); j >= 0 {
 				return tr.loaded[j], true
@@ -248,6 +255,9 @@ func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 		}
 	}
 	for _, i := range tr.changedGroups[g] {
+		if tr.changes[i].add {
+			panic("readmodel: table " + tr.t.base() + ": Group of a group the fold added to")
+		}
 		if tr.changes[i].ifAbsent {
 			tr.settle(rows, i)
 		}
@@ -306,6 +316,49 @@ func (tr *tableRows[R]) insert(rows *Rows, row R) {
 	}
 }
 
+// add records that the counters of row are added to those of the row of its key, stored or
+// not: nothing is read. Additions to one key merge into one change; an addition to a row the
+// fold changed otherwise is made to that row.
+func (tr *tableRows[R]) add(rows *Rows, row R) {
+	k, i := tr.stage(row)
+	j, ok := tr.changed[k]
+	if ok && tr.changes[j].ifAbsent {
+		tr.settle(rows, j)
+		j, ok = tr.changed[k]
+	}
+	switch {
+	case !ok:
+		tr.commit(k, i, false)
+		tr.changes[i].add = true
+	case tr.changes[j].gone:
+		// Added to a deleted row: the row is the amounts.
+		tr.commit(k, i, false)
+	default:
+		tr.t.addCounters(&tr.changes[j].row, &tr.changes[i].row)
+		tr.unstage()
+	}
+}
+
+// addedTo returns the row of k as the fold sees it when its change c is an addition: the
+// stored row (none: zeros, with the key) plus the amounts. On the batch path the stored row
+// is missed until loaded, as for Get.
+func (tr *tableRows[R]) addedTo(rows *Rows, k rowKey, c *change[R]) (R, bool) {
+	i, known := tr.lookup(k)
+	if !known && rows.live != nil {
+		i, known = tr.readRow(rows, k), true
+	}
+	if !known {
+		tr.missKeys[k] = struct{}{}
+		rows.missed = true
+	}
+	r := c.row
+	if i >= 0 {
+		r = tr.loaded[i]
+		tr.t.addCounters(&r, &c.row)
+	}
+	return r, true
+}
+
 // settle reads the row stored under the key of the insert i not read yet (live path): when
 // there is one, it stays and the insert is void. It returns the stored row's index in
 // loaded, -1 when none is stored.
@@ -344,6 +397,7 @@ func (tr *tableRows[R]) unstage() {
 func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
 	if j, ok := tr.changed[k]; ok {
 		tr.changes[j].row, tr.changes[j].gone, tr.changes[j].ifAbsent = tr.changes[i].row, gone, false
+		tr.changes[j].add = false
 		tr.unstage()
 		return
 	}
@@ -382,11 +436,13 @@ func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections
 }
 
 // How a changed row is written, in this order: new rows first (copied in on PostgreSQL, they
-// fail the batch when one is stored), then inserts that keep a stored row, then upserts.
+// fail the batch when one is stored), then inserts that keep a stored row, then upserts, then
+// additions.
 const (
 	writeNew = iota
 	writeIfAbsent
 	writeOver
+	writeAdd
 	writeNone // deleted, or void
 )
 
@@ -394,6 +450,7 @@ var conflicts = [...]projections.OnConflict{
 	writeNew:      projections.ConflictFail,
 	writeIfAbsent: projections.ConflictIgnore,
 	writeOver:     projections.ConflictUpdate,
+	writeAdd:      projections.ConflictAdd,
 }
 
 func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
@@ -420,6 +477,10 @@ func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set proje
 			}
 		case c.ifAbsent:
 			how[i] = writeIfAbsent
+		case c.add:
+			// Even when the amounts are zeros: the row is then stored, as it is on the live
+			// path, whatever the batches.
+			how[i] = writeAdd
 		case presumeNew && stored < 0:
 			how[i] = writeNew
 		default:

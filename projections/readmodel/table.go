@@ -24,6 +24,8 @@ type Table[R any] struct {
 	searched  string // the column of text search, "" for none
 	then      []follow[R]
 	kinds     []kind // of the key columns
+	// counters: every column after the key is a number that is not NULL (see Add).
+	counters bool
 	// slot is the table's place among its read model's tables, where a fold's Rows holds its
 	// part: the fold finds it without a search.
 	slot int
@@ -123,7 +125,11 @@ func NewTable[R any](name string, key int, columns ...Column[R]) *Table[R] {
 	for i := range kinds {
 		kinds[i] = columns[i].kind
 	}
-	return &Table[R]{name: name, columns: columns, key: key, kinds: kinds}
+	counters := true
+	for _, c := range columns[key:] {
+		counters = counters && c.num != nil && c.kind != kindPosition
+	}
+	return &Table[R]{name: name, columns: columns, key: key, kinds: kinds, counters: counters}
 }
 
 // Clustered stores the table in key order (SQLite: WITHOUT ROWID), for tables read in the
@@ -186,6 +192,29 @@ func (t *Table[R]) Upsert(rows *Rows, row R) {
 // stays): rows that only an event's first application adds, keyed by its position.
 func (t *Table[R]) Insert(rows *Rows, row R) {
 	rowsOf(rows, t).insert(rows, row)
+}
+
+// Add records that the counters of row (every column after the key) are added to those of
+// the row stored under its key, or row inserted when none is: a count changed without reading
+// it. Nothing is read on either path: on the batch path the additions to a key merge and are
+// written once; on the live path they are written as INSERT ... ON CONFLICT (key) DO UPDATE
+// SET c = c + excluded.c. A row whose counters come back to zero stays: queries filter it.
+//
+// A Get of a key added to loads the stored row and returns it with the additions; a Group of
+// a group added to in the same Rows panics: a table is counted with Add or read by group, not
+// both. Add panics on a table with a column after the key that is not a number.
+func (t *Table[R]) Add(rows *Rows, row R) {
+	if !t.counters {
+		panic("readmodel: table " + t.name + ": Add to a table with columns that are not counters")
+	}
+	rowsOf(rows, t).add(rows, row)
+}
+
+// addCounters adds the counters of from to those of to.
+func (t *Table[R]) addCounters(to, from *R) {
+	for _, c := range t.columns[t.key:] {
+		*c.num(to) += *c.num(from)
+	}
 }
 
 // Delete records that the row of key is gone.
