@@ -45,6 +45,10 @@
 //	             mean of the two middle ones), once per contact: a question joins its contacts
 //	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
+// steps, moves, mix, stay_bins and stays are counted with Add, never read by the fold: a row
+// whose counters come back to zero (a contact's share moved away) stays, and the queries
+// filter it.
+//
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package journey
 

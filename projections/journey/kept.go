@@ -283,46 +283,25 @@ func (m *model) addShare(rows *readmodel.Rows, dims []dimValue, kg keptGrouping,
 	}
 }
 
+// The counters of the kept map are added to with Add: an event reads none of them (a phase
+// change touches some sixty), so a rebuild loads none. A row that comes back to zero stays;
+// the queries filter it.
+
 func (m *model) addStep(rows *readmodel.Rows, dims []dimValue, grouping, step string, entered, advanced int64) {
 	for _, d := range dims {
-		r, _ := m.steps.Get(rows, d.dim, d.value, grouping, step)
-		r.dim, r.value, r.grouping, r.step = d.dim, d.value, grouping, step
-		r.entered += entered
-		r.advanced += advanced
-		m.putStep(rows, r)
+		m.steps.Add(rows, stepRow{dim: d.dim, value: d.value, grouping: grouping, step: step, entered: entered, advanced: advanced})
 	}
-}
-
-// putStep stores a step's row, or deletes it when it counts nothing.
-func (m *model) putStep(rows *readmodel.Rows, r stepRow) {
-	if r.entered == 0 && r.advanced == 0 && r.closed == 0 {
-		m.steps.Delete(rows, r.dim, r.value, r.grouping, r.step)
-		return
-	}
-	m.steps.Upsert(rows, r)
 }
 
 func (m *model) addMove(rows *readmodel.Rows, dims []dimValue, grouping, from, to string, n int64) {
 	for _, d := range dims {
-		r, _ := m.moves.Get(rows, d.dim, d.value, grouping, from, to)
-		r.dim, r.value, r.grouping, r.from, r.to = d.dim, d.value, grouping, from, to
-		if r.count += n; r.count == 0 {
-			m.moves.Delete(rows, d.dim, d.value, grouping, from, to)
-			continue
-		}
-		m.moves.Upsert(rows, r)
+		m.moves.Add(rows, moveRow{dim: d.dim, value: d.value, grouping: grouping, from: from, to: to, count: n})
 	}
 }
 
 func (m *model) addMix(rows *readmodel.Rows, dims []dimValue, phase, kind string, n int64) {
 	for _, d := range dims {
-		r, _ := m.mix.Get(rows, d.dim, d.value, phase, kind)
-		r.dim, r.value, r.phase, r.kind = d.dim, d.value, phase, kind
-		if r.count += n; r.count == 0 {
-			m.mix.Delete(rows, d.dim, d.value, phase, kind)
-			continue
-		}
-		m.mix.Upsert(rows, r)
+		m.mix.Add(rows, keptMixRow{dim: d.dim, value: d.value, phase: phase, kind: kind, count: n})
 	}
 }
 
@@ -332,18 +311,10 @@ func (m *model) addMix(rows *readmodel.Rows, dims []dimValue, phase, kind string
 func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step string, micros, n int64) {
 	micros = max(micros, 0)
 	for _, d := range dims {
-		r, _ := m.steps.Get(rows, d.dim, d.value, grouping, step)
-		r.dim, r.value, r.grouping, r.step = d.dim, d.value, grouping, step
-		r.closed += n
-		m.putStep(rows, r)
+		m.steps.Add(rows, stepRow{dim: d.dim, value: d.value, grouping: grouping, step: step, closed: n})
 		for _, b := range lengths.Bins(micros) {
-			sb, _ := m.stayBins.Get(rows, d.dim, d.value, grouping, step, b.Width, b.Bin)
-			sb.dim, sb.value, sb.grouping, sb.step, sb.width, sb.bin = d.dim, d.value, grouping, step, b.Width, b.Bin
-			if sb.count += n; sb.count == 0 {
-				m.stayBins.Delete(rows, d.dim, d.value, grouping, step, b.Width, b.Bin)
-			} else {
-				m.stayBins.Upsert(rows, sb)
-			}
+			m.stayBins.Add(rows, stayBinRow{dim: d.dim, value: d.value, grouping: grouping, step: step,
+				width: b.Width, bin: b.Bin, count: n})
 		}
 	}
 }
@@ -353,10 +324,7 @@ func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step st
 // nothing here.
 func (m *model) addExactStay(rows *readmodel.Rows, contactID, grouping, step string, micros int64) {
 	micros = max(micros, 0)
-	s, _ := m.stays.Get(rows, grouping, step, micros, contactID)
-	s.grouping, s.step, s.micros, s.contactID = grouping, step, micros, contactID
-	s.count++
-	m.stays.Upsert(rows, s)
+	m.stays.Add(rows, stayRow{grouping: grouping, step: step, micros: micros, contactID: contactID, count: 1})
 }
 
 // reach moves the horizon to at when at is later.

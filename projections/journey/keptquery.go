@@ -86,16 +86,17 @@ func (k *keptReader) isNow(ctx context.Context, asOf int64) (bool, error) {
 func (k *keptReader) mapOf(ctx context.Context, grouping string, g grouping, mix []mixRow) (Map, error) {
 	entered, advanced, closed := map[string]int{}, map[string]int{}, map[string]int64{}
 	err := k.each(ctx, `SELECT step, entered, advanced, closed FROM `+k.t.Name(tableSteps)+`
-		WHERE dim = ? AND value = ? AND grouping = ?`, []any{k.dv.dim, k.dv.value, grouping}, func(rows *sql.Rows) error {
-		var (
-			step string
-			e, a int
-			c    int64
-		)
-		err := rows.Scan(&step, &e, &a, &c)
-		entered[step], advanced[step], closed[step] = e, a, c
-		return err
-	})
+		WHERE dim = ? AND value = ? AND grouping = ? AND (entered <> 0 OR advanced <> 0 OR closed <> 0)`,
+		[]any{k.dv.dim, k.dv.value, grouping}, func(rows *sql.Rows) error {
+			var (
+				step string
+				e, a int
+				c    int64
+			)
+			err := rows.Scan(&step, &e, &a, &c)
+			entered[step], advanced[step], closed[step] = e, a, c
+			return err
+		})
 	if err != nil {
 		return Map{}, fmt.Errorf("steps: %w", err)
 	}
@@ -110,7 +111,7 @@ func (k *keptReader) mapOf(ctx context.Context, grouping string, g grouping, mix
 	}
 	transitions := map[[2]string]int{}
 	err = k.each(ctx, `SELECT from_step, to_step, count FROM `+k.t.Name(tableMoves)+`
-		WHERE dim = ? AND value = ? AND grouping = ?`, []any{k.dv.dim, k.dv.value, grouping}, func(rows *sql.Rows) error {
+		WHERE dim = ? AND value = ? AND grouping = ? AND count <> 0`, []any{k.dv.dim, k.dv.value, grouping}, func(rows *sql.Rows) error {
 		var (
 			from, to string
 			n        int
@@ -127,7 +128,7 @@ func (k *keptReader) mapOf(ctx context.Context, grouping string, g grouping, mix
 
 func (k *keptReader) mix(ctx context.Context) ([]mixRow, error) {
 	var mix []mixRow
-	err := k.each(ctx, `SELECT phase, kind, count FROM `+k.t.Name(tableMix)+` WHERE dim = ? AND value = ?`,
+	err := k.each(ctx, `SELECT phase, kind, count FROM `+k.t.Name(tableMix)+` WHERE dim = ? AND value = ? AND count <> 0`,
 		[]any{k.dv.dim, k.dv.value}, func(rows *sql.Rows) error {
 			var r mixRow
 			err := rows.Scan(&r.phase, &r.kind, &r.count)
@@ -142,7 +143,7 @@ func (k *keptReader) mix(ctx context.Context) ([]mixRow, error) {
 
 // stats measures the closed stays of a step as statsOf does, from their lengths kept in bins.
 func (k *keptReader) stats(ctx context.Context, grouping, step string) (durationStats, error) {
-	s := lengths.Series{Bins: k.t.Name(tableStayBins), Where: `dim = ? AND value = ? AND grouping = ? AND step = ?`,
+	s := lengths.Series{Bins: k.t.Name(tableStayBins), Where: `dim = ? AND value = ? AND grouping = ? AND step = ? AND count <> 0`,
 		Args:  []any{k.dv.dim, k.dv.value, grouping, step},
 		Exact: k.t.Name(tableStays) + ` s`, ExactWhere: `s.grouping = ? AND s.step = ?`, ExactArgs: []any{grouping, step}}
 	if k.dv.dim != dimAll {
