@@ -22,6 +22,7 @@
 //	           (NULL while the deal is in it), amount and currency during the stay, and the
 //	           deal's owner (so that one owner's board reads only the owner's intervals)
 //	stage_totals owner, stage, currency: deals, amount and weighted amount of the open intervals
+//	           (added to, never read, by the fold: a row back at no deals stays, filtered)
 //	stay_bins  dim ('' for every owner, 'owner'), value (the owner), stage, width, bin, count:
 //	           the closed intervals by length (see package lengths)
 //	stays      stage, micros, owner, count: the closed intervals by exact length

@@ -83,32 +83,20 @@ func (m *model) keepClosed(rows *readmodel.Rows, iv intervalRow) {
 	micros := max(iv.leftAt.Int64-iv.enteredAt, 0)
 	for _, d := range [][2]string{{dimAll, ""}, {dimOwner, iv.owner}} {
 		for _, b := range lengths.Bins(micros) {
-			r, _ := m.stayBins.Get(rows, d[0], d[1], iv.stage, b.Width, b.Bin)
-			r.dim, r.value, r.stage, r.width, r.bin = d[0], d[1], iv.stage, b.Width, b.Bin
-			r.count++
-			m.stayBins.Upsert(rows, r)
+			m.stayBins.Add(rows, stayBinRow{dim: d[0], value: d[1], stage: iv.stage, width: b.Width, bin: b.Bin, count: 1})
 		}
 	}
-	s, _ := m.stays.Get(rows, iv.stage, micros, iv.owner)
-	s.stage, s.micros, s.owner = iv.stage, micros, iv.owner
-	s.count++
-	m.stays.Upsert(rows, s)
+	m.stays.Add(rows, stayRow{stage: iv.stage, micros: micros, owner: iv.owner, count: 1})
 	m.reach(rows, iv.leftAt.Int64)
 }
 
 // addTotal adds (sign 1) or takes away (sign -1) an open interval from the totals of its
-// owner, stage and currency.
+// owner, stage and currency, without reading them: a row that comes back to no deals stays,
+// and the board's query filters it.
 func (m *model) addTotal(rows *readmodel.Rows, iv intervalRow, sign int64) {
 	prob := int64(deal.Stage(iv.stage).Probability())
-	r, _ := m.totals.Get(rows, iv.owner, iv.stage, iv.currency)
-	r.owner, r.stage, r.currency = iv.owner, iv.stage, iv.currency
-	r.amount += sign * iv.amount
-	r.weighted += sign * ((iv.amount*prob + 50) / 100)
-	if r.deals += sign; r.deals == 0 {
-		m.totals.Delete(rows, iv.owner, iv.stage, iv.currency)
-		return
-	}
-	m.totals.Upsert(rows, r)
+	m.totals.Add(rows, totalRow{owner: iv.owner, stage: iv.stage, currency: iv.currency,
+		deals: sign, amount: sign * iv.amount, weighted: sign * ((iv.amount*prob + 50) / 100)})
 }
 
 // reach moves the horizon to at when at is later.

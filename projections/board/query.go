@@ -259,7 +259,7 @@ func (q *query) isNow(ctx context.Context) (bool, error) {
 func (q *query) totalsOf(stage deal.Stage) (string, []any) {
 	if q.kept {
 		stmt := `SELECT i.currency, CAST(SUM(i.deals) AS BIGINT), CAST(SUM(i.amount) AS BIGINT), CAST(SUM(i.weighted) AS BIGINT)
-			FROM ` + q.t.Name(tableTotals) + ` i WHERE i.stage = ?`
+			FROM ` + q.t.Name(tableTotals) + ` i WHERE i.stage = ? AND i.deals <> 0`
 		args := []any{string(stage)}
 		if q.owner != "" {
 			stmt += ` AND i.owner = ?`
