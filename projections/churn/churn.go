@@ -34,7 +34,8 @@
 //	             in PhaseDropOff), open_visits and open_not_exited (contacts whose open visit is
 //	             in the phase, and those of them not lost or churned from it before)
 //	lost_deals   cohort, channel (of the deal's contact; '' when unknown), stage, reason,
-//	             currency: losses and amount of the losses not reopened
+//	             currency: losses and amount of the losses not reopened (added to, never
+//	             read, by the fold: a row back at no losses stays, and the query skips it)
 //	horizon      id (always 1), at: the latest creation, visit entered or left, touchpoint,
 //	             loss or reopening
 //
@@ -402,15 +403,8 @@ func (m *model) count(rows *readmodel.Rows, before, after contactRow) {
 		if d == (phaseCountRow{}) {
 			continue
 		}
-		r, _ := m.phaseCounts.Get(rows, after.cohort, after.channel, string(p))
-		r.cohort, r.channel, r.phase = after.cohort, after.channel, string(p)
-		r.entered += d.entered
-		r.lost += d.lost
-		r.churned += d.churned
-		r.exited += d.exited
-		r.open += d.open
-		r.openNotExited += d.openNotExited
-		m.phaseCounts.Upsert(rows, r)
+		d.cohort, d.channel, d.phase = after.cohort, after.channel, string(p)
+		m.phaseCounts.Add(rows, d)
 	}
 }
 
@@ -423,18 +417,12 @@ func flips(before, after, b int64) int64 {
 }
 
 // addLoss adds a standing loss (sign 1) or takes a reopened one away (sign -1) from the lost
-// deals of its contact's cohort.
+// deals of its contact's cohort, without reading them: a row back at no losses stays, and
+// the query skips it.
 func (m *model) addLoss(rows *readmodel.Rows, l lossRow, sign int64) {
 	c, _ := m.contacts.Get(rows, l.contactID)
-	r, _ := m.lostDeals.Get(rows, c.cohort, c.channel, l.fromStage, l.reason, l.currency)
-	r.cohort, r.channel, r.stage, r.reason, r.currency = c.cohort, c.channel, l.fromStage, l.reason, l.currency
-	r.count += sign
-	r.amount += sign * l.amount
-	if r.count == 0 {
-		m.lostDeals.Delete(rows, r.cohort, r.channel, r.stage, r.reason, r.currency)
-		return
-	}
-	m.lostDeals.Upsert(rows, r)
+	m.lostDeals.Add(rows, lostDealRow{cohort: c.cohort, channel: c.channel, stage: l.fromStage, reason: l.reason,
+		currency: l.currency, count: sign, amount: sign * l.amount})
 }
 
 func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {

@@ -511,7 +511,7 @@ func (q *query) lostDeals(ctx context.Context) ([]LostDeals, error) {
 	var args []any
 	if q.now {
 		stmt = `SELECT c.stage, c.reason, c.currency, CAST(SUM(c.losses) AS BIGINT), CAST(SUM(c.amount) AS BIGINT)
-			FROM ` + q.t.Name(tableLostDeals) + ` c WHERE 1 = 1` + q.cohort.where +
+			FROM ` + q.t.Name(tableLostDeals) + ` c WHERE c.losses <> 0` + q.cohort.where +
 			` GROUP BY c.stage, c.reason, c.currency ORDER BY c.currency`
 		args = q.cohort.args
 	} else {
