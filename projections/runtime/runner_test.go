@@ -113,16 +113,25 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 		if v := appliedVersion(t, db, p, "s-b"); v != 3 {
 			t.Errorf("s-b applied up to version %d, want 3", v)
 		}
-		st, err := r.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
+		// The status is the runner's own view, brought up to date just after the commit that
+		// WaitCheckpoint saw: wait until it has caught up too.
+		var st []runtime.Status
+		for i := 0; ; i++ {
+			var err error
+			if st, err = r.Status(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if st[0].Checkpoint == st[0].Head || i == 500 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		if st[0].Parked != 6 || st[0].State != runtime.StateRunning {
 			t.Errorf("status %+v", st[0])
 		}
 
 		// An event parked behind another cannot be retried alone.
-		_, err = r.RetryParked(ctx, parked[a3.ID].ID)
+		_, err := r.RetryParked(ctx, parked[a3.ID].ID)
 		var nf *projections.NotFirstError
 		if !errors.As(err, &nf) || !errors.Is(err, projections.ErrNotFirstParked) || nf.First != parked[a2.ID].ID {
 			t.Fatalf("retry of an event behind another: %v", err)
