@@ -5,18 +5,18 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 )
 
 // The generated admin token is printed when it is created, never again: later starts name
@@ -87,45 +87,11 @@ func TestServeRefusesALooseAdminToken(t *testing.T) {
 	}
 }
 
-// silentServer listens on a local port, takes every connection and never answers, as a
-// wrong host or a hung proxy does. It returns the address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // Every subcommand gives up on a PostgreSQL server that never answers, on its own, with an
 // error that says so; the deadline given to run is only the test's guard against a hang.
 func TestSubcommandsGiveUpOnAPostgresThatNeverAnswers(t *testing.T) {
 	t.Parallel()
-	silent := "postgres://postgres@" + silentServer(t) + "/postgres?sslmode=disable"
+	silent := "postgres://postgres@" + postgrestest.SilentServer(t) + "/postgres?sslmode=disable"
 	tests := []struct {
 		name string
 		env  map[string]string

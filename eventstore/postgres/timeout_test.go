@@ -2,54 +2,20 @@ package postgres
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// silentServer listens on a local port, takes every connection and never answers, as a
-// wrong host or a hung proxy does. It returns the address.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
+)
 
 // Open gives up on a server that never answers, on its own, with an error that says so; the
 // caller's deadline is only the test's guard against a hang.
 func TestOpenGivesUpOnAServerThatNeverAnswers(t *testing.T) {
 	t.Parallel()
-	addr := silentServer(t)
+	addr := postgrestest.SilentServer(t)
 	tests := []struct {
 		name string
 		url  string
