@@ -130,6 +130,7 @@ type model struct {
 	stayBins    *readmodel.Table[stayBinRow]
 	stays       *readmodel.Table[stayRow]
 	horizon     *readmodel.Table[horizonRow]
+	groupings   []keptGrouping // the groupings of the kept map, by phase then by stage
 }
 
 func newModel() *model {

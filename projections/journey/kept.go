@@ -124,6 +124,8 @@ func (m *model) declareKept() {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	// built once: every phase change walks them, and building them allocates their maps
+	m.groupings = keptGroupings()
 }
 
 // dimValue is the rows of one dim and value: the contacts a kept row counts.
@@ -168,7 +170,7 @@ func (kg keptGrouping) bits(c *contactRow) (seen, advanced *int64) {
 // keepCreated counts a new contact: it entered lead (and awareness).
 func (m *model) keepCreated(rows *readmodel.Rows, c contactRow, at int64) contactRow {
 	dims := dimsOf(c)
-	for _, kg := range keptGroupings() {
+	for _, kg := range m.groupings {
 		m.enterStep(rows, dims, kg, &c, kg.g.bucket(contact.Lead))
 	}
 	c.stage, c.stageSince = byStage().bucket(contact.Lead), at
@@ -180,7 +182,7 @@ func (m *model) keepCreated(rows *readmodel.Rows, c contactRow, at int64) contac
 // step it enters. It returns the contact with its bits and current stage updated.
 func (m *model) keepPhaseChange(rows *readmodel.Rows, c contactRow, v visitRow, to contact.Phase, at int64) contactRow {
 	dims := dimsOf(c)
-	for _, kg := range keptGroupings() {
+	for _, kg := range m.groupings {
 		from, since := kg.g.bucket(contact.Phase(v.phase)), v.enteredAt
 		if kg.name == groupingStage {
 			from, since = c.stage, c.stageSince
@@ -247,7 +249,7 @@ func (m *model) keepMoved(rows *readmodel.Rows, c contactRow, dim, from, to stri
 		sign  int64
 	}{{from, -1}, {to, 1}} {
 		dims := []dimValue{{dim, side.value}}
-		for _, kg := range keptGroupings() {
+		for _, kg := range m.groupings {
 			m.addShare(rows, dims, kg, c, visits, side.sign)
 		}
 		for _, r := range mix {
@@ -309,10 +311,10 @@ func (m *model) addMix(rows *readmodel.Rows, dims []dimValue, phase, kind string
 // events, counts as 0) in step: to its closed count and its bins of both widths (see package
 // lengths).
 func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step string, micros, n int64) {
-	micros = max(micros, 0)
+	bins := lengths.Bins(max(micros, 0))
 	for _, d := range dims {
 		m.steps.Add(rows, stepRow{dim: d.dim, value: d.value, grouping: grouping, step: step, closed: n})
-		for _, b := range lengths.Bins(micros) {
+		for _, b := range bins {
 			m.stayBins.Add(rows, stayBinRow{dim: d.dim, value: d.value, grouping: grouping, step: step,
 				width: b.Width, bin: b.Bin, count: n})
 		}
