@@ -12,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/members"
 )
 
 // Page sizes of the task list.
@@ -273,25 +274,14 @@ func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
 	return list, nil
 }
 
-// contacts are the contact and every contact merged into it.
+// contacts are the contact and every contact merged into it, as query arguments.
 func (q *query) contacts(ctx context.Context, contactID string) ([]any, error) {
-	rows, err := q.rows(ctx, `SELECT member FROM `+q.t.Name(tableMembers)+` WHERE survivor = ? ORDER BY member`, contactID)
-	if err != nil {
-		return nil, fmt.Errorf("merged contacts: %w", err)
+	ids, err := members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
 	}
-	ids := []any{contactID}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("merged contacts: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("merged contacts: %w", err)
-	}
-	return ids, nil
+	return args, err
 }
 
 // counts are the counts per assignee at as_of. About now, open, done and cancelled are the

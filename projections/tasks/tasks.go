@@ -32,6 +32,7 @@ import (
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/members"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -44,17 +45,16 @@ func Projection() *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
 		Version: 1,
-		Tables:  []readmodel.AnyTable{m.tasks, m.states, m.counts, m.members},
+		Tables:  []readmodel.AnyTable{m.tasks, m.states, m.counts, m.members.Declared()},
 		Fold:    m.fold,
 	})
 }
 
 // Base names of the tables.
 const (
-	tableTasks   = "tasks"
-	tableStates  = "states"
-	tableCounts  = "counts"
-	tableMembers = "members"
+	tableTasks  = "tasks"
+	tableStates = "states"
+	tableCounts = "counts"
 )
 
 // Statuses of a task.
@@ -85,25 +85,19 @@ type countRow struct {
 	open, done, cancelled int64
 }
 
-type memberRow struct {
-	survivor, member string
-	mergedAt         int64
-}
-
 // model holds the declarations of the tables the fold writes.
 type model struct {
 	tasks   *readmodel.Table[taskRow]
 	states  *readmodel.Table[stateRow]
 	counts  *readmodel.Table[countRow]
-	members *readmodel.Table[memberRow]
+	members *members.Table
 }
 
 func newModel() *model {
 	type (
-		t  = taskRow
-		s  = stateRow
-		c  = countRow
-		mb = memberRow
+		t = taskRow
+		s = stateRow
+		c = countRow
 	)
 	m := &model{}
 	m.states = readmodel.NewTable(tableStates, 2,
@@ -138,10 +132,7 @@ func newModel() *model {
 		readmodel.Integer("open", func(r *c) *int64 { return &r.open }),
 		readmodel.Integer("done", func(r *c) *int64 { return &r.done }),
 		readmodel.Integer("cancelled", func(r *c) *int64 { return &r.cancelled }))
-	m.members = readmodel.NewTable(tableMembers, 2,
-		readmodel.Text("survivor", func(r *mb) *string { return &r.survivor }),
-		readmodel.Text("member", func(r *mb) *string { return &r.member }),
-		readmodel.BigInt("merged_at", func(r *mb) *int64 { return &r.mergedAt })).Clustered()
+	m.members = members.NewTable()
 	return m
 }
 
@@ -187,7 +178,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.absorb(rows, ev.ContactID, ev.DuplicateID, at)
+		m.members.Absorb(rows, ev.ContactID, ev.DuplicateID, at)
 	}
 	return nil
 }
@@ -229,13 +220,4 @@ func (m *model) count(rows *readmodel.Rows, assignee, status string, delta int64
 		c.cancelled += delta
 	}
 	m.counts.Upsert(rows, c)
-}
-
-// absorb records that the duplicate, and every contact merged into it before, count for the
-// survivor.
-func (m *model) absorb(rows *readmodel.Rows, survivor, duplicate string, at int64) {
-	m.members.Insert(rows, memberRow{survivor: survivor, member: duplicate, mergedAt: at})
-	for _, r := range m.members.Group(rows, duplicate) {
-		m.members.Insert(rows, memberRow{survivor: survivor, member: r.member, mergedAt: at})
-	}
 }

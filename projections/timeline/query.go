@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/members"
 )
 
 // Page sizes of a timeline.
@@ -185,23 +186,7 @@ func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, 
 
 // contacts are the contact and every contact merged into it.
 func (q *query) contacts(ctx context.Context, contactID string) ([]string, error) {
-	rows, err := q.rows(ctx, `SELECT member FROM `+q.t.Name(tableMembers)+` WHERE survivor = ? ORDER BY member`, contactID)
-	if err != nil {
-		return nil, fmt.Errorf("merged contacts: %w", err)
-	}
-	ids := []string{contactID}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("merged contacts: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("merged contacts: %w", err)
-	}
-	return ids, nil
+	return members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
 }
 
 // page reads up to limit+1 entries of the contacts, newest first, from the index on

@@ -29,6 +29,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/members"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -41,7 +42,7 @@ func Projection() *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
 		Version: 1,
-		Tables:  []readmodel.AnyTable{m.entries, m.deals, m.tasks, m.members},
+		Tables:  []readmodel.AnyTable{m.entries, m.deals, m.tasks, m.members.Declared()},
 		Fold:    m.fold,
 	})
 }
@@ -51,7 +52,6 @@ const (
 	tableEntries = "entries"
 	tableDeals   = "deals"
 	tableTasks   = "tasks"
-	tableMembers = "members"
 )
 
 // Kinds of entries, the values of ?types=.
@@ -103,25 +103,19 @@ type taskRow struct {
 	taskID, contactID, title, due, status string
 }
 
-type memberRow struct {
-	survivor, member string
-	mergedAt         int64
-}
-
 // model holds the declarations of the tables the fold writes.
 type model struct {
 	entries *readmodel.Table[entryRow]
 	deals   *readmodel.Table[dealRow]
 	tasks   *readmodel.Table[taskRow]
-	members *readmodel.Table[memberRow]
+	members *members.Table
 }
 
 func newModel() *model {
 	type (
-		e  = entryRow
-		d  = dealRow
-		t  = taskRow
-		mb = memberRow
+		e = entryRow
+		d = dealRow
+		t = taskRow
 	)
 	m := &model{}
 	m.entries = readmodel.NewTable(tableEntries, 1,
@@ -146,10 +140,7 @@ func newModel() *model {
 		readmodel.Text("title", func(r *t) *string { return &r.title }),
 		readmodel.Text("due", func(r *t) *string { return &r.due }),
 		readmodel.Text("status", func(r *t) *string { return &r.status }))
-	m.members = readmodel.NewTable(tableMembers, 2,
-		readmodel.Text("survivor", func(r *mb) *string { return &r.survivor }),
-		readmodel.Text("member", func(r *mb) *string { return &r.member }),
-		readmodel.BigInt("merged_at", func(r *mb) *int64 { return &r.mergedAt })).Clustered()
+	m.members = members.NewTable()
 	return m
 }
 
@@ -172,7 +163,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	}
 	m.add(rows, e, kind, ev.ContactID, ev.subject(), "")
 	if e.Type == contact.TypeDuplicateAbsorbed {
-		m.absorb(rows, ev.ContactID, ev.DuplicateID, e.OccurredAt.UnixMicro())
+		m.members.Absorb(rows, ev.ContactID, ev.DuplicateID, e.OccurredAt.UnixMicro())
 	}
 	return nil
 }
@@ -212,15 +203,6 @@ func (ev *contactEvent) subject() string {
 		}
 	}
 	return ""
-}
-
-// absorb records that the duplicate, and every contact merged into it before, are members of
-// the survivor's timeline.
-func (m *model) absorb(rows *readmodel.Rows, survivor, duplicate string, at int64) {
-	m.members.Insert(rows, memberRow{survivor: survivor, member: duplicate, mergedAt: at})
-	for _, r := range m.members.Group(rows, duplicate) {
-		m.members.Insert(rows, memberRow{survivor: survivor, member: r.member, mergedAt: at})
-	}
 }
 
 // add records the entry of event e.
