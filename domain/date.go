@@ -20,6 +20,10 @@ func ParseDate(field, s string) (Date, error) {
 // DateOf is the UTC calendar date of t.
 func DateOf(t time.Time) Date { return Date(t.UTC().Format(DateLayout)) }
 
+// DateIn is the calendar date of t in the time zone loc: the business date of an instant when
+// loc is the business time zone.
+func DateIn(t time.Time, loc *time.Location) Date { return Date(t.In(loc).Format(DateLayout)) }
+
 // Time is the start of the date, in UTC.
 func (d Date) Time() time.Time {
 	t, _ := time.Parse(DateLayout, string(d))

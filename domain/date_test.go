@@ -77,3 +77,22 @@ func TestDateOfAndTime(t *testing.T) {
 		t.Errorf("Time() = %v; want %v", got, want)
 	}
 }
+
+func TestDateIn(t *testing.T) {
+	t.Parallel()
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2026-03-31T15:30Z is already April 1st in Tokyo (UTC+9): a month boundary crossed there
+	// and not in UTC.
+	at := time.Date(2026, 3, 31, 15, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		loc  *time.Location
+		want domain.Date
+	}{{time.UTC, "2026-03-31"}, {tokyo, "2026-04-01"}} {
+		if got := domain.DateIn(at, tc.loc); got != tc.want {
+			t.Errorf("DateIn(%v, %v) = %q, want %q", at, tc.loc, got, tc.want)
+		}
+	}
+}

@@ -220,10 +220,15 @@ func resetGroups(ctx context.Context, cps eventstore.Checkpoints, groups ...stri
 	return nil
 }
 
+// utcReadModels are the projections `crm serve` runs with the default business time zone.
+func utcReadModels() []projections.Projection {
+	return readmodels.Projections(readmodels.All(readmodels.Options{Zone: time.UTC}))
+}
+
 // projectionGroups are the consumer groups of the projections `crm serve` runs.
 func projectionGroups() []string {
 	var groups []string
-	for _, p := range readModels() {
+	for _, p := range utcReadModels() {
 		groups = append(groups, runtime.ConsumerGroup(projections.TablesFor(p, "")))
 	}
 	return groups
@@ -267,7 +272,7 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	cmds := commands.NewHandler(store)
-	bg, err := newBackground(ctx, store, readModels, cmds, 0, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, readModels, cmds, utcReadModels(), 0, newWatermillLogger(log))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -284,7 +289,7 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: httpapi.DefaultReadWait, Rebuilds: bg.rebuilds,
-		Queries:    readmodels.HTTPQueries(readmodels.All()),
+		Queries:    readmodels.HTTPQueries(readmodels.All(readmodels.Options{})),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

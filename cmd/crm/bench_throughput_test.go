@@ -286,12 +286,12 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 		var err error
 		runner, err = runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: catchUpReads(store),
 			NewSubscriber: subscriber, Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps),
-			CatchUpBatch: runtime.DefaultCatchUpBatch}, readModels()...)
+			CatchUpBatch: runtime.DefaultCatchUpBatch}, utcReadModels()...)
 		if err != nil {
 			b.Fatal(err)
 		}
 	} else {
-		bg, err := newBackground(ctx, store, db, commands.NewHandler(store), 0, watermill.NopLogger{})
+		bg, err := newBackground(ctx, store, db, commands.NewHandler(store), utcReadModels(), 0, watermill.NopLogger{})
 		if err != nil {
 			b.Fatal(err)
 		}

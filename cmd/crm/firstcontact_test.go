@@ -19,6 +19,7 @@ func TestBadConfigurationTouchesNothing(t *testing.T) {
 		"CRM_READMODEL_WAIT": "forever",
 		"CRM_SNAPSHOT_EVERY": "7",
 		"CRM_ANSWER_CACHE":   "lots",
+		"CRM_BUSINESS_TZ":    "Mars/Olympus",
 		"CRM_STORE":          "mysql://x",
 	}
 	for _, args := range [][]string{

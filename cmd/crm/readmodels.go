@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
@@ -20,9 +21,15 @@ import (
 	"github.com/eventcrm/crm/projections/timetravel"
 )
 
-// readModels are the projections of the read models (package readmodels lists them): the
-// live runner, the rebuilds, time travel and diffs take them from here.
-func readModels() []projections.Projection { return readmodels.Projections(readmodels.All()) }
+// readModels are the read models (package readmodels lists them) as cfg configures them:
+// the live runner, the HTTP queries, the rebuilds, time travel and diffs take them from here.
+func readModels(cfg config.Config) ([]readmodels.ReadModel, error) {
+	zone, err := cfg.BusinessZone()
+	if err != nil {
+		return nil, err
+	}
+	return readmodels.All(readmodels.Options{Zone: zone}), nil
+}
 
 // background is the work `crm serve` runs beside the HTTP server: the projections and the
 // process managers, all fed by the store's global feed through Watermill, and the rebuilds
@@ -37,8 +44,8 @@ type background struct {
 
 // newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
 // time-travel snapshot interval (0: the default).
-func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler, snapshotEvery int64,
-	log watermill.LoggerAdapter) (*background, error) {
+func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler,
+	ps []projections.Projection, snapshotEvery int64, log watermill.LoggerAdapter) (*background, error) {
 	cps, err := consumerCheckpoints(ctx, store, db)
 	if err != nil {
 		return nil, err
@@ -47,7 +54,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
 	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, readModels()...)
+		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +67,11 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, readModels()...)
+	rebuilds, err := rebuild.NewRebuilds(rebuild.RebuildConfig{DB: db, Store: store, Runner: runner, Logger: log}, ps...)
 	if err != nil {
 		return nil, err
 	}
-	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, readModels()...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, ps...)
 	if err != nil {
 		return nil, err
 	}

@@ -25,9 +25,14 @@ import (
 	"github.com/eventcrm/crm/projections/rebuild"
 )
 
-// projectionNamed finds the projection of a read model by its persisted name.
-func projectionNamed(name string) (projections.Projection, error) {
-	p, err := readmodels.Named(readmodels.All(), name)
+// projectionNamed finds the projection of a read model, as cfg configures it, by its
+// persisted name.
+func projectionNamed(cfg config.Config, name string) (projections.Projection, error) {
+	rms, err := readModels(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := readmodels.Named(rms, name)
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
@@ -54,9 +59,13 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 	if *batch < 1 || *dropDelay < 0 {
 		return usageError{"--batch must be positive and --drop-delay not negative"}
 	}
-	ps := readModels()
+	rms, err := readModels(cfg)
+	if err != nil {
+		return err
+	}
+	ps := readmodels.Projections(rms)
 	if *name != "" {
-		p, err := projectionNamed(*name)
+		p, err := projectionNamed(cfg, *name)
 		if err != nil {
 			return err
 		}
@@ -261,7 +270,7 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if *sample < 1 || *batch < 1 {
 		return usageError{"--sample and --batch must be positive"}
 	}
-	p, err := projectionNamed(name)
+	p, err := projectionNamed(cfg, name)
 	if err != nil {
 		return err
 	}

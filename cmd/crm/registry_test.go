@@ -28,7 +28,7 @@ func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rm := range readmodels.All() {
+	for _, rm := range readmodels.All(readmodels.Options{}) {
 		name := rm.Projection.Name()
 		out, _, err := crm(t, env, "rebuild", "--projection", name, "--quiet", "--drop-delay", "0s")
 		if want := name + ": " + setName(rm.Projection, "g1") + " now serves"; err != nil || !strings.Contains(out, want) {
@@ -45,7 +45,7 @@ func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 	defer s.stop()
 	s.waitCaughtUp()
 	sets := s.tableSets()
-	for _, rm := range readmodels.All() {
+	for _, rm := range readmodels.All(readmodels.Options{}) {
 		name := rm.Projection.Name()
 		t.Run(name, func(t *testing.T) {
 			if got, want := sets[name], setName(rm.Projection, "g1"); got != want {

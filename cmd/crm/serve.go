@@ -66,14 +66,18 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	readModels, err := config.OpenReadModels(ctx, cfg)
+	rms, err := readModels(cfg)
 	if err != nil {
 		return err
 	}
-	defer readModels.SQL.Close()
+	db, err := config.OpenReadModels(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
 	cmds := commands.NewHandler(appends)
-	bg, err := newBackground(ctx, store, readModels, cmds, snapshotEvery, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
-		Queries:    readmodels.HTTPQueries(readmodels.All()),
+		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {

@@ -123,7 +123,7 @@ func TestServeRunsTheReadModelsAndTheDealWonProcess(t *testing.T) {
 		t.Fatalf("journey visits %v", visits)
 	}
 	list := s.call("GET", "/v1/projections", "")["projections"].([]any)
-	if len(list) != len(readmodels.All()) {
+	if len(list) != len(readmodels.All(readmodels.Options{})) {
 		t.Fatalf("projections %v", list)
 	}
 	for _, p := range s.call("GET", "/v1/analytics/churn-points", "")["data"].(map[string]any)["phases"].([]any) {

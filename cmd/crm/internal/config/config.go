@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+	_ "time/tzdata" // CRM_BUSINESS_TZ resolves without the host's zone files
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/esdb"
@@ -40,6 +42,9 @@ type Config struct {
 	Tokens string
 	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
 	LogLevel string
+	// BusinessTZ is the IANA name of the business time zone (CRM_BUSINESS_TZ, default UTC): it
+	// decides business dates and period boundaries in every read model; see BusinessZone.
+	BusinessTZ string
 }
 
 // FromEnv reads the settings from the environment, applying defaults.
@@ -54,6 +59,7 @@ func FromEnv(getenv func(string) string) Config {
 		SnapshotEvery: getenv("CRM_SNAPSHOT_EVERY"),
 		Tokens:        getenv("CRM_TOKENS"),
 		LogLevel:      getenv("CRM_LOG_LEVEL"),
+		BusinessTZ:    getenv("CRM_BUSINESS_TZ"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
@@ -64,7 +70,23 @@ func FromEnv(getenv func(string) string) Config {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.BusinessTZ == "" {
+		c.BusinessTZ = "UTC"
+	}
 	return c
+}
+
+// BusinessZone is the business time zone named by CRM_BUSINESS_TZ. The zone database is built
+// into the binary, so a name resolves the same on every machine.
+func (c Config) BusinessZone() (*time.Location, error) {
+	if c.BusinessTZ == "" || c.BusinessTZ == "Local" {
+		return nil, fmt.Errorf("CRM_BUSINESS_TZ %q: want an IANA zone name such as UTC or Asia/Tokyo", c.BusinessTZ)
+	}
+	loc, err := time.LoadLocation(c.BusinessTZ)
+	if err != nil {
+		return nil, fmt.Errorf("CRM_BUSINESS_TZ %q: want an IANA zone name such as UTC or Asia/Tokyo", c.BusinessTZ)
+	}
+	return loc, nil
 }
 
 // Backend names a store kind.

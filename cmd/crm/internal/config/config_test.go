@@ -66,3 +66,37 @@ func TestOpenStoreUnreachable(t *testing.T) {
 		t.Fatalf("OpenStore of an unreachable PostgreSQL: %v", err)
 	}
 }
+
+func TestBusinessZone(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		raw, want string
+		ok        bool
+	}{
+		{"", "UTC", true}, // FromEnv's default
+		{"UTC", "UTC", true},
+		{"Asia/Tokyo", "Asia/Tokyo", true},
+		{"Europe/Berlin", "Europe/Berlin", true},
+		{"Local", "", false},
+		{"Tokyo", "", false},
+		{"asia/tokyo ", "", false},
+		{"+09:00", "", false},
+	} {
+		c := FromEnv(func(k string) string {
+			if k == "CRM_BUSINESS_TZ" {
+				return tc.raw
+			}
+			return ""
+		})
+		loc, err := c.BusinessZone()
+		if tc.ok != (err == nil) || (err == nil && loc.String() != tc.want) {
+			t.Errorf("CRM_BUSINESS_TZ %q: %v, %v; want %q (ok %v)", tc.raw, loc, err, tc.want, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "CRM_BUSINESS_TZ") {
+			t.Errorf("CRM_BUSINESS_TZ %q: %v, want an error naming it", tc.raw, err)
+		}
+		if tc.ok != (c.Validate() == nil) && tc.ok {
+			t.Errorf("CRM_BUSINESS_TZ %q: Validate() = %v", tc.raw, c.Validate())
+		}
+	}
+}

@@ -136,7 +136,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 	}
 	t.Cleanup(rebuilds.Close)
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
-		Queries: readmodels.HTTPQueries(readmodels.All())})
+		Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
 	return readServer{server: server, store: store, refusing: refusing, travel: travel, rebuilds: rebuilds}
 }
 

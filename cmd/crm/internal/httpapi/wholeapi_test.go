@@ -131,7 +131,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	ctx := context.Background()
 	o := b.open(t)
 	store, db := o.store, o.db
-	ps := readmodels.Projections(readmodels.All())
+	ps := readmodels.Projections(readmodels.All(readmodels.Options{}))
 	runner, err := runtime.NewRunner(runtime.RunnerConfig{
 		DB: db, Store: store, Decode: wmstore.EventFromMessage,
 		NewSubscriber: func(group string) (message.Subscriber, error) {
@@ -163,7 +163,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 		t.Fatal(err)
 	}
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All())})
+	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)

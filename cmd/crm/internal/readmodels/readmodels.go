@@ -8,6 +8,7 @@ package readmodels
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/projections"
@@ -25,8 +26,25 @@ type ReadModel struct {
 	Queries    []httpapi.Query
 }
 
-// All lists the read models. A new read model is one more line here.
-func All() []ReadModel {
+// Options are the settings read models compute with; a change of one is a change of what
+// they hold, so the read models concerned record it and are rebuilt.
+type Options struct {
+	// Zone is the business time zone (CRM_BUSINESS_TZ): business dates and period boundaries
+	// are taken in it. Nil means UTC.
+	Zone *time.Location
+}
+
+// zone is the business time zone, UTC when none is set.
+func (o Options) zone() *time.Location {
+	if o.Zone == nil {
+		return time.UTC
+	}
+	return o.Zone
+}
+
+// All lists the read models as opts configures them. A new read model is one more line here.
+func All(opts Options) []ReadModel {
+	_ = opts.zone() // the analytics read models take it
 	return []ReadModel{
 		{board.Projection(), httpapi.BoardQueries()},
 		{journey.Projection(), httpapi.JourneyQueries()},
