@@ -357,6 +357,10 @@ func insertSQL(table string, columns []string, key int, onConflict OnConflict, r
 		}
 		b.WriteString(row)
 	}
+	if key == len(columns) && onConflict != ConflictFail {
+		// A row that is all key has nothing to update or add: a second one is the same row.
+		onConflict = ConflictIgnore
+	}
 	switch onConflict {
 	case ConflictIgnore:
 		b.WriteString(" ON CONFLICT (" + strings.Join(columns[:key], ", ") + ") DO NOTHING")
