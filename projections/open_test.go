@@ -2,8 +2,12 @@ package projections_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"testing"
 
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
@@ -47,4 +51,18 @@ func TestSQLiteReadModelSessions(t *testing.T) {
 	if journal != "wal" || synchronous != 1 || mmap < 1<<28 {
 		t.Fatalf("journal_mode %s, synchronous %d, mmap_size %d; want wal, 1 (NORMAL), at least 256 MiB", journal, synchronous, mmap)
 	}
+}
+
+// A read on a read-model database that was closed (the server is stopping) is ErrClosed, which
+// the HTTP edge answers 503 with a Retry-After, not 500.
+func TestReadAfterCloseIsErrClosed(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, _ eventstore.Store, db *projections.DB) {
+		if err := db.SQL.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err := db.ReadOnly(context.Background(), func(*sql.Tx) error { return nil })
+		if !errors.Is(err, projections.ErrClosed) {
+			t.Fatalf("read after close: %v, want ErrClosed", err)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 func (db *DB) ReadOnly(ctx context.Context, read func(tx *sql.Tx) error) error {
 	tx, err := db.SQL.BeginTx(ctx, db.Dialect.ReadSnapshot())
 	if err != nil {
-		return fmt.Errorf("begin read: %w", err)
+		return fmt.Errorf("begin read: %w", closedAs(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // read only: nothing to keep
 	return read(tx)
@@ -254,4 +255,13 @@ func SafeApply(ctx context.Context, p Projection, tx *Tx, t Tables, e eventstore
 		return &ApplyError{Projection: p.Name(), Event: e, Err: err}
 	}
 	return nil
+}
+
+// closedAs is err, or ErrClosed wrapping it when it says that the database was closed (the
+// process is stopping): database/sql does not export that error, only its text.
+func closedAs(err error) error {
+	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
