@@ -49,7 +49,12 @@ func newAPI(t testing.TB) *api {
 	if _, isBench := t.(*testing.B); isBench {
 		log = nil
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log}))
+	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log})
+	var handler http.Handler = server
+	if _, isBench := t.(*testing.B); !isBench {
+		handler = checkAgainstDescription(t, server, server) // benchmarks measure the server alone
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return &api{t: t, url: srv.URL}
 }
