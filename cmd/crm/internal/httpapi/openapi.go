@@ -470,4 +470,3 @@ func words(name string) string {
 	}
 	return b.String()
 }
-

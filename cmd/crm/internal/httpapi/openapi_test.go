@@ -82,7 +82,7 @@ func TestDescriptionIsServed(t *testing.T) {
 		t.Fatalf("GET /openapi.json: %d %s", r.status, r.header.Get("Content-Type"))
 	}
 	var doc struct {
-		OpenAPI string                                `json:"openapi"`
+		OpenAPI string                               `json:"openapi"`
 		Paths   map[string]map[string]map[string]any `json:"paths"`
 		Comps   struct {
 			Schemas map[string]json.RawMessage `json:"schemas"`
@@ -172,12 +172,18 @@ func TestDescriptionCheckCatchesDrift(t *testing.T) {
 	}{
 		{name: "answer as described", method: "GET", path: "/healthz", want: ""},
 		{name: "answer with a field the type lacks", method: "GET", path: "/healthz", want: "does not match the description",
-			serve: func(w http.ResponseWriter) { w.Header().Set("Content-Type", "application/json"); _, _ = w.Write([]byte(`{"status":1}`)) }},
+			serve: func(w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"status":1}`))
+			}},
 		{name: "unknown path answered 200", method: "GET", path: "/v1/nowhere", want: "yet it was answered 200",
 			serve: func(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) }},
 		{name: "missing token answered 401", method: "GET", path: "/v1/contacts/x", want: ""},
 		{name: "bad parameter answered 200", method: "GET", path: "/v1/contacts/x?version=abc", token: appToken, want: "yet it was answered 200",
-			serve: func(w http.ResponseWriter) { w.Header().Set("Content-Type", "application/json"); _, _ = w.Write([]byte(`{}`)) }},
+			serve: func(w http.ResponseWriter) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{}`))
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
