@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +187,26 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if _, found := value(m, "crm_rebuild_running", "projection", "journey"); found {
 		t.Error("a projection never rebuilt reports rebuild progress")
+	}
+
+	// Every metric the Grafana dashboard asks for is served (all are, once a rebuild ran).
+	dashboard, err := os.ReadFile("../../docs/grafana/crm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Panels []struct{ Targets []struct{ Expr string } } }
+	if err := json.Unmarshal(dashboard, &d); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	for _, p := range d.Panels {
+		for _, target := range p.Targets {
+			for _, name := range regexp.MustCompile(`\b(crm|go|process)_[a-z_]+`).FindAllString(target.Expr, -1) {
+				family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+				if m[family] == nil && m[name] == nil {
+					t.Errorf("the dashboard asks for %s, which is not served", name)
+				}
+			}
+		}
 	}
 }
 
