@@ -81,9 +81,6 @@ func timeParam(name, desc string) Param {
 func boolParam(name, desc string) Param {
 	return Param{Name: name, Description: desc, Type: "boolean"}
 }
-func enumParam(name, desc string, values ...string) Param {
-	return Param{Name: name, Description: desc, Enum: values}
-}
 
 // Parameters many read models share.
 var (
