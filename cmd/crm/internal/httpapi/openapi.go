@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/gorilla/mux"
@@ -142,12 +143,36 @@ func (s *Server) Undescribed() ([]Route, error) {
 	return missing, err
 }
 
-// OpenAPI is the OpenAPI 3.1 description of every described route the router holds.
+// description is the last description built, kept while the routes and their descriptions
+// stay as they were (they change only while the server is being mounted).
+type description struct {
+	mu     sync.Mutex
+	routes int // routes walked and
+	docs   int // descriptions recorded when it was built
+	body   []byte
+}
+
+// OpenAPI is the OpenAPI 3.1 description of every described route the router holds. The
+// returned bytes are shared: do not modify them.
 func (s *Server) OpenAPI() ([]byte, error) {
 	routes, err := s.Routes()
 	if err != nil {
 		return nil, err
 	}
+	s.description.mu.Lock()
+	defer s.description.mu.Unlock()
+	if d := &s.description; d.body != nil && d.routes == len(routes) && d.docs == len(s.docs) {
+		return d.body, nil
+	}
+	body, err := s.buildOpenAPI(routes)
+	if err != nil {
+		return nil, err
+	}
+	s.description.routes, s.description.docs, s.description.body = len(routes), len(s.docs), body
+	return body, nil
+}
+
+func (s *Server) buildOpenAPI(routes []Route) ([]byte, error) {
 	sch := newSchemas()
 	paths := map[string]map[string]any{}
 	for _, r := range routes {

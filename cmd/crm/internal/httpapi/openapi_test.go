@@ -208,3 +208,14 @@ func TestDescriptionCheckCatchesDrift(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOpenAPI builds the description of the whole server, as GET /openapi.json does.
+func BenchmarkOpenAPI(b *testing.B) {
+	s := newWholeAPI(b, backends()[0]).server
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.OpenAPI(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -57,6 +57,8 @@ type Server struct {
 	router  *mux.Router
 	// docs describe the routes for the OpenAPI description, by routeKey.
 	docs map[string]RouteDoc
+	// description is the OpenAPI description, kept while the routes do not change.
+	description description
 	// ready tells GET /readyz when the read models have caught up (see readiness).
 	ready *readiness
 	// answerBuffers holds the buffers read-model answers are written into: a board of 250
