@@ -110,6 +110,10 @@ func TestServeMetrics(t *testing.T) {
 	if st := s.status("POST", "/v1/contacts/"+ids[1]+"/phase", `{"phase":"approach"}`, "If-Match", `"7"`); st != http.StatusPreconditionFailed {
 		t.Fatalf("stale If-Match: %d", st)
 	}
+	// A path no route has is counted under one series, not one per path.
+	if st := s.status("GET", "/v1/nowhere", ""); st != http.StatusNotFound {
+		t.Fatalf("unknown path: %d", st)
+	}
 	// One time-travel question of the board, once it has applied position 4.
 	s.call("GET", "/v1/pipeline/board?min_position=4", "")
 	s.call("GET", "/v1/pipeline/board?at_position=2", "")
@@ -144,6 +148,7 @@ func TestServeMetrics(t *testing.T) {
 		{"crm_http_requests_total", []string{"method", "POST", "route", "/v1/contacts/{id}/phase", "status", "422"}, 1},
 		{"crm_http_requests_total", []string{"method", "POST", "route", "/v1/contacts/{id}/phase", "status", "412"}, 1},
 		{"crm_http_requests_total", []string{"method", "GET", "route", "/v1/pipeline/board", "status", "200"}, 2},
+		{"crm_http_requests_total", []string{"method", "GET", "route", "unmatched", "status", "404"}, 1},
 		{"crm_time_travel_duration_seconds", []string{"projection", "pipeline_board"}, 1},
 		{"crm_projection_checkpoint", []string{"projection", "journey"}, 4},
 		{"crm_projection_head", []string{"projection", "journey"}, 4},

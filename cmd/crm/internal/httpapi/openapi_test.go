@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore/audit"
 )
 
 // wholeServer is a server with every part mounted: commands, read models, rebuilds, audit.
@@ -217,5 +219,28 @@ func BenchmarkOpenAPI(b *testing.B) {
 		if _, err := s.OpenAPI(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The description is kept between requests, yet routes mounted after it was first built are
+// in the next one.
+func TestDescriptionFollowsMountedRoutes(t *testing.T) {
+	t.Parallel()
+	rs := newReadServer(t, time.Second)
+	before, err := rs.server.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(before), `"/v1/audit/key"`) {
+		t.Fatal("audit described before it is mounted")
+	}
+	src := audit.StoreSource(rs.store)
+	rs.server.MountAudit(httpapi.Audit{Ledger: newLedger(t, src, src), AccessLog: newAccessLog(t)})
+	after, err := rs.server.OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(after), `"/v1/audit/key"`) {
+		t.Fatal("audit mounted but not described")
 	}
 }
