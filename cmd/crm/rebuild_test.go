@@ -31,7 +31,7 @@ func (s *server) request(method, path, token string) (int, map[string]any) {
 	s.t.Helper()
 	req, _ := http.NewRequest(method, "http://"+s.addr+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

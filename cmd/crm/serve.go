@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 )
@@ -26,6 +27,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (CRM_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (CRM_DATA_DIR)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "Prometheus metrics listen address, off when empty (CRM_METRICS_ADDR)")
 	fs.StringVar(&cfg.ReadModelWait, "read-wait", cfg.ReadModelWait, "longest wait of a read-model answer for min_position (CRM_READMODEL_WAIT)")
 	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
 		return err
@@ -42,6 +44,13 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close()
+	metricsLn, m, err := metricsListener(cfg)
+	if err != nil {
+		return err
+	}
+	if metricsLn != nil {
+		defer metricsLn.Close()
+	}
 	warnIfExposed(log, cfg.DataDir)
 	tokens, err := loadTokens(cfg, stdout)
 	if err != nil {
@@ -76,7 +85,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
-	cmds := commands.NewHandler(appends)
+	cmds := commands.NewHandler(m.Store(appends))
 	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
@@ -84,8 +93,11 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	// Stopped after the HTTP server (deferred later, runs earlier than the closes above), so
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()
+	if err := errors.Join(m.Register(metrics.Projections(bg.runner)), m.Register(metrics.Rebuilds(bg.rebuilds, bg.runner.Names()))); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 
-	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log})
+	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log, Metrics: m})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
@@ -95,6 +107,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	defer stopAudit()
 	srv := api.HTTPServer(httpapi.DefaultTimeouts().ForReadWait(readWait))
+	defer serveMetrics(metricsLn, m, log)()
 	log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("data_dir", cfg.DataDir))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(httpapi.ProblemListener(ln)) }()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/cmd/crm/internal/openapitest"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 )
 
@@ -24,6 +25,8 @@ type server struct {
 	out   *syncBuffer // what serve printed on stdout
 	logs  *syncBuffer // and logged on stderr
 	stop  func()
+	// client checks every request and answer against the server's OpenAPI description.
+	client *http.Client
 }
 
 func serve(t *testing.T, env map[string]string) *server {
@@ -55,7 +58,8 @@ func serve(t *testing.T, env map[string]string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token)), out: out, logs: logs}
+	s := &server{t: t, addr: addr, token: strings.TrimSpace(string(token)), out: out, logs: logs,
+		client: &http.Client{Transport: openapitest.Transport(t, nil, "http://"+addr+"/openapi.json")}}
 	s.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -73,7 +77,7 @@ func (s *server) call(method, path, body string) map[string]any {
 	}
 	req, _ := http.NewRequest(method, "http://"+s.addr+path, rd)
 	req.Header.Set("Authorization", "Bearer "+s.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	// BusinessTZ is the IANA name of the business time zone (CRM_BUSINESS_TZ, default UTC): it
 	// decides business dates and period boundaries in every read model; see BusinessZone.
 	BusinessTZ string
+	// MetricsAddr is where Prometheus metrics are served, on a listener of their own without
+	// bearer tokens (CRM_METRICS_ADDR, HOST:PORT or :PORT; default empty: not served).
+	MetricsAddr string
 }
 
 // FromEnv reads the settings from the environment, applying defaults.
@@ -60,6 +63,7 @@ func FromEnv(getenv func(string) string) Config {
 		Tokens:        getenv("CRM_TOKENS"),
 		LogLevel:      getenv("CRM_LOG_LEVEL"),
 		BusinessTZ:    getenv("CRM_BUSINESS_TZ"),
+		MetricsAddr:   getenv("CRM_METRICS_ADDR"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"

@@ -100,3 +100,25 @@ func TestBusinessZone(t *testing.T) {
 		}
 	}
 }
+
+// CRM_METRICS_ADDR is off by default and must be an address when set.
+func TestMetricsAddr(t *testing.T) {
+	for _, tc := range []struct {
+		raw string
+		ok  bool
+	}{{"", true}, {":9090", true}, {"127.0.0.1:9090", true}, {"9090", false}, {"localhost", false}} {
+		c := FromEnv(func(k string) string {
+			if k == "CRM_METRICS_ADDR" {
+				return tc.raw
+			}
+			return ""
+		})
+		err := c.Validate()
+		if tc.ok != (err == nil) {
+			t.Errorf("CRM_METRICS_ADDR %q: Validate() = %v", tc.raw, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "CRM_METRICS_ADDR") {
+			t.Errorf("CRM_METRICS_ADDR %q: error %q does not name the variable", tc.raw, err)
+		}
+	}
+}

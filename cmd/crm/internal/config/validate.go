@@ -18,6 +18,11 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("CRM_ADDR %q: want HOST:PORT or :PORT", c.Addr))
 	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("CRM_METRICS_ADDR %q: want HOST:PORT or :PORT", c.MetricsAddr))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("CRM_DATA_DIR: empty"))
 	}

@@ -37,9 +37,9 @@ func audited(pathTemplate string) bool {
 // reads, the histories' included, in the access log.
 func (s *Server) MountAudit(a Audit) {
 	s.router.Use(s.recordReads(a.AccessLog))
-	v1 := prefixed{s.router, "/v1"}
-	get := func(path string, h queryFunc) {
-		v1.Handle(path, s.authorize(auth.PermVerify, s.query(h))).Methods(http.MethodGet)
+	get := func(path string, h queryFunc, d RouteDoc) {
+		d.Perm, d.Tag = auth.PermVerify, "audit"
+		s.handle(http.MethodGet, "/v1"+path, s.authorize(auth.PermVerify, s.query(h)), d)
 	}
 	get("/audit/key", func(r *http.Request) (any, int64, error) {
 		k, err := a.Ledger.PublicKey()
@@ -48,7 +48,7 @@ func (s *Server) MountAudit(a Audit) {
 		}
 		note(r.Context(), "key "+k.ID())
 		return k.Info(), 0, nil
-	})
+	}, RouteDoc{Summary: "The public key checkpoints are signed with", Answer: audit.KeyInfo{}})
 	get("/audit/checkpoint", func(r *http.Request) (any, int64, error) {
 		cp, err := a.Ledger.Checkpoint(r.Context())
 		if err != nil {
@@ -56,7 +56,7 @@ func (s *Server) MountAudit(a Audit) {
 		}
 		note(r.Context(), fmt.Sprintf("checkpoint size %d root %s", cp.Size, cp.RootHash))
 		return cp, 0, nil
-	})
+	}, RouteDoc{Summary: "A signed checkpoint of the whole log (Merkle tree size and root)", Answer: audit.Checkpoint{}})
 	get("/audit/proof", func(r *http.Request) (any, int64, error) {
 		q := r.URL.Query()
 		stream := q.Get("stream")
@@ -77,7 +77,11 @@ func (s *Server) MountAudit(a Audit) {
 		}
 		note(r.Context(), fmt.Sprintf("proof of %s version %d in tree of %d", stream, version, p.TreeSize))
 		return p, 0, nil
-	})
+	}, RouteDoc{Summary: "Proof that one event is in the log's Merkle tree", Answer: audit.InclusionProof{},
+		Params: []Param{{Name: "stream", Description: "the event's stream", Required: true},
+			{Name: "version", Description: "the event's version in its stream", Type: "integer", Required: true},
+			intParamDoc("size", "tree size to prove against (default: the current tree)")},
+		Problems: []int{http.StatusNotFound, http.StatusUnprocessableEntity}})
 	get("/audit/consistency", func(r *http.Request) (any, int64, error) {
 		from, err := auditParam(r, "from", 0, true)
 		if err != nil {
@@ -96,7 +100,10 @@ func (s *Server) MountAudit(a Audit) {
 		}
 		note(r.Context(), fmt.Sprintf("consistency of %d with %d", p.From, p.To))
 		return p, 0, nil
-	})
+	}, RouteDoc{Summary: "Proof that a later tree extends an earlier one", Answer: audit.ConsistencyProof{},
+		Params: []Param{{Name: "from", Description: "the earlier tree size", Type: "integer", Required: true},
+			intParamDoc("to", "the later tree size (default: the current tree)")},
+		Problems: []int{http.StatusUnprocessableEntity}})
 	// Who read what is for admins: an auditor's reads are what it checks.
 	get("/audit/access-log", func(r *http.Request) (any, int64, error) {
 		if p := principal(r.Context()); p.Role != auth.RoleAdmin {
@@ -122,8 +129,15 @@ func (s *Server) MountAudit(a Audit) {
 			next = entries[len(entries)-1].Seq
 		}
 		note(r.Context(), fmt.Sprintf("access log after %d: %d entries", after, len(entries)))
-		return map[string]any{"entries": entries, "next_after": next}, 0, nil
-	})
+		return AccessLogPage{Entries: entries, NextAfter: next}, 0, nil
+	}, RouteDoc{Summary: "Who read what (admins only)", Answer: AccessLogPage{},
+		Params: []Param{intParamDoc("after", "the next_after of the previous page"), intParamDoc("limit", "page size, 1..1000")}})
+}
+
+// AccessLogPage is the answer of GET /v1/audit/access-log.
+type AccessLogPage struct {
+	Entries   []audit.Access `json:"entries"`
+	NextAfter int64          `json:"next_after"`
 }
 
 // auditParam reads a query parameter of at least lowest; 0 when absent and not required.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -71,8 +70,7 @@ func serveAudit(t *testing.T, st auditStore, dir string, signer *audit.Signer) *
 	core, logs := observer.New(zap.InfoLevel)
 	s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.New(core)})
 	s.MountAudit(httpapi.Audit{Ledger: ledger, AccessLog: access})
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
+	srv := describedServer(t, s)
 	return &auditAPI{api: &api{t: t, url: srv.URL}, auditStore: st, access: access, logs: logs, dir: dir}
 }
 

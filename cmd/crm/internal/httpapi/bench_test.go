@@ -11,13 +11,36 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
+	"github.com/eventcrm/crm/commands"
 )
 
 // BenchmarkHTTPCommands64Clients: 64 concurrent clients on loopback, each creating a contact
 // and recording touchpoints on it (one command per request), end to end through the real
 // listener, JSON decoding, authentication, the command handlers and the SQLite store.
-func BenchmarkHTTPCommands64Clients(b *testing.B) {
-	a := newAPI(b)
+func BenchmarkHTTPCommands64Clients(b *testing.B) { benchCommands(b, newAPI(b)) }
+
+// BenchmarkHTTPCommandsMetricsCost is BenchmarkHTTPCommands64Clients without and with the
+// Prometheus metrics (requests, commands, appends), in the same run: the ratio is their cost.
+func BenchmarkHTTPCommandsMetricsCost(b *testing.B) {
+	b.Run("metrics=off", func(b *testing.B) { benchCommands(b, newAPI(b)) })
+	b.Run("metrics=on", func(b *testing.B) {
+		m, err := metrics.New(prometheus.NewRegistry())
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchCommands(b, newAPIWith(b, func(c *httpapi.Config) {
+			c.Metrics = m
+			c.Commands = commands.NewHandler(m.Store(c.Store))
+		}))
+	})
+}
+
+func benchCommands(b *testing.B, a *api) {
 	const clients = 64
 	transport := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}
 	client := &http.Client{Transport: transport}

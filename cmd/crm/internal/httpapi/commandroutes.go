@@ -4,10 +4,13 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/commands"
 )
 
@@ -57,6 +60,7 @@ func (s *Server) commandRoutes() []commandRoute {
 func (s *Server) mountCommands(v1 prefixed) {
 	for _, c := range s.commandRoutes() {
 		v1.Handle(c.path, s.authorize(auth.PermWrite, s.command(c))).Methods(c.method)
+		s.describe(c.method, v1.prefix+c.path, RouteDoc{Perm: auth.PermWrite, command: &c})
 	}
 }
 
@@ -120,18 +124,29 @@ func commandOf[C any](method, path string, run func(context.Context, commands.Me
 func (s *Server) command(c commandRoute) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		start := time.Now()
 		m, err := commandMeta(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		var res commands.Result
+		if err == nil {
+			res, err = c.run(r, m)
 		}
-		res, err := c.run(r, m)
+		s.metrics.Command(c.command.Name(), commandOutcome(err), time.Since(start))
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		writeResult(w, c, res)
 	})
+}
+
+// commandOutcome is how a command ended, for the metrics: ok, or the type of its problem
+// (validation, conflict, precondition-failed, internal, ...).
+func commandOutcome(err error) string {
+	if err == nil {
+		return metrics.OutcomeOK
+	}
+	p, _ := problemFor(err)
+	return strings.TrimPrefix(p.Type, ProblemBase)
 }
 
 // commandMeta reads a command's metadata from the principal and the headers.

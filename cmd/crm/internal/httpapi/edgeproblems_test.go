@@ -52,8 +52,7 @@ func TestClosedComponentsAnswerUnavailable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			rs := newReadServer(t, time.Second)
-			srv := httptest.NewServer(rs.server)
-			t.Cleanup(srv.Close)
+			srv := describedServer(t, rs.server)
 			a := &readAPI{api: &api{t: t, url: srv.URL}}
 			a.createContact()
 			tc.close(t, rs)

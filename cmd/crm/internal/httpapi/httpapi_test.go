@@ -36,6 +36,12 @@ type api struct {
 
 func newAPI(t testing.TB) *api {
 	t.Helper()
+	return newAPIWith(t, nil)
+}
+
+// newAPIWith is newAPI with its configuration changed by configure (nil: none).
+func newAPIWith(t testing.TB, configure func(*httpapi.Config)) *api {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "crm.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +55,16 @@ func newAPI(t testing.TB) *api {
 	if _, isBench := t.(*testing.B); isBench {
 		log = nil
 	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log}))
+	cfg := httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: log}
+	if configure != nil {
+		configure(&cfg)
+	}
+	server := httpapi.New(cfg)
+	var handler http.Handler = server
+	if _, isBench := t.(*testing.B); !isBench {
+		handler = checkAgainstDescription(t, server, server) // benchmarks measure the server alone
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return &api{t: t, url: srv.URL}
 }

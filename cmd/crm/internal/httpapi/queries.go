@@ -24,9 +24,14 @@ import (
 // Query is an HTTP route of a read model: GET /v1 + Path, answered from the tables of the
 // read model it is listed with (cmd/crm/internal/readmodels lists each read model once,
 // with its queries).
+//
+// Doc describes it for the OpenAPI description: its parameters and a value of its answer's
+// type (the answer is wrapped in ReadAnswer, and the freshness and time-travel parameters
+// are added, by MountReadModels).
 type Query struct {
 	Path string
 	read readFunc
+	Doc  RouteDoc
 }
 
 // Queries are the queries of one read model, named by its projection.
@@ -36,21 +41,46 @@ type Queries struct {
 }
 
 // BoardQueries are the HTTP routes of the pipeline board.
-func BoardQueries() []Query { return []Query{{"/pipeline/board", queryBoard}} }
+func BoardQueries() []Query {
+	return []Query{{Path: "/pipeline/board", read: queryBoard, Doc: RouteDoc{Summary: "The pipeline board: open deals by stage",
+		Params: []Param{asOfDoc, strParam("owner", "only this owner's deals"), strParam("stage", "only this stage"), limitDoc, cursorDoc},
+		Answer: board.Answer{}}}}
+}
 
 // JourneyQueries are the HTTP routes of the journeys.
 func JourneyQueries() []Query {
-	return []Query{{"/journeys/{contactId}", queryJourney}, {"/analytics/journey-map", queryJourneyMap}}
+	return []Query{
+		{Path: "/journeys/{contactId}", read: queryJourney, Doc: RouteDoc{Summary: "One contact's journey through the phases",
+			Params: []Param{asOfDoc}, Answer: journey.ContactAnswer{}}},
+		{Path: "/analytics/journey-map", read: queryJourneyMap, Doc: RouteDoc{Summary: "The journey map: how contacts move between phases",
+			Params: []Param{strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
+				strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc, boolParam("by_stage", "split the deal phases by stage")},
+			Answer: journey.Answer{}}},
+	}
 }
 
 // ChurnQueries are the HTTP routes of the churn points.
-func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryChurnPoints}} }
+func ChurnQueries() []Query {
+	return []Query{{Path: "/analytics/churn-points", read: queryChurnPoints, Doc: RouteDoc{Summary: "Where contacts are lost",
+		Params: []Param{asOfDoc, strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
+			intParamDoc("dormant_days", "days without activity that make a contact dormant"), limitDoc, cursorDoc},
+		Answer: churn.Answer{}}}}
+}
 
 // TimelineQueries are the HTTP routes of the customer timeline.
-func TimelineQueries() []Query { return []Query{{"/contacts/{contactId}/timeline", queryTimeline}} }
+func TimelineQueries() []Query {
+	return []Query{{Path: "/contacts/{contactId}/timeline", read: queryTimeline, Doc: RouteDoc{Summary: "One contact's timeline, newest first",
+		Params: []Param{strParam("types", "comma-separated entry types to keep"), strParam("before", "the next_before of the previous page"), limitDoc},
+		Answer: timeline.Answer{}}}}
+}
 
 // TasksQueries are the HTTP routes of the tasks.
-func TasksQueries() []Query { return []Query{{"/tasks", queryTasks}} }
+func TasksQueries() []Query {
+	return []Query{{Path: "/tasks", read: queryTasks, Doc: RouteDoc{Summary: "Tasks, with those overdue flagged",
+		Params: []Param{strParam("assignee", "assignee"), strParam("contact_id", "one contact's tasks"), strParam("status", "open, done, cancelled or overdue"),
+			strParam("due_from", "first due date (YYYY-MM-DD)"), strParam("due_to", "last due date (YYYY-MM-DD)"), asOfDoc, limitDoc, cursorDoc},
+		Answer: tasks.Answer{}}}}
+}
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //
@@ -198,10 +228,22 @@ func intParam(r *http.Request, name string) (int, error) {
 // present state and no business-time history.
 func DirectoryQueries() []Query {
 	return []Query{
-		{"/contacts", queryContacts},
-		{"/deals", queryDeals},
-		{"/accounts", queryAccounts},
-		{"/accounts/{accountId}/summary", queryAccountSummary},
+		{Path: "/contacts", read: queryContacts, Doc: RouteDoc{Summary: "The contacts list", Answer: directory.Contacts{},
+			Params: []Param{strParam("q", "text in the name, email, phone or company"), strParam("phase", "phase"), strParam("owner", "owner"),
+				strParam("segment", "segment"), strParam("channel", "acquisition channel"), strParam("account_id", "one account's contacts"),
+				strParam("opted_out", "true, false or a consent channel"), strParam("created_from", "RFC 3339 time or date, inclusive"),
+				strParam("created_to", "RFC 3339 time or date, inclusive"), strParam("sort", "name, created, last_activity or phase; - first for descending"),
+				limitDoc, cursorDoc}}},
+		{Path: "/deals", read: queryDeals, Doc: RouteDoc{Summary: "The deals list", Answer: directory.Deals{},
+			Params: []Param{strParam("status", "open, won or lost"), strParam("stage", "stage"), strParam("owner", "owner"),
+				strParam("contact_id", "one contact's deals"), strParam("account_id", "one account's deals"), strParam("q", "text in the title"),
+				strParam("expected_close_from", "date, inclusive"), strParam("expected_close_to", "date, inclusive"),
+				strParam("closed_from", "date, inclusive"), strParam("closed_to", "date, inclusive"), strParam("sort", "sort key; - first for descending"),
+				limitDoc, cursorDoc}}},
+		{Path: "/accounts", read: queryAccounts, Doc: RouteDoc{Summary: "The accounts list", Answer: directory.Accounts{},
+			Params: []Param{strParam("q", "text in the name or domain"), strParam("sort", "sort key; - first for descending"), limitDoc, cursorDoc}}},
+		{Path: "/accounts/{accountId}/summary", read: queryAccountSummary, Doc: RouteDoc{Summary: "One account's roll-ups",
+			Answer: directory.AccountSummary{}, Problems: []int{http.StatusNotFound}}},
 	}
 }
 

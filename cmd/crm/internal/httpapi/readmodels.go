@@ -63,17 +63,23 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		rm.MaxWait = DefaultReadWait
 	}
 	v1 := prefixed{s.router, "/v1"}
-	v1.Handle("/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
+	s.ready.mu.Lock()
+	s.ready.runner = rm.Runner
+	s.ready.mu.Unlock()
+	s.handle(http.MethodGet, "/v1/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		st, err := rm.Runner.Status(r.Context())
-		return map[string]any{"projections": st}, 0, err
-	}))).Methods(http.MethodGet)
-	v1.Handle("/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
+		return ProjectionList{Projections: st}, 0, err
+	})), RouteDoc{Summary: "Every projection: checkpoint, head, lag, state, parked events", Perm: auth.PermRead, Answer: ProjectionList{}})
+	s.handle(http.MethodGet, "/v1/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		return listParked(r, rm.Runner)
-	}))).Methods(http.MethodGet)
+	})), RouteDoc{Summary: "The poison queue: events a projection refused", Perm: auth.PermRead, Answer: ParkedList{},
+		Params: []Param{strParam("projection", "one projection's parked events"), intParamDoc("after_id", "the next_after_id of the previous page"),
+			intParamDoc("limit", "page size, 1..1000 (default 100)")}})
 	// Retrying applies events to a read model: the same right as rebuilding one.
-	v1.Handle("/projections/parked/{parkedId}/retry", s.authorize(auth.PermRebuild, s.query(func(r *http.Request) (any, int64, error) {
+	s.handle(http.MethodPost, "/v1/projections/parked/{parkedId}/retry", s.authorize(auth.PermRebuild, s.query(func(r *http.Request) (any, int64, error) {
 		return retryParked(r, rm.Runner)
-	}))).Methods(http.MethodPost)
+	})), RouteDoc{Summary: "Apply a parked event again, and those parked behind it", Perm: auth.PermRebuild,
+		Answer: runtime.RetryResult{}, Problems: []int{http.StatusNotFound, http.StatusConflict}})
 
 	if rm.Rebuilds != nil {
 		s.mountRebuilds(rm.Rebuilds)
@@ -89,6 +95,12 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		}
 		for _, q := range qs.Routes {
 			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, badParams(q.read)))).Methods(http.MethodGet)
+			doc := q.Doc
+			doc.Perm, doc.readModel = auth.PermRead, true
+			if doc.Tag == "" {
+				doc.Tag = qs.Projection
+			}
+			s.describe(http.MethodGet, v1.prefix+q.Path, doc)
 		}
 	}
 }
@@ -217,6 +229,11 @@ func (s *Server) writeReadAnswer(w http.ResponseWriter, data any, f runtime.Fres
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body) // the client may be gone; nothing to do about it
+}
+
+// ProjectionList is the answer of GET /v1/projections.
+type ProjectionList struct {
+	Projections []runtime.Status `json:"projections"`
 }
 
 // ParkedList is the answer of GET /v1/projections/parked.

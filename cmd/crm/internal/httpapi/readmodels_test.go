@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -61,8 +60,7 @@ type readAPI struct {
 func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 	t.Helper()
 	rs := newReadServer(t, maxWait)
-	srv := httptest.NewServer(rs.server)
-	t.Cleanup(srv.Close)
+	srv := describedServer(t, rs.server)
 	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing, store: rs.store}
 }
 

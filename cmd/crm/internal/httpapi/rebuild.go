@@ -16,8 +16,8 @@ import (
 //	GET  /v1/projections/{name}/rebuild   progress of the running or last rebuild: events done, total,
 //	                                      rate and ETA
 func (s *Server) mountRebuilds(rb *rebuild.Rebuilds) {
-	v1 := prefixed{s.router, "/v1"}
-	v1.Handle("/projections/{name}/rebuild", s.authorize(auth.PermRebuild, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	path := "/v1/projections/{name}/rebuild"
+	s.handle(http.MethodPost, path, s.authorize(auth.PermRebuild, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := rb.Start(r.Context(), mux.Vars(r)["name"])
 		if err != nil {
 			s.writeError(w, r, err)
@@ -26,8 +26,9 @@ func (s *Server) mountRebuilds(rb *rebuild.Rebuilds) {
 		w.Header().Set("Location", r.URL.Path)
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusAccepted, p)
-	}))).Methods(http.MethodPost)
-	v1.Handle("/projections/{name}/rebuild", s.authorize(auth.PermRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	})), RouteDoc{Summary: "Start a rebuild of a read model (blue/green)", Perm: auth.PermRebuild, Status: http.StatusAccepted,
+		Answer: rebuild.RebuildProgress{}, Problems: []int{http.StatusNotFound, http.StatusConflict}})
+	s.handle(http.MethodGet, path, s.authorize(auth.PermRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := rb.Progress(r.Context(), mux.Vars(r)["name"])
 		if err != nil {
 			s.writeError(w, r, err)
@@ -35,5 +36,6 @@ func (s *Server) mountRebuilds(rb *rebuild.Rebuilds) {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, p)
-	}))).Methods(http.MethodGet)
+	})), RouteDoc{Summary: "Progress of the running or last rebuild: events done, total, rate, ETA", Perm: auth.PermRead,
+		Answer: rebuild.RebuildProgress{}, Problems: []int{http.StatusNotFound}})
 }

@@ -19,7 +19,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/account"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/eventstore"
 )
 
@@ -37,6 +41,8 @@ type Config struct {
 	// Appends, when set, is the store Commands appends through: health then also reports
 	// appends that fail.
 	Appends *AppendWatch
+	// Metrics, when set, counts requests, commands and time-travel questions.
+	Metrics *metrics.Metrics
 }
 
 // Server serves the HTTP API.
@@ -47,7 +53,14 @@ type Server struct {
 	log     *zap.Logger
 	maxBody int64
 	appends *AppendWatch
+	metrics *metrics.Metrics
 	router  *mux.Router
+	// docs describe the routes for the OpenAPI description, by routeKey.
+	docs map[string]RouteDoc
+	// description is the OpenAPI description, kept while the routes do not change.
+	description description
+	// ready tells GET /readyz when the read models have caught up (see readiness).
+	ready *readiness
 	// answerBuffers holds the buffers read-model answers are written into: a board of 250
 	// cards is about 60 KB, and allocating that per request shows at 100 clients.
 	answerBuffers sync.Pool
@@ -55,7 +68,8 @@ type Server struct {
 
 // New builds the server and its routes.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, cmds: cfg.Commands, tokens: cfg.Tokens, log: cfg.Log, maxBody: cfg.MaxBody, appends: cfg.Appends}
+	s := &Server{store: cfg.Store, cmds: cfg.Commands, tokens: cfg.Tokens, log: cfg.Log, maxBody: cfg.MaxBody, appends: cfg.Appends,
+		metrics: cfg.Metrics, ready: &readiness{}}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -85,7 +99,7 @@ func (s *Server) Router() *mux.Router { return s.router }
 func (s *Server) routes() {
 	// No cleaning: it redirects before authentication; ServeHTTP refuses such paths instead.
 	r := mux.NewRouter().SkipClean(true)
-	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog)
+	r.Use(s.withRequestID, s.withRecovery, s.withAccessLog, s.withMetrics)
 	noRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, notFound("no such endpoint"))
 	})
@@ -93,19 +107,39 @@ func (s *Server) routes() {
 		s.writeError(w, r, methodNotAllowed(r.Method, r.URL.Path))
 	})
 	// The router's middleware runs for matched routes only: these get their request id here.
-	r.NotFoundHandler, r.MethodNotAllowedHandler = s.withRequestID(noRoute), s.withRequestID(notAllowed)
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.NotFoundHandler = s.withRequestID(s.withMetrics(noRoute))
+	r.MethodNotAllowedHandler = s.withRequestID(s.withMetrics(notAllowed))
+	s.router = r
+	get := http.MethodGet
+	s.handle(get, "/healthz", http.HandlerFunc(s.healthz), RouteDoc{Tag: "operations", Summary: "Liveness",
+		Description: "200 while the event store answers a read and no append failed recently; 503 otherwise.",
+		Answer:      map[string]string{}})
+	s.handle(get, "/readyz", http.HandlerFunc(s.readyz), RouteDoc{Tag: "operations", Summary: "Readiness",
+		Description: "503 until the event store answers and every read model has caught up with the log as it was at start " +
+			"(the problem's detail names what is missing), 200 after.", Answer: Readiness{}})
+	s.mountDescription()
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
 	v1 := prefixed{r, "/v1"}
 	s.mountCommands(v1)
 
-	v1.Handle("/contacts/{id}", s.authorize(auth.PermRead, s.query(s.getContact))).Methods(http.MethodGet)
-	v1.Handle("/accounts/{id}", s.authorize(auth.PermRead, s.query(s.getAccount))).Methods(http.MethodGet)
-	v1.Handle("/deals/{id}", s.authorize(auth.PermRead, s.query(s.getDeal))).Methods(http.MethodGet)
-	v1.Handle("/contacts/{id}/history", s.authorize(auth.PermHistory, s.query(s.contactHistory))).Methods(http.MethodGet)
-	v1.Handle("/deals/{id}/history", s.authorize(auth.PermHistory, s.query(s.dealHistory))).Methods(http.MethodGet)
-	s.router = r
+	pointInTimeDocs := []Param{timeParam("as_of", "the record as it stood at this business time (RFC 3339)"),
+		intParamDoc("version", "the record as it stood at this stream version")}
+	record := func(path, what string, h queryFunc, answer any) {
+		s.handle(get, "/v1"+path, s.authorize(auth.PermRead, s.query(h)), RouteDoc{Summary: "One " + what + ", folded from its events",
+			Description: "The answer's ETag is the record's version, for If-Match on the next command.", Perm: auth.PermRead,
+			Params: pointInTimeDocs, Answer: answer, Problems: []int{http.StatusNotFound, http.StatusConflict}})
+	}
+	record("/contacts/{id}", "contact", s.getContact, contact.Contact{})
+	record("/accounts/{id}", "account", s.getAccount, account.Account{})
+	record("/deals/{id}", "deal", s.getDeal, deal.Deal{})
+	history := func(path, what string, h queryFunc) {
+		s.handle(get, "/v1"+path, s.authorize(auth.PermHistory, s.query(h)), RouteDoc{Summary: "The whole history of one " + what,
+			Description: "Every event of the stream with its metadata and hash chain, and whether the chain verifies.",
+			Perm:        auth.PermHistory, Answer: History{}, Problems: []int{http.StatusNotFound}})
+	}
+	history("/contacts/{id}/history", "contact", s.contactHistory)
+	history("/deals/{id}/history", "deal", s.dealHistory)
 }
 
 // prefixed registers routes under a path prefix on the root router.

@@ -51,6 +51,8 @@ func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, p
 		return badField("at_position", "time travel is not served here")
 	}
 	ctx := r.Context()
+	start := time.Now()
+	defer func() { s.metrics.TimeTravel(projection, time.Since(start)) }()
 	if tp.knownAt != nil {
 		n, err := rm.TimeTravel.PositionAt(ctx, *tp.knownAt)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,6 +123,7 @@ func freshSchema(t testing.TB, prefix string) string {
 type wholeAPI struct {
 	*api
 	logHead func(ctx context.Context) (int64, error)
+	server  *httpapi.Server
 }
 
 func newWholeAPI(t testing.TB, b backend) *wholeAPI {
@@ -165,9 +165,8 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
-	srv := httptest.NewServer(server)
-	t.Cleanup(srv.Close)
-	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head}
+	srv := describedServer(t, server)
+	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server}
 }
 
 func newLedger(t testing.TB, feed, src audit.Source) *audit.Ledger {

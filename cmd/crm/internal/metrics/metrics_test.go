@@ -1,0 +1,202 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/runtime"
+)
+
+func newMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
+func events(n int) []eventstore.EventData {
+	out := make([]eventstore.EventData, n)
+	for i := range out {
+		out[i] = eventstore.EventData{ID: uuid.NewString(), Type: "test.happened.v1", Data: []byte(`{}`), OccurredAt: time.Now()}
+	}
+	return out
+}
+
+// Appends through the measured store are counted by outcome, with their batch sizes: two
+// appends of 1 and 3 events, then one at a wrong expected version (a conflict, 1 event).
+func TestStoreAppends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	raw, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "crm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	m, reg := newMetrics(t)
+	store := m.Store(raw)
+	if _, err := store.Append(ctx, "s-1", eventstore.NoStream, events(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, "s-2", eventstore.NoStream, events(3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, "s-1", eventstore.NoStream, events(1)); !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("append at a wrong version: %v", err)
+	}
+	want := `
+# HELP crm_store_appends_total Appends to the event store, by outcome: ok, conflict (expected version or duplicate id), error.
+# TYPE crm_store_appends_total counter
+crm_store_appends_total{outcome="conflict"} 1
+crm_store_appends_total{outcome="ok"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crm_store_appends_total"); err != nil {
+		t.Error(err)
+	}
+	// Batch sizes 1, 3, 1: count 3, sum 5; 1 <= bucket 1 twice, 3 <= bucket 3.
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP crm_store_append_events Events per append (the batch size).
+# TYPE crm_store_append_events histogram
+crm_store_append_events_bucket{le="1"} 2
+crm_store_append_events_bucket{le="2"} 2
+crm_store_append_events_bucket{le="3"} 3
+crm_store_append_events_bucket{le="5"} 3
+crm_store_append_events_bucket{le="10"} 3
+crm_store_append_events_bucket{le="20"} 3
+crm_store_append_events_bucket{le="50"} 3
+crm_store_append_events_bucket{le="100"} 3
+crm_store_append_events_bucket{le="500"} 3
+crm_store_append_events_bucket{le="1000"} 3
+crm_store_append_events_bucket{le="+Inf"} 3
+crm_store_append_events_sum 5
+crm_store_append_events_count 3
+`), "crm_store_append_events"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A nil *Metrics records nothing and leaves the store as it is.
+func TestNilMetrics(t *testing.T) {
+	t.Parallel()
+	var m *metrics.Metrics
+	m.Command("CreateContact", metrics.OutcomeOK, time.Millisecond)
+	m.Request("GET", "/healthz", 200, time.Millisecond)
+	m.TimeTravel("tasks", time.Millisecond)
+	if err := m.Register(prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})); err != nil {
+		t.Fatal(err)
+	}
+	var s eventstore.Store
+	if m.Store(s) != s {
+		t.Fatal("a nil Metrics wraps the store")
+	}
+}
+
+type statuses []runtime.Status
+
+func (s statuses) Status(context.Context) ([]runtime.Status, error) { return s, nil }
+
+type failing struct{}
+
+func (failing) Status(context.Context) ([]runtime.Status, error) { return nil, errors.New("closed") }
+
+// The projection collector reports what the runner's status says, one series per
+// projection, and whether the runner answered.
+func TestProjections(t *testing.T) {
+	t.Parallel()
+	c := metrics.Projections(statuses{
+		{Name: "tasks", Checkpoint: 90, Head: 100, Lag: runtime.Lag{Events: 10, Seconds: 1.5}, State: runtime.StateCatchingUp, Parked: 2},
+	})
+	want := `
+# HELP crm_projection_checkpoint Last log position applied (or parked) by the projection.
+# TYPE crm_projection_checkpoint gauge
+crm_projection_checkpoint{projection="tasks"} 90
+# HELP crm_projection_head Last log position the runner knows of.
+# TYPE crm_projection_head gauge
+crm_projection_head{projection="tasks"} 100
+# HELP crm_projection_lag_events Log head minus the projection's checkpoint.
+# TYPE crm_projection_lag_events gauge
+crm_projection_lag_events{projection="tasks"} 10
+# HELP crm_projection_lag_seconds Age of the oldest event the projection has not applied yet (0 when caught up).
+# TYPE crm_projection_lag_seconds gauge
+crm_projection_lag_seconds{projection="tasks"} 1.5
+# HELP crm_projection_parked_events Events of the projection in the poison queue.
+# TYPE crm_projection_parked_events gauge
+crm_projection_parked_events{projection="tasks"} 2
+# HELP crm_projection_state 1 for the projection's current state (running, catching_up, failed), else 0.
+# TYPE crm_projection_state gauge
+crm_projection_state{projection="tasks",state="catching_up"} 1
+crm_projection_state{projection="tasks",state="failed"} 0
+crm_projection_state{projection="tasks",state="running"} 0
+# HELP crm_projection_status_up 1 when the runner answered this scrape's status question, else 0.
+# TYPE crm_projection_status_up gauge
+crm_projection_status_up 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	if err := testutil.CollectAndCompare(metrics.Projections(failing{}), strings.NewReader(`
+# HELP crm_projection_status_up 1 when the runner answered this scrape's status question, else 0.
+# TYPE crm_projection_status_up gauge
+crm_projection_status_up 0
+`)); err != nil {
+		t.Error(err)
+	}
+}
+
+type progress map[string]rebuild.RebuildProgress
+
+func (p progress) Progress(_ context.Context, name string) (rebuild.RebuildProgress, error) {
+	if pr, ok := p[name]; ok {
+		return pr, nil
+	}
+	return rebuild.RebuildProgress{}, rebuild.ErrNoRebuild
+}
+
+// The rebuild collector reports the last rebuild of each projection that has one.
+func TestRebuilds(t *testing.T) {
+	t.Parallel()
+	done := time.Now()
+	c := metrics.Rebuilds(progress{
+		"tasks": {Position: 400, Total: 1000, Rate: 200, ETASeconds: 3},
+		"board": {Position: 1000, Total: 1000, Rate: 500, FinishedAt: &done},
+	}, []string{"tasks", "board", "journey"})
+	want := `
+# HELP crm_rebuild_eta_seconds Time the running rebuild of the projection still needs at its rate.
+# TYPE crm_rebuild_eta_seconds gauge
+crm_rebuild_eta_seconds{projection="board"} 0
+crm_rebuild_eta_seconds{projection="tasks"} 3
+# HELP crm_rebuild_events_per_second Events per second of the last rebuild of the projection.
+# TYPE crm_rebuild_events_per_second gauge
+crm_rebuild_events_per_second{projection="board"} 500
+crm_rebuild_events_per_second{projection="tasks"} 200
+# HELP crm_rebuild_position Log position the last rebuild of the projection has applied up to.
+# TYPE crm_rebuild_position gauge
+crm_rebuild_position{projection="board"} 1000
+crm_rebuild_position{projection="tasks"} 400
+# HELP crm_rebuild_running 1 while a rebuild of the projection runs, else 0.
+# TYPE crm_rebuild_running gauge
+crm_rebuild_running{projection="board"} 0
+crm_rebuild_running{projection="tasks"} 1
+# HELP crm_rebuild_total_position Log head the last rebuild of the projection works towards.
+# TYPE crm_rebuild_total_position gauge
+crm_rebuild_total_position{projection="board"} 1000
+crm_rebuild_total_position{projection="tasks"} 1000
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
