@@ -53,6 +53,7 @@ func samples() []domain.Event {
 		&contact.AccountUnlinked{ContactID: "c-0001", AccountID: "a-0002"},
 		&contact.MergedInto{ContactID: "c-0002", Into: "c-0001", CrossAccount: true},
 		&contact.DuplicateAbsorbed{ContactID: "c-0001", DuplicateID: "c-0002"},
+		&contact.Erased{ContactID: "c-0001"},
 		&deal.Opened{
 			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
 			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,

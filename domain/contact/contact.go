@@ -51,6 +51,9 @@ type Contact struct {
 	// more commands. Absorbed lists the duplicates merged into this one, in merge order.
 	MergedInto string   `json:"merged_into,omitempty"`
 	Absorbed   []string `json:"absorbed,omitempty"`
+	// Erased: the contact's personal data was erased; it takes no more commands.
+	Erased   bool       `json:"erased,omitempty"`
+	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
 
 // Task is a follow-up task of a contact.
@@ -150,6 +153,8 @@ func (c *Contact) applyLater(e domain.Event, occurredAt time.Time) {
 		c.MergedInto = e.Into
 	case *DuplicateAbsorbed:
 		c.Absorbed = append(c.Absorbed, e.DuplicateID)
+	case *Erased:
+		c.applyErased(occurredAt)
 	}
 }
 
@@ -177,6 +182,9 @@ func (c *Contact) mustExist() error {
 	}
 	if c.MergedInto != "" {
 		return domain.Merged("contact", c.ID, c.MergedInto)
+	}
+	if c.Erased {
+		return domain.Refused("contact %s was erased: it takes no more commands", c.ID)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import "github.com/eventcrm/crm/domain"
 // Persisted event names of the contact stream. Never change one: add a new version instead.
 const (
 	TypeCreated            = "contact.created.v1"
+	TypeCreatedV1          = "contact.created.v1"
 	TypeDetailsChanged     = "contact.details_changed.v1"
+	TypeDetailsChangedV1   = "contact.details_changed.v1"
 	TypeOwnerChanged       = "contact.owner_changed.v1"
 	TypePhaseChanged       = "contact.phase_changed.v1"
 	TypeTouchpointRecorded = "contact.touchpoint_recorded.v1"
@@ -209,5 +211,6 @@ func Events() []domain.Event {
 		&PurchaseRecorded{}, &SurveyRecorded{}, &UsageReported{}, &TaskScheduled{},
 		&TaskCompleted{}, &OptedOut{}, &NoteAdded{}, &TaskRescheduled{}, &TaskReassigned{},
 		&TaskCancelled{}, &AccountLinked{}, &AccountUnlinked{}, &MergedInto{}, &DuplicateAbsorbed{},
+		&Erased{},
 	}
 }

@@ -18,7 +18,14 @@ type Postgres struct {
 
 // OpenPostgres opens (creating them) the schema and table of the key store at url.
 func OpenPostgres(ctx context.Context, url, schema string) (*Postgres, error) {
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("open key store: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second // pgx's default waits forever
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
 	}
