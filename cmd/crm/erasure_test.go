@@ -263,6 +263,7 @@ func TestErasureLeavesNoPlaintext(t *testing.T) {
 			if hits := search(); len(hits) == 0 {
 				t.Fatal("nothing holds the person before the erasure: the test would prove nothing")
 			}
+			checkExport(t, s, id)
 			before := filepath.Join(t.TempDir(), "before.json")
 			saveCheckpoint(t, env, before)
 
@@ -357,4 +358,47 @@ func waitPurged(t *testing.T, s *erasureServer, id string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the purge did not finish")
+}
+
+// checkExport: the export holds every event about the person, opened, and is in the access log.
+func checkExport(t *testing.T, s *erasureServer, id string) {
+	t.Helper()
+	var export struct {
+		Erased  bool `json:"erased"`
+		Contact struct {
+			Name string `json:"name"`
+		} `json:"contact"`
+		Events []struct {
+			Stream   string          `json:"stream"`
+			Type     string          `json:"type"`
+			Personal string          `json:"personal"`
+			Data     json.RawMessage `json:"data"`
+		} `json:"events"`
+	}
+	s.must("GET", "/v1/contacts/"+id+"/export", "", &export)
+	var sealed, dealEvents int
+	for _, e := range export.Events {
+		if e.Personal == "sealed" {
+			sealed++
+		}
+		if strings.HasPrefix(e.Stream, "deal-") {
+			dealEvents++
+		}
+	}
+	// created, note, touchpoint, survey, task, phase; the deal opened and lost.
+	if export.Erased || export.Contact.Name != "Quillon Erasable" || len(export.Events) != 8 || dealEvents != 2 || sealed != 6 {
+		t.Errorf("export: erased %v, name %q, %d events (%d of deals, %d sealed)", export.Erased, export.Contact.Name, len(export.Events), dealEvents, sealed)
+	}
+	var log struct {
+		Entries []struct {
+			What string `json:"what"`
+		} `json:"entries"`
+	}
+	s.must("GET", "/v1/audit/access-log?limit=1000", "", &log)
+	for _, e := range log.Entries {
+		if e.What == "export of "+id {
+			return
+		}
+	}
+	t.Errorf("the export is not in the access log: %+v", log)
 }
