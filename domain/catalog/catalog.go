@@ -29,6 +29,8 @@ func Personal() map[string][]string {
 	return map[string][]string{
 		contact.TypeCreatedV1:          {"name", "email", "phone"},
 		contact.TypeDetailsChangedV1:   {"name", "email", "phone"},
+		contact.TypeCreated:            {"name", "email", "phone"}, // v2: name is the family and given names with readings
+		contact.TypeDetailsChanged:     {"name", "email", "phone"},
 		contact.TypeTouchpointRecorded: {"note"},
 		contact.TypeSurveyRecorded:     {"comment"},
 		contact.TypeNoteAdded:          {"text"},

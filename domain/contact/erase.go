@@ -43,7 +43,7 @@ func (c *Contact) Erase(reason string) ([]domain.Event, error) {
 // applyErased forgets the personal data the state held.
 func (c *Contact) applyErased(occurredAt time.Time) {
 	c.Erased, c.ErasedAt = true, &occurredAt
-	c.Name, c.Email, c.Phone = "", "", ""
+	c.Name, c.NameParts, c.Email, c.Phone = "", PersonName{}, "", ""
 	for i := range c.Tasks {
 		c.Tasks[i].Title = ""
 	}

@@ -44,3 +44,29 @@ func TestErasedStateHoldsNoPersonalData(t *testing.T) {
 		t.Error("an erasure forgot what is not personal")
 	}
 }
+
+
+func TestNameParts(t *testing.T) {
+	t.Parallel()
+	full := contact.PersonName{Family: "佐藤", Given: "花子", FamilyReading: "サトウ", GivenReading: "ハナコ"}
+	named := []domain.Event{&contact.Created{ContactID: contactID, Name: full, Channel: contact.ChannelSeminar, Owner: "alice"}}
+	domaintest.Run(t, []contactCase{
+		{Name: "a new given name records the whole name", Given: named, When: update(contact.Update{GivenName: ptr("桜")}),
+			Then: []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: &contact.PersonName{Family: "佐藤", Given: "桜", FamilyReading: "サトウ", GivenReading: "ハナコ"}}}},
+		{Name: "a name as one string is the family name alone", Given: named, When: update(contact.Update{Name: ptr("Hanako Sato")}),
+			Then: []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: &contact.PersonName{Family: "Hanako Sato"}}}},
+		{Name: "name and parts together are invalid", Given: named, When: update(contact.Update{Name: ptr("x"), GivenName: ptr("y")}),
+			WantCode: domain.CodeInvalid, WantMessage: "name: give either"},
+		{Name: "the same parts change nothing", Given: named, When: update(contact.Update{FamilyName: ptr("佐藤")}),
+			WantCode: domain.CodeRefused},
+		{Name: "an empty family name is invalid", Given: named, When: update(contact.Update{FamilyName: ptr(" ")}),
+			WantCode: domain.CodeInvalid, WantMessage: "family_name: is required"},
+		{Name: "a contact is created with parts", When: func(c *contact.Contact) ([]domain.Event, error) {
+			return c.Create(contact.Create{ContactID: contactID, Parts: full, Channel: "seminar", Owner: "alice"})
+		}, Then: named},
+	})
+	c := domaintest.Fold[contact.Contact](named)
+	if c.Name != "佐藤 花子" || c.NameParts != full {
+		t.Errorf("state: %q %+v", c.Name, c.NameParts)
+	}
+}
