@@ -45,7 +45,6 @@ func TestErasedStateHoldsNoPersonalData(t *testing.T) {
 	}
 }
 
-
 func TestNameParts(t *testing.T) {
 	t.Parallel()
 	full := contact.PersonName{Family: "佐藤", Given: "花子", FamilyReading: "サトウ", GivenReading: "ハナコ"}

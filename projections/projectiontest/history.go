@@ -1,8 +1,8 @@
 package projectiontest
 
 import (
-	"context"
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
