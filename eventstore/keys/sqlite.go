@@ -14,11 +14,21 @@ import (
 
 // SQLite is a key store in a SQLite file of its own (the data directory's keys.db).
 //
-// The file uses a rollback journal, not a WAL, with synchronous=FULL and secure_delete: a
-// destroyed key is overwritten with zeros in the file, the journal that held its page is
-// deleted at commit, and no WAL file keeps an old copy of the page.
+// The file is written with synchronous=FULL and secure_delete: a destroyed key is overwritten
+// with zeros in the file, and the WAL, which may still hold the page as it was, is
+// checkpointed and truncated right after. New keys made concurrently are written in one
+// transaction (one flush to disk for all of them: group commit), as a key is made for every
+// new contact.
 type SQLite struct {
-	db *sql.DB
+	db      *sql.DB
+	pending chan keyRequest
+	done    chan struct{}
+}
+
+type keyRequest struct {
+	subject string
+	key     []byte
+	reply   chan error
 }
 
 // OpenSQLite opens (creating it, mode 0600) the key store in the file at path.
@@ -31,14 +41,14 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("create key store %s: %w", path, err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(DELETE)", "synchronous(FULL)", "secure_delete(1)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(1)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open key store %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(1) // one writer; reads are a primary-key lookup
+	db.SetMaxOpenConns(4)
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS subject_keys (
 		subject TEXT PRIMARY KEY,
 		key BLOB,
@@ -47,7 +57,49 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("migrate key store %s: %w", path, err)
 	}
-	return &SQLite{db: db}, nil
+	s := &SQLite{db: db, pending: make(chan keyRequest, 1024), done: make(chan struct{})}
+	go s.writeKeys()
+	return s, nil
+}
+
+// writeKeys writes the keys asked for, as many as are waiting in one transaction.
+func (s *SQLite) writeKeys() {
+	defer close(s.done)
+	for first := range s.pending {
+		batch := []keyRequest{first}
+	collect:
+		for len(batch) < 512 {
+			select {
+			case r, ok := <-s.pending:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, r)
+			default:
+				break collect
+			}
+		}
+		err := s.insert(batch)
+		for _, r := range batch {
+			r.reply <- err
+		}
+	}
+}
+
+func (s *SQLite) insert(batch []keyRequest) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	now := time.Now().UnixMicro()
+	for _, r := range batch {
+		if _, err := tx.Exec(`INSERT INTO subject_keys (subject, key, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (subject) DO NOTHING`, r.subject, r.key, now); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // Key implements Keys.
@@ -60,9 +112,14 @@ func (s *SQLite) Key(ctx context.Context, subject string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Another caller may have made one meanwhile: keep the first, read it back.
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO subject_keys (subject, key, created_at) VALUES (?, ?, ?)
-		ON CONFLICT (subject) DO NOTHING`, subject, fresh, time.Now().UnixMicro()); err != nil {
+	// Another caller may have made one meanwhile: the first is kept, and read back.
+	reply := make(chan error, 1)
+	select {
+	case s.pending <- keyRequest{subject: subject, key: fresh, reply: reply}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := <-reply; err != nil {
 		return nil, fmt.Errorf("store key of %s: %w", subject, err)
 	}
 	return s.Lookup(ctx, subject)
@@ -86,7 +143,8 @@ func (s *SQLite) Lookup(ctx context.Context, subject string) ([]byte, error) {
 	return key, nil
 }
 
-// Destroy implements Keys: the key is overwritten in place with zeros, then set to NULL.
+// Destroy implements Keys: the key is set to NULL, its bytes overwritten with zeros
+// (secure_delete), and the WAL checkpointed and truncated.
 func (s *SQLite) Destroy(ctx context.Context, subject string) error {
 	now := time.Now().UnixMicro()
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO subject_keys (subject, key, created_at, destroyed_at) VALUES (?, NULL, ?, ?)
@@ -94,8 +152,16 @@ func (s *SQLite) Destroy(ctx context.Context, subject string) error {
 		subject, now, now); err != nil {
 		return fmt.Errorf("destroy key of %s: %w", subject, err)
 	}
+	// The WAL may hold the page as it was: copy it back into the file and empty it.
+	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("destroy key of %s: checkpoint: %w", subject, err)
+	}
 	return nil
 }
 
 // Close implements Keys.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	close(s.pending)
+	<-s.done
+	return s.db.Close()
+}
