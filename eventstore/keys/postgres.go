@@ -22,6 +22,7 @@ func OpenPostgres(ctx context.Context, url, schema string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
 	}
+	cfg.MaxConns = 2 // a key is read once per subject and cached; new keys are few
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second // pgx's default waits forever
 	}
