@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,8 +40,21 @@ func (p *purger) Purge(ctx context.Context, contactID string, position int64) er
 			return fmt.Errorf("purge after erasing %s: wait for %s: %w", contactID, proj.Name(), err)
 		}
 	}
-	if _, err := rebuild.Rebuild(ctx, rebuild.RebuildConfig{DB: p.db, Store: p.store, Runner: p.runner, Logger: p.log}, p.ps...); err != nil {
-		return fmt.Errorf("purge after erasing %s: rebuild: %w", contactID, err)
+	// A rebuild started by someone else holds the lock of its projections: wait for it (its
+	// sets may hold the data too, so this rebuild must still run after it).
+	for wait := time.Now().Add(time.Hour); ; {
+		_, err := rebuild.Rebuild(ctx, rebuild.RebuildConfig{DB: p.db, Store: p.store, Runner: p.runner, Logger: p.log}, p.ps...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, rebuild.ErrRebuildRunning) || time.Now().After(wait) {
+			return fmt.Errorf("purge after erasing %s: rebuild: %w", contactID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
 	}
 	if err := p.travel.Purge(ctx); err != nil {
 		return fmt.Errorf("purge after erasing %s: %w", contactID, err)
