@@ -17,7 +17,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/storetest"
 )
 
-func newKeys(t *testing.T) keys.Keys {
+func newKeys(t testing.TB) keys.Keys {
 	t.Helper()
 	k, err := keys.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
 	if err != nil {
@@ -27,7 +27,9 @@ func newKeys(t *testing.T) keys.Keys {
 	return k
 }
 
-func newCodec(t *testing.T, k keys.Keys) *codec.Codec {
+func newKeysB(b *testing.B) keys.Keys { return newKeys(b) }
+
+func newCodec(t testing.TB, k keys.Keys) *codec.Codec {
 	t.Helper()
 	c, err := codec.New(codec.Config{Keys: k, SubjectMember: "contact_id",
 		Personal: map[string][]string{"p.created.v1": {"name", "email"}, "p.only.v1": {"text"}},
