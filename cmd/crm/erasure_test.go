@@ -264,6 +264,7 @@ func TestErasureLeavesNoPlaintext(t *testing.T) {
 				t.Fatal("nothing holds the person before the erasure: the test would prove nothing")
 			}
 			checkExport(t, s, id)
+			checkHistory(t, s, id)
 			before := filepath.Join(t.TempDir(), "before.json")
 			saveCheckpoint(t, env, before)
 
@@ -401,4 +402,23 @@ func checkExport(t *testing.T, s *erasureServer, id string) {
 		}
 	}
 	t.Errorf("the export is not in the access log: %+v", log)
+}
+
+// checkHistory: the history shows the data opened, and the bytes as stored and hashed sealed.
+func checkHistory(t *testing.T, s *erasureServer, id string) {
+	t.Helper()
+	var history struct {
+		Intact bool `json:"intact"`
+		Events []struct {
+			Type    string          `json:"type"`
+			Data    json.RawMessage `json:"data"`
+			DataB64 []byte          `json:"data_b64"`
+		} `json:"events"`
+	}
+	s.must("GET", "/v1/contacts/"+id+"/history", "", &history)
+	first := history.Events[0]
+	if !history.Intact || first.Type != "contact.created.v2" || !strings.Contains(strings.ToLower(string(first.Data)), secret) ||
+		strings.Contains(strings.ToLower(string(first.DataB64)), secret) || !strings.Contains(string(first.DataB64), `"sealed":"`+id+`:`) {
+		t.Errorf("history before the erasure: intact %v, %s, data %s, stored %s", history.Intact, first.Type, first.Data, first.DataB64)
+	}
 }
