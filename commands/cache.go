@@ -86,3 +86,14 @@ func (c *streamCache) drop(stream string) {
 		delete(c.entries, stream)
 	}
 }
+
+// clear forgets every stream.
+func (c *streamCache) clear() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	c.lru.Init()
+}

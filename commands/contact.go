@@ -17,6 +17,11 @@ type CreateContact struct {
 	Channel string `json:"channel"`
 	Owner   string `json:"owner,omitempty"`
 	Segment string `json:"segment,omitempty"`
+	// The name in parts with readings (furigana), instead of name.
+	FamilyName        string `json:"family_name,omitempty"`
+	GivenName         string `json:"given_name,omitempty"`
+	FamilyNameReading string `json:"family_name_reading,omitempty"`
+	GivenNameReading  string `json:"given_name_reading,omitempty"`
 }
 
 // CreateContact creates a contact in phase lead. The owner defaults to the actor.
@@ -28,7 +33,9 @@ func (h *Handler) CreateContact(ctx context.Context, m Meta, cmd CreateContact) 
 		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact, creates: true,
 		decide: func(c *contact.Contact) ([]domain.Event, error) {
 			return c.Create(contact.Create{ContactID: id, Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone,
-				Company: cmd.Company, Title: cmd.Title, Channel: cmd.Channel, Owner: owner, Segment: cmd.Segment})
+				Company: cmd.Company, Title: cmd.Title, Channel: cmd.Channel, Owner: owner, Segment: cmd.Segment,
+				Parts: contact.PersonName{Family: cmd.FamilyName, Given: cmd.GivenName,
+					FamilyReading: cmd.FamilyNameReading, GivenReading: cmd.GivenNameReading}})
 		},
 	}, cmdIDs)
 }
@@ -43,13 +50,19 @@ type UpdateContact struct {
 	Title     *string `json:"title,omitempty"`
 	Segment   *string `json:"segment,omitempty"`
 	Owner     *string `json:"owner,omitempty"`
+	// Parts of the name, instead of name; the parts not given stay.
+	FamilyName        *string `json:"family_name,omitempty"`
+	GivenName         *string `json:"given_name,omitempty"`
+	FamilyNameReading *string `json:"family_name_reading,omitempty"`
+	GivenNameReading  *string `json:"given_name_reading,omitempty"`
 }
 
 // UpdateContact records changed details and owner.
 func (h *Handler) UpdateContact(ctx context.Context, m Meta, cmd UpdateContact) (Result, error) {
 	return onContact(ctx, h, m, "UpdateContact", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
 		return c.Update(contact.Update{Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone, Company: cmd.Company,
-			Title: cmd.Title, Segment: cmd.Segment, Owner: cmd.Owner})
+			Title: cmd.Title, Segment: cmd.Segment, Owner: cmd.Owner, FamilyName: cmd.FamilyName, GivenName: cmd.GivenName,
+			FamilyNameReading: cmd.FamilyNameReading, GivenNameReading: cmd.GivenNameReading})
 	})
 }
 

@@ -73,6 +73,7 @@ type Handler struct {
 	now      func() time.Time
 	retries  int
 	cache    *streamCache
+	shredder Shredder
 }
 
 // Option configures a Handler.

@@ -16,6 +16,7 @@ import (
 // know at commit time), each length-prefixed so that no two field lists encode alike.
 // A changed, removed, inserted or reordered event breaks the chain from that event on.
 //
+// The type and data hashed are those stored (Event.Stored), never a codec's reading of them.
 // The metadata hashed is e.MetadataJSON, the stored bytes; only an event that has none (one
 // built in code, never one read from a store) has EncodeMetadata(e.Metadata) hashed instead.
 func ChainHash(prev []byte, e Event) []byte {
@@ -34,14 +35,15 @@ func ChainHash(prev []byte, e Event) []byte {
 		binary.BigEndian.PutUint64(n[:], uint64(v))
 		h.Write(n[:])
 	}
+	typ, data := e.Stored()
 	field(prev)
 	field([]byte(e.ID))
 	field([]byte(e.Stream))
 	num(e.Version)
-	field([]byte(e.Type))
+	field([]byte(typ))
 	num(e.OccurredAt.UnixMicro())
 	num(e.RecordedAt.UnixMicro())
-	field(e.Data)
+	field(data)
 	field(meta)
 	return h.Sum(nil)
 }

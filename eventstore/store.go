@@ -74,6 +74,21 @@ type Event struct {
 	// this event to it (see ChainHash).
 	PrevHash []byte
 	Hash     []byte
+	// StoredType and StoredData are the type and data exactly as the store holds and hashes
+	// them, set only when a codec (opening sealed personal data, upcasting an older version;
+	// see eventstore/codec) gave Type and Data another reading. ChainHash and the audit hash
+	// these, never the reading. Empty for an event as a backend returned it.
+	StoredType string
+	StoredData []byte
+}
+
+// Stored returns the type and data as stored and hashed: StoredType and StoredData when a
+// codec set them, else Type and Data.
+func (e Event) Stored() (typ string, data []byte) {
+	if e.StoredType != "" {
+		return e.StoredType, e.StoredData
+	}
+	return e.Type, e.Data
 }
 
 // AppendResult tells where an append landed.

@@ -36,7 +36,7 @@ func runAccounts(ctx context.Context, cfg config.Config, args []string, stdout, 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("accounts link-by-company takes no arguments, got %q", fs.Args())}
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func freshSchema(t *testing.T) string {
 			return
 		}
 		defer conn.Close(context.Background())
-		for _, s := range []string{schema, schema + "_readmodels"} {
+		for _, s := range []string{schema, schema + "_readmodels", schema + "_keys"} {
 			if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
 				t.Errorf("drop schema %s: %v", s, err)
 			}

@@ -35,6 +35,9 @@ func readModels(cfg config.Config) ([]readmodels.ReadModel, error) {
 // process managers, all fed by the store's global feed through Watermill, and the rebuilds
 // asked for over HTTP.
 type background struct {
+	store    eventstore.Store
+	db       *projections.DB
+	ps       []projections.Projection
 	runner   *runtime.Runner
 	dealWon  *processes.DealWon
 	rebuilds *rebuild.Rebuilds
@@ -78,7 +81,12 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err := travel.Init(ctx); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log}, nil
+	return &background{store: store, db: db, ps: ps, runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log}, nil
+}
+
+// purger is what follows an erasure here.
+func (b *background) purger(cmds *commands.Handler) *purger {
+	return &purger{store: b.store, db: b.db, runner: b.runner, travel: b.travel, ps: b.ps, cmds: cmds, log: b.log}
 }
 
 // start runs the background work until the returned stop is called; stop waits for it.

@@ -71,7 +71,7 @@ func runRebuild(ctx context.Context, cfg config.Config, getenv func(string) stri
 		}
 		ps = []projections.Projection{p}
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func runDiff(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if err != nil {
 		return err
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		return usageError{fmt.Sprintf("--start %q is not a date of the form YYYY-MM-DD", *start)}
 	}
 	sc.Start = t.Add(9 * time.Hour)
-	store, err := config.OpenStore(ctx, cfg)
+	store, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

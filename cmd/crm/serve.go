@@ -21,6 +21,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
 )
 
 func runServe(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
@@ -57,11 +58,12 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return err
 	}
 
-	store, err := config.OpenStore(ctx, cfg)
+	sealed, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer sealed.Close()
+	store := eventstore.Store(sealed) // personal data sealed on append, opened on read
 
 	readWait, err := cfg.ReadWait()
 	if err != nil {
@@ -85,7 +87,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
-	cmds := commands.NewHandler(m.Store(appends))
+	cmds := commands.NewHandler(m.Store(appends), commands.WithShredder(sealed.Codec()))
 	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, newWatermillLogger(log))
 	if err != nil {
 		return err
@@ -101,7 +103,9 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
-	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
+	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purge: bg.purger(cmds).Purge})
+	// The audit hashes the bytes as stored: it reads beneath the codec.
+	stopAudit, err := mountAudit(ctx, cfg, sealed.Unwrap(), api, log)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/eventstore/postgres"
 )
 
@@ -67,13 +68,22 @@ func emptyTarget(o options, work string) (target, error) {
 
 func noDrop(context.Context) error { return nil }
 
-// copySQLite copies the store file, and its write-ahead log when one is beside it.
+// copySQLite copies the store file and the key store beside it (keys.db: without it the
+// sealed personal data of the log cannot be read), each with its write-ahead log when one
+// is beside it.
 func copySQLite(src, dir string) error {
-	if err := copyFile(filepath.Join(dir, "crm.db"), src); err != nil {
-		return err
-	}
-	if _, err := os.Stat(src + "-wal"); err == nil {
-		return copyFile(filepath.Join(dir, "crm.db-wal"), src+"-wal")
+	for _, f := range [][2]string{{src, "crm.db"}, {filepath.Join(filepath.Dir(src), "keys.db"), "keys.db"}} {
+		if _, err := os.Stat(f[0]); err != nil && f[1] == "keys.db" {
+			continue // a log written before personal data was sealed
+		}
+		if err := copyFile(filepath.Join(dir, f[1]), f[0]); err != nil {
+			return err
+		}
+		if _, err := os.Stat(f[0] + "-wal"); err == nil {
+			if err := copyFile(filepath.Join(dir, f[1]+"-wal"), f[0]+"-wal"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -99,7 +109,8 @@ func postgresTarget(dbURL, schema, dir string) (target, error) {
 	drop := func(ctx context.Context) error {
 		return execPostgres(ctx, dbURL,
 			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE",
-			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema + "_readmodels"}.Sanitize()+" CASCADE")
+			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema + "_readmodels"}.Sanitize()+" CASCADE",
+			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema + "_keys"}.Sanitize()+" CASCADE")
 	}
 	return target{backend: "postgres", dataDir: dir, store: u.String(), drop: drop}, nil
 }
@@ -112,15 +123,41 @@ func copyPostgres(ctx context.Context, dbURL, src, dst string) error {
 		return fmt.Errorf("create schema %s: %w", dst, err)
 	}
 	st.Close()
+	k, err := keys.OpenPostgres(ctx, dbURL, dst+"_keys")
+	if err != nil {
+		return fmt.Errorf("create schema %s_keys: %w", dst, err)
+	}
+	_ = k.Close()
 	s, d := pgx.Identifier{src}.Sanitize(), pgx.Identifier{dst}.Sanitize()
+	// The key store beside the log, without which its sealed personal data cannot be read.
+	copyKeys := "INSERT INTO " + pgx.Identifier{dst + "_keys", "subject_keys"}.Sanitize() +
+		" SELECT * FROM " + pgx.Identifier{src + "_keys", "subject_keys"}.Sanitize()
+	var present bool
+	if err := queryPostgres(ctx, dbURL, "SELECT to_regclass($1) IS NOT NULL", &present, src+"_keys.subject_keys"); err != nil {
+		return err
+	}
+	if !present {
+		copyKeys = "SELECT 1" // a log written before personal data was sealed
+	}
 	return execPostgres(ctx, dbURL,
 		"BEGIN",
+		copyKeys,
 		"INSERT INTO "+d+".events SELECT * FROM "+s+".events ORDER BY position",
 		"INSERT INTO "+d+".streams SELECT * FROM "+s+".streams",
 		"SELECT setval('"+strings.ReplaceAll(d, "'", "''")+".events_position_seq', (SELECT max(position) FROM "+d+".events))",
 		"COMMIT",
 		"ANALYZE "+d+".events",
 		"ANALYZE "+d+".streams")
+}
+
+// queryPostgres scans the one value query answers.
+func queryPostgres(ctx context.Context, dbURL, query string, dst any, args ...any) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(ctx, query, args...).Scan(dst)
 }
 
 // execPostgres runs statements one after the other on one connection.

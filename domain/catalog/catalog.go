@@ -16,3 +16,25 @@ func Registry() *domain.Registry {
 	all = append(all, account.Events()...)
 	return domain.NewRegistry(all...)
 }
+
+// SubjectMember is the member of an event's JSON that names its data subject: the contact
+// whose key seals the event's personal members.
+const SubjectMember = "contact_id"
+
+// Personal lists, per persisted event name, the members of its JSON that are personal data:
+// what identifies a person or is free text written about them. They are sealed with the
+// contact's key and read as absent once it is destroyed. Why the others are not personal is
+// in the decision record on personal data (docs/decisions).
+func Personal() map[string][]string {
+	return map[string][]string{
+		contact.TypeCreatedV1:          {"name", "email", "phone"},
+		contact.TypeDetailsChangedV1:   {"name", "email", "phone"},
+		contact.TypeCreated:            {"name", "email", "phone"}, // v2: name is the family and given names with readings
+		contact.TypeDetailsChanged:     {"name", "email", "phone"},
+		contact.TypeTouchpointRecorded: {"note"},
+		contact.TypeSurveyRecorded:     {"comment"},
+		contact.TypeNoteAdded:          {"text"},
+		contact.TypeTaskScheduled:      {"title"},
+		deal.TypeLost:                  {"note"},
+	}
+}

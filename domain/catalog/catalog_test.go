@@ -29,11 +29,11 @@ func ptr[T any](v T) *T { return &v }
 func samples() []domain.Event {
 	return []domain.Event{
 		&contact.Created{
-			ContactID: "c-0001", Name: "田中 愛子", Email: "aiko@tanaka.example", Phone: "+81 3-1234-5678",
+			ContactID: "c-0001", Name: contact.PersonName{Family: "田中", Given: "愛子", FamilyReading: "タナカ", GivenReading: "アイコ"}, Email: "aiko@tanaka.example", Phone: "+81 3-1234-5678",
 			Company: "Tanaka Shoji", Title: "Head of Purchasing", Channel: contact.ChannelExhibition, Owner: "alice", Segment: "smb",
 		},
 		&contact.DetailsChanged{
-			ContactID: "c-0001", Name: ptr("Aiko Tanaka"), Email: ptr("a.tanaka@tanaka.example"), Phone: ptr("03-1234-0000"),
+			ContactID: "c-0001", Name: &contact.PersonName{Family: "Tanaka", Given: "Aiko", FamilyReading: "タナカ", GivenReading: "アイコ"}, Email: ptr("a.tanaka@tanaka.example"), Phone: ptr("03-1234-0000"),
 			Company: ptr("Tanaka Holdings"), Title: ptr("CFO"), Segment: ptr("enterprise"),
 		},
 		&contact.OwnerChanged{ContactID: "c-0001", From: "alice", To: "bob"},
@@ -53,6 +53,7 @@ func samples() []domain.Event {
 		&contact.AccountUnlinked{ContactID: "c-0001", AccountID: "a-0002"},
 		&contact.MergedInto{ContactID: "c-0002", Into: "c-0001", CrossAccount: true},
 		&contact.DuplicateAbsorbed{ContactID: "c-0001", DuplicateID: "c-0002"},
+		&contact.Erased{ContactID: "c-0001"},
 		&deal.Opened{
 			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
 			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,
@@ -215,9 +216,9 @@ func TestNewAndDecode(t *testing.T) {
 		wantErr   string
 	}{
 		{name: "unknown type", eventType: "contact.deleted.v1", data: `{}`, wantErr: `unknown event type "contact.deleted.v1"`},
-		{name: "known name, unknown version", eventType: "contact.created.v2", data: `{}`, wantErr: `unknown event type "contact.created.v2"`},
+		{name: "known name, unknown version", eventType: "contact.created.v3", data: `{}`, wantErr: `unknown event type "contact.created.v3"`},
 		{name: "empty type", eventType: "", data: `{}`, wantErr: `unknown event type ""`},
-		{name: "malformed JSON", eventType: contact.TypeCreated, data: `{"contact_id":`, wantErr: "decode contact.created.v1: "},
+		{name: "malformed JSON", eventType: contact.TypeCreated, data: `{"contact_id":`, wantErr: "decode contact.created.v2: "},
 		{name: "field of the wrong type", eventType: contact.TypeSurveyRecorded, data: `{"nps":"nine"}`, wantErr: "decode contact.survey_recorded.v1: "},
 	}
 	for _, tc := range tests {

@@ -16,16 +16,18 @@ import (
 
 // Contact is the state of one contact, folded from its events.
 type Contact struct {
-	ID      string  `json:"id"`
-	Version int64   `json:"version"`
-	Name    string  `json:"name"`
-	Email   string  `json:"email,omitempty"`
-	Phone   string  `json:"phone,omitempty"`
-	Company string  `json:"company,omitempty"`
-	Title   string  `json:"title,omitempty"`
-	Channel Channel `json:"channel"`
-	Owner   string  `json:"owner"`
-	Segment string  `json:"segment,omitempty"`
+	ID      string `json:"id"`
+	Version int64  `json:"version"`
+	Name    string `json:"name"` // as displayed (PersonName.Display)
+	// NameParts is the name with its readings.
+	NameParts PersonName `json:"name_parts"`
+	Email     string     `json:"email,omitempty"`
+	Phone     string     `json:"phone,omitempty"`
+	Company   string     `json:"company,omitempty"`
+	Title     string     `json:"title,omitempty"`
+	Channel   Channel    `json:"channel"`
+	Owner     string     `json:"owner"`
+	Segment   string     `json:"segment,omitempty"`
 
 	Phase      Phase     `json:"phase"`
 	PhaseSince time.Time `json:"phase_since"`
@@ -51,6 +53,9 @@ type Contact struct {
 	// more commands. Absorbed lists the duplicates merged into this one, in merge order.
 	MergedInto string   `json:"merged_into,omitempty"`
 	Absorbed   []string `json:"absorbed,omitempty"`
+	// Erased: the contact's personal data was erased; it takes no more commands.
+	Erased   bool       `json:"erased,omitempty"`
+	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
 
 // Task is a follow-up task of a contact.
@@ -81,14 +86,16 @@ func (c *Contact) Apply(e domain.Event, occurredAt time.Time) {
 	c.Version++
 	switch e := e.(type) {
 	case *Created:
-		c.ID, c.Name, c.Email, c.Phone = e.ContactID, e.Name, e.Email, e.Phone
+		c.ID, c.Name, c.NameParts, c.Email, c.Phone = e.ContactID, e.Name.Display(), e.Name, e.Email, e.Phone
 		c.Company, c.Title, c.Channel, c.Owner, c.Segment = e.Company, e.Title, e.Channel, e.Owner, e.Segment
 		c.Phase, c.PhaseSince, c.CreatedAt = Lead, occurredAt, occurredAt
 		c.Revenue = map[string]int64{}
 		c.Tasks, c.OptedOut = []Task{}, []ConsentChannel{}
 		c.PhaseHistory = []PhaseVisit{{Phase: Lead, Entered: occurredAt}}
 	case *DetailsChanged:
-		set(&c.Name, e.Name)
+		if e.Name != nil {
+			c.Name, c.NameParts = e.Name.Display(), *e.Name
+		}
 		set(&c.Email, e.Email)
 		set(&c.Phone, e.Phone)
 		set(&c.Company, e.Company)
@@ -150,6 +157,8 @@ func (c *Contact) applyLater(e domain.Event, occurredAt time.Time) {
 		c.MergedInto = e.Into
 	case *DuplicateAbsorbed:
 		c.Absorbed = append(c.Absorbed, e.DuplicateID)
+	case *Erased:
+		c.applyErased(occurredAt)
 	}
 }
 
@@ -178,12 +187,18 @@ func (c *Contact) mustExist() error {
 	if c.MergedInto != "" {
 		return domain.Merged("contact", c.ID, c.MergedInto)
 	}
+	if c.Erased {
+		return domain.Refused("contact %s was erased: it takes no more commands", c.ID)
+	}
 	return nil
 }
 
 // Create captures a new lead.
 type Create struct {
 	ContactID, Name, Email, Phone, Company, Title, Channel, Owner, Segment string
+	// Parts is the name in parts with readings; Name (one string) is its family name when
+	// Parts is empty, and must be empty when it is not.
+	Parts PersonName
 }
 
 // Create decides the creation of a contact.
@@ -194,11 +209,12 @@ func (c *Contact) Create(cmd Create) ([]domain.Event, error) {
 	if cmd.ContactID == "" {
 		return nil, domain.Invalid("id", "is required")
 	}
-	if err := validateDetails(&cmd.Name, &cmd.Email, &cmd.Phone, &cmd.Company, &cmd.Title, &cmd.Segment); err != nil {
+	if err := validateDetails(&cmd.Email, &cmd.Phone, &cmd.Company, &cmd.Title, &cmd.Segment); err != nil {
 		return nil, err
 	}
-	if cmd.Name == "" {
-		return nil, domain.Invalid("name", "is required")
+	parts, err := nameOf(cmd.Name, cmd.Parts)
+	if err != nil {
+		return nil, err
 	}
 	channel, err := ParseChannel("channel", cmd.Channel)
 	if err != nil {
@@ -209,7 +225,7 @@ func (c *Contact) Create(cmd Create) ([]domain.Event, error) {
 		return nil, domain.Invalid("owner", "is required")
 	}
 	return []domain.Event{&Created{
-		ContactID: cmd.ContactID, Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone,
+		ContactID: cmd.ContactID, Name: parts, Email: cmd.Email, Phone: cmd.Phone,
 		Company: cmd.Company, Title: cmd.Title, Channel: channel, Owner: owner, Segment: cmd.Segment,
 	}}, nil
 }
@@ -217,6 +233,9 @@ func (c *Contact) Create(cmd Create) ([]domain.Event, error) {
 // Update changes contact details and owner; nil fields are left as they are.
 type Update struct {
 	Name, Email, Phone, Company, Title, Segment, Owner *string
+	// FamilyName, GivenName and their readings change parts of the name (the others stay);
+	// Name replaces the whole name with one string, and goes with none of them.
+	FamilyName, GivenName, FamilyNameReading, GivenNameReading *string
 }
 
 // Update decides a change of details and/or owner. Fields equal to the current value are not
@@ -225,18 +244,23 @@ func (c *Contact) Update(cmd Update) ([]domain.Event, error) {
 	if err := c.mustExist(); err != nil {
 		return nil, err
 	}
+	changed := &DetailsChanged{ContactID: c.ID}
+	name, err := c.newName(cmd)
+	if err != nil {
+		return nil, err
+	}
+	detailsChanged := name != nil
+	changed.Name = name
 	var fields = []struct {
 		name     string
 		proposed **string
 		current  string
 	}{
-		{"name", &cmd.Name, c.Name}, {"email", &cmd.Email, c.Email}, {"phone", &cmd.Phone, c.Phone},
+		{"email", &cmd.Email, c.Email}, {"phone", &cmd.Phone, c.Phone},
 		{"company", &cmd.Company, c.Company}, {"title", &cmd.Title, c.Title}, {"segment", &cmd.Segment, c.Segment},
 	}
-	changed := &DetailsChanged{ContactID: c.ID}
-	targets := map[string]**string{"name": &changed.Name, "email": &changed.Email, "phone": &changed.Phone,
+	targets := map[string]**string{"email": &changed.Email, "phone": &changed.Phone,
 		"company": &changed.Company, "title": &changed.Title, "segment": &changed.Segment}
-	detailsChanged := false
 	for _, f := range fields {
 		if *f.proposed == nil {
 			continue
@@ -269,11 +293,11 @@ func (c *Contact) Update(cmd Update) ([]domain.Event, error) {
 	return events, nil
 }
 
-func validateDetails(name, email, phone, company, title, segment *string) error {
+func validateDetails(email, phone, company, title, segment *string) error {
 	for _, f := range []struct {
 		field string
 		v     *string
-	}{{"name", name}, {"email", email}, {"phone", phone}, {"company", company}, {"title", title}, {"segment", segment}} {
+	}{{"email", email}, {"phone", phone}, {"company", company}, {"title", title}, {"segment", segment}} {
 		*f.v = strings.TrimSpace(*f.v)
 		if err := validateField(f.field, *f.v); err != nil {
 			return err

@@ -19,7 +19,7 @@ type contactCase = domaintest.Case[contact.Contact]
 // created is the Created event of the contact every row starts from.
 func created() *contact.Created {
 	return &contact.Created{
-		ContactID: contactID, Name: "Aiko Tanaka", Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
+		ContactID: contactID, Name: contact.PersonName{Family: "Aiko Tanaka"}, Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
 		Company: "Tanaka Shoji", Title: "Buyer", Channel: contact.ChannelSeminar, Owner: "alice", Segment: "smb",
 	}
 }
@@ -70,17 +70,17 @@ func TestCreate(t *testing.T) {
 		{
 			Name: "a lead with only the required fields is created",
 			When: createWith(func(*contact.Create) {}),
-			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: "Aiko Tanaka", Channel: contact.ChannelWebForm, Owner: "alice"}},
+			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: contact.PersonName{Family: "Aiko Tanaka"}, Channel: contact.ChannelWebForm, Owner: "alice"}},
 		},
 		{
 			Name: "a name of 500 Japanese characters is accepted",
 			When: createWith(func(c *contact.Create) { c.Name = strings.Repeat("田", 500) }),
-			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: strings.Repeat("田", 500), Channel: contact.ChannelWebForm, Owner: "alice"}},
+			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: contact.PersonName{Family: strings.Repeat("田", 500)}, Channel: contact.ChannelWebForm, Owner: "alice"}},
 		},
 		{
 			Name: "phone with parentheses and dots is accepted",
 			When: createWith(func(c *contact.Create) { c.Phone = "(03) 1234.5678" }),
-			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: "Aiko Tanaka", Phone: "(03) 1234.5678", Channel: contact.ChannelWebForm, Owner: "alice"}},
+			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: contact.PersonName{Family: "Aiko Tanaka"}, Phone: "(03) 1234.5678", Channel: contact.ChannelWebForm, Owner: "alice"}},
 		},
 		{
 			Name:        "create twice is a conflict",
@@ -121,7 +121,7 @@ func TestCreate(t *testing.T) {
 		cases = append(cases, contactCase{
 			Name: "channel " + string(ch) + " is accepted",
 			When: createWith(func(c *contact.Create) { c.Channel = string(ch) }),
-			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: "Aiko Tanaka", Channel: ch, Owner: "alice"}},
+			Then: []domain.Event{&contact.Created{ContactID: contactID, Name: contact.PersonName{Family: "Aiko Tanaka"}, Channel: ch, Owner: "alice"}},
 		})
 	}
 	domaintest.Run(t, cases)
@@ -145,7 +145,7 @@ func TestUpdate(t *testing.T) {
 			Name:  "a changed name is recorded alone",
 			Given: existing(),
 			When:  update(contact.Update{Name: ptr("Aiko Suzuki")}),
-			Then:  []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: ptr("Aiko Suzuki")}},
+			Then:  []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: &contact.PersonName{Family: "Aiko Suzuki"}}},
 		},
 		{
 			Name:  "only the changed fields are recorded",
@@ -159,7 +159,7 @@ func TestUpdate(t *testing.T) {
 			Given: existing(),
 			When: update(contact.Update{Name: ptr(" A. Tanaka "), Email: ptr("a@t.example"), Phone: ptr("03-0000-0000"),
 				Company: ptr("Tanaka KK"), Title: ptr("CEO"), Segment: ptr("enterprise")}),
-			Then: []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: ptr("A. Tanaka"), Email: ptr("a@t.example"), Phone: ptr("03-0000-0000"),
+			Then: []domain.Event{&contact.DetailsChanged{ContactID: contactID, Name: &contact.PersonName{Family: "A. Tanaka"}, Email: ptr("a@t.example"), Phone: ptr("03-0000-0000"),
 				Company: ptr("Tanaka KK"), Title: ptr("CEO"), Segment: ptr("enterprise")}},
 		},
 		{
@@ -514,7 +514,7 @@ func TestApply(t *testing.T) {
 			name:   "created contact is a lead since creation",
 			events: []timedEvent{{at(1), created()}},
 			want: contact.Contact{
-				ID: contactID, Version: 1, Name: "Aiko Tanaka", Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
+				ID: contactID, Version: 1, Name: "Aiko Tanaka", NameParts: contact.PersonName{Family: "Aiko Tanaka"}, Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
 				Company: "Tanaka Shoji", Title: "Buyer", Channel: contact.ChannelSeminar, Owner: "alice", Segment: "smb",
 				Phase: contact.Lead, PhaseSince: at(1), CreatedAt: at(1),
 				Revenue: map[string]int64{}, Tasks: []contact.Task{}, OptedOut: []contact.ConsentChannel{},
@@ -547,7 +547,7 @@ func TestApply(t *testing.T) {
 				{at(20), &contact.PhaseChanged{ContactID: contactID, From: contact.Won, To: contact.Churned, Rule: contact.RuleChurned, Reason: "cancelled"}},
 			},
 			want: contact.Contact{
-				ID: contactID, Version: 20, Name: "Aiko Tanaka", Email: "aiko@tanaka.example", Phone: "+81 3-1234-5678",
+				ID: contactID, Version: 20, Name: "Aiko Tanaka", NameParts: contact.PersonName{Family: "Aiko Tanaka"}, Email: "aiko@tanaka.example", Phone: "+81 3-1234-5678",
 				Company: "", Title: "Buyer", Channel: contact.ChannelSeminar, Owner: "bob", Segment: "smb",
 				Phase: contact.Churned, PhaseSince: at(20), CreatedAt: at(1),
 				Touchpoints: 3, LastTouchpointAt: ptr(at(6)),
@@ -574,7 +574,7 @@ func TestApply(t *testing.T) {
 				{at(9), &contact.SurveyRecorded{ContactID: contactID, SurveyID: "s-1", NPS: 0}},
 			},
 			want: contact.Contact{
-				ID: contactID, Version: 4, Name: "Aiko Tanaka", Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
+				ID: contactID, Version: 4, Name: "Aiko Tanaka", NameParts: contact.PersonName{Family: "Aiko Tanaka"}, Email: "aiko@example.jp", Phone: "+81 3-1234-5678",
 				Company: "Tanaka Shoji", Title: "Buyer", Channel: contact.ChannelSeminar, Owner: "alice", Segment: "smb",
 				Phase: contact.Approach, PhaseSince: at(9), CreatedAt: at(1), LastNPS: ptr(0),
 				Revenue: map[string]int64{}, Tasks: []contact.Task{}, OptedOut: []contact.ConsentChannel{},

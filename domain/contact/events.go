@@ -4,8 +4,10 @@ import "github.com/eventcrm/crm/domain"
 
 // Persisted event names of the contact stream. Never change one: add a new version instead.
 const (
-	TypeCreated            = "contact.created.v1"
-	TypeDetailsChanged     = "contact.details_changed.v1"
+	TypeCreated            = "contact.created.v2"
+	TypeCreatedV1          = "contact.created.v1" // read as v2 (UpcastNameV1)
+	TypeDetailsChanged     = "contact.details_changed.v2"
+	TypeDetailsChangedV1   = "contact.details_changed.v1" // read as v2 (UpcastNameV1)
 	TypeOwnerChanged       = "contact.owner_changed.v1"
 	TypePhaseChanged       = "contact.phase_changed.v1"
 	TypeTouchpointRecorded = "contact.touchpoint_recorded.v1"
@@ -27,26 +29,28 @@ const (
 
 // Created: a lead was captured. Every contact starts in phase lead.
 type Created struct {
-	ContactID string  `json:"contact_id"`
-	Name      string  `json:"name"`
-	Email     string  `json:"email,omitempty"`
-	Phone     string  `json:"phone,omitempty"`
-	Company   string  `json:"company,omitempty"`
-	Title     string  `json:"title,omitempty"`
-	Channel   Channel `json:"channel"`
-	Owner     string  `json:"owner"`
-	Segment   string  `json:"segment,omitempty"`
+	ContactID string     `json:"contact_id"`
+	Name      PersonName `json:"name"`
+	Email     string     `json:"email,omitempty"`
+	Phone     string     `json:"phone,omitempty"`
+	Company   string     `json:"company,omitempty"`
+	Title     string     `json:"title,omitempty"`
+	Channel   Channel    `json:"channel"`
+	Owner     string     `json:"owner"`
+	Segment   string     `json:"segment,omitempty"`
 }
 
 // DetailsChanged: contact details were corrected; only the changed fields are set.
 type DetailsChanged struct {
-	ContactID string  `json:"contact_id"`
-	Name      *string `json:"name,omitempty"`
-	Email     *string `json:"email,omitempty"`
-	Phone     *string `json:"phone,omitempty"`
-	Company   *string `json:"company,omitempty"`
-	Title     *string `json:"title,omitempty"`
-	Segment   *string `json:"segment,omitempty"`
+	ContactID string `json:"contact_id"`
+	// Name, when the name changed, is the whole new name (every part), so that a reader
+	// needs nothing else to show it.
+	Name    *PersonName `json:"name,omitempty"`
+	Email   *string     `json:"email,omitempty"`
+	Phone   *string     `json:"phone,omitempty"`
+	Company *string     `json:"company,omitempty"`
+	Title   *string     `json:"title,omitempty"`
+	Segment *string     `json:"segment,omitempty"`
 }
 
 // OwnerChanged: the contact was handed to another sales rep.
@@ -209,5 +213,6 @@ func Events() []domain.Event {
 		&PurchaseRecorded{}, &SurveyRecorded{}, &UsageReported{}, &TaskScheduled{},
 		&TaskCompleted{}, &OptedOut{}, &NoteAdded{}, &TaskRescheduled{}, &TaskReassigned{},
 		&TaskCancelled{}, &AccountLinked{}, &AccountUnlinked{}, &MergedInto{}, &DuplicateAbsorbed{},
+		&Erased{},
 	}
 }

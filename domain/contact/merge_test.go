@@ -61,7 +61,7 @@ func TestUnlinkAccount(t *testing.T) {
 
 // survivor is the state of contact c-2, built from its events.
 func survivor(events ...domain.Event) *contact.Contact {
-	created := &contact.Created{ContactID: survivorID, Name: "Aiko Tanaka", Channel: contact.ChannelReferral, Owner: "bob"}
+	created := &contact.Created{ContactID: survivorID, Name: contact.PersonName{Family: "Aiko Tanaka"}, Channel: contact.ChannelReferral, Owner: "bob"}
 	return domaintest.Fold[contact.Contact](append([]domain.Event{created}, events...))
 }
 
@@ -137,7 +137,7 @@ func TestAbsorbDuplicate(t *testing.T) {
 	t.Parallel()
 	merged := domaintest.Fold[contact.Contact](mergedInto(survivorID))
 	survivorEvents := func(events ...domain.Event) []domain.Event {
-		return append([]domain.Event{&contact.Created{ContactID: survivorID, Name: "Aiko", Channel: contact.ChannelReferral, Owner: "bob"}}, events...)
+		return append([]domain.Event{&contact.Created{ContactID: survivorID, Name: contact.PersonName{Family: "Aiko"}, Channel: contact.ChannelReferral, Owner: "bob"}}, events...)
 	}
 	domaintest.Run(t, []contactCase{
 		{Name: "the survivor records the duplicate", Given: survivorEvents(), When: absorb(merged),

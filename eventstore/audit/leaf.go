@@ -37,8 +37,9 @@ func RowOf(e eventstore.Event) Row {
 	if meta == nil {
 		meta = eventstore.EncodeMetadata(e.Metadata)
 	}
+	typ, data := e.Stored() // never a codec's reading
 	return Row{
-		Position: e.Position, ID: e.ID, Stream: e.Stream, Version: e.Version, Type: e.Type, Data: e.Data,
+		Position: e.Position, ID: e.ID, Stream: e.Stream, Version: e.Version, Type: typ, Data: data,
 		Metadata: meta, OccurredAt: e.OccurredAt.UnixMicro(), RecordedAt: e.RecordedAt.UnixMicro(),
 		PrevHash: e.PrevHash, Hash: e.Hash,
 	}

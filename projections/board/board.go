@@ -157,7 +157,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name})
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name.Display()})
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
 		if err != nil {
@@ -168,7 +168,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		// A renamed contact is stored: read, the batch path knows to upsert it.
 		m.contacts.Get(rows, ev.ContactID)
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: *ev.Name})
+		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, name: ev.Name.Display()})
 	case deal.TypeOpened:
 		ev, err := readmodel.Decode[deal.Opened](e)
 		if err != nil {

@@ -266,7 +266,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		c := contactRow{contactID: ev.ContactID, name: ev.Name, createdAt: at,
+		c := contactRow{contactID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
 			cohort: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel), lastSeq: 1, idleSince: at}
 		m.count(rows, contactRow{cohort: c.cohort, channel: c.channel}, enter(c, contact.Lead))
 		m.contacts.Upsert(rows, enter(c, contact.Lead))
@@ -281,7 +281,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return nil
 		}
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
-			c.name = *ev.Name
+			c.name = ev.Name.Display()
 			m.contacts.Upsert(rows, c)
 		}
 	case contact.TypePhaseChanged:

@@ -29,7 +29,7 @@ func (m *model) foldContact(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
 	case contact.TypeCreated:
 		return with(e, func(ev *contact.Created) error {
-			c := contactRow{contactID: ev.ContactID, name: ev.Name, email: ev.Email, phone: ev.Phone,
+			c := contactRow{contactID: ev.ContactID, name: ev.Name.Display(), email: ev.Email, phone: ev.Phone,
 				company: ev.Company, channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment,
 				phase: string(contact.Lead), phaseRank: int64(contact.Lead.Rank()), phaseSince: at, createdAt: at}
 			m.contacts.Upsert(rows, withSearch(c))
@@ -85,7 +85,7 @@ func applyDetails(c *contactRow, ev *contact.DetailsChanged) {
 	for _, f := range []struct {
 		to   *string
 		from *string
-	}{{&c.name, ev.Name}, {&c.email, ev.Email}, {&c.phone, ev.Phone}, {&c.company, ev.Company}, {&c.segment, ev.Segment}} {
+	}{{&c.name, contact.DisplayOf(ev.Name)}, {&c.email, ev.Email}, {&c.phone, ev.Phone}, {&c.company, ev.Company}, {&c.segment, ev.Segment}} {
 		if f.from != nil {
 			*f.to = *f.from
 		}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
@@ -36,7 +38,7 @@ func Backends() []Backend {
 				t.Fatalf("open read models: %v", err)
 			}
 			t.Cleanup(func() { db.SQL.Close() })
-			return store, db
+			return Upcasting(t, store), db
 		}},
 		{"postgres", func(t testing.TB) (eventstore.Store, *projections.DB) {
 			url := PostgresURL()
@@ -53,9 +55,24 @@ func Backends() []Backend {
 				t.Fatalf("open postgres read models: %v", err)
 			}
 			t.Cleanup(func() { db.SQL.Close() })
-			return store, db
+			return Upcasting(t, store), db
 		}},
 	}
+}
+
+// Upcasting is store read through a codec with the catalog's upcasters, as `crm serve` reads
+// it (without sealing: these stores hold no key): events of older versions, such as the
+// contact.created.v1 of the histories, are read as their newest version.
+func Upcasting(t testing.TB, store eventstore.Store) eventstore.Store {
+	var ups []codec.Upcaster
+	for _, u := range catalog.Upcasters() {
+		ups = append(ups, codec.Upcaster{From: u.From, To: u.To, Up: u.Up})
+	}
+	c, err := codec.New(codec.Config{Upcasters: ups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return codec.NewStore(store, c)
 }
 
 // FreshSchema names a schema no other test uses and drops it when t ends (after the pools

@@ -2,6 +2,7 @@ package projectiontest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
 )
 
 // ParseHistory reads a history written by hand: one event per line,
@@ -71,6 +74,25 @@ func ParseHistory(r io.Reader) ([]eventstore.Event, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
+	}
+	return upcastAll(events)
+}
+
+// upcastAll reads events as a store read through the codec gives them: older versions (the
+// histories' contact.created.v1) as the newest.
+func upcastAll(events []eventstore.Event) ([]eventstore.Event, error) {
+	var ups []codec.Upcaster
+	for _, u := range catalog.Upcasters() {
+		ups = append(ups, codec.Upcaster{From: u.From, To: u.To, Up: u.Up})
+	}
+	c, err := codec.New(codec.Config{Upcasters: ups})
+	if err != nil {
+		return nil, err
+	}
+	for i := range events {
+		if events[i], err = c.Open(context.Background(), events[i]); err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
 	}
 	return events, nil
 }

@@ -34,13 +34,15 @@ const (
 	PermHistory Permission = "history"
 	PermVerify  Permission = "verify"
 	PermRebuild Permission = "rebuild"
+	PermErase   Permission = "erase"  // erase a person's personal data
+	PermExport  Permission = "export" // export everything kept about a person
 )
 
 var grants = map[Role][]Permission{
 	RoleApp:     {PermWrite, PermRead},
 	RoleAnalyst: {PermRead, PermRebuild},
-	RoleAuditor: {PermRead, PermHistory, PermVerify},
-	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild},
+	RoleAuditor: {PermRead, PermHistory, PermVerify, PermExport},
+	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport},
 }
 
 // Can reports whether role has permission p.

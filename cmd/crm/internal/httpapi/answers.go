@@ -148,3 +148,18 @@ type read struct {
 func direct(ctx context.Context, _ string, compute func(ctx context.Context) (any, error)) (any, error) {
 	return compute(ctx)
 }
+
+// clear forgets every finished answer (readings in progress finish for their requests and are
+// not kept), so that no answer read before an erasure stays in memory.
+func (a *answers) clear() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for q, e := range a.entries {
+		if e.done {
+			delete(a.entries, q)
+		}
+	}
+}

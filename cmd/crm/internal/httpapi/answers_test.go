@@ -239,3 +239,26 @@ func waitRequests(t *testing.T, a *answers, n uint64) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// After an erasure no kept answer stays in memory: clear forgets them all.
+func TestAnswersClearForgetsEveryAnswer(t *testing.T) {
+	ctx := context.Background()
+	a := newAnswers(10)
+	for _, q := range []string{"directory q=quillon", "timeline c-1"} {
+		if _, _, err := a.get(ctx, q, "s@1", none, func(context.Context) (any, error) { return "Quillon Erasable", nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.len() != 2 {
+		t.Fatalf("%d answers kept", a.len())
+	}
+	a.clear()
+	if a.len() != 0 {
+		t.Fatalf("%d answers kept after clear", a.len())
+	}
+	got, _, _ := a.get(ctx, "timeline c-1", "s@1", none, func(context.Context) (any, error) { return "erased", nil })
+	if got != "erased" {
+		t.Errorf("an answer from before the clear: %v", got)
+	}
+	(*answers)(nil).clear() // no kept answers configured
+}

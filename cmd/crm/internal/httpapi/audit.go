@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 	"go.uber.org/zap"
@@ -27,7 +28,7 @@ type Audit struct {
 func audited(pathTemplate string) bool {
 	switch pathTemplate {
 	case "/v1/contacts/{id}/history", "/v1/deals/{id}/history", "/v1/audit/key", "/v1/audit/checkpoint",
-		"/v1/audit/proof", "/v1/audit/consistency", "/v1/audit/access-log":
+		"/v1/audit/proof", "/v1/audit/consistency", "/v1/audit/access-log", "/v1/contacts/{id}/export":
 		return true
 	}
 	return false
@@ -198,6 +199,9 @@ func (s *Server) recordReads(log *audit.AccessLog) mux.MiddlewareFunc {
 			what := ""
 			if id := mux.Vars(r)["id"]; id != "" {
 				what = "history of " + id
+				if strings.HasSuffix(tmpl, "/export") {
+					what = "export of " + id
+				}
 			}
 			buf := &bufferedResponse{header: w.Header()}
 			next.ServeHTTP(buf, r.WithContext(context.WithValue(r.Context(), noteKey{}, &what)))

@@ -53,14 +53,20 @@ func (s *Server) commandRoutes() []commandRoute {
 		commandOf(post, "/deals/{id}/win", h.WinDeal, func(c *commands.WinDeal, v vars) { c.DealID = v["id"] }),
 		commandOf(post, "/deals/{id}/lose", h.LoseDeal, func(c *commands.LoseDeal, v vars) { c.DealID = v["id"] }),
 		commandOf(post, "/deals/{id}/reopen", h.ReopenDeal, func(c *commands.ReopenDeal, v vars) { c.DealID = v["id"] }, pathOnly()),
+		commandOf(post, "/contacts/{id}/erase", h.EraseContact, func(c *commands.EraseContact, v vars) { c.ContactID = v["id"] },
+			needs(auth.PermErase), after(s.erased)),
 	}
 }
 
 // mountCommands adds the command routes under /v1, for principals that may write.
 func (s *Server) mountCommands(v1 prefixed) {
 	for _, c := range s.commandRoutes() {
-		v1.Handle(c.path, s.authorize(auth.PermWrite, s.command(c))).Methods(c.method)
-		s.describe(c.method, v1.prefix+c.path, RouteDoc{Perm: auth.PermWrite, command: &c})
+		perm := c.perm
+		if perm == "" {
+			perm = auth.PermWrite
+		}
+		v1.Handle(c.path, s.authorize(perm, s.command(c))).Methods(c.method)
+		s.describe(c.method, v1.prefix+c.path, RouteDoc{Perm: perm, command: &c})
 	}
 }
 
@@ -73,6 +79,8 @@ type commandRoute struct {
 	entityKey    string // JSON name of Result.EntityID, for a command that creates an entity
 	pathOnly     bool   // the body holds nothing but occurred_at: the path names everything
 	command      reflect.Type
+	perm         auth.Permission                            // the permission it needs (default auth.PermWrite)
+	after        func(r *http.Request, res commands.Result) // runs after the command succeeded
 }
 
 // vars are a request's path variables.
@@ -90,6 +98,14 @@ func entity(key string) routeOption { return func(c *commandRoute) { c.entityKey
 // pathOnly refuses every body field but occurred_at, also a field of the command that its
 // path sets (such as a task id).
 func pathOnly() routeOption { return func(c *commandRoute) { c.pathOnly = true } }
+
+// needs makes the route need perm rather than auth.PermWrite.
+func needs(perm auth.Permission) routeOption { return func(c *commandRoute) { c.perm = perm } }
+
+// after runs f once the command succeeded, before the answer.
+func after(f func(r *http.Request, res commands.Result)) routeOption {
+	return func(c *commandRoute) { c.after = f }
+}
 
 // commandOf is the route method path running run: the body decoded into its command C,
 // whose path variables setPath (nil when there are none) then sets.
@@ -134,6 +150,9 @@ func (s *Server) command(c commandRoute) http.Handler {
 		if err != nil {
 			s.writeError(w, r, err)
 			return
+		}
+		if c.after != nil {
+			c.after(r, res)
 		}
 		writeResult(w, c, res)
 	})

@@ -104,8 +104,11 @@ func (s *Server) dealHistory(r *http.Request) (any, int64, error) {
 
 // HistoryEvent is one event as an auditor sees it.
 type HistoryEvent struct {
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
+	ID   string `json:"id"`
+	Type string `json:"type"` // as stored and hashed
+	// ReadAs is the type the event is read as when an upcaster turned it into a newer
+	// version; data is then that version's.
+	ReadAs        string          `json:"read_as,omitempty"`
 	Version       int64           `json:"version"`
 	Position      int64           `json:"position"`
 	OccurredAt    time.Time       `json:"occurred_at"`
@@ -155,11 +158,16 @@ func (s *Server) history(ctx context.Context, stream string) (any, int64, error)
 }
 
 func toHistoryEvent(e eventstore.Event) HistoryEvent {
+	typ, stored := e.Stored() // what is hashed; Data is the reading (opened, upcast)
+	readAs := ""
+	if typ != e.Type {
+		readAs = e.Type
+	}
 	return HistoryEvent{
-		ID: e.ID, Type: e.Type, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt,
+		ID: e.ID, Type: typ, ReadAs: readAs, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt,
 		Actor: e.Metadata.Actor, CommandID: e.Metadata.CommandID, CorrelationID: e.Metadata.CorrelationID,
 		CausationID: e.Metadata.CausationID, Reason: e.Metadata.Reason, RequestHash: e.Metadata.RequestHash,
-		Headers: e.Metadata.Headers, Data: json.RawMessage(e.Data), DataB64: orEmpty(e.Data), MetadataB64: orEmpty(e.MetadataJSON),
+		Headers: e.Metadata.Headers, Data: json.RawMessage(e.Data), DataB64: orEmpty(stored), MetadataB64: orEmpty(e.MetadataJSON),
 		PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash),
 	}
 }

@@ -255,7 +255,7 @@ func TestContactCommandsOverHTTP(t *testing.T) {
 		t.Fatalf("history intact=%v with %d events", history.Intact, len(history.Events))
 	}
 	first := history.Events[0]
-	if first.Type != "contact.created.v1" || first.Actor != "web" || first.Hash == "" || first.PrevHash != "" ||
+	if first.Type != "contact.created.v2" || first.Actor != "web" || first.Hash == "" || first.PrevHash != "" ||
 		first.OccurredAt.Format("2006-01-02") != "2026-01-05" || first.CommandID == "" {
 		t.Errorf("first event %+v", first)
 	}

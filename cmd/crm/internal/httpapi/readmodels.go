@@ -89,6 +89,7 @@ func (s *Server) MountReadModels(rm ReadModels) {
 	if rm.AnswerCache >= 0 {
 		kept = newAnswers(rm.AnswerCache)
 	}
+	s.kept = kept
 	for _, qs := range rm.Queries {
 		if _, err := rm.Runner.Tables(qs.Projection); err != nil {
 			continue // not run here: the endpoints would never answer

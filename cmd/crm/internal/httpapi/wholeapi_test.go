@@ -165,6 +165,8 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
+	// The routes of erasure and export, for the description; their tests run crm serve.
+	server.MountPrivacy(httpapi.Privacy{Raw: store})
 	srv := describedServer(t, server)
 	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server}
 }

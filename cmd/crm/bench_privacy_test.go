@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/seed"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
+	keystore "github.com/eventcrm/crm/eventstore/keys"
+	"github.com/eventcrm/crm/eventstore/sqlite"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/rebuild"
+)
+
+// privacyVariant opens a store of the benchmark: sealed (personal data encrypted by the codec)
+// or plain (the same store without the codec).
+type privacyVariant struct {
+	name string
+	open func(b *testing.B, dir string) eventstore.Store
+}
+
+func privacyVariants() []privacyVariant {
+	open := func(b *testing.B, dir string) *sqlite.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	return []privacyVariant{
+		{"plain", func(b *testing.B, dir string) eventstore.Store { return open(b, dir) }},
+		{"sealed", func(b *testing.B, dir string) eventstore.Store {
+			k, err := keystore.OpenSQLite(context.Background(), filepath.Join(dir, "keys.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = k.Close() })
+			c, err := config.NewCodec(k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return codec.NewStore(open(b, dir), c)
+		}},
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkPrivacyCost measures what sealing personal data costs, on SQLite, each figure
+// beside its baseline in the same run, rounds interleaved (PRIVACY_ROUNDS, default 3; the
+// median is reported):
+//
+//   - commands: commands/s over HTTP with 64 clients (the command path: HTTP, the handler, the
+//     codec and the store; no projections), each client creating contacts with a name, email
+//     and phone and recording nine touchpoints with a note for each (about ten events per
+//     contact, as `crm seed` writes), so that every command seals and one in ten makes a key,
+//     for PRIVACY_SECONDS (default 5) per round;
+//   - rebuild: events/s of reading the whole log through the store (the codec's share of a
+//     rebuild), then of a rebuild of every read model over the same seeded history
+//     (PRIVACY_CONTACTS contacts, default 3000, about 10 events each) written once in clear and
+//     once sealed, each rebuilt through its store.
+func BenchmarkPrivacyCost(b *testing.B) {
+	rounds := envInt("PRIVACY_ROUNDS", 3)
+	b.Run("commands", func(b *testing.B) {
+		seconds := time.Duration(envInt("PRIVACY_SECONDS", 5)) * time.Second
+		rates := map[string][]float64{}
+		for range b.N {
+			for r := range rounds {
+				for _, v := range privacyVariants() {
+					rate := commandRate(b, v, seconds)
+					rates[v.name] = append(rates[v.name], rate)
+					b.Logf("round %d %s: %.0f commands/s", r+1, v.name, rate)
+				}
+			}
+		}
+		report(b, rates, "commands/s")
+	})
+	b.Run("rebuild", func(b *testing.B) {
+		contacts := envInt("PRIVACY_CONTACTS", 3000)
+		stores := map[string]eventstore.Store{}
+		for _, v := range privacyVariants() {
+			s := v.open(b, b.TempDir())
+			if _, err := seed.Run(context.Background(), commands.NewHandler(s), seed.Config{Contacts: contacts, Seed: 1, Workers: 64}); err != nil {
+				b.Fatal(err)
+			}
+			stores[v.name] = s
+		}
+		reads := map[string][]float64{}
+		for range b.N {
+			for r := range rounds {
+				for _, v := range privacyVariants() {
+					rate := readRate(b, stores[v.name])
+					reads[v.name] = append(reads[v.name], rate)
+					b.Logf("round %d %s: read %.0f events/s", r+1, v.name, rate)
+				}
+			}
+		}
+		report(b, reads, "read_events/s")
+		rates := map[string][]float64{}
+		for range b.N {
+			for r := range rounds {
+				for _, v := range privacyVariants() {
+					rate := rebuildRate(b, stores[v.name])
+					rates[v.name] = append(rates[v.name], rate)
+					b.Logf("round %d %s: %.0f events/s", r+1, v.name, rate)
+				}
+			}
+		}
+		report(b, rates, "events/s")
+	})
+}
+
+// report reports the median of each variant and the cost of sealing: the median of the
+// costs of each round (the two variants of a round ran one after the other, so their ratio
+// holds better than one of medians on a shared machine).
+func report(b *testing.B, rates map[string][]float64, unit string) {
+	median := func(v []float64) float64 {
+		s := slices.Sorted(slices.Values(v))
+		return s[len(s)/2]
+	}
+	var costs []float64
+	for i := range rates["plain"] {
+		costs = append(costs, 100*(rates["plain"][i]-rates["sealed"][i])/rates["plain"][i])
+	}
+	plain, sealed, cost := median(rates["plain"]), median(rates["sealed"]), median(costs)
+	b.ReportMetric(plain, "plain_"+unit)
+	b.ReportMetric(sealed, "sealed_"+unit)
+	b.ReportMetric(cost, "cost_%")
+	b.Logf("%s: plain %.0f, sealed %.0f (medians of %d); cost of sealing per round %.1f%%, median %.1f%%",
+		unit, plain, sealed, len(costs), costs, cost)
+}
+
+// readRate reads the whole log through store in batches of 10,000; events/s.
+func readRate(b *testing.B, store eventstore.Store) float64 {
+	ctx := context.Background()
+	start, n := time.Now(), 0
+	for after := int64(0); ; {
+		events, err := store.ReadAll(ctx, after, 10_000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(events)
+		if len(events) < 10_000 {
+			break
+		}
+		after = events[len(events)-1].Position
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// commandRate serves the command API over a fresh store of variant v and sends commands from
+// 64 clients for d; it returns commands/s.
+func commandRate(b *testing.B, v privacyVariant, d time.Duration) float64 {
+	store := v.open(b, b.TempDir())
+	const token = "bench-admin-token-0123456789"
+	tokens, err := auth.ParseTokens("bench:admin:" + token)
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
+	post := func(path, body string) (string, error) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			return "", fmt.Errorf("%s: %d %s", path, resp.StatusCode, out)
+		}
+		return string(out), nil
+	}
+	var done atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	start := time.Now()
+	for c := range 64 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				out, err := post("/v1/contacts", fmt.Sprintf(`{"name":"佐藤 花子 %d-%d","email":"hanako%d.%d@example.jp","phone":"+81 3-1234-%04d","channel":"web_form"}`, c, i, c, i, i%10000))
+				if err != nil {
+					errs <- err
+					return
+				}
+				id := out[strings.Index(out, `"id":"`)+6:]
+				id = id[:strings.IndexByte(id, '"')]
+				done.Add(1)
+				for range 9 { // about 10 events per contact, as `crm seed` writes
+					if time.Now().After(deadline) {
+						break
+					}
+					if _, err := post("/v1/contacts/"+id+"/touchpoints", `{"kind":"meeting","note":"話した内容: 予算は4月に確定、担当者は田中さん"}`); err != nil {
+						errs <- err
+						return
+					}
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return float64(done.Load()) / elapsed.Seconds()
+}
+
+// rebuildRate rebuilds every read model from store into a fresh read-model file; events/s.
+func rebuildRate(b *testing.B, store eventstore.Store) float64 {
+	ctx := context.Background()
+	db, err := projections.OpenSQLite(ctx, filepath.Join(b.TempDir(), "readmodels.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.SQL.Close()
+	start := time.Now()
+	res, err := rebuild.Rebuild(ctx, rebuild.RebuildConfig{DB: db, Store: store, Logger: watermill.NopLogger{}, DropDelay: -1}, utcReadModels()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(res[0].Events) / time.Since(start).Seconds()
+}

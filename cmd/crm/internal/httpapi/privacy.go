@@ -1,0 +1,193 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
+)
+
+// Privacy is what the erasure and the export need.
+type Privacy struct {
+	// Raw is the store beneath the codec, and Codec the codec: the export reads the whole
+	// log's stored rows and opens only those about the person.
+	Raw   eventstore.Store
+	Codec *codec.Codec
+	// Purge removes what was derived from the person's data while the key existed (read
+	// models, time-travel sets, caches), once the erasure at position is applied. The kept
+	// answers of this server are dropped after it.
+	Purge func(ctx context.Context, contactID string, position int64) error
+}
+
+// erasures is the state of the purges that follow erasures, per contact.
+type erasures struct {
+	mu     sync.Mutex
+	states map[string]ErasureState
+}
+
+// ErasureState is the answer of GET /v1/contacts/{id}/erase.
+type ErasureState struct {
+	ContactID string    `json:"contact_id"`
+	Position  int64     `json:"position"`
+	State     string    `json:"state"` // purging, done, failed
+	Error     string    `json:"error,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	DoneAt    time.Time `json:"done_at,omitzero"`
+}
+
+// MountPrivacy adds GET /v1/contacts/{id}/erase and GET /v1/contacts/{id}/export; the erasure
+// itself is a command route.
+func (s *Server) MountPrivacy(p Privacy) {
+	s.privacy = &p
+	v1 := prefixed{s.router, "/v1"}
+	v1.Handle("/contacts/{id}/erase", s.authorize(auth.PermErase, s.query(s.erasureState))).Methods(http.MethodGet)
+	s.describe(http.MethodGet, "/v1/contacts/{id}/erase", RouteDoc{Tag: "privacy", Perm: auth.PermErase,
+		Summary:  "The state of a contact's erasure: the purge of its personal data from every read model",
+		Answer:   ErasureState{},
+		Problems: []int{http.StatusNotFound}})
+	v1.Handle("/contacts/{id}/export", s.authorize(auth.PermExport, s.query(s.export))).Methods(http.MethodGet)
+	s.describe(http.MethodGet, "/v1/contacts/{id}/export", RouteDoc{Tag: "privacy", Perm: auth.PermExport,
+		Summary:  "Everything stored about a person, personal data opened (right of access); recorded in the access log",
+		Answer:   Export{},
+		Problems: []int{http.StatusNotFound}})
+}
+
+// erased starts the purge that follows the erasure res, in the background: a rebuild of every
+// read model takes as long as the log is long.
+func (s *Server) erased(r *http.Request, res commands.Result) {
+	if s.privacy == nil || s.privacy.Purge == nil || res.Replayed {
+		return
+	}
+	st := ErasureState{ContactID: res.ID, Position: res.Position, State: "purging", StartedAt: time.Now().UTC()}
+	s.erasures.set(st)
+	go func() {
+		ctx := context.Background()
+		err := s.privacy.Purge(ctx, res.ID, res.Position)
+		s.kept.clear()
+		st.State, st.DoneAt = "done", time.Now().UTC()
+		if err != nil {
+			st.State, st.Error = "failed", err.Error()
+			s.log.Error("erasure purge failed", zap.String("contact_id", res.ID), zap.Error(err))
+		}
+		s.erasures.set(st)
+	}()
+}
+
+func (e *erasures) set(st ErasureState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.states == nil {
+		e.states = map[string]ErasureState{}
+	}
+	e.states[st.ContactID] = st
+}
+
+func (s *Server) erasureState(r *http.Request) (any, int64, error) {
+	id := pathID(r)
+	s.erasures.mu.Lock()
+	st, ok := s.erasures.states[id]
+	s.erasures.mu.Unlock()
+	if !ok {
+		return nil, 0, domain.NotFound("no erasure of contact %s since this server started", id)
+	}
+	return st, 0, nil
+}
+
+// Export is everything stored about a person, personal data opened: the answer of
+// GET /v1/contacts/{id}/export.
+type Export struct {
+	ContactID  string           `json:"contact_id"`
+	ExportedAt time.Time        `json:"exported_at"`
+	Erased     bool             `json:"erased"`
+	Contact    *contact.Contact `json:"contact"`
+	// Events are the contact's own events and those of its deals, in log order.
+	Events []ExportEvent `json:"events"`
+}
+
+// ExportEvent is one event of an export.
+type ExportEvent struct {
+	Stream     string          `json:"stream"`
+	Version    int64           `json:"version"`
+	Position   int64           `json:"position"`
+	Type       string          `json:"type"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	RecordedAt time.Time       `json:"recorded_at"`
+	Actor      string          `json:"actor"`
+	Reason     string          `json:"reason,omitempty"`
+	Personal   string          `json:"personal"` // sealed (opened here), erased, or none
+	Data       json.RawMessage `json:"data"`
+}
+
+const exportBatch = 10_000
+
+// export reads the whole log once: the stored rows that name the contact (its id is in clear)
+// are opened, and so are the events of the deals opened for it.
+func (s *Server) export(r *http.Request) (any, int64, error) {
+	ctx, id := r.Context(), pathID(r)
+	if s.privacy == nil {
+		return nil, 0, errors.New("export: not configured")
+	}
+	c, err := s.cmds.Contact(ctx, id, commands.At{})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := Export{ContactID: id, ExportedAt: time.Now().UTC(), Erased: c.Erased, Contact: c, Events: []ExportEvent{}}
+	needle := []byte(id)
+	deals := map[string]bool{}
+	for after := int64(0); ; {
+		batch, err := s.privacy.Raw.ReadAll(ctx, after, exportBatch)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range batch {
+			if !deals[e.Stream] && e.Stream != contact.StreamName(id) && !bytes.Contains(e.Data, needle) {
+				continue
+			}
+			opened, reading, err := s.privacy.Codec.Read(ctx, e)
+			if err != nil {
+				return nil, 0, err
+			}
+			var about struct {
+				ContactID string `json:"contact_id"`
+				DealID    string `json:"deal_id"`
+			}
+			_ = json.Unmarshal(opened.Data, &about)
+			if !deals[e.Stream] && e.Stream != contact.StreamName(id) && about.ContactID != id {
+				continue
+			}
+			if opened.Type == deal.TypeOpened {
+				deals[e.Stream] = true
+			}
+			out.Events = append(out.Events, ExportEvent{Stream: e.Stream, Version: e.Version, Position: e.Position,
+				Type: opened.Type, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Actor: e.Metadata.Actor,
+				Reason: e.Metadata.Reason, Personal: readingName(reading), Data: json.RawMessage(opened.Data)})
+		}
+		if len(batch) < exportBatch {
+			return out, 0, nil
+		}
+		after = batch[len(batch)-1].Position
+	}
+}
+
+func readingName(r codec.Reading) string {
+	switch r {
+	case codec.Opened:
+		return "sealed"
+	case codec.Erased:
+		return "erased"
+	}
+	return "none"
+}
