@@ -46,11 +46,17 @@ func JourneyQueries() []Query {
 // ChurnQueries are the HTTP routes of the churn points.
 func ChurnQueries() []Query { return []Query{{"/analytics/churn-points", queryChurnPoints}} }
 
-// TimelineQueries are the HTTP routes of the customer timeline.
-func TimelineQueries() []Query { return []Query{{"/contacts/{contactId}/timeline", queryTimeline}} }
+// TimelineQueries are the HTTP routes of the customer timeline; open tasks are judged
+// overdue against business dates in zone (the business time zone; UTC when nil).
+func TimelineQueries(zone *time.Location) []Query {
+	return []Query{{"/contacts/{contactId}/timeline", func(r *http.Request, rd read) (any, error) { return queryTimeline(r, rd, zone) }}}
+}
 
-// TasksQueries are the HTTP routes of the tasks.
-func TasksQueries() []Query { return []Query{{"/tasks", queryTasks}} }
+// TasksQueries are the HTTP routes of the tasks; overdue is judged against business dates
+// in zone (the business time zone; UTC when nil).
+func TasksQueries(zone *time.Location) []Query {
+	return []Query{{"/tasks", func(r *http.Request, rd read) (any, error) { return queryTasks(r, rd, zone) }}}
+}
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
 //
@@ -132,13 +138,13 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 // GET /v1/contacts/{contactId}/timeline?types=&before=&limit=
 //
 // Open tasks on it are judged overdue now (or at the moment a time-travel question is about).
-func queryTimeline(r *http.Request, rd read) (any, error) {
+func queryTimeline(r *http.Request, rd read, zone *time.Location) (any, error) {
 	q := r.URL.Query()
 	limit, err := intParam(r, "limit")
 	if err != nil {
 		return nil, err
 	}
-	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r)}
+	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r), Zone: zone}
 	if v := q.Get("types"); v != "" {
 		params.Types = strings.Split(v, ",")
 	}
@@ -146,7 +152,7 @@ func queryTimeline(r *http.Request, rd read) (any, error) {
 }
 
 // GET /v1/tasks?assignee=&contact_id=&status=&due_from=&due_to=&as_of=&limit=&cursor=
-func queryTasks(r *http.Request, rd read) (any, error) {
+func queryTasks(r *http.Request, rd read, zone *time.Location) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -158,7 +164,7 @@ func queryTasks(r *http.Request, rd read) (any, error) {
 	}
 	return tasks.Query(r.Context(), rd.db, rd.t, tasks.Params{AsOf: asOf, Assignee: q.Get("assignee"),
 		ContactID: q.Get("contact_id"), Status: q.Get("status"), DueFrom: q.Get("due_from"), DueTo: q.Get("due_to"),
-		Limit: limit, Cursor: q.Get("cursor")})
+		Limit: limit, Cursor: q.Get("cursor"), Zone: zone})
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is
