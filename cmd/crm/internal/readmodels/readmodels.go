@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
@@ -52,6 +53,7 @@ func All(opts Options) []ReadModel {
 		{timeline.Projection(), httpapi.TimelineQueries(zone)},
 		{tasks.Projection(), httpapi.TasksQueries(zone)},
 		{directory.ProjectionIn(zone), httpapi.DirectoryQueries()},
+		{analytics.ProjectionIn(zone), httpapi.AnalyticsQueries(zone)},
 	}
 }
 
