@@ -18,4 +18,6 @@ func OverdueBefore(t time.Time, loc *time.Location) domain.Date {
 }
 
 // Overdue reports whether a task due on due, still open at t, is overdue at t in zone loc.
-func Overdue(due domain.Date, t time.Time, loc *time.Location) bool { return due < OverdueBefore(t, loc) }
+func Overdue(due domain.Date, t time.Time, loc *time.Location) bool {
+	return due < OverdueBefore(t, loc)
+}
