@@ -320,7 +320,7 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
 		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
 	}
 	for _, g := range grains {
-		for _, d := range dims(p) {
+		for _, d := range dims(p, g.grain) {
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
 			if !isLength(p.Figure) {
@@ -339,15 +339,36 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
 type dimValue struct{ dim, value string }
 
 // dims are the copies a part counts in: every contact's, and its owner's, channel's and
-// segment's when it has one.
-func dims(p explain.Part) []dimValue {
-	ds := make([]dimValue, 1, 4)
+// segment's when it has one. The touchpoints and wins of the activity per owner also count
+// per channel and owner and per segment and owner ("<channel>\x1f<owner>"), so that the
+// activity of one channel or segment reads its owners' rows.
+func dims(p explain.Part, grain string) []dimValue {
+	ds := make([]dimValue, 1, 6)
 	for _, d := range []dimValue{{"owner", p.Owner}, {"channel", p.Channel}, {"segment", p.Segment}} {
 		if d.value != "" {
 			ds = append(ds, d)
 		}
 	}
+	if activity(p.Figure) && (grain == grainDay || grain == grainMonth) {
+		for _, d := range []dimValue{{"channel", p.Channel}, {"segment", p.Segment}} {
+			if d.value != "" {
+				ds = append(ds, dimValue{d.dim + ownerSuffix, d.value + ownerSeparator + p.Owner})
+			}
+		}
+	}
 	return ds
+}
+
+// The copies of the activity per owner of a channel or segment: dim "channel_owner", value
+// channel + ownerSeparator + owner.
+const (
+	ownerSuffix    = "_owner"
+	ownerSeparator = "\x1f"
+)
+
+// activity tells the figures of the activity per owner.
+func activity(figure string) bool {
+	return strings.HasPrefix(figure, figTouch) || strings.HasPrefix(figure, figWon)
 }
 
 // reach moves the horizon to at when at is later.

@@ -265,26 +265,9 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 			}
 		}
 	}
-	owner := ""
-	switch f.dim {
-	case "":
-	case "owner":
-		owner = f.value
-	default:
-		// Activity per owner of one channel or segment: two filters, from the parts.
-		parts, err := r.parts(ctx, q.w, []string{figTouch, figWon}, q.AsOf, "", q.Channel, q.Segment)
-		if err != nil {
-			return source{}, err
-		}
-		for _, p := range parts {
-			addOwner(src.byOwner, q.w.periodOf(p.Bucket), p.Owner, p.Figure, p.Count, p.Amount)
-		}
-		owner = "-"
-	}
-	if owner != "-" {
-		if err := r.ownerCounts(ctx, q.w, owner, []string{figTouch, figWon}, src.byOwner); err != nil {
-			return source{}, err
-		}
+	// Every owner's activity, the one owner's, or that of each owner of a channel or segment.
+	if err := r.ownerCounts(ctx, q.w, f, []string{figTouch, figWon}, src.byOwner); err != nil {
+		return source{}, err
 	}
 	for _, label := range q.w.labels() {
 		src.medians[label] = map[string]stats{}

@@ -207,16 +207,29 @@ func (r *reader) counts(ctx context.Context, w window, grain string, f filter, f
 	return rows.Err()
 }
 
-// ownerCounts sums the kept counts per owner (of one owner when owner is set) of the
-// figures beginning each prefix, by period of w and owner.
-func (r *reader) ownerCounts(ctx context.Context, w window, owner string, prefixes []string, into map[string]map[string]figures) error {
+// ownerCounts sums the kept counts per owner of the figures beginning each prefix, by period
+// of w and owner: of every owner (f every contact's), of one (f an owner's), of the owners of a
+// channel or segment (f that channel's or segment's).
+func (r *reader) ownerCounts(ctx context.Context, w window, f filter, prefixes []string, into map[string]map[string]figures) error {
 	for _, prefix := range prefixes {
 		stmt := `SELECT period, value, figure, count, amount FROM ` + r.t.Name(tableCounts) + `
-			WHERE dim = 'owner' AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`
-		args := []any{w.grain(), w.from(), w.to(), prefix, upper(prefix)}
-		if owner != "" {
+			WHERE dim = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`
+		dim, cut := "owner", ""
+		switch f.dim {
+		case "owner":
 			stmt += ` AND value = ?`
-			args = append(args, owner)
+		case "channel", "segment":
+			// Values "<channel>\x1f<owner>": those of the channel, from "<channel>\x1f" to the
+			// byte after the separator.
+			dim, cut = f.dim+ownerSuffix, f.value+ownerSeparator
+			stmt += ` AND value >= ? AND value < ?`
+		}
+		args := []any{dim, w.grain(), w.from(), w.to(), prefix, upper(prefix)}
+		switch {
+		case f.dim == "owner":
+			args = append(args, f.value)
+		case cut != "":
+			args = append(args, cut, f.value+"\x20")
 		}
 		rows, err := r.query(ctx, stmt, args...)
 		if err != nil {
@@ -234,7 +247,7 @@ func (r *reader) ownerCounts(ctx context.Context, w window, owner string, prefix
 			if count == 0 && amount == 0 {
 				continue
 			}
-			addOwner(into, w.periodOf(bucket), value, figure, count, amount)
+			addOwner(into, w.periodOf(bucket), strings.TrimPrefix(value, cut), figure, count, amount)
 		}
 		if err := closeRows(rows); err != nil {
 			return fmt.Errorf("owner counts: %w", err)
