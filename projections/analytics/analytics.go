@@ -28,9 +28,10 @@
 //	latest    contact_id, grain, period: the position, time and category of the contact's
 //	          latest survey in the period (NPS)
 //	parts     see projections/explain; figures below
-//	counts    grain (day, month; week, quarter, year for the NPS), period (its first date),
-//	          dim ('', owner, channel, segment), value, figure: count, amount
-//	bins      grain, period, dim, value, figure, width, bin: count (lengths, see
+//	counts    dim ('', owner, channel, segment; channel_owner, segment_owner for the
+//	          activity), value, grain (day, month; week, quarter, year for the NPS), period
+//	          (its first date), figure: count, amount
+//	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
 //	          projections/lengths)
 //	exact     figure, dim, value, grain, period, micros: count
 //	forecast  grain (day, month), bucket (the expected close date or its month's first date;
@@ -209,28 +210,27 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("at", func(r *l) *int64 { return &r.at }),
 		readmodel.Text("category", func(r *l) *string { return &r.category }))
 	m.parts = explain.NewTable(tableParts)
+	// Keyed by what a question filters on first: it reads one copy's rows over a range of
+	// periods, in key order.
 	m.counts = readmodel.NewTable(tableCounts, 5,
-		readmodel.Text("grain", func(r *cr) *string { return &r.grain }),
-		readmodel.Text("period", func(r *cr) *string { return &r.period }),
 		readmodel.Text("dim", func(r *cr) *string { return &r.dim }),
 		readmodel.Text("value", func(r *cr) *string { return &r.value }),
+		readmodel.Text("grain", func(r *cr) *string { return &r.grain }),
+		readmodel.Text("period", func(r *cr) *string { return &r.period }),
 		readmodel.Text("figure", func(r *cr) *string { return &r.figure }),
 		readmodel.BigInt("count", func(r *cr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *cr) *int64 { return &r.amount })).
-		Clustered().
-		// A question reads one filter's rows over a range of periods.
-		WithIndexes(readmodel.Index{Name: "filter", Columns: "dim, value, grain, period"})
+		Clustered()
 	m.bins = readmodel.NewTable(tableBins, 7,
-		readmodel.Text("grain", func(r *br) *string { return &r.grain }),
-		readmodel.Text("period", func(r *br) *string { return &r.period }),
+		readmodel.Text("figure", func(r *br) *string { return &r.figure }),
 		readmodel.Text("dim", func(r *br) *string { return &r.dim }),
 		readmodel.Text("value", func(r *br) *string { return &r.value }),
-		readmodel.Text("figure", func(r *br) *string { return &r.figure }),
+		readmodel.Text("grain", func(r *br) *string { return &r.grain }),
 		readmodel.BigInt("width", func(r *br) *int64 { return &r.width }),
+		readmodel.Text("period", func(r *br) *string { return &r.period }),
 		readmodel.BigInt("bin", func(r *br) *int64 { return &r.bin }),
 		readmodel.BigInt("count", func(r *br) *int64 { return &r.count })).
-		Clustered().
-		WithIndexes(readmodel.Index{Name: "series", Columns: "figure, dim, value, grain, width, period, bin"})
+		Clustered()
 	m.exact = readmodel.NewTable(tableExact, 6,
 		readmodel.Text("figure", func(r *er) *string { return &r.figure }),
 		readmodel.Text("dim", func(r *er) *string { return &r.dim }),
