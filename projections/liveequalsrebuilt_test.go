@@ -19,6 +19,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
@@ -32,7 +33,7 @@ import (
 
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection(), directory.Projection()}
+		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection()}
 }
 
 // workload issues random commands through the real command handler: creations, detail and

@@ -19,6 +19,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
@@ -111,43 +112,57 @@ func benchSizes(b *testing.B) []int64 {
 // calls (the raw baseline) in the same run. Memory: the Go heap's peak (sampled) and the
 // process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
 // per event (PostgreSQL's own is not in it): a figure that holds on a busy machine.
+// rebuiltSets are the read models a rebuild benchmark builds together: the three of the
+// original benchmark, and the sales analytics alone (named by a suffix), for their ratio.
+var rebuiltSets = []struct {
+	suffix string
+	ps     func() []projections.Projection
+}{
+	{"", func() []projections.Projection {
+		return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
+	}},
+	{"/sales_analytics", func() []projections.Projection { return []projections.Projection{analytics.Projection()} }},
+}
+
 func BenchmarkRebuild(b *testing.B) {
 	for _, log := range benchLogs(b) {
 		for _, n := range benchSizes(b) {
-			b.Run(fmt.Sprintf("%s/%dk", log.name, n/1000), func(b *testing.B) {
-				for range b.N {
-					store, db := log.open(b)
-					ctx := context.Background()
-					raw, rawElapsed := readRaw(b, store, n)
+			for _, set := range rebuiltSets {
+				b.Run(fmt.Sprintf("%s/%dk%s", log.name, n/1000, set.suffix), func(b *testing.B) {
+					for range b.N {
+						store, db := log.open(b)
+						ctx := context.Background()
+						raw, rawElapsed := readRaw(b, store, n)
 
-					runtime.GC()
-					resetPeakRSS()
-					stop := samplePeakHeap()
-					cfg := rebuild.RebuildConfig{DB: db, Store: store, StopAt: n}
-					if v := os.Getenv(benchBatchEnv); v != "" {
-						cfg.Batch, _ = strconv.Atoi(v)
+						runtime.GC()
+						resetPeakRSS()
+						stop := samplePeakHeap()
+						cfg := rebuild.RebuildConfig{DB: db, Store: store, StopAt: n}
+						if v := os.Getenv(benchBatchEnv); v != "" {
+							cfg.Batch, _ = strconv.Atoi(v)
+						}
+						cpu0 := cpuTime()
+						start := time.Now()
+						res, err := rebuild.Rebuild(ctx, cfg, set.ps()...)
+						elapsed := time.Since(start)
+						cpu := cpuTime() - cpu0
+						peakHeap := stop()
+						if err != nil {
+							b.Fatal(err)
+						}
+						events := res[0].Events
+						rate := float64(events) / elapsed.Seconds()
+						rawRate := float64(raw) / rawElapsed.Seconds()
+						b.ReportMetric(rate, "events/s")
+						b.ReportMetric(rawRate, "raw_events/s")
+						b.ReportMetric(rate/rawRate, "of_raw")
+						b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_us/event")
+						b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
+						b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
+						b.Logf("%s: %d events rebuilt in %v (%.0f events/s); raw read %.0f events/s", log.name, events, elapsed.Round(time.Millisecond), rate, rawRate)
 					}
-					cpu0 := cpuTime()
-					start := time.Now()
-					res, err := rebuild.Rebuild(ctx, cfg, board.Projection(), journey.Projection(), churn.Projection())
-					elapsed := time.Since(start)
-					cpu := cpuTime() - cpu0
-					peakHeap := stop()
-					if err != nil {
-						b.Fatal(err)
-					}
-					events := res[0].Events
-					rate := float64(events) / elapsed.Seconds()
-					rawRate := float64(raw) / rawElapsed.Seconds()
-					b.ReportMetric(rate, "events/s")
-					b.ReportMetric(rawRate, "raw_events/s")
-					b.ReportMetric(rate/rawRate, "of_raw")
-					b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_us/event")
-					b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
-					b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
-					b.Logf("%s: %d events rebuilt in %v (%.0f events/s); raw read %.0f events/s", log.name, events, elapsed.Round(time.Millisecond), rate, rawRate)
-				}
-			})
+				})
+			}
 		}
 	}
 }

@@ -237,6 +237,8 @@ func TestOptions(t *testing.T) {
 		{"bad rate", []string{"--sqlite", "x.db", "--rates", "0,fast"}, "--rates"},
 		{"unknown scenario", []string{"--sqlite", "x.db", "--scenarios", "readers,chaos"}, "unknown scenario"},
 		{"no readers", []string{"--sqlite", "x.db", "--readers", "0"}, "must be positive"},
+		{"analytics questions", []string{"--sqlite", "x.db", "--questions", "analytics"}, ""},
+		{"unknown questions", []string{"--sqlite", "x.db", "--questions", "gossip"}, "--questions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,7 +151,7 @@ func (ss *session) describeStore(ctx context.Context, rep *report) error {
 	if rep.Contact, err = pickContact(ctx, ss.c); err != nil {
 		return err
 	}
-	rep.Questions = questions(rep.Contact)
+	rep.Questions = questionSets[ss.o.questions](rep.Contact)
 	return nil
 }
 

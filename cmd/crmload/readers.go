@@ -27,6 +27,26 @@ func questions(contact string) []question {
 	}
 }
 
+// questionSets are the sets of questions --questions picks, by name.
+var questionSets = map[string]func(contact string) []question{
+	"core":      questions,
+	"analytics": func(string) []question { return analyticsQuestions() },
+}
+
+// analyticsQuestions are the reads of the sales analytics over the seeded history (2024 to
+// mid-2026): now (the kept counts), and one as of a past time (the parts).
+func analyticsQuestions() []question {
+	return []question{
+		{"KPIs, 12 months", "/v1/analytics/kpis?period=month&from=2025-01-01&to=2025-12-31"},
+		{"KPIs, 13 weeks of one owner", "/v1/analytics/kpis?period=week&from=2025-04-01&to=2025-06-30&owner=rep-mori"},
+		{"KPIs, 8 quarters of one channel", "/v1/analytics/kpis?period=quarter&from=2024-01-01&to=2025-12-31&channel=web_form"},
+		{"forecast", "/v1/analytics/forecast?from=2024-01"},
+		{"NPS, 12 months", "/v1/analytics/nps?period=month&from=2025-01-01&to=2025-12-31"},
+		{"explain a month's wins", "/v1/analytics/kpis?period=month&from=2025-03-01&to=2025-03-31&explain=2025-03-01.deals.won&limit=100"},
+		{"KPIs, 3 months as of a past time", "/v1/analytics/kpis?period=month&from=2025-01-01&to=2025-03-31&as_of=2025-04-01T00:00:00Z"},
+	}
+}
+
 // pickContact finds a contact with an open deal on the board: one whose journey and state
 // are worth reading. A store without one gets a contact and a deal of its own.
 func pickContact(ctx context.Context, c *client) (string, error) {

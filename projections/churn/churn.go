@@ -12,7 +12,7 @@
 //
 // Tables (prefix from projections.Tables):
 //
-//	contacts     contact_id, name (current), created_at, cohort (YYYY-MM of created_at, UTC),
+//	contacts     contact_id, name (current), created_at, cohort (YYYY-MM of created_at in the business zone),
 //	             channel, last_seq (the seq of the contact's latest visit), entered, lost and
 //	             churned (bit sets over the phases' ranks: entered, left to lost, left to
 //	             churned), open_phase (the phase of the open visit; '' in an exit), open_exited
@@ -26,7 +26,7 @@
 //	surveys      position (the same; it also orders surveys of the same instant), contact_id,
 //	             nps, occurred_at
 //	tasks        contact_id, task_id, due (YYYY-MM-DD), overdue_at (the start of the day after
-//	             due, UTC: from then on an open task is overdue), scheduled_at, completed_at
+//	             due in the business zone: from then on an open task is overdue), scheduled_at, completed_at
 //	             (NULL while open)
 //	deal_losses  deal_id, seq (1, 2, ... per deal), contact_id, from_stage, reason, amount,
 //	             currency, lost_at, reopened_at (NULL while the deal stays lost)
@@ -49,6 +49,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -56,11 +57,16 @@ import (
 const Name = "churn_points"
 
 // Projection returns the churn points: their tables and their fold.
-func Projection() *readmodel.Model {
+func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
+
+// ProjectionIn returns the churn points with cohort months (and business dates) taken in the
+// business time zone loc: a zone of its own is a version of its own (period.Version).
+func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel()
+	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: period.Version(4, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
 			m.phaseCounts, m.lostDeals, m.horizon},
 		Fold: m.fold,
@@ -158,6 +164,7 @@ type model struct {
 	phaseCounts *readmodel.Table[phaseCountRow]
 	lostDeals   *readmodel.Table[lostDealRow]
 	horizon     *readmodel.Table[horizonRow]
+	zone        *time.Location // the business time zone
 }
 
 func newModel() *model {
@@ -267,7 +274,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return err
 		}
 		c := contactRow{contactID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
-			cohort: e.OccurredAt.UTC().Format(CohortLayout), channel: string(ev.Channel), lastSeq: 1, idleSince: at}
+			cohort: period.MonthOf(e.OccurredAt, m.zone), channel: string(ev.Channel), lastSeq: 1, idleSince: at}
 		m.count(rows, contactRow{cohort: c.cohort, channel: c.channel}, enter(c, contact.Lead))
 		m.contacts.Upsert(rows, enter(c, contact.Lead))
 		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
@@ -319,7 +326,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 		}
 		m.tasks.Upsert(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, due: string(ev.Due),
-			overdueAt: due.AddDate(0, 0, 1).UnixMicro(), scheduledAt: at})
+			overdueAt: time.Date(due.Year(), due.Month(), due.Day()+1, 0, 0, 0, 0, m.zone).UnixMicro(), scheduledAt: at})
 	case contact.TypeTaskCompleted:
 		ev, err := readmodel.Decode[contact.TaskCompleted](e)
 		if err != nil {

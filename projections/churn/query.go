@@ -19,7 +19,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 )
 
-// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (UTC).
+// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
 const CohortLayout = "2006-01"
 
 // DefaultDormantDays is how long without a touchpoint makes a contact dormant, by default.
@@ -30,7 +30,7 @@ type Params struct {
 	// AsOf is the business time of the question (required): only contacts captured and events
 	// that occurred at or before it count, and dormancy is judged at it.
 	AsOf time.Time `json:"as_of"`
-	// Cohort keeps the contacts captured in this month (YYYY-MM, UTC); empty keeps all.
+	// Cohort keeps the contacts captured in this month (YYYY-MM, business time zone); empty keeps all.
 	Cohort string `json:"cohort,omitempty"`
 	// Channel keeps the contacts of this lead channel.
 	Channel string `json:"channel,omitempty"`
@@ -119,7 +119,7 @@ type ChurnedCustomer struct {
 	LastTouchpointAt        *time.Time `json:"last_touchpoint_at"`
 	DaysSinceLastTouchpoint *float64   `json:"days_since_last_touchpoint"`
 	// OverdueTasks counts the tasks scheduled at or before the churn, due before the churn's
-	// date (UTC) and not completed at the churn.
+	// date (business zone) and not completed at the churn.
 	OverdueTasks int `json:"overdue_tasks"`
 }
 

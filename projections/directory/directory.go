@@ -32,6 +32,9 @@
 package directory
 
 import (
+	"time"
+
+	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -39,11 +42,16 @@ import (
 const Name = "directory"
 
 // Projection returns the directory: its tables and its fold.
-func Projection() *readmodel.Model {
+func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
+
+// ProjectionIn returns the directory with the date a deal was lost on taken in the business
+// time zone loc: a zone of its own is a version of its own (period.Version).
+func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel()
+	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 1,
+		Version: period.Version(2, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney},
 		Fold: m.fold,
@@ -104,6 +112,7 @@ type model struct {
 	accounts      *readmodel.Table[accountRow]
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
+	zone          *time.Location // the business time zone
 }
 
 func newModel() *model {

@@ -3,6 +3,7 @@ package directory
 import (
 	"fmt"
 
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -31,7 +32,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 		})
 	case deal.TypeLost:
 		return with(e, func(ev *deal.Lost) error {
-			closed := e.OccurredAt.UTC().Format("2006-01-02")
+			closed := string(domain.DateIn(e.OccurredAt, m.zone))
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage, d.closedOn, d.lostReason = statusLost, string(deal.StageLost), closed, string(ev.Reason)
 			})

@@ -16,7 +16,7 @@
 //
 // Tables (prefix from projections.Tables):
 //
-//	contacts     contact_id, created_at, cohort (YYYY-MM of created_at, UTC), channel, owner and
+//	contacts     contact_id, created_at, cohort (YYYY-MM of created_at in the business zone), channel, owner and
 //	             segment (current values), last_seq (the seq of the contact's latest visit),
 //	             phase_seen and phase_advanced (bit sets over the phases' ranks: entered, and
 //	             advanced from), stage_seen and stage_advanced (the same over the journey
@@ -53,10 +53,13 @@
 package journey
 
 import (
+	"time"
+
 	"database/sql"
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -64,11 +67,16 @@ import (
 const Name = "journey"
 
 // Projection returns the journey map: its tables and its fold.
-func Projection() *readmodel.Model {
+func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
+
+// ProjectionIn returns the journey map with cohort months (and business dates) taken in the
+// business time zone loc: a zone of its own is a version of its own (period.Version).
+func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel()
+	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: period.Version(4, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
 			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon},
 		Fold: m.fold,
@@ -130,6 +138,7 @@ type model struct {
 	stayBins    *readmodel.Table[stayBinRow]
 	stays       *readmodel.Table[stayRow]
 	horizon     *readmodel.Table[horizonRow]
+	zone        *time.Location // the business time zone
 	groupings   []keptGrouping // the groupings of the kept map, by phase then by stage
 }
 
@@ -190,7 +199,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		c := contactRow{contactID: ev.ContactID, createdAt: at, cohort: e.OccurredAt.UTC().Format(CohortLayout),
+		c := contactRow{contactID: ev.ContactID, createdAt: at, cohort: period.MonthOf(e.OccurredAt, m.zone),
 			channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment, lastSeq: 1}
 		c = m.keepCreated(rows, c, at)
 		m.contacts.Upsert(rows, c)

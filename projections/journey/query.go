@@ -16,12 +16,12 @@ import (
 	"github.com/eventcrm/crm/projections"
 )
 
-// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (UTC).
+// CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
 const CohortLayout = "2006-01"
 
 // Params is the question asked of the journey map of a cohort.
 type Params struct {
-	// Cohort keeps the contacts captured in this month (YYYY-MM, UTC); empty keeps all.
+	// Cohort keeps the contacts captured in this month (YYYY-MM, business time zone); empty keeps all.
 	Cohort string `json:"cohort,omitempty"`
 	// Channel keeps the contacts of this lead channel.
 	Channel string `json:"channel,omitempty"`

@@ -132,6 +132,8 @@ func (m *Model) putRows(rows *Rows) {
 
 // Event is an event as a fold sees it. Its data is read with Decode.
 type Event struct {
+	// ID is the event's id, for read models that show which events make up a figure.
+	ID         string
 	Type       string
 	Stream     string
 	Position   int64
@@ -151,7 +153,7 @@ type Event struct {
 }
 
 func eventOf(e *eventstore.Event) Event {
-	return Event{Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt,
+	return Event{ID: e.ID, Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt,
 		Actor: e.Metadata.Actor, data: e.Data}
 }
 

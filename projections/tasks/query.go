@@ -41,6 +41,8 @@ type Params struct {
 	// Cursor, a next_cursor of an earlier page, asks for the next page (the other parameters
 	// must be the same).
 	Cursor string `json:"cursor,omitempty"`
+	// Zone is the business time zone as_of's business date is taken in (UTC when nil).
+	Zone *time.Location `json:"-"`
 }
 
 // Answer is a page of tasks, by due date then task id, and the counts per assignee.
@@ -119,7 +121,7 @@ func (params Params) check() (question, error) {
 	if params.AsOf.IsZero() {
 		return question{}, domain.Invalid("as_of", "is required")
 	}
-	qn := question{Params: params, limit: params.Limit, cutoff: contact.OverdueBefore(params.AsOf)}
+	qn := question{Params: params, limit: params.Limit, cutoff: contact.OverdueBefore(params.AsOf, params.Zone)}
 	switch {
 	case qn.limit == 0:
 		qn.limit = DefaultLimit

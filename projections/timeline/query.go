@@ -35,6 +35,8 @@ type Params struct {
 	// Now is the time of the question (required): a task still open is overdue when its due
 	// date is before Now's business date.
 	Now time.Time `json:"now"`
+	// Zone is the business time zone Now's business date is taken in (UTC when nil).
+	Zone *time.Location `json:"-"`
 }
 
 // Answer is one page of a contact's timeline, newest first.
@@ -147,14 +149,14 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if err != nil {
 		return Answer{}, err
 	}
-	answer := Answer{ContactID: params.ContactID, BusinessDate: contact.OverdueBefore(params.Now), Entries: []Entry{}}
+	answer := Answer{ContactID: params.ContactID, BusinessDate: contact.OverdueBefore(params.Now, params.Zone), Entries: []Entry{}}
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := query{db: db, tx: tx, t: t}
 		ids, err := q.contacts(ctx, params.ContactID)
 		if err != nil {
 			return err
 		}
-		if answer.Entries, err = q.page(ctx, ids, qn, params.Now); err != nil {
+		if answer.Entries, err = q.page(ctx, ids, qn, answer.BusinessDate); err != nil {
 			return err
 		}
 		if len(answer.Entries) == 0 && qn.before == nil {
@@ -191,7 +193,7 @@ func (q *query) contacts(ctx context.Context, contactID string) ([]string, error
 
 // page reads up to limit+1 entries of the contacts, newest first, from the index on
 // (contact_id, occurred_at, position), with the current state of their tasks.
-func (q *query) page(ctx context.Context, ids []string, qn question, now time.Time) ([]Entry, error) {
+func (q *query) page(ctx context.Context, ids []string, qn question, overdueBefore domain.Date) ([]Entry, error) {
 	stmt := `SELECT e.position, e.contact_id, e.occurred_at, e.kind, e.event, e.actor, e.subject, e.title, e.data,
 		t.status, t.due
 		FROM ` + q.t.Name(tableEntries) + ` e LEFT JOIN ` + q.t.Name(tableTasks) + ` t
@@ -213,7 +215,7 @@ func (q *query) page(ctx context.Context, ids []string, qn question, now time.Ti
 	}
 	entries := []Entry{}
 	for rows.Next() {
-		e, err := scanEntry(rows, now)
+		e, err := scanEntry(rows, overdueBefore)
 		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("timeline: %w", err)
@@ -226,7 +228,7 @@ func (q *query) page(ctx context.Context, ids []string, qn question, now time.Ti
 	return entries, nil
 }
 
-func scanEntry(rows *sql.Rows, now time.Time) (Entry, error) {
+func scanEntry(rows *sql.Rows, overdueBefore domain.Date) (Entry, error) {
 	var (
 		e           Entry
 		at          int64
@@ -241,7 +243,7 @@ func scanEntry(rows *sql.Rows, now time.Time) (Entry, error) {
 	e.Data = json.RawMessage(data)
 	if status.Valid {
 		d := domain.Date(due.String)
-		e.Task = &Task{Status: status.String, Due: d, Overdue: status.String == StatusOpen && contact.Overdue(d, now)}
+		e.Task = &Task{Status: status.String, Due: d, Overdue: status.String == StatusOpen && d < overdueBefore}
 	}
 	return e, nil
 }

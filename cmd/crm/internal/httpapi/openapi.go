@@ -287,9 +287,20 @@ func responses(sch *schemas, d RouteDoc) map[string]any {
 	return out
 }
 
+// AnyOf is an Answer of one of several types: a question answered in another shape when a
+// parameter asks for it (?explain= answers the parts of a figure).
+type AnyOf []any
+
 func answerSchema(sch *schemas, answer any) map[string]any {
 	if m, ok := answer.(map[string]any); ok {
 		return m
+	}
+	if alts, ok := answer.(AnyOf); ok {
+		of := make([]any, len(alts))
+		for i, a := range alts {
+			of[i] = answerSchema(sch, a)
+		}
+		return map[string]any{"anyOf": of}
 	}
 	return sch.of(reflect.TypeOf(answer), false)
 }

@@ -67,19 +67,25 @@ func ChurnQueries() []Query {
 		Answer: churn.Answer{}}}}
 }
 
-// TimelineQueries are the HTTP routes of the customer timeline.
-func TimelineQueries() []Query {
-	return []Query{{Path: "/contacts/{contactId}/timeline", read: queryTimeline, Doc: RouteDoc{Summary: "One contact's timeline, newest first",
-		Params: []Param{strParam("types", "comma-separated entry types to keep"), strParam("before", "the next_before of the previous page"), limitDoc},
-		Answer: timeline.Answer{}}}}
+// TimelineQueries are the HTTP routes of the customer timeline; open tasks are judged
+// overdue against business dates in zone (the business time zone; UTC when nil).
+func TimelineQueries(zone *time.Location) []Query {
+	return []Query{{Path: "/contacts/{contactId}/timeline",
+		read: func(r *http.Request, rd read) (any, error) { return queryTimeline(r, rd, zone) },
+		Doc: RouteDoc{Summary: "One contact's timeline, newest first",
+			Params: []Param{strParam("types", "comma-separated entry types to keep"), strParam("before", "the next_before of the previous page"), limitDoc},
+			Answer: timeline.Answer{}}}}
 }
 
-// TasksQueries are the HTTP routes of the tasks.
-func TasksQueries() []Query {
-	return []Query{{Path: "/tasks", read: queryTasks, Doc: RouteDoc{Summary: "Tasks, with those overdue flagged",
-		Params: []Param{strParam("assignee", "assignee"), strParam("contact_id", "one contact's tasks"), strParam("status", "open, done, cancelled or overdue"),
-			strParam("due_from", "first due date (YYYY-MM-DD)"), strParam("due_to", "last due date (YYYY-MM-DD)"), asOfDoc, limitDoc, cursorDoc},
-		Answer: tasks.Answer{}}}}
+// TasksQueries are the HTTP routes of the tasks; overdue is judged against business dates
+// in zone (the business time zone; UTC when nil).
+func TasksQueries(zone *time.Location) []Query {
+	return []Query{{Path: "/tasks",
+		read: func(r *http.Request, rd read) (any, error) { return queryTasks(r, rd, zone) },
+		Doc: RouteDoc{Summary: "Tasks, with those overdue flagged",
+			Params: []Param{strParam("assignee", "assignee"), strParam("contact_id", "one contact's tasks"), strParam("status", "open, done, cancelled or overdue"),
+				strParam("due_from", "first due date (YYYY-MM-DD)"), strParam("due_to", "last due date (YYYY-MM-DD)"), asOfDoc, limitDoc, cursorDoc},
+			Answer: tasks.Answer{}}}}
 }
 
 // GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
@@ -162,13 +168,13 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 // GET /v1/contacts/{contactId}/timeline?types=&before=&limit=
 //
 // Open tasks on it are judged overdue now (or at the moment a time-travel question is about).
-func queryTimeline(r *http.Request, rd read) (any, error) {
+func queryTimeline(r *http.Request, rd read, zone *time.Location) (any, error) {
 	q := r.URL.Query()
 	limit, err := intParam(r, "limit")
 	if err != nil {
 		return nil, err
 	}
-	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r)}
+	params := timeline.Params{ContactID: mux.Vars(r)["contactId"], Before: q.Get("before"), Limit: limit, Now: now(r), Zone: zone}
 	if v := q.Get("types"); v != "" {
 		params.Types = strings.Split(v, ",")
 	}
@@ -176,7 +182,7 @@ func queryTimeline(r *http.Request, rd read) (any, error) {
 }
 
 // GET /v1/tasks?assignee=&contact_id=&status=&due_from=&due_to=&as_of=&limit=&cursor=
-func queryTasks(r *http.Request, rd read) (any, error) {
+func queryTasks(r *http.Request, rd read, zone *time.Location) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -188,7 +194,7 @@ func queryTasks(r *http.Request, rd read) (any, error) {
 	}
 	return tasks.Query(r.Context(), rd.db, rd.t, tasks.Params{AsOf: asOf, Assignee: q.Get("assignee"),
 		ContactID: q.Get("contact_id"), Status: q.Get("status"), DueFrom: q.Get("due_from"), DueTo: q.Get("due_to"),
-		Limit: limit, Cursor: q.Get("cursor")})
+		Limit: limit, Cursor: q.Get("cursor"), Zone: zone})
 }
 
 // asOfParam parses ?as_of=RFC3339 (business time). Without it, a query that needs a time is

@@ -22,6 +22,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
@@ -76,7 +77,7 @@ type readServer struct {
 // served are the read models the test server runs, answers at past positions and rebuilds.
 func served() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection()}
+		timeline.Projection(), tasks.Projection(), analytics.Projection()}
 }
 
 // newReadServer is the server of newReadAPI, not yet served.

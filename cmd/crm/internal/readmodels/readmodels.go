@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
@@ -44,14 +45,15 @@ func (o Options) zone() *time.Location {
 
 // All lists the read models as opts configures them. A new read model is one more line here.
 func All(opts Options) []ReadModel {
-	_ = opts.zone() // the analytics read models take it
+	zone := opts.zone()
 	return []ReadModel{
 		{board.Projection(), httpapi.BoardQueries()},
-		{journey.Projection(), httpapi.JourneyQueries()},
-		{churn.Projection(), httpapi.ChurnQueries()},
-		{timeline.Projection(), httpapi.TimelineQueries()},
-		{tasks.Projection(), httpapi.TasksQueries()},
-		{directory.Projection(), httpapi.DirectoryQueries()},
+		{journey.ProjectionIn(zone), httpapi.JourneyQueries()},
+		{churn.ProjectionIn(zone), httpapi.ChurnQueries()},
+		{timeline.Projection(), httpapi.TimelineQueries(zone)},
+		{tasks.Projection(), httpapi.TasksQueries(zone)},
+		{directory.ProjectionIn(zone), httpapi.DirectoryQueries()},
+		{analytics.ProjectionIn(zone), httpapi.AnalyticsQueries(zone)},
 	}
 }
 

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/eventcrm/crm/projections/analytics"
+)
+
+// AnalyticsQueries are the HTTP routes of the sales analytics; periods and business dates
+// are taken in zone (the business time zone; UTC when nil).
+func AnalyticsQueries(zone *time.Location) []Query {
+	explain := []Param{strParam("explain", "path of a figure in the answer: its parts instead of the answer"), limitDoc, cursorDoc}
+	return []Query{
+		{Path: "/analytics/kpis", read: func(r *http.Request, rd read) (any, error) { return queryKPIs(r, rd, zone) },
+			Doc: RouteDoc{Summary: "KPIs per period: leads, conversions, deals, win rates, revenue, cycle times, tasks, activity per owner",
+				Params: append([]Param{{Name: "period", Description: "length of a period", Enum: []string{"day", "week", "month", "quarter", "year"}},
+					strParam("from", "first business date (YYYY-MM-DD)"), strParam("to", "last business date (YYYY-MM-DD)"),
+					strParam("owner", "owner"), strParam("channel", "acquisition channel"), strParam("segment", "segment"), asOfDoc}, explain...),
+				Answer: AnyOf{analytics.KPIAnswer{}, analytics.ExplainAnswer{}}}},
+		{Path: "/analytics/forecast", read: func(r *http.Request, rd read) (any, error) { return queryForecast(r, rd, zone) },
+			Doc: RouteDoc{Summary: "Open deals by expected close month and owner, weighted per currency, overdue closes apart",
+				Params: append([]Param{strParam("owner", "owner"), strParam("from", "first month (YYYY-MM)"), strParam("to", "last month (YYYY-MM)"), asOfDoc}, explain...),
+				Answer: AnyOf{analytics.ForecastAnswer{}, analytics.ExplainAnswer{}}}},
+		{Path: "/analytics/nps", read: func(r *http.Request, rd read) (any, error) { return queryNPS(r, rd, zone) },
+			Doc: RouteDoc{Summary: "NPS per period: responses, promoters, passives, detractors",
+				Params: append([]Param{{Name: "period", Description: "length of a period", Enum: []string{"day", "week", "month", "quarter", "year"}},
+					strParam("from", "first business date (YYYY-MM-DD)"), strParam("to", "last business date (YYYY-MM-DD)"),
+					strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc}, explain...),
+				Answer: AnyOf{analytics.NPSAnswer{}, analytics.ExplainAnswer{}}}},
+	}
+}
+
+// GET /v1/analytics/kpis?period=&from=&to=&owner=&channel=&segment=&as_of=&explain=&limit=&cursor=
+func queryKPIs(r *http.Request, rd read, zone *time.Location) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return analytics.QueryKPIs(r.Context(), rd.db, rd.t, analytics.KPIParams{Period: q.Get("period"), From: q.Get("from"),
+		To: q.Get("to"), Owner: q.Get("owner"), Channel: q.Get("channel"), Segment: q.Get("segment"), AsOf: asOf, Zone: zone,
+		Explain: q.Get("explain"), Limit: limit, Cursor: q.Get("cursor")})
+}
+
+// GET /v1/analytics/forecast?owner=&from=&to=&as_of=&explain=&limit=&cursor=
+func queryForecast(r *http.Request, rd read, zone *time.Location) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return analytics.QueryForecast(r.Context(), rd.db, rd.t, analytics.ForecastParams{Owner: q.Get("owner"), From: q.Get("from"),
+		To: q.Get("to"), AsOf: asOf, Zone: zone, Explain: q.Get("explain"), Limit: limit, Cursor: q.Get("cursor")})
+}
+
+// GET /v1/analytics/nps?period=&from=&to=&owner=&segment=&as_of=&explain=&limit=&cursor=
+func queryNPS(r *http.Request, rd read, zone *time.Location) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return analytics.QueryNPS(r.Context(), rd.db, rd.t, analytics.NPSParams{Period: q.Get("period"), From: q.Get("from"),
+		To: q.Get("to"), Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, Zone: zone, Explain: q.Get("explain"),
+		Limit: limit, Cursor: q.Get("cursor")})
+}

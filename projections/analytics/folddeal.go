@@ -1,0 +1,134 @@
+package analytics
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+func timeOf(micros int64) time.Time { return time.UnixMicro(micros) }
+
+// foldDeal folds the events of deals.
+func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
+	switch e.Type {
+	case deal.TypeOpened:
+		return with(e, func(ev *deal.Opened) error {
+			if _, ok := m.deals.Get(rows, ev.DealID); ok {
+				return fmt.Errorf("deal %s was opened already", ev.DealID)
+			}
+			d := dealRow{dealID: ev.DealID, contactID: ev.ContactID, owner: ev.Owner, openedAt: e.OccurredAt.UnixMicro(),
+				openedPosition: e.Position, openedID: e.ID, amount: ev.Amount.Amount, currency: ev.Amount.Currency,
+				stage: string(ev.Stage), expectedClose: string(ev.ExpectedClose), status: statusOpen}
+			m.stand(rows, m.dealPart(rows, e, d, figOpened))
+			m.deals.Upsert(rows, d)
+			m.forecastDeal(rows, dealRow{}, d)
+			return nil
+		})
+	case deal.TypeStageChanged:
+		return with(e, func(ev *deal.StageChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.stage = string(ev.To) })
+		})
+	case deal.TypeAmountChanged:
+		return with(e, func(ev *deal.AmountChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.amount, d.currency = ev.To.Amount, ev.To.Currency })
+		})
+	case deal.TypeExpectedCloseChanged:
+		return with(e, func(ev *deal.ExpectedCloseChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.expectedClose = string(ev.To) })
+		})
+	case deal.TypeOwnerChanged:
+		return with(e, func(ev *deal.OwnerChanged) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.owner = ev.To })
+		})
+	case deal.TypeWon:
+		return with(e, func(ev *deal.Won) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
+				d.status, d.stage = statusWon, string(deal.StageWon)
+				won := m.dealPart(rows, e, *d, figWon+ev.Amount.Currency)
+				won.Amount, won.Currency = ev.Amount.Amount, ev.Amount.Currency
+				m.stand(rows, won)
+				cycle := m.dealPart(rows, e, *d, figCycle)
+				cycle.Measure = e.OccurredAt.UnixMicro() - d.openedAt
+				m.stand(rows, cycle)
+			})
+		})
+	case deal.TypeLost:
+		return with(e, func(ev *deal.Lost) error {
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
+				d.status, d.stage = statusLost, string(deal.StageLost)
+				lost := m.dealPart(rows, e, *d, figLost+ev.Amount.Currency)
+				lost.Amount, lost.Currency = ev.Amount.Amount, ev.Amount.Currency
+				m.stand(rows, lost)
+			})
+		})
+	case deal.TypeReopened:
+		return with(e, func(ev *deal.Reopened) error {
+			at := e.OccurredAt.UnixMicro()
+			for _, p := range m.parts.Group(rows, ev.DealID) {
+				if strings.HasPrefix(p.Figure, figWon) || strings.HasPrefix(p.Figure, figLost) || p.Figure == figCycle {
+					m.revoke(rows, p, at)
+				}
+			}
+			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.status, d.stage = statusOpen, string(ev.To) })
+		})
+	}
+	return nil
+}
+
+// dealPart is a part of deal d made by e: for the deal's owner, and its contact's channel and
+// segment at the time.
+func (m *model) dealPart(rows *readmodel.Rows, e *readmodel.Event, d dealRow, figure string) explain.Part {
+	c, _ := m.contacts.Get(rows, d.contactID)
+	p := m.contactPart(e, c, d.dealID, figure)
+	p.Owner = d.owner
+	return p
+}
+
+// changeDeal records change to a deal and moves it in the forecast.
+func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow)) error {
+	d, ok := m.deals.Get(rows, id)
+	if !ok {
+		return fmt.Errorf("deal %s was not opened", id)
+	}
+	before := d
+	change(&d)
+	m.deals.Upsert(rows, d)
+	m.forecastDeal(rows, before, d)
+	return nil
+}
+
+// forecastDeal moves a deal in the forecast from its state before (nothing when it was not
+// open) to after: an open deal is one part, on its expected close date, for its owner.
+func (m *model) forecastDeal(rows *readmodel.Rows, before, after dealRow) {
+	part := func(d dealRow) explain.Part {
+		c, _ := m.contacts.Get(rows, d.contactID)
+		return explain.Part{Entity: d.dealID, Figure: figForecast, Position: d.openedPosition, EventID: d.openedID,
+			Bucket: d.expectedClose, At: d.openedAt, Owner: d.owner, Channel: c.channel, Segment: c.segment, Count: 1,
+			Amount: d.amount, Currency: d.currency, Measure: d.amount * int64(deal.Stage(d.stage).Probability())}
+	}
+	var was, is explain.Part
+	if before.status == statusOpen {
+		// As counted: the contact's segment may have changed since.
+		was, _ = m.parts.Get(rows, before.dealID, figForecast, before.openedPosition)
+	}
+	if after.status == statusOpen {
+		is = part(after)
+	}
+	if was == is {
+		return
+	}
+	if was.Entity != "" {
+		m.contribute(rows, was, -1)
+		if is.Entity == "" {
+			m.parts.Delete(rows, was.Entity, was.Figure, was.Position)
+		}
+	}
+	if is.Entity != "" {
+		m.parts.Upsert(rows, is)
+		m.contribute(rows, is, 1)
+	}
+}

@@ -1,0 +1,279 @@
+// Package explain keeps what each figure of a read model is made of, so that any figure can be
+// asked for its parts: the contacts, deals or tasks and the events that make it up, which add
+// up to it.
+//
+// A read model declares one parts table (NewTable) and, wherever its fold adds a fact to a
+// figure, records the fact as a Part (the entity, the figure, the event, the bucket it counts
+// in, and what it counts); where a later event takes it away (a deal reopened, a newer survey),
+// the fold revokes the part at that event's business time rather than deleting it. The parts
+// standing at a business time T are then exactly the facts that make up every figure as of T:
+//
+//	at <= T AND (until_at IS NULL OR until_at > T)
+//
+// so the same table answers "explain this number" and, summed, any figure as of a past time or
+// under a combination of filters no aggregate is kept for. Read reads one figure's parts, a
+// page at a time, with their totals.
+package explain
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// Part is one fact counted toward one figure.
+type Part struct {
+	// Entity is the contact, deal or task the fact is about; its parts are found together.
+	Entity string
+	// Figure names what the fact counts toward, as the read model spells it ("won/JPY").
+	Figure string
+	// Position and EventID are those of the event that made the fact.
+	Position int64
+	EventID  string
+	// Bucket is where the figure is kept: a business date, or a period's label.
+	Bucket string
+	// At is the business time (microseconds) from which the fact counts; Until, when set, the
+	// business time from which it does not any more.
+	At    int64
+	Until sql.NullInt64
+	// Owner, Channel and Segment are the values of the filters the fact answers to ('' none).
+	Owner, Channel, Segment string
+	// Count, Amount (minor units, in Currency) and Measure (a length in microseconds, a
+	// weighted amount...) are what the fact adds to the figure.
+	Count, Amount int64
+	Currency      string
+	Measure       int64
+}
+
+// Standing reports whether the part counts as of business time t (microseconds).
+func (p Part) Standing(t int64) bool {
+	return p.At <= t && (!p.Until.Valid || p.Until.Int64 > t)
+}
+
+// NewTable declares a parts table named name: keyed by entity, figure and position (so that
+// the fold finds an entity's parts with Group), with an index on figure and bucket for Read.
+func NewTable(name string) *readmodel.Table[Part] {
+	type p = Part
+	return readmodel.NewTable(name, 3,
+		readmodel.Text("entity", func(r *p) *string { return &r.Entity }),
+		readmodel.Text("figure", func(r *p) *string { return &r.Figure }),
+		readmodel.BigInt("position", func(r *p) *int64 { return &r.Position }),
+		readmodel.Text("event_id", func(r *p) *string { return &r.EventID }),
+		readmodel.Text("bucket", func(r *p) *string { return &r.Bucket }),
+		readmodel.BigInt("at", func(r *p) *int64 { return &r.At }),
+		readmodel.NullBigInt("until_at", func(r *p) *sql.NullInt64 { return &r.Until }),
+		readmodel.Text("owner", func(r *p) *string { return &r.Owner }),
+		readmodel.Text("channel", func(r *p) *string { return &r.Channel }),
+		readmodel.Text("segment", func(r *p) *string { return &r.Segment }),
+		readmodel.BigInt("count", func(r *p) *int64 { return &r.Count }),
+		readmodel.BigInt("amount", func(r *p) *int64 { return &r.Amount }),
+		readmodel.Text("currency", func(r *p) *string { return &r.Currency }),
+		readmodel.BigInt("measure", func(r *p) *int64 { return &r.Measure })).
+		Clustered().
+		WithIndexes(readmodel.Index{Name: "figure", Columns: "figure, bucket"})
+}
+
+// Columns are the columns of a parts table, in order, for a SELECT.
+const Columns = `entity, figure, position, event_id, bucket, at, until_at, owner, channel, segment, count, amount, currency, measure`
+
+// Scan reads a row of Columns.
+func Scan(rows *sql.Rows) (Part, error) {
+	var p Part
+	err := rows.Scan(&p.Entity, &p.Figure, &p.Position, &p.EventID, &p.Bucket, &p.At, &p.Until, &p.Owner, &p.Channel,
+		&p.Segment, &p.Count, &p.Amount, &p.Currency, &p.Measure)
+	return p, err
+}
+
+// Question asks for the parts of one figure.
+type Question struct {
+	// Figures are the figure names counted (one, or several summed: every currency of won);
+	// a name ending in "/" stands for every figure it begins.
+	Figures []string
+	// From and To bound the buckets (From inclusive, To exclusive; "" unbounded).
+	From, To string
+	// AsOf: the parts standing at this business time.
+	AsOf time.Time
+	// Owner, Channel, Segment keep the parts of these values ("" any).
+	Owner, Channel, Segment string
+	// Keep, when set, keeps only the parts it accepts (a figure of one side of a cutoff).
+	Keep func(Part) bool
+	// Limit is the page size (DefaultLimit when 0, at most MaxLimit); Cursor a NextCursor.
+	Limit  int
+	Cursor string
+}
+
+// Page sizes.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Page is one page of the parts of a figure, and the totals of all its parts.
+type Page struct {
+	// Count is the number of facts (the sum of their counts); Amounts are summed per
+	// currency; Measure sums the measures.
+	Count      int64            `json:"count"`
+	Amounts    map[string]int64 `json:"amounts,omitempty"`
+	Parts      []Entry          `json:"parts"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// Entry is one part as answered.
+type Entry struct {
+	Entity     string    `json:"entity"`
+	Figure     string    `json:"figure"`
+	EventID    string    `json:"event_id"`
+	Position   int64     `json:"position"`
+	Bucket     string    `json:"bucket"`
+	OccurredAt time.Time `json:"occurred_at"`
+	Owner      string    `json:"owner,omitempty"`
+	Count      int64     `json:"count"`
+	Amount     *int64    `json:"amount,omitempty"`
+	Currency   string    `json:"currency,omitempty"`
+	// Days is the length a part of a median counts (its measure, in days to 2 decimals).
+	Days *float64 `json:"days,omitempty"`
+}
+
+// cursor is where a page ends: the position and entity of its last part.
+type cursor struct {
+	Position int64  `json:"p"`
+	Entity   string `json:"e"`
+	Figure   string `json:"f"`
+}
+
+// Read reads the parts of q's figure standing at q.AsOf from the parts table named table, in
+// order of position. lengths tells the figures whose measures are lengths (shown as days).
+// The totals are over every part, the page's and the others.
+func Read(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question, lengths func(figure string) bool) (Page, error) {
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return Page{}, domain.Invalid("limit", "limit %d is not within 1..%d", limit, MaxLimit)
+	}
+	var after *cursor
+	if q.Cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(q.Cursor)
+		after = &cursor{}
+		if err != nil || json.Unmarshal(raw, after) != nil {
+			return Page{}, domain.Invalid("cursor", "cursor %q was not given by an earlier page", q.Cursor)
+		}
+	}
+	parts, err := Select(ctx, tx, d, table, q)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Parts: []Entry{}}
+	for _, p := range parts {
+		page.Count += p.Count
+		if p.Currency != "" {
+			if page.Amounts == nil {
+				page.Amounts = map[string]int64{}
+			}
+			page.Amounts[p.Currency] += p.Amount
+		}
+		if after != nil && !laterThan(p, *after) {
+			continue
+		}
+		if len(page.Parts) == limit {
+			last := page.Parts[limit-1]
+			c, _ := json.Marshal(cursor{Position: last.Position, Entity: last.Entity, Figure: last.Figure})
+			page.NextCursor = base64.RawURLEncoding.EncodeToString(c)
+			continue
+		}
+		page.Parts = append(page.Parts, entryOf(p, lengths != nil && lengths(p.Figure)))
+	}
+	return page, nil
+}
+
+func laterThan(p Part, c cursor) bool {
+	if p.Position != c.Position {
+		return p.Position > c.Position
+	}
+	if p.Entity != c.Entity {
+		return p.Entity > c.Entity
+	}
+	return p.Figure > c.Figure
+}
+
+func entryOf(p Part, length bool) Entry {
+	e := Entry{Entity: p.Entity, Figure: p.Figure, EventID: p.EventID, Position: p.Position, Bucket: p.Bucket,
+		OccurredAt: time.UnixMicro(p.At).UTC(), Owner: p.Owner, Count: p.Count, Currency: p.Currency}
+	if p.Currency != "" {
+		e.Amount = &p.Amount
+	}
+	if length {
+		days := Days(p.Measure)
+		e.Days = &days
+	}
+	return e
+}
+
+// Days is a length in microseconds in days, to 2 decimals half up.
+func Days(micros int64) float64 {
+	const perDay = int64(24 * time.Hour / time.Microsecond)
+	return float64((max(micros, 0)*100+perDay/2)/perDay) / 100
+}
+
+// Select reads every part of q standing at q.AsOf (Limit and Cursor aside), in order of
+// position, entity and figure.
+func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question) ([]Part, error) {
+	var (
+		where []string
+		args  []any
+	)
+	var figures []string
+	for _, f := range q.Figures {
+		if prefix, ok := strings.CutSuffix(f, "/"); ok {
+			// Every figure beginning prefix + "/": "0" is the byte after "/".
+			figures = append(figures, `(figure >= ? AND figure < ?)`)
+			args = append(args, prefix+"/", prefix+"0")
+			continue
+		}
+		figures = append(figures, `figure = ?`)
+		args = append(args, f)
+	}
+	if len(figures) == 0 {
+		return nil, nil
+	}
+	where = append(where, `(`+strings.Join(figures, ` OR `)+`)`)
+	if q.From != "" {
+		where, args = append(where, `bucket >= ?`), append(args, q.From)
+	}
+	if q.To != "" {
+		where, args = append(where, `bucket < ?`), append(args, q.To)
+	}
+	t := q.AsOf.UnixMicro()
+	where, args = append(where, `at <= ? AND (until_at IS NULL OR until_at > ?)`), append(args, t, t)
+	for _, f := range []struct{ column, value string }{{"owner", q.Owner}, {"channel", q.Channel}, {"segment", q.Segment}} {
+		if f.value != "" {
+			where, args = append(where, f.column+` = ?`), append(args, f.value)
+		}
+	}
+	stmt := `SELECT ` + Columns + ` FROM ` + table + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
+	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
+	if err != nil {
+		return nil, fmt.Errorf("parts: %w", err)
+	}
+	defer rows.Close()
+	var parts []Part
+	for rows.Next() {
+		p, err := Scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("parts: %w", err)
+		}
+		if q.Keep == nil || q.Keep(p) {
+			parts = append(parts, p)
+		}
+	}
+	return parts, rows.Err()
+}

@@ -1,0 +1,73 @@
+package period_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/projections/period"
+)
+
+func TestStartAndNext(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := time.Date(2025, 3, 31, 20, 0, 0, 0, time.UTC) // Tuesday 1 April 05:00 in Tokyo
+	tests := []struct {
+		kind       period.Kind
+		zone       *time.Location
+		start, end string // labels of the period of won and of the next one
+	}{
+		{period.Day, time.UTC, "2025-03-31", "2025-04-01"},
+		{period.Day, tokyo, "2025-04-01", "2025-04-02"},
+		{period.Week, time.UTC, "2025-03-31", "2025-04-07"}, // Monday 31 March
+		{period.Week, tokyo, "2025-03-31", "2025-04-07"},
+		{period.Month, time.UTC, "2025-03-01", "2025-04-01"},
+		{period.Month, tokyo, "2025-04-01", "2025-05-01"},
+		{period.Quarter, time.UTC, "2025-01-01", "2025-04-01"},
+		{period.Quarter, tokyo, "2025-04-01", "2025-07-01"},
+		{period.Year, tokyo, "2025-01-01", "2026-01-01"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.kind)+" "+tt.zone.String(), func(t *testing.T) {
+			start := tt.kind.Start(won, tt.zone)
+			if got := period.Label(start); got != tt.start {
+				t.Errorf("start = %s, want %s", got, tt.start)
+			}
+			if got := period.Label(tt.kind.Next(start)); got != tt.end {
+				t.Errorf("next = %s, want %s", got, tt.end)
+			}
+			if got := tt.kind.Of(won, tt.zone); got != tt.start {
+				t.Errorf("Of = %s, want %s", got, tt.start)
+			}
+		})
+	}
+	// A Sunday belongs to the week of the Monday before it.
+	if got := period.Week.Of(time.Date(2025, 4, 6, 12, 0, 0, 0, time.UTC), time.UTC); got != "2025-03-31" {
+		t.Errorf("week of Sunday 6 April = %s", got)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	paris, _ := time.LoadLocation("Europe/Paris")
+	if period.Version(4, nil) != 4 || period.Version(4, time.UTC) != 4 {
+		t.Errorf("UTC version = %d, want the base", period.Version(4, time.UTC))
+	}
+	a, b := period.Version(4, tokyo), period.Version(4, paris)
+	if a == b || a%1000 != 4 || b%1000 != 4 || a == 4 {
+		t.Errorf("versions Tokyo %d, Paris %d: want distinct, ending in the base", a, b)
+	}
+	if period.Version(4, tokyo) != a {
+		t.Error("the version of a zone changes between calls")
+	}
+}
+
+func TestParse(t *testing.T) {
+	if _, err := period.Parse("period", "fortnight"); err == nil {
+		t.Error("fortnight parsed")
+	}
+	if k, err := period.Parse("period", "quarter"); err != nil || k != period.Quarter {
+		t.Errorf("quarter = %v, %v", k, err)
+	}
+}
