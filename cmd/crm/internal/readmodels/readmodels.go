@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
+	"github.com/eventcrm/crm/projections/value"
 )
 
 // ReadModel is one read model: its projection and the HTTP routes that answer from its tables.
@@ -52,6 +53,7 @@ func All(opts Options) []ReadModel {
 		{timeline.Projection(), httpapi.TimelineQueries()},
 		{tasks.Projection(), httpapi.TasksQueries()},
 		{directory.Projection(), httpapi.DirectoryQueries()},
+		{value.Projection(opts.zone()), httpapi.ValueQueries(opts.zone())},
 	}
 }
 

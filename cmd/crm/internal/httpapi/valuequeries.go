@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/eventcrm/crm/projections/value"
+)
+
+// ValueQueries are the HTTP routes of the customer value read model, whose business dates are
+// taken in zone (the one its projection is built with). Each answers as of ?as_of= (business
+// time, default now): about now from the rows the fold keeps, about an earlier time from the
+// purchases and facts then.
+func ValueQueries(zone *time.Location) []Query {
+	v := valueRoutes{zone: zone}
+	return []Query{
+		{"/analytics/customers", v.customers},
+		{"/contacts/{contactId}/value", v.contactValue},
+		{"/analytics/rfm", v.rfm},
+		{"/analytics/repeat-rate", v.repeatRate},
+		{"/analytics/seasonality", v.seasonality},
+		{"/analytics/upsell-candidates", v.upsell},
+		{"/analytics/dormant", v.dormant},
+	}
+}
+
+type valueRoutes struct{ zone *time.Location }
+
+// GET /v1/analytics/customers?segment=&sort=&limit=&cursor=&as_of=
+func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryCustomers(r.Context(), rd.db, rd.t, v.zone, value.CustomersParams{AsOf: asOf,
+		Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")})
+}
+
+// GET /v1/contacts/{contactId}/value?as_of=
+func (v valueRoutes) contactValue(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryValue(r.Context(), rd.db, rd.t, v.zone, value.ValueParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
+}
+
+// GET /v1/analytics/rfm?as_of=
+func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/repeat-rate?as_of=
+func (v valueRoutes) repeatRate(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryRepeatRate(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/seasonality?as_of=
+func (v valueRoutes) seasonality(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QuerySeasonality(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/upsell-candidates?as_of=&limit=&cursor=
+func (v valueRoutes) upsell(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryUpsell(r.Context(), rd.db, rd.t, v.zone, value.UpsellParams{AsOf: asOf, Limit: limit,
+		Cursor: r.URL.Query().Get("cursor")})
+}
+
+// GET /v1/analytics/dormant?days=&phase=&owner=&as_of=&limit=&cursor=
+func (v valueRoutes) dormant(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	days, err := intParam(r, "days")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryDormant(r.Context(), rd.db, rd.t, v.zone, value.DormantParams{AsOf: asOf, Days: days,
+		Phase: q.Get("phase"), Owner: q.Get("owner"), Limit: limit, Cursor: q.Get("cursor")})
+}
