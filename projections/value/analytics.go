@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventcrm/crm/projections"
@@ -42,49 +43,124 @@ type Cell struct {
 	Customers int64 `json:"customers"`
 }
 
-// QueryRFM answers the RFM segments and grid as of asOf (required). The scores' thresholds are
-// read from the kept counts about now; every customer's scores are then counted from the kept
-// totals (one narrow row per customer).
+// QueryRFM answers the RFM segments and grid as of asOf (required). About now the scores'
+// thresholds and the counts per day of last purchase and number of orders are kept: only the
+// customers of the days that hold a recency threshold, and those whose monetary score decides
+// between champions and loyal, are read one by one. About a past time every customer's
+// purchases then are read.
 func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time) (RFMAnswer, error) {
 	if err := asOfRequired(asOf); err != nil {
 		return RFMAnswer{}, err
 	}
 	answer := RFMAnswer{AsOf: asOf.UTC()}
+	for _, s := range Segments() {
+		answer.Segments = append(answer.Segments, SegmentFigures{Segment: s, Revenue: []Money{}})
+	}
+	var grid [5][5]int64
+	count := func(r, f int, segment string, customers int64, revenue []Money) {
+		grid[r-1][f-1] += customers
+		s := &answer.Segments[slices.Index(Segments(), segment)]
+		s.Customers += customers
+		for _, m := range revenue {
+			s.Revenue = addMoney(s.Revenue, m.Currency, m.Amount)
+		}
+	}
 	err := ask(ctx, db, t, zone, asOf, func(q *query) error {
-		all, err := q.allCustomers(ctx)
-		if err != nil {
-			return err
+		var (
+			all []customerFacts
+			ls  ladders
+			err error
+		)
+		if q.now {
+			if ls, err = q.keptLadders(ctx); err != nil {
+				return err
+			}
+			if all, err = q.keptRF(ctx, ls, count); err != nil {
+				return err
+			}
+		} else {
+			if all, err = q.customersThen(ctx, ""); err != nil {
+				return err
+			}
+			ls = laddersOf(all)
 		}
-		ls, err := q.ladders(ctx, all)
-		if err != nil {
-			return err
-		}
-		answer.Customers = int64(len(all))
-		segments := map[string]*SegmentFigures{}
-		for _, s := range Segments() {
-			answer.Segments = append(answer.Segments, SegmentFigures{Segment: s, Revenue: []Money{}})
-		}
-		for i := range answer.Segments {
-			segments[answer.Segments[i].Segment] = &answer.Segments[i]
-		}
-		var grid [5][5]int64
+		answer.Customers = ls.frequency.n
 		for i := range all {
 			r, f, _, seg := ls.scores(&all[i])
-			grid[r-1][f-1]++
-			s := segments[seg]
-			s.Customers++
+			var revenue []Money
 			for _, mo := range all[i].money {
-				s.Revenue = addMoney(s.Revenue, mo.currency, mo.revenue)
+				revenue = append(revenue, Money{Currency: mo.currency, Amount: mo.revenue})
 			}
-		}
-		for r := range 5 {
-			for f := range 5 {
-				answer.Grid = append(answer.Grid, Cell{R: r + 1, F: f + 1, Customers: grid[r][f]})
-			}
+			count(r, f, seg, 1, revenue)
 		}
 		return nil
 	})
+	for r := range 5 {
+		for f := range 5 {
+			answer.Grid = append(answer.Grid, Cell{R: r + 1, F: f + 1, Customers: grid[r][f]})
+		}
+	}
 	return answer, err
+}
+
+// keptRF counts, from the kept counts per day of last purchase and number of orders, every
+// customer whose scores they decide, and returns the others to be counted one by one: those
+// whose last purchase is on a day holding a recency threshold (the day's customers may score
+// apart), and those with R and F of 4 or more (champions or loyal, as M decides).
+func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, segment string, customers int64, revenue []Money)) ([]customerFacts, error) {
+	if ls.recency.n == 0 {
+		return nil, nil
+	}
+	boundary := map[int64]bool{}
+	var cond []string
+	var args []any
+	for _, v := range ls.recency.at {
+		if d := dayOf(v); !boundary[d] {
+			boundary[d] = true
+			cond = append(cond, `(c.last_at >= ? AND c.last_at < ?)`)
+			args = append(args, d, d+microsPerDay)
+		}
+	}
+	// R >= 4 and F >= 4: later than the third recency threshold, more orders than the third.
+	cond = append(cond, `(c.last_at > ? AND c.orders > ?)`)
+	args = append(args, ls.recency.at[2], ls.frequency.at[2])
+	err := q.each(ctx, "rf counts", `SELECT day, orders, currency, customers, revenue FROM `+q.t.Name(tableRF)+`
+		WHERE customers <> 0 ORDER BY day, orders, currency`, nil, func(rows *sql.Rows) error {
+		var (
+			day, orders, customers, revenue int64
+			currency                        string
+		)
+		if err := rows.Scan(&day, &orders, &currency, &customers, &revenue); err != nil {
+			return err
+		}
+		r, f := ls.recency.score(day), ls.frequency.score(orders)
+		if boundary[day] || r >= 4 && f >= 4 {
+			return nil
+		}
+		if currency == "" {
+			count(r, f, segmentOf(r, f, 0), customers, nil)
+		} else {
+			count(r, f, segmentOf(r, f, 0), 0, []Money{{Currency: currency, Amount: revenue}})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var list []customerFacts
+	err = q.each(ctx, "customers", `SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at
+		FROM `+q.t.Name(tableCustomers)+` c WHERE `+strings.Join(cond, ` OR `)+` ORDER BY c.customer_id`, args,
+		func(rows *sql.Rows) error {
+			var c customerFacts
+			err := rows.Scan(&c.id, &c.orders, &c.first, &c.second, &c.last)
+			list = append(list, c)
+			return err
+		})
+	if err != nil || len(list) == 0 {
+		return list, err
+	}
+	return list, q.addMoney(ctx, list, `customer_id IN (SELECT c.customer_id FROM `+q.t.Name(tableCustomers)+` c
+		WHERE `+strings.Join(cond, ` OR `)+`)`, args...)
 }
 
 // addMoney adds amount in currency to list, kept sorted by currency.

@@ -70,9 +70,12 @@ func (m *model) count(rows *readmodel.Rows, s summary, sign int64) {
 		return
 	}
 	m.frequency.Add(rows, frequencyRow{orders: s.orders, customers: sign})
-	m.recency.Add(rows, recencyRow{day: dayOf(s.last), customers: sign})
+	day := dayOf(s.last)
+	m.recency.Add(rows, recencyRow{day: day, customers: sign})
+	m.rf.Add(rows, rfRow{day: day, orders: s.orders, customers: sign})
 	for _, r := range s.money {
 		m.monetary.Add(rows, monetaryRow{currency: r.currency, bucket: bucketOf(r.revenue), customers: sign})
+		m.rf.Add(rows, rfRow{day: day, orders: s.orders, currency: r.currency, customers: sign, revenue: sign * r.revenue})
 	}
 	repeat := int64(0)
 	if s.second.Valid {

@@ -139,7 +139,12 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 			if ls, err = q.keptLadders(ctx); err != nil {
 				return err
 			}
-			scan = func(after *cursor) ([]customerFacts, error) { return q.chunk(ctx, spec, after) }
+			// Without a segment, every customer read is listed: one more than the page.
+			size := chunkSize
+			if params.Segment == "" {
+				size = limit + 1
+			}
+			scan = func(after *cursor) ([]customerFacts, error) { return q.chunk(ctx, spec, after, size) }
 		} else {
 			all, err := q.customersThen(ctx, "")
 			if err != nil {
@@ -160,6 +165,10 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 				return all[i:min(len(all), i+chunkSize)], nil
 			}
 		}
+		size := chunkSize
+		if q.now && params.Segment == "" {
+			size = limit + 1
+		}
 		answer.Customers = ls.frequency.n
 		var page []customerFacts
 		for len(page) <= limit {
@@ -175,7 +184,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 					}
 				}
 			}
-			if len(chunk) < chunkSize {
+			if len(chunk) < size {
 				break
 			}
 			last := &chunk[len(chunk)-1]
@@ -201,8 +210,9 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 // chunkSize is how many customers a list reads at a time.
 const chunkSize = 500
 
-// chunk reads the next customers in the order of spec after the cursor, from the kept totals.
-func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor) ([]customerFacts, error) {
+// chunk reads the next size customers in the order of spec after the cursor, from the kept
+// totals.
+func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size int) ([]customerFacts, error) {
 	dir, op := "ASC", ">"
 	if spec.desc {
 		dir, op = "DESC", "<"
@@ -221,7 +231,7 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor) ([]cust
 	var list []customerFacts
 	err := q.each(ctx, "customers", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at
 		FROM `+q.t.Name(tableCustomers)+` c JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id`+where+`
-		ORDER BY `+order+` LIMIT ?`, append(args, chunkSize), func(rows *sql.Rows) error {
+		ORDER BY `+order+` LIMIT ?`, append(args, size), func(rows *sql.Rows) error {
 		var c customerFacts
 		err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last)
 		list = append(list, c)

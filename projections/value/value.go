@@ -39,6 +39,9 @@
 //	recency    day (start of the UTC day of the last purchase): customers
 //	monetary   currency, bucket (the lower bound of the revenue's bucket: two significant
 //	           digits): customers who bought in the currency
+//	rf         day (of the last purchase), orders, currency: customers and revenue; currency
+//	           '' counts every customer once, a currency those who bought in it (the RFM
+//	           grid and segments about now)
 //	cohorts    cohort (YYYY-MM of the first purchase): customers, repeaters (with a second)
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
@@ -71,6 +74,7 @@ const (
 	tableRecency   = "recency"
 	tableMonetary  = "monetary"
 	tableCohorts   = "cohorts"
+	tableRF        = "rf"
 	tableSeasons   = "seasons"
 	tableHorizon   = "horizon"
 )
@@ -96,7 +100,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: 1,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
+			m.recency, m.monetary, m.rf, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
 		Fold: m.fold,
 	})
 }
@@ -153,6 +157,12 @@ type monetaryRow struct {
 	bucket, customers int64
 }
 
+type rfRow struct {
+	day, orders        int64
+	currency           string
+	customers, revenue int64
+}
+
 type cohortRow struct {
 	cohort               string
 	customers, repeaters int64
@@ -177,6 +187,7 @@ type model struct {
 	frequency *readmodel.Table[frequencyRow]
 	recency   *readmodel.Table[recencyRow]
 	monetary  *readmodel.Table[monetaryRow]
+	rf        *readmodel.Table[rfRow]
 	cohorts   *readmodel.Table[cohortRow]
 	seasons   *readmodel.Table[seasonRow]
 	members   *members.Table
@@ -226,6 +237,8 @@ func newModel(zone *time.Location) *model {
 		WithIndexes(
 			// Dormant now: the contacts idle since the cutoff or longer, longest idle first.
 			readmodel.Index{Name: "idle", Columns: "idle_at, contact_id", Where: "merged = 0"},
+			readmodel.Index{Name: "owner_idle", Columns: "owner, idle_at, contact_id", Where: "merged = 0"},
+			readmodel.Index{Name: "phase_idle", Columns: "phase, idle_at, contact_id", Where: "merged = 0"},
 			// Upsell candidates now: high usage, a few.
 			readmodel.Index{Name: "usage", Columns: "contact_id", Where: "merged = 0 AND usage >= 80"},
 			readmodel.Index{Name: "customer", Columns: "customer_id"})
@@ -275,6 +288,12 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("currency", func(r *mt) *string { return &r.currency }),
 		readmodel.BigInt("bucket", func(r *mt) *int64 { return &r.bucket }),
 		readmodel.BigInt("customers", func(r *mt) *int64 { return &r.customers })).Clustered()
+	m.rf = readmodel.NewTable(tableRF, 3,
+		readmodel.BigInt("day", func(r *rfRow) *int64 { return &r.day }),
+		readmodel.BigInt("orders", func(r *rfRow) *int64 { return &r.orders }),
+		readmodel.Text("currency", func(r *rfRow) *string { return &r.currency }),
+		readmodel.BigInt("customers", func(r *rfRow) *int64 { return &r.customers }),
+		readmodel.BigInt("revenue", func(r *rfRow) *int64 { return &r.revenue })).Clustered()
 	m.cohorts = readmodel.NewTable(tableCohorts, 1,
 		readmodel.Text("cohort", func(r *co) *string { return &r.cohort }),
 		readmodel.BigInt("customers", func(r *co) *int64 { return &r.customers }),
