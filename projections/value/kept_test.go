@@ -54,3 +54,35 @@ func TestKeptEqualsDetail(t *testing.T) {
 		})
 	}
 }
+
+// TestKeptEqualsDetailOnAGeneratedHistory compares both paths over a larger generated history
+// (hundreds of customers over two years, three currencies), where most days of last purchase
+// hold no score threshold: the RFM counts are then mostly read from the kept counts.
+func TestKeptEqualsDetailOnAGeneratedHistory(t *testing.T) {
+	h := valueHistory(600)
+	questions := []question{{Query: "rfm"}, {Query: "customers", Limit: 1000}, {Query: "repeat"}, {Query: "season"},
+		{Query: "upsell", Limit: 1000}, {Query: "dormant", Limit: 1000}, {Query: "dormant", Owner: "rep-3", Days: 200}}
+	for _, s := range value.Segments() {
+		questions = append(questions, question{Query: "customers", Segment: s, Sort: "orders", Limit: 7})
+	}
+	ctx := context.Background()
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := value.Projection(time.UTC)
+		tables := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, tables, h.events)
+		for _, q := range questions {
+			q.AsOf = h.latest.Add(time.Hour)
+			got, err := ask(ctx, db, tables, time.UTC, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ask(value.DetailOnly(ctx), db, tables, time.UTC, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
+				t.Fatalf("%+v:\nkept   %.2000s\ndetail %.2000s", q, g, w)
+			}
+		}
+	})
+}
