@@ -144,7 +144,10 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 			if params.Segment == "" {
 				size = limit + 1
 			}
-			scan = func(after *cursor) ([]customerFacts, error) { return q.chunk(ctx, spec, after, size) }
+			where, whereArgs := segmentWhere(params.Segment, ls)
+			scan = func(after *cursor) ([]customerFacts, error) {
+				return q.chunk(ctx, spec, after, size, where, whereArgs)
+			}
 		} else {
 			all, err := q.customersThen(ctx, "")
 			if err != nil {
@@ -210,20 +213,48 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 // chunkSize is how many customers a list reads at a time.
 const chunkSize = 500
 
+// segmentWhere is the condition on customers c that the R and F scores of the segment put on
+// the last purchase and the number of orders (a score of s or more is a value above the
+// ladder's (s-1)th deciding value): what the segment can hold, M and the earlier rules aside.
+func segmentWhere(segment string, ls ladders) (string, []any) {
+	r, f := ls.recency.at, ls.frequency.at
+	switch segment {
+	case SegmentChampions:
+		return `c.last_at > ? AND c.orders > ?`, []any{r[2], f[2]}
+	case SegmentLoyal:
+		return `c.orders > ?`, []any{f[2]}
+	case SegmentNew:
+		return `c.last_at > ? AND c.orders <= ?`, []any{r[2], f[0]}
+	case SegmentAtRisk:
+		return `c.last_at <= ? AND c.orders > ?`, []any{r[1], f[1]}
+	case SegmentHibernating:
+		return `c.last_at <= ? AND c.orders <= ?`, []any{r[1], f[1]}
+	}
+	return "", nil
+}
+
 // chunk reads the next size customers in the order of spec after the cursor, from the kept
-// totals.
-func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size int) ([]customerFacts, error) {
+// totals, those that the condition segment (with its arguments) keeps.
+func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size int, segment string, segmentArgs []any) ([]customerFacts, error) {
 	dir, op := "ASC", ">"
 	if spec.desc {
 		dir, op = "DESC", "<"
 	}
-	where, args, order := "", []any{}, `c.customer_id`
+	var conds []string
+	args, order := []any{}, `c.customer_id`
 	switch {
 	case spec.column == "" && after != nil:
-		where, args = ` WHERE c.customer_id > ?`, append(args, after.ID)
+		conds, args = append(conds, `c.customer_id > ?`), append(args, after.ID)
 	case after != nil:
-		where = ` WHERE (` + spec.column + ` ` + op + ` ? OR (` + spec.column + ` = ? AND c.customer_id > ?))`
+		conds = append(conds, `(`+spec.column+` `+op+` ? OR (`+spec.column+` = ? AND c.customer_id > ?))`)
 		args = append(args, after.V, after.V, after.ID)
+	}
+	if segment != "" {
+		conds, args = append(conds, segment), append(args, segmentArgs...)
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	if spec.column != "" {
 		order = spec.column + ` ` + dir + `, c.customer_id`
