@@ -80,27 +80,6 @@ type customerFacts struct {
 	summary
 }
 
-// allCustomers are the customers with a purchase at or before as_of, by id: about now from
-// the kept totals, about a past time from the purchases then.
-func (q *query) allCustomers(ctx context.Context) ([]customerFacts, error) {
-	if !q.now {
-		return q.customersThen(ctx, "")
-	}
-	var list []customerFacts
-	err := q.each(ctx, "customers", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at
-		FROM `+q.t.Name(tableCustomers)+` c JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
-		ORDER BY c.customer_id`, nil, func(rows *sql.Rows) error {
-		var c customerFacts
-		err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last)
-		list = append(list, c)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return list, q.addMoney(ctx, list, "")
-}
-
 // addMoney reads the money rows of the customers (all of them when in is "", else those the
 // condition in keeps), customers sorted by id.
 func (q *query) addMoney(ctx context.Context, list []customerFacts, in string, args ...any) error {
@@ -158,15 +137,6 @@ func (q *query) customersThen(ctx context.Context, customerID string) ([]custome
 	})
 	flush()
 	return list, err
-}
-
-// ladders are the score ladders of the question: about now from the kept counts, about a
-// past time from every customer then (all, as allCustomers gives them).
-func (q *query) ladders(ctx context.Context, all []customerFacts) (ladders, error) {
-	if !q.now {
-		return laddersOf(all), nil
-	}
-	return q.keptLadders(ctx)
 }
 
 // laddersOf ranks the customers' measures.
