@@ -18,6 +18,7 @@ const (
 	SortOrders        = "orders"         // most orders first
 	SortFirstPurchase = "first_purchase" // earliest first purchase first
 	SortCustomer      = "customer"       // by contact id
+	// Ties are ordered by contact id, descending when the sort is.
 )
 
 // CustomersParams is the question asked of the customer list.
@@ -27,7 +28,8 @@ type CustomersParams struct {
 	AsOf time.Time `json:"as_of"`
 	// Segment keeps the customers of one RFM segment.
 	Segment string `json:"segment,omitempty"`
-	// Sort is one of the Sort constants; SortLastPurchase when empty. Ties by contact id.
+	// Sort is one of the Sort constants; SortLastPurchase when empty. Ties by contact id, in
+	// the sort's direction.
 	Sort   string `json:"sort,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 	Cursor string `json:"cursor,omitempty"`
@@ -93,16 +95,14 @@ var sorts = map[string]sortSpec{
 	SortCustomer:      {"", false, func(*customerFacts) int64 { return 0 }},
 }
 
-// compare orders a before b (negative), after (positive).
+// compare orders a before b (negative), after (positive): by value, then id, both
+// descending for a descending sort (so that one index, read backwards, gives the order).
 func (s sortSpec) compare(a *customerFacts, bv int64, bid string) int {
-	c := cmp.Compare(s.value(a), bv)
+	c := cmp.Or(cmp.Compare(s.value(a), bv), strings.Compare(a.id, bid))
 	if s.desc {
-		c = -c
+		return -c
 	}
-	if c != 0 {
-		return c
-	}
-	return strings.Compare(a.id, bid)
+	return c
 }
 
 // QueryCustomers answers a page of the customers. Invalid parameters return a domain error
@@ -241,12 +241,12 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size in
 		dir, op = "DESC", "<"
 	}
 	var conds []string
-	args, order := []any{}, `c.customer_id`
+	args, order := []any{}, `c.customer_id `+dir
 	switch {
 	case spec.column == "" && after != nil:
-		conds, args = append(conds, `c.customer_id > ?`), append(args, after.ID)
+		conds, args = append(conds, `c.customer_id `+op+` ?`), append(args, after.ID)
 	case after != nil:
-		conds = append(conds, `(`+spec.column+` `+op+` ? OR (`+spec.column+` = ? AND c.customer_id > ?))`)
+		conds = append(conds, `(`+spec.column+` `+op+` ? OR (`+spec.column+` = ? AND c.customer_id `+op+` ?))`)
 		args = append(args, after.V, after.V, after.ID)
 	}
 	if segment != "" {
@@ -257,7 +257,7 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size in
 		where = ` WHERE ` + strings.Join(conds, ` AND `)
 	}
 	if spec.column != "" {
-		order = spec.column + ` ` + dir + `, c.customer_id`
+		order = spec.column + ` ` + dir + `, ` + order
 	}
 	var list []customerFacts
 	err := q.each(ctx, "customers", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at
