@@ -75,7 +75,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 			if ls, err = q.keptLadders(ctx); err != nil {
 				return err
 			}
-			if all, err = q.keptRF(ctx, ls, count); err != nil {
+			if err := q.keptRF(ctx, ls, count); err != nil {
 				return err
 			}
 		} else {
@@ -103,39 +103,52 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 	return answer, err
 }
 
-// keptRF counts, from the kept counts per day of last purchase and number of orders, every
-// customer whose scores they decide, and returns the others to be counted one by one: those
-// whose last purchase is on a day holding a recency threshold (the day's customers may score
-// apart), and those with R and F of 4 or more (champions or loyal, as M decides).
-func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, segment string, customers int64, revenue []Money)) ([]customerFacts, error) {
+// keptRF counts every customer about now in the database, by score: from the kept counts
+// per day of last purchase and number of orders, the customers whose last purchase is on a
+// day that holds no recency threshold (all of the day's customers score alike) and whose R
+// and F are not both 4 or more; then the customers of the threshold days and those with R and
+// F of 4 or more (champions or loyal, as M decides), from their totals. Each part is one
+// grouped statement: the rows read stay in the database.
+func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, segment string, customers int64, revenue []Money)) error {
 	if ls.recency.n == 0 {
-		return nil, nil
+		return nil
 	}
-	boundary := map[int64]bool{}
-	var cond []string
-	var args []any
+	var days []int64
 	for _, v := range ls.recency.at {
-		if d := dayOf(v); !boundary[d] {
-			boundary[d] = true
-			cond = append(cond, `(c.last_at >= ? AND c.last_at < ?)`)
-			args = append(args, d, d+microsPerDay)
+		if d := dayOf(v); !slices.Contains(days, d) {
+			days = append(days, d)
 		}
 	}
-	// R >= 4 and F >= 4: later than the third recency threshold, more orders than the third.
-	cond = append(cond, `(c.last_at > ? AND c.orders > ?)`)
-	args = append(args, ls.recency.at[2], ls.frequency.at[2])
-	err := q.each(ctx, "rf counts", `SELECT day, orders, currency, customers, revenue FROM `+q.t.Name(tableRF)+`
-		WHERE customers <> 0 ORDER BY day, orders, currency`, nil, func(rows *sql.Rows) error {
-		var (
-			day, orders, customers, revenue int64
-			currency                        string
-		)
-		if err := rows.Scan(&day, &orders, &currency, &customers, &revenue); err != nil {
-			return err
+	dayList := `(?` + strings.Repeat(`, ?`, len(days)-1) + `)`
+	score := func(column string, l ladder, day bool) (string, []any) {
+		expr, args := `(1`, []any{}
+		for _, v := range l.at {
+			if day {
+				v = dayOf(v)
+			}
+			expr += ` + CASE WHEN ` + column + ` > ? THEN 1 ELSE 0 END`
+			args = append(args, v)
 		}
-		r, f := ls.recency.score(day), ls.frequency.score(orders)
-		if boundary[day] || r >= 4 && f >= 4 {
-			return nil
+		return expr + `)`, args
+	}
+	var args []any
+	rDay, rArgs := score("day", ls.recency, true)
+	fOrders, fArgs := score("orders", ls.frequency, false)
+	args = append(append(args, rArgs...), fArgs...)
+	for _, d := range days {
+		args = append(args, d)
+	}
+	err := q.each(ctx, "rf counts", `SELECT r, f, currency, SUM(customers), SUM(revenue) FROM (
+		SELECT `+rDay+` AS r, `+fOrders+` AS f, currency, customers, revenue FROM `+q.t.Name(tableRF)+`
+		WHERE customers <> 0 AND day NOT IN `+dayList+`) x
+		WHERE r < 4 OR f < 4 GROUP BY r, f, currency ORDER BY r, f, currency`, args, func(rows *sql.Rows) error {
+		var (
+			r, f               int
+			currency           string
+			customers, revenue int64
+		)
+		if err := rows.Scan(&r, &f, &currency, &customers, &revenue); err != nil {
+			return err
 		}
 		if currency == "" {
 			count(r, f, segmentOf(r, f, 0), customers, nil)
@@ -145,35 +158,61 @@ func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, seg
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var list []customerFacts
-	err = q.each(ctx, "customers", `SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at
-		FROM `+q.t.Name(tableCustomers)+` c WHERE `+strings.Join(cond, ` OR `)+` ORDER BY c.customer_id`, args,
-		func(rows *sql.Rows) error {
-			var c customerFacts
-			err := rows.Scan(&c.id, &c.orders, &c.first, &c.second, &c.last)
-			list = append(list, c)
+
+	// The others, one by one in the database: R and F exact, and whether M is 4 or more (a
+	// revenue above the third monetary threshold of its currency).
+	rExact, rArgs := score("c.last_at", ls.recency, false)
+	fExact, fArgs := score("c.orders", ls.frequency, false)
+	var mConds []string
+	var mArgs []any
+	for cur, l := range ls.monetary {
+		mConds = append(mConds, `(m2.currency = ? AND m2.revenue > ?)`)
+		mArgs = append(mArgs, cur, l.at[2])
+	}
+	champion := `CASE WHEN EXISTS (SELECT 1 FROM ` + q.t.Name(tableMoney) + ` m2 WHERE m2.customer_id = c.customer_id AND (` +
+		strings.Join(mConds, ` OR `) + `)) THEN 1 ELSE 0 END`
+	where := `(c.last_at > ? AND c.orders > ?)`
+	whereArgs := []any{ls.recency.at[2], ls.frequency.at[2]}
+	for _, d := range days {
+		where += ` OR (c.last_at >= ? AND c.last_at < ?)`
+		whereArgs = append(whereArgs, d, d+microsPerDay)
+	}
+	scored := `SELECT ` + rExact + ` AS r, ` + fExact + ` AS f, ` + champion + ` AS ch, c.customer_id FROM ` +
+		q.t.Name(tableCustomers) + ` c WHERE ` + where
+	scoredArgs := append(append(append(append([]any{}, rArgs...), fArgs...), mArgs...), whereArgs...)
+	segment := func(r, f, ch int) string { return segmentOf(r, f, 4*ch) }
+	err = q.each(ctx, "rf customers", `SELECT r, f, ch, COUNT(*) FROM (`+scored+`) x GROUP BY r, f, ch ORDER BY r, f, ch`,
+		scoredArgs, func(rows *sql.Rows) error {
+			var (
+				r, f, ch int
+				n        int64
+			)
+			err := rows.Scan(&r, &f, &ch, &n)
+			count(r, f, segment(r, f, ch), n, nil)
 			return err
 		})
-	if err != nil || len(list) == 0 {
-		return list, err
+	if err != nil {
+		return err
 	}
-	return list, q.addMoney(ctx, list, `customer_id IN (SELECT c.customer_id FROM `+q.t.Name(tableCustomers)+` c
-		WHERE `+strings.Join(cond, ` OR `)+`)`, args...)
+	return q.each(ctx, "rf revenue", `SELECT x.r, x.f, x.ch, m.currency, SUM(m.revenue) FROM (`+scored+`) x
+		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = x.customer_id GROUP BY x.r, x.f, x.ch, m.currency
+		ORDER BY x.r, x.f, x.ch, m.currency`, scoredArgs, func(rows *sql.Rows) error {
+		var (
+			r, f, ch int
+			currency string
+			revenue  int64
+		)
+		err := rows.Scan(&r, &f, &ch, &currency, &revenue)
+		count(r, f, segment(r, f, ch), 0, []Money{{Currency: currency, Amount: revenue}})
+		return err
+	})
 }
 
 // addMoney adds amount in currency to list, kept sorted by currency.
 func addMoney(list []Money, currency string, amount int64) []Money {
-	i, found := slices.BinarySearchFunc(list, currency, func(m Money, c string) int {
-		switch {
-		case m.Currency < c:
-			return -1
-		case m.Currency > c:
-			return 1
-		}
-		return 0
-	})
+	i, found := slices.BinarySearchFunc(list, currency, func(m Money, c string) int { return strings.Compare(m.Currency, c) })
 	if !found {
 		list = slices.Insert(list, i, Money{Currency: currency})
 	}
