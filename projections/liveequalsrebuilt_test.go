@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	_ "time/tzdata" // Asia/Tokyo, whatever the host has
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -29,11 +30,22 @@ import (
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
+	"github.com/eventcrm/crm/projections/value"
 )
 
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection()}
+		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection(), value.Projection(tokyoZone())}
+}
+
+// tokyoZone is the business zone of the read models that take one: not UTC, so that a
+// business month differs from a UTC one somewhere in the workload.
+func tokyoZone() *time.Location {
+	loc, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		panic(err) // the zone database is built into the test binary (time/tzdata)
+	}
+	return loc
 }
 
 // workload issues random commands through the real command handler: creations, detail and
@@ -168,8 +180,19 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 			exec = func(m commands.Meta) (commands.Result, error) { return w.h.RecordTouchpoint(ctx, m, cmd) }
 		case x < 62:
 			op, id = "survey", contactID
-			cmd := commands.RecordSurvey{ContactID: contactID, NPS: rng.IntN(11)}
-			exec = func(m commands.Meta) (commands.Result, error) { return w.h.RecordSurvey(ctx, m, cmd) }
+			// Surveys, purchases (in two currencies) and usage reports, in turn.
+			switch rng.IntN(3) {
+			case 0:
+				cmd := commands.RecordSurvey{ContactID: contactID, NPS: rng.IntN(11)}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.RecordSurvey(ctx, m, cmd) }
+			case 1:
+				cmd := commands.RecordPurchase{ContactID: contactID, Amount: int64(100 * (1 + rng.IntN(50))),
+					Currency: pick([]string{"JPY", "USD"}), Product: "CRM Pro"}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.RecordPurchase(ctx, m, cmd) }
+			default:
+				cmd := commands.ReportUsage{ContactID: contactID, PercentOfLimit: 50 + rng.IntN(60)}
+				exec = func(m commands.Meta) (commands.Result, error) { return w.h.ReportUsage(ctx, m, cmd) }
+			}
 		case x < 66:
 			op, id = "task", contactID
 			cmd := commands.ScheduleTask{ContactID: contactID, Title: "call back", Due: w.clock.AddDate(0, 0, rng.IntN(20)).Format(time.DateOnly)}
@@ -271,6 +294,9 @@ func (w *workload) script(ctx context.Context, t testing.TB) {
 	must(w.h.AddNote(ctx, m(), commands.AddNote{ContactID: c, Text: "メモ"}))
 	dup := must(w.h.CreateContact(ctx, m(), commands.CreateContact{Name: "Scripted twin", Channel: "other"})).ID
 	must(w.h.ScheduleTask(ctx, m(), commands.ScheduleTask{ContactID: dup, Title: "call twin", Due: at.Format(time.DateOnly)}))
+	must(w.h.RecordPurchase(ctx, m(), commands.RecordPurchase{ContactID: c, Amount: 1200, Currency: "JPY", Product: "CRM Basic"}))
+	must(w.h.RecordPurchase(ctx, m(), commands.RecordPurchase{ContactID: dup, Amount: 300, Currency: "USD", Product: "CRM Basic"}))
+	must(w.h.ReportUsage(ctx, m(), commands.ReportUsage{ContactID: dup, PercentOfLimit: 90}))
 	must(w.h.MergeContact(ctx, m(), commands.MergeContact{ContactID: dup, Into: c}))
 	d := must(w.h.OpenDeal(ctx, m(), commands.OpenDeal{ContactID: c, Title: "Scripted", Amount: 1000, Currency: "JPY"})).ID
 	for _, stage := range []string{"proposal", "needs_analysis", "negotiation"} {
@@ -469,7 +495,7 @@ func assertVariety(t testing.TB, events []eventstore.Event) {
 		deal.TypeWon, deal.TypeLost, deal.TypeStageChanged, contact.TypeTaskCompleted, contact.TypeOwnerChanged,
 		contact.TypeTaskRescheduled, contact.TypeTaskReassigned, contact.TypeTaskCancelled, contact.TypeNoteAdded,
 		contact.TypeDuplicateAbsorbed,
-		contact.TypeDetailsChanged, contact.TypeSurveyRecorded} {
+		contact.TypeDetailsChanged, contact.TypeSurveyRecorded, contact.TypePurchaseRecorded, contact.TypeUsageReported} {
 		if seen[want] == 0 {
 			t.Fatalf("the workload wrote no %s: %v (run again)", want, seen)
 		}

@@ -66,3 +66,13 @@ func Of(ctx context.Context, tx *sql.Tx, d projections.Dialect, t projections.Ta
 	}
 	return ids, nil
 }
+
+// Group returns, inside a fold, every contact merged into survivor (directly or through an
+// earlier merge), in order.
+func (m *Table) Group(rows *readmodel.Rows, survivor string) []string {
+	var ids []string
+	for _, r := range m.t.Group(rows, survivor) {
+		ids = append(ids, r.member)
+	}
+	return ids
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 	"github.com/eventcrm/crm/projections/timetravel"
+	"github.com/eventcrm/crm/projections/value"
 )
 
 // picky is a projection of the tests that refuses every event recorded with the reason
@@ -77,7 +78,7 @@ type readServer struct {
 // served are the read models the test server runs, answers at past positions and rebuilds.
 func served() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection(), analytics.Projection()}
+		timeline.Projection(), tasks.Projection(), analytics.Projection(), value.Projection(time.UTC)}
 }
 
 // newReadServer is the server of newReadAPI, not yet served.

@@ -19,6 +19,7 @@ import (
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
+	"github.com/eventcrm/crm/projections/value"
 )
 
 // ReadModel is one read model: its projection and the HTTP routes that answer from its tables.
@@ -54,6 +55,7 @@ func All(opts Options) []ReadModel {
 		{tasks.Projection(), httpapi.TasksQueries(zone)},
 		{directory.ProjectionIn(zone), httpapi.DirectoryQueries()},
 		{analytics.ProjectionIn(zone), httpapi.AnalyticsQueries(zone)},
+		{value.Projection(zone), httpapi.ValueQueries(zone)},
 	}
 }
 

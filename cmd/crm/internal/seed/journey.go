@@ -109,8 +109,11 @@ func (j *journey) run(ctx context.Context) error {
 		return errPresent
 	}
 	j.currency = "JPY"
-	if j.chance(0.15) {
+	switch {
+	case j.chance(0.15):
 		j.currency = "USD"
+	case j.chance(0.06):
+		j.currency = "EUR"
 	}
 	family, given := j.pick(familyNames), j.pick(givenNames)
 	company := j.pick(companies)
@@ -319,9 +322,28 @@ func (j *journey) purchase(ctx context.Context) error {
 	if err := j.wait(10); err != nil {
 		return err
 	}
+	if err := j.buy(ctx, j.pick(products), j.pick([]string{"basic", "pro", "enterprise"})); err != nil {
+		return err
+	}
+	// Budgets are spent at the fiscal year's end (March in Japan) and before the year's end:
+	// an add-on bought the same weeks, so that purchases have a season.
+	if m := j.now.Month(); (m == time.March || m == time.December) && j.chance(0.4) {
+		if err := j.wait(3); err != nil {
+			return err
+		}
+		return j.buy(ctx, j.pick([]string{"Analytics Add-on", "Onboarding Pack"}), "")
+	}
+	return nil
+}
+
+// buy records one order now, its amount in the minor unit of the contact's currency.
+func (j *journey) buy(ctx context.Context, product, plan string) error {
 	amount := int64(50_000 + j.rng.IntN(950_000))
+	if j.currency != "JPY" {
+		amount = int64(5_000 + j.rng.IntN(95_000)) // cents
+	}
 	res, err := j.h.RecordPurchase(ctx, j.meta(""), commands.RecordPurchase{ContactID: j.contact, Amount: amount,
-		Currency: j.currency, Product: j.pick(products), Plan: j.pick([]string{"basic", "pro", "enterprise"})})
+		Currency: j.currency, Product: product, Plan: plan})
 	if err := j.done(res, &j.lastVer, err); err != nil {
 		return fmt.Errorf("purchase: %w", err)
 	}
@@ -366,9 +388,20 @@ func (j *journey) afterWon(ctx context.Context) error {
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("survey: %w", err)
 		}
-		res, err = j.h.ReportUsage(ctx, j.meta(""), commands.ReportUsage{ContactID: j.contact, PercentOfLimit: int(satisfaction*100) + j.rng.IntN(30)})
+		// Usage grows month by month with satisfied customers, towards the plan's limit.
+		usage := int(satisfaction*100) + j.rng.IntN(30) + months*int(satisfaction*8)
+		res, err = j.h.ReportUsage(ctx, j.meta(""), commands.ReportUsage{ContactID: j.contact, PercentOfLimit: usage})
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("usage: %w", err)
+		}
+		if usage >= 80 && nps >= 9 && j.chance(0.3) {
+			// An upsell taken: the next plan up.
+			if err := j.wait(7); err != nil {
+				return err
+			}
+			if err := j.buy(ctx, "CRM Enterprise", "enterprise"); err != nil {
+				return err
+			}
 		}
 		if nps <= 6 && j.chance(0.5) {
 			if err := j.task(ctx); err != nil {

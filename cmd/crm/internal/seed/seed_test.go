@@ -2,12 +2,14 @@ package seed_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/seed"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
@@ -64,5 +66,94 @@ func TestSeededHistoryEndsAtUntil(t *testing.T) {
 				t.Fatalf("the latest event occurred at %v, long before the end %v", latest, tc.until)
 			}
 		})
+	}
+}
+
+// A seeded history is worth analysing for customer value: customers buy again, in several
+// currencies, more at the fiscal year's end (March) than in an average month; surveys have
+// promoters and detractors; usage reaches the plan's limit, and some who use it so and
+// recommend it are upsold.
+func TestSeededHistoryHasValueWorthAnalysing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "crm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := seed.Run(ctx, commands.NewHandler(store), seed.Config{Contacts: 600}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		after                 int64
+		orders                = map[string]int{} // per contact
+		currencies            = map[string]bool{}
+		byMonth               [13]int
+		promoters, detractors int
+		highUsage, upsells    int
+	)
+	for {
+		events, err := store.ReadAll(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			switch e.Type {
+			case contact.TypePurchaseRecorded:
+				var ev contact.PurchaseRecorded
+				mustDecode(t, e.Data, &ev)
+				orders[ev.ContactID]++
+				currencies[ev.Amount.Currency] = true
+				byMonth[e.OccurredAt.Month()]++
+				if ev.Plan == "enterprise" && ev.Product == "CRM Enterprise" {
+					upsells++
+				}
+			case contact.TypeSurveyRecorded:
+				var ev contact.SurveyRecorded
+				mustDecode(t, e.Data, &ev)
+				switch {
+				case ev.NPS >= 9:
+					promoters++
+				case ev.NPS <= 6:
+					detractors++
+				}
+			case contact.TypeUsageReported:
+				var ev contact.UsageReported
+				mustDecode(t, e.Data, &ev)
+				if ev.PercentOfLimit >= 80 {
+					highUsage++
+				}
+			}
+		}
+		after = events[len(events)-1].Position
+	}
+	repeat, total := 0, 0
+	for _, n := range orders {
+		total += n
+		if n > 1 {
+			repeat++
+		}
+	}
+	if len(orders) == 0 || repeat*5 < len(orders) {
+		t.Errorf("%d of %d customers bought again, want at least a fifth", repeat, len(orders))
+	}
+	if len(currencies) < 3 {
+		t.Errorf("currencies %v, want at least 3", currencies)
+	}
+	if byMonth[time.March]*12 <= total {
+		t.Errorf("%d orders in March of %d, want more than an average month", byMonth[time.March], total)
+	}
+	if promoters == 0 || detractors == 0 || highUsage == 0 || upsells == 0 {
+		t.Errorf("promoters %d, detractors %d, usage >= 80%%: %d, upsells %d: want some of each", promoters, detractors, highUsage, upsells)
+	}
+}
+
+func mustDecode(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
 	}
 }

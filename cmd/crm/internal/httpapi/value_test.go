@@ -1,0 +1,102 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/projections/value"
+)
+
+// The customer value questions are served like every read model: for the app role, with
+// freshness and min_position, as of a business time, and bad parameters refused with a 400
+// naming them (an unknown contact's value: 404).
+func TestCustomerValueOverHTTP(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	var position int64
+	post := func(path, body string) {
+		t.Helper()
+		r := a.do("POST", path, appToken, body)
+		if r.status/100 != 2 {
+			t.Fatalf("POST %s: %d %s", path, r.status, r.body)
+		}
+		position = int64(r.json(t)["position"].(float64))
+	}
+	create := func(name string) string {
+		t.Helper()
+		r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create contact: %d %s", r.status, r.body)
+		}
+		return r.json(t)["id"].(string)
+	}
+	buyer, quiet := create("Aiko Sato"), create("Ren Ito")
+	post("/v1/contacts/"+buyer+"/purchases", `{"amount":1000,"currency":"JPY","product":"CRM Basic","occurred_at":"2024-01-10T09:00:00Z"}`)
+	post("/v1/contacts/"+buyer+"/purchases", `{"amount":3000,"currency":"JPY","product":"CRM Pro","occurred_at":"2024-02-10T09:00:00Z"}`)
+	post("/v1/contacts/"+buyer+"/touchpoints", `{"kind":"call","occurred_at":"2024-02-11T09:00:00Z"}`)
+	post("/v1/contacts/"+buyer+"/usage", `{"percent_of_limit":90,"occurred_at":"2024-02-12T09:00:00Z"}`)
+	post("/v1/contacts/"+buyer+"/surveys", `{"nps":10,"occurred_at":"2024-02-13T09:00:00Z"}`)
+	min := "min_position=" + strconv.FormatInt(position, 10)
+	asOf := "as_of=2024-03-01T00:00:00Z&" + min
+
+	var list answer[value.CustomersAnswer]
+	if r := a.read("/v1/analytics/customers?"+asOf, &list); r.status != http.StatusOK || list.Freshness.Stale ||
+		list.Freshness.Projection != value.Name {
+		t.Fatalf("customers: %d %s", r.status, r.body)
+	}
+	if len(list.Data.List) != 1 || list.Data.List[0].ContactID != buyer || list.Data.List[0].Orders != 2 ||
+		*list.Data.List[0].DaysToSecond != 31 {
+		t.Fatalf("customers %+v", list.Data)
+	}
+	v := readData[value.ValueAnswer](a, "/v1/contacts/"+buyer+"/value?"+asOf)
+	if v.Customer == nil || v.Customer.Currencies[0].LTV != 4000 || v.Customer.Currencies[0].AverageOrderValue != 2000 {
+		t.Fatalf("value %+v", v)
+	}
+	if v := readData[value.ValueAnswer](a, "/v1/contacts/"+buyer+"/value?as_of=2024-01-20T00:00:00Z&"+min); v.Customer.Orders != 1 {
+		t.Fatalf("value on Jan 20: %+v", v.Customer)
+	}
+	if rfm := readData[value.RFMAnswer](a, "/v1/analytics/rfm?"+asOf); rfm.Customers != 1 || len(rfm.Grid) != 25 {
+		t.Fatalf("rfm %+v", rfm)
+	}
+	if rr := readData[value.RepeatAnswer](a, "/v1/analytics/repeat-rate?"+asOf); len(rr.Cohorts) != 1 || *rr.Cohorts[0].RepeatRate != 1 {
+		t.Fatalf("repeat rate %+v", rr)
+	}
+	if s := readData[value.SeasonAnswer](a, "/v1/analytics/seasonality?"+asOf); s.Months[0].Orders != 1 || s.Months[1].Orders != 1 {
+		t.Fatalf("seasonality %+v", s)
+	}
+	if u := readData[value.UpsellAnswer](a, "/v1/analytics/upsell-candidates?"+asOf); len(u.Candidates) != 1 || len(u.Candidates[0].Reasons) != 2 {
+		t.Fatalf("upsell %+v", u)
+	}
+	d := readData[value.DormantAnswer](a, "/v1/analytics/dormant?days=30&owner=rep-a&"+asOf)
+	if len(d.Contacts) != 1 || d.Contacts[0].ContactID != quiet || d.Contacts[0].LastActivity != value.KindCreated {
+		t.Fatalf("dormant %+v", d)
+	}
+
+	for _, tt := range []struct {
+		name, path string
+		status     int
+		problem    string
+		field      string
+	}{
+		{"as_of not a time", "/v1/analytics/customers?as_of=yesterday", http.StatusBadRequest, "bad-request", "as_of"},
+		{"unknown segment", "/v1/analytics/customers?segment=whales", http.StatusBadRequest, "bad-request", "segment"},
+		{"unknown sort", "/v1/analytics/customers?sort=revenue", http.StatusBadRequest, "bad-request", "sort"},
+		{"limit not a number", "/v1/analytics/upsell-candidates?limit=ten", http.StatusBadRequest, "bad-request", "limit"},
+		{"days not a number", "/v1/analytics/dormant?days=many", http.StatusBadRequest, "bad-request", "days"},
+		{"days out of range", "/v1/analytics/dormant?days=-3", http.StatusBadRequest, "bad-request", "days"},
+		{"unknown phase", "/v1/analytics/dormant?phase=asleep", http.StatusBadRequest, "bad-request", "phase"},
+		{"cursor not a cursor", "/v1/analytics/dormant?cursor=bm90LWEtY3Vyc29y", http.StatusBadRequest, "bad-request", "cursor"},
+		{"unknown contact", "/v1/contacts/nobody/value", http.StatusNotFound, "not-found", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.do("GET", tt.path, appToken, "")
+			p := r.json(t)
+			if r.status != tt.status || p["type"] != httpapi.ProblemBase+tt.problem || (tt.field != "" && p["field"] != tt.field) {
+				t.Fatalf("%d %s, want %d %s naming %s", r.status, r.body, tt.status, tt.problem, tt.field)
+			}
+		})
+	}
+}

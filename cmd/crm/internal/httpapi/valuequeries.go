@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/eventcrm/crm/projections/value"
+)
+
+// ValueQueries are the HTTP routes of the customer value read model, whose business dates are
+// taken in zone (the one its projection is built with). Each answers as of ?as_of= (business
+// time, default now): about now from the rows the fold keeps, about an earlier time from the
+// purchases and facts then.
+func ValueQueries(zone *time.Location) []Query {
+	v := valueRoutes{zone: zone}
+	page := []Param{limitDoc, cursorDoc}
+	return []Query{
+		{Path: "/analytics/customers", read: v.customers, Doc: RouteDoc{Summary: "Customers with orders, revenue, AOV, LTV, repeat interval and RFM scores",
+			Params: append([]Param{strParam("segment", "RFM segment"), strParam("sort", "order of the list"), asOfDoc}, page...),
+			Answer: value.CustomersAnswer{}}},
+		{Path: "/contacts/{contactId}/value", read: v.contactValue, Doc: RouteDoc{Summary: "One contact's customer value and RFM scores",
+			Params: []Param{asOfDoc}, Answer: value.ValueAnswer{}, Problems: []int{http.StatusNotFound}}},
+		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
+			Params: []Param{asOfDoc}, Answer: value.RFMAnswer{}}},
+		{Path: "/analytics/repeat-rate", read: v.repeatRate, Doc: RouteDoc{Summary: "Repeat purchase rate by cohort of first purchase",
+			Params: []Param{asOfDoc}, Answer: value.RepeatAnswer{}}},
+		{Path: "/analytics/seasonality", read: v.seasonality, Doc: RouteDoc{Summary: "Orders and revenue per business month of the year",
+			Params: []Param{asOfDoc}, Answer: value.SeasonAnswer{}}},
+		{Path: "/analytics/upsell-candidates", read: v.upsell, Doc: RouteDoc{Summary: "Customers worth an upsell, each with the facts that made it one",
+			Params: append([]Param{asOfDoc}, page...), Answer: value.UpsellAnswer{}}},
+		{Path: "/analytics/dormant", read: v.dormant, Doc: RouteDoc{Summary: "Contacts with no activity for days, with their last activity",
+			Params: append([]Param{intParamDoc("days", "days without activity (default 90)"), strParam("phase", "lifecycle phase"),
+				strParam("owner", "owner"), asOfDoc}, page...),
+			Answer: value.DormantAnswer{}}},
+	}
+}
+
+type valueRoutes struct{ zone *time.Location }
+
+// GET /v1/analytics/customers?segment=&sort=&limit=&cursor=&as_of=
+func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryCustomers(r.Context(), rd.db, rd.t, v.zone, value.CustomersParams{AsOf: asOf,
+		Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")})
+}
+
+// GET /v1/contacts/{contactId}/value?as_of=
+func (v valueRoutes) contactValue(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryValue(r.Context(), rd.db, rd.t, v.zone, value.ValueParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
+}
+
+// GET /v1/analytics/rfm?as_of=
+func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/repeat-rate?as_of=
+func (v valueRoutes) repeatRate(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryRepeatRate(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/seasonality?as_of=
+func (v valueRoutes) seasonality(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return value.QuerySeasonality(r.Context(), rd.db, rd.t, v.zone, asOf)
+}
+
+// GET /v1/analytics/upsell-candidates?as_of=&limit=&cursor=
+func (v valueRoutes) upsell(r *http.Request, rd read) (any, error) {
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryUpsell(r.Context(), rd.db, rd.t, v.zone, value.UpsellParams{AsOf: asOf, Limit: limit,
+		Cursor: r.URL.Query().Get("cursor")})
+}
+
+// GET /v1/analytics/dormant?days=&phase=&owner=&as_of=&limit=&cursor=
+func (v valueRoutes) dormant(r *http.Request, rd read) (any, error) {
+	q := r.URL.Query()
+	asOf, err := asOfParam(r, true)
+	if err != nil {
+		return nil, err
+	}
+	days, err := intParam(r, "days")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
+	return value.QueryDormant(r.Context(), rd.db, rd.t, v.zone, value.DormantParams{AsOf: asOf, Days: days,
+		Phase: q.Get("phase"), Owner: q.Get("owner"), Limit: limit, Cursor: q.Get("cursor")})
+}

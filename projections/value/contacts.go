@@ -1,0 +1,365 @@
+package value
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections"
+)
+
+// contactState is a contact (not merged into another) as it stood at as_of: its phase and
+// owner, its last activity, and its latest usage report and survey, its merged duplicates'
+// facts included.
+type contactState struct {
+	id, name, owner, phase string
+	idleAt                 int64
+	idleKind               string
+	usage, usageAt         int64 // usage -1: none
+	nps, npsAt             int64 // nps -1: none
+}
+
+// latest is the latest fact of one kind seen so far.
+type latest struct {
+	at, pos int64
+	text    string
+	num     int64
+	set     bool
+}
+
+func (l *latest) offer(at, pos int64, text string, num int64) {
+	if !l.set || later(at, pos, l.at, l.pos) {
+		*l = latest{at: at, pos: pos, text: text, num: num, set: true}
+	}
+}
+
+// statesThen are the contacts created at or before as_of and not merged into another, as
+// they stood then, by id, from the facts: phase and owner their own latest; last touchpoint,
+// usage and survey the latest of their own and their merged duplicates'.
+func (q *query) statesThen(ctx context.Context) ([]contactState, error) {
+	type facts struct {
+		name      string
+		createdAt int64
+		merged    bool
+		phase     latest
+		owner     latest
+		touch     latest
+		usage     latest
+		survey    latest
+	}
+	byID := map[string]*facts{}
+	err := q.each(ctx, "contacts", `SELECT contact_id, name, created_at, merged FROM `+q.t.Name(tableContacts),
+		nil, func(rows *sql.Rows) error {
+			var (
+				id     string
+				f      facts
+				merged int64
+			)
+			err := rows.Scan(&id, &f.name, &f.createdAt, &merged)
+			f.merged = merged != 0
+			byID[id] = &f
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	err = q.each(ctx, "facts", `SELECT n.customer_id, f.contact_id, f.kind, f.occurred_at, f.position, f.text, f.num
+		FROM `+q.t.Name(tableFacts)+` f JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = f.contact_id
+		WHERE f.occurred_at <= ?`, []any{q.asOf}, func(rows *sql.Rows) error {
+		var (
+			customer, contactID, kind, text string
+			at, pos, num                    int64
+		)
+		if err := rows.Scan(&customer, &contactID, &kind, &at, &pos, &text, &num); err != nil {
+			return err
+		}
+		f := byID[customer]
+		if f == nil {
+			return fmt.Errorf("facts of %s for unknown customer %s", contactID, customer)
+		}
+		switch kind {
+		case factPhase:
+			if contactID == customer {
+				f.phase.offer(at, pos, text, num)
+			}
+		case factOwner:
+			if contactID == customer {
+				f.owner.offer(at, pos, text, num)
+			}
+		case factTouchpoint:
+			f.touch.offer(at, pos, text, num)
+		case factUsage:
+			f.usage.offer(at, pos, text, num)
+		case factSurvey:
+			f.survey.offer(at, pos, text, num)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var list []contactState
+	for id, f := range byID {
+		if f.merged || f.createdAt > q.asOf {
+			continue
+		}
+		s := contactState{id: id, name: f.name, owner: f.owner.text, phase: f.phase.text,
+			idleAt: f.createdAt, idleKind: KindCreated, usage: -1, nps: -1}
+		if f.touch.set {
+			s.idleAt, s.idleKind = f.touch.at, f.touch.text
+		}
+		if f.usage.set {
+			s.usage, s.usageAt = f.usage.num, f.usage.at
+		}
+		if f.survey.set {
+			s.nps, s.npsAt = f.survey.num, f.survey.at
+		}
+		list = append(list, s)
+	}
+	slices.SortFunc(list, func(a, b contactState) int { return strings.Compare(a.id, b.id) })
+	return list, nil
+}
+
+// UpsellThreshold is the usage, in percent of the plan limit, from which a contact is an
+// upsell candidate (with a high NPS or loyal).
+const UpsellThreshold = 80
+
+// PromoterNPS is the NPS from which a contact's latest survey makes it an upsell candidate.
+const PromoterNPS = 9
+
+// UpsellParams is the question asked of the upsell candidates.
+type UpsellParams struct {
+	AsOf   time.Time `json:"as_of"`
+	Limit  int       `json:"limit,omitempty"`
+	Cursor string    `json:"cursor,omitempty"`
+}
+
+// UpsellAnswer is a page of upsell candidates, by contact id.
+type UpsellAnswer struct {
+	AsOf       time.Time   `json:"as_of"`
+	Candidates []Candidate `json:"candidates"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// Candidate is an upsell candidate with the facts that made it one.
+type Candidate struct {
+	ContactID string `json:"contact_id"`
+	Name      string `json:"name"`
+	Owner     string `json:"owner"`
+	Phase     string `json:"phase"`
+	// UsagePercent is the latest usage report at or before as_of, in percent of the plan limit.
+	UsagePercent    int64     `json:"usage_percent"`
+	UsageReportedAt time.Time `json:"usage_reported_at"`
+	// NPS is the latest survey's score at or before as_of; null without a survey.
+	NPS        *int64     `json:"nps"`
+	SurveyedAt *time.Time `json:"surveyed_at"`
+	Reasons    []string   `json:"reasons"`
+}
+
+// upsell is the candidate of s, or false.
+func upsell(s *contactState) (Candidate, bool) {
+	if s.usage < UpsellThreshold || (s.nps < PromoterNPS && s.phase != string(contact.Loyal)) {
+		return Candidate{}, false
+	}
+	c := Candidate{ContactID: s.id, Name: s.name, Owner: s.owner, Phase: s.phase, UsagePercent: s.usage,
+		UsageReportedAt: timeOf(s.usageAt),
+		Reasons:         []string{fmt.Sprintf("latest usage %d%% of the plan limit >= %d%%", s.usage, UpsellThreshold)}}
+	if s.nps >= 0 {
+		nps, at := s.nps, timeOf(s.npsAt)
+		c.NPS, c.SurveyedAt = &nps, &at
+	}
+	if s.nps >= PromoterNPS {
+		c.Reasons = append(c.Reasons, fmt.Sprintf("latest NPS %d >= %d", s.nps, PromoterNPS))
+	}
+	if s.phase == string(contact.Loyal) {
+		c.Reasons = append(c.Reasons, "phase loyal")
+	}
+	return c, true
+}
+
+// QueryUpsell answers a page of the upsell candidates as of params.AsOf (required): about now
+// from the contacts with a high latest usage (an index), about a past time from the facts.
+func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params UpsellParams) (UpsellAnswer, error) {
+	if err := asOfRequired(params.AsOf); err != nil {
+		return UpsellAnswer{}, err
+	}
+	limit, err := limitOf(params.Limit)
+	if err != nil {
+		return UpsellAnswer{}, err
+	}
+	after, err := decodeCursor(params.Cursor)
+	if err != nil {
+		return UpsellAnswer{}, err
+	}
+	answer := UpsellAnswer{AsOf: params.AsOf.UTC(), Candidates: []Candidate{}}
+	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+		var states []contactState
+		if q.now {
+			where, args := `merged = 0 AND usage >= `+fmt.Sprint(UpsellThreshold)+` AND (nps >= ? OR phase = ?)`,
+				[]any{PromoterNPS, string(contact.Loyal)}
+			if after != nil {
+				where += ` AND contact_id > ?`
+				args = append(args, after.ID)
+			}
+			states, err = q.keptStates(ctx, where+` ORDER BY contact_id LIMIT ?`, append(args, limit+1)...)
+		} else {
+			states, err = q.statesThen(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		for i := range states {
+			if after != nil && states[i].id <= after.ID {
+				continue
+			}
+			if c, ok := upsell(&states[i]); ok {
+				answer.Candidates = append(answer.Candidates, c)
+				if len(answer.Candidates) > limit {
+					break
+				}
+			}
+		}
+		return nil
+	})
+	if len(answer.Candidates) > limit {
+		answer.Candidates = answer.Candidates[:limit]
+		answer.NextCursor = cursor{ID: answer.Candidates[limit-1].ContactID}.encode()
+	}
+	return answer, err
+}
+
+// keptStates reads contacts as they stand now: where is the condition and order on the
+// contacts table.
+func (q *query) keptStates(ctx context.Context, where string, args ...any) ([]contactState, error) {
+	var list []contactState
+	err := q.each(ctx, "contacts", `SELECT contact_id, name, owner, phase, idle_at, idle_kind, usage, usage_at, nps, nps_at
+		FROM `+q.t.Name(tableContacts)+` WHERE `+where, args, func(rows *sql.Rows) error {
+		var s contactState
+		err := rows.Scan(&s.id, &s.name, &s.owner, &s.phase, &s.idleAt, &s.idleKind, &s.usage, &s.usageAt, &s.nps, &s.npsAt)
+		list = append(list, s)
+		return err
+	})
+	return list, err
+}
+
+// DefaultDormantDays is how long without a touchpoint makes a contact dormant, by default.
+const DefaultDormantDays = 90
+
+// DormantParams is the question asked of the dormant contacts.
+type DormantParams struct {
+	// AsOf is the business time of the question (required).
+	AsOf time.Time `json:"as_of"`
+	// Days is N: dormant when the last touchpoint (or the creation, without one) is N x 24 h
+	// or more before as_of; DefaultDormantDays when 0.
+	Days int `json:"days,omitempty"`
+	// Phase and Owner keep the contacts in that phase, of that owner, at as_of.
+	Phase  string `json:"phase,omitempty"`
+	Owner  string `json:"owner,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// DormantAnswer is a page of the dormant contacts, longest idle first (then by id).
+type DormantAnswer struct {
+	AsOf time.Time `json:"as_of"`
+	Days int       `json:"days"`
+	// IdleSince is the cutoff: a contact whose last activity is at or before it is dormant.
+	IdleSince  time.Time        `json:"idle_since"`
+	Contacts   []DormantContact `json:"contacts"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// DormantContact is a dormant contact, its last activity and what it was.
+type DormantContact struct {
+	ContactID string `json:"contact_id"`
+	Name      string `json:"name"`
+	Owner     string `json:"owner"`
+	Phase     string `json:"phase"`
+	// LastActivity is the kind of the latest touchpoint at or before as_of, or "created".
+	LastActivity   string    `json:"last_activity"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+	// DaysIdle is from the last activity to as_of, exact days to 2 decimals.
+	DaysIdle float64 `json:"days_idle"`
+}
+
+// QueryDormant answers a page of the dormant contacts: about now one range of the index of
+// the contacts by last activity, about a past time from the facts.
+func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params DormantParams) (DormantAnswer, error) {
+	if err := asOfRequired(params.AsOf); err != nil {
+		return DormantAnswer{}, err
+	}
+	n := params.Days
+	switch {
+	case n == 0:
+		n = DefaultDormantDays
+	case n < 0 || n > 36500:
+		return DormantAnswer{}, domain.Invalid("days", "%d is outside 1..36500", n)
+	}
+	if params.Phase != "" {
+		if _, err := contact.ParsePhase("phase", params.Phase); err != nil {
+			return DormantAnswer{}, err
+		}
+	}
+	limit, err := limitOf(params.Limit)
+	if err != nil {
+		return DormantAnswer{}, err
+	}
+	after, err := decodeCursor(params.Cursor)
+	if err != nil {
+		return DormantAnswer{}, err
+	}
+	cutoff := micros(params.AsOf) - int64(n)*microsPerDay
+	answer := DormantAnswer{AsOf: params.AsOf.UTC(), Days: n, IdleSince: timeOf(cutoff), Contacts: []DormantContact{}}
+	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+		var states []contactState
+		if q.now {
+			where, args := `merged = 0 AND idle_at <= ?`, []any{cutoff}
+			if params.Phase != "" {
+				where += ` AND phase = ?`
+				args = append(args, params.Phase)
+			}
+			if params.Owner != "" {
+				where += ` AND owner = ?`
+				args = append(args, params.Owner)
+			}
+			if after != nil {
+				where += ` AND (idle_at > ? OR (idle_at = ? AND contact_id > ?))`
+				args = append(args, after.V, after.V, after.ID)
+			}
+			states, err = q.keptStates(ctx, where+` ORDER BY idle_at, contact_id LIMIT ?`, append(args, limit+1)...)
+		} else {
+			states, err = q.statesThen(ctx)
+			slices.SortFunc(states, func(a, b contactState) int {
+				return cmp.Or(cmp.Compare(a.idleAt, b.idleAt), strings.Compare(a.id, b.id))
+			})
+		}
+		if err != nil {
+			return err
+		}
+		for _, s := range states {
+			switch {
+			case s.idleAt > cutoff, params.Phase != "" && s.phase != params.Phase, params.Owner != "" && s.owner != params.Owner,
+				after != nil && (s.idleAt < after.V || s.idleAt == after.V && s.id <= after.ID):
+				continue
+			}
+			answer.Contacts = append(answer.Contacts, DormantContact{ContactID: s.id, Name: s.name, Owner: s.owner, Phase: s.phase,
+				LastActivity: s.idleKind, LastActivityAt: timeOf(s.idleAt), DaysIdle: days(q.asOf - s.idleAt)})
+			if len(answer.Contacts) > limit {
+				break
+			}
+		}
+		return nil
+	})
+	if len(answer.Contacts) > limit {
+		answer.Contacts = answer.Contacts[:limit]
+		last := answer.Contacts[limit-1]
+		answer.NextCursor = cursor{V: micros(last.LastActivityAt), ID: last.ContactID}.encode()
+	}
+	return answer, err
+}

@@ -1,0 +1,126 @@
+package value
+
+import (
+	"database/sql"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/projections/readmodel"
+)
+
+// summary is a customer's totals from its purchases: what the customers and money rows hold
+// and what the kept counts count.
+type summary struct {
+	orders, first, last int64
+	second              sql.NullInt64
+	money               []moneyRow // by currency
+}
+
+// summarize totals purchases given in time order (occurred_at, then position).
+func summarize(ps []purchaseRow) summary {
+	var s summary
+	for i, p := range ps {
+		switch i {
+		case 0:
+			s.first = p.occurredAt
+		case 1:
+			s.second = sql.NullInt64{Int64: p.occurredAt, Valid: true}
+		}
+		s.last = p.occurredAt
+		s.orders++
+		j, found := slices.BinarySearchFunc(s.money, p.currency, func(r moneyRow, c string) int { return strings.Compare(r.currency, c) })
+		if !found {
+			s.money = slices.Insert(s.money, j, moneyRow{customerID: p.customerID, currency: p.currency})
+		}
+		s.money[j].orders++
+		s.money[j].revenue += p.amount
+	}
+	return s
+}
+
+// resum replaces the customer's totals before with after: its rows, and its share of the kept
+// counts (taken away, then added again).
+func (m *model) resum(rows *readmodel.Rows, customerID string, before, after summary) {
+	m.count(rows, before, -1)
+	m.count(rows, after, 1)
+	if _, ok := m.customers.Get(rows, customerID); ok && after.orders == 0 {
+		m.customers.Delete(rows, customerID)
+	}
+	if after.orders > 0 {
+		m.customers.Upsert(rows, customerRow{customerID: customerID, orders: after.orders, firstAt: after.first,
+			secondAt: after.second, lastAt: after.last})
+	}
+	stored := m.money.Group(rows, customerID)
+	for _, r := range stored {
+		if !slices.ContainsFunc(after.money, func(a moneyRow) bool { return a.currency == r.currency }) {
+			m.money.Delete(rows, customerID, r.currency)
+		}
+	}
+	for _, r := range after.money {
+		r.customerID = customerID
+		m.money.Upsert(rows, r)
+	}
+}
+
+// count adds sign times the customer's share of the kept counts: one customer per order
+// count, day of last purchase, revenue bucket of each currency, and cohort of first purchase.
+func (m *model) count(rows *readmodel.Rows, s summary, sign int64) {
+	if s.orders == 0 {
+		return
+	}
+	m.frequency.Add(rows, frequencyRow{orders: s.orders, customers: sign})
+	day := dayOf(s.last)
+	m.recency.Add(rows, recencyRow{day: day, customers: sign})
+	m.rf.Add(rows, rfRow{day: day, orders: s.orders, customers: sign})
+	for _, r := range s.money {
+		m.monetary.Add(rows, monetaryRow{currency: r.currency, bucket: bucketOf(r.revenue), customers: sign})
+		m.rf.Add(rows, rfRow{day: day, orders: s.orders, currency: r.currency, customers: sign, revenue: sign * r.revenue})
+	}
+	repeat := int64(0)
+	if s.second.Valid {
+		repeat = sign
+	}
+	m.cohorts.Add(rows, cohortRow{cohort: cohortOf(s.first, m.zone), customers: sign, repeaters: repeat})
+}
+
+// CohortLayout is the form of a cohort: the month of the first purchase, business zone.
+const CohortLayout = "2006-01"
+
+func cohortOf(micros int64, zone *time.Location) string {
+	return time.UnixMicro(micros).In(zone).Format(CohortLayout)
+}
+
+// dayOf is the start of the UTC day of a time: the recency count's key.
+func dayOf(micros int64) int64 {
+	d := micros / microsPerDay
+	if micros%microsPerDay < 0 {
+		d--
+	}
+	return d * microsPerDay
+}
+
+// bucketOf is the lower bound of the revenue bucket of v: v itself below 100, else v with
+// all but its two leading digits zeroed (so buckets keep about 90 per power of ten).
+func bucketOf(v int64) int64 {
+	if v < 100 {
+		return v
+	}
+	p := int64(1)
+	for v/p >= 100 {
+		p *= 10
+	}
+	return v / p * p
+}
+
+// bucketEnd is the first value after the bucket that starts at lo.
+func bucketEnd(lo int64) int64 {
+	if lo < 100 {
+		return lo + 1
+	}
+	p := int64(1)
+	for lo/p >= 100 {
+		p *= 10
+	}
+	return lo + p
+}

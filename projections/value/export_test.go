@@ -1,0 +1,9 @@
+package value
+
+import "context"
+
+// DetailOnly makes the questions asked with the context read the detail tables even about
+// now: what the kept rows must agree with.
+func DetailOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, detailOnly{}, true)
+}

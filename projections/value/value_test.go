@@ -1,0 +1,152 @@
+package value_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/value"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
+// question is a params file: the query it asks and its parameters.
+type question struct {
+	Query     string    `json:"query"`
+	AsOf      time.Time `json:"as_of"`
+	ContactID string    `json:"contact_id"`
+	Segment   string    `json:"segment"`
+	Sort      string    `json:"sort"`
+	Days      int       `json:"days"`
+	Phase     string    `json:"phase"`
+	Owner     string    `json:"owner"`
+	Limit     int       `json:"limit"`
+	Cursor    string    `json:"cursor"`
+}
+
+// answerIn answers the questions of the golden files with the projection's zone.
+func answerIn(zone *time.Location) projectiontest.AnswerFunc {
+	return func(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
+		var q question
+		if err := json.Unmarshal(raw, &q); err != nil {
+			return nil, err
+		}
+		return ask(ctx, db, t, zone, q)
+	}
+}
+
+func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, q question) (any, error) {
+	switch q.Query {
+	case "customers":
+		return value.QueryCustomers(ctx, db, t, zone, value.CustomersParams{AsOf: q.AsOf, Segment: q.Segment, Sort: q.Sort,
+			Limit: q.Limit, Cursor: q.Cursor})
+	case "value":
+		return value.QueryValue(ctx, db, t, zone, value.ValueParams{ContactID: q.ContactID, AsOf: q.AsOf})
+	case "rfm":
+		return value.QueryRFM(ctx, db, t, zone, q.AsOf)
+	case "repeat":
+		return value.QueryRepeatRate(ctx, db, t, zone, q.AsOf)
+	case "season":
+		return value.QuerySeasonality(ctx, db, t, zone, q.AsOf)
+	case "upsell":
+		return value.QueryUpsell(ctx, db, t, zone, value.UpsellParams{AsOf: q.AsOf, Limit: q.Limit, Cursor: q.Cursor})
+	case "dormant":
+		return value.QueryDormant(ctx, db, t, zone, value.DormantParams{AsOf: q.AsOf, Days: q.Days, Phase: q.Phase,
+			Owner: q.Owner, Limit: q.Limit, Cursor: q.Cursor})
+	}
+	return nil, fmt.Errorf("unknown query %q", q.Query)
+}
+
+func tokyo(t testing.TB) *time.Location {
+	loc, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func TestGolden(t *testing.T) {
+	t.Run("utc", func(t *testing.T) {
+		projectiontest.RunGolden(t, "testdata/utc", value.Projection(time.UTC), answerIn(time.UTC), *update)
+	})
+	t.Run("tokyo", func(t *testing.T) {
+		zone := tokyo(t)
+		projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone), *update)
+	})
+}
+
+func TestApplyModes(t *testing.T) {
+	projectiontest.RunApplyModes(t, "testdata/utc", value.Projection(time.UTC))
+}
+
+func TestQueryRejectsBadParams(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		q     question
+		field string
+	}{
+		{"customers without as_of", question{Query: "customers"}, "as_of"},
+		{"unknown sort", question{Query: "customers", AsOf: asOf, Sort: "revenue"}, "sort"},
+		{"unknown segment", question{Query: "customers", AsOf: asOf, Segment: "whales"}, "segment"},
+		{"negative limit", question{Query: "customers", AsOf: asOf, Limit: -1}, "limit"},
+		{"limit too large", question{Query: "customers", AsOf: asOf, Limit: value.MaxLimit + 1}, "limit"},
+		{"cursor not base64", question{Query: "customers", AsOf: asOf, Cursor: "!!"}, "cursor"},
+		{"value without as_of", question{Query: "value", ContactID: "c1"}, "as_of"},
+		{"rfm without as_of", question{Query: "rfm"}, "as_of"},
+		{"repeat without as_of", question{Query: "repeat"}, "as_of"},
+		{"season without as_of", question{Query: "season"}, "as_of"},
+		{"upsell without as_of", question{Query: "upsell"}, "as_of"},
+		{"upsell bad cursor", question{Query: "upsell", AsOf: asOf, Cursor: "e30"}, "cursor"},
+		{"dormant without as_of", question{Query: "dormant"}, "as_of"},
+		{"dormant negative days", question{Query: "dormant", AsOf: asOf, Days: -1}, "days"},
+		{"dormant unknown phase", question{Query: "dormant", AsOf: asOf, Phase: "asleep"}, "phase"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := value.Projection(time.UTC)
+		tables := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := ask(context.Background(), db, tables, time.UTC, tt.q)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+	})
+}
+
+// A contact that does not exist, or not yet at as_of, has no value: not found.
+func TestValueOfUnknownContact(t *testing.T) {
+	history := projectiontest.ReadHistory(t, "testdata/utc/customers/events.txt")
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := value.Projection(time.UTC)
+		tables := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, tables, history)
+		for _, q := range []question{
+			{Query: "value", ContactID: "nobody", AsOf: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)},
+			{Query: "value", ContactID: "c3", AsOf: time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)},
+		} {
+			_, err := ask(context.Background(), db, tables, time.UTC, q)
+			if domain.ErrorCode(err) != domain.CodeNotFound {
+				t.Errorf("%s as of %v: error = %v, want not found", q.ContactID, q.AsOf, err)
+			}
+		}
+	})
+}
+
+// The name is persisted (checkpoints, table names): it must never change.
+func TestName(t *testing.T) {
+	if got := value.Projection(time.UTC).Name(); got != "customer_value" {
+		t.Errorf("name = %q, want %q", got, "customer_value")
+	}
+}
