@@ -97,6 +97,17 @@ func upcastAll(events []eventstore.Event) ([]eventstore.Event, error) {
 	return events, nil
 }
 
+// Upcast is events as a store read through the codec gives them: generated histories written
+// in older versions of an event are read as the newest, as `crm serve` reads them.
+func Upcast(t testing.TB, events []eventstore.Event) []eventstore.Event {
+	t.Helper()
+	events, err := upcastAll(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
 // ReadHistory parses the history file at path (see ParseHistory).
 func ReadHistory(t testing.TB, path string) []eventstore.Event {
 	t.Helper()

@@ -57,7 +57,7 @@ func (h *history) purchase(id string, at time.Time, currency string) {
 		id, len(h.events), 1000+h.rng.IntN(500_000), currency))
 }
 
-func valueHistory(n int) *history {
+func valueHistory(t testing.TB, n int) *history {
 	h := &history{rng: rand.New(rand.NewPCG(7, 7))}
 	kinds := []string{"call", "email", "meeting", "webinar", "email_open"}
 	for i := range n {
@@ -84,6 +84,7 @@ func valueHistory(n int) *history {
 	for i := range h.events {
 		h.events[i].Position = int64(i + 1)
 	}
+	h.events = projectiontest.Upcast(t, h.events)
 	return h
 }
 
@@ -94,7 +95,7 @@ func valueHistory(n int) *history {
 func BenchmarkValue(b *testing.B) {
 	const clients = 20
 	n := benchContacts(b)
-	h := valueHistory(n)
+	h := valueHistory(b, n)
 	now := h.latest.Add(24 * time.Hour).Add(365 * 24 * time.Hour) // after every write of the run
 	past := h.latest.Add(-90 * 24 * time.Hour)
 	questions := []struct {

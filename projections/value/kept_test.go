@@ -59,7 +59,7 @@ func TestKeptEqualsDetail(t *testing.T) {
 // (hundreds of customers over two years, three currencies), where most days of last purchase
 // hold no score threshold: the RFM counts are then mostly read from the kept counts.
 func TestKeptEqualsDetailOnAGeneratedHistory(t *testing.T) {
-	h := valueHistory(600)
+	h := valueHistory(t, 600)
 	questions := []question{{Query: "rfm"}, {Query: "customers", Limit: 1000}, {Query: "repeat"}, {Query: "season"},
 		{Query: "upsell", Limit: 1000}, {Query: "dormant", Limit: 1000}, {Query: "dormant", Owner: "rep-3", Days: 200}}
 	for _, s := range value.Segments() {
