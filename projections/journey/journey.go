@@ -39,10 +39,10 @@
 //	steps        dim, value, grouping, step: entered, advanced, closed (stays that ended)
 //	moves        dim, value, grouping, from_step, to_step: moves between consecutive stays
 //	mix          dim, value, phase, kind: touchpoints
-//	stay_bins    dim, value, grouping, step, width (1: a hundredth of a day, rounded half up;
-//	             100: a day of such hundredths), bin: stays that ended, by length
-//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (for the
-//	             mean of the two middle ones), once per contact: a question joins its contacts
+//	stay_bins    dim, value, grouping, step, width (always 100: a day of hundredths of a day,
+//	             rounded half up), bin: stays that ended, by length
+//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (the
+//	             lengths of the day of a rank), once per contact: a question joins its contacts
 //	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
 // steps, moves, mix, stay_bins and stays are counted with Add, never read by the fold: a row
@@ -68,7 +68,7 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
 			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon},
 		Fold: m.fold,
