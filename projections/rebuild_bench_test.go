@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,9 @@ const (
 	benchPostgresEnv = "CRM_BENCH_POSTGRES_SCHEMA"
 	benchSizesEnv    = "CRM_BENCH_SIZES" // comma-separated event counts, default 250000,500000,1000000
 	benchBatchEnv    = "CRM_BENCH_BATCH" // events per batch, default projections.DefaultRebuildBatch
+	// benchOnlyEnv keeps, of the read models a benchmark rebuilds, those named (comma-separated
+	// projection names): to measure one alone.
+	benchOnlyEnv = "CRM_BENCH_ONLY"
 )
 
 type benchLog struct {
@@ -112,6 +116,20 @@ func benchSizes(b *testing.B) []int64 {
 // process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
 // per event (PostgreSQL's own is not in it): a figure that holds on a busy machine.
 func BenchmarkRebuild(b *testing.B) {
+	benchRebuild(b, func() []projections.Projection {
+		return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
+	})
+}
+
+// BenchmarkRebuildAll is BenchmarkRebuild with every read model, as `crm rebuild --all`
+// builds them: the timeline, the tasks and the directory too.
+func BenchmarkRebuildAll(b *testing.B) {
+	benchRebuild(b, readModels)
+}
+
+// benchRebuild measures rebuilds of the read models of models (only those of benchOnlyEnv
+// when it is set).
+func benchRebuild(b *testing.B, models func() []projections.Projection) {
 	for _, log := range benchLogs(b) {
 		for _, n := range benchSizes(b) {
 			b.Run(fmt.Sprintf("%s/%dk", log.name, n/1000), func(b *testing.B) {
@@ -129,7 +147,7 @@ func BenchmarkRebuild(b *testing.B) {
 					}
 					cpu0 := cpuTime()
 					start := time.Now()
-					res, err := rebuild.Rebuild(ctx, cfg, board.Projection(), journey.Projection(), churn.Projection())
+					res, err := rebuild.Rebuild(ctx, cfg, benchModels(models())...)
 					elapsed := time.Since(start)
 					cpu := cpuTime() - cpu0
 					peakHeap := stop()
@@ -150,6 +168,16 @@ func BenchmarkRebuild(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchModels keeps of ps those benchOnlyEnv names, all when it is not set.
+func benchModels(ps []projections.Projection) []projections.Projection {
+	only := os.Getenv(benchOnlyEnv)
+	if only == "" {
+		return ps
+	}
+	names := strings.Split(only, ",")
+	return slices.DeleteFunc(ps, func(p projections.Projection) bool { return !slices.Contains(names, p.Name()) })
 }
 
 // readRaw reads the first n events of the log as a rebuild does (batches of the default
