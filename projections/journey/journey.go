@@ -204,6 +204,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if ev.Segment == nil {
 			return nil
 		}
+		m.readShare(rows, ev.ContactID)
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.segment != *ev.Segment {
 			m.keepMoved(rows, c, dimSegment, c.segment, *ev.Segment)
 			c.segment = *ev.Segment
@@ -214,6 +215,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
+		m.readShare(rows, ev.ContactID)
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.owner != ev.To {
 			m.keepMoved(rows, c, dimOwner, c.owner, ev.To)
 			c.owner = ev.To
@@ -245,6 +247,9 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
+		// Read before the contact, whose absence ends the fold: a batch loads both in one
+		// round.
+		m.contactMix.Get(rows, ev.ContactID, string(ev.Phase), string(ev.Kind))
 		c, err := m.contact(rows, ev.ContactID)
 		if err != nil {
 			return err
@@ -255,6 +260,14 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.reach(rows, at)
 	}
 	return nil
+}
+
+// readShare reads what moving the contact's share of the kept map reads (keepMoved), before
+// the contact, whose absence or value would end the fold: a batch loads them all in one round
+// of loads, where it would otherwise fold the batch once more to find them.
+func (m *model) readShare(rows *readmodel.Rows, contactID string) {
+	m.visits.Group(rows, contactID)
+	m.contactMix.Group(rows, contactID)
 }
 
 func (m *model) contact(rows *readmodel.Rows, contactID string) (contactRow, error) {
