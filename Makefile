@@ -77,20 +77,23 @@ bench-clean:
 	psql "$(CRM_TEST_POSTGRES_URL)" -qc 'DROP DATABASE IF EXISTS crm_bench'
 	psql "$(CRM_TEST_POSTGRES_URL)" -qc 'DROP SCHEMA IF EXISTS crm_bench_rebuild_log CASCADE'
 
-## bench-rebuild: rebuild throughput of the three read models together on SQLite and PostgreSQL
-## at 250k, 500k and 1M events, with peak memory and a plain read of the same events (the raw
-## baseline) in the same run. The first run seeds the logs with `crm seed --contacts 100000`
+## bench-rebuild: rebuild throughput (events/s, CPU per event) of the three read models together
+## (BenchmarkRebuild) and of every read model as `crm rebuild --all` builds them
+## (BenchmarkRebuildAll) on SQLite and PostgreSQL at 250k, 500k and 1M events, with peak memory
+## and a plain read of the same events (the raw baseline) in the same run; REBUILD_ONLY=journey
+## measures the read models named alone. The first run seeds the logs with `crm seed --contacts 100000`
 ## (~1M events; SQLite ~2-4 min, PostgreSQL ~7 min) into REBUILD_BENCH_DIR and the PostgreSQL
 ## schema crm_bench_rebuild_log, and keeps them; REBUILD_SIZES picks other sizes. GOGC=400 as
 ## `crm rebuild` runs.
 REBUILD_BENCH_DIR ?= $(or $(TMPDIR),/tmp)/crm-bench-rebuild
 REBUILD_SIZES ?= 250000,500000,1000000
+REBUILD_ONLY ?=
 bench-rebuild: build
 	@.ci/ensure-postgres
 	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite
 	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
 	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
-	GOGC=400 CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) \
+	GOGC=400 CRM_BENCH_SQLITE_STORE=$(REBUILD_BENCH_DIR)/sqlite/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log CRM_BENCH_SIZES=$(REBUILD_SIZES) CRM_BENCH_ONLY=$(REBUILD_ONLY) \
 		$(GO) test -run '^$$' -bench BenchmarkRebuild -benchtime 1x -timeout 60m ./projections/
 
 ## bench-timetravel: time travel over the logs of bench-rebuild (seeded on the first run), SQLite

@@ -3,7 +3,9 @@ package projections
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/bits"
@@ -218,8 +220,13 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 	}
 	// Made storable before sorting: rows are then ordered by the keys as stored.
 	values = sortRows(storableArgs(values), width, key)
-	if onConflict == ConflictFail && t.dialect.Features().Copy && t.conn != nil && len(values) >= copyMinRows*width {
-		return t.copyRows(ctx, table, columns, values)
+	if t.dialect.Features().Copy && t.conn != nil {
+		switch {
+		case onConflict == ConflictFail && len(values) >= copyMinRows*width:
+			return t.copyRows(ctx, table, columns, values)
+		case (onConflict == ConflictUpdate || onConflict == ConflictAdd) && len(values) >= copyMergeMinRows*width:
+			return t.copyMerge(ctx, table, columns, key, onConflict, values)
+		}
 	}
 	per := min(rowsPerInsert, maxParams/width)
 	for len(values) > 0 {
@@ -341,6 +348,45 @@ func (t *Tx) copyRows(ctx context.Context, table string, columns []string, value
 		return fmt.Errorf("copy into %s: %w", table, err)
 	}
 	return nil
+}
+
+// copyMergeMinRows is the fewest rows worth copying into a temporary table and merging from
+// there rather than upserting with multi-row INSERTs.
+const copyMergeMinRows = 512
+
+// copyMerge upserts rows into table on the transaction's connection (PostgreSQL): they are
+// copied into a temporary table of the same columns, then inserted from it in one statement
+// with the conflict clause of onConflict. A rebuild's batch upserts tens of thousands of
+// rows into the counters of the read models: binding them as parameters of multi-row
+// statements cost more than the upserts themselves.
+func (t *Tx) copyMerge(ctx context.Context, table string, columns []string, key int, onConflict OnConflict, values []any) error {
+	tmp := mergeTable(table)
+	if _, err := t.tx.ExecContext(ctx, `CREATE TEMPORARY TABLE IF NOT EXISTS `+tmp+` (LIKE `+table+`) ON COMMIT DELETE ROWS`); err != nil {
+		return fmt.Errorf("merge into %s: %w", table, err)
+	}
+	if err := t.copyRows(ctx, tmp, columns, values); err != nil {
+		return err
+	}
+	cols := strings.Join(columns, ", ")
+	merge := strings.Replace(insertSQL(table, columns, key, onConflict, 0), " VALUES ", " SELECT "+cols+" FROM "+tmp, 1)
+	if _, err := t.tx.ExecContext(ctx, merge); err != nil {
+		return fmt.Errorf("merge into %s: %w", table, err)
+	}
+	if _, err := t.tx.ExecContext(ctx, `TRUNCATE `+tmp); err != nil {
+		return fmt.Errorf("merge into %s: %w", table, err)
+	}
+	return nil
+}
+
+// mergeTable is the name of the temporary table of copyMerge for table: a name of its own
+// (an unqualified name finds a temporary table before a table of the same name).
+func mergeTable(table string) string {
+	name := "merge_" + table
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(table))
+		name = "merge_" + hex.EncodeToString(sum[:12])
+	}
+	return name
 }
 
 func insertSQL(table string, columns []string, key int, onConflict OnConflict, rows int) string {

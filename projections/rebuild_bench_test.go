@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +20,6 @@ import (
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
-	"github.com/eventcrm/crm/projections/analytics"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/journey"
@@ -35,6 +35,9 @@ const (
 	benchPostgresEnv = "CRM_BENCH_POSTGRES_SCHEMA"
 	benchSizesEnv    = "CRM_BENCH_SIZES" // comma-separated event counts, default 250000,500000,1000000
 	benchBatchEnv    = "CRM_BENCH_BATCH" // events per batch, default projections.DefaultRebuildBatch
+	// benchOnlyEnv keeps, of the read models a benchmark rebuilds, those named (comma-separated
+	// projection names): to measure one alone.
+	benchOnlyEnv = "CRM_BENCH_ONLY"
 )
 
 type benchLog struct {
@@ -112,59 +115,69 @@ func benchSizes(b *testing.B) []int64 {
 // calls (the raw baseline) in the same run. Memory: the Go heap's peak (sampled) and the
 // process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
 // per event (PostgreSQL's own is not in it): a figure that holds on a busy machine.
-// rebuiltSets are the read models a rebuild benchmark builds together: the three of the
-// original benchmark, and the sales analytics alone (named by a suffix), for their ratio.
-var rebuiltSets = []struct {
-	suffix string
-	ps     func() []projections.Projection
-}{
-	{"", func() []projections.Projection {
+func BenchmarkRebuild(b *testing.B) {
+	benchRebuild(b, func() []projections.Projection {
 		return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
-	}},
-	{"/sales_analytics", func() []projections.Projection { return []projections.Projection{analytics.Projection()} }},
+	})
 }
 
-func BenchmarkRebuild(b *testing.B) {
+// BenchmarkRebuildAll is BenchmarkRebuild with every read model, as `crm rebuild --all`
+// builds them: the timeline, the tasks and the directory too.
+func BenchmarkRebuildAll(b *testing.B) {
+	benchRebuild(b, readModels)
+}
+
+// benchRebuild measures rebuilds of the read models of models (only those of benchOnlyEnv
+// when it is set).
+func benchRebuild(b *testing.B, models func() []projections.Projection) {
 	for _, log := range benchLogs(b) {
 		for _, n := range benchSizes(b) {
-			for _, set := range rebuiltSets {
-				b.Run(fmt.Sprintf("%s/%dk%s", log.name, n/1000, set.suffix), func(b *testing.B) {
-					for range b.N {
-						store, db := log.open(b)
-						ctx := context.Background()
-						raw, rawElapsed := readRaw(b, store, n)
+			b.Run(fmt.Sprintf("%s/%dk", log.name, n/1000), func(b *testing.B) {
+				for range b.N {
+					store, db := log.open(b)
+					ctx := context.Background()
+					raw, rawElapsed := readRaw(b, store, n)
 
-						runtime.GC()
-						resetPeakRSS()
-						stop := samplePeakHeap()
-						cfg := rebuild.RebuildConfig{DB: db, Store: store, StopAt: n}
-						if v := os.Getenv(benchBatchEnv); v != "" {
-							cfg.Batch, _ = strconv.Atoi(v)
-						}
-						cpu0 := cpuTime()
-						start := time.Now()
-						res, err := rebuild.Rebuild(ctx, cfg, set.ps()...)
-						elapsed := time.Since(start)
-						cpu := cpuTime() - cpu0
-						peakHeap := stop()
-						if err != nil {
-							b.Fatal(err)
-						}
-						events := res[0].Events
-						rate := float64(events) / elapsed.Seconds()
-						rawRate := float64(raw) / rawElapsed.Seconds()
-						b.ReportMetric(rate, "events/s")
-						b.ReportMetric(rawRate, "raw_events/s")
-						b.ReportMetric(rate/rawRate, "of_raw")
-						b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_us/event")
-						b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
-						b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
-						b.Logf("%s: %d events rebuilt in %v (%.0f events/s); raw read %.0f events/s", log.name, events, elapsed.Round(time.Millisecond), rate, rawRate)
+					runtime.GC()
+					resetPeakRSS()
+					stop := samplePeakHeap()
+					cfg := rebuild.RebuildConfig{DB: db, Store: store, StopAt: n}
+					if v := os.Getenv(benchBatchEnv); v != "" {
+						cfg.Batch, _ = strconv.Atoi(v)
 					}
-				})
-			}
+					cpu0 := cpuTime()
+					start := time.Now()
+					res, err := rebuild.Rebuild(ctx, cfg, benchModels(models())...)
+					elapsed := time.Since(start)
+					cpu := cpuTime() - cpu0
+					peakHeap := stop()
+					if err != nil {
+						b.Fatal(err)
+					}
+					events := res[0].Events
+					rate := float64(events) / elapsed.Seconds()
+					rawRate := float64(raw) / rawElapsed.Seconds()
+					b.ReportMetric(rate, "events/s")
+					b.ReportMetric(rawRate, "raw_events/s")
+					b.ReportMetric(rate/rawRate, "of_raw")
+					b.ReportMetric(float64(cpu.Microseconds())/float64(events), "cpu_us/event")
+					b.ReportMetric(float64(peakHeap)/(1<<20), "peak_heap_MB")
+					b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
+					b.Logf("%s: %d events rebuilt in %v (%.0f events/s); raw read %.0f events/s", log.name, events, elapsed.Round(time.Millisecond), rate, rawRate)
+				}
+			})
 		}
 	}
+}
+
+// benchModels keeps of ps those benchOnlyEnv names, all when it is not set.
+func benchModels(ps []projections.Projection) []projections.Projection {
+	only := os.Getenv(benchOnlyEnv)
+	if only == "" {
+		return ps
+	}
+	names := strings.Split(only, ",")
+	return slices.DeleteFunc(ps, func(p projections.Projection) bool { return !slices.Contains(names, p.Name()) })
 }
 
 // readRaw reads the first n events of the log as a rebuild does (batches of the default

@@ -48,7 +48,7 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: 4,
 		Tables:  []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon},
 		Fold:    m.fold,
 	})

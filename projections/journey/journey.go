@@ -39,10 +39,10 @@
 //	steps        dim, value, grouping, step: entered, advanced, closed (stays that ended)
 //	moves        dim, value, grouping, from_step, to_step: moves between consecutive stays
 //	mix          dim, value, phase, kind: touchpoints
-//	stay_bins    dim, value, grouping, step, width (1: a hundredth of a day, rounded half up;
-//	             100: a day of such hundredths), bin: stays that ended, by length
-//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (for the
-//	             mean of the two middle ones), once per contact: a question joins its contacts
+//	stay_bins    dim, value, grouping, step, width (always 100: a day of hundredths of a day,
+//	             rounded half up), bin: stays that ended, by length
+//	stays        grouping, step, micros, contact_id: stays that ended, by exact length (the
+//	             lengths of the day of a rank), once per contact: a question joins its contacts
 //	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
 // steps, moves, mix, stay_bins and stays are counted with Add, never read by the fold: a row
@@ -76,7 +76,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(4, m.zone),
+		Version: period.Version(5, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
 			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon},
 		Fold: m.fold,
@@ -213,6 +213,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if ev.Segment == nil {
 			return nil
 		}
+		m.readShare(rows, ev.ContactID)
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.segment != *ev.Segment {
 			m.keepMoved(rows, c, dimSegment, c.segment, *ev.Segment)
 			c.segment = *ev.Segment
@@ -223,6 +224,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
+		m.readShare(rows, ev.ContactID)
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok && c.owner != ev.To {
 			m.keepMoved(rows, c, dimOwner, c.owner, ev.To)
 			c.owner = ev.To
@@ -254,6 +256,9 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
+		// Read before the contact, whose absence ends the fold: a batch loads both in one
+		// round.
+		m.contactMix.Get(rows, ev.ContactID, string(ev.Phase), string(ev.Kind))
 		c, err := m.contact(rows, ev.ContactID)
 		if err != nil {
 			return err
@@ -264,6 +269,14 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.reach(rows, at)
 	}
 	return nil
+}
+
+// readShare reads what moving the contact's share of the kept map reads (keepMoved), before
+// the contact, whose absence or value would end the fold: a batch loads them all in one round
+// of loads, where it would otherwise fold the batch once more to find them.
+func (m *model) readShare(rows *readmodel.Rows, contactID string) {
+	m.visits.Group(rows, contactID)
+	m.contactMix.Group(rows, contactID)
 }
 
 func (m *model) contact(rows *readmodel.Rows, contactID string) (contactRow, error) {

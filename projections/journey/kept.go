@@ -308,8 +308,7 @@ func (m *model) addMix(rows *readmodel.Rows, dims []dimValue, phase, kind string
 }
 
 // addStay adds n stays of length micros (a negative one, possible only with back-dated
-// events, counts as 0) in step: to its closed count and its bins of both widths (see package
-// lengths).
+// events, counts as 0) in step: to its closed count and its day bin (see package lengths).
 func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step string, micros, n int64) {
 	bins := lengths.Bins(max(micros, 0))
 	for _, d := range dims {

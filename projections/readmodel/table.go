@@ -207,7 +207,8 @@ func (t *Table[R]) Add(rows *Rows, row R) {
 	if !t.counters {
 		panic("readmodel: table " + t.name + ": Add to a table with columns that are not counters")
 	}
-	rowsOf(rows, t).add(rows, row)
+	tr := addsOf(rows, t)
+	tr.adds = append(tr.adds, row)
 }
 
 // addCounters adds the counters of from to those of to.
