@@ -34,13 +34,15 @@ const (
 	PermHistory Permission = "history"
 	PermVerify  Permission = "verify"
 	PermRebuild Permission = "rebuild"
+	// PermAdmin: change the settings, manage webhooks.
+	PermAdmin Permission = "admin"
 )
 
 var grants = map[Role][]Permission{
 	RoleApp:     {PermWrite, PermRead},
 	RoleAnalyst: {PermRead, PermRebuild},
 	RoleAuditor: {PermRead, PermHistory, PermVerify},
-	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild},
+	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermAdmin},
 }
 
 // Can reports whether role has permission p.

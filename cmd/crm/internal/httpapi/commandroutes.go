@@ -50,13 +50,21 @@ func (s *Server) commandRoutes() []commandRoute {
 		commandOf(post, "/deals/{id}/win", h.WinDeal, func(c *commands.WinDeal, v vars) { c.DealID = v["id"] }),
 		commandOf(post, "/deals/{id}/lose", h.LoseDeal, func(c *commands.LoseDeal, v vars) { c.DealID = v["id"] }),
 		commandOf(post, "/deals/{id}/reopen", h.ReopenDeal, func(c *commands.ReopenDeal, v vars) { c.DealID = v["id"] }, pathOnly()),
+		commandOf(http.MethodPut, "/settings/lead_scoring", h.ChangeLeadScoring, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/stage_probabilities", h.ChangeStageProbabilities, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/lost_reasons", h.ChangeLostReasons, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/processes", h.ChangeProcessSettings, nil, adminOnly()),
 	}
 }
 
 // mountCommands adds the command routes under /v1, for principals that may write.
 func (s *Server) mountCommands(v1 prefixed) {
 	for _, c := range s.commandRoutes() {
-		v1.Handle(c.path, s.authorize(auth.PermWrite, s.command(c))).Methods(c.method)
+		perm := auth.PermWrite
+		if c.perm != "" {
+			perm = c.perm
+		}
+		v1.Handle(c.path, s.authorize(perm, s.command(c))).Methods(c.method)
 	}
 }
 
@@ -65,9 +73,10 @@ func (s *Server) mountCommands(v1 prefixed) {
 type commandRoute struct {
 	method, path string
 	run          func(r *http.Request, m commands.Meta) (commands.Result, error)
-	created      string // path prefix of a created resource: 201 with Location created+id
-	entityKey    string // JSON name of Result.EntityID, for a command that creates an entity
-	pathOnly     bool   // the body holds nothing but occurred_at: the path names everything
+	created      string          // path prefix of a created resource: 201 with Location created+id
+	entityKey    string          // JSON name of Result.EntityID, for a command that creates an entity
+	pathOnly     bool            // the body holds nothing but occurred_at: the path names everything
+	perm         auth.Permission // what the caller needs; "" is auth.PermWrite
 	command      reflect.Type
 }
 
@@ -86,6 +95,9 @@ func entity(key string) routeOption { return func(c *commandRoute) { c.entityKey
 // pathOnly refuses every body field but occurred_at, also a field of the command that its
 // path sets (such as a task id).
 func pathOnly() routeOption { return func(c *commandRoute) { c.pathOnly = true } }
+
+// adminOnly lets only admins run the command (settings).
+func adminOnly() routeOption { return func(c *commandRoute) { c.perm = auth.PermAdmin } }
 
 // commandOf is the route method path running run: the body decoded into its command C,
 // whose path variables setPath (nil when there are none) then sets.

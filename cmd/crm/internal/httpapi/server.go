@@ -99,6 +99,7 @@ func (s *Server) routes() {
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
 	v1 := prefixed{r, "/v1"}
 	s.mountCommands(v1)
+	s.mountSettings(v1)
 
 	v1.Handle("/contacts/{id}", s.authorize(auth.PermRead, s.query(s.getContact))).Methods(http.MethodGet)
 	v1.Handle("/accounts/{id}", s.authorize(auth.PermRead, s.query(s.getAccount))).Methods(http.MethodGet)
