@@ -54,6 +54,9 @@ func samples() []domain.Event {
 		&contact.AccountUnlinked{ContactID: "c-0001", AccountID: "a-0002"},
 		&contact.MergedInto{ContactID: "c-0002", Into: "c-0001", CrossAccount: true},
 		&contact.DuplicateAbsorbed{ContactID: "c-0001", DuplicateID: "c-0002"},
+		&contact.BecameHot{ContactID: "c-0001", TouchpointID: "tp-0001", Score: 52.38, Threshold: 50},
+		&contact.ReminderFired{ContactID: "c-0001", Kind: contact.ReminderDormant, TaskID: "t-0002", Due: "2025-07-01", Assignee: "alice",
+			LastTouchpointAt: "2025-03-31T09:00:00Z", FireAt: "2025-06-29T09:00:00Z"},
 		&deal.Opened{
 			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
 			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,

@@ -209,5 +209,6 @@ func Events() []domain.Event {
 		&PurchaseRecorded{}, &SurveyRecorded{}, &UsageReported{}, &TaskScheduled{},
 		&TaskCompleted{}, &OptedOut{}, &NoteAdded{}, &TaskRescheduled{}, &TaskReassigned{},
 		&TaskCancelled{}, &AccountLinked{}, &AccountUnlinked{}, &MergedInto{}, &DuplicateAbsorbed{},
+		&BecameHot{}, &ReminderFired{},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 )
@@ -52,6 +53,7 @@ func All(opts Options) []ReadModel {
 		{timeline.Projection(), httpapi.TimelineQueries()},
 		{tasks.Projection(), httpapi.TasksQueries()},
 		{directory.Projection(), httpapi.DirectoryQueries()},
+		{leadscore.Projection(), httpapi.LeadScoreQueries()},
 	}
 }
 
