@@ -405,7 +405,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		w.script(ctx, t)
 		runWorkers(4, 150)
 		changeLeadScoring(ctx, t, w.h) // every contact is scored again, in the middle of the history
-		stop() // a restart: the next runner catches up from the checkpoints
+		stop()                         // a restart: the next runner catches up from the checkpoints
 		r = projectiontest.NewRunner(t, cfg, ps...)
 		projectiontest.Start(t, r)
 		runWorkers(4, 150)
