@@ -81,6 +81,13 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	zone, err := cfg.BusinessZone()
+	if err != nil {
+		return err
+	}
+	if err := bg.automate(cmds, zone); err != nil {
+		return err
+	}
 	// Stopped after the HTTP server (deferred later, runs earlier than the closes above), so
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()

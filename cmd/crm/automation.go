@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/commands/processes"
+	"github.com/eventcrm/crm/eventstore/wmstore"
+)
+
+// automate adds to the background the process managers beyond DealWon (hot lead, hand-off,
+// NPS, support ticket, onboarding), each a Watermill handler of its own consumer group;
+// zone is the business time zone of the due dates they set.
+func (b *background) automate(cmds *commands.Handler, zone *time.Location) error {
+	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone}
+	hot, err := processes.NewHotLead(cfg)
+	if err != nil {
+		return err
+	}
+	procs := []processes.Process{hot}
+	for _, build := range []func(processes.Config) (*processes.FollowUp, error){processes.NewHotLeadHandoff,
+		processes.NewNPSFollowUp, processes.NewSupportTicketFollowUp, processes.NewOnboarding} {
+		p, err := build(cfg)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		// Run returns only when ctx ends; it restarts the handler itself and logs why.
+		b.automation = append(b.automation, func(ctx context.Context) { _ = processes.Run(ctx, cfg, p) })
+	}
+	return nil
+}
