@@ -28,13 +28,15 @@ import (
 	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/schedule"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 )
 
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection(), directory.Projection(), leadscore.Projection()}
+		timeline.Projection(), tasks.Projection(), directory.Projection(), leadscore.Projection(),
+		schedule.Projection(time.UTC)}
 }
 
 // workload issues random commands through the real command handler: creations, detail and

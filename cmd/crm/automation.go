@@ -6,12 +6,15 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
+	"github.com/eventcrm/crm/commands/reminders"
 	"github.com/eventcrm/crm/eventstore/wmstore"
+	"github.com/eventcrm/crm/projections/schedule"
 )
 
 // automate adds to the background the process managers beyond DealWon (hot lead, hand-off,
 // NPS, support ticket, onboarding), each a Watermill handler of its own consumer group;
-// zone is the business time zone of the due dates they set.
+// and the scheduler of the time-driven triggers; zone is the business time zone of the due
+// dates they set.
 func (b *background) automate(cmds *commands.Handler, zone *time.Location) error {
 	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone}
 	hot, err := processes.NewHotLead(cfg)
@@ -31,5 +34,17 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location) error
 		// Run returns only when ctx ends; it restarts the handler itself and logs why.
 		b.automation = append(b.automation, func(ctx context.Context) { _ = processes.Run(ctx, cfg, p) })
 	}
+	sched, err := reminders.New(reminders.Config{Commands: cmds, Zone: zone, Logger: b.log,
+		Due: func(ctx context.Context, now time.Time, limit int) ([]schedule.Deadline, error) {
+			t, err := b.runner.Tables(schedule.Name)
+			if err != nil {
+				return nil, err
+			}
+			return schedule.Due(ctx, b.runner.DB(), t, now, limit)
+		}})
+	if err != nil {
+		return err
+	}
+	b.automation = append(b.automation, sched.Run)
 	return nil
 }

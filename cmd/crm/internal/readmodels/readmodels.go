@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/leadscore"
+	"github.com/eventcrm/crm/projections/schedule"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 )
@@ -45,7 +46,6 @@ func (o Options) zone() *time.Location {
 
 // All lists the read models as opts configures them. A new read model is one more line here.
 func All(opts Options) []ReadModel {
-	_ = opts.zone() // the analytics read models take it
 	return []ReadModel{
 		{board.Projection(), httpapi.BoardQueries()},
 		{journey.Projection(), httpapi.JourneyQueries()},
@@ -54,6 +54,7 @@ func All(opts Options) []ReadModel {
 		{tasks.Projection(), httpapi.TasksQueries()},
 		{directory.Projection(), httpapi.DirectoryQueries()},
 		{leadscore.Projection(), httpapi.LeadScoreQueries()},
+		{schedule.Projection(opts.zone()), nil},
 	}
 }
 
