@@ -4,6 +4,13 @@ import (
 	"context"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
 	"github.com/eventcrm/crm/commands/reminders"
@@ -47,4 +54,19 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location) error
 	}
 	b.automation = append(b.automation, sched.Run)
 	return nil
+}
+
+// webhooks returns the webhook service and adds its delivery to the background.
+func (b *background) webhooks(ctx context.Context, cfg config.Config, store eventstore.Store, db *projections.DB,
+	log *zap.Logger) (*webhooks.Service, error) {
+	allowPrivate, err := cfg.WebhookPrivateAllowed()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: allowPrivate, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	b.automation = append(b.automation, svc.Run)
+	return svc, nil
 }

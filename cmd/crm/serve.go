@@ -88,6 +88,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err := bg.automate(cmds, zone); err != nil {
 		return err
 	}
+	hooks, err := bg.webhooks(ctx, cfg, store, db, log)
+	if err != nil {
+		return err
+	}
 	// Stopped after the HTTP server (deferred later, runs earlier than the closes above), so
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()
@@ -96,6 +100,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
+	api.MountWebhooks(hooks)
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {
 		return err

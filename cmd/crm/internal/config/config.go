@@ -45,6 +45,9 @@ type Config struct {
 	// BusinessTZ is the IANA name of the business time zone (CRM_BUSINESS_TZ, default UTC): it
 	// decides business dates and period boundaries in every read model; see BusinessZone.
 	BusinessTZ string
+	// WebhookAllowPrivate allows webhook URLs of private, loopback and link-local addresses
+	// (CRM_WEBHOOK_ALLOW_PRIVATE, true or false, default false); see WebhookPrivateAllowed.
+	WebhookAllowPrivate string
 }
 
 // FromEnv reads the settings from the environment, applying defaults.
@@ -60,6 +63,8 @@ func FromEnv(getenv func(string) string) Config {
 		Tokens:        getenv("CRM_TOKENS"),
 		LogLevel:      getenv("CRM_LOG_LEVEL"),
 		BusinessTZ:    getenv("CRM_BUSINESS_TZ"),
+
+		WebhookAllowPrivate: getenv("CRM_WEBHOOK_ALLOW_PRIVATE"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
@@ -87,6 +92,17 @@ func (c Config) BusinessZone() (*time.Location, error) {
 		return nil, fmt.Errorf("CRM_BUSINESS_TZ %q: want an IANA zone name such as UTC or Asia/Tokyo", c.BusinessTZ)
 	}
 	return loc, nil
+}
+
+// WebhookPrivateAllowed tells whether webhook URLs may name private addresses.
+func (c Config) WebhookPrivateAllowed() (bool, error) {
+	switch c.WebhookAllowPrivate {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, fmt.Errorf("CRM_WEBHOOK_ALLOW_PRIVATE %q: want true or false", c.WebhookAllowPrivate)
 }
 
 // Backend names a store kind.
