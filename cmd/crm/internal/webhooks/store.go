@@ -225,14 +225,12 @@ func (s store) ensureDelivery(ctx context.Context, d Delivery) error {
 
 // attempted records the outcome of one attempt.
 func (s store) attempted(ctx context.Context, id, status, lastError string, code int, at time.Time) error {
-	delivered := int64(0)
+	set, args := `status = ?, attempts = attempts + 1, last_error = ?, response_code = ?, last_attempt_at = ?`,
+		[]any{status, lastError, code, at.UnixMicro()}
 	if status == StatusDelivered {
-		delivered = at.UnixMicro()
+		set, args = set+`, delivered_at = ?`, append(args, at.UnixMicro())
 	}
-	_, err := s.exec(ctx, `UPDATE `+tableDeliveries+` SET status = ?, attempts = attempts + 1, last_error = ?, response_code = ?,
-		last_attempt_at = ?, delivered_at = CASE WHEN ? > 0 THEN ? ELSE delivered_at END WHERE id = ?`,
-		status, lastError, code, at.UnixMicro(), delivered, delivered, id)
-	if err != nil {
+	if _, err := s.exec(ctx, `UPDATE `+tableDeliveries+` SET `+set+` WHERE id = ?`, append(args, id)...); err != nil {
 		return fmt.Errorf("record attempt of %s: %w", id, err)
 	}
 	return nil
