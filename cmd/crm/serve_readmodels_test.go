@@ -19,7 +19,7 @@ import (
 
 // server is `crm serve` running in-process on a free port.
 type server struct {
-	t     *testing.T
+	t     testing.TB
 	addr  string
 	token string
 	out   *syncBuffer // what serve printed on stdout
@@ -27,7 +27,7 @@ type server struct {
 	stop  func()
 }
 
-func serve(t *testing.T, env map[string]string) *server {
+func serve(t testing.TB, env map[string]string) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -19,8 +19,9 @@
 //
 //	scores  k ('c'), contact_id, owner, title, segment, channel, attr (attribute points),
 //	        level (leadscore.Level x 1e9, rounded down; NoLevel for no points), touches (the
-//	        contact's touchpoints: "id kind micros" lines), hot_at (business time of the last
-//	        became_hot, microseconds), hot_touchpoint
+//	        contact's touchpoints: "id kind micros" lines), touch_count, last_touch_at (the
+//	        latest touchpoint's business time, microseconds, 0 for none), hot_at (business
+//	        time of the last became_hot, microseconds), hot_touchpoint
 //	bands   attr, contacts: how many contacts have these attribute points
 //	config  name ('lead_scoring'), value (the settings' JSON)
 package leadscore
@@ -76,6 +77,7 @@ type scoreRow struct {
 	k, contactID, owner, title, segment, channel string
 	attr, level                                  int64
 	touches                                      string
+	touchCount, lastTouchAt                      int64
 	hotAt                                        sql.NullInt64
 	hotTouchpoint                                string
 }
@@ -107,6 +109,8 @@ func newModel() *model {
 		readmodel.BigInt("attr", func(r *s) *int64 { return &r.attr }),
 		readmodel.BigInt("level", func(r *s) *int64 { return &r.level }),
 		readmodel.Text("touches", func(r *s) *string { return &r.touches }),
+		readmodel.BigInt("touch_count", func(r *s) *int64 { return &r.touchCount }),
+		readmodel.BigInt("last_touch_at", func(r *s) *int64 { return &r.lastTouchAt }),
 		readmodel.NullBigInt("hot_at", func(r *s) *sql.NullInt64 { return &r.hotAt }),
 		readmodel.Text("hot_touchpoint", func(r *s) *string { return &r.hotTouchpoint })).
 		WithIndexes(
@@ -114,6 +118,8 @@ func newModel() *model {
 			readmodel.Index{Name: "attr_level", Columns: "attr, level"},
 			readmodel.Index{Name: "owner_attr_level", Columns: "owner, attr, level"},
 			readmodel.Index{Name: "contact", Columns: "contact_id"},
+			// Is the question about now (no touchpoint after it)?
+			readmodel.Index{Name: "last_touch", Columns: "last_touch_at"},
 		)
 	m.bands = readmodel.NewTable(tableBands, 1,
 		readmodel.BigInt("attr", func(r *b) *int64 { return &r.attr }),
@@ -234,8 +240,10 @@ func (m *model) rescore(rows *readmodel.Rows, r scoreRow, ls settings.LeadScorin
 		return fmt.Errorf("contact %s: %w", r.contactID, err)
 	}
 	level := leadscore.NoLevel
+	r.touchCount, r.lastTouchAt = int64(len(tps)), 0
 	for _, tp := range tps {
 		level = leadscore.AddLevel(level, ls.Weights[tp.Kind], tp.At, ls.HalfLifeDays)
+		r.lastTouchAt = max(r.lastTouchAt, tp.At.UnixMicro())
 	}
 	old := r.attr
 	r.attr = int64(leadscore.AttributePoints(r.attributes(), ls))

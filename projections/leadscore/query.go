@@ -66,10 +66,18 @@ type Lead struct {
 type candidate struct {
 	row   scoreRow
 	score float64
+	// exact: score was computed from the touchpoints (tps), not from the kept level.
+	exact bool
 	tps   []leadscore.Touchpoint
 }
 
 // QueryLeads answers the hot list from the tables of set t.
+//
+// A question about now (no touchpoint after as_of) scores the contacts found from their kept
+// level and attribute points; the page answered, and any contact within a millionth of
+// min_score, are scored exactly from their touchpoints. An earlier as_of scores every
+// contact found from its touchpoints (the kept level counts later ones too: it only bounds
+// the score from above, which is what finds them).
 func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams) (Leads, error) {
 	limit := params.Limit
 	switch {
@@ -88,52 +96,131 @@ func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, p
 	}
 	asOf := params.AsOf.UTC()
 	var answer Leads
-	var found []candidate
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		q := &leadQuery{ctx: ctx, db: db, tx: tx, t: t, asOf: asOf}
 		ls, err := readScoring(ctx, db, tx, t)
 		if err != nil {
 			return err
 		}
+		q.ls = ls
 		minScore := ls.HotThreshold
 		if params.MinScore != nil {
 			minScore = *params.MinScore
 		}
 		answer = Leads{AsOf: asOf, MinScore: minScore, HotThreshold: ls.HotThreshold, HalfLifeDays: ls.HalfLifeDays, Leads: []Lead{}}
-		bands, err := readBands(ctx, db, tx, t)
+		if err := q.judge(); err != nil {
+			return err
+		}
+		found, err := q.find(minScore, params.Owner)
 		if err != nil {
 			return err
 		}
-		for _, a := range bands {
-			rows, err := candidates(ctx, db, tx, t, a, minScore, asOf, ls.HalfLifeDays, params.Owner)
-			if err != nil {
-				return err
-			}
-			for _, r := range rows {
-				tps, err := decodeTouches(r.touches)
-				if err != nil {
-					return fmt.Errorf("contact %s: %w", r.contactID, err)
-				}
-				// The row's level counts touchpoints after as_of too: it bounds the score from
-				// above, so the exact score decides.
-				score := leadscore.Score(tps, r.attributes(), ls, asOf).Score
-				if score >= minScore {
-					found = append(found, candidate{row: r, score: score, tps: tps})
-				}
-			}
+		slices.SortFunc(found, byScore)
+		answer.Total = len(found)
+		page := found[:min(limit, len(found))]
+		if err := q.exact(page); err != nil {
+			return err
+		}
+		slices.SortFunc(page, byScore)
+		for _, c := range page {
+			answer.Leads = append(answer.Leads, c.lead(asOf))
 		}
 		return nil
 	})
 	if err != nil {
 		return Leads{}, err
 	}
-	slices.SortFunc(found, func(a, b candidate) int {
-		return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.row.contactID, b.row.contactID))
-	})
-	answer.Total = len(found)
-	for _, c := range found[:min(limit, len(found))] {
-		answer.Leads = append(answer.Leads, c.lead(asOf))
-	}
 	return answer, nil
+}
+
+func byScore(a, b candidate) int {
+	return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.row.contactID, b.row.contactID))
+}
+
+// leadQuery runs the statements of one hot list in one read transaction.
+type leadQuery struct {
+	ctx  context.Context
+	db   *projections.DB
+	tx   *sql.Tx
+	t    projections.Tables
+	asOf time.Time
+	ls   settings.LeadScoring
+	// now: no touchpoint occurred after as_of, so the kept level is the level at as_of.
+	now bool
+}
+
+func (q *leadQuery) judge() error {
+	var latest sql.NullInt64
+	if err := q.tx.QueryRowContext(q.ctx, `SELECT MAX(last_touch_at) FROM `+q.t.Name(tableScores)).Scan(&latest); err != nil {
+		return fmt.Errorf("latest touchpoint: %w", err)
+	}
+	q.now = !latest.Valid || q.asOf.UnixMicro() >= latest.Int64
+	return nil
+}
+
+// find reads, band by band, the contacts whose score at as_of is at least minScore.
+func (q *leadQuery) find(minScore float64, owner string) ([]candidate, error) {
+	bands, err := readBands(q.ctx, q.db, q.tx, q.t)
+	if err != nil {
+		return nil, err
+	}
+	margin := 1e-6 * max(1, math.Abs(minScore))
+	var found []candidate
+	for _, a := range bands {
+		rows, err := q.candidates(a, minScore, owner)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			c := candidate{row: r}
+			if q.now {
+				c.score = float64(r.attr) + leadscore.Decaying(float64(r.level)/levelScale, q.asOf, q.ls.HalfLifeDays)
+				if r.level == noLevel {
+					c.score = float64(r.attr)
+				}
+			}
+			if !q.now || math.Abs(c.score-minScore) <= margin {
+				if err := q.score(&c); err != nil {
+					return nil, err
+				}
+			}
+			if c.score >= minScore {
+				found = append(found, c)
+			}
+		}
+	}
+	return found, nil
+}
+
+// score scores c exactly from its touchpoints, reading them when the row came without.
+func (q *leadQuery) score(c *candidate) error {
+	if c.exact {
+		return nil
+	}
+	if c.row.touches == "" && c.row.touchCount > 0 {
+		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT touches FROM `+q.t.Name(tableScores)+` WHERE k = ? AND contact_id = ?`),
+			everyone, c.row.contactID).Scan(&c.row.touches)
+		if err != nil {
+			return fmt.Errorf("touchpoints of %s: %w", c.row.contactID, err)
+		}
+	}
+	tps, err := decodeTouches(c.row.touches)
+	if err != nil {
+		return fmt.Errorf("contact %s: %w", c.row.contactID, err)
+	}
+	c.tps, c.exact = tps, true
+	c.score = leadscore.Score(tps, c.row.attributes(), q.ls, q.asOf).Score
+	return nil
+}
+
+// exact scores the page exactly.
+func (q *leadQuery) exact(page []candidate) error {
+	for i := range page {
+		if err := q.score(&page[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c candidate) lead(asOf time.Time) Lead {
@@ -156,24 +243,28 @@ func (c candidate) lead(asOf time.Time) Lead {
 }
 
 // candidates reads the contacts with attribute points a whose level could reach minScore at
-// asOf: all of them when a alone reaches it, else those at or above the level floor.
-func candidates(ctx context.Context, db *projections.DB, tx *sql.Tx, t projections.Tables, a int64, minScore float64,
-	asOf time.Time, halfLife float64, owner string) ([]scoreRow, error) {
+// as_of: all of them when a alone reaches it, else those at or above the level floor. Their
+// touchpoints are read only when the question is not about now.
+func (q *leadQuery) candidates(a int64, minScore float64, owner string) ([]scoreRow, error) {
 	where, args := `attr = ?`, []any{a}
 	if owner != "" {
 		where, args = `owner = ? AND attr = ?`, []any{owner, a}
 	}
 	if rest := minScore - float64(a); rest > 0 {
 		// Rounded down when stored, and a little slack here: the exact score decides.
-		floor := leadscore.LevelFloor(rest, asOf, halfLife)*levelScale - 1e3
+		floor := leadscore.LevelFloor(rest, q.asOf, q.ls.HalfLifeDays)*levelScale - 1e3
 		if floor > math.MaxInt64/2 {
 			return nil, nil
 		}
 		where += ` AND level >= ?`
 		args = append(args, int64(math.Floor(floor)))
 	}
-	rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, touches, hot_at, hot_touchpoint
-		FROM `+t.Name(tableScores)+` WHERE `+where), args...)
+	touches := `''`
+	if !q.now {
+		touches = `touches`
+	}
+	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, `+touches+`,
+		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("lead scores: %w", err)
 	}
@@ -181,7 +272,8 @@ func candidates(ctx context.Context, db *projections.DB, tx *sql.Tx, t projectio
 	var list []scoreRow
 	for rows.Next() {
 		r := scoreRow{k: everyone}
-		if err := rows.Scan(&r.contactID, &r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches, &r.hotAt, &r.hotTouchpoint); err != nil {
+		if err := rows.Scan(&r.contactID, &r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches,
+			&r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint); err != nil {
 			return nil, fmt.Errorf("lead scores: %w", err)
 		}
 		list = append(list, r)
@@ -250,9 +342,9 @@ func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables,
 			return err
 		}
 		r := scoreRow{k: everyone, contactID: contactID}
-		err = tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT owner, title, segment, channel, attr, level, touches, hot_at, hot_touchpoint
-			FROM `+t.Name(tableScores)+` WHERE k = ? AND contact_id = ?`), everyone, contactID).
-			Scan(&r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches, &r.hotAt, &r.hotTouchpoint)
+		err = tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT owner, title, segment, channel, attr, level, touches, touch_count, last_touch_at,
+			hot_at, hot_touchpoint FROM `+t.Name(tableScores)+` WHERE k = ? AND contact_id = ?`), everyone, contactID).
+			Scan(&r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches, &r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint)
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.NotFound("contact %s not found", contactID)
 		}
