@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -128,4 +129,20 @@ func (h *Handler) SettingsBefore(ctx context.Context, position int64) (settings.
 		}
 		from += int64(len(batch))
 	}
+}
+
+// checkLostReason refuses a known lost reason the settings no longer offer (an unknown one is
+// the deal's to refuse).
+func (h *Handler) checkLostReason(ctx context.Context, reason string) error {
+	if _, err := deal.ParseLostReason("reason", reason); err != nil {
+		return nil
+	}
+	st, err := h.Settings(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(st.LostReasons, deal.LostReason(reason)) {
+		return domain.Invalid("reason", "%q is not among the lost reasons offered (%v)", reason, st.LostReasons)
+	}
+	return nil
 }

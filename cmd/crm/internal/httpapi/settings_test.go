@@ -112,6 +112,15 @@ func TestSettingsAreEventsChangedByAnAdmin(t *testing.T) {
 			if before.LeadScoring.HalfLifeDays != 30 || after.LeadScoring.HalfLifeDays != 14 || after.Processes.NPSFollowUp != true {
 				t.Errorf("settings before %v, after %v", before.LeadScoring, after)
 			}
+			// A lost reason no longer offered is refused; one offered is taken.
+			contactID := a.createContact()
+			deal := a.do("POST", "/v1/deals", appToken, `{"contact_id":"`+contactID+`","title":"Plan","amount":100,"currency":"JPY"}`).json(t)["id"].(string)
+			if r := a.do("POST", "/v1/deals/"+deal+"/lose", appToken, `{"reason":"timing"}`); r.status != http.StatusUnprocessableEntity || r.json(t)["field"] != "reason" {
+				t.Errorf("lost for timing: %d %s", r.status, r.body)
+			}
+			if r := a.do("POST", "/v1/deals/"+deal+"/lose", appToken, `{"reason":"competitor"}`); r.status != http.StatusOK {
+				t.Errorf("lost to a competitor: %d %s", r.status, r.body)
+			}
 			now, err := cmds.Settings(ctx)
 			if err != nil {
 				t.Fatal(err)
