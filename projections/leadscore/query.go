@@ -213,8 +213,43 @@ func (q *leadQuery) score(c *candidate) error {
 	return nil
 }
 
-// exact scores the page exactly.
+// exact scores the page exactly, reading the touchpoints it lacks in one statement.
 func (q *leadQuery) exact(page []candidate) error {
+	var ids []string
+	for _, c := range page {
+		if !c.exact && c.row.touches == "" && c.row.touchCount > 0 {
+			ids = append(ids, c.row.contactID)
+		}
+	}
+	if len(ids) > 0 {
+		cond, arg, err := q.db.Dialect.InKeys("contact_id", ids)
+		if err != nil {
+			return err
+		}
+		rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, touches FROM `+q.t.Name(tableScores)+
+			` WHERE k = ? AND `+cond), everyone, arg)
+		if err != nil {
+			return fmt.Errorf("touchpoints of the page: %w", err)
+		}
+		touches := map[string]string{}
+		for rows.Next() {
+			var id, tt string
+			if err := rows.Scan(&id, &tt); err != nil {
+				rows.Close()
+				return fmt.Errorf("touchpoints of the page: %w", err)
+			}
+			touches[id] = tt
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("touchpoints of the page: %w", err)
+		}
+		for i := range page {
+			if t, ok := touches[page[i].row.contactID]; ok {
+				page[i].row.touches = t
+			}
+		}
+	}
 	for i := range page {
 		if err := q.score(&page[i]); err != nil {
 			return err
