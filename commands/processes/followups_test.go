@@ -83,7 +83,8 @@ func (a *automation) run(t *testing.T) (stop func()) {
 func (a *automation) settle(t *testing.T, at int64) {
 	t.Helper()
 	cps := a.store.(eventstore.Checkpoints)
-	deadline := time.Now().Add(30 * time.Second)
+	// Long: other transactions of the cluster can hold the end back for many seconds.
+	deadline := time.Now().Add(2 * time.Minute)
 	var stableSince time.Time
 	last := int64(-1)
 	for {

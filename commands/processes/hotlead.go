@@ -23,7 +23,8 @@ const (
 // recorded before it that occurred at or before it. When the touchpoint takes the score from
 // below the threshold to at or above it, it appends contact.became_hot (idempotency key from
 // the touchpoint event). Everything it reads is the log up to the touchpoint, so a replay
-// decides the same; decay alone never makes anyone hot.
+// decides the same; decay alone never makes anyone hot. An imported touchpoint (see
+// ImportAge) is left alone: a history loaded in bulk does not flood the log with hand-offs.
 type HotLead struct{ cfg Config }
 
 // NewHotLead returns the process; run it with Run.
@@ -40,7 +41,7 @@ func (*HotLead) Group() string { return HotLeadGroup }
 
 // Handle reacts to contact.touchpoint_recorded.
 func (p *HotLead) Handle(ctx context.Context, e eventstore.Event) error {
-	if e.Type != contact.TypeTouchpointRecorded {
+	if e.Type != contact.TypeTouchpointRecorded || e.RecordedAt.Sub(e.OccurredAt) > ImportAge {
 		return nil
 	}
 	cmds := p.cfg.Commands

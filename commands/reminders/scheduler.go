@@ -8,7 +8,8 @@
 // before the schedule saw the first firing, a rebuild of the schedule (its fired marks come
 // from the log) all meet the recorded firing again. A task done or cancelled before its
 // deadline is refused by the contact itself, on fresh state, so it never fires. After a
-// downtime the first tick fires everything that fell due meanwhile.
+// downtime the first tick fires everything that fell due meanwhile, up to Config.CatchUp
+// late (a week): the deadlines of a history imported with its tasks do not fire.
 package reminders
 
 import (
@@ -33,13 +34,19 @@ const Actor = "scheduler"
 const (
 	DefaultInterval = time.Second
 	DefaultBatch    = 500
+	DefaultCatchUp  = 7 * 24 * time.Hour
 )
 
 // Config configures a Scheduler.
 type Config struct {
 	Commands *commands.Handler
-	// Due reads the deadlines not fired and due at now (schedule.Due on the served tables).
-	Due func(ctx context.Context, now time.Time, limit int) ([]schedule.Deadline, error)
+	// Due reads the deadlines not fired that fell due between since and now (schedule.Due on
+	// the served tables).
+	Due func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error)
+	// CatchUp is how late a deadline may still fire (default DefaultCatchUp): after a
+	// downtime the scheduler fires what fell due within it; older deadlines (a history
+	// imported with its tasks) never fire.
+	CatchUp time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Zone is the business time zone of the reactivation tasks' due dates (nil: UTC).
@@ -75,6 +82,9 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultBatch
 	}
+	if cfg.CatchUp <= 0 {
+		cfg.CatchUp = DefaultCatchUp
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = watermill.NopLogger{}
 	}
@@ -100,7 +110,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 // Tick fires the deadlines due now (at most Batch of them) and says how many it recorded.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
-	due, err := s.cfg.Due(ctx, now, s.cfg.Batch)
+	due, err := s.cfg.Due(ctx, now.Add(-s.cfg.CatchUp), now, s.cfg.Batch)
 	if err != nil {
 		return 0, err
 	}

@@ -21,12 +21,13 @@ type Deadline struct {
 	FireAt           time.Time `json:"fire_at"`
 }
 
-// Due reads up to limit deadlines that have not fired and are due at now, earliest first.
-func Due(ctx context.Context, db *projections.DB, t projections.Tables, now time.Time, limit int) ([]Deadline, error) {
+// Due reads up to limit deadlines that have not fired and fell due between since and now,
+// earliest first.
+func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, now time.Time, limit int) ([]Deadline, error) {
 	var list []Deadline
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT kind, subject, contact_id, due, last_touch_at, fire_at FROM `+
-			t.Name(tableEntries)+` WHERE fired = 0 AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`), now.UnixMicro(), limit)
+			t.Name(tableEntries)+` WHERE fired = 0 AND fire_at >= ? AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`), since.UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
 			return fmt.Errorf("due deadlines: %w", err)
 		}
@@ -50,5 +51,18 @@ func Due(ctx context.Context, db *projections.DB, t projections.Tables, now time
 		}
 		return rows.Err()
 	})
+	return list, err
+}
+
+// Pending reads up to limit deadlines that have not fired and fire at or before until,
+// earliest first: what the scheduler has still to do.
+func Pending(ctx context.Context, db *projections.DB, t projections.Tables, until time.Time, limit int) ([]Deadline, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, domain.Invalid("limit", "%d is outside 1..1000", limit)
+	}
+	list, err := Due(ctx, db, t, time.Unix(0, 0), until, limit)
+	if list == nil && err == nil {
+		list = []Deadline{}
+	}
 	return list, err
 }

@@ -54,7 +54,7 @@ func All(opts Options) []ReadModel {
 		{tasks.Projection(), httpapi.TasksQueries()},
 		{directory.Projection(), httpapi.DirectoryQueries()},
 		{leadscore.Projection(), httpapi.LeadScoreQueries()},
-		{schedule.Projection(opts.zone()), nil},
+		{schedule.Projection(opts.zone()), httpapi.ScheduleQueries()},
 	}
 }
 

@@ -173,12 +173,12 @@ func TestDeliveryIsAtLeastOnceInOrderThroughFailuresAndRestarts(t *testing.T) {
 		cmds := commands.NewHandler(store)
 		stop := run(t, svc)
 		want := contacts(t, cmds, 10)
-		projectiontest.WaitUntil(t, 30*time.Second, "a first delivery", func() bool { return len(flaky.positions()) > 3 })
+		projectiontest.WaitUntil(t, 2*time.Minute, "a first delivery", func() bool { return len(flaky.positions()) > 3 })
 		stop() // in the middle of it
 		want = append(want, contacts(t, cmds, 10)...)
 		svc = newService(t, store, db, time.Now)
 		run(t, svc)
-		projectiontest.WaitUntil(t, 60*time.Second, "every event delivered", func() bool { return len(flaky.positions()) >= len(want) })
+		projectiontest.WaitUntil(t, 2*time.Minute, "every event delivered", func() bool { return len(flaky.positions()) >= len(want) })
 		got := flaky.positions()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("delivered %v, want %v", got, want)
@@ -243,7 +243,7 @@ func TestFailingForADayDisablesUntilEnabled(t *testing.T) {
 		rec.mu.Unlock()
 		want := contacts(t, commands.NewHandler(store), 2)
 		run(t, svc)
-		projectiontest.WaitUntil(t, 30*time.Second, "disabled", func() bool {
+		projectiontest.WaitUntil(t, 2*time.Minute, "disabled", func() bool {
 			s, err := svc.Get(ctx, sub.ID)
 			return err == nil && !s.Enabled
 		})
@@ -263,7 +263,7 @@ func TestFailingForADayDisablesUntilEnabled(t *testing.T) {
 		if _, err := svc.Update(ctx, "admin", sub.ID, webhooks.Patch{Enabled: &enabled}); err != nil {
 			t.Fatal(err)
 		}
-		projectiontest.WaitUntil(t, 30*time.Second, "both delivered", func() bool { return len(rec.positions()) == 2 })
+		projectiontest.WaitUntil(t, 2*time.Minute, "both delivered", func() bool { return len(rec.positions()) == 2 })
 		if got := rec.positions(); got[0] != want[0] || got[1] != want[2] {
 			t.Fatalf("delivered %v of %v", got, want)
 		}
@@ -319,7 +319,7 @@ func TestPrivateAddressesAreRefused(t *testing.T) {
 	}
 	contacts(t, commands.NewHandler(store), 1)
 	run(t, svc)
-	projectiontest.WaitUntil(t, 30*time.Second, "a refused attempt", func() bool {
+	projectiontest.WaitUntil(t, 2*time.Minute, "a refused attempt", func() bool {
 		list, err := svc.Deliveries(ctx, sub.ID, 1)
 		return err == nil && len(list) == 1 && strings.Contains(list[0].LastError, webhooks.ErrPrivateAddress.Error())
 	})

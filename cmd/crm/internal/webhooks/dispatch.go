@@ -134,7 +134,11 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 			reason := "failing since " + sub.FailingSince.UTC().Format(time.RFC3339) + ": " + errText(sendErr)
 			s.cfg.Log.Warn("webhooks: subscription disabled after failing too long", zap.String("subscription", sub.ID),
 				zap.Time("failing_since", *sub.FailingSince))
-			return false, errors.Join(s.store.disable(ctx, sub.ID, reason), s.store.setStatus(ctx, d.ID, StatusFailed))
+			// The delivery first: whoever sees the subscription disabled sees why.
+			if err := s.store.setStatus(ctx, d.ID, StatusFailed); err != nil {
+				return false, err
+			}
+			return false, s.store.disable(ctx, sub.ID, reason)
 		}
 		if !sleep(ctx, s.backoff(attempt)) {
 			return false, ctx.Err()
