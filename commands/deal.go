@@ -89,6 +89,9 @@ func (h *Handler) LoseDeal(ctx context.Context, m Meta, cmd LoseDeal) (Result, e
 	if m.Reason == "" {
 		m.Reason = cmd.Reason
 	}
+	if err := h.checkLostReason(ctx, cmd.Reason); err != nil {
+		return Result{}, err
+	}
 	return onDeal(ctx, h, m, "LoseDeal", cmd.DealID, cmd, func(d *deal.Deal) ([]domain.Event, error) {
 		return d.Lose(cmd.Reason, cmd.Note)
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/analytics"
@@ -26,8 +27,10 @@ import (
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/rebuild"
+	"github.com/eventcrm/crm/projections/schedule"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 	"github.com/eventcrm/crm/projections/value"
@@ -35,7 +38,8 @@ import (
 
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
-		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection(), value.Projection(tokyoZone())}
+		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection(), value.Projection(tokyoZone()),
+		leadscore.Projection(), schedule.Projection(time.UTC)}
 }
 
 // tokyoZone is the business zone of the read models that take one: not UTC, so that a
@@ -429,7 +433,8 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		stop := projectiontest.Start(t, r)
 		w.script(ctx, t)
 		runWorkers(4, 150)
-		stop() // a restart: the next runner catches up from the checkpoints
+		changeLeadScoring(ctx, t, w.h) // every contact is scored again, in the middle of the history
+		stop()                         // a restart: the next runner catches up from the checkpoints
 		r = projectiontest.NewRunner(t, cfg, ps...)
 		projectiontest.Start(t, r)
 		runWorkers(4, 150)
@@ -559,5 +564,18 @@ func reportDiff(t testing.TB, db *projections.DB, p projections.Projection, a, b
 			t.Errorf("%s vs %s, table %s: %d added, %d removed, %d changed; added %v removed %v changed %v", a.Prefix(), b.Prefix(),
 				td.Table, td.Added, td.Removed, td.Changed, td.SampleAdded, td.SampleRemoved, td.SampleChanged)
 		}
+	}
+}
+
+// changeLeadScoring changes every part of the lead scoring, as an admin would.
+func changeLeadScoring(ctx context.Context, t testing.TB, h *commands.Handler) {
+	t.Helper()
+	_, err := h.ChangeLeadScoring(ctx, commands.Meta{Actor: "admin"}, commands.ChangeLeadScoring{
+		Weights:      map[contact.TouchpointKind]int{contact.KindMeeting: 30, contact.KindCall: 12, contact.KindEmailOpen: 2},
+		Rules:        []settings.AttributeRule{{Field: settings.FieldChannel, Match: settings.MatchEquals, Value: "referral", Points: 15}},
+		HalfLifeDays: 10, HotThreshold: 40, Reason: "recalibrated",
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,6 +43,10 @@ type background struct {
 	rebuilds *rebuild.Rebuilds
 	travel   *timetravel.TimeTravel
 	log      watermill.LoggerAdapter
+	// subscriber makes the subscribers of the consumer groups; automation is the rest of
+	// what runs beside the server (see automate), each until its context ends.
+	subscriber func(group string) (message.Subscriber, error)
+	automation []func(ctx context.Context)
 }
 
 // newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
@@ -81,7 +85,8 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err := travel.Init(ctx); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	return &background{store: store, db: db, ps: ps, runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log}, nil
+	return &background{store: store, db: db, ps: ps, runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log,
+		subscriber: subscriber}, nil
 }
 
 // purger is what follows an erasure here.
@@ -96,6 +101,9 @@ func (b *background) start() (stop func()) {
 	// Both return only when ctx ends; each restarts its handlers itself and logs why.
 	wg.Go(func() { _ = b.runner.Run(ctx) })
 	wg.Go(func() { _ = b.dealWon.Run(ctx) })
+	for _, run := range b.automation {
+		wg.Go(func() { run(ctx) })
+	}
 	// Snapshots for time travel follow the log a little behind: a question replays at most
 	// the events since the last one.
 	wg.Go(func() {

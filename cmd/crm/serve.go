@@ -92,6 +92,17 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	zone, err := cfg.BusinessZone()
+	if err != nil {
+		return err
+	}
+	if err := bg.automate(cmds, zone); err != nil {
+		return err
+	}
+	hooks, err := bg.webhooks(ctx, cfg, store, db, log)
+	if err != nil {
+		return err
+	}
 	// Stopped after the HTTP server (deferred later, runs earlier than the closes above), so
 	// answers waiting for a position are not cut off first.
 	defer bg.start()()
@@ -104,6 +115,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purge: bg.purger(cmds).Purge})
+	api.MountWebhooks(hooks)
 	// The audit hashes the bytes as stored: it reads beneath the codec.
 	stopAudit, err := mountAudit(ctx, cfg, sealed.Unwrap(), api, log)
 	if err != nil {

@@ -61,6 +61,9 @@ type Config struct {
 	// RestartDelay is the first pause before a stopped handler starts again; it doubles up to
 	// MaxRestartDelay.
 	RestartDelay, MaxRestartDelay time.Duration
+	// Zone is the business time zone: the due dates of the tasks the follow-up processes
+	// schedule are business dates (nil: UTC).
+	Zone *time.Location
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +87,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRestartDelay == 0 {
 		c.MaxRestartDelay = DefaultMaxRestartDelay
+	}
+	if c.Zone == nil {
+		c.Zone = time.UTC
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/domain/settings"
 )
 
 // Registry returns a registry of every event type of the CRM.
@@ -14,6 +15,7 @@ func Registry() *domain.Registry {
 	all = append(all, contact.Events()...)
 	all = append(all, deal.Events()...)
 	all = append(all, account.Events()...)
+	all = append(all, settings.Events()...)
 	return domain.NewRegistry(all...)
 }
 

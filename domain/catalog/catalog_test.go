@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/domain/settings"
 )
 
 // update rewrites the golden files from the samples. Review the diff before committing: a
@@ -54,6 +55,9 @@ func samples() []domain.Event {
 		&contact.MergedInto{ContactID: "c-0002", Into: "c-0001", CrossAccount: true},
 		&contact.DuplicateAbsorbed{ContactID: "c-0001", DuplicateID: "c-0002"},
 		&contact.Erased{ContactID: "c-0001"},
+		&contact.BecameHot{ContactID: "c-0001", TouchpointID: "tp-0001", Score: 52.38, Threshold: 50},
+		&contact.ReminderFired{ContactID: "c-0001", Kind: contact.ReminderDormant, TaskID: "t-0002", Due: "2025-07-01", Assignee: "alice",
+			LastTouchpointAt: "2025-03-31T09:00:00Z", FireAt: "2025-06-29T09:00:00Z"},
 		&deal.Opened{
 			DealID: "d-0001", ContactID: "c-0001", Title: "CRM rollout, 50 seats", Amount: domain.Money{Amount: 3_000_000, Currency: "JPY"},
 			Owner: "alice", ExpectedClose: "2025-06-30", Stage: deal.StageQualification,
@@ -70,6 +74,15 @@ func samples() []domain.Event {
 			AccountID: "a-0001", Name: "田中商事株式会社", Domain: "tanaka.example", Industry: "wholesale", Size: account.Size50to249,
 			Address: &account.Address{Street: "1-2-3 Marunouchi", City: "Chiyoda-ku", Region: "Tokyo", PostalCode: "100-0005", Country: "JP"},
 		},
+		&settings.LeadScoringChanged{LeadScoring: settings.LeadScoring{
+			Weights:      map[contact.TouchpointKind]int{contact.KindMeeting: 20, contact.KindInquiry: 25},
+			Rules:        []settings.AttributeRule{{Field: settings.FieldTitle, Match: settings.MatchContains, Value: "head", Points: 10}},
+			HalfLifeDays: 30, HotThreshold: 50,
+		}},
+		&settings.StageProbabilitiesChanged{Probabilities: map[deal.Stage]int{deal.StageQualification: 5, deal.StageNeedsAnalysis: 20, deal.StageProposal: 50, deal.StageNegotiation: 80}},
+		&settings.LostReasonsChanged{Reasons: []deal.LostReason{deal.ReasonPrice, deal.ReasonCompetitor, deal.ReasonOther}},
+		&settings.ProcessesChanged{Processes: settings.Processes{HotLeadHandoff: true, NPSFollowUp: true, SupportTicket: true,
+			Onboarding: true, TaskReminders: true, Dormancy: true, DormantDays: 60}},
 		&account.DetailsChanged{
 			AccountID: "a-0001", Name: ptr("Tanaka Holdings"), Domain: ptr("tanaka-hd.example"), Industry: ptr("trading"), Size: ptr(account.Size250to999),
 			Address: &account.Address{Street: "4-5-6 Umeda", City: "Kita-ku", Region: "Osaka", PostalCode: "530-0001", Country: "JP"},
@@ -200,8 +213,8 @@ func TestNames(t *testing.T) {
 			t.Errorf("event type %q does not match %s", name, eventName)
 		}
 		stream, _, _ := strings.Cut(name, ".")
-		if stream != "contact" && stream != "deal" && stream != "account" {
-			t.Errorf("event type %q is not of a contact, deal or account stream", name)
+		if stream != "contact" && stream != "deal" && stream != "account" && stream != "settings" {
+			t.Errorf("event type %q is not of a contact, deal, account or settings stream", name)
 		}
 	}
 }

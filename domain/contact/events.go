@@ -213,6 +213,6 @@ func Events() []domain.Event {
 		&PurchaseRecorded{}, &SurveyRecorded{}, &UsageReported{}, &TaskScheduled{},
 		&TaskCompleted{}, &OptedOut{}, &NoteAdded{}, &TaskRescheduled{}, &TaskReassigned{},
 		&TaskCancelled{}, &AccountLinked{}, &AccountUnlinked{}, &MergedInto{}, &DuplicateAbsorbed{},
-		&Erased{},
+		&Erased{}, &BecameHot{}, &ReminderFired{},
 	}
 }

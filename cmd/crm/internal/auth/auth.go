@@ -36,13 +36,15 @@ const (
 	PermRebuild Permission = "rebuild"
 	PermErase   Permission = "erase"  // erase a person's personal data
 	PermExport  Permission = "export" // export everything kept about a person
+	// PermAdmin: change the settings, manage webhooks.
+	PermAdmin Permission = "admin"
 )
 
 var grants = map[Role][]Permission{
 	RoleApp:     {PermWrite, PermRead},
 	RoleAnalyst: {PermRead, PermRebuild},
 	RoleAuditor: {PermRead, PermHistory, PermVerify, PermExport},
-	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport},
+	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport, PermAdmin},
 }
 
 // Can reports whether role has permission p.

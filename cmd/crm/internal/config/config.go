@@ -48,22 +48,26 @@ type Config struct {
 	// MetricsAddr is where Prometheus metrics are served, on a listener of their own without
 	// bearer tokens (CRM_METRICS_ADDR, HOST:PORT or :PORT; default empty: not served).
 	MetricsAddr string
+	// WebhookAllowPrivate allows webhook URLs of private, loopback and link-local addresses
+	// (CRM_WEBHOOK_ALLOW_PRIVATE, true or false, default false); see WebhookPrivateAllowed.
+	WebhookAllowPrivate string
 }
 
 // FromEnv reads the settings from the environment, applying defaults.
 func FromEnv(getenv func(string) string) Config {
 	c := Config{
-		Addr:          getenv("CRM_ADDR"),
-		DataDir:       getenv("CRM_DATA_DIR"),
-		Store:         getenv("CRM_STORE"),
-		ReadModelURL:  getenv("CRM_READMODEL_URL"),
-		ReadModelWait: getenv("CRM_READMODEL_WAIT"),
-		AnswerCache:   getenv("CRM_ANSWER_CACHE"),
-		SnapshotEvery: getenv("CRM_SNAPSHOT_EVERY"),
-		Tokens:        getenv("CRM_TOKENS"),
-		LogLevel:      getenv("CRM_LOG_LEVEL"),
-		BusinessTZ:    getenv("CRM_BUSINESS_TZ"),
-		MetricsAddr:   getenv("CRM_METRICS_ADDR"),
+		Addr:                getenv("CRM_ADDR"),
+		DataDir:             getenv("CRM_DATA_DIR"),
+		Store:               getenv("CRM_STORE"),
+		ReadModelURL:        getenv("CRM_READMODEL_URL"),
+		ReadModelWait:       getenv("CRM_READMODEL_WAIT"),
+		AnswerCache:         getenv("CRM_ANSWER_CACHE"),
+		SnapshotEvery:       getenv("CRM_SNAPSHOT_EVERY"),
+		Tokens:              getenv("CRM_TOKENS"),
+		LogLevel:            getenv("CRM_LOG_LEVEL"),
+		BusinessTZ:          getenv("CRM_BUSINESS_TZ"),
+		MetricsAddr:         getenv("CRM_METRICS_ADDR"),
+		WebhookAllowPrivate: getenv("CRM_WEBHOOK_ALLOW_PRIVATE"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"
@@ -91,6 +95,17 @@ func (c Config) BusinessZone() (*time.Location, error) {
 		return nil, fmt.Errorf("CRM_BUSINESS_TZ %q: want an IANA zone name such as UTC or Asia/Tokyo", c.BusinessTZ)
 	}
 	return loc, nil
+}
+
+// WebhookPrivateAllowed tells whether webhook URLs may name private addresses.
+func (c Config) WebhookPrivateAllowed() (bool, error) {
+	switch c.WebhookAllowPrivate {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, fmt.Errorf("CRM_WEBHOOK_ALLOW_PRIVATE %q: want true or false", c.WebhookAllowPrivate)
 }
 
 // Backend names a store kind.

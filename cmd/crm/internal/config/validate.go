@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 	if _, err := c.BusinessZone(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.WebhookPrivateAllowed(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Tokens != "" {
 		if _, err := auth.ParseTokens(c.Tokens); err != nil {
 			errs = append(errs, fmt.Errorf("CRM_TOKENS: %w", err))

@@ -55,6 +55,10 @@ func (s *Server) commandRoutes() []commandRoute {
 		commandOf(post, "/deals/{id}/reopen", h.ReopenDeal, func(c *commands.ReopenDeal, v vars) { c.DealID = v["id"] }, pathOnly()),
 		commandOf(post, "/contacts/{id}/erase", h.EraseContact, func(c *commands.EraseContact, v vars) { c.ContactID = v["id"] },
 			needs(auth.PermErase), after(s.erased)),
+		commandOf(http.MethodPut, "/settings/lead_scoring", h.ChangeLeadScoring, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/stage_probabilities", h.ChangeStageProbabilities, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/lost_reasons", h.ChangeLostReasons, nil, adminOnly()),
+		commandOf(http.MethodPut, "/settings/processes", h.ChangeProcessSettings, nil, adminOnly()),
 	}
 }
 
@@ -75,11 +79,11 @@ func (s *Server) mountCommands(v1 prefixed) {
 type commandRoute struct {
 	method, path string
 	run          func(r *http.Request, m commands.Meta) (commands.Result, error)
-	created      string // path prefix of a created resource: 201 with Location created+id
-	entityKey    string // JSON name of Result.EntityID, for a command that creates an entity
-	pathOnly     bool   // the body holds nothing but occurred_at: the path names everything
+	created      string          // path prefix of a created resource: 201 with Location created+id
+	entityKey    string          // JSON name of Result.EntityID, for a command that creates an entity
+	pathOnly     bool            // the body holds nothing but occurred_at: the path names everything
+	perm         auth.Permission // what the caller needs; "" is auth.PermWrite
 	command      reflect.Type
-	perm         auth.Permission                            // the permission it needs (default auth.PermWrite)
 	after        func(r *http.Request, res commands.Result) // runs after the command succeeded
 }
 
@@ -106,6 +110,9 @@ func needs(perm auth.Permission) routeOption { return func(c *commandRoute) { c.
 func after(f func(r *http.Request, res commands.Result)) routeOption {
 	return func(c *commandRoute) { c.after = f }
 }
+
+// adminOnly lets only admins run the command (settings).
+func adminOnly() routeOption { return func(c *commandRoute) { c.perm = auth.PermAdmin } }
 
 // commandOf is the route method path running run: the body decoded into its command C,
 // whose path variables setPath (nil when there are none) then sets.

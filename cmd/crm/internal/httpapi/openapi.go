@@ -136,7 +136,7 @@ func (s *Server) Undescribed() ([]Route, error) {
 	routes, err := s.Routes()
 	var missing []Route
 	for _, r := range routes {
-		if d, ok := s.docs[routeKey(r.Method, r.Path)]; !ok || (d.command == nil && (d.Summary == "" || (d.Answer == nil && d.ContentType == ""))) {
+		if d, ok := s.docs[routeKey(r.Method, r.Path)]; !ok || (d.command == nil && (d.Summary == "" || (d.Answer == nil && d.ContentType == "" && d.Status != http.StatusNoContent))) {
 			missing = append(missing, r)
 		}
 	}
@@ -264,6 +264,8 @@ func responses(sch *schemas, d RouteDoc) map[string]any {
 	}
 	ok := map[string]any{"description": http.StatusText(status)}
 	switch {
+	case status == http.StatusNoContent:
+		// no body
 	case d.ContentType != "":
 		schema := map[string]any{"type": "string"}
 		if d.ContentType == "application/json" {

@@ -127,6 +127,7 @@ func (s *Server) routes() {
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
 	v1 := prefixed{r, "/v1"}
 	s.mountCommands(v1)
+	s.mountSettings(v1)
 
 	pointInTimeDocs := []Param{timeParam("as_of", "the record as it stood at this business time (RFC 3339)"),
 		intParamDoc("version", "the record as it stood at this stream version")}

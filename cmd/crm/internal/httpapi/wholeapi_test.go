@@ -19,6 +19,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
+	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/audit"
@@ -167,6 +168,11 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
 	// The routes of erasure and export, for the description; their tests run crm serve.
 	server.MountPrivacy(httpapi.Privacy{Raw: store})
+	hooks, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.MountWebhooks(hooks)
 	srv := describedServer(t, server)
 	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/journey"
+	"github.com/eventcrm/crm/projections/leadscore"
+	"github.com/eventcrm/crm/projections/schedule"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
 	"github.com/eventcrm/crm/projections/value"
@@ -56,6 +58,8 @@ func All(opts Options) []ReadModel {
 		{directory.ProjectionIn(zone), httpapi.DirectoryQueries()},
 		{analytics.ProjectionIn(zone), httpapi.AnalyticsQueries(zone)},
 		{value.Projection(zone), httpapi.ValueQueries(zone)},
+		{leadscore.Projection(), httpapi.LeadScoreQueries()},
+		{schedule.Projection(zone), httpapi.ScheduleQueries()},
 	}
 }
 

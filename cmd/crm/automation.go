@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/commands/processes"
+	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/eventstore/wmstore"
+	"github.com/eventcrm/crm/projections/schedule"
+)
+
+// automate adds to the background the process managers beyond DealWon (hot lead, hand-off,
+// NPS, support ticket, onboarding), each a Watermill handler of its own consumer group;
+// and the scheduler of the time-driven triggers; zone is the business time zone of the due
+// dates they set.
+func (b *background) automate(cmds *commands.Handler, zone *time.Location) error {
+	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone}
+	hot, err := processes.NewHotLead(cfg)
+	if err != nil {
+		return err
+	}
+	procs := []processes.Process{hot}
+	for _, build := range []func(processes.Config) (*processes.FollowUp, error){processes.NewHotLeadHandoff,
+		processes.NewNPSFollowUp, processes.NewSupportTicketFollowUp, processes.NewOnboarding} {
+		p, err := build(cfg)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	for _, p := range procs {
+		// Run returns only when ctx ends; it restarts the handler itself and logs why.
+		b.automation = append(b.automation, func(ctx context.Context) { _ = processes.Run(ctx, cfg, p) })
+	}
+	sched, err := reminders.New(reminders.Config{Commands: cmds, Zone: zone, Logger: b.log,
+		Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
+			t, err := b.runner.Tables(schedule.Name)
+			if err != nil {
+				return nil, err
+			}
+			return schedule.Due(ctx, b.runner.DB(), t, since, now, limit)
+		}})
+	if err != nil {
+		return err
+	}
+	b.automation = append(b.automation, sched.Run)
+	return nil
+}
+
+// webhooks returns the webhook service and adds its delivery to the background.
+func (b *background) webhooks(ctx context.Context, cfg config.Config, store eventstore.Store, db *projections.DB,
+	log *zap.Logger) (*webhooks.Service, error) {
+	allowPrivate, err := cfg.WebhookPrivateAllowed()
+	if err != nil {
+		return nil, err
+	}
+	svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: allowPrivate, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	b.automation = append(b.automation, svc.Run)
+	return svc, nil
+}

@@ -1,0 +1,84 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+func TestWebhookEndpoints(t *testing.T) {
+	t.Parallel()
+	for _, b := range projectiontest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			store, db := b.Open(t)
+			tokens, err := auth.ParseTokens("web:app:" + appToken + ",root:admin:" + adminToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc, err := webhooks.New(context.Background(), webhooks.Config{DB: db, Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
+			s.MountWebhooks(svc)
+			srv := describedServer(t, s)
+			a := &api{t: t, url: srv.URL}
+
+			body := `{"url":"https://hooks.example.com/crm","event_types":["contact.became_hot.v1","deal.*"],"description":"chat"}`
+			if r := a.do("POST", "/v1/webhooks", appToken, body); r.status != http.StatusForbidden {
+				t.Fatalf("an app subscribed: %d", r.status)
+			}
+			for _, bad := range []struct{ body, field string }{
+				{`{"url":"ftp://hooks.example.com","event_types":["*"]}`, "url"},
+				{`{"url":"http://127.0.0.1:9000/","event_types":["*"]}`, "url"},
+				{`{"url":"https://hooks.example.com","event_types":[]}`, "event_types"},
+				{`{"url":"https://hooks.example.com","event_types":["contact.nothing.v1"]}`, "event_types"},
+			} {
+				r := a.do("POST", "/v1/webhooks", adminToken, bad.body)
+				if r.status != http.StatusBadRequest || r.json(t)["field"] != bad.field {
+					t.Errorf("%s: %d %s, want 400 naming %s", bad.body, r.status, r.body, bad.field)
+				}
+			}
+			r := a.do("POST", "/v1/webhooks", adminToken, body)
+			created := r.json(t)
+			if r.status != http.StatusCreated || created["secret"] == nil || created["enabled"] != true || r.header.Get("Location") != "/v1/webhooks/"+created["id"].(string) {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			id := created["id"].(string)
+			got := a.do("GET", "/v1/webhooks/"+id, adminToken, "")
+			if got.status != http.StatusOK || got.json(t)["secret"] != nil {
+				t.Fatalf("get shows %d %s (the secret is shown once)", got.status, got.body)
+			}
+			if r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, `{"enabled":false}`); r.status != http.StatusOK || r.json(t)["disabled_reason"] != "disabled by root" {
+				t.Fatalf("disable: %d %s", r.status, r.body)
+			}
+			if r := a.do("GET", "/v1/webhooks/"+id+"/deliveries", adminToken, ""); r.status != http.StatusOK || len(r.json(t)["deliveries"].([]any)) != 0 {
+				t.Fatalf("deliveries: %d %s", r.status, r.body)
+			}
+			if r := a.do("GET", "/v1/webhooks/"+id+"/deliveries?limit=0x", adminToken, ""); r.status != http.StatusBadRequest {
+				t.Fatalf("bad limit: %d %s", r.status, r.body)
+			}
+			if r := a.do("POST", "/v1/webhooks/"+id+"/deliveries/msg_x/redeliver", adminToken, ""); r.status != http.StatusNotFound {
+				t.Fatalf("redeliver unknown: %d %s", r.status, r.body)
+			}
+			if r := a.do("GET", "/v1/webhooks", adminToken, ""); len(r.json(t)["webhooks"].([]any)) != 1 {
+				t.Fatalf("list: %s", r.body)
+			}
+			if r := a.do("DELETE", "/v1/webhooks/"+id, adminToken, ""); r.status != http.StatusNoContent {
+				t.Fatalf("delete: %d %s", r.status, r.body)
+			}
+			if r := a.do("GET", "/v1/webhooks/"+id, adminToken, ""); r.status != http.StatusNotFound {
+				t.Fatalf("deleted: %d", r.status)
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/eventstore"
+)
+
+// Run delivers until ctx ends: it starts a worker for every enabled subscription, and for
+// every one created or enabled later, and waits for them when ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		subs, err := s.store.list(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("webhooks: reading the subscriptions failed", zap.Error(err))
+		}
+		for _, sub := range subs {
+			if sub.Enabled && s.claim(sub.ID) {
+				wg.Go(func() {
+					defer s.release(sub.ID)
+					s.work(ctx, sub.ID)
+				})
+			}
+		}
+		if !sleep(ctx, s.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+func (s *Service) claim(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[id] {
+		return false
+	}
+	s.running[id] = true
+	return true
+}
+
+func (s *Service) release(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, id)
+}
+
+// work delivers one subscription's events in log order until it is disabled or deleted, or
+// ctx ends.
+func (s *Service) work(ctx context.Context, id string) {
+	for ctx.Err() == nil {
+		sub, err := s.store.get(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) {
+			return
+		}
+		if err == nil {
+			var idle bool
+			idle, err = s.step(ctx, sub)
+			if err == nil && !idle {
+				continue
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("webhooks: delivery interrupted", zap.String("subscription", id), zap.Error(err))
+		}
+		if !sleep(ctx, s.cfg.PollInterval) {
+			return
+		}
+	}
+}
+
+// step reads the events after the subscription's position and delivers those of its types,
+// each until the receiver takes it; idle is true when there was nothing to read.
+func (s *Service) step(ctx context.Context, sub Subscription) (idle bool, err error) {
+	events, err := s.cfg.Store.ReadAll(ctx, sub.Position, readBatch)
+	if err != nil || len(events) == 0 {
+		return true, err
+	}
+	passed := sub.Position
+	for _, e := range events {
+		if !matches(sub.EventTypes, e.Type) {
+			passed = e.Position
+			continue
+		}
+		delivered, err := s.deliver(ctx, &sub, e)
+		if err != nil || !delivered {
+			// The events passed before it are done; this one is tried again.
+			return false, errors.Join(err, s.store.advance(ctx, sub.ID, passed))
+		}
+		passed = e.Position
+		if err := s.store.advance(ctx, sub.ID, passed); err != nil {
+			return false, err
+		}
+	}
+	return false, s.store.advance(ctx, sub.ID, passed)
+}
+
+// deliver sends e to the subscription until it is taken (true), the subscription is
+// disabled (false), or ctx ends.
+func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.Event) (bool, error) {
+	body, err := payload(e)
+	if err != nil {
+		return false, err
+	}
+	d := Delivery{ID: deliveryID(sub.ID, e.ID), SubscriptionID: sub.ID, Position: e.Position, EventID: e.ID, EventType: e.Type,
+		CreatedAt: s.cfg.Now()}
+	if err := s.store.ensureDelivery(ctx, d); err != nil {
+		return false, err
+	}
+	for attempt := 0; ; attempt++ {
+		code, sendErr := s.send(ctx, *sub, d.ID, body)
+		now := s.cfg.Now()
+		if ctx.Err() != nil {
+			return false, ctx.Err() // cut off by a shutdown: not the receiver's failure
+		}
+		if sendErr == nil {
+			return true, s.store.attempted(ctx, d.ID, StatusDelivered, "", code, now)
+		}
+		if err := s.store.attempted(ctx, d.ID, StatusPending, errText(sendErr), code, now); err != nil {
+			return false, err
+		}
+		if sub.FailingSince == nil {
+			sub.FailingSince = &now
+			if err := s.store.failing(ctx, sub.ID, now); err != nil {
+				return false, err
+			}
+		} else if now.Sub(*sub.FailingSince) >= s.cfg.DisableAfter {
+			reason := "failing since " + sub.FailingSince.UTC().Format(time.RFC3339) + ": " + errText(sendErr)
+			s.cfg.Log.Warn("webhooks: subscription disabled after failing too long", zap.String("subscription", sub.ID),
+				zap.Time("failing_since", *sub.FailingSince))
+			// The delivery first: whoever sees the subscription disabled sees why.
+			if err := s.store.setStatus(ctx, d.ID, StatusFailed); err != nil {
+				return false, err
+			}
+			return false, s.store.disable(ctx, sub.ID, reason)
+		}
+		if !sleep(ctx, s.backoff(attempt)) {
+			return false, ctx.Err()
+		}
+		// An admin may have disabled it, or changed its URL, meanwhile.
+		fresh, err := s.store.get(ctx, sub.ID)
+		if err != nil {
+			return false, err
+		}
+		if !fresh.Enabled {
+			return false, nil
+		}
+		*sub = fresh
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,362 @@
+// Package webhooks delivers the events of the log to the subscribers' URLs, signed as the
+// Standard Webhooks specification says (webhook-id, webhook-timestamp, webhook-signature).
+//
+// Each subscription has a position in the log and a worker of its own: the worker reads the
+// events after the position, sends each event of the subscribed types and moves the position
+// past it only once the receiver answered 2xx, so delivery is at least once and in log order
+// per subscription, and a restart resumes with the event being sent. A failed attempt is tried
+// again after a backoff with jitter; a subscription that has failed for DisableAfter (a day)
+// is disabled until an admin enables it again (it then resumes with the same event). One slow
+// or failing receiver holds up only its own subscription: every attempt has a timeout.
+//
+// Subscriptions and deliveries are kept in two tables of the read-model database
+// (webhook_subscriptions, webhook_deliveries): they are configuration and delivery state,
+// not history, and they hold the signing secrets, which must never enter the log.
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/eventcrm/crm/domain/catalog"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = 10 * time.Minute
+	DefaultDisableAfter = 24 * time.Hour
+	DefaultPollInterval = 100 * time.Millisecond
+	readBatch           = 100
+)
+
+// Config configures the webhooks.
+type Config struct {
+	DB    *projections.DB
+	Store eventstore.Store
+	// AllowPrivate allows URLs of private, loopback and link-local addresses
+	// (CRM_WEBHOOK_ALLOW_PRIVATE).
+	AllowPrivate bool
+	// Timeout bounds one attempt, connection to answer.
+	Timeout time.Duration
+	// MinBackoff is the pause after a first failure; it doubles to MaxBackoff, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// DisableAfter: a subscription failing for this long is disabled.
+	DisableAfter time.Duration
+	// PollInterval is how often a caught-up worker looks for new events, and the dispatcher
+	// for new or enabled subscriptions.
+	PollInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	Log *zap.Logger
+}
+
+// Service manages the subscriptions and delivers to them.
+type Service struct {
+	cfg    Config
+	store  store
+	client *http.Client
+	known  map[string]bool // event types of the catalog
+
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// New returns the service, creating its tables when they do not exist.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Store == nil {
+		return nil, errors.New("webhooks: a database and a store are required")
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.Timeout, DefaultTimeout}, {&cfg.MinBackoff, DefaultMinBackoff}, {&cfg.MaxBackoff, DefaultMaxBackoff},
+		{&cfg.DisableAfter, DefaultDisableAfter}, {&cfg.PollInterval, DefaultPollInterval}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	s := &Service{cfg: cfg, store: store{db: cfg.DB}, known: map[string]bool{}, running: map[string]bool{}}
+	for _, name := range catalog.Registry().Names() {
+		s.known[name] = true
+	}
+	s.client = &http.Client{
+		Timeout:   cfg.Timeout,
+		Transport: &http.Transport{DialContext: dialContext(cfg.AllowPrivate), MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second},
+		// A redirect is an answer that is not 2xx: a failure, never followed to another host.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	if err := s.store.init(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// CreateRequest is what an admin gives to subscribe.
+type CreateRequest struct {
+	URL         string   `json:"url"`
+	EventTypes  []string `json:"event_types"`
+	Description string   `json:"description"`
+}
+
+// Create subscribes a URL to event types from the end of the log on; the answer holds the
+// signing secret, shown this once.
+func (s *Service) Create(ctx context.Context, actor string, req CreateRequest) (Subscription, error) {
+	if err := s.check(req.URL, req.EventTypes); err != nil {
+		return Subscription{}, err
+	}
+	secret, err := NewSecret()
+	if err != nil {
+		return Subscription{}, err
+	}
+	head, err := projections.LogHead(ctx, s.cfg.Store)
+	if err != nil {
+		return Subscription{}, fmt.Errorf("log head: %w", err)
+	}
+	sub := Subscription{ID: uuid.NewString(), URL: req.URL, EventTypes: req.EventTypes, Description: req.Description, Enabled: true,
+		Position: head, CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), CreatedBy: actor, secret: secret}
+	if err := s.store.insert(ctx, sub); err != nil {
+		return Subscription{}, err
+	}
+	sub.Secret = secret
+	return sub, nil
+}
+
+func (s *Service) check(url string, types []string) error {
+	if err := checkURL(url, s.cfg.AllowPrivate); err != nil {
+		return err
+	}
+	if len(types) == 0 {
+		return invalid("event_types", `give at least one event type ("*" for all, "contact.*" for a stream's)`)
+	}
+	for _, t := range types {
+		if t == "*" || s.known[t] {
+			continue
+		}
+		if prefix, ok := strings.CutSuffix(t, ".*"); ok && slices.ContainsFunc(catalog.Registry().Names(), func(n string) bool {
+			return strings.HasPrefix(n, prefix+".")
+		}) {
+			continue
+		}
+		return invalid("event_types", "%q is not an event type", t)
+	}
+	return nil
+}
+
+// Get returns a subscription.
+func (s *Service) Get(ctx context.Context, id string) (Subscription, error) {
+	return s.store.get(ctx, id)
+}
+
+// List returns every subscription.
+func (s *Service) List(ctx context.Context) ([]Subscription, error) { return s.store.list(ctx) }
+
+// Patch changes a subscription; Enabled true enables a disabled one (it resumes with the event
+// it could not deliver), false disables it.
+type Patch struct {
+	URL         *string   `json:"url"`
+	EventTypes  *[]string `json:"event_types"`
+	Description *string   `json:"description"`
+	Enabled     *bool     `json:"enabled"`
+}
+
+// Update applies a patch.
+func (s *Service) Update(ctx context.Context, actor, id string, p Patch) (Subscription, error) {
+	sub, err := s.store.get(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if p.URL != nil {
+		sub.URL = *p.URL
+	}
+	if p.EventTypes != nil {
+		sub.EventTypes = *p.EventTypes
+	}
+	if p.Description != nil {
+		sub.Description = *p.Description
+	}
+	if err := s.check(sub.URL, sub.EventTypes); err != nil {
+		return Subscription{}, err
+	}
+	if p.Enabled != nil && *p.Enabled != sub.Enabled {
+		sub.Enabled, sub.FailingSince, sub.DisabledReason = *p.Enabled, nil, ""
+		if !sub.Enabled {
+			sub.DisabledReason = "disabled by " + actor
+		}
+	}
+	if err := s.store.update(ctx, sub); err != nil {
+		return Subscription{}, err
+	}
+	return sub, nil
+}
+
+// Delete removes a subscription and its deliveries.
+func (s *Service) Delete(ctx context.Context, id string) error { return s.store.remove(ctx, id) }
+
+// Deliveries lists a subscription's latest deliveries.
+func (s *Service) Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
+	if _, err := s.store.get(ctx, id); err != nil {
+		return nil, err
+	}
+	if limit == 0 {
+		limit = 100
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, invalid("limit", "%d is outside 1..1000", limit)
+	}
+	return s.store.deliveries(ctx, id, limit)
+}
+
+// Redeliver sends one delivery again now, whatever its status, and answers it as it then is.
+func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (Delivery, error) {
+	sub, err := s.store.get(ctx, id)
+	if err != nil {
+		return Delivery{}, err
+	}
+	d, err := s.store.delivery(ctx, id, deliveryID)
+	if err != nil {
+		return Delivery{}, err
+	}
+	e, err := s.cfg.Store.EventByID(ctx, d.EventID)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("event %s: %w", d.EventID, err)
+	}
+	body, err := payload(e)
+	if err != nil {
+		return Delivery{}, err
+	}
+	code, sendErr := s.send(ctx, sub, d.ID, body)
+	status := StatusDelivered
+	if sendErr != nil {
+		status = d.Status
+		if status == StatusDelivered {
+			status = StatusPending // it was received before; this attempt failed
+		}
+	}
+	if err := s.store.attempted(ctx, d.ID, status, errText(sendErr), code, s.cfg.Now()); err != nil {
+		return Delivery{}, err
+	}
+	return s.store.delivery(ctx, id, deliveryID)
+}
+
+// message is the JSON body of a delivery (the Standard Webhooks payload shape).
+type message struct {
+	Type      string      `json:"type"`
+	Timestamp time.Time   `json:"timestamp"`
+	Data      messageData `json:"data"`
+}
+
+type messageData struct {
+	ID          string          `json:"id"`
+	Stream      string          `json:"stream"`
+	Version     int64           `json:"version"`
+	Position    int64           `json:"position"`
+	OccurredAt  time.Time       `json:"occurred_at"`
+	RecordedAt  time.Time       `json:"recorded_at"`
+	Actor       string          `json:"actor,omitempty"`
+	Correlation string          `json:"correlation_id,omitempty"`
+	Causation   string          `json:"causation_id,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	Event       json.RawMessage `json:"event"`
+}
+
+func payload(e eventstore.Event) ([]byte, error) {
+	b, err := json.Marshal(message{Type: e.Type, Timestamp: e.RecordedAt, Data: messageData{
+		ID: e.ID, Stream: e.Stream, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt,
+		Actor: e.Metadata.Actor, Correlation: e.Metadata.CorrelationID, Causation: e.Metadata.CausationID, Reason: e.Metadata.Reason,
+		Event: json.RawMessage(e.Data)}})
+	if err != nil {
+		return nil, fmt.Errorf("payload of %s: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+// deliveryID is the webhook-id of an event sent to a subscription: the same for every attempt.
+func deliveryID(subscriptionID, eventID string) string {
+	return "msg_" + strings.ReplaceAll(uuid.NewSHA1(uuid.MustParse("0b8a4c1e-2f3d-4e5a-8b6c-7d8e9f0a1b2c"), []byte(subscriptionID+"/"+eventID)).String(), "-", "")
+}
+
+// send makes one attempt; it answers the response code (0 when none came).
+func (s *Service) send(ctx context.Context, sub Subscription, id string, body []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	now := s.cfg.Now()
+	sig, err := Sign(sub.secret, id, now, body)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "crm-webhooks/1")
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", fmt.Sprint(now.Unix()))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("the receiver answered %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	if len(msg) > 500 {
+		msg = msg[:500]
+	}
+	return msg
+}
+
+// backoff is the pause after the attempt-th failure (from 0): doubling from MinBackoff to
+// MaxBackoff, the upper half of it at random (equal jitter).
+func (s *Service) backoff(attempt int) time.Duration {
+	d := s.cfg.MaxBackoff
+	if attempt < 40 {
+		d = min(s.cfg.MinBackoff<<attempt, s.cfg.MaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func matches(types []string, eventType string) bool {
+	for _, t := range types {
+		if t == "*" || t == eventType {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(t, "*"); ok && strings.HasPrefix(eventType, prefix) {
+			return true
+		}
+	}
+	return false
+}

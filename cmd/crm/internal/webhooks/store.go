@@ -1,0 +1,311 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/projections"
+)
+
+// Subscription is a webhook subscription as an admin sees it (never its secret, but when it
+// is created).
+type Subscription struct {
+	ID          string   `json:"id"`
+	URL         string   `json:"url"`
+	EventTypes  []string `json:"event_types"`
+	Description string   `json:"description,omitempty"`
+	Enabled     bool     `json:"enabled"`
+	// DisabledReason says why a subscription is disabled (after a day of failures, or by an
+	// admin).
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// Position is the log position of the last event handled: delivered, or not of its types.
+	Position int64 `json:"position"`
+	// FailingSince is when the current run of failed attempts began.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	CreatedBy    string     `json:"created_by"`
+	// Secret is shown once, in the answer that creates the subscription.
+	Secret string `json:"secret,omitempty"`
+	secret string
+}
+
+// Delivery is one event sent to one subscription, with every attempt counted.
+type Delivery struct {
+	// ID is the webhook-id header: the same in every attempt, so a receiver drops a duplicate.
+	ID             string     `json:"id"`
+	SubscriptionID string     `json:"subscription_id"`
+	Position       int64      `json:"position"`
+	EventID        string     `json:"event_id"`
+	EventType      string     `json:"event_type"`
+	Status         string     `json:"status"`
+	Attempts       int64      `json:"attempts"`
+	LastError      string     `json:"last_error,omitempty"`
+	ResponseCode   int64      `json:"response_code,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at,omitempty"`
+	DeliveredAt    *time.Time `json:"delivered_at,omitempty"`
+}
+
+// Statuses of a delivery.
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusFailed    = "failed" // the subscription was disabled while it was being attempted
+)
+
+// Table names, in the read-model database beside the read models (never part of a table set:
+// rebuilds leave them alone).
+const (
+	tableSubscriptions = "webhook_subscriptions"
+	tableDeliveries    = "webhook_deliveries"
+)
+
+func schema() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + tableSubscriptions + ` (
+			id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL, description TEXT NOT NULL,
+			secret TEXT NOT NULL, enabled INTEGER NOT NULL, disabled_reason TEXT NOT NULL, position BIGINT NOT NULL,
+			failing_since BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + tableDeliveries + ` (
+			id TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, position BIGINT NOT NULL, event_id TEXT NOT NULL,
+			event_type TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL, last_error TEXT NOT NULL,
+			response_code BIGINT NOT NULL, created_at BIGINT NOT NULL, last_attempt_at BIGINT NOT NULL,
+			delivered_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS ` + tableDeliveries + `_sub ON ` + tableDeliveries + ` (subscription_id, position)`,
+	}
+}
+
+// ErrNotFound: no such subscription or delivery.
+var ErrNotFound = errors.New("not found")
+
+// InvalidError is a bad field of a request.
+type InvalidError struct{ Field, Message string }
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// store reads and writes the two tables.
+type store struct{ db *projections.DB }
+
+func (s store) init(ctx context.Context) error {
+	for _, stmt := range schema() {
+		if _, err := s.db.SQL.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("webhook tables: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.db.SQL.ExecContext(ctx, s.db.Dialect.Rebind(query), args...)
+}
+
+const subscriptionColumns = `id, url, event_types, description, secret, enabled, disabled_reason, position, failing_since, created_at, created_by`
+
+func (s store) insert(ctx context.Context, sub Subscription) error {
+	_, err := s.exec(ctx, `INSERT INTO `+tableSubscriptions+` (`+subscriptionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sub.ID, sub.URL, strings.Join(sub.EventTypes, ","), sub.Description, sub.secret, boolInt(sub.Enabled), sub.DisabledReason,
+		sub.Position, micros(sub.FailingSince), sub.CreatedAt.UnixMicro(), sub.CreatedBy)
+	if err != nil {
+		return fmt.Errorf("insert webhook subscription: %w", err)
+	}
+	return nil
+}
+
+func (s store) update(ctx context.Context, sub Subscription) error {
+	res, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?,
+		failing_since = ? WHERE id = ?`, sub.URL, strings.Join(sub.EventTypes, ","), sub.Description, boolInt(sub.Enabled),
+		sub.DisabledReason, micros(sub.FailingSince), sub.ID)
+	if err != nil {
+		return fmt.Errorf("update webhook subscription %s: %w", sub.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// failing records when the current run of failures began.
+func (s store) failing(ctx context.Context, id string, since time.Time) error {
+	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET failing_since = ? WHERE id = ? AND failing_since = 0`, since.UnixMicro(), id)
+	if err != nil {
+		return fmt.Errorf("webhook subscription %s: %w", id, err)
+	}
+	return nil
+}
+
+// disable disables an enabled subscription for a reason.
+func (s store) disable(ctx context.Context, id, reason string) error {
+	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET enabled = 0, disabled_reason = ? WHERE id = ? AND enabled = 1`, reason, id)
+	if err != nil {
+		return fmt.Errorf("disable webhook subscription %s: %w", id, err)
+	}
+	return nil
+}
+
+// advance moves the subscription's position forward (never back) and ends its failures.
+func (s store) advance(ctx context.Context, id string, position int64) error {
+	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET position = ?, failing_since = 0 WHERE id = ? AND position < ?`, position, id, position)
+	if err != nil {
+		return fmt.Errorf("advance webhook subscription %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s store) remove(ctx context.Context, id string) error {
+	res, err := s.exec(ctx, `DELETE FROM `+tableSubscriptions+` WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete webhook subscription %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	if _, err := s.exec(ctx, `DELETE FROM `+tableDeliveries+` WHERE subscription_id = ?`, id); err != nil {
+		return fmt.Errorf("delete deliveries of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s store) get(ctx context.Context, id string) (Subscription, error) {
+	list, err := s.query(ctx, ` WHERE id = ?`, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if len(list) == 0 {
+		return Subscription{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+func (s store) list(ctx context.Context) ([]Subscription, error) {
+	return s.query(ctx, ` ORDER BY created_at, id`)
+}
+
+func (s store) query(ctx context.Context, where string, args ...any) ([]Subscription, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+subscriptionColumns+` FROM `+tableSubscriptions+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("webhook subscriptions: %w", err)
+	}
+	defer rows.Close()
+	list := []Subscription{}
+	for rows.Next() {
+		var (
+			sub                         Subscription
+			types                       string
+			enabled, failing, createdAt int64
+		)
+		if err := rows.Scan(&sub.ID, &sub.URL, &types, &sub.Description, &sub.secret, &enabled, &sub.DisabledReason, &sub.Position,
+			&failing, &createdAt, &sub.CreatedBy); err != nil {
+			return nil, fmt.Errorf("webhook subscriptions: %w", err)
+		}
+		sub.EventTypes = splitTypes(types)
+		sub.Enabled, sub.FailingSince, sub.CreatedAt = enabled != 0, timeOf(failing), time.UnixMicro(createdAt).UTC()
+		list = append(list, sub)
+	}
+	return list, rows.Err()
+}
+
+// ensureDelivery records a delivery, pending, unless it is recorded already.
+func (s store) ensureDelivery(ctx context.Context, d Delivery) error {
+	_, err := s.exec(ctx, `INSERT INTO `+tableDeliveries+` (id, subscription_id, position, event_id, event_type, status, attempts,
+		last_error, response_code, created_at, last_attempt_at, delivered_at) VALUES (?, ?, ?, ?, ?, ?, 0, '', 0, ?, 0, 0)
+		ON CONFLICT (id) DO NOTHING`, d.ID, d.SubscriptionID, d.Position, d.EventID, d.EventType, StatusPending, d.CreatedAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("record delivery %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// attempted records the outcome of one attempt.
+func (s store) attempted(ctx context.Context, id, status, lastError string, code int, at time.Time) error {
+	set, args := `status = ?, attempts = attempts + 1, last_error = ?, response_code = ?, last_attempt_at = ?`,
+		[]any{status, lastError, code, at.UnixMicro()}
+	if status == StatusDelivered {
+		set, args = set+`, delivered_at = ?`, append(args, at.UnixMicro())
+	}
+	if _, err := s.exec(ctx, `UPDATE `+tableDeliveries+` SET `+set+` WHERE id = ?`, append(args, id)...); err != nil {
+		return fmt.Errorf("record attempt of %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s store) setStatus(ctx context.Context, id, status string) error {
+	_, err := s.exec(ctx, `UPDATE `+tableDeliveries+` SET status = ? WHERE id = ?`, status, id)
+	return err
+}
+
+const deliveryColumns = `id, subscription_id, position, event_id, event_type, status, attempts, last_error, response_code, created_at, last_attempt_at, delivered_at`
+
+// deliveries lists a subscription's deliveries, latest first.
+func (s store) deliveries(ctx context.Context, subscriptionID string, limit int) ([]Delivery, error) {
+	return s.queryDeliveries(ctx, ` WHERE subscription_id = ? ORDER BY position DESC LIMIT ?`, subscriptionID, limit)
+}
+
+func (s store) delivery(ctx context.Context, subscriptionID, id string) (Delivery, error) {
+	list, err := s.queryDeliveries(ctx, ` WHERE subscription_id = ? AND id = ?`, subscriptionID, id)
+	if err != nil {
+		return Delivery{}, err
+	}
+	if len(list) == 0 {
+		return Delivery{}, ErrNotFound
+	}
+	return list[0], nil
+}
+
+func (s store) queryDeliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+deliveryColumns+` FROM `+tableDeliveries+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("webhook deliveries: %w", err)
+	}
+	defer rows.Close()
+	list := []Delivery{}
+	for rows.Next() {
+		var (
+			d                        Delivery
+			created, last, delivered int64
+		)
+		if err := rows.Scan(&d.ID, &d.SubscriptionID, &d.Position, &d.EventID, &d.EventType, &d.Status, &d.Attempts, &d.LastError,
+			&d.ResponseCode, &created, &last, &delivered); err != nil {
+			return nil, fmt.Errorf("webhook deliveries: %w", err)
+		}
+		d.CreatedAt, d.LastAttemptAt, d.DeliveredAt = time.UnixMicro(created).UTC(), timeOf(last), timeOf(delivered)
+		list = append(list, d)
+	}
+	return list, rows.Err()
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func micros(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func timeOf(us int64) *time.Time {
+	if us == 0 {
+		return nil
+	}
+	t := time.UnixMicro(us).UTC()
+	return &t
+}
+
+func splitTypes(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
+}

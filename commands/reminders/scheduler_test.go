@@ -1,0 +1,156 @@
+package reminders_test
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/schedule"
+)
+
+// clock is a clock the test moves.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := schedule.Projection(time.UTC)
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		cmds := commands.NewHandler(store)
+		clk := &clock{now: at("2030-01-05T12:00:00Z")}
+		newScheduler := func(tables projections.Tables) *reminders.Scheduler {
+			s, err := reminders.New(reminders.Config{Commands: cmds, Now: clk.Now,
+				Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
+					return schedule.Due(ctx, db, tables, since, now, limit)
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		live := projections.TablesFor(p, "")
+		var last int64
+		must := func(res commands.Result, err error) commands.Result {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = max(last, res.Position)
+			return res
+		}
+		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2029-10-01T10:00:00Z")}
+		c := must(cmds.CreateContact(ctx, rep, commands.CreateContact{Name: "Yui Sato", Channel: "seminar", Owner: "rep-a"}))
+		// Dormant from 2029-12-30T10:00Z (90 days after the touchpoint).
+		must(cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: c.ID, Kind: "meeting"}))
+		task := func(title string) string {
+			return must(cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: c.ID, Title: title, Due: "2030-01-10"})).EntityID
+		}
+		t1, t2, t3, t4 := task("call back"), task("send the quote"), task("done early"), task("no longer needed")
+		// Due long before the first tick (an imported history): more than a week late, never fires.
+		must(cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: c.ID, Title: "imported", Due: "2029-12-20"}))
+		must(cmds.CompleteTask(ctx, rep, commands.CompleteTask{ContactID: c.ID, TaskID: t3}))
+		must(cmds.CancelTask(ctx, rep, commands.CancelTask{ContactID: c.ID, TaskID: t4, Reason: "merged into the quote"}))
+		projectiontest.WaitCheckpoint(t, db, p, last)
+
+		s := newScheduler(live)
+		tick := func(s *reminders.Scheduler, when string, want int) {
+			t.Helper()
+			n, err := s.Tick(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != want {
+				t.Fatalf("%s: %d fired, want %d", when, n, want)
+			}
+		}
+		caughtUp := func() { projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store)) }
+		tick(s, "Jan 5, 12:00 (dormant since Dec 30)", 1)
+		caughtUp()
+		// The reactivation task is due on Dec 30: its reminder and escalation are late.
+		tick(s, "Jan 5, the reactivation task", 2)
+		caughtUp()
+		tick(s, "Jan 5 again", 0)
+		clk.Set(at("2030-01-10T09:00:00Z"))
+		tick(s, "Jan 10, 09:00: t1 and t2 are due, t3 done and t4 cancelled before", 2)
+		// A restart before the schedule has seen the firings: nothing twice.
+		tick(newScheduler(live), "a restart", 0)
+		must(cmds.CompleteTask(ctx, rep, commands.CompleteTask{ContactID: c.ID, TaskID: t2}))
+		// Down until Jan 12: the escalation of t1 (Jan 11, 09:00) is caught up; t2 was done.
+		clk.Set(at("2030-01-12T08:00:00Z"))
+		restarted := newScheduler(live)
+		tick(restarted, "Jan 12 after a downtime", 1)
+		caughtUp()
+		tick(restarted, "Jan 12 again", 0)
+
+		fired := map[string]int{}
+		var reactivation []string
+		for _, e := range projectiontest.AllEvents(t, store) {
+			switch e.Type {
+			case contact.TypeReminderFired:
+				ev, err := cmds.Registry().Decode(e.Type, e.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rf := ev.(*contact.ReminderFired)
+				fired[rf.Kind+" "+rf.TaskID]++
+				if e.Metadata.Actor != reminders.Actor || !e.OccurredAt.Equal(at(rf.FireAt)) {
+					t.Errorf("%s fired by %s at %s (fire_at %s)", rf.Kind, e.Metadata.Actor, e.OccurredAt, rf.FireAt)
+				}
+			case contact.TypeTaskScheduled:
+				if e.Metadata.Actor == reminders.Actor {
+					ev, err := cmds.Registry().Decode(e.Type, e.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					reactivation = append(reactivation, ev.(*contact.TaskScheduled).TaskID)
+				}
+			}
+		}
+		if len(reactivation) != 1 {
+			t.Fatalf("%d reactivation tasks, want 1", len(reactivation))
+		}
+		want := map[string]int{"dormant ": 1, "task_due " + t1: 1, "task_due " + t2: 1, "task_overdue " + t1: 1,
+			"task_due " + reactivation[0]: 1, "task_overdue " + reactivation[0]: 1}
+		if len(fired) != len(want) {
+			t.Fatalf("fired %v, want %v", fired, want)
+		}
+		for k, n := range want {
+			if fired[k] != n {
+				t.Errorf("%s fired %d times, want %d", k, fired[k], n)
+			}
+		}
+		// A rebuilt schedule holds the firings of the log: nothing fires again.
+		rebuilt := projectiontest.Rebuilt(t, db, store, p)
+		tick(newScheduler(rebuilt), "after a rebuild", 0)
+		if l, b := projectiontest.Dump(t, db, live)["entries"], projectiontest.Dump(t, db, rebuilt)["entries"]; len(l) == 0 || !reflect.DeepEqual(l, b) {
+			t.Errorf("the live schedule differs from a rebuild:\n%v\n%v", l, b)
+		}
+	})
+}

@@ -1,0 +1,142 @@
+package leadscore_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/leadscore"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// benchContacts is the number of contacts of BenchmarkHotList (CRM_BENCH_LEADS_CONTACTS,
+// default 100,000).
+func benchContacts(b *testing.B) int {
+	if v := os.Getenv("CRM_BENCH_LEADS_CONTACTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("CRM_BENCH_LEADS_CONTACTS=%q is not a count", v)
+		}
+		return n
+	}
+	return 100_000
+}
+
+var benchKinds = []string{"call", "email", "meeting", "visit", "webinar", "email_open", "email_click", "inquiry", "document_download"}
+
+// leadEvents creates n contacts over 20 owners, each with 0 to 6 touchpoints over the 180
+// days before now: a few percent of them score 50 or more.
+func leadEvents(n int, now time.Time) []eventstore.Event {
+	rng := rand.New(rand.NewPCG(42, 7))
+	var events []eventstore.Event
+	add := func(stream, typ, data string, at time.Time) {
+		events = append(events, eventstore.Event{ID: fmt.Sprint("e", len(events)), Stream: stream, Position: int64(len(events) + 1),
+			Type: typ, OccurredAt: at, RecordedAt: at, Data: []byte(data)})
+	}
+	for i := range n {
+		id := fmt.Sprintf("c%07d", i)
+		add("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"n","channel":"web_form","owner":"rep-%d"}`, id, i%20),
+			now.AddDate(0, 0, -200))
+		for j := range rng.IntN(7) {
+			at := now.Add(-time.Duration(rng.Int64N(int64(180 * 24 * time.Hour))))
+			add("contact-"+id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%d-%d","kind":%q,"phase":"lead"}`,
+				id, i, j, benchKinds[rng.IntN(len(benchKinds))]), at)
+		}
+	}
+	return events
+}
+
+// BenchmarkHotList asks the hot list (default threshold, the first 100) from 20 clients at
+// once over benchContacts contacts, and reports the latency's p50 and p99; the baseline of
+// the same run is the smallest read of the same tables (the attribute bands), asked the same
+// way.
+func BenchmarkHotList(b *testing.B) {
+	now := time.Now().UTC()
+	events := leadEvents(benchContacts(b), now)
+	p := leadscore.Projection()
+	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
+		b.Run(d.String(), func(b *testing.B) {
+			db := projectiontest.Open(b, d)
+			tables := projections.TablesFor(p, "")
+			ctx := context.Background()
+			if err := db.EnsureSchema(ctx, p, tables); err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < len(events); i += 20_000 {
+				if _, err := db.ApplyBatch(ctx, p, tables, events[i:min(i+20_000, len(events))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if d == projections.Postgres {
+				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			questions := []struct {
+				name string
+				ask  func() (int, error)
+			}{
+				{"baseline: bands", func() (int, error) {
+					var n int
+					err := db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+tables.Name("bands")).Scan(&n)
+					return n, err
+				}},
+				{"hot list", func() (int, error) {
+					a, err := leadscore.QueryLeads(ctx, db, tables, leadscore.LeadParams{AsOf: now})
+					return a.Total, err
+				}},
+				{"hot list of one owner", func() (int, error) {
+					a, err := leadscore.QueryLeads(ctx, db, tables, leadscore.LeadParams{AsOf: now, Owner: "rep-7"})
+					return a.Total, err
+				}},
+				{"min_score 20", func() (int, error) {
+					m := 20.0
+					a, err := leadscore.QueryLeads(ctx, db, tables, leadscore.LeadParams{AsOf: now, MinScore: &m})
+					return a.Total, err
+				}},
+			}
+			for _, q := range questions { // warm the caches: the first reads load the pages
+				if _, err := q.ask(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, q := range questions {
+				b.Run(q.name, func(b *testing.B) {
+					const clients = 20
+					var (
+						mu    sync.Mutex
+						lat   []time.Duration
+						total int
+					)
+					b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0))) // GOMAXPROCS x this goroutines
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							start := time.Now()
+							n, err := q.ask()
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							mu.Lock()
+							lat, total = append(lat, time.Since(start)), n
+							mu.Unlock()
+						}
+					})
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+					b.ReportMetric(float64(total), "total")
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package leadscore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/leadscore"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
+// question is a query of the golden cases: a contact's score when contact is set, else the
+// hot list.
+type question struct {
+	Contact  string    `json:"contact"`
+	AsOf     time.Time `json:"as_of"`
+	MinScore *float64  `json:"min_score"`
+	Owner    string    `json:"owner"`
+	Limit    int       `json:"limit"`
+}
+
+func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
+	var q question
+	if err := json.Unmarshal(raw, &q); err != nil {
+		return nil, err
+	}
+	if q.Contact != "" {
+		return leadscore.QueryContact(ctx, db, t, q.Contact, q.AsOf)
+	}
+	return leadscore.QueryLeads(ctx, db, t, leadscore.LeadParams{AsOf: q.AsOf, MinScore: q.MinScore, Owner: q.Owner, Limit: q.Limit})
+}
+
+func TestGolden(t *testing.T) {
+	projectiontest.RunGolden(t, "testdata", leadscore.Projection(), answer, *update)
+}
+
+func TestApplyModes(t *testing.T) {
+	projectiontest.RunApplyModes(t, "testdata", leadscore.Projection())
+}
+
+func TestQueryRejectsBadParams(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	nan := 0.0
+	nan /= nan
+	tests := []struct {
+		name   string
+		params leadscore.LeadParams
+		field  string
+	}{
+		{"no as_of", leadscore.LeadParams{}, "as_of"},
+		{"negative limit", leadscore.LeadParams{AsOf: asOf, Limit: -1}, "limit"},
+		{"limit too large", leadscore.LeadParams{AsOf: asOf, Limit: leadscore.MaxLimit + 1}, "limit"},
+		{"unknown sort", leadscore.LeadParams{AsOf: asOf, Sort: "name"}, "sort"},
+		{"min_score not a number", leadscore.LeadParams{AsOf: asOf, MinScore: &nan}, "min_score"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(leadscore.Projection(), "")
+		projectiontest.MustApply(t, db, leadscore.Projection(), tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := leadscore.QueryLeads(context.Background(), db, tables, tt.params)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+		if _, err := leadscore.QueryContact(context.Background(), db, tables, "nobody", asOf); domain.ErrorCode(err) != domain.CodeNotFound {
+			t.Errorf("unknown contact: %v", err)
+		}
+	})
+}
+
+// The name is persisted (checkpoints, table names): it must never change.
+func TestName(t *testing.T) {
+	if got := leadscore.Projection().Name(); got != "lead_score" {
+		t.Errorf("name = %q, want %q", got, "lead_score")
+	}
+}

@@ -1,0 +1,407 @@
+package leadscore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/leadscore"
+	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/projections"
+)
+
+// Page sizes of the hot list.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// LeadParams is the question asked of the hot list.
+type LeadParams struct {
+	// AsOf is the business time of the question (required): touchpoints that occurred after
+	// it do not count, and every touchpoint has decayed to it.
+	AsOf time.Time
+	// MinScore keeps the contacts whose score at as_of is at least it; nil: the hot
+	// threshold.
+	MinScore *float64
+	// Owner keeps one owner's contacts.
+	Owner string
+	// Sort is "score" (the default: highest first, then contact id).
+	Sort string
+	// Limit is the page size: DefaultLimit when 0, at most MaxLimit.
+	Limit int
+}
+
+// Leads is the hot list.
+type Leads struct {
+	AsOf         time.Time `json:"as_of"`
+	MinScore     float64   `json:"min_score"`
+	HotThreshold float64   `json:"hot_threshold"`
+	HalfLifeDays float64   `json:"half_life_days"`
+	// Total is how many contacts score at least min_score; Leads is the first page of them.
+	Total int    `json:"total"`
+	Leads []Lead `json:"leads"`
+}
+
+// Lead is one contact of the hot list.
+type Lead struct {
+	ContactID       string  `json:"contact_id"`
+	Owner           string  `json:"owner"`
+	Score           float64 `json:"score"`
+	AttributePoints int64   `json:"attribute_points"`
+	Touchpoints     int     `json:"touchpoints"`
+	// LastTouchpointAt is the latest touchpoint at or before as_of.
+	LastTouchpointAt *time.Time `json:"last_touchpoint_at,omitempty"`
+	// HotSince is when the contact last became hot (a touchpoint took it over the threshold).
+	HotSince *time.Time `json:"hot_since,omitempty"`
+}
+
+type candidate struct {
+	row   scoreRow
+	score float64
+	// exact: score was computed from the touchpoints (tps), not from the kept level.
+	exact bool
+	tps   []leadscore.Touchpoint
+}
+
+// QueryLeads answers the hot list from the tables of set t.
+//
+// A question about now (no touchpoint after as_of) scores the contacts found from their kept
+// level and attribute points; the page answered, and any contact within a millionth of
+// min_score, are scored exactly from their touchpoints. An earlier as_of scores every
+// contact found from its touchpoints (the kept level counts later ones too: it only bounds
+// the score from above, which is what finds them).
+func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams) (Leads, error) {
+	limit := params.Limit
+	switch {
+	case params.AsOf.IsZero():
+		return Leads{}, domain.Invalid("as_of", "is required")
+	case limit == 0:
+		limit = DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		return Leads{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	}
+	if params.Sort != "" && params.Sort != "score" {
+		return Leads{}, domain.Invalid("sort", "%q is not score", params.Sort)
+	}
+	if params.MinScore != nil && (math.IsNaN(*params.MinScore) || math.IsInf(*params.MinScore, 0)) {
+		return Leads{}, domain.Invalid("min_score", "is not a number")
+	}
+	asOf := params.AsOf.UTC()
+	var answer Leads
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		q := &leadQuery{ctx: ctx, db: db, tx: tx, t: t, asOf: asOf}
+		ls, err := readScoring(ctx, db, tx, t)
+		if err != nil {
+			return err
+		}
+		q.ls = ls
+		minScore := ls.HotThreshold
+		if params.MinScore != nil {
+			minScore = *params.MinScore
+		}
+		answer = Leads{AsOf: asOf, MinScore: minScore, HotThreshold: ls.HotThreshold, HalfLifeDays: ls.HalfLifeDays, Leads: []Lead{}}
+		if err := q.judge(); err != nil {
+			return err
+		}
+		found, err := q.find(minScore, params.Owner)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(found, byScore)
+		answer.Total = len(found)
+		page := found[:min(limit, len(found))]
+		if err := q.exact(page); err != nil {
+			return err
+		}
+		slices.SortFunc(page, byScore)
+		for _, c := range page {
+			answer.Leads = append(answer.Leads, c.lead(asOf))
+		}
+		return nil
+	})
+	if err != nil {
+		return Leads{}, err
+	}
+	return answer, nil
+}
+
+func byScore(a, b candidate) int {
+	return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.row.contactID, b.row.contactID))
+}
+
+// leadQuery runs the statements of one hot list in one read transaction.
+type leadQuery struct {
+	ctx  context.Context
+	db   *projections.DB
+	tx   *sql.Tx
+	t    projections.Tables
+	asOf time.Time
+	ls   settings.LeadScoring
+	// now: no touchpoint occurred after as_of, so the kept level is the level at as_of.
+	now bool
+}
+
+func (q *leadQuery) judge() error {
+	var latest sql.NullInt64
+	if err := q.tx.QueryRowContext(q.ctx, `SELECT MAX(last_touch_at) FROM `+q.t.Name(tableScores)).Scan(&latest); err != nil {
+		return fmt.Errorf("latest touchpoint: %w", err)
+	}
+	q.now = !latest.Valid || q.asOf.UnixMicro() >= latest.Int64
+	return nil
+}
+
+// find reads, band by band, the contacts whose score at as_of is at least minScore.
+func (q *leadQuery) find(minScore float64, owner string) ([]candidate, error) {
+	bands, err := readBands(q.ctx, q.db, q.tx, q.t)
+	if err != nil {
+		return nil, err
+	}
+	margin := 1e-6 * max(1, math.Abs(minScore))
+	var found []candidate
+	for _, a := range bands {
+		rows, err := q.candidates(a, minScore, owner)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			c := candidate{row: r}
+			if q.now {
+				c.score = float64(r.attr) + leadscore.Decaying(float64(r.level)/levelScale, q.asOf, q.ls.HalfLifeDays)
+				if r.level == noLevel {
+					c.score = float64(r.attr)
+				}
+			}
+			if !q.now || math.Abs(c.score-minScore) <= margin {
+				if err := q.score(&c); err != nil {
+					return nil, err
+				}
+			}
+			if c.score >= minScore {
+				found = append(found, c)
+			}
+		}
+	}
+	return found, nil
+}
+
+// score scores c exactly from its touchpoints, reading them when the row came without.
+func (q *leadQuery) score(c *candidate) error {
+	if c.exact {
+		return nil
+	}
+	if c.row.touches == "" && c.row.touchCount > 0 {
+		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT touches FROM `+q.t.Name(tableScores)+` WHERE k = ? AND contact_id = ?`),
+			everyone, c.row.contactID).Scan(&c.row.touches)
+		if err != nil {
+			return fmt.Errorf("touchpoints of %s: %w", c.row.contactID, err)
+		}
+	}
+	tps, err := decodeTouches(c.row.touches)
+	if err != nil {
+		return fmt.Errorf("contact %s: %w", c.row.contactID, err)
+	}
+	c.tps, c.exact = tps, true
+	c.score = leadscore.Score(tps, c.row.attributes(), q.ls, q.asOf).Score
+	return nil
+}
+
+// exact scores the page exactly, reading the touchpoints it lacks in one statement.
+func (q *leadQuery) exact(page []candidate) error {
+	var ids []string
+	for _, c := range page {
+		if !c.exact && c.row.touches == "" && c.row.touchCount > 0 {
+			ids = append(ids, c.row.contactID)
+		}
+	}
+	if len(ids) > 0 {
+		cond, arg, err := q.db.Dialect.InKeys("contact_id", ids)
+		if err != nil {
+			return err
+		}
+		rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, touches FROM `+q.t.Name(tableScores)+
+			` WHERE k = ? AND `+cond), everyone, arg)
+		if err != nil {
+			return fmt.Errorf("touchpoints of the page: %w", err)
+		}
+		touches := map[string]string{}
+		for rows.Next() {
+			var id, tt string
+			if err := rows.Scan(&id, &tt); err != nil {
+				rows.Close()
+				return fmt.Errorf("touchpoints of the page: %w", err)
+			}
+			touches[id] = tt
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("touchpoints of the page: %w", err)
+		}
+		for i := range page {
+			if t, ok := touches[page[i].row.contactID]; ok {
+				page[i].row.touches = t
+			}
+		}
+	}
+	for i := range page {
+		if err := q.score(&page[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c candidate) lead(asOf time.Time) Lead {
+	l := Lead{ContactID: c.row.contactID, Owner: c.row.owner, Score: leadscore.Round2(c.score), AttributePoints: c.row.attr}
+	for _, tp := range c.tps {
+		if tp.At.After(asOf) {
+			continue
+		}
+		l.Touchpoints++
+		if l.LastTouchpointAt == nil || tp.At.After(*l.LastTouchpointAt) {
+			at := tp.At
+			l.LastTouchpointAt = &at
+		}
+	}
+	if c.row.hotAt.Valid && c.row.hotAt.Int64 <= asOf.UnixMicro() {
+		at := time.UnixMicro(c.row.hotAt.Int64).UTC()
+		l.HotSince = &at
+	}
+	return l
+}
+
+// candidates reads the contacts with attribute points a whose level could reach minScore at
+// as_of: all of them when a alone reaches it, else those at or above the level floor. Their
+// touchpoints are read only when the question is not about now.
+func (q *leadQuery) candidates(a int64, minScore float64, owner string) ([]scoreRow, error) {
+	where, args := `attr = ?`, []any{a}
+	if owner != "" {
+		where, args = `owner = ? AND attr = ?`, []any{owner, a}
+	}
+	if rest := minScore - float64(a); rest > 0 {
+		// Rounded down when stored, and a little slack here: the exact score decides.
+		floor := leadscore.LevelFloor(rest, q.asOf, q.ls.HalfLifeDays)*levelScale - 1e3
+		if floor > math.MaxInt64/2 {
+			return nil, nil
+		}
+		where += ` AND level >= ?`
+		args = append(args, int64(math.Floor(floor)))
+	}
+	touches := `''`
+	if !q.now {
+		touches = `touches`
+	}
+	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, `+touches+`,
+		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lead scores: %w", err)
+	}
+	defer rows.Close()
+	var list []scoreRow
+	for rows.Next() {
+		r := scoreRow{k: everyone}
+		if err := rows.Scan(&r.contactID, &r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches,
+			&r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint); err != nil {
+			return nil, fmt.Errorf("lead scores: %w", err)
+		}
+		list = append(list, r)
+	}
+	return list, rows.Err()
+}
+
+func readBands(ctx context.Context, db *projections.DB, tx *sql.Tx, t projections.Tables) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT attr FROM `+t.Name(tableBands)+` WHERE contacts > 0 ORDER BY attr`)
+	if err != nil {
+		return nil, fmt.Errorf("lead-score bands: %w", err)
+	}
+	defer rows.Close()
+	var bands []int64
+	for rows.Next() {
+		var a int64
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("lead-score bands: %w", err)
+		}
+		bands = append(bands, a)
+	}
+	return bands, rows.Err()
+}
+
+func readScoring(ctx context.Context, db *projections.DB, tx *sql.Tx, t projections.Tables) (settings.LeadScoring, error) {
+	var value string
+	err := tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT value FROM `+t.Name(tableConfig)+` WHERE name = ?`), configLeadScoring).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return settings.Defaults().LeadScoring, nil
+	}
+	if err != nil {
+		return settings.LeadScoring{}, fmt.Errorf("lead-scoring settings: %w", err)
+	}
+	var ls settings.LeadScoring
+	if err := json.Unmarshal([]byte(value), &ls); err != nil {
+		return ls, fmt.Errorf("lead-scoring settings: %w", err)
+	}
+	return ls, nil
+}
+
+// ContactScore is one contact's score at as_of and where its points come from: each
+// touchpoint's decayed points (rounded to 2 decimals, as the age in days) and each matching
+// attribute rule.
+type ContactScore struct {
+	ContactID    string                      `json:"contact_id"`
+	AsOf         time.Time                   `json:"as_of"`
+	Score        float64                     `json:"score"`
+	HotThreshold float64                     `json:"hot_threshold"`
+	Hot          bool                        `json:"hot"`
+	HalfLifeDays float64                     `json:"half_life_days"`
+	HotSince     *time.Time                  `json:"hot_since,omitempty"`
+	Touchpoints  []leadscore.TouchpointScore `json:"touchpoints"`
+	Rules        []leadscore.RuleScore       `json:"rules"`
+}
+
+// QueryContact answers one contact's score and its breakdown.
+func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables, contactID string, asOf time.Time) (ContactScore, error) {
+	if asOf.IsZero() {
+		return ContactScore{}, domain.Invalid("as_of", "is required")
+	}
+	asOf = asOf.UTC()
+	var answer ContactScore
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		ls, err := readScoring(ctx, db, tx, t)
+		if err != nil {
+			return err
+		}
+		r := scoreRow{k: everyone, contactID: contactID}
+		err = tx.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT owner, title, segment, channel, attr, level, touches, touch_count, last_touch_at,
+			hot_at, hot_touchpoint FROM `+t.Name(tableScores)+` WHERE k = ? AND contact_id = ?`), everyone, contactID).
+			Scan(&r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches, &r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint)
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.NotFound("contact %s not found", contactID)
+		}
+		if err != nil {
+			return fmt.Errorf("lead score of %s: %w", contactID, err)
+		}
+		tps, err := decodeTouches(r.touches)
+		if err != nil {
+			return fmt.Errorf("contact %s: %w", contactID, err)
+		}
+		b := leadscore.Score(tps, r.attributes(), ls, asOf)
+		for i := range b.Touchpoints {
+			b.Touchpoints[i].Points = leadscore.Round2(b.Touchpoints[i].Points)
+			b.Touchpoints[i].AgeDays = leadscore.Round2(b.Touchpoints[i].AgeDays)
+		}
+		answer = ContactScore{ContactID: contactID, AsOf: asOf, Score: leadscore.Round2(b.Score), HotThreshold: ls.HotThreshold,
+			Hot: b.Score >= ls.HotThreshold, HalfLifeDays: ls.HalfLifeDays, Touchpoints: b.Touchpoints, Rules: b.Rules}
+		if r.hotAt.Valid && r.hotAt.Int64 <= asOf.UnixMicro() {
+			at := time.UnixMicro(r.hotAt.Int64).UTC()
+			answer.HotSince = &at
+		}
+		return nil
+	})
+	return answer, err
+}
