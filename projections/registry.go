@@ -32,6 +32,7 @@ const switchedAtLayout = "2006-01-02T15:04:05.000000Z"
 func registrySchema() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + CheckpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (set_name TEXT PRIMARY KEY, changes BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + SetsTable + ` (
 			projection  TEXT    NOT NULL,
 			version     INTEGER NOT NULL,
