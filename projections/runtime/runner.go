@@ -767,10 +767,10 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 // gate is the projection as DB.Apply sees it: it parks what must wait and applies the rest.
 type gate struct {
 	projections.Projection
-	r     *Runner
-	pj    *projector
-	park  map[string]projections.ParkNote
-	now   time.Time
+	r    *Runner
+	pj   *projector
+	park map[string]projections.ParkNote
+	now  time.Time
 	// blocked counts the parked events of the transaction's streams before it (read under
 	// the set's lock), newly those it parked.
 	blocked map[string]int
