@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/lease"
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 	"github.com/eventcrm/crm/projections/timetravel"
@@ -39,6 +40,7 @@ type background struct {
 	dealWon  *processes.DealWon
 	rebuilds *rebuild.Rebuilds
 	travel   *timetravel.TimeTravel
+	leases   *lease.Manager
 	log      watermill.LoggerAdapter
 }
 
@@ -50,11 +52,21 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
+	// Servers sharing the read-model database (PostgreSQL) split the background work by
+	// lease: one applies each projection, one runs the process manager, one takes the
+	// snapshots. On SQLite this process owns them all.
+	leases, err := lease.New(lease.Config{DB: db, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := leases.Init(ctx); err != nil {
+		return nil, err
+	}
 	subscriber := func(group string) (message.Subscriber, error) {
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
 	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, ps...)
+		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log, Leases: leases}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +75,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 		return nil, fmt.Errorf("read models: %w", err)
 	}
 	dealWon, err := processes.NewDealWon(processes.Config{Commands: cmds, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, Logger: log})
+		Decode: wmstore.EventFromMessage, Logger: log, Hold: leases.Hold})
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +90,8 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err := travel.Init(ctx); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log}, nil
+	log.Info("Background work shared by lease", watermill.LogFields{"node": leases.Node(), "lease_ttl": leases.TTL()})
+	return &background{runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, leases: leases, log: log}, nil
 }
 
 // start runs the background work until the returned stop is called; stop waits for it.
@@ -90,10 +103,20 @@ func (b *background) start() (stop func()) {
 	wg.Go(func() { _ = b.dealWon.Run(ctx) })
 	// Snapshots for time travel follow the log a little behind: a question replays at most
 	// the events since the last one.
+	// One server takes them (SnapshotLease).
 	wg.Go(func() {
-		b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
-			b.log.Error("Time-travel snapshots failed, retrying", err, nil)
-		})
+		for ctx.Err() == nil {
+			err := b.leases.Hold(ctx, SnapshotLease, func(ctx context.Context) error {
+				b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
+					b.log.Error("Time-travel snapshots failed, retrying", err, nil)
+				})
+				return ctx.Err()
+			})
+			if err != nil && ctx.Err() == nil {
+				b.log.Info("Time-travel snapshots handed over", watermill.LogFields{"reason": err.Error()})
+				_ = projections.Sleep(ctx, time.Second)
+			}
+		}
 	})
 	return func() {
 		// A rebuild cut off here resumes from its checkpoint next time.
@@ -103,6 +126,9 @@ func (b *background) start() (stop func()) {
 		_ = b.travel.Close(context.Background())
 	}
 }
+
+// SnapshotLease is the persisted name of the lease of the time-travel snapshot job.
+const SnapshotLease = "timetravel:snapshots"
 
 // snapshotInterval is how often `crm serve` looks for time-travel snapshots to take.
 const snapshotInterval = 10 * time.Second

@@ -61,6 +61,13 @@ type Config struct {
 	// RestartDelay is the first pause before a stopped handler starts again; it doubles up to
 	// MaxRestartDelay.
 	RestartDelay, MaxRestartDelay time.Duration
+	// Hold, when set, runs the handler only while this server holds the lease name, standing
+	// by until it does, and under a context that ends when the lease is lost (see package
+	// projections/lease: Manager.Hold). One server of a deployment then acts; the others
+	// take over when it stops. Its effects need no fencing beyond that: every command it
+	// issues carries an idempotency key derived from the event, so an old owner that acts
+	// once more after a takeover appends nothing twice.
+	Hold func(ctx context.Context, name string, work func(ctx context.Context) error) error
 }
 
 func (c *Config) setDefaults() {
@@ -246,7 +253,12 @@ func (m *DealWon) skip(e eventstore.Event, why string, err error) error {
 func (m *DealWon) Run(ctx context.Context) error {
 	delay := m.cfg.RestartDelay
 	for {
-		err := m.runOnce(ctx)
+		var err error
+		if m.cfg.Hold != nil {
+			err = m.cfg.Hold(ctx, DealWonGroup, m.runOnce)
+		} else {
+			err = m.runOnce(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -65,7 +65,7 @@ func (s *Server) MountReadModels(rm ReadModels) {
 	v1 := prefixed{s.router, "/v1"}
 	v1.Handle("/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		st, err := rm.Runner.Status(r.Context())
-		return map[string]any{"projections": st}, 0, err
+		return map[string]any{"projections": st, "feed": rm.Runner.Feed()}, 0, err
 	}))).Methods(http.MethodGet)
 	v1.Handle("/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		return listParked(r, rm.Runner)
