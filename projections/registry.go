@@ -222,8 +222,8 @@ func (db *DB) DropSet(ctx context.Context, p Projection, t Tables, sameVersion b
 	for _, name := range names {
 		// A searched table's companion (see Dialect.TextSearch) goes with it.
 		for _, n := range []string{name, name + SearchTableSuffix} {
-			if _, err := db.SQL.ExecContext(ctx, `DROP TABLE IF EXISTS `+n); err != nil {
-				return fmt.Errorf("drop %s: %w", n, err)
+			if err := db.dropTable(ctx, n); err != nil {
+				return err
 			}
 		}
 	}

@@ -99,3 +99,33 @@ func (db *DB) ParkedInStream(ctx context.Context, t Tables, stream string) (int,
 	}
 	return n, nil
 }
+
+// DropLockTimeout bounds how long dropping a table waits for the transactions reading it
+// (Features.BoundedLockWait): the drop fails and is tried again later.
+const DropLockTimeout = "5s"
+
+// dropTable drops table name, in a transaction of its own that waits for locks no longer
+// than the dialect bounds it.
+func (db *DB) dropTable(ctx context.Context, name string) error {
+	bound := db.Dialect.Features().BoundedLockWait
+	if bound == "" {
+		if _, err := db.SQL.ExecContext(ctx, `DROP TABLE IF EXISTS `+name); err != nil {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+		return nil
+	}
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	for _, q := range []string{bound, `DROP TABLE IF EXISTS ` + name} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("drop %s: %w", name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("drop %s: %w", name, err)
+	}
+	return nil
+}

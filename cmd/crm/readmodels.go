@@ -83,7 +83,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, ps...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery, Node: leases.Node()}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,13 @@ func (b *background) start() (stop func()) {
 	wg.Go(func() { _ = b.dealWon.Run(ctx) })
 	// Snapshots for time travel follow the log a little behind: a question replays at most
 	// the events since the last one.
-	// One server takes them (SnapshotLease).
+	// Every server keeps the temporary sets of its questions alive; one takes the
+	// snapshots (SnapshotLease).
+	wg.Go(func() {
+		b.travel.KeepOwned(ctx, func(err error) {
+			b.log.Error("Time-travel heartbeat failed, retrying", err, nil)
+		})
+	})
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			err := b.leases.Hold(ctx, SnapshotLease, func(ctx context.Context) error {
