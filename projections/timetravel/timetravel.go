@@ -298,7 +298,7 @@ func (tt *TimeTravel) build(ctx context.Context, p projections.Projection, t pro
 	if err := tt.drop(ctx, p, t); err != nil {
 		return err
 	}
-	listPosition := int64(-1) // not usable until complete
+	listPosition := int64(-1)              // not usable until complete
 	if err := tt.own(ctx, t); err != nil { // before it is listed: never an orphan to the others
 		return err
 	}
