@@ -10,10 +10,12 @@
 // whole TTL), so a node that lost a lease stops its in-flight work within a TTL.
 //
 // Fencing: a transaction that writes on behalf of a lease calls Lease.Check inside the
-// transaction. Check locks the lease row (FOR SHARE) and fails with ErrLost unless it still
-// holds the epoch the work started with. A takeover updates that row, so it waits for such a
-// transaction to end, and once it has committed every later Check of the old owner fails:
-// a node that lost its lease cannot write after the new owner starts.
+// transaction. Check locks the lease row (FOR KEY SHARE) and fails with ErrLost unless it
+// still holds the epoch the work started with. A takeover locks that row FOR UPDATE first, so
+// it waits for such a transaction to end, and once it has committed every later Check of the
+// old owner fails: a node that lost its lease cannot write after the new owner starts. A
+// renewal only updates the expiry, which FOR KEY SHARE lets through: a long apply
+// transaction never holds up its own heartbeat.
 //
 // On SQLite one process owns the database, so it owns every lease: Hold runs the work at
 // once, and Check has nothing to check.
@@ -176,7 +178,7 @@ func (l *Lease) Check(ctx context.Context, tx *projections.Tx) error {
 		return nil
 	}
 	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM `+Table+` WHERE name = ? AND node = ? AND epoch = ? FOR SHARE`,
+	err := tx.QueryRow(ctx, `SELECT 1 FROM `+Table+` WHERE name = ? AND node = ? AND epoch = ? FOR KEY SHARE`,
 		l.Name, l.Node, l.Epoch).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%s (epoch %d): %w", l.Name, l.Epoch, ErrLost)
@@ -257,7 +259,7 @@ func (m *Manager) wait(ctx context.Context, name string) (*Lease, error) {
 // it). A cheap read comes first, so standby nodes do not lock the row of a held lease.
 func (m *Manager) tryAcquire(ctx context.Context, name string) (*Lease, error) {
 	var free bool
-	err := m.db.SQL.QueryRowContext(ctx, `SELECT expires_at < now() FROM `+Table+` WHERE name = $1`, name).Scan(&free)
+	err := m.db.SQL.QueryRowContext(ctx, `SELECT expires_at < clock_timestamp() FROM `+Table+` WHERE name = $1`, name).Scan(&free)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -265,17 +267,31 @@ func (m *Manager) tryAcquire(ctx context.Context, name string) (*Lease, error) {
 	case !free:
 		return nil, nil
 	}
+	tx, err := m.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("take lease %s: %w", name, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	// Waits for the old owner's transactions that checked the lease (see Check).
+	if err := tx.QueryRowContext(ctx, `SELECT expires_at < clock_timestamp() FROM `+Table+` WHERE name = $1 FOR UPDATE`, name).Scan(&free); err == nil && !free {
+		return nil, nil // renewed meanwhile
+	} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("take lease %s: %w", name, err)
+	}
 	var epoch int64
-	err = m.db.SQL.QueryRowContext(ctx, `INSERT INTO `+Table+` (name, node, epoch, expires_at, acquired_at)
-		VALUES ($1, $2, 1, now() + $3 * interval '1 millisecond', now())
+	err = tx.QueryRowContext(ctx, `INSERT INTO `+Table+` (name, node, epoch, expires_at, acquired_at)
+		VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond', clock_timestamp())
 		ON CONFLICT (name) DO UPDATE SET node = excluded.node, epoch = `+Table+`.epoch + 1,
 			expires_at = excluded.expires_at, acquired_at = excluded.acquired_at
-		WHERE `+Table+`.expires_at < now()
+		WHERE `+Table+`.expires_at < clock_timestamp()
 		RETURNING epoch`, name, m.cfg.Node, m.cfg.TTL.Milliseconds()).Scan(&epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil // taken by another node meanwhile
 	}
 	if err != nil {
+		return nil, fmt.Errorf("take lease %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("take lease %s: %w", name, err)
 	}
 	return &Lease{Name: name, Node: m.cfg.Node, Epoch: epoch}, nil

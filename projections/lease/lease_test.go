@@ -175,3 +175,28 @@ func TestLocalDatabaseOwnsEverything(t *testing.T) {
 		t.Errorf("Hold on SQLite: ran %v, err %v", ran, err)
 	}
 }
+
+// A long transaction that checked the lease does not hold up the lease's own renewals.
+func TestLongCheckedTransactionKeepsTheLease(t *testing.T) {
+	schema := projectiontest.FreshSchema(t, "lease_test_")
+	a, adb := node(t, schema, "a")
+	err := a.Hold(context.Background(), "projection:x", func(ctx context.Context) error {
+		tx, err := adb.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck
+		if err := lease.FromContext(ctx).Check(ctx, tx); err != nil {
+			return err
+		}
+		select {
+		case <-time.After(3 * a.TTL()):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		return tx.Commit()
+	})
+	if err != nil {
+		t.Fatalf("Hold = %v, want the lease kept through a long transaction", err)
+	}
+}
