@@ -101,7 +101,8 @@ func (n *node) kill() {
 	n.cmd = nil
 }
 
-// call sends a request; it returns the status and the decoded answer.
+// call sends a request; it returns the status (0 when there was no answer: the command may
+// or may not have been recorded) and the decoded answer.
 func (n *node) call(method, path, body string) (int, map[string]any) {
 	var rd io.Reader
 	if body != "" {
@@ -152,6 +153,7 @@ func (n *node) projections() (map[string]map[string]any, map[string]any) {
 // said lag 0 while the feed was stalled.
 func TestSeveralServers(t *testing.T) {
 	t.Parallel()
+	began := time.Now()
 	store := freshSchema(t)
 	nodes := make([]*node, 3)
 	for i := range nodes { // one after the other: the first creates the schema
@@ -172,8 +174,9 @@ func TestSeveralServers(t *testing.T) {
 	for w := range 3 {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				if err := writeJourney(current, w+i, &won); err == nil {
+				if err := writeJourney(current, w+3*i, &won); err == nil {
 					written.Add(1)
+					time.Sleep(20 * time.Millisecond) // a steady load, not a flood: 2 cores
 				} else {
 					time.Sleep(50 * time.Millisecond) // a server killed or starting
 				}
@@ -185,7 +188,7 @@ func TestSeveralServers(t *testing.T) {
 	// time how long until a write on another server reaches the board.
 	var takeovers []time.Duration
 	for round := range 3 {
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Second)
 		victim := ownerOf(t, nodes, "pipeline_board")
 		mu.Lock()
 		n := nodes[victim]
@@ -212,21 +215,26 @@ func TestSeveralServers(t *testing.T) {
 
 	// A transaction with an id holds back the feed at a gap while commands go on: every
 	// server says stalled, none says lag 0.
+	t.Logf("%.1fs: kills done", time.Since(began).Seconds())
 	stallFeed(t, store, nodes, current)
+	t.Logf("%.1fs: stall seen", time.Since(began).Seconds())
 
 	stopWriting()
 	wg.Wait()
 	t.Logf("%d journeys written", written.Load())
 
 	waitDealWon(t, nodes[0], &won)
+	t.Logf("%.1fs: deal-won effects seen", time.Since(began).Seconds())
 	head := converge(t, nodes)
+	t.Logf("%.1fs: converged", time.Since(began).Seconds())
 	assertSameAnswers(t, nodes, head)
-	assertDealWonOnce(t, nodes[0], &won)
+	assertDealWonOnce(t, nodes, &won)
 	for _, n := range nodes {
 		if list := n.mustCall("GET", "/v1/projections/parked", "")["parked"].([]any); len(list) != 0 {
 			t.Errorf("%s: parked %v", n.addr, list)
 		}
 	}
+	t.Logf("%.1fs: answers compared", time.Since(began).Seconds())
 	for name := range mustProjections(t, nodes[0]) {
 		out, _, err := crm(t, map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir()}, "projections", "diff", name, "--quiet")
 		if err != nil || !strings.Contains(out, "identical") || strings.Contains(out, "added") {
@@ -244,7 +252,7 @@ func writeJourney(server func(int) *node, i int, won *sync.Map) error {
 		return fmt.Errorf("create contact: %d", code)
 	}
 	id := c["id"].(string)
-	if code, _ := n(1).call("POST", "/v1/contacts/"+id+"/phase", `{"phase":"approach"}`); code >= 300 {
+	if code, _ := n(1).call("POST", "/v1/contacts/"+id+"/phase", `{"phase":"approach"}`); code != http.StatusOK {
 		return fmt.Errorf("phase: %d", code)
 	}
 	code, d := n(2).call("POST", "/v1/deals", `{"contact_id":"`+id+`","title":"Plan","amount":5000,"currency":"JPY"}`)
@@ -253,7 +261,7 @@ func writeJourney(server func(int) *node, i int, won *sync.Map) error {
 	}
 	if i%2 == 0 {
 		dealID := d["id"].(string)
-		if code, _ := n(0).call("POST", "/v1/deals/"+dealID+"/win", `{}`); code >= 300 {
+		if code, _ := n(0).call("POST", "/v1/deals/"+dealID+"/win", `{}`); code != http.StatusOK {
 			return fmt.Errorf("win: %d", code)
 		}
 		won.Store(id, dealID)
@@ -334,8 +342,12 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 				}
 			}
 			if feed["stalled"] == true {
+				seen := stalled[i] // the states of the answer before were read before the feed
 				stalled[i] = true
 				for name, p := range ps {
+					if !seen {
+						break
+					}
 					if p["state"] != "stalled" && p["lag"].(map[string]any)["events"].(float64) > 0 {
 						t.Errorf("server %d: %s is %v while the feed is stalled", i, name, p["state"])
 					}
@@ -378,6 +390,7 @@ func converge(t *testing.T, nodes []*node) int64 {
 				ps, feed := n.projections()
 				t.Logf("%s: feed %v projections %v", n.addr, feed, ps)
 			}
+			logOldTransactions(t)
 			t.Fatal("the servers did not reach the store's head within 60s")
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -388,12 +401,17 @@ func converge(t *testing.T, nodes []*node) int64 {
 func assertSameAnswers(t *testing.T, nodes []*node, head int64) {
 	t.Helper()
 	min := "?min_position=" + strconv.FormatInt(head, 10)
+	asOf := "&as_of=" + time.Now().UTC().Format(time.RFC3339) // answers about now differ by the moment asked
 	paths := []string{"/v1/pipeline/board", "/v1/analytics/journey-map", "/v1/analytics/churn-points", "/v1/tasks",
 		"/v1/contacts", "/v1/deals"}
 	for _, path := range paths {
 		var first any
 		for i, n := range nodes {
-			ans := n.mustCall("GET", path+min, "")
+			q := path + min
+			if path != "/v1/contacts" && path != "/v1/deals" {
+				q += asOf
+			}
+			ans := n.mustCall("GET", q, "")
 			if f, ok := ans["freshness"].(map[string]any); ok && f["stale"] == true {
 				t.Errorf("%s on server %d is stale at %d: %v", path, i, head, f)
 			}
@@ -404,7 +422,13 @@ func assertSameAnswers(t *testing.T, nodes []*node, head int64) {
 			if i == 0 {
 				first = data
 			} else if !reflect.DeepEqual(first, data) {
-				t.Errorf("%s differs between server 0 and server %d", path, i)
+				a, _ := json.Marshal(first)
+				b, _ := json.Marshal(data)
+				k := 0
+				for k < len(a) && k < len(b) && a[k] == b[k] {
+					k++
+				}
+				t.Errorf("%s differs between server 0 and server %d from byte %d:\n%.300s\n%.300s", path, i, k, a[max(0, k-100):], b[max(0, k-100):])
 			}
 		}
 	}
@@ -412,8 +436,9 @@ func assertSameAnswers(t *testing.T, nodes []*node, head int64) {
 
 // assertDealWonOnce checks that the contact of every won deal was moved to won once, by the
 // deal-won process.
-func assertDealWonOnce(t *testing.T, n *node, won *sync.Map) {
+func assertDealWonOnce(t *testing.T, nodes []*node, won *sync.Map) {
 	t.Helper()
+	n := nodes[0]
 	count := 0
 	won.Range(func(contactID, _ any) bool {
 		count++
@@ -424,12 +449,27 @@ func assertDealWonOnce(t *testing.T, n *node, won *sync.Map) {
 			}
 		}
 		if moves != 1 {
-			t.Errorf("contact %s moved %d times by the deal-won process, want once", contactID, moves)
+			h, _ := json.Marshal(n.mustCall("GET", "/v1/contacts/"+contactID.(string)+"/history", "")["events"])
+			t.Errorf("contact %s moved %d times by the deal-won process, want once: %.1500s", contactID, moves, h)
 		}
 		return true
 	})
 	if count == 0 {
 		t.Error("no deal was won")
+	}
+	if t.Failed() {
+		for _, n := range nodes {
+			lost := 0
+			for _, l := range strings.Split(n.logs.String(), "\n") {
+				if strings.Contains(l, "Deal") || strings.Contains(l, "deal") {
+					t.Log(l)
+				}
+				if strings.Contains(l, "Lease lost") {
+					lost++
+				}
+			}
+			t.Logf("%s: %d leases lost", n.addr, lost)
+		}
 	}
 }
 
@@ -452,4 +492,34 @@ func waitDealWon(t *testing.T, n *node, won *sync.Map) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// logOldTransactions logs the transactions of the PostgreSQL cluster that hold back the feed.
+func logOldTransactions(t *testing.T) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, postgresURL())
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pid, coalesce(backend_xid::text, ''), coalesce(backend_xmin::text, ''),
+		coalesce(extract(epoch FROM now() - xact_start), 0)::float8, coalesce(state, ''), left(query, 200)
+		FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL ORDER BY xact_start LIMIT 10`)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			pid              int
+			xid, xmin, state string
+			age              float64
+			query            string
+		)
+		if err := rows.Scan(&pid, &xid, &xmin, &age, &state, &query); err == nil {
+			t.Logf("pid %d xid %s xmin %s open %.1fs %s: %s", pid, xid, xmin, age, state, query)
+		}
+	}
 }

@@ -270,7 +270,11 @@ func (m *DealWon) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		delay = min(2*delay, m.cfg.MaxRestartDelay)
+		if m.cfg.Hold == nil {
+			// Under a lease the pause stays short: a server that lost the lease (and stands
+			// by again after the pause) is one of those that take it over.
+			delay = min(2*delay, m.cfg.MaxRestartDelay)
+		}
 	}
 }
 
