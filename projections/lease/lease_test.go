@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,5 +199,31 @@ func TestLongCheckedTransactionKeepsTheLease(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("Hold = %v, want the lease kept through a long transaction", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	db := projectiontest.SQLite(t)
+	tests := []struct {
+		name string
+		cfg  lease.Config
+		want string
+	}{
+		{"defaults", lease.Config{DB: db}, ""},
+		{"no database", lease.Config{}, "no database"},
+		{"short ttl", lease.Config{DB: db, TTL: 50 * time.Millisecond, Renew: 10 * time.Millisecond}, "lease ttl 50ms"},
+		{"renewal too slow", lease.Config{DB: db, TTL: time.Second, Renew: 600 * time.Millisecond}, "lease renewal every 600ms"},
+		{"negative poll", lease.Config{DB: db, Poll: -time.Second}, "lease poll -1s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := lease.New(tc.cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("New = %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("New = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
