@@ -45,9 +45,10 @@ type background struct {
 }
 
 // newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
-// time-travel snapshot interval (0: the default).
+// time-travel snapshot interval (0: the default), stallAfter how long a feed may stand still
+// before it is reported stalled (0: the default).
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler,
-	ps []projections.Projection, snapshotEvery int64, log watermill.LoggerAdapter) (*background, error) {
+	ps []projections.Projection, snapshotEvery int64, stallAfter time.Duration, log watermill.LoggerAdapter) (*background, error) {
 	cps, err := consumerCheckpoints(ctx, store, db)
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
 	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log, Leases: leases}, ps...)
+		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log, Leases: leases, StallAfter: stallAfter}, ps...)
 	if err != nil {
 		return nil, err
 	}
