@@ -370,7 +370,7 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 // returns it.
 func converge(t *testing.T, nodes []*node) int64 {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		var head int64
 		done := true
@@ -396,7 +396,7 @@ func converge(t *testing.T, nodes []*node) int64 {
 				t.Logf("%s: feed %v projections %v", n.addr, feed, ps)
 			}
 			logOldTransactions(t)
-			t.Fatal("the servers did not reach the store's head within 60s")
+			t.Fatal("the servers did not reach the store's head within 90s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -482,7 +482,9 @@ func assertDealWonOnce(t *testing.T, nodes []*node, won *sync.Map) {
 // process (it reacts after the deal is won, on whichever server holds its lease).
 func waitDealWon(t *testing.T, n *node, won *sync.Map) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: every feed of the PostgreSQL cluster waits for its oldest transaction, and
+	// the machine is shared.
+	deadline := time.Now().Add(90 * time.Second)
 	won.Range(func(contactID, _ any) bool {
 		for {
 			for _, e := range n.mustCall("GET", "/v1/contacts/"+contactID.(string)+"/history", "")["events"].([]any) {
@@ -491,7 +493,7 @@ func waitDealWon(t *testing.T, n *node, won *sync.Map) {
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Errorf("contact %s not moved by the deal-won process after 30s", contactID)
+				t.Errorf("contact %s not moved by the deal-won process after 90s", contactID)
 				return false
 			}
 			time.Sleep(50 * time.Millisecond)
