@@ -154,3 +154,12 @@ type Checkpoints interface {
 	// SaveCheckpoint saves the position of name.
 	SaveCheckpoint(ctx context.Context, name string, position int64) error
 }
+
+// Heads is implemented by stores that tell their last committed position in one cheap
+// query, whether or not ReadAll may return it yet (on PostgreSQL an earlier position may
+// still commit, and ReadAll waits for it). Lag is measured against it, and a feed held back
+// behind a long transaction shows as a head that readers do not reach.
+type Heads interface {
+	// LastPosition returns the highest committed position (0 for an empty log).
+	LastPosition(ctx context.Context) (int64, error)
+}

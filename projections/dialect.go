@@ -95,6 +95,11 @@ type Features struct {
 	IndexesSideBySide bool
 	// SnapshotFiles: a set can be copied into a file of its own (time-travel snapshots).
 	SnapshotFiles bool
+	// BoundedLockWait is run first in a transaction that drops tables, so that it gives up
+	// rather than wait without end for a lock (and queue every reader of the table behind
+	// it) while another server's transaction reads the table ("" when writers take turns
+	// anyway).
+	BoundedLockWait string
 }
 
 // TableColumns are the columns of a table in their order, those holding text, and the

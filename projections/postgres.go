@@ -24,6 +24,7 @@ func (postgres) Features() Features {
 		LaxCommit:         `SET LOCAL synchronous_commit = off`,
 		Unlogged:          true,
 		IndexesSideBySide: true,
+		BoundedLockWait:   `SET LOCAL lock_timeout = '` + DropLockTimeout + `'`,
 	}
 }
 

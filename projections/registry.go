@@ -32,6 +32,7 @@ const switchedAtLayout = "2006-01-02T15:04:05.000000Z"
 func registrySchema() []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + CheckpointsTable + ` (set_name TEXT PRIMARY KEY, position BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (set_name TEXT PRIMARY KEY, changes BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + SetsTable + ` (
 			projection  TEXT    NOT NULL,
 			version     INTEGER NOT NULL,
@@ -221,8 +222,8 @@ func (db *DB) DropSet(ctx context.Context, p Projection, t Tables, sameVersion b
 	for _, name := range names {
 		// A searched table's companion (see Dialect.TextSearch) goes with it.
 		for _, n := range []string{name, name + SearchTableSuffix} {
-			if _, err := db.SQL.ExecContext(ctx, `DROP TABLE IF EXISTS `+n); err != nil {
-				return fmt.Errorf("drop %s: %w", n, err)
+			if err := db.dropTable(ctx, n); err != nil {
+				return err
 			}
 		}
 	}

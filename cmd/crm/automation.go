@@ -4,17 +4,17 @@ import (
 	"context"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
-
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
 	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
+	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/schedule"
 )
 
@@ -23,7 +23,8 @@ import (
 // and the scheduler of the time-driven triggers; zone is the business time zone of the due
 // dates they set.
 func (b *background) automate(cmds *commands.Handler, zone *time.Location) error {
-	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone}
+	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone,
+		Hold: b.leases.Hold}
 	hot, err := processes.NewHotLead(cfg)
 	if err != nil {
 		return err
@@ -52,7 +53,8 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location) error
 	if err != nil {
 		return err
 	}
-	b.automation = append(b.automation, sched.Run)
+	// One server fires the deadlines: the holder of the reminders' lease.
+	b.automation = append(b.automation, func(ctx context.Context) { b.holdForever(ctx, "reminders", sched.Run) })
 	return nil
 }
 
@@ -67,6 +69,22 @@ func (b *background) webhooks(ctx context.Context, cfg config.Config, store even
 	if err != nil {
 		return nil, err
 	}
-	b.automation = append(b.automation, svc.Run)
+	// One server delivers: the holder of the webhooks' lease.
+	b.automation = append(b.automation, func(ctx context.Context) { b.holdForever(ctx, "webhooks", svc.Run) })
 	return svc, nil
+}
+
+// holdForever runs work while this server holds the lease name, standing by while another
+// server holds it, until ctx ends (see package projections/lease).
+func (b *background) holdForever(ctx context.Context, name string, work func(ctx context.Context)) {
+	for ctx.Err() == nil {
+		err := b.leases.Hold(ctx, name, func(ctx context.Context) error {
+			work(ctx)
+			return ctx.Err()
+		})
+		if err != nil && ctx.Err() == nil {
+			b.log.Info("Background work handed over", watermill.LogFields{"lease": name, "reason": err.Error()})
+			_ = projections.Sleep(ctx, time.Second)
+		}
+	}
 }

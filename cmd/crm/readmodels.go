@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/lease"
 	"github.com/eventcrm/crm/projections/rebuild"
 	"github.com/eventcrm/crm/projections/runtime"
 	"github.com/eventcrm/crm/projections/timetravel"
@@ -42,6 +43,7 @@ type background struct {
 	dealWon  *processes.DealWon
 	rebuilds *rebuild.Rebuilds
 	travel   *timetravel.TimeTravel
+	leases   *lease.Manager
 	log      watermill.LoggerAdapter
 	// subscriber makes the subscribers of the consumer groups; automation is the rest of
 	// what runs beside the server (see automate), each until its context ends.
@@ -50,18 +52,29 @@ type background struct {
 }
 
 // newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
-// time-travel snapshot interval (0: the default).
+// time-travel snapshot interval (0: the default), stallAfter how long a feed may stand still
+// before it is reported stalled (0: the default).
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler,
-	ps []projections.Projection, snapshotEvery int64, log watermill.LoggerAdapter) (*background, error) {
+	ps []projections.Projection, snapshotEvery int64, stallAfter time.Duration, log watermill.LoggerAdapter) (*background, error) {
 	cps, err := consumerCheckpoints(ctx, store, db)
 	if err != nil {
+		return nil, err
+	}
+	// Servers sharing the read-model database (PostgreSQL) split the background work by
+	// lease: one applies each projection, one runs the process manager, one takes the
+	// snapshots. On SQLite this process owns them all.
+	leases, err := lease.New(lease.Config{DB: db, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := leases.Init(ctx); err != nil {
 		return nil, err
 	}
 	subscriber := func(group string) (message.Subscriber, error) {
 		return wmstore.NewSubscriber(store, wmstore.SubscriberConfig{ConsumerGroup: group, Checkpoints: cps}, log)
 	}
 	runner, err := runtime.NewRunner(runtime.RunnerConfig{DB: db, Store: store, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log}, ps...)
+		Decode: wmstore.EventFromMessage, AdvanceGroup: advanceGroup(cps), Logger: log, Leases: leases, StallAfter: stallAfter}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +83,7 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 		return nil, fmt.Errorf("read models: %w", err)
 	}
 	dealWon, err := processes.NewDealWon(processes.Config{Commands: cmds, NewSubscriber: subscriber,
-		Decode: wmstore.EventFromMessage, Logger: log})
+		Decode: wmstore.EventFromMessage, Logger: log, Hold: leases.Hold})
 	if err != nil {
 		return nil, err
 	}
@@ -78,15 +91,16 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery}, ps...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery, Node: leases.Node()}, ps...)
 	if err != nil {
 		return nil, err
 	}
 	if err := travel.Init(ctx); err != nil {
 		return nil, fmt.Errorf("time travel: %w", err)
 	}
-	return &background{store: store, db: db, ps: ps, runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, log: log,
-		subscriber: subscriber}, nil
+	log.Info("Background work shared by lease", watermill.LogFields{"node": leases.Node(), "lease_ttl": leases.TTL()})
+	return &background{store: store, db: db, ps: ps, runner: runner, dealWon: dealWon, rebuilds: rebuilds, travel: travel, leases: leases,
+		log: log, subscriber: subscriber}, nil
 }
 
 // purger is what follows an erasure here.
@@ -106,9 +120,18 @@ func (b *background) start() (stop func()) {
 	}
 	// Snapshots for time travel follow the log a little behind: a question replays at most
 	// the events since the last one.
+	// Every server keeps the temporary sets of its questions alive; one takes the
+	// snapshots (SnapshotLease).
 	wg.Go(func() {
-		b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
-			b.log.Error("Time-travel snapshots failed, retrying", err, nil)
+		b.travel.KeepOwned(ctx, func(err error) {
+			b.log.Error("Time-travel heartbeat failed, retrying", err, nil)
+		})
+	})
+	wg.Go(func() {
+		b.holdForever(ctx, SnapshotLease, func(ctx context.Context) {
+			b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
+				b.log.Error("Time-travel snapshots failed, retrying", err, nil)
+			})
 		})
 	})
 	return func() {
@@ -119,6 +142,9 @@ func (b *background) start() (stop func()) {
 		_ = b.travel.Close(context.Background())
 	}
 }
+
+// SnapshotLease is the persisted name of the lease of the time-travel snapshot job.
+const SnapshotLease = "timetravel:snapshots"
 
 // snapshotInterval is how often `crm serve` looks for time-travel snapshots to take.
 const snapshotInterval = 10 * time.Second

@@ -77,6 +77,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	stallAfter, err := cfg.StallAfter()
+	if err != nil {
+		return err
+	}
 	rms, err := readModels(cfg)
 	if err != nil {
 		return err
@@ -88,7 +92,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
 	cmds := commands.NewHandler(m.Store(appends), commands.WithShredder(sealed.Codec()))
-	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, stallAfter, newWatermillLogger(log))
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,13 @@ type Config struct {
 	// Zone is the business time zone: the due dates of the tasks the follow-up processes
 	// schedule are business dates (nil: UTC).
 	Zone *time.Location
+	// Hold, when set, runs the handler only while this server holds the lease name, standing
+	// by until it does, and under a context that ends when the lease is lost (see package
+	// projections/lease: Manager.Hold). One server of a deployment then acts; the others
+	// take over when it stops. Its effects need no fencing beyond that: every command it
+	// issues carries an idempotency key derived from the event, so an old owner that acts
+	// once more after a takeover appends nothing twice.
+	Hold func(ctx context.Context, name string, work func(ctx context.Context) error) error
 }
 
 func (c *Config) setDefaults() {
@@ -252,7 +259,12 @@ func (m *DealWon) skip(e eventstore.Event, why string, err error) error {
 func (m *DealWon) Run(ctx context.Context) error {
 	delay := m.cfg.RestartDelay
 	for {
-		err := m.runOnce(ctx)
+		var err error
+		if m.cfg.Hold != nil {
+			err = m.cfg.Hold(ctx, DealWonGroup, m.runOnce)
+		} else {
+			err = m.runOnce(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -264,7 +276,11 @@ func (m *DealWon) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		delay = min(2*delay, m.cfg.MaxRestartDelay)
+		if m.cfg.Hold == nil {
+			// Under a lease the pause stays short: a server that lost the lease (and stands
+			// by again after the pause) is one of those that take it over.
+			delay = min(2*delay, m.cfg.MaxRestartDelay)
+		}
 	}
 }
 

@@ -35,7 +35,13 @@ func Run(ctx context.Context, cfg Config, p Process) error {
 	}
 	delay := cfg.RestartDelay
 	for {
-		err := runOnce(ctx, cfg, p)
+		var err error
+		if cfg.Hold != nil {
+			// One server of a deployment runs the process: the holder of its lease.
+			err = cfg.Hold(ctx, p.Group(), func(ctx context.Context) error { return runOnce(ctx, cfg, p) })
+		} else {
+			err = runOnce(ctx, cfg, p)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -47,7 +53,10 @@ func Run(ctx context.Context, cfg Config, p Process) error {
 			return nil
 		case <-t.C:
 		}
-		delay = min(2*delay, cfg.MaxRestartDelay)
+		if cfg.Hold == nil {
+			// Under a lease the pause stays short: a server that lost it stands by again.
+			delay = min(2*delay, cfg.MaxRestartDelay)
+		}
 	}
 }
 

@@ -108,6 +108,10 @@ func TestReadAllWaitsForHeldTransaction(t *testing.T) {
 			if page, err := s.ReadAll(t.Context(), first.Position, 100); err != nil || len(page) != 0 {
 				t.Fatalf("read all while held = %v, %v; want nothing", positions(page), err)
 			}
+			// The store's head is what committed, held back or not: lag is measured against it.
+			if head, err := s.LastPosition(t.Context()); err != nil || head != later2.Position {
+				t.Errorf("last position while held = %d, %v; want %d", head, err, later2.Position)
+			}
 
 			var want []int64
 			if commitHeld {

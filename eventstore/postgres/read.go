@@ -264,3 +264,16 @@ func (d *rowDecoder) carve(src []byte) []byte {
 	d.arena = append(d.arena, src...)
 	return d.arena[start:len(d.arena):len(d.arena)]
 }
+
+// LastPosition implements eventstore.Heads: the highest committed position, also when a
+// transaction that took a lower one still runs (ReadAll stops before it).
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	if s.closed.Load() {
+		return 0, eventstore.ErrClosed
+	}
+	var pos int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("last position: %w", s.closedErr(err))
+	}
+	return pos, nil
+}

@@ -209,3 +209,13 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 	}
 	return nil
 }
+
+// LastPosition implements eventstore.Heads. SQLite commits one writer at a time, so it is
+// also the last position ReadAll returns.
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := s.read.QueryRowContext(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("last position: %w", s.closedErr(err))
+	}
+	return pos, nil
+}

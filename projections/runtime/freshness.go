@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -55,6 +57,19 @@ const (
 	// StateFailed: its last attempt failed for a reason other than the event (the database
 	// or the subscription); it is retried.
 	StateFailed State = "failed"
+	// StateStalled: behind a feed that has stopped (see Feed): the store holds events that
+	// no projection has reached for RunnerConfig.StallAfter, usually because a long
+	// transaction holds back the log reader at a gap in the positions.
+	StateStalled State = "stalled"
+)
+
+// Roles of a runner for a projection, when servers share the database (RunnerConfig.Leases).
+const (
+	// RoleOwner: this server holds the projection's lease and applies it.
+	RoleOwner = "owner"
+	// RoleStandby: another server applies it; this one follows it from the database and
+	// takes over when that server stops renewing its lease.
+	RoleStandby = "standby"
 )
 
 // Status describes a running projection.
@@ -69,6 +84,8 @@ type Status struct {
 	State      State  `json:"state"`
 	Parked     int64  `json:"parked"`
 	Error      string `json:"error,omitempty"`
+	// Role is RoleOwner or RoleStandby when servers share the database, "" otherwise.
+	Role string `json:"role,omitempty"`
 }
 
 // Names lists the projections in registration order.
@@ -163,9 +180,17 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		}
 		s := Status{Name: pj.p.Name(), Version: pj.p.Version(), TableSet: pj.tables().Prefix(), Group: pj.group,
 			Checkpoint: f.Position, Head: f.Head, Lag: f.Lag, Parked: pj.parkedTotal.Load(), State: StateRunning}
+		if r.cfg.Leases != nil {
+			s.Role = RoleStandby
+			if pj.lease.Load() != nil {
+				s.Role = RoleOwner
+			}
+		}
 		switch failure := pj.failure.Load(); {
 		case failure != nil:
 			s.State, s.Error = StateFailed, *failure
+		case f.Lag.Events > 0 && r.Feed().Stalled:
+			s.State = StateStalled
 		case pj.catchingUp.Load() || f.Lag.Events > r.cfg.CatchingUpLag:
 			s.State = StateCatchingUp
 		}
@@ -229,6 +254,12 @@ func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error
 	f := Freshness{Projection: pj.p.Name(), Position: cp, Head: max(headPos, cp)}
 	if f.Head > cp {
 		f.Lag.Events = f.Head - cp
+		if feed := r.Feed(); feed.Stalled {
+			// The oldest event not applied cannot be read past the stall (the read would
+			// wait for it): the stall's age is the lag's lower bound.
+			f.Lag.Seconds = feed.StalledSeconds
+			return f, nil
+		}
 		next, err := r.store.ReadAll(ctx, cp, 1)
 		if err != nil {
 			return Freshness{}, fmt.Errorf("oldest event not in %s: %w", pj.p.Name(), err)
@@ -260,9 +291,99 @@ func (h *head) load() (int64, bool) {
 	return h.pos, h.known
 }
 
-// trackHead follows the log's head with a subscription of its own, so lag is known without
-// a query per answer, also while every projection is stuck.
+// Feed says whether the store's feed reaches the projections: events the store has
+// committed (StoreHead) that no projection of this runner reaches (Reached) for
+// RunnerConfig.StallAfter make it Stalled. A long transaction on PostgreSQL does that:
+// it holds back pg_snapshot_xmin, so every reader stops at the next gap in the positions
+// while commands go on. Lag then grows from the store's head; it never reads 0.
+type Feed struct {
+	// StoreHead is the store's last committed position, as last read.
+	StoreHead int64 `json:"store_head"`
+	// Reached is the furthest checkpoint of the projections.
+	Reached int64 `json:"reached"`
+	// Stalled: an event committed at least StallAfter ago is beyond Reached.
+	Stalled bool `json:"stalled"`
+	// StalledSeconds is how long the oldest such event has been committed.
+	StalledSeconds float64 `json:"stalled_seconds,omitempty"`
+}
+
+// Feed says whether the store's feed reaches the projections now.
+func (r *Runner) Feed() Feed {
+	var reached int64
+	for _, pj := range r.projs {
+		reached = max(reached, pj.checkpoint.Load())
+	}
+	head, _ := r.head.load()
+	f := Feed{StoreHead: head, Reached: reached}
+	now := r.cfg.Now()
+	if since, pending := r.stall.oldestBeyond(now, reached); pending {
+		age := now.Sub(since)
+		if age >= r.cfg.StallAfter {
+			f.Stalled = true
+			f.StalledSeconds = math.Round(age.Seconds()*1000) / 1000
+		}
+	}
+	return f
+}
+
+// stallWatch remembers when the store's head reached each position still beyond every
+// projection, and when the projections last moved: a feed stalls when events wait while
+// nothing moves (a catch-up of a long log moves all along).
+type stallWatch struct {
+	mu        sync.Mutex
+	samples   []headSample // increasing positions
+	reached   int64
+	reachedAt time.Time
+}
+
+type headSample struct {
+	at  time.Time
+	pos int64
+}
+
+// maxHeadSamples bounds the memory of a long stall: its start is kept, later samples are not.
+const maxHeadSamples = 4096
+
+func (w *stallWatch) observe(at time.Time, pos int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.samples); (n == 0 || w.samples[n-1].pos < pos) && n < maxHeadSamples {
+		w.samples = append(w.samples, headSample{at: at, pos: pos})
+	}
+}
+
+// oldestBeyond forgets the samples reached and returns since when events have waited while
+// the projections stood still: the later of when the oldest sample left was seen and when
+// the projections last moved.
+func (w *stallWatch) oldestBeyond(now time.Time, reached int64) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if reached > w.reached || w.reachedAt.IsZero() {
+		w.reached, w.reachedAt = reached, now
+	}
+	i := 0
+	for i < len(w.samples) && w.samples[i].pos <= reached {
+		i++
+	}
+	w.samples = w.samples[i:]
+	if len(w.samples) == 0 {
+		return time.Time{}, false
+	}
+	if w.samples[0].at.Before(w.reachedAt) {
+		return w.reachedAt, true
+	}
+	return w.samples[0].at, true
+}
+
+// trackHead follows the log's head, so lag is known without a query per answer, also while
+// every projection is stuck: by reading the store's last committed position when it tells
+// it (eventstore.Heads), which also shows a stalled feed, else with a subscription of its
+// own.
 func (r *Runner) trackHead(ctx context.Context) {
+	if heads, ok := r.store.(eventstore.Heads); ok {
+		r.pollHead(ctx, heads)
+		return
+	}
 	delay := r.cfg.RestartDelay
 	for {
 		err := r.followHead(ctx)
@@ -274,6 +395,34 @@ func (r *Runner) trackHead(ctx context.Context) {
 			return
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
+	}
+}
+
+// pollHead reads the store's head every HeadPoll until ctx ends, and logs a stalled feed
+// once when it stalls and once when it moves again.
+func (r *Runner) pollHead(ctx context.Context, heads eventstore.Heads) {
+	tick := time.NewTicker(r.cfg.HeadPoll)
+	defer tick.Stop()
+	stalled := false
+	for {
+		pos, err := heads.LastPosition(ctx)
+		if err == nil {
+			r.head.observe(pos)
+			r.stall.observe(r.cfg.Now(), pos)
+		}
+		switch f := r.Feed(); {
+		case f.Stalled && !stalled:
+			r.log.Error("The feed is stalled: committed events reach no projection; a long transaction may hold back the log reader",
+				errors.New("feed stalled"), watermill.LogFields{"store_head": f.StoreHead, "reached": f.Reached, "stalled_seconds": f.StalledSeconds})
+		case !f.Stalled && stalled:
+			r.log.Info("The feed moves again", watermill.LogFields{"store_head": f.StoreHead, "reached": f.Reached})
+		}
+		stalled = r.Feed().Stalled
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 

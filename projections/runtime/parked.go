@@ -30,8 +30,10 @@ func (r *Runner) Parked(ctx context.Context, f projections.ParkedFilter) ([]proj
 // anything else would apply a stream out of order. It returns ErrParkedNotFound for an
 // unknown id.
 //
-// The retry is serialized with the live handler of the projection, so no event of the
-// stream is applied or parked in between.
+// The retry is serialized with whoever applies the projection (the live handler of this
+// process or another server's): each of its transactions takes the set's lock and reads the
+// queue under it, so no event of the stream is applied or parked in between. Any server may
+// retry, whether it holds the projection's lease or not.
 func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error) {
 	target, err := r.db.ParkedByID(ctx, id)
 	if err != nil {
@@ -74,25 +76,42 @@ func (r *Runner) RetryParked(ctx context.Context, id int64) (RetryResult, error)
 			break
 		}
 		res.Applied = append(res.Applied, next)
-		pj.unpark(next.Stream)
+		pj.unpark()
 	}
-	res.StillParked = pj.parkedIn(target.Stream)
+	still, err := r.db.ParkedInStream(ctx, pj.tables(), target.Stream)
+	if err != nil {
+		return res, err
+	}
+	res.StillParked = still
 	return res, nil
 }
 
-// reapply applies one parked event and removes it from the queue in one transaction. The
+// reapply applies one parked event and removes it from the queue in one transaction, which
+// takes the set's lock first and counts the change for every server (ChangesTable). The
 // checkpoint does not move: it passed the event when it was parked. applyErr is the
-// projection's refusal (recorded on the parked row); err is anything else.
+// projection's refusal (recorded on the parked row); err is anything else, and
+// ErrParkedNotFound when another retry took the event meanwhile.
 func (r *Runner) reapply(ctx context.Context, pj *projector, p projections.ParkedEvent) (applyErr, err error) {
 	e, err := r.store.EventByID(ctx, p.EventID)
 	if err != nil {
 		return nil, fmt.Errorf("read parked event %s: %w", p.EventID, err)
 	}
+	defer r.db.LockWrites()()
 	tx, err := r.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin retry of %s: %w", p.EventID, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := r.db.Dialect.LockSet(ctx, tx, pj.tables()); err != nil {
+		return nil, err
+	}
+	var still int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+projections.ParkedTable+` WHERE id = ?`, p.ID).Scan(&still); err != nil {
+		return nil, fmt.Errorf("parked event %d: %w", p.ID, err)
+	}
+	if still == 0 {
+		return nil, fmt.Errorf("parked event %d: %w", p.ID, projections.ErrParkedNotFound)
+	}
 	if applyErr = projections.SafeApply(ctx, pj.p, tx, pj.tables(), e); applyErr != nil {
 		if err := tx.Rollback(); err != nil {
 			return nil, fmt.Errorf("roll back retry of %s: %w", p.EventID, err)
@@ -103,6 +122,9 @@ func (r *Runner) reapply(ctx context.Context, pj *projector, p projections.Parke
 		return applyErr, nil
 	}
 	if err := projections.Unpark(ctx, tx, p); err != nil {
+		return nil, err
+	}
+	if err := projections.BumpChanges(ctx, tx, pj.tables()); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/lease"
 )
 
 // AllTopic is the topic of the store's global feed.
@@ -37,6 +38,9 @@ const (
 	DefaultRestartDelay    = time.Second
 	DefaultMaxRestartDelay = 30 * time.Second
 	DefaultRegistryPoll    = time.Second
+	DefaultSyncInterval    = 200 * time.Millisecond
+	DefaultHeadPoll        = 200 * time.Millisecond
+	DefaultStallAfter      = 5 * time.Second
 )
 
 // RetryConfig is the backoff of the retry middleware: an event is tried 1 + MaxRetries times
@@ -85,6 +89,22 @@ type RunnerConfig struct {
 	// rebuild in another process switched to (default DefaultRegistryPoll). A rebuild in this
 	// process hands over at once, and an apply transaction never writes to a replaced set.
 	RegistryPoll time.Duration
+	// Leases, when set, gives each projection one owner among the servers sharing the
+	// read-model database: this runner applies only the projections whose lease it holds
+	// (checked inside every apply transaction) and follows the others from the database.
+	// Without it the runner applies every projection (one process per database, SQLite).
+	Leases *lease.Manager
+	// SyncInterval is how often the runner reads, from the database, the checkpoints,
+	// parked counts and changes of every set (default DefaultSyncInterval): the freshness,
+	// min_position and kept answers of a projection another server applies, and the
+	// retries another server made.
+	SyncInterval time.Duration
+	// HeadPoll is how often the runner reads the store's head when the store tells it
+	// (eventstore.Heads; default DefaultHeadPoll).
+	HeadPoll time.Duration
+	// StallAfter is how long events may stay committed in the store without any projection
+	// reaching them before the feed is reported stalled (default DefaultStallAfter).
+	StallAfter time.Duration
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -121,6 +141,15 @@ func (c *RunnerConfig) setDefaults() {
 	if c.RegistryPoll == 0 {
 		c.RegistryPoll = DefaultRegistryPoll
 	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.HeadPoll == 0 {
+		c.HeadPoll = DefaultHeadPoll
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = DefaultStallAfter
+	}
 }
 
 // Validate reports every problem of the configuration at once.
@@ -155,6 +184,9 @@ func (c RunnerConfig) Validate() error {
 	if c.RegistryPoll < 0 {
 		errs = append(errs, errors.New("negative registry poll interval"))
 	}
+	if c.SyncInterval < 0 || c.HeadPoll < 0 || c.StallAfter < 0 {
+		errs = append(errs, errors.New("negative sync, head poll or stall interval"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -169,10 +201,11 @@ func (c RunnerConfig) Validate() error {
 // from its checkpoint in large batches, so a read-model database that lost its tail or was
 // dropped is rebuilt even when its consumer group is further ahead.
 //
-// Several runners on one database (replicas) still apply every event once, since DB.Apply
-// serializes the appliers of a set; but the poison queue's per-stream blocking is kept in
-// memory by each runner, so run one runner per read-model database to keep the streams of
-// parked events in order.
+// Several runners on one database (servers sharing PostgreSQL) take a lease per projection
+// (RunnerConfig.Leases): one applies it, the others stand by and follow its checkpoint,
+// parked events and changes from the database, and take over when its owner stops renewing.
+// Whoever applies, the poison queue's per-stream blocking is read from the parked table
+// under the set's lock, never from a runner's memory.
 //
 // A projection applies to the set the table-set registry serves and moves to the set a
 // rebuild switched to, as the blue/green hand-over of package rebuild describes.
@@ -187,6 +220,7 @@ type Runner struct {
 	projs  []*projector
 	byName map[string]*projector
 	head   head
+	stall  stallWatch
 
 	initMu sync.Mutex
 	inited bool
@@ -204,11 +238,16 @@ type projector struct {
 	// prev is the set replaced last, whose readers a rebuild waits for before dropping it.
 	prev atomic.Pointer[tableSet]
 
-	// mu admits one writer at a time: the live handler, the catch-up, a retry of parked
-	// events or the move to a rebuilt set. parked (events parked per stream) is guarded by it.
+	// mu admits one writer of this process at a time: the live handler, the catch-up, a
+	// retry of parked events or the move to a rebuilt set.
 	mu          sync.Mutex
-	parked      map[string]int
 	parkedTotal atomic.Int64
+
+	// lease is held while this runner applies the projection (nil: it stands by; always
+	// nil without RunnerConfig.Leases). Every apply transaction checks it.
+	lease atomic.Pointer[lease.Lease]
+	// seen is the state of the served set last read from the database (see sync).
+	seen projections.SetState
 
 	checkpoint atomic.Int64
 	// changes counts the changes of the served tables: a moved checkpoint, a retried parked
@@ -264,7 +303,7 @@ func NewRunner(cfg RunnerConfig, ps ...projections.Projection) (*Runner, error) 
 			continue
 		}
 		t := projections.TablesFor(p, "")
-		pj := &projector{p: p, group: ConsumerGroup(t), parked: map[string]int{}, advanced: make(chan struct{})}
+		pj := &projector{p: p, group: ConsumerGroup(t), advanced: make(chan struct{})}
 		pj.set.Store(&tableSet{t: t})
 		pj.catchingUp.Store(true)
 		r.projs = append(r.projs, pj)
@@ -335,6 +374,7 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 	for _, n := range parked {
 		total += int64(n)
 	}
+	pj.parkedTotal.Store(total)
 	if t != old.t {
 		pj.set.Store(&tableSet{t: t})
 		pj.prev.Store(old)
@@ -342,8 +382,6 @@ func (r *Runner) adoptLocked(ctx context.Context, pj *projector, force bool) err
 		r.log.Info("Projection moved to a rebuilt table set", watermill.LogFields{"projection": pj.p.Name(),
 			"from": old.t.Prefix(), "to": t.Prefix(), "checkpoint": cp})
 	}
-	pj.parked = parked
-	pj.parkedTotal.Store(total)
 	pj.moveTo(cp)
 	return nil
 }
@@ -387,10 +425,16 @@ func (r *Runner) watchRegistry(ctx context.Context) {
 // errSetSwitched: the set an apply transaction was about to write is no longer served.
 var errSetSwitched = errors.New("the table set was replaced by a rebuild")
 
-// servedGuard fails an apply transaction to t once the registry serves another set of
-// pj. It runs after the set's lock is taken, which a switch also holds: so a switch either
-// committed before (and the guard sees it) or waits for the transaction to end.
-func (r *Runner) servedGuard(pj *projector, t projections.Tables) func(ctx context.Context, tx *projections.Tx) error {
+// errNotOwner: this runner stands by for the projection; another server applies it.
+var errNotOwner = errors.New("another server holds the projection's lease")
+
+// applyGuard runs inside an apply transaction to t once the set's lock is taken, before
+// anything is applied. It fails the transaction once the registry serves another set of pj
+// (a switch also holds the lock: so it either committed before and the guard sees it, or
+// waits for the transaction to end), or once this runner no longer holds pj's lease (the
+// fencing check: a takeover waits for the transaction, or the transaction sees it). Then it
+// reads which of the events' streams have parked events, for g.
+func (r *Runner) applyGuard(pj *projector, t projections.Tables, g *gate, events []eventstore.Event) func(ctx context.Context, tx *projections.Tx) error {
 	return func(ctx context.Context, tx *projections.Tx) error {
 		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
 		if err != nil {
@@ -399,8 +443,34 @@ func (r *Runner) servedGuard(pj *projector, t projections.Tables) func(ctx conte
 		if active != t {
 			return &storageError{errSetSwitched}
 		}
+		if r.cfg.Leases != nil {
+			l := pj.lease.Load()
+			if l == nil {
+				return &storageError{errNotOwner}
+			}
+			if err := l.Check(ctx, tx); err != nil {
+				return &storageError{err}
+			}
+		}
+		g.blocked, err = projections.ParkedStreams(ctx, tx, t, streamsOf(events))
+		if err != nil {
+			return &storageError{err}
+		}
 		return nil
 	}
+}
+
+// streamsOf lists the streams of events, each once.
+func streamsOf(events []eventstore.Event) []string {
+	seen := make(map[string]bool, len(events))
+	streams := make([]string, 0, len(events))
+	for _, e := range events {
+		if !seen[e.Stream] {
+			seen[e.Stream] = true
+			streams = append(streams, e.Stream)
+		}
+	}
+	return streams
 }
 
 // Run runs every projection until ctx ends. A projection whose handler stops on an error
@@ -413,6 +483,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.trackHead(ctx) })
 	wg.Go(func() { r.watchRegistry(ctx) })
+	wg.Go(func() { r.follow(ctx) })
 	for _, pj := range r.projs {
 		wg.Go(func() { r.supervise(ctx, pj) })
 	}
@@ -423,9 +494,15 @@ func (r *Runner) Run(ctx context.Context) error {
 func (r *Runner) supervise(ctx context.Context, pj *projector) {
 	delay := r.cfg.RestartDelay
 	for {
-		err := r.runOnce(ctx, pj)
+		err := r.hold(ctx, pj)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, lease.ErrLost) {
+			// Another server applies it now; stand by at once.
+			pj.fail(nil)
+			delay = r.cfg.RestartDelay
+			continue
 		}
 		if err == nil {
 			err = errors.New("the subscription ended")
@@ -437,6 +514,27 @@ func (r *Runner) supervise(ctx context.Context, pj *projector) {
 		}
 		delay = min(2*delay, r.cfg.MaxRestartDelay)
 	}
+}
+
+// hold runs pj while this runner holds its lease, standing by until it does (without
+// RunnerConfig.Leases it runs it at once). Taking the lease reloads the set and checkpoint
+// the previous owner left.
+func (r *Runner) hold(ctx context.Context, pj *projector) error {
+	if r.cfg.Leases == nil {
+		return r.runOnce(ctx, pj)
+	}
+	pj.catchingUp.Store(false) // standing by: its state follows its lag
+	return r.cfg.Leases.Hold(ctx, pj.group, func(ctx context.Context) error {
+		pj.lease.Store(lease.FromContext(ctx))
+		defer pj.lease.Store(nil)
+		pj.mu.Lock()
+		err := r.adoptLocked(ctx, pj, true)
+		pj.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return r.runOnce(ctx, pj)
+	})
 }
 
 // runOnce catches up from the log, then runs the projection's router handler until ctx
@@ -646,7 +744,7 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 	for attempt := 0; ; attempt++ {
 		t := pj.tables()
 		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.servedGuard(pj, t))
+		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.applyGuard(pj, t, g, events))
 		if !errors.Is(err, errSetSwitched) || attempt == 3 {
 			break
 		}
@@ -658,8 +756,7 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 		return err
 	}
 	var total int64
-	for s, n := range g.newly {
-		pj.parked[s] += n
+	for _, n := range g.newly {
 		total += int64(n)
 	}
 	pj.parkedTotal.Add(total)
@@ -670,16 +767,19 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 // gate is the projection as DB.Apply sees it: it parks what must wait and applies the rest.
 type gate struct {
 	projections.Projection
-	r     *Runner
-	pj    *projector
-	park  map[string]projections.ParkNote
-	now   time.Time
-	newly map[string]int // events parked in this transaction, per stream
+	r    *Runner
+	pj   *projector
+	park map[string]projections.ParkNote
+	now  time.Time
+	// blocked counts the parked events of the transaction's streams before it (read under
+	// the set's lock), newly those it parked.
+	blocked map[string]int
+	newly   map[string]int
 }
 
 func (g *gate) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
 	note, parkIt := g.park[e.ID]
-	if !parkIt && g.pj.parked[e.Stream]+g.newly[e.Stream] > 0 {
+	if !parkIt && g.blocked[e.Stream]+g.newly[e.Stream] > 0 {
 		parkIt, note = true, projections.ParkNote{Err: "waiting behind an earlier parked event of stream " + e.Stream}
 	}
 	if parkIt {
@@ -745,6 +845,11 @@ func (pj *projector) advance(cp int64) {
 func (pj *projector) moveTo(cp int64) {
 	pj.checkpoint.Store(cp)
 	pj.changes.Add(1)
+	pj.wake()
+}
+
+// wake wakes the waiters of the checkpoint.
+func (pj *projector) wake() {
 	pj.waitMu.Lock()
 	close(pj.advanced)
 	pj.advanced = make(chan struct{})
@@ -770,15 +875,50 @@ func (pj *projector) fail(err error) {
 	pj.failure.Store(&s)
 }
 
-// unpark records that one parked event of stream was applied. The caller holds pj.mu.
-func (pj *projector) unpark(stream string) {
-	if pj.parked[stream] <= 1 {
-		delete(pj.parked, stream)
-	} else {
-		pj.parked[stream]--
+// unpark records that one parked event was applied.
+func (pj *projector) unpark() {
+	if pj.parkedTotal.Add(-1) < 0 {
+		pj.parkedTotal.Store(0) // another server's count reached this one first
 	}
-	pj.parkedTotal.Add(-1)
 }
 
-// parkedIn counts the parked events of stream. The caller holds pj.mu.
-func (pj *projector) parkedIn(stream string) int { return pj.parked[stream] }
+// follow reads the state of every projection's served set from the database until ctx
+// ends: the checkpoint of a projection another server applies, and the parked events and
+// changes (retries) of every projection, whoever made them. So freshness, min_position and
+// kept answers hold on every server.
+func (r *Runner) follow(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		states, err := r.db.SetStates(ctx)
+		if err != nil {
+			continue // a failing database shows in the projections' own state
+		}
+		for _, pj := range r.projs {
+			pj.sync(states[pj.tables().Prefix()])
+		}
+	}
+}
+
+// sync takes in the state of pj's served set read from the database. Only follow calls it.
+func (pj *projector) sync(st projections.SetState) {
+	if st == pj.seen {
+		return
+	}
+	changed := st.Changes != pj.seen.Changes || st.Parked != pj.seen.Parked
+	pj.seen = st
+	pj.parkedTotal.Store(st.Parked)
+	if st.Checkpoint > pj.checkpoint.Load() {
+		pj.advance(st.Checkpoint)
+		return
+	}
+	if changed {
+		pj.changes.Add(1)
+		pj.wake()
+	}
+}

@@ -59,6 +59,13 @@ type TimeTravelConfig struct {
 	// read models are in SQLite (default: the directory "<read-model file>.travel" beside
 	// it). Ignored on PostgreSQL, where they are tables of the read-model database.
 	Dir string
+	// Node names this server as the owner of the temporary sets it builds (default: a
+	// random name); OwnerTTL is how long they outlive its last heartbeat (default
+	// DefaultOwnerTTL). See KeepOwned.
+	Node     string
+	OwnerTTL time.Duration
+	// Now is the clock of the owners' heartbeats (default time.Now).
+	Now func() time.Time
 }
 
 // TimeTravel serves read models at past log positions. Safe for concurrent use. One process
@@ -108,6 +115,12 @@ func NewTimeTravel(cfg TimeTravelConfig, ps ...projections.Projection) (*TimeTra
 	if cfg.Cache <= 0 {
 		cfg.Cache = DefaultTravelCache
 	}
+	if cfg.Node == "" {
+		cfg.Node = newNode()
+	}
+	if cfg.OwnerTTL <= 0 {
+		cfg.OwnerTTL = DefaultOwnerTTL
+	}
 	switch {
 	case !cfg.DB.Dialect.Features().SnapshotFiles:
 		cfg.Dir = ""
@@ -133,7 +146,8 @@ func snapshotsSchema() string {
 }
 
 // Init creates the snapshot list and drops the temporary sets and the unfinished snapshots a
-// stopped process left.
+// stopped process left: on PostgreSQL only those whose owner is gone (see KeepOwned), so a
+// server that starts leaves the sets of the others alone.
 func (tt *TimeTravel) Init(ctx context.Context) error {
 	db := tt.cfg.DB
 	if err := db.EnsureRegistry(ctx); err != nil {
@@ -142,28 +156,12 @@ func (tt *TimeTravel) Init(ctx context.Context) error {
 	if tt.usesFiles() {
 		return tt.initFiles(ctx)
 	}
-	if _, err := db.SQL.ExecContext(ctx, snapshotsSchema()); err != nil {
-		return fmt.Errorf("create snapshot list: %w", err)
-	}
-	temps, err := tt.listed(ctx, kindTemp)
-	if err != nil {
-		return err
-	}
-	snaps, err := tt.listed(ctx, kindSnapshot)
-	if err != nil {
-		return err
-	}
-	for _, s := range snaps {
-		if s.position < 0 { // a snapshot a crash left half built
-			temps = append(temps, s)
+	for _, q := range []string{snapshotsSchema(), ownersSchema()} {
+		if _, err := db.SQL.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create snapshot list: %w", err)
 		}
 	}
-	for _, s := range temps {
-		if err := tt.drop(ctx, s.p, s.t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return tt.dropOrphans(ctx)
 }
 
 type listedSet struct {
@@ -212,7 +210,7 @@ func (tt *TimeTravel) drop(ctx context.Context, p projections.Projection, t proj
 	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`DELETE FROM `+snapshotsTable+` WHERE table_set = ?`), t.Prefix()); err != nil {
 		return fmt.Errorf("unlist %s: %w", t.Prefix(), err)
 	}
-	return nil
+	return tt.disown(ctx, t)
 }
 
 // Snapshot takes the snapshots of every projection that the log has grown past since the
@@ -300,7 +298,10 @@ func (tt *TimeTravel) build(ctx context.Context, p projections.Projection, t pro
 	if err := tt.drop(ctx, p, t); err != nil {
 		return err
 	}
-	listPosition := int64(-1) // not usable until complete
+	listPosition := int64(-1)              // not usable until complete
+	if err := tt.own(ctx, t); err != nil { // before it is listed: never an orphan to the others
+		return err
+	}
 	if _, err := db.SQL.ExecContext(ctx, db.Dialect.Rebind(`INSERT INTO `+snapshotsTable+` (table_set, projection, version, kind, position)
 		VALUES (?, ?, ?, ?, ?)`), t.Prefix(), p.Name(), p.Version(), kind, listPosition); err != nil {
 		return fmt.Errorf("list %s: %w", t.Prefix(), err)

@@ -38,6 +38,9 @@ type Config struct {
 	// SnapshotEvery is how many log positions lie between two time-travel snapshots
 	// (CRM_SNAPSHOT_EVERY, a count; see SnapshotInterval).
 	SnapshotEvery string
+	// FeedStallAfter is how long committed events may reach no projection before the feed
+	// is reported stalled (CRM_FEED_STALL_AFTER, a Go duration; see StallAfter).
+	FeedStallAfter string
 	// Tokens is the CRM_TOKENS value, "name:role:token,...".
 	Tokens string
 	// LogLevel is debug, info, warn or error (CRM_LOG_LEVEL, default info).
@@ -63,6 +66,7 @@ func FromEnv(getenv func(string) string) Config {
 		ReadModelWait:       getenv("CRM_READMODEL_WAIT"),
 		AnswerCache:         getenv("CRM_ANSWER_CACHE"),
 		SnapshotEvery:       getenv("CRM_SNAPSHOT_EVERY"),
+		FeedStallAfter:      getenv("CRM_FEED_STALL_AFTER"),
 		Tokens:              getenv("CRM_TOKENS"),
 		LogLevel:            getenv("CRM_LOG_LEVEL"),
 		BusinessTZ:          getenv("CRM_BUSINESS_TZ"),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/runtime"
 	"github.com/eventcrm/crm/projections/timetravel"
 )
 
@@ -122,4 +123,18 @@ func (c Config) AnswerCacheSize() (int, error) {
 		return -1, nil
 	}
 	return n, nil
+}
+
+// StallAfter is how long committed events may reach no projection while the projections
+// stand still before the feed is reported stalled (CRM_FEED_STALL_AFTER, a Go duration
+// from 100ms to 10m; default runtime.DefaultStallAfter, 5s).
+func (c Config) StallAfter() (time.Duration, error) {
+	if c.FeedStallAfter == "" {
+		return runtime.DefaultStallAfter, nil
+	}
+	d, err := time.ParseDuration(c.FeedStallAfter)
+	if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+		return 0, fmt.Errorf("CRM_FEED_STALL_AFTER %q: want a duration from 100ms to 10m", c.FeedStallAfter)
+	}
+	return d, nil
 }

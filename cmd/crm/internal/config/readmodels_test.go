@@ -91,3 +91,27 @@ func TestAnswerCacheSize(t *testing.T) {
 		}
 	}
 }
+
+func TestStallAfter(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    time.Duration
+		problem bool
+	}{
+		{"", 5 * time.Second, false},
+		{"500ms", 500 * time.Millisecond, false},
+		{"10m", 10 * time.Minute, false},
+		{"50ms", 0, true},
+		{"11m", 0, true},
+		{"soon", 0, true},
+	}
+	for _, tc := range tests {
+		got, err := (Config{FeedStallAfter: tc.raw}).StallAfter()
+		switch {
+		case tc.problem && (err == nil || !strings.Contains(err.Error(), "CRM_FEED_STALL_AFTER")):
+			t.Errorf("StallAfter(%q) = %v, %v; want a problem naming CRM_FEED_STALL_AFTER", tc.raw, got, err)
+		case !tc.problem && (err != nil || got != tc.want):
+			t.Errorf("StallAfter(%q) = %v, %v; want %v", tc.raw, got, err, tc.want)
+		}
+	}
+}

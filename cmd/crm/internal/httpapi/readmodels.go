@@ -68,7 +68,7 @@ func (s *Server) MountReadModels(rm ReadModels) {
 	s.ready.mu.Unlock()
 	s.handle(http.MethodGet, "/v1/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		st, err := rm.Runner.Status(r.Context())
-		return ProjectionList{Projections: st}, 0, err
+		return ProjectionList{Projections: st, Feed: rm.Runner.Feed()}, 0, err
 	})), RouteDoc{Summary: "Every projection: checkpoint, head, lag, state, parked events", Perm: auth.PermRead, Answer: ProjectionList{}})
 	s.handle(http.MethodGet, "/v1/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		return listParked(r, rm.Runner)
@@ -235,6 +235,9 @@ func (s *Server) writeReadAnswer(w http.ResponseWriter, data any, f runtime.Fres
 // ProjectionList is the answer of GET /v1/projections.
 type ProjectionList struct {
 	Projections []runtime.Status `json:"projections"`
+	// Feed is how far the store's feed has reached against the store's own head, and
+	// whether it is stalled.
+	Feed runtime.Feed `json:"feed"`
 }
 
 // ParkedList is the answer of GET /v1/projections/parked.
