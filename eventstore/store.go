@@ -163,3 +163,19 @@ type Heads interface {
 	// LastPosition returns the highest committed position (0 for an empty log).
 	LastPosition(ctx context.Context) (int64, error)
 }
+
+// HeadsOf is the Heads of store, or of the store it wraps (a store with an Unwrap method,
+// such as the codec's, which changes events but not positions).
+func HeadsOf(store Store) (Heads, bool) {
+	for store != nil {
+		if h, ok := store.(Heads); ok {
+			return h, true
+		}
+		w, ok := store.(interface{ Unwrap() Store })
+		if !ok {
+			return nil, false
+		}
+		store = w.Unwrap()
+	}
+	return nil, false
+}

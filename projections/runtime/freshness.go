@@ -380,7 +380,7 @@ func (w *stallWatch) oldestBeyond(now time.Time, reached int64) (time.Time, bool
 // it (eventstore.Heads), which also shows a stalled feed, else with a subscription of its
 // own.
 func (r *Runner) trackHead(ctx context.Context) {
-	if heads, ok := r.store.(eventstore.Heads); ok {
+	if heads, ok := eventstore.HeadsOf(r.store); ok {
 		r.pollHead(ctx, heads)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/lease"
@@ -170,7 +171,7 @@ func TestStalledFeedIsReportedNotLagZero(t *testing.T) {
 	// A long transaction with an id (a snapshot build waiting on something, say), and a
 	// position taken and never used (an append that rolled back).
 	ctx := context.Background()
-	pool := store.(*postgres.Store).Pool()
+	pool := store.(*codec.Store).Unwrap().(*postgres.Store).Pool()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -234,7 +234,7 @@ func TestFailingForADayDisablesUntilEnabled(t *testing.T) {
 			return ""
 		})
 		svc := newService(t, store, db, clock)
-		sub, err := svc.Create(ctx, "admin", webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"contact.created.v1"}})
+		sub, err := svc.Create(ctx, "admin", webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"contact.created.v2"}})
 		if err != nil {
 			t.Fatal(err)
 		}
