@@ -89,6 +89,13 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
+	zone, err := cfg.BusinessZone()
+	if err != nil {
+		return err
+	}
+	if err := api.MountImports(httpapi.Imports{Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
+		return err
+	}
 	stopAudit, err := mountAudit(ctx, cfg, store, api, log)
 	if err != nil {
 		return err

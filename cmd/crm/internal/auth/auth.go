@@ -34,13 +34,14 @@ const (
 	PermHistory Permission = "history"
 	PermVerify  Permission = "verify"
 	PermRebuild Permission = "rebuild"
+	PermImport  Permission = "import"
 )
 
 var grants = map[Role][]Permission{
 	RoleApp:     {PermWrite, PermRead},
 	RoleAnalyst: {PermRead, PermRebuild},
 	RoleAuditor: {PermRead, PermHistory, PermVerify},
-	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild},
+	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermImport},
 }
 
 // Can reports whether role has permission p.
