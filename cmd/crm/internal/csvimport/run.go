@@ -135,10 +135,11 @@ func doRow(ctx context.Context, e env, k kind, r row) (outcome, []Problem, error
 // refusalOf is the problem of a refusal of the commands: on the column of the field it
 // names, or of the contact it did not find.
 func refusalOf(r row, err error) Problem {
-	if domain.ErrorCode(err) == domain.CodeNotFound || domain.ErrorCode(err) == domain.CodeMerged {
+	var de *domain.Error
+	if errors.As(err, &de) && (de.Code == domain.CodeNotFound || de.Code == domain.CodeMerged || de.Field == "contact_id") {
 		for _, col := range []string{"contact_id", "contact_key"} {
 			if r.has(col) {
-				return r.problem(col, "%s", err.Error())
+				return r.problem(col, "%s", de.Message)
 			}
 		}
 	}

@@ -88,7 +88,8 @@ func (s *Server) MountReadModels(rm ReadModels) {
 			continue // not run here: the endpoints would never answer
 		}
 		for _, q := range qs.Routes {
-			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, badParams(q.read)))).Methods(http.MethodGet)
+			h := s.readModel(rm, kept, qs.Projection, badParams(q.read))
+			v1.Handle(q.Path, s.authorize(auth.PermRead, s.orCSV(h, rm, qs.Projection, csvExports[q.Path]))).Methods(http.MethodGet)
 		}
 	}
 }
