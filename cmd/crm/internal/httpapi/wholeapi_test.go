@@ -165,6 +165,9 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	server := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zap.NewNop()})
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: 5 * time.Second, Rebuilds: rebuilds, Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
+	if err := server.MountImports(httpapi.Imports{Dir: filepath.Join(t.TempDir(), "imports"), Workers: 8}); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
 	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head}
