@@ -151,7 +151,8 @@ func readMapping(path string) (map[string]string, error) {
 }
 
 // showProgress draws the import's progress on w until the returned stop is called: a bar
-// redrawn in place on a terminal, or a line per 10% (lines).
+// redrawn in place on a terminal, or a line per 10% of the file read (lines); then a last
+// line once every row is done.
 func showProgress(w io.Writer, p *csvimport.Progress, mode string) (stop func()) {
 	if mode == "auto" {
 		mode = "none"
@@ -177,10 +178,9 @@ func showProgress(w io.Writer, p *csvimport.Progress, mode string) (stop func())
 			case <-done:
 				s := p.Snapshot()
 				if mode == "bar" {
-					fmt.Fprintf(w, "\r%s\n", importBar(s, time.Since(start)))
-				} else if lastTenth < 10 {
-					fmt.Fprintln(w, importBar(s, time.Since(start)))
+					fmt.Fprint(w, "\r")
 				}
+				fmt.Fprintln(w, importBar(s, time.Since(start))) // the last line: every row done
 				return
 			case <-tick.C:
 				s := p.Snapshot()

@@ -112,4 +112,4 @@ func TestImportCommandRefusals(t *testing.T) {
 	}
 }
 
-func commandsCreatedID(key string) string { return commands.CreatedID(importActor, key) }
+func commandsCreatedID(key string) string { return commands.CreatedID(csvimport.KeyScope, key) }

@@ -84,16 +84,17 @@ func (contactRows) apply(ctx context.Context, e env, r row) (outcome, error) {
 	if r.has("contact_id") {
 		return updateContact(ctx, e, r, r.get("contact_id"), key)
 	}
-	res, err := e.h.CreateContact(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key, OccurredAt: occurredAt},
+	res, err := e.h.CreateContact(ctx, e.meta(key, occurredAt),
 		commands.CreateContact{Name: r.get("name"), Email: r.get("email"), Phone: r.get("phone"), Company: r.get("company"),
 			Title: r.get("title"), Channel: r.get("channel"), Owner: r.get("owner"), Segment: r.get("segment")})
 	switch {
 	case errors.Is(err, commands.ErrIdempotencyConflict) && keyed:
 		// The key's contact exists, created from another version of the row: update it.
-		return updateContact(ctx, e, r, commands.CreatedID(e.actor, key), key)
+		return updateContact(ctx, e, r, commands.CreatedID(KeyScope, key), key)
 	case err != nil:
 		return refused, err
 	}
+	e.saw(res)
 	out := created
 	if res.Replayed {
 		out = skipped
@@ -132,9 +133,11 @@ func updateContact(ctx context.Context, e env, r row, id, key string) (outcome, 
 	}
 	out := skipped
 	if changed {
-		if _, err := e.h.UpdateContact(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key + ":update:" + r.hash(Contacts)}, cmd); err != nil {
+		res, err := e.h.UpdateContact(ctx, e.meta(key+":update:"+r.hash(Contacts), time.Time{}), cmd)
+		if err != nil {
 			return refused, err
 		}
+		e.saw(res)
 		out = updated
 	}
 	moved, err := movePhase(ctx, e, r, id, key, time.Time{})
@@ -154,7 +157,7 @@ func movePhase(ctx context.Context, e env, r row, id, key string, occurredAt tim
 	if phase == "" {
 		return false, nil
 	}
-	res, err := e.h.ChangePhase(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key + ":phase:" + phase, OccurredAt: occurredAt},
+	res, err := e.h.ChangePhase(ctx, e.meta(key+":phase:"+phase, occurredAt),
 		commands.ChangePhase{ContactID: id, Phase: phase, Reason: importReason})
 	switch {
 	case errors.Is(err, commands.ErrIdempotencyConflict):
@@ -168,5 +171,6 @@ func movePhase(ctx context.Context, e env, r row, id, key string, occurredAt tim
 	case err != nil:
 		return false, err
 	}
+	e.saw(res)
 	return !res.Replayed, nil
 }

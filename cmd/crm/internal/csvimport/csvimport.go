@@ -94,15 +94,18 @@ type Problem struct {
 // Refused (bad, or refused by the business rules: Problems says why). A dry run counts the
 // rows it would import as Valid.
 type Report struct {
-	Kind     Kind      `json:"kind"`
-	DryRun   bool      `json:"dry_run"`
-	Encoding string    `json:"encoding"`
-	Rows     int64     `json:"rows"`
-	Valid    int64     `json:"valid,omitempty"`
-	Created  int64     `json:"created"`
-	Updated  int64     `json:"updated"`
-	Skipped  int64     `json:"skipped"`
-	Refused  int64     `json:"refused"`
+	Kind     Kind   `json:"kind"`
+	DryRun   bool   `json:"dry_run"`
+	Encoding string `json:"encoding"`
+	Rows     int64  `json:"rows"`
+	Valid    int64  `json:"valid,omitempty"`
+	Created  int64  `json:"created"`
+	Updated  int64  `json:"updated"`
+	Skipped  int64  `json:"skipped"`
+	Refused  int64  `json:"refused"`
+	// Position is the highest log position of the events of the rows imported or skipped (0
+	// for a dry run): pass it as min_position to read them in the read models.
+	Position int64     `json:"position"`
 	Problems []Problem `json:"problems"`
 }
 

@@ -270,7 +270,7 @@ func TestImportEveryBadRowInBothEncodings(t *testing.T) {
 						t.Fatalf("contacts %+v", rep)
 					}
 					// c1 opts out of email on 10 April: a touchpoint by email after it is refused.
-					c1 := commands.CreatedID(actor, "import:contacts:key:c1")
+					c1 := commands.CreatedID(csvimport.KeyScope, "import:contacts:key:c1")
 					if _, err := h.OptOut(context.Background(), commands.Meta{Actor: "rep", OccurredAt: time.Date(2024, 4, 10, 0, 0, 0, 0, time.UTC)},
 						commands.OptOut{ContactID: c1, Channel: "email"}); err != nil {
 						t.Fatal(err)

@@ -96,15 +96,16 @@ func (dealRows) apply(ctx context.Context, e env, r row) (outcome, error) {
 	if r.has("expected_close") {
 		expected, _ = parseDate(r.get("expected_close"))
 	}
-	res, err := e.h.OpenDeal(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key, OccurredAt: occurredAt},
+	res, err := e.h.OpenDeal(ctx, e.meta(key, occurredAt),
 		commands.OpenDeal{ContactID: contactID, Title: r.get("title"), Amount: amount, Currency: r.get("currency"),
 			Owner: r.get("owner"), ExpectedClose: string(expected)})
 	switch {
 	case errors.Is(err, commands.ErrIdempotencyConflict) && keyed:
-		return updateDeal(ctx, e, r, commands.CreatedID(e.actor, key), key, amount, expected)
+		return updateDeal(ctx, e, r, commands.CreatedID(KeyScope, key), key, amount, expected)
 	case err != nil:
 		return refused, err
 	}
+	e.saw(res)
 	out := created
 	if res.Replayed {
 		out = skipped
@@ -145,9 +146,11 @@ func updateDeal(ctx context.Context, e env, r row, id, key string, amount int64,
 	}
 	out := skipped
 	if changed {
-		if _, err := e.h.UpdateDeal(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key + ":update:" + r.hash(Deals)}, cmd); err != nil {
+		res, err := e.h.UpdateDeal(ctx, e.meta(key+":update:"+r.hash(Deals), time.Time{}), cmd)
+		if err != nil {
 			return refused, err
 		}
+		e.saw(res)
 		out = updated
 	}
 	moved, err := moveDeal(ctx, e, r, id, key, time.Time{})
@@ -176,7 +179,7 @@ func moveDeal(ctx context.Context, e env, r row, id, key string, occurredAt time
 			closedAt = t.UTC()
 		}
 	}
-	meta := commands.Meta{Actor: e.actor, IdempotencyKey: key + ":stage:" + stage, OccurredAt: occurredAt}
+	meta := e.meta(key+":stage:"+stage, occurredAt)
 	var (
 		res commands.Result
 		err error
@@ -203,5 +206,6 @@ func moveDeal(ctx context.Context, e env, r row, id, key string, occurredAt time
 	case err != nil:
 		return false, err
 	}
+	e.saw(res)
 	return !res.Replayed, nil
 }

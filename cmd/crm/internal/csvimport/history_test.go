@@ -22,8 +22,8 @@ func TestHistoryKeepsItsDates(t *testing.T) {
 	importFile(t, h, csvimport.Contacts, contactsFile, "", false, nil)
 	importFile(t, h, csvimport.Deals, dealsFile, "", false, nil)
 	ctx := context.Background()
-	c1 := commands.CreatedID(actor, "import:contacts:key:c1")
-	d1 := commands.CreatedID(actor, "import:deals:key:d1")
+	c1 := commands.CreatedID(csvimport.KeyScope, "import:contacts:key:c1")
+	d1 := commands.CreatedID(csvimport.KeyScope, "import:deals:key:d1")
 	type at struct {
 		typ  string
 		when time.Time
@@ -91,7 +91,7 @@ func TestChangedRowsUpdate(t *testing.T) {
 	if n := logLength(t, store) - before; n != 3 {
 		t.Fatalf("the changed file appended %d events, want 3", n)
 	}
-	c, err := h.Contact(context.Background(), commands.CreatedID(actor, "import:contacts:key:k1"), commands.At{})
+	c, err := h.Contact(context.Background(), commands.CreatedID(csvimport.KeyScope, "import:contacts:key:k1"), commands.At{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestMappedFileImports(t *testing.T) {
 	if p := rep.Problems[0]; p.Row != 3 || p.Column != "メール" || p.Value != "tanaka@" {
 		t.Fatalf("problem %+v", p)
 	}
-	c, err := h.Contact(context.Background(), commands.CreatedID(actor, "import:contacts:key:A-1"), commands.At{})
+	c, err := h.Contact(context.Background(), commands.CreatedID(csvimport.KeyScope, "import:contacts:key:A-1"), commands.At{})
 	if err != nil || c.Name != "佐藤 花子" || c.Channel != contact.ChannelSeminar {
 		t.Fatalf("contact %+v, %v", c, err)
 	}

@@ -3,6 +3,7 @@ package csvimport
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/commands"
@@ -20,12 +21,34 @@ const (
 	refused
 )
 
+// KeyScope scopes the idempotency keys of every import, whoever sends it: a file imported
+// again, by the command line or over HTTP, by any user, appends nothing, and a contact_key
+// names the contact of that key whoever imported it.
+const KeyScope = "csv-import"
+
 // env is what the rows of one import are checked and applied with.
 type env struct {
 	h     *commands.Handler
 	actor string
 	zone  *time.Location
 	dry   bool
+	// position is the highest log position of the events the rows stand for.
+	position *atomic.Int64
+}
+
+// meta is the metadata of a command of the import.
+func (e env) meta(key string, occurredAt time.Time) commands.Meta {
+	return commands.Meta{Actor: e.actor, KeyScope: KeyScope, IdempotencyKey: key, OccurredAt: occurredAt}
+}
+
+// saw notes where a command's events are in the log.
+func (e env) saw(res commands.Result) {
+	for {
+		cur := e.position.Load()
+		if res.Position <= cur || e.position.CompareAndSwap(cur, res.Position) {
+			return
+		}
+	}
 }
 
 // kind is what a kind of file does with its rows.
@@ -76,7 +99,7 @@ func (e env) contactOf(r row) (id, col string) {
 	if v := r.get("contact_id"); v != "" {
 		return v, "contact_id"
 	}
-	return commands.CreatedID(e.actor, contactKeyPrefix+r.get("contact_key")), "contact_key"
+	return commands.CreatedID(KeyScope, contactKeyPrefix+r.get("contact_key")), "contact_key"
 }
 
 // existingContact is the problem of a row whose contact is not in the log (or was merged
@@ -88,7 +111,7 @@ func (e env) existingContact(ctx context.Context, r row) (*contact.Contact, *Pro
 	case domain.ErrorCode(err) == domain.CodeNotFound:
 		p := r.problem(col, "no such contact")
 		if col == "contact_key" {
-			p.Why = "no contact was imported with this key (by this user)"
+			p.Why = "no contact was imported with this key"
 		}
 		return nil, &p, nil
 	case err != nil:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/commands"
@@ -25,7 +26,7 @@ func Run(ctx context.Context, h *commands.Handler, f *File, opts Options, progre
 	if progress == nil {
 		progress = &Progress{}
 	}
-	e := env{h: h, actor: opts.Actor, zone: opts.Zone, dry: opts.DryRun}
+	e := env{h: h, actor: opts.Actor, zone: opts.Zone, dry: opts.DryRun, position: new(atomic.Int64)}
 	if e.zone == nil {
 		e.zone = time.UTC
 	}
@@ -103,6 +104,7 @@ func Run(ctx context.Context, h *commands.Handler, f *File, opts Options, progre
 		}
 		rep.Problems = append(rep.Problems, res.problems...)
 	}
+	rep.Position = e.position.Load()
 	slices.SortStableFunc(rep.Problems, func(a, b Problem) int { return int(a.Row - b.Row) })
 	if err := context.Cause(ctx); err != nil {
 		return rep, err

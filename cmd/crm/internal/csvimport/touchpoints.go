@@ -55,12 +55,13 @@ func (touchpointRows) apply(ctx context.Context, e env, r row) (outcome, error) 
 	occurredAt, _ := r.occurredAt(e.zone)
 	key, _ := rowKey(r, Touchpoints, touchpointKeyPrefix, touchpointRowPrefix)
 	contactID, _ := e.contactOf(r)
-	res, err := e.h.RecordTouchpoint(ctx, commands.Meta{Actor: e.actor, IdempotencyKey: key, OccurredAt: occurredAt},
+	res, err := e.h.RecordTouchpoint(ctx, e.meta(key, occurredAt),
 		commands.RecordTouchpoint{ContactID: contactID, Kind: r.get("kind"), Note: r.get("note")})
-	switch {
-	case err != nil:
+	if err != nil {
 		return refused, err
-	case res.Replayed:
+	}
+	e.saw(res)
+	if res.Replayed {
 		return skipped, nil
 	}
 	return created, nil
