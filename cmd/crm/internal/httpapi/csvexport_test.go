@@ -158,15 +158,14 @@ func TestCSVExportEqualsJSON(t *testing.T) {
 			a.send(t, http.MethodPut, "/v1/contacts/"+contactID+"/account", appToken, `{"account_id":"`+accountID+`"}`)
 			a.send(t, http.MethodPost, "/v1/contacts/"+contactID+"/opt-out", appToken, `{"channel":"email"}`)
 			a.send(t, http.MethodPost, "/v1/contacts/"+contactID+"/opt-out", appToken, `{"channel":"sms"}`)
-			var pos int64
 			for i, stage := range []string{"qualification", "proposal", "proposal", "negotiation"} {
 				dealID, _ := a.post(t, "/v1/deals", fmt.Sprintf(`{"contact_id":%q,"title":"案件 %d","amount":%d,"currency":"JPY","expected_close":"2025-0%d-01"}`, contactID, i, 100000*(i+1), i+1))
 				if stage != "qualification" {
-					_, pos = a.post(t, "/v1/deals/"+dealID+"/stage", `{"stage":"`+stage+`"}`)
+					a.post(t, "/v1/deals/"+dealID+"/stage", `{"stage":"`+stage+`"}`)
 				}
 			}
 			lost, _ := a.post(t, "/v1/deals", `{"contact_id":"`+contactID+`","title":"失注","amount":5,"currency":"USD"}`)
-			_, pos = a.post(t, "/v1/deals/"+lost+"/lose", `{"reason":"price"}`)
+			_, pos := a.post(t, "/v1/deals/"+lost+"/lose", `{"reason":"price"}`)
 			min := "min_position=" + strconv.FormatInt(pos, 10)
 
 			for _, tt := range []struct {
