@@ -21,6 +21,10 @@ import (
 // exportPage is the page size an export reads its list with.
 const exportPage = 500
 
+// exportWriteTime is how long an export may take to be written: the server's write timeout is
+// for an answer of a page, not for every contact of a large directory to a slow client.
+const exportWriteTime = 30 * time.Minute
+
 // csvExport writes every row of a read-model question as CSV: it reads the list page by page
 // and calls out.header before its first row, once the first page has been read (a bad
 // parameter is still a problem answer then).
@@ -116,6 +120,7 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, rm ReadModels
 		return err
 	}
 	defer release()
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteTime))
 	out := &csvOut{w: w, bom: bom, fresh: f, name: exportName(r)}
 	err = exp(r, read{db: rm.Runner.DB(), t: tables, memo: direct}, out)
 	if err == nil {

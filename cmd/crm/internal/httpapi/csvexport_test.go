@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -236,6 +237,18 @@ func TestCSVExportEqualsJSON(t *testing.T) {
 					t.Fatalf("%d cards on the board, want 4", len(cards))
 				}
 				sameRows(t, "board", records, cards, nil)
+			})
+			t.Run("longer than the write timeout", func(t *testing.T) {
+				// A server whose answers must be written within a millisecond still writes a
+				// whole export: an export is not an answer of a page.
+				slow := httptest.NewUnstartedServer(a.handler)
+				slow.Config.WriteTimeout = time.Millisecond
+				slow.Start()
+				defer slow.Close()
+				_, records := (&wholeAPI{api: &api{t: t, url: slow.URL}}).getCSV(t, "/v1/contacts?"+min, false)
+				if len(records) != 1+1101 {
+					t.Fatalf("%d contacts exported, want 1101", len(records)-1)
+				}
 			})
 			t.Run("BOM for Excel", func(t *testing.T) {
 				r, records := a.getCSV(t, "/v1/accounts?bom=true&"+min, false)

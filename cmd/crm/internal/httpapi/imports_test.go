@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -187,5 +188,37 @@ func TestImportRefusals(t *testing.T) {
 	}
 	if n := a.head(t); n != 0 {
 		t.Fatalf("refused imports appended %d events", n)
+	}
+}
+
+// An upload may take longer than the server's read timeout: a spreadsheet is not a command.
+func TestImportUploadOutlastsTheReadTimeout(t *testing.T) {
+	a := newWholeAPI(t, backends()[0])
+	slow := httptest.NewUnstartedServer(a.handler)
+	slow.Config.ReadTimeout = 100 * time.Millisecond
+	slow.Start()
+	defer slow.Close()
+	body, w := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(w, "name,channel\nYui,seminar\n")
+		time.Sleep(400 * time.Millisecond)
+		_, _ = io.WriteString(w, "Ken,referral\n")
+		_ = w.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, slow.URL+"/v1/imports?kind=contacts", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	var st httpapi.ImportStatus
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(out, &st) != nil || st.Progress.BytesTotal != 38 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
 	}
 }

@@ -124,6 +124,8 @@ func freshSchema(t testing.TB, prefix string) string {
 type wholeAPI struct {
 	*api
 	logHead func(ctx context.Context) (int64, error)
+	// handler is the server, to serve it again with other settings.
+	handler http.Handler
 }
 
 func newWholeAPI(t testing.TB, b backend) *wholeAPI {
@@ -170,7 +172,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head}
+	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, handler: server}
 }
 
 func newLedger(t testing.TB, feed, src audit.Source) *audit.Ledger {
