@@ -164,6 +164,15 @@ type serveChild struct {
 	url, token string
 	cmd        *exec.Cmd
 	client     *http.Client
+	stopOnce   sync.Once
+}
+
+// stop stops the server (its projections would go on using the machine).
+func (s *serveChild) stop() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		_ = s.cmd.Wait()
+	})
 }
 
 func startServe(b *testing.B, bin string, env map[string]string) *serveChild {
@@ -185,10 +194,7 @@ func startServe(b *testing.B, bin string, env map[string]string) *serveChild {
 	}
 	s := &serveChild{url: "http://" + addr, token: token, cmd: cmd,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
+	b.Cleanup(s.stop)
 	for i := 0; ; i++ {
 		if resp, err := http.Get(s.url + "/healthz"); err == nil {
 			resp.Body.Close()
@@ -289,6 +295,7 @@ func benchImportHTTP(b *testing.B, bin string, env map[string]string, file strin
 	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(start)
+	s.stop()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatalf("64 HTTP clients: %v", err)
 	}
@@ -356,6 +363,7 @@ func benchImportEndpoint(b *testing.B, bin string, env map[string]string, file s
 		b.Fatalf("import: %s", out)
 	}
 	imp := importFigures{rate: float64(rows) / elapsed.Seconds(), seconds: elapsed.Seconds(), peakKB: s.status("VmHWM")}
+	defer s.stop()
 	fmt.Fprintf(os.Stderr, "POST /v1/imports %.0f rows/s (%.1f s), server peak RSS %d kB\n", imp.rate, imp.seconds, imp.peakKB)
 	return imp, benchExport(b, s, rows)
 }
