@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load seed clean
+.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load bench-import seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -145,3 +145,13 @@ seed:
 
 clean:
 	rm -rf bin data
+
+## bench-import: CSV import of a contacts file with history (IMPORT_ROWS rows) on SQLite and
+## PostgreSQL by `crm import`, by POST /v1/imports and, as the baseline of the same run, the
+## same commands sent by 64 HTTP clients; peak memory; then the CSV export of those contacts
+## (time, the server's peak memory). IMPORT_BACKENDS=sqlite measures one backend.
+IMPORT_ROWS ?= 100000
+IMPORT_BACKENDS ?= sqlite,postgres
+bench-import:
+	@.ci/ensure-postgres
+	CRM_BENCH_IMPORT_ROWS=$(IMPORT_ROWS) CRM_BENCH_IMPORT_BACKENDS=$(IMPORT_BACKENDS) $(GO) test -run '^$$' -bench BenchmarkImport -benchtime 1x -timeout 4h ./cmd/crm/

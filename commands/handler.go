@@ -43,8 +43,12 @@ type Meta struct {
 	CorrelationID string
 	CausationID   string
 	Reason        string
-	// IdempotencyKey, when set, makes the command idempotent per actor.
+	// IdempotencyKey, when set, makes the command idempotent per actor (per KeyScope when set).
 	IdempotencyKey string
+	// KeyScope, when set, scopes IdempotencyKey instead of the actor: commands sent by
+	// different actors under one scope and key are one command (an import run again by
+	// another user appends nothing).
+	KeyScope string
 	// OccurredAt is business time; zero means now.
 	OccurredAt time.Time
 	// ExpectedVersion, when not nil, is the stream version the client last saw (If-Match).
@@ -115,7 +119,7 @@ func newIDs(m Meta) ids {
 	if m.IdempotencyKey == "" {
 		return ids{command: uuid.NewString()}
 	}
-	return ids{command: uuid.NewSHA1(idNamespace, []byte(m.Actor+"\x00"+m.IdempotencyKey)).String()}
+	return ids{command: uuid.NewSHA1(idNamespace, []byte(orDefault(m.KeyScope, m.Actor)+"\x00"+m.IdempotencyKey)).String()}
 }
 
 func (i ids) derive(name string) string {

@@ -266,3 +266,29 @@ func streamVersion(t *testing.T, store eventstore.Store, id string) int64 {
 	}
 	return events[len(events)-1].Version
 }
+
+// A key scope makes one command of the same key sent by different actors: the second
+// replays the first (whose actor the events keep), and CreatedID names what it created.
+// Without a scope, keys are the actor's.
+func TestIdempotencyKeyScope(t *testing.T) {
+	store := backends[0].open(t)
+	h := commands.NewHandler(store)
+	ctx := context.Background()
+	cmd := commands.CreateContact{Name: "Yui", Channel: "seminar", Owner: "rep"}
+	first, err := h.CreateContact(ctx, commands.Meta{Actor: "alice", KeyScope: "import", IdempotencyKey: "k1"}, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.CreateContact(ctx, commands.Meta{Actor: "bob", KeyScope: "import", IdempotencyKey: "k1"}, cmd)
+	if err != nil || !second.Replayed || second.ID != first.ID || first.ID != commands.CreatedID("import", "k1") {
+		t.Fatalf("second actor in the scope: %+v %v; first %+v", second, err, first)
+	}
+	own, err := h.CreateContact(ctx, commands.Meta{Actor: "bob", IdempotencyKey: "k1"}, cmd)
+	if err != nil || own.Replayed || own.ID == first.ID || own.ID != commands.CreatedID("bob", "k1") {
+		t.Fatalf("without a scope: %+v %v", own, err)
+	}
+	c, err := h.Contact(ctx, first.ID, commands.At{})
+	if err != nil || c.Version != 1 {
+		t.Fatalf("the scoped contact %+v %v", c, err)
+	}
+}

@@ -57,6 +57,8 @@ commands:
   accounts link-by-company [--dry-run]
             propose accounts from the contacts' free-text company and (without --dry-run)
             create them and link the contacts
+  import    contacts|deals|touchpoints FILE [--dry-run] [--encoding auto|utf-8|shift_jis] [--mapping FILE]
+            import a CSV file (Excel's too) through the commands; importing it again appends nothing
 
 Run 'crm <command> -h' for the flags of a command.
 `
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProjections(ctx, cfg, args[1:], stdout, stderr)
 	case "accounts":
 		return runAccounts(ctx, cfg, args[1:], stdout, stderr)
+	case "import":
+		return runImport(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

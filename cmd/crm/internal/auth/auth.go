@@ -37,14 +37,15 @@ const (
 	PermErase   Permission = "erase"  // erase a person's personal data
 	PermExport  Permission = "export" // export everything kept about a person
 	// PermAdmin: change the settings, manage webhooks.
-	PermAdmin Permission = "admin"
+	PermAdmin  Permission = "admin"
+	PermImport Permission = "import" // import CSV files
 )
 
 var grants = map[Role][]Permission{
 	RoleApp:     {PermWrite, PermRead},
 	RoleAnalyst: {PermRead, PermRebuild},
 	RoleAuditor: {PermRead, PermHistory, PermVerify, PermExport},
-	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport, PermAdmin},
+	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport, PermAdmin, PermImport},
 }
 
 // Can reports whether role has permission p.

@@ -61,6 +61,8 @@ func TestAuthenticateAndRoles(t *testing.T) {
 		{RoleAnalyst, PermWrite, false}, {RoleAnalyst, PermRead, true}, {RoleAnalyst, PermRebuild, true},
 		{RoleAuditor, PermWrite, false}, {RoleAuditor, PermHistory, true}, {RoleAuditor, PermVerify, true},
 		{RoleAdmin, PermWrite, true}, {RoleAdmin, PermRebuild, true}, {RoleAdmin, PermVerify, true},
+		{RoleAdmin, PermImport, true}, {RoleApp, PermImport, false}, {RoleAnalyst, PermImport, false},
+		{RoleAuditor, PermImport, false},
 	}
 	for _, tc := range perms {
 		if got := tc.role.Can(tc.perm); got != tc.want {

@@ -50,6 +50,10 @@ type RouteDoc struct {
 	Status int
 	// ContentType is the media type of a non-JSON answer (Answer is then ignored).
 	ContentType string
+	// CSV: the answer may be text/csv as well (?format=csv or Accept: text/csv).
+	CSV bool
+	// Uploads are the media types of a request body that is a file (Body is then ignored).
+	Uploads []string
 	// Problems are the statuses of the problems the route answers beyond those every route
 	// of its kind answers (bad parameters, no token, wrong role).
 	Problems []int
@@ -240,7 +244,14 @@ func operation(sch *schemas, r Route, d RouteDoc) map[string]any {
 	if desc != "" {
 		op["description"] = desc
 	}
-	if d.Body != nil {
+	switch {
+	case len(d.Uploads) > 0:
+		content := map[string]any{}
+		for _, mt := range d.Uploads {
+			content[mt] = map[string]any{"schema": map[string]any{}}
+		}
+		op["requestBody"] = map[string]any{"required": true, "content": content}
+	case d.Body != nil:
 		op["requestBody"] = map[string]any{"required": false, "content": map[string]any{
 			"application/json": map[string]any{"schema": bodySchema(sch, d.Body)}}}
 	}
@@ -279,6 +290,9 @@ func responses(sch *schemas, d RouteDoc) map[string]any {
 				"properties": map[string]any{"data": schema, "freshness": sch.of(reflect.TypeFor[runtime.Freshness](), false)}}
 		}
 		ok["content"] = map[string]any{"application/json": map[string]any{"schema": schema}}
+		if d.CSV {
+			ok["content"].(map[string]any)["text/csv"] = map[string]any{"schema": map[string]any{"type": "string"}}
+		}
 	}
 	out := map[string]any{strconv.Itoa(status): ok}
 	for _, st := range routeProblems(d) {

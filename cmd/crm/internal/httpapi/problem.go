@@ -96,6 +96,12 @@ func unsupportedMediaType(contentType string) *apiError {
 		fmt.Sprintf("Content-Type %q: send application/json", contentType))}
 }
 
+// unsupportedUpload is a file upload of a media type other than the ones named.
+func unsupportedUpload(contentType, want string) *apiError {
+	return &apiError{problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		fmt.Sprintf("Content-Type %q: send %s", contentType, want))}
+}
+
 // headerTooLarge is the problem of one header over its limit.
 func headerTooLarge(name string, limit int) *apiError {
 	e := &apiError{problem(http.StatusRequestHeaderFieldsTooLarge, "header-too-large", "Request header too large",

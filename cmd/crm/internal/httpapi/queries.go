@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -261,12 +262,18 @@ func queryContacts(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return badQuery(directory.QueryContacts(r.Context(), rd.db, rd.t, directory.ContactParams{
+	p := contactParams(q)
+	p.Limit, p.Cursor = limit, q.Get("cursor")
+	return badQuery(directory.QueryContacts(r.Context(), rd.db, rd.t, p))
+}
+
+// contactParams are the filters and sort of a contacts question (JSON page or CSV export).
+func contactParams(q url.Values) directory.ContactParams {
+	return directory.ContactParams{
 		Q: q.Get("q"), Phase: q.Get("phase"), Owner: q.Get("owner"), Segment: q.Get("segment"),
 		Channel: q.Get("channel"), AccountID: q.Get("account_id"), OptedOut: q.Get("opted_out"),
-		CreatedFrom: q.Get("created_from"), CreatedTo: q.Get("created_to"),
-		Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor"),
-	}))
+		CreatedFrom: q.Get("created_from"), CreatedTo: q.Get("created_to"), Sort: q.Get("sort"),
+	}
 }
 
 // GET /v1/deals?status=&stage=&owner=&contact_id=&account_id=&q=&expected_close_from=
@@ -277,13 +284,19 @@ func queryDeals(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return badQuery(directory.QueryDeals(r.Context(), rd.db, rd.t, directory.DealParams{
+	p := dealParams(q)
+	p.Limit, p.Cursor = limit, q.Get("cursor")
+	return badQuery(directory.QueryDeals(r.Context(), rd.db, rd.t, p))
+}
+
+// dealParams are the filters and sort of a deals question (JSON page or CSV export).
+func dealParams(q url.Values) directory.DealParams {
+	return directory.DealParams{
 		Status: q.Get("status"), Stage: q.Get("stage"), Owner: q.Get("owner"), ContactID: q.Get("contact_id"),
 		AccountID: q.Get("account_id"), Q: q.Get("q"),
 		ExpectedCloseFrom: q.Get("expected_close_from"), ExpectedCloseTo: q.Get("expected_close_to"),
-		ClosedFrom: q.Get("closed_from"), ClosedTo: q.Get("closed_to"),
-		Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor"),
-	}))
+		ClosedFrom: q.Get("closed_from"), ClosedTo: q.Get("closed_to"), Sort: q.Get("sort"),
+	}
 }
 
 // GET /v1/accounts?q=&sort=&limit=&cursor=

@@ -95,11 +95,18 @@ func (s *Server) MountReadModels(rm ReadModels) {
 			continue // not run here: the endpoints would never answer
 		}
 		for _, q := range qs.Routes {
-			v1.Handle(q.Path, s.authorize(auth.PermRead, s.readModel(rm, kept, qs.Projection, badParams(q.read)))).Methods(http.MethodGet)
+			h := s.readModel(rm, kept, qs.Projection, badParams(q.read))
+			export := csvExports[q.Path]
+			v1.Handle(q.Path, s.authorize(auth.PermRead, s.orCSV(h, rm, qs.Projection, export))).Methods(http.MethodGet)
 			doc := q.Doc
 			doc.Perm, doc.readModel = auth.PermRead, true
 			if doc.Tag == "" {
 				doc.Tag = qs.Projection
+			}
+			if export != nil {
+				doc.CSV = true
+				doc.Params = append(append([]Param(nil), doc.Params...), Param{Name: "format", Description: "csv: every page as CSV (or Accept: text/csv)", Enum: []string{"json", "csv"}},
+					boolParam("bom", "with format=csv: a UTF-8 byte order mark first, for Excel"))
 			}
 			s.describe(http.MethodGet, v1.prefix+q.Path, doc)
 		}

@@ -125,6 +125,8 @@ type wholeAPI struct {
 	*api
 	logHead func(ctx context.Context) (int64, error)
 	server  *httpapi.Server
+	// handler is the server, to serve it again with other settings.
+	handler http.Handler
 }
 
 func newWholeAPI(t testing.TB, b backend) *wholeAPI {
@@ -173,8 +175,11 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 		t.Fatal(err)
 	}
 	server.MountWebhooks(hooks)
+	if err := server.MountImports(httpapi.Imports{Dir: filepath.Join(t.TempDir(), "imports"), Workers: 8}); err != nil {
+		t.Fatal(err)
+	}
 	srv := describedServer(t, server)
-	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server}
+	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server, handler: server}
 }
 
 func newLedger(t testing.TB, feed, src audit.Source) *audit.Ledger {
