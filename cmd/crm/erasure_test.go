@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -171,12 +172,38 @@ func (s *erasureServer) answers(id string, at int64) string {
 // filesHolding lists the files under dir whose bytes hold secret, in any case.
 func filesHolding(t *testing.T, dir string) []string {
 	t.Helper()
-	var hits []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// A running server renames and removes files as it works (a snapshot's .part file
+	// becomes the snapshot): a search during which a file vanished starts again, so that
+	// the file under its new name is read too.
+	for range 20 {
+		hits, vanished, err := searchFiles(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !vanished {
+			return hits
+		}
+	}
+	t.Fatalf("files of %s kept vanishing while searched", dir)
+	return nil
+}
+
+// searchFiles lists the files under dir that hold secret, and whether a file vanished
+// between the listing and its reading.
+func searchFiles(dir string) (hits []string, vanished bool, err error) {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			vanished = true
+			return nil
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			vanished = true
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -185,10 +212,7 @@ func filesHolding(t *testing.T, dir string) []string {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hits
+	return hits, vanished, err
 }
 
 // tablesHolding lists the tables of the schemas whose rows, as text, hold secret.
