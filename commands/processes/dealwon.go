@@ -243,9 +243,10 @@ func (m *DealWon) handle(ctx context.Context, e eventstore.Event) (string, error
 			return m.settled(e, err)
 		}
 	}
-	_, err = m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
+	res, err := m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
 		commands.ChangePhase{ContactID: contactID, Phase: string(contact.Won), Reason: reason})
-	return m.settled(e, err)
+	outcome, err := m.settled(e, err)
+	return replayed(res, outcome), err
 }
 
 // settled is the outcome of an event handled with err: acted without an error, skipped for

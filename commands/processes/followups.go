@@ -86,8 +86,9 @@ func (f *FollowUp) handle(ctx context.Context, e eventstore.Event) (string, erro
 	if !f.rule.enabled(st.Processes) {
 		return OutcomeSkipped, nil
 	}
-	_, err = f.cfg.Commands.ScheduleTask(ctx, causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title), *task)
-	return settled(f.cfg.Logger, f.rule.group, e, err)
+	res, err := f.cfg.Commands.ScheduleTask(ctx, causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title), *task)
+	outcome, err := settled(f.cfg.Logger, f.rule.group, e, err)
+	return replayed(res, outcome), err
 }
 
 // businessDate is the business date of t, plus days.

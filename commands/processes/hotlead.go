@@ -68,9 +68,10 @@ func (p *HotLead) handle(ctx context.Context, e eventstore.Event) (string, error
 	if before >= threshold || after < threshold {
 		return OutcomeSkipped, nil
 	}
-	_, err = cmds.System().RecordBecameHot(ctx, causedBy(e, HotLeadActor, "lead-score/"+e.ID+"/hot", "lead score crossed the hot threshold"),
+	res, err := cmds.System().RecordBecameHot(ctx, causedBy(e, HotLeadActor, "lead-score/"+e.ID+"/hot", "lead score crossed the hot threshold"),
 		commands.RecordBecameHot{ContactID: tp.ContactID, TouchpointID: tp.TouchpointID, Score: leadscore.Round2(after), Threshold: threshold})
-	return settled(p.cfg.Logger, HotLeadGroup, e, err)
+	outcome, err := settled(p.cfg.Logger, HotLeadGroup, e, err)
+	return replayed(res, outcome), err
 }
 
 // scores are the contact's score just before and just after the touchpoint, and the

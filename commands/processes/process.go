@@ -101,8 +101,9 @@ func causedBy(e eventstore.Event, actor, key, reason string) commands.Meta {
 }
 
 // Outcomes of an event a process reacts to, reported to Config.Observe: it issued its
-// command (acted), decided not to act or was refused for a business reason (skipped), or
-// failed and will be retried (failed).
+// command (acted); it decided not to act, was refused for a business reason, or met its
+// command issued already by an earlier delivery (skipped); or it failed and will be retried
+// (failed).
 const (
 	OutcomeActed   = "acted"
 	OutcomeSkipped = "skipped"
@@ -126,6 +127,15 @@ func settled(log watermill.LoggerAdapter, group string, e eventstore.Event, err 
 		return OutcomeFailed, err
 	}
 	return OutcomeSkipped, nil
+}
+
+// replayed turns acted into skipped when the command was a replay (an event handled again:
+// its command had been issued already).
+func replayed(res commands.Result, outcome string) string {
+	if outcome == OutcomeActed && res.Replayed {
+		return OutcomeSkipped
+	}
+	return outcome
 }
 
 // acknowledged turns a business refusal into an acknowledgement (logged: a retry would not
