@@ -8,10 +8,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/processes"
 	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
@@ -21,10 +23,24 @@ import (
 // automate adds to the background the process managers beyond DealWon (hot lead, hand-off,
 // NPS, support ticket, onboarding), each a Watermill handler of its own consumer group;
 // and the scheduler of the time-driven triggers; zone is the business time zone of the due
-// dates they set.
-func (b *background) automate(cmds *commands.Handler, zone *time.Location) error {
+// dates they set. With metrics (m not nil) every process manager, DealWon too, and the
+// scheduler report what they do.
+func (b *background) automate(cmds *commands.Handler, zone *time.Location, m *metrics.Metrics) error {
 	cfg := processes.Config{Commands: cmds, NewSubscriber: b.subscriber, Decode: wmstore.EventFromMessage, Logger: b.log, Zone: zone,
 		Hold: b.leases.Hold}
+	var fired func(kind string)
+	if m != nil {
+		cfg.Observe, fired = m.ProcessEvent, m.ReminderFired
+		m.Known([]string{processes.DealWonGroup, processes.HotLeadGroup, processes.HandoffGroup, processes.NPSGroup,
+			processes.SupportTicketGroup, processes.OnboardingGroup},
+			[]string{contact.ReminderTaskDue, contact.ReminderTaskOverdue, contact.ReminderDormant})
+		// DealWon again, reporting like the others (newBackground made it without metrics).
+		dealWon, err := processes.NewDealWon(cfg)
+		if err != nil {
+			return err
+		}
+		b.dealWon = dealWon
+	}
 	hot, err := processes.NewHotLead(cfg)
 	if err != nil {
 		return err
@@ -42,7 +58,7 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location) error
 		// Run returns only when ctx ends; it restarts the handler itself and logs why.
 		b.automation = append(b.automation, func(ctx context.Context) { _ = processes.Run(ctx, cfg, p) })
 	}
-	sched, err := reminders.New(reminders.Config{Commands: cmds, Zone: zone, Logger: b.log,
+	sched, err := reminders.New(reminders.Config{Commands: cmds, Zone: zone, Logger: b.log, Fired: fired,
 		Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
 			t, err := b.runner.Tables(schedule.Name)
 			if err != nil {
@@ -58,14 +74,19 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location) error
 	return nil
 }
 
-// webhooks returns the webhook service and adds its delivery to the background.
+// webhooks returns the webhook service and adds its delivery to the background; with metrics
+// (m not nil) the delivery reports its attempts and the subscriptions.
 func (b *background) webhooks(ctx context.Context, cfg config.Config, store eventstore.Store, db *projections.DB,
-	log *zap.Logger) (*webhooks.Service, error) {
+	log *zap.Logger, m *metrics.Metrics) (*webhooks.Service, error) {
 	allowPrivate, err := cfg.WebhookPrivateAllowed()
 	if err != nil {
 		return nil, err
 	}
-	svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: allowPrivate, Log: log})
+	wcfg := webhooks.Config{DB: db, Store: store, AllowPrivate: allowPrivate, Log: log}
+	if m != nil {
+		wcfg.Observer = m
+	}
+	svc, err := webhooks.New(ctx, wcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -100,10 +100,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	if err := bg.automate(cmds, zone); err != nil {
+	if err := bg.automate(cmds, zone, m); err != nil {
 		return err
 	}
-	hooks, err := bg.webhooks(ctx, cfg, store, db, log)
+	hooks, err := bg.webhooks(ctx, cfg, store, db, log, m)
 	if err != nil {
 		return err
 	}

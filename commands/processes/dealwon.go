@@ -71,6 +71,10 @@ type Config struct {
 	// issues carries an idempotency key derived from the event, so an old owner that acts
 	// once more after a takeover appends nothing twice.
 	Hold func(ctx context.Context, name string, work func(ctx context.Context) error) error
+	// Observe, when set, is told the outcome (OutcomeActed, OutcomeSkipped, OutcomeFailed) of
+	// every event of a kind the process reacts to, with the process's group; the events it
+	// ignores are not reported. A failed event is reported at each attempt.
+	Observe func(process, outcome string)
 }
 
 func (c *Config) setDefaults() {
@@ -153,28 +157,35 @@ func wonKey(dealEventID string) string     { return "deal-won/" + dealEventID + 
 // Handle reacts to one event of the log; it ignores every type but deal.won.v1. It is what
 // the Watermill handler runs, and safe to call again with the same event.
 func (m *DealWon) Handle(ctx context.Context, e eventstore.Event) error {
+	outcome, err := m.handle(ctx, e)
+	m.cfg.observe(DealWonGroup, outcome)
+	return err
+}
+
+// handle is Handle, with its outcome ("" for an event it ignores).
+func (m *DealWon) handle(ctx context.Context, e eventstore.Event) (string, error) {
 	if e.Type != deal.TypeWon {
-		return nil
+		return "", nil
 	}
 	decoded, err := m.cmds.Registry().Decode(e.Type, e.Data)
 	if err != nil {
-		return m.skip(e, "undecodable", err)
+		return OutcomeSkipped, m.skip(e, "undecodable", err)
 	}
 	won, ok := decoded.(*deal.Won)
 	if !ok {
-		return m.skip(e, "undecodable", fmt.Errorf("%s decodes as %T", e.Type, decoded))
+		return OutcomeSkipped, m.skip(e, "undecodable", fmt.Errorf("%s decodes as %T", e.Type, decoded))
 	}
 	contactID := won.ContactID
 	if contactID == "" {
 		d, err := m.cmds.Deal(ctx, won.DealID, commands.At{})
 		if err != nil {
-			return m.refusedOr(e, err)
+			return m.settled(e, err)
 		}
 		contactID = d.ContactID
 	}
 	history, err := m.cmds.History(ctx, contact.StreamName(contactID))
 	if err != nil {
-		return m.refusedOr(e, err)
+		return m.settled(e, err)
 	}
 	var wonBack, done, movedSince bool
 	for _, ce := range history {
@@ -200,16 +211,16 @@ func (m *DealWon) Handle(ctx context.Context, e eventstore.Event) error {
 		}
 	}
 	if done {
-		return nil
+		return OutcomeSkipped, nil
 	}
 	if movedSince && !wonBack {
 		m.cfg.Logger.Debug("Deal won, contact phase left alone: it was changed after the deal was won",
 			watermill.LogFields{"deal_event_id": e.ID, "contact_id": contactID})
-		return nil
+		return OutcomeSkipped, nil
 	}
 	c, err := m.cmds.Contact(ctx, contactID, commands.At{})
 	if err != nil {
-		return m.refusedOr(e, err)
+		return m.settled(e, err)
 	}
 	reason := "deal " + won.DealID + " won"
 	meta := func(key string) commands.Meta {
@@ -224,17 +235,30 @@ func (m *DealWon) Handle(ctx context.Context, e eventstore.Event) error {
 	}
 	switch {
 	case c.Phase.Rank() >= contact.Won.Rank():
-		return nil
+		return OutcomeSkipped, nil
 	case c.Phase.IsExit():
 		_, err := m.cmds.ChangePhase(ctx, meta(winBackKey(e.ID)),
 			commands.ChangePhase{ContactID: contactID, Phase: string(contact.Approach), Reason: reason})
 		if err != nil {
-			return m.refusedOr(e, err)
+			return m.settled(e, err)
 		}
 	}
-	_, err = m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
+	res, err := m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
 		commands.ChangePhase{ContactID: contactID, Phase: string(contact.Won), Reason: reason})
-	return m.refusedOr(e, err)
+	outcome, err := m.settled(e, err)
+	return replayed(res, outcome), err
+}
+
+// settled is the outcome of an event handled with err: acted without an error, skipped for
+// a business refusal (acknowledged), failed otherwise (retried).
+func (m *DealWon) settled(e eventstore.Event, err error) (string, error) {
+	if err == nil {
+		return OutcomeActed, nil
+	}
+	if err := m.refusedOr(e, err); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeSkipped, nil
 }
 
 // refusedOr acknowledges a business refusal (logged: nothing will change it on a retry)

@@ -62,22 +62,33 @@ func (f *FollowUp) Group() string { return f.rule.group }
 
 // Handle schedules the task the event calls for, once.
 func (f *FollowUp) Handle(ctx context.Context, e eventstore.Event) error {
+	outcome, err := f.handle(ctx, e)
+	f.cfg.observe(f.rule.group, outcome)
+	return err
+}
+
+// handle is Handle, with its outcome ("" for an event that calls for no task).
+func (f *FollowUp) handle(ctx context.Context, e eventstore.Event) (string, error) {
 	task, err := f.rule.task(ctx, f.cfg, e)
-	if err != nil || task == nil {
-		return acknowledged(f.cfg.Logger, f.rule.group, e, err)
+	if err != nil {
+		return settled(f.cfg.Logger, f.rule.group, e, err)
+	}
+	if task == nil {
+		return "", nil
 	}
 	if e.RecordedAt.Sub(e.OccurredAt) > ImportAge {
-		return nil
+		return OutcomeSkipped, nil
 	}
 	st, err := f.cfg.Commands.SettingsBefore(ctx, e.Position)
 	if err != nil {
-		return fmt.Errorf("%s: %w", f.rule.group, err)
+		return OutcomeFailed, fmt.Errorf("%s: %w", f.rule.group, err)
 	}
 	if !f.rule.enabled(st.Processes) {
-		return nil
+		return OutcomeSkipped, nil
 	}
-	_, err = f.cfg.Commands.ScheduleTask(ctx, causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title), *task)
-	return acknowledged(f.cfg.Logger, f.rule.group, e, err)
+	res, err := f.cfg.Commands.ScheduleTask(ctx, causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title), *task)
+	outcome, err := settled(f.cfg.Logger, f.rule.group, e, err)
+	return replayed(res, outcome), err
 }
 
 // businessDate is the business date of t, plus days.

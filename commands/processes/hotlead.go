@@ -41,25 +41,37 @@ func (*HotLead) Group() string { return HotLeadGroup }
 
 // Handle reacts to contact.touchpoint_recorded.
 func (p *HotLead) Handle(ctx context.Context, e eventstore.Event) error {
-	if e.Type != contact.TypeTouchpointRecorded || e.RecordedAt.Sub(e.OccurredAt) > ImportAge {
-		return nil
+	outcome, err := p.handle(ctx, e)
+	p.cfg.observe(HotLeadGroup, outcome)
+	return err
+}
+
+// handle is Handle, with its outcome ("" for an event it ignores; a touchpoint that makes
+// no one hot is skipped).
+func (p *HotLead) handle(ctx context.Context, e eventstore.Event) (string, error) {
+	if e.Type != contact.TypeTouchpointRecorded {
+		return "", nil
+	}
+	if e.RecordedAt.Sub(e.OccurredAt) > ImportAge {
+		return OutcomeSkipped, nil
 	}
 	cmds := p.cfg.Commands
 	decoded, err := cmds.Registry().Decode(e.Type, e.Data)
 	if err != nil {
-		return acknowledged(p.cfg.Logger, HotLeadGroup, e, err)
+		return settled(p.cfg.Logger, HotLeadGroup, e, err)
 	}
 	tp := decoded.(*contact.TouchpointRecorded)
 	before, after, threshold, err := p.scores(ctx, e, tp)
 	if err != nil {
-		return acknowledged(p.cfg.Logger, HotLeadGroup, e, err)
+		return settled(p.cfg.Logger, HotLeadGroup, e, err)
 	}
 	if before >= threshold || after < threshold {
-		return nil
+		return OutcomeSkipped, nil
 	}
-	_, err = cmds.System().RecordBecameHot(ctx, causedBy(e, HotLeadActor, "lead-score/"+e.ID+"/hot", "lead score crossed the hot threshold"),
+	res, err := cmds.System().RecordBecameHot(ctx, causedBy(e, HotLeadActor, "lead-score/"+e.ID+"/hot", "lead score crossed the hot threshold"),
 		commands.RecordBecameHot{ContactID: tp.ContactID, TouchpointID: tp.TouchpointID, Score: leadscore.Round2(after), Threshold: threshold})
-	return acknowledged(p.cfg.Logger, HotLeadGroup, e, err)
+	outcome, err := settled(p.cfg.Logger, HotLeadGroup, e, err)
+	return replayed(res, outcome), err
 }
 
 // scores are the contact's score just before and just after the touchpoint, and the

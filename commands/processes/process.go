@@ -100,6 +100,44 @@ func causedBy(e eventstore.Event, actor, key, reason string) commands.Meta {
 		OccurredAt: e.OccurredAt, Reason: reason}
 }
 
+// Outcomes of an event a process reacts to, reported to Config.Observe: it issued its
+// command (acted); it decided not to act, was refused for a business reason, or met its
+// command issued already by an earlier delivery (skipped); or it failed and will be retried
+// (failed).
+const (
+	OutcomeActed   = "acted"
+	OutcomeSkipped = "skipped"
+	OutcomeFailed  = "failed"
+)
+
+// observe reports outcome to Observe, when both are set.
+func (c Config) observe(group, outcome string) {
+	if c.Observe != nil && outcome != "" {
+		c.Observe(group, outcome)
+	}
+}
+
+// settled is the outcome of an event handled with err: acted without an error, skipped for a
+// business refusal (logged and acknowledged), failed otherwise (returned for a retry).
+func settled(log watermill.LoggerAdapter, group string, e eventstore.Event, err error) (string, error) {
+	if err == nil {
+		return OutcomeActed, nil
+	}
+	if err := acknowledged(log, group, e, err); err != nil {
+		return OutcomeFailed, err
+	}
+	return OutcomeSkipped, nil
+}
+
+// replayed turns acted into skipped when the command was a replay (an event handled again:
+// its command had been issued already).
+func replayed(res commands.Result, outcome string) string {
+	if outcome == OutcomeActed && res.Replayed {
+		return OutcomeSkipped
+	}
+	return outcome
+}
+
 // acknowledged turns a business refusal into an acknowledgement (logged: a retry would not
 // change it) and returns any other error for a retry.
 func acknowledged(log watermill.LoggerAdapter, group string, e eventstore.Event, err error) error {

@@ -55,6 +55,9 @@ type Config struct {
 	Interval time.Duration
 	Batch    int
 	Logger   watermill.LoggerAdapter
+	// Fired, when set, is told the kind of every deadline this scheduler recorded (not one
+	// it met recorded already, nor one refused).
+	Fired func(kind string)
 }
 
 // Scheduler fires the deadlines that fall due.
@@ -143,6 +146,9 @@ func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 		s.done[key] = true
 		if recorded {
 			fired++
+			if s.cfg.Fired != nil {
+				s.cfg.Fired(d.Kind)
+			}
 		}
 	}
 	for key := range s.done {

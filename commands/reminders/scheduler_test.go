@@ -45,8 +45,9 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 		projectiontest.Start(t, r)
 		cmds := commands.NewHandler(store)
 		clk := &clock{now: at("2030-01-05T12:00:00Z")}
+		reported := map[string]int{} // by Config.Fired, over every scheduler of the test
 		newScheduler := func(tables projections.Tables) *reminders.Scheduler {
-			s, err := reminders.New(reminders.Config{Commands: cmds, Now: clk.Now,
+			s, err := reminders.New(reminders.Config{Commands: cmds, Now: clk.Now, Fired: func(kind string) { reported[kind]++ },
 				Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
 					return schedule.Due(ctx, db, tables, since, now, limit)
 				}})
@@ -145,6 +146,10 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 			if fired[k] != n {
 				t.Errorf("%s fired %d times, want %d", k, fired[k], n)
 			}
+		}
+		// Config.Fired was told each firing recorded, by kind, and nothing else.
+		if want := map[string]int{"dormant": 1, "task_due": 3, "task_overdue": 2}; !reflect.DeepEqual(reported, want) {
+			t.Errorf("reported firings %v, want %v", reported, want)
 		}
 		// A rebuilt schedule holds the firings of the log: nothing fires again.
 		rebuilt := projectiontest.Rebuilt(t, db, store, p)

@@ -46,7 +46,23 @@ type Metrics struct {
 	travelSeconds   *prometheus.HistogramVec
 	requests        *prometheus.CounterVec
 	requestsSeconds *prometheus.HistogramVec
+
+	processEvents    *prometheus.CounterVec
+	remindersFired   *prometheus.CounterVec
+	webhookAttempts  *prometheus.CounterVec
+	webhookLatency   prometheus.Histogram
+	webhookSubsState *prometheus.GaugeVec
 }
+
+// Outcomes of a webhook delivery attempt (crm_webhook_deliveries_total).
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeFailed    = "failed"
+)
+
+// deliveryBuckets cover the time from an append to its webhook's 2xx: milliseconds when the
+// receiver is up, minutes to hours after it was down (the backoff goes up to 10 minutes).
+var deliveryBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600}
 
 // New registers the metrics, and the Go runtime and process collectors, on reg.
 func New(reg *prometheus.Registry) (*Metrics, error) {
@@ -68,9 +84,25 @@ func New(reg *prometheus.Registry) (*Metrics, error) {
 			Help: "HTTP requests, by method, route template and status."}, []string{"method", "route", "status"}),
 		requestsSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "http_request_duration_seconds",
 			Help: "Time to answer an HTTP request, by method and route template.", Buckets: latencyBuckets}, []string{"method", "route"}),
+		processEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "process_events_total",
+			Help: "Events a process manager reacts to, by process (its consumer group) and outcome: acted, skipped, failed (each attempt)."},
+			[]string{"process", "outcome"}),
+		remindersFired: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "reminders_fired_total",
+			Help: "Deadlines the scheduler recorded as fired, by kind (task_due, task_overdue, dormant)."}, []string{"kind"}),
+		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "webhook_deliveries_total",
+			Help: "Webhook delivery attempts, by outcome: delivered (the receiver answered 2xx) or failed (tried again later)."},
+			[]string{"outcome"}),
+		webhookLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "webhook_delivery_latency_seconds",
+			Help: "Time from an event's append to the 2xx answer of a webhook receiver.", Buckets: deliveryBuckets}),
+		webhookSubsState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "webhook_subscriptions",
+			Help: "Webhook subscriptions, by state (enabled, disabled), as the delivering server last read them."}, []string{"state"}),
 	}
+	// Series present from the start, so a dashboard shows 0 rather than no data.
+	m.webhookAttempts.WithLabelValues(OutcomeDelivered)
+	m.webhookAttempts.WithLabelValues(OutcomeFailed)
 	for _, c := range []prometheus.Collector{m.commands, m.commandSeconds, m.appends, m.appendSeconds, m.appendEvents,
-		m.travelSeconds, m.requests, m.requestsSeconds,
+		m.travelSeconds, m.requests, m.requestsSeconds, m.processEvents, m.remindersFired, m.webhookAttempts, m.webhookLatency,
+		m.webhookSubsState,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -117,6 +149,63 @@ func (m *Metrics) Request(method, route string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.requestsSeconds.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// Known creates the series of every outcome of the processes (their groups) and of every
+// reminder kind at 0, so they are served before the first event.
+func (m *Metrics) Known(processes, reminderKinds []string) {
+	if m == nil {
+		return
+	}
+	for _, p := range processes {
+		for _, o := range []string{"acted", "skipped", "failed"} {
+			m.processEvents.WithLabelValues(p, o)
+		}
+	}
+	for _, k := range reminderKinds {
+		m.remindersFired.WithLabelValues(k)
+	}
+}
+
+// ProcessEvent records the outcome (acted, skipped, failed) of an event process reacted to
+// (processes.Config.Observe).
+func (m *Metrics) ProcessEvent(process, outcome string) {
+	if m == nil {
+		return
+	}
+	m.processEvents.WithLabelValues(process, outcome).Inc()
+}
+
+// ReminderFired records a deadline of kind fired (reminders.Config.Fired).
+func (m *Metrics) ReminderFired(kind string) {
+	if m == nil {
+		return
+	}
+	m.remindersFired.WithLabelValues(kind).Inc()
+}
+
+// Attempt records a webhook delivery attempt; latency, from the event's append to the 2xx,
+// only when it was delivered (webhooks.Observer).
+func (m *Metrics) Attempt(delivered bool, latency time.Duration) {
+	if m == nil {
+		return
+	}
+	if !delivered {
+		m.webhookAttempts.WithLabelValues(OutcomeFailed).Inc()
+		return
+	}
+	m.webhookAttempts.WithLabelValues(OutcomeDelivered).Inc()
+	m.webhookLatency.Observe(latency.Seconds())
+}
+
+// Subscriptions records how many webhook subscriptions are enabled and disabled
+// (webhooks.Observer).
+func (m *Metrics) Subscriptions(enabled, disabled int) {
+	if m == nil {
+		return
+	}
+	m.webhookSubsState.WithLabelValues("enabled").Set(float64(enabled))
+	m.webhookSubsState.WithLabelValues("disabled").Set(float64(disabled))
 }
 
 // Store wraps store so that its appends are measured; without metrics it is store itself.

@@ -200,3 +200,83 @@ crm_rebuild_total_position{projection="tasks"} 1000
 		t.Error(err)
 	}
 }
+
+// The process managers', reminders' and webhooks' reports land in their series, exactly:
+// the known series start at 0; the deal-won process acts twice and skips once; one reminder
+// of kind task_due fires; a webhook fails once (no latency) then is delivered after 1.5 s
+// (bucket le=2.5, not le=1); the subscriptions' last reading wins.
+func TestAutomation(t *testing.T) {
+	t.Parallel()
+	m, reg := newMetrics(t)
+	m.Known([]string{"process:deal_won_contact_phase", "process:onboarding_follow_up"}, []string{"task_due", "dormant"})
+	m.ProcessEvent("process:deal_won_contact_phase", "acted")
+	m.ProcessEvent("process:deal_won_contact_phase", "acted")
+	m.ProcessEvent("process:deal_won_contact_phase", "skipped")
+	m.ReminderFired("task_due")
+	m.Attempt(false, 0)
+	m.Attempt(true, 1500*time.Millisecond)
+	m.Subscriptions(3, 1)
+	m.Subscriptions(2, 2)
+
+	want := `
+# HELP crm_process_events_total Events a process manager reacts to, by process (its consumer group) and outcome: acted, skipped, failed (each attempt).
+# TYPE crm_process_events_total counter
+crm_process_events_total{outcome="acted",process="process:deal_won_contact_phase"} 2
+crm_process_events_total{outcome="failed",process="process:deal_won_contact_phase"} 0
+crm_process_events_total{outcome="skipped",process="process:deal_won_contact_phase"} 1
+crm_process_events_total{outcome="acted",process="process:onboarding_follow_up"} 0
+crm_process_events_total{outcome="failed",process="process:onboarding_follow_up"} 0
+crm_process_events_total{outcome="skipped",process="process:onboarding_follow_up"} 0
+# HELP crm_reminders_fired_total Deadlines the scheduler recorded as fired, by kind (task_due, task_overdue, dormant).
+# TYPE crm_reminders_fired_total counter
+crm_reminders_fired_total{kind="dormant"} 0
+crm_reminders_fired_total{kind="task_due"} 1
+# HELP crm_webhook_deliveries_total Webhook delivery attempts, by outcome: delivered (the receiver answered 2xx) or failed (tried again later).
+# TYPE crm_webhook_deliveries_total counter
+crm_webhook_deliveries_total{outcome="delivered"} 1
+crm_webhook_deliveries_total{outcome="failed"} 1
+# HELP crm_webhook_subscriptions Webhook subscriptions, by state (enabled, disabled), as the delivering server last read them.
+# TYPE crm_webhook_subscriptions gauge
+crm_webhook_subscriptions{state="disabled"} 2
+crm_webhook_subscriptions{state="enabled"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "crm_process_events_total", "crm_reminders_fired_total",
+		"crm_webhook_deliveries_total", "crm_webhook_subscriptions"); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "crm_webhook_delivery_latency_seconds" {
+			continue
+		}
+		h := f.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 1 || h.GetSampleSum() != 1.5 {
+			t.Fatalf("latency: %d samples, sum %v; want 1, 1.5", h.GetSampleCount(), h.GetSampleSum())
+		}
+		for _, b := range h.GetBucket() {
+			want := uint64(0)
+			if b.GetUpperBound() >= 2.5 {
+				want = 1
+			}
+			if b.GetCumulativeCount() != want {
+				t.Errorf("latency bucket le=%v: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+			}
+		}
+		return
+	}
+	t.Fatal("no crm_webhook_delivery_latency_seconds")
+}
+
+// A nil *Metrics records nothing and does not fail.
+func TestNilAutomation(t *testing.T) {
+	t.Parallel()
+	var m *metrics.Metrics
+	m.Known([]string{"p"}, []string{"k"})
+	m.ProcessEvent("p", "acted")
+	m.ReminderFired("k")
+	m.Attempt(true, time.Second)
+	m.Subscriptions(1, 0)
+}

@@ -340,3 +340,80 @@ func TestPrivateAddressesAreRefused(t *testing.T) {
 		t.Fatalf("the loopback receiver got %d requests", rec.requests)
 	}
 }
+
+// observer records what the delivery reports.
+type observer struct {
+	mu                  sync.Mutex
+	delivered, failed   int
+	latencies           []time.Duration
+	enabled, disabled   int
+	subscriptionReports int
+}
+
+func (o *observer) Attempt(delivered bool, latency time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !delivered {
+		o.failed++
+		return
+	}
+	o.delivered++
+	o.latencies = append(o.latencies, latency)
+}
+
+func (o *observer) Subscriptions(enabled, disabled int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.enabled, o.disabled = enabled, disabled
+	o.subscriptionReports++
+}
+
+// The delivery reports each attempt and the subscriptions it reads: one event (a contact
+// created; its touchpoint is of another type) to a receiver that fails twice, then takes it:
+// 2 failed attempts, 1 delivered with the time from its append (between the append and the
+// answer); one subscription, enabled, then disabled by an admin.
+func TestDeliveryIsObserved(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		rec := newReceiver(t, func(n int) string {
+			if n <= 2 {
+				return "fail"
+			}
+			return ""
+		})
+		var o observer
+		svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: true, Timeout: time.Second,
+			MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond, Observer: &o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := svc.Create(ctx, "admin", webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"contact.created.v2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		rec.secret = sub.Secret
+		rec.mu.Unlock()
+		start := time.Now()
+		contacts(t, commands.NewHandler(store), 1)
+		run(t, svc)
+		projectiontest.WaitUntil(t, time.Minute, "delivered", func() bool { return len(rec.positions()) == 1 })
+		elapsed := time.Since(start)
+		o.mu.Lock()
+		if o.failed != 2 || o.delivered != 1 || len(o.latencies) != 1 || o.latencies[0] <= 0 || o.latencies[0] > elapsed ||
+			o.enabled != 1 || o.disabled != 0 || o.subscriptionReports == 0 {
+			t.Errorf("observed %d failed, %d delivered in %v, %d enabled, %d disabled (%d reports); want 2 failed, 1 delivered within %v, 1 enabled",
+				o.failed, o.delivered, o.latencies, o.enabled, o.disabled, o.subscriptionReports, elapsed)
+		}
+		o.mu.Unlock()
+		disabled := false
+		if _, err := svc.Update(ctx, "admin", sub.ID, webhooks.Patch{Enabled: &disabled}); err != nil {
+			t.Fatal(err)
+		}
+		projectiontest.WaitUntil(t, time.Minute, "disabled reported", func() bool {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			return o.enabled == 0 && o.disabled == 1
+		})
+	})
+}

@@ -21,6 +21,15 @@ func (s *Service) Run(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Log.Warn("webhooks: reading the subscriptions failed", zap.Error(err))
 		}
+		if err == nil && s.cfg.Observer != nil {
+			enabled := 0
+			for _, sub := range subs {
+				if sub.Enabled {
+					enabled++
+				}
+			}
+			s.cfg.Observer.Subscriptions(enabled, len(subs)-enabled)
+		}
 		for _, sub := range subs {
 			if sub.Enabled && s.claim(sub.ID) {
 				wg.Go(func() {
@@ -118,6 +127,9 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 		now := s.cfg.Now()
 		if ctx.Err() != nil {
 			return false, ctx.Err() // cut off by a shutdown: not the receiver's failure
+		}
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.Attempt(sendErr == nil, now.Sub(e.RecordedAt))
 		}
 		if sendErr == nil {
 			return true, s.store.attempted(ctx, d.ID, StatusDelivered, "", code, now)

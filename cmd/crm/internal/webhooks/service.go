@@ -65,6 +65,20 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *zap.Logger
+	// Observer, when set, is told every attempt of the delivery and the subscriptions the
+	// dispatcher reads (nil: nothing is reported).
+	Observer Observer
+}
+
+// Observer is told what the delivery does.
+type Observer interface {
+	// Attempt is one attempt of a delivery (not a redelivery asked for by an admin):
+	// delivered when the receiver answered 2xx, and then latency is the time from the event's
+	// append to that answer.
+	Attempt(delivered bool, latency time.Duration)
+	// Subscriptions are how many subscriptions are enabled and disabled, each time the
+	// dispatcher reads them (on the server that delivers).
+	Subscriptions(enabled, disabled int)
 }
 
 // Service manages the subscriptions and delivers to them.
