@@ -226,6 +226,33 @@ func TestCSVExportAnalyticsEqualsJSON(t *testing.T) {
 					}
 				}
 			})
+			t.Run("described", func(t *testing.T) {
+				var doc struct {
+					Paths map[string]map[string]struct {
+						Responses map[string]struct {
+							Content map[string]any `json:"content"`
+						} `json:"responses"`
+						Parameters []struct {
+							Name string `json:"name"`
+						} `json:"parameters"`
+					} `json:"paths"`
+				}
+				if err := json.Unmarshal(a.send(t, http.MethodGet, "/openapi.json", "", "").body, &doc); err != nil {
+					t.Fatal(err)
+				}
+				for path, csv := range map[string]bool{"/v1/analytics/kpis": true, "/v1/analytics/customers": true, "/v1/analytics/forecast": false} {
+					op := doc.Paths[path]["get"]
+					_, hasCSV := op.Responses["200"].Content["text/csv"]
+					hasFormat := slices.ContainsFunc(op.Parameters, func(p struct {
+						Name string `json:"name"`
+					}) bool {
+						return p.Name == "format"
+					})
+					if hasCSV != csv || hasFormat != csv {
+						t.Errorf("%s: text/csv %v, format %v; want %v", path, hasCSV, hasFormat, csv)
+					}
+				}
+			})
 			t.Run("BOM for Excel", func(t *testing.T) {
 				r, _ := a.getCSV(t, "/v1/analytics/kpis?bom=true&"+min, false)
 				if !strings.HasPrefix(string(r.body), "\uFEFFperiod,end,figure,value\r\n") && !strings.HasPrefix(string(r.body), "\uFEFFperiod,end,figure,value\n") {
