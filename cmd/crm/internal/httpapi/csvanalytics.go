@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -150,6 +151,13 @@ func (v valueRoutes) exportCustomers(r *http.Request, rd read, out *csvOut) erro
 				cv := c.Currencies[i]
 				vals = append(vals, csvInt(cv.Orders), csvInt(cv.Revenue), csvInt(cv.LTV), csvInt(cv.AverageOrderValue),
 					strconv.Itoa(cv.MonetaryScore))
+			}
+			for _, cv := range c.Currencies {
+				if !seen[cv.Currency] {
+					// Bought in after the header was written: cut the export off rather than
+					// leave the purchase out.
+					return fmt.Errorf("customer %s: currency %s came after the export began", c.ContactID, cv.Currency)
+				}
 			}
 			if err := out.row(vals...); err != nil {
 				return err
