@@ -74,7 +74,7 @@ func (s *Server) orCSV(h http.Handler, rm ReadModels, projection string, exp csv
 		case err != nil:
 			s.writeError(w, r, err)
 		case csvAsked && exp == nil && r.URL.Query().Get("format") == "csv":
-			s.writeError(w, r, badField("format", "this question has no CSV form: the contacts, deals and accounts lists and the board have one"))
+			s.writeError(w, r, badField("format", "this question has no CSV form: the contacts, deals and accounts lists, the board, the KPIs and the customers have one"))
 		case csvAsked && exp != nil:
 			if err := s.exportCSV(w, r, rm, projection, exp); err != nil {
 				s.writeError(w, r, err)

@@ -33,6 +33,9 @@ type Query struct {
 	Path string
 	read readFunc
 	Doc  RouteDoc
+	// csv is the route's CSV form when it needs more than csvExports holds (the business
+	// time zone).
+	csv csvExport
 }
 
 // Queries are the queries of one read model, named by its projection.

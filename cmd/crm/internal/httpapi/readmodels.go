@@ -97,6 +97,9 @@ func (s *Server) MountReadModels(rm ReadModels) {
 		for _, q := range qs.Routes {
 			h := s.readModel(rm, kept, qs.Projection, badParams(q.read))
 			export := csvExports[q.Path]
+			if q.csv != nil {
+				export = q.csv
+			}
 			v1.Handle(q.Path, s.authorize(auth.PermRead, s.orCSV(h, rm, qs.Projection, export))).Methods(http.MethodGet)
 			doc := q.Doc
 			doc.Perm, doc.readModel = auth.PermRead, true

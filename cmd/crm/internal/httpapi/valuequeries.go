@@ -19,7 +19,7 @@ func ValueQueries(zone *time.Location) []Query {
 	return []Query{
 		{Path: "/analytics/customers", read: v.customers, Doc: RouteDoc{Summary: "Customers with orders, revenue, AOV, LTV, repeat interval and RFM scores",
 			Params: append([]Param{strParam("segment", "RFM segment"), strParam("sort", "order of the list"), asOfDoc}, page...),
-			Answer: value.CustomersAnswer{}}},
+			Answer: value.CustomersAnswer{}}, csv: v.exportCustomers},
 		{Path: "/contacts/{contactId}/value", read: v.contactValue, Doc: RouteDoc{Summary: "One contact's customer value and RFM scores",
 			Params: []Param{asOfDoc}, Answer: value.ValueAnswer{}, Problems: []int{http.StatusNotFound}}},
 		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
