@@ -36,7 +36,7 @@ func TestRunEndToEnd(t *testing.T) {
 	jsonPath := filepath.Join(work, "report.json")
 	var stdout, stderr bytes.Buffer
 	err = run(context.Background(), []string{"--crm", crm, "--sqlite", filepath.Join(seeded, "crm.db"),
-		"--work", filepath.Join(work, "run"), "--duration", "1s", "--readers", "5", "--rates", "0,20",
+		"--work", filepath.Join(work, "run"), "--duration", "3s", "--readers", "5", "--rates", "0,20",
 		"--rounds", "1", "--lanes", "4", "--saturation", "4", "--lag-rate", "40", "--burst", "1s",
 		"--settle", "1s", "--catch-up", "2m", "--json", jsonPath}, &stdout, &stderr)
 	if err != nil {
