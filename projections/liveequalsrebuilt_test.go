@@ -199,7 +199,7 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 			}
 		case x < 66:
 			op, id = "task", contactID
-			cmd := commands.ScheduleTask{ContactID: contactID, Title: "call back", Due: w.clock.AddDate(0, 0, rng.IntN(20)).Format(time.DateOnly)}
+			cmd := commands.ScheduleTask{ContactID: contactID, Title: "call back", Due: m.OccurredAt.AddDate(0, 0, rng.IntN(20)).Format(time.DateOnly)}
 			exec = func(m commands.Meta) (commands.Result, error) { return w.h.ScheduleTask(ctx, m, cmd) }
 		case x < 70:
 			op, id = "complete", contactID
@@ -212,7 +212,7 @@ func (w *workload) run(ctx context.Context, t testing.TB, rng *rand.Rand, n int)
 			// A task changes before it closes: rescheduled, reassigned, done or cancelled.
 			switch rng.IntN(4) {
 			case 0:
-				cmd := commands.RescheduleTask{ContactID: contactID, TaskID: taskID, Due: w.clock.AddDate(0, 0, rng.IntN(30)).Format(time.DateOnly)}
+				cmd := commands.RescheduleTask{ContactID: contactID, TaskID: taskID, Due: m.OccurredAt.AddDate(0, 0, rng.IntN(30)).Format(time.DateOnly)}
 				exec = func(m commands.Meta) (commands.Result, error) { return w.h.RescheduleTask(ctx, m, cmd) }
 			case 1:
 				cmd := commands.ReassignTask{ContactID: contactID, TaskID: taskID, Assignee: pick(owners)}

@@ -42,25 +42,45 @@ func AppendTo(t testing.TB, store eventstore.Store, stream string, types ...stri
 	return events
 }
 
-// AllEvents reads the whole log.
+// AllEvents reads the whole log: every event committed when it is called. ReadAll may stop
+// short of the last ones for a while (on PostgreSQL, behind a gap in the positions while a
+// transaction that began before the events after it runs anywhere in the cluster): AllEvents
+// reads on until it reaches the store's head (eventstore.Heads), and fails the test when it
+// does not within a minute.
 func AllEvents(t testing.TB, store eventstore.Store) []eventstore.Event {
 	t.Helper()
+	ctx := context.Background()
+	var head int64 // 0: a store that does not tell its head is read until ReadAll returns nothing
+	if h, ok := eventstore.HeadsOf(store); ok {
+		var err error
+		if head, err = h.LastPosition(ctx); err != nil {
+			t.Fatalf("last position: %v", err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
 	var all []eventstore.Event
 	var after int64
 	for {
-		batch, err := store.ReadAll(context.Background(), after, 1000)
+		batch, err := store.ReadAll(ctx, after, 1000)
 		if err != nil {
 			t.Fatalf("read all: %v", err)
 		}
-		if len(batch) == 0 {
+		if len(batch) > 0 {
+			all = append(all, batch...)
+			after = batch[len(batch)-1].Position
+			continue
+		}
+		if after >= head {
 			return all
 		}
-		all = append(all, batch...)
-		after = batch[len(batch)-1].Position
+		if time.Now().After(deadline) {
+			t.Fatalf("read all: the log stops at position %d, before its head %d, for a minute", after, head)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// LastPosition is the position of the log's last event, 0 when it is empty.
+// LastPosition is the position of the log's last event committed, 0 when it is empty.
 func LastPosition(t testing.TB, store eventstore.Store) int64 {
 	t.Helper()
 	all := AllEvents(t, store)

@@ -1,0 +1,63 @@
+package projectiontest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// On PostgreSQL the global log may have a gap (an append refused after it took its
+// positions), and ReadAll returns the events after a gap only once every transaction that
+// began before them has ended, or stops before the gap after its read wait. A write
+// transaction running anywhere in the cluster (another test, a read model's catch-up) holds
+// that back: the log's last position and its events must still be those committed, or a
+// test that waits for its projections to reach "the head" compares them before they applied
+// the log's tail.
+func TestLogHeldBackByARunningTransaction(t *testing.T) {
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, projectiontest.PostgresURL(), postgres.WithSchema(projectiontest.FreshSchema(t, "projectiontest_log_")),
+		postgres.WithReadWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("open postgres store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	first := projectiontest.AppendTo(t, store, "a", "t.one")[0]
+	// A gap: a position taken and never written, as by an append refused for a stale head.
+	if _, err := store.Pool().Exec(ctx, `SELECT nextval('events_position_seq')`); err != nil {
+		t.Fatalf("take a position: %v", err)
+	}
+	// A write transaction that began before the next append and runs past the read wait.
+	blocker, err := store.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatalf("take a transaction id: %v", err)
+	}
+	last := projectiontest.AppendTo(t, store, "b", "t.two")[0]
+	if last.Position <= first.Position+1 {
+		t.Fatalf("no gap: positions %d then %d", first.Position, last.Position)
+	}
+	if page, err := store.ReadAll(ctx, 0, 10); err != nil || len(page) != 1 {
+		t.Fatalf("ReadAll while the transaction runs = %d events (%v), want 1: the case is not set up", len(page), err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = blocker.Rollback(context.Background())
+	}()
+	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })
+
+	if got := projectiontest.LastPosition(t, store); got != last.Position {
+		t.Errorf("LastPosition = %d, want %d", got, last.Position)
+	}
+	var got []int64
+	for _, e := range projectiontest.AllEvents(t, store) {
+		got = append(got, e.Position)
+	}
+	if len(got) != 2 || got[0] != first.Position || got[1] != last.Position {
+		t.Errorf("AllEvents at positions %v, want [%d %d]", got, first.Position, last.Position)
+	}
+}
