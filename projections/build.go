@@ -495,12 +495,35 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 		}
 		more := len(events) == n
 		if until > 0 {
+			reached := false
 			for len(events) > 0 && events[len(events)-1].Position > until {
 				events = events[:len(events)-1]
-				more = false
+				reached = true
 			}
 			if len(events) > 0 && events[len(events)-1].Position == until {
+				reached = true
+			}
+			if reached {
 				more = false
+			} else if !more {
+				// A short read that stops before until is the end of the log only if the
+				// log ends there. Past a gap, a log reader returns what lies before it
+				// while an older transaction might still write into it: the rest is read
+				// once that transaction has ended, never taken as missing.
+				lastRead := from
+				if len(events) > 0 {
+					lastRead = events[len(events)-1].Position
+				}
+				h, err := LogHead(ctx, b.Store)
+				if err != nil {
+					select {
+					case out <- readBatch{err: fmt.Errorf("head of the log after %d: %w", lastRead, err)}:
+					case <-ctx.Done():
+					}
+					return
+				}
+				b.head.Store(max(h, b.head.Load()))
+				more = h > lastRead
 			}
 		}
 		rb := readBatch{events: events, from: from, count: len(events), more: more}
@@ -512,8 +535,15 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 		case <-ctx.Done():
 			return
 		}
-		if !more || len(events) == 0 {
+		if !more {
 			return
+		}
+		if len(events) == 0 {
+			// Held back before until: read again shortly (the log reader has waited already).
+			if Sleep(ctx, 5*time.Millisecond) != nil {
+				return
+			}
+			continue
 		}
 		from = events[len(events)-1].Position
 	}
