@@ -120,7 +120,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purge: bg.purger(cmds).Purge})
 	api.MountWebhooks(hooks)
-	if err := api.MountImports(httpapi.Imports{Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
+	if err := api.MountImports(httpapi.Imports{DB: db, Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
 		return err
 	}
 	// The audit hashes the bytes as stored: it reads beneath the codec.

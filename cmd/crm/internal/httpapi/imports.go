@@ -21,6 +21,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/csvimport"
+	"github.com/eventcrm/crm/projections"
 )
 
 // DefaultMaxImport is the largest file POST /v1/imports accepts.
@@ -39,6 +40,9 @@ const maxMapping = 64 << 10
 
 // Imports is what POST /v1/imports and GET /v1/imports/{id} need.
 type Imports struct {
+	// DB keeps the imports' states and reports (the read-model database: every server that
+	// shares it answers for every import, and after a restart).
+	DB *projections.DB
 	// Dir is where uploads are spooled (created 0700; files 0600, unlinked once the import
 	// has them open, so nothing is left behind when it ends or the process stops).
 	Dir string
@@ -81,37 +85,7 @@ func (ir *importRun) snapshot() ImportStatus {
 	return st
 }
 
-// importRegistry keeps the imports of this process.
-type importRegistry struct {
-	mu    sync.Mutex
-	runs  map[string]*importRun
-	order []string
-}
-
-func (reg *importRegistry) add(id string, ir *importRun) {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	reg.runs[id] = ir
-	reg.order = append(reg.order, id)
-	for i := 0; len(reg.runs) > keptImports && i < len(reg.order); {
-		old := reg.order[i]
-		if reg.runs[old].snapshot().State == "running" {
-			i++
-			continue
-		}
-		delete(reg.runs, old)
-		reg.order = append(reg.order[:i], reg.order[i+1:]...)
-	}
-}
-
-func (reg *importRegistry) get(id string) (*importRun, bool) {
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	ir, ok := reg.runs[id]
-	return ir, ok
-}
-
-// MountImports adds POST /v1/imports and GET /v1/imports/{id} (role admin).
+// MountImports adds POST /v1/imports, GET and DELETE /v1/imports/{id} (role admin).
 func (s *Server) MountImports(im Imports) error {
 	if im.MaxBytes <= 0 {
 		im.MaxBytes = DefaultMaxImport
@@ -130,7 +104,10 @@ func (s *Server) MountImports(im Imports) error {
 			_ = os.Remove(f) // an upload of a stopped process: its import ended with it
 		}
 	}
-	reg := &importRegistry{runs: map[string]*importRun{}}
+	reg, err := newImportRuns(im.Context, im.DB)
+	if err != nil {
+		return err
+	}
 	v1 := prefixed{s.router, "/v1"}
 	v1.Handle("/imports", s.authorize(auth.PermImport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.startImport(w, r, im, reg)
@@ -148,16 +125,30 @@ func (s *Server) MountImports(im Imports) error {
 		Uploads: []string{"text/csv", "multipart/form-data"}, Answer: ImportStatus{}, Status: http.StatusAccepted,
 		Problems: []int{http.StatusUnsupportedMediaType}})
 	v1.Handle("/imports/{importId}", s.authorize(auth.PermImport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ir, ok := reg.get(mux.Vars(r)["importId"])
-		if !ok {
-			s.writeError(w, r, notFound("no such import (this server keeps the last %d, until it stops)", keptImports))
+		id := mux.Vars(r)["importId"]
+		st, ok, err := reg.get(r.Context(), id)
+		if err == nil && !ok {
+			err = noSuchImport(id)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, ir.snapshot())
+		writeJSON(w, http.StatusOK, st)
 	}))).Methods(http.MethodGet)
 	s.describe(http.MethodGet, "/v1/imports/{importId}", RouteDoc{Tag: "imports", Perm: auth.PermImport,
-		Summary: "An import's state, progress and report", Answer: ImportStatus{}, Problems: []int{http.StatusNotFound}})
+		Summary: "An import's state, progress and report (from any server sharing the database)", Answer: ImportStatus{}, Problems: []int{http.StatusNotFound}})
+	v1.Handle("/imports/{importId}", s.authorize(auth.PermImport, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := reg.remove(r.Context(), mux.Vars(r)["importId"]); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))).Methods(http.MethodDelete)
+	s.describe(http.MethodDelete, "/v1/imports/{importId}", RouteDoc{Tag: "imports", Perm: auth.PermImport,
+		Summary: "Forget an import that has ended, with its report", Status: http.StatusNoContent,
+		Problems: []int{http.StatusNotFound, http.StatusConflict}})
 	return nil
 }
 
@@ -185,7 +176,7 @@ func importParams(r *http.Request) (csvimport.Options, error) {
 }
 
 // startImport spools the upload, checks its header and starts the import.
-func (s *Server) startImport(w http.ResponseWriter, r *http.Request, im Imports, reg *importRegistry) (ImportStatus, error) {
+func (s *Server) startImport(w http.ResponseWriter, r *http.Request, im Imports, reg *importRuns) (ImportStatus, error) {
 	opts, err := importParams(r)
 	if err != nil {
 		return ImportStatus{}, err
@@ -210,7 +201,7 @@ func (s *Server) startImport(w http.ResponseWriter, r *http.Request, im Imports,
 	if err != nil {
 		return ImportStatus{}, fmt.Errorf("open the spooled upload: %w", err)
 	}
-	ir := &importRun{status: ImportStatus{ID: id, State: "running", Actor: opts.Actor, StartedAt: time.Now().UTC()}}
+	ir := &importRun{status: ImportStatus{ID: id, State: importRunning, Actor: opts.Actor, StartedAt: time.Now().UTC()}}
 	f, err := csvimport.Open(file, size, opts, &ir.progress)
 	var he *csvimport.HeaderError
 	if errors.As(err, &he) {
@@ -222,16 +213,26 @@ func (s *Server) startImport(w http.ResponseWriter, r *http.Request, im Imports,
 		return ImportStatus{}, err
 	}
 	ir.status.Report = csvimport.Report{Kind: opts.Kind, DryRun: opts.DryRun, Encoding: f.Encoding(), Problems: []csvimport.Problem{}}
-	reg.add(id, ir)
+	if err := reg.add(r.Context(), ir); err != nil {
+		file.Close()
+		return ImportStatus{}, err
+	}
+	done := make(chan struct{})
 	go func() {
+		if err := reg.follow(im.Context, ir, done); err != nil {
+			s.log.Error("import state not recorded", zap.String("import_id", id), zap.Error(err))
+		}
+	}()
+	go func() {
+		defer close(done)
 		defer file.Close()
 		rep, err := csvimport.Run(im.Context, s.cmds, f, opts, &ir.progress)
 		ir.mu.Lock()
 		defer ir.mu.Unlock()
 		now := time.Now().UTC()
-		ir.status.Report, ir.status.FinishedAt, ir.status.State = rep, &now, "done"
+		ir.status.Report, ir.status.FinishedAt, ir.status.State = rep, &now, importDone
 		if err != nil {
-			ir.status.State, ir.status.Error = "failed", err.Error()
+			ir.status.State, ir.status.Error = importFailed, err.Error()
 			s.log.Error("import failed", zap.String("import_id", id), zap.Error(err))
 		}
 	}()

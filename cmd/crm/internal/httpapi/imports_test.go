@@ -149,6 +149,15 @@ func TestImportsOverHTTP(t *testing.T) {
 			if r := st.Report; r.Created != 2 || r.Refused != 0 {
 				t.Fatalf("touchpoints %+v", r)
 			}
+			// An ended import is forgotten on request, with its report.
+			if r := a.send(t, http.MethodDelete, "/v1/imports/"+st.ID, adminToken, ""); r.status != http.StatusNoContent {
+				t.Fatalf("DELETE /v1/imports/%s: %d %s", st.ID, r.status, r.body)
+			}
+			for _, method := range []string{http.MethodGet, http.MethodDelete} {
+				if r := a.send(t, method, "/v1/imports/"+st.ID, adminToken, ""); r.status != http.StatusNotFound {
+					t.Fatalf("%s of a forgotten import: %d %s", method, r.status, r.body)
+				}
+			}
 		})
 	}
 }

@@ -76,6 +76,11 @@ func notFound(format string, args ...any) *apiError {
 	return &apiError{problem(http.StatusNotFound, "not-found", "Not found", fmt.Sprintf(format, args...))}
 }
 
+// conflict is a request the resource's state refuses (409).
+func conflict(format string, args ...any) *apiError {
+	return &apiError{problem(http.StatusConflict, "conflict", "Conflict", fmt.Sprintf(format, args...))}
+}
+
 func methodNotAllowed(method, path string) *apiError {
 	return &apiError{problem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", method+" is not allowed on "+path)}
 }

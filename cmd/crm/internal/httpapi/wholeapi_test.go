@@ -175,7 +175,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 		t.Fatal(err)
 	}
 	server.MountWebhooks(hooks)
-	if err := server.MountImports(httpapi.Imports{Dir: filepath.Join(t.TempDir(), "imports"), Workers: 8}); err != nil {
+	if err := server.MountImports(httpapi.Imports{DB: db, Dir: filepath.Join(t.TempDir(), "imports"), Workers: 8}); err != nil {
 		t.Fatal(err)
 	}
 	srv := describedServer(t, server)
