@@ -86,8 +86,8 @@ func (s *Server) orCSV(h http.Handler, rm ReadModels, projection string, exp csv
 }
 
 // exportCSV streams the whole answer of a question as CSV, every page, from one set of the
-// projection's tables (a rebuild's switch waits for the export). Its freshness is in the
-// headers. A failure after the first row cuts the answer off, so the client sees an error
+// projection's tables: the live one (a rebuild's switch waits for the export), or with
+// at_position/known_at the set as it stood then. Its freshness is in the headers. A failure after the first row cuts the answer off, so the client sees an error
 // rather than a short file.
 func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, rm ReadModels, projection string, exp csvExport) error {
 	q := r.URL.Query()
@@ -98,31 +98,43 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, rm ReadModels
 			return badField("bom", "bom %q is not true or false", v)
 		}
 	}
-	for _, p := range []string{"at_position", "known_at"} {
-		if q.Has(p) {
-			return badField(p, "a CSV export answers the read model as it is now: ask the JSON answer for a past position")
-		}
-	}
-	var minPosition int64
-	if v := q.Get("min_position"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return badField("min_position", "min_position %q is not a log position", v)
-		}
-		minPosition = n
-	}
-	f, err := rm.Runner.WaitFor(r.Context(), projection, minPosition, rm.MaxWait)
-	if err != nil {
+	var (
+		f      runtime.Freshness
+		source read
+	)
+	tp, past, err := timeTravelParams(r)
+	switch {
+	case err != nil:
 		return err
+	case past:
+		set, release, rr, err := s.travelSet(r, rm, projection, tp)
+		if err != nil {
+			return err
+		}
+		defer release()
+		r, f, source = rr, travelFreshness(projection, set, tp), read{db: set.DB, t: set.Tables, memo: direct}
+	default:
+		var minPosition int64
+		if v := q.Get("min_position"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return badField("min_position", "min_position %q is not a log position", v)
+			}
+			minPosition = n
+		}
+		if f, err = rm.Runner.WaitFor(r.Context(), projection, minPosition, rm.MaxWait); err != nil {
+			return err
+		}
+		tables, release, err := rm.Runner.Read(projection)
+		if err != nil {
+			return err
+		}
+		defer release()
+		source = read{db: rm.Runner.DB(), t: tables, memo: direct}
 	}
-	tables, release, err := rm.Runner.Read(projection)
-	if err != nil {
-		return err
-	}
-	defer release()
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteTime))
 	out := &csvOut{w: w, bom: bom, fresh: f, name: exportName(r)}
-	err = exp(r, read{db: rm.Runner.DB(), t: tables, memo: direct}, out)
+	err = exp(r, source, out)
 	if err == nil {
 		err = out.flush()
 	}
@@ -167,6 +179,9 @@ func (o *csvOut) header(cols ...string) error {
 	h.Set(HeaderLagSeconds, strconv.FormatFloat(o.fresh.Lag.Seconds, 'f', 3, 64))
 	if o.fresh.Stale {
 		h.Set(HeaderStale, "true")
+	}
+	if o.fresh.AtPosition != nil {
+		h.Set(HeaderAtPosition, strconv.FormatInt(*o.fresh.AtPosition, 10))
 	}
 	o.w.WriteHeader(http.StatusOK)
 	if o.bom {

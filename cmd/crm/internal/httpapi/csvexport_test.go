@@ -266,7 +266,8 @@ func TestCSVExportEqualsJSON(t *testing.T) {
 					{"/v1/contacts?format=csv&bom=perhaps", "bom"},
 					{"/v1/contacts?format=csv&sort=shoe_size", "sort"},
 					{"/v1/contacts?format=csv&as_of=2024-01-01T00:00:00Z", "as_of"},
-					{"/v1/contacts?format=csv&at_position=3", "at_position"},
+					{"/v1/contacts?format=csv&at_position=3", "at_position"}, // not served by this server
+					{"/v1/contacts?format=csv&at_position=3&min_position=1", "min_position"},
 					{"/v1/pipeline/board?format=csv&stage=won", "stage"},
 					{"/v1/tasks?format=csv", "format"},
 				} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections/runtime"
+	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // travelParams is a log-time question: at_position=N, or known_at=T (the last position
@@ -47,8 +48,32 @@ func timeTravelParams(r *http.Request) (travelParams, bool, error) {
 
 // travel answers a query from the read model as it stood at a past log position.
 func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, projection string, h readFunc, tp travelParams) error {
+	set, release, r, err := s.travelSet(r, rm, projection, tp)
+	if err != nil {
+		return err
+	}
+	data, err := h(r, read{db: set.DB, t: set.Tables, memo: direct})
+	release()
+	if err != nil {
+		return err
+	}
+	f := travelFreshness(projection, set, tp)
+	hd := w.Header()
+	hd.Set(HeaderPosition, strconv.FormatInt(f.Position, 10))
+	hd.Set(HeaderLagEvents, strconv.FormatInt(f.Lag.Events, 10))
+	hd.Set(HeaderAtPosition, strconv.FormatInt(f.Position, 10))
+	hd.Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
+	return nil
+}
+
+// travelSet holds the set of projection as it stood at tp until release is called, and
+// returns r with the moment asked about standing for "now": without as_of, the queries that
+// measure time (days in stage, dormancy) measure it then (known_at, or when the event at
+// at_position was recorded).
+func (s *Server) travelSet(r *http.Request, rm ReadModels, projection string, tp travelParams) (timetravel.TravelSet, func(), *http.Request, error) {
 	if rm.TimeTravel == nil {
-		return badField("at_position", "time travel is not served here")
+		return timetravel.TravelSet{}, nil, r, badField("at_position", "time travel is not served here")
 	}
 	ctx := r.Context()
 	start := time.Now()
@@ -56,16 +81,14 @@ func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, p
 	if tp.knownAt != nil {
 		n, err := rm.TimeTravel.PositionAt(ctx, *tp.knownAt)
 		if err != nil {
-			return err
+			return timetravel.TravelSet{}, nil, r, err
 		}
 		tp.position = n
 	}
 	set, release, err := rm.TimeTravel.At(ctx, projection, tp.position)
 	if err != nil {
-		return err
+		return timetravel.TravelSet{}, nil, r, err
 	}
-	// Without as_of, the queries that measure time (days in stage, dormancy) measure it at
-	// the moment asked about: known_at, or when the event at at_position was recorded.
 	then := set.RecordedAt
 	if tp.knownAt != nil {
 		then = *tp.knownAt
@@ -73,21 +96,14 @@ func (s *Server) travel(w http.ResponseWriter, r *http.Request, rm ReadModels, p
 	if !then.IsZero() {
 		r = r.WithContext(context.WithValue(ctx, nowKey{}, then))
 	}
-	data, err := h(r, read{db: set.DB, t: set.Tables, memo: direct})
-	release()
-	if err != nil {
-		return err
-	}
+	return set, release, r, nil
+}
+
+// travelFreshness is the freshness of an answer from set.
+func travelFreshness(projection string, set timetravel.TravelSet, tp travelParams) runtime.Freshness {
 	at := set.Position
-	f := runtime.Freshness{Projection: projection, Position: at, Head: set.Head,
+	return runtime.Freshness{Projection: projection, Position: at, Head: set.Head,
 		Lag: runtime.Lag{Events: set.Head - at}, AtPosition: &at, KnownAt: tp.knownAt}
-	hd := w.Header()
-	hd.Set(HeaderPosition, strconv.FormatInt(at, 10))
-	hd.Set(HeaderLagEvents, strconv.FormatInt(f.Lag.Events, 10))
-	hd.Set(HeaderAtPosition, strconv.FormatInt(at, 10))
-	hd.Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, ReadAnswer{Data: data, Freshness: f})
-	return nil
 }
 
 // HeaderAtPosition repeats the log position of a time-travel answer.

@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"encoding/csv"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +74,49 @@ func TestReadModelsTravelInLogTime(t *testing.T) {
 		"?at_position=1&min_position=1"} {
 		if r := a.read("/v1/pipeline/board"+bad, nil); r.status != http.StatusBadRequest {
 			t.Errorf("GET %s: %d %s", bad, r.status, r.body)
+		}
+	}
+}
+
+// TestCSVExportTravelsInLogTime exports the board as the log stood at a past position: the
+// same cards as the JSON answer at that position, with the position in the headers.
+func TestCSVExportTravelsInLogTime(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	contactID := a.createContact()
+	r := a.do("POST", "/v1/deals", appToken, `{"contact_id":"`+contactID+`","title":"年間契約","amount":120000,"currency":"JPY"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("open deal: %d %s", r.status, r.body)
+	}
+	opened := int64(r.json(t)["position"].(float64))
+	for _, c := range []struct {
+		at    int64
+		cards int
+	}{{opened - 1, 0}, {opened, 1}} {
+		query := "?format=csv&as_of=2100-01-01T00:00:00Z&at_position=" + strconv.FormatInt(c.at, 10)
+		r := a.do("GET", "/v1/pipeline/board"+query, appToken, "")
+		if r.status != http.StatusOK || r.header.Get("Content-Type") != "text/csv; charset=utf-8" {
+			t.Fatalf("board CSV at %d: %d %s", c.at, r.status, r.body)
+		}
+		if got := r.header.Get(httpapi.HeaderAtPosition); got != strconv.FormatInt(c.at, 10) {
+			t.Errorf("board CSV at %d: %s %q", c.at, httpapi.HeaderAtPosition, got)
+		}
+		records, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+		if err != nil {
+			t.Fatalf("board CSV at %d: %v", c.at, err)
+		}
+		if len(records) != 1+c.cards {
+			t.Fatalf("board CSV at %d: %d cards, want %d: %q", c.at, len(records)-1, c.cards, r.body)
+		}
+		var b answer[board.Answer]
+		if r := a.read("/v1/pipeline/board?as_of=2100-01-01T00:00:00Z&at_position="+strconv.FormatInt(c.at, 10), &b); r.status != http.StatusOK {
+			t.Fatalf("board at %d: %d %s", c.at, r.status, r.body)
+		}
+		if got := b.Data.Stages[0].Count; got != c.cards {
+			t.Fatalf("JSON board at %d: %d cards, CSV %d", c.at, got, c.cards)
+		}
+		if c.cards == 1 && !strings.Contains(string(r.body), "年間契約") {
+			t.Errorf("board CSV at %d lacks the deal: %q", c.at, r.body)
 		}
 	}
 }
