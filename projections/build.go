@@ -514,7 +514,7 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 				if len(events) > 0 {
 					lastRead = events[len(events)-1].Position
 				}
-				h, err := LogHead(ctx, b.Store)
+				h, err := committedHead(ctx, b.Store)
 				if err != nil {
 					select {
 					case out <- readBatch{err: fmt.Errorf("head of the log after %d: %w", lastRead, err)}:
@@ -547,6 +547,16 @@ func (b *Builder) read(ctx context.Context, from, until int64, out chan<- readBa
 		}
 		from = events[len(events)-1].Position
 	}
+}
+
+// committedHead is the highest committed position of the log: the store's own (one
+// query, whether or not a reader may have it yet) when it tells, else the last one its
+// reader returns.
+func committedHead(ctx context.Context, store eventstore.Store) (int64, error) {
+	if h, ok := eventstore.HeadsOf(store); ok {
+		return h.LastPosition(ctx)
+	}
+	return LogHead(ctx, store)
 }
 
 // prepare decodes a batch for each target that has a batch path, in parallel; each event is
