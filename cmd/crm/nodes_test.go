@@ -31,8 +31,10 @@ const nodeEnv = "CRM_TEST_SERVE_NODE"
 func TestMain(m *testing.M) {
 	if os.Getenv(nodeEnv) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		stopProfile := startProfile()
 		err := run(ctx, []string{"serve", "--addr", os.Getenv(nodeEnv)}, os.Getenv, os.Stdout, os.Stderr)
 		stop()
+		stopProfile()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -44,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // node is a `crm serve` process of the cluster.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	env  []string
 	cmd  *exec.Cmd
@@ -58,7 +60,13 @@ var nodeClient = &http.Client{Timeout: 20 * time.Second}
 
 // startNode starts a server of store with its own data directory and the deployment's audit
 // key file.
-func startNode(t *testing.T, store, dataDir, auditKey string) *node {
+func startNode(t testing.TB, store, dataDir, auditKey string) *node {
+	t.Helper()
+	return startNodeWith(t, store, dataDir, auditKey)
+}
+
+// startNodeWith is startNode with more environment variables (NAME=VALUE).
+func startNodeWith(t testing.TB, store, dataDir, auditKey string, env ...string) *node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,6 +79,7 @@ func startNode(t *testing.T, store, dataDir, auditKey string) *node {
 		// The held transaction of stallFeed holds back every feed of the PostgreSQL cluster
 		// (other tests' too): it is kept open for as short a time as the alarm allows.
 		"CRM_FEED_STALL_AFTER=500ms")}
+	n.env = append(n.env, env...)
 	n.start()
 	return n
 }
@@ -95,6 +104,16 @@ func (n *node) start() {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// stop ends the process with SIGTERM, as an orchestrator does, and waits for it.
+func (n *node) stop() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.cmd.Wait()
+	n.cmd = nil
 }
 
 // kill ends the process with SIGKILL: nothing is released, no lease handed over.
@@ -386,7 +405,7 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 
 // converge waits until every projection of every server stands at the store's head, and
 // returns it.
-func converge(t *testing.T, nodes []*node) int64 {
+func converge(t testing.TB, nodes []*node) int64 {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -520,7 +539,7 @@ func waitDealWon(t *testing.T, n *node, won *sync.Map) {
 }
 
 // logOldTransactions logs the transactions of the PostgreSQL cluster that hold back the feed.
-func logOldTransactions(t *testing.T) {
+func logOldTransactions(t testing.TB) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, postgresURL())
 	if err != nil {
