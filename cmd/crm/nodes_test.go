@@ -407,7 +407,13 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 // returns it.
 func converge(t testing.TB, nodes []*node) int64 {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	return convergeWithin(t, nodes, 90*time.Second)
+}
+
+// convergeWithin is converge with another deadline.
+func convergeWithin(t testing.TB, nodes []*node, wait time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		var head int64
 		done := true
@@ -433,7 +439,7 @@ func converge(t testing.TB, nodes []*node) int64 {
 				t.Logf("%s: feed %v projections %v", n.addr, feed, ps)
 			}
 			logOldTransactions(t)
-			t.Fatal("the servers did not reach the store's head within 90s")
+			t.Fatalf("the servers did not reach the store's head within %s", wait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
