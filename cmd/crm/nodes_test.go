@@ -625,4 +625,9 @@ func assertOneAuditTrail(t *testing.T, nodes []*node, store, auditKey string) {
 	if out, _, err := crm(t, env, "audit", "verify", "--checkpoint", cpFile, "--quiet"); err != nil || !strings.Contains(out, "OK:") {
 		t.Errorf("crm audit verify of the servers' checkpoint: %v\n%s", err, out)
 	}
+	// A signer with a key of its own is refused: it would sign other checkpoints.
+	env["CRM_AUDIT_KEY_FILE"] = filepath.Join(t.TempDir(), "other.key")
+	if _, _, err := crm(t, env, "audit", "checkpoint"); err == nil || !strings.Contains(err.Error(), "signed by another key") {
+		t.Errorf("crm audit checkpoint with another key: %v", err)
+	}
 }
