@@ -51,6 +51,11 @@ type Builder struct {
 	CommitEvery time.Duration
 	// Lax commits without waiting for the disk on PostgreSQL (sets nobody serves yet).
 	Lax bool
+	// BoundLocks makes every statement of the build that writes or creates its set wait for
+	// a lock at most LockTimeout (Features.BoundedLockWait), then fail with ErrLockTimeout:
+	// a time-travel build, which other servers' drops and builds must never wait on for
+	// long. The statements run in transactions of the build's own connections.
+	BoundLocks bool
 	// Analyze has Finish gather the statistics of the tables on PostgreSQL: a set that will
 	// be served (a rebuild). A new set has none, and its first queries would be planned
 	// blind: the churn points' read took twice as long, sorting on disk. A time-travel set
@@ -233,6 +238,16 @@ func (b *Builder) beginOn(ctx context.Context, group int) (*Tx, error) {
 			return nil, fmt.Errorf("begin: %w", err)
 		}
 	}
+	if bound := b.DB.Dialect.Features().BoundedLockWait; b.BoundLocks && bound != "" {
+		// Its statements are run plainly, each on this transaction's connection, where the
+		// driver prepares and keeps them: a statement prepared on another pooled
+		// connection would be a wait of this transaction the database cannot see.
+		tx.plain = true
+		if _, err := tx.Exec(ctx, bound); err != nil {
+			_ = sqlTx.Rollback()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
 	return tx, nil
 }
 
@@ -268,7 +283,7 @@ func (b *Builder) CreateSet(ctx context.Context, tg *Target, unlogged bool) (ind
 		if unlogged && b.DB.Dialect.Features().Unlogged {
 			s = unloggedTable.ReplaceAllString(s, "${1}UNLOGGED TABLE")
 		}
-		if _, err := b.DB.SQL.ExecContext(ctx, s); err != nil {
+		if err := b.execBounded(ctx, s); err != nil {
 			return nil, fmt.Errorf("schema of %s: %w", tg.Tables.Prefix(), err)
 		}
 	}
@@ -928,13 +943,34 @@ func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlo
 	return nil
 }
 
+// execBounded runs a statement on a pooled connection; with BoundLocks, in a transaction of
+// its own whose waits for locks are bounded (ErrLockTimeout).
+func (b *Builder) execBounded(ctx context.Context, query string) error {
+	bound := b.DB.Dialect.Features().BoundedLockWait
+	if !b.BoundLocks || bound == "" {
+		_, err := b.DB.SQL.ExecContext(ctx, query)
+		return err
+	}
+	tx, err := b.DB.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	for _, q := range []string{bound, query} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return WrapLockTimeout(err)
+		}
+	}
+	return tx.Commit()
+}
+
 // SideBySide runs statements at once, each on a pooled connection of its own.
 func (b *Builder) SideBySide(ctx context.Context, stmts []string) error {
 	errs := make([]error, len(stmts))
 	var wg sync.WaitGroup
 	for i, s := range stmts {
 		wg.Go(func() {
-			if _, err := b.DB.SQL.ExecContext(ctx, s); err != nil {
+			if err := b.execBounded(ctx, s); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", s, err)
 			}
 		})

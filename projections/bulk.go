@@ -250,7 +250,7 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 //
 // args are made storable by the caller (Insert does it once for all its rows).
 func (t *Tx) execPrepared(ctx context.Context, query string, args []any) error {
-	if !t.dialect.Features().PreparesEachStatement && t.shared == nil {
+	if !t.dialect.Features().PreparesEachStatement && (t.shared == nil || t.plain) {
 		_, err := t.tx.ExecContext(ctx, t.dialect.Rebind(query), args...)
 		return err
 	}

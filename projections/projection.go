@@ -97,6 +97,7 @@ type Tx struct {
 	dialect Dialect
 	stmts   map[string]*sql.Stmt // prepared by Prepared, closed with the transaction
 	shared  *stmtCache           // statements of the rebuild the transaction belongs to
+	plain   bool                 // statements run unprepared on PostgreSQL, whatever shared says
 	conn    *sql.Conn            // the transaction's connection, when known: COPY on PostgreSQL
 }
 

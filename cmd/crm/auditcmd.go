@@ -62,7 +62,7 @@ func runAuditKey(cfg config.Config, args []string, stdout, stderr io.Writer) err
 	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
 		return err
 	}
-	signer, _, err := audit.LoadOrCreateKey(cfg.DataDir)
+	signer, err := auditSigner(cfg)
 	if err != nil {
 		return err
 	}
@@ -116,12 +116,17 @@ func readCheckpoint(path string) (audit.Checkpoint, error) {
 	return cp, nil
 }
 
-// verifyKey is the key given with --key, or the public half of the data directory's own key.
+// verifyKey is the key given with --key, or the public half of the server's own key
+// (CRM_AUDIT_KEY_FILE, else the data directory's audit.key).
 // An auditor pins the key it got from /v1/audit/key: a key read next to the data proves
 // only that whoever holds the data signed it.
 func verifyKey(cfg config.Config, path string) (audit.PublicKey, string, error) {
 	from := path
-	if path == "" {
+	switch {
+	case path != "":
+	case cfg.AuditKeyFile != "":
+		from = cfg.AuditKeyFile
+	default:
 		from = filepath.Join(cfg.DataDir, audit.KeyFile)
 	}
 	b, err := os.ReadFile(from)
@@ -138,7 +143,7 @@ func verifyKey(cfg config.Config, path string) (audit.PublicKey, string, error) 
 func runAuditVerify(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := auditFlags("verify", &cfg)
 	cpPath := fs.String("checkpoint", "", "the saved checkpoint to verify against (required)")
-	keyPath := fs.String("key", "", "the server's public key: the JSON of GET /v1/audit/key or a PEM file (default: the data directory's audit.key)")
+	keyPath := fs.String("key", "", "the server's public key: the JSON of GET /v1/audit/key or a PEM file (default: CRM_AUDIT_KEY_FILE, else the data directory's audit.key)")
 	all := fs.Bool("all", false, "verify the whole log: every chain and the Merkle root (the default)")
 	stream := fs.String("stream", "", "verify one stream: its chain and an inclusion proof of each event")
 	event := fs.String("event", "", "verify one event, STREAM:VERSION")
@@ -268,14 +273,11 @@ func runAuditAccessLog(ctx context.Context, cfg config.Config, args []string, st
 	if err := parseArgs(fs, args, &cfg, stdout); err != nil {
 		return err
 	}
-	path := filepath.Join(cfg.DataDir, auditAccessFile)
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("access log: %w", err)
-	}
-	l, err := audit.OpenAccessLog(ctx, path)
+	l, closeStore, err := openAccessLogToRead(ctx, cfg)
 	if err != nil {
 		return err
 	}
+	defer closeStore()
 	defer l.Close()
 	n, verr := l.Verify(ctx)
 	entries, err := l.List(ctx, *after, *limit)
@@ -295,4 +297,31 @@ func runAuditAccessLog(ctx context.Context, cfg config.Config, args []string, st
 	}
 	fmt.Fprintf(stderr, "access log: %d entries, chain intact\n", n)
 	return nil
+}
+
+// openAccessLogToRead opens the access log that `crm serve` keeps: in the store's schema on
+// PostgreSQL, else the data directory's file, which must exist. closeStore closes the store
+// it opened, if any.
+func openAccessLogToRead(ctx context.Context, cfg config.Config) (l *audit.AccessLog, closeStore func(), err error) {
+	t, err := config.ParseStore(cfg.Store, cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t.Backend != config.BackendPostgres {
+		path := filepath.Join(cfg.DataDir, auditAccessFile)
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, fmt.Errorf("access log: %w", err)
+		}
+		l, err := audit.OpenAccessLog(ctx, path)
+		return l, func() {}, err
+	}
+	store, err := config.OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if l, err = openAccessLog(ctx, cfg, store); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return l, func() { store.Close() }, nil
 }

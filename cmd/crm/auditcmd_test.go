@@ -206,3 +206,33 @@ func TestAuditCommandLineOnPostgres(t *testing.T) {
 		t.Fatalf("newer extends older on PostgreSQL: %q, %v", out, err)
 	}
 }
+
+// CRM_AUDIT_KEY_FILE names the deployment's key: created there (mode 0600) when missing,
+// used instead of the data directory's audit.key, and refused when others may read it.
+func TestAuditKeyFile(t *testing.T) {
+	t.Parallel()
+	keyFile := filepath.Join(t.TempDir(), "keys", "audit.key")
+	env := map[string]string{"CRM_DATA_DIR": t.TempDir(), "CRM_AUDIT_KEY_FILE": keyFile}
+	out, _, err := crm(t, env, "audit", "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(keyFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(env["CRM_DATA_DIR"], audit.KeyFile)); err == nil {
+		t.Error("audit.key created in the data directory although CRM_AUDIT_KEY_FILE names the key")
+	}
+	// Another data directory, the same key file: the same key.
+	again, _, err := crm(t, map[string]string{"CRM_DATA_DIR": t.TempDir(), "CRM_AUDIT_KEY_FILE": keyFile}, "audit", "key")
+	if err != nil || again != out {
+		t.Fatalf("the same key file gives %q (%v), not %q", again, err, out)
+	}
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := crm(t, env, "audit", "key"); err == nil || !strings.Contains(err.Error(), "CRM_AUDIT_KEY_FILE") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a key file others may read: %v", err)
+	}
+}

@@ -42,21 +42,48 @@ func auditSources(store eventstore.Store) (feed, src audit.Source) {
 	}
 }
 
-// openLedger opens the audit tree in the data directory; with sign, also the signing key
-// (created on first use). close releases the tree.
+// auditSigner loads the key that signs checkpoints: CRM_AUDIT_KEY_FILE when set, else
+// audit.key in the data directory (created on first use either way).
+func auditSigner(cfg config.Config) (*audit.Signer, error) {
+	if cfg.AuditKeyFile != "" {
+		s, _, err := audit.LoadOrCreateKeyFile(cfg.AuditKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CRM_AUDIT_KEY_FILE: %w", err)
+		}
+		return s, nil
+	}
+	s, _, err := audit.LoadOrCreateKey(cfg.DataDir)
+	return s, err
+}
+
+// openLedger opens the audit tree, with sign also the signing key. A signing ledger of a
+// PostgreSQL store (a server's, `crm audit checkpoint`'s) keeps its tree in the store's
+// schema, one for every server of the store, and its key must be the one the store's
+// checkpoints are signed with. Any other ledger (a verifier's, which derives its own tree
+// from the log it reads, and every ledger of another store) keeps it in the data directory.
+// closeTree releases the tree.
 func openLedger(ctx context.Context, cfg config.Config, store eventstore.Store, sign bool) (l *audit.Ledger, closeTree func(), err error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	var tree *audit.Tree
+	if pg, ok := store.(*postgres.Store); ok && sign {
+		tree, err = audit.OpenPostgresTree(ctx, pg.Pool())
+	} else {
+		tree, err = openTreeFile(ctx, cfg)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	var signer *audit.Signer
 	if sign {
-		if signer, _, err = audit.LoadOrCreateKey(cfg.DataDir); err != nil {
+		if signer, err = auditSigner(cfg); err == nil {
+			err = tree.ClaimKey(ctx, signer.Public())
+		}
+		if errors.Is(err, audit.ErrOtherKey) {
+			err = fmt.Errorf("%w: give every server of the store the same key (CRM_AUDIT_KEY_FILE)", err)
+		}
+		if err != nil {
+			tree.Close()
 			return nil, nil, err
 		}
-	}
-	tree, err := audit.OpenTree(ctx, filepath.Join(cfg.DataDir, auditTreeFile))
-	if err != nil {
-		return nil, nil, err
 	}
 	feed, src := auditSources(store)
 	l, err = audit.NewLedger(audit.LedgerConfig{Tree: tree, Feed: feed, Source: src, Signer: signer})
@@ -67,6 +94,24 @@ func openLedger(ctx context.Context, cfg config.Config, store eventstore.Store, 
 	return l, func() { _ = tree.Close() }, nil
 }
 
+// openTreeFile opens the audit tree file of the data directory: the tree of a SQLite or
+// EventStoreDB store, and the verifier's own tree, which it derives from the log itself.
+func openTreeFile(ctx context.Context, cfg config.Config) (*audit.Tree, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return audit.OpenTree(ctx, filepath.Join(cfg.DataDir, auditTreeFile))
+}
+
+// openAccessLog opens the audit access log: in the schema of a PostgreSQL store, one for
+// every server of the store; else a file in the data directory.
+func openAccessLog(ctx context.Context, cfg config.Config, store eventstore.Store) (*audit.AccessLog, error) {
+	if pg, ok := store.(*postgres.Store); ok {
+		return audit.OpenPostgresAccessLog(ctx, pg.Pool())
+	}
+	return audit.OpenAccessLog(ctx, filepath.Join(cfg.DataDir, auditAccessFile))
+}
+
 // mountAudit serves the audit endpoints and brings the tree up to date in the background, so
 // that the first checkpoint after a start does not wait for a large log to be hashed. stop
 // waits for that and closes the audit files.
@@ -75,14 +120,18 @@ func mountAudit(ctx context.Context, cfg config.Config, store eventstore.Store, 
 	if err != nil {
 		return nil, err
 	}
-	access, err := audit.OpenAccessLog(ctx, filepath.Join(cfg.DataDir, auditAccessFile))
+	access, err := openAccessLog(ctx, cfg, store)
 	if err != nil {
 		closeTree()
 		return nil, err
 	}
 	api.MountAudit(httpapi.Audit{Ledger: ledger, AccessLog: access})
 	key, _ := ledger.PublicKey()
-	log.Info("audit", zap.String("key_id", key.ID()), zap.String("tree", filepath.Join(cfg.DataDir, auditTreeFile)))
+	where := filepath.Join(cfg.DataDir, auditTreeFile)
+	if _, ok := store.(*postgres.Store); ok {
+		where = "the store's schema"
+	}
+	log.Info("audit", zap.String("key_id", key.ID()), zap.String("tree", where))
 
 	warmCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

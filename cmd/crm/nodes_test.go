@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -30,8 +31,10 @@ const nodeEnv = "CRM_TEST_SERVE_NODE"
 func TestMain(m *testing.M) {
 	if os.Getenv(nodeEnv) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		stopProfile := startProfile()
 		err := run(ctx, []string{"serve", "--addr", os.Getenv(nodeEnv)}, os.Getenv, os.Stdout, os.Stderr)
 		stop()
+		stopProfile()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -43,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // node is a `crm serve` process of the cluster.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	env  []string
 	cmd  *exec.Cmd
@@ -55,7 +58,15 @@ const clusterToken = "admin-token-of-the-cluster-0123"
 // nodeClient gives up on a server that does not answer (killed mid-request).
 var nodeClient = &http.Client{Timeout: 20 * time.Second}
 
-func startNode(t *testing.T, store, dataDir string) *node {
+// startNode starts a server of store with its own data directory and the deployment's audit
+// key file.
+func startNode(t testing.TB, store, dataDir, auditKey string) *node {
+	t.Helper()
+	return startNodeWith(t, store, dataDir, auditKey)
+}
+
+// startNodeWith is startNode with more environment variables (NAME=VALUE).
+func startNodeWith(t testing.TB, store, dataDir, auditKey string, env ...string) *node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,10 +75,11 @@ func startNode(t *testing.T, store, dataDir string) *node {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	n := &node{t: t, addr: addr, logs: &syncBuffer{}, env: append(os.Environ(), nodeEnv+"="+addr, "CRM_STORE="+store,
-		"CRM_DATA_DIR="+dataDir, "CRM_TOKENS=admin:admin:"+clusterToken, "CRM_LOG_LEVEL=warn", "CRM_SNAPSHOT_EVERY=1000",
+		"CRM_DATA_DIR="+dataDir, "CRM_AUDIT_KEY_FILE="+auditKey, "CRM_TOKENS=admin:admin:"+clusterToken, "CRM_LOG_LEVEL=warn", "CRM_SNAPSHOT_EVERY=1000",
 		// The held transaction of stallFeed holds back every feed of the PostgreSQL cluster
 		// (other tests' too): it is kept open for as short a time as the alarm allows.
 		"CRM_FEED_STALL_AFTER=500ms")}
+	n.env = append(n.env, env...)
 	n.start()
 	return n
 }
@@ -92,6 +104,16 @@ func (n *node) start() {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// stop ends the process with SIGTERM, as an orchestrator does, and waits for it.
+func (n *node) stop() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.cmd.Wait()
+	n.cmd = nil
 }
 
 // kill ends the process with SIGKILL: nothing is released, no lease handed over.
@@ -160,9 +182,10 @@ func (n *node) projections() (map[string]map[string]any, map[string]any) {
 func TestSeveralServers(t *testing.T) {
 	began := time.Now()
 	store := freshSchema(t)
+	auditKey := filepath.Join(t.TempDir(), "audit", "audit.key") // created by the first server
 	nodes := make([]*node, 3)
 	for i := range nodes { // one after the other: the first creates the schema
-		nodes[i] = startNode(t, store, t.TempDir())
+		nodes[i] = startNode(t, store, t.TempDir(), auditKey)
 	}
 	var (
 		mu      sync.Mutex
@@ -240,6 +263,12 @@ func TestSeveralServers(t *testing.T) {
 		}
 	}
 	t.Logf("%.1fs: answers compared", time.Since(began).Seconds())
+	for i, n := range nodes {
+		if code, m := n.call("GET", "/readyz", ""); code != http.StatusOK {
+			t.Errorf("server %d: /readyz once the feed moves: %d %v", i, code, m)
+		}
+	}
+	assertOneAuditTrail(t, nodes, store, auditKey)
 	for name := range mustProjections(t, nodes[0]) {
 		out, _, err := crm(t, map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir()}, "projections", "diff", name, "--quiet")
 		if err != nil || !strings.Contains(out, "identical") || strings.Contains(out, "added") {
@@ -361,6 +390,14 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// While the feed stays stalled, no server is ready, and each names what it holds back.
+	for i := range nodes {
+		code, m := current(i).call("GET", "/readyz", "")
+		detail, _ := m["detail"].(string)
+		if code != http.StatusServiceUnavailable || !strings.Contains(detail, "stalled") || !strings.Contains(detail, "pipeline_board at ") {
+			t.Errorf("server %d: /readyz with the feed stalled: %d %v", i, code, m)
+		}
+	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -368,9 +405,15 @@ func stallFeed(t *testing.T, store string, nodes []*node, current func(int) *nod
 
 // converge waits until every projection of every server stands at the store's head, and
 // returns it.
-func converge(t *testing.T, nodes []*node) int64 {
+func converge(t testing.TB, nodes []*node) int64 {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	return convergeWithin(t, nodes, 90*time.Second)
+}
+
+// convergeWithin is converge with another deadline.
+func convergeWithin(t testing.TB, nodes []*node, wait time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		var head int64
 		done := true
@@ -396,7 +439,7 @@ func converge(t *testing.T, nodes []*node) int64 {
 				t.Logf("%s: feed %v projections %v", n.addr, feed, ps)
 			}
 			logOldTransactions(t)
-			t.Fatal("the servers did not reach the store's head within 90s")
+			t.Fatalf("the servers did not reach the store's head within %s", wait)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -502,7 +545,7 @@ func waitDealWon(t *testing.T, n *node, won *sync.Map) {
 }
 
 // logOldTransactions logs the transactions of the PostgreSQL cluster that hold back the feed.
-func logOldTransactions(t *testing.T) {
+func logOldTransactions(t testing.TB) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, postgresURL())
 	if err != nil {
@@ -528,5 +571,63 @@ func logOldTransactions(t *testing.T) {
 		if err := rows.Scan(&pid, &xid, &xmin, &age, &state, &query); err == nil {
 			t.Logf("pid %d xid %s xmin %s open %.1fs %s: %s", pid, xid, xmin, age, state, query)
 		}
+	}
+}
+
+// assertOneAuditTrail checks that the servers are one audit identity: the same key, the same
+// signed checkpoint (root, signature and timestamp), one access log in which a read made on
+// one server is listed by another, and a checkpoint that `crm audit verify` accepts.
+func assertOneAuditTrail(t *testing.T, nodes []*node, store, auditKey string) {
+	t.Helper()
+	data := func(m map[string]any) map[string]any {
+		if d, ok := m["data"].(map[string]any); ok {
+			return d
+		}
+		return m
+	}
+	var key, cp map[string]any
+	for i, n := range nodes {
+		k := data(n.mustCall("GET", "/v1/audit/key", ""))
+		c := data(n.mustCall("GET", "/v1/audit/checkpoint", ""))
+		if i == 0 {
+			key, cp = k, c
+			continue
+		}
+		if !reflect.DeepEqual(k, key) {
+			t.Errorf("server %d has audit key %v, server 0 %v", i, k["key_id"], key["key_id"])
+		}
+		if !reflect.DeepEqual(c, cp) {
+			t.Errorf("server %d signs checkpoint %v, server 0 %v", i, c, cp)
+		}
+	}
+	// Every server lists the checkpoint reads made on each of them.
+	for i, n := range nodes {
+		page := data(n.mustCall("GET", "/v1/audit/access-log", ""))
+		reads := 0
+		for _, e := range page["entries"].([]any) {
+			if e.(map[string]any)["path"] == "/v1/audit/checkpoint" {
+				reads++
+			}
+		}
+		if reads != len(nodes) {
+			t.Errorf("server %d lists %d checkpoint reads, want one per server (%d)", i, reads, len(nodes))
+		}
+	}
+	env := map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir(), "CRM_AUDIT_KEY_FILE": auditKey}
+	if _, stderr, err := crm(t, env, "audit", "access-log"); err != nil || !strings.Contains(stderr, "chain intact") {
+		t.Errorf("crm audit access-log: %v %s", err, stderr)
+	}
+	cpFile := filepath.Join(t.TempDir(), "cp.json")
+	b, _ := json.Marshal(cp)
+	if err := os.WriteFile(cpFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := crm(t, env, "audit", "verify", "--checkpoint", cpFile, "--quiet"); err != nil || !strings.Contains(out, "OK:") {
+		t.Errorf("crm audit verify of the servers' checkpoint: %v\n%s", err, out)
+	}
+	// A signer with a key of its own is refused: it would sign other checkpoints.
+	env["CRM_AUDIT_KEY_FILE"] = filepath.Join(t.TempDir(), "other.key")
+	if _, _, err := crm(t, env, "audit", "checkpoint"); err == nil || !strings.Contains(err.Error(), "signed by another key") {
+		t.Errorf("crm audit checkpoint with another key: %v", err)
 	}
 }

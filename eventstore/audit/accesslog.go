@@ -21,9 +21,13 @@ import (
 // Rows cannot be updated or deleted through SQLite (triggers refuse), and each entry chains
 // the hash of the previous one, so an edit made to the file by other means breaks the chain
 // (see Verify).
+//
+// On PostgreSQL (OpenPostgresAccessLog) the log is a table of the store's schema that every
+// server of the store appends to and lists, and the same triggers refuse changes.
 type AccessLog struct {
 	db *sql.DB
-	mu sync.Mutex // one append at a time: each chains to the previous
+	d  *dialect   // nil: a SQLite file
+	mu sync.Mutex // one append at a time in this process: each chains to the previous
 }
 
 // Access is one recorded read.
@@ -108,8 +112,14 @@ func (l *AccessLog) Record(ctx context.Context, a Access) (Access, error) {
 		return Access{}, fmt.Errorf("record access: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if l.d != nil && l.d.pg {
+		// One append at a time among servers too; readers are not held up.
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_access_log IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+			return Access{}, fmt.Errorf("record access: %w", err)
+		}
+	}
 	var prev []byte
-	err = tx.QueryRowContext(ctx, "SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").Scan(&a.Seq, &prev)
+	err = tx.QueryRowContext(ctx, l.d.q("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")).Scan(&a.Seq, &prev)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		a.Seq, a.PrevHash = 1, Hash{}
@@ -122,8 +132,8 @@ func (l *AccessLog) Record(ctx context.Context, a Access) (Access, error) {
 		}
 	}
 	a.Hash = accessHash(a.PrevHash, a)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO access_log (seq, at, actor, role, request_id, method, path, query, status, what, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.Seq, a.At.UnixMicro(), a.Actor, a.Role, a.RequestID, a.Method,
+	if _, err := tx.ExecContext(ctx, l.d.q(`INSERT INTO access_log (seq, at, actor, role, request_id, method, path, query, status, what, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.Seq, a.At.UnixMicro(), a.Actor, a.Role, a.RequestID, a.Method,
 		a.Path, a.Query, a.Status, a.What, a.PrevHash[:], a.Hash[:]); err != nil {
 		return Access{}, fmt.Errorf("record access: %w", err)
 	}
@@ -135,8 +145,8 @@ func (l *AccessLog) Record(ctx context.Context, a Access) (Access, error) {
 
 // List returns up to limit entries with seq > after, oldest first.
 func (l *AccessLog) List(ctx context.Context, after int64, limit int) ([]Access, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT seq, at, actor, role, request_id, method, path, query, status, what, prev_hash, hash
-		FROM access_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT seq, at, actor, role, request_id, method, path, query, status, what, prev_hash, hash
+		FROM access_log WHERE seq > ? ORDER BY seq LIMIT ?`), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list accesses: %w", err)
 	}

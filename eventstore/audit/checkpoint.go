@@ -207,7 +207,14 @@ const KeyFile = "audit.key"
 // 0600) when there is none; created tells whether it was just made. A key file others may
 // read is refused: whoever reads it can sign checkpoints of a rewritten log.
 func LoadOrCreateKey(dir string) (s *Signer, created bool, err error) {
-	path := filepath.Join(dir, KeyFile)
+	return LoadOrCreateKeyFile(filepath.Join(dir, KeyFile))
+}
+
+// LoadOrCreateKeyFile is LoadOrCreateKey of a key file named by its path (the deployment's
+// one key, given to every server), with the same checks; the file's directory is created
+// (mode 0700) when missing.
+func LoadOrCreateKeyFile(path string) (s *Signer, created bool, err error) {
+	dir := filepath.Dir(path)
 	s, err = loadKey(path)
 	if err == nil {
 		return s, false, nil

@@ -68,7 +68,7 @@ func (l *Ledger) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	return l.signer.Sign(h), nil
+	return l.tree.checkpoint(ctx, h, l.signer)
 }
 
 // InclusionProof shows that one event is the leaf at LeafIndex of the tree of TreeSize
@@ -120,7 +120,10 @@ func (l *Ledger) Prove(ctx context.Context, stream string, version, size int64) 
 	if size == 0 {
 		size = h.Size
 		if l.signer != nil {
-			c := l.signer.Sign(h)
+			c, err := l.tree.checkpoint(ctx, h, l.signer)
+			if err != nil {
+				return InclusionProof{}, err
+			}
 			cp = &c
 		}
 	}
@@ -227,7 +230,10 @@ func (l *Ledger) Consistency(ctx context.Context, from, to int64) (ConsistencyPr
 	if to == CurrentTree {
 		p.To = h.Size
 		if l.signer != nil {
-			c := l.signer.Sign(h)
+			c, err := l.tree.checkpoint(ctx, h, l.signer)
+			if err != nil {
+				return ConsistencyProof{}, err
+			}
 			p.Checkpoint = &c
 		}
 	}

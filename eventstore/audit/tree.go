@@ -48,7 +48,8 @@ type Tree struct {
 	db     *sql.DB
 	height uint
 	width  int64
-	mu     sync.Mutex // one Update at a time in this process; SQLite's lock between processes
+	d      *dialect   // nil: a SQLite file
+	mu     sync.Mutex // one Update at a time in this process; the database's lock between processes
 }
 
 // TreeOption configures OpenTree.
@@ -60,6 +61,23 @@ func WithTileHeight(h uint) TreeOption { return func(t *Tree) { t.height = h } }
 
 // OpenTree opens (creating it if needed) the tree stored in the SQLite file at path.
 func OpenTree(ctx context.Context, path string, opts ...TreeOption) (*Tree, error) {
+	t, err := newTree(opts)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openSQLite(ctx, path, sqliteTreeSchema)
+	if err != nil {
+		return nil, fmt.Errorf("open audit tree %s: %w", path, err)
+	}
+	t.db = db
+	if err := t.init(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open audit tree %s: %w", path, err)
+	}
+	return t, nil
+}
+
+func newTree(opts []TreeOption) (*Tree, error) {
 	t := &Tree{height: DefaultTileHeight}
 	for _, o := range opts {
 		o(t)
@@ -68,52 +86,62 @@ func OpenTree(ctx context.Context, path string, opts ...TreeOption) (*Tree, erro
 		return nil, fmt.Errorf("open audit tree: tile height %d: want 1 to 20", t.height)
 	}
 	t.width = 1 << t.height
-	db, err := openSQLite(ctx, path, `
-		CREATE TABLE IF NOT EXISTS tree_state (
-			id            INTEGER PRIMARY KEY CHECK (id = 1),
-			tile_height   INTEGER NOT NULL,
-			size          INTEGER NOT NULL, -- events in the tree
-			last_position INTEGER NOT NULL  -- position of the last of them
-		);
-		-- Complete tiles: the positions (after_position, last_position] hold their events.
-		CREATE TABLE IF NOT EXISTS tiles (
-			idx            INTEGER PRIMARY KEY,
-			after_position INTEGER NOT NULL,
-			last_position  INTEGER NOT NULL UNIQUE
-		);
-		-- Hashes of complete subtrees of 2^level leaves, level >= tile height, the idx-th
-		-- of that size from the left.
-		CREATE TABLE IF NOT EXISTS nodes (
-			level INTEGER NOT NULL,
-			idx   INTEGER NOT NULL,
-			hash  BLOB    NOT NULL,
-			PRIMARY KEY (level, idx)
-		) WITHOUT ROWID;
-		-- Leaf hashes of the last, incomplete tile.
-		CREATE TABLE IF NOT EXISTS pending (
-			idx      INTEGER PRIMARY KEY, -- leaf index in the tree
-			position INTEGER NOT NULL,
-			hash     BLOB    NOT NULL
-		);`)
-	if err != nil {
-		return nil, fmt.Errorf("open audit tree %s: %w", path, err)
-	}
-	t.db = db
-	if _, err := db.ExecContext(ctx, "INSERT OR IGNORE INTO tree_state (id, tile_height, size, last_position) VALUES (1, ?, 0, 0)", t.height); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open audit tree %s: %w", path, err)
-	}
-	var height uint
-	if err := db.QueryRowContext(ctx, "SELECT tile_height FROM tree_state").Scan(&height); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open audit tree %s: %w", path, err)
-	}
-	if height != t.height {
-		db.Close()
-		return nil, fmt.Errorf("open audit tree %s: it has tile height %d, not %d", path, height, t.height)
-	}
 	return t, nil
 }
+
+// init creates the tree's state row and checks that the stored tree has t's tile height.
+func (t *Tree) init(ctx context.Context) error {
+	if _, err := t.db.ExecContext(ctx, t.d.q("INSERT INTO tree_state (id, tile_height, size, last_position) VALUES (1, ?, 0, 0) ON CONFLICT DO NOTHING"), t.height); err != nil {
+		return err
+	}
+	var height uint
+	if err := t.db.QueryRowContext(ctx, t.d.q("SELECT tile_height FROM tree_state")).Scan(&height); err != nil {
+		return err
+	}
+	if height != t.height {
+		return fmt.Errorf("it has tile height %d, not %d", height, t.height)
+	}
+	return nil
+}
+
+const sqliteTreeSchema = `
+	CREATE TABLE IF NOT EXISTS tree_state (
+		id            INTEGER PRIMARY KEY CHECK (id = 1),
+		tile_height   INTEGER NOT NULL,
+		size          INTEGER NOT NULL, -- events in the tree
+		last_position INTEGER NOT NULL  -- position of the last of them
+	);
+	-- Complete tiles: the positions (after_position, last_position] hold their events.
+	CREATE TABLE IF NOT EXISTS tiles (
+		idx            INTEGER PRIMARY KEY,
+		after_position INTEGER NOT NULL,
+		last_position  INTEGER NOT NULL UNIQUE
+	);
+	-- Hashes of complete subtrees of 2^level leaves, level >= tile height, the idx-th
+	-- of that size from the left.
+	CREATE TABLE IF NOT EXISTS nodes (
+		level INTEGER NOT NULL,
+		idx   INTEGER NOT NULL,
+		hash  BLOB    NOT NULL,
+		PRIMARY KEY (level, idx)
+	) WITHOUT ROWID;
+	-- Leaf hashes of the last, incomplete tile.
+	CREATE TABLE IF NOT EXISTS pending (
+		idx      INTEGER PRIMARY KEY, -- leaf index in the tree
+		position INTEGER NOT NULL,
+		hash     BLOB    NOT NULL
+	);
+	-- The checkpoint of each size, signed once per key: every later request for that size
+	-- answers the same bytes.
+	CREATE TABLE IF NOT EXISTS checkpoints (
+		size          INTEGER NOT NULL,
+		key_id        TEXT    NOT NULL,
+		last_position INTEGER NOT NULL,
+		root_hash     BLOB    NOT NULL,
+		timestamp     TEXT    NOT NULL,
+		signature     BLOB    NOT NULL,
+		PRIMARY KEY (size, key_id)
+	);`
 
 // openSQLite opens a SQLite file in WAL mode, synchronous FULL, and runs schema.
 func openSQLite(ctx context.Context, path, schema string) (*sql.DB, error) {
@@ -188,7 +216,12 @@ func (t *Tree) Update(ctx context.Context, feed Source) (Head, error) {
 // BEGIN IMMEDIATE takes the write lock first, so another process's Update waits and then
 // sees this one's work.
 func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead, x *hasher) (n int, err error) {
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	begin, state := "BEGIN IMMEDIATE", "SELECT size, last_position FROM tree_state"
+	if t.d != nil && t.d.pg {
+		// The state row's lock plays BEGIN IMMEDIATE's part between servers.
+		begin, state = "BEGIN", state+" FOR UPDATE"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
 		return 0, err
 	}
 	defer func() {
@@ -197,7 +230,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 		}
 	}()
 	var size, last int64
-	if err := conn.QueryRowContext(ctx, "SELECT size, last_position FROM tree_state").Scan(&size, &last); err != nil {
+	if err := conn.QueryRowContext(ctx, t.d.q(state)).Scan(&size, &last); err != nil {
 		return 0, err
 	}
 	rows, err := feed.read(ctx, last)
@@ -208,7 +241,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 		_, err := conn.ExecContext(ctx, "COMMIT")
 		return 0, err
 	}
-	pending, err := loadPending(ctx, conn)
+	pending, err := loadPending(ctx, t.d, conn)
 	if err != nil {
 		return 0, err
 	}
@@ -218,7 +251,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 	frontier := map[uint]nodeRec{} // last node stored per level: the left sibling of the next
 	tileAfter := last
 	if len(pending) > 0 {
-		if err := conn.QueryRowContext(ctx, "SELECT coalesce(max(last_position), 0) FROM tiles").Scan(&tileAfter); err != nil {
+		if err := conn.QueryRowContext(ctx, t.d.q("SELECT coalesce(max(last_position), 0) FROM tiles")).Scan(&tileAfter); err != nil {
 			return 0, err
 		}
 	}
@@ -238,7 +271,7 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 			continue
 		}
 		idx := size/t.width - 1
-		if _, err := conn.ExecContext(ctx, "INSERT INTO tiles (idx, after_position, last_position) VALUES (?, ?, ?)", idx, tileAfter, last); err != nil {
+		if _, err := conn.ExecContext(ctx, t.d.q("INSERT INTO tiles (idx, after_position, last_position) VALUES (?, ?, ?)"), idx, tileAfter, last); err != nil {
 			return 0, err
 		}
 		if err := t.putNode(ctx, conn, frontier, t.height, idx, RootOf(hashesOf(pending))); err != nil {
@@ -246,16 +279,16 @@ func (t *Tree) updateBatch(ctx context.Context, conn *sql.Conn, feed *readAhead,
 		}
 		pending, tileAfter = pending[:0], last
 	}
-	if _, err := conn.ExecContext(ctx, "DELETE FROM pending"); err != nil {
+	if _, err := conn.ExecContext(ctx, t.d.q("DELETE FROM pending")); err != nil {
 		return 0, err
 	}
 	for i, p := range pending {
-		if _, err := conn.ExecContext(ctx, "INSERT INTO pending (idx, position, hash) VALUES (?, ?, ?)",
+		if _, err := conn.ExecContext(ctx, t.d.q("INSERT INTO pending (idx, position, hash) VALUES (?, ?, ?)"),
 			size-int64(len(pending))+int64(i), p.position, p.hash[:]); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "UPDATE tree_state SET size = ?, last_position = ?", size, last); err != nil {
+	if _, err := conn.ExecContext(ctx, t.d.q("UPDATE tree_state SET size = ?, last_position = ?"), size, last); err != nil {
 		return 0, err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -304,7 +337,7 @@ func (r *readAhead) stop() {
 // the last node stored at each level in this transaction: the left sibling of the next one.
 func (t *Tree) putNode(ctx context.Context, conn *sql.Conn, frontier map[uint]nodeRec, level uint, idx int64, h Hash) error {
 	for {
-		if _, err := conn.ExecContext(ctx, "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", level, idx, h[:]); err != nil {
+		if _, err := conn.ExecContext(ctx, t.d.q("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)"), level, idx, h[:]); err != nil {
 			return err
 		}
 		sib, cached := frontier[level]
@@ -314,7 +347,7 @@ func (t *Tree) putNode(ctx context.Context, conn *sql.Conn, frontier map[uint]no
 		}
 		if !cached || sib.idx != idx-1 {
 			var err error
-			if sib.hash, err = readNode(ctx, conn, level, idx-1); err != nil {
+			if sib.hash, err = readNode(ctx, t.d, conn, level, idx-1); err != nil {
 				return err
 			}
 		}
@@ -329,9 +362,9 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func readNode(ctx context.Context, q queryer, level uint, idx int64) (Hash, error) {
+func readNode(ctx context.Context, d *dialect, q queryer, level uint, idx int64) (Hash, error) {
 	var b []byte
-	if err := q.QueryRowContext(ctx, "SELECT hash FROM nodes WHERE level = ? AND idx = ?", level, idx).Scan(&b); err != nil {
+	if err := q.QueryRowContext(ctx, d.q("SELECT hash FROM nodes WHERE level = ? AND idx = ?"), level, idx).Scan(&b); err != nil {
 		return Hash{}, fmt.Errorf("node %d/%d: %w", level, idx, err)
 	}
 	return hashOf(b)
@@ -346,8 +379,8 @@ func hashOf(b []byte) (Hash, error) {
 	return h, nil
 }
 
-func loadPending(ctx context.Context, q queryer) ([]leafRec, error) {
-	rows, err := q.QueryContext(ctx, "SELECT position, hash FROM pending ORDER BY idx")
+func loadPending(ctx context.Context, d *dialect, q queryer) ([]leafRec, error) {
+	rows, err := q.QueryContext(ctx, d.q("SELECT position, hash FROM pending ORDER BY idx"))
 	if err != nil {
 		return nil, err
 	}
@@ -394,16 +427,22 @@ type Snapshot struct {
 // a proof or a root of an earlier size needs them; it may be nil when only the snapshot's own
 // head is asked for, which needs stored hashes alone.
 func (t *Tree) Snapshot(ctx context.Context, src Source) (*Snapshot, error) {
-	tx, err := t.db.BeginTx(ctx, nil) // one read transaction: the state and its pending leaves agree
+	// One read transaction: the state and its pending leaves agree (on PostgreSQL that takes
+	// repeatable read; SQLite's transactions are serializable).
+	var opts *sql.TxOptions
+	if t.d != nil && t.d.pg {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	tx, err := t.db.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("audit tree: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read only
 	s := &Snapshot{t: t, src: src, tiles: map[int64][]leafRec{}, x: newHasher()}
-	if err := tx.QueryRowContext(ctx, "SELECT size, last_position FROM tree_state").Scan(&s.size, &s.lastPosition); err != nil {
+	if err := tx.QueryRowContext(ctx, t.d.q("SELECT size, last_position FROM tree_state")).Scan(&s.size, &s.lastPosition); err != nil {
 		return nil, fmt.Errorf("audit tree: %w", err)
 	}
-	if s.pending, err = loadPending(ctx, tx); err != nil {
+	if s.pending, err = loadPending(ctx, t.d, tx); err != nil {
 		return nil, fmt.Errorf("audit tree: %w", err)
 	}
 	if int64(len(s.pending)) != s.size%t.width {
@@ -446,7 +485,7 @@ func (s *Snapshot) hashRange(ctx context.Context, lo, hi int64) (Hash, error) {
 		for int64(1)<<level < n {
 			level++
 		}
-		return readNode(ctx, s.t.db, level, lo/n)
+		return readNode(ctx, s.t.d, s.t.db, level, lo/n)
 	}
 	if lo/w == (hi-1)/w {
 		leaves, err := s.tile(ctx, lo/w)
@@ -481,10 +520,10 @@ func (s *Snapshot) tile(ctx context.Context, idx int64) ([]leafRec, error) {
 		return nil, fmt.Errorf("tile %d: no source to read its events from", idx)
 	}
 	var after, last int64
-	if err := s.t.db.QueryRowContext(ctx, "SELECT after_position, last_position FROM tiles WHERE idx = ?", idx).Scan(&after, &last); err != nil {
+	if err := s.t.db.QueryRowContext(ctx, s.t.d.q("SELECT after_position, last_position FROM tiles WHERE idx = ?"), idx).Scan(&after, &last); err != nil {
 		return nil, fmt.Errorf("audit tree: tile %d: %w", idx, err)
 	}
-	want, err := readNode(ctx, s.t.db, s.t.height, idx)
+	want, err := readNode(ctx, s.t.d, s.t.db, s.t.height, idx)
 	if err != nil {
 		return nil, fmt.Errorf("audit tree: %w", err)
 	}
@@ -528,7 +567,7 @@ func (s *Snapshot) Locate(ctx context.Context, position int64) (int64, Hash, err
 		first int64
 		base  []leafRec
 	)
-	err := s.t.db.QueryRowContext(ctx, "SELECT idx FROM tiles WHERE last_position >= ? ORDER BY last_position LIMIT 1", position).Scan(&idx)
+	err := s.t.db.QueryRowContext(ctx, s.t.d.q("SELECT idx FROM tiles WHERE last_position >= ? ORDER BY last_position LIMIT 1"), position).Scan(&idx)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		base, first = s.pending, s.completeTiles()*s.t.width

@@ -125,6 +125,8 @@ type Manager struct {
 
 	initOnce sync.Once
 	initErr  error
+
+	standby standby // the reads of the leases this node waits for
 }
 
 // New returns the lease manager of one node.
@@ -236,7 +238,8 @@ func (m *Manager) Hold(ctx context.Context, name string, work func(ctx context.C
 	return err
 }
 
-// wait takes the lease name as soon as it is free.
+// wait takes the lease name as soon as it is free: it tries at once, then after each read
+// of the table (every Poll, shared by every lease this node waits for) that finds it free.
 func (m *Manager) wait(ctx context.Context, name string) (*Lease, error) {
 	if m.local {
 		return &Lease{Name: name, Node: m.cfg.Node, Epoch: 1, local: true}, nil
@@ -249,7 +252,7 @@ func (m *Manager) wait(ctx context.Context, name string) (*Lease, error) {
 		if l != nil {
 			return l, nil
 		}
-		if err := projections.Sleep(ctx, m.cfg.Poll); err != nil {
+		if err := m.awaitFree(ctx, name); err != nil {
 			return nil, err
 		}
 	}

@@ -308,11 +308,15 @@ func (tt *TimeTravel) build(ctx context.Context, p projections.Projection, t pro
 	}
 	defer func() {
 		if err != nil {
+			err = projections.WrapLockTimeout(err)
 			_ = tt.drop(context.WithoutCancel(ctx), p, t)
 		}
 	}()
 	tg := projections.NewTarget(p, t)
-	b := &projections.Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*projections.Target{tg}, Lax: kind == kindTemp}
+	// BoundLocks: no statement of the build waits long for a lock another server's drop or
+	// build holds or waits for (a failed snapshot is taken again at the next round).
+	b := &projections.Builder{DB: db, Store: tt.cfg.Store, Batch: tt.cfg.Batch, Now: time.Now, Targets: []*projections.Target{tg},
+		Lax: kind == kindTemp, BoundLocks: true}
 	if err := b.Open(ctx); err != nil {
 		return err
 	}

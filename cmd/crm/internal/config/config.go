@@ -51,6 +51,9 @@ type Config struct {
 	// MetricsAddr is where Prometheus metrics are served, on a listener of their own without
 	// bearer tokens (CRM_METRICS_ADDR, HOST:PORT or :PORT; default empty: not served).
 	MetricsAddr string
+	// AuditKeyFile is the private key that signs audit checkpoints (CRM_AUDIT_KEY_FILE,
+	// default empty: audit.key in DataDir). Servers of one PostgreSQL store share one.
+	AuditKeyFile string
 	// WebhookAllowPrivate allows webhook URLs of private, loopback and link-local addresses
 	// (CRM_WEBHOOK_ALLOW_PRIVATE, true or false, default false); see WebhookPrivateAllowed.
 	WebhookAllowPrivate string
@@ -72,6 +75,7 @@ func FromEnv(getenv func(string) string) Config {
 		BusinessTZ:          getenv("CRM_BUSINESS_TZ"),
 		MetricsAddr:         getenv("CRM_METRICS_ADDR"),
 		WebhookAllowPrivate: getenv("CRM_WEBHOOK_ALLOW_PRIVATE"),
+		AuditKeyFile:        getenv("CRM_AUDIT_KEY_FILE"),
 	}
 	if c.Addr == "" {
 		c.Addr = ":8080"

@@ -120,8 +120,8 @@ func (s *Server) routes() {
 		Description: "200 while the event store answers a read and no append failed recently; 503 otherwise.",
 		Answer:      map[string]string{}})
 	s.handle(get, "/readyz", http.HandlerFunc(s.readyz), RouteDoc{Tag: "operations", Summary: "Readiness",
-		Description: "503 until the event store answers and every read model has caught up with the log as it was at start " +
-			"(the problem's detail names what is missing), 200 after.", Answer: Readiness{}})
+		Description: "503 until the event store answers and every read model has caught up with the log as it was at start, " +
+			"and while the feed is stalled (the problem's detail names what is missing or held back), 200 otherwise.", Answer: Readiness{}})
 	s.mountDescription()
 
 	// Routes hang off the root router: a gorilla/mux subrouter answers 404 where 405 is right.
