@@ -3,20 +3,27 @@ package webhooks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // Run delivers until ctx ends: it starts a worker for every enabled subscription, and for
-// every one created or enabled later, and waits for them when ctx ends.
+// every one created or enabled later, and waits for them when ctx ends. Idle workers wait for
+// an append (see follow), the dispatcher for a change of the subscriptions, each at most
+// PollInterval.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Go(func() { s.follow(ctx) })
 	for {
+		changed := s.changed.Wait()
 		subs, err := s.store.list(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Log.Warn("webhooks: reading the subscriptions failed", zap.Error(err))
@@ -38,11 +45,64 @@ func (s *Service) Run(ctx context.Context) {
 				})
 			}
 		}
-		if !sleep(ctx, s.cfg.PollInterval) {
+		if !wait(ctx, changed, s.cfg.PollInterval) {
 			return
 		}
 	}
 }
+
+// follow wakes the workers whenever events are appended: it follows the log from its head
+// with the store's subscription, which the store wakes on its appends (and, on PostgreSQL,
+// on other servers' by LISTEN/NOTIFY). Events of the webhook subscriptions' stream wake the
+// dispatcher too. A subscription that fails is opened again after a pause; the workers'
+// PollInterval covers the gap.
+func (s *Service) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		head, err := projections.LogHead(ctx, s.cfg.Store)
+		if err == nil {
+			err = s.wakeOnAppends(ctx, head)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("webhooks: following the log failed", zap.Error(err))
+		}
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+func (s *Service) wakeOnAppends(ctx context.Context, after int64) error {
+	sub, err := s.cfg.Store.Subscribe(ctx, after)
+	if err != nil {
+		return fmt.Errorf("subscribe after %d: %w", after, err)
+	}
+	defer sub.Close()
+	events := sub.Events()
+	for e := range events {
+		changed := isSubscriptionEvent(e.Type)
+		// One wake-up for what came together.
+		for more := true; more; {
+			select {
+			case next, ok := <-events:
+				if !ok {
+					more = false
+					break
+				}
+				changed = changed || isSubscriptionEvent(next.Type)
+			default:
+				more = false
+			}
+		}
+		s.appended.Notify()
+		if changed {
+			s.changed.Notify()
+		}
+	}
+	return sub.Err()
+}
+
+// isSubscriptionEvent tells whether an event changes a webhook subscription.
+func isSubscriptionEvent(eventType string) bool { return strings.HasPrefix(eventType, "webhook.") }
 
 func (s *Service) claim(id string) bool {
 	s.mu.Lock()
@@ -64,6 +124,7 @@ func (s *Service) release(id string) {
 // ctx ends.
 func (s *Service) work(ctx context.Context, id string) {
 	for ctx.Err() == nil {
+		appended := s.appended.Wait() // before reading: an append from now on wakes it
 		sub, err := s.store.get(ctx, id)
 		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) {
 			return
@@ -77,8 +138,12 @@ func (s *Service) work(ctx context.Context, id string) {
 		}
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Log.Warn("webhooks: delivery interrupted", zap.String("subscription", id), zap.Error(err))
+			if !sleep(ctx, s.cfg.MinBackoff) {
+				return
+			}
+			continue
 		}
-		if !sleep(ctx, s.cfg.PollInterval) {
+		if !wait(ctx, appended, s.cfg.PollInterval) {
 			return
 		}
 	}
@@ -164,6 +229,20 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 			return false, nil
 		}
 		*sub = fresh
+	}
+}
+
+// wait waits for woken to close, at most d; false when ctx ended.
+func wait(ctx context.Context, woken <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-woken:
+		return true
+	case <-t.C:
+		return true
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,7 +43,7 @@ const (
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 10 * time.Minute
 	DefaultDisableAfter = 24 * time.Hour
-	DefaultPollInterval = 100 * time.Millisecond
+	DefaultPollInterval = 10 * time.Second
 	readBatch           = 100
 )
 
@@ -59,8 +60,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// DisableAfter: a subscription failing for this long is disabled.
 	DisableAfter time.Duration
-	// PollInterval is how often a caught-up worker looks for new events, and the dispatcher
-	// for new or enabled subscriptions.
+	// PollInterval is the safety net: how often a caught-up worker looks for new events, and
+	// the dispatcher for new or enabled subscriptions, when nothing woke them. They are woken
+	// by the appends (the store's subscription: the writer's wake-up on SQLite,
+	// LISTEN/NOTIFY on PostgreSQL) and by the subscriptions changed through this Service.
 	PollInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -88,6 +91,10 @@ type Service struct {
 	client *http.Client
 	known  map[string]bool // event types of the catalog
 
+	// appended wakes the workers when events were appended; changed wakes the dispatcher
+	// when subscriptions may have changed.
+	appended, changed *eventstore.Notifier
+
 	mu      sync.Mutex
 	running map[string]bool
 }
@@ -112,7 +119,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Service{cfg: cfg, store: store{db: cfg.DB}, known: map[string]bool{}, running: map[string]bool{}}
+	s := &Service{cfg: cfg, store: store{db: cfg.DB, statements: &atomic.Int64{}}, known: map[string]bool{}, running: map[string]bool{},
+		appended: eventstore.NewNotifier(), changed: eventstore.NewNotifier()}
 	for _, name := range catalog.Registry().Names() {
 		s.known[name] = true
 	}
@@ -154,6 +162,7 @@ func (s *Service) Create(ctx context.Context, actor string, req CreateRequest) (
 	if err := s.store.insert(ctx, sub); err != nil {
 		return Subscription{}, err
 	}
+	s.changed.Notify()
 	sub.Secret = secret
 	return sub, nil
 }
@@ -223,6 +232,7 @@ func (s *Service) Update(ctx context.Context, actor, id string, p Patch) (Subscr
 	if err := s.store.update(ctx, sub); err != nil {
 		return Subscription{}, err
 	}
+	s.changed.Notify()
 	return sub, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/projections"
@@ -92,7 +93,11 @@ func invalid(field, format string, args ...any) error {
 }
 
 // store reads and writes the two tables.
-type store struct{ db *projections.DB }
+type store struct {
+	db *projections.DB
+	// statements counts the statements run (what an idle delivery costs the database).
+	statements *atomic.Int64
+}
 
 func (s store) init(ctx context.Context) error {
 	for _, stmt := range schema() {
@@ -104,6 +109,7 @@ func (s store) init(ctx context.Context) error {
 }
 
 func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	return s.db.SQL.ExecContext(ctx, s.db.Dialect.Rebind(query), args...)
 }
 
@@ -189,6 +195,7 @@ func (s store) list(ctx context.Context) ([]Subscription, error) {
 }
 
 func (s store) query(ctx context.Context, where string, args ...any) ([]Subscription, error) {
+	s.statements.Add(1)
 	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+subscriptionColumns+` FROM `+tableSubscriptions+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhook subscriptions: %w", err)
@@ -260,6 +267,7 @@ func (s store) delivery(ctx context.Context, subscriptionID, id string) (Deliver
 }
 
 func (s store) queryDeliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
+	s.statements.Add(1)
 	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+deliveryColumns+` FROM `+tableDeliveries+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhook deliveries: %w", err)
