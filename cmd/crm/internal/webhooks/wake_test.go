@@ -36,12 +36,13 @@ func TestIdleWorkerWaitsForAppends(t *testing.T) {
 		ctx := context.Background()
 		store := &countingStore{Store: inner}
 		rcv := newReceiver(t, func(int) string { return "" })
-		svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: true, Timeout: 5 * time.Second,
-			PollInterval: time.Hour})
+		cfg := with(deps(t, inner, db), webhooks.Config{AllowPrivate: true, Timeout: 5 * time.Second, PollInterval: time.Hour})
+		cfg.Store = store
+		svc, err := webhooks.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := svc.Create(ctx, "admin", webhooks.CreateRequest{URL: rcv.srv.URL, EventTypes: []string{"*"}})
+		sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: rcv.srv.URL, EventTypes: []string{"*"}})
 		if err != nil {
 			t.Fatal(err)
 		}
