@@ -175,4 +175,3 @@ func List(ctx context.Context, db *projections.DB, t projections.Tables, id stri
 	}
 	return list, nil
 }
-

@@ -18,8 +18,8 @@ import (
 	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/hooks"
-	"github.com/eventcrm/crm/projections/runtime"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 func TestWebhookEndpoints(t *testing.T) {
