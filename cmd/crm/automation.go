@@ -15,7 +15,7 @@ import (
 	"github.com/eventcrm/crm/commands/reminders"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/eventstore/keys"
+	keystore "github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/hooks"
@@ -104,7 +104,7 @@ type webhookDeps struct {
 	store eventstore.Store
 	db    *projections.DB
 	cmds  *commands.Handler
-	keys  keys.Keys
+	keys  keystore.Keys
 }
 
 // holdForever runs work while this server holds the lease name, standing by while another
