@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/eventcrm/crm/domain"
@@ -101,8 +100,11 @@ func (h *Handler) Webhook(ctx context.Context, id string) (WebhookState, error) 
 	}
 	s.Version = version
 	first, err := h.store.ReadStream(ctx, stream, 1, 1)
-	if err != nil || len(first) == 0 {
-		return WebhookState{}, fmt.Errorf("read %s: %w", stream, errors.Join(err, errors.New("no first event")))
+	if err != nil {
+		return WebhookState{}, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if len(first) == 0 {
+		return WebhookState{}, fmt.Errorf("read %s: no first event", stream)
 	}
 	return WebhookState{Subscription: *s, CreatedBy: first[0].Metadata.Actor, StartPosition: first[0].Position}, nil
 }
