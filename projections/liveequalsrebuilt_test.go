@@ -26,6 +26,7 @@ import (
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/diff"
 	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/hooks"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -39,7 +40,7 @@ import (
 func readModels() []projections.Projection {
 	return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection(),
 		timeline.Projection(), tasks.Projection(), directory.Projection(), analytics.Projection(), value.Projection(tokyoZone()),
-		leadscore.Projection(), schedule.Projection(time.UTC)}
+		leadscore.Projection(), schedule.Projection(time.UTC), hooks.Projection()}
 }
 
 // tokyoZone is the business zone of the read models that take one: not UTC, so that a
@@ -434,6 +435,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		w.script(ctx, t)
 		runWorkers(4, 150)
 		changeLeadScoring(ctx, t, w.h) // every contact is scored again, in the middle of the history
+		changePipeline(ctx, t, w.h)    // weighted figures change from here on; subscriptions come and go
 		stop()                         // a restart: the next runner catches up from the checkpoints
 		r = projectiontest.NewRunner(t, cfg, ps...)
 		projectiontest.Start(t, r)
@@ -566,6 +568,38 @@ func reportDiff(t testing.TB, db *projections.DB, p projections.Projection, a, b
 		}
 	}
 }
+
+// changePipeline changes the stage probabilities and subscribes, changes, disables and
+// deletes webhooks, as an admin would.
+func changePipeline(ctx context.Context, t testing.TB, h *commands.Handler) {
+	t.Helper()
+	admin := commands.Meta{Actor: "admin", Reason: "quarterly review"}
+	_, err := h.ChangeStageProbabilities(ctx, admin, commands.ChangeStageProbabilities{Probabilities: map[deal.Stage]int{
+		deal.StageQualification: 5, deal.StageNeedsAnalysis: 30, deal.StageProposal: 45, deal.StageNegotiation: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := h.CreateWebhook(ctx, admin, commands.CreateWebhook{URL: "https://a.example/h", EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.CreateWebhook(ctx, admin, commands.CreateWebhook{URL: "https://b.example/h", EventTypes: []string{"deal.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://a.example/v2"
+	for _, err := range []error{
+		second(h.ChangeWebhook(ctx, admin, commands.ChangeWebhook{SubscriptionID: a.ID, URL: &url})),
+		second(h.SwitchWebhook(ctx, admin, commands.SwitchWebhook{SubscriptionID: a.ID})),
+		second(h.DeleteWebhook(ctx, admin, commands.DeleteWebhook{SubscriptionID: b.ID})),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
 
 // changeLeadScoring changes every part of the lead scoring, as an admin would.
 func changeLeadScoring(ctx context.Context, t testing.TB, h *commands.Handler) {

@@ -15,8 +15,10 @@ import (
 	"github.com/eventcrm/crm/commands/reminders"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
+	keystore "github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/hooks"
 	"github.com/eventcrm/crm/projections/schedule"
 )
 
@@ -76,13 +78,13 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location, m *me
 
 // webhooks returns the webhook service and adds its delivery to the background; with metrics
 // (m not nil) the delivery reports its attempts and the subscriptions.
-func (b *background) webhooks(ctx context.Context, cfg config.Config, store eventstore.Store, db *projections.DB,
-	log *zap.Logger, m *metrics.Metrics) (*webhooks.Service, error) {
+func (b *background) webhooks(ctx context.Context, cfg config.Config, d webhookDeps, log *zap.Logger, m *metrics.Metrics) (*webhooks.Service, error) {
 	allowPrivate, err := cfg.WebhookPrivateAllowed()
 	if err != nil {
 		return nil, err
 	}
-	wcfg := webhooks.Config{DB: db, Store: store, AllowPrivate: allowPrivate, Log: log}
+	wcfg := webhooks.Config{DB: d.db, Store: d.store, Commands: d.cmds, Keys: d.keys, AllowPrivate: allowPrivate, Log: log,
+		Tables: func(context.Context) (projections.Tables, error) { return b.runner.Tables(hooks.Name) }}
 	if m != nil {
 		wcfg.Observer = m
 	}
@@ -93,6 +95,16 @@ func (b *background) webhooks(ctx context.Context, cfg config.Config, store even
 	// One server delivers: the holder of the webhooks' lease.
 	b.automation = append(b.automation, func(ctx context.Context) { b.holdForever(ctx, "webhooks", svc.Run) })
 	return svc, nil
+}
+
+// webhookDeps are what the webhook delivery works with: the store, the read-model database,
+// the command handler that records the subscription events and the key store of the signing
+// secrets.
+type webhookDeps struct {
+	store eventstore.Store
+	db    *projections.DB
+	cmds  *commands.Handler
+	keys  keystore.Keys
 }
 
 // holdForever runs work while this server holds the lease name, standing by while another

@@ -103,7 +103,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err := bg.automate(cmds, zone, m); err != nil {
 		return err
 	}
-	hooks, err := bg.webhooks(ctx, cfg, store, db, log, m)
+	hooks, err := bg.webhooks(ctx, cfg, webhookDeps{store: store, db: db, cmds: cmds, keys: sealed.Keys()}, log, m)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/domain/webhook"
 )
 
 // Registry returns a registry of every event type of the CRM.
@@ -16,6 +17,7 @@ func Registry() *domain.Registry {
 	all = append(all, deal.Events()...)
 	all = append(all, account.Events()...)
 	all = append(all, settings.Events()...)
+	all = append(all, webhook.Events()...)
 	return domain.NewRegistry(all...)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/domain/webhook"
 )
 
 // update rewrites the golden files from the samples. Review the diff before committing: a
@@ -87,6 +88,12 @@ func samples() []domain.Event {
 			AccountID: "a-0001", Name: ptr("Tanaka Holdings"), Domain: ptr("tanaka-hd.example"), Industry: ptr("trading"), Size: ptr(account.Size250to999),
 			Address: &account.Address{Street: "4-5-6 Umeda", City: "Kita-ku", Region: "Osaka", PostalCode: "530-0001", Country: "JP"},
 		},
+		&webhook.Created{SubscriptionID: "w-0001", URL: "https://hooks.example/crm", EventTypes: []string{"contact.*", "deal.won.v1"},
+			Description: "marketing tool"},
+		&webhook.Changed{SubscriptionID: "w-0001", URL: ptr("https://hooks.example/crm2"), EventTypes: &[]string{"*"}, Description: ptr("chat")},
+		&webhook.Disabled{SubscriptionID: "w-0001", Automatic: true, Reason: "failing since 2025-04-01T09:00:00Z: the receiver answered 503"},
+		&webhook.Enabled{SubscriptionID: "w-0001"},
+		&webhook.Deleted{SubscriptionID: "w-0001"},
 	}
 }
 
@@ -213,8 +220,8 @@ func TestNames(t *testing.T) {
 			t.Errorf("event type %q does not match %s", name, eventName)
 		}
 		stream, _, _ := strings.Cut(name, ".")
-		if stream != "contact" && stream != "deal" && stream != "account" && stream != "settings" {
-			t.Errorf("event type %q is not of a contact, deal, account or settings stream", name)
+		if stream != "contact" && stream != "deal" && stream != "account" && stream != "settings" && stream != "webhook" {
+			t.Errorf("event type %q is not of a contact, deal, account, settings or webhook stream", name)
 		}
 	}
 }

@@ -35,15 +35,19 @@
 //	          projections/lengths)
 //	exact     figure, dim, value, grain, period, micros: count
 //	forecast  grain (day, month), bucket (the expected close date or its month's first date;
-//	          '' when none), owner, currency: count, amount, weighted (amount x probability
-//	          in percent, so hundredths of the minor unit) of the open deals
+//	          '' when none), owner, currency, stage: count, amount of the open deals (the
+//	          weighted amount is the amount x the stage's probability in force at as_of, at
+//	          question time)
+//	stage_probabilities the probabilities set in the settings, by the time of each change
+//	          (package probability)
 //	horizon   id (always 1), at: the latest business time of a part or of its revocation
 //
 // Figures (parts): lead/<channel>, entered/<phase>, advanced/<phase> (bucket: the date of
 // the phase's first entry), opened, won/<currency>, lost/<currency>, cycle and lead_to_won
 // (measure: the length), task/open, task/on_time, task/late (bucket: the due date),
 // touch/<kind>, nps/<kind of period>/<promoter|passive|detractor> (bucket: the period),
-// forecast (bucket: the expected close date; measure: the weighted amount).
+// forecast (bucket: the expected close date; measure: the ordinal of the deal's open stage,
+// see stageOrdinal, so that a stage change moves the deal in the kept sums).
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package analytics
@@ -54,6 +58,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/period"
+	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -69,9 +74,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel(period.Zone(loc))
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(1, m.zone),
+		Version: period.Version(2, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.bins, m.exact,
-			m.forecast, m.horizon},
+			m.forecast, m.horizon, m.probabilities.Table()},
 		Fold: m.fold,
 	})
 }
@@ -137,8 +142,8 @@ type exactRow struct {
 }
 
 type forecastRow struct {
-	grain, bucket, owner, currency string
-	count, amount, weighted        int64
+	grain, bucket, owner, currency, stage string
+	count, amount                         int64
 }
 
 type horizonRow struct{ id, at int64 }
@@ -156,6 +161,8 @@ type model struct {
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
 	horizon  *readmodel.Table[horizonRow]
+	// probabilities are the stage probabilities in force over time, which weigh the forecast.
+	probabilities probability.History
 }
 
 func newModel(zone *time.Location) *model {
@@ -170,7 +177,7 @@ func newModel(zone *time.Location) *model {
 		fr = forecastRow
 		h  = horizonRow
 	)
-	m := &model{zone: zone}
+	m := &model{zone: zone, probabilities: probability.NewHistory()}
 	contactColumns := []readmodel.Column[c]{
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.BigInt("created_at", func(r *c) *int64 { return &r.createdAt }),
@@ -240,14 +247,14 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("micros", func(r *er) *int64 { return &r.micros }),
 		readmodel.BigInt("count", func(r *er) *int64 { return &r.count })).
 		Clustered()
-	m.forecast = readmodel.NewTable(tableForecast, 4,
+	m.forecast = readmodel.NewTable(tableForecast, 5,
 		readmodel.Text("grain", func(r *fr) *string { return &r.grain }),
 		readmodel.Text("bucket", func(r *fr) *string { return &r.bucket }),
 		readmodel.Text("owner", func(r *fr) *string { return &r.owner }),
 		readmodel.Text("currency", func(r *fr) *string { return &r.currency }),
+		readmodel.Text("stage", func(r *fr) *string { return &r.stage }),
 		readmodel.BigInt("count", func(r *fr) *int64 { return &r.count }),
-		readmodel.BigInt("amount", func(r *fr) *int64 { return &r.amount }),
-		readmodel.BigInt("weighted", func(r *fr) *int64 { return &r.weighted })).
+		readmodel.BigInt("amount", func(r *fr) *int64 { return &r.amount })).
 		Clustered()
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),

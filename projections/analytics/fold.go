@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/period"
@@ -50,6 +51,8 @@ func isLength(figure string) bool { return figure == figCycle || figure == figLe
 // fold folds one event into the rows. Events of other types are ignored.
 func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
+	case settings.TypeStageProbabilitiesChanged:
+		return m.probabilities.Fold(e, rows)
 	case contact.TypeCreated:
 		return with(e, func(ev *contact.Created) error { return m.created(rows, e, ev) })
 	case contact.TypeDetailsChanged:
@@ -304,7 +307,7 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
 		}
 		for _, g := range [][2]string{{grainDay, p.Bucket}, {grainMonth, month}} {
 			m.forecast.Add(rows, forecastRow{grain: g[0], bucket: g[1], owner: p.Owner, currency: p.Currency,
-				count: sign * p.Count, amount: sign * p.Amount, weighted: sign * p.Measure})
+				stage: string(stageOfOrdinal(p.Measure)), count: sign * p.Count, amount: sign * p.Amount})
 		}
 		return
 	}

@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ func (m *model) forecastDeal(rows *readmodel.Rows, before, after dealRow) {
 		c, _ := m.contacts.Get(rows, d.contactID)
 		return explain.Part{Entity: d.dealID, Figure: figForecast, Position: d.openedPosition, EventID: d.openedID,
 			Bucket: d.expectedClose, At: d.openedAt, Owner: d.owner, Channel: c.channel, Segment: c.segment, Count: 1,
-			Amount: d.amount, Currency: d.currency, Measure: d.amount * int64(deal.Stage(d.stage).Probability())}
+			Amount: d.amount, Currency: d.currency, Measure: stageOrdinal(deal.Stage(d.stage))}
 	}
 	var was, is explain.Part
 	if before.status == statusOpen {
@@ -131,4 +132,20 @@ func (m *model) forecastDeal(rows *readmodel.Rows, before, after dealRow) {
 		m.parts.Upsert(rows, is)
 		m.contribute(rows, is, 1)
 	}
+}
+
+// stageOrdinal is what a forecast part keeps as its measure: the place of the deal's open
+// stage in the pipeline (1 for the first), 0 for any other. The kept sums are by stage, so
+// that the question weighs them with the probabilities in force at its as_of.
+func stageOrdinal(s deal.Stage) int64 {
+	return int64(slices.Index(deal.OpenStages(), s) + 1)
+}
+
+// stageOfOrdinal is the stage of a forecast part's measure ("" when none).
+func stageOfOrdinal(ordinal int64) deal.Stage {
+	stages := deal.OpenStages()
+	if ordinal < 1 || ordinal > int64(len(stages)) {
+		return ""
+	}
+	return stages[ordinal-1]
 }

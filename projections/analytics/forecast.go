@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/period"
+	"github.com/eventcrm/crm/projections/probability"
 )
 
 // ForecastParams ask for the forecast of the open deals.
@@ -60,8 +62,9 @@ type OwnerForecast struct {
 	Currencies map[string]ForecastSum `json:"currencies"`
 }
 
-// ForecastSum: the number of deals, their amount and their weighted amount (amount x stage
-// probability, summed exactly and rounded half up to the minor unit once).
+// ForecastSum: the number of deals, their amount and their weighted amount (amount x the
+// stage's probability in force at as_of, summed exactly and rounded half up to the minor unit
+// once).
 type ForecastSum struct {
 	Count    int64 `json:"count"`
 	Amount   int64 `json:"amount"`
@@ -74,6 +77,7 @@ type forecastQuestion struct {
 	cutoff      string // the business date of as_of
 	from, to    string // months' first dates; to exclusive, "" unbounded
 	cutoffMonth string
+	percents    probability.Percents // in force at as_of
 }
 
 func (p ForecastParams) check() (forecastQuestion, error) {
@@ -157,10 +161,15 @@ func (s forecastSums) add(group, owner, currency string, sign, count, amount, we
 const groupOverdue = "overdue"
 
 func (r *reader) forecastAnswer(ctx context.Context, q forecastQuestion) (ForecastAnswer, error) {
+	percents, err := probability.InForce(ctx, r.tx, r.db.Dialect, r.t, q.AsOf)
+	if err != nil {
+		return ForecastAnswer{}, err
+	}
+	q.percents = percents
 	sums := forecastSums{}
 	// Months before as_of's month are overdue whole; the days of its month before its
 	// business date too, taken out of the month.
-	err := r.forecastRows(ctx, q, grainMonth, "", "", func(bucket, owner, cur string, c, a, w int64) {
+	err = r.forecastRows(ctx, q, grainMonth, "", "", func(bucket, owner, cur string, c, a, w int64) {
 		switch {
 		case bucket == "":
 			sums.add("", owner, cur, 1, c, a, w)
@@ -200,10 +209,11 @@ func (r *reader) forecastAnswer(ctx context.Context, q forecastQuestion) (Foreca
 }
 
 // forecastRows reads the kept sums of grain (with buckets from..to, to exclusive, when set)
-// and hands each non-empty one to f.
+// and hands each non-empty one to f, weighted (in hundredths of the minor unit) with the
+// probability of its stage in force at as_of.
 func (r *reader) forecastRows(ctx context.Context, q forecastQuestion, grain, from, to string,
 	f func(bucket, owner, currency string, count, amount, weighted int64)) error {
-	stmt := `SELECT bucket, owner, currency, count, amount, weighted FROM ` + r.t.Name(tableForecast) + ` WHERE grain = ?`
+	stmt := `SELECT bucket, owner, currency, stage, count, amount FROM ` + r.t.Name(tableForecast) + ` WHERE grain = ?`
 	args := []any{grain}
 	if from != "" {
 		stmt += ` AND bucket >= ? AND bucket < ?`
@@ -220,14 +230,14 @@ func (r *reader) forecastRows(ctx context.Context, q forecastQuestion, grain, fr
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			bucket, owner, cur string
-			count, amount, w   int64
+			bucket, owner, cur, stage string
+			count, amount             int64
 		)
-		if err := rows.Scan(&bucket, &owner, &cur, &count, &amount, &w); err != nil {
+		if err := rows.Scan(&bucket, &owner, &cur, &stage, &count, &amount); err != nil {
 			return fmt.Errorf("forecast: %w", err)
 		}
 		if count != 0 {
-			f(bucket, owner, cur, count, amount, w)
+			f(bucket, owner, cur, count, amount, amount*int64(q.percents.Of(deal.Stage(stage))))
 		}
 	}
 	return rows.Err()

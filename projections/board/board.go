@@ -21,8 +21,12 @@
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
 //	           (NULL while the deal is in it), amount and currency during the stay, and the
 //	           deal's owner (so that one owner's board reads only the owner's intervals)
-//	stage_totals owner, stage, currency: deals, amount and weighted amount of the open intervals
-//	           (added to, never read, by the fold: a row back at no deals stays, filtered)
+//	stage_totals owner, stage, currency: deals and amount of the open intervals (added to,
+//	           never read, by the fold: a row back at no deals stays, filtered); the weighted
+//	           amount is the stage's probability in force at as_of times the amount, at
+//	           question time
+//	stage_probabilities the probabilities set in the settings, by the time of each change
+//	           (package probability)
 //	stay_bins  dim ('' for every owner, 'owner'), value (the owner), stage, width, bin, count:
 //	           the closed intervals by length (see package lengths)
 //	stays      stage, micros, owner, count: the closed intervals by exact length
@@ -37,6 +41,8 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -48,9 +54,10 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 4,
-		Tables:  []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon},
-		Fold:    m.fold,
+		Version: 5,
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
+			m.probabilities.Table()},
+		Fold: m.fold,
 	})
 }
 
@@ -96,6 +103,8 @@ type model struct {
 	stayBins  *readmodel.Table[stayBinRow]
 	stays     *readmodel.Table[stayRow]
 	horizon   *readmodel.Table[horizonRow]
+	// probabilities are the stage probabilities in force over time.
+	probabilities probability.History
 }
 
 func newModel() *model {
@@ -104,7 +113,7 @@ func newModel() *model {
 		d = dealRow
 		i = intervalRow
 	)
-	m := &model{}
+	m := &model{probabilities: probability.NewHistory()}
 	m.intervals = readmodel.NewTable(tableIntervals, 2,
 		readmodel.Text("deal_id", func(r *i) *string { return &r.dealID }),
 		readmodel.Integer("seq", func(r *i) *int64 { return &r.seq }),
@@ -152,6 +161,8 @@ func newModel() *model {
 func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
+	case settings.TypeStageProbabilitiesChanged:
+		return m.probabilities.Fold(e, rows)
 	case contact.TypeCreated:
 		ev, err := readmodel.Decode[contact.Created](e)
 		if err != nil {

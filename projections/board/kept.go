@@ -1,7 +1,6 @@
 package board
 
 import (
-	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -16,8 +15,8 @@ const (
 )
 
 type totalRow struct {
-	owner, stage, currency  string
-	deals, amount, weighted int64
+	owner, stage, currency string
+	deals, amount          int64
 }
 
 type stayBinRow struct {
@@ -48,8 +47,7 @@ func (m *model) declareKept() {
 		readmodel.Text("stage", func(r *tr) *string { return &r.stage }),
 		readmodel.Text("currency", func(r *tr) *string { return &r.currency }),
 		readmodel.BigInt("deals", func(r *tr) *int64 { return &r.deals }),
-		readmodel.BigInt("amount", func(r *tr) *int64 { return &r.amount }),
-		readmodel.BigInt("weighted", func(r *tr) *int64 { return &r.weighted })).
+		readmodel.BigInt("amount", func(r *tr) *int64 { return &r.amount })).
 		Clustered().
 		WithIndexes(readmodel.Index{Name: "stage", Columns: "stage, currency"})
 	m.stayBins = readmodel.NewTable(tableStayBins, 5,
@@ -92,11 +90,11 @@ func (m *model) keepClosed(rows *readmodel.Rows, iv intervalRow) {
 
 // addTotal adds (sign 1) or takes away (sign -1) an open interval from the totals of its
 // owner, stage and currency, without reading them: a row that comes back to no deals stays,
-// and the board's query filters it.
+// and the board's query filters it. No weighted amount is kept: the probabilities may change
+// after the deals entered the stage, so the query weighs the sum with the one in force.
 func (m *model) addTotal(rows *readmodel.Rows, iv intervalRow, sign int64) {
-	prob := int64(deal.Stage(iv.stage).Probability())
 	m.totals.Add(rows, totalRow{owner: iv.owner, stage: iv.stage, currency: iv.currency,
-		deals: sign, amount: sign * iv.amount, weighted: sign * ((iv.amount*prob + 50) / 100)})
+		deals: sign, amount: sign * iv.amount})
 }
 
 // reach moves the horizon to at when at is later.

@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/lengths"
+	"github.com/eventcrm/crm/projections/probability"
 )
 
 // Page sizes of the cards of a stage.
@@ -50,7 +51,9 @@ type Answer struct {
 // Column is one open stage of the board as of the answer's time.
 type Column struct {
 	Stage deal.Stage `json:"stage"`
-	// Probability is the stage's win probability in percent, the weight of its amounts.
+	// Probability is the stage's win probability in percent in force at as_of (the settings'
+	// latest change of the stage probabilities that occurred at or before it), the weight of
+	// its amounts.
 	Probability int `json:"probability"`
 	// Count is the number of open deals in the stage (all pages).
 	Count int `json:"count"`
@@ -67,7 +70,8 @@ type Column struct {
 type Total struct {
 	Currency string `json:"currency"`
 	Amount   int64  `json:"amount"`
-	// WeightedAmount is the sum over the deals of their weighted amounts (see Card).
+	// WeightedAmount is Amount x the stage's probability / 100, rounded half up once:
+	// (amount*probability + 50) / 100 in integer arithmetic.
 	WeightedAmount int64 `json:"weighted_amount"`
 }
 
@@ -79,7 +83,8 @@ type Card struct {
 	ContactName string       `json:"contact_name"`
 	Owner       string       `json:"owner"`
 	Amount      domain.Money `json:"amount"`
-	// WeightedAmount is amount x stage probability / 100 in minor units, rounded half up:
+	// WeightedAmount is amount x the stage's probability in force at as_of / 100 in minor
+	// units, rounded half up:
 	// (amount*probability + 50) / 100 in integer arithmetic.
 	WeightedAmount int64       `json:"weighted_amount"`
 	ExpectedClose  domain.Date `json:"expected_close,omitempty"`
@@ -190,6 +195,10 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, params P
 	var answer Answer
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q.tx = tx
+		var err error
+		if q.percents, err = probability.InForce(ctx, tx, db.Dialect, t, asOf); err != nil {
+			return err
+		}
 		if kept {
 			now, err := q.isNow(ctx)
 			if err != nil {
@@ -197,7 +206,6 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, params P
 			}
 			q.present, q.kept = now, now
 		}
-		var err error
 		answer, err = q.answer(ctx, qn)
 		return err
 	})
@@ -240,6 +248,8 @@ type query struct {
 	present bool
 	// kept: the totals and velocity are read from what the fold keeps (with present).
 	kept bool
+	// percents are the stage probabilities in force at as_of.
+	percents probability.Percents
 }
 
 // isNow tells whether as_of is at or after the horizon the fold keeps.
@@ -255,10 +265,10 @@ func (q *query) isNow(ctx context.Context) (bool, error) {
 	return q.asOf >= horizon, nil
 }
 
-// totals selects the count, totals and weighted totals per currency of a stage's open deals.
+// totals selects the count and total amount per currency of a stage's open deals.
 func (q *query) totalsOf(stage deal.Stage) (string, []any) {
 	if q.kept {
-		stmt := `SELECT i.currency, CAST(SUM(i.deals) AS BIGINT), CAST(SUM(i.amount) AS BIGINT), CAST(SUM(i.weighted) AS BIGINT)
+		stmt := `SELECT i.currency, CAST(SUM(i.deals) AS BIGINT), CAST(SUM(i.amount) AS BIGINT)
 			FROM ` + q.t.Name(tableTotals) + ` i WHERE i.stage = ? AND i.deals <> 0`
 		args := []any{string(stage)}
 		if q.owner != "" {
@@ -268,9 +278,8 @@ func (q *query) totalsOf(stage deal.Stage) (string, []any) {
 		return stmt + ` GROUP BY i.currency ORDER BY i.currency`, args
 	}
 	from, args := q.openIn(stage, false)
-	return `SELECT i.currency, COUNT(*), CAST(SUM(i.amount) AS BIGINT),
-		CAST(SUM((i.amount * ? + 50) / 100) AS BIGINT)` + from + ` GROUP BY i.currency ORDER BY i.currency`,
-		append([]any{int64(stage.Probability())}, args...)
+	return `SELECT i.currency, COUNT(*), CAST(SUM(i.amount) AS BIGINT)` + from +
+		` GROUP BY i.currency ORDER BY i.currency`, args
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
@@ -304,8 +313,7 @@ func (q *query) openIn(stage deal.Stage, cards bool) (string, []any) {
 }
 
 func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *cursor) (Column, error) {
-	prob := int64(stage.Probability())
-	col := Column{Stage: stage, Probability: stage.Probability(), Totals: []Total{}, Cards: []Card{}}
+	col := Column{Stage: stage, Probability: q.percents.Of(stage), Totals: []Total{}, Cards: []Card{}}
 	stmt, args := q.totalsOf(stage)
 	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
@@ -316,10 +324,11 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 			tot   Total
 			count int
 		)
-		if err := rows.Scan(&tot.Currency, &count, &tot.Amount, &tot.WeightedAmount); err != nil {
+		if err := rows.Scan(&tot.Currency, &count, &tot.Amount); err != nil {
 			rows.Close()
 			return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
 		}
+		tot.WeightedAmount = q.percents.Weighted(stage, tot.Amount)
 		col.Count += count
 		col.Totals = append(col.Totals, tot)
 	}
@@ -351,7 +360,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 			rows.Close()
 			return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
 		}
-		c.WeightedAmount = (c.Amount.Amount*prob + 50) / 100
+		c.WeightedAmount = q.percents.Weighted(stage, c.Amount.Amount)
 		c.ExpectedClose = domain.Date(closeDate)
 		c.StageEnteredAt = time.UnixMicro(enteredAt).UTC()
 		c.DaysInStage = (q.asOf - enteredAt) / microsPerDay

@@ -73,12 +73,19 @@ type candidate struct {
 
 // QueryLeads answers the hot list from the tables of set t.
 //
-// A question about now (no touchpoint after as_of) scores the contacts found from their kept
-// level and attribute points; the page answered, and any contact within a millionth of
-// min_score, are scored exactly from their touchpoints. An earlier as_of scores every
+// A question about now (no touchpoint after as_of) counts the contacts found in the index
+// (per band, the range of levels clearly above min_score) and reads only the page and the
+// contacts within a millionth of min_score, which are scored exactly from their touchpoints,
+// as the page answered is. An earlier as_of scores every
 // contact found from its touchpoints (the kept level counts later ones too: it only bounds
 // the score from above, which is what finds them).
 func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams) (Leads, error) {
+	return queryLeads(ctx, db, t, params, true)
+}
+
+// queryLeads answers as QueryLeads does; without counted, a question about now reads every
+// contact found, as an earlier as_of does (what the counted answer must equal).
+func queryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams, counted bool) (Leads, error) {
 	limit := params.Limit
 	switch {
 	case params.AsOf.IsZero():
@@ -111,12 +118,21 @@ func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, p
 		if err := q.judge(); err != nil {
 			return err
 		}
-		found, err := q.find(minScore, params.Owner)
+		var (
+			found []candidate
+			total int
+		)
+		if q.now && counted {
+			found, total, err = q.top(minScore, params.Owner, limit)
+		} else {
+			found, err = q.find(minScore, params.Owner)
+			total = len(found)
+		}
 		if err != nil {
 			return err
 		}
 		slices.SortFunc(found, byScore)
-		answer.Total = len(found)
+		answer.Total = total
 		page := found[:min(limit, len(found))]
 		if err := q.exact(page); err != nil {
 			return err
@@ -158,7 +174,174 @@ func (q *leadQuery) judge() error {
 	return nil
 }
 
-// find reads, band by band, the contacts whose score at as_of is at least minScore.
+// top answers a question about now without reading every contact found: per band, it counts
+// the contacts clearly above minScore in the index, reads the few near it (within the margin,
+// scored exactly) and the first limit by level; total is how many score at least minScore.
+// The contacts are judged as find judges them.
+func (q *leadQuery) top(minScore float64, owner string, limit int) ([]candidate, int, error) {
+	bands, err := readBands(q.ctx, q.db, q.tx, q.t)
+	if err != nil {
+		return nil, 0, err
+	}
+	margin := 1e-6 * max(1, math.Abs(minScore))
+	var (
+		found []candidate
+		total int
+	)
+	for _, a := range bands {
+		where, args := q.band(a, owner)
+		floor, clear, ok := q.levels(a, minScore, margin)
+		if !ok {
+			continue
+		}
+		// Above clear, a contact's score from its level is beyond the margin: no exact score
+		// can take it under minScore. clear nil: every contact of the band is above.
+		aboveWhere, aboveArgs := where, args
+		if clear != nil {
+			aboveWhere, aboveArgs = where+` AND level > ?`, append(slices.Clone(args), *clear)
+		}
+		var above int
+		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableScores)+` WHERE `+aboveWhere),
+			aboveArgs...).Scan(&above)
+		if err != nil {
+			return nil, 0, fmt.Errorf("lead scores: %w", err)
+		}
+		total += above
+		if clear != nil {
+			near, err := q.rows(where+` AND level >= ? AND level <= ?`, append(slices.Clone(args), floor, *clear)...)
+			if err != nil {
+				return nil, 0, err
+			}
+			kept, err := q.judged(near, minScore, margin)
+			if err != nil {
+				return nil, 0, err
+			}
+			total += len(kept)
+			found = append(found, kept...)
+		}
+		best, err := q.first(aboveWhere, aboveArgs, limit)
+		if err != nil {
+			return nil, 0, err
+		}
+		found = append(found, best...)
+	}
+	return found, total, nil
+}
+
+// first reads the limit contacts of highest level that match where (all clearly above
+// minScore), and every other one of the same level as the last of them, so that the page is
+// the same whatever order the index keeps ties in.
+func (q *leadQuery) first(where string, args []any, limit int) ([]candidate, error) {
+	rows, err := q.rows(where+` ORDER BY level DESC LIMIT ?`, append(slices.Clone(args), limit)...)
+	if err != nil || len(rows) < limit {
+		return scored(q, rows), err
+	}
+	last := rows[len(rows)-1].level
+	ties, err := q.rows(where+` AND level = ?`, append(slices.Clone(args), last)...)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		seen[r.contactID] = true
+	}
+	for _, r := range ties {
+		if !seen[r.contactID] {
+			rows = append(rows, r)
+		}
+	}
+	return scored(q, rows), nil
+}
+
+// scored are rows with their scores from their levels.
+func scored(q *leadQuery, rows []scoreRow) []candidate {
+	out := make([]candidate, len(rows))
+	for i, r := range rows {
+		out[i] = candidate{row: r, score: q.fromLevel(r)}
+	}
+	return out
+}
+
+// fromLevel is a row's score at as_of from its kept level and attribute points.
+func (q *leadQuery) fromLevel(r scoreRow) float64 {
+	if r.level == noLevel {
+		return float64(r.attr)
+	}
+	return float64(r.attr) + leadscore.Decaying(float64(r.level)/levelScale, q.asOf, q.ls.HalfLifeDays)
+}
+
+// band is the condition of the contacts with attribute points a (and of owner, when set):
+// one range of the index (attr, level) or (owner, attr, level).
+func (q *leadQuery) band(a int64, owner string) (string, []any) {
+	if owner != "" {
+		return `owner = ? AND attr = ?`, []any{owner, a}
+	}
+	return `attr = ?`, []any{a}
+}
+
+// levels bounds, for band a, the stored levels of the contacts that may score minScore: from
+// floor (every contact below it scores less) to clear (every contact above it scores more than
+// minScore + margin from its level); clear is nil when every contact of the band does (its
+// attribute points alone). ok is false when no level reaches minScore.
+func (q *leadQuery) levels(a int64, minScore, margin float64) (floor int64, clear *int64, ok bool) {
+	rest := minScore - float64(a)
+	if rest+margin <= 0 {
+		return 0, nil, true
+	}
+	floor = math.MinInt64 // a alone may reach it: every contact of the band is near or above
+	if rest-margin > 0 {
+		// Rounded down when stored, and a little slack here: the exact score decides.
+		f := leadscore.LevelFloor(rest-margin, q.asOf, q.ls.HalfLifeDays)*levelScale - 1e3
+		if f > math.MaxInt64/2 {
+			return 0, nil, false
+		}
+		floor = int64(math.Floor(f))
+	}
+	c := min(leadscore.LevelFloor(rest+margin, q.asOf, q.ls.HalfLifeDays)*levelScale+1e3, math.MaxInt64/2)
+	cl := int64(math.Ceil(c))
+	return floor, &cl, true
+}
+
+// judged keeps the rows whose score at as_of is at least minScore: from the level, or exactly
+// from the touchpoints within the margin of it.
+func (q *leadQuery) judged(rows []scoreRow, minScore, margin float64) ([]candidate, error) {
+	var out []candidate
+	for _, r := range rows {
+		c := candidate{row: r, score: q.fromLevel(r)}
+		if math.Abs(c.score-minScore) <= margin {
+			if err := q.score(&c); err != nil {
+				return nil, err
+			}
+		}
+		if c.score >= minScore {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// rows reads the score rows (without their touchpoints) that match where.
+func (q *leadQuery) rows(where string, args ...any) ([]scoreRow, error) {
+	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, '',
+		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lead scores: %w", err)
+	}
+	defer rows.Close()
+	var list []scoreRow
+	for rows.Next() {
+		r := scoreRow{k: everyone}
+		if err := rows.Scan(&r.contactID, &r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches,
+			&r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint); err != nil {
+			return nil, fmt.Errorf("lead scores: %w", err)
+		}
+		list = append(list, r)
+	}
+	return list, rows.Err()
+}
+
+// find reads, band by band, the contacts whose score at as_of is at least minScore (a
+// question about an earlier as_of: every one is scored from its touchpoints).
 func (q *leadQuery) find(minScore float64, owner string) ([]candidate, error) {
 	bands, err := readBands(q.ctx, q.db, q.tx, q.t)
 	if err != nil {

@@ -24,6 +24,9 @@ type SealedStore struct {
 	keys keys.Keys
 }
 
+// Keys is the key store (also of the webhook signing secrets).
+func (s *SealedStore) Keys() keys.Keys { return s.keys }
+
 // Close closes the store and its key store.
 func (s *SealedStore) Close() error { return errors.Join(s.Store.Close(), s.keys.Close()) }
 

@@ -12,6 +12,9 @@ import (
 
 // MountWebhooks adds the admin endpoints of the webhook subscriptions:
 //
+// Each change is recorded as an event of the subscription's stream, with the caller as actor
+// and X-Reason as reason; If-Match and Idempotency-Key apply as to any command.
+//
 //	POST   /v1/webhooks                                          subscribe (the secret is in this answer only)
 //	GET    /v1/webhooks, /v1/webhooks/{id}
 //	PATCH  /v1/webhooks/{id}                                     url, event_types, description, enabled
@@ -33,7 +36,11 @@ func (s *Server) MountWebhooks(svc *webhooks.Service) {
 		if err := decodeWebhookBody(r, &req); err != nil {
 			return err
 		}
-		sub, err := svc.Create(r.Context(), principal(r.Context()).Name, req)
+		m, err := commandMeta(r)
+		if err != nil {
+			return err
+		}
+		sub, err := svc.Create(r.Context(), m, req)
 		if err != nil {
 			return err
 		}
@@ -65,22 +72,32 @@ func (s *Server) MountWebhooks(svc *webhooks.Service) {
 		if err := decodeWebhookBody(r, &p); err != nil {
 			return err
 		}
-		sub, err := svc.Update(r.Context(), principal(r.Context()).Name, pathID(r), p)
+		m, err := commandMeta(r)
+		if err != nil {
+			return err
+		}
+		sub, err := svc.Update(r.Context(), m, pathID(r), p)
 		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, sub)
 		return nil
 	})).Methods(http.MethodPatch)
-	s.describe(http.MethodPatch, "/v1/webhooks/{id}", RouteDoc{Tag: "webhooks", Perm: auth.PermAdmin, Summary: "Change a subscription: url, event_types, description, enabled", Body: webhooks.Patch{}, Answer: webhooks.Subscription{}, Problems: []int{http.StatusNotFound}})
+	s.describe(http.MethodPatch, "/v1/webhooks/{id}", RouteDoc{Tag: "webhooks", Perm: auth.PermAdmin, Summary: "Change a subscription: url, event_types, description, enabled", Body: webhooks.Patch{}, Answer: webhooks.Subscription{},
+		Problems: []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed, http.StatusUnprocessableEntity}})
 	v1.Handle("/webhooks/{id}", admin(func(w http.ResponseWriter, r *http.Request) error {
-		if err := svc.Delete(r.Context(), pathID(r)); err != nil {
+		m, err := commandMeta(r)
+		if err != nil {
+			return err
+		}
+		if err := svc.Delete(r.Context(), m, pathID(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	})).Methods(http.MethodDelete)
-	s.describe(http.MethodDelete, "/v1/webhooks/{id}", RouteDoc{Tag: "webhooks", Perm: auth.PermAdmin, Summary: "Remove a subscription", Status: http.StatusNoContent, Problems: []int{http.StatusNotFound}})
+	s.describe(http.MethodDelete, "/v1/webhooks/{id}", RouteDoc{Tag: "webhooks", Perm: auth.PermAdmin, Summary: "Remove a subscription", Status: http.StatusNoContent,
+		Problems: []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}})
 	v1.Handle("/webhooks/{id}/deliveries", admin(func(w http.ResponseWriter, r *http.Request) error {
 		limit, err := intParam(r, "limit")
 		if err != nil {

@@ -3,7 +3,10 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -11,7 +14,12 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/keys"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/hooks"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 func TestWebhookEndpoints(t *testing.T) {
@@ -24,7 +32,7 @@ func TestWebhookEndpoints(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			svc, err := webhooks.New(context.Background(), webhooks.Config{DB: db, Store: store})
+			svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,8 +66,14 @@ func TestWebhookEndpoints(t *testing.T) {
 			if got.status != http.StatusOK || got.json(t)["secret"] != nil {
 				t.Fatalf("get shows %d %s (the secret is shown once)", got.status, got.body)
 			}
-			if r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, `{"enabled":false}`); r.status != http.StatusOK || r.json(t)["disabled_reason"] != "disabled by root" {
+			if r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, `{"enabled":false}`, "If-Match", `"1"`); r.status != http.StatusOK || r.json(t)["disabled_reason"] != "disabled by root" {
 				t.Fatalf("disable: %d %s", r.status, r.body)
+			}
+			if r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, `{"description":"late"}`, "If-Match", `"1"`); r.status != http.StatusPreconditionFailed {
+				t.Fatalf("a change of an old version: %d %s, want 412", r.status, r.body)
+			}
+			if r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, `{"enabled":true}`, "X-Reason", "receiver fixed"); r.status != http.StatusOK || r.json(t)["enabled"] != true {
+				t.Fatalf("enable: %d %s", r.status, r.body)
 			}
 			if r := a.do("GET", "/v1/webhooks/"+id+"/deliveries", adminToken, ""); r.status != http.StatusOK || len(r.json(t)["deliveries"].([]any)) != 0 {
 				t.Fatalf("deliveries: %d %s", r.status, r.body)
@@ -70,15 +84,51 @@ func TestWebhookEndpoints(t *testing.T) {
 			if r := a.do("POST", "/v1/webhooks/"+id+"/deliveries/msg_x/redeliver", adminToken, ""); r.status != http.StatusNotFound {
 				t.Fatalf("redeliver unknown: %d %s", r.status, r.body)
 			}
-			if r := a.do("GET", "/v1/webhooks", adminToken, ""); len(r.json(t)["webhooks"].([]any)) != 1 {
-				t.Fatalf("list: %s", r.body)
-			}
+			// The list is the read model of the subscription events: it follows the log.
+			projectiontest.WaitUntil(t, time.Minute, "the subscription listed", func() bool {
+				r := a.do("GET", "/v1/webhooks", adminToken, "")
+				list, _ := r.json(t)["webhooks"].([]any)
+				return len(list) == 1 && list[0].(map[string]any)["enabled"] == true
+			})
 			if r := a.do("DELETE", "/v1/webhooks/"+id, adminToken, ""); r.status != http.StatusNoContent {
 				t.Fatalf("delete: %d %s", r.status, r.body)
 			}
 			if r := a.do("GET", "/v1/webhooks/"+id, adminToken, ""); r.status != http.StatusNotFound {
 				t.Fatalf("deleted: %d", r.status)
 			}
+			// The subscription's history is in the log, with actors and reasons; its secret is not.
+			var history []string
+			for _, e := range projectiontest.AllEvents(t, store) {
+				if strings.Contains(string(e.Data), created["secret"].(string)[len(webhooks.SecretPrefix):]) {
+					t.Errorf("the secret is in the log: %s %s", e.Type, e.Data)
+				}
+				if e.Stream == "webhook-"+id {
+					history = append(history, e.Type+" by "+e.Metadata.Actor+": "+e.Metadata.Reason)
+				}
+			}
+			want := []string{"webhook.subscription_created.v1 by root: ", "webhook.subscription_disabled.v1 by root: ",
+				"webhook.subscription_enabled.v1 by root: receiver fixed", "webhook.subscription_deleted.v1 by root: "}
+			if strings.Join(history, "\n") != strings.Join(want, "\n") {
+				t.Errorf("history\n%s\nwant\n%s", strings.Join(history, "\n"), strings.Join(want, "\n"))
+			}
 		})
 	}
+}
+
+// webhookConfig is the configuration of a webhook service over store and db: a key store in a
+// SQLite file, and the subscriptions' read model kept live by runner (a runner of its own
+// when nil, until the test ends).
+func webhookConfig(t testing.TB, store eventstore.Store, db *projections.DB, runner *runtime.Runner) webhooks.Config {
+	t.Helper()
+	k, err := keys.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	if runner == nil {
+		runner = projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), hooks.Projection())
+		projectiontest.Start(t, runner)
+	}
+	return webhooks.Config{DB: db, Store: store, Commands: commands.NewHandler(store), Keys: k,
+		Tables: func(context.Context) (projections.Tables, error) { return runner.Tables(hooks.Name) }}
 }

@@ -170,7 +170,7 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	server.MountAudit(httpapi.Audit{Ledger: newLedger(t, o.feed, o.src), AccessLog: newAccessLog(t)})
 	// The routes of erasure and export, for the description; their tests run crm serve.
 	server.MountPrivacy(httpapi.Privacy{Raw: store})
-	hooks, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store})
+	hooks, err := webhooks.New(ctx, webhookConfig(t, store, db, runner))
 	if err != nil {
 		t.Fatal(err)
 	}

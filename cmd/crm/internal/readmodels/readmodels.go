@@ -16,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/hooks"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/schedule"
@@ -60,6 +61,8 @@ func All(opts Options) []ReadModel {
 		{value.Projection(zone), httpapi.ValueQueries(zone)},
 		{leadscore.Projection(), httpapi.LeadScoreQueries()},
 		{schedule.Projection(zone), httpapi.ScheduleQueries()},
+		// Read by the webhook delivery, not over HTTP: GET /v1/webhooks answers from it.
+		{hooks.Projection(), nil},
 	}
 }
 

@@ -61,11 +61,11 @@ func BenchmarkDelivery(b *testing.B) {
 				rec := &arrivals{at: map[int64]time.Time{}}
 				srv := httptest.NewServer(rec)
 				defer srv.Close()
-				svc, err := webhooks.New(ctx, webhooks.Config{DB: db, Store: store, AllowPrivate: true})
+				svc, err := webhooks.New(ctx, with(deps(b, store, db), webhooks.Config{AllowPrivate: true}))
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := svc.Create(ctx, "admin", webhooks.CreateRequest{URL: srv.URL, EventTypes: []string{"*"}}); err != nil {
+				if _, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: srv.URL, EventTypes: []string{"*"}}); err != nil {
 					b.Fatal(err)
 				}
 				cmds := commands.NewHandler(store)

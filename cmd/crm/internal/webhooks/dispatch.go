@@ -3,21 +3,37 @@ package webhooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 )
 
 // Run delivers until ctx ends: it starts a worker for every enabled subscription, and for
-// every one created or enabled later, and waits for them when ctx ends.
+// every one created or enabled later, and waits for them when ctx ends. Idle workers wait for
+// an append (see follow), the dispatcher for a change of the subscriptions, each at most
+// PollInterval.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Every append after the head now wakes the workers, which all read after it. The first
+	// list waits for the read model to reach the head: it may lag the log.
+	head, err := projections.LogHead(ctx, s.cfg.Store)
+	if err != nil && ctx.Err() == nil {
+		s.cfg.Log.Warn("webhooks: reading the log's head failed", zap.Error(err))
+	}
+	s.changedAt.Store(head)
+	wg.Go(func() { s.follow(ctx, head) })
 	for {
-		subs, err := s.store.list(ctx)
+		changed := s.changed.Wait()
+		subs, err := s.listCaughtUp(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Log.Warn("webhooks: reading the subscriptions failed", zap.Error(err))
 		}
@@ -38,10 +54,83 @@ func (s *Service) Run(ctx context.Context) {
 				})
 			}
 		}
-		if !sleep(ctx, s.cfg.PollInterval) {
+		if !wait(ctx, changed, s.cfg.PollInterval) {
 			return
 		}
 	}
+}
+
+// follow wakes the workers whenever events are appended after position after: it follows the
+// log with the store's subscription, which the store wakes on its appends (and, on PostgreSQL,
+// on other servers' by LISTEN/NOTIFY). Events of the webhook subscriptions' stream wake the
+// dispatcher too. A subscription that fails is opened again after a pause; the workers'
+// PollInterval covers the gap.
+func (s *Service) follow(ctx context.Context, after int64) {
+	for ctx.Err() == nil {
+		err := s.wakeOnAppends(ctx, &after)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Log.Warn("webhooks: following the log failed", zap.Error(err))
+		}
+		if !sleep(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+// wakeOnAppends wakes on the events after *after, moving it on, until the subscription ends.
+func (s *Service) wakeOnAppends(ctx context.Context, after *int64) error {
+	sub, err := s.cfg.Store.Subscribe(ctx, *after)
+	if err != nil {
+		return fmt.Errorf("subscribe after %d: %w", *after, err)
+	}
+	defer sub.Close()
+	events := sub.Events()
+	for e := range events {
+		*after = e.Position
+		changed := isSubscriptionEvent(e.Type)
+		// One wake-up for what came together.
+		for more := true; more; {
+			select {
+			case next, ok := <-events:
+				if !ok {
+					more = false
+					break
+				}
+				*after, e = next.Position, next
+				changed = changed || isSubscriptionEvent(next.Type)
+			default:
+				more = false
+			}
+		}
+		s.appended.Notify()
+		if changed {
+			s.changedAt.Store(e.Position) // at least: the read model must have reached it
+			s.changed.Notify()
+		}
+	}
+	return sub.Err()
+}
+
+// isSubscriptionEvent tells whether an event changes a webhook subscription.
+func isSubscriptionEvent(eventType string) bool { return webhook.IsEvent(eventType) }
+
+// listCaughtUp lists the subscriptions once their read model has applied the latest
+// subscription event follow saw (it lags the log a little).
+func (s *Service) listCaughtUp(ctx context.Context) ([]Subscription, error) {
+	for want := s.changedAt.Load(); want > 0; {
+		t, err := s.cfg.Tables(ctx)
+		if err != nil {
+			return nil, err
+		}
+		at, err := s.cfg.DB.Checkpoint(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if at >= want || !sleep(ctx, 20*time.Millisecond) {
+			break
+		}
+	}
+	return s.List(ctx)
 }
 
 func (s *Service) claim(id string) bool {
@@ -63,22 +152,38 @@ func (s *Service) release(id string) {
 // work delivers one subscription's events in log order until it is disabled or deleted, or
 // ctx ends.
 func (s *Service) work(ctx context.Context, id string) {
+	secret := ""
 	for ctx.Err() == nil {
-		sub, err := s.store.get(ctx, id)
+		appended := s.appended.Wait() // before reading: an append from now on wakes it
+		sub, err := s.get(ctx, id)
 		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) {
 			return
 		}
+		if err == nil && secret == "" {
+			secret, err = s.secret(ctx, id, false)
+		}
 		if err == nil {
+			sub.secret = secret
 			var idle bool
 			idle, err = s.step(ctx, sub)
 			if err == nil && !idle {
 				continue
 			}
 		}
+		if errors.Is(err, errDisabled) {
+			// Hold the subscription until its read model says so, lest the dispatcher,
+			// reading it before, start it again.
+			s.awaitDisabled(ctx, id)
+			return
+		}
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Log.Warn("webhooks: delivery interrupted", zap.String("subscription", id), zap.Error(err))
+			if !sleep(ctx, s.cfg.MinBackoff) {
+				return
+			}
+			continue
 		}
-		if !sleep(ctx, s.cfg.PollInterval) {
+		if !wait(ctx, appended, s.cfg.PollInterval) {
 			return
 		}
 	}
@@ -139,7 +244,7 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 		}
 		if sub.FailingSince == nil {
 			sub.FailingSince = &now
-			if err := s.store.failing(ctx, sub.ID, now); err != nil {
+			if err := s.store.failing(ctx, sub.ID, sub.Position, now); err != nil {
 				return false, err
 			}
 		} else if now.Sub(*sub.FailingSince) >= s.cfg.DisableAfter {
@@ -150,20 +255,62 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 			if err := s.store.setStatus(ctx, d.ID, StatusFailed); err != nil {
 				return false, err
 			}
-			return false, s.store.disable(ctx, sub.ID, reason)
+			return false, errors.Join(errDisabled, s.disable(ctx, sub.ID, reason))
 		}
 		if !sleep(ctx, s.backoff(attempt)) {
 			return false, ctx.Err()
 		}
 		// An admin may have disabled it, or changed its URL, meanwhile.
-		fresh, err := s.store.get(ctx, sub.ID)
+		fresh, err := s.get(ctx, sub.ID)
 		if err != nil {
 			return false, err
 		}
 		if !fresh.Enabled {
 			return false, nil
 		}
+		fresh.secret = sub.secret
 		*sub = fresh
+	}
+}
+
+// disable records that the delivery gave up on a subscription (an admin may have disabled it
+// meanwhile: then nothing is recorded).
+func (s *Service) disable(ctx context.Context, id, reason string) error {
+	_, err := s.cfg.Commands.SwitchWebhook(ctx, commands.Meta{Actor: Actor, Reason: reason},
+		commands.SwitchWebhook{SubscriptionID: id, Automatic: true})
+	if domain.ErrorCode(err) == domain.CodeRefused {
+		return nil
+	}
+	return err
+}
+
+// awaitDisabled waits until the read model shows subscription id disabled (or gone).
+func (s *Service) awaitDisabled(ctx context.Context, id string) {
+	for {
+		sub, err := s.get(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) || !sleep(ctx, 20*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// errDisabled: the delivery disabled the subscription it was delivering to.
+var errDisabled = errors.New("subscription disabled after failing too long")
+
+// Actor is the actor of the events the delivery records itself.
+const Actor = "webhook-delivery"
+
+// wait waits for woken to close, at most d; false when ctx ended.
+func wait(ctx context.Context, woken <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-woken:
+		return true
+	case <-t.C:
+		return true
 	}
 }
 

@@ -9,14 +9,19 @@
 // is disabled until an admin enables it again (it then resumes with the same event). One slow
 // or failing receiver holds up only its own subscription: every attempt has a timeout.
 //
-// Subscriptions and deliveries are kept in two tables of the read-model database
-// (webhook_subscriptions, webhook_deliveries): they are configuration and delivery state,
-// not history, and they hold the signing secrets, which must never enter the log.
+// Subscriptions are events (package domain/webhook: created, changed, disabled, enabled,
+// deleted, each with its actor and reason) on a stream of their own, recorded through the
+// command handler; the delivery reads them from their read model (package projections/hooks).
+// A subscription's signing secret never enters the log: it is the key of the subject
+// webhook.SecretSubject(id) in the key store, and deleting the subscription destroys it. How
+// far each subscription got and every attempt are operational state in two tables of the
+// read-model database (webhook_positions, webhook_deliveries) that no rebuild touches.
 package webhooks
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,14 +31,19 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain/catalog"
+	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/hooks"
 )
 
 // Defaults of Config.
@@ -42,7 +52,7 @@ const (
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 10 * time.Minute
 	DefaultDisableAfter = 24 * time.Hour
-	DefaultPollInterval = 100 * time.Millisecond
+	DefaultPollInterval = 10 * time.Second
 	readBatch           = 100
 )
 
@@ -50,6 +60,13 @@ const (
 type Config struct {
 	DB    *projections.DB
 	Store eventstore.Store
+	// Commands records the subscription events.
+	Commands *commands.Handler
+	// Keys holds the signing secrets.
+	Keys keys.Keys
+	// Tables resolves the table set of the subscriptions' read model (projections/hooks)
+	// in service.
+	Tables func(ctx context.Context) (projections.Tables, error)
 	// AllowPrivate allows URLs of private, loopback and link-local addresses
 	// (CRM_WEBHOOK_ALLOW_PRIVATE).
 	AllowPrivate bool
@@ -59,8 +76,10 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration
 	// DisableAfter: a subscription failing for this long is disabled.
 	DisableAfter time.Duration
-	// PollInterval is how often a caught-up worker looks for new events, and the dispatcher
-	// for new or enabled subscriptions.
+	// PollInterval is the safety net: how often a caught-up worker looks for new events, and
+	// the dispatcher for new or enabled subscriptions, when nothing woke them. They are woken
+	// by the appends (the store's subscription: the writer's wake-up on SQLite,
+	// LISTEN/NOTIFY on PostgreSQL) and by the subscriptions changed through this Service.
 	PollInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -88,14 +107,20 @@ type Service struct {
 	client *http.Client
 	known  map[string]bool // event types of the catalog
 
+	// appended wakes the workers when events were appended; changed wakes the dispatcher
+	// when subscriptions may have changed.
+	appended, changed *eventstore.Notifier
+	// changedAt is the position of the latest subscription event seen in the log.
+	changedAt atomic.Int64
+
 	mu      sync.Mutex
 	running map[string]bool
 }
 
 // New returns the service, creating its tables when they do not exist.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.DB == nil || cfg.Store == nil {
-		return nil, errors.New("webhooks: a database and a store are required")
+	if cfg.DB == nil || cfg.Store == nil || cfg.Commands == nil || cfg.Keys == nil || cfg.Tables == nil {
+		return nil, errors.New("webhooks: a database, a store, the commands, the keys and the subscriptions' tables are required")
 	}
 	for _, d := range []struct {
 		v   *time.Duration
@@ -112,7 +137,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	s := &Service{cfg: cfg, store: store{db: cfg.DB}, known: map[string]bool{}, running: map[string]bool{}}
+	s := &Service{cfg: cfg, store: store{db: cfg.DB, statements: &atomic.Int64{}}, known: map[string]bool{}, running: map[string]bool{},
+		appended: eventstore.NewNotifier(), changed: eventstore.NewNotifier()}
 	for _, name := range catalog.Registry().Names() {
 		s.known[name] = true
 	}
@@ -137,25 +163,38 @@ type CreateRequest struct {
 
 // Create subscribes a URL to event types from the end of the log on; the answer holds the
 // signing secret, shown this once.
-func (s *Service) Create(ctx context.Context, actor string, req CreateRequest) (Subscription, error) {
+func (s *Service) Create(ctx context.Context, m commands.Meta, req CreateRequest) (Subscription, error) {
 	if err := s.check(req.URL, req.EventTypes); err != nil {
 		return Subscription{}, err
 	}
-	secret, err := NewSecret()
+	res, err := s.cfg.Commands.CreateWebhook(ctx, m, commands.CreateWebhook{URL: req.URL, EventTypes: req.EventTypes, Description: req.Description})
 	if err != nil {
 		return Subscription{}, err
 	}
-	head, err := projections.LogHead(ctx, s.cfg.Store)
+	secret, err := s.secret(ctx, res.ID, true)
 	if err != nil {
-		return Subscription{}, fmt.Errorf("log head: %w", err)
-	}
-	sub := Subscription{ID: uuid.NewString(), URL: req.URL, EventTypes: req.EventTypes, Description: req.Description, Enabled: true,
-		Position: head, CreatedAt: s.cfg.Now().UTC().Truncate(time.Microsecond), CreatedBy: actor, secret: secret}
-	if err := s.store.insert(ctx, sub); err != nil {
 		return Subscription{}, err
 	}
+	sub, err := s.Get(ctx, res.ID)
+	if err != nil {
+		return Subscription{}, err
+	}
+	s.changed.Notify()
 	sub.Secret = secret
 	return sub, nil
+}
+
+// secret is the signing secret of a subscription: its key in the key store, made at creation.
+func (s *Service) secret(ctx context.Context, id string, make bool) (string, error) {
+	lookup := s.cfg.Keys.Lookup
+	if make {
+		lookup = s.cfg.Keys.Key
+	}
+	key, err := lookup(ctx, webhook.SecretSubject(id))
+	if err != nil {
+		return "", fmt.Errorf("signing secret of %s: %w", id, err)
+	}
+	return SecretPrefix + base64.StdEncoding.EncodeToString(key), nil
 }
 
 func (s *Service) check(url string, types []string) error {
@@ -166,6 +205,9 @@ func (s *Service) check(url string, types []string) error {
 		return invalid("event_types", `give at least one event type ("*" for all, "contact.*" for a stream's)`)
 	}
 	for _, t := range types {
+		if webhook.IsEvent(t) || t == "webhook.*" {
+			return invalid("event_types", "%q: the webhook subscriptions' own events are not delivered", t)
+		}
 		if t == "*" || s.known[t] {
 			continue
 		}
@@ -179,13 +221,70 @@ func (s *Service) check(url string, types []string) error {
 	return nil
 }
 
-// Get returns a subscription.
+// Get returns a subscription as its stream says now (not its read model, which may lag
+// behind a change just made), with how far its delivery got.
 func (s *Service) Get(ctx context.Context, id string) (Subscription, error) {
-	return s.store.get(ctx, id)
+	ws, err := s.cfg.Commands.Webhook(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	sub := Subscription{ID: ws.ID, URL: ws.URL, EventTypes: ws.EventTypes, Description: ws.Description, Enabled: ws.Enabled,
+		CreatedAt: ws.CreatedAt, CreatedBy: ws.CreatedBy, Version: ws.Version, Position: ws.StartPosition}
+	if !ws.Enabled {
+		sub.DisabledReason = ws.DisabledReason
+	}
+	progress, err := s.store.progressOf(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if p, ok := progress[id]; ok {
+		sub.Position, sub.FailingSince = max(p.position, sub.Position), p.failing
+	}
+	return sub, nil
 }
 
-// List returns every subscription.
-func (s *Service) List(ctx context.Context) ([]Subscription, error) { return s.store.list(ctx) }
+// List returns every subscription, from their read model.
+func (s *Service) List(ctx context.Context) ([]Subscription, error) { return s.subscriptions(ctx, "") }
+
+// subscriptions reads the subscriptions (or one, id set) from their read model, with how far
+// their delivery got.
+func (s *Service) subscriptions(ctx context.Context, id string) ([]Subscription, error) {
+	t, err := s.cfg.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.store.statements.Add(1)
+	rows, err := hooks.List(ctx, s.cfg.DB, t, id)
+	if err != nil {
+		return nil, err
+	}
+	progress, err := s.store.progressOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]Subscription, 0, len(rows))
+	for _, r := range rows {
+		sub := Subscription{ID: r.ID, URL: r.URL, EventTypes: r.EventTypes, Description: r.Description, Enabled: r.Enabled,
+			DisabledReason: r.DisabledReason, Position: r.StartPosition, CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy}
+		if p, ok := progress[r.ID]; ok {
+			sub.Position, sub.FailingSince = max(p.position, sub.Position), p.failing
+		}
+		list = append(list, sub)
+	}
+	return list, nil
+}
+
+// get is one subscription from the read model, for the delivery.
+func (s *Service) get(ctx context.Context, id string) (Subscription, error) {
+	list, err := s.subscriptions(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if len(list) == 0 {
+		return Subscription{}, ErrNotFound
+	}
+	return list[0], nil
+}
 
 // Patch changes a subscription; Enabled true enables a disabled one (it resumes with the event
 // it could not deliver), false disables it.
@@ -196,42 +295,69 @@ type Patch struct {
 	Enabled     *bool     `json:"enabled"`
 }
 
-// Update applies a patch.
-func (s *Service) Update(ctx context.Context, actor, id string, p Patch) (Subscription, error) {
-	sub, err := s.store.get(ctx, id)
+// Update applies a patch: a change of the settings and a switch, each an event when it
+// changes something.
+func (s *Service) Update(ctx context.Context, m commands.Meta, id string, p Patch) (Subscription, error) {
+	sub, err := s.Get(ctx, id)
 	if err != nil {
 		return Subscription{}, err
 	}
+	url, types := sub.URL, sub.EventTypes
 	if p.URL != nil {
-		sub.URL = *p.URL
+		url = *p.URL
 	}
 	if p.EventTypes != nil {
-		sub.EventTypes = *p.EventTypes
+		types = *p.EventTypes
 	}
-	if p.Description != nil {
-		sub.Description = *p.Description
-	}
-	if err := s.check(sub.URL, sub.EventTypes); err != nil {
+	if err := s.check(url, types); err != nil {
 		return Subscription{}, err
+	}
+	change := commands.ChangeWebhook{SubscriptionID: id}
+	if p.URL != nil && *p.URL != sub.URL {
+		change.URL = p.URL
+	}
+	if p.EventTypes != nil && !slices.Equal(*p.EventTypes, sub.EventTypes) {
+		change.EventTypes = p.EventTypes
+	}
+	if p.Description != nil && *p.Description != sub.Description {
+		change.Description = p.Description
+	}
+	if change.URL != nil || change.EventTypes != nil || change.Description != nil {
+		if _, err := s.cfg.Commands.ChangeWebhook(ctx, m, change); err != nil {
+			return Subscription{}, err
+		}
+		m.ExpectedVersion = nil // the If-Match held for the first event
 	}
 	if p.Enabled != nil && *p.Enabled != sub.Enabled {
-		sub.Enabled, sub.FailingSince, sub.DisabledReason = *p.Enabled, nil, ""
-		if !sub.Enabled {
-			sub.DisabledReason = "disabled by " + actor
+		if _, err := s.cfg.Commands.SwitchWebhook(ctx, m, commands.SwitchWebhook{SubscriptionID: id, Enabled: *p.Enabled}); err != nil {
+			return Subscription{}, err
+		}
+		if *p.Enabled {
+			if err := s.store.recovered(ctx, id); err != nil {
+				return Subscription{}, err
+			}
 		}
 	}
-	if err := s.store.update(ctx, sub); err != nil {
-		return Subscription{}, err
-	}
-	return sub, nil
+	s.changed.Notify()
+	return s.Get(ctx, id)
 }
 
-// Delete removes a subscription and its deliveries.
-func (s *Service) Delete(ctx context.Context, id string) error { return s.store.remove(ctx, id) }
+// Delete records the end of a subscription, destroys its signing secret and forgets its
+// delivery state.
+func (s *Service) Delete(ctx context.Context, m commands.Meta, id string) error {
+	if _, err := s.cfg.Commands.DeleteWebhook(ctx, m, commands.DeleteWebhook{SubscriptionID: id}); err != nil {
+		return err
+	}
+	if err := s.cfg.Keys.Destroy(ctx, webhook.SecretSubject(id)); err != nil {
+		return fmt.Errorf("signing secret of %s: %w", id, err)
+	}
+	s.changed.Notify()
+	return s.store.remove(ctx, id)
+}
 
 // Deliveries lists a subscription's latest deliveries.
 func (s *Service) Deliveries(ctx context.Context, id string, limit int) ([]Delivery, error) {
-	if _, err := s.store.get(ctx, id); err != nil {
+	if _, err := s.cfg.Commands.Webhook(ctx, id); err != nil {
 		return nil, err
 	}
 	if limit == 0 {
@@ -245,8 +371,11 @@ func (s *Service) Deliveries(ctx context.Context, id string, limit int) ([]Deliv
 
 // Redeliver sends one delivery again now, whatever its status, and answers it as it then is.
 func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (Delivery, error) {
-	sub, err := s.store.get(ctx, id)
+	sub, err := s.Get(ctx, id)
 	if err != nil {
+		return Delivery{}, err
+	}
+	if sub.secret, err = s.secret(ctx, id, false); err != nil {
 		return Delivery{}, err
 	}
 	d, err := s.store.delivery(ctx, id, deliveryID)
@@ -363,7 +492,12 @@ func (s *Service) backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// matches tells whether a subscription to types hears about eventType. The subscriptions'
+// own events are never delivered: they name other subscribers' URLs.
 func matches(types []string, eventType string) bool {
+	if webhook.IsEvent(eventType) {
+		return false
+	}
 	for _, t := range types {
 		if t == "*" || t == eventType {
 			return true

@@ -5,14 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/projections"
 )
 
-// Subscription is a webhook subscription as an admin sees it (never its secret, but when it
-// is created).
+// Subscription is a webhook subscription as an admin sees it: its settings (from the read
+// model of the subscription events) and how far delivery got (operational state). The
+// secret is in the answer that creates the subscription only.
 type Subscription struct {
 	ID          string   `json:"id"`
 	URL         string   `json:"url"`
@@ -28,6 +29,8 @@ type Subscription struct {
 	FailingSince *time.Time `json:"failing_since,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	CreatedBy    string     `json:"created_by"`
+	// Version is the version of the subscription's stream (its ETag, for If-Match).
+	Version int64 `json:"version,omitempty"`
 	// Secret is shown once, in the answer that creates the subscription.
 	Secret string `json:"secret,omitempty"`
 	secret string
@@ -58,18 +61,17 @@ const (
 )
 
 // Table names, in the read-model database beside the read models (never part of a table set:
-// rebuilds leave them alone).
+// rebuilds leave them alone). They hold delivery state only: the subscriptions themselves are
+// events, and their read model is package projections/hooks.
 const (
-	tableSubscriptions = "webhook_subscriptions"
-	tableDeliveries    = "webhook_deliveries"
+	tablePositions  = "webhook_positions"
+	tableDeliveries = "webhook_deliveries"
 )
 
 func schema() []string {
 	return []string{
-		`CREATE TABLE IF NOT EXISTS ` + tableSubscriptions + ` (
-			id TEXT PRIMARY KEY, url TEXT NOT NULL, event_types TEXT NOT NULL, description TEXT NOT NULL,
-			secret TEXT NOT NULL, enabled INTEGER NOT NULL, disabled_reason TEXT NOT NULL, position BIGINT NOT NULL,
-			failing_since BIGINT NOT NULL, created_at BIGINT NOT NULL, created_by TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + tablePositions + ` (
+			subscription_id TEXT PRIMARY KEY, position BIGINT NOT NULL, failing_since BIGINT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + tableDeliveries + ` (
 			id TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, position BIGINT NOT NULL, event_id TEXT NOT NULL,
 			event_type TEXT NOT NULL, status TEXT NOT NULL, attempts BIGINT NOT NULL, last_error TEXT NOT NULL,
@@ -92,7 +94,11 @@ func invalid(field, format string, args ...any) error {
 }
 
 // store reads and writes the two tables.
-type store struct{ db *projections.DB }
+type store struct {
+	db *projections.DB
+	// statements counts the statements run (what an idle delivery costs the database).
+	statements *atomic.Int64
+}
 
 func (s store) init(ctx context.Context) error {
 	for _, stmt := range schema() {
@@ -104,112 +110,82 @@ func (s store) init(ctx context.Context) error {
 }
 
 func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s.statements.Add(1)
 	return s.db.SQL.ExecContext(ctx, s.db.Dialect.Rebind(query), args...)
 }
 
-const subscriptionColumns = `id, url, event_types, description, secret, enabled, disabled_reason, position, failing_since, created_at, created_by`
-
-func (s store) insert(ctx context.Context, sub Subscription) error {
-	_, err := s.exec(ctx, `INSERT INTO `+tableSubscriptions+` (`+subscriptionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sub.ID, sub.URL, strings.Join(sub.EventTypes, ","), sub.Description, sub.secret, boolInt(sub.Enabled), sub.DisabledReason,
-		sub.Position, micros(sub.FailingSince), sub.CreatedAt.UnixMicro(), sub.CreatedBy)
-	if err != nil {
-		return fmt.Errorf("insert webhook subscription: %w", err)
-	}
-	return nil
+// progress is how far the delivery of a subscription got.
+type progress struct {
+	position int64
+	failing  *time.Time
 }
 
-func (s store) update(ctx context.Context, sub Subscription) error {
-	res, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?,
-		failing_since = ? WHERE id = ?`, sub.URL, strings.Join(sub.EventTypes, ","), sub.Description, boolInt(sub.Enabled),
-		sub.DisabledReason, micros(sub.FailingSince), sub.ID)
+// progressOf reads the delivery state of every subscription, or of one (id set).
+func (s store) progressOf(ctx context.Context, id string) (map[string]progress, error) {
+	stmt, args := `SELECT subscription_id, position, failing_since FROM `+tablePositions, []any{}
+	if id != "" {
+		stmt, args = stmt+` WHERE subscription_id = ?`, append(args, id)
+	}
+	s.statements.Add(1)
+	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(stmt), args...)
 	if err != nil {
-		return fmt.Errorf("update webhook subscription %s: %w", sub.ID, err)
+		return nil, fmt.Errorf("webhook positions: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+	defer rows.Close()
+	out := map[string]progress{}
+	for rows.Next() {
+		var (
+			sub               string
+			position, failing int64
+		)
+		if err := rows.Scan(&sub, &position, &failing); err != nil {
+			return nil, fmt.Errorf("webhook positions: %w", err)
+		}
+		out[sub] = progress{position: position, failing: timeOf(failing)}
 	}
-	return nil
+	return out, rows.Err()
 }
 
-// failing records when the current run of failures began.
-func (s store) failing(ctx context.Context, id string, since time.Time) error {
-	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET failing_since = ? WHERE id = ? AND failing_since = 0`, since.UnixMicro(), id)
+// failing records when the current run of failures began (from the subscription's start when
+// it has no position yet).
+func (s store) failing(ctx context.Context, id string, start int64, since time.Time) error {
+	_, err := s.exec(ctx, `INSERT INTO `+tablePositions+` (subscription_id, position, failing_since) VALUES (?, ?, ?)
+		ON CONFLICT (subscription_id) DO UPDATE SET failing_since = excluded.failing_since WHERE `+tablePositions+`.failing_since = 0`,
+		id, start, since.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("webhook subscription %s: %w", id, err)
 	}
 	return nil
 }
 
-// disable disables an enabled subscription for a reason.
-func (s store) disable(ctx context.Context, id, reason string) error {
-	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET enabled = 0, disabled_reason = ? WHERE id = ? AND enabled = 1`, reason, id)
-	if err != nil {
-		return fmt.Errorf("disable webhook subscription %s: %w", id, err)
+// recovered ends the current run of failures (an admin enabled the subscription again).
+func (s store) recovered(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, `UPDATE `+tablePositions+` SET failing_since = 0 WHERE subscription_id = ?`, id); err != nil {
+		return fmt.Errorf("webhook subscription %s: %w", id, err)
 	}
 	return nil
 }
 
 // advance moves the subscription's position forward (never back) and ends its failures.
 func (s store) advance(ctx context.Context, id string, position int64) error {
-	_, err := s.exec(ctx, `UPDATE `+tableSubscriptions+` SET position = ?, failing_since = 0 WHERE id = ? AND position < ?`, position, id, position)
+	_, err := s.exec(ctx, `INSERT INTO `+tablePositions+` (subscription_id, position, failing_since) VALUES (?, ?, 0)
+		ON CONFLICT (subscription_id) DO UPDATE SET position = excluded.position, failing_since = 0
+		WHERE `+tablePositions+`.position < excluded.position`, id, position)
 	if err != nil {
 		return fmt.Errorf("advance webhook subscription %s: %w", id, err)
 	}
 	return nil
 }
 
+// remove forgets a deleted subscription's delivery state.
 func (s store) remove(ctx context.Context, id string) error {
-	res, err := s.exec(ctx, `DELETE FROM `+tableSubscriptions+` WHERE id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("delete webhook subscription %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+	if _, err := s.exec(ctx, `DELETE FROM `+tablePositions+` WHERE subscription_id = ?`, id); err != nil {
+		return fmt.Errorf("delete position of %s: %w", id, err)
 	}
 	if _, err := s.exec(ctx, `DELETE FROM `+tableDeliveries+` WHERE subscription_id = ?`, id); err != nil {
 		return fmt.Errorf("delete deliveries of %s: %w", id, err)
 	}
 	return nil
-}
-
-func (s store) get(ctx context.Context, id string) (Subscription, error) {
-	list, err := s.query(ctx, ` WHERE id = ?`, id)
-	if err != nil {
-		return Subscription{}, err
-	}
-	if len(list) == 0 {
-		return Subscription{}, ErrNotFound
-	}
-	return list[0], nil
-}
-
-func (s store) list(ctx context.Context) ([]Subscription, error) {
-	return s.query(ctx, ` ORDER BY created_at, id`)
-}
-
-func (s store) query(ctx context.Context, where string, args ...any) ([]Subscription, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+subscriptionColumns+` FROM `+tableSubscriptions+where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("webhook subscriptions: %w", err)
-	}
-	defer rows.Close()
-	list := []Subscription{}
-	for rows.Next() {
-		var (
-			sub                         Subscription
-			types                       string
-			enabled, failing, createdAt int64
-		)
-		if err := rows.Scan(&sub.ID, &sub.URL, &types, &sub.Description, &sub.secret, &enabled, &sub.DisabledReason, &sub.Position,
-			&failing, &createdAt, &sub.CreatedBy); err != nil {
-			return nil, fmt.Errorf("webhook subscriptions: %w", err)
-		}
-		sub.EventTypes = splitTypes(types)
-		sub.Enabled, sub.FailingSince, sub.CreatedAt = enabled != 0, timeOf(failing), time.UnixMicro(createdAt).UTC()
-		list = append(list, sub)
-	}
-	return list, rows.Err()
 }
 
 // ensureDelivery records a delivery, pending, unless it is recorded already.
@@ -260,6 +236,7 @@ func (s store) delivery(ctx context.Context, subscriptionID, id string) (Deliver
 }
 
 func (s store) queryDeliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
+	s.statements.Add(1)
 	rows, err := s.db.SQL.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT `+deliveryColumns+` FROM `+tableDeliveries+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhook deliveries: %w", err)
@@ -281,31 +258,10 @@ func (s store) queryDeliveries(ctx context.Context, where string, args ...any) (
 	return list, rows.Err()
 }
 
-func boolInt(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func micros(t *time.Time) int64 {
-	if t == nil {
-		return 0
-	}
-	return t.UnixMicro()
-}
-
 func timeOf(us int64) *time.Time {
 	if us == 0 {
 		return nil
 	}
 	t := time.UnixMicro(us).UTC()
 	return &t
-}
-
-func splitTypes(s string) []string {
-	if s == "" {
-		return []string{}
-	}
-	return strings.Split(s, ",")
 }
