@@ -21,7 +21,7 @@ func postgresURL() string {
 
 // freshSchema returns a CRM_STORE value with a new schema, dropped (with its read models)
 // when the test ends.
-func freshSchema(t *testing.T) string {
+func freshSchema(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
