@@ -224,14 +224,24 @@ func (s *Store) makeBatch() ([]Key, error) {
 	return out, nil
 }
 
-// writeBindings writes the pending bindings, as many as are waiting in one transaction,
-// until Close; a failed write is tried again at the next wake or a second later.
+// bindEvery is how long bindings are gathered before they are written in one transaction: a
+// binding is not needed before the event (the box names its key), so its flush to disk is
+// shared by as many as possible and competes little with the log's.
+const bindEvery = 200 * time.Millisecond
+
+// writeBindings writes the pending bindings, gathered for bindEvery, in one transaction,
+// until Close; a failed write is tried again at the next round.
 func (s *Store) writeBindings() {
 	defer s.wg.Done()
 	for {
 		stopping := false
 		select {
 		case <-s.wake:
+			select {
+			case <-time.After(bindEvery):
+			case <-s.stop:
+				stopping = true
+			}
 		case <-time.After(time.Second):
 		case <-s.stop:
 			stopping = true
