@@ -308,18 +308,20 @@ func envelope(data []byte) (subject, keyID string, box, clear []byte, ok bool) {
 	if !bytes.HasSuffix(data, []byte(`"}`)) {
 		return "", "", nil, nil, false
 	}
-	i := bytes.LastIndex(data, sealedPrefix)
-	start := i + len(sealedPrefix)
-	if i < 0 {
-		// A box that is the only member.
-		if !bytes.HasPrefix(data, append([]byte{'{'}, sealedPrefix[1:]...)) {
-			return "", "", nil, nil, false
-		}
-		i, start = 0, len(sealedPrefix)
+	// The value holds no quote: the last quote before the closing one opens it, and the
+	// member's name is just before (found without searching the whole data for it).
+	start := bytes.LastIndexByte(data[:len(data)-2], '"') + 1
+	i := start - len(sealedPrefix)
+	switch {
+	case i >= 0 && bytes.Equal(data[i:start], sealedPrefix):
+	case start == len(sealedPrefix) && bytes.Equal(data[1:start], sealedPrefix[1:]) && data[0] == '{':
+		i = 0 // a box that is the only member
+	default:
+		return "", "", nil, nil, false
 	}
 	value := data[start : len(data)-2]
 	colon := bytes.IndexByte(value, ':')
-	if colon < 0 || bytes.IndexByte(value, '"') >= 0 {
+	if colon < 0 {
 		return "", "", nil, nil, false
 	}
 	subject, box = string(value[:colon]), value[colon+1:]
