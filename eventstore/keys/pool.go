@@ -169,7 +169,7 @@ func (s *Store) claim(ctx context.Context, subject string) (Key, error) {
 	s.free = s.free[1:]
 	s.claimed[subject], s.claimedBy[k.ID] = k, subject
 	s.pending = append(s.pending, binding{id: k.ID, subject: subject})
-	if len(s.free) < s.pool/2 {
+	if len(s.free) < s.pool*3/4 { // early, so that a slow refill rarely makes a claim wait
 		s.startRefill()
 	}
 	select {

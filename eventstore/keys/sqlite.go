@@ -182,34 +182,57 @@ func (s *sqliteDB) pooledKey(ctx context.Context, id string) (string, []byte, er
 	return subject.String, key, nil
 }
 
+// reserve inserts the keys in one statement (one parse, one flush for the batch).
 func (s *sqliteDB) reserve(ctx context.Context, owner string, keys [][]byte) ([]string, error) {
 	ids := make([]string, 0, len(keys))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
-		for _, k := range keys {
+		q := make([]byte, 0, 64+len(keys)*10)
+		q = append(q, "INSERT INTO pooled_keys (key, owner, created_at) VALUES "...)
+		args := make([]any, 0, 3*len(keys))
+		for i, k := range keys {
+			if i > 0 {
+				q = append(q, ',')
+			}
+			q = append(q, "(?, ?, ?)"...)
+			args = append(args, k, owner, now)
+		}
+		rows, err := tx.QueryContext(ctx, string(append(q, " RETURNING id"...)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
 			var id int64
-			if err := tx.QueryRowContext(ctx, `INSERT INTO pooled_keys (key, owner, created_at) VALUES (?, ?, ?) RETURNING id`,
-				k, owner, now).Scan(&id); err != nil {
+			if err := rows.Scan(&id); err != nil {
 				return err
 			}
 			ids = append(ids, strconv.FormatInt(id, 10))
 		}
-		return nil
+		return rows.Err()
 	})
+	if err == nil && len(ids) != len(keys) {
+		err = fmt.Errorf("made %d keys of %d", len(ids), len(keys))
+	}
 	return ids, err
 }
 
+// bind binds each key with one prepared statement.
 func (s *sqliteDB) bind(ctx context.Context, bindings []binding) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixMicro()
+		stmt, err := tx.PrepareContext(ctx, `UPDATE pooled_keys SET subject = ?, bound_at = ? WHERE id = ? AND subject IS NULL`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for _, b := range bindings {
-			if _, err := tx.ExecContext(ctx, `UPDATE pooled_keys SET subject = ?, bound_at = ? WHERE id = ? AND subject IS NULL`,
-				b.subject, now, b.id); err != nil {
+			if _, err := stmt.ExecContext(ctx, b.subject, now, b.id); err != nil {
 				return err
 			}
 		}
 		// A subject destroyed before its binding was written: its key goes too.
-		_, err := tx.ExecContext(ctx, `UPDATE pooled_keys SET key = NULL, destroyed_at = ?
+		_, err = tx.ExecContext(ctx, `UPDATE pooled_keys SET key = NULL, destroyed_at = ?
 			WHERE bound_at = ? AND destroyed_at IS NULL AND subject IN (SELECT subject FROM subject_keys WHERE destroyed_at IS NOT NULL)`, now, now)
 		return err
 	})
@@ -217,8 +240,13 @@ func (s *sqliteDB) bind(ctx context.Context, bindings []binding) error {
 
 func (s *sqliteDB) release(ctx context.Context, owner string, ids []string) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `DELETE FROM pooled_keys WHERE id = ? AND owner = ? AND subject IS NULL`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM pooled_keys WHERE id = ? AND owner = ? AND subject IS NULL`, id, owner); err != nil {
+			if _, err := stmt.ExecContext(ctx, id, owner); err != nil {
 				return err
 			}
 		}
