@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/codec"
+	keystore "github.com/eventcrm/crm/eventstore/keys"
 )
 
 func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
@@ -35,7 +36,7 @@ func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, s
 		return err
 	}
 	defer store.Close()
-	cdc, closeKeys, err := historyCodec(ctx, cfg)
+	cdc, closeKeys, err := historyCodec(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func runHistory(ctx context.Context, cfg config.Config, args []string, stdout, s
 // historyCodec opens the key store beside the log, to show personal data opened; nil when the
 // data directory has none (a log written before personal data was sealed, or a copy of the
 // log without its keys: the sealed boxes are then shown as stored).
-func historyCodec(ctx context.Context, cfg config.Config) (*codec.Codec, func(), error) {
+func historyCodec(ctx context.Context, cfg config.Config, stderr io.Writer) (*codec.Codec, func(), error) {
 	t, err := config.ParseStore(cfg.Store, cfg.DataDir)
 	if err != nil {
 		return nil, nil, err
@@ -93,9 +94,18 @@ func historyCodec(ctx context.Context, cfg config.Config) (*codec.Codec, func(),
 			return nil, func() {}, nil
 		}
 	}
-	k, err := config.OpenKeys(ctx, cfg, t)
+	k, err := config.OpenKeys(ctx, cfg, t, keystore.ReadOnly())
+	if err == nil {
+		// A role or copy that may read the log but not the keys reads the boxes as stored.
+		if _, err = k.Lookup(ctx, "", ""); errors.Is(err, keystore.ErrNoKey) {
+			err = nil
+		} else {
+			_ = k.Close()
+		}
+	}
 	if err != nil {
-		return nil, nil, err
+		fmt.Fprintf(stderr, "the key store cannot be read (%v): personal data is shown sealed, as stored\n", err)
+		return nil, func() {}, nil
 	}
 	cdc, err := config.NewCodec(k)
 	if err != nil {

@@ -338,3 +338,32 @@ func filesHold(t *testing.T, dir string, b []byte) bool {
 	}
 	return false
 }
+
+// A key store opened read-only finds keys, even one whose binding was lost, and makes none.
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	w := openSQLite(t, path)
+	k, err := w.Key(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE pooled_keys SET subject = NULL`); err != nil { // as after a crash
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	r := openSQLite(t, path, keys.ReadOnly())
+	if got, err := r.Lookup(ctx, "s1", k.ID); err != nil || !bytes.Equal(got, k.Bytes) {
+		t.Errorf("lookup: %x, %v", got, err)
+	}
+	if _, err := r.Key(ctx, "s2"); err == nil {
+		t.Error("a read-only store made a key")
+	}
+}

@@ -16,7 +16,15 @@ const DefaultPool = 256
 // Option configures a key store.
 type Option func(*options)
 
-type options struct{ pool int }
+type options struct {
+	pool     int
+	readOnly bool
+}
+
+// ReadOnly opens a key store for reading only (an auditor's command, a read-only copy or
+// role): nothing is created nor migrated, no key is made, and a lost binding is not written
+// again (Lookup still finds the key, which the box's additional data binds to its subject).
+func ReadOnly() Option { return func(o *options) { o.readOnly, o.pool = true, 0 } }
 
 // WithPool sets how many keys are made ahead of need in one batch (DefaultPool when not
 // given). Zero makes no pool: a new subject's key is then written to the store, and flushed,
@@ -66,9 +74,10 @@ type binding struct{ id, subject string }
 // subject a box names, and a subject destroyed meanwhile has the key destroyed then.
 // A key of the pool never handed out sealed nothing: it is deleted at Close.
 type Store struct {
-	db    database
-	pool  int
-	owner string // this store's reservations
+	db       database
+	pool     int
+	readOnly bool
+	owner    string // this store's reservations
 
 	mu        sync.Mutex
 	free      []Key             // reserved, not handed out
@@ -84,14 +93,10 @@ type Store struct {
 	wg   sync.WaitGroup
 }
 
-func newStore(db database, opts []Option) *Store {
-	o := options{pool: DefaultPool}
-	for _, opt := range opts {
-		opt(&o)
-	}
+func newStore(db database, o options) *Store {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	s := &Store{db: db, pool: o.pool, owner: hex.EncodeToString(b) + "@" + time.Now().UTC().Format(time.RFC3339),
+	s := &Store{db: db, pool: o.pool, readOnly: o.readOnly, owner: hex.EncodeToString(b) + "@" + time.Now().UTC().Format(time.RFC3339),
 		claimed: map[string]Key{}, claimedBy: map[string]string{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	if s.pool > 0 {
@@ -115,6 +120,9 @@ func (s *Store) Key(ctx context.Context, subject string) (Key, error) {
 		return Key{Bytes: key}, nil
 	case !errors.Is(err, ErrNoKey):
 		return Key{}, err
+	}
+	if s.readOnly {
+		return Key{}, errors.New("key store opened read-only: no key is made")
 	}
 	if s.pool == 0 {
 		return s.storeSubjectKey(ctx, subject)
@@ -319,6 +327,10 @@ func (s *Store) bindFound(ctx context.Context, subject, id string) ([]byte, erro
 		}
 		return nil, ErrDestroyed
 	}
+	if s.readOnly {
+		_, key, err := s.db.pooledKey(ctx, id)
+		return key, err
+	}
 	if err := s.db.bind(ctx, []binding{{id: id, subject: subject}}); err != nil {
 		return nil, fmt.Errorf("bind key %s to %s: %w", id, subject, err)
 	}
@@ -384,3 +396,11 @@ func (s *Store) Close() error {
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+func optionsOf(opts []Option) options {
+	o := options{pool: DefaultPool}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}

@@ -20,6 +20,7 @@ type postgresDB struct {
 
 // OpenPostgres opens (creating them) the schema and tables of the key store at url.
 func OpenPostgres(ctx context.Context, url, schema string, opts ...Option) (*Store, error) {
+	o := optionsOf(opts)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
@@ -51,12 +52,15 @@ func OpenPostgres(ctx context.Context, url, schema string, opts ...Option) (*Sto
 			destroyed_at timestamptz)`,
 		`CREATE INDEX IF NOT EXISTS pooled_keys_subject ON ` + p.ids + ` (subject) WHERE subject IS NOT NULL`,
 	} {
+		if o.readOnly {
+			break
+		}
 		if _, err := pool.Exec(ctx, stmt); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("migrate key store %s: %w", schema, err)
 		}
 	}
-	return newStore(p, opts), nil
+	return newStore(p, o), nil
 }
 
 func (p *postgresDB) insertSubjectKey(ctx context.Context, subject string, key []byte) error {

@@ -34,15 +34,22 @@ type keyRequest struct {
 
 // OpenSQLite opens (creating it, mode 0600) the key store in the file at path.
 func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create key store %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("create key store %s: %w", path, err)
-	}
+	o := optionsOf(opts)
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(1)"} {
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(1)"}
+	if o.readOnly {
+		pragmas = pragmas[:1]
+		q.Set("mode", "ro")
+	} else {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create key store %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("create key store %s: %w", path, err)
+		}
+	}
+	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -50,21 +57,10 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("open key store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	for _, stmt := range []string{`CREATE TABLE IF NOT EXISTS subject_keys (
-		subject TEXT PRIMARY KEY,
-		key BLOB,
-		created_at INTEGER NOT NULL,
-		destroyed_at INTEGER)`,
-		`CREATE TABLE IF NOT EXISTS pooled_keys (
-		id INTEGER PRIMARY KEY AUTOINCREMENT,
-		key BLOB,
-		owner TEXT NOT NULL,
-		subject TEXT,
-		created_at INTEGER NOT NULL,
-		bound_at INTEGER,
-		destroyed_at INTEGER)`,
-		`CREATE INDEX IF NOT EXISTS pooled_keys_subject ON pooled_keys (subject) WHERE subject IS NOT NULL`,
-	} {
+	for _, stmt := range sqliteSchema {
+		if o.readOnly {
+			break
+		}
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("migrate key store %s: %w", path, err)
@@ -72,7 +68,23 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	}
 	s := &sqliteDB{db: db, pending: make(chan keyRequest, 1024), done: make(chan struct{})}
 	go s.writeKeys()
-	return newStore(s, opts), nil
+	return newStore(s, o), nil
+}
+
+var sqliteSchema = []string{`CREATE TABLE IF NOT EXISTS subject_keys (
+		subject TEXT PRIMARY KEY,
+		key BLOB,
+		created_at INTEGER NOT NULL,
+		destroyed_at INTEGER)`,
+	`CREATE TABLE IF NOT EXISTS pooled_keys (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		key BLOB,
+		owner TEXT NOT NULL,
+		subject TEXT,
+		created_at INTEGER NOT NULL,
+		bound_at INTEGER,
+		destroyed_at INTEGER)`,
+	`CREATE INDEX IF NOT EXISTS pooled_keys_subject ON pooled_keys (subject) WHERE subject IS NOT NULL`,
 }
 
 // writeKeys writes the keys asked for, as many as are waiting in one transaction.
