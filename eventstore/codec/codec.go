@@ -20,6 +20,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -85,13 +87,19 @@ type Codec struct {
 
 	mu      sync.RWMutex
 	sealers map[string]sealer      // per subject: the key its new data is sealed with
-	openers map[keyRef]cipher.AEAD // opened keys, by subject and key id
+	openers map[string]cipher.AEAD // opened keys, by their name in the box (see keyRef)
 	erased  map[string]bool        // subjects whose keys are destroyed
 }
 
-// keyRef names a key: its subject and its id in the key store ("" for a key stored under the
-// subject's name).
-type keyRef struct{ subject, id string }
+// keyRef is a key's name in a box: "<subject>:<key id>", or "<subject>" for a key stored
+// under the subject's name. Opened keys are cached under it, so that a read looks its key up
+// with the box's bytes, without making a string.
+func keyRef(subject, id string) string {
+	if id == "" {
+		return subject
+	}
+	return subject + ":" + id
+}
 
 // sealer is the cipher of the key a subject's new data is sealed with, and the key's id.
 type sealer struct {
@@ -106,7 +114,7 @@ func New(cfg Config) (*Codec, error) {
 	}
 	c := &Codec{keys: cfg.Keys, subject: cfg.SubjectMember, personal: map[string]map[string]bool{},
 		upcasters: map[string]Upcaster{}, cacheSize: cfg.CacheSize,
-		sealers: map[string]sealer{}, openers: map[keyRef]cipher.AEAD{}, erased: map[string]bool{}}
+		sealers: map[string]sealer{}, openers: map[string]cipher.AEAD{}, erased: map[string]bool{}}
 	if c.cacheSize <= 0 {
 		c.cacheSize = 200_000
 	}
@@ -157,7 +165,7 @@ func (c *Codec) Seal(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal %s: nonce: %w", typ, err)
 	}
-	box := aead.Seal(nonce, nonce, inner, additional(typ, id, subject))
+	box := aead.Seal(nonce, nonce, inner, additional(typ, id, []byte(subject)))
 	out := make([]byte, 0, len(clear)+len(sealedPrefix)+len(subject)+len(sl.id)+2+base64.StdEncoding.EncodedLen(len(box))+2)
 	out = append(out, clear...)
 	if len(clear) == 1 { // "{" alone: no member before the box
@@ -217,8 +225,11 @@ func (c *Codec) split(data []byte, personal map[string]bool) (clear, inner []byt
 }
 
 // additional is the additional data of a box: it binds the box to its event.
-func additional(typ, id, subject string) []byte {
-	return []byte(typ + "\x00" + id + "\x00" + subject)
+func additional(typ, id string, subject []byte) []byte {
+	ad := make([]byte, 0, len(typ)+len(id)+len(subject)+2)
+	ad = append(append(ad, typ...), 0)
+	ad = append(append(ad, id...), 0)
+	return append(ad, subject...)
 }
 
 // Reading is what Open found about an event's personal data.
@@ -270,11 +281,11 @@ func (c *Codec) Read(ctx context.Context, e eventstore.Event) (eventstore.Event,
 
 // open opens the box of a stored event's data, when it has one.
 func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, Reading, error) {
-	subject, keyID, box, clear, ok := envelope(data)
+	ref, subject, keyID, box, clear, ok := envelope(data)
 	if !ok {
 		return data, NoPersonalData, nil
 	}
-	aead, err := c.opener(ctx, keyRef{subject: subject, id: keyID})
+	aead, err := c.opener(ctx, ref, subject, keyID)
 	if errors.Is(err, keys.ErrDestroyed) {
 		return append(clear[:len(clear):len(clear)], '}'), Erased, nil
 	}
@@ -282,7 +293,10 @@ func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	if err != nil {
 		return nil, 0, err
 	}
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(box)))
+	buf := rawBuffers.Get().(*[]byte)
+	defer rawBuffers.Put(buf)
+	raw := slices.Grow((*buf)[:0], base64.StdEncoding.DecodedLen(len(box)))[:base64.StdEncoding.DecodedLen(len(box))]
+	*buf = raw
 	n, err := base64.StdEncoding.Decode(raw, box)
 	if err != nil || n < aead.NonceSize() {
 		return nil, 0, fmt.Errorf("sealed box is not base64 of a nonce and ciphertext")
@@ -300,13 +314,16 @@ func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	return append(out, '}'), Opened, nil
 }
 
+// rawBuffers hold the decoded boxes while they are opened.
+var rawBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // envelope finds the sealed box at the end of stored data: its subject, the id of its key
 // ("" in a box sealed with a key stored under the subject's name), its base64 text and the
 // clear members before it (an object without its closing brace). The box's value is
 // "<subject>:<base64>" or "<subject>:<key id>:<base64>" (base64 has no colon).
-func envelope(data []byte) (subject, keyID string, box, clear []byte, ok bool) {
+func envelope(data []byte) (ref, subject, keyID, box, clear []byte, ok bool) {
 	if !bytes.HasSuffix(data, []byte(`"}`)) {
-		return "", "", nil, nil, false
+		return nil, nil, nil, nil, nil, false
 	}
 	// The value holds no quote: the last quote before the closing one opens it, and the
 	// member's name is just before (found without searching the whole data for it).
@@ -317,23 +334,23 @@ func envelope(data []byte) (subject, keyID string, box, clear []byte, ok bool) {
 	case start == len(sealedPrefix) && bytes.Equal(data[1:start], sealedPrefix[1:]) && data[0] == '{':
 		i = 0 // a box that is the only member
 	default:
-		return "", "", nil, nil, false
+		return nil, nil, nil, nil, nil, false
 	}
 	value := data[start : len(data)-2]
 	colon := bytes.IndexByte(value, ':')
 	if colon < 0 {
-		return "", "", nil, nil, false
+		return nil, nil, nil, nil, nil, false
 	}
-	subject, box = string(value[:colon]), value[colon+1:]
+	subject, ref, box = value[:colon], value[:colon], value[colon+1:]
 	if c := bytes.IndexByte(box, ':'); c >= 0 {
-		keyID, box = string(box[:c]), box[c+1:]
+		keyID, ref, box = box[:c], value[:colon+1+c], box[c+1:]
 	}
 	if i == 0 {
 		clear = []byte{'{'}
 	} else {
 		clear = data[:i]
 	}
-	return subject, keyID, box, clear, true
+	return ref, subject, keyID, box, clear, true
 }
 
 // sealer returns the key subject's new data is sealed with, making one when it has none.
@@ -362,16 +379,16 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 		clear(c.sealers)
 	}
 	c.sealers[subject] = sl
-	c.putOpener(keyRef{subject: subject, id: key.ID}, aead)
+	c.putOpener(keyRef(subject, key.ID), aead)
 	c.mu.Unlock()
 	return sl, nil
 }
 
-// opener returns the cipher of the key ref.
-func (c *Codec) opener(ctx context.Context, ref keyRef) (cipher.AEAD, error) {
+// opener returns the cipher of the key named ref in a box (see keyRef).
+func (c *Codec) opener(ctx context.Context, ref, subject, keyID []byte) (cipher.AEAD, error) {
 	c.mu.RLock()
-	a, ok := c.openers[ref]
-	gone := c.erased[ref.subject]
+	a, ok := c.openers[string(ref)]
+	gone := c.erased[string(subject)]
 	c.mu.RUnlock()
 	if ok {
 		return a, nil
@@ -379,21 +396,21 @@ func (c *Codec) opener(ctx context.Context, ref keyRef) (cipher.AEAD, error) {
 	if gone {
 		return nil, keys.ErrDestroyed
 	}
-	key, err := c.keys.Lookup(ctx, ref.subject, ref.id)
+	key, err := c.keys.Lookup(ctx, string(subject), string(keyID))
 	if err != nil {
-		return nil, c.keyErr(ref.subject, err)
+		return nil, c.keyErr(string(subject), err)
 	}
-	if a, err = newAEAD(ref.subject, key); err != nil {
+	if a, err = newAEAD(string(subject), key); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.putOpener(ref, a)
+	c.putOpener(string(ref), a)
 	c.mu.Unlock()
 	return a, nil
 }
 
 // putOpener caches an opened key; it is called with c.mu held.
-func (c *Codec) putOpener(ref keyRef, a cipher.AEAD) {
+func (c *Codec) putOpener(ref string, a cipher.AEAD) {
 	if len(c.openers) >= c.cacheSize {
 		clear(c.openers)
 	}
@@ -428,7 +445,7 @@ func (c *Codec) Destroy(ctx context.Context, subject string) error {
 	c.mu.Lock()
 	delete(c.sealers, subject)
 	for ref := range c.openers {
-		if ref.subject == subject {
+		if ref == subject || strings.HasPrefix(ref, subject+":") {
 			delete(c.openers, ref)
 		}
 	}
@@ -442,6 +459,6 @@ func (c *Codec) Destroy(ctx context.Context, subject string) error {
 
 // IsSealed reports whether stored data holds a sealed box.
 func IsSealed(data []byte) bool {
-	_, _, _, _, ok := envelope(data)
+	_, _, _, _, _, ok := envelope(data)
 	return ok
 }
