@@ -118,7 +118,15 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
-	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purge: bg.purger(cmds).Purge})
+	// The purges that follow erasures are recorded in the read-model database: one cut short
+	// by a stop or a crash is finished after the next start, by this server or another.
+	purges, err := newPurgeQueue(ctx, db, bg.purger(cmds), bg.leases.Hold, bg.log)
+	if err != nil {
+		return err
+	}
+	purges.dropCaches = []func(){cmds.DropCache, api.DropKeptAnswers}
+	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purges: purges})
+	defer purges.start()()
 	api.MountWebhooks(hooks)
 	if err := api.MountImports(httpapi.Imports{DB: db, Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
 		return err

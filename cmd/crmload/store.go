@@ -139,9 +139,25 @@ func copyPostgres(ctx context.Context, dbURL, src, dst string) error {
 	if !present {
 		copyKeys = "SELECT 1" // a log written before personal data was sealed
 	}
+	// Keys made ahead of need, named by id in the sealed boxes (a key store of an older
+	// version has none).
+	copyPooled := "INSERT INTO " + pgx.Identifier{dst + "_keys", "pooled_keys"}.Sanitize() +
+		" SELECT * FROM " + pgx.Identifier{src + "_keys", "pooled_keys"}.Sanitize()
+	if err := queryPostgres(ctx, dbURL, "SELECT to_regclass($1) IS NOT NULL", &present, src+"_keys.pooled_keys"); err != nil {
+		return err
+	}
+	pooledSeq := "SELECT 1"
+	if present {
+		t := pgx.Identifier{dst + "_keys", "pooled_keys"}.Sanitize()
+		pooledSeq = "SELECT setval(pg_get_serial_sequence('" + strings.ReplaceAll(t, "'", "''") + "', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM " + t + "), false)"
+	} else {
+		copyPooled = "SELECT 1"
+	}
 	return execPostgres(ctx, dbURL,
 		"BEGIN",
 		copyKeys,
+		copyPooled,
+		pooledSeq,
 		"INSERT INTO "+d+".events SELECT * FROM "+s+".events ORDER BY position",
 		"INSERT INTO "+d+".streams SELECT * FROM "+s+".streams",
 		"SELECT setval('"+strings.ReplaceAll(d, "'", "''")+".events_position_seq', (SELECT max(position) FROM "+d+".events))",

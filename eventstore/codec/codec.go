@@ -20,6 +20,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -83,9 +85,26 @@ type Codec struct {
 	upcasters map[string]Upcaster
 	cacheSize int
 
-	mu     sync.Mutex
-	aeads  map[string]cipher.AEAD // opened keys
-	erased map[string]bool        // subjects whose key is destroyed
+	mu      sync.RWMutex
+	sealers map[string]sealer      // per subject: the key its new data is sealed with
+	openers map[string]cipher.AEAD // opened keys, by their name in the box (see keyRef)
+	erased  map[string]bool        // subjects whose keys are destroyed
+}
+
+// keyRef is a key's name in a box: "<subject>:<key id>", or "<subject>" for a key stored
+// under the subject's name. Opened keys are cached under it, so that a read looks its key up
+// with the box's bytes, without making a string.
+func keyRef(subject, id string) string {
+	if id == "" {
+		return subject
+	}
+	return subject + ":" + id
+}
+
+// sealer is the cipher of the key a subject's new data is sealed with, and the key's id.
+type sealer struct {
+	id   string
+	aead cipher.AEAD
 }
 
 // New returns a Codec.
@@ -95,7 +114,7 @@ func New(cfg Config) (*Codec, error) {
 	}
 	c := &Codec{keys: cfg.Keys, subject: cfg.SubjectMember, personal: map[string]map[string]bool{},
 		upcasters: map[string]Upcaster{}, cacheSize: cfg.CacheSize,
-		aeads: map[string]cipher.AEAD{}, erased: map[string]bool{}}
+		sealers: map[string]sealer{}, openers: map[string]cipher.AEAD{}, erased: map[string]bool{}}
 	if c.cacheSize <= 0 {
 		c.cacheSize = 200_000
 	}
@@ -134,19 +153,20 @@ func (c *Codec) Seal(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	if subject == "" {
 		return nil, fmt.Errorf("seal %s: no %s names the data subject", typ, c.subject)
 	}
-	aead, err := c.aead(ctx, subject, true)
+	sl, err := c.sealer(ctx, subject)
 	if errors.Is(err, keys.ErrDestroyed) {
 		return append(clear, '}'), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", typ, err)
 	}
+	aead := sl.aead
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(inner)+aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal %s: nonce: %w", typ, err)
 	}
-	box := aead.Seal(nonce, nonce, inner, additional(typ, id, subject))
-	out := make([]byte, 0, len(clear)+len(sealedPrefix)+len(subject)+1+base64.StdEncoding.EncodedLen(len(box))+2)
+	box := aead.Seal(nonce, nonce, inner, additional(typ, id, []byte(subject)))
+	out := make([]byte, 0, len(clear)+len(sealedPrefix)+len(subject)+len(sl.id)+2+base64.StdEncoding.EncodedLen(len(box))+2)
 	out = append(out, clear...)
 	if len(clear) == 1 { // "{" alone: no member before the box
 		out = append(out, sealedPrefix[1:]...)
@@ -155,6 +175,10 @@ func (c *Codec) Seal(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	}
 	out = append(out, subject...)
 	out = append(out, ':')
+	if sl.id != "" {
+		out = append(out, sl.id...)
+		out = append(out, ':')
+	}
 	out = base64.StdEncoding.AppendEncode(out, box)
 	return append(out, '"', '}'), nil
 }
@@ -201,8 +225,11 @@ func (c *Codec) split(data []byte, personal map[string]bool) (clear, inner []byt
 }
 
 // additional is the additional data of a box: it binds the box to its event.
-func additional(typ, id, subject string) []byte {
-	return []byte(typ + "\x00" + id + "\x00" + subject)
+func additional(typ, id string, subject []byte) []byte {
+	ad := make([]byte, 0, len(typ)+len(id)+len(subject)+2)
+	ad = append(append(ad, typ...), 0)
+	ad = append(append(ad, id...), 0)
+	return append(ad, subject...)
 }
 
 // Reading is what Open found about an event's personal data.
@@ -254,11 +281,11 @@ func (c *Codec) Read(ctx context.Context, e eventstore.Event) (eventstore.Event,
 
 // open opens the box of a stored event's data, when it has one.
 func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, Reading, error) {
-	subject, box, clear, ok := envelope(data)
+	ref, subject, keyID, box, clear, ok := envelope(data)
 	if !ok {
 		return data, NoPersonalData, nil
 	}
-	aead, err := c.aead(ctx, subject, false)
+	aead, err := c.opener(ctx, ref, subject, keyID)
 	if errors.Is(err, keys.ErrDestroyed) {
 		return append(clear[:len(clear):len(clear)], '}'), Erased, nil
 	}
@@ -266,7 +293,10 @@ func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	if err != nil {
 		return nil, 0, err
 	}
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(box)))
+	buf := rawBuffers.Get().(*[]byte)
+	defer rawBuffers.Put(buf)
+	raw := slices.Grow((*buf)[:0], base64.StdEncoding.DecodedLen(len(box)))[:base64.StdEncoding.DecodedLen(len(box))]
+	*buf = raw
 	n, err := base64.StdEncoding.Decode(raw, box)
 	if err != nil || n < aead.NonceSize() {
 		return nil, 0, fmt.Errorf("sealed box is not base64 of a nonce and ciphertext")
@@ -284,74 +314,128 @@ func (c *Codec) open(ctx context.Context, id, typ string, data []byte) ([]byte, 
 	return append(out, '}'), Opened, nil
 }
 
-// envelope finds the sealed box at the end of stored data: its subject, its base64 text and
-// the clear members before it (an object without its closing brace).
-func envelope(data []byte) (subject string, box, clear []byte, ok bool) {
+// rawBuffers hold the decoded boxes while they are opened.
+var rawBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// envelope finds the sealed box at the end of stored data: its subject, the id of its key
+// ("" in a box sealed with a key stored under the subject's name), its base64 text and the
+// clear members before it (an object without its closing brace). The box's value is
+// "<subject>:<base64>" or "<subject>:<key id>:<base64>" (base64 has no colon).
+func envelope(data []byte) (ref, subject, keyID, box, clear []byte, ok bool) {
 	if !bytes.HasSuffix(data, []byte(`"}`)) {
-		return "", nil, nil, false
+		return nil, nil, nil, nil, nil, false
 	}
-	i := bytes.LastIndex(data, sealedPrefix)
-	start := i + len(sealedPrefix)
-	if i < 0 {
-		// A box that is the only member.
-		if !bytes.HasPrefix(data, append([]byte{'{'}, sealedPrefix[1:]...)) {
-			return "", nil, nil, false
-		}
-		i, start = 0, len(sealedPrefix)
+	// The value holds no quote: the last quote before the closing one opens it, and the
+	// member's name is just before (found without searching the whole data for it).
+	start := bytes.LastIndexByte(data[:len(data)-2], '"') + 1
+	i := start - len(sealedPrefix)
+	switch {
+	case i >= 0 && bytes.Equal(data[i:start], sealedPrefix):
+	case start == len(sealedPrefix) && bytes.Equal(data[1:start], sealedPrefix[1:]) && data[0] == '{':
+		i = 0 // a box that is the only member
+	default:
+		return nil, nil, nil, nil, nil, false
 	}
 	value := data[start : len(data)-2]
 	colon := bytes.IndexByte(value, ':')
-	if colon < 0 || bytes.IndexByte(value, '"') >= 0 {
-		return "", nil, nil, false
+	if colon < 0 {
+		return nil, nil, nil, nil, nil, false
+	}
+	subject, ref, box = value[:colon], value[:colon], value[colon+1:]
+	if c := bytes.IndexByte(box, ':'); c >= 0 {
+		keyID, ref, box = box[:c], value[:colon+1+c], box[c+1:]
 	}
 	if i == 0 {
 		clear = []byte{'{'}
 	} else {
 		clear = data[:i]
 	}
-	return string(value[:colon]), value[colon+1:], clear, true
+	return ref, subject, keyID, box, clear, true
 }
 
-// aead returns the cipher of subject's key, making the key when create is set.
-func (c *Codec) aead(ctx context.Context, subject string, create bool) (cipher.AEAD, error) {
-	c.mu.Lock()
-	a, ok := c.aeads[subject]
+// sealer returns the key subject's new data is sealed with, making one when it has none.
+func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
+	c.mu.RLock()
+	sl, ok := c.sealers[subject]
 	gone := c.erased[subject]
+	c.mu.RUnlock()
+	if ok {
+		return sl, nil
+	}
+	if gone {
+		return sealer{}, keys.ErrDestroyed
+	}
+	key, err := c.keys.Key(ctx, subject)
+	if err != nil {
+		return sealer{}, c.keyErr(subject, err)
+	}
+	aead, err := newAEAD(subject, key.Bytes)
+	if err != nil {
+		return sealer{}, err
+	}
+	sl = sealer{id: key.ID, aead: aead}
+	c.mu.Lock()
+	if len(c.sealers) >= c.cacheSize {
+		clear(c.sealers)
+	}
+	c.sealers[subject] = sl
+	c.putOpener(keyRef(subject, key.ID), aead)
 	c.mu.Unlock()
+	return sl, nil
+}
+
+// opener returns the cipher of the key named ref in a box (see keyRef).
+func (c *Codec) opener(ctx context.Context, ref, subject, keyID []byte) (cipher.AEAD, error) {
+	c.mu.RLock()
+	a, ok := c.openers[string(ref)]
+	gone := c.erased[string(subject)]
+	c.mu.RUnlock()
 	if ok {
 		return a, nil
 	}
 	if gone {
 		return nil, keys.ErrDestroyed
 	}
-	get := c.keys.Lookup
-	if create {
-		get = c.keys.Key
+	key, err := c.keys.Lookup(ctx, string(subject), string(keyID))
+	if err != nil {
+		return nil, c.keyErr(string(subject), err)
 	}
-	key, err := get(ctx, subject)
+	if a, err = newAEAD(string(subject), key); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.putOpener(string(ref), a)
+	c.mu.Unlock()
+	return a, nil
+}
+
+// putOpener caches an opened key; it is called with c.mu held.
+func (c *Codec) putOpener(ref string, a cipher.AEAD) {
+	if len(c.openers) >= c.cacheSize {
+		clear(c.openers)
+	}
+	c.openers[ref] = a
+}
+
+// keyErr remembers a subject found erased.
+func (c *Codec) keyErr(subject string, err error) error {
 	if errors.Is(err, keys.ErrDestroyed) {
 		c.mu.Lock()
 		c.erased[subject] = true
 		c.mu.Unlock()
-		return nil, err
 	}
-	if err != nil {
-		return nil, err
-	}
+	return err
+}
+
+func newAEAD(subject string, key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, fmt.Errorf("key of %s: %w", subject, err)
 	}
-	a, err = cipher.NewGCM(block)
+	a, err := cipher.NewGCM(block)
 	if err != nil {
 		return nil, fmt.Errorf("key of %s: %w", subject, err)
 	}
-	c.mu.Lock()
-	if len(c.aeads) >= c.cacheSize {
-		clear(c.aeads)
-	}
-	c.aeads[subject] = a
-	c.mu.Unlock()
 	return a, nil
 }
 
@@ -359,7 +443,12 @@ func (c *Codec) aead(ctx context.Context, subject string, create bool) (cipher.A
 // subject's sealed data reads as erased.
 func (c *Codec) Destroy(ctx context.Context, subject string) error {
 	c.mu.Lock()
-	delete(c.aeads, subject)
+	delete(c.sealers, subject)
+	for ref := range c.openers {
+		if ref == subject || strings.HasPrefix(ref, subject+":") {
+			delete(c.openers, ref)
+		}
+	}
 	c.erased[subject] = true
 	c.mu.Unlock()
 	if err := c.keys.Destroy(ctx, subject); err != nil {
@@ -370,6 +459,6 @@ func (c *Codec) Destroy(ctx context.Context, subject string) error {
 
 // IsSealed reports whether stored data holds a sealed box.
 func IsSealed(data []byte) bool {
-	_, _, _, ok := envelope(data)
+	_, _, _, _, _, ok := envelope(data)
 	return ok
 }

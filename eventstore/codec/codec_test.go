@@ -229,3 +229,40 @@ func TestStoreSealsAndOpens(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A box sealed with a key kept under its subject's name (before key pools) names no key id
+// and still opens, and is still erased, once the store hands out keys from a pool.
+func TestBoxesWithoutKeyID(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	open := func(opts ...keys.Option) *codec.Codec {
+		k, err := keys.OpenSQLite(ctx, path, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		return newCodec(t, k)
+	}
+	old, err := open(keys.WithPool(0)).Seal(ctx, "e1", "p.only.v1", []byte(`{"contact_id":"c1","text":"secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(old, []byte(`"sealed":"c1:`)) || bytes.Count(old, []byte(":")) != 3 { // "contact_id":, "sealed":, c1:
+		t.Fatalf("old box %s", old)
+	}
+	c := open()
+	fresh, err := c.Seal(ctx, "e2", "p.only.v1", []byte(`{"contact_id":"c2","text":"secret"}`))
+	if err != nil || !bytes.Contains(fresh, []byte(`"sealed":"c2:1:`)) {
+		t.Fatalf("new box %s, %v", fresh, err)
+	}
+	e := eventstore.Event{ID: "e1", Type: "p.only.v1", Data: old}
+	if got, err := c.Open(ctx, e); err != nil || string(got.Data) != `{"contact_id":"c1","text":"secret"}` {
+		t.Fatalf("old box opened: %s, %v", got.Data, err)
+	}
+	if err := c.Destroy(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := open().Open(ctx, e); err != nil || string(got.Data) != `{"contact_id":"c1"}` {
+		t.Errorf("old box after erasure: %s, %v", got.Data, err)
+	}
+}

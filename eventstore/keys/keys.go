@@ -1,7 +1,7 @@
-// Package keys is the key store of personal data: one AES-256 key per data subject, kept apart
+// Package keys is the key store of personal data: AES-256 keys of data subjects, kept apart
 // from the event log (a SQLite file of its own, or a PostgreSQL schema of its own), so that
-// destroying a key erases what was sealed with it while the log and its hashes stay as they
-// are (crypto-shredding; see eventstore/codec).
+// destroying a subject's keys erases what was sealed with them while the log and its hashes
+// stay as they are (crypto-shredding; see eventstore/codec).
 package keys
 
 import (
@@ -18,22 +18,34 @@ const KeySize = 32
 var (
 	// ErrDestroyed: the subject's key was destroyed; what it sealed can no longer be read.
 	ErrDestroyed = errors.New("key destroyed")
-	// ErrNoKey: no key was ever made for the subject.
+	// ErrNoKey: no such key was ever made for the subject.
 	ErrNoKey = errors.New("no key")
+	// ErrNotSubjects: the key named belongs to another subject (a sealed box was altered).
+	ErrNotSubjects = errors.New("key of another subject")
 )
+
+// Key is a subject's key and its id in the store. ID is empty for a key stored under its
+// subject's name alone (a key made before key pools, or by a store without a pool): such a
+// key is found by its subject.
+type Key struct {
+	ID    string
+	Bytes []byte
+}
 
 // Keys holds the data subjects' keys. A KMS can implement it. Implementations are safe for
 // concurrent use; returned keys belong to the caller.
 type Keys interface {
-	// Key returns subject's key, making and durably storing one first when the subject has
-	// none. It returns ErrDestroyed for a subject whose key was destroyed: nothing new is
-	// sealed for an erased person.
-	Key(ctx context.Context, subject string) ([]byte, error)
-	// Lookup returns subject's key, ErrDestroyed when it was destroyed or ErrNoKey when the
-	// subject never had one.
-	Lookup(ctx context.Context, subject string) ([]byte, error)
-	// Destroy destroys subject's key for good (the store keeps that it was destroyed and
-	// when). Destroying a destroyed key, or one never made, is not an error.
+	// Key returns the key to seal subject's new data with, giving the subject one first when
+	// it has none. The key is durable before Key returns. It returns ErrDestroyed for a
+	// subject whose keys were destroyed: nothing new is sealed for an erased person.
+	Key(ctx context.Context, subject string) (Key, error)
+	// Lookup returns subject's key of id ("" for the key stored under the subject's name).
+	// It returns ErrDestroyed when the subject's keys were destroyed, ErrNoKey when there is
+	// no such key, and ErrNotSubjects when the key is another subject's.
+	Lookup(ctx context.Context, subject, id string) ([]byte, error)
+	// Destroy destroys every key of subject for good (the store keeps that they were
+	// destroyed and when), and no other. Destroying a destroyed subject's keys, or those of
+	// a subject that never had one, is not an error.
 	Destroy(ctx context.Context, subject string) error
 	// Close releases the store.
 	Close() error

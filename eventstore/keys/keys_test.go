@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,92 +27,271 @@ func testURL() string {
 }
 
 // newPostgres opens a key store in a fresh schema, dropped when t ends; it fails, never
-// skips, when PostgreSQL cannot be reached.
-func newPostgres(t *testing.T) keys.Keys {
+// skips, when PostgreSQL cannot be reached. open opens another store on the same schema.
+func newPostgres(t *testing.T, opts ...keys.Option) (k keys.Keys, open func() keys.Keys, exec func(string, ...any) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "keys_test_" + hex.EncodeToString(b)
-	k, err := keys.OpenPostgres(ctx, testURL(), schema)
-	if err != nil {
-		t.Fatalf("open key store (set CRM_TEST_POSTGRES_URL): %v", err)
+	open = func() keys.Keys {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		k, err := keys.OpenPostgres(ctx, testURL(), schema, opts...)
+		if err != nil {
+			t.Fatalf("open key store (set CRM_TEST_POSTGRES_URL): %v", err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		return k
+	}
+	k = open()
+	exec = func(stmt string, into ...any) error {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, testURL())
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return err
+		}
+		if len(into) > 0 {
+			return conn.QueryRow(ctx, stmt).Scan(into...)
+		}
+		_, err = conn.Exec(ctx, stmt)
+		return err
 	}
 	t.Cleanup(func() {
-		_ = k.Close()
-		conn, err := pgx.Connect(context.Background(), testURL())
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	return k
+	return k, open, exec
 }
 
-func newSQLite(t *testing.T) (keys.Keys, string) {
+func newSQLite(t *testing.T, opts ...keys.Option) (keys.Keys, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.db")
-	k, err := keys.OpenSQLite(context.Background(), path)
+	return openSQLite(t, path, opts...), path
+}
+
+func openSQLite(t *testing.T, path string, opts ...keys.Option) keys.Keys {
+	t.Helper()
+	k, err := keys.OpenSQLite(context.Background(), path, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = k.Close() })
-	return k, path
+	return k
+}
+
+// count runs a query of one number.
+func (b backend) count(t *testing.T, query string) int {
+	t.Helper()
+	n := -1
+	if err := b.exec(query, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// backend is a key store to test: open opens another store on the same database (another
+// server), exec runs SQL in it.
+type backend struct {
+	name  string
+	first keys.Keys
+	open  func() keys.Keys
+	exec  func(stmt string, into ...any) error // into: the columns of the one row a query gives
+}
+
+func backends(t *testing.T, opts ...keys.Option) []func(t *testing.T) backend {
+	return []func(t *testing.T) backend{
+		func(t *testing.T) backend {
+			k, path := newSQLite(t, opts...)
+			return backend{"sqlite", k, func() keys.Keys { return openSQLite(t, path, opts...) }, func(stmt string, into ...any) error {
+				db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+				if err != nil {
+					return err
+				}
+				defer db.Close()
+				if len(into) > 0 {
+					return db.QueryRow(stmt).Scan(into...)
+				}
+				_, err = db.Exec(stmt)
+				return err
+			}}
+		},
+		func(t *testing.T) backend {
+			k, open, exec := newPostgres(t, opts...)
+			return backend{"postgres", k, open, exec}
+		},
+	}
 }
 
 func TestKeys(t *testing.T) {
-	backends := []struct {
-		name string
-		open func(t *testing.T) keys.Keys
-	}{
-		{"sqlite", func(t *testing.T) keys.Keys { k, _ := newSQLite(t); return k }},
-		{"postgres", newPostgres},
+	for _, pool := range []int{0, 3} {
+		for i, newBackend := range backends(t, keys.WithPool(pool)) {
+			t.Run(fmt.Sprintf("%s pool %d", []string{"sqlite", "postgres"}[i], pool), func(t *testing.T) {
+				t.Parallel()
+				testKeys(t, newBackend(t).first, pool > 0)
+			})
+		}
 	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+}
+
+func testKeys(t *testing.T, k keys.Keys, pooled bool) {
+	ctx := context.Background()
+	if _, err := k.Lookup(ctx, "s1", ""); !errors.Is(err, keys.ErrNoKey) {
+		t.Fatalf("lookup before any key: %v, want ErrNoKey", err)
+	}
+	first, err := k.Key(ctx, "s1")
+	if err != nil || len(first.Bytes) != keys.KeySize || (first.ID != "") != pooled {
+		t.Fatalf("key: %+v, %v", first, err)
+	}
+	again, err := k.Key(ctx, "s1")
+	if err != nil || !bytes.Equal(first.Bytes, again.Bytes) || first.ID != again.ID {
+		t.Fatalf("second Key gave another key: %+v, %v", again, err)
+	}
+	if got, err := k.Lookup(ctx, "s1", first.ID); err != nil || !bytes.Equal(got, first.Bytes) {
+		t.Fatalf("lookup: %x, %v", got, err)
+	}
+	if pooled {
+		if _, err := k.Lookup(ctx, "s2", first.ID); !errors.Is(err, keys.ErrNotSubjects) {
+			t.Fatalf("lookup of s1's key for s2: %v, want ErrNotSubjects", err)
+		}
+	}
+	var others []keys.Key
+	for i := range 7 { // past a batch of the pool
+		other, err := k.Key(ctx, fmt.Sprintf("s%d", i+2))
+		if err != nil || bytes.Equal(first.Bytes, other.Bytes) {
+			t.Fatalf("another subject: %+v, %v", other, err)
+		}
+		others = append(others, other)
+	}
+	if err := k.Destroy(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Destroy(ctx, "s1"); err != nil {
+		t.Fatalf("destroying twice: %v", err)
+	}
+	if got, err := k.Lookup(ctx, "s1", first.ID); !errors.Is(err, keys.ErrDestroyed) || got != nil {
+		t.Errorf("lookup after destroy: %x, %v; want ErrDestroyed", got, err)
+	}
+	if got, err := k.Key(ctx, "s1"); !errors.Is(err, keys.ErrDestroyed) || got.Bytes != nil {
+		t.Errorf("key after destroy: %+v, %v; want ErrDestroyed", got, err)
+	}
+	for i, other := range others {
+		if got, err := k.Lookup(ctx, fmt.Sprintf("s%d", i+2), other.ID); err != nil || !bytes.Equal(got, other.Bytes) {
+			t.Errorf("another subject's key changed: %x, %v", got, err)
+		}
+	}
+	if err := k.Destroy(ctx, "never"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Key(ctx, "never"); !errors.Is(err, keys.ErrDestroyed) {
+		t.Errorf("a subject destroyed before any key got one: %v", err)
+	}
+}
+
+// Keys of the pool: durable before they are handed out; never one key for two subjects, even
+// from two stores on one database; a binding lost with a crash is found again from the id a
+// box names (and the key destroyed when its subject was erased meanwhile); keys never handed
+// out are deleted at Close.
+func TestPool(t *testing.T) {
+	for i, newBackend := range backends(t, keys.WithPool(8)) {
+		t.Run([]string{"sqlite", "postgres"}[i], func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			k := b.open(t)
-			if _, err := k.Lookup(ctx, "s1"); !errors.Is(err, keys.ErrNoKey) {
-				t.Fatalf("lookup before any key: %v, want ErrNoKey", err)
-			}
-			first, err := k.Key(ctx, "s1")
-			if err != nil || len(first) != keys.KeySize {
-				t.Fatalf("key: %x, %v", first, err)
-			}
-			again, err := k.Key(ctx, "s1")
-			if err != nil || !bytes.Equal(first, again) {
-				t.Fatalf("second Key gave another key: %x, %v", again, err)
-			}
-			other, _ := k.Key(ctx, "s2")
-			if bytes.Equal(first, other) {
-				t.Fatal("two subjects share a key")
-			}
-			if err := k.Destroy(ctx, "s1"); err != nil {
-				t.Fatal(err)
-			}
-			if err := k.Destroy(ctx, "s1"); err != nil {
-				t.Fatalf("destroying twice: %v", err)
-			}
-			for name, f := range map[string]func(context.Context, string) ([]byte, error){"lookup": k.Lookup, "key": k.Key} {
-				if got, err := f(ctx, "s1"); !errors.Is(err, keys.ErrDestroyed) || got != nil {
-					t.Errorf("%s after destroy: %x, %v; want ErrDestroyed", name, got, err)
+			b := newBackend(t)
+			t.Run("concurrent claims", func(t *testing.T) {
+				stores := []keys.Keys{b.first, b.open()}
+				var (
+					mu   sync.Mutex
+					ids  = map[string]string{} // key id -> subject
+					wg   sync.WaitGroup
+					errs = make(chan error, 64)
+				)
+				for w := range 32 {
+					wg.Go(func() {
+						for i := range 10 {
+							subject := fmt.Sprintf("c%d", (w*10+i)/2) // two claims per subject
+							k, err := stores[w%2].Key(ctx, subject)
+							if err != nil {
+								errs <- err
+								return
+							}
+							mu.Lock()
+							if was, ok := ids[k.ID]; ok && was != subject {
+								errs <- fmt.Errorf("key %s given to %s and %s", k.ID, was, subject)
+							}
+							ids[k.ID] = subject
+							mu.Unlock()
+						}
+					})
 				}
-			}
-			if got, err := k.Lookup(ctx, "s2"); err != nil || !bytes.Equal(got, other) {
-				t.Errorf("another subject's key changed: %x, %v", got, err)
-			}
-			if err := k.Destroy(ctx, "never"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := k.Key(ctx, "never"); !errors.Is(err, keys.ErrDestroyed) {
-				t.Errorf("a subject destroyed before any key got one: %v", err)
-			}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Error(err)
+				}
+				if len(ids) < 160 {
+					t.Errorf("%d keys for 160 subjects", len(ids))
+				}
+			})
+			t.Run("lost binding", func(t *testing.T) {
+				a := b.open()
+				kept, err := a.Key(ctx, "kept")
+				if err != nil {
+					t.Fatal(err)
+				}
+				erased, err := a.Key(ctx, "erased")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := a.Close(); err != nil {
+					t.Fatal(err)
+				}
+				// As after a crash between the event's append and the binding's write.
+				if err := b.exec(`UPDATE pooled_keys SET subject = NULL, bound_at = NULL WHERE subject IN ('kept', 'erased')`); err != nil {
+					t.Fatal(err)
+				}
+				other := b.open()
+				if got, err := other.Lookup(ctx, "kept", kept.ID); err != nil || !bytes.Equal(got, kept.Bytes) {
+					t.Errorf("lookup of an unbound key: %x, %v", got, err)
+				}
+				if _, err := other.Lookup(ctx, "intruder", kept.ID); !errors.Is(err, keys.ErrNotSubjects) {
+					t.Errorf("the key bound on lookup is another's too: %v", err)
+				}
+				if err := other.Destroy(ctx, "erased"); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := other.Lookup(ctx, "erased", erased.ID); !errors.Is(err, keys.ErrDestroyed) {
+					t.Errorf("a key of an erased subject, unbound: %x, %v", got, err)
+				}
+				if n := b.count(t, `SELECT count(*) FROM pooled_keys WHERE subject = 'erased' AND key IS NULL AND destroyed_at IS NOT NULL`); n != 1 {
+					t.Errorf("%d destroyed keys of the erased subject, want 1", n)
+				}
+			})
+			t.Run("unused keys deleted at close", func(t *testing.T) {
+				b := newBackend(t) // no other store open: no other refill nor binding under way
+				if err := b.first.Close(); err != nil {
+					t.Fatal(err)
+				}
+				const unbound = `SELECT count(*) FROM pooled_keys WHERE subject IS NULL`
+				before := b.count(t, unbound)
+				a := b.open()
+				if _, err := a.Key(ctx, "one"); err != nil {
+					t.Fatal(err)
+				}
+				if n := b.count(t, unbound); n < before+7 { // the one used may not be bound yet
+					t.Fatalf("%d unbound keys after a batch of 8 of which one was used, want at least %d", n, before+7)
+				}
+				if err := a.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if n := b.count(t, unbound); n != before {
+					t.Errorf("%d unbound keys after Close, want %d", n, before)
+				}
+			})
 		})
 	}
 }
@@ -118,10 +300,11 @@ func TestKeys(t *testing.T) {
 func TestSQLiteDestroyLeavesNoCopy(t *testing.T) {
 	ctx := context.Background()
 	k, path := newSQLite(t)
-	key, err := k.Key(ctx, "s1")
+	k1, err := k.Key(ctx, "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	key := k1.Bytes
 	for i := range 50 { // a few pages of other keys around it
 		if _, err := k.Key(ctx, "other-"+string(rune('a'+i%26))+hex.EncodeToString([]byte{byte(i)})); err != nil {
 			t.Fatal(err)
@@ -154,4 +337,33 @@ func filesHold(t *testing.T, dir string, b []byte) bool {
 		}
 	}
 	return false
+}
+
+// A key store opened read-only finds keys, even one whose binding was lost, and makes none.
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	w := openSQLite(t, path)
+	k, err := w.Key(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE pooled_keys SET subject = NULL`); err != nil { // as after a crash
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	r := openSQLite(t, path, keys.ReadOnly())
+	if got, err := r.Lookup(ctx, "s1", k.ID); err != nil || !bytes.Equal(got, k.Bytes) {
+		t.Errorf("lookup: %x, %v", got, err)
+	}
+	if _, err := r.Key(ctx, "s2"); err == nil {
+		t.Error("a read-only store made a key")
+	}
 }

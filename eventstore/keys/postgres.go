@@ -4,25 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Postgres is a key store in a PostgreSQL schema of its own, apart from the event store's.
-type Postgres struct {
-	pool  *pgxpool.Pool
-	table string
+// postgresDB is a key store's database in a PostgreSQL schema of its own, apart from the
+// event store's.
+type postgresDB struct {
+	pool          *pgxpool.Pool
+	subjects, ids string // the tables subject_keys and pooled_keys
 }
 
-// OpenPostgres opens (creating them) the schema and table of the key store at url.
-func OpenPostgres(ctx context.Context, url, schema string) (*Postgres, error) {
+// OpenPostgres opens (creating them) the schema and tables of the key store at url.
+func OpenPostgres(ctx context.Context, url, schema string, opts ...Option) (*Store, error) {
+	o := optionsOf(opts)
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
 	}
-	cfg.MaxConns = 2 // a key is read once per subject and cached; new keys are few
+	cfg.MaxConns = 4 // keys are read once per subject and cached; new ones are made in batches
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second // pgx's default waits forever
 	}
@@ -30,47 +33,48 @@ func OpenPostgres(ctx context.Context, url, schema string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
 	}
-	s := pgx.Identifier{schema}.Sanitize()
-	table := pgx.Identifier{schema, "subject_keys"}.Sanitize()
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+s); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("create key store schema %s: %w", schema, err)
+	p := &postgresDB{pool: pool, subjects: pgx.Identifier{schema, "subject_keys"}.Sanitize(),
+		ids: pgx.Identifier{schema, "pooled_keys"}.Sanitize()}
+	for _, stmt := range []string{
+		`CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{schema}.Sanitize(),
+		`CREATE TABLE IF NOT EXISTS ` + p.subjects + ` (
+			subject text PRIMARY KEY,
+			key bytea,
+			created_at timestamptz NOT NULL,
+			destroyed_at timestamptz)`,
+		`CREATE TABLE IF NOT EXISTS ` + p.ids + ` (
+			id bigserial PRIMARY KEY,
+			key bytea,
+			owner text NOT NULL,
+			subject text,
+			created_at timestamptz NOT NULL,
+			bound_at timestamptz,
+			destroyed_at timestamptz)`,
+		`CREATE INDEX IF NOT EXISTS pooled_keys_subject ON ` + p.ids + ` (subject) WHERE subject IS NOT NULL`,
+	} {
+		if o.readOnly {
+			break
+		}
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("migrate key store %s: %w", schema, err)
+		}
 	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (
-		subject text PRIMARY KEY,
-		key bytea,
-		created_at timestamptz NOT NULL,
-		destroyed_at timestamptz)`); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("migrate key store %s: %w", schema, err)
-	}
-	return &Postgres{pool: pool, table: table}, nil
+	return newStore(p, o), nil
 }
 
-// Key implements Keys.
-func (p *Postgres) Key(ctx context.Context, subject string) ([]byte, error) {
-	k, err := p.Lookup(ctx, subject)
-	if !errors.Is(err, ErrNoKey) {
-		return k, err
-	}
-	fresh, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (subject, key, created_at) VALUES ($1, $2, $3)
-		ON CONFLICT (subject) DO NOTHING`, subject, fresh, time.Now()); err != nil {
-		return nil, fmt.Errorf("store key of %s: %w", subject, err)
-	}
-	return p.Lookup(ctx, subject)
+func (p *postgresDB) insertSubjectKey(ctx context.Context, subject string, key []byte) error {
+	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.subjects+` (subject, key, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (subject) DO NOTHING`, subject, key, time.Now())
+	return err
 }
 
-// Lookup implements Keys.
-func (p *Postgres) Lookup(ctx context.Context, subject string) ([]byte, error) {
+func (p *postgresDB) subjectKey(ctx context.Context, subject string) ([]byte, error) {
 	var (
 		key       []byte
 		destroyed *time.Time
 	)
-	err := p.pool.QueryRow(ctx, `SELECT key, destroyed_at FROM `+p.table+` WHERE subject = $1`, subject).Scan(&key, &destroyed)
+	err := p.pool.QueryRow(ctx, `SELECT key, destroyed_at FROM `+p.subjects+` WHERE subject = $1`, subject).Scan(&key, &destroyed)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, ErrNoKey
@@ -82,24 +86,152 @@ func (p *Postgres) Lookup(ctx context.Context, subject string) ([]byte, error) {
 	return key, nil
 }
 
-// Destroy implements Keys. The row keeps that the key was destroyed; the old row version is
-// removed by a VACUUM of the table right after, so no query sees it again (see the decision
-// record for what PostgreSQL may keep in its files until it reuses the space).
-func (p *Postgres) Destroy(ctx context.Context, subject string) error {
-	now := time.Now()
-	if _, err := p.pool.Exec(ctx, `INSERT INTO `+p.table+` (subject, key, created_at, destroyed_at) VALUES ($1, NULL, $2, $2)
-		ON CONFLICT (subject) DO UPDATE SET key = NULL, destroyed_at = COALESCE(`+p.table+`.destroyed_at, excluded.destroyed_at)`,
-		subject, now); err != nil {
-		return fmt.Errorf("destroy key of %s: %w", subject, err)
+func (p *postgresDB) boundKey(ctx context.Context, subject string) (Key, error) {
+	var (
+		id  int64
+		key []byte
+	)
+	err := p.pool.QueryRow(ctx, `SELECT id, key FROM `+p.ids+` WHERE subject = $1 AND destroyed_at IS NULL
+		ORDER BY id LIMIT 1`, subject).Scan(&id, &key)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Key{}, ErrNoKey
+	case err != nil:
+		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
 	}
-	if _, err := p.pool.Exec(ctx, `VACUUM `+p.table); err != nil {
-		return fmt.Errorf("vacuum key store after destroying the key of %s: %w", subject, err)
+	return Key{ID: strconv.FormatInt(id, 10), Bytes: key}, nil
+}
+
+func (p *postgresDB) pooledKey(ctx context.Context, id string) (string, []byte, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return "", nil, ErrNoKey
+	}
+	var (
+		subject *string
+		key     []byte
+	)
+	err = p.pool.QueryRow(ctx, `SELECT subject, key FROM `+p.ids+` WHERE id = $1`, n).Scan(&subject, &key)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil, ErrNoKey
+	case err != nil:
+		return "", nil, fmt.Errorf("read key %s: %w", id, err)
+	case subject == nil:
+		return "", key, nil
+	}
+	return *subject, key, nil
+}
+
+func (p *postgresDB) reserve(ctx context.Context, owner string, keys [][]byte) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `INSERT INTO `+p.ids+` (key, owner, created_at)
+		SELECT k, $2, $3 FROM unnest($1::bytea[]) WITH ORDINALITY AS t(k, n) ORDER BY n RETURNING id`, keys, owner, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var id int64
+		err := r.Scan(&id)
+		return strconv.FormatInt(id, 10), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != len(keys) {
+		return nil, fmt.Errorf("made %d keys of %d", len(ids), len(keys))
+	}
+	return ids, nil
+}
+
+func (p *postgresDB) bind(ctx context.Context, bindings []binding) error {
+	ids, subjects, err := splitBindings(bindings)
+	if err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE `+p.ids+` k SET subject = b.subject, bound_at = $3
+			FROM unnest($1::bigint[], $2::text[]) AS b(id, subject) WHERE k.id = b.id AND k.subject IS NULL`, ids, subjects, time.Now()); err != nil {
+			return err
+		}
+		// A subject destroyed before its binding was written: its key goes too. (destroy
+		// locks the table against this transaction, so one of the two sees the other.)
+		_, err := tx.Exec(ctx, `UPDATE `+p.ids+` k SET key = NULL, destroyed_at = now()
+			FROM `+p.subjects+` s WHERE k.id = ANY($1) AND k.destroyed_at IS NULL AND s.subject = k.subject AND s.destroyed_at IS NOT NULL`, ids)
+		return err
+	})
+}
+
+func splitBindings(bindings []binding) ([]int64, []string, error) {
+	ids, subjects := make([]int64, len(bindings)), make([]string, len(bindings))
+	for i, b := range bindings {
+		n, err := strconv.ParseInt(b.id, 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key id %q: %w", b.id, err)
+		}
+		ids[i], subjects[i] = n, b.subject
+	}
+	return ids, subjects, nil
+}
+
+func parseIDs(ids []string) ([]int64, error) {
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("key id %q: %w", id, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func (p *postgresDB) release(ctx context.Context, owner string, ids []string) error {
+	n, err := parseIDs(ids)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, `DELETE FROM `+p.ids+` WHERE id = ANY($1) AND owner = $2 AND subject IS NULL`, n, owner)
+	return err
+}
+
+// destroy keeps in the rows that the keys were destroyed; the old row versions are removed
+// by a VACUUM of the tables right after, so no query sees them again (see the decision
+// record for what PostgreSQL may keep in its files until it reuses the space).
+func (p *postgresDB) destroy(ctx context.Context, subject string, ids []string) error {
+	n, err := parseIDs(ids)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// Waits for the bindings being written, and makes later ones see the mark.
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+p.ids+` IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		now := time.Now()
+		if _, err := tx.Exec(ctx, `INSERT INTO `+p.subjects+` (subject, key, created_at, destroyed_at) VALUES ($1, NULL, $2, $2)
+			ON CONFLICT (subject) DO UPDATE SET key = NULL, destroyed_at = COALESCE(`+p.subjects+`.destroyed_at, excluded.destroyed_at)`,
+			subject, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+p.ids+` SET subject = $1, bound_at = COALESCE(bound_at, $2)
+			WHERE id = ANY($3) AND subject IS NULL`, subject, now, n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+p.ids+` SET key = NULL, destroyed_at = COALESCE(destroyed_at, $2) WHERE subject = $1`, subject, now)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, table := range []string{p.subjects, p.ids} {
+		if _, err := p.pool.Exec(ctx, `VACUUM `+table); err != nil {
+			return fmt.Errorf("vacuum %s: %w", table, err)
+		}
 	}
 	return nil
 }
 
-// Close implements Keys.
-func (p *Postgres) Close() error {
+func (p *postgresDB) close() error {
 	p.pool.Close()
 	return nil
 }

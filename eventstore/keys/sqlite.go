@@ -7,19 +7,20 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure Go SQLite driver
 )
 
-// SQLite is a key store in a SQLite file of its own (the data directory's keys.db).
+// sqliteDB is a key store's database in a SQLite file of its own (the data directory's
+// keys.db).
 //
 // The file is written with synchronous=FULL and secure_delete: a destroyed key is overwritten
 // with zeros in the file, and the WAL, which may still hold the page as it was, is
-// checkpointed and truncated right after. New keys made concurrently are written in one
-// transaction (one flush to disk for all of them: group commit), as a key is made for every
-// new contact.
-type SQLite struct {
+// checkpointed and truncated right after. Keys stored under their subject's name concurrently
+// are written in one transaction (group commit).
+type sqliteDB struct {
 	db      *sql.DB
 	pending chan keyRequest
 	done    chan struct{}
@@ -32,16 +33,23 @@ type keyRequest struct {
 }
 
 // OpenSQLite opens (creating it, mode 0600) the key store in the file at path.
-func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create key store %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("create key store %s: %w", path, err)
-	}
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := optionsOf(opts)
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(1)"} {
+	pragmas := []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "secure_delete(1)"}
+	if o.readOnly {
+		pragmas = pragmas[:1]
+		q.Set("mode", "ro")
+	} else {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create key store %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("create key store %s: %w", path, err)
+		}
+	}
+	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -49,21 +57,38 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("open key store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS subject_keys (
+	for _, stmt := range sqliteSchema {
+		if o.readOnly {
+			break
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("migrate key store %s: %w", path, err)
+		}
+	}
+	s := &sqliteDB{db: db, pending: make(chan keyRequest, 1024), done: make(chan struct{})}
+	go s.writeKeys()
+	return newStore(s, o), nil
+}
+
+var sqliteSchema = []string{`CREATE TABLE IF NOT EXISTS subject_keys (
 		subject TEXT PRIMARY KEY,
 		key BLOB,
 		created_at INTEGER NOT NULL,
-		destroyed_at INTEGER)`); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("migrate key store %s: %w", path, err)
-	}
-	s := &SQLite{db: db, pending: make(chan keyRequest, 1024), done: make(chan struct{})}
-	go s.writeKeys()
-	return s, nil
+		destroyed_at INTEGER)`,
+	`CREATE TABLE IF NOT EXISTS pooled_keys (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		key BLOB,
+		owner TEXT NOT NULL,
+		subject TEXT,
+		created_at INTEGER NOT NULL,
+		bound_at INTEGER,
+		destroyed_at INTEGER)`,
+	`CREATE INDEX IF NOT EXISTS pooled_keys_subject ON pooled_keys (subject) WHERE subject IS NOT NULL`,
 }
 
 // writeKeys writes the keys asked for, as many as are waiting in one transaction.
-func (s *SQLite) writeKeys() {
+func (s *sqliteDB) writeKeys() {
 	defer close(s.done)
 	for first := range s.pending {
 		batch := []keyRequest{first}
@@ -86,47 +111,42 @@ func (s *SQLite) writeKeys() {
 	}
 }
 
-func (s *SQLite) insert(batch []keyRequest) error {
-	tx, err := s.db.Begin()
+func (s *sqliteDB) insert(batch []keyRequest) error {
+	return s.inTx(context.Background(), func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		for _, r := range batch {
+			if _, err := tx.Exec(`INSERT INTO subject_keys (subject, key, created_at) VALUES (?, ?, ?)
+				ON CONFLICT (subject) DO NOTHING`, r.subject, r.key, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *sqliteDB) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	now := time.Now().UnixMicro()
-	for _, r := range batch {
-		if _, err := tx.Exec(`INSERT INTO subject_keys (subject, key, created_at) VALUES (?, ?, ?)
-			ON CONFLICT (subject) DO NOTHING`, r.subject, r.key, now); err != nil {
-			return err
-		}
+	if err := f(tx); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
 
-// Key implements Keys.
-func (s *SQLite) Key(ctx context.Context, subject string) ([]byte, error) {
-	k, err := s.Lookup(ctx, subject)
-	if !errors.Is(err, ErrNoKey) {
-		return k, err
-	}
-	fresh, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	// Another caller may have made one meanwhile: the first is kept, and read back.
+func (s *sqliteDB) insertSubjectKey(ctx context.Context, subject string, key []byte) error {
 	reply := make(chan error, 1)
 	select {
-	case s.pending <- keyRequest{subject: subject, key: fresh, reply: reply}:
+	case s.pending <- keyRequest{subject: subject, key: key, reply: reply}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	if err := <-reply; err != nil {
-		return nil, fmt.Errorf("store key of %s: %w", subject, err)
-	}
-	return s.Lookup(ctx, subject)
+	return <-reply
 }
 
-// Lookup implements Keys.
-func (s *SQLite) Lookup(ctx context.Context, subject string) ([]byte, error) {
+func (s *sqliteDB) subjectKey(ctx context.Context, subject string) ([]byte, error) {
 	var (
 		key       []byte
 		destroyed sql.NullInt64
@@ -143,24 +163,139 @@ func (s *SQLite) Lookup(ctx context.Context, subject string) ([]byte, error) {
 	return key, nil
 }
 
-// Destroy implements Keys: the key is set to NULL, its bytes overwritten with zeros
-// (secure_delete), and the WAL checkpointed and truncated.
-func (s *SQLite) Destroy(ctx context.Context, subject string) error {
-	now := time.Now().UnixMicro()
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO subject_keys (subject, key, created_at, destroyed_at) VALUES (?, NULL, ?, ?)
-		ON CONFLICT (subject) DO UPDATE SET key = NULL, destroyed_at = COALESCE(destroyed_at, excluded.destroyed_at)`,
-		subject, now, now); err != nil {
-		return fmt.Errorf("destroy key of %s: %w", subject, err)
+func (s *sqliteDB) boundKey(ctx context.Context, subject string) (Key, error) {
+	var (
+		id  int64
+		key []byte
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT id, key FROM pooled_keys WHERE subject = ? AND destroyed_at IS NULL
+		ORDER BY id LIMIT 1`, subject).Scan(&id, &key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Key{}, ErrNoKey
+	case err != nil:
+		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
 	}
-	// The WAL may hold the page as it was: copy it back into the file and empty it.
+	return Key{ID: strconv.FormatInt(id, 10), Bytes: key}, nil
+}
+
+func (s *sqliteDB) pooledKey(ctx context.Context, id string) (string, []byte, error) {
+	var (
+		subject sql.NullString
+		key     []byte
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT subject, key FROM pooled_keys WHERE id = ?`, id).Scan(&subject, &key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil, ErrNoKey
+	case err != nil:
+		return "", nil, fmt.Errorf("read key %s: %w", id, err)
+	}
+	return subject.String, key, nil
+}
+
+// reserve inserts the keys in one statement (one parse, one flush for the batch).
+func (s *sqliteDB) reserve(ctx context.Context, owner string, keys [][]byte) ([]string, error) {
+	ids := make([]string, 0, len(keys))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		q := make([]byte, 0, 64+len(keys)*10)
+		q = append(q, "INSERT INTO pooled_keys (key, owner, created_at) VALUES "...)
+		args := make([]any, 0, 3*len(keys))
+		for i, k := range keys {
+			if i > 0 {
+				q = append(q, ',')
+			}
+			q = append(q, "(?, ?, ?)"...)
+			args = append(args, k, owner, now)
+		}
+		rows, err := tx.QueryContext(ctx, string(append(q, " RETURNING id"...)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, strconv.FormatInt(id, 10))
+		}
+		return rows.Err()
+	})
+	if err == nil && len(ids) != len(keys) {
+		err = fmt.Errorf("made %d keys of %d", len(ids), len(keys))
+	}
+	return ids, err
+}
+
+// bind binds each key with one prepared statement.
+func (s *sqliteDB) bind(ctx context.Context, bindings []binding) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		stmt, err := tx.PrepareContext(ctx, `UPDATE pooled_keys SET subject = ?, bound_at = ? WHERE id = ? AND subject IS NULL`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, b := range bindings {
+			if _, err := stmt.ExecContext(ctx, b.subject, now, b.id); err != nil {
+				return err
+			}
+		}
+		// A subject destroyed before its binding was written: its key goes too.
+		_, err = tx.ExecContext(ctx, `UPDATE pooled_keys SET key = NULL, destroyed_at = ?
+			WHERE bound_at = ? AND destroyed_at IS NULL AND subject IN (SELECT subject FROM subject_keys WHERE destroyed_at IS NOT NULL)`, now, now)
+		return err
+	})
+}
+
+func (s *sqliteDB) release(ctx context.Context, owner string, ids []string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `DELETE FROM pooled_keys WHERE id = ? AND owner = ? AND subject IS NULL`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, id := range ids {
+			if _, err := stmt.ExecContext(ctx, id, owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// destroy sets the keys to NULL, their bytes overwritten with zeros (secure_delete), and
+// checkpoints and truncates the WAL.
+func (s *sqliteDB) destroy(ctx context.Context, subject string, ids []string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixMicro()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (subject, key, created_at, destroyed_at) VALUES (?, NULL, ?, ?)
+			ON CONFLICT (subject) DO UPDATE SET key = NULL, destroyed_at = COALESCE(destroyed_at, excluded.destroyed_at)`,
+			subject, now, now); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE pooled_keys SET subject = ?, bound_at = COALESCE(bound_at, ?) WHERE id = ? AND subject IS NULL`,
+				subject, now, id); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE pooled_keys SET key = NULL, destroyed_at = COALESCE(destroyed_at, ?) WHERE subject = ?`, now, subject)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// The WAL may hold the pages as they were: copy them back into the file and empty it.
 	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return fmt.Errorf("destroy key of %s: checkpoint: %w", subject, err)
+		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil
 }
 
-// Close implements Keys.
-func (s *SQLite) Close() error {
+func (s *sqliteDB) close() error {
 	close(s.pending)
 	<-s.done
 	return s.db.Close()

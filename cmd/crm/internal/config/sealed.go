@@ -69,7 +69,7 @@ func upcasters() []codec.Upcaster {
 }
 
 // OpenKeys opens the key store that goes with the store target t.
-func OpenKeys(ctx context.Context, c Config, t Target) (keys.Keys, error) {
+func OpenKeys(ctx context.Context, c Config, t Target, opts ...keys.Option) (keys.Keys, error) {
 	if t.Backend == BackendPostgres {
 		schema := t.Schema
 		if schema == "" {
@@ -77,7 +77,7 @@ func OpenKeys(ctx context.Context, c Config, t Target) (keys.Keys, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		return keys.OpenPostgres(ctx, t.URL, schema+"_keys")
+		return keys.OpenPostgres(ctx, t.URL, schema+"_keys", opts...)
 	}
 	dir := c.DataDir
 	if t.Backend == BackendSQLite {
@@ -86,7 +86,7 @@ func OpenKeys(ctx context.Context, c Config, t Target) (keys.Keys, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create directory of the key store: %w", err)
 	}
-	return keys.OpenSQLite(ctx, filepath.Join(dir, KeysFile))
+	return keys.OpenSQLite(ctx, filepath.Join(dir, KeysFile), opts...)
 }
 
 // Unwrap returns the store beneath the codec: the stored bytes, for verification.

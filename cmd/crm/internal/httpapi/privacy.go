@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,16 +25,20 @@ type Privacy struct {
 	// log's stored rows and opens only those about the person.
 	Raw   eventstore.Store
 	Codec *codec.Codec
-	// Purge removes what was derived from the person's data while the key existed (read
-	// models, time-travel sets, caches), once the erasure at position is applied. The kept
-	// answers of this server are dropped after it.
-	Purge func(ctx context.Context, contactID string, position int64) error
+	// Purges records and runs the purges that follow erasures: the removal of what was
+	// derived from the person's data while the key existed (read models, time-travel sets,
+	// caches).
+	Purges Purges
 }
 
-// erasures is the state of the purges that follow erasures, per contact.
-type erasures struct {
-	mu     sync.Mutex
-	states map[string]ErasureState
+// Purges is the durable record of the purges that follow erasures, shared by every server of
+// one read-model database.
+type Purges interface {
+	// Request records, durably, that the erasure of contactID at position is to be purged,
+	// and has it run in the background. Requesting a purge already recorded changes nothing.
+	Request(ctx context.Context, contactID string, position int64) error
+	// State returns the state of contactID's purge; found is false when none was recorded.
+	State(ctx context.Context, contactID string) (st ErasureState, found bool, err error)
 }
 
 // ErasureState is the answer of GET /v1/contacts/{id}/erase.
@@ -65,43 +68,32 @@ func (s *Server) MountPrivacy(p Privacy) {
 		Problems: []int{http.StatusNotFound}})
 }
 
-// erased starts the purge that follows the erasure res, in the background: a rebuild of every
-// read model takes as long as the log is long.
+// erased records the purge that follows the erasure res; it runs in the background (a
+// rebuild of every read model takes as long as the log is long), here or on another server.
 func (s *Server) erased(r *http.Request, res commands.Result) {
-	if s.privacy == nil || s.privacy.Purge == nil || res.Replayed {
+	if s.privacy == nil || s.privacy.Purges == nil {
 		return
 	}
-	st := ErasureState{ContactID: res.ID, Position: res.Position, State: "purging", StartedAt: time.Now().UTC()}
-	s.erasures.set(st)
-	go func() {
-		ctx := context.Background()
-		err := s.privacy.Purge(ctx, res.ID, res.Position)
-		s.kept.clear()
-		st.State, st.DoneAt = "done", time.Now().UTC()
-		if err != nil {
-			st.State, st.Error = "failed", err.Error()
-			s.log.Error("erasure purge failed", zap.String("contact_id", res.ID), zap.Error(err))
-		}
-		s.erasures.set(st)
-	}()
+	// A replayed erasure records its purge too, when the first attempt could not.
+	if err := s.privacy.Purges.Request(r.Context(), res.ID, res.Position); err != nil {
+		s.log.Error("erasure purge not recorded", zap.String("contact_id", res.ID), zap.Error(err))
+	}
 }
 
-func (e *erasures) set(st ErasureState) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.states == nil {
-		e.states = map[string]ErasureState{}
-	}
-	e.states[st.ContactID] = st
-}
+// DropKeptAnswers empties the kept read-model answers, which may hold erased personal data.
+func (s *Server) DropKeptAnswers() { s.kept.clear() }
 
 func (s *Server) erasureState(r *http.Request) (any, int64, error) {
 	id := pathID(r)
-	s.erasures.mu.Lock()
-	st, ok := s.erasures.states[id]
-	s.erasures.mu.Unlock()
-	if !ok {
-		return nil, 0, domain.NotFound("no erasure of contact %s since this server started", id)
+	if s.privacy == nil || s.privacy.Purges == nil {
+		return nil, 0, errors.New("erasure state: not configured")
+	}
+	st, found, err := s.privacy.Purges.State(r.Context(), id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !found {
+		return nil, 0, domain.NotFound("no erasure of contact %s", id)
 	}
 	return st, 0, nil
 }

@@ -61,11 +61,10 @@ type Server struct {
 	description description
 	// ready tells GET /readyz when the read models have caught up (see readiness).
 	ready *readiness
-	// privacy serves erasures and exports (MountPrivacy); erasures tracks their purges; kept
-	// are the kept read-model answers (MountReadModels), dropped after a purge.
-	privacy  *Privacy
-	erasures erasures
-	kept     *answers
+	// privacy serves erasures and exports (MountPrivacy); kept are the kept read-model
+	// answers (MountReadModels), dropped after a purge.
+	privacy *Privacy
+	kept    *answers
 	// answerBuffers holds the buffers read-model answers are written into: a board of 250
 	// cards is about 60 KB, and allocating that per request shows at 100 clients.
 	answerBuffers sync.Pool
