@@ -34,7 +34,7 @@ func TestInterruptedPurgeFinishesAfterRestart(t *testing.T) {
 				}
 				return filesHolding(t, dir)
 			}
-			n := startNode(t, store, dir)
+			n := startNode(t, store, dir, filepath.Join(t.TempDir(), "audit.key"))
 			id := n.mustCall("POST", "/v1/contacts", `{"name":"Quillon Interrupted","email":"quillon@kill.example","channel":"seminar"}`)["id"].(string)
 			n.mustCall("POST", "/v1/contacts/"+id+"/notes", `{"text":"quillon note"}`)
 			// Other contacts' events, so that the purge's rebuild is not over at once.

@@ -43,6 +43,11 @@ type Keys interface {
 	// It returns ErrDestroyed when the subject's keys were destroyed, ErrNoKey when there is
 	// no such key, and ErrNotSubjects when the key is another subject's.
 	Lookup(ctx context.Context, subject, id string) ([]byte, error)
+	// Secret returns the key stored under subject's name, making it first when there is
+	// none: durable before Secret returns, and found again by Lookup(subject, ""). It is for
+	// a key known by its subject's name alone (a webhook's signing secret), never named by a
+	// sealed box. It returns ErrDestroyed for a subject whose keys were destroyed.
+	Secret(ctx context.Context, subject string) ([]byte, error)
 	// Destroy destroys every key of subject for good (the store keeps that they were
 	// destroyed and when), and no other. Destroying a destroyed subject's keys, or those of
 	// a subject that never had one, is not an error.

@@ -133,6 +133,19 @@ func (s *Store) Key(ctx context.Context, subject string) (Key, error) {
 	return s.claim(ctx, subject)
 }
 
+// Secret implements Keys.
+func (s *Store) Secret(ctx context.Context, subject string) ([]byte, error) {
+	key, err := s.db.subjectKey(ctx, subject)
+	if !errors.Is(err, ErrNoKey) {
+		return key, err
+	}
+	if s.readOnly {
+		return nil, errors.New("key store opened read-only: no key is made")
+	}
+	k, err := s.storeSubjectKey(ctx, subject)
+	return k.Bytes, err
+}
+
 // storeSubjectKey makes subject a key stored under its name, flushed before it returns.
 func (s *Store) storeSubjectKey(ctx context.Context, subject string) (Key, error) {
 	fresh, err := newKey()

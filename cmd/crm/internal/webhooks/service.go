@@ -186,11 +186,15 @@ func (s *Service) Create(ctx context.Context, m commands.Meta, req CreateRequest
 
 // secret is the signing secret of a subscription: its key in the key store, made at creation.
 func (s *Service) secret(ctx context.Context, id string, make bool) (string, error) {
-	lookup := s.cfg.Keys.Lookup
+	var (
+		key []byte
+		err error
+	)
 	if make {
-		lookup = s.cfg.Keys.Key
+		key, err = s.cfg.Keys.Secret(ctx, webhook.SecretSubject(id))
+	} else {
+		key, err = s.cfg.Keys.Lookup(ctx, webhook.SecretSubject(id), "")
 	}
-	key, err := lookup(ctx, webhook.SecretSubject(id))
 	if err != nil {
 		return "", fmt.Errorf("signing secret of %s: %w", id, err)
 	}
