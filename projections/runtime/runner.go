@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,11 @@ const (
 	// by small batches). 2000 events per transaction catch up 1M events on SQLite about 1.4x
 	// as fast as 500 (cmd/crm's BenchmarkProjectionThroughput), and hold the write lock for
 	// well under a second.
-	DefaultCatchUpBatch    = 2000
+	DefaultCatchUpBatch = 2000
+	// DefaultLiveBatch: a live transaction's cost is mostly its commit too; 256 events share
+	// one where they arrive faster than a transaction commits, and a batch holds the
+	// write lock for a few milliseconds.
+	DefaultLiveBatch       = 256
 	DefaultCatchingUpLag   = 1000
 	DefaultMaxRetries      = 3
 	DefaultRetryInterval   = 100 * time.Millisecond
@@ -75,6 +80,12 @@ type RunnerConfig struct {
 	// CatchUpBatch is how many events one catch-up transaction applies (default
 	// DefaultCatchUpBatch).
 	CatchUpBatch int
+	// LiveBatch is how many events one live transaction applies at most (default
+	// DefaultLiveBatch; 1: one transaction per event). The handler applies the event it was
+	// delivered together with the events after it that are committed in the log already,
+	// read directly: they arrive next as duplicates, acknowledged without a transaction. A
+	// batch never waits for events to come.
+	LiveBatch int
 	// CatchingUpLag is the lag, in positions, above which a live projection reports
 	// catching_up rather than running, and stops applying events one by one as Watermill
 	// delivers them: it reads the log in batches of CatchUpBatch up to the head, as at
@@ -125,6 +136,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.CatchUpBatch == 0 {
 		c.CatchUpBatch = DefaultCatchUpBatch
+	}
+	if c.LiveBatch == 0 {
+		c.LiveBatch = DefaultLiveBatch
 	}
 	if c.CatchingUpLag == 0 {
 		c.CatchingUpLag = DefaultCatchingUpLag
@@ -177,6 +191,9 @@ func (c RunnerConfig) Validate() error {
 	}
 	if c.CatchUpBatch < 0 {
 		errs = append(errs, fmt.Errorf("catch-up batch %d: want at least 1", c.CatchUpBatch))
+	}
+	if c.LiveBatch < 0 {
+		errs = append(errs, fmt.Errorf("live batch %d: want at least 1", c.LiveBatch))
 	}
 	if c.RestartDelay < 0 || c.MaxRestartDelay < 0 {
 		errs = append(errs, errors.New("negative restart delay"))
@@ -250,6 +267,9 @@ type projector struct {
 	seen projections.SetState
 
 	checkpoint atomic.Int64
+	// slowUntil: the live handler applies the events up to it one by one, since a batch
+	// that held them met an event the projection refuses (parked alone that way).
+	slowUntil atomic.Int64
 	// changes counts the changes of the served tables: a moved checkpoint, a retried parked
 	// event, a switch to another set. Answers cached under one count hold until the next.
 	changes    atomic.Uint64
@@ -645,15 +665,71 @@ func (r *Runner) core(pj *projector) message.HandlerFunc {
 				return nil, nil
 			}
 		}
-		events := []eventstore.Event{e}
-		if err := r.apply(ctx, pj, events, nil); err != nil {
+		events, err := r.batchOf(ctx, pj, e)
+		if err != nil {
 			return nil, err
 		}
-		if r.faults.afterCommit != nil {
-			return nil, r.faults.afterCommit(ctx, events)
+		if len(events) > 1 {
+			err := r.applyBatch(ctx, pj, events)
+			if err == nil {
+				return nil, r.committed(ctx, events)
+			}
+			if !isPoison(ctx, err) {
+				return nil, err
+			}
+			// The projection refuses an event of the batch: the batch's events go one by one,
+			// so that the poison queue parks that event alone (and its stream behind it).
+			pj.slowUntil.Store(events[len(events)-1].Position)
+			events = events[:1]
 		}
-		return nil, nil
+		if err := r.apply(ctx, pj, events, nil, false); err != nil {
+			return nil, err
+		}
+		return nil, r.committed(ctx, events)
 	}
+}
+
+// batchOf returns the live batch that starts with the delivered event e: e and the events
+// after it committed in the log already, up to LiveBatch (only e in the catch-up, which
+// makes its own batches, and for an event of a batch that met a refused one).
+func (r *Runner) batchOf(ctx context.Context, pj *projector, e eventstore.Event) ([]eventstore.Event, error) {
+	if r.cfg.LiveBatch < 2 || ctx.Value(catchUpKey{}) != nil || e.Position <= pj.slowUntil.Load() {
+		return []eventstore.Event{e}, nil
+	}
+	ahead, err := r.store.ReadAll(ctx, e.Position, r.cfg.LiveBatch-1)
+	if err != nil {
+		return nil, fmt.Errorf("read the log after %d: %w", e.Position, err)
+	}
+	if len(ahead) > 0 {
+		r.head.observe(ahead[len(ahead)-1].Position)
+	}
+	return append([]eventstore.Event{e}, ahead...), nil
+}
+
+// committed runs the fault a test injects after a commit, if any.
+func (r *Runner) committed(ctx context.Context, events []eventstore.Event) error {
+	if r.faults.afterCommit != nil {
+		return r.faults.afterCommit(ctx, events)
+	}
+	return nil
+}
+
+// applyBatch applies events in one transaction with the checkpoint: through the
+// projection's batch path when it has one (the path of rebuilds), and, when that path
+// refuses them, one by one with Apply in one transaction. A panic of the projection is
+// returned as the error the recoverer middleware would make of it.
+func (r *Runner) applyBatch(ctx context.Context, pj *projector, events []eventstore.Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = middleware.RecoveredPanicError{V: v, Stacktrace: string(debug.Stack())}
+		}
+	}()
+	err = r.apply(ctx, pj, events, nil, true)
+	if errors.Is(err, projections.ErrBatchRefused) && ctx.Err() == nil &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		err = r.apply(ctx, pj, events, nil, false)
+	}
+	return err
 }
 
 // farBehind reports whether the live handler, at event e, is more than CatchingUpLag behind
@@ -692,7 +768,7 @@ func (r *Runner) poisonQueue(pj *projector) message.HandlerMiddleware {
 				return nil, err
 			}
 			note := projections.ParkNote{Err: projections.ParkedErrorText(err), Attempts: *attempts}
-			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]projections.ParkNote{e.ID: note}); perr != nil {
+			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]projections.ParkNote{e.ID: note}, false); perr != nil {
 				pj.fail(perr)
 				return nil, fmt.Errorf("park event %s (%v): %w", e.ID, err, perr)
 			}
@@ -732,8 +808,13 @@ func isPoison(ctx context.Context, err error) bool {
 // stream that has parked events are parked behind them; events named in park are parked
 // with their note instead of applied. When a rebuild has replaced the set, pj moves to the
 // new one and the events are applied there (those the rebuild applied are skipped by its
-// checkpoint).
-func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]projections.ParkNote) error {
+// checkpoint). With batch, the events go through the projection's batch path when it has
+// one and none of them is to be parked; a refusal there returns projections.ErrBatchRefused.
+func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]projections.ParkNote, batch bool) error {
+	var prep *livePrep
+	if batch && len(park) == 0 {
+		prep = r.prepare(pj, events) // decoded before the write lock is taken
+	}
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
 	var (
@@ -744,7 +825,11 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 	for attempt := 0; ; attempt++ {
 		t := pj.tables()
 		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.applyGuard(pj, t, g, events))
+		var prepared func([]eventstore.Event) projections.PreparedBatch
+		if prep != nil {
+			prepared = prep.forGate(g)
+		}
+		cp, err = r.db.ApplyPrepared(ctx, g, t, events, r.applyGuard(pj, t, g, events), prepared)
 		if !errors.Is(err, errSetSwitched) || attempt == 3 {
 			break
 		}
@@ -813,7 +898,7 @@ func (r *Runner) catchUp(ctx context.Context, pj *projector) error {
 			return nil
 		}
 		r.head.observe(events[len(events)-1].Position)
-		if err := r.apply(ctx, pj, events, nil); err != nil {
+		if err := r.applyBatch(ctx, pj, events); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -921,4 +1006,80 @@ func (pj *projector) sync(st projections.SetState) {
 		pj.changes.Add(1)
 		pj.wake()
 	}
+}
+
+// livePrep is a batch of a live or catch-up transaction prepared for the projection's batch
+// path, off the write lock.
+type livePrep struct {
+	r      *Runner
+	bp     projections.BatchProjection
+	events []eventstore.Event
+	prep   projections.PreparedBatch
+}
+
+// prepare prepares events for pj's batch path; nil when pj has none or fewer than two
+// events are to be applied (one event costs less on the live path).
+func (r *Runner) prepare(pj *projector, events []eventstore.Event) *livePrep {
+	bp, ok := pj.p.(projections.BatchProjection)
+	if !ok || len(events) < 2 {
+		return nil
+	}
+	prep, err := bp.PrepareBatch(projections.NewBatch(events))
+	if err != nil {
+		prep = nil // prepared again in the transaction, where it fails the batch
+	}
+	return &livePrep{r: r, bp: bp, events: events, prep: prep}
+}
+
+// forGate returns what DB.ApplyPrepared asks for the events after the checkpoint, inside the
+// transaction of g once its guard ran: the batch prepared for them, or nil (one by one)
+// when one of their streams has parked events, which g parks behind them.
+func (lp *livePrep) forGate(g *gate) func([]eventstore.Event) projections.PreparedBatch {
+	return func(todo []eventstore.Event) projections.PreparedBatch {
+		for _, e := range todo {
+			if g.blocked[e.Stream] > 0 {
+				return nil
+			}
+		}
+		prep := lp.prep
+		if prep == nil || len(todo) != len(lp.events) {
+			// Some were applied meanwhile (a redelivery, a retry): prepare what is left.
+			p, err := lp.bp.PrepareBatch(projections.NewBatch(todo))
+			if err != nil {
+				return failedBatch{err}
+			}
+			prep = p
+		}
+		return &faultedBatch{PreparedBatch: prep, r: lp.r, events: todo}
+	}
+}
+
+// failedBatch is a batch that could not be prepared: applying it refuses it.
+type failedBatch struct{ err error }
+
+func (f failedBatch) Apply(context.Context, *projections.Tx, projections.Tables) error {
+	return f.err
+}
+
+// faultedBatch runs the fault a test injects before a commit after a prepared batch, once
+// for each of its events, as the event-by-event path does after each event.
+type faultedBatch struct {
+	projections.PreparedBatch
+	r      *Runner
+	events []eventstore.Event
+}
+
+func (f *faultedBatch) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
+	if err := f.PreparedBatch.Apply(ctx, tx, t); err != nil {
+		return err
+	}
+	if f.r.faults.beforeCommit == nil {
+		return nil
+	}
+	for _, e := range f.events {
+		if err := f.r.faults.beforeCommit(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
