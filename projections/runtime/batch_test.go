@@ -66,16 +66,12 @@ func eventsOf(t testing.TB, db *projections.DB, p projections.Projection, stream
 type commits struct {
 	mu    sync.Mutex
 	sizes []int // events per transaction, in commit order
-	live  int   // those of the live handler (not the catch-up)
 }
 
-func (c *commits) hook(ctx context.Context, events []eventstore.Event) error {
+func (c *commits) hook(_ context.Context, events []eventstore.Event) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !runtime.InCatchUp(ctx) {
-		c.sizes = append(c.sizes, len(events))
-		c.live++
-	}
+	c.sizes = append(c.sizes, len(events))
 	return nil
 }
 
@@ -234,4 +230,74 @@ func TestLiveBatchStorageFailureIsRetried(t *testing.T) {
 			t.Fatalf("%d events applied, want 20", n)
 		}
 	})
+}
+
+// A projection far behind catches up as a rebuild builds, in place: batches of the builder
+// (counted through its commit hook), with the refused events parked with their streams,
+// then runs live; the read model is what a rebuild gives.
+func TestFarBehindCatchUpBuildsInPlace(t *testing.T) {
+	for _, mk := range []func() projections.Projection{
+		func() projections.Projection { return newStreamVersions() },
+		func() projections.Projection {
+			return &projectiontest.Counter{Refuse: func(e eventstore.Event) error {
+				if e.Type == "test.poison.v1" {
+					return errors.New("cannot apply this")
+				}
+				return nil
+			}}
+		},
+	} {
+		t.Run(mk().Name(), func(t *testing.T) {
+			projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+				p := mk()
+				for i := range 20 {
+					projectiontest.AppendTo(t, store, fmt.Sprintf("s-%d", i), slices.Repeat([]string{"test.a.v1"}, 50)...)
+				}
+				poison := projectiontest.AppendTo(t, store, "s-3", "test.poison.v1")[0]
+				behind := projectiontest.AppendTo(t, store, "s-3", "test.a.v1")[0]
+				projectiontest.AppendTo(t, store, "s-4", "test.b.v1")
+				cfg := projectiontest.RunnerConfig(store, db)
+				cfg.BuildBehind = 500
+				r := projectiontest.NewRunner(t, cfg, p)
+				var c commits
+				runtime.InjectFaults(r, nil, c.hook)
+				var built []int64
+				var mu sync.Mutex
+				runtime.OnBuiltCommit(r, func(cp int64) {
+					mu.Lock()
+					built = append(built, cp)
+					mu.Unlock()
+				})
+				projectiontest.Start(t, r)
+				head := projectiontest.LastPosition(t, store)
+				projectiontest.WaitCheckpoint(t, db, p, head)
+				mu.Lock()
+				if len(built) == 0 || built[len(built)-1] != head {
+					t.Errorf("built commits at %v, want the last at %d", built, head)
+				}
+				mu.Unlock()
+				parked := parkedByEvent(t, r)
+				if len(parked) != 2 || parked[poison.ID].Stream != "s-3" || parked[behind.ID].Attempts != 0 {
+					t.Fatalf("parked %+v, want the refused event and the one behind it", parked)
+				}
+				for stream, want := range map[string]int64{"s-3": 50, "s-4": 51, "s-0": 50} {
+					if n := eventsOf(t, db, p, stream); n != want {
+						t.Errorf("%s: %d events applied, want %d", stream, n, want)
+					}
+				}
+				// The status is the runner's own view, brought up to date just after the
+				// commit that WaitCheckpoint saw.
+				projectiontest.WaitUntil(t, 30*time.Second, "2 parked in the status", func() bool {
+					st, err := r.Status(context.Background())
+					return err == nil && st[0].Parked == 2
+				})
+				waitLive(t, r)
+				projectiontest.AppendTo(t, store, "s-5", "test.a.v1", "test.b.v1")
+				projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+				if n := eventsOf(t, db, p, "s-5"); n != 52 {
+					t.Errorf("s-5: %d events applied live, want 52", n)
+				}
+			})
+		})
+	}
 }

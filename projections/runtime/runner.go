@@ -35,8 +35,10 @@ const (
 	// DefaultLiveBatch: a live transaction's cost is mostly its commit too; 256 events share
 	// one where they arrive faster than a transaction commits, and a batch holds the
 	// write lock for a few milliseconds.
-	DefaultLiveBatch       = 256
-	DefaultCatchingUpLag   = 1000
+	DefaultLiveBatch     = 256
+	DefaultCatchingUpLag = 1000
+	// DefaultBuildBehind: from this far behind, the catch-up is a rebuild's build in place.
+	DefaultBuildBehind     = 10_000
 	DefaultMaxRetries      = 3
 	DefaultRetryInterval   = 100 * time.Millisecond
 	DefaultMaxRetryDelay   = 2 * time.Second
@@ -91,6 +93,12 @@ type RunnerConfig struct {
 	// delivers them: it reads the log in batches of CatchUpBatch up to the head, as at
 	// start (default DefaultCatchingUpLag).
 	CatchingUpLag int64
+	// BuildBehind is the lag, in positions, from which the catch-up applies the log as a
+	// rebuild does, in place (projections.Builder: the log read, decoded and written side
+	// by side, in batches of projections.DefaultRebuildBatch, new rows copied in on
+	// PostgreSQL) rather than in transactions of CatchUpBatch (default DefaultBuildBehind;
+	// negative: never). An event it refuses is parked at once, without the retries.
+	BuildBehind int64
 	// RestartDelay is the first pause before a stopped projection starts again; it doubles
 	// up to MaxRestartDelay.
 	RestartDelay, MaxRestartDelay time.Duration
@@ -136,6 +144,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.CatchUpBatch == 0 {
 		c.CatchUpBatch = DefaultCatchUpBatch
+	}
+	if c.BuildBehind == 0 {
+		c.BuildBehind = DefaultBuildBehind
 	}
 	if c.LiveBatch == 0 {
 		c.LiveBatch = DefaultLiveBatch
@@ -297,6 +308,8 @@ type faults struct {
 	beforeCommit func(ctx context.Context, e eventstore.Event) error
 	// afterCommit runs after a transaction committed, before the events are acknowledged.
 	afterCommit func(ctx context.Context, events []eventstore.Event) error
+	// built runs after each commit of a catch-up built in place, with the checkpoint.
+	built func(checkpoint int64)
 }
 
 var projectionName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -456,28 +469,38 @@ var errNotOwner = errors.New("another server holds the projection's lease")
 // reads which of the events' streams have parked events, for g.
 func (r *Runner) applyGuard(pj *projector, t projections.Tables, g *gate, events []eventstore.Event) func(ctx context.Context, tx *projections.Tx) error {
 	return func(ctx context.Context, tx *projections.Tx) error {
-		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
-		if err != nil {
-			return &storageError{err}
+		if err := r.fence(ctx, pj, t, tx); err != nil {
+			return err
 		}
-		if active != t {
-			return &storageError{errSetSwitched}
-		}
-		if r.cfg.Leases != nil {
-			l := pj.lease.Load()
-			if l == nil {
-				return &storageError{errNotOwner}
-			}
-			if err := l.Check(ctx, tx); err != nil {
-				return &storageError{err}
-			}
-		}
+		var err error
 		g.blocked, err = projections.ParkedStreams(ctx, tx, t, streamsOf(events))
 		if err != nil {
 			return &storageError{err}
 		}
 		return nil
 	}
+}
+
+// fence fails a transaction of pj's set t once the registry serves another set of pj or
+// once this runner no longer holds pj's lease (see applyGuard).
+func (r *Runner) fence(ctx context.Context, pj *projector, t projections.Tables, tx *projections.Tx) error {
+	active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
+	if err != nil {
+		return &storageError{err}
+	}
+	if active != t {
+		return &storageError{errSetSwitched}
+	}
+	if r.cfg.Leases != nil {
+		l := pj.lease.Load()
+		if l == nil {
+			return &storageError{errNotOwner}
+		}
+		if err := l.Check(ctx, tx); err != nil {
+			return &storageError{err}
+		}
+	}
+	return nil
 }
 
 // streamsOf lists the streams of events, each once.
@@ -651,23 +674,23 @@ func (r *Runner) core(pj *projector) message.HandlerFunc {
 		if e.Position <= pj.checkpoint.Load() {
 			return nil, nil
 		}
-		if r.farBehind(ctx, e) {
-			// One transaction per event would fall further behind: read the log in batches
-			// up to (nearly) the head, as at start. The messages of the events it applies
-			// are then acknowledged as the duplicates they have become.
-			pj.catchingUp.Store(true)
-			err := r.catchUp(ctx, pj)
-			pj.catchingUp.Store(false)
-			if err != nil {
-				return nil, err
-			}
-			if e.Position <= pj.checkpoint.Load() {
-				return nil, nil
-			}
+		if done, err := r.catchUpIfFarBehind(ctx, pj, e); done || err != nil {
+			return nil, err
 		}
 		events, err := r.batchOf(ctx, pj, e)
 		if err != nil {
 			return nil, err
+		}
+		if len(events) > 1 {
+			// The batch shows how far behind the handler is (and a full one, that more is
+			// waiting: the store tells how much). Far behind, the catch-up's larger
+			// batches go faster.
+			if len(events) == r.cfg.LiveBatch {
+				r.observeStoreHead(ctx)
+			}
+			if done, err := r.catchUpIfFarBehind(ctx, pj, e); done || err != nil {
+				return nil, err
+			}
 		}
 		if len(events) > 1 {
 			err := r.applyBatch(ctx, pj, events)
@@ -730,6 +753,33 @@ func (r *Runner) applyBatch(ctx context.Context, pj *projector, events []eventst
 		err = r.apply(ctx, pj, events, nil, false)
 	}
 	return err
+}
+
+// observeStoreHead reads the store's head, when the store tells it.
+func (r *Runner) observeStoreHead(ctx context.Context) {
+	if heads, ok := eventstore.HeadsOf(r.store); ok {
+		if pos, err := heads.LastPosition(ctx); err == nil {
+			r.head.observe(pos)
+		}
+	}
+}
+
+// catchUpIfFarBehind catches pj up from the log when the live handler, at event e, is far
+// behind (see farBehind); done tells that e was applied by it.
+func (r *Runner) catchUpIfFarBehind(ctx context.Context, pj *projector, e eventstore.Event) (done bool, err error) {
+	if !r.farBehind(ctx, e) {
+		return false, nil
+	}
+	// One transaction per delivery would fall further behind: read the log in batches up
+	// to (nearly) the head, as at start. The messages of the events it applies are then
+	// acknowledged as the duplicates they have become.
+	pj.catchingUp.Store(true)
+	err = r.catchUp(ctx, pj)
+	pj.catchingUp.Store(false)
+	if err != nil {
+		return false, err
+	}
+	return e.Position <= pj.checkpoint.Load(), nil
 }
 
 // farBehind reports whether the live handler, at event e, is more than CatchingUpLag behind
@@ -888,6 +938,9 @@ func (g *gate) Apply(ctx context.Context, tx *projections.Tx, t projections.Tabl
 // event through the handler's middleware, which retries and parks.
 func (r *Runner) catchUp(ctx context.Context, pj *projector) error {
 	ctx = context.WithValue(ctx, catchUpKey{}, true)
+	if err := r.build(ctx, pj); err != nil {
+		return fmt.Errorf("catch up %s: %w", pj.group, err)
+	}
 	chain := compose(r.core(pj), r.middlewares(pj)...)
 	for {
 		events, err := r.store.ReadAll(ctx, pj.checkpoint.Load(), r.cfg.CatchUpBatch)
@@ -1082,4 +1135,60 @@ func (f *faultedBatch) Apply(ctx context.Context, tx *projections.Tx, t projecti
 		}
 	}
 	return nil
+}
+
+// build catches pj up in place as a rebuild builds a set, when it is at least BuildBehind
+// behind the log's head; the catch-up goes on from where it stops. It holds pj.mu
+// throughout: nothing else of this process writes the set meanwhile. Each batch transaction
+// checks, as every apply transaction does, that the set is still served and the lease
+// still held; a set switched by a rebuild ends the build early (the catch-up then moves to
+// the new set).
+func (r *Runner) build(ctx context.Context, pj *projector) error {
+	if r.cfg.BuildBehind < 0 {
+		return nil
+	}
+	head, err := projections.LogHead(ctx, r.store)
+	if err != nil {
+		return err
+	}
+	if head-pj.checkpoint.Load() < r.cfg.BuildBehind {
+		return nil
+	}
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	t := pj.tables()
+	tg := projections.NewTarget(pj.p, t)
+	b := &projections.Builder{DB: r.db, Store: r.store, Batch: projections.DefaultRebuildBatch, Now: r.cfg.Now,
+		Targets: []*projections.Target{tg}}
+	defer b.Close()
+	b.InTx = func(ctx context.Context, tx *projections.Tx, _ *projections.Target, _ int64) error {
+		return r.fence(ctx, pj, t, tx)
+	}
+	b.OnCommit = func() error {
+		var parked int64
+		for _, n := range tg.Parked {
+			parked += int64(n)
+		}
+		pj.parkedTotal.Store(parked)
+		r.head.observe(tg.Checkpoint)
+		pj.advance(tg.Checkpoint)
+		if r.faults.built != nil {
+			r.faults.built(tg.Checkpoint)
+		}
+		return nil
+	}
+	if err := b.Load(ctx, tg); err != nil {
+		return err
+	}
+	r.log.Info("Projection far behind: catching up as a rebuild builds", watermill.LogFields{"projection": pj.p.Name(),
+		"checkpoint": tg.Checkpoint, "head": head})
+	err = b.Run(ctx, 0)
+	if errors.Is(err, errSetSwitched) {
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	// The build may have parked events: the counts come from the set.
+	return r.adoptLocked(ctx, pj, true)
 }
