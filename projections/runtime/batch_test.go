@@ -250,7 +250,7 @@ func TestFarBehindCatchUpBuildsInPlace(t *testing.T) {
 		t.Run(mk().Name(), func(t *testing.T) {
 			projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 				p := mk()
-				for i := range 20 {
+				for i := range 12 {
 					projectiontest.AppendTo(t, store, fmt.Sprintf("s-%d", i), slices.Repeat([]string{"test.a.v1"}, 50)...)
 				}
 				poison := projectiontest.AppendTo(t, store, "s-3", "test.poison.v1")[0]
