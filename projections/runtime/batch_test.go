@@ -81,6 +81,14 @@ func (c *commits) load() []int {
 	return slices.Clone(c.sizes)
 }
 
+func sum(ns []int) int {
+	total := 0
+	for _, n := range ns {
+		total += n
+	}
+	return total
+}
+
 // waitLive waits until r runs live with no lag.
 func waitLive(t *testing.T, r *runtime.Runner) {
 	t.Helper()
@@ -120,6 +128,10 @@ func TestLiveEventsAreAppliedInBatches(t *testing.T) {
 				// One append: the 40 events are committed before the first is delivered.
 				projectiontest.AppendTo(t, store, "s-a", slices.Repeat([]string{"test.a.v1"}, 40)...)
 				projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+				// The hook runs just after the commit that WaitCheckpoint saw.
+				projectiontest.WaitUntil(t, 30*time.Second, "the hook after the last commit", func() bool {
+					return sum(c.load()) == 40
+				})
 				if got := c.load(); !slices.Equal(got, tc.want) {
 					t.Fatalf("live transactions of %v events, want %v", got, tc.want)
 				}
@@ -191,8 +203,12 @@ func TestRefusedEventInALiveBatchParksOnlyItsStream(t *testing.T) {
 				}
 
 				// Later events come in a batch again.
+				before := sum(c.load())
 				projectiontest.AppendTo(t, store, "s-d", slices.Repeat([]string{"test.a.v1"}, 10)...)
 				projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+				projectiontest.WaitUntil(t, 30*time.Second, "the hook after the last commit", func() bool {
+					return sum(c.load()) == before+10
+				})
 				if got := c.load(); got[len(got)-1] != 10 {
 					t.Errorf("live transactions of %v events, want the last of 10", got)
 				}

@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,6 +250,7 @@ type Runner struct {
 	projs  []*projector
 	byName map[string]*projector
 	head   head
+	ahead  aheadCache
 	stall  stallWatch
 
 	initMu sync.Mutex
@@ -719,7 +722,7 @@ func (r *Runner) batchOf(ctx context.Context, pj *projector, e eventstore.Event)
 	if r.cfg.LiveBatch < 2 || ctx.Value(catchUpKey{}) != nil || e.Position <= pj.slowUntil.Load() {
 		return []eventstore.Event{e}, nil
 	}
-	ahead, err := r.store.ReadAll(ctx, e.Position, r.cfg.LiveBatch-1)
+	ahead, err := r.readAhead(ctx, e.Position, r.cfg.LiveBatch-1)
 	if err != nil {
 		return nil, fmt.Errorf("read the log after %d: %w", e.Position, err)
 	}
@@ -1191,4 +1194,63 @@ func (r *Runner) build(ctx context.Context, pj *projector) error {
 	}
 	// The build may have parked events: the counts come from the set.
 	return r.adoptLocked(ctx, pj, true)
+}
+
+// readAhead returns up to limit events of the log after position after, for a live batch:
+// from the events the batches of the other projections read last when they hold them, so
+// that the log is read (and each event opened) once for all projections, not once each.
+func (r *Runner) readAhead(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	got, next := r.ahead.after(after, limit)
+	if len(got) == limit {
+		return got, nil
+	}
+	more, err := r.store.ReadAll(ctx, next, limit-len(got))
+	if err != nil {
+		return nil, err
+	}
+	r.ahead.put(next, more, 4*r.cfg.LiveBatch)
+	return append(got, more...), nil
+}
+
+// aheadCache holds the events of the log in positions (from, to] as ReadAll returned them:
+// every event of that range, in position order.
+type aheadCache struct {
+	mu       sync.Mutex
+	from, to int64
+	events   []eventstore.Event
+}
+
+// after returns a copy of the held events after pos, up to limit, and the position to read
+// the log after for more: the end of the range held when it holds pos, else pos.
+func (c *aheadCache) after(pos int64, limit int) ([]eventstore.Event, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pos < c.from || pos >= c.to {
+		return nil, pos
+	}
+	i, _ := slices.BinarySearchFunc(c.events, pos+1, func(e eventstore.Event, p int64) int { return cmp.Compare(e.Position, p) })
+	n := min(limit, len(c.events)-i)
+	got := slices.Clone(c.events[i : i+n])
+	if n == limit {
+		return got, got[n-1].Position
+	}
+	return got, c.to
+}
+
+// put records the events ReadAll returned after from, keeping at most keep events.
+func (c *aheadCache) put(from int64, events []eventstore.Event, keep int) {
+	if len(events) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from != c.to || len(c.events) == 0 {
+		c.from, c.events = from, nil
+	}
+	c.events = append(c.events, events...)
+	c.to = events[len(events)-1].Position
+	if drop := len(c.events) - keep; drop > 0 {
+		c.from = c.events[drop-1].Position
+		c.events = slices.Clone(c.events[drop:])
+	}
 }
