@@ -21,7 +21,8 @@ import (
 )
 
 // BatchProjection is a projection that can apply many events at once, much faster than one
-// by one: rebuilds use it. The live runner always applies event by event with Apply.
+// by one: rebuilds use it, and the live runner for the batches it is delivered and its
+// catch-up (see DB.ApplyPrepared).
 //
 // A batch must leave the tables exactly as Apply would, applied to each event in order;
 // the tests of every read model and the live-equals-rebuilt test hold them to it. When a

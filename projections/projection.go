@@ -188,6 +188,21 @@ func (db *DB) Apply(ctx context.Context, p Projection, t Tables, events []events
 // ApplyGuarded is Apply with a guard run inside the transaction once the set is locked,
 // before anything is applied: the live runner's check that t is still the served set.
 func (db *DB) ApplyGuarded(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error) (int64, error) {
+	return db.ApplyPrepared(ctx, p, t, events, guard, nil)
+}
+
+// ErrBatchRefused: a prepared batch failed to apply (an event its fold refuses, a row it
+// took for new that is stored); its transaction was rolled back and nothing moved. Apply the
+// same events again one by one, where Apply decides.
+var ErrBatchRefused = errors.New("the batch path refused the batch")
+
+// ApplyPrepared is ApplyGuarded through a batch path: once the guard passed and the
+// checkpoint is read, prepared is given the events after the checkpoint and returns their
+// prepared batch, which is applied in their place (the rows the batch reads loaded in one
+// statement per table, each changed row written once); nil applies them one by one with
+// p.Apply. A prepared batch that fails returns an error wrapping ErrBatchRefused, with the
+// transaction rolled back. A nil prepared is ApplyGuarded.
+func (db *DB) ApplyPrepared(ctx context.Context, p Projection, t Tables, events []eventstore.Event, guard func(ctx context.Context, tx *Tx) error, prepared func(events []eventstore.Event) PreparedBatch) (int64, error) {
 	defer db.LockWrites()()
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
@@ -203,27 +218,36 @@ func (db *DB) ApplyGuarded(ctx context.Context, p Projection, t Tables, events [
 			return 0, err
 		}
 	}
-	var checkpoint int64
-	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&checkpoint)
+	var start int64
+	err = tx.QueryRow(ctx, `SELECT position FROM `+CheckpointsTable+` WHERE set_name = ?`, t.Prefix()).Scan(&start)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("checkpoint of %s: %w", t.Prefix(), err)
 	}
-	start := checkpoint
-	for _, e := range events {
-		if e.Position <= checkpoint {
-			continue
-		}
-		if err := p.Apply(ctx, tx, t, e); err != nil {
-			return start, &ApplyError{Projection: p.Name(), Event: e, Err: err}
-		}
-		checkpoint = e.Position
+	events = after(events, start)
+	if len(events) == 0 {
+		return start, nil
 	}
-	if checkpoint == start {
-		return checkpoint, nil
+	var prep PreparedBatch
+	if prepared != nil {
+		prep = prepared(events)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+CheckpointsTable+` (set_name, position) VALUES (?, ?)
-		ON CONFLICT (set_name) DO UPDATE SET position = excluded.position`, t.Prefix(), checkpoint); err != nil {
-		return start, fmt.Errorf("save checkpoint of %s: %w", t.Prefix(), err)
+	if prep != nil {
+		if err := prep.Apply(ctx, tx, t); err != nil {
+			if ctx.Err() != nil {
+				return start, ctx.Err()
+			}
+			return start, fmt.Errorf("%s, %d events after %d: %w: %w", t.Prefix(), len(events), start, ErrBatchRefused, err)
+		}
+	} else {
+		for _, e := range events {
+			if err := p.Apply(ctx, tx, t, e); err != nil {
+				return start, &ApplyError{Projection: p.Name(), Event: e, Err: err}
+			}
+		}
+	}
+	checkpoint := events[len(events)-1].Position
+	if err := SaveCheckpoint(ctx, tx, t, checkpoint); err != nil {
+		return start, err
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return start, fmt.Errorf("commit %s: %w", t.Prefix(), err)

@@ -44,12 +44,13 @@ func throughputSeed() seed.Config {
 //     subscriber into bare router handlers that decode each event and apply nothing: the
 //     ceiling of the live path.
 //   - catchup: the Runner as `crm serve` builds it (newBackground), started on empty read
-//     models: what a server does after `crm seed`. It reads the log directly and applies
-//     DefaultCatchUpBatch events per transaction, then hands over to Watermill.
+//     models: what a server does after `crm seed`. It reads the log directly, from far
+//     behind as a rebuild builds (in place), then hands over to Watermill.
 //   - live: the same Runner with its catch-up reading nothing, so that every event comes
 //     through the store's Watermill subscriber and the router handler with the production
-//     middleware (poison queue, retry, recoverer), one transaction per event and projection:
-//     the path of events written while the server runs, sustained.
+//     middleware (poison queue, retry, recoverer), one transaction per live batch (the
+//     delivered event and those after it already in the log) and projection: the path of
+//     events written while the server runs, sustained.
 //   - backlog: the Runner live from position 0 with the whole log behind it (its start-up
 //     catch-up reads nothing): a live projection that fell behind. Once more than
 //     CatchingUpLag behind the head, its handler reads the log in batches, as the catch-up.
@@ -328,15 +329,21 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 }
 
 // noCatchUp is the log as the runner's catch-up sees it in the live benchmark: empty. The
-// catch-up is the only reader of pages of DefaultCatchUpBatch events; the runner's other
-// reads (the head, the lag) and the Watermill subscribers see the real log.
+// catch-up is the only reader of pages of DefaultCatchUpBatch events, and, from far behind,
+// of DefaultRebuildBatch; the runner's other reads (the head, the lag, a live batch's events)
+// and the Watermill subscribers see the real log.
 type noCatchUp struct{ eventstore.Store }
 
 func (s noCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
-	if limit == runtime.DefaultCatchUpBatch {
+	if catchUpRead(limit) {
 		return nil, nil
 	}
 	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// catchUpRead tells the reads of the runner's catch-up by their size.
+func catchUpRead(limit int) bool {
+	return limit == runtime.DefaultCatchUpBatch || limit == projections.DefaultRebuildBatch
 }
 
 // noStartCatchUp is the log as the catch-up sees it in the backlog benchmark: empty from the
@@ -346,7 +353,7 @@ func (s noCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]event
 type noStartCatchUp struct{ eventstore.Store }
 
 func (s noStartCatchUp) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
-	if limit == runtime.DefaultCatchUpBatch && after == 0 {
+	if catchUpRead(limit) && after == 0 {
 		return nil, nil
 	}
 	return s.Store.ReadAll(ctx, after, limit)

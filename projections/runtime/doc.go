@@ -1,7 +1,9 @@
 // Package runtime runs projections live: the Runner feeds each projection the store's
 // global feed through a Watermill router handler (a consumer group of its own, a poison
-// queue, retries, a recoverer), catches up from the log in large batches at start and
-// whenever it falls far behind, parks the events a projection refuses and retries them on
+// queue, retries, a recoverer) and applies what it is delivered in batches (the delivered
+// event with those committed after it, in one transaction, through the read model's batch
+// path), catches up from the log in large batches at start and whenever it falls far behind
+// (from far behind, as a rebuild builds, in place), parks the events a projection refuses and retries them on
 // request, follows the sets rebuilds switch to, and says how fresh each read model is
 // (Freshness, Status, WaitFor) for the queries that read through it.
 //

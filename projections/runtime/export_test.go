@@ -15,3 +15,7 @@ func InjectFaults(r *Runner, before func(ctx context.Context, e eventstore.Event
 // InCatchUp tells whether ctx is the runner's catch-up (reading the log directly) rather
 // than the live handler.
 func InCatchUp(ctx context.Context) bool { return ctx.Value(catchUpKey{}) != nil }
+
+// OnBuiltCommit makes r call built after each commit of a catch-up built in place, with the
+// checkpoint it reached.
+func OnBuiltCommit(r *Runner, built func(checkpoint int64)) { r.faults.built = built }

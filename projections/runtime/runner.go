@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +33,14 @@ const (
 	// by small batches). 2000 events per transaction catch up 1M events on SQLite about 1.4x
 	// as fast as 500 (cmd/crm's BenchmarkProjectionThroughput), and hold the write lock for
 	// well under a second.
-	DefaultCatchUpBatch    = 2000
-	DefaultCatchingUpLag   = 1000
+	DefaultCatchUpBatch = 2000
+	// DefaultLiveBatch: a live transaction's cost is mostly its commit too; 256 events share
+	// one where they arrive faster than a transaction commits, and a batch holds the
+	// write lock for a few milliseconds.
+	DefaultLiveBatch     = 256
+	DefaultCatchingUpLag = 1000
+	// DefaultBuildBehind: from this far behind, the catch-up is a rebuild's build in place.
+	DefaultBuildBehind     = 10_000
 	DefaultMaxRetries      = 3
 	DefaultRetryInterval   = 100 * time.Millisecond
 	DefaultMaxRetryDelay   = 2 * time.Second
@@ -75,11 +84,23 @@ type RunnerConfig struct {
 	// CatchUpBatch is how many events one catch-up transaction applies (default
 	// DefaultCatchUpBatch).
 	CatchUpBatch int
+	// LiveBatch is how many events one live transaction applies at most (default
+	// DefaultLiveBatch; 1: one transaction per event). The handler applies the event it was
+	// delivered together with the events after it that are committed in the log already,
+	// read directly: they arrive next as duplicates, acknowledged without a transaction. A
+	// batch never waits for events to come.
+	LiveBatch int
 	// CatchingUpLag is the lag, in positions, above which a live projection reports
 	// catching_up rather than running, and stops applying events one by one as Watermill
 	// delivers them: it reads the log in batches of CatchUpBatch up to the head, as at
 	// start (default DefaultCatchingUpLag).
 	CatchingUpLag int64
+	// BuildBehind is the lag, in positions, from which the catch-up applies the log as a
+	// rebuild does, in place (projections.Builder: the log read, decoded and written side
+	// by side, in batches of projections.DefaultRebuildBatch, new rows copied in on
+	// PostgreSQL) rather than in transactions of CatchUpBatch (default DefaultBuildBehind;
+	// negative: never). An event it refuses is parked at once, without the retries.
+	BuildBehind int64
 	// RestartDelay is the first pause before a stopped projection starts again; it doubles
 	// up to MaxRestartDelay.
 	RestartDelay, MaxRestartDelay time.Duration
@@ -125,6 +146,12 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.CatchUpBatch == 0 {
 		c.CatchUpBatch = DefaultCatchUpBatch
+	}
+	if c.BuildBehind == 0 {
+		c.BuildBehind = DefaultBuildBehind
+	}
+	if c.LiveBatch == 0 {
+		c.LiveBatch = DefaultLiveBatch
 	}
 	if c.CatchingUpLag == 0 {
 		c.CatchingUpLag = DefaultCatchingUpLag
@@ -178,6 +205,9 @@ func (c RunnerConfig) Validate() error {
 	if c.CatchUpBatch < 0 {
 		errs = append(errs, fmt.Errorf("catch-up batch %d: want at least 1", c.CatchUpBatch))
 	}
+	if c.LiveBatch < 0 {
+		errs = append(errs, fmt.Errorf("live batch %d: want at least 1", c.LiveBatch))
+	}
 	if c.RestartDelay < 0 || c.MaxRestartDelay < 0 {
 		errs = append(errs, errors.New("negative restart delay"))
 	}
@@ -220,6 +250,7 @@ type Runner struct {
 	projs  []*projector
 	byName map[string]*projector
 	head   head
+	ahead  aheadCache
 	stall  stallWatch
 
 	initMu sync.Mutex
@@ -250,6 +281,9 @@ type projector struct {
 	seen projections.SetState
 
 	checkpoint atomic.Int64
+	// slowUntil: the live handler applies the events up to it one by one, since a batch
+	// that held them met an event the projection refuses (parked alone that way).
+	slowUntil atomic.Int64
 	// changes counts the changes of the served tables: a moved checkpoint, a retried parked
 	// event, a switch to another set. Answers cached under one count hold until the next.
 	changes    atomic.Uint64
@@ -277,6 +311,8 @@ type faults struct {
 	beforeCommit func(ctx context.Context, e eventstore.Event) error
 	// afterCommit runs after a transaction committed, before the events are acknowledged.
 	afterCommit func(ctx context.Context, events []eventstore.Event) error
+	// built runs after each commit of a catch-up built in place, with the checkpoint.
+	built func(checkpoint int64)
 }
 
 var projectionName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -436,28 +472,38 @@ var errNotOwner = errors.New("another server holds the projection's lease")
 // reads which of the events' streams have parked events, for g.
 func (r *Runner) applyGuard(pj *projector, t projections.Tables, g *gate, events []eventstore.Event) func(ctx context.Context, tx *projections.Tx) error {
 	return func(ctx context.Context, tx *projections.Tx) error {
-		active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
-		if err != nil {
-			return &storageError{err}
+		if err := r.fence(ctx, pj, t, tx); err != nil {
+			return err
 		}
-		if active != t {
-			return &storageError{errSetSwitched}
-		}
-		if r.cfg.Leases != nil {
-			l := pj.lease.Load()
-			if l == nil {
-				return &storageError{errNotOwner}
-			}
-			if err := l.Check(ctx, tx); err != nil {
-				return &storageError{err}
-			}
-		}
+		var err error
 		g.blocked, err = projections.ParkedStreams(ctx, tx, t, streamsOf(events))
 		if err != nil {
 			return &storageError{err}
 		}
 		return nil
 	}
+}
+
+// fence fails a transaction of pj's set t once the registry serves another set of pj or
+// once this runner no longer holds pj's lease (see applyGuard).
+func (r *Runner) fence(ctx context.Context, pj *projector, t projections.Tables, tx *projections.Tx) error {
+	active, err := r.db.ActiveTablesIn(ctx, tx, pj.p)
+	if err != nil {
+		return &storageError{err}
+	}
+	if active != t {
+		return &storageError{errSetSwitched}
+	}
+	if r.cfg.Leases != nil {
+		l := pj.lease.Load()
+		if l == nil {
+			return &storageError{errNotOwner}
+		}
+		if err := l.Check(ctx, tx); err != nil {
+			return &storageError{err}
+		}
+	}
+	return nil
 }
 
 // streamsOf lists the streams of events, each once.
@@ -631,29 +677,112 @@ func (r *Runner) core(pj *projector) message.HandlerFunc {
 		if e.Position <= pj.checkpoint.Load() {
 			return nil, nil
 		}
-		if r.farBehind(ctx, e) {
-			// One transaction per event would fall further behind: read the log in batches
-			// up to (nearly) the head, as at start. The messages of the events it applies
-			// are then acknowledged as the duplicates they have become.
-			pj.catchingUp.Store(true)
-			err := r.catchUp(ctx, pj)
-			pj.catchingUp.Store(false)
-			if err != nil {
-				return nil, err
-			}
-			if e.Position <= pj.checkpoint.Load() {
-				return nil, nil
-			}
-		}
-		events := []eventstore.Event{e}
-		if err := r.apply(ctx, pj, events, nil); err != nil {
+		if done, err := r.catchUpIfFarBehind(ctx, pj, e); done || err != nil {
 			return nil, err
 		}
-		if r.faults.afterCommit != nil {
-			return nil, r.faults.afterCommit(ctx, events)
+		events, err := r.batchOf(ctx, pj, e)
+		if err != nil {
+			return nil, err
 		}
-		return nil, nil
+		if len(events) > 1 {
+			// The batch shows how far behind the handler is (and a full one, that more is
+			// waiting: the store tells how much). Far behind, the catch-up's larger
+			// batches go faster.
+			if len(events) == r.cfg.LiveBatch {
+				r.observeStoreHead(ctx)
+			}
+			if done, err := r.catchUpIfFarBehind(ctx, pj, e); done || err != nil {
+				return nil, err
+			}
+		}
+		if len(events) > 1 {
+			err := r.applyBatch(ctx, pj, events)
+			if err == nil {
+				return nil, r.committed(ctx, events)
+			}
+			if !isPoison(ctx, err) {
+				return nil, err
+			}
+			// The projection refuses an event of the batch: the batch's events go one by one,
+			// so that the poison queue parks that event alone (and its stream behind it).
+			pj.slowUntil.Store(events[len(events)-1].Position)
+			events = events[:1]
+		}
+		if err := r.apply(ctx, pj, events, nil, false); err != nil {
+			return nil, err
+		}
+		return nil, r.committed(ctx, events)
 	}
+}
+
+// batchOf returns the live batch that starts with the delivered event e: e and the events
+// after it committed in the log already, up to LiveBatch (only e in the catch-up, which
+// makes its own batches, and for an event of a batch that met a refused one).
+func (r *Runner) batchOf(ctx context.Context, pj *projector, e eventstore.Event) ([]eventstore.Event, error) {
+	if r.cfg.LiveBatch < 2 || ctx.Value(catchUpKey{}) != nil || e.Position <= pj.slowUntil.Load() {
+		return []eventstore.Event{e}, nil
+	}
+	ahead, err := r.readAhead(ctx, e.Position, r.cfg.LiveBatch-1)
+	if err != nil {
+		return nil, fmt.Errorf("read the log after %d: %w", e.Position, err)
+	}
+	if len(ahead) > 0 {
+		r.head.observe(ahead[len(ahead)-1].Position)
+	}
+	return append([]eventstore.Event{e}, ahead...), nil
+}
+
+// committed runs the fault a test injects after a commit, if any.
+func (r *Runner) committed(ctx context.Context, events []eventstore.Event) error {
+	if r.faults.afterCommit != nil {
+		return r.faults.afterCommit(ctx, events)
+	}
+	return nil
+}
+
+// applyBatch applies events in one transaction with the checkpoint: through the
+// projection's batch path when it has one (the path of rebuilds), and, when that path
+// refuses them, one by one with Apply in one transaction. A panic of the projection is
+// returned as the error the recoverer middleware would make of it.
+func (r *Runner) applyBatch(ctx context.Context, pj *projector, events []eventstore.Event) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = middleware.RecoveredPanicError{V: v, Stacktrace: string(debug.Stack())}
+		}
+	}()
+	err = r.apply(ctx, pj, events, nil, true)
+	if errors.Is(err, projections.ErrBatchRefused) && ctx.Err() == nil &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		err = r.apply(ctx, pj, events, nil, false)
+	}
+	return err
+}
+
+// observeStoreHead reads the store's head, when the store tells it.
+func (r *Runner) observeStoreHead(ctx context.Context) {
+	if heads, ok := eventstore.HeadsOf(r.store); ok {
+		if pos, err := heads.LastPosition(ctx); err == nil {
+			r.head.observe(pos)
+		}
+	}
+}
+
+// catchUpIfFarBehind catches pj up from the log when the live handler, at event e, is far
+// behind (see farBehind); done tells that e was applied by it.
+func (r *Runner) catchUpIfFarBehind(ctx context.Context, pj *projector, e eventstore.Event) (done bool, err error) {
+	if !r.farBehind(ctx, e) {
+		return false, nil
+	}
+	// One transaction per delivery would fall further behind: read the log in batches up
+	// to (nearly) the head, as at start. The messages of the events it applies are then
+	// acknowledged as the duplicates they have become.
+	pj.catchingUp.Store(true)
+	err = r.catchUp(ctx, pj)
+	pj.catchingUp.Store(false)
+	if err != nil {
+		return false, err
+	}
+	return e.Position <= pj.checkpoint.Load(), nil
 }
 
 // farBehind reports whether the live handler, at event e, is more than CatchingUpLag behind
@@ -692,7 +821,7 @@ func (r *Runner) poisonQueue(pj *projector) message.HandlerMiddleware {
 				return nil, err
 			}
 			note := projections.ParkNote{Err: projections.ParkedErrorText(err), Attempts: *attempts}
-			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]projections.ParkNote{e.ID: note}); perr != nil {
+			if perr := r.apply(ctx, pj, []eventstore.Event{e}, map[string]projections.ParkNote{e.ID: note}, false); perr != nil {
 				pj.fail(perr)
 				return nil, fmt.Errorf("park event %s (%v): %w", e.ID, err, perr)
 			}
@@ -732,8 +861,13 @@ func isPoison(ctx context.Context, err error) bool {
 // stream that has parked events are parked behind them; events named in park are parked
 // with their note instead of applied. When a rebuild has replaced the set, pj moves to the
 // new one and the events are applied there (those the rebuild applied are skipped by its
-// checkpoint).
-func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]projections.ParkNote) error {
+// checkpoint). With batch, the events go through the projection's batch path when it has
+// one and none of them is to be parked; a refusal there returns projections.ErrBatchRefused.
+func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.Event, park map[string]projections.ParkNote, batch bool) error {
+	var prep *livePrep
+	if batch && len(park) == 0 {
+		prep = r.prepare(pj, events) // decoded before the write lock is taken
+	}
 	pj.mu.Lock()
 	defer pj.mu.Unlock()
 	var (
@@ -744,7 +878,11 @@ func (r *Runner) apply(ctx context.Context, pj *projector, events []eventstore.E
 	for attempt := 0; ; attempt++ {
 		t := pj.tables()
 		g = &gate{Projection: pj.p, r: r, pj: pj, park: park, now: r.cfg.Now(), newly: map[string]int{}}
-		cp, err = r.db.ApplyGuarded(ctx, g, t, events, r.applyGuard(pj, t, g, events))
+		var prepared func([]eventstore.Event) projections.PreparedBatch
+		if prep != nil {
+			prepared = prep.forGate(g)
+		}
+		cp, err = r.db.ApplyPrepared(ctx, g, t, events, r.applyGuard(pj, t, g, events), prepared)
 		if !errors.Is(err, errSetSwitched) || attempt == 3 {
 			break
 		}
@@ -803,6 +941,9 @@ func (g *gate) Apply(ctx context.Context, tx *projections.Tx, t projections.Tabl
 // event through the handler's middleware, which retries and parks.
 func (r *Runner) catchUp(ctx context.Context, pj *projector) error {
 	ctx = context.WithValue(ctx, catchUpKey{}, true)
+	if err := r.build(ctx, pj); err != nil {
+		return fmt.Errorf("catch up %s: %w", pj.group, err)
+	}
 	chain := compose(r.core(pj), r.middlewares(pj)...)
 	for {
 		events, err := r.store.ReadAll(ctx, pj.checkpoint.Load(), r.cfg.CatchUpBatch)
@@ -813,7 +954,7 @@ func (r *Runner) catchUp(ctx context.Context, pj *projector) error {
 			return nil
 		}
 		r.head.observe(events[len(events)-1].Position)
-		if err := r.apply(ctx, pj, events, nil); err != nil {
+		if err := r.applyBatch(ctx, pj, events); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -920,5 +1061,196 @@ func (pj *projector) sync(st projections.SetState) {
 	if changed {
 		pj.changes.Add(1)
 		pj.wake()
+	}
+}
+
+// livePrep is a batch of a live or catch-up transaction prepared for the projection's batch
+// path, off the write lock.
+type livePrep struct {
+	r      *Runner
+	bp     projections.BatchProjection
+	events []eventstore.Event
+	prep   projections.PreparedBatch
+}
+
+// prepare prepares events for pj's batch path; nil when pj has none or fewer than two
+// events are to be applied (one event costs less on the live path).
+func (r *Runner) prepare(pj *projector, events []eventstore.Event) *livePrep {
+	bp, ok := pj.p.(projections.BatchProjection)
+	if !ok || len(events) < 2 {
+		return nil
+	}
+	prep, err := bp.PrepareBatch(projections.NewBatch(events))
+	if err != nil {
+		prep = nil // prepared again in the transaction, where it fails the batch
+	}
+	return &livePrep{r: r, bp: bp, events: events, prep: prep}
+}
+
+// forGate returns what DB.ApplyPrepared asks for the events after the checkpoint, inside the
+// transaction of g once its guard ran: the batch prepared for them, or nil (one by one)
+// when one of their streams has parked events, which g parks behind them.
+func (lp *livePrep) forGate(g *gate) func([]eventstore.Event) projections.PreparedBatch {
+	return func(todo []eventstore.Event) projections.PreparedBatch {
+		for _, e := range todo {
+			if g.blocked[e.Stream] > 0 {
+				return nil
+			}
+		}
+		prep := lp.prep
+		if prep == nil || len(todo) != len(lp.events) {
+			// Some were applied meanwhile (a redelivery, a retry): prepare what is left.
+			p, err := lp.bp.PrepareBatch(projections.NewBatch(todo))
+			if err != nil {
+				return failedBatch{err}
+			}
+			prep = p
+		}
+		return &faultedBatch{PreparedBatch: prep, r: lp.r, events: todo}
+	}
+}
+
+// failedBatch is a batch that could not be prepared: applying it refuses it.
+type failedBatch struct{ err error }
+
+func (f failedBatch) Apply(context.Context, *projections.Tx, projections.Tables) error {
+	return f.err
+}
+
+// faultedBatch runs the fault a test injects before a commit after a prepared batch, once
+// for each of its events, as the event-by-event path does after each event.
+type faultedBatch struct {
+	projections.PreparedBatch
+	r      *Runner
+	events []eventstore.Event
+}
+
+func (f *faultedBatch) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
+	if err := f.PreparedBatch.Apply(ctx, tx, t); err != nil {
+		return err
+	}
+	if f.r.faults.beforeCommit == nil {
+		return nil
+	}
+	for _, e := range f.events {
+		if err := f.r.faults.beforeCommit(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// build catches pj up in place as a rebuild builds a set, when it is at least BuildBehind
+// behind the log's head; the catch-up goes on from where it stops. It holds pj.mu
+// throughout: nothing else of this process writes the set meanwhile. Each batch transaction
+// checks, as every apply transaction does, that the set is still served and the lease
+// still held; a set switched by a rebuild ends the build early (the catch-up then moves to
+// the new set).
+func (r *Runner) build(ctx context.Context, pj *projector) error {
+	if r.cfg.BuildBehind < 0 {
+		return nil
+	}
+	head, err := projections.LogHead(ctx, r.store)
+	if err != nil {
+		return err
+	}
+	if head-pj.checkpoint.Load() < r.cfg.BuildBehind {
+		return nil
+	}
+	pj.mu.Lock()
+	defer pj.mu.Unlock()
+	t := pj.tables()
+	tg := projections.NewTarget(pj.p, t)
+	b := &projections.Builder{DB: r.db, Store: r.store, Batch: projections.DefaultRebuildBatch, Now: r.cfg.Now,
+		Targets: []*projections.Target{tg}}
+	defer b.Close()
+	b.InTx = func(ctx context.Context, tx *projections.Tx, _ *projections.Target, _ int64) error {
+		return r.fence(ctx, pj, t, tx)
+	}
+	b.OnCommit = func() error {
+		var parked int64
+		for _, n := range tg.Parked {
+			parked += int64(n)
+		}
+		pj.parkedTotal.Store(parked)
+		r.head.observe(tg.Checkpoint)
+		pj.advance(tg.Checkpoint)
+		if r.faults.built != nil {
+			r.faults.built(tg.Checkpoint)
+		}
+		return nil
+	}
+	if err := b.Load(ctx, tg); err != nil {
+		return err
+	}
+	r.log.Info("Projection far behind: catching up as a rebuild builds", watermill.LogFields{"projection": pj.p.Name(),
+		"checkpoint": tg.Checkpoint, "head": head})
+	err = b.Run(ctx, 0)
+	if errors.Is(err, errSetSwitched) {
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	// The build may have parked events: the counts come from the set.
+	return r.adoptLocked(ctx, pj, true)
+}
+
+// readAhead returns up to limit events of the log after position after, for a live batch:
+// from the events the batches of the other projections read last when they hold them, so
+// that the log is read (and each event opened) once for all projections, not once each.
+func (r *Runner) readAhead(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	got, next := r.ahead.after(after, limit)
+	if len(got) == limit {
+		return got, nil
+	}
+	more, err := r.store.ReadAll(ctx, next, limit-len(got))
+	if err != nil {
+		return nil, err
+	}
+	r.ahead.put(next, more, 4*r.cfg.LiveBatch)
+	return append(got, more...), nil
+}
+
+// aheadCache holds the events of the log in positions (from, to] as ReadAll returned them:
+// every event of that range, in position order.
+type aheadCache struct {
+	mu       sync.Mutex
+	from, to int64
+	events   []eventstore.Event
+}
+
+// after returns a copy of the held events after pos, up to limit, and the position to read
+// the log after for more: the end of the range held when it holds pos, else pos.
+func (c *aheadCache) after(pos int64, limit int) ([]eventstore.Event, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pos < c.from || pos >= c.to {
+		return nil, pos
+	}
+	i, _ := slices.BinarySearchFunc(c.events, pos+1, func(e eventstore.Event, p int64) int { return cmp.Compare(e.Position, p) })
+	n := min(limit, len(c.events)-i)
+	got := slices.Clone(c.events[i : i+n])
+	if n == limit {
+		return got, got[n-1].Position
+	}
+	return got, c.to
+}
+
+// put records the events ReadAll returned after from, keeping at most keep events.
+func (c *aheadCache) put(from int64, events []eventstore.Event, keep int) {
+	if len(events) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from != c.to || len(c.events) == 0 {
+		c.from, c.events = from, nil
+	}
+	c.events = append(c.events, events...)
+	c.to = events[len(events)-1].Position
+	if drop := len(c.events) - keep; drop > 0 {
+		c.from = c.events[drop-1].Position
+		c.events = slices.Clone(c.events[drop:])
 	}
 }
