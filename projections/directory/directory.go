@@ -29,6 +29,12 @@
 //	account_phases  account_id, phase, contacts: the account's contacts by phase
 //	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
 //	                won_amount: the roll-ups per currency, changed by each deal event
+//	contact_grams   gram, contact_id: the postings of a search of one or two characters, which
+//	                no trigram index serves: every character and every pair of adjacent
+//	                characters of each field of a listed contact's search column
+//	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
+//	                segment, channel and account_id (dim '' and value '': all of them), the
+//	                totals of a list with one filter or none
 package directory
 
 import (
@@ -51,9 +57,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(2, m.zone),
+		Version: period.Version(3, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney},
+			m.accountPhases, m.accountMoney, m.grams, m.counts},
 		Fold: m.fold,
 	})
 }
@@ -66,6 +72,8 @@ const (
 	tableAccounts      = "accounts"
 	tableAccountPhases = "account_phases"
 	tableAccountMoney  = "account_money"
+	tableContactGrams  = "contact_grams"
+	tableContactCounts = "contact_counts"
 )
 
 type contactRow struct {
@@ -112,6 +120,8 @@ type model struct {
 	accounts      *readmodel.Table[accountRow]
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
+	grams         *readmodel.Table[gramRow]
+	counts        *readmodel.Table[countRow]
 	zone          *time.Location // the business time zone
 }
 
@@ -123,6 +133,8 @@ func newModel() *model {
 		accounts:      accountsTable(),
 		accountPhases: accountPhasesTable(),
 		accountMoney:  accountMoneyTable(),
+		grams:         gramsTable(),
+		counts:        countsTable(),
 	}
 }
 
