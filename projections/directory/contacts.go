@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -111,6 +110,7 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 		from: t.Name(tableContacts) + " x LEFT JOIN " + t.Name(tableAccounts) + " a ON a.account_id = x.account_id",
 		// The filters read the contact only: the total needs no account.
 		countFrom: t.Name(tableContacts) + " x",
+		table:     t.Name(tableContacts),
 		id:        "contact_id",
 		cols: `x.contact_id, x.name, x.email, x.phone, x.company, x.account_id, COALESCE(a.name, ''), x.phase,
 			x.phase_since, x.owner, x.segment, x.channel, x.created_at, x.last_activity, x.open_deals, x.opted_out,
@@ -135,8 +135,8 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 // alone included) its total.
 func (p ContactParams) keep(l *list, t projections.Tables) {
 	counts := t.Name(tableContactCounts)
-	if q := Normalize(p.Q); q != "" && utf8.RuneCountInString(q) <= shortQuery {
-		l.postings = &postings{table: t.Name(tableContactGrams), gram: q,
+	if q := Normalize(p.Q); q != "" {
+		l.postings = &postings{table: t.Name(tableContactGrams), counts: t.Name(tableGramCounts), text: q,
 			listedStmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = '' AND value = ''"}
 	}
 	if p.OptedOut != "" || p.CreatedFrom != "" || p.CreatedTo != "" {
@@ -192,9 +192,6 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	}
 	if p.CreatedTo != "" {
 		f.add("x.created_at < ?", hi)
-	}
-	if q := Normalize(p.Q); utf8.RuneCountInString(q) > shortQuery {
-		f.search(d, t.Name(tableContacts), "x", p.Q)
 	}
 	return nil
 }

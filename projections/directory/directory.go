@@ -29,9 +29,11 @@
 //	account_phases  account_id, phase, contacts: the account's contacts by phase
 //	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
 //	                won_amount: the roll-ups per currency, changed by each deal event
-//	contact_grams   gram, contact_id: the postings of a search of one or two characters, which
-//	                no trigram index serves: every character and every pair of adjacent
-//	                characters of each field of a listed contact's search column
+//	contact_grams   gram, contact_id: the postings of every character and every pair of
+//	                adjacent characters of each field of a listed contact's search column; a
+//	                search of one or two characters reads those of its text, a longer one
+//	                those of its rarest pair
+//	gram_counts     gram, contacts: the number of postings of each gram
 //	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
 //	                segment, channel and account_id (dim '' and value '': all of them), the
 //	                totals of a list with one filter or none
@@ -59,7 +61,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: period.Version(3, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney, m.grams, m.counts},
+			m.accountPhases, m.accountMoney, m.grams, m.gramCounts, m.counts},
 		Fold: m.fold,
 	})
 }
@@ -73,6 +75,7 @@ const (
 	tableAccountPhases = "account_phases"
 	tableAccountMoney  = "account_money"
 	tableContactGrams  = "contact_grams"
+	tableGramCounts    = "gram_counts"
 	tableContactCounts = "contact_counts"
 )
 
@@ -121,6 +124,7 @@ type model struct {
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
 	grams         *readmodel.Table[gramRow]
+	gramCounts    *readmodel.Table[gramCountRow]
 	counts        *readmodel.Table[countRow]
 	zone          *time.Location // the business time zone
 }
@@ -134,6 +138,7 @@ func newModel() *model {
 		accountPhases: accountPhasesTable(),
 		accountMoney:  accountMoneyTable(),
 		grams:         gramsTable(),
+		gramCounts:    gramCountsTable(),
 		counts:        countsTable(),
 	}
 }

@@ -8,14 +8,16 @@ import (
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
-// shortQuery is the longest query, in characters once normalised, answered from the posting
-// table contact_grams: a shorter text has no trigram for the database's own index to find.
-const shortQuery = 2
-
 // gramRow is one posting: a listed contact whose search text holds gram (one or two
 // characters of one field, normalised).
 type gramRow struct {
 	gram, contactID string
+}
+
+// gramCountRow counts the postings of a gram.
+type gramCountRow struct {
+	gram     string
+	contacts int64
 }
 
 // countRow counts the listed contacts of one value of one filter: dim ” and value ” count
@@ -30,6 +32,14 @@ func gramsTable() *readmodel.Table[gramRow] {
 	return readmodel.NewTable(tableContactGrams, 2,
 		readmodel.Text("gram", func(r *g) *string { return &r.gram }),
 		readmodel.Text("contact_id", func(r *g) *string { return &r.contactID })).
+		Clustered()
+}
+
+func gramCountsTable() *readmodel.Table[gramCountRow] {
+	type g = gramCountRow
+	return readmodel.NewTable(tableGramCounts, 1,
+		readmodel.Text("gram", func(r *g) *string { return &r.gram }),
+		readmodel.BigInt("contacts", func(r *g) *int64 { return &r.contacts })).
 		Clustered()
 }
 
@@ -65,6 +75,25 @@ func gramsOf(search string) []string {
 	return slices.Compact(grams)
 }
 
+// pairsOf returns the grams a search for text reads: text itself when it is one or two
+// characters long, else its distinct pairs of adjacent characters.
+func pairsOf(text string) []string {
+	var pairs []string
+	prev := -1
+	for i := range text {
+		if prev >= 0 {
+			_, size := utf8.DecodeRuneInString(text[i:])
+			pairs = append(pairs, text[prev:i+size])
+		}
+		prev = i
+	}
+	if len(pairs) <= 1 {
+		return []string{text}
+	}
+	slices.Sort(pairs)
+	return slices.Compact(pairs)
+}
+
 // filterDims are the filters whose lists the counts table answers: a list filtered on one
 // of them alone, or on none, reads its total there.
 var filterDims = []string{"phase", "owner", "segment", "channel", "account_id"}
@@ -92,11 +121,13 @@ func (m *model) putContact(rows *readmodel.Rows, before, after contactRow) {
 		for _, g := range oldGrams {
 			if _, found := slices.BinarySearch(newGrams, g); !found {
 				m.grams.Delete(rows, g, after.contactID)
+				m.gramCounts.Add(rows, gramCountRow{gram: g, contacts: -1})
 			}
 		}
 		for _, g := range newGrams {
 			if _, found := slices.BinarySearch(oldGrams, g); !found {
 				m.grams.Upsert(rows, gramRow{gram: g, contactID: after.contactID})
+				m.gramCounts.Add(rows, gramCountRow{gram: g, contacts: 1})
 			}
 		}
 	}

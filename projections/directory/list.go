@@ -129,6 +129,7 @@ type list struct {
 	from string // FROM clause, the listed table aliased x
 	// countFrom is the FROM clause of the total, when the filter needs less than from.
 	countFrom string
+	table     string // the listed table's name
 	id        string // the id column of x
 	cols      string // the columns read
 	filter    filter
@@ -150,69 +151,141 @@ type keptTotal struct {
 	args []any
 }
 
-// postings restricts a list to the rows of its id among the postings of one gram. The
-// condition selects the same rows whichever way it is written; the way tells the database
-// which side to start from, which its planner does not know (SQLite keeps no statistics,
-// and PostgreSQL takes a look-up per posting for dearer than it is once the tables are in
-// memory).
+// postings restricts a list to the rows whose search column holds a text, from the postings
+// of its pairs of characters (grams) the fold keeps: a text of one or two characters is
+// itself a gram, and its postings are the rows that hold it; a longer one is looked for among
+// the postings of its rarest pair. The condition selects the same rows whichever way it is
+// written; the way tells the database which side to start from, which its planner does not
+// know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
+// than it is once the tables are in memory, and its trigrams for no text at all when the
+// database's character classes do not count kanji and kana as letters).
 type postings struct {
-	table, gram string
+	// table and counts are the postings and their number per gram; text is the text,
+	// normalised.
+	table, counts, text string
 	// listedStmt reads the number of rows the list holds with no filter.
 	listedStmt string
 }
 
-// plan is how a page reads the postings of its search.
+// plan is how a page and its total read the postings of a search.
 type plan struct {
-	// count is the number of postings of the gram.
+	// short tells a text of one or two characters: the postings are the rows that match.
+	short bool
+	// count is the number of postings read.
 	count int64
-	// page and pageArg restrict the page; total and totalArg the total of a filter that
-	// has more than the search.
-	page, total       string
-	pageArg, totalArg any
+	// page and total (for a filter with more than the search) are the conditions, with
+	// their arguments.
+	page, total         string
+	pageArgs, totalArgs []any
 }
 
-// plan reads how many rows the postings and the list hold, and chooses between the two
-// ways of reading a page, which cost about as many look-ups and a sort as there are
-// postings, or listed / postings x limit rows read in order until limit match (when the
-// matches are spread over the list): from the postings when they are few, read first and
-// passed as the keys of the page; else down the sorted list, each row probed in the
-// postings (a subquery per row, which neither database turns into a join that would read
-// every posting).
-func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, id string, limit int) (plan, error) {
-	var pl plan
-	var listed int64
+// plan reads how many rows the postings and the list hold, and chooses between the two ways
+// of reading a page: from the postings when they are few (read first and passed as the keys
+// of the page), or down the sorted list, each row probed in the postings (a subquery per
+// row, which neither database turns into a join that would read every posting) until the
+// page is full. They cost about as many look-ups and a sort as there are postings, or listed
+// / postings x limit rows read in order (when the matches are spread over the list). A long
+// text whose rarest pair is in a quarter of the list or more is left to the database's own
+// text search.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, table, id string, limit int) (plan, error) {
+	var (
+		pl     plan
+		listed int64
+	)
 	if err := tx.QueryRowContext(ctx, p.listedStmt).Scan(&listed); err != nil {
 		return pl, fmt.Errorf("listed: %w", err)
 	}
-	if err := tx.QueryRowContext(ctx, d.Rebind("SELECT COUNT(*) FROM "+p.table+" WHERE gram = ?"), p.gram).Scan(&pl.count); err != nil {
-		return pl, fmt.Errorf("postings: %w", err)
+	gram, err := p.rarest(ctx, tx, d, &pl)
+	if err != nil {
+		return pl, err
+	}
+	var verify []string
+	var verifyArgs []any
+	if !pl.short {
+		if pl.count*4 > listed {
+			cond, arg := d.TextMatch(table, "x", "search", p.text)
+			return plan{page: cond, total: cond, pageArgs: []any{arg}, totalArgs: []any{arg}}, nil
+		}
+		verify, verifyArgs = []string{d.HoldsText("x.search")}, []any{p.text}
 	}
 	if pl.count*pl.count > listed*int64(limit+1) {
-		pl.page = "(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"
-		pl.total, pl.pageArg, pl.totalArg = "x."+id+" IN (SELECT g."+id+" FROM "+p.table+" g WHERE g.gram = ?)", p.gram, p.gram
+		pl.page = strings.Join(append([]string{"(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"}, verify...), " AND ")
+		pl.total = strings.Join(append([]string{"x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"}, verify...), " AND ")
+		pl.pageArgs = append([]any{gram}, verifyArgs...)
+		pl.totalArgs = pl.pageArgs
 		return pl, nil
 	}
-	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT "+id+" FROM "+p.table+" WHERE gram = ?"), p.gram)
+	keys, err := p.ids(ctx, tx, d, id, gram, pl.count)
 	if err != nil {
-		return pl, fmt.Errorf("postings: %w", err)
+		return pl, err
+	}
+	cond, arg, err := d.InKeys("x."+id, keys)
+	if err != nil {
+		return pl, err
+	}
+	pl.page = strings.Join(append([]string{cond}, verify...), " AND ")
+	pl.pageArgs = append([]any{arg}, verifyArgs...)
+	pl.total, pl.totalArgs = pl.page, pl.pageArgs
+	return pl, nil
+}
+
+// rarest returns the gram of the text whose postings are fewest, and sets how many they are
+// (0 when a pair is in no row: nothing matches).
+func (p *postings) rarest(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (string, error) {
+	grams := pairsOf(p.text)
+	pl.short = len(grams) == 1 && grams[0] == p.text
+	cond, arg, err := d.InKeys("gram", grams)
+	if err != nil {
+		return "", err
+	}
+	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT gram, contacts FROM "+p.counts+" WHERE "+cond), arg)
+	if err != nil {
+		return "", fmt.Errorf("postings: %w", err)
 	}
 	defer rows.Close()
-	keys := make([]string, 0, pl.count)
+	counts := map[string]int64{}
+	for rows.Next() {
+		var (
+			g string
+			n int64
+		)
+		if err := rows.Scan(&g, &n); err != nil {
+			return "", fmt.Errorf("postings: %w", err)
+		}
+		counts[g] = n
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("postings: %w", err)
+	}
+	best := grams[0]
+	for _, g := range grams {
+		if counts[g] < counts[best] {
+			best = g
+		}
+	}
+	pl.count = counts[best]
+	return best, nil
+}
+
+// ids reads the ids of the postings of gram.
+func (p *postings) ids(ctx context.Context, tx *sql.Tx, d projections.Dialect, id, gram string, count int64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT "+id+" FROM "+p.table+" WHERE gram = ?"), gram)
+	if err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	defer rows.Close()
+	keys := make([]string, 0, count)
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
-			return pl, fmt.Errorf("postings: %w", err)
+			return nil, fmt.Errorf("postings: %w", err)
 		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return pl, fmt.Errorf("postings: %w", err)
+		return nil, fmt.Errorf("postings: %w", err)
 	}
-	if pl.page, pl.pageArg, err = d.InKeys("x."+id, keys); err != nil {
-		return pl, err
-	}
-	pl.total, pl.totalArg = pl.page, pl.pageArg
-	return pl, nil
+	return keys, nil
 }
 
 // keyset is the condition that starts a page after its cursor.
@@ -231,7 +304,7 @@ func (l *list) keyset() (string, []any) {
 func (l *list) pageQuery(pl *plan) (string, []any) {
 	f := l.filter.clone()
 	if pl != nil {
-		f.add(pl.page, pl.pageArg)
+		f.add(pl.page, pl.pageArgs...)
 	}
 	if l.after != nil {
 		cond, args := l.keyset()
@@ -251,7 +324,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var pl *plan
 		if l.postings != nil {
-			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id, l.limit)
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l.table, l.id, l.limit)
 			if err != nil {
 				return err
 			}
@@ -287,7 +360,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (int64, error) {
 	var total int64
 	switch {
-	case pl != nil && l.searchAlone:
+	case pl != nil && pl.short && l.searchAlone:
 		return pl.count, nil
 	case l.kept != nil:
 		err := tx.QueryRowContext(ctx, d.Rebind(l.kept.stmt), l.kept.args...).Scan(&total)
@@ -299,7 +372,7 @@ func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl 
 	}
 	f := l.filter.clone()
 	if pl != nil {
-		f.add(pl.total, pl.totalArg)
+		f.add(pl.total, pl.totalArgs...)
 	}
 	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COUNT(*) FROM "+from+f.where()), f.args...).Scan(&total)
 	return total, err
