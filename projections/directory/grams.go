@@ -54,16 +54,15 @@ func countsTable() *readmodel.Table[countRow] {
 
 // gramsOf returns the distinct grams of a search column (see searchText), sorted: every
 // character and every pair of adjacent characters of each field. A query of one or two
-// characters is a substring of the column exactly when it is one of them.
+// characters is a substring of the column exactly when it is one of them. The column is
+// taken as the tables store it: each NUL and each byte of invalid UTF-8 a U+FFFD (see
+// projections' text), so that two grams are two rows.
 func gramsOf(search string) []string {
 	var grams []string
-	for _, field := range strings.Split(search, fieldSeparator) {
+	for _, field := range strings.Split(storable(search), fieldSeparator) {
 		prev := -1 // the byte offset of the previous character, -1 at the field's start
 		for i, r := range field {
 			size := utf8.RuneLen(r)
-			if r == utf8.RuneError {
-				_, size = utf8.DecodeRuneInString(field[i:])
-			}
 			grams = append(grams, field[i:i+size])
 			if prev >= 0 {
 				grams = append(grams, field[prev:i+size])
@@ -73,6 +72,25 @@ func gramsOf(search string) []string {
 	}
 	slices.Sort(grams)
 	return slices.Compact(grams)
+}
+
+// storable is text with each NUL and each byte of invalid UTF-8 replaced by U+FFFD, as the
+// read-model database stores it.
+func storable(text string) string {
+	if strings.IndexByte(text, 0) < 0 && utf8.ValidString(text) {
+		return text
+	}
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if r == 0 || (r == utf8.RuneError && size == 1) {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(text[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // pairsOf returns the grams a search for text reads: text itself when it is one or two
