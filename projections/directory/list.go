@@ -157,8 +157,7 @@ type keptTotal struct {
 // the postings of its rarest pair. The condition selects the same rows whichever way it is
 // written; the way tells the database which side to start from, which its planner does not
 // know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
-// than it is once the tables are in memory, and its trigrams for no text at all when the
-// database's character classes do not count kanji and kana as letters).
+// than it is once the tables are in memory).
 type postings struct {
 	// table and counts are the postings and their number per gram; text is the text,
 	// normalised.
