@@ -178,15 +178,16 @@ type plan struct {
 	pageArgs, totalArgs []any
 }
 
-// plan reads how many rows the postings and the list hold, and chooses between the two ways
-// of reading a page: from the postings when they are few (read first and passed as the keys
-// of the page), or down the sorted list, each row probed in the postings (a subquery per
-// row, which neither database turns into a join that would read every posting) until the
-// page is full. They cost about as many look-ups and a sort as there are postings, or listed
-// / postings x limit rows read in order (when the matches are spread over the list). A long
-// text whose rarest pair is in a quarter of the list or more is left to the database's own
-// text search.
-func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, table, id string, limit int) (plan, error) {
+// plan reads how many rows the postings and the list hold, and chooses how to read a page:
+// from the postings (read first, and passed as the keys of the page, which the database
+// looks up and sorts) unless they are a quarter of the list or more; then down the sorted
+// list, each row probed in the postings (a subquery per row, which neither database turns
+// into a join that would read every posting) until the page is full, which such common
+// matches do soon. Matches are not spread evenly in the order of a list (a family name's
+// contacts are next to each other by name): a search is never sent down the list in the hope
+// of meeting its few matches early. A long text whose rarest pair is that common is left to
+// the database's own text search.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, table, id string) (plan, error) {
 	var (
 		pl     plan
 		listed int64
@@ -198,16 +199,17 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	if err != nil {
 		return pl, err
 	}
+	common := pl.count*4 > listed
 	var verify []string
 	var verifyArgs []any
 	if !pl.short {
-		if pl.count*4 > listed {
+		if common {
 			cond, arg := d.TextMatch(table, "x", "search", p.text)
 			return plan{page: cond, total: cond, pageArgs: []any{arg}, totalArgs: []any{arg}}, nil
 		}
 		verify, verifyArgs = []string{d.HoldsText("x.search")}, []any{p.text}
 	}
-	if pl.count*pl.count > listed*int64(limit+1) {
+	if common {
 		pl.page = strings.Join(append([]string{"(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"}, verify...), " AND ")
 		pl.total = strings.Join(append([]string{"x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"}, verify...), " AND ")
 		pl.pageArgs = append([]any{gram}, verifyArgs...)
@@ -323,7 +325,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var pl *plan
 		if l.postings != nil {
-			p, err := l.postings.plan(ctx, tx, db.Dialect, l.table, l.id, l.limit)
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l.table, l.id)
 			if err != nil {
 				return err
 			}
