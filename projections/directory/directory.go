@@ -169,8 +169,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 		text("search", func(r *c) *string { return &r.search })).
 		WithIndexes(
 			// One per sort, each ending in the id as the keyset does, of the listed contacts.
-			// The default sort's also holds the search column: a search too short for the
-			// trigram index scans it, in order, without reading a row that does not match.
+			// The default sort's also holds the search column: a search whose matches are
+			// common goes down it in order, its text checked without reading the row.
 			readmodel.Index{Name: "by_name", Columns: "sort_name, contact_id, search", Where: "merged_into = ''"},
 			readmodel.Index{Name: "by_created", Columns: "created_at, contact_id"},
 			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},
