@@ -59,9 +59,6 @@ type Dialect interface {
 	// Text shorter than a trigram cannot use a trigram index: it is matched exactly by a
 	// scan of the column.
 	TextMatch(table, alias, column, text string) (cond string, arg any)
-	// HoldsText returns a condition, with one placeholder for the text, that expr holds the
-	// text as a substring, compared bytewise, with no index: for rows found otherwise.
-	HoldsText(expr string) string
 	// ServerStart identifies the database server's life ("" when it has none): unlogged
 	// tables are emptied by a crash, after which it starts again.
 	ServerStart(ctx context.Context, db *sql.DB) (string, error)

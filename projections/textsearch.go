@@ -47,7 +47,7 @@ func (sqlite) TextMatch(table, alias, column, text string) (string, any) {
 	if shortForTrigrams(text) {
 		// instr compares bytes: on normalised text the same as LIKE, several times faster
 		// on text that is not ASCII, and with no wildcard to escape.
-		return sqlite{}.HoldsText(alias + `.` + column), text
+		return `instr(` + alias + `.` + column + `, ?) > 0`, text
 	}
 	fts := table + SearchTableSuffix
 	phrase := `"` + strings.ReplaceAll(text, `"`, `""`) + `"`
@@ -71,13 +71,7 @@ func (postgres) TextSearch(table, column string) []string {
 // all of it: strpos, which no index serves, scans the rows instead.
 func (postgres) TextMatch(_, alias, column, text string) (string, any) {
 	if shortForTrigrams(text) {
-		return postgres{}.HoldsText(alias + `.` + column), text
+		return `strpos(` + alias + `.` + column + `, ?) > 0`, text
 	}
 	return alias + `.` + column + ` LIKE ? ESCAPE '\'`, likeSubstring(text)
 }
-
-// HoldsText on SQLite: instr, which compares bytes.
-func (sqlite) HoldsText(expr string) string { return `instr(` + expr + `, ?) > 0` }
-
-// HoldsText on PostgreSQL: strpos, which compares characters of the database's encoding.
-func (postgres) HoldsText(expr string) string { return `strpos(` + expr + `, ?) > 0` }

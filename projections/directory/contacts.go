@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -110,7 +111,6 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 		from: t.Name(tableContacts) + " x LEFT JOIN " + t.Name(tableAccounts) + " a ON a.account_id = x.account_id",
 		// The filters read the contact only: the total needs no account.
 		countFrom: t.Name(tableContacts) + " x",
-		table:     t.Name(tableContacts),
 		id:        "contact_id",
 		cols: `x.contact_id, x.name, x.email, x.phone, x.company, x.account_id, COALESCE(a.name, ''), x.phase,
 			x.phase_since, x.owner, x.segment, x.channel, x.created_at, x.last_activity, x.open_deals, x.opted_out,
@@ -135,7 +135,7 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 // alone included) its total.
 func (p ContactParams) keep(l *list, t projections.Tables) {
 	counts := t.Name(tableContactCounts)
-	if q := Normalize(p.Q); q != "" {
+	if q := Normalize(p.Q); q != "" && utf8.RuneCountInString(q) <= shortSearch {
 		l.postings = &postings{table: t.Name(tableContactGrams), counts: t.Name(tableGramCounts), text: q,
 			listedStmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = '' AND value = ''"}
 	}
@@ -182,6 +182,9 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	}
 	if err := optedOutFilter(f, p.OptedOut); err != nil {
 		return err
+	}
+	if q := Normalize(p.Q); utf8.RuneCountInString(q) > shortSearch {
+		f.search(d, t.Name(tableContacts), "x", p.Q)
 	}
 	lo, hi, err := timeRange("created_from", p.CreatedFrom, "created_to", p.CreatedTo)
 	if err != nil {

@@ -30,9 +30,8 @@
 //	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
 //	                won_amount: the roll-ups per currency, changed by each deal event
 //	contact_grams   gram, contact_id: the postings of every character and every pair of
-//	                adjacent characters of each field of a listed contact's search column; a
-//	                search of one or two characters reads those of its text, a longer one
-//	                those of its rarest pair
+//	                adjacent characters of each field of a listed contact's search column,
+//	                which a search of one or two characters reads (no trigram index serves it)
 //	gram_counts     gram, contacts: the number of postings of each gram
 //	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
 //	                segment, channel and account_id (dim '' and value '': all of them), the

@@ -8,6 +8,10 @@ import (
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
+// shortSearch is the longest search, in characters once normalised, answered from the
+// postings: a longer one has trigrams for the database's own text index.
+const shortSearch = 2
+
 // gramRow is one posting: a listed contact whose search text holds gram (one or two
 // characters of one field, normalised).
 type gramRow struct {
@@ -91,25 +95,6 @@ func storable(text string) string {
 		i += size
 	}
 	return b.String()
-}
-
-// pairsOf returns the grams a search for text reads: text itself when it is one or two
-// characters long, else its distinct pairs of adjacent characters.
-func pairsOf(text string) []string {
-	var pairs []string
-	prev := -1
-	for i := range text {
-		if prev >= 0 {
-			_, size := utf8.DecodeRuneInString(text[i:])
-			pairs = append(pairs, text[prev:i+size])
-		}
-		prev = i
-	}
-	if len(pairs) <= 1 {
-		return []string{text}
-	}
-	slices.Sort(pairs)
-	return slices.Compact(pairs)
 }
 
 // filterDims are the filters whose lists the counts table answers: a list filtered on one

@@ -129,7 +129,6 @@ type list struct {
 	from string // FROM clause, the listed table aliased x
 	// countFrom is the FROM clause of the total, when the filter needs less than from.
 	countFrom string
-	table     string // the listed table's name
 	id        string // the id column of x
 	cols      string // the columns read
 	filter    filter
@@ -151,15 +150,13 @@ type keptTotal struct {
 	args []any
 }
 
-// postings restricts a list to the rows whose search column holds a text, from the postings
-// of its pairs of characters (grams) the fold keeps: a text of one or two characters is
-// itself a gram, and its postings are the rows that hold it; a longer one is looked for among
-// the postings of its rarest pair. The condition selects the same rows whichever way it is
+// postings restricts a list to the rows whose search column holds a text of one or two
+// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition selects the same rows whichever way it is
 // written; the way tells the database which side to start from, which its planner does not
 // know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
 // than it is once the tables are in memory).
 type postings struct {
-	// table and counts are the postings and their number per gram; text is the text,
+	// table and counts are the postings and their number per gram; text is the gram,
 	// normalised.
 	table, counts, text string
 	// listedStmt reads the number of rows the list holds with no filter.
@@ -168,9 +165,7 @@ type postings struct {
 
 // plan is how a page and its total read the postings of a search.
 type plan struct {
-	// short tells a text of one or two characters: the postings are the rows that match.
-	short bool
-	// count is the number of postings read.
+	// count is the number of postings: the rows that match.
 	count int64
 	// page and total (for a filter with more than the search) are the conditions, with
 	// their arguments.
@@ -185,9 +180,8 @@ type plan struct {
 // into a join that would read every posting) until the page is full, which such common
 // matches do soon. Matches are not spread evenly in the order of a list (a family name's
 // contacts are next to each other by name): a search is never sent down the list in the hope
-// of meeting its few matches early. A long text whose rarest pair is that common is left to
-// the database's own text search.
-func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, table, id string) (plan, error) {
+// of meeting its few matches early.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, id string) (plan, error) {
 	var (
 		pl     plan
 		listed int64
@@ -195,28 +189,17 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	if err := tx.QueryRowContext(ctx, p.listedStmt).Scan(&listed); err != nil {
 		return pl, fmt.Errorf("listed: %w", err)
 	}
-	gram, err := p.rarest(ctx, tx, d, &pl)
+	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COALESCE(SUM(contacts), 0) FROM "+p.counts+" WHERE gram = ?"), p.text).Scan(&pl.count)
 	if err != nil {
-		return pl, err
+		return pl, fmt.Errorf("postings: %w", err)
 	}
-	common := pl.count*4 > listed
-	var verify []string
-	var verifyArgs []any
-	if !pl.short {
-		if common {
-			cond, arg := d.TextMatch(table, "x", "search", p.text)
-			return plan{page: cond, total: cond, pageArgs: []any{arg}, totalArgs: []any{arg}}, nil
-		}
-		verify, verifyArgs = []string{d.HoldsText("x.search")}, []any{p.text}
-	}
-	if common {
-		pl.page = strings.Join(append([]string{"(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"}, verify...), " AND ")
-		pl.total = strings.Join(append([]string{"x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"}, verify...), " AND ")
-		pl.pageArgs = append([]any{gram}, verifyArgs...)
-		pl.totalArgs = pl.pageArgs
+	if pl.count*4 > listed {
+		pl.page = "(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"
+		pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
+		pl.pageArgs, pl.totalArgs = []any{p.text}, []any{p.text}
 		return pl, nil
 	}
-	keys, err := p.ids(ctx, tx, d, id, gram, pl.count)
+	keys, err := p.ids(ctx, tx, d, id, p.text, pl.count)
 	if err != nil {
 		return pl, err
 	}
@@ -224,48 +207,9 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	if err != nil {
 		return pl, err
 	}
-	pl.page = strings.Join(append([]string{cond}, verify...), " AND ")
-	pl.pageArgs = append([]any{arg}, verifyArgs...)
+	pl.page, pl.pageArgs = cond, []any{arg}
 	pl.total, pl.totalArgs = pl.page, pl.pageArgs
 	return pl, nil
-}
-
-// rarest returns the gram of the text whose postings are fewest, and sets how many they are
-// (0 when a pair is in no row: nothing matches).
-func (p *postings) rarest(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (string, error) {
-	grams := pairsOf(p.text)
-	pl.short = len(grams) == 1 && grams[0] == p.text
-	cond, arg, err := d.InKeys("gram", grams)
-	if err != nil {
-		return "", err
-	}
-	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT gram, contacts FROM "+p.counts+" WHERE "+cond), arg)
-	if err != nil {
-		return "", fmt.Errorf("postings: %w", err)
-	}
-	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var (
-			g string
-			n int64
-		)
-		if err := rows.Scan(&g, &n); err != nil {
-			return "", fmt.Errorf("postings: %w", err)
-		}
-		counts[g] = n
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("postings: %w", err)
-	}
-	best := grams[0]
-	for _, g := range grams {
-		if counts[g] < counts[best] {
-			best = g
-		}
-	}
-	pl.count = counts[best]
-	return best, nil
 }
 
 // ids reads the ids of the postings of gram.
@@ -325,7 +269,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var pl *plan
 		if l.postings != nil {
-			p, err := l.postings.plan(ctx, tx, db.Dialect, l.table, l.id)
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id)
 			if err != nil {
 				return err
 			}
@@ -361,7 +305,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (int64, error) {
 	var total int64
 	switch {
-	case pl != nil && pl.short && l.searchAlone:
+	case pl != nil && l.searchAlone:
 		return pl.count, nil
 	case l.kept != nil:
 		err := tx.QueryRowContext(ctx, d.Rebind(l.kept.stmt), l.kept.args...).Scan(&total)
