@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -125,7 +126,38 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 	if err := p.filter(&l.filter, d, t); err != nil {
 		return nil, err
 	}
+	p.keep(l, t)
 	return l, nil
+}
+
+// keep makes the list read what the fold keeps for it: a search of one or two characters
+// the postings, and a list with one filter or none (a search of one or two characters
+// alone included) its total.
+func (p ContactParams) keep(l *list, t projections.Tables) {
+	counts := t.Name(tableContactCounts)
+	if q := Normalize(p.Q); q != "" && utf8.RuneCountInString(q) <= shortSearch {
+		l.postings = &postings{table: t.Name(tableContactGrams), counts: t.Name(tableGramCounts), text: q,
+			listedStmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = '' AND value = ''"}
+	}
+	if p.OptedOut != "" || p.CreatedFrom != "" || p.CreatedTo != "" {
+		return
+	}
+	var dims [][2]string
+	for _, f := range [][2]string{{"phase", p.Phase}, {"owner", p.Owner}, {"segment", p.Segment},
+		{"channel", p.Channel}, {"account_id", p.AccountID}} {
+		if f[1] != "" {
+			dims = append(dims, f)
+		}
+	}
+	switch {
+	case p.Q == "" && len(dims) == 0:
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = '' AND value = ''"}
+	case p.Q == "" && len(dims) == 1:
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = ? AND value = ?",
+			args: []any{dims[0][0], dims[0][1]}}
+	case l.postings != nil && len(dims) == 0:
+		l.searchAlone = true
+	}
 }
 
 func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Tables) error {
@@ -151,6 +183,9 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	if err := optedOutFilter(f, p.OptedOut); err != nil {
 		return err
 	}
+	if q := Normalize(p.Q); utf8.RuneCountInString(q) > shortSearch {
+		f.search(d, t.Name(tableContacts), "x", p.Q)
+	}
 	lo, hi, err := timeRange("created_from", p.CreatedFrom, "created_to", p.CreatedTo)
 	if err != nil {
 		return err
@@ -161,7 +196,6 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	if p.CreatedTo != "" {
 		f.add("x.created_at < ?", hi)
 	}
-	f.search(d, t.Name(tableContacts), "x", p.Q)
 	return nil
 }
 

@@ -29,6 +29,13 @@
 //	account_phases  account_id, phase, contacts: the account's contacts by phase
 //	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
 //	                won_amount: the roll-ups per currency, changed by each deal event
+//	contact_grams   gram, contact_id: the postings of every character and every pair of
+//	                adjacent characters of each field of a listed contact's search column,
+//	                which a search of one or two characters reads (no trigram index serves it)
+//	gram_counts     gram, contacts: the number of postings of each gram
+//	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
+//	                segment, channel and account_id (dim '' and value '': all of them), the
+//	                totals of a list with one filter or none
 package directory
 
 import (
@@ -51,9 +58,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(2, m.zone),
+		Version: period.Version(3, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney},
+			m.accountPhases, m.accountMoney, m.grams, m.gramCounts, m.counts},
 		Fold: m.fold,
 	})
 }
@@ -66,6 +73,9 @@ const (
 	tableAccounts      = "accounts"
 	tableAccountPhases = "account_phases"
 	tableAccountMoney  = "account_money"
+	tableContactGrams  = "contact_grams"
+	tableGramCounts    = "gram_counts"
+	tableContactCounts = "contact_counts"
 )
 
 type contactRow struct {
@@ -112,6 +122,9 @@ type model struct {
 	accounts      *readmodel.Table[accountRow]
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
+	grams         *readmodel.Table[gramRow]
+	gramCounts    *readmodel.Table[gramCountRow]
+	counts        *readmodel.Table[countRow]
 	zone          *time.Location // the business time zone
 }
 
@@ -123,6 +136,9 @@ func newModel() *model {
 		accounts:      accountsTable(),
 		accountPhases: accountPhasesTable(),
 		accountMoney:  accountMoneyTable(),
+		grams:         gramsTable(),
+		gramCounts:    gramCountsTable(),
+		counts:        countsTable(),
 	}
 }
 
@@ -152,8 +168,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 		text("search", func(r *c) *string { return &r.search })).
 		WithIndexes(
 			// One per sort, each ending in the id as the keyset does, of the listed contacts.
-			// The default sort's also holds the search column: a search too short for the
-			// trigram index scans it, in order, without reading a row that does not match.
+			// The default sort's also holds the search column: a search whose matches are
+			// common goes down it in order, its text checked without reading the row.
 			readmodel.Index{Name: "by_name", Columns: "sort_name, contact_id, search", Where: "merged_into = ''"},
 			readmodel.Index{Name: "by_created", Columns: "created_at, contact_id"},
 			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},

@@ -32,7 +32,7 @@ func (m *model) foldContact(e *readmodel.Event, rows *readmodel.Rows) error {
 			c := contactRow{contactID: ev.ContactID, name: ev.Name.Display(), email: ev.Email, phone: ev.Phone,
 				company: ev.Company, channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment,
 				phase: string(contact.Lead), phaseRank: int64(contact.Lead.Rank()), phaseSince: at, createdAt: at}
-			m.contacts.Upsert(rows, withSearch(c))
+			m.putContact(rows, contactRow{}, withSearch(c))
 			return nil
 		})
 	case contact.TypeDetailsChanged:
@@ -112,8 +112,9 @@ func (m *model) changeContact(rows *readmodel.Rows, id string, change func(*cont
 	if !ok {
 		return fmt.Errorf("contact %s was not created", id)
 	}
+	before := c
 	change(&c)
-	m.contacts.Upsert(rows, c)
+	m.putContact(rows, before, c)
 	return nil
 }
 
@@ -129,8 +130,9 @@ func (m *model) phaseChanged(rows *readmodel.Rows, ev *contact.PhaseChanged, at 
 		m.countPhase(rows, c.accountID, c.phase, -1)
 		m.countPhase(rows, c.accountID, string(ev.To), 1)
 	}
+	before := c
 	c.phase, c.phaseRank, c.phaseSince = string(ev.To), int64(ev.To.Rank()), at
-	m.contacts.Upsert(rows, c)
+	m.putContact(rows, before, c)
 	return nil
 }
 
@@ -169,6 +171,7 @@ func (m *model) moveToAccount(rows *readmodel.Rows, id, accountID string) error 
 	if !ok {
 		return fmt.Errorf("contact %s was not created", id)
 	}
+	before := c
 	if c.listed() {
 		m.leaveAccount(rows, c)
 		c.accountID = accountID
@@ -176,7 +179,7 @@ func (m *model) moveToAccount(rows *readmodel.Rows, id, accountID string) error 
 	} else {
 		c.accountID = accountID
 	}
-	m.contacts.Upsert(rows, c)
+	m.putContact(rows, before, c)
 	return nil
 }
 
@@ -233,8 +236,9 @@ func (m *model) merge(rows *readmodel.Rows, dupID, intoID string) error {
 	into.lastActivity = max(into.lastActivity, dup.lastActivity)
 	m.contacts.Upsert(rows, into)
 	m.accountActivity(rows, into.accountID, dup.lastActivity)
+	before := dup
 	dup.mergedInto, dup.openDeals = into.contactID, 0
-	m.contacts.Upsert(rows, dup)
+	m.putContact(rows, before, dup)
 	return nil
 }
 

@@ -104,6 +104,10 @@ func (f *filter) add(cond string, args ...any) {
 	f.args = append(f.args, args...)
 }
 
+func (f *filter) clone() filter {
+	return filter{conds: append([]string(nil), f.conds...), args: append([]any(nil), f.args...)}
+}
+
 func (f *filter) where() string {
 	if len(f.conds) == 0 {
 		return ""
@@ -131,6 +135,102 @@ type list struct {
 	order     order
 	after     *cursor
 	limit     int
+	// kept, when set, reads the total from kept counts instead of counting the rows.
+	kept *keptTotal
+	// postings, when set, is a search of the posting table: one more condition of the
+	// filter, written once the postings are counted (see postings.plan).
+	postings *postings
+	// searchAlone tells that the postings are the whole filter: the total is their count.
+	searchAlone bool
+}
+
+// keptTotal is a question that reads a list's exact total from rows the fold keeps.
+type keptTotal struct {
+	stmt string
+	args []any
+}
+
+// postings restricts a list to the rows whose search column holds a text of one or two
+// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition selects the same rows whichever way it is
+// written; the way tells the database which side to start from, which its planner does not
+// know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
+// than it is once the tables are in memory).
+type postings struct {
+	// table and counts are the postings and their number per gram; text is the gram,
+	// normalised.
+	table, counts, text string
+	// listedStmt reads the number of rows the list holds with no filter.
+	listedStmt string
+}
+
+// plan is how a page and its total read the postings of a search.
+type plan struct {
+	// count is the number of postings: the rows that match.
+	count int64
+	// page and total (for a filter with more than the search) are the conditions, with
+	// their arguments.
+	page, total         string
+	pageArgs, totalArgs []any
+}
+
+// plan reads how many rows the postings and the list hold, and chooses how to read a page:
+// from the postings (read first, and passed as the keys of the page, which the database
+// looks up and sorts) unless they are a quarter of the list or more; then down the sorted
+// list, each row probed in the postings (a subquery per row, which neither database turns
+// into a join that would read every posting) until the page is full, which such common
+// matches do soon. Matches are not spread evenly in the order of a list (a family name's
+// contacts are next to each other by name): a search is never sent down the list in the hope
+// of meeting its few matches early.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, id string) (plan, error) {
+	var (
+		pl     plan
+		listed int64
+	)
+	if err := tx.QueryRowContext(ctx, p.listedStmt).Scan(&listed); err != nil {
+		return pl, fmt.Errorf("listed: %w", err)
+	}
+	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COALESCE(SUM(contacts), 0) FROM "+p.counts+" WHERE gram = ?"), p.text).Scan(&pl.count)
+	if err != nil {
+		return pl, fmt.Errorf("postings: %w", err)
+	}
+	if pl.count*4 > listed {
+		pl.page = "(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"
+		pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
+		pl.pageArgs, pl.totalArgs = []any{p.text}, []any{p.text}
+		return pl, nil
+	}
+	keys, err := p.ids(ctx, tx, d, id, p.text, pl.count)
+	if err != nil {
+		return pl, err
+	}
+	cond, arg, err := d.InKeys("x."+id, keys)
+	if err != nil {
+		return pl, err
+	}
+	pl.page, pl.pageArgs = cond, []any{arg}
+	pl.total, pl.totalArgs = pl.page, pl.pageArgs
+	return pl, nil
+}
+
+// ids reads the ids of the postings of gram.
+func (p *postings) ids(ctx context.Context, tx *sql.Tx, d projections.Dialect, id, gram string, count int64) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT "+id+" FROM "+p.table+" WHERE gram = ?"), gram)
+	if err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	defer rows.Close()
+	keys := make([]string, 0, count)
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("postings: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	return keys, nil
 }
 
 // keyset is the condition that starts a page after its cursor.
@@ -146,8 +246,11 @@ func (l *list) keyset() (string, []any) {
 	return "(" + k + " " + op + " ? OR (" + k + " = ? AND x." + l.id + " " + op + " ?))", []any{v, v, l.after.ID}
 }
 
-func (l *list) pageQuery() (string, []any) {
-	f := filter{conds: append([]string(nil), l.filter.conds...), args: append([]any(nil), l.filter.args...)}
+func (l *list) pageQuery(pl *plan) (string, []any) {
+	f := l.filter.clone()
+	if pl != nil {
+		f.add(pl.page, pl.pageArgs...)
+	}
 	if l.after != nil {
 		cond, args := l.keyset()
 		f.add(cond, args...)
@@ -164,15 +267,18 @@ func (l *list) pageQuery() (string, []any) {
 // both of one state. scan reads a row and returns its sort key and id for the cursor.
 func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows) (cursor, error)) (total int64, next string, err error) {
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		from := l.from
-		if l.countFrom != "" {
-			from = l.countFrom
+		var pl *plan
+		if l.postings != nil {
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id)
+			if err != nil {
+				return err
+			}
+			pl = &p
 		}
-		count := "SELECT COUNT(*) FROM " + from + l.filter.where()
-		if err := tx.QueryRowContext(ctx, db.Dialect.Rebind(count), l.filter.args...).Scan(&total); err != nil {
+		if total, err = l.total(ctx, tx, db.Dialect, pl); err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
-		stmt, args := l.pageQuery()
+		stmt, args := l.pageQuery(pl)
 		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(stmt), args...)
 		if err != nil {
 			return fmt.Errorf("page: %w", err)
@@ -192,6 +298,29 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		return rows.Err()
 	})
 	return total, next, err
+}
+
+// total counts the rows of the filter: from kept counts when the list has them (a search
+// alone: its postings), else row by row.
+func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (int64, error) {
+	var total int64
+	switch {
+	case pl != nil && l.searchAlone:
+		return pl.count, nil
+	case l.kept != nil:
+		err := tx.QueryRowContext(ctx, d.Rebind(l.kept.stmt), l.kept.args...).Scan(&total)
+		return total, err
+	}
+	from := l.from
+	if l.countFrom != "" {
+		from = l.countFrom
+	}
+	f := l.filter.clone()
+	if pl != nil {
+		f.add(pl.total, pl.totalArgs...)
+	}
+	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COUNT(*) FROM "+from+f.where()), f.args...).Scan(&total)
+	return total, err
 }
 
 // timeOf is a stored time, nil for none (0).

@@ -131,16 +131,37 @@ func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, seg
 		}
 		return expr + `)`, args
 	}
-	var args []any
+	// A month that holds no recency threshold scores every one of its days alike: its sums
+	// are read from rf_months, the days of the other months (threshold days aside) from rf.
+	var months []int64
+	for _, d := range days {
+		if m := monthOf(d); !slices.Contains(months, m) {
+			months = append(months, m)
+		}
+	}
+	monthList := `(?` + strings.Repeat(`, ?`, len(months)-1) + `)`
 	rDay, rArgs := score("day", ls.recency, true)
 	fOrders, fArgs := score("orders", ls.frequency, false)
+	var args []any
 	args = append(append(args, rArgs...), fArgs...)
+	for _, m := range months {
+		args = append(args, m)
+	}
+	args = append(append(args, rArgs...), fArgs...)
+	var inMonths []string
+	for _, m := range months {
+		inMonths = append(inMonths, `(day >= ? AND day < ?)`)
+		args = append(args, m, monthEnd(m))
+	}
 	for _, d := range days {
 		args = append(args, d)
 	}
 	err := q.each(ctx, "rf counts", `SELECT r, f, currency, SUM(customers), SUM(revenue) FROM (
+		SELECT `+rDay+` AS r, `+fOrders+` AS f, currency, customers, revenue FROM `+q.t.Name(tableRFMonths)+`
+		WHERE customers <> 0 AND day NOT IN `+monthList+`
+		UNION ALL
 		SELECT `+rDay+` AS r, `+fOrders+` AS f, currency, customers, revenue FROM `+q.t.Name(tableRF)+`
-		WHERE customers <> 0 AND day NOT IN `+dayList+`) x
+		WHERE customers <> 0 AND (`+strings.Join(inMonths, ` OR `)+`) AND day NOT IN `+dayList+`) x
 		WHERE r < 4 OR f < 4 GROUP BY r, f, currency ORDER BY r, f, currency`, args, func(rows *sql.Rows) error {
 		var (
 			r, f               int

@@ -72,10 +72,13 @@ func (m *model) count(rows *readmodel.Rows, s summary, sign int64) {
 	m.frequency.Add(rows, frequencyRow{orders: s.orders, customers: sign})
 	day := dayOf(s.last)
 	m.recency.Add(rows, recencyRow{day: day, customers: sign})
+	month := monthOf(day)
 	m.rf.Add(rows, rfRow{day: day, orders: s.orders, customers: sign})
+	m.rfMonths.Add(rows, rfRow{day: month, orders: s.orders, customers: sign})
 	for _, r := range s.money {
 		m.monetary.Add(rows, monetaryRow{currency: r.currency, bucket: bucketOf(r.revenue), customers: sign})
 		m.rf.Add(rows, rfRow{day: day, orders: s.orders, currency: r.currency, customers: sign, revenue: sign * r.revenue})
+		m.rfMonths.Add(rows, rfRow{day: month, orders: s.orders, currency: r.currency, customers: sign, revenue: sign * r.revenue})
 	}
 	repeat := int64(0)
 	if s.second.Valid {
@@ -98,6 +101,17 @@ func dayOf(micros int64) int64 {
 		d--
 	}
 	return d * microsPerDay
+}
+
+// monthOf is the first instant of the UTC month of a time: the key of rf_months.
+func monthOf(micros int64) int64 {
+	t := time.UnixMicro(micros).UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+}
+
+// monthEnd is the first instant of the month after the one starting at month.
+func monthEnd(month int64) int64 {
+	return time.UnixMicro(month).UTC().AddDate(0, 1, 0).UnixMicro()
 }
 
 // bucketOf is the lower bound of the revenue bucket of v: v itself below 100, else v with

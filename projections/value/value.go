@@ -42,6 +42,9 @@
 //	rf         day (of the last purchase), orders, currency: customers and revenue; currency
 //	           '' counts every customer once, a currency those who bought in it (the RFM
 //	           grid and segments about now)
+//	rf_months  day (the first of the UTC month of the last purchase), orders, currency: the
+//	           sums of rf per month, which the grid reads for every month that holds no
+//	           recency threshold (rf for the others)
 //	cohorts    cohort (YYYY-MM of the first purchase): customers, repeaters (with a second)
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
@@ -75,6 +78,7 @@ const (
 	tableMonetary  = "monetary"
 	tableCohorts   = "cohorts"
 	tableRF        = "rf"
+	tableRFMonths  = "rf_months"
 	tableSeasons   = "seasons"
 	tableHorizon   = "horizon"
 )
@@ -98,9 +102,9 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 1,
+		Version: 2,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
 		Fold: m.fold,
 	})
 }
@@ -188,6 +192,7 @@ type model struct {
 	recency   *readmodel.Table[recencyRow]
 	monetary  *readmodel.Table[monetaryRow]
 	rf        *readmodel.Table[rfRow]
+	rfMonths  *readmodel.Table[rfRow]
 	cohorts   *readmodel.Table[cohortRow]
 	seasons   *readmodel.Table[seasonRow]
 	members   *members.Table
@@ -288,12 +293,7 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("currency", func(r *mt) *string { return &r.currency }),
 		readmodel.BigInt("bucket", func(r *mt) *int64 { return &r.bucket }),
 		readmodel.BigInt("customers", func(r *mt) *int64 { return &r.customers })).Clustered()
-	m.rf = readmodel.NewTable(tableRF, 3,
-		readmodel.BigInt("day", func(r *rfRow) *int64 { return &r.day }),
-		readmodel.BigInt("orders", func(r *rfRow) *int64 { return &r.orders }),
-		readmodel.Text("currency", func(r *rfRow) *string { return &r.currency }),
-		readmodel.BigInt("customers", func(r *rfRow) *int64 { return &r.customers }),
-		readmodel.BigInt("revenue", func(r *rfRow) *int64 { return &r.revenue })).Clustered()
+	m.rf, m.rfMonths = rfTable(tableRF), rfTable(tableRFMonths)
 	m.cohorts = readmodel.NewTable(tableCohorts, 1,
 		readmodel.Text("cohort", func(r *co) *string { return &r.cohort }),
 		readmodel.BigInt("customers", func(r *co) *int64 { return &r.customers }),
@@ -307,6 +307,17 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
 	return m
+}
+
+// rfTable declares the table of counts per day of last purchase (or month), orders and
+// currency.
+func rfTable(name string) *readmodel.Table[rfRow] {
+	return readmodel.NewTable(name, 3,
+		readmodel.BigInt("day", func(r *rfRow) *int64 { return &r.day }),
+		readmodel.BigInt("orders", func(r *rfRow) *int64 { return &r.orders }),
+		readmodel.Text("currency", func(r *rfRow) *string { return &r.currency }),
+		readmodel.BigInt("customers", func(r *rfRow) *int64 { return &r.customers }),
+		readmodel.BigInt("revenue", func(r *rfRow) *int64 { return &r.revenue })).Clustered()
 }
 
 // fold folds one event into the rows and moves the horizon to it. Events of other types are

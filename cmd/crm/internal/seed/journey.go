@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ var (
 	earlyKinds  = []string{"email_open", "email_click", "document_download", "webinar", "inquiry"}
 	midKinds    = []string{"call", "email", "meeting", "visit", "seminar"}
 	afterKinds  = []string{"support_ticket", "call", "email", "meeting", "webinar"}
+	industries  = []string{"Logistics", "Food", "Manufacturing", "Retail", "Energy", "IT", "Healthcare"}
+	noteTexts   = []string{"asked for a price list", "prefers calls in the morning", "budget decided in March",
+		"compares us with a competitor", "wants a demo for the team", "decision maker is the CFO"}
 )
 
 // journey writes one contact's history.
@@ -50,6 +54,9 @@ type journey struct {
 	cfg   Config
 	index int
 	rng   *rand.Rand
+	// more decides the steps of the daily work (notes, task changes, accounts, duplicates)
+	// apart from rng, so that adding them left the rest of a seed's history as it was.
+	more *rand.Rand
 
 	step     int
 	commands int64
@@ -59,11 +66,15 @@ type journey struct {
 	contact  string
 	lastVer  int64
 	currency string
+	// accounts are the accounts of the companies, by name.
+	accounts map[string]string
 }
 
 func (j *journey) pick(list []string) string { return list[j.rng.IntN(len(list))] }
 
 func (j *journey) chance(p float64) bool { return j.rng.Float64() < p }
+
+func (j *journey) chanceMore(p float64) bool { return j.more.Float64() < p }
 
 // errPresent ends a journey whose next step would happen after the history's end.
 var errPresent = errors.New("the journey reached the end of the history")
@@ -126,7 +137,41 @@ func (j *journey) run(ctx context.Context) error {
 		return fmt.Errorf("create: %w", err)
 	}
 	j.contact = res.ID
+	if id := j.accounts[company]; id != "" && j.chanceMore(0.6) {
+		res, err := j.h.LinkContactToAccount(ctx, j.meta(""), commands.LinkContactToAccount{ContactID: j.contact, AccountID: id})
+		if err := j.done(res, &j.lastVer, err); err != nil {
+			return fmt.Errorf("link account: %w", err)
+		}
+	}
+	if j.chanceMore(0.03) {
+		if err := j.duplicate(ctx, given, family, profile.name); err != nil {
+			return err
+		}
+	}
 	return j.preWon(ctx, profile, 0)
+}
+
+// duplicate records the same person again (another address, as a second form fill does),
+// with a touchpoint of its own, and merges it into the contact.
+func (j *journey) duplicate(ctx context.Context, given, family, channel string) error {
+	var ver int64
+	res, err := j.h.CreateContact(ctx, j.meta(""), commands.CreateContact{Name: family + " " + given,
+		Email: fmt.Sprintf("%s%d@mail.example", strings.ToLower(family), j.index), Channel: channel, Owner: j.owner})
+	if err := j.done(res, &ver, err); err != nil {
+		return fmt.Errorf("create duplicate: %w", err)
+	}
+	dup := res.ID
+	res, err = j.h.RecordTouchpoint(ctx, j.meta(""), commands.RecordTouchpoint{ContactID: dup, Kind: earlyKinds[j.more.IntN(len(earlyKinds))]})
+	if err := j.done(res, &ver, err); err != nil {
+		return fmt.Errorf("duplicate's touchpoint: %w", err)
+	}
+	res, err = j.h.MergeContact(ctx, j.meta("duplicate"), commands.MergeContact{ContactID: dup, Into: j.contact, AllowCrossAccount: true})
+	if err := j.done(res, &ver, err); err != nil {
+		return fmt.Errorf("merge duplicate: %w", err)
+	}
+	j.events++ // the survivor's duplicate_absorbed
+	j.lastVer++
+	return nil
 }
 
 func (j *journey) pickProfile() channelProfile {
@@ -235,6 +280,12 @@ func (j *journey) touchpoints(ctx context.Context, n int, kinds []string) error 
 		res, err := j.h.RecordTouchpoint(ctx, j.meta(""), commands.RecordTouchpoint{ContactID: j.contact, Kind: j.pick(kinds)})
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("touchpoint: %w", err)
+		}
+		if j.chanceMore(0.25) {
+			res, err := j.h.AddNote(ctx, j.meta(""), commands.AddNote{ContactID: j.contact, Text: noteTexts[j.more.IntN(len(noteTexts))]})
+			if err := j.done(res, &j.lastVer, err); err != nil {
+				return fmt.Errorf("note: %w", err)
+			}
 		}
 	}
 	return nil
@@ -356,16 +407,43 @@ func (j *journey) task(ctx context.Context) error {
 	if err := j.done(res, &j.lastVer, err); err != nil {
 		return fmt.Errorf("schedule task: %w", err)
 	}
+	taskID := res.EntityID
+	// Changes of plan, recorded when the task is scheduled (they move no time, so that the
+	// rest of the journey happens when it did before they were seeded).
+	if j.chanceMore(0.15) {
+		due = domain.DateOf(due.Time().Add(time.Duration(7+j.more.IntN(14)) * 24 * time.Hour))
+		res, err := j.h.RescheduleTask(ctx, j.meta("put off"), commands.RescheduleTask{ContactID: j.contact, TaskID: taskID, Due: string(due)})
+		if err := j.done(res, &j.lastVer, err); err != nil {
+			return fmt.Errorf("reschedule task: %w", err)
+		}
+	}
+	if j.chanceMore(0.1) {
+		res, err := j.h.ReassignTask(ctx, j.meta(""), commands.ReassignTask{ContactID: j.contact, TaskID: taskID, Assignee: j.otherRep()})
+		if err := j.done(res, &j.lastVer, err); err != nil {
+			return fmt.Errorf("reassign task: %w", err)
+		}
+	}
 	if j.chance(0.7) {
 		if err := j.wait(7); err != nil {
 			return err
 		}
-		res, err := j.h.CompleteTask(ctx, j.meta(""), commands.CompleteTask{ContactID: j.contact, TaskID: res.EntityID})
+		res, err := j.h.CompleteTask(ctx, j.meta(""), commands.CompleteTask{ContactID: j.contact, TaskID: taskID})
 		if err := j.done(res, &j.lastVer, err); err != nil {
 			return fmt.Errorf("complete task: %w", err)
 		}
+	} else if j.chanceMore(0.3) {
+		res, err := j.h.CancelTask(ctx, j.meta(""), commands.CancelTask{ContactID: j.contact, TaskID: taskID, Reason: "no longer needed"})
+		if err := j.done(res, &j.lastVer, err); err != nil {
+			return fmt.Errorf("cancel task: %w", err)
+		}
 	}
 	return nil
+}
+
+// otherRep is a rep other than the contact's owner.
+func (j *journey) otherRep() string {
+	i := slices.Index(reps, j.owner)
+	return reps[(i+1+j.more.IntN(len(reps)-1))%len(reps)]
 }
 
 func (j *journey) afterWon(ctx context.Context) error {

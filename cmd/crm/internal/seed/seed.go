@@ -1,7 +1,8 @@
 // Package seed writes a realistic, deterministic sales history through the command path:
 // contacts from several channels moving through the lifecycle with channel-dependent
-// conversion, deals won and lost with reasons, touchpoints, purchases, surveys, usage, tasks,
-// churn and win-backs. The same seed always writes the same history: every command carries an
+// conversion, deals won and lost with reasons, touchpoints and notes, purchases, surveys,
+// usage, tasks (done, rescheduled, reassigned, cancelled), accounts of the contacts'
+// companies, duplicates merged, churn and win-backs. The same seed always writes the same history: every command carries an
 // idempotency key derived from the seed, so ids are reproducible and a re-run adds nothing.
 package seed
 
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +72,10 @@ func Run(ctx context.Context, h *commands.Handler, cfg Config) (Stats, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	accounts, err := createAccounts(ctx, h, cfg)
+	if err != nil {
+		return Stats{}, err
+	}
 	var (
 		commandsDone, eventsDone atomic.Int64
 		firstErr                 error
@@ -82,7 +88,8 @@ func Run(ctx context.Context, h *commands.Handler, cfg Config) (Stats, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				j := &journey{h: h, cfg: cfg, index: i, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
+				j := &journey{h: h, cfg: cfg, index: i, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+					more: rand.New(rand.NewPCG(cfg.Seed, uint64(i)|1<<63)), accounts: accounts}
 				err := j.run(ctx)
 				if errors.Is(err, errPresent) {
 					err = nil
@@ -108,9 +115,26 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	stats := Stats{Contacts: cfg.Contacts, Commands: commandsDone.Load(), Events: eventsDone.Load(), Elapsed: time.Since(start)}
+	stats := Stats{Contacts: cfg.Contacts, Commands: commandsDone.Load() + int64(len(accounts)),
+		Events: eventsDone.Load() + int64(len(accounts)), Elapsed: time.Since(start)}
 	if firstErr == nil && parent.Err() != nil {
 		firstErr = fmt.Errorf("seed interrupted: %w", parent.Err())
 	}
 	return stats, firstErr
+}
+
+// createAccounts creates one account per company of the generator, before any journey (whose
+// contacts link to them), at the history's start; it returns their ids by company name.
+func createAccounts(ctx context.Context, h *commands.Handler, cfg Config) (map[string]string, error) {
+	ids := map[string]string{}
+	for i, name := range companies {
+		domainName := strings.ToLower(strings.Fields(name)[0]) + ".example"
+		res, err := h.CreateAccount(ctx, commands.Meta{Actor: "seed", IdempotencyKey: fmt.Sprintf("seed:%d:account:%d", cfg.Seed, i),
+			OccurredAt: cfg.Start}, commands.CreateAccount{Name: name, Domain: domainName, Industry: industries[i%len(industries)]})
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", name, err)
+		}
+		ids[name] = res.ID
+	}
+	return ids, nil
 }

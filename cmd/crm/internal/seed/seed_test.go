@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/seed"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 )
@@ -148,6 +149,49 @@ func TestSeededHistoryHasValueWorthAnalysing(t *testing.T) {
 	}
 	if promoters == 0 || detractors == 0 || highUsage == 0 || upsells == 0 {
 		t.Errorf("promoters %d, detractors %d, usage >= 80%%: %d, upsells %d: want some of each", promoters, detractors, highUsage, upsells)
+	}
+}
+
+// A seeded history holds the daily work of the lists and timelines too: notes, tasks
+// rescheduled, reassigned and cancelled, contacts linked to the accounts of their companies,
+// and duplicates merged into the contact they repeat.
+func TestSeededHistoryHasTheDailyWork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "crm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := seed.Run(ctx, commands.NewHandler(store), seed.Config{Contacts: 600}); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	var after int64
+	for {
+		events, err := store.ReadAll(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			counts[e.Type]++
+		}
+		after = events[len(events)-1].Position
+	}
+	for _, typ := range []string{contact.TypeNoteAdded, contact.TypeTaskRescheduled, contact.TypeTaskReassigned,
+		contact.TypeTaskCancelled, contact.TypeAccountLinked, contact.TypeMergedInto, contact.TypeDuplicateAbsorbed, account.TypeCreated} {
+		if counts[typ] == 0 {
+			t.Errorf("no %s in the seeded history", typ)
+		}
+	}
+	if counts[contact.TypeMergedInto] != counts[contact.TypeDuplicateAbsorbed] {
+		t.Errorf("%d merges, %d absorbed duplicates", counts[contact.TypeMergedInto], counts[contact.TypeDuplicateAbsorbed])
+	}
+	if counts[contact.TypeAccountLinked]*3 < counts[contact.TypeCreated] {
+		t.Errorf("%d contacts linked to an account of %d, want at least a third", counts[contact.TypeAccountLinked], counts[contact.TypeCreated])
 	}
 }
 
