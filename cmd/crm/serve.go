@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/console"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
@@ -120,6 +121,11 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		TimeTravel: bg.travel, AnswerCache: answerCache})
 	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purge: bg.purger(cmds).Purge})
 	api.MountWebhooks(hooks)
+	assets, err := console.Load()
+	if err != nil {
+		return err
+	}
+	api.MountConsole(httpapi.Console{Assets: assets, Zone: zone})
 	if err := api.MountImports(httpapi.Imports{Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
 		return err
 	}
