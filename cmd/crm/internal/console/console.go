@@ -131,18 +131,18 @@ const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // If-None-Match. Assets are revalidated on each load (no-cache), so a new binary is seen at once.
 func (asset *Asset) Serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Type", asset.ContentType)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", asset.ETag)
 	h.Set("Vary", "Accept-Encoding")
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, asset.ETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", asset.ContentType)
 	h.Set("X-Content-Type-Options", "nosniff")
 	if asset.Name == Index {
 		h.Set("Content-Security-Policy", ContentSecurityPolicy)
 		h.Set("Referrer-Policy", "no-referrer")
-	}
-	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, asset.ETag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
 	}
 	body := asset.Body
 	if acceptsGzip(r) {

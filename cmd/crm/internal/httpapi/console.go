@@ -48,12 +48,13 @@ func (s *Server) MountConsole(c Console) {
 	s.handle(http.MethodGet, "/", serve(console.Index), RouteDoc{Tag: "console", Summary: "The web console",
 		Description: "A page that signs in with a bearer token (kept in the browser's session storage) and shows the " +
 			"pipeline board, contacts, the journey map, churn points, KPIs, customer value, tasks, operations and the audit, " +
-			"read from this API.", ContentType: "text/html"})
+			"read from this API.", ContentType: "text/html", Revalidated: true})
 	s.handle(http.MethodGet, "/console/{file}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(mux.Vars(r)["file"]).ServeHTTP(w, r)
 	}), RouteDoc{Tag: "console", Summary: "A file of the web console (script, style sheet, licence)",
 		Description: "Served gzipped when accepted, with an ETag; the media type follows the name's extension.",
-		ContentType: "text/javascript", Problems: []int{http.StatusNotFound}})
+		ContentType: "text/javascript", MoreContentTypes: []string{"text/css", "text/plain", "text/html", "image/svg+xml"},
+		Revalidated: true, Problems: []int{http.StatusNotFound}})
 	s.handle(http.MethodGet, "/v1/me", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		p := principal(r.Context())
 		return me(p, zone), 0, nil

@@ -184,9 +184,10 @@ function showSignIn(message) {
   $('#nav').hidden = true;
   $('#signout').hidden = true;
   $('#who').textContent = '';
-  const input = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', required: true, spellcheck: 'false' });
+  // No name: even a form sent without this script could not put the token in a URL.
+  const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', required: true, spellcheck: 'false' });
   const err = h('p', { class: 'error', id: 'signin-error', role: 'alert' }, message || '');
-  const form = h('form', { class: 'signin', id: 'signin', onsubmit: async (e) => {
+  const form = h('form', { class: 'signin', id: 'signin', method: 'post', onsubmit: async (e) => {
     e.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, input.value.trim());
     input.value = '';
@@ -361,7 +362,7 @@ async function moveCard(el, to) {
   const title = el.querySelector('h3').textContent;
   try {
     const fresh = await api('/v1/deals/' + encodeURIComponent(id));
-    if (fresh.data.stage !== el.dataset.stage || fresh.data.status !== 'open') return showConflict(el, fresh.data);
+    if (fresh.data.stage !== el.dataset.stage || !isOpen(fresh.data)) return showConflict(el, fresh.data);
     await api('/v1/deals/' + encodeURIComponent(id) + '/stage', { method: 'POST', body: { stage: to }, headers: { 'If-Match': fresh.etag } });
     const target = document.querySelector(`.column[data-stage="${CSS.escape(to)}"]`);
     el.dataset.stage = to;
@@ -376,13 +377,14 @@ async function moveCard(el, to) {
     if (!(ex instanceof APIError && ex.status === 401)) say(t('moveFailed', { detail: ex.message }), 'error');
   }
 }
+const isOpen = (deal) => !deal.closed_at && deal.stage !== 'won' && deal.stage !== 'lost';
 function showConflict(el, deal) {
   el.classList.add('conflict');
   el.dataset.stage = deal.stage;
   const target = document.querySelector(`.column[data-stage="${CSS.escape(deal.stage)}"]`);
-  if (target && deal.status === 'open') target.append(el);
+  if (target && isOpen(deal)) target.append(el);
   el.querySelector('h3').textContent = deal.title;
-  say(t('conflict', { title: deal.title, stage: word(deal.status === 'open' ? deal.stage : deal.status) }), 'error');
+  say(t('conflict', { title: deal.title, stage: word(deal.stage) }), 'error');
 }
 
 // ---------- contacts ----------
