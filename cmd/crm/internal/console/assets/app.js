@@ -235,6 +235,7 @@ async function route() {
   try {
     await page.render(main, rest.map(decodeURIComponent));
     main.dataset.page = page.id + (rest.length ? '/' + rest.join('/') : '');
+    performance.mark(`crm:${page.id}:shown`);
     main.dataset.ready = String(Date.now());
   } catch (ex) {
     if (ex instanceof APIError && ex.status === 401) return;
