@@ -266,15 +266,6 @@ func (tb *tab) accessible(t testing.TB) {
 	}
 }
 
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func contains(t testing.TB, what, got string, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
