@@ -245,6 +245,21 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 			}
 		}
 		tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-live")))
+
+		// A business date: the end of that day in the business zone (Asia/Tokyo).
+		var asOf boardAnswer
+		s.call(t, "GET", "/v1/pipeline/board?limit=50&as_of="+url.QueryEscape("2024-03-31T23:59:59+09:00"), "", &asOf)
+		tb.do(t, chromedp.SetValue(chromedp.CSS("#travel-asof"), "2024-03-31"))
+		tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-apply")))
+		for _, st := range asOf.Data.Stages {
+			if shown := text(t, tb, fmt.Sprintf(`.column[data-stage=%q] [data-count]`, st.Stage)); shown != fmt.Sprintf("Deals: %d", st.Count) {
+				t.Errorf("%s as of 2024-03-31: shown %q, the API has %d", st.Stage, shown, st.Count)
+			}
+		}
+		if n := eval[int](t, tb, `document.querySelectorAll('.card[draggable="true"]').length`); n != 0 {
+			t.Error("cards can be moved while travelling")
+		}
+		tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-live")))
 		tb.clean(t)
 	})
 

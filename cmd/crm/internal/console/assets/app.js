@@ -21,7 +21,7 @@ function t(key, vars = {}) {
   const s = (texts[app.lang] && texts[app.lang][key]) || texts.en[key] || key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (vars[k] ?? ''));
 }
-function word(w) { return (words[app.lang] && words[app.lang][w]) || w; }
+function word(w) { return (words[app.lang] && words[app.lang][w]) || String(w ?? '').replaceAll('_', ' '); }
 function zone() { return (app.me && app.me.business_tz) || 'UTC'; }
 function locale() { return app.lang === 'ja' ? 'ja-JP' : 'en-US'; }
 
@@ -512,7 +512,7 @@ async function journeyPage(main) {
       steps.map(s => h('tr', { 'data-phase': s.name }, h('td', {}, word(s.name)), h('td', { class: 'num', 'data-entered': s.entered }, num(s.entered)),
         h('td', { class: 'num' }, num(s.advanced)), h('td', { class: 'num' }, pct(s.conversion)), h('td', { class: 'num' }, num(s.median_days, 1)))), { name: 'journey', caption: t('funnel') }),
     back.length ? h('h2', {}, t('back')) : null,
-    back.length ? table([[t('from')], [t('to')], [t('count'), 'num']], back.map(x => h('tr', {}, h('td', {}, word(x.from)), h('td', {}, word(x.to)), h('td', { class: 'num' }, num(x.count)))), { caption: t('back') }) : null);
+    back.length ? table([[t('from')], [t('to')], [t('contacts'), 'num']], back.map(x => h('tr', {}, h('td', {}, word(x.from)), h('td', {}, word(x.to)), h('td', { class: 'num' }, num(x.count)))), { caption: t('back') }) : null);
   await chart(funnelBox, { tooltip: {}, series: [{ type: 'funnel', sort: 'none', left: '10%', width: '80%', label: { formatter: '{b}: {c}' },
     data: steps.map(s => ({ name: word(s.name), value: s.entered })) }] });
   const names = [...new Set(forward.flatMap(x => [x.from, x.to]))];
