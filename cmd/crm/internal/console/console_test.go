@@ -1,12 +1,16 @@
 package console_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -226,6 +230,48 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		contains(t, "status", text(t, tb, "#status"), "Changed by someone else")
 		lastEvent(t, s, deal, "deal.stage_changed.v1", elsewhere.Stage)
 		tb.clean(t)
+	})
+
+	t.Run("a 412 shows the fresh card", func(t *testing.T) {
+		var b boardAnswer
+		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		from, elsewhere := b.Data.Stages[0], b.Data.Stages[3]
+		deal := from.Cards[0].DealID
+		tb.open(t, "board")
+		// The stage command is held in the browser while someone else moves the deal, so
+		// that its If-Match names a version that is no longer the deal's.
+		ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
+		defer cancel()
+		paused := chromedp.Events(ctx, fetch.RequestPaused)
+		if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/v1/deals/" + deal + "/stage"}}}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = chromedp.Call(tb.ctx, fetch.Disable, cdp.Empty{}) }()
+		tb.do(t, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-deal=%q]`, deal))),
+			chromedp.KeyEvent(kb.ArrowRight, chromedp.KeyModifiers(chromedp.ModifierShift)))
+		for ev, err := range paused {
+			if err != nil {
+				t.Fatalf("the stage command was not sent: %v", err)
+			}
+			if got := ev.Request.Headers["If-Match"]; got == nil {
+				t.Errorf("the stage command has no If-Match: %v", ev.Request.Headers)
+			}
+			s.call(t, "POST", "/v1/deals/"+deal+"/stage", fmt.Sprintf(`{"stage":%q}`, elsewhere.Stage), nil)
+			if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		tb.do(t, chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] .card.conflict[data-deal=%q]`, elsewhere.Stage, deal))))
+		contains(t, "status", text(t, tb, "#status"), "Changed by someone else")
+		lastEvent(t, s, deal, "deal.stage_changed.v1", elsewhere.Stage)
+		tb.mu.Lock()
+		seen := strings.Join(tb.problems, "\n")
+		tb.mu.Unlock()
+		if !strings.Contains(seen, "/stage answered 412") {
+			t.Errorf("no 412 answered to the stage command; seen: %s", seen)
+		}
+		tb.forget() // the 412 was the point
 	})
 
 	t.Run("time slider", func(t *testing.T) {
