@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load bench-import seed clean
+.PHONY: run test web fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load bench-import seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -14,6 +14,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ## test: formatting, a tidy go.mod, vet, staticcheck and every test (PostgreSQL tests use CRM_TEST_POSTGRES_URL)
 test: check
 	@.ci/ensure-postgres
+	@.ci/ensure-browser
 	$(GO) test -count=1 -timeout 20m ./...
 
 ## fuzz: FuzzRequests beyond its seeds (which `make test` runs): arbitrary requests to the whole
@@ -155,3 +156,9 @@ IMPORT_BACKENDS ?= sqlite,postgres
 bench-import:
 	@.ci/ensure-postgres
 	CRM_BENCH_IMPORT_ROWS=$(IMPORT_ROWS) CRM_BENCH_IMPORT_BACKENDS=$(IMPORT_BACKENDS) $(GO) test -run '^$$' -bench BenchmarkImport -benchtime 1x -timeout 4h ./cmd/crm/
+
+## web: fetch the console's third-party files from npm again (Apache ECharts, and axe-core for
+## the browser tests) at the versions pinned in cmd/crm/internal/console/vendor.sh; needs npm.
+## Their output is committed: neither `make run` nor `make test` needs Node.
+web:
+	cmd/crm/internal/console/vendor.sh

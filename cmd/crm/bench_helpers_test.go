@@ -27,6 +27,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/console"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
@@ -291,6 +292,11 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: httpapi.DefaultReadWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(readmodels.All(readmodels.Options{})),
 		TimeTravel: bg.travel, AnswerCache: answerCache})
+	assets, err := console.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	api.MountConsole(httpapi.Console{Assets: assets})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

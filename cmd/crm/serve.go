@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
+	"github.com/eventcrm/crm/cmd/crm/internal/console"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/metrics"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
@@ -128,6 +129,11 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purges: purges})
 	defer purges.start()()
 	api.MountWebhooks(hooks)
+	assets, err := console.Load()
+	if err != nil {
+		return err
+	}
+	api.MountConsole(httpapi.Console{Assets: assets, Zone: zone})
 	if err := api.MountImports(httpapi.Imports{DB: db, Dir: filepath.Join(cfg.DataDir, "imports"), Zone: zone, Context: ctx}); err != nil {
 		return err
 	}

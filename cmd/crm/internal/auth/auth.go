@@ -48,6 +48,11 @@ var grants = map[Role][]Permission{
 	RoleAdmin:   {PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport, PermAdmin, PermImport},
 }
 
+// Permissions lists every permission, in a fixed order.
+func Permissions() []Permission {
+	return []Permission{PermWrite, PermRead, PermHistory, PermVerify, PermRebuild, PermErase, PermExport, PermAdmin, PermImport}
+}
+
 // Can reports whether role has permission p.
 func (r Role) Can(p Permission) bool { return slices.Contains(grants[r], p) }
 

@@ -50,6 +50,12 @@ type RouteDoc struct {
 	Status int
 	// ContentType is the media type of a non-JSON answer (Answer is then ignored).
 	ContentType string
+	// MoreContentTypes are other media types the non-JSON answer may have (a file served by
+	// its extension).
+	MoreContentTypes []string
+	// Revalidated: the route answers 304 Not Modified, without a body, to a matching
+	// If-None-Match.
+	Revalidated bool
 	// CSV: the answer may be text/csv as well (?format=csv or Accept: text/csv).
 	CSV bool
 	// Uploads are the media types of a request body that is a file (Body is then ignored).
@@ -282,7 +288,11 @@ func responses(sch *schemas, d RouteDoc) map[string]any {
 		if d.ContentType == "application/json" {
 			schema = map[string]any{"type": "object"}
 		}
-		ok["content"] = map[string]any{d.ContentType: map[string]any{"schema": schema}}
+		content := map[string]any{d.ContentType: map[string]any{"schema": schema}}
+		for _, ct := range d.MoreContentTypes {
+			content[ct] = map[string]any{"schema": map[string]any{"type": "string"}}
+		}
+		ok["content"] = content
 	case d.Answer != nil:
 		schema := answerSchema(sch, d.Answer)
 		if d.readModel {
@@ -295,6 +305,9 @@ func responses(sch *schemas, d RouteDoc) map[string]any {
 		}
 	}
 	out := map[string]any{strconv.Itoa(status): ok}
+	if d.Revalidated {
+		out[strconv.Itoa(http.StatusNotModified)] = map[string]any{"description": http.StatusText(http.StatusNotModified)}
+	}
 	for _, st := range routeProblems(d) {
 		out[strconv.Itoa(st)] = problemDoc(st)
 	}

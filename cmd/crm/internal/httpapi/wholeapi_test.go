@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
+	"github.com/eventcrm/crm/cmd/crm/internal/console"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
@@ -178,6 +179,11 @@ func newWholeAPI(t testing.TB, b backend) *wholeAPI {
 	if err := server.MountImports(httpapi.Imports{DB: db, Dir: filepath.Join(t.TempDir(), "imports"), Workers: 8}); err != nil {
 		t.Fatal(err)
 	}
+	assets, err := console.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.MountConsole(httpapi.Console{Assets: assets, Zone: time.UTC})
 	srv := describedServer(t, server)
 	return &wholeAPI{api: &api{t: t, url: srv.URL}, logHead: o.head, server: server, handler: server}
 }
