@@ -367,3 +367,35 @@ func TestReadOnly(t *testing.T) {
 		t.Error("a read-only store made a key")
 	}
 }
+
+// TestSecret keeps a key under its subject's name whatever the pool: durable before Secret
+// returns (another store on the same database, as after a crash, finds it by the name alone),
+// the same at every call, gone with Destroy.
+func TestSecret(t *testing.T) {
+	for i, newBackend := range backends(t, keys.WithPool(3)) {
+		t.Run([]string{"sqlite", "postgres"}[i], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := newBackend(t)
+			secret, err := b.first.Secret(ctx, "webhook:w1")
+			if err != nil || len(secret) != keys.KeySize {
+				t.Fatalf("secret: %x, %v", secret, err)
+			}
+			if again, err := b.first.Secret(ctx, "webhook:w1"); err != nil || !bytes.Equal(again, secret) {
+				t.Fatalf("second Secret gave another key: %x, %v", again, err)
+			}
+			other := b.open()
+			if got, err := other.Lookup(ctx, "webhook:w1", ""); err != nil || !bytes.Equal(got, secret) {
+				t.Fatalf("lookup by name on another store: %x, %v", got, err)
+			}
+			if err := other.Destroy(ctx, "webhook:w1"); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []keys.Keys{b.first, other} {
+				if _, err := k.Secret(ctx, "webhook:w1"); !errors.Is(err, keys.ErrDestroyed) {
+					t.Errorf("secret after destroy: %v, want ErrDestroyed", err)
+				}
+			}
+		})
+	}
+}

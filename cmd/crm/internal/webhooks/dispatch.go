@@ -170,10 +170,10 @@ func (s *Service) work(ctx context.Context, id string) {
 				continue
 			}
 		}
-		if errors.Is(err, errDisabled) {
+		if de := (*disabledError)(nil); errors.As(err, &de) {
 			// Hold the subscription until its read model says so, lest the dispatcher,
 			// reading it before, start it again.
-			s.awaitDisabled(ctx, id)
+			s.awaitDisabled(ctx, id, de.position)
 			return
 		}
 		if err != nil && ctx.Err() == nil {
@@ -255,7 +255,8 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 			if err := s.store.setStatus(ctx, d.ID, StatusFailed); err != nil {
 				return false, err
 			}
-			return false, errors.Join(errDisabled, s.disable(ctx, sub.ID, reason))
+			position, err := s.disable(ctx, sub.ID, reason)
+			return false, errors.Join(&disabledError{position: position}, err)
 		}
 		if !sleep(ctx, s.backoff(attempt)) {
 			return false, ctx.Err()
@@ -273,29 +274,46 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 	}
 }
 
-// disable records that the delivery gave up on a subscription (an admin may have disabled it
-// meanwhile: then nothing is recorded).
-func (s *Service) disable(ctx context.Context, id, reason string) error {
-	_, err := s.cfg.Commands.SwitchWebhook(ctx, commands.Meta{Actor: Actor, Reason: reason},
+// disable records that the delivery gave up on a subscription and returns the log position of
+// the event that disabled it (0 when an admin disabled it meanwhile: then nothing is
+// recorded).
+func (s *Service) disable(ctx context.Context, id, reason string) (int64, error) {
+	res, err := s.cfg.Commands.SwitchWebhook(ctx, commands.Meta{Actor: Actor, Reason: reason},
 		commands.SwitchWebhook{SubscriptionID: id, Automatic: true})
 	if domain.ErrorCode(err) == domain.CodeRefused {
-		return nil
+		return 0, nil
 	}
-	return err
+	return res.Position, err
 }
 
-// awaitDisabled waits until the read model shows subscription id disabled (or gone).
-func (s *Service) awaitDisabled(ctx context.Context, id string) {
+// awaitDisabled waits until the read model has taken in the disabling: it reached position
+// (the disabling event's), or it shows the subscription disabled or gone. An admin may enable
+// it again at once: a worker waiting to see it disabled would then wait for ever, holding its
+// subscription, and the dispatcher would start none for it.
+func (s *Service) awaitDisabled(ctx context.Context, id string, position int64) {
 	for {
 		sub, err := s.get(ctx, id)
-		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) || !sleep(ctx, 20*time.Millisecond) {
+		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) {
+			return
+		}
+		if position > 0 {
+			if t, err := s.cfg.Tables(ctx); err == nil {
+				if at, err := s.cfg.DB.Checkpoint(ctx, t); err == nil && at >= position {
+					return
+				}
+			}
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
 			return
 		}
 	}
 }
 
-// errDisabled: the delivery disabled the subscription it was delivering to.
-var errDisabled = errors.New("subscription disabled after failing too long")
+// disabledError: the delivery disabled the subscription it was delivering to, by the event at
+// position (0: an admin disabled it first).
+type disabledError struct{ position int64 }
+
+func (e *disabledError) Error() string { return "subscription disabled after failing too long" }
 
 // Actor is the actor of the events the delivery records itself.
 const Actor = "webhook-delivery"
