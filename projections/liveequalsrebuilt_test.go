@@ -43,6 +43,13 @@ func readModels() []projections.Projection {
 		leadscore.Projection(), schedule.Projection(time.UTC), hooks.Projection()}
 }
 
+// contactReadModels are the read models a history of contacts alone fills: every one but
+// the webhook subscriptions'.
+func contactReadModels() []projections.Projection {
+	ps := readModels()
+	return slices.DeleteFunc(ps, func(p projections.Projection) bool { return p.Name() == hooks.Name })
+}
+
 // tokyoZone is the business zone of the read models that take one: not UTC, so that a
 // business month differs from a UTC one somewhere in the workload.
 func tokyoZone() *time.Location {

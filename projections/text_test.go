@@ -65,7 +65,7 @@ func TestTextOfOldLogsProjectsAlikeOnBothBackends(t *testing.T) {
 		projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 			ctx := context.Background()
 			appendOddText(t, store)
-			ps := readModels()
+			ps := contactReadModels()
 			r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), ps...)
 			projectiontest.Start(t, r)
 			waitAll(t, db, store, ps)

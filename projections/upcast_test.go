@@ -19,7 +19,7 @@ import (
 func TestMixedVersionsLiveEqualsRebuilt(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		ps := readModels()
+		ps := contactReadModels()
 		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), ps...)
 		projectiontest.Start(t, r)
 		v1 := projectiontest.MustParseHistory(t, `

@@ -51,8 +51,13 @@ func TestEveryListedReadModelIsServedEverywhere(t *testing.T) {
 			if got, want := sets[name], setName(rm.Projection, "g1"); got != want {
 				t.Errorf("GET /v1/projections: %s serves %q, want %q", name, got, want)
 			}
-			if len(rm.Queries) == 0 {
+			if len(rm.Queries) == 0 && rm.ServedBy == "" {
 				t.Fatalf("%s has no HTTP query", name)
+			}
+			if rm.ServedBy != "" {
+				if status, body := s.request("GET", rm.ServedBy, s.token); status != 200 {
+					t.Errorf("GET %s: %d %v", rm.ServedBy, status, body)
+				}
 			}
 			for _, q := range rm.Queries {
 				path := "/v1" + strings.NewReplacer("{contactId}", url.PathEscape(contactID), "{accountId}", url.PathEscape(accountID)).Replace(q.Path)

@@ -29,6 +29,9 @@ import (
 type ReadModel struct {
 	Projection projections.Projection
 	Queries    []httpapi.Query
+	// ServedBy names the routes that answer from the read model when they are not its
+	// Queries (routes of a service of their own, such as the webhook subscriptions').
+	ServedBy string
 }
 
 // Options are the settings read models compute with; a change of one is a change of what
@@ -51,18 +54,18 @@ func (o Options) zone() *time.Location {
 func All(opts Options) []ReadModel {
 	zone := opts.zone()
 	return []ReadModel{
-		{board.Projection(), httpapi.BoardQueries()},
-		{journey.ProjectionIn(zone), httpapi.JourneyQueries()},
-		{churn.ProjectionIn(zone), httpapi.ChurnQueries()},
-		{timeline.Projection(), httpapi.TimelineQueries(zone)},
-		{tasks.Projection(), httpapi.TasksQueries(zone)},
-		{directory.ProjectionIn(zone), httpapi.DirectoryQueries()},
-		{analytics.ProjectionIn(zone), httpapi.AnalyticsQueries(zone)},
-		{value.Projection(zone), httpapi.ValueQueries(zone)},
-		{leadscore.Projection(), httpapi.LeadScoreQueries()},
-		{schedule.Projection(zone), httpapi.ScheduleQueries()},
-		// Read by the webhook delivery, not over HTTP: GET /v1/webhooks answers from it.
-		{hooks.Projection(), nil},
+		{Projection: board.Projection(), Queries: httpapi.BoardQueries()},
+		{Projection: journey.ProjectionIn(zone), Queries: httpapi.JourneyQueries()},
+		{Projection: churn.ProjectionIn(zone), Queries: httpapi.ChurnQueries()},
+		{Projection: timeline.Projection(), Queries: httpapi.TimelineQueries(zone)},
+		{Projection: tasks.Projection(), Queries: httpapi.TasksQueries(zone)},
+		{Projection: directory.ProjectionIn(zone), Queries: httpapi.DirectoryQueries()},
+		{Projection: analytics.ProjectionIn(zone), Queries: httpapi.AnalyticsQueries(zone)},
+		{Projection: value.Projection(zone), Queries: httpapi.ValueQueries(zone)},
+		{Projection: leadscore.Projection(), Queries: httpapi.LeadScoreQueries()},
+		{Projection: schedule.Projection(zone), Queries: httpapi.ScheduleQueries()},
+		// Read by the webhook delivery; GET /v1/webhooks (admin) answers from it.
+		{Projection: hooks.Projection(), ServedBy: "/v1/webhooks"},
 	}
 }
 
