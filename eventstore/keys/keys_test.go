@@ -33,6 +33,9 @@ func newPostgres(t *testing.T, opts ...keys.Option) (k keys.Keys, open func() ke
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "keys_test_" + hex.EncodeToString(b)
+	// Every store is closed before the schema is dropped: a store still open writes in the
+	// background (bindings, refills), and its writes would meet the drop.
+	var opened []keys.Keys
 	open = func() keys.Keys {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -40,7 +43,7 @@ func newPostgres(t *testing.T, opts ...keys.Option) (k keys.Keys, open func() ke
 		if err != nil {
 			t.Fatalf("open key store (set CRM_TEST_POSTGRES_URL): %v", err)
 		}
-		t.Cleanup(func() { _ = k.Close() })
+		opened = append(opened, k)
 		return k
 	}
 	k = open()
@@ -61,6 +64,9 @@ func newPostgres(t *testing.T, opts ...keys.Option) (k keys.Keys, open func() ke
 		return err
 	}
 	t.Cleanup(func() {
+		for _, k := range opened {
+			_ = k.Close()
+		}
 		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
