@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 )
 
 // backends open a real store of each kind; the PostgreSQL one fails, never skips, when the
@@ -50,20 +49,8 @@ func openPostgres(t *testing.T) eventstore.Store {
 	if err != nil {
 		t.Fatalf("open postgres (set CRM_TEST_POSTGRES_URL): %v", err)
 	}
-	t.Cleanup(func() {
-		_ = s.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, postgresURL(), schema)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 

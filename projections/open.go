@@ -20,7 +20,8 @@ import (
 // DefaultPostgresSchema is the schema that holds read models in a PostgreSQL database.
 const DefaultPostgresSchema = "readmodels"
 
-// readModelConns is the size of a read-model connection pool.
+// readModelConns is the size of a read-model connection pool, unless a PostgreSQL URL sets
+// pool_max_conns.
 const readModelConns = 16
 
 // Bounds of opening PostgreSQL read models, as the event store's: a connection attempt when
@@ -116,6 +117,10 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if schema == "" {
 		schema = DefaultPostgresSchema
 	}
+	rawURL, conns, err := poolSize(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("open read models: %w", err)
+	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
@@ -142,15 +147,49 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
-	db.SetMaxOpenConns(readModelConns)
+	db.SetMaxOpenConns(conns)
 	// Kept open between queries: a new connection costs its settings and a read of the schema.
-	db.SetMaxIdleConns(readModelConns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open read models: %w", err)
 	}
 	return &DB{SQL: db, Dialect: Postgres}, nil
+}
+
+// poolSize takes the pool settings (pool_max_conns and the other pool_ parameters pgxpool
+// reads) out of a postgres:// URL, which a single connection would send to the server as
+// settings it does not know, and returns the read-model pool size: the URL's pool_max_conns,
+// so that one setting bounds each pool a server opens, or readModelConns.
+func poolSize(rawURL string) (string, int, error) {
+	if !strings.HasPrefix(rawURL, "postgres://") && !strings.HasPrefix(rawURL, "postgresql://") {
+		return rawURL, readModelConns, nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", 0, err
+	}
+	q := u.Query()
+	conns := readModelConns
+	if v := q.Get("pool_max_conns"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", 0, fmt.Errorf("pool_max_conns %q: want a whole number of at least 1", v)
+		}
+		conns = n
+	}
+	kept := false
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+			kept = true
+		}
+	}
+	if kept {
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), conns, nil
 }
 
 // sessionDSN adds the read-model session settings to a PostgreSQL URL or keyword/value string:

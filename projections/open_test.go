@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -65,4 +66,55 @@ func TestReadAfterCloseIsErrClosed(t *testing.T) {
 			t.Fatalf("read after close: %v, want ErrClosed", err)
 		}
 	})
+}
+
+// pool_max_conns in the URL bounds the read models' pool, as it bounds the store's, and is
+// not sent to the server as a setting (which PostgreSQL would refuse as unknown); a value
+// that is not a count is refused.
+func TestPostgresReadModelPoolSize(t *testing.T) {
+	ctx := context.Background()
+	url := projectiontest.PostgresURL()
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	schema := projectiontest.FreshSchema(t, "readmodel_pool_")
+	tests := []struct {
+		param   string
+		want    int
+		wantErr string
+	}{
+		{"", 16, ""},
+		{"pool_max_conns=3", 3, ""},
+		{"pool_max_conns=5&pool_max_conn_idle_time=1m", 5, ""},
+		{"pool_max_conns=0", 0, "pool_max_conns"},
+		{"pool_max_conns=many", 0, "pool_max_conns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.param, func(t *testing.T) {
+			u := url
+			if tt.param != "" {
+				u += sep + tt.param
+			}
+			db, err := projections.OpenPostgres(ctx, u, schema)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					db.SQL.Close()
+					t.Fatalf("OpenPostgres(%s): %v, want an error naming %s", tt.param, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("OpenPostgres(%s): %v", tt.param, err)
+			}
+			defer db.SQL.Close()
+			if got := db.SQL.Stats().MaxOpenConnections; got != tt.want {
+				t.Errorf("pool size %d, want %d", got, tt.want)
+			}
+			var one int
+			if err := db.SQL.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+				t.Errorf("query: %v", err)
+			}
+		})
+	}
 }

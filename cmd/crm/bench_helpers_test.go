@@ -32,6 +32,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/readmodels"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/wmstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/runtime"
@@ -165,17 +166,7 @@ func benchSchemaURL(b *testing.B, schema string) string {
 
 // dropSchemas drops PostgreSQL schemas of the benchmarks' database with everything in them.
 func dropSchemas(ctx context.Context, b *testing.B, schemas ...string) error {
-	conn, err := pgx.Connect(ctx, benchPostgresURL(b))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	for _, s := range schemas {
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
-			return fmt.Errorf("drop schema %s: %w", s, err)
-		}
-	}
-	return nil
+	return postgrestest.DropSchemas(ctx, benchPostgresURL(b), schemas...)
 }
 
 // tempSchema returns a new schema name, dropped when b ends.

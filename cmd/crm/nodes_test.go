@@ -177,11 +177,12 @@ func (n *node) projections() (map[string]map[string]any, map[string]any) {
 // nothing, every won deal moved its contact once, nothing is parked, and no server ever
 // said lag 0 while the feed was stalled.
 //
-// Not parallel: three servers hold up to 60 connections of the PostgreSQL server, which the
-// other tests of the package would otherwise compete for.
+// Not parallel, and each server's pools bounded by pool_max_conns=4 (about 14 connections a
+// server): the PostgreSQL server's default 100 connections are shared with the other tests
+// and with the rebuilds of `crm projections diff`.
 func TestSeveralServers(t *testing.T) {
 	began := time.Now()
-	store := freshSchema(t)
+	store := strings.Replace(freshSchema(t), "?", "?pool_max_conns=4&", 1)
 	auditKey := filepath.Join(t.TempDir(), "audit", "audit.key") // created by the first server
 	nodes := make([]*node, 3)
 	for i := range nodes { // one after the other: the first creates the schema

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 )
 
 // postgresURL is the PostgreSQL the tests use; they fail, never skip, when it is unreachable.
@@ -27,19 +26,7 @@ func freshSchema(t testing.TB) string {
 	_, _ = rand.Read(b)
 	schema := "crm_cli_" + hex.EncodeToString(b)
 	url := postgresURL()
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		for _, s := range []string{schema, schema + "_readmodels", schema + "_keys"} {
-			if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
-				t.Errorf("drop schema %s: %v", s, err)
-			}
-		}
-	})
+	postgrestest.DropWhenDone(t, url, schema, schema+"_readmodels", schema+"_keys")
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"

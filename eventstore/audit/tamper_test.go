@@ -23,6 +23,7 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/audit"
 	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 )
 
@@ -570,18 +571,8 @@ func openPostgres(t testing.TB) *postgres.Store {
 	if err != nil {
 		t.Fatalf("open PostgreSQL at %s (set CRM_TEST_POSTGRES_URL): %v", redact(postgresURL()), err)
 	}
-	t.Cleanup(func() {
-		s.Close()
-		conn, err := pgx.Connect(context.Background(), postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, postgresURL(), schema)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/eventcrm/crm/eventstore/keys"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 )
 
 func testURL() string {
@@ -63,12 +64,10 @@ func newPostgres(t *testing.T, opts ...keys.Option) (k keys.Keys, open func() ke
 		_, err = conn.Exec(ctx, stmt)
 		return err
 	}
+	postgrestest.DropWhenDone(t, testURL(), schema)
 	t.Cleanup(func() {
 		for _, k := range opened {
 			_ = k.Close()
-		}
-		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
 		}
 	})
 	return k, open, exec

@@ -25,7 +25,9 @@ func OpenPostgres(ctx context.Context, url, schema string, opts ...Option) (*Sto
 	if err != nil {
 		return nil, fmt.Errorf("open key store: %w", err)
 	}
-	cfg.MaxConns = 4 // keys are read once per subject and cached; new ones are made in batches
+	// Keys are read once per subject and cached; new ones are made in batches: four connections
+	// do, fewer when the URL's pool_max_conns asks for fewer.
+	cfg.MaxConns = min(cfg.MaxConns, 4)
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second // pgx's default waits forever
 	}

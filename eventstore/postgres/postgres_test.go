@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/storetest"
 	"github.com/jackc/pgx/v5"
 )
@@ -42,13 +43,7 @@ func randomHex(n int) string {
 func newSchema(t testing.TB) string {
 	t.Helper()
 	schema := "eventstore_test_" + randomHex(6)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := execSQL(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, testURL(), schema)
 	return schema
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/jackc/pgx/v5"
 )
@@ -69,13 +70,7 @@ func openPostgres(t testing.TB) *postgres.Store {
 func newSchema(t testing.TB) string {
 	t.Helper()
 	schema := "wmstore_test_" + randomHex(t, 6)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := execPostgres(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, postgresURL(), schema)
 	return schema
 }
 

@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/codec"
 	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections"
 )
@@ -79,19 +78,7 @@ func Upcasting(t testing.TB, store eventstore.Store) eventstore.Store {
 // registered later were closed).
 func FreshSchema(t testing.TB, prefix string) string {
 	schema := prefix + randomHex(t, 6)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, PostgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, PostgresURL(), schema)
 	return schema
 }
 

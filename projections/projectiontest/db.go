@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -86,12 +87,8 @@ func Postgres(t testing.TB) *projections.DB {
 	if err != nil {
 		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL to another PostgreSQL): %v", PostgresURL(), err)
 	}
+	postgrestest.DropWhenDone(t, PostgresURL(), schema)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := db.SQL.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
 		if err := db.SQL.Close(); err != nil {
 			t.Errorf("close postgres: %v", err)
 		}

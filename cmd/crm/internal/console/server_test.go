@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -182,19 +183,7 @@ func postgresStore(t testing.TB) string {
 		t.Fatalf("PostgreSQL at %s: %v", url, err)
 	}
 	_ = conn.Close(context.Background())
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		for _, s := range []string{schema, schema + "_readmodels", schema + "_keys"} {
-			if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
-				t.Errorf("drop schema %s: %v", s, err)
-			}
-		}
-	})
+	postgrestest.DropWhenDone(t, url, schema, schema+"_readmodels", schema+"_keys")
 	sep := "?"
 	if strings.Contains(url, "?") {
 		sep = "&"

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/csvimport"
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/postgres"
+	"github.com/eventcrm/crm/eventstore/postgres/postgrestest"
 	"github.com/eventcrm/crm/eventstore/sqlite"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -53,19 +53,7 @@ func freshSchema(t *testing.T) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "csvimport_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, projectiontest.PostgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	postgrestest.DropWhenDone(t, projectiontest.PostgresURL(), schema)
 	return schema
 }
 
