@@ -101,8 +101,10 @@ bench-rebuild: build
 ## and PostgreSQL: every snapshot taken from nothing, then the board, the journey map and the
 ## churn points at random past positions (p50, max, and the set build alone) beside the same
 ## queries at the head. The SQLite store is opened from a copy, as the benchmark asks.
-## SNAPSHOT_EVERY sets the snapshot interval (as CRM_SNAPSHOT_EVERY does for crm serve).
+## SNAPSHOT_EVERY sets the snapshot interval (as CRM_SNAPSHOT_EVERY does for crm serve),
+## SNAPSHOT_SPACE their disk budget (as CRM_SNAPSHOT_SPACE; the log shows what they take).
 SNAPSHOT_EVERY ?= 50000
+SNAPSHOT_SPACE ?= 1
 bench-timetravel: build
 	@.ci/ensure-postgres
 	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(REBUILD_BENCH_DIR)/timetravel
@@ -110,7 +112,7 @@ bench-timetravel: build
 	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
 	cp $(REBUILD_BENCH_DIR)/sqlite/crm.db $(REBUILD_BENCH_DIR)/timetravel/crm.db
 	CRM_BENCH_TIMETRAVEL_STORE=$(REBUILD_BENCH_DIR)/timetravel/crm.db CRM_BENCH_POSTGRES_SCHEMA=crm_bench_rebuild_log \
-		CRM_BENCH_TIMETRAVEL_EVERY=$(SNAPSHOT_EVERY) $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
+		CRM_BENCH_TIMETRAVEL_EVERY=$(SNAPSHOT_EVERY) CRM_BENCH_TIMETRAVEL_SPACE=$(SNAPSHOT_SPACE) $(GO) test -run '^$$' -bench BenchmarkTimeTravel -benchtime 8x -timeout 60m ./projections/
 
 ## bench-load: the whole server under load (cmd/crmload): bin/crm serve started on a copy of
 ## bench-rebuild's seeded logs (~1M events, seeded on the first run), SQLite then PostgreSQL.

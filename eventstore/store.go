@@ -179,3 +179,26 @@ func HeadsOf(store Store) (Heads, bool) {
 	}
 	return nil, false
 }
+
+// DiskSizer is a store that can tell the space its log takes on disk: the time-travel
+// snapshots of the read models are kept within a multiple of it.
+type DiskSizer interface {
+	// DiskSize returns the bytes the store takes on disk: its files (SQLite) or its tables
+	// with their indexes (PostgreSQL).
+	DiskSize(ctx context.Context) (int64, error)
+}
+
+// DiskSizerOf is the DiskSizer of store, or of the store it wraps.
+func DiskSizerOf(store Store) (DiskSizer, bool) {
+	for store != nil {
+		if d, ok := store.(DiskSizer); ok {
+			return d, true
+		}
+		w, ok := store.(interface{ Unwrap() Store })
+		if !ok {
+			return nil, false
+		}
+		store = w.Unwrap()
+	}
+	return nil, false
+}

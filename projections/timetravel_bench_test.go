@@ -59,7 +59,13 @@ func benchTimeTravel(b *testing.B, store eventstore.Store, db *projections.DB) {
 			b.Fatalf("CRM_BENCH_TIMETRAVEL_EVERY: %v", err)
 		}
 	}
-	tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every, Cache: 1}, readModels()...)
+	space := 1.0 // as crm serve by default (CRM_SNAPSHOT_SPACE)
+	if e := os.Getenv("CRM_BENCH_TIMETRAVEL_SPACE"); e != "" {
+		if space, err = strconv.ParseFloat(e, 64); err != nil {
+			b.Fatalf("CRM_BENCH_TIMETRAVEL_SPACE: %v", err)
+		}
+	}
+	tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: every, Space: space, Cache: 1}, readModels()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,6 +78,12 @@ func benchTimeTravel(b *testing.B, store eventstore.Store, db *projections.DB) {
 		b.Fatal(err)
 	}
 	b.Logf("%d snapshots in %v", taken, time.Since(begin).Round(time.Millisecond))
+	used, err := tt.Space(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d snapshots kept (space %g): %d MB, the log %d MB (%.2fx)", used.Snapshots, space,
+		used.SnapshotBytes>>20, used.LogBytes>>20, float64(used.SnapshotBytes)/float64(max(1, used.LogBytes)))
 	head, err := tt.PositionAt(ctx, time.Now())
 	if err != nil {
 		b.Fatal(err)

@@ -264,7 +264,7 @@ func newBenchServer(b *testing.B, cfg config.Config) (s *benchServer, stop func(
 		b.Fatal(err)
 	}
 	cmds := commands.NewHandler(store)
-	bg, err := newBackground(ctx, store, readModels, cmds, utcReadModels(), 0, 0, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, readModels, cmds, utcReadModels(), snapshotPolicy{}, 0, newWatermillLogger(log))
 	if err != nil {
 		b.Fatal(err)
 	}

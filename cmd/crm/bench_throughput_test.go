@@ -292,7 +292,7 @@ func runnerPass(b *testing.B, store eventstore.Store, db *projections.DB, head i
 			b.Fatal(err)
 		}
 	} else {
-		bg, err := newBackground(ctx, store, db, commands.NewHandler(store), utcReadModels(), 0, 0, watermill.NopLogger{})
+		bg, err := newBackground(ctx, store, db, commands.NewHandler(store), utcReadModels(), snapshotPolicy{}, 0, watermill.NopLogger{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -51,11 +51,11 @@ type background struct {
 	automation []func(ctx context.Context)
 }
 
-// newBackground prepares the work of `crm serve` beside the HTTP server; snapshotEvery is the
-// time-travel snapshot interval (0: the default), stallAfter how long a feed may stand still
+// newBackground prepares the work of `crm serve` beside the HTTP server; snapshots says when
+// time-travel snapshots are taken and how much disk they may take, stallAfter how long a feed may stand still
 // before it is reported stalled (0: the default).
 func newBackground(ctx context.Context, store eventstore.Store, db *projections.DB, cmds *commands.Handler,
-	ps []projections.Projection, snapshotEvery int64, stallAfter time.Duration, log watermill.LoggerAdapter) (*background, error) {
+	ps []projections.Projection, snapshots snapshotPolicy, stallAfter time.Duration, log watermill.LoggerAdapter) (*background, error) {
 	cps, err := consumerCheckpoints(ctx, store, db)
 	if err != nil {
 		return nil, err
@@ -91,7 +91,8 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 	if err != nil {
 		return nil, err
 	}
-	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshotEvery, Node: leases.Node()}, ps...)
+	travel, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: snapshots.Every, Space: snapshots.Space,
+		Node: leases.Node()}, ps...)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +142,13 @@ func (b *background) start() (stop func()) {
 		wg.Wait()
 		_ = b.travel.Close(context.Background())
 	}
+}
+
+// snapshotPolicy is when time-travel snapshots are taken (Every log positions; 0: the
+// default) and how much disk they may take (Space times the log's; 0: no bound).
+type snapshotPolicy struct {
+	Every int64
+	Space float64
 }
 
 // SnapshotLease is the persisted name of the lease of the time-travel snapshot job.

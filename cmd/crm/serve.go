@@ -78,6 +78,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	snapshotSpace, err := cfg.SnapshotSpaceFactor()
+	if err != nil {
+		return err
+	}
 	stallAfter, err := cfg.StallAfter()
 	if err != nil {
 		return err
@@ -93,7 +97,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
 	cmds := commands.NewHandler(m.Store(appends), commands.WithShredder(sealed.Codec()))
-	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotEvery, stallAfter, newWatermillLogger(log))
+	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotPolicy{Every: snapshotEvery, Space: snapshotSpace}, stallAfter, newWatermillLogger(log))
 	if err != nil {
 		return err
 	}

@@ -277,3 +277,16 @@ func (s *Store) LastPosition(ctx context.Context) (int64, error) {
 	}
 	return pos, nil
 }
+
+// DiskSize returns the bytes the tables of the store's schema take, indexes and TOAST
+// included.
+func (s *Store) DiskSize(ctx context.Context) (int64, error) {
+	var size int64
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, s.opts.schema).Scan(&size)
+	if err != nil {
+		return 0, fmt.Errorf("size of the store: %w", err)
+	}
+	return size, nil
+}

@@ -89,6 +89,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // Store is an eventstore.Store and eventstore.Checkpoints in one SQLite file.
 type Store struct {
 	opts     options
+	path     string
 	read     *sql.DB
 	readStmt readStatements
 	writeDB  *sql.DB
@@ -131,7 +132,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{opts: o, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
+	s := &Store{opts: o, path: path, notifier: eventstore.NewNotifier(), closed: make(chan struct{})}
 	if err := s.open(ctx, path); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -380,4 +381,20 @@ func (s *Store) closedErr(err error) error {
 		return eventstore.ErrClosed
 	}
 	return err
+}
+
+// DiskSize returns the bytes of the store's file and of its write-ahead log.
+func (s *Store) DiskSize(context.Context) (int64, error) {
+	var size int64
+	for _, name := range []string{s.path, s.path + "-wal"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("size of the store: %w", err)
+		}
+		size += fi.Size()
+	}
+	return size, nil
 }

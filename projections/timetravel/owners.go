@@ -140,3 +140,15 @@ func (tt *TimeTravel) now() time.Time {
 	}
 	return time.Now()
 }
+
+// ownedHere tells whether this server owns set t.
+func (tt *TimeTravel) ownedHere(ctx context.Context, t projections.Tables) (bool, error) {
+	db := tt.cfg.DB
+	var n int
+	err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT count(*) FROM `+ownersTable+` WHERE table_set = ? AND node = ?`),
+		t.Prefix(), tt.cfg.Node).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("owner of %s: %w", t.Prefix(), err)
+	}
+	return n > 0, nil
+}

@@ -59,6 +59,11 @@ type TimeTravelConfig struct {
 	// read models are in SQLite (default: the directory "<read-model file>.travel" beside
 	// it). Ignored on PostgreSQL, where they are tables of the read-model database.
 	Dir string
+	// Space bounds the snapshots: together they take at most Space times the log's size on
+	// disk (when the store can tell it, eventstore.DiskSizer), the newest of each read model
+	// kept whatever its size; past it, snapshots are thinned so that those left stay evenly
+	// spread (see thin.go). 0 keeps every snapshot.
+	Space float64
 	// Node names this server as the owner of the temporary sets it builds (default: a
 	// random name); OwnerTTL is how long they outlive its last heartbeat (default
 	// DefaultOwnerTTL). See KeepOwned.
@@ -250,7 +255,7 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 			taken++
 		}
 	}
-	return taken, nil
+	return taken, tt.thin(ctx)
 }
 
 // RunSnapshots takes snapshots every interval until ctx ends; report, when set, hears of each
@@ -459,7 +464,19 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 		suffix := make([]byte, 4)
 		_, _ = rand.Read(suffix)
 		s.t = projections.TablesFor(p, "t"+hex.EncodeToString(suffix))
-		err = tt.build(ctx, p, s.t, kindTemp, base, hasBase, position, true)
+		// The server that takes the snapshots may drop the base while it is copied (thinning
+		// them, see thin.go): then the set is built again from the nearest one left.
+		for tries := 0; ; tries++ {
+			err = tt.build(ctx, p, s.t, kindTemp, base, hasBase, position, true)
+			if err == nil || !hasBase || tries == 2 || ctx.Err() != nil {
+				break
+			}
+			next, ok, nerr := tt.nearest(ctx, p, position)
+			if nerr != nil || (ok && next.t.Prefix() == base.t.Prefix()) {
+				break // the base is still there: the error is not its going
+			}
+			base, hasBase = next, ok
+		}
 	}
 	if err != nil {
 		return TravelSet{}, nil, fmt.Errorf("%s at %d: %w", name, position, err)

@@ -131,21 +131,15 @@ func (tt *TimeTravel) dropTableSets(ctx context.Context) error {
 
 // nearestFile returns the snapshot file of p with the highest position at or below position.
 func (tt *TimeTravel) nearestFile(p projections.Projection, position int64) (listedSet, bool, error) {
-	entries, err := os.ReadDir(tt.cfg.Dir)
+	sets, err := tt.snapshotFiles(p)
 	if err != nil {
 		return listedSet{}, false, fmt.Errorf("snapshot of %s at %d: %w", p.Name(), position, err)
 	}
 	best := listedSet{position: -1}
-	for _, e := range entries {
-		m := travelFileName.FindStringSubmatch(e.Name())
-		if m == nil || m[1] != p.Name() || m[2] != strconv.Itoa(p.Version()) || m[3] != "s" {
-			continue
+	for _, s := range sets {
+		if s.position <= position {
+			best = s
 		}
-		at, err := strconv.ParseInt(m[4], 10, 64)
-		if err != nil || at > position || at <= best.position {
-			continue
-		}
-		best = listedSet{p: p, t: projections.TablesFor(p, ""), position: at, path: filepath.Join(tt.cfg.Dir, e.Name())}
 	}
 	return best, best.position >= 0, nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	// SnapshotEvery is how many log positions lie between two time-travel snapshots
 	// (CRM_SNAPSHOT_EVERY, a count; see SnapshotInterval).
 	SnapshotEvery string
+	// SnapshotSpace bounds the disk the time-travel snapshots take, as a multiple of the
+	// log's size (CRM_SNAPSHOT_SPACE, a number; see SnapshotSpaceFactor).
+	SnapshotSpace string
 	// FeedStallAfter is how long committed events may reach no projection before the feed
 	// is reported stalled (CRM_FEED_STALL_AFTER, a Go duration; see StallAfter).
 	FeedStallAfter string
@@ -69,6 +72,7 @@ func FromEnv(getenv func(string) string) Config {
 		ReadModelWait:       getenv("CRM_READMODEL_WAIT"),
 		AnswerCache:         getenv("CRM_ANSWER_CACHE"),
 		SnapshotEvery:       getenv("CRM_SNAPSHOT_EVERY"),
+		SnapshotSpace:       getenv("CRM_SNAPSHOT_SPACE"),
 		FeedStallAfter:      getenv("CRM_FEED_STALL_AFTER"),
 		Tokens:              getenv("CRM_TOKENS"),
 		LogLevel:            getenv("CRM_LOG_LEVEL"),

@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,6 +108,25 @@ func (c Config) SnapshotInterval() (int64, error) {
 		return 0, fmt.Errorf("CRM_SNAPSHOT_EVERY %q: want a count of log positions from 1000 to 100000000", c.SnapshotEvery)
 	}
 	return n, nil
+}
+
+// DefaultSnapshotSpace is the default CRM_SNAPSHOT_SPACE: the snapshots take at most the
+// log's own size.
+const DefaultSnapshotSpace = 1.0
+
+// SnapshotSpaceFactor bounds the disk the time-travel snapshots take, as a multiple of the
+// log's size on disk (CRM_SNAPSHOT_SPACE, default DefaultSnapshotSpace; 0: no bound, a
+// snapshot every CRM_SNAPSHOT_EVERY positions is kept for good). Past it, snapshots are
+// thinned, evenly: questions about the past then replay more events.
+func (c Config) SnapshotSpaceFactor() (float64, error) {
+	if c.SnapshotSpace == "" {
+		return DefaultSnapshotSpace, nil
+	}
+	f, err := strconv.ParseFloat(c.SnapshotSpace, 64)
+	if err != nil || math.IsNaN(f) || (f != 0 && (f < 0.1 || f > 1000)) {
+		return 0, fmt.Errorf("CRM_SNAPSHOT_SPACE %q: want a multiple of the log's size from 0.1 to 1000, or 0 for no bound", c.SnapshotSpace)
+	}
+	return f, nil
 }
 
 // AnswerCacheSize is how many read-model answers the server keeps (CRM_ANSWER_CACHE, default

@@ -115,3 +115,16 @@ func TestStallAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotSpaceFactor(t *testing.T) {
+	for raw, want := range map[string]float64{"": 1, "0": 0, "0.5": 0.5, "2": 2, "1000": 1000} {
+		if got, err := (Config{SnapshotSpace: raw}).SnapshotSpaceFactor(); err != nil || got != want {
+			t.Errorf("CRM_SNAPSHOT_SPACE %q: %v, %v; want %v", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"-1", "0.05", "1001", "NaN", "half", "1x"} {
+		if _, err := (Config{SnapshotSpace: raw}).SnapshotSpaceFactor(); err == nil || !strings.Contains(err.Error(), "CRM_SNAPSHOT_SPACE") {
+			t.Errorf("CRM_SNAPSHOT_SPACE %q: %v, want an error naming it", raw, err)
+		}
+	}
+}

@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 	if _, err := c.SnapshotInterval(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.SnapshotSpaceFactor(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.BusinessZone(); err != nil {
 		errs = append(errs, err)
 	}
