@@ -73,7 +73,7 @@ func TestTimeTravelFiles(t *testing.T) {
 	var snapshots []string
 	for _, p := range ps {
 		for n := int64(every); n <= last; n += every {
-			snapshots = append(snapshots, fmt.Sprintf("%s_v%d_s%d.db", p.Name(), p.Version(), n))
+			snapshots = append(snapshots, fmt.Sprintf("%s_v%d_s%d.db.zst", p.Name(), p.Version(), n))
 		}
 	}
 	slices.Sort(snapshots)

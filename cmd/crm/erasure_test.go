@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
 )
 
 // secret is in every personal value the erasure test writes: after the erasure no file of the
@@ -207,6 +208,18 @@ func searchFiles(dir string) (hits []string, vanished bool, err error) {
 		if err != nil {
 			return err
 		}
+		if strings.HasSuffix(path, ".zst") { // a time-travel snapshot, compressed: read inside too
+			zr, err := zstd.NewReader(nil)
+			if err != nil {
+				return err
+			}
+			plain, err := zr.DecodeAll(b, nil)
+			zr.Close()
+			if err != nil {
+				return fmt.Errorf("decompress %s: %w", path, err)
+			}
+			b = append(b, plain...)
+		}
 		if bytes.Contains(bytes.ToLower(b), []byte(secret)) {
 			hits = append(hits, filepath.Base(path))
 		}
@@ -343,7 +356,7 @@ func waitForSnapshot(t *testing.T, backend string, env map[string]string, schema
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		if backend == "sqlite" {
-			m, _ := filepath.Glob(filepath.Join(env["CRM_DATA_DIR"], "readmodels.db.travel", "*_s1000.db"))
+			m, _ := filepath.Glob(filepath.Join(env["CRM_DATA_DIR"], "readmodels.db.travel", "*_s1000.db.zst"))
 			if len(m) > 0 {
 				return
 			}
