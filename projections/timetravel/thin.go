@@ -142,12 +142,9 @@ func (tt *TimeTravel) sizedSnapshots(ctx context.Context) ([]sizedSet, error) {
 			continue
 		}
 		var size int64
-		for _, table := range projections.SetTables(db.Dialect, s.p, s.t) {
-			var n int64
-			if err := db.SQL.QueryRowContext(ctx, `SELECT coalesce(pg_total_relation_size(to_regclass($1)), 0)::bigint`, table).Scan(&n); err != nil {
-				return nil, fmt.Errorf("size of %s: %w", table, err)
-			}
-			size += n
+		if err := db.SQL.QueryRowContext(ctx, `SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint
+			FROM unnest($1::text[]) AS t`, projections.SetTables(db.Dialect, s.p, s.t)).Scan(&size); err != nil {
+			return nil, fmt.Errorf("size of %s: %w", s.t.Prefix(), err)
 		}
 		sets = append(sets, sizedSet{listedSet: s, bytes: size})
 	}

@@ -245,6 +245,9 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 				}
 				base, ok = listedSet{p: p, t: projections.TablesFor(p, ""), position: next, path: tt.snapshotPath(p, next)}, true
 				taken++
+				if err := tt.thin(ctx); err != nil { // as it goes: a first start stays within the budget too
+					return taken, err
+				}
 				continue
 			}
 			t := projections.TablesFor(p, "s"+strconv.FormatInt(next, 10))
@@ -253,6 +256,9 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 			}
 			base, ok = listedSet{p: p, t: t, position: next}, true
 			taken++
+			if err := tt.thin(ctx); err != nil {
+				return taken, err
+			}
 		}
 	}
 	return taken, tt.thin(ctx)
