@@ -65,8 +65,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		// Version 4: the open pipeline kept per stage, weighed at question time.
-		Version: period.Version(4, m.zone),
+		Version: period.Version(4, m.zone), // 4: the open pipeline kept per stage, weighed when asked
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney, m.accountStages, m.grams, m.gramCounts, m.counts,
 			m.probabilities.Table()},
