@@ -57,8 +57,9 @@ func leadEvents(n int, now time.Time) []eventstore.Event {
 	return events
 }
 
-// BenchmarkHotList asks the hot list (default threshold, the first 100) from 1 and from 20
-// clients at once over benchContacts contacts, and reports the latency's p50 and p99; the baseline of
+// BenchmarkHotList asks the hot list (default threshold, the first 100; now, a month ago, of
+// one owner, and from min_score 20) from 1 and from 20 clients at once over benchContacts
+// contacts, and reports the latency's p50 and p99; the baseline of
 // the same run is the smallest read of the same tables (the attribute bands), asked the same
 // way, and the same questions answered by reading every contact found (as before the hot list
 // was counted in the index).
