@@ -193,14 +193,11 @@ func isStage(s string) bool {
 	return false
 }
 
-// latest stands for "whenever": at it every change recorded is in force.
-var latest = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
-
 // questionTime is the time whose stage probabilities a question weighs with: at, or when zero
-// the latest change recorded.
+// the end of time, at which every change recorded is in force.
 func questionTime(at time.Time) time.Time {
 	if at.IsZero() {
-		return latest
+		return time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	}
 	return at
 }
