@@ -1,9 +1,12 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -66,8 +69,9 @@ func newDirectoryAPI(t *testing.T, b backend) *api {
 }
 
 // TestDirectoryWeighsWithTheProbabilitiesInForce: after a change of the stage probabilities
-// the account's weighted pipeline and each deal's probability in the deals list follow it;
-// asked at a log position before the change (time travel), they answer as before it.
+// the account's weighted pipeline and each deal's probability in the deals list (JSON and
+// CSV) follow it; asked at a log position before the change (time travel), they answer as
+// before it.
 //
 // Two open deals of 100,005 JPY in qualification, the account's pipeline 200,010 JPY:
 //   - defaults (10 %): 200010*10 = 2000100+50 -> 20001, rounded once for the stage (per deal
@@ -130,6 +134,17 @@ func TestDirectoryWeighsWithTheProbabilitiesInForce(t *testing.T) {
 					for _, d := range deals.Data.Deals {
 						if d.Probability != c.percent {
 							t.Errorf("deal %s: probability %d, want %d", d.DealID, d.Probability, c.percent)
+						}
+					}
+					r := a.do(http.MethodGet, "/v1/deals?format=csv&account_id="+accountID+"&"+c.query, appToken, "")
+					records, err := csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+					if r.status != http.StatusOK || err != nil || len(records) != 3 {
+						t.Fatalf("deals CSV: %d %v %q", r.status, err, r.body)
+					}
+					column := slices.Index(records[0], "probability")
+					for _, rec := range records[1:] {
+						if column < 0 || rec[column] != strconv.Itoa(c.percent) {
+							t.Errorf("deals CSV row %q: probability column %d, want %d", rec, column, c.percent)
 						}
 					}
 				})
