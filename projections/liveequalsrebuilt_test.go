@@ -441,6 +441,7 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 		stop := projectiontest.Start(t, r)
 		w.script(ctx, t)
 		runWorkers(4, 150)
+		w.linkAccounts(ctx, t)         // the directory's roll-ups per account and stage move from here on
 		changeLeadScoring(ctx, t, w.h) // every contact is scored again, in the middle of the history
 		changePipeline(ctx, t, w.h)    // weighted figures change from here on; subscriptions come and go
 		stop()                         // a restart: the next runner catches up from the checkpoints
@@ -453,6 +454,10 @@ func TestLiveEqualsRebuilt(t *testing.T) {
 			t.Fatal("the workload had no refusal or no idempotent retry")
 		}
 		assertVariety(t, projectiontest.AllEvents(t, store))
+		stages := projections.TablesFor(directory.Projection(), "").Name("account_stages")
+		if projectiontest.Count(t, db, `SELECT COUNT(*) FROM `+stages) == 0 {
+			t.Fatal("no account has an open deal: the roll-ups per stage are not exercised (run again)")
+		}
 
 		rcfg := rebuild.RebuildConfig{DB: db, Store: store, Runner: r, Batch: 1 + rng.IntN(40), KeepOld: true, DropDelay: time.Millisecond}
 		res, err := rebuild.Rebuild(ctx, rcfg, ps...)
@@ -607,6 +612,40 @@ func changePipeline(ctx context.Context, t testing.TB, h *commands.Handler) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// linkAccounts creates two accounts and links every third contact known so far to one of
+// them, so that the deals moved, won, lost and reopened afterwards (and the change of the
+// stage probabilities) move the directory's roll-ups per account and stage. A contact the
+// domain refuses to link (a merged duplicate) stays out.
+func (w *workload) linkAccounts(ctx context.Context, t testing.TB) {
+	t.Helper()
+	admin := commands.Meta{Actor: "rep-a", OccurredAt: w.clock}
+	var accounts []string
+	for _, name := range []string{"Mori Trading", "Acme"} {
+		res, err := w.h.CreateAccount(ctx, admin, commands.CreateAccount{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		accounts = append(accounts, res.ID)
+	}
+	w.mu.Lock()
+	contacts := slices.Clone(w.contacts)
+	w.mu.Unlock()
+	linked := 0
+	for i := 0; i < len(contacts); i += 3 {
+		_, err := w.h.LinkContactToAccount(ctx, admin, commands.LinkContactToAccount{ContactID: contacts[i], AccountID: accounts[i%2]})
+		var de *domain.Error
+		switch {
+		case err == nil:
+			linked++
+		case !errors.As(err, &de):
+			t.Fatal(err)
+		}
+	}
+	if linked == 0 {
+		t.Fatal("no contact was linked to an account")
+	}
+}
 
 // changeLeadScoring changes every part of the lead scoring, as an admin would.
 func changeLeadScoring(ctx context.Context, t testing.TB, h *commands.Handler) {

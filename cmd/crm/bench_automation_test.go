@@ -2,19 +2,24 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// BenchmarkHotLeadToTask runs `crm serve` (SQLite, or CRM_STORE) and measures, per hot lead,
+// BenchmarkHotLeadToTask runs `crm serve` (SQLite, or the store CRM_STORE of the environment
+// names, with its read models beside it) and measures, per hot lead,
 // the time from the answer to the touchpoint that makes the contact hot to its hand-off task
 // being in GET /v1/tasks (the touchpoint, the lead-score process, contact.became_hot, the
 // hand-off process, the task, the tasks read model). The baseline of the same run is a task
 // scheduled over HTTP, from the answer to the same list showing it. It reports p50 and p99.
 func BenchmarkHotLeadToTask(b *testing.B) {
 	env := map[string]string{"CRM_DATA_DIR": b.TempDir(), "CRM_LOG_LEVEL": "warn"}
+	if store := os.Getenv("CRM_STORE"); store != "" {
+		env["CRM_STORE"] = store
+	}
 	s := serve(b, env)
 	defer s.stop()
 	const leads = 100

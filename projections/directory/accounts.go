@@ -9,7 +9,9 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/probability"
 )
 
 // AccountParams is a question asked of the accounts list.
@@ -126,8 +128,9 @@ type PhaseCount struct {
 // CurrencyRollup is an account's deals in one currency, in minor units.
 type CurrencyRollup struct {
 	Currency string `json:"currency"`
-	// OpenDeals and OpenAmount: the open pipeline; WeightedAmount sums each open deal's
-	// amount times its stage's probability, rounded half up per deal, as the board does.
+	// OpenDeals and OpenAmount: the open pipeline; WeightedAmount sums, over the open
+	// stages, the stage's amount times the stage's probability in force when the question is
+	// asked / 100, rounded half up once per stage, as the board weighs a stage total.
 	OpenDeals      int64 `json:"open_deals"`
 	OpenAmount     int64 `json:"open_amount"`
 	WeightedAmount int64 `json:"weighted_amount"`
@@ -136,9 +139,12 @@ type CurrencyRollup struct {
 	WonAmount int64 `json:"won_amount"`
 }
 
-// QuerySummary answers an account with its roll-ups. An account the read model does not
-// hold is a domain error with code not_found.
-func QuerySummary(ctx context.Context, db *projections.DB, t projections.Tables, accountID string) (AccountSummary, error) {
+// QuerySummary answers an account with its roll-ups, its open pipeline weighed with the
+// stage probabilities in force at at: the time the question is about (now, or the moment a
+// time-travel question is about; see probability.InForce), zero for the latest change
+// recorded. An account the read model does
+// not hold is a domain error with code not_found.
+func QuerySummary(ctx context.Context, db *projections.DB, t projections.Tables, accountID string, at time.Time) (AccountSummary, error) {
 	var s AccountSummary
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := func(stmt string, args ...any) (*sql.Rows, error) {
@@ -155,7 +161,11 @@ func QuerySummary(ctx context.Context, db *projections.DB, t projections.Tables,
 		if s.ContactsByPhase, err = phaseCounts(q, t, accountID); err != nil {
 			return err
 		}
-		s.Money, err = moneyRollups(q, t, accountID)
+		percents, err := probability.InForce(ctx, tx, db.Dialect, t, questionTime(at))
+		if err != nil {
+			return err
+		}
+		s.Money, err = moneyRollups(q, t, accountID, percents)
 		return err
 	})
 	return s, err
@@ -192,8 +202,12 @@ func phaseCounts(q queryFunc, t projections.Tables, accountID string) ([]PhaseCo
 	return out, nil
 }
 
-func moneyRollups(q queryFunc, t projections.Tables, accountID string) ([]CurrencyRollup, error) {
-	rows, err := q(`SELECT currency, open_deals, open_amount, weighted_amount, won_deals, won_amount FROM `+
+func moneyRollups(q queryFunc, t projections.Tables, accountID string, percents probability.Percents) ([]CurrencyRollup, error) {
+	weighted, err := weightedPipeline(q, t, accountID, percents)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q(`SELECT currency, open_deals, open_amount, won_deals, won_amount FROM `+
 		t.Name(tableAccountMoney)+` WHERE account_id = ? ORDER BY currency`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("money: %w", err)
@@ -202,13 +216,39 @@ func moneyRollups(q queryFunc, t projections.Tables, accountID string) ([]Curren
 	out := []CurrencyRollup{}
 	for rows.Next() {
 		var r CurrencyRollup
-		if err := rows.Scan(&r.Currency, &r.OpenDeals, &r.OpenAmount, &r.WeightedAmount, &r.WonDeals, &r.WonAmount); err != nil {
+		if err := rows.Scan(&r.Currency, &r.OpenDeals, &r.OpenAmount, &r.WonDeals, &r.WonAmount); err != nil {
 			return nil, fmt.Errorf("money: %w", err)
 		}
+		r.WeightedAmount = weighted[r.Currency]
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("money: %w", err)
+	}
+	return out, nil
+}
+
+// weightedPipeline weighs an account's open pipeline per currency: each stage's amount
+// times its probability, rounded once per stage.
+func weightedPipeline(q queryFunc, t projections.Tables, accountID string, percents probability.Percents) (map[string]int64, error) {
+	rows, err := q(`SELECT currency, stage, amount FROM `+t.Name(tableAccountStages)+` WHERE account_id = ?`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline by stage: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			currency, stage string
+			amount          int64
+		)
+		if err := rows.Scan(&currency, &stage, &amount); err != nil {
+			return nil, fmt.Errorf("pipeline by stage: %w", err)
+		}
+		out[currency] += percents.Weighted(deal.Stage(stage), amount)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipeline by stage: %w", err)
 	}
 	return out, nil
 }

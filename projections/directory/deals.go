@@ -8,6 +8,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/probability"
 )
 
 // DealParams is a question asked of the deals list. Every filter is optional.
@@ -33,6 +34,10 @@ type DealParams struct {
 	Sort   string `json:"sort,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 	Cursor string `json:"cursor,omitempty"`
+	// At is the time the question is about (now, or the moment a time-travel question is
+	// about): each row's probability is its stage's in force then (see probability.InForce).
+	// Zero: those of the latest change recorded.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Deals is a page of the deals list.
@@ -56,7 +61,9 @@ type DealEntry struct {
 	Amount      domain.Money `json:"amount"`
 	Status      string       `json:"status"`
 	Stage       deal.Stage   `json:"stage"`
-	// Probability is the stage's win probability in percent (100 won, 0 lost).
+	// Probability is the stage's win probability in percent in force at the question's time
+	// (the settings' latest change that occurred at or before it, the stage's default before
+	// any; 100 won, 0 lost).
 	Probability   int         `json:"probability"`
 	ExpectedClose domain.Date `json:"expected_close,omitempty"`
 	ClosedOn      domain.Date `json:"closed_on,omitempty"`
@@ -77,6 +84,11 @@ func QueryDeals(ctx context.Context, db *projections.DB, t projections.Tables, p
 	if err != nil {
 		return Deals{}, err
 	}
+	var percents probability.Percents
+	l.prepare = func(ctx context.Context, tx *sql.Tx) (err error) {
+		percents, err = probability.InForce(ctx, tx, db.Dialect, t, questionTime(p.At))
+		return err
+	}
 	out := Deals{Deals: []DealEntry{}}
 	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		var (
@@ -90,7 +102,7 @@ func QueryDeals(ctx context.Context, db *projections.DB, t projections.Tables, p
 			return cursor{}, err
 		}
 		e.Stage, e.ExpectedClose, e.ClosedOn = deal.Stage(stage), domain.Date(close), domain.Date(closed)
-		e.Probability = e.Stage.Probability()
+		e.Probability = percents.Of(e.Stage)
 		e.OpenedAt = time.UnixMicro(opened).UTC()
 		out.Deals = append(out.Deals, e)
 		cur := cursor{ID: e.DealID}
@@ -179,4 +191,13 @@ func isStage(s string) bool {
 		}
 	}
 	return false
+}
+
+// questionTime is the time whose stage probabilities a question weighs with: at, or when zero
+// the end of time, at which every change recorded is in force.
+func questionTime(at time.Time) time.Time {
+	if at.IsZero() {
+		return time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	}
+	return at
 }

@@ -27,8 +27,14 @@
 //	accounts        account_id, name, domain, industry, size, created_at, contacts,
 //	                last_activity, sort_name, search
 //	account_phases  account_id, phase, contacts: the account's contacts by phase
-//	account_money   account_id, currency, open_deals, open_amount, weighted_amount, won_deals,
-//	                won_amount: the roll-ups per currency, changed by each deal event
+//	account_money   account_id, currency, open_deals, open_amount, won_deals, won_amount: the
+//	                roll-ups per currency, changed by each deal event
+//	account_stages  account_id, currency, stage, deals, amount: the open pipeline per stage,
+//	                which a question weighs with the stage probabilities in force when it is
+//	                asked (no weighted amount is kept: a change of the probabilities rewrites
+//	                no row)
+//	stage_probabilities  the changes of the stage probabilities in the settings (package
+//	                projections/probability)
 //	contact_grams   gram, contact_id: the postings of every character and every pair of
 //	                adjacent characters of each field of a listed contact's search column,
 //	                which a search of one or two characters reads (no trigram index serves it)
@@ -42,6 +48,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections/period"
+	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -58,9 +65,10 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(3, m.zone),
+		Version: period.Version(4, m.zone), // 4: the open pipeline kept per stage, weighed when asked
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney, m.grams, m.gramCounts, m.counts},
+			m.accountPhases, m.accountMoney, m.accountStages, m.grams, m.gramCounts, m.counts,
+			m.probabilities.Table()},
 		Fold: m.fold,
 	})
 }
@@ -73,6 +81,7 @@ const (
 	tableAccounts      = "accounts"
 	tableAccountPhases = "account_phases"
 	tableAccountMoney  = "account_money"
+	tableAccountStages = "account_stages"
 	tableContactGrams  = "contact_grams"
 	tableGramCounts    = "gram_counts"
 	tableContactCounts = "contact_counts"
@@ -110,8 +119,13 @@ type accountPhaseRow struct {
 }
 
 type accountMoneyRow struct {
-	accountID, currency                                        string
-	openDeals, openAmount, weightedAmount, wonDeals, wonAmount int64
+	accountID, currency                        string
+	openDeals, openAmount, wonDeals, wonAmount int64
+}
+
+type accountStageRow struct {
+	accountID, currency, stage string
+	deals, amount              int64
 }
 
 // model holds the declarations of the tables the fold writes.
@@ -122,9 +136,11 @@ type model struct {
 	accounts      *readmodel.Table[accountRow]
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
+	accountStages *readmodel.Table[accountStageRow]
 	grams         *readmodel.Table[gramRow]
 	gramCounts    *readmodel.Table[gramCountRow]
 	counts        *readmodel.Table[countRow]
+	probabilities probability.History
 	zone          *time.Location // the business time zone
 }
 
@@ -136,9 +152,11 @@ func newModel() *model {
 		accounts:      accountsTable(),
 		accountPhases: accountPhasesTable(),
 		accountMoney:  accountMoneyTable(),
+		accountStages: accountStagesTable(),
 		grams:         gramsTable(),
 		gramCounts:    gramCountsTable(),
 		counts:        countsTable(),
+		probabilities: probability.NewHistory(),
 	}
 }
 
@@ -260,8 +278,18 @@ func accountMoneyTable() *readmodel.Table[accountMoneyRow] {
 		readmodel.Text("currency", func(r *mr) *string { return &r.currency }),
 		num("open_deals", func(r *mr) *int64 { return &r.openDeals }),
 		num("open_amount", func(r *mr) *int64 { return &r.openAmount }),
-		num("weighted_amount", func(r *mr) *int64 { return &r.weightedAmount }),
 		num("won_deals", func(r *mr) *int64 { return &r.wonDeals }),
 		num("won_amount", func(r *mr) *int64 { return &r.wonAmount })).
+		Clustered()
+}
+
+func accountStagesTable() *readmodel.Table[accountStageRow] {
+	type sr = accountStageRow
+	return readmodel.NewTable(tableAccountStages, 3,
+		readmodel.Text("account_id", func(r *sr) *string { return &r.accountID }),
+		readmodel.Text("currency", func(r *sr) *string { return &r.currency }),
+		readmodel.Text("stage", func(r *sr) *string { return &r.stage }),
+		readmodel.BigInt("deals", func(r *sr) *int64 { return &r.deals }),
+		readmodel.BigInt("amount", func(r *sr) *int64 { return &r.amount })).
 		Clustered()
 }

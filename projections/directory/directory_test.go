@@ -6,6 +6,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/directory"
@@ -26,9 +27,10 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, query
 		return ask(raw, func(p directory.AccountParams) (any, error) { return directory.QueryAccounts(ctx, db, t, p) })
 	}
 	return ask(raw, func(p struct {
-		AccountID string `json:"account_id"`
+		AccountID string    `json:"account_id"`
+		At        time.Time `json:"at"`
 	}) (any, error) {
-		return directory.QuerySummary(ctx, db, t, p.AccountID)
+		return directory.QuerySummary(ctx, db, t, p.AccountID, p.At)
 	})
 }
 

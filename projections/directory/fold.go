@@ -7,7 +7,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/contact"
-	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -20,6 +20,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		return m.foldDeal(e, rows)
 	case strings.HasPrefix(e.Type, "account."):
 		return m.foldAccount(e, rows)
+	case e.Type == settings.TypeStageProbabilitiesChanged:
+		return m.probabilities.Fold(e, rows)
 	}
 	return nil
 }
@@ -311,8 +313,9 @@ func withAccountSearch(a accountRow) accountRow {
 }
 
 // addMoney adds sign times a deal's part to an account's roll-ups in its currency: an open
-// deal's amount and weighted amount, a won deal's revenue. A row whose figures all come
-// back to zero is removed, so the tables do not depend on what came and went.
+// deal's amount, in the roll-up and in its stage's row (weighed when asked), a won deal's
+// revenue. A row whose figures all come back to zero is removed, so the tables do not depend
+// on what came and went.
 func (m *model) addMoney(rows *readmodel.Rows, accountID string, d dealRow, sign int64) {
 	if accountID == "" || d.status == statusLost {
 		return
@@ -325,7 +328,7 @@ func (m *model) addMoney(rows *readmodel.Rows, accountID string, d dealRow, sign
 	case statusOpen:
 		r.openDeals += sign
 		r.openAmount += sign * d.amount
-		r.weightedAmount += sign * weighted(d.amount, deal.Stage(d.stage))
+		m.addToStage(rows, accountID, d, sign)
 	case statusWon:
 		r.wonDeals += sign
 		r.wonAmount += sign * d.amount
@@ -337,8 +340,17 @@ func (m *model) addMoney(rows *readmodel.Rows, accountID string, d dealRow, sign
 	m.accountMoney.Upsert(rows, r)
 }
 
-// weighted is an amount times the stage's probability in percent, rounded half up in
-// minor units, as on the board.
-func weighted(amount int64, stage deal.Stage) int64 {
-	return (amount*int64(stage.Probability()) + 50) / 100
+// addToStage adds sign times an open deal to its account's pipeline in its stage and currency.
+func (m *model) addToStage(rows *readmodel.Rows, accountID string, d dealRow, sign int64) {
+	s, ok := m.accountStages.Get(rows, accountID, d.currency, d.stage)
+	if !ok {
+		s = accountStageRow{accountID: accountID, currency: d.currency, stage: d.stage}
+	}
+	s.deals += sign
+	s.amount += sign * d.amount
+	if s.deals == 0 && s.amount == 0 {
+		m.accountStages.Delete(rows, accountID, d.currency, d.stage)
+		return
+	}
+	m.accountStages.Upsert(rows, s)
 }

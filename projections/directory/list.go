@@ -142,6 +142,9 @@ type list struct {
 	postings *postings
 	// searchAlone tells that the postings are the whole filter: the total is their count.
 	searchAlone bool
+	// prepare, when set, reads what the rows are shown with, in the read transaction of the
+	// page (the deals list: the stage probabilities in force).
+	prepare func(ctx context.Context, tx *sql.Tx) error
 }
 
 // keptTotal is a question that reads a list's exact total from rows the fold keeps.
@@ -267,6 +270,11 @@ func (l *list) pageQuery(pl *plan) (string, []any) {
 // both of one state. scan reads a row and returns its sort key and id for the cursor.
 func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows) (cursor, error)) (total int64, next string, err error) {
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		if l.prepare != nil {
+			if err := l.prepare(ctx, tx); err != nil {
+				return err
+			}
+		}
 		var pl *plan
 		if l.postings != nil {
 			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id)

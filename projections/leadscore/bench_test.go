@@ -57,8 +57,9 @@ func leadEvents(n int, now time.Time) []eventstore.Event {
 	return events
 }
 
-// BenchmarkHotList asks the hot list (default threshold, the first 100) from 1 and from 20
-// clients at once over benchContacts contacts, and reports the latency's p50 and p99; the baseline of
+// BenchmarkHotList asks the hot list (default threshold, the first 100; now, a month ago, of
+// one owner, and from min_score 20) from 1 and from 20 clients at once over benchContacts
+// contacts, and reports the latency's p50 and p99; the baseline of
 // the same run is the smallest read of the same tables (the attribute bands), asked the same
 // way, and the same questions answered by reading every contact found (as before the hot list
 // was counted in the index).
@@ -95,6 +96,11 @@ func BenchmarkHotList(b *testing.B) {
 				}},
 				{"hot list", func() (int, error) {
 					a, err := leadscore.QueryLeads(ctx, db, tables, leadscore.LeadParams{AsOf: now})
+					return a.Total, err
+				}},
+				// A past as_of: contacts touched since then are scored from their touchpoints.
+				{"hot list a month ago", func() (int, error) {
+					a, err := leadscore.QueryLeads(ctx, db, tables, leadscore.LeadParams{AsOf: now.AddDate(0, 0, -30)})
 					return a.Total, err
 				}},
 				{"hot list of one owner", func() (int, error) {
@@ -151,6 +157,17 @@ func askConcurrently(b *testing.B, clients int, ask func() (int, error)) ([]time
 		wg    sync.WaitGroup
 		next  atomic.Int64
 	)
+	// Every client asks once before the timing: the pool opens the connections a steady
+	// server keeps open (a new one reads the schema), and the timing starts on them.
+	var warm sync.WaitGroup
+	for range clients {
+		warm.Go(func() {
+			if _, err := ask(); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	warm.Wait()
 	b.ResetTimer()
 	for range clients {
 		wg.Go(func() {

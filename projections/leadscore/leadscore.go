@@ -22,6 +22,13 @@
 //	        contact's touchpoints: "id kind micros" lines), touch_count, last_touch_at (the
 //	        latest touchpoint's business time, microseconds, 0 for none), hot_at (business
 //	        time of the last became_hot, microseconds), hot_touchpoint
+//	steps   contact_id, from_at, until_at, owner, attr, level: the contact's level over
+//	        business time, one row per distinct time of its touchpoints: from_at is that time,
+//	        until_at the next one (math.MaxInt64 for the latest), level the level of the
+//	        touchpoints that occurred at or before from_at. The row in force at T (from_at <= T <
+//	        until_at) is the contact's level at T: a question about an earlier time ranges over
+//	        the index (attr, level, from_at, until_at) as a question about now does over the
+//	        scores, without reading any contact's touchpoints but those of its page.
 //	bands   attr, contacts: how many contacts have these attribute points
 //	config  name ('lead_scoring'), value (the settings' JSON)
 package leadscore
@@ -31,6 +38,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,8 +57,8 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 1,
-		Tables:  []readmodel.AnyTable{m.scores, m.bands, m.config},
+		Version: 2, // 2: the steps, for questions about an earlier time
+		Tables:  []readmodel.AnyTable{m.scores, m.steps, m.bands, m.config},
 		Fold:    m.fold,
 	})
 }
@@ -58,6 +66,7 @@ func Projection() *readmodel.Model {
 // Base names of the tables.
 const (
 	tableScores = "scores"
+	tableSteps  = "steps"
 	tableBands  = "bands"
 	tableConfig = "config"
 )
@@ -84,10 +93,21 @@ type scoreRow struct {
 
 type bandRow struct{ attr, contacts int64 }
 
+type stepRow struct {
+	contactID       string
+	fromAt, untilAt int64
+	owner           string
+	attr, level     int64
+}
+
+// forever is the until_at of a contact's latest step.
+const forever = math.MaxInt64
+
 type configRow struct{ name, value string }
 
 type model struct {
 	scores *readmodel.Table[scoreRow]
+	steps  *readmodel.Table[stepRow]
 	bands  *readmodel.Table[bandRow]
 	config *readmodel.Table[configRow]
 }
@@ -120,6 +140,21 @@ func newModel() *model {
 			readmodel.Index{Name: "contact", Columns: "contact_id"},
 			// Is the question about now (no touchpoint after it)?
 			readmodel.Index{Name: "last_touch", Columns: "last_touch_at"},
+		)
+	type st = stepRow
+	m.steps = readmodel.NewTable(tableSteps, 2,
+		readmodel.Text("contact_id", func(r *st) *string { return &r.contactID }),
+		readmodel.BigInt("from_at", func(r *st) *int64 { return &r.fromAt }),
+		readmodel.BigInt("until_at", func(r *st) *int64 { return &r.untilAt }),
+		readmodel.Text("owner", func(r *st) *string { return &r.owner }),
+		readmodel.BigInt("attr", func(r *st) *int64 { return &r.attr }),
+		readmodel.BigInt("level", func(r *st) *int64 { return &r.level })).
+		Clustered().
+		WithIndexes(
+			// The hot list at an earlier time: one range per attribute total; one owner's.
+			// The times are in the index: the rows not in force are skipped in it.
+			readmodel.Index{Name: "attr_level", Columns: "attr, level, from_at, until_at"},
+			readmodel.Index{Name: "owner_attr_level", Columns: "owner, attr, level, from_at, until_at"},
 		)
 	m.bands = readmodel.NewTable(tableBands, 1,
 		readmodel.BigInt("attr", func(r *b) *int64 { return &r.attr }),
@@ -249,11 +284,51 @@ func (m *model) rescore(rows *readmodel.Rows, r scoreRow, ls settings.LeadScorin
 	r.attr = int64(leadscore.AttributePoints(r.attributes(), ls))
 	r.level = storeLevel(level)
 	m.scores.Upsert(rows, r)
+	m.putSteps(rows, r, tps, ls)
 	if old != r.attr {
 		m.bands.Add(rows, bandRow{attr: old, contacts: -1})
 		m.bands.Add(rows, bandRow{attr: r.attr, contacts: 1})
 	}
 	return nil
+}
+
+// putSteps writes the contact's steps from its touchpoints, leaving the rows that are
+// already so, and deletes those of times it no longer has.
+func (m *model) putSteps(rows *readmodel.Rows, r scoreRow, tps []leadscore.Touchpoint, ls settings.LeadScoring) {
+	stored := map[int64]stepRow{}
+	for _, s := range m.steps.Group(rows, r.contactID) {
+		stored[s.fromAt] = s
+	}
+	for _, s := range stepsOf(r, tps, ls) {
+		if old, ok := stored[s.fromAt]; !ok || old != s {
+			m.steps.Upsert(rows, s)
+		}
+		delete(stored, s.fromAt)
+	}
+	for at := range stored {
+		m.steps.Delete(rows, r.contactID, at)
+	}
+}
+
+// stepsOf is a contact's level after each distinct time of its touchpoints, in time order.
+func stepsOf(r scoreRow, tps []leadscore.Touchpoint, ls settings.LeadScoring) []stepRow {
+	sorted := slices.Clone(tps)
+	slices.SortStableFunc(sorted, func(a, b leadscore.Touchpoint) int { return a.At.Compare(b.At) })
+	var steps []stepRow
+	level := leadscore.NoLevel
+	for i, tp := range sorted {
+		level = leadscore.AddLevel(level, ls.Weights[tp.Kind], tp.At, ls.HalfLifeDays)
+		if i+1 < len(sorted) && sorted[i+1].At.Equal(tp.At) {
+			continue
+		}
+		at := tp.At.UnixMicro()
+		if n := len(steps); n > 0 {
+			steps[n-1].untilAt = at
+		}
+		steps = append(steps, stepRow{contactID: r.contactID, fromAt: at, untilAt: forever, owner: r.owner,
+			attr: r.attr, level: storeLevel(level)})
+	}
+	return steps
 }
 
 func (r scoreRow) attributes() leadscore.Attributes {

@@ -76,9 +76,10 @@ type candidate struct {
 // A question about now (no touchpoint after as_of) counts the contacts found in the index
 // (per band, the range of levels clearly above min_score) and reads only the page and the
 // contacts within a millionth of min_score, which are scored exactly from their touchpoints,
-// as the page answered is. An earlier as_of scores every
-// contact found from its touchpoints (the kept level counts later ones too: it only bounds
-// the score from above, which is what finds them).
+// as the page answered is. An earlier as_of does the same over the steps in force at as_of
+// (each contact's level of the touchpoints that occurred by then); in a band whose
+// attribute points alone come within a millionth of min_score, it scores every contact of
+// the band from its touchpoints.
 func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams) (Leads, error) {
 	return queryLeads(ctx, db, t, params, true)
 }
@@ -122,9 +123,12 @@ func queryLeads(ctx context.Context, db *projections.DB, t projections.Tables, p
 			found []candidate
 			total int
 		)
-		if q.now && counted {
+		switch {
+		case q.now && counted:
 			found, total, err = q.top(minScore, params.Owner, limit)
-		} else {
+		case counted:
+			found, total, err = q.topThen(minScore, params.Owner, limit)
+		default:
 			found, err = q.find(minScore, params.Owner)
 			total = len(found)
 		}
@@ -347,32 +351,187 @@ func (q *leadQuery) find(minScore float64, owner string) ([]candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	margin := 1e-6 * max(1, math.Abs(minScore))
 	var found []candidate
 	for _, a := range bands {
-		rows, err := q.candidates(a, minScore, owner)
+		f, err := q.findIn(a, minScore, owner)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rows {
-			c := candidate{row: r}
-			if q.now {
-				c.score = float64(r.attr) + leadscore.Decaying(float64(r.level)/levelScale, q.asOf, q.ls.HalfLifeDays)
-				if r.level == noLevel {
-					c.score = float64(r.attr)
-				}
+		found = append(found, f...)
+	}
+	return found, nil
+}
+
+// findIn reads the contacts of band a whose score at as_of is at least minScore.
+func (q *leadQuery) findIn(a int64, minScore float64, owner string) ([]candidate, error) {
+	margin := 1e-6 * max(1, math.Abs(minScore))
+	rows, err := q.candidates(a, minScore, owner)
+	if err != nil {
+		return nil, err
+	}
+	var found []candidate
+	for _, r := range rows {
+		c := candidate{row: r}
+		if q.now {
+			c.score = q.fromLevel(r)
+		}
+		if !q.now || math.Abs(c.score-minScore) <= margin {
+			if err := q.score(&c); err != nil {
+				return nil, err
 			}
-			if !q.now || math.Abs(c.score-minScore) <= margin {
-				if err := q.score(&c); err != nil {
-					return nil, err
-				}
-			}
-			if c.score >= minScore {
-				found = append(found, c)
-			}
+		}
+		if c.score >= minScore {
+			found = append(found, c)
 		}
 	}
 	return found, nil
+}
+
+// topThen answers a question about an earlier as_of as top does about now, from the steps in
+// force at as_of: per band, it counts the contacts whose level then is clearly above
+// minScore in the index, scores exactly the few near it, and reads the first limit by level.
+// A band whose attribute points alone come within the margin of minScore is read whole
+// (findIn): every contact of it may score enough without a step.
+func (q *leadQuery) topThen(minScore float64, owner string, limit int) ([]candidate, int, error) {
+	bands, err := readBands(q.ctx, q.db, q.tx, q.t)
+	if err != nil {
+		return nil, 0, err
+	}
+	margin := 1e-6 * max(1, math.Abs(minScore))
+	var (
+		found []candidate
+		total int
+		steps []stepRow // near minScore, then the first of each band
+		near  = map[string]bool{}
+	)
+	for _, a := range bands {
+		if minScore-float64(a)-margin <= 0 {
+			f, err := q.findIn(a, minScore, owner)
+			if err != nil {
+				return nil, 0, err
+			}
+			found, total = append(found, f...), total+len(f)
+			continue
+		}
+		floor, clear, ok := q.levels(a, minScore, margin)
+		if !ok || clear == nil {
+			continue
+		}
+		where, args := q.band(a, owner)
+		where += ` AND from_at <= ? AND until_at > ?`
+		args = append(args, q.asOf.UnixMicro(), q.asOf.UnixMicro())
+		aboveWhere, aboveArgs := where+` AND level > ?`, append(slices.Clone(args), *clear)
+		var above int
+		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableSteps)+` WHERE `+aboveWhere),
+			aboveArgs...).Scan(&above)
+		if err != nil {
+			return nil, 0, fmt.Errorf("lead-score steps: %w", err)
+		}
+		total += above
+		close, err := q.stepRows(where+` AND level >= ? AND level <= ?`, append(slices.Clone(args), floor, *clear)...)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, s := range close {
+			near[s.contactID] = true
+		}
+		best, err := q.firstSteps(aboveWhere, aboveArgs, limit)
+		if err != nil {
+			return nil, 0, err
+		}
+		steps = append(append(steps, close...), best...)
+	}
+	candidates, err := q.fromSteps(steps)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, c := range candidates {
+		if !near[c.row.contactID] {
+			found = append(found, c)
+			continue
+		}
+		if math.Abs(c.score-minScore) <= margin {
+			if err := q.score(&c); err != nil {
+				return nil, 0, err
+			}
+		}
+		if c.score >= minScore {
+			found, total = append(found, c), total+1
+		}
+	}
+	return found, total, nil
+}
+
+// firstSteps reads the limit steps of highest level that match where, and every other one
+// of the same level as the last of them (as first does).
+func (q *leadQuery) firstSteps(where string, args []any, limit int) ([]stepRow, error) {
+	steps, err := q.stepRows(where+` ORDER BY level DESC LIMIT ?`, append(slices.Clone(args), limit)...)
+	if err != nil || len(steps) < limit {
+		return steps, err
+	}
+	ties, err := q.stepRows(where+` AND level = ?`, append(slices.Clone(args), steps[len(steps)-1].level)...)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, s := range steps {
+		seen[s.contactID] = true
+	}
+	for _, s := range ties {
+		if !seen[s.contactID] {
+			steps = append(steps, s)
+		}
+	}
+	return steps, nil
+}
+
+// stepRows reads the contact and level of the steps that match where.
+func (q *leadQuery) stepRows(where string, args ...any) ([]stepRow, error) {
+	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, attr, level FROM `+q.t.Name(tableSteps)+` WHERE `+where), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lead-score steps: %w", err)
+	}
+	defer rows.Close()
+	var list []stepRow
+	for rows.Next() {
+		var s stepRow
+		if err := rows.Scan(&s.contactID, &s.attr, &s.level); err != nil {
+			return nil, fmt.Errorf("lead-score steps: %w", err)
+		}
+		list = append(list, s)
+	}
+	return list, rows.Err()
+}
+
+// fromSteps reads the score rows (without their touchpoints) of the contacts of steps, each
+// scored at as_of from its step's level.
+func (q *leadQuery) fromSteps(steps []stepRow) ([]candidate, error) {
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	level := map[string]int64{}
+	var ids []string
+	for _, s := range steps {
+		if _, ok := level[s.contactID]; !ok {
+			ids = append(ids, s.contactID)
+		}
+		level[s.contactID] = s.level
+	}
+	cond, arg, err := q.db.Dialect.InKeys("contact_id", ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.rows(`k = ? AND `+cond, everyone, arg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]candidate, len(rows))
+	for i, r := range rows {
+		then := r
+		then.level = level[r.contactID]
+		out[i] = candidate{row: r, score: q.fromLevel(then)}
+	}
+	return out, nil
 }
 
 // score scores c exactly from its touchpoints, reading them when the row came without.

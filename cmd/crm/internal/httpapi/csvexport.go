@@ -272,7 +272,7 @@ func exportDeals(r *http.Request, rd read, out *csvOut) error {
 		return err
 	}
 	p := dealParams(r.URL.Query())
-	p.Limit = exportPage
+	p.Limit, p.At = exportPage, now(r)
 	cols := []string{"deal_id", "title", "contact_id", "counts_for", "contact_name", "account_id", "owner", "amount", "currency",
 		"status", "stage", "probability", "expected_close", "closed_on", "lost_reason", "opened_at"}
 	return pages(out, cols, func(cursor string) (directory.Deals, string, error) {

@@ -288,7 +288,7 @@ func queryDeals(r *http.Request, rd read) (any, error) {
 		return nil, err
 	}
 	p := dealParams(q)
-	p.Limit, p.Cursor = limit, q.Get("cursor")
+	p.Limit, p.Cursor, p.At = limit, q.Get("cursor"), now(r)
 	return badQuery(directory.QueryDeals(r.Context(), rd.db, rd.t, p))
 }
 
@@ -315,11 +315,14 @@ func queryAccounts(r *http.Request, rd read) (any, error) {
 }
 
 // GET /v1/accounts/{accountId}/summary
+//
+// The open pipeline is weighed with the stage probabilities in force now (or at the moment a
+// time-travel question is about).
 func queryAccountSummary(r *http.Request, rd read) (any, error) {
 	if _, err := listParams(r); err != nil {
 		return nil, err
 	}
-	return directory.QuerySummary(r.Context(), rd.db, rd.t, mux.Vars(r)["accountId"])
+	return directory.QuerySummary(r.Context(), rd.db, rd.t, mux.Vars(r)["accountId"], now(r))
 }
 
 // listParams refuses as_of, which the directory cannot answer, and reads limit.
