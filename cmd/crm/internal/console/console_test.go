@@ -152,6 +152,8 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		})
 	}
 
+	figures(t, s, tb)
+
 	t.Run("board equals the API", func(t *testing.T) {
 		var b boardAnswer
 		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
