@@ -117,6 +117,9 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 	}
 	s.call(t, "GET", "/v1/contacts?limit=5", "", &contacts)
 	contactID = contacts.Data.Contacts[0].ID
+	// A second of Tokyo's wall clock after the seed, before this suite's first command.
+	seeded := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(seeded))
 	tb.signIn(t, adminToken)
 
 	t.Run("roles", func(t *testing.T) {
@@ -310,6 +313,8 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-live")))
 		tb.clean(t)
 	})
+
+	travel(t, s, tb, seeded)
 
 	t.Run("Japanese search", func(t *testing.T) {
 		var created struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // shownCell is one figure of a table as the page holds it: the value the API answered
@@ -508,3 +510,178 @@ func checkContact(t *testing.T, tb *tab, j contactJourney, deals dealsAnswer, zo
 
 // asOfParam is the end of a business date in Asia/Tokyo, as the page asks for it.
 func asOfParam(day string) string { return url.QueryEscape(day + "T23:59:59+09:00") }
+
+// travelTo moves the time slider of the current page to position at and waits for the page.
+func (tb *tab) travelTo(t testing.TB, at int64) {
+	t.Helper()
+	tb.waitRender(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const s = document.querySelector('#travel-slider');
+		s.value = %d; s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); })()`, at)))
+	contains(t, "freshness", text(t, tb, "#freshness"), fmt.Sprintf("as known at position %s", grouped(at)))
+}
+
+// travelAsOf asks the current page as of a business date, knownAt (a wall-clock time in the
+// business zone, or "") as known then.
+func (tb *tab) travelAsOf(t testing.TB, day, knownAt string) {
+	t.Helper()
+	tb.do(t, chromedp.SetValue(chromedp.CSS("#travel-asof"), day), chromedp.SetValue(chromedp.CSS("#travel-known"), knownAt))
+	tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-apply")))
+}
+
+// live ends the time travel.
+func (tb *tab) live(t testing.TB) {
+	t.Helper()
+	tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-live")))
+	if got := eval[string](t, tb, `document.querySelector('#freshness').textContent`); strings.Contains(got, "as known at") {
+		t.Errorf("still travelling: %s", got)
+	}
+}
+
+func (tb *tab) head(t testing.TB) int64 {
+	t.Helper()
+	return eval[int64](t, tb, `+document.querySelector('#freshness').dataset.head`)
+}
+
+// travel: the time slider's position, known-at time and as-of date on the journey map, churn
+// points, a contact's page and the board show what the API answers for them. seeded is a
+// wall-clock second in Tokyo after the seed and before the suite's first command.
+func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
+	const day = "2025-12-31"
+	t.Run("journey map at a position and as of a date", func(t *testing.T) {
+		tb.open(t, "journey")
+		at := tb.head(t) / 2
+		var past, asOf, now journeyMap
+		s.call(t, "GET", fmt.Sprintf("/v1/analytics/journey-map?at_position=%d", at), "", &past)
+		s.call(t, "GET", "/v1/analytics/journey-map", "", &now)
+		if fmt.Sprint(past.steps()) == fmt.Sprint(now.steps()) {
+			t.Fatalf("the journey map at position %d is the one of now: the test would show nothing", at)
+		}
+		tb.travelTo(t, at)
+		sameTable(t, fmt.Sprintf("journey steps at %d", at), tableOf(t, tb, "journey"), past.steps())
+		sameTable(t, fmt.Sprintf("journey transitions at %d", at), tableOf(t, tb, "transitions"), past.transitions())
+		tb.live(t)
+		s.call(t, "GET", "/v1/analytics/journey-map?as_of="+asOfParam(day), "", &asOf)
+		if fmt.Sprint(asOf.steps()) == fmt.Sprint(now.steps()) {
+			t.Fatalf("the journey map as of %s is the one of now: the test would show nothing", day)
+		}
+		tb.travelAsOf(t, day, "")
+		sameTable(t, "journey steps as of "+day, tableOf(t, tb, "journey"), asOf.steps())
+		sameTable(t, "journey transitions as of "+day, tableOf(t, tb, "transitions"), asOf.transitions())
+		tb.live(t)
+		sameTable(t, "journey steps now", tableOf(t, tb, "journey"), now.steps())
+		tb.clean(t)
+	})
+
+	t.Run("churn points at a position and as of a date", func(t *testing.T) {
+		tb.open(t, "churn")
+		at := tb.head(t) / 2
+		var past, asOf churnPoints
+		s.call(t, "GET", fmt.Sprintf("/v1/analytics/churn-points?limit=50&at_position=%d", at), "", &past)
+		tb.travelTo(t, at)
+		sameTable(t, fmt.Sprintf("churn phases at %d", at), tableOf(t, tb, "churn"), past.phases())
+		sameTable(t, fmt.Sprintf("lost deals at %d", at), tableOf(t, tb, "lost"), past.lost())
+		tb.live(t)
+		s.call(t, "GET", "/v1/analytics/churn-points?limit=50&as_of="+asOfParam(day), "", &asOf)
+		if fmt.Sprint(asOf.phases()) == fmt.Sprint(past.phases()) {
+			t.Fatalf("the churn points as of %s are those at position %d: the test would show nothing", day, at)
+		}
+		tb.travelAsOf(t, day, "")
+		sameTable(t, "churn phases as of "+day, tableOf(t, tb, "churn"), asOf.phases())
+		sameTable(t, "lost deals as of "+day, tableOf(t, tb, "lost"), asOf.lost())
+		tb.live(t)
+		tb.clean(t)
+	})
+
+	t.Run("a contact at a position and as of a date", func(t *testing.T) {
+		tokyo, err := time.LoadLocation("Asia/Tokyo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var customers struct {
+			Data struct {
+				List []struct {
+					ID string `json:"contact_id"`
+				} `json:"list"`
+			} `json:"data"`
+		}
+		s.call(t, "GET", "/v1/analytics/customers?limit=1", "", &customers)
+		id := customers.Data.List[0].ID
+		var h struct {
+			Events []struct {
+				Position int64  `json:"position"`
+				Type     string `json:"type"`
+			} `json:"events"`
+		}
+		s.call(t, "GET", "/v1/contacts/"+id+"/history", "", &h)
+		at := h.Events[len(h.Events)/2].Position // half of the contact's history known
+		var j contactJourney
+		var deals dealsAnswer
+		var timeline struct {
+			Data struct {
+				Entries []struct {
+					Position int64 `json:"position"`
+				} `json:"entries"`
+			} `json:"data"`
+		}
+		s.call(t, "GET", fmt.Sprintf("/v1/journeys/%s?at_position=%d", id, at), "", &j)
+		s.call(t, "GET", fmt.Sprintf("/v1/deals?limit=50&contact_id=%s&at_position=%d", id, at), "", &deals)
+		s.call(t, "GET", fmt.Sprintf("/v1/contacts/%s/timeline?limit=30&at_position=%d", id, at), "", &timeline)
+		tb.open(t, "contacts/"+id)
+		tb.travelTo(t, at)
+		checkContact(t, tb, j, deals, tokyo)
+		var want []int64
+		for _, e := range timeline.Data.Entries {
+			want = append(want, e.Position)
+			if e.Position > at {
+				t.Errorf("the API's timeline at %d has an entry at %d", at, e.Position)
+			}
+		}
+		got := eval[[]int64](t, tb, `[...document.querySelectorAll('#timeline li')].map(li => +li.dataset.position)`)
+		if !slices.Equal(got, want) || len(want) == 0 {
+			t.Errorf("timeline at %d: shown %v, the API has %v", at, got, want)
+		}
+		tb.live(t)
+
+		var record struct {
+			Phase string `json:"phase"`
+		}
+		s.call(t, "GET", fmt.Sprintf("/v1/contacts/%s?as_of=%s", id, asOfParam(day)), "", &record)
+		s.call(t, "GET", fmt.Sprintf("/v1/journeys/%s?as_of=%s", id, asOfParam(day)), "", &j)
+		s.call(t, "GET", fmt.Sprintf("/v1/deals?limit=50&contact_id=%s", id), "", &deals)
+		tb.travelAsOf(t, day, "")
+		checkContact(t, tb, j, deals, tokyo)
+		if got := eval[string](t, tb, `document.querySelector('#contact-phase-now').dataset.value`); got != record.Phase || got != j.Data.Phase {
+			t.Errorf("phase as of %s: shown %s, the API has %s (journey %s)", day, got, record.Phase, j.Data.Phase)
+		}
+		tb.live(t)
+		tb.clean(t)
+	})
+
+	t.Run("the board as known at a time", func(t *testing.T) {
+		known := seeded.In(time.FixedZone("JST", 9*3600))
+		var then, now boardAnswer
+		s.call(t, "GET", "/v1/pipeline/board?limit=50&known_at="+url.QueryEscape(known.Format(time.RFC3339)), "", &then)
+		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &now)
+		tb.open(t, "board")
+		tb.travelAsOf(t, "", known.Format("2006-01-02T15:04:05"))
+		differs := false
+		for i, st := range then.Data.Stages {
+			if shown := text(t, tb, fmt.Sprintf(`.column[data-stage=%q] [data-count]`, st.Stage)); shown != fmt.Sprintf("Deals: %d", st.Count) {
+				t.Errorf("%s known at %s: shown %q, the API has %d", st.Stage, known, shown, st.Count)
+			}
+			cards := eval[[]string](t, tb, fmt.Sprintf(`[...document.querySelectorAll('.column[data-stage=%q] .card')].map(c => c.dataset.deal)`, st.Stage))
+			var want []string
+			for _, c := range st.Cards {
+				want = append(want, c.DealID)
+			}
+			if !slices.Equal(cards, want) {
+				t.Errorf("%s known at %s: cards %v, the API has %v", st.Stage, known, cards, want)
+			}
+			differs = differs || st.Count != now.Data.Stages[i].Count
+		}
+		if !differs {
+			t.Error("the board known before the suite's moves is the board of now: the test shows nothing")
+		}
+		tb.live(t)
+		tb.clean(t)
+	})
+}
