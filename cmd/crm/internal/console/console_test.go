@@ -315,6 +315,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 	})
 
 	travel(t, s, tb, seeded)
+	pickersAndForms(t, s, tb)
 
 	t.Run("Japanese search", func(t *testing.T) {
 		var created struct {

@@ -82,20 +82,23 @@ func showPct(v *float64) string {
 	return decimal(*v, 100, 1) + "%"
 }
 
-// decimal writes v*scale with at most digits decimals (exact arithmetic: the rounding is the
-// one of the double's exact value, as Intl.NumberFormat rounds).
+// decimal writes v*scale with at most digits decimals, rounded half away from zero as
+// Intl.NumberFormat rounds: on the shortest decimal that reads back as v (12.35 shows 12.4,
+// though the double is a little under 12.35).
 func decimal(v float64, scale int64, digits int) string {
-	x := new(big.Float).SetPrec(512).SetFloat64(v)
-	x.Mul(x, new(big.Float).SetInt64(scale))
+	x, ok := new(big.Rat).SetString(strconv.FormatFloat(v, 'g', -1, 64))
+	if !ok {
+		panic(fmt.Sprintf("decimal %v", v))
+	}
 	neg := x.Sign() < 0
 	x.Abs(x)
 	p := int64(1)
 	for range digits {
 		p *= 10
 	}
-	x.Mul(x, new(big.Float).SetInt64(p))
-	x.Add(x, big.NewFloat(0.5))
-	units, _ := x.Int(nil) // floor of a positive number
+	x.Mul(x, new(big.Rat).SetInt64(scale*p))
+	x.Add(x, big.NewRat(1, 2))
+	units := new(big.Int).Quo(x.Num(), x.Denom()) // floor of a positive number
 	whole := new(big.Int).Quo(units, big.NewInt(p))
 	frac := new(big.Int).Rem(units, big.NewInt(p))
 	s := grouped(whole.Int64())
@@ -153,7 +156,7 @@ func TestShownFigures(t *testing.T) {
 		got, want string
 	}{
 		{showPct(f(0.623)), "62.3%"}, {showPct(f(0.5)), "50%"}, {showPct(f(1)), "100%"}, {showPct(f(0.0625)), "6.3%"},
-		{showPct(nil), "—"}, {showNum(f(10.82), 1), "10.8"}, {showNum(f(23), 1), "23"}, {showNum(f(1234.96), 1), "1,235"},
+		{showPct(nil), "—"}, {showNum(f(10.82), 1), "10.8"}, {showNum(f(12.35), 1), "12.4"}, {showPct(f(0.1235)), "12.4%"}, {showNum(f(23), 1), "23"}, {showNum(f(1234.96), 1), "1,235"},
 		{valNum(f(0.6184)), "0.6184"}, {valNum(f(23)), "23"}, {valNum(nil), ""},
 		{moneyCell([]amount{{"JPY", 12919392}, {"USD", 2582038}}).Text, "¥12,919,392 / $25,820.38"},
 	} {

@@ -38,8 +38,9 @@ function num(n, digits = 0) {
 function pct(r) { return r === null || r === undefined ? '—' : new Intl.NumberFormat(locale(), { style: 'percent', maximumFractionDigits: 1 }).format(r); }
 function date(iso) {
   if (!iso) return '—';
-  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return iso; // a business date already
-  return new Intl.DateTimeFormat(locale(), { timeZone: zone(), year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(iso));
+  const f = (tz) => new Intl.DateTimeFormat(locale(), { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return f('UTC').format(new Date(iso + 'T00:00:00Z')); // a business date already
+  return f(zone()).format(new Date(iso));
 }
 function dateTime(iso) {
   if (!iso) return '—';
@@ -479,7 +480,17 @@ async function contactPage(main, id) {
       h('td', {}, x.title), h('td', {}, date(x.due)), h('td', {}, x.assignee || ''), h('td', { class: x.overdue ? 'error' : '' }, x.overdue ? t('overdue') : word(x.status)))), { name: 'tasks', caption: t('tasks') }),
     writable ? contactForms(id) : null,
     h('h2', {}, t('timeline')),
-    h('ol', { class: 'timeline', id: 'timeline', 'data-entries': timeline.data.entries.length }, timeline.data.entries.map(e => h('li', { 'data-position': e.position, 'data-event': e.event }, `${dateTime(e.occurred_at)} — ${e.event}${e.title ? ' · ' + e.title : ''}${e.actor ? ' (' + e.actor + ')' : ''}`))));
+    h('ol', { class: 'timeline', id: 'timeline', 'data-entries': timeline.data.entries.length }, timeline.data.entries.map(e => h('li', { 'data-position': e.position, 'data-event': e.event },
+      `${dateTime(e.occurred_at)} — ${e.event}${summary(e) ? ' · ' + summary(e) : ''}${e.actor ? ' (' + e.actor + ')' : ''}`))));
+}
+// summary is what a timeline entry says in a few words: the deal's or task's title, a
+// touchpoint's kind and note, a phase change with its reason, a note's text.
+function summary(e) {
+  const d = e.data || {};
+  if (e.type === 'phase') return `${word(d.from)} → ${word(d.to)}${d.reason ? ': ' + d.reason : ''}`;
+  if (e.type === 'touchpoint') return [word(d.kind), d.note].filter(Boolean).join(': ');
+  if (e.type === 'task' && e.task) return [e.title, e.task.due ? `${t('due')} ${date(e.task.due)}` : ''].filter(Boolean).join(', ');
+  return e.title || d.text || '';
 }
 
 function contactForms(id) {
@@ -487,7 +498,7 @@ function contactForms(id) {
   const send = (path, body) => api(`/v1/contacts/${enc}/${path}`, { method: 'POST', body });
   const submit = (build) => async (e) => {
     e.preventDefault();
-    try { await build(e.target); say(t('saved'), 'ok'); await route(); } catch (ex) { showLoadError(ex); if (ex instanceof APIError && ex.status !== 401) say(ex.message, 'error'); }
+    try { await build(e.target); await route(); say(t('saved'), 'ok'); } catch (ex) { showLoadError(ex); if (ex instanceof APIError && ex.status !== 401) say(ex.message, 'error'); }
   };
   const kind = h('select', { name: 'kind' }, options(['call', 'email_open', 'inquiry', 'meeting', 'seminar', 'webinar', 'visit'], 'call'));
   const note = h('input', { name: 'note' });
