@@ -351,7 +351,7 @@ async function boardPage(main) {
 }
 
 function card(c, stage, stages, index, writable) {
-  const el = h('article', { class: 'card', tabindex: 0, draggable: writable ? 'true' : null, 'data-deal': c.deal_id, 'data-stage': stage,
+  const el = h('article', { class: 'card', tabindex: 0, draggable: writable ? 'true' : null, 'data-deal': c.deal_id, 'data-stage': stage, 'data-version': c.version,
     'aria-describedby': writable ? 'move-help' : null, 'aria-label': `${c.title}, ${c.contact_name}` },
     h('h3', {}, c.title),
     h('p', {}, h('a', { href: '#/contacts/' + c.contact_id }, c.contact_name), ' · ', c.owner),
@@ -368,17 +368,18 @@ function card(c, stage, stages, index, writable) {
   return el;
 }
 
-// moveCard sends the stage command with If-Match: the deal's version, read now, must still be
-// the one whose stage the card shows; otherwise someone else changed it and the fresh card is shown.
+// moveCard sends the stage command with If-Match set to the version the card was drawn with
+// (the board answer's): when someone else changed the deal since, the API answers 412 and the
+// fresh deal is shown on the card, "changed by someone else". A card drawn from a read model
+// that had not yet read the deal's latest event is refused the same way.
 async function moveCard(el, to) {
   const id = el.dataset.deal;
   const title = el.querySelector('h3').textContent;
   try {
-    const fresh = await api('/v1/deals/' + encodeURIComponent(id));
-    if (fresh.data.stage !== el.dataset.stage || !isOpen(fresh.data)) return showConflict(el, fresh.data);
-    await api('/v1/deals/' + encodeURIComponent(id) + '/stage', { method: 'POST', body: { stage: to }, headers: { 'If-Match': fresh.etag } });
+    const res = await api('/v1/deals/' + encodeURIComponent(id) + '/stage', { method: 'POST', body: { stage: to }, headers: { 'If-Match': `"${el.dataset.version}"` } });
     const target = document.querySelector(`.column[data-stage="${CSS.escape(to)}"]`);
     el.dataset.stage = to;
+    if (res.data && typeof res.data.version === 'number') el.dataset.version = res.data.version;
     target.append(el);
     el.focus();
     say(t('moved', { title, stage: word(to) }), 'ok');
@@ -394,6 +395,7 @@ const isOpen = (deal) => !deal.closed_at && deal.stage !== 'won' && deal.stage !
 function showConflict(el, deal) {
   el.classList.add('conflict');
   el.dataset.stage = deal.stage;
+  el.dataset.version = deal.version;
   const target = document.querySelector(`.column[data-stage="${CSS.escape(deal.stage)}"]`);
   if (target && isOpen(deal)) target.append(el);
   el.querySelector('h3').textContent = deal.title;
