@@ -118,7 +118,12 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 	}
 	s.call(t, "GET", "/v1/contacts?limit=5", "", &contacts)
 	contactID = contacts.Data.Contacts[0].ID
-	// A second of Tokyo's wall clock after the seed, before this suite's first command.
+	// The seeded log's last position, and a second of Tokyo's wall clock after the seed,
+	// before this suite's first command.
+	var ready struct {
+		CaughtUpTo int64 `json:"caught_up_to"`
+	}
+	s.call(t, "GET", "/readyz", "", &ready)
 	seeded := time.Now().Truncate(time.Second).Add(time.Second)
 	time.Sleep(time.Until(seeded))
 	tb.signIn(t, adminToken)
@@ -160,7 +165,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("board equals the API", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		tb.open(t, "board")
 		for _, st := range b.Data.Stages {
 			got := text(t, tb, fmt.Sprintf(`.column[data-stage=%q] .totals`, st.Stage))
@@ -177,7 +182,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("owner filter", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		owner := b.Data.Stages[0].Cards[0].Owner
 		var filtered boardAnswer
 		s.call(t, "GET", "/v1/pipeline/board?limit=50&owner="+url.QueryEscape(owner), "", &filtered)
@@ -198,7 +203,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("drag a card", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[0], b.Data.Stages[1]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
@@ -212,7 +217,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("move a card from the keyboard", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[1], b.Data.Stages[2]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
@@ -225,7 +230,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("a move names the card's version", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[0], b.Data.Stages[1]
 		card := from.Cards[1]
 		var d struct {
@@ -256,7 +261,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("changed by someone else", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[0], b.Data.Stages[1]
 		card := from.Cards[0]
 		tb.open(t, "board")
@@ -299,10 +304,17 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("a 412 shows the fresh card", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, elsewhere := b.Data.Stages[0], b.Data.Stages[3]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
+		var d struct {
+			Version int64 `json:"version"`
+		}
+		s.call(t, "GET", "/v1/deals/"+deal, "", &d)
+		if got := eval[string](t, tb, fmt.Sprintf(`document.querySelector('.card[data-deal=%q]').dataset.version`, deal)); got != fmt.Sprint(d.Version) {
+			t.Errorf("the card carries version %s, the deal has %d", got, d.Version)
+		}
 		// The stage command is held in the browser while someone else moves the deal, so
 		// that its If-Match names a version that is no longer the deal's.
 		ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
@@ -318,8 +330,8 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 			if err != nil {
 				t.Fatalf("the stage command was not sent: %v", err)
 			}
-			if got := fmt.Sprint(ev.Request.Headers["If-Match"]); got != fmt.Sprintf("%q", fmt.Sprint(from.Cards[0].Version)) {
-				t.Errorf("the stage command has If-Match %s, the card version %d", got, from.Cards[0].Version)
+			if got := fmt.Sprint(ev.Request.Headers["If-Match"]); got != fmt.Sprintf("%q", fmt.Sprint(d.Version)) {
+				t.Errorf("the stage command has If-Match %s, the deal's version is %d", got, d.Version)
 			}
 			s.call(t, "POST", "/v1/deals/"+deal+"/stage", fmt.Sprintf(`{"stage":%q}`, elsewhere.Stage), nil)
 			if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID}); err != nil {
@@ -374,8 +386,9 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		tb.clean(t)
 	})
 
-	travel(t, s, tb, seeded)
+	travel(t, s, tb, ready.CaughtUpTo, seeded)
 	pickersAndForms(t, s, tb)
+	parked(t, s, tb)
 
 	t.Run("Japanese search", func(t *testing.T) {
 		var created struct {

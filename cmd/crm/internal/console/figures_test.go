@@ -250,7 +250,7 @@ func (a churnPoints) lost() shownTable {
 func figures(t *testing.T, s *server, tb *tab) {
 	t.Run("journey map equals the API", func(t *testing.T) {
 		var a journeyMap
-		s.call(t, "GET", "/v1/analytics/journey-map", "", &a)
+		s.fresh(t, "/v1/analytics/journey-map", &a)
 		tb.open(t, "journey")
 		sameTable(t, "journey steps", tableOf(t, tb, "journey"), a.steps())
 		sameTable(t, "journey transitions", tableOf(t, tb, "transitions"), a.transitions())
@@ -259,7 +259,7 @@ func figures(t *testing.T, s *server, tb *tab) {
 
 	t.Run("churn points equal the API", func(t *testing.T) {
 		var a churnPoints
-		s.call(t, "GET", "/v1/analytics/churn-points?limit=50", "", &a)
+		s.fresh(t, "/v1/analytics/churn-points?limit=50", &a)
 		tb.open(t, "churn")
 		sameTable(t, "churn phases", tableOf(t, tb, "churn"), a.phases())
 		sameTable(t, "lost deals", tableOf(t, tb, "lost"), a.lost())
@@ -301,8 +301,8 @@ func figures(t *testing.T, s *server, tb *tab) {
 				} `json:"overdue"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/analytics/kpis?period=month&limit=100&from="+from, "", &kpis)
-		s.call(t, "GET", "/v1/analytics/forecast?limit=100", "", &forecast)
+		s.fresh(t, "/v1/analytics/kpis?period=month&limit=100&from="+from, &kpis)
+		s.fresh(t, "/v1/analytics/forecast?limit=100", &forecast)
 		if kpis.Data.Zone != "Asia/Tokyo" {
 			t.Errorf("KPIs in zone %q", kpis.Data.Zone)
 		}
@@ -355,8 +355,8 @@ func figures(t *testing.T, s *server, tb *tab) {
 				} `json:"list"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/analytics/rfm", "", &rfm)
-		s.call(t, "GET", "/v1/analytics/customers?limit=25", "", &customers)
+		s.fresh(t, "/v1/analytics/rfm", &rfm)
+		s.fresh(t, "/v1/analytics/customers?limit=25", &customers)
 		tb.open(t, "value")
 		cells := map[string]shownCell{}
 		raw := eval[string](t, tb, `JSON.stringify(Object.fromEntries([...document.querySelectorAll('#rfm-grid td[data-cell]')].map(td => [td.dataset.cell, { v: td.dataset.value, t: td.textContent }])))`)
@@ -412,11 +412,11 @@ func figures(t *testing.T, s *server, tb *tab) {
 				} `json:"list"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/analytics/customers?limit=50", "", &customers)
+		s.fresh(t, "/v1/analytics/customers?limit=50", &customers)
 		var id string
 		var j contactJourney
 		for _, c := range customers.Data.List {
-			s.call(t, "GET", "/v1/journeys/"+c.ID, "", &j)
+			s.fresh(t, "/v1/journeys/"+c.ID, &j)
 			if slices.ContainsFunc(j.Data.Visits, func(v journeyVisit) bool { return v.EnteredAt.UTC().Hour() >= 15 }) {
 				id = c.ID
 				break
@@ -426,7 +426,7 @@ func figures(t *testing.T, s *server, tb *tab) {
 			t.Fatal("no customer entered a phase between 15:00 and 24:00 UTC")
 		}
 		var deals dealsAnswer
-		s.call(t, "GET", "/v1/deals?limit=50&contact_id="+id, "", &deals)
+		s.fresh(t, "/v1/deals?limit=50&contact_id="+id, &deals)
 		tb.open(t, "contacts/"+id)
 		checkContact(t, tb, j, deals, tokyo)
 		tb.clean(t)
@@ -539,22 +539,18 @@ func (tb *tab) live(t testing.TB) {
 	}
 }
 
-func (tb *tab) head(t testing.TB) int64 {
-	t.Helper()
-	return eval[int64](t, tb, `+document.querySelector('#freshness').dataset.head`)
-}
-
 // travel: the time slider's position, known-at time and as-of date on the journey map, churn
-// points, a contact's page and the board show what the API answers for them. seeded is a
-// wall-clock second in Tokyo after the seed and before the suite's first command.
-func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
+// points, a contact's page and the board show what the API answers for them. seedHead is the
+// seeded log's last position; seeded is a wall-clock second in Tokyo after the seed and before
+// the suite's first command.
+func travel(t *testing.T, s *server, tb *tab, seedHead int64, seeded time.Time) {
 	const day = "2025-12-31"
 	t.Run("journey map at a position and as of a date", func(t *testing.T) {
 		tb.open(t, "journey")
-		at := tb.head(t) / 2
+		at := seedHead / 2
 		var past, asOf, now journeyMap
 		s.call(t, "GET", fmt.Sprintf("/v1/analytics/journey-map?at_position=%d", at), "", &past)
-		s.call(t, "GET", "/v1/analytics/journey-map", "", &now)
+		s.fresh(t, "/v1/analytics/journey-map", &now)
 		if fmt.Sprint(past.steps()) == fmt.Sprint(now.steps()) {
 			t.Fatalf("the journey map at position %d is the one of now: the test would show nothing", at)
 		}
@@ -562,7 +558,7 @@ func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
 		sameTable(t, fmt.Sprintf("journey steps at %d", at), tableOf(t, tb, "journey"), past.steps())
 		sameTable(t, fmt.Sprintf("journey transitions at %d", at), tableOf(t, tb, "transitions"), past.transitions())
 		tb.live(t)
-		s.call(t, "GET", "/v1/analytics/journey-map?as_of="+asOfParam(day), "", &asOf)
+		s.fresh(t, "/v1/analytics/journey-map?as_of="+asOfParam(day), &asOf)
 		if fmt.Sprint(asOf.steps()) == fmt.Sprint(now.steps()) {
 			t.Fatalf("the journey map as of %s is the one of now: the test would show nothing", day)
 		}
@@ -576,14 +572,14 @@ func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
 
 	t.Run("churn points at a position and as of a date", func(t *testing.T) {
 		tb.open(t, "churn")
-		at := tb.head(t) / 2
+		at := seedHead * 3 / 4 // lost deals come late in the seeded history
 		var past, asOf churnPoints
 		s.call(t, "GET", fmt.Sprintf("/v1/analytics/churn-points?limit=50&at_position=%d", at), "", &past)
 		tb.travelTo(t, at)
 		sameTable(t, fmt.Sprintf("churn phases at %d", at), tableOf(t, tb, "churn"), past.phases())
 		sameTable(t, fmt.Sprintf("lost deals at %d", at), tableOf(t, tb, "lost"), past.lost())
 		tb.live(t)
-		s.call(t, "GET", "/v1/analytics/churn-points?limit=50&as_of="+asOfParam(day), "", &asOf)
+		s.fresh(t, "/v1/analytics/churn-points?limit=50&as_of="+asOfParam(day), &asOf)
 		if fmt.Sprint(asOf.phases()) == fmt.Sprint(past.phases()) {
 			t.Fatalf("the churn points as of %s are those at position %d: the test would show nothing", day, at)
 		}
@@ -606,7 +602,7 @@ func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
 				} `json:"list"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/analytics/customers?limit=1", "", &customers)
+		s.fresh(t, "/v1/analytics/customers?limit=1", &customers)
 		id := customers.Data.List[0].ID
 		var h struct {
 			Events []struct {
@@ -648,8 +644,8 @@ func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
 			Phase string `json:"phase"`
 		}
 		s.call(t, "GET", fmt.Sprintf("/v1/contacts/%s?as_of=%s", id, asOfParam(day)), "", &record)
-		s.call(t, "GET", fmt.Sprintf("/v1/journeys/%s?as_of=%s", id, asOfParam(day)), "", &j)
-		s.call(t, "GET", fmt.Sprintf("/v1/deals?limit=50&contact_id=%s", id), "", &deals)
+		s.fresh(t, fmt.Sprintf("/v1/journeys/%s?as_of=%s", id, asOfParam(day)), &j)
+		s.fresh(t, fmt.Sprintf("/v1/deals?limit=50&contact_id=%s", id), &deals)
 		tb.travelAsOf(t, day, "")
 		checkContact(t, tb, j, deals, tokyo)
 		if got := eval[string](t, tb, `document.querySelector('#contact-phase-now').dataset.value`); got != record.Phase || got != j.Data.Phase {
@@ -663,7 +659,7 @@ func travel(t *testing.T, s *server, tb *tab, seeded time.Time) {
 		known := seeded.In(time.FixedZone("JST", 9*3600))
 		var then, now boardAnswer
 		s.call(t, "GET", "/v1/pipeline/board?limit=50&known_at="+url.QueryEscape(known.Format(time.RFC3339)), "", &then)
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &now)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &now)
 		tb.open(t, "board")
 		tb.travelAsOf(t, "", known.Format("2006-01-02T15:04:05"))
 		differs := false

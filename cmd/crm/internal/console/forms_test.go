@@ -27,19 +27,19 @@ func pickersAndForms(t *testing.T, s *server, tb *tab) {
 				} `json:"list"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/analytics/customers?limit=1", "", &customers)
+		s.fresh(t, "/v1/analytics/customers?limit=1", &customers)
 		var j struct {
 			Data struct {
 				Cohort  string `json:"cohort"`
 				Channel string `json:"channel"`
 			} `json:"data"`
 		}
-		s.call(t, "GET", "/v1/journeys/"+customers.Data.List[0].ID, "", &j)
+		s.fresh(t, "/v1/journeys/"+customers.Data.List[0].ID, &j)
 		cohort, channel := j.Data.Cohort, j.Data.Channel
 		var all, byCohort, both journeyMap
-		s.call(t, "GET", "/v1/analytics/journey-map", "", &all)
-		s.call(t, "GET", "/v1/analytics/journey-map?cohort="+cohort, "", &byCohort)
-		s.call(t, "GET", fmt.Sprintf("/v1/analytics/journey-map?cohort=%s&channel=%s", cohort, channel), "", &both)
+		s.fresh(t, "/v1/analytics/journey-map", &all)
+		s.fresh(t, "/v1/analytics/journey-map?cohort="+cohort, &byCohort)
+		s.fresh(t, fmt.Sprintf("/v1/analytics/journey-map?cohort=%s&channel=%s", cohort, channel), &both)
 		if both.Data.ByPhase.Steps[0].Entered == 0 || fmt.Sprint(both.steps()) == fmt.Sprint(byCohort.steps()) || fmt.Sprint(byCohort.steps()) == fmt.Sprint(all.steps()) {
 			t.Fatalf("cohort %s and channel %s do not narrow the journey map: the test would show nothing", cohort, channel)
 		}

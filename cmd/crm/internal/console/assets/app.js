@@ -667,8 +667,19 @@ async function opsPage(main) {
     progress,
     h('h2', {}, t('parked')),
     parked.parked.length === 0 ? h('p', {}, t('noParked')) :
-      table([[t('name')], [t('event')], [t('error')], ['']], parked.parked.map(p => h('tr', {}, h('td', {}, p.projection), h('td', {}, `${p.event_type || ''} @${p.position}`),
-        h('td', {}, p.error || ''), h('td', {}, can('rebuild') ? h('button', { type: 'button', onclick: async () => { await api(`/v1/projections/parked/${p.id}/retry`, { method: 'POST' }); route(); } }, t('retry')) : ''))), { caption: t('parked') }));
+      table([[t('name')], [t('event')], [t('error')], ['']], parked.parked.map(p => h('tr', { 'data-parked': p.id }, h('td', {}, p.projection), h('td', {}, `${p.event_type || ''} @${p.position}`),
+        h('td', {}, p.error || ''), h('td', {}, can('rebuild') ? h('button', { type: 'button', 'data-retry': p.id, onclick: () => retryParked(p) }, `${t('retry')} ${p.projection} @${p.position}`) : ''))), { name: 'parked', caption: t('parked') }));
+}
+
+// retryParked applies a parked event again (and those parked behind it) and draws the list
+// again; one that fails again stays, with its new error.
+async function retryParked(p) {
+  try {
+    const res = await api(`/v1/projections/parked/${p.id}/retry`, { method: 'POST' });
+    await route();
+    if (res.data && res.data.failed) say(t('retryFailed', { detail: res.data.failed.error || '' }), 'error');
+    else say(t('retried'), 'ok');
+  } catch (ex) { showLoadError(ex); }
 }
 
 async function rebuild(name, box) {
