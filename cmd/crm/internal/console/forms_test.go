@@ -58,6 +58,51 @@ func pickersAndForms(t *testing.T, s *server, tb *tab) {
 		tb.clean(t)
 	})
 
+	t.Run("contacts channel and phase filters", func(t *testing.T) {
+		var all, seminar, both struct {
+			Data struct {
+				Total    int `json:"total"`
+				Contacts []struct {
+					ID string `json:"contact_id"`
+				} `json:"contacts"`
+			} `json:"data"`
+		}
+		s.fresh(t, "/v1/contacts?limit=25", &all)
+		s.fresh(t, "/v1/contacts?limit=25&channel=seminar", &seminar)
+		s.fresh(t, "/v1/contacts?limit=25&channel=seminar&phase=lost", &both)
+		if seminar.Data.Total == 0 || both.Data.Total == 0 || seminar.Data.Total == all.Data.Total || both.Data.Total == seminar.Data.Total {
+			t.Fatalf("the filters do not narrow the contacts (%d, %d, %d): the test would show nothing", all.Data.Total, seminar.Data.Total, both.Data.Total)
+		}
+		shown := func() (int, []string) {
+			return eval[int](t, tb, `+document.querySelector('#contact-total').dataset.total`),
+				eval[[]string](t, tb, `[...document.querySelectorAll('#contact-results tr[data-contact]')].map(tr => tr.dataset.contact)`)
+		}
+		ids := func(list []struct {
+			ID string `json:"contact_id"`
+		}) []string {
+			var out []string
+			for _, c := range list {
+				out = append(out, c.ID)
+			}
+			return out
+		}
+		tb.open(t, "contacts")
+		for _, step := range []struct {
+			sel, value string
+			total      int
+			ids        []string
+		}{{"#contact-channel", "seminar", seminar.Data.Total, ids(seminar.Data.Contacts)}, {"#contact-phase", "lost", both.Data.Total, ids(both.Data.Contacts)},
+			{"#contact-phase", "", seminar.Data.Total, ids(seminar.Data.Contacts)}, {"#contact-channel", "", all.Data.Total, ids(all.Data.Contacts)}} {
+			tb.do(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { document.querySelector('#contact-results').dataset.query = 'waiting';
+				const el = document.querySelector(%q); el.value = %q; el.dispatchEvent(new Event('change')); })()`, step.sel, step.value)),
+				chromedp.WaitVisible(chromedp.CSS(`#contact-results[data-query=""]`)))
+			if total, got := shown(); total != step.total || fmt.Sprint(got) != fmt.Sprint(step.ids) {
+				t.Errorf("%s = %q: %d contacts shown (%v), the API has %d (%v)", step.sel, step.value, total, got, step.total, step.ids)
+			}
+		}
+		tb.clean(t)
+	})
+
 	t.Run("a contact's forms", func(t *testing.T) {
 		var created struct {
 			ID       string `json:"id"`

@@ -405,6 +405,7 @@ function showConflict(el, deal) {
 // ---------- contacts ----------
 
 const phases = ['lead', 'approach', 'discovery', 'proposal', 'won', 'follow_up', 'loyal', 'lost', 'churned'];
+const channels = ['web_form', 'seminar', 'exhibition', 'direct_mail', 'social_ad', 'referral', 'other'];
 
 async function contactsPage(main, rest) {
   if (rest.length && rest[0]) return contactPage(main, rest[0]);
@@ -414,11 +415,11 @@ async function contactsPage(main, rest) {
   const phase = h('select', { id: 'contact-phase' }, options(phases, f.phase, t('any')));
   const owner = h('input', { type: 'text', id: 'contact-owner', value: f.owner });
   const segment = h('input', { type: 'text', id: 'contact-segment', value: f.segment });
-  const channel = h('input', { type: 'text', id: 'contact-channel', value: f.channel });
+  const channel = h('select', { id: 'contact-channel' }, options(channels, f.channel, t('any')));
   let seq = 0;
   const load = async () => {
     const mine = ++seq;
-    Object.assign(f, { q: q.value, phase: phase.value, owner: owner.value.trim(), segment: segment.value.trim(), channel: channel.value.trim() });
+    Object.assign(f, { q: q.value, phase: phase.value, owner: owner.value.trim(), segment: segment.value.trim(), channel: channel.value });
     const cursor = f.cursors[f.cursors.length - 1] || '';
     const answer = await get('/v1/contacts' + query({ q: f.q.trim(), phase: f.phase, owner: f.owner, segment: f.segment, channel: f.channel, limit: 25, cursor, ...fresh() }));
     if (mine !== seq) return; // a later keystroke's answer wins
@@ -519,8 +520,6 @@ function contactForms(id) {
 }
 
 // ---------- journey map ----------
-
-const channels = ['web_form', 'seminar', 'exhibition', 'direct_mail', 'social_ad', 'referral', 'other'];
 
 async function journeyPage(main) {
   const f = app.journeyFilters || (app.journeyFilters = { cohort: '', channel: '' });
