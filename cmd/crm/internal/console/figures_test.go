@@ -398,6 +398,48 @@ func figures(t *testing.T, s *server, tb *tab) {
 		tb.clean(t)
 	})
 
+	t.Run("tasks due and overdue equal the API", func(t *testing.T) {
+		var a struct {
+			Data struct {
+				BusinessDate string `json:"business_date"`
+				Tasks        []struct {
+					ID  string `json:"task_id"`
+					Due string `json:"due"`
+				} `json:"tasks"`
+				Counts []struct {
+					Assignee string `json:"assignee"`
+					Open     int64  `json:"open"`
+					Overdue  int64  `json:"overdue"`
+					Done     int64  `json:"done"`
+				} `json:"counts"`
+			} `json:"data"`
+		}
+		s.fresh(t, "/v1/tasks?status=open&limit=100", &a)
+		tokyo, err := time.LoadLocation("Asia/Tokyo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if today := time.Now().In(tokyo).Format("2006-01-02"); a.Data.BusinessDate != today {
+			t.Errorf("the business date is %s, today in Tokyo %s", a.Data.BusinessDate, today)
+		}
+		tb.open(t, "tasks")
+		want := shownTable{}
+		for _, c := range a.Data.Counts {
+			want[c.Assignee] = map[string]shownCell{"open": intCell(c.Open), "overdue": intCell(c.Overdue), "done": intCell(c.Done)}
+		}
+		sameTable(t, "task counts", tableOf(t, tb, "task-counts"), want)
+		want = shownTable{}
+		for _, x := range a.Data.Tasks {
+			due, err := time.Parse("2006-01-02", x.Due)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[x.ID] = map[string]shownCell{"due": {x.Due, due.Format("01/02/2006")}}
+		}
+		sameTable(t, "open tasks", tableOf(t, tb, "tasks"), want)
+		tb.clean(t)
+	})
+
 	t.Run("a contact's figures and dates in the business zone", func(t *testing.T) {
 		tokyo, err := time.LoadLocation("Asia/Tokyo")
 		if err != nil {

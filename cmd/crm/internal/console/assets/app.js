@@ -645,10 +645,10 @@ async function tasksPage(main) {
   const answer = await get('/v1/tasks' + query({ status: 'open', limit: 100, ...fresh() }));
   const d = answer.data;
   main.replaceChildren(h('h1', {}, t('dueOverdue')), h('p', { class: 'muted' }, `${t('due')}: ${date(d.business_date)}`),
-    table([[t('assignee')], [t('open'), 'num'], [t('overdue'), 'num'], [t('done'), 'num']], d.counts.map(c => h('tr', {},
-      h('td', {}, c.assignee), h('td', { class: 'num' }, num(c.open)), h('td', { class: 'num', 'data-overdue': c.overdue }, num(c.overdue)), h('td', { class: 'num' }, num(c.done)))), { name: 'task-counts', caption: t('tasks') }),
-    table([[t('due')], [t('title')], [t('contact')], [t('assignee')], [t('status')]], d.tasks.map(x => h('tr', { 'data-task': x.task_id },
-      h('td', {}, date(x.due)), h('td', {}, x.title), h('td', {}, h('a', { href: '#/contacts/' + x.contact_id }, t('contact'))),
+    table([[t('assignee')], [t('open'), 'num'], [t('overdue'), 'num'], [t('done'), 'num']], d.counts.map(c => h('tr', { 'data-key': c.assignee },
+      h('td', {}, c.assignee), fig('open', c.open, num(c.open)), fig('overdue', c.overdue, num(c.overdue)), fig('done', c.done, num(c.done)))), { name: 'task-counts', caption: t('tasks') }),
+    table([[t('due')], [t('title')], [t('contact')], [t('assignee')], [t('status')]], d.tasks.map(x => h('tr', { 'data-task': x.task_id, 'data-key': x.task_id },
+      fig('due', x.due, date(x.due), ''), h('td', {}, x.title), h('td', {}, h('a', { href: '#/contacts/' + x.contact_id }, t('contact'))),
       h('td', {}, x.assignee || ''), h('td', { class: x.overdue ? 'error' : '' }, x.overdue ? t('overdue') : word(x.status)))), { name: 'tasks', caption: t('tasks') }));
 }
 
