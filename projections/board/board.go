@@ -17,7 +17,8 @@
 //	contacts   contact_id, name: the current name, for the cards
 //	deals      deal_id, contact_id, title, owner, expected_close ('' when none), amount and
 //	           currency (the final amount once won), stage (current, won or lost included),
-//	           last_seq (the seq of the deal's latest interval)
+//	           last_seq (the seq of the deal's latest interval), version (the stream version of
+//	           the deal's latest event, of any type: a card's If-Match)
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
 //	           (NULL while the deal is in it), amount and currency during the stay, and the
 //	           deal's owner (so that one owner's board reads only the owner's intervals)
@@ -38,6 +39,7 @@ package board
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
@@ -54,7 +56,7 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 5,
+		Version: 6,
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
 			m.probabilities.Table()},
 		Fold: m.fold,
@@ -81,6 +83,7 @@ type dealRow struct {
 	amount                                         int64
 	currency, stage                                string
 	lastSeq                                        int64
+	version                                        int64
 }
 
 type intervalRow struct {
@@ -145,7 +148,8 @@ func newModel() *model {
 		readmodel.BigInt("amount", func(r *d) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *d) *string { return &r.currency }),
 		readmodel.Text("stage", func(r *d) *string { return &r.stage }),
-		readmodel.Integer("last_seq", func(r *d) *int64 { return &r.lastSeq })).
+		readmodel.Integer("last_seq", func(r *d) *int64 { return &r.lastSeq }),
+		readmodel.BigInt("version", func(r *d) *int64 { return &r.version })).
 		// A move reads the deal's current interval after the deal.
 		Then(m.intervals, func(r *d) []any {
 			if r.lastSeq == 0 {
@@ -157,8 +161,27 @@ func newModel() *model {
 	return m
 }
 
-// fold folds one event into the rows. Events of other types are ignored.
+// fold folds one event into the rows, and notes the version of every event of a deal's
+// stream on the deal (a change the board does not show, such as a new title, changes the
+// version a move must name). Events of other types are ignored.
 func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
+	if err := m.foldEvent(e, rows); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(e.Stream, dealStreamPrefix) {
+		return nil
+	}
+	if d, ok := m.deals.Get(rows, strings.TrimPrefix(e.Stream, dealStreamPrefix)); ok && d.version < e.Version {
+		d.version = e.Version
+		m.deals.Upsert(rows, d)
+	}
+	return nil
+}
+
+// dealStreamPrefix starts the name of a deal's stream (deal.StreamName).
+var dealStreamPrefix = deal.StreamName("")
+
+func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
 	case settings.TypeStageProbabilitiesChanged:

@@ -91,6 +91,10 @@ type Card struct {
 	StageEnteredAt time.Time   `json:"stage_entered_at"`
 	// DaysInStage is the number of whole days (24 h, rounded down) from StageEnteredAt to as_of.
 	DaysInStage int64 `json:"days_in_stage"`
+	// Version is the stream version of the deal's latest event the board has read (of any
+	// type, also on a board as of an earlier time): a command on the deal sent with
+	// If-Match set to it is refused (412) when the deal changed since.
+	Version int64 `json:"version"`
 }
 
 // Velocity is how long deals stay in a stage.
@@ -338,7 +342,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 
 	from, args := q.openIn(stage, true)
 	page := `SELECT i.deal_id, d.title, d.contact_id, COALESCE(c.name, ''), d.owner, i.amount, i.currency,
-		d.expected_close, i.entered_at` + from
+		d.expected_close, i.entered_at, d.version` + from
 	if after != nil {
 		page += ` AND (i.entered_at > ? OR (i.entered_at = ? AND i.deal_id > ?))`
 		args = append(args, after.EnteredAt, after.EnteredAt, after.DealID)
@@ -356,7 +360,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 			closeDate string
 		)
 		if err := rows.Scan(&c.DealID, &c.Title, &c.ContactID, &c.ContactName, &c.Owner, &c.Amount.Amount,
-			&c.Amount.Currency, &closeDate, &enteredAt); err != nil {
+			&c.Amount.Currency, &closeDate, &enteredAt, &c.Version); err != nil {
 			rows.Close()
 			return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
 		}

@@ -133,9 +133,12 @@ func (m *Model) putRows(rows *Rows) {
 // Event is an event as a fold sees it. Its data is read with Decode.
 type Event struct {
 	// ID is the event's id, for read models that show which events make up a figure.
-	ID         string
-	Type       string
-	Stream     string
+	ID     string
+	Type   string
+	Stream string
+	// Version is the event's version in its stream (1, 2, ...): what a command's If-Match
+	// names after it.
+	Version    int64
 	Position   int64
 	OccurredAt time.Time
 	// Actor is who caused the event (its metadata's actor), for read models that show it.
@@ -153,7 +156,7 @@ type Event struct {
 }
 
 func eventOf(e *eventstore.Event) Event {
-	return Event{ID: e.ID, Type: e.Type, Stream: e.Stream, Position: e.Position, OccurredAt: e.OccurredAt,
+	return Event{ID: e.ID, Type: e.Type, Stream: e.Stream, Version: e.Version, Position: e.Position, OccurredAt: e.OccurredAt,
 		Actor: e.Metadata.Actor, data: e.Data}
 }
 

@@ -62,6 +62,8 @@ type tab struct {
 	mu     sync.Mutex
 	// problems are console errors, exceptions and failed requests since the last check.
 	problems []string
+	// stageCommands are the stage commands sent since the last call of sent.
+	stageCommands []string
 }
 
 func newTab(t testing.TB, browser context.Context, s *server) *tab {
@@ -75,6 +77,22 @@ func newTab(t testing.TB, browser context.Context, s *server) *tab {
 	messages := chromedp.Console(ctx)
 	responses := chromedp.Events(ctx, network.ResponseReceived)
 	failures := chromedp.Events(ctx, network.LoadingFailed)
+	requests := chromedp.Events(ctx, network.RequestWillBeSent)
+	go func() {
+		for ev, err := range requests {
+			if err != nil {
+				return
+			}
+			u := ev.Request.URL
+			if ev.Request.Method != "POST" || !strings.HasSuffix(u, "/stage") || !strings.Contains(u, "/v1/deals/") {
+				continue
+			}
+			deal := strings.TrimSuffix(u[strings.Index(u, "/v1/deals/")+len("/v1/deals/"):], "/stage")
+			tb.mu.Lock()
+			tb.stageCommands = append(tb.stageCommands, fmt.Sprintf("%s If-Match %v", deal, ev.Request.Headers["If-Match"]))
+			tb.mu.Unlock()
+		}
+	}()
 	go func() {
 		for m, err := range messages {
 			if err != nil {
@@ -106,6 +124,17 @@ func newTab(t testing.TB, browser context.Context, s *server) *tab {
 		}
 	}()
 	return tb
+}
+
+// sent returns the stage commands the page sent since the last call ("DEAL If-Match VALUE"),
+// once the page is done: the requests were sent before the page showed their outcome.
+func (tb *tab) sent(t testing.TB) []string {
+	t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	sent := tb.stageCommands
+	tb.stageCommands = nil
+	return sent
 }
 
 func (tb *tab) problem(format string, args ...any) {

@@ -31,9 +31,10 @@ type boardAnswer struct {
 				Weighted int64  `json:"weighted_amount"`
 			} `json:"totals"`
 			Cards []struct {
-				DealID string `json:"deal_id"`
-				Owner  string `json:"owner"`
-				Amount money  `json:"amount"`
+				DealID  string `json:"deal_id"`
+				Owner   string `json:"owner"`
+				Amount  money  `json:"amount"`
+				Version int64  `json:"version"`
 			} `json:"cards"`
 		} `json:"stages"`
 	} `json:"data"`
@@ -117,6 +118,14 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 	}
 	s.call(t, "GET", "/v1/contacts?limit=5", "", &contacts)
 	contactID = contacts.Data.Contacts[0].ID
+	// The seeded log's last position, and a second of Tokyo's wall clock after the seed,
+	// before this suite's first command.
+	var ready struct {
+		CaughtUpTo int64 `json:"caught_up_to"`
+	}
+	s.call(t, "GET", "/readyz", "", &ready)
+	seeded := time.Now().Truncate(time.Second).Add(time.Second)
+	time.Sleep(time.Until(seeded))
 	tb.signIn(t, adminToken)
 
 	t.Run("roles", func(t *testing.T) {
@@ -152,9 +161,11 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		})
 	}
 
+	figures(t, s, tb)
+
 	t.Run("board equals the API", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		tb.open(t, "board")
 		for _, st := range b.Data.Stages {
 			got := text(t, tb, fmt.Sprintf(`.column[data-stage=%q] .totals`, st.Stage))
@@ -171,7 +182,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("owner filter", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		owner := b.Data.Stages[0].Cards[0].Owner
 		var filtered boardAnswer
 		s.call(t, "GET", "/v1/pipeline/board?limit=50&owner="+url.QueryEscape(owner), "", &filtered)
@@ -192,7 +203,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("drag a card", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[0], b.Data.Stages[1]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
@@ -206,7 +217,7 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 
 	t.Run("move a card from the keyboard", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, to := b.Data.Stages[1], b.Data.Stages[2]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
@@ -217,27 +228,93 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		tb.clean(t)
 	})
 
+	t.Run("a move names the card's version", func(t *testing.T) {
+		var b boardAnswer
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
+		from, to := b.Data.Stages[0], b.Data.Stages[1]
+		card := from.Cards[1]
+		var d struct {
+			Version int64 `json:"version"`
+		}
+		s.call(t, "GET", "/v1/deals/"+card.DealID, "", &d)
+		if card.Version != d.Version || d.Version == 0 {
+			t.Fatalf("the board's card of deal %s has version %d, the deal %d", card.DealID, card.Version, d.Version)
+		}
+		tb.open(t, "board")
+		if got := eval[string](t, tb, fmt.Sprintf(`document.querySelector('.card[data-deal=%q]').dataset.version`, card.DealID)); got != fmt.Sprint(d.Version) {
+			t.Errorf("the card carries version %s, the deal has %d", got, d.Version)
+		}
+		tb.sent(t) // forget earlier commands
+		tb.do(t, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-deal=%q]`, card.DealID))),
+			chromedp.KeyEvent(kb.ArrowRight, chromedp.KeyModifiers(chromedp.ModifierShift)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] .card[data-deal=%q]`, to.Stage, card.DealID))))
+		want := fmt.Sprintf("%s If-Match %q", card.DealID, fmt.Sprint(d.Version))
+		if got := tb.sent(t); len(got) != 1 || got[0] != want {
+			t.Errorf("stage commands sent %q, want [%s]", got, want)
+		}
+		lastEvent(t, s, card.DealID, "deal.stage_changed.v1", to.Stage)
+		if got := eval[string](t, tb, fmt.Sprintf(`document.querySelector('.card[data-deal=%q]').dataset.version`, card.DealID)); got != fmt.Sprint(d.Version+1) {
+			t.Errorf("after the move the card carries version %s, the deal has %d", got, d.Version+1)
+		}
+		tb.clean(t)
+	})
+
 	t.Run("changed by someone else", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
-		from, to, elsewhere := b.Data.Stages[0], b.Data.Stages[1], b.Data.Stages[3]
-		deal := from.Cards[0].DealID
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
+		from, to := b.Data.Stages[0], b.Data.Stages[1]
+		card := from.Cards[0]
 		tb.open(t, "board")
-		// Someone else moves the deal after the board was drawn.
-		s.call(t, "POST", "/v1/deals/"+deal+"/stage", fmt.Sprintf(`{"stage":%q}`, elsewhere.Stage), nil)
-		tb.do(t, chromedp.DragAndDrop(chromedp.CSS(fmt.Sprintf(`.card[data-deal=%q]`, deal)), chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] h2`, to.Stage))),
-			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] .card.conflict[data-deal=%q]`, elsewhere.Stage, deal))))
+		// Someone else renames the deal after the board was drawn: same stage, a new version.
+		var renamed struct {
+			Version int64 `json:"version"`
+		}
+		s.call(t, "PATCH", "/v1/deals/"+card.DealID, `{"title":"Renamed by someone else"}`, &renamed)
+		tb.sent(t)
+		tb.do(t, chromedp.DragAndDrop(chromedp.CSS(fmt.Sprintf(`.card[data-deal=%q]`, card.DealID)), chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] h2`, to.Stage))),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] .card.conflict[data-deal=%q]`, from.Stage, card.DealID))))
 		contains(t, "status", text(t, tb, "#status"), "Changed by someone else")
-		lastEvent(t, s, deal, "deal.stage_changed.v1", elsewhere.Stage)
+		contains(t, "the fresh card", text(t, tb, fmt.Sprintf(`.card[data-deal=%q] h3`, card.DealID)), "Renamed by someone else")
+		want := fmt.Sprintf("%s If-Match %q", card.DealID, fmt.Sprint(card.Version))
+		if got := tb.sent(t); len(got) != 1 || got[0] != want {
+			t.Errorf("stage commands sent %q, want [%s]", got, want)
+		}
+		var h historyAnswer
+		s.call(t, "GET", "/v1/deals/"+card.DealID+"/history", "", &h)
+		if last := h.Events[len(h.Events)-1]; last.Type != "deal.title_changed.v1" {
+			t.Errorf("the deal's last event is %s: the move was not refused", last.Type)
+		}
+		tb.mu.Lock()
+		seen := strings.Join(tb.problems, "\n")
+		tb.mu.Unlock()
+		if !strings.Contains(seen, "/stage answered 412") {
+			t.Errorf("no 412 answered to the stage command; seen: %s", seen)
+		}
+		tb.forget() // the 412 was the point
+		// The fresh card carries the fresh version: moved again, it goes.
+		if got := eval[string](t, tb, fmt.Sprintf(`document.querySelector('.card[data-deal=%q]').dataset.version`, card.DealID)); got != fmt.Sprint(renamed.Version) {
+			t.Errorf("the fresh card carries version %s, the deal has %d", got, renamed.Version)
+		}
+		tb.do(t, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`.card[data-deal=%q]`, card.DealID))),
+			chromedp.KeyEvent(kb.ArrowRight, chromedp.KeyModifiers(chromedp.ModifierShift)),
+			chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`.column[data-stage=%q] .card[data-deal=%q]`, to.Stage, card.DealID))))
+		lastEvent(t, s, card.DealID, "deal.stage_changed.v1", to.Stage)
 		tb.clean(t)
 	})
 
 	t.Run("a 412 shows the fresh card", func(t *testing.T) {
 		var b boardAnswer
-		s.call(t, "GET", "/v1/pipeline/board?limit=50", "", &b)
+		s.fresh(t, "/v1/pipeline/board?limit=50", &b)
 		from, elsewhere := b.Data.Stages[0], b.Data.Stages[3]
 		deal := from.Cards[0].DealID
 		tb.open(t, "board")
+		var d struct {
+			Version int64 `json:"version"`
+		}
+		s.call(t, "GET", "/v1/deals/"+deal, "", &d)
+		if got := eval[string](t, tb, fmt.Sprintf(`document.querySelector('.card[data-deal=%q]').dataset.version`, deal)); got != fmt.Sprint(d.Version) {
+			t.Errorf("the card carries version %s, the deal has %d", got, d.Version)
+		}
 		// The stage command is held in the browser while someone else moves the deal, so
 		// that its If-Match names a version that is no longer the deal's.
 		ctx, cancel := context.WithTimeout(tb.ctx, 60*time.Second)
@@ -253,8 +330,8 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 			if err != nil {
 				t.Fatalf("the stage command was not sent: %v", err)
 			}
-			if got := ev.Request.Headers["If-Match"]; got == nil {
-				t.Errorf("the stage command has no If-Match: %v", ev.Request.Headers)
+			if got := fmt.Sprint(ev.Request.Headers["If-Match"]); got != fmt.Sprintf("%q", fmt.Sprint(d.Version)) {
+				t.Errorf("the stage command has If-Match %s, the deal's version is %d", got, d.Version)
 			}
 			s.call(t, "POST", "/v1/deals/"+deal+"/stage", fmt.Sprintf(`{"stage":%q}`, elsewhere.Stage), nil)
 			if _, err := chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID}); err != nil {
@@ -308,6 +385,10 @@ func consoleSuite(t *testing.T, backend string, s *server, tb *tab) {
 		tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-live")))
 		tb.clean(t)
 	})
+
+	travel(t, s, tb, ready.CaughtUpTo, seeded)
+	pickersAndForms(t, s, tb)
+	parked(t, s, tb)
 
 	t.Run("Japanese search", func(t *testing.T) {
 		var created struct {

@@ -47,6 +47,8 @@ var crmBinary = sync.OnceValues(func() (string, error) {
 // server is a `crm serve` child process on a loopback port over a seeded store.
 type server struct {
 	url string
+	// env is the environment of the process: its store, data directory and zone.
+	env []string
 }
 
 // startServer seeds a store with contacts and serves it; store is "" for SQLite in the data
@@ -89,7 +91,7 @@ func startServer(t testing.TB, store string, contacts int) *server {
 			t.Logf("crm serve output:\n%s", logs.String())
 		}
 	})
-	s := &server{url: "http://" + addr}
+	s := &server{url: "http://" + addr, env: env}
 	s.waitReady(t, done)
 	return s
 }
@@ -189,4 +191,22 @@ func postgresStore(t testing.TB) string {
 		sep = "&"
 	}
 	return url + sep + "schema=" + schema
+}
+
+// fresh reads a read model's answer once it has read the whole log as it is now: the answer's
+// freshness names the head, asked again with min_position at it (the browser's commands are
+// in the log before the test reads, but not always in every read model).
+func (s *server) fresh(t testing.TB, path string, out any) {
+	t.Helper()
+	var first struct {
+		Freshness struct {
+			Head int64 `json:"head"`
+		} `json:"freshness"`
+	}
+	s.call(t, "GET", path, "", &first)
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	s.call(t, "GET", fmt.Sprintf("%s%smin_position=%d", path, sep, first.Freshness.Head), "", out)
 }

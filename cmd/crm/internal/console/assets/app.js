@@ -38,8 +38,9 @@ function num(n, digits = 0) {
 function pct(r) { return r === null || r === undefined ? '—' : new Intl.NumberFormat(locale(), { style: 'percent', maximumFractionDigits: 1 }).format(r); }
 function date(iso) {
   if (!iso) return '—';
-  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return iso; // a business date already
-  return new Intl.DateTimeFormat(locale(), { timeZone: zone(), year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(iso));
+  const f = (tz) => new Intl.DateTimeFormat(locale(), { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) return f('UTC').format(new Date(iso + 'T00:00:00Z')); // a business date already
+  return f(zone()).format(new Date(iso));
 }
 function dateTime(iso) {
   if (!iso) return '—';
@@ -91,6 +92,17 @@ function table(head, rows, opts = {}) {
     h('thead', {}, h('tr', {}, head.map(([text, cls]) => h('th', { scope: 'col', class: cls }, text)))),
     h('tbody', {}, rows));
 }
+// fig is a table cell holding one figure: the value as the API answered it (data-field,
+// data-value) and as shown. The tables beside the charts hold every number a chart draws, for
+// screen readers and for the browser tests, which compare them with the API's answers.
+function fig(field, value, text, cls = 'num') {
+  return h('td', { class: cls, 'data-field': field, 'data-value': value === null || value === undefined ? '' : String(value) }, text);
+}
+// Amounts of several currencies: [{currency, amount}] in the answer's order, or {JPY: amount}
+// (and {JPY: {amount}}) by currency code; shown joined by " / ", kept as "JPY:123;USD:456".
+const moneyListValue = (list, key = 'amount') => list.map(a => `${a.currency}:${a[key]}`).join(';');
+const moneyListText = (list, key = 'amount') => list.map(a => money(a[key], a.currency)).join(' / ');
+const byCurrency = (m, key) => Object.keys(m).sort().map(c => ({ currency: c, amount: key ? m[c][key] : m[c] }));
 function options(values, selected, anyLabel) {
   return [anyLabel !== undefined ? h('option', { value: '' }, anyLabel) : null,
     ...values.map(v => h('option', { value: v, selected: v === selected }, word(v)))];
@@ -255,7 +267,7 @@ function travelBar(freshness, rerender) {
     'aria-valuetext': String(at),
     oninput: () => { label.textContent = num(+slider.value); slider.setAttribute('aria-valuetext', slider.value); },
     onchange: () => { const v = +slider.value; app.travel.position = v >= head ? null : v; app.travel.knownAt = ''; rerender(); } });
-  const known = h('input', { type: 'datetime-local', id: 'travel-known', value: app.travel.knownAt });
+  const known = h('input', { type: 'datetime-local', id: 'travel-known', step: 1, value: app.travel.knownAt });
   const asOf = h('input', { type: 'date', id: 'travel-asof', value: app.travel.asOf });
   const fresh = [t('freshness', { position: num(freshness.position), head: num(head) }), ' · ', t('lag', { events: num(freshness.lag ? freshness.lag.events : 0) })];
   if (freshness.at_position) fresh.push(' · ', t('atPosition', { position: num(freshness.at_position) }));
@@ -339,7 +351,7 @@ async function boardPage(main) {
 }
 
 function card(c, stage, stages, index, writable) {
-  const el = h('article', { class: 'card', tabindex: 0, draggable: writable ? 'true' : null, 'data-deal': c.deal_id, 'data-stage': stage,
+  const el = h('article', { class: 'card', tabindex: 0, draggable: writable ? 'true' : null, 'data-deal': c.deal_id, 'data-stage': stage, 'data-version': c.version,
     'aria-describedby': writable ? 'move-help' : null, 'aria-label': `${c.title}, ${c.contact_name}` },
     h('h3', {}, c.title),
     h('p', {}, h('a', { href: '#/contacts/' + c.contact_id }, c.contact_name), ' · ', c.owner),
@@ -356,17 +368,18 @@ function card(c, stage, stages, index, writable) {
   return el;
 }
 
-// moveCard sends the stage command with If-Match: the deal's version, read now, must still be
-// the one whose stage the card shows; otherwise someone else changed it and the fresh card is shown.
+// moveCard sends the stage command with If-Match set to the version the card was drawn with
+// (the board answer's): when someone else changed the deal since, the API answers 412 and the
+// fresh deal is shown on the card, "changed by someone else". A card drawn from a read model
+// that had not yet read the deal's latest event is refused the same way.
 async function moveCard(el, to) {
   const id = el.dataset.deal;
   const title = el.querySelector('h3').textContent;
   try {
-    const fresh = await api('/v1/deals/' + encodeURIComponent(id));
-    if (fresh.data.stage !== el.dataset.stage || !isOpen(fresh.data)) return showConflict(el, fresh.data);
-    await api('/v1/deals/' + encodeURIComponent(id) + '/stage', { method: 'POST', body: { stage: to }, headers: { 'If-Match': fresh.etag } });
+    const res = await api('/v1/deals/' + encodeURIComponent(id) + '/stage', { method: 'POST', body: { stage: to }, headers: { 'If-Match': `"${el.dataset.version}"` } });
     const target = document.querySelector(`.column[data-stage="${CSS.escape(to)}"]`);
     el.dataset.stage = to;
+    if (res.data && typeof res.data.version === 'number') el.dataset.version = res.data.version;
     target.append(el);
     el.focus();
     say(t('moved', { title, stage: word(to) }), 'ok');
@@ -382,6 +395,7 @@ const isOpen = (deal) => !deal.closed_at && deal.stage !== 'won' && deal.stage !
 function showConflict(el, deal) {
   el.classList.add('conflict');
   el.dataset.stage = deal.stage;
+  el.dataset.version = deal.version;
   const target = document.querySelector(`.column[data-stage="${CSS.escape(deal.stage)}"]`);
   if (target && isOpen(deal)) target.append(el);
   el.querySelector('h3').textContent = deal.title;
@@ -391,6 +405,7 @@ function showConflict(el, deal) {
 // ---------- contacts ----------
 
 const phases = ['lead', 'approach', 'discovery', 'proposal', 'won', 'follow_up', 'loyal', 'lost', 'churned'];
+const channels = ['web_form', 'seminar', 'exhibition', 'direct_mail', 'social_ad', 'referral', 'other'];
 
 async function contactsPage(main, rest) {
   if (rest.length && rest[0]) return contactPage(main, rest[0]);
@@ -400,11 +415,11 @@ async function contactsPage(main, rest) {
   const phase = h('select', { id: 'contact-phase' }, options(phases, f.phase, t('any')));
   const owner = h('input', { type: 'text', id: 'contact-owner', value: f.owner });
   const segment = h('input', { type: 'text', id: 'contact-segment', value: f.segment });
-  const channel = h('input', { type: 'text', id: 'contact-channel', value: f.channel });
+  const channel = h('select', { id: 'contact-channel' }, options(channels, f.channel, t('any')));
   let seq = 0;
   const load = async () => {
     const mine = ++seq;
-    Object.assign(f, { q: q.value, phase: phase.value, owner: owner.value.trim(), segment: segment.value.trim(), channel: channel.value.trim() });
+    Object.assign(f, { q: q.value, phase: phase.value, owner: owner.value.trim(), segment: segment.value.trim(), channel: channel.value });
     const cursor = f.cursors[f.cursors.length - 1] || '';
     const answer = await get('/v1/contacts' + query({ q: f.q.trim(), phase: f.phase, owner: f.owner, segment: f.segment, channel: f.channel, limit: 25, cursor, ...fresh() }));
     if (mine !== seq) return; // a later keystroke's answer wins
@@ -453,20 +468,32 @@ async function contactPage(main, id) {
     h('div', { class: 'grid2' },
       h('section', { class: 'panel' }, h('h2', {}, t('contact')),
         h('p', {}, [c.email, c.phone, c.company].filter(Boolean).join(' · ')),
-        h('p', {}, `${t('phase')}: `, h('strong', { id: 'contact-phase-now' }, word(c.phase)), ` · ${t('owner')}: ${c.owner || '—'}`),
+        h('p', {}, `${t('phase')}: `, h('strong', { id: 'contact-phase-now', 'data-value': c.phase }, word(c.phase)), ` · ${t('owner')}: ${c.owner || '—'}`),
         h('p', { id: 'contact-score', 'data-score': score.data.score }, `${t('score')}: ${num(score.data.score, 1)}`),
-        h('p', { id: 'contact-value' }, `${t('value')}: `, customer ? customer.currencies.map(x => `${money(x.revenue, x.currency)} (${t('ltv')} ${money(x.ltv, x.currency)})`).join(', ') + ` · RFM ${customer.r}${customer.f}${customer.m}` : t('none'))),
+        h('p', { id: 'contact-value', 'data-value': customer ? moneyListValue(customer.currencies, 'ltv') : '' }, `${t('value')}: `, customer ? customer.currencies.map(x => `${money(x.revenue, x.currency)} (${t('ltv')} ${money(x.ltv, x.currency)})`).join(', ') + ` · RFM ${customer.r}${customer.f}${customer.m}` : t('none'))),
       h('section', { class: 'panel' }, h('h2', {}, t('journey')),
-        h('ol', {}, journey.data.visits.map(v => h('li', {}, `${word(v.phase)} — ${date(v.entered_at)}${v.days !== null && v.days !== undefined ? ` (${num(v.days, 1)} d)` : ''}`))))),
+        h('ol', { id: 'contact-journey' }, journey.data.visits.map(v => h('li', { 'data-key': v.seq, 'data-phase': v.phase },
+          `${word(v.phase)} — `, h('time', { datetime: v.entered_at, 'data-value': v.entered_at }, date(v.entered_at)),
+          v.days !== null && v.days !== undefined ? ` (${num(v.days, 1)} d)` : ''))))),
     h('h2', {}, t('deals')),
-    table([[t('title')], [t('stage')], [t('status')], [t('amount'), 'num']], deals.data.deals.map(d => h('tr', {},
-      h('td', {}, d.title), h('td', {}, word(d.stage)), h('td', {}, word(d.status)), h('td', { class: 'num' }, money(d.amount.amount, d.amount.currency)))), { name: 'deals', caption: t('deals') }),
+    table([[t('title')], [t('stage')], [t('status')], [t('amount'), 'num']], deals.data.deals.map(d => h('tr', { 'data-key': d.deal_id },
+      h('td', {}, d.title), fig('stage', d.stage, word(d.stage), ''), h('td', {}, word(d.status)), fig('amount', moneyListValue([d.amount]), money(d.amount.amount, d.amount.currency)))), { name: 'deals', caption: t('deals') }),
     h('h2', {}, t('tasks')),
-    table([[t('title')], [t('due')], [t('assignee')], [t('status')]], tasks.data.tasks.map(x => h('tr', {},
+    table([[t('title')], [t('due')], [t('assignee')], [t('status')]], tasks.data.tasks.map(x => h('tr', { 'data-key': x.task_id },
       h('td', {}, x.title), h('td', {}, date(x.due)), h('td', {}, x.assignee || ''), h('td', { class: x.overdue ? 'error' : '' }, x.overdue ? t('overdue') : word(x.status)))), { name: 'tasks', caption: t('tasks') }),
     writable ? contactForms(id) : null,
     h('h2', {}, t('timeline')),
-    h('ol', { class: 'timeline', id: 'timeline' }, timeline.data.entries.map(e => h('li', {}, `${dateTime(e.occurred_at)} — ${e.event}${e.title ? ' · ' + e.title : ''}${e.actor ? ' (' + e.actor + ')' : ''}`))));
+    h('ol', { class: 'timeline', id: 'timeline', 'data-entries': timeline.data.entries.length }, timeline.data.entries.map(e => h('li', { 'data-position': e.position, 'data-event': e.event },
+      `${dateTime(e.occurred_at)} — ${e.event}${summary(e) ? ' · ' + summary(e) : ''}${e.actor ? ' (' + e.actor + ')' : ''}`))));
+}
+// summary is what a timeline entry says in a few words: the deal's or task's title, a
+// touchpoint's kind and note, a phase change with its reason, a note's text.
+function summary(e) {
+  const d = e.data || {};
+  if (e.type === 'phase') return `${word(d.from)} → ${word(d.to)}${d.reason ? ': ' + d.reason : ''}`;
+  if (e.type === 'touchpoint') return [word(d.kind), d.note].filter(Boolean).join(': ');
+  if (e.type === 'task' && e.task) return [e.title, e.task.due ? `${t('due')} ${date(e.task.due)}` : ''].filter(Boolean).join(', ');
+  return e.title || d.text || '';
 }
 
 function contactForms(id) {
@@ -474,7 +501,7 @@ function contactForms(id) {
   const send = (path, body) => api(`/v1/contacts/${enc}/${path}`, { method: 'POST', body });
   const submit = (build) => async (e) => {
     e.preventDefault();
-    try { await build(e.target); say(t('saved'), 'ok'); await route(); } catch (ex) { showLoadError(ex); if (ex instanceof APIError && ex.status !== 401) say(ex.message, 'error'); }
+    try { await build(e.target); await route(); say(t('saved'), 'ok'); } catch (ex) { showLoadError(ex); if (ex instanceof APIError && ex.status !== 401) say(ex.message, 'error'); }
   };
   const kind = h('select', { name: 'kind' }, options(['call', 'email_open', 'inquiry', 'meeting', 'seminar', 'webinar', 'visit'], 'call'));
   const note = h('input', { name: 'note' });
@@ -499,20 +526,22 @@ async function journeyPage(main) {
   const answer = await get('/v1/analytics/journey-map' + query({ cohort: f.cohort, channel: f.channel, ...travelParams() }));
   const steps = answer.data.by_phase.steps;
   const transitions = answer.data.by_phase.transitions;
-  const cohort = h('input', { type: 'month', id: 'journey-cohort', value: f.cohort });
-  const channel = h('input', { type: 'text', id: 'journey-channel', value: f.channel });
+  const pick = () => { f.cohort = cohort.value; f.channel = channel.value; route(); };
+  const cohort = h('input', { type: 'month', id: 'journey-cohort', value: f.cohort, onchange: pick });
+  const channel = h('select', { id: 'journey-channel', onchange: pick }, options(channels, f.channel, t('any')));
   const funnelBox = chartBox('journey-funnel', t('funnel'));
   const sankeyBox = chartBox('journey-sankey', t('flows'));
   const { forward, back } = acyclic(transitions);
+  const isBack = new Set(back);
   main.replaceChildren(h('h1', {}, t('journey')), travelBar(answer.freshness, rerenderPage),
-    h('form', { class: 'inline', onsubmit: (e) => { e.preventDefault(); f.cohort = cohort.value; f.channel = channel.value.trim(); route(); } },
-      field(t('cohort'), cohort), field(t('channel'), channel), h('button', { type: 'submit' }, t('apply'))),
+    h('div', { class: 'filters', id: 'journey-pickers', 'data-cohort': f.cohort, 'data-channel': f.channel }, field(t('cohort'), cohort), field(t('channel'), channel)),
     h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, t('funnel')), funnelBox), h('section', {}, h('h2', {}, t('flows')), sankeyBox)),
     table([[t('phase')], [t('entered'), 'num'], [t('advanced'), 'num'], [t('conversion'), 'num'], [t('medianDays'), 'num']],
-      steps.map(s => h('tr', { 'data-phase': s.name }, h('td', {}, word(s.name)), h('td', { class: 'num', 'data-entered': s.entered }, num(s.entered)),
-        h('td', { class: 'num' }, num(s.advanced)), h('td', { class: 'num' }, pct(s.conversion)), h('td', { class: 'num' }, num(s.median_days, 1)))), { name: 'journey', caption: t('funnel') }),
-    back.length ? h('h2', {}, t('back')) : null,
-    back.length ? table([[t('from')], [t('to')], [t('contacts'), 'num']], back.map(x => h('tr', {}, h('td', {}, word(x.from)), h('td', {}, word(x.to)), h('td', { class: 'num' }, num(x.count)))), { caption: t('back') }) : null);
+      steps.map(s => h('tr', { 'data-key': s.name }, h('td', {}, word(s.name)), fig('entered', s.entered, num(s.entered)),
+        fig('advanced', s.advanced, num(s.advanced)), fig('conversion', s.conversion, pct(s.conversion)), fig('median_days', s.median_days, num(s.median_days, 1)))), { name: 'journey', caption: t('funnel') }),
+    h('h2', {}, t('flows')),
+    table([[t('from')], [t('to')], [t('contacts'), 'num'], ['']], transitions.map(x => h('tr', { 'data-key': `${x.from}>${x.to}` },
+      h('td', {}, word(x.from)), h('td', {}, word(x.to)), fig('count', x.count, num(x.count)), h('td', { class: 'muted' }, isBack.has(x) ? t('back') : ''))), { name: 'transitions', caption: t('flows') }));
   await chart(funnelBox, { tooltip: {}, series: [{ type: 'funnel', sort: 'none', left: '10%', width: '80%', label: { formatter: '{b}: {c}' },
     data: steps.map(s => ({ name: word(s.name), value: s.entered })) }] });
   const names = [...new Set(forward.flatMap(x => [x.from, x.to]))];
@@ -542,13 +571,13 @@ async function churnPage(main) {
   const box = chartBox('churn-chart', t('dropOff'));
   main.replaceChildren(h('h1', {}, t('churn')), travelBar(answer.freshness, rerenderPage), box,
     table([[t('rank'), 'num'], [t('phase')], [t('entered'), 'num'], [t('lost'), 'num'], [t('churned'), 'num'], [t('dormant'), 'num'], [t('dropOff'), 'num']],
-      d.phases.map(p => h('tr', { 'data-phase': p.phase }, h('td', { class: 'num' }, p.rank), h('td', {}, word(p.phase)), h('td', { class: 'num' }, num(p.entered)),
-        h('td', { class: 'num' }, num(p.lost)), h('td', { class: 'num' }, num(p.churned)), h('td', { class: 'num' }, num(p.dormant)),
-        h('td', { class: 'num', 'data-rate': p.drop_off_rate }, pct(p.drop_off_rate)))), { name: 'churn', caption: t('churn') }),
+      d.phases.map(p => h('tr', { 'data-key': p.phase }, fig('rank', p.rank, num(p.rank)), h('td', {}, word(p.phase)), fig('entered', p.entered, num(p.entered)),
+        fig('lost', p.lost, num(p.lost)), fig('churned', p.churned, num(p.churned)), fig('dormant', p.dormant, num(p.dormant)),
+        fig('drop_off_rate', p.drop_off_rate, pct(p.drop_off_rate)))), { name: 'churn', caption: t('churn') }),
     h('h2', {}, t('lostReasons')),
     table([[t('stage')], [t('reason')], [t('count'), 'num'], [t('amount'), 'num']],
-      d.lost_deals.map(x => h('tr', {}, h('td', {}, word(x.stage)), h('td', {}, x.reason), h('td', { class: 'num' }, num(x.count)),
-        h('td', { class: 'num' }, x.amounts.map(a => money(a.amount, a.currency)).join(' / ')))), { name: 'lost', caption: t('lostReasons') }));
+      d.lost_deals.map(x => h('tr', { 'data-key': `${x.stage}/${x.reason}` }, h('td', {}, word(x.stage)), h('td', {}, x.reason), fig('count', x.count, num(x.count)),
+        fig('amounts', moneyListValue(x.amounts), moneyListText(x.amounts)))), { name: 'lost', caption: t('lostReasons') }));
   await chart(box, { tooltip: {}, grid: { left: 100, right: 20 }, xAxis: { type: 'value', max: 1 }, yAxis: { type: 'category', inverse: true, data: d.phases.map(p => word(p.phase)) },
     series: [{ type: 'bar', data: d.phases.map(p => p.drop_off_rate), label: { show: true, position: 'right', formatter: (p) => pct(p.value) } }] });
 }
@@ -557,7 +586,7 @@ async function churnPage(main) {
 
 async function kpisPage(main) {
   const period = app.kpiPeriod || 'month';
-  const year = new Date().getFullYear();
+  const year = +date(new Date().toISOString()).match(/\d{4}/)[0]; // this year in the business zone
   const [kpis, forecast] = await Promise.all([
     get('/v1/analytics/kpis' + query({ period, from: `${year - 3}-01-01`, limit: 100 })),
     get('/v1/analytics/forecast' + query({ limit: 100 }))]);
@@ -566,17 +595,20 @@ async function kpisPage(main) {
   const sel = h('select', { id: 'kpi-period', onchange: () => { app.kpiPeriod = sel.value; route(); } }, ['month', 'quarter', 'year'].map(v => h('option', { value: v, selected: v === period }, t(v))));
   const box = chartBox('kpi-chart', t('revenue'));
   const f = forecast.data;
-  const fcRows = [...f.months.map(m => [m.month, m.total]), [t('overdue'), f.overdue.total]];
+  const fcRows = [...f.months.map(m => [m.month, m.month, m.total]), ['overdue', t('overdue'), f.overdue.total]];
+  const moneyOf = (tot, key) => byCurrency(tot, key);
   main.replaceChildren(h('h1', {}, t('kpis')), h('div', { class: 'filters' }, field(t('period'), sel)), box,
     table([[t('period')], [t('newLeads'), 'num'], [t('opened'), 'num'], [t('won'), 'num'], [t('lost'), 'num'], [t('winRate'), 'num'], [t('revenue'), 'num']],
-      ps.map(p => h('tr', { 'data-period': p.period }, h('td', {}, p.period), h('td', { class: 'num' }, num(p.new_leads.total)), h('td', { class: 'num' }, num(p.deals.opened)),
-        h('td', { class: 'num', 'data-won': p.deals.won }, num(p.deals.won)), h('td', { class: 'num' }, num(p.deals.lost)), h('td', { class: 'num' }, pct(p.deals.win_rate)),
-        h('td', { class: 'num' }, Object.entries(p.revenue_won).map(([c, a]) => money(a, c)).join(' / ')))), { name: 'kpis', caption: t('kpis') }),
+      ps.map(p => { const rev = byCurrency(p.revenue_won); return h('tr', { 'data-key': p.period }, h('td', {}, p.period), fig('new_leads', p.new_leads.total, num(p.new_leads.total)),
+        fig('opened', p.deals.opened, num(p.deals.opened)), fig('won', p.deals.won, num(p.deals.won)), fig('lost', p.deals.lost, num(p.deals.lost)),
+        fig('win_rate', p.deals.win_rate, pct(p.deals.win_rate)), fig('revenue_won', moneyListValue(rev), moneyListText(rev))); }),
+      { name: 'kpis', caption: t('kpis') }),
     h('h2', {}, t('forecast')),
     table([[t('month')], [t('count'), 'num'], [t('total'), 'num'], [t('weighted'), 'num']],
-      fcRows.map(([label, tot]) => h('tr', {}, h('td', {}, label), h('td', { class: 'num' }, Object.values(tot).reduce((n, x) => n + x.count, 0)),
-        h('td', { class: 'num' }, Object.entries(tot).map(([c, x]) => money(x.amount, c)).join(' / ')),
-        h('td', { class: 'num' }, Object.entries(tot).map(([c, x]) => money(x.weighted, c)).join(' / ')))), { name: 'forecast', caption: t('forecast') }));
+      fcRows.map(([key, label, tot]) => { const count = Object.values(tot).reduce((n, x) => n + x.count, 0);
+        return h('tr', { 'data-key': key }, h('td', {}, label), fig('count', count, num(count)),
+          fig('amount', moneyListValue(moneyOf(tot, 'amount')), moneyListText(moneyOf(tot, 'amount'))),
+          fig('weighted', moneyListValue(moneyOf(tot, 'weighted')), moneyListText(moneyOf(tot, 'weighted')))); }), { name: 'forecast', caption: t('forecast') }));
   await chart(box, { tooltip: { trigger: 'axis' }, legend: {}, grid: { left: 90, right: 30 }, xAxis: { type: 'category', data: ps.map(p => p.period) },
     yAxis: currencies.map((c, i) => ({ type: 'value', name: c, position: i ? 'right' : 'left' })),
     series: currencies.map((c, i) => ({ type: i ? 'line' : 'bar', name: c, yAxisIndex: i, data: ps.map(p => (p.revenue_won[c] || 0)) })) });
@@ -588,18 +620,21 @@ async function valuePage(main) {
   const [customers, rfm] = await Promise.all([get('/v1/analytics/customers' + query({ limit: 25 })), get('/v1/analytics/rfm')]);
   const grid = new Map(rfm.data.grid.map(g => [`${g.r}/${g.f}`, g.customers]));
   const box = chartBox('rfm-chart', t('segments'));
+  const cell = (r, f) => { const n = grid.get(`${r}/${f}`) ?? 0; return h('td', { 'data-cell': `${r}/${f}`, 'data-value': n }, num(n)); };
   main.replaceChildren(h('h1', {}, t('value')),
     h('div', { class: 'grid2' },
       h('section', {}, h('h2', {}, t('rfm')),
-        h('table', { class: 'rfm', id: 'rfm-grid' }, h('caption', { class: 'sr' }, t('rfm')),
+        h('table', { class: 'rfm', id: 'rfm-grid', 'data-customers': rfm.data.customers }, h('caption', { class: 'sr' }, t('rfm')),
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, `${t('recency')} \\ ${t('frequency')}`), [1, 2, 3, 4, 5].map(f => h('th', { scope: 'col' }, 'F' + f)))),
-          h('tbody', {}, [5, 4, 3, 2, 1].map(r => h('tr', {}, h('th', { scope: 'row' }, 'R' + r),
-            [1, 2, 3, 4, 5].map(f => h('td', { 'data-cell': `${r}/${f}` }, num(grid.get(`${r}/${f}`) || 0)))))))),
-      h('section', {}, h('h2', {}, t('segments')), box)),
+          h('tbody', {}, [5, 4, 3, 2, 1].map(r => h('tr', {}, h('th', { scope: 'row' }, 'R' + r), [1, 2, 3, 4, 5].map(f => cell(r, f))))))),
+      h('section', {}, h('h2', {}, t('segments')), box,
+        table([[t('segment')], [t('customers'), 'num'], [t('revenue'), 'num']], rfm.data.segments.map(s => h('tr', { 'data-key': s.segment },
+          h('td', {}, word(s.segment)), fig('customers', s.customers, num(s.customers)), fig('revenue', moneyListValue(s.revenue), moneyListText(s.revenue)))),
+          { name: 'segments', caption: t('segments') }))),
     h('h2', {}, t('customers')),
-    table([[t('name')], [t('orders'), 'num'], [t('ltv'), 'num'], ['RFM']], customers.data.list.map(c => h('tr', {},
-      h('td', {}, h('a', { href: '#/contacts/' + c.contact_id }, c.name)), h('td', { class: 'num' }, num(c.orders)),
-      h('td', { class: 'num' }, c.currencies.map(x => money(x.ltv, x.currency)).join(' / ')), h('td', {}, `${c.r}${c.f}${c.m} ${c.segment}`))), { name: 'customers', caption: t('customers') }));
+    table([[t('name')], [t('orders'), 'num'], [t('ltv'), 'num'], ['RFM']], customers.data.list.map(c => h('tr', { 'data-key': c.contact_id },
+      h('td', {}, h('a', { href: '#/contacts/' + c.contact_id }, c.name)), fig('orders', c.orders, num(c.orders)),
+      fig('ltv', moneyListValue(c.currencies, 'ltv'), moneyListText(c.currencies, 'ltv')), fig('rfm', `${c.r}${c.f}${c.m} ${c.segment}`, `${c.r}${c.f}${c.m} ${c.segment}`, ''))), { name: 'customers', caption: t('customers') }));
   await chart(box, { tooltip: {}, grid: { left: 120 }, xAxis: { type: 'value' }, yAxis: { type: 'category', data: rfm.data.segments.map(s => s.segment) },
     series: [{ type: 'bar', data: rfm.data.segments.map(s => s.customers) }] });
 }
@@ -610,10 +645,10 @@ async function tasksPage(main) {
   const answer = await get('/v1/tasks' + query({ status: 'open', limit: 100, ...fresh() }));
   const d = answer.data;
   main.replaceChildren(h('h1', {}, t('dueOverdue')), h('p', { class: 'muted' }, `${t('due')}: ${date(d.business_date)}`),
-    table([[t('assignee')], [t('open'), 'num'], [t('overdue'), 'num'], [t('done'), 'num']], d.counts.map(c => h('tr', {},
-      h('td', {}, c.assignee), h('td', { class: 'num' }, num(c.open)), h('td', { class: 'num', 'data-overdue': c.overdue }, num(c.overdue)), h('td', { class: 'num' }, num(c.done)))), { name: 'task-counts', caption: t('tasks') }),
-    table([[t('due')], [t('title')], [t('contact')], [t('assignee')], [t('status')]], d.tasks.map(x => h('tr', { 'data-task': x.task_id },
-      h('td', {}, date(x.due)), h('td', {}, x.title), h('td', {}, h('a', { href: '#/contacts/' + x.contact_id }, t('contact'))),
+    table([[t('assignee')], [t('open'), 'num'], [t('overdue'), 'num'], [t('done'), 'num']], d.counts.map(c => h('tr', { 'data-key': c.assignee },
+      h('td', {}, c.assignee), fig('open', c.open, num(c.open)), fig('overdue', c.overdue, num(c.overdue)), fig('done', c.done, num(c.done)))), { name: 'task-counts', caption: t('tasks') }),
+    table([[t('due')], [t('title')], [t('contact')], [t('assignee')], [t('status')]], d.tasks.map(x => h('tr', { 'data-task': x.task_id, 'data-key': x.task_id },
+      fig('due', x.due, date(x.due), ''), h('td', {}, x.title), h('td', {}, h('a', { href: '#/contacts/' + x.contact_id }, t('contact'))),
       h('td', {}, x.assignee || ''), h('td', { class: x.overdue ? 'error' : '' }, x.overdue ? t('overdue') : word(x.status)))), { name: 'tasks', caption: t('tasks') }));
 }
 
@@ -631,8 +666,19 @@ async function opsPage(main) {
     progress,
     h('h2', {}, t('parked')),
     parked.parked.length === 0 ? h('p', {}, t('noParked')) :
-      table([[t('name')], [t('event')], [t('error')], ['']], parked.parked.map(p => h('tr', {}, h('td', {}, p.projection), h('td', {}, `${p.event_type || ''} @${p.position}`),
-        h('td', {}, p.error || ''), h('td', {}, can('rebuild') ? h('button', { type: 'button', onclick: async () => { await api(`/v1/projections/parked/${p.id}/retry`, { method: 'POST' }); route(); } }, t('retry')) : ''))), { caption: t('parked') }));
+      table([[t('name')], [t('event')], [t('error')], ['']], parked.parked.map(p => h('tr', { 'data-parked': p.id }, h('td', {}, p.projection), h('td', {}, `${p.event_type || ''} @${p.position}`),
+        h('td', {}, p.error || ''), h('td', {}, can('rebuild') ? h('button', { type: 'button', 'data-retry': p.id, onclick: () => retryParked(p) }, `${t('retry')} ${p.projection} @${p.position}`) : ''))), { name: 'parked', caption: t('parked') }));
+}
+
+// retryParked applies a parked event again (and those parked behind it) and draws the list
+// again; one that fails again stays, with its new error.
+async function retryParked(p) {
+  try {
+    const res = await api(`/v1/projections/parked/${p.id}/retry`, { method: 'POST' });
+    await route();
+    if (res.data && res.data.failed) say(t('retryFailed', { detail: res.data.failed.error || '' }), 'error');
+    else say(t('retried'), 'ok');
+  } catch (ex) { showLoadError(ex); }
 }
 
 async function rebuild(name, box) {
