@@ -276,30 +276,46 @@ func createFile(path string) error {
 
 // copyFile copies the file src to dst, which must not exist; on Linux the kernel copies it
 // (copy_file_range), without going through this process.
-func copyFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
+func copyFile(src, dst string) error {
+	return transform(src, dst, func(out *os.File, in io.Reader) error {
+		_, err := io.Copy(out, in)
 		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		_ = os.Remove(dst)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		_ = os.Remove(dst)
-		return err
-	}
-	return nil
+	})
 }
 
 // compressFile writes src compressed (Zstandard) into dst, which must not exist.
-func compressFile(src, dst string) (err error) {
+func compressFile(src, dst string) error {
+	return transform(src, dst, func(out *os.File, in io.Reader) error {
+		// The fastest level: a snapshot of a large read model compresses at several hundred
+		// MB/s, to about a third (SQLite pages of text and integers, indexes included).
+		zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(zw, in); err != nil {
+			_ = zw.Close()
+			return err
+		}
+		return zw.Close()
+	})
+}
+
+// decompressFile writes the Zstandard file src decompressed into dst, which must not exist.
+func decompressFile(src, dst string) error {
+	return transform(src, dst, func(out *os.File, in io.Reader) error {
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		_, err = io.Copy(out, zr)
+		return err
+	})
+}
+
+// transform writes into the new file dst what write makes of the file src; dst is removed
+// when anything fails.
+func transform(src, dst string, write func(out *os.File, in io.Reader) error) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -317,45 +333,7 @@ func compressFile(src, dst string) (err error) {
 			_ = os.Remove(dst)
 		}
 	}()
-	// The fastest level: a snapshot of a large read model compresses at several hundred MB/s,
-	// to about a third (SQLite pages of text and integers, indexes included).
-	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(zw, in); err != nil {
-		_ = zw.Close()
-		return err
-	}
-	return zw.Close()
-}
-
-// decompressFile writes the Zstandard file src decompressed into dst, which must not exist.
-func decompressFile(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		out.Close()
-		_ = os.Remove(dst)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		_ = os.Remove(dst)
-		return err
-	}
-	return nil
+	return write(out, in)
 }
 
 // syncFile flushes a file or a directory to the disk.
