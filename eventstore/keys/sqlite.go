@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the pure Go SQLite driver
+
+	"github.com/eventcrm/crm/internal/sqlitefile"
 )
 
 // sqliteDB is a key store's database in a SQLite file of its own (the data directory's
@@ -52,7 +54,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqlitefile.DSN(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("open key store %s: %w", path, err)
 	}
