@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // KeySize is the size of a subject's key in bytes: AES-256.
@@ -63,4 +64,31 @@ func newKey() ([]byte, error) {
 		return nil, fmt.Errorf("random key: %w", err)
 	}
 	return k, nil
+}
+
+// keyRow is a row of a currentKey query: a key stored under the subject's name (id not valid,
+// destroyed when its keys were destroyed), or a pooled key bound to it (id valid).
+type keyRow struct {
+	key       []byte
+	destroyed bool
+	id        int64
+	pooled    bool
+}
+
+// currentOf is currentKey's answer from its rows: the mark of destruction or the key stored
+// under the subject's name comes first, then a pooled key.
+func currentOf(rows []keyRow) (Key, error) {
+	for _, r := range rows {
+		if r.pooled {
+			continue
+		}
+		if r.destroyed {
+			return Key{}, ErrDestroyed
+		}
+		return Key{Bytes: r.key}, nil
+	}
+	if len(rows) == 0 {
+		return Key{}, ErrNoKey
+	}
+	return Key{ID: strconv.FormatInt(rows[0].id, 10), Bytes: rows[0].key}, nil
 }

@@ -301,6 +301,54 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// Key of a subject that has a key in the database, made by another store (another server, or
+// this one before a restart), gives that key, found in one query: a pooled key bound to it,
+// else the key stored under its name, which comes first; and ErrDestroyed for an erased one.
+func TestKeyFoundByAnotherStore(t *testing.T) {
+	for i, newBackend := range backends(t, keys.WithPool(4)) {
+		t.Run([]string{"sqlite", "postgres"}[i], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := newBackend(t)
+			a := b.open()
+			bound, err := a.Key(ctx, "bound")
+			if err != nil {
+				t.Fatal(err)
+			}
+			both, err := a.Key(ctx, "both")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Key(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil { // writes the bindings
+				t.Fatal(err)
+			}
+			named, err := b.first.Secret(ctx, "both")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.first.Destroy(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			other := b.open()
+			if got, err := other.Key(ctx, "bound"); err != nil || got.ID != bound.ID || !bytes.Equal(got.Bytes, bound.Bytes) {
+				t.Errorf("key of a subject bound by another store: %+v, %v; want %+v", got, err, bound)
+			}
+			if got, err := other.Key(ctx, "both"); err != nil || got.ID != "" || !bytes.Equal(got.Bytes, named) || bytes.Equal(got.Bytes, both.Bytes) {
+				t.Errorf("key of a subject with a key under its name and a pooled one: %+v, %v; want the one under its name", got, err)
+			}
+			if got, err := other.Key(ctx, "gone"); !errors.Is(err, keys.ErrDestroyed) {
+				t.Errorf("key of a destroyed subject: %+v, %v; want ErrDestroyed", got, err)
+			}
+			if got, err := other.Key(ctx, "new"); err != nil || got.ID == "" || got.ID == bound.ID {
+				t.Errorf("key of a new subject: %+v, %v; want one of the pool", got, err)
+			}
+		})
+	}
+}
+
 // A destroyed key leaves no copy in any file of the key store.
 func TestSQLiteDestroyLeavesNoCopy(t *testing.T) {
 	ctx := context.Background()

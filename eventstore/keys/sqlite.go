@@ -165,20 +165,30 @@ func (s *sqliteDB) subjectKey(ctx context.Context, subject string) ([]byte, erro
 	return key, nil
 }
 
-func (s *sqliteDB) boundKey(ctx context.Context, subject string) (Key, error) {
-	var (
-		id  int64
-		key []byte
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, key FROM pooled_keys WHERE subject = ? AND destroyed_at IS NULL
-		ORDER BY id LIMIT 1`, subject).Scan(&id, &key)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return Key{}, ErrNoKey
-	case err != nil:
+func (s *sqliteDB) currentKey(ctx context.Context, subject string) (Key, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, destroyed_at IS NOT NULL, NULL FROM subject_keys WHERE subject = ?1
+		UNION ALL
+		SELECT * FROM (SELECT key, 0, id FROM pooled_keys WHERE subject = ?1 AND destroyed_at IS NULL ORDER BY id LIMIT 1)`, subject)
+	if err != nil {
 		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
 	}
-	return Key{ID: strconv.FormatInt(id, 10), Bytes: key}, nil
+	defer rows.Close()
+	var found []keyRow
+	for rows.Next() {
+		var (
+			k  keyRow
+			id sql.NullInt64
+		)
+		if err := rows.Scan(&k.key, &k.destroyed, &id); err != nil {
+			return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
+		}
+		k.id, k.pooled = id.Int64, id.Valid
+		found = append(found, k)
+	}
+	if err := rows.Err(); err != nil {
+		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
+	}
+	return currentOf(found)
 }
 
 func (s *sqliteDB) pooledKey(ctx context.Context, id string) (string, []byte, error) {
