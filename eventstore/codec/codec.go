@@ -507,7 +507,13 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 	if gone {
 		return sealer{}, keys.ErrDestroyed
 	}
-	key, err := c.keys.Key(ctx, subject)
+	var key keys.Key
+	var err error
+	if nk, ok := c.keys.(keys.NewSubjectKeys); ok && isNewSubject(ctx, subject) {
+		key, err = nk.KeyOfNewSubject(ctx, subject)
+	} else {
+		key, err = c.keys.Key(ctx, subject)
+	}
 	if err != nil {
 		return sealer{}, c.keyErr(subject, err)
 	}
@@ -524,6 +530,22 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 	c.putOpener(keyRef(subject, key.ID), aead)
 	c.mu.Unlock()
 	return sl, nil
+}
+
+type newSubjectKey struct{}
+
+// WithNewSubject returns ctx saying that subject's name was just drawn at random for the
+// appends made with ctx (a new contact's id): no key, binding or erasure can name it yet, so
+// its key is taken from the key store's pool without asking what the subject has (see
+// keys.NewSubjectKeys). Never for a name that may have been used before, such as an id
+// derived from an idempotency key.
+func WithNewSubject(ctx context.Context, subject string) context.Context {
+	return context.WithValue(ctx, newSubjectKey{}, subject)
+}
+
+func isNewSubject(ctx context.Context, subject string) bool {
+	s, ok := ctx.Value(newSubjectKey{}).(string)
+	return ok && s == subject
 }
 
 // opener returns the cipher of the key named ref in a box (see keyRef).

@@ -57,6 +57,16 @@ type Keys interface {
 	Close() error
 }
 
+// NewSubjectKeys is Keys that can give a key to a new subject without looking up what the
+// subject has: KeyOfNewSubject is Key for a subject whose name was just drawn at random (a
+// new contact's id), so that no key, binding or destruction can name it yet. It is only for
+// such a name: given any other, it may give a subject a second key (which Destroy destroys
+// with the first) or, for an erased subject, a key its erasure did not cover.
+type NewSubjectKeys interface {
+	Keys
+	KeyOfNewSubject(ctx context.Context, subject string) (Key, error)
+}
+
 // newKey returns a fresh random key.
 func newKey() ([]byte, error) {
 	k := make([]byte, KeySize)

@@ -349,6 +349,55 @@ func TestKeyFoundByAnotherStore(t *testing.T) {
 	}
 }
 
+// KeyOfNewSubject takes a key of the pool without a query (shown with a cancelled context,
+// with which any query fails), and the key is the subject's like any other: Key gives it
+// again, Lookup opens it, and another store finds it bound. Without a pool it is Key.
+func TestKeyOfNewSubject(t *testing.T) {
+	for _, pool := range []int{0, 4} {
+		for i, newBackend := range backends(t, keys.WithPool(pool)) {
+			t.Run(fmt.Sprintf("%s pool %d", []string{"sqlite", "postgres"}[i], pool), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				b := newBackend(t)
+				a := b.open().(keys.NewSubjectKeys)
+				first, err := a.KeyOfNewSubject(ctx, "n1") // the first batch of the pool is made
+				if err != nil || (first.ID != "") != (pool > 0) {
+					t.Fatalf("key of a new subject: %+v, %v", first, err)
+				}
+				cancelled, cancel := context.WithCancel(ctx)
+				cancel()
+				k, err := a.KeyOfNewSubject(cancelled, "n2")
+				if pool > 0 && err != nil {
+					t.Fatalf("key of a new subject asked the database: %v", err)
+				}
+				if pool == 0 {
+					if err == nil {
+						t.Fatal("without a pool, a key was made with a cancelled context")
+					}
+					if k, err = a.KeyOfNewSubject(ctx, "n2"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := a.Key(cancelled, "n3"); err == nil {
+					t.Fatal("Key of an unknown subject answered without the database: the test shows nothing")
+				}
+				if again, err := a.Key(ctx, "n2"); err != nil || again.ID != k.ID || !bytes.Equal(again.Bytes, k.Bytes) {
+					t.Errorf("Key after KeyOfNewSubject: %+v, %v; want %+v", again, err, k)
+				}
+				if got, err := a.Lookup(ctx, "n2", k.ID); err != nil || !bytes.Equal(got, k.Bytes) {
+					t.Errorf("lookup: %x, %v", got, err)
+				}
+				if err := a.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := b.open().Key(ctx, "n2"); err != nil || got.ID != k.ID || !bytes.Equal(got.Bytes, k.Bytes) {
+					t.Errorf("another store's Key: %+v, %v; want %+v", got, err, k)
+				}
+			})
+		}
+	}
+}
+
 // A destroyed key leaves no copy in any file of the key store.
 func TestSQLiteDestroyLeavesNoCopy(t *testing.T) {
 	ctx := context.Background()

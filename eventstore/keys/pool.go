@@ -130,6 +130,17 @@ func (s *Store) Key(ctx context.Context, subject string) (Key, error) {
 	return s.claim(ctx, subject)
 }
 
+// KeyOfNewSubject implements NewSubjectKeys: it hands subject a key of the pool without a
+// query (Key asks the database first whether the subject has a key or was erased: a round
+// trip, to PostgreSQL, on the path of a new contact's first event). A store without a pool,
+// or read-only, does what Key does.
+func (s *Store) KeyOfNewSubject(ctx context.Context, subject string) (Key, error) {
+	if s.pool == 0 || s.readOnly {
+		return s.Key(ctx, subject)
+	}
+	return s.claim(ctx, subject)
+}
+
 // Secret implements Keys.
 func (s *Store) Secret(ctx context.Context, subject string) ([]byte, error) {
 	key, err := s.db.subjectKey(ctx, subject)
