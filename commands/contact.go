@@ -5,6 +5,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/eventstore/codec"
 )
 
 // CreateContact captures a new lead.
@@ -28,6 +29,12 @@ type CreateContact struct {
 func (h *Handler) CreateContact(ctx context.Context, m Meta, cmd CreateContact) (Result, error) {
 	cmdIDs := newIDs(m)
 	id := cmdIDs.aggregate()
+	if m.IdempotencyKey == "" {
+		// The id derives from a random command id: nothing can hold a key of it yet, so the
+		// codec takes one without asking the key store (a round trip on PostgreSQL). An id
+		// derived from an idempotency key may come again, after an erasure even: not that one.
+		ctx = codec.WithNewSubject(ctx, id)
+	}
 	owner := orDefault(cmd.Owner, m.Actor)
 	return execute(ctx, h, m, plan[*contact.Contact]{
 		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact, creates: true,

@@ -15,6 +15,8 @@ import (
 	// Database drivers of both dialects: "pgx" and "sqlite".
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
+
+	"github.com/eventcrm/crm/internal/sqlitefile"
 )
 
 // DefaultPostgresSchema is the schema that holds read models in a PostgreSQL database.
@@ -54,7 +56,7 @@ func OpenSQLiteScratch(ctx context.Context, path string, conns int) (*DB, error)
 // openSQLite opens the SQLite file at path with a journal mode and a synchronous setting,
 // and a pool of conns connections.
 func openSQLite(ctx context.Context, path, journal, synchronous string, conns int) (*DB, error) {
-	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
+	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("open read models %q: want the path of a file", path)
 	}
 	if err := createPrivate(path); err != nil {
@@ -69,7 +71,7 @@ func openSQLite(ctx context.Context, path, journal, synchronous string, conns in
 	// cache and read(2), and the pages are shared by the connections (the OS page cache).
 	q.Add("_pragma", "mmap_size(2147418112)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqlitefile.DSN(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("open read models %s: %w", path, err)
 	}

@@ -212,7 +212,7 @@ func report(b *testing.B, rates map[string][]float64, unit string, lowerIsBetter
 		}
 		rate, cost := median(rates[variant]), median(costs)
 		b.ReportMetric(rate, variant+"_"+unit)
-		b.ReportMetric(cost, variant+"_cost_%")
+		b.ReportMetric(cost, variant+"_"+unit+"_cost_%") // one name per figure: the CPU cost must not replace the rate's
 		b.Logf("%s: plain %.0f, %s %.0f (medians of %d); cost per round %.1f%%, median %.1f%%",
 			unit, plain, variant, rate, len(costs), costs, cost)
 	}

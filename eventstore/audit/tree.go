@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/eventcrm/crm/internal/sqlitefile"
 )
 
 // ErrLogAltered: the stored log no longer matches a checkpoint, or what the audit tree
@@ -158,7 +160,7 @@ func openSQLite(ctx context.Context, path, schema string) (*sql.DB, error) {
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqlitefile.DSN(path, q))
 	if err != nil {
 		return nil, err
 	}

@@ -186,7 +186,149 @@ func (c *Codec) Seal(ctx context.Context, id, typ string, data []byte) ([]byte, 
 // split separates the top-level members of the JSON object data into the clear ones (an
 // object without its closing brace) and the personal ones (the members, without braces; nil
 // when there is none), and returns the subject member's value.
+//
+// It runs on every append of an event with personal members: valid data whose member names
+// need no escaping (every event the program writes) is cut where its members begin and end,
+// with no decoding; anything else goes through encoding/json (splitDecoded), which gives the
+// same result and says what is wrong with invalid data.
 func (c *Codec) split(data []byte, personal map[string]bool) (clear, inner []byte, subject string, err error) {
+	if json.Valid(data) {
+		if clear, inner, subject, ok, err := c.splitValid(data, personal); ok {
+			return clear, inner, subject, err
+		}
+	}
+	return c.splitDecoded(data, personal)
+}
+
+// splitValid is split of valid JSON data; ok is false when data is not an object or a member's
+// name is not plain (see plainName): splitDecoded then writes the names as encoding/json does.
+func (c *Codec) splitValid(data []byte, personal map[string]bool) (clear, inner []byte, subject string, ok bool, err error) {
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return nil, nil, "", false, nil
+	}
+	clear = append(make([]byte, 0, len(data)), '{')
+	for i = skipSpace(data, i+1); data[i] != '}'; {
+		end, escaped := stringEnd(data, i)
+		name := data[i+1 : end-1]
+		if escaped || !plainName(name) {
+			return nil, nil, "", false, nil
+		}
+		key := data[i:end]
+		i = skipSpace(data, skipSpace(data, end)+1) // past the colon
+		start := i
+		i = valueEnd(data, i)
+		value := data[start:i]
+		if string(name) == sealedMember {
+			return nil, nil, "", true, fmt.Errorf("member %q is reserved", sealedMember)
+		}
+		if string(name) == c.subject {
+			if s, ok := stringValue(value); ok {
+				subject = s
+			}
+		}
+		if personal[string(name)] {
+			if inner != nil {
+				inner = append(inner, ',')
+			}
+			inner = append(append(append(inner, key...), ':'), value...)
+		} else {
+			if len(clear) > 1 {
+				clear = append(clear, ',')
+			}
+			clear = append(append(append(clear, key...), ':'), value...)
+		}
+		if i = skipSpace(data, i); data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+	}
+	return clear, inner, subject, true, nil
+}
+
+// plainName reports whether encoding/json writes the member name as it is, between quotes:
+// printable ASCII without quote, backslash or the characters it escapes for HTML.
+func plainName(name []byte) bool {
+	for _, b := range name {
+		if b < 0x20 || b > 0x7e || b == '"' || b == '\\' || b == '<' || b == '>' || b == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// skipSpace returns the index of the first byte of data at or after i that is not JSON
+// whitespace.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the JSON string that starts at data[i] (a quote) in
+// valid JSON, and whether the string holds an escape.
+func stringEnd(data []byte, i int) (int, bool) {
+	escaped := false
+	for i++; ; i++ {
+		switch data[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			return i + 1, escaped
+		}
+	}
+}
+
+// valueEnd returns the index just past the JSON value that starts at data[i] in valid JSON.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		end, _ := stringEnd(data, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for {
+			switch data[i] {
+			case '"':
+				i, _ = stringEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	default: // a number, true, false or null
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+		}
+		return i
+	}
+}
+
+// stringValue is the Go string of a JSON value, and whether it is a string.
+func stringValue(value []byte) (string, bool) {
+	if value[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(value, '\\') < 0 {
+		return string(value[1 : len(value)-1]), true
+	}
+	var s string
+	err := json.Unmarshal(value, &s)
+	return s, err == nil
+}
+
+// splitDecoded is split through encoding/json: for invalid data, and member names that
+// encoding/json writes escaped.
+func (c *Codec) splitDecoded(data []byte, personal map[string]bool) (clear, inner []byte, subject string, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, nil, "", fmt.Errorf("data is not a JSON object")
@@ -365,7 +507,13 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 	if gone {
 		return sealer{}, keys.ErrDestroyed
 	}
-	key, err := c.keys.Key(ctx, subject)
+	var key keys.Key
+	var err error
+	if nk, ok := c.keys.(keys.NewSubjectKeys); ok && isNewSubject(ctx, subject) {
+		key, err = nk.KeyOfNewSubject(ctx, subject)
+	} else {
+		key, err = c.keys.Key(ctx, subject)
+	}
 	if err != nil {
 		return sealer{}, c.keyErr(subject, err)
 	}
@@ -382,6 +530,22 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 	c.putOpener(keyRef(subject, key.ID), aead)
 	c.mu.Unlock()
 	return sl, nil
+}
+
+type newSubjectKey struct{}
+
+// WithNewSubject returns ctx saying that subject's name was just drawn at random for the
+// appends made with ctx (a new contact's id): no key, binding or erasure can name it yet, so
+// its key is taken from the key store's pool without asking what the subject has (see
+// keys.NewSubjectKeys). Never for a name that may have been used before, such as an id
+// derived from an idempotency key.
+func WithNewSubject(ctx context.Context, subject string) context.Context {
+	return context.WithValue(ctx, newSubjectKey{}, subject)
+}
+
+func isNewSubject(ctx context.Context, subject string) bool {
+	s, ok := ctx.Value(newSubjectKey{}).(string)
+	return ok && s == subject
 }
 
 // opener returns the cipher of the key named ref in a box (see keyRef).

@@ -266,3 +266,66 @@ func TestBoxesWithoutKeyID(t *testing.T) {
 		t.Errorf("old box after erasure: %s, %v", got.Data, err)
 	}
 }
+
+// countingKeys counts how a key store is asked for keys to seal with.
+type countingKeys struct {
+	keys.Keys
+	key, newSubject int
+}
+
+func (k *countingKeys) Key(ctx context.Context, subject string) (keys.Key, error) {
+	k.key++
+	return k.Keys.Key(ctx, subject)
+}
+
+// plainKeys is a key store without KeyOfNewSubject (a KMS, say).
+type plainKeys struct{ *countingKeys }
+
+type newSubjectCountingKeys struct{ *countingKeys }
+
+func (k newSubjectCountingKeys) KeyOfNewSubject(ctx context.Context, subject string) (keys.Key, error) {
+	k.newSubject++
+	return k.Keys.(keys.NewSubjectKeys).KeyOfNewSubject(ctx, subject)
+}
+
+// A subject that WithNewSubject names gets its key from KeyOfNewSubject, when the key store has
+// it; any other subject, or a key store without it, goes through Key. Either way the event opens.
+func TestSealNewSubject(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name          string
+		hasNewSubject bool
+		ctxSubject    string
+		wantKey       int
+		wantNew       int
+	}{
+		{"new subject", true, "c1", 0, 1},
+		{"another subject named new", true, "c2", 1, 0},
+		{"no subject named new", true, "", 1, 0},
+		{"key store without KeyOfNewSubject", false, "c1", 1, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			counts := &countingKeys{Keys: newKeys(t)}
+			var k keys.Keys = plainKeys{counts}
+			if tt.hasNewSubject {
+				k = newSubjectCountingKeys{counts}
+			}
+			c := newCodec(t, k)
+			sctx := ctx
+			if tt.ctxSubject != "" {
+				sctx = codec.WithNewSubject(ctx, tt.ctxSubject)
+			}
+			stored, err := c.Seal(sctx, "e1", "p.only.v1", []byte(`{"contact_id":"c1","text":"secret"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if counts.key != tt.wantKey || counts.newSubject != tt.wantNew {
+				t.Errorf("Key %d, KeyOfNewSubject %d times; want %d, %d", counts.key, counts.newSubject, tt.wantKey, tt.wantNew)
+			}
+			got, err := newCodec(t, k).Open(ctx, eventstore.Event{ID: "e1", Type: "p.only.v1", Data: stored})
+			if err != nil || !strings.Contains(string(got.Data), `"text":"secret"`) {
+				t.Errorf("open: %s, %v", got.Data, err)
+			}
+		})
+	}
+}

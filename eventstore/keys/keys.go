@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // KeySize is the size of a subject's key in bytes: AES-256.
@@ -56,6 +57,16 @@ type Keys interface {
 	Close() error
 }
 
+// NewSubjectKeys is Keys that can give a key to a new subject without looking up what the
+// subject has: KeyOfNewSubject is Key for a subject whose name was just drawn at random (a
+// new contact's id), so that no key, binding or destruction can name it yet. It is only for
+// such a name: given any other, it may give a subject a second key (which Destroy destroys
+// with the first) or, for an erased subject, a key its erasure did not cover.
+type NewSubjectKeys interface {
+	Keys
+	KeyOfNewSubject(ctx context.Context, subject string) (Key, error)
+}
+
 // newKey returns a fresh random key.
 func newKey() ([]byte, error) {
 	k := make([]byte, KeySize)
@@ -63,4 +74,31 @@ func newKey() ([]byte, error) {
 		return nil, fmt.Errorf("random key: %w", err)
 	}
 	return k, nil
+}
+
+// keyRow is a row of a currentKey query: a key stored under the subject's name (id not valid,
+// destroyed when its keys were destroyed), or a pooled key bound to it (id valid).
+type keyRow struct {
+	key       []byte
+	destroyed bool
+	id        int64
+	pooled    bool
+}
+
+// currentOf is currentKey's answer from its rows: the mark of destruction or the key stored
+// under the subject's name comes first, then a pooled key.
+func currentOf(rows []keyRow) (Key, error) {
+	for _, r := range rows {
+		if r.pooled {
+			continue
+		}
+		if r.destroyed {
+			return Key{}, ErrDestroyed
+		}
+		return Key{Bytes: r.key}, nil
+	}
+	if len(rows) == 0 {
+		return Key{}, ErrNoKey
+	}
+	return Key{ID: strconv.FormatInt(rows[0].id, 10), Bytes: rows[0].key}, nil
 }

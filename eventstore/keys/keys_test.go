@@ -301,6 +301,103 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// Key of a subject that has a key in the database, made by another store (another server, or
+// this one before a restart), gives that key, found in one query: a pooled key bound to it,
+// else the key stored under its name, which comes first; and ErrDestroyed for an erased one.
+func TestKeyFoundByAnotherStore(t *testing.T) {
+	for i, newBackend := range backends(t, keys.WithPool(4)) {
+		t.Run([]string{"sqlite", "postgres"}[i], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := newBackend(t)
+			a := b.open()
+			bound, err := a.Key(ctx, "bound")
+			if err != nil {
+				t.Fatal(err)
+			}
+			both, err := a.Key(ctx, "both")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Key(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(); err != nil { // writes the bindings
+				t.Fatal(err)
+			}
+			named, err := b.first.Secret(ctx, "both")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.first.Destroy(ctx, "gone"); err != nil {
+				t.Fatal(err)
+			}
+			other := b.open()
+			if got, err := other.Key(ctx, "bound"); err != nil || got.ID != bound.ID || !bytes.Equal(got.Bytes, bound.Bytes) {
+				t.Errorf("key of a subject bound by another store: %+v, %v; want %+v", got, err, bound)
+			}
+			if got, err := other.Key(ctx, "both"); err != nil || got.ID != "" || !bytes.Equal(got.Bytes, named) || bytes.Equal(got.Bytes, both.Bytes) {
+				t.Errorf("key of a subject with a key under its name and a pooled one: %+v, %v; want the one under its name", got, err)
+			}
+			if got, err := other.Key(ctx, "gone"); !errors.Is(err, keys.ErrDestroyed) {
+				t.Errorf("key of a destroyed subject: %+v, %v; want ErrDestroyed", got, err)
+			}
+			if got, err := other.Key(ctx, "new"); err != nil || got.ID == "" || got.ID == bound.ID {
+				t.Errorf("key of a new subject: %+v, %v; want one of the pool", got, err)
+			}
+		})
+	}
+}
+
+// KeyOfNewSubject takes a key of the pool without a query (shown with a cancelled context,
+// with which any query fails), and the key is the subject's like any other: Key gives it
+// again, Lookup opens it, and another store finds it bound. Without a pool it is Key.
+func TestKeyOfNewSubject(t *testing.T) {
+	for _, pool := range []int{0, 4} {
+		for i, newBackend := range backends(t, keys.WithPool(pool)) {
+			t.Run(fmt.Sprintf("%s pool %d", []string{"sqlite", "postgres"}[i], pool), func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				b := newBackend(t)
+				a := b.open().(keys.NewSubjectKeys)
+				first, err := a.KeyOfNewSubject(ctx, "n1") // the first batch of the pool is made
+				if err != nil || (first.ID != "") != (pool > 0) {
+					t.Fatalf("key of a new subject: %+v, %v", first, err)
+				}
+				cancelled, cancel := context.WithCancel(ctx)
+				cancel()
+				k, err := a.KeyOfNewSubject(cancelled, "n2")
+				if pool > 0 && err != nil {
+					t.Fatalf("key of a new subject asked the database: %v", err)
+				}
+				if pool == 0 {
+					if err == nil {
+						t.Fatal("without a pool, a key was made with a cancelled context")
+					}
+					if k, err = a.KeyOfNewSubject(ctx, "n2"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := a.Key(cancelled, "n3"); err == nil {
+					t.Fatal("Key of an unknown subject answered without the database: the test shows nothing")
+				}
+				if again, err := a.Key(ctx, "n2"); err != nil || again.ID != k.ID || !bytes.Equal(again.Bytes, k.Bytes) {
+					t.Errorf("Key after KeyOfNewSubject: %+v, %v; want %+v", again, err, k)
+				}
+				if got, err := a.Lookup(ctx, "n2", k.ID); err != nil || !bytes.Equal(got, k.Bytes) {
+					t.Errorf("lookup: %x, %v", got, err)
+				}
+				if err := a.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := b.open().Key(ctx, "n2"); err != nil || got.ID != k.ID || !bytes.Equal(got.Bytes, k.Bytes) {
+					t.Errorf("another store's Key: %+v, %v; want %+v", got, err, k)
+				}
+			})
+		}
+	}
+}
+
 // A destroyed key leaves no copy in any file of the key store.
 func TestSQLiteDestroyLeavesNoCopy(t *testing.T) {
 	ctx := context.Background()

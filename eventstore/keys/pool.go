@@ -41,8 +41,10 @@ type database interface {
 	subjectKey(ctx context.Context, subject string) ([]byte, error)
 	// insertSubjectKey stores key under subject's name (the first one stored stays).
 	insertSubjectKey(ctx context.Context, subject string, key []byte) error
-	// boundKey returns a pooled key bound to subject and not destroyed; ErrNoKey when none.
-	boundKey(ctx context.Context, subject string) (Key, error)
+	// currentKey returns, in one query, the key subject's new data is sealed with: the key
+	// stored under subject's name (ID ""), or else the first pooled key bound to subject and
+	// not destroyed; ErrDestroyed when subject's keys were destroyed; ErrNoKey when none.
+	currentKey(ctx context.Context, subject string) (Key, error)
 	// pooledKey returns the pooled key id: its subject ("" when unbound), its bytes (nil
 	// when destroyed); ErrNoKey when there is no such key.
 	pooledKey(ctx context.Context, id string) (subject string, key []byte, err error)
@@ -114,12 +116,10 @@ func (s *Store) Key(ctx context.Context, subject string) (Key, error) {
 	if ok {
 		return Key{ID: k.ID, Bytes: clone(k.Bytes)}, nil
 	}
-	key, err := s.db.subjectKey(ctx, subject)
-	switch {
-	case err == nil:
-		return Key{Bytes: key}, nil
-	case !errors.Is(err, ErrNoKey):
-		return Key{}, err
+	// A new subject's first event waits for this one query (a round trip to PostgreSQL),
+	// no more: it finds a key the subject has, or that it has none, or that it was erased.
+	if k, err := s.db.currentKey(ctx, subject); !errors.Is(err, ErrNoKey) {
+		return k, err
 	}
 	if s.readOnly {
 		return Key{}, errors.New("key store opened read-only: no key is made")
@@ -127,8 +127,16 @@ func (s *Store) Key(ctx context.Context, subject string) (Key, error) {
 	if s.pool == 0 {
 		return s.storeSubjectKey(ctx, subject)
 	}
-	if k, err := s.db.boundKey(ctx, subject); !errors.Is(err, ErrNoKey) {
-		return k, err
+	return s.claim(ctx, subject)
+}
+
+// KeyOfNewSubject implements NewSubjectKeys: it hands subject a key of the pool without a
+// query (Key asks the database first whether the subject has a key or was erased: a round
+// trip, to PostgreSQL, on the path of a new contact's first event). A store without a pool,
+// or read-only, does what Key does.
+func (s *Store) KeyOfNewSubject(ctx context.Context, subject string) (Key, error) {
+	if s.pool == 0 || s.readOnly {
+		return s.Key(ctx, subject)
 	}
 	return s.claim(ctx, subject)
 }

@@ -88,20 +88,28 @@ func (p *postgresDB) subjectKey(ctx context.Context, subject string) ([]byte, er
 	return key, nil
 }
 
-func (p *postgresDB) boundKey(ctx context.Context, subject string) (Key, error) {
-	var (
-		id  int64
-		key []byte
-	)
-	err := p.pool.QueryRow(ctx, `SELECT id, key FROM `+p.ids+` WHERE subject = $1 AND destroyed_at IS NULL
-		ORDER BY id LIMIT 1`, subject).Scan(&id, &key)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return Key{}, ErrNoKey
-	case err != nil:
+func (p *postgresDB) currentKey(ctx context.Context, subject string) (Key, error) {
+	rows, err := p.pool.Query(ctx, `SELECT key, destroyed_at IS NOT NULL, NULL::bigint FROM `+p.subjects+` WHERE subject = $1
+		UNION ALL
+		(SELECT key, false, id FROM `+p.ids+` WHERE subject = $1 AND destroyed_at IS NULL ORDER BY id LIMIT 1)`, subject)
+	if err != nil {
 		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
 	}
-	return Key{ID: strconv.FormatInt(id, 10), Bytes: key}, nil
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (keyRow, error) {
+		var (
+			k  keyRow
+			id *int64
+		)
+		err := r.Scan(&k.key, &k.destroyed, &id)
+		if id != nil {
+			k.id, k.pooled = *id, true
+		}
+		return k, err
+	})
+	if err != nil {
+		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
+	}
+	return currentOf(found)
 }
 
 func (p *postgresDB) pooledKey(ctx context.Context, id string) (string, []byte, error) {

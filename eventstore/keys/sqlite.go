@@ -11,6 +11,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the pure Go SQLite driver
+
+	"github.com/eventcrm/crm/internal/sqlitefile"
 )
 
 // sqliteDB is a key store's database in a SQLite file of its own (the data directory's
@@ -52,7 +54,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Store, error
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", sqlitefile.DSN(path, q))
 	if err != nil {
 		return nil, fmt.Errorf("open key store %s: %w", path, err)
 	}
@@ -163,20 +165,30 @@ func (s *sqliteDB) subjectKey(ctx context.Context, subject string) ([]byte, erro
 	return key, nil
 }
 
-func (s *sqliteDB) boundKey(ctx context.Context, subject string) (Key, error) {
-	var (
-		id  int64
-		key []byte
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT id, key FROM pooled_keys WHERE subject = ? AND destroyed_at IS NULL
-		ORDER BY id LIMIT 1`, subject).Scan(&id, &key)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return Key{}, ErrNoKey
-	case err != nil:
+func (s *sqliteDB) currentKey(ctx context.Context, subject string) (Key, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, destroyed_at IS NOT NULL, NULL FROM subject_keys WHERE subject = ?1
+		UNION ALL
+		SELECT * FROM (SELECT key, 0, id FROM pooled_keys WHERE subject = ?1 AND destroyed_at IS NULL ORDER BY id LIMIT 1)`, subject)
+	if err != nil {
 		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
 	}
-	return Key{ID: strconv.FormatInt(id, 10), Bytes: key}, nil
+	defer rows.Close()
+	var found []keyRow
+	for rows.Next() {
+		var (
+			k  keyRow
+			id sql.NullInt64
+		)
+		if err := rows.Scan(&k.key, &k.destroyed, &id); err != nil {
+			return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
+		}
+		k.id, k.pooled = id.Int64, id.Valid
+		found = append(found, k)
+	}
+	if err := rows.Err(); err != nil {
+		return Key{}, fmt.Errorf("read key of %s: %w", subject, err)
+	}
+	return currentOf(found)
 }
 
 func (s *sqliteDB) pooledKey(ctx context.Context, id string) (string, []byte, error) {

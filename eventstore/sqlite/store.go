@@ -27,6 +27,8 @@ import (
 
 	"modernc.org/sqlite" // registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/eventcrm/crm/internal/sqlitefile"
 )
 
 // Default option values.
@@ -126,7 +128,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %q: want the path of a file", path)
 	}
 	if err := createPrivate(path); err != nil {
@@ -225,7 +227,7 @@ func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, err
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %q: want the path of a file", path)
 	}
 	if _, err := os.Stat(path); err != nil {
@@ -270,7 +272,7 @@ func readOnlyDSN(path string, busyTimeout time.Duration, immutable bool) string 
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "query_only(1)")
 	q.Add("_pragma", "cache_size(-16384)")
-	return "file:" + strings.ReplaceAll(path, "%", "%25") + "?" + q.Encode()
+	return sqlitefile.DSN(path, q)
 }
 
 // isCantOpen reports whether err is SQLite's SQLITE_CANTOPEN.
@@ -306,7 +308,7 @@ func dsn(path string, busyTimeout time.Duration, role connRole) string {
 		q.Add("_pragma", "query_only(1)")
 		q.Add("_pragma", "cache_size(-16384)")
 	}
-	return path + "?" + q.Encode()
+	return sqlitefile.DSN(path, q)
 }
 
 // DB returns the pool of read connections, for read-model queries on the same file. Its
