@@ -19,8 +19,9 @@
 //	           currency (the final amount once won), stage (current, won or lost included),
 //	           last_seq (the seq of the deal's latest interval)
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
-//	           (NULL while the deal is in it), amount and currency during the stay, and the
-//	           deal's owner (so that one owner's board reads only the owner's intervals)
+//	           (NULL while the deal is in it), amount and currency during the stay, the
+//	           deal's owner (so that one owner's board reads only the owner's intervals), and
+//	           position (of the event that entered the stage: the key of its part)
 //	stage_totals owner, stage, currency: deals and amount of the open intervals (added to,
 //	           never read, by the fold: a row back at no deals stays, filtered); the weighted
 //	           amount is the stage's probability in force at as_of times the amount, at
@@ -31,6 +32,12 @@
 //	           the closed intervals by length (see package lengths)
 //	stays      stage, micros, owner, count: the closed intervals by exact length
 //	horizon    id (always 1), at
+//	parts      see projections/explain: what each figure is made of, read only when a figure
+//	           is explained. Figures: open/<stage>, one part per stay in an open stage (the
+//	           deal, the event that entered the stage, at entered_at, until left_at, for the
+//	           interval's owner, with its amount and currency): the stage's count and totals;
+//	           stay/<stage>, one part per stay that ended (the event that left the stage, at
+//	           left_at; measure: its length): the stage's velocity
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package board
@@ -42,6 +49,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -54,9 +62,9 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 5,
+		Version: 6,
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
-			m.probabilities.Table()},
+			m.probabilities.Table(), m.parts},
 		Fold: m.fold,
 	})
 }
@@ -70,6 +78,7 @@ const (
 	tableStayBins  = "stay_bins"
 	tableStays     = "stays"
 	tableHorizon   = "horizon"
+	tableParts     = "parts"
 )
 
 type contactRow struct {
@@ -92,6 +101,7 @@ type intervalRow struct {
 	amount    int64
 	currency  string
 	owner     string
+	position  int64
 }
 
 // model holds the declarations of the tables the fold writes.
@@ -103,6 +113,7 @@ type model struct {
 	stayBins  *readmodel.Table[stayBinRow]
 	stays     *readmodel.Table[stayRow]
 	horizon   *readmodel.Table[horizonRow]
+	parts     *readmodel.Table[explain.Part]
 	// probabilities are the stage probabilities in force over time.
 	probabilities probability.History
 }
@@ -122,7 +133,8 @@ func newModel() *model {
 		readmodel.NullBigInt("left_at", func(r *i) *sql.NullInt64 { return &r.leftAt }),
 		readmodel.BigInt("amount", func(r *i) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *i) *string { return &r.currency }),
-		readmodel.Text("owner", func(r *i) *string { return &r.owner })).
+		readmodel.Text("owner", func(r *i) *string { return &r.owner }),
+		readmodel.BigInt("position", func(r *i) *int64 { return &r.position })).
 		WithIndexes(
 			readmodel.Index{Name: "stage", Columns: "stage, entered_at, deal_id"},
 			// The board now (Present), of everyone and of one owner: the open intervals of a
@@ -133,6 +145,14 @@ func newModel() *model {
 			readmodel.Index{Name: "closed", Columns: "stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 			readmodel.Index{Name: "owner_closed", Columns: "owner, stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 		)
+	m.parts = explain.NewTable(tableParts)
+	// Closing a stay revokes its part: the batch path loads it with the interval.
+	m.intervals.Then(m.parts, func(r *i) []any {
+		if r.leftAt.Valid {
+			return nil
+		}
+		return []any{r.dealID, figOpen + r.stage, r.position}
+	})
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }))
@@ -187,19 +207,19 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		m.deals.Upsert(rows, dealRow{dealID: ev.DealID, contactID: ev.ContactID, title: ev.Title, owner: ev.Owner,
 			expectedClose: string(ev.ExpectedClose), amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage)})
-		return m.moveTo(rows, ev.DealID, ev.Stage, at)
+		return m.moveTo(rows, e, ev.DealID, ev.Stage, at)
 	case deal.TypeStageChanged:
 		ev, err := readmodel.Decode[deal.StageChanged](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, ev.To, at)
+		return m.moveTo(rows, e, ev.DealID, ev.To, at)
 	case deal.TypeReopened:
 		ev, err := readmodel.Decode[deal.Reopened](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, ev.To, at)
+		return m.moveTo(rows, e, ev.DealID, ev.To, at)
 	case deal.TypeWon:
 		ev, err := readmodel.Decode[deal.Won](e)
 		if err != nil {
@@ -210,20 +230,20 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			d.amount, d.currency = ev.Amount.Amount, ev.Amount.Currency
 			m.deals.Upsert(rows, d)
 		}
-		return m.moveTo(rows, ev.DealID, deal.StageWon, at)
+		return m.moveTo(rows, e, ev.DealID, deal.StageWon, at)
 	case deal.TypeLost:
 		ev, err := readmodel.Decode[deal.Lost](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, deal.StageLost, at)
+		return m.moveTo(rows, e, ev.DealID, deal.StageLost, at)
 	}
 	return nil
 }
 
 // moveTo closes the deal's current interval, if open, at at and records stage as the deal's
 // stage; an open stage starts a new interval there.
-func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at int64) error {
+func (m *model) moveTo(rows *readmodel.Rows, e *readmodel.Event, dealID string, stage deal.Stage, at int64) error {
 	d, ok := m.deals.Get(rows, dealID)
 	if !ok {
 		return fmt.Errorf("deal %s was not opened", dealID)
@@ -233,14 +253,16 @@ func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at
 			iv.leftAt = sql.NullInt64{Int64: at, Valid: true}
 			m.intervals.Upsert(rows, iv)
 			m.keepClosed(rows, iv)
+			m.partsClosed(rows, e, iv)
 		}
 	}
 	if stage.IsOpen() {
 		d.lastSeq++
 		iv := intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
-			amount: d.amount, currency: d.currency, owner: d.owner}
+			amount: d.amount, currency: d.currency, owner: d.owner, position: e.Position}
 		m.intervals.Upsert(rows, iv)
 		m.keepOpened(rows, iv)
+		m.partsOpened(rows, e, iv)
 	}
 	d.stage = string(stage)
 	m.deals.Upsert(rows, d)

@@ -277,3 +277,12 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 	}
 	return parts, rows.Err()
 }
+
+// Answer is the parts of one figure of an answer: the facts that make it up, a page at a
+// time, and what all of them add up to.
+type Answer struct {
+	// Explain is the path of the figure in the answer.
+	Explain string    `json:"explain"`
+	AsOf    time.Time `json:"as_of"`
+	Page
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
@@ -47,8 +48,9 @@ type Queries struct {
 // BoardQueries are the HTTP routes of the pipeline board.
 func BoardQueries() []Query {
 	return []Query{{Path: "/pipeline/board", read: queryBoard, Doc: RouteDoc{Summary: "The pipeline board: open deals by stage",
-		Params: []Param{asOfDoc, strParam("owner", "only this owner's deals"), strParam("stage", "only this stage"), limitDoc, cursorDoc},
-		Answer: board.Answer{}}}}
+		Params: []Param{asOfDoc, strParam("owner", "only this owner's deals"), strParam("stage", "only this stage"), limitDoc, cursorDoc,
+			explainDoc},
+		Answer: AnyOf{board.Answer{}, explain.Answer{}}}}}
 }
 
 // JourneyQueries are the HTTP routes of the journeys.
@@ -92,7 +94,7 @@ func TasksQueries(zone *time.Location) []Query {
 			Answer: tasks.Answer{}}}}
 }
 
-// GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
+// GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=&explain=
 //
 // As of now (or any time after the latest deal event) the board reads the totals and lengths
 // of stay the fold keeps and a page of cards per stage; nothing is kept here, since the days
@@ -107,8 +109,12 @@ func queryBoard(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return board.Query(r.Context(), rd.db, rd.t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
-		Limit: limit, Cursor: q.Get("cursor")})
+	params := board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"), Limit: limit, Cursor: q.Get("cursor"),
+		Explain: q.Get("explain")}
+	if params.Explain != "" {
+		return board.Explain(r.Context(), rd.db, rd.t, params)
+	}
+	return board.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // GET /v1/journeys/{contactId}?as_of=

@@ -1,0 +1,66 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/explain"
+)
+
+// The board's figures are explained over HTTP from the live read model: the deal opened now
+// is the part of its stage's count and total, with the event that opened it, and paging
+// follows next_cursor.
+func TestBoardExplainedOverHTTP(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	contactID := a.createContact()
+	var deals []string
+	var last int64
+	for _, amount := range []int{1000, 2000, 4000} {
+		r := a.do("POST", "/v1/deals", appToken, `{"contact_id":"`+contactID+`","title":"Plan","amount":`+strconv.Itoa(amount)+`,"currency":"EUR"}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("open deal: %d %s", r.status, r.body)
+		}
+		deals = append(deals, r.json(t)["id"].(string))
+		last = int64(r.json(t)["position"].(float64))
+	}
+	min := "min_position=" + strconv.FormatInt(last, 10)
+	var b answer[board.Answer]
+	if r := a.read("/v1/pipeline/board?"+min, &b); r.status != http.StatusOK || b.Data.Stages[0].Count != 3 {
+		t.Fatalf("board: %d %s", r.status, r.body)
+	}
+	stage := string(b.Data.Stages[0].Stage)
+	var e answer[explain.Answer]
+	if r := a.read("/v1/pipeline/board?"+min+"&explain=stages."+stage+".totals.EUR&limit=2", &e); r.status != http.StatusOK ||
+		e.Data.Count != 3 || e.Data.Amounts["EUR"] != 7000 || len(e.Data.Parts) != 2 || e.Data.NextCursor == "" ||
+		e.Data.Parts[0].Entity != deals[0] || e.Data.Parts[0].EventID == "" || e.Freshness.Stale {
+		t.Fatalf("explain the total: %d %s", r.status, r.body)
+	}
+	var e2 answer[explain.Answer]
+	if r := a.read("/v1/pipeline/board?"+min+"&explain=stages."+stage+".totals.EUR&limit=2&cursor="+e.Data.NextCursor, &e2); r.status != http.StatusOK ||
+		len(e2.Data.Parts) != 1 || e2.Data.Parts[0].Entity != deals[2] || e2.Data.NextCursor != "" {
+		t.Fatalf("explain the total, page 2: %d %s", r.status, r.body)
+	}
+}
+
+// A path that is no figure of the answer is a 400 problem naming explain.
+func TestExplainRefusesBadPaths(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	for _, c := range []struct{ path, field string }{
+		{"/v1/pipeline/board?explain=stages.qualification", "explain"},
+		{"/v1/pipeline/board?explain=stages.won.count", "explain"},
+		{"/v1/pipeline/board?explain=stages.qualification.probability", "explain"},
+		{"/v1/pipeline/board?explain=stages.qualification.count&limit=5000", "limit"},
+		{"/v1/pipeline/board?explain=stages.qualification.count&cursor=zzz", "cursor"},
+	} {
+		r := a.read(c.path, nil)
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
+			t.Errorf("%s: %d %s, want a 400 naming %s", c.path, r.status, r.body, c.field)
+		}
+	}
+}
