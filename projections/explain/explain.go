@@ -105,6 +105,10 @@ type Question struct {
 	Owner, Channel, Segment string
 	// Keep, when set, keeps only the parts it accepts (a figure of one side of a cutoff).
 	Keep func(Part) bool
+	// Among, when set, is a SELECT of the one column of entities whose parts count (the
+	// contacts of a cohort as they are now), with its arguments AmongArgs.
+	Among     string
+	AmongArgs []any
 	// Limit is the page size (DefaultLimit when 0, at most MaxLimit); Cursor a NextCursor.
 	Limit  int
 	Cursor string
@@ -259,6 +263,9 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 			where, args = append(where, f.column+` = ?`), append(args, f.value)
 		}
 	}
+	if q.Among != "" {
+		where, args = append(where, `entity IN (`+q.Among+`)`), append(args, q.AmongArgs...)
+	}
 	stmt := `SELECT ` + Columns + ` FROM ` + table + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
 	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
 	if err != nil {
@@ -282,7 +289,8 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 // time, and what all of them add up to.
 type Answer struct {
 	// Explain is the path of the figure in the answer.
-	Explain string    `json:"explain"`
-	AsOf    time.Time `json:"as_of"`
+	Explain string `json:"explain"`
+	// AsOf is the business time the parts stand at; absent for an answer about now.
+	AsOf time.Time `json:"as_of,omitzero"`
 	Page
 }
