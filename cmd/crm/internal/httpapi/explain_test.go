@@ -40,6 +40,12 @@ func TestBoardExplainedOverHTTP(t *testing.T) {
 		e.Data.Parts[0].Entity != deals[0] || e.Data.Parts[0].EventID == "" || e.Freshness.Stale {
 		t.Fatalf("explain the total: %d %s", r.status, r.body)
 	}
+	// The contact entered lead when it was created: the journey map's part of it.
+	var j answer[explain.Answer]
+	if r := a.read("/v1/analytics/journey-map?"+min+"&explain=by_phase.steps.lead.entered", &j); r.status != http.StatusOK ||
+		j.Data.Count != 1 || len(j.Data.Parts) != 1 || j.Data.Parts[0].Entity != contactID || j.Data.Parts[0].Figure != "phase/entered/lead" {
+		t.Fatalf("explain the journey map: %d %s", r.status, r.body)
+	}
 	var e2 answer[explain.Answer]
 	if r := a.read("/v1/pipeline/board?"+min+"&explain=stages."+stage+".totals.EUR&limit=2&cursor="+e.Data.NextCursor, &e2); r.status != http.StatusOK ||
 		len(e2.Data.Parts) != 1 || e2.Data.Parts[0].Entity != deals[2] || e2.Data.NextCursor != "" {
@@ -57,6 +63,8 @@ func TestExplainRefusesBadPaths(t *testing.T) {
 		{"/v1/pipeline/board?explain=stages.qualification.probability", "explain"},
 		{"/v1/pipeline/board?explain=stages.qualification.count&limit=5000", "limit"},
 		{"/v1/pipeline/board?explain=stages.qualification.count&cursor=zzz", "cursor"},
+		{"/v1/analytics/journey-map?explain=by_phase.steps.lead.conversion", "explain"},
+		{"/v1/analytics/journey-map?explain=by_phase.steps.lead.entered&limit=0x", "limit"},
 	} {
 		r := a.read(c.path, nil)
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {

@@ -60,8 +60,9 @@ func JourneyQueries() []Query {
 			Params: []Param{asOfDoc}, Answer: journey.ContactAnswer{}}},
 		{Path: "/analytics/journey-map", read: queryJourneyMap, Doc: RouteDoc{Summary: "The journey map: how contacts move between phases",
 			Params: []Param{strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
-				strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc, boolParam("by_stage", "split the deal phases by stage")},
-			Answer: journey.Answer{}}},
+				strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc, boolParam("by_stage", "split the deal phases by stage"),
+				explainDoc, limitDoc, cursorDoc},
+			Answer: AnyOf{journey.Answer{}, explain.Answer{}}}},
 	}
 }
 
@@ -126,7 +127,7 @@ func queryJourney(r *http.Request, rd read) (any, error) {
 	return journey.QueryContact(r.Context(), rd.db, rd.t, journey.ContactParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
 }
 
-// GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=
+// GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=&explain=&limit=&cursor=
 //
 // The answer depends on the tables and the parameters only: it is read once per state.
 func queryJourneyMap(r *http.Request, rd read) (any, error) {
@@ -141,13 +142,21 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 			return nil, badField("by_stage", "by_stage %q is not true or false", v)
 		}
 	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
 	params := journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
-		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage}
+		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage,
+		Explain: q.Get("explain"), Limit: limit, Cursor: q.Get("cursor")}
 	question, err := json.Marshal(params)
 	if err != nil {
 		return nil, fmt.Errorf("journey map question: %w", err)
 	}
 	return rd.memo(r.Context(), "journey-map "+string(question), func(ctx context.Context) (any, error) {
+		if params.Explain != "" {
+			return journey.Explain(ctx, rd.db, rd.t, params)
+		}
 		return journey.Query(ctx, rd.db, rd.t, params)
 	})
 }
