@@ -109,6 +109,10 @@ type Question struct {
 	// contacts of a cohort as they are now), with its arguments AmongArgs.
 	Among     string
 	AmongArgs []any
+	// Where, when set, is one more condition on the parts, the parts table named p, with
+	// its arguments WhereArgs (a part of one figure counting only for some entities).
+	Where     string
+	WhereArgs []any
 	// Limit is the page size (DefaultLimit when 0, at most MaxLimit); Cursor a NextCursor.
 	Limit  int
 	Cursor string
@@ -266,7 +270,10 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 	if q.Among != "" {
 		where, args = append(where, `entity IN (`+q.Among+`)`), append(args, q.AmongArgs...)
 	}
-	stmt := `SELECT ` + Columns + ` FROM ` + table + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
+	if q.Where != "" {
+		where, args = append(where, `(`+q.Where+`)`), append(args, q.WhereArgs...)
+	}
+	stmt := `SELECT ` + Columns + ` FROM ` + table + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
 	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
 	if err != nil {
 		return nil, fmt.Errorf("parts: %w", err)
