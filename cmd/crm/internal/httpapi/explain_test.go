@@ -11,10 +11,11 @@ import (
 	"github.com/eventcrm/crm/projections/explain"
 )
 
-// The board's figures are explained over HTTP from the live read model: the deal opened now
-// is the part of its stage's count and total, with the event that opened it, and paging
-// follows next_cursor.
-func TestBoardExplainedOverHTTP(t *testing.T) {
+// The figures of the board, the journey map and the churn points are explained over HTTP
+// from the live read models: the deals opened now are the parts of their stage's count and
+// total, with the events that opened them, paged by next_cursor; the contact created now is
+// the part of the leads entered.
+func TestExplainedOverHTTP(t *testing.T) {
 	t.Parallel()
 	a := newReadAPI(t, 5*time.Second)
 	contactID := a.createContact()
@@ -46,6 +47,11 @@ func TestBoardExplainedOverHTTP(t *testing.T) {
 		j.Data.Count != 1 || len(j.Data.Parts) != 1 || j.Data.Parts[0].Entity != contactID || j.Data.Parts[0].Figure != "phase/entered/lead" {
 		t.Fatalf("explain the journey map: %d %s", r.status, r.body)
 	}
+	var c answer[explain.Answer]
+	if r := a.read("/v1/analytics/churn-points?"+min+"&explain=phases.lead.entered", &c); r.status != http.StatusOK ||
+		c.Data.Count != 1 || len(c.Data.Parts) != 1 || c.Data.Parts[0].Entity != contactID || c.Data.Parts[0].Figure != "entered/lead" {
+		t.Fatalf("explain the churn points: %d %s", r.status, r.body)
+	}
 	var e2 answer[explain.Answer]
 	if r := a.read("/v1/pipeline/board?"+min+"&explain=stages."+stage+".totals.EUR&limit=2&cursor="+e.Data.NextCursor, &e2); r.status != http.StatusOK ||
 		len(e2.Data.Parts) != 1 || e2.Data.Parts[0].Entity != deals[2] || e2.Data.NextCursor != "" {
@@ -65,6 +71,8 @@ func TestExplainRefusesBadPaths(t *testing.T) {
 		{"/v1/pipeline/board?explain=stages.qualification.count&cursor=zzz", "cursor"},
 		{"/v1/analytics/journey-map?explain=by_phase.steps.lead.conversion", "explain"},
 		{"/v1/analytics/journey-map?explain=by_phase.steps.lead.entered&limit=0x", "limit"},
+		{"/v1/analytics/churn-points?explain=phases.lead.drop_off_rate", "explain"},
+		{"/v1/analytics/churn-points?explain=lost_deals.proposal.price", "explain"},
 	} {
 		r := a.read(c.path, nil)
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {

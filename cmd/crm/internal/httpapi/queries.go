@@ -70,8 +70,8 @@ func JourneyQueries() []Query {
 func ChurnQueries() []Query {
 	return []Query{{Path: "/analytics/churn-points", read: queryChurnPoints, Doc: RouteDoc{Summary: "Where contacts are lost",
 		Params: []Param{asOfDoc, strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
-			intParamDoc("dormant_days", "days without activity that make a contact dormant"), limitDoc, cursorDoc},
-		Answer: churn.Answer{}}}}
+			intParamDoc("dormant_days", "days without activity that make a contact dormant"), limitDoc, cursorDoc, explainDoc},
+		Answer: AnyOf{churn.Answer{}, explain.Answer{}}}}}
 }
 
 // TimelineQueries are the HTTP routes of the customer timeline; open tasks are judged
@@ -161,7 +161,7 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 	})
 }
 
-// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=
+// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=&explain=
 //
 // As of now (or any time after the latest event in the tables) the churn points read the
 // counts the fold keeps, a few hundred rows, and count dormancy from the recently active
@@ -180,8 +180,12 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
-		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor")})
+	params := churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor"), Explain: q.Get("explain")}
+	if params.Explain != "" {
+		return churn.Explain(r.Context(), rd.db, rd.t, params)
+	}
+	return churn.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // GET /v1/contacts/{contactId}/timeline?types=&before=&limit=
