@@ -49,6 +49,9 @@
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
 //	horizon    id (always 1), at: the latest business time of an event folded
+//	parts      see projections/explain: what the seasonality is made of, read only when one
+//	           of its figures is explained: order/<MM> (each purchase, by the contact who
+//	           made it, at its business time, with its amount, in month MM of the year)
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package value
@@ -59,6 +62,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/members"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -81,6 +85,7 @@ const (
 	tableRFMonths  = "rf_months"
 	tableSeasons   = "seasons"
 	tableHorizon   = "horizon"
+	tableParts     = "parts"
 )
 
 // Kinds of facts.
@@ -102,9 +107,9 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 2,
+		Version: 3,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
 		Fold: m.fold,
 	})
 }
@@ -197,6 +202,7 @@ type model struct {
 	seasons   *readmodel.Table[seasonRow]
 	members   *members.Table
 	horizon   *readmodel.Table[horizonRow]
+	parts     *readmodel.Table[explain.Part]
 }
 
 func newModel(zone *time.Location) *model {
@@ -306,6 +312,7 @@ func newModel(zone *time.Location) *model {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.parts = explain.NewTable(tableParts)
 	return m
 }
 
@@ -471,6 +478,8 @@ func (m *model) purchase(rows *readmodel.Rows, e *readmodel.Event, ev *contact.P
 	m.purchases.Upsert(rows, p)
 	month := int64(e.OccurredAt.In(m.zone).Month())
 	m.seasons.Add(rows, seasonRow{month: month, currency: p.currency, orders: 1, revenue: p.amount})
+	m.parts.Upsert(rows, explain.Part{Entity: ev.ContactID, Figure: orderFigure(month), Position: e.Position, EventID: e.ID,
+		At: at, Count: 1, Amount: p.amount, Currency: p.currency})
 	m.resum(rows, c.customerID, summarize(before), summarize(m.purchases.Group(rows, c.customerID)))
 	return nil
 }

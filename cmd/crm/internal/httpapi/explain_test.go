@@ -73,6 +73,8 @@ func TestExplainRefusesBadPaths(t *testing.T) {
 		{"/v1/analytics/journey-map?explain=by_phase.steps.lead.entered&limit=0x", "limit"},
 		{"/v1/analytics/churn-points?explain=phases.lead.drop_off_rate", "explain"},
 		{"/v1/analytics/churn-points?explain=lost_deals.proposal.price", "explain"},
+		{"/v1/analytics/seasonality?explain=months.13.orders", "explain"},
+		{"/v1/analytics/seasonality?explain=months.1.orders&limit=-1", "limit"},
 	} {
 		r := a.read(c.path, nil)
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {
