@@ -13,6 +13,12 @@ import (
 	"github.com/eventcrm/crm/projections/explain"
 )
 
+// Figures of the repeat rate's parts: a customer's first and second purchase, by cohort.
+const (
+	figCohort = "cohort/"
+	figRepeat = "repeat/"
+)
+
 // orderFigure is the figure of the parts of the purchases of a month of the year (1-12).
 func orderFigure(month int64) string { return fmt.Sprintf("order/%02d", month) }
 
@@ -45,6 +51,42 @@ func ExplainSeasonality(ctx context.Context, db *projections.DB, t projections.T
 	}
 	var page explain.Page
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		var err error
+		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, nil)
+		return err
+	})
+	if err != nil {
+		return explain.Answer{}, err
+	}
+	return explain.Answer{Explain: path, AsOf: asOf.UTC(), Page: page}, nil
+}
+
+// ExplainRepeatRate answers the parts of the figure of the repeat rate at path: the customers
+// of a cohort as of asOf, each with the event of its first purchase (cohorts.<YYYY-MM>.customers)
+// or of its second (cohorts.<YYYY-MM>.repeat_customers), a page of limit at a time from cursor.
+// A repeat rate is the quotient of the two: explain those.
+func ExplainRepeatRate(ctx context.Context, db *projections.DB, t projections.Tables, asOf time.Time, path string, limit int, cursor string) (explain.Answer, error) {
+	if err := asOfRequired(asOf); err != nil {
+		return explain.Answer{}, err
+	}
+	p := strings.Split(path, ".")
+	if len(p) != 3 || p[0] != "cohorts" {
+		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the repeat rate (see the documentation)", path)
+	}
+	if _, err := time.Parse(CohortLayout, p[1]); err != nil {
+		return explain.Answer{}, domain.Invalid("explain", "%q: %q is not a cohort (YYYY-MM)", path, p[1])
+	}
+	q := explain.Question{AsOf: asOf, Limit: limit, Cursor: cursor}
+	switch p[2] {
+	case "customers":
+		q.Figures = []string{figCohort + p[1]}
+	case "repeat_customers":
+		q.Figures = []string{figRepeat + p[1]}
+	default:
+		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the repeat rate (see the documentation)", path)
+	}
+	var page explain.Page
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var err error
 		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, nil)
 		return err

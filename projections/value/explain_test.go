@@ -15,11 +15,12 @@ import (
 	"github.com/eventcrm/crm/projections/value"
 )
 
-// TestSeasonalityExplainAddsUp: every figure of the seasonality (each month's orders, and its
-// orders and revenue per currency), in UTC and Tokyo, about now and as of past times, is what
-// its parts add up to, read page by page; the golden history has back-dated purchases and a
-// merge, the generated one three currencies over two years.
-func TestSeasonalityExplainAddsUp(t *testing.T) {
+// TestExplainAddsUp: every figure of the seasonality (each month's orders, and its orders and
+// revenue per currency) and of the repeat rate (each cohort's customers and repeat customers),
+// in UTC and Tokyo, about now and as of past times, is what its parts add up to, read page by
+// page; the golden history has back-dated purchases and a merge, the generated one three
+// currencies over two years.
+func TestExplainAddsUp(t *testing.T) {
 	golden := projectiontest.ReadHistory(t, "testdata/utc/customers/events.txt")
 	generated := valueHistory(t, 150)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
@@ -41,6 +42,7 @@ func TestSeasonalityExplainAddsUp(t *testing.T) {
 				for k := range 4 {
 					asOf := first.Add(time.Duration(k+1) * last.Sub(first) / 3)
 					checked += checkExplainedSeasons(t, db, tables, zone, asOf)
+					checked += checkExplainedRepeats(t, db, tables, zone, asOf)
 				}
 			}
 		}
@@ -85,14 +87,41 @@ func checkExplainedSeasons(t *testing.T, db *projections.DB, tables projections.
 	return nonZero
 }
 
+func checkExplainedRepeats(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time) int {
+	t.Helper()
+	answer, err := value.QueryRepeatRate(context.Background(), db, tables, zone, asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range answer.Cohorts {
+		for _, f := range []struct {
+			figure string
+			want   int64
+		}{{"customers", c.Customers}, {"repeat_customers", c.RepeatCustomers}} {
+			path := fmt.Sprintf("cohorts.%s.%s", c.Cohort, f.figure)
+			if parts := explainParts(t, value.ExplainRepeatRate, db, tables, asOf, path); int64(len(parts)) != f.want {
+				t.Errorf("%s as of %s: %s = %d, its parts %d", zone, asOf, path, f.want, len(parts))
+			}
+		}
+	}
+	return 2 * len(answer.Cohorts)
+}
+
 func explainSeason(t *testing.T, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
+	t.Helper()
+	return explainParts(t, value.ExplainSeasonality, db, tables, asOf, path)
+}
+
+type explainFunc func(ctx context.Context, db *projections.DB, t projections.Tables, asOf time.Time, path string, limit int, cursor string) (explain.Answer, error)
+
+func explainParts(t *testing.T, explainer explainFunc, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
 	t.Helper()
 	var (
 		parts  []explain.Entry
 		cursor string
 	)
 	for {
-		a, err := value.ExplainSeasonality(context.Background(), db, tables, asOf, path, 4, cursor)
+		a, err := explainer(context.Background(), db, tables, asOf, path, 4, cursor)
 		if err != nil {
 			t.Fatalf("explain %s: %v", path, err)
 		}
@@ -113,7 +142,7 @@ func explainSeason(t *testing.T, db *projections.DB, tables projections.Tables, 
 	return parts
 }
 
-func TestSeasonalityExplainRejectsBadPaths(t *testing.T) {
+func TestExplainRejectsBadPaths(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		p := value.Projection(time.UTC)
@@ -131,6 +160,13 @@ func TestSeasonalityExplainRejectsBadPaths(t *testing.T) {
 		}
 		if _, err := value.ExplainSeasonality(context.Background(), db, tables, asOf, "months.1.orders", explain.MaxLimit+1, ""); err == nil {
 			t.Error("a limit too large is accepted")
+		}
+		for _, path := range []string{"cohorts.2024-01.repeat_rate", "cohorts.2024.customers", "cohorts.2024-01", "months.1.orders"} {
+			_, err := value.ExplainRepeatRate(context.Background(), db, tables, asOf, path, 0, "")
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != "explain" {
+				t.Errorf("%s: error = %v, want an invalid explain", path, err)
+			}
 		}
 	})
 }

@@ -32,7 +32,7 @@
 //	           NPS): the history a question about a past time reads; a creation records the
 //	           first owner and phase
 //	purchases  customer_id, occurred_at, position (the key, in time order per customer),
-//	           contact_id (who made it), amount, currency, product, plan
+//	           contact_id (who made it), amount, currency, product, plan, event_id
 //	customers  customer_id, orders, first_at, second_at (NULL with one order), last_at
 //	money      customer_id, currency: orders and revenue in that currency
 //	frequency  orders: customers with that many orders (kept by addition)
@@ -49,9 +49,12 @@
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
 //	horizon    id (always 1), at: the latest business time of an event folded
-//	parts      see projections/explain: what the seasonality is made of, read only when one
-//	           of its figures is explained: order/<MM> (each purchase, by the contact who
-//	           made it, at its business time, with its amount, in month MM of the year)
+//	parts      see projections/explain: what the seasonality and the repeat rate are made of,
+//	           read only when one of their figures is explained: order/<MM> (each purchase,
+//	           by the contact who made it, at its business time, with its amount, in month MM
+//	           of the year); cohort/<YYYY-MM> and repeat/<YYYY-MM> (each customer's first and
+//	           second purchase, in the cohort of the first: rewritten when a back-dated
+//	           purchase or a merge changes them)
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package value
@@ -143,6 +146,7 @@ type purchaseRow struct {
 	contactID               string
 	amount                  int64
 	currency, product, plan string
+	eventID                 string
 }
 
 type customerRow struct {
@@ -269,7 +273,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("amount", func(r *p) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *p) *string { return &r.currency }),
 		readmodel.Text("product", func(r *p) *string { return &r.product }),
-		readmodel.Text("plan", func(r *p) *string { return &r.plan })).
+		readmodel.Text("plan", func(r *p) *string { return &r.plan }),
+		readmodel.Text("event_id", func(r *p) *string { return &r.eventID })).
 		Clustered()
 	m.customers = readmodel.NewTable(tableCustomers, 1,
 		readmodel.Text("customer_id", func(r *cu) *string { return &r.customerID }),
@@ -474,7 +479,7 @@ func (m *model) purchase(rows *readmodel.Rows, e *readmodel.Event, ev *contact.P
 	at := e.OccurredAt.UnixMicro()
 	before := m.purchases.Group(rows, c.customerID)
 	p := purchaseRow{customerID: c.customerID, occurredAt: at, position: e.Position, contactID: ev.ContactID,
-		amount: ev.Amount.Amount, currency: ev.Amount.Currency, product: ev.Product, plan: ev.Plan}
+		amount: ev.Amount.Amount, currency: ev.Amount.Currency, product: ev.Product, plan: ev.Plan, eventID: e.ID}
 	m.purchases.Upsert(rows, p)
 	month := int64(e.OccurredAt.In(m.zone).Month())
 	m.seasons.Add(rows, seasonRow{month: month, currency: p.currency, orders: 1, revenue: p.amount})

@@ -75,6 +75,7 @@ func TestExplainRefusesBadPaths(t *testing.T) {
 		{"/v1/analytics/churn-points?explain=lost_deals.proposal.price", "explain"},
 		{"/v1/analytics/seasonality?explain=months.13.orders", "explain"},
 		{"/v1/analytics/seasonality?explain=months.1.orders&limit=-1", "limit"},
+		{"/v1/analytics/repeat-rate?explain=cohorts.2024-01.repeat_rate", "explain"},
 	} {
 		r := a.read(c.path, nil)
 		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"field":"`+c.field+`"`) {

@@ -26,7 +26,7 @@ func ValueQueries(zone *time.Location) []Query {
 		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
 			Params: []Param{asOfDoc}, Answer: value.RFMAnswer{}}},
 		{Path: "/analytics/repeat-rate", read: v.repeatRate, Doc: RouteDoc{Summary: "Repeat purchase rate by cohort of first purchase",
-			Params: []Param{asOfDoc}, Answer: value.RepeatAnswer{}}},
+			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.RepeatAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/seasonality", read: v.seasonality, Doc: RouteDoc{Summary: "Orders and revenue per business month of the year",
 			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.SeasonAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/upsell-candidates", read: v.upsell, Doc: RouteDoc{Summary: "Customers worth an upsell, each with the facts that made it one",
@@ -73,11 +73,18 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
 
-// GET /v1/analytics/repeat-rate?as_of=
+// GET /v1/analytics/repeat-rate?as_of=&explain=&limit=&cursor=
 func (v valueRoutes) repeatRate(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return nil, err
+	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		limit, err := intParam(r, "limit")
+		if err != nil {
+			return nil, err
+		}
+		return value.ExplainRepeatRate(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
 	}
 	return value.QueryRepeatRate(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
