@@ -21,7 +21,8 @@
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
 //	           (NULL while the deal is in it), amount and currency during the stay, the
 //	           deal's owner (so that one owner's board reads only the owner's intervals), and
-//	           position (of the event that entered the stage: the key of its part)
+//	           position and event_id (of the event that entered the stage: an open interval
+//	           is the part of its stage's count and totals)
 //	stage_totals owner, stage, currency: deals and amount of the open intervals (added to,
 //	           never read, by the fold: a row back at no deals stays, filtered); the weighted
 //	           amount is the stage's probability in force at as_of times the amount, at
@@ -33,11 +34,12 @@
 //	stays      stage, micros, owner, count: the closed intervals by exact length
 //	horizon    id (always 1), at
 //	parts      see projections/explain: what each figure is made of, read only when a figure
-//	           is explained. Figures: open/<stage>, one part per stay in an open stage (the
-//	           deal, the event that entered the stage, at entered_at, until left_at, for the
-//	           interval's owner, with its amount and currency): the stage's count and totals;
-//	           stay/<stage>, one part per stay that ended (the event that left the stage, at
-//	           left_at; measure: its length): the stage's velocity
+//	           is explained. Figures: open/<stage>, one part per stay that ended in an open
+//	           stage (the deal, the event that entered the stage, at entered_at, until
+//	           left_at, for the interval's owner, with its amount and currency), written when
+//	           the stay ends (the stays still open are read from the intervals): the stage's
+//	           count and totals; stay/<stage>, one part per stay that ended (the event that
+//	           left the stage, at left_at; measure: its length): the stage's velocity
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package board
@@ -102,6 +104,7 @@ type intervalRow struct {
 	currency  string
 	owner     string
 	position  int64
+	eventID   string
 }
 
 // model holds the declarations of the tables the fold writes.
@@ -134,7 +137,8 @@ func newModel() *model {
 		readmodel.BigInt("amount", func(r *i) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *i) *string { return &r.currency }),
 		readmodel.Text("owner", func(r *i) *string { return &r.owner }),
-		readmodel.BigInt("position", func(r *i) *int64 { return &r.position })).
+		readmodel.BigInt("position", func(r *i) *int64 { return &r.position }),
+		readmodel.Text("event_id", func(r *i) *string { return &r.eventID })).
 		WithIndexes(
 			readmodel.Index{Name: "stage", Columns: "stage, entered_at, deal_id"},
 			// The board now (Present), of everyone and of one owner: the open intervals of a
@@ -146,13 +150,6 @@ func newModel() *model {
 			readmodel.Index{Name: "owner_closed", Columns: "owner, stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 		)
 	m.parts = explain.NewTable(tableParts)
-	// Closing a stay revokes its part: the batch path loads it with the interval.
-	m.intervals.Then(m.parts, func(r *i) []any {
-		if r.leftAt.Valid {
-			return nil
-		}
-		return []any{r.dealID, figOpen + r.stage, r.position}
-	})
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }))
@@ -259,10 +256,9 @@ func (m *model) moveTo(rows *readmodel.Rows, e *readmodel.Event, dealID string, 
 	if stage.IsOpen() {
 		d.lastSeq++
 		iv := intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
-			amount: d.amount, currency: d.currency, owner: d.owner, position: e.Position}
+			amount: d.amount, currency: d.currency, owner: d.owner, position: e.Position, eventID: e.ID}
 		m.intervals.Upsert(rows, iv)
 		m.keepOpened(rows, iv)
-		m.partsOpened(rows, e, iv)
 	}
 	d.stage = string(stage)
 	m.deals.Upsert(rows, d)

@@ -18,20 +18,13 @@ const (
 	figStay = "stay/"
 )
 
-// partsOpened records the part of a stay that begins: the deal counts in its stage's count
-// and totals from the time it entered the stage.
-func (m *model) partsOpened(rows *readmodel.Rows, e *readmodel.Event, iv intervalRow) {
-	m.parts.Upsert(rows, explain.Part{Entity: iv.dealID, Figure: figOpen + iv.stage, Position: e.Position, EventID: e.ID,
-		At: iv.enteredAt, Owner: iv.owner, Count: 1, Amount: iv.amount, Currency: iv.currency})
-}
-
-// partsClosed records the end of a stay: its open part stops counting when the deal left the
-// stage, and from then on the stay counts in the stage's velocity, with its length.
+// partsClosed records the parts of a stay that ended: the deal counted in its stage's count
+// and totals from the time it entered the stage until it left it (while the stay is open,
+// its interval is that part: nothing is read nor rewritten when it ends), and from then on
+// the stay counts in the stage's velocity, with its length.
 func (m *model) partsClosed(rows *readmodel.Rows, e *readmodel.Event, iv intervalRow) {
-	if p, ok := m.parts.Get(rows, iv.dealID, figOpen+iv.stage, iv.position); ok && !p.Until.Valid {
-		p.Until = iv.leftAt
-		m.parts.Upsert(rows, p)
-	}
+	m.parts.Upsert(rows, explain.Part{Entity: iv.dealID, Figure: figOpen + iv.stage, Position: iv.position, EventID: iv.eventID,
+		At: iv.enteredAt, Until: iv.leftAt, Owner: iv.owner, Count: 1, Amount: iv.amount, Currency: iv.currency})
 	m.parts.Upsert(rows, explain.Part{Entity: iv.dealID, Figure: figStay + iv.stage, Position: e.Position, EventID: e.ID,
 		At: iv.leftAt.Int64, Owner: iv.owner, Count: 1, Measure: max(iv.leftAt.Int64-iv.enteredAt, 0)})
 }
@@ -65,10 +58,12 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	switch {
 	case path[0] == "stages" && len(path) == 3 && path[2] == "count":
 		q.Figures = []string{figOpen + path[1]}
+		q.Open, q.OpenArgs = openStays(t, path[1])
 	case path[0] == "stages" && path[2] == "totals" && (len(path) == 4 ||
 		len(path) == 5 && (path[4] == "amount" || path[4] == "weighted_amount")):
 		currency := path[3]
 		q.Figures = []string{figOpen + path[1]}
+		q.Open, q.OpenArgs = openStays(t, path[1])
 		q.Keep = func(p explain.Part) bool { return p.Currency == currency }
 	case path[0] == "velocity" && len(path) == 3 && (path[2] == "closed_intervals" || path[2] == "median_days"):
 		q.Figures = []string{figStay + path[1]}
@@ -85,4 +80,10 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 		return explain.Answer{}, err
 	}
 	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
+}
+
+// openStays selects the parts of the stays in stage still open: their intervals.
+func openStays(t projections.Tables, stage string) (string, []any) {
+	return `SELECT deal_id, '` + figOpen + `' || stage, position, event_id, '', entered_at, left_at, owner, '', '', 1, amount,
+		currency, 0 FROM ` + t.Name(tableIntervals) + ` WHERE stage = ? AND left_at IS NULL`, []any{stage}
 }

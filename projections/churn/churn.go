@@ -20,8 +20,8 @@
 //	             touched (1 once it has a touchpoint), idle_since (its latest touchpoint, else
 //	             its creation)
 //	visits       contact_id, seq (1, 2, ... per contact), phase (a lifecycle phase or an exit),
-//	             entered_at, left_at and next_phase (NULL while open), position (of the
-//	             event that entered it: the key of its part)
+//	             entered_at, left_at and next_phase (NULL while open), position and event_id
+//	             (of the event that entered it: an open visit is its part)
 //	touchpoints  position (of the event in the global log: the key, so that the rows of a
 //	             rebuild are appended), contact_id, occurred_at
 //	surveys      position (the same; it also orders surveys of the same instant), contact_id,
@@ -44,7 +44,8 @@
 //	             figure is explained. Figures, entity the contact: entered/<phase> (its first
 //	             entry), lost/<phase>, churned/<phase>, exited/<phase> (its first change from
 //	             the phase to lost, to churned, to either), in/<phase> (each visit of a
-//	             lifecycle phase, from entered_at until left_at: dormancy is judged among
+//	             lifecycle phase that ended, from entered_at until left_at, written when it
+//	             ends: the open visits are read from the visits; dormancy is judged among
 //	             them at the question); entity the deal: loss/<stage>/<reason> (each loss,
 //	             with its amount, until the deal is reopened)
 //
@@ -134,6 +135,7 @@ type visitRow struct {
 	leftAt    sql.NullInt64
 	next      sql.NullString
 	position  int64
+	eventID   string
 }
 
 type touchpointRow struct {
@@ -201,7 +203,8 @@ func newModel() *model {
 		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
 		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
 		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next }),
-		readmodel.BigInt("position", func(r *v) *int64 { return &r.position })).
+		readmodel.BigInt("position", func(r *v) *int64 { return &r.position }),
+		readmodel.Text("event_id", func(r *v) *string { return &r.eventID })).
 		Clustered().
 		// The churns in the order they are listed and paged.
 		WithIndexes(readmodel.Index{Name: "churns", Columns: "left_at, contact_id, seq", Where: "next_phase = 'churned'"})
@@ -278,13 +281,6 @@ func newModel() *model {
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
 	m.parts = explain.NewTable(tableParts)
-	// Leaving a visit revokes its part: the batch path loads it with the visit.
-	m.visits.Then(m.parts, func(r *v) []any {
-		if r.leftAt.Valid || contact.Phase(r.phase).Rank() == 0 {
-			return nil
-		}
-		return []any{r.contactID, figIn + r.phase, r.position}
-	})
 	return m
 }
 
@@ -460,10 +456,8 @@ func (m *model) addLoss(rows *readmodel.Rows, l lossRow, sign int64) {
 
 func (m *model) openVisit(rows *readmodel.Rows, e *readmodel.Event, contactID string, seq int64, phase contact.Phase) {
 	at := e.OccurredAt.UnixMicro()
-	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at, position: e.Position})
-	if phase.Rank() > 0 {
-		m.stand(rows, e, contactID, figIn+string(phase))
-	}
+	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at, position: e.Position,
+		eventID: e.ID})
 }
 
 func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID string, to contact.Phase) error {

@@ -57,9 +57,11 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 			q.Figures = []string{figChurned + phase}
 		case "dormant":
 			q.Figures = []string{figIn + phase}
+			q.Open, q.OpenArgs = openVisits(t, phase)
 			q.Where, q.WhereArgs = `entity IN (`+idle+`)`, idleArgs
 		case "ended":
 			q.Figures = []string{figExited + phase, figIn + phase}
+			q.Open, q.OpenArgs = openVisits(t, phase)
 			q.Where = `figure = ? OR (entity IN (` + idle + `) AND NOT EXISTS (SELECT 1 FROM ` + t.Name(tableParts) +
 				` x WHERE x.entity = p.entity AND x.figure = ? AND x.at <= ?))`
 			q.WhereArgs = append(append([]any{figExited + phase}, idleArgs...), figExited+phase, asOf)

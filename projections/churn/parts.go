@@ -4,6 +4,7 @@ import (
 	"database/sql"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -43,16 +44,18 @@ func (m *model) partsEntered(rows *readmodel.Rows, e *readmodel.Event, before, a
 	}
 }
 
-// partsLeft records that the contact left visit v with e: the visit stops counting among
-// those in its phase, and a first change from the phase to lost, to churned, to either
-// counts from now on.
+// partsLeft records that the contact left visit v with e: the visit, which counted among
+// those in its phase from its entry, stops counting now (while it is open, the visit is that
+// part: nothing is read nor rewritten when it ends), and a first change from the phase to
+// lost, to churned, to either counts from now on.
 func (m *model) partsLeft(rows *readmodel.Rows, e *readmodel.Event, before, after contactRow, v visitRow) {
 	phase := contact.Phase(v.phase)
 	b := bit(phase)
 	if b == 0 {
 		return // an exit left: a win-back
 	}
-	m.revoke(rows, v.contactID, figIn+v.phase, v.position, e.OccurredAt.UnixMicro())
+	m.parts.Upsert(rows, explain.Part{Entity: v.contactID, Figure: figIn + v.phase, Position: v.position, EventID: v.eventID,
+		At: v.enteredAt, Until: sql.NullInt64{Int64: e.OccurredAt.UnixMicro(), Valid: true}, Count: 1})
 	for _, f := range []struct {
 		figure        string
 		before, after int64
@@ -62,4 +65,10 @@ func (m *model) partsLeft(rows *readmodel.Rows, e *readmodel.Event, before, afte
 			m.stand(rows, e, v.contactID, f.figure+v.phase)
 		}
 	}
+}
+
+// openVisits selects the parts of the visits of phase still open: the visits themselves.
+func openVisits(t projections.Tables, phase string) (string, []any) {
+	return `SELECT contact_id, '` + figIn + `' || phase, position, event_id, '', entered_at, left_at, '', '', '', 1, 0, '', 0
+		FROM ` + t.Name(tableVisits) + ` WHERE phase = ? AND left_at IS NULL`, []any{phase}
 }

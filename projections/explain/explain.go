@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,6 +114,12 @@ type Question struct {
 	// its arguments WhereArgs (a part of one figure counting only for some entities).
 	Where     string
 	WhereArgs []any
+	// Open, when set, is a SELECT of Columns, with its arguments OpenArgs, of the parts the
+	// read model keeps elsewhere: the facts still open that it writes into the parts table
+	// only once they end (a stay on the board while the deal is in the stage), so that
+	// nothing is read nor rewritten when they do.
+	Open     string
+	OpenArgs []any
 	// Limit is the page size (DefaultLimit when 0, at most MaxLimit); Cursor a NextCursor.
 	Limit  int
 	Cursor string
@@ -273,7 +280,12 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 	if q.Where != "" {
 		where, args = append(where, `(`+q.Where+`)`), append(args, q.WhereArgs...)
 	}
-	stmt := `SELECT ` + Columns + ` FROM ` + table + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
+	from := table
+	if q.Open != "" {
+		from = `(SELECT ` + Columns + ` FROM ` + table + ` UNION ALL ` + q.Open + `)`
+		args = append(slices.Clone(q.OpenArgs), args...)
+	}
+	stmt := `SELECT ` + Columns + ` FROM ` + from + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
 	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
 	if err != nil {
 		return nil, fmt.Errorf("parts: %w", err)
