@@ -20,8 +20,10 @@
 //	           last_seq (the seq of the deal's latest interval), version (the stream version of
 //	           the deal's latest event, of any type: a card's If-Match)
 //	intervals  deal_id, seq (1, 2, ... per deal), stage (an open stage), entered_at, left_at
-//	           (NULL while the deal is in it), amount and currency during the stay, and the
-//	           deal's owner (so that one owner's board reads only the owner's intervals)
+//	           (NULL while the deal is in it), amount and currency during the stay, the
+//	           deal's owner (so that one owner's board reads only the owner's intervals), and
+//	           position and event_id (of the event that entered the stage: an open interval
+//	           is the part of its stage's count and totals)
 //	stage_totals owner, stage, currency: deals and amount of the open intervals (added to,
 //	           never read, by the fold: a row back at no deals stays, filtered); the weighted
 //	           amount is the stage's probability in force at as_of times the amount, at
@@ -32,6 +34,13 @@
 //	           the closed intervals by length (see package lengths)
 //	stays      stage, micros, owner, count: the closed intervals by exact length
 //	horizon    id (always 1), at
+//	parts      see projections/explain: what each figure is made of, read only when a figure
+//	           is explained. Figures: open/<stage>, one part per stay that ended in an open
+//	           stage (the deal, the event that entered the stage, at entered_at, until
+//	           left_at, for the interval's owner, with its amount and currency), written when
+//	           the stay ends (the stays still open are read from the intervals): the stage's
+//	           count and totals; stay/<stage>, one part per stay that ended (the event that
+//	           left the stage, at left_at; measure: its length): the stage's velocity
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package board
@@ -44,6 +53,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/domain/settings"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -58,7 +68,7 @@ func Projection() *readmodel.Model {
 		Name:    Name,
 		Version: 6,
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
-			m.probabilities.Table()},
+			m.probabilities.Table(), m.parts},
 		Fold: m.fold,
 	})
 }
@@ -72,6 +82,7 @@ const (
 	tableStayBins  = "stay_bins"
 	tableStays     = "stays"
 	tableHorizon   = "horizon"
+	tableParts     = "parts"
 )
 
 type contactRow struct {
@@ -95,6 +106,8 @@ type intervalRow struct {
 	amount    int64
 	currency  string
 	owner     string
+	position  int64
+	eventID   string
 }
 
 // model holds the declarations of the tables the fold writes.
@@ -106,6 +119,7 @@ type model struct {
 	stayBins  *readmodel.Table[stayBinRow]
 	stays     *readmodel.Table[stayRow]
 	horizon   *readmodel.Table[horizonRow]
+	parts     *readmodel.Table[explain.Part]
 	// probabilities are the stage probabilities in force over time.
 	probabilities probability.History
 }
@@ -125,7 +139,9 @@ func newModel() *model {
 		readmodel.NullBigInt("left_at", func(r *i) *sql.NullInt64 { return &r.leftAt }),
 		readmodel.BigInt("amount", func(r *i) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *i) *string { return &r.currency }),
-		readmodel.Text("owner", func(r *i) *string { return &r.owner })).
+		readmodel.Text("owner", func(r *i) *string { return &r.owner }),
+		readmodel.BigInt("position", func(r *i) *int64 { return &r.position }),
+		readmodel.Text("event_id", func(r *i) *string { return &r.eventID })).
 		WithIndexes(
 			readmodel.Index{Name: "stage", Columns: "stage, entered_at, deal_id"},
 			// The board now (Present), of everyone and of one owner: the open intervals of a
@@ -136,6 +152,7 @@ func newModel() *model {
 			readmodel.Index{Name: "closed", Columns: "stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 			readmodel.Index{Name: "owner_closed", Columns: "owner, stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 		)
+	m.parts = explain.NewTable(tableParts)
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }))
@@ -210,19 +227,19 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		m.deals.Upsert(rows, dealRow{dealID: ev.DealID, contactID: ev.ContactID, title: ev.Title, owner: ev.Owner,
 			expectedClose: string(ev.ExpectedClose), amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage)})
-		return m.moveTo(rows, ev.DealID, ev.Stage, at)
+		return m.moveTo(rows, e, ev.DealID, ev.Stage, at)
 	case deal.TypeStageChanged:
 		ev, err := readmodel.Decode[deal.StageChanged](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, ev.To, at)
+		return m.moveTo(rows, e, ev.DealID, ev.To, at)
 	case deal.TypeReopened:
 		ev, err := readmodel.Decode[deal.Reopened](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, ev.To, at)
+		return m.moveTo(rows, e, ev.DealID, ev.To, at)
 	case deal.TypeWon:
 		ev, err := readmodel.Decode[deal.Won](e)
 		if err != nil {
@@ -233,20 +250,20 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) error {
 			d.amount, d.currency = ev.Amount.Amount, ev.Amount.Currency
 			m.deals.Upsert(rows, d)
 		}
-		return m.moveTo(rows, ev.DealID, deal.StageWon, at)
+		return m.moveTo(rows, e, ev.DealID, deal.StageWon, at)
 	case deal.TypeLost:
 		ev, err := readmodel.Decode[deal.Lost](e)
 		if err != nil {
 			return err
 		}
-		return m.moveTo(rows, ev.DealID, deal.StageLost, at)
+		return m.moveTo(rows, e, ev.DealID, deal.StageLost, at)
 	}
 	return nil
 }
 
 // moveTo closes the deal's current interval, if open, at at and records stage as the deal's
 // stage; an open stage starts a new interval there.
-func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at int64) error {
+func (m *model) moveTo(rows *readmodel.Rows, e *readmodel.Event, dealID string, stage deal.Stage, at int64) error {
 	d, ok := m.deals.Get(rows, dealID)
 	if !ok {
 		return fmt.Errorf("deal %s was not opened", dealID)
@@ -256,12 +273,13 @@ func (m *model) moveTo(rows *readmodel.Rows, dealID string, stage deal.Stage, at
 			iv.leftAt = sql.NullInt64{Int64: at, Valid: true}
 			m.intervals.Upsert(rows, iv)
 			m.keepClosed(rows, iv)
+			m.partsClosed(rows, e, iv)
 		}
 	}
 	if stage.IsOpen() {
 		d.lastSeq++
 		iv := intervalRow{dealID: dealID, seq: d.lastSeq, stage: string(stage), enteredAt: at,
-			amount: d.amount, currency: d.currency, owner: d.owner}
+			amount: d.amount, currency: d.currency, owner: d.owner, position: e.Position, eventID: e.ID}
 		m.intervals.Upsert(rows, iv)
 		m.keepOpened(rows, iv)
 	}

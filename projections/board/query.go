@@ -38,6 +38,9 @@ type Params struct {
 	// answer then holds that stage only). The other parameters must be the same as for the
 	// page that gave the cursor.
 	Cursor string `json:"cursor,omitempty"`
+	// Explain, when set, asks for the parts of one figure of the board instead (see Explain):
+	// Limit and Cursor then page the parts.
+	Explain string `json:"explain,omitempty"`
 }
 
 // Answer is the board: the open stages in pipeline order and their velocity.

@@ -20,7 +20,8 @@
 //	             touched (1 once it has a touchpoint), idle_since (its latest touchpoint, else
 //	             its creation)
 //	visits       contact_id, seq (1, 2, ... per contact), phase (a lifecycle phase or an exit),
-//	             entered_at, left_at and next_phase (NULL while open)
+//	             entered_at, left_at and next_phase (NULL while open), position and event_id
+//	             (of the event that entered it: an open visit is its part)
 //	touchpoints  position (of the event in the global log: the key, so that the rows of a
 //	             rebuild are appended), contact_id, occurred_at
 //	surveys      position (the same; it also orders surveys of the same instant), contact_id,
@@ -29,7 +30,8 @@
 //	             due in the business zone: from then on an open task is overdue), scheduled_at, completed_at
 //	             (NULL while open)
 //	deal_losses  deal_id, seq (1, 2, ... per deal), contact_id, from_stage, reason, amount,
-//	             currency, lost_at, reopened_at (NULL while the deal stays lost)
+//	             currency, lost_at, reopened_at (NULL while the deal stays lost), position (of
+//	             the loss: the key of its part)
 //	phase_counts cohort, channel, phase: entered, lost, churned, exited (distinct contacts, as
 //	             in PhaseDropOff), open_visits and open_not_exited (contacts whose open visit is
 //	             in the phase, and those of them not lost or churned from it before)
@@ -38,6 +40,14 @@
 //	             read, by the fold: a row back at no losses stays, and the query skips it)
 //	horizon      id (always 1), at: the latest creation, visit entered or left, touchpoint,
 //	             loss or reopening
+//	parts        see projections/explain: what each figure is made of, read only when a
+//	             figure is explained. Figures, entity the contact: entered/<phase> (its first
+//	             entry), lost/<phase>, churned/<phase>, exited/<phase> (its first change from
+//	             the phase to lost, to churned, to either), in/<phase> (each visit of a
+//	             lifecycle phase that ended, from entered_at until left_at, written when it
+//	             ends: the open visits are read from the visits; dormancy is judged among
+//	             them at the question); entity the deal: loss/<stage>/<reason> (each loss,
+//	             with its amount, until the deal is reopened)
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package churn
@@ -49,6 +59,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -66,9 +77,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(4, m.zone),
+		Version: period.Version(5, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
-			m.phaseCounts, m.lostDeals, m.horizon},
+			m.phaseCounts, m.lostDeals, m.horizon, m.parts},
 		Fold: m.fold,
 	})
 }
@@ -84,6 +95,7 @@ const (
 	tablePhaseCounts = "phase_counts"
 	tableLostDeals   = "lost_deals"
 	tableHorizon     = "horizon"
+	tableParts       = "parts"
 )
 
 type contactRow struct {
@@ -122,6 +134,8 @@ type visitRow struct {
 	enteredAt int64
 	leftAt    sql.NullInt64
 	next      sql.NullString
+	position  int64
+	eventID   string
 }
 
 type touchpointRow struct {
@@ -151,6 +165,7 @@ type lossRow struct {
 	currency                     string
 	lostAt                       int64
 	reopenedAt                   sql.NullInt64
+	position                     int64
 }
 
 // model holds the declarations of the tables the fold writes.
@@ -164,6 +179,7 @@ type model struct {
 	phaseCounts *readmodel.Table[phaseCountRow]
 	lostDeals   *readmodel.Table[lostDealRow]
 	horizon     *readmodel.Table[horizonRow]
+	parts       *readmodel.Table[explain.Part]
 	zone        *time.Location // the business time zone
 }
 
@@ -186,7 +202,9 @@ func newModel() *model {
 		readmodel.Text("phase", func(r *v) *string { return &r.phase }),
 		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
 		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
-		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next })).
+		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next }),
+		readmodel.BigInt("position", func(r *v) *int64 { return &r.position }),
+		readmodel.Text("event_id", func(r *v) *string { return &r.eventID })).
 		Clustered().
 		// The churns in the order they are listed and paged.
 		WithIndexes(readmodel.Index{Name: "churns", Columns: "left_at, contact_id, seq", Where: "next_phase = 'churned'"})
@@ -237,7 +255,8 @@ func newModel() *model {
 		readmodel.BigInt("amount", func(r *l) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *l) *string { return &r.currency }),
 		readmodel.BigInt("lost_at", func(r *l) *int64 { return &r.lostAt }),
-		readmodel.NullBigInt("reopened_at", func(r *l) *sql.NullInt64 { return &r.reopenedAt }))
+		readmodel.NullBigInt("reopened_at", func(r *l) *sql.NullInt64 { return &r.reopenedAt }),
+		readmodel.BigInt("position", func(r *l) *int64 { return &r.position }))
 	m.phaseCounts = readmodel.NewTable(tablePhaseCounts, 3,
 		readmodel.Text("cohort", func(r *pc) *string { return &r.cohort }),
 		readmodel.Text("channel", func(r *pc) *string { return &r.channel }),
@@ -261,6 +280,7 @@ func newModel() *model {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.parts = explain.NewTable(tableParts)
 	return m
 }
 
@@ -277,7 +297,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			cohort: period.MonthOf(e.OccurredAt, m.zone), channel: string(ev.Channel), lastSeq: 1, idleSince: at}
 		m.count(rows, contactRow{cohort: c.cohort, channel: c.channel}, enter(c, contact.Lead))
 		m.contacts.Upsert(rows, enter(c, contact.Lead))
-		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
+		m.openVisit(rows, e, ev.ContactID, 1, contact.Lead)
+		m.partsEntered(rows, e, c, enter(c, contact.Lead), contact.Lead)
 		m.reach(rows, at)
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
@@ -296,7 +317,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		return m.changePhase(rows, ev.ContactID, ev.To, at)
+		return m.changePhase(rows, e, ev.ContactID, ev.To)
 	case contact.TypeTouchpointRecorded:
 		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
 		if err != nil {
@@ -342,7 +363,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return err
 		}
 		m.reach(rows, at)
-		return m.recordLoss(rows, ev, at)
+		return m.recordLoss(rows, e, ev, at)
 	case deal.TypeReopened:
 		ev, err := readmodel.Decode[deal.Reopened](e)
 		if err != nil {
@@ -353,6 +374,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 				r.reopenedAt = sql.NullInt64{Int64: at, Valid: true}
 				m.dealLosses.Upsert(rows, r)
 				m.addLoss(rows, r, -1)
+				m.revoke(rows, r.dealID, figLoss+r.fromStage+"/"+r.reason, r.position, at)
 			}
 		}
 		m.reach(rows, at)
@@ -432,11 +454,14 @@ func (m *model) addLoss(rows *readmodel.Rows, l lossRow, sign int64) {
 		currency: l.currency, count: sign, amount: sign * l.amount})
 }
 
-func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {
-	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at})
+func (m *model) openVisit(rows *readmodel.Rows, e *readmodel.Event, contactID string, seq int64, phase contact.Phase) {
+	at := e.OccurredAt.UnixMicro()
+	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at, position: e.Position,
+		eventID: e.ID})
 }
 
-func (m *model) changePhase(rows *readmodel.Rows, contactID string, to contact.Phase, at int64) error {
+func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID string, to contact.Phase) error {
+	at := e.OccurredAt.UnixMicro()
 	c, ok := m.contacts.Get(rows, contactID)
 	if !ok {
 		return fmt.Errorf("contact %s was not created", contactID)
@@ -452,18 +477,20 @@ func (m *model) changePhase(rows *readmodel.Rows, contactID string, to contact.P
 		case contact.Churned:
 			c.churned |= bit(contact.Phase(v.phase))
 		}
+		m.partsLeft(rows, e, before, c, v)
 	}
 	c.lastSeq++
 	c = enter(c, to)
 	m.count(rows, before, c)
-	m.openVisit(rows, contactID, c.lastSeq, to, at)
+	m.openVisit(rows, e, contactID, c.lastSeq, to)
+	m.partsEntered(rows, e, before, c, to)
 	m.contacts.Upsert(rows, c)
 	m.reach(rows, at)
 	return nil
 }
 
 // recordLoss adds the deal's next loss: its seq counts the losses recorded before.
-func (m *model) recordLoss(rows *readmodel.Rows, ev *deal.Lost, at int64) error {
+func (m *model) recordLoss(rows *readmodel.Rows, e *readmodel.Event, ev *deal.Lost, at int64) error {
 	losses := m.dealLosses.Group(rows, ev.DealID)
 	seq := int64(len(losses)) + 1
 	for _, r := range losses {
@@ -472,8 +499,11 @@ func (m *model) recordLoss(rows *readmodel.Rows, ev *deal.Lost, at int64) error 
 		}
 	}
 	l := lossRow{dealID: ev.DealID, seq: seq, contactID: ev.ContactID, fromStage: string(ev.FromStage),
-		reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: at}
+		reason: string(ev.Reason), amount: ev.Amount.Amount, currency: ev.Amount.Currency, lostAt: at, position: e.Position}
 	m.dealLosses.Upsert(rows, l)
 	m.addLoss(rows, l, 1)
+	p := m.part(e, l.dealID, figLoss+l.fromStage+"/"+l.reason)
+	p.Amount, p.Currency = l.amount, l.currency
+	m.parts.Upsert(rows, p)
 	return nil
 }

@@ -42,6 +42,9 @@ type Params struct {
 	// Cursor, from an answer's next_cursor, asks for the churned customers after those of that
 	// answer. The other parameters must be the same as for the answer that gave it.
 	Cursor string `json:"cursor,omitempty"`
+	// Explain, when set, asks for the parts of one figure instead (see Explain): Limit and
+	// Cursor then page the parts.
+	Explain string `json:"explain,omitempty"`
 }
 
 // Page sizes of the churned customers.

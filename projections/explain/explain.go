@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,20 @@ type Question struct {
 	Owner, Channel, Segment string
 	// Keep, when set, keeps only the parts it accepts (a figure of one side of a cutoff).
 	Keep func(Part) bool
+	// Among, when set, is a SELECT of the one column of entities whose parts count (the
+	// contacts of a cohort as they are now), with its arguments AmongArgs.
+	Among     string
+	AmongArgs []any
+	// Where, when set, is one more condition on the parts, the parts table named p, with
+	// its arguments WhereArgs (a part of one figure counting only for some entities).
+	Where     string
+	WhereArgs []any
+	// Open, when set, is a SELECT of Columns, with its arguments OpenArgs, of the parts the
+	// read model keeps elsewhere: the facts still open that it writes into the parts table
+	// only once they end (a stay on the board while the deal is in the stage), so that
+	// nothing is read nor rewritten when they do.
+	Open     string
+	OpenArgs []any
 	// Limit is the page size (DefaultLimit when 0, at most MaxLimit); Cursor a NextCursor.
 	Limit  int
 	Cursor string
@@ -259,7 +274,18 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 			where, args = append(where, f.column+` = ?`), append(args, f.value)
 		}
 	}
-	stmt := `SELECT ` + Columns + ` FROM ` + table + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
+	if q.Among != "" {
+		where, args = append(where, `entity IN (`+q.Among+`)`), append(args, q.AmongArgs...)
+	}
+	if q.Where != "" {
+		where, args = append(where, `(`+q.Where+`)`), append(args, q.WhereArgs...)
+	}
+	from := table
+	if q.Open != "" {
+		from = `(SELECT ` + Columns + ` FROM ` + table + ` UNION ALL ` + q.Open + `)`
+		args = append(slices.Clone(q.OpenArgs), args...)
+	}
+	stmt := `SELECT ` + Columns + ` FROM ` + from + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
 	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
 	if err != nil {
 		return nil, fmt.Errorf("parts: %w", err)
@@ -276,4 +302,14 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 		}
 	}
 	return parts, rows.Err()
+}
+
+// Answer is the parts of one figure of an answer: the facts that make it up, a page at a
+// time, and what all of them add up to.
+type Answer struct {
+	// Explain is the path of the figure in the answer.
+	Explain string `json:"explain"`
+	// AsOf is the business time the parts stand at; absent for an answer about now.
+	AsOf time.Time `json:"as_of,omitzero"`
+	Page
 }

@@ -45,6 +45,17 @@
 //	             lengths of the day of a rank), once per contact: a question joins its contacts
 //	horizon      id (always 1), at: the latest creation, phase change or touchpoint
 //
+// What each figure is made of, read only when a figure is explained:
+//
+//	parts        see projections/explain; entity: the contact; figures, grouping 'phase' or
+//	             'stage': <grouping>/entered/<step> (the event of the contact's first entry
+//	             into the step), <grouping>/advanced/<step> (the event of its first entry
+//	             into a later step after a stay in it), <grouping>/stay/<step> (the event
+//	             that ended a stay; measure: its length), <grouping>/move/<from>/<to> (the
+//	             phase change), mix/<phase>/<kind> (the touchpoint). No part is ever revoked:
+//	             a part counts from its event's business time on, and the cohort's filters
+//	             (owner and segment as they are now) are those of the contacts table
+//
 // steps, moves, mix, stay_bins and stays are counted with Add, never read by the fold: a row
 // whose counters come back to zero (a contact's share moved away) stays, and the queries
 // filter it.
@@ -59,6 +70,7 @@ import (
 	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -76,9 +88,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(5, m.zone),
+		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
-			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon},
+			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon, m.parts},
 		Fold: m.fold,
 	})
 }
@@ -95,6 +107,7 @@ const (
 	tableStayBins    = "stay_bins"
 	tableStays       = "stays"
 	tableHorizon     = "horizon"
+	tableParts       = "parts"
 )
 
 type contactRow struct {
@@ -138,6 +151,7 @@ type model struct {
 	stayBins    *readmodel.Table[stayBinRow]
 	stays       *readmodel.Table[stayRow]
 	horizon     *readmodel.Table[horizonRow]
+	parts       *readmodel.Table[explain.Part]
 	zone        *time.Location // the business time zone
 	groupings   []keptGrouping // the groupings of the kept map, by phase then by stage
 }
@@ -186,6 +200,7 @@ func newModel() *model {
 		readmodel.Text("phase", func(r *tp) *string { return &r.phase }),
 		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, visit_seq"})
+	m.parts = explain.NewTable(tableParts)
 	m.declareKept()
 	return m
 }
@@ -201,7 +216,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		c := contactRow{contactID: ev.ContactID, createdAt: at, cohort: period.MonthOf(e.OccurredAt, m.zone),
 			channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment, lastSeq: 1}
-		c = m.keepCreated(rows, c, at)
+		c = m.keepCreated(rows, e, c, at)
 		m.contacts.Upsert(rows, c)
 		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
 		m.reach(rows, at)
@@ -245,7 +260,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
 			v.reason = sql.NullString{String: ev.Reason, Valid: true}
 			m.visits.Upsert(rows, v)
-			c = m.keepPhaseChange(rows, c, v, ev.To, at)
+			c = m.keepPhaseChange(rows, e, c, v, ev.To, at)
 		}
 		c.lastSeq++
 		m.openVisit(rows, ev.ContactID, c.lastSeq, ev.To, at)
@@ -265,7 +280,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		}
 		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, visitSeq: c.lastSeq,
 			touchpointID: ev.TouchpointID, kind: string(ev.Kind), phase: string(ev.Phase), occurredAt: at})
-		m.keepTouchpoint(rows, c, string(ev.Phase), string(ev.Kind))
+		m.keepTouchpoint(rows, e, c, string(ev.Phase), string(ev.Kind))
 		m.reach(rows, at)
 	}
 	return nil

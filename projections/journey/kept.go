@@ -2,6 +2,7 @@ package journey
 
 import (
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -168,10 +169,10 @@ func (kg keptGrouping) bits(c *contactRow) (seen, advanced *int64) {
 }
 
 // keepCreated counts a new contact: it entered lead (and awareness).
-func (m *model) keepCreated(rows *readmodel.Rows, c contactRow, at int64) contactRow {
+func (m *model) keepCreated(rows *readmodel.Rows, e *readmodel.Event, c contactRow, at int64) contactRow {
 	dims := dimsOf(c)
 	for _, kg := range m.groupings {
-		m.enterStep(rows, dims, kg, &c, kg.g.bucket(contact.Lead))
+		m.enterStep(rows, e, dims, kg, &c, kg.g.bucket(contact.Lead))
 	}
 	c.stage, c.stageSince = byStage().bucket(contact.Lead), at
 	return c
@@ -180,7 +181,7 @@ func (m *model) keepCreated(rows *readmodel.Rows, c contactRow, at int64) contac
 // keepPhaseChange counts the contact's move from visit v to phase to at time at, in each
 // grouping: the stay it leaves (when the new phase falls in another step), the move, and the
 // step it enters. It returns the contact with its bits and current stage updated.
-func (m *model) keepPhaseChange(rows *readmodel.Rows, c contactRow, v visitRow, to contact.Phase, at int64) contactRow {
+func (m *model) keepPhaseChange(rows *readmodel.Rows, e *readmodel.Event, c contactRow, v visitRow, to contact.Phase, at int64) contactRow {
 	dims := dimsOf(c)
 	for _, kg := range m.groupings {
 		from, since := kg.g.bucket(contact.Phase(v.phase)), v.enteredAt
@@ -194,9 +195,11 @@ func (m *model) keepPhaseChange(rows *readmodel.Rows, c contactRow, v visitRow, 
 		if kg.rank[from] > 0 {
 			m.addStay(rows, dims, kg.name, from, at-since, 1)
 			m.addExactStay(rows, c.contactID, kg.name, from, at-since)
+			m.stand(rows, e, c.contactID, kg.name+figStay+from, max(at-since, 0))
 		}
 		m.addMove(rows, dims, kg.name, from, next, 1)
-		m.enterStep(rows, dims, kg, &c, next)
+		m.stand(rows, e, c.contactID, kg.name+figMove+from+"/"+next, 0)
+		m.enterStep(rows, e, dims, kg, &c, next)
 		if kg.name == groupingStage {
 			c.stage, c.stageSince = next, at
 		}
@@ -206,7 +209,7 @@ func (m *model) keepPhaseChange(rows *readmodel.Rows, c contactRow, v visitRow, 
 
 // enterStep counts the contact as entered in step, and as advanced from every earlier step
 // it entered before: a stay in a later step is an advance from each of them.
-func (m *model) enterStep(rows *readmodel.Rows, dims []dimValue, kg keptGrouping, c *contactRow, step string) {
+func (m *model) enterStep(rows *readmodel.Rows, e *readmodel.Event, dims []dimValue, kg keptGrouping, c *contactRow, step string) {
 	r := kg.rank[step]
 	if r == 0 {
 		return // an exit
@@ -216,10 +219,12 @@ func (m *model) enterStep(rows *readmodel.Rows, dims []dimValue, kg keptGrouping
 	newAdvanced := *seen & (bit - 1) &^ *advanced
 	if *seen&bit == 0 {
 		m.addStep(rows, dims, kg.name, step, 1, 0)
+		m.stand(rows, e, c.contactID, kg.name+figEntered+step, 0)
 	}
 	for i, s := range kg.g.steps {
 		if newAdvanced&(1<<i) != 0 {
 			m.addStep(rows, dims, kg.name, s, 0, 1)
+			m.stand(rows, e, c.contactID, kg.name+figAdvanced+s, 0)
 		}
 	}
 	*seen |= bit
@@ -227,7 +232,8 @@ func (m *model) enterStep(rows *readmodel.Rows, dims []dimValue, kg keptGrouping
 }
 
 // keepTouchpoint counts a touchpoint of the contact in the phase recorded on it.
-func (m *model) keepTouchpoint(rows *readmodel.Rows, c contactRow, phase, kind string) {
+func (m *model) keepTouchpoint(rows *readmodel.Rows, e *readmodel.Event, c contactRow, phase, kind string) {
+	m.stand(rows, e, c.contactID, figMix+phase+"/"+kind, 0)
 	cm, _ := m.contactMix.Get(rows, c.contactID, phase, kind)
 	cm.contactID, cm.phase, cm.kind = c.contactID, phase, kind
 	cm.count++
@@ -334,4 +340,20 @@ func (m *model) reach(rows *readmodel.Rows, at int64) {
 	if !ok || at > h.at {
 		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
 	}
+}
+
+// Figures of the parts (see the package comment), after the grouping's name.
+const (
+	figEntered  = "/entered/"
+	figAdvanced = "/advanced/"
+	figStay     = "/stay/"
+	figMove     = "/move/"
+	figMix      = "mix/"
+)
+
+// stand records the part of figure made by event e for the contact, with measure (the length
+// of a stay). A part is never read nor revoked: its key (contact, figure, position) is new.
+func (m *model) stand(rows *readmodel.Rows, e *readmodel.Event, contactID, figure string, measure int64) {
+	m.parts.Upsert(rows, explain.Part{Entity: contactID, Figure: figure, Position: e.Position, EventID: e.ID,
+		At: e.OccurredAt.UnixMicro(), Count: 1, Measure: measure})
 }

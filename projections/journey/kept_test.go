@@ -76,7 +76,11 @@ func TestKeptMapEqualsVisitsOverManyStays(t *testing.T) {
 }
 
 // generatedHistory writes the history of n contacts, one after the other.
-func generatedHistory(rng *rand.Rand, n int) string {
+func generatedHistory(rng *rand.Rand, n int) string { return generate(rng, n, true) }
+
+// generate writes the history of n contacts, one after the other, a few of their phase
+// changes back-dated behind the one before when backDated.
+func generate(rng *rand.Rand, n int, backDated bool) string {
 	pick := func(list ...string) string { return list[rng.IntN(len(list))] }
 	var b strings.Builder
 	at := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
@@ -96,7 +100,7 @@ func generatedHistory(rng *rand.Rand, n int) string {
 			if rng.IntN(2) == 0 {
 				d = time.Duration(rng.Int64N(int64(6*24*time.Hour/time.Microsecond))) * time.Microsecond
 			}
-			if rng.IntN(20) == 0 {
+			if rng.IntN(20) == 0 && backDated {
 				d = -time.Hour // back-dated
 			}
 			when = when.Add(d)

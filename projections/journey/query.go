@@ -34,6 +34,11 @@ type Params struct {
 	AsOf time.Time `json:"as_of,omitzero"`
 	// ByStage adds the map with the phases grouped into the five journey stages.
 	ByStage bool `json:"by_stage,omitempty"`
+	// Explain, when set, asks for the parts of one figure of the map instead (see Explain),
+	// a page of Limit at a time from Cursor.
+	Explain string `json:"explain,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
+	Cursor  string `json:"cursor,omitempty"`
 }
 
 // Answer is the journey map of a cohort.

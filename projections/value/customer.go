@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -15,6 +16,8 @@ type summary struct {
 	orders, first, last int64
 	second              sql.NullInt64
 	money               []moneyRow // by currency
+	// firstBy and secondBy are the first and second purchases (zero when none).
+	firstBy, secondBy purchaseRow
 }
 
 // summarize totals purchases given in time order (occurred_at, then position).
@@ -23,9 +26,9 @@ func summarize(ps []purchaseRow) summary {
 	for i, p := range ps {
 		switch i {
 		case 0:
-			s.first = p.occurredAt
+			s.first, s.firstBy = p.occurredAt, p
 		case 1:
-			s.second = sql.NullInt64{Int64: p.occurredAt, Valid: true}
+			s.second, s.secondBy = sql.NullInt64{Int64: p.occurredAt, Valid: true}, p
 		}
 		s.last = p.occurredAt
 		s.orders++
@@ -44,6 +47,7 @@ func summarize(ps []purchaseRow) summary {
 func (m *model) resum(rows *readmodel.Rows, customerID string, before, after summary) {
 	m.count(rows, before, -1)
 	m.count(rows, after, 1)
+	m.repeatParts(rows, customerID, before, after)
 	if _, ok := m.customers.Get(rows, customerID); ok && after.orders == 0 {
 		m.customers.Delete(rows, customerID)
 	}
@@ -137,4 +141,34 @@ func bucketEnd(lo int64) int64 {
 		p *= 10
 	}
 	return lo + p
+}
+
+// repeatParts replaces the parts of the customer's first and second purchases before with
+// those after, where they changed: the cohort a customer counts in, and whether it repeated,
+// follow its earliest purchases, whatever the order they were recorded in.
+func (m *model) repeatParts(rows *readmodel.Rows, customerID string, before, after summary) {
+	part := func(s summary, second bool) (explain.Part, bool) {
+		if s.orders == 0 || second && !s.second.Valid {
+			return explain.Part{}, false
+		}
+		by, figure := s.firstBy, figCohort
+		if second {
+			by, figure = s.secondBy, figRepeat
+		}
+		return explain.Part{Entity: customerID, Figure: figure + cohortOf(s.first, m.zone), Position: by.position,
+			EventID: by.eventID, At: by.occurredAt, Count: 1}, true
+	}
+	for _, second := range []bool{false, true} {
+		was, had := part(before, second)
+		is, has := part(after, second)
+		if had == has && was == is {
+			continue
+		}
+		if had {
+			m.parts.Delete(rows, was.Entity, was.Figure, was.Position)
+		}
+		if has {
+			m.parts.Upsert(rows, is)
+		}
+	}
 }

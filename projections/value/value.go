@@ -32,7 +32,7 @@
 //	           NPS): the history a question about a past time reads; a creation records the
 //	           first owner and phase
 //	purchases  customer_id, occurred_at, position (the key, in time order per customer),
-//	           contact_id (who made it), amount, currency, product, plan
+//	           contact_id (who made it), amount, currency, product, plan, event_id
 //	customers  customer_id, orders, first_at, second_at (NULL with one order), last_at
 //	money      customer_id, currency: orders and revenue in that currency
 //	frequency  orders: customers with that many orders (kept by addition)
@@ -49,6 +49,12 @@
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
 //	horizon    id (always 1), at: the latest business time of an event folded
+//	parts      see projections/explain: what the seasonality and the repeat rate are made of,
+//	           read only when one of their figures is explained: order/<MM> (each purchase,
+//	           by the contact who made it, at its business time, with its amount, in month MM
+//	           of the year); cohort/<YYYY-MM> and repeat/<YYYY-MM> (each customer's first and
+//	           second purchase, in the cohort of the first: rewritten when a back-dated
+//	           purchase or a merge changes them)
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package value
@@ -59,6 +65,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/members"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -81,6 +88,7 @@ const (
 	tableRFMonths  = "rf_months"
 	tableSeasons   = "seasons"
 	tableHorizon   = "horizon"
+	tableParts     = "parts"
 )
 
 // Kinds of facts.
@@ -102,9 +110,9 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 2,
+		Version: 3,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
 		Fold: m.fold,
 	})
 }
@@ -138,6 +146,7 @@ type purchaseRow struct {
 	contactID               string
 	amount                  int64
 	currency, product, plan string
+	eventID                 string
 }
 
 type customerRow struct {
@@ -197,6 +206,7 @@ type model struct {
 	seasons   *readmodel.Table[seasonRow]
 	members   *members.Table
 	horizon   *readmodel.Table[horizonRow]
+	parts     *readmodel.Table[explain.Part]
 }
 
 func newModel(zone *time.Location) *model {
@@ -263,7 +273,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("amount", func(r *p) *int64 { return &r.amount }),
 		readmodel.Text("currency", func(r *p) *string { return &r.currency }),
 		readmodel.Text("product", func(r *p) *string { return &r.product }),
-		readmodel.Text("plan", func(r *p) *string { return &r.plan })).
+		readmodel.Text("plan", func(r *p) *string { return &r.plan }),
+		readmodel.Text("event_id", func(r *p) *string { return &r.eventID })).
 		Clustered()
 	m.customers = readmodel.NewTable(tableCustomers, 1,
 		readmodel.Text("customer_id", func(r *cu) *string { return &r.customerID }),
@@ -306,6 +317,7 @@ func newModel(zone *time.Location) *model {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.parts = explain.NewTable(tableParts)
 	return m
 }
 
@@ -467,10 +479,12 @@ func (m *model) purchase(rows *readmodel.Rows, e *readmodel.Event, ev *contact.P
 	at := e.OccurredAt.UnixMicro()
 	before := m.purchases.Group(rows, c.customerID)
 	p := purchaseRow{customerID: c.customerID, occurredAt: at, position: e.Position, contactID: ev.ContactID,
-		amount: ev.Amount.Amount, currency: ev.Amount.Currency, product: ev.Product, plan: ev.Plan}
+		amount: ev.Amount.Amount, currency: ev.Amount.Currency, product: ev.Product, plan: ev.Plan, eventID: e.ID}
 	m.purchases.Upsert(rows, p)
 	month := int64(e.OccurredAt.In(m.zone).Month())
 	m.seasons.Add(rows, seasonRow{month: month, currency: p.currency, orders: 1, revenue: p.amount})
+	m.parts.Upsert(rows, explain.Part{Entity: ev.ContactID, Figure: orderFigure(month), Position: e.Position, EventID: e.ID,
+		At: at, Count: 1, Amount: p.amount, Currency: p.currency})
 	m.resum(rows, c.customerID, summarize(before), summarize(m.purchases.Group(rows, c.customerID)))
 	return nil
 }

@@ -95,9 +95,10 @@ func boolParam(name, desc string) Param {
 
 // Parameters many read models share.
 var (
-	asOfDoc   = timeParam("as_of", "business time the question is about (RFC 3339); default now")
-	limitDoc  = intParamDoc("limit", "page size")
-	cursorDoc = strParam("cursor", "the next_cursor of the previous page")
+	asOfDoc    = timeParam("as_of", "business time the question is about (RFC 3339); default now")
+	limitDoc   = intParamDoc("limit", "page size")
+	cursorDoc  = strParam("cursor", "the next_cursor of the previous page")
+	explainDoc = strParam("explain", "path of a figure in the answer: its parts instead of the answer (limit and cursor then page them)")
 )
 
 // routeKey names a route in the descriptions: method and path template.

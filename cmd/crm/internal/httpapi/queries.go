@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/tasks"
 	"github.com/eventcrm/crm/projections/timeline"
@@ -47,8 +48,9 @@ type Queries struct {
 // BoardQueries are the HTTP routes of the pipeline board.
 func BoardQueries() []Query {
 	return []Query{{Path: "/pipeline/board", read: queryBoard, Doc: RouteDoc{Summary: "The pipeline board: open deals by stage",
-		Params: []Param{asOfDoc, strParam("owner", "only this owner's deals"), strParam("stage", "only this stage"), limitDoc, cursorDoc},
-		Answer: board.Answer{}}}}
+		Params: []Param{asOfDoc, strParam("owner", "only this owner's deals"), strParam("stage", "only this stage"), limitDoc, cursorDoc,
+			explainDoc},
+		Answer: AnyOf{board.Answer{}, explain.Answer{}}}}}
 }
 
 // JourneyQueries are the HTTP routes of the journeys.
@@ -58,8 +60,9 @@ func JourneyQueries() []Query {
 			Params: []Param{asOfDoc}, Answer: journey.ContactAnswer{}}},
 		{Path: "/analytics/journey-map", read: queryJourneyMap, Doc: RouteDoc{Summary: "The journey map: how contacts move between phases",
 			Params: []Param{strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
-				strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc, boolParam("by_stage", "split the deal phases by stage")},
-			Answer: journey.Answer{}}},
+				strParam("owner", "owner"), strParam("segment", "segment"), asOfDoc, boolParam("by_stage", "split the deal phases by stage"),
+				explainDoc, limitDoc, cursorDoc},
+			Answer: AnyOf{journey.Answer{}, explain.Answer{}}}},
 	}
 }
 
@@ -67,8 +70,8 @@ func JourneyQueries() []Query {
 func ChurnQueries() []Query {
 	return []Query{{Path: "/analytics/churn-points", read: queryChurnPoints, Doc: RouteDoc{Summary: "Where contacts are lost",
 		Params: []Param{asOfDoc, strParam("cohort", "creation month of the contacts (YYYY-MM)"), strParam("channel", "acquisition channel"),
-			intParamDoc("dormant_days", "days without activity that make a contact dormant"), limitDoc, cursorDoc},
-		Answer: churn.Answer{}}}}
+			intParamDoc("dormant_days", "days without activity that make a contact dormant"), limitDoc, cursorDoc, explainDoc},
+		Answer: AnyOf{churn.Answer{}, explain.Answer{}}}}}
 }
 
 // TimelineQueries are the HTTP routes of the customer timeline; open tasks are judged
@@ -92,7 +95,7 @@ func TasksQueries(zone *time.Location) []Query {
 			Answer: tasks.Answer{}}}}
 }
 
-// GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=
+// GET /v1/pipeline/board?as_of=&owner=&stage=&limit=&cursor=&explain=
 //
 // As of now (or any time after the latest deal event) the board reads the totals and lengths
 // of stay the fold keeps and a page of cards per stage; nothing is kept here, since the days
@@ -107,8 +110,12 @@ func queryBoard(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return board.Query(r.Context(), rd.db, rd.t, board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"),
-		Limit: limit, Cursor: q.Get("cursor")})
+	params := board.Params{AsOf: asOf, Owner: q.Get("owner"), Stage: q.Get("stage"), Limit: limit, Cursor: q.Get("cursor"),
+		Explain: q.Get("explain")}
+	if params.Explain != "" {
+		return board.Explain(r.Context(), rd.db, rd.t, params)
+	}
+	return board.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // GET /v1/journeys/{contactId}?as_of=
@@ -120,7 +127,7 @@ func queryJourney(r *http.Request, rd read) (any, error) {
 	return journey.QueryContact(r.Context(), rd.db, rd.t, journey.ContactParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
 }
 
-// GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=
+// GET /v1/analytics/journey-map?cohort=&channel=&owner=&segment=&as_of=&by_stage=&explain=&limit=&cursor=
 //
 // The answer depends on the tables and the parameters only: it is read once per state.
 func queryJourneyMap(r *http.Request, rd read) (any, error) {
@@ -135,18 +142,26 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 			return nil, badField("by_stage", "by_stage %q is not true or false", v)
 		}
 	}
+	limit, err := intParam(r, "limit")
+	if err != nil {
+		return nil, err
+	}
 	params := journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
-		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage}
+		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage,
+		Explain: q.Get("explain"), Limit: limit, Cursor: q.Get("cursor")}
 	question, err := json.Marshal(params)
 	if err != nil {
 		return nil, fmt.Errorf("journey map question: %w", err)
 	}
 	return rd.memo(r.Context(), "journey-map "+string(question), func(ctx context.Context) (any, error) {
+		if params.Explain != "" {
+			return journey.Explain(ctx, rd.db, rd.t, params)
+		}
 		return journey.Query(ctx, rd.db, rd.t, params)
 	})
 }
 
-// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=
+// GET /v1/analytics/churn-points?as_of=&cohort=&channel=&dormant_days=&limit=&cursor=&explain=
 //
 // As of now (or any time after the latest event in the tables) the churn points read the
 // counts the fold keeps, a few hundred rows, and count dormancy from the recently active
@@ -165,8 +180,12 @@ func queryChurnPoints(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return churn.Query(r.Context(), rd.db, rd.t, churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
-		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor")})
+	params := churn.Params{AsOf: asOf, Cohort: q.Get("cohort"), Channel: q.Get("channel"),
+		DormantDays: dormant, Limit: limit, Cursor: q.Get("cursor"), Explain: q.Get("explain")}
+	if params.Explain != "" {
+		return churn.Explain(r.Context(), rd.db, rd.t, params)
+	}
+	return churn.Query(r.Context(), rd.db, rd.t, params)
 }
 
 // GET /v1/contacts/{contactId}/timeline?types=&before=&limit=

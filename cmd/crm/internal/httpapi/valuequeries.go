@@ -6,6 +6,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/value"
 )
 
@@ -25,9 +26,9 @@ func ValueQueries(zone *time.Location) []Query {
 		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
 			Params: []Param{asOfDoc}, Answer: value.RFMAnswer{}}},
 		{Path: "/analytics/repeat-rate", read: v.repeatRate, Doc: RouteDoc{Summary: "Repeat purchase rate by cohort of first purchase",
-			Params: []Param{asOfDoc}, Answer: value.RepeatAnswer{}}},
+			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.RepeatAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/seasonality", read: v.seasonality, Doc: RouteDoc{Summary: "Orders and revenue per business month of the year",
-			Params: []Param{asOfDoc}, Answer: value.SeasonAnswer{}}},
+			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.SeasonAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/upsell-candidates", read: v.upsell, Doc: RouteDoc{Summary: "Customers worth an upsell, each with the facts that made it one",
 			Params: append([]Param{asOfDoc}, page...), Answer: value.UpsellAnswer{}}},
 		{Path: "/analytics/dormant", read: v.dormant, Doc: RouteDoc{Summary: "Contacts with no activity for days, with their last activity",
@@ -72,20 +73,34 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
 
-// GET /v1/analytics/repeat-rate?as_of=
+// GET /v1/analytics/repeat-rate?as_of=&explain=&limit=&cursor=
 func (v valueRoutes) repeatRate(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return nil, err
 	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		limit, err := intParam(r, "limit")
+		if err != nil {
+			return nil, err
+		}
+		return value.ExplainRepeatRate(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
+	}
 	return value.QueryRepeatRate(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
 
-// GET /v1/analytics/seasonality?as_of=
+// GET /v1/analytics/seasonality?as_of=&explain=&limit=&cursor=
 func (v valueRoutes) seasonality(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return nil, err
+	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		limit, err := intParam(r, "limit")
+		if err != nil {
+			return nil, err
+		}
+		return value.ExplainSeasonality(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
 	}
 	return value.QuerySeasonality(r.Context(), rd.db, rd.t, v.zone, asOf)
 }

@@ -1,0 +1,212 @@
+package board_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/board"
+	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// TestExplainAddsUp: every figure of the board (each stage's count and totals per currency,
+// each stage's closed stays and their median), of every owner and of each, about now and as
+// of times in between, is what its parts add up to, read two at a time. The history is the
+// pipeline's golden one (backward moves, losses, reopenings, wins) followed by generated deals,
+// some back-dated.
+func TestExplainAddsUp(t *testing.T) {
+	events := projectiontest.ReadHistory(t, "testdata/pipeline/events.txt")
+	events = append(events, renumber(events, projectiontest.MustParseHistory(t, generatedDeals(rand.New(rand.NewPCG(7, 3)), 40)))...)
+	first, last := events[0].OccurredAt, events[0].OccurredAt
+	for _, e := range events {
+		if e.OccurredAt.Before(first) {
+			first = e.OccurredAt
+		}
+		if e.OccurredAt.After(last) {
+			last = e.OccurredAt
+		}
+	}
+	var asOfs []time.Time
+	for i := range 6 {
+		asOfs = append(asOfs, first.Add(time.Duration(i)*last.Sub(first)/5))
+	}
+	asOfs = append(asOfs, last.Add(24*time.Hour))
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(board.Projection(), "")
+		projectiontest.MustApply(t, db, board.Projection(), tables, events)
+		checked := 0
+		for _, asOf := range asOfs {
+			for _, params := range []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}} {
+				params.AsOf = asOf
+				checked += checkExplainedBoard(t, db, tables, params)
+			}
+		}
+		if checked < 100 {
+			t.Fatalf("only %d figures checked: the history explains too little", checked)
+		}
+	})
+}
+
+// renumber gives more the positions after those of events.
+func renumber(events, more []eventstore.Event) []eventstore.Event {
+	next := events[len(events)-1].Position
+	for i := range more {
+		next++
+		more[i].Position = next
+	}
+	return more
+}
+
+// checkExplainedBoard explains every figure of the board of params; it returns how many
+// figures were not zero.
+func checkExplainedBoard(t *testing.T, db *projections.DB, tables projections.Tables, params board.Params) int {
+	t.Helper()
+	ctx := context.Background()
+	answer, err := board.Query(ctx, db, tables, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonZero := 0
+	for _, col := range answer.Stages {
+		parts := explainAll(t, db, tables, params, fmt.Sprintf("stages.%s.count", col.Stage))
+		if got := sumCount(parts); got != int64(col.Count) {
+			t.Errorf("as of %s, %+v: %s count %d, its parts count %d", params.AsOf, params.Owner, col.Stage, col.Count, got)
+		}
+		nonZero += min(col.Count, 1)
+		for _, tot := range col.Totals {
+			for _, suffix := range []string{"", ".amount", ".weighted_amount"} {
+				path := fmt.Sprintf("stages.%s.totals.%s%s", col.Stage, tot.Currency, suffix)
+				var amount int64
+				for _, p := range explainAll(t, db, tables, params, path) {
+					if p.Currency != tot.Currency || p.Amount == nil {
+						t.Fatalf("%s: part %+v is not in %s", path, p, tot.Currency)
+					}
+					amount += *p.Amount
+				}
+				if amount != tot.Amount {
+					t.Errorf("as of %s, %+v: %s = %d, its parts add up to %d", params.AsOf, params.Owner, path, tot.Amount, amount)
+				}
+				if w := (amount*int64(col.Probability) + 50) / 100; w != tot.WeightedAmount {
+					t.Errorf("%s: weighted %d, %d%% of its parts %d", path, tot.WeightedAmount, col.Probability, w)
+				}
+			}
+		}
+	}
+	for _, v := range answer.Velocity {
+		for _, figure := range []string{"closed_intervals", "median_days"} {
+			path := fmt.Sprintf("velocity.%s.%s", v.Stage, figure)
+			parts := explainAll(t, db, tables, params, path)
+			if got := sumCount(parts); got != int64(v.ClosedIntervals) {
+				t.Errorf("as of %s, %+v: %s = %d, its parts count %d", params.AsOf, params.Owner, path, v.ClosedIntervals, got)
+			}
+			var days []float64
+			for _, p := range parts {
+				if p.Days == nil {
+					t.Fatalf("%s: part %+v has no length", path, p)
+				}
+				days = append(days, *p.Days)
+			}
+			// The parts' days are rounded each: their median is the figure's within a hundredth.
+			if m := median(days); (m == nil) != (v.MedianDays == nil) || m != nil && math.Abs(*m-*v.MedianDays) > 0.0100001 {
+				t.Errorf("as of %s, %+v: %s = %v, the median of its parts %v", params.AsOf, params.Owner, path, v.MedianDays, m)
+			}
+		}
+		nonZero += min(v.ClosedIntervals, 1)
+	}
+	return nonZero
+}
+
+// explainAll reads every page of the parts of the figure at path, checking the totals
+// every page gives.
+func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params board.Params, path string) []explain.Entry {
+	t.Helper()
+	params.Explain, params.Limit = path, 2
+	var parts []explain.Entry
+	var count int64
+	for page := 0; ; page++ {
+		a, err := board.Explain(context.Background(), db, tables, params)
+		if err != nil {
+			t.Fatalf("explain %s: %v", path, err)
+		}
+		if page > 0 && a.Count != count {
+			t.Fatalf("explain %s: page %d says %d parts, the first said %d", path, page, a.Count, count)
+		}
+		count = a.Count
+		parts = append(parts, a.Parts...)
+		if a.NextCursor == "" {
+			break
+		}
+		params.Cursor = a.NextCursor
+	}
+	if got := sumCount(parts); got != count {
+		t.Fatalf("explain %s: %d parts listed, the total says %d", path, got, count)
+	}
+	for _, p := range parts {
+		if p.EventID == "" || p.Position <= 0 || p.Entity == "" {
+			t.Fatalf("explain %s: part %+v names no deal or event", path, p)
+		}
+	}
+	return parts
+}
+
+func sumCount(parts []explain.Entry) int64 {
+	var n int64
+	for _, p := range parts {
+		n += p.Count
+	}
+	return n
+}
+
+func median(days []float64) *float64 {
+	n := len(days)
+	if n == 0 {
+		return nil
+	}
+	s := slices.Sorted(slices.Values(days))
+	m := s[n/2]
+	if n%2 == 0 {
+		m = (s[n/2-1] + s[n/2]) / 2
+	}
+	return &m
+}
+
+func TestExplainRejectsBadPaths(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		params board.Params
+		field  string
+	}{
+		{"no as_of", board.Params{Explain: "stages.proposal.count"}, "as_of"},
+		{"no figure", board.Params{AsOf: asOf, Explain: "stages.proposal"}, "explain"},
+		{"closed stage", board.Params{AsOf: asOf, Explain: "stages.won.count"}, "explain"},
+		{"unknown figure", board.Params{AsOf: asOf, Explain: "stages.proposal.cards"}, "explain"},
+		{"probability", board.Params{AsOf: asOf, Explain: "stages.proposal.probability"}, "explain"},
+		{"another stage than asked", board.Params{AsOf: asOf, Stage: "qualification", Explain: "stages.proposal.count"}, "explain"},
+		{"velocity of a total", board.Params{AsOf: asOf, Explain: "velocity.proposal.totals.EUR"}, "explain"},
+		{"limit too large", board.Params{AsOf: asOf, Explain: "stages.proposal.count", Limit: explain.MaxLimit + 1}, "limit"},
+		{"cursor not one", board.Params{AsOf: asOf, Explain: "stages.proposal.count", Cursor: "!!"}, "cursor"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(board.Projection(), "")
+		projectiontest.MustApply(t, db, board.Projection(), tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := board.Explain(context.Background(), db, tables, tt.params)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+	})
+}

@@ -1,0 +1,234 @@
+package churn_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/churn"
+	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// TestExplainAddsUp: every figure of the churn points (per phase: entered, ended, lost,
+// churned, dormant; per stage and reason of the lost deals: the count and the amount per
+// currency), of every contact and of a cohort and channel, across dormancy thresholds, as of
+// times throughout the history and after it, is what its parts add up to, read page by page.
+// The history is the golden one followed by generated contacts moving on, back, out and back
+// in, with touchpoints, and deals lost and reopened.
+func TestExplainAddsUp(t *testing.T) {
+	events := projectiontest.ReadHistory(t, "testdata/churn_points/events.txt")
+	more := projectiontest.MustParseHistory(t, generatedChurns(rand.New(rand.NewPCG(5, 8)), 50))
+	next := events[len(events)-1].Position
+	for i := range more {
+		next++
+		more[i].Position = next
+	}
+	events = append(events, more...)
+	first, last := events[0].OccurredAt, events[0].OccurredAt
+	for _, e := range events {
+		if e.OccurredAt.Before(first) {
+			first = e.OccurredAt
+		}
+		if e.OccurredAt.After(last) {
+			last = e.OccurredAt
+		}
+	}
+	var asOfs []time.Time
+	for i := range 6 {
+		asOfs = append(asOfs, first.Add(time.Duration(i)*last.Sub(first)/5))
+	}
+	asOfs = append(asOfs, last.Add(40*24*time.Hour))
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(churn.Projection(), "")
+		projectiontest.MustApply(t, db, churn.Projection(), tables, events)
+		checked := 0
+		for _, asOf := range asOfs {
+			for _, params := range []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}} {
+				params.AsOf = asOf
+				checked += checkExplainedChurn(t, db, tables, params)
+			}
+		}
+		if checked < 150 {
+			t.Fatalf("only %d figures checked: the history explains too little", checked)
+		}
+	})
+}
+
+func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params) int {
+	t.Helper()
+	answer, err := churn.Query(context.Background(), db, tables, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonZero := 0
+	check := func(path string, want int) []explain.Entry {
+		parts := explainAll(t, db, tables, params, path)
+		if got := len(parts); got != want {
+			t.Errorf("as of %s, %+v: %s = %d, its parts count %d", params.AsOf, params, path, want, got)
+		}
+		nonZero += min(want, 1)
+		return parts
+	}
+	for _, p := range answer.Phases {
+		check(fmt.Sprintf("phases.%s.entered", p.Phase), p.Entered)
+		check(fmt.Sprintf("phases.%s.ended", p.Phase), p.Ended)
+		check(fmt.Sprintf("phases.%s.lost", p.Phase), p.Lost)
+		check(fmt.Sprintf("phases.%s.churned", p.Phase), p.Churned)
+		check(fmt.Sprintf("phases.%s.dormant", p.Phase), p.Dormant)
+	}
+	for _, l := range answer.LostDeals {
+		check(fmt.Sprintf("lost_deals.%s.%s.count", l.Stage, l.Reason), l.Count)
+		for _, m := range l.Amounts {
+			path := fmt.Sprintf("lost_deals.%s.%s.amounts.%s", l.Stage, l.Reason, m.Currency)
+			var amount int64
+			for _, p := range explainAll(t, db, tables, params, path) {
+				if p.Currency != m.Currency || p.Amount == nil {
+					t.Fatalf("%s: part %+v is not in %s", path, p, m.Currency)
+				}
+				amount += *p.Amount
+			}
+			if amount != m.Amount {
+				t.Errorf("as of %s, %+v: %s = %d, its parts add up to %d", params.AsOf, params, path, m.Amount, amount)
+			}
+		}
+	}
+	return nonZero
+}
+
+// explainAll reads every page of the parts of the figure at path, checking the totals every
+// page gives and that each part names its contact or deal and its event.
+func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params, path string) []explain.Entry {
+	t.Helper()
+	params.Explain, params.Limit = path, 3
+	var (
+		parts []explain.Entry
+		count int64
+	)
+	for page := 0; ; page++ {
+		a, err := churn.Explain(context.Background(), db, tables, params)
+		if err != nil {
+			t.Fatalf("explain %s: %v", path, err)
+		}
+		if page > 0 && a.Count != count {
+			t.Fatalf("explain %s: page %d says %d parts, the first said %d", path, page, a.Count, count)
+		}
+		count = a.Count
+		parts = append(parts, a.Parts...)
+		if a.NextCursor == "" {
+			break
+		}
+		params.Cursor = a.NextCursor
+	}
+	if int64(len(parts)) != count {
+		t.Fatalf("explain %s: %d parts listed, the total says %d", path, len(parts), count)
+	}
+	for _, p := range parts {
+		if p.EventID == "" || p.Position <= 0 || p.Entity == "" || p.Count != 1 {
+			t.Fatalf("explain %s: part %+v names no contact, deal or event", path, p)
+		}
+	}
+	return parts
+}
+
+// generatedChurns writes the history of n contacts, one after the other: phase changes on,
+// back, out (lost, churned) and back in, touchpoints now and then, and a deal lost, some
+// reopened and lost again.
+func generatedChurns(rng *rand.Rand, n int) string {
+	pick := func(list ...string) string { return list[rng.IntN(len(list))] }
+	var b strings.Builder
+	at := time.Date(2024, 1, 3, 9, 0, 0, 0, time.UTC)
+	line := func(stream, typ, data string) {
+		fmt.Fprintf(&b, "%s %s %s %s\n", at.Format(time.RFC3339Nano), stream, typ, data)
+	}
+	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
+	for i := range n {
+		id := fmt.Sprintf("g%d", i)
+		at = at.Add(time.Duration(rng.IntN(72)) * time.Hour)
+		line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":"rep-a"}`,
+			id, pick("web_form", "seminar")))
+		phase, step := "lead", 0
+		for range 1 + rng.IntN(6) {
+			at = at.Add(time.Duration(1+rng.IntN(20*24)) * time.Hour)
+			if rng.IntN(3) == 0 {
+				line("contact-"+id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%s-%d","kind":"call","phase":%q}`,
+					id, id, rng.IntN(1_000_000), phase))
+				at = at.Add(time.Duration(1+rng.IntN(10*24)) * time.Hour)
+			}
+			var to string
+			switch {
+			case step < 0:
+				step = rng.IntN(2) // a win-back
+				to = forward[step]
+			case rng.IntN(5) == 0:
+				step, to = -1, pick("lost", "churned")
+			case rng.IntN(5) == 0 && step > 0:
+				step = rng.IntN(step)
+				to = forward[step]
+			case step+1 < len(forward):
+				step++
+				to = forward[step]
+			default:
+				step, to = -1, "churned"
+			}
+			line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
+			phase = to
+		}
+		if rng.IntN(2) == 0 {
+			deal := "d" + id
+			stage := pick("qualification", "proposal", "negotiation")
+			lose := func() {
+				at = at.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
+				line("deal-"+deal, "deal.lost.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":%q,"from_stage":%q,"reason":%q,"amount":{"amount":%d,"currency":%q}}`,
+					deal, id, stage, pick("price", "timing"), 1+rng.IntN(100000), pick("EUR", "JPY")))
+			}
+			lose()
+			if rng.IntN(2) == 0 {
+				at = at.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
+				line("deal-"+deal, "deal.reopened.v1", fmt.Sprintf(`{"deal_id":%q,"from":"lost","to":%q}`, deal, stage))
+				if rng.IntN(2) == 0 {
+					lose()
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestExplainRejectsBadPaths(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name   string
+		params churn.Params
+		field  string
+	}{
+		{"no as_of", churn.Params{Explain: "phases.lead.entered"}, "as_of"},
+		{"no figure", churn.Params{AsOf: asOf, Explain: "phases.lead"}, "explain"},
+		{"an exit", churn.Params{AsOf: asOf, Explain: "phases.lost.entered"}, "explain"},
+		{"a rate", churn.Params{AsOf: asOf, Explain: "phases.lead.drop_off_rate"}, "explain"},
+		{"a closed stage", churn.Params{AsOf: asOf, Explain: "lost_deals.won.price.count"}, "explain"},
+		{"amounts of nothing", churn.Params{AsOf: asOf, Explain: "lost_deals.proposal.price.amounts"}, "explain"},
+		{"bad dormancy", churn.Params{AsOf: asOf, DormantDays: -1, Explain: "phases.lead.dormant"}, "dormant_days"},
+		{"limit too large", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Limit: explain.MaxLimit + 1}, "limit"},
+		{"cursor not one", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Cursor: "!!"}, "cursor"},
+	}
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(churn.Projection(), "")
+		projectiontest.MustApply(t, db, churn.Projection(), tables, nil)
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := churn.Explain(context.Background(), db, tables, tt.params)
+				var de *domain.Error
+				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
+					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
+				}
+			})
+		}
+	})
+}
