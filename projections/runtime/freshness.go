@@ -172,11 +172,25 @@ func (r *Runner) DB() *projections.DB { return r.db }
 
 // Status describes every projection, in registration order.
 func (r *Runner) Status(ctx context.Context) ([]Status, error) {
+	list, _, err := r.Overview(ctx)
+	return list, err
+}
+
+// Overview describes every projection, in registration order, and the feed, from one
+// reading of the log's head: while events arrive the head moves between two readings, and a
+// projection measured against an older head than the feed's would show lag 0 below the
+// feed's store_head.
+func (r *Runner) Overview(ctx context.Context) ([]Status, Feed, error) {
+	headPos, err := r.knownHead(ctx)
+	if err != nil {
+		return nil, Feed{}, err
+	}
+	feed := r.feedAt(headPos)
 	list := make([]Status, 0, len(r.projs))
 	for _, pj := range r.projs {
-		f, err := r.freshness(ctx, pj)
+		f, err := r.freshnessAt(ctx, pj, headPos, feed)
 		if err != nil {
-			return nil, err
+			return nil, Feed{}, err
 		}
 		s := Status{Name: pj.p.Name(), Version: pj.p.Version(), TableSet: pj.tables().Prefix(), Group: pj.group,
 			Checkpoint: f.Position, Head: f.Head, Lag: f.Lag, Parked: pj.parkedTotal.Load(), State: StateRunning}
@@ -189,14 +203,14 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		switch failure := pj.failure.Load(); {
 		case failure != nil:
 			s.State, s.Error = StateFailed, *failure
-		case f.Lag.Events > 0 && r.Feed().Stalled:
+		case f.Lag.Events > 0 && feed.Stalled:
 			s.State = StateStalled
 		case pj.catchingUp.Load() || f.Lag.Events > r.cfg.CatchingUpLag:
 			s.State = StateCatchingUp
 		}
 		list = append(list, s)
 	}
-	return list, nil
+	return list, feed, nil
 }
 
 // Freshness says how current the projection name is now.
@@ -242,19 +256,34 @@ func (r *Runner) WaitFor(ctx context.Context, name string, minPosition int64, ma
 }
 
 func (r *Runner) freshness(ctx context.Context, pj *projector) (Freshness, error) {
-	cp := pj.checkpoint.Load()
-	headPos, known := r.head.load()
-	if !known {
-		var err error
-		if headPos, err = projections.LogHead(ctx, r.store); err != nil {
-			return Freshness{}, fmt.Errorf("head of the log: %w", err)
-		}
-		r.head.observe(headPos)
+	headPos, err := r.knownHead(ctx)
+	if err != nil {
+		return Freshness{}, err
 	}
+	return r.freshnessAt(ctx, pj, headPos, r.feedAt(headPos))
+}
+
+// knownHead is the log's head as last seen, read from the store when none was seen yet.
+func (r *Runner) knownHead(ctx context.Context) (int64, error) {
+	headPos, known := r.head.load()
+	if known {
+		return headPos, nil
+	}
+	headPos, err := projections.LogHead(ctx, r.store)
+	if err != nil {
+		return 0, fmt.Errorf("head of the log: %w", err)
+	}
+	r.head.observe(headPos)
+	return headPos, nil
+}
+
+// freshnessAt says how current pj is against the head headPos, with the feed at that head.
+func (r *Runner) freshnessAt(ctx context.Context, pj *projector, headPos int64, feed Feed) (Freshness, error) {
+	cp := pj.checkpoint.Load()
 	f := Freshness{Projection: pj.p.Name(), Position: cp, Head: max(headPos, cp)}
 	if f.Head > cp {
 		f.Lag.Events = f.Head - cp
-		if feed := r.Feed(); feed.Stalled {
+		if feed.Stalled {
 			// The oldest event not applied cannot be read past the stall (the read would
 			// wait for it): the stall's age is the lag's lower bound.
 			f.Lag.Seconds = feed.StalledSeconds
@@ -309,11 +338,16 @@ type Feed struct {
 
 // Feed says whether the store's feed reaches the projections now.
 func (r *Runner) Feed() Feed {
+	head, _ := r.head.load()
+	return r.feedAt(head)
+}
+
+// feedAt is Feed with the store's head at head.
+func (r *Runner) feedAt(head int64) Feed {
 	var reached int64
 	for _, pj := range r.projs {
 		reached = max(reached, pj.checkpoint.Load())
 	}
-	head, _ := r.head.load()
 	f := Feed{StoreHead: head, Reached: reached}
 	now := r.cfg.Now()
 	if since, pending := r.stall.oldestBeyond(now, reached); pending {

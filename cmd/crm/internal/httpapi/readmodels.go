@@ -67,8 +67,8 @@ func (s *Server) MountReadModels(rm ReadModels) {
 	s.ready.runner = rm.Runner
 	s.ready.mu.Unlock()
 	s.handle(http.MethodGet, "/v1/projections", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
-		st, err := rm.Runner.Status(r.Context())
-		return ProjectionList{Projections: st, Feed: rm.Runner.Feed()}, 0, err
+		st, feed, err := rm.Runner.Overview(r.Context())
+		return ProjectionList{Projections: st, Feed: feed}, 0, err
 	})), RouteDoc{Summary: "Every projection: checkpoint, head, lag, state, parked events", Perm: auth.PermRead, Answer: ProjectionList{}})
 	s.handle(http.MethodGet, "/v1/projections/parked", s.authorize(auth.PermRead, s.query(func(r *http.Request) (any, int64, error) {
 		return listParked(r, rm.Runner)
