@@ -168,22 +168,40 @@ type cursor struct {
 // order of position. lengths tells the figures whose measures are lengths (shown as days).
 // The totals are over every part, the page's and the others.
 func Read(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question, lengths func(figure string) bool) (Page, error) {
-	limit := q.Limit
+	if _, _, err := pageBounds(q.Limit, q.Cursor); err != nil {
+		return Page{}, err
+	}
+	parts, err := Select(ctx, tx, d, table, q)
+	if err != nil {
+		return Page{}, err
+	}
+	return PageOf(parts, q.Limit, q.Cursor, lengths)
+}
+
+// pageBounds checks a page's limit (DefaultLimit when 0) and decodes its cursor.
+func pageBounds(limit int, c string) (int, *cursor, error) {
 	switch {
 	case limit == 0:
 		limit = DefaultLimit
 	case limit < 0 || limit > MaxLimit:
-		return Page{}, domain.Invalid("limit", "limit %d is not within 1..%d", limit, MaxLimit)
+		return 0, nil, domain.Invalid("limit", "limit %d is not within 1..%d", limit, MaxLimit)
 	}
-	var after *cursor
-	if q.Cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(q.Cursor)
-		after = &cursor{}
-		if err != nil || json.Unmarshal(raw, after) != nil {
-			return Page{}, domain.Invalid("cursor", "cursor %q was not given by an earlier page", q.Cursor)
-		}
+	if c == "" {
+		return limit, nil, nil
 	}
-	parts, err := Select(ctx, tx, d, table, q)
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	after := &cursor{}
+	if err != nil || json.Unmarshal(raw, after) != nil {
+		return 0, nil, domain.Invalid("cursor", "cursor %q was not given by an earlier page", c)
+	}
+	return limit, after, nil
+}
+
+// PageOf pages parts, given in order of position, entity and figure, as Read does: the page
+// of limit (DefaultLimit when 0, at most MaxLimit) after cursor, and the totals of all of
+// them. It is for the parts a read model finds at question time rather than keeps.
+func PageOf(parts []Part, limit int, c string, lengths func(figure string) bool) (Page, error) {
+	limit, after, err := pageBounds(limit, c)
 	if err != nil {
 		return Page{}, err
 	}

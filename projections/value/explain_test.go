@@ -43,6 +43,7 @@ func TestExplainAddsUp(t *testing.T) {
 					asOf := first.Add(time.Duration(k+1) * last.Sub(first) / 3)
 					checked += checkExplainedSeasons(t, db, tables, zone, asOf)
 					checked += checkExplainedRepeats(t, db, tables, zone, asOf)
+					checked += checkExplainedRFM(t, db, tables, zone, asOf)
 				}
 			}
 		}
@@ -107,6 +108,111 @@ func checkExplainedRepeats(t *testing.T, db *projections.DB, tables projections.
 	return 2 * len(answer.Cohorts)
 }
 
+// checkExplainedRFM: every figure of the RFM answer (the customers, each segment's customers
+// and revenue per currency, each cell of the grid) is what its parts add up to: the count the
+// customers, one part counting 1 per customer (its last purchase) and the others 0, the
+// amounts the segment's revenue; every segment and cell's customers together are all of them.
+func checkExplainedRFM(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time) int {
+	t.Helper()
+	answer, err := value.QueryRFM(context.Background(), db, tables, zone, asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	customers := func(path string, want int64) map[string]bool {
+		t.Helper()
+		parts := explainRFM(t, db, tables, asOf, path)
+		seen := map[string]bool{}
+		var count int64
+		for _, p := range parts {
+			if p.Count == 1 {
+				if seen[p.Entity] {
+					t.Fatalf("%s: customer %s counted twice", path, p.Entity)
+				}
+				seen[p.Entity] = true
+			}
+			count += p.Count
+		}
+		if count != want || int64(len(seen)) != want {
+			t.Errorf("%s as of %s: %s = %d, its parts count %d customers", zone, asOf, path, want, count)
+		}
+		checked++
+		return seen
+	}
+	all := customers("customers", answer.Customers)
+	inSegments := map[string]bool{}
+	for _, s := range answer.Segments {
+		path := "segments." + s.Segment + ".customers"
+		for id := range customers(path, s.Customers) {
+			if inSegments[id] || !all[id] {
+				t.Fatalf("%s: customer %s is in two segments or not a customer", path, id)
+			}
+			inSegments[id] = true
+		}
+		for _, m := range s.Revenue {
+			path := "segments." + s.Segment + ".revenue." + m.Currency
+			var revenue int64
+			for _, p := range explainRFM(t, db, tables, asOf, path) {
+				if p.Currency != m.Currency || p.Amount == nil || p.Count != 1 {
+					t.Fatalf("%s: part %+v is not an order in %s", path, p, m.Currency)
+				}
+				revenue += *p.Amount
+			}
+			if revenue != m.Amount {
+				t.Errorf("%s as of %s: %s = %d, its parts %d", zone, asOf, path, m.Amount, revenue)
+			}
+			checked++
+		}
+	}
+	inCells := map[string]bool{}
+	for _, c := range answer.Grid {
+		path := fmt.Sprintf("grid.%d.%d.customers", c.R, c.F)
+		for id := range customers(path, c.Customers) {
+			if inCells[id] || !all[id] {
+				t.Fatalf("%s: customer %s is in two cells or not a customer", path, id)
+			}
+			inCells[id] = true
+		}
+	}
+	if len(inSegments) != len(all) || len(inCells) != len(all) {
+		t.Errorf("%s as of %s: %d customers, %d in the segments, %d in the grid", zone, asOf, len(all), len(inSegments), len(inCells))
+	}
+	return checked
+}
+
+// explainRFM reads every part of an RFM figure page by page; each is a purchase of a
+// customer with its event.
+func explainRFM(t *testing.T, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
+	t.Helper()
+	var (
+		parts  []explain.Entry
+		cursor string
+		count  int64
+	)
+	for {
+		a, err := value.ExplainRFM(context.Background(), db, tables, asOf, path, 4, cursor)
+		if err != nil {
+			t.Fatalf("explain %s: %v", path, err)
+		}
+		parts, count = append(parts, a.Parts...), a.Count
+		if a.NextCursor == "" {
+			break
+		}
+		cursor = a.NextCursor
+	}
+	var sum int64
+	for _, p := range parts {
+		if p.EventID == "" || p.Position <= 0 || p.Entity == "" || p.Amount == nil || p.OccurredAt.After(asOf) {
+			t.Fatalf("explain %s: part %+v names no customer or purchase", path, p)
+		}
+		sum += p.Count
+	}
+	if sum != count {
+		t.Fatalf("explain %s: the parts listed count %d, the total says %d", path, sum, count)
+	}
+	return parts
+}
+
 func explainSeason(t *testing.T, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
 	t.Helper()
 	return explainParts(t, value.ExplainSeasonality, db, tables, asOf, path)
@@ -160,6 +266,21 @@ func TestExplainRejectsBadPaths(t *testing.T) {
 		}
 		if _, err := value.ExplainSeasonality(context.Background(), db, tables, asOf, "months.1.orders", explain.MaxLimit+1, ""); err == nil {
 			t.Error("a limit too large is accepted")
+		}
+		for _, path := range []string{"", "segments", "segments.vip.customers", "segments.champions", "segments.champions.revenue",
+			"segments.champions.revenue.", "segments.champions.revenue.JPY.amount", "grid.0.1.customers", "grid.6.1.customers",
+			"grid.01.1.customers", "grid.1.1", "grid.1.customers", "customers.count", "months.1.orders"} {
+			_, err := value.ExplainRFM(context.Background(), db, tables, asOf, path, 0, "")
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != "explain" {
+				t.Errorf("rfm %q: error = %v, want an invalid explain", path, err)
+			}
+		}
+		if _, err := value.ExplainRFM(context.Background(), db, tables, asOf, "customers", explain.MaxLimit+1, ""); err == nil {
+			t.Error("rfm: a limit too large is accepted")
+		}
+		if _, err := value.ExplainRFM(context.Background(), db, tables, asOf, "customers", 0, "not-a-cursor"); err == nil {
+			t.Error("rfm: a cursor not given by a page is accepted")
 		}
 		for _, path := range []string{"cohorts.2024-01.repeat_rate", "cohorts.2024.customers", "cohorts.2024-01", "months.1.orders"} {
 			_, err := value.ExplainRepeatRate(context.Background(), db, tables, asOf, path, 0, "")
