@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
+	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/value"
 )
 
@@ -61,6 +62,27 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 	if rfm := readData[value.RFMAnswer](a, "/v1/analytics/rfm?"+asOf); rfm.Customers != 1 || len(rfm.Grid) != 25 {
 		t.Fatalf("rfm %+v", rfm)
 	}
+	// One customer scores 1 on every measure: hibernating, in the cell r 1 f 1; its two
+	// purchases are the parts, the last counting it, paged by next_cursor.
+	var e answer[explain.Answer]
+	if r := a.read("/v1/analytics/rfm?"+asOf+"&explain=segments.hibernating.customers&limit=1", &e); r.status != http.StatusOK ||
+		e.Data.Count != 1 || e.Data.Amounts["JPY"] != 4000 || len(e.Data.Parts) != 1 || e.Data.NextCursor == "" ||
+		e.Data.Parts[0].Entity != buyer || e.Data.Parts[0].Figure != "purchase" || e.Data.Parts[0].EventID == "" ||
+		e.Data.Parts[0].Bucket != "hibernating/r1f1" {
+		t.Fatalf("explain rfm: %d %s", r.status, r.body)
+	}
+	var e2 answer[explain.Answer]
+	if r := a.read("/v1/analytics/rfm?"+asOf+"&explain=segments.hibernating.customers&limit=1&cursor="+e.Data.NextCursor, &e2); r.status != http.StatusOK ||
+		len(e2.Data.Parts) != 1 || e2.Data.Parts[0].Figure != "last_purchase" || e2.Data.Parts[0].Count != 1 ||
+		*e2.Data.Parts[0].Amount != 3000 || e2.Data.NextCursor != "" {
+		t.Fatalf("explain rfm, page 2: %d %s", r.status, r.body)
+	}
+	if g := readData[explain.Answer](a, "/v1/analytics/rfm?"+asOf+"&explain=grid.1.1.customers"); g.Count != 1 || len(g.Parts) != 2 {
+		t.Fatalf("explain the cell r 1 f 1: %+v", g)
+	}
+	if g := readData[explain.Answer](a, "/v1/analytics/rfm?"+asOf+"&explain=grid.5.5.customers"); g.Count != 0 || len(g.Parts) != 0 {
+		t.Fatalf("explain the cell r 5 f 5: %+v", g)
+	}
 	if rr := readData[value.RepeatAnswer](a, "/v1/analytics/repeat-rate?"+asOf); len(rr.Cohorts) != 1 || *rr.Cohorts[0].RepeatRate != 1 {
 		t.Fatalf("repeat rate %+v", rr)
 	}
@@ -89,6 +111,9 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		{"days out of range", "/v1/analytics/dormant?days=-3", http.StatusBadRequest, "bad-request", "days"},
 		{"unknown phase", "/v1/analytics/dormant?phase=asleep", http.StatusBadRequest, "bad-request", "phase"},
 		{"cursor not a cursor", "/v1/analytics/dormant?cursor=bm90LWEtY3Vyc29y", http.StatusBadRequest, "bad-request", "cursor"},
+		{"rfm figure unknown", "/v1/analytics/rfm?explain=segments.whales.customers", http.StatusBadRequest, "bad-request", "explain"},
+		{"rfm cell out of the grid", "/v1/analytics/rfm?explain=grid.6.1.customers", http.StatusBadRequest, "bad-request", "explain"},
+		{"rfm explain limit", "/v1/analytics/rfm?explain=customers&limit=5000", http.StatusBadRequest, "bad-request", "limit"},
 		{"unknown contact", "/v1/contacts/nobody/value", http.StatusNotFound, "not-found", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ func ValueQueries(zone *time.Location) []Query {
 		{Path: "/contacts/{contactId}/value", read: v.contactValue, Doc: RouteDoc{Summary: "One contact's customer value and RFM scores",
 			Params: []Param{asOfDoc}, Answer: value.ValueAnswer{}, Problems: []int{http.StatusNotFound}}},
 		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
-			Params: []Param{asOfDoc}, Answer: value.RFMAnswer{}}},
+			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.RFMAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/repeat-rate", read: v.repeatRate, Doc: RouteDoc{Summary: "Repeat purchase rate by cohort of first purchase",
 			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.RepeatAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/seasonality", read: v.seasonality, Doc: RouteDoc{Summary: "Orders and revenue per business month of the year",
@@ -64,11 +64,18 @@ func (v valueRoutes) contactValue(r *http.Request, rd read) (any, error) {
 	return value.QueryValue(r.Context(), rd.db, rd.t, v.zone, value.ValueParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
 }
 
-// GET /v1/analytics/rfm?as_of=
+// GET /v1/analytics/rfm?as_of=&explain=&limit=&cursor=
 func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return nil, err
+	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		limit, err := intParam(r, "limit")
+		if err != nil {
+			return nil, err
+		}
+		return value.ExplainRFM(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
 	}
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
