@@ -232,3 +232,56 @@ func benchAsk(ctx context.Context, db *projections.DB, tables projections.Tables
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error { return tx.QueryRowContext(ctx, "SELECT 1").Scan(&one) })
 	return one, err
 }
+
+// BenchmarkExplainRFM: the parts of a figure of RFM, found at question time, against the
+// answer they explain (about now, and about a past time, which reads the same purchases), one
+// client, on the history of BenchmarkValue.
+func BenchmarkExplainRFM(b *testing.B) {
+	h := valueHistory(b, benchContacts(b))
+	now := h.latest.Add(24 * time.Hour)
+	past := h.latest.Add(-90 * 24 * time.Hour)
+	p := value.Projection(time.UTC)
+	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
+		b.Run(d.String(), func(b *testing.B) {
+			db := projectiontest.Open(b, d)
+			tables := projections.TablesFor(p, "")
+			ctx := context.Background()
+			if err := db.EnsureSchema(ctx, p, tables); err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < len(h.events); i += 10_000 {
+				if _, err := db.ApplyBatch(ctx, p, tables, h.events[i:min(i+10_000, len(h.events))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if d == projections.Postgres {
+				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, q := range []struct {
+				name string
+				ask  func() error
+			}{
+				{"rfm", func() error { _, err := value.QueryRFM(ctx, db, tables, time.UTC, now); return err }},
+				{"rfm as of 90 days earlier", func() error { _, err := value.QueryRFM(ctx, db, tables, time.UTC, past); return err }},
+				{"explain grid.5.5.customers", func() error {
+					_, err := value.ExplainRFM(ctx, db, tables, now, "grid.5.5.customers", 0, "")
+					return err
+				}},
+				{"explain segments.champions.revenue.JPY", func() error {
+					_, err := value.ExplainRFM(ctx, db, tables, now, "segments.champions.revenue.JPY", 0, "")
+					return err
+				}},
+			} {
+				b.Run(q.name, func(b *testing.B) {
+					for b.Loop() {
+						if err := q.ask(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
