@@ -125,37 +125,14 @@ func checkExplainedBoard(t *testing.T, db *projections.DB, tables projections.Ta
 	return nonZero
 }
 
-// explainAll reads every page of the parts of the figure at path, checking the totals
-// every page gives.
+// explainAll reads every page of the parts of the figure at path, two at a time.
 func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params board.Params, path string) []explain.Entry {
 	t.Helper()
 	params.Explain, params.Limit = path, 2
-	var parts []explain.Entry
-	var count int64
-	for page := 0; ; page++ {
-		a, err := board.Explain(context.Background(), db, tables, params)
-		if err != nil {
-			t.Fatalf("explain %s: %v", path, err)
-		}
-		if page > 0 && a.Count != count {
-			t.Fatalf("explain %s: page %d says %d parts, the first said %d", path, page, a.Count, count)
-		}
-		count = a.Count
-		parts = append(parts, a.Parts...)
-		if a.NextCursor == "" {
-			break
-		}
-		params.Cursor = a.NextCursor
-	}
-	if got := sumCount(parts); got != count {
-		t.Fatalf("explain %s: %d parts listed, the total says %d", path, got, count)
-	}
-	for _, p := range parts {
-		if p.EventID == "" || p.Position <= 0 || p.Entity == "" {
-			t.Fatalf("explain %s: part %+v names no deal or event", path, p)
-		}
-	}
-	return parts
+	return projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
+		params.Cursor = cursor
+		return board.Explain(context.Background(), db, tables, params)
+	})
 }
 
 func sumCount(parts []explain.Entry) int64 {

@@ -180,35 +180,15 @@ func checkExplainedRFM(t *testing.T, db *projections.DB, tables projections.Tabl
 	return checked
 }
 
-// explainRFM reads every part of an RFM figure page by page; each is a purchase of a
-// customer with its event.
 func explainRFM(t *testing.T, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
 	t.Helper()
-	var (
-		parts  []explain.Entry
-		cursor string
-		count  int64
-	)
-	for {
-		a, err := value.ExplainRFM(context.Background(), db, tables, asOf, path, 4, cursor)
-		if err != nil {
-			t.Fatalf("explain %s: %v", path, err)
-		}
-		parts, count = append(parts, a.Parts...), a.Count
-		if a.NextCursor == "" {
-			break
-		}
-		cursor = a.NextCursor
-	}
-	var sum int64
+	parts := projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
+		return value.ExplainRFM(context.Background(), db, tables, asOf, path, 4, cursor)
+	})
 	for _, p := range parts {
-		if p.EventID == "" || p.Position <= 0 || p.Entity == "" || p.Amount == nil || p.OccurredAt.After(asOf) {
-			t.Fatalf("explain %s: part %+v names no customer or purchase", path, p)
+		if p.Amount == nil || p.OccurredAt.After(asOf) {
+			t.Fatalf("explain %s: part %+v names no purchase up to %s", path, p, asOf)
 		}
-		sum += p.Count
-	}
-	if sum != count {
-		t.Fatalf("explain %s: the parts listed count %d, the total says %d", path, sum, count)
 	}
 	return parts
 }
@@ -222,30 +202,9 @@ type explainFunc func(ctx context.Context, db *projections.DB, t projections.Tab
 
 func explainParts(t *testing.T, explainer explainFunc, db *projections.DB, tables projections.Tables, asOf time.Time, path string) []explain.Entry {
 	t.Helper()
-	var (
-		parts  []explain.Entry
-		cursor string
-	)
-	for {
-		a, err := explainer(context.Background(), db, tables, asOf, path, 4, cursor)
-		if err != nil {
-			t.Fatalf("explain %s: %v", path, err)
-		}
-		parts = append(parts, a.Parts...)
-		if a.NextCursor == "" {
-			if int64(len(parts)) != a.Count {
-				t.Fatalf("explain %s: %d parts listed, the total says %d", path, len(parts), a.Count)
-			}
-			break
-		}
-		cursor = a.NextCursor
-	}
-	for _, p := range parts {
-		if p.EventID == "" || p.Position <= 0 || p.Entity == "" || p.Count != 1 {
-			t.Fatalf("explain %s: part %+v names no contact or event", path, p)
-		}
-	}
-	return parts
+	return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
+		return explainer(context.Background(), db, tables, asOf, path, 4, cursor)
+	}))
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {

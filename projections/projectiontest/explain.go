@@ -1,0 +1,56 @@
+package projectiontest
+
+import (
+	"testing"
+
+	"github.com/eventcrm/crm/projections/explain"
+)
+
+// ExplainAll reads every page of the parts of the figure at path: ask answers the page at a
+// cursor ("" for the first). It checks what the pages say: the same total on every page,
+// parts that together count it, each naming its entity and its event.
+func ExplainAll(t testing.TB, path string, ask func(cursor string) (explain.Answer, error)) []explain.Entry {
+	t.Helper()
+	var (
+		parts  []explain.Entry
+		count  int64
+		cursor string
+	)
+	for page := 0; ; page++ {
+		a, err := ask(cursor)
+		if err != nil {
+			t.Fatalf("explain %s: %v", path, err)
+		}
+		if page > 0 && a.Count != count {
+			t.Fatalf("explain %s: page %d says %d parts, the first said %d", path, page, a.Count, count)
+		}
+		count = a.Count
+		parts = append(parts, a.Parts...)
+		if a.NextCursor == "" {
+			break
+		}
+		cursor = a.NextCursor
+	}
+	var sum int64
+	for _, p := range parts {
+		if p.EventID == "" || p.Position <= 0 || p.Entity == "" {
+			t.Fatalf("explain %s: part %+v names no entity or event", path, p)
+		}
+		sum += p.Count
+	}
+	if sum != count {
+		t.Fatalf("explain %s: the parts listed count %d, the total says %d", path, sum, count)
+	}
+	return parts
+}
+
+// CountingOne fails t unless every part counts one: a figure that counts facts.
+func CountingOne(t testing.TB, path string, parts []explain.Entry) []explain.Entry {
+	t.Helper()
+	for _, p := range parts {
+		if p.Count != 1 {
+			t.Fatalf("explain %s: part %+v counts %d, not one", path, p, p.Count)
+		}
+	}
+	return parts
+}
