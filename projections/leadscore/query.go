@@ -326,7 +326,13 @@ func (q *leadQuery) judged(rows []scoreRow, minScore, margin float64) ([]candida
 
 // rows reads the score rows (without their touchpoints) that match where.
 func (q *leadQuery) rows(where string, args ...any) ([]scoreRow, error) {
-	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, '',
+	return q.scoreRows(`''`, where, args...)
+}
+
+// scoreRows reads the score rows that match where, with touches as their touchpoints (the
+// column, or ” for none).
+func (q *leadQuery) scoreRows(touches, where string, args ...any) ([]scoreRow, error) {
+	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, `+touches+`,
 		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
 	if err != nil {
 		return nil, fmt.Errorf("lead scores: %w", err)
@@ -640,22 +646,7 @@ func (q *leadQuery) candidates(a int64, minScore float64, owner string) ([]score
 	if !q.now {
 		touches = `touches`
 	}
-	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, `+touches+`,
-		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
-	if err != nil {
-		return nil, fmt.Errorf("lead scores: %w", err)
-	}
-	defer rows.Close()
-	var list []scoreRow
-	for rows.Next() {
-		r := scoreRow{k: everyone}
-		if err := rows.Scan(&r.contactID, &r.owner, &r.title, &r.segment, &r.channel, &r.attr, &r.level, &r.touches,
-			&r.touchCount, &r.lastTouchAt, &r.hotAt, &r.hotTouchpoint); err != nil {
-			return nil, fmt.Errorf("lead scores: %w", err)
-		}
-		list = append(list, r)
-	}
-	return list, rows.Err()
+	return q.scoreRows(touches, where, args...)
 }
 
 func readBands(ctx context.Context, db *projections.DB, tx *sql.Tx, t projections.Tables) ([]int64, error) {
