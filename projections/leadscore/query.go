@@ -330,7 +330,7 @@ func (q *leadQuery) rows(where string, args ...any) ([]scoreRow, error) {
 }
 
 // scoreRows reads the score rows that match where, with touches as their touchpoints (the
-// column, or ” for none).
+// column, or an empty SQL string for none).
 func (q *leadQuery) scoreRows(touches, where string, args ...any) ([]scoreRow, error) {
 	rows, err := q.tx.QueryContext(q.ctx, q.db.Dialect.Rebind(`SELECT contact_id, owner, title, segment, channel, attr, level, `+touches+`,
 		touch_count, last_touch_at, hot_at, hot_touchpoint FROM `+q.t.Name(tableScores)+` WHERE `+where), args...)
