@@ -158,6 +158,9 @@ func TestServeMetrics(t *testing.T) {
 		{"crm_projection_state", []string{"projection", "journey", "state", "running"}, 1},
 		{"crm_projection_state", []string{"projection", "journey", "state", "failed"}, 0},
 		{"crm_projection_status_up", nil, 1},
+		{"crm_feed_store_head", nil, 4},
+		{"crm_feed_reached", nil, 4},
+		{"crm_feed_stalled", nil, 0},
 	} {
 		got, ok := value(m, tc.name, tc.labels...)
 		if !ok || got != tc.want {

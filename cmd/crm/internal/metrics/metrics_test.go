@@ -105,22 +105,39 @@ func TestNilMetrics(t *testing.T) {
 	}
 }
 
-type statuses []runtime.Status
+type statuses struct {
+	list []runtime.Status
+	feed runtime.Feed
+}
 
-func (s statuses) Status(context.Context) ([]runtime.Status, error) { return s, nil }
+func (s statuses) Status(context.Context) ([]runtime.Status, error) { return s.list, nil }
+func (s statuses) Feed() runtime.Feed                               { return s.feed }
 
 type failing struct{}
 
 func (failing) Status(context.Context) ([]runtime.Status, error) { return nil, errors.New("closed") }
+func (failing) Feed() runtime.Feed                               { return runtime.Feed{} }
 
 // The projection collector reports what the runner's status says, one series per
-// projection, and whether the runner answered.
+// projection, the feed's alarm, and whether the runner answered.
 func TestProjections(t *testing.T) {
 	t.Parallel()
-	c := metrics.Projections(statuses{
+	c := metrics.Projections(statuses{list: []runtime.Status{
 		{Name: "tasks", Checkpoint: 90, Head: 100, Lag: runtime.Lag{Events: 10, Seconds: 1.5}, State: runtime.StateCatchingUp, Parked: 2},
-	})
+	}, feed: runtime.Feed{StoreHead: 100, Reached: 90}})
 	want := `
+# HELP crm_feed_reached The furthest checkpoint of the projections.
+# TYPE crm_feed_reached gauge
+crm_feed_reached 90
+# HELP crm_feed_stalled 1 while events committed in the store reach no projection for longer than the stall threshold, else 0.
+# TYPE crm_feed_stalled gauge
+crm_feed_stalled 0
+# HELP crm_feed_stalled_seconds How long the oldest event not reached has been committed, while the feed is stalled (else 0).
+# TYPE crm_feed_stalled_seconds gauge
+crm_feed_stalled_seconds 0
+# HELP crm_feed_store_head The store's last committed position, as the runner last read it.
+# TYPE crm_feed_store_head gauge
+crm_feed_store_head 100
 # HELP crm_projection_checkpoint Last log position applied (or parked) by the projection.
 # TYPE crm_projection_checkpoint gauge
 crm_projection_checkpoint{projection="tasks"} 90
@@ -136,16 +153,36 @@ crm_projection_lag_seconds{projection="tasks"} 1.5
 # HELP crm_projection_parked_events Events of the projection in the poison queue.
 # TYPE crm_projection_parked_events gauge
 crm_projection_parked_events{projection="tasks"} 2
-# HELP crm_projection_state 1 for the projection's current state (running, catching_up, failed), else 0.
+# HELP crm_projection_state 1 for the projection's current state (running, catching_up, stalled, failed), else 0.
 # TYPE crm_projection_state gauge
 crm_projection_state{projection="tasks",state="catching_up"} 1
 crm_projection_state{projection="tasks",state="failed"} 0
 crm_projection_state{projection="tasks",state="running"} 0
+crm_projection_state{projection="tasks",state="stalled"} 0
 # HELP crm_projection_status_up 1 when the runner answered this scrape's status question, else 0.
 # TYPE crm_projection_status_up gauge
 crm_projection_status_up 1
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	stalled := metrics.Projections(statuses{list: []runtime.Status{
+		{Name: "tasks", Checkpoint: 90, Head: 120, Lag: runtime.Lag{Events: 30, Seconds: 7}, State: runtime.StateStalled},
+	}, feed: runtime.Feed{StoreHead: 120, Reached: 90, Stalled: true, StalledSeconds: 7.25}})
+	if err := testutil.CollectAndCompare(stalled, strings.NewReader(`
+# HELP crm_feed_stalled 1 while events committed in the store reach no projection for longer than the stall threshold, else 0.
+# TYPE crm_feed_stalled gauge
+crm_feed_stalled 1
+# HELP crm_feed_stalled_seconds How long the oldest event not reached has been committed, while the feed is stalled (else 0).
+# TYPE crm_feed_stalled_seconds gauge
+crm_feed_stalled_seconds 7.25
+# HELP crm_projection_state 1 for the projection's current state (running, catching_up, stalled, failed), else 0.
+# TYPE crm_projection_state gauge
+crm_projection_state{projection="tasks",state="catching_up"} 0
+crm_projection_state{projection="tasks",state="failed"} 0
+crm_projection_state{projection="tasks",state="running"} 0
+crm_projection_state{projection="tasks",state="stalled"} 1
+`), "crm_feed_stalled", "crm_feed_stalled_seconds", "crm_projection_state"); err != nil {
 		t.Error(err)
 	}
 	if err := testutil.CollectAndCompare(metrics.Projections(failing{}), strings.NewReader(`

@@ -16,15 +16,19 @@ const scrapeTimeout = 5 * time.Second
 
 // projectionStates are the states crm_projection_state reports, one series each, 1 for the
 // projection's current state.
-var projectionStates = []runtime.State{runtime.StateRunning, runtime.StateCatchingUp, runtime.StateFailed}
+var projectionStates = []runtime.State{runtime.StateRunning, runtime.StateCatchingUp, runtime.StateStalled, runtime.StateFailed}
 
 // StatusSource is what the projection collector reads: the runner.
 type StatusSource interface {
 	Status(ctx context.Context) ([]runtime.Status, error)
+	// Feed says whether the store's feed reaches the projections.
+	Feed() runtime.Feed
 }
 
 // Projections collects, at each scrape, each projection's checkpoint, the log head it knows,
-// its lag in events and seconds, its parked events and its state, from the runner.
+// its lag in events and seconds, its parked events and its state, and the feed's alarm (the
+// store's head, the furthest checkpoint, whether the feed is stalled and for how long), from
+// the runner.
 func Projections(runner StatusSource) prometheus.Collector {
 	label := []string{"projection"}
 	return &projectionCollector{
@@ -34,18 +38,23 @@ func Projections(runner StatusSource) prometheus.Collector {
 		lagEvents:  prometheus.NewDesc(Namespace+"_projection_lag_events", "Log head minus the projection's checkpoint.", label, nil),
 		lagSeconds: prometheus.NewDesc(Namespace+"_projection_lag_seconds", "Age of the oldest event the projection has not applied yet (0 when caught up).", label, nil),
 		parked:     prometheus.NewDesc(Namespace+"_projection_parked_events", "Events of the projection in the poison queue.", label, nil),
-		state:      prometheus.NewDesc(Namespace+"_projection_state", "1 for the projection's current state (running, catching_up, failed), else 0.", []string{"projection", "state"}, nil),
+		state:      prometheus.NewDesc(Namespace+"_projection_state", "1 for the projection's current state (running, catching_up, stalled, failed), else 0.", []string{"projection", "state"}, nil),
 		up:         prometheus.NewDesc(Namespace+"_projection_status_up", "1 when the runner answered this scrape's status question, else 0.", nil, nil),
+		storeHead:  prometheus.NewDesc(Namespace+"_feed_store_head", "The store's last committed position, as the runner last read it.", nil, nil),
+		reached:    prometheus.NewDesc(Namespace+"_feed_reached", "The furthest checkpoint of the projections.", nil, nil),
+		stalled:    prometheus.NewDesc(Namespace+"_feed_stalled", "1 while events committed in the store reach no projection for longer than the stall threshold, else 0.", nil, nil),
+		stalledFor: prometheus.NewDesc(Namespace+"_feed_stalled_seconds", "How long the oldest event not reached has been committed, while the feed is stalled (else 0).", nil, nil),
 	}
 }
 
 type projectionCollector struct {
 	runner                                                     StatusSource
 	checkpoint, head, lagEvents, lagSeconds, parked, state, up *prometheus.Desc
+	storeHead, reached, stalled, stalledFor                    *prometheus.Desc
 }
 
 func (c *projectionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.checkpoint, c.head, c.lagEvents, c.lagSeconds, c.parked, c.state, c.up} {
+	for _, d := range []*prometheus.Desc{c.checkpoint, c.head, c.lagEvents, c.lagSeconds, c.parked, c.state, c.up, c.storeHead, c.reached, c.stalled, c.stalledFor} {
 		ch <- d
 	}
 }
@@ -59,6 +68,14 @@ func (c *projectionCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	feed := c.runner.Feed()
+	stalled := 0.0
+	if feed.Stalled {
+		stalled = 1
+	}
+	for d, v := range map[*prometheus.Desc]float64{c.storeHead: float64(feed.StoreHead), c.reached: float64(feed.Reached), c.stalled: stalled, c.stalledFor: feed.StalledSeconds} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
 	for _, s := range st {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, s.Name)
