@@ -2,7 +2,6 @@ package board_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"testing"
@@ -16,16 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
-func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
-	var params board.Params
-	if err := json.Unmarshal(raw, &params); err != nil {
-		return nil, err
-	}
-	return board.Query(ctx, db, t, params)
-}
-
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", board.Projection(), answer, *update)
+	projectiontest.RunGolden(t, "testdata", board.Projection(), projectiontest.AnswerWith(board.Query), *update)
 }
 
 func TestApplyModes(t *testing.T) {

@@ -2,7 +2,6 @@ package churn_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"testing"
@@ -16,16 +15,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
-func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
-	var params churn.Params
-	if err := json.Unmarshal(raw, &params); err != nil {
-		return nil, err
-	}
-	return churn.Query(ctx, db, t, params)
-}
-
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", churn.Projection(), answer, *update)
+	projectiontest.RunGolden(t, "testdata", churn.Projection(), projectiontest.AnswerWith(churn.Query), *update)
 }
 
 func TestApplyModes(t *testing.T) {

@@ -2,7 +2,6 @@ package journey_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"strings"
@@ -20,17 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden answers in testdata 
 // answer asks QueryContact for queries named contact_*, Query otherwise.
 func answer(ctx context.Context, db *projections.DB, t projections.Tables, query string, raw []byte) (any, error) {
 	if strings.HasPrefix(query, "contact_") {
-		var params journey.ContactParams
-		if err := json.Unmarshal(raw, &params); err != nil {
-			return nil, err
-		}
-		return journey.QueryContact(ctx, db, t, params)
+		return projectiontest.AnswerWith(journey.QueryContact)(ctx, db, t, query, raw)
 	}
-	var params journey.Params
-	if err := json.Unmarshal(raw, &params); err != nil {
-		return nil, err
-	}
-	return journey.Query(ctx, db, t, params)
+	return projectiontest.AnswerWith(journey.Query)(ctx, db, t, query, raw)
 }
 
 func TestGolden(t *testing.T) {

@@ -72,6 +72,21 @@ func Cases(t testing.TB, dir string) []Case {
 // query's params file) from the tables of a read model.
 type AnswerFunc func(ctx context.Context, db *projections.DB, t projections.Tables, query string, params []byte) (any, error)
 
+// Question is one question of a read model: its parameters in, its answer out.
+type Question[P, A any] func(ctx context.Context, db *projections.DB, t projections.Tables, params P) (A, error)
+
+// AnswerWith is the AnswerFunc of a read model whose golden queries all ask q: each query's
+// params file is decoded into P.
+func AnswerWith[P, A any](q Question[P, A]) AnswerFunc {
+	return func(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
+		var params P
+		if err := json.Unmarshal(raw, &params); err != nil {
+			return nil, fmt.Errorf("the query's parameters: %w", err)
+		}
+		return q(ctx, db, t, params)
+	}
+}
+
 // RunGolden applies the history of every case under dir to a fresh database of each dialect,
 // in one batch through DB.Apply, asks each query and compares the answer, as indented JSON,
 // with the golden file. With update, the golden files are rewritten from SQLite's answers
