@@ -102,6 +102,9 @@ func TestRunEndToEnd(t *testing.T) {
 			}
 		}
 	})
+	t.Run("every question of every set answers", func(t *testing.T) {
+		askEveryQuestion(t, options{crm: crm, sqlite: filepath.Join(seeded, "crm.db"), startup: 2 * time.Minute})
+	})
 	t.Run("seeded store unchanged", func(t *testing.T) {
 		after, err := os.ReadFile(filepath.Join(seeded, "crm.db"))
 		if err != nil {
@@ -238,6 +241,8 @@ func TestOptions(t *testing.T) {
 		{"unknown scenario", []string{"--sqlite", "x.db", "--scenarios", "readers,chaos"}, "unknown scenario"},
 		{"no readers", []string{"--sqlite", "x.db", "--readers", "0"}, "must be positive"},
 		{"analytics questions", []string{"--sqlite", "x.db", "--questions", "analytics"}, ""},
+		{"list questions", []string{"--sqlite", "x.db", "--questions", "lists"}, ""},
+		{"value questions", []string{"--sqlite", "x.db", "--questions", "value"}, ""},
 		{"unknown questions", []string{"--sqlite", "x.db", "--questions", "gossip"}, "--questions"},
 	}
 	for _, tt := range tests {
@@ -270,5 +275,37 @@ func TestCells(t *testing.T) {
 				t.Errorf("got %q, want %q", tt.got, tt.want)
 			}
 		})
+	}
+}
+
+// askEveryQuestion starts crm serve on a copy of the seeded store and asks every question of
+// every set once: each must answer 200, or a load run with that set would be all errors.
+func askEveryQuestion(t *testing.T, o options) {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := seededTarget(ctx, o, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startServer(ctx, o, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	c := newClient(s.base, s.token, 1)
+	defer c.close()
+	if _, err := waitCaughtUp(ctx, s, c, 0, o.startup); err != nil {
+		t.Fatal(err)
+	}
+	contact, err := pickContact(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, set := range questionSets {
+		for _, q := range set(contact) {
+			if st, payload, err := c.do(ctx, "GET", q.Path, nil); err != nil || st != 200 {
+				t.Errorf("%s, %s (%s): %s", name, q.Name, q.Path, failure(st, payload, err))
+			}
+		}
 	}
 }

@@ -103,7 +103,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.readers, "readers", 100, "reader clients, each pinned to one question")
 	rates := fs.String("rates", "0,50,200", "commands/s beside the readers, one round each, comma-separated")
 	fs.IntVar(&o.rounds, "rounds", 3, "times the rates are repeated, interleaved")
-	fs.StringVar(&o.questions, "questions", "core", "the questions the readers ask: core (journey map, churn points, board, a contact) or analytics (KPIs, forecast, NPS, explain)")
+	fs.StringVar(&o.questions, "questions", "core", "the questions the readers ask: core (journey map, churn points, board, a contact), analytics (KPIs, forecast, NPS, explain), lists (directory search, lists, timeline, tasks) or value (customer value, RFM, upsell, dormant, lead score)")
 	fs.IntVar(&o.lanes, "lanes", 64, "writer clients of a paced scenario (each works through journeys of its own)")
 	fs.IntVar(&o.saturation, "saturation", 64, "writer clients at full speed in the burst and saturation scenarios")
 	fs.IntVar(&o.lagRate, "lag-rate", 500, "commands/s of the lag scenario")
@@ -142,7 +142,7 @@ func (o options) validate() error {
 		errs = append(errs, errors.New("--duration, --burst, --catch-up and --startup must be positive"))
 	}
 	if _, ok := questionSets[o.questions]; !ok {
-		errs = append(errs, fmt.Errorf("--questions %q is not core or analytics", o.questions))
+		errs = append(errs, fmt.Errorf("--questions %q is not core, analytics, lists or value", o.questions))
 	}
 	if o.readers <= 0 || o.rounds <= 0 || o.lanes <= 0 || o.saturation <= 0 || o.lagRate <= 0 {
 		errs = append(errs, errors.New("--readers, --rounds, --lanes, --saturation and --lag-rate must be positive"))

@@ -31,6 +31,41 @@ func questions(contact string) []question {
 var questionSets = map[string]func(contact string) []question{
 	"core":      questions,
 	"analytics": func(string) []question { return analyticsQuestions() },
+	"lists":     listQuestions,
+	"value":     valueQuestions,
+}
+
+// listQuestions are the reads of a sales app's daily screens: the directory searched with
+// two and three characters (the seeded names are written in Latin letters), filtered lists of
+// contacts, deals and accounts, one contact's timeline and the overdue tasks.
+func listQuestions(contact string) []question {
+	return []question{
+		{"contacts, q of 2 characters", "/v1/contacts?q=ka&limit=50"},
+		{"contacts, q of 3 characters", "/v1/contacts?q=tan&limit=50"},
+		{"contacts of one owner in a phase", "/v1/contacts?owner=rep-mori&phase=approach&sort=last_activity&limit=50"},
+		{"open deals by expected close", "/v1/deals?status=open&sort=expected_close&limit=50"},
+		{"deals, q of 3 characters", "/v1/deals?q=pro&limit=50"},
+		{"accounts, q of 2 characters", "/v1/accounts?q=ki&limit=50"},
+		{"one contact's timeline", "/v1/contacts/" + contact + "/timeline?limit=50"},
+		{"overdue tasks", "/v1/tasks?status=overdue&limit=50"},
+	}
+}
+
+// valueQuestions are the reads of customer value and lead scoring: the customers list, one
+// contact's value and score, RFM, repeat rate, seasonality, upsell candidates, dormant
+// customers and the hot list.
+func valueQuestions(contact string) []question {
+	return []question{
+		{"customers by revenue", "/v1/analytics/customers?limit=50"},
+		{"one contact's value", "/v1/contacts/" + contact + "/value"},
+		{"RFM", "/v1/analytics/rfm"},
+		{"repeat rate", "/v1/analytics/repeat-rate"},
+		{"seasonality", "/v1/analytics/seasonality"},
+		{"upsell candidates", "/v1/analytics/upsell-candidates?limit=50"},
+		{"dormant for 90 days", "/v1/analytics/dormant?days=90&limit=50"},
+		{"hot list", "/v1/leads?limit=50"},
+		{"one contact's score", "/v1/contacts/" + contact + "/score"},
+	}
 }
 
 // analyticsQuestions are the reads of the sales analytics over the seeded history (2024 to
