@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
@@ -154,52 +155,86 @@ type keptTotal struct {
 }
 
 // postings restricts a list to the rows whose search column holds a text of one or two
-// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition selects the same rows whichever way it is
-// written; the way tells the database which side to start from, which its planner does not
-// know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
-// than it is once the tables are in memory).
+// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition
+// selects the same rows whichever way it is written; the way tells the database which side
+// to start from, which its planner does not know (SQLite keeps no statistics, and PostgreSQL
+// takes a look-up per posting for dearer than it is once the tables are in memory).
 type postings struct {
-	// table and counts are the postings and their number per gram; text is the gram,
-	// normalised.
+	// table and counts are the postings and their number per gram (gram '': the rows of the
+	// list); text is the gram, normalised.
 	table, counts, text string
-	// listedStmt reads the number of rows the list holds with no filter.
-	listedStmt string
+	// sortColumn is the column of the postings that holds the list's default sort key: a
+	// page in that order can be read from the postings in order.
+	sortColumn string
+}
+
+// shortPostings is the search of q in the postings of a list (tables postings and counts of
+// set t, the default sort key in column sortColumn), when q, normalised, is one or two
+// characters (nil else: the trigram index answers a longer q).
+func shortPostings(t projections.Tables, postingsTable, countsTable, sortColumn, q string) *postings {
+	q = Normalize(q)
+	if q == "" || utf8.RuneCountInString(q) > shortSearch {
+		return nil
+	}
+	return &postings{table: t.Name(postingsTable), counts: t.Name(countsTable), text: q, sortColumn: sortColumn}
+}
+
+// longSearch adds q as a substring of the search column of table (aliased x) when it is
+// longer than a search the postings answer.
+func (f *filter) longSearch(d projections.Dialect, table, q string) {
+	if utf8.RuneCountInString(Normalize(q)) > shortSearch {
+		f.search(d, table, "x", q)
+	}
 }
 
 // plan is how a page and its total read the postings of a search.
 type plan struct {
 	// count is the number of postings: the rows that match.
 	count int64
+	// walk tells that the page is read from the postings in their order (the page's sort is
+	// theirs): as many postings as the page shows, each joined to its row.
+	walk bool
 	// page and total (for a filter with more than the search) are the conditions, with
 	// their arguments.
 	page, total         string
 	pageArgs, totalArgs []any
 }
 
-// plan reads how many rows the postings and the list hold, and chooses how to read a page:
-// from the postings (read first, and passed as the keys of the page, which the database
-// looks up and sorts) unless they are a quarter of the list or more; then down the sorted
-// list, each row probed in the postings (a subquery per row, which neither database turns
-// into a join that would read every posting) until the page is full, which such common
-// matches do soon. Matches are not spread evenly in the order of a list (a family name's
-// contacts are next to each other by name): a search is never sent down the list in the hope
-// of meeting its few matches early.
-func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, id string) (plan, error) {
+// plan reads how many rows the postings and the list hold, and chooses how to read a page.
+// When the page is in the order the postings keep (the list's default sort), and the search
+// is the whole filter or its matches are a quarter of the list or more, the page is read from
+// the postings in order, each joined to its row, until it is full: as many rows as it shows
+// when nothing else filters. Else from the postings (read first, and passed as the keys of
+// the page, which the database looks up and sorts) unless they are a quarter of the list or
+// more; then down the sorted list, each row probed in the postings (a subquery per row, which
+// neither database turns into a join that would read every posting) until the page is full,
+// which such common matches do soon. Matches are not spread evenly in the order of a list (a
+// family name's contacts are next to each other by name): a search with few matches and
+// other filters is never sent down a list in the hope of meeting its few matches early.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, l *list) (plan, error) {
 	var (
 		pl     plan
 		listed int64
 	)
-	if err := tx.QueryRowContext(ctx, p.listedStmt).Scan(&listed); err != nil {
+	counted := d.Rebind("SELECT COALESCE(SUM(matches), 0) FROM " + p.counts + " WHERE gram = ?")
+	if err := tx.QueryRowContext(ctx, counted, "").Scan(&listed); err != nil {
 		return pl, fmt.Errorf("listed: %w", err)
 	}
-	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COALESCE(SUM(contacts), 0) FROM "+p.counts+" WHERE gram = ?"), p.text).Scan(&pl.count)
-	if err != nil {
+	if err := tx.QueryRowContext(ctx, counted, p.text).Scan(&pl.count); err != nil {
 		return pl, fmt.Errorf("postings: %w", err)
 	}
-	if pl.count*4 > listed {
+	id := l.id
+	common := pl.count*4 > listed
+	pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
+	pl.totalArgs = []any{p.text}
+	switch {
+	case l.order.key.column == p.sortColumn && (l.searchAlone || common):
+		pl.walk = true
+		pl.page, pl.pageArgs = "g.gram = ? AND x."+id+" = g."+id, []any{p.text}
+		return pl, nil
+	case common:
 		pl.page = "(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"
-		pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
-		pl.pageArgs, pl.totalArgs = []any{p.text}, []any{p.text}
+		pl.pageArgs = []any{p.text}
 		return pl, nil
 	}
 	keys, err := p.ids(ctx, tx, d, id, p.text, pl.count)
@@ -236,9 +271,10 @@ func (p *postings) ids(ctx context.Context, tx *sql.Tx, d projections.Dialect, i
 	return keys, nil
 }
 
-// keyset is the condition that starts a page after its cursor.
-func (l *list) keyset() (string, []any) {
-	k, op := "x."+l.order.key.column, ">"
+// keyset is the condition that starts a page after its cursor, on the sort key and the id
+// of the table aliased alias.
+func (l *list) keyset(alias string) (string, []any) {
+	k, op := alias+"."+l.order.key.column, ">"
 	if l.order.desc {
 		op = "<"
 	}
@@ -246,24 +282,31 @@ func (l *list) keyset() (string, []any) {
 	if l.order.key.numeric {
 		v = l.after.Num
 	}
-	return "(" + k + " " + op + " ? OR (" + k + " = ? AND x." + l.id + " " + op + " ?))", []any{v, v, l.after.ID}
+	return "(" + k + " " + op + " ? OR (" + k + " = ? AND " + alias + "." + l.id + " " + op + " ?))", []any{v, v, l.after.ID}
 }
 
+// pageQuery is the question of a page. A page read from the postings in order (plan.walk)
+// starts from them (on SQLite a CROSS JOIN keeps them first) and is sorted by their key,
+// which is the row's.
 func (l *list) pageQuery(pl *plan) (string, []any) {
 	f := l.filter.clone()
+	from, alias := l.from, "x"
 	if pl != nil {
 		f.add(pl.page, pl.pageArgs...)
+		if pl.walk {
+			from, alias = l.postings.table+" g CROSS JOIN "+l.from, "g"
+		}
 	}
 	if l.after != nil {
-		cond, args := l.keyset()
+		cond, args := l.keyset(alias)
 		f.add(cond, args...)
 	}
 	dir := " ASC"
 	if l.order.desc {
 		dir = " DESC"
 	}
-	return "SELECT " + l.cols + " FROM " + l.from + f.where() + " ORDER BY x." + l.order.key.column + dir +
-		", x." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
+	return "SELECT " + l.cols + " FROM " + from + f.where() + " ORDER BY " + alias + "." + l.order.key.column + dir +
+		", " + alias + "." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
 }
 
 // read runs the list in one read transaction: the exact total of the filter and one page,
@@ -277,7 +320,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		}
 		var pl *plan
 		if l.postings != nil {
-			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id)
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l)
 			if err != nil {
 				return err
 			}
