@@ -70,7 +70,7 @@ func QueryAccounts(ctx context.Context, db *projections.DB, t projections.Tables
 	// A search of one or two characters reads the postings, their number the total; a
 	// longer one the trigram index; no search the number of accounts the fold keeps.
 	l.filter.longSearch(db.Dialect, t.Name(tableAccounts), p.Q)
-	l.postings = shortPostings(t, tableAccountGrams, tableAccountCounts, "sort_name", p.Q)
+	l.postings = shortPostings(t, tableAccounts, tableAccountGrams, tableAccountCounts, "sort_name", p.Q)
 	switch {
 	case l.postings != nil:
 		l.searchAlone = true

@@ -134,7 +134,7 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 // alone included) its total.
 func (p ContactParams) keep(l *list, t projections.Tables) {
 	counts := t.Name(tableContactCounts)
-	l.postings = shortPostings(t, tableContactGrams, tableGramCounts, "sort_name", p.Q)
+	l.postings = shortPostings(t, tableContacts, tableContactGrams, tableGramCounts, "sort_name", p.Q)
 	if p.OptedOut != "" || p.CreatedFrom != "" || p.CreatedTo != "" {
 		return
 	}

@@ -154,7 +154,7 @@ func (p DealParams) list(d projections.Dialect, t projections.Tables) (*list, er
 // with no filter its total. A filter that does not name the account needs no contact for
 // its total.
 func (p DealParams) keep(l *list, t projections.Tables) {
-	l.postings = shortPostings(t, tableDealGrams, tableDealCounts, "opened_at", p.Q)
+	l.postings = shortPostings(t, tableDeals, tableDealGrams, tableDealCounts, "opened_at", p.Q)
 	if p.AccountID == "" {
 		l.countFrom = t.Name(tableDeals) + " x"
 	}

@@ -212,6 +212,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},
 			readmodel.Index{Name: "by_phase", Columns: "phase_rank, contact_id"},
 			readmodel.Index{Name: "owner", Columns: "owner, sort_name, contact_id"},
+			// An owner's contacts by last activity, the list a salesperson opens first.
+			readmodel.Index{Name: "owner_activity", Columns: "owner, last_activity, contact_id"},
 			readmodel.Index{Name: "account", Columns: "account_id, sort_name, contact_id"},
 		).
 		Searched("search")

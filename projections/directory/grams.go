@@ -12,6 +12,10 @@ import (
 // postings: a longer one has trigrams for the database's own text index.
 const shortSearch = 2
 
+// countedSearch is the longest search whose matches the fold counts: the number of rows
+// holding each gram of up to three characters is kept (the postings only of one and two).
+const countedSearch = 3
+
 // postingRow is one posting: a row of a list (id) whose search text holds gram (one or two
 // characters of one field, normalised), with the row's key in the list's default sort (a
 // text or a number), so that a page of a search in that order is read from the postings in
@@ -96,12 +100,22 @@ func (pt postingTables) move(rows *readmodel.Rows, before, after posted) {
 	if before.listed == after.listed && (!after.listed || before.search == after.search && before.sameKey(after)) {
 		return
 	}
-	var oldGrams, newGrams []string
+	var oldGrams, newGrams, oldTrigrams, newTrigrams []string
 	if before.listed {
-		oldGrams = gramsOf(before.search)
+		oldGrams, oldTrigrams = gramsOf(before.search), trigramsOf(before.search)
 	}
 	if after.listed {
-		newGrams = gramsOf(after.search)
+		newGrams, newTrigrams = gramsOf(after.search), trigramsOf(after.search)
+	}
+	for _, g := range oldTrigrams {
+		if _, kept := slices.BinarySearch(newTrigrams, g); !kept {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: -1})
+		}
+	}
+	for _, g := range newTrigrams {
+		if _, had := slices.BinarySearch(oldTrigrams, g); !had {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: 1})
+		}
 	}
 	moved := !before.sameKey(after)
 	for _, g := range oldGrams {
@@ -152,6 +166,26 @@ func gramsOf(search string) []string {
 				grams = append(grams, field[prev:i+size])
 			}
 			prev = i
+		}
+	}
+	slices.Sort(grams)
+	return slices.Compact(grams)
+}
+
+// trigramsOf returns the distinct runs of three characters of each field of a search
+// column, sorted, taken as gramsOf takes them: a query of three characters is a substring
+// of the column exactly when it is one of them.
+func trigramsOf(search string) []string {
+	var grams []string
+	for _, field := range strings.Split(storable(search), fieldSeparator) {
+		var starts [3]int // byte offsets of the last three characters
+		n := 0
+		for i, r := range field {
+			starts[0], starts[1], starts[2] = starts[1], starts[2], i
+			n++
+			if n >= 3 {
+				grams = append(grams, field[starts[0]:i+utf8.RuneLen(r)])
+			}
 		}
 	}
 	slices.Sort(grams)

@@ -166,23 +166,26 @@ type postings struct {
 	// sortColumn is the column of the postings that holds the list's default sort key: a
 	// page in that order can be read from the postings in order.
 	sortColumn string
+	// listTable is the list's table, whose search column the trigram index serves.
+	listTable string
 }
 
 // shortPostings is the search of q in the postings of a list (tables postings and counts of
-// set t, the default sort key in column sortColumn), when q, normalised, is one or two
-// characters (nil else: the trigram index answers a longer q).
-func shortPostings(t projections.Tables, postingsTable, countsTable, sortColumn, q string) *postings {
+// set t, the default sort key in column sortColumn; the list's table listTable), when q,
+// normalised, is one to three characters (nil else: the trigram index answers a longer q).
+func shortPostings(t projections.Tables, listTable, postingsTable, countsTable, sortColumn, q string) *postings {
 	q = Normalize(q)
-	if q == "" || utf8.RuneCountInString(q) > shortSearch {
+	if q == "" || utf8.RuneCountInString(q) > countedSearch {
 		return nil
 	}
-	return &postings{table: t.Name(postingsTable), counts: t.Name(countsTable), text: q, sortColumn: sortColumn}
+	return &postings{table: t.Name(postingsTable), counts: t.Name(countsTable), text: q, sortColumn: sortColumn,
+		listTable: t.Name(listTable)}
 }
 
 // longSearch adds q as a substring of the search column of table (aliased x) when it is
 // longer than a search the postings answer.
 func (f *filter) longSearch(d projections.Dialect, table, q string) {
-	if utf8.RuneCountInString(Normalize(q)) > shortSearch {
+	if utf8.RuneCountInString(Normalize(q)) > countedSearch {
 		f.search(d, table, "x", q)
 	}
 }
@@ -211,24 +214,59 @@ type plan struct {
 // which such common matches do soon. Matches are not spread evenly in the order of a list (a
 // family name's contacts are next to each other by name): a search with few matches and
 // other filters is never sent down a list in the hope of meeting its few matches early.
+//
+// A text of three characters has no postings of its own, only its count: its page is read
+// from the postings of its rarer pair in order, the text checked on each row, when its
+// matches are a quarter of that pair's or more (a page then reads about four rows per row it
+// shows); else the trigram index finds its rows.
 func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, l *list) (plan, error) {
 	var (
 		pl     plan
 		listed int64
 	)
 	counted := d.Rebind("SELECT COALESCE(SUM(matches), 0) FROM " + p.counts + " WHERE gram = ?")
-	if err := tx.QueryRowContext(ctx, counted, "").Scan(&listed); err != nil {
-		return pl, fmt.Errorf("listed: %w", err)
+	count := func(gram string) (n int64, err error) {
+		if err := tx.QueryRowContext(ctx, counted, gram).Scan(&n); err != nil {
+			return 0, fmt.Errorf("postings: %w", err)
+		}
+		return n, nil
 	}
-	if err := tx.QueryRowContext(ctx, counted, p.text).Scan(&pl.count); err != nil {
-		return pl, fmt.Errorf("postings: %w", err)
+	var err error
+	if listed, err = count(""); err != nil {
+		return pl, err
+	}
+	if pl.count, err = count(p.text); err != nil {
+		return pl, err
 	}
 	id := l.id
 	common := pl.count*4 > listed
+	inOrder := l.order.key.column == p.sortColumn && (l.searchAlone || common)
+	if r := []rune(p.text); len(r) > shortSearch {
+		pair, pairCount := string(r[:2]), int64(0)
+		for _, g := range []string{string(r[:2]), string(r[1:3])} {
+			n, err := count(g)
+			if err != nil {
+				return pl, err
+			}
+			if g == string(r[:2]) || n < pairCount {
+				pair, pairCount = g, n
+			}
+		}
+		cond, arg := d.TextMatch(p.listTable, "x", "search", p.text)
+		pl.total, pl.totalArgs = cond, []any{arg}
+		if inOrder && pl.count*4 >= pairCount {
+			pl.walk = true
+			pl.page = "g.gram = ? AND x." + id + " = g." + id + " AND " + contains(d, "x.search")
+			pl.pageArgs = []any{pair, p.text}
+			return pl, nil
+		}
+		pl.page, pl.pageArgs = pl.total, pl.totalArgs
+		return pl, nil
+	}
 	pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
 	pl.totalArgs = []any{p.text}
 	switch {
-	case l.order.key.column == p.sortColumn && (l.searchAlone || common):
+	case inOrder:
 		pl.walk = true
 		pl.page, pl.pageArgs = "g.gram = ? AND x."+id+" = g."+id, []any{p.text}
 		return pl, nil
@@ -248,6 +286,15 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	pl.page, pl.pageArgs = cond, []any{arg}
 	pl.total, pl.totalArgs = pl.page, pl.pageArgs
 	return pl, nil
+}
+
+// contains is the condition, with one placeholder, that column holds a text, checked on the
+// row (no index serves it).
+func contains(d projections.Dialect, column string) string {
+	if d == projections.Postgres {
+		return "strpos(" + column + ", ?) > 0"
+	}
+	return "instr(" + column + ", ?) > 0"
 }
 
 // ids reads the ids of the postings of gram.
