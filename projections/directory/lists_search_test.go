@@ -24,7 +24,7 @@ func listsHistory(t *testing.T) (events []eventstore.Event, cut int) {
 	accounts := []string{"田中商事", "タナカ物産", "ﾀﾅｶ工業", "Acme Corp", "ACME Japan", "ＡＣＭＥ", "Globex", "Straße AG", "Émile & Co", "藤田"}
 	industries := []string{"製造", "IT", "ｿﾌﾄｳｪｱ"}
 	titles := []string{"保守契約 2024", "ﾎｼｭ契約", "ホシュ更新", "Upgrade plan", "SUPPORT renewal", "ｓｕｐｐｏｒｔ", "新規導入",
-		"Smart licence", "Straße", "Émile", "保守", "up"}
+		"Smart licence", "Straße", "Émile", "保守", "up", "Smash", "ﾎｼ ｼｭｶﾞｰ"}
 	at := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
 	var b strings.Builder
 	line := func(stream, typ, data string, args ...any) {
@@ -76,7 +76,7 @@ func listsHistory(t *testing.T) (events []eventstore.Event, cut int) {
 // dealQueries and accountQueries are searches of one, two and three or more characters,
 // Japanese and Latin, width and case variants, and texts nobody has.
 var (
-	dealQueries = []string{"保", "保守", "保守契約", "ﾎｼｭ", "ホシュ", "ﾎ", "契", "u", "up", "UP", "Ｕｐ", "sup", "support", "SUPPORT re",
+	dealQueries = []string{"保", "保守", "保守契約", "保守契", "mas", "ホシュ", "シュガ", "ﾎｼｭ", "ホシュ", "ﾎ", "契", "u", "up", "UP", "Ｕｐ", "sup", "support", "SUPPORT re",
 		"ss", "ß", "strasse", "é", "émile", "x", "zz", "新規導入", " ", "2024"}
 	accountQueries = []string{"田", "田中", "田中商事", "タナ", "ﾀﾅ", "ﾀﾅｶ", "ac", "AC", "ａｃ", "acm", "acme j", "a1.ex", ".example", "製造",
 		"ｿﾌ", "ソフト", "e", "é", "ß", "ss", "zz", "1", "12"}
