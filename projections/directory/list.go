@@ -220,38 +220,27 @@ type plan struct {
 // matches are a quarter of that pair's or more (a page then reads about four rows per row it
 // shows); else the trigram index finds its rows.
 func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, l *list) (plan, error) {
-	var (
-		pl     plan
-		listed int64
-	)
-	counted := d.Rebind("SELECT COALESCE(SUM(matches), 0) FROM " + p.counts + " WHERE gram = ?")
-	count := func(gram string) (n int64, err error) {
-		if err := tx.QueryRowContext(ctx, counted, gram).Scan(&n); err != nil {
-			return 0, fmt.Errorf("postings: %w", err)
-		}
-		return n, nil
+	var pl plan
+	r := []rune(p.text)
+	grams := []string{"", p.text}
+	if len(r) > shortSearch {
+		grams = append(grams, string(r[:2]), string(r[1:3]))
 	}
-	var err error
-	if listed, err = count(""); err != nil {
+	counts, err := p.read(ctx, tx, d, grams)
+	if err != nil {
 		return pl, err
 	}
-	if pl.count, err = count(p.text); err != nil {
-		return pl, err
-	}
+	listed := counts[""]
+	pl.count = counts[p.text]
 	id := l.id
 	common := pl.count*4 > listed
 	inOrder := l.order.key.column == p.sortColumn && (l.searchAlone || common)
-	if r := []rune(p.text); len(r) > shortSearch {
-		pair, pairCount := string(r[:2]), int64(0)
-		for _, g := range []string{string(r[:2]), string(r[1:3])} {
-			n, err := count(g)
-			if err != nil {
-				return pl, err
-			}
-			if g == string(r[:2]) || n < pairCount {
-				pair, pairCount = g, n
-			}
+	if len(r) > shortSearch {
+		pair := grams[2]
+		if counts[grams[3]] < counts[pair] {
+			pair = grams[3]
 		}
+		pairCount := counts[pair]
 		cond, arg := d.TextMatch(p.listTable, "x", "search", p.text)
 		pl.total, pl.totalArgs = cond, []any{arg}
 		if inOrder && pl.count*4 >= pairCount {
@@ -286,6 +275,35 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	pl.page, pl.pageArgs = cond, []any{arg}
 	pl.total, pl.totalArgs = pl.page, pl.pageArgs
 	return pl, nil
+}
+
+// read reads the kept counts of grams (”: the rows of the list) in one question.
+func (p *postings) read(ctx context.Context, tx *sql.Tx, d projections.Dialect, grams []string) (map[string]int64, error) {
+	args := make([]any, len(grams))
+	for i, g := range grams {
+		args[i] = g
+	}
+	stmt := "SELECT gram, matches FROM " + p.counts + " WHERE gram IN (?" + strings.Repeat(", ?", len(grams)-1) + ")"
+	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	defer rows.Close()
+	counts := make(map[string]int64, len(grams))
+	for rows.Next() {
+		var (
+			g string
+			n int64
+		)
+		if err := rows.Scan(&g, &n); err != nil {
+			return nil, fmt.Errorf("postings: %w", err)
+		}
+		counts[g] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	return counts, nil
 }
 
 // contains is the condition, with one placeholder, that column holds a text, checked on the
