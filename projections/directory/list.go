@@ -347,7 +347,10 @@ func (l *list) keyset(alias string) (string, []any) {
 	if l.order.key.numeric {
 		v = l.after.Num
 	}
-	return "(" + k + " " + op + " ? OR (" + k + " = ? AND " + alias + "." + l.id + " " + op + " ?))", []any{v, v, l.after.ID}
+	// The bound on the key alone lets an index start at the cursor rather than filter every
+	// entry before it.
+	return "(" + k + " " + op + "= ? AND (" + k + " " + op + " ? OR (" + k + " = ? AND " + alias + "." + l.id + " " + op + " ?)))",
+		[]any{v, v, v, l.after.ID}
 }
 
 // pageQuery is the question of a page. A page read from the postings in order (plan.walk)
