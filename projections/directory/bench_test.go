@@ -131,7 +131,7 @@ func BenchmarkDirectory(b *testing.B) {
 	a := func(p directory.AccountParams) *directory.AccountParams { return &p }
 	questions := []question{
 		{name: "q=2 kanji", contacts: c(directory.ContactParams{Q: "佐藤"}), many: true},
-		{name: "q=3 kanji", contacts: c(directory.ContactParams{Q: "佐藤 花"}), many: true},
+		{name: "q=4 kanji and space", contacts: c(directory.ContactParams{Q: "佐藤 花"}), many: true},
 		{name: "q=3 half-width kana", contacts: c(directory.ContactParams{Q: "ｻﾄｳ"}), many: true},
 		{name: "q=2 latin", contacts: c(directory.ContactParams{Q: "sm"}), many: true},
 		{name: "q=3 latin", contacts: c(directory.ContactParams{Q: "smi"}), many: true},
