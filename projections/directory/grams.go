@@ -27,7 +27,7 @@ type postingRow struct {
 	id       string
 }
 
-// gramCountRow counts the postings of a gram; gram ” counts the rows of the list.
+// gramCountRow counts the postings of a gram; the empty gram counts the rows of the list.
 type gramCountRow struct {
 	gram    string
 	matches int64
@@ -95,7 +95,7 @@ func (pt postingTables) key(p posted) any {
 // move changes the postings of a row from before to after (before not listed for a new
 // row): a gram it loses is deleted and counted out, a gram it gains is inserted and counted
 // in, and when its sort key changed every posting it keeps is moved to the new key. The
-// count of gram ” follows whether the list shows it.
+// count of the empty gram follows whether the list shows it.
 func (pt postingTables) move(rows *readmodel.Rows, before, after posted) {
 	if before.listed == after.listed && (!after.listed || before.search == after.search && before.sameKey(after)) {
 		return
