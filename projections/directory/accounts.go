@@ -67,7 +67,16 @@ func QueryAccounts(ctx context.Context, db *projections.DB, t projections.Tables
 	if l.after, err = decodeCursor(p.Cursor, o); err != nil {
 		return Accounts{}, err
 	}
-	l.filter.search(db.Dialect, t.Name(tableAccounts), "x", p.Q)
+	// A search of one or two characters reads the postings, their number the total; a
+	// longer one the trigram index; no search the number of accounts the fold keeps.
+	l.filter.longSearch(db.Dialect, t.Name(tableAccounts), p.Q)
+	l.postings = shortPostings(t, tableAccounts, tableAccountGrams, tableAccountCounts, "sort_name", p.Q)
+	switch {
+	case l.postings != nil:
+		l.searchAlone = true
+	case Normalize(p.Q) == "":
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(matches), 0) FROM " + t.Name(tableAccountCounts) + " WHERE gram = ''"}
+	}
 	out := Accounts{Accounts: []AccountEntry{}}
 	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		a, sortName, err := scanAccount(rows)

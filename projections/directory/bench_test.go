@@ -39,10 +39,11 @@ var (
 )
 
 // directoryEvents creates n contacts, a third with Japanese names in kanji, a third in kana
-// (half of them half-width), a third Latin, with emails, phones and companies.
+// (half of them half-width), a third Latin, with emails, phones and companies; then n/50
+// accounts and n/2 deals (see dealEvents).
 func directoryEvents(n int) []eventstore.Event {
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	events := make([]eventstore.Event, n)
+	events := make([]eventstore.Event, n, n+n/50+n/2)
 	for i := range n {
 		var name string
 		switch i % 3 {
@@ -59,29 +60,92 @@ func directoryEvents(n int) []eventstore.Event {
 			Position: int64(i + 1), Type: "contact.created.v1", OccurredAt: start.Add(time.Duration(i) * time.Minute),
 			RecordedAt: start, Data: []byte(data)}
 	}
+	return append(events, dealEvents(n, start, int64(n))...)
+}
+
+var (
+	accountNames = []string{"田中商事", "ｱｸﾒ商会", "Acme", "Globex", "山本製作所", "Smith & Co", "鈴木工業", "Initech"}
+	dealKinds    = []string{"新規導入", "保守契約", "追加発注", "更新", "Renewal", "Upgrade", "Support", "Smart licence"}
+)
+
+// dealEvents creates, after n contacts, n/50 accounts (Japanese and Latin names) and n/2
+// deals, one for every other contact, titled with its company and a kind of deal (Japanese
+// or Latin), in 4 of 5 cases open, owned by 20 owners.
+func dealEvents(n int, start time.Time, pos int64) []eventstore.Event {
+	var events []eventstore.Event
+	add := func(stream, typ, data string) {
+		pos++
+		events = append(events, eventstore.Event{ID: fmt.Sprintf("e%d", pos), Stream: stream, Version: 1, Position: pos,
+			Type: typ, OccurredAt: start.Add(time.Duration(pos) * time.Minute), RecordedAt: start, Data: []byte(data)})
+	}
+	for i := range n / 50 {
+		add(fmt.Sprintf("account-a%05d", i), "account.created.v1",
+			fmt.Sprintf(`{"account_id":"a%05d","name":"%s %d","domain":"a%d.example.com","industry":"製造"}`, i, accountNames[i%len(accountNames)], i, i))
+	}
+	for i := range n / 2 {
+		c := 2 * i
+		title := companies[c%len(companies)] + " " + dealKinds[i/3%len(dealKinds)] + " " + strconv.Itoa(i)
+		add(fmt.Sprintf("deal-d%07d", i), "deal.opened.v1",
+			fmt.Sprintf(`{"deal_id":"d%07d","contact_id":"c%07d","title":%q,"amount":{"amount":%d,"currency":"JPY"},"owner":"rep-%d","stage":"qualification"}`,
+				i, c, title, 1000*(i%97+1), i%20))
+		if i%5 == 4 {
+			add(fmt.Sprintf("deal-d%07d", i), "deal.lost.v1", fmt.Sprintf(`{"deal_id":"d%07d","contact_id":"c%07d","from_stage":"qualification","reason":"price"}`, i, c))
+		}
+	}
 	return events
 }
 
-// BenchmarkDirectory answers contacts-directory questions over a directory of
-// benchContacts contacts: searches of 2 and 3 characters (Japanese, half-width kana,
-// Latin), a filtered list and the first page unfiltered, each with its exact total, from 1
-// client and from 100 at once, with no writes and while 50 contacts a second are created or
-// renamed live. It reports the latency's p50 and p99 over the requests: with 1 client b.N
-// requests, with 100 a round of 100 requests per 10 iterations (at least one).
+// question is one question of BenchmarkDirectory: a page of one of the three lists.
+type question struct {
+	name     string
+	contacts *directory.ContactParams
+	deals    *directory.DealParams
+	accounts *directory.AccountParams
+	many     bool // asked by 100 clients too
+}
+
+// ask answers q and returns its total.
+func (q question) ask(ctx context.Context, db *projections.DB, tables projections.Tables) (int64, error) {
+	switch {
+	case q.deals != nil:
+		a, err := directory.QueryDeals(ctx, db, tables, *q.deals)
+		return a.Total, err
+	case q.accounts != nil:
+		a, err := directory.QueryAccounts(ctx, db, tables, *q.accounts)
+		return a.Total, err
+	}
+	a, err := directory.QueryContacts(ctx, db, tables, *q.contacts)
+	return a.Total, err
+}
+
+// BenchmarkDirectory answers questions of the three lists over a directory of benchContacts
+// contacts, benchContacts/2 deals and benchContacts/50 accounts: searches of 2 and 3
+// characters (Japanese, half-width kana, Latin), filtered lists and the first page
+// unfiltered, each with its exact total, from 1 client and from 100 at once, with no writes
+// and while 50 contacts a second are created or renamed live. It reports the latency's p50
+// and p99 over the requests: with 1 client b.N requests, with 100 a round of 100 requests
+// per 10 iterations (at least one).
 func BenchmarkDirectory(b *testing.B) {
-	questions := []struct {
-		name   string
-		params directory.ContactParams
-		many   bool // asked by 100 clients too
-	}{
-		{"q=2 kanji", directory.ContactParams{Q: "佐藤"}, true},
-		{"q=3 kanji", directory.ContactParams{Q: "佐藤 花"}, false},
-		{"q=3 half-width kana", directory.ContactParams{Q: "ｻﾄｳ"}, true},
-		{"q=2 latin", directory.ContactParams{Q: "sm"}, true},
-		{"q=3 latin", directory.ContactParams{Q: "smi"}, false},
-		{"q=email", directory.ContactParams{Q: "user4242@"}, false},
-		{"owner, by last activity", directory.ContactParams{Owner: "rep-7", Sort: "-last_activity"}, false},
-		{"first page", directory.ContactParams{}, true},
+	c := func(p directory.ContactParams) *directory.ContactParams { return &p }
+	d := func(p directory.DealParams) *directory.DealParams { return &p }
+	a := func(p directory.AccountParams) *directory.AccountParams { return &p }
+	questions := []question{
+		{name: "q=2 kanji", contacts: c(directory.ContactParams{Q: "佐藤"}), many: true},
+		{name: "q=4 kanji and space", contacts: c(directory.ContactParams{Q: "佐藤 花"}), many: true},
+		{name: "q=3 half-width kana", contacts: c(directory.ContactParams{Q: "ｻﾄｳ"}), many: true},
+		{name: "q=2 latin", contacts: c(directory.ContactParams{Q: "sm"}), many: true},
+		{name: "q=3 latin", contacts: c(directory.ContactParams{Q: "smi"}), many: true},
+		{name: "q=email", contacts: c(directory.ContactParams{Q: "user4242@"})},
+		{name: "owner, by last activity", contacts: c(directory.ContactParams{Owner: "rep-7", Sort: "-last_activity"}), many: true},
+		{name: "first page", contacts: c(directory.ContactParams{}), many: true},
+		{name: "deals q=2 kanji", deals: d(directory.DealParams{Q: "保守"}), many: true},
+		{name: "deals q=3 kanji", deals: d(directory.DealParams{Q: "保守契"}), many: true},
+		{name: "deals q=2 latin", deals: d(directory.DealParams{Q: "up"}), many: true},
+		{name: "deals q=3 latin", deals: d(directory.DealParams{Q: "upg"}), many: true},
+		{name: "deals open, one owner", deals: d(directory.DealParams{Status: "open", Owner: "rep-3"}), many: true},
+		{name: "accounts q=2 kanji", accounts: a(directory.AccountParams{Q: "田中"}), many: true},
+		{name: "accounts q=2 latin", accounts: a(directory.AccountParams{Q: "ac"}), many: true},
+		{name: "accounts q=3 latin", accounts: a(directory.AccountParams{Q: "acm"}), many: true},
 	}
 	n := benchContacts(b)
 	// Written as contact.created.v1, read as the newest version, as a store read through the
@@ -124,7 +188,7 @@ func BenchmarkDirectory(b *testing.B) {
 								if writes {
 									defer writeContacts(b, db, p, tables, &next)()
 								}
-								benchContactsQuery(b, db, tables, q.params, clients)
+								benchQuestion(b, db, tables, q, clients)
 							})
 						}
 					}
@@ -134,9 +198,9 @@ func BenchmarkDirectory(b *testing.B) {
 	}
 }
 
-// benchContactsQuery asks params from clients clients at once and reports the latency's
-// p50 and p99 and the total answered.
-func benchContactsQuery(b *testing.B, db *projections.DB, tables projections.Tables, params directory.ContactParams, clients int) {
+// benchQuestion asks q from clients clients at once and reports the latency's p50 and p99
+// and the total answered.
+func benchQuestion(b *testing.B, db *projections.DB, tables projections.Tables, q question, clients int) {
 	ctx := context.Background()
 	var (
 		mu    sync.Mutex
@@ -145,13 +209,13 @@ func benchContactsQuery(b *testing.B, db *projections.DB, tables projections.Tab
 	)
 	ask := func() {
 		start := time.Now()
-		a, err := directory.QueryContacts(ctx, db, tables, params)
+		n, err := q.ask(ctx, db, tables)
 		if err != nil {
 			b.Error(err)
 			return
 		}
 		took := time.Since(start)
-		total.Store(a.Total)
+		total.Store(n)
 		mu.Lock()
 		lat = append(lat, took)
 		mu.Unlock()

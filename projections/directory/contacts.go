@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -135,10 +134,7 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 // alone included) its total.
 func (p ContactParams) keep(l *list, t projections.Tables) {
 	counts := t.Name(tableContactCounts)
-	if q := Normalize(p.Q); q != "" && utf8.RuneCountInString(q) <= shortSearch {
-		l.postings = &postings{table: t.Name(tableContactGrams), counts: t.Name(tableGramCounts), text: q,
-			listedStmt: "SELECT COALESCE(SUM(contacts), 0) FROM " + counts + " WHERE dim = '' AND value = ''"}
-	}
+	l.postings = shortPostings(t, tableContacts, tableContactGrams, tableGramCounts, "sort_name", p.Q)
 	if p.OptedOut != "" || p.CreatedFrom != "" || p.CreatedTo != "" {
 		return
 	}
@@ -183,9 +179,7 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	if err := optedOutFilter(f, p.OptedOut); err != nil {
 		return err
 	}
-	if q := Normalize(p.Q); utf8.RuneCountInString(q) > shortSearch {
-		f.search(d, t.Name(tableContacts), "x", p.Q)
-	}
+	f.longSearch(d, t.Name(tableContacts), p.Q)
 	lo, hi, err := timeRange("created_from", p.CreatedFrom, "created_to", p.CreatedTo)
 	if err != nil {
 		return err

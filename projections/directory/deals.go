@@ -145,7 +145,28 @@ func (p DealParams) list(d projections.Dialect, t projections.Tables) (*list, er
 	if err := p.filter(&l.filter, d, t); err != nil {
 		return nil, err
 	}
+	p.keep(l, t)
 	return l, nil
+}
+
+// keep makes the list read what the fold keeps for it: a search of one or two characters
+// the postings of the titles (their number the total when nothing else filters), and a list
+// with no filter its total. A filter that does not name the account needs no contact for
+// its total.
+func (p DealParams) keep(l *list, t projections.Tables) {
+	l.postings = shortPostings(t, tableDeals, tableDealGrams, tableDealCounts, "opened_at", p.Q)
+	if p.AccountID == "" {
+		l.countFrom = t.Name(tableDeals) + " x"
+	}
+	others := p.Status != "" || p.Stage != "" || p.Owner != "" || p.ContactID != "" || p.AccountID != "" ||
+		p.ExpectedCloseFrom != "" || p.ExpectedCloseTo != "" || p.ClosedFrom != "" || p.ClosedTo != ""
+	switch {
+	case others:
+	case l.postings != nil:
+		l.searchAlone = true
+	case Normalize(p.Q) == "":
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(matches), 0) FROM " + t.Name(tableDealCounts) + " WHERE gram = ''"}
+	}
 }
 
 func (p DealParams) filter(f *filter, d projections.Dialect, t projections.Tables) error {
@@ -180,7 +201,7 @@ func (p DealParams) filter(f *filter, d projections.Dialect, t projections.Table
 		}
 		f.add("x."+r.column+" <> '' AND x."+r.column+" "+r.op+" ?", r.value)
 	}
-	f.search(d, t.Name(tableDeals), "x", p.Q)
+	f.longSearch(d, t.Name(tableDeals), p.Q)
 	return nil
 }
 

@@ -35,10 +35,19 @@
 //	                no row)
 //	stage_probabilities  the changes of the stage probabilities in the settings (package
 //	                projections/probability)
-//	contact_grams   gram, contact_id: the postings of every character and every pair of
-//	                adjacent characters of each field of a listed contact's search column,
-//	                which a search of one or two characters reads (no trigram index serves it)
-//	gram_counts     gram, contacts: the number of postings of each gram
+//	contact_grams   gram, sort_name, contact_id: the postings of every character and every
+//	                pair of adjacent characters of each field of a listed contact's search
+//	                column, with its sort name, which a search of one or two characters reads
+//	                (no trigram index serves it): in the order of the names for a page so
+//	                sorted
+//	gram_counts     gram, matches: the number of postings of each gram; gram '' the
+//	                listed contacts
+//	deal_grams      gram, opened_at, deal_id: the postings of a deal's title, the same way,
+//	                in the order of the list's default sort
+//	deal_gram_counts  gram, matches: their number per gram ('': every deal)
+//	account_grams   gram, sort_name, account_id: the postings of an account's name, domain
+//	                and industry
+//	account_gram_counts  gram, matches: their number per gram ('': every account)
 //	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
 //	                segment, channel and account_id (dim '' and value '': all of them), the
 //	                totals of a list with one filter or none
@@ -64,11 +73,16 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel()
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: period.Version(4, m.zone), // 4: the open pipeline kept per stage, weighed when asked
+		Name: Name,
+		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
+		// sort key, and deals and accounts have theirs.
+		Version: period.Version(5, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney, m.accountStages, m.grams, m.gramCounts, m.counts,
-			m.probabilities.Table()},
+			m.accountPhases, m.accountMoney, m.accountStages,
+			m.contactPostings.postings, m.contactPostings.counts, m.counts,
+			m.probabilities.Table(),
+			m.dealPostings.postings, m.dealPostings.counts,
+			m.accountPostings.postings, m.accountPostings.counts},
 		Fold: m.fold,
 	})
 }
@@ -84,6 +98,10 @@ const (
 	tableAccountStages = "account_stages"
 	tableContactGrams  = "contact_grams"
 	tableGramCounts    = "gram_counts"
+	tableDealGrams     = "deal_grams"
+	tableDealCounts    = "deal_gram_counts"
+	tableAccountGrams  = "account_grams"
+	tableAccountCounts = "account_gram_counts"
 	tableContactCounts = "contact_counts"
 )
 
@@ -137,26 +155,27 @@ type model struct {
 	accountPhases *readmodel.Table[accountPhaseRow]
 	accountMoney  *readmodel.Table[accountMoneyRow]
 	accountStages *readmodel.Table[accountStageRow]
-	grams         *readmodel.Table[gramRow]
-	gramCounts    *readmodel.Table[gramCountRow]
-	counts        *readmodel.Table[countRow]
-	probabilities probability.History
-	zone          *time.Location // the business time zone
+	// The postings of the search of each list.
+	contactPostings, dealPostings, accountPostings postingTables
+	counts                                         *readmodel.Table[countRow]
+	probabilities                                  probability.History
+	zone                                           *time.Location // the business time zone
 }
 
 func newModel() *model {
 	return &model{
-		contacts:      contactsTable(),
-		deals:         dealsTable(),
-		contactDeals:  contactDealsTable(),
-		accounts:      accountsTable(),
-		accountPhases: accountPhasesTable(),
-		accountMoney:  accountMoneyTable(),
-		accountStages: accountStagesTable(),
-		grams:         gramsTable(),
-		gramCounts:    gramCountsTable(),
-		counts:        countsTable(),
-		probabilities: probability.NewHistory(),
+		contacts:        contactsTable(),
+		deals:           dealsTable(),
+		contactDeals:    contactDealsTable(),
+		accounts:        accountsTable(),
+		accountPhases:   accountPhasesTable(),
+		accountMoney:    accountMoneyTable(),
+		accountStages:   accountStagesTable(),
+		contactPostings: newPostingTables(tableContactGrams, tableGramCounts, "sort_name", false, "contact_id"),
+		dealPostings:    newPostingTables(tableDealGrams, tableDealCounts, "opened_at", true, "deal_id"),
+		accountPostings: newPostingTables(tableAccountGrams, tableAccountCounts, "sort_name", false, "account_id"),
+		counts:          countsTable(),
+		probabilities:   probability.NewHistory(),
 	}
 }
 
@@ -193,6 +212,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 			readmodel.Index{Name: "by_activity", Columns: "last_activity, contact_id"},
 			readmodel.Index{Name: "by_phase", Columns: "phase_rank, contact_id"},
 			readmodel.Index{Name: "owner", Columns: "owner, sort_name, contact_id"},
+			// An owner's contacts by last activity, the list a salesperson opens first.
+			readmodel.Index{Name: "owner_activity", Columns: "owner, last_activity, contact_id"},
 			readmodel.Index{Name: "account", Columns: "account_id, sort_name, contact_id"},
 		).
 		Searched("search")

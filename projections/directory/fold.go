@@ -278,7 +278,9 @@ func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 		return with(e, func(ev *account.Created) error {
 			a := accountRow{accountID: ev.AccountID, name: ev.Name, domain: ev.Domain, industry: ev.Industry,
 				size: string(ev.Size), createdAt: e.OccurredAt.UnixMicro()}
-			m.accounts.Upsert(rows, withAccountSearch(a))
+			a = withAccountSearch(a)
+			m.accounts.Upsert(rows, a)
+			m.accountPostings.move(rows, posted{}, a.posted())
 			return nil
 		})
 	case account.TypeDetailsChanged:
@@ -287,6 +289,7 @@ func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 			if !ok {
 				return fmt.Errorf("account %s was not created", ev.AccountID)
 			}
+			before := a
 			if ev.Name != nil {
 				a.name = *ev.Name
 			}
@@ -299,7 +302,9 @@ func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 			if ev.Size != nil {
 				a.size = string(*ev.Size)
 			}
-			m.accounts.Upsert(rows, withAccountSearch(a))
+			a = withAccountSearch(a)
+			m.accounts.Upsert(rows, a)
+			m.accountPostings.move(rows, before.posted(), a.posted())
 			return nil
 		})
 	}
@@ -353,4 +358,9 @@ func (m *model) addToStage(rows *readmodel.Rows, accountID string, d dealRow, si
 		return
 	}
 	m.accountStages.Upsert(rows, s)
+}
+
+// posted is what an account's postings are made of: every account is listed.
+func (a accountRow) posted() posted {
+	return posted{id: a.accountID, search: a.search, sortText: a.sortName, listed: true}
 }

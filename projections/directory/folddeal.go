@@ -74,6 +74,7 @@ func (m *model) opened(rows *readmodel.Rows, ev *deal.Opened, at int64) error {
 		owner: ev.Owner, amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage),
 		status: statusOpen, expectedClose: string(ev.ExpectedClose), openedAt: at})
 	m.deals.Upsert(rows, d)
+	m.dealPostings.move(rows, posted{}, d.posted())
 	m.contactDeals.Insert(rows, contactDealRow{contactID: c.contactID, dealID: d.dealID, openedAt: at})
 	c.openDeals++
 	m.contacts.Upsert(rows, c)
@@ -96,10 +97,12 @@ func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow
 	}
 	wasOpen := d.status == statusOpen
 	m.addMoney(rows, c.accountID, d, -1)
+	before := d
 	change(&d)
 	d = withDealSearch(d)
 	m.addMoney(rows, c.accountID, d, 1)
 	m.deals.Upsert(rows, d)
+	m.dealPostings.move(rows, before.posted(), d.posted())
 	if isOpen := d.status == statusOpen; isOpen != wasOpen {
 		if isOpen {
 			c.openDeals++
@@ -115,4 +118,9 @@ func withDealSearch(d dealRow) dealRow {
 	d.sortTitle = Normalize(d.title)
 	d.search = searchText(d.title)
 	return d
+}
+
+// posted is what a deal's postings are made of: every deal is listed.
+func (d dealRow) posted() posted {
+	return posted{id: d.dealID, search: d.search, sortNum: d.openedAt, listed: true}
 }

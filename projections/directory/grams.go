@@ -12,16 +12,25 @@ import (
 // postings: a longer one has trigrams for the database's own text index.
 const shortSearch = 2
 
-// gramRow is one posting: a listed contact whose search text holds gram (one or two
-// characters of one field, normalised).
-type gramRow struct {
-	gram, contactID string
+// countedSearch is the longest search whose matches the fold counts: the number of rows
+// holding each gram of up to three characters is kept (the postings only of one and two).
+const countedSearch = 3
+
+// postingRow is one posting: a row of a list (id) whose search text holds gram (one or two
+// characters of one field, normalised), with the row's key in the list's default sort (a
+// text or a number), so that a page of a search in that order is read from the postings in
+// order, as many as the page shows.
+type postingRow struct {
+	gram     string
+	sortText string
+	sortNum  int64
+	id       string
 }
 
-// gramCountRow counts the postings of a gram.
+// gramCountRow counts the postings of a gram; the empty gram counts the rows of the list.
 type gramCountRow struct {
-	gram     string
-	contacts int64
+	gram    string
+	matches int64
 }
 
 // countRow counts the listed contacts of one value of one filter: dim ” and value ” count
@@ -31,20 +40,105 @@ type countRow struct {
 	contacts   int64
 }
 
-func gramsTable() *readmodel.Table[gramRow] {
-	type g = gramRow
-	return readmodel.NewTable(tableContactGrams, 2,
-		readmodel.Text("gram", func(r *g) *string { return &r.gram }),
-		readmodel.Text("contact_id", func(r *g) *string { return &r.contactID })).
-		Clustered()
+// postingTables are the postings of one list and their number per gram.
+type postingTables struct {
+	postings *readmodel.Table[postingRow]
+	counts   *readmodel.Table[gramCountRow]
+	// sortColumn is the column of the list, and of the postings, of its default sort;
+	// numeric when it holds numbers.
+	sortColumn string
+	numeric    bool
 }
 
-func gramCountsTable() *readmodel.Table[gramCountRow] {
-	type g = gramCountRow
-	return readmodel.NewTable(tableGramCounts, 1,
-		readmodel.Text("gram", func(r *g) *string { return &r.gram }),
-		readmodel.BigInt("contacts", func(r *g) *int64 { return &r.contacts })).
-		Clustered()
+// newPostingTables declares the postings of a list (table postings: gram, the sort key in
+// column sortColumn, the id in column idColumn) and their counts (table counts).
+func newPostingTables(postings, counts, sortColumn string, numeric bool, idColumn string) postingTables {
+	type g = postingRow
+	sortKey := readmodel.Text(sortColumn, func(r *g) *string { return &r.sortText })
+	if numeric {
+		sortKey = readmodel.BigInt(sortColumn, func(r *g) *int64 { return &r.sortNum })
+	}
+	type c = gramCountRow
+	return postingTables{
+		postings: readmodel.NewTable(postings, 3,
+			readmodel.Text("gram", func(r *g) *string { return &r.gram }),
+			sortKey,
+			readmodel.Text(idColumn, func(r *g) *string { return &r.id })).
+			Clustered(),
+		counts: readmodel.NewTable(counts, 1,
+			readmodel.Text("gram", func(r *c) *string { return &r.gram }),
+			readmodel.BigInt("matches", func(r *c) *int64 { return &r.matches })).
+			Clustered(),
+		sortColumn: sortColumn,
+		numeric:    numeric,
+	}
+}
+
+// posted is what the postings of a row are made of: its search text, its sort key and
+// whether the list shows it.
+type posted struct {
+	id, search, sortText string
+	sortNum              int64
+	listed               bool
+}
+
+func (p posted) sameKey(o posted) bool { return p.sortText == o.sortText && p.sortNum == o.sortNum }
+
+// key is the sort key of the postings.
+func (pt postingTables) key(p posted) any {
+	if pt.numeric {
+		return p.sortNum
+	}
+	return p.sortText
+}
+
+// move changes the postings of a row from before to after (before not listed for a new
+// row): a gram it loses is deleted and counted out, a gram it gains is inserted and counted
+// in, and when its sort key changed every posting it keeps is moved to the new key. The
+// count of the empty gram follows whether the list shows it.
+func (pt postingTables) move(rows *readmodel.Rows, before, after posted) {
+	if before.listed == after.listed && (!after.listed || before.search == after.search && before.sameKey(after)) {
+		return
+	}
+	var oldGrams, newGrams, oldTrigrams, newTrigrams []string
+	if before.listed {
+		oldGrams, oldTrigrams = gramsOf(before.search), trigramsOf(before.search)
+	}
+	if after.listed {
+		newGrams, newTrigrams = gramsOf(after.search), trigramsOf(after.search)
+	}
+	for _, g := range oldTrigrams {
+		if _, kept := slices.BinarySearch(newTrigrams, g); !kept {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: -1})
+		}
+	}
+	for _, g := range newTrigrams {
+		if _, had := slices.BinarySearch(oldTrigrams, g); !had {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: 1})
+		}
+	}
+	moved := !before.sameKey(after)
+	for _, g := range oldGrams {
+		_, kept := slices.BinarySearch(newGrams, g)
+		if !kept || moved {
+			pt.postings.Delete(rows, g, pt.key(before), before.id)
+		}
+		if !kept {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: -1})
+		}
+	}
+	for _, g := range newGrams {
+		_, had := slices.BinarySearch(oldGrams, g)
+		if !had || moved {
+			pt.postings.Upsert(rows, postingRow{gram: g, sortText: after.sortText, sortNum: after.sortNum, id: after.id})
+		}
+		if !had {
+			pt.counts.Add(rows, gramCountRow{gram: g, matches: 1})
+		}
+	}
+	if before.listed != after.listed {
+		pt.counts.Add(rows, gramCountRow{gram: "", matches: sign(after.listed)})
+	}
 }
 
 func countsTable() *readmodel.Table[countRow] {
@@ -72,6 +166,26 @@ func gramsOf(search string) []string {
 				grams = append(grams, field[prev:i+size])
 			}
 			prev = i
+		}
+	}
+	slices.Sort(grams)
+	return slices.Compact(grams)
+}
+
+// trigramsOf returns the distinct runs of three characters of each field of a search
+// column, sorted, taken as gramsOf takes them: a query of three characters is a substring
+// of the column exactly when it is one of them.
+func trigramsOf(search string) []string {
+	var grams []string
+	for _, field := range strings.Split(storable(search), fieldSeparator) {
+		var starts [3]int // byte offsets of the last three characters
+		n := 0
+		for i, r := range field {
+			starts[0], starts[1], starts[2] = starts[1], starts[2], i
+			n++
+			if n >= 3 {
+				grams = append(grams, field[starts[0]:i+utf8.RuneLen(r)])
+			}
 		}
 	}
 	slices.Sort(grams)
@@ -113,27 +227,9 @@ func (m *model) putContact(rows *readmodel.Rows, before, after contactRow) {
 	m.contacts.Upsert(rows, after)
 	wasListed := before.contactID != "" && before.listed()
 	isListed := after.listed()
-	var oldGrams, newGrams []string
-	if wasListed {
-		oldGrams = gramsOf(before.search)
-	}
-	if isListed {
-		newGrams = gramsOf(after.search)
-	}
-	if wasListed != isListed || before.search != after.search {
-		for _, g := range oldGrams {
-			if _, found := slices.BinarySearch(newGrams, g); !found {
-				m.grams.Delete(rows, g, after.contactID)
-				m.gramCounts.Add(rows, gramCountRow{gram: g, contacts: -1})
-			}
-		}
-		for _, g := range newGrams {
-			if _, found := slices.BinarySearch(oldGrams, g); !found {
-				m.grams.Upsert(rows, gramRow{gram: g, contactID: after.contactID})
-				m.gramCounts.Add(rows, gramCountRow{gram: g, contacts: 1})
-			}
-		}
-	}
+	m.contactPostings.move(rows,
+		posted{id: before.contactID, search: before.search, sortText: before.sortName, listed: wasListed},
+		posted{id: after.contactID, search: after.search, sortText: after.sortName, listed: isListed})
 	m.count(rows, before, wasListed, after, isListed)
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
@@ -154,52 +155,113 @@ type keptTotal struct {
 }
 
 // postings restricts a list to the rows whose search column holds a text of one or two
-// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition selects the same rows whichever way it is
-// written; the way tells the database which side to start from, which its planner does not
-// know (SQLite keeps no statistics, and PostgreSQL takes a look-up per posting for dearer
-// than it is once the tables are in memory).
+// characters (a gram), from the postings the fold keeps: the rows that hold it. The condition
+// selects the same rows whichever way it is written; the way tells the database which side
+// to start from, which its planner does not know (SQLite keeps no statistics, and PostgreSQL
+// takes a look-up per posting for dearer than it is once the tables are in memory).
 type postings struct {
-	// table and counts are the postings and their number per gram; text is the gram,
-	// normalised.
+	// table and counts are the postings and their number per gram (gram '': the rows of the
+	// list); text is the gram, normalised.
 	table, counts, text string
-	// listedStmt reads the number of rows the list holds with no filter.
-	listedStmt string
+	// sortColumn is the column of the postings that holds the list's default sort key: a
+	// page in that order can be read from the postings in order.
+	sortColumn string
+	// listTable is the list's table, whose search column the trigram index serves.
+	listTable string
+}
+
+// shortPostings is the search of q in the postings of a list (tables postings and counts of
+// set t, the default sort key in column sortColumn; the list's table listTable), when q,
+// normalised, is one to three characters (nil else: the trigram index answers a longer q).
+func shortPostings(t projections.Tables, listTable, postingsTable, countsTable, sortColumn, q string) *postings {
+	q = Normalize(q)
+	if q == "" || utf8.RuneCountInString(q) > countedSearch {
+		return nil
+	}
+	return &postings{table: t.Name(postingsTable), counts: t.Name(countsTable), text: q, sortColumn: sortColumn,
+		listTable: t.Name(listTable)}
+}
+
+// longSearch adds q as a substring of the search column of table (aliased x) when it is
+// longer than a search the postings answer.
+func (f *filter) longSearch(d projections.Dialect, table, q string) {
+	if utf8.RuneCountInString(Normalize(q)) > countedSearch {
+		f.search(d, table, "x", q)
+	}
 }
 
 // plan is how a page and its total read the postings of a search.
 type plan struct {
 	// count is the number of postings: the rows that match.
 	count int64
+	// walk tells that the page is read from the postings in their order (the page's sort is
+	// theirs): as many postings as the page shows, each joined to its row.
+	walk bool
 	// page and total (for a filter with more than the search) are the conditions, with
 	// their arguments.
 	page, total         string
 	pageArgs, totalArgs []any
 }
 
-// plan reads how many rows the postings and the list hold, and chooses how to read a page:
-// from the postings (read first, and passed as the keys of the page, which the database
-// looks up and sorts) unless they are a quarter of the list or more; then down the sorted
-// list, each row probed in the postings (a subquery per row, which neither database turns
-// into a join that would read every posting) until the page is full, which such common
-// matches do soon. Matches are not spread evenly in the order of a list (a family name's
-// contacts are next to each other by name): a search is never sent down the list in the hope
-// of meeting its few matches early.
-func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, id string) (plan, error) {
-	var (
-		pl     plan
-		listed int64
-	)
-	if err := tx.QueryRowContext(ctx, p.listedStmt).Scan(&listed); err != nil {
-		return pl, fmt.Errorf("listed: %w", err)
+// plan reads how many rows the postings and the list hold, and chooses how to read a page.
+// When the page is in the order the postings keep (the list's default sort), and the search
+// is the whole filter or its matches are a quarter of the list or more, the page is read from
+// the postings in order, each joined to its row, until it is full: as many rows as it shows
+// when nothing else filters. Else from the postings (read first, and passed as the keys of
+// the page, which the database looks up and sorts) unless they are a quarter of the list or
+// more; then down the sorted list, each row probed in the postings (a subquery per row, which
+// neither database turns into a join that would read every posting) until the page is full,
+// which such common matches do soon. Matches are not spread evenly in the order of a list (a
+// family name's contacts are next to each other by name): a search with few matches and
+// other filters is never sent down a list in the hope of meeting its few matches early.
+//
+// A text of three characters has no postings of its own, only its count: its page is read
+// from the postings of its rarer pair in order, the text checked on each row, when its
+// matches are a quarter of that pair's or more (a page then reads about four rows per row it
+// shows); else the trigram index finds its rows.
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, l *list) (plan, error) {
+	var pl plan
+	r := []rune(p.text)
+	grams := []string{"", p.text}
+	if len(r) > shortSearch {
+		grams = append(grams, string(r[:2]), string(r[1:3]))
 	}
-	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COALESCE(SUM(contacts), 0) FROM "+p.counts+" WHERE gram = ?"), p.text).Scan(&pl.count)
+	counts, err := p.read(ctx, tx, d, grams)
 	if err != nil {
-		return pl, fmt.Errorf("postings: %w", err)
+		return pl, err
 	}
-	if pl.count*4 > listed {
+	listed := counts[""]
+	pl.count = counts[p.text]
+	id := l.id
+	common := pl.count*4 > listed
+	inOrder := l.order.key.column == p.sortColumn && (l.searchAlone || common)
+	if len(r) > shortSearch {
+		pair := grams[2]
+		if counts[grams[3]] < counts[pair] {
+			pair = grams[3]
+		}
+		pairCount := counts[pair]
+		cond, arg := d.TextMatch(p.listTable, "x", "search", p.text)
+		pl.total, pl.totalArgs = cond, []any{arg}
+		if inOrder && pl.count*4 >= pairCount {
+			pl.walk = true
+			pl.page = "g.gram = ? AND x." + id + " = g." + id + " AND " + contains(d, "x.search")
+			pl.pageArgs = []any{pair, p.text}
+			return pl, nil
+		}
+		pl.page, pl.pageArgs = pl.total, pl.totalArgs
+		return pl, nil
+	}
+	pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
+	pl.totalArgs = []any{p.text}
+	switch {
+	case inOrder:
+		pl.walk = true
+		pl.page, pl.pageArgs = "g.gram = ? AND x."+id+" = g."+id, []any{p.text}
+		return pl, nil
+	case common:
 		pl.page = "(SELECT 1 FROM " + p.table + " g WHERE g.gram = ? AND g." + id + " = x." + id + ") = 1"
-		pl.total = "x." + id + " IN (SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?)"
-		pl.pageArgs, pl.totalArgs = []any{p.text}, []any{p.text}
+		pl.pageArgs = []any{p.text}
 		return pl, nil
 	}
 	keys, err := p.ids(ctx, tx, d, id, p.text, pl.count)
@@ -213,6 +275,44 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	pl.page, pl.pageArgs = cond, []any{arg}
 	pl.total, pl.totalArgs = pl.page, pl.pageArgs
 	return pl, nil
+}
+
+// read reads the kept counts of grams (”: the rows of the list) in one question.
+func (p *postings) read(ctx context.Context, tx *sql.Tx, d projections.Dialect, grams []string) (map[string]int64, error) {
+	args := make([]any, len(grams))
+	for i, g := range grams {
+		args[i] = g
+	}
+	stmt := "SELECT gram, matches FROM " + p.counts + " WHERE gram IN (?" + strings.Repeat(", ?", len(grams)-1) + ")"
+	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	defer rows.Close()
+	counts := make(map[string]int64, len(grams))
+	for rows.Next() {
+		var (
+			g string
+			n int64
+		)
+		if err := rows.Scan(&g, &n); err != nil {
+			return nil, fmt.Errorf("postings: %w", err)
+		}
+		counts[g] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postings: %w", err)
+	}
+	return counts, nil
+}
+
+// contains is the condition, with one placeholder, that column holds a text, checked on the
+// row (no index serves it).
+func contains(d projections.Dialect, column string) string {
+	if d == projections.Postgres {
+		return "strpos(" + column + ", ?) > 0"
+	}
+	return "instr(" + column + ", ?) > 0"
 }
 
 // ids reads the ids of the postings of gram.
@@ -236,9 +336,10 @@ func (p *postings) ids(ctx context.Context, tx *sql.Tx, d projections.Dialect, i
 	return keys, nil
 }
 
-// keyset is the condition that starts a page after its cursor.
-func (l *list) keyset() (string, []any) {
-	k, op := "x."+l.order.key.column, ">"
+// keyset is the condition that starts a page after its cursor, on the sort key and the id
+// of the table aliased alias.
+func (l *list) keyset(alias string) (string, []any) {
+	k, op := alias+"."+l.order.key.column, ">"
 	if l.order.desc {
 		op = "<"
 	}
@@ -246,24 +347,34 @@ func (l *list) keyset() (string, []any) {
 	if l.order.key.numeric {
 		v = l.after.Num
 	}
-	return "(" + k + " " + op + " ? OR (" + k + " = ? AND x." + l.id + " " + op + " ?))", []any{v, v, l.after.ID}
+	// The bound on the key alone lets an index start at the cursor rather than filter every
+	// entry before it.
+	return "(" + k + " " + op + "= ? AND (" + k + " " + op + " ? OR (" + k + " = ? AND " + alias + "." + l.id + " " + op + " ?)))",
+		[]any{v, v, v, l.after.ID}
 }
 
+// pageQuery is the question of a page. A page read from the postings in order (plan.walk)
+// starts from them (on SQLite a CROSS JOIN keeps them first) and is sorted by their key,
+// which is the row's.
 func (l *list) pageQuery(pl *plan) (string, []any) {
 	f := l.filter.clone()
+	from, alias := l.from, "x"
 	if pl != nil {
 		f.add(pl.page, pl.pageArgs...)
+		if pl.walk {
+			from, alias = l.postings.table+" g CROSS JOIN "+l.from, "g"
+		}
 	}
 	if l.after != nil {
-		cond, args := l.keyset()
+		cond, args := l.keyset(alias)
 		f.add(cond, args...)
 	}
 	dir := " ASC"
 	if l.order.desc {
 		dir = " DESC"
 	}
-	return "SELECT " + l.cols + " FROM " + l.from + f.where() + " ORDER BY x." + l.order.key.column + dir +
-		", x." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
+	return "SELECT " + l.cols + " FROM " + from + f.where() + " ORDER BY " + alias + "." + l.order.key.column + dir +
+		", " + alias + "." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
 }
 
 // read runs the list in one read transaction: the exact total of the filter and one page,
@@ -277,7 +388,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		}
 		var pl *plan
 		if l.postings != nil {
-			p, err := l.postings.plan(ctx, tx, db.Dialect, l.id)
+			p, err := l.postings.plan(ctx, tx, db.Dialect, l)
 			if err != nil {
 				return err
 			}
