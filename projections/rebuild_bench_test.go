@@ -242,9 +242,9 @@ type pgCPU struct {
 	last  map[int]time.Duration
 }
 
-// samplePgCPU samples every 50 ms, until stop, the server processes of app's sessions:
+// samplePgCPU samples every 250 ms, until stop, the server processes of app's sessions:
 // sessions opened during the rebuild count from 0, those open before from their CPU then;
-// one closed between two samples loses at most its last 50 ms.
+// one closed between two samples loses at most its last 250 ms.
 func samplePgCPU(db *projections.DB, app string) *pgCPU {
 	s := &pgCPU{done: make(chan struct{}), first: map[int]time.Duration{}, last: map[int]time.Duration{}}
 	conn, err := db.SQL.Conn(context.Background())
@@ -254,7 +254,7 @@ func samplePgCPU(db *projections.DB, app string) *pgCPU {
 	s.sample(conn, app, true)
 	s.wg.Go(func() {
 		defer conn.Close()
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(250 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
