@@ -143,7 +143,8 @@ func (s Shape) NewTable(name string) *readmodel.Table[Part] {
 }
 
 // Source is what Read and Select read the parts of the table named table of shape s from: a
-// SELECT of Columns that gives the columns not kept their values (NULL, '', 0; count 1).
+// SELECT of Columns that gives the columns not kept their values (NULL, empty text, 0; count
+// 1).
 func (s Shape) Source(table string) string {
 	kept := func(keep bool, column, value string) string {
 		if keep {
