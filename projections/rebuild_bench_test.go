@@ -130,7 +130,8 @@ func benchSizes(b *testing.B) []int64 {
 // seeded log into a fresh read-model database, and reads the same events with plain ReadAll
 // calls (the raw baseline) in the same run. Memory: the Go heap's peak (sampled) and the
 // process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
-// per event (PostgreSQL's own is not in it): a figure that holds on a busy machine.
+// per event: a figure that holds on a busy machine; on PostgreSQL, pg_cpu_us/event is that
+// of the server processes of the build's sessions (see pgCPU).
 func BenchmarkRebuild(b *testing.B) {
 	benchRebuild(b, func() []projections.Projection {
 		return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
