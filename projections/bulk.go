@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -295,6 +296,23 @@ func sortRows(values []any, width, key int) []any {
 			typed = ok
 		}
 	}
+	if !typed {
+		// A wider key, or one of other types: each row's key encoded once into a text that
+		// sorts as the key does, compared as such (comparing the values themselves went
+		// through interfaces for each of the n log n comparisons).
+		typed = true
+		var buf []byte
+		for i := range n {
+			row := values[i*width : i*width+key]
+			var ok bool
+			buf, ok = appendSortKey(buf[:0], row)
+			if !ok {
+				typed = false
+				break
+			}
+			keys[i] = sortKey{s: string(buf), i: i}
+		}
+	}
 	var less func(a, b sortKey) int
 	if typed {
 		less = func(a, b sortKey) int {
@@ -324,6 +342,32 @@ func sortRows(values []any, width, key int) []any {
 		out = append(out, values[k.i*width:(k.i+1)*width]...)
 	}
 	return out
+}
+
+// appendSortKey appends to b the key values of row encoded so that the encodings of two keys
+// compare bytewise as the keys do (texts bytewise, numbers as numbers, column after column);
+// ok is false when a value is neither a text nor an int64.
+func appendSortKey(b []byte, row []any) (_ []byte, ok bool) {
+	for _, v := range row {
+		switch v := v.(type) {
+		case string:
+			// Each 0 byte escaped as 0 1, the end as 0 0: a text sorts before its extensions.
+			for {
+				j := strings.IndexByte(v, 0)
+				if j < 0 {
+					break
+				}
+				b = append(append(b, v[:j]...), 0, 1)
+				v = v[j+1:]
+			}
+			b = append(append(b, v...), 0, 0)
+		case int64:
+			b = binary.BigEndian.AppendUint64(b, uint64(v)^(1<<63))
+		default:
+			return b, false
+		}
+	}
+	return b, true
 }
 
 // copyMinRows is the fewest rows worth a COPY rather than an INSERT.

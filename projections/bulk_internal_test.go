@@ -43,6 +43,17 @@ func TestSortRowsKeepsTheOrderOfRowsOfOneKey(t *testing.T) {
 		{name: "wide key", width: 4, key: 3,
 			values: []any{"b", "p", int64(1), "a", "a", "q", int64(2), "b", "b", "p", int64(1), "c", "a", "q", int64(1), "d", "a", "q", int64(2), "e"},
 			want:   []any{"a", "q", int64(1), "d", "a", "q", int64(2), "b", "a", "q", int64(2), "e", "b", "p", int64(1), "a", "b", "p", int64(1), "c"}},
+		// Wide keys are compared through an encoding of each: a text before its extensions
+		// and before any longer text it begins (also one of a 0 byte), negative numbers
+		// before positive ones.
+		{name: "wide key of prefixes", width: 4, key: 3,
+			values: []any{"ab", "", int64(0), "a", "a", "b", int64(0), "b", "a\x00", "", int64(0), "c", "a", "", int64(5), "d",
+				"a", "", int64(-5), "e", "a", "\x00", int64(0), "f"},
+			want: []any{"a", "", int64(-5), "e", "a", "", int64(5), "d", "a", "\x00", int64(0), "f", "a", "b", int64(0), "b",
+				"a\x00", "", int64(0), "c", "ab", "", int64(0), "a"}},
+		{name: "wide key of other types", width: 3, key: 3,
+			values: []any{"b", 2.5, nil, "a", 1.5, nil, "b", 1.5, nil},
+			want:   []any{"a", 1.5, nil, "b", 1.5, nil, "b", 2.5, nil}},
 		manyOfFewKeys(),
 	} {
 		t.Run(tc.name, func(t *testing.T) {

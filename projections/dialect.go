@@ -24,6 +24,9 @@ type Dialect interface {
 	PositionKey() string
 	// ClusteredByKey ends a CREATE TABLE statement whose rows are read in key order.
 	ClusteredByKey() string
+	// UpdatedInPlace ends a CREATE TABLE statement of a table whose rows are updated over
+	// and over (counters added to).
+	UpdatedInPlace() string
 	// TextType is the type of a text column, compared bytewise.
 	TextType() string
 	// AutoID is the definition of an integer primary key numbered by the database.

@@ -47,6 +47,9 @@ func (sqlite) PositionKey() string { return "INTEGER PRIMARY KEY" }
 // key; copying it (time travel) appends in key order.
 func (sqlite) ClusteredByKey() string { return " WITHOUT ROWID" }
 
+// UpdatedInPlace: SQLite rewrites a row in its B-tree page, nothing to add.
+func (sqlite) UpdatedInPlace() string { return "" }
+
 // TextType: SQLite compares text bytewise (BINARY) unless told otherwise.
 func (sqlite) TextType() string { return "TEXT" }
 

@@ -66,7 +66,7 @@ func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 6,
+		Version: 7,
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
 			m.probabilities.Table(), m.parts},
 		Fold: m.fold,
@@ -152,7 +152,7 @@ func newModel() *model {
 			readmodel.Index{Name: "closed", Columns: "stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 			readmodel.Index{Name: "owner_closed", Columns: "owner, stage, left_at, entered_at", Where: "left_at IS NOT NULL"},
 		)
-	m.parts = explain.NewTable(tableParts)
+	m.parts = partsShape().NewTable(tableParts)
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }))

@@ -18,6 +18,12 @@ const (
 	figStay = "stay/"
 )
 
+// partsShape is how the parts are kept: with their end, owner, amount and measure, keyed by
+// position (they are never read by the fold).
+func partsShape() explain.Shape {
+	return explain.Shape{Until: true, Owner: true, Amounts: true, Measure: true, ByPosition: true}
+}
+
 // partsClosed records the parts of a stay that ended: the deal counted in its stage's count
 // and totals from the time it entered the stage until it left it (while the stay is open,
 // its interval is that part: nothing is read nor rewritten when it ends), and from then on
@@ -73,7 +79,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	var page explain.Page
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, isLength)
+		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, isLength)
 		return err
 	})
 	if err != nil {

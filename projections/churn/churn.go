@@ -77,7 +77,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(5, m.zone),
+		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
 			m.phaseCounts, m.lostDeals, m.horizon, m.parts},
 		Fold: m.fold,
@@ -280,7 +280,7 @@ func newModel() *model {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
-	m.parts = explain.NewTable(tableParts)
+	m.parts = partsShape().NewTable(tableParts)
 	return m
 }
 

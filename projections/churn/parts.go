@@ -19,6 +19,10 @@ const (
 	figLoss    = "loss/"
 )
 
+// partsShape is how the parts are kept: with their end and amount, keyed by position (the
+// fold reads a part only by its whole key, to revoke it).
+func partsShape() explain.Shape { return explain.Shape{Until: true, Amounts: true, ByPosition: true} }
+
 // part is the part of figure made by event e for entity.
 func (m *model) part(e *readmodel.Event, entity, figure string) explain.Part {
 	return explain.Part{Entity: entity, Figure: figure, Position: e.Position, EventID: e.ID, At: e.OccurredAt.UnixMicro(), Count: 1}
@@ -31,7 +35,7 @@ func (m *model) stand(rows *readmodel.Rows, e *readmodel.Event, entity, figure s
 
 // revoke records that the part of entity, figure and position stops counting at at.
 func (m *model) revoke(rows *readmodel.Rows, entity, figure string, position, at int64) {
-	if p, ok := m.parts.Get(rows, entity, figure, position); ok && !p.Until.Valid {
+	if p, ok := m.parts.Get(rows, position, entity, figure); ok && !p.Until.Valid {
 		p.Until = sql.NullInt64{Int64: at, Valid: true}
 		m.parts.Upsert(rows, p)
 	}

@@ -82,6 +82,83 @@ func NewTable(name string) *readmodel.Table[Part] {
 		WithIndexes(readmodel.Index{Name: "figure", Columns: "figure, bucket"})
 }
 
+// Shape is how a read model keeps its parts when it writes fewer than every column: the
+// columns it fills, and the key. A rebuild writes a part row for most events, and each column
+// costs: the columns a read model never fills are not stored, and read as their zero value
+// (Source). NewTable's table keeps every column.
+type Shape struct {
+	// Bucket, Until, Owner, Channel, Segment, Measure: the columns of the same names are
+	// kept; Amounts keeps amount and currency. The count is not kept: every part counts 1
+	// (the fold must write no other).
+	Bucket, Until, Owner, Channel, Segment, Amounts, Measure bool
+	// ByPosition keys the table by position, entity and figure, in that order: a rebuild
+	// appends its rows in log order (most parts are made by the event being applied) instead
+	// of inserting them at random places of a key led by the entity. For a read model that
+	// never reads an entity's parts by group (Get and Delete of a whole key are fine; their
+	// key values are then given in that order).
+	ByPosition bool
+}
+
+// NewTable declares a parts table of shape s named name (see NewTable for the full shape):
+// keyed by entity, figure and position (by position, entity and figure when s.ByPosition),
+// with an index on figure (and bucket, when kept) for Read.
+func (s Shape) NewTable(name string) *readmodel.Table[Part] {
+	type p = Part
+	entity := readmodel.Text("entity", func(r *p) *string { return &r.Entity })
+	figure := readmodel.Text("figure", func(r *p) *string { return &r.Figure })
+	position := readmodel.BigInt("position", func(r *p) *int64 { return &r.Position })
+	cols := []readmodel.Column[p]{entity, figure, position}
+	if s.ByPosition {
+		cols = []readmodel.Column[p]{position, entity, figure}
+	}
+	cols = append(cols,
+		readmodel.Text("event_id", func(r *p) *string { return &r.EventID }),
+		readmodel.BigInt("at", func(r *p) *int64 { return &r.At }))
+	index := readmodel.Index{Name: "figure", Columns: "figure"}
+	if s.Bucket {
+		cols = append(cols, readmodel.Text("bucket", func(r *p) *string { return &r.Bucket }))
+		index.Columns = "figure, bucket"
+	}
+	if s.Until {
+		cols = append(cols, readmodel.NullBigInt("until_at", func(r *p) *sql.NullInt64 { return &r.Until }))
+	}
+	if s.Owner {
+		cols = append(cols, readmodel.Text("owner", func(r *p) *string { return &r.Owner }))
+	}
+	if s.Channel {
+		cols = append(cols, readmodel.Text("channel", func(r *p) *string { return &r.Channel }))
+	}
+	if s.Segment {
+		cols = append(cols, readmodel.Text("segment", func(r *p) *string { return &r.Segment }))
+	}
+	if s.Amounts {
+		cols = append(cols,
+			readmodel.BigInt("amount", func(r *p) *int64 { return &r.Amount }),
+			readmodel.Text("currency", func(r *p) *string { return &r.Currency }))
+	}
+	if s.Measure {
+		cols = append(cols, readmodel.BigInt("measure", func(r *p) *int64 { return &r.Measure }))
+	}
+	return readmodel.NewTable(name, 3, cols...).Clustered().WithIndexes(index)
+}
+
+// Source is what Read and Select read the parts of the table named table of shape s from: a
+// SELECT of Columns that gives the columns not kept their values (NULL, empty text, 0; count
+// 1).
+func (s Shape) Source(table string) string {
+	kept := func(keep bool, column, value string) string {
+		if keep {
+			return column
+		}
+		return value + ` AS ` + column
+	}
+	return `(SELECT entity, figure, position, event_id, ` + kept(s.Bucket, "bucket", "''") + `, at, ` +
+		kept(s.Until, "until_at", "CAST(NULL AS BIGINT)") + `, ` + kept(s.Owner, "owner", "''") + `, ` +
+		kept(s.Channel, "channel", "''") + `, ` + kept(s.Segment, "segment", "''") + `, 1 AS count, ` +
+		kept(s.Amounts, "amount", "0") + `, ` + kept(s.Amounts, "currency", "''") + `, ` +
+		kept(s.Measure, "measure", "0") + ` FROM ` + table + `)`
+}
+
 // Columns are the columns of a parts table, in order, for a SELECT.
 const Columns = `entity, figure, position, event_id, bucket, at, until_at, owner, channel, segment, count, amount, currency, measure`
 
@@ -164,8 +241,8 @@ type cursor struct {
 	Figure   string `json:"f"`
 }
 
-// Read reads the parts of q's figure standing at q.AsOf from the parts table named table, in
-// order of position. lengths tells the figures whose measures are lengths (shown as days).
+// Read reads the parts of q's figure standing at q.AsOf from the parts table named table (or
+// the Source of a table of a Shape), in order of position. lengths tells the figures whose measures are lengths (shown as days).
 // The totals are over every part, the page's and the others.
 func Read(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question, lengths func(figure string) bool) (Page, error) {
 	if _, _, err := pageBounds(q.Limit, q.Cursor); err != nil {
@@ -257,8 +334,8 @@ func Days(micros int64) float64 {
 	return float64((max(micros, 0)*100+perDay/2)/perDay) / 100
 }
 
-// Select reads every part of q standing at q.AsOf (Limit and Cursor aside), in order of
-// position, entity and figure.
+// Select reads every part of q standing at q.AsOf (Limit and Cursor aside) from table (a
+// table's name or a Shape's Source), in order of position, entity and figure.
 func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question) ([]Part, error) {
 	var (
 		where []string
@@ -300,7 +377,7 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 	}
 	from := table
 	if q.Open != "" {
-		from = `(SELECT ` + Columns + ` FROM ` + table + ` UNION ALL ` + q.Open + `)`
+		from = `(SELECT ` + Columns + ` FROM ` + table + ` s UNION ALL ` + q.Open + `)`
 		args = append(slices.Clone(q.OpenArgs), args...)
 	}
 	stmt := `SELECT ` + Columns + ` FROM ` + from + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`

@@ -39,7 +39,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	var page explain.Page
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, func(string) bool { return lengths })
+		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, func(string) bool { return lengths })
 		return err
 	})
 	if err != nil {

@@ -88,7 +88,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m.zone = period.Zone(loc)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(6, m.zone),
+		Version: period.Version(7, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
 			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon, m.parts},
 		Fold: m.fold,
@@ -200,7 +200,7 @@ func newModel() *model {
 		readmodel.Text("phase", func(r *tp) *string { return &r.phase }),
 		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, visit_seq"})
-	m.parts = explain.NewTable(tableParts)
+	m.parts = partsShape().NewTable(tableParts)
 	m.declareKept()
 	return m
 }

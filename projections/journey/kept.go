@@ -351,6 +351,10 @@ const (
 	figMix      = "mix/"
 )
 
+// partsShape is how the parts are kept: with their measure, keyed by position (they are never
+// read by the fold).
+func partsShape() explain.Shape { return explain.Shape{Measure: true, ByPosition: true} }
+
 // stand records the part of figure made by event e for the contact, with measure (the length
 // of a stay). A part is never read nor revoked: its key (contact, figure, position) is new.
 func (m *model) stand(rows *readmodel.Rows, e *readmodel.Event, contactID, figure string, measure int64) {

@@ -346,6 +346,10 @@ func (t *Table[R]) schema(d projections.Dialect, set projections.Tables) []strin
 	if t.clustered {
 		b.WriteString(d.ClusteredByKey())
 	}
+	if t.counters && t.key < len(t.columns) && t.kinds[0] != kindPosition {
+		// Counters, added to batch after batch (not rows of one event each).
+		b.WriteString(d.UpdatedInPlace())
+	}
 	stmts := []string{b.String()}
 	for _, ix := range t.indexes {
 		s := "CREATE INDEX IF NOT EXISTS " + name + "_" + ix.Name + " ON " + name + " (" + ix.Columns + ")"

@@ -165,7 +165,7 @@ func (m *model) repeatParts(rows *readmodel.Rows, customerID string, before, aft
 			continue
 		}
 		if had {
-			m.parts.Delete(rows, was.Entity, was.Figure, was.Position)
+			m.parts.Delete(rows, was.Position, was.Entity, was.Figure)
 		}
 		if has {
 			m.parts.Upsert(rows, is)

@@ -21,6 +21,10 @@ const (
 	figRepeat = "repeat/"
 )
 
+// partsShape is how the parts are kept: with their amount, keyed by position (the fold
+// reads a part only by its whole key, to delete it).
+func partsShape() explain.Shape { return explain.Shape{Amounts: true, ByPosition: true} }
+
 // orderFigure is the figure of the parts of the purchases of a month of the year (1-12).
 func orderFigure(month int64) string { return fmt.Sprintf("order/%02d", month) }
 
@@ -54,7 +58,7 @@ func ExplainSeasonality(ctx context.Context, db *projections.DB, t projections.T
 	var page explain.Page
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, nil)
+		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, nil)
 		return err
 	})
 	if err != nil {
@@ -90,7 +94,7 @@ func ExplainRepeatRate(ctx context.Context, db *projections.DB, t projections.Ta
 	var page explain.Page
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, t.Name(tableParts), q, nil)
+		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, nil)
 		return err
 	})
 	if err != nil {

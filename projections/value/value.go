@@ -110,7 +110,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
 			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
 		Fold: m.fold,
@@ -317,7 +317,7 @@ func newModel(zone *time.Location) *model {
 	m.horizon = readmodel.NewTable(tableHorizon, 1,
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
-	m.parts = explain.NewTable(tableParts)
+	m.parts = partsShape().NewTable(tableParts)
 	return m
 }
 
