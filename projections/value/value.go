@@ -26,11 +26,13 @@
 //	           owner_pos, phase_at, phase_pos), idle_at, idle_kind, idle_pos (its latest
 //	           touchpoint, or its creation: kind "created"), usage, usage_at, usage_pos
 //	           (latest usage report, percent of the plan limit; -1 for none), nps, nps_at,
-//	           nps_pos (latest survey; -1 for none), merged (1 once merged into another)
+//	           nps_pos (latest survey; -1 for none), merged (1 once merged into another),
+//	           phase_event, idle_event, usage_event, nps_event (the ids of the events of the
+//	           latest phase, activity, usage report and survey: what explains them)
 //	facts      contact_id, kind (touchpoint, phase, owner, usage, survey), occurred_at,
 //	           position (the key), text (touchpoint kind, phase, owner), num (usage percent,
-//	           NPS): the history a question about a past time reads; a creation records the
-//	           first owner and phase
+//	           NPS), event_id: the history a question about a past time reads; a creation
+//	           records the first owner and phase
 //	purchases  customer_id, occurred_at, position (the key, in time order per customer),
 //	           contact_id (who made it), amount, currency, product, plan, event_id
 //	customers  customer_id, orders, first_at, second_at (NULL with one order), last_at
@@ -110,7 +112,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 3,
+		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
 			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
 		Fold: m.fold,
@@ -130,6 +132,8 @@ type contactRow struct {
 	usage, usageAt, usagePos    int64
 	nps, npsAt, npsPos          int64
 	merged                      int64
+	// The ids of the events of the latest phase, activity, usage report and survey.
+	phaseEvent, idleEvent, usageEvent, npsEvent string
 }
 
 type factRow struct {
@@ -138,6 +142,7 @@ type factRow struct {
 	occurredAt, position int64
 	text                 string
 	num                  int64
+	eventID              string
 }
 
 type purchaseRow struct {
@@ -247,7 +252,11 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("nps", func(r *c) *int64 { return &r.nps }),
 		readmodel.BigInt("nps_at", func(r *c) *int64 { return &r.npsAt }),
 		readmodel.BigInt("nps_pos", func(r *c) *int64 { return &r.npsPos }),
-		readmodel.Integer("merged", func(r *c) *int64 { return &r.merged })).
+		readmodel.Integer("merged", func(r *c) *int64 { return &r.merged }),
+		readmodel.Text("phase_event", func(r *c) *string { return &r.phaseEvent }),
+		readmodel.Text("idle_event", func(r *c) *string { return &r.idleEvent }),
+		readmodel.Text("usage_event", func(r *c) *string { return &r.usageEvent }),
+		readmodel.Text("nps_event", func(r *c) *string { return &r.npsEvent })).
 		Clustered().
 		WithIndexes(
 			// Dormant now: the contacts idle since the cutoff or longer, longest idle first.
@@ -263,7 +272,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("occurred_at", func(r *f) *int64 { return &r.occurredAt }),
 		readmodel.BigInt("position", func(r *f) *int64 { return &r.position }),
 		readmodel.Text("text", func(r *f) *string { return &r.text }),
-		readmodel.Integer("num", func(r *f) *int64 { return &r.num })).
+		readmodel.Integer("num", func(r *f) *int64 { return &r.num }),
+		readmodel.Text("event_id", func(r *f) *string { return &r.eventID })).
 		Clustered()
 	m.purchases = readmodel.NewTable(tablePurchases, 3,
 		readmodel.Text("customer_id", func(r *p) *string { return &r.customerID }),
@@ -353,7 +363,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		}
 		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, customerID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
 			owner: ev.Owner, ownerAt: at, ownerPos: e.Position, phase: string(contact.Lead), phaseAt: at, phasePos: e.Position,
-			idleAt: at, idleKind: KindCreated, idlePos: e.Position, usage: -1, nps: -1})
+			idleAt: at, idleKind: KindCreated, idlePos: e.Position, usage: -1, nps: -1, phaseEvent: e.ID, idleEvent: e.ID})
 		// A past time's owner and phase are the latest facts then: the first are the creation's.
 		m.fact(rows, e, ev.ContactID, factOwner, ev.Owner, 0)
 		m.fact(rows, e, ev.ContactID, factPhase, string(contact.Lead), 0)
@@ -387,7 +397,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factPhase, string(ev.To), 0)
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if later(at, e.Position, c.phaseAt, c.phasePos) {
-				c.phase, c.phaseAt, c.phasePos = string(ev.To), at, e.Position
+				c.phase, c.phaseAt, c.phasePos, c.phaseEvent = string(ev.To), at, e.Position, e.ID
 			}
 		})
 	case contact.TypeTouchpointRecorded:
@@ -398,7 +408,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factTouchpoint, string(ev.Kind), 0)
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.idleKind == KindCreated || later(at, e.Position, c.idleAt, c.idlePos) {
-				c.idleAt, c.idleKind, c.idlePos = at, string(ev.Kind), e.Position
+				c.idleAt, c.idleKind, c.idlePos, c.idleEvent = at, string(ev.Kind), e.Position, e.ID
 			}
 		})
 	case contact.TypeUsageReported:
@@ -409,7 +419,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factUsage, "", int64(ev.PercentOfLimit))
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.usage < 0 || later(at, e.Position, c.usageAt, c.usagePos) {
-				c.usage, c.usageAt, c.usagePos = int64(ev.PercentOfLimit), at, e.Position
+				c.usage, c.usageAt, c.usagePos, c.usageEvent = int64(ev.PercentOfLimit), at, e.Position, e.ID
 			}
 		})
 	case contact.TypeSurveyRecorded:
@@ -420,7 +430,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factSurvey, "", int64(ev.NPS))
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.nps < 0 || later(at, e.Position, c.npsAt, c.npsPos) {
-				c.nps, c.npsAt, c.npsPos = int64(ev.NPS), at, e.Position
+				c.nps, c.npsAt, c.npsPos, c.npsEvent = int64(ev.NPS), at, e.Position, e.ID
 			}
 		})
 	case contact.TypePurchaseRecorded:
@@ -459,7 +469,7 @@ func (m *model) edit(rows *readmodel.Rows, contactID string, change func(*contac
 // fact records one fact of the contact's history.
 func (m *model) fact(rows *readmodel.Rows, e *readmodel.Event, contactID, kind, text string, num int64) {
 	m.facts.Insert(rows, factRow{position: e.Position, contactID: contactID, kind: kind,
-		occurredAt: e.OccurredAt.UnixMicro(), text: text, num: num})
+		occurredAt: e.OccurredAt.UnixMicro(), text: text, num: num, eventID: e.ID})
 }
 
 // reach moves the horizon to at when at is later.
@@ -503,13 +513,13 @@ func (m *model) absorb(rows *readmodel.Rows, survivorID, duplicateID string, at 
 		return fmt.Errorf("contact %s was not created", duplicateID)
 	}
 	if d.idleKind != KindCreated && (s.idleKind == KindCreated || later(d.idleAt, d.idlePos, s.idleAt, s.idlePos)) {
-		s.idleAt, s.idleKind, s.idlePos = d.idleAt, d.idleKind, d.idlePos
+		s.idleAt, s.idleKind, s.idlePos, s.idleEvent = d.idleAt, d.idleKind, d.idlePos, d.idleEvent
 	}
 	if d.usage >= 0 && (s.usage < 0 || later(d.usageAt, d.usagePos, s.usageAt, s.usagePos)) {
-		s.usage, s.usageAt, s.usagePos = d.usage, d.usageAt, d.usagePos
+		s.usage, s.usageAt, s.usagePos, s.usageEvent = d.usage, d.usageAt, d.usagePos, d.usageEvent
 	}
 	if d.nps >= 0 && (s.nps < 0 || later(d.npsAt, d.npsPos, s.npsAt, s.npsPos)) {
-		s.nps, s.npsAt, s.npsPos = d.nps, d.npsAt, d.npsPos
+		s.nps, s.npsAt, s.npsPos, s.npsEvent = d.nps, d.npsAt, d.npsPos, d.npsEvent
 	}
 	m.contacts.Upsert(rows, s)
 	for _, r := range m.membersOf(rows, duplicateID) {
