@@ -36,6 +36,9 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 	if err != nil {
 		return explain.Answer{}, err
 	}
+	if err := checkPage(params.Limit, params.Cursor); err != nil {
+		return explain.Answer{}, err
+	}
 	keep := params
 	switch owner, ok := strings.CutPrefix(path, "owners."); {
 	case path == "count":
@@ -86,6 +89,9 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 // asOf, or a figure it has not (nps without a survey), is an invalid path.
 func ExplainUpsell(ctx context.Context, db *projections.DB, t projections.Tables, asOf time.Time, path string, limit int, cursor string) (explain.Answer, error) {
 	if err := asOfRequired(asOf); err != nil {
+		return explain.Answer{}, err
+	}
+	if err := checkPage(limit, cursor); err != nil {
 		return explain.Answer{}, err
 	}
 	rest, ok := strings.CutPrefix(path, "candidates.")
@@ -141,6 +147,12 @@ func ExplainUpsell(ctx context.Context, db *projections.DB, t projections.Tables
 		return explain.Answer{}, domain.Invalid("explain", "%q: %s has no survey as of %s", path, id, asOf.UTC().Format(time.RFC3339))
 	}
 	return pageOf(path, asOf, parts, limit, cursor)
+}
+
+// checkPage checks the page of parts asked for before anything is read.
+func checkPage(limit int, cursor string) error {
+	_, err := explain.PageOf(nil, limit, cursor, nil)
+	return err
 }
 
 // pageOf is the answer of a page of parts found at question time (each a fact whose value, if

@@ -39,6 +39,9 @@ func ExplainCustomers(ctx context.Context, db *projections.DB, t projections.Tab
 	if err := asOfRequired(asOf); err != nil {
 		return explain.Answer{}, err
 	}
+	if err := checkPage(limit, cursor); err != nil {
+		return explain.Answer{}, err
+	}
 	if path == "customers" {
 		return ExplainRFM(ctx, db, t, asOf, path, limit, cursor)
 	}
@@ -64,6 +67,9 @@ func ExplainCustomers(ctx context.Context, db *projections.DB, t projections.Tab
 // contact is a domain error with code not found.
 func ExplainValue(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, contactID string, asOf time.Time, path string, limit int, cursor string) (explain.Answer, error) {
 	if err := asOfRequired(asOf); err != nil {
+		return explain.Answer{}, err
+	}
+	if err := checkPage(limit, cursor); err != nil {
 		return explain.Answer{}, err
 	}
 	rest, ok := strings.CutPrefix(path, "customer.")
