@@ -23,7 +23,8 @@ const (
 // ExplainDormant answers the parts of the figure of the dormant contacts at path, for the
 // question params (days, phase, owner and as_of as the answer takes them; Limit and Cursor
 // page the parts: explain.DefaultLimit when 0, at most explain.MaxLimit). The paths: count
-// (every dormant contact) and owners.<owner>.count. A part is a dormant contact with the event
+// (every dormant contact), owners.<owner>.count, and contacts.<contact>.last_activity,
+// .last_activity_at and .days_idle (that contact's one part). A part is a dormant contact with the event
 // of its last activity (its latest touchpoint at or before as_of, its own or a merged
 // duplicate's, else its creation): the bucket is the activity's kind, the owner the contact's
 // at as_of, and each counts 1.
@@ -39,9 +40,25 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 	if err := checkPage(params.Limit, params.Cursor); err != nil {
 		return explain.Answer{}, err
 	}
-	keep := params
+	keep, contactID := params, ""
+	contactFigure := func(p string) (string, bool) {
+		rest, ok := strings.CutPrefix(p, "contacts.")
+		i := strings.LastIndexByte(rest, '.')
+		if !ok || i <= 0 {
+			return "", false
+		}
+		switch rest[i+1:] {
+		case "last_activity", "last_activity_at", "days_idle":
+			return rest[:i], true
+		}
+		return "", false
+	}
 	switch owner, ok := strings.CutPrefix(path, "owners."); {
 	case path == "count":
+	case strings.HasPrefix(path, "contacts."):
+		if contactID, ok = contactFigure(path); !ok {
+			return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of a dormant contact (contacts.<contact>.last_activity, .last_activity_at, .days_idle)", path)
+		}
 	case ok && strings.HasSuffix(owner, ".count"):
 		owner = strings.TrimSuffix(owner, ".count")
 		if params.Owner != "" && params.Owner != owner {
@@ -66,11 +83,14 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 		}
 		for i := range states {
 			s := &states[i]
-			if !keep.dormant(s, cutoff) {
+			if !keep.dormant(s, cutoff) || contactID != "" && s.id != contactID {
 				continue
 			}
 			parts = append(parts, explain.Part{Entity: s.id, Figure: figLastActivity, Position: s.idleBy.pos, EventID: s.idleBy.eventID,
 				Bucket: s.idleKind, At: s.idleAt, Owner: s.owner, Segment: s.phase, Count: 1})
+		}
+		if contactID != "" && len(parts) == 0 {
+			return domain.Invalid("explain", "%q: %s is not a dormant contact of the answer", path, contactID)
 		}
 		return nil
 	})
@@ -81,9 +101,9 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 }
 
 // ExplainUpsell answers the parts of a figure of an upsell candidate at path, as of asOf, a
-// page of limit at a time from cursor. The paths: candidates.<contact>.usage_percent (the
-// latest usage report, its own or a merged duplicate's, at or before as_of), .nps (the latest
-// survey) and .phase (the event that put the contact in its phase: a phase change, or its
+// page of limit at a time from cursor. The paths: candidates.<contact>.usage_percent and
+// .usage_reported_at (the latest usage report, its own or a merged duplicate's, at or before
+// as_of), .nps and .surveyed_at (the latest survey) and .phase (the event that put the contact in its phase: a phase change, or its
 // creation). A part counts 1 and carries the value its fact set (value: the percent, the
 // score) or, for the phase, the phase as its bucket. A contact that is not a candidate as of
 // asOf, or a figure it has not (nps without a survey), is an invalid path.
@@ -100,6 +120,12 @@ func ExplainUpsell(ctx context.Context, db *projections.DB, t projections.Tables
 		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the upsell candidates (candidates.<contact>.usage_percent, .nps, .phase)", path)
 	}
 	id, figure := rest[:i], rest[i+1:]
+	switch figure {
+	case "usage_reported_at":
+		figure = "usage_percent"
+	case "surveyed_at":
+		figure = "nps"
+	}
 	if figure != "usage_percent" && figure != "nps" && figure != "phase" {
 		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the upsell candidates (candidates.<contact>.usage_percent, .nps, .phase)", path)
 	}

@@ -75,6 +75,18 @@ func checkExplainedDormant(t *testing.T, db *projections.DB, tables projections.
 		if sum != count {
 			t.Errorf("%s %+v: the owners count %d, the count is %d", zone, params, sum, count)
 		}
+		// Each contact's figures: its one part, idle for days_idle up to as_of.
+		for id, c := range listed {
+			for _, figure := range []string{"last_activity", "last_activity_at", "days_idle"} {
+				path := "contacts." + id + "." + figure
+				a, err := value.ExplainDormant(ctx, db, tables, params, path)
+				if err != nil || a.Count != 1 || len(a.Parts) != 1 || a.Parts[0].Entity != id || a.Parts[0].Bucket != c.LastActivity ||
+					explain.Days(asOf.Sub(a.Parts[0].OccurredAt).Microseconds()) != c.DaysIdle {
+					t.Fatalf("%s %+v: %s of %+v: %+v %v", zone, params, path, c, a, err)
+				}
+			}
+			checked++
+		}
 	}
 	return checked
 }
@@ -102,6 +114,9 @@ func checkExplainedUpsell(t *testing.T, db *projections.DB, tables projections.T
 	for _, c := range answer.Candidates {
 		prefix := "candidates." + c.ContactID + "."
 		u := one(prefix + "usage_percent")
+		if at := one(prefix + "usage_reported_at"); at.Position != u.Position {
+			t.Errorf("%s: usage reported at %+v, usage %+v", c.ContactID, at, u)
+		}
 		if u.Value == nil || *u.Value != c.UsagePercent || !u.OccurredAt.Equal(c.UsageReportedAt) {
 			t.Errorf("%s as of %s: %s usage %d at %s, its part %+v", zone, asOf, c.ContactID, c.UsagePercent, c.UsageReportedAt, u)
 		}
@@ -307,7 +322,8 @@ func TestExplainRejectsBadPathsOfCustomersAndContacts(t *testing.T) {
 		p := value.Projection(time.UTC)
 		tables := projections.TablesFor(p, "")
 		projectiontest.MustApply(t, db, p, tables, events)
-		for _, path := range []string{"", "count.", "owners", "owners.rep-a", "owners.rep-a.total", "contacts", "days"} {
+		for _, path := range []string{"", "count.", "owners", "owners.rep-a", "owners.rep-a.total", "contacts", "days",
+			"contacts.c1.days_idle", "contacts.c3.name", "contacts.c3", "contacts..days_idle"} {
 			if _, err := value.ExplainDormant(ctx, db, tables, value.DormantParams{AsOf: asOf, Days: 30}, path); !invalidExplain(err) {
 				t.Errorf("dormant %q: error = %v, want an invalid explain", path, err)
 			}
