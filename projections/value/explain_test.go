@@ -27,6 +27,7 @@ func TestExplainAddsUp(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		checked := 0
 		for i, events := range [][]eventstore.Event{golden, generated.events} {
+			log := logOf(events)
 			for j, zone := range []*time.Location{time.UTC, tokyo(t)} {
 				p := value.Projection(zone)
 				tables := projections.TablesFor(p, fmt.Sprintf("h%dz%d", i, j))
@@ -45,9 +46,9 @@ func TestExplainAddsUp(t *testing.T) {
 					checked += checkExplainedSeasons(t, db, tables, zone, asOf)
 					checked += checkExplainedRepeats(t, db, tables, zone, asOf)
 					checked += checkExplainedRFM(t, db, tables, zone, asOf)
-					checked += checkExplainedCustomers(t, db, tables, zone, asOf)
-					checked += checkExplainedUpsell(t, db, tables, zone, asOf)
-					checked += checkExplainedDormant(t, db, tables, zone, asOf)
+					checked += checkExplainedCustomers(t, db, tables, zone, asOf, log)
+					checked += checkExplainedUpsell(t, db, tables, zone, asOf, log)
+					checked += checkExplainedDormant(t, db, tables, zone, asOf, log)
 				}
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -20,7 +21,7 @@ import (
 // dormant contacts and each owner's are what their parts add up to, one part per dormant
 // contact listed (read page by page), with the event of its last activity at the time and
 // of the kind the list shows.
-func checkExplainedDormant(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time) int {
+func checkExplainedDormant(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time, log eventLog) int {
 	t.Helper()
 	ctx := context.Background()
 	checked := 0
@@ -63,6 +64,7 @@ func checkExplainedDormant(t *testing.T, db *projections.DB, tables projections.
 				if !ok || !c.LastActivityAt.Equal(p.OccurredAt) || c.LastActivity != p.Bucket || owner != "" && c.Owner != owner {
 					t.Fatalf("%s %+v: %s: part %+v is not a dormant contact listed (%+v)", zone, params, path, p, c)
 				}
+				log.made(t, path, p, "contact.touchpoint_recorded", "contact.created")
 			}
 			checked++
 		}
@@ -93,7 +95,7 @@ func checkExplainedDormant(t *testing.T, db *projections.DB, tables projections.
 
 // checkExplainedUpsell: every candidate's usage percent, NPS and phase are explained by the
 // one event that set them, at the time shown, with the value shown.
-func checkExplainedUpsell(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time) int {
+func checkExplainedUpsell(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time, log eventLog) int {
 	t.Helper()
 	ctx := context.Background()
 	answer, err := value.QueryUpsell(ctx, db, tables, zone, value.UpsellParams{AsOf: asOf, Limit: value.MaxLimit})
@@ -107,6 +109,14 @@ func checkExplainedUpsell(t *testing.T, db *projections.DB, tables projections.T
 		}))
 		if len(parts) != 1 || parts[0].OccurredAt.After(asOf) {
 			t.Fatalf("%s as of %s: %s: parts %+v, want the one event up to as_of", zone, asOf, path, parts)
+		}
+		switch parts[0].Figure {
+		case "usage":
+			log.made(t, path, parts[0], "contact.usage_reported")
+		case "survey":
+			log.made(t, path, parts[0], "contact.survey_recorded")
+		default:
+			log.made(t, path, parts[0], "contact.phase_changed", "contact.created")
 		}
 		return parts[0]
 	}
@@ -147,7 +157,7 @@ func invalidExplain(err error) bool {
 // AOV), the first, second and last purchase and the days between them, the median of the
 // days between purchases, recency, and the purchases behind R, F and M; the customers scored
 // are every customer's last purchase.
-func checkExplainedCustomers(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time) int {
+func checkExplainedCustomers(t *testing.T, db *projections.DB, tables projections.Tables, zone *time.Location, asOf time.Time, log eventLog) int {
 	t.Helper()
 	ctx := context.Background()
 	answer, err := value.QueryCustomers(ctx, db, tables, zone, value.CustomersParams{AsOf: asOf, Limit: value.MaxLimit})
@@ -159,7 +169,11 @@ func checkExplainedCustomers(t *testing.T, db *projections.DB, tables projection
 	}
 	all := func(path string, explainer func(path string, limit int, cursor string) (explain.Answer, error)) []explain.Entry {
 		t.Helper()
-		return projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) { return explainer(path, 3, cursor) })
+		parts := projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) { return explainer(path, 3, cursor) })
+		for _, p := range parts {
+			log.made(t, path, p, "contact.purchase_recorded")
+		}
+		return parts
 	}
 	list := func(path string, limit int, cursor string) (explain.Answer, error) {
 		return value.ExplainCustomers(ctx, db, tables, zone, asOf, path, limit, cursor)
@@ -187,6 +201,27 @@ func checkExplainedCustomers(t *testing.T, db *projections.DB, tables projection
 		}
 	}
 	return checked
+}
+
+// eventLog is a history by event id.
+type eventLog map[string]eventstore.Event
+
+func logOf(events []eventstore.Event) eventLog {
+	log := eventLog{}
+	for _, e := range events {
+		log[e.ID] = e
+	}
+	return log
+}
+
+// made fails t unless the part names an event of the history, of one of types (without
+// their version), at the part's position and business time.
+func (log eventLog) made(t *testing.T, path string, p explain.Entry, types ...string) {
+	t.Helper()
+	e, ok := log[p.EventID]
+	if !ok || e.Position != p.Position || !e.OccurredAt.Equal(p.OccurredAt) || !slices.Contains(types, e.Type[:max(strings.LastIndexByte(e.Type, '.'), 0)]) {
+		t.Fatalf("explain %s: part %+v is not made by its event %+v (one of %v)", path, p, e, types)
+	}
 }
 
 func countOf(parts []explain.Entry) int64 {
