@@ -127,7 +127,7 @@ func explainChurned(ctx context.Context, db *projections.DB, t projections.Table
 	// A survey's part carries its score.
 	scores := map[[2]any]int64{}
 	for _, p := range parts {
-		if p.Figure == figLastSurvey {
+		if strings.HasPrefix(p.Figure, figLastSurvey+"/") {
 			scores[[2]any{p.Position, p.Bucket}] = p.Measure
 		}
 	}

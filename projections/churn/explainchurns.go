@@ -36,7 +36,9 @@ var churnedFigures = map[string]string{
 // churnedParts answers the parts of a figure of a churned customer at
 // churned_customers.<contact>.<figure>, for each of the contact's churns at or before as_of
 // (a contact of the cohort asked for): the bucket of a part is the time of its churn
-// (RFC 3339, UTC), so that each churn listed finds its own. churned_at and from_phase: the
+// (RFC 3339, UTC), so that each churn listed finds its own, and its figure is the kind of
+// fact and the churn's number (last_survey/1: the last survey before the contact's first
+// churn). churned_at and from_phase: the
 // phase change to churned; won_at and days_won_to_churn: the latest entry into won before it;
 // last_nps: the latest survey at or before it (its value the score); last_touchpoint_at and
 // days_since_last_touchpoint: the latest touchpoint at or before it; overdue_tasks: each task
@@ -80,9 +82,11 @@ func (q *query) churnedParts(ctx context.Context, path string) ([]explain.Part, 
 		return nil, domain.Invalid("explain", "%q: %s is not a churned customer of the answer", path, contactID)
 	}
 	var parts []explain.Part
-	for _, c := range churns {
+	for n, c := range churns {
 		bucket := time.UnixMicro(c.at).UTC().Format(time.RFC3339Nano)
-		part := explain.Part{Entity: contactID, Figure: figure, Bucket: bucket, Count: 1}
+		// The figure names the churn (1 the contact's first), so that a fact counted at two
+		// churns (the same last survey) is two parts a page boundary can tell apart.
+		part := explain.Part{Entity: contactID, Figure: fmt.Sprintf("%s/%d", figure, n+1), Bucket: bucket, Count: 1}
 		var stmt string
 		var stmtArgs []any
 		switch figure {
@@ -114,7 +118,7 @@ func (q *query) churnedParts(ctx context.Context, path string) ([]explain.Part, 
 		parts = append(parts, found...)
 	}
 	slices.SortFunc(parts, func(a, b explain.Part) int {
-		return cmp.Or(cmp.Compare(a.Position, b.Position), strings.Compare(a.Entity, b.Entity), strings.Compare(a.Bucket, b.Bucket))
+		return cmp.Or(cmp.Compare(a.Position, b.Position), strings.Compare(a.Entity, b.Entity), strings.Compare(a.Figure, b.Figure))
 	})
 	return parts, nil
 }
