@@ -256,6 +256,45 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 	return answer, err
 }
 
+// keptDormant counts the dormant contacts now per owner: the kept counts of the months before
+// the cutoff's, and the contacts of the cutoff's month (an index range) idle since the cutoff.
+func (q *query) keptDormant(ctx context.Context, params DormantParams, cutoff int64) ([]OwnerCount, int64, error) {
+	day := monthOf(dayOf(cutoff))
+	days, daysArgs := `day < ?`, []any{day}
+	if params.Phase != "" {
+		days, daysArgs = days+` AND phase = ?`, append(daysArgs, params.Phase)
+	}
+	if params.Owner != "" {
+		days, daysArgs = days+` AND owner = ?`, append(daysArgs, params.Owner)
+	}
+	where, args := params.dormantWhere(cutoff)
+	owners := map[string]int64{}
+	err := q.each(ctx, "dormant owners", `SELECT owner, SUM(n) FROM (
+		SELECT owner, contacts AS n FROM `+q.t.Name(tableIdleMonths)+` WHERE `+days+`
+		UNION ALL
+		SELECT owner, 1 AS n FROM `+q.t.Name(tableContacts)+` WHERE `+where+` AND idle_at >= ?) x
+		GROUP BY owner ORDER BY owner`, append(append(daysArgs, args...), day), func(rows *sql.Rows) error {
+		var (
+			owner string
+			n     int64
+		)
+		err := rows.Scan(&owner, &n)
+		owners[owner] += n
+		return err
+	})
+	var (
+		list  = []OwnerCount{}
+		total int64
+	)
+	for _, o := range slices.Sorted(maps.Keys(owners)) {
+		if owners[o] != 0 {
+			list = append(list, OwnerCount{Owner: o, Count: owners[o]})
+			total += owners[o]
+		}
+	}
+	return list, total, err
+}
+
 // keptStates reads contacts as they stand now: where is the condition and order on the
 // contacts table.
 func (q *query) keptStates(ctx context.Context, where string, args ...any) ([]contactState, error) {
@@ -384,18 +423,10 @@ func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables,
 	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var states []contactState
 		if q.now {
-			where, args := params.dormantWhere(cutoff)
-			err = q.each(ctx, "dormant owners", `SELECT owner, COUNT(*) FROM `+q.t.Name(tableContacts)+` WHERE `+where+`
-				GROUP BY owner ORDER BY owner`, args, func(rows *sql.Rows) error {
-				var o OwnerCount
-				err := rows.Scan(&o.Owner, &o.Count)
-				answer.Owners = append(answer.Owners, o)
-				answer.Count += o.Count
-				return err
-			})
-			if err != nil {
+			if answer.Owners, answer.Count, err = q.keptDormant(ctx, params, cutoff); err != nil {
 				return err
 			}
+			where, args := params.dormantWhere(cutoff)
 			if after != nil {
 				where += ` AND (idle_at > ? OR (idle_at = ? AND contact_id > ?))`
 				args = append(args, after.V, after.V, after.ID)

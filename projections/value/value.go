@@ -51,6 +51,8 @@
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
 //	horizon    id (always 1), at: the latest business time of an event folded
+//	idle_months day (the first of the UTC month of the last activity), owner, phase: contacts
+//	           not merged (kept by addition): the dormant contacts counted about now
 //	parts      see projections/explain: what the seasonality and the repeat rate are made of,
 //	           read only when one of their figures is explained: order/<MM> (each purchase,
 //	           by the contact who made it, at its business time, with its amount, in month MM
@@ -77,20 +79,21 @@ const Name = "customer_value"
 
 // Base names of the tables.
 const (
-	tableContacts  = "contacts"
-	tableFacts     = "facts"
-	tablePurchases = "purchases"
-	tableCustomers = "customers"
-	tableMoney     = "money"
-	tableFrequency = "frequency"
-	tableRecency   = "recency"
-	tableMonetary  = "monetary"
-	tableCohorts   = "cohorts"
-	tableRF        = "rf"
-	tableRFMonths  = "rf_months"
-	tableSeasons   = "seasons"
-	tableHorizon   = "horizon"
-	tableParts     = "parts"
+	tableContacts   = "contacts"
+	tableFacts      = "facts"
+	tablePurchases  = "purchases"
+	tableCustomers  = "customers"
+	tableMoney      = "money"
+	tableFrequency  = "frequency"
+	tableRecency    = "recency"
+	tableMonetary   = "monetary"
+	tableCohorts    = "cohorts"
+	tableRF         = "rf"
+	tableRFMonths   = "rf_months"
+	tableSeasons    = "seasons"
+	tableHorizon    = "horizon"
+	tableParts      = "parts"
+	tableIdleMonths = "idle_months"
 )
 
 // Kinds of facts.
@@ -114,7 +117,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts, m.idleMonths},
 		Fold: m.fold,
 	})
 }
@@ -194,24 +197,33 @@ type seasonRow struct {
 
 type horizonRow struct{ id, at int64 }
 
+// idleMonthRow counts the contacts (not merged) whose last activity is in a month (day: its
+// first), by owner and phase.
+type idleMonthRow struct {
+	day          int64
+	owner, phase string
+	contacts     int64
+}
+
 // model holds the declarations of the tables the fold writes.
 type model struct {
-	zone      *time.Location
-	contacts  *readmodel.Table[contactRow]
-	facts     *readmodel.Table[factRow]
-	purchases *readmodel.Table[purchaseRow]
-	customers *readmodel.Table[customerRow]
-	money     *readmodel.Table[moneyRow]
-	frequency *readmodel.Table[frequencyRow]
-	recency   *readmodel.Table[recencyRow]
-	monetary  *readmodel.Table[monetaryRow]
-	rf        *readmodel.Table[rfRow]
-	rfMonths  *readmodel.Table[rfRow]
-	cohorts   *readmodel.Table[cohortRow]
-	seasons   *readmodel.Table[seasonRow]
-	members   *members.Table
-	horizon   *readmodel.Table[horizonRow]
-	parts     *readmodel.Table[explain.Part]
+	zone       *time.Location
+	contacts   *readmodel.Table[contactRow]
+	facts      *readmodel.Table[factRow]
+	purchases  *readmodel.Table[purchaseRow]
+	customers  *readmodel.Table[customerRow]
+	money      *readmodel.Table[moneyRow]
+	frequency  *readmodel.Table[frequencyRow]
+	recency    *readmodel.Table[recencyRow]
+	monetary   *readmodel.Table[monetaryRow]
+	rf         *readmodel.Table[rfRow]
+	rfMonths   *readmodel.Table[rfRow]
+	cohorts    *readmodel.Table[cohortRow]
+	seasons    *readmodel.Table[seasonRow]
+	members    *members.Table
+	horizon    *readmodel.Table[horizonRow]
+	parts      *readmodel.Table[explain.Part]
+	idleMonths *readmodel.Table[idleMonthRow]
 }
 
 func newModel(zone *time.Location) *model {
@@ -328,7 +340,24 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
 	m.parts = explain.NewTable(tableParts)
+	m.idleMonths = readmodel.NewTable(tableIdleMonths, 3,
+		readmodel.BigInt("day", func(r *idleMonthRow) *int64 { return &r.day }),
+		readmodel.Text("owner", func(r *idleMonthRow) *string { return &r.owner }),
+		readmodel.Text("phase", func(r *idleMonthRow) *string { return &r.phase }),
+		readmodel.BigInt("contacts", func(r *idleMonthRow) *int64 { return &r.contacts })).Clustered()
 	return m
+}
+
+// putContact writes the contact's row after, before its row before (nil for a new contact),
+// and moves it between the kept counts of the dormant contacts.
+func (m *model) putContact(rows *readmodel.Rows, before *contactRow, after contactRow) {
+	if before != nil && before.merged == 0 {
+		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(before.idleAt)), owner: before.owner, phase: before.phase, contacts: -1})
+	}
+	if after.merged == 0 {
+		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(after.idleAt)), owner: after.owner, phase: after.phase, contacts: 1})
+	}
+	m.contacts.Upsert(rows, after)
 }
 
 // rfTable declares the table of counts per day of last purchase (or month), orders and
@@ -361,7 +390,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		if err != nil {
 			return true, err
 		}
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, customerID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
+		m.putContact(rows, nil, contactRow{contactID: ev.ContactID, customerID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
 			owner: ev.Owner, ownerAt: at, ownerPos: e.Position, phase: string(contact.Lead), phaseAt: at, phasePos: e.Position,
 			idleAt: at, idleKind: KindCreated, idlePos: e.Position, usage: -1, nps: -1, phaseEvent: e.ID, idleEvent: e.ID})
 		// A past time's owner and phase are the latest facts then: the first are the creation's.
@@ -461,8 +490,9 @@ func (m *model) edit(rows *readmodel.Rows, contactID string, change func(*contac
 	if !ok {
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
+	before := c
 	change(&c)
-	m.contacts.Upsert(rows, c)
+	m.putContact(rows, &before, c)
 	return nil
 }
 
@@ -512,6 +542,7 @@ func (m *model) absorb(rows *readmodel.Rows, survivorID, duplicateID string, at 
 	if !ok {
 		return fmt.Errorf("contact %s was not created", duplicateID)
 	}
+	survivorBefore := s
 	if d.idleKind != KindCreated && (s.idleKind == KindCreated || later(d.idleAt, d.idlePos, s.idleAt, s.idlePos)) {
 		s.idleAt, s.idleKind, s.idlePos, s.idleEvent = d.idleAt, d.idleKind, d.idlePos, d.idleEvent
 	}
@@ -521,17 +552,18 @@ func (m *model) absorb(rows *readmodel.Rows, survivorID, duplicateID string, at 
 	if d.nps >= 0 && (s.nps < 0 || later(d.npsAt, d.npsPos, s.npsAt, s.npsPos)) {
 		s.nps, s.npsAt, s.npsPos, s.npsEvent = d.nps, d.npsAt, d.npsPos, d.npsEvent
 	}
-	m.contacts.Upsert(rows, s)
+	m.putContact(rows, &survivorBefore, s)
 	for _, r := range m.membersOf(rows, duplicateID) {
 		mc, ok := m.contacts.Get(rows, r)
 		if !ok {
 			continue
 		}
+		before := mc
 		mc.customerID = survivorID
 		if r == duplicateID {
 			mc.merged = 1
 		}
-		m.contacts.Upsert(rows, mc)
+		m.putContact(rows, &before, mc)
 	}
 
 	moved := m.purchases.Group(rows, duplicateID)
