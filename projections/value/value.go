@@ -351,6 +351,12 @@ func newModel(zone *time.Location) *model {
 // putContact writes the contact's row after, before its row before (nil for a new contact),
 // and moves it between the kept counts of the dormant contacts.
 func (m *model) putContact(rows *readmodel.Rows, before *contactRow, after contactRow) {
+	if before != nil && before.merged == after.merged && before.owner == after.owner && before.phase == after.phase &&
+		monthOf(dayOf(before.idleAt)) == monthOf(dayOf(after.idleAt)) {
+		// In the same count: most changes (a usage report, a touchpoint in the same month).
+		m.contacts.Upsert(rows, after)
+		return
+	}
 	if before != nil && before.merged == 0 {
 		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(before.idleAt)), owner: before.owner, phase: before.phase, contacts: -1})
 	}
