@@ -23,12 +23,12 @@
 //	             entered_at, left_at and next_phase (NULL while open), position and event_id
 //	             (of the event that entered it: an open visit is its part)
 //	touchpoints  position (of the event in the global log: the key, so that the rows of a
-//	             rebuild are appended), contact_id, occurred_at
+//	             rebuild are appended), contact_id, occurred_at, event_id
 //	surveys      position (the same; it also orders surveys of the same instant), contact_id,
-//	             nps, occurred_at
+//	             nps, occurred_at, event_id
 //	tasks        contact_id, task_id, due (YYYY-MM-DD), overdue_at (the start of the day after
 //	             due in the business zone: from then on an open task is overdue), scheduled_at, completed_at
-//	             (NULL while open)
+//	             (NULL while open), position and event_id (of the scheduling event)
 //	deal_losses  deal_id, seq (1, 2, ... per deal), contact_id, from_stage, reason, amount,
 //	             currency, lost_at, reopened_at (NULL while the deal stays lost), position (of
 //	             the loss: the key of its part)
@@ -48,6 +48,10 @@
 //	             ends: the open visits are read from the visits; dormancy is judged among
 //	             them at the question); entity the deal: loss/<stage>/<reason> (each loss,
 //	             with its amount, until the deal is reopened)
+//
+// The facts of a churned customer (its churn, the win before it, the last survey and
+// touchpoint, the tasks overdue at it) are explained when asked, from the visits,
+// touchpoints, surveys and tasks, each with the event that made it: no part is kept of them.
 //
 // Times are BIGINT microseconds since the Unix epoch, UTC.
 package churn
@@ -142,6 +146,7 @@ type touchpointRow struct {
 	position   int64
 	contactID  string
 	occurredAt int64
+	eventID    string
 }
 
 type surveyRow struct {
@@ -149,12 +154,16 @@ type surveyRow struct {
 	contactID  string
 	nps        int64
 	occurredAt int64
+	eventID    string
 }
 
 type taskRow struct {
 	contactID, taskID, due string
 	overdueAt, scheduledAt int64
 	completedAt            sql.NullInt64
+	// position and eventID are the scheduling event's.
+	position int64
+	eventID  string
 }
 
 type lossRow struct {
@@ -231,13 +240,15 @@ func newModel() *model {
 	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
 		readmodel.Position("position", func(r *tp) *int64 { return &r.position }),
 		readmodel.Text("contact_id", func(r *tp) *string { return &r.contactID }),
-		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt })).
+		readmodel.BigInt("occurred_at", func(r *tp) *int64 { return &r.occurredAt }),
+		readmodel.Text("event_id", func(r *tp) *string { return &r.eventID })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, occurred_at"})
 	m.surveys = readmodel.NewTable(tableSurveys, 1,
 		readmodel.Position("position", func(r *s) *int64 { return &r.position }),
 		readmodel.Text("contact_id", func(r *s) *string { return &r.contactID }),
 		readmodel.Integer("nps", func(r *s) *int64 { return &r.nps }),
-		readmodel.BigInt("occurred_at", func(r *s) *int64 { return &r.occurredAt })).
+		readmodel.BigInt("occurred_at", func(r *s) *int64 { return &r.occurredAt }),
+		readmodel.Text("event_id", func(r *s) *string { return &r.eventID })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, occurred_at"})
 	m.tasks = readmodel.NewTable(tableTasks, 2,
 		readmodel.Text("contact_id", func(r *tk) *string { return &r.contactID }),
@@ -245,7 +256,9 @@ func newModel() *model {
 		readmodel.Text("due", func(r *tk) *string { return &r.due }),
 		readmodel.BigInt("overdue_at", func(r *tk) *int64 { return &r.overdueAt }),
 		readmodel.BigInt("scheduled_at", func(r *tk) *int64 { return &r.scheduledAt }),
-		readmodel.NullBigInt("completed_at", func(r *tk) *sql.NullInt64 { return &r.completedAt }))
+		readmodel.NullBigInt("completed_at", func(r *tk) *sql.NullInt64 { return &r.completedAt }),
+		readmodel.BigInt("position", func(r *tk) *int64 { return &r.position }),
+		readmodel.Text("event_id", func(r *tk) *string { return &r.eventID }))
 	m.dealLosses = readmodel.NewTable(tableDealLosses, 2,
 		readmodel.Text("deal_id", func(r *l) *string { return &r.dealID }),
 		readmodel.Integer("seq", func(r *l) *int64 { return &r.seq }),
@@ -323,7 +336,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, occurredAt: at})
+		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, occurredAt: at, eventID: e.ID})
 		if c, ok := m.contacts.Get(rows, ev.ContactID); ok {
 			if c.touched == 0 || at > c.idleSince {
 				c.touched, c.idleSince = 1, at
@@ -336,7 +349,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.surveys.Insert(rows, surveyRow{position: e.Position, contactID: ev.ContactID, nps: int64(ev.NPS), occurredAt: at})
+		m.surveys.Insert(rows, surveyRow{position: e.Position, contactID: ev.ContactID, nps: int64(ev.NPS), occurredAt: at, eventID: e.ID})
 	case contact.TypeTaskScheduled:
 		ev, err := readmodel.Decode[contact.TaskScheduled](e)
 		if err != nil {
@@ -347,7 +360,8 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 		}
 		m.tasks.Upsert(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, due: string(ev.Due),
-			overdueAt: time.Date(due.Year(), due.Month(), due.Day()+1, 0, 0, 0, 0, m.zone).UnixMicro(), scheduledAt: at})
+			overdueAt: time.Date(due.Year(), due.Month(), due.Day()+1, 0, 0, 0, 0, m.zone).UnixMicro(), scheduledAt: at,
+			position: e.Position, eventID: e.ID})
 	case contact.TypeTaskCompleted:
 		ev, err := readmodel.Decode[contact.TaskCompleted](e)
 		if err != nil {

@@ -24,8 +24,11 @@ import (
 //	lost_deals.<stage>.<reason>.count, lost_deals.<stage>.<reason>.amounts.<currency> (the
 //	deals and their losses standing at as_of)
 //
-// A drop-off rate is the quotient of two figures: explain those. A churned customer is a
-// part itself.
+//	churned_customers.<contact>.<figure> (churned_at, from_phase, won_at, days_won_to_churn,
+//	last_nps, last_touchpoint_at, days_since_last_touchpoint, overdue_tasks: the events of
+//	the facts of each of the contact's churns, see churnedParts)
+//
+// A drop-off rate is the quotient of two figures: explain those.
 func Explain(ctx context.Context, db *projections.DB, t projections.Tables, params Params) (explain.Answer, error) {
 	if params.AsOf.IsZero() {
 		return explain.Answer{}, domain.Invalid("as_of", "is required")
@@ -35,6 +38,9 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 		return explain.Answer{}, err
 	}
 	asOf := params.AsOf.UTC().UnixMicro()
+	if strings.HasPrefix(params.Explain, "churned_customers.") {
+		return explainChurned(ctx, db, t, params, cohort)
+	}
 	bad := domain.Invalid("explain", "%q is not the path of a figure of the churn points (see the documentation)", params.Explain)
 	path := strings.Split(params.Explain, ".")
 	q := explain.Question{AsOf: params.AsOf, Limit: params.Limit, Cursor: params.Cursor,
@@ -94,6 +100,41 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	})
 	if err != nil {
 		return explain.Answer{}, err
+	}
+	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
+}
+
+// explainChurned answers the parts of a figure of a churned customer, found when asked.
+func explainChurned(ctx context.Context, db *projections.DB, t projections.Tables, params Params, cohort filter) (explain.Answer, error) {
+	// The page asked for is checked before anything is read.
+	if _, err := explain.PageOf(nil, params.Limit, params.Cursor, nil); err != nil {
+		return explain.Answer{}, err
+	}
+	var parts []explain.Part
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		q := query{db: db, tx: tx, t: t, asOf: params.AsOf.UTC().UnixMicro(), cohort: cohort}
+		var err error
+		parts, err = q.churnedParts(ctx, params.Explain)
+		return err
+	})
+	if err != nil {
+		return explain.Answer{}, err
+	}
+	page, err := explain.PageOf(parts, params.Limit, params.Cursor, nil)
+	if err != nil {
+		return explain.Answer{}, err
+	}
+	// A survey's part carries its score.
+	scores := map[[2]any]int64{}
+	for _, p := range parts {
+		if strings.HasPrefix(p.Figure, figLastSurvey+"/") {
+			scores[[2]any{p.Position, p.Bucket}] = p.Measure
+		}
+	}
+	for i := range page.Parts {
+		if nps, ok := scores[[2]any{page.Parts[i].Position, page.Parts[i].Bucket}]; ok {
+			page.Parts[i].Value = &nps
+		}
 	}
 	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
 }

@@ -99,7 +99,74 @@ func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Ta
 			}
 		}
 	}
-	return nonZero
+	return nonZero + checkExplainedChurns(t, db, tables, params)
+}
+
+// checkExplainedChurns: every fact of every churned customer listed (read page by page) is
+// explained by its events, each churn's in its bucket (the churn's time): the churn, the win
+// before it, the last survey (its score the NPS) and touchpoint, and the tasks overdue then.
+func checkExplainedChurns(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params) int {
+	t.Helper()
+	var churns []churn.ChurnedCustomer
+	for cursor := ""; ; {
+		p := params
+		p.Limit, p.Cursor = 4, cursor
+		answer, err := churn.Query(context.Background(), db, tables, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		churns = append(churns, answer.ChurnedCustomers...)
+		if cursor = answer.NextCursor; cursor == "" {
+			break
+		}
+	}
+	checked := 0
+	for _, c := range churns {
+		bucket := c.ChurnedAt.UTC().Format(time.RFC3339Nano)
+		parts := func(figure string) []explain.Entry {
+			t.Helper()
+			var mine []explain.Entry
+			path := "churned_customers." + c.ContactID + "." + figure
+			for _, p := range explainAll(t, db, tables, params, path) {
+				if p.Bucket != bucket {
+					continue // another churn of the contact's
+				}
+				if p.OccurredAt.After(c.ChurnedAt) {
+					t.Fatalf("%s: part %+v is after the churn", path, p)
+				}
+				mine = append(mine, p)
+			}
+			checked++
+			return mine
+		}
+		at := func(figure string, want *time.Time) []explain.Entry {
+			t.Helper()
+			ps := parts(figure)
+			if want == nil && len(ps) != 0 || want != nil && (len(ps) != 1 || !ps[0].OccurredAt.Equal(*want)) {
+				t.Errorf("as of %s, %+v: %s's %s = %v, its parts %+v", params.AsOf, params, c.ContactID, figure, want, ps)
+			}
+			return ps
+		}
+		at("churned_at", &c.ChurnedAt)
+		at("from_phase", &c.ChurnedAt)
+		at("won_at", c.WonAt)
+		if ps := at("days_won_to_churn", c.WonAt); len(ps) == 1 && explain.Days(c.ChurnedAt.Sub(ps[0].OccurredAt).Microseconds()) != *c.DaysWonToChurn {
+			t.Errorf("%s: days won to churn %v, its part %+v", c.ContactID, *c.DaysWonToChurn, ps[0])
+		}
+		at("last_touchpoint_at", c.LastTouchpointAt)
+		if ps := at("days_since_last_touchpoint", c.LastTouchpointAt); len(ps) == 1 &&
+			explain.Days(c.ChurnedAt.Sub(ps[0].OccurredAt).Microseconds()) != *c.DaysSinceLastTouchpoint {
+			t.Errorf("%s: days since the last touchpoint %v, its part %+v", c.ContactID, *c.DaysSinceLastTouchpoint, ps[0])
+		}
+		ps := parts("last_nps")
+		if c.LastNPS == nil && len(ps) != 0 || c.LastNPS != nil && (len(ps) != 1 || ps[0].Value == nil || *ps[0].Value != int64(*c.LastNPS)) {
+			t.Errorf("as of %s: %s's last NPS %v, its parts %+v", params.AsOf, c.ContactID, c.LastNPS, ps)
+		}
+		if ps := parts("overdue_tasks"); len(ps) != c.OverdueTasks {
+			t.Errorf("as of %s, %+v: %s's overdue tasks %d, its parts %+v", params.AsOf, params, c.ContactID, c.OverdueTasks, ps)
+		}
+	}
+	return checked
 }
 
 // explainAll reads every page of the parts of the figure at path, three at a time: each
@@ -193,6 +260,10 @@ func TestExplainRejectsBadPaths(t *testing.T) {
 		{"bad dormancy", churn.Params{AsOf: asOf, DormantDays: -1, Explain: "phases.lead.dormant"}, "dormant_days"},
 		{"limit too large", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Limit: explain.MaxLimit + 1}, "limit"},
 		{"cursor not one", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Cursor: "!!"}, "cursor"},
+		{"a churned customer's name", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.name"}, "explain"},
+		{"a churned customer's figure of nobody", churn.Params{AsOf: asOf, Explain: "churned_customers.overdue_tasks"}, "explain"},
+		{"not a churned customer", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks"}, "explain"},
+		{"churned customers' limit", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks", Limit: -1}, "limit"},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(churn.Projection(), "")

@@ -232,6 +232,10 @@ type Entry struct {
 	Currency   string    `json:"currency,omitempty"`
 	// Days is the length a part of a median counts (its measure, in days to 2 decimals).
 	Days *float64 `json:"days,omitempty"`
+	// Value is what the fact set, where the figure is the value of the latest fact rather than
+	// a sum (a usage report's percent, a survey's score): read models that answer such
+	// figures fill it in.
+	Value *int64 `json:"value,omitempty"`
 }
 
 // cursor is where a page ends: the position and entity of its last part.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -19,10 +20,20 @@ import (
 // facts included.
 type contactState struct {
 	id, name, owner, phase string
+	phaseAt                int64
 	idleAt                 int64
 	idleKind               string
 	usage, usageAt         int64 // usage -1: none
 	nps, npsAt             int64 // nps -1: none
+	// The events of the latest phase, activity, usage report and survey (the contact's own or
+	// those of a contact merged into it), which explain them.
+	phaseBy, idleBy, usageBy, npsBy source
+}
+
+// source is the event of a fact: its position and id.
+type source struct {
+	pos     int64
+	eventID string
 }
 
 // latest is the latest fact of one kind seen so far.
@@ -31,11 +42,12 @@ type latest struct {
 	text    string
 	num     int64
 	set     bool
+	by      source
 }
 
-func (l *latest) offer(at, pos int64, text string, num int64) {
+func (l *latest) offer(at, pos int64, text string, num int64, by source) {
 	if !l.set || later(at, pos, l.at, l.pos) {
-		*l = latest{at: at, pos: pos, text: text, num: num, set: true}
+		*l = latest{at: at, pos: pos, text: text, num: num, set: true, by: by}
 	}
 }
 
@@ -52,6 +64,9 @@ func (q *query) statesThen(ctx context.Context) ([]contactState, error) {
 		touch     latest
 		usage     latest
 		survey    latest
+		// created is the creation's event: its first phase's fact, the first of the contact's
+		// facts at its creation time in the log.
+		created source
 	}
 	byID := map[string]*facts{}
 	err := q.each(ctx, "contacts", `SELECT contact_id, name, created_at, merged FROM `+q.t.Name(tableContacts),
@@ -69,16 +84,17 @@ func (q *query) statesThen(ctx context.Context) ([]contactState, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = q.each(ctx, "facts", `SELECT n.customer_id, f.contact_id, f.kind, f.occurred_at, f.position, f.text, f.num
+	err = q.each(ctx, "facts", `SELECT n.customer_id, f.contact_id, f.kind, f.occurred_at, f.position, f.text, f.num, f.event_id
 		FROM `+q.t.Name(tableFacts)+` f JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = f.contact_id
 		WHERE f.occurred_at <= ?`, []any{q.asOf}, func(rows *sql.Rows) error {
 		var (
-			customer, contactID, kind, text string
-			at, pos, num                    int64
+			customer, contactID, kind, text, eventID string
+			at, pos, num                             int64
 		)
-		if err := rows.Scan(&customer, &contactID, &kind, &at, &pos, &text, &num); err != nil {
+		if err := rows.Scan(&customer, &contactID, &kind, &at, &pos, &text, &num, &eventID); err != nil {
 			return err
 		}
+		by := source{pos: pos, eventID: eventID}
 		f := byID[customer]
 		if f == nil {
 			return fmt.Errorf("facts of %s for unknown customer %s", contactID, customer)
@@ -86,18 +102,21 @@ func (q *query) statesThen(ctx context.Context) ([]contactState, error) {
 		switch kind {
 		case factPhase:
 			if contactID == customer {
-				f.phase.offer(at, pos, text, num)
+				f.phase.offer(at, pos, text, num, by)
+				if at == f.createdAt && (f.created.eventID == "" || pos < f.created.pos) {
+					f.created = by
+				}
 			}
 		case factOwner:
 			if contactID == customer {
-				f.owner.offer(at, pos, text, num)
+				f.owner.offer(at, pos, text, num, by)
 			}
 		case factTouchpoint:
-			f.touch.offer(at, pos, text, num)
+			f.touch.offer(at, pos, text, num, by)
 		case factUsage:
-			f.usage.offer(at, pos, text, num)
+			f.usage.offer(at, pos, text, num, by)
 		case factSurvey:
-			f.survey.offer(at, pos, text, num)
+			f.survey.offer(at, pos, text, num, by)
 		}
 		return nil
 	})
@@ -109,16 +128,19 @@ func (q *query) statesThen(ctx context.Context) ([]contactState, error) {
 		if f.merged || f.createdAt > q.asOf {
 			continue
 		}
-		s := contactState{id: id, name: f.name, owner: f.owner.text, phase: f.phase.text,
+		s := contactState{id: id, name: f.name, owner: f.owner.text, phase: f.phase.text, phaseAt: f.phase.at, phaseBy: f.phase.by,
 			idleAt: f.createdAt, idleKind: KindCreated, usage: -1, nps: -1}
+		// The creation is the first phase's fact: its event is the last activity's without a
+		// touchpoint.
+		s.idleBy = f.created
 		if f.touch.set {
-			s.idleAt, s.idleKind = f.touch.at, f.touch.text
+			s.idleAt, s.idleKind, s.idleBy = f.touch.at, f.touch.text, f.touch.by
 		}
 		if f.usage.set {
-			s.usage, s.usageAt = f.usage.num, f.usage.at
+			s.usage, s.usageAt, s.usageBy = f.usage.num, f.usage.at, f.usage.by
 		}
 		if f.survey.set {
-			s.nps, s.npsAt = f.survey.num, f.survey.at
+			s.nps, s.npsAt, s.npsBy = f.survey.num, f.survey.at, f.survey.by
 		}
 		list = append(list, s)
 	}
@@ -234,14 +256,56 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 	return answer, err
 }
 
+// keptDormant counts the dormant contacts now per owner: the kept counts of the months before
+// the cutoff's, and the contacts of the cutoff's month (an index range) idle since the cutoff.
+func (q *query) keptDormant(ctx context.Context, params DormantParams, cutoff int64) ([]OwnerCount, int64, error) {
+	day := monthOf(dayOf(cutoff))
+	days, daysArgs := `day < ?`, []any{day}
+	if params.Phase != "" {
+		days, daysArgs = days+` AND phase = ?`, append(daysArgs, params.Phase)
+	}
+	if params.Owner != "" {
+		days, daysArgs = days+` AND owner = ?`, append(daysArgs, params.Owner)
+	}
+	where, args := params.dormantWhere(cutoff)
+	owners := map[string]int64{}
+	err := q.each(ctx, "dormant owners", `SELECT owner, SUM(n) FROM (
+		SELECT owner, contacts AS n FROM `+q.t.Name(tableIdleMonths)+` WHERE `+days+`
+		UNION ALL
+		SELECT owner, 1 AS n FROM `+q.t.Name(tableContacts)+` WHERE `+where+` AND idle_at >= ?) x
+		GROUP BY owner ORDER BY owner`, append(append(daysArgs, args...), day), func(rows *sql.Rows) error {
+		var (
+			owner string
+			n     int64
+		)
+		err := rows.Scan(&owner, &n)
+		owners[owner] += n
+		return err
+	})
+	var (
+		list  = []OwnerCount{}
+		total int64
+	)
+	for _, o := range slices.Sorted(maps.Keys(owners)) {
+		if owners[o] != 0 {
+			list = append(list, OwnerCount{Owner: o, Count: owners[o]})
+			total += owners[o]
+		}
+	}
+	return list, total, err
+}
+
 // keptStates reads contacts as they stand now: where is the condition and order on the
 // contacts table.
 func (q *query) keptStates(ctx context.Context, where string, args ...any) ([]contactState, error) {
 	var list []contactState
-	err := q.each(ctx, "contacts", `SELECT contact_id, name, owner, phase, idle_at, idle_kind, usage, usage_at, nps, nps_at
+	err := q.each(ctx, "contacts", `SELECT contact_id, name, owner, phase, idle_at, idle_kind, usage, usage_at, nps, nps_at,
+		phase_at, phase_pos, phase_event, idle_pos, idle_event, usage_pos, usage_event, nps_pos, nps_event
 		FROM `+q.t.Name(tableContacts)+` WHERE `+where, args, func(rows *sql.Rows) error {
 		var s contactState
-		err := rows.Scan(&s.id, &s.name, &s.owner, &s.phase, &s.idleAt, &s.idleKind, &s.usage, &s.usageAt, &s.nps, &s.npsAt)
+		err := rows.Scan(&s.id, &s.name, &s.owner, &s.phase, &s.idleAt, &s.idleKind, &s.usage, &s.usageAt, &s.nps, &s.npsAt,
+			&s.phaseAt, &s.phaseBy.pos, &s.phaseBy.eventID, &s.idleBy.pos, &s.idleBy.eventID, &s.usageBy.pos, &s.usageBy.eventID,
+			&s.npsBy.pos, &s.npsBy.eventID)
 		list = append(list, s)
 		return err
 	})
@@ -270,9 +334,19 @@ type DormantAnswer struct {
 	AsOf time.Time `json:"as_of"`
 	Days int       `json:"days"`
 	// IdleSince is the cutoff: a contact whose last activity is at or before it is dormant.
-	IdleSince  time.Time        `json:"idle_since"`
+	IdleSince time.Time `json:"idle_since"`
+	// Count is every dormant contact of the question (phase and owner as asked), on every
+	// page; Owners splits it per owner at as_of, by owner ("" for none).
+	Count      int64            `json:"count"`
+	Owners     []OwnerCount     `json:"owners"`
 	Contacts   []DormantContact `json:"contacts"`
 	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// OwnerCount is the dormant contacts of one owner.
+type OwnerCount struct {
+	Owner string `json:"owner"`
+	Count int64  `json:"count"`
 }
 
 // DormantContact is a dormant contact, its last activity and what it was.
@@ -288,23 +362,54 @@ type DormantContact struct {
 	DaysIdle float64 `json:"days_idle"`
 }
 
-// QueryDormant answers a page of the dormant contacts: about now one range of the index of
-// the contacts by last activity, about a past time from the facts.
-func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params DormantParams) (DormantAnswer, error) {
+// check checks the question's days, phase and as_of, and answers its days (the
+// default when 0) and its cutoff.
+func (params DormantParams) check() (days int, cutoff int64, err error) {
 	if err := asOfRequired(params.AsOf); err != nil {
-		return DormantAnswer{}, err
+		return 0, 0, err
 	}
 	n := params.Days
 	switch {
 	case n == 0:
 		n = DefaultDormantDays
 	case n < 0 || n > 36500:
-		return DormantAnswer{}, domain.Invalid("days", "%d is outside 1..36500", n)
+		return 0, 0, domain.Invalid("days", "%d is outside 1..36500", n)
 	}
 	if params.Phase != "" {
 		if _, err := contact.ParsePhase("phase", params.Phase); err != nil {
-			return DormantAnswer{}, err
+			return 0, 0, err
 		}
+	}
+	return n, micros(params.AsOf) - int64(n)*microsPerDay, nil
+}
+
+// dormantWhere is the condition on the contacts table of the contacts dormant now, phase and
+// owner as asked.
+func (params DormantParams) dormantWhere(cutoff int64) (string, []any) {
+	where, args := `merged = 0 AND idle_at <= ?`, []any{cutoff}
+	if params.Phase != "" {
+		where += ` AND phase = ?`
+		args = append(args, params.Phase)
+	}
+	if params.Owner != "" {
+		where += ` AND owner = ?`
+		args = append(args, params.Owner)
+	}
+	return where, args
+}
+
+// dormant tells whether s, as it stood at the question's time, is dormant for it.
+func (params DormantParams) dormant(s *contactState, cutoff int64) bool {
+	return s.idleAt <= cutoff && (params.Phase == "" || s.phase == params.Phase) && (params.Owner == "" || s.owner == params.Owner)
+}
+
+// QueryDormant answers a page of the dormant contacts, and their count per owner: about now
+// one range of the index of the contacts by last activity (and one count of it), about a past
+// time from the facts.
+func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params DormantParams) (DormantAnswer, error) {
+	n, cutoff, err := params.check()
+	if err != nil {
+		return DormantAnswer{}, err
 	}
 	limit, err := limitOf(params.Limit)
 	if err != nil {
@@ -314,20 +419,14 @@ func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables,
 	if err != nil {
 		return DormantAnswer{}, err
 	}
-	cutoff := micros(params.AsOf) - int64(n)*microsPerDay
-	answer := DormantAnswer{AsOf: params.AsOf.UTC(), Days: n, IdleSince: timeOf(cutoff), Contacts: []DormantContact{}}
+	answer := DormantAnswer{AsOf: params.AsOf.UTC(), Days: n, IdleSince: timeOf(cutoff), Owners: []OwnerCount{}, Contacts: []DormantContact{}}
 	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var states []contactState
 		if q.now {
-			where, args := `merged = 0 AND idle_at <= ?`, []any{cutoff}
-			if params.Phase != "" {
-				where += ` AND phase = ?`
-				args = append(args, params.Phase)
+			if answer.Owners, answer.Count, err = q.keptDormant(ctx, params, cutoff); err != nil {
+				return err
 			}
-			if params.Owner != "" {
-				where += ` AND owner = ?`
-				args = append(args, params.Owner)
-			}
+			where, args := params.dormantWhere(cutoff)
 			if after != nil {
 				where += ` AND (idle_at > ? OR (idle_at = ? AND contact_id > ?))`
 				args = append(args, after.V, after.V, after.ID)
@@ -338,14 +437,23 @@ func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables,
 			slices.SortFunc(states, func(a, b contactState) int {
 				return cmp.Or(cmp.Compare(a.idleAt, b.idleAt), strings.Compare(a.id, b.id))
 			})
+			owners := map[string]int64{}
+			for i := range states {
+				if params.dormant(&states[i], cutoff) {
+					owners[states[i].owner]++
+					answer.Count++
+				}
+			}
+			for _, o := range slices.Sorted(maps.Keys(owners)) {
+				answer.Owners = append(answer.Owners, OwnerCount{Owner: o, Count: owners[o]})
+			}
 		}
 		if err != nil {
 			return err
 		}
 		for _, s := range states {
 			switch {
-			case s.idleAt > cutoff, params.Phase != "" && s.phase != params.Phase, params.Owner != "" && s.owner != params.Owner,
-				after != nil && (s.idleAt < after.V || s.idleAt == after.V && s.id <= after.ID):
+			case !params.dormant(&s, cutoff), after != nil && (s.idleAt < after.V || s.idleAt == after.V && s.id <= after.ID):
 				continue
 			}
 			answer.Contacts = append(answer.Contacts, DormantContact{ContactID: s.id, Name: s.name, Owner: s.owner, Phase: s.phase,

@@ -389,41 +389,42 @@ func QueryValue(ctx context.Context, db *projections.DB, t projections.Tables, z
 		if err != nil {
 			return err
 		}
-		var (
-			ls   ladders
-			mine []customerFacts
-		)
-		if q.now {
-			if ls, err = q.keptLadders(ctx); err != nil {
-				return err
-			}
-			mine, err = q.keptCustomer(ctx, answer.CustomerID)
-		} else {
-			all, err := q.customersThen(ctx, "")
-			if err != nil {
-				return err
-			}
-			ls = laddersOf(all)
-			if i, ok := slices.BinarySearchFunc(all, answer.CustomerID, func(c customerFacts, id string) int { return strings.Compare(c.id, id) }); ok {
-				mine = all[i : i+1]
-			}
-		}
-		if err != nil {
-			return err
-		}
-		answer.Customers = ls.frequency.n
-		if len(mine) == 0 {
-			return nil
-		}
-		times, err := q.purchaseTimes(ctx, mine)
-		if err != nil {
-			return err
-		}
-		c := q.describe(&mine[0], ls, times[mine[0].id])
-		answer.Customer = &c
-		return nil
+		answer.Customer, answer.Customers, err = q.customer(ctx, answer.CustomerID)
+		return err
 	})
 	return answer, err
+}
+
+// customer is the customer's figures as of the question (nil when it has bought nothing by
+// then) and how many customers were scored.
+func (q *query) customer(ctx context.Context, customerID string) (*Customer, int64, error) {
+	var (
+		ls   ladders
+		mine []customerFacts
+		err  error
+	)
+	if q.now {
+		if ls, err = q.keptLadders(ctx); err != nil {
+			return nil, 0, err
+		}
+		mine, err = q.keptCustomer(ctx, customerID)
+	} else {
+		var all []customerFacts
+		all, err = q.customersThen(ctx, "")
+		ls = laddersOf(all)
+		if i, ok := slices.BinarySearchFunc(all, customerID, func(c customerFacts, id string) int { return strings.Compare(c.id, id) }); ok {
+			mine = all[i : i+1]
+		}
+	}
+	if err != nil || len(mine) == 0 {
+		return nil, ls.frequency.n, err
+	}
+	times, err := q.purchaseTimes(ctx, mine)
+	if err != nil {
+		return nil, 0, err
+	}
+	c := q.describe(&mine[0], ls, times[mine[0].id])
+	return &c, ls.frequency.n, nil
 }
 
 // keptCustomer is the customer's kept totals: none when it has bought nothing.

@@ -234,14 +234,14 @@ func (q *query) rfmParts(ctx context.Context, keep rfmKeep) ([]explain.Part, err
 			parts = append(parts, part)
 		}
 	}
-	slices.SortFunc(parts, func(a, b explain.Part) int {
-		if a.Position != b.Position {
-			return cmp.Compare(a.Position, b.Position)
-		}
-		if a.Entity != b.Entity {
-			return strings.Compare(a.Entity, b.Entity)
-		}
-		return strings.Compare(a.Figure, b.Figure)
-	})
+	sortParts(parts)
 	return parts, nil
+}
+
+// sortParts orders parts found at question time as explain.PageOf takes them: by position,
+// entity and figure.
+func sortParts(parts []explain.Part) {
+	slices.SortFunc(parts, func(a, b explain.Part) int {
+		return cmp.Or(cmp.Compare(a.Position, b.Position), strings.Compare(a.Entity, b.Entity), strings.Compare(a.Figure, b.Figure))
+	})
 }

@@ -16,8 +16,9 @@ import (
 )
 
 // TestExplainAddsUp: every figure of the seasonality (each month's orders, and its orders and
-// revenue per currency) and of the repeat rate (each cohort's customers and repeat customers),
-// in UTC and Tokyo, about now and as of past times, is what its parts add up to, read page by
+// revenue per currency), of the repeat rate (each cohort's customers and repeat customers), of
+// RFM, of the customers list and a contact's value, of the upsell candidates and of the dormant
+// contacts (their count and each owner's, over several questions), in UTC and Tokyo, about now and as of past times, is what its parts add up to, read page by
 // page; the golden history has back-dated purchases and a merge, the generated one three
 // currencies over two years.
 func TestExplainAddsUp(t *testing.T) {
@@ -26,6 +27,7 @@ func TestExplainAddsUp(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		checked := 0
 		for i, events := range [][]eventstore.Event{golden, generated.events} {
+			log := logOf(events)
 			for j, zone := range []*time.Location{time.UTC, tokyo(t)} {
 				p := value.Projection(zone)
 				tables := projections.TablesFor(p, fmt.Sprintf("h%dz%d", i, j))
@@ -44,6 +46,9 @@ func TestExplainAddsUp(t *testing.T) {
 					checked += checkExplainedSeasons(t, db, tables, zone, asOf)
 					checked += checkExplainedRepeats(t, db, tables, zone, asOf)
 					checked += checkExplainedRFM(t, db, tables, zone, asOf)
+					checked += checkExplainedCustomers(t, db, tables, zone, asOf, log)
+					checked += checkExplainedUpsell(t, db, tables, zone, asOf, log)
+					checked += checkExplainedDormant(t, db, tables, zone, asOf, log)
 				}
 			}
 		}

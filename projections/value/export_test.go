@@ -7,3 +7,6 @@ import "context"
 func DetailOnly(ctx context.Context) context.Context {
 	return context.WithValue(ctx, detailOnly{}, true)
 }
+
+// MedianDays is the median of lengths in microseconds (sorted), as the answers show it.
+var MedianDays = medianDays

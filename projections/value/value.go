@@ -26,11 +26,13 @@
 //	           owner_pos, phase_at, phase_pos), idle_at, idle_kind, idle_pos (its latest
 //	           touchpoint, or its creation: kind "created"), usage, usage_at, usage_pos
 //	           (latest usage report, percent of the plan limit; -1 for none), nps, nps_at,
-//	           nps_pos (latest survey; -1 for none), merged (1 once merged into another)
+//	           nps_pos (latest survey; -1 for none), merged (1 once merged into another),
+//	           phase_event, idle_event, usage_event, nps_event (the ids of the events of the
+//	           latest phase, activity, usage report and survey: what explains them)
 //	facts      contact_id, kind (touchpoint, phase, owner, usage, survey), occurred_at,
 //	           position (the key), text (touchpoint kind, phase, owner), num (usage percent,
-//	           NPS): the history a question about a past time reads; a creation records the
-//	           first owner and phase
+//	           NPS), event_id: the history a question about a past time reads; a creation
+//	           records the first owner and phase
 //	purchases  customer_id, occurred_at, position (the key, in time order per customer),
 //	           contact_id (who made it), amount, currency, product, plan, event_id
 //	customers  customer_id, orders, first_at, second_at (NULL with one order), last_at
@@ -49,6 +51,8 @@
 //	seasons    month (1-12), currency: orders, revenue
 //	members    survivor, member, merged_at (projections/members)
 //	horizon    id (always 1), at: the latest business time of an event folded
+//	idle_months day (the first of the UTC month of the last activity), owner, phase: contacts
+//	           not merged (kept by addition): the dormant contacts counted about now
 //	parts      see projections/explain: what the seasonality and the repeat rate are made of,
 //	           read only when one of their figures is explained: order/<MM> (each purchase,
 //	           by the contact who made it, at its business time, with its amount, in month MM
@@ -75,20 +79,21 @@ const Name = "customer_value"
 
 // Base names of the tables.
 const (
-	tableContacts  = "contacts"
-	tableFacts     = "facts"
-	tablePurchases = "purchases"
-	tableCustomers = "customers"
-	tableMoney     = "money"
-	tableFrequency = "frequency"
-	tableRecency   = "recency"
-	tableMonetary  = "monetary"
-	tableCohorts   = "cohorts"
-	tableRF        = "rf"
-	tableRFMonths  = "rf_months"
-	tableSeasons   = "seasons"
-	tableHorizon   = "horizon"
-	tableParts     = "parts"
+	tableContacts   = "contacts"
+	tableFacts      = "facts"
+	tablePurchases  = "purchases"
+	tableCustomers  = "customers"
+	tableMoney      = "money"
+	tableFrequency  = "frequency"
+	tableRecency    = "recency"
+	tableMonetary   = "monetary"
+	tableCohorts    = "cohorts"
+	tableRF         = "rf"
+	tableRFMonths   = "rf_months"
+	tableSeasons    = "seasons"
+	tableHorizon    = "horizon"
+	tableParts      = "parts"
+	tableIdleMonths = "idle_months"
 )
 
 // Kinds of facts.
@@ -112,7 +117,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts, m.idleMonths},
 		Fold: m.fold,
 	})
 }
@@ -130,6 +135,8 @@ type contactRow struct {
 	usage, usageAt, usagePos    int64
 	nps, npsAt, npsPos          int64
 	merged                      int64
+	// The ids of the events of the latest phase, activity, usage report and survey.
+	phaseEvent, idleEvent, usageEvent, npsEvent string
 }
 
 type factRow struct {
@@ -138,6 +145,7 @@ type factRow struct {
 	occurredAt, position int64
 	text                 string
 	num                  int64
+	eventID              string
 }
 
 type purchaseRow struct {
@@ -189,24 +197,33 @@ type seasonRow struct {
 
 type horizonRow struct{ id, at int64 }
 
+// idleMonthRow counts the contacts (not merged) whose last activity is in a month (day: its
+// first), by owner and phase.
+type idleMonthRow struct {
+	day          int64
+	owner, phase string
+	contacts     int64
+}
+
 // model holds the declarations of the tables the fold writes.
 type model struct {
-	zone      *time.Location
-	contacts  *readmodel.Table[contactRow]
-	facts     *readmodel.Table[factRow]
-	purchases *readmodel.Table[purchaseRow]
-	customers *readmodel.Table[customerRow]
-	money     *readmodel.Table[moneyRow]
-	frequency *readmodel.Table[frequencyRow]
-	recency   *readmodel.Table[recencyRow]
-	monetary  *readmodel.Table[monetaryRow]
-	rf        *readmodel.Table[rfRow]
-	rfMonths  *readmodel.Table[rfRow]
-	cohorts   *readmodel.Table[cohortRow]
-	seasons   *readmodel.Table[seasonRow]
-	members   *members.Table
-	horizon   *readmodel.Table[horizonRow]
-	parts     *readmodel.Table[explain.Part]
+	zone       *time.Location
+	contacts   *readmodel.Table[contactRow]
+	facts      *readmodel.Table[factRow]
+	purchases  *readmodel.Table[purchaseRow]
+	customers  *readmodel.Table[customerRow]
+	money      *readmodel.Table[moneyRow]
+	frequency  *readmodel.Table[frequencyRow]
+	recency    *readmodel.Table[recencyRow]
+	monetary   *readmodel.Table[monetaryRow]
+	rf         *readmodel.Table[rfRow]
+	rfMonths   *readmodel.Table[rfRow]
+	cohorts    *readmodel.Table[cohortRow]
+	seasons    *readmodel.Table[seasonRow]
+	members    *members.Table
+	horizon    *readmodel.Table[horizonRow]
+	parts      *readmodel.Table[explain.Part]
+	idleMonths *readmodel.Table[idleMonthRow]
 }
 
 func newModel(zone *time.Location) *model {
@@ -247,7 +264,11 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("nps", func(r *c) *int64 { return &r.nps }),
 		readmodel.BigInt("nps_at", func(r *c) *int64 { return &r.npsAt }),
 		readmodel.BigInt("nps_pos", func(r *c) *int64 { return &r.npsPos }),
-		readmodel.Integer("merged", func(r *c) *int64 { return &r.merged })).
+		readmodel.Integer("merged", func(r *c) *int64 { return &r.merged }),
+		readmodel.Text("phase_event", func(r *c) *string { return &r.phaseEvent }),
+		readmodel.Text("idle_event", func(r *c) *string { return &r.idleEvent }),
+		readmodel.Text("usage_event", func(r *c) *string { return &r.usageEvent }),
+		readmodel.Text("nps_event", func(r *c) *string { return &r.npsEvent })).
 		Clustered().
 		WithIndexes(
 			// Dormant now: the contacts idle since the cutoff or longer, longest idle first.
@@ -263,7 +284,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("occurred_at", func(r *f) *int64 { return &r.occurredAt }),
 		readmodel.BigInt("position", func(r *f) *int64 { return &r.position }),
 		readmodel.Text("text", func(r *f) *string { return &r.text }),
-		readmodel.Integer("num", func(r *f) *int64 { return &r.num })).
+		readmodel.Integer("num", func(r *f) *int64 { return &r.num }),
+		readmodel.Text("event_id", func(r *f) *string { return &r.eventID })).
 		Clustered()
 	m.purchases = readmodel.NewTable(tablePurchases, 3,
 		readmodel.Text("customer_id", func(r *p) *string { return &r.customerID }),
@@ -318,7 +340,30 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
 		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
 	m.parts = partsShape().NewTable(tableParts)
+	m.idleMonths = readmodel.NewTable(tableIdleMonths, 3,
+		readmodel.BigInt("day", func(r *idleMonthRow) *int64 { return &r.day }),
+		readmodel.Text("owner", func(r *idleMonthRow) *string { return &r.owner }),
+		readmodel.Text("phase", func(r *idleMonthRow) *string { return &r.phase }),
+		readmodel.BigInt("contacts", func(r *idleMonthRow) *int64 { return &r.contacts })).Clustered()
 	return m
+}
+
+// putContact writes the contact's row after, before its row before (nil for a new contact),
+// and moves it between the kept counts of the dormant contacts.
+func (m *model) putContact(rows *readmodel.Rows, before *contactRow, after contactRow) {
+	if before != nil && before.merged == after.merged && before.owner == after.owner && before.phase == after.phase &&
+		monthOf(dayOf(before.idleAt)) == monthOf(dayOf(after.idleAt)) {
+		// In the same count: most changes (a usage report, a touchpoint in the same month).
+		m.contacts.Upsert(rows, after)
+		return
+	}
+	if before != nil && before.merged == 0 {
+		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(before.idleAt)), owner: before.owner, phase: before.phase, contacts: -1})
+	}
+	if after.merged == 0 {
+		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(after.idleAt)), owner: after.owner, phase: after.phase, contacts: 1})
+	}
+	m.contacts.Upsert(rows, after)
 }
 
 // rfTable declares the table of counts per day of last purchase (or month), orders and
@@ -351,9 +396,9 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		if err != nil {
 			return true, err
 		}
-		m.contacts.Upsert(rows, contactRow{contactID: ev.ContactID, customerID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
+		m.putContact(rows, nil, contactRow{contactID: ev.ContactID, customerID: ev.ContactID, name: ev.Name.Display(), createdAt: at,
 			owner: ev.Owner, ownerAt: at, ownerPos: e.Position, phase: string(contact.Lead), phaseAt: at, phasePos: e.Position,
-			idleAt: at, idleKind: KindCreated, idlePos: e.Position, usage: -1, nps: -1})
+			idleAt: at, idleKind: KindCreated, idlePos: e.Position, usage: -1, nps: -1, phaseEvent: e.ID, idleEvent: e.ID})
 		// A past time's owner and phase are the latest facts then: the first are the creation's.
 		m.fact(rows, e, ev.ContactID, factOwner, ev.Owner, 0)
 		m.fact(rows, e, ev.ContactID, factPhase, string(contact.Lead), 0)
@@ -387,7 +432,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factPhase, string(ev.To), 0)
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if later(at, e.Position, c.phaseAt, c.phasePos) {
-				c.phase, c.phaseAt, c.phasePos = string(ev.To), at, e.Position
+				c.phase, c.phaseAt, c.phasePos, c.phaseEvent = string(ev.To), at, e.Position, e.ID
 			}
 		})
 	case contact.TypeTouchpointRecorded:
@@ -398,7 +443,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factTouchpoint, string(ev.Kind), 0)
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.idleKind == KindCreated || later(at, e.Position, c.idleAt, c.idlePos) {
-				c.idleAt, c.idleKind, c.idlePos = at, string(ev.Kind), e.Position
+				c.idleAt, c.idleKind, c.idlePos, c.idleEvent = at, string(ev.Kind), e.Position, e.ID
 			}
 		})
 	case contact.TypeUsageReported:
@@ -409,7 +454,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factUsage, "", int64(ev.PercentOfLimit))
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.usage < 0 || later(at, e.Position, c.usageAt, c.usagePos) {
-				c.usage, c.usageAt, c.usagePos = int64(ev.PercentOfLimit), at, e.Position
+				c.usage, c.usageAt, c.usagePos, c.usageEvent = int64(ev.PercentOfLimit), at, e.Position, e.ID
 			}
 		})
 	case contact.TypeSurveyRecorded:
@@ -420,7 +465,7 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) (folded bool
 		m.fact(rows, e, ev.ContactID, factSurvey, "", int64(ev.NPS))
 		return true, m.edit(rows, ev.ContactID, func(c *contactRow) {
 			if c.nps < 0 || later(at, e.Position, c.npsAt, c.npsPos) {
-				c.nps, c.npsAt, c.npsPos = int64(ev.NPS), at, e.Position
+				c.nps, c.npsAt, c.npsPos, c.npsEvent = int64(ev.NPS), at, e.Position, e.ID
 			}
 		})
 	case contact.TypePurchaseRecorded:
@@ -451,15 +496,16 @@ func (m *model) edit(rows *readmodel.Rows, contactID string, change func(*contac
 	if !ok {
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
+	before := c
 	change(&c)
-	m.contacts.Upsert(rows, c)
+	m.putContact(rows, &before, c)
 	return nil
 }
 
 // fact records one fact of the contact's history.
 func (m *model) fact(rows *readmodel.Rows, e *readmodel.Event, contactID, kind, text string, num int64) {
 	m.facts.Insert(rows, factRow{position: e.Position, contactID: contactID, kind: kind,
-		occurredAt: e.OccurredAt.UnixMicro(), text: text, num: num})
+		occurredAt: e.OccurredAt.UnixMicro(), text: text, num: num, eventID: e.ID})
 }
 
 // reach moves the horizon to at when at is later.
@@ -502,26 +548,28 @@ func (m *model) absorb(rows *readmodel.Rows, survivorID, duplicateID string, at 
 	if !ok {
 		return fmt.Errorf("contact %s was not created", duplicateID)
 	}
+	survivorBefore := s
 	if d.idleKind != KindCreated && (s.idleKind == KindCreated || later(d.idleAt, d.idlePos, s.idleAt, s.idlePos)) {
-		s.idleAt, s.idleKind, s.idlePos = d.idleAt, d.idleKind, d.idlePos
+		s.idleAt, s.idleKind, s.idlePos, s.idleEvent = d.idleAt, d.idleKind, d.idlePos, d.idleEvent
 	}
 	if d.usage >= 0 && (s.usage < 0 || later(d.usageAt, d.usagePos, s.usageAt, s.usagePos)) {
-		s.usage, s.usageAt, s.usagePos = d.usage, d.usageAt, d.usagePos
+		s.usage, s.usageAt, s.usagePos, s.usageEvent = d.usage, d.usageAt, d.usagePos, d.usageEvent
 	}
 	if d.nps >= 0 && (s.nps < 0 || later(d.npsAt, d.npsPos, s.npsAt, s.npsPos)) {
-		s.nps, s.npsAt, s.npsPos = d.nps, d.npsAt, d.npsPos
+		s.nps, s.npsAt, s.npsPos, s.npsEvent = d.nps, d.npsAt, d.npsPos, d.npsEvent
 	}
-	m.contacts.Upsert(rows, s)
+	m.putContact(rows, &survivorBefore, s)
 	for _, r := range m.membersOf(rows, duplicateID) {
 		mc, ok := m.contacts.Get(rows, r)
 		if !ok {
 			continue
 		}
+		before := mc
 		mc.customerID = survivorID
 		if r == duplicateID {
 			mc.merged = 1
 		}
-		m.contacts.Upsert(rows, mc)
+		m.putContact(rows, &before, mc)
 	}
 
 	moved := m.purchases.Group(rows, duplicateID)

@@ -93,8 +93,28 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		t.Fatalf("upsell %+v", u)
 	}
 	d := readData[value.DormantAnswer](a, "/v1/analytics/dormant?days=30&owner=rep-a&"+asOf)
-	if len(d.Contacts) != 1 || d.Contacts[0].ContactID != quiet || d.Contacts[0].LastActivity != value.KindCreated {
+	if len(d.Contacts) != 1 || d.Contacts[0].ContactID != quiet || d.Contacts[0].LastActivity != value.KindCreated ||
+		d.Count != 1 || len(d.Owners) != 1 || d.Owners[0] != (value.OwnerCount{Owner: "rep-a", Count: 1}) {
 		t.Fatalf("dormant %+v", d)
+	}
+	// The dormant contact is the part of the count, with the event of its creation; the
+	// candidate's usage is its report's; the customer's days to its second purchase are its
+	// first and second purchases; its value's orders, both.
+	if x := readData[explain.Answer](a, "/v1/analytics/dormant?days=30&owner=rep-a&"+asOf+"&explain=owners.rep-a.count"); x.Count != 1 ||
+		len(x.Parts) != 1 || x.Parts[0].Entity != quiet || x.Parts[0].Bucket != value.KindCreated || x.Parts[0].EventID == "" {
+		t.Fatalf("explain dormant: %+v", x)
+	}
+	if x := readData[explain.Answer](a, "/v1/analytics/upsell-candidates?"+asOf+"&explain=candidates."+buyer+".usage_percent"); x.Count != 1 ||
+		len(x.Parts) != 1 || x.Parts[0].Value == nil || *x.Parts[0].Value != 90 || x.Parts[0].Figure != "usage" {
+		t.Fatalf("explain upsell: %+v", x)
+	}
+	if x := readData[explain.Answer](a, "/v1/analytics/customers?"+asOf+"&explain=list."+buyer+".days_to_second&limit=1"); x.Count != 2 ||
+		len(x.Parts) != 1 || x.Parts[0].Figure != "first_purchase" || x.NextCursor == "" {
+		t.Fatalf("explain customers: %+v", x)
+	}
+	if x := readData[explain.Answer](a, "/v1/contacts/"+buyer+"/value?"+asOf+"&explain=customer.currencies.JPY.average_order_value"); x.Count != 2 ||
+		x.Amounts["JPY"] != 4000 || len(x.Parts) != 2 {
+		t.Fatalf("explain value: %+v", x)
 	}
 
 	for _, tt := range []struct {
@@ -115,6 +135,14 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		{"rfm cell out of the grid", "/v1/analytics/rfm?explain=grid.6.1.customers", http.StatusBadRequest, "bad-request", "explain"},
 		{"rfm explain limit", "/v1/analytics/rfm?explain=customers&limit=5000", http.StatusBadRequest, "bad-request", "limit"},
 		{"unknown contact", "/v1/contacts/nobody/value", http.StatusNotFound, "not-found", ""},
+		{"customers figure unknown", "/v1/analytics/customers?explain=list.x.name", http.StatusBadRequest, "bad-request", "explain"},
+		{"value figure unknown", "/v1/contacts/" + buyer + "/value?explain=customer.name", http.StatusBadRequest, "bad-request", "explain"},
+		{"value explain limit", "/v1/contacts/" + buyer + "/value?explain=customer.orders&limit=5000", http.StatusBadRequest, "bad-request", "limit"},
+		{"explain the value of an unknown contact", "/v1/contacts/nobody/value?explain=customer.orders", http.StatusNotFound, "not-found", ""},
+		{"upsell figure unknown", "/v1/analytics/upsell-candidates?explain=candidates." + buyer + ".reasons", http.StatusBadRequest, "bad-request", "explain"},
+		{"not a candidate", "/v1/analytics/upsell-candidates?explain=candidates." + quiet + ".usage_percent", http.StatusBadRequest, "bad-request", "explain"},
+		{"dormant figure unknown", "/v1/analytics/dormant?explain=contacts", http.StatusBadRequest, "bad-request", "explain"},
+		{"dormant explain days", "/v1/analytics/dormant?explain=count&days=-1", http.StatusBadRequest, "bad-request", "days"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := a.do("GET", tt.path, appToken, "")

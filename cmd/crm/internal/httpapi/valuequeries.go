@@ -19,10 +19,11 @@ func ValueQueries(zone *time.Location) []Query {
 	page := []Param{limitDoc, cursorDoc}
 	return []Query{
 		{Path: "/analytics/customers", read: v.customers, Doc: RouteDoc{Summary: "Customers with orders, revenue, AOV, LTV, repeat interval and RFM scores",
-			Params: append([]Param{strParam("segment", "RFM segment"), strParam("sort", "order of the list"), asOfDoc}, page...),
-			Answer: value.CustomersAnswer{}}, csv: v.exportCustomers},
+			Params: append([]Param{strParam("segment", "RFM segment"), strParam("sort", "order of the list"), asOfDoc, explainDoc}, page...),
+			Answer: AnyOf{value.CustomersAnswer{}, explain.Answer{}}}, csv: v.exportCustomers},
 		{Path: "/contacts/{contactId}/value", read: v.contactValue, Doc: RouteDoc{Summary: "One contact's customer value and RFM scores",
-			Params: []Param{asOfDoc}, Answer: value.ValueAnswer{}, Problems: []int{http.StatusNotFound}}},
+			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.ValueAnswer{}, explain.Answer{}},
+			Problems: []int{http.StatusNotFound}}},
 		{Path: "/analytics/rfm", read: v.rfm, Doc: RouteDoc{Summary: "Customers and revenue per RFM segment, and the R x F grid",
 			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.RFMAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/repeat-rate", read: v.repeatRate, Doc: RouteDoc{Summary: "Repeat purchase rate by cohort of first purchase",
@@ -30,17 +31,17 @@ func ValueQueries(zone *time.Location) []Query {
 		{Path: "/analytics/seasonality", read: v.seasonality, Doc: RouteDoc{Summary: "Orders and revenue per business month of the year",
 			Params: []Param{asOfDoc, explainDoc, limitDoc, cursorDoc}, Answer: AnyOf{value.SeasonAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/upsell-candidates", read: v.upsell, Doc: RouteDoc{Summary: "Customers worth an upsell, each with the facts that made it one",
-			Params: append([]Param{asOfDoc}, page...), Answer: value.UpsellAnswer{}}},
+			Params: append([]Param{asOfDoc, explainDoc}, page...), Answer: AnyOf{value.UpsellAnswer{}, explain.Answer{}}}},
 		{Path: "/analytics/dormant", read: v.dormant, Doc: RouteDoc{Summary: "Contacts with no activity for days, with their last activity",
 			Params: append([]Param{intParamDoc("days", "days without activity (default 90)"), strParam("phase", "lifecycle phase"),
-				strParam("owner", "owner"), asOfDoc}, page...),
-			Answer: value.DormantAnswer{}}},
+				strParam("owner", "owner"), asOfDoc, explainDoc}, page...),
+			Answer: AnyOf{value.DormantAnswer{}, explain.Answer{}}}},
 	}
 }
 
 type valueRoutes struct{ zone *time.Location }
 
-// GET /v1/analytics/customers?segment=&sort=&limit=&cursor=&as_of=
+// GET /v1/analytics/customers?segment=&sort=&limit=&cursor=&as_of=&explain=
 func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -51,15 +52,25 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if path := q.Get("explain"); path != "" {
+		return value.ExplainCustomers(r.Context(), rd.db, rd.t, v.zone, asOf, path, limit, q.Get("cursor"))
+	}
 	return value.QueryCustomers(r.Context(), rd.db, rd.t, v.zone, value.CustomersParams{AsOf: asOf,
 		Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")})
 }
 
-// GET /v1/contacts/{contactId}/value?as_of=
+// GET /v1/contacts/{contactId}/value?as_of=&explain=&limit=&cursor=
 func (v valueRoutes) contactValue(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return nil, err
+	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		limit, err := intParam(r, "limit")
+		if err != nil {
+			return nil, err
+		}
+		return value.ExplainValue(r.Context(), rd.db, rd.t, v.zone, mux.Vars(r)["contactId"], asOf, path, limit, r.URL.Query().Get("cursor"))
 	}
 	return value.QueryValue(r.Context(), rd.db, rd.t, v.zone, value.ValueParams{ContactID: mux.Vars(r)["contactId"], AsOf: asOf})
 }
@@ -112,7 +123,7 @@ func (v valueRoutes) seasonality(r *http.Request, rd read) (any, error) {
 	return value.QuerySeasonality(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
 
-// GET /v1/analytics/upsell-candidates?as_of=&limit=&cursor=
+// GET /v1/analytics/upsell-candidates?as_of=&limit=&cursor=&explain=
 func (v valueRoutes) upsell(r *http.Request, rd read) (any, error) {
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -122,11 +133,14 @@ func (v valueRoutes) upsell(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if path := r.URL.Query().Get("explain"); path != "" {
+		return value.ExplainUpsell(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
+	}
 	return value.QueryUpsell(r.Context(), rd.db, rd.t, v.zone, value.UpsellParams{AsOf: asOf, Limit: limit,
 		Cursor: r.URL.Query().Get("cursor")})
 }
 
-// GET /v1/analytics/dormant?days=&phase=&owner=&as_of=&limit=&cursor=
+// GET /v1/analytics/dormant?days=&phase=&owner=&as_of=&limit=&cursor=&explain=
 func (v valueRoutes) dormant(r *http.Request, rd read) (any, error) {
 	q := r.URL.Query()
 	asOf, err := asOfParam(r, true)
@@ -141,6 +155,9 @@ func (v valueRoutes) dormant(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return value.QueryDormant(r.Context(), rd.db, rd.t, v.zone, value.DormantParams{AsOf: asOf, Days: days,
-		Phase: q.Get("phase"), Owner: q.Get("owner"), Limit: limit, Cursor: q.Get("cursor")})
+	params := value.DormantParams{AsOf: asOf, Days: days, Phase: q.Get("phase"), Owner: q.Get("owner"), Limit: limit, Cursor: q.Get("cursor")}
+	if path := q.Get("explain"); path != "" {
+		return value.ExplainDormant(r.Context(), rd.db, rd.t, params, path)
+	}
+	return value.QueryDormant(r.Context(), rd.db, rd.t, v.zone, params)
 }
