@@ -17,8 +17,7 @@ import (
 )
 
 // Shape of the benchmark's log: besides its creation, each contact has benchPerContact-1
-// entries on average, spread at random, and the busiest contact (c0000000) about benchBusiest
-// more.
+// entries on average, spread at random, and the busiest contact (c0000000) about benchBusiest in all.
 const (
 	benchPerContact = 10
 	benchBusiest    = 10_000
@@ -40,7 +39,7 @@ func benchContacts(b *testing.B) int {
 // BenchmarkTimeline asks the first page (50 entries) of one contact's timeline, as GET
 // /v1/contacts/{id}/timeline?limit=50 does, over the timelines of benchContacts contacts
 // (benchPerContact entries each on average, ~1M entries at the default size): of the busiest
-// contact (about benchBusiest entries, tasks among them) and of a typical one (a random contact
+// contact (benchBusiest entries, a third of them tasks) and of a typical one (a random contact
 // per request), from 1 client and from 100 at once, with no writes and while 50 events a
 // second are applied live. It reports the latency's p50 and p99 over the requests: with 1
 // client b.N requests, with 100 a round of 100 requests per 10 iterations; beside them, as the
@@ -124,7 +123,7 @@ func contactID(i int) string { return fmt.Sprintf("c%07d", i) }
 
 // timelineEvents creates n contacts, then n*(benchPerContact-1) touchpoints, notes and tasks
 // (scheduled, a third of them done later) of random contacts other than the busiest, with
-// benchBusiest of the same kinds for the busiest mixed in, in log order.
+// about benchBusiest for the busiest mixed in, in log order.
 func timelineEvents(n int) []eventstore.Event {
 	rng := rand.New(rand.NewPCG(3, 4))
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -194,7 +194,7 @@ func (q *query) contacts(ctx context.Context, contactID string) ([]string, error
 // page reads up to limit+1 entries of the contacts, newest first, from the index on
 // (contact_id, occurred_at, position), with the current state of their tasks. Only a task
 // entry looks its task up: the key of any other entry is NULL, which matches nothing without
-// a descent of the tasks' index (on PostgreSQL a page of 50 entries, half of them tasks,
+// a descent of the tasks' index (on PostgreSQL a page of 50 entries, a third of them tasks,
 // touches about half the pages it did when every entry probed the index by its subject).
 func (q *query) page(ctx context.Context, ids []string, qn question, overdueBefore domain.Date) ([]Entry, error) {
 	stmt := `SELECT e.position, e.contact_id, e.occurred_at, e.kind, e.event, e.actor, e.subject, e.title, e.data,
