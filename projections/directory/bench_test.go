@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,89 +199,33 @@ func BenchmarkDirectory(b *testing.B) {
 // benchQuestion asks q from clients clients at once and reports the latency's p50 and p99
 // and the total answered.
 func benchQuestion(b *testing.B, db *projections.DB, tables projections.Tables, q question, clients int) {
-	ctx := context.Background()
-	var (
-		mu    sync.Mutex
-		lat   []time.Duration
-		total atomic.Int64
-	)
-	ask := func() {
-		start := time.Now()
+	var total atomic.Int64
+	projectiontest.Latency(b, clients, func(ctx context.Context) error {
 		n, err := q.ask(ctx, db, tables)
-		if err != nil {
-			b.Error(err)
-			return
+		if err == nil {
+			total.Store(n)
 		}
-		took := time.Since(start)
-		total.Store(n)
-		mu.Lock()
-		lat = append(lat, took)
-		mu.Unlock()
-	}
-	i := 0
-	for b.Loop() {
-		if clients == 1 {
-			ask()
-			continue
-		}
-		if i%10 == 0 {
-			var wg sync.WaitGroup
-			for range clients {
-				wg.Go(ask)
-			}
-			wg.Wait()
-		}
-		i++
-	}
-	if len(lat) == 0 {
-		b.Fatal("no answer")
-	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		return err
+	})
 	b.ReportMetric(float64(total.Load()), "total")
 }
 
 // writeContacts applies, live, a new contact or a rename of an existing one every 20 ms (50
 // a second) until stopped.
 func writeContacts(b *testing.B, db *projections.DB, p projections.Projection, tables projections.Tables, next *int64) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		wg     sync.WaitGroup
-		failed atomic.Value
-	)
-	wg.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			*next++
-			i := *next
-			e := eventstore.Event{ID: fmt.Sprintf("w%d", i), Position: i, OccurredAt: time.Now().UTC(), RecordedAt: time.Now().UTC()}
-			if i%2 == 0 {
-				e.Stream, e.Type = fmt.Sprintf("contact-w%07d", i), "contact.created.v2"
-				e.Data = fmt.Appendf(nil, `{"contact_id":"w%07d","name":{"family":%q,"given":"新"},"email":"w%d@example.com","channel":"web_form","owner":"rep-1"}`,
-					i, familyKanji[i%10], i)
-			} else {
-				id := fmt.Sprintf("c%07d", i%1000)
-				e.Stream, e.Type = "contact-"+id, "contact.details_changed.v2"
-				e.Data = fmt.Appendf(nil, `{"contact_id":%q,"name":{"family":%q,"given":"改"}}`, id, familyKana[i%10])
-			}
-			if _, err := db.Apply(ctx, p, tables, []eventstore.Event{e}); err != nil && ctx.Err() == nil {
-				failed.Store(err)
-				return
-			}
+	return projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
+		*next++
+		i := *next
+		e := eventstore.Event{ID: fmt.Sprintf("w%d", i), Position: i, OccurredAt: time.Now().UTC(), RecordedAt: time.Now().UTC()}
+		if i%2 == 0 {
+			e.Stream, e.Type = fmt.Sprintf("contact-w%07d", i), "contact.created.v2"
+			e.Data = fmt.Appendf(nil, `{"contact_id":"w%07d","name":{"family":%q,"given":"新"},"email":"w%d@example.com","channel":"web_form","owner":"rep-1"}`,
+				i, familyKanji[i%10], i)
+		} else {
+			id := fmt.Sprintf("c%07d", i%1000)
+			e.Stream, e.Type = "contact-"+id, "contact.details_changed.v2"
+			e.Data = fmt.Appendf(nil, `{"contact_id":%q,"name":{"family":%q,"given":"改"}}`, id, familyKana[i%10])
 		}
+		return e
 	})
-	return func() {
-		cancel()
-		wg.Wait()
-		if err, ok := failed.Load().(error); ok {
-			b.Fatalf("write: %v", err)
-		}
-	}
 }
