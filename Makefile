@@ -156,9 +156,8 @@ bench-firststart: build
 	@.ci/ensure-postgres
 	$(GO) build -o bin/crmload ./cmd/crmload
 	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(FIRSTSTART_DIR)
-	@test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }
-	@test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }
 	@case ",$(FIRSTSTART_BACKENDS)," in *,sqlite,*) \
+		{ test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }; } && \
 		rm -rf $(FIRSTSTART_DIR)/rebuild && mkdir -p $(FIRSTSTART_DIR)/rebuild && \
 		for f in crm.db crm.db-wal keys.db keys.db-wal; do test ! -f $(REBUILD_BENCH_DIR)/sqlite/$$f || cp $(REBUILD_BENCH_DIR)/sqlite/$$f $(FIRSTSTART_DIR)/rebuild/; done && \
 		start=$$(date +%s.%N) && CRM_DATA_DIR=$(FIRSTSTART_DIR)/rebuild $(FIRSTSTART_CRM) rebuild --all --quiet && \
@@ -167,6 +166,7 @@ bench-firststart: build
 		bin/crmload --crm $(FIRSTSTART_CRM) --sqlite $(REBUILD_BENCH_DIR)/sqlite/crm.db --scenarios startup --settle 0s > $(FIRSTSTART_DIR)/sqlite.md && \
 		cat $(FIRSTSTART_DIR)/sqlite.md;; esac
 	@case ",$(FIRSTSTART_BACKENDS)," in *,postgres,*) \
+		{ test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }; } && \
 		psql '$(CRM_TEST_POSTGRES_URL)' -qc 'DROP SCHEMA IF EXISTS crm_bench_rebuild_log_readmodels CASCADE' && \
 		start=$$(date +%s.%N) && CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' $(FIRSTSTART_CRM) rebuild --all --quiet && \
 		echo "postgres: crm rebuild --all over the same log: $$(echo "$$(date +%s.%N) - $$start" | bc) s" | tee $(FIRSTSTART_DIR)/postgres-rebuild.txt && \
