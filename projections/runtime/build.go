@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 
@@ -94,6 +95,7 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		r.building.Add(-1)
 		r.stall.moved(r.cfg.Now())
 	}()
+	r.settleLeases(ctx)
 	head, err := projections.LogHead(ctx, r.store)
 	if err != nil {
 		return err
@@ -191,6 +193,31 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		g.members[pj] = r.adoptLocked(ctx, pj, true)
 	}
 	return nil
+}
+
+// leaseSettle is how long after its start a runner sharing work by lease waits, before a
+// build in place, for the leases of its projections: those it takes at its start are built
+// from the same read of the log as the first.
+const leaseSettle = time.Second
+
+// settleLeases waits until this runner holds the lease of every projection, at most until
+// leaseSettle after Run started (a lease another server holds is not waited for longer).
+func (r *Runner) settleLeases(ctx context.Context) {
+	if r.cfg.Leases == nil {
+		return
+	}
+	until := r.started.Add(leaseSettle)
+	for time.Now().Before(until) {
+		held := 0
+		for _, pj := range r.projs {
+			if pj.lease.Load() != nil {
+				held++
+			}
+		}
+		if held == len(r.projs) || projections.Sleep(ctx, 10*time.Millisecond) != nil {
+			return
+		}
+	}
 }
 
 // farBehindAt reports whether this runner applies pj and pj is at least BuildBehind behind

@@ -44,7 +44,19 @@ func (s *buildReads) Unwrap() eventstore.Store { return s.Store }
 // each applies only what lies past its own checkpoint (one was applied up to the middle of
 // the log before, one is already at the head and is not built). Every read model then
 // equals a rebuild, and runs live.
+//
+// Alone on its database, and sharing it by lease (on SQLite every lease is the runner's at
+// once, on PostgreSQL this runner takes them all): the leases taken at the start are built
+// from the same read.
 func TestFirstStartBuildsEveryReadModelFromOneReadOfTheLog(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "by_lease"}[shared], func(t *testing.T) {
+			firstStartFromOneRead(t, shared)
+		})
+	}
+}
+
+func firstStartFromOneRead(t *testing.T, shared bool) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, inner eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
 		for i := range 12 {
@@ -72,6 +84,9 @@ func TestFirstStartBuildsEveryReadModelFromOneReadOfTheLog(t *testing.T) {
 		cfg.Store = store // the runner's own reads; the feed's subscribers read inner
 		cfg.BuildBehind = 100
 		cfg.BuildBatch = buildBatch
+		if shared {
+			cfg.Leases = leases(t, db, "node-1")
+		}
 		r := projectiontest.NewRunner(t, cfg, fresh, middle, current)
 		projectiontest.Start(t, r)
 		for _, p := range []projections.Projection{fresh, middle, current} {

@@ -268,7 +268,8 @@ type Runner struct {
 	building atomic.Int32
 	// runCtx is Run's context: a build in place runs under it, not under the lease of the
 	// projection that started it.
-	runCtx context.Context
+	runCtx  context.Context
+	started time.Time // when Run started
 
 	initMu sync.Mutex
 	inited bool
@@ -543,7 +544,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Init(ctx); err != nil {
 		return err
 	}
-	r.runCtx = ctx
+	r.runCtx, r.started = ctx, time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.trackHead(ctx) })
 	wg.Go(func() { r.watchRegistry(ctx) })
