@@ -154,6 +154,9 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 	b.OnBatch = func(int, int64) error {
 		for _, tg := range b.Targets {
 			r.builtTo(of[tg], tg)
+			if r.faults.built != nil {
+				r.faults.built(tg.Checkpoint)
+			}
 		}
 		return nil
 	}
@@ -232,9 +235,6 @@ func (r *Runner) farBehindAt(pj *projector, head int64) bool {
 // builtTo takes in what a build committed of pj's target tg: its checkpoint and parked
 // events.
 func (r *Runner) builtTo(pj *projector, tg *projections.Target) {
-	if tg.Checkpoint <= pj.checkpoint.Load() {
-		return
-	}
 	var parked int64
 	for _, n := range tg.Parked {
 		parked += int64(n)
@@ -242,7 +242,4 @@ func (r *Runner) builtTo(pj *projector, tg *projections.Target) {
 	pj.parkedTotal.Store(parked)
 	r.head.observe(tg.Checkpoint)
 	pj.advance(tg.Checkpoint)
-	if r.faults.built != nil {
-		r.faults.built(tg.Checkpoint)
-	}
 }
