@@ -91,9 +91,12 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		ctx = r.runCtx
 	}
 	r.building.Add(1)
+	var built bool
 	defer func() {
 		r.building.Add(-1)
-		r.stall.moved(r.cfg.Now())
+		if built {
+			r.stall.moved(r.cfg.Now())
+		}
 	}()
 	r.settleLeases(ctx)
 	head, err := projections.LogHead(ctx, r.store)
@@ -129,6 +132,7 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 	if len(b.Targets) == 0 {
 		return nil
 	}
+	built = true
 	names := make([]string, len(b.Targets))
 	for i, tg := range b.Targets {
 		names[i] = tg.Projection.Name()
@@ -149,16 +153,13 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		}
 		return err
 	}
-	// After each batch every target has committed it (the batches of an in-place build are
-	// one transaction each per set, never left open across batches).
-	b.OnBatch = func(int, int64) error {
-		for _, tg := range b.Targets {
+	b.Committed = func(targets []*projections.Target) {
+		for _, tg := range targets {
 			r.builtTo(of[tg], tg)
 			if r.faults.built != nil {
 				r.faults.built(tg.Checkpoint)
 			}
 		}
-		return nil
 	}
 	for len(b.Targets) > 0 {
 		err := b.Run(ctx, 0)
