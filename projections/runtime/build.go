@@ -173,7 +173,7 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 			break
 		}
 		// The projections that failed the fencing check leave; the others go on from their
-		// checkpoints (on PostgreSQL they committed the batch, on SQLite it is read again).
+		// checkpoints (each set commits a batch in a transaction of its own).
 		kept := b.Targets[:0]
 		for _, tg := range b.Targets {
 			if ferr, out := fenced[tg]; out {
