@@ -3,7 +3,7 @@ GO ?= go
 CRM_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export CRM_TEST_POSTGRES_URL
 
-.PHONY: run test web fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load bench-import seed clean
+.PHONY: run test web fuzz build check bench bench-store bench-commands bench-http bench-seed bench-audit bench-projections bench-clean bench-rebuild bench-timetravel bench-load bench-firststart bench-import seed clean
 
 ## run: start the server on the embedded default (SQLite in ./data, port 8080)
 run:
@@ -141,6 +141,38 @@ bench-load: build
 		status=$$?; cat $(LOAD_REPORT_DIR)/sqlite.md; exit $$status
 	@bin/crmload --postgres '$(CRM_TEST_POSTGRES_URL)' --schema $(LOAD_POSTGRES_SCHEMA) $(LOAD_FLAGS) --json $(LOAD_REPORT_DIR)/postgres.json > $(LOAD_REPORT_DIR)/postgres.md; \
 		status=$$?; cat $(LOAD_REPORT_DIR)/postgres.md; exit $$status
+
+## bench-firststart: the first start of `crm serve` on an empty read-model database over the
+## seeded log of bench-rebuild (~1.2M events, seeded on the first run), SQLite then PostgreSQL:
+## the time until every read model has caught up with the log and the server's notices of a
+## stalled feed meanwhile (cmd/crmload --scenarios startup, on a copy of the log), beside
+## `crm rebuild --all` over the same log in the same run, the baseline. FIRSTSTART_CRM measures
+## another build of crm (an older one, say); FIRSTSTART_BACKENDS=sqlite measures one backend.
+## The reports go to $(REBUILD_BENCH_DIR)/firststart.
+FIRSTSTART_CRM ?= bin/crm
+FIRSTSTART_BACKENDS ?= sqlite,postgres
+FIRSTSTART_DIR = $(REBUILD_BENCH_DIR)/firststart
+bench-firststart: build
+	@.ci/ensure-postgres
+	$(GO) build -o bin/crmload ./cmd/crmload
+	@mkdir -p $(REBUILD_BENCH_DIR)/sqlite $(FIRSTSTART_DIR)
+	@case ",$(FIRSTSTART_BACKENDS)," in *,sqlite,*) \
+		{ test -f $(REBUILD_BENCH_DIR)/sqlite/seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/sqlite bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/sqlite/seeded; }; } && \
+		rm -rf $(FIRSTSTART_DIR)/rebuild && mkdir -p $(FIRSTSTART_DIR)/rebuild && \
+		for f in crm.db crm.db-wal keys.db keys.db-wal; do test ! -f $(REBUILD_BENCH_DIR)/sqlite/$$f || cp $(REBUILD_BENCH_DIR)/sqlite/$$f $(FIRSTSTART_DIR)/rebuild/; done && \
+		start=$$(date +%s.%N) && CRM_DATA_DIR=$(FIRSTSTART_DIR)/rebuild $(FIRSTSTART_CRM) rebuild --all --quiet && \
+		echo "sqlite: crm rebuild --all over the same log: $$(echo "$$(date +%s.%N) - $$start" | bc) s" | tee $(FIRSTSTART_DIR)/sqlite-rebuild.txt && \
+		rm -rf $(FIRSTSTART_DIR)/rebuild && \
+		bin/crmload --crm $(FIRSTSTART_CRM) --sqlite $(REBUILD_BENCH_DIR)/sqlite/crm.db --scenarios startup --settle 0s > $(FIRSTSTART_DIR)/sqlite.md && \
+		cat $(FIRSTSTART_DIR)/sqlite.md;; esac
+	@case ",$(FIRSTSTART_BACKENDS)," in *,postgres,*) \
+		{ test -f $(REBUILD_BENCH_DIR)/postgres-seeded || { CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' bin/crm seed --contacts 100000 && touch $(REBUILD_BENCH_DIR)/postgres-seeded; }; } && \
+		psql '$(CRM_TEST_POSTGRES_URL)' -qc 'DROP SCHEMA IF EXISTS crm_bench_rebuild_log_readmodels CASCADE' && \
+		start=$$(date +%s.%N) && CRM_DATA_DIR=$(REBUILD_BENCH_DIR)/postgres CRM_STORE='$(CRM_TEST_POSTGRES_URL)&schema=crm_bench_rebuild_log' $(FIRSTSTART_CRM) rebuild --all --quiet && \
+		echo "postgres: crm rebuild --all over the same log: $$(echo "$$(date +%s.%N) - $$start" | bc) s" | tee $(FIRSTSTART_DIR)/postgres-rebuild.txt && \
+		psql '$(CRM_TEST_POSTGRES_URL)' -qc 'DROP SCHEMA IF EXISTS crm_bench_rebuild_log_readmodels CASCADE' && \
+		bin/crmload --crm $(FIRSTSTART_CRM) --postgres '$(CRM_TEST_POSTGRES_URL)' --schema crm_bench_rebuild_log --scenarios startup --settle 0s > $(FIRSTSTART_DIR)/postgres.md && \
+		cat $(FIRSTSTART_DIR)/postgres.md;; esac
 
 ## seed: write a sample history into ./data (override with ARGS="--contacts 40000")
 seed:

@@ -43,6 +43,10 @@ type Builder struct {
 	// after each commit. An error of either stops the build.
 	OnBatch  func(events int, last int64) error
 	OnCommit func() error
+	// Committed, when set, runs right after each commit with the targets it committed, before
+	// OnCommit: on PostgreSQL, where each set commits on its own, in parallel, from the
+	// goroutine that wrote the set, so it reads only those targets.
+	Committed func(targets []*Target)
 	// CommitEvery is how long a transaction of the build stays open across batches on
 	// SQLite (0: one transaction per batch). Each commit writes every page the transaction
 	// changed, and the random keys of the read models change pages all over their indexes:
@@ -411,6 +415,9 @@ func (b *Builder) closeOpen(ctx context.Context, commit bool) error {
 		}
 		return fmt.Errorf("commit batches: %w", err)
 	}
+	if b.Committed != nil {
+		b.Committed(b.Targets)
+	}
 	if b.OnCommit != nil {
 		if err := b.OnCommit(); err != nil {
 			return err
@@ -697,6 +704,9 @@ func (b *Builder) writeGroup(ctx context.Context, rb readBatch, targets []*Targe
 		for i, tg := range targets {
 			tg.Checkpoint = cps[i]
 			tg.Parked = parked[i]
+		}
+		if b.Committed != nil {
+			b.Committed(targets)
 		}
 		if b.OnCommit != nil {
 			return b.OnCommit()

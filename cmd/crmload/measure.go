@@ -16,7 +16,7 @@ const betweenQuiet = 2 * time.Second
 // them fails part-way (then with the error).
 func measure(ctx context.Context, o options, work string, progress io.Writer) (*report, error) {
 	rep := newReport(o)
-	if o.scenarios["readers"] || o.scenarios["lag"] || o.scenarios["burst"] {
+	if o.scenarios["readers"] || o.scenarios["lag"] || o.scenarios["burst"] || o.scenarios[startupOnly] {
 		if err := measureSeeded(ctx, o, work, rep, progress); err != nil {
 			return rep, err
 		}
@@ -57,19 +57,26 @@ func startSession(ctx context.Context, o options, t target, span time.Duration, 
 		return nil, startup{}, err
 	}
 	caught := time.Since(start)
-	ss.note("caught up after %.0f s; waiting until the server is quiet for %s", caught.Seconds(), span)
+	stalls := ss.s.logCount(stalledNotice)
+	ss.note("caught up after %.1f s (%d notices of a stalled feed); waiting until the server is quiet for %s", caught.Seconds(), stalls, span)
 	if err := waitQuiet(ctx, ss.s, span, o.startup); err != nil {
 		ss.stop()
 		return nil, startup{}, err
 	}
-	return ss, startup{CaughtUpSeconds: caught.Seconds(), QuietSeconds: time.Since(start).Seconds()}, nil
+	return ss, startup{CaughtUpSeconds: caught.Seconds(), QuietSeconds: time.Since(start).Seconds(), StalledNotices: stalls}, nil
 }
+
+// stalledNotice opens the server's log line of a stalled feed.
+const stalledNotice = "The feed is stalled"
 
 // startup is how long a server took from its start until its read models had caught up
 // with the log, and until it was quiet (its background work at start done).
 type startup struct {
 	CaughtUpSeconds float64 `json:"caught_up_seconds"`
 	QuietSeconds    float64 `json:"quiet_seconds"`
+	// StalledNotices counts the server's notices of a stalled feed until it had caught up:
+	// a start reads the whole log, which is no stall.
+	StalledNotices int `json:"stalled_notices"`
 }
 
 // settle waits for the read models to apply every command answered so far, then for the

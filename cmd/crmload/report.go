@@ -158,8 +158,8 @@ func writeMarkdown(w io.Writer, r *report) {
 		fmt.Fprintf(w, "**FLAGGED: %d errors** (failed requests, deal commands never seen, parked events or a burst not caught up): the figures are not to be trusted.\n\n", r.Errors)
 	}
 	if r.Events > 0 || r.Rounds != nil || r.Lag != nil || r.Burst != nil {
-		fmt.Fprintf(w, "Seeded store: %s, %d events. From its start, the server's read models had caught up after %.0f s and it was quiet after %.0f s. Parked events at the end: %d.\n\n",
-			r.Source, r.Events, r.Startup.CaughtUpSeconds, r.Startup.QuietSeconds, r.Parked)
+		fmt.Fprintf(w, "Seeded store: %s, %d events. From its start, the server's read models had caught up after %.1f s (notices of a stalled feed meanwhile: %d) and it was quiet after %.0f s. Parked events at the end: %d.\n\n",
+			r.Source, r.Events, r.Startup.CaughtUpSeconds, r.Startup.StalledNotices, r.Startup.QuietSeconds, r.Parked)
 	}
 	writeRounds(w, r)
 	writeLag(w, r.Lag)

@@ -232,3 +232,12 @@ func copyFile(dst, src string) error {
 	}
 	return nil
 }
+
+// logCount counts the occurrences of sub in the server's log so far.
+func (s *server) logCount(sub string) int {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), sub)
+}

@@ -350,7 +350,7 @@ func (r *Runner) feedAt(head int64) Feed {
 	}
 	f := Feed{StoreHead: head, Reached: reached}
 	now := r.cfg.Now()
-	if since, pending := r.stall.oldestBeyond(now, reached); pending {
+	if since, pending := r.stall.oldestBeyond(now, reached, r.building.Load() > 0); pending {
 		age := now.Sub(since)
 		if age >= r.cfg.StallAfter {
 			f.Stalled = true
@@ -386,14 +386,24 @@ func (w *stallWatch) observe(at time.Time, pos int64) {
 	}
 }
 
-// oldestBeyond forgets the samples reached and returns since when events have waited while
-// the projections stood still: the later of when the oldest sample left was seen and when
-// the projections last moved.
-func (w *stallWatch) oldestBeyond(now time.Time, reached int64) (time.Time, bool) {
+// moved records that the projections moved at now though their checkpoints may not show it
+// yet: a build in place ended.
+func (w *stallWatch) moved(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if reached > w.reached || w.reachedAt.IsZero() {
-		w.reached, w.reachedAt = reached, now
+	w.reachedAt = now
+}
+
+// oldestBeyond forgets the samples reached and returns since when events have waited while
+// the projections stood still: the later of when the oldest sample left was seen and when
+// the projections last moved. They move while building: a build in place reads the log in
+// full batches between its commits (which may be further apart than the stall's bound) and
+// ends at the first read that comes back short, as a read held back at a gap does.
+func (w *stallWatch) oldestBeyond(now time.Time, reached int64, building bool) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if reached > w.reached || w.reachedAt.IsZero() || building {
+		w.reached, w.reachedAt = max(w.reached, reached), now
 	}
 	i := 0
 	for i < len(w.samples) && w.samples[i].pos <= reached {

@@ -99,8 +99,12 @@ type RunnerConfig struct {
 	// rebuild does, in place (projections.Builder: the log read, decoded and written side
 	// by side, in batches of projections.DefaultRebuildBatch, new rows copied in on
 	// PostgreSQL) rather than in transactions of CatchUpBatch (default DefaultBuildBehind;
-	// negative: never). An event it refuses is parked at once, without the retries.
+	// negative: never). An event it refuses is parked at once, without the retries. The
+	// projections that far behind at once are built together, from one read of the log.
 	BuildBehind int64
+	// BuildBatch is how many events one read of such a build takes (default
+	// projections.DefaultRebuildBatch).
+	BuildBatch int
 	// RestartDelay is the first pause before a stopped projection starts again; it doubles
 	// up to MaxRestartDelay.
 	RestartDelay, MaxRestartDelay time.Duration
@@ -149,6 +153,9 @@ func (c *RunnerConfig) setDefaults() {
 	}
 	if c.BuildBehind == 0 {
 		c.BuildBehind = DefaultBuildBehind
+	}
+	if c.BuildBatch == 0 {
+		c.BuildBatch = projections.DefaultRebuildBatch
 	}
 	if c.LiveBatch == 0 {
 		c.LiveBatch = DefaultLiveBatch
@@ -208,6 +215,9 @@ func (c RunnerConfig) Validate() error {
 	if c.LiveBatch < 0 {
 		errs = append(errs, fmt.Errorf("live batch %d: want at least 1", c.LiveBatch))
 	}
+	if c.BuildBatch < 0 {
+		errs = append(errs, fmt.Errorf("build batch %d: want at least 1", c.BuildBatch))
+	}
 	if c.RestartDelay < 0 || c.MaxRestartDelay < 0 {
 		errs = append(errs, errors.New("negative restart delay"))
 	}
@@ -252,6 +262,14 @@ type Runner struct {
 	head   head
 	ahead  aheadCache
 	stall  stallWatch
+	// builds admits one build in place at a time; building counts those running (the feed
+	// moves while one reads the log).
+	builds   builds
+	building atomic.Int32
+	// runCtx is Run's context: a build in place runs under it, not under the lease of the
+	// projection that started it.
+	runCtx  context.Context
+	started time.Time // when Run started
 
 	initMu sync.Mutex
 	inited bool
@@ -526,6 +544,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Init(ctx); err != nil {
 		return err
 	}
+	r.runCtx, r.started = ctx, time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { r.trackHead(ctx) })
 	wg.Go(func() { r.watchRegistry(ctx) })
@@ -1138,62 +1157,6 @@ func (f *faultedBatch) Apply(ctx context.Context, tx *projections.Tx, t projecti
 		}
 	}
 	return nil
-}
-
-// build catches pj up in place as a rebuild builds a set, when it is at least BuildBehind
-// behind the log's head; the catch-up goes on from where it stops. It holds pj.mu
-// throughout: nothing else of this process writes the set meanwhile. Each batch transaction
-// checks, as every apply transaction does, that the set is still served and the lease
-// still held; a set switched by a rebuild ends the build early (the catch-up then moves to
-// the new set).
-func (r *Runner) build(ctx context.Context, pj *projector) error {
-	if r.cfg.BuildBehind < 0 {
-		return nil
-	}
-	head, err := projections.LogHead(ctx, r.store)
-	if err != nil {
-		return err
-	}
-	if head-pj.checkpoint.Load() < r.cfg.BuildBehind {
-		return nil
-	}
-	pj.mu.Lock()
-	defer pj.mu.Unlock()
-	t := pj.tables()
-	tg := projections.NewTarget(pj.p, t)
-	b := &projections.Builder{DB: r.db, Store: r.store, Batch: projections.DefaultRebuildBatch, Now: r.cfg.Now,
-		Targets: []*projections.Target{tg}}
-	defer b.Close()
-	b.InTx = func(ctx context.Context, tx *projections.Tx, _ *projections.Target, _ int64) error {
-		return r.fence(ctx, pj, t, tx)
-	}
-	b.OnCommit = func() error {
-		var parked int64
-		for _, n := range tg.Parked {
-			parked += int64(n)
-		}
-		pj.parkedTotal.Store(parked)
-		r.head.observe(tg.Checkpoint)
-		pj.advance(tg.Checkpoint)
-		if r.faults.built != nil {
-			r.faults.built(tg.Checkpoint)
-		}
-		return nil
-	}
-	if err := b.Load(ctx, tg); err != nil {
-		return err
-	}
-	r.log.Info("Projection far behind: catching up as a rebuild builds", watermill.LogFields{"projection": pj.p.Name(),
-		"checkpoint": tg.Checkpoint, "head": head})
-	err = b.Run(ctx, 0)
-	if errors.Is(err, errSetSwitched) {
-		err = nil
-	}
-	if err != nil {
-		return err
-	}
-	// The build may have parked events: the counts come from the set.
-	return r.adoptLocked(ctx, pj, true)
 }
 
 // readAhead returns up to limit events of the log after position after, for a live batch:
