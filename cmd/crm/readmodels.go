@@ -130,7 +130,7 @@ func (b *background) start() (stop func()) {
 	})
 	wg.Go(func() {
 		b.holdForever(ctx, SnapshotLease, func(ctx context.Context) {
-			b.travel.RunSnapshots(ctx, snapshotInterval, func(err error) {
+			b.travel.RunSnapshots(ctx, snapshotInterval, b.catchingUp, func(err error) {
 				b.log.Error("Time-travel snapshots failed, retrying", err, nil)
 			})
 		})
@@ -142,6 +142,21 @@ func (b *background) start() (stop func()) {
 		wg.Wait()
 		_ = b.travel.Close(context.Background())
 	}
+}
+
+// catchingUp tells whether a projection is catching up (a first start, a long outage): the
+// time-travel snapshots wait for it.
+func (b *background) catchingUp(ctx context.Context) bool {
+	list, err := b.runner.Status(ctx)
+	if err != nil {
+		return false // the snapshots' own round reports what is wrong
+	}
+	for _, s := range list {
+		if s.State == runtime.StateCatchingUp {
+			return true
+		}
+	}
+	return false
 }
 
 // snapshotPolicy is when time-travel snapshots are taken (Every log positions; 0: the

@@ -265,16 +265,22 @@ func (tt *TimeTravel) Snapshot(ctx context.Context) (taken int, err error) {
 }
 
 // RunSnapshots takes snapshots every interval until ctx ends; report, when set, hears of each
-// failure (the next round tries again).
-func (tt *TimeTravel) RunSnapshots(ctx context.Context, interval time.Duration, report func(error)) {
+// failure (the next round tries again). While busy (when set) says the read models are
+// catching up, as in a first start over a long log, no round is taken: its snapshots would
+// replay the log a second time beside the catch-up and hold it back. busy is asked again every
+// second, and the first round after it takes every snapshot missed meanwhile.
+func (tt *TimeTravel) RunSnapshots(ctx context.Context, interval time.Duration, busy func(context.Context) bool, report func(error)) {
 	for {
-		if _, err := tt.Snapshot(ctx); err != nil && ctx.Err() == nil && report != nil {
+		wait := interval
+		if busy != nil && busy(ctx) {
+			wait = min(interval, time.Second)
+		} else if _, err := tt.Snapshot(ctx); err != nil && ctx.Err() == nil && report != nil {
 			report(err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }
