@@ -415,62 +415,56 @@ func accountHolds(a directory.AccountEntry, q string) bool {
 // allDeals pages through the deals list to its end.
 func allDeals(t *testing.T, db *projections.DB, set projections.Tables, p directory.DealParams) []directory.DealEntry {
 	t.Helper()
-	var all []directory.DealEntry
-	for {
-		a, err := directory.QueryDeals(context.Background(), db, set, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, a.Deals...)
-		if a.NextCursor == "" {
-			return all
-		}
-		p.Cursor = a.NextCursor
-	}
+	all, _ := pageDeals(t, db, set, p)
+	return all
 }
 
 // allAccounts pages through the accounts list to its end.
 func allAccounts(t *testing.T, db *projections.DB, set projections.Tables, p directory.AccountParams) []directory.AccountEntry {
 	t.Helper()
-	var all []directory.AccountEntry
-	for {
-		a, err := directory.QueryAccounts(context.Background(), db, set, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, a.Accounts...)
-		if a.NextCursor == "" {
-			return all
-		}
-		p.Cursor = a.NextCursor
-	}
+	all, _ := pageAccounts(t, db, set, p)
+	return all
 }
 
 // dealIDs pages through a deals list and returns the ids in order and its first page's total.
 func dealIDs(t *testing.T, db *projections.DB, set projections.Tables, p directory.DealParams) ([]string, int64) {
 	t.Helper()
-	first, err := directory.QueryDeals(context.Background(), db, set, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all, total := pageDeals(t, db, set, p)
 	ids := []string{}
-	for _, d := range allDeals(t, db, set, p) {
+	for _, d := range all {
 		ids = append(ids, d.DealID)
 	}
-	return ids, first.Total
+	return ids, total
 }
 
 // accountIDs pages through an accounts list and returns the ids in order and its first
 // page's total.
 func accountIDs(t *testing.T, db *projections.DB, set projections.Tables, p directory.AccountParams) ([]string, int64) {
 	t.Helper()
-	first, err := directory.QueryAccounts(context.Background(), db, set, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all, total := pageAccounts(t, db, set, p)
 	ids := []string{}
-	for _, a := range allAccounts(t, db, set, p) {
+	for _, a := range all {
 		ids = append(ids, a.AccountID)
 	}
-	return ids, first.Total
+	return ids, total
+}
+
+// pageDeals pages through a deals list: its rows in order and its first page's total.
+func pageDeals(t *testing.T, db *projections.DB, set projections.Tables, p directory.DealParams) ([]directory.DealEntry, int64) {
+	t.Helper()
+	return pageAll(t, p.Cursor, func(cursor string) ([]directory.DealEntry, string, int64, error) {
+		p.Cursor = cursor
+		a, err := directory.QueryDeals(context.Background(), db, set, p)
+		return a.Deals, a.NextCursor, a.Total, err
+	})
+}
+
+// pageAccounts pages through an accounts list: its rows in order and its first page's total.
+func pageAccounts(t *testing.T, db *projections.DB, set projections.Tables, p directory.AccountParams) ([]directory.AccountEntry, int64) {
+	t.Helper()
+	return pageAll(t, p.Cursor, func(cursor string) ([]directory.AccountEntry, string, int64, error) {
+		p.Cursor = cursor
+		a, err := directory.QueryAccounts(context.Background(), db, set, p)
+		return a.Accounts, a.NextCursor, a.Total, err
+	})
 }

@@ -171,30 +171,49 @@ func matches(c directory.ContactEntry, p directory.ContactParams) bool {
 // allContacts pages through a list to its end.
 func allContacts(t *testing.T, db *projections.DB, set projections.Tables, p directory.ContactParams) []directory.ContactEntry {
 	t.Helper()
-	var all []directory.ContactEntry
-	for {
-		a, err := directory.QueryContacts(context.Background(), db, set, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, a.Contacts...)
-		if a.NextCursor == "" {
-			return all
-		}
-		p.Cursor = a.NextCursor
-	}
+	all, _ := pageContacts(t, db, set, p)
+	return all
 }
 
 // pagedIDs pages through a list and returns the ids in order and the total of its first page.
 func pagedIDs(t *testing.T, db *projections.DB, set projections.Tables, p directory.ContactParams) ([]string, int64) {
 	t.Helper()
-	first, err := directory.QueryContacts(context.Background(), db, set, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	all, total := pageContacts(t, db, set, p)
 	ids := []string{}
-	for _, c := range allContacts(t, db, set, p) {
+	for _, c := range all {
 		ids = append(ids, c.ContactID)
 	}
-	return ids, first.Total
+	return ids, total
+}
+
+// pageContacts pages through a contacts list: its rows in order and its first page's total.
+func pageContacts(t *testing.T, db *projections.DB, set projections.Tables, p directory.ContactParams) ([]directory.ContactEntry, int64) {
+	t.Helper()
+	return pageAll(t, p.Cursor, func(cursor string) ([]directory.ContactEntry, string, int64, error) {
+		p.Cursor = cursor
+		a, err := directory.QueryContacts(context.Background(), db, set, p)
+		return a.Contacts, a.NextCursor, a.Total, err
+	})
+}
+
+// pageAll asks page for every page of a list from cursor on, and returns the rows in order
+// and the first page's total.
+func pageAll[R any](t *testing.T, cursor string, page func(cursor string) (rows []R, next string, total int64, err error)) ([]R, int64) {
+	t.Helper()
+	var all []R
+	var total int64
+	for first := true; ; first = false {
+		rows, next, n, err := page(cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first {
+			total = n
+		}
+		all = append(all, rows...)
+		if next == "" {
+			return all, total
+		}
+		cursor = next
+	}
 }
