@@ -91,22 +91,7 @@ func TestListSearchEqualsSubstring(t *testing.T) {
 	events, _ := listsHistory(t)
 	p := directory.Projection()
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		ctx := context.Background()
-		live := projections.TablesFor(p, "live")
-		projectiontest.MustApply(t, db, p, live, nil)
-		for _, e := range events {
-			if _, err := db.Apply(ctx, p, live, []eventstore.Event{e}); err != nil {
-				t.Fatalf("apply %d: %v", e.Position, err)
-			}
-		}
-		batch := projections.TablesFor(p, "batch")
-		if err := db.EnsureSchema(ctx, p, batch); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ApplyBatch(ctx, p, batch, events); err != nil {
-			t.Fatal(err)
-		}
-		for name, set := range map[string]projections.Tables{"live": live, "batch": batch} {
+		for name, set := range liveAndBatch(t, db, p, events) {
 			for _, sort := range []string{"", "-created", "title"} {
 				for _, status := range []string{"", "open"} {
 					all := allDeals(t, db, set, directory.DealParams{Sort: sort, Status: status})

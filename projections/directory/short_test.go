@@ -61,22 +61,7 @@ func TestSearchEqualsSubstring(t *testing.T) {
 	events := shortHistory(t)
 	p := directory.Projection()
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		ctx := context.Background()
-		live := projections.TablesFor(p, "live")
-		projectiontest.MustApply(t, db, p, live, nil)
-		for _, e := range events {
-			if _, err := db.Apply(ctx, p, live, []eventstore.Event{e}); err != nil {
-				t.Fatalf("apply %d: %v", e.Position, err)
-			}
-		}
-		batch := projections.TablesFor(p, "batch")
-		if err := db.EnsureSchema(ctx, p, batch); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ApplyBatch(ctx, p, batch, events); err != nil {
-			t.Fatal(err)
-		}
-		for name, set := range map[string]projections.Tables{"live": live, "batch": batch} {
+		for name, set := range liveAndBatch(t, db, p, events) {
 			all := allContacts(t, db, set, directory.ContactParams{})
 			if len(all) < 30 {
 				t.Fatalf("%s: %d contacts listed, the history lists more", name, len(all))
@@ -216,4 +201,26 @@ func pageAll[R any](t *testing.T, cursor string, page func(cursor string) (rows 
 		}
 		cursor = next
 	}
+}
+
+// liveAndBatch folds events into two table sets of p, "live" one event at a time (the live
+// path) and "batch" in one batch (the rebuild's path), for tests that ask both the same.
+func liveAndBatch(t *testing.T, db *projections.DB, p projections.Projection, events []eventstore.Event) map[string]projections.Tables {
+	t.Helper()
+	ctx := context.Background()
+	live := projections.TablesFor(p, "live")
+	projectiontest.MustApply(t, db, p, live, nil)
+	for _, e := range events {
+		if _, err := db.Apply(ctx, p, live, []eventstore.Event{e}); err != nil {
+			t.Fatalf("apply %d: %v", e.Position, err)
+		}
+	}
+	batch := projections.TablesFor(p, "batch")
+	if err := db.EnsureSchema(ctx, p, batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ApplyBatch(ctx, p, batch, events); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]projections.Tables{"live": live, "batch": batch}
 }
