@@ -243,7 +243,9 @@ func TestOptions(t *testing.T) {
 		{"analytics questions", []string{"--sqlite", "x.db", "--questions", "analytics"}, ""},
 		{"list questions", []string{"--sqlite", "x.db", "--questions", "lists"}, ""},
 		{"value questions", []string{"--sqlite", "x.db", "--questions", "value"}, ""},
+		{"value and analytics questions", []string{"--sqlite", "x.db", "--questions", "value,analytics"}, ""},
 		{"unknown questions", []string{"--sqlite", "x.db", "--questions", "gossip"}, "--questions"},
+		{"one unknown of several", []string{"--sqlite", "x.db", "--questions", "value,gossip"}, "--questions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

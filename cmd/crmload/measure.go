@@ -158,7 +158,7 @@ func (ss *session) describeStore(ctx context.Context, rep *report) error {
 	if rep.Contact, err = pickContact(ctx, ss.c); err != nil {
 		return err
 	}
-	rep.Questions = questionSets[ss.o.questions](rep.Contact)
+	rep.Questions, _ = questionsOf(ss.o.questions, rep.Contact) // validated with the options
 	return nil
 }
 
