@@ -43,6 +43,7 @@ type options struct {
 	postgres string // a PostgreSQL database URL
 	schema   string // the seeded store schema in it, copied for the run
 	work     string // where the copies go
+	keep     bool   // keep the seeded copy and its read models after the run (to study them)
 
 	duration     time.Duration // per reader round and per paced scenario
 	readers      int
@@ -107,6 +108,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL database URL of the seeded store")
 	fs.StringVar(&o.schema, "schema", "", "seeded store schema in --postgres, copied to a fresh schema for the run")
 	fs.StringVar(&o.work, "work", "", "directory for the copies and data directories (default: a temporary one, removed)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the copy of the seeded store and the read models the server built (with --work for SQLite; the PostgreSQL schemas are named on stderr): to EXPLAIN the questions' statements on them, then drop them yourself")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "length of each reader round and of the lag and saturation scenarios")
 	fs.IntVar(&o.readers, "readers", 100, "reader clients, each pinned to one question")
 	rates := fs.String("rates", "0,50,200", "commands/s beside the readers, one round each, comma-separated")
@@ -151,6 +153,9 @@ func (o options) validate() error {
 	}
 	if _, ok := questionsOf(o.questions, ""); !ok {
 		errs = append(errs, fmt.Errorf("--questions %q is not core, analytics, lists or value (or several, comma-separated)", o.questions))
+	}
+	if o.keep && o.sqlite != "" && o.work == "" {
+		errs = append(errs, errors.New("--keep on SQLite needs --work, the directory the copy stays in"))
 	}
 	if o.readers <= 0 || o.rounds <= 0 || o.lanes <= 0 || o.saturation <= 0 || o.lagRate <= 0 {
 		errs = append(errs, errors.New("--readers, --rounds, --lanes, --saturation and --lag-rate must be positive"))

@@ -107,7 +107,11 @@ func measureSeeded(ctx context.Context, o options, work string, rep *report, log
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, t.drop(context.Background())) }()
+	if o.keep {
+		fmt.Fprintf(log, "crmload: the copy stays: data directory %s, store %s\n", t.dataDir, t.store)
+	} else {
+		defer func() { err = errors.Join(err, t.drop(context.Background())) }()
+	}
 	ss, took, err := startSession(ctx, o, t, o.settle, log)
 	if err != nil {
 		return err
