@@ -156,13 +156,31 @@ func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, seg
 	for _, d := range days {
 		args = append(args, d)
 	}
-	kept := `SELECT r, f, currency, SUM(customers) AS n, SUM(revenue) AS revenue FROM (
-		SELECT ` + rDay + ` AS r, ` + fOrders + ` AS f, currency, customers, revenue FROM ` + q.t.Name(tableRFMonths) + `
-		WHERE customers <> 0 AND day NOT IN ` + monthList + `
+	err := q.each(ctx, "rf counts", `SELECT r, f, currency, SUM(customers), SUM(revenue) FROM (
+		SELECT `+rDay+` AS r, `+fOrders+` AS f, currency, customers, revenue FROM `+q.t.Name(tableRFMonths)+`
+		WHERE customers <> 0 AND day NOT IN `+monthList+`
 		UNION ALL
-		SELECT ` + rDay + ` AS r, ` + fOrders + ` AS f, currency, customers, revenue FROM ` + q.t.Name(tableRF) + `
-		WHERE customers <> 0 AND (` + strings.Join(inMonths, ` OR `) + `) AND day NOT IN ` + dayList + `) x
-		WHERE r < 4 OR f < 4 GROUP BY r, f, currency`
+		SELECT `+rDay+` AS r, `+fOrders+` AS f, currency, customers, revenue FROM `+q.t.Name(tableRF)+`
+		WHERE customers <> 0 AND (`+strings.Join(inMonths, ` OR `)+`) AND day NOT IN `+dayList+`) x
+		WHERE r < 4 OR f < 4 GROUP BY r, f, currency ORDER BY r, f, currency`, args, func(rows *sql.Rows) error {
+		var (
+			r, f               int
+			currency           string
+			customers, revenue int64
+		)
+		if err := rows.Scan(&r, &f, &currency, &customers, &revenue); err != nil {
+			return err
+		}
+		if currency == "" {
+			count(r, f, segmentOf(r, f, 0), customers, nil)
+		} else {
+			count(r, f, segmentOf(r, f, 0), 0, []Money{{Currency: currency, Amount: revenue}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 
 	// The others, one by one in the database: R and F exact, and whether M is 4 or more (a
 	// revenue above the third monetary threshold of its currency).
@@ -185,36 +203,31 @@ func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, seg
 	scored := `SELECT ` + rExact + ` AS r, ` + fExact + ` AS f, ` + champion + ` AS ch, c.customer_id FROM ` +
 		q.t.Name(tableCustomers) + ` c WHERE ` + where
 	scoredArgs := append(append(append(append([]any{}, rArgs...), fArgs...), mArgs...), whereArgs...)
-	args = append(append(args, scoredArgs...), scoredArgs...)
 	segment := func(r, f, ch int) string { return segmentOf(r, f, 4*ch) }
-	// One statement, three parts: the kept sums (ch 0: M does not matter there; customers in
-	// currency '', revenue in the others), the customers read one by one, their revenue.
-	return q.each(ctx, "rf counts", `SELECT 0 AS part, r, f, 0 AS ch, currency, n, revenue FROM (`+kept+`) k
-		UNION ALL
-		SELECT 1, r, f, ch, '', COUNT(*), 0 FROM (`+scored+`) x GROUP BY r, f, ch
-		UNION ALL
-		SELECT 2, x.r, x.f, x.ch, m.currency, 0, SUM(m.revenue) FROM (`+scored+`) x
-		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = x.customer_id GROUP BY x.r, x.f, x.ch, m.currency
-		ORDER BY 1, 2, 3, 4, 5`, args, func(rows *sql.Rows) error {
-		var (
-			part, r, f, ch     int
-			currency           string
-			customers, revenue int64
-		)
-		if err := rows.Scan(&part, &r, &f, &ch, &currency, &customers, &revenue); err != nil {
+	err = q.each(ctx, "rf customers", `SELECT r, f, ch, COUNT(*) FROM (`+scored+`) x GROUP BY r, f, ch ORDER BY r, f, ch`,
+		scoredArgs, func(rows *sql.Rows) error {
+			var (
+				r, f, ch int
+				n        int64
+			)
+			err := rows.Scan(&r, &f, &ch, &n)
+			count(r, f, segment(r, f, ch), n, nil)
 			return err
-		}
-		switch {
-		case part == 0 && currency == "":
-			count(r, f, segmentOf(r, f, 0), customers, nil)
-		case part == 0:
-			count(r, f, segmentOf(r, f, 0), 0, []Money{{Currency: currency, Amount: revenue}})
-		case part == 1:
-			count(r, f, segment(r, f, ch), customers, nil)
-		default:
-			count(r, f, segment(r, f, ch), 0, []Money{{Currency: currency, Amount: revenue}})
-		}
-		return nil
+		})
+	if err != nil {
+		return err
+	}
+	return q.each(ctx, "rf revenue", `SELECT x.r, x.f, x.ch, m.currency, SUM(m.revenue) FROM (`+scored+`) x
+		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = x.customer_id GROUP BY x.r, x.f, x.ch, m.currency
+		ORDER BY x.r, x.f, x.ch, m.currency`, scoredArgs, func(rows *sql.Rows) error {
+		var (
+			r, f, ch int
+			currency string
+			revenue  int64
+		)
+		err := rows.Scan(&r, &f, &ch, &currency, &revenue)
+		count(r, f, segment(r, f, ch), 0, []Money{{Currency: currency, Amount: revenue}})
+		return err
 	})
 }
 

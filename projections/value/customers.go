@@ -257,41 +257,40 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size in
 	if spec.column != "" {
 		order = spec.column + ` ` + dir + `, ` + order
 	}
-	// The customers alone, in the order of an index, then their names and money by key: one
-	// statement.
-	return q.customerRows(ctx, `(SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at FROM `+
-		q.t.Name(tableCustomers)+` c`+where+` ORDER BY `+order+` LIMIT ?)`, order, append(args, size)...)
-}
-
-// customerRows reads the customers of the subquery from (customer_id, orders, first_at,
-// second_at, last_at) with their names and money, in the order given on its columns (prefix
-// c.).
-func (q *query) customerRows(ctx context.Context, from, order string, args ...any) ([]customerFacts, error) {
 	var list []customerFacts
-	err := q.each(ctx, "customers", `SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at, n.name,
-		m.currency, m.orders, m.revenue FROM `+from+` c
-		JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
-		LEFT JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = c.customer_id
-		ORDER BY `+order+`, m.currency`, args, func(rows *sql.Rows) error {
-		var (
-			c        customerFacts
-			currency sql.NullString
-			orders   sql.NullInt64
-			revenue  sql.NullInt64
-		)
-		if err := rows.Scan(&c.id, &c.orders, &c.first, &c.second, &c.last, &c.name, &currency, &orders, &revenue); err != nil {
-			return err
-		}
-		if len(list) == 0 || list[len(list)-1].id != c.id {
-			list = append(list, c)
-		}
-		if currency.Valid {
-			last := &list[len(list)-1]
-			last.money = append(last.money, moneyRow{customerID: c.id, currency: currency.String, orders: orders.Int64, revenue: revenue.Int64})
-		}
-		return nil
+	// The customers alone, in the order of an index; their names and money after, by key.
+	err := q.each(ctx, "customers", `SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at
+		FROM `+q.t.Name(tableCustomers)+` c`+where+` ORDER BY `+order+` LIMIT ?`, append(args, size), func(rows *sql.Rows) error {
+		var c customerFacts
+		err := rows.Scan(&c.id, &c.orders, &c.first, &c.second, &c.last)
+		list = append(list, c)
+		return err
 	})
-	return list, err
+	if err != nil || len(list) == 0 {
+		return list, err
+	}
+	sorted := slices.Clone(list)
+	slices.SortFunc(sorted, func(a, b customerFacts) int { return strings.Compare(a.id, b.id) })
+	in, inArgs := inList("customer_id", ids(sorted))
+	if err := q.addMoney(ctx, sorted, in, inArgs...); err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	in, inArgs = inList("contact_id", ids(sorted))
+	err = q.each(ctx, "names", `SELECT contact_id, name FROM `+q.t.Name(tableContacts)+` WHERE `+in, inArgs, func(rows *sql.Rows) error {
+		var id, name string
+		err := rows.Scan(&id, &name)
+		names[id] = name
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		j, _ := slices.BinarySearchFunc(sorted, list[i].id, func(c customerFacts, id string) int { return strings.Compare(c.id, id) })
+		list[i].money, list[i].name = sorted[j].money, names[list[i].id]
+	}
+	return list, nil
 }
 
 func ids(list []customerFacts) []string {
@@ -430,6 +429,17 @@ func (q *query) customer(ctx context.Context, customerID string) (*Customer, int
 
 // keptCustomer is the customer's kept totals: none when it has bought nothing.
 func (q *query) keptCustomer(ctx context.Context, customerID string) ([]customerFacts, error) {
-	return q.customerRows(ctx, `(SELECT customer_id, orders, first_at, second_at, last_at FROM `+q.t.Name(tableCustomers)+`
-		WHERE customer_id = ?)`, `c.customer_id`, customerID)
+	var list []customerFacts
+	err := q.each(ctx, "customer", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at
+		FROM `+q.t.Name(tableCustomers)+` c JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
+		WHERE c.customer_id = ?`, []any{customerID}, func(rows *sql.Rows) error {
+		var c customerFacts
+		err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last)
+		list = append(list, c)
+		return err
+	})
+	if err != nil || len(list) == 0 {
+		return list, err
+	}
+	return list, q.addMoney(ctx, list, `customer_id = ?`, customerID)
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +80,26 @@ type customerFacts struct {
 	summary
 }
 
+// addMoney reads the money rows of the customers (all of them when in is "", else those the
+// condition in keeps), customers sorted by id.
+func (q *query) addMoney(ctx context.Context, list []customerFacts, in string, args ...any) error {
+	stmt := `SELECT customer_id, currency, orders, revenue FROM ` + q.t.Name(tableMoney)
+	if in != "" {
+		stmt += ` WHERE ` + in
+	}
+	return q.each(ctx, "customer money", stmt+` ORDER BY customer_id, currency`, args, func(rows *sql.Rows) error {
+		var r moneyRow
+		if err := rows.Scan(&r.customerID, &r.currency, &r.orders, &r.revenue); err != nil {
+			return err
+		}
+		i, ok := slices.BinarySearchFunc(list, r.customerID, func(c customerFacts, id string) int { return strings.Compare(c.id, id) })
+		if ok {
+			list[i].money = append(list[i].money, r)
+		}
+		return nil
+	})
+}
+
 // customersThen totals the purchases at or before as_of per customer (only customerID's
 // when set), by id.
 func (q *query) customersThen(ctx context.Context, customerID string) ([]customerFacts, error) {
@@ -143,138 +162,101 @@ func laddersOf(all []customerFacts) ladders {
 // bucket is a kept count of customers whose value is in [lo, the next bucket's lo).
 type bucket struct{ lo, n int64 }
 
-// keptLadders finds the four deciding values of each measure from the kept counts, in two
-// statements whatever the number of currencies: the counts of every measure, from which the
-// bucket of each rank is found by summing counts in order; then, in one statement, each
-// deciding value inside its bucket from the customers of that bucket alone (an index range).
-// A frequency's bucket is its value.
+// keptLadders finds the four deciding values of each measure from the kept counts: the bucket
+// of each rank by summing counts in order, then the value inside it from the customers of
+// that bucket alone (an index range).
 func (q *query) keptLadders(ctx context.Context) (ladders, error) {
 	ls := ladders{monetary: map[string]ladder{}}
-	type measure struct{ kind, currency string }
-	counts := map[measure][]bucket{}
-	var currencies []string
-	err := q.each(ctx, "kept counts", `SELECT 'f', '', orders, customers FROM `+q.t.Name(tableFrequency)+` WHERE customers <> 0
-		UNION ALL SELECT 'r', '', day, customers FROM `+q.t.Name(tableRecency)+` WHERE customers <> 0
-		UNION ALL SELECT 'm', currency, bucket, customers FROM `+q.t.Name(tableMonetary)+` WHERE customers <> 0
-		ORDER BY 1, 2, 3`, nil, func(rows *sql.Rows) error {
-		var (
-			m measure
-			b bucket
-		)
-		if err := rows.Scan(&m.kind, &m.currency, &b.lo, &b.n); err != nil {
-			return err
-		}
-		if m.kind == "m" && len(counts[m]) == 0 {
-			currencies = append(currencies, m.currency)
-		}
-		counts[m] = append(counts[m], b)
-		return nil
+	var err error
+	freq, err := q.buckets(ctx, `SELECT orders, customers FROM `+q.t.Name(tableFrequency)+` WHERE customers <> 0 ORDER BY orders`)
+	if err != nil {
+		return ls, err
+	}
+	if ls.frequency, err = keptLadder(freq, func(lo, _ int64) (int64, error) { return lo, nil }); err != nil {
+		return ls, err
+	}
+	days, err := q.buckets(ctx, `SELECT day, customers FROM `+q.t.Name(tableRecency)+` WHERE customers <> 0 ORDER BY day`)
+	if err != nil {
+		return ls, err
+	}
+	ls.recency, err = keptLadder(days, func(lo, offset int64) (int64, error) {
+		return q.nth(ctx, `SELECT last_at FROM `+q.t.Name(tableCustomers)+` WHERE last_at >= ? AND last_at < ?
+			ORDER BY last_at LIMIT 1 OFFSET ?`, lo, lo+microsPerDay, offset)
 	})
 	if err != nil {
 		return ls, err
 	}
-	var (
-		n     int64
-		ranks []rankAt
-		find  valueFinder
-	)
-	n, ranks = keptRanks(counts[measure{"f", ""}])
-	ls.frequency.n = n
-	for k, r := range ranks {
-		ls.frequency.at[k] = r.lo
-	}
-	n, ranks = keptRanks(counts[measure{"r", ""}])
-	ls.recency.n = n
-	for k, r := range ranks {
-		find.add(&ls.recency.at[k], `SELECT last_at FROM `+q.t.Name(tableCustomers)+` WHERE last_at >= ? AND last_at < ?
-			ORDER BY last_at LIMIT 1 OFFSET ?`, r.lo, r.lo+microsPerDay, r.offset)
-	}
-	monetary := make([]ladder, len(currencies))
-	for i, cur := range currencies {
-		n, ranks = keptRanks(counts[measure{"m", cur}])
-		monetary[i].n = n
-		for k, r := range ranks {
-			find.add(&monetary[i].at[k], `SELECT revenue FROM `+q.t.Name(tableMoney)+` WHERE currency = ? AND revenue >= ? AND revenue < ?
-				ORDER BY revenue LIMIT 1 OFFSET ?`, cur, r.lo, bucketEnd(r.lo), r.offset)
-		}
-	}
-	if err := find.run(ctx, q); err != nil {
+	var currencies []string
+	err = q.each(ctx, "currencies", `SELECT DISTINCT currency FROM `+q.t.Name(tableMonetary)+` WHERE customers <> 0 ORDER BY currency`,
+		nil, func(rows *sql.Rows) error {
+			var c string
+			currencies = append(currencies, c)
+			return rows.Scan(&currencies[len(currencies)-1])
+		})
+	if err != nil {
 		return ls, err
 	}
-	for i, cur := range currencies {
-		ls.monetary[cur] = monetary[i]
+	for _, cur := range currencies {
+		bs, err := q.buckets(ctx, `SELECT bucket, customers FROM `+q.t.Name(tableMonetary)+`
+			WHERE currency = ? AND customers <> 0 ORDER BY bucket`, cur)
+		if err != nil {
+			return ls, err
+		}
+		ls.monetary[cur], err = keptLadder(bs, func(lo, offset int64) (int64, error) {
+			return q.nth(ctx, `SELECT revenue FROM `+q.t.Name(tableMoney)+` WHERE currency = ? AND revenue >= ? AND revenue < ?
+				ORDER BY revenue LIMIT 1 OFFSET ?`, cur, lo, bucketEnd(lo), offset)
+		})
+		if err != nil {
+			return ls, err
+		}
 	}
 	return ls, nil
 }
 
-// rankAt is where the value of a rank is among values counted in buckets: in the bucket
-// starting at lo, offset values into it (in ascending order).
-type rankAt struct{ lo, offset int64 }
+func (q *query) buckets(ctx context.Context, stmt string, args ...any) ([]bucket, error) {
+	var bs []bucket
+	err := q.each(ctx, "kept counts", stmt, args, func(rows *sql.Rows) error {
+		var b bucket
+		err := rows.Scan(&b.lo, &b.n)
+		bs = append(bs, b)
+		return err
+	})
+	return bs, err
+}
 
-// keptRanks are the number of values counted in buckets (ascending) and, when there are
-// any, where the four values that decide the scores are (rankOf).
-func keptRanks(bs []bucket) (int64, []rankAt) {
-	var n int64
+func (q *query) nth(ctx context.Context, stmt string, args ...any) (int64, error) {
+	var v int64
+	if err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(stmt), args...).Scan(&v); err != nil {
+		return 0, fmt.Errorf("ranked value: %w", err)
+	}
+	return v, nil
+}
+
+// keptLadder is the ladder of the values counted in buckets (ascending); exact finds the
+// value at an offset inside a bucket.
+func keptLadder(bs []bucket, exact func(lo, offset int64) (int64, error)) (ladder, error) {
+	var l ladder
 	for _, b := range bs {
-		n += b.n
+		l.n += b.n
 	}
-	if n == 0 {
-		return 0, nil
+	if l.n == 0 {
+		return l, nil
 	}
-	ranks := make([]rankAt, 0, 4)
 	for k := 1; k <= 4; k++ {
-		rank, seen := rankOf(k, n), int64(0)
+		rank, seen := rankOf(k, l.n), int64(0)
 		for _, b := range bs {
 			if rank < seen+b.n {
-				ranks = append(ranks, rankAt{lo: b.lo, offset: rank - seen})
+				v, err := exact(b.lo, rank-seen)
+				if err != nil {
+					return l, err
+				}
+				l.at[k-1] = v
 				break
 			}
 			seen += b.n
 		}
 	}
-	return n, ranks
-}
-
-// valueFinder gathers statements of one value each, to run them as one statement: one
-// round trip for all.
-type valueFinder struct {
-	selects []string
-	args    []any
-	into    []*int64
-}
-
-// add asks the value of stmt (one row, one column) into v.
-func (f *valueFinder) add(v *int64, stmt string, args ...any) {
-	f.selects = append(f.selects, `SELECT `+strconv.Itoa(len(f.into))+`, (`+stmt+`)`)
-	f.args = append(f.args, args...)
-	f.into = append(f.into, v)
-}
-
-// run finds every value asked; a statement without a row is an error.
-func (f *valueFinder) run(ctx context.Context, q *query) error {
-	if len(f.into) == 0 {
-		return nil
-	}
-	found := 0
-	err := q.each(ctx, "ranked values", strings.Join(f.selects, "\nUNION ALL "), f.args, func(rows *sql.Rows) error {
-		var (
-			i int
-			v sql.NullInt64
-		)
-		if err := rows.Scan(&i, &v); err != nil {
-			return err
-		}
-		if !v.Valid || i < 0 || i >= len(f.into) {
-			return fmt.Errorf("no value %d", i)
-		}
-		*f.into[i] = v.Int64
-		found++
-		return nil
-	})
-	if err == nil && found != len(f.into) {
-		err = fmt.Errorf("ranked values: %d of %d found", found, len(f.into))
-	}
-	return err
+	return l, nil
 }
 
 // Days is a duration in days, exact, shown to 2 decimals rounded half up.
