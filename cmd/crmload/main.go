@@ -43,6 +43,7 @@ type options struct {
 	postgres string // a PostgreSQL database URL
 	schema   string // the seeded store schema in it, copied for the run
 	work     string // where the copies go
+	keep     bool   // keep the seeded copy and its read models after the run (to study them)
 
 	duration     time.Duration // per reader round and per paced scenario
 	readers      int
@@ -107,11 +108,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL database URL of the seeded store")
 	fs.StringVar(&o.schema, "schema", "", "seeded store schema in --postgres, copied to a fresh schema for the run")
 	fs.StringVar(&o.work, "work", "", "directory for the copies and data directories (default: a temporary one, removed)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the copy of the seeded store and the read models the server built (with --work for SQLite; the PostgreSQL schemas are named on stderr): to EXPLAIN the questions' statements on them, then drop them yourself")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "length of each reader round and of the lag and saturation scenarios")
 	fs.IntVar(&o.readers, "readers", 100, "reader clients, each pinned to one question")
 	rates := fs.String("rates", "0,50,200", "commands/s beside the readers, one round each, comma-separated")
 	fs.IntVar(&o.rounds, "rounds", 3, "times the rates are repeated, interleaved")
-	fs.StringVar(&o.questions, "questions", "core", "the questions the readers ask: core (journey map, churn points, board, a contact), analytics (KPIs, forecast, NPS, explain), lists (directory search, lists, timeline, tasks) or value (customer value, RFM, upsell, dormant, lead score)")
+	fs.StringVar(&o.questions, "questions", "core", "the questions the readers ask: core (journey map, churn points, board, a contact), analytics (KPIs, forecast, NPS, explain), lists (directory search, lists, timeline, tasks) or value (customer value, RFM, upsell, dormant, lead score); several comma-separated are asked together, from one start")
 	fs.IntVar(&o.lanes, "lanes", 64, "writer clients of a paced scenario (each works through journeys of its own)")
 	fs.IntVar(&o.saturation, "saturation", 64, "writer clients at full speed in the burst and saturation scenarios")
 	fs.IntVar(&o.lagRate, "lag-rate", 500, "commands/s of the lag scenario")
@@ -149,8 +151,11 @@ func (o options) validate() error {
 	if o.duration <= 0 || o.burst <= 0 || o.catchUp <= 0 || o.startup <= 0 || o.settle < 0 {
 		errs = append(errs, errors.New("--duration, --burst, --catch-up and --startup must be positive"))
 	}
-	if _, ok := questionSets[o.questions]; !ok {
-		errs = append(errs, fmt.Errorf("--questions %q is not core, analytics, lists or value", o.questions))
+	if _, ok := questionsOf(o.questions, ""); !ok {
+		errs = append(errs, fmt.Errorf("--questions %q is not core, analytics, lists or value (or several, comma-separated)", o.questions))
+	}
+	if o.keep && o.sqlite != "" && o.work == "" {
+		errs = append(errs, errors.New("--keep on SQLite needs --work, the directory the copy stays in"))
 	}
 	if o.readers <= 0 || o.rounds <= 0 || o.lanes <= 0 || o.saturation <= 0 || o.lagRate <= 0 {
 		errs = append(errs, errors.New("--readers, --rounds, --lanes, --saturation and --lag-rate must be positive"))

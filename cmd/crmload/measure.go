@@ -107,7 +107,11 @@ func measureSeeded(ctx context.Context, o options, work string, rep *report, log
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, t.drop(context.Background())) }()
+	if o.keep {
+		fmt.Fprintf(log, "crmload: the copy stays: data directory %s, store %s\n", t.dataDir, t.store)
+	} else {
+		defer func() { err = errors.Join(err, t.drop(context.Background())) }()
+	}
 	ss, took, err := startSession(ctx, o, t, o.settle, log)
 	if err != nil {
 		return err
@@ -158,7 +162,7 @@ func (ss *session) describeStore(ctx context.Context, rep *report) error {
 	if rep.Contact, err = pickContact(ctx, ss.c); err != nil {
 		return err
 	}
-	rep.Questions = questionSets[ss.o.questions](rep.Contact)
+	rep.Questions, _ = questionsOf(ss.o.questions, rep.Contact) // validated with the options
 	return nil
 }
 

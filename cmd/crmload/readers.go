@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,6 +34,20 @@ var questionSets = map[string]func(contact string) []question{
 	"analytics": func(string) []question { return analyticsQuestions() },
 	"lists":     listQuestions,
 	"value":     valueQuestions,
+}
+
+// questionsOf are the questions of the sets named, comma-separated, one after the other
+// (so that one start of the server measures several sets); ok is false when a name is not
+// a set.
+func questionsOf(names, contact string) (qs []question, ok bool) {
+	for _, name := range strings.Split(names, ",") {
+		set, found := questionSets[name]
+		if !found {
+			return nil, false
+		}
+		qs = append(qs, set(contact)...)
+	}
+	return qs, true
 }
 
 // listQuestions are the reads of a sales app's daily screens: the directory searched with

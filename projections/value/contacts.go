@@ -164,7 +164,9 @@ type UpsellParams struct {
 
 // UpsellAnswer is a page of upsell candidates, by contact id.
 type UpsellAnswer struct {
-	AsOf       time.Time   `json:"as_of"`
+	AsOf time.Time `json:"as_of"`
+	// Count is every candidate as of as_of, on every page.
+	Count      int64       `json:"count"`
 	Candidates []Candidate `json:"candidates"`
 	NextCursor string      `json:"next_cursor,omitempty"`
 }
@@ -181,7 +183,30 @@ type Candidate struct {
 	// NPS is the latest survey's score at or before as_of; null without a survey.
 	NPS        *int64     `json:"nps"`
 	SurveyedAt *time.Time `json:"surveyed_at"`
-	Reasons    []string   `json:"reasons"`
+	// Reasons are the facts that made it a candidate, in this order: its usage, its NPS (when
+	// 9 or more), its phase (when loyal); reasons.<i> explains the one at index i.
+	Reasons []string `json:"reasons"`
+}
+
+// Kinds of the reasons of an upsell candidate, in the order they are given: the bucket of
+// the part that explains each.
+const (
+	ReasonUsage = "usage"
+	ReasonNPS   = "nps"
+	ReasonLoyal = "loyal"
+)
+
+// reasonKinds are the kinds of the reasons that make s a candidate, in the order of
+// Candidate.Reasons.
+func reasonKinds(s *contactState) []string {
+	kinds := []string{ReasonUsage}
+	if s.nps >= PromoterNPS {
+		kinds = append(kinds, ReasonNPS)
+	}
+	if s.phase == string(contact.Loyal) {
+		kinds = append(kinds, ReasonLoyal)
+	}
+	return kinds
 }
 
 // upsell is the candidate of s, or false.
@@ -190,19 +215,28 @@ func upsell(s *contactState) (Candidate, bool) {
 		return Candidate{}, false
 	}
 	c := Candidate{ContactID: s.id, Name: s.name, Owner: s.owner, Phase: s.phase, UsagePercent: s.usage,
-		UsageReportedAt: timeOf(s.usageAt),
-		Reasons:         []string{fmt.Sprintf("latest usage %d%% of the plan limit >= %d%%", s.usage, UpsellThreshold)}}
+		UsageReportedAt: timeOf(s.usageAt), Reasons: []string{}}
 	if s.nps >= 0 {
 		nps, at := s.nps, timeOf(s.npsAt)
 		c.NPS, c.SurveyedAt = &nps, &at
 	}
-	if s.nps >= PromoterNPS {
-		c.Reasons = append(c.Reasons, fmt.Sprintf("latest NPS %d >= %d", s.nps, PromoterNPS))
-	}
-	if s.phase == string(contact.Loyal) {
-		c.Reasons = append(c.Reasons, "phase loyal")
+	for _, kind := range reasonKinds(s) {
+		switch kind {
+		case ReasonUsage:
+			c.Reasons = append(c.Reasons, fmt.Sprintf("latest usage %d%% of the plan limit >= %d%%", s.usage, UpsellThreshold))
+		case ReasonNPS:
+			c.Reasons = append(c.Reasons, fmt.Sprintf("latest NPS %d >= %d", s.nps, PromoterNPS))
+		case ReasonLoyal:
+			c.Reasons = append(c.Reasons, "phase loyal")
+		}
 	}
 	return c, true
+}
+
+// upsellWhere is the condition on the contacts table of the candidates now.
+func upsellWhere() (string, []any) {
+	return `merged = 0 AND usage >= ` + fmt.Sprint(UpsellThreshold) + ` AND (nps >= ? OR phase = ?)`,
+		[]any{PromoterNPS, string(contact.Loyal)}
 }
 
 // QueryUpsell answers a page of the upsell candidates as of params.AsOf (required): about now
@@ -223,8 +257,11 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var states []contactState
 		if q.now {
-			where, args := `merged = 0 AND usage >= `+fmt.Sprint(UpsellThreshold)+` AND (nps >= ? OR phase = ?)`,
-				[]any{PromoterNPS, string(contact.Loyal)}
+			where, args := upsellWhere()
+			count := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableContacts)+` WHERE `+where), args...)
+			if err := count.Scan(&answer.Count); err != nil {
+				return fmt.Errorf("count the upsell candidates: %w", err)
+			}
 			if after != nil {
 				where += ` AND contact_id > ?`
 				args = append(args, after.ID)
@@ -237,14 +274,15 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 			return err
 		}
 		for i := range states {
-			if after != nil && states[i].id <= after.ID {
+			c, ok := upsell(&states[i])
+			if !ok {
 				continue
 			}
-			if c, ok := upsell(&states[i]); ok {
+			if !q.now {
+				answer.Count++
+			}
+			if (after == nil || states[i].id > after.ID) && len(answer.Candidates) <= limit {
 				answer.Candidates = append(answer.Candidates, c)
-				if len(answer.Candidates) > limit {
-					break
-				}
 			}
 		}
 		return nil

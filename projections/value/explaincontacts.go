@@ -3,6 +3,7 @@ package value
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,13 +101,17 @@ func ExplainDormant(ctx context.Context, db *projections.DB, t projections.Table
 	return pageOf(path, params.AsOf, parts, params.Limit, params.Cursor)
 }
 
-// ExplainUpsell answers the parts of a figure of an upsell candidate at path, as of asOf, a
-// page of limit at a time from cursor. The paths: candidates.<contact>.usage_percent and
+// ExplainUpsell answers the parts of a figure of the upsell candidates at path, as of asOf, a
+// page of limit at a time from cursor. The paths: count (every candidate, each one part: the
+// event of its latest usage report); candidates.<contact>.usage_percent and
 // .usage_reported_at (the latest usage report, its own or a merged duplicate's, at or before
-// as_of), .nps and .surveyed_at (the latest survey) and .phase (the event that put the contact in its phase: a phase change, or its
-// creation). A part counts 1 and carries the value its fact set (value: the percent, the
-// score) or, for the phase, the phase as its bucket. A contact that is not a candidate as of
-// asOf, or a figure it has not (nps without a survey), is an invalid path.
+// as_of), .nps and .surveyed_at (the latest survey) and .phase (the event that put the contact
+// in its phase: a phase change, or its creation); candidates.<contact>.reasons (one part per
+// reason, in the order of the reasons, its kind as bucket: usage, nps, loyal) and
+// .reasons.<i> (the reason at index i alone). A part counts 1 and carries the value its fact
+// set (value: the percent, the score) or, for the phase, the phase as its bucket. A contact
+// that is not a candidate as of asOf, or a figure it has not (nps without a survey, a reason
+// past its last), is an invalid path.
 func ExplainUpsell(ctx context.Context, db *projections.DB, t projections.Tables, asOf time.Time, path string, limit int, cursor string) (explain.Answer, error) {
 	if err := asOfRequired(asOf); err != nil {
 		return explain.Answer{}, err
@@ -114,65 +119,142 @@ func ExplainUpsell(ctx context.Context, db *projections.DB, t projections.Tables
 	if err := checkPage(limit, cursor); err != nil {
 		return explain.Answer{}, err
 	}
-	rest, ok := strings.CutPrefix(path, "candidates.")
-	i := strings.LastIndexByte(rest, '.')
-	if !ok || i <= 0 {
-		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the upsell candidates (candidates.<contact>.usage_percent, .nps, .phase)", path)
-	}
-	id, figure := rest[:i], rest[i+1:]
-	switch figure {
-	case "usage_reported_at":
-		figure = "usage_percent"
-	case "surveyed_at":
-		figure = "nps"
-	}
-	if figure != "usage_percent" && figure != "nps" && figure != "phase" {
-		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the upsell candidates (candidates.<contact>.usage_percent, .nps, .phase)", path)
+	var (
+		f   upsellFigure
+		err error
+	)
+	if path != "count" {
+		if f, err = parseUpsellFigure(path); err != nil {
+			return explain.Answer{}, err
+		}
 	}
 	var parts []explain.Part
-	err := ask(ctx, db, t, time.UTC, asOf, func(q *query) error {
+	err = ask(ctx, db, t, time.UTC, asOf, func(q *query) error {
 		var (
 			states []contactState
 			err    error
 		)
-		if q.now {
-			states, err = q.keptStates(ctx, `merged = 0 AND contact_id = ?`, id)
-		} else {
+		switch where, args := upsellWhere(); {
+		case !q.now:
 			states, err = q.statesThen(ctx)
+		case path == "count":
+			states, err = q.keptStates(ctx, where, args...)
+		default:
+			states, err = q.keptStates(ctx, `merged = 0 AND contact_id = ?`, f.contact)
 		}
 		if err != nil {
 			return err
 		}
 		for i := range states {
 			s := &states[i]
-			if s.id != id {
+			if _, ok := upsell(s); !ok || path != "count" && s.id != f.contact {
 				continue
 			}
-			if _, ok := upsell(s); !ok {
-				break
+			if path == "count" {
+				parts = append(parts, upsellPart(s, ReasonUsage))
+				continue
 			}
-			switch {
-			case figure == "usage_percent":
-				parts = append(parts, explain.Part{Entity: s.id, Figure: figUsage, Position: s.usageBy.pos, EventID: s.usageBy.eventID,
-					Bucket: fmt.Sprint(s.usage), At: s.usageAt, Owner: s.owner, Count: 1, Measure: s.usage})
-			case figure == "nps" && s.nps >= 0:
-				parts = append(parts, explain.Part{Entity: s.id, Figure: figSurvey, Position: s.npsBy.pos, EventID: s.npsBy.eventID,
-					Bucket: fmt.Sprint(s.nps), At: s.npsAt, Owner: s.owner, Count: 1, Measure: s.nps})
-			case figure == "phase":
-				parts = append(parts, explain.Part{Entity: s.id, Figure: figPhase, Position: s.phaseBy.pos, EventID: s.phaseBy.eventID,
-					Bucket: s.phase, At: s.phaseAt, Owner: s.owner, Count: 1, Measure: -1})
-			}
-			return nil
+			parts, err = f.parts(s)
+			return err
 		}
-		return domain.Invalid("explain", "%q: %s is not an upsell candidate as of %s", path, id, asOf.UTC().Format(time.RFC3339))
+		if path != "count" {
+			return domain.Invalid("explain", "%q: %s is not an upsell candidate as of %s", path, f.contact, asOf.UTC().Format(time.RFC3339))
+		}
+		return nil
 	})
 	if err != nil {
 		return explain.Answer{}, err
 	}
-	if len(parts) == 0 {
-		return explain.Answer{}, domain.Invalid("explain", "%q: %s has no survey as of %s", path, id, asOf.UTC().Format(time.RFC3339))
-	}
 	return pageOf(path, asOf, parts, limit, cursor)
+}
+
+// upsellFigure is a figure of one upsell candidate: usage_percent, nps, phase or reasons (with
+// reason the index of one reason, -1 for all).
+type upsellFigure struct {
+	contact, figure string
+	reason          int
+}
+
+func parseUpsellFigure(path string) (upsellFigure, error) {
+	bad := domain.Invalid("explain", "%q is not the path of a figure of the upsell candidates (count, candidates.<contact>.usage_percent, .nps, .phase, .reasons, .reasons.<i>)", path)
+	rest, ok := strings.CutPrefix(path, "candidates.")
+	if !ok {
+		return upsellFigure{}, bad
+	}
+	f := upsellFigure{reason: -1}
+	if head, index, ok := cutLast(rest); ok && strings.HasSuffix(head, ".reasons") {
+		n, err := strconv.Atoi(index)
+		if err != nil || n < 0 || index != strconv.Itoa(n) {
+			return upsellFigure{}, bad
+		}
+		rest, f.reason = head, n
+	}
+	f.contact, f.figure, ok = cutLast(rest)
+	switch f.figure {
+	case "usage_reported_at":
+		f.figure = "usage_percent"
+	case "surveyed_at":
+		f.figure = "nps"
+	}
+	if !ok || f.reason >= 0 && f.figure != "reasons" ||
+		f.figure != "usage_percent" && f.figure != "nps" && f.figure != "phase" && f.figure != "reasons" {
+		return upsellFigure{}, bad
+	}
+	return f, nil
+}
+
+// cutLast cuts s around its last dot: both sides must be non-empty.
+func cutLast(s string) (before, after string, ok bool) {
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 || i == len(s)-1 {
+		return "", "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// parts are the parts of the figure of candidate s.
+func (f upsellFigure) parts(s *contactState) ([]explain.Part, error) {
+	switch f.figure {
+	case "usage_percent":
+		return []explain.Part{upsellPart(s, ReasonUsage)}, nil
+	case "nps":
+		if s.nps < 0 {
+			return nil, domain.Invalid("explain", "candidates.%s.nps: %s has no survey then", s.id, s.id)
+		}
+		return []explain.Part{upsellPart(s, ReasonNPS)}, nil
+	case "phase":
+		return []explain.Part{upsellPart(s, ReasonLoyal)}, nil
+	}
+	kinds := reasonKinds(s)
+	if f.reason >= len(kinds) {
+		return nil, domain.Invalid("explain", "candidates.%s.reasons.%d: %s has %d reasons", s.id, f.reason, s.id, len(kinds))
+	}
+	if f.reason >= 0 {
+		kinds = kinds[f.reason : f.reason+1]
+	}
+	var parts []explain.Part
+	for _, kind := range kinds {
+		p := upsellPart(s, kind)
+		p.Bucket = kind
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+// upsellPart is the part of candidate s's fact of kind: its latest usage report (the percent
+// its bucket and value), its latest survey (the score) or the event of its phase (the phase
+// its bucket), counting 1.
+func upsellPart(s *contactState, kind string) explain.Part {
+	switch kind {
+	case ReasonUsage:
+		return explain.Part{Entity: s.id, Figure: figUsage, Position: s.usageBy.pos, EventID: s.usageBy.eventID,
+			Bucket: fmt.Sprint(s.usage), At: s.usageAt, Owner: s.owner, Count: 1, Measure: s.usage}
+	case ReasonNPS:
+		return explain.Part{Entity: s.id, Figure: figSurvey, Position: s.npsBy.pos, EventID: s.npsBy.eventID,
+			Bucket: fmt.Sprint(s.nps), At: s.npsAt, Owner: s.owner, Count: 1, Measure: s.nps}
+	}
+	return explain.Part{Entity: s.id, Figure: figPhase, Position: s.phaseBy.pos, EventID: s.phaseBy.eventID,
+		Bucket: s.phase, At: s.phaseAt, Owner: s.owner, Count: 1, Measure: -1}
 }
 
 // checkPage checks the page of parts asked for before anything is read.

@@ -142,9 +142,73 @@ func checkExplainedUpsell(t *testing.T, db *projections.DB, tables projections.T
 		if p := one(prefix + "phase"); p.Bucket != c.Phase || p.Value != nil {
 			t.Errorf("%s as of %s: %s phase %s, its part %+v", zone, asOf, c.ContactID, c.Phase, p)
 		}
-		checked += 2
+		checked += 2 + checkExplainedReasons(t, db, tables, asOf, c, log)
 	}
-	return checked
+	if int64(len(answer.Candidates)) != answer.Count {
+		t.Errorf("%s as of %s: count %d, %d candidates listed", zone, asOf, answer.Count, len(answer.Candidates))
+	}
+	parts := projectiontest.CountingOne(t, "count", projectiontest.ExplainAll(t, "count", func(cursor string) (explain.Answer, error) {
+		return value.ExplainUpsell(ctx, db, tables, asOf, "count", 2, cursor)
+	}))
+	if countOf(parts) != answer.Count {
+		t.Errorf("%s as of %s: count %d, its parts add up to %d", zone, asOf, answer.Count, countOf(parts))
+	}
+	for _, p := range parts {
+		log.made(t, "count", p, "contact.usage_reported")
+		if !slices.ContainsFunc(answer.Candidates, func(c value.Candidate) bool { return c.ContactID == p.Entity }) {
+			t.Errorf("%s as of %s: count: part %+v is not of a candidate", zone, asOf, p)
+		}
+	}
+	return checked + 1
+}
+
+// checkExplainedReasons: the reasons of candidate c add up to its parts, one per reason, each
+// made by the event of its fact (usage report, survey, phase change or creation) with the
+// value the reason states; each reason alone (reasons.<i>) is its one part.
+func checkExplainedReasons(t *testing.T, db *projections.DB, tables projections.Tables, asOf time.Time, c value.Candidate, log eventLog) int {
+	t.Helper()
+	ctx := context.Background()
+	explainAll := func(path string) []explain.Entry {
+		return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
+			return value.ExplainUpsell(ctx, db, tables, asOf, path, 1, cursor)
+		}))
+	}
+	prefix := "candidates." + c.ContactID + ".reasons"
+	all := explainAll(prefix)
+	if countOf(all) != int64(len(c.Reasons)) {
+		t.Fatalf("as of %s: %s: %d reasons %q, parts adding up to %d: %+v", asOf, c.ContactID, len(c.Reasons), c.Reasons, countOf(all), all)
+	}
+	for i, reason := range c.Reasons {
+		path := fmt.Sprintf("%s.%d", prefix, i)
+		one := explainAll(path)
+		if len(one) != 1 || !slices.ContainsFunc(all, func(e explain.Entry) bool { return e.EventID == one[0].EventID && e.Bucket == one[0].Bucket }) {
+			t.Fatalf("as of %s: %s: parts %+v, want one of %+v", asOf, path, one, all)
+		}
+		p := one[0]
+		switch {
+		case strings.HasPrefix(reason, "latest usage "):
+			log.made(t, path, p, "contact.usage_reported")
+			if p.Bucket != value.ReasonUsage || p.Value == nil || *p.Value != c.UsagePercent || !strings.Contains(reason, fmt.Sprintf(" %d%% ", *p.Value)) {
+				t.Errorf("%s: reason %q, its part %+v", path, reason, p)
+			}
+		case strings.HasPrefix(reason, "latest NPS "):
+			log.made(t, path, p, "contact.survey_recorded")
+			if p.Bucket != value.ReasonNPS || p.Value == nil || c.NPS == nil || *p.Value != *c.NPS || !strings.Contains(reason, fmt.Sprintf(" %d ", *p.Value)) {
+				t.Errorf("%s: reason %q, its part %+v", path, reason, p)
+			}
+		case reason == "phase loyal":
+			log.made(t, path, p, "contact.phase_changed")
+			if p.Bucket != value.ReasonLoyal || c.Phase != "loyal" {
+				t.Errorf("%s: reason %q, its part %+v", path, reason, p)
+			}
+		default:
+			t.Errorf("%s: reason %q of no kind", path, reason)
+		}
+	}
+	if _, err := value.ExplainUpsell(ctx, db, tables, asOf, fmt.Sprintf("%s.%d", prefix, len(c.Reasons)), 0, ""); !invalidExplain(err) {
+		t.Errorf("%s: the reason past the last: %v", c.ContactID, err)
+	}
+	return len(c.Reasons)
 }
 
 func invalidExplain(err error) bool {
@@ -371,8 +435,9 @@ func TestExplainRejectsBadPathsOfCustomersAndContacts(t *testing.T) {
 		}
 		// c2 is not a candidate (its latest usage is d's 70); c5 has 100 but NPS 8, and is not
 		// loyal; c1 is.
-		for _, path := range []string{"candidates.c2.usage_percent", "candidates.c5.nps", "candidates.c1", "candidates.c1.reasons",
-			"candidates..phase", "c1.phase", "candidates.nobody.phase"} {
+		for _, path := range []string{"candidates.c2.usage_percent", "candidates.c5.nps", "candidates.c1", "candidates.c1.reasons.2",
+			"candidates.c1.reasons.01", "candidates.c1.reasons.-1", "candidates.c1.reasons.x", "candidates.c1.usage_percent.0",
+			"candidates.c2.reasons", "candidates.c1.reasons.", "count.", "candidates..phase", "c1.phase", "candidates.nobody.phase"} {
 			if _, err := value.ExplainUpsell(ctx, db, tables, asOf, path, 0, ""); !invalidExplain(err) {
 				t.Errorf("upsell %q: error = %v, want an invalid explain", path, err)
 			}
@@ -391,6 +456,76 @@ func TestExplainRejectsBadPathsOfCustomersAndContacts(t *testing.T) {
 		var de *domain.Error
 		if _, err := value.ExplainValue(ctx, db, tables, time.UTC, "nobody", asOf, "customer.orders", 0, ""); !errors.As(err, &de) || de.Code != domain.CodeNotFound {
 			t.Errorf("value of an unknown contact: %v", err)
+		}
+	})
+}
+
+// TestUpsellCountsAMergedDuplicatesUsage: a duplicate's usage report, merged into a promoter,
+// makes the survivor a candidate (about now and about a time before the merge: a merge
+// corrects who the customer is), its reason explained by the duplicate's event; until the
+// survivor reports a lower usage later, which takes the duplicate's place.
+func TestUpsellCountsAMergedDuplicatesUsage(t *testing.T) {
+	events := projectiontest.MustParseHistory(t, `
+2024-01-01T09:00:00Z contact-s contact.created.v1 {"contact_id":"s","name":"Ren Ito","channel":"seminar","owner":"rep-a"}
+2024-01-02T09:00:00Z contact-d contact.created.v1 {"contact_id":"d","name":"Ren Itoh","channel":"web_form","owner":"rep-b"}
+2024-01-03T09:00:00Z contact-o contact.created.v1 {"contact_id":"o","name":"Aiko Sato","channel":"web_form","owner":"rep-a"}
+2024-02-01T09:00:00Z contact-s contact.survey_recorded.v1 {"contact_id":"s","survey_id":"s1","nps":10}
+2024-02-02T09:00:00Z contact-s contact.usage_reported.v1 {"contact_id":"s","percent_of_limit":40}
+2024-02-05T09:00:00Z contact-d contact.usage_reported.v1 {"contact_id":"d","percent_of_limit":92}
+2024-02-06T09:00:00Z contact-o contact.usage_reported.v1 {"contact_id":"o","percent_of_limit":81}
+2024-02-07T09:00:00Z contact-o contact.survey_recorded.v1 {"contact_id":"o","survey_id":"s2","nps":9}
+2024-03-01T09:00:00Z contact-d contact.merged_into.v1 {"contact_id":"d","into":"s"}
+2024-03-01T09:00:00Z contact-s contact.duplicate_absorbed.v1 {"contact_id":"s","duplicate_id":"d"}
+2024-04-01T09:00:00Z contact-s contact.usage_reported.v1 {"contact_id":"s","percent_of_limit":30}
+`)
+	log := logOf(events)
+	dUsage := events[5]
+	ctx := context.Background()
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := value.Projection(time.UTC)
+		tables := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, tables, events[:len(events)-1])
+		for _, asOf := range []time.Time{
+			time.Date(2024, 2, 20, 0, 0, 0, 0, time.UTC), // before the merge: d's facts count for s all the same
+			time.Date(2024, 3, 15, 0, 0, 0, 0, time.UTC), // now: the kept rows
+		} {
+			answer, err := value.QueryUpsell(ctx, db, tables, time.UTC, value.UpsellParams{AsOf: asOf, Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if answer.Count != 2 || len(answer.Candidates) != 1 || answer.Candidates[0].ContactID != "o" || answer.NextCursor == "" {
+				t.Fatalf("as of %s: first page %+v, want o of 2 candidates", asOf, answer)
+			}
+			next, err := value.QueryUpsell(ctx, db, tables, time.UTC, value.UpsellParams{AsOf: asOf, Limit: 1, Cursor: answer.NextCursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Count != 2 || len(next.Candidates) != 1 || next.NextCursor != "" {
+				t.Fatalf("as of %s: second page %+v, want s of 2 candidates", asOf, next)
+			}
+			s := next.Candidates[0]
+			if s.ContactID != "s" || s.UsagePercent != 92 || s.NPS == nil || *s.NPS != 10 || len(s.Reasons) != 2 {
+				t.Fatalf("as of %s: candidate %+v, want s with d's usage 92 and its own NPS 10", asOf, s)
+			}
+			checkExplainedReasons(t, db, tables, asOf, s, log)
+			usage := projectiontest.ExplainAll(t, "reasons.0", func(cursor string) (explain.Answer, error) {
+				return value.ExplainUpsell(ctx, db, tables, asOf, "candidates.s.reasons.0", 0, cursor)
+			})
+			if len(usage) != 1 || usage[0].EventID != dUsage.ID || usage[0].Entity != "s" {
+				t.Errorf("as of %s: the usage reason of s: %+v, want d's report %s", asOf, usage, dUsage.ID)
+			}
+		}
+		// s's own later report (30) is its latest: no longer a candidate.
+		projectiontest.MustApply(t, db, p, tables, events[len(events)-1:])
+		answer, err := value.QueryUpsell(ctx, db, tables, time.UTC, value.UpsellParams{AsOf: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if answer.Count != 1 || len(answer.Candidates) != 1 || answer.Candidates[0].ContactID != "o" {
+			t.Errorf("after s's own lower report: %+v, want o alone", answer)
+		}
+		if _, err := value.ExplainUpsell(ctx, db, tables, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), "candidates.s.reasons", 0, ""); !invalidExplain(err) {
+			t.Errorf("reasons of a contact no longer a candidate: %v", err)
 		}
 	})
 }

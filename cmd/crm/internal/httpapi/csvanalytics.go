@@ -20,6 +20,15 @@ func csvFloat(f *float64) string {
 	return strconv.FormatFloat(*f, 'f', -1, 64)
 }
 
+// noExplainInCSV refuses ?explain= on a CSV form: the parts of a figure are a page of events
+// with a cursor, which a CSV of the answer's rows has no place for.
+func noExplainInCSV(r *http.Request) error {
+	if r.URL.Query().Has("explain") {
+		return badField("explain", "the parts of a figure have no CSV form: ask the JSON answer")
+	}
+	return nil
+}
+
 // exportKPIs writes the KPIs one row per period and figure (period, end, figure, value): the
 // figure is its path in the JSON answer, a map's key or a list's phase or owner standing for
 // its place (new_leads.by_channel.seminar, conversions.lead.rate,
@@ -27,8 +36,8 @@ func csvFloat(f *float64) string {
 // table turns it into any layout.
 func exportKPIs(r *http.Request, rd read, out *csvOut, zone *time.Location) error {
 	q := r.URL.Query()
-	if q.Has("explain") {
-		return badField("explain", "the parts of a figure have no CSV form: ask the JSON answer")
+	if err := noExplainInCSV(r); err != nil {
+		return err
 	}
 	asOf, err := asOfParam(r, true)
 	if err != nil {
@@ -106,9 +115,13 @@ var customerCurrencyCols = []string{"orders", "revenue", "ltv", "average_order_v
 
 // exportCustomers writes every customer, one row each, page after page: the answer's fields,
 // the RFM scores, and the columns of each currency any customer bought in by as_of (empty
-// where this customer did not), currencies in alphabetical order.
+// where this customer did not), currencies in alphabetical order. ?explain= is refused, as
+// on every CSV form.
 func (v valueRoutes) exportCustomers(r *http.Request, rd read, out *csvOut) error {
 	q := r.URL.Query()
+	if err := noExplainInCSV(r); err != nil {
+		return err
+	}
 	asOf, err := asOfParam(r, true)
 	if err != nil {
 		return err

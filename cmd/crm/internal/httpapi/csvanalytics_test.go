@@ -217,6 +217,8 @@ func TestCSVExportAnalyticsEqualsJSON(t *testing.T) {
 					{"/v1/analytics/kpis?format=csv&bom=perhaps", "bom"},
 					{"/v1/analytics/kpis?format=csv&at_position=3", "at_position"},
 					{"/v1/analytics/customers?format=csv&sort=shoe_size", "sort"},
+					{"/v1/analytics/customers?format=csv&explain=customers", "explain"},
+					{"/v1/analytics/customers?format=csv&explain=list.nobody.orders", "explain"},
 					{"/v1/analytics/customers?format=csv&as_of=yesterday", "as_of"},
 					{"/v1/analytics/forecast?format=csv", "format"},
 				} {

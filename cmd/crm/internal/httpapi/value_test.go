@@ -89,7 +89,7 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 	if s := readData[value.SeasonAnswer](a, "/v1/analytics/seasonality?"+asOf); s.Months[0].Orders != 1 || s.Months[1].Orders != 1 {
 		t.Fatalf("seasonality %+v", s)
 	}
-	if u := readData[value.UpsellAnswer](a, "/v1/analytics/upsell-candidates?"+asOf); len(u.Candidates) != 1 || len(u.Candidates[0].Reasons) != 2 {
+	if u := readData[value.UpsellAnswer](a, "/v1/analytics/upsell-candidates?"+asOf); u.Count != 1 || len(u.Candidates) != 1 || len(u.Candidates[0].Reasons) != 2 {
 		t.Fatalf("upsell %+v", u)
 	}
 	d := readData[value.DormantAnswer](a, "/v1/analytics/dormant?days=30&owner=rep-a&"+asOf)
@@ -107,6 +107,14 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 	if x := readData[explain.Answer](a, "/v1/analytics/upsell-candidates?"+asOf+"&explain=candidates."+buyer+".usage_percent"); x.Count != 1 ||
 		len(x.Parts) != 1 || x.Parts[0].Value == nil || *x.Parts[0].Value != 90 || x.Parts[0].Figure != "usage" {
 		t.Fatalf("explain upsell: %+v", x)
+	}
+	if x := readData[explain.Answer](a, "/v1/analytics/upsell-candidates?"+asOf+"&explain=candidates."+buyer+".reasons"); x.Count != 2 ||
+		len(x.Parts) != 2 || x.Parts[0].Bucket == x.Parts[1].Bucket || x.Parts[0].EventID == "" {
+		t.Fatalf("explain the reasons of the candidate: %+v", x)
+	}
+	if x := readData[explain.Answer](a, "/v1/analytics/upsell-candidates?"+asOf+"&explain=count"); x.Count != 1 || len(x.Parts) != 1 ||
+		x.Parts[0].Entity != buyer || x.Parts[0].Figure != "usage" {
+		t.Fatalf("explain the count of candidates: %+v", x)
 	}
 	if x := readData[explain.Answer](a, "/v1/analytics/customers?"+asOf+"&explain=list."+buyer+".days_to_second&limit=1"); x.Count != 2 ||
 		len(x.Parts) != 1 || x.Parts[0].Figure != "first_purchase" || x.NextCursor == "" {
@@ -139,7 +147,7 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		{"value figure unknown", "/v1/contacts/" + buyer + "/value?explain=customer.name", http.StatusBadRequest, "bad-request", "explain"},
 		{"value explain limit", "/v1/contacts/" + buyer + "/value?explain=customer.orders&limit=5000", http.StatusBadRequest, "bad-request", "limit"},
 		{"explain the value of an unknown contact", "/v1/contacts/nobody/value?explain=customer.orders", http.StatusNotFound, "not-found", ""},
-		{"upsell figure unknown", "/v1/analytics/upsell-candidates?explain=candidates." + buyer + ".reasons", http.StatusBadRequest, "bad-request", "explain"},
+		{"upsell figure unknown", "/v1/analytics/upsell-candidates?explain=candidates." + buyer + ".reasons.2", http.StatusBadRequest, "bad-request", "explain"},
 		{"not a candidate", "/v1/analytics/upsell-candidates?explain=candidates." + quiet + ".usage_percent", http.StatusBadRequest, "bad-request", "explain"},
 		{"dormant figure unknown", "/v1/analytics/dormant?explain=contacts", http.StatusBadRequest, "bad-request", "explain"},
 		{"dormant explain days", "/v1/analytics/dormant?explain=count&days=-1", http.StatusBadRequest, "bad-request", "days"},
