@@ -152,9 +152,14 @@ func (b *Builder) Durable(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the build's statements and returns its connection to the pool with the
-// default pragmas.
+// Close releases the build's statements, ends the build for its targets' projections (see
+// BuildEnder) and returns its connection to the pool with the default pragmas.
 func (b *Builder) Close() {
+	for _, tg := range b.Targets {
+		if e, ok := tg.BatchPath.(BuildEnder); ok {
+			e.EndBuild(tg.Tables)
+		}
+	}
 	b.stmts.close()
 	b.pgMu.Lock()
 	for _, c := range b.pgConns {
@@ -343,7 +348,7 @@ func (db *DB) ApplyBatch(ctx context.Context, p Projection, t Tables, events []e
 		return tg.Checkpoint, nil
 	}
 	rb := readBatch{events: events, from: tg.Checkpoint, last: events[len(events)-1].Position, count: len(events),
-		preps: b.prepare(events, []int64{tg.Checkpoint})}
+		preps: b.prepare(events, tg.Checkpoint, []int64{tg.Checkpoint})}
 	if err := b.writeGroup(ctx, rb, b.Targets, 0); err != nil {
 		return 0, err
 	}
@@ -457,7 +462,7 @@ func (b *Builder) runOnce(ctx context.Context, until int64) error {
 		defer close(prepared)
 		for rb := range reads {
 			if rb.err == nil && rb.count > 0 {
-				rb.preps = b.prepare(rb.events, starts)
+				rb.preps = b.prepare(rb.events, rb.from, starts)
 				if !slices.Contains(rb.preps, nil) {
 					rb.events = nil
 				}
@@ -582,8 +587,9 @@ func committedHead(ctx context.Context, store eventstore.Store) (int64, error) {
 }
 
 // prepare decodes a batch for each target that has a batch path, in parallel; each event is
-// decoded once for all of them.
-func (b *Builder) prepare(events []eventstore.Event, starts []int64) []PreparedBatch {
+// decoded once for all of them. The batch is read after from; starts are the targets'
+// checkpoints when the run began: a target is at the later of the two when the batch comes.
+func (b *Builder) prepare(events []eventstore.Event, from int64, starts []int64) []PreparedBatch {
 	preps := make([]PreparedBatch, len(b.Targets))
 	batch := NewBatch(events)
 	var wg sync.WaitGroup
@@ -593,6 +599,7 @@ func (b *Builder) prepare(events []eventstore.Event, starts []int64) []PreparedB
 		}
 		wg.Go(func() {
 			view := batch.after(starts[i])
+			view.start = max(from, starts[i])
 			if len(view.events) == 0 {
 				return
 			}

@@ -44,6 +44,8 @@ type Batch struct {
 	events []eventstore.Event
 	slots  []decoded // shared by the views of one read
 	offset int       // index of events[0] in slots
+	// start is the checkpoint of the set the view is prepared for (-1: not known).
+	start int64
 }
 
 type decoded struct {
@@ -54,18 +56,23 @@ type decoded struct {
 
 // NewBatch returns a batch of events (tests and DB.ApplyBatch; rebuilds make their own).
 func NewBatch(events []eventstore.Event) *Batch {
-	return &Batch{events: events, slots: make([]decoded, len(events))}
+	return &Batch{events: events, slots: make([]decoded, len(events)), start: -1}
 }
 
 // after is the view of the events with a position above pos.
 func (b *Batch) after(pos int64) *Batch {
 	for i, e := range b.events {
 		if e.Position > pos {
-			return &Batch{events: b.events[i:], slots: b.slots, offset: b.offset + i}
+			return &Batch{events: b.events[i:], slots: b.slots, offset: b.offset + i, start: -1}
 		}
 	}
-	return &Batch{slots: b.slots}
+	return &Batch{slots: b.slots, start: -1}
 }
+
+// Start is the checkpoint of the set a builder prepared the batch for, when the batch comes to
+// be written: its events are those after it. 0 is a set that holds nothing yet; -1, not known
+// (a batch of the live runner).
+func (b *Batch) Start() int64 { return b.start }
 
 // Events are the events of the batch, in position order. They belong to the batch: read
 // only.
@@ -91,6 +98,13 @@ func Decode[T any](b *Batch, i int) (*T, error) {
 		return nil, fmt.Errorf("decode %s: %w", b.events[i].Type, err)
 	}
 	return v, nil
+}
+
+// BuildEnder is a BatchProjection that keeps, while a builder writes a set from empty, what it
+// knows the set holds (readmodel: the keys of the counters written): Builder.Close calls
+// EndBuild for each of its targets, so that nothing of a build outlives it.
+type BuildEnder interface {
+	EndBuild(t Tables)
 }
 
 // PreparedBatch is a decoded batch, ready to be written.

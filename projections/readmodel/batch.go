@@ -19,12 +19,14 @@ type prepared struct {
 	// nothing, else only its misses (its changes are folded again after loading them).
 	first *Rows
 	err   error // the first pass's refusal, final when it missed nothing before it
+	// start is the checkpoint of the set the batch was prepared for (projections.Batch.Start).
+	start int64
 }
 
 // PrepareBatch decodes the events of b and folds them once without any I/O: it may run while
 // earlier batches are still being written.
 func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, error) {
-	p := &prepared{m: m, events: make([]Event, 0, len(b.Events()))}
+	p := &prepared{m: m, events: make([]Event, 0, len(b.Events())), start: b.Start()}
 	rows := m.takeRows(nil)
 	p.err = p.firstPass(b, rows)
 	if len(p.events) < cap(p.events)/2 {
@@ -108,8 +110,24 @@ func (p *prepared) fold(rows *Rows) (*Rows, error) {
 // Apply writes the batch into set t inside tx: it loads what the last pass missed and folds
 // the batch again, until a pass misses nothing, then writes each changed row once. Any
 // refusal fails the batch: the runtime then applies its events one by one on the live path,
-// which parks the refused event alone.
+// which parks the refused event alone. A batch of a set a builder writes from empty writes
+// the counters it adds to for the first time as new rows (see fresh); a failure forgets what
+// the build knew of the set.
 func (p *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables) error {
+	var f *fresh
+	if p.start >= 0 {
+		f = p.m.freshFor(t, p.start)
+	}
+	if err := p.apply(ctx, tx, t, f); err != nil {
+		if f != nil {
+			p.m.EndBuild(t)
+		}
+		return err
+	}
+	return nil
+}
+
+func (p *prepared) apply(ctx context.Context, tx *projections.Tx, t projections.Tables, f *fresh) error {
 	rows, err := p.first, p.err
 	p.first = nil
 	switch {
@@ -133,5 +151,5 @@ func (p *prepared) Apply(ctx context.Context, tx *projections.Tx, t projections.
 	if err != nil {
 		return err
 	}
-	return rows.write(ctx, tx, t, true)
+	return rows.write(ctx, tx, t, true, f)
 }

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -52,9 +53,18 @@ type Model struct {
 	// and lists: a rebuild would otherwise grow them anew for each batch, and the live
 	// runner for each event. Apart, so that an event's Rows is not as large as a batch's.
 	batchRows, liveRows sync.Pool
+	// fresh holds, by set prefix, what the batch path knows of the sets builders write from
+	// empty (see fresh); freshSets counts them, so that the live path checks for none
+	// without the lock.
+	freshMu   sync.Mutex
+	fresh     map[string]*fresh
+	freshSets atomic.Int32
 }
 
-var _ projections.BatchProjection = (*Model)(nil)
+var (
+	_ projections.BatchProjection = (*Model)(nil)
+	_ projections.BuildEnder      = (*Model)(nil)
+)
 
 // Define returns the projection of spec. It panics on a spec that cannot be right (no name,
 // no fold, two tables of one name): specs are constants of the code.
@@ -93,6 +103,8 @@ func (m *Model) Schema(d projections.Dialect, t projections.Tables) []string {
 // Apply folds one event in the live transaction tx: the rows the fold reads are read from
 // tx, and its changes written there.
 func (m *Model) Apply(ctx context.Context, tx *projections.Tx, t projections.Tables, e eventstore.Event) error {
+	// The live path writes what a build's batches would not know of.
+	m.EndBuild(t)
 	rows := m.takeRows(&live{ctx: ctx, tx: tx, set: t})
 	defer m.putRows(rows)
 	ev := eventOf(&e)
@@ -103,7 +115,7 @@ func (m *Model) Apply(ctx context.Context, tx *projections.Tx, t projections.Tab
 	if err != nil {
 		return err
 	}
-	return rows.write(ctx, tx, t, false)
+	return rows.write(ctx, tx, t, false, nil)
 }
 
 // takeRows returns an empty Rows of the read model's tables, for the live path when l is

@@ -48,7 +48,7 @@ type tableState interface {
 	addMisses(from tableState)
 	// settleAdds records the additions the fold made since the table's last other operation.
 	settleAdds(rows *Rows)
-	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error
+	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error
 }
 
 // tableRows is the part of Rows of a table with rows of type R. Rows are held as values of
@@ -456,7 +456,7 @@ func (tr *tableRows[R]) delete(rows *Rows, k rowKey) {
 // upserts. Other rows are inserted when presumeNew (the batch path: new rows are copied in
 // on PostgreSQL, and a row stored after all fails the batch, which is then folded event by
 // event), else upserted.
-func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
+func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error {
 	for _, tr := range rows.tables {
 		tr.settleAdds(rows)
 	}
@@ -464,7 +464,7 @@ func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections
 		return rows.err // a read of the live path, settling an addition
 	}
 	for _, tr := range rows.tables {
-		if err := tr.write(ctx, tx, set, presumeNew); err != nil {
+		if err := tr.write(ctx, tx, set, presumeNew, f); err != nil {
 			return err
 		}
 	}
@@ -489,7 +489,7 @@ var conflicts = [...]projections.OnConflict{
 	writeAdd:      projections.ConflictAdd,
 }
 
-func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool) error {
+func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error {
 	if len(tr.changes) == 0 {
 		return nil
 	}
@@ -513,6 +513,10 @@ func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set proje
 			}
 		case c.ifAbsent:
 			how[i] = writeIfAbsent
+		case c.add && tr.t.counters && f.firstWrite(tr.t, c.key):
+			// In a set written from empty, counters never written before: the amounts are
+			// the row (zeros included, as below).
+			how[i] = writeNew
 		case c.add:
 			// Even when the amounts are zeros: the row is then stored, as it is on the live
 			// path, whatever the batches.
@@ -521,6 +525,10 @@ func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set proje
 			how[i] = writeNew
 		default:
 			how[i] = writeOver
+		}
+		if !c.add && how[i] != writeNone && tr.t.counters {
+			// A row of counters written otherwise (Upsert) is stored too.
+			f.firstWrite(tr.t, c.key)
 		}
 		count[how[i]]++
 	}
