@@ -59,6 +59,7 @@ type options struct {
 	jsonPath     string
 	snapshotEach string // CRM_SNAPSHOT_EVERY for the server, when set
 	questions    string // the set of questions the readers ask (see questionSets)
+	keep         bool   // keep the run's copy of the store and its read models
 }
 
 // scenarioNames are the scenarios, in the order they run.
@@ -122,6 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	only := fs.String("scenarios", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.snapshotEach, "snapshot-every", "", "CRM_SNAPSHOT_EVERY for the server (default: the server's)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's copy of the seeded store and the read models the server built (PostgreSQL: the schemas NAME, NAME_readmodels and NAME_keys named on stderr; SQLite: the --work directory), to look into them afterwards")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -197,7 +199,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if work, err = os.MkdirTemp("", "crmload-"); err != nil {
 			return fmt.Errorf("work directory: %w", err)
 		}
-		defer os.RemoveAll(work)
+		if o.keep {
+			fmt.Fprintf(stderr, "crmload: work directory %s (kept)\n", work)
+		} else {
+			defer os.RemoveAll(work)
+		}
 	}
 	rep, err := measure(ctx, o, work, stderr)
 	if rep != nil {

@@ -287,16 +287,17 @@ func (q *query) contacts(ctx context.Context, contactID string) ([]any, error) {
 }
 
 // counts are the counts per assignee at as_of. About now, open, done and cancelled are the
-// kept counts and overdue one range of the (assignee, due) index of open tasks per assignee;
-// about a past time, they are counted from the states at that time.
+// kept counts and overdue the sum of the kept open tasks per due date over the dates before
+// the business date (a row per date, not per task); about a past time, they are counted from
+// the states at that time.
 func (q *query) counts(ctx context.Context, qn question) ([]Count, error) {
 	var (
 		stmt string
 		args []any
 	)
 	if q.now {
-		stmt = `SELECT c.assignee, c.open, (SELECT COUNT(*) FROM ` + q.t.Name(tableStates) + ` s
-			WHERE s.assignee = c.assignee AND s.to_at IS NULL AND s.status = '` + StatusOpen + `' AND s.due < ?),
+		stmt = `SELECT c.assignee, c.open, (SELECT COALESCE(SUM(d.open), 0) FROM ` + q.t.Name(tableDue) + ` d
+			WHERE d.assignee = c.assignee AND d.due < ?),
 			c.done, c.cancelled FROM ` + q.t.Name(tableCounts) + ` c`
 		args = []any{string(qn.cutoff)}
 		if qn.Assignee != "" {
