@@ -75,8 +75,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name: Name,
 		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
-		// sort key, and deals and accounts have theirs.
-		Version: period.Version(5, m.zone),
+		// sort key, and deals and accounts have theirs; 6: an owner's contacts in one phase
+		// indexed by last activity.
+		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney, m.accountStages,
 			m.contactPostings.postings, m.contactPostings.counts, m.counts,
@@ -214,6 +215,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 			readmodel.Index{Name: "owner", Columns: "owner, sort_name, contact_id"},
 			// An owner's contacts by last activity, the list a salesperson opens first.
 			readmodel.Index{Name: "owner_activity", Columns: "owner, last_activity, contact_id"},
+			// The same in one phase, and its total counted from the index alone.
+			readmodel.Index{Name: "owner_phase_activity", Columns: "owner, phase, last_activity, contact_id", Where: "merged_into = ''"},
 			readmodel.Index{Name: "account", Columns: "account_id, sort_name, contact_id"},
 		).
 		Searched("search")
