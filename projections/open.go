@@ -23,8 +23,14 @@ import (
 const DefaultPostgresSchema = "readmodels"
 
 // readModelConns is the size of a read-model connection pool, unless a PostgreSQL URL sets
-// pool_max_conns.
-const readModelConns = 16
+// pool_max_conns. 32: a first start builds every projection far behind at once, each build
+// holding a transaction on a connection of its own while it prepares statements and renews
+// its lease on others; with 16 the builds and the lease renewals waiting for them filled the
+// pool and each waited for the other. Queries waiting for a connection are handed one in no
+// particular order (database/sql), so a short question queued behind a hundred readers may
+// wait for many longer ones: on PostgreSQL the wait is better spent in the database, which
+// shares its cores among the statements.
+const readModelConns = 32
 
 // Bounds of opening PostgreSQL read models, as the event store's: a connection attempt when
 // the URL sets no connect_timeout (pgx's default waits forever for a server that accepts the
