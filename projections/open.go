@@ -22,9 +22,19 @@ import (
 // DefaultPostgresSchema is the schema that holds read models in a PostgreSQL database.
 const DefaultPostgresSchema = "readmodels"
 
-// readModelConns is the size of a read-model connection pool, unless a PostgreSQL URL sets
-// pool_max_conns.
-const readModelConns = 16
+// sqliteConns is the size of a SQLite read-model connection pool: its readers never wait for
+// its one writer (WAL), and a build writes on one connection of its own.
+const sqliteConns = 16
+
+// readModelConns is the size of a PostgreSQL read-model connection pool, unless its URL sets
+// pool_max_conns. 32: a first start builds every projection far behind at once, each build
+// holding a transaction on a connection of its own while it prepares statements and renews
+// its lease on others; with 16 the builds and the lease renewals waiting for them filled the
+// pool and each waited for the other. Queries waiting for a connection are handed one in no
+// particular order (database/sql), so a short question queued behind a hundred readers may
+// wait for many longer ones: on PostgreSQL the wait is better spent in the database, which
+// shares its cores among the statements.
+const readModelConns = 32
 
 // Bounds of opening PostgreSQL read models, as the event store's: a connection attempt when
 // the URL sets no connect_timeout (pgx's default waits forever for a server that accepts the
@@ -43,7 +53,7 @@ const (
 // the lock at BEGIN (IMMEDIATE), so projections sharing the file wait for each other instead
 // of failing on a stale snapshot.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
-	return openSQLite(ctx, path, "wal", "normal", readModelConns)
+	return openSQLite(ctx, path, "wal", "normal", sqliteConns)
 }
 
 // OpenSQLiteScratch opens (creating it) a SQLite file whose content need not survive a

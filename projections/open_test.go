@@ -84,7 +84,7 @@ func TestPostgresReadModelPoolSize(t *testing.T) {
 		want    int
 		wantErr string
 	}{
-		{"", 16, ""},
+		{"", 32, ""},
 		{"pool_max_conns=3", 3, ""},
 		{"pool_max_conns=5&pool_max_conn_idle_time=1m", 5, ""},
 		{"pool_max_conns=0", 0, "pool_max_conns"},

@@ -245,7 +245,7 @@ func TestOptions(t *testing.T) {
 		{"value questions", []string{"--sqlite", "x.db", "--questions", "value"}, ""},
 		{"value and analytics questions", []string{"--sqlite", "x.db", "--questions", "value,analytics"}, ""},
 		{"keep on sqlite with work", []string{"--sqlite", "x.db", "--keep", "--work", "w"}, ""},
-		{"keep on sqlite without work", []string{"--sqlite", "x.db", "--keep"}, "--keep"},
+		{"keep on sqlite without work", []string{"--sqlite", "x.db", "--keep"}, ""},
 		{"keep on postgres", []string{"--postgres", "postgres://h/db", "--schema", "s", "--keep"}, ""},
 		{"unknown questions", []string{"--sqlite", "x.db", "--questions", "gossip"}, "--questions"},
 		{"one unknown of several", []string{"--sqlite", "x.db", "--questions", "value,gossip"}, "--questions"},

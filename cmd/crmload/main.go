@@ -43,7 +43,6 @@ type options struct {
 	postgres string // a PostgreSQL database URL
 	schema   string // the seeded store schema in it, copied for the run
 	work     string // where the copies go
-	keep     bool   // keep the seeded copy and its read models after the run (to study them)
 
 	duration     time.Duration // per reader round and per paced scenario
 	readers      int
@@ -60,6 +59,7 @@ type options struct {
 	jsonPath     string
 	snapshotEach string // CRM_SNAPSHOT_EVERY for the server, when set
 	questions    string // the set of questions the readers ask (see questionSets)
+	keep         bool   // keep the run's copy of the store and its read models
 }
 
 // scenarioNames are the scenarios, in the order they run.
@@ -108,7 +108,6 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.postgres, "postgres", "", "PostgreSQL database URL of the seeded store")
 	fs.StringVar(&o.schema, "schema", "", "seeded store schema in --postgres, copied to a fresh schema for the run")
 	fs.StringVar(&o.work, "work", "", "directory for the copies and data directories (default: a temporary one, removed)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the copy of the seeded store and the read models the server built (with --work for SQLite; the PostgreSQL schemas are named on stderr): to EXPLAIN the questions' statements on them, then drop them yourself")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "length of each reader round and of the lag and saturation scenarios")
 	fs.IntVar(&o.readers, "readers", 100, "reader clients, each pinned to one question")
 	rates := fs.String("rates", "0,50,200", "commands/s beside the readers, one round each, comma-separated")
@@ -124,6 +123,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	only := fs.String("scenarios", strings.Join(scenarioNames, ","), "scenarios to run, comma-separated")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.snapshotEach, "snapshot-every", "", "CRM_SNAPSHOT_EVERY for the server (default: the server's)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run's copy of the seeded store and the read models the server built (PostgreSQL: the schemas NAME, NAME_readmodels and NAME_keys named on stderr; SQLite: the --work directory), to look into them afterwards")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -153,9 +153,6 @@ func (o options) validate() error {
 	}
 	if _, ok := questionsOf(o.questions, ""); !ok {
 		errs = append(errs, fmt.Errorf("--questions %q is not core, analytics, lists or value (or several, comma-separated)", o.questions))
-	}
-	if o.keep && o.sqlite != "" && o.work == "" {
-		errs = append(errs, errors.New("--keep on SQLite needs --work, the directory the copy stays in"))
 	}
 	if o.readers <= 0 || o.rounds <= 0 || o.lanes <= 0 || o.saturation <= 0 || o.lagRate <= 0 {
 		errs = append(errs, errors.New("--readers, --rounds, --lanes, --saturation and --lag-rate must be positive"))
@@ -202,7 +199,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if work, err = os.MkdirTemp("", "crmload-"); err != nil {
 			return fmt.Errorf("work directory: %w", err)
 		}
-		defer os.RemoveAll(work)
+		if o.keep {
+			fmt.Fprintf(stderr, "crmload: work directory %s (kept)\n", work)
+		} else {
+			defer os.RemoveAll(work)
+		}
 	}
 	rep, err := measure(ctx, o, work, stderr)
 	if rep != nil {

@@ -51,7 +51,11 @@ func startSession(ctx context.Context, o options, t target, span time.Duration, 
 		return nil, startup{}, err
 	}
 	ss := &session{o: o, s: s, c: newClient(s.base, s.token, o.readers+o.lanes+o.saturation+lagWatchers), log: log}
-	ss.note("%s server started on %s; waiting for the read models to catch up", t.backend, s.base)
+	where := ""
+	if t.schema != "" {
+		where = " (store in schema " + t.schema + ", read models in " + t.schema + "_readmodels)"
+	}
+	ss.note("%s server started on %s%s; waiting for the read models to catch up", t.backend, s.base, where)
 	if _, err := waitCaughtUp(ctx, ss.s, ss.c, 0, o.startup); err != nil {
 		ss.stop()
 		return nil, startup{}, err
@@ -107,11 +111,7 @@ func measureSeeded(ctx context.Context, o options, work string, rep *report, log
 	if err != nil {
 		return err
 	}
-	if o.keep {
-		fmt.Fprintf(log, "crmload: the copy stays: data directory %s, store %s\n", t.dataDir, t.store)
-	} else {
-		defer func() { err = errors.Join(err, t.drop(context.Background())) }()
-	}
+	defer func() { err = errors.Join(err, t.release(context.Background(), o, log)) }()
 	ss, took, err := startSession(ctx, o, t, o.settle, log)
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func measureSaturation(ctx context.Context, o options, work string, rep *report,
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, t.drop(context.Background())) }()
+	defer func() { err = errors.Join(err, t.release(context.Background(), o, log)) }()
 	ss, _, err := startSession(ctx, o, t, min(o.settle, betweenQuiet), log)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,7 +22,22 @@ type target struct {
 	backend string // "sqlite" or "postgres"
 	dataDir string // CRM_DATA_DIR: the SQLite store, the audit files, the server's log
 	store   string // CRM_STORE, empty for the SQLite store of dataDir
+	schema  string // the PostgreSQL schema of the store, empty on SQLite
 	drop    func(ctx context.Context) error
+}
+
+// release drops t after a run, or, with --keep, says where it is kept.
+func (t target) release(ctx context.Context, o options, log io.Writer) error {
+	if !o.keep {
+		return t.drop(ctx)
+	}
+	if t.schema != "" {
+		fmt.Fprintf(log, "crmload: kept the store in schema %s, its read models in %s_readmodels and its keys in %s_keys (drop them with DROP SCHEMA … CASCADE)\n",
+			t.schema, t.schema, t.schema)
+		return nil
+	}
+	fmt.Fprintf(log, "crmload: kept the store and its read models in %s\n", t.dataDir)
+	return nil
 }
 
 // seededTarget copies the seeded store, so that the writers of a run never change it: the
@@ -112,7 +128,7 @@ func postgresTarget(dbURL, schema, dir string) (target, error) {
 			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema + "_readmodels"}.Sanitize()+" CASCADE",
 			"DROP SCHEMA IF EXISTS "+pgx.Identifier{schema + "_keys"}.Sanitize()+" CASCADE")
 	}
-	return target{backend: "postgres", dataDir: dir, store: u.String(), drop: drop}, nil
+	return target{backend: "postgres", dataDir: dir, store: u.String(), schema: schema, drop: drop}, nil
 }
 
 // copyPostgres creates the store's tables in schema dst, as the store itself does, and copies

@@ -151,17 +151,21 @@ func (p DealParams) list(d projections.Dialect, t projections.Tables) (*list, er
 
 // keep makes the list read what the fold keeps for it: a search of one or two characters
 // the postings of the titles (their number the total when nothing else filters), and a list
-// with no filter its total. A filter that does not name the account needs no contact for
-// its total.
+// with no filter, or a status alone, its total. A filter that does not name the account
+// needs no contact for its total.
 func (p DealParams) keep(l *list, t projections.Tables) {
 	l.postings = shortPostings(t, tableDeals, tableDealGrams, tableDealCounts, "opened_at", p.Q)
 	if p.AccountID == "" {
 		l.countFrom = t.Name(tableDeals) + " x"
 	}
-	others := p.Status != "" || p.Stage != "" || p.Owner != "" || p.ContactID != "" || p.AccountID != "" ||
+	others := p.Stage != "" || p.Owner != "" || p.ContactID != "" || p.AccountID != "" ||
 		p.ExpectedCloseFrom != "" || p.ExpectedCloseTo != "" || p.ClosedFrom != "" || p.ClosedTo != ""
 	switch {
 	case others:
+	case p.Status != "" && Normalize(p.Q) == "":
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(deals), 0) FROM " + t.Name(tableDealStatuses) + " WHERE status = ?",
+			args: []any{p.Status}}
+	case p.Status != "":
 	case l.postings != nil:
 		l.searchAlone = true
 	case Normalize(p.Q) == "":

@@ -48,6 +48,8 @@
 //	account_grams   gram, sort_name, account_id: the postings of an account's name, domain
 //	                and industry
 //	account_gram_counts  gram, matches: their number per gram ('': every account)
+//	deal_counts     status, deals: the deals of each status (open, won, lost), the total of a
+//	                list filtered by status alone
 //	contact_counts  dim, value, contacts: the listed contacts of every value of phase, owner,
 //	                segment, channel and account_id (dim '' and value '': all of them), the
 //	                totals of a list with one filter or none
@@ -75,14 +77,15 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name: Name,
 		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
-		// sort key, and deals and accounts have theirs.
-		Version: period.Version(5, m.zone),
+		// sort key, and deals and accounts have theirs; 6: an owner's contacts in one phase
+		// indexed by last activity, and the deals counted per status.
+		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney, m.accountStages,
 			m.contactPostings.postings, m.contactPostings.counts, m.counts,
 			m.probabilities.Table(),
 			m.dealPostings.postings, m.dealPostings.counts,
-			m.accountPostings.postings, m.accountPostings.counts},
+			m.accountPostings.postings, m.accountPostings.counts, m.dealCounts},
 		Fold: m.fold,
 	})
 }
@@ -103,6 +106,7 @@ const (
 	tableAccountGrams  = "account_grams"
 	tableAccountCounts = "account_gram_counts"
 	tableContactCounts = "contact_counts"
+	tableDealStatuses  = "deal_counts"
 )
 
 type contactRow struct {
@@ -118,6 +122,11 @@ type dealRow struct {
 	expectedClose, closedOn, lostReason        string
 	openedAt                                   int64
 	sortTitle, search                          string
+}
+
+type dealCountRow struct {
+	status string
+	deals  int64
 }
 
 type contactDealRow struct {
@@ -158,6 +167,7 @@ type model struct {
 	// The postings of the search of each list.
 	contactPostings, dealPostings, accountPostings postingTables
 	counts                                         *readmodel.Table[countRow]
+	dealCounts                                     *readmodel.Table[dealCountRow]
 	probabilities                                  probability.History
 	zone                                           *time.Location // the business time zone
 }
@@ -175,7 +185,10 @@ func newModel() *model {
 		dealPostings:    newPostingTables(tableDealGrams, tableDealCounts, "opened_at", true, "deal_id"),
 		accountPostings: newPostingTables(tableAccountGrams, tableAccountCounts, "sort_name", false, "account_id"),
 		counts:          countsTable(),
-		probabilities:   probability.NewHistory(),
+		dealCounts: readmodel.NewTable(tableDealStatuses, 1,
+			readmodel.Text("status", func(r *dealCountRow) *string { return &r.status }),
+			readmodel.BigInt("deals", func(r *dealCountRow) *int64 { return &r.deals })).Clustered(),
+		probabilities: probability.NewHistory(),
 	}
 }
 
@@ -214,6 +227,8 @@ func contactsTable() *readmodel.Table[contactRow] {
 			readmodel.Index{Name: "owner", Columns: "owner, sort_name, contact_id"},
 			// An owner's contacts by last activity, the list a salesperson opens first.
 			readmodel.Index{Name: "owner_activity", Columns: "owner, last_activity, contact_id"},
+			// The same in one phase, and its total counted from the index alone.
+			readmodel.Index{Name: "owner_phase_activity", Columns: "owner, phase, last_activity, contact_id", Where: "merged_into = ''"},
 			readmodel.Index{Name: "account", Columns: "account_id, sort_name, contact_id"},
 		).
 		Searched("search")

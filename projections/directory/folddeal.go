@@ -74,6 +74,7 @@ func (m *model) opened(rows *readmodel.Rows, ev *deal.Opened, at int64) error {
 		owner: ev.Owner, amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage),
 		status: statusOpen, expectedClose: string(ev.ExpectedClose), openedAt: at})
 	m.deals.Upsert(rows, d)
+	m.dealCounts.Add(rows, dealCountRow{status: d.status, deals: 1})
 	m.dealPostings.move(rows, posted{}, d.posted())
 	m.contactDeals.Insert(rows, contactDealRow{contactID: c.contactID, dealID: d.dealID, openedAt: at})
 	c.openDeals++
@@ -102,6 +103,10 @@ func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow
 	d = withDealSearch(d)
 	m.addMoney(rows, c.accountID, d, 1)
 	m.deals.Upsert(rows, d)
+	if d.status != before.status {
+		m.dealCounts.Add(rows, dealCountRow{status: before.status, deals: -1})
+		m.dealCounts.Add(rows, dealCountRow{status: d.status, deals: 1})
+	}
 	m.dealPostings.move(rows, before.posted(), d.posted())
 	if isOpen := d.status == statusOpen; isOpen != wasOpen {
 		if isOpen {

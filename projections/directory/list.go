@@ -430,6 +430,13 @@ func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl 
 		err := tx.QueryRowContext(ctx, d.Rebind(l.kept.stmt), l.kept.args...).Scan(&total)
 		return total, err
 	}
+	stmt, args := l.countQuery(pl)
+	err := tx.QueryRowContext(ctx, d.Rebind(stmt), args...).Scan(&total)
+	return total, err
+}
+
+// countQuery is the question that counts the rows of the filter one by one.
+func (l *list) countQuery(pl *plan) (string, []any) {
 	from := l.from
 	if l.countFrom != "" {
 		from = l.countFrom
@@ -438,8 +445,7 @@ func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl 
 	if pl != nil {
 		f.add(pl.total, pl.totalArgs...)
 	}
-	err := tx.QueryRowContext(ctx, d.Rebind("SELECT COUNT(*) FROM "+from+f.where()), f.args...).Scan(&total)
-	return total, err
+	return "SELECT COUNT(*) FROM " + from + f.where(), f.args
 }
 
 // timeOf is a stored time, nil for none (0).

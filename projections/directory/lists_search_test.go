@@ -93,10 +93,14 @@ func TestListSearchEqualsSubstring(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		for name, set := range liveAndBatch(t, db, p, events) {
 			for _, sort := range []string{"", "-created", "title"} {
-				for _, status := range []string{"", "open"} {
+				for _, status := range []string{"", "open", "lost"} {
 					all := allDeals(t, db, set, directory.DealParams{Sort: sort, Status: status})
 					if status == "" && len(all) != 52 {
 						t.Fatalf("%s: %d deals listed, the history has 52", name, len(all))
+					}
+					// A status alone: the total is the count the fold keeps.
+					if _, total := dealIDs(t, db, set, directory.DealParams{Sort: sort, Status: status, Limit: 2}); total != int64(len(all)) {
+						t.Errorf("%s: status %q: total %d, %d deals listed", name, status, total, len(all))
 					}
 					for _, q := range dealQueries {
 						want := []string{}

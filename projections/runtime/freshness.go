@@ -289,15 +289,34 @@ func (r *Runner) freshnessAt(ctx context.Context, pj *projector, headPos int64, 
 			f.Lag.Seconds = feed.StalledSeconds
 			return f, nil
 		}
-		next, err := r.store.ReadAll(ctx, cp, 1)
+		at, ok, err := r.oldestUnapplied(ctx, pj, cp)
 		if err != nil {
-			return Freshness{}, fmt.Errorf("oldest event not in %s: %w", pj.p.Name(), err)
+			return Freshness{}, err
 		}
-		if len(next) > 0 {
-			f.Lag.Seconds = max(0, math.Round(r.cfg.Now().Sub(next[0].RecordedAt).Seconds()*1000)/1000)
+		if ok {
+			f.Lag.Seconds = max(0, math.Round(r.cfg.Now().Sub(at).Seconds()*1000)/1000)
 		}
 	}
 	return f, nil
+}
+
+// oldestUnapplied is when the first event after checkpoint cp of pj was recorded (ok false
+// when there is none yet). The log is read for the first answer at cp only: the answers
+// while pj stays at cp (a hundred readers while it applies a batch) share it, rather than
+// each waiting for a connection of the store beside the commands.
+func (r *Runner) oldestUnapplied(ctx context.Context, pj *projector, cp int64) (time.Time, bool, error) {
+	if b := pj.behind.Load(); b != nil && b.checkpoint == cp {
+		return b.recordedAt, true, nil
+	}
+	next, err := r.store.ReadAll(ctx, cp, 1)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest event not in %s: %w", pj.p.Name(), err)
+	}
+	if len(next) == 0 {
+		return time.Time{}, false, nil
+	}
+	pj.behind.Store(&oldestUnapplied{checkpoint: cp, recordedAt: next[0].RecordedAt})
+	return next[0].RecordedAt, true, nil
 }
 
 // head is the last position of the log the runner has seen.

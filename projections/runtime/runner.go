@@ -310,6 +310,17 @@ type projector struct {
 
 	waitMu   sync.Mutex
 	advanced chan struct{} // closed and replaced whenever the checkpoint moves
+
+	// behind is the oldest event not applied at a checkpoint, as last read for the lag in
+	// seconds: every answer at that checkpoint has the same, so the log is read once per
+	// checkpoint, not once per answer.
+	behind atomic.Pointer[oldestUnapplied]
+}
+
+// oldestUnapplied is when the first event after checkpoint was recorded.
+type oldestUnapplied struct {
+	checkpoint int64
+	recordedAt time.Time
 }
 
 // tableSet is a set in use by a projector, with the queries reading it: a rebuild drops the

@@ -325,3 +325,49 @@ func TestLiveProjectionFarBehindReadsTheLogInBatches(t *testing.T) {
 		projectiontest.AssertSameAsRebuild(t, db, store, p)
 	})
 }
+
+// readCounter counts the reads of the whole log.
+type readCounter struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, after int64, limit int) ([]eventstore.Event, error) {
+	c.reads.Add(1)
+	return c.Store.ReadAll(ctx, after, limit)
+}
+
+// The answers of a projection that stays at one checkpoint share one reading of the oldest
+// event it has not applied: a hundred readers do not each read the log for their lag.
+func TestFreshnessReadsTheLogOncePerCheckpoint(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := &projectiontest.Counter{}
+		first := projectiontest.AppendTo(t, store, "s-a", "test.a.v1", "test.b.v1")[0]
+		now := time.Now().Add(time.Hour)
+		counted := &readCounter{Store: store}
+		cfg := projectiontest.RunnerConfig(counted, db)
+		cfg.Now = func() time.Time { return now }
+		r := projectiontest.NewRunner(t, cfg, p)
+		if err := r.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Freshness(ctx, p.Name()); err != nil { // the head, seen once
+			t.Fatal(err)
+		}
+		before := counted.reads.Load()
+		wantSeconds := math.Round(now.Sub(first.RecordedAt).Seconds()*1000) / 1000
+		for range 5 {
+			f, err := r.Freshness(ctx, p.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Lag.Seconds != wantSeconds {
+				t.Fatalf("lag %.3f s, want %.3f s", f.Lag.Seconds, wantSeconds)
+			}
+		}
+		if n := counted.reads.Load() - before; n != 0 {
+			t.Errorf("5 answers at one checkpoint read the log %d times after the first answer, want 0", n)
+		}
+	})
+}

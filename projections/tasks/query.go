@@ -216,43 +216,15 @@ func (q *query) at() (string, []any) {
 
 // list reads a page of the tasks asked for, plus one to tell whether there is a next page.
 func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
-	where, args := q.at()
-	var conds []string
-	add := func(cond string, values ...any) {
-		conds = append(conds, cond)
-		args = append(args, values...)
-	}
-	if qn.Assignee != "" {
-		add(`s.assignee = ?`, qn.Assignee)
-	}
+	var ids []any
 	if qn.ContactID != "" {
-		ids, err := q.contacts(ctx, qn.ContactID)
-		if err != nil {
+		var err error
+		if ids, err = q.contacts(ctx, qn.ContactID); err != nil {
 			return nil, err
 		}
-		add(`s.contact_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, ids...)
 	}
-	switch qn.Status {
-	case StatusOverdue:
-		add(`s.status = '`+StatusOpen+`' AND s.due < ?`, string(qn.cutoff))
-	case StatusOpen, StatusDone, StatusCancelled:
-		add(`s.status = '` + qn.Status + `'`) // one of the constants: checked
-	}
-	if qn.DueFrom != "" {
-		add(`s.due >= ?`, qn.DueFrom)
-	}
-	if qn.DueTo != "" {
-		add(`s.due <= ?`, qn.DueTo)
-	}
-	if c := qn.after; c != nil {
-		add(`(s.due > ? OR (s.due = ? AND s.task_id > ?))`, c.Due, c.Due, c.TaskID)
-	}
-	for _, c := range conds {
-		where += ` AND ` + c
-	}
-	rows, err := q.rows(ctx, `SELECT s.task_id, s.contact_id, t.title, s.assignee, s.due, s.status, s.from_at, s.reason
-		FROM `+q.t.Name(tableStates)+` s JOIN `+q.t.Name(tableTasks)+` t ON t.task_id = s.task_id
-		WHERE `+where+` ORDER BY s.due, s.task_id LIMIT ?`, append(args, qn.limit+1)...)
+	stmt, args := q.listQuery(qn, ids)
+	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
@@ -276,6 +248,43 @@ func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
 	return list, nil
 }
 
+// listQuery is the question of a page: ids are the contacts of a contact_id filter.
+func (q *query) listQuery(qn question, ids []any) (string, []any) {
+	where, args := q.at()
+	var conds []string
+	add := func(cond string, values ...any) {
+		conds = append(conds, cond)
+		args = append(args, values...)
+	}
+	if qn.Assignee != "" {
+		add(`s.assignee = ?`, qn.Assignee)
+	}
+	if qn.ContactID != "" {
+		add(`s.contact_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, ids...)
+	}
+	switch qn.Status {
+	case StatusOverdue:
+		add(`s.status = '`+StatusOpen+`' AND s.due < ?`, string(qn.cutoff))
+	case StatusOpen, StatusDone, StatusCancelled:
+		add(`s.status = '` + qn.Status + `'`) // one of the constants: checked
+	}
+	if qn.DueFrom != "" {
+		add(`s.due >= ?`, qn.DueFrom)
+	}
+	if qn.DueTo != "" {
+		add(`s.due <= ?`, qn.DueTo)
+	}
+	if c := qn.after; c != nil {
+		add(`(s.due > ? OR (s.due = ? AND s.task_id > ?))`, c.Due, c.Due, c.TaskID)
+	}
+	for _, c := range conds {
+		where += ` AND ` + c
+	}
+	return `SELECT s.task_id, s.contact_id, t.title, s.assignee, s.due, s.status, s.from_at, s.reason
+		FROM ` + q.t.Name(tableStates) + ` s JOIN ` + q.t.Name(tableTasks) + ` t ON t.task_id = s.task_id
+		WHERE ` + where + ` ORDER BY s.due, s.task_id LIMIT ?`, append(args, qn.limit+1)
+}
+
 // contacts are the contact and every contact merged into it, as query arguments.
 func (q *query) contacts(ctx context.Context, contactID string) ([]any, error) {
 	ids, err := members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
@@ -287,16 +296,19 @@ func (q *query) contacts(ctx context.Context, contactID string) ([]any, error) {
 }
 
 // counts are the counts per assignee at as_of. About now, open, done and cancelled are the
-// kept counts and overdue one range of the (assignee, due) index of open tasks per assignee;
-// about a past time, they are counted from the states at that time.
+// kept counts and overdue the sum of the kept open tasks per due date over the dates before
+// the business date (a row per date, not per task); about a past time, they are counted from
+// the states at that time.
 func (q *query) counts(ctx context.Context, qn question) ([]Count, error) {
-	var (
-		stmt string
-		args []any
-	)
+	stmt, args := q.countsQuery(qn)
+	return q.scanCounts(ctx, stmt, args)
+}
+
+// countsQuery is the question of the counts.
+func (q *query) countsQuery(qn question) (stmt string, args []any) {
 	if q.now {
-		stmt = `SELECT c.assignee, c.open, (SELECT COUNT(*) FROM ` + q.t.Name(tableStates) + ` s
-			WHERE s.assignee = c.assignee AND s.to_at IS NULL AND s.status = '` + StatusOpen + `' AND s.due < ?),
+		stmt = `SELECT c.assignee, c.open, (SELECT COALESCE(SUM(d.open), 0) FROM ` + q.t.Name(tableDue) + ` d
+			WHERE d.assignee = c.assignee AND d.due < ?),
 			c.done, c.cancelled FROM ` + q.t.Name(tableCounts) + ` c`
 		args = []any{string(qn.cutoff)}
 		if qn.Assignee != "" {
@@ -319,7 +331,7 @@ func (q *query) counts(ctx context.Context, qn question) ([]Count, error) {
 		}
 		stmt += ` GROUP BY s.assignee ORDER BY s.assignee`
 	}
-	return q.scanCounts(ctx, stmt, args)
+	return stmt, args
 }
 
 // scanCounts reads the counts, leaving out assignees without any task.

@@ -9,9 +9,10 @@
 // then, and whether it was done or cancelled by D. Overdue is never stored: a task open at D
 // is overdue when its due date is before D's business date (contact.Overdue).
 //
-// The counts per assignee of open, done and cancelled tasks now are kept by the fold; overdue
-// depends on the time asked about and is counted from an index of the open tasks on
-// (assignee, due).
+// The counts per assignee of open, done and cancelled tasks now are kept by the fold, and so
+// are the open tasks now per assignee and due date: overdue depends on the time asked about,
+// and is the sum of the latter over the due dates before its business date, a row per date
+// rather than a row per task.
 //
 // Tables (prefix from projections.Tables):
 //
@@ -21,6 +22,8 @@
 //	         cancelled), from_at, to_at (NULL for the current state; done and cancelled are
 //	         final), reason (a cancellation's)
 //	counts   assignee, open, done, cancelled: the current states per assignee
+//	due_counts  assignee, due, open: the tasks open now per assignee and due date (rows
+//	         that came back to 0 stay)
 //	members  survivor, member, merged_at: every contact merged into survivor, directly or
 //	         through another merge, whose tasks count for the survivor
 //
@@ -43,9 +46,10 @@ const Name = "tasks"
 func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: 1,
-		Tables:  []readmodel.AnyTable{m.tasks, m.states, m.counts, m.members.Declared()},
+		Name: Name,
+		// 2: the open tasks counted per due date, and an index of the open tasks by due date.
+		Version: 2,
+		Tables:  []readmodel.AnyTable{m.tasks, m.states, m.counts, m.dueCounts, m.members.Declared()},
 		Fold:    m.fold,
 	})
 }
@@ -55,6 +59,7 @@ const (
 	tableTasks  = "tasks"
 	tableStates = "states"
 	tableCounts = "counts"
+	tableDue    = "due_counts"
 )
 
 // Statuses of a task.
@@ -85,12 +90,18 @@ type countRow struct {
 	open, done, cancelled int64
 }
 
+type dueRow struct {
+	assignee, due string
+	open          int64
+}
+
 // model holds the declarations of the tables the fold writes.
 type model struct {
-	tasks   *readmodel.Table[taskRow]
-	states  *readmodel.Table[stateRow]
-	counts  *readmodel.Table[countRow]
-	members *members.Table
+	tasks     *readmodel.Table[taskRow]
+	states    *readmodel.Table[stateRow]
+	counts    *readmodel.Table[countRow]
+	dueCounts *readmodel.Table[dueRow]
+	members   *members.Table
 }
 
 func newModel() *model {
@@ -98,6 +109,7 @@ func newModel() *model {
 		t = taskRow
 		s = stateRow
 		c = countRow
+		d = dueRow
 	)
 	m := &model{}
 	m.states = readmodel.NewTable(tableStates, 2,
@@ -115,6 +127,9 @@ func newModel() *model {
 			readmodel.Index{Name: "open_due", Columns: "assignee, due, task_id", Where: "to_at IS NULL AND status = 'open'"},
 			// Every task now, by due date.
 			readmodel.Index{Name: "current_due", Columns: "due, task_id", Where: "to_at IS NULL"},
+			// The overdue tasks now, by due date: the current states of tasks done or
+			// cancelled long ago, most of the tasks, are not in it.
+			readmodel.Index{Name: "open_by_due", Columns: "due, task_id", Where: "to_at IS NULL AND status = 'open'"},
 			readmodel.Index{Name: "contact", Columns: "contact_id"},
 			// The latest business time (is the question about now?), and the states of a past D.
 			readmodel.Index{Name: "from", Columns: "from_at"},
@@ -132,6 +147,11 @@ func newModel() *model {
 		readmodel.Integer("open", func(r *c) *int64 { return &r.open }),
 		readmodel.Integer("done", func(r *c) *int64 { return &r.done }),
 		readmodel.Integer("cancelled", func(r *c) *int64 { return &r.cancelled }))
+	m.dueCounts = readmodel.NewTable(tableDue, 2,
+		readmodel.Text("assignee", func(r *d) *string { return &r.assignee }),
+		readmodel.Text("due", func(r *d) *string { return &r.due }),
+		readmodel.Integer("open", func(r *d) *int64 { return &r.open })).
+		Clustered()
 	m.members = members.NewTable()
 	return m
 }
@@ -148,7 +168,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.tasks.Upsert(rows, taskRow{taskID: ev.TaskID, contactID: ev.ContactID, title: ev.Title, lastSeq: 1})
 		m.states.Upsert(rows, stateRow{taskID: ev.TaskID, seq: 1, contactID: ev.ContactID, assignee: ev.Assignee,
 			due: string(ev.Due), status: StatusOpen, fromAt: at})
-		m.count(rows, ev.Assignee, StatusOpen, 1)
+		m.count(rows, ev.Assignee, string(ev.Due), StatusOpen, 1)
 	case contact.TypeTaskRescheduled:
 		ev, err := readmodel.Decode[contact.TaskRescheduled](e)
 		if err != nil {
@@ -202,13 +222,17 @@ func (m *model) change(rows *readmodel.Rows, taskID string, at int64, edit func(
 	edit(&next)
 	m.states.Upsert(rows, next)
 	m.tasks.Upsert(rows, t)
-	m.count(rows, cur.assignee, cur.status, -1)
-	m.count(rows, next.assignee, next.status, 1)
+	m.count(rows, cur.assignee, cur.due, cur.status, -1)
+	m.count(rows, next.assignee, next.due, next.status, 1)
 	return nil
 }
 
-// count adds delta to the assignee's count of status.
-func (m *model) count(rows *readmodel.Rows, assignee, status string, delta int64) {
+// count adds delta to the assignee's count of status, and to the open tasks of the assignee
+// due on due.
+func (m *model) count(rows *readmodel.Rows, assignee, due, status string, delta int64) {
+	if status == StatusOpen {
+		m.dueCounts.Add(rows, dueRow{assignee: assignee, due: due, open: delta})
+	}
 	c, _ := m.counts.Get(rows, assignee)
 	c.assignee = assignee
 	switch status {

@@ -150,20 +150,22 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		return Answer{}, err
 	}
 	answer := Answer{ContactID: params.ContactID, BusinessDate: contact.OverdueBefore(params.Now, params.Zone), Entries: []Entry{}}
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		q := query{db: db, tx: tx, t: t}
-		ids, err := q.contacts(ctx, params.ContactID)
-		if err != nil {
-			return err
-		}
-		if answer.Entries, err = q.page(ctx, ids, qn, answer.BusinessDate); err != nil {
+	read := func(q query) (err error) {
+		if answer.Entries, err = q.page(ctx, params.ContactID, qn, answer.BusinessDate); err != nil {
 			return err
 		}
 		if len(answer.Entries) == 0 && qn.before == nil {
 			return q.mustExist(ctx, params.ContactID)
 		}
 		return nil
-	})
+	}
+	if db.Dialect == projections.Postgres {
+		// The page is one statement, which sees one state: one round trip, no transaction
+		// around it (an empty page asks once more whether the contact exists).
+		err = read(query{db: db, conn: db.SQL, t: t})
+	} else {
+		err = db.ReadOnly(ctx, func(tx *sql.Tx) error { return read(query{db: db, conn: tx, tx: tx, t: t}) })
+	}
 	if err != nil {
 		return Answer{}, err
 	}
@@ -175,44 +177,67 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	return answer, nil
 }
 
-// query runs the statements of one answer in one read transaction.
+// query runs the statements of one answer: on PostgreSQL one statement on the pool, on
+// SQLite in one read transaction (tx).
 type query struct {
-	db *projections.DB
-	tx *sql.Tx
+	db   *projections.DB
+	conn interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+	tx *sql.Tx // SQLite only
 	t  projections.Tables
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
-	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
+	return q.conn.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
 }
 
-// contacts are the contact and every contact merged into it.
-func (q *query) contacts(ctx context.Context, contactID string) ([]string, error) {
-	return members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
-}
-
-// page reads up to limit+1 entries of the contacts, newest first, from the index on
-// (contact_id, occurred_at, position), with the current state of their tasks. Only a task
-// entry looks its task up: the key of any other entry is NULL, which matches nothing without
-// a descent of the tasks' index (on PostgreSQL a page of 50 entries, a third of them tasks,
-// touches about half the pages it did when every entry probed the index by its subject).
-func (q *query) page(ctx context.Context, ids []string, qn question, overdueBefore domain.Date) ([]Entry, error) {
-	stmt := `SELECT e.position, e.contact_id, e.occurred_at, e.kind, e.event, e.actor, e.subject, e.title, e.data,
-		t.status, t.due
-		FROM ` + q.t.Name(tableEntries) + ` e LEFT JOIN ` + q.t.Name(tableTasks) + ` t
-		ON t.task_id = CASE WHEN e.kind = '` + KindTask + `' THEN e.subject END WHERE e.contact_id` + in(len(ids))
-	args := anys(ids)
+// page reads up to limit+1 entries of the contact and of every contact merged into it,
+// newest first, from the index on (contact_id, occurred_at, position), with the current state
+// of their tasks. Only a task entry looks its task up: the key of any other entry is NULL,
+// which matches nothing without a descent of the tasks' index (on PostgreSQL a page of 50
+// entries, a third of them tasks, touches about half the pages it did when every entry probed
+// the index by its subject).
+//
+// On PostgreSQL the merged contacts are read in the same statement: each contact's newest
+// limit+1 entries in index order (a lateral join), the page the newest of those. On SQLite,
+// whose statements cost no round trip, they are read first, and the page is one range of the
+// index for a contact that absorbed none.
+func (q *query) page(ctx context.Context, contactID string, qn question, overdueBefore domain.Date) ([]Entry, error) {
+	var (
+		cond string
+		args []any
+	)
 	if len(qn.types) > 0 {
-		stmt += ` AND e.kind` + in(len(qn.types))
+		cond += ` AND e.kind` + in(len(qn.types))
 		args = append(args, anys(qn.types)...)
 	}
 	if c := qn.before; c != nil {
-		stmt += ` AND (e.occurred_at < ? OR (e.occurred_at = ? AND e.position < ?))`
+		cond += ` AND (e.occurred_at < ? OR (e.occurred_at = ? AND e.position < ?))`
 		args = append(args, c.At, c.At, c.Position)
 	}
-	stmt += ` ORDER BY e.occurred_at DESC, e.position DESC LIMIT ?`
-	args = append(args, qn.limit+1)
-	rows, err := q.rows(ctx, stmt, args...)
+	const newest = ` ORDER BY e.occurred_at DESC, e.position DESC LIMIT ?`
+	var from string
+	if q.db.Dialect == projections.Postgres {
+		from = `(SELECT CAST(? AS TEXT) AS id UNION ALL SELECT member FROM ` + q.t.Name(members.TableName) + ` WHERE survivor = ?) ids
+			CROSS JOIN LATERAL (SELECT * FROM ` + q.t.Name(tableEntries) + ` e WHERE e.contact_id = ids.id` + cond + newest + `) e`
+		args = append(append([]any{contactID, contactID}, args...), qn.limit+1)
+		cond = ""
+	} else {
+		ids, err := members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
+		if err != nil {
+			return nil, err
+		}
+		from = q.t.Name(tableEntries) + ` e`
+		cond = ` AND e.contact_id` + in(len(ids)) + cond
+		args = append(anys(ids), args...)
+	}
+	stmt := `SELECT e.position, e.contact_id, e.occurred_at, e.kind, e.event, e.actor, e.subject, e.title, e.data,
+		t.status, t.due
+		FROM ` + from + ` LEFT JOIN ` + q.t.Name(tableTasks) + ` t
+		ON t.task_id = CASE WHEN e.kind = '` + KindTask + `' THEN e.subject END WHERE TRUE` + cond + newest
+	rows, err := q.rows(ctx, stmt, append(args, qn.limit+1)...)
 	if err != nil {
 		return nil, fmt.Errorf("timeline: %w", err)
 	}
@@ -254,7 +279,7 @@ func scanEntry(rows *sql.Rows, overdueBefore domain.Date) (Entry, error) {
 // mustExist tells an unknown contact from one whose page is empty.
 func (q *query) mustExist(ctx context.Context, contactID string) error {
 	var one int
-	err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT 1 FROM `+q.t.Name(tableEntries)+
+	err := q.conn.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT 1 FROM `+q.t.Name(tableEntries)+
 		` WHERE contact_id = ? LIMIT 1`), contactID).Scan(&one)
 	switch {
 	case err == sql.ErrNoRows:

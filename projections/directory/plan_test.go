@@ -1,0 +1,51 @@
+package directory_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/directory"
+	"github.com/eventcrm/crm/projections/projectiontest"
+)
+
+// One owner's contacts in one phase by last activity, the list a salesperson opens first,
+// read its page and counted its total from one index, on both databases: neither reads the
+// owner's contacts of other phases.
+func TestOwnerPhasePlan(t *testing.T) {
+	var b strings.Builder
+	for i := range 60 {
+		owner, phase := []string{"rep-a", "rep-b", "rep-c"}[i%3], []string{"lead", "approach", "won"}[i/3%3]
+		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.created.v1 {"contact_id":"c%d","name":"N %d","channel":"other","owner":"%s"}`+"\n",
+			i, i, i, owner)
+		if phase != "lead" {
+			fmt.Fprintf(&b, `2024-01-02T09:00:00Z contact-c%d contact.phase_changed.v1 {"contact_id":"c%d","from":"lead","to":"%s","rule":"manual"}`+"\n",
+				i, i, phase)
+		}
+	}
+	events := projectiontest.MustParseHistory(t, b.String())
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := directory.Projection()
+		set := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, set, events)
+		page, pageArgs, total, totalArgs, err := directory.ContactStatements(db.Dialect, set,
+			directory.ContactParams{Owner: "rep-a", Phase: "approach", Sort: "last_activity"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		index := set.Name("contacts") + "_owner_phase_activity"
+		for name, q := range map[string]struct {
+			stmt string
+			args []any
+		}{"page": {page, pageArgs}, "total": {total, totalArgs}} {
+			plan := projectiontest.QueryPlan(t, db, q.stmt, q.args...)
+			if !strings.Contains(plan, index) {
+				t.Errorf("the %s does not read %s:\n%s", name, index, plan)
+			}
+			if strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort") {
+				t.Errorf("the %s sorts the owner's contacts:\n%s", name, plan)
+			}
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package tasks_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/tasks"
+)
+
+// The overdue tasks now are read from an index of the open tasks by due date, in its order
+// (not past every task done or cancelled before them), and their counts per assignee from the
+// open tasks kept per due date (not task by task), on both databases.
+func TestOverduePlan(t *testing.T) {
+	var b strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":"2024-01-%02d"}`+"\n",
+			i, i, i, i%3, 1+i%28)
+		if i%4 != 0 {
+			fmt.Fprintf(&b, `2024-01-02T09:00:00Z contact-c%d contact.task_completed.v1 {"contact_id":"c%d","task_id":"t%d"}`+"\n", i, i, i)
+		}
+	}
+	events := projectiontest.MustParseHistory(t, b.String())
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		p := tasks.Projection()
+		set := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, set, events)
+		list, listArgs, counts, countsArgs, err := tasks.NowStatements(set,
+			tasks.Params{AsOf: time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC), Status: tasks.StatusOverdue, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := projectiontest.QueryPlan(t, db, list, listArgs...)
+		if index := set.Name("states") + "_open_by_due"; !strings.Contains(plan, index) {
+			t.Errorf("the overdue tasks are not read from %s:\n%s", index, plan)
+		}
+		if strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort") {
+			t.Errorf("the overdue tasks are sorted:\n%s", plan)
+		}
+		plan = projectiontest.QueryPlan(t, db, counts, countsArgs...)
+		// SQLite names the tables of a plan by their alias, their indexes by name.
+		kept := strings.Contains(plan, set.Name("due_counts")) || strings.Contains(plan, "SEARCH d USING PRIMARY KEY")
+		if !kept || strings.Contains(plan, set.Name("states")) {
+			t.Errorf("the overdue counts are not read from the open tasks per due date:\n%s", plan)
+		}
+	})
+}
