@@ -17,6 +17,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 )
 
 // CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
@@ -244,15 +245,8 @@ func (q query) read(ctx context.Context, answer *Answer) (map[contact.Phase]*pha
 // isNow tells whether as_of is at or after the horizon kept by the fold: every time in the
 // tables is then at or before it, and the kept counts answer.
 func (q *query) isNow(ctx context.Context) (bool, error) {
-	var horizon int64
-	err := q.tx.QueryRowContext(ctx, `SELECT at FROM `+q.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
-	if errors.Is(err, sql.ErrNoRows) {
-		return q.kept, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("horizon of the churn points: %w", err)
-	}
-	return q.kept && q.asOf >= horizon, nil
+	now, err := horizon.Covers(ctx, q.tx, q.t, q.asOf)
+	return q.kept && now, err
 }
 
 // query runs the statements of one answer in one read transaction.
