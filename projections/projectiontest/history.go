@@ -146,10 +146,9 @@ func FollowedBy(t testing.TB, events []eventstore.Event, history string) []event
 	return append(events, more...)
 }
 
-// Throughout is n times (n at least 2) evenly spread from the earliest business time of
-// events to the latest, both included.
-func Throughout(events []eventstore.Event, n int) []time.Time {
-	first, last := events[0].OccurredAt, events[0].OccurredAt
+// Span is the earliest and the latest business time of events (at least one).
+func Span(events []eventstore.Event) (first, last time.Time) {
+	first, last = events[0].OccurredAt, events[0].OccurredAt
 	for _, e := range events {
 		if e.OccurredAt.Before(first) {
 			first = e.OccurredAt
@@ -158,6 +157,13 @@ func Throughout(events []eventstore.Event, n int) []time.Time {
 			last = e.OccurredAt
 		}
 	}
+	return first, last
+}
+
+// Throughout is n times (n at least 2) evenly spread from the earliest business time of
+// events to the latest, both included.
+func Throughout(events []eventstore.Event, n int) []time.Time {
+	first, last := Span(events)
 	times := make([]time.Time, n)
 	for i := range n {
 		times[i] = first.Add(time.Duration(i) * last.Sub(first) / time.Duration(n-1))
