@@ -146,27 +146,21 @@ func BenchmarkDirectory(b *testing.B) {
 		b.Run(d.String(), func(b *testing.B) {
 			db, tables := projectiontest.Loaded(b, d, p, events, 10_000)
 			next := int64(len(events))
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
-				}
-				b.Run(mode, func(b *testing.B) {
-					for _, q := range questions {
-						for _, clients := range []int{1, 100} {
-							if clients > 1 && !q.many {
-								continue
-							}
-							b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
-								if writes {
-									defer writeContacts(b, db, p, tables, &next)()
-								}
-								benchQuestion(b, db, tables, q, clients)
-							})
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, q := range questions {
+					for _, clients := range []int{1, 100} {
+						if clients > 1 && !q.many {
+							continue
 						}
+						b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
+							if writes {
+								defer writeContacts(b, db, p, tables, &next)()
+							}
+							benchQuestion(b, db, tables, q, clients)
+						})
 					}
-				})
-			}
+				}
+			})
 		})
 	}
 }

@@ -69,27 +69,21 @@ func BenchmarkTimeline(b *testing.B) {
 				{"busiest", page(func() string { return contactID(0) })},
 				{"typical", page(func() string { return contactID(1 + rand.IntN(n-1)) })},
 			}
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
-				}
-				b.Run(mode, func(b *testing.B) {
-					for _, q := range questions {
-						for _, clients := range []int{1, 100} {
-							b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
-								if writes {
-									defer projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
-										next++
-										return liveEvent(next, n)
-									})()
-								}
-								projectiontest.Latency(b, clients, q.ask)
-							})
-						}
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, q := range questions {
+					for _, clients := range []int{1, 100} {
+						b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
+							if writes {
+								defer projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
+									next++
+									return liveEvent(next, n)
+								})()
+							}
+							projectiontest.Latency(b, clients, q.ask)
+						})
 					}
-				})
-			}
+				}
+			})
 		})
 	}
 }

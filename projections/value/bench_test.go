@@ -113,50 +113,44 @@ func BenchmarkValue(b *testing.B) {
 			ctx := context.Background()
 			b.ReportMetric(float64(len(h.events)), "events")
 			next := int64(len(h.events))
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, qq := range questions {
+					b.Run(qq.name, func(b *testing.B) {
+						stop := func() {}
+						if writes {
+							stop = writeSteadily(b, db, p, tables, &next, h.latest)
+						}
+						defer stop()
+						q := qq.q
+						if q.AsOf.IsZero() {
+							q.AsOf = now
+						}
+						var (
+							mu  sync.Mutex
+							lat []time.Duration
+						)
+						for b.Loop() {
+							var wg sync.WaitGroup
+							for range clients {
+								wg.Go(func() {
+									start := time.Now()
+									if _, err := benchAsk(ctx, db, tables, q); err != nil {
+										b.Error(err)
+									}
+									took := time.Since(start)
+									mu.Lock()
+									lat = append(lat, took)
+									mu.Unlock()
+								})
+							}
+							wg.Wait()
+						}
+						slices.Sort(lat)
+						b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+						b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+					})
 				}
-				b.Run(mode, func(b *testing.B) {
-					for _, qq := range questions {
-						b.Run(qq.name, func(b *testing.B) {
-							stop := func() {}
-							if writes {
-								stop = writeSteadily(b, db, p, tables, &next, h.latest)
-							}
-							defer stop()
-							q := qq.q
-							if q.AsOf.IsZero() {
-								q.AsOf = now
-							}
-							var (
-								mu  sync.Mutex
-								lat []time.Duration
-							)
-							for b.Loop() {
-								var wg sync.WaitGroup
-								for range clients {
-									wg.Go(func() {
-										start := time.Now()
-										if _, err := benchAsk(ctx, db, tables, q); err != nil {
-											b.Error(err)
-										}
-										took := time.Since(start)
-										mu.Lock()
-										lat = append(lat, took)
-										mu.Unlock()
-									})
-								}
-								wg.Wait()
-							}
-							slices.Sort(lat)
-							b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-							b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-						})
-					}
-				})
-			}
+			})
 		})
 	}
 }
