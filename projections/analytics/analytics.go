@@ -57,6 +57,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
@@ -76,7 +77,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: period.Version(2, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.bins, m.exact,
-			m.forecast, m.horizon, m.probabilities.Table()},
+			m.forecast, m.horizon.Table(), m.probabilities.Table()},
 		Fold: m.fold,
 	})
 }
@@ -92,7 +93,6 @@ const (
 	tableBins     = "bins"
 	tableExact    = "exact"
 	tableForecast = "forecast"
-	tableHorizon  = "horizon"
 )
 
 // phases is the number of lifecycle phases.
@@ -146,8 +146,6 @@ type forecastRow struct {
 	count, amount                         int64
 }
 
-type horizonRow struct{ id, at int64 }
-
 // model holds the declarations of the tables the fold writes, and the business zone.
 type model struct {
 	zone     *time.Location
@@ -160,7 +158,7 @@ type model struct {
 	bins     *readmodel.Table[binRow]
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
-	horizon  *readmodel.Table[horizonRow]
+	horizon  horizon.Horizon
 	// probabilities are the stage probabilities in force over time, which weigh the forecast.
 	probabilities probability.History
 }
@@ -175,7 +173,6 @@ func newModel(zone *time.Location) *model {
 		br = binRow
 		er = exactRow
 		fr = forecastRow
-		h  = horizonRow
 	)
 	m := &model{zone: zone, probabilities: probability.NewHistory()}
 	contactColumns := []readmodel.Column[c]{
@@ -256,8 +253,6 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("count", func(r *fr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *fr) *int64 { return &r.amount })).
 		Clustered()
-	m.horizon = readmodel.NewTable(tableHorizon, 1,
-		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
-		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.horizon = horizon.New()
 	return m
 }

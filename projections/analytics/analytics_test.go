@@ -108,42 +108,16 @@ func keptQuestions() []analytics.KPIParams {
 // kept counts and of the parts.
 func checkKeptEqualsParts(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event, zone *time.Location) {
 	t.Helper()
-	ctx := context.Background()
-	var latest time.Time
-	for _, e := range applied {
-		if e.OccurredAt.After(latest) {
-			latest = e.OccurredAt
-		}
-	}
+	latest := projectiontest.Latest(applied)
 	if latest.IsZero() {
 		latest = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	for _, p := range keptQuestions() {
 		for _, asOf := range []time.Time{latest, latest.Add(time.Hour)} {
 			p.AsOf, p.Zone = asOf, zone
-			got, err := analytics.QueryKPIs(ctx, db, tables, p)
-			if err != nil {
-				t.Fatalf("%+v: %v", p, err)
-			}
-			want, err := analytics.QueryKPIsFromParts(ctx, db, tables, p)
-			if err != nil {
-				t.Fatalf("%+v from the parts: %v", p, err)
-			}
-			if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
-				t.Fatalf("%+v:\nkept  %s\nparts %s", p, g, w)
-			}
+			projectiontest.SameAnswer(t, db, tables, p, analytics.QueryKPIs, "parts", analytics.QueryKPIsFromParts)
 			np := analytics.NPSParams{Period: p.Period, From: p.From, To: p.To, Owner: p.Owner, Segment: p.Segment, AsOf: asOf, Zone: zone}
-			gotN, err := analytics.QueryNPS(ctx, db, tables, np)
-			if err != nil {
-				t.Fatalf("%+v: %v", np, err)
-			}
-			wantN, err := analytics.QueryNPSFromParts(ctx, db, tables, np)
-			if err != nil {
-				t.Fatalf("%+v from the parts: %v", np, err)
-			}
-			if g, w := projectiontest.JSON(t, gotN), projectiontest.JSON(t, wantN); g != w {
-				t.Fatalf("%+v:\nkept  %s\nparts %s", np, g, w)
-			}
+			projectiontest.SameAnswer(t, db, tables, np, analytics.QueryNPS, "parts", analytics.QueryNPSFromParts)
 		}
 	}
 }

@@ -280,7 +280,7 @@ func (m *model) changeTask(rows *readmodel.Rows, e *readmodel.Event, id string, 
 func (m *model) stand(rows *readmodel.Rows, p explain.Part) {
 	m.parts.Upsert(rows, p)
 	m.contribute(rows, p, 1)
-	m.reach(rows, p.At)
+	m.horizon.Reach(rows, p.At)
 }
 
 // revoke records that part p stops counting at business time at, and takes it away from the
@@ -292,7 +292,7 @@ func (m *model) revoke(rows *readmodel.Rows, p explain.Part, at int64) {
 	p.Until = sql.NullInt64{Int64: at, Valid: true}
 	m.parts.Upsert(rows, p)
 	m.contribute(rows, p, -1)
-	m.reach(rows, at)
+	m.horizon.Reach(rows, at)
 }
 
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
@@ -372,12 +372,4 @@ const (
 // activity tells the figures of the activity per owner.
 func activity(figure string) bool {
 	return strings.HasPrefix(figure, figTouch) || strings.HasPrefix(figure, figWon)
-}
-
-// reach moves the horizon to at when at is later.
-func (m *model) reach(rows *readmodel.Rows, at int64) {
-	h, ok := m.horizon.Get(rows, 1)
-	if !ok || at > h.at {
-		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/period"
 )
@@ -151,13 +152,9 @@ func (r *reader) query(ctx context.Context, stmt string, args ...any) (*sql.Rows
 
 // horizon is the latest business time the parts hold (zero time when none).
 func (r *reader) horizon(ctx context.Context) (time.Time, error) {
-	var at int64
-	err := r.tx.QueryRowContext(ctx, `SELECT at FROM `+r.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&at)
-	if err == sql.ErrNoRows {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("horizon: %w", err)
+	at, ok, err := horizon.Read(ctx, r.tx, r.t)
+	if !ok || err != nil {
+		return time.Time{}, err
 	}
 	return time.UnixMicro(at), nil
 }

@@ -54,6 +54,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/probability"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -67,7 +68,7 @@ func Projection() *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
 		Version: 7,
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon,
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon.Table(),
 			m.probabilities.Table(), m.parts},
 		Fold: m.fold,
 	})
@@ -81,7 +82,6 @@ const (
 	tableTotals    = "stage_totals"
 	tableStayBins  = "stay_bins"
 	tableStays     = "stays"
-	tableHorizon   = "horizon"
 	tableParts     = "parts"
 )
 
@@ -118,7 +118,7 @@ type model struct {
 	totals    *readmodel.Table[totalRow]
 	stayBins  *readmodel.Table[stayBinRow]
 	stays     *readmodel.Table[stayRow]
-	horizon   *readmodel.Table[horizonRow]
+	horizon   horizon.Horizon
 	parts     *readmodel.Table[explain.Part]
 	// probabilities are the stage probabilities in force over time.
 	probabilities probability.History

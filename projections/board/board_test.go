@@ -2,12 +2,10 @@ package board_test
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -26,32 +24,15 @@ func TestApplyModes(t *testing.T) {
 func TestQueryRejectsBadParams(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	otherStage := mustCursor(t, "needs_analysis")
-	tests := []struct {
-		name   string
-		params board.Params
-		field  string
-	}{
-		{"no as_of", board.Params{}, "as_of"},
-		{"unknown stage", board.Params{AsOf: asOf, Stage: "closing"}, "stage"},
-		{"closed stage", board.Params{AsOf: asOf, Stage: "won"}, "stage"},
-		{"negative limit", board.Params{AsOf: asOf, Limit: -1}, "limit"},
-		{"limit too large", board.Params{AsOf: asOf, Limit: board.MaxLimit + 1}, "limit"},
-		{"cursor not base64", board.Params{AsOf: asOf, Cursor: "!!"}, "cursor"},
-		{"cursor not json", board.Params{AsOf: asOf, Cursor: "bm9wZQ"}, "cursor"},
-		{"cursor of another stage", board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, "cursor"},
-	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(board.Projection(), "")
-		projectiontest.MustApply(t, db, board.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := board.Query(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, board.Projection(), board.Query, []projectiontest.Refusal[board.Params]{
+		{Name: "no as_of", Params: board.Params{}, Field: "as_of"},
+		{Name: "unknown stage", Params: board.Params{AsOf: asOf, Stage: "closing"}, Field: "stage"},
+		{Name: "closed stage", Params: board.Params{AsOf: asOf, Stage: "won"}, Field: "stage"},
+		{Name: "negative limit", Params: board.Params{AsOf: asOf, Limit: -1}, Field: "limit"},
+		{Name: "limit too large", Params: board.Params{AsOf: asOf, Limit: board.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not base64", Params: board.Params{AsOf: asOf, Cursor: "!!"}, Field: "cursor"},
+		{Name: "cursor not json", Params: board.Params{AsOf: asOf, Cursor: "bm9wZQ"}, Field: "cursor"},
+		{Name: "cursor of another stage", Params: board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, Field: "cursor"},
 	})
 }
 

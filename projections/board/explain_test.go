@@ -2,7 +2,6 @@ package board_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/domain"
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/explain"
@@ -24,22 +21,10 @@ import (
 // pipeline's golden one (backward moves, losses, reopenings, wins) followed by generated deals,
 // some back-dated.
 func TestExplainAddsUp(t *testing.T) {
-	events := projectiontest.ReadHistory(t, "testdata/pipeline/events.txt")
-	events = append(events, renumber(events, projectiontest.MustParseHistory(t, generatedDeals(rand.New(rand.NewPCG(7, 3)), 40)))...)
-	first, last := events[0].OccurredAt, events[0].OccurredAt
-	for _, e := range events {
-		if e.OccurredAt.Before(first) {
-			first = e.OccurredAt
-		}
-		if e.OccurredAt.After(last) {
-			last = e.OccurredAt
-		}
-	}
-	var asOfs []time.Time
-	for i := range 6 {
-		asOfs = append(asOfs, first.Add(time.Duration(i)*last.Sub(first)/5))
-	}
-	asOfs = append(asOfs, last.Add(24*time.Hour))
+	events := projectiontest.FollowedBy(t, projectiontest.ReadHistory(t, "testdata/pipeline/events.txt"),
+		generatedDeals(rand.New(rand.NewPCG(7, 3)), 40))
+	asOfs := projectiontest.Throughout(events, 6)
+	asOfs = append(asOfs, asOfs[5].Add(24*time.Hour))
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(board.Projection(), "")
 		projectiontest.MustApply(t, db, board.Projection(), tables, events)
@@ -54,16 +39,6 @@ func TestExplainAddsUp(t *testing.T) {
 			t.Fatalf("only %d figures checked: the history explains too little", checked)
 		}
 	})
-}
-
-// renumber gives more the positions after those of events.
-func renumber(events, more []eventstore.Event) []eventstore.Event {
-	next := events[len(events)-1].Position
-	for i := range more {
-		next++
-		more[i].Position = next
-	}
-	return more
 }
 
 // checkExplainedBoard explains every figure of the board of params; it returns how many
@@ -158,32 +133,15 @@ func median(days []float64) *float64 {
 
 func TestExplainRejectsBadPaths(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		params board.Params
-		field  string
-	}{
-		{"no as_of", board.Params{Explain: "stages.proposal.count"}, "as_of"},
-		{"no figure", board.Params{AsOf: asOf, Explain: "stages.proposal"}, "explain"},
-		{"closed stage", board.Params{AsOf: asOf, Explain: "stages.won.count"}, "explain"},
-		{"unknown figure", board.Params{AsOf: asOf, Explain: "stages.proposal.cards"}, "explain"},
-		{"probability", board.Params{AsOf: asOf, Explain: "stages.proposal.probability"}, "explain"},
-		{"another stage than asked", board.Params{AsOf: asOf, Stage: "qualification", Explain: "stages.proposal.count"}, "explain"},
-		{"velocity of a total", board.Params{AsOf: asOf, Explain: "velocity.proposal.totals.EUR"}, "explain"},
-		{"limit too large", board.Params{AsOf: asOf, Explain: "stages.proposal.count", Limit: explain.MaxLimit + 1}, "limit"},
-		{"cursor not one", board.Params{AsOf: asOf, Explain: "stages.proposal.count", Cursor: "!!"}, "cursor"},
-	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(board.Projection(), "")
-		projectiontest.MustApply(t, db, board.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := board.Explain(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, board.Projection(), board.Explain, []projectiontest.Refusal[board.Params]{
+		{Name: "no as_of", Params: board.Params{Explain: "stages.proposal.count"}, Field: "as_of"},
+		{Name: "no figure", Params: board.Params{AsOf: asOf, Explain: "stages.proposal"}, Field: "explain"},
+		{Name: "closed stage", Params: board.Params{AsOf: asOf, Explain: "stages.won.count"}, Field: "explain"},
+		{Name: "unknown figure", Params: board.Params{AsOf: asOf, Explain: "stages.proposal.cards"}, Field: "explain"},
+		{Name: "probability", Params: board.Params{AsOf: asOf, Explain: "stages.proposal.probability"}, Field: "explain"},
+		{Name: "another stage than asked", Params: board.Params{AsOf: asOf, Stage: "qualification", Explain: "stages.proposal.count"}, Field: "explain"},
+		{Name: "velocity of a total", Params: board.Params{AsOf: asOf, Explain: "velocity.proposal.totals.EUR"}, Field: "explain"},
+		{Name: "limit too large", Params: board.Params{AsOf: asOf, Explain: "stages.proposal.count", Limit: explain.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not one", Params: board.Params{AsOf: asOf, Explain: "stages.proposal.count", Cursor: "!!"}, Field: "cursor"},
 	})
 }

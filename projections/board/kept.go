@@ -1,6 +1,7 @@
 package board
 
 import (
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -31,16 +32,11 @@ type stayRow struct {
 	count  int64
 }
 
-type horizonRow struct {
-	id, at int64
-}
-
 func (m *model) declareKept() {
 	type (
 		tr = totalRow
 		sb = stayBinRow
 		sr = stayRow
-		h  = horizonRow
 	)
 	m.totals = readmodel.NewTable(tableTotals, 3,
 		readmodel.Text("owner", func(r *tr) *string { return &r.owner }),
@@ -64,15 +60,13 @@ func (m *model) declareKept() {
 		readmodel.Text("owner", func(r *sr) *string { return &r.owner }),
 		readmodel.Integer("count", func(r *sr) *int64 { return &r.count })).
 		Clustered()
-	m.horizon = readmodel.NewTable(tableHorizon, 1,
-		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
-		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.horizon = horizon.New()
 }
 
 // keepOpened counts a new open interval in its stage's totals.
 func (m *model) keepOpened(rows *readmodel.Rows, iv intervalRow) {
 	m.addTotal(rows, iv, 1)
-	m.reach(rows, iv.enteredAt)
+	m.horizon.Reach(rows, iv.enteredAt)
 }
 
 // keepClosed takes a closed interval out of its stage's totals and counts its length.
@@ -85,7 +79,7 @@ func (m *model) keepClosed(rows *readmodel.Rows, iv intervalRow) {
 		}
 	}
 	m.stays.Add(rows, stayRow{stage: iv.stage, micros: micros, owner: iv.owner, count: 1})
-	m.reach(rows, iv.leftAt.Int64)
+	m.horizon.Reach(rows, iv.leftAt.Int64)
 }
 
 // addTotal adds (sign 1) or takes away (sign -1) an open interval from the totals of its
@@ -95,12 +89,4 @@ func (m *model) keepClosed(rows *readmodel.Rows, iv intervalRow) {
 func (m *model) addTotal(rows *readmodel.Rows, iv intervalRow, sign int64) {
 	m.totals.Add(rows, totalRow{owner: iv.owner, stage: iv.stage, currency: iv.currency,
 		deals: sign, amount: sign * iv.amount})
-}
-
-// reach moves the horizon to at when at is later.
-func (m *model) reach(rows *readmodel.Rows, at int64) {
-	h, ok := m.horizon.Get(rows, 1)
-	if !ok || at > h.at {
-		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
-	}
 }

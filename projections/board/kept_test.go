@@ -1,7 +1,6 @@
 package board_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -28,27 +27,14 @@ var keptQuestions = []board.Params{
 // the board read from the kept totals and lengths with the one read from the intervals.
 func checkKeptEqualsIntervals(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
 	t.Helper()
-	ctx := context.Background()
-	latest := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) // an empty history: any time
-	for _, e := range applied {
-		if e.OccurredAt.After(latest) {
-			latest = e.OccurredAt
-		}
+	latest := projectiontest.Latest(applied)
+	if earliest := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC); latest.Before(earliest) {
+		latest = earliest // an empty history: any time
 	}
 	for _, params := range keptQuestions {
 		for _, d := range []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour} {
 			params.AsOf = latest.Add(d)
-			got, err := board.Query(ctx, db, tables, params)
-			if err != nil {
-				t.Fatalf("%+v: %v", params, err)
-			}
-			want, err := board.QueryIntervals(ctx, db, tables, params)
-			if err != nil {
-				t.Fatalf("%+v from the intervals: %v", params, err)
-			}
-			if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
-				t.Fatalf("%+v:\nkept      %s\nintervals %s", params, g, w)
-			}
+			projectiontest.SameAnswer(t, db, tables, params, board.Query, "intervals", board.QueryIntervals)
 		}
 	}
 }
@@ -66,11 +52,7 @@ func TestKeptBoardEqualsIntervals(t *testing.T) {
 // that the medians of even counts fall inside a hundredth and between two.
 func TestKeptBoardEqualsIntervalsOverManyStays(t *testing.T) {
 	events := projectiontest.MustParseHistory(t, generatedDeals(rand.New(rand.NewPCG(19, 6)), 60))
-	projectiontest.ForEachPrefix(t, board.Projection(), events, 6, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
-		t.Run(fmt.Sprintf("%d events", len(applied)), func(t *testing.T) {
-			checkKeptEqualsIntervals(t, db, tables, applied)
-		})
-	})
+	projectiontest.ForEachPrefixRun(t, board.Projection(), events, 6, checkKeptEqualsIntervals)
 }
 
 // generatedDeals writes the history of n deals, one after the other.

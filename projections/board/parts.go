@@ -2,7 +2,6 @@ package board
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 
 	"github.com/eventcrm/crm/domain"
@@ -76,12 +75,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	default:
 		return explain.Answer{}, bad
 	}
-	var page explain.Page
-	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, isLength)
-		return err
-	})
+	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, isLength)
 	if err != nil {
 		return explain.Answer{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/probability"
 )
@@ -261,15 +261,7 @@ type query struct {
 
 // isNow tells whether as_of is at or after the horizon the fold keeps.
 func (q *query) isNow(ctx context.Context) (bool, error) {
-	var horizon int64
-	err := q.tx.QueryRowContext(ctx, `SELECT at FROM `+q.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
-	if errors.Is(err, sql.ErrNoRows) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("horizon of the board: %w", err)
-	}
-	return q.asOf >= horizon, nil
+	return horizon.Covers(ctx, q.tx, q.t, q.asOf)
 }
 
 // totals selects the count and total amount per currency of a stage's open deals.

@@ -64,6 +64,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -83,7 +84,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
-			m.phaseCounts, m.lostDeals, m.horizon, m.parts},
+			m.phaseCounts, m.lostDeals, m.horizon.Table(), m.parts},
 		Fold: m.fold,
 	})
 }
@@ -98,7 +99,6 @@ const (
 	tableDealLosses  = "deal_losses"
 	tablePhaseCounts = "phase_counts"
 	tableLostDeals   = "lost_deals"
-	tableHorizon     = "horizon"
 	tableParts       = "parts"
 )
 
@@ -125,10 +125,6 @@ type phaseCountRow struct {
 type lostDealRow struct {
 	cohort, channel, stage, reason, currency string
 	count, amount                            int64
-}
-
-type horizonRow struct {
-	id, at int64
 }
 
 type visitRow struct {
@@ -187,7 +183,7 @@ type model struct {
 	dealLosses  *readmodel.Table[lossRow]
 	phaseCounts *readmodel.Table[phaseCountRow]
 	lostDeals   *readmodel.Table[lostDealRow]
-	horizon     *readmodel.Table[horizonRow]
+	horizon     horizon.Horizon
 	parts       *readmodel.Table[explain.Part]
 	zone        *time.Location // the business time zone
 }
@@ -202,7 +198,6 @@ func newModel() *model {
 		l  = lossRow
 		pc = phaseCountRow
 		ld = lostDealRow
-		h  = horizonRow
 	)
 	m := &model{}
 	m.visits = readmodel.NewTable(tableVisits, 2,
@@ -290,9 +285,7 @@ func newModel() *model {
 		readmodel.BigInt("losses", func(r *ld) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *ld) *int64 { return &r.amount })).
 		Clustered()
-	m.horizon = readmodel.NewTable(tableHorizon, 1,
-		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
-		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.horizon = horizon.New()
 	m.parts = partsShape().NewTable(tableParts)
 	return m
 }
@@ -312,7 +305,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.contacts.Upsert(rows, enter(c, contact.Lead))
 		m.openVisit(rows, e, ev.ContactID, 1, contact.Lead)
 		m.partsEntered(rows, e, c, enter(c, contact.Lead), contact.Lead)
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
 		if err != nil {
@@ -343,7 +336,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			}
 			m.contacts.Upsert(rows, c)
 		}
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	case contact.TypeSurveyRecorded:
 		ev, err := readmodel.Decode[contact.SurveyRecorded](e)
 		if err != nil {
@@ -376,7 +369,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 		return m.recordLoss(rows, e, ev, at)
 	case deal.TypeReopened:
 		ev, err := readmodel.Decode[deal.Reopened](e)
@@ -391,17 +384,9 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 				m.revoke(rows, r.dealID, figLoss+r.fromStage+"/"+r.reason, r.position, at)
 			}
 		}
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	}
 	return nil
-}
-
-// reach moves the horizon to at when at is later.
-func (m *model) reach(rows *readmodel.Rows, at int64) {
-	h, ok := m.horizon.Get(rows, 1)
-	if !ok || at > h.at {
-		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
-	}
 }
 
 // bit is the bit of a lifecycle phase in a contact's sets; 0 for an exit.
@@ -499,7 +484,7 @@ func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID 
 	m.openVisit(rows, e, contactID, c.lastSeq, to)
 	m.partsEntered(rows, e, before, c, to)
 	m.contacts.Upsert(rows, c)
-	m.reach(rows, at)
+	m.horizon.Reach(rows, at)
 	return nil
 }
 

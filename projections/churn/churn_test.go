@@ -1,14 +1,10 @@
 package churn_test
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/domain"
-	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -25,32 +21,15 @@ func TestApplyModes(t *testing.T) {
 
 func TestQueryRejectsBadParams(t *testing.T) {
 	asOf := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		params churn.Params
-		field  string
-	}{
-		{"no as_of", churn.Params{Cohort: "2024-01"}, "as_of"},
-		{"bad cohort", churn.Params{AsOf: asOf, Cohort: "January"}, "cohort"},
-		{"unknown channel", churn.Params{AsOf: asOf, Channel: "fax"}, "channel"},
-		{"negative dormant days", churn.Params{AsOf: asOf, DormantDays: -1}, "dormant_days"},
-		{"negative limit", churn.Params{AsOf: asOf, Limit: -1}, "limit"},
-		{"limit over the maximum", churn.Params{AsOf: asOf, Limit: churn.MaxLimit + 1}, "limit"},
-		{"cursor not base64", churn.Params{AsOf: asOf, Cursor: "!!"}, "cursor"},
-		{"cursor of another list", churn.Params{AsOf: asOf, Cursor: "eyJzIjoicHJvcG9zYWwifQ"}, "cursor"},
-	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(churn.Projection(), "")
-		projectiontest.MustApply(t, db, churn.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := churn.Query(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, churn.Projection(), churn.Query, []projectiontest.Refusal[churn.Params]{
+		{Name: "no as_of", Params: churn.Params{Cohort: "2024-01"}, Field: "as_of"},
+		{Name: "bad cohort", Params: churn.Params{AsOf: asOf, Cohort: "January"}, Field: "cohort"},
+		{Name: "unknown channel", Params: churn.Params{AsOf: asOf, Channel: "fax"}, Field: "channel"},
+		{Name: "negative dormant days", Params: churn.Params{AsOf: asOf, DormantDays: -1}, Field: "dormant_days"},
+		{Name: "negative limit", Params: churn.Params{AsOf: asOf, Limit: -1}, Field: "limit"},
+		{Name: "limit over the maximum", Params: churn.Params{AsOf: asOf, Limit: churn.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not base64", Params: churn.Params{AsOf: asOf, Cursor: "!!"}, Field: "cursor"},
+		{Name: "cursor of another list", Params: churn.Params{AsOf: asOf, Cursor: "eyJzIjoicHJvcG9zYWwifQ"}, Field: "cursor"},
 	})
 }
 

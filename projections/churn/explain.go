@@ -10,6 +10,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // Explain answers the parts of the figure of the churn points at path params.Explain, as of
@@ -50,7 +51,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	// their creation) is dormant_days or more before it.
 	idle := `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE COALESCE((SELECT MAX(tp.occurred_at) FROM ` +
 		t.Name(tableTouchpoints) + ` tp WHERE tp.contact_id = c.contact_id AND tp.occurred_at <= ?), c.created_at) <= ?`
-	idleArgs := []any{asOf, asOf - int64(dormantDays)*microsPerDay}
+	idleArgs := []any{asOf, asOf - int64(dormantDays)*round.MicrosPerDay}
 	switch {
 	case len(path) == 3 && path[0] == "phases" && contact.Phase(path[1]).Rank() > 0:
 		phase := path[1]
@@ -92,12 +93,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	default:
 		return explain.Answer{}, bad
 	}
-	var page explain.Page
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, nil)
-		return err
-	})
+	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
 	if err != nil {
 		return explain.Answer{}, err
 	}

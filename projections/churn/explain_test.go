@@ -2,14 +2,12 @@ package churn_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/explain"
@@ -23,28 +21,10 @@ import (
 // The history is the golden one followed by generated contacts moving on, back, out and back
 // in, with touchpoints, and deals lost and reopened.
 func TestExplainAddsUp(t *testing.T) {
-	events := projectiontest.ReadHistory(t, "testdata/churn_points/events.txt")
-	more := projectiontest.MustParseHistory(t, generatedChurns(rand.New(rand.NewPCG(5, 8)), 50))
-	next := events[len(events)-1].Position
-	for i := range more {
-		next++
-		more[i].Position = next
-	}
-	events = append(events, more...)
-	first, last := events[0].OccurredAt, events[0].OccurredAt
-	for _, e := range events {
-		if e.OccurredAt.Before(first) {
-			first = e.OccurredAt
-		}
-		if e.OccurredAt.After(last) {
-			last = e.OccurredAt
-		}
-	}
-	var asOfs []time.Time
-	for i := range 6 {
-		asOfs = append(asOfs, first.Add(time.Duration(i)*last.Sub(first)/5))
-	}
-	asOfs = append(asOfs, last.Add(40*24*time.Hour))
+	events := projectiontest.FollowedBy(t, projectiontest.ReadHistory(t, "testdata/churn_points/events.txt"),
+		generatedChurns(rand.New(rand.NewPCG(5, 8)), 50))
+	asOfs := projectiontest.Throughout(events, 6)
+	asOfs = append(asOfs, asOfs[5].Add(40*24*time.Hour))
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(churn.Projection(), "")
 		projectiontest.MustApply(t, db, churn.Projection(), tables, events)
@@ -67,15 +47,9 @@ func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Ta
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonZero := 0
-	check := func(path string, want int) []explain.Entry {
-		parts := explainAll(t, db, tables, params, path)
-		if got := len(parts); got != want {
-			t.Errorf("as of %s, %+v: %s = %d, its parts count %d", params.AsOf, params, path, want, got)
-		}
-		nonZero += min(want, 1)
-		return parts
-	}
+	figures := projectiontest.Figures{T: t, At: fmt.Sprintf("as of %s, %+v", params.AsOf, params),
+		Parts: func(path string) []explain.Entry { return explainAll(t, db, tables, params, path) }}
+	check := figures.Count
 	for _, p := range answer.Phases {
 		check(fmt.Sprintf("phases.%s.entered", p.Phase), p.Entered)
 		check(fmt.Sprintf("phases.%s.ended", p.Phase), p.Ended)
@@ -99,7 +73,7 @@ func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Ta
 			}
 		}
 	}
-	return nonZero + checkExplainedChurns(t, db, tables, params)
+	return figures.NonZero + checkExplainedChurns(t, db, tables, params)
 }
 
 // checkExplainedChurns: every fact of every churned customer listed (read page by page) is
@@ -246,36 +220,19 @@ func generatedChurns(rng *rand.Rand, n int) string {
 
 func TestExplainRejectsBadPaths(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		params churn.Params
-		field  string
-	}{
-		{"no as_of", churn.Params{Explain: "phases.lead.entered"}, "as_of"},
-		{"no figure", churn.Params{AsOf: asOf, Explain: "phases.lead"}, "explain"},
-		{"an exit", churn.Params{AsOf: asOf, Explain: "phases.lost.entered"}, "explain"},
-		{"a rate", churn.Params{AsOf: asOf, Explain: "phases.lead.drop_off_rate"}, "explain"},
-		{"a closed stage", churn.Params{AsOf: asOf, Explain: "lost_deals.won.price.count"}, "explain"},
-		{"amounts of nothing", churn.Params{AsOf: asOf, Explain: "lost_deals.proposal.price.amounts"}, "explain"},
-		{"bad dormancy", churn.Params{AsOf: asOf, DormantDays: -1, Explain: "phases.lead.dormant"}, "dormant_days"},
-		{"limit too large", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Limit: explain.MaxLimit + 1}, "limit"},
-		{"cursor not one", churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Cursor: "!!"}, "cursor"},
-		{"a churned customer's name", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.name"}, "explain"},
-		{"a churned customer's figure of nobody", churn.Params{AsOf: asOf, Explain: "churned_customers.overdue_tasks"}, "explain"},
-		{"not a churned customer", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks"}, "explain"},
-		{"churned customers' limit", churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks", Limit: -1}, "limit"},
-	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(churn.Projection(), "")
-		projectiontest.MustApply(t, db, churn.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := churn.Explain(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, churn.Projection(), churn.Explain, []projectiontest.Refusal[churn.Params]{
+		{Name: "no as_of", Params: churn.Params{Explain: "phases.lead.entered"}, Field: "as_of"},
+		{Name: "no figure", Params: churn.Params{AsOf: asOf, Explain: "phases.lead"}, Field: "explain"},
+		{Name: "an exit", Params: churn.Params{AsOf: asOf, Explain: "phases.lost.entered"}, Field: "explain"},
+		{Name: "a rate", Params: churn.Params{AsOf: asOf, Explain: "phases.lead.drop_off_rate"}, Field: "explain"},
+		{Name: "a closed stage", Params: churn.Params{AsOf: asOf, Explain: "lost_deals.won.price.count"}, Field: "explain"},
+		{Name: "amounts of nothing", Params: churn.Params{AsOf: asOf, Explain: "lost_deals.proposal.price.amounts"}, Field: "explain"},
+		{Name: "bad dormancy", Params: churn.Params{AsOf: asOf, DormantDays: -1, Explain: "phases.lead.dormant"}, Field: "dormant_days"},
+		{Name: "limit too large", Params: churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Limit: explain.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not one", Params: churn.Params{AsOf: asOf, Explain: "phases.lead.entered", Cursor: "!!"}, Field: "cursor"},
+		{Name: "a churned customer's name", Params: churn.Params{AsOf: asOf, Explain: "churned_customers.k1.name"}, Field: "explain"},
+		{Name: "a churned customer's figure of nobody", Params: churn.Params{AsOf: asOf, Explain: "churned_customers.overdue_tasks"}, Field: "explain"},
+		{Name: "not a churned customer", Params: churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks"}, Field: "explain"},
+		{Name: "churned customers' limit", Params: churn.Params{AsOf: asOf, Explain: "churned_customers.k1.overdue_tasks", Limit: -1}, Field: "limit"},
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
@@ -184,7 +186,7 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, params P
 		return Answer{}, err
 	}
 	asOf := params.AsOf.UTC()
-	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort, dormantFor: int64(dormantDays) * microsPerDay, page: page, kept: kept}
+	q := query{db: db, t: t, asOf: asOf.UnixMicro(), cohort: cohort, dormantFor: int64(dormantDays) * round.MicrosPerDay, page: page, kept: kept}
 	answer := Answer{AsOf: asOf, Cohort: params.Cohort, Channel: params.Channel, DormantDays: dormantDays}
 	counts, err := q.read(ctx, &answer)
 	if err != nil {
@@ -244,15 +246,8 @@ func (q query) read(ctx context.Context, answer *Answer) (map[contact.Phase]*pha
 // isNow tells whether as_of is at or after the horizon kept by the fold: every time in the
 // tables is then at or before it, and the kept counts answer.
 func (q *query) isNow(ctx context.Context) (bool, error) {
-	var horizon int64
-	err := q.tx.QueryRowContext(ctx, `SELECT at FROM `+q.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
-	if errors.Is(err, sql.ErrNoRows) {
-		return q.kept, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("horizon of the churn points: %w", err)
-	}
-	return q.kept && q.asOf >= horizon, nil
+	now, err := horizon.Covers(ctx, q.tx, q.t, q.asOf)
+	return q.kept && now, err
 }
 
 // query runs the statements of one answer in one read transaction.
@@ -302,7 +297,7 @@ func dropOffs(counts map[contact.Phase]*phaseCounts) []PhaseDropOff {
 		}
 		d := PhaseDropOff{Phase: p, Entered: c.entered, Lost: c.lost, Churned: c.churned,
 			Dormant: c.dormant, Ended: c.exited + c.dormantNotExited}
-		d.DropOffRate = ratio(d.Ended, d.Entered)
+		d.DropOffRate = round.Ratio(d.Ended, d.Entered)
 		result = append(result, d)
 	}
 	slices.SortStableFunc(result, func(a, b PhaseDropOff) int {
@@ -689,7 +684,7 @@ func since(from sql.NullInt64, to int64) (*time.Time, *float64) {
 		return nil, nil
 	}
 	at := time.UnixMicro(from.Int64).UTC()
-	d := days(max(to-from.Int64, 0))
+	d := round.Days(max(to-from.Int64, 0))
 	return &at, &d
 }
 
@@ -699,21 +694,4 @@ func closeRows(rows *sql.Rows) error {
 		return err
 	}
 	return rows.Close()
-}
-
-const microsPerDay = int64(24 * time.Hour / time.Microsecond)
-
-// days converts a non-negative duration in microseconds to days, rounded half up to 2
-// decimals.
-func days(micros int64) float64 {
-	return float64((micros*100+microsPerDay/2)/microsPerDay) / 100
-}
-
-// ratio is num/den rounded half up to 4 decimals, nil when den is 0.
-func ratio(num, den int) *float64 {
-	if den == 0 {
-		return nil
-	}
-	r := float64((int64(num)*20000+int64(den))/(2*int64(den))) / 10000
-	return &r
 }

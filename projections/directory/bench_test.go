@@ -3,7 +3,6 @@ package directory_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -18,14 +17,7 @@ import (
 // benchContacts is the size of the directory of BenchmarkDirectory
 // (CRM_BENCH_DIRECTORY_CONTACTS, default 100,000).
 func benchContacts(b *testing.B) int {
-	if v := os.Getenv("CRM_BENCH_DIRECTORY_CONTACTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("CRM_BENCH_DIRECTORY_CONTACTS=%q is not a count", v)
-		}
-		return n
-	}
-	return 100_000
+	return projectiontest.EnvCount(b, "CRM_BENCH_DIRECTORY_CONTACTS", 1, 100_000)
 }
 
 var (
@@ -152,46 +144,23 @@ func BenchmarkDirectory(b *testing.B) {
 	p := directory.Projection()
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db := projectiontest.Open(b, d)
-			tables := projections.TablesFor(p, "")
-			ctx := context.Background()
-			if err := db.EnsureSchema(ctx, p, tables); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < len(events); i += 10_000 {
-				if _, err := db.ApplyBatch(ctx, p, tables, events[i:min(i+10_000, len(events))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if d == projections.Postgres {
-				// What autovacuum does after a load: statistics, and the visibility map that
-				// lets the search scan an index without the table.
-				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
-					b.Fatal(err)
-				}
-			}
+			db, tables := projectiontest.Loaded(b, d, p, events, 10_000)
 			next := int64(len(events))
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
-				}
-				b.Run(mode, func(b *testing.B) {
-					for _, q := range questions {
-						for _, clients := range []int{1, 100} {
-							if clients > 1 && !q.many {
-								continue
-							}
-							b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
-								if writes {
-									defer writeContacts(b, db, p, tables, &next)()
-								}
-								benchQuestion(b, db, tables, q, clients)
-							})
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, q := range questions {
+					for _, clients := range []int{1, 100} {
+						if clients > 1 && !q.many {
+							continue
 						}
+						b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
+							if writes {
+								defer writeContacts(b, db, p, tables, &next)()
+							}
+							benchQuestion(b, db, tables, q, clients)
+						})
 					}
-				})
-			}
+				}
+			})
 		})
 	}
 }

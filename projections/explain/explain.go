@@ -338,6 +338,17 @@ func Days(micros int64) float64 {
 	return float64((max(micros, 0)*100+perDay/2)/perDay) / 100
 }
 
+// ReadDB is Read in a read-only transaction of db.
+func ReadDB(ctx context.Context, db *projections.DB, table string, q Question, lengths func(figure string) bool) (Page, error) {
+	var page Page
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		var err error
+		page, err = Read(ctx, tx, db.Dialect, table, q, lengths)
+		return err
+	})
+	return page, err
+}
+
 // Select reads every part of q standing at q.AsOf (Limit and Cursor aside) from table (a
 // table's name or a Shape's Source), in order of position, entity and figure.
 func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question) ([]Part, error) {

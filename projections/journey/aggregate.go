@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // visit is a visit as of the question's time: closed when it was left at or before it.
@@ -151,7 +152,7 @@ func mapOf(g grouping, entered, advanced map[string]int, stats map[string]durati
 		step := Step{Name: s, Entered: entered[s], Advanced: advanced[s], ClosedVisits: st.count,
 			MedianDays: st.median, P75Days: st.p75}
 		if i+1 < len(g.steps) {
-			step.Conversion = ratio(step.Advanced, step.Entered)
+			step.Conversion = round.Ratio(step.Advanced, step.Entered)
 		}
 		m.Steps = append(m.Steps, step)
 	}

@@ -2,7 +2,6 @@ package journey
 
 import (
 	"context"
-	"database/sql"
 	"math"
 	"slices"
 	"strings"
@@ -36,12 +35,7 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	}
 	q := explain.Question{Figures: figures, AsOf: time.UnixMicro(min(f.asOf, math.MaxInt64/2)), Limit: params.Limit, Cursor: params.Cursor,
 		Among: `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE` + f.where, AmongArgs: f.args}
-	var page explain.Page
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, func(string) bool { return lengths })
-		return err
-	})
+	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, func(string) bool { return lengths })
 	if err != nil {
 		return explain.Answer{}, err
 	}

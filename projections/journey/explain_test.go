@@ -2,7 +2,6 @@ package journey_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/journey"
@@ -24,27 +22,9 @@ import (
 // followed by generated contacts (owners and segments changing, backward moves, exits and
 // win-backs).
 func TestExplainAddsUp(t *testing.T) {
-	events := projectiontest.ReadHistory(t, "testdata/cohort/events.txt")
-	more := projectiontest.MustParseHistory(t, generate(rand.New(rand.NewPCG(3, 11)), 40, false))
-	next := events[len(events)-1].Position
-	for i := range more {
-		next++
-		more[i].Position = next
-	}
-	events = append(events, more...)
-	first, last := events[0].OccurredAt, events[0].OccurredAt
-	for _, e := range events {
-		if e.OccurredAt.Before(first) {
-			first = e.OccurredAt
-		}
-		if e.OccurredAt.After(last) {
-			last = e.OccurredAt
-		}
-	}
-	asOfs := []time.Time{{}}
-	for i := range 5 {
-		asOfs = append(asOfs, first.Add(time.Duration(i)*last.Sub(first)/4))
-	}
+	events := projectiontest.FollowedBy(t, projectiontest.ReadHistory(t, "testdata/cohort/events.txt"),
+		generate(rand.New(rand.NewPCG(3, 11)), 40, false))
+	asOfs := append([]time.Time{{}}, projectiontest.Throughout(events, 5)...)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(journey.Projection(), "")
 		projectiontest.MustApply(t, db, journey.Projection(), tables, events)
@@ -69,15 +49,9 @@ func checkExplainedMap(t *testing.T, db *projections.DB, tables projections.Tabl
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonZero := 0
-	check := func(path string, want int) []explain.Entry {
-		parts := explainAll(t, db, tables, params, path)
-		if got := len(parts); got != want {
-			t.Errorf("as of %v, %+v: %s = %d, its parts count %d", params.AsOf, params, path, want, got)
-		}
-		nonZero += min(want, 1)
-		return parts
-	}
+	figures := projectiontest.Figures{T: t, At: fmt.Sprintf("as of %v, %+v", params.AsOf, params),
+		Parts: func(path string) []explain.Entry { return explainAll(t, db, tables, params, path) }}
+	check := figures.Count
 	for name, m := range map[string]*journey.Map{"by_phase": &answer.ByPhase, "by_stage": answer.ByStage} {
 		for _, s := range m.Steps {
 			check(fmt.Sprintf("%s.steps.%s.entered", name, s.Name), s.Entered)
@@ -117,7 +91,7 @@ func checkExplainedMap(t *testing.T, db *projections.DB, tables projections.Tabl
 			}
 		}
 	}
-	return nonZero
+	return figures.NonZero
 }
 
 // explainAll reads every page of the parts of the figure at path, three at a time: each
@@ -132,33 +106,16 @@ func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, par
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {
-	tests := []struct {
-		name   string
-		params journey.Params
-		field  string
-	}{
-		{"no figure", journey.Params{Explain: "by_phase.steps.lead"}, "explain"},
-		{"unknown map", journey.Params{Explain: "by_month.steps.lead.entered"}, "explain"},
-		{"a stage by phase", journey.Params{Explain: "by_phase.steps.awareness.entered"}, "explain"},
-		{"a conversion", journey.Params{Explain: "by_phase.steps.lead.conversion"}, "explain"},
-		{"an exit's stays", journey.Params{Explain: "by_phase.steps.lost.closed_visits"}, "explain"},
-		{"a transition from nowhere", journey.Params{Explain: "by_phase.transitions.lead"}, "explain"},
-		{"a mix of nothing", journey.Params{Explain: "by_phase.touchpoint_mix.lead"}, "explain"},
-		{"bad cohort", journey.Params{Cohort: "2024", Explain: "by_phase.steps.lead.entered"}, "cohort"},
-		{"limit too large", journey.Params{Explain: "by_phase.steps.lead.entered", Limit: explain.MaxLimit + 1}, "limit"},
-		{"cursor not one", journey.Params{Explain: "by_phase.steps.lead.entered", Cursor: "!!"}, "cursor"},
-	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		tables := projections.TablesFor(journey.Projection(), "")
-		projectiontest.MustApply(t, db, journey.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := journey.Explain(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, journey.Projection(), journey.Explain, []projectiontest.Refusal[journey.Params]{
+		{Name: "no figure", Params: journey.Params{Explain: "by_phase.steps.lead"}, Field: "explain"},
+		{Name: "unknown map", Params: journey.Params{Explain: "by_month.steps.lead.entered"}, Field: "explain"},
+		{Name: "a stage by phase", Params: journey.Params{Explain: "by_phase.steps.awareness.entered"}, Field: "explain"},
+		{Name: "a conversion", Params: journey.Params{Explain: "by_phase.steps.lead.conversion"}, Field: "explain"},
+		{Name: "an exit's stays", Params: journey.Params{Explain: "by_phase.steps.lost.closed_visits"}, Field: "explain"},
+		{Name: "a transition from nowhere", Params: journey.Params{Explain: "by_phase.transitions.lead"}, Field: "explain"},
+		{Name: "a mix of nothing", Params: journey.Params{Explain: "by_phase.touchpoint_mix.lead"}, Field: "explain"},
+		{Name: "bad cohort", Params: journey.Params{Cohort: "2024", Explain: "by_phase.steps.lead.entered"}, Field: "cohort"},
+		{Name: "limit too large", Params: journey.Params{Explain: "by_phase.steps.lead.entered", Limit: explain.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not one", Params: journey.Params{Explain: "by_phase.steps.lead.entered", Cursor: "!!"}, Field: "cursor"},
 	})
 }

@@ -71,6 +71,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -90,7 +91,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: period.Version(7, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
-			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon, m.parts},
+			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon.Table(), m.parts},
 		Fold: m.fold,
 	})
 }
@@ -106,7 +107,6 @@ const (
 	tableMix         = "mix"
 	tableStayBins    = "stay_bins"
 	tableStays       = "stays"
-	tableHorizon     = "horizon"
 	tableParts       = "parts"
 )
 
@@ -150,7 +150,7 @@ type model struct {
 	mix         *readmodel.Table[keptMixRow]
 	stayBins    *readmodel.Table[stayBinRow]
 	stays       *readmodel.Table[stayRow]
-	horizon     *readmodel.Table[horizonRow]
+	horizon     horizon.Horizon
 	parts       *readmodel.Table[explain.Part]
 	zone        *time.Location // the business time zone
 	groupings   []keptGrouping // the groupings of the kept map, by phase then by stage
@@ -219,7 +219,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		c = m.keepCreated(rows, e, c, at)
 		m.contacts.Upsert(rows, c)
 		m.openVisit(rows, ev.ContactID, 1, contact.Lead, at)
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	case contact.TypeDetailsChanged:
 		ev, err := readmodel.Decode[contact.DetailsChanged](e)
 		if err != nil {
@@ -265,7 +265,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		c.lastSeq++
 		m.openVisit(rows, ev.ContactID, c.lastSeq, ev.To, at)
 		m.contacts.Upsert(rows, c)
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	case contact.TypeTouchpointRecorded:
 		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
 		if err != nil {
@@ -281,7 +281,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, visitSeq: c.lastSeq,
 			touchpointID: ev.TouchpointID, kind: string(ev.Kind), phase: string(ev.Phase), occurredAt: at})
 		m.keepTouchpoint(rows, e, c, string(ev.Phase), string(ev.Kind))
-		m.reach(rows, at)
+		m.horizon.Reach(rows, at)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package journey
 import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -62,10 +63,6 @@ type stayRow struct {
 	count          int64
 }
 
-type horizonRow struct {
-	id, at int64
-}
-
 func (m *model) declareKept() {
 	type (
 		cm = contactMixRow
@@ -74,7 +71,6 @@ func (m *model) declareKept() {
 		mx = keptMixRow
 		sb = stayBinRow
 		sr = stayRow
-		h  = horizonRow
 	)
 	m.contactMix = readmodel.NewTable(tableContactMix, 3,
 		readmodel.Text("contact_id", func(r *cm) *string { return &r.contactID }),
@@ -122,9 +118,7 @@ func (m *model) declareKept() {
 		readmodel.Text("contact_id", func(r *sr) *string { return &r.contactID }),
 		readmodel.Integer("count", func(r *sr) *int64 { return &r.count })).
 		Clustered()
-	m.horizon = readmodel.NewTable(tableHorizon, 1,
-		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
-		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.horizon = horizon.New()
 	// built once: every phase change walks them, and building them allocates their maps
 	m.groupings = keptGroupings()
 }
@@ -332,14 +326,6 @@ func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step st
 func (m *model) addExactStay(rows *readmodel.Rows, contactID, grouping, step string, micros int64) {
 	micros = max(micros, 0)
 	m.stays.Add(rows, stayRow{grouping: grouping, step: step, micros: micros, contactID: contactID, count: 1})
-}
-
-// reach moves the horizon to at when at is later.
-func (m *model) reach(rows *readmodel.Rows, at int64) {
-	h, ok := m.horizon.Get(rows, 1)
-	if !ok || at > h.at {
-		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
-	}
 }
 
 // Figures of the parts (see the package comment), after the grouping's name.

@@ -1,7 +1,6 @@
 package journey_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -30,27 +29,11 @@ var keptQuestions = []journey.Params{
 // event, and compares the answer with the one read from every contact's visits.
 func checkKeptEqualsVisits(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
 	t.Helper()
-	ctx := context.Background()
-	var latest time.Time
-	for _, e := range applied {
-		if e.OccurredAt.After(latest) {
-			latest = e.OccurredAt
-		}
-	}
+	latest := projectiontest.Latest(applied)
 	for _, params := range keptQuestions {
 		for _, asOf := range []time.Time{{}, latest, latest.Add(time.Hour)} {
 			params.AsOf = asOf
-			got, err := journey.Query(ctx, db, tables, params)
-			if err != nil {
-				t.Fatalf("%+v: %v", params, err)
-			}
-			want, err := journey.QueryVisits(ctx, db, tables, params)
-			if err != nil {
-				t.Fatalf("%+v from the visits: %v", params, err)
-			}
-			if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
-				t.Fatalf("%+v:\nkept   %s\nvisits %s", params, g, w)
-			}
+			projectiontest.SameAnswer(t, db, tables, params, journey.Query, "visits", journey.QueryVisits)
 		}
 	}
 }
@@ -68,11 +51,7 @@ func TestKeptMapEqualsVisits(t *testing.T) {
 // counts then fall between hundredths as well as inside one.
 func TestKeptMapEqualsVisitsOverManyStays(t *testing.T) {
 	events := projectiontest.MustParseHistory(t, generatedHistory(rand.New(rand.NewPCG(19, 5)), 60))
-	projectiontest.ForEachPrefix(t, journey.Projection(), events, 6, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
-		t.Run(fmt.Sprintf("%d events", len(applied)), func(t *testing.T) {
-			checkKeptEqualsVisits(t, db, tables, applied)
-		})
-	})
+	projectiontest.ForEachPrefixRun(t, journey.Projection(), events, 6, checkKeptEqualsVisits)
 }
 
 // generatedHistory writes the history of n contacts, one after the other.

@@ -3,10 +3,10 @@ package journey
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
 )
 
@@ -71,15 +71,7 @@ func (k *keptReader) query(ctx context.Context, stmt string, args ...any) (*sql.
 }
 
 func (k *keptReader) isNow(ctx context.Context, asOf int64) (bool, error) {
-	var horizon int64
-	err := k.tx.QueryRowContext(ctx, `SELECT at FROM `+k.t.Name(tableHorizon)+` WHERE id = 1`).Scan(&horizon)
-	if errors.Is(err, sql.ErrNoRows) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("horizon of the journey map: %w", err)
-	}
-	return asOf >= horizon, nil
+	return horizon.Covers(ctx, k.tx, k.t, asOf)
 }
 
 // mapOf reads the map of grouping g: its steps with the lengths of their stays, and its moves.

@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
@@ -390,7 +391,7 @@ func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables,
 			v.EnteredAt = time.UnixMicro(entered).UTC()
 			if left.Valid && left.Int64 <= asOf {
 				l := time.UnixMicro(left.Int64).UTC()
-				d := days(max(left.Int64-entered, 0))
+				d := round.Days(max(left.Int64-entered, 0))
 				v.LeftAt, v.Days = &l, &d
 				v.NextPhase, v.Rule, v.Reason = contact.Phase(next.String), contact.RuleName(rule.String), reason.String
 			}

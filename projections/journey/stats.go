@@ -2,10 +2,9 @@ package journey
 
 import (
 	"slices"
-	"time"
-)
 
-const microsPerDay = int64(24 * time.Hour / time.Microsecond)
+	"github.com/eventcrm/crm/projections/round"
+)
 
 // durationStats are the medians of a set of closed stays.
 type durationStats struct {
@@ -37,8 +36,8 @@ func statsOf(durations []int64) durationStats {
 	if n%2 == 0 {
 		twice = sorted[n/2-1] + sorted[n/2]
 	}
-	median := float64((twice*100+microsPerDay)/(2*microsPerDay)) / 100
-	p75 := days(sorted[nearestRank(n, 75)-1])
+	median := float64((twice*100+round.MicrosPerDay)/(2*round.MicrosPerDay)) / 100
+	p75 := round.Days(sorted[nearestRank(n, 75)-1])
 	return durationStats{count: n, median: &median, p75: &p75}
 }
 
@@ -46,19 +45,4 @@ func statsOf(durations []int64) durationStats {
 // nearest-rank method: ceil(p/100 * n), at least 1.
 func nearestRank(n, p int) int {
 	return max((p*n+99)/100, 1)
-}
-
-// days converts a non-negative duration in microseconds to days, rounded half up to 2
-// decimals.
-func days(micros int64) float64 {
-	return float64((micros*100+microsPerDay/2)/microsPerDay) / 100
-}
-
-// ratio is num/den rounded half up to 4 decimals, nil when den is 0.
-func ratio(num, den int) *float64 {
-	if den == 0 {
-		return nil
-	}
-	r := float64((int64(num)*20000+int64(den))/(2*int64(den))) / 10000
-	return &r
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,14 +20,7 @@ import (
 // benchContacts is the number of contacts of BenchmarkHotList (CRM_BENCH_LEADS_CONTACTS,
 // default 100,000).
 func benchContacts(b *testing.B) int {
-	if v := os.Getenv("CRM_BENCH_LEADS_CONTACTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("CRM_BENCH_LEADS_CONTACTS=%q is not a count", v)
-		}
-		return n
-	}
-	return 100_000
+	return projectiontest.EnvCount(b, "CRM_BENCH_LEADS_CONTACTS", 1, 100_000)
 }
 
 var benchKinds = []string{"call", "email", "meeting", "visit", "webinar", "email_open", "email_click", "inquiry", "document_download"}
@@ -69,22 +60,8 @@ func BenchmarkHotList(b *testing.B) {
 	p := leadscore.Projection()
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db := projectiontest.Open(b, d)
-			tables := projections.TablesFor(p, "")
+			db, tables := projectiontest.Loaded(b, d, p, events, 20_000)
 			ctx := context.Background()
-			if err := db.EnsureSchema(ctx, p, tables); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < len(events); i += 20_000 {
-				if _, err := db.ApplyBatch(ctx, p, tables, events[i:min(i+20_000, len(events))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if d == projections.Postgres {
-				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
-					b.Fatal(err)
-				}
-			}
 			questions := []struct {
 				name string
 				ask  func() (int, error)

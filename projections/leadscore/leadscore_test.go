@@ -3,7 +3,6 @@ package leadscore_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"testing"
 	"time"
@@ -49,29 +48,16 @@ func TestQueryRejectsBadParams(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	nan := 0.0
 	nan /= nan
-	tests := []struct {
-		name   string
-		params leadscore.LeadParams
-		field  string
-	}{
-		{"no as_of", leadscore.LeadParams{}, "as_of"},
-		{"negative limit", leadscore.LeadParams{AsOf: asOf, Limit: -1}, "limit"},
-		{"limit too large", leadscore.LeadParams{AsOf: asOf, Limit: leadscore.MaxLimit + 1}, "limit"},
-		{"unknown sort", leadscore.LeadParams{AsOf: asOf, Sort: "name"}, "sort"},
-		{"min_score not a number", leadscore.LeadParams{AsOf: asOf, MinScore: &nan}, "min_score"},
-	}
+	projectiontest.Refuses(t, leadscore.Projection(), leadscore.QueryLeads, []projectiontest.Refusal[leadscore.LeadParams]{
+		{Name: "no as_of", Params: leadscore.LeadParams{}, Field: "as_of"},
+		{Name: "negative limit", Params: leadscore.LeadParams{AsOf: asOf, Limit: -1}, Field: "limit"},
+		{Name: "limit too large", Params: leadscore.LeadParams{AsOf: asOf, Limit: leadscore.MaxLimit + 1}, Field: "limit"},
+		{Name: "unknown sort", Params: leadscore.LeadParams{AsOf: asOf, Sort: "name"}, Field: "sort"},
+		{Name: "min_score not a number", Params: leadscore.LeadParams{AsOf: asOf, MinScore: &nan}, Field: "min_score"},
+	})
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(leadscore.Projection(), "")
 		projectiontest.MustApply(t, db, leadscore.Projection(), tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := leadscore.QueryLeads(context.Background(), db, tables, tt.params)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
 		if _, err := leadscore.QueryContact(context.Background(), db, tables, "nobody", asOf); domain.ErrorCode(err) != domain.CodeNotFound {
 			t.Errorf("unknown contact: %v", err)
 		}

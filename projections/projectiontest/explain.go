@@ -54,3 +54,24 @@ func CountingOne(t testing.TB, path string, parts []explain.Entry) []explain.Ent
 	}
 	return parts
 }
+
+// Figures checks figures of an answer against their parts: Parts reads the parts of a
+// figure, At says of which question (as of when, which parameters) in an error.
+type Figures struct {
+	T       testing.TB
+	At      string
+	Parts   func(path string) []explain.Entry
+	NonZero int // the figures checked that were not zero
+}
+
+// Count fails the test unless the figure at path, want, is the number of its parts; it
+// returns the parts.
+func (f *Figures) Count(path string, want int) []explain.Entry {
+	f.T.Helper()
+	parts := f.Parts(path)
+	if got := len(parts); got != want {
+		f.T.Errorf("%s: %s = %d, its parts count %d", f.At, path, want, got)
+	}
+	f.NonZero += min(want, 1)
+	return parts
+}

@@ -132,3 +132,41 @@ func MustParseHistory(t testing.TB, history string) []eventstore.Event {
 	}
 	return events
 }
+
+// FollowedBy is events and then the history given as text, its events numbered on from the
+// last position of events.
+func FollowedBy(t testing.TB, events []eventstore.Event, history string) []eventstore.Event {
+	t.Helper()
+	more := MustParseHistory(t, history)
+	next := events[len(events)-1].Position
+	for i := range more {
+		next++
+		more[i].Position = next
+	}
+	return append(events, more...)
+}
+
+// Span is the earliest and the latest business time of events (at least one).
+func Span(events []eventstore.Event) (first, last time.Time) {
+	first, last = events[0].OccurredAt, events[0].OccurredAt
+	for _, e := range events {
+		if e.OccurredAt.Before(first) {
+			first = e.OccurredAt
+		}
+		if e.OccurredAt.After(last) {
+			last = e.OccurredAt
+		}
+	}
+	return first, last
+}
+
+// Throughout is n times (n at least 2) evenly spread from the earliest business time of
+// events to the latest, both included.
+func Throughout(events []eventstore.Event, n int) []time.Time {
+	first, last := Span(events)
+	times := make([]time.Time, n)
+	for i := range n {
+		times[i] = first.Add(time.Duration(i) * last.Sub(first) / time.Duration(n-1))
+	}
+	return times
+}

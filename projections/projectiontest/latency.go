@@ -89,3 +89,15 @@ func WriteLive(b *testing.B, db *projections.DB, p projections.Projection, table
 		}
 	}
 }
+
+// ForWrites runs bench twice, as the subtests "no writes" and "50 writes per s" (writes
+// true: the benchmark applies events live while it measures, with WriteLive or its own).
+func ForWrites(b *testing.B, bench func(b *testing.B, writes bool)) {
+	for _, writes := range []bool{false, true} {
+		mode := "no writes"
+		if writes {
+			mode = "50 writes per s"
+		}
+		b.Run(mode, func(b *testing.B) { bench(b, writes) })
+	}
+}

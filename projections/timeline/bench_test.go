@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -26,14 +24,7 @@ const (
 // benchContacts is the number of contacts of BenchmarkTimeline (CRM_BENCH_TIMELINE_CONTACTS,
 // default 100,000).
 func benchContacts(b *testing.B) int {
-	if v := os.Getenv("CRM_BENCH_TIMELINE_CONTACTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 2 {
-			b.Fatalf("CRM_BENCH_TIMELINE_CONTACTS=%q is not a count of at least 2", v)
-		}
-		return n
-	}
-	return 100_000
+	return projectiontest.EnvCount(b, "CRM_BENCH_TIMELINE_CONTACTS", 2, 100_000)
 }
 
 // BenchmarkTimeline asks the first page (50 entries) of one contact's timeline, as GET
@@ -52,23 +43,7 @@ func BenchmarkTimeline(b *testing.B) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db := projectiontest.Open(b, d)
-			tables := projections.TablesFor(p, "")
-			ctx := context.Background()
-			if err := db.EnsureSchema(ctx, p, tables); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < len(events); i += 10_000 {
-				if _, err := db.ApplyBatch(ctx, p, tables, events[i:min(i+10_000, len(events))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if d == projections.Postgres {
-				// What autovacuum does after a load.
-				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
-					b.Fatal(err)
-				}
-			}
+			db, tables := projectiontest.Loaded(b, d, p, events, 10_000)
 			next := int64(len(events))
 			page := func(id func() string) func(ctx context.Context) error {
 				return func(ctx context.Context) error {
@@ -94,27 +69,21 @@ func BenchmarkTimeline(b *testing.B) {
 				{"busiest", page(func() string { return contactID(0) })},
 				{"typical", page(func() string { return contactID(1 + rand.IntN(n-1)) })},
 			}
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
-				}
-				b.Run(mode, func(b *testing.B) {
-					for _, q := range questions {
-						for _, clients := range []int{1, 100} {
-							b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
-								if writes {
-									defer projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
-										next++
-										return liveEvent(next, n)
-									})()
-								}
-								projectiontest.Latency(b, clients, q.ask)
-							})
-						}
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, q := range questions {
+					for _, clients := range []int{1, 100} {
+						b.Run(fmt.Sprintf("%s/clients=%d", q.name, clients), func(b *testing.B) {
+							if writes {
+								defer projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
+									next++
+									return liveEvent(next, n)
+								})()
+							}
+							projectiontest.Latency(b, clients, q.ask)
+						})
 					}
-				})
-			}
+				}
+			})
 		})
 	}
 }

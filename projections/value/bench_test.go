@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,14 +20,7 @@ import (
 // benchContacts is the number of contacts of BenchmarkValue (CRM_BENCH_VALUE_CONTACTS,
 // default 20,000: about 7 events each).
 func benchContacts(b *testing.B) int {
-	if v := os.Getenv("CRM_BENCH_VALUE_CONTACTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("CRM_BENCH_VALUE_CONTACTS=%q is not a count", v)
-		}
-		return n
-	}
-	return 20_000
+	return projectiontest.EnvCount(b, "CRM_BENCH_VALUE_CONTACTS", 1, 20_000)
 }
 
 var benchStart = time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
@@ -118,68 +109,48 @@ func BenchmarkValue(b *testing.B) {
 	p := value.Projection(time.UTC)
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db := projectiontest.Open(b, d)
-			tables := projections.TablesFor(p, "")
+			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
 			ctx := context.Background()
-			if err := db.EnsureSchema(ctx, p, tables); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < len(h.events); i += 10_000 {
-				if _, err := db.ApplyBatch(ctx, p, tables, h.events[i:min(i+10_000, len(h.events))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if d == projections.Postgres {
-				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
-					b.Fatal(err)
-				}
-			}
 			b.ReportMetric(float64(len(h.events)), "events")
 			next := int64(len(h.events))
-			for _, writes := range []bool{false, true} {
-				mode := "no writes"
-				if writes {
-					mode = "50 writes per s"
+			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
+				for _, qq := range questions {
+					b.Run(qq.name, func(b *testing.B) {
+						stop := func() {}
+						if writes {
+							stop = writeSteadily(b, db, p, tables, &next, h.latest)
+						}
+						defer stop()
+						q := qq.q
+						if q.AsOf.IsZero() {
+							q.AsOf = now
+						}
+						var (
+							mu  sync.Mutex
+							lat []time.Duration
+						)
+						for b.Loop() {
+							var wg sync.WaitGroup
+							for range clients {
+								wg.Go(func() {
+									start := time.Now()
+									if _, err := benchAsk(ctx, db, tables, q); err != nil {
+										b.Error(err)
+									}
+									took := time.Since(start)
+									mu.Lock()
+									lat = append(lat, took)
+									mu.Unlock()
+								})
+							}
+							wg.Wait()
+						}
+						slices.Sort(lat)
+						b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+						b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+					})
 				}
-				b.Run(mode, func(b *testing.B) {
-					for _, qq := range questions {
-						b.Run(qq.name, func(b *testing.B) {
-							stop := func() {}
-							if writes {
-								stop = writeSteadily(b, db, p, tables, &next, h.latest)
-							}
-							defer stop()
-							q := qq.q
-							if q.AsOf.IsZero() {
-								q.AsOf = now
-							}
-							var (
-								mu  sync.Mutex
-								lat []time.Duration
-							)
-							for b.Loop() {
-								var wg sync.WaitGroup
-								for range clients {
-									wg.Go(func() {
-										start := time.Now()
-										if _, err := benchAsk(ctx, db, tables, q); err != nil {
-											b.Error(err)
-										}
-										took := time.Since(start)
-										mu.Lock()
-										lat = append(lat, took)
-										mu.Unlock()
-									})
-								}
-								wg.Wait()
-							}
-							slices.Sort(lat)
-							b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-							b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-						})
-					}
-				})
-			}
+			})
 		})
 	}
 }
@@ -243,22 +214,8 @@ func BenchmarkExplainRFM(b *testing.B) {
 	p := value.Projection(time.UTC)
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db := projectiontest.Open(b, d)
-			tables := projections.TablesFor(p, "")
+			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
 			ctx := context.Background()
-			if err := db.EnsureSchema(ctx, p, tables); err != nil {
-				b.Fatal(err)
-			}
-			for i := 0; i < len(h.events); i += 10_000 {
-				if _, err := db.ApplyBatch(ctx, p, tables, h.events[i:min(i+10_000, len(h.events))]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if d == projections.Postgres {
-				if _, err := db.SQL.ExecContext(ctx, "VACUUM ANALYZE"); err != nil {
-					b.Fatal(err)
-				}
-			}
 			for _, q := range []struct {
 				name string
 				ask  func() error

@@ -55,12 +55,7 @@ func ExplainSeasonality(ctx context.Context, db *projections.DB, t projections.T
 	default:
 		return explain.Answer{}, bad
 	}
-	var page explain.Page
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, nil)
-		return err
-	})
+	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
 	if err != nil {
 		return explain.Answer{}, err
 	}
@@ -91,12 +86,7 @@ func ExplainRepeatRate(ctx context.Context, db *projections.DB, t projections.Ta
 	default:
 		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the repeat rate (see the documentation)", path)
 	}
-	var page explain.Page
-	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		var err error
-		page, err = explain.Read(ctx, tx, db.Dialect, partsShape().Source(t.Name(tableParts)), q, nil)
-		return err
-	})
+	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
 	if err != nil {
 		return explain.Answer{}, err
 	}

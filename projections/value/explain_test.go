@@ -32,15 +32,7 @@ func TestExplainAddsUp(t *testing.T) {
 				p := value.Projection(zone)
 				tables := projections.TablesFor(p, fmt.Sprintf("h%dz%d", i, j))
 				projectiontest.MustApply(t, db, p, tables, events)
-				first, last := events[0].OccurredAt, events[0].OccurredAt
-				for _, e := range events {
-					if e.OccurredAt.Before(first) {
-						first = e.OccurredAt
-					}
-					if e.OccurredAt.After(last) {
-						last = e.OccurredAt
-					}
-				}
+				first, last := projectiontest.Span(events)
 				for k := range 4 {
 					asOf := first.Add(time.Duration(k+1) * last.Sub(first) / 3)
 					checked += checkExplainedSeasons(t, db, tables, zone, asOf)

@@ -70,6 +70,7 @@ import (
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/members"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -91,7 +92,7 @@ const (
 	tableRF         = "rf"
 	tableRFMonths   = "rf_months"
 	tableSeasons    = "seasons"
-	tableHorizon    = "horizon"
+	tableHorizon    = horizon.Table
 	tableParts      = "parts"
 	tableIdleMonths = "idle_months"
 )
@@ -117,7 +118,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 		Name:    Name,
 		Version: 4,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon, m.parts, m.idleMonths},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon.Table(), m.parts, m.idleMonths},
 		Fold: m.fold,
 	})
 }
@@ -195,8 +196,6 @@ type seasonRow struct {
 	orders, revenue int64
 }
 
-type horizonRow struct{ id, at int64 }
-
 // idleMonthRow counts the contacts (not merged) whose last activity is in a month (day: its
 // first), by owner and phase.
 type idleMonthRow struct {
@@ -221,7 +220,7 @@ type model struct {
 	cohorts    *readmodel.Table[cohortRow]
 	seasons    *readmodel.Table[seasonRow]
 	members    *members.Table
-	horizon    *readmodel.Table[horizonRow]
+	horizon    horizon.Horizon
 	parts      *readmodel.Table[explain.Part]
 	idleMonths *readmodel.Table[idleMonthRow]
 }
@@ -241,7 +240,6 @@ func newModel(zone *time.Location) *model {
 		mt = monetaryRow
 		co = cohortRow
 		se = seasonRow
-		h  = horizonRow
 	)
 	m := &model{zone: zone, members: members.NewTable()}
 	m.contacts = readmodel.NewTable(tableContacts, 1,
@@ -336,9 +334,7 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("currency", func(r *se) *string { return &r.currency }),
 		readmodel.BigInt("orders", func(r *se) *int64 { return &r.orders }),
 		readmodel.BigInt("revenue", func(r *se) *int64 { return &r.revenue })).Clustered()
-	m.horizon = readmodel.NewTable(tableHorizon, 1,
-		readmodel.Integer("id", func(r *h) *int64 { return &r.id }),
-		readmodel.BigInt("at", func(r *h) *int64 { return &r.at }))
+	m.horizon = horizon.New()
 	m.parts = partsShape().NewTable(tableParts)
 	m.idleMonths = readmodel.NewTable(tableIdleMonths, 3,
 		readmodel.BigInt("day", func(r *idleMonthRow) *int64 { return &r.day }),
@@ -382,7 +378,7 @@ func rfTable(name string) *readmodel.Table[rfRow] {
 func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	folded, err := m.foldEvent(e, rows)
 	if folded && err == nil {
-		m.reach(rows, e.OccurredAt.UnixMicro())
+		m.horizon.Reach(rows, e.OccurredAt.UnixMicro())
 	}
 	return err
 }
@@ -506,14 +502,6 @@ func (m *model) edit(rows *readmodel.Rows, contactID string, change func(*contac
 func (m *model) fact(rows *readmodel.Rows, e *readmodel.Event, contactID, kind, text string, num int64) {
 	m.facts.Insert(rows, factRow{position: e.Position, contactID: contactID, kind: kind,
 		occurredAt: e.OccurredAt.UnixMicro(), text: text, num: num, eventID: e.ID})
-}
-
-// reach moves the horizon to at when at is later.
-func (m *model) reach(rows *readmodel.Rows, at int64) {
-	h, ok := m.horizon.Get(rows, 1)
-	if !ok || at > h.at {
-		m.horizon.Upsert(rows, horizonRow{id: 1, at: at})
-	}
 }
 
 // purchase records an order for the customer of the contact, and the customer's new totals.

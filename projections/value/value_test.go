@@ -3,7 +3,6 @@ package value_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"testing"
@@ -88,40 +87,25 @@ func TestApplyModes(t *testing.T) {
 
 func TestQueryRejectsBadParams(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name  string
-		q     question
-		field string
-	}{
-		{"customers without as_of", question{Query: "customers"}, "as_of"},
-		{"unknown sort", question{Query: "customers", AsOf: asOf, Sort: "revenue"}, "sort"},
-		{"unknown segment", question{Query: "customers", AsOf: asOf, Segment: "whales"}, "segment"},
-		{"negative limit", question{Query: "customers", AsOf: asOf, Limit: -1}, "limit"},
-		{"limit too large", question{Query: "customers", AsOf: asOf, Limit: value.MaxLimit + 1}, "limit"},
-		{"cursor not base64", question{Query: "customers", AsOf: asOf, Cursor: "!!"}, "cursor"},
-		{"value without as_of", question{Query: "value", ContactID: "c1"}, "as_of"},
-		{"rfm without as_of", question{Query: "rfm"}, "as_of"},
-		{"repeat without as_of", question{Query: "repeat"}, "as_of"},
-		{"season without as_of", question{Query: "season"}, "as_of"},
-		{"upsell without as_of", question{Query: "upsell"}, "as_of"},
-		{"upsell bad cursor", question{Query: "upsell", AsOf: asOf, Cursor: "e30"}, "cursor"},
-		{"dormant without as_of", question{Query: "dormant"}, "as_of"},
-		{"dormant negative days", question{Query: "dormant", AsOf: asOf, Days: -1}, "days"},
-		{"dormant unknown phase", question{Query: "dormant", AsOf: asOf, Phase: "asleep"}, "phase"},
+	askUTC := func(ctx context.Context, db *projections.DB, tables projections.Tables, q question) (any, error) {
+		return ask(ctx, db, tables, time.UTC, q)
 	}
-	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
-		p := value.Projection(time.UTC)
-		tables := projections.TablesFor(p, "")
-		projectiontest.MustApply(t, db, p, tables, nil)
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				_, err := ask(context.Background(), db, tables, time.UTC, tt.q)
-				var de *domain.Error
-				if !errors.As(err, &de) || de.Code != domain.CodeInvalid || de.Field != tt.field {
-					t.Fatalf("error = %v, want an invalid %s", err, tt.field)
-				}
-			})
-		}
+	projectiontest.Refuses(t, value.Projection(time.UTC), askUTC, []projectiontest.Refusal[question]{
+		{Name: "customers without as_of", Params: question{Query: "customers"}, Field: "as_of"},
+		{Name: "unknown sort", Params: question{Query: "customers", AsOf: asOf, Sort: "revenue"}, Field: "sort"},
+		{Name: "unknown segment", Params: question{Query: "customers", AsOf: asOf, Segment: "whales"}, Field: "segment"},
+		{Name: "negative limit", Params: question{Query: "customers", AsOf: asOf, Limit: -1}, Field: "limit"},
+		{Name: "limit too large", Params: question{Query: "customers", AsOf: asOf, Limit: value.MaxLimit + 1}, Field: "limit"},
+		{Name: "cursor not base64", Params: question{Query: "customers", AsOf: asOf, Cursor: "!!"}, Field: "cursor"},
+		{Name: "value without as_of", Params: question{Query: "value", ContactID: "c1"}, Field: "as_of"},
+		{Name: "rfm without as_of", Params: question{Query: "rfm"}, Field: "as_of"},
+		{Name: "repeat without as_of", Params: question{Query: "repeat"}, Field: "as_of"},
+		{Name: "season without as_of", Params: question{Query: "season"}, Field: "as_of"},
+		{Name: "upsell without as_of", Params: question{Query: "upsell"}, Field: "as_of"},
+		{Name: "upsell bad cursor", Params: question{Query: "upsell", AsOf: asOf, Cursor: "e30"}, Field: "cursor"},
+		{Name: "dormant without as_of", Params: question{Query: "dormant"}, Field: "as_of"},
+		{Name: "dormant negative days", Params: question{Query: "dormant", AsOf: asOf, Days: -1}, Field: "days"},
+		{Name: "dormant unknown phase", Params: question{Query: "dormant", AsOf: asOf, Phase: "asleep"}, Field: "phase"},
 	})
 }
 
