@@ -75,8 +75,9 @@ type Builder struct {
 	head atomic.Int64
 	// stmts outlive the batches' transactions.
 	stmts stmtCache
-	// pgConns are the PostgreSQL connections of the set groups, one each: a group's batches
-	// reuse its prepared statements, and write new rows with COPY on it.
+	// pgConns are the PostgreSQL connections the sets write on (see writers), the set i on
+	// pgConns[i mod writers]: its batches reuse the connection's prepared statements, and
+	// write new rows with COPY on it.
 	pgMu    sync.Mutex
 	pgConns map[int]*sql.Conn
 }
@@ -634,12 +635,32 @@ func (b *Builder) write(ctx context.Context, rb readBatch) error {
 		return b.writeGroup(ctx, rb, b.Targets, 0)
 	}
 	errs := make([]error, len(b.Targets))
+	writers := b.writers()
 	var wg sync.WaitGroup
-	for i := range b.Targets {
-		wg.Go(func() { errs[i] = b.writeGroup(ctx, rb, b.Targets[i:i+1], i) })
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < len(b.Targets); i += writers {
+				errs[i] = b.writeGroup(ctx, rb, b.Targets[i:i+1], i)
+			}
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// writers is how many sets a PostgreSQL build writes at once, each on a connection it keeps
+// for the build: one per set, but at most half the pool (at least one), so that the queries
+// answered meanwhile, the lease renewals and the fencing checks of the live runner keep the
+// other half. The sets beyond it take turns on those connections (set i on connection
+// i mod writers). Every connection of a pool taken by a build would wait for ever on the
+// sets still without one, and the leases of the server would be lost for want of a
+// connection to renew them.
+func (b *Builder) writers() int {
+	n := len(b.Targets)
+	if limit := b.DB.SQL.Stats().MaxOpenConnections; limit > 0 {
+		n = min(n, max(limit/2, 1))
+	}
+	return max(n, 1)
 }
 
 // writeOpen applies a batch to every target in the open transaction (SQLite), beginning one
@@ -732,7 +753,7 @@ func (e *refusedError) Unwrap() error { return ErrRefused }
 func (b *Builder) tryGroup(ctx context.Context, rb *readBatch, targets []*Target, first int, slow []bool) ([]int64, []map[string]int, error) {
 	unlock := b.DB.LockWrites()
 	defer func() { unlock() }()
-	tx, err := b.beginOn(ctx, first)
+	tx, err := b.beginOn(ctx, first%b.writers())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -191,3 +191,56 @@ func (l *stallLog) Error(msg string, err error, fields watermill.LogFields) {
 }
 
 func (l *stallLog) With(watermill.LogFields) watermill.LoggerAdapter { return l }
+
+// A first start with more read models far behind than half the read-model pool holds builds
+// them all all the same: the build writes on at most half the pool's connections, the sets
+// taking turns on them, and the other half serves the lease renewals, the fencing checks and
+// the questions asked meanwhile. With a connection kept per set, a pool of four and six sets
+// stood still: four sets held every connection, the two others waited for one for ever, and
+// the leases were lost for want of a connection to renew them.
+func TestFirstStartWithASmallPoolBuildsEveryReadModel(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, inner eventstore.Store, db *projections.DB) {
+		const pool = 4
+		db.SQL.SetMaxOpenConns(pool)
+		for i := range 8 {
+			projectiontest.AppendTo(t, inner, fmt.Sprintf("s-%d", i), slices.Repeat([]string{"test.a.v1", "test.b.v1"}, 20)...)
+		}
+		head := projectiontest.LastPosition(t, inner)
+
+		var ps []projections.Projection
+		for i := range pool + 2 {
+			ps = append(ps, &projectiontest.Counter{ProjectionName: fmt.Sprintf("counter_%d", i)})
+		}
+		cfg := projectiontest.RunnerConfig(inner, db)
+		cfg.BuildBehind = 100
+		cfg.BuildBatch = buildBatch
+		cfg.Leases = leases(t, db, "node-1")
+		r := projectiontest.NewRunner(t, cfg, ps...)
+		projectiontest.Start(t, r)
+
+		// A build standing still holds every connection, so the checkpoints are read under a
+		// deadline: the test fails rather than waits with it.
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		for _, p := range ps {
+			for {
+				cp, err := db.Checkpoint(ctx, projections.TablesFor(p, ""))
+				if ctx.Err() != nil {
+					t.Fatalf("%s not at %d after 90 s with a pool of %d: the build stands still", p.Name(), head, pool)
+				}
+				if err != nil {
+					t.Fatalf("checkpoint of %s: %v", p.Name(), err)
+				}
+				if cp >= head {
+					break
+				}
+				if projections.Sleep(ctx, 10*time.Millisecond) != nil {
+					t.Fatalf("%s at %d, not at %d after 90 s with a pool of %d: the build stands still", p.Name(), cp, head, pool)
+				}
+			}
+		}
+		for _, p := range ps {
+			projectiontest.AssertSameAsRebuild(t, db, inner, p)
+		}
+	})
+}
