@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,40 +156,15 @@ func BenchmarkValue(b *testing.B) {
 
 // writeSteadily applies a new purchase live every 20 ms (50 a second) until stopped.
 func writeSteadily(b *testing.B, db *projections.DB, p projections.Projection, tables projections.Tables, next *int64, latest time.Time) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		wg     sync.WaitGroup
-		failed atomic.Value
-	)
-	wg.Go(func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		rng := rand.New(rand.NewPCG(uint64(*next), 1))
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			*next++
-			id := fmt.Sprintf("c%07d", rng.IntN(1000))
-			at := latest.Add(time.Duration(*next) * time.Second)
-			e := eventstore.Event{ID: fmt.Sprintf("w%d", *next), Stream: "contact-" + id, Position: *next,
-				Type: "contact.purchase_recorded.v1", OccurredAt: at, RecordedAt: at,
-				Data: fmt.Appendf(nil, `{"contact_id":%q,"purchase_id":"w%d","amount":{"amount":1500,"currency":"JPY"},"product":"CRM Pro"}`, id, *next)}
-			if _, err := db.Apply(ctx, p, tables, []eventstore.Event{e}); err != nil && ctx.Err() == nil {
-				failed.Store(err)
-				return
-			}
-		}
+	rng := rand.New(rand.NewPCG(uint64(*next), 1))
+	return projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
+		*next++
+		id := fmt.Sprintf("c%07d", rng.IntN(1000))
+		at := latest.Add(time.Duration(*next) * time.Second)
+		return eventstore.Event{ID: fmt.Sprintf("w%d", *next), Stream: "contact-" + id, Position: *next,
+			Type: "contact.purchase_recorded.v1", OccurredAt: at, RecordedAt: at,
+			Data: fmt.Appendf(nil, `{"contact_id":%q,"purchase_id":"w%d","amount":{"amount":1500,"currency":"JPY"},"product":"CRM Pro"}`, id, *next)}
 	})
-	return func() {
-		cancel()
-		wg.Wait()
-		if err, ok := failed.Load().(error); ok {
-			b.Fatalf("write: %v", err)
-		}
-	}
 }
 
 // benchAsk asks q, or, for the baseline, reads one constant in a read transaction: what any
