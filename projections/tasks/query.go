@@ -296,9 +296,10 @@ func (q *query) contacts(ctx context.Context, contactID string) ([]any, error) {
 }
 
 // counts are the counts per assignee at as_of. About now, open, done and cancelled are the
-// kept counts and overdue the sum of the kept open tasks per due date over the dates before
-// the business date (a row per date, not per task); about a past time, they are counted from
-// the states at that time.
+// kept counts, and overdue is the open ones less the kept open tasks per due date over the
+// dates from the business date on: the open tasks per due date add up to the open ones, and
+// the dates still to come are few where the dates past grow with the history (a row per date,
+// not per task). About a past time, they are counted from the states at that time.
 func (q *query) counts(ctx context.Context, qn question) ([]Count, error) {
 	stmt, args := q.countsQuery(qn)
 	return q.scanCounts(ctx, stmt, args)
@@ -307,8 +308,8 @@ func (q *query) counts(ctx context.Context, qn question) ([]Count, error) {
 // countsQuery is the question of the counts.
 func (q *query) countsQuery(qn question) (stmt string, args []any) {
 	if q.now {
-		stmt = `SELECT c.assignee, c.open, (SELECT COALESCE(SUM(d.open), 0) FROM ` + q.t.Name(tableDue) + ` d
-			WHERE d.assignee = c.assignee AND d.due < ?),
+		stmt = `SELECT c.assignee, c.open, c.open - (SELECT COALESCE(SUM(d.open), 0) FROM ` + q.t.Name(tableDue) + ` d
+			WHERE d.assignee = c.assignee AND d.due >= ?),
 			c.done, c.cancelled FROM ` + q.t.Name(tableCounts) + ` c`
 		args = []any{string(qn.cutoff)}
 		if qn.Assignee != "" {
