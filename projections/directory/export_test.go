@@ -1,6 +1,11 @@
 package directory
 
-import "github.com/eventcrm/crm/projections"
+import (
+	"context"
+	"database/sql"
+
+	"github.com/eventcrm/crm/projections"
+)
 
 // ContactStatements are the statements of a contacts question with no search: its page, and
 // its total counted row by row.
@@ -12,4 +17,23 @@ func ContactStatements(d projections.Dialect, t projections.Tables, p ContactPar
 	page, pageArgs = l.pageQuery(nil)
 	total, totalArgs = l.countQuery(nil)
 	return page, pageArgs, total, totalArgs, nil
+}
+
+// ContactSearchPage is the page statement of a contacts question with a search, planned from
+// the postings as QueryContacts plans it (walk: read from the postings in order).
+func ContactSearchPage(ctx context.Context, db *projections.DB, t projections.Tables, p ContactParams) (page string, args []any, walk bool, err error) {
+	l, err := p.list(db.Dialect, t)
+	if err != nil {
+		return "", nil, false, err
+	}
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		pl, err := l.postings.plan(ctx, tx, db.Dialect, l)
+		if err != nil {
+			return err
+		}
+		page, args = l.pageQuery(&pl)
+		walk = pl.walk
+		return nil
+	})
+	return page, args, walk, err
 }

@@ -197,6 +197,9 @@ type plan struct {
 	// walk tells that the page is read from the postings in their order (the page's sort is
 	// theirs): as many postings as the page shows, each joined to its row.
 	walk bool
+	// both tells that a walk reads the postings of both pairs of a text of three
+	// characters, in step (h: the other pair's), and looks up only the rows that hold both.
+	both bool
 	// page and total (for a filter with more than the search) are the conditions, with
 	// their arguments.
 	page, total         string
@@ -236,9 +239,9 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 	common := pl.count*4 > listed
 	inOrder := l.order.key.column == p.sortColumn && (l.searchAlone || common)
 	if len(r) > shortSearch {
-		pair := grams[2]
-		if counts[grams[3]] < counts[pair] {
-			pair = grams[3]
+		pair, other := grams[2], grams[3]
+		if counts[other] < counts[pair] {
+			pair, other = other, pair
 		}
 		pairCount := counts[pair]
 		cond, arg := d.TextMatch(p.listTable, "x", "search", p.text)
@@ -247,6 +250,17 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 			pl.walk = true
 			pl.page = "g.gram = ? AND x." + id + " = g." + id + " AND " + contains(d, "x.search")
 			pl.pageArgs = []any{pair, p.text}
+			if other != pair {
+				// A row holds the text only if it holds both pairs: the postings of the
+				// other pair, in the same order, leave out most rows that hold one pair only
+				// before their row is looked up (a family name's rows are next to each other
+				// in the order, so that the rarer pair alone can be thousands of look-ups
+				// for a page).
+				pl.both = true
+				pl.page = "h.gram = ? AND h." + p.sortColumn + " = g." + p.sortColumn + " AND h." + id + " = g." + id +
+					" AND " + pl.page
+				pl.pageArgs = append([]any{other}, pl.pageArgs...)
+			}
 			return pl, nil
 		}
 		pl.page, pl.pageArgs = pl.total, pl.totalArgs
@@ -363,6 +377,9 @@ func (l *list) pageQuery(pl *plan) (string, []any) {
 		f.add(pl.page, pl.pageArgs...)
 		if pl.walk {
 			from, alias = l.postings.table+" g CROSS JOIN "+l.from, "g"
+			if pl.both {
+				from = l.postings.table + " g CROSS JOIN " + l.postings.table + " h CROSS JOIN " + l.from
+			}
 		}
 	}
 	if l.after != nil {
