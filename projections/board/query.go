@@ -3,8 +3,6 @@ package board
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
+	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/probability"
 )
 
@@ -122,18 +121,11 @@ type cursor struct {
 	DealID    string     `json:"d"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return paging.Encode(c) }
 
 func decodeCursor(s string) (cursor, error) {
 	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || !c.Stage.IsOpen() || c.DealID == "" {
+	if !paging.Decode(s, &c) || !c.Stage.IsOpen() || c.DealID == "" {
 		return cursor{}, domain.Invalid("cursor", "is not a cursor of the board")
 	}
 	return c, nil
@@ -149,12 +141,9 @@ type question struct {
 
 // check validates the parameters other than as_of.
 func (params Params) check() (question, error) {
-	limit := params.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultLimit
-	case limit < 0 || limit > MaxLimit:
-		return question{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return question{}, err
 	}
 	stages := deal.OpenStages()
 	if params.Stage != "" {

@@ -5,8 +5,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
+	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/round"
 )
 
@@ -586,27 +585,18 @@ type cursor struct {
 	Seq       int64  `json:"s"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return paging.Encode(c) }
 
 // page validates limit and cursor.
 func (params Params) page() (page, error) {
-	p := page{limit: params.Limit}
-	switch {
-	case p.limit == 0:
-		p.limit = DefaultLimit
-	case p.limit < 0 || p.limit > MaxLimit:
-		return page{}, domain.Invalid("limit", "%d is outside 1..%d", p.limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return page{}, err
 	}
+	p := page{limit: limit}
 	if params.Cursor != "" {
 		var c cursor
-		b, err := base64.RawURLEncoding.DecodeString(params.Cursor)
-		if err == nil {
-			err = json.Unmarshal(b, &c)
-		}
-		if err != nil || c.ContactID == "" || c.Seq < 1 {
+		if !paging.Decode(params.Cursor, &c) || c.ContactID == "" || c.Seq < 1 {
 			return page{}, domain.Invalid("cursor", "is not a cursor of the churn points")
 		}
 		p.after = &c

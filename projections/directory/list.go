@@ -3,8 +3,6 @@ package directory
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of the lists.
@@ -60,21 +59,14 @@ type cursor struct {
 	ID   string `json:"i"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // strings and an integer always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func (c cursor) encode() string { return paging.Encode(c) }
 
 func decodeCursor(s string, o order) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
 	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.ID == "" {
+	if !paging.Decode(s, &c) || c.ID == "" {
 		return nil, domain.Invalid("cursor", "is not a cursor of this list")
 	}
 	if c.Sort != o.name {
@@ -84,15 +76,7 @@ func decodeCursor(s string, o order) (*cursor, error) {
 }
 
 // limitOf checks a page size: DefaultLimit when 0.
-func limitOf(limit int) (int, error) {
-	switch {
-	case limit == 0:
-		return DefaultLimit, nil
-	case limit < 0 || limit > MaxLimit:
-		return 0, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
-	}
-	return limit, nil
-}
+func limitOf(limit int) (int, error) { return paging.Limit(limit, DefaultLimit, MaxLimit) }
 
 // filter is the WHERE clause of a list, built condition by condition.
 type filter struct {
