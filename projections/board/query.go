@@ -121,16 +121,6 @@ type cursor struct {
 	DealID    string     `json:"d"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
-func decodeCursor(s string) (cursor, error) {
-	var c cursor
-	if !paging.Decode(s, &c) || !c.Stage.IsOpen() || c.DealID == "" {
-		return cursor{}, domain.Invalid("cursor", "is not a cursor of the board")
-	}
-	return c, nil
-}
-
 // question is a board's parameters, checked.
 type question struct {
 	owner  string
@@ -153,16 +143,16 @@ func (params Params) check() (question, error) {
 		}
 		stages = []deal.Stage{s}
 	}
-	var after *cursor
-	if params.Cursor != "" {
-		c, err := decodeCursor(params.Cursor)
-		if err != nil {
-			return question{}, err
+	after, err := paging.Cursor(params.Cursor, "cursor", "is not a cursor of the board",
+		func(c cursor) bool { return c.Stage.IsOpen() && c.DealID != "" })
+	if err != nil {
+		return question{}, err
+	}
+	if after != nil {
+		if params.Stage != "" && deal.Stage(params.Stage) != after.Stage {
+			return question{}, domain.Invalid("cursor", "belongs to stage %s, not %s", after.Stage, params.Stage)
 		}
-		if params.Stage != "" && deal.Stage(params.Stage) != c.Stage {
-			return question{}, domain.Invalid("cursor", "belongs to stage %s, not %s", c.Stage, params.Stage)
-		}
-		stages, after = []deal.Stage{c.Stage}, &c
+		stages = []deal.Stage{after.Stage}
 	}
 	return question{owner: params.Owner, stages: stages, limit: limit, after: after}, nil
 }
@@ -360,7 +350,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 	if len(col.Cards) > limit {
 		col.Cards = col.Cards[:limit]
 		last := col.Cards[limit-1]
-		col.NextCursor = cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID}.encode()
+		col.NextCursor = paging.Encode(cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID})
 	}
 	return col, nil
 }

@@ -585,23 +585,18 @@ type cursor struct {
 	Seq       int64  `json:"s"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
 // page validates limit and cursor.
 func (params Params) page() (page, error) {
 	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
 	if err != nil {
 		return page{}, err
 	}
-	p := page{limit: limit}
-	if params.Cursor != "" {
-		var c cursor
-		if !paging.Decode(params.Cursor, &c) || c.ContactID == "" || c.Seq < 1 {
-			return page{}, domain.Invalid("cursor", "is not a cursor of the churn points")
-		}
-		p.after = &c
+	after, err := paging.Cursor(params.Cursor, "cursor", "is not a cursor of the churn points",
+		func(c cursor) bool { return c.ContactID != "" && c.Seq >= 1 })
+	if err != nil {
+		return page{}, err
 	}
-	return p, nil
+	return page{limit: limit, after: after}, nil
 }
 
 // churns reads one page of the churns, found by the index of the visits that ended in a churn,
@@ -648,7 +643,7 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
 		}
 		if len(result) == q.page.limit {
 			last := result[len(result)-1]
-			next = cursor{LeftAt: last.ChurnedAt.UnixMicro(), ContactID: last.ContactID, Seq: lastSeq}.encode()
+			next = paging.Encode(cursor{LeftAt: last.ChurnedAt.UnixMicro(), ContactID: last.ContactID, Seq: lastSeq})
 			break
 		}
 		lastSeq = seq

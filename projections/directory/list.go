@@ -59,20 +59,15 @@ type cursor struct {
 	ID   string `json:"i"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
 func decodeCursor(s string, o order) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	if !paging.Decode(s, &c) || c.ID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of this list")
+	c, err := paging.Cursor(s, "cursor", "is not a cursor of this list", func(c cursor) bool { return c.ID != "" })
+	if err != nil || c == nil {
+		return nil, err
 	}
 	if c.Sort != o.name {
 		return nil, domain.Invalid("cursor", "belongs to sort %s, not %s", c.Sort, o.name)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // limitOf checks a page size: DefaultLimit when 0.
@@ -390,7 +385,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		var last cursor
 		for n := 0; rows.Next(); n++ {
 			if n == l.limit {
-				next = last.encode()
+				next = paging.Encode(last)
 				break
 			}
 			if last, err = scan(rows); err != nil {

@@ -34,3 +34,17 @@ func Decode[C any](s string, c *C) bool {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	return err == nil && json.Unmarshal(b, c) == nil
 }
+
+// Cursor reads the cursor s given as the parameter field: nil when s is empty, refused as an
+// invalid field with message refusal when s is not a cursor Encode returned or when whole
+// finds a field it needs missing.
+func Cursor[C any](s, field, refusal string, whole func(C) bool) (*C, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var c C
+	if !Decode(s, &c) || !whole(c) {
+		return nil, domain.Invalid(field, "%s", refusal)
+	}
+	return &c, nil
+}

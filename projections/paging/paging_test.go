@@ -48,3 +48,20 @@ func TestCursorRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestCursor(t *testing.T) {
+	type cursor struct {
+		ID string `json:"i"`
+	}
+	whole := func(c cursor) bool { return c.ID != "" }
+	if c, err := paging.Cursor("", "cursor", "is not a cursor of this list", whole); c != nil || err != nil {
+		t.Errorf("no cursor: %v, %v; want nil, nil", c, err)
+	}
+	if c, err := paging.Cursor(paging.Encode(cursor{ID: "c-1"}), "cursor", "is not a cursor of this list", whole); err != nil || c == nil || c.ID != "c-1" {
+		t.Errorf("a cursor: %v, %v; want c-1", c, err)
+	}
+	for _, bad := range []string{"not base64!", paging.Encode(cursor{})} {
+		_, err := paging.Cursor(bad, "cursor", "is not a cursor of this list", whole)
+		domaintest.CheckError(t, err, domain.CodeInvalid, "cursor: is not a cursor of this list")
+	}
+}

@@ -88,17 +88,8 @@ type cursor struct {
 	TaskID string `json:"t"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
 func decodeCursor(s string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	if !paging.Decode(s, &c) || c.TaskID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of the tasks")
-	}
-	return &c, nil
+	return paging.Cursor(s, "cursor", "is not a cursor of the tasks", func(c cursor) bool { return c.TaskID != "" })
 }
 
 // question is the parameters, checked.
@@ -165,7 +156,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if len(answer.Tasks) > qn.limit {
 		answer.Tasks = answer.Tasks[:qn.limit]
 		last := answer.Tasks[qn.limit-1]
-		answer.NextCursor = cursor{Due: string(last.Due), TaskID: last.TaskID}.encode()
+		answer.NextCursor = paging.Encode(cursor{Due: string(last.Due), TaskID: last.TaskID})
 	}
 	return answer, nil
 }

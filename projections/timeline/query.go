@@ -85,8 +85,6 @@ type cursor struct {
 	Position int64 `json:"p"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
 func parseBefore(s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
@@ -162,7 +160,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if len(answer.Entries) > qn.limit {
 		answer.Entries = answer.Entries[:qn.limit]
 		last := answer.Entries[qn.limit-1]
-		answer.NextBefore = cursor{At: last.OccurredAt.UnixMicro(), Position: last.Position}.encode()
+		answer.NextBefore = paging.Encode(cursor{At: last.OccurredAt.UnixMicro(), Position: last.Position})
 	}
 	return answer, nil
 }

@@ -314,17 +314,8 @@ type cursor struct {
 	ID string `json:"id"`
 }
 
-func (c cursor) encode() string { return paging.Encode(c) }
-
 func decodeCursor(s string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	if !paging.Decode(s, &c) || c.ID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of this list")
-	}
-	return &c, nil
+	return paging.Cursor(s, "cursor", "is not a cursor of this list", func(c cursor) bool { return c.ID != "" })
 }
 
 // asOfRequired refuses a question without its business time.
