@@ -3,7 +3,6 @@ package analytics_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,8 +14,6 @@ import (
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
 // question is a params file: which query, and its parameters.
 type question struct {
@@ -68,10 +65,10 @@ func tokyo(t testing.TB) *time.Location {
 
 func TestGolden(t *testing.T) {
 	t.Run("UTC", func(t *testing.T) {
-		projectiontest.RunGolden(t, "testdata/utc", analytics.Projection(), answerIn(time.UTC), *update)
+		projectiontest.RunGolden(t, "testdata/utc", analytics.Projection(), answerIn(time.UTC))
 	})
 	t.Run("Asia/Tokyo", func(t *testing.T) {
-		projectiontest.RunGolden(t, "testdata/tokyo", analytics.ProjectionIn(tokyo(t)), answerIn(tokyo(t)), *update)
+		projectiontest.RunGolden(t, "testdata/tokyo", analytics.ProjectionIn(tokyo(t)), answerIn(tokyo(t)))
 	})
 }
 

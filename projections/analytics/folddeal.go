@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/dealchange"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
@@ -29,21 +30,9 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 			m.forecastDeal(rows, dealRow{}, d)
 			return nil
 		})
-	case deal.TypeStageChanged:
-		return with(e, func(ev *deal.StageChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.stage = string(ev.To) })
-		})
-	case deal.TypeAmountChanged:
-		return with(e, func(ev *deal.AmountChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.amount, d.currency = ev.To.Amount, ev.To.Currency })
-		})
-	case deal.TypeExpectedCloseChanged:
-		return with(e, func(ev *deal.ExpectedCloseChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.expectedClose = string(ev.To) })
-		})
-	case deal.TypeOwnerChanged:
-		return with(e, func(ev *deal.OwnerChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.owner = ev.To })
+	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
+		return dealchange.Fold(e, (*dealRow).attributes, func(id string, change func(*dealRow)) error {
+			return m.changeDeal(rows, id, change)
 		})
 	case deal.TypeWon:
 		return with(e, func(ev *deal.Won) error {
@@ -148,4 +137,9 @@ func stageOfOrdinal(ordinal int64) deal.Stage {
 		return ""
 	}
 	return stages[ordinal-1]
+}
+
+// attributes points at the attributes of the deal that dealchange.Fold changes.
+func (d *dealRow) attributes() dealchange.Deal {
+	return dealchange.Deal{Stage: &d.stage, ExpectedClose: &d.expectedClose, Owner: &d.owner, Amount: &d.amount, Currency: &d.currency}
 }

@@ -2,7 +2,6 @@ package board_test
 
 import (
 	"context"
-	"flag"
 	"testing"
 	"time"
 
@@ -11,10 +10,8 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
-
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", board.Projection(), projectiontest.AnswerWith(board.Query), *update)
+	projectiontest.RunGolden(t, "testdata", board.Projection(), projectiontest.AnswerWith(board.Query))
 }
 
 func TestApplyModes(t *testing.T) {

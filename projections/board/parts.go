@@ -75,11 +75,8 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	default:
 		return explain.Answer{}, bad
 	}
-	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, isLength)
-	if err != nil {
-		return explain.Answer{}, err
-	}
-	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
+	return explain.AnswerDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, isLength,
+		params.Explain, params.AsOf)
 }
 
 // openStays selects the parts of the stays in stage still open: their intervals.

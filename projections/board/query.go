@@ -3,8 +3,6 @@ package board
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/lengths"
+	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/probability"
 )
 
@@ -122,23 +121,6 @@ type cursor struct {
 	DealID    string     `json:"d"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (cursor, error) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || !c.Stage.IsOpen() || c.DealID == "" {
-		return cursor{}, domain.Invalid("cursor", "is not a cursor of the board")
-	}
-	return c, nil
-}
-
 // question is a board's parameters, checked.
 type question struct {
 	owner  string
@@ -149,12 +131,9 @@ type question struct {
 
 // check validates the parameters other than as_of.
 func (params Params) check() (question, error) {
-	limit := params.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultLimit
-	case limit < 0 || limit > MaxLimit:
-		return question{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return question{}, err
 	}
 	stages := deal.OpenStages()
 	if params.Stage != "" {
@@ -164,16 +143,16 @@ func (params Params) check() (question, error) {
 		}
 		stages = []deal.Stage{s}
 	}
-	var after *cursor
-	if params.Cursor != "" {
-		c, err := decodeCursor(params.Cursor)
-		if err != nil {
-			return question{}, err
+	after, err := paging.Cursor(params.Cursor, "cursor", "is not a cursor of the board",
+		func(c cursor) bool { return c.Stage.IsOpen() && c.DealID != "" })
+	if err != nil {
+		return question{}, err
+	}
+	if after != nil {
+		if params.Stage != "" && deal.Stage(params.Stage) != after.Stage {
+			return question{}, domain.Invalid("cursor", "belongs to stage %s, not %s", after.Stage, params.Stage)
 		}
-		if params.Stage != "" && deal.Stage(params.Stage) != c.Stage {
-			return question{}, domain.Invalid("cursor", "belongs to stage %s, not %s", c.Stage, params.Stage)
-		}
-		stages, after = []deal.Stage{c.Stage}, &c
+		stages = []deal.Stage{after.Stage}
 	}
 	return question{owner: params.Owner, stages: stages, limit: limit, after: after}, nil
 }
@@ -371,7 +350,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 	if len(col.Cards) > limit {
 		col.Cards = col.Cards[:limit]
 		last := col.Cards[limit-1]
-		col.NextCursor = cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID}.encode()
+		col.NextCursor = paging.Encode(cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID})
 	}
 	return col, nil
 }

@@ -1,7 +1,6 @@
 package churn_test
 
 import (
-	"flag"
 	"testing"
 	"time"
 
@@ -9,10 +8,8 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
-
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", churn.Projection(), projectiontest.AnswerWith(churn.Query), *update)
+	projectiontest.RunGolden(t, "testdata", churn.Projection(), projectiontest.AnswerWith(churn.Query))
 }
 
 func TestApplyModes(t *testing.T) {

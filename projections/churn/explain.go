@@ -93,11 +93,8 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	default:
 		return explain.Answer{}, bad
 	}
-	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
-	if err != nil {
-		return explain.Answer{}, err
-	}
-	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
+	return explain.AnswerDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil,
+		params.Explain, params.AsOf)
 }
 
 // explainChurned answers the parts of a figure of a churned customer, found when asked.

@@ -5,8 +5,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,6 +16,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
+	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/round"
 )
 
@@ -586,32 +585,18 @@ type cursor struct {
 	Seq       int64  `json:"s"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // a struct of strings and integers always encodes
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // page validates limit and cursor.
 func (params Params) page() (page, error) {
-	p := page{limit: params.Limit}
-	switch {
-	case p.limit == 0:
-		p.limit = DefaultLimit
-	case p.limit < 0 || p.limit > MaxLimit:
-		return page{}, domain.Invalid("limit", "%d is outside 1..%d", p.limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return page{}, err
 	}
-	if params.Cursor != "" {
-		var c cursor
-		b, err := base64.RawURLEncoding.DecodeString(params.Cursor)
-		if err == nil {
-			err = json.Unmarshal(b, &c)
-		}
-		if err != nil || c.ContactID == "" || c.Seq < 1 {
-			return page{}, domain.Invalid("cursor", "is not a cursor of the churn points")
-		}
-		p.after = &c
+	after, err := paging.Cursor(params.Cursor, "cursor", "is not a cursor of the churn points",
+		func(c cursor) bool { return c.ContactID != "" && c.Seq >= 1 })
+	if err != nil {
+		return page{}, err
 	}
-	return p, nil
+	return page{limit: limit, after: after}, nil
 }
 
 // churns reads one page of the churns, found by the index of the visits that ended in a churn,
@@ -658,7 +643,7 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
 		}
 		if len(result) == q.page.limit {
 			last := result[len(result)-1]
-			next = cursor{LeftAt: last.ChurnedAt.UnixMicro(), ContactID: last.ContactID, Seq: lastSeq}.encode()
+			next = paging.Encode(cursor{LeftAt: last.ChurnedAt.UnixMicro(), ContactID: last.ContactID, Seq: lastSeq})
 			break
 		}
 		lastSeq = seq

@@ -3,7 +3,6 @@ package directory_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/eventcrm/crm/projections/directory"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
 // answer asks the query its name starts with: contacts_, deals_, accounts_ or summary_.
 func answer(ctx context.Context, db *projections.DB, t projections.Tables, query string, raw []byte) (any, error) {
@@ -43,7 +40,7 @@ func ask[P any](raw []byte, f func(P) (any, error)) (any, error) {
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", directory.Projection(), answer, *update)
+	projectiontest.RunGolden(t, "testdata", directory.Projection(), answer)
 }
 
 func TestApplyModes(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/deal"
+	"github.com/eventcrm/crm/projections/dealchange"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -19,9 +20,9 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
 	case deal.TypeOpened:
 		return with(e, func(ev *deal.Opened) error { return m.opened(rows, ev, e.OccurredAt.UnixMicro()) })
-	case deal.TypeStageChanged:
-		return with(e, func(ev *deal.StageChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.stage = string(ev.To) })
+	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
+		return dealchange.Fold(e, (*dealRow).attributes, func(id string, change func(*dealRow)) error {
+			return m.changeDeal(rows, id, change)
 		})
 	case deal.TypeWon:
 		return with(e, func(ev *deal.Won) error {
@@ -46,18 +47,6 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	case deal.TypeTitleChanged:
 		return with(e, func(ev *deal.TitleChanged) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.title = ev.To })
-		})
-	case deal.TypeAmountChanged:
-		return with(e, func(ev *deal.AmountChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.amount, d.currency = ev.To.Amount, ev.To.Currency })
-		})
-	case deal.TypeExpectedCloseChanged:
-		return with(e, func(ev *deal.ExpectedCloseChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.expectedClose = string(ev.To) })
-		})
-	case deal.TypeOwnerChanged:
-		return with(e, func(ev *deal.OwnerChanged) error {
-			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.owner = ev.To })
 		})
 	}
 	return nil
@@ -128,4 +117,9 @@ func withDealSearch(d dealRow) dealRow {
 // posted is what a deal's postings are made of: every deal is listed.
 func (d dealRow) posted() posted {
 	return posted{id: d.dealID, search: d.search, sortNum: d.openedAt, listed: true}
+}
+
+// attributes points at the attributes of the deal that dealchange.Fold changes.
+func (d *dealRow) attributes() dealchange.Deal {
+	return dealchange.Deal{Stage: &d.stage, ExpectedClose: &d.expectedClose, Owner: &d.owner, Amount: &d.amount, Currency: &d.currency}
 }

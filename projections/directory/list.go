@@ -3,8 +3,6 @@ package directory
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of the lists.
@@ -60,39 +59,19 @@ type cursor struct {
 	ID   string `json:"i"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // strings and an integer always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func decodeCursor(s string, o order) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.ID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of this list")
+	c, err := paging.Cursor(s, "cursor", "is not a cursor of this list", func(c cursor) bool { return c.ID != "" })
+	if err != nil || c == nil {
+		return nil, err
 	}
 	if c.Sort != o.name {
 		return nil, domain.Invalid("cursor", "belongs to sort %s, not %s", c.Sort, o.name)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // limitOf checks a page size: DefaultLimit when 0.
-func limitOf(limit int) (int, error) {
-	switch {
-	case limit == 0:
-		return DefaultLimit, nil
-	case limit < 0 || limit > MaxLimit:
-		return 0, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
-	}
-	return limit, nil
-}
+func limitOf(limit int) (int, error) { return paging.Limit(limit, DefaultLimit, MaxLimit) }
 
 // filter is the WHERE clause of a list, built condition by condition.
 type filter struct {
@@ -423,7 +402,7 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows
 		var last cursor
 		for n := 0; rows.Next(); n++ {
 			if n == l.limit {
-				next = last.encode()
+				next = paging.Encode(last)
 				break
 			}
 			if last, err = scan(rows); err != nil {

@@ -338,6 +338,17 @@ func Days(micros int64) float64 {
 	return float64((max(micros, 0)*100+perDay/2)/perDay) / 100
 }
 
+// AnswerDB answers the figure at path as of asOf (zero about now) with its parts: the page of
+// q that ReadDB reads from table.
+func AnswerDB(ctx context.Context, db *projections.DB, table string, q Question, lengths func(figure string) bool,
+	path string, asOf time.Time) (Answer, error) {
+	page, err := ReadDB(ctx, db, table, q, lengths)
+	if err != nil {
+		return Answer{}, err
+	}
+	return Answer{Explain: path, AsOf: asOf.UTC(), Page: page}, nil
+}
+
 // ReadDB is Read in a read-only transaction of db.
 func ReadDB(ctx context.Context, db *projections.DB, table string, q Question, lengths func(figure string) bool) (Page, error) {
 	var page Page

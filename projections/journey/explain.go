@@ -35,11 +35,8 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	}
 	q := explain.Question{Figures: figures, AsOf: time.UnixMicro(min(f.asOf, math.MaxInt64/2)), Limit: params.Limit, Cursor: params.Cursor,
 		Among: `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE` + f.where, AmongArgs: f.args}
-	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, func(string) bool { return lengths })
-	if err != nil {
-		return explain.Answer{}, err
-	}
-	return explain.Answer{Explain: params.Explain, AsOf: params.AsOf.UTC(), Page: page}, nil
+	return explain.AnswerDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, func(string) bool { return lengths },
+		params.Explain, params.AsOf)
 }
 
 // explainedFigures are the figures of the parts of the figure at path, and whether their

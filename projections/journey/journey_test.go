@@ -3,7 +3,6 @@ package journey_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +13,6 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
-
 // answer asks QueryContact for queries named contact_*, Query otherwise.
 func answer(ctx context.Context, db *projections.DB, t projections.Tables, query string, raw []byte) (any, error) {
 	if strings.HasPrefix(query, "contact_") {
@@ -25,7 +22,7 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, query
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", journey.Projection(), answer, *update)
+	projectiontest.RunGolden(t, "testdata", journey.Projection(), answer)
 }
 
 func TestApplyModes(t *testing.T) {

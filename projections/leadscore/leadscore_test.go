@@ -3,7 +3,6 @@ package leadscore_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"testing"
 	"time"
 
@@ -12,8 +11,6 @@ import (
 	"github.com/eventcrm/crm/projections/leadscore"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
 // question is a query of the golden cases: a contact's score when contact is set, else the
 // hot list.
@@ -37,7 +34,7 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ str
 }
 
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", leadscore.Projection(), answer, *update)
+	projectiontest.RunGolden(t, "testdata", leadscore.Projection(), answer)
 }
 
 func TestApplyModes(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/eventcrm/crm/domain/leadscore"
 	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of the hot list.
@@ -87,14 +88,12 @@ func QueryLeads(ctx context.Context, db *projections.DB, t projections.Tables, p
 // queryLeads answers as QueryLeads does; without counted, a question about now reads every
 // contact found, as an earlier as_of does (what the counted answer must equal).
 func queryLeads(ctx context.Context, db *projections.DB, t projections.Tables, params LeadParams, counted bool) (Leads, error) {
-	limit := params.Limit
-	switch {
-	case params.AsOf.IsZero():
+	if params.AsOf.IsZero() {
 		return Leads{}, domain.Invalid("as_of", "is required")
-	case limit == 0:
-		limit = DefaultLimit
-	case limit < 0 || limit > MaxLimit:
-		return Leads{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	}
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return Leads{}, err
 	}
 	if params.Sort != "" && params.Sort != "score" {
 		return Leads{}, domain.Invalid("sort", "%q is not score", params.Sort)
@@ -104,7 +103,7 @@ func queryLeads(ctx context.Context, db *projections.DB, t projections.Tables, p
 	}
 	asOf := params.AsOf.UTC()
 	var answer Leads
-	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := &leadQuery{ctx: ctx, db: db, tx: tx, t: t, asOf: asOf}
 		ls, err := readScoring(ctx, db, tx, t)
 		if err != nil {

@@ -3,6 +3,8 @@ package projectiontest
 import (
 	"testing"
 
+	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 )
 
@@ -74,4 +76,19 @@ func (f *Figures) Count(path string, want int) []explain.Entry {
 	}
 	f.NonZero += min(want, 1)
 	return parts
+}
+
+// ExplainsAtLeast applies events to a fresh set of p on each dialect, then calls check, which
+// explains the figures of the answers it asks for and returns how many of them were not zero;
+// it fails t unless at least least were, so that a history that explains too little is caught.
+func ExplainsAtLeast(t *testing.T, p projections.Projection, events []eventstore.Event, least int,
+	check func(t *testing.T, db *projections.DB, tables projections.Tables) int) {
+	t.Helper()
+	ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(p, "")
+		MustApply(t, db, p, tables, events)
+		if checked := check(t, db, tables); checked < least {
+			t.Fatalf("only %d figures checked: the history explains too little", checked)
+		}
+	})
 }

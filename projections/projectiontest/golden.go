@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,12 +88,16 @@ func AnswerWith[P, A any](q Question[P, A]) AnswerFunc {
 	}
 }
 
+// update is the -update flag of the read models' tests (go test -run TestGolden -update).
+var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
+
 // RunGolden applies the history of every case under dir to a fresh database of each dialect,
 // in one batch through DB.Apply, asks each query and compares the answer, as indented JSON,
-// with the golden file. With update, the golden files are rewritten from SQLite's answers
+// with the golden file. With -update, the golden files are rewritten from SQLite's answers
 // (then checked against PostgreSQL's): review the diff by hand before committing.
-func RunGolden(t *testing.T, dir string, p projections.Projection, answer AnswerFunc, update bool) {
+func RunGolden(t *testing.T, dir string, p projections.Projection, answer AnswerFunc) {
 	t.Helper()
+	update := *update
 	for _, c := range Cases(t, dir) {
 		t.Run(c.Name, func(t *testing.T) {
 			forEachDialect(t, !update, func(t *testing.T, db *projections.DB) {

@@ -3,8 +3,6 @@ package tasks
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/members"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of the task list.
@@ -89,24 +88,8 @@ type cursor struct {
 	TaskID string `json:"t"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // two strings always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func decodeCursor(s string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.TaskID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of the tasks")
-	}
-	return &c, nil
+	return paging.Cursor(s, "cursor", "is not a cursor of the tasks", func(c cursor) bool { return c.TaskID != "" })
 }
 
 // question is the parameters, checked.
@@ -121,13 +104,11 @@ func (params Params) check() (question, error) {
 	if params.AsOf.IsZero() {
 		return question{}, domain.Invalid("as_of", "is required")
 	}
-	qn := question{Params: params, limit: params.Limit, cutoff: contact.OverdueBefore(params.AsOf, params.Zone)}
-	switch {
-	case qn.limit == 0:
-		qn.limit = DefaultLimit
-	case qn.limit < 0 || qn.limit > MaxLimit:
-		return question{}, domain.Invalid("limit", "%d is outside 1..%d", qn.limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return question{}, err
 	}
+	qn := question{Params: params, limit: limit, cutoff: contact.OverdueBefore(params.AsOf, params.Zone)}
 	switch params.Status {
 	case "", StatusOpen, StatusOverdue, StatusDone, StatusCancelled:
 	default:
@@ -143,7 +124,6 @@ func (params Params) check() (question, error) {
 	if params.DueFrom != "" && params.DueTo != "" && params.DueFrom > params.DueTo {
 		return question{}, domain.Invalid("due_to", "%s is before due_from %s", params.DueTo, params.DueFrom)
 	}
-	var err error
 	if qn.after, err = decodeCursor(params.Cursor); err != nil {
 		return question{}, err
 	}
@@ -176,7 +156,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if len(answer.Tasks) > qn.limit {
 		answer.Tasks = answer.Tasks[:qn.limit]
 		last := answer.Tasks[qn.limit-1]
-		answer.NextCursor = cursor{Due: string(last.Due), TaskID: last.TaskID}.encode()
+		answer.NextCursor = paging.Encode(cursor{Due: string(last.Due), TaskID: last.TaskID})
 	}
 	return answer, nil
 }

@@ -3,7 +3,6 @@ package timeline
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/members"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of a timeline.
@@ -85,11 +85,6 @@ type cursor struct {
 	Position int64 `json:"p"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // two integers always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func parseBefore(s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
@@ -98,11 +93,7 @@ func parseBefore(s string) (*cursor, error) {
 		return &cursor{At: t.UnixMicro()}, nil
 	}
 	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.Position < 1 {
+	if !paging.Decode(s, &c) || c.Position < 1 {
 		return nil, domain.Invalid("before", "%q is neither an RFC 3339 time nor a next_before of the timeline", s)
 	}
 	return &c, nil
@@ -122,12 +113,9 @@ func (params Params) check() (question, error) {
 	if params.Now.IsZero() {
 		return question{}, domain.Invalid("now", "is required")
 	}
-	limit := params.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultLimit
-	case limit < 0 || limit > MaxLimit:
-		return question{}, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
+	limit, err := paging.Limit(params.Limit, DefaultLimit, MaxLimit)
+	if err != nil {
+		return question{}, err
 	}
 	for _, k := range params.Types {
 		if !slices.Contains(Kinds(), k) {
@@ -172,7 +160,7 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	if len(answer.Entries) > qn.limit {
 		answer.Entries = answer.Entries[:qn.limit]
 		last := answer.Entries[qn.limit-1]
-		answer.NextBefore = cursor{At: last.OccurredAt.UnixMicro(), Position: last.Position}.encode()
+		answer.NextBefore = paging.Encode(cursor{At: last.OccurredAt.UnixMicro(), Position: last.Position})
 	}
 	return answer, nil
 }

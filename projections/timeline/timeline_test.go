@@ -3,7 +3,6 @@ package timeline_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"testing"
 	"time"
 
@@ -13,10 +12,8 @@ import (
 	"github.com/eventcrm/crm/projections/timeline"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
-
 func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", timeline.Projection(), projectiontest.AnswerWith(timeline.Query), *update)
+	projectiontest.RunGolden(t, "testdata", timeline.Projection(), projectiontest.AnswerWith(timeline.Query))
 }
 
 func TestApplyModes(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // contactState is a contact (not merged into another) as it stood at as_of: its phase and
@@ -289,7 +290,7 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 	})
 	if len(answer.Candidates) > limit {
 		answer.Candidates = answer.Candidates[:limit]
-		answer.NextCursor = cursor{ID: answer.Candidates[limit-1].ContactID}.encode()
+		answer.NextCursor = paging.Encode(cursor{ID: answer.Candidates[limit-1].ContactID})
 	}
 	return answer, err
 }
@@ -505,7 +506,7 @@ func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables,
 	if len(answer.Contacts) > limit {
 		answer.Contacts = answer.Contacts[:limit]
 		last := answer.Contacts[limit-1]
-		answer.NextCursor = cursor{V: micros(last.LastActivityAt), ID: last.ContactID}.encode()
+		answer.NextCursor = paging.Encode(cursor{V: micros(last.LastActivityAt), ID: last.ContactID})
 	}
 	return answer, err
 }

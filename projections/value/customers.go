@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Sorts of the customer list.
@@ -194,7 +195,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 		if len(page) > limit {
 			page = page[:limit]
 			last := &page[limit-1]
-			answer.NextCursor = cursor{V: spec.value(last), ID: last.id}.encode()
+			answer.NextCursor = paging.Encode(cursor{V: spec.value(last), ID: last.id})
 		}
 		times, err := q.purchaseTimes(ctx, page)
 		if err != nil {

@@ -55,11 +55,8 @@ func ExplainSeasonality(ctx context.Context, db *projections.DB, t projections.T
 	default:
 		return explain.Answer{}, bad
 	}
-	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
-	if err != nil {
-		return explain.Answer{}, err
-	}
-	return explain.Answer{Explain: path, AsOf: asOf.UTC(), Page: page}, nil
+	return explain.AnswerDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil,
+		path, asOf)
 }
 
 // ExplainRepeatRate answers the parts of the figure of the repeat rate at path: the customers
@@ -86,11 +83,8 @@ func ExplainRepeatRate(ctx context.Context, db *projections.DB, t projections.Ta
 	default:
 		return explain.Answer{}, domain.Invalid("explain", "%q is not the path of a figure of the repeat rate (see the documentation)", path)
 	}
-	page, err := explain.ReadDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil)
-	if err != nil {
-		return explain.Answer{}, err
-	}
-	return explain.Answer{Explain: path, AsOf: asOf.UTC(), Page: page}, nil
+	return explain.AnswerDB(ctx, db, partsShape().Source(t.Name(tableParts)), q, nil,
+		path, asOf)
 }
 
 // Figures of the parts of RFM: every purchase of a customer is a part, the last one (which

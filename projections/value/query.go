@@ -3,8 +3,6 @@ package value
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/paging"
 )
 
 // Page sizes of the lists.
@@ -307,15 +306,7 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
 
 // limitOf checks a page size.
-func limitOf(limit int) (int, error) {
-	switch {
-	case limit == 0:
-		return DefaultLimit, nil
-	case limit < 0 || limit > MaxLimit:
-		return 0, domain.Invalid("limit", "%d is outside 1..%d", limit, MaxLimit)
-	}
-	return limit, nil
-}
+func limitOf(limit int) (int, error) { return paging.Limit(limit, DefaultLimit, MaxLimit) }
 
 // cursor is the place of the last item of a page: its sort value and id.
 type cursor struct {
@@ -323,24 +314,8 @@ type cursor struct {
 	ID string `json:"id"`
 }
 
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c) // an integer and a string always encode
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func decodeCursor(s string) (*cursor, error) {
-	if s == "" {
-		return nil, nil
-	}
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil || c.ID == "" {
-		return nil, domain.Invalid("cursor", "is not a cursor of this list")
-	}
-	return &c, nil
+	return paging.Cursor(s, "cursor", "is not a cursor of this list", func(c cursor) bool { return c.ID != "" })
 }
 
 // asOfRequired refuses a question without its business time.

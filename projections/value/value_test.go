@@ -3,7 +3,6 @@ package value_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"testing"
 	"time"
@@ -13,8 +12,6 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/value"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
 // question is a params file: the query it asks and its parameters.
 type question struct {
@@ -73,11 +70,11 @@ func tokyo(t testing.TB) *time.Location {
 
 func TestGolden(t *testing.T) {
 	t.Run("utc", func(t *testing.T) {
-		projectiontest.RunGolden(t, "testdata/utc", value.Projection(time.UTC), answerIn(time.UTC), *update)
+		projectiontest.RunGolden(t, "testdata/utc", value.Projection(time.UTC), answerIn(time.UTC))
 	})
 	t.Run("tokyo", func(t *testing.T) {
 		zone := tokyo(t)
-		projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone), *update)
+		projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone))
 	})
 }
 
