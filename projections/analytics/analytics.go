@@ -75,8 +75,8 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel(period.Zone(loc))
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(2, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.bins, m.exact,
+		Version: period.Version(3, m.zone),
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.bins, m.exact,
 			m.forecast, m.horizon.Table(), m.probabilities.Table()},
 		Fold: m.fold,
 	})
@@ -90,6 +90,7 @@ const (
 	tableLatest   = "latest"
 	tableParts    = "parts"
 	tableCounts   = "counts"
+	tableDeltas   = "deltas"
 	tableBins     = "bins"
 	tableExact    = "exact"
 	tableForecast = "forecast"
@@ -131,6 +132,13 @@ type countRow struct {
 	count, amount                     int64
 }
 
+// deltaRow is what the parts of a figure known on one business date add to a count (a part
+// adds on the date it is made, and takes back on the date it is revoked).
+type deltaRow struct {
+	dim, value, grain, period, figure, known string
+	count, amount                            int64
+}
+
 type binRow struct {
 	grain, period, dim, value, figure string
 	width, bin, count                 int64
@@ -155,6 +163,7 @@ type model struct {
 	latest   *readmodel.Table[latestRow]
 	parts    *readmodel.Table[explain.Part]
 	counts   *readmodel.Table[countRow]
+	deltas   *readmodel.Table[deltaRow]
 	bins     *readmodel.Table[binRow]
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
@@ -170,6 +179,7 @@ func newModel(zone *time.Location) *model {
 		t  = taskRow
 		l  = latestRow
 		cr = countRow
+		dr = deltaRow
 		br = binRow
 		er = exactRow
 		fr = forecastRow
@@ -213,7 +223,10 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("position", func(r *l) *int64 { return &r.position }),
 		readmodel.BigInt("at", func(r *l) *int64 { return &r.at }),
 		readmodel.Text("category", func(r *l) *string { return &r.category }))
-	m.parts = explain.NewTable(tableParts)
+	// The parts made or revoked at a business time are found by it: a question as of a past
+	// time reads those of its own business date (see deltas).
+	m.parts = explain.NewTable(tableParts).WithIndexes(readmodel.Index{Name: "at", Columns: "at"},
+		readmodel.Index{Name: "until", Columns: "until_at", Where: "until_at IS NOT NULL"})
 	// Keyed by what a question filters on first: it reads one copy's rows over a range of
 	// periods, in key order.
 	m.counts = readmodel.NewTable(tableCounts, 5,
@@ -224,6 +237,16 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("figure", func(r *cr) *string { return &r.figure }),
 		readmodel.BigInt("count", func(r *cr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *cr) *int64 { return &r.amount })).
+		Clustered()
+	m.deltas = readmodel.NewTable(tableDeltas, 6,
+		readmodel.Text("dim", func(r *dr) *string { return &r.dim }),
+		readmodel.Text("value", func(r *dr) *string { return &r.value }),
+		readmodel.Text("grain", func(r *dr) *string { return &r.grain }),
+		readmodel.Text("period", func(r *dr) *string { return &r.period }),
+		readmodel.Text("figure", func(r *dr) *string { return &r.figure }),
+		readmodel.Text("known", func(r *dr) *string { return &r.known }),
+		readmodel.BigInt("count", func(r *dr) *int64 { return &r.count }),
+		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount })).
 		Clustered()
 	m.bins = readmodel.NewTable(tableBins, 7,
 		readmodel.Text("figure", func(r *br) *string { return &r.figure }),
