@@ -189,7 +189,7 @@ func (r *reader) sameDay(ctx context.Context, q kpiQuestion, f filter, src sourc
 			sign++
 		}
 		if p.Until.Valid {
-			if until := max(p.Until.Int64, p.At); until >= start && until < asOf {
+			if until := max(p.Until.Int64, p.At); until >= start && until <= asOf {
 				sign--
 			}
 		}
