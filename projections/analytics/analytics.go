@@ -13,8 +13,11 @@
 // counts and amounts of every figure per day and per month (per kind of period for the NPS),
 // for every contact and per owner, channel and segment; the lengths of the two medians as
 // counts per bin (projections/lengths); the open deals per expected close date, owner and
-// currency. A question as of an earlier time, or with two filters, sums the parts standing
-// then instead.
+// currency; and the changes of those counts (but the NPS's) per business date they became
+// known (deltas), so that a question as of an earlier time reads the changes known before
+// its business date and the parts made or revoked on that date up to as_of. The medians as of
+// an earlier time, the NPS as of an earlier time, and any question with two filters, sum the
+// parts standing then.
 //
 // Tables (prefix from projections.Tables):
 //
@@ -27,10 +30,14 @@
 //	          task open; 0 once done or cancelled)
 //	latest    contact_id, grain, period: the position, time and category of the contact's
 //	          latest survey in the period (NPS)
-//	parts     see projections/explain; figures below
+//	parts     see projections/explain; figures below; indexed by at and until_at (the parts
+//	          made or revoked on a business date)
 //	counts    dim ('', owner, channel, segment; channel_owner, segment_owner for the
 //	          activity), value, grain (day, month; week, quarter, year for the NPS), period
 //	          (its first date), figure: count, amount
+//	deltas    dim, value, grain, period, figure as counts (not the NPS), known (the business
+//	          date the change became known: a part's at, its revocation's until_at, or its
+//	          at when revoked before it was made): count, amount
 //	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
 //	          projections/lengths)
 //	exact     figure, dim, value, grain, period, micros: count
