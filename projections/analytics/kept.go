@@ -88,35 +88,49 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		stmts []string
 		args  []any
 	)
-	part := func(kind int, where string, wargs ...any) {
-		stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+table+`
+	part := func(kind int, from, where string, wargs ...any) {
+		stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from+`
 			WHERE `+where+cond+` GROUP BY period, value, figure`)
 		args = append(args, wargs...)
 		if known != "" {
 			args = append(args, known)
 		}
 	}
-	part(countsFigures, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
+	part(countsFigures, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
 		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
-	part(countsTasks, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
+	part(countsTasks, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
 		f.dim, f.value, grainDay, q.w.from(), q.w.to(), "task/", upper("task/"))
 	// Every owner's activity, the one owner's, or that of each owner of a channel or segment
 	// (values "<channel>\x1f<owner>": from "<channel>\x1f" to the byte after the separator).
-	dim, cut, owners := "owner", "", ""
-	ownerArgs := []any{}
+	// The rows are keyed by owner before period: the owners are found first, one index seek
+	// each (owners), and the periods of the window read for each, rather than every period
+	// of every owner scanned.
+	activity := []any{q.w.grain(), q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
+	const activityWhere = `grain = ? AND period >= ? AND period < ? AND ((figure >= ? AND figure < ?) OR (figure >= ? AND figure < ?))`
+	with, cut := "", ""
+	var withArgs []any
 	switch f.dim {
 	case "owner":
-		owners = ` AND value = ?`
-		ownerArgs = append(ownerArgs, f.value)
-	case "channel", "segment":
-		dim, cut = f.dim+ownerSuffix, f.value+ownerSeparator
-		owners = ` AND value >= ? AND value < ?`
-		ownerArgs = append(ownerArgs, cut, f.value+"\x20")
+		part(countsOwners, table, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
+	default:
+		dim, lo, hi := "owner", "", ""
+		if f.dim != "" {
+			dim, cut = f.dim+ownerSuffix, f.value+ownerSeparator
+			lo, hi = cut, f.value+"\x20"
+		}
+		below, belowArgs := "", []any{}
+		if hi != "" {
+			below, belowArgs = ` AND value < ?`, []any{hi}
+		}
+		with = `WITH RECURSIVE owners(v) AS (
+			SELECT MIN(value) FROM ` + table + ` WHERE dim = ? AND value >= ?` + below + `
+			UNION ALL
+			SELECT (SELECT MIN(value) FROM ` + table + ` WHERE dim = ? AND value > owners.v` + below + `) FROM owners WHERE owners.v IS NOT NULL)
+		`
+		withArgs = append(append(append([]any{dim, lo}, belowArgs...), dim), belowArgs...)
+		part(countsOwners, `owners JOIN `+table+` ON dim = ? AND value = owners.v`, activityWhere, append([]any{dim}, activity...)...)
 	}
-	part(countsOwners, `dim = ? AND grain = ? AND period >= ? AND period < ? AND
-		((figure >= ? AND figure < ?) OR (figure >= ? AND figure < ?))`+owners,
-		append([]any{dim, q.w.grain(), q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}, ownerArgs...)...)
-	rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
+	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
 	if err != nil {
 		return fmt.Errorf("counts: %w", err)
 	}
