@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/lengths"
 )
@@ -128,7 +129,15 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 			SELECT (SELECT MIN(value) FROM ` + table + ` WHERE dim = ? AND value > owners.v` + below + `) FROM owners WHERE owners.v IS NOT NULL)
 		`
 		withArgs = append(append(append([]any{dim, lo}, belowArgs...), dim), belowArgs...)
-		part(countsOwners, `owners JOIN `+table+` ON dim = ? AND value = owners.v`, activityWhere, append([]any{dim}, activity...)...)
+		// SQLite reads the rows of each owner in turn (a nested loop by the key); PostgreSQL,
+		// given a join, would rather scan the table for a hash join: it is given the owners
+		// as an array of key values instead.
+		owned := `owners JOIN ` + table + ` ON dim = ? AND value = owners.v`
+		where := activityWhere
+		if r.db.Dialect == projections.Postgres {
+			owned, where = table, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
+		}
+		part(countsOwners, owned, where, append([]any{dim}, activity...)...)
 	}
 	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
 	if err != nil {
