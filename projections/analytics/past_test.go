@@ -70,8 +70,8 @@ func TestPastEqualsParts(t *testing.T) {
 }
 
 // TestPastEqualsPartsGenerated: the same over a generated history of 300 contacts in which
-// one touchpoint, survey or task completion in ten is recorded last (back-dated), as of a
-// sample of its times, in Tokyo.
+// one touchpoint, survey or task completion in ten, and every merge, is recorded last
+// (back-dated), as of a sample of its times, in Tokyo.
 func TestPastEqualsPartsGenerated(t *testing.T) {
 	h := newSalesHistory(t, 300)
 	var kept, late []eventstore.Event
@@ -82,6 +82,11 @@ func TestPastEqualsPartsGenerated(t *testing.T) {
 				late = append(late, e)
 				continue
 			}
+		case "contact.merged_into.v1":
+			// Recorded last, a merge takes away facts of the duplicate that occurred after
+			// it: they never stood.
+			late = append(late, e)
+			continue
 		}
 		kept = append(kept, e)
 	}
@@ -106,5 +111,25 @@ func TestPastEqualsPartsGenerated(t *testing.T) {
 		tables := projections.TablesFor(p, "")
 		projectiontest.MustApply(t, db, p, tables, events)
 		checkPastEqualsParts(t, db, tables, sample, questions, zone)
+	})
+}
+
+// TestPastEqualsPartsRevokedBeforeMade: a merge recorded last with a business time before the
+// duplicate's later facts takes them away before they occurred: they never stood, as of any
+// time.
+func TestPastEqualsPartsRevokedBeforeMade(t *testing.T) {
+	events := projectiontest.MustParseHistory(t, `
+2025-03-03T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1","name":"Aiko","channel":"web_form","owner":"rep-a","segment":"smb"}
+2025-03-04T09:00:00Z contact-c2 contact.created.v1 {"contact_id":"c2","name":"Aiko S.","channel":"web_form","owner":"rep-a","segment":"smb"}
+2025-03-10T09:00:00Z contact-c2 contact.phase_changed.v1 {"contact_id":"c2","from":"lead","to":"approach","rule":"forward"}
+2025-03-12T09:00:00Z contact-c2 contact.phase_changed.v1 {"contact_id":"c2","from":"approach","to":"won","rule":"forward"}
+2025-03-20T09:00:00Z contact-c3 contact.created.v1 {"contact_id":"c3","name":"Ben","channel":"referral","owner":"rep-b"}
+2025-03-06T09:00:00Z contact-c2 contact.merged_into.v1 {"contact_id":"c2","into":"c1"}
+`)
+	p := analytics.ProjectionIn(time.UTC)
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		tables := projections.TablesFor(p, "")
+		projectiontest.MustApply(t, db, p, tables, events)
+		checkPastEqualsParts(t, db, tables, asOfs(events, time.UTC), pastQuestions(), time.UTC)
 	})
 }
