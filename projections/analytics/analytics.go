@@ -13,8 +13,11 @@
 // counts and amounts of every figure per day and per month (per kind of period for the NPS),
 // for every contact and per owner, channel and segment; the lengths of the two medians as
 // counts per bin (projections/lengths); the open deals per expected close date, owner and
-// currency. A question as of an earlier time, or with two filters, sums the parts standing
-// then instead.
+// currency; and the changes of those counts (but the NPS's) per business date they became
+// known (deltas), so that a question as of an earlier time reads the changes known before
+// its business date and the parts made or revoked on that date up to as_of. The medians as of
+// an earlier time, the NPS as of an earlier time, and any question with two filters, sum the
+// parts standing then.
 //
 // Tables (prefix from projections.Tables):
 //
@@ -27,10 +30,14 @@
 //	          task open; 0 once done or cancelled)
 //	latest    contact_id, grain, period: the position, time and category of the contact's
 //	          latest survey in the period (NPS)
-//	parts     see projections/explain; figures below
+//	parts     see projections/explain; figures below; indexed by at and until_at (the parts
+//	          made or revoked on a business date)
 //	counts    dim ('', owner, channel, segment; channel_owner, segment_owner for the
 //	          activity), value, grain (day, month; week, quarter, year for the NPS), period
 //	          (its first date), figure: count, amount
+//	deltas    dim, value, grain, period, figure as counts (not the NPS), known (the business
+//	          date the change became known: a part's at, its revocation's until_at, or its
+//	          at when revoked before it was made): count, amount
 //	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
 //	          projections/lengths)
 //	exact     figure, dim, value, grain, period, micros: count
@@ -75,8 +82,8 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel(period.Zone(loc))
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(2, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.bins, m.exact,
+		Version: period.Version(3, m.zone),
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.bins, m.exact,
 			m.forecast, m.horizon.Table(), m.probabilities.Table()},
 		Fold: m.fold,
 	})
@@ -90,6 +97,7 @@ const (
 	tableLatest   = "latest"
 	tableParts    = "parts"
 	tableCounts   = "counts"
+	tableDeltas   = "deltas"
 	tableBins     = "bins"
 	tableExact    = "exact"
 	tableForecast = "forecast"
@@ -131,6 +139,13 @@ type countRow struct {
 	count, amount                     int64
 }
 
+// deltaRow is what the parts of a figure known on one business date add to a count (a part
+// adds on the date it is made, and takes back on the date it is revoked).
+type deltaRow struct {
+	dim, value, grain, period, figure, known string
+	count, amount                            int64
+}
+
 type binRow struct {
 	grain, period, dim, value, figure string
 	width, bin, count                 int64
@@ -155,6 +170,7 @@ type model struct {
 	latest   *readmodel.Table[latestRow]
 	parts    *readmodel.Table[explain.Part]
 	counts   *readmodel.Table[countRow]
+	deltas   *readmodel.Table[deltaRow]
 	bins     *readmodel.Table[binRow]
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
@@ -170,6 +186,7 @@ func newModel(zone *time.Location) *model {
 		t  = taskRow
 		l  = latestRow
 		cr = countRow
+		dr = deltaRow
 		br = binRow
 		er = exactRow
 		fr = forecastRow
@@ -213,7 +230,10 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("position", func(r *l) *int64 { return &r.position }),
 		readmodel.BigInt("at", func(r *l) *int64 { return &r.at }),
 		readmodel.Text("category", func(r *l) *string { return &r.category }))
-	m.parts = explain.NewTable(tableParts)
+	// The parts made or revoked at a business time are found by it: a question as of a past
+	// time reads those of its own business date (see deltas).
+	m.parts = explain.NewTable(tableParts).WithIndexes(readmodel.Index{Name: "at", Columns: "at"},
+		readmodel.Index{Name: "until", Columns: "until_at", Where: "until_at IS NOT NULL"})
 	// Keyed by what a question filters on first: it reads one copy's rows over a range of
 	// periods, in key order.
 	m.counts = readmodel.NewTable(tableCounts, 5,
@@ -224,6 +244,16 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("figure", func(r *cr) *string { return &r.figure }),
 		readmodel.BigInt("count", func(r *cr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *cr) *int64 { return &r.amount })).
+		Clustered()
+	m.deltas = readmodel.NewTable(tableDeltas, 6,
+		readmodel.Text("dim", func(r *dr) *string { return &r.dim }),
+		readmodel.Text("value", func(r *dr) *string { return &r.value }),
+		readmodel.Text("grain", func(r *dr) *string { return &r.grain }),
+		readmodel.Text("period", func(r *dr) *string { return &r.period }),
+		readmodel.Text("figure", func(r *dr) *string { return &r.figure }),
+		readmodel.Text("known", func(r *dr) *string { return &r.known }),
+		readmodel.BigInt("count", func(r *dr) *int64 { return &r.count }),
+		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount })).
 		Clustered()
 	m.bins = readmodel.NewTable(tableBins, 7,
 		readmodel.Text("figure", func(r *br) *string { return &r.figure }),

@@ -279,7 +279,7 @@ func (m *model) changeTask(rows *readmodel.Rows, e *readmodel.Event, id string, 
 // stand records part p and adds it to the figures it counts in.
 func (m *model) stand(rows *readmodel.Rows, p explain.Part) {
 	m.parts.Upsert(rows, p)
-	m.contribute(rows, p, 1)
+	m.contribute(rows, p, 1, m.date(p.At))
 	m.horizon.Reach(rows, p.At)
 }
 
@@ -291,15 +291,20 @@ func (m *model) revoke(rows *readmodel.Rows, p explain.Part, at int64) {
 	}
 	p.Until = sql.NullInt64{Int64: at, Valid: true}
 	m.parts.Upsert(rows, p)
-	m.contribute(rows, p, -1)
+	// A part revoked before it was made (back-dated events) never stood: it is taken back
+	// on the date it was made.
+	m.contribute(rows, p, -1, m.date(max(at, p.At)))
 	m.horizon.Reach(rows, at)
 }
 
+// date is the business date of a business time in microseconds.
+func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(micros), m.zone)) }
+
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
 // forecast; the NPS counts of its kind of period; the counts of its day (and, but for tasks,
-// of its month) for every contact and for its owner, channel and segment; the lengths of a
-// median.
-func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
+// of its month) for every contact and for its owner, channel and segment, and the same in
+// the deltas known on business date known; the lengths of a median.
+func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
 	if p.Figure == figForecast {
 		month := ""
 		if p.Bucket != "" {
@@ -313,8 +318,9 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
 	}
 	type grain struct{ grain, period, figure string }
 	var grains []grain
+	nps := strings.HasPrefix(p.Figure, figNPS)
 	switch {
-	case strings.HasPrefix(p.Figure, figNPS):
+	case nps:
 		kind, category, _ := strings.Cut(strings.TrimPrefix(p.Figure, figNPS), "/")
 		grains = []grain{{kind, p.Bucket, figNPS + category}}
 	case strings.HasPrefix(p.Figure, "task/"):
@@ -326,6 +332,10 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64) {
 		for _, d := range dims(p, g.grain) {
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
+			if !nps {
+				m.deltas.Add(rows, deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
+					known: known, count: sign * p.Count, amount: sign * p.Amount})
+			}
 			if !isLength(p.Figure) {
 				continue
 			}

@@ -112,14 +112,14 @@ func (m *model) forecastDeal(rows *readmodel.Rows, before, after dealRow) {
 		return
 	}
 	if was.Entity != "" {
-		m.contribute(rows, was, -1)
+		m.contribute(rows, was, -1, "")
 		if is.Entity == "" {
 			m.parts.Delete(rows, was.Entity, was.Figure, was.Position)
 		}
 	}
 	if is.Entity != "" {
 		m.parts.Upsert(rows, is)
-		m.contribute(rows, is, 1)
+		m.contribute(rows, is, 1, "")
 	}
 }
 

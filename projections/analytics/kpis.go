@@ -181,9 +181,12 @@ func (p KPIParams) check() (kpiQuestion, error) {
 // kpiFigures are the figure prefixes the KPIs read.
 var kpiFigures = []string{figLead, figEntered, figAdvanced, figOpened, figWon, figLost, figCycle, figLeadToWon, "task/", figTouch}
 
-// QueryKPIs answers the KPIs of params from the tables of set t, in one read transaction. As of
-// now (or any time at or after the latest fact), with at most one filter, it reads the kept
-// counts; otherwise it sums the parts standing at as_of.
+// QueryKPIs answers the KPIs of params from the tables of set t, in one read transaction. With
+// at most one filter it reads what the fold keeps: as of now (or any time at or after the
+// latest fact) the kept counts and lengths; as of an earlier time the deltas known before
+// as_of's business date, the parts made or revoked on that date up to as_of, and the parts
+// of the two medians standing then. With two filters or more it sums the parts standing at
+// as_of.
 func QueryKPIs(ctx context.Context, db *projections.DB, t projections.Tables, params KPIParams) (any, error) {
 	q, err := params.check()
 	if err != nil {
@@ -220,10 +223,13 @@ func (r *reader) kpis(ctx context.Context, q kpiQuestion) (KPIAnswer, error) {
 	}
 	f, oneFilter := filterOf(q.Owner, q.Channel, q.Segment)
 	var src source
-	if kept && oneFilter && !q.fromParts {
-		src, err = r.keptSource(ctx, q, f)
-	} else {
+	switch {
+	case q.fromParts || !oneFilter:
 		src, err = r.partsSource(ctx, q)
+	case kept:
+		src, err = r.keptSource(ctx, q, f)
+	default:
+		src, err = r.pastSource(ctx, q, f)
 	}
 	if err != nil {
 		return KPIAnswer{}, err
@@ -235,78 +241,6 @@ func (r *reader) kpis(ctx context.Context, q kpiQuestion) (KPIAnswer, error) {
 		answer.Periods = append(answer.Periods, kpisOf(label, end, src, q.cutoff))
 	}
 	return answer, nil
-}
-
-// keptSource reads the kept counts of copy f.
-func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (source, error) {
-	src := source{byPeriod: map[string]figures{}, byOwner: map[string]map[string]figures{}, medians: map[string]map[string]stats{}}
-	// Tasks are kept per day only: their state depends on the day of as_of.
-	if err := r.counts(ctx, q.w, q.w.grain(), f, "", "task/", src.byPeriod); err != nil {
-		return source{}, err
-	}
-	if err := r.counts(ctx, q.w, q.w.grain(), f, "task0", "", src.byPeriod); err != nil {
-		return source{}, err
-	}
-	tasks := map[string]figures{}
-	if err := r.counts(ctx, q.w, grainDay, f, "task/", "task0", tasks); err != nil {
-		return source{}, err
-	}
-	// Open tasks by their due date, on either side of the cutoff: read per day.
-	if err := r.openTasks(ctx, q, f, src.byPeriod); err != nil {
-		return source{}, err
-	}
-	for label, figs := range tasks {
-		if src.byPeriod[label] == nil {
-			src.byPeriod[label] = figures{}
-		}
-		for name, t := range figs {
-			if name != figTaskOpen {
-				src.byPeriod[label].add(name, t.count, t.amount)
-			}
-		}
-	}
-	// Every owner's activity, the one owner's, or that of each owner of a channel or segment.
-	if err := r.ownerCounts(ctx, q.w, f, []string{figTouch, figWon}, src.byOwner); err != nil {
-		return source{}, err
-	}
-	for _, label := range q.w.labels() {
-		src.medians[label] = map[string]stats{}
-		for _, figure := range []string{figCycle, figLeadToWon} {
-			s, err := r.keptStats(ctx, q.w, f, figure, label)
-			if err != nil {
-				return source{}, err
-			}
-			src.medians[label][figure] = s
-		}
-	}
-	return src, nil
-}
-
-// openTasks adds the open tasks of copy f per period, as task/open/overdue (due before the
-// cutoff) and task/open/later.
-func (r *reader) openTasks(ctx context.Context, q kpiQuestion, f filter, into map[string]figures) error {
-	rows, err := r.query(ctx, `SELECT period, count FROM `+r.t.Name(tableCounts)+`
-		WHERE dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure = ?`,
-		f.dim, f.value, grainDay, q.w.from(), q.w.to(), figTaskOpen)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			due   string
-			count int64
-		)
-		if err := rows.Scan(&due, &count); err != nil {
-			return err
-		}
-		label := q.w.periodOf(due)
-		if into[label] == nil {
-			into[label] = figures{}
-		}
-		into[label].add(openState(due, q.cutoff), count, 0)
-	}
-	return rows.Err()
 }
 
 // openState names an open task due on due, judged against the cutoff.

@@ -11,7 +11,6 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/horizon"
-	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/period"
 )
 
@@ -204,55 +203,6 @@ func (r *reader) counts(ctx context.Context, w window, grain string, f filter, f
 	return rows.Err()
 }
 
-// ownerCounts sums the kept counts per owner of the figures beginning each prefix, by period
-// of w and owner: of every owner (f every contact's), of one (f an owner's), of the owners of a
-// channel or segment (f that channel's or segment's).
-func (r *reader) ownerCounts(ctx context.Context, w window, f filter, prefixes []string, into map[string]map[string]figures) error {
-	for _, prefix := range prefixes {
-		stmt := `SELECT period, value, figure, count, amount FROM ` + r.t.Name(tableCounts) + `
-			WHERE dim = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`
-		dim, cut := "owner", ""
-		switch f.dim {
-		case "owner":
-			stmt += ` AND value = ?`
-		case "channel", "segment":
-			// Values "<channel>\x1f<owner>": those of the channel, from "<channel>\x1f" to the
-			// byte after the separator.
-			dim, cut = f.dim+ownerSuffix, f.value+ownerSeparator
-			stmt += ` AND value >= ? AND value < ?`
-		}
-		args := []any{dim, w.grain(), w.from(), w.to(), prefix, upper(prefix)}
-		switch {
-		case f.dim == "owner":
-			args = append(args, f.value)
-		case cut != "":
-			args = append(args, cut, f.value+"\x20")
-		}
-		rows, err := r.query(ctx, stmt, args...)
-		if err != nil {
-			return fmt.Errorf("owner counts: %w", err)
-		}
-		for rows.Next() {
-			var (
-				bucket, value, figure string
-				count, amount         int64
-			)
-			if err := rows.Scan(&bucket, &value, &figure, &count, &amount); err != nil {
-				rows.Close()
-				return fmt.Errorf("owner counts: %w", err)
-			}
-			if count == 0 && amount == 0 {
-				continue
-			}
-			addOwner(into, w.periodOf(bucket), strings.TrimPrefix(value, cut), figure, count, amount)
-		}
-		if err := closeRows(rows); err != nil {
-			return fmt.Errorf("owner counts: %w", err)
-		}
-	}
-	return nil
-}
-
 func addOwner(into map[string]map[string]figures, label, owner, figure string, count, amount int64) {
 	if into[label] == nil {
 		into[label] = map[string]figures{}
@@ -274,23 +224,6 @@ func closeRows(rows *sql.Rows) error {
 // upper is the first figure name after every name beginning prefix (which ends in "/").
 func upper(prefix string) string { return strings.TrimSuffix(prefix, "/") + "0" }
 
-// keptStats reads the median of a length figure of filter f in the period label of w.
-func (r *reader) keptStats(ctx context.Context, w window, f filter, figure, label string) (stats, error) {
-	from, to, _ := w.span(label)
-	s, err := lengths.Read(ctx, r.tx, r.db.Dialect, lengths.Series{
-		Bins:       r.t.Name(tableBins),
-		Where:      `figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ?`,
-		Args:       []any{figure, f.dim, f.value, w.grain(), from, to},
-		Exact:      r.t.Name(tableExact),
-		ExactWhere: `figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND count > 0`,
-		ExactArgs:  []any{figure, f.dim, f.value, w.grain(), from, to},
-	})
-	if err != nil {
-		return stats{}, fmt.Errorf("%s lengths: %w", figure, err)
-	}
-	return stats{count: s.Count, median: s.Median}, nil
-}
-
 // parts reads the parts of the figures standing at asOf in the business dates of w, with the
 // filters.
 func (r *reader) parts(ctx context.Context, w window, figs []string, asOf time.Time, owner, channel, segment string) ([]explain.Part, error) {
@@ -307,12 +240,22 @@ func medianOf(micros []int64) stats {
 	}
 	sorted := append([]int64(nil), micros...)
 	sortInts(sorted)
+	lower := sorted[n/2]
+	if n%2 == 0 {
+		lower = sorted[n/2-1]
+	}
+	return middleMedian(n, lower, sorted[n/2])
+}
+
+// middleMedian is the median of n lengths whose middle ones (the lower middle and the upper
+// middle, the same length for an odd n) are lower and upper.
+func middleMedian(n int, lower, upper int64) stats {
 	var m float64
 	if n%2 == 1 {
-		m = explain.Days(sorted[n/2])
+		m = explain.Days(upper)
 	} else {
 		const perDay = int64(24 * time.Hour / time.Microsecond)
-		a, b := max(sorted[n/2-1], 0), max(sorted[n/2], 0)
+		a, b := max(lower, 0), max(upper, 0)
 		m = float64(((a+b)*100+perDay)/(2*perDay)) / 100
 	}
 	return stats{count: n, median: &m}

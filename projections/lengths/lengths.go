@@ -54,6 +54,10 @@ func lowest(h int64) int64 {
 	return h*microsPerDay/100 - microsPerDay/200
 }
 
+// DaySpan is the lengths in microseconds (from inclusive, to exclusive) whose day bin is day:
+// for a reader that finds a rank's day in the day bins itself.
+func DaySpan(day int64) (from, to int64) { return lowest(day * Day), lowest((day + 1) * Day) }
+
 // Stats are the median and p75 of the lengths of a series, in days; nil when it has none.
 type Stats struct {
 	Count       int

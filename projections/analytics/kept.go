@@ -1,0 +1,396 @@
+package analytics
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/lengths"
+)
+
+// newSource is an empty source.
+func newSource() source {
+	return source{byPeriod: map[string]figures{}, byOwner: map[string]map[string]figures{}, medians: map[string]map[string]stats{}}
+}
+
+// keptSource reads the kept counts and lengths of copy f: the counts in one statement, the
+// medians of every period in two (their day bins, then the exact lengths of the days that
+// hold the middle ones).
+func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (source, error) {
+	src := newSource()
+	if err := r.figureCounts(ctx, q, f, "", src); err != nil {
+		return source{}, err
+	}
+	medians, err := r.keptMedians(ctx, q, f)
+	if err != nil {
+		return source{}, err
+	}
+	src.medians = medians
+	return src, nil
+}
+
+// pastSource answers as of a time before the latest fact, with at most one filter: the deltas
+// of copy f known before as_of's business date, the parts made or revoked on that date up to
+// as_of, and the medians from the parts of their lengths standing at as_of.
+func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (source, error) {
+	src := newSource()
+	if err := r.figureCounts(ctx, q, f, q.cutoff, src); err != nil {
+		return source{}, err
+	}
+	if err := r.sameDay(ctx, q, f, src); err != nil {
+		return source{}, err
+	}
+	parts, err := r.parts(ctx, q.w, []string{figCycle, figLeadToWon}, q.AsOf, q.Owner, q.Channel, q.Segment)
+	if err != nil {
+		return source{}, err
+	}
+	measures := map[string]map[string][]int64{}
+	for _, p := range parts {
+		label := q.w.periodOf(p.Bucket)
+		if measures[label] == nil {
+			measures[label] = map[string][]int64{}
+		}
+		measures[label][p.Figure] = append(measures[label][p.Figure], p.Measure)
+	}
+	for _, label := range q.w.labels() {
+		src.medians[label] = map[string]stats{}
+		for _, figure := range []string{figCycle, figLeadToWon} {
+			src.medians[label][figure] = medianOf(measures[label][figure])
+		}
+	}
+	return src, nil
+}
+
+// Parts of the statement of figureCounts.
+const (
+	countsFigures = iota // every figure but the tasks, at the window's grain
+	countsTasks          // the tasks, per due date
+	countsOwners         // the activity per owner
+)
+
+// figureCounts adds the counts of copy f in the window to src, in one statement: every figure
+// but the tasks at the window's grain, the tasks per due date (the open ones overdue or not
+// yet due at the cutoff), and the activity per owner (every owner's, the one owner's, or that
+// of each owner of the channel or segment). From the kept counts when known is "", else from
+// the deltas known before business date known.
+func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, known string, src source) error {
+	table, sums, cond := r.t.Name(tableCounts), "SUM(count), SUM(amount)", ""
+	if known != "" {
+		table, cond = r.t.Name(tableDeltas), " AND known < ?"
+	}
+	var (
+		stmts []string
+		args  []any
+	)
+	part := func(kind int, from, where string, wargs ...any) {
+		stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from+`
+			WHERE `+where+cond+` GROUP BY period, value, figure`)
+		args = append(args, wargs...)
+		if known != "" {
+			args = append(args, known)
+		}
+	}
+	part(countsFigures, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
+		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
+	part(countsTasks, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
+		f.dim, f.value, grainDay, q.w.from(), q.w.to(), "task/", upper("task/"))
+	// Every owner's activity, the one owner's, or that of each owner of a channel or segment
+	// (values "<channel>\x1f<owner>": from "<channel>\x1f" to the byte after the separator).
+	// The rows are keyed by owner before period: the owners are found first, one index seek
+	// each (owners), and the periods of the window read for each, rather than every period
+	// of every owner scanned.
+	activity := []any{q.w.grain(), q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
+	const activityWhere = `grain = ? AND period >= ? AND period < ? AND ((figure >= ? AND figure < ?) OR (figure >= ? AND figure < ?))`
+	with, cut := "", ""
+	var withArgs []any
+	switch f.dim {
+	case "owner":
+		part(countsOwners, table, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
+	default:
+		dim, lo, hi := "owner", "", ""
+		if f.dim != "" {
+			dim, cut = f.dim+ownerSuffix, f.value+ownerSeparator
+			lo, hi = cut, f.value+"\x20"
+		}
+		below, belowArgs := "", []any{}
+		if hi != "" {
+			below, belowArgs = ` AND value < ?`, []any{hi}
+		}
+		with = `WITH RECURSIVE owners(v) AS (
+			SELECT MIN(value) FROM ` + table + ` WHERE dim = ? AND value >= ?` + below + `
+			UNION ALL
+			SELECT (SELECT MIN(value) FROM ` + table + ` WHERE dim = ? AND value > owners.v` + below + `) FROM owners WHERE owners.v IS NOT NULL)
+		`
+		withArgs = append(append(append([]any{dim, lo}, belowArgs...), dim), belowArgs...)
+		// SQLite reads the rows of each owner in turn (a nested loop by the key); PostgreSQL,
+		// given a join, would rather scan the table for a hash join: it is given the owners
+		// as an array of key values instead.
+		owned := `owners JOIN ` + table + ` ON dim = ? AND value = owners.v`
+		where := activityWhere
+		if r.db.Dialect == projections.Postgres {
+			owned, where = table, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
+		}
+		part(countsOwners, owned, where, append([]any{dim}, activity...)...)
+	}
+	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
+	if err != nil {
+		return fmt.Errorf("counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			kind                  int
+			bucket, value, figure string
+			count, amount         int64
+		)
+		if err := rows.Scan(&kind, &bucket, &value, &figure, &count, &amount); err != nil {
+			return fmt.Errorf("counts: %w", err)
+		}
+		if count == 0 && amount == 0 {
+			continue
+		}
+		label := q.w.periodOf(bucket)
+		switch kind {
+		case countsOwners:
+			addOwner(src.byOwner, label, strings.TrimPrefix(value, cut), figure, count, amount)
+			continue
+		case countsTasks:
+			if figure == figTaskOpen {
+				figure = openState(bucket, q.cutoff)
+			}
+		}
+		if src.byPeriod[label] == nil {
+			src.byPeriod[label] = figures{}
+		}
+		src.byPeriod[label].add(figure, count, amount)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("counts: %w", err)
+	}
+	return nil
+}
+
+// sameDay adds to src what the parts of copy f made or revoked on as_of's business date, up to
+// as_of, add to the deltas known before it: a part made then counts, one revoked then (or made
+// and revoked) does not. A part revoked before it was made never stood; its deltas cancel out
+// on the date it was made.
+func (r *reader) sameDay(ctx context.Context, q kpiQuestion, f filter, src source) error {
+	start, asOf := startOf(q.cutoff, q.Zone), q.AsOf.UnixMicro()
+	where, args := `bucket >= ? AND bucket < ?`, []any{q.w.from(), q.w.to()}
+	if f.dim != "" {
+		// The one filter: owner, channel or segment, columns of the parts of the same names.
+		where += ` AND ` + f.dim + ` = ?`
+		args = append(args, f.value)
+	}
+	parts := r.t.Name(tableParts)
+	stmt := `SELECT ` + explain.Columns + ` FROM ` + parts + ` WHERE at >= ? AND at <= ? AND ` + where + `
+		UNION ALL
+		SELECT ` + explain.Columns + ` FROM ` + parts + ` WHERE until_at >= ? AND until_at <= ? AND at < ? AND ` + where
+	all := append(append([]any{start, asOf}, args...), append([]any{start, asOf, start}, args...)...)
+	rows, err := r.query(ctx, stmt, all...)
+	if err != nil {
+		return fmt.Errorf("parts of %s: %w", q.cutoff, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := explain.Scan(rows)
+		if err != nil {
+			return fmt.Errorf("parts of %s: %w", q.cutoff, err)
+		}
+		if p.Figure == figForecast || strings.HasPrefix(p.Figure, figNPS) {
+			continue
+		}
+		var sign int64
+		if p.At >= start && p.At <= asOf {
+			sign++
+		}
+		if p.Until.Valid {
+			if until := max(p.Until.Int64, p.At); until >= start && until <= asOf {
+				sign--
+			}
+		}
+		if sign == 0 {
+			continue
+		}
+		label := q.w.periodOf(p.Bucket)
+		figure := p.Figure
+		if figure == figTaskOpen {
+			figure = openState(p.Bucket, q.cutoff)
+		}
+		if src.byPeriod[label] == nil {
+			src.byPeriod[label] = figures{}
+		}
+		src.byPeriod[label].add(figure, sign*p.Count, sign*p.Amount)
+		// The activity per owner is kept for the parts with an owner, and per channel or
+		// segment and owner for those with that channel or segment (see dims).
+		if activity(p.Figure) && (p.Owner != "" || f.dim == "channel" || f.dim == "segment") {
+			addOwner(src.byOwner, label, p.Owner, p.Figure, sign*p.Count, sign*p.Amount)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("parts of %s: %w", q.cutoff, err)
+	}
+	return nil
+}
+
+// keptMedians reads the medians of both lengths of copy f in every period of the window: the
+// day bins of the window, then, in one statement, the exact lengths of each day holding a
+// middle length.
+func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[string]map[string]stats, error) {
+	type series struct{ label, figure string }
+	days := map[series]map[int64]int64{}
+	rows, err := r.query(ctx, `SELECT figure, period, bin, count FROM `+r.t.Name(tableBins)+`
+		WHERE figure IN (?, ?) AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ?`,
+		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day, q.w.from(), q.w.to())
+	if err != nil {
+		return nil, fmt.Errorf("lengths: %w", err)
+	}
+	for rows.Next() {
+		var (
+			figure, bucket string
+			bin, count     int64
+		)
+		if err := rows.Scan(&figure, &bucket, &bin, &count); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("lengths: %w", err)
+		}
+		s := series{q.w.periodOf(bucket), figure}
+		if days[s] == nil {
+			days[s] = map[int64]int64{}
+		}
+		days[s][bin] += count
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("lengths: %w", err)
+	}
+	// The day of each middle length, and its rank within the day.
+	type need struct {
+		series
+		day int64
+	}
+	type middle struct {
+		n            int64
+		lower, upper int64 // ranks within their days
+		lowerDay     need
+		upperDay     need
+	}
+	middles := map[series]middle{}
+	var needs []need
+	needed := map[need]bool{}
+	for s, bins := range days {
+		order := make([]int64, 0, len(bins))
+		var n int64
+		for bin, c := range bins {
+			if c != 0 {
+				order = append(order, bin)
+				n += c
+			}
+		}
+		if n <= 0 {
+			continue
+		}
+		slices.Sort(order)
+		locate := func(rank int64) (need, int64) {
+			var before int64
+			for _, bin := range order {
+				if rank <= before+bins[bin] {
+					return need{s, bin}, rank - before
+				}
+				before += bins[bin]
+			}
+			return need{s, order[len(order)-1]}, rank - before
+		}
+		m := middle{n: n}
+		m.upperDay, m.upper = locate(n/2 + 1)
+		m.lowerDay, m.lower = m.upperDay, m.upper
+		if n%2 == 0 {
+			m.lowerDay, m.lower = locate(n / 2)
+		}
+		middles[s] = m
+		for _, d := range []need{m.lowerDay, m.upperDay} {
+			if !needed[d] {
+				needed[d] = true
+				needs = append(needs, d)
+			}
+		}
+	}
+	exact := map[need][]lengthCount{}
+	if len(needs) > 0 {
+		var (
+			stmts []string
+			args  []any
+		)
+		for i, d := range needs {
+			from, to, _ := q.w.span(d.label)
+			lo, hi := lengths.DaySpan(d.day)
+			stmts = append(stmts, `SELECT `+strconv.Itoa(i)+`, micros, count FROM `+r.t.Name(tableExact)+`
+				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`)
+			args = append(args, d.figure, f.dim, f.value, q.w.grain(), from, to, lo, hi)
+		}
+		rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
+		if err != nil {
+			return nil, fmt.Errorf("exact lengths: %w", err)
+		}
+		for rows.Next() {
+			var (
+				i int
+				l lengthCount
+			)
+			if err := rows.Scan(&i, &l.micros, &l.count); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("exact lengths: %w", err)
+			}
+			exact[needs[i]] = append(exact[needs[i]], l)
+		}
+		if err := closeRows(rows); err != nil {
+			return nil, fmt.Errorf("exact lengths: %w", err)
+		}
+	}
+	for _, ls := range exact {
+		slices.SortFunc(ls, func(a, b lengthCount) int { return cmp.Compare(a.micros, b.micros) })
+	}
+	out := map[string]map[string]stats{}
+	for _, label := range q.w.labels() {
+		out[label] = map[string]stats{}
+		for _, figure := range []string{figCycle, figLeadToWon} {
+			m, ok := middles[series{label, figure}]
+			if !ok {
+				out[label][figure] = stats{}
+				continue
+			}
+			lower, okLower := nthLength(exact[m.lowerDay], m.lower)
+			upper, okUpper := nthLength(exact[m.upperDay], m.upper)
+			if !okLower || !okUpper {
+				return nil, fmt.Errorf("the exact %s lengths of %s hold fewer than their day bins", figure, label)
+			}
+			out[label][figure] = middleMedian(int(m.n), lower, upper)
+		}
+	}
+	return out, nil
+}
+
+// lengthCount is a count of lengths of one exact length.
+type lengthCount struct{ micros, count int64 }
+
+// nthLength is the nth shortest (1-based) of lengths in order.
+func nthLength(ls []lengthCount, n int64) (int64, bool) {
+	for _, l := range ls {
+		if n -= l.count; n <= 0 && l.count > 0 {
+			return l.micros, true
+		}
+	}
+	return 0, false
+}
+
+// startOf is the first instant of business date d in zone, in microseconds.
+func startOf(d string, zone *time.Location) int64 {
+	t := domain.Date(d).Time()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone).UnixMicro()
+}
