@@ -65,7 +65,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 			s.Revenue = addMoney(s.Revenue, m.Currency, m.Amount)
 		}
 	}
-	err := ask(ctx, db, t, zone, asOf, func(q *query) error {
+	err := askScoring(ctx, db, t, zone, asOf, func(q *query) error {
 		var (
 			all []customerFacts
 			ls  ladders

@@ -258,7 +258,7 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 		var states []contactState
 		if q.now {
 			where, args := upsellWhere()
-			count := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableContacts)+` WHERE `+where), args...)
+			count := q.row(ctx, `SELECT COUNT(*) FROM `+q.t.Name(tableContacts)+` WHERE `+where, args...)
 			if err := count.Scan(&answer.Count); err != nil {
 				return fmt.Errorf("count the upsell candidates: %w", err)
 			}

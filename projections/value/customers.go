@@ -130,7 +130,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 		return CustomersAnswer{}, err
 	}
 	answer := CustomersAnswer{AsOf: params.AsOf.UTC(), List: []Customer{}}
-	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+	err = askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var (
 			ls   ladders
 			scan func(after *cursor) ([]customerFacts, error)
@@ -379,10 +379,10 @@ func QueryValue(ctx context.Context, db *projections.DB, t projections.Tables, z
 		return ValueAnswer{}, err
 	}
 	answer := ValueAnswer{AsOf: params.AsOf.UTC(), ContactID: params.ContactID}
-	err := ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+	err := askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var created int64
-		err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
-			WHERE contact_id = ?`), params.ContactID).Scan(&answer.CustomerID, &created)
+		err := q.row(ctx, `SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
+			WHERE contact_id = ?`, params.ContactID).Scan(&answer.CustomerID, &created)
 		if err == sql.ErrNoRows || err == nil && created > q.asOf {
 			return domain.NotFound("contact %s", params.ContactID)
 		}
