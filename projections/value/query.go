@@ -111,26 +111,6 @@ type customerFacts struct {
 	summary
 }
 
-// addMoney reads the money rows of the customers (all of them when in is "", else those the
-// condition in keeps), customers sorted by id.
-func (q *query) addMoney(ctx context.Context, list []customerFacts, in string, args ...any) error {
-	stmt := `SELECT customer_id, currency, orders, revenue FROM ` + q.t.Name(tableMoney)
-	if in != "" {
-		stmt += ` WHERE ` + in
-	}
-	return q.each(ctx, "customer money", stmt+` ORDER BY customer_id, currency`, args, func(rows *sql.Rows) error {
-		var r moneyRow
-		if err := rows.Scan(&r.customerID, &r.currency, &r.orders, &r.revenue); err != nil {
-			return err
-		}
-		i, ok := slices.BinarySearchFunc(list, r.customerID, func(c customerFacts, id string) int { return strings.Compare(c.id, id) })
-		if ok {
-			list[i].money = append(list[i].money, r)
-		}
-		return nil
-	})
-}
-
 // customersThen totals the purchases at or before as_of per customer (only customerID's
 // when set), by id.
 func (q *query) customersThen(ctx context.Context, customerID string) ([]customerFacts, error) {
@@ -201,6 +181,15 @@ type keptCounts struct {
 	monetary           map[string][]bucket
 }
 
+// customers is how many customers the counts count.
+func (c *keptCounts) customers() int64 {
+	var n int64
+	for _, b := range c.frequency {
+		n += b.n
+	}
+	return n
+}
+
 // horizonAndCounts reads the horizon and, when counts is set, the kept counts of customers
 // in the same statement: a question that scores customers about now needs both, and the
 // counts are small tables.
@@ -213,6 +202,16 @@ func (q *query) horizonAndCounts(ctx context.Context, counts bool) (sql.NullInt6
 	err := q.readCounts(ctx, `SELECT 0 AS kind, '' AS currency, MAX(at) AS lo, 0 AS n FROM `+q.t.Name(tableHorizon)+`
 		UNION ALL `, &horizon)
 	return horizon, err
+}
+
+// keptCounts are the kept counts of customers: those read with the horizon, else read now.
+func (q *query) keptCounts(ctx context.Context) (*keptCounts, error) {
+	if q.counts == nil {
+		if err := q.readCounts(ctx, "", nil); err != nil {
+			return nil, err
+		}
+	}
+	return q.counts, nil
 }
 
 // readCounts reads the kept counts of customers into q.counts, after the rows of the
@@ -257,12 +256,10 @@ func (q *query) readCounts(ctx context.Context, before string, first *sql.NullIn
 // measure in one statement.
 func (q *query) keptLadders(ctx context.Context) (ladders, error) {
 	ls := ladders{monetary: map[string]ladder{}}
-	if q.counts == nil {
-		if err := q.readCounts(ctx, "", nil); err != nil {
-			return ls, err
-		}
+	c, err := q.keptCounts(ctx)
+	if err != nil {
+		return ls, err
 	}
-	c := q.counts
 	var (
 		subs []string
 		args []any
