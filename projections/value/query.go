@@ -31,6 +31,9 @@ type query struct {
 	now bool
 	// counts are the kept counts of customers, when read with the horizon (askScoring).
 	counts *keptCounts
+	// candidates is the kept count of upsell candidates, when read with the horizon
+	// (askCandidates).
+	candidates int64
 }
 
 // detailOnly, as a context key, makes a question read the detail tables even about now: what
@@ -51,24 +54,39 @@ func sent(ctx context.Context) {
 // ask runs answer in a read transaction of the tables of set t, as of asOf.
 func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
 	answer func(q *query) error) error {
-	return askWith(ctx, db, t, zone, asOf, false, answer)
+	return askWith(ctx, db, t, zone, asOf, withHorizon, answer)
 }
 
 // askScoring is ask for a question that scores customers: the kept counts the scores'
 // thresholds are found from are read with the horizon, in its statement.
 func askScoring(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
 	answer func(q *query) error) error {
-	return askWith(ctx, db, t, zone, asOf, true, answer)
+	return askWith(ctx, db, t, zone, asOf, withScoreCounts, answer)
 }
 
+// askCandidates is ask for the upsell candidates: their kept count is read with the horizon.
+func askCandidates(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
+	answer func(q *query) error) error {
+	return askWith(ctx, db, t, zone, asOf, withCandidates, answer)
+}
+
+// What the first statement of a question reads with the horizon.
+type firstRead int
+
+const (
+	withHorizon     firstRead = iota // the horizon alone
+	withScoreCounts                  // the kept counts the score thresholds are found from
+	withCandidates                   // the kept count of upsell candidates
+)
+
 func askWith(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
-	counts bool, answer func(q *query) error) error {
+	first firstRead, answer func(q *query) error) error {
 	if zone == nil {
 		zone = time.UTC
 	}
 	return db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := &query{db: db, tx: tx, t: t, zone: zone, asOf: asOf.UnixMicro()}
-		horizon, err := q.horizonAndCounts(ctx, counts)
+		horizon, err := q.horizonAnd(ctx, first)
 		if err != nil {
 			return fmt.Errorf("customer value horizon: %w", err)
 		}
@@ -190,17 +208,21 @@ func (c *keptCounts) customers() int64 {
 	return n
 }
 
-// horizonAndCounts reads the horizon and, when counts is set, the kept counts of customers
-// in the same statement: a question that scores customers about now needs both, and the
-// counts are small tables.
-func (q *query) horizonAndCounts(ctx context.Context, counts bool) (sql.NullInt64, error) {
+// horizonAnd reads the horizon and what else first asks for in the same statement: a
+// question about now needs both, and what it reads with the horizon are small kept tables.
+func (q *query) horizonAnd(ctx context.Context, first firstRead) (sql.NullInt64, error) {
 	var horizon sql.NullInt64
-	if !counts {
-		err := q.row(ctx, `SELECT MAX(at) FROM `+q.t.Name(tableHorizon)).Scan(&horizon)
+	switch first {
+	case withScoreCounts:
+		err := q.readCounts(ctx, `SELECT 0 AS kind, '' AS currency, MAX(at) AS lo, 0 AS n FROM `+q.t.Name(tableHorizon)+`
+		UNION ALL `, &horizon)
+		return horizon, err
+	case withCandidates:
+		err := q.row(ctx, `SELECT MAX(at), (SELECT COALESCE(SUM(contacts), 0) FROM `+q.t.Name(tableCandidates)+`) FROM `+
+			q.t.Name(tableHorizon)).Scan(&horizon, &q.candidates)
 		return horizon, err
 	}
-	err := q.readCounts(ctx, `SELECT 0 AS kind, '' AS currency, MAX(at) AS lo, 0 AS n FROM `+q.t.Name(tableHorizon)+`
-		UNION ALL `, &horizon)
+	err := q.row(ctx, `SELECT MAX(at) FROM `+q.t.Name(tableHorizon)).Scan(&horizon)
 	return horizon, err
 }
 

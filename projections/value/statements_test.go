@@ -28,7 +28,7 @@ func TestStatementsAboutNow(t *testing.T) {
 		{"contact value of a customer", question{Query: "value", ContactID: "c0000000"}, 5},
 		{"contact value of a contact who bought nothing", question{Query: "value", ContactID: "c0000002"}, 3},
 		{"rfm", question{Query: "rfm"}, 5},
-		{"upsell-candidates", question{Query: "upsell"}, 3},
+		{"upsell-candidates", question{Query: "upsell"}, 2},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(p, "")
