@@ -27,7 +27,7 @@ func TestStatementsAboutNow(t *testing.T) {
 		{"customers sort=orders", question{Query: "customers", Sort: "orders"}, 4},
 		{"contact value of a customer", question{Query: "value", ContactID: "c0000000"}, 5},
 		{"contact value of a contact who bought nothing", question{Query: "value", ContactID: "c0000002"}, 3},
-		{"rfm", question{Query: "rfm"}, 5},
+		{"rfm", question{Query: "rfm"}, 4},
 		{"upsell-candidates", question{Query: "upsell"}, 2},
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
