@@ -65,7 +65,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 			s.Revenue = addMoney(s.Revenue, m.Currency, m.Amount)
 		}
 	}
-	err := ask(ctx, db, t, zone, asOf, func(q *query) error {
+	err := askScoring(ctx, db, t, zone, asOf, func(q *query) error {
 		var (
 			all []customerFacts
 			ls  ladders
@@ -107,8 +107,8 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 // per day of last purchase and number of orders, the customers whose last purchase is on a
 // day that holds no recency threshold (all of the day's customers score alike) and whose R
 // and F are not both 4 or more; then the customers of the threshold days and those with R and
-// F of 4 or more (champions or loyal, as M decides), from their totals. Each part is one
-// grouped statement: the rows read stay in the database.
+// F of 4 or more (champions or loyal, as M decides), from their totals and money, in one pass
+// over them. Each part is one grouped statement: the rows read stay in the database.
 func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, segment string, customers int64, revenue []Money)) error {
 	if ls.recency.n == 0 {
 		return nil
@@ -192,43 +192,35 @@ func (q *query) keptRF(ctx context.Context, ls ladders, count func(r, f int, seg
 		mConds = append(mConds, `(m2.currency = ? AND m2.revenue > ?)`)
 		mArgs = append(mArgs, cur, l.at[2])
 	}
-	champion := `CASE WHEN EXISTS (SELECT 1 FROM ` + q.t.Name(tableMoney) + ` m2 WHERE m2.customer_id = c.customer_id AND (` +
-		strings.Join(mConds, ` OR `) + `)) THEN 1 ELSE 0 END`
+	// A customer's rows of money, one per currency: ch is whether any of them scores M 4 or
+	// more, first marks one of them, where the customer is counted.
+	champion := `MAX(CASE WHEN ` + strings.ReplaceAll(strings.Join(mConds, ` OR `), `m2.`, `m.`) + ` THEN 1 ELSE 0 END)
+		OVER (PARTITION BY x.customer_id)`
 	where := `(c.last_at > ? AND c.orders > ?)`
 	whereArgs := []any{ls.recency.at[2], ls.frequency.at[2]}
 	for _, d := range days {
 		where += ` OR (c.last_at >= ? AND c.last_at < ?)`
 		whereArgs = append(whereArgs, d, d+microsPerDay)
 	}
-	scored := `SELECT ` + rExact + ` AS r, ` + fExact + ` AS f, ` + champion + ` AS ch, c.customer_id FROM ` +
-		q.t.Name(tableCustomers) + ` c WHERE ` + where
-	scoredArgs := append(append(append(append([]any{}, rArgs...), fArgs...), mArgs...), whereArgs...)
+	scored := `SELECT ` + rExact + ` AS r, ` + fExact + ` AS f, c.customer_id FROM ` + q.t.Name(tableCustomers) + ` c WHERE ` + where
 	segment := func(r, f, ch int) string { return segmentOf(r, f, 4*ch) }
-	err = q.each(ctx, "rf customers", `SELECT r, f, ch, COUNT(*) FROM (`+scored+`) x GROUP BY r, f, ch ORDER BY r, f, ch`,
-		scoredArgs, func(rows *sql.Rows) error {
+	// One pass over these customers and their money: customers and revenue per score.
+	return q.each(ctx, "rf customers", `SELECT r, f, ch, currency, SUM(first), SUM(revenue) FROM (
+		SELECT x.r, x.f, `+champion+` AS ch,
+			CASE WHEN ROW_NUMBER() OVER (PARTITION BY x.customer_id ORDER BY m.currency) = 1 THEN 1 ELSE 0 END AS first,
+			m.currency, m.revenue
+		FROM (`+scored+`) x JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = x.customer_id) y
+		GROUP BY r, f, ch, currency ORDER BY r, f, ch, currency`,
+		append(append(append(append([]any{}, mArgs...), rArgs...), fArgs...), whereArgs...), func(rows *sql.Rows) error {
 			var (
-				r, f, ch int
-				n        int64
+				r, f, ch           int
+				currency           string
+				customers, revenue int64
 			)
-			err := rows.Scan(&r, &f, &ch, &n)
-			count(r, f, segment(r, f, ch), n, nil)
+			err := rows.Scan(&r, &f, &ch, &currency, &customers, &revenue)
+			count(r, f, segment(r, f, ch), customers, []Money{{Currency: currency, Amount: revenue}})
 			return err
 		})
-	if err != nil {
-		return err
-	}
-	return q.each(ctx, "rf revenue", `SELECT x.r, x.f, x.ch, m.currency, SUM(m.revenue) FROM (`+scored+`) x
-		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = x.customer_id GROUP BY x.r, x.f, x.ch, m.currency
-		ORDER BY x.r, x.f, x.ch, m.currency`, scoredArgs, func(rows *sql.Rows) error {
-		var (
-			r, f, ch int
-			currency string
-			revenue  int64
-		)
-		err := rows.Scan(&r, &f, &ch, &currency, &revenue)
-		count(r, f, segment(r, f, ch), 0, []Money{{Currency: currency, Amount: revenue}})
-		return err
-	})
 }
 
 // addMoney adds amount in currency to list, kept sorted by currency.

@@ -234,10 +234,14 @@ func upsell(s *contactState) (Candidate, bool) {
 	return c, true
 }
 
+// candidatesWhere is the condition on the contacts table of the candidates now, as the
+// partial index of the candidates has it (its constants written out, so that a statement
+// with it matches the index).
+const candidatesWhere = "merged = 0 AND usage >= 80 AND (nps >= 9 OR phase = 'loyal')"
+
 // upsellWhere is the condition on the contacts table of the candidates now.
 func upsellWhere() (string, []any) {
-	return `merged = 0 AND usage >= ` + fmt.Sprint(UpsellThreshold) + ` AND (nps >= ? OR phase = ?)`,
-		[]any{PromoterNPS, string(contact.Loyal)}
+	return candidatesWhere, nil
 }
 
 // QueryUpsell answers a page of the upsell candidates as of params.AsOf (required): about now
@@ -255,19 +259,16 @@ func QueryUpsell(ctx context.Context, db *projections.DB, t projections.Tables, 
 		return UpsellAnswer{}, err
 	}
 	answer := UpsellAnswer{AsOf: params.AsOf.UTC(), Candidates: []Candidate{}}
-	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+	err = askCandidates(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var states []contactState
 		if q.now {
-			where, args := upsellWhere()
-			count := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableContacts)+` WHERE `+where), args...)
-			if err := count.Scan(&answer.Count); err != nil {
-				return fmt.Errorf("count the upsell candidates: %w", err)
-			}
+			answer.Count = q.candidates
+			afterID := ""
 			if after != nil {
-				where += ` AND contact_id > ?`
-				args = append(args, after.ID)
+				afterID = after.ID
 			}
-			states, err = q.keptStates(ctx, where+` ORDER BY contact_id LIMIT ?`, append(args, limit+1)...)
+			stmt, args := upsellPage(q.t, afterID, limit)
+			states, err = q.readStates(ctx, stmt, args...)
 		} else {
 			states, err = q.statesThen(ctx)
 		}
@@ -337,10 +338,13 @@ func (q *query) keptDormant(ctx context.Context, params DormantParams, cutoff in
 // keptStates reads contacts as they stand now: where is the condition and order on the
 // contacts table.
 func (q *query) keptStates(ctx context.Context, where string, args ...any) ([]contactState, error) {
+	return q.readStates(ctx, statesStatement(q.t, where), args...)
+}
+
+// readStates reads contacts as they stand now with stmt, a statesStatement.
+func (q *query) readStates(ctx context.Context, stmt string, args ...any) ([]contactState, error) {
 	var list []contactState
-	err := q.each(ctx, "contacts", `SELECT contact_id, name, owner, phase, idle_at, idle_kind, usage, usage_at, nps, nps_at,
-		phase_at, phase_pos, phase_event, idle_pos, idle_event, usage_pos, usage_event, nps_pos, nps_event
-		FROM `+q.t.Name(tableContacts)+` WHERE `+where, args, func(rows *sql.Rows) error {
+	err := q.each(ctx, "contacts", stmt, args, func(rows *sql.Rows) error {
 		var s contactState
 		err := rows.Scan(&s.id, &s.name, &s.owner, &s.phase, &s.idleAt, &s.idleKind, &s.usage, &s.usageAt, &s.nps, &s.npsAt,
 			&s.phaseAt, &s.phaseBy.pos, &s.phaseBy.eventID, &s.idleBy.pos, &s.idleBy.eventID, &s.usageBy.pos, &s.usageBy.eventID,
@@ -349,6 +353,25 @@ func (q *query) keptStates(ctx context.Context, where string, args ...any) ([]co
 		return err
 	})
 	return list, err
+}
+
+// statesStatement reads contacts as they stand now: where is the condition and order on the
+// contacts table.
+func statesStatement(t projections.Tables, where string) string {
+	return `SELECT contact_id, name, owner, phase, idle_at, idle_kind, usage, usage_at, nps, nps_at,
+		phase_at, phase_pos, phase_event, idle_pos, idle_event, usage_pos, usage_event, nps_pos, nps_event
+		FROM ` + t.Name(tableContacts) + ` WHERE ` + where
+}
+
+// upsellPage is the statement of a page of the upsell candidates now, after the id after
+// ("" for the first page).
+func upsellPage(t projections.Tables, after string, limit int) (string, []any) {
+	where, args := upsellWhere()
+	if after != "" {
+		where += ` AND contact_id > ?`
+		args = append(args, after)
+	}
+	return statesStatement(t, where+` ORDER BY contact_id LIMIT ?`), append(args, limit+1)
 }
 
 // DefaultDormantDays is how long without a touchpoint makes a contact dormant, by default.

@@ -131,7 +131,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 		return CustomersAnswer{}, err
 	}
 	answer := CustomersAnswer{AsOf: params.AsOf.UTC(), List: []Customer{}}
-	err = ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+	err = askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var (
 			ls   ladders
 			scan func(after *cursor) ([]customerFacts, error)
@@ -259,39 +259,31 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size in
 		order = spec.column + ` ` + dir + `, ` + order
 	}
 	var list []customerFacts
-	// The customers alone, in the order of an index; their names and money after, by key.
-	err := q.each(ctx, "customers", `SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at
-		FROM `+q.t.Name(tableCustomers)+` c`+where+` ORDER BY `+order+` LIMIT ?`, append(args, size), func(rows *sql.Rows) error {
-		var c customerFacts
-		err := rows.Scan(&c.id, &c.orders, &c.first, &c.second, &c.last)
-		list = append(list, c)
-		return err
+	// The customers alone, in the order of an index, a page of them; their names and money
+	// joined by key, in the same statement.
+	err := q.each(ctx, "customers", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at,
+		m.currency, m.orders, m.revenue
+		FROM (SELECT c.customer_id, c.orders, c.first_at, c.second_at, c.last_at FROM `+q.t.Name(tableCustomers)+` c`+where+`
+			ORDER BY `+order+` LIMIT ?) c
+		JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
+		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = c.customer_id
+		ORDER BY `+order+`, m.currency`, append(args, size), func(rows *sql.Rows) error {
+		var (
+			c customerFacts
+			m moneyRow
+		)
+		if err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last, &m.currency, &m.orders, &m.revenue); err != nil {
+			return err
+		}
+		m.customerID = c.id
+		if len(list) == 0 || list[len(list)-1].id != c.id {
+			list = append(list, c)
+		}
+		last := &list[len(list)-1]
+		last.money = append(last.money, m)
+		return nil
 	})
-	if err != nil || len(list) == 0 {
-		return list, err
-	}
-	sorted := slices.Clone(list)
-	slices.SortFunc(sorted, func(a, b customerFacts) int { return strings.Compare(a.id, b.id) })
-	in, inArgs := inList("customer_id", ids(sorted))
-	if err := q.addMoney(ctx, sorted, in, inArgs...); err != nil {
-		return nil, err
-	}
-	names := map[string]string{}
-	in, inArgs = inList("contact_id", ids(sorted))
-	err = q.each(ctx, "names", `SELECT contact_id, name FROM `+q.t.Name(tableContacts)+` WHERE `+in, inArgs, func(rows *sql.Rows) error {
-		var id, name string
-		err := rows.Scan(&id, &name)
-		names[id] = name
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	for i := range list {
-		j, _ := slices.BinarySearchFunc(sorted, list[i].id, func(c customerFacts, id string) int { return strings.Compare(c.id, id) })
-		list[i].money, list[i].name = sorted[j].money, names[list[i].id]
-	}
-	return list, nil
+	return list, err
 }
 
 func ids(list []customerFacts) []string {
@@ -380,10 +372,10 @@ func QueryValue(ctx context.Context, db *projections.DB, t projections.Tables, z
 		return ValueAnswer{}, err
 	}
 	answer := ValueAnswer{AsOf: params.AsOf.UTC(), ContactID: params.ContactID}
-	err := ask(ctx, db, t, zone, params.AsOf, func(q *query) error {
+	err := askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
 		var created int64
-		err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
-			WHERE contact_id = ?`), params.ContactID).Scan(&answer.CustomerID, &created)
+		err := q.row(ctx, `SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
+			WHERE contact_id = ?`, params.ContactID).Scan(&answer.CustomerID, &created)
 		if err == sql.ErrNoRows || err == nil && created > q.asOf {
 			return domain.NotFound("contact %s", params.ContactID)
 		}
@@ -405,10 +397,18 @@ func (q *query) customer(ctx context.Context, customerID string) (*Customer, int
 		err  error
 	)
 	if q.now {
-		if ls, err = q.keptLadders(ctx); err != nil {
+		if mine, err = q.keptCustomer(ctx, customerID); err != nil {
 			return nil, 0, err
 		}
-		mine, err = q.keptCustomer(ctx, customerID)
+		if len(mine) == 0 {
+			// Not a customer: the count of customers alone, no threshold.
+			counts, err := q.keptCounts(ctx)
+			if err != nil {
+				return nil, 0, err
+			}
+			return nil, counts.customers(), nil
+		}
+		ls, err = q.keptLadders(ctx)
 	} else {
 		var all []customerFacts
 		all, err = q.customersThen(ctx, "")
@@ -428,19 +428,28 @@ func (q *query) customer(ctx context.Context, customerID string) (*Customer, int
 	return &c, ls.frequency.n, nil
 }
 
-// keptCustomer is the customer's kept totals: none when it has bought nothing.
+// keptCustomer is the customer's kept totals, its name and money: none when it has bought
+// nothing.
 func (q *query) keptCustomer(ctx context.Context, customerID string) ([]customerFacts, error) {
 	var list []customerFacts
-	err := q.each(ctx, "customer", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at
+	err := q.each(ctx, "customer", `SELECT c.customer_id, n.name, c.orders, c.first_at, c.second_at, c.last_at,
+		m.currency, m.orders, m.revenue
 		FROM `+q.t.Name(tableCustomers)+` c JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
-		WHERE c.customer_id = ?`, []any{customerID}, func(rows *sql.Rows) error {
-		var c customerFacts
-		err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last)
-		list = append(list, c)
-		return err
+		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = c.customer_id
+		WHERE c.customer_id = ? ORDER BY m.currency`, []any{customerID}, func(rows *sql.Rows) error {
+		var (
+			c customerFacts
+			m moneyRow
+		)
+		if err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last, &m.currency, &m.orders, &m.revenue); err != nil {
+			return err
+		}
+		m.customerID = c.id
+		if len(list) == 0 {
+			list = append(list, c)
+		}
+		list[0].money = append(list[0].money, m)
+		return nil
 	})
-	if err != nil || len(list) == 0 {
-		return list, err
-	}
-	return list, q.addMoney(ctx, list, `customer_id = ?`, customerID)
+	return list, err
 }

@@ -83,8 +83,8 @@ func ExplainValue(ctx context.Context, db *projections.DB, t projections.Tables,
 			customerID string
 			created    int64
 		)
-		err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(`SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
-			WHERE contact_id = ?`), contactID).Scan(&customerID, &created)
+		err := q.row(ctx, `SELECT customer_id, created_at FROM `+q.t.Name(tableContacts)+`
+			WHERE contact_id = ?`, contactID).Scan(&customerID, &created)
 		if err == sql.ErrNoRows || err == nil && created > q.asOf {
 			return domain.NotFound("contact %s", contactID)
 		}

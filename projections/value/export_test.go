@@ -1,6 +1,10 @@
 package value
 
-import "context"
+import (
+	"context"
+
+	"github.com/eventcrm/crm/projections"
+)
 
 // DetailOnly makes the questions asked with the context read the detail tables even about
 // now: what the kept rows must agree with.
@@ -10,3 +14,15 @@ func DetailOnly(ctx context.Context) context.Context {
 
 // MedianDays is the median of lengths in microseconds (sorted), as the answers show it.
 var MedianDays = medianDays
+
+// CountingStatements makes the questions asked with the returned context count the
+// statements they send to the database in *n.
+func CountingStatements(ctx context.Context) (context.Context, *int) {
+	n := new(int)
+	return context.WithValue(ctx, statementCount{}, n), n
+}
+
+// UpsellPage is the statement of a page of the upsell candidates about now.
+func UpsellPage(t projections.Tables, after string, limit int) (string, []any) {
+	return upsellPage(t, after, limit)
+}

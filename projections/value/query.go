@@ -1,6 +1,7 @@
 package value
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -28,22 +29,65 @@ type query struct {
 	asOf int64
 	// now: as_of is at or after the horizon, so the kept rows are the state at as_of.
 	now bool
+	// counts are the kept counts of customers, when read with the horizon (askScoring).
+	counts *keptCounts
+	// candidates is the kept count of upsell candidates, when read with the horizon
+	// (askCandidates).
+	candidates int64
 }
 
 // detailOnly, as a context key, makes a question read the detail tables even about now: what
 // the kept rows must agree with (tests).
 type detailOnly struct{}
 
+// statementCount, as a context key, holds an *int that counts the statements a question
+// sends to the database, each a round trip (tests).
+type statementCount struct{}
+
+// sent counts one statement sent, when the context asks for the count.
+func sent(ctx context.Context) {
+	if n, ok := ctx.Value(statementCount{}).(*int); ok {
+		*n++
+	}
+}
+
 // ask runs answer in a read transaction of the tables of set t, as of asOf.
 func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
 	answer func(q *query) error) error {
+	return askWith(ctx, db, t, zone, asOf, withHorizon, answer)
+}
+
+// askScoring is ask for a question that scores customers: the kept counts the scores'
+// thresholds are found from are read with the horizon, in its statement.
+func askScoring(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
+	answer func(q *query) error) error {
+	return askWith(ctx, db, t, zone, asOf, withScoreCounts, answer)
+}
+
+// askCandidates is ask for the upsell candidates: their kept count is read with the horizon.
+func askCandidates(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
+	answer func(q *query) error) error {
+	return askWith(ctx, db, t, zone, asOf, withCandidates, answer)
+}
+
+// What the first statement of a question reads with the horizon.
+type firstRead int
+
+const (
+	withHorizon     firstRead = iota // the horizon alone
+	withScoreCounts                  // the kept counts the score thresholds are found from
+	withCandidates                   // the kept count of upsell candidates
+)
+
+func askWith(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time,
+	first firstRead, answer func(q *query) error) error {
 	if zone == nil {
 		zone = time.UTC
 	}
 	return db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		q := &query{db: db, tx: tx, t: t, zone: zone, asOf: asOf.UnixMicro()}
-		var horizon sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(at) FROM `+t.Name(tableHorizon)).Scan(&horizon); err != nil {
+		horizon, err := q.horizonAnd(ctx, first)
+		if err != nil {
 			return fmt.Errorf("customer value horizon: %w", err)
 		}
 		q.now = (!horizon.Valid || q.asOf >= horizon.Int64) && ctx.Value(detailOnly{}) == nil
@@ -52,7 +96,13 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *ti
 }
 
 func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
+	sent(ctx)
 	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
+}
+
+func (q *query) row(ctx context.Context, stmt string, args ...any) *sql.Row {
+	sent(ctx)
+	return q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(stmt), args...)
 }
 
 // each runs stmt and calls scan for every row.
@@ -77,26 +127,6 @@ func (q *query) each(ctx context.Context, what, stmt string, args []any, scan fu
 type customerFacts struct {
 	id, name string
 	summary
-}
-
-// addMoney reads the money rows of the customers (all of them when in is "", else those the
-// condition in keeps), customers sorted by id.
-func (q *query) addMoney(ctx context.Context, list []customerFacts, in string, args ...any) error {
-	stmt := `SELECT customer_id, currency, orders, revenue FROM ` + q.t.Name(tableMoney)
-	if in != "" {
-		stmt += ` WHERE ` + in
-	}
-	return q.each(ctx, "customer money", stmt+` ORDER BY customer_id, currency`, args, func(rows *sql.Rows) error {
-		var r moneyRow
-		if err := rows.Scan(&r.customerID, &r.currency, &r.orders, &r.revenue); err != nil {
-			return err
-		}
-		i, ok := slices.BinarySearchFunc(list, r.customerID, func(c customerFacts, id string) int { return strings.Compare(c.id, id) })
-		if ok {
-			list[i].money = append(list[i].money, r)
-		}
-		return nil
-	})
 }
 
 // customersThen totals the purchases at or before as_of per customer (only customerID's
@@ -161,101 +191,175 @@ func laddersOf(all []customerFacts) ladders {
 // bucket is a kept count of customers whose value is in [lo, the next bucket's lo).
 type bucket struct{ lo, n int64 }
 
-// keptLadders finds the four deciding values of each measure from the kept counts: the bucket
-// of each rank by summing counts in order, then the value inside it from the customers of
-// that bucket alone (an index range).
+// keptCounts are the kept counts of customers the score thresholds about now are found from:
+// per order count, per day of last purchase, and per revenue bucket of each currency.
+type keptCounts struct {
+	frequency, recency []bucket
+	currencies         []string // sorted
+	monetary           map[string][]bucket
+}
+
+// sort puts the buckets of each measure in the order of their values, and the currencies in
+// theirs.
+func (c *keptCounts) sort() {
+	byLo := func(a, b bucket) int { return cmp.Compare(a.lo, b.lo) }
+	slices.SortFunc(c.frequency, byLo)
+	slices.SortFunc(c.recency, byLo)
+	slices.Sort(c.currencies)
+	for _, bs := range c.monetary {
+		slices.SortFunc(bs, byLo)
+	}
+}
+
+// customers is how many customers the counts count.
+func (c *keptCounts) customers() int64 {
+	var n int64
+	for _, b := range c.frequency {
+		n += b.n
+	}
+	return n
+}
+
+// horizonAnd reads the horizon and what else first asks for in the same statement: a
+// question about now needs both, and what it reads with the horizon are small kept tables.
+func (q *query) horizonAnd(ctx context.Context, first firstRead) (sql.NullInt64, error) {
+	var horizon sql.NullInt64
+	switch first {
+	case withScoreCounts:
+		err := q.readCounts(ctx, `SELECT 0 AS kind, '' AS currency, MAX(at) AS lo, 0 AS n FROM `+q.t.Name(tableHorizon)+`
+		UNION ALL `, &horizon)
+		return horizon, err
+	case withCandidates:
+		err := q.row(ctx, `SELECT MAX(at), (SELECT COALESCE(SUM(contacts), 0) FROM `+q.t.Name(tableCandidates)+`) FROM `+
+			q.t.Name(tableHorizon)).Scan(&horizon, &q.candidates)
+		return horizon, err
+	}
+	err := q.row(ctx, `SELECT MAX(at) FROM `+q.t.Name(tableHorizon)).Scan(&horizon)
+	return horizon, err
+}
+
+// keptCounts are the kept counts of customers: those read with the horizon, else read now.
+func (q *query) keptCounts(ctx context.Context) (*keptCounts, error) {
+	if q.counts == nil {
+		if err := q.readCounts(ctx, "", nil); err != nil {
+			return nil, err
+		}
+	}
+	return q.counts, nil
+}
+
+// readCounts reads the kept counts of customers into q.counts, after the rows of the
+// statement before (kind 0, its value into first).
+func (q *query) readCounts(ctx context.Context, before string, first *sql.NullInt64) error {
+	q.counts = &keptCounts{monetary: map[string][]bucket{}}
+	stmt := before + `SELECT 1 AS kind, '' AS currency, orders AS lo, customers AS n FROM ` + q.t.Name(tableFrequency) + ` WHERE customers <> 0
+		UNION ALL SELECT 2, '', day, customers FROM ` + q.t.Name(tableRecency) + ` WHERE customers <> 0
+		UNION ALL SELECT 3, currency, bucket, customers FROM ` + q.t.Name(tableMonetary) + ` WHERE customers <> 0`
+	// Sorted here, not by the database: each table is read in the order of its key, and a
+	// sort of the whole union costs more than the reads (on SQLite several times more).
+	defer q.counts.sort()
+	return q.each(ctx, "kept counts", stmt, nil, func(rows *sql.Rows) error {
+		var (
+			kind     int
+			currency string
+			lo       sql.NullInt64
+			n        int64
+		)
+		if err := rows.Scan(&kind, &currency, &lo, &n); err != nil {
+			return err
+		}
+		b := bucket{lo: lo.Int64, n: n}
+		switch kind {
+		case 0:
+			*first = lo
+		case 1:
+			q.counts.frequency = append(q.counts.frequency, b)
+		case 2:
+			q.counts.recency = append(q.counts.recency, b)
+		case 3:
+			if _, ok := q.counts.monetary[currency]; !ok {
+				q.counts.currencies = append(q.counts.currencies, currency)
+			}
+			q.counts.monetary[currency] = append(q.counts.monetary[currency], b)
+		}
+		return nil
+	})
+}
+
+// keptLadders finds the four deciding values of each measure from the kept counts read with
+// the horizon: the bucket of each rank by summing counts in order, then the value inside it
+// from the customers of that bucket alone (an index range), every such value of every
+// measure in one statement.
 func (q *query) keptLadders(ctx context.Context) (ladders, error) {
 	ls := ladders{monetary: map[string]ladder{}}
-	var err error
-	freq, err := q.buckets(ctx, `SELECT orders, customers FROM `+q.t.Name(tableFrequency)+` WHERE customers <> 0 ORDER BY orders`)
+	c, err := q.keptCounts(ctx)
 	if err != nil {
 		return ls, err
 	}
-	if ls.frequency, err = keptLadder(freq, func(lo, _ int64) (int64, error) { return lo, nil }); err != nil {
-		return ls, err
-	}
-	days, err := q.buckets(ctx, `SELECT day, customers FROM `+q.t.Name(tableRecency)+` WHERE customers <> 0 ORDER BY day`)
-	if err != nil {
-		return ls, err
-	}
-	ls.recency, err = keptLadder(days, func(lo, offset int64) (int64, error) {
-		return q.nth(ctx, `SELECT last_at FROM `+q.t.Name(tableCustomers)+` WHERE last_at >= ? AND last_at < ?
-			ORDER BY last_at LIMIT 1 OFFSET ?`, lo, lo+microsPerDay, offset)
+	var (
+		subs []string
+		args []any
+		dst  []*int64
+	)
+	keptLadder(&ls.frequency, c.frequency, func(k int, lo, _ int64) { ls.frequency.at[k] = lo })
+	keptLadder(&ls.recency, c.recency, func(k int, lo, offset int64) {
+		subs = append(subs, `(SELECT last_at FROM `+q.t.Name(tableCustomers)+` WHERE last_at >= ? AND last_at < ?
+			ORDER BY last_at LIMIT 1 OFFSET ?)`)
+		args = append(args, lo, lo+microsPerDay, offset)
+		dst = append(dst, &ls.recency.at[k])
 	})
-	if err != nil {
-		return ls, err
-	}
-	var currencies []string
-	err = q.each(ctx, "currencies", `SELECT DISTINCT currency FROM `+q.t.Name(tableMonetary)+` WHERE customers <> 0 ORDER BY currency`,
-		nil, func(rows *sql.Rows) error {
-			var c string
-			currencies = append(currencies, c)
-			return rows.Scan(&currencies[len(currencies)-1])
+	monetary := make([]ladder, len(c.currencies))
+	for i, cur := range c.currencies {
+		keptLadder(&monetary[i], c.monetary[cur], func(k int, lo, offset int64) {
+			subs = append(subs, `(SELECT revenue FROM `+q.t.Name(tableMoney)+` WHERE currency = ? AND revenue >= ? AND revenue < ?
+				ORDER BY revenue LIMIT 1 OFFSET ?)`)
+			args = append(args, cur, lo, bucketEnd(lo), offset)
+			dst = append(dst, &monetary[i].at[k])
 		})
-	if err != nil {
-		return ls, err
 	}
-	for _, cur := range currencies {
-		bs, err := q.buckets(ctx, `SELECT bucket, customers FROM `+q.t.Name(tableMonetary)+`
-			WHERE currency = ? AND customers <> 0 ORDER BY bucket`, cur)
-		if err != nil {
-			return ls, err
+	if len(subs) > 0 {
+		values := make([]sql.NullInt64, len(subs))
+		scan := make([]any, len(subs))
+		for i := range values {
+			scan[i] = &values[i]
 		}
-		ls.monetary[cur], err = keptLadder(bs, func(lo, offset int64) (int64, error) {
-			return q.nth(ctx, `SELECT revenue FROM `+q.t.Name(tableMoney)+` WHERE currency = ? AND revenue >= ? AND revenue < ?
-				ORDER BY revenue LIMIT 1 OFFSET ?`, cur, lo, bucketEnd(lo), offset)
-		})
-		if err != nil {
-			return ls, err
+		if err := q.row(ctx, `SELECT `+strings.Join(subs, `, `), args...).Scan(scan...); err != nil {
+			return ls, fmt.Errorf("ranked values: %w", err)
 		}
+		for i, v := range values {
+			if !v.Valid {
+				return ls, fmt.Errorf("ranked value %d: none in its kept bucket", i)
+			}
+			*dst[i] = v.Int64
+		}
+	}
+	for i, cur := range c.currencies {
+		ls.monetary[cur] = monetary[i]
 	}
 	return ls, nil
 }
 
-func (q *query) buckets(ctx context.Context, stmt string, args ...any) ([]bucket, error) {
-	var bs []bucket
-	err := q.each(ctx, "kept counts", stmt, args, func(rows *sql.Rows) error {
-		var b bucket
-		err := rows.Scan(&b.lo, &b.n)
-		bs = append(bs, b)
-		return err
-	})
-	return bs, err
-}
-
-func (q *query) nth(ctx context.Context, stmt string, args ...any) (int64, error) {
-	var v int64
-	if err := q.tx.QueryRowContext(ctx, q.db.Dialect.Rebind(stmt), args...).Scan(&v); err != nil {
-		return 0, fmt.Errorf("ranked value: %w", err)
-	}
-	return v, nil
-}
-
-// keptLadder is the ladder of the values counted in buckets (ascending); exact finds the
-// value at an offset inside a bucket.
-func keptLadder(bs []bucket, exact func(lo, offset int64) (int64, error)) (ladder, error) {
-	var l ladder
+// keptLadder sets l to the ladder of the values counted in buckets (ascending): exact is told
+// where the value of each rank lies (score threshold k, 0-based: in the bucket at lo, at
+// offset inside it), and sets it in l, now or once read.
+func keptLadder(l *ladder, bs []bucket, exact func(k int, lo, offset int64)) {
+	*l = ladder{}
 	for _, b := range bs {
 		l.n += b.n
 	}
 	if l.n == 0 {
-		return l, nil
+		return
 	}
 	for k := 1; k <= 4; k++ {
 		rank, seen := rankOf(k, l.n), int64(0)
 		for _, b := range bs {
 			if rank < seen+b.n {
-				v, err := exact(b.lo, rank-seen)
-				if err != nil {
-					return l, err
-				}
-				l.at[k-1] = v
+				exact(k-1, b.lo, rank-seen)
 				break
 			}
 			seen += b.n
 		}
 	}
-	return l, nil
 }
 
 // Days is a duration in days, exact, shown to 2 decimals rounded half up.

@@ -53,6 +53,7 @@
 //	horizon    id (always 1), at: the latest business time of an event folded
 //	idle_months day (the first of the UTC month of the last activity), owner, phase: contacts
 //	           not merged (kept by addition): the dormant contacts counted about now
+//	candidates id (always 1), contacts: the upsell candidates about now (kept by addition)
 //	parts      see projections/explain: what the seasonality and the repeat rate are made of,
 //	           read only when one of their figures is explained: order/<MM> (each purchase,
 //	           by the contact who made it, at its business time, with its amount, in month MM
@@ -95,6 +96,7 @@ const (
 	tableHorizon    = horizon.Table
 	tableParts      = "parts"
 	tableIdleMonths = "idle_months"
+	tableCandidates = "candidates"
 )
 
 // Kinds of facts.
@@ -116,9 +118,9 @@ func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 4,
+		Version: 5,
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
-			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon.Table(), m.parts, m.idleMonths},
+			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon.Table(), m.parts, m.idleMonths, m.candidates},
 		Fold: m.fold,
 	})
 }
@@ -204,6 +206,9 @@ type idleMonthRow struct {
 	contacts     int64
 }
 
+// candidatesRow counts the upsell candidates about now.
+type candidatesRow struct{ id, contacts int64 }
+
 // model holds the declarations of the tables the fold writes.
 type model struct {
 	zone       *time.Location
@@ -223,6 +228,7 @@ type model struct {
 	horizon    horizon.Horizon
 	parts      *readmodel.Table[explain.Part]
 	idleMonths *readmodel.Table[idleMonthRow]
+	candidates *readmodel.Table[candidatesRow]
 }
 
 func newModel(zone *time.Location) *model {
@@ -273,8 +279,8 @@ func newModel(zone *time.Location) *model {
 			readmodel.Index{Name: "idle", Columns: "idle_at, contact_id", Where: "merged = 0"},
 			readmodel.Index{Name: "owner_idle", Columns: "owner, idle_at, contact_id", Where: "merged = 0"},
 			readmodel.Index{Name: "phase_idle", Columns: "phase, idle_at, contact_id", Where: "merged = 0"},
-			// Upsell candidates now: high usage, a few.
-			readmodel.Index{Name: "usage", Columns: "contact_id", Where: "merged = 0 AND usage >= 80"},
+			// Upsell candidates now, by id: the condition of upsellWhere.
+			readmodel.Index{Name: "candidates", Columns: "contact_id", Where: candidatesWhere},
 			readmodel.Index{Name: "customer", Columns: "customer_id"})
 	m.facts = readmodel.NewTable(tableFacts, 4,
 		readmodel.Text("contact_id", func(r *f) *string { return &r.contactID }),
@@ -341,12 +347,22 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("owner", func(r *idleMonthRow) *string { return &r.owner }),
 		readmodel.Text("phase", func(r *idleMonthRow) *string { return &r.phase }),
 		readmodel.BigInt("contacts", func(r *idleMonthRow) *int64 { return &r.contacts })).Clustered()
+	m.candidates = readmodel.NewTable(tableCandidates, 1,
+		readmodel.Integer("id", func(r *candidatesRow) *int64 { return &r.id }),
+		readmodel.BigInt("contacts", func(r *candidatesRow) *int64 { return &r.contacts })).Clustered()
 	return m
 }
 
 // putContact writes the contact's row after, before its row before (nil for a new contact),
-// and moves it between the kept counts of the dormant contacts.
+// and moves it between the kept counts of the dormant contacts and of the upsell candidates.
 func (m *model) putContact(rows *readmodel.Rows, before *contactRow, after contactRow) {
+	was, is := before != nil && before.candidate(), after.candidate()
+	switch {
+	case is && !was:
+		m.candidates.Add(rows, candidatesRow{id: 1, contacts: 1})
+	case was && !is:
+		m.candidates.Add(rows, candidatesRow{id: 1, contacts: -1})
+	}
 	if before != nil && before.merged == after.merged && before.owner == after.owner && before.phase == after.phase &&
 		monthOf(dayOf(before.idleAt)) == monthOf(dayOf(after.idleAt)) {
 		// In the same count: most changes (a usage report, a touchpoint in the same month).
@@ -360,6 +376,11 @@ func (m *model) putContact(rows *readmodel.Rows, before *contactRow, after conta
 		m.idleMonths.Add(rows, idleMonthRow{day: monthOf(dayOf(after.idleAt)), owner: after.owner, phase: after.phase, contacts: 1})
 	}
 	m.contacts.Upsert(rows, after)
+}
+
+// candidate tells whether the contact is an upsell candidate as it stands (upsellWhere).
+func (c *contactRow) candidate() bool {
+	return c.merged == 0 && c.usage >= UpsellThreshold && (c.nps >= PromoterNPS || c.phase == string(contact.Loyal))
 }
 
 // rfTable declares the table of counts per day of last purchase (or month), orders and
