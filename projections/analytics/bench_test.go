@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -173,7 +172,6 @@ func BenchmarkKPIs(b *testing.B) {
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
 			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
-			ctx := context.Background()
 			b.ReportMetric(float64(len(h.events)), "events")
 			next := int64(len(h.events))
 			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
@@ -184,29 +182,9 @@ func BenchmarkKPIs(b *testing.B) {
 							stop = writeTouchpoints(b, db, p, tables, &next, h.latest)
 						}
 						defer stop()
-						var (
-							mu  sync.Mutex
-							lat []time.Duration
-						)
-						for b.Loop() {
-							var wg sync.WaitGroup
-							for range clients {
-								wg.Go(func() {
-									start := time.Now()
-									if err := benchAsk(ctx, db, tables, q, now); err != nil {
-										b.Error(err)
-									}
-									took := time.Since(start)
-									mu.Lock()
-									lat = append(lat, took)
-									mu.Unlock()
-								})
-							}
-							wg.Wait()
-						}
-						slices.Sort(lat)
-						b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-						b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+						projectiontest.Rounds(b, clients, func(ctx context.Context) error {
+							return benchAsk(ctx, db, tables, q, now)
+						})
 					})
 				}
 			})

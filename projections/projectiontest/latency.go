@@ -17,43 +17,70 @@ import (
 // requests per 10 iterations (at least one round).
 func Latency(b *testing.B, clients int, ask func(ctx context.Context) error) {
 	b.Helper()
-	ctx := context.Background()
-	var (
-		mu  sync.Mutex
-		lat []time.Duration
-	)
-	one := func() {
-		start := time.Now()
-		if err := ask(ctx); err != nil {
-			b.Error(err)
-			return
-		}
-		took := time.Since(start)
-		mu.Lock()
-		lat = append(lat, took)
-		mu.Unlock()
-	}
+	l := latencies{b: b, ask: ask}
 	i := 0
 	for b.Loop() {
 		if clients == 1 {
-			one()
+			l.one()
 			continue
 		}
 		if i%10 == 0 {
-			var wg sync.WaitGroup
-			for range clients {
-				wg.Go(one)
-			}
-			wg.Wait()
+			l.round(clients)
 		}
 		i++
 	}
-	if len(lat) == 0 {
-		b.Fatal("no answer")
+	l.report()
+}
+
+// Rounds asks a question from clients clients at once, one round of clients requests per
+// iteration, and reports the latency's p50 and p99 over the requests (p50-ms, p99-ms).
+func Rounds(b *testing.B, clients int, ask func(ctx context.Context) error) {
+	b.Helper()
+	l := latencies{b: b, ask: ask}
+	for b.Loop() {
+		l.round(clients)
 	}
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	l.report()
+}
+
+// latencies are the times of a benchmark's answers.
+type latencies struct {
+	b   *testing.B
+	ask func(ctx context.Context) error
+	mu  sync.Mutex
+	lat []time.Duration
+}
+
+// one asks once and keeps the time it took.
+func (l *latencies) one() {
+	start := time.Now()
+	if err := l.ask(context.Background()); err != nil {
+		l.b.Error(err)
+		return
+	}
+	took := time.Since(start)
+	l.mu.Lock()
+	l.lat = append(l.lat, took)
+	l.mu.Unlock()
+}
+
+// round asks from clients clients at once.
+func (l *latencies) round(clients int) {
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(l.one)
+	}
+	wg.Wait()
+}
+
+// report reports the p50 and p99 of the times kept.
+func (l *latencies) report() {
+	if len(l.lat) == 0 {
+		l.b.Fatal("no answer")
+	}
+	slices.Sort(l.lat)
+	l.b.ReportMetric(float64(l.lat[len(l.lat)/2].Microseconds())/1000, "p50-ms")
+	l.b.ReportMetric(float64(l.lat[len(l.lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
 // WriteLive applies to p's tables, live, one event every interval (every 20 ms is 50 a

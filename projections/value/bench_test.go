@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,7 +108,6 @@ func BenchmarkValue(b *testing.B) {
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
 			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
-			ctx := context.Background()
 			b.ReportMetric(float64(len(h.events)), "events")
 			next := int64(len(h.events))
 			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
@@ -124,29 +122,10 @@ func BenchmarkValue(b *testing.B) {
 						if q.AsOf.IsZero() {
 							q.AsOf = now
 						}
-						var (
-							mu  sync.Mutex
-							lat []time.Duration
-						)
-						for b.Loop() {
-							var wg sync.WaitGroup
-							for range clients {
-								wg.Go(func() {
-									start := time.Now()
-									if _, err := benchAsk(ctx, db, tables, q); err != nil {
-										b.Error(err)
-									}
-									took := time.Since(start)
-									mu.Lock()
-									lat = append(lat, took)
-									mu.Unlock()
-								})
-							}
-							wg.Wait()
-						}
-						slices.Sort(lat)
-						b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-						b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+						projectiontest.Rounds(b, clients, func(ctx context.Context) error {
+							_, err := benchAsk(ctx, db, tables, q)
+							return err
+						})
 					})
 				}
 			})
