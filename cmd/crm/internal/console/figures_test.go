@@ -565,11 +565,15 @@ func (tb *tab) travelTo(t testing.TB, at int64) {
 }
 
 // travelAsOf asks the current page as of a business date, knownAt (a wall-clock time in the
-// business zone, or "") as known then.
+// business zone, or "") as known then. The fields are filled and applied in one script: the
+// page may render its time-travel bar anew between two steps of the browser (a freshness
+// update), and a field found in one step is then gone in the next.
 func (tb *tab) travelAsOf(t testing.TB, day, knownAt string) {
 	t.Helper()
-	tb.do(t, chromedp.SetValue(chromedp.CSS("#travel-asof"), day), chromedp.SetValue(chromedp.CSS("#travel-known"), knownAt))
-	tb.waitRender(t, chromedp.Click(chromedp.CSS("#travel-apply")))
+	tb.waitRender(t, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		document.querySelector('#travel-asof').value = %q;
+		document.querySelector('#travel-known').value = %q;
+		document.querySelector('#travel-apply').click(); })()`, day, knownAt)))
 }
 
 // live ends the time travel.
