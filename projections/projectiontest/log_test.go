@@ -44,11 +44,15 @@ func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	if page, err := store.ReadAll(ctx, 0, 10); err != nil || len(page) != 1 {
 		t.Fatalf("ReadAll while the transaction runs = %d events (%v), want 1: the case is not set up", len(page), err)
 	}
+	// One rollback, on one goroutine: a transaction's connection is not safe for two at once
+	// (a second Rollback racing the first one panicked inside the driver).
+	rolledBack := make(chan struct{})
 	go func() {
+		defer close(rolledBack)
 		time.Sleep(300 * time.Millisecond)
 		_ = blocker.Rollback(context.Background())
 	}()
-	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })
+	t.Cleanup(func() { <-rolledBack })
 
 	if got := projectiontest.LastPosition(t, store); got != last.Position {
 		t.Errorf("LastPosition = %d, want %d", got, last.Position)
