@@ -51,20 +51,11 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err != nil {
 		return source{}, err
 	}
-	measures := map[string]map[string][]int64{}
+	measures := periodLengths{}
 	for _, p := range parts {
-		label := q.w.periodOf(p.Bucket)
-		if measures[label] == nil {
-			measures[label] = map[string][]int64{}
-		}
-		measures[label][p.Figure] = append(measures[label][p.Figure], p.Measure)
+		measures.add(q.w.periodOf(p.Bucket), p.Figure, p.Measure)
 	}
-	for _, label := range q.w.labels() {
-		src.medians[label] = map[string]stats{}
-		for _, figure := range []string{figCycle, figLeadToWon} {
-			src.medians[label][figure] = medianOf(measures[label][figure])
-		}
-	}
+	measures.medians(q.w, src.medians)
 	return src, nil
 }
 

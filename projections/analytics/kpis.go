@@ -258,7 +258,7 @@ func (r *reader) partsSource(ctx context.Context, q kpiQuestion) (source, error)
 		return source{}, err
 	}
 	src := source{byPeriod: map[string]figures{}, byOwner: map[string]map[string]figures{}, medians: map[string]map[string]stats{}}
-	measures := map[string]map[string][]int64{}
+	measures := periodLengths{}
 	for _, p := range parts {
 		label := q.w.periodOf(p.Bucket)
 		if src.byPeriod[label] == nil {
@@ -273,19 +273,31 @@ func (r *reader) partsSource(ctx context.Context, q kpiQuestion) (source, error)
 			addOwner(src.byOwner, label, p.Owner, p.Figure, p.Count, p.Amount)
 		}
 		if isLength(p.Figure) {
-			if measures[label] == nil {
-				measures[label] = map[string][]int64{}
-			}
-			measures[label][p.Figure] = append(measures[label][p.Figure], p.Measure)
+			measures.add(label, p.Figure, p.Measure)
 		}
 	}
-	for _, label := range q.w.labels() {
-		src.medians[label] = map[string]stats{}
-		for _, figure := range []string{figCycle, figLeadToWon} {
-			src.medians[label][figure] = medianOf(measures[label][figure])
-		}
-	}
+	measures.medians(q.w, src.medians)
 	return src, nil
+}
+
+// periodLengths are the lengths of the two medians' parts, per period label and figure.
+type periodLengths map[string]map[string][]int64
+
+func (m periodLengths) add(label, figure string, length int64) {
+	if m[label] == nil {
+		m[label] = map[string][]int64{}
+	}
+	m[label][figure] = append(m[label][figure], length)
+}
+
+// medians sets the stats of both medians of every period of w in into.
+func (m periodLengths) medians(w window, into map[string]map[string]stats) {
+	for _, label := range w.labels() {
+		into[label] = map[string]stats{}
+		for _, figure := range []string{figCycle, figLeadToWon} {
+			into[label][figure] = medianOf(m[label][figure])
+		}
+	}
 }
 
 // kpisOf formats the figures of one period.
