@@ -268,14 +268,10 @@ func (q *query) chunk(ctx context.Context, spec sortSpec, after *cursor, size in
 		JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
 		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = c.customer_id
 		ORDER BY `+order+`, m.currency`, append(args, size), func(rows *sql.Rows) error {
-		var (
-			c customerFacts
-			m moneyRow
-		)
-		if err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last, &m.currency, &m.orders, &m.revenue); err != nil {
+		c, m, err := scanCustomerMoney(rows)
+		if err != nil {
 			return err
 		}
-		m.customerID = c.id
 		if len(list) == 0 || list[len(list)-1].id != c.id {
 			list = append(list, c)
 		}
@@ -437,14 +433,10 @@ func (q *query) keptCustomer(ctx context.Context, customerID string) ([]customer
 		FROM `+q.t.Name(tableCustomers)+` c JOIN `+q.t.Name(tableContacts)+` n ON n.contact_id = c.customer_id
 		JOIN `+q.t.Name(tableMoney)+` m ON m.customer_id = c.customer_id
 		WHERE c.customer_id = ? ORDER BY m.currency`, []any{customerID}, func(rows *sql.Rows) error {
-		var (
-			c customerFacts
-			m moneyRow
-		)
-		if err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last, &m.currency, &m.orders, &m.revenue); err != nil {
+		c, m, err := scanCustomerMoney(rows)
+		if err != nil {
 			return err
 		}
-		m.customerID = c.id
 		if len(list) == 0 {
 			list = append(list, c)
 		}
@@ -452,4 +444,15 @@ func (q *query) keptCustomer(ctx context.Context, customerID string) ([]customer
 		return nil
 	})
 	return list, err
+}
+
+// scanCustomerMoney reads a row of a customer with its name and its money in one currency.
+func scanCustomerMoney(rows *sql.Rows) (customerFacts, moneyRow, error) {
+	var (
+		c customerFacts
+		m moneyRow
+	)
+	err := rows.Scan(&c.id, &c.name, &c.orders, &c.first, &c.second, &c.last, &m.currency, &m.orders, &m.revenue)
+	m.customerID = c.id
+	return c, m, err
 }
