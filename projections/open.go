@@ -36,6 +36,11 @@ const sqliteConns = 16
 // shares its cores among the statements.
 const readModelConns = 32
 
+// minReadModelConns is the smallest PostgreSQL read-model pool that works: a build writes on
+// half the pool (at least one connection), and the questions, the lease renewals and the
+// fencing checks need at least one more, or a first start stands still with every lease lost.
+const minReadModelConns = 2
+
 // Bounds of opening PostgreSQL read models, as the event store's: a connection attempt when
 // the URL sets no connect_timeout (pgx's default waits forever for a server that accepts the
 // connection and never answers), and the whole open.
@@ -170,6 +175,14 @@ func openPostgres(ctx context.Context, rawURL, schema string) (*DB, error) {
 	return &DB{SQL: db, Dialect: Postgres}, nil
 }
 
+// PostgresPoolSize is the size of the read-model pool OpenPostgres opens for rawURL (see
+// poolSize), or why the URL's pool_max_conns cannot serve: for checking a configuration
+// before anything is opened.
+func PostgresPoolSize(rawURL string) (int, error) {
+	_, conns, err := poolSize(rawURL)
+	return conns, err
+}
+
 // poolSize takes the pool settings (pool_max_conns and the other pool_ parameters pgxpool
 // reads) out of a postgres:// URL, which a single connection would send to the server as
 // settings it does not know, and returns the read-model pool size: the URL's pool_max_conns,
@@ -187,7 +200,10 @@ func poolSize(rawURL string) (string, int, error) {
 	if v := q.Get("pool_max_conns"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return "", 0, fmt.Errorf("pool_max_conns %q: want a whole number of at least 1", v)
+			return "", 0, fmt.Errorf("pool_max_conns %q: want a whole number of at least %d", v, minReadModelConns)
+		}
+		if n < minReadModelConns {
+			return "", 0, fmt.Errorf("pool_max_conns %q: the read models want at least %d connections (a build writes on half of them; the questions and lease renewals use the others)", v, minReadModelConns)
 		}
 		conns = n
 	}

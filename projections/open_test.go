@@ -70,7 +70,7 @@ func TestReadAfterCloseIsErrClosed(t *testing.T) {
 
 // pool_max_conns in the URL bounds the read models' pool, as it bounds the store's, and is
 // not sent to the server as a setting (which PostgreSQL would refuse as unknown); a value
-// that is not a count is refused.
+// that is not a count, or a pool too small for a build beside the questions, is refused.
 func TestPostgresReadModelPoolSize(t *testing.T) {
 	ctx := context.Background()
 	url := projectiontest.PostgresURL()
@@ -87,6 +87,8 @@ func TestPostgresReadModelPoolSize(t *testing.T) {
 		{"", 32, ""},
 		{"pool_max_conns=3", 3, ""},
 		{"pool_max_conns=5&pool_max_conn_idle_time=1m", 5, ""},
+		{"pool_max_conns=2", 2, ""},
+		{"pool_max_conns=1", 0, "at least 2 connections"},
 		{"pool_max_conns=0", 0, "pool_max_conns"},
 		{"pool_max_conns=many", 0, "pool_max_conns"},
 	}
@@ -98,8 +100,10 @@ func TestPostgresReadModelPoolSize(t *testing.T) {
 			}
 			db, err := projections.OpenPostgres(ctx, u, schema)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				if err == nil {
 					db.SQL.Close()
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("OpenPostgres(%s): %v, want an error naming %s", tt.param, err, tt.wantErr)
 				}
 				return

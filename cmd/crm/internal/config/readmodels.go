@@ -41,6 +41,9 @@ func ParseReadModels(c Config) (ReadModelTarget, error) {
 			}
 			return ReadModelTarget{Dialect: projections.SQLite, Path: rest}, nil
 		case "postgres", "postgresql":
+			if _, err := projections.PostgresPoolSize(c.ReadModelURL); err != nil {
+				return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL: %w", err)
+			}
 			return ReadModelTarget{Dialect: projections.Postgres, URL: c.ReadModelURL, Schema: projections.DefaultPostgresSchema}, nil
 		default:
 			return ReadModelTarget{}, fmt.Errorf("CRM_READMODEL_URL %q: want sqlite://PATH or postgres://USER@HOST/DB", c.ReadModelURL)
@@ -51,6 +54,9 @@ func ParseReadModels(c Config) (ReadModelTarget, error) {
 		return ReadModelTarget{}, err
 	}
 	if store.Backend == BackendPostgres {
+		if _, err := projections.PostgresPoolSize(store.URL); err != nil {
+			return ReadModelTarget{}, fmt.Errorf("CRM_STORE: %w", err)
+		}
 		schema := projections.DefaultPostgresSchema
 		if store.Schema != "" {
 			schema = store.Schema + "_" + projections.DefaultPostgresSchema

@@ -34,6 +34,14 @@ func TestParseReadModels(t *testing.T) {
 		{"sqlite without a path", Config{ReadModelURL: "sqlite://"}, ReadModelTarget{}, "needs a file path"},
 		{"unknown scheme", Config{ReadModelURL: "mysql://x"}, ReadModelTarget{}, "want sqlite://PATH or postgres://"},
 		{"bad store", Config{Store: "nope"}, ReadModelTarget{}, "CRM_STORE"},
+		{"store pool too small for the read models", Config{Store: "postgres://db/crm?pool_max_conns=1"},
+			ReadModelTarget{}, "CRM_STORE: pool_max_conns \"1\": the read models want at least 2 connections"},
+		{"read-model pool too small", Config{Store: "esdb://x", ReadModelURL: "postgres://rm/crm?pool_max_conns=1"},
+			ReadModelTarget{}, "CRM_READMODEL_URL: pool_max_conns \"1\""},
+		{"read-model pool not a count", Config{ReadModelURL: "postgres://rm/crm?pool_max_conns=all"},
+			ReadModelTarget{}, "CRM_READMODEL_URL: pool_max_conns \"all\""},
+		{"smallest pool that serves", Config{DataDir: "/data", Store: "postgres://db/crm?pool_max_conns=2"},
+			ReadModelTarget{Dialect: projections.Postgres, URL: "postgres://db/crm?pool_max_conns=2", Schema: "readmodels"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
