@@ -73,6 +73,7 @@ import (
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/members"
+	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
 )
 
@@ -113,12 +114,14 @@ const KindCreated = "created"
 
 const microsPerDay = int64(24 * time.Hour / time.Microsecond)
 
-// Projection returns the customer value read model, its business dates taken in zone.
+// Projection returns the customer value read model, its business dates (cohort months,
+// months of the year) taken in zone: a zone of its own is a version of its own
+// (period.Version), so that a server whose zone changed rebuilds it.
 func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: 5,
+		Version: period.Version(5, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
 			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon.Table(), m.parts, m.idleMonths, m.candidates},
 		Fold: m.fold,
