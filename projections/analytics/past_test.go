@@ -75,7 +75,7 @@ func TestPastEqualsParts(t *testing.T) {
 func TestPastEqualsPartsGenerated(t *testing.T) {
 	h := newSalesHistory(t, 300)
 	var kept, late []eventstore.Event
-	for i, e := range h.events {
+	for i, e := range h.Events {
 		switch e.Type {
 		case "contact.touchpoint_recorded.v1", "contact.survey_recorded.v1", "contact.task_completed.v1":
 			if i%10 == 0 {

@@ -26,7 +26,7 @@ func TestExplainAddsUp(t *testing.T) {
 	generated := valueHistory(t, 150)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		checked := 0
-		for i, events := range [][]eventstore.Event{golden, generated.events} {
+		for i, events := range [][]eventstore.Event{golden, generated.Events} {
 			log := logOf(events)
 			for j, zone := range []*time.Location{time.UTC, tokyo(t)} {
 				p := value.Projection(zone)

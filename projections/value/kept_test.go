@@ -69,9 +69,9 @@ func TestKeptEqualsDetailOnAGeneratedHistory(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		p := value.Projection(time.UTC)
 		tables := projections.TablesFor(p, "")
-		projectiontest.MustApply(t, db, p, tables, h.events)
+		projectiontest.MustApply(t, db, p, tables, h.Events)
 		for _, q := range questions {
-			q.AsOf = h.latest.Add(time.Hour)
+			q.AsOf = h.Latest.Add(time.Hour)
 			got, err := ask(ctx, db, tables, time.UTC, q)
 			if err != nil {
 				t.Fatal(err)
