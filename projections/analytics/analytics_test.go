@@ -54,21 +54,12 @@ func answerIn(zone *time.Location) projectiontest.AnswerFunc {
 	}
 }
 
-func tokyo(t testing.TB) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation("Asia/Tokyo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
-
 func TestGolden(t *testing.T) {
 	t.Run("UTC", func(t *testing.T) {
 		projectiontest.RunGolden(t, "testdata/utc", analytics.Projection(), answerIn(time.UTC))
 	})
 	t.Run("Asia/Tokyo", func(t *testing.T) {
-		projectiontest.RunGolden(t, "testdata/tokyo", analytics.ProjectionIn(tokyo(t)), answerIn(tokyo(t)))
+		projectiontest.RunGolden(t, "testdata/tokyo", analytics.ProjectionIn(projectiontest.Tokyo(t)), answerIn(projectiontest.Tokyo(t)))
 	})
 }
 
@@ -81,7 +72,7 @@ func TestName(t *testing.T) {
 	if got := analytics.Projection().Name(); got != "sales_analytics" {
 		t.Errorf("name = %q", got)
 	}
-	if analytics.Projection().Version() == analytics.ProjectionIn(tokyo(t)).Version() {
+	if analytics.Projection().Version() == analytics.ProjectionIn(projectiontest.Tokyo(t)).Version() {
 		t.Error("the version does not change with the zone")
 	}
 }
@@ -123,7 +114,7 @@ func checkKeptEqualsParts(t *testing.T, db *projections.DB, tables projections.T
 // the parts standing then do (UTC and Tokyo).
 func TestKeptEqualsParts(t *testing.T) {
 	events := projectiontest.ReadHistory(t, "testdata/utc/sales/events.txt")
-	for _, zone := range []*time.Location{time.UTC, tokyo(t)} {
+	for _, zone := range []*time.Location{time.UTC, projectiontest.Tokyo(t)} {
 		t.Run(zone.String(), func(t *testing.T) {
 			projectiontest.ForEachPrefix(t, analytics.ProjectionIn(zone), events, 12, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
 				checkKeptEqualsParts(t, db, tables, applied, zone)
@@ -136,14 +127,14 @@ func TestKeptEqualsParts(t *testing.T) {
 // and as of days in between, is the sum of the parts its explanation lists, read page by page.
 func TestExplainAddsUp(t *testing.T) {
 	events := projectiontest.ReadHistory(t, "testdata/utc/sales/events.txt")
-	p := analytics.ProjectionIn(tokyo(t))
+	p := analytics.ProjectionIn(projectiontest.Tokyo(t))
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(p, "")
 		projectiontest.MustApply(t, db, p, tables, events)
 		for _, asOf := range []string{"2025-03-31T23:00:00Z", "2025-04-16T00:00:00Z", "2025-06-01T00:00:00Z"} {
 			for _, params := range []analytics.KPIParams{{Period: "month"}, {Period: "week"}, {Period: "month", Owner: "rep-b"},
 				{Period: "quarter", Channel: "referral", Segment: "enterprise"}} {
-				params.From, params.To, params.Zone = "2025-02-01", "2025-05-31", tokyo(t)
+				params.From, params.To, params.Zone = "2025-02-01", "2025-05-31", projectiontest.Tokyo(t)
 				params.AsOf, _ = time.Parse(time.RFC3339, asOf)
 				checkExplainedKPIs(t, db, tables, params)
 			}

@@ -31,9 +31,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 			return nil
 		})
 	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
-		return dealchange.Fold(e, (*dealRow).attributes, func(id string, change func(*dealRow)) error {
-			return m.changeDeal(rows, id, change)
-		})
+		return dealchange.Fold(e, rows, (*dealRow).attributes, m.changeDeal)
 	case deal.TypeWon:
 		return with(e, func(ev *deal.Won) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {

@@ -57,7 +57,7 @@ func checkPastEqualsParts(t *testing.T, db *projections.DB, tables projections.T
 // in UTC that is 1 April in Tokyo.
 func TestPastEqualsParts(t *testing.T) {
 	events := projectiontest.ReadHistory(t, "testdata/utc/sales/events.txt")
-	for _, zone := range []*time.Location{time.UTC, tokyo(t)} {
+	for _, zone := range []*time.Location{time.UTC, projectiontest.Tokyo(t)} {
 		t.Run(zone.String(), func(t *testing.T) {
 			p := analytics.ProjectionIn(zone)
 			projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
@@ -75,7 +75,7 @@ func TestPastEqualsParts(t *testing.T) {
 func TestPastEqualsPartsGenerated(t *testing.T) {
 	h := newSalesHistory(t, 300)
 	var kept, late []eventstore.Event
-	for i, e := range h.events {
+	for i, e := range h.Events {
 		switch e.Type {
 		case "contact.touchpoint_recorded.v1", "contact.survey_recorded.v1", "contact.task_completed.v1":
 			if i%10 == 0 {
@@ -94,7 +94,7 @@ func TestPastEqualsPartsGenerated(t *testing.T) {
 	for i := range events {
 		events[i].Position = int64(i + 1)
 	}
-	zone := tokyo(t)
+	zone := projectiontest.Tokyo(t)
 	times := asOfs(events, zone)
 	var sample []time.Time
 	for i := 0; i < len(times); i += max(1, len(times)/150) {

@@ -3,7 +3,6 @@ package board_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,18 +57,14 @@ func TestKeptBoardEqualsIntervalsOverManyStays(t *testing.T) {
 // generatedDeals writes the history of n deals, one after the other.
 func generatedDeals(rng *rand.Rand, n int) string {
 	stages := []string{"qualification", "needs_analysis", "proposal", "negotiation"}
-	var b strings.Builder
-	at := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
-	line := func(id, typ, data string) {
-		fmt.Fprintf(&b, "%s deal-%s %s %s\n", at.Format(time.RFC3339Nano), id, typ, data)
-	}
+	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC))
 	for i := range n {
 		id := fmt.Sprintf("g%d", i)
 		owner := []string{"rep-a", "rep-b"}[rng.IntN(2)]
-		at = at.Add(time.Duration(rng.IntN(48)) * time.Hour)
-		line(id, "deal.opened.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","title":"G","amount":{"amount":%d,"currency":%q},"owner":%q,"stage":"qualification"}`,
+		w.At = w.At.Add(time.Duration(rng.IntN(48)) * time.Hour)
+		w.Line("deal-"+id, "deal.opened.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","title":"G","amount":{"amount":%d,"currency":%q},"owner":%q,"stage":"qualification"}`,
 			id, i, 1+rng.IntN(100000), []string{"EUR", "JPY"}[rng.IntN(2)], owner))
-		stage, when := 0, at
+		stage, when := 0, w.At
 		for range 1 + rng.IntN(5) {
 			d := time.Duration(1+rng.IntN(4)) * 24 * time.Hour
 			if rng.IntN(2) == 0 {
@@ -79,23 +74,23 @@ func generatedDeals(rng *rand.Rand, n int) string {
 				d = -time.Hour // back-dated
 			}
 			when = when.Add(d)
-			at = when
+			w.At = when
 			next := rng.IntN(len(stages))
 			if next == stage {
 				next = (stage + 1) % len(stages)
 			}
-			line(id, "deal.stage_changed.v1", fmt.Sprintf(`{"deal_id":%q,"from":%q,"to":%q}`, id, stages[stage], stages[next]))
+			w.Line("deal-"+id, "deal.stage_changed.v1", fmt.Sprintf(`{"deal_id":%q,"from":%q,"to":%q}`, id, stages[stage], stages[next]))
 			stage = next
 		}
 		switch rng.IntN(3) {
 		case 0:
-			at = at.Add(time.Hour)
-			line(id, "deal.lost.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","from_stage":%q,"reason":"price","amount":{"amount":1,"currency":"EUR"}}`,
+			w.At = w.At.Add(time.Hour)
+			w.Line("deal-"+id, "deal.lost.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","from_stage":%q,"reason":"price","amount":{"amount":1,"currency":"EUR"}}`,
 				id, i, stages[stage]))
 		case 1:
-			at = at.Add(time.Hour)
-			line(id, "deal.won.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","amount":{"amount":5,"currency":"EUR"}}`, id, i))
+			w.At = w.At.Add(time.Hour)
+			w.Line("deal-"+id, "deal.won.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%d","amount":{"amount":5,"currency":"EUR"}}`, id, i))
 		}
 	}
-	return b.String()
+	return w.String()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -154,25 +153,20 @@ func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, par
 // back, out (lost, churned) and back in, touchpoints now and then, and a deal lost, some
 // reopened and lost again.
 func generatedChurns(rng *rand.Rand, n int) string {
-	pick := func(list ...string) string { return list[rng.IntN(len(list))] }
-	var b strings.Builder
-	at := time.Date(2024, 1, 3, 9, 0, 0, 0, time.UTC)
-	line := func(stream, typ, data string) {
-		fmt.Fprintf(&b, "%s %s %s %s\n", at.Format(time.RFC3339Nano), stream, typ, data)
-	}
+	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 3, 9, 0, 0, 0, time.UTC))
 	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
 	for i := range n {
 		id := fmt.Sprintf("g%d", i)
-		at = at.Add(time.Duration(rng.IntN(72)) * time.Hour)
-		line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":"rep-a"}`,
-			id, pick("web_form", "seminar")))
+		w.At = w.At.Add(time.Duration(rng.IntN(72)) * time.Hour)
+		w.Line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":"rep-a"}`,
+			id, w.Pick("web_form", "seminar")))
 		phase, step := "lead", 0
 		for range 1 + rng.IntN(6) {
-			at = at.Add(time.Duration(1+rng.IntN(20*24)) * time.Hour)
+			w.At = w.At.Add(time.Duration(1+rng.IntN(20*24)) * time.Hour)
 			if rng.IntN(3) == 0 {
-				line("contact-"+id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%s-%d","kind":"call","phase":%q}`,
+				w.Line("contact-"+id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%s-%d","kind":"call","phase":%q}`,
 					id, id, rng.IntN(1_000_000), phase))
-				at = at.Add(time.Duration(1+rng.IntN(10*24)) * time.Hour)
+				w.At = w.At.Add(time.Duration(1+rng.IntN(10*24)) * time.Hour)
 			}
 			var to string
 			switch {
@@ -180,7 +174,7 @@ func generatedChurns(rng *rand.Rand, n int) string {
 				step = rng.IntN(2) // a win-back
 				to = forward[step]
 			case rng.IntN(5) == 0:
-				step, to = -1, pick("lost", "churned")
+				step, to = -1, w.Pick("lost", "churned")
 			case rng.IntN(5) == 0 && step > 0:
 				step = rng.IntN(step)
 				to = forward[step]
@@ -190,28 +184,28 @@ func generatedChurns(rng *rand.Rand, n int) string {
 			default:
 				step, to = -1, "churned"
 			}
-			line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
+			w.Line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
 			phase = to
 		}
 		if rng.IntN(2) == 0 {
 			deal := "d" + id
-			stage := pick("qualification", "proposal", "negotiation")
+			stage := w.Pick("qualification", "proposal", "negotiation")
 			lose := func() {
-				at = at.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
-				line("deal-"+deal, "deal.lost.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":%q,"from_stage":%q,"reason":%q,"amount":{"amount":%d,"currency":%q}}`,
-					deal, id, stage, pick("price", "timing"), 1+rng.IntN(100000), pick("EUR", "JPY")))
+				w.At = w.At.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
+				w.Line("deal-"+deal, "deal.lost.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":%q,"from_stage":%q,"reason":%q,"amount":{"amount":%d,"currency":%q}}`,
+					deal, id, stage, w.Pick("price", "timing"), 1+rng.IntN(100000), w.Pick("EUR", "JPY")))
 			}
 			lose()
 			if rng.IntN(2) == 0 {
-				at = at.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
-				line("deal-"+deal, "deal.reopened.v1", fmt.Sprintf(`{"deal_id":%q,"from":"lost","to":%q}`, deal, stage))
+				w.At = w.At.Add(time.Duration(1+rng.IntN(96)) * time.Hour)
+				w.Line("deal-"+deal, "deal.reopened.v1", fmt.Sprintf(`{"deal_id":%q,"from":"lost","to":%q}`, deal, stage))
 				if rng.IntN(2) == 0 {
 					lose()
 				}
 			}
 		}
 	}
-	return b.String()
+	return w.String()
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {

@@ -51,12 +51,13 @@ func Read(e *readmodel.Event) (dealID string, change func(Deal), err error) {
 }
 
 // Fold reads e as Read does and records the change on the row of the deal with change: the
-// read model's own edit of that row (read by id, changed, written back), given what to change
-// on it. attributes points at the attributes of a row.
-func Fold[R any](e *readmodel.Event, attributes func(*R) Deal, change func(dealID string, set func(*R)) error) error {
+// read model's own edit of that row in rows (read by id, changed, written back), given what
+// to change on it. attributes points at the attributes of a row.
+func Fold[R any](e *readmodel.Event, rows *readmodel.Rows, attributes func(*R) Deal,
+	change func(rows *readmodel.Rows, dealID string, set func(*R)) error) error {
 	id, set, err := Read(e)
 	if err != nil {
 		return err
 	}
-	return change(id, func(r *R) { set(attributes(r)) })
+	return change(rows, id, func(r *R) { set(attributes(r)) })
 }

@@ -14,12 +14,6 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-// benchContacts is the size of the directory of BenchmarkDirectory
-// (CRM_BENCH_DIRECTORY_CONTACTS, default 100,000).
-func benchContacts(b *testing.B) int {
-	return projectiontest.EnvCount(b, "CRM_BENCH_DIRECTORY_CONTACTS", 1, 100_000)
-}
-
 var (
 	familyKanji = []string{"佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"}
 	familyKana  = []string{"サトウ", "スズキ", "タカハシ", "タナカ", "イトウ", "ワタナベ", "ヤマモト", "ナカムラ", "コバヤシ", "カトウ"}
@@ -108,13 +102,12 @@ func (q question) ask(ctx context.Context, db *projections.DB, tables projection
 	return a.Total, err
 }
 
-// BenchmarkDirectory answers questions of the three lists over a directory of benchContacts
-// contacts, benchContacts/2 deals and benchContacts/50 accounts: searches of 2 and 3
-// characters (Japanese, half-width kana, Latin), filtered lists and the first page
-// unfiltered, each with its exact total, from 1 client and from 100 at once, with no writes
-// and while 50 contacts a second are created or renamed live. It reports the latency's p50
-// and p99 over the requests: with 1 client b.N requests, with 100 a round of 100 requests
-// per 10 iterations (at least one).
+// BenchmarkDirectory answers questions of the three lists over a directory of n contacts
+// (CRM_BENCH_DIRECTORY_CONTACTS, default 100,000), n/2 deals and n/50 accounts: searches of 2 and 3
+// characters (Japanese, half-width kana, Latin), filtered lists and the first page unfiltered, each
+// with its exact total, from 1 client and from 100 at once, with no writes and while 50 contacts a
+// second are created or renamed live. It reports the latency's p50 and p99 over the requests: with
+// 1 client b.N requests, with 100 a round of 100 requests per 10 iterations (at least one).
 func BenchmarkDirectory(b *testing.B) {
 	c := func(p directory.ContactParams) *directory.ContactParams { return &p }
 	d := func(p directory.DealParams) *directory.DealParams { return &p }
@@ -137,7 +130,7 @@ func BenchmarkDirectory(b *testing.B) {
 		{name: "accounts q=2 latin", accounts: a(directory.AccountParams{Q: "ac"}), many: true},
 		{name: "accounts q=3 latin", accounts: a(directory.AccountParams{Q: "acm"}), many: true},
 	}
-	n := benchContacts(b)
+	n := projectiontest.EnvCount(b, "CRM_BENCH_DIRECTORY_CONTACTS", 1, 100_000)
 	// Written as contact.created.v1, read as the newest version, as a store read through the
 	// codec gives them.
 	events := projectiontest.Upcast(b, directoryEvents(n))

@@ -21,9 +21,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	case deal.TypeOpened:
 		return with(e, func(ev *deal.Opened) error { return m.opened(rows, ev, e.OccurredAt.UnixMicro()) })
 	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
-		return dealchange.Fold(e, (*dealRow).attributes, func(id string, change func(*dealRow)) error {
-			return m.changeDeal(rows, id, change)
-		})
+		return dealchange.Fold(e, rows, (*dealRow).attributes, m.changeDeal)
 	case deal.TypeWon:
 		return with(e, func(ev *deal.Won) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {

@@ -3,7 +3,6 @@ package journey_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -60,19 +59,14 @@ func generatedHistory(rng *rand.Rand, n int) string { return generate(rng, n, tr
 // generate writes the history of n contacts, one after the other, a few of their phase
 // changes back-dated behind the one before when backDated.
 func generate(rng *rand.Rand, n int, backDated bool) string {
-	pick := func(list ...string) string { return list[rng.IntN(len(list))] }
-	var b strings.Builder
-	at := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
-	line := func(id, typ, data string) {
-		fmt.Fprintf(&b, "%s contact-%s %s %s\n", at.Format(time.RFC3339Nano), id, typ, data)
-	}
+	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC))
 	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
 	for i := range n {
 		id := fmt.Sprintf("g%d", i)
-		at = at.Add(time.Duration(rng.IntN(48)) * time.Hour)
-		line(id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":%q,"segment":%q}`,
-			id, pick("web_form", "seminar"), pick("rep-a", "rep-b"), pick("smb", "enterprise")))
-		phase, when := "lead", at
+		w.At = w.At.Add(time.Duration(rng.IntN(48)) * time.Hour)
+		w.Line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":%q,"segment":%q}`,
+			id, w.Pick("web_form", "seminar"), w.Pick("rep-a", "rep-b"), w.Pick("smb", "enterprise")))
+		phase, when := "lead", w.At
 		for range 2 + rng.IntN(6) {
 			// a length of stay: whole days (shared hundredths), or to the microsecond
 			d := time.Duration(1+rng.IntN(5)) * 24 * time.Hour
@@ -83,22 +77,22 @@ func generate(rng *rand.Rand, n int, backDated bool) string {
 				d = -time.Hour // back-dated
 			}
 			when = when.Add(d)
-			at = when
+			w.At = when
 			to := nextPhase(rng, forward, phase)
 			switch rng.IntN(8) {
 			case 0:
-				line(id, "contact.owner_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":"x","to":%q}`, id, pick("rep-a", "rep-b", "rep-c")))
+				w.Line("contact-"+id, "contact.owner_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":"x","to":%q}`, id, w.Pick("rep-a", "rep-b", "rep-c")))
 			case 1:
-				line(id, "contact.details_changed.v1", fmt.Sprintf(`{"contact_id":%q,"segment":%q}`, id, pick("smb", "enterprise", "mid_market")))
+				w.Line("contact-"+id, "contact.details_changed.v1", fmt.Sprintf(`{"contact_id":%q,"segment":%q}`, id, w.Pick("smb", "enterprise", "mid_market")))
 			case 2:
-				line(id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%d","kind":%q,"phase":%q}`,
-					id, rng.IntN(1_000_000), pick("call", "email"), phase))
+				w.Line("contact-"+id, "contact.touchpoint_recorded.v1", fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%d","kind":%q,"phase":%q}`,
+					id, rng.IntN(1_000_000), w.Pick("call", "email"), phase))
 			}
-			line(id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
+			w.Line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
 			phase = to
 		}
 	}
-	return b.String()
+	return w.String()
 }
 
 // nextPhase moves on, back, out or (from an exit) back in.

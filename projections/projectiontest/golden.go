@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
@@ -259,4 +260,15 @@ func forEachDialect(t *testing.T, parallel bool, test func(t *testing.T, db *pro
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		t.Run(d.String(), func(t *testing.T) { test(t, Open(t, d)) })
 	}
+}
+
+// Tokyo is the business time zone the read models are tested in besides UTC: Asia/Tokyo, nine
+// hours ahead of UTC all year.
+func Tokyo(t testing.TB) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

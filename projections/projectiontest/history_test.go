@@ -1,6 +1,7 @@
 package projectiontest
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,34 @@ func TestParseHistoryRejectsBadLines(t *testing.T) {
 				t.Errorf("error = %v, want one naming line 1", err)
 			}
 		})
+	}
+}
+
+// A written history reads back as its events, each at the time it was written at (to the
+// microsecond), and Generated puts its events in time order, numbered anew.
+func TestWrittenAndGeneratedHistories(t *testing.T) {
+	start := time.Date(2024, 1, 2, 9, 0, 0, 0, time.UTC)
+	w := NewWritten(rand.New(rand.NewPCG(1, 1)), start)
+	w.Line("contact-c1", "contact.created.v1", `{"contact_id":"c1","name":"A"}`)
+	w.At = w.At.Add(1500 * time.Microsecond)
+	w.Line("contact-c1", "contact.touchpoint_recorded.v1", `{"contact_id":"c1","touchpoint_id":"t1","kind":"call","phase":"lead"}`)
+	if p := w.Pick("x", "y"); p != "x" && p != "y" {
+		t.Errorf("Pick = %q, not one of the list", p)
+	}
+	events := MustParseHistory(t, w.String())
+	if len(events) != 2 || !events[0].OccurredAt.Equal(start) || !events[1].OccurredAt.Equal(start.Add(1500*time.Microsecond)) ||
+		events[1].Type != "contact.touchpoint_recorded.v1" {
+		t.Errorf("written history read back as %+v", events)
+	}
+
+	g := NewGenerated(1)
+	g.Add("contact-c2", "contact.created.v1", start.Add(time.Hour), `{"contact_id":"c2","name":"B"}`)
+	g.Add("contact-c1", "contact.created.v1", start, `{"contact_id":"c1","name":"A"}`)
+	if !g.Latest.Equal(start.Add(time.Hour)) {
+		t.Errorf("latest = %v, want %v", g.Latest, start.Add(time.Hour))
+	}
+	g.InTimeOrder(t)
+	if g.Events[0].Stream != "contact-c1" || g.Events[0].Position != 1 || g.Events[1].Stream != "contact-c2" || g.Events[1].Position != 2 {
+		t.Errorf("in time order: %+v", g.Events)
 	}
 }

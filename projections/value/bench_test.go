@@ -2,14 +2,10 @@ package value_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/value"
@@ -25,55 +21,38 @@ var benchStart = time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
 
 // history writes events of n contacts over two years: created, touchpoints, and for two in
 // five of them purchases (1 to 6, JPY, USD or EUR), usage reports and surveys.
-type history struct {
-	rng    *rand.Rand
-	events []eventstore.Event
-	latest time.Time
-}
-
-func (h *history) add(stream, typ string, at time.Time, data string) {
-	pos := int64(len(h.events) + 1)
-	h.events = append(h.events, eventstore.Event{ID: fmt.Sprintf("e%d", pos), Stream: stream, Position: pos, Type: typ,
-		OccurredAt: at, RecordedAt: at, Data: []byte(data)})
-	if at.After(h.latest) {
-		h.latest = at
-	}
-}
+type history struct{ projectiontest.Generated }
 
 func (h *history) purchase(id string, at time.Time, currency string) {
-	h.add("contact-"+id, "contact.purchase_recorded.v1", at, fmt.Sprintf(
+	h.Add("contact-"+id, "contact.purchase_recorded.v1", at, fmt.Sprintf(
 		`{"contact_id":%q,"purchase_id":"p%d","amount":{"amount":%d,"currency":%q},"product":"CRM Pro"}`,
-		id, len(h.events), 1000+h.rng.IntN(500_000), currency))
+		id, len(h.Events), 1000+h.Rng.IntN(500_000), currency))
 }
 
 func valueHistory(t testing.TB, n int) *history {
-	h := &history{rng: rand.New(rand.NewPCG(7, 7))}
+	h := &history{projectiontest.NewGenerated(7)}
 	kinds := []string{"call", "email", "meeting", "webinar", "email_open"}
 	for i := range n {
 		id := fmt.Sprintf("c%07d", i)
-		at := benchStart.Add(time.Duration(h.rng.IntN(500*24)) * time.Hour)
-		h.add("contact-"+id, "contact.created.v1", at, fmt.Sprintf(`{"contact_id":%q,"name":"Contact %d","channel":"web_form","owner":"rep-%d"}`, id, i, i%20))
-		for range 1 + h.rng.IntN(3) {
-			at = at.Add(time.Duration(1+h.rng.IntN(30*24)) * time.Hour)
-			h.add("contact-"+id, "contact.touchpoint_recorded.v1", at, fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%d","kind":%q,"phase":"lead"}`,
-				id, len(h.events), kinds[h.rng.IntN(len(kinds))]))
+		at := benchStart.Add(time.Duration(h.Rng.IntN(500*24)) * time.Hour)
+		h.Add("contact-"+id, "contact.created.v1", at, fmt.Sprintf(`{"contact_id":%q,"name":"Contact %d","channel":"web_form","owner":"rep-%d"}`, id, i, i%20))
+		for range 1 + h.Rng.IntN(3) {
+			at = at.Add(time.Duration(1+h.Rng.IntN(30*24)) * time.Hour)
+			h.Add("contact-"+id, "contact.touchpoint_recorded.v1", at, fmt.Sprintf(`{"contact_id":%q,"touchpoint_id":"t%d","kind":%q,"phase":"lead"}`,
+				id, len(h.Events), kinds[h.Rng.IntN(len(kinds))]))
 		}
-		if h.rng.IntN(5) >= 2 {
+		if h.Rng.IntN(5) >= 2 {
 			continue
 		}
-		currency := []string{"JPY", "JPY", "JPY", "USD", "EUR"}[h.rng.IntN(5)]
-		for range 1 + h.rng.IntN(6) {
-			at = at.Add(time.Duration(1+h.rng.IntN(60*24)) * time.Hour)
+		currency := []string{"JPY", "JPY", "JPY", "USD", "EUR"}[h.Rng.IntN(5)]
+		for range 1 + h.Rng.IntN(6) {
+			at = at.Add(time.Duration(1+h.Rng.IntN(60*24)) * time.Hour)
 			h.purchase(id, at, currency)
 		}
-		h.add("contact-"+id, "contact.usage_reported.v1", at, fmt.Sprintf(`{"contact_id":%q,"percent_of_limit":%d}`, id, 30+h.rng.IntN(80)))
-		h.add("contact-"+id, "contact.survey_recorded.v1", at, fmt.Sprintf(`{"contact_id":%q,"survey_id":"s%d","nps":%d}`, id, len(h.events), h.rng.IntN(11)))
+		h.Add("contact-"+id, "contact.usage_reported.v1", at, fmt.Sprintf(`{"contact_id":%q,"percent_of_limit":%d}`, id, 30+h.Rng.IntN(80)))
+		h.Add("contact-"+id, "contact.survey_recorded.v1", at, fmt.Sprintf(`{"contact_id":%q,"survey_id":"s%d","nps":%d}`, id, len(h.Events), h.Rng.IntN(11)))
 	}
-	slices.SortStableFunc(h.events, func(a, b eventstore.Event) int { return a.OccurredAt.Compare(b.OccurredAt) })
-	for i := range h.events {
-		h.events[i].Position = int64(i + 1)
-	}
-	h.events = projectiontest.Upcast(t, h.events)
+	h.InTimeOrder(t)
 	return h
 }
 
@@ -82,79 +61,35 @@ func valueHistory(t testing.TB, n int) *history {
 // applied live: it reports the latency's p50 and p99 over the iterations (each iteration is
 // one question from every client at once).
 func BenchmarkValue(b *testing.B) {
-	const clients = 20
-	n := benchContacts(b)
-	h := valueHistory(b, n)
-	now := h.latest.Add(24 * time.Hour).Add(365 * 24 * time.Hour) // after every write of the run
-	past := h.latest.Add(-90 * 24 * time.Hour)
-	questions := []struct {
-		name string
-		q    question
-	}{
-		{"baseline: SELECT 1", question{Query: "baseline"}},
-		{"customers", question{Query: "customers"}},
-		{"customers segment=champions", question{Query: "customers", Segment: "champions"}},
-		{"customers sort=orders", question{Query: "customers", Sort: "orders"}},
-		{"contact value", question{Query: "value", ContactID: "c0000002"}},
-		{"rfm", question{Query: "rfm"}},
-		{"repeat-rate", question{Query: "repeat"}},
-		{"seasonality", question{Query: "season"}},
-		{"upsell-candidates", question{Query: "upsell"}},
-		{"dormant", question{Query: "dormant"}},
-		{"dormant owner=rep-3", question{Query: "dormant", Owner: "rep-3"}},
-		{"customers as of 90 days earlier", question{Query: "customers", AsOf: past}},
+	h := valueHistory(b, benchContacts(b))
+	now := h.Latest.Add(24 * time.Hour).Add(365 * 24 * time.Hour) // after every write of the run
+	past := h.Latest.Add(-90 * 24 * time.Hour)
+	purchases := projectiontest.LiveWrites{Type: "contact.purchase_recorded.v1", Data: func(id string, n int64) []byte {
+		return fmt.Appendf(nil, `{"contact_id":%q,"purchase_id":"w%d","amount":{"amount":1500,"currency":"JPY"},"product":"CRM Pro"}`, id, n)
+	}}
+	askAt := func(q question) func(ctx context.Context, db *projections.DB, tables projections.Tables) error {
+		if q.AsOf.IsZero() {
+			q.AsOf = now
+		}
+		return func(ctx context.Context, db *projections.DB, tables projections.Tables) error {
+			_, err := ask(ctx, db, tables, time.UTC, q)
+			return err
+		}
 	}
-	p := value.Projection(time.UTC)
-	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
-		b.Run(d.String(), func(b *testing.B) {
-			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
-			b.ReportMetric(float64(len(h.events)), "events")
-			next := int64(len(h.events))
-			projectiontest.ForWrites(b, func(b *testing.B, writes bool) {
-				for _, qq := range questions {
-					b.Run(qq.name, func(b *testing.B) {
-						stop := func() {}
-						if writes {
-							stop = writeSteadily(b, db, p, tables, &next, h.latest)
-						}
-						defer stop()
-						q := qq.q
-						if q.AsOf.IsZero() {
-							q.AsOf = now
-						}
-						projectiontest.Rounds(b, clients, func(ctx context.Context) error {
-							_, err := benchAsk(ctx, db, tables, q)
-							return err
-						})
-					})
-				}
-			})
-		})
-	}
-}
-
-// writeSteadily applies a new purchase live every 20 ms (50 a second) until stopped.
-func writeSteadily(b *testing.B, db *projections.DB, p projections.Projection, tables projections.Tables, next *int64, latest time.Time) (stop func()) {
-	rng := rand.New(rand.NewPCG(uint64(*next), 1))
-	return projectiontest.WriteLive(b, db, p, tables, 20*time.Millisecond, func() eventstore.Event {
-		*next++
-		id := fmt.Sprintf("c%07d", rng.IntN(1000))
-		at := latest.Add(time.Duration(*next) * time.Second)
-		return eventstore.Event{ID: fmt.Sprintf("w%d", *next), Stream: "contact-" + id, Position: *next,
-			Type: "contact.purchase_recorded.v1", OccurredAt: at, RecordedAt: at,
-			Data: fmt.Appendf(nil, `{"contact_id":%q,"purchase_id":"w%d","amount":{"amount":1500,"currency":"JPY"},"product":"CRM Pro"}`, id, *next)}
+	projectiontest.AskInRounds(b, value.Projection(time.UTC), &h.Generated, 20, purchases, []projectiontest.Asked{
+		{Name: "baseline: SELECT 1", Ask: projectiontest.Baseline},
+		{Name: "customers", Ask: askAt(question{Query: "customers"})},
+		{Name: "customers segment=champions", Ask: askAt(question{Query: "customers", Segment: "champions"})},
+		{Name: "customers sort=orders", Ask: askAt(question{Query: "customers", Sort: "orders"})},
+		{Name: "contact value", Ask: askAt(question{Query: "value", ContactID: "c0000002"})},
+		{Name: "rfm", Ask: askAt(question{Query: "rfm"})},
+		{Name: "repeat-rate", Ask: askAt(question{Query: "repeat"})},
+		{Name: "seasonality", Ask: askAt(question{Query: "season"})},
+		{Name: "upsell-candidates", Ask: askAt(question{Query: "upsell"})},
+		{Name: "dormant", Ask: askAt(question{Query: "dormant"})},
+		{Name: "dormant owner=rep-3", Ask: askAt(question{Query: "dormant", Owner: "rep-3"})},
+		{Name: "customers as of 90 days earlier", Ask: askAt(question{Query: "customers", AsOf: past})},
 	})
-}
-
-// benchAsk asks q, or, for the baseline, reads one constant in a read transaction: what any
-// answer costs at the least under the same load.
-func benchAsk(ctx context.Context, db *projections.DB, tables projections.Tables, q question) (any, error) {
-	if q.Query != "baseline" {
-		return ask(ctx, db, tables, time.UTC, q)
-	}
-	var one int
-	err := db.ReadOnly(ctx, func(tx *sql.Tx) error { return tx.QueryRowContext(ctx, "SELECT 1").Scan(&one) })
-	return one, err
 }
 
 // BenchmarkExplainRFM: the parts of a figure of RFM, found at question time, against the
@@ -162,12 +97,12 @@ func benchAsk(ctx context.Context, db *projections.DB, tables projections.Tables
 // client, on the history of BenchmarkValue.
 func BenchmarkExplainRFM(b *testing.B) {
 	h := valueHistory(b, benchContacts(b))
-	now := h.latest.Add(24 * time.Hour)
-	past := h.latest.Add(-90 * 24 * time.Hour)
+	now := h.Latest.Add(24 * time.Hour)
+	past := h.Latest.Add(-90 * 24 * time.Hour)
 	p := value.Projection(time.UTC)
 	for _, d := range []projections.Dialect{projections.SQLite, projections.Postgres} {
 		b.Run(d.String(), func(b *testing.B) {
-			db, tables := projectiontest.Loaded(b, d, p, h.events, 10_000)
+			db, tables := projectiontest.Loaded(b, d, p, h.Events, 10_000)
 			ctx := context.Background()
 			for _, q := range []struct {
 				name string

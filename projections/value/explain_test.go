@@ -26,9 +26,9 @@ func TestExplainAddsUp(t *testing.T) {
 	generated := valueHistory(t, 150)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		checked := 0
-		for i, events := range [][]eventstore.Event{golden, generated.events} {
+		for i, events := range [][]eventstore.Event{golden, generated.Events} {
 			log := logOf(events)
-			for j, zone := range []*time.Location{time.UTC, tokyo(t)} {
+			for j, zone := range []*time.Location{time.UTC, projectiontest.Tokyo(t)} {
 				p := value.Projection(zone)
 				tables := projections.TablesFor(p, fmt.Sprintf("h%dz%d", i, j))
 				projectiontest.MustApply(t, db, p, tables, events)

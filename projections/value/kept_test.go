@@ -27,7 +27,7 @@ func TestKeptEqualsDetail(t *testing.T) {
 		{Query: "dormant", Days: 30, Limit: 1},
 	}
 	later := []time.Duration{0, time.Microsecond, 30 * 24 * time.Hour, 400 * 24 * time.Hour}
-	for _, zone := range []*time.Location{time.UTC, tokyo(t)} {
+	for _, zone := range []*time.Location{time.UTC, projectiontest.Tokyo(t)} {
 		t.Run(zone.String(), func(t *testing.T) {
 			ctx := context.Background()
 			projectiontest.ForEachPrefix(t, value.Projection(zone), events, 10, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
@@ -69,9 +69,9 @@ func TestKeptEqualsDetailOnAGeneratedHistory(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		p := value.Projection(time.UTC)
 		tables := projections.TablesFor(p, "")
-		projectiontest.MustApply(t, db, p, tables, h.events)
+		projectiontest.MustApply(t, db, p, tables, h.Events)
 		for _, q := range questions {
-			q.AsOf = h.latest.Add(time.Hour)
+			q.AsOf = h.Latest.Add(time.Hour)
 			got, err := ask(ctx, db, tables, time.UTC, q)
 			if err != nil {
 				t.Fatal(err)

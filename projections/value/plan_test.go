@@ -17,7 +17,7 @@ func TestUpsellPagePlan(t *testing.T) {
 	p := value.Projection(time.UTC)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		set := projections.TablesFor(p, "")
-		projectiontest.MustApply(t, db, p, set, h.events)
+		projectiontest.MustApply(t, db, p, set, h.Events)
 		index := set.Name("contacts") + "_candidates"
 		for _, after := range []string{"", "c0000100"} {
 			stmt, args := value.UpsellPage(set, after, 50)

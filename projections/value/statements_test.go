@@ -15,7 +15,7 @@ import (
 // statements, however many currencies and score thresholds the answer needs.
 func TestStatementsAboutNow(t *testing.T) {
 	h := valueHistory(t, 400)
-	now := h.latest.Add(24 * time.Hour)
+	now := h.Latest.Add(24 * time.Hour)
 	p := value.Projection(time.UTC)
 	cases := []struct {
 		name string
@@ -32,7 +32,7 @@ func TestStatementsAboutNow(t *testing.T) {
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(p, "")
-		projectiontest.MustApply(t, db, p, tables, h.events)
+		projectiontest.MustApply(t, db, p, tables, h.Events)
 		for _, c := range cases {
 			ctx, n := value.CountingStatements(context.Background())
 			c.q.AsOf = now

@@ -2,7 +2,6 @@ package value_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -29,13 +28,9 @@ type question struct {
 
 // answerIn answers the questions of the golden files with the projection's zone.
 func answerIn(zone *time.Location) projectiontest.AnswerFunc {
-	return func(ctx context.Context, db *projections.DB, t projections.Tables, _ string, raw []byte) (any, error) {
-		var q question
-		if err := json.Unmarshal(raw, &q); err != nil {
-			return nil, err
-		}
+	return projectiontest.AnswerWith(func(ctx context.Context, db *projections.DB, t projections.Tables, q question) (any, error) {
 		return ask(ctx, db, t, zone, q)
-	}
+	})
 }
 
 func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, q question) (any, error) {
@@ -60,20 +55,12 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *ti
 	return nil, fmt.Errorf("unknown query %q", q.Query)
 }
 
-func tokyo(t testing.TB) *time.Location {
-	loc, err := time.LoadLocation("Asia/Tokyo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
-
 func TestGolden(t *testing.T) {
 	t.Run("utc", func(t *testing.T) {
 		projectiontest.RunGolden(t, "testdata/utc", value.Projection(time.UTC), answerIn(time.UTC))
 	})
 	t.Run("tokyo", func(t *testing.T) {
-		zone := tokyo(t)
+		zone := projectiontest.Tokyo(t)
 		projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone))
 	})
 }
