@@ -9,8 +9,8 @@ import (
 )
 
 // ExplainAll reads every page of the parts of the figure at path: ask answers the page at a
-// cursor ("" for the first). It checks what the pages say: the same total on every page,
-// parts that together count it, each naming its entity and its event.
+// cursor ("" for the first). It checks what the pages say: the figure asked for, the same
+// total on every page, parts that together count it, each naming its entity and its event.
 func ExplainAll(t testing.TB, path string, ask func(cursor string) (explain.Answer, error)) []explain.Entry {
 	t.Helper()
 	var (
@@ -22,6 +22,9 @@ func ExplainAll(t testing.TB, path string, ask func(cursor string) (explain.Answ
 		a, err := ask(cursor)
 		if err != nil {
 			t.Fatalf("explain %s: %v", path, err)
+		}
+		if a.Explain != path {
+			t.Fatalf("explain %s: page %d answers for the figure %q", path, page, a.Explain)
 		}
 		if page > 0 && a.Count != count {
 			t.Fatalf("explain %s: page %d says %d parts, the first said %d", path, page, a.Count, count)
