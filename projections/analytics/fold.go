@@ -54,43 +54,43 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 	case settings.TypeStageProbabilitiesChanged:
 		return m.probabilities.Fold(e, rows)
 	case contact.TypeCreated:
-		return with(e, func(ev *contact.Created) error { return m.created(rows, e, ev) })
+		return readmodel.With(e, func(ev *contact.Created) error { return m.created(rows, e, ev) })
 	case contact.TypeDetailsChanged:
-		return with(e, func(ev *contact.DetailsChanged) error {
+		return readmodel.With(e, func(ev *contact.DetailsChanged) error {
 			if ev.Segment != nil {
 				m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.segment = *ev.Segment })
 			}
 			return nil
 		})
 	case contact.TypeOwnerChanged:
-		return with(e, func(ev *contact.OwnerChanged) error {
+		return readmodel.With(e, func(ev *contact.OwnerChanged) error {
 			m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.owner = ev.To })
 			return nil
 		})
 	case contact.TypePhaseChanged:
-		return with(e, func(ev *contact.PhaseChanged) error { return m.phaseChanged(rows, e, ev) })
+		return readmodel.With(e, func(ev *contact.PhaseChanged) error { return m.phaseChanged(rows, e, ev) })
 	case contact.TypeTouchpointRecorded:
-		return with(e, func(ev *contact.TouchpointRecorded) error {
+		return readmodel.With(e, func(ev *contact.TouchpointRecorded) error {
 			c, _ := m.contacts.Get(rows, ev.ContactID)
 			m.stand(rows, m.contactPart(e, c, ev.ContactID, figTouch+string(ev.Kind)))
 			return nil
 		})
 	case contact.TypeSurveyRecorded:
-		return with(e, func(ev *contact.SurveyRecorded) error { return m.surveyed(rows, e, ev) })
+		return readmodel.With(e, func(ev *contact.SurveyRecorded) error { return m.surveyed(rows, e, ev) })
 	case contact.TypeMergedInto:
-		return with(e, func(ev *contact.MergedInto) error {
+		return readmodel.With(e, func(ev *contact.MergedInto) error {
 			m.merged(rows, ev.ContactID, e.OccurredAt.UnixMicro())
 			return nil
 		})
 	case contact.TypeTaskScheduled:
-		return with(e, func(ev *contact.TaskScheduled) error {
+		return readmodel.With(e, func(ev *contact.TaskScheduled) error {
 			tk := taskRow{taskID: ev.TaskID, contactID: ev.ContactID, assignee: ev.Assignee, due: string(ev.Due)}
 			m.openTask(rows, e, &tk)
 			m.tasks.Upsert(rows, tk)
 			return nil
 		})
 	case contact.TypeTaskCompleted:
-		return with(e, func(ev *contact.TaskCompleted) error {
+		return readmodel.With(e, func(ev *contact.TaskCompleted) error {
 			return m.changeTask(rows, e, ev.TaskID, func(tk *taskRow) {
 				figure := figTaskOnTime
 				if string(domain.DateIn(e.OccurredAt, m.zone)) > tk.due {
@@ -101,28 +101,19 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			})
 		})
 	case contact.TypeTaskRescheduled:
-		return with(e, func(ev *contact.TaskRescheduled) error {
+		return readmodel.With(e, func(ev *contact.TaskRescheduled) error {
 			return m.changeTask(rows, e, ev.TaskID, func(tk *taskRow) { tk.due = string(ev.To); m.openTask(rows, e, tk) })
 		})
 	case contact.TypeTaskReassigned:
-		return with(e, func(ev *contact.TaskReassigned) error {
+		return readmodel.With(e, func(ev *contact.TaskReassigned) error {
 			return m.changeTask(rows, e, ev.TaskID, func(tk *taskRow) { tk.assignee = ev.To; m.openTask(rows, e, tk) })
 		})
 	case contact.TypeTaskCancelled:
-		return with(e, func(ev *contact.TaskCancelled) error {
+		return readmodel.With(e, func(ev *contact.TaskCancelled) error {
 			return m.changeTask(rows, e, ev.TaskID, func(*taskRow) {})
 		})
 	}
 	return m.foldDeal(e, rows)
-}
-
-// with decodes e as a T and hands it to f.
-func with[T any](e *readmodel.Event, f func(*T) error) error {
-	ev, err := readmodel.Decode[T](e)
-	if err != nil {
-		return err
-	}
-	return f(ev)
 }
 
 func (m *model) day(e *readmodel.Event) string { return string(domain.DateIn(e.OccurredAt, m.zone)) }

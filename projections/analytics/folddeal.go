@@ -18,7 +18,7 @@ func timeOf(micros int64) time.Time { return time.UnixMicro(micros) }
 func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
 	case deal.TypeOpened:
-		return with(e, func(ev *deal.Opened) error {
+		return readmodel.With(e, func(ev *deal.Opened) error {
 			if _, ok := m.deals.Get(rows, ev.DealID); ok {
 				return fmt.Errorf("deal %s was opened already", ev.DealID)
 			}
@@ -33,7 +33,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
 		return dealchange.Fold(e, rows, (*dealRow).attributes, m.changeDeal)
 	case deal.TypeWon:
-		return with(e, func(ev *deal.Won) error {
+		return readmodel.With(e, func(ev *deal.Won) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage = statusWon, string(deal.StageWon)
 				won := m.dealPart(rows, e, *d, figWon+ev.Amount.Currency)
@@ -45,7 +45,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 			})
 		})
 	case deal.TypeLost:
-		return with(e, func(ev *deal.Lost) error {
+		return readmodel.With(e, func(ev *deal.Lost) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage = statusLost, string(deal.StageLost)
 				lost := m.dealPart(rows, e, *d, figLost+ev.Amount.Currency)
@@ -54,7 +54,7 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 			})
 		})
 	case deal.TypeReopened:
-		return with(e, func(ev *deal.Reopened) error {
+		return readmodel.With(e, func(ev *deal.Reopened) error {
 			at := e.OccurredAt.UnixMicro()
 			for _, p := range m.parts.Group(rows, ev.DealID) {
 				if strings.HasPrefix(p.Figure, figWon) || strings.HasPrefix(p.Figure, figLost) || p.Figure == figCycle {

@@ -30,7 +30,7 @@ func (m *model) foldContact(e *readmodel.Event, rows *readmodel.Rows) error {
 	at := e.OccurredAt.UnixMicro()
 	switch e.Type {
 	case contact.TypeCreated:
-		return with(e, func(ev *contact.Created) error {
+		return readmodel.With(e, func(ev *contact.Created) error {
 			c := contactRow{contactID: ev.ContactID, name: ev.Name.Display(), email: ev.Email, phone: ev.Phone,
 				company: ev.Company, channel: string(ev.Channel), owner: ev.Owner, segment: ev.Segment,
 				phase: string(contact.Lead), phaseRank: int64(contact.Lead.Rank()), phaseSince: at, createdAt: at}
@@ -38,42 +38,33 @@ func (m *model) foldContact(e *readmodel.Event, rows *readmodel.Rows) error {
 			return nil
 		})
 	case contact.TypeDetailsChanged:
-		return with(e, func(ev *contact.DetailsChanged) error {
+		return readmodel.With(e, func(ev *contact.DetailsChanged) error {
 			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { applyDetails(c, ev) })
 		})
 	case contact.TypeOwnerChanged:
-		return with(e, func(ev *contact.OwnerChanged) error {
+		return readmodel.With(e, func(ev *contact.OwnerChanged) error {
 			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.owner = ev.To })
 		})
 	case contact.TypePhaseChanged:
-		return with(e, func(ev *contact.PhaseChanged) error { return m.phaseChanged(rows, ev, at) })
+		return readmodel.With(e, func(ev *contact.PhaseChanged) error { return m.phaseChanged(rows, ev, at) })
 	case contact.TypeTouchpointRecorded, contact.TypeNoteAdded, contact.TypePurchaseRecorded, contact.TypeSurveyRecorded:
-		return with(e, func(ev *struct {
+		return readmodel.With(e, func(ev *struct {
 			ContactID string `json:"contact_id"`
 		}) error {
 			return m.activity(rows, ev.ContactID, at)
 		})
 	case contact.TypeOptedOut:
-		return with(e, func(ev *contact.OptedOut) error {
+		return readmodel.With(e, func(ev *contact.OptedOut) error {
 			return m.changeContact(rows, ev.ContactID, func(c *contactRow) { c.optedOut = addChannel(c.optedOut, string(ev.Channel)) })
 		})
 	case contact.TypeAccountLinked:
-		return with(e, func(ev *contact.AccountLinked) error { return m.moveToAccount(rows, ev.ContactID, ev.AccountID) })
+		return readmodel.With(e, func(ev *contact.AccountLinked) error { return m.moveToAccount(rows, ev.ContactID, ev.AccountID) })
 	case contact.TypeAccountUnlinked:
-		return with(e, func(ev *contact.AccountUnlinked) error { return m.moveToAccount(rows, ev.ContactID, "") })
+		return readmodel.With(e, func(ev *contact.AccountUnlinked) error { return m.moveToAccount(rows, ev.ContactID, "") })
 	case contact.TypeMergedInto:
-		return with(e, func(ev *contact.MergedInto) error { return m.merge(rows, ev.ContactID, ev.Into) })
+		return readmodel.With(e, func(ev *contact.MergedInto) error { return m.merge(rows, ev.ContactID, ev.Into) })
 	}
 	return nil
-}
-
-// with decodes the event's data into a T and folds it with f.
-func with[T any](e *readmodel.Event, f func(*T) error) error {
-	ev, err := readmodel.Decode[T](e)
-	if err != nil {
-		return err
-	}
-	return f(ev)
 }
 
 // withSearch fills the normalised columns of a contact from its fields.
@@ -275,7 +266,7 @@ func (m *model) accountActivity(rows *readmodel.Rows, accountID string, at int64
 func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
 	case account.TypeCreated:
-		return with(e, func(ev *account.Created) error {
+		return readmodel.With(e, func(ev *account.Created) error {
 			a := accountRow{accountID: ev.AccountID, name: ev.Name, domain: ev.Domain, industry: ev.Industry,
 				size: string(ev.Size), createdAt: e.OccurredAt.UnixMicro()}
 			a = withAccountSearch(a)
@@ -284,7 +275,7 @@ func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 			return nil
 		})
 	case account.TypeDetailsChanged:
-		return with(e, func(ev *account.DetailsChanged) error {
+		return readmodel.With(e, func(ev *account.DetailsChanged) error {
 			a, ok := m.accounts.Get(rows, ev.AccountID)
 			if !ok {
 				return fmt.Errorf("account %s was not created", ev.AccountID)

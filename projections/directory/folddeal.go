@@ -19,31 +19,31 @@ const (
 func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 	switch e.Type {
 	case deal.TypeOpened:
-		return with(e, func(ev *deal.Opened) error { return m.opened(rows, ev, e.OccurredAt.UnixMicro()) })
+		return readmodel.With(e, func(ev *deal.Opened) error { return m.opened(rows, ev, e.OccurredAt.UnixMicro()) })
 	case deal.TypeStageChanged, deal.TypeAmountChanged, deal.TypeExpectedCloseChanged, deal.TypeOwnerChanged:
 		return dealchange.Fold(e, rows, (*dealRow).attributes, m.changeDeal)
 	case deal.TypeWon:
-		return with(e, func(ev *deal.Won) error {
+		return readmodel.With(e, func(ev *deal.Won) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage, d.closedOn = statusWon, string(deal.StageWon), string(ev.ClosedAt)
 				d.amount, d.currency = ev.Amount.Amount, ev.Amount.Currency
 			})
 		})
 	case deal.TypeLost:
-		return with(e, func(ev *deal.Lost) error {
+		return readmodel.With(e, func(ev *deal.Lost) error {
 			closed := string(domain.DateIn(e.OccurredAt, m.zone))
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage, d.closedOn, d.lostReason = statusLost, string(deal.StageLost), closed, string(ev.Reason)
 			})
 		})
 	case deal.TypeReopened:
-		return with(e, func(ev *deal.Reopened) error {
+		return readmodel.With(e, func(ev *deal.Reopened) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) {
 				d.status, d.stage, d.closedOn, d.lostReason = statusOpen, string(ev.To), "", ""
 			})
 		})
 	case deal.TypeTitleChanged:
-		return with(e, func(ev *deal.TitleChanged) error {
+		return readmodel.With(e, func(ev *deal.TitleChanged) error {
 			return m.changeDeal(rows, ev.DealID, func(d *dealRow) { d.title = ev.To })
 		})
 	}

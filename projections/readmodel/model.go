@@ -205,3 +205,13 @@ func Decode[T any](e *Event) (*T, error) {
 	e.decoded = v
 	return v, nil
 }
+
+// With decodes the data of e as a T (see Decode) and folds it with f: one case of a fold's
+// switch on the event type.
+func With[T any](e *Event, f func(*T) error) error {
+	v, err := Decode[T](e)
+	if err != nil {
+		return err
+	}
+	return f(v)
+}
