@@ -183,9 +183,11 @@ func (t *Table[R]) Group(rows *Rows, value any) []R {
 	return rowsOf(rows, t).group(rows, g)
 }
 
-// Upsert records row as the row of its key, whatever is stored under it.
+// Upsert records row as the row of its key, whatever is stored under it. Nothing is read: the
+// row is recorded when the table is next used, or written (see tableRows.pending).
 func (t *Table[R]) Upsert(rows *Rows, row R) {
-	rowsOf(rows, t).upsert(row)
+	tr := pendingOf(rows, t)
+	tr.pending = append(tr.pending, pendingRow[R]{row: row})
 }
 
 // Insert records row under its key unless a row is stored there already (the stored row
@@ -207,8 +209,8 @@ func (t *Table[R]) Add(rows *Rows, row R) {
 	if !t.counters {
 		panic("readmodel: table " + t.name + ": Add to a table with columns that are not counters")
 	}
-	tr := addsOf(rows, t)
-	tr.adds = append(tr.adds, row)
+	tr := pendingOf(rows, t)
+	tr.pending = append(tr.pending, pendingRow[R]{row: row, add: true})
 }
 
 // addCounters adds the counters of from to those of to.
