@@ -231,7 +231,7 @@ func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
 		return i, true
 	}
 	if len(tr.groups) > 0 {
-		if _, ok := tr.groups[k.group()]; ok {
+		if _, ok := tr.groups[tr.t.shape.group(k)]; ok {
 			return -1, true
 		}
 	}
@@ -279,7 +279,7 @@ func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 	if tr.changedGroups == nil {
 		tr.changedGroups = map[rowKey][]int32{}
 		for i := range tr.changes {
-			cg := tr.changes[i].key.group()
+			cg := tr.t.shape.group(tr.changes[i].key)
 			tr.changedGroups[cg] = append(tr.changedGroups[cg], int32(i))
 		}
 	}
@@ -447,7 +447,7 @@ func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
 	tr.changes[i].gone = gone
 	tr.changed[k] = i
 	if tr.changedGroups != nil {
-		g := k.group()
+		g := tr.t.shape.group(k)
 		tr.changedGroups[g] = append(tr.changedGroups[g], i)
 	}
 }
@@ -522,7 +522,7 @@ func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set proje
 		case c.gone:
 			how[i] = writeNone
 			if !known || stored >= 0 {
-				gone = append(gone, c.key.values(tr.t.kinds))
+				gone = append(gone, tr.t.shape.values(c.key))
 			}
 		case c.ifAbsent:
 			how[i] = writeIfAbsent
