@@ -245,18 +245,42 @@ func (t *Tx) Insert(ctx context.Context, table string, columns []string, key int
 		}
 	}
 	per := min(rowsPerInsert, maxParams/width)
+	shape := insertShape{table: table, columns: strings.Join(columns, ","), key: key, onConflict: onConflict}
 	for len(values) > 0 {
 		// Full statements, then powers of two: few shapes of statement, each prepared once.
 		n := min(per, len(values)/width)
 		if n < per {
 			n = 1 << (bits.Len(uint(n)) - 1)
 		}
-		if err := t.execPrepared(ctx, insertSQL(table, columns, key, onConflict, n), values[:n*width]); err != nil {
+		shape.rows = n
+		if err := t.execPrepared(ctx, t.insertText(shape, columns), values[:n*width]); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 		values = values[n*width:]
 	}
 	return nil
+}
+
+// insertShape is what the text of a multi-row INSERT of Insert depends on.
+type insertShape struct {
+	table, columns string // columns joined
+	key, rows      int
+	onConflict     OnConflict
+}
+
+// insertText is the statement of shape (of the columns joined in shape.columns), built once per
+// transaction: a rebuild's batch writes tens of statements of one shape, each text thousands
+// of parameters long.
+func (t *Tx) insertText(shape insertShape, columns []string) string {
+	if q, ok := t.inserts[shape]; ok {
+		return q
+	}
+	q := insertSQL(shape.table, columns, shape.key, shape.onConflict, shape.rows)
+	if t.inserts == nil {
+		t.inserts = map[insertShape]string{}
+	}
+	t.inserts[shape] = q
+	return q
 }
 
 // execPrepared runs query (written with ?) with args, prepared: once per transaction, or once
@@ -314,17 +338,31 @@ func sortRows(values []any, width, key int) []any {
 		// A wider key, or one of other types: each row's key encoded once into a text that
 		// sorts as the key does, compared as such (comparing the values themselves went
 		// through interfaces for each of the n log n comparisons).
+		// The encodings are appended to one buffer, made one text, and each key is a slice
+		// of it: one allocation, not one per row.
 		typed = true
-		var buf []byte
+		var (
+			buf  []byte
+			ends = make([]int, n)
+		)
 		for i := range n {
-			row := values[i*width : i*width+key]
 			var ok bool
-			buf, ok = appendSortKey(buf[:0], row)
-			if !ok {
+			if i == 1 {
+				// Room for every key the size of the first, and a little more.
+				buf = slices.Grow(buf, len(buf)*(n-1)+len(buf)/2*n)
+			}
+			if buf, ok = appendSortKey(buf, values[i*width:i*width+key]); !ok {
 				typed = false
 				break
 			}
-			keys[i] = sortKey{s: string(buf), i: i}
+			ends[i] = len(buf)
+		}
+		if typed {
+			all, start := string(buf), 0
+			for i := range n {
+				keys[i] = sortKey{s: all[start:ends[i]], i: i}
+				start = ends[i]
+			}
 		}
 	}
 	var less func(a, b sortKey) int

@@ -95,10 +95,11 @@ func (db *DB) LockWrites() func() {
 type Tx struct {
 	tx      *sql.Tx
 	dialect Dialect
-	stmts   map[string]*sql.Stmt // prepared by Prepared, closed with the transaction
-	shared  *stmtCache           // statements of the rebuild the transaction belongs to
-	plain   bool                 // statements run unprepared on PostgreSQL, whatever shared says
-	conn    *sql.Conn            // the transaction's connection, when known: COPY on PostgreSQL
+	stmts   map[string]*sql.Stmt   // prepared by Prepared, closed with the transaction
+	inserts map[insertShape]string // texts of Insert's statements (see insertText)
+	shared  *stmtCache             // statements of the rebuild the transaction belongs to
+	plain   bool                   // statements run unprepared on PostgreSQL, whatever shared says
+	conn    *sql.Conn              // the transaction's connection, when known: COPY on PostgreSQL
 }
 
 // Begin begins a read-model transaction on a pooled connection.

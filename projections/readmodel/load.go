@@ -32,7 +32,7 @@ func (tr *tableRows[R]) readRow(rows *Rows, k rowKey) int32 {
 	}
 	query := selectFrom(tr.t, l.set) + ` WHERE ` + strings.Join(cond, " AND ")
 	start := len(tr.loaded)
-	if err := tr.query(l, query, k.values(tr.t.kinds)...); err != nil {
+	if err := tr.query(l, query, tr.t.shape.values(k)...); err != nil {
 		rows.err = fmt.Errorf("read %s: %w", l.set.Name(tr.t.base()), err)
 		return -1
 	}
@@ -52,7 +52,7 @@ func (tr *tableRows[R]) readGroup(rows *Rows, g rowKey) []rowKey {
 	l := rows.live
 	query := selectFrom(tr.t, l.set) + ` WHERE ` + tr.t.columnNames()[0] + ` = ?`
 	start := len(tr.loaded)
-	if err := tr.query(l, query, g.values(tr.t.kinds[:1])...); err != nil {
+	if err := tr.query(l, query, tr.t.shape.groupValue(g)); err != nil {
 		rows.err = fmt.Errorf("read %s: %w", l.set.Name(tr.t.base()), err)
 		return nil
 	}
@@ -148,7 +148,7 @@ func (tr *tableRows[R]) follow(rows *Rows, found []R) {
 }
 
 func (tr *tableRows[R]) want(key []any) {
-	k := keyFrom(key)
+	k := tr.t.shape.of(key)
 	if _, known := tr.lookup(k); !known {
 		tr.missKeys[k] = struct{}{}
 	}
@@ -161,7 +161,7 @@ func (tr *tableRows[R]) loadKeys(ctx context.Context, tx *projections.Tx, set pr
 	}
 	keys := make([][]any, 0, len(tr.missKeys))
 	for k := range tr.missKeys {
-		keys = append(keys, k.values(tr.t.kinds))
+		keys = append(keys, tr.t.shape.values(k))
 	}
 	start := len(tr.loaded)
 	if err := tr.loadWhere(ctx, tx, set, tr.t.key, keys); err != nil {
@@ -180,7 +180,7 @@ func (tr *tableRows[R]) loadGroups(ctx context.Context, tx *projections.Tx, set 
 	}
 	firsts := make([][]any, 0, len(tr.missGroups))
 	for g := range tr.missGroups {
-		firsts = append(firsts, g.values(tr.t.kinds[:1]))
+		firsts = append(firsts, []any{tr.t.shape.groupValue(g)})
 	}
 	start := len(tr.loaded)
 	if err := tr.loadWhere(ctx, tx, set, 1, firsts); err != nil {
@@ -188,7 +188,8 @@ func (tr *tableRows[R]) loadGroups(ctx context.Context, tx *projections.Tx, set 
 	}
 	byGroup := map[rowKey][]rowKey{}
 	for _, k := range tr.remember(start) {
-		byGroup[k.group()] = append(byGroup[k.group()], k)
+		g := tr.t.shape.group(k)
+		byGroup[g] = append(byGroup[g], k)
 	}
 	for g := range tr.missGroups {
 		tr.groups[g] = byGroup[g]

@@ -46,8 +46,9 @@ type tableState interface {
 	// to it the misses of such a part.
 	misses() tableState
 	addMisses(from tableState)
-	// settleAdds records the additions the fold made since the table's last other operation.
-	settleAdds(rows *Rows)
+	// settlePending records the upserts and additions the fold made since the table's last
+	// other operation.
+	settlePending(rows *Rows)
 	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error
 }
 
@@ -71,13 +72,20 @@ type tableRows[R any] struct {
 	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
 	missKeys   map[rowKey]struct{}
 	missGroups map[rowKey]struct{}
-	// adds are the rows given to Add since the table's last other operation, in order, not
-	// recorded yet: they are recorded (settleAdds) before any other operation on the table
-	// and before the write, and a batch pass that missed a row drops them unrecorded. Add
-	// reads nothing, so recording later changes nothing, and the passes of a batch that are
-	// folded again cost no key nor map work for their additions (a phase change makes some
-	// sixty on the journey map).
-	adds []R
+	// pending are the rows given to Upsert and Add since the table's last other operation,
+	// in order, not recorded yet: they are recorded (settlePending) before any other
+	// operation on the table and before the write, and a batch pass that missed a row drops
+	// them unrecorded. Neither reads anything, so recording later changes nothing, and the
+	// passes of a batch that are folded again cost no key nor map work for the rows they
+	// write without reading (a phase change adds some sixty on the journey map, and most
+	// events write a part that no fold reads).
+	pending []pendingRow[R]
+}
+
+// pendingRow is a row given to Upsert (add false) or Add, not recorded yet.
+type pendingRow[R any] struct {
+	row R
+	add bool
 }
 
 type change[R any] struct {
@@ -158,18 +166,18 @@ func (tr *tableRows[R]) addMisses(from tableState) {
 	}
 }
 
-// rowsOf is the part of rows of table t, with its additions recorded: for any operation but
-// Add.
+// rowsOf is the part of rows of table t, with its upserts and additions recorded: for any
+// operation but Upsert and Add.
 func rowsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
-	tr := addsOf(rows, t)
-	if len(tr.adds) > 0 {
-		tr.settleAdds(rows)
+	tr := pendingOf(rows, t)
+	if len(tr.pending) > 0 {
+		tr.settlePending(rows)
 	}
 	return tr
 }
 
-// addsOf is the part of rows of table t, as it is: for Add.
-func addsOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
+// pendingOf is the part of rows of table t, as it is: for Upsert and Add.
+func pendingOf[R any](rows *Rows, t *Table[R]) *tableRows[R] {
 	rows.touched = true
 	if t.slot < len(rows.tables) {
 		if tr, ok := rows.tables[t.slot].(*tableRows[R]); ok && tr.t == t {
@@ -198,8 +206,8 @@ func (rows *Rows) of(t table) tableState {
 func (tr *tableRows[R]) table() table { return tr.t }
 
 func (tr *tableRows[R]) reset() {
-	clear(tr.adds)
-	tr.adds = tr.adds[:0]
+	clear(tr.pending)
+	tr.pending = tr.pending[:0]
 	clear(tr.changed)
 	clear(tr.changes)
 	tr.changes = tr.changes[:0]
@@ -223,7 +231,7 @@ func (tr *tableRows[R]) lookup(k rowKey) (i int32, known bool) {
 		return i, true
 	}
 	if len(tr.groups) > 0 {
-		if _, ok := tr.groups[k.group()]; ok {
+		if _, ok := tr.groups[tr.t.shape.group(k)]; ok {
 			return -1, true
 		}
 	}
@@ -271,7 +279,7 @@ func (tr *tableRows[R]) group(rows *Rows, g rowKey) []R {
 	if tr.changedGroups == nil {
 		tr.changedGroups = map[rowKey][]int32{}
 		for i := range tr.changes {
-			cg := tr.changes[i].key.group()
+			cg := tr.t.shape.group(tr.changes[i].key)
 			tr.changedGroups[cg] = append(tr.changedGroups[cg], int32(i))
 		}
 	}
@@ -337,13 +345,18 @@ func (tr *tableRows[R]) insert(rows *Rows, row R) {
 	}
 }
 
-// settleAdds records the additions given to Add since the last operation on the table.
-func (tr *tableRows[R]) settleAdds(rows *Rows) {
-	for i := range tr.adds {
-		tr.add(rows, tr.adds[i])
+// settlePending records the rows given to Upsert and Add since the last operation on the
+// table, in order.
+func (tr *tableRows[R]) settlePending(rows *Rows) {
+	for i := range tr.pending {
+		if p := &tr.pending[i]; p.add {
+			tr.add(rows, p.row)
+		} else {
+			tr.upsert(p.row)
+		}
 	}
-	clear(tr.adds)
-	tr.adds = tr.adds[:0]
+	clear(tr.pending)
+	tr.pending = tr.pending[:0]
 }
 
 // add records that the counters of row are added to those of the row of its key, stored or
@@ -434,7 +447,7 @@ func (tr *tableRows[R]) commit(k rowKey, i int32, gone bool) {
 	tr.changes[i].gone = gone
 	tr.changed[k] = i
 	if tr.changedGroups != nil {
-		g := k.group()
+		g := tr.t.shape.group(k)
 		tr.changedGroups[g] = append(tr.changedGroups[g], i)
 	}
 }
@@ -458,7 +471,7 @@ func (tr *tableRows[R]) delete(rows *Rows, k rowKey) {
 // event), else upserted.
 func (rows *Rows) write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error {
 	for _, tr := range rows.tables {
-		tr.settleAdds(rows)
+		tr.settlePending(rows)
 	}
 	if rows.err != nil {
 		return rows.err // a read of the live path, settling an addition
@@ -509,7 +522,7 @@ func (tr *tableRows[R]) write(ctx context.Context, tx *projections.Tx, set proje
 		case c.gone:
 			how[i] = writeNone
 			if !known || stored >= 0 {
-				gone = append(gone, c.key.values(tr.t.kinds))
+				gone = append(gone, tr.t.shape.values(c.key))
 			}
 		case c.ifAbsent:
 			how[i] = writeIfAbsent

@@ -24,6 +24,7 @@ type Table[R any] struct {
 	searched  string // the column of text search, "" for none
 	then      []follow[R]
 	kinds     []kind // of the key columns
+	shape     keyShape
 	// counters: every column after the key is a number that is not NULL (see Add).
 	counters bool
 	// slot is the table's place among its read model's tables, where a fold's Rows holds its
@@ -129,7 +130,7 @@ func NewTable[R any](name string, key int, columns ...Column[R]) *Table[R] {
 	for _, c := range columns[key:] {
 		counters = counters && c.num != nil && c.kind != kindPosition
 	}
-	return &Table[R]{name: name, columns: columns, key: key, kinds: kinds, counters: counters}
+	return &Table[R]{name: name, columns: columns, key: key, kinds: kinds, shape: newKeyShape(kinds), counters: counters}
 }
 
 // Clustered stores the table in key order (SQLite: WITHOUT ROWID), for tables read in the
@@ -172,20 +173,20 @@ func (t *Table[R]) Then(next AnyTable, key func(*R) []any) *Table[R] {
 // Get returns the row of key (the values of the key columns, in order) as the fold sees
 // it: stored, or as changed by the events before this one. ok is false when there is none.
 func (t *Table[R]) Get(rows *Rows, key ...any) (r R, ok bool) {
-	return rowsOf(rows, t).get(rows, keyFrom(key))
+	return rowsOf(rows, t).get(rows, t.shape.of(key))
 }
 
 // Group returns the rows whose first key column is value, in key order: the rows of a
 // table keyed by (owner, seq) that belong to one owner.
 func (t *Table[R]) Group(rows *Rows, value any) []R {
-	var g rowKey
-	g.set(0, value)
-	return rowsOf(rows, t).group(rows, g)
+	return rowsOf(rows, t).group(rows, t.shape.groupOf(value))
 }
 
-// Upsert records row as the row of its key, whatever is stored under it.
+// Upsert records row as the row of its key, whatever is stored under it. Nothing is read: the
+// row is recorded when the table is next used, or written (see tableRows.pending).
 func (t *Table[R]) Upsert(rows *Rows, row R) {
-	rowsOf(rows, t).upsert(row)
+	tr := pendingOf(rows, t)
+	tr.pending = append(tr.pending, pendingRow[R]{row: row})
 }
 
 // Insert records row under its key unless a row is stored there already (the stored row
@@ -207,8 +208,8 @@ func (t *Table[R]) Add(rows *Rows, row R) {
 	if !t.counters {
 		panic("readmodel: table " + t.name + ": Add to a table with columns that are not counters")
 	}
-	tr := addsOf(rows, t)
-	tr.adds = append(tr.adds, row)
+	tr := pendingOf(rows, t)
+	tr.pending = append(tr.pending, pendingRow[R]{row: row, add: true})
 }
 
 // addCounters adds the counters of from to those of to.
@@ -220,7 +221,7 @@ func (t *Table[R]) addCounters(to, from *R) {
 
 // Delete records that the row of key is gone.
 func (t *Table[R]) Delete(rows *Rows, key ...any) {
-	rowsOf(rows, t).delete(rows, keyFrom(key))
+	rowsOf(rows, t).delete(rows, t.shape.of(key))
 }
 
 // table is a Table seen without its row type: what the runtime needs to read and write it.
@@ -265,26 +266,30 @@ func (t *Table[R]) appendValues(values []any, r *R) []any {
 // keyOf is the key of r (see rowKey).
 func (t *Table[R]) keyOf(r *R) rowKey {
 	var k rowKey
-	natural := t.columns[:t.key]
-	if t.key > 2 {
-		natural = t.columns[:1]
-		var buf [64]byte
-		b := buf[:0]
-		for _, c := range t.columns[1:t.key] {
+	if slots := t.shape.slots; slots != nil {
+		for i, c := range t.columns[:t.key] {
 			if c.text != nil {
-				b = appendText(b, *c.text(r))
+				k.s[slots[i]] = *c.text(r)
 			} else {
-				b = appendNumber(b, *c.num(r))
+				k.n[slots[i]] = *c.num(r)
 			}
 		}
-		k.s[1] = string(b)
+		return k
 	}
-	for i, c := range natural {
+	var buf [64]byte
+	b := buf[:0]
+	for _, c := range t.columns[1:t.key] {
 		if c.text != nil {
-			k.s[i] = *c.text(r)
+			b = appendText(b, *c.text(r))
 		} else {
-			k.n[i] = *c.num(r)
+			b = appendNumber(b, *c.num(r))
 		}
+	}
+	k.s[1] = string(b)
+	if c := t.columns[0]; c.text != nil {
+		k.s[0] = *c.text(r)
+	} else {
+		k.n[0] = *c.num(r)
 	}
 	return k
 }
