@@ -3,6 +3,7 @@ package rebuild_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -129,6 +130,23 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 				t.Fatalf("%s has %d rows", table, n)
 			}
 		}
+	})
+}
+
+// A rebuilt set is vacuumed before it is served, so that its first index-only scans need
+// not read table pages (where no older transaction elsewhere still runs).
+func TestRebuiltSetIsVacuumed(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		for i := range 200 {
+			projectiontest.AppendTo(t, store, fmt.Sprintf("s-%d", i), "test.a.v1")
+		}
+		p := &projectiontest.Counter{}
+		mustRebuild(t, rebuildConfig(store, db), p)
+		g1 := projections.TablesFor(p, "g1")
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name("seen")); n != 200 {
+			t.Fatalf("seen has %d rows, want 200", n)
+		}
+		assertVacuumed(t, db, g1)
 	})
 }
 
@@ -341,6 +359,42 @@ func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// assertVacuumed holds the tables of a rebuilt set on PostgreSQL to having been vacuumed
+// (vacuum_count counts the VACUUMs not run by autovacuum). Whether VACUUM could mark a page
+// all-visible depends on the transactions of other sessions, so that is not looked at.
+func assertVacuumed(t testing.TB, db *projections.DB, set projections.Tables) {
+	t.Helper()
+	if db.Dialect != projections.Postgres {
+		return
+	}
+	rows, err := db.SQL.QueryContext(context.Background(), `SELECT relname, vacuum_count FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND starts_with(relname, $1)`, set.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var (
+			name   string
+			vacuum int64
+		)
+		if err := rows.Scan(&name, &vacuum); err != nil {
+			t.Fatal(err)
+		}
+		if vacuum == 0 {
+			t.Errorf("table %s of a rebuilt set was not vacuumed", name)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("no tables with the prefix %s", set.Prefix())
+	}
 }
 
 // assertAnalyzed holds the tables of a rebuilt set on PostgreSQL to having statistics

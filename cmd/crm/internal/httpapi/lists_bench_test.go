@@ -71,7 +71,7 @@ func listQuestions(n int) []listQuestion {
 	rotate := func(format string, values ...string) func(i int) string {
 		return func(i int) string { return fmt.Sprintf(format, values[i%len(values)]) }
 	}
-	contact := func(i int) string { return fmt.Sprintf("/v1/contacts/c%07d/timeline", i*7919%n) }
+	contact := func(i int) string { return "/v1/contacts/" + listContactID(i*7919%n) + "/timeline" }
 	owners := make([]string, 20)
 	for i := range owners {
 		owners[i] = fmt.Sprintf("rep-%d", i)
@@ -199,7 +199,7 @@ func appendListHistory(b *testing.B, store eventstore.Store, n int) {
 				fmt.Sprintf(`{"account_id":"a%05d","name":"%s %d","domain":"a%d.example.com","industry":"manufacturing"}`, i, companies[i%len(companies)], i, i), i)}}
 		}
 		for i := range n {
-			id := fmt.Sprintf("c%07d", i)
+			id := listContactID(i)
 			name := latin[i%len(latin)] + " " + latin[i/len(latin)%len(latin)] + fmt.Sprint(i)
 			evs := []eventstore.EventData{event("e-"+id, "contact.created.v1",
 				fmt.Sprintf(`{"contact_id":%q,"name":%q,"email":"user%d@example.com","phone":"+81-3-%04d-%04d","company":%q,"channel":"web_form","owner":"rep-%d"}`,
@@ -236,6 +236,9 @@ func appendListHistory(b *testing.B, store eventstore.Store, n int) {
 		b.Fatal(err)
 	}
 }
+
+// listContactID is the id of the i-th contact of BenchmarkLists (ids in paths are UUIDs).
+func listContactID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 
 // bench asks b.N questions from listClients clients and reports the latencies and the CPU
 // per request.
