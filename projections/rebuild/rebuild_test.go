@@ -366,11 +366,22 @@ func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
 // all-visible depends on the transactions of other sessions, so that is not looked at.
 func assertVacuumed(t testing.TB, db *projections.DB, set projections.Tables) {
 	t.Helper()
+	eachTableOfSet(t, db, set, `SELECT relname, vacuum_count FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND starts_with(relname, $1)`, func(name string, vacuums float64) {
+		if vacuums == 0 {
+			t.Errorf("table %s of a rebuilt set was not vacuumed", name)
+		}
+	})
+}
+
+// eachTableOfSet runs query, which reads a name and a number per table of the set whose
+// prefix is its argument, on PostgreSQL, and checks each row; it fails when there is none.
+func eachTableOfSet(t testing.TB, db *projections.DB, set projections.Tables, query string, check func(name string, n float64)) {
+	t.Helper()
 	if db.Dialect != projections.Postgres {
 		return
 	}
-	rows, err := db.SQL.QueryContext(context.Background(), `SELECT relname, vacuum_count FROM pg_stat_user_tables
-		WHERE schemaname = current_schema() AND starts_with(relname, $1)`, set.Prefix())
+	rows, err := db.SQL.QueryContext(context.Background(), query, set.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,15 +389,13 @@ func assertVacuumed(t testing.TB, db *projections.DB, set projections.Tables) {
 	n := 0
 	for rows.Next() {
 		var (
-			name   string
-			vacuum int64
+			name  string
+			value float64
 		)
-		if err := rows.Scan(&name, &vacuum); err != nil {
+		if err := rows.Scan(&name, &value); err != nil {
 			t.Fatal(err)
 		}
-		if vacuum == 0 {
-			t.Errorf("table %s of a rebuilt set was not vacuumed", name)
-		}
+		check(name, value)
 		n++
 	}
 	if err := rows.Err(); err != nil {
@@ -402,34 +411,11 @@ func assertVacuumed(t testing.TB, db *projections.DB, set projections.Tables) {
 // twice as slowly.
 func assertAnalyzed(t testing.TB, db *projections.DB, set projections.Tables) {
 	t.Helper()
-	if db.Dialect != projections.Postgres {
-		return
-	}
-	rows, err := db.SQL.QueryContext(context.Background(), `SELECT c.relname, c.reltuples FROM pg_class c
+	eachTableOfSet(t, db, set, `SELECT c.relname, c.reltuples FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND starts_with(c.relname, $1)`, set.Prefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var (
-			name   string
-			tuples float64
-		)
-		if err := rows.Scan(&name, &tuples); err != nil {
-			t.Fatal(err)
-		}
+		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND starts_with(c.relname, $1)`, func(name string, tuples float64) {
 		if tuples < 0 {
 			t.Errorf("table %s of a rebuilt set has no statistics", name)
 		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatalf("no tables with the prefix %s", set.Prefix())
-	}
+	})
 }

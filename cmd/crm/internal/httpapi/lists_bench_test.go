@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,49 +268,16 @@ func (s *listServer) bench(b *testing.B, path func(i int) string) {
 	if err := ask(path(0)); err != nil { // warm up: and fail early
 		b.Fatal(err)
 	}
-	var (
-		next      atomic.Int64
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, b.N)
-		failure   atomic.Value
-	)
 	var pg *projectiontest.PgCPU
 	if s.app != "" {
 		pg = projectiontest.SamplePgCPU(s.db, s.app)
 	}
 	cpu0 := projectiontest.CPUTime()
-	b.ResetTimer()
-	start := time.Now()
-	for range listClients {
-		wg.Go(func() {
-			var local []time.Duration
-			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
-				t0 := time.Now()
-				if err := ask(path(int(i))); err != nil {
-					failure.Store(err)
-					return
-				}
-				local = append(local, time.Since(t0))
-			}
-			mu.Lock()
-			latencies = append(latencies, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
+	var next atomic.Int64
+	elapsed := closedLoop(b, listClients, func() func() error {
+		return func() error { return ask(path(int(next.Add(1) - 1))) }
+	})
 	cpu := projectiontest.CPUTime() - cpu0
-	if err, ok := failure.Load().(error); ok {
-		b.Fatal(err)
-	}
-	slices.Sort(latencies)
-	pct := func(p float64) float64 {
-		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/req")
 	if pg != nil {
