@@ -78,7 +78,7 @@ func QueryAccounts(ctx context.Context, db *projections.DB, t projections.Tables
 		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(matches), 0) FROM " + t.Name(tableAccountCounts) + " WHERE gram = ''"}
 	}
 	out := Accounts{Accounts: []AccountEntry{}}
-	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows scanner) (cursor, error) {
+	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		a, sortName, err := scanAccount(rows)
 		if err != nil {
 			return cursor{}, err

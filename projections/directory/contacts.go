@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"time"
 
@@ -85,7 +86,7 @@ func QueryContacts(ctx context.Context, db *projections.DB, t projections.Tables
 		return Contacts{}, err
 	}
 	out := Contacts{Contacts: []ContactEntry{}}
-	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows scanner) (cursor, error) {
+	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		c, err := scanContact(rows)
 		if err != nil {
 			return cursor{}, err
@@ -234,7 +235,7 @@ func (c contactScan) cursor(o order) cursor {
 	return cur
 }
 
-func scanContact(rows scanner) (contactScan, error) {
+func scanContact(rows *sql.Rows) (contactScan, error) {
 	var (
 		c                  contactScan
 		e                  = &c.entry

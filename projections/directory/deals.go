@@ -84,20 +84,13 @@ func QueryDeals(ctx context.Context, db *projections.DB, t projections.Tables, p
 	if err != nil {
 		return Deals{}, err
 	}
-	// The probabilities in force: read in the page's statement on PostgreSQL, in its read
-	// transaction elsewhere.
-	var (
-		percents probability.Percents
-		inForce  sql.NullString
-	)
-	expr, args := probability.InForceColumn(t, questionTime(p.At))
-	l.lead = []leadColumn{{expr: expr, args: args, dest: &inForce}}
+	var percents probability.Percents
 	l.prepare = func(ctx context.Context, tx *sql.Tx) (err error) {
 		percents, err = probability.InForce(ctx, tx, db.Dialect, t, questionTime(p.At))
 		return err
 	}
 	out := Deals{Deals: []DealEntry{}}
-	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows scanner) (cursor, error) {
+	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		var (
 			e                    DealEntry
 			stage, close, closed string
@@ -109,6 +102,7 @@ func QueryDeals(ctx context.Context, db *projections.DB, t projections.Tables, p
 			return cursor{}, err
 		}
 		e.Stage, e.ExpectedClose, e.ClosedOn = deal.Stage(stage), domain.Date(close), domain.Date(closed)
+		e.Probability = percents.Of(e.Stage)
 		e.OpenedAt = time.UnixMicro(opened).UTC()
 		out.Deals = append(out.Deals, e)
 		cur := cursor{ID: e.DealID}
@@ -126,14 +120,6 @@ func QueryDeals(ctx context.Context, db *projections.DB, t projections.Tables, p
 	})
 	if err != nil {
 		return Deals{}, err
-	}
-	if percents == nil {
-		if percents, err = probability.ParseInForce(inForce.String); err != nil {
-			return Deals{}, err
-		}
-	}
-	for i, e := range out.Deals {
-		out.Deals[i].Probability = percents.Of(e.Stage)
 	}
 	return out, nil
 }

@@ -123,10 +123,8 @@ type list struct {
 	// searchAlone tells that the postings are the whole filter: the total is their count.
 	searchAlone bool
 	// prepare, when set, reads what the rows are shown with, in the read transaction of the
-	// page (the deals list: the stage probabilities in force); lead reads the same as
-	// columns of the page where the page is one statement (see read).
+	// page (the deals list: the stage probabilities in force).
 	prepare func(ctx context.Context, tx *sql.Tx) error
-	lead    []leadColumn
 }
 
 // keptTotal is a question that reads a list's exact total from rows the fold keeps.
@@ -203,7 +201,7 @@ type plan struct {
 // from the postings of its rarer pair in order, the text checked on each row, when its
 // matches are a quarter of that pair's or more (a page then reads about four rows per row it
 // shows); else the trigram index finds its rows.
-func (p *postings) plan(ctx context.Context, tx projections.Queryer, d projections.Dialect, l *list) (plan, error) {
+func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, l *list) (plan, error) {
 	var pl plan
 	r := []rune(p.text)
 	grams := []string{"", p.text}
@@ -259,15 +257,6 @@ func (p *postings) plan(ctx context.Context, tx projections.Queryer, d projectio
 		pl.pageArgs = []any{p.text}
 		return pl, nil
 	}
-	if d == projections.Postgres {
-		// The same keys, read in the statement itself: an array of them is made once, before
-		// the rows are looked up (an ARRAY subquery is an InitPlan), so that the page and
-		// its total are one statement.
-		pl.page = "x." + id + " = ANY(ARRAY(SELECT g." + id + " FROM " + p.table + " g WHERE g.gram = ?))"
-		pl.pageArgs = []any{p.text}
-		pl.total, pl.totalArgs = pl.page, pl.pageArgs
-		return pl, nil
-	}
 	keys, err := p.ids(ctx, tx, d, id, p.text, pl.count)
 	if err != nil {
 		return pl, err
@@ -282,7 +271,7 @@ func (p *postings) plan(ctx context.Context, tx projections.Queryer, d projectio
 }
 
 // read reads the kept counts of grams (”: the rows of the list) in one question.
-func (p *postings) read(ctx context.Context, tx projections.Queryer, d projections.Dialect, grams []string) (map[string]int64, error) {
+func (p *postings) read(ctx context.Context, tx *sql.Tx, d projections.Dialect, grams []string) (map[string]int64, error) {
 	args := make([]any, len(grams))
 	for i, g := range grams {
 		args[i] = g
@@ -320,7 +309,7 @@ func contains(d projections.Dialect, column string) string {
 }
 
 // ids reads the ids of the postings of gram.
-func (p *postings) ids(ctx context.Context, tx projections.Queryer, d projections.Dialect, id, gram string, count int64) ([]string, error) {
+func (p *postings) ids(ctx context.Context, tx *sql.Tx, d projections.Dialect, id, gram string, count int64) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, d.Rebind("SELECT "+id+" FROM "+p.table+" WHERE gram = ?"), gram)
 	if err != nil {
 		return nil, fmt.Errorf("postings: %w", err)
@@ -384,22 +373,9 @@ func (l *list) pageQuery(pl *plan) (string, []any) {
 		", " + alias + "." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
 }
 
-// read runs the list: the exact total of the filter and one page, both of one state. scan
-// reads a row and returns its sort key and id for the cursor.
-//
-// On PostgreSQL the total and the page are one statement, which sees one state: one round
-// trip and no transaction around it (a search of one to three characters reads the counts of
-// its postings first, which only choose how the page is read). A page with no row carries no
-// total: it is read again the way SQLite reads every page, in one read transaction, its
-// total counted there.
-func (l *list) read(ctx context.Context, db *projections.DB, scan func(scanner) (cursor, error)) (total int64, next string, err error) {
-	if db.Dialect == projections.Postgres {
-		var rows int
-		total, next, rows, err = l.readOne(ctx, db, scan)
-		if err != nil || rows > 0 {
-			return total, next, err
-		}
-	}
+// read runs the list in one read transaction: the exact total of the filter and one page,
+// both of one state. scan reads a row and returns its sort key and id for the cursor.
+func (l *list) read(ctx context.Context, db *projections.DB, scan func(*sql.Rows) (cursor, error)) (total int64, next string, err error) {
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		if l.prepare != nil {
 			if err := l.prepare(ctx, tx); err != nil {
@@ -422,113 +398,37 @@ func (l *list) read(ctx context.Context, db *projections.DB, scan func(scanner) 
 		if err != nil {
 			return fmt.Errorf("page: %w", err)
 		}
-		next, _, err = l.scanPage(rows, rows, scan)
-		return err
+		defer rows.Close()
+		var last cursor
+		for n := 0; rows.Next(); n++ {
+			if n == l.limit {
+				next = paging.Encode(last)
+				break
+			}
+			if last, err = scan(rows); err != nil {
+				return fmt.Errorf("page: %w", err)
+			}
+			last.Sort = l.order.name
+		}
+		return rows.Err()
 	})
 	return total, next, err
-}
-
-// readOne reads the total and the page in one statement (PostgreSQL): the total is the first
-// column of every row, and the columns of l.lead follow it. It returns the number of rows
-// the page shows; with none, total is not read.
-func (l *list) readOne(ctx context.Context, db *projections.DB, scan func(scanner) (cursor, error)) (total int64, next string, n int, err error) {
-	var pl *plan
-	if l.postings != nil {
-		p, err := l.postings.plan(ctx, db.SQL, db.Dialect, l)
-		if err != nil {
-			return 0, "", 0, err
-		}
-		pl = &p
-	}
-	stmt, args := l.oneQuery(pl)
-	rows, err := db.SQL.QueryContext(ctx, db.Dialect.Rebind(stmt), args...)
-	if err != nil {
-		return 0, "", 0, fmt.Errorf("page: %w", err)
-	}
-	lead := []any{&total}
-	for _, c := range l.lead {
-		lead = append(lead, c.dest)
-	}
-	next, n, err = l.scanPage(rows, &leadScanner{rows: rows, lead: lead}, scan)
-	return total, next, n, err
-}
-
-// oneQuery is the question of readOne: the total's question as a column of the page's.
-func (l *list) oneQuery(pl *plan) (string, []any) {
-	total, args := l.totalQuery(pl)
-	cols := "(" + total + ")"
-	for _, c := range l.lead {
-		cols += ", " + c.expr
-		args = append(args, c.args...)
-	}
-	page, pageArgs := l.pageQuery(pl)
-	return "SELECT " + cols + ", " + strings.TrimPrefix(page, "SELECT "), append(args, pageArgs...)
-}
-
-// leadColumn is a value an answer shows with its rows, read as a column of the page on
-// PostgreSQL (see readOne) and by prepare in the read transaction elsewhere.
-type leadColumn struct {
-	expr string // the value, one row (a subquery in parentheses)
-	args []any
-	dest any // what the first row's value is scanned into
-}
-
-// leadScanner scans a row of readOne: the leading columns into lead, the others into the
-// destinations the list's scan gives.
-type leadScanner struct {
-	rows *sql.Rows
-	lead []any
-	dest []any // the destinations of the last row, kept for the next
-}
-
-func (s *leadScanner) Scan(dest ...any) error {
-	s.dest = append(append(s.dest[:0], s.lead...), dest...)
-	return s.rows.Scan(s.dest...)
-}
-
-// scanPage reads the rows of a page (row scans each) up to the limit, and closes them. It
-// returns the cursor of the next page ("" on the last) and the number of rows shown.
-func (l *list) scanPage(rows *sql.Rows, row scanner, scan func(scanner) (cursor, error)) (next string, n int, err error) {
-	defer rows.Close()
-	var last cursor
-	for ; rows.Next(); n++ {
-		if n == l.limit {
-			next = paging.Encode(last)
-			break
-		}
-		if last, err = scan(row); err != nil {
-			return "", n, fmt.Errorf("page: %w", err)
-		}
-		last.Sort = l.order.name
-	}
-	if err := rows.Err(); err != nil {
-		return "", n, fmt.Errorf("page: %w", err)
-	}
-	return next, n, nil
 }
 
 // total counts the rows of the filter: from kept counts when the list has them (a search
 // alone: its postings), else row by row.
 func (l *list) total(ctx context.Context, tx *sql.Tx, d projections.Dialect, pl *plan) (int64, error) {
-	if pl != nil && l.searchAlone {
-		return pl.count, nil
-	}
 	var total int64
-	stmt, args := l.totalQuery(pl)
-	err := tx.QueryRowContext(ctx, d.Rebind(stmt), args...).Scan(&total)
-	return total, err
-}
-
-// totalQuery is the question of the total: the kept counts when the list has them (a search
-// alone: the count of its postings), else the rows counted one by one.
-func (l *list) totalQuery(pl *plan) (string, []any) {
 	switch {
 	case pl != nil && l.searchAlone:
-		return "SELECT COALESCE(SUM(matches), 0) FROM " + l.postings.counts + " WHERE gram = ?", []any{l.postings.text}
+		return pl.count, nil
 	case l.kept != nil:
-		return l.kept.stmt, l.kept.args
+		err := tx.QueryRowContext(ctx, d.Rebind(l.kept.stmt), l.kept.args...).Scan(&total)
+		return total, err
 	}
-	return l.countQuery(pl)
+	stmt, args := l.countQuery(pl)
+	err := tx.QueryRowContext(ctx, d.Rebind(stmt), args...).Scan(&total)
+	return total, err
 }
 
 // countQuery is the question that counts the rows of the filter one by one.

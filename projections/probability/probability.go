@@ -15,8 +15,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/eventcrm/crm/domain/deal"
@@ -94,7 +92,9 @@ type Queryer interface {
 // t: those of the latest change that occurred at or before at (the later in the log among
 // changes of the same time); the defaults when there is none.
 func InForce(ctx context.Context, q Queryer, d projections.Dialect, t projections.Tables, at time.Time) (Percents, error) {
-	stmt := `SELECT stage, percent FROM ` + inForce(t)
+	name := t.Name(Table)
+	stmt := `SELECT stage, percent FROM ` + name + ` WHERE (at, position) IN
+		(SELECT at, position FROM ` + name + ` WHERE at <= ? ORDER BY at DESC, position DESC LIMIT 1)`
 	rows, err := q.QueryContext(ctx, d.Rebind(stmt), at.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("stage probabilities at %s: %w", at.UTC().Format(time.RFC3339), err)
@@ -113,40 +113,6 @@ func InForce(ctx context.Context, q Queryer, d projections.Dialect, t projection
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stage probabilities: %w", err)
-	}
-	return p, nil
-}
-
-// inForce is the FROM and WHERE clauses, with one placeholder for the time, of the rows of
-// the change in force at a time.
-func inForce(t projections.Tables) string {
-	name := t.Name(Table)
-	return name + ` WHERE (at, position) IN
-		(SELECT at, position FROM ` + name + ` WHERE at <= ? ORDER BY at DESC, position DESC LIMIT 1)`
-}
-
-// InForceColumn is what InForce reads as one value of a PostgreSQL statement that reads
-// other things in the same state: a subquery of one row, the probabilities in force at at as
-// stage=percent pairs separated by commas (NULL when there is none), with its argument.
-// ParseInForce reads it.
-func InForceColumn(t projections.Tables, at time.Time) (string, []any) {
-	return `(SELECT string_agg(stage || '=' || percent, ',') FROM ` + inForce(t) + `)`, []any{at.UnixMicro()}
-}
-
-// ParseInForce reads a value of InForceColumn: the probabilities in force, the defaults
-// when it is empty.
-func ParseInForce(column string) (Percents, error) {
-	p := Percents{}
-	if column == "" {
-		return p, nil
-	}
-	for pair := range strings.SplitSeq(column, ",") {
-		stage, percent, ok := strings.Cut(pair, "=")
-		n, err := strconv.Atoi(percent)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("stage probabilities: %q is not stage=percent", pair)
-		}
-		p[deal.Stage(stage)] = n
 	}
 	return p, nil
 }

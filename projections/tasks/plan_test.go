@@ -1,7 +1,6 @@
 package tasks_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -48,39 +47,4 @@ func TestOverduePlan(t *testing.T) {
 			t.Errorf("the overdue counts are not read from the open tasks per due date:\n%s", plan)
 		}
 	})
-}
-
-// On PostgreSQL a question about now, of no one contact, is one statement, which sees one
-// state: its page, its counts and the latest task change that tells it is about now, with no
-// transaction around it (which took five round trips).
-func TestTasksAboutNowAreOneStatementOnPostgres(t *testing.T) {
-	var b strings.Builder
-	for i := range 30 {
-		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":"2024-01-%02d"}`+"\n",
-			i, i, i, i%3, 1+i%28)
-	}
-	events := projectiontest.MustParseHistory(t, b.String())
-	db := projectiontest.Postgres(t)
-	p := tasks.Projection()
-	set := projections.TablesFor(p, "")
-	projectiontest.MustApply(t, db, p, set, events)
-	counted, sent := projectiontest.CountingStatements(t, db)
-	now := time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)
-	for _, params := range []tasks.Params{
-		{AsOf: now},
-		{AsOf: now, Status: tasks.StatusOverdue, Limit: 5},
-		{AsOf: now, Assignee: "rep-1"},
-	} {
-		sent.Take()
-		got, err := tasks.Query(context.Background(), counted, set, params)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got.Tasks) == 0 || len(got.Counts) == 0 {
-			t.Fatalf("%+v: %d tasks, %d counts: the case does not test a page", params, len(got.Tasks), len(got.Counts))
-		}
-		if stmts := sent.Take(); len(stmts) != 1 {
-			t.Errorf("%+v: %d statements, want 1:\n%s", params, len(stmts), strings.Join(stmts, "\n"))
-		}
-	}
 }

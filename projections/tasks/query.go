@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -140,28 +139,19 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 	}
 	asOf := params.AsOf.UTC()
 	answer := Answer{AsOf: asOf, BusinessDate: qn.cutoff}
-	read := false
-	if db.Dialect == projections.Postgres && qn.ContactID == "" {
-		q := &query{db: db, t: t, asOf: asOf.UnixMicro(), now: true}
-		if read, err = q.readNow(ctx, qn, &answer); err != nil {
-			return Answer{}, err
-		}
-	}
-	if !read {
-		err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-			q := &query{db: db, tx: tx, t: t, asOf: asOf.UnixMicro()}
-			if err := q.judge(ctx); err != nil {
-				return err
-			}
-			if answer.Tasks, err = q.list(ctx, qn); err != nil {
-				return err
-			}
-			answer.Counts, err = q.counts(ctx, qn)
+	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		q := &query{db: db, tx: tx, t: t, asOf: asOf.UnixMicro()}
+		if err := q.judge(ctx); err != nil {
 			return err
-		})
-		if err != nil {
-			return Answer{}, err
 		}
+		if answer.Tasks, err = q.list(ctx, qn); err != nil {
+			return err
+		}
+		answer.Counts, err = q.counts(ctx, qn)
+		return err
+	})
+	if err != nil {
+		return Answer{}, err
 	}
 	if len(answer.Tasks) > qn.limit {
 		answer.Tasks = answer.Tasks[:qn.limit]
@@ -169,47 +159,6 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		answer.NextCursor = paging.Encode(cursor{Due: string(last.Due), TaskID: last.TaskID})
 	}
 	return answer, nil
-}
-
-// readNow reads the answer of a question about now in one statement (PostgreSQL), which sees
-// one state: one round trip and no transaction around it. The page is read as about now,
-// with the latest task change and the counts as columns of each of its rows; it reports
-// false, having set nothing, when the question is not about now after all or the page is
-// empty (which carries no counts): the answer is then read in a read transaction. A
-// contact's tasks are always read there (its merged contacts first).
-func (q *query) readNow(ctx context.Context, qn question, answer *Answer) (bool, error) {
-	list, listArgs := q.listQuery(qn, nil)
-	counts, args := q.countsQuery(qn)
-	stmt := `SELECT (SELECT MAX(from_at) FROM ` + q.t.Name(tableStates) + `),
-		(SELECT json_agg(json_build_object('assignee', c.assignee, 'open', c.open, 'overdue', c.overdue,
-			'done', c.done, 'cancelled', c.cancelled) ORDER BY c.assignee)
-			FROM (` + counts + `) c (assignee, open, overdue, done, cancelled)), ` + strings.TrimPrefix(list, "SELECT ")
-	rows, err := q.db.SQL.QueryContext(ctx, q.db.Dialect.Rebind(stmt), append(args, listArgs...)...)
-	if err != nil {
-		return false, fmt.Errorf("tasks: %w", err)
-	}
-	var (
-		latest    sql.NullInt64
-		countsRaw []byte
-	)
-	tasks, err := scanTasks(rows, qn, &latest, &countsRaw)
-	if err != nil {
-		return false, fmt.Errorf("tasks: %w", err)
-	}
-	if len(tasks) == 0 || q.asOf < latest.Int64 {
-		return false, nil
-	}
-	var all []Count
-	if err := json.Unmarshal(countsRaw, &all); err != nil {
-		return false, fmt.Errorf("task counts: %w", err)
-	}
-	answer.Tasks, answer.Counts = tasks, []Count{}
-	for _, c := range all {
-		if c.Open+c.Done+c.Cancelled > 0 {
-			answer.Counts = append(answer.Counts, c)
-		}
-	}
-	return true, nil
 }
 
 // query runs the statements of one answer in one read transaction.
@@ -259,33 +208,22 @@ func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	list, err := scanTasks(rows, qn)
-	if err != nil {
-		return nil, fmt.Errorf("tasks: %w", err)
-	}
-	return list, nil
-}
-
-// scanTasks reads the tasks of a page, each row led by columns scanned into lead, and
-// closes the rows.
-func scanTasks(rows *sql.Rows, qn question, lead ...any) ([]Task, error) {
 	list := []Task{}
 	for rows.Next() {
 		var (
 			tk   Task
 			from int64
 		)
-		dest := append(lead[:len(lead):len(lead)], &tk.TaskID, &tk.ContactID, &tk.Title, &tk.Assignee, &tk.Due, &tk.Status, &from, &tk.Reason)
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&tk.TaskID, &tk.ContactID, &tk.Title, &tk.Assignee, &tk.Due, &tk.Status, &from, &tk.Reason); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("tasks: %w", err)
 		}
 		tk.Since = time.UnixMicro(from).UTC()
 		tk.Overdue = tk.Status == StatusOpen && tk.Due < qn.cutoff
 		list = append(list, tk)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	return list, nil
 }
