@@ -60,3 +60,39 @@ func TestContactsAppendJSONIsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkContactsJSON writes a page of 50 contacts (Japanese and Latin names, an account,
+// a channel opted out of for half of them) with encoding/json and with AppendJSON.
+func BenchmarkContactsJSON(b *testing.B) {
+	at := time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC)
+	page := directory.Contacts{Total: 20_000, NextCursor: "eyJzIjoibmFtZSIsInQiOiJzYXRvIiwiaSI6ImMwMDAwMDUwIn0"}
+	for i := range 50 {
+		e := directory.ContactEntry{ContactID: "00000000-0000-4000-8000-0000000000" + string(rune('1'+i%9)) + "0",
+			Name: []string{"佐藤 花子", "Smith Jones12"}[i%2], Email: "user@example.com", Phone: "+81-3-1234-5678",
+			Company: "Acme Corp", Phase: "lead", PhaseSince: at, Owner: "rep-3", Channel: "web_form", CreatedAt: at,
+			LastActivity: &at, OpenDeals: 2, OptedOut: []string{}}
+		if i%2 == 0 {
+			e.Account = &directory.AccountRef{AccountID: "a00001", Name: "田中商事"}
+			e.OptedOut = []string{"email"}
+		}
+		page.Contacts = append(page.Contacts, e)
+	}
+	b.Run("encoding-json", func(b *testing.B) {
+		var buf bytes.Buffer
+		for b.Loop() {
+			buf.Reset()
+			if err := json.NewEncoder(&buf).Encode(page); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			var err error
+			if buf, err = page.AppendJSON(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
