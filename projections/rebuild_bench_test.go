@@ -3,7 +3,6 @@ package projections_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,7 +85,7 @@ func sqliteBenchLog(path, dir string) benchLog {
 }
 
 // postgresBenchLog is the seeded PostgreSQL store in schema, read as crm reads it, with read
-// models in a fresh schema of their own, whose sessions are named app (see pgCPU).
+// models in a fresh schema of their own, whose sessions are named app (see projectiontest.PgCPU).
 func postgresBenchLog(schema string) benchLog {
 	app := fmt.Sprintf("crm_rebuild_bench_%d", os.Getpid())
 	return benchLog{"postgres", func(b *testing.B) (eventstore.Store, *projections.DB) {
@@ -97,12 +95,8 @@ func postgresBenchLog(schema string) benchLog {
 			b.Fatalf("open postgres store %s: %v", schema, err)
 		}
 		b.Cleanup(func() { store.Close() })
-		sep := "?"
-		if strings.Contains(projectiontest.PostgresURL(), "?") {
-			sep = "&"
-		}
 		readSchema := projectiontest.FreshSchema(b, "readmodel_bench_")
-		db, err := projections.OpenPostgres(ctx, projectiontest.PostgresURL()+sep+"application_name="+app, readSchema)
+		db, err := projections.OpenPostgres(ctx, projectiontest.AppURL(projectiontest.PostgresURL(), app), readSchema)
 		if err != nil {
 			b.Fatalf("open postgres read models: %v", err)
 		}
@@ -132,7 +126,7 @@ func benchSizes(b *testing.B) []int64 {
 // calls (the raw baseline) in the same run. Memory: the Go heap's peak (sampled) and the
 // process's peak RSS (reset before each rebuild). cpu_us/event is this process's CPU time
 // per event: a figure that holds on a busy machine; on PostgreSQL, pg_cpu_us/event is that
-// of the server processes of the build's sessions (see pgCPU).
+// of the server processes of the build's sessions (see projectiontest.PgCPU).
 func BenchmarkRebuild(b *testing.B) {
 	benchRebuild(b, func() []projections.Projection {
 		return []projections.Projection{board.Projection(), journey.Projection(), churn.Projection()}
@@ -163,19 +157,19 @@ func benchRebuild(b *testing.B, models func() []projections.Projection) {
 					if v := os.Getenv(benchBatchEnv); v != "" {
 						cfg.Batch, _ = strconv.Atoi(v)
 					}
-					var server *pgCPU
+					var server *projectiontest.PgCPU
 					if log.app != "" {
-						server = samplePgCPU(db, log.app)
+						server = projectiontest.SamplePgCPU(db, log.app)
 					}
-					cpu0 := cpuTime()
+					cpu0 := projectiontest.CPUTime()
 					start := time.Now()
 					res, err := rebuild.Rebuild(ctx, cfg, benchModels(models())...)
 					elapsed := time.Since(start)
-					cpu := cpuTime() - cpu0
+					cpu := projectiontest.CPUTime() - cpu0
 					peakHeap := stop()
 					var serverCPU time.Duration
 					if server != nil {
-						serverCPU = server.stop()
+						serverCPU = server.Stop()
 					}
 					if err != nil {
 						b.Fatal(err)
@@ -234,106 +228,6 @@ func readRaw(b *testing.B, store eventstore.Store, n int64) (int64, time.Duratio
 	return count, time.Since(start)
 }
 
-// pgCPU follows the CPU time of the PostgreSQL server processes of the sessions named app
-// (pg_stat_activity.application_name), read from /proc: the server runs on this machine.
-// Where it does not, the figure stays 0.
-type pgCPU struct {
-	done  chan struct{}
-	wg    sync.WaitGroup
-	first map[int]time.Duration // CPU of each process when first seen
-	last  map[int]time.Duration
-}
-
-// samplePgCPU samples every 250 ms, until stop, the server processes of app's sessions:
-// sessions opened during the rebuild count from 0, those open before from their CPU then;
-// one closed between two samples loses at most its last 250 ms.
-func samplePgCPU(db *projections.DB, app string) *pgCPU {
-	s := &pgCPU{done: make(chan struct{}), first: map[int]time.Duration{}, last: map[int]time.Duration{}}
-	conn, err := db.SQL.Conn(context.Background())
-	if err != nil {
-		return s
-	}
-	s.sample(conn, app, true)
-	s.wg.Go(func() {
-		defer conn.Close()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.done:
-				s.sample(conn, app, false)
-				return
-			case <-tick.C:
-				s.sample(conn, app, false)
-			}
-		}
-	})
-	return s
-}
-
-func (s *pgCPU) sample(conn *sql.Conn, app string, start bool) {
-	rows, err := conn.QueryContext(context.Background(), `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, app)
-	if err != nil {
-		return
-	}
-	var pids []int
-	for rows.Next() {
-		var pid int
-		if rows.Scan(&pid) == nil {
-			pids = append(pids, pid)
-		}
-	}
-	rows.Close()
-	for _, pid := range pids {
-		cpu, ok := procCPU(pid)
-		if !ok {
-			continue
-		}
-		if _, seen := s.first[pid]; !seen {
-			s.first[pid] = 0
-			if start {
-				s.first[pid] = cpu
-			}
-		}
-		s.last[pid] = cpu
-	}
-}
-
-// stop ends the sampling and returns the CPU time the processes used since it began.
-func (s *pgCPU) stop() time.Duration {
-	close(s.done)
-	s.wg.Wait()
-	var total time.Duration
-	for pid, cpu := range s.last {
-		total += cpu - s.first[pid]
-	}
-	return total
-}
-
-// procCPU is the user and system CPU time of process pid (Linux, /proc/<pid>/stat).
-func procCPU(pid int) (time.Duration, bool) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	// The fields after the command (in parentheses, which may hold spaces): utime and stime
-	// are the 12th and 13th, in clock ticks (100 a second on Linux).
-	i := strings.LastIndexByte(string(raw), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
-}
-
 // samplePeakHeap samples the live heap every 5 ms until the returned stop, which returns
 // the highest value seen.
 func samplePeakHeap() (stop func() uint64) {
@@ -381,13 +275,4 @@ func peakRSS() uint64 {
 		}
 	}
 	return 0
-}
-
-// cpuTime is the CPU time the process used so far, user and system (not PostgreSQL's).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

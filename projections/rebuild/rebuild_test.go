@@ -3,6 +3,7 @@ package rebuild_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -129,6 +130,23 @@ func TestRebuildOfAnEmptyLogGivesEmptyTables(t *testing.T) {
 				t.Fatalf("%s has %d rows", table, n)
 			}
 		}
+	})
+}
+
+// A rebuilt set is vacuumed before it is served, so that its first index-only scans need
+// not read table pages (where no older transaction elsewhere still runs).
+func TestRebuiltSetIsVacuumed(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		for i := range 200 {
+			projectiontest.AppendTo(t, store, fmt.Sprintf("s-%d", i), "test.a.v1")
+		}
+		p := &projectiontest.Counter{}
+		mustRebuild(t, rebuildConfig(store, db), p)
+		g1 := projections.TablesFor(p, "g1")
+		if n := projectiontest.Count(t, db, `SELECT count(*) FROM `+g1.Name("seen")); n != 200 {
+			t.Fatalf("seen has %d rows, want 200", n)
+		}
+		assertVacuumed(t, db, g1)
 	})
 }
 
@@ -343,17 +361,27 @@ func TestUnloggedRebuildIsLoggedOnceServed(t *testing.T) {
 	})
 }
 
-// assertAnalyzed holds the tables of a rebuilt set on PostgreSQL to having statistics
-// (reltuples is -1 until a table is analyzed or vacuumed): a set planned without them reads
-// twice as slowly.
-func assertAnalyzed(t testing.TB, db *projections.DB, set projections.Tables) {
+// assertVacuumed holds the tables of a rebuilt set on PostgreSQL to having been vacuumed
+// (vacuum_count counts the VACUUMs not run by autovacuum). Whether VACUUM could mark a page
+// all-visible depends on the transactions of other sessions, so that is not looked at.
+func assertVacuumed(t testing.TB, db *projections.DB, set projections.Tables) {
+	t.Helper()
+	eachTableOfSet(t, db, set, `SELECT relname, vacuum_count FROM pg_stat_user_tables
+		WHERE schemaname = current_schema() AND starts_with(relname, $1)`, func(name string, vacuums float64) {
+		if vacuums == 0 {
+			t.Errorf("table %s of a rebuilt set was not vacuumed", name)
+		}
+	})
+}
+
+// eachTableOfSet runs query, which reads a name and a number per table of the set whose
+// prefix is its argument, on PostgreSQL, and checks each row; it fails when there is none.
+func eachTableOfSet(t testing.TB, db *projections.DB, set projections.Tables, query string, check func(name string, n float64)) {
 	t.Helper()
 	if db.Dialect != projections.Postgres {
 		return
 	}
-	rows, err := db.SQL.QueryContext(context.Background(), `SELECT c.relname, c.reltuples FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND starts_with(c.relname, $1)`, set.Prefix())
+	rows, err := db.SQL.QueryContext(context.Background(), query, set.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,15 +389,13 @@ func assertAnalyzed(t testing.TB, db *projections.DB, set projections.Tables) {
 	n := 0
 	for rows.Next() {
 		var (
-			name   string
-			tuples float64
+			name  string
+			value float64
 		)
-		if err := rows.Scan(&name, &tuples); err != nil {
+		if err := rows.Scan(&name, &value); err != nil {
 			t.Fatal(err)
 		}
-		if tuples < 0 {
-			t.Errorf("table %s of a rebuilt set has no statistics", name)
-		}
+		check(name, value)
 		n++
 	}
 	if err := rows.Err(); err != nil {
@@ -378,4 +404,18 @@ func assertAnalyzed(t testing.TB, db *projections.DB, set projections.Tables) {
 	if n == 0 {
 		t.Fatalf("no tables with the prefix %s", set.Prefix())
 	}
+}
+
+// assertAnalyzed holds the tables of a rebuilt set on PostgreSQL to having statistics
+// (reltuples is -1 until a table is analyzed or vacuumed): a set planned without them reads
+// twice as slowly.
+func assertAnalyzed(t testing.TB, db *projections.DB, set projections.Tables) {
+	t.Helper()
+	eachTableOfSet(t, db, set, `SELECT c.relname, c.reltuples FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind = 'r' AND starts_with(c.relname, $1)`, func(name string, tuples float64) {
+		if tuples < 0 {
+			t.Errorf("table %s of a rebuilt set has no statistics", name)
+		}
+	})
 }
