@@ -508,7 +508,7 @@ func TestUpsellCountsAMergedDuplicatesUsage(t *testing.T) {
 				t.Fatalf("as of %s: candidate %+v, want s with d's usage 92 and its own NPS 10", asOf, s)
 			}
 			checkExplainedReasons(t, db, tables, asOf, s, log)
-			usage := projectiontest.ExplainAll(t, "reasons.0", func(cursor string) (explain.Answer, error) {
+			usage := projectiontest.ExplainAll(t, "candidates.s.reasons.0", func(cursor string) (explain.Answer, error) {
 				return value.ExplainUpsell(ctx, db, tables, asOf, "candidates.s.reasons.0", 0, cursor)
 			})
 			if len(usage) != 1 || usage[0].EventID != dUsage.ID || usage[0].Entity != "s" {
