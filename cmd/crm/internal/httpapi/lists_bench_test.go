@@ -155,16 +155,7 @@ func newListServer(b *testing.B, backend string, n int) *listServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	if err := runner.Init(runCtx); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx) }()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	projectiontest.Start(b, runner)
 	tokens, err := auth.ParseTokens("web:app:" + appToken)
 	if err != nil {
 		b.Fatal(err)
