@@ -13,21 +13,11 @@ import (
 func (c Contacts) AppendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `{"total":`...)
 	dst = strconv.AppendInt(dst, c.Total, 10)
-	dst = append(dst, `,"contacts":`...)
-	if c.Contacts == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for i, e := range c.Contacts {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = e.appendJSON(dst); err != nil {
-				return dst, err
-			}
-		}
-		dst = append(dst, ']')
+	dst, err := appendArray(append(dst, `,"contacts":`...), c.Contacts, func(dst []byte, e ContactEntry) ([]byte, error) {
+		return e.appendJSON(dst)
+	})
+	if err != nil {
+		return dst, err
 	}
 	if c.NextCursor != "" {
 		dst = appendField(dst, "next_cursor", c.NextCursor)
@@ -74,20 +64,32 @@ func (e ContactEntry) appendJSON(dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	dst = strconv.AppendInt(append(dst, `,"open_deals":`...), e.OpenDeals, 10)
-	dst = append(dst, `,"opted_out":`...)
-	if e.OptedOut == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for i, ch := range e.OptedOut {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, ch)
-		}
-		dst = append(dst, ']')
+	dst, err = appendArray(append(dst, `,"opted_out":`...), e.OptedOut, func(dst []byte, ch string) ([]byte, error) {
+		return appendString(dst, ch), nil
+	})
+	if err != nil {
+		return dst, err
 	}
 	return append(dst, '}'), nil
+}
+
+// appendArray appends items as encoding/json encodes a slice: null when nil, else each item
+// by appendItem between brackets.
+func appendArray[T any](dst []byte, items []T, appendItem func([]byte, T) ([]byte, error)) ([]byte, error) {
+	if items == nil {
+		return append(dst, "null"...), nil
+	}
+	dst = append(dst, '[')
+	for i, item := range items {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = appendItem(dst, item); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, ']'), nil
 }
 
 // appendField appends ,"name":"value".
