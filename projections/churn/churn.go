@@ -67,6 +67,7 @@ import (
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // Name is the persisted name of the projection.
@@ -83,7 +84,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
 		Version: period.Version(6, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.surveys, m.tasks, m.dealLosses,
+		Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(), m.touchpoints, m.surveys, m.tasks, m.dealLosses,
 			m.phaseCounts, m.lostDeals, m.horizon.Table(), m.parts},
 		Fold: m.fold,
 	})
@@ -92,7 +93,6 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 // Base names of the tables.
 const (
 	tableContacts    = "contacts"
-	tableVisits      = "visits"
 	tableTouchpoints = "touchpoints"
 	tableSurveys     = "surveys"
 	tableTasks       = "tasks"
@@ -127,15 +127,11 @@ type lostDealRow struct {
 	count, amount                            int64
 }
 
+// visitRow is a visit with the event that entered it (an open visit is its part).
 type visitRow struct {
-	contactID string
-	seq       int64
-	phase     string
-	enteredAt int64
-	leftAt    sql.NullInt64
-	next      sql.NullString
-	position  int64
-	eventID   string
+	visits.Visit
+	position int64
+	eventID  string
 }
 
 type touchpointRow struct {
@@ -176,7 +172,7 @@ type lossRow struct {
 // model holds the declarations of the tables the fold writes.
 type model struct {
 	contacts    *readmodel.Table[contactRow]
-	visits      *readmodel.Table[visitRow]
+	visits      visits.Visits[visitRow]
 	touchpoints *readmodel.Table[touchpointRow]
 	surveys     *readmodel.Table[surveyRow]
 	tasks       *readmodel.Table[taskRow]
@@ -200,18 +196,11 @@ func newModel() *model {
 		ld = lostDealRow
 	)
 	m := &model{}
-	m.visits = readmodel.NewTable(tableVisits, 2,
-		readmodel.Text("contact_id", func(r *v) *string { return &r.contactID }),
-		readmodel.Integer("seq", func(r *v) *int64 { return &r.seq }),
-		readmodel.Text("phase", func(r *v) *string { return &r.phase }),
-		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
-		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
-		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next }),
+	m.visits = visits.New(func(r *v) *visits.Visit { return &r.Visit },
 		readmodel.BigInt("position", func(r *v) *int64 { return &r.position }),
-		readmodel.Text("event_id", func(r *v) *string { return &r.eventID })).
-		Clustered().
-		// The churns in the order they are listed and paged.
-		WithIndexes(readmodel.Index{Name: "churns", Columns: "left_at, contact_id, seq", Where: "next_phase = 'churned'"})
+		readmodel.Text("event_id", func(r *v) *string { return &r.eventID }))
+	// The churns in the order they are listed and paged.
+	m.visits.Table().WithIndexes(readmodel.Index{Name: "churns", Columns: "left_at, contact_id, seq", Where: "next_phase = 'churned'"})
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.Text("name", func(r *c) *string { return &r.name }),
@@ -231,7 +220,7 @@ func newModel() *model {
 			// Dormancy now: the contacts active since the cutoff, a recent few.
 			readmodel.Index{Name: "idle", Columns: "idle_since, open_phase", Where: "open_phase <> ''"}).
 		// A phase change reads the contact's current visit after the contact.
-		Then(m.visits, func(r *c) []any { return []any{r.contactID, r.lastSeq} })
+		Then(m.visits.Table(), func(r *c) []any { return []any{r.contactID, r.lastSeq} })
 	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
 		readmodel.Position("position", func(r *tp) *int64 { return &r.position }),
 		readmodel.Text("contact_id", func(r *tp) *string { return &r.contactID }),
@@ -454,9 +443,7 @@ func (m *model) addLoss(rows *readmodel.Rows, l lossRow, sign int64) {
 }
 
 func (m *model) openVisit(rows *readmodel.Rows, e *readmodel.Event, contactID string, seq int64, phase contact.Phase) {
-	at := e.OccurredAt.UnixMicro()
-	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at, position: e.Position,
-		eventID: e.ID})
+	m.visits.Enter(rows, visitRow{position: e.Position, eventID: e.ID}, contactID, seq, phase, e.OccurredAt.UnixMicro())
 }
 
 func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID string, to contact.Phase) error {
@@ -466,15 +453,12 @@ func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID 
 		return fmt.Errorf("contact %s was not created", contactID)
 	}
 	before := c
-	if v, ok := m.visits.Get(rows, contactID, c.lastSeq); ok {
-		v.leftAt = sql.NullInt64{Int64: at, Valid: true}
-		v.next = sql.NullString{String: string(to), Valid: true}
-		m.visits.Upsert(rows, v)
+	if v, ok := m.visits.Leave(rows, contactID, c.lastSeq, to, at, nil); ok {
 		switch to {
 		case contact.Lost:
-			c.lost |= bit(contact.Phase(v.phase))
+			c.lost |= bit(contact.Phase(v.Phase))
 		case contact.Churned:
-			c.churned |= bit(contact.Phase(v.phase))
+			c.churned |= bit(contact.Phase(v.Phase))
 		}
 		m.partsLeft(rows, e, before, c, v)
 	}

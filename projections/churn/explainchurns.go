@@ -12,6 +12,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // Figures of the parts of a churned customer's facts.
@@ -53,7 +54,7 @@ func (q *query) churnedParts(ctx context.Context, path string) ([]explain.Part, 
 	}
 	contactID, figure := rest[:i], churnedFigures[rest[i+1:]]
 	where, args := q.contacts()
-	v := q.t.Name(tableVisits)
+	v := q.t.Name(visits.Table)
 	type churn struct {
 		seq, at, position int64
 		eventID           string

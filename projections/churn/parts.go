@@ -7,6 +7,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/readmodel"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // Figures of the parts (see the package comment).
@@ -53,20 +54,20 @@ func (m *model) partsEntered(rows *readmodel.Rows, e *readmodel.Event, before, a
 // part: nothing is read nor rewritten when it ends), and a first change from the phase to
 // lost, to churned, to either counts from now on.
 func (m *model) partsLeft(rows *readmodel.Rows, e *readmodel.Event, before, after contactRow, v visitRow) {
-	phase := contact.Phase(v.phase)
+	phase := contact.Phase(v.Phase)
 	b := bit(phase)
 	if b == 0 {
 		return // an exit left: a win-back
 	}
-	m.parts.Upsert(rows, explain.Part{Entity: v.contactID, Figure: figIn + v.phase, Position: v.position, EventID: v.eventID,
-		At: v.enteredAt, Until: sql.NullInt64{Int64: e.OccurredAt.UnixMicro(), Valid: true}, Count: 1})
+	m.parts.Upsert(rows, explain.Part{Entity: v.ContactID, Figure: figIn + v.Phase, Position: v.position, EventID: v.eventID,
+		At: v.EnteredAt, Until: sql.NullInt64{Int64: e.OccurredAt.UnixMicro(), Valid: true}, Count: 1})
 	for _, f := range []struct {
 		figure        string
 		before, after int64
 	}{{figLost, before.lost, after.lost}, {figChurned, before.churned, after.churned},
 		{figExited, before.lost | before.churned, after.lost | after.churned}} {
 		if f.before&b == 0 && f.after&b != 0 {
-			m.stand(rows, e, v.contactID, f.figure+v.phase)
+			m.stand(rows, e, v.ContactID, f.figure+v.Phase)
 		}
 	}
 }
@@ -74,5 +75,5 @@ func (m *model) partsLeft(rows *readmodel.Rows, e *readmodel.Event, before, afte
 // openVisits selects the parts of the visits of phase still open: the visits themselves.
 func openVisits(t projections.Tables, phase string) (string, []any) {
 	return `SELECT contact_id, '` + figIn + `' || phase, position, event_id, '', entered_at, left_at, '', '', '', 1, 0, '', 0
-		FROM ` + t.Name(tableVisits) + ` WHERE phase = ? AND left_at IS NULL`, []any{phase}
+		FROM ` + t.Name(visits.Table) + ` WHERE phase = ? AND left_at IS NULL`, []any{phase}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/round"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
@@ -396,7 +397,7 @@ func (q *query) visitPhaseCounts(ctx context.Context) (map[contact.Phase]*phaseC
 	rows, err := q.rows(ctx, `SELECT v.contact_id, v.phase, v.left_at, v.next_phase,
 		CASE WHEN v.left_at IS NULL OR v.left_at > ? THEN COALESCE((SELECT MAX(tp.occurred_at) FROM `+q.t.Name(tableTouchpoints)+` tp
 			WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= ?), c.created_at) END
-		FROM `+q.t.Name(tableVisits)+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+		FROM `+q.t.Name(visits.Table)+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
 		WHERE`+where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`,
 		append(append([]any{q.asOf, q.asOf}, args...), q.asOf)...)
 	if err != nil {
@@ -608,7 +609,7 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
 		after = ` AND (v.left_at > ? OR (v.left_at = ? AND (v.contact_id > ? OR (v.contact_id = ? AND v.seq > ?))))`
 		args = append(args, c.LeftAt, c.LeftAt, c.ContactID, c.ContactID, c.Seq)
 	}
-	v, tp, s, k := q.t.Name(tableVisits), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
+	v, tp, s, k := q.t.Name(visits.Table), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
 	// next_phase is a literal: the partial index of churns is then usable.
 	rows, err := q.rows(ctx, `SELECT v.contact_id, v.seq, c.name, v.phase, v.left_at,
 		(SELECT MAX(w.entered_at) FROM `+v+` w WHERE w.contact_id = v.contact_id AND w.seq <= v.seq AND w.phase = ?),

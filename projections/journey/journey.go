@@ -74,6 +74,7 @@ import (
 	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/readmodel"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // Name is the persisted name of the projection.
@@ -90,7 +91,7 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
 		Version: period.Version(7, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.visits, m.touchpoints, m.contactMix,
+		Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(), m.touchpoints, m.contactMix,
 			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon.Table(), m.parts},
 		Fold: m.fold,
 	})
@@ -99,7 +100,6 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 // Base names of the tables.
 const (
 	tableContacts    = "contacts"
-	tableVisits      = "visits"
 	tableTouchpoints = "touchpoints"
 	tableContactMix  = "contact_mix"
 	tableSteps       = "steps"
@@ -122,13 +122,10 @@ type contactRow struct {
 	stageSince               int64
 }
 
+// visitRow is a visit with the rule and reason of the phase change that left it.
 type visitRow struct {
-	contactID          string
-	seq                int64
-	phase              string
-	enteredAt          int64
-	leftAt             sql.NullInt64
-	next, rule, reason sql.NullString
+	visits.Visit
+	rule, reason sql.NullString
 }
 
 type touchpointRow struct {
@@ -142,7 +139,7 @@ type touchpointRow struct {
 // model holds the declarations of the tables the fold writes.
 type model struct {
 	contacts    *readmodel.Table[contactRow]
-	visits      *readmodel.Table[visitRow]
+	visits      visits.Visits[visitRow]
 	touchpoints *readmodel.Table[touchpointRow]
 	contactMix  *readmodel.Table[contactMixRow]
 	steps       *readmodel.Table[stepRow]
@@ -163,16 +160,9 @@ func newModel() *model {
 		tp = touchpointRow
 	)
 	m := &model{}
-	m.visits = readmodel.NewTable(tableVisits, 2,
-		readmodel.Text("contact_id", func(r *v) *string { return &r.contactID }),
-		readmodel.Integer("seq", func(r *v) *int64 { return &r.seq }),
-		readmodel.Text("phase", func(r *v) *string { return &r.phase }),
-		readmodel.BigInt("entered_at", func(r *v) *int64 { return &r.enteredAt }),
-		readmodel.NullBigInt("left_at", func(r *v) *sql.NullInt64 { return &r.leftAt }),
-		readmodel.NullText("next_phase", func(r *v) *sql.NullString { return &r.next }),
+	m.visits = visits.New(func(r *v) *visits.Visit { return &r.Visit },
 		readmodel.NullText("rule", func(r *v) *sql.NullString { return &r.rule }),
-		readmodel.NullText("reason", func(r *v) *sql.NullString { return &r.reason })).
-		Clustered()
+		readmodel.NullText("reason", func(r *v) *sql.NullString { return &r.reason }))
 	m.contacts = readmodel.NewTable(tableContacts, 1,
 		readmodel.Text("contact_id", func(r *c) *string { return &r.contactID }),
 		readmodel.BigInt("created_at", func(r *c) *int64 { return &r.createdAt }),
@@ -190,7 +180,7 @@ func newModel() *model {
 		Clustered().
 		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
 		// A phase change reads the contact's current visit after the contact.
-		Then(m.visits, func(r *c) []any { return []any{r.contactID, r.lastSeq} })
+		Then(m.visits.Table(), func(r *c) []any { return []any{r.contactID, r.lastSeq} })
 	m.touchpoints = readmodel.NewTable(tableTouchpoints, 1,
 		readmodel.Position("position", func(r *tp) *int64 { return &r.position }),
 		readmodel.Text("contact_id", func(r *tp) *string { return &r.contactID }),
@@ -254,12 +244,11 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		if v, ok := m.visits.Get(rows, ev.ContactID, c.lastSeq); ok {
-			v.leftAt = sql.NullInt64{Int64: at, Valid: true}
-			v.next = sql.NullString{String: string(ev.To), Valid: true}
+		v, ok := m.visits.Leave(rows, ev.ContactID, c.lastSeq, ev.To, at, func(v *visitRow) {
 			v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
 			v.reason = sql.NullString{String: ev.Reason, Valid: true}
-			m.visits.Upsert(rows, v)
+		})
+		if ok {
 			c = m.keepPhaseChange(rows, e, c, v, ev.To, at)
 		}
 		c.lastSeq++
@@ -290,7 +279,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 // the contact, whose absence or value would end the fold: a batch loads them all in one round
 // of loads, where it would otherwise fold the batch once more to find them.
 func (m *model) readShare(rows *readmodel.Rows, contactID string) {
-	m.visits.Group(rows, contactID)
+	m.visits.Table().Group(rows, contactID)
 	m.contactMix.Group(rows, contactID)
 }
 
@@ -303,5 +292,5 @@ func (m *model) contact(rows *readmodel.Rows, contactID string) (contactRow, err
 }
 
 func (m *model) openVisit(rows *readmodel.Rows, contactID string, seq int64, phase contact.Phase, at int64) {
-	m.visits.Upsert(rows, visitRow{contactID: contactID, seq: seq, phase: string(phase), enteredAt: at})
+	m.visits.Enter(rows, visitRow{}, contactID, seq, phase, at)
 }

@@ -178,7 +178,7 @@ func (m *model) keepCreated(rows *readmodel.Rows, e *readmodel.Event, c contactR
 func (m *model) keepPhaseChange(rows *readmodel.Rows, e *readmodel.Event, c contactRow, v visitRow, to contact.Phase, at int64) contactRow {
 	dims := dimsOf(c)
 	for _, kg := range m.groupings {
-		from, since := kg.g.bucket(contact.Phase(v.phase)), v.enteredAt
+		from, since := kg.g.bucket(contact.Phase(v.Phase)), v.EnteredAt
 		if kg.name == groupingStage {
 			from, since = c.stage, c.stageSince
 		}
@@ -240,8 +240,8 @@ func (m *model) keepTouchpoint(rows *readmodel.Rows, e *readmodel.Event, c conta
 // touchpoint mix.
 func (m *model) keepMoved(rows *readmodel.Rows, c contactRow, dim, from, to string) {
 	var visits []visit
-	for _, v := range m.visits.Group(rows, c.contactID) {
-		visits = append(visits, visit{phase: contact.Phase(v.phase), entered: v.enteredAt, left: v.leftAt.Int64, closed: v.leftAt.Valid})
+	for _, v := range m.visits.Table().Group(rows, c.contactID) {
+		visits = append(visits, visit{phase: contact.Phase(v.Phase), entered: v.EnteredAt, left: v.LeftAt.Int64, closed: v.LeftAt.Valid})
 	}
 	mix := m.contactMix.Group(rows, c.contactID)
 	for _, side := range []struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/round"
+	"github.com/eventcrm/crm/projections/visits"
 )
 
 // CohortLayout is the form of a cohort: the month of lead capture, YYYY-MM (business time zone).
@@ -234,7 +235,7 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, params P
 // stages, when asked).
 func scanVisits(ctx context.Context, tx *sql.Tx, d projections.Dialect, t projections.Tables, f filter, phases, stages *accumulator) error {
 	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT v.contact_id, v.phase, v.entered_at, v.left_at
-		FROM `+t.Name(tableVisits)+` v JOIN `+t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
+		FROM `+t.Name(visits.Table)+` v JOIN `+t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
 		WHERE`+f.where+` AND v.entered_at <= ? ORDER BY v.contact_id, v.seq`), f.argsAnd(f.asOf)...)
 	if err != nil {
 		return fmt.Errorf("visits: %w", err)
@@ -371,7 +372,7 @@ func QueryContact(ctx context.Context, db *projections.DB, t projections.Tables,
 		answer.CreatedAt = time.UnixMicro(createdAt).UTC()
 
 		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT seq, phase, entered_at, left_at, next_phase, rule, reason
-			FROM `+t.Name(tableVisits)+` WHERE contact_id = ? AND entered_at <= ? ORDER BY seq`), params.ContactID, asOf)
+			FROM `+t.Name(visits.Table)+` WHERE contact_id = ? AND entered_at <= ? ORDER BY seq`), params.ContactID, asOf)
 		if err != nil {
 			return fmt.Errorf("visits: %w", err)
 		}
