@@ -2,6 +2,7 @@ package board_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,27 +11,19 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", board.Projection(), projectiontest.AnswerWith(board.Query))
-}
-
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", board.Projection())
-}
-
-func TestQueryRejectsBadParams(t *testing.T) {
+func TestReadModel(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	otherStage := mustCursor(t, "needs_analysis")
-	projectiontest.Refuses(t, board.Projection(), board.Query, []projectiontest.Refusal[board.Params]{
-		{Name: "no as_of", Params: board.Params{}, Field: "as_of"},
-		{Name: "unknown stage", Params: board.Params{AsOf: asOf, Stage: "closing"}, Field: "stage"},
-		{Name: "closed stage", Params: board.Params{AsOf: asOf, Stage: "won"}, Field: "stage"},
-		{Name: "negative limit", Params: board.Params{AsOf: asOf, Limit: -1}, Field: "limit"},
-		{Name: "limit too large", Params: board.Params{AsOf: asOf, Limit: board.MaxLimit + 1}, Field: "limit"},
-		{Name: "cursor not base64", Params: board.Params{AsOf: asOf, Cursor: "!!"}, Field: "cursor"},
-		{Name: "cursor not json", Params: board.Params{AsOf: asOf, Cursor: "bm9wZQ"}, Field: "cursor"},
-		{Name: "cursor of another stage", Params: board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, Field: "cursor"},
-	})
+	page := func(at time.Time, limit int, cursor string) board.Params {
+		return board.Params{AsOf: at, Limit: limit, Cursor: cursor}
+	}
+	projectiontest.ReadModel[board.Params, board.Answer]{Projection: board.Projection(), Name: "pipeline_board", Query: board.Query,
+		Refusals: slices.Concat(projectiontest.PageRefusals(board.MaxLimit, page), []projectiontest.Refusal[board.Params]{
+			{Name: "unknown stage", Params: board.Params{AsOf: asOf, Stage: "closing"}, Field: "stage"},
+			{Name: "closed stage", Params: board.Params{AsOf: asOf, Stage: "won"}, Field: "stage"},
+			{Name: "cursor not json", Params: board.Params{AsOf: asOf, Cursor: "bm9wZQ"}, Field: "cursor"},
+			{Name: "cursor of another stage", Params: board.Params{AsOf: asOf, Stage: "qualification", Cursor: otherStage}, Field: "cursor"},
+		})}.Test(t)
 }
 
 // mustCursor takes a real cursor of stage from a board with two open deals in it.
@@ -53,13 +46,6 @@ func mustCursor(t *testing.T, stage string) string {
 		t.Fatalf("no cursor in %+v", a)
 	}
 	return a.Stages[0].NextCursor
-}
-
-// The name is persisted (checkpoints, table names): it must never change.
-func TestName(t *testing.T) {
-	if got := (board.Projection()).Name(); got != "pipeline_board" {
-		t.Errorf("name = %q, want %q", got, "pipeline_board")
-	}
 }
 
 // A card carries the version of the deal's latest event, also of a type the board does not

@@ -39,16 +39,6 @@ func ask[P any](raw []byte, f func(P) (any, error)) (any, error) {
 	return f(p)
 }
 
-func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", directory.Projection(), answer)
-}
-
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", directory.Projection())
-}
-
-func TestName(t *testing.T) {
-	if directory.Name != "directory" {
-		t.Fatalf("the persisted name changed to %q", directory.Name)
-	}
+func TestReadModel(t *testing.T) {
+	projectiontest.ReadModel[any, any]{Projection: directory.Projection(), Name: "directory", Answer: answer}.Test(t)
 }

@@ -21,12 +21,9 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, query
 	return projectiontest.AnswerWith(journey.Query)(ctx, db, t, query, raw)
 }
 
-func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", journey.Projection(), answer)
-}
-
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", journey.Projection())
+func TestReadModel(t *testing.T) {
+	projectiontest.ReadModel[journey.Params, journey.Answer]{Projection: journey.Projection(), Name: "journey",
+		Answer: answer}.Test(t)
 }
 
 func TestQueryErrors(t *testing.T) {
@@ -71,12 +68,5 @@ func contactQuery(p journey.ContactParams) func(context.Context, *projections.DB
 	return func(ctx context.Context, db *projections.DB, t projections.Tables) error {
 		_, err := journey.QueryContact(ctx, db, t, p)
 		return err
-	}
-}
-
-// The name is persisted (checkpoints, table names): it must never change.
-func TestName(t *testing.T) {
-	if got := (journey.Projection()).Name(); got != "journey" {
-		t.Errorf("name = %q, want %q", got, "journey")
 	}
 }

@@ -33,25 +33,22 @@ func answer(ctx context.Context, db *projections.DB, t projections.Tables, _ str
 	return leadscore.QueryLeads(ctx, db, t, leadscore.LeadParams{AsOf: q.AsOf, MinScore: q.MinScore, Owner: q.Owner, Limit: q.Limit})
 }
 
-func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", leadscore.Projection(), answer)
-}
-
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", leadscore.Projection())
-}
-
-func TestQueryRejectsBadParams(t *testing.T) {
+func TestReadModel(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	nan := 0.0
 	nan /= nan
-	projectiontest.Refuses(t, leadscore.Projection(), leadscore.QueryLeads, []projectiontest.Refusal[leadscore.LeadParams]{
-		{Name: "no as_of", Params: leadscore.LeadParams{}, Field: "as_of"},
-		{Name: "negative limit", Params: leadscore.LeadParams{AsOf: asOf, Limit: -1}, Field: "limit"},
-		{Name: "limit too large", Params: leadscore.LeadParams{AsOf: asOf, Limit: leadscore.MaxLimit + 1}, Field: "limit"},
-		{Name: "unknown sort", Params: leadscore.LeadParams{AsOf: asOf, Sort: "name"}, Field: "sort"},
-		{Name: "min_score not a number", Params: leadscore.LeadParams{AsOf: asOf, MinScore: &nan}, Field: "min_score"},
-	})
+	projectiontest.ReadModel[leadscore.LeadParams, leadscore.Leads]{Projection: leadscore.Projection(), Name: "lead_score",
+		Query: leadscore.QueryLeads, Answer: answer, Refusals: []projectiontest.Refusal[leadscore.LeadParams]{
+			{Name: "no as_of", Params: leadscore.LeadParams{}, Field: "as_of"},
+			{Name: "negative limit", Params: leadscore.LeadParams{AsOf: asOf, Limit: -1}, Field: "limit"},
+			{Name: "limit too large", Params: leadscore.LeadParams{AsOf: asOf, Limit: leadscore.MaxLimit + 1}, Field: "limit"},
+			{Name: "unknown sort", Params: leadscore.LeadParams{AsOf: asOf, Sort: "name"}, Field: "sort"},
+			{Name: "min_score not a number", Params: leadscore.LeadParams{AsOf: asOf, MinScore: &nan}, Field: "min_score"},
+		}}.Test(t)
+}
+
+func TestQueryContactOfNobody(t *testing.T) {
+	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(leadscore.Projection(), "")
 		projectiontest.MustApply(t, db, leadscore.Projection(), tables, nil)
@@ -59,11 +56,4 @@ func TestQueryRejectsBadParams(t *testing.T) {
 			t.Errorf("unknown contact: %v", err)
 		}
 	})
-}
-
-// The name is persisted (checkpoints, table names): it must never change.
-func TestName(t *testing.T) {
-	if got := leadscore.Projection().Name(); got != "lead_score" {
-		t.Errorf("name = %q, want %q", got, "lead_score")
-	}
 }

@@ -89,7 +89,8 @@ func AnswerWith[P, A any](q Question[P, A]) AnswerFunc {
 	}
 }
 
-// update is the -update flag of the read models' tests (go test -run TestGolden -update).
+// update is the -update flag of the read models' tests (go test -run TestReadModel/golden
+// -update).
 var update = flag.Bool("update", false, "rewrite the golden answers in testdata (then check them by hand)")
 
 // RunGolden applies the history of every case under dir to a fresh database of each dialect,

@@ -12,12 +12,9 @@ import (
 	"github.com/eventcrm/crm/projections/timeline"
 )
 
-func TestGolden(t *testing.T) {
-	projectiontest.RunGolden(t, "testdata", timeline.Projection(), projectiontest.AnswerWith(timeline.Query))
-}
-
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata", timeline.Projection())
+func TestReadModel(t *testing.T) {
+	projectiontest.ReadModel[timeline.Params, timeline.Answer]{Projection: timeline.Projection(), Name: "contact_timeline",
+		Query: timeline.Query}.Test(t)
 }
 
 func TestQueryRejectsBadParams(t *testing.T) {
@@ -52,11 +49,4 @@ func TestQueryRejectsBadParams(t *testing.T) {
 			})
 		}
 	})
-}
-
-// The name is persisted (checkpoints, table names): it must never change.
-func TestName(t *testing.T) {
-	if got := timeline.Projection().Name(); got != "contact_timeline" {
-		t.Errorf("name = %q, want %q", got, "contact_timeline")
-	}
 }

@@ -3,6 +3,7 @@ package value_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,42 +56,35 @@ func ask(ctx context.Context, db *projections.DB, t projections.Tables, zone *ti
 	return nil, fmt.Errorf("unknown query %q", q.Query)
 }
 
-func TestGolden(t *testing.T) {
-	t.Run("utc", func(t *testing.T) {
-		projectiontest.RunGolden(t, "testdata/utc", value.Projection(time.UTC), answerIn(time.UTC))
-	})
-	t.Run("tokyo", func(t *testing.T) {
-		zone := projectiontest.Tokyo(t)
-		projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone))
-	})
+// The golden cases of a business zone east of UTC (the cases under testdata/utc run in
+// TestReadModel).
+func TestGoldenInTokyo(t *testing.T) {
+	zone := projectiontest.Tokyo(t)
+	projectiontest.RunGolden(t, "testdata/tokyo", value.Projection(zone), answerIn(zone))
 }
 
-func TestApplyModes(t *testing.T) {
-	projectiontest.RunApplyModes(t, "testdata/utc", value.Projection(time.UTC))
-}
-
-func TestQueryRejectsBadParams(t *testing.T) {
+func TestReadModel(t *testing.T) {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	askUTC := func(ctx context.Context, db *projections.DB, tables projections.Tables, q question) (any, error) {
 		return ask(ctx, db, tables, time.UTC, q)
 	}
-	projectiontest.Refuses(t, value.Projection(time.UTC), askUTC, []projectiontest.Refusal[question]{
-		{Name: "customers without as_of", Params: question{Query: "customers"}, Field: "as_of"},
-		{Name: "unknown sort", Params: question{Query: "customers", AsOf: asOf, Sort: "revenue"}, Field: "sort"},
-		{Name: "unknown segment", Params: question{Query: "customers", AsOf: asOf, Segment: "whales"}, Field: "segment"},
-		{Name: "negative limit", Params: question{Query: "customers", AsOf: asOf, Limit: -1}, Field: "limit"},
-		{Name: "limit too large", Params: question{Query: "customers", AsOf: asOf, Limit: value.MaxLimit + 1}, Field: "limit"},
-		{Name: "cursor not base64", Params: question{Query: "customers", AsOf: asOf, Cursor: "!!"}, Field: "cursor"},
-		{Name: "value without as_of", Params: question{Query: "value", ContactID: "c1"}, Field: "as_of"},
-		{Name: "rfm without as_of", Params: question{Query: "rfm"}, Field: "as_of"},
-		{Name: "repeat without as_of", Params: question{Query: "repeat"}, Field: "as_of"},
-		{Name: "season without as_of", Params: question{Query: "season"}, Field: "as_of"},
-		{Name: "upsell without as_of", Params: question{Query: "upsell"}, Field: "as_of"},
-		{Name: "upsell bad cursor", Params: question{Query: "upsell", AsOf: asOf, Cursor: "e30"}, Field: "cursor"},
-		{Name: "dormant without as_of", Params: question{Query: "dormant"}, Field: "as_of"},
-		{Name: "dormant negative days", Params: question{Query: "dormant", AsOf: asOf, Days: -1}, Field: "days"},
-		{Name: "dormant unknown phase", Params: question{Query: "dormant", AsOf: asOf, Phase: "asleep"}, Field: "phase"},
-	})
+	customers := func(at time.Time, limit int, cursor string) question {
+		return question{Query: "customers", AsOf: at, Limit: limit, Cursor: cursor}
+	}
+	projectiontest.ReadModel[question, any]{Projection: value.Projection(time.UTC), Name: "customer_value", Dir: "testdata/utc",
+		Query: askUTC, Answer: answerIn(time.UTC), Refusals: slices.Concat(projectiontest.PageRefusals(value.MaxLimit, customers), []projectiontest.Refusal[question]{
+			{Name: "unknown sort", Params: question{Query: "customers", AsOf: asOf, Sort: "revenue"}, Field: "sort"},
+			{Name: "unknown segment", Params: question{Query: "customers", AsOf: asOf, Segment: "whales"}, Field: "segment"},
+			{Name: "value without as_of", Params: question{Query: "value", ContactID: "c1"}, Field: "as_of"},
+			{Name: "rfm without as_of", Params: question{Query: "rfm"}, Field: "as_of"},
+			{Name: "repeat without as_of", Params: question{Query: "repeat"}, Field: "as_of"},
+			{Name: "season without as_of", Params: question{Query: "season"}, Field: "as_of"},
+			{Name: "upsell without as_of", Params: question{Query: "upsell"}, Field: "as_of"},
+			{Name: "upsell bad cursor", Params: question{Query: "upsell", AsOf: asOf, Cursor: "e30"}, Field: "cursor"},
+			{Name: "dormant without as_of", Params: question{Query: "dormant"}, Field: "as_of"},
+			{Name: "dormant negative days", Params: question{Query: "dormant", AsOf: asOf, Days: -1}, Field: "days"},
+			{Name: "dormant unknown phase", Params: question{Query: "dormant", AsOf: asOf, Phase: "asleep"}, Field: "phase"},
+		})}.Test(t)
 }
 
 // A contact that does not exist, or not yet at as_of, has no value: not found.
@@ -110,11 +104,4 @@ func TestValueOfUnknownContact(t *testing.T) {
 			}
 		}
 	})
-}
-
-// The name is persisted (checkpoints, table names): it must never change.
-func TestName(t *testing.T) {
-	if got := value.Projection(time.UTC).Name(); got != "customer_value" {
-		t.Errorf("name = %q, want %q", got, "customer_value")
-	}
 }
