@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -25,49 +24,26 @@ func TestExplainAddsUp(t *testing.T) {
 		generatedDeals(rand.New(rand.NewPCG(7, 3)), 40))
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(24*time.Hour))
-	projectiontest.ExplainsAtLeast(t, board.Projection(), events, 100, func(t *testing.T, db *projections.DB, tables projections.Tables) int {
-		checked := 0
-		for _, asOf := range asOfs {
-			for _, params := range []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}} {
-				params.AsOf = asOf
-				checked += checkExplainedBoard(t, db, tables, params)
-			}
-		}
-		return checked
-	})
+	explained := projectiontest.Explained[board.Params, board.Answer]{Projection: board.Projection(), Query: board.Query,
+		Parts: explainAll, AsOf: func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
+	explained.AddsUp(t, events, 100, asOfs, []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}},
+		checkExplainedBoard)
 }
 
-// checkExplainedBoard explains every figure of the board of params; it returns how many
+// checkExplainedBoard explains every figure of the board answered; it returns how many
 // figures were not zero.
-func checkExplainedBoard(t *testing.T, db *projections.DB, tables projections.Tables, params board.Params) int {
-	t.Helper()
-	ctx := context.Background()
-	answer, err := board.Query(ctx, db, tables, params)
-	if err != nil {
-		t.Fatal(err)
-	}
+func checkExplainedBoard(f *projectiontest.Figures, _ *projections.DB, _ projections.Tables, _ board.Params, answer board.Answer) int {
+	f.T.Helper()
 	nonZero := 0
 	for _, col := range answer.Stages {
-		parts := explainAll(t, db, tables, params, fmt.Sprintf("stages.%s.count", col.Stage))
-		if got := sumCount(parts); got != int64(col.Count) {
-			t.Errorf("as of %s, %+v: %s count %d, its parts count %d", params.AsOf, params.Owner, col.Stage, col.Count, got)
-		}
+		f.Sum(fmt.Sprintf("stages.%s.count", col.Stage), col.Count)
 		nonZero += min(col.Count, 1)
 		for _, tot := range col.Totals {
 			for _, suffix := range []string{"", ".amount", ".weighted_amount"} {
 				path := fmt.Sprintf("stages.%s.totals.%s%s", col.Stage, tot.Currency, suffix)
-				var amount int64
-				for _, p := range explainAll(t, db, tables, params, path) {
-					if p.Currency != tot.Currency || p.Amount == nil {
-						t.Fatalf("%s: part %+v is not in %s", path, p, tot.Currency)
-					}
-					amount += *p.Amount
-				}
-				if amount != tot.Amount {
-					t.Errorf("as of %s, %+v: %s = %d, its parts add up to %d", params.AsOf, params.Owner, path, tot.Amount, amount)
-				}
+				amount := f.Amount(path, tot.Currency, tot.Amount)
 				if w := (amount*int64(col.Probability) + 50) / 100; w != tot.WeightedAmount {
-					t.Errorf("%s: weighted %d, %d%% of its parts %d", path, tot.WeightedAmount, col.Probability, w)
+					f.T.Errorf("%s: weighted %d, %d%% of its parts %d", path, tot.WeightedAmount, col.Probability, w)
 				}
 			}
 		}
@@ -75,20 +51,10 @@ func checkExplainedBoard(t *testing.T, db *projections.DB, tables projections.Ta
 	for _, v := range answer.Velocity {
 		for _, figure := range []string{"closed_intervals", "median_days"} {
 			path := fmt.Sprintf("velocity.%s.%s", v.Stage, figure)
-			parts := explainAll(t, db, tables, params, path)
-			if got := sumCount(parts); got != int64(v.ClosedIntervals) {
-				t.Errorf("as of %s, %+v: %s = %d, its parts count %d", params.AsOf, params.Owner, path, v.ClosedIntervals, got)
-			}
-			var days []float64
-			for _, p := range parts {
-				if p.Days == nil {
-					t.Fatalf("%s: part %+v has no length", path, p)
-				}
-				days = append(days, *p.Days)
-			}
+			days := f.Days(path, f.Sum(path, v.ClosedIntervals))
 			// The parts' days are rounded each: their median is the figure's within a hundredth.
-			if m := median(days); (m == nil) != (v.MedianDays == nil) || m != nil && math.Abs(*m-*v.MedianDays) > 0.0100001 {
-				t.Errorf("as of %s, %+v: %s = %v, the median of its parts %v", params.AsOf, params.Owner, path, v.MedianDays, m)
+			if m := projectiontest.Median(days); (m == nil) != (v.MedianDays == nil) || m != nil && math.Abs(*m-*v.MedianDays) > 0.0100001 {
+				f.T.Errorf("%s: %s = %v, the median of its parts %v", f.At, path, v.MedianDays, m)
 			}
 		}
 		nonZero += min(v.ClosedIntervals, 1)
@@ -97,34 +63,13 @@ func checkExplainedBoard(t *testing.T, db *projections.DB, tables projections.Ta
 }
 
 // explainAll reads every page of the parts of the figure at path, two at a time.
-func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params board.Params, path string) []explain.Entry {
+func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params board.Params, path string) []explain.Entry {
 	t.Helper()
 	params.Explain, params.Limit = path, 2
 	return projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
 		params.Cursor = cursor
 		return board.Explain(context.Background(), db, tables, params)
 	})
-}
-
-func sumCount(parts []explain.Entry) int64 {
-	var n int64
-	for _, p := range parts {
-		n += p.Count
-	}
-	return n
-}
-
-func median(days []float64) *float64 {
-	n := len(days)
-	if n == 0 {
-		return nil
-	}
-	s := slices.Sorted(slices.Values(days))
-	m := s[n/2]
-	if n%2 == 0 {
-		m = (s[n/2-1] + s[n/2]) / 2
-	}
-	return &m
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {

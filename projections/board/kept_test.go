@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/board"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -22,20 +20,14 @@ var keptQuestions = []board.Params{
 	{Limit: 1},
 }
 
-// checkKeptEqualsIntervals asks every question as of the latest event and later, and compares
-// the board read from the kept totals and lengths with the one read from the intervals.
-func checkKeptEqualsIntervals(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
-	t.Helper()
-	latest := projectiontest.Latest(applied)
-	if earliest := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC); latest.Before(earliest) {
-		latest = earliest // an empty history: any time
-	}
-	for _, params := range keptQuestions {
-		for _, d := range []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour} {
-			params.AsOf = latest.Add(d)
-			projectiontest.SameAnswer(t, db, tables, params, board.Query, "intervals", board.QueryIntervals)
-		}
-	}
+// keptEqualsIntervals asks every question as of the latest event and later, and compares the
+// board read from the kept totals and lengths with the one read from the intervals.
+var keptEqualsIntervals = projectiontest.Kept[board.Params, board.Answer, board.Answer]{
+	Questions: keptQuestions,
+	Least:     time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+	Later:     []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour},
+	AsOf:      func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p },
+	Kept:      board.Query, From: "intervals", Detail: board.QueryIntervals,
 }
 
 // TestKeptBoardEqualsIntervals checks the board now against the intervals after every prefix
@@ -43,7 +35,7 @@ func checkKeptEqualsIntervals(t *testing.T, db *projections.DB, tables projectio
 // reopenings and wins).
 func TestKeptBoardEqualsIntervals(t *testing.T) {
 	events := projectiontest.ReadHistory(t, "testdata/pipeline/events.txt")
-	projectiontest.ForEachPrefix(t, board.Projection(), events, len(events), checkKeptEqualsIntervals)
+	projectiontest.ForEachPrefix(t, board.Projection(), events, len(events), keptEqualsIntervals.Check)
 }
 
 // TestKeptBoardEqualsIntervalsOverManyStays does the same over generated deals whose stays
@@ -51,7 +43,7 @@ func TestKeptBoardEqualsIntervals(t *testing.T) {
 // that the medians of even counts fall inside a hundredth and between two.
 func TestKeptBoardEqualsIntervalsOverManyStays(t *testing.T) {
 	events := projectiontest.MustParseHistory(t, generatedDeals(rand.New(rand.NewPCG(19, 6)), 60))
-	projectiontest.ForEachPrefixRun(t, board.Projection(), events, 6, checkKeptEqualsIntervals)
+	projectiontest.ForEachPrefixRun(t, board.Projection(), events, 6, keptEqualsIntervals.Check)
 }
 
 // generatedDeals writes the history of n deals, one after the other.

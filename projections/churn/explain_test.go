@@ -24,27 +24,15 @@ func TestExplainAddsUp(t *testing.T) {
 		generatedChurns(rand.New(rand.NewPCG(5, 8)), 50))
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(40*24*time.Hour))
-	projectiontest.ExplainsAtLeast(t, churn.Projection(), events, 150, func(t *testing.T, db *projections.DB, tables projections.Tables) int {
-		checked := 0
-		for _, asOf := range asOfs {
-			for _, params := range []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}} {
-				params.AsOf = asOf
-				checked += checkExplainedChurn(t, db, tables, params)
-			}
-		}
-		return checked
-	})
+	explained := projectiontest.Explained[churn.Params, churn.Answer]{Projection: churn.Projection(), Query: churn.Query,
+		Parts: explainAll, AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p }}
+	explained.AddsUp(t, events, 150, asOfs, []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}},
+		checkExplainedChurn)
 }
 
-func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params) int {
-	t.Helper()
-	answer, err := churn.Query(context.Background(), db, tables, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	figures := projectiontest.Figures{T: t, At: fmt.Sprintf("as of %s, %+v", params.AsOf, params),
-		Parts: func(path string) []explain.Entry { return explainAll(t, db, tables, params, path) }}
-	check := figures.Count
+func checkExplainedChurn(f *projectiontest.Figures, db *projections.DB, tables projections.Tables, params churn.Params, answer churn.Answer) int {
+	f.T.Helper()
+	check := f.Count
 	for _, p := range answer.Phases {
 		check(fmt.Sprintf("phases.%s.entered", p.Phase), p.Entered)
 		check(fmt.Sprintf("phases.%s.ended", p.Phase), p.Ended)
@@ -55,26 +43,16 @@ func checkExplainedChurn(t *testing.T, db *projections.DB, tables projections.Ta
 	for _, l := range answer.LostDeals {
 		check(fmt.Sprintf("lost_deals.%s.%s.count", l.Stage, l.Reason), l.Count)
 		for _, m := range l.Amounts {
-			path := fmt.Sprintf("lost_deals.%s.%s.amounts.%s", l.Stage, l.Reason, m.Currency)
-			var amount int64
-			for _, p := range explainAll(t, db, tables, params, path) {
-				if p.Currency != m.Currency || p.Amount == nil {
-					t.Fatalf("%s: part %+v is not in %s", path, p, m.Currency)
-				}
-				amount += *p.Amount
-			}
-			if amount != m.Amount {
-				t.Errorf("as of %s, %+v: %s = %d, its parts add up to %d", params.AsOf, params, path, m.Amount, amount)
-			}
+			f.Amount(fmt.Sprintf("lost_deals.%s.%s.amounts.%s", l.Stage, l.Reason, m.Currency), m.Currency, m.Amount)
 		}
 	}
-	return figures.NonZero + checkExplainedChurns(t, db, tables, params)
+	return checkExplainedChurns(f.T, db, tables, params)
 }
 
 // checkExplainedChurns: every fact of every churned customer listed (read page by page) is
 // explained by its events, each churn's in its bucket (the churn's time): the churn, the win
 // before it, the last survey (its score the NPS) and touchpoint, and the tasks overdue then.
-func checkExplainedChurns(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params) int {
+func checkExplainedChurns(t testing.TB, db *projections.DB, tables projections.Tables, params churn.Params) int {
 	t.Helper()
 	var churns []churn.ChurnedCustomer
 	for cursor := ""; ; {
@@ -140,7 +118,7 @@ func checkExplainedChurns(t *testing.T, db *projections.DB, tables projections.T
 
 // explainAll reads every page of the parts of the figure at path, three at a time: each
 // counts one contact or deal.
-func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params churn.Params, path string) []explain.Entry {
+func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params churn.Params, path string) []explain.Entry {
 	t.Helper()
 	params.Explain, params.Limit = path, 3
 	return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/churn"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -27,35 +26,15 @@ func TestKeptCountsEqualVisits(t *testing.T) {
 		{Cohort: "2024-01", DormantDays: 30},
 		{Limit: 1},
 	}
-	later := []time.Duration{0, time.Microsecond, 37 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour,
-		89 * 24 * time.Hour, 91 * 24 * time.Hour, 400 * 24 * time.Hour}
-	ctx := context.Background()
-	projectiontest.ForEachPrefix(t, churn.Projection(), events, 8, func(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
-		latest := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) // an empty history: any time
-		for _, e := range applied {
-			if e.OccurredAt.After(latest) {
-				latest = e.OccurredAt
-			}
-		}
-		for _, params := range questions {
-			t.Run(fmt.Sprintf("%d events %+v", len(applied), params), func(t *testing.T) {
-				for _, d := range later {
-					params.AsOf = latest.Add(d)
-					got, err := churn.Query(ctx, db, tables, params)
-					if err != nil {
-						t.Fatalf("query: %v", err)
-					}
-					want, err := churn.QueryVisits(ctx, db, tables, params)
-					if err != nil {
-						t.Fatalf("query of the visits: %v", err)
-					}
-					if g, w := projectiontest.JSON(t, got), projectiontest.JSON(t, want); g != w {
-						t.Fatalf("as of %s:\nkept   %s\nvisits %s", params.AsOf, g, w)
-					}
-				}
-			})
-		}
-	})
+	kept := projectiontest.Kept[churn.Params, churn.Answer, churn.Answer]{
+		Questions: questions,
+		Least:     time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), // an empty history: any time
+		Later: []time.Duration{0, time.Microsecond, 37 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour,
+			89 * 24 * time.Hour, 91 * 24 * time.Hour, 400 * 24 * time.Hour},
+		AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p },
+		Kept: churn.Query, From: "visits", Detail: churn.QueryVisits,
+	}
+	projectiontest.ForEachPrefixRun(t, churn.Projection(), events, 8, kept.Check)
 }
 
 // TestChurnedCustomersPages: the pages of churned customers, followed by their cursors, list

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -25,52 +24,29 @@ func TestExplainAddsUp(t *testing.T) {
 	events := projectiontest.FollowedBy(t, projectiontest.ReadHistory(t, "testdata/cohort/events.txt"),
 		generate(rand.New(rand.NewPCG(3, 11)), 40, false))
 	asOfs := append([]time.Time{{}}, projectiontest.Throughout(events, 5)...)
-	projectiontest.ExplainsAtLeast(t, journey.Projection(), events, 300, func(t *testing.T, db *projections.DB, tables projections.Tables) int {
-		checked := 0
-		for _, asOf := range asOfs {
-			for _, params := range []journey.Params{{}, {Owner: "rep-a"}, {Cohort: "2024-01"}, {Channel: "web_form", Segment: "smb"}} {
-				params.AsOf, params.ByStage = asOf, true
-				checked += checkExplainedMap(t, db, tables, params)
-			}
-		}
-		return checked
-	})
+	explained := projectiontest.Explained[journey.Params, journey.Answer]{Projection: journey.Projection(), Query: journey.Query,
+		Parts: explainAll, AsOf: func(p journey.Params, asOf time.Time) journey.Params { p.AsOf, p.ByStage = asOf, true; return p }}
+	explained.AddsUp(t, events, 300, asOfs, []journey.Params{{}, {Owner: "rep-a"}, {Cohort: "2024-01"}, {Channel: "web_form", Segment: "smb"}},
+		checkExplainedMap)
 }
 
-// checkExplainedMap explains every figure of the map of params; it returns how many were not
-// zero.
-func checkExplainedMap(t *testing.T, db *projections.DB, tables projections.Tables, params journey.Params) int {
-	t.Helper()
-	answer, err := journey.Query(context.Background(), db, tables, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	figures := projectiontest.Figures{T: t, At: fmt.Sprintf("as of %v, %+v", params.AsOf, params),
-		Parts: func(path string) []explain.Entry { return explainAll(t, db, tables, params, path) }}
-	check := figures.Count
+// checkExplainedMap explains every figure of the map answered.
+func checkExplainedMap(f *projectiontest.Figures, _ *projections.DB, _ projections.Tables, _ journey.Params, answer journey.Answer) int {
+	f.T.Helper()
+	check := f.Count
 	for name, m := range map[string]*journey.Map{"by_phase": &answer.ByPhase, "by_stage": answer.ByStage} {
 		for _, s := range m.Steps {
 			check(fmt.Sprintf("%s.steps.%s.entered", name, s.Name), s.Entered)
 			check(fmt.Sprintf("%s.steps.%s.advanced", name, s.Name), s.Advanced)
 			for _, figure := range []string{"closed_visits", "median_days", "p75_days"} {
-				parts := check(fmt.Sprintf("%s.steps.%s.%s", name, s.Name, figure), s.ClosedVisits)
-				var days []float64
-				for _, p := range parts {
-					if p.Days == nil {
-						t.Fatalf("%s.steps.%s: part %+v has no length", name, s.Name, p)
-					}
-					days = append(days, *p.Days)
-				}
+				path := fmt.Sprintf("%s.steps.%s.%s", name, s.Name, figure)
+				days := f.Days(path, check(path, s.ClosedVisits))
 				// The parts' days are rounded each: their median is the figure's within a hundredth.
-				slices.Sort(days)
 				if n := len(days); n > 0 {
-					med := days[n/2]
-					if n%2 == 0 {
-						med = (days[n/2-1] + days[n/2]) / 2
-					}
+					med := *projectiontest.Median(days)
 					p75 := days[max((75*n+99)/100, 1)-1]
 					if math.Abs(med-*s.MedianDays) > 0.0100001 || math.Abs(p75-*s.P75Days) > 0.0100001 {
-						t.Errorf("as of %v, %+v: %s.steps.%s median %v p75 %v, its parts %v %v", params.AsOf, params, name, s.Name,
+						f.T.Errorf("%s: %s.steps.%s median %v p75 %v, its parts %v %v", f.At, name, s.Name,
 							*s.MedianDays, *s.P75Days, med, p75)
 					}
 				}
@@ -87,12 +63,12 @@ func checkExplainedMap(t *testing.T, db *projections.DB, tables projections.Tabl
 			}
 		}
 	}
-	return figures.NonZero
+	return 0
 }
 
 // explainAll reads every page of the parts of the figure at path, three at a time: each
 // counts one contact.
-func explainAll(t *testing.T, db *projections.DB, tables projections.Tables, params journey.Params, path string) []explain.Entry {
+func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params journey.Params, path string) []explain.Entry {
 	t.Helper()
 	params.Explain, params.Limit = path, 3
 	return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventcrm/crm/eventstore"
-	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/journey"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -24,24 +22,21 @@ var keptQuestions = []journey.Params{
 	{Segment: "enterprise", ByStage: true},
 }
 
-// checkKeptEqualsVisits asks every kept question about now, without as_of and at the latest
+// keptEqualsVisits asks every kept question about now, without as_of and at the latest
 // event, and compares the answer with the one read from every contact's visits.
-func checkKeptEqualsVisits(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
-	t.Helper()
-	latest := projectiontest.Latest(applied)
-	for _, params := range keptQuestions {
-		for _, asOf := range []time.Time{{}, latest, latest.Add(time.Hour)} {
-			params.AsOf = asOf
-			projectiontest.SameAnswer(t, db, tables, params, journey.Query, "visits", journey.QueryVisits)
-		}
-	}
+var keptEqualsVisits = projectiontest.Kept[journey.Params, journey.Answer, journey.Answer]{
+	Questions: keptQuestions,
+	Now:       true,
+	Later:     []time.Duration{0, time.Hour},
+	AsOf:      func(p journey.Params, asOf time.Time) journey.Params { p.AsOf = asOf; return p },
+	Kept:      journey.Query, From: "visits", Detail: journey.QueryVisits,
 }
 
 // TestKeptMapEqualsVisits checks the map the fold keeps against the visits after every
 // prefix of the golden history (backward moves, churn, win-backs, owner and segment changes).
 func TestKeptMapEqualsVisits(t *testing.T) {
 	events := projectiontest.ReadHistory(t, "testdata/cohort/events.txt")
-	projectiontest.ForEachPrefix(t, journey.Projection(), events, len(events), checkKeptEqualsVisits)
+	projectiontest.ForEachPrefix(t, journey.Projection(), events, len(events), keptEqualsVisits.Check)
 }
 
 // TestKeptMapEqualsVisitsOverManyStays does the same over a generated history of contacts
@@ -50,7 +45,7 @@ func TestKeptMapEqualsVisits(t *testing.T) {
 // counts then fall between hundredths as well as inside one.
 func TestKeptMapEqualsVisitsOverManyStays(t *testing.T) {
 	events := projectiontest.MustParseHistory(t, generatedHistory(rand.New(rand.NewPCG(19, 5)), 60))
-	projectiontest.ForEachPrefixRun(t, journey.Projection(), events, 6, checkKeptEqualsVisits)
+	projectiontest.ForEachPrefixRun(t, journey.Projection(), events, 6, keptEqualsVisits.Check)
 }
 
 // generatedHistory writes the history of n contacts, one after the other.

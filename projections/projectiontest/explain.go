@@ -1,7 +1,11 @@
 package projectiontest
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
@@ -93,5 +97,103 @@ func ExplainsAtLeast(t *testing.T, p projections.Projection, events []eventstore
 		if checked := check(t, db, tables); checked < least {
 			t.Fatalf("only %d figures checked: the history explains too little", checked)
 		}
+	})
+}
+
+// Sum fails the test unless the parts of the figure at path count want together; it returns
+// the parts. Unlike Count, it leaves NonZero alone: a figure read by its parts in several
+// ways is counted once, by the caller.
+func (f *Figures) Sum(path string, want int) []explain.Entry {
+	f.T.Helper()
+	parts := f.Parts(path)
+	var got int64
+	for _, p := range parts {
+		got += p.Count
+	}
+	if got != int64(want) {
+		f.T.Errorf("%s: %s = %d, its parts count %d", f.At, path, want, got)
+	}
+	return parts
+}
+
+// Amount fails the test unless the parts of the figure at path are each in currency and their
+// amounts add up to want; it returns that sum.
+func (f *Figures) Amount(path, currency string, want int64) int64 {
+	f.T.Helper()
+	var sum int64
+	for _, p := range f.Parts(path) {
+		if p.Currency != currency || p.Amount == nil {
+			f.T.Fatalf("%s: part %+v is not in %s", path, p, currency)
+		}
+		sum += *p.Amount
+	}
+	if sum != want {
+		f.T.Errorf("%s: %s = %d, its parts add up to %d", f.At, path, want, sum)
+	}
+	return sum
+}
+
+// Days are the lengths in days of parts, sorted; it fails the test at a part without one.
+func (f *Figures) Days(path string, parts []explain.Entry) []float64 {
+	f.T.Helper()
+	days := make([]float64, 0, len(parts))
+	for _, p := range parts {
+		if p.Days == nil {
+			f.T.Fatalf("%s: part %+v has no length", path, p)
+		}
+		days = append(days, *p.Days)
+	}
+	slices.Sort(days)
+	return days
+}
+
+// Median is the median of sorted days, the mean of the two middle ones for an even count; nil
+// when there are none.
+func Median(days []float64) *float64 {
+	n := len(days)
+	if n == 0 {
+		return nil
+	}
+	m := days[n/2]
+	if n%2 == 0 {
+		m = (days[n/2-1] + days[n/2]) / 2
+	}
+	return &m
+}
+
+// Explained is what the figures of a read model's answers are checked against: Query answers a
+// question, Parts reads every page of the parts of the figure at path of a question's answer
+// (with ExplainAll), AsOf returns a question as of a time.
+type Explained[P, A any] struct {
+	Projection projections.Projection
+	Query      Question[P, A]
+	Parts      func(t testing.TB, db *projections.DB, tables projections.Tables, params P, path string) []explain.Entry
+	AsOf       func(params P, asOf time.Time) P
+}
+
+// AddsUp applies events to a fresh set on each dialect, asks each of questions as of each of
+// asOfs and gives check the answer and the Figures that read the parts of its figures (and the
+// set, for what else it asks); check returns how many more figures it checked that were not
+// zero. It fails t unless at least least were (Figures.NonZero and check's together), as
+// ExplainsAtLeast does.
+func (x Explained[P, A]) AddsUp(t *testing.T, events []eventstore.Event, least int, asOfs []time.Time, questions []P,
+	check func(f *Figures, db *projections.DB, tables projections.Tables, params P, answer A) int) {
+	t.Helper()
+	ExplainsAtLeast(t, x.Projection, events, least, func(t *testing.T, db *projections.DB, tables projections.Tables) int {
+		checked := 0
+		for _, asOf := range asOfs {
+			for _, params := range questions {
+				params = x.AsOf(params, asOf)
+				answer, err := x.Query(context.Background(), db, tables, params)
+				if err != nil {
+					t.Fatalf("%+v: %v", params, err)
+				}
+				f := &Figures{T: t, At: fmt.Sprintf("as of %s, %+v", asOf, params),
+					Parts: func(path string) []explain.Entry { return x.Parts(t, db, tables, params, path) }}
+				checked += check(f, db, tables, params, answer)
+				checked += f.NonZero
+			}
+		}
+		return checked
 	})
 }

@@ -52,3 +52,42 @@ func ForEachPrefixRun(t *testing.T, p projections.Projection, events []eventstor
 		})
 	})
 }
+
+// Kept compares what a read model's fold keeps with the rows it keeps it from, about now:
+// after the events applied, each of Questions (a subtest each), as of each of Later after the
+// latest business time of the events (Least when that is earlier, as for no events), and with
+// no as_of first when Now, answers the same of Kept and of Detail, the rows named From (see
+// SameAnswer). AsOf returns a question as of a time.
+type Kept[P, A, B any] struct {
+	Questions []P
+	Now       bool
+	Least     time.Time
+	Later     []time.Duration
+	AsOf      func(params P, asOf time.Time) P
+	Kept      Question[P, A]
+	From      string
+	Detail    Question[P, B]
+}
+
+// Check checks k over the tables after applied: it has the shape of ForEachPrefix's test.
+func (k Kept[P, A, B]) Check(t *testing.T, db *projections.DB, tables projections.Tables, applied []eventstore.Event) {
+	t.Helper()
+	latest := Latest(applied)
+	if latest.Before(k.Least) {
+		latest = k.Least
+	}
+	var asOfs []time.Time
+	if k.Now {
+		asOfs = append(asOfs, time.Time{})
+	}
+	for _, d := range k.Later {
+		asOfs = append(asOfs, latest.Add(d))
+	}
+	for _, params := range k.Questions {
+		t.Run(fmt.Sprintf("%+v", params), func(t *testing.T) {
+			for _, asOf := range asOfs {
+				SameAnswer(t, db, tables, k.AsOf(params, asOf), k.Kept, k.From, k.Detail)
+			}
+		})
+	}
+}
