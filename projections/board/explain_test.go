@@ -1,7 +1,6 @@
 package board_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,7 +24,12 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(24*time.Hour))
 	explained := projectiontest.Explained[board.Params, board.Answer]{Projection: board.Projection(), Query: board.Query,
-		Parts: explainAll, AsOf: func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
+		Explain: board.Explain, Page: func(p board.Params, path string, limit int, cursor string) board.Params {
+			p.Explain, p.Limit, p.Cursor = path, limit, cursor
+			return p
+		},
+		Limit: 2,
+		AsOf:  func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
 	explained.AddsUp(t, events, 100, asOfs, []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}},
 		checkExplainedBoard)
 }
@@ -60,16 +64,6 @@ func checkExplainedBoard(f *projectiontest.Figures, _ *projections.DB, _ project
 		nonZero += min(v.ClosedIntervals, 1)
 	}
 	return nonZero
-}
-
-// explainAll reads every page of the parts of the figure at path, two at a time.
-func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params board.Params, path string) []explain.Entry {
-	t.Helper()
-	params.Explain, params.Limit = path, 2
-	return projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
-		params.Cursor = cursor
-		return board.Explain(context.Background(), db, tables, params)
-	})
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {

@@ -25,7 +25,12 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(40*24*time.Hour))
 	explained := projectiontest.Explained[churn.Params, churn.Answer]{Projection: churn.Projection(), Query: churn.Query,
-		Parts: explainAll, AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p }}
+		Explain: churn.Explain, Page: func(p churn.Params, path string, limit int, cursor string) churn.Params {
+			p.Explain, p.Limit, p.Cursor = path, limit, cursor
+			return p
+		},
+		Limit: 3, CountingOne: true,
+		AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p }}
 	explained.AddsUp(t, events, 150, asOfs, []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}},
 		checkExplainedChurn)
 }
@@ -46,13 +51,14 @@ func checkExplainedChurn(f *projectiontest.Figures, db *projections.DB, tables p
 			f.Amount(fmt.Sprintf("lost_deals.%s.%s.amounts.%s", l.Stage, l.Reason, m.Currency), m.Currency, m.Amount)
 		}
 	}
-	return checkExplainedChurns(f.T, db, tables, params)
+	return checkExplainedChurns(f, db, tables, params)
 }
 
 // checkExplainedChurns: every fact of every churned customer listed (read page by page) is
 // explained by its events, each churn's in its bucket (the churn's time): the churn, the win
 // before it, the last survey (its score the NPS) and touchpoint, and the tasks overdue then.
-func checkExplainedChurns(t testing.TB, db *projections.DB, tables projections.Tables, params churn.Params) int {
+func checkExplainedChurns(f *projectiontest.Figures, db *projections.DB, tables projections.Tables, params churn.Params) int {
+	t := f.T
 	t.Helper()
 	var churns []churn.ChurnedCustomer
 	for cursor := ""; ; {
@@ -74,7 +80,7 @@ func checkExplainedChurns(t testing.TB, db *projections.DB, tables projections.T
 			t.Helper()
 			var mine []explain.Entry
 			path := "churned_customers." + c.ContactID + "." + figure
-			for _, p := range explainAll(t, db, tables, params, path) {
+			for _, p := range f.Parts(path) {
 				if p.Bucket != bucket {
 					continue // another churn of the contact's
 				}
@@ -114,17 +120,6 @@ func checkExplainedChurns(t testing.TB, db *projections.DB, tables projections.T
 		}
 	}
 	return checked
-}
-
-// explainAll reads every page of the parts of the figure at path, three at a time: each
-// counts one contact or deal.
-func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params churn.Params, path string) []explain.Entry {
-	t.Helper()
-	params.Explain, params.Limit = path, 3
-	return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
-		params.Cursor = cursor
-		return churn.Explain(context.Background(), db, tables, params)
-	}))
 }
 
 // generatedChurns writes the history of n contacts, one after the other: phase changes on,

@@ -1,7 +1,6 @@
 package journey_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,7 +24,12 @@ func TestExplainAddsUp(t *testing.T) {
 		generate(rand.New(rand.NewPCG(3, 11)), 40, false))
 	asOfs := append([]time.Time{{}}, projectiontest.Throughout(events, 5)...)
 	explained := projectiontest.Explained[journey.Params, journey.Answer]{Projection: journey.Projection(), Query: journey.Query,
-		Parts: explainAll, AsOf: func(p journey.Params, asOf time.Time) journey.Params { p.AsOf, p.ByStage = asOf, true; return p }}
+		Explain: journey.Explain, Page: func(p journey.Params, path string, limit int, cursor string) journey.Params {
+			p.Explain, p.Limit, p.Cursor = path, limit, cursor
+			return p
+		},
+		Limit: 3, CountingOne: true,
+		AsOf: func(p journey.Params, asOf time.Time) journey.Params { p.AsOf, p.ByStage = asOf, true; return p }}
 	explained.AddsUp(t, events, 300, asOfs, []journey.Params{{}, {Owner: "rep-a"}, {Cohort: "2024-01"}, {Channel: "web_form", Segment: "smb"}},
 		checkExplainedMap)
 }
@@ -64,17 +68,6 @@ func checkExplainedMap(f *projectiontest.Figures, _ *projections.DB, _ projectio
 		}
 	}
 	return 0
-}
-
-// explainAll reads every page of the parts of the figure at path, three at a time: each
-// counts one contact.
-func explainAll(t testing.TB, db *projections.DB, tables projections.Tables, params journey.Params, path string) []explain.Entry {
-	t.Helper()
-	params.Explain, params.Limit = path, 3
-	return projectiontest.CountingOne(t, path, projectiontest.ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
-		params.Cursor = cursor
-		return journey.Explain(context.Background(), db, tables, params)
-	}))
 }
 
 func TestExplainRejectsBadPaths(t *testing.T) {

@@ -162,13 +162,30 @@ func Median(days []float64) *float64 {
 }
 
 // Explained is what the figures of a read model's answers are checked against: Query answers a
-// question, Parts reads every page of the parts of the figure at path of a question's answer
-// (with ExplainAll), AsOf returns a question as of a time.
+// question, Explain a page of the parts of one of its figures, asked by the question Page
+// returns (the figure at path, limit parts a page, the page at cursor), Limit parts at a time;
+// with CountingOne every part must count one (ExplainAll, CountingOne). AsOf returns a
+// question as of a time.
 type Explained[P, A any] struct {
-	Projection projections.Projection
-	Query      Question[P, A]
-	Parts      func(t testing.TB, db *projections.DB, tables projections.Tables, params P, path string) []explain.Entry
-	AsOf       func(params P, asOf time.Time) P
+	Projection  projections.Projection
+	Query       Question[P, A]
+	Explain     Question[P, explain.Answer]
+	Page        func(params P, path string, limit int, cursor string) P
+	Limit       int
+	CountingOne bool
+	AsOf        func(params P, asOf time.Time) P
+}
+
+// parts reads every page of the parts of the figure at path of the answer to params.
+func (x Explained[P, A]) parts(t testing.TB, db *projections.DB, tables projections.Tables, params P, path string) []explain.Entry {
+	t.Helper()
+	parts := ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
+		return x.Explain(context.Background(), db, tables, x.Page(params, path, x.Limit, cursor))
+	})
+	if x.CountingOne {
+		return CountingOne(t, path, parts)
+	}
+	return parts
 }
 
 // AddsUp applies events to a fresh set on each dialect, asks each of questions as of each of
@@ -189,7 +206,7 @@ func (x Explained[P, A]) AddsUp(t *testing.T, events []eventstore.Event, least i
 					t.Fatalf("%+v: %v", params, err)
 				}
 				f := &Figures{T: t, At: fmt.Sprintf("as of %s, %+v", asOf, params),
-					Parts: func(path string) []explain.Entry { return x.Parts(t, db, tables, params, path) }}
+					Parts: func(path string) []explain.Entry { return x.parts(t, db, tables, params, path) }}
 				checked += check(f, db, tables, params, answer)
 				checked += f.NonZero
 			}
