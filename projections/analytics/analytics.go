@@ -38,6 +38,8 @@
 //	deltas    dim, value, grain, period, figure as counts (not the NPS), known (the business
 //	          date the change became known: a part's at, its revocation's until_at, or its
 //	          at when revoked before it was made): count, amount
+//	late      the deltas known once their period had ended (known on or after the day after
+//	          a day, the month after a month), as deltas
 //	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
 //	          projections/lengths)
 //	exact     figure, dim, value, grain, period, micros: count
@@ -82,8 +84,8 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel(period.Zone(loc))
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(3, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.bins, m.exact,
+		Version: period.Version(4, m.zone),
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.late, m.bins, m.exact,
 			m.forecast, m.horizon.Table(), m.probabilities.Table()},
 		Fold: m.fold,
 	})
@@ -98,6 +100,7 @@ const (
 	tableParts    = "parts"
 	tableCounts   = "counts"
 	tableDeltas   = "deltas"
+	tableLate     = "late"
 	tableBins     = "bins"
 	tableExact    = "exact"
 	tableForecast = "forecast"
@@ -171,6 +174,7 @@ type model struct {
 	parts    *readmodel.Table[explain.Part]
 	counts   *readmodel.Table[countRow]
 	deltas   *readmodel.Table[deltaRow]
+	late     *readmodel.Table[deltaRow]
 	bins     *readmodel.Table[binRow]
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
@@ -245,7 +249,7 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("count", func(r *cr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *cr) *int64 { return &r.amount })).
 		Clustered()
-	m.deltas = readmodel.NewTable(tableDeltas, 6,
+	deltaColumns := []readmodel.Column[dr]{
 		readmodel.Text("dim", func(r *dr) *string { return &r.dim }),
 		readmodel.Text("value", func(r *dr) *string { return &r.value }),
 		readmodel.Text("grain", func(r *dr) *string { return &r.grain }),
@@ -253,8 +257,12 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("figure", func(r *dr) *string { return &r.figure }),
 		readmodel.Text("known", func(r *dr) *string { return &r.known }),
 		readmodel.BigInt("count", func(r *dr) *int64 { return &r.count }),
-		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount })).
-		Clustered()
+		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount }),
+	}
+	m.deltas = readmodel.NewTable(tableDeltas, 6, deltaColumns...).Clustered()
+	// The changes known once their period had ended: a question as of a later date reads the
+	// kept counts of the periods ended by then less these known from that date on.
+	m.late = readmodel.NewTable(tableLate, 6, deltaColumns...).Clustered()
 	m.bins = readmodel.NewTable(tableBins, 7,
 		readmodel.Text("figure", func(r *br) *string { return &r.figure }),
 		readmodel.Text("dim", func(r *br) *string { return &r.dim }),

@@ -294,7 +294,8 @@ func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(m
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
 // forecast; the NPS counts of its kind of period; the counts of its day (and, but for tasks,
 // of its month) for every contact and for its owner, channel and segment, and the same in
-// the deltas known on business date known; the lengths of a median.
+// the deltas known on business date known (and in the late ones when that period had ended
+// by then); the lengths of a median.
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
 	if p.Figure == figForecast {
 		month := ""
@@ -324,8 +325,12 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
 			if !nps {
-				m.deltas.Add(rows, deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
-					known: known, count: sign * p.Count, amount: sign * p.Amount})
+				delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
+					known: known, count: sign * p.Count, amount: sign * p.Amount}
+				m.deltas.Add(rows, delta)
+				if g.period < endedBefore(g.grain, known) {
+					m.late.Add(rows, delta)
+				}
 			}
 			if !isLength(p.Figure) {
 				continue
@@ -338,6 +343,15 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 				micros: max(p.Measure, 0), count: sign})
 		}
 	}
+}
+
+// endedBefore is the first period of grain (day or month) that has not ended by business date
+// date: the periods before it have.
+func endedBefore(grain, date string) string {
+	if grain == grainMonth {
+		return date[:8] + "01"
+	}
+	return date
 }
 
 type dimValue struct{ dim, value string }

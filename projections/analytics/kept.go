@@ -28,7 +28,7 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err := r.figureCounts(ctx, q, f, "", src); err != nil {
 		return source{}, err
 	}
-	medians, err := r.keptMedians(ctx, q, f)
+	medians, err := r.keptMedians(ctx, q, f, q.w.to(), nil)
 	if err != nil {
 		return source{}, err
 	}
@@ -38,7 +38,9 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 
 // pastSource answers as of a time before the latest fact, with at most one filter: the deltas
 // of copy f known before as_of's business date, the parts made or revoked on that date up to
-// as_of, and the medians from the parts of their lengths standing at as_of.
+// as_of, and the medians: of the periods ended by then, from the kept lengths and the parts
+// of those periods made or revoked after as_of; of the others, from the parts of their
+// lengths standing at as_of.
 func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (source, error) {
 	src := newSource()
 	if err := r.figureCounts(ctx, q, f, q.cutoff, src); err != nil {
@@ -47,7 +49,9 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err := r.sameDay(ctx, q, f, src); err != nil {
 		return source{}, err
 	}
-	parts, err := r.parts(ctx, q.w, []string{figCycle, figLeadToWon}, q.AsOf, q.Owner, q.Channel, q.Segment)
+	ended := q.w.endedBy(q.cutoff)
+	parts, err := explain.Select(ctx, r.tx, r.db.Dialect, r.t.Name(tableParts), explain.Question{Figures: []string{figCycle, figLeadToWon},
+		From: ended, To: q.w.to(), AsOf: q.AsOf, Owner: q.Owner, Channel: q.Channel, Segment: q.Segment})
 	if err != nil {
 		return source{}, err
 	}
@@ -56,7 +60,68 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 		measures.add(q.w.periodOf(p.Bucket), p.Figure, p.Measure)
 	}
 	measures.medians(q.w, src.medians)
+	if ended == q.w.from() {
+		return src, nil
+	}
+	fixes, err := r.lengthFixes(ctx, q, f, ended)
+	if err != nil {
+		return source{}, err
+	}
+	kept, err := r.keptMedians(ctx, q, f, ended, fixes)
+	if err != nil {
+		return source{}, err
+	}
+	for label, m := range kept {
+		src.medians[label] = m
+	}
 	return src, nil
+}
+
+// lengthFix is what a part of a median's lengths adds to the kept lengths (count 1) or takes
+// from them (-1) as of an earlier time.
+type lengthFix struct {
+	figure, bucket string
+	micros, count  int64
+}
+
+// lengthFixes are the parts of both medians' lengths of copy f in the periods of the window
+// before to that stood at as_of and are not kept (revoked since) or are kept and did not stand
+// then (made after it).
+func (r *reader) lengthFixes(ctx context.Context, q kpiQuestion, f filter, to string) ([]lengthFix, error) {
+	asOf := q.AsOf.UnixMicro()
+	where, args := `figure IN (?, ?) AND bucket >= ? AND bucket < ? AND (at > ? OR until_at > ?)`,
+		[]any{figCycle, figLeadToWon, q.w.from(), to, asOf, asOf}
+	if f.dim != "" {
+		// The one filter: owner, channel or segment, columns of the parts of the same names.
+		where += ` AND ` + f.dim + ` = ?`
+		args = append(args, f.value)
+	}
+	rows, err := r.query(ctx, `SELECT `+explain.Columns+` FROM `+r.t.Name(tableParts)+` WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+	}
+	defer rows.Close()
+	var fixes []lengthFix
+	for rows.Next() {
+		p, err := explain.Scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+		}
+		var count int64
+		if p.At <= asOf && (!p.Until.Valid || p.Until.Int64 > asOf) {
+			count++ // stood then
+		}
+		if !p.Until.Valid {
+			count-- // kept
+		}
+		if count != 0 {
+			fixes = append(fixes, lengthFix{figure: p.Figure, bucket: p.Bucket, micros: max(p.Measure, 0), count: count})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+	}
+	return fixes, nil
 }
 
 // Parts of the statement of figureCounts.
@@ -69,28 +134,41 @@ const (
 // figureCounts adds the counts of copy f in the window to src, in one statement: every figure
 // but the tasks at the window's grain, the tasks per due date (the open ones overdue or not
 // yet due at the cutoff), and the activity per owner (every owner's, the one owner's, or that
-// of each owner of the channel or segment). From the kept counts when known is "", else from
-// the deltas known before business date known.
+// of each owner of the channel or segment). From the kept counts when known is "", else as
+// known before business date known: the kept counts of the periods (of each grain) ended by
+// then less their late deltas known from then on, and the deltas known before then of the
+// periods not ended.
 func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, known string, src source) error {
-	table, sums, cond := r.t.Name(tableCounts), "SUM(count), SUM(amount)", ""
+	table := r.t.Name(tableCounts)
 	if known != "" {
-		table, cond = r.t.Name(tableDeltas), " AND known < ?"
+		table = r.t.Name(tableDeltas)
 	}
 	var (
 		stmts []string
 		args  []any
 	)
-	part := func(kind int, from, where string, wargs ...any) {
-		stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from+`
+	// part adds the rows of kind read from from (a table, or owners joined with it for
+	// table) where where holds, at grain.
+	part := func(kind int, grain string, from func(table string) string, where string, wargs ...any) {
+		read := func(table, sums, cond string, cargs ...any) {
+			stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from(table)+`
 			WHERE `+where+cond+` GROUP BY period, value, figure`)
-		args = append(args, wargs...)
-		if known != "" {
-			args = append(args, known)
+			args = append(append(args, wargs...), cargs...)
 		}
+		const sums = "SUM(count), SUM(amount)"
+		if known == "" {
+			read(r.t.Name(tableCounts), sums, "")
+			return
+		}
+		ended := endedBefore(grain, known)
+		read(r.t.Name(tableCounts), sums, " AND period < ?", ended)
+		read(r.t.Name(tableLate), "-SUM(count), -SUM(amount)", " AND period < ? AND known >= ?", ended, known)
+		read(r.t.Name(tableDeltas), sums, " AND period >= ? AND known < ?", ended, known)
 	}
-	part(countsFigures, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
+	plain := func(table string) string { return table }
+	part(countsFigures, q.w.grain(), plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
 		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
-	part(countsTasks, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
+	part(countsTasks, grainDay, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
 		f.dim, f.value, grainDay, q.w.from(), q.w.to(), "task/", upper("task/"))
 	// Every owner's activity, the one owner's, or that of each owner of a channel or segment
 	// (values "<channel>\x1f<owner>": from "<channel>\x1f" to the byte after the separator).
@@ -103,7 +181,7 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 	var withArgs []any
 	switch f.dim {
 	case "owner":
-		part(countsOwners, table, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
+		part(countsOwners, q.w.grain(), plain, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
 	default:
 		dim, lo, hi := "owner", "", ""
 		if f.dim != "" {
@@ -123,12 +201,12 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		// SQLite reads the rows of each owner in turn (a nested loop by the key); PostgreSQL,
 		// given a join, would rather scan the table for a hash join: it is given the owners
 		// as an array of key values instead.
-		owned := `owners JOIN ` + table + ` ON dim = ? AND value = owners.v`
+		owned := func(table string) string { return `owners JOIN ` + table + ` ON dim = ? AND value = owners.v` }
 		where := activityWhere
 		if r.db.Dialect == projections.Postgres {
-			owned, where = table, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
+			owned, where = plain, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
 		}
-		part(countsOwners, owned, where, append([]any{dim}, activity...)...)
+		part(countsOwners, q.w.grain(), owned, where, append([]any{dim}, activity...)...)
 	}
 	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
 	if err != nil {
@@ -231,15 +309,15 @@ func (r *reader) sameDay(ctx context.Context, q kpiQuestion, f filter, src sourc
 	return nil
 }
 
-// keptMedians reads the medians of both lengths of copy f in every period of the window: the
-// day bins of the window, then, in one statement, the exact lengths of each day holding a
-// middle length.
-func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[string]map[string]stats, error) {
+// keptMedians reads the medians of both lengths of copy f in every period of the window before
+// to, the kept lengths with fixes: the day bins of those periods, then, in one statement, the
+// exact lengths of each day holding a middle length.
+func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to string, fixes []lengthFix) (map[string]map[string]stats, error) {
 	type series struct{ label, figure string }
 	days := map[series]map[int64]int64{}
 	rows, err := r.query(ctx, `SELECT figure, period, bin, count FROM `+r.t.Name(tableBins)+`
 		WHERE figure IN (?, ?) AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ?`,
-		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day, q.w.from(), q.w.to())
+		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day, q.w.from(), to)
 	if err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
@@ -260,6 +338,13 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[
 	}
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
+	}
+	for _, fix := range fixes {
+		s := series{q.w.periodOf(fix.bucket), fix.figure}
+		if days[s] == nil {
+			days[s] = map[int64]int64{}
+		}
+		days[s][lengths.Bins(fix.micros)[0].Bin] += fix.count
 	}
 	// The day of each middle length, and its rank within the day.
 	type need struct {
@@ -344,11 +429,20 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[
 			return nil, fmt.Errorf("exact lengths: %w", err)
 		}
 	}
-	for _, ls := range exact {
-		slices.SortFunc(ls, func(a, b lengthCount) int { return cmp.Compare(a.micros, b.micros) })
+	for _, fix := range fixes {
+		d := need{series{q.w.periodOf(fix.bucket), fix.figure}, lengths.Bins(fix.micros)[0].Bin}
+		if needed[d] {
+			exact[d] = append(exact[d], lengthCount{fix.micros, fix.count})
+		}
+	}
+	for d, ls := range exact {
+		exact[d] = sumLengths(ls)
 	}
 	out := map[string]map[string]stats{}
 	for _, label := range q.w.labels() {
+		if label >= to {
+			break
+		}
 		out[label] = map[string]stats{}
 		for _, figure := range []string{figCycle, figLeadToWon} {
 			m, ok := middles[series{label, figure}]
@@ -369,6 +463,20 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[
 
 // lengthCount is a count of lengths of one exact length.
 type lengthCount struct{ micros, count int64 }
+
+// sumLengths is the counts of ls summed per length, in order of length, those above 0.
+func sumLengths(ls []lengthCount) []lengthCount {
+	slices.SortFunc(ls, func(a, b lengthCount) int { return cmp.Compare(a.micros, b.micros) })
+	var out []lengthCount
+	for _, l := range ls {
+		if n := len(out); n > 0 && out[n-1].micros == l.micros {
+			out[n-1].count += l.count
+			continue
+		}
+		out = append(out, l)
+	}
+	return slices.DeleteFunc(out, func(l lengthCount) bool { return l.count <= 0 })
+}
 
 // nthLength is the nth shortest (1-based) of lengths in order.
 func nthLength(ls []lengthCount, n int64) (int64, bool) {

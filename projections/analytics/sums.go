@@ -107,6 +107,17 @@ func (w window) span(label string) (from, to string, ok bool) {
 	return "", "", false
 }
 
+// endedBy is the first date of the first period of the window not ended by business date
+// date (the window's end when every one has).
+func (w window) endedBy(date string) string {
+	for i, s := range w.starts[:len(w.starts)-1] {
+		if period.Label(w.starts[i+1]) > date {
+			return period.Label(s)
+		}
+	}
+	return w.to()
+}
+
 // grain is the grain of the counts a window reads: days for days and weeks, months for the
 // longer periods (which are whole months).
 func (w window) grain() string {
