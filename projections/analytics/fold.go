@@ -292,8 +292,8 @@ func (m *model) revoke(rows *readmodel.Rows, p explain.Part, at int64) {
 func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(micros), m.zone)) }
 
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
-// forecast; the NPS counts of its kind of period; the counts of its day (and, but for tasks,
-// of its month) for every contact and for its owner, channel and segment, and the same in
+// forecast; the NPS counts of its kind of period; the counts of its day and of its month for
+// every contact and for its owner, channel and segment, and the same in
 // the deltas known on business date known (and in the late ones when that period had ended
 // by then); the lengths of a median.
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
@@ -315,8 +315,6 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 	case nps:
 		kind, category, _ := strings.Cut(strings.TrimPrefix(p.Figure, figNPS), "/")
 		grains = []grain{{kind, p.Bucket, figNPS + category}}
-	case strings.HasPrefix(p.Figure, "task/"):
-		grains = []grain{{grainDay, p.Bucket, p.Figure}}
 	default:
 		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
 	}

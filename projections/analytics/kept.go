@@ -127,7 +127,8 @@ func (r *reader) lengthFixes(ctx context.Context, q kpiQuestion, f filter, to st
 // Parts of the statement of figureCounts.
 const (
 	countsFigures = iota // every figure but the tasks, at the window's grain
-	countsTasks          // the tasks, per due date
+	countsTasks          // the tasks, per due date or month of it
+	countsOverdue        // the tasks open due before the cutoff in its month
 	countsOwners         // the activity per owner
 )
 
@@ -168,8 +169,17 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 	plain := func(table string) string { return table }
 	part(countsFigures, q.w.grain(), plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
 		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
-	part(countsTasks, grainDay, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
-		f.dim, f.value, grainDay, q.w.from(), q.w.to(), "task/", upper("task/"))
+	// The tasks of a window of months per month of their due date, the open ones overdue
+	// before the cutoff's month and not yet due from it on, but those due in that month
+	// before the cutoff (read per day): overdue.
+	tasks := q.w.grain()
+	part(countsTasks, tasks, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
+		f.dim, f.value, tasks, q.w.from(), q.w.to(), "task/", upper("task/"))
+	overdueFrom, overdueTo := max(q.w.from(), endedBefore(tasks, q.cutoff)), min(q.w.to(), q.cutoff)
+	if tasks == grainMonth && overdueFrom < overdueTo {
+		part(countsOverdue, grainDay, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure = ?`,
+			f.dim, f.value, grainDay, overdueFrom, overdueTo, figTaskOpen)
+	}
 	// Every owner's activity, the one owner's, or that of each owner of a channel or segment
 	// (values "<channel>\x1f<owner>": from "<channel>\x1f" to the byte after the separator).
 	// The rows are keyed by owner before period: the owners are found first, one index seek
@@ -226,17 +236,20 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 			continue
 		}
 		label := q.w.periodOf(bucket)
-		switch kind {
-		case countsOwners:
+		if kind == countsOwners {
 			addOwner(src.byOwner, label, strings.TrimPrefix(value, cut), figure, count, amount)
 			continue
-		case countsTasks:
-			if figure == figTaskOpen {
-				figure = openState(bucket, q.cutoff)
-			}
 		}
 		if src.byPeriod[label] == nil {
 			src.byPeriod[label] = figures{}
+		}
+		switch {
+		case kind == countsTasks && figure == figTaskOpen:
+			figure = openState(bucket, endedBefore(tasks, q.cutoff))
+		case kind == countsOverdue:
+			// Counted not yet due with their month: overdue.
+			src.byPeriod[label].add(openState(q.cutoff, q.cutoff), -count, -amount)
+			figure = openState(bucket, q.cutoff)
 		}
 		src.byPeriod[label].add(figure, count, amount)
 	}
