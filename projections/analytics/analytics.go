@@ -12,12 +12,16 @@
 // business time. Beside the parts, the fold keeps what a question about now reads: the
 // counts and amounts of every figure per day and per month (per kind of period for the NPS),
 // for every contact and per owner, channel and segment; the lengths of the two medians as
-// counts per bin (projections/lengths); the open deals per expected close date, owner and
+// counts per day and per ten days (projections/lengths; a median is found in the coarse bins,
+// then in the day bins of one of them); the open deals per expected close date, owner and
 // currency; and the changes of those counts (but the NPS's) per business date they became
-// known (deltas), so that a question as of an earlier time reads the changes known before
-// its business date and the parts made or revoked on that date up to as_of. The medians as of
-// an earlier time, the NPS as of an earlier time, and any question with two filters, sum the
-// parts standing then.
+// known (deltas), with apart those known once their period had ended (late), so that a
+// question as of an earlier time reads, for the periods ended by its business date, the kept
+// counts less the late changes known from that date on, for the others the changes known
+// before it, and the parts made or revoked on that date up to as_of. Its medians are the kept
+// lengths of the periods ended by then, fixed by the parts of lengths made or revoked after
+// as_of, and the parts of lengths standing then of the other periods. The NPS as of an
+// earlier time, and any question with two filters, sum the parts standing then.
 //
 // Tables (prefix from projections.Tables):
 //
@@ -41,7 +45,7 @@
 //	late      the deltas known once their period had ended (known on or after the day after
 //	          a day, the month after a month), as deltas
 //	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
-//	          projections/lengths)
+//	          projections/lengths; width 100, a day, and 1000, ten days)
 //	exact     figure, dim, value, grain, period, micros: count
 //	forecast  grain (day, month), bucket (the expected close date or its month's first date;
 //	          '' when none), owner, currency, stage: count, amount of the open deals (the

@@ -336,6 +336,8 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 			for _, b := range lengths.Bins(p.Measure) {
 				m.bins.Add(rows, binRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 					width: b.Width, bin: b.Bin, count: sign})
+				m.bins.Add(rows, binRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
+					width: b.Width * coarseBins, bin: b.Bin / coarseBins, count: sign})
 			}
 			m.exact.Add(rows, exactRow{figure: g.figure, dim: d.dim, value: d.value, grain: g.grain, period: g.period,
 				micros: max(p.Measure, 0), count: sign})

@@ -322,15 +322,68 @@ func (r *reader) sameDay(ctx context.Context, q kpiQuestion, f filter, src sourc
 	return nil
 }
 
+// coarseBins is the number of day bins of a coarse bin: the fold counts each length in its
+// day bin and in its coarse bin, so that a median is found in the coarse bins first, then in
+// the day bins of one coarse bin.
+const coarseBins = 10
+
+// lengthSeries are the lengths of one figure in one period of the window.
+type lengthSeries struct{ label, figure string }
+
+// lengthBin is a bin of a series.
+type lengthBin struct {
+	lengthSeries
+	bin int64
+}
+
+// binCounts are counts per bin of each series.
+type binCounts map[lengthSeries]map[int64]int64
+
+func (b binCounts) add(s lengthSeries, bin, count int64) {
+	if b[s] == nil {
+		b[s] = map[int64]int64{}
+	}
+	b[s][bin] += count
+}
+
+// locate is the bin of bins holding the rank-th shortest length (1-based), and its rank within
+// the bin.
+func locate(bins map[int64]int64, rank int64) (bin, within int64) {
+	order := make([]int64, 0, len(bins))
+	for b, c := range bins {
+		if c != 0 {
+			order = append(order, b)
+		}
+	}
+	slices.Sort(order)
+	var before int64
+	for _, b := range order {
+		if rank <= before+bins[b] {
+			return b, rank - before
+		}
+		before += bins[b]
+	}
+	if len(order) == 0 {
+		return 0, rank // none: the exact lengths will hold too few
+	}
+	return order[len(order)-1], rank - before
+}
+
+// middleRank is a middle rank of a series: the bin it is in, and its rank within the bin.
+type middleRank struct {
+	at   lengthBin
+	rank int64
+}
+
 // keptMedians reads the medians of both lengths of copy f in every period of the window before
-// to, the kept lengths with fixes: the day bins of those periods, then, in one statement, the
-// exact lengths of each day holding a middle length.
+// to, the kept lengths with fixes, in three statements: the coarse bins of those periods, the
+// day bins of each coarse bin holding a middle length, then the exact lengths of each day
+// holding one.
 func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to string, fixes []lengthFix) (map[string]map[string]stats, error) {
-	type series struct{ label, figure string }
-	days := map[series]map[int64]int64{}
+	coarse := binCounts{}
 	rows, err := r.query(ctx, `SELECT figure, period, bin, count FROM `+r.t.Name(tableBins)+`
 		WHERE figure IN (?, ?) AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ?`,
-		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day, q.w.from(), to)
+		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day*coarseBins, q.w.from(), to)
 	if err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
@@ -343,108 +396,107 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to st
 			rows.Close()
 			return nil, fmt.Errorf("lengths: %w", err)
 		}
-		s := series{q.w.periodOf(bucket), figure}
-		if days[s] == nil {
-			days[s] = map[int64]int64{}
-		}
-		days[s][bin] += count
+		coarse.add(lengthSeries{q.w.periodOf(bucket), figure}, bin, count)
 	}
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
+	dayOf := func(fix lengthFix) lengthBin {
+		return lengthBin{lengthSeries{q.w.periodOf(fix.bucket), fix.figure}, lengths.Bins(fix.micros)[0].Bin}
+	}
 	for _, fix := range fixes {
-		s := series{q.w.periodOf(fix.bucket), fix.figure}
-		if days[s] == nil {
-			days[s] = map[int64]int64{}
-		}
-		days[s][lengths.Bins(fix.micros)[0].Bin] += fix.count
+		d := dayOf(fix)
+		coarse.add(d.lengthSeries, d.bin/coarseBins, fix.count)
 	}
-	// The day of each middle length, and its rank within the day.
-	type need struct {
-		series
-		day int64
-	}
+	// The lower and upper middle ranks of each series, in their coarse bins.
 	type middle struct {
 		n            int64
-		lower, upper int64 // ranks within their days
-		lowerDay     need
-		upperDay     need
+		lower, upper middleRank
 	}
-	middles := map[series]middle{}
-	var needs []need
-	needed := map[need]bool{}
-	for s, bins := range days {
-		order := make([]int64, 0, len(bins))
+	middles := map[lengthSeries]*middle{}
+	var coarseNeeds []lengthBin
+	coarseNeeded := map[lengthBin]bool{}
+	for s, bins := range coarse {
 		var n int64
-		for bin, c := range bins {
-			if c != 0 {
-				order = append(order, bin)
-				n += c
-			}
+		for _, c := range bins {
+			n += c
 		}
 		if n <= 0 {
 			continue
 		}
-		slices.Sort(order)
-		locate := func(rank int64) (need, int64) {
-			var before int64
-			for _, bin := range order {
-				if rank <= before+bins[bin] {
-					return need{s, bin}, rank - before
-				}
-				before += bins[bin]
-			}
-			return need{s, order[len(order)-1]}, rank - before
-		}
-		m := middle{n: n}
-		m.upperDay, m.upper = locate(n/2 + 1)
-		m.lowerDay, m.lower = m.upperDay, m.upper
+		m := &middle{n: n}
+		upper, within := locate(bins, n/2+1)
+		m.upper = middleRank{lengthBin{s, upper}, within}
+		m.lower = m.upper
 		if n%2 == 0 {
-			m.lowerDay, m.lower = locate(n / 2)
+			lower, within := locate(bins, n/2)
+			m.lower = middleRank{lengthBin{s, lower}, within}
 		}
 		middles[s] = m
-		for _, d := range []need{m.lowerDay, m.upperDay} {
-			if !needed[d] {
-				needed[d] = true
-				needs = append(needs, d)
+		for _, b := range []lengthBin{m.lower.at, m.upper.at} {
+			if !coarseNeeded[b] {
+				coarseNeeded[b] = true
+				coarseNeeds = append(coarseNeeds, b)
 			}
 		}
 	}
-	exact := map[need][]lengthCount{}
-	if len(needs) > 0 {
-		var (
-			stmts []string
-			args  []any
-		)
-		for i, d := range needs {
-			from, to, _ := q.w.span(d.label)
-			lo, hi := lengths.DaySpan(d.day)
-			stmts = append(stmts, `SELECT `+strconv.Itoa(i)+`, micros, count FROM `+r.t.Name(tableExact)+`
-				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`)
-			args = append(args, d.figure, f.dim, f.value, q.w.grain(), from, to, lo, hi)
+	// The day bins of each coarse bin holding a middle rank, then the day and rank within it.
+	byCoarse := map[lengthBin]map[int64]int64{}
+	err = r.numbered(ctx, len(coarseNeeds), func(i int) (string, []any) {
+		b := coarseNeeds[i]
+		from, to, _ := q.w.span(b.label)
+		return `bin, count FROM ` + r.t.Name(tableBins) + `
+				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ? AND bin >= ? AND bin < ?`,
+			[]any{b.figure, f.dim, f.value, q.w.grain(), lengths.Day, from, to, b.bin * coarseBins, (b.bin + 1) * coarseBins}
+	}, func(i int, bin, count int64) {
+		if byCoarse[coarseNeeds[i]] == nil {
+			byCoarse[coarseNeeds[i]] = map[int64]int64{}
 		}
-		rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
-		if err != nil {
-			return nil, fmt.Errorf("exact lengths: %w", err)
-		}
-		for rows.Next() {
-			var (
-				i int
-				l lengthCount
-			)
-			if err := rows.Scan(&i, &l.micros, &l.count); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("exact lengths: %w", err)
-			}
-			exact[needs[i]] = append(exact[needs[i]], l)
-		}
-		if err := closeRows(rows); err != nil {
-			return nil, fmt.Errorf("exact lengths: %w", err)
-		}
+		byCoarse[coarseNeeds[i]][bin] += count
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lengths: %w", err)
 	}
 	for _, fix := range fixes {
-		d := need{series{q.w.periodOf(fix.bucket), fix.figure}, lengths.Bins(fix.micros)[0].Bin}
-		if needed[d] {
+		d := dayOf(fix)
+		if c := (lengthBin{d.lengthSeries, d.bin / coarseBins}); coarseNeeded[c] {
+			if byCoarse[c] == nil {
+				byCoarse[c] = map[int64]int64{}
+			}
+			byCoarse[c][d.bin] += fix.count
+		}
+	}
+	var dayNeeds []lengthBin
+	dayNeeded := map[lengthBin]bool{}
+	inDay := func(m middleRank) middleRank {
+		day, within := locate(byCoarse[m.at], m.rank)
+		d := middleRank{lengthBin{m.at.lengthSeries, day}, within}
+		if !dayNeeded[d.at] {
+			dayNeeded[d.at] = true
+			dayNeeds = append(dayNeeds, d.at)
+		}
+		return d
+	}
+	for _, m := range middles {
+		m.lower, m.upper = inDay(m.lower), inDay(m.upper)
+	}
+	// The exact lengths of each day holding a middle rank.
+	exact := map[lengthBin][]lengthCount{}
+	err = r.numbered(ctx, len(dayNeeds), func(i int) (string, []any) {
+		d := dayNeeds[i]
+		from, to, _ := q.w.span(d.label)
+		lo, hi := lengths.DaySpan(d.bin)
+		return `micros, count FROM ` + r.t.Name(tableExact) + `
+				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`,
+			[]any{d.figure, f.dim, f.value, q.w.grain(), from, to, lo, hi}
+	}, func(i int, micros, count int64) {
+		exact[dayNeeds[i]] = append(exact[dayNeeds[i]], lengthCount{micros, count})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exact lengths: %w", err)
+	}
+	for _, fix := range fixes {
+		if d := dayOf(fix); dayNeeded[d] {
 			exact[d] = append(exact[d], lengthCount{fix.micros, fix.count})
 		}
 	}
@@ -458,13 +510,13 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to st
 		}
 		out[label] = map[string]stats{}
 		for _, figure := range []string{figCycle, figLeadToWon} {
-			m, ok := middles[series{label, figure}]
+			m, ok := middles[lengthSeries{label, figure}]
 			if !ok {
 				out[label][figure] = stats{}
 				continue
 			}
-			lower, okLower := nthLength(exact[m.lowerDay], m.lower)
-			upper, okUpper := nthLength(exact[m.upperDay], m.upper)
+			lower, okLower := nthLength(exact[m.lower.at], m.lower.rank)
+			upper, okUpper := nthLength(exact[m.upper.at], m.upper.rank)
 			if !okLower || !okUpper {
 				return nil, fmt.Errorf("the exact %s lengths of %s hold fewer than their day bins", figure, label)
 			}
@@ -472,6 +524,39 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to st
 		}
 	}
 	return out, nil
+}
+
+// numbered runs the n statements stmt gives, each selecting two integers, as one statement,
+// and hands each row to add with the number of its statement.
+func (r *reader) numbered(ctx context.Context, n int, stmt func(i int) (string, []any), add func(i int, a, b int64)) error {
+	if n == 0 {
+		return nil
+	}
+	var (
+		stmts []string
+		args  []any
+	)
+	for i := range n {
+		s, a := stmt(i)
+		stmts = append(stmts, `SELECT `+strconv.Itoa(i)+`, `+s)
+		args = append(args, a...)
+	}
+	rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			i    int
+			a, b int64
+		)
+		if err := rows.Scan(&i, &a, &b); err != nil {
+			rows.Close()
+			return err
+		}
+		add(i, a, b)
+	}
+	return closeRows(rows)
 }
 
 // lengthCount is a count of lengths of one exact length.
