@@ -292,10 +292,10 @@ func (m *model) revoke(rows *readmodel.Rows, p explain.Part, at int64) {
 func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(micros), m.zone)) }
 
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
-// forecast; the NPS counts of its kind of period; the counts of its day and of its month for
-// every contact and for its owner, channel and segment, and the same in
-// the deltas known on business date known (and in the late ones when that period had ended
-// by then); the lengths of a median.
+// forecast; the NPS counts of its kind of period; the counts of its day and of its month (and,
+// but for tasks, of its quarter and year) for every contact and for its owner, channel and
+// segment, and those of its day and month in the deltas known on business date known (and in
+// the late ones when that period had ended by then) and in the lengths of a median.
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
 	if p.Figure == figForecast {
 		month := ""
@@ -315,20 +315,24 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 	case nps:
 		kind, category, _ := strings.Cut(strings.TrimPrefix(p.Figure, figNPS), "/")
 		grains = []grain{{kind, p.Bucket, figNPS + category}}
-	default:
+	case strings.HasPrefix(p.Figure, "task/"):
 		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
+	default:
+		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure},
+			{string(period.Quarter), quarterOf(p.Bucket), p.Figure}, {string(period.Year), p.Bucket[:5] + "01-01", p.Figure}}
 	}
 	for _, g := range grains {
-		for _, d := range dims(p, g.grain) {
+		for _, d := range dims(p) {
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
-			if !nps {
-				delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
-					known: known, count: sign * p.Count, amount: sign * p.Amount}
-				m.deltas.Add(rows, delta)
-				if g.period < endedBefore(g.grain, known) {
-					m.late.Add(rows, delta)
-				}
+			if nps || (g.grain != grainDay && g.grain != grainMonth) {
+				continue // kept as of now only
+			}
+			delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
+				known: known, count: sign * p.Count, amount: sign * p.Amount}
+			m.deltas.Add(rows, delta)
+			if g.period < endedBefore(g.grain, known) {
+				m.late.Add(rows, delta)
 			}
 			if !isLength(p.Figure) {
 				continue
@@ -343,6 +347,12 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 				micros: max(p.Measure, 0), count: sign})
 		}
 	}
+}
+
+// quarterOf is the first date of the quarter of business date d.
+func quarterOf(d string) string {
+	month := (int(d[5]-'0')*10+int(d[6]-'0')-1)/3*3 + 1
+	return fmt.Sprintf("%s%02d-01", d[:5], month)
 }
 
 // endedBefore is the first period of grain (day or month) that has not ended by business date
@@ -360,14 +370,14 @@ type dimValue struct{ dim, value string }
 // segment's when it has one. The touchpoints and wins of the activity per owner also count
 // per channel and owner and per segment and owner ("<channel>\x1f<owner>"), so that the
 // activity of one channel or segment reads its owners' rows.
-func dims(p explain.Part, grain string) []dimValue {
+func dims(p explain.Part) []dimValue {
 	ds := make([]dimValue, 1, 6)
 	for _, d := range []dimValue{{"owner", p.Owner}, {"channel", p.Channel}, {"segment", p.Segment}} {
 		if d.value != "" {
 			ds = append(ds, d)
 		}
 	}
-	if activity(p.Figure) && (grain == grainDay || grain == grainMonth) {
+	if activity(p.Figure) {
 		for _, d := range []dimValue{{"channel", p.Channel}, {"segment", p.Segment}} {
 			if d.value != "" {
 				ds = append(ds, dimValue{d.dim + ownerSuffix, d.value + ownerSeparator + p.Owner})

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/lengths"
+	"github.com/eventcrm/crm/projections/period"
 )
 
 // newSource is an empty source.
@@ -167,8 +168,14 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		read(r.t.Name(tableDeltas), sums, " AND period >= ? AND known < ?", ended, known)
 	}
 	plain := func(table string) string { return table }
-	part(countsFigures, q.w.grain(), plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
-		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
+	// The figures and the activity of a question about now are read per quarter or year for
+	// those periods, as of an earlier time per month.
+	grain := q.w.grain()
+	if known == "" && (q.w.kind == period.Quarter || q.w.kind == period.Year) {
+		grain = string(q.w.kind)
+	}
+	part(countsFigures, grain, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
+		f.dim, f.value, grain, q.w.from(), q.w.to(), "task/", upper("task/"))
 	// The tasks of a window of months per month of their due date, the open ones overdue
 	// before the cutoff's month and not yet due from it on, but those due in that month
 	// before the cutoff (read per day): overdue.
@@ -185,13 +192,13 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 	// The rows are keyed by owner before period: the owners are found first, one index seek
 	// each (owners), and the periods of the window read for each, rather than every period
 	// of every owner scanned.
-	activity := []any{q.w.grain(), q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
+	activity := []any{grain, q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
 	const activityWhere = `grain = ? AND period >= ? AND period < ? AND ((figure >= ? AND figure < ?) OR (figure >= ? AND figure < ?))`
 	with, cut := "", ""
 	var withArgs []any
 	switch f.dim {
 	case "owner":
-		part(countsOwners, q.w.grain(), plain, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
+		part(countsOwners, grain, plain, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
 	default:
 		dim, lo, hi := "owner", "", ""
 		if f.dim != "" {
@@ -216,7 +223,7 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		if r.db.Dialect == projections.Postgres {
 			owned, where = plain, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
 		}
-		part(countsOwners, q.w.grain(), owned, where, append([]any{dim}, activity...)...)
+		part(countsOwners, grain, owned, where, append([]any{dim}, activity...)...)
 	}
 	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
 	if err != nil {
