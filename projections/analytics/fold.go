@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -293,7 +294,7 @@ func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(m
 
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
 // forecast; the NPS counts of its kind of period; the counts of its day and of its month (and,
-// but for tasks, of its quarter and year) for every contact and for its owner, channel and
+// but for tasks, of its week, quarter and year) for every contact and for its owner, channel and
 // segment, and those of its day and month in the deltas known on business date known (and in
 // the late ones when that period had ended by then) and in the lengths of a median.
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
@@ -318,8 +319,10 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 	case strings.HasPrefix(p.Figure, "task/"):
 		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
 	default:
-		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure},
-			{string(period.Quarter), quarterOf(p.Bucket), p.Figure}, {string(period.Year), p.Bucket[:5] + "01-01", p.Figure}}
+		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
+		for _, kind := range []period.Kind{period.Week, period.Quarter, period.Year} {
+			grains = append(grains, grain{string(kind), kind.Of(domain.Date(p.Bucket).Time(), time.UTC), p.Figure})
+		}
 	}
 	for _, g := range grains {
 		for _, d := range dims(p) {
@@ -347,12 +350,6 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 				micros: max(p.Measure, 0), count: sign})
 		}
 	}
-}
-
-// quarterOf is the first date of the quarter of business date d.
-func quarterOf(d string) string {
-	month := (int(d[5]-'0')*10+int(d[6]-'0')-1)/3*3 + 1
-	return fmt.Sprintf("%s%02d-01", d[:5], month)
 }
 
 // endedBefore is the first period of grain (day or month) that has not ended by business date

@@ -168,10 +168,10 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		read(r.t.Name(tableDeltas), sums, " AND period >= ? AND known < ?", ended, known)
 	}
 	plain := func(table string) string { return table }
-	// The figures and the activity of a question about now are read per quarter or year for
-	// those periods, as of an earlier time per month.
+	// The figures and the activity of a question about now are read per week, quarter or year
+	// for those periods, as of an earlier time per day or month.
 	grain := q.w.grain()
-	if known == "" && (q.w.kind == period.Quarter || q.w.kind == period.Year) {
+	if known == "" && q.w.kind != period.Day && q.w.kind != period.Month {
 		grain = string(q.w.kind)
 	}
 	part(countsFigures, grain, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
