@@ -295,8 +295,8 @@ func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(m
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
 // forecast; the NPS counts of its kind of period; the counts of its day and of its month (and,
 // but for tasks, of its week, quarter and year) for every contact and for its owner, channel and
-// segment, and those of its day and month in the deltas known on business date known (and in
-// the late ones when that period had ended by then) and in the lengths of a median.
+// segment, the same in the lengths of a median, and those of its day and month in the deltas
+// known on business date known (and in the late ones when that period had ended by then).
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
 	if p.Figure == figForecast {
 		month := ""
@@ -328,14 +328,16 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 		for _, d := range dims(p) {
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
-			if nps || (g.grain != grainDay && g.grain != grainMonth) {
-				continue // kept as of now only
+			if nps {
+				continue
 			}
-			delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
-				known: known, count: sign * p.Count, amount: sign * p.Amount}
-			m.deltas.Add(rows, delta)
-			if g.period < endedBefore(g.grain, known) {
-				m.late.Add(rows, delta)
+			if g.grain == grainDay || g.grain == grainMonth { // the others are kept as of now only
+				delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
+					known: known, count: sign * p.Count, amount: sign * p.Amount}
+				m.deltas.Add(rows, delta)
+				if g.period < endedBefore(g.grain, known) {
+					m.late.Add(rows, delta)
+				}
 			}
 			if !isLength(p.Figure) {
 				continue

@@ -13,7 +13,6 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/lengths"
-	"github.com/eventcrm/crm/projections/period"
 )
 
 // newSource is an empty source.
@@ -29,7 +28,7 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err := r.figureCounts(ctx, q, f, "", src); err != nil {
 		return source{}, err
 	}
-	medians, err := r.keptMedians(ctx, q, f, q.w.to(), nil)
+	medians, err := r.keptMedians(ctx, q, f, q.w.keptGrain(), q.w.to(), nil)
 	if err != nil {
 		return source{}, err
 	}
@@ -68,7 +67,7 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err != nil {
 		return source{}, err
 	}
-	kept, err := r.keptMedians(ctx, q, f, ended, fixes)
+	kept, err := r.keptMedians(ctx, q, f, q.w.grain(), ended, fixes)
 	if err != nil {
 		return source{}, err
 	}
@@ -171,8 +170,8 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 	// The figures and the activity of a question about now are read per week, quarter or year
 	// for those periods, as of an earlier time per day or month.
 	grain := q.w.grain()
-	if known == "" && q.w.kind != period.Day && q.w.kind != period.Month {
-		grain = string(q.w.kind)
+	if known == "" {
+		grain = q.w.keptGrain()
 	}
 	part(countsFigures, grain, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
 		f.dim, f.value, grain, q.w.from(), q.w.to(), "task/", upper("task/"))
@@ -383,14 +382,14 @@ type middleRank struct {
 }
 
 // keptMedians reads the medians of both lengths of copy f in every period of the window before
-// to, the kept lengths with fixes, in three statements: the coarse bins of those periods, the
+// to, the kept lengths of grain with fixes, in three statements: the coarse bins of those periods, the
 // day bins of each coarse bin holding a middle length, then the exact lengths of each day
 // holding one.
-func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to string, fixes []lengthFix) (map[string]map[string]stats, error) {
+func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, grain, to string, fixes []lengthFix) (map[string]map[string]stats, error) {
 	coarse := binCounts{}
 	rows, err := r.query(ctx, `SELECT figure, period, bin, count FROM `+r.t.Name(tableBins)+`
 		WHERE figure IN (?, ?) AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ?`,
-		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day*coarseBins, q.w.from(), to)
+		figCycle, figLeadToWon, f.dim, f.value, grain, lengths.Day*coarseBins, q.w.from(), to)
 	if err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
@@ -454,7 +453,7 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to st
 		from, to, _ := q.w.span(b.label)
 		return `bin, count FROM ` + r.t.Name(tableBins) + `
 				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ? AND bin >= ? AND bin < ?`,
-			[]any{b.figure, f.dim, f.value, q.w.grain(), lengths.Day, from, to, b.bin * coarseBins, (b.bin + 1) * coarseBins}
+			[]any{b.figure, f.dim, f.value, grain, lengths.Day, from, to, b.bin * coarseBins, (b.bin + 1) * coarseBins}
 	}, func(i int, bin, count int64) {
 		if byCoarse[coarseNeeds[i]] == nil {
 			byCoarse[coarseNeeds[i]] = map[int64]int64{}
@@ -495,7 +494,7 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, to st
 		lo, hi := lengths.DaySpan(d.bin)
 		return `micros, count FROM ` + r.t.Name(tableExact) + `
 				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`,
-			[]any{d.figure, f.dim, f.value, q.w.grain(), from, to, lo, hi}
+			[]any{d.figure, f.dim, f.value, grain, from, to, lo, hi}
 	}, func(i int, micros, count int64) {
 		exact[dayNeeds[i]] = append(exact[dayNeeds[i]], lengthCount{micros, count})
 	})

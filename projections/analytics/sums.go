@@ -127,6 +127,15 @@ func (w window) grain() string {
 	return grainMonth
 }
 
+// keptGrain is the grain of the counts and lengths a question about now reads: its own kind of
+// period but for days and months, its grain for those.
+func (w window) keptGrain() string {
+	if w.kind == period.Day || w.kind == period.Month {
+		return w.grain()
+	}
+	return string(w.kind)
+}
+
 // filter is the one copy of the counts a question reads: every contact's (dim ”) or one
 // owner's, channel's or segment's.
 type filter struct{ dim, value string }
