@@ -12,12 +12,16 @@
 // business time. Beside the parts, the fold keeps what a question about now reads: the
 // counts and amounts of every figure per day and per month (per kind of period for the NPS),
 // for every contact and per owner, channel and segment; the lengths of the two medians as
-// counts per bin (projections/lengths); the open deals per expected close date, owner and
+// counts per day and per ten days (projections/lengths; a median is found in the coarse bins,
+// then in the day bins of one of them); the open deals per expected close date, owner and
 // currency; and the changes of those counts (but the NPS's) per business date they became
-// known (deltas), so that a question as of an earlier time reads the changes known before
-// its business date and the parts made or revoked on that date up to as_of. The medians as of
-// an earlier time, the NPS as of an earlier time, and any question with two filters, sum the
-// parts standing then.
+// known (deltas), with apart those known once their period had ended (late), so that a
+// question as of an earlier time reads, for the periods ended by its business date, the kept
+// counts less the late changes known from that date on, for the others the changes known
+// before it, and the parts made or revoked on that date up to as_of. Its medians are the kept
+// lengths of the periods ended by then, fixed by the parts of lengths made or revoked after
+// as_of, and the parts of lengths standing then of the other periods. The NPS as of an
+// earlier time, and any question with two filters, sum the parts standing then.
 //
 // Tables (prefix from projections.Tables):
 //
@@ -38,8 +42,10 @@
 //	deltas    dim, value, grain, period, figure as counts (not the NPS), known (the business
 //	          date the change became known: a part's at, its revocation's until_at, or its
 //	          at when revoked before it was made): count, amount
+//	late      the deltas known once their period had ended (known on or after the day after
+//	          a day, the month after a month), as deltas
 //	bins      figure, dim, value, grain, width, period, bin: count (lengths, see
-//	          projections/lengths)
+//	          projections/lengths; width 100, a day, and 1000, ten days)
 //	exact     figure, dim, value, grain, period, micros: count
 //	forecast  grain (day, month), bucket (the expected close date or its month's first date;
 //	          '' when none), owner, currency, stage: count, amount of the open deals (the
@@ -82,8 +88,8 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 	m := newModel(period.Zone(loc))
 	return readmodel.Define(readmodel.Spec{
 		Name:    Name,
-		Version: period.Version(3, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.bins, m.exact,
+		Version: period.Version(4, m.zone),
+		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.late, m.bins, m.exact,
 			m.forecast, m.horizon.Table(), m.probabilities.Table()},
 		Fold: m.fold,
 	})
@@ -98,6 +104,7 @@ const (
 	tableParts    = "parts"
 	tableCounts   = "counts"
 	tableDeltas   = "deltas"
+	tableLate     = "late"
 	tableBins     = "bins"
 	tableExact    = "exact"
 	tableForecast = "forecast"
@@ -171,6 +178,7 @@ type model struct {
 	parts    *readmodel.Table[explain.Part]
 	counts   *readmodel.Table[countRow]
 	deltas   *readmodel.Table[deltaRow]
+	late     *readmodel.Table[deltaRow]
 	bins     *readmodel.Table[binRow]
 	exact    *readmodel.Table[exactRow]
 	forecast *readmodel.Table[forecastRow]
@@ -245,7 +253,7 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("count", func(r *cr) *int64 { return &r.count }),
 		readmodel.BigInt("amount", func(r *cr) *int64 { return &r.amount })).
 		Clustered()
-	m.deltas = readmodel.NewTable(tableDeltas, 6,
+	deltaColumns := []readmodel.Column[dr]{
 		readmodel.Text("dim", func(r *dr) *string { return &r.dim }),
 		readmodel.Text("value", func(r *dr) *string { return &r.value }),
 		readmodel.Text("grain", func(r *dr) *string { return &r.grain }),
@@ -253,8 +261,12 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("figure", func(r *dr) *string { return &r.figure }),
 		readmodel.Text("known", func(r *dr) *string { return &r.known }),
 		readmodel.BigInt("count", func(r *dr) *int64 { return &r.count }),
-		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount })).
-		Clustered()
+		readmodel.BigInt("amount", func(r *dr) *int64 { return &r.amount }),
+	}
+	m.deltas = readmodel.NewTable(tableDeltas, 6, deltaColumns...).Clustered()
+	// The changes known once their period had ended: a question as of a later date reads the
+	// kept counts of the periods ended by then less these known from that date on.
+	m.late = readmodel.NewTable(tableLate, 6, deltaColumns...).Clustered()
 	m.bins = readmodel.NewTable(tableBins, 7,
 		readmodel.Text("figure", func(r *br) *string { return &r.figure }),
 		readmodel.Text("dim", func(r *br) *string { return &r.dim }),

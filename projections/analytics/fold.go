@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
@@ -292,9 +293,10 @@ func (m *model) revoke(rows *readmodel.Rows, p explain.Part, at int64) {
 func (m *model) date(micros int64) string { return string(domain.DateIn(timeOf(micros), m.zone)) }
 
 // contribute adds part p (sign 1) to, or takes it (sign -1) from, the kept figures: the
-// forecast; the NPS counts of its kind of period; the counts of its day (and, but for tasks,
-// of its month) for every contact and for its owner, channel and segment, and the same in
-// the deltas known on business date known; the lengths of a median.
+// forecast; the NPS counts of its kind of period; the counts of its day and of its month (and,
+// but for tasks, of its week, quarter and year) for every contact and for its owner, channel and
+// segment, the same in the lengths of a median, and those of its day and month in the deltas
+// known on business date known (and in the late ones when that period had ended by then).
 func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, known string) {
 	if p.Figure == figForecast {
 		month := ""
@@ -315,17 +317,27 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 		kind, category, _ := strings.Cut(strings.TrimPrefix(p.Figure, figNPS), "/")
 		grains = []grain{{kind, p.Bucket, figNPS + category}}
 	case strings.HasPrefix(p.Figure, "task/"):
-		grains = []grain{{grainDay, p.Bucket, p.Figure}}
+		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
 	default:
 		grains = []grain{{grainDay, p.Bucket, p.Figure}, {grainMonth, p.Bucket[:8] + "01", p.Figure}}
+		for _, kind := range []period.Kind{period.Week, period.Quarter, period.Year} {
+			grains = append(grains, grain{string(kind), kind.Of(domain.Date(p.Bucket).Time(), time.UTC), p.Figure})
+		}
 	}
 	for _, g := range grains {
-		for _, d := range dims(p, g.grain) {
+		for _, d := range dims(p) {
 			m.counts.Add(rows, countRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 				count: sign * p.Count, amount: sign * p.Amount})
-			if !nps {
-				m.deltas.Add(rows, deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
-					known: known, count: sign * p.Count, amount: sign * p.Amount})
+			if nps {
+				continue
+			}
+			if g.grain == grainDay || g.grain == grainMonth { // the others are kept as of now only
+				delta := deltaRow{dim: d.dim, value: d.value, grain: g.grain, period: g.period, figure: g.figure,
+					known: known, count: sign * p.Count, amount: sign * p.Amount}
+				m.deltas.Add(rows, delta)
+				if g.period < endedBefore(g.grain, known) {
+					m.late.Add(rows, delta)
+				}
 			}
 			if !isLength(p.Figure) {
 				continue
@@ -333,11 +345,22 @@ func (m *model) contribute(rows *readmodel.Rows, p explain.Part, sign int64, kno
 			for _, b := range lengths.Bins(p.Measure) {
 				m.bins.Add(rows, binRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
 					width: b.Width, bin: b.Bin, count: sign})
+				m.bins.Add(rows, binRow{grain: g.grain, period: g.period, dim: d.dim, value: d.value, figure: g.figure,
+					width: b.Width * coarseBins, bin: b.Bin / coarseBins, count: sign})
 			}
 			m.exact.Add(rows, exactRow{figure: g.figure, dim: d.dim, value: d.value, grain: g.grain, period: g.period,
 				micros: max(p.Measure, 0), count: sign})
 		}
 	}
+}
+
+// endedBefore is the first period of grain (day or month) that has not ended by business date
+// date: the periods before it have.
+func endedBefore(grain, date string) string {
+	if grain == grainMonth {
+		return date[:8] + "01"
+	}
+	return date
 }
 
 type dimValue struct{ dim, value string }
@@ -346,14 +369,14 @@ type dimValue struct{ dim, value string }
 // segment's when it has one. The touchpoints and wins of the activity per owner also count
 // per channel and owner and per segment and owner ("<channel>\x1f<owner>"), so that the
 // activity of one channel or segment reads its owners' rows.
-func dims(p explain.Part, grain string) []dimValue {
+func dims(p explain.Part) []dimValue {
 	ds := make([]dimValue, 1, 6)
 	for _, d := range []dimValue{{"owner", p.Owner}, {"channel", p.Channel}, {"segment", p.Segment}} {
 		if d.value != "" {
 			ds = append(ds, d)
 		}
 	}
-	if activity(p.Figure) && (grain == grainDay || grain == grainMonth) {
+	if activity(p.Figure) {
 		for _, d := range []dimValue{{"channel", p.Channel}, {"segment", p.Segment}} {
 			if d.value != "" {
 				ds = append(ds, dimValue{d.dim + ownerSuffix, d.value + ownerSeparator + p.Owner})

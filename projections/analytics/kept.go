@@ -28,7 +28,7 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err := r.figureCounts(ctx, q, f, "", src); err != nil {
 		return source{}, err
 	}
-	medians, err := r.keptMedians(ctx, q, f)
+	medians, err := r.keptMedians(ctx, q, f, q.w.keptGrain(), q.w.to(), nil)
 	if err != nil {
 		return source{}, err
 	}
@@ -38,7 +38,9 @@ func (r *reader) keptSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 
 // pastSource answers as of a time before the latest fact, with at most one filter: the deltas
 // of copy f known before as_of's business date, the parts made or revoked on that date up to
-// as_of, and the medians from the parts of their lengths standing at as_of.
+// as_of, and the medians: of the periods ended by then, from the kept lengths and the parts
+// of those periods made or revoked after as_of; of the others, from the parts of their
+// lengths standing at as_of.
 func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (source, error) {
 	src := newSource()
 	if err := r.figureCounts(ctx, q, f, q.cutoff, src); err != nil {
@@ -47,7 +49,9 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 	if err := r.sameDay(ctx, q, f, src); err != nil {
 		return source{}, err
 	}
-	parts, err := r.parts(ctx, q.w, []string{figCycle, figLeadToWon}, q.AsOf, q.Owner, q.Channel, q.Segment)
+	ended := q.w.endedBy(q.cutoff)
+	parts, err := explain.Select(ctx, r.tx, r.db.Dialect, r.t.Name(tableParts), explain.Question{Figures: []string{figCycle, figLeadToWon},
+		From: ended, To: q.w.to(), AsOf: q.AsOf, Owner: q.Owner, Channel: q.Channel, Segment: q.Segment})
 	if err != nil {
 		return source{}, err
 	}
@@ -56,54 +60,144 @@ func (r *reader) pastSource(ctx context.Context, q kpiQuestion, f filter) (sourc
 		measures.add(q.w.periodOf(p.Bucket), p.Figure, p.Measure)
 	}
 	measures.medians(q.w, src.medians)
+	if ended == q.w.from() {
+		return src, nil
+	}
+	fixes, err := r.lengthFixes(ctx, q, f, ended)
+	if err != nil {
+		return source{}, err
+	}
+	kept, err := r.keptMedians(ctx, q, f, q.w.grain(), ended, fixes)
+	if err != nil {
+		return source{}, err
+	}
+	for label, m := range kept {
+		src.medians[label] = m
+	}
 	return src, nil
+}
+
+// lengthFix is what a part of a median's lengths adds to the kept lengths (count 1) or takes
+// from them (-1) as of an earlier time.
+type lengthFix struct {
+	figure, bucket string
+	micros, count  int64
+}
+
+// lengthFixes are the parts of both medians' lengths of copy f in the periods of the window
+// before to that stood at as_of and are not kept (revoked since) or are kept and did not stand
+// then (made after it).
+func (r *reader) lengthFixes(ctx context.Context, q kpiQuestion, f filter, to string) ([]lengthFix, error) {
+	asOf := q.AsOf.UnixMicro()
+	where, args := `figure IN (?, ?) AND bucket >= ? AND bucket < ? AND (at > ? OR until_at > ?)`,
+		[]any{figCycle, figLeadToWon, q.w.from(), to, asOf, asOf}
+	if f.dim != "" {
+		// The one filter: owner, channel or segment, columns of the parts of the same names.
+		where += ` AND ` + f.dim + ` = ?`
+		args = append(args, f.value)
+	}
+	rows, err := r.query(ctx, `SELECT `+explain.Columns+` FROM `+r.t.Name(tableParts)+` WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+	}
+	defer rows.Close()
+	var fixes []lengthFix
+	for rows.Next() {
+		p, err := explain.Scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+		}
+		var count int64
+		if p.At <= asOf && (!p.Until.Valid || p.Until.Int64 > asOf) {
+			count++ // stood then
+		}
+		if !p.Until.Valid {
+			count-- // kept
+		}
+		if count != 0 {
+			fixes = append(fixes, lengthFix{figure: p.Figure, bucket: p.Bucket, micros: max(p.Measure, 0), count: count})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lengths as of %s: %w", q.AsOf, err)
+	}
+	return fixes, nil
 }
 
 // Parts of the statement of figureCounts.
 const (
 	countsFigures = iota // every figure but the tasks, at the window's grain
-	countsTasks          // the tasks, per due date
+	countsTasks          // the tasks, per due date or month of it
+	countsOverdue        // the tasks open due before the cutoff in its month
 	countsOwners         // the activity per owner
 )
 
 // figureCounts adds the counts of copy f in the window to src, in one statement: every figure
 // but the tasks at the window's grain, the tasks per due date (the open ones overdue or not
 // yet due at the cutoff), and the activity per owner (every owner's, the one owner's, or that
-// of each owner of the channel or segment). From the kept counts when known is "", else from
-// the deltas known before business date known.
+// of each owner of the channel or segment). From the kept counts when known is "", else as
+// known before business date known: the kept counts of the periods (of each grain) ended by
+// then less their late deltas known from then on, and the deltas known before then of the
+// periods not ended.
 func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, known string, src source) error {
-	table, sums, cond := r.t.Name(tableCounts), "SUM(count), SUM(amount)", ""
+	table := r.t.Name(tableCounts)
 	if known != "" {
-		table, cond = r.t.Name(tableDeltas), " AND known < ?"
+		table = r.t.Name(tableDeltas)
 	}
 	var (
 		stmts []string
 		args  []any
 	)
-	part := func(kind int, from, where string, wargs ...any) {
-		stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from+`
+	// part adds the rows of kind read from from (a table, or owners joined with it for
+	// table) where where holds, at grain.
+	part := func(kind int, grain string, from func(table string) string, where string, wargs ...any) {
+		read := func(table, sums, cond string, cargs ...any) {
+			stmts = append(stmts, `SELECT `+strconv.Itoa(kind)+`, period, value, figure, `+sums+` FROM `+from(table)+`
 			WHERE `+where+cond+` GROUP BY period, value, figure`)
-		args = append(args, wargs...)
-		if known != "" {
-			args = append(args, known)
+			args = append(append(args, wargs...), cargs...)
 		}
+		const sums = "SUM(count), SUM(amount)"
+		if known == "" {
+			read(r.t.Name(tableCounts), sums, "")
+			return
+		}
+		ended := endedBefore(grain, known)
+		read(r.t.Name(tableCounts), sums, " AND period < ?", ended)
+		read(r.t.Name(tableLate), "-SUM(count), -SUM(amount)", " AND period < ? AND known >= ?", ended, known)
+		read(r.t.Name(tableDeltas), sums, " AND period >= ? AND known < ?", ended, known)
 	}
-	part(countsFigures, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
-		f.dim, f.value, q.w.grain(), q.w.from(), q.w.to(), "task/", upper("task/"))
-	part(countsTasks, table, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
-		f.dim, f.value, grainDay, q.w.from(), q.w.to(), "task/", upper("task/"))
+	plain := func(table string) string { return table }
+	// The figures and the activity of a question about now are read per week, quarter or year
+	// for those periods, as of an earlier time per day or month.
+	grain := q.w.grain()
+	if known == "" {
+		grain = q.w.keptGrain()
+	}
+	part(countsFigures, grain, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND (figure < ? OR figure >= ?)`,
+		f.dim, f.value, grain, q.w.from(), q.w.to(), "task/", upper("task/"))
+	// The tasks of a window of months per month of their due date, the open ones overdue
+	// before the cutoff's month and not yet due from it on, but those due in that month
+	// before the cutoff (read per day): overdue.
+	tasks := q.w.grain()
+	part(countsTasks, tasks, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure >= ? AND figure < ?`,
+		f.dim, f.value, tasks, q.w.from(), q.w.to(), "task/", upper("task/"))
+	overdueFrom, overdueTo := max(q.w.from(), endedBefore(tasks, q.cutoff)), min(q.w.to(), q.cutoff)
+	if tasks == grainMonth && overdueFrom < overdueTo {
+		part(countsOverdue, grainDay, plain, `dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND figure = ?`,
+			f.dim, f.value, grainDay, overdueFrom, overdueTo, figTaskOpen)
+	}
 	// Every owner's activity, the one owner's, or that of each owner of a channel or segment
 	// (values "<channel>\x1f<owner>": from "<channel>\x1f" to the byte after the separator).
 	// The rows are keyed by owner before period: the owners are found first, one index seek
 	// each (owners), and the periods of the window read for each, rather than every period
 	// of every owner scanned.
-	activity := []any{q.w.grain(), q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
+	activity := []any{grain, q.w.from(), q.w.to(), figTouch, upper(figTouch), figWon, upper(figWon)}
 	const activityWhere = `grain = ? AND period >= ? AND period < ? AND ((figure >= ? AND figure < ?) OR (figure >= ? AND figure < ?))`
 	with, cut := "", ""
 	var withArgs []any
 	switch f.dim {
 	case "owner":
-		part(countsOwners, table, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
+		part(countsOwners, grain, plain, `dim = ? AND value = ? AND `+activityWhere, append([]any{"owner", f.value}, activity...)...)
 	default:
 		dim, lo, hi := "owner", "", ""
 		if f.dim != "" {
@@ -123,12 +217,12 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 		// SQLite reads the rows of each owner in turn (a nested loop by the key); PostgreSQL,
 		// given a join, would rather scan the table for a hash join: it is given the owners
 		// as an array of key values instead.
-		owned := `owners JOIN ` + table + ` ON dim = ? AND value = owners.v`
+		owned := func(table string) string { return `owners JOIN ` + table + ` ON dim = ? AND value = owners.v` }
 		where := activityWhere
 		if r.db.Dialect == projections.Postgres {
-			owned, where = table, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
+			owned, where = plain, `dim = ? AND value = ANY(ARRAY(SELECT v FROM owners WHERE v IS NOT NULL)) AND `+activityWhere
 		}
-		part(countsOwners, owned, where, append([]any{dim}, activity...)...)
+		part(countsOwners, grain, owned, where, append([]any{dim}, activity...)...)
 	}
 	rows, err := r.query(ctx, with+strings.Join(stmts, "\nUNION ALL\n"), append(withArgs, args...)...)
 	if err != nil {
@@ -148,17 +242,20 @@ func (r *reader) figureCounts(ctx context.Context, q kpiQuestion, f filter, know
 			continue
 		}
 		label := q.w.periodOf(bucket)
-		switch kind {
-		case countsOwners:
+		if kind == countsOwners {
 			addOwner(src.byOwner, label, strings.TrimPrefix(value, cut), figure, count, amount)
 			continue
-		case countsTasks:
-			if figure == figTaskOpen {
-				figure = openState(bucket, q.cutoff)
-			}
 		}
 		if src.byPeriod[label] == nil {
 			src.byPeriod[label] = figures{}
+		}
+		switch {
+		case kind == countsTasks && figure == figTaskOpen:
+			figure = openState(bucket, endedBefore(tasks, q.cutoff))
+		case kind == countsOverdue:
+			// Counted not yet due with their month: overdue.
+			src.byPeriod[label].add(openState(q.cutoff, q.cutoff), -count, -amount)
+			figure = openState(bucket, q.cutoff)
 		}
 		src.byPeriod[label].add(figure, count, amount)
 	}
@@ -231,15 +328,68 @@ func (r *reader) sameDay(ctx context.Context, q kpiQuestion, f filter, src sourc
 	return nil
 }
 
-// keptMedians reads the medians of both lengths of copy f in every period of the window: the
-// day bins of the window, then, in one statement, the exact lengths of each day holding a
-// middle length.
-func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[string]map[string]stats, error) {
-	type series struct{ label, figure string }
-	days := map[series]map[int64]int64{}
+// coarseBins is the number of day bins of a coarse bin: the fold counts each length in its
+// day bin and in its coarse bin, so that a median is found in the coarse bins first, then in
+// the day bins of one coarse bin.
+const coarseBins = 10
+
+// lengthSeries are the lengths of one figure in one period of the window.
+type lengthSeries struct{ label, figure string }
+
+// lengthBin is a bin of a series.
+type lengthBin struct {
+	lengthSeries
+	bin int64
+}
+
+// binCounts are counts per bin of each series.
+type binCounts map[lengthSeries]map[int64]int64
+
+func (b binCounts) add(s lengthSeries, bin, count int64) {
+	if b[s] == nil {
+		b[s] = map[int64]int64{}
+	}
+	b[s][bin] += count
+}
+
+// locate is the bin of bins holding the rank-th shortest length (1-based), and its rank within
+// the bin.
+func locate(bins map[int64]int64, rank int64) (bin, within int64) {
+	order := make([]int64, 0, len(bins))
+	for b, c := range bins {
+		if c != 0 {
+			order = append(order, b)
+		}
+	}
+	slices.Sort(order)
+	var before int64
+	for _, b := range order {
+		if rank <= before+bins[b] {
+			return b, rank - before
+		}
+		before += bins[b]
+	}
+	if len(order) == 0 {
+		return 0, rank // none: the exact lengths will hold too few
+	}
+	return order[len(order)-1], rank - before
+}
+
+// middleRank is a middle rank of a series: the bin it is in, and its rank within the bin.
+type middleRank struct {
+	at   lengthBin
+	rank int64
+}
+
+// keptMedians reads the medians of both lengths of copy f in every period of the window before
+// to, the kept lengths of grain with fixes, in three statements: the coarse bins of those periods, the
+// day bins of each coarse bin holding a middle length, then the exact lengths of each day
+// holding one.
+func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter, grain, to string, fixes []lengthFix) (map[string]map[string]stats, error) {
+	coarse := binCounts{}
 	rows, err := r.query(ctx, `SELECT figure, period, bin, count FROM `+r.t.Name(tableBins)+`
 		WHERE figure IN (?, ?) AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ?`,
-		figCycle, figLeadToWon, f.dim, f.value, q.w.grain(), lengths.Day, q.w.from(), q.w.to())
+		figCycle, figLeadToWon, f.dim, f.value, grain, lengths.Day*coarseBins, q.w.from(), to)
 	if err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
@@ -252,112 +402,127 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[
 			rows.Close()
 			return nil, fmt.Errorf("lengths: %w", err)
 		}
-		s := series{q.w.periodOf(bucket), figure}
-		if days[s] == nil {
-			days[s] = map[int64]int64{}
-		}
-		days[s][bin] += count
+		coarse.add(lengthSeries{q.w.periodOf(bucket), figure}, bin, count)
 	}
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("lengths: %w", err)
 	}
-	// The day of each middle length, and its rank within the day.
-	type need struct {
-		series
-		day int64
+	dayOf := func(fix lengthFix) lengthBin {
+		return lengthBin{lengthSeries{q.w.periodOf(fix.bucket), fix.figure}, lengths.Bins(fix.micros)[0].Bin}
 	}
+	for _, fix := range fixes {
+		d := dayOf(fix)
+		coarse.add(d.lengthSeries, d.bin/coarseBins, fix.count)
+	}
+	// The lower and upper middle ranks of each series, in their coarse bins.
 	type middle struct {
 		n            int64
-		lower, upper int64 // ranks within their days
-		lowerDay     need
-		upperDay     need
+		lower, upper middleRank
 	}
-	middles := map[series]middle{}
-	var needs []need
-	needed := map[need]bool{}
-	for s, bins := range days {
-		order := make([]int64, 0, len(bins))
+	middles := map[lengthSeries]*middle{}
+	var coarseNeeds []lengthBin
+	coarseNeeded := map[lengthBin]bool{}
+	for s, bins := range coarse {
 		var n int64
-		for bin, c := range bins {
-			if c != 0 {
-				order = append(order, bin)
-				n += c
-			}
+		for _, c := range bins {
+			n += c
 		}
 		if n <= 0 {
 			continue
 		}
-		slices.Sort(order)
-		locate := func(rank int64) (need, int64) {
-			var before int64
-			for _, bin := range order {
-				if rank <= before+bins[bin] {
-					return need{s, bin}, rank - before
-				}
-				before += bins[bin]
-			}
-			return need{s, order[len(order)-1]}, rank - before
-		}
-		m := middle{n: n}
-		m.upperDay, m.upper = locate(n/2 + 1)
-		m.lowerDay, m.lower = m.upperDay, m.upper
+		m := &middle{n: n}
+		upper, within := locate(bins, n/2+1)
+		m.upper = middleRank{lengthBin{s, upper}, within}
+		m.lower = m.upper
 		if n%2 == 0 {
-			m.lowerDay, m.lower = locate(n / 2)
+			lower, within := locate(bins, n/2)
+			m.lower = middleRank{lengthBin{s, lower}, within}
 		}
 		middles[s] = m
-		for _, d := range []need{m.lowerDay, m.upperDay} {
-			if !needed[d] {
-				needed[d] = true
-				needs = append(needs, d)
+		for _, b := range []lengthBin{m.lower.at, m.upper.at} {
+			if !coarseNeeded[b] {
+				coarseNeeded[b] = true
+				coarseNeeds = append(coarseNeeds, b)
 			}
 		}
 	}
-	exact := map[need][]lengthCount{}
-	if len(needs) > 0 {
-		var (
-			stmts []string
-			args  []any
-		)
-		for i, d := range needs {
-			from, to, _ := q.w.span(d.label)
-			lo, hi := lengths.DaySpan(d.day)
-			stmts = append(stmts, `SELECT `+strconv.Itoa(i)+`, micros, count FROM `+r.t.Name(tableExact)+`
-				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`)
-			args = append(args, d.figure, f.dim, f.value, q.w.grain(), from, to, lo, hi)
+	// The day bins of each coarse bin holding a middle rank, then the day and rank within it.
+	byCoarse := map[lengthBin]map[int64]int64{}
+	err = r.numbered(ctx, len(coarseNeeds), func(i int) (string, []any) {
+		b := coarseNeeds[i]
+		from, to, _ := q.w.span(b.label)
+		return `bin, count FROM ` + r.t.Name(tableBins) + `
+				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND width = ? AND period >= ? AND period < ? AND bin >= ? AND bin < ?`,
+			[]any{b.figure, f.dim, f.value, grain, lengths.Day, from, to, b.bin * coarseBins, (b.bin + 1) * coarseBins}
+	}, func(i int, bin, count int64) {
+		if byCoarse[coarseNeeds[i]] == nil {
+			byCoarse[coarseNeeds[i]] = map[int64]int64{}
 		}
-		rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
-		if err != nil {
-			return nil, fmt.Errorf("exact lengths: %w", err)
-		}
-		for rows.Next() {
-			var (
-				i int
-				l lengthCount
-			)
-			if err := rows.Scan(&i, &l.micros, &l.count); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("exact lengths: %w", err)
+		byCoarse[coarseNeeds[i]][bin] += count
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lengths: %w", err)
+	}
+	for _, fix := range fixes {
+		d := dayOf(fix)
+		if c := (lengthBin{d.lengthSeries, d.bin / coarseBins}); coarseNeeded[c] {
+			if byCoarse[c] == nil {
+				byCoarse[c] = map[int64]int64{}
 			}
-			exact[needs[i]] = append(exact[needs[i]], l)
-		}
-		if err := closeRows(rows); err != nil {
-			return nil, fmt.Errorf("exact lengths: %w", err)
+			byCoarse[c][d.bin] += fix.count
 		}
 	}
-	for _, ls := range exact {
-		slices.SortFunc(ls, func(a, b lengthCount) int { return cmp.Compare(a.micros, b.micros) })
+	var dayNeeds []lengthBin
+	dayNeeded := map[lengthBin]bool{}
+	inDay := func(m middleRank) middleRank {
+		day, within := locate(byCoarse[m.at], m.rank)
+		d := middleRank{lengthBin{m.at.lengthSeries, day}, within}
+		if !dayNeeded[d.at] {
+			dayNeeded[d.at] = true
+			dayNeeds = append(dayNeeds, d.at)
+		}
+		return d
+	}
+	for _, m := range middles {
+		m.lower, m.upper = inDay(m.lower), inDay(m.upper)
+	}
+	// The exact lengths of each day holding a middle rank.
+	exact := map[lengthBin][]lengthCount{}
+	err = r.numbered(ctx, len(dayNeeds), func(i int) (string, []any) {
+		d := dayNeeds[i]
+		from, to, _ := q.w.span(d.label)
+		lo, hi := lengths.DaySpan(d.bin)
+		return `micros, count FROM ` + r.t.Name(tableExact) + `
+				WHERE figure = ? AND dim = ? AND value = ? AND grain = ? AND period >= ? AND period < ? AND micros >= ? AND micros < ? AND count > 0`,
+			[]any{d.figure, f.dim, f.value, grain, from, to, lo, hi}
+	}, func(i int, micros, count int64) {
+		exact[dayNeeds[i]] = append(exact[dayNeeds[i]], lengthCount{micros, count})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exact lengths: %w", err)
+	}
+	for _, fix := range fixes {
+		if d := dayOf(fix); dayNeeded[d] {
+			exact[d] = append(exact[d], lengthCount{fix.micros, fix.count})
+		}
+	}
+	for d, ls := range exact {
+		exact[d] = sumLengths(ls)
 	}
 	out := map[string]map[string]stats{}
 	for _, label := range q.w.labels() {
+		if label >= to {
+			break
+		}
 		out[label] = map[string]stats{}
 		for _, figure := range []string{figCycle, figLeadToWon} {
-			m, ok := middles[series{label, figure}]
+			m, ok := middles[lengthSeries{label, figure}]
 			if !ok {
 				out[label][figure] = stats{}
 				continue
 			}
-			lower, okLower := nthLength(exact[m.lowerDay], m.lower)
-			upper, okUpper := nthLength(exact[m.upperDay], m.upper)
+			lower, okLower := nthLength(exact[m.lower.at], m.lower.rank)
+			upper, okUpper := nthLength(exact[m.upper.at], m.upper.rank)
 			if !okLower || !okUpper {
 				return nil, fmt.Errorf("the exact %s lengths of %s hold fewer than their day bins", figure, label)
 			}
@@ -367,8 +532,55 @@ func (r *reader) keptMedians(ctx context.Context, q kpiQuestion, f filter) (map[
 	return out, nil
 }
 
+// numbered runs the n statements stmt gives, each selecting two integers, as one statement,
+// and hands each row to add with the number of its statement.
+func (r *reader) numbered(ctx context.Context, n int, stmt func(i int) (string, []any), add func(i int, a, b int64)) error {
+	if n == 0 {
+		return nil
+	}
+	var (
+		stmts []string
+		args  []any
+	)
+	for i := range n {
+		s, a := stmt(i)
+		stmts = append(stmts, `SELECT `+strconv.Itoa(i)+`, `+s)
+		args = append(args, a...)
+	}
+	rows, err := r.query(ctx, strings.Join(stmts, "\nUNION ALL\n"), args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			i    int
+			a, b int64
+		)
+		if err := rows.Scan(&i, &a, &b); err != nil {
+			rows.Close()
+			return err
+		}
+		add(i, a, b)
+	}
+	return closeRows(rows)
+}
+
 // lengthCount is a count of lengths of one exact length.
 type lengthCount struct{ micros, count int64 }
+
+// sumLengths is the counts of ls summed per length, in order of length, those above 0.
+func sumLengths(ls []lengthCount) []lengthCount {
+	slices.SortFunc(ls, func(a, b lengthCount) int { return cmp.Compare(a.micros, b.micros) })
+	var out []lengthCount
+	for _, l := range ls {
+		if n := len(out); n > 0 && out[n-1].micros == l.micros {
+			out[n-1].count += l.count
+			continue
+		}
+		out = append(out, l)
+	}
+	return slices.DeleteFunc(out, func(l lengthCount) bool { return l.count <= 0 })
+}
 
 // nthLength is the nth shortest (1-based) of lengths in order.
 func nthLength(ls []lengthCount, n int64) (int64, bool) {

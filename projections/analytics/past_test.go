@@ -126,6 +126,32 @@ func TestPastEqualsPartsRevokedBeforeMade(t *testing.T) {
 2025-03-20T09:00:00Z contact-c3 contact.created.v1 {"contact_id":"c3","name":"Ben","channel":"referral","owner":"rep-b"}
 2025-03-06T09:00:00Z contact-c2 contact.merged_into.v1 {"contact_id":"c2","into":"c1"}
 `)
+	checkPastOfHistory(t, events)
+}
+
+// TestPastEqualsPartsLengthsRevokedLater: a win reopened and a won duplicate merged after the
+// month of their lengths has ended: as of a time in between, the cycle and the lead-to-won
+// still count in that month's medians, though the kept lengths no longer hold them.
+func TestPastEqualsPartsLengthsRevokedLater(t *testing.T) {
+	events := projectiontest.MustParseHistory(t, `
+2025-03-03T09:00:00Z contact-c1 contact.created.v1 {"contact_id":"c1","name":"Aiko","channel":"web_form","owner":"rep-a","segment":"enterprise"}
+2025-03-04T09:00:00Z contact-c2 contact.created.v1 {"contact_id":"c2","name":"Aiko S.","channel":"web_form","owner":"rep-a","segment":"enterprise"}
+2025-03-05T09:00:00Z deal-d1 deal.opened.v1 {"deal_id":"d1","contact_id":"c1","title":"Licences","amount":{"amount":1000,"currency":"JPY"},"owner":"rep-a","expected_close":"2025-04-15","stage":"qualification"}
+2025-03-06T09:00:00Z deal-d2 deal.opened.v1 {"deal_id":"d2","contact_id":"c2","title":"Platform","amount":{"amount":2000,"currency":"JPY"},"owner":"rep-a","expected_close":"2025-04-15","stage":"qualification"}
+2025-03-10T09:00:00Z deal-d1 deal.won.v1 {"deal_id":"d1","contact_id":"c1","from_stage":"qualification","amount":{"amount":1000,"currency":"JPY"},"closed_at":"2025-03-10"}
+2025-03-10T09:00:00Z contact-c1 contact.phase_changed.v1 {"contact_id":"c1","from":"lead","to":"won","rule":"forward"}
+2025-03-20T15:00:00Z deal-d2 deal.won.v1 {"deal_id":"d2","contact_id":"c2","from_stage":"qualification","amount":{"amount":2000,"currency":"JPY"},"closed_at":"2025-03-20"}
+2025-03-20T15:00:00Z contact-c2 contact.phase_changed.v1 {"contact_id":"c2","from":"lead","to":"won","rule":"forward"}
+2025-04-05T09:00:00Z deal-d1 deal.reopened.v1 {"deal_id":"d1","from":"won","to":"qualification"}
+2025-04-08T09:00:00Z contact-c2 contact.merged_into.v1 {"contact_id":"c2","into":"c1"}
+`)
+	checkPastOfHistory(t, events)
+}
+
+// checkPastOfHistory asks the past questions of the read model of events, in UTC, as of each
+// time of asOfs, on each dialect.
+func checkPastOfHistory(t *testing.T, events []eventstore.Event) {
+	t.Helper()
 	p := analytics.ProjectionIn(time.UTC)
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		tables := projections.TablesFor(p, "")

@@ -107,6 +107,17 @@ func (w window) span(label string) (from, to string, ok bool) {
 	return "", "", false
 }
 
+// endedBy is the first date of the first period of the window not ended by business date
+// date (the window's end when every one has).
+func (w window) endedBy(date string) string {
+	for i, s := range w.starts[:len(w.starts)-1] {
+		if period.Label(w.starts[i+1]) > date {
+			return period.Label(s)
+		}
+	}
+	return w.to()
+}
+
 // grain is the grain of the counts a window reads: days for days and weeks, months for the
 // longer periods (which are whole months).
 func (w window) grain() string {
@@ -114,6 +125,15 @@ func (w window) grain() string {
 		return grainDay
 	}
 	return grainMonth
+}
+
+// keptGrain is the grain of the counts and lengths a question about now reads: its own kind of
+// period but for days and months, its grain for those.
+func (w window) keptGrain() string {
+	if w.kind == period.Day || w.kind == period.Month {
+		return w.grain()
+	}
+	return string(w.kind)
 }
 
 // filter is the one copy of the counts a question reads: every contact's (dim ”) or one
