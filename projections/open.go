@@ -237,9 +237,10 @@ func sessionDSN(dsn, schema string, connectTimeout time.Duration) (string, error
 		q := u.Query()
 		q.Set("search_path", path)
 		q.Set("synchronous_commit", "off")
+		q.Set("plan_cache_mode", "force_generic_plan")
 		q.Set("connect_timeout", seconds)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off connect_timeout=" + seconds, nil
+	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off plan_cache_mode=force_generic_plan connect_timeout=" + seconds, nil
 }
