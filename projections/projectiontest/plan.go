@@ -169,3 +169,41 @@ func literal(t testing.TB, a any) string {
 		return ""
 	}
 }
+
+// Prepared counts how a prepared statement ran: its plans made for any arguments (generic)
+// and those made for the arguments of one run (custom).
+type Prepared struct {
+	Generic, Custom int64
+}
+
+// PreparedStatements returns, by statement text, how the statements prepared on the one
+// connection of db ran, with the text of a statement written with ? placeholders as
+// Dialect.Rebind writes it: db must hold at most one connection (SetMaxOpenConns(1)), so
+// that the questions a test asked and this one share it.
+func PreparedStatements(t testing.TB, db *projections.DB) map[string]Prepared {
+	t.Helper()
+	rows, err := db.SQL.QueryContext(context.Background(),
+		`SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatalf("prepared statements: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]Prepared{}
+	for rows.Next() {
+		var (
+			stmt string
+			p    Prepared
+		)
+		if err := rows.Scan(&stmt, &p.Generic, &p.Custom); err != nil {
+			t.Fatalf("prepared statements: %v", err)
+		}
+		if _, ok := out[stmt]; ok {
+			t.Errorf("prepared twice on one connection: %s", stmt)
+		}
+		out[stmt] = p
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("prepared statements: %v", err)
+	}
+	return out
+}

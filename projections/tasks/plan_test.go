@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -52,4 +53,52 @@ func TestOverduePlan(t *testing.T) {
 			t.Errorf("the overdue counts are not read from the open tasks per due date:\n%s", plan)
 		}
 	})
+}
+
+// Each statement of a question is prepared once on a connection and run again with the plan
+// made for any arguments, but the overdue list, planned per cutoff.
+func TestPreparedOncePlannedOnce(t *testing.T) {
+	var b strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":"2024-01-%02d"}`+"\n",
+			i, i, i, i%3, 1+i%28)
+	}
+	db := projectiontest.Postgres(t)
+	db.SQL.SetMaxOpenConns(1)
+	p := tasks.Projection()
+	set := projections.TablesFor(p, "")
+	projectiontest.MustApply(t, db, p, set, projectiontest.MustParseHistory(t, b.String()))
+	before := projectiontest.PreparedStatements(t, db) // the writes of the tasks
+	const asked = 4
+	overdue := tasks.Params{AsOf: time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC), Status: tasks.StatusOverdue}
+	for i := range asked {
+		for _, p := range []tasks.Params{overdue, {AsOf: overdue.AsOf, Status: tasks.StatusOpen, Assignee: fmt.Sprintf("rep-%d", i%3)}} {
+			if _, err := tasks.Query(context.Background(), db, set, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	list, _, _, _, _, err := tasks.NowStatements(set, overdue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list = db.Dialect.Rebind(list)
+	seen := false
+	for stmt, got := range projectiontest.PreparedStatements(t, db) {
+		got.Generic -= before[stmt].Generic
+		got.Custom -= before[stmt].Custom
+		if got == (projectiontest.Prepared{}) || !strings.Contains(stmt, set.Name("")) {
+			continue
+		}
+		want := projectiontest.Prepared{Generic: got.Generic + got.Custom}
+		if stmt == list {
+			seen, want = true, projectiontest.Prepared{Custom: asked}
+		}
+		if got != want || got.Generic+got.Custom < asked {
+			t.Errorf("planned %+v, want %+v of %d runs: %s", got, want, asked, stmt)
+		}
+	}
+	if !seen {
+		t.Errorf("the overdue list was not prepared: %s", list)
+	}
 }

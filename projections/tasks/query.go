@@ -144,10 +144,11 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		if err := q.judge(ctx); err != nil {
 			return err
 		}
-		if answer.Tasks, err = q.list(ctx, qn); err != nil {
+		// The counts first: a list planned per cutoff leaves the rest of the transaction so.
+		if answer.Counts, err = q.counts(ctx, qn); err != nil {
 			return err
 		}
-		answer.Counts, err = q.counts(ctx, qn)
+		answer.Tasks, err = q.list(ctx, qn)
 		return err
 	})
 	if err != nil {
