@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -176,11 +177,32 @@ type Prepared struct {
 	Generic, Custom int64
 }
 
-// PreparedStatements returns, by statement text, how the statements prepared on the one
-// connection of db ran, with the text of a statement written with ? placeholders as
-// Dialect.Rebind writes it: db must hold at most one connection (SetMaxOpenConns(1)), so
-// that the questions a test asked and this one share it.
-func PreparedStatements(t testing.TB, db *projections.DB) map[string]Prepared {
+// AskedOnOneConnection applies the history events to the set of p in a fresh PostgreSQL
+// read-model database of one connection, runs ask on it, and returns how each statement of
+// the set's tables that ask ran was prepared and planned, by its text (with placeholders as
+// Dialect.Rebind writes them): the runs of the apply's statements left out.
+func AskedOnOneConnection(t testing.TB, p projections.Projection, events []eventstore.Event, ask func(db *projections.DB, set projections.Tables)) map[string]Prepared {
+	t.Helper()
+	db := Postgres(t)
+	db.SQL.SetMaxOpenConns(1) // the questions and pg_prepared_statements share it
+	set := projections.TablesFor(p, "")
+	MustApply(t, db, p, set, events)
+	before := preparedStatements(t, db)
+	ask(db, set)
+	asked := map[string]Prepared{}
+	for stmt, n := range preparedStatements(t, db) {
+		n.Generic -= before[stmt].Generic
+		n.Custom -= before[stmt].Custom
+		if n != (Prepared{}) && strings.Contains(stmt, set.Prefix()) {
+			asked[stmt] = n
+		}
+	}
+	return asked
+}
+
+// preparedStatements returns, by statement text, how the statements prepared on the one
+// connection of db ran.
+func preparedStatements(t testing.TB, db *projections.DB) map[string]Prepared {
 	t.Helper()
 	rows, err := db.SQL.QueryContext(context.Background(),
 		`SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)

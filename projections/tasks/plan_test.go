@@ -63,33 +63,26 @@ func TestPreparedOncePlannedOnce(t *testing.T) {
 		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":"2024-01-%02d"}`+"\n",
 			i, i, i, i%3, 1+i%28)
 	}
-	db := projectiontest.Postgres(t)
-	db.SQL.SetMaxOpenConns(1)
-	p := tasks.Projection()
-	set := projections.TablesFor(p, "")
-	projectiontest.MustApply(t, db, p, set, projectiontest.MustParseHistory(t, b.String()))
-	before := projectiontest.PreparedStatements(t, db) // the writes of the tasks
 	const asked = 4
 	overdue := tasks.Params{AsOf: time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC), Status: tasks.StatusOverdue}
-	for i := range asked {
-		for _, p := range []tasks.Params{overdue, {AsOf: overdue.AsOf, Status: tasks.StatusOpen, Assignee: fmt.Sprintf("rep-%d", i%3)}} {
-			if _, err := tasks.Query(context.Background(), db, set, p); err != nil {
+	var list string
+	prepared := projectiontest.AskedOnOneConnection(t, tasks.Projection(), projectiontest.MustParseHistory(t, b.String()),
+		func(db *projections.DB, set projections.Tables) {
+			for i := range asked {
+				for _, p := range []tasks.Params{overdue, {AsOf: overdue.AsOf, Status: tasks.StatusOpen, Assignee: fmt.Sprintf("rep-%d", i%3)}} {
+					if _, err := tasks.Query(context.Background(), db, set, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			stmt, _, _, _, _, err := tasks.NowStatements(set, overdue)
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-	}
-	list, _, _, _, _, err := tasks.NowStatements(set, overdue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list = db.Dialect.Rebind(list)
+			list = db.Dialect.Rebind(stmt)
+		})
 	seen := false
-	for stmt, got := range projectiontest.PreparedStatements(t, db) {
-		got.Generic -= before[stmt].Generic
-		got.Custom -= before[stmt].Custom
-		if got == (projectiontest.Prepared{}) || !strings.Contains(stmt, set.Name("")) {
-			continue
-		}
+	for stmt, got := range prepared {
 		want := projectiontest.Prepared{Generic: got.Generic + got.Custom}
 		if stmt == list {
 			seen, want = true, projectiontest.Prepared{Custom: asked}
