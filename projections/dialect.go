@@ -103,6 +103,10 @@ type Features struct {
 	// it) while another server's transaction reads the table ("" when writers take turns
 	// anyway).
 	BoundedLockWait string
+	// CustomPlans is run first in a read transaction whose question must be planned for its
+	// arguments each time it runs, where the connections plan a prepared statement once for
+	// any arguments ("" when every statement is planned as it runs).
+	CustomPlans string
 }
 
 // TableColumns are the columns of a table in their order, those holding text, and the

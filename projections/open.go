@@ -221,7 +221,11 @@ func poolSize(rawURL string) (string, int, error) {
 }
 
 // sessionDSN adds the read-model session settings to a PostgreSQL URL or keyword/value string:
-// search_path, synchronous_commit off and the connect timeout. A read-model commit then does
+// search_path, synchronous_commit off, plan_cache_mode force_generic_plan and the connect
+// timeout. pgx prepares each statement once per connection; PostgreSQL then plans it once,
+// for any arguments, where by default it planned most runs anew for their arguments, which
+// cost more of its CPU than running the lists (a question that needs a plan for its
+// arguments runs Features.CustomPlans first). A read-model commit does
 // not wait for its WAL flush: a crash can lose the last transactions, but each took its checkpoint with it (and
 // PostgreSQL loses a suffix, never a transaction before a kept one), so the projection
 // catches up from its checkpoint by reading the log. The same holds for SQLite's
@@ -237,9 +241,10 @@ func sessionDSN(dsn, schema string, connectTimeout time.Duration) (string, error
 		q := u.Query()
 		q.Set("search_path", path)
 		q.Set("synchronous_commit", "off")
+		q.Set("plan_cache_mode", "force_generic_plan")
 		q.Set("connect_timeout", seconds)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
 	}
-	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off connect_timeout=" + seconds, nil
+	return dsn + " search_path='" + strings.ReplaceAll(path, `'`, `\'`) + "' synchronous_commit=off plan_cache_mode=force_generic_plan connect_timeout=" + seconds, nil
 }

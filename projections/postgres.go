@@ -25,6 +25,7 @@ func (postgres) Features() Features {
 		Unlogged:          true,
 		IndexesSideBySide: true,
 		BoundedLockWait:   `SET LOCAL lock_timeout = '` + DropLockTimeout + `'`,
+		CustomPlans:       `SET LOCAL plan_cache_mode = force_custom_plan`,
 	}
 }
 

@@ -94,3 +94,51 @@ func TestThreeCharacterSearchWalksBothPairs(t *testing.T) {
 		}
 	})
 }
+
+// Each statement of the lists is prepared once on a connection and run again with the plan
+// made for any arguments: none is planned anew on each run, and none is written with a
+// value in its text.
+func TestListsPreparedOncePlannedOnce(t *testing.T) {
+	var b strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.created.v1 {"contact_id":"c%d","name":"%s %d","channel":"other","owner":"rep-%d"}`+"\n",
+			i, i, []string{"Anderson", "Tanaka", "Smith"}[i%3], i, i%4)
+		fmt.Fprintf(&b, `2024-01-02T09:00:00Z deal-d%d deal.opened.v1 {"deal_id":"d%d","contact_id":"c%d","title":"renewal %d","amount":{"amount":1000,"currency":"JPY"},"owner":"rep-%d","stage":"qualification"}`+"\n",
+			i, i, i, i, i%4)
+		if i%10 == 0 {
+			fmt.Fprintf(&b, `2024-01-01T09:00:00Z account-a%d account.created.v1 {"account_id":"a%d","name":"Acme %d","domain":"a%d.example.com","industry":"manufacturing"}`+"\n",
+				i, i, i, i)
+		}
+	}
+	const asked = 4
+	statements := projectiontest.AskedOnOneConnection(t, directory.Projection(), projectiontest.MustParseHistory(t, b.String()),
+		func(db *projections.DB, set projections.Tables) {
+			ctx := context.Background()
+			for i := range asked {
+				owner := fmt.Sprintf("rep-%d", i)
+				for _, q := range []directory.ContactParams{{}, {Owner: owner}, {Owner: owner, Phase: "lead", Sort: "last_activity"},
+					{Q: []string{"an", "ta", "sm", "th"}[i]}, {Q: []string{"tan", "smi", "and", "ith"}[i]},
+					{Q: []string{"tanaka", "smith", "anders", "naka"}[i]}} {
+					if _, err := directory.QueryContacts(ctx, db, set, q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, q := range []directory.DealParams{{Status: "open"}, {Owner: owner}} {
+					if _, err := directory.QueryDeals(ctx, db, set, q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := directory.QueryAccounts(ctx, db, set, directory.AccountParams{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	if len(statements) == 0 {
+		t.Error("no statement of the lists was prepared")
+	}
+	for stmt, got := range statements {
+		if got.Custom != 0 || got.Generic < asked {
+			t.Errorf("planned %+v, want %d or more runs of one plan made for any arguments: %s", got, asked, stmt)
+		}
+	}
+}

@@ -2,41 +2,98 @@ package projectiontest
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
 
 // QueryPlan returns the plan the database chooses for stmt (written with ? placeholders)
-// with args, one line per step: SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN with
-// sequential scans, bitmap scans and sorts priced out, so that a test's small tables are
-// read the way a large one would be (a scan or a sort of a few rows is always cheapest): the
-// plan shows whether an index serves the question, in its order. The tables are analyzed
-// first.
+// with args, one line per step: SQLite's EXPLAIN QUERY PLAN; on PostgreSQL, the plan of stmt
+// prepared as the product's connections prepare it, under their own plan_cache_mode (the
+// read models plan a prepared question once, for any arguments: a plan that reads a common
+// value's rows by an index suits a rare value too), with sequential scans, bitmap scans and
+// sorts priced out, so that a test's small tables are read the way a large one would be (a
+// scan or a sort of a few rows is always cheapest): the plan shows whether an index serves
+// the question, in its order. The tables are analyzed first (vacuumed too on PostgreSQL).
 func QueryPlan(t testing.TB, db *projections.DB, stmt string, args ...any) string {
 	t.Helper()
+	return QueryPlanWith(t, db, "", stmt, args...)
+}
+
+// QueryPlanWith is QueryPlan of a question that runs setting first in its transaction on
+// PostgreSQL ("": none), such as Features.CustomPlans.
+func QueryPlanWith(t testing.TB, db *projections.DB, setting, stmt string, args ...any) string {
+	t.Helper()
 	ctx := context.Background()
-	tx, err := db.SQL.BeginTx(ctx, nil)
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	defer conn.Close()
+	if db.Dialect == projections.Postgres {
+		vacuumSchema(t, ctx, conn)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // nothing is written
-	explain := "EXPLAIN QUERY PLAN "
+	explain, explainArgs := "EXPLAIN QUERY PLAN "+stmt, args
 	if db.Dialect == projections.Postgres {
-		explain = "EXPLAIN "
-		for _, s := range []string{"ANALYZE", "SET LOCAL enable_seqscan = off",
-			"SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off"} {
+		for _, s := range []string{"SET LOCAL enable_seqscan = off",
+			"SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off", setting} {
+			if s == "" {
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, s); err != nil {
 				t.Fatalf("plan: %s: %v", s, err)
 			}
 		}
+		name := preparedName()
+		if _, err := tx.ExecContext(ctx, "PREPARE "+name+" AS "+db.Dialect.Rebind(stmt)); err != nil {
+			t.Fatalf("plan: prepare %s: %v", stmt, err)
+		}
+		// A prepared statement outlives the transaction: gone with the test's connection.
+		defer conn.ExecContext(ctx, "DEALLOCATE "+name) //nolint:errcheck // the schema is dropped after the test
+		explain, explainArgs = "EXPLAIN EXECUTE "+name+literals(t, args), nil
 	} else if _, err := tx.ExecContext(ctx, "ANALYZE"); err != nil {
 		t.Fatalf("plan: ANALYZE: %v", err)
 	}
-	rows, err := tx.QueryContext(ctx, explain+db.Dialect.Rebind(stmt), args...)
+	return planLines(t, ctx, tx, explain, explainArgs)
+}
+
+// vacuumSchema vacuums and analyzes the tables of the connection's schema, as autovacuum
+// keeps a table that is written to: the size of an index counts in its price, and one that
+// lost entries (a row updated out of a partial index) is only as small as its live entries
+// once vacuumed.
+func vacuumSchema(t testing.TB, ctx context.Context, conn *sql.Conn) {
+	t.Helper()
+	var tables sql.NullString
+	if err := conn.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
+		FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
+		t.Fatalf("plan: tables: %v", err)
+	}
+	if !tables.Valid {
+		return
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) "+tables.String); err != nil {
+		t.Fatalf("plan: vacuum: %v", err)
+	}
+}
+
+// planLines runs an EXPLAIN and returns its lines.
+func planLines(t testing.TB, ctx context.Context, tx *sql.Tx, explain string, args []any) string {
+	t.Helper()
+	rows, err := tx.QueryContext(ctx, explain, args...)
 	if err != nil {
-		t.Fatalf("plan of %s: %v", stmt, err)
+		t.Fatalf("plan of %s: %v", explain, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -61,4 +118,114 @@ func QueryPlan(t testing.TB, db *projections.DB, stmt string, args ...any) strin
 		t.Fatalf("plan: %v", err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// preparedName is a name no other prepared statement of a connection has.
+func preparedName() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "plan_" + hex.EncodeToString(b)
+}
+
+// literals writes args as the argument list of an EXECUTE, each a literal that PostgreSQL
+// casts to its parameter's type: a utility statement such as EXPLAIN takes no parameters.
+func literals(t testing.TB, args []any) string {
+	t.Helper()
+	if len(args) == 0 {
+		return ""
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = literal(t, a)
+	}
+	return "(" + strings.Join(out, ", ") + ")"
+}
+
+func literal(t testing.TB, a any) string {
+	t.Helper()
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	switch v := a.(type) {
+	case nil:
+		return "NULL"
+	case string:
+		return quote(v)
+	case []string:
+		items := make([]string, len(v))
+		for i, s := range v {
+			items[i] = quote(s)
+		}
+		return "ARRAY[" + strings.Join(items, ", ") + "]::text[]"
+	case bool:
+		return strconv.FormatBool(v)
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case time.Time:
+		return quote(v.Format(time.RFC3339Nano))
+	default:
+		t.Fatalf("plan: no literal for an argument of type %T", a)
+		return ""
+	}
+}
+
+// Prepared counts how a prepared statement ran: its plans made for any arguments (generic)
+// and those made for the arguments of one run (custom).
+type Prepared struct {
+	Generic, Custom int64
+}
+
+// AskedOnOneConnection applies the history events to the set of p in a fresh PostgreSQL
+// read-model database of one connection, runs ask on it, and returns how each statement of
+// the set's tables that ask ran was prepared and planned, by its text (with placeholders as
+// Dialect.Rebind writes them): the runs of the apply's statements left out.
+func AskedOnOneConnection(t testing.TB, p projections.Projection, events []eventstore.Event, ask func(db *projections.DB, set projections.Tables)) map[string]Prepared {
+	t.Helper()
+	db := Postgres(t)
+	db.SQL.SetMaxOpenConns(1) // the questions and pg_prepared_statements share it
+	set := projections.TablesFor(p, "")
+	MustApply(t, db, p, set, events)
+	before := preparedStatements(t, db)
+	ask(db, set)
+	asked := map[string]Prepared{}
+	for stmt, n := range preparedStatements(t, db) {
+		n.Generic -= before[stmt].Generic
+		n.Custom -= before[stmt].Custom
+		if n != (Prepared{}) && strings.Contains(stmt, set.Prefix()) {
+			asked[stmt] = n
+		}
+	}
+	return asked
+}
+
+// preparedStatements returns, by statement text, how the statements prepared on the one
+// connection of db ran.
+func preparedStatements(t testing.TB, db *projections.DB) map[string]Prepared {
+	t.Helper()
+	rows, err := db.SQL.QueryContext(context.Background(),
+		`SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatalf("prepared statements: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]Prepared{}
+	for rows.Next() {
+		var (
+			stmt string
+			p    Prepared
+		)
+		if err := rows.Scan(&stmt, &p.Generic, &p.Custom); err != nil {
+			t.Fatalf("prepared statements: %v", err)
+		}
+		if _, ok := out[stmt]; ok {
+			t.Errorf("prepared twice on one connection: %s", stmt)
+		}
+		out[stmt] = p
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("prepared statements: %v", err)
+	}
+	return out
 }

@@ -3,11 +3,12 @@ package tasks
 import "github.com/eventcrm/crm/projections"
 
 // NowStatements are the statements of a question about now (as_of at or after the latest
-// task change) of a contact of no merge: its page and its counts.
-func NowStatements(t projections.Tables, p Params) (list string, listArgs []any, counts string, countsArgs []any, err error) {
+// task change) of a contact of no merge: its page and its counts, and whether the page is
+// planned per cutoff (see Features.CustomPlans).
+func NowStatements(t projections.Tables, p Params) (list string, listArgs []any, counts string, countsArgs []any, perCutoff bool, err error) {
 	qn, err := p.check()
 	if err != nil {
-		return "", nil, "", nil, err
+		return "", nil, "", nil, false, err
 	}
 	q := &query{t: t, now: true}
 	var ids []any
@@ -16,5 +17,5 @@ func NowStatements(t projections.Tables, p Params) (list string, listArgs []any,
 	}
 	list, listArgs = q.listQuery(qn, ids)
 	counts, countsArgs = q.countsQuery(qn)
-	return list, listArgs, counts, countsArgs, nil
+	return list, listArgs, counts, countsArgs, qn.plannedPerCutoff(), nil
 }

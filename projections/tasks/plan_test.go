@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ import (
 
 // The overdue tasks now are read from an index of the open tasks by due date, in its order
 // (not past every task done or cancelled before them), and their counts per assignee from the
-// open tasks kept per due date (not task by task), on both databases.
+// open tasks kept per due date (not task by task), on both databases, each planned as the
+// question is.
 func TestOverduePlan(t *testing.T) {
 	var b strings.Builder
 	for i := range 60 {
@@ -28,12 +30,16 @@ func TestOverduePlan(t *testing.T) {
 		p := tasks.Projection()
 		set := projections.TablesFor(p, "")
 		projectiontest.MustApply(t, db, p, set, events)
-		list, listArgs, counts, countsArgs, err := tasks.NowStatements(set,
+		list, listArgs, counts, countsArgs, perCutoff, err := tasks.NowStatements(set,
 			tasks.Params{AsOf: time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC), Status: tasks.StatusOverdue, Limit: 50})
 		if err != nil {
 			t.Fatal(err)
 		}
-		plan := projectiontest.QueryPlan(t, db, list, listArgs...)
+		setting := ""
+		if perCutoff {
+			setting = db.Dialect.Features().CustomPlans
+		}
+		plan := projectiontest.QueryPlanWith(t, db, setting, list, listArgs...)
 		if index := set.Name("states") + "_open_by_due"; !strings.Contains(plan, index) {
 			t.Errorf("the overdue tasks are not read from %s:\n%s", index, plan)
 		}
@@ -47,4 +53,45 @@ func TestOverduePlan(t *testing.T) {
 			t.Errorf("the overdue counts are not read from the open tasks per due date:\n%s", plan)
 		}
 	})
+}
+
+// Each statement of a question is prepared once on a connection and run again with the plan
+// made for any arguments, but the overdue list, planned per cutoff.
+func TestPreparedOncePlannedOnce(t *testing.T) {
+	var b strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&b, `2024-01-01T09:00:00Z contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":"2024-01-%02d"}`+"\n",
+			i, i, i, i%3, 1+i%28)
+	}
+	const asked = 4
+	overdue := tasks.Params{AsOf: time.Date(2024, 1, 15, 0, 0, 0, 0, time.UTC), Status: tasks.StatusOverdue}
+	var list string
+	prepared := projectiontest.AskedOnOneConnection(t, tasks.Projection(), projectiontest.MustParseHistory(t, b.String()),
+		func(db *projections.DB, set projections.Tables) {
+			for i := range asked {
+				for _, p := range []tasks.Params{overdue, {AsOf: overdue.AsOf, Status: tasks.StatusOpen, Assignee: fmt.Sprintf("rep-%d", i%3)}} {
+					if _, err := tasks.Query(context.Background(), db, set, p); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			stmt, _, _, _, _, err := tasks.NowStatements(set, overdue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list = db.Dialect.Rebind(stmt)
+		})
+	seen := false
+	for stmt, got := range prepared {
+		want := projectiontest.Prepared{Generic: got.Generic + got.Custom}
+		if stmt == list {
+			seen, want = true, projectiontest.Prepared{Custom: asked}
+		}
+		if got != want || got.Generic+got.Custom < asked {
+			t.Errorf("planned %+v, want %+v of %d runs: %s", got, want, asked, stmt)
+		}
+	}
+	if !seen {
+		t.Errorf("the overdue list was not prepared: %s", list)
+	}
 }

@@ -144,10 +144,11 @@ func Query(ctx context.Context, db *projections.DB, t projections.Tables, params
 		if err := q.judge(ctx); err != nil {
 			return err
 		}
-		if answer.Tasks, err = q.list(ctx, qn); err != nil {
+		// The counts first: a list planned per cutoff leaves the rest of the transaction so.
+		if answer.Counts, err = q.counts(ctx, qn); err != nil {
 			return err
 		}
-		answer.Counts, err = q.counts(ctx, qn)
+		answer.Tasks, err = q.list(ctx, qn)
 		return err
 	})
 	if err != nil {
@@ -203,6 +204,11 @@ func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
 			return nil, err
 		}
 	}
+	if custom := q.db.Dialect.Features().CustomPlans; custom != "" && qn.plannedPerCutoff() {
+		if _, err := q.tx.ExecContext(ctx, custom); err != nil {
+			return nil, fmt.Errorf("tasks: plan per cutoff: %w", err)
+		}
+	}
 	stmt, args := q.listQuery(qn, ids)
 	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
@@ -227,6 +233,12 @@ func (q *query) list(ctx context.Context, qn question) ([]Task, error) {
 	}
 	return list, nil
 }
+
+// plannedPerCutoff tells that the list is planned for its business date each time it is
+// asked: the overdue tasks, which a plan for any cutoff on PostgreSQL reads from the index of
+// every current task by due date, past each task done or cancelled, instead of the index of
+// the open ones.
+func (qn question) plannedPerCutoff() bool { return qn.Status == StatusOverdue }
 
 // listQuery is the question of a page: ids are the contacts of a contact_id filter.
 func (q *query) listQuery(qn question, ids []any) (string, []any) {

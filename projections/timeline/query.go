@@ -193,6 +193,31 @@ func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, 
 // whose statements cost no round trip, they are read first, and the page is one range of the
 // index for a contact that absorbed none.
 func (q *query) page(ctx context.Context, contactID string, qn question, overdueBefore domain.Date) ([]Entry, error) {
+	stmt, args, err := q.pageQuery(ctx, contactID, qn)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.rows(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("timeline: %w", err)
+	}
+	entries := []Entry{}
+	for rows.Next() {
+		e, err := scanEntry(rows, overdueBefore)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("timeline: %w", err)
+		}
+		entries = append(entries, e)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("timeline: %w", err)
+	}
+	return entries, nil
+}
+
+// pageQuery is the statement of a page (see page), with its arguments.
+func (q *query) pageQuery(ctx context.Context, contactID string, qn question) (string, []any, error) {
 	var (
 		cond string
 		args []any
@@ -215,7 +240,7 @@ func (q *query) page(ctx context.Context, contactID string, qn question, overdue
 	} else {
 		ids, err := members.Of(ctx, q.tx, q.db.Dialect, q.t, contactID)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		from = q.t.Name(tableEntries) + ` e`
 		cond = ` AND e.contact_id` + in(len(ids)) + cond
@@ -225,23 +250,7 @@ func (q *query) page(ctx context.Context, contactID string, qn question, overdue
 		t.status, t.due
 		FROM ` + from + ` LEFT JOIN ` + q.t.Name(tableTasks) + ` t
 		ON t.task_id = CASE WHEN e.kind = '` + KindTask + `' THEN e.subject END WHERE TRUE` + cond + newest
-	rows, err := q.rows(ctx, stmt, append(args, qn.limit+1)...)
-	if err != nil {
-		return nil, fmt.Errorf("timeline: %w", err)
-	}
-	entries := []Entry{}
-	for rows.Next() {
-		e, err := scanEntry(rows, overdueBefore)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("timeline: %w", err)
-		}
-		entries = append(entries, e)
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("timeline: %w", err)
-	}
-	return entries, nil
+	return stmt, append(args, qn.limit+1), nil
 }
 
 func scanEntry(rows *sql.Rows, overdueBefore domain.Date) (Entry, error) {
