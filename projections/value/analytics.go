@@ -52,6 +52,40 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 	if err := asOfRequired(asOf); err != nil {
 		return RFMAnswer{}, err
 	}
+	answer, _, err := rfmAt(ctx, db, t, zone, asOf)
+	return answer, err
+}
+
+// RFMNow is the RFM answer about now and the horizon it holds from.
+type RFMNow struct {
+	answer RFMAnswer
+	// horizon is the latest business time in the tables (zero when they hold none).
+	horizon time.Time
+}
+
+// QueryRFMNow answers the RFM segments and grid about now, as QueryRFM does for an as_of at
+// or after the horizon: that answer depends on the tables alone, not on the as_of (the
+// scores rank the customers' last purchases among themselves, not their age), so it can be
+// kept while the tables do not change and given for any such as_of (RFMNow.At).
+func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (RFMNow, error) {
+	answer, horizon, err := rfmAt(ctx, db, t, zone, endOfTime)
+	return RFMNow{answer: answer, horizon: horizonTime(horizon)}, err
+}
+
+// At is the answer as of asOf, when asOf is at or after the horizon (ok); when it is before,
+// the answer must be read with QueryRFM.
+func (n RFMNow) At(asOf time.Time) (answer RFMAnswer, ok bool) {
+	if asOf.Before(n.horizon) {
+		return RFMAnswer{}, false
+	}
+	answer = n.answer
+	answer.AsOf = asOf.UTC()
+	return answer, true
+}
+
+// rfmAt answers RFM as of asOf, and the horizon of the tables read.
+func rfmAt(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time) (RFMAnswer, sql.NullInt64, error) {
+	var horizon sql.NullInt64
 	answer := RFMAnswer{AsOf: asOf.UTC()}
 	for _, s := range Segments() {
 		answer.Segments = append(answer.Segments, SegmentFigures{Segment: s, Revenue: []Money{}})
@@ -66,6 +100,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 		}
 	}
 	err := askScoring(ctx, db, t, zone, asOf, func(q *query) error {
+		horizon = q.horizon
 		var (
 			all []customerFacts
 			ls  ladders
@@ -100,7 +135,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 			answer.Grid = append(answer.Grid, Cell{R: r + 1, F: f + 1, Customers: grid[r][f]})
 		}
 	}
-	return answer, err
+	return answer, horizon, err
 }
 
 // keptRF counts every customer about now in the database, by score: from the kept counts

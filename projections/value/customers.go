@@ -112,26 +112,68 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 	if err := asOfRequired(params.AsOf); err != nil {
 		return CustomersAnswer{}, err
 	}
+	answer, _, err := customersAt(ctx, db, t, zone, params)
+	return answer, err
+}
+
+// CustomersNow is a page of the customers about now and the horizon it holds from.
+type CustomersNow struct {
+	answer CustomersAnswer
+	// horizon is the latest business time in the tables (zero when they hold none).
+	horizon time.Time
+}
+
+// QueryCustomersNow answers a page of the customers about now (params.AsOf is not read), as
+// QueryCustomers does for an as_of at or after the horizon: that page depends on the tables
+// alone but for each customer's recency, the time from its last purchase to the as_of, so
+// it can be kept while the tables do not change and given for any such as_of
+// (CustomersNow.At).
+func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (CustomersNow, error) {
+	params.AsOf = endOfTime
+	answer, horizon, err := customersAt(ctx, db, t, zone, params)
+	return CustomersNow{answer: answer, horizon: horizonTime(horizon)}, err
+}
+
+// At is the page as of asOf, when asOf is at or after the horizon (ok); when it is before,
+// the page must be read with QueryCustomers.
+func (n CustomersNow) At(asOf time.Time) (answer CustomersAnswer, ok bool) {
+	if asOf.Before(n.horizon) {
+		return CustomersAnswer{}, false
+	}
+	answer = n.answer
+	answer.AsOf = asOf.UTC()
+	answer.List = slices.Clone(n.answer.List)
+	for i := range answer.List {
+		c := &answer.List[i]
+		c.RecencyDays = days(asOf.UnixMicro() - micros(c.LastPurchase))
+	}
+	return answer, true
+}
+
+// customersAt answers a page of the customers, and the horizon of the tables read.
+func customersAt(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (CustomersAnswer, sql.NullInt64, error) {
+	var horizon sql.NullInt64
 	if params.Sort == "" {
 		params.Sort = SortLastPurchase
 	}
 	spec, ok := sorts[params.Sort]
 	if !ok {
-		return CustomersAnswer{}, domain.Invalid("sort", "%q is not last_purchase, orders, first_purchase or customer", params.Sort)
+		return CustomersAnswer{}, horizon, domain.Invalid("sort", "%q is not last_purchase, orders, first_purchase or customer", params.Sort)
 	}
 	if params.Segment != "" && !slices.Contains(Segments(), params.Segment) {
-		return CustomersAnswer{}, domain.Invalid("segment", "%q is not one of %s", params.Segment, strings.Join(Segments(), ", "))
+		return CustomersAnswer{}, horizon, domain.Invalid("segment", "%q is not one of %s", params.Segment, strings.Join(Segments(), ", "))
 	}
 	limit, err := limitOf(params.Limit)
 	if err != nil {
-		return CustomersAnswer{}, err
+		return CustomersAnswer{}, horizon, err
 	}
 	after, err := decodeCursor(params.Cursor)
 	if err != nil {
-		return CustomersAnswer{}, err
+		return CustomersAnswer{}, horizon, err
 	}
 	answer := CustomersAnswer{AsOf: params.AsOf.UTC(), List: []Customer{}}
 	err = askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
+		horizon = q.horizon
 		var (
 			ls   ladders
 			scan func(after *cursor) ([]customerFacts, error)
@@ -206,7 +248,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 		}
 		return nil
 	})
-	return answer, err
+	return answer, horizon, err
 }
 
 // chunkSize is how many customers a list reads at a time.

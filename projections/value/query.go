@@ -34,6 +34,8 @@ type query struct {
 	// candidates is the kept count of upsell candidates, when read with the horizon
 	// (askCandidates).
 	candidates int64
+	// horizon is the latest business time of an event folded (not valid: none).
+	horizon sql.NullInt64
 }
 
 // detailOnly, as a context key, makes a question read the detail tables even about now: what
@@ -90,6 +92,7 @@ func askWith(ctx context.Context, db *projections.DB, t projections.Tables, zone
 		if err != nil {
 			return fmt.Errorf("customer value horizon: %w", err)
 		}
+		q.horizon = horizon
 		q.now = (!horizon.Valid || q.asOf >= horizon.Int64) && ctx.Value(detailOnly{}) == nil
 		return answer(q)
 	})
@@ -406,6 +409,18 @@ func rate(part, whole int64) *float64 {
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// endOfTime is an as_of after every business time: the question about now.
+var endOfTime = time.UnixMicro(1<<63 - 1)
+
+// horizonTime is the horizon as a time, zero when the tables hold no business time (every
+// as_of is then about now).
+func horizonTime(horizon sql.NullInt64) time.Time {
+	if !horizon.Valid {
+		return time.Time{}
+	}
+	return timeOf(horizon.Int64)
+}
 
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
 
