@@ -56,31 +56,16 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 	return answer, err
 }
 
-// RFMNow is the RFM answer about now and the horizon it holds from.
-type RFMNow struct {
-	answer RFMAnswer
-	// horizon is the latest business time in the tables (zero when they hold none).
-	horizon time.Time
-}
-
 // QueryRFMNow answers the RFM segments and grid about now, as QueryRFM does for an as_of at
 // or after the horizon: that answer depends on the tables alone, not on the as_of (the
 // scores rank the customers' last purchases among themselves, not their age), so it can be
-// kept while the tables do not change and given for any such as_of (RFMNow.At).
-func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (RFMNow, error) {
+// kept while the tables do not change and given for any such as_of (Present.At).
+func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (Present[RFMAnswer], error) {
 	answer, horizon, err := rfmAt(ctx, db, t, zone, endOfTime)
-	return RFMNow{answer: answer, horizon: horizonTime(horizon)}, err
-}
-
-// At is the answer as of asOf, when asOf is at or after the horizon (ok); when it is before,
-// the answer must be read with QueryRFM.
-func (n RFMNow) At(asOf time.Time) (answer RFMAnswer, ok bool) {
-	if asOf.Before(n.horizon) {
-		return RFMAnswer{}, false
-	}
-	answer = n.answer
-	answer.AsOf = asOf.UTC()
-	return answer, true
+	return presentOf(answer, horizon, func(a RFMAnswer, asOf time.Time) RFMAnswer {
+		a.AsOf = asOf
+		return a
+	}), err
 }
 
 // rfmAt answers RFM as of asOf, and the horizon of the tables read.

@@ -116,38 +116,23 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 	return answer, err
 }
 
-// CustomersNow is a page of the customers about now and the horizon it holds from.
-type CustomersNow struct {
-	answer CustomersAnswer
-	// horizon is the latest business time in the tables (zero when they hold none).
-	horizon time.Time
-}
-
 // QueryCustomersNow answers a page of the customers about now (params.AsOf is not read), as
 // QueryCustomers does for an as_of at or after the horizon: that page depends on the tables
 // alone but for each customer's recency, the time from its last purchase to the as_of, so
-// it can be kept while the tables do not change and given for any such as_of
-// (CustomersNow.At).
-func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (CustomersNow, error) {
+// it can be kept while the tables do not change and given for any such as_of (Present.At,
+// which counts the recency).
+func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (Present[CustomersAnswer], error) {
 	params.AsOf = endOfTime
 	answer, horizon, err := customersAt(ctx, db, t, zone, params)
-	return CustomersNow{answer: answer, horizon: horizonTime(horizon)}, err
-}
-
-// At is the page as of asOf, when asOf is at or after the horizon (ok); when it is before,
-// the page must be read with QueryCustomers.
-func (n CustomersNow) At(asOf time.Time) (answer CustomersAnswer, ok bool) {
-	if asOf.Before(n.horizon) {
-		return CustomersAnswer{}, false
-	}
-	answer = n.answer
-	answer.AsOf = asOf.UTC()
-	answer.List = slices.Clone(n.answer.List)
-	for i := range answer.List {
-		c := &answer.List[i]
-		c.RecencyDays = days(asOf.UnixMicro() - micros(c.LastPurchase))
-	}
-	return answer, true
+	return presentOf(answer, horizon, func(a CustomersAnswer, asOf time.Time) CustomersAnswer {
+		a.AsOf = asOf
+		a.List = slices.Clone(a.List)
+		for i := range a.List {
+			c := &a.List[i]
+			c.RecencyDays = days(micros(asOf) - micros(c.LastPurchase))
+		}
+		return a
+	}), err
 }
 
 // customersAt answers a page of the customers, and the horizon of the tables read.

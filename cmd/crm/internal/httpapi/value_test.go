@@ -26,14 +26,7 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		}
 		position = int64(r.json(t)["position"].(float64))
 	}
-	create := func(name string) string {
-		t.Helper()
-		r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
-		if r.status != http.StatusCreated {
-			t.Fatalf("create contact: %d %s", r.status, r.body)
-		}
-		return r.json(t)["id"].(string)
-	}
+	create := func(name string) string { return createValueContact(t, a, name) }
 	buyer, quiet := create("Aiko Sato"), create("Ren Ito")
 	post("/v1/contacts/"+buyer+"/purchases", `{"amount":1000,"currency":"JPY","product":"CRM Basic","occurred_at":"2024-01-10T09:00:00Z"}`)
 	post("/v1/contacts/"+buyer+"/purchases", `{"amount":3000,"currency":"JPY","product":"CRM Pro","occurred_at":"2024-02-10T09:00:00Z"}`)
@@ -162,6 +155,16 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 	}
 }
 
+// createValueContact creates a contact of rep-a on 2024-01-05 and returns its id.
+func createValueContact(t *testing.T, a *readAPI, name string) string {
+	t.Helper()
+	r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create contact: %d %s", r.status, r.body)
+	}
+	return r.json(t)["id"].(string)
+}
+
 // TestValueAnswersAboutNowFollowTheTables: the RFM answer and the customer pages about now,
 // kept while the tables do not change, count recency to each request's as_of, are kept per
 // question (sort, page), give way to the past before the latest event, and to the tables'
@@ -169,14 +172,7 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 func TestValueAnswersAboutNowFollowTheTables(t *testing.T) {
 	t.Parallel()
 	a := newReadAPI(t, 5*time.Second)
-	create := func(name string) string {
-		t.Helper()
-		r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
-		if r.status != http.StatusCreated {
-			t.Fatalf("create contact: %d %s", r.status, r.body)
-		}
-		return r.json(t)["id"].(string)
-	}
+	create := func(name string) string { return createValueContact(t, a, name) }
 	buy := func(id, at string) string {
 		t.Helper()
 		r := a.do("POST", "/v1/contacts/"+id+"/purchases", appToken, `{"amount":1000,"currency":"JPY","product":"CRM Basic","occurred_at":"`+at+`"}`)

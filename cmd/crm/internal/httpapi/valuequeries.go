@@ -71,7 +71,7 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.CustomersNow).At(asOf); ok {
+	if answer, ok := kept.(value.Present[value.CustomersAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	params.AsOf = asOf
@@ -115,7 +115,7 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.RFMNow).At(asOf); ok {
+	if answer, ok := kept.(value.Present[value.RFMAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
