@@ -52,6 +52,25 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 	if err := asOfRequired(asOf); err != nil {
 		return RFMAnswer{}, err
 	}
+	answer, _, err := rfmAt(ctx, db, t, zone, asOf)
+	return answer, err
+}
+
+// QueryRFMNow answers the RFM segments and grid about now, as QueryRFM does for an as_of at
+// or after the horizon: that answer depends on the tables alone, not on the as_of (the
+// scores rank the customers' last purchases among themselves, not their age), so it can be
+// kept while the tables do not change and given for any such as_of (Present.At).
+func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (Present[RFMAnswer], error) {
+	answer, horizon, err := rfmAt(ctx, db, t, zone, endOfTime)
+	return presentOf(answer, horizon, func(a RFMAnswer, asOf time.Time) RFMAnswer {
+		a.AsOf = asOf
+		return a
+	}), err
+}
+
+// rfmAt answers RFM as of asOf, and the horizon of the tables read.
+func rfmAt(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, asOf time.Time) (RFMAnswer, sql.NullInt64, error) {
+	var horizon sql.NullInt64
 	answer := RFMAnswer{AsOf: asOf.UTC()}
 	for _, s := range Segments() {
 		answer.Segments = append(answer.Segments, SegmentFigures{Segment: s, Revenue: []Money{}})
@@ -66,6 +85,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 		}
 	}
 	err := askScoring(ctx, db, t, zone, asOf, func(q *query) error {
+		horizon = q.horizon
 		var (
 			all []customerFacts
 			ls  ladders
@@ -100,7 +120,7 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 			answer.Grid = append(answer.Grid, Cell{R: r + 1, F: f + 1, Customers: grid[r][f]})
 		}
 	}
-	return answer, err
+	return answer, horizon, err
 }
 
 // keptRF counts every customer about now in the database, by score: from the kept counts

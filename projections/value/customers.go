@@ -112,26 +112,53 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 	if err := asOfRequired(params.AsOf); err != nil {
 		return CustomersAnswer{}, err
 	}
+	answer, _, err := customersAt(ctx, db, t, zone, params)
+	return answer, err
+}
+
+// QueryCustomersNow answers a page of the customers about now (params.AsOf is not read), as
+// QueryCustomers does for an as_of at or after the horizon: that page depends on the tables
+// alone but for each customer's recency, the time from its last purchase to the as_of, so
+// it can be kept while the tables do not change and given for any such as_of (Present.At,
+// which counts the recency).
+func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (Present[CustomersAnswer], error) {
+	params.AsOf = endOfTime
+	answer, horizon, err := customersAt(ctx, db, t, zone, params)
+	return presentOf(answer, horizon, func(a CustomersAnswer, asOf time.Time) CustomersAnswer {
+		a.AsOf = asOf
+		a.List = slices.Clone(a.List)
+		for i := range a.List {
+			c := &a.List[i]
+			c.RecencyDays = days(micros(asOf) - micros(c.LastPurchase))
+		}
+		return a
+	}), err
+}
+
+// customersAt answers a page of the customers, and the horizon of the tables read.
+func customersAt(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (CustomersAnswer, sql.NullInt64, error) {
+	var horizon sql.NullInt64
 	if params.Sort == "" {
 		params.Sort = SortLastPurchase
 	}
 	spec, ok := sorts[params.Sort]
 	if !ok {
-		return CustomersAnswer{}, domain.Invalid("sort", "%q is not last_purchase, orders, first_purchase or customer", params.Sort)
+		return CustomersAnswer{}, horizon, domain.Invalid("sort", "%q is not last_purchase, orders, first_purchase or customer", params.Sort)
 	}
 	if params.Segment != "" && !slices.Contains(Segments(), params.Segment) {
-		return CustomersAnswer{}, domain.Invalid("segment", "%q is not one of %s", params.Segment, strings.Join(Segments(), ", "))
+		return CustomersAnswer{}, horizon, domain.Invalid("segment", "%q is not one of %s", params.Segment, strings.Join(Segments(), ", "))
 	}
 	limit, err := limitOf(params.Limit)
 	if err != nil {
-		return CustomersAnswer{}, err
+		return CustomersAnswer{}, horizon, err
 	}
 	after, err := decodeCursor(params.Cursor)
 	if err != nil {
-		return CustomersAnswer{}, err
+		return CustomersAnswer{}, horizon, err
 	}
 	answer := CustomersAnswer{AsOf: params.AsOf.UTC(), List: []Customer{}}
 	err = askScoring(ctx, db, t, zone, params.AsOf, func(q *query) error {
+		horizon = q.horizon
 		var (
 			ls   ladders
 			scan func(after *cursor) ([]customerFacts, error)
@@ -206,7 +233,7 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 		}
 		return nil
 	})
-	return answer, err
+	return answer, horizon, err
 }
 
 // chunkSize is how many customers a list reads at a time.

@@ -34,6 +34,8 @@ type query struct {
 	// candidates is the kept count of upsell candidates, when read with the horizon
 	// (askCandidates).
 	candidates int64
+	// horizon is the latest business time of an event folded (not valid: none).
+	horizon sql.NullInt64
 }
 
 // detailOnly, as a context key, makes a question read the detail tables even about now: what
@@ -90,6 +92,7 @@ func askWith(ctx context.Context, db *projections.DB, t projections.Tables, zone
 		if err != nil {
 			return fmt.Errorf("customer value horizon: %w", err)
 		}
+		q.horizon = horizon
 		q.now = (!horizon.Valid || q.asOf >= horizon.Int64) && ctx.Value(detailOnly{}) == nil
 		return answer(q)
 	})
@@ -406,6 +409,37 @@ func rate(part, whole int64) *float64 {
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// endOfTime is an as_of after every business time: the question about now.
+var endOfTime = time.UnixMicro(1<<63 - 1)
+
+// Present is an answer about now: what the question answers for every as_of at or after the
+// horizon, the latest business time in the tables when it was read.
+type Present[A any] struct {
+	answer  A
+	horizon time.Time // zero when the tables held no business time
+	// at is the answer as of a time at or after the horizon.
+	at func(answer A, asOf time.Time) A
+}
+
+// presentOf is the answer read about now from tables of the horizon, given as of a time by
+// at.
+func presentOf[A any](answer A, horizon sql.NullInt64, at func(A, time.Time) A) Present[A] {
+	p := Present[A]{answer: answer, at: at}
+	if horizon.Valid {
+		p.horizon = timeOf(horizon.Int64)
+	}
+	return p
+}
+
+// At is the answer as of asOf when asOf is at or after the horizon (ok); before it, the
+// question must be read as of asOf.
+func (p Present[A]) At(asOf time.Time) (answer A, ok bool) {
+	if asOf.Before(p.horizon) {
+		return answer, false
+	}
+	return p.at(p.answer, asOf.UTC()), true
+}
 
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
 

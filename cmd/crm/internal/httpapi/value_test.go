@@ -26,14 +26,7 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 		}
 		position = int64(r.json(t)["position"].(float64))
 	}
-	create := func(name string) string {
-		t.Helper()
-		r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
-		if r.status != http.StatusCreated {
-			t.Fatalf("create contact: %d %s", r.status, r.body)
-		}
-		return r.json(t)["id"].(string)
-	}
+	create := func(name string) string { return createValueContact(t, a, name) }
 	buyer, quiet := create("Aiko Sato"), create("Ren Ito")
 	post("/v1/contacts/"+buyer+"/purchases", `{"amount":1000,"currency":"JPY","product":"CRM Basic","occurred_at":"2024-01-10T09:00:00Z"}`)
 	post("/v1/contacts/"+buyer+"/purchases", `{"amount":3000,"currency":"JPY","product":"CRM Pro","occurred_at":"2024-02-10T09:00:00Z"}`)
@@ -159,5 +152,80 @@ func TestCustomerValueOverHTTP(t *testing.T) {
 				t.Fatalf("%d %s, want %d %s naming %s", r.status, r.body, tt.status, tt.problem, tt.field)
 			}
 		})
+	}
+}
+
+// createValueContact creates a contact of rep-a on 2024-01-05 and returns its id.
+func createValueContact(t *testing.T, a *readAPI, name string) string {
+	t.Helper()
+	r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create contact: %d %s", r.status, r.body)
+	}
+	return r.json(t)["id"].(string)
+}
+
+// TestValueAnswersAboutNowFollowTheTables: the RFM answer and the customer pages about now,
+// kept while the tables do not change, count recency to each request's as_of, are kept per
+// question (sort, page), give way to the past before the latest event, and to the tables'
+// new state after a write.
+func TestValueAnswersAboutNowFollowTheTables(t *testing.T) {
+	t.Parallel()
+	a := newReadAPI(t, 5*time.Second)
+	create := func(name string) string { return createValueContact(t, a, name) }
+	buy := func(id, at string) string {
+		t.Helper()
+		r := a.do("POST", "/v1/contacts/"+id+"/purchases", appToken, `{"amount":1000,"currency":"JPY","product":"CRM Basic","occurred_at":"`+at+`"}`)
+		if r.status/100 != 2 {
+			t.Fatalf("purchase: %d %s", r.status, r.body)
+		}
+		return "&min_position=" + strconv.FormatInt(int64(r.json(t)["position"].(float64)), 10)
+	}
+	first, second := create("Aiko Sato"), create("Ren Ito")
+	buy(first, "2024-01-10T09:00:00Z")
+	buy(second, "2024-01-08T09:00:00Z")
+	wait := buy(first, "2024-02-10T09:00:00Z")
+	customers := func(query string) value.CustomersAnswer {
+		t.Helper()
+		return readData[value.CustomersAnswer](a, "/v1/analytics/customers?"+query+wait)
+	}
+	rfm := func(query string) value.RFMAnswer {
+		t.Helper()
+		return readData[value.RFMAnswer](a, "/v1/analytics/rfm?"+query+wait)
+	}
+
+	for _, tt := range []struct {
+		asOf    string
+		recency float64
+	}{{"2024-03-01T09:00:00Z", 20}, {"2024-03-11T09:00:00Z", 30}, {"2024-03-01T09:00:00Z", 20}} {
+		c := customers("limit=1&as_of=" + tt.asOf)
+		if len(c.List) != 1 || c.List[0].ContactID != first || c.List[0].RecencyDays != tt.recency || c.AsOf.Format(time.RFC3339) != tt.asOf {
+			t.Fatalf("customers as of %s: %+v", tt.asOf, c)
+		}
+		if r := rfm("as_of=" + tt.asOf); r.Customers != 2 || r.AsOf.Format(time.RFC3339) != tt.asOf {
+			t.Fatalf("rfm as of %s: %+v", tt.asOf, r)
+		}
+	}
+	if c := customers("limit=1&sort=first_purchase&as_of=2024-03-01T09:00:00Z"); len(c.List) != 1 || c.List[0].ContactID != second {
+		t.Fatalf("customers by first purchase: %+v", c)
+	}
+	if c := customers("limit=2&as_of=2024-03-01T09:00:00Z"); len(c.List) != 2 || c.List[1].ContactID != second {
+		t.Fatalf("customers, a page of 2: %+v", c)
+	}
+	// Before the latest purchase: the past, read.
+	if c := customers("as_of=2024-01-09T09:00:00Z"); len(c.List) != 1 || c.List[0].ContactID != second || c.Customers != 1 {
+		t.Fatalf("customers on Jan 9: %+v", c)
+	}
+	if r := rfm("as_of=2024-01-09T09:00:00Z"); r.Customers != 1 {
+		t.Fatalf("rfm on Jan 9: %+v", r)
+	}
+
+	third := create("Mei Kato")
+	wait = buy(third, "2024-02-20T09:00:00Z")
+	if c := customers("limit=1&as_of=2024-03-01T09:00:00Z"); c.Customers != 3 || c.List[0].ContactID != third || c.List[0].RecencyDays != 10 {
+		t.Fatalf("customers after a third buyer: %+v", c)
+	}
+	if r := rfm("as_of=2024-03-01T09:00:00Z"); r.Customers != 3 {
+		t.Fatalf("rfm after a third buyer: %+v", r)
 	}
 }

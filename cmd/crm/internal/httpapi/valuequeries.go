@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -55,8 +58,24 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 	if path := q.Get("explain"); path != "" {
 		return value.ExplainCustomers(r.Context(), rd.db, rd.t, v.zone, asOf, path, limit, q.Get("cursor"))
 	}
-	return value.QueryCustomers(r.Context(), rd.db, rd.t, v.zone, value.CustomersParams{AsOf: asOf,
-		Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")})
+	params := value.CustomersParams{Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")}
+	question, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("customers question: %w", err)
+	}
+	// About now a page is the tables' alone but for each customer's recency, which At counts
+	// to the as_of: kept while the tables do not change. About a past time it is read.
+	kept, err := rd.memo(r.Context(), "customers now "+string(question), func(ctx context.Context) (any, error) {
+		return value.QueryCustomersNow(ctx, rd.db, rd.t, v.zone, params)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if answer, ok := kept.(value.Present[value.CustomersAnswer]).At(asOf); ok {
+		return answer, nil
+	}
+	params.AsOf = asOf
+	return value.QueryCustomers(r.Context(), rd.db, rd.t, v.zone, params)
 }
 
 // GET /v1/contacts/{contactId}/value?as_of=&explain=&limit=&cursor=
@@ -87,6 +106,17 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 			return nil, err
 		}
 		return value.ExplainRFM(r.Context(), rd.db, rd.t, asOf, path, limit, r.URL.Query().Get("cursor"))
+	}
+	// About now the answer is the tables' alone, whatever the as_of: kept while they do not
+	// change. About a past time it is read.
+	kept, err := rd.memo(r.Context(), "rfm now", func(ctx context.Context) (any, error) {
+		return value.QueryRFMNow(ctx, rd.db, rd.t, v.zone)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if answer, ok := kept.(value.Present[value.RFMAnswer]).At(asOf); ok {
+		return answer, nil
 	}
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
 }
