@@ -971,16 +971,38 @@ func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlo
 	if !b.Analyze {
 		return nil
 	}
-	// VACUUM as well: it marks the pages of the new tables all-visible (those no transaction
-	// still running elsewhere may miss), so that their first index-only scans need not read
-	// table pages, as they would until autovacuum came by. It cannot run in a transaction,
-	// so it is not bounded (a set to be served bounds no lock).
-	var stmts []string
-	for _, name := range SetTables(b.DB.Dialect, tg.Projection, tg.Tables) {
-		stmts = append(stmts, "VACUUM (ANALYZE) "+name)
+	return b.Statistics(ctx, tg, true)
+}
+
+// Statistics gathers the statistics of the tables of tg's set where the database keeps them
+// (PostgreSQL; SQLite plans without), so that its questions are planned for the rows it holds
+// rather than for the set as it was when last analysed, or blind: a set that grew from empty
+// without them (a build in place, with autovacuum off or not yet come by) had 13-second
+// searches that take 50 ms planned with them. With vacuum, the tables are vacuumed as well,
+// side by side: VACUUM marks the pages of the new tables all-visible (those no transaction
+// still running elsewhere may miss), so that their first index-only scans need not read table
+// pages. VACUUM cannot run in a transaction, so it is not bounded (a set to be served bounds
+// no lock). Without vacuum the tables are analysed one after another on one pooled
+// connection: a set being served keeps the rest of the pool for its questions.
+func (b *Builder) Statistics(ctx context.Context, tg *Target, vacuum bool) error {
+	if !b.DB.Dialect.Features().IndexesSideBySide {
+		return nil
 	}
-	if err := b.sideBySide(ctx, stmts, b.exec); err != nil {
-		return fmt.Errorf("statistics of %s: %w", tg.Tables.Prefix(), err)
+	tables := SetTables(b.DB.Dialect, tg.Projection, tg.Tables)
+	if vacuum {
+		stmts := make([]string, len(tables))
+		for i, name := range tables {
+			stmts[i] = "VACUUM (ANALYZE) " + name
+		}
+		if err := b.sideBySide(ctx, stmts, b.exec); err != nil {
+			return fmt.Errorf("statistics of %s: %w", tg.Tables.Prefix(), err)
+		}
+		return nil
+	}
+	for _, name := range tables {
+		if err := b.exec(ctx, "ANALYZE "+name); err != nil {
+			return fmt.Errorf("statistics of %s: ANALYZE %s: %w", tg.Tables.Prefix(), name, err)
+		}
 	}
 	return nil
 }

@@ -153,12 +153,19 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		}
 		return err
 	}
+	var commits int
 	b.Committed = func(targets []*projections.Target) {
 		for _, tg := range targets {
 			r.builtTo(of[tg], tg)
 			if r.faults.built != nil {
 				r.faults.built(tg.Checkpoint)
 			}
+		}
+		// The sets are served while they grow from empty: their statistics are gathered
+		// each time they have about doubled (after commits 1, 2, 4, 8, ...), so that their
+		// questions are not planned for the few rows they held when last analysed.
+		if commits++; commits&(commits-1) == 0 {
+			r.gatherStatistics(ctx, b, targets)
 		}
 	}
 	for len(b.Targets) > 0 {
@@ -187,6 +194,13 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		b.Targets = kept
 		clear(fenced)
 	}
+	var caughtUp []*projections.Target
+	for tg, pj := range of {
+		if g.members[pj] == nil {
+			caughtUp = append(caughtUp, tg)
+		}
+	}
+	r.gatherStatistics(ctx, b, caughtUp)
 	for tg, pj := range of {
 		if g.members[pj] != nil {
 			continue
@@ -243,4 +257,15 @@ func (r *Runner) builtTo(pj *projector, tg *projections.Target) {
 	pj.parkedTotal.Store(parked)
 	r.head.observe(tg.Checkpoint)
 	pj.advance(tg.Checkpoint)
+}
+
+// gatherStatistics has the database gather the statistics of the sets of targets (see
+// projections.Builder.Statistics). A failure is logged, not returned: the sets are right
+// without statistics, only planned worse until autovacuum comes by.
+func (r *Runner) gatherStatistics(ctx context.Context, b *projections.Builder, targets []*projections.Target) {
+	for _, tg := range targets {
+		if err := b.Statistics(ctx, tg, false); err != nil && ctx.Err() == nil {
+			r.log.Error("Statistics of a set built in place", err, watermill.LogFields{"projection": tg.Projection.Name()})
+		}
+	}
 }
