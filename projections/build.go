@@ -983,7 +983,9 @@ func (b *Builder) Finish(ctx context.Context, tg *Target, indexes []string, unlo
 // still running elsewhere may miss), so that their first index-only scans need not read table
 // pages. VACUUM cannot run in a transaction, so it is not bounded (a set to be served bounds
 // no lock). Without vacuum the tables are analysed one after another on one pooled
-// connection: a set being served keeps the rest of the pool for its questions.
+// connection (a set being served keeps the rest of the pool for its questions), each passed
+// over when another session holds a lock that would make it wait (another ANALYZE, a
+// VACUUM, a rebuild dropping a replaced set): a set being served must not wait on them.
 func (b *Builder) Statistics(ctx context.Context, tg *Target, vacuum bool) error {
 	if !b.DB.Dialect.Features().IndexesSideBySide {
 		return nil
@@ -1000,7 +1002,7 @@ func (b *Builder) Statistics(ctx context.Context, tg *Target, vacuum bool) error
 		return nil
 	}
 	for _, name := range tables {
-		if err := b.exec(ctx, "ANALYZE "+name); err != nil {
+		if err := b.exec(ctx, "ANALYZE (SKIP_LOCKED) "+name); err != nil {
 			return fmt.Errorf("statistics of %s: ANALYZE %s: %w", tg.Tables.Prefix(), name, err)
 		}
 	}

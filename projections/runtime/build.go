@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -153,7 +154,16 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		}
 		return err
 	}
-	var commits int
+	// The sets are served while they grow from empty: the statistics of each are gathered
+	// each time it has about doubled (after its commits 1, 2, 4, 8, ...), so that its
+	// questions are not planned for the few rows it held when last analysed. The groups of
+	// sets commit from goroutines of their own: each set counts its own commits, and one
+	// set is analysed at a time (one connection beside the build's).
+	commits := make(map[*projections.Target]*atomic.Int64, len(b.Targets))
+	for _, tg := range b.Targets {
+		commits[tg] = new(atomic.Int64)
+	}
+	stats := &statistics{r: r, b: b}
 	b.Committed = func(targets []*projections.Target) {
 		for _, tg := range targets {
 			r.builtTo(of[tg], tg)
@@ -161,13 +171,13 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 				r.faults.built(tg.Checkpoint)
 			}
 		}
-		// The sets are served while they grow from empty: their statistics are gathered
-		// each time they have about doubled (after commits 1, 2, 4, 8, ...), so that their
-		// questions are not planned for the few rows they held when last analysed.
-		if commits++; commits&(commits-1) == 0 {
-			r.gatherStatistics(ctx, b, targets)
+		for _, tg := range targets {
+			if n := commits[tg].Add(1); n&(n-1) == 0 {
+				stats.gather(ctx, tg)
+			}
 		}
 	}
+	left := map[*projections.Target]bool{} // fenced out: another set is served, or the lease is lost
 	for len(b.Targets) > 0 {
 		err := b.Run(ctx, 0)
 		if err == nil {
@@ -187,6 +197,7 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 				if !errors.Is(ferr, errSetSwitched) {
 					g.members[of[tg]] = ferr
 				}
+				left[tg] = true
 				continue
 			}
 			kept = append(kept, tg)
@@ -194,13 +205,11 @@ func (r *Runner) runGroup(ctx context.Context, g *groupBuild) error {
 		b.Targets = kept
 		clear(fenced)
 	}
-	var caughtUp []*projections.Target
 	for tg, pj := range of {
-		if g.members[pj] == nil {
-			caughtUp = append(caughtUp, tg)
+		if g.members[pj] == nil && !left[tg] {
+			stats.gather(ctx, tg)
 		}
 	}
-	r.gatherStatistics(ctx, b, caughtUp)
 	for tg, pj := range of {
 		if g.members[pj] != nil {
 			continue
@@ -259,13 +268,20 @@ func (r *Runner) builtTo(pj *projector, tg *projections.Target) {
 	pj.advance(tg.Checkpoint)
 }
 
-// gatherStatistics has the database gather the statistics of the sets of targets (see
-// projections.Builder.Statistics). A failure is logged, not returned: the sets are right
-// without statistics, only planned worse until autovacuum comes by.
-func (r *Runner) gatherStatistics(ctx context.Context, b *projections.Builder, targets []*projections.Target) {
-	for _, tg := range targets {
-		if err := b.Statistics(ctx, tg, false); err != nil && ctx.Err() == nil {
-			r.log.Error("Statistics of a set built in place", err, watermill.LogFields{"projection": tg.Projection.Name()})
-		}
+// statistics gathers the statistics of the sets of a build in place, one set at a time.
+type statistics struct {
+	r  *Runner
+	b  *projections.Builder
+	mu sync.Mutex
+}
+
+// gather has the database gather the statistics of tg's set (projections.Builder.Statistics).
+// A failure is logged, not returned: the set is right without statistics, only planned worse
+// until autovacuum comes by.
+func (s *statistics) gather(ctx context.Context, tg *projections.Target) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.b.Statistics(ctx, tg, false); err != nil && ctx.Err() == nil {
+		s.r.log.Error("Statistics of a set built in place", err, watermill.LogFields{"projection": tg.Projection.Name()})
 	}
 }

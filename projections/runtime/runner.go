@@ -1012,10 +1012,11 @@ func (pj *projector) advance(cp int64) {
 }
 
 // moveTo sets the checkpoint, also backwards (a set adopted at a lower position), and wakes
-// the waiters.
+// the waiters. The count of changes moves first: a question that has seen the new
+// checkpoint must not take an answer kept for the count before it.
 func (pj *projector) moveTo(cp int64) {
-	pj.checkpoint.Store(cp)
 	pj.changes.Add(1)
+	pj.checkpoint.Store(cp)
 	pj.wake()
 }
 

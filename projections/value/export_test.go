@@ -26,3 +26,6 @@ func CountingStatements(ctx context.Context) (context.Context, *int) {
 func UpsellPage(t projections.Tables, after string, limit int) (string, []any) {
 	return upsellPage(t, after, limit)
 }
+
+// Hundredths is a length in microseconds in days to 2 decimals half up, times 100.
+var Hundredths = hundredths

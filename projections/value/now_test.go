@@ -2,6 +2,7 @@ package value_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -69,4 +70,27 @@ func TestAnswersAboutNowHoldFromTheHorizon(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A length in days to 2 decimals, half up, on both sides of zero: the most negative length
+// (a recency counted at the end of time from a purchase before 1970 comes near it) answers
+// without recursing for ever.
+func TestHundredthsOfADay(t *testing.T) {
+	const day = int64(86_400_000_000)
+	for _, c := range []struct {
+		micros, want int64
+	}{
+		{0, 0},
+		{day, 100},
+		{day / 200, 1}, // half a hundredth, up
+		{day/200 - 1, 0},
+		{-day, -100},
+		{-day / 200, -1},
+		{-1, 0},
+	} {
+		if got := value.Hundredths(c.micros); got != c.want {
+			t.Errorf("Hundredths(%d) = %d, want %d", c.micros, got, c.want)
+		}
+	}
+	value.Hundredths(math.MinInt64) // must return
 }

@@ -373,7 +373,9 @@ func days(micros int64) float64 {
 // hundredths is micros in hundredths of a day, rounded half up (away from zero).
 func hundredths(micros int64) int64 {
 	if micros < 0 {
-		return -hundredths(-micros)
+		// uint64 of -micros: the magnitude of the most negative number too, whose negation
+		// is itself.
+		return -int64((uint64(-micros)*100 + uint64(microsPerDay)/2) / uint64(microsPerDay))
 	}
 	return (micros*100 + microsPerDay/2) / microsPerDay
 }
