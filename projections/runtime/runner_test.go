@@ -114,14 +114,15 @@ func TestRefusedEventIsParkedAndItsStreamWaitsBehindIt(t *testing.T) {
 			t.Errorf("s-b applied up to version %d, want 3", v)
 		}
 		// The status is the runner's own view, brought up to date just after the commit that
-		// WaitCheckpoint saw: wait until it has caught up too.
+		// WaitCheckpoint saw, and its state leaves catching_up just after the checkpoint
+		// reaches the head: wait until it has caught up too.
 		var st []runtime.Status
 		for i := 0; ; i++ {
 			var err error
 			if st, err = r.Status(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if st[0].Checkpoint == st[0].Head || i == 500 {
+			if st[0].Checkpoint == st[0].Head && st[0].State == runtime.StateRunning || i == 500 {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
