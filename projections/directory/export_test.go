@@ -26,6 +26,19 @@ func ContactSearchPage(ctx context.Context, db *projections.DB, t projections.Ta
 	if err != nil {
 		return "", nil, false, err
 	}
+	return searchPage(ctx, db, l)
+}
+
+// DealSearchPage is ContactSearchPage of a deals question.
+func DealSearchPage(ctx context.Context, db *projections.DB, t projections.Tables, p DealParams) (page string, args []any, walk bool, err error) {
+	l, err := p.list(db.Dialect, t)
+	if err != nil {
+		return "", nil, false, err
+	}
+	return searchPage(ctx, db, l)
+}
+
+func searchPage(ctx context.Context, db *projections.DB, l *list) (page string, args []any, walk bool, err error) {
 	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
 		pl, err := l.postings.plan(ctx, tx, db.Dialect, l)
 		if err != nil {

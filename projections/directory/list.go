@@ -176,9 +176,6 @@ type plan struct {
 	// walk tells that the page is read from the postings in their order (the page's sort is
 	// theirs): as many postings as the page shows, each joined to its row.
 	walk bool
-	// both tells that a walk reads the postings of both pairs of a text of three
-	// characters, in step (h: the other pair's), and looks up only the rows that hold both.
-	both bool
 	// page and total (for a filter with more than the search) are the conditions, with
 	// their arguments.
 	page, total         string
@@ -235,10 +232,12 @@ func (p *postings) plan(ctx context.Context, tx *sql.Tx, d projections.Dialect, 
 				// before their row is looked up (a family name's rows are next to each other
 				// in the order, so that the rarer pair alone can be thousands of look-ups
 				// for a page).
-				pl.both = true
-				pl.page = "h.gram = ? AND h." + p.sortColumn + " = g." + p.sortColumn + " AND h." + id + " = g." + id +
-					" AND " + pl.page
-				pl.pageArgs = append([]any{other}, pl.pageArgs...)
+				// The other pair is probed per posting (a subquery, which neither database
+				// turns into a join): written as a join, a plan made for any text hashes
+				// the postings of both pairs and sorts every match before the first row.
+				pl.page += " AND (SELECT 1 FROM " + p.table + " h WHERE h.gram = ? AND h." + p.sortColumn + " = g." + p.sortColumn +
+					" AND h." + id + " = g." + id + ") = 1"
+				pl.pageArgs = append(pl.pageArgs, other)
 			}
 			return pl, nil
 		}
@@ -356,9 +355,6 @@ func (l *list) pageQuery(pl *plan) (string, []any) {
 		f.add(pl.page, pl.pageArgs...)
 		if pl.walk {
 			from, alias = l.postings.table+" g CROSS JOIN "+l.from, "g"
-			if pl.both {
-				from = l.postings.table + " g CROSS JOIN " + l.postings.table + " h CROSS JOIN " + l.from
-			}
 		}
 	}
 	if l.after != nil {
