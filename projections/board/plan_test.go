@@ -11,10 +11,11 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-// A page of a stage's cards on the board now, of everyone and of one owner, over thousands
-// of deals with their statistics, planned once for any arguments as it runs: it reads the
-// index of the open intervals of the stage (of the owner's) in the cards' order, and each
-// card's deal and contact by key; nothing is sorted or hashed.
+// A page of a stage's cards on the board now and as of an earlier time, of everyone and of
+// one owner, over thousands of deals with their statistics, planned once for any arguments as
+// it runs: it reads the index of the stage's intervals (open ones now; the owner's of one
+// owner) in the cards' order, and each card's deal and contact by key; nothing is sorted or
+// hashed.
 func TestStagePagePlan(t *testing.T) {
 	g := projectiontest.NewGenerated(3)
 	start := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
@@ -40,16 +41,22 @@ func TestStagePagePlan(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		set := projections.TablesFor(p, "")
 		projectiontest.MustBuild(t, db, p, set, g.Events)
-		for owner, index := range map[string]string{"": "intervals_open", "rep-3": "intervals_owner_open"} {
-			stmt, args := board.CardsPage(set, owner, "proposal", true, g.Latest)
+		for _, q := range []struct {
+			owner string
+			now   bool
+			index string
+		}{
+			{"", true, "intervals_open"}, {"rep-3", true, "intervals_owner_open"},
+			{"", false, "intervals_stage"}, {"rep-3", false, "intervals_owner_stage"},
+		} {
+			stmt, args := board.CardsPage(set, q.owner, "proposal", q.now, g.Latest.Add(-500*time.Hour))
 			plan := projectiontest.QueryPlanAsRun(t, db, stmt, args...)
-			index = set.Name(index)
-			if !strings.Contains(plan, index+" ") {
-				t.Errorf("owner %q: the page does not read %s:\n%s", owner, index, plan)
+			if index := set.Name(q.index); !strings.Contains(plan, index+" ") {
+				t.Errorf("%+v: the page does not read %s:\n%s", q, index, plan)
 			}
 			for _, bad := range []string{"Sort", "TEMP B-TREE", "Hash", "Seq Scan", "SCAN "} {
 				if strings.Contains(plan, bad) {
-					t.Errorf("owner %q: the page reads more than its cards (%s):\n%s", owner, bad, plan)
+					t.Errorf("%+v: the page reads more than its cards (%s):\n%s", q, bad, plan)
 				}
 			}
 		}
