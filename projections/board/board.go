@@ -66,8 +66,9 @@ const Name = "pipeline_board"
 func Projection() *readmodel.Model {
 	m := newModel()
 	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: 7,
+		Name: Name,
+		// 8: the intervals of one owner indexed by stage and entry.
+		Version: 8,
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.intervals, m.totals, m.stayBins, m.stays, m.horizon.Table(),
 			m.probabilities.Table(), m.parts},
 		Fold: m.fold,
@@ -144,6 +145,9 @@ func newModel() *model {
 		readmodel.Text("event_id", func(r *i) *string { return &r.eventID })).
 		WithIndexes(
 			readmodel.Index{Name: "stage", Columns: "stage, entered_at, deal_id"},
+			// The same of one owner, the board of an owner as of an earlier time: not the
+			// stage's intervals of every owner.
+			readmodel.Index{Name: "owner_stage", Columns: "owner, stage, entered_at, deal_id"},
 			// The board now (Present), of everyone and of one owner: the open intervals of a
 			// stage in card order; the closed ones by the time they were left, covering the
 			// velocity (and the horizon).

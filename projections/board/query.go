@@ -314,15 +314,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 		return Column{}, fmt.Errorf("totals of %s: %w", stage, err)
 	}
 
-	from, args := q.openIn(stage, true)
-	page := `SELECT i.deal_id, d.title, d.contact_id, COALESCE(c.name, ''), d.owner, i.amount, i.currency,
-		d.expected_close, i.entered_at, d.version` + from
-	if after != nil {
-		page += ` AND (i.entered_at > ? OR (i.entered_at = ? AND i.deal_id > ?))`
-		args = append(args, after.EnteredAt, after.EnteredAt, after.DealID)
-	}
-	page += ` ORDER BY i.entered_at, i.deal_id LIMIT ?`
-	args = append(args, limit+1)
+	page, args := q.cardsPage(stage, limit, after)
 	rows, err = q.rows(ctx, page, args...)
 	if err != nil {
 		return Column{}, fmt.Errorf("cards of %s: %w", stage, err)
@@ -353,6 +345,19 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 		col.NextCursor = paging.Encode(cursor{Stage: stage, EnteredAt: last.StageEnteredAt.UnixMicro(), DealID: last.DealID})
 	}
 	return col, nil
+}
+
+// cardsPage is the statement of a page of the cards of stage after the cursor after (nil for
+// the first page).
+func (q *query) cardsPage(stage deal.Stage, limit int, after *cursor) (string, []any) {
+	from, args := q.openIn(stage, true)
+	page := `SELECT i.deal_id, d.title, d.contact_id, COALESCE(c.name, ''), d.owner, i.amount, i.currency,
+		d.expected_close, i.entered_at, d.version` + from
+	if after != nil {
+		page += ` AND (i.entered_at > ? OR (i.entered_at = ? AND i.deal_id > ?))`
+		args = append(args, after.EnteredAt, after.EnteredAt, after.DealID)
+	}
+	return page + ` ORDER BY i.entered_at, i.deal_id LIMIT ?`, append(args, limit+1)
 }
 
 func (q *query) velocity(ctx context.Context, stage deal.Stage) (Velocity, error) {

@@ -132,6 +132,8 @@ type ChurnedCustomer struct {
 type filter struct {
 	where string
 	args  []any
+	// month tells that the filter keeps the contacts captured in one month.
+	month bool
 }
 
 // check validates the parameters other than as_of: the dormancy rule in days, and the cohort
@@ -150,6 +152,7 @@ func (params Params) check() (dormantDays int, cohort filter, err error) {
 		}
 		cohort.where += ` AND c.cohort = ?`
 		cohort.args = append(cohort.args, params.Cohort)
+		cohort.month = true
 	}
 	if params.Channel != "" {
 		if _, err := contact.ParseChannel("channel", params.Channel); err != nil {
@@ -603,25 +606,8 @@ func (params Params) page() (page, error) {
 // churns reads one page of the churns, found by the index of the visits that ended in a churn,
 // and the cursor of the next page.
 func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
-	where, args := q.contacts()
-	after := ""
-	if c := q.page.after; c != nil {
-		after = ` AND (v.left_at > ? OR (v.left_at = ? AND (v.contact_id > ? OR (v.contact_id = ? AND v.seq > ?))))`
-		args = append(args, c.LeftAt, c.LeftAt, c.ContactID, c.ContactID, c.Seq)
-	}
-	v, tp, s, k := q.t.Name(visits.Table), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
-	// next_phase is a literal: the partial index of churns is then usable.
-	rows, err := q.rows(ctx, `SELECT v.contact_id, v.seq, c.name, v.phase, v.left_at,
-		(SELECT MAX(w.entered_at) FROM `+v+` w WHERE w.contact_id = v.contact_id AND w.seq <= v.seq AND w.phase = ?),
-		(SELECT s.nps FROM `+s+` s WHERE s.contact_id = v.contact_id AND s.occurred_at <= v.left_at
-			ORDER BY s.occurred_at DESC, s.position DESC LIMIT 1),
-		(SELECT MAX(tp.occurred_at) FROM `+tp+` tp WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= v.left_at),
-		(SELECT COUNT(*) FROM `+k+` k WHERE k.contact_id = v.contact_id AND k.scheduled_at <= v.left_at
-			AND k.overdue_at <= v.left_at AND (k.completed_at IS NULL OR k.completed_at > v.left_at))
-		FROM `+v+` v JOIN `+q.t.Name(tableContacts)+` c ON c.contact_id = v.contact_id
-		WHERE v.next_phase = 'churned' AND v.left_at <= ? AND`+where+after+`
-		ORDER BY v.left_at, v.contact_id, v.seq LIMIT ?`,
-		append(append([]any{string(contact.Won), q.asOf}, args...), q.page.limit+1)...)
+	stmt, args := q.churnsPage()
+	rows, err := q.rows(ctx, stmt, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("churns: %w", err)
 	}
@@ -662,6 +648,46 @@ func (q *query) churns(ctx context.Context) ([]ChurnedCustomer, string, error) {
 		return nil, "", fmt.Errorf("churns: %w", err)
 	}
 	return result, next, nil
+}
+
+// churnsPage is the statement of a page of the churns.
+func (q *query) churnsPage() (string, []any) {
+	where, args := q.contacts()
+	after := ""
+	if c := q.page.after; c != nil {
+		after = ` AND (v.left_at > ? OR (v.left_at = ? AND (v.contact_id > ? OR (v.contact_id = ? AND v.seq > ?))))`
+		args = append(args, c.LeftAt, c.LeftAt, c.ContactID, c.ContactID, c.Seq)
+	}
+	v, tp, s, k := q.t.Name(visits.Table), q.t.Name(tableTouchpoints), q.t.Name(tableSurveys), q.t.Name(tableTasks)
+	// next_phase is a literal: the partial index of churns is then usable.
+	from := v + ` v JOIN ` + q.t.Name(tableContacts) + ` c ON c.contact_id = v.contact_id
+		WHERE v.next_phase = 'churned' AND v.left_at <= ? AND`
+	switch {
+	case !q.cohort.month:
+	case q.db.Dialect == projections.Postgres:
+		// The churns of the contacts of one month, read contact by contact and sorted: not
+		// every churn until the page is full (those of a month captured late come after
+		// most churns), nor every churn hashed with the month's contacts, which a plan made
+		// for any month does. The lateral subquery's ORDER BY keeps it from being joined as
+		// a table.
+		from = q.t.Name(tableContacts) + ` c CROSS JOIN LATERAL (SELECT v.contact_id, v.seq, v.phase, v.left_at FROM ` + v + ` v
+			WHERE v.contact_id = c.contact_id AND v.next_phase = 'churned' AND v.left_at <= ? ORDER BY v.seq) v
+		WHERE`
+	default:
+		// SQLite keeps the left table of a CROSS JOIN outside: the month's contacts first.
+		from = q.t.Name(tableContacts) + ` c CROSS JOIN ` + v + ` v
+		WHERE v.contact_id = c.contact_id AND v.next_phase = 'churned' AND v.left_at <= ? AND`
+	}
+	return `SELECT v.contact_id, v.seq, c.name, v.phase, v.left_at,
+		(SELECT MAX(w.entered_at) FROM ` + v + ` w WHERE w.contact_id = v.contact_id AND w.seq <= v.seq AND w.phase = ?),
+		(SELECT s.nps FROM ` + s + ` s WHERE s.contact_id = v.contact_id AND s.occurred_at <= v.left_at
+			ORDER BY s.occurred_at DESC, s.position DESC LIMIT 1),
+		(SELECT MAX(tp.occurred_at) FROM ` + tp + ` tp WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= v.left_at),
+		(SELECT COUNT(*) FROM ` + k + ` k WHERE k.contact_id = v.contact_id AND k.scheduled_at <= v.left_at
+			AND k.overdue_at <= v.left_at AND (k.completed_at IS NULL OR k.completed_at > v.left_at))
+		FROM ` + from + where + after + `
+		ORDER BY v.left_at, v.contact_id, v.seq LIMIT ?`,
+		append(append([]any{string(contact.Won), q.asOf}, args...), q.page.limit+1)
 }
 
 // since is the time of from and the days from it to the instant to, or nils when from is NULL.

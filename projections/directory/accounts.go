@@ -56,27 +56,11 @@ const accountColumns = `x.account_id, x.name, x.domain, x.industry, x.size, x.cr
 
 // QueryAccounts answers a page of the accounts list from the tables of set t.
 func QueryAccounts(ctx context.Context, db *projections.DB, t projections.Tables, p AccountParams) (Accounts, error) {
-	o, err := parseOrder(p.Sort, "name", accountSorts)
+	l, err := p.list(db.Dialect, t)
 	if err != nil {
 		return Accounts{}, err
 	}
-	l := &list{from: t.Name(tableAccounts) + " x", id: "account_id", cols: accountColumns, order: o}
-	if l.limit, err = limitOf(p.Limit); err != nil {
-		return Accounts{}, err
-	}
-	if l.after, err = decodeCursor(p.Cursor, o); err != nil {
-		return Accounts{}, err
-	}
-	// A search of one or two characters reads the postings, their number the total; a
-	// longer one the trigram index; no search the number of accounts the fold keeps.
-	l.filter.longSearch(db.Dialect, t.Name(tableAccounts), p.Q)
-	l.postings = shortPostings(t, tableAccounts, tableAccountGrams, tableAccountCounts, "sort_name", p.Q)
-	switch {
-	case l.postings != nil:
-		l.searchAlone = true
-	case Normalize(p.Q) == "":
-		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(matches), 0) FROM " + t.Name(tableAccountCounts) + " WHERE gram = ''"}
-	}
+	o := l.order
 	out := Accounts{Accounts: []AccountEntry{}}
 	out.Total, out.NextCursor, err = l.read(ctx, db, func(rows *sql.Rows) (cursor, error) {
 		a, sortName, err := scanAccount(rows)
@@ -100,6 +84,31 @@ func QueryAccounts(ctx context.Context, db *projections.DB, t projections.Tables
 		return Accounts{}, err
 	}
 	return out, nil
+}
+
+func (p AccountParams) list(d projections.Dialect, t projections.Tables) (*list, error) {
+	o, err := parseOrder(p.Sort, "name", accountSorts)
+	if err != nil {
+		return nil, err
+	}
+	l := &list{from: t.Name(tableAccounts) + " x", id: "account_id", cols: accountColumns, order: o}
+	if l.limit, err = limitOf(p.Limit); err != nil {
+		return nil, err
+	}
+	if l.after, err = decodeCursor(p.Cursor, o); err != nil {
+		return nil, err
+	}
+	// A search of one or two characters reads the postings, their number the total; a
+	// longer one the trigram index; no search the number of accounts the fold keeps.
+	l.matchesFirst(d, t.Name(tableAccounts), p.Q)
+	l.postings = shortPostings(t, tableAccounts, tableAccountGrams, tableAccountCounts, "sort_name", p.Q)
+	switch {
+	case l.postings != nil:
+		l.searchAlone = true
+	case Normalize(p.Q) == "":
+		l.kept = &keptTotal{stmt: "SELECT COALESCE(SUM(matches), 0) FROM " + t.Name(tableAccountCounts) + " WHERE gram = ''"}
+	}
+	return l, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }

@@ -126,9 +126,12 @@ func BenchmarkDirectory(b *testing.B) {
 		{name: "deals q=2 latin", deals: d(directory.DealParams{Q: "up"}), many: true},
 		{name: "deals q=3 latin", deals: d(directory.DealParams{Q: "upg"}), many: true},
 		{name: "deals open, one owner", deals: d(directory.DealParams{Status: "open", Owner: "rep-3"}), many: true},
+		{name: "deals one owner, by title", deals: d(directory.DealParams{Owner: "rep-3", Sort: "title"}), many: true},
+		{name: "deals q=7 latin, by title", deals: d(directory.DealParams{Q: "upgrade", Sort: "title"}), many: true},
 		{name: "accounts q=2 kanji", accounts: a(directory.AccountParams{Q: "田中"}), many: true},
 		{name: "accounts q=2 latin", accounts: a(directory.AccountParams{Q: "ac"}), many: true},
 		{name: "accounts q=3 latin", accounts: a(directory.AccountParams{Q: "acm"}), many: true},
+		{name: "accounts q=5 kanji, newest first", accounts: a(directory.AccountParams{Q: "山本製作所", Sort: "-created"}), many: true},
 	}
 	n := projectiontest.EnvCount(b, "CRM_BENCH_DIRECTORY_CONTACTS", 1, 100_000)
 	// Written as contact.created.v1, read as the newest version, as a store read through the

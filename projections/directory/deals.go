@@ -142,9 +142,10 @@ func (p DealParams) list(d projections.Dialect, t projections.Tables) (*list, er
 	if l.after, err = decodeCursor(p.Cursor, o); err != nil {
 		return nil, err
 	}
-	if err := p.filter(&l.filter, d, t); err != nil {
+	if err := p.filter(&l.filter); err != nil {
 		return nil, err
 	}
+	l.matchesFirst(d, t.Name(tableDeals), p.Q)
 	p.keep(l, t)
 	return l, nil
 }
@@ -173,7 +174,7 @@ func (p DealParams) keep(l *list, t projections.Tables) {
 	}
 }
 
-func (p DealParams) filter(f *filter, d projections.Dialect, t projections.Tables) error {
+func (p DealParams) filter(f *filter) error {
 	switch p.Status {
 	case "", statusOpen, statusWon, statusLost:
 	default:
@@ -205,7 +206,6 @@ func (p DealParams) filter(f *filter, d projections.Dialect, t projections.Table
 		}
 		f.add("x."+r.column+" <> '' AND x."+r.column+" "+r.op+" ?", r.value)
 	}
-	f.longSearch(d, t.Name(tableDeals), p.Q)
 	return nil
 }
 

@@ -78,8 +78,9 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		Name: Name,
 		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
 		// sort key, and deals and accounts have theirs; 6: an owner's contacts in one phase
-		// indexed by last activity, and the deals counted per status.
-		Version: period.Version(6, m.zone),
+		// indexed by last activity, and the deals counted per status; 7: an owner's deals
+		// indexed in each sort.
+		Version: period.Version(7, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney, m.accountStages,
 			m.contactPostings.postings, m.contactPostings.counts, m.counts,
@@ -261,6 +262,12 @@ func dealsTable() *readmodel.Table[dealRow] {
 			readmodel.Index{Name: "by_closed", Columns: "status, closed_on, deal_id"},
 			readmodel.Index{Name: "contact", Columns: "counts_for, opened_at, deal_id"},
 			readmodel.Index{Name: "owner", Columns: "owner, status, opened_at, deal_id"},
+			// One owner's deals of every status, in each sort: not all of them sorted for a
+			// page (nor every contact hashed with them).
+			readmodel.Index{Name: "owner_created", Columns: "owner, opened_at, deal_id"},
+			readmodel.Index{Name: "owner_title", Columns: "owner, sort_title, deal_id"},
+			readmodel.Index{Name: "owner_close", Columns: "owner, expected_close, deal_id"},
+			readmodel.Index{Name: "owner_closed", Columns: "owner, closed_on, deal_id"},
 		).
 		Searched("search")
 }

@@ -10,12 +10,34 @@ import (
 // ContactStatements are the statements of a contacts question with no search: its page, and
 // its total counted row by row.
 func ContactStatements(d projections.Dialect, t projections.Tables, p ContactParams) (page string, pageArgs []any, total string, totalArgs []any, err error) {
-	l, err := p.list(d, t)
+	return statementsOf(p, d, t)
+}
+
+// DealStatements are the statements of a deals question with no search of the postings (none,
+// or one longer than three characters): its page, and its total counted row by row ("" when
+// the total is read from a kept count).
+func DealStatements(d projections.Dialect, t projections.Tables, p DealParams) (page string, pageArgs []any, total string, totalArgs []any, err error) {
+	return statementsOf(p, d, t)
+}
+
+// AccountStatements are the statements of an accounts question as DealStatements are.
+func AccountStatements(d projections.Dialect, t projections.Tables, p AccountParams) (page string, pageArgs []any, total string, totalArgs []any, err error) {
+	return statementsOf(p, d, t)
+}
+
+// statementsOf are the page and the total counted row by row ("" when kept) of the list of
+// question q, which reads no postings.
+func statementsOf(q interface {
+	list(projections.Dialect, projections.Tables) (*list, error)
+}, d projections.Dialect, t projections.Tables) (page string, pageArgs []any, total string, totalArgs []any, err error) {
+	l, err := q.list(d, t)
 	if err != nil {
 		return "", nil, "", nil, err
 	}
 	page, pageArgs = l.pageQuery(nil)
-	total, totalArgs = l.countQuery(nil)
+	if l.kept == nil {
+		total, totalArgs = l.countQuery(nil)
+	}
 	return page, pageArgs, total, totalArgs, nil
 }
 

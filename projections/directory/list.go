@@ -125,6 +125,10 @@ type list struct {
 	// prepare, when set, reads what the rows are shown with, in the read transaction of the
 	// page (the deals list: the stage probabilities in force).
 	prepare func(ctx context.Context, tx *sql.Tx) error
+	// matches, when set, is a search of a text longer than the postings answer, on the rows
+	// of table (x in from), which a page reads first (see matchesFirst).
+	matches filter
+	table   string
 }
 
 // keptTotal is a question that reads a list's exact total from rows the fold keeps.
@@ -167,6 +171,20 @@ func (f *filter) longSearch(d projections.Dialect, table, q string) {
 	if utf8.RuneCountInString(Normalize(q)) > countedSearch {
 		f.search(d, table, "x", q)
 	}
+}
+
+// matchesFirst makes a page of the list read the rows of table (aliased x in its FROM
+// clause) whose search column holds q from the trigram index first, then sort them, when q
+// is longer than a search the postings answer; its total counts them. Planned once for any
+// q, a page in the order of another index walks that index down the whole table in the hope
+// of meeting matches, which a text of four characters or more seldom has: the matches are
+// fewer to sort than the rows such a walk reads.
+func (l *list) matchesFirst(d projections.Dialect, table, q string) {
+	if utf8.RuneCountInString(Normalize(q)) <= countedSearch {
+		return
+	}
+	l.table = table
+	l.matches.search(d, table, "x", q)
 }
 
 // plan is how a page and its total read the postings of a search.
@@ -365,8 +383,16 @@ func (l *list) pageQuery(pl *plan) (string, []any) {
 	if l.order.desc {
 		dir = " DESC"
 	}
-	return "SELECT " + l.cols + " FROM " + from + f.where() + " ORDER BY " + alias + "." + l.order.key.column + dir +
-		", " + alias + "." + l.id + dir + " LIMIT ?", append(f.args, l.limit+1)
+	with, args := "", f.args
+	if len(l.matches.conds) > 0 {
+		// The matches, read apart from the rest of the question (a CTE materialized is
+		// planned on its own), are all the rows the page sorts.
+		with = "WITH m AS MATERIALIZED (SELECT * FROM " + l.table + " x" + l.matches.where() + ") "
+		from = strings.Replace(from, l.table+" x", "m x", 1)
+		args = append(append([]any(nil), l.matches.args...), args...)
+	}
+	return with + "SELECT " + l.cols + " FROM " + from + f.where() + " ORDER BY " + alias + "." + l.order.key.column + dir +
+		", " + alias + "." + l.id + dir + " LIMIT ?", append(args, l.limit+1)
 }
 
 // read runs the list in one read transaction: the exact total of the filter and one page,
@@ -436,6 +462,9 @@ func (l *list) countQuery(pl *plan) (string, []any) {
 	f := l.filter.clone()
 	if pl != nil {
 		f.add(pl.total, pl.totalArgs...)
+	}
+	for i, cond := range l.matches.conds {
+		f.add(cond, l.matches.args[i])
 	}
 	return "SELECT COUNT(*) FROM " + from + f.where(), f.args
 }

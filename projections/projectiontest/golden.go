@@ -159,6 +159,23 @@ func MustApply(t testing.TB, db *projections.DB, p projections.Projection, table
 	}
 }
 
+// MustBuild builds the set of p in tables from events as a rebuild does (the batch path, in
+// batches of 10,000 events): a data set of thousands of rows, such as a plan test's, in the
+// time a rebuild takes rather than event by event.
+func MustBuild(t testing.TB, db *projections.DB, p projections.Projection, tables projections.Tables, events []eventstore.Event) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.EnsureSchema(ctx, p, tables); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	const batch = 10_000
+	for i := 0; i < len(events); i += batch {
+		if _, err := db.ApplyBatch(ctx, p, tables, events[i:min(i+batch, len(events))]); err != nil {
+			t.Fatalf("build: %v", err)
+		}
+	}
+}
+
 // RunApplyModes checks, for the history of every case under dir and on both dialects, that
 // the read model does not depend on how the events are delivered: applying the whole history
 // again (redelivery) changes nothing, and applying it one event at a time, each event

@@ -31,6 +31,23 @@ func QueryPlan(t testing.TB, db *projections.DB, stmt string, args ...any) strin
 // PostgreSQL ("": none), such as Features.CustomPlans.
 func QueryPlanWith(t testing.TB, db *projections.DB, setting, stmt string, args ...any) string {
 	t.Helper()
+	return queryPlan(t, db, []string{"SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off",
+		"SET LOCAL enable_sort = off", setting}, stmt, args...)
+}
+
+// QueryPlanAsRun is the plan that runs stmt with args on PostgreSQL, prepared as the product's
+// connections prepare it, with nothing priced out: for a data set of thousands of rows with
+// their statistics, on which the planner chooses as it does in production (a hash join
+// that reads a whole table looks cheaper on a small one). On SQLite, QueryPlan.
+func QueryPlanAsRun(t testing.TB, db *projections.DB, stmt string, args ...any) string {
+	t.Helper()
+	return queryPlan(t, db, nil, stmt, args...)
+}
+
+// queryPlan is the plan of stmt with args, the settings run first in its transaction on
+// PostgreSQL ("": none).
+func queryPlan(t testing.TB, db *projections.DB, settings []string, stmt string, args ...any) string {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := db.SQL.Conn(ctx)
 	if err != nil {
@@ -47,8 +64,7 @@ func QueryPlanWith(t testing.TB, db *projections.DB, setting, stmt string, args 
 	defer tx.Rollback() //nolint:errcheck // nothing is written
 	explain, explainArgs := "EXPLAIN QUERY PLAN "+stmt, args
 	if db.Dialect == projections.Postgres {
-		for _, s := range []string{"SET LOCAL enable_seqscan = off",
-			"SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off", setting} {
+		for _, s := range settings {
 			if s == "" {
 				continue
 			}

@@ -88,6 +88,8 @@ func BenchmarkValue(b *testing.B) {
 		{Name: "upsell-candidates", Ask: askAt(question{Query: "upsell"})},
 		{Name: "dormant", Ask: askAt(question{Query: "dormant"})},
 		{Name: "dormant owner=rep-3", Ask: askAt(question{Query: "dormant", Owner: "rep-3"})},
+		{Name: "dormant owner=rep-3 phase=lead", Ask: askAt(question{Query: "dormant", Owner: "rep-3", Phase: "lead"})},
+		{Name: "customers segment=hibernating sort=first_purchase", Ask: askAt(question{Query: "customers", Segment: "hibernating", Sort: "first_purchase"})},
 		{Name: "customers as of 90 days earlier", Ask: askAt(question{Query: "customers", AsOf: past})},
 	})
 }

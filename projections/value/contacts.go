@@ -460,6 +460,17 @@ func (params DormantParams) dormantWhere(cutoff int64) (string, []any) {
 	return where, args
 }
 
+// dormantPage is the statement of a page of the contacts dormant now, after the cursor after
+// (nil for the first page).
+func dormantPage(t projections.Tables, params DormantParams, cutoff int64, after *cursor, limit int) (string, []any) {
+	where, args := params.dormantWhere(cutoff)
+	if after != nil {
+		where += ` AND (idle_at > ? OR (idle_at = ? AND contact_id > ?))`
+		args = append(args, after.V, after.V, after.ID)
+	}
+	return statesStatement(t, where+` ORDER BY idle_at, contact_id LIMIT ?`), append(args, limit+1)
+}
+
 // dormant tells whether s, as it stood at the question's time, is dormant for it.
 func (params DormantParams) dormant(s *contactState, cutoff int64) bool {
 	return s.idleAt <= cutoff && (params.Phase == "" || s.phase == params.Phase) && (params.Owner == "" || s.owner == params.Owner)
@@ -488,12 +499,8 @@ func QueryDormant(ctx context.Context, db *projections.DB, t projections.Tables,
 			if answer.Owners, answer.Count, err = q.keptDormant(ctx, params, cutoff); err != nil {
 				return err
 			}
-			where, args := params.dormantWhere(cutoff)
-			if after != nil {
-				where += ` AND (idle_at > ? OR (idle_at = ? AND contact_id > ?))`
-				args = append(args, after.V, after.V, after.ID)
-			}
-			states, err = q.keptStates(ctx, where+` ORDER BY idle_at, contact_id LIMIT ?`, append(args, limit+1)...)
+			stmt, args := dormantPage(q.t, params, cutoff, after, limit)
+			states, err = q.readStates(ctx, stmt, args...)
 		} else {
 			states, err = q.statesThen(ctx)
 			slices.SortFunc(states, func(a, b contactState) int {

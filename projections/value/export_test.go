@@ -1,6 +1,8 @@
 package value
 
 import (
+	"time"
+
 	"context"
 
 	"github.com/eventcrm/crm/projections"
@@ -29,3 +31,32 @@ func UpsellPage(t projections.Tables, after string, limit int) (string, []any) {
 
 // Hundredths is a length in microseconds in days to 2 decimals half up, times 100.
 var Hundredths = hundredths
+
+// DormantPage is the statement of the first page of the contacts dormant now.
+func DormantPage(t projections.Tables, params DormantParams) (string, []any, error) {
+	_, cutoff, err := params.check()
+	if err != nil {
+		return "", nil, err
+	}
+	stmt, args := dormantPage(t, params, cutoff, nil, 50)
+	return stmt, args, nil
+}
+
+// CustomersPage is the statement of the first chunk of a page of the customers now, with the
+// score thresholds of the tables.
+func CustomersPage(ctx context.Context, db *projections.DB, t projections.Tables, params CustomersParams) (string, []any, error) {
+	var (
+		stmt string
+		args []any
+	)
+	err := askScoring(ctx, db, t, time.UTC, endOfTime, func(q *query) error {
+		ls, err := q.keptLadders(ctx)
+		if err != nil {
+			return err
+		}
+		where, whereArgs := segmentWhere(params.Segment, ls)
+		stmt, args = chunkStatement(db.Dialect, t, sorts[params.Sort], nil, 51, where, whereArgs)
+		return nil
+	})
+	return stmt, args, err
+}

@@ -120,8 +120,9 @@ const microsPerDay = int64(24 * time.Hour / time.Microsecond)
 func Projection(zone *time.Location) *readmodel.Model {
 	m := newModel(zone)
 	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: period.Version(5, m.zone),
+		Name: Name,
+		// 6: the dormant contacts of one owner in one phase indexed by last activity.
+		Version: period.Version(6, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.facts, m.purchases, m.customers, m.money, m.frequency,
 			m.recency, m.monetary, m.rf, m.rfMonths, m.cohorts, m.seasons, m.members.Declared(), m.horizon.Table(), m.parts, m.idleMonths, m.candidates},
 		Fold: m.fold,
@@ -282,6 +283,8 @@ func newModel(zone *time.Location) *model {
 			readmodel.Index{Name: "idle", Columns: "idle_at, contact_id", Where: "merged = 0"},
 			readmodel.Index{Name: "owner_idle", Columns: "owner, idle_at, contact_id", Where: "merged = 0"},
 			readmodel.Index{Name: "phase_idle", Columns: "phase, idle_at, contact_id", Where: "merged = 0"},
+			// One owner's in one phase: not past the owner's contacts of the other phases.
+			readmodel.Index{Name: "owner_phase_idle", Columns: "owner, phase, idle_at, contact_id", Where: "merged = 0"},
 			// Upsell candidates now, by id: the condition of upsellWhere.
 			readmodel.Index{Name: "candidates", Columns: "contact_id", Where: candidatesWhere},
 			readmodel.Index{Name: "customer", Columns: "customer_id"})
