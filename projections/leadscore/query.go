@@ -199,7 +199,7 @@ func (q *leadQuery) top(minScore float64, owner string, limit int) ([]candidate,
 		}
 		// Above clear, a contact's score from its level is beyond the margin: no exact score
 		// can take it under minScore. clear nil: every contact of the band is above.
-		cond, condArgs := above(clear)
+		cond, condArgs := levelsAbove(clear)
 		aboveWhere, aboveArgs := where+cond, append(slices.Clone(args), condArgs...)
 		var above int
 		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableScores)+` WHERE `+aboveWhere),
@@ -280,9 +280,9 @@ func (q *leadQuery) band(a int64, owner string) (string, []any) {
 	return `attr = ?`, []any{a}
 }
 
-// above is the condition of the levels above clear (every level, noLevel too, when clear is
-// nil).
-func above(clear *int64) (string, []any) {
+// levelsAbove is the condition of the levels above clear (every level, noLevel too, when
+// clear is nil).
+func levelsAbove(clear *int64) (string, []any) {
 	if clear == nil {
 		return levelsFrom(math.MinInt64)
 	}
@@ -444,7 +444,7 @@ func (q *leadQuery) topThen(minScore float64, owner string, limit int) ([]candid
 		where, args := q.band(a, owner)
 		where += ` AND from_at <= ? AND until_at > ?`
 		args = append(args, q.asOf.UnixMicro(), q.asOf.UnixMicro())
-		cond, condArgs := above(clear)
+		cond, condArgs := levelsAbove(clear)
 		aboveWhere, aboveArgs := where+cond, append(slices.Clone(args), condArgs...)
 		var above int
 		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableSteps)+` WHERE `+aboveWhere),
