@@ -75,17 +75,25 @@ func QueryPlanWith(t testing.TB, db *projections.DB, setting, stmt string, args 
 // once vacuumed.
 func vacuumSchema(t testing.TB, ctx context.Context, conn *sql.Conn) {
 	t.Helper()
+	tables := schemaTables(t, ctx, conn)
+	if tables == "" {
+		return
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) "+tables); err != nil {
+		t.Fatalf("plan: vacuum: %v", err)
+	}
+}
+
+// schemaTables lists the tables of the current schema, quoted, for a VACUUM or an ANALYZE
+// ("": none).
+func schemaTables(t testing.TB, ctx context.Context, q projections.Queryer) string {
+	t.Helper()
 	var tables sql.NullString
-	if err := conn.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
+	if err := q.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
 		FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
 		t.Fatalf("plan: tables: %v", err)
 	}
-	if !tables.Valid {
-		return
-	}
-	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) "+tables.String); err != nil {
-		t.Fatalf("plan: vacuum: %v", err)
-	}
+	return tables.String
 }
 
 // planLines runs an EXPLAIN and returns its lines.
@@ -204,12 +212,7 @@ func GenericPlans(t testing.TB, p projections.Projection, events []eventstore.Ev
 	t.Helper()
 	ctx := context.Background()
 	db, ran := ranOnOneConnection(t, p, events, func(db *projections.DB) {
-		var tables string
-		if err := db.SQL.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
-			FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
-			t.Fatalf("plans: tables: %v", err)
-		}
-		if _, err := db.SQL.ExecContext(ctx, "ANALYZE "+tables); err != nil {
+		if _, err := db.SQL.ExecContext(ctx, "ANALYZE "+schemaTables(t, ctx, db.SQL)); err != nil {
 			t.Fatalf("plans: analyze: %v", err)
 		}
 	}, ask)
