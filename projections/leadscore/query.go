@@ -199,10 +199,8 @@ func (q *leadQuery) top(minScore float64, owner string, limit int) ([]candidate,
 		}
 		// Above clear, a contact's score from its level is beyond the margin: no exact score
 		// can take it under minScore. clear nil: every contact of the band is above.
-		aboveWhere, aboveArgs := where, args
-		if clear != nil {
-			aboveWhere, aboveArgs = where+` AND level > ?`, append(slices.Clone(args), *clear)
-		}
+		cond, condArgs := levelsAbove(clear)
+		aboveWhere, aboveArgs := where+cond, append(slices.Clone(args), condArgs...)
 		var above int
 		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableScores)+` WHERE `+aboveWhere),
 			aboveArgs...).Scan(&above)
@@ -280,6 +278,27 @@ func (q *leadQuery) band(a int64, owner string) (string, []any) {
 		return `owner = ? AND attr = ?`, []any{owner, a}
 	}
 	return `attr = ?`, []any{a}
+}
+
+// levelsAbove is the condition of the levels above clear (every level, noLevel too, when
+// clear is nil).
+func levelsAbove(clear *int64) (string, []any) {
+	if clear == nil {
+		return levelsFrom(math.MinInt64)
+	}
+	return levelsFrom(*clear + 1) // clear is at most math.MaxInt64/2
+}
+
+// levelsFrom is the condition of the levels at or above lowest, written as a range bounded
+// on both sides. The statements are planned once for any arguments on PostgreSQL (decision
+// 36), where a bound on one side is taken to keep a third of a band's rows and no bound all of
+// them: such a plan counts the contacts above a threshold, and orders them for the page, by
+// reading the whole table (and sorting what it found). A range bounded on both sides is taken
+// to keep a few rows, and is read in the band's index, in the page's order: what the hot list
+// reads, the top of a band and the few contacts near the threshold, and also right when a
+// range holds the whole band (an index read to its end).
+func levelsFrom(lowest int64) (string, []any) {
+	return ` AND level >= ? AND level <= ?`, []any{lowest, int64(math.MaxInt64)}
 }
 
 // levels bounds, for band a, the stored levels of the contacts that may score minScore: from
@@ -425,7 +444,8 @@ func (q *leadQuery) topThen(minScore float64, owner string, limit int) ([]candid
 		where, args := q.band(a, owner)
 		where += ` AND from_at <= ? AND until_at > ?`
 		args = append(args, q.asOf.UnixMicro(), q.asOf.UnixMicro())
-		aboveWhere, aboveArgs := where+` AND level > ?`, append(slices.Clone(args), *clear)
+		cond, condArgs := levelsAbove(clear)
+		aboveWhere, aboveArgs := where+cond, append(slices.Clone(args), condArgs...)
 		var above int
 		err := q.tx.QueryRowContext(q.ctx, q.db.Dialect.Rebind(`SELECT COUNT(*) FROM `+q.t.Name(tableSteps)+` WHERE `+aboveWhere),
 			aboveArgs...).Scan(&above)
@@ -628,19 +648,18 @@ func (c candidate) lead(asOf time.Time) Lead {
 // as_of: all of them when a alone reaches it, else those at or above the level floor. Their
 // touchpoints are read only when the question is not about now.
 func (q *leadQuery) candidates(a int64, minScore float64, owner string) ([]scoreRow, error) {
-	where, args := `attr = ?`, []any{a}
-	if owner != "" {
-		where, args = `owner = ? AND attr = ?`, []any{owner, a}
-	}
+	where, args := q.band(a, owner)
+	lowest := int64(math.MinInt64)
 	if rest := minScore - float64(a); rest > 0 {
 		// Rounded down when stored, and a little slack here: the exact score decides.
 		floor := leadscore.LevelFloor(rest, q.asOf, q.ls.HalfLifeDays)*levelScale - 1e3
 		if floor > math.MaxInt64/2 {
 			return nil, nil
 		}
-		where += ` AND level >= ?`
-		args = append(args, int64(math.Floor(floor)))
+		lowest = int64(math.Floor(floor))
 	}
+	cond, condArgs := levelsFrom(lowest)
+	where, args = where+cond, append(args, condArgs...)
 	touches := `''`
 	if !q.now {
 		touches = `touches`

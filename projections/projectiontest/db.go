@@ -80,10 +80,21 @@ func SQLite(t testing.TB) *projections.DB {
 // PostgreSQL cannot be reached.
 func Postgres(t testing.TB) *projections.DB {
 	t.Helper()
+	return PostgresApp(t, "")
+}
+
+// PostgresApp is Postgres with its sessions named app (application_name, for PgCPU; "":
+// unnamed).
+func PostgresApp(t testing.TB, app string) *projections.DB {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	schema := "readmodel_test_" + randomHex(t, 6)
-	db, err := projections.OpenPostgres(ctx, PostgresURL(), schema)
+	url := PostgresURL()
+	if app != "" {
+		url = AppURL(url, app)
+	}
+	db, err := projections.OpenPostgres(ctx, url, schema)
 	if err != nil {
 		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL to another PostgreSQL): %v", PostgresURL(), err)
 	}

@@ -91,17 +91,25 @@ func queryPlan(t testing.TB, db *projections.DB, settings []string, stmt string,
 // once vacuumed.
 func vacuumSchema(t testing.TB, ctx context.Context, conn *sql.Conn) {
 	t.Helper()
+	tables := schemaTables(t, ctx, conn)
+	if tables == "" {
+		return
+	}
+	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) "+tables); err != nil {
+		t.Fatalf("plan: vacuum: %v", err)
+	}
+}
+
+// schemaTables lists the tables of the current schema, quoted, for a VACUUM or an ANALYZE
+// ("": none).
+func schemaTables(t testing.TB, ctx context.Context, q projections.Queryer) string {
+	t.Helper()
 	var tables sql.NullString
-	if err := conn.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
+	if err := q.QueryRowContext(ctx, `SELECT string_agg(quote_ident(tablename), ', ')
 		FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
 		t.Fatalf("plan: tables: %v", err)
 	}
-	if !tables.Valid {
-		return
-	}
-	if _, err := conn.ExecContext(ctx, "VACUUM (ANALYZE) "+tables.String); err != nil {
-		t.Fatalf("plan: vacuum: %v", err)
-	}
+	return tables.String
 }
 
 // planLines runs an EXPLAIN and returns its lines.
@@ -199,40 +207,100 @@ type Prepared struct {
 // Dialect.Rebind writes them): the runs of the apply's statements left out.
 func AskedOnOneConnection(t testing.TB, p projections.Projection, events []eventstore.Event, ask func(db *projections.DB, set projections.Tables)) map[string]Prepared {
 	t.Helper()
-	db := Postgres(t)
-	db.SQL.SetMaxOpenConns(1) // the questions and pg_prepared_statements share it
-	set := projections.TablesFor(p, "")
-	MustApply(t, db, p, set, events)
-	before := preparedStatements(t, db)
-	ask(db, set)
-	asked := map[string]Prepared{}
-	for stmt, n := range preparedStatements(t, db) {
-		n.Generic -= before[stmt].Generic
-		n.Custom -= before[stmt].Custom
-		if n != (Prepared{}) && strings.Contains(stmt, set.Prefix()) {
-			asked[stmt] = n
-		}
+	_, ran := ranOnOneConnection(t, p, events, func(*projections.DB) {}, ask)
+	asked := make(map[string]Prepared, len(ran))
+	for stmt, s := range ran {
+		asked[stmt] = s.Prepared
 	}
 	return asked
 }
 
-// preparedStatements returns, by statement text, how the statements prepared on the one
-// connection of db ran.
-func preparedStatements(t testing.TB, db *projections.DB) map[string]Prepared {
+// GenericPlans applies the history events to the set of p in a fresh PostgreSQL read-model
+// database of one connection, analyzes its tables, runs ask on it, and returns the plan
+// PostgreSQL made for any arguments of each statement of the set's tables that ask ran (as
+// the product's sessions plan it, decision 36), by its text (with placeholders as
+// Dialect.Rebind writes them): the statements of the apply left out. Unlike QueryPlan,
+// nothing is priced out: the plans are the planner's own choice at the size of the tables,
+// so events must make tables of a realistic size (thousands of rows). The tables are
+// analyzed, not vacuumed, as a set built in place has them (decision 38): with an empty
+// visibility map, an index-only scan is priced as reading the table too.
+func GenericPlans(t testing.TB, p projections.Projection, events []eventstore.Event, ask func(db *projections.DB, set projections.Tables)) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	db, ran := ranOnOneConnection(t, p, events, func(db *projections.DB) {
+		if _, err := db.SQL.ExecContext(ctx, "ANALYZE "+schemaTables(t, ctx, db.SQL)); err != nil {
+			t.Fatalf("plans: analyze: %v", err)
+		}
+	}, ask)
+	plans := make(map[string]string, len(ran))
+	for stmt, s := range ran {
+		// The plan made for any arguments is the same for every argument: NULL will do.
+		explain := `EXPLAIN EXECUTE "` + strings.ReplaceAll(s.name, `"`, `""`) + `"`
+		if s.params > 0 {
+			explain += "(NULL" + strings.Repeat(", NULL", s.params-1) + ")"
+		}
+		tx, err := db.SQL.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatalf("plans: %v", err)
+		}
+		plans[stmt] = planLines(t, ctx, tx, explain, nil)
+		if err := tx.Rollback(); err != nil {
+			t.Fatalf("plans: %v", err)
+		}
+	}
+	return plans
+}
+
+// prepared is a statement prepared on a connection: its name, how many parameters it takes
+// and how it ran.
+type prepared struct {
+	Prepared
+	name   string
+	params int
+}
+
+// ranOnOneConnection applies the history events to the set of p in a fresh PostgreSQL
+// read-model database of one connection, runs before and then ask on it, and returns the
+// database and each statement of the set's tables that ask ran, by its text, with the runs
+// ask made.
+func ranOnOneConnection(t testing.TB, p projections.Projection, events []eventstore.Event, before func(db *projections.DB),
+	ask func(db *projections.DB, set projections.Tables)) (*projections.DB, map[string]prepared) {
+	t.Helper()
+	db := Postgres(t)
+	db.SQL.SetMaxOpenConns(1) // the questions and pg_prepared_statements share it
+	set := projections.TablesFor(p, "")
+	MustApply(t, db, p, set, events)
+	before(db)
+	applied := preparedStatements(t, db)
+	ask(db, set)
+	ran := map[string]prepared{}
+	for stmt, s := range preparedStatements(t, db) {
+		s.Generic -= applied[stmt].Generic
+		s.Custom -= applied[stmt].Custom
+		if s.Prepared != (Prepared{}) && strings.Contains(stmt, set.Prefix()) {
+			ran[stmt] = s
+		}
+	}
+	return db, ran
+}
+
+// preparedStatements returns, by statement text, the statements prepared on the one
+// connection of db.
+func preparedStatements(t testing.TB, db *projections.DB) map[string]prepared {
 	t.Helper()
 	rows, err := db.SQL.QueryContext(context.Background(),
-		`SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+		`SELECT statement, name, cardinality(parameter_types), generic_plans, custom_plans FROM pg_prepared_statements`)
 	if err != nil {
 		t.Fatalf("prepared statements: %v", err)
 	}
 	defer rows.Close()
-	out := map[string]Prepared{}
+	out := map[string]prepared{}
 	for rows.Next() {
 		var (
 			stmt string
-			p    Prepared
+			p    prepared
 		)
-		if err := rows.Scan(&stmt, &p.Generic, &p.Custom); err != nil {
+		if err := rows.Scan(&stmt, &p.name, &p.params, &p.Generic, &p.Custom); err != nil {
 			t.Fatalf("prepared statements: %v", err)
 		}
 		if _, ok := out[stmt]; ok {

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,57 @@ func TestPreparedOncePlannedOnce(t *testing.T) {
 	}
 	if !seen {
 		t.Errorf("the overdue list was not prepared: %s", list)
+	}
+}
+
+// The counts per assignee, planned once for any arguments as the sessions on PostgreSQL plan
+// them, about now read the kept counts and, per assignee, the open tasks kept per due date
+// from the business date on (by the key of those rows, not every date of the assignee nor
+// every task), and about a past time one assignee's are read in the index of the assignee's
+// states by time: no statement of the counts reads the states or the dates whole.
+func TestCountsGenericPlans(t *testing.T) {
+	start := time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	for i := range 3000 {
+		at := start.Add(time.Duration(i) * 5 * time.Hour)
+		fmt.Fprintf(&b, `%s contact-c%d contact.task_scheduled.v1 {"contact_id":"c%d","task_id":"t%d","title":"call","assignee":"rep-%d","due":%q}`+"\n",
+			at.Format(time.RFC3339), i, i, i, i%10, at.AddDate(0, 0, 1+i%20).Format(time.DateOnly))
+		switch i % 4 {
+		case 1, 2:
+			fmt.Fprintf(&b, `%s contact-c%d contact.task_completed.v1 {"contact_id":"c%d","task_id":"t%d"}`+"\n",
+				at.Add(48*time.Hour).Format(time.RFC3339), i, i, i)
+		case 3:
+			fmt.Fprintf(&b, `%s contact-c%d contact.task_cancelled.v1 {"contact_id":"c%d","task_id":"t%d","reason":"duplicate"}`+"\n",
+				at.Add(72*time.Hour).Format(time.RFC3339), i, i, i)
+		}
+	}
+	now := start.Add(3000*5*time.Hour).AddDate(0, 0, 30)
+	past := start.AddDate(0, 0, 300)
+	plans := projectiontest.GenericPlans(t, tasks.Projection(), projectiontest.MustParseHistory(t, b.String()),
+		func(db *projections.DB, set projections.Tables) {
+			for _, p := range []tasks.Params{{AsOf: now}, {AsOf: now, Assignee: "rep-3"}, {AsOf: past, Assignee: "rep-3"}} {
+				a, err := tasks.Query(context.Background(), db, set, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(a.Counts) == 0 {
+					t.Fatalf("%+v: no counts", p)
+				}
+			}
+		})
+	counts := regexp.MustCompile(`_counts\b|GROUP BY`)
+	whole := regexp.MustCompile(`Seq Scan on \S+_(states|due_counts)\b|Hash`)
+	asked := 0
+	for stmt, plan := range plans {
+		if !counts.MatchString(stmt) {
+			continue
+		}
+		asked++
+		if whole.MatchString(plan) {
+			t.Errorf("planned for any arguments, the counts read the states or the dates whole:\n%s\n%s", stmt, plan)
+		}
+	}
+	if asked != 3 {
+		t.Errorf("%d statements of the counts asked, want 3 (now, one assignee's now and then)", asked)
 	}
 }
