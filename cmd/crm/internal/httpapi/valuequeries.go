@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/value"
 )
 
@@ -71,7 +72,7 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.Present[value.CustomersAnswer]).At(asOf); ok {
+	if answer, ok := kept.(horizon.Present[value.CustomersAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	params.AsOf = asOf
@@ -115,7 +116,7 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.Present[value.RFMAnswer]).At(asOf); ok {
+	if answer, ok := kept.(horizon.Present[value.RFMAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
