@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -60,13 +58,9 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 		return value.ExplainCustomers(r.Context(), rd.db, rd.t, v.zone, asOf, path, limit, q.Get("cursor"))
 	}
 	params := value.CustomersParams{Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")}
-	question, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("customers question: %w", err)
-	}
 	// About now a page is the tables' alone but for each customer's recency, which At counts
 	// to the as_of: kept while the tables do not change. About a past time it is read.
-	kept, err := rd.memo(r.Context(), "customers now "+string(question), func(ctx context.Context) (any, error) {
+	kept, err := memoJSON(r.Context(), rd, "customers now", params, func(ctx context.Context) (any, error) {
 		return value.QueryCustomersNow(ctx, rd.db, rd.t, v.zone, params)
 	})
 	if err != nil {
