@@ -594,6 +594,6 @@ func nthLength(ls []lengthCount, n int64) (int64, bool) {
 
 // startOf is the first instant of business date d in zone, in microseconds.
 func startOf(d string, zone *time.Location) int64 {
-	t := domain.Date(d).Time()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, zone).UnixMicro()
+	start, _ := dateSpan(domain.Date(d), zone)
+	return start.UnixMicro()
 }

@@ -221,8 +221,17 @@ func (r *reader) kpis(ctx context.Context, q kpiQuestion) (KPIAnswer, error) {
 	if err != nil {
 		return KPIAnswer{}, err
 	}
+	return r.kpisFrom(ctx, q, kept)
+}
+
+// kpisFrom answers q from the kept counts when kept (as_of is at or after the horizon) and
+// at most one filter is set.
+func (r *reader) kpisFrom(ctx context.Context, q kpiQuestion, kept bool) (KPIAnswer, error) {
 	f, oneFilter := filterOf(q.Owner, q.Channel, q.Segment)
-	var src source
+	var (
+		src source
+		err error
+	)
 	switch {
 	case q.fromParts || !oneFilter:
 		src, err = r.partsSource(ctx, q)

@@ -116,3 +116,26 @@ func InForce(ctx context.Context, q Queryer, d projections.Dialect, t projection
 	}
 	return p, nil
 }
+
+// Latest is the business time of the latest change in the history table of set t (ok false
+// when there is none): from then on the same probabilities are in force.
+func Latest(ctx context.Context, q Queryer, t projections.Tables) (at time.Time, ok bool, err error) {
+	var micros sql.NullInt64
+	rows, err := q.QueryContext(ctx, `SELECT MAX(at) FROM `+t.Name(Table))
+	if err != nil {
+		return at, false, fmt.Errorf("latest stage probabilities: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(&micros); err != nil {
+			return at, false, fmt.Errorf("latest stage probabilities: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return at, false, fmt.Errorf("latest stage probabilities: %w", err)
+	}
+	if !micros.Valid {
+		return at, false, nil
+	}
+	return time.UnixMicro(micros.Int64), true, nil
+}

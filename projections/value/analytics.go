@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 )
 
 // Money is an amount in minor units of a currency.
@@ -59,8 +60,8 @@ func QueryRFM(ctx context.Context, db *projections.DB, t projections.Tables, zon
 // QueryRFMNow answers the RFM segments and grid about now, as QueryRFM does for an as_of at
 // or after the horizon: that answer depends on the tables alone, not on the as_of (the
 // scores rank the customers' last purchases among themselves, not their age), so it can be
-// kept while the tables do not change and given for any such as_of (Present.At).
-func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (Present[RFMAnswer], error) {
+// kept while the tables do not change and given for any such as_of (horizon.Present.At).
+func QueryRFMNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location) (horizon.Present[RFMAnswer], error) {
 	answer, horizon, err := rfmAt(ctx, db, t, zone, endOfTime)
 	return presentOf(answer, horizon, func(a RFMAnswer, asOf time.Time) RFMAnswer {
 		a.AsOf = asOf

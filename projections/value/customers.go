@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/paging"
 )
 
@@ -119,9 +120,9 @@ func QueryCustomers(ctx context.Context, db *projections.DB, t projections.Table
 // QueryCustomersNow answers a page of the customers about now (params.AsOf is not read), as
 // QueryCustomers does for an as_of at or after the horizon: that page depends on the tables
 // alone but for each customer's recency, the time from its last purchase to the as_of, so
-// it can be kept while the tables do not change and given for any such as_of (Present.At,
+// it can be kept while the tables do not change and given for any such as_of (horizon.Present.At,
 // which counts the recency).
-func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (Present[CustomersAnswer], error) {
+func QueryCustomersNow(ctx context.Context, db *projections.DB, t projections.Tables, zone *time.Location, params CustomersParams) (horizon.Present[CustomersAnswer], error) {
 	params.AsOf = endOfTime
 	answer, horizon, err := customersAt(ctx, db, t, zone, params)
 	return presentOf(answer, horizon, func(a CustomersAnswer, asOf time.Time) CustomersAnswer {

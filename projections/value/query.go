@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/paging"
 )
 
@@ -415,32 +416,14 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 // endOfTime is an as_of after every business time: the question about now.
 var endOfTime = time.UnixMicro(1<<63 - 1)
 
-// Present is an answer about now: what the question answers for every as_of at or after the
-// horizon, the latest business time in the tables when it was read.
-type Present[A any] struct {
-	answer  A
-	horizon time.Time // zero when the tables held no business time
-	// at is the answer as of a time at or after the horizon.
-	at func(answer A, asOf time.Time) A
-}
-
 // presentOf is the answer read about now from tables of the horizon, given as of a time by
 // at.
-func presentOf[A any](answer A, horizon sql.NullInt64, at func(A, time.Time) A) Present[A] {
-	p := Present[A]{answer: answer, at: at}
-	if horizon.Valid {
-		p.horizon = timeOf(horizon.Int64)
+func presentOf[A any](answer A, h sql.NullInt64, at func(A, time.Time) A) horizon.Present[A] {
+	var from time.Time
+	if h.Valid {
+		from = timeOf(h.Int64)
 	}
-	return p
-}
-
-// At is the answer as of asOf when asOf is at or after the horizon (ok); before it, the
-// question must be read as of asOf.
-func (p Present[A]) At(asOf time.Time) (answer A, ok bool) {
-	if asOf.Before(p.horizon) {
-		return answer, false
-	}
-	return p.at(p.answer, asOf.UTC()), true
+	return horizon.PresentOf(answer, from, at)
 }
 
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -141,6 +142,15 @@ type read struct {
 	// memo returns compute's answer to question, computed at most once while the tables do
 	// not change. question must name everything the answer depends on besides the tables.
 	memo func(ctx context.Context, question string, compute func(ctx context.Context) (any, error)) (any, error)
+}
+
+// memoJSON is rd.memo of the question named by what and params in JSON.
+func memoJSON(ctx context.Context, rd read, what string, params any, compute func(ctx context.Context) (any, error)) (any, error) {
+	question, err := json.Marshal(params)
+	if err != nil {
+		return nil, fmt.Errorf("%s question: %w", what, err)
+	}
+	return rd.memo(ctx, what+" "+string(question), compute)
 }
 
 // direct is a memo that always computes: for answers from tables that are read once (time

@@ -2,9 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -149,11 +147,7 @@ func queryJourneyMap(r *http.Request, rd read) (any, error) {
 	params := journey.Params{Cohort: q.Get("cohort"), Channel: q.Get("channel"),
 		Owner: q.Get("owner"), Segment: q.Get("segment"), AsOf: asOf, ByStage: byStage,
 		Explain: q.Get("explain"), Limit: limit, Cursor: q.Get("cursor")}
-	question, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("journey map question: %w", err)
-	}
-	return rd.memo(r.Context(), "journey-map "+string(question), func(ctx context.Context) (any, error) {
+	return memoJSON(r.Context(), rd, "journey-map", params, func(ctx context.Context) (any, error) {
 		if params.Explain != "" {
 			return journey.Explain(ctx, rd.db, rd.t, params)
 		}

@@ -55,6 +55,7 @@ type readAPI struct {
 	*api
 	refusing *atomic.Bool
 	store    eventstore.Store
+	runner   *runtime.Runner
 }
 
 // newReadAPI serves the API with the read models over real SQLite files: the log, and the
@@ -63,7 +64,7 @@ func newReadAPI(t *testing.T, maxWait time.Duration) *readAPI {
 	t.Helper()
 	rs := newReadServer(t, maxWait)
 	srv := describedServer(t, rs.server)
-	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing, store: rs.store}
+	return &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing, store: rs.store, runner: rs.runner}
 }
 
 // readServer is the server of newReadAPI, not yet served, with the parts behind it.
@@ -71,6 +72,7 @@ type readServer struct {
 	server   *httpapi.Server
 	store    eventstore.Store
 	refusing *atomic.Bool
+	runner   *runtime.Runner
 	travel   *timetravel.TimeTravel
 	rebuilds *rebuild.Rebuilds
 }
@@ -137,7 +139,7 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 	t.Cleanup(rebuilds.Close)
 	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
 		Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
-	return readServer{server: server, store: store, refusing: refusing, travel: travel, rebuilds: rebuilds}
+	return readServer{server: server, store: store, refusing: refusing, runner: runner, travel: travel, rebuilds: rebuilds}
 }
 
 func (a *readAPI) read(path string, v any) response {

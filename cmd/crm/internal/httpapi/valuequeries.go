@@ -2,14 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/eventcrm/crm/projections/explain"
+	"github.com/eventcrm/crm/projections/horizon"
 	"github.com/eventcrm/crm/projections/value"
 )
 
@@ -59,19 +58,15 @@ func (v valueRoutes) customers(r *http.Request, rd read) (any, error) {
 		return value.ExplainCustomers(r.Context(), rd.db, rd.t, v.zone, asOf, path, limit, q.Get("cursor"))
 	}
 	params := value.CustomersParams{Segment: q.Get("segment"), Sort: q.Get("sort"), Limit: limit, Cursor: q.Get("cursor")}
-	question, err := json.Marshal(params)
-	if err != nil {
-		return nil, fmt.Errorf("customers question: %w", err)
-	}
 	// About now a page is the tables' alone but for each customer's recency, which At counts
 	// to the as_of: kept while the tables do not change. About a past time it is read.
-	kept, err := rd.memo(r.Context(), "customers now "+string(question), func(ctx context.Context) (any, error) {
+	kept, err := memoJSON(r.Context(), rd, "customers now", params, func(ctx context.Context) (any, error) {
 		return value.QueryCustomersNow(ctx, rd.db, rd.t, v.zone, params)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.Present[value.CustomersAnswer]).At(asOf); ok {
+	if answer, ok := kept.(horizon.Present[value.CustomersAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	params.AsOf = asOf
@@ -115,7 +110,7 @@ func (v valueRoutes) rfm(r *http.Request, rd read) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if answer, ok := kept.(value.Present[value.RFMAnswer]).At(asOf); ok {
+	if answer, ok := kept.(horizon.Present[value.RFMAnswer]).At(asOf); ok {
 		return answer, nil
 	}
 	return value.QueryRFM(r.Context(), rd.db, rd.t, v.zone, asOf)
