@@ -165,14 +165,6 @@ func shortPostings(t projections.Tables, listTable, postingsTable, countsTable, 
 		listTable: t.Name(listTable)}
 }
 
-// longSearch adds q as a substring of the search column of table (aliased x) when it is
-// longer than a search the postings answer.
-func (f *filter) longSearch(d projections.Dialect, table, q string) {
-	if utf8.RuneCountInString(Normalize(q)) > countedSearch {
-		f.search(d, table, "x", q)
-	}
-}
-
 // matchesFirst makes a page of the list read the rows of table (aliased x in its FROM
 // clause) whose search column holds q from the trigram index first, then sort them, when q
 // is longer than a search the postings answer; its total counts them. Planned once for any
