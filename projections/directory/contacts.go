@@ -126,6 +126,8 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 		return nil, err
 	}
 	l.matchesFirst(d, t.Name(tableContacts), p.Q)
+	// Every condition of the filter is on the contact.
+	l.filterWithMatches()
 	p.keep(l, t)
 	return l, nil
 }

@@ -179,6 +179,19 @@ func (l *list) matchesFirst(d projections.Dialect, table, q string) {
 	l.matches.search(d, table, "x", q)
 }
 
+// filterWithMatches makes the matches a page reads first those the filter keeps too, read
+// with it, when the list has them (see matchesFirst): for a list whose filter is on the rows
+// of the matched table alone. The database then reads the matches with the indexes of the
+// filter as well (one owner's contacts: the owner's index and the trigram index combined)
+// rather than every row that holds the text.
+func (l *list) filterWithMatches() {
+	if len(l.matches.conds) == 0 {
+		return
+	}
+	l.matches = filter{conds: append(l.filter.conds, l.matches.conds...), args: append(l.filter.args, l.matches.args...)}
+	l.filter = filter{}
+}
+
 // plan is how a page and its total read the postings of a search.
 type plan struct {
 	// count is the number of postings: the rows that match.
@@ -459,9 +472,8 @@ func (l *list) countQuery(pl *plan) (string, []any) {
 	if pl != nil {
 		f.add(pl.total, pl.totalArgs...)
 	}
-	for i, cond := range l.matches.conds {
-		f.add(cond, l.matches.args[i])
-	}
+	f.conds = append(f.conds, l.matches.conds...)
+	f.args = append(f.args, l.matches.args...)
 	return "SELECT COUNT(*) FROM " + from + f.where(), f.args
 }
 

@@ -169,17 +169,20 @@ func TestListPlans(t *testing.T) {
 		deals    *directory.DealParams
 		accounts *directory.AccountParams
 		// index is the index the page reads, by its name after the table's; search tells
-		// that the page reads the matches of its search first, and sorts them.
+		// that the page reads the matches of its search first, and sorts them; with, an
+		// index PostgreSQL reads those matches with (a filter's, combined with the trigram
+		// index).
 		index  string
 		search bool
+		with   string
 	}
 	questions := []question{
 		{contacts: &directory.ContactParams{Q: "smith"}, search: true},
 		{contacts: &directory.ContactParams{Q: "smith", Sort: "-created"}, search: true},
 		{contacts: &directory.ContactParams{Q: "user12", Sort: "last_activity"}, search: true},
 		{contacts: &directory.ContactParams{Q: "globex", Sort: "-phase"}, search: true},
-		{contacts: &directory.ContactParams{Q: "smith", Owner: "rep-3", Sort: "-last_activity"}, search: true},
-		{contacts: &directory.ContactParams{Q: "タカハシ", Owner: "rep-3"}, search: true},
+		{contacts: &directory.ContactParams{Q: "smith", Owner: "rep-3", Sort: "-last_activity"}, search: true, with: "contacts_owner_phase_activity"},
+		{contacts: &directory.ContactParams{Q: "タカハシ", Owner: "rep-3"}, search: true, with: "contacts_owner_phase_activity"},
 		{contacts: &directory.ContactParams{Q: "jones", Phase: "lead", Sort: "created"}, search: true},
 		{deals: &directory.DealParams{Status: "lost", Sort: "-closed"}, index: "deals_by_closed"},
 		{deals: &directory.DealParams{Status: "open", Sort: "title"}, index: "deals_by_title"},
@@ -233,6 +236,9 @@ func TestListPlans(t *testing.T) {
 				strings.Contains(plan, table+projections.SearchTableSuffix) && !strings.Contains(plan, "USING INDEX "+table)
 			if !matches || strings.Contains(plan, "Filter: (search") {
 				t.Errorf("%s: the page does not read the matches of its search first:\n%s", name, plan)
+			}
+			if index := set.Name(q.with); q.with != "" && db.Dialect == projections.Postgres && !reads(plan, index) {
+				t.Errorf("%s: the matches are not read with %s:\n%s", name, index, plan)
 			}
 		}
 	})
