@@ -122,9 +122,12 @@ func (p ContactParams) list(d projections.Dialect, t projections.Tables) (*list,
 	if l.after, err = decodeCursor(p.Cursor, o); err != nil {
 		return nil, err
 	}
-	if err := p.filter(&l.filter, d, t); err != nil {
+	if err := p.filter(&l.filter); err != nil {
 		return nil, err
 	}
+	l.matchesFirst(d, t.Name(tableContacts), p.Q)
+	// Every condition of the filter is on the contact.
+	l.filterWithMatches()
 	p.keep(l, t)
 	return l, nil
 }
@@ -156,7 +159,7 @@ func (p ContactParams) keep(l *list, t projections.Tables) {
 	}
 }
 
-func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Tables) error {
+func (p ContactParams) filter(f *filter) error {
 	f.add("x.merged_into = ''")
 	if p.Phase != "" {
 		if _, err := contact.ParsePhase("phase", p.Phase); err != nil {
@@ -179,7 +182,6 @@ func (p ContactParams) filter(f *filter, d projections.Dialect, t projections.Ta
 	if err := optedOutFilter(f, p.OptedOut); err != nil {
 		return err
 	}
-	f.longSearch(d, t.Name(tableContacts), p.Q)
 	lo, hi, err := timeRange("created_from", p.CreatedFrom, "created_to", p.CreatedTo)
 	if err != nil {
 		return err

@@ -7,8 +7,9 @@ import (
 	"github.com/eventcrm/crm/projections"
 )
 
-// ContactStatements are the statements of a contacts question with no search: its page, and
-// its total counted row by row.
+// ContactStatements are the statements of a contacts question with no search of the postings
+// (none, or one longer than three characters): its page, and its total counted row by row
+// ("" when the total is read from a kept count).
 func ContactStatements(d projections.Dialect, t projections.Tables, p ContactParams) (page string, pageArgs []any, total string, totalArgs []any, err error) {
 	return statementsOf(p, d, t)
 }

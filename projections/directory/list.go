@@ -165,14 +165,6 @@ func shortPostings(t projections.Tables, listTable, postingsTable, countsTable, 
 		listTable: t.Name(listTable)}
 }
 
-// longSearch adds q as a substring of the search column of table (aliased x) when it is
-// longer than a search the postings answer.
-func (f *filter) longSearch(d projections.Dialect, table, q string) {
-	if utf8.RuneCountInString(Normalize(q)) > countedSearch {
-		f.search(d, table, "x", q)
-	}
-}
-
 // matchesFirst makes a page of the list read the rows of table (aliased x in its FROM
 // clause) whose search column holds q from the trigram index first, then sort them, when q
 // is longer than a search the postings answer; its total counts them. Planned once for any
@@ -185,6 +177,19 @@ func (l *list) matchesFirst(d projections.Dialect, table, q string) {
 	}
 	l.table = table
 	l.matches.search(d, table, "x", q)
+}
+
+// filterWithMatches makes the matches a page reads first those the filter keeps too, read
+// with it, when the list has them (see matchesFirst): for a list whose filter is on the rows
+// of the matched table alone. The database then reads the matches with the indexes of the
+// filter as well (one owner's contacts: the owner's index and the trigram index combined)
+// rather than every row that holds the text.
+func (l *list) filterWithMatches() {
+	if len(l.matches.conds) == 0 {
+		return
+	}
+	l.matches = filter{conds: append(l.filter.conds, l.matches.conds...), args: append(l.filter.args, l.matches.args...)}
+	l.filter = filter{}
 }
 
 // plan is how a page and its total read the postings of a search.
@@ -463,9 +468,8 @@ func (l *list) countQuery(pl *plan) (string, []any) {
 	if pl != nil {
 		f.add(pl.total, pl.totalArgs...)
 	}
-	for i, cond := range l.matches.conds {
-		f.add(cond, l.matches.args[i])
-	}
+	f.conds = append(f.conds, l.matches.conds...)
+	f.args = append(f.args, l.matches.args...)
 	return "SELECT COUNT(*) FROM " + from + f.where(), f.args
 }
 

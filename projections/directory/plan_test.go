@@ -196,12 +196,13 @@ func TestListsPreparedOncePlannedOnce(t *testing.T) {
 	}
 }
 
-// The deals and the accounts lists filtered and sorted otherwise than by default, over
-// thousands of rows with their statistics, each page planned once for any arguments: a
-// filter and a sort that an index serves read that index in the page's order, and a search
-// of four characters or more reads its matches from the trigram index first and sorts them
-// alone, rather than walk an index of the sort down the whole list in the hope of meeting
-// them (planned for any text, the walk looks cheaper than the matches of a common one).
+// The contacts, the deals and the accounts lists filtered and sorted otherwise than by
+// default, over thousands of rows with their statistics, each page planned once for any
+// arguments: a filter and a sort that an index serves read that index in the page's order,
+// and a search of four characters or more, in any sort and with other filters, reads its
+// matches from the trigram index first and sorts them alone, rather than walk an index of
+// the sort (or of the owner) down the whole list in the hope of meeting them (planned for
+// any text, the walk looks cheaper than the matches of a common one).
 func TestListPlans(t *testing.T) {
 	events := directoryEvents(3000)
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -214,14 +215,25 @@ func TestListPlans(t *testing.T) {
 	}
 	events = projectiontest.Upcast(t, events)
 	type question struct {
+		contacts *directory.ContactParams
 		deals    *directory.DealParams
 		accounts *directory.AccountParams
 		// index is the index the page reads, by its name after the table's; search tells
-		// that the page reads the matches of its search first, and sorts them.
+		// that the page reads the matches of its search first, and sorts them; with, an
+		// index PostgreSQL reads those matches with (a filter's, combined with the trigram
+		// index).
 		index  string
 		search bool
+		with   string
 	}
 	questions := []question{
+		{contacts: &directory.ContactParams{Q: "smith"}, search: true},
+		{contacts: &directory.ContactParams{Q: "smith", Sort: "-created"}, search: true},
+		{contacts: &directory.ContactParams{Q: "user12", Sort: "last_activity"}, search: true},
+		{contacts: &directory.ContactParams{Q: "globex", Sort: "-phase"}, search: true},
+		{contacts: &directory.ContactParams{Q: "smith", Owner: "rep-3", Sort: "-last_activity"}, search: true, with: "contacts_owner_phase_activity"},
+		{contacts: &directory.ContactParams{Q: "タカハシ", Owner: "rep-3"}, search: true, with: "contacts_owner_phase_activity"},
+		{contacts: &directory.ContactParams{Q: "jones", Phase: "lead", Sort: "created"}, search: true},
 		{deals: &directory.DealParams{Status: "lost", Sort: "-closed"}, index: "deals_by_closed"},
 		{deals: &directory.DealParams{Status: "open", Sort: "title"}, index: "deals_by_title"},
 		{deals: &directory.DealParams{Owner: "rep-3"}, index: "deals_owner_created"},
@@ -247,10 +259,14 @@ func TestListPlans(t *testing.T) {
 				name  = fmt.Sprintf("%+v", q.accounts)
 				table = set.Name("accounts")
 			)
-			if q.deals != nil {
+			switch {
+			case q.contacts != nil:
+				name, table = fmt.Sprintf("%+v", q.contacts), set.Name("contacts")
+				page, args, _, _, err = directory.ContactStatements(db.Dialect, set, *q.contacts)
+			case q.deals != nil:
 				name, table = fmt.Sprintf("%+v", q.deals), set.Name("deals")
 				page, args, _, _, err = directory.DealStatements(db.Dialect, set, *q.deals)
-			} else {
+			default:
 				page, args, _, _, err = directory.AccountStatements(db.Dialect, set, *q.accounts)
 			}
 			if err != nil {
@@ -270,6 +286,9 @@ func TestListPlans(t *testing.T) {
 				strings.Contains(plan, table+projections.SearchTableSuffix) && !strings.Contains(plan, "USING INDEX "+table)
 			if !matches || strings.Contains(plan, "Filter: (search") {
 				t.Errorf("%s: the page does not read the matches of its search first:\n%s", name, plan)
+			}
+			if index := set.Name(q.with); q.with != "" && db.Dialect == projections.Postgres && !reads(plan, index) {
+				t.Errorf("%s: the matches are not read with %s:\n%s", name, index, plan)
 			}
 		}
 	})

@@ -56,7 +56,8 @@ var searchQueries = []string{"佐藤 花", "ｻﾄｳ", "サトウ タ", "sato",
 // TestSearchEqualsSubstring checks searches, answered from the postings the fold keeps (or,
 // for a longer text, the trigram index), against a substring match of every listed contact's
 // normalised fields, on both dialects, folded event by event (the live path) and in one
-// batch, with pages small enough for both ways of reading the postings.
+// batch, with pages small enough for both ways of reading the postings, alone and with an
+// owner and a phase.
 func TestSearchEqualsSubstring(t *testing.T) {
 	events := shortHistory(t)
 	p := directory.Projection()
@@ -67,16 +68,21 @@ func TestSearchEqualsSubstring(t *testing.T) {
 				t.Fatalf("%s: %d contacts listed, the history lists more", name, len(all))
 			}
 			for _, q := range searchQueries {
-				want := []string{}
-				for _, c := range all {
-					if holds(c, q) {
-						want = append(want, c.ContactID)
+				// Alone, and with a filter, which a search of four characters or more reads
+				// with its matches.
+				for _, p := range []directory.ContactParams{{Q: q}, {Q: q, Owner: "rep-a", Phase: "approach"}} {
+					want := []string{}
+					for _, c := range all {
+						if matches(c, p) {
+							want = append(want, c.ContactID)
+						}
 					}
-				}
-				for _, limit := range []int{2, 50} {
-					got, total := pagedIDs(t, db, set, directory.ContactParams{Q: q, Limit: limit})
-					if strings.Join(got, ",") != strings.Join(want, ",") || total != int64(len(want)) {
-						t.Errorf("%s: q=%q limit %d: total %d, %v; substring match: %d, %v", name, q, limit, total, got, len(want), want)
+					for _, limit := range []int{2, 50} {
+						p.Limit = limit
+						got, total := pagedIDs(t, db, set, p)
+						if strings.Join(got, ",") != strings.Join(want, ",") || total != int64(len(want)) {
+							t.Errorf("%s: %+v: total %d, %v; substring match: %d, %v", name, p, total, got, len(want), want)
+						}
 					}
 				}
 			}
