@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"strings"
 	"time"
@@ -192,20 +191,12 @@ func QueryKPIs(ctx context.Context, db *projections.DB, t projections.Tables, pa
 	if err != nil {
 		return nil, err
 	}
-	var answer any
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		r := &reader{db: db, tx: tx, t: t}
+	return readAnswer(ctx, db, t, func(r *reader) (any, error) {
 		if q.Explain != "" {
-			answer, err = r.explainKPI(ctx, q)
-			return err
+			return r.explainKPI(ctx, q)
 		}
-		answer, err = r.kpis(ctx, q)
-		return err
+		return r.kpis(ctx, q)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return answer, nil
 }
 
 // source is what the figures of a question add up to, per period: the tallies of every

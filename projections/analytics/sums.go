@@ -165,6 +165,21 @@ type reader struct {
 	t  projections.Tables
 }
 
+// readAnswer returns what answer reads in one read transaction of db on the tables of set t:
+// every figure of an answer, or every part explaining one, is of one state of the tables.
+func readAnswer(ctx context.Context, db *projections.DB, t projections.Tables, answer func(r *reader) (any, error)) (any, error) {
+	var out any
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = answer(&reader{db: db, tx: tx, t: t})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (r *reader) query(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
 	return r.tx.QueryContext(ctx, r.db.Dialect.Rebind(stmt), args...)
 }
