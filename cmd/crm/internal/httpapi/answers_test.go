@@ -232,16 +232,8 @@ func TestAnswersDoNotJoinAReadingOfAReplacedSet(t *testing.T) {
 	ctx := context.Background()
 	a := newAnswers(10)
 	release := make(chan struct{})
-	old := make(chan any, 1)
-	go func() {
-		v, _, _ := a.get(ctx, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, runtime.Freshness{Position: 10},
-			func(context.Context) (any, error) {
-				<-release
-				return "Quillon Erasable", nil
-			})
-		old <- v
-	}()
-	waitRequests(t, a, 1) // the reading of the replaced set is in progress
+	old := readingInProgress(t, a, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, runtime.Freshness{Position: 10},
+		"Quillon Erasable", release)
 
 	type result struct {
 		v     any
@@ -261,6 +253,27 @@ func TestAnswersDoNotJoinAReadingOfAReplacedSet(t *testing.T) {
 	if v := <-old; v != "Quillon Erasable" {
 		t.Errorf("the reading of the replaced set got %v", v)
 	}
+}
+
+// readingInProgress starts a request for question in state whose reading answers value once
+// release is closed, and returns once the reading is in progress: the request's answer comes
+// on the channel returned.
+func readingInProgress(t *testing.T, a *answers, question string, state tablesState, fresh runtime.Freshness,
+	value string, release <-chan struct{}) <-chan any {
+	t.Helper()
+	a.mu.Lock()
+	seen := a.tick
+	a.mu.Unlock()
+	got := make(chan any, 1)
+	go func() {
+		v, _, _ := a.get(context.Background(), question, state, fresh, func(context.Context) (any, error) {
+			<-release
+			return value, nil
+		})
+		got <- v
+	}()
+	waitRequests(t, a, seen+1)
+	return got
 }
 
 // waitRequests waits until a has seen n requests.
@@ -307,18 +320,9 @@ func TestAnswersClearForgetsEveryAnswer(t *testing.T) {
 // A reading in progress when the answers are cleared answers the requests that wait for it,
 // and is not kept once done: it may have read a set from before the purge.
 func TestAnswersClearDropsAReadingInProgress(t *testing.T) {
-	ctx := context.Background()
 	a := newAnswers(10)
 	release := make(chan struct{})
-	got := make(chan any, 1)
-	go func() {
-		v, _, _ := a.get(ctx, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, none, func(context.Context) (any, error) {
-			<-release
-			return "Quillon Erasable", nil
-		})
-		got <- v
-	}()
-	waitRequests(t, a, 1)
+	got := readingInProgress(t, a, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, none, "Quillon Erasable", release)
 	a.clear()
 	close(release)
 	if v := <-got; v != "Quillon Erasable" {
