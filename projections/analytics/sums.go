@@ -296,15 +296,6 @@ func middleMedian(n int, lower, upper int64) stats {
 	return stats{count: n, median: &m}
 }
 
-// rate is num/den to 4 decimals half up; nil when den is 0.
-func rate(num, den int64) *float64 {
-	if den == 0 {
-		return nil
-	}
-	r := float64((num*20000+den)/(2*den)) / 10000
-	return &r
-}
-
 // meanHalfUp is total/n rounded half up to the minor unit.
 func meanHalfUp(total, n int64) int64 {
 	if total < 0 {
