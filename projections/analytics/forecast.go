@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"slices"
@@ -125,20 +124,12 @@ func QueryForecast(ctx context.Context, db *projections.DB, t projections.Tables
 	if err != nil {
 		return nil, err
 	}
-	var answer any
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		r := &reader{db: db, tx: tx, t: t}
+	return readAnswer(ctx, db, t, func(r *reader) (any, error) {
 		if q.Explain != "" {
-			answer, err = r.explainForecast(ctx, q)
-			return err
+			return r.explainForecast(ctx, q)
 		}
-		answer, err = r.forecastAnswer(ctx, q)
-		return err
+		return r.forecastAnswer(ctx, q)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return answer, nil
 }
 
 // forecastKey names a group: a month's first date, "overdue" or "".

@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/explain"
 	"github.com/eventcrm/crm/projections/period"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // KPIParams ask for the KPIs of the periods holding the business dates From..To.
@@ -192,20 +192,12 @@ func QueryKPIs(ctx context.Context, db *projections.DB, t projections.Tables, pa
 	if err != nil {
 		return nil, err
 	}
-	var answer any
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		r := &reader{db: db, tx: tx, t: t}
+	return readAnswer(ctx, db, t, func(r *reader) (any, error) {
 		if q.Explain != "" {
-			answer, err = r.explainKPI(ctx, q)
-			return err
+			return r.explainKPI(ctx, q)
 		}
-		answer, err = r.kpis(ctx, q)
-		return err
+		return r.kpis(ctx, q)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return answer, nil
 }
 
 // source is what the figures of a question add up to, per period: the tallies of every
@@ -324,21 +316,21 @@ func kpisOf(label, end string, src source, cutoff string) KPIs {
 	}
 	for _, p := range conversionPhases() {
 		c := Conversion{Phase: string(p), Entered: f[figEntered+string(p)].count, Advanced: f[figAdvanced+string(p)].count}
-		c.Rate = rate(c.Advanced, c.Entered)
+		c.Rate = round.Ratio(c.Advanced, c.Entered)
 		k.Conversions = append(k.Conversions, c)
 	}
 	k.Deals.Opened = f[figOpened].count
 	won, wonBy := f.perCurrency(figWon)
 	lost, lostBy := f.perCurrency(figLost)
 	k.Deals.Won, k.Deals.Lost = won, lost
-	k.Deals.WinRate = rate(won, won+lost)
+	k.Deals.WinRate = round.Ratio(won, won+lost)
 	k.Deals.WinRateByAmount = map[string]float64{}
 	for cur, t := range wonBy {
 		k.RevenueWon[cur] = t.amount
 		k.AverageWonDeal[cur] = meanHalfUp(t.amount, t.count)
 	}
 	for _, cur := range currencies(wonBy, lostBy) {
-		if r := rate(wonBy[cur].amount, wonBy[cur].amount+lostBy[cur].amount); r != nil {
+		if r := round.Ratio(wonBy[cur].amount, wonBy[cur].amount+lostBy[cur].amount); r != nil {
 			k.Deals.WinRateByAmount[cur] = *r
 		}
 	}

@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"time"
 
@@ -65,20 +64,12 @@ func QueryNPS(ctx context.Context, db *projections.DB, t projections.Tables, par
 	if err != nil {
 		return nil, err
 	}
-	var answer any
-	err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		r := &reader{db: db, tx: tx, t: t}
+	return readAnswer(ctx, db, t, func(r *reader) (any, error) {
 		if params.Explain != "" {
-			answer, err = r.explainNPS(ctx, kp, params)
-			return err
+			return r.explainNPS(ctx, kp, params)
 		}
-		answer, err = r.nps(ctx, kp)
-		return err
+		return r.nps(ctx, kp)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return answer, nil
 }
 
 func (r *reader) nps(ctx context.Context, q kpiQuestion) (NPSAnswer, error) {

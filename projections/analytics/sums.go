@@ -165,6 +165,21 @@ type reader struct {
 	t  projections.Tables
 }
 
+// readAnswer returns what answer reads in one read transaction of db on the tables of set t:
+// every figure of an answer, or every part explaining one, is of one state of the tables.
+func readAnswer(ctx context.Context, db *projections.DB, t projections.Tables, answer func(r *reader) (any, error)) (any, error) {
+	var out any
+	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = answer(&reader{db: db, tx: tx, t: t})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (r *reader) query(ctx context.Context, stmt string, args ...any) (*sql.Rows, error) {
 	return r.tx.QueryContext(ctx, r.db.Dialect.Rebind(stmt), args...)
 }
@@ -279,15 +294,6 @@ func middleMedian(n int, lower, upper int64) stats {
 		m = float64(((a+b)*100+perDay)/(2*perDay)) / 100
 	}
 	return stats{count: n, median: &m}
-}
-
-// rate is num/den to 4 decimals half up; nil when den is 0.
-func rate(num, den int64) *float64 {
-	if den == 0 {
-		return nil
-	}
-	r := float64((num*20000+den)/(2*den)) / 10000
-	return &r
 }
 
 // meanHalfUp is total/n rounded half up to the minor unit.

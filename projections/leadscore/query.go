@@ -230,29 +230,49 @@ func (q *leadQuery) top(minScore float64, owner string, limit int) ([]candidate,
 }
 
 // first reads the limit contacts of highest level that match where (all clearly above
-// minScore), and every other one of the same level as the last of them, so that the page is
-// the same whatever order the index keeps ties in.
+// minScore), and every other one of the same level as the last of them (see firstOfLevel).
 func (q *leadQuery) first(where string, args []any, limit int) ([]candidate, error) {
-	rows, err := q.rows(where+` ORDER BY level DESC LIMIT ?`, append(slices.Clone(args), limit)...)
-	if err != nil || len(rows) < limit {
-		return scored(q, rows), err
+	rows, err := firstOfLevel(q.rows, where, args, limit)
+	if err != nil {
+		return nil, err
 	}
-	last := rows[len(rows)-1].level
-	ties, err := q.rows(where+` AND level = ?`, append(slices.Clone(args), last)...)
+	return scored(q, rows), nil
+}
+
+// firstOfLevel reads, with read, the limit rows of highest level that match where, and every
+// other one of the same level as the last of them, so that the page is the same whatever
+// order the index keeps ties in.
+func firstOfLevel[R leveled](read func(where string, args ...any) ([]R, error), where string, args []any, limit int) ([]R, error) {
+	rows, err := read(where+` ORDER BY level DESC LIMIT ?`, append(slices.Clone(args), limit)...)
+	if err != nil || len(rows) < limit {
+		return rows, err
+	}
+	_, last := rows[len(rows)-1].contactLevel()
+	ties, err := read(where+` AND level = ?`, append(slices.Clone(args), last)...)
 	if err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
 	for _, r := range rows {
-		seen[r.contactID] = true
+		id, _ := r.contactLevel()
+		seen[id] = true
 	}
 	for _, r := range ties {
-		if !seen[r.contactID] {
+		if id, _ := r.contactLevel(); !seen[id] {
 			rows = append(rows, r)
 		}
 	}
-	return scored(q, rows), nil
+	return rows, nil
 }
+
+// leveled is a row of a contact at a level: a score or a step.
+type leveled interface {
+	contactLevel() (contactID string, level int64)
+}
+
+func (r scoreRow) contactLevel() (string, int64) { return r.contactID, r.level }
+
+func (r stepRow) contactLevel() (string, int64) { return r.contactID, r.level }
 
 // scored are rows with their scores from their levels.
 func scored(q *leadQuery, rows []scoreRow) []candidate {
@@ -460,7 +480,7 @@ func (q *leadQuery) topThen(minScore float64, owner string, limit int) ([]candid
 		for _, s := range close {
 			near[s.contactID] = true
 		}
-		best, err := q.firstSteps(aboveWhere, aboveArgs, limit)
+		best, err := firstOfLevel(q.stepRows, aboveWhere, aboveArgs, limit)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -485,29 +505,6 @@ func (q *leadQuery) topThen(minScore float64, owner string, limit int) ([]candid
 		}
 	}
 	return found, total, nil
-}
-
-// firstSteps reads the limit steps of highest level that match where, and every other one
-// of the same level as the last of them (as first does).
-func (q *leadQuery) firstSteps(where string, args []any, limit int) ([]stepRow, error) {
-	steps, err := q.stepRows(where+` ORDER BY level DESC LIMIT ?`, append(slices.Clone(args), limit)...)
-	if err != nil || len(steps) < limit {
-		return steps, err
-	}
-	ties, err := q.stepRows(where+` AND level = ?`, append(slices.Clone(args), steps[len(steps)-1].level)...)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, s := range steps {
-		seen[s.contactID] = true
-	}
-	for _, s := range ties {
-		if !seen[s.contactID] {
-			steps = append(steps, s)
-		}
-	}
-	return steps, nil
 }
 
 // stepRows reads the contact and level of the steps that match where.

@@ -32,7 +32,7 @@ func EnvCount(b *testing.B, name string, least, def int) int {
 // batches of batch events, as a benchmark's data set: on PostgreSQL then vacuumed and
 // analyzed, as autovacuum does after a load (statistics, and the visibility map that lets a
 // query scan an index without the table).
-func Loaded(b *testing.B, d projections.Dialect, p projections.Projection, events []eventstore.Event, batch int) (*projections.DB, projections.Tables) {
+func Loaded(b testing.TB, d projections.Dialect, p projections.Projection, events []eventstore.Event, batch int) (*projections.DB, projections.Tables) {
 	b.Helper()
 	return LoadedInto(b, Open(b, d), p, events, batch, Vacuumed)
 }
@@ -48,7 +48,7 @@ const (
 
 // LoadedInto is Loaded into the fresh database db, its tables on PostgreSQL then gathered
 // (Vacuumed or Analyzed).
-func LoadedInto(b *testing.B, db *projections.DB, p projections.Projection, events []eventstore.Event, batch int, gathered string) (*projections.DB, projections.Tables) {
+func LoadedInto(b testing.TB, db *projections.DB, p projections.Projection, events []eventstore.Event, batch int, gathered string) (*projections.DB, projections.Tables) {
 	b.Helper()
 	tables := projections.TablesFor(p, "")
 	ctx := context.Background()

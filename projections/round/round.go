@@ -15,7 +15,7 @@ func Days(micros int64) float64 {
 }
 
 // Ratio is num/den rounded half up to 4 decimals, nil when den is 0.
-func Ratio(num, den int) *float64 {
+func Ratio[N ~int | ~int64](num, den N) *float64 {
 	if den == 0 {
 		return nil
 	}

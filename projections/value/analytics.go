@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // Money is an amount in minor units of a currency.
@@ -281,7 +282,7 @@ func QueryRepeatRate(ctx context.Context, db *projections.DB, t projections.Tabl
 				WHERE customers <> 0 ORDER BY cohort`, nil, func(rows *sql.Rows) error {
 				var c RepeatCohort
 				err := rows.Scan(&c.Cohort, &c.Customers, &c.RepeatCustomers)
-				c.RepeatRate = rate(c.RepeatCustomers, c.Customers)
+				c.RepeatRate = round.Ratio(c.RepeatCustomers, c.Customers)
 				answer.Cohorts = append(answer.Cohorts, c)
 				return err
 			})
@@ -304,7 +305,7 @@ func QueryRepeatRate(ctx context.Context, db *projections.DB, t projections.Tabl
 			}
 		}
 		for _, rc := range byCohort {
-			rc.RepeatRate = rate(rc.RepeatCustomers, rc.Customers)
+			rc.RepeatRate = round.Ratio(rc.RepeatCustomers, rc.Customers)
 			answer.Cohorts = append(answer.Cohorts, *rc)
 		}
 		slices.SortFunc(answer.Cohorts, func(a, b RepeatCohort) int {

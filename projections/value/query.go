@@ -402,15 +402,6 @@ func medianDays(sorted []int64) *float64 {
 // meanHalfUp is sum / n rounded half up to the unit (sum >= 0, n > 0).
 func meanHalfUp(sum, n int64) int64 { return (2*sum + n) / (2 * n) }
 
-// rate is part / whole rounded half up to 4 decimals; nil when whole is 0.
-func rate(part, whole int64) *float64 {
-	if whole == 0 {
-		return nil
-	}
-	r := float64((part*20000+whole)/(2*whole)) / 10000
-	return &r
-}
-
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // endOfTime is an as_of after every business time: the question about now.

@@ -21,9 +21,11 @@ const DefaultAnswerCacheSize = 512
 //
 // Requests for a question that is being read join that reading instead of reading the tables
 // too (single flight), even when the tables changed since it started, as long as it started
-// at or after the position the request asked for (min_position): the request then answers
-// with the reading's freshness, which says the position it holds. So under a steady stream of
-// events, a question costs one reading at a time, not one per request.
+// at or after the position the request asked for (min_position) and reads the same set: the
+// request then answers with the reading's freshness, which says the position it holds. So
+// under a steady stream of events, a question costs one reading at a time, not one per
+// request. A reading of a set that a rebuild has since replaced is never joined: the new set
+// may answer otherwise (a new version of the read model, a person erased by a purge).
 type answers struct {
 	mu      sync.Mutex
 	entries map[string]*answerEntry
@@ -31,8 +33,15 @@ type answers struct {
 	tick    uint64
 }
 
+// tablesState is the state of a projection's tables an answer is read from: the served set
+// (its prefix) and the count of changes of the projection's tables (runtime.Runner.Changes).
+type tablesState struct {
+	set     string
+	changes uint64
+}
+
 type answerEntry struct {
-	state string
+	state tablesState
 	// fresh is the freshness read before the reading: the answer holds every event up to
 	// fresh.Position.
 	fresh runtime.Freshness
@@ -55,7 +64,7 @@ func newAnswers(limit int) *answers {
 // may join, or what compute returns (kept unless it is an error). It also returns the
 // freshness of the answer: fresh, or the joined reading's. compute runs without the caller's
 // cancellation, since other requests may be waiting for it.
-func (a *answers) get(ctx context.Context, question, state string, fresh runtime.Freshness,
+func (a *answers) get(ctx context.Context, question string, state tablesState, fresh runtime.Freshness,
 	compute func(ctx context.Context) (any, error)) (any, runtime.Freshness, error) {
 	a.mu.Lock()
 	a.tick++
@@ -63,7 +72,7 @@ func (a *answers) get(ctx context.Context, question, state string, fresh runtime
 	switch {
 	case e != nil && e.state == state:
 		// the same state: fresh holds for the answer
-	case e != nil && !e.done && e.fresh.Position >= fresh.MinPosition:
+	case e != nil && !e.done && e.state.set == state.set && e.fresh.Position >= fresh.MinPosition:
 		joined := e.fresh
 		joined.MinPosition, joined.Stale = fresh.MinPosition, fresh.Stale
 		fresh = joined
@@ -159,17 +168,13 @@ func direct(ctx context.Context, _ string, compute func(ctx context.Context) (an
 	return compute(ctx)
 }
 
-// clear forgets every finished answer (readings in progress finish for their requests and are
-// not kept), so that no answer read before an erasure stays in memory.
+// clear forgets every answer, so that no answer read before an erasure stays in memory:
+// readings in progress finish for the requests that wait for them, and are not kept.
 func (a *answers) clear() {
 	if a == nil {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for q, e := range a.entries {
-		if e.done {
-			delete(a.entries, q)
-		}
-	}
+	clear(a.entries)
 }

@@ -30,16 +30,18 @@ func TestAnswersReadOncePerStateAndQuestion(t *testing.T) {
 		}
 	}
 	steps := []struct {
-		question, state, value string
-		want                   string
-		wantComputed           int64
+		question     string
+		state        tablesState
+		value        string
+		want         string
+		wantComputed int64
 	}{
-		{"board", "s@1", "one", "one", 1},
-		{"board", "s@1", "other", "one", 1},     // kept
-		{"map", "s@1", "map-one", "map-one", 2}, // another question
-		{"board", "s@2", "two", "two", 3},       // the tables changed
-		{"board", "s@1", "late", "late", 4},     // an older state is not mixed with a newer one
-		{"map", "s@1", "map-two", "map-one", 4},
+		{"board", tablesState{"s_", 1}, "one", "one", 1},
+		{"board", tablesState{"s_", 1}, "other", "one", 1},     // kept
+		{"map", tablesState{"s_", 1}, "map-one", "map-one", 2}, // another question
+		{"board", tablesState{"s_", 2}, "two", "two", 3},       // the tables changed
+		{"board", tablesState{"s_", 1}, "late", "late", 4},     // an older state is not mixed with a newer one
+		{"map", tablesState{"s_", 1}, "map-two", "map-one", 4},
 	}
 	for i, st := range steps {
 		got, _, err := a.get(ctx, st.question, st.state, none, compute(st.value))
@@ -59,7 +61,7 @@ func TestAnswersShareOneReadingAmongConcurrentRequests(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) {
+			v, _, err := a.get(context.Background(), "q", tablesState{"s_", 1}, none, func(context.Context) (any, error) {
 				computed.Add(1)
 				<-release
 				return "answer", nil
@@ -86,10 +88,10 @@ func TestAnswersShareOneReadingAmongConcurrentRequests(t *testing.T) {
 func TestAnswersDoNotKeepErrors(t *testing.T) {
 	a := newAnswers(10)
 	boom := errors.New("boom")
-	if _, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, _, err := a.get(context.Background(), "q", tablesState{"s_", 1}, none, func(context.Context) (any, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
-	v, _, err := a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { return "fine", nil })
+	v, _, err := a.get(context.Background(), "q", tablesState{"s_", 1}, none, func(context.Context) (any, error) { return "fine", nil })
 	if err != nil || v != "fine" {
 		t.Fatalf("after an error: %v, %v", v, err)
 	}
@@ -99,7 +101,7 @@ func TestAnswersForgetTheLeastRecentlyUsed(t *testing.T) {
 	a := newAnswers(3)
 	ctx := context.Background()
 	get := func(q string) (computed bool) {
-		_, _, _ = a.get(ctx, q, "s@1", none, func(context.Context) (any, error) { computed = true; return q, nil })
+		_, _, _ = a.get(ctx, q, tablesState{"s_", 1}, none, func(context.Context) (any, error) { computed = true; return q, nil })
 		return computed
 	}
 	for i := range 3 {
@@ -125,12 +127,12 @@ func TestAnswersWaiterGivesUpWithItsContext(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	go func() {
-		_, _, _ = a.get(context.Background(), "q", "s@1", none, func(context.Context) (any, error) { <-release; return "late", nil })
+		_, _, _ = a.get(context.Background(), "q", tablesState{"s_", 1}, none, func(context.Context) (any, error) { <-release; return "late", nil })
 	}()
 	waitRequests(t, a, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, _, err := a.get(ctx, "q", "s@1", none, nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := a.get(ctx, "q", tablesState{"s_", 1}, none, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the waiter's deadline", err)
 	}
 }
@@ -178,7 +180,7 @@ func TestAnswersJoinAReadingInProgress(t *testing.T) {
 	}
 	first := make(chan string, 1)
 	go func() {
-		v, _, _ := a.get(ctx, "q", "s@1", runtime.Freshness{Position: 10}, slow("at 10"))
+		v, _, _ := a.get(ctx, "q", tablesState{"s_", 1}, runtime.Freshness{Position: 10}, slow("at 10"))
 		first <- v.(string)
 	}()
 	waitRequests(t, a, 1) // the reading at 10 is in progress
@@ -189,12 +191,12 @@ func TestAnswersJoinAReadingInProgress(t *testing.T) {
 	}
 	joined, own := make(chan result, 1), make(chan result, 1)
 	go func() {
-		v, f, _ := a.get(ctx, "q", "s@2", runtime.Freshness{Position: 12, MinPosition: 9}, slow("at 12"))
+		v, f, _ := a.get(ctx, "q", tablesState{"s_", 2}, runtime.Freshness{Position: 12, MinPosition: 9}, slow("at 12"))
 		joined <- result{v, f}
 	}()
 	waitRequests(t, a, 2) // it has joined
 	go func() {
-		v, f, _ := a.get(ctx, "q", "s@3", runtime.Freshness{Position: 13, MinPosition: 13}, func(context.Context) (any, error) {
+		v, f, _ := a.get(ctx, "q", tablesState{"s_", 3}, runtime.Freshness{Position: 13, MinPosition: 13}, func(context.Context) (any, error) {
 			computed.Add(1)
 			return "at 13", nil
 		})
@@ -216,10 +218,62 @@ func TestAnswersJoinAReadingInProgress(t *testing.T) {
 		t.Fatalf("computed %d times, want 2 (at 10, at 13)", n)
 	}
 	// Both readings are done: a newer state reads anew.
-	v, f, _ := a.get(ctx, "q", "s@4", runtime.Freshness{Position: 14}, func(context.Context) (any, error) { return "at 14", nil })
+	v, f, _ := a.get(ctx, "q", tablesState{"s_", 4}, runtime.Freshness{Position: 14}, func(context.Context) (any, error) { return "at 14", nil })
 	if v != "at 14" || f.Position != 14 {
 		t.Fatalf("after the readings, got %v at %d", v, f.Position)
 	}
+}
+
+// TestAnswersDoNotJoinAReadingOfAReplacedSet: a rebuild switched the served set while a
+// question was being read from the set it replaced (a purge after an erasure, a new
+// version): a request that reads the new set reads it, rather than join that reading, even
+// though the reading started at or after the position the request asked for.
+func TestAnswersDoNotJoinAReadingOfAReplacedSet(t *testing.T) {
+	ctx := context.Background()
+	a := newAnswers(10)
+	release := make(chan struct{})
+	old := readingInProgress(t, a, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, runtime.Freshness{Position: 10},
+		"Quillon Erasable", release)
+
+	type result struct {
+		v     any
+		fresh runtime.Freshness
+	}
+	rebuilt := make(chan result, 1)
+	go func() {
+		v, f, _ := a.get(ctx, "directory q=quillon", tablesState{"directory_v3_g4_", 8}, runtime.Freshness{Position: 11, MinPosition: 9},
+			func(context.Context) (any, error) { return "no contact", nil })
+		rebuilt <- result{v, f}
+	}()
+	waitRequests(t, a, 2)
+	close(release)
+	if r := <-rebuilt; r.v != "no contact" || r.fresh.Position != 11 {
+		t.Errorf("a request reading the rebuilt set got %v at %d, want its own reading at 11", r.v, r.fresh.Position)
+	}
+	if v := <-old; v != "Quillon Erasable" {
+		t.Errorf("the reading of the replaced set got %v", v)
+	}
+}
+
+// readingInProgress starts a request for question in state whose reading answers value once
+// release is closed, and returns once the reading is in progress: the request's answer comes
+// on the channel returned.
+func readingInProgress(t *testing.T, a *answers, question string, state tablesState, fresh runtime.Freshness,
+	value string, release <-chan struct{}) <-chan any {
+	t.Helper()
+	a.mu.Lock()
+	seen := a.tick
+	a.mu.Unlock()
+	got := make(chan any, 1)
+	go func() {
+		v, _, _ := a.get(context.Background(), question, state, fresh, func(context.Context) (any, error) {
+			<-release
+			return value, nil
+		})
+		got <- v
+	}()
+	waitRequests(t, a, seen+1)
+	return got
 }
 
 // waitRequests waits until a has seen n requests.
@@ -245,7 +299,7 @@ func TestAnswersClearForgetsEveryAnswer(t *testing.T) {
 	ctx := context.Background()
 	a := newAnswers(10)
 	for _, q := range []string{"directory q=quillon", "timeline c-1"} {
-		if _, _, err := a.get(ctx, q, "s@1", none, func(context.Context) (any, error) { return "Quillon Erasable", nil }); err != nil {
+		if _, _, err := a.get(ctx, q, tablesState{"s_", 1}, none, func(context.Context) (any, error) { return "Quillon Erasable", nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,9 +310,25 @@ func TestAnswersClearForgetsEveryAnswer(t *testing.T) {
 	if a.len() != 0 {
 		t.Fatalf("%d answers kept after clear", a.len())
 	}
-	got, _, _ := a.get(ctx, "timeline c-1", "s@1", none, func(context.Context) (any, error) { return "erased", nil })
+	got, _, _ := a.get(ctx, "timeline c-1", tablesState{"s_", 1}, none, func(context.Context) (any, error) { return "erased", nil })
 	if got != "erased" {
 		t.Errorf("an answer from before the clear: %v", got)
 	}
 	(*answers)(nil).clear() // no kept answers configured
+}
+
+// A reading in progress when the answers are cleared answers the requests that wait for it,
+// and is not kept once done: it may have read a set from before the purge.
+func TestAnswersClearDropsAReadingInProgress(t *testing.T) {
+	a := newAnswers(10)
+	release := make(chan struct{})
+	got := readingInProgress(t, a, "directory q=quillon", tablesState{"directory_v3_g3_", 7}, none, "Quillon Erasable", release)
+	a.clear()
+	close(release)
+	if v := <-got; v != "Quillon Erasable" {
+		t.Fatalf("the reading in progress answered %v", v)
+	}
+	if a.len() != 0 {
+		t.Errorf("%d answers kept after clear", a.len())
+	}
 }

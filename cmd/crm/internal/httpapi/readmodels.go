@@ -173,7 +173,7 @@ func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h re
 		}
 		rd := read{db: rm.Runner.DB(), t: tables, memo: direct}
 		if kept != nil {
-			state := tables.Prefix() + "@" + strconv.FormatUint(changes, 10)
+			state := tablesState{set: tables.Prefix(), changes: changes}
 			rd.memo = func(ctx context.Context, question string, compute func(context.Context) (any, error)) (any, error) {
 				v, answered, err := kept.get(ctx, projection+" "+question, state, f, compute)
 				f = answered // a joined reading answers with its own freshness
