@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/jackc/pgx/v5"
 )
 
 // waitForPosition polls ReadAll until it returns position: a transaction of another test run
@@ -150,7 +151,7 @@ func TestOutOfOrderCommitsRandomized(t *testing.T) {
 		perWriter = 25
 		streams   = 10
 	)
-	s := mustOpen(t, newSchema(t), WithPollInterval(50*time.Millisecond), WithMaxConns(writers+4))
+	s := mustOpen(t, newSchema(t), WithPollInterval(50*time.Millisecond), WithMaxConns(writers+5))
 	ctx := t.Context()
 
 	sub, err := s.Subscribe(ctx, 0)
@@ -234,6 +235,30 @@ func TestOutOfOrderCommitsRandomized(t *testing.T) {
 		}
 		counts[fmt.Sprintf("%s ok=%v", mode, ok)]++
 	}
+	// Transactions that take no position come and go in the cluster all along (another
+	// application's, say): they hold back the cluster's horizon, so the readers pass the gaps
+	// by the log's own appenders (see appenders), which must not skip an event either.
+	stopForeign := make(chan struct{})
+	foreignDone := make(chan struct{})
+	go func() {
+		defer close(foreignDone)
+		r := rand.New(rand.NewPCG(7, 42))
+		for {
+			select {
+			case <-stopForeign:
+				return
+			default:
+			}
+			tx, err := s.Pool().Begin(ctx)
+			if err != nil {
+				return
+			}
+			if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err == nil {
+				time.Sleep(time.Duration(5+r.IntN(40)) * time.Millisecond)
+			}
+			tx.Rollback(ctx) //nolint:errcheck
+		}
+	}()
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -286,6 +311,8 @@ func TestOutOfOrderCommitsRandomized(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	close(stopForeign)
+	<-foreignDone
 	close(stopPager)
 	<-pagerDone
 	for _, err := range unexpected {
@@ -342,5 +369,146 @@ func TestOutOfOrderCommitsRandomized(t *testing.T) {
 	}
 	if len(refused) == 0 || counts["late commit ok=true"] == 0 {
 		t.Errorf("the run had no refused or no late-committed appends: %v", counts)
+	}
+}
+
+// holdForeignTransaction opens a transaction on a connection of its own that takes a
+// transaction id and does not end until the test does: another application's batch, a
+// migration, a rebuild in another schema. It holds back the cluster's horizon
+// (pg_snapshot_xmin) and takes no position of the log.
+func holdForeignTransaction(t *testing.T) (end func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatalf("take a transaction id: %v", err)
+	}
+	var once sync.Once
+	end = func() {
+		once.Do(func() {
+			tx.Rollback(ctx) //nolint:errcheck
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(end)
+	return end
+}
+
+// A gap in the positions (an append that rolled back) while a transaction that is no append
+// runs in the cluster: the reader passes the gap within its read wait, without waiting for that
+// transaction, and a subscription delivers what follows. An append that holds a position still
+// holds the reader back, foreign transaction or not.
+func TestReadAllPassesAGapHeldBackOnlyByAForeignTransaction(t *testing.T) {
+	schema := newSchema(t)
+	s := mustOpen(t, schema, WithPollInterval(20*time.Millisecond), WithReadWait(5*time.Second))
+	first := mustAppend(t, s, "first", eventstore.NoStream, newEvents(1))
+	waitForPosition(t, s, 0, first.Position)
+	sub, err := s.Subscribe(t.Context(), first.Position)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	defer sub.Close()
+
+	endForeign := holdForeignTransaction(t)
+	_, rollback, gap := holdAppend(t, s, "rolled-back", newEvents(2))
+	rollback()
+	later := mustAppend(t, s, "later", eventstore.NoStream, newEvents(2))
+	if later.Position <= gap.Position {
+		t.Fatalf("later append at %d, not after the gap at %d", later.Position, gap.Position)
+	}
+	want := []int64{later.Position - 1, later.Position}
+	if page, err := s.ReadAll(t.Context(), first.Position, 100); err != nil || !slices.Equal(positions(page), want) {
+		t.Fatalf("read all past the gap = %v, %v; want %v", positions(page), err, want)
+	}
+	if got := receive(t, sub, 2, 15*time.Second); !slices.Equal(positions(got), want) {
+		t.Fatalf("delivered %v, want %v", positions(got), want)
+	}
+
+	// An append that took a position and has not committed still holds the reader back.
+	commit, _, held := holdAppend(t, s, "held", newEvents(1))
+	last := mustAppend(t, s, "last", eventstore.NoStream, newEvents(1))
+	impatient := mustOpen(t, schema, WithReadWait(300*time.Millisecond))
+	if page, err := impatient.ReadAll(t.Context(), later.Position, 100); err != nil || len(page) != 0 {
+		t.Fatalf("read all while an append holds a position = %v, %v; want nothing", positions(page), err)
+	}
+	receiveNothing(t, sub, 300*time.Millisecond)
+	commit()
+	want = []int64{held.Position, last.Position}
+	if got := receive(t, sub, 2, 15*time.Second); !slices.Equal(positions(got), want) {
+		t.Fatalf("delivered %v after the commit, want %v", positions(got), want)
+	}
+	endForeign()
+}
+
+// The appenders are read before the reader's query; an append that takes its position between
+// the two is not among them. An event committed after it must still wait for it: the bounded
+// read returns only events whose transaction began before the appenders were read.
+func TestBoundedReadWaitsForAnAppendThatBeganAfterTheLockRead(t *testing.T) {
+	s := mustOpen(t, newSchema(t))
+	first := mustAppend(t, s, "first", eventstore.NoStream, newEvents(1))
+	waitForPosition(t, s, 0, first.Position)
+	holdForeignTransaction(t)
+
+	bound, err := s.appenders(t.Context())
+	if err != nil || bound == nil {
+		t.Fatalf("appenders = %v, %v", bound, err)
+	}
+	if len(bound.xids) != 0 {
+		t.Fatalf("appenders while none runs: %v", bound.xids)
+	}
+	commit, _, held := holdAppend(t, s, "held", newEvents(1))
+	later := mustAppend(t, s, "later", eventstore.NoStream, newEvents(1))
+	prev := first.Position
+	page, blocked, err := s.query(t.Context(), readAllBoundedSQL, &prev, 100, first.Position, 100, bound.next, bound.xids)
+	if err != nil || len(page) != 0 || !blocked {
+		t.Fatalf("bounded read with appenders read before the held append = %v, blocked %v, %v; want nothing, blocked",
+			positions(page), blocked, err)
+	}
+
+	// Read again, the held append is among the appenders and still holds the reader back.
+	if bound, err = s.appenders(t.Context()); err != nil || bound == nil || len(bound.xids) != 1 {
+		t.Fatalf("appenders = %+v, %v; want the held append", bound, err)
+	}
+	page, blocked, err = s.query(t.Context(), readAllBoundedSQL, &prev, 100, first.Position, 100, bound.next, bound.xids)
+	if err != nil || len(page) != 0 || !blocked {
+		t.Fatalf("bounded read while the append is held = %v, blocked %v, %v; want nothing, blocked", positions(page), blocked, err)
+	}
+	commit()
+	if bound, err = s.appenders(t.Context()); err != nil || bound == nil {
+		t.Fatalf("appenders = %+v, %v", bound, err)
+	}
+	page, _, err = s.query(t.Context(), readAllBoundedSQL, &prev, 100, first.Position, 100, bound.next, bound.xids)
+	if want := []int64{held.Position, later.Position}; err != nil || !slices.Equal(positions(page), want) {
+		t.Fatalf("bounded read after the commit = %v, %v; want %v", positions(page), err, want)
+	}
+}
+
+func TestWidenXID(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		next uint64
+		xid  uint32
+		want uint64
+		ok   bool
+	}{
+		{"same epoch", 1000, 990, 990, true},
+		{"the epoch before", 5<<32 | 10, 1<<32 - 6, 4<<32 | (1<<32 - 6), true},
+		{"next itself was not assigned", 1000, 1000, 0, false},
+		{"assigned since", 1000, 1005, 0, false},
+		{"assigned since, across the wrap", 5<<32 | (1<<32 - 3), 2, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := widenXID(c.next, c.xid)
+			if got != c.want || ok != c.ok {
+				t.Errorf("widenXID(%d, %d) = %d, %v; want %d, %v", c.next, c.xid, got, ok, c.want, c.ok)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -25,6 +26,38 @@ WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`
 	// that is neither. The subquery runs once, with the statement's own snapshot.
 	readAllSQL = `SELECT ` + eventColumns + `, tx < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
 FROM events WHERE position > $1 ORDER BY position LIMIT $2`
+
+	// readAllBoundedSQL is readAllSQL that also marks an event whose transaction began before
+	// the log's running appenders were read ($3, the first transaction id then unassigned)
+	// when none of those appenders ($4) that is older still runs in the statement's snapshot:
+	// a transaction of the cluster that never took a position (another schema's, a
+	// migration's) does not hold the log back. See appenders.
+	readAllBoundedSQL = `SELECT ` + eventColumns + `, tx < pg_snapshot_xmin(n.s) OR (tx < $3::text::xid8
+    AND NOT EXISTS (SELECT FROM unnest($4::text[]::xid8[]) AS a(x)
+        WHERE a.x < tx AND NOT pg_visible_in_snapshot(a.x, n.s)))
+FROM events, (SELECT pg_current_snapshot() AS s) AS n WHERE position > $1 ORDER BY position LIMIT $2`
+
+	// appendersSQL reads, in one pass over the lock table, the transactions that hold the
+	// position sequence: append_events takes its positions with nextval right after the
+	// transaction's id, under the position lock, and the sequence's lock is held until the
+	// transaction ends. It answers the statement's snapshot's xmax (an id below it was assigned
+	// before the lock table was read), how many holders have no backend (prepared
+	// transactions), and the smallest transaction id of each other holder that has one (ids
+	// taken later, by subtransactions, are higher).
+	appendersSQL = `WITH l AS MATERIALIZED (
+    SELECT locktype, database, relation, mode, granted, pid, transactionid FROM pg_locks),
+h AS (
+    SELECT DISTINCT pid FROM l
+    WHERE locktype = 'relation' AND relation = 'events_position_seq'::regclass
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND mode = 'RowExclusiveLock' AND granted)
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text,
+    (SELECT count(*) FROM h WHERE pid IS NULL),
+    (SELECT coalesce(array_agg(x), '{}') FROM (
+        SELECT (SELECT min(t.transactionid::text::bigint) FROM l AS t
+                WHERE t.pid = h.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+                  AND t.granted) AS x
+        FROM h WHERE pid IS NOT NULL) AS holders WHERE x IS NOT NULL)`
 
 	eventByIDSQL = `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
 )
@@ -79,13 +112,25 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int) ([]eventsto
 		return nil, false, nil
 	}
 	var (
-		deadline = time.Now().Add(s.opts.readWait)
+		start    = time.Now()
+		deadline = start.Add(s.opts.readWait)
 		backoff  = 100 * time.Microsecond
 		all      []eventstore.Event
+		bound    *appenders // from boundAfter on: the appenders read before this query
 	)
 	for {
 		prev := after
-		events, blocked, err := s.query(ctx, readAllSQL, &prev, limit-len(all), after, limit-len(all))
+		var (
+			events  []eventstore.Event
+			blocked bool
+			err     error
+		)
+		if bound == nil {
+			events, blocked, err = s.query(ctx, readAllSQL, &prev, limit-len(all), after, limit-len(all))
+		} else {
+			events, blocked, err = s.query(ctx, readAllBoundedSQL, &prev, limit-len(all),
+				after, limit-len(all), bound.next, bound.xids)
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("read all after %d: %w", after, s.closedErr(err))
 		}
@@ -104,7 +149,71 @@ func (s *Store) readAll(ctx context.Context, after int64, limit int) ([]eventsto
 			return nil, false, fmt.Errorf("read all after %d: %w", after, err)
 		}
 		backoff = min(2*backoff, 20*time.Millisecond)
+		if time.Since(start) >= boundAfter {
+			// Held back that long, it may be by a transaction that is no appender: ask which
+			// appenders run, right before the next query.
+			if bound, err = s.appenders(ctx); err != nil {
+				return nil, false, fmt.Errorf("read all after %d: %w", after, s.closedErr(err))
+			}
+		}
 	}
+}
+
+// boundAfter is how long ReadAll waits at a gap with the cluster's horizon before it reads
+// which of the running transactions are the log's appenders. An append commits well within it.
+const boundAfter = 10 * time.Millisecond
+
+// appenders are the transactions that hold positions of the log and had not ended when the
+// lock table was read, and the first transaction id not yet assigned just before then.
+//
+// Why an event whose transaction is below next may be returned once none of xids below its own
+// still runs in the reader's (later) snapshot: positions are taken in transaction id order, so
+// an append that holds a position below the event's has a lower transaction id, below next
+// too; it had taken its id and positions, and with them the sequence's lock, before next was
+// read, so if it still runs at the reader's snapshot it ran throughout and is in xids. One that
+// ended before that snapshot is seen by it: its events are read, or it wrote none.
+type appenders struct {
+	next string   // xid8, as text
+	xids []string // xid8s, as text
+}
+
+// appenders reads the log's running appenders. A holder of the sequence without a
+// transaction id took no position; one without a backend (a prepared transaction) is not
+// known, and appenders then returns nil: the cluster's horizon holds.
+func (s *Store) appenders(ctx context.Context) (*appenders, error) {
+	var (
+		nextText string
+		unknown  int64
+		held     []int64
+	)
+	if err := s.pool.QueryRow(ctx, appendersSQL).Scan(&nextText, &unknown, &held); err != nil {
+		return nil, fmt.Errorf("running appenders: %w", err)
+	}
+	if unknown > 0 {
+		return nil, nil
+	}
+	next, err := strconv.ParseUint(nextText, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("running appenders: next transaction id %q: %w", nextText, err)
+	}
+	a := &appenders{next: nextText, xids: make([]string, 0, len(held))}
+	for _, xid := range held {
+		if wide, ok := widenXID(next, uint32(xid)); ok {
+			a.xids = append(a.xids, strconv.FormatUint(wide, 10))
+		}
+	}
+	return a, nil
+}
+
+// widenXID returns the 64-bit transaction id (xid8) of xid, a 32-bit id, when it was assigned
+// before next (ids wrap around: the one of the latest epoch below next); an id assigned since
+// (false) cannot hold a position below an event whose transaction is below next.
+func widenXID(next uint64, xid uint32) (uint64, bool) {
+	back := uint32(next) - xid
+	if back == 0 || back > 1<<31 {
+		return 0, false
+	}
+	return next - uint64(back), true
 }
 
 // EventByID implements eventstore.Store.

@@ -12,9 +12,12 @@
 // returns an event when it directly follows the previous one (no position between them is
 // left to commit) or when its transaction is older than every running transaction of the
 // cluster (pg_snapshot_xmin: whatever took a position before it has ended), and stops at the
-// first event that is neither, waiting a moment for the transaction that holds it back. A
-// long-running write transaction anywhere in the cluster can therefore delay the feed behind
-// a rolled-back position, never reorder it. The xid8 values stay valid across pg_upgrade;
+// first event that is neither, waiting a moment for the transaction that holds it back. When
+// that lasts (10 ms), it asks which running transactions hold positions of this log (they
+// hold its position sequence's lock) and waits only for those: a long transaction elsewhere in
+// the cluster (another schema's rebuild, another application's batch) does not hold the feed
+// back at a rolled-back or refused position; a writer of this log that took a position and
+// has not ended does, as it must. The xid8 values stay valid across pg_upgrade;
 // after a logical dump and restore into another cluster, run "UPDATE events SET tx = '0'"
 // (Open refuses to start until then).
 //

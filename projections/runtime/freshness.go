@@ -341,9 +341,9 @@ func (h *head) load() (int64, bool) {
 
 // Feed says whether the store's feed reaches the projections: events the store has
 // committed (StoreHead) that no projection of this runner reaches (Reached) for
-// RunnerConfig.StallAfter make it Stalled. A long transaction on PostgreSQL does that:
-// it holds back pg_snapshot_xmin, so every reader stops at the next gap in the positions
-// while commands go on. Lag then grows from the store's head; it never reads 0.
+// RunnerConfig.StallAfter make it Stalled. A writer of the log that took a position on
+// PostgreSQL and does not end does that: every reader stops at its position while commands
+// go on. Lag then grows from the store's head; it never reads 0.
 type Feed struct {
 	// StoreHead is the store's last committed position, as last read.
 	StoreHead int64 `json:"store_head"`
