@@ -475,7 +475,7 @@ func (r *Runner) pollHead(ctx context.Context, heads eventstore.Heads) {
 		}
 		switch f := r.Feed(); {
 		case f.Stalled && !stalled:
-			r.log.Error("The feed is stalled: committed events reach no projection; a long transaction may hold back the log reader",
+			r.log.Error("The feed is stalled: committed events reach no projection; a writer of the log that took a position and has not ended may hold back the log reader",
 				errors.New("feed stalled"), watermill.LogFields{"store_head": f.StoreHead, "reached": f.Reached, "stalled_seconds": f.StalledSeconds})
 		case !f.Stalled && stalled:
 			r.log.Info("The feed moves again", watermill.LogFields{"store_head": f.StoreHead, "reached": f.Reached})
