@@ -184,7 +184,7 @@ func (p DealParams) filter(f *filter) error {
 		return domain.Invalid("stage", "%q is not a stage", p.Stage)
 	}
 	for _, eq := range []struct{ column, value string }{
-		{"x.status", p.Status}, {"x.stage", p.Stage}, {"x.owner", p.Owner}, {"x.counts_for", p.ContactID}, {"c.account_id", p.AccountID},
+		{"x.status", p.statusBesideStage()}, {"x.stage", p.Stage}, {"x.owner", p.Owner}, {"x.counts_for", p.ContactID}, {"c.account_id", p.AccountID},
 	} {
 		if eq.value != "" {
 			f.add(eq.column+" = ?", eq.value)
@@ -207,6 +207,30 @@ func (p DealParams) filter(f *filter) error {
 		f.add("x."+r.column+" <> '' AND x."+r.column+" "+r.op+" ?", r.value)
 	}
 	return nil
+}
+
+// statusBesideStage is the status the list is filtered by beside its stage: none when the
+// stage names it (won and lost their own, any other stage open), so that the list of a stage
+// is one question whether the status is asked too or not, read by the stage's indexes (with
+// the status as well, the database may read the status's index instead, in the page's order,
+// and check the stage of every deal of that status, those of the other stages too). A status
+// that the stage does not name keeps its condition: no deal is in both.
+func (p DealParams) statusBesideStage() string {
+	if p.Stage == "" || p.Status != statusOf(deal.Stage(p.Stage)) {
+		return p.Status
+	}
+	return ""
+}
+
+// statusOf is the status of a deal in stage s.
+func statusOf(s deal.Stage) string {
+	switch s {
+	case deal.StageWon:
+		return statusWon
+	case deal.StageLost:
+		return statusLost
+	}
+	return statusOpen
 }
 
 func isStage(s string) bool {

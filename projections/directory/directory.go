@@ -79,8 +79,8 @@ func ProjectionIn(loc *time.Location) *readmodel.Model {
 		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
 		// sort key, and deals and accounts have theirs; 6: an owner's contacts in one phase
 		// indexed by last activity, and the deals counted per status; 7: an owner's deals
-		// indexed in each sort.
-		Version: period.Version(7, m.zone),
+		// indexed in each sort; 8: a stage's deals indexed in each sort.
+		Version: period.Version(8, m.zone),
 		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
 			m.accountPhases, m.accountMoney, m.accountStages,
 			m.contactPostings.postings, m.contactPostings.counts, m.counts,
@@ -268,6 +268,15 @@ func dealsTable() *readmodel.Table[dealRow] {
 			readmodel.Index{Name: "owner_title", Columns: "owner, sort_title, deal_id"},
 			readmodel.Index{Name: "owner_close", Columns: "owner, expected_close, deal_id"},
 			readmodel.Index{Name: "owner_closed", Columns: "owner, closed_on, deal_id"},
+			// One stage's deals in each sort, of the status the stage names or not (see
+			// statusBesideStage). One owner's deals in one stage are read down the owner's
+			// index of the sort, each deal's stage checked: a page reads the owner's deals
+			// of other stages among its own, which four more indexes, each written with
+			// every deal, would spare.
+			readmodel.Index{Name: "stage_created", Columns: "stage, opened_at, deal_id"},
+			readmodel.Index{Name: "stage_title", Columns: "stage, sort_title, deal_id"},
+			readmodel.Index{Name: "stage_close", Columns: "stage, expected_close, deal_id"},
+			readmodel.Index{Name: "stage_closed", Columns: "stage, closed_on, deal_id"},
 		).
 		Searched("search")
 }

@@ -213,7 +213,7 @@ func TestListPlans(t *testing.T) {
 			Data: fmt.Appendf(nil, `{"account_id":"b%05d","name":"%s %d","domain":"b%d.example.com","industry":"retail"}`,
 				i, []string{"Acme", "Globex", "Initech", "Hooli"}[i%4], i, i)})
 	}
-	events = projectiontest.Upcast(t, events)
+	events = projectiontest.Upcast(t, withStages(events))
 	type question struct {
 		contacts *directory.ContactParams
 		deals    *directory.DealParams
@@ -246,6 +246,16 @@ func TestListPlans(t *testing.T) {
 		{accounts: &directory.AccountParams{Sort: "-last_activity"}, index: "accounts_by_activity"},
 		{accounts: &directory.AccountParams{Q: "acme", Sort: "-created"}, search: true},
 		{accounts: &directory.AccountParams{Q: "globex", Sort: "name"}, search: true},
+		{deals: &directory.DealParams{Stage: "won", Status: "won", Sort: "-closed"}, index: "deals_stage_closed"},
+	}
+	// A stage's deals, of the status the stage names or of every status, read the stage's
+	// index of the sort; one owner's in a stage that owner's index of the sort.
+	for _, s := range []struct{ sort, index string }{{"created", "created"}, {"-title", "title"}, {"expected_close", "close"}, {"-closed", "closed"}} {
+		for _, status := range []string{"", "open"} {
+			questions = append(questions,
+				question{deals: &directory.DealParams{Stage: "proposal", Status: status, Sort: s.sort}, index: "deals_stage_" + s.index},
+				question{deals: &directory.DealParams{Stage: "negotiation", Status: status, Owner: "rep-3", Sort: s.sort}, index: "deals_owner_" + s.index})
+		}
 	}
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		p := directory.Projection()
@@ -302,4 +312,39 @@ func reads(plan, index string) bool {
 // sorts tells whether a plan sorts the rows it reads.
 func sorts(plan string) bool {
 	return strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort")
+}
+
+// withStages moves the open deals of events (dealEvents: d0000000, d0000001, ...; every fifth
+// lost) through the pipeline: of each ten, one stays in qualification, the others move on to
+// needs_analysis, proposal or negotiation, and one is won, so that every stage holds a share of
+// the deals and each owner's.
+func withStages(events []eventstore.Event) []eventstore.Event {
+	last := events[len(events)-1]
+	pos, at := last.Position, last.OccurredAt
+	for _, e := range events {
+		if e.Type != "deal.opened.v1" {
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(e.Stream, "deal-d%d", &i); err != nil || i%5 == 4 {
+			continue
+		}
+		add := func(typ, data string) {
+			pos++
+			at = at.Add(time.Minute)
+			events = append(events, eventstore.Event{ID: fmt.Sprintf("s%d", pos), Stream: e.Stream, Version: 2, Position: pos,
+				Type: typ, OccurredAt: at, RecordedAt: at, Data: []byte(data)})
+		}
+		id := strings.TrimPrefix(e.Stream, "deal-")
+		stage := []string{"qualification", "needs_analysis", "proposal", "negotiation", "", "proposal", "negotiation", "won", "needs_analysis", ""}[i%10]
+		switch stage {
+		case "", "qualification":
+		case "won":
+			add("deal.won.v1", fmt.Sprintf(`{"deal_id":%q,"contact_id":"c%07d","from_stage":"qualification","amount":{"amount":1000,"currency":"JPY"},"closed_at":%q}`,
+				id, 2*i, at.Format(time.DateOnly)))
+		default:
+			add("deal.stage_changed.v1", fmt.Sprintf(`{"deal_id":%q,"from":"qualification","to":%q}`, id, stage))
+		}
+	}
+	return events
 }

@@ -26,8 +26,7 @@ type Deadline struct {
 func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, now time.Time, limit int) ([]Deadline, error) {
 	var list []Deadline
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(`SELECT kind, subject, contact_id, due, last_touch_at, fire_at FROM `+
-			t.Name(tableEntries)+` WHERE fired = 0 AND fire_at >= ? AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`), since.UnixMicro(), now.UnixMicro(), limit)
+		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(dueQuery(t)), since.UnixMicro(), now.UnixMicro(), limit)
 		if err != nil {
 			return fmt.Errorf("due deadlines: %w", err)
 		}
@@ -52,6 +51,13 @@ func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, n
 		return rows.Err()
 	})
 	return list, err
+}
+
+// dueQuery is the question of Due, of the tables of set t: its arguments are since and now
+// (microseconds) and the limit.
+func dueQuery(t projections.Tables) string {
+	return `SELECT kind, subject, contact_id, due, last_touch_at, fire_at FROM ` + t.Name(tableEntries) +
+		` WHERE fired = 0 AND fire_at >= ? AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`
 }
 
 // Pending reads up to limit deadlines that have not fired and fire at or before until,

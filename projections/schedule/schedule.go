@@ -78,14 +78,18 @@ func Projection(zone *time.Location) *readmodel.Model {
 		readmodel.BigInt("last_touch_at", func(r *e) *int64 { return &r.lastTouchAt }),
 		readmodel.BigInt("fire_at", func(r *e) *int64 { return &r.fireAt }),
 		readmodel.Integer("fired", func(r *e) *int64 { return &r.fired })).
-		WithIndexes(readmodel.Index{Name: "pending", Columns: "fire_at", Where: "fired = 0"})
+		// The deadlines not fired in the order the scheduler reads them: the reminders of
+		// every task due on one date fire at the same time, and a page of them is read in
+		// order, not all of them sorted.
+		WithIndexes(readmodel.Index{Name: "pending", Columns: "fire_at, kind, subject", Where: "fired = 0"})
 	m.config = readmodel.NewTable(tableConfig, 1,
 		readmodel.Text("name", func(r *c) *string { return &r.name }),
 		readmodel.BigInt("value", func(r *c) *int64 { return &r.value }))
 	return readmodel.Define(readmodel.Spec{
 		Name: Name,
-		// The zone decides the fire times: another zone is another schedule.
-		Version: 1,
+		// The zone decides the fire times: another zone is another schedule. 2: the
+		// deadlines not fired indexed in the order they are read.
+		Version: 2,
 		Tables:  []readmodel.AnyTable{m.entries, m.config},
 		Fold:    m.fold,
 	})
