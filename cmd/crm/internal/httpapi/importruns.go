@@ -172,5 +172,11 @@ func (ir *importRuns) remove(ctx context.Context, id string) error {
 	if _, err := ir.exec(ctx, `DELETE FROM `+tableImportRuns+` WHERE id = ?`, id); err != nil {
 		return fmt.Errorf("remove import %s: %w", id, err)
 	}
+	// An import that has just ended is still this server's until follow has written its end:
+	// forgotten, it must not be answered from memory meanwhile (the write of its end then
+	// finds no row).
+	ir.mu.Lock()
+	delete(ir.local, id)
+	ir.mu.Unlock()
 	return nil
 }

@@ -84,6 +84,41 @@ func TestImportRunsOutliveTheirServer(t *testing.T) {
 	})
 }
 
+// An import that has ended but whose end its server has not written yet (follow has not seen
+// it end) is forgotten on request at once: not answered from memory meanwhile, and the late
+// write of its end brings nothing back.
+func TestImportRunForgottenBeforeItsEndIsWritten(t *testing.T) {
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		ctx := context.Background()
+		runs, err := newImportRuns(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+		run := &importRun{status: ImportStatus{ID: "ended1", State: importRunning, Actor: "root", StartedAt: started}}
+		if err := runs.add(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+		run.mu.Lock()
+		run.status.State = importDone
+		run.mu.Unlock()
+		if err := runs.remove(ctx, "ended1"); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok, err := runs.get(ctx, "ended1"); err != nil || ok {
+			t.Fatalf("forgotten import = %+v, found %v, %v; want not found", st, ok, err)
+		}
+		ended := make(chan struct{})
+		close(ended)
+		if err := runs.follow(ctx, run, ended); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok, err := runs.get(ctx, "ended1"); err != nil || ok {
+			t.Fatalf("forgotten import after its end was written = %+v, found %v, %v; want not found", st, ok, err)
+		}
+	})
+}
+
 // TestImportRunsKeepTheLastOnes forgets the oldest ended imports beyond keptImports, never
 // a running one.
 func TestImportRunsKeepTheLastOnes(t *testing.T) {
