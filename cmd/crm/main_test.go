@@ -198,6 +198,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"bad tokens", map[string]string{"CRM_TOKENS": "web:app", "CRM_DATA_DIR": dir}, []string{"serve", "--addr", "127.0.0.1:0"}, false, "CRM_TOKENS"},
 		{"bad log level", map[string]string{"CRM_LOG_LEVEL": "loud", "CRM_DATA_DIR": dir}, []string{"serve"}, false, "CRM_LOG_LEVEL"},
 		{"bad answer cache", map[string]string{"CRM_ANSWER_CACHE": "lots", "CRM_DATA_DIR": dir}, []string{"serve", "--addr", "127.0.0.1:0"}, false, "CRM_ANSWER_CACHE"},
+		{"bad answer max stale", map[string]string{"CRM_ANSWER_MAX_STALE": "a while", "CRM_DATA_DIR": dir}, []string{"serve", "--addr", "127.0.0.1:0"}, false, "CRM_ANSWER_MAX_STALE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,6 +74,10 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	answerMaxStale, err := cfg.AnswerMaxStale()
+	if err != nil {
+		return err
+	}
 	snapshotEvery, err := cfg.SnapshotInterval()
 	if err != nil {
 		return err
@@ -122,7 +126,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	api := httpapi.New(httpapi.Config{Store: store, Commands: cmds, Appends: appends, Tokens: tokens, Log: log, Metrics: m})
 	api.MountReadModels(httpapi.ReadModels{Runner: bg.runner, MaxWait: readWait, Rebuilds: bg.rebuilds,
 		Queries:    readmodels.HTTPQueries(rms),
-		TimeTravel: bg.travel, AnswerCache: answerCache})
+		TimeTravel: bg.travel, AnswerCache: answerCache, AnswerMaxStale: answerMaxStale})
 	// The purges that follow erasures are recorded in the read-model database: one cut short
 	// by a stop or a crash is finished after the next start, by this server or another.
 	purges, err := newPurgeQueue(ctx, db, bg.purger(cmds), bg.leases.Hold, bg.log)

@@ -35,6 +35,9 @@ type Config struct {
 	// AnswerCache is how many read-model answers are kept for reuse while their tables do not
 	// change (CRM_ANSWER_CACHE, a count; see AnswerCacheSize).
 	AnswerCache string
+	// AnswerStale is how old an answer of an earlier state may be to be given while the next
+	// is read (CRM_ANSWER_MAX_STALE, a Go duration; see AnswerMaxStale).
+	AnswerStale string
 	// SnapshotEvery is how many log positions lie between two time-travel snapshots
 	// (CRM_SNAPSHOT_EVERY, a count; see SnapshotInterval).
 	SnapshotEvery string
@@ -71,6 +74,7 @@ func FromEnv(getenv func(string) string) Config {
 		ReadModelURL:        getenv("CRM_READMODEL_URL"),
 		ReadModelWait:       getenv("CRM_READMODEL_WAIT"),
 		AnswerCache:         getenv("CRM_ANSWER_CACHE"),
+		AnswerStale:         getenv("CRM_ANSWER_MAX_STALE"),
 		SnapshotEvery:       getenv("CRM_SNAPSHOT_EVERY"),
 		SnapshotSpace:       getenv("CRM_SNAPSHOT_SPACE"),
 		FeedStallAfter:      getenv("CRM_FEED_STALL_AFTER"),

@@ -151,6 +151,24 @@ func (c Config) AnswerCacheSize() (int, error) {
 	return n, nil
 }
 
+// AnswerMaxStale is how old the reading of an answer of an earlier state of the tables may be
+// for the server to give it while the next is read (CRM_ANSWER_MAX_STALE, a Go duration up to
+// 1m; default 1s; 0 gives none: every request waits for a reading of the tables' state). It
+// returns -1 for none, as httpapi.ReadModels.AnswerMaxStale wants it.
+func (c Config) AnswerMaxStale() (time.Duration, error) {
+	if c.AnswerStale == "" {
+		return time.Second, nil
+	}
+	d, err := time.ParseDuration(c.AnswerStale)
+	if err != nil || d < 0 || d > time.Minute {
+		return 0, fmt.Errorf("CRM_ANSWER_MAX_STALE %q: want a Go duration from 0 to 1m", c.AnswerStale)
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
+}
+
 // StallAfter is how long committed events may reach no projection while the projections
 // stand still before the feed is reported stalled (CRM_FEED_STALL_AFTER, a Go duration
 // from 100ms to 10m; default runtime.DefaultStallAfter, 5s).

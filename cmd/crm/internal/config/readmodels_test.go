@@ -100,6 +100,19 @@ func TestAnswerCacheSize(t *testing.T) {
 	}
 }
 
+func TestAnswerMaxStale(t *testing.T) {
+	for raw, want := range map[string]time.Duration{"": time.Second, "250ms": 250 * time.Millisecond, "1m": time.Minute, "0": -1, "0s": -1} {
+		if got, err := (Config{AnswerStale: raw}).AnswerMaxStale(); err != nil || got != want {
+			t.Errorf("CRM_ANSWER_MAX_STALE %q: %v, %v; want %v", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"-1s", "soon", "1", "61s"} {
+		if _, err := (Config{AnswerStale: raw}).AnswerMaxStale(); err == nil || !strings.Contains(err.Error(), "CRM_ANSWER_MAX_STALE") {
+			t.Errorf("CRM_ANSWER_MAX_STALE %q: %v, want an error naming it", raw, err)
+		}
+	}
+}
+
 func TestStallAfter(t *testing.T) {
 	tests := []struct {
 		raw     string

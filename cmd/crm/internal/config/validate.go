@@ -40,6 +40,9 @@ func (c Config) Validate() error {
 	if _, err := c.AnswerCacheSize(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.AnswerMaxStale(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := c.StallAfter(); err != nil {
 		errs = append(errs, err)
 	}

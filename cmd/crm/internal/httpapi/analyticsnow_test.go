@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/analytics"
+	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/runtime"
 )
 
 // TestKPIsAboutNowAreKeptWhileTheTablesDoNotChange: the KPIs about now are read once per
@@ -200,5 +203,80 @@ func sameJSON(t *testing.T, what string, got, want any) {
 	w, _ := json.Marshal(want)
 	if string(g) != string(w) {
 		t.Fatalf("%s:\nanswered %s\nread     %s", what, g, w)
+	}
+}
+
+// TestKeptAnswerGivenWhileTheNextIsRead: after a command, a request without min_position is
+// given the answer kept for the earlier state at once, with that answer's position, and starts
+// the next reading; a later request gets the new answer. A request with the command's
+// position as min_position is never given the earlier answer. With CRM_ANSWER_MAX_STALE=0
+// (negative here) every request reads the tables as they are.
+func TestKeptAnswerGivenWhileTheNextIsRead(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		maxStale  time.Duration
+		earlierOK bool
+	}{
+		{"given", time.Minute, true},
+		{"never given", -1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			rs := newReadServer(t, 5*time.Second, func(rm *httpapi.ReadModels) { rm.AnswerMaxStale = c.maxStale })
+			srv := describedServer(t, rs.server)
+			a := &readAPI{api: &api{t: t, url: srv.URL}, refusing: rs.refusing, store: rs.store, runner: rs.runner}
+			create := func(name string) int64 {
+				t.Helper()
+				r := a.do("POST", "/v1/contacts", appToken, `{"name":"`+name+`","channel":"seminar","owner":"rep-a","occurred_at":"2024-01-05T09:00:00Z"}`)
+				if r.status != http.StatusCreated {
+					t.Fatalf("create contact: %d %s", r.status, r.body)
+				}
+				return int64(r.json(t)["position"].(float64))
+			}
+			kpis := func(query string) (int64, runtime.Freshness) {
+				t.Helper()
+				var answer struct {
+					Data      analytics.KPIAnswer `json:"data"`
+					Freshness runtime.Freshness   `json:"freshness"`
+				}
+				if r := a.read("/v1/analytics/kpis?period=month&from=2024-01-01&to=2024-01-31"+query, &answer); r.status != http.StatusOK {
+					t.Fatalf("kpis: %d %s", r.status, r.body)
+				}
+				return answer.Data.Periods[0].NewLeads.Total, answer.Freshness
+			}
+			first := create("Aiko Sato")
+			if leads, f := kpis("&min_position=" + strconv.FormatInt(first, 10)); leads != 1 || f.Position < first {
+				t.Fatalf("first answer: %d leads at %d", leads, f.Position)
+			}
+			second := create("Ren Ito")
+			projectiontest.WaitCheckpoint(t, rs.runner.DB(), analytics.Projection(), second)
+
+			leads, f := kpis("")
+			if c.earlierOK {
+				if leads != 1 || f.Position >= second {
+					t.Fatalf("after the command: %d leads at %d; want the earlier answer, 1 lead below %d", leads, f.Position, second)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for leads != 2 {
+					if time.Now().After(deadline) {
+						t.Fatalf("the next answer was not read in the background: %d leads at %d", leads, f.Position)
+					}
+					time.Sleep(10 * time.Millisecond)
+					leads, f = kpis("")
+				}
+				if f.Position < second {
+					t.Fatalf("the next answer holds %d leads at %d, below %d", leads, f.Position, second)
+				}
+			} else if leads != 2 || f.Position < second {
+				t.Fatalf("after the command: %d leads at %d; want the tables as they are", leads, f.Position)
+			}
+
+			// With min_position at the command's position, never the earlier answer.
+			third := create("Mei Kato")
+			if leads, f := kpis("&min_position=" + strconv.FormatInt(third, 10)); leads != 3 || f.Position < third {
+				t.Fatalf("with min_position %d: %d leads at %d", third, leads, f.Position)
+			}
+		})
 	}
 }

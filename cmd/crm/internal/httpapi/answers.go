@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/runtime"
@@ -12,6 +13,10 @@ import (
 
 // DefaultAnswerCacheSize is how many read-model answers a server keeps, by default.
 const DefaultAnswerCacheSize = 512
+
+// DefaultAnswerMaxStale is how old the reading of an answer of an earlier state of the tables
+// may be for it to be given while the next is read, by default.
+const DefaultAnswerMaxStale = time.Second
 
 // answers keeps read-model answers for as long as the tables they were read from do not
 // change: an answer is stored under its question and the state of the projection's tables
@@ -26,11 +31,21 @@ const DefaultAnswerCacheSize = 512
 // under a steady stream of events, a question costs one reading at a time, not one per
 // request. A reading of a set that a rebuild has since replaced is never joined: the new set
 // may answer otherwise (a new version of the read model, a person erased by a purge).
+//
+// While events arrive, a request need not wait for a reading at all: the answer of an earlier
+// state whose reading began at most maxStale ago, of the same set and at or after the
+// request's min_position, is given at once with its own freshness, and the first request to
+// find it so starts the next reading in the background (see reread). So a question asked
+// again and again while the tables change answers in the time of a lookup, at most one
+// reading (and maxStale) behind, as its freshness says; a client that must see its own write
+// passes min_position, and waits for a reading that holds it.
 type answers struct {
-	mu      sync.Mutex
-	entries map[string]*answerEntry
-	limit   int
-	tick    uint64
+	mu       sync.Mutex
+	entries  map[string]*answerEntry
+	limit    int
+	maxStale time.Duration // 0: no answer of an earlier state is given
+	now      func() time.Time
+	tick     uint64
 }
 
 // tablesState is the state of a projection's tables an answer is read from: the served set
@@ -45,38 +60,69 @@ type answerEntry struct {
 	// fresh is the freshness read before the reading: the answer holds every event up to
 	// fresh.Position.
 	fresh runtime.Freshness
+	began time.Time     // when the reading began, after fresh was read
 	ready chan struct{} // closed once value and err are set
 	done  bool          // set under answers.mu once value and err are
 	value any
 	err   error
 	used  uint64
+	// prev, while this entry is read, is the answer it replaces (done, without error), which
+	// requests may be given meanwhile; renewing is set on a done entry once a reading of a
+	// later state has been started in the background from it.
+	prev     *answerEntry
+	renewing bool
 }
 
-func newAnswers(limit int) *answers {
+// reread gives a reading in the background the projection's tables again: the state and
+// freshness read before them, and the release of its hold on them (a rebuild drops a set
+// it replaced only after). It is called without answers.mu held.
+type reread func() (tablesState, runtime.Freshness, func(), error)
+
+func newAnswers(limit int, maxStale time.Duration) *answers {
 	if limit <= 0 {
 		limit = DefaultAnswerCacheSize
 	}
-	return &answers{entries: map[string]*answerEntry{}, limit: limit}
+	return &answers{entries: map[string]*answerEntry{}, limit: limit, maxStale: max(maxStale, 0), now: time.Now}
 }
 
 // get returns the answer to question for a request that read the freshness fresh and then
-// the tables' state: an answer kept for that state, a reading in progress that the request
+// the tables' state: an answer kept for that state, an answer of an earlier state recent
+// enough to give while the next is read (see answers), a reading in progress that the request
 // may join, or what compute returns (kept unless it is an error). It also returns the
-// freshness of the answer: fresh, or the joined reading's. compute runs without the caller's
-// cancellation, since other requests may be waiting for it.
+// freshness of the answer: fresh, or the answer's or joined reading's. compute runs without
+// the caller's cancellation, since other requests may be waiting for it; again, when not nil,
+// lets compute run again in the background for a later state.
 func (a *answers) get(ctx context.Context, question string, state tablesState, fresh runtime.Freshness,
-	compute func(ctx context.Context) (any, error)) (any, runtime.Freshness, error) {
+	compute func(ctx context.Context) (any, error), again reread) (any, runtime.Freshness, error) {
 	a.mu.Lock()
 	a.tick++
 	e := a.entries[question]
+	var prev *answerEntry // the answer a new reading replaces
 	switch {
-	case e != nil && e.state == state:
+	case e == nil:
+	case e.state == state && e.done:
 		// the same state: fresh holds for the answer
-	case e != nil && !e.done && e.state.set == state.set && e.fresh.Position >= fresh.MinPosition:
-		joined := e.fresh
-		joined.MinPosition, joined.Stale = fresh.MinPosition, fresh.Stale
-		fresh = joined
+	case !e.done && e.prev != nil && a.givable(e.prev, state, fresh):
+		// read meanwhile, of this state or another: the answer it replaces is given
+		e.used = a.tick
+		a.mu.Unlock()
+		return e.prev.value, answeredBy(e.prev, fresh), nil
+	case e.state == state:
+		// being read for this state: fresh holds for the answer
+	case a.givable(e, state, fresh):
+		if again != nil && !e.renewing {
+			e.renewing = true
+			go a.renew(ctx, question, e, compute, again)
+		}
+		e.used = a.tick
+		a.mu.Unlock()
+		return e.value, answeredBy(e, fresh), nil
+	case !e.done && e.state.set == state.set && e.fresh.Position >= fresh.MinPosition:
+		fresh = answeredBy(e, fresh)
 	default:
+		if e.done && e.err == nil {
+			prev = e
+		}
 		e = nil
 	}
 	if e != nil {
@@ -89,24 +135,73 @@ func (a *answers) get(ctx context.Context, question string, state tablesState, f
 			return nil, fresh, ctx.Err()
 		}
 	}
-	e = &answerEntry{state: state, fresh: fresh, ready: make(chan struct{}), used: a.tick}
+	e = a.startLocked(question, state, fresh, prev)
+	a.mu.Unlock()
+	a.read(ctx, question, e, compute)
+	return e.value, fresh, e.err
+}
+
+// givable says whether e, a done answer of another state, may be given to a request that read
+// state and fresh: read without error from the same set, holding the request's min_position,
+// its reading begun at most maxStale ago. The caller holds a.mu.
+func (a *answers) givable(e *answerEntry, state tablesState, fresh runtime.Freshness) bool {
+	return a.maxStale > 0 && e.done && e.err == nil && e.state.set == state.set &&
+		e.fresh.Position >= fresh.MinPosition && a.now().Sub(e.began) <= a.maxStale
+}
+
+// answeredBy is the freshness of an answer read in e, for a request that read fresh: e's
+// position and lag, the request's min_position.
+func answeredBy(e *answerEntry, fresh runtime.Freshness) runtime.Freshness {
+	f := e.fresh
+	f.MinPosition, f.Stale = fresh.MinPosition, fresh.Stale
+	return f
+}
+
+// startLocked records a reading of question for state, which replaces prev meanwhile. The
+// caller holds a.mu.
+func (a *answers) startLocked(question string, state tablesState, fresh runtime.Freshness, prev *answerEntry) *answerEntry {
+	e := &answerEntry{state: state, fresh: fresh, began: a.now(), ready: make(chan struct{}), used: a.tick, prev: prev}
 	a.entries[question] = e
 	a.evictLocked()
-	a.mu.Unlock()
+	return e
+}
 
-	func() {
-		defer close(e.ready)
-		defer func() {
-			if v := recover(); v != nil {
-				e.err = fmt.Errorf("answer panicked: %v", v)
-				a.finish(question, e)
-				panic(v)
-			}
-		}()
-		e.value, e.err = compute(context.WithoutCancel(ctx))
-		a.finish(question, e)
+// read runs compute for e and keeps what it gives.
+func (a *answers) read(ctx context.Context, question string, e *answerEntry, compute func(ctx context.Context) (any, error)) {
+	defer close(e.ready)
+	defer func() {
+		if v := recover(); v != nil {
+			e.err = fmt.Errorf("answer panicked: %v", v)
+			a.finish(question, e)
+			panic(v)
+		}
 	}()
-	return e.value, fresh, e.err
+	e.value, e.err = compute(context.WithoutCancel(ctx))
+	a.finish(question, e)
+}
+
+// renew reads question again in the background, for the state of the tables now, in place of
+// from, an answer of an earlier state that requests are given meanwhile. It gives up when the
+// tables are of another set now (a rebuild switched) or another reading replaced from.
+func (a *answers) renew(ctx context.Context, question string, from *answerEntry, compute func(ctx context.Context) (any, error), again reread) {
+	state, fresh, release, err := again()
+	if err != nil {
+		a.mu.Lock()
+		from.renewing = false
+		a.mu.Unlock()
+		return
+	}
+	defer release()
+	a.mu.Lock()
+	if a.entries[question] != from || state.set != from.state.set {
+		from.renewing = false
+		a.mu.Unlock()
+		return
+	}
+	e := a.startLocked(question, state, fresh, from)
+	a.mu.Unlock()
+	defer func() { recover() }() //nolint:errcheck // read recorded the panic as the reading's error
+	a.read(ctx, question, e, compute)
 }
 
 // finish marks e done, and drops it when it failed (unless another entry replaced it).
@@ -114,6 +209,7 @@ func (a *answers) finish(question string, e *answerEntry) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e.done = true
+	e.prev = nil
 	if e.err != nil && a.entries[question] == e {
 		delete(a.entries, question)
 	}

@@ -37,6 +37,10 @@ type ReadModels struct {
 	// AnswerCache is how many answers are kept for reuse while the tables they were read
 	// from do not change (see answers): DefaultAnswerCacheSize when 0, none when negative.
 	AnswerCache int
+	// AnswerMaxStale is how old the reading of a kept answer of an earlier state may be for it
+	// to be given while the next is read (see answers): DefaultAnswerMaxStale when 0, never
+	// when negative.
+	AnswerMaxStale time.Duration
 }
 
 // ReadAnswer is every read-model answer: the data and how current it is.
@@ -87,7 +91,11 @@ func (s *Server) MountReadModels(rm ReadModels) {
 
 	var kept *answers
 	if rm.AnswerCache >= 0 {
-		kept = newAnswers(rm.AnswerCache)
+		maxStale := rm.AnswerMaxStale
+		if maxStale == 0 {
+			maxStale = DefaultAnswerMaxStale
+		}
+		kept = newAnswers(rm.AnswerCache, maxStale)
 	}
 	s.kept = kept
 	for _, qs := range rm.Queries {
@@ -174,8 +182,26 @@ func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h re
 		rd := read{db: rm.Runner.DB(), t: tables, memo: direct}
 		if kept != nil {
 			state := tablesState{set: tables.Prefix(), changes: changes}
+			// A reading in the background for a later state reads its state, freshness and
+			// tables again, as this request did.
+			again := func() (tablesState, runtime.Freshness, func(), error) {
+				ctx := context.WithoutCancel(r.Context())
+				f, err := rm.Runner.WaitFor(ctx, projection, 0, 0)
+				if err != nil {
+					return tablesState{}, runtime.Freshness{}, nil, err
+				}
+				changes, err := rm.Runner.Changes(projection)
+				if err != nil {
+					return tablesState{}, runtime.Freshness{}, nil, err
+				}
+				tables, release, err := rm.Runner.Read(projection)
+				if err != nil {
+					return tablesState{}, runtime.Freshness{}, nil, err
+				}
+				return tablesState{set: tables.Prefix(), changes: changes}, f, release, nil
+			}
 			rd.memo = func(ctx context.Context, question string, compute func(context.Context) (any, error)) (any, error) {
-				v, answered, err := kept.get(ctx, projection+" "+question, state, f, compute)
+				v, answered, err := kept.get(ctx, projection+" "+question, state, f, compute, again)
 				f = answered // a joined reading answers with its own freshness
 				return v, err
 			}

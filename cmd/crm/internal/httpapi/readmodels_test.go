@@ -83,8 +83,9 @@ func served() []projections.Projection {
 		timeline.Projection(), tasks.Projection(), analytics.Projection(), value.Projection(time.UTC)}
 }
 
-// newReadServer is the server of newReadAPI, not yet served.
-func newReadServer(t *testing.T, maxWait time.Duration) readServer {
+// newReadServer is the server of newReadAPI, not yet served; options change its read models'
+// settings.
+func newReadServer(t *testing.T, maxWait time.Duration, options ...func(*httpapi.ReadModels)) readServer {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "crm.db"), sqlite.WithPollInterval(50*time.Millisecond))
@@ -137,8 +138,12 @@ func newReadServer(t *testing.T, maxWait time.Duration) readServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(rebuilds.Close)
-	server.MountReadModels(httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
-		Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))})
+	rm := httpapi.ReadModels{Runner: runner, MaxWait: maxWait, TimeTravel: travel, Rebuilds: rebuilds,
+		Queries: readmodels.HTTPQueries(readmodels.All(readmodels.Options{}))}
+	for _, o := range options {
+		o(&rm)
+	}
+	server.MountReadModels(rm)
 	return readServer{server: server, store: store, refusing: refusing, runner: runner, travel: travel, rebuilds: rebuilds}
 }
 
