@@ -103,10 +103,12 @@ func (a *answers) get(ctx context.Context, question string, state tablesState, f
 	case e.state == state && e.done:
 		// the same state: fresh holds for the answer
 	case !e.done && e.prev != nil && a.givable(e.prev, state, fresh):
-		// read meanwhile, of this state or another: the answer it replaces is given
+		// read meanwhile, of this state or another: the answer it replaces is given (taken
+		// under the lock: finish drops it once the reading is done)
+		prev := e.prev
 		e.used = a.tick
 		a.mu.Unlock()
-		return e.prev.value, answeredBy(e.prev, fresh), nil
+		return prev.value, answeredBy(prev, fresh), nil
 	case e.state == state:
 		// being read for this state: fresh holds for the answer
 	case a.givable(e, state, fresh):
@@ -184,6 +186,16 @@ func (a *answers) read(ctx context.Context, question string, e *answerEntry, com
 // from, an answer of an earlier state that requests are given meanwhile. It gives up when the
 // tables are of another set now (a rebuild switched) or another reading replaced from.
 func (a *answers) renew(ctx context.Context, question string, from *answerEntry, compute func(ctx context.Context) (any, error), again reread) {
+	started := false
+	defer func() {
+		// A panic of compute is the reading's error (read recorded it); one of again leaves
+		// from to be renewed by a later request. Neither may end the server.
+		if v := recover(); v != nil && !started {
+			a.mu.Lock()
+			from.renewing = false
+			a.mu.Unlock()
+		}
+	}()
 	state, fresh, release, err := again()
 	if err != nil {
 		a.mu.Lock()
@@ -199,8 +211,8 @@ func (a *answers) renew(ctx context.Context, question string, from *answerEntry,
 		return
 	}
 	e := a.startLocked(question, state, fresh, from)
+	started = true
 	a.mu.Unlock()
-	defer func() { recover() }() //nolint:errcheck // read recorded the panic as the reading's error
 	a.read(ctx, question, e, compute)
 }
 

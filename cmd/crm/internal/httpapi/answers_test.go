@@ -548,3 +548,49 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Requests given the answer a reading replaces, while that reading ends, each get that
+// answer or the new one: never nothing (the reading drops the answer it replaced when it is
+// done).
+func TestAnswersGivenWhileTheReadingEnds(t *testing.T) {
+	ctx := context.Background()
+	s1, s2 := tablesState{"s_", 1}, tablesState{"s_", 2}
+	again := func() (tablesState, runtime.Freshness, func(), error) {
+		return s2, runtime.Freshness{Position: 12}, func() {}, nil
+	}
+	for range 2000 {
+		a := newAnswers(10, time.Second)
+		a.get(ctx, "q", s1, runtime.Freshness{Position: 10}, func(context.Context) (any, error) { return "at 10", nil }, nil) //nolint:errcheck
+		release := make(chan struct{})
+		a.get(ctx, "q", s2, runtime.Freshness{Position: 12}, func(context.Context) (any, error) { <-release; return "at 12", nil }, again) //nolint:errcheck
+		waitFor(t, func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.entries["q"].state == s2 && !a.entries["q"].done
+		})
+		var wg sync.WaitGroup
+		failed := make(chan string, 8)
+		for range 8 {
+			wg.Go(func() {
+				defer func() {
+					if v := recover(); v != nil {
+						failed <- fmt.Sprint("panicked: ", v)
+					}
+				}()
+				for range 100 {
+					v, _, err := a.get(ctx, "q", s2, runtime.Freshness{Position: 12}, func(context.Context) (any, error) { return "x", nil }, again)
+					if err != nil || (v != "at 10" && v != "at 12") {
+						failed <- fmt.Sprintf("got %v, %v", v, err)
+						return
+					}
+				}
+			})
+		}
+		close(release)
+		wg.Wait()
+		close(failed)
+		if msg, ok := <-failed; ok {
+			t.Fatal(msg)
+		}
+	}
+}

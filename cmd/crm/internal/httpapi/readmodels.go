@@ -206,8 +206,10 @@ func (s *Server) readModel(rm ReadModels, kept *answers, projection string, h re
 				return v, err
 			}
 		}
-		data, err := h(r, rd)
-		release()
+		data, err := func() (any, error) {
+			defer release() // also when h panics: a rebuild waits for the set's readers
+			return h(r, rd)
+		}()
 		if err != nil {
 			s.writeError(w, r, err)
 			return
