@@ -512,3 +512,26 @@ func TestWidenXID(t *testing.T) {
 		})
 	}
 }
+
+func TestOldestPerHolder(t *testing.T) {
+	const epoch5 = 5 << 32
+	for _, c := range []struct {
+		name string
+		next uint64
+		pids []int32
+		xids []int64
+		want []uint64
+	}{
+		{"none", 1000, nil, nil, []uint64{}},
+		{"one id each", 1000, []int32{7, 9}, []int64{990, 950}, []uint64{950, 990}},
+		{"a subtransaction's id is higher", 1000, []int32{7, 7}, []int64{995, 990}, []uint64{990}},
+		{"ids on both sides of a wraparound", epoch5 | 10, []int32{7, 7}, []int64{1<<32 - 3, 4}, []uint64{4<<32 | (1<<32 - 3)}},
+		{"an id assigned since next is left out", 1000, []int32{7, 8}, []int64{990, 1002}, []uint64{990}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := oldestPerHolder(c.next, c.pids, c.xids); !slices.Equal(got, c.want) {
+				t.Errorf("oldestPerHolder = %v, want %v", got, c.want)
+			}
+		})
+	}
+}

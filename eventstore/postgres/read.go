@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,24 +41,25 @@ FROM events, (SELECT pg_current_snapshot() AS s) AS n WHERE position > $1 ORDER 
 	// appendersSQL reads, in one pass over the lock table, the transactions that hold the
 	// position sequence: append_events takes its positions with nextval right after the
 	// transaction's id, under the position lock, and the sequence's lock is held until the
-	// transaction ends. It answers the statement's snapshot's xmax (an id below it was assigned
-	// before the lock table was read), how many holders have no backend (prepared
-	// transactions), and the smallest transaction id of each other holder that has one (ids
-	// taken later, by subtransactions, are higher).
+	// transaction ends. It answers whether the server is a standby (whose lock table does not
+	// show the primary's transactions), the statement's snapshot's xmax (an id below it was
+	// assigned before the lock table was read), how many holders have no backend (prepared
+	// transactions), and the transaction ids each other holder has (its own and those of
+	// its subtransactions, as pairs of arrays: the holder's pid, the 32-bit id).
 	appendersSQL = `WITH l AS MATERIALIZED (
     SELECT locktype, database, relation, mode, granted, pid, transactionid FROM pg_locks),
 h AS (
     SELECT DISTINCT pid FROM l
     WHERE locktype = 'relation' AND relation = 'events_position_seq'::regclass
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND mode = 'RowExclusiveLock' AND granted)
-SELECT pg_snapshot_xmax(pg_current_snapshot())::text,
+      AND mode = 'RowExclusiveLock' AND granted),
+x AS (
+    SELECT t.pid, t.transactionid::text::bigint AS xid FROM l AS t JOIN h ON h.pid = t.pid
+    WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted)
+SELECT pg_is_in_recovery(), pg_snapshot_xmax(pg_current_snapshot())::text,
     (SELECT count(*) FROM h WHERE pid IS NULL),
-    (SELECT coalesce(array_agg(x), '{}') FROM (
-        SELECT (SELECT min(t.transactionid::text::bigint) FROM l AS t
-                WHERE t.pid = h.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
-                  AND t.granted) AS x
-        FROM h WHERE pid IS NOT NULL) AS holders WHERE x IS NOT NULL)`
+    (SELECT coalesce(array_agg(pid ORDER BY pid, xid), '{}') FROM x),
+    (SELECT coalesce(array_agg(xid ORDER BY pid, xid), '{}') FROM x)`
 
 	eventByIDSQL = `SELECT ` + eventColumns + ` FROM events WHERE id = $1`
 )
@@ -179,30 +181,57 @@ type appenders struct {
 
 // appenders reads the log's running appenders. A holder of the sequence without a
 // transaction id took no position; one without a backend (a prepared transaction) is not
-// known, and appenders then returns nil: the cluster's horizon holds.
+// known, nor is any holder on a standby: appenders then returns nil, and the cluster's
+// horizon holds.
 func (s *Store) appenders(ctx context.Context) (*appenders, error) {
 	var (
+		standby  bool
 		nextText string
 		unknown  int64
+		pids     []int32
 		held     []int64
 	)
-	if err := s.pool.QueryRow(ctx, appendersSQL).Scan(&nextText, &unknown, &held); err != nil {
+	if err := s.pool.QueryRow(ctx, appendersSQL).Scan(&standby, &nextText, &unknown, &pids, &held); err != nil {
 		return nil, fmt.Errorf("running appenders: %w", err)
 	}
-	if unknown > 0 {
+	if standby || unknown > 0 {
 		return nil, nil
 	}
 	next, err := strconv.ParseUint(nextText, 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("running appenders: next transaction id %q: %w", nextText, err)
 	}
-	a := &appenders{next: nextText, xids: make([]string, 0, len(held))}
-	for _, xid := range held {
-		if wide, ok := widenXID(next, uint32(xid)); ok {
-			a.xids = append(a.xids, strconv.FormatUint(wide, 10))
-		}
+	if len(pids) != len(held) {
+		return nil, fmt.Errorf("running appenders: %d holders for %d transaction ids", len(pids), len(held))
+	}
+	a := &appenders{next: nextText}
+	for _, wide := range oldestPerHolder(next, pids, held) {
+		a.xids = append(a.xids, strconv.FormatUint(wide, 10))
 	}
 	return a, nil
+}
+
+// oldestPerHolder returns, in increasing order, each holder's oldest transaction id assigned
+// before next (its own, below those of its subtransactions), from the holders' pids and 32-bit
+// ids side by side: each id is widened before they are compared, since they may lie on both
+// sides of a wraparound.
+func oldestPerHolder(next uint64, pids []int32, xids []int64) []uint64 {
+	oldest := make(map[int32]uint64, len(pids))
+	for i, xid := range xids {
+		wide, ok := widenXID(next, uint32(xid))
+		if !ok {
+			continue
+		}
+		if o, seen := oldest[pids[i]]; !seen || wide < o {
+			oldest[pids[i]] = wide
+		}
+	}
+	out := make([]uint64, 0, len(oldest))
+	for _, wide := range oldest {
+		out = append(out, wide)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // widenXID returns the 64-bit transaction id (xid8) of xid, a 32-bit id, when it was assigned
