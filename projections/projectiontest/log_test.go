@@ -9,13 +9,12 @@ import (
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
-// On PostgreSQL the global log may have a gap (an append refused after it took its
-// positions), and ReadAll returns the events after a gap only once every transaction that
-// began before them has ended, or stops before the gap after its read wait. A write
-// transaction running anywhere in the cluster (another test, a read model's catch-up) holds
-// that back: the log's last position and its events must still be those committed, or a
-// test that waits for its projections to reach "the head" compares them before they applied
-// the log's tail.
+// On PostgreSQL the global log may have a gap (a position taken by an append that has not
+// committed yet), and ReadAll returns the events after a gap only once every append that may
+// still write into it has ended, or stops before the gap after its read wait. A writer of the
+// log that holds a position holds that back: the log's last position and its events must
+// still be those committed, or a test that waits for its projections to reach "the head"
+// compares them before they applied the log's tail.
 func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	ctx := context.Background()
 	store, err := postgres.Open(ctx, projectiontest.PostgresURL(), postgres.WithSchema(projectiontest.FreshSchema(t, "projectiontest_log_")),
@@ -25,17 +24,22 @@ func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	first := projectiontest.AppendTo(t, store, "a", "t.one")[0]
-	// A gap: a position taken and never written, as by an append refused for a stale head.
-	if _, err := store.Pool().Exec(ctx, `SELECT nextval('events_position_seq')`); err != nil {
-		t.Fatalf("take a position: %v", err)
-	}
-	// A write transaction that began before the next append and runs past the read wait.
+	// A writer that took a position before the next append and holds it past the read wait:
+	// a gap that may still be written into.
 	blocker, err := store.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatalf("take a transaction id: %v", err)
+	rolledBack := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-rolledBack:
+		default:
+			_ = blocker.Rollback(context.Background()) // the case was not set up
+		}
+	})
+	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id(), nextval('events_position_seq')`); err != nil {
+		t.Fatalf("take a position: %v", err)
 	}
 	last := projectiontest.AppendTo(t, store, "b", "t.two")[0]
 	if last.Position <= first.Position+1 {
@@ -46,7 +50,6 @@ func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	}
 	// One rollback, on one goroutine: a transaction's connection is not safe for two at once
 	// (a second Rollback racing the first one panicked inside the driver).
-	rolledBack := make(chan struct{})
 	go func() {
 		defer close(rolledBack)
 		time.Sleep(300 * time.Millisecond)

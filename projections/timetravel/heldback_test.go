@@ -12,7 +12,7 @@ import (
 
 // TestTimeTravelWaitsForAPositionHeldBack asks for the read model at a position the log
 // reader cannot yet reach: on PostgreSQL an event found after a gap is returned only once
-// every older transaction has ended (one might still write into the gap), and a read that
+// every older append of the log has ended (one might still write into the gap), and a read that
 // waited its full read wait returns the events before the gap alone. The set must still
 // hold every event up to the position asked for: a build that took the short read for the
 // end of the log would be listed as complete at that position with the later events
@@ -29,18 +29,22 @@ func TestTimeTravelWaitsForAPositionHeldBack(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 
 	first := projectiontest.AppendTo(t, store, "a", "t.one")[0]
-	// A gap: a position taken and never written, as by an append refused for a stale head.
-	if _, err := store.Pool().Exec(ctx, `SELECT nextval('events_position_seq')`); err != nil {
-		t.Fatalf("take a position: %v", err)
-	}
-	// A write transaction that began before the next appends and runs past the read wait.
+	// A writer that took a position before the next appends and holds it past the read wait:
+	// a gap that may still be written into.
 	blocker, err := store.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
-	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })
-	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatalf("take a transaction id: %v", err)
+	rolledBack := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-rolledBack:
+		default:
+			_ = blocker.Rollback(context.Background()) // the case was not set up
+		}
+	})
+	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id(), nextval('events_position_seq')`); err != nil {
+		t.Fatalf("take a position: %v", err)
 	}
 	later := projectiontest.AppendTo(t, store, "b", "t.two", "t.three")
 	last := later[len(later)-1]
@@ -48,9 +52,11 @@ func TestTimeTravelWaitsForAPositionHeldBack(t *testing.T) {
 		t.Fatalf("ReadAll while the transaction runs = %d events (%v), want the first alone: the case is not set up", len(page), err)
 	}
 	go func() {
+		defer close(rolledBack)
 		time.Sleep(300 * time.Millisecond)
 		_ = blocker.Rollback(context.Background())
 	}()
+	t.Cleanup(func() { <-rolledBack })
 
 	counter := &projectiontest.Counter{}
 	db := projectiontest.Postgres(t)
