@@ -363,23 +363,66 @@ func ReadDB(ctx context.Context, db *projections.DB, table string, q Question, l
 // Select reads every part of q standing at q.AsOf (Limit and Cursor aside) from table (a
 // table's name or a Shape's Source), in order of position, entity and figure.
 func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question) ([]Part, error) {
+	stmt, args, err := selectStatement(ctx, tx, d, table, q)
+	if err != nil || stmt == "" {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("parts: %w", err)
+	}
+	defer rows.Close()
+	var parts []Part
+	for rows.Next() {
+		p, err := Scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("parts: %w", err)
+		}
+		if q.Keep == nil || q.Keep(p) {
+			parts = append(parts, p)
+		}
+	}
+	return parts, rows.Err()
+}
+
+// selectStatement is the statement of Select (in d's placeholders) and its arguments; none
+// when no figure is asked for. A figure prefix asked for over a range of business dates (and
+// no open parts) is read figure by figure: a range of figure names cannot use the figure
+// index's business dates (a month of won deals read every won deal's part, in every
+// currency), the figures that begin it one by one can. They are found first, one probe of the
+// index each (figuresOf).
+func selectStatement(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string, q Question) (string, []any, error) {
 	var (
-		where []string
-		args  []any
+		where  []string
+		args   []any
+		equals []string
 	)
 	var figures []string
 	for _, f := range q.Figures {
 		if prefix, ok := strings.CutSuffix(f, "/"); ok {
+			if q.From != "" && q.Open == "" {
+				found, err := figuresOf(ctx, tx, d, table, prefix)
+				if err != nil {
+					return "", nil, err
+				}
+				equals = append(equals, found...)
+				continue
+			}
 			// Every figure beginning prefix + "/": "0" is the byte after "/".
 			figures = append(figures, `(figure >= ? AND figure < ?)`)
 			args = append(args, prefix+"/", prefix+"0")
 			continue
 		}
-		figures = append(figures, `figure = ?`)
-		args = append(args, f)
+		equals = append(equals, f)
+	}
+	if len(equals) > 0 {
+		figures = append(figures, `figure IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(equals)), ", ")+`)`)
+		for _, f := range equals {
+			args = append(args, f)
+		}
 	}
 	if len(figures) == 0 {
-		return nil, nil
+		return "", nil, nil
 	}
 	where = append(where, `(`+strings.Join(figures, ` OR `)+`)`)
 	if q.From != "" {
@@ -407,22 +450,31 @@ func Select(ctx context.Context, tx *sql.Tx, d projections.Dialect, table string
 		args = append(slices.Clone(q.OpenArgs), args...)
 	}
 	stmt := `SELECT ` + Columns + ` FROM ` + from + ` p WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY position, entity, figure`
-	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), args...)
+	return d.Rebind(stmt), args, nil
+}
+
+// figuresOf returns the figures of table that begin prefix + "/", in order, each found by one
+// probe of the figure index from the one before (a loose index scan, on both databases).
+func figuresOf(ctx context.Context, tx *sql.Tx, d projections.Dialect, table, prefix string) ([]string, error) {
+	stmt := `WITH RECURSIVE f(figure) AS (
+    SELECT (SELECT min(figure) FROM ` + table + ` x WHERE figure >= ? AND figure < ?)
+    UNION ALL
+    SELECT (SELECT min(x.figure) FROM ` + table + ` x WHERE x.figure > f.figure AND x.figure < ?) FROM f WHERE f.figure IS NOT NULL)
+SELECT figure FROM f WHERE figure IS NOT NULL`
+	rows, err := tx.QueryContext(ctx, d.Rebind(stmt), prefix+"/", prefix+"0", prefix+"0")
 	if err != nil {
-		return nil, fmt.Errorf("parts: %w", err)
+		return nil, fmt.Errorf("figures of %s: %w", prefix, err)
 	}
 	defer rows.Close()
-	var parts []Part
+	var figures []string
 	for rows.Next() {
-		p, err := Scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("parts: %w", err)
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("figures of %s: %w", prefix, err)
 		}
-		if q.Keep == nil || q.Keep(p) {
-			parts = append(parts, p)
-		}
+		figures = append(figures, f)
 	}
-	return parts, rows.Err()
+	return figures, rows.Err()
 }
 
 // Answer is the parts of one figure of an answer: the facts that make it up, a page at a

@@ -3,6 +3,7 @@ package explain_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -91,4 +92,91 @@ func TestShapeKeepsItsColumnsAndReadsTheOthersAsZero(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A figure prefix over a month (the parts of a month's won deals, in every currency) is read
+// figure by figure, each a range of the figure index over the month: not every part of the
+// prefix of every month. The parts are those of a plain filter of every row.
+func TestPrefixOverAMonthReadsTheMonthOfEachFigure(t *testing.T) {
+	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
+		ctx := context.Background()
+		m := readmodel.Define(readmodel.Spec{Name: "parts_prefix", Version: 1,
+			Tables: []readmodel.AnyTable{explain.NewTable("parts")},
+			Fold:   func(*readmodel.Event, *readmodel.Rows) error { return nil }})
+		set := projections.TablesFor(m, "")
+		for _, s := range m.Schema(db.Dialect, set) {
+			if _, err := db.SQL.ExecContext(ctx, s); err != nil {
+				t.Fatalf("%s: %v", s, err)
+			}
+		}
+		table := set.Name("parts")
+		figures := []string{"won/EUR", "won/JPY", "won/USD", "wonder/x", "lost/JPY", "lead/web", "lead/seminar"}
+		var all []explain.Part
+		tx, err := db.SQL.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		insert := db.Dialect.Rebind(`INSERT INTO ` + table + ` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		pos := int64(0)
+		for month := range 24 {
+			bucket := time.Date(2024, time.Month(1+month), 1, 0, 0, 0, 0, time.UTC)
+			for i := range 120 {
+				pos++
+				p := explain.Part{Entity: fmt.Sprintf("d%05d", pos), Figure: figures[i%len(figures)], Position: pos,
+					EventID: fmt.Sprintf("e%d", pos), Bucket: bucket.AddDate(0, 0, i%28).Format(time.DateOnly),
+					At: bucket.UnixMicro() + int64(i), Owner: "rep-a", Count: 1, Amount: 100, Currency: "JPY"}
+				if i%11 == 0 {
+					p.Until = sql.NullInt64{Int64: p.At + 1, Valid: true} // revoked at once
+				}
+				if _, err := tx.ExecContext(ctx, insert, p.Entity, p.Figure, p.Position, p.EventID, p.Bucket, p.At, p.Until,
+					p.Owner, p.Channel, p.Segment, p.Count, p.Amount, p.Currency, p.Measure); err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, p)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SQL.ExecContext(ctx, `ANALYZE `+table); err != nil {
+			t.Fatal(err)
+		}
+		asOf := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+		q := explain.Question{Figures: []string{"won/", "lost/JPY"}, From: "2025-03-01", To: "2025-04-01", AsOf: asOf}
+		var want []explain.Part
+		for _, p := range all {
+			if (strings.HasPrefix(p.Figure, "won/") || p.Figure == "lost/JPY") && p.Bucket >= q.From && p.Bucket < q.To &&
+				p.At <= asOf.UnixMicro() && (!p.Until.Valid || p.Until.Int64 > asOf.UnixMicro()) {
+				want = append(want, p)
+			}
+		}
+		var (
+			got  []explain.Part
+			stmt string
+			args []any
+		)
+		err = db.ReadOnly(ctx, func(tx *sql.Tx) error {
+			var err error
+			if got, err = explain.Select(ctx, tx, db.Dialect, table, q); err != nil {
+				return err
+			}
+			stmt, args, err = explain.SelectStatement(ctx, tx, db.Dialect, table, q)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Fatalf("parts (%d)\n%+v\nwant (%d)\n%+v", len(got), got, len(want), want)
+		}
+		plan := projectiontest.QueryPlanAsRun(t, db, stmt, args...)
+		byMonth := strings.Contains(plan, "figure=? AND bucket>? AND bucket<?") || // SQLite
+			strings.Contains(plan, "(bucket >= ") && strings.Contains(plan, "Index Cond") // PostgreSQL
+		// A range of figure names in the index condition reads every part of the prefix (of
+		// every month) in the index.
+		rangeOfFigures := strings.Contains(plan, "figure>?") || strings.Contains(plan, "figure >=")
+		if !byMonth || rangeOfFigures || !strings.Contains(plan, "_figure") {
+			t.Errorf("the parts are not read by the figure index over the month:\n%s\n%s", stmt, plan)
+		}
+	})
 }

@@ -1,0 +1,4 @@
+package explain
+
+// SelectStatement is selectStatement, for the plan tests.
+var SelectStatement = selectStatement
