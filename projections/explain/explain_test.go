@@ -44,16 +44,7 @@ func TestShapeKeepsItsColumnsAndReadsTheOthersAsZero(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 				ctx := context.Background()
-				m := readmodel.Define(readmodel.Spec{Name: "parts_shape", Version: 1,
-					Tables: []readmodel.AnyTable{tc.shape.NewTable("parts")},
-					Fold:   func(*readmodel.Event, *readmodel.Rows) error { return nil }})
-				set := projections.TablesFor(m, "")
-				for _, s := range m.Schema(db.Dialect, set) {
-					if _, err := db.SQL.ExecContext(ctx, s); err != nil {
-						t.Fatalf("%s: %v", s, err)
-					}
-				}
-				table := set.Name("parts")
+				table := createParts(t, db, "parts_shape", tc.shape.NewTable("parts"))
 				rows, err := db.SQL.QueryContext(ctx, `SELECT * FROM `+table)
 				if err != nil {
 					t.Fatal(err)
@@ -100,16 +91,7 @@ func TestShapeKeepsItsColumnsAndReadsTheOthersAsZero(t *testing.T) {
 func TestPrefixOverAMonthReadsTheMonthOfEachFigure(t *testing.T) {
 	projectiontest.ForEachDialect(t, func(t *testing.T, db *projections.DB) {
 		ctx := context.Background()
-		m := readmodel.Define(readmodel.Spec{Name: "parts_prefix", Version: 1,
-			Tables: []readmodel.AnyTable{explain.NewTable("parts")},
-			Fold:   func(*readmodel.Event, *readmodel.Rows) error { return nil }})
-		set := projections.TablesFor(m, "")
-		for _, s := range m.Schema(db.Dialect, set) {
-			if _, err := db.SQL.ExecContext(ctx, s); err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-		}
-		table := set.Name("parts")
+		table := createParts(t, db, "parts_prefix", explain.NewTable("parts"))
 		figures := []string{"won/EUR", "won/JPY", "won/USD", "wonder/x", "lost/JPY", "lead/web", "lead/seminar"}
 		var all []explain.Part
 		tx, err := db.SQL.BeginTx(ctx, nil)
@@ -179,4 +161,19 @@ func TestPrefixOverAMonthReadsTheMonthOfEachFigure(t *testing.T) {
 			t.Errorf("the parts are not read by the figure index over the month:\n%s\n%s", stmt, plan)
 		}
 	})
+}
+
+// createParts creates parts, a parts table of a read model named name, in db, and returns its
+// name there.
+func createParts(t *testing.T, db *projections.DB, name string, parts readmodel.AnyTable) string {
+	t.Helper()
+	m := readmodel.Define(readmodel.Spec{Name: name, Version: 1, Tables: []readmodel.AnyTable{parts},
+		Fold: func(*readmodel.Event, *readmodel.Rows) error { return nil }})
+	set := projections.TablesFor(m, "")
+	for _, s := range m.Schema(db.Dialect, set) {
+		if _, err := db.SQL.ExecContext(context.Background(), s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	return set.Name("parts")
 }

@@ -26,21 +26,7 @@ func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	first := projectiontest.AppendTo(t, store, "a", "t.one")[0]
 	// A writer that took a position before the next append and holds it past the read wait:
 	// a gap that may still be written into.
-	blocker, err := store.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatalf("begin: %v", err)
-	}
-	rolledBack := make(chan struct{})
-	t.Cleanup(func() {
-		select {
-		case <-rolledBack:
-		default:
-			_ = blocker.Rollback(context.Background()) // the case was not set up
-		}
-	})
-	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id(), nextval('events_position_seq')`); err != nil {
-		t.Fatalf("take a position: %v", err)
-	}
+	end := projectiontest.HoldPosition(t, store.Pool())
 	last := projectiontest.AppendTo(t, store, "b", "t.two")[0]
 	if last.Position <= first.Position+1 {
 		t.Fatalf("no gap: positions %d then %d", first.Position, last.Position)
@@ -48,14 +34,10 @@ func TestLogHeldBackByARunningTransaction(t *testing.T) {
 	if page, err := store.ReadAll(ctx, 0, 10); err != nil || len(page) != 1 {
 		t.Fatalf("ReadAll while the transaction runs = %d events (%v), want 1: the case is not set up", len(page), err)
 	}
-	// One rollback, on one goroutine: a transaction's connection is not safe for two at once
-	// (a second Rollback racing the first one panicked inside the driver).
 	go func() {
-		defer close(rolledBack)
 		time.Sleep(300 * time.Millisecond)
-		_ = blocker.Rollback(context.Background())
+		end()
 	}()
-	t.Cleanup(func() { <-rolledBack })
 
 	if got := projectiontest.LastPosition(t, store); got != last.Position {
 		t.Errorf("LastPosition = %d, want %d", got, last.Position)

@@ -31,32 +31,16 @@ func TestTimeTravelWaitsForAPositionHeldBack(t *testing.T) {
 	first := projectiontest.AppendTo(t, store, "a", "t.one")[0]
 	// A writer that took a position before the next appends and holds it past the read wait:
 	// a gap that may still be written into.
-	blocker, err := store.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatalf("begin: %v", err)
-	}
-	rolledBack := make(chan struct{})
-	t.Cleanup(func() {
-		select {
-		case <-rolledBack:
-		default:
-			_ = blocker.Rollback(context.Background()) // the case was not set up
-		}
-	})
-	if _, err := blocker.Exec(ctx, `SELECT pg_current_xact_id(), nextval('events_position_seq')`); err != nil {
-		t.Fatalf("take a position: %v", err)
-	}
+	end := projectiontest.HoldPosition(t, store.Pool())
 	later := projectiontest.AppendTo(t, store, "b", "t.two", "t.three")
 	last := later[len(later)-1]
 	if page, err := store.ReadAll(ctx, 0, 10); err != nil || len(page) != 1 || page[0].Position != first.Position {
 		t.Fatalf("ReadAll while the transaction runs = %d events (%v), want the first alone: the case is not set up", len(page), err)
 	}
 	go func() {
-		defer close(rolledBack)
 		time.Sleep(300 * time.Millisecond)
-		_ = blocker.Rollback(context.Background())
+		end()
 	}()
-	t.Cleanup(func() { <-rolledBack })
 
 	counter := &projectiontest.Counter{}
 	db := projectiontest.Postgres(t)
