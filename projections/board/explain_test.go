@@ -24,10 +24,7 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(24*time.Hour))
 	explained := projectiontest.Explained[board.Params, board.Answer]{Projection: board.Projection(), Query: board.Query,
-		Explain: board.Explain, Page: func(p board.Params, path string, limit int, cursor string) board.Params {
-			p.Explain, p.Limit, p.Cursor = path, limit, cursor
-			return p
-		},
+		Explain: board.Explain, Page: projectiontest.PageByFields[board.Params],
 		Limit: 2,
 		AsOf:  func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
 	explained.AddsUp(t, events, 100, asOfs, []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}},

@@ -24,10 +24,7 @@ func TestExplainAddsUp(t *testing.T) {
 		generate(rand.New(rand.NewPCG(3, 11)), 40, false))
 	asOfs := append([]time.Time{{}}, projectiontest.Throughout(events, 5)...)
 	explained := projectiontest.Explained[journey.Params, journey.Answer]{Projection: journey.Projection(), Query: journey.Query,
-		Explain: journey.Explain, Page: func(p journey.Params, path string, limit int, cursor string) journey.Params {
-			p.Explain, p.Limit, p.Cursor = path, limit, cursor
-			return p
-		},
+		Explain: journey.Explain, Page: projectiontest.PageByFields[journey.Params],
 		Limit: 3, CountingOne: true,
 		AsOf: func(p journey.Params, asOf time.Time) journey.Params { p.AsOf, p.ByStage = asOf, true; return p }}
 	explained.AddsUp(t, events, 300, asOfs, []journey.Params{{}, {Owner: "rep-a"}, {Cohort: "2024-01"}, {Channel: "web_form", Segment: "smb"}},
