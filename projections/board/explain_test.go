@@ -26,7 +26,7 @@ func TestExplainAddsUp(t *testing.T) {
 	explained := projectiontest.Explained[board.Params, board.Answer]{Projection: board.Projection(), Query: board.Query,
 		Explain: board.Explain, Page: projectiontest.PageByFields[board.Params],
 		Limit: 2,
-		AsOf:  func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
+		AsOf:  projectiontest.AsOfByField[board.Params]}
 	explained.AddsUp(t, events, 100, asOfs, []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}},
 		checkExplainedBoard)
 }

@@ -27,7 +27,7 @@ func TestExplainAddsUp(t *testing.T) {
 	explained := projectiontest.Explained[churn.Params, churn.Answer]{Projection: churn.Projection(), Query: churn.Query,
 		Explain: churn.Explain, Page: projectiontest.PageByFields[churn.Params],
 		Limit: 3, CountingOne: true,
-		AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p }}
+		AsOf: projectiontest.AsOfByField[churn.Params]}
 	explained.AddsUp(t, events, 150, asOfs, []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}},
 		checkExplainedChurn)
 }

@@ -3,7 +3,6 @@ package projectiontest
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -214,15 +213,4 @@ func (x Explained[P, A]) AddsUp(t *testing.T, events []eventstore.Event, least i
 		}
 		return checked
 	})
-}
-
-// PageByFields is the Page of an Explained whose questions name the figure, the page size and
-// the page in their fields Explain (a string), Limit (an int) and Cursor (a string), as the read
-// models' Params do.
-func PageByFields[P any](params P, path string, limit int, cursor string) P {
-	v := reflect.ValueOf(&params).Elem()
-	v.FieldByName("Explain").SetString(path)
-	v.FieldByName("Limit").SetInt(int64(limit))
-	v.FieldByName("Cursor").SetString(cursor)
-	return params
 }
