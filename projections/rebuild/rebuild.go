@@ -375,22 +375,14 @@ func (rb *rebuild) renew(ctx context.Context) error {
 
 // keepLeases renews the leases until ctx ends; losing one cancels the rebuild.
 func (rb *rebuild) keepLeases(ctx context.Context, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(max(rb.cfg.Lease/3, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	projections.Every(ctx, max(rb.cfg.Lease/3, 10*time.Millisecond), func() bool {
+		if err := rb.renew(ctx); err != nil && ctx.Err() == nil && errors.Is(err, ErrRebuildLost) {
+			cancel(err)
+			return false
 		}
-		if err := rb.renew(ctx); err != nil && ctx.Err() == nil {
-			if errors.Is(err, ErrRebuildLost) {
-				cancel(err)
-				return
-			}
-			// A database hiccup: the batches renew the leases too; try again next tick.
-		}
-	}
+		// A database hiccup: the batches renew the leases too; try again next tick.
+		return true
+	})
 }
 
 // serverStart identifies the PostgreSQL server's life: unlogged tables are emptied by a

@@ -431,14 +431,7 @@ func (r *Runner) Adopt(ctx context.Context, name string) error {
 // watchRegistry moves projections to sets switched by rebuilds of other processes, also
 // while no event arrives to make an apply transaction notice.
 func (r *Runner) watchRegistry(ctx context.Context) {
-	tick := time.NewTicker(r.cfg.RegistryPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, r.cfg.RegistryPoll, func() bool {
 		for _, pj := range r.projs {
 			t, err := r.db.ActiveTables(ctx, pj.p)
 			if err != nil || t == pj.tables() {
@@ -448,7 +441,8 @@ func (r *Runner) watchRegistry(ctx context.Context) {
 				pj.fail(err)
 			}
 		}
-	}
+		return true
+	})
 }
 
 // errSetSwitched: the set an apply transaction was about to write is no longer served.
@@ -1023,22 +1017,16 @@ func (pj *projector) unpark() {
 // changes (retries) of every projection, whoever made them. So freshness, min_position and
 // kept answers hold on every server.
 func (r *Runner) follow(ctx context.Context) {
-	tick := time.NewTicker(r.cfg.SyncInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, r.cfg.SyncInterval, func() bool {
 		states, err := r.db.SetStates(ctx)
 		if err != nil {
-			continue // a failing database shows in the projections' own state
+			return true // a failing database shows in the projections' own state
 		}
 		for _, pj := range r.projs {
 			pj.sync(states[pj.tables().Prefix()])
 		}
-	}
+		return true
+	})
 }
 
 // sync takes in the state of pj's served set read from the database. Only follow calls it.
