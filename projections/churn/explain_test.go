@@ -25,9 +25,7 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(40*24*time.Hour))
 	explained := projectiontest.Explained[churn.Params, churn.Answer]{Projection: churn.Projection(), Query: churn.Query,
-		Explain: churn.Explain, Page: projectiontest.PageByFields[churn.Params],
-		Limit: 3, CountingOne: true,
-		AsOf: projectiontest.AsOfByField[churn.Params]}
+		Explain: churn.Explain, Limit: 3, CountingOne: true}
 	explained.AddsUp(t, events, 150, asOfs, []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}},
 		checkExplainedChurn)
 }

@@ -28,7 +28,6 @@ var keptEqualsVisits = projectiontest.Kept[journey.Params, journey.Answer, journ
 	Questions: keptQuestions,
 	Now:       true,
 	Later:     []time.Duration{0, time.Hour},
-	AsOf:      projectiontest.AsOfByField[journey.Params],
 	Kept:      journey.Query, From: "visits", Detail: journey.QueryVisits,
 }
 

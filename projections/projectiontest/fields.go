@@ -5,16 +5,14 @@ import (
 	"time"
 )
 
-// PageByFields is the Page of an Explained whose questions name the figure, the page size and
-// the page in their fields Explain (a string), Limit (an int) and Cursor (a string), as the read
-// models' Params do.
-func PageByFields[P any](params P, path string, limit int, cursor string) P {
+// pageByFields is the question params about the figure at path, limit parts a page, at the page
+// cursor: its fields Explain (a string), Limit (an int) and Cursor (a string) set.
+func pageByFields[P any](params P, path string, limit int, cursor string) P {
 	return withFields(params, field{"Explain", path}, field{"Limit", limit}, field{"Cursor", cursor})
 }
 
-// AsOfByField is the AsOf of an Explained or a Kept whose questions name the time they are
-// about in their field AsOf (a time.Time), as the read models' Params do.
-func AsOfByField[P any](params P, asOf time.Time) P { return withFields(params, field{"AsOf", asOf}) }
+// asOfByField is the question params as of a time: its field AsOf (a time.Time) set.
+func asOfByField[P any](params P, asOf time.Time) P { return withFields(params, field{"AsOf", asOf}) }
 
 // pageOf is the question base as of a time, limit items a page, at the page cursor: its fields
 // AsOf (a time.Time), Limit (an int) and Cursor (a string) set.
