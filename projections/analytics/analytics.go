@@ -84,15 +84,13 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the sales analytics with periods and business dates in zone loc: a zone
 // of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model {
-	m := newModel(period.Zone(loc))
-	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: period.Version(4, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts, m.counts, m.deltas, m.late, m.bins, m.exact,
-			m.forecast, m.horizon.Table(), m.probabilities.Table()},
-		Fold: m.fold,
-	})
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 4, declare) }
+
+// declare declares the tables and the fold of the sales analytics in the business zone.
+func declare(zone *time.Location) readmodel.Spec {
+	m := newModel(zone)
+	return readmodel.Spec{Name: Name, Fold: m.fold, Tables: []readmodel.AnyTable{m.contacts, m.deals, m.tasks, m.latest, m.parts,
+		m.counts, m.deltas, m.late, m.bins, m.exact, m.forecast, m.horizon.Table(), m.probabilities.Table()}}
 }
 
 // Base names of the tables.

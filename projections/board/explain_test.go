@@ -2,7 +2,6 @@ package board_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -24,12 +23,7 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(24*time.Hour))
 	explained := projectiontest.Explained[board.Params, board.Answer]{Projection: board.Projection(), Query: board.Query,
-		Explain: board.Explain, Page: func(p board.Params, path string, limit int, cursor string) board.Params {
-			p.Explain, p.Limit, p.Cursor = path, limit, cursor
-			return p
-		},
-		Limit: 2,
-		AsOf:  func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p }}
+		Explain: board.Explain, Limit: 2}
 	explained.AddsUp(t, events, 100, asOfs, []board.Params{{}, {Owner: "rep-a"}, {Owner: "rep-b"}, {Stage: "proposal", Owner: "rep-a"}},
 		checkExplainedBoard)
 }
@@ -57,7 +51,7 @@ func checkExplainedBoard(f *projectiontest.Figures, _ *projections.DB, _ project
 			path := fmt.Sprintf("velocity.%s.%s", v.Stage, figure)
 			days := f.Days(path, f.Sum(path, v.ClosedIntervals))
 			// The parts' days are rounded each: their median is the figure's within a hundredth.
-			if m := projectiontest.Median(days); (m == nil) != (v.MedianDays == nil) || m != nil && math.Abs(*m-*v.MedianDays) > 0.0100001 {
+			if m := projectiontest.Median(days); !projectiontest.WithinAHundredth(v.MedianDays, m) {
 				f.T.Errorf("%s: %s = %v, the median of its parts %v", f.At, path, v.MedianDays, m)
 			}
 		}

@@ -26,7 +26,6 @@ var keptEqualsIntervals = projectiontest.Kept[board.Params, board.Answer, board.
 	Questions: keptQuestions,
 	Least:     time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
 	Later:     []time.Duration{0, time.Microsecond, 37 * time.Hour, 400 * 24 * time.Hour},
-	AsOf:      func(p board.Params, asOf time.Time) board.Params { p.AsOf = asOf; return p },
 	Kept:      board.Query, From: "intervals", Detail: board.QueryIntervals,
 }
 

@@ -78,16 +78,13 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the churn points with cohort months (and business dates) taken in the
 // business time zone loc: a zone of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model {
-	m := newModel()
-	m.zone = period.Zone(loc)
-	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: period.Version(6, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(), m.touchpoints, m.surveys, m.tasks, m.dealLosses,
-			m.phaseCounts, m.lostDeals, m.horizon.Table(), m.parts},
-		Fold: m.fold,
-	})
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 6, declare) }
+
+// declare declares the tables and the fold of the churn points in the business zone.
+func declare(zone *time.Location) readmodel.Spec {
+	m := newModel(zone)
+	return readmodel.Spec{Name: Name, Fold: m.fold, Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(),
+		m.touchpoints, m.surveys, m.tasks, m.dealLosses, m.phaseCounts, m.lostDeals, m.horizon.Table(), m.parts}}
 }
 
 // Base names of the tables.
@@ -184,7 +181,7 @@ type model struct {
 	zone        *time.Location // the business time zone
 }
 
-func newModel() *model {
+func newModel(zone *time.Location) *model {
 	type (
 		c  = contactRow
 		v  = visitRow
@@ -195,7 +192,7 @@ func newModel() *model {
 		pc = phaseCountRow
 		ld = lostDealRow
 	)
-	m := &model{}
+	m := &model{zone: zone}
 	m.visits = visits.New(func(r *v) *visits.Visit { return &r.Visit },
 		readmodel.BigInt("position", func(r *v) *int64 { return &r.position }),
 		readmodel.Text("event_id", func(r *v) *string { return &r.eventID }))

@@ -25,12 +25,7 @@ func TestExplainAddsUp(t *testing.T) {
 	asOfs := projectiontest.Throughout(events, 6)
 	asOfs = append(asOfs, asOfs[5].Add(40*24*time.Hour))
 	explained := projectiontest.Explained[churn.Params, churn.Answer]{Projection: churn.Projection(), Query: churn.Query,
-		Explain: churn.Explain, Page: func(p churn.Params, path string, limit int, cursor string) churn.Params {
-			p.Explain, p.Limit, p.Cursor = path, limit, cursor
-			return p
-		},
-		Limit: 3, CountingOne: true,
-		AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p }}
+		Explain: churn.Explain, Limit: 3, CountingOne: true}
 	explained.AddsUp(t, events, 150, asOfs, []churn.Params{{}, {DormantDays: 10}, {Cohort: "2024-01", Channel: "web_form", DormantDays: 30}},
 		checkExplainedChurn)
 }

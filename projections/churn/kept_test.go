@@ -31,7 +31,6 @@ func TestKeptCountsEqualVisits(t *testing.T) {
 		Least:     time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), // an empty history: any time
 		Later: []time.Duration{0, time.Microsecond, 37 * time.Hour, 29 * 24 * time.Hour, 31 * 24 * time.Hour,
 			89 * 24 * time.Hour, 91 * 24 * time.Hour, 400 * 24 * time.Hour},
-		AsOf: func(p churn.Params, asOf time.Time) churn.Params { p.AsOf = asOf; return p },
 		Kept: churn.Query, From: "visits", Detail: churn.QueryVisits,
 	}
 	projectiontest.ForEachPrefixRun(t, churn.Projection(), events, 8, kept.Check)

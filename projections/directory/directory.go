@@ -72,23 +72,22 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 // ProjectionIn returns the directory with the date a deal was lost on taken in the business
 // time zone loc: a zone of its own is a version of its own (period.Version).
 func ProjectionIn(loc *time.Location) *readmodel.Model {
-	m := newModel()
-	m.zone = period.Zone(loc)
-	return readmodel.Define(readmodel.Spec{
-		Name: Name,
-		// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the
-		// sort key, and deals and accounts have theirs; 6: an owner's contacts in one phase
-		// indexed by last activity, and the deals counted per status; 7: an owner's deals
-		// indexed in each sort; 8: a stage's deals indexed in each sort.
-		Version: period.Version(8, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
-			m.accountPhases, m.accountMoney, m.accountStages,
-			m.contactPostings.postings, m.contactPostings.counts, m.counts,
-			m.probabilities.Table(),
-			m.dealPostings.postings, m.dealPostings.counts,
-			m.accountPostings.postings, m.accountPostings.counts, m.dealCounts},
-		Fold: m.fold,
-	})
+	// 4: the open pipeline kept per stage, weighed when asked; 5: the postings hold the sort
+	// key, and deals and accounts have theirs; 6: an owner's contacts in one phase indexed by
+	// last activity, and the deals counted per status; 7: an owner's deals indexed in each
+	// sort; 8: a stage's deals indexed in each sort.
+	return period.Define(loc, 8, declare)
+}
+
+// declare declares the tables and the fold of the directory in the business zone.
+func declare(zone *time.Location) readmodel.Spec {
+	m := newModel(zone)
+	return readmodel.Spec{Name: Name, Fold: m.fold, Tables: []readmodel.AnyTable{m.contacts, m.deals, m.contactDeals, m.accounts,
+		m.accountPhases, m.accountMoney, m.accountStages,
+		m.contactPostings.postings, m.contactPostings.counts, m.counts,
+		m.probabilities.Table(),
+		m.dealPostings.postings, m.dealPostings.counts,
+		m.accountPostings.postings, m.accountPostings.counts, m.dealCounts}}
 }
 
 // Base names of the tables.
@@ -173,8 +172,9 @@ type model struct {
 	zone                                           *time.Location // the business time zone
 }
 
-func newModel() *model {
+func newModel(zone *time.Location) *model {
 	return &model{
+		zone:            zone,
 		contacts:        contactsTable(),
 		deals:           dealsTable(),
 		contactDeals:    contactDealsTable(),

@@ -47,7 +47,7 @@ func TestOwnerPhasePlan(t *testing.T) {
 			if !strings.Contains(plan, index) {
 				t.Errorf("the %s does not read %s:\n%s", name, index, plan)
 			}
-			if strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort") {
+			if projectiontest.PlanSorts(plan) {
 				t.Errorf("the %s sorts the owner's contacts:\n%s", name, plan)
 			}
 		}
@@ -284,7 +284,7 @@ func TestListPlans(t *testing.T) {
 			}
 			plan := projectiontest.QueryPlanAsRun(t, db, page, args...)
 			if !q.search {
-				if index := set.Name(q.index); !reads(plan, index) || sorts(plan) ||
+				if index := set.Name(q.index); !reads(plan, index) || projectiontest.PlanSorts(plan) ||
 					strings.Contains(plan, "Hash") || strings.Contains(plan, "Seq Scan") {
 					t.Errorf("%s: the page does not read %s in its order, nor each row's contact by key:\n%s", name, index, plan)
 				}
@@ -307,11 +307,6 @@ func TestListPlans(t *testing.T) {
 // reads tells whether a plan reads the index of that name (not one whose name begins with it).
 func reads(plan, index string) bool {
 	return regexp.MustCompile(regexp.QuoteMeta(index) + `\b`).MatchString(plan)
-}
-
-// sorts tells whether a plan sorts the rows it reads.
-func sorts(plan string) bool {
-	return strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort")
 }
 
 // withStages moves the open deals of events (dealEvents: d0000000, d0000001, ...; every fifth

@@ -85,16 +85,13 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the journey map with cohort months (and business dates) taken in the
 // business time zone loc: a zone of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model {
-	m := newModel()
-	m.zone = period.Zone(loc)
-	return readmodel.Define(readmodel.Spec{
-		Name:    Name,
-		Version: period.Version(7, m.zone),
-		Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(), m.touchpoints, m.contactMix,
-			m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon.Table(), m.parts},
-		Fold: m.fold,
-	})
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 7, declare) }
+
+// declare declares the tables and the fold of the journey map in the business zone.
+func declare(zone *time.Location) readmodel.Spec {
+	m := newModel(zone)
+	return readmodel.Spec{Name: Name, Fold: m.fold, Tables: []readmodel.AnyTable{m.contacts, m.visits.Table(), m.touchpoints,
+		m.contactMix, m.steps, m.moves, m.mix, m.stayBins, m.stays, m.horizon.Table(), m.parts}}
 }
 
 // Base names of the tables.
@@ -153,13 +150,13 @@ type model struct {
 	groupings   []keptGrouping // the groupings of the kept map, by phase then by stage
 }
 
-func newModel() *model {
+func newModel(zone *time.Location) *model {
 	type (
 		c  = contactRow
 		v  = visitRow
 		tp = touchpointRow
 	)
-	m := &model{}
+	m := &model{zone: zone}
 	m.visits = visits.New(func(r *v) *visits.Visit { return &r.Visit },
 		readmodel.NullText("rule", func(r *v) *sql.NullString { return &r.rule }),
 		readmodel.NullText("reason", func(r *v) *sql.NullString { return &r.reason }))

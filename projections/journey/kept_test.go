@@ -28,7 +28,6 @@ var keptEqualsVisits = projectiontest.Kept[journey.Params, journey.Answer, journ
 	Questions: keptQuestions,
 	Now:       true,
 	Later:     []time.Duration{0, time.Hour},
-	AsOf:      func(p journey.Params, asOf time.Time) journey.Params { p.AsOf = asOf; return p },
 	Kept:      journey.Query, From: "visits", Detail: journey.QueryVisits,
 }
 

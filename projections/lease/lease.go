@@ -306,33 +306,27 @@ func (m *Manager) heartbeat(ctx context.Context, l *Lease, lost context.CancelCa
 	if l.local {
 		return
 	}
-	tick := time.NewTicker(m.cfg.Renew)
-	defer tick.Stop()
 	// The expiry the database set is at least TTL after this moment.
 	deadline := time.Now().Add(m.cfg.TTL)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, m.cfg.Renew, func() bool {
 		start := time.Now()
 		held, err := m.renew(ctx, l)
 		switch {
 		case ctx.Err() != nil:
-			return
+			return false
 		case err == nil && !held:
 			lost(fmt.Errorf("%s (epoch %d) taken by another node: %w", l.Name, l.Epoch, ErrLost))
-			return
+			return false
 		case err == nil:
 			deadline = start.Add(m.cfg.TTL)
 		case time.Now().After(deadline.Add(-m.cfg.Renew)):
 			lost(fmt.Errorf("%s (epoch %d) not renewed for %s (%v): %w", l.Name, l.Epoch, m.cfg.TTL, err, ErrLost))
-			return
+			return false
 		default:
 			m.cfg.Logger.Error("Lease not renewed, trying again", err, watermill.LogFields{"lease": l.Name})
 		}
-	}
+		return true
+	})
 }
 
 // renew moves the expiry of l a TTL ahead; held is false when another node took it.

@@ -1,6 +1,6 @@
 // Package period turns instants into business dates and periods (day, week starting Monday,
 // month, quarter, year) in the business time zone, and names the version of a read model
-// whose fold takes that zone.
+// whose fold takes that zone (and defines such a read model: Define).
 package period
 
 import (

@@ -3,6 +3,7 @@ package projectiontest
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -161,11 +162,22 @@ func Median(days []float64) *float64 {
 	return &m
 }
 
+// WithinAHundredth tells whether figure, days rounded to 2 decimals, is what its parts give
+// (days rounded each, so that they may add up to a hundredth off): within a hundredth, or both
+// nil.
+func WithinAHundredth(figure, parts *float64) bool {
+	if figure == nil || parts == nil {
+		return figure == parts
+	}
+	return math.Abs(*figure-*parts) <= 0.0100001
+}
+
 // Explained is what the figures of a read model's answers are checked against: Query answers a
 // question, Explain a page of the parts of one of its figures, asked by the question Page
 // returns (the figure at path, limit parts a page, the page at cursor), Limit parts at a time;
 // with CountingOne every part must count one (ExplainAll, CountingOne). AsOf returns a
-// question as of a time.
+// question as of a time. Page and AsOf, when nil, set the question's fields Explain, Limit
+// and Cursor, and AsOf, as the read models' Params name them.
 type Explained[P, A any] struct {
 	Projection  projections.Projection
 	Query       Question[P, A]
@@ -180,7 +192,11 @@ type Explained[P, A any] struct {
 func (x Explained[P, A]) parts(t testing.TB, db *projections.DB, tables projections.Tables, params P, path string) []explain.Entry {
 	t.Helper()
 	parts := ExplainAll(t, path, func(cursor string) (explain.Answer, error) {
-		return x.Explain(context.Background(), db, tables, x.Page(params, path, x.Limit, cursor))
+		page := x.Page
+		if page == nil {
+			page = pageByFields[P]
+		}
+		return x.Explain(context.Background(), db, tables, page(params, path, x.Limit, cursor))
 	})
 	if x.CountingOne {
 		return CountingOne(t, path, parts)
@@ -196,11 +212,15 @@ func (x Explained[P, A]) parts(t testing.TB, db *projections.DB, tables projecti
 func (x Explained[P, A]) AddsUp(t *testing.T, events []eventstore.Event, least int, asOfs []time.Time, questions []P,
 	check func(f *Figures, db *projections.DB, tables projections.Tables, params P, answer A) int) {
 	t.Helper()
+	asOfQuestion := x.AsOf
+	if asOfQuestion == nil {
+		asOfQuestion = asOfByField[P]
+	}
 	ExplainsAtLeast(t, x.Projection, events, least, func(t *testing.T, db *projections.DB, tables projections.Tables) int {
 		checked := 0
 		for _, asOf := range asOfs {
 			for _, params := range questions {
-				params = x.AsOf(params, asOf)
+				params = asOfQuestion(params, asOf)
 				answer, err := x.Query(context.Background(), db, tables, params)
 				if err != nil {
 					t.Fatalf("%+v: %v", params, err)

@@ -57,7 +57,8 @@ func ForEachPrefixRun(t *testing.T, p projections.Projection, events []eventstor
 // after the events applied, each of Questions (a subtest each), as of each of Later after the
 // latest business time of the events (Least when that is earlier, as for no events), and with
 // no as_of first when Now, answers the same of Kept and of Detail, the rows named From (see
-// SameAnswer). AsOf returns a question as of a time.
+// SameAnswer). AsOf returns a question as of a time; when nil, the question with its field
+// AsOf set, as the read models' Params name it.
 type Kept[P, A, B any] struct {
 	Questions []P
 	Now       bool
@@ -83,10 +84,14 @@ func (k Kept[P, A, B]) Check(t *testing.T, db *projections.DB, tables projection
 	for _, d := range k.Later {
 		asOfs = append(asOfs, latest.Add(d))
 	}
+	asOfQuestion := k.AsOf
+	if asOfQuestion == nil {
+		asOfQuestion = asOfByField[P]
+	}
 	for _, params := range k.Questions {
 		t.Run(fmt.Sprintf("%+v", params), func(t *testing.T) {
 			for _, asOf := range asOfs {
-				SameAnswer(t, db, tables, k.AsOf(params, asOf), k.Kept, k.From, k.Detail)
+				SameAnswer(t, db, tables, asOfQuestion(params, asOf), k.Kept, k.From, k.Detail)
 			}
 		})
 	}

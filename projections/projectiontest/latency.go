@@ -94,19 +94,13 @@ func WriteLive(b *testing.B, db *projections.DB, p projections.Projection, table
 		failed atomic.Value
 	)
 	wg.Go(func() {
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		projections.Every(ctx, every, func() bool {
 			if _, err := db.Apply(ctx, p, tables, []eventstore.Event{next()}); err != nil && ctx.Err() == nil {
 				failed.Store(err)
-				return
+				return false
 			}
-		}
+			return true
+		})
 	})
 	return func() {
 		cancel()

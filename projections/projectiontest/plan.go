@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,30 @@ import (
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
+
+// PlanSorts tells whether a plan (QueryPlan's) sorts the rows it reads: SQLite's TEMP B-TREE,
+// PostgreSQL's Sort.
+func PlanSorts(plan string) bool {
+	return strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort")
+}
+
+// pageLimit is the line of a PostgreSQL plan that limits the rows read to a page.
+var pageLimit = regexp.MustCompile(`(?m)^( *)(->  )?Limit `)
+
+// PlanSortsBelowPage tells whether a plan (QueryPlan's) sorts rows before they are limited to
+// a page: a sort of the page's rows, above its limit, is not one of all the rows read. SQLite:
+// any sort but the last (ORDER BY), which sorts the page's rows.
+func PlanSortsBelowPage(plan string) bool {
+	if strings.Count(plan, "TEMP B-TREE") > 1 {
+		return true
+	}
+	loc := pageLimit.FindStringIndex(plan)
+	if loc == nil {
+		return strings.Contains(plan, "Sort")
+	}
+	below := plan[loc[1]:]
+	return strings.Contains(below, "Sort  (") || strings.Contains(below, "Sort Key")
+}
 
 // QueryPlan returns the plan the database chooses for stmt (written with ? placeholders)
 // with args, one line per step: SQLite's EXPLAIN QUERY PLAN; on PostgreSQL, the plan of stmt

@@ -39,10 +39,11 @@ func Refuses[P, A any](t *testing.T, p projections.Projection,
 }
 
 // PageRefusals are the refusals of every question that pages: no as_of, a negative limit, a
-// limit over max, a cursor that is not base64. page(asOf, limit, cursor) is the question
-// otherwise valid, with these three set.
-func PageRefusals[P any](max int, page func(asOf time.Time, limit int, cursor string) P) []Refusal[P] {
+// limit over max, a cursor that is not base64. Each is the question base, otherwise valid, with
+// its fields AsOf, Limit and Cursor set.
+func PageRefusals[P any](max int, base P) []Refusal[P] {
 	asOf := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	page := pageOf(base)
 	return []Refusal[P]{
 		{Name: "no as_of", Params: page(time.Time{}, 0, ""), Field: "as_of"},
 		{Name: "negative limit", Params: page(asOf, -1, ""), Field: "limit"},

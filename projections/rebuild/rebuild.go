@@ -1,6 +1,7 @@
 package rebuild
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -157,18 +158,10 @@ type RebuildConfig struct {
 }
 
 func (c *RebuildConfig) setDefaults() {
-	if c.Batch == 0 {
-		c.Batch = projections.DefaultRebuildBatch
-	}
-	if c.Lease == 0 {
-		c.Lease = DefaultRebuildLease
-	}
-	if c.DropDelay == 0 {
-		c.DropDelay = DefaultDropDelay
-	}
-	if c.CommitEvery == 0 {
-		c.CommitEvery = DefaultCommitEvery
-	}
+	c.Batch = cmp.Or(c.Batch, projections.DefaultRebuildBatch)
+	c.Lease = cmp.Or(c.Lease, DefaultRebuildLease)
+	c.DropDelay = cmp.Or(c.DropDelay, DefaultDropDelay)
+	c.CommitEvery = cmp.Or(c.CommitEvery, DefaultCommitEvery)
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
 	}
@@ -182,15 +175,7 @@ func (c *RebuildConfig) setDefaults() {
 
 // Validate reports every problem of the configuration at once.
 func (c RebuildConfig) Validate() error {
-	var errs []error
-	if c.DB == nil || c.DB.SQL == nil {
-		errs = append(errs, errors.New("no read-model database"))
-	} else if c.DB.Dialect == nil {
-		errs = append(errs, errors.New("no dialect"))
-	}
-	if c.Store == nil {
-		errs = append(errs, errors.New("no event store"))
-	}
+	errs := projections.SourceProblems(c.DB, c.Store)
 	if c.Batch < 0 {
 		errs = append(errs, fmt.Errorf("batch %d: want at least 1", c.Batch))
 	}
@@ -390,22 +375,14 @@ func (rb *rebuild) renew(ctx context.Context) error {
 
 // keepLeases renews the leases until ctx ends; losing one cancels the rebuild.
 func (rb *rebuild) keepLeases(ctx context.Context, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(max(rb.cfg.Lease/3, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	projections.Every(ctx, max(rb.cfg.Lease/3, 10*time.Millisecond), func() bool {
+		if err := rb.renew(ctx); err != nil && ctx.Err() == nil && errors.Is(err, ErrRebuildLost) {
+			cancel(err)
+			return false
 		}
-		if err := rb.renew(ctx); err != nil && ctx.Err() == nil {
-			if errors.Is(err, ErrRebuildLost) {
-				cancel(err)
-				return
-			}
-			// A database hiccup: the batches renew the leases too; try again next tick.
-		}
-	}
+		// A database hiccup: the batches renew the leases too; try again next tick.
+		return true
+	})
 }
 
 // serverStart identifies the PostgreSQL server's life: unlogged tables are emptied by a

@@ -139,64 +139,28 @@ func (c *RunnerConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}
 	}
-	if c.Retry.MaxRetries == 0 {
-		c.Retry.MaxRetries = DefaultMaxRetries
-	}
-	if c.Retry.InitialInterval == 0 {
-		c.Retry.InitialInterval = DefaultRetryInterval
-	}
-	if c.Retry.MaxInterval == 0 {
-		c.Retry.MaxInterval = DefaultMaxRetryDelay
-	}
-	if c.CatchUpBatch == 0 {
-		c.CatchUpBatch = DefaultCatchUpBatch
-	}
-	if c.BuildBehind == 0 {
-		c.BuildBehind = DefaultBuildBehind
-	}
-	if c.BuildBatch == 0 {
-		c.BuildBatch = projections.DefaultRebuildBatch
-	}
-	if c.LiveBatch == 0 {
-		c.LiveBatch = DefaultLiveBatch
-	}
-	if c.CatchingUpLag == 0 {
-		c.CatchingUpLag = DefaultCatchingUpLag
-	}
-	if c.RestartDelay == 0 {
-		c.RestartDelay = DefaultRestartDelay
-	}
-	if c.MaxRestartDelay == 0 {
-		c.MaxRestartDelay = DefaultMaxRestartDelay
-	}
+	c.Retry.MaxRetries = cmp.Or(c.Retry.MaxRetries, DefaultMaxRetries)
+	c.Retry.InitialInterval = cmp.Or(c.Retry.InitialInterval, DefaultRetryInterval)
+	c.Retry.MaxInterval = cmp.Or(c.Retry.MaxInterval, DefaultMaxRetryDelay)
+	c.CatchUpBatch = cmp.Or(c.CatchUpBatch, DefaultCatchUpBatch)
+	c.BuildBehind = cmp.Or(c.BuildBehind, DefaultBuildBehind)
+	c.BuildBatch = cmp.Or(c.BuildBatch, projections.DefaultRebuildBatch)
+	c.LiveBatch = cmp.Or(c.LiveBatch, DefaultLiveBatch)
+	c.CatchingUpLag = cmp.Or(c.CatchingUpLag, DefaultCatchingUpLag)
+	c.RestartDelay = cmp.Or(c.RestartDelay, DefaultRestartDelay)
+	c.MaxRestartDelay = cmp.Or(c.MaxRestartDelay, DefaultMaxRestartDelay)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.RegistryPoll == 0 {
-		c.RegistryPoll = DefaultRegistryPoll
-	}
-	if c.SyncInterval == 0 {
-		c.SyncInterval = DefaultSyncInterval
-	}
-	if c.HeadPoll == 0 {
-		c.HeadPoll = DefaultHeadPoll
-	}
-	if c.StallAfter == 0 {
-		c.StallAfter = DefaultStallAfter
-	}
+	c.RegistryPoll = cmp.Or(c.RegistryPoll, DefaultRegistryPoll)
+	c.SyncInterval = cmp.Or(c.SyncInterval, DefaultSyncInterval)
+	c.HeadPoll = cmp.Or(c.HeadPoll, DefaultHeadPoll)
+	c.StallAfter = cmp.Or(c.StallAfter, DefaultStallAfter)
 }
 
 // Validate reports every problem of the configuration at once.
 func (c RunnerConfig) Validate() error {
-	var errs []error
-	if c.DB == nil || c.DB.SQL == nil {
-		errs = append(errs, errors.New("no read-model database"))
-	} else if c.DB.Dialect == nil {
-		errs = append(errs, errors.New("no dialect"))
-	}
-	if c.Store == nil {
-		errs = append(errs, errors.New("no event store"))
-	}
+	errs := projections.SourceProblems(c.DB, c.Store)
 	if c.NewSubscriber == nil {
 		errs = append(errs, errors.New("no subscriber constructor"))
 	}
@@ -467,14 +431,7 @@ func (r *Runner) Adopt(ctx context.Context, name string) error {
 // watchRegistry moves projections to sets switched by rebuilds of other processes, also
 // while no event arrives to make an apply transaction notice.
 func (r *Runner) watchRegistry(ctx context.Context) {
-	tick := time.NewTicker(r.cfg.RegistryPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, r.cfg.RegistryPoll, func() bool {
 		for _, pj := range r.projs {
 			t, err := r.db.ActiveTables(ctx, pj.p)
 			if err != nil || t == pj.tables() {
@@ -484,7 +441,8 @@ func (r *Runner) watchRegistry(ctx context.Context) {
 				pj.fail(err)
 			}
 		}
-	}
+		return true
+	})
 }
 
 // errSetSwitched: the set an apply transaction was about to write is no longer served.
@@ -1059,22 +1017,16 @@ func (pj *projector) unpark() {
 // changes (retries) of every projection, whoever made them. So freshness, min_position and
 // kept answers hold on every server.
 func (r *Runner) follow(ctx context.Context) {
-	tick := time.NewTicker(r.cfg.SyncInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, r.cfg.SyncInterval, func() bool {
 		states, err := r.db.SetStates(ctx)
 		if err != nil {
-			continue // a failing database shows in the projections' own state
+			return true // a failing database shows in the projections' own state
 		}
 		for _, pj := range r.projs {
 			pj.sync(states[pj.tables().Prefix()])
 		}
-	}
+		return true
+	})
 }
 
 // sync takes in the state of pj's served set read from the database. Only follow calls it.

@@ -116,14 +116,7 @@ func (tt *TimeTravel) KeepOwned(ctx context.Context, report func(error)) {
 	if tt.usesFiles() {
 		return
 	}
-	tick := time.NewTicker(tt.cfg.OwnerTTL / 6)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	projections.Every(ctx, tt.cfg.OwnerTTL/6, func() bool {
 		err := tt.beat(ctx)
 		if err == nil {
 			err = tt.dropOrphans(ctx)
@@ -131,7 +124,8 @@ func (tt *TimeTravel) KeepOwned(ctx context.Context, report func(error)) {
 		if err != nil && ctx.Err() == nil && report != nil {
 			report(err)
 		}
-	}
+		return true
+	})
 }
 
 func (tt *TimeTravel) now() time.Time {

@@ -3,7 +3,6 @@ package value_test
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ func TestUpsellPagePlan(t *testing.T) {
 			if !strings.Contains(plan, index) {
 				t.Errorf("after %q: the page does not read %s:\n%s", after, index, plan)
 			}
-			if strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort") || strings.Contains(plan, "Filter") {
+			if projectiontest.PlanSorts(plan) || strings.Contains(plan, "Filter") {
 				t.Errorf("after %q: the page reads contacts that are not candidates, or sorts them:\n%s", after, plan)
 			}
 		}
@@ -59,7 +58,7 @@ func TestPagePlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		plan := projectiontest.QueryPlanAsRun(t, db, stmt, args...)
-		if index := set.Name("contacts") + "_owner_phase_idle"; !strings.Contains(plan, index) || sorts(plan) || strings.Contains(plan, "Filter") {
+		if index := set.Name("contacts") + "_owner_phase_idle"; !strings.Contains(plan, index) || projectiontest.PlanSorts(plan) || strings.Contains(plan, "Filter") {
 			t.Errorf("the dormant contacts of one owner in one phase are not read from %s alone, in its order:\n%s", index, plan)
 		}
 		indexes := map[string]string{value.SortLastPurchase: "customers_last", value.SortOrders: "customers_orders",
@@ -75,33 +74,10 @@ func TestPagePlans(t *testing.T) {
 				if db.Dialect == projections.SQLite && sort == value.SortCustomer {
 					index = "SCAN c\n"
 				}
-				if !strings.Contains(plan, index) || sortsBelowPage(plan) || strings.Contains(plan, "Hash") || strings.Contains(plan, "Seq Scan") {
+				if !strings.Contains(plan, index) || projectiontest.PlanSortsBelowPage(plan) || strings.Contains(plan, "Hash") || strings.Contains(plan, "Seq Scan") {
 					t.Errorf("segment %s, sort %s: the page does not read %s in its order and the rest by key:\n%s", segment, sort, index, plan)
 				}
 			}
 		}
 	})
-}
-
-// sorts tells whether a plan sorts the rows it reads.
-func sorts(plan string) bool {
-	return strings.Contains(plan, "TEMP B-TREE") || strings.Contains(plan, "Sort")
-}
-
-// pageLimit is the line of a PostgreSQL plan that limits the rows read to a page.
-var pageLimit = regexp.MustCompile(`(?m)^( *)(->  )?Limit `)
-
-// sortsBelowPage tells whether a plan sorts rows before they are limited to a page: a sort of
-// the page's rows, above its limit, is not one of all the rows read. SQLite: any sort but
-// the last (ORDER BY), which sorts the page's rows.
-func sortsBelowPage(plan string) bool {
-	if strings.Count(plan, "TEMP B-TREE") > 1 {
-		return true
-	}
-	loc := pageLimit.FindStringIndex(plan)
-	if loc == nil {
-		return strings.Contains(plan, "Sort")
-	}
-	below := plan[loc[1]:]
-	return strings.Contains(below, "Sort  (") || strings.Contains(below, "Sort Key")
 }

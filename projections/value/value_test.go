@@ -68,11 +68,8 @@ func TestReadModel(t *testing.T) {
 	askUTC := func(ctx context.Context, db *projections.DB, tables projections.Tables, q question) (any, error) {
 		return ask(ctx, db, tables, time.UTC, q)
 	}
-	customers := func(at time.Time, limit int, cursor string) question {
-		return question{Query: "customers", AsOf: at, Limit: limit, Cursor: cursor}
-	}
 	projectiontest.ReadModel[question, any]{Projection: value.Projection(time.UTC), Name: "customer_value", Dir: "testdata/utc",
-		Query: askUTC, Answer: answerIn(time.UTC), Refusals: slices.Concat(projectiontest.PageRefusals(value.MaxLimit, customers), []projectiontest.Refusal[question]{
+		Query: askUTC, Answer: answerIn(time.UTC), Refusals: slices.Concat(projectiontest.PageRefusals(value.MaxLimit, question{Query: "customers"}), []projectiontest.Refusal[question]{
 			{Name: "unknown sort", Params: question{Query: "customers", AsOf: asOf, Sort: "revenue"}, Field: "sort"},
 			{Name: "unknown segment", Params: question{Query: "customers", AsOf: asOf, Segment: "whales"}, Field: "segment"},
 			{Name: "value without as_of", Params: question{Query: "value", ContactID: "c1"}, Field: "as_of"},
