@@ -57,7 +57,7 @@ func (r *Registry) Decode(name string, data []byte) (Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, e); err != nil {
+	if err := DecodeData(data, e); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}
 	return e, nil

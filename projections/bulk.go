@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/eventstore"
 )
 
@@ -85,7 +85,7 @@ func Decode[T any](b *Batch, i int) (*T, error) {
 	s := &b.slots[b.offset+i]
 	s.once.Do(func() {
 		v := new(T)
-		s.v, s.err = v, json.Unmarshal(b.events[i].Data, v)
+		s.v, s.err = v, domain.DecodeData(b.events[i].Data, v)
 	})
 	if v, ok := s.v.(*T); ok {
 		if s.err != nil {
@@ -94,7 +94,7 @@ func Decode[T any](b *Batch, i int) (*T, error) {
 		return v, nil
 	}
 	v := new(T)
-	if err := json.Unmarshal(b.events[i].Data, v); err != nil {
+	if err := domain.DecodeData(b.events[i].Data, v); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", b.events[i].Type, err)
 	}
 	return v, nil

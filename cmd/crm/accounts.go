@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventcrm/crm/cmd/crm/internal/config"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/account"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
@@ -143,7 +144,7 @@ func (c *companies) named(id, name string) {
 
 func decodeInto[T any](e eventstore.Event, f func(*T)) error {
 	v := new(T)
-	if err := json.Unmarshal(e.Data, v); err != nil {
+	if err := domain.DecodeData(e.Data, v); err != nil {
 		return fmt.Errorf("decode %s: %w", e.Type, err)
 	}
 	f(v)

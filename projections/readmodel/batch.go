@@ -26,9 +26,10 @@ type prepared struct {
 // PrepareBatch decodes the events of b and folds them once without any I/O: it may run while
 // earlier batches are still being written.
 func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, error) {
-	p := &prepared{m: m, events: make([]Event, 0, len(b.Events())), start: b.Start()}
+	p := &prepared{m: m, events: make([]Event, 0, m.keptRoom(len(b.Events()))), start: b.Start()}
 	rows := m.takeRows(nil)
 	p.err = p.firstPass(b, rows)
+	m.lastKept.Store(int64(len(p.events)))
 	if len(p.events) < cap(p.events)/2 {
 		p.events = slices.Clone(p.events) // what a waiting batch holds
 	}
@@ -40,6 +41,17 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 		m.putRows(rows)
 	}
 	return p, nil
+}
+
+// keptRoom is the room for the events a batch of n events keeps: as many as the last batch
+// kept and a little more, so that a read model that keeps few events of a batch does not
+// allocate and clear room for all of them (a batch that keeps more grows its list).
+func (m *Model) keptRoom(n int) int {
+	last := m.lastKept.Load()
+	if last == 0 {
+		return n
+	}
+	return int(min(int64(n), last+last/8+16))
 }
 
 // firstPass folds the events of b into rows and keeps those the writer folds again. It

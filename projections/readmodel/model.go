@@ -15,12 +15,12 @@ package readmodel
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
@@ -56,6 +56,8 @@ type Model struct {
 	// fresh holds, by set prefix, what the batch path knows of the sets builders write from
 	// empty (see fresh); freshSets counts them, so that the live path checks for none
 	// without the lock.
+	// lastKept is how many events the first pass of the last batch kept (see keptRoom).
+	lastKept  atomic.Int64
 	freshMu   sync.Mutex
 	fresh     map[string]*fresh
 	freshSets atomic.Int32
@@ -195,7 +197,7 @@ func Decode[T any](e *Event) (*T, error) {
 		v, err = projections.Decode[T](e.batch, e.index)
 	} else {
 		v = new(T)
-		if err = json.Unmarshal(e.data, v); err != nil {
+		if err = domain.DecodeData(e.data, v); err != nil {
 			err = fmt.Errorf("decode %s: %w", e.Type, err)
 		}
 	}

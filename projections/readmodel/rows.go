@@ -46,8 +46,8 @@ type tableState interface {
 	// to it the misses of such a part.
 	misses() tableState
 	addMisses(from tableState)
-	// settlePending records the upserts and additions the fold made since the table's last
-	// other operation.
+	// settlePending records the upserts, additions and inserts the fold made since the
+	// table's last other operation.
 	settlePending(rows *Rows)
 	write(ctx context.Context, tx *projections.Tx, set projections.Tables, presumeNew bool, f *fresh) error
 }
@@ -72,21 +72,31 @@ type tableRows[R any] struct {
 	// missKeys and missGroups are what a batch pass asked for and did not find loaded.
 	missKeys   map[rowKey]struct{}
 	missGroups map[rowKey]struct{}
-	// pending are the rows given to Upsert and Add since the table's last other operation,
-	// in order, not recorded yet: they are recorded (settlePending) before any other
-	// operation on the table and before the write, and a batch pass that missed a row drops
-	// them unrecorded. Neither reads anything, so recording later changes nothing, and the
+	// pending are the rows given to Upsert and Add (and Insert on the batch path) since the
+	// table's last other operation, in order, not recorded yet: they are recorded
+	// (settlePending) before any other operation on the table and before the write, and a
+	// batch pass that missed a row drops them unrecorded. None reads anything the fold sees
+	// (an insert of the batch path looks up only what was loaded before the pass), so
+	// recording later changes nothing, and the
 	// passes of a batch that are folded again cost no key nor map work for the rows they
 	// write without reading (a phase change adds some sixty on the journey map, and most
 	// events write a part that no fold reads).
 	pending []pendingRow[R]
 }
 
-// pendingRow is a row given to Upsert (add false) or Add, not recorded yet.
+// pendingRow is a row given to Upsert, Add or (batch path) Insert, not recorded yet.
 type pendingRow[R any] struct {
 	row R
-	add bool
+	op  pendingOp
 }
+
+type pendingOp uint8
+
+const (
+	pendingUpsert pendingOp = iota
+	pendingAdd
+	pendingInsert
+)
 
 type change[R any] struct {
 	key  rowKey
@@ -345,13 +355,16 @@ func (tr *tableRows[R]) insert(rows *Rows, row R) {
 	}
 }
 
-// settlePending records the rows given to Upsert and Add since the last operation on the
-// table, in order.
+// settlePending records the rows given to Upsert, Add and Insert since the last operation on
+// the table, in order.
 func (tr *tableRows[R]) settlePending(rows *Rows) {
 	for i := range tr.pending {
-		if p := &tr.pending[i]; p.add {
+		switch p := &tr.pending[i]; p.op {
+		case pendingAdd:
 			tr.add(rows, p.row)
-		} else {
+		case pendingInsert:
+			tr.insert(rows, p.row)
+		default:
 			tr.upsert(p.row)
 		}
 	}

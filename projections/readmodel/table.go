@@ -190,9 +190,16 @@ func (t *Table[R]) Upsert(rows *Rows, row R) {
 }
 
 // Insert records row under its key unless a row is stored there already (the stored row
-// stays): rows that only an event's first application adds, keyed by its position.
+// stays): rows that only an event's first application adds, keyed by its position. On the
+// batch path nothing is read either (a key nobody read is taken for new), so the row waits
+// with the upserts (see tableRows.pending); on the live path the key is looked up at once.
 func (t *Table[R]) Insert(rows *Rows, row R) {
-	rowsOf(rows, t).insert(rows, row)
+	if rows.live != nil {
+		rowsOf(rows, t).insert(rows, row)
+		return
+	}
+	tr := pendingOf(rows, t)
+	tr.pending = append(tr.pending, pendingRow[R]{row: row, op: pendingInsert})
 }
 
 // Add records that the counters of row (every column after the key) are added to those of
@@ -209,7 +216,7 @@ func (t *Table[R]) Add(rows *Rows, row R) {
 		panic("readmodel: table " + t.name + ": Add to a table with columns that are not counters")
 	}
 	tr := pendingOf(rows, t)
-	tr.pending = append(tr.pending, pendingRow[R]{row: row, add: true})
+	tr.pending = append(tr.pending, pendingRow[R]{row: row, op: pendingAdd})
 }
 
 // addCounters adds the counters of from to those of to.
