@@ -60,9 +60,35 @@ func TestDecodeDataAgreesWithEncodingJSON(t *testing.T) {
 		}
 		decodeBoth(t, strings.TrimSuffix(filepath.Base(path), ".json"), data, false)
 	}
-	cases := []struct {
-		name, event, data string
-	}{
+	for _, c := range writtenOtherwise() {
+		t.Run(c.name, func(t *testing.T) { decodeBoth(t, c.event, []byte(c.data), false) })
+	}
+}
+
+// FuzzDecodeDataAgreesWithEncodingJSON decodes any data as every event type with both.
+func FuzzDecodeDataAgreesWithEncodingJSON(f *testing.F) {
+	golden, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, path := range golden {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, c := range writtenOtherwise() {
+		f.Add([]byte(c.data))
+	}
+	names := catalog.Registry().Names()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, name := range names {
+			decodeBoth(t, name, data, true)
+		}
+	})
+}
+
+// writtenOtherwise is JSON written otherwise than Encode writes it, as the event named.
+func writtenOtherwise() []writtenCase {
+	return []writtenCase{
 		{"members in another case", contact.TypePhaseChanged, `{"CONTACT_ID":"c-1","From":"lead","to":"prospect","Rule":"manual"}`},
 		{"unknown members", contact.TypeTouchpointRecorded, `{"contact_id":"c-1","touchpoint_id":"t","kind":"call","phase":"lead","extra":{"a":[1,2,{"b":null}]},"n":1e300}`},
 		{"null members", contact.TypeTouchpointRecorded, `{"contact_id":null,"touchpoint_id":"t","kind":null,"note":null,"phase":"lead"}`},
@@ -97,25 +123,8 @@ func TestDecodeDataAgreesWithEncodingJSON(t *testing.T) {
 		{"a name of v2", contact.TypeCreated, `{"contact_id":"c-1","name":{"family":"山田","given":"太郎","family_kana":"ヤマダ","given_kana":"タロウ"},"channel":"web","owner":"o"}`},
 		{"a name of v1 read as v2", contact.TypeCreated, `{"contact_id":"c-1","name":"山田 太郎","channel":"web","owner":"o"}`},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { decodeBoth(t, c.event, []byte(c.data), false) })
-	}
 }
 
-// FuzzDecodeDataAgreesWithEncodingJSON decodes any data as every event type with both.
-func FuzzDecodeDataAgreesWithEncodingJSON(f *testing.F) {
-	golden, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, path := range golden {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-	names := catalog.Registry().Names()
-	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, name := range names {
-			decodeBoth(t, name, data, true)
-		}
-	})
+type writtenCase struct {
+	name, event, data string
 }
