@@ -2,6 +2,8 @@ package domain
 
 import (
 	"encoding/json"
+	"reflect"
+	"sync"
 	"unicode/utf8"
 
 	gojson "github.com/goccy/go-json"
@@ -24,7 +26,31 @@ func DecodeData(data []byte, v any) error {
 	if !utf8.Valid(data) || !plainData(data) {
 		return json.Unmarshal(data, v)
 	}
-	return gojson.Unmarshal(data, v)
+	t := reflect.TypeOf(v)
+	if _, ok := compiled.Load(t); ok {
+		return gojson.Unmarshal(data, v)
+	}
+	return decodeFirst(t, data, v)
+}
+
+// goccy/go-json (v0.10.5) compiles a decoder for a type the first time it decodes one and
+// keeps it in a table it writes without a lock: a goroutine that decodes the same type
+// meanwhile may find it half written and crash (goccy/go-json issues 474, 495 and 566). So
+// the first decoding of each type is done under compiling, one at a time, and the types done
+// are in compiled: the others decode without a lock. Those two are the only state of the
+// package, as the library's own table is of the process.
+var (
+	compiling sync.Mutex
+	compiled  sync.Map // reflect.Type of the value decoded into → struct{}
+)
+
+// decodeFirst decodes data into v, of type t, the first time, under compiling.
+func decodeFirst(t reflect.Type, data []byte, v any) error {
+	compiling.Lock()
+	defer compiling.Unlock()
+	err := gojson.Unmarshal(data, v)
+	compiled.Store(t, struct{}{})
+	return err
 }
 
 // plainData says whether data holds no run of 19 digits (in a number or a text), no member
