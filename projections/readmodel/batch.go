@@ -29,7 +29,7 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 	p := &prepared{m: m, events: make([]Event, 0, m.keptRoom(len(b.Events()))), start: b.Start()}
 	rows := m.takeRows(nil)
 	p.err = p.firstPass(b, rows)
-	m.lastKept.Store(int64(len(p.events)))
+	m.lastKept.Store(int64(len(p.events)) + 1)
 	if len(p.events) < cap(p.events)/2 {
 		p.events = slices.Clone(p.events) // what a waiting batch holds
 	}
@@ -47,8 +47,8 @@ func (m *Model) PrepareBatch(b *projections.Batch) (projections.PreparedBatch, e
 // kept and a little more, so that a read model that keeps few events of a batch does not
 // allocate and clear room for all of them (a batch that keeps more grows its list).
 func (m *Model) keptRoom(n int) int {
-	last := m.lastKept.Load()
-	if last == 0 {
+	last := m.lastKept.Load() - 1 // -1: no batch yet
+	if last < 0 {
 		return n
 	}
 	return int(min(int64(n), last+last/8+16))

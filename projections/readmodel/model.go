@@ -56,7 +56,8 @@ type Model struct {
 	// fresh holds, by set prefix, what the batch path knows of the sets builders write from
 	// empty (see fresh); freshSets counts them, so that the live path checks for none
 	// without the lock.
-	// lastKept is how many events the first pass of the last batch kept (see keptRoom).
+	// lastKept is one more than the events the first pass of the last batch kept, 0 before
+	// any batch (see keptRoom).
 	lastKept  atomic.Int64
 	freshMu   sync.Mutex
 	fresh     map[string]*fresh
