@@ -81,7 +81,8 @@ bench-clean:
 ## bench-rebuild: rebuild throughput (events/s, CPU per event) of the three read models together
 ## (BenchmarkRebuild) and of every read model as `crm rebuild --all` builds them
 ## (BenchmarkRebuildAll) on SQLite and PostgreSQL at 250k, 500k and 1M events, with peak memory
-## and a plain read of the same events (the raw baseline) in the same run; REBUILD_ONLY=journey
+## and a plain read of the same events (the raw baseline) in the same run, and the batch path's
+## work before any I/O alone (BenchmarkRebuildFirstPass: decoding and the first fold); REBUILD_ONLY=journey
 ## measures the read models named alone. The first run seeds the logs with `crm seed --contacts 100000`
 ## (~1M events; SQLite ~2-4 min, PostgreSQL ~7 min) into REBUILD_BENCH_DIR and the PostgreSQL
 ## schema crm_bench_rebuild_log, and keeps them; REBUILD_SIZES picks other sizes. GOGC=400 as
