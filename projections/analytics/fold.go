@@ -145,9 +145,9 @@ func (m *model) changeContact(rows *readmodel.Rows, id string, change func(*cont
 }
 
 func (m *model) phaseChanged(rows *readmodel.Rows, e *readmodel.Event, ev *contact.PhaseChanged) error {
-	c, ok := m.contacts.Get(rows, ev.ContactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", ev.ContactID)
+	c, err := m.contacts.Need(rows, ev.ContactID)
+	if err != nil {
+		return err
 	}
 	m.contacts.Upsert(rows, m.enter(rows, e, c, ev.To))
 	return nil
@@ -252,9 +252,9 @@ func (m *model) openTask(rows *readmodel.Rows, e *readmodel.Event, tk *taskRow) 
 
 // changeTask revokes the open part of a task still open and records change.
 func (m *model) changeTask(rows *readmodel.Rows, e *readmodel.Event, id string, change func(*taskRow)) error {
-	tk, ok := m.tasks.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("task %s was not scheduled", id)
+	tk, err := m.tasks.Need(rows, id)
+	if err != nil {
+		return err
 	}
 	if tk.openPosition == 0 {
 		return nil // done or cancelled already

@@ -78,9 +78,9 @@ func (m *model) dealPart(rows *readmodel.Rows, e *readmodel.Event, d dealRow, fi
 
 // changeDeal records change to a deal and moves it in the forecast.
 func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow)) error {
-	d, ok := m.deals.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("deal %s was not opened", id)
+	d, err := m.deals.Need(rows, id)
+	if err != nil {
+		return err
 	}
 	before := d
 	change(&d)

@@ -47,7 +47,6 @@ package board
 
 import (
 	"database/sql"
-	"fmt"
 	"strings"
 
 	"github.com/eventcrm/crm/domain/contact"
@@ -268,9 +267,9 @@ func (m *model) foldEvent(e *readmodel.Event, rows *readmodel.Rows) error {
 // moveTo closes the deal's current interval, if open, at at and records stage as the deal's
 // stage; an open stage starts a new interval there.
 func (m *model) moveTo(rows *readmodel.Rows, e *readmodel.Event, dealID string, stage deal.Stage, at int64) error {
-	d, ok := m.deals.Get(rows, dealID)
-	if !ok {
-		return fmt.Errorf("deal %s was not opened", dealID)
+	d, err := m.deals.Need(rows, dealID)
+	if err != nil {
+		return err
 	}
 	if d.lastSeq > 0 {
 		if iv, ok := m.intervals.Get(rows, dealID, d.lastSeq); ok && !iv.leftAt.Valid {

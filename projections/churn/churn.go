@@ -445,9 +445,9 @@ func (m *model) openVisit(rows *readmodel.Rows, e *readmodel.Event, contactID st
 
 func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID string, to contact.Phase) error {
 	at := e.OccurredAt.UnixMicro()
-	c, ok := m.contacts.Get(rows, contactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", contactID)
+	c, err := m.contacts.Need(rows, contactID)
+	if err != nil {
+		return err
 	}
 	before := c
 	if v, ok := m.visits.Leave(rows, contactID, c.lastSeq, to, at, nil); ok {

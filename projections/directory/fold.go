@@ -1,7 +1,6 @@
 package directory
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -101,9 +100,9 @@ func addChannel(list, channel string) string {
 
 // changeContact changes the stored row of a contact.
 func (m *model) changeContact(rows *readmodel.Rows, id string, change func(*contactRow)) error {
-	c, ok := m.contacts.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", id)
+	c, err := m.contacts.Need(rows, id)
+	if err != nil {
+		return err
 	}
 	before := c
 	change(&c)
@@ -115,9 +114,9 @@ func (m *model) changeContact(rows *readmodel.Rows, id string, change func(*cont
 func (c contactRow) listed() bool { return c.mergedInto == "" }
 
 func (m *model) phaseChanged(rows *readmodel.Rows, ev *contact.PhaseChanged, at int64) error {
-	c, ok := m.contacts.Get(rows, ev.ContactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", ev.ContactID)
+	c, err := m.contacts.Need(rows, ev.ContactID)
+	if err != nil {
+		return err
 	}
 	if c.listed() {
 		m.countPhase(rows, c.accountID, c.phase, -1)
@@ -132,9 +131,9 @@ func (m *model) phaseChanged(rows *readmodel.Rows, ev *contact.PhaseChanged, at 
 // activity records something done with a contact at at: the latest is its last activity,
 // and its account's (a back-dated event moves neither back).
 func (m *model) activity(rows *readmodel.Rows, id string, at int64) error {
-	c, ok := m.survivor(rows, id)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", id)
+	c, err := m.survivor(rows, id)
+	if err != nil {
+		return err
 	}
 	if at > c.lastActivity {
 		c.lastActivity = at
@@ -149,20 +148,20 @@ func (m *model) activity(rows *readmodel.Rows, id string, at int64) error {
 const maxMerges = 64
 
 // survivor is the contact that id counts as: itself, or where its merges led.
-func (m *model) survivor(rows *readmodel.Rows, id string) (contactRow, bool) {
-	c, ok := m.contacts.Get(rows, id)
-	for i := 0; ok && !c.listed() && i < maxMerges; i++ {
-		c, ok = m.contacts.Get(rows, c.mergedInto)
+func (m *model) survivor(rows *readmodel.Rows, id string) (contactRow, error) {
+	c, err := m.contacts.Need(rows, id)
+	for i := 0; err == nil && !c.listed() && i < maxMerges; i++ {
+		c, err = m.contacts.Need(rows, c.mergedInto)
 	}
-	return c, ok
+	return c, err
 }
 
 // moveToAccount moves a contact, with its phase, its deals' money and its last activity,
 // from its account (if any) to accountID ("" for none).
 func (m *model) moveToAccount(rows *readmodel.Rows, id, accountID string) error {
-	c, ok := m.contacts.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", id)
+	c, err := m.contacts.Need(rows, id)
+	if err != nil {
+		return err
 	}
 	before := c
 	if c.listed() {
@@ -204,13 +203,13 @@ func (m *model) countInAccount(rows *readmodel.Rows, c contactRow, sign int64) {
 // merge folds a duplicate into its survivor: the duplicate leaves its account and the list,
 // its deals count for the survivor (and in the survivor's account) from now on.
 func (m *model) merge(rows *readmodel.Rows, dupID, intoID string) error {
-	dup, ok := m.contacts.Get(rows, dupID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", dupID)
+	dup, err := m.contacts.Need(rows, dupID)
+	if err != nil {
+		return err
 	}
-	into, ok := m.survivor(rows, intoID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", intoID)
+	into, err := m.survivor(rows, intoID)
+	if err != nil {
+		return err
 	}
 	if !dup.listed() {
 		return nil
@@ -276,9 +275,9 @@ func (m *model) foldAccount(e *readmodel.Event, rows *readmodel.Rows) error {
 		})
 	case account.TypeDetailsChanged:
 		return readmodel.With(e, func(ev *account.DetailsChanged) error {
-			a, ok := m.accounts.Get(rows, ev.AccountID)
-			if !ok {
-				return fmt.Errorf("account %s was not created", ev.AccountID)
+			a, err := m.accounts.Need(rows, ev.AccountID)
+			if err != nil {
+				return err
 			}
 			before := a
 			if ev.Name != nil {

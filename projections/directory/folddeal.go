@@ -53,9 +53,9 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 // opened lists a new deal, counted for the contact's survivor (a deal opened for a contact
 // before its merge was recorded counts where the contact went).
 func (m *model) opened(rows *readmodel.Rows, ev *deal.Opened, at int64) error {
-	c, ok := m.survivor(rows, ev.ContactID)
-	if !ok {
-		return fmt.Errorf("contact %s of deal %s was not created", ev.ContactID, ev.DealID)
+	c, err := m.survivor(rows, ev.ContactID)
+	if err != nil {
+		return fmt.Errorf("contact of deal %s: %w", ev.DealID, err)
 	}
 	d := withDealSearch(dealRow{dealID: ev.DealID, contactID: ev.ContactID, countsFor: c.contactID, title: ev.Title,
 		owner: ev.Owner, amount: ev.Amount.Amount, currency: ev.Amount.Currency, stage: string(ev.Stage),
@@ -75,13 +75,13 @@ func (m *model) opened(rows *readmodel.Rows, ev *deal.Opened, at int64) error {
 // changeDeal changes a deal and moves its contact's open deals and its account's roll-ups
 // with it: its part before the change is taken out, its part after put in.
 func (m *model) changeDeal(rows *readmodel.Rows, id string, change func(*dealRow)) error {
-	d, ok := m.deals.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("deal %s was not opened", id)
+	d, err := m.deals.Need(rows, id)
+	if err != nil {
+		return err
 	}
-	c, ok := m.contacts.Get(rows, d.countsFor)
-	if !ok {
-		return fmt.Errorf("contact %s of deal %s was not created", d.countsFor, id)
+	c, err := m.contacts.Need(rows, d.countsFor)
+	if err != nil {
+		return err
 	}
 	wasOpen := d.status == statusOpen
 	m.addMoney(rows, c.accountID, d, -1)

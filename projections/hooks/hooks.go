@@ -109,17 +109,17 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := m.subs.Get(rows, ev.SubscriptionID); !ok {
-			return fmt.Errorf("webhook subscription %s was not created", ev.SubscriptionID)
+		if _, err := m.subs.Need(rows, ev.SubscriptionID); err != nil {
+			return err
 		}
 		m.subs.Delete(rows, ev.SubscriptionID)
 		return nil
 	default:
 		return nil
 	}
-	r, ok := m.subs.Get(rows, id)
-	if !ok {
-		return fmt.Errorf("webhook subscription %s was not created", id)
+	r, err := m.subs.Need(rows, id)
+	if err != nil {
+		return err
 	}
 	change(&r)
 	r.changedAt = at

@@ -67,7 +67,6 @@ import (
 	"time"
 
 	"database/sql"
-	"fmt"
 
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections/explain"
@@ -281,9 +280,9 @@ func (m *model) readShare(rows *readmodel.Rows, contactID string) {
 }
 
 func (m *model) contact(rows *readmodel.Rows, contactID string) (contactRow, error) {
-	c, ok := m.contacts.Get(rows, contactID)
-	if !ok {
-		return c, fmt.Errorf("contact %s was not created", contactID)
+	c, err := m.contacts.Need(rows, contactID)
+	if err != nil {
+		return c, err
 	}
 	return c, nil
 }

@@ -240,9 +240,9 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 
 // change edits a contact's row and scores it again with the settings the fold is at.
 func (m *model) change(rows *readmodel.Rows, contactID string, edit func(*scoreRow)) error {
-	r, ok := m.scores.Get(rows, everyone, contactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", contactID)
+	r, err := m.scores.Need(rows, everyone, contactID)
+	if err != nil {
+		return err
 	}
 	ls, err := m.scoring(rows)
 	if err != nil {

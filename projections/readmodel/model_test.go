@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/eventcrm/crm/eventstore"
@@ -85,9 +86,9 @@ func (l *ledger) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		// Blind: the batch path takes the row for new and learns otherwise from the write.
 		l.accounts.Upsert(rows, account{id: ev.Account, owner: ev.Owner})
 	case "credited":
-		a, ok := l.accounts.Get(rows, ev.Account)
-		if !ok {
-			return fmt.Errorf("account %s was not opened", ev.Account)
+		a, err := l.accounts.Need(rows, ev.Account)
+		if err != nil {
+			return err
 		}
 		a.entries++
 		a.balance += ev.Amount
@@ -199,7 +200,9 @@ func TestBatchPathFallsBackOnAStoredRowTakenForNew(t *testing.T) {
 }
 
 // An event the fold refuses fails the live transaction, and is parked alone by the batch
-// path: the events around it are applied.
+// path: the events around it are applied. A row the fold needs and does not find (an account
+// credited before it was opened) is refused as ErrNoRow, naming the table and the key, on both
+// paths.
 func TestRefusedEventIsParkedAlone(t *testing.T) {
 	events := projectiontest.MustParseHistory(t, `
 2024-01-01T00:00:00Z a opened {"account":"a","owner":"ann"}
@@ -216,6 +219,10 @@ func TestRefusedEventIsParkedAlone(t *testing.T) {
 		if !errors.As(err, &ae) || ae.Event.Position != 2 {
 			t.Fatalf("live apply = %v, want the refusal of event 2", err)
 		}
+		const named = "table accounts, key [z]"
+		if !errors.Is(err, readmodel.ErrNoRow) || !strings.Contains(err.Error(), named) {
+			t.Errorf("live refusal = %v, want ErrNoRow naming %q", err, named)
+		}
 		set := projections.TablesFor(m, "bulk")
 		projectiontest.MustApply(t, db, m, set, nil)
 		if _, err := db.ApplyBatch(ctx, m, set, events); err != nil {
@@ -223,6 +230,14 @@ func TestRefusedEventIsParkedAlone(t *testing.T) {
 		}
 		if n := parked(t, db, set); n != 1 {
 			t.Errorf("%d events parked, want 1", n)
+		}
+		var reason string
+		if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT error FROM projection_parked WHERE table_set = ?`),
+			set.Prefix()).Scan(&reason); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(reason, named) {
+			t.Errorf("parked for %q, want the reason naming %q", reason, named)
 		}
 		got := projectiontest.Dump(t, db, set)["accounts"]
 		if want := []string{"account_id=a | owner=ann | balance=6 | entries=1"}; !reflect.DeepEqual(got, want) {

@@ -3,12 +3,17 @@ package readmodel
 import (
 	"cmp"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/eventcrm/crm/projections"
 )
+
+// ErrNoRow is the error of Need when no row is stored, or recorded by the events before, under
+// the key asked for.
+var ErrNoRow = errors.New("no such row: the read model never recorded it")
 
 // Table declares one table of a read model whose rows are Go values of type R: its base name
 // (the set's prefix is put in front), its columns in order, how many of the first columns
@@ -174,6 +179,17 @@ func (t *Table[R]) Then(next AnyTable, key func(*R) []any) *Table[R] {
 // it: stored, or as changed by the events before this one. ok is false when there is none.
 func (t *Table[R]) Get(rows *Rows, key ...any) (r R, ok bool) {
 	return rowsOf(rows, t).get(rows, t.shape.of(key))
+}
+
+// Need returns the row of key as Get does, and an error wrapping ErrNoRow that names the
+// table and the key when there is none: an event about something whose first event the read
+// model never folded (a deal moved before it was opened), which a sound log does not hold.
+func (t *Table[R]) Need(rows *Rows, key ...any) (R, error) {
+	r, ok := t.Get(rows, key...)
+	if !ok {
+		return r, fmt.Errorf("table %s, key %v: %w", t.name, key, ErrNoRow)
+	}
+	return r, nil
 }
 
 // Group returns the rows whose first key column is value, in key order: the rows of a

@@ -206,9 +206,9 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 // change ends the open task's current state at at and starts the next one, as edit makes it,
 // moving the task between the counts.
 func (m *model) change(rows *readmodel.Rows, taskID string, at int64, edit func(*stateRow)) error {
-	t, ok := m.tasks.Get(rows, taskID)
-	if !ok {
-		return fmt.Errorf("task %s was not scheduled", taskID)
+	t, err := m.tasks.Need(rows, taskID)
+	if err != nil {
+		return err
 	}
 	cur, ok := m.states.Get(rows, taskID, t.lastSeq)
 	if !ok || cur.status != StatusOpen {

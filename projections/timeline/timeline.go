@@ -25,8 +25,6 @@
 package timeline
 
 import (
-	"fmt"
-
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections/members"
@@ -240,9 +238,9 @@ func (m *model) foldTask(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.add(rows, e, KindTask, ev.ContactID, ev.TaskID, ev.Title)
 		return nil
 	}
-	t, ok := m.tasks.Get(rows, ev.TaskID)
-	if !ok {
-		return fmt.Errorf("task %s was not scheduled", ev.TaskID)
+	t, err := m.tasks.Need(rows, ev.TaskID)
+	if err != nil {
+		return err
 	}
 	switch e.Type {
 	case contact.TypeTaskCompleted:
@@ -284,9 +282,9 @@ func (m *model) foldDeal(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.add(rows, e, KindDeal, ev.ContactID, ev.DealID, ev.Title)
 		return nil
 	}
-	d, ok := m.deals.Get(rows, ev.DealID)
-	if !ok {
-		return fmt.Errorf("deal %s was not opened", ev.DealID)
+	d, err := m.deals.Need(rows, ev.DealID)
+	if err != nil {
+		return err
 	}
 	if e.Type == deal.TypeTitleChanged {
 		tc, err := readmodel.Decode[deal.TitleChanged](e)

@@ -66,7 +66,6 @@ package value
 
 import (
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/eventcrm/crm/domain/contact"
@@ -515,9 +514,9 @@ func later(at, pos, than, thanPos int64) bool {
 
 // edit changes the contact's row and moves the horizon to the event.
 func (m *model) edit(rows *readmodel.Rows, contactID string, change func(*contactRow)) error {
-	c, ok := m.contacts.Get(rows, contactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", contactID)
+	c, err := m.contacts.Need(rows, contactID)
+	if err != nil {
+		return err
 	}
 	before := c
 	change(&c)
@@ -533,9 +532,9 @@ func (m *model) fact(rows *readmodel.Rows, e *readmodel.Event, contactID, kind, 
 
 // purchase records an order for the customer of the contact, and the customer's new totals.
 func (m *model) purchase(rows *readmodel.Rows, e *readmodel.Event, ev *contact.PurchaseRecorded) error {
-	c, ok := m.contacts.Get(rows, ev.ContactID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", ev.ContactID)
+	c, err := m.contacts.Need(rows, ev.ContactID)
+	if err != nil {
+		return err
 	}
 	at := e.OccurredAt.UnixMicro()
 	before := m.purchases.Group(rows, c.customerID)
@@ -555,13 +554,13 @@ func (m *model) purchase(rows *readmodel.Rows, e *readmodel.Event, ev *contact.P
 // its latest touchpoint, usage and survey count when later than the survivor's.
 func (m *model) absorb(rows *readmodel.Rows, survivorID, duplicateID string, at int64) error {
 	m.members.Absorb(rows, survivorID, duplicateID, at)
-	s, ok := m.contacts.Get(rows, survivorID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", survivorID)
+	s, err := m.contacts.Need(rows, survivorID)
+	if err != nil {
+		return err
 	}
-	d, ok := m.contacts.Get(rows, duplicateID)
-	if !ok {
-		return fmt.Errorf("contact %s was not created", duplicateID)
+	d, err := m.contacts.Need(rows, duplicateID)
+	if err != nil {
+		return err
 	}
 	survivorBefore := s
 	if d.idleKind != KindCreated && (s.idleKind == KindCreated || later(d.idleAt, d.idlePos, s.idleAt, s.idlePos)) {
