@@ -9,6 +9,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/horizon"
+	"github.com/eventcrm/crm/projections/period"
 	"github.com/eventcrm/crm/projections/probability"
 )
 
@@ -121,5 +122,5 @@ func (a ForecastAnswer) withAsOf(asOf time.Time) ForecastAnswer {
 // dateSpan is the first instant of business date d in zone and the first of the next one.
 func dateSpan(d domain.Date, zone *time.Location) (start, end time.Time) {
 	y, m, day := d.Time().Date()
-	return time.Date(y, m, day, 0, 0, 0, 0, zone), time.Date(y, m, day+1, 0, 0, 0, 0, zone)
+	return period.DateStart(y, m, day, zone), period.DateStart(y, m, day+1, zone)
 }

@@ -59,8 +59,8 @@ const maxPeriods = 400
 // newWindow is the periods of kind holding the business dates from..to (inclusive).
 func newWindow(kind period.Kind, zone *time.Location, from, to domain.Date) (window, error) {
 	w := window{kind: kind, zone: zone}
-	first := time.Date(from.Time().Year(), from.Time().Month(), from.Time().Day(), 0, 0, 0, 0, zone)
-	last := time.Date(to.Time().Year(), to.Time().Month(), to.Time().Day(), 0, 0, 0, 0, zone)
+	first := period.DateStart(from.Time().Year(), from.Time().Month(), from.Time().Day(), zone)
+	last := period.DateStart(to.Time().Year(), to.Time().Month(), to.Time().Day(), zone)
 	if last.Before(first) {
 		return window{}, domain.Invalid("to", "to %s is before from %s", to, from)
 	}
@@ -90,11 +90,11 @@ func (w window) to() string   { return period.Label(w.starts[len(w.starts)-1]) }
 // periodOf is the label of the period of the window holding the business date (or month's
 // first date) bucket.
 func (w window) periodOf(bucket string) string {
-	d, err := time.ParseInLocation(domain.DateLayout, bucket, w.zone)
+	d, err := time.Parse(domain.DateLayout, bucket)
 	if err != nil {
 		return ""
 	}
-	return w.kind.Of(d, w.zone)
+	return w.kind.Of(period.DateStart(d.Year(), d.Month(), d.Day(), w.zone), w.zone)
 }
 
 // span is the label of the period whose label is label: its start and end (exclusive) dates.

@@ -339,7 +339,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
 		}
 		m.tasks.Upsert(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, due: string(ev.Due),
-			overdueAt: time.Date(due.Year(), due.Month(), due.Day()+1, 0, 0, 0, 0, m.zone).UnixMicro(), scheduledAt: at,
+			overdueAt: period.DateStart(due.Year(), due.Month(), due.Day()+1, m.zone).UnixMicro(), scheduledAt: at,
 			position: e.Position, eventID: e.ID})
 	case contact.TypeTaskCompleted:
 		ev, err := readmodel.Decode[contact.TaskCompleted](e)

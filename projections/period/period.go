@@ -43,31 +43,48 @@ func (k Kind) Start(t time.Time, loc *time.Location) time.Time {
 	switch k {
 	case Week:
 		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		return time.Date(y, m, d-back, 0, 0, 0, 0, loc)
+		return DateStart(y, m, d-back, loc)
 	case Month:
-		return time.Date(y, m, 1, 0, 0, 0, 0, loc)
+		return DateStart(y, m, 1, loc)
 	case Quarter:
-		return time.Date(y, m-(m-1)%3, 1, 0, 0, 0, 0, loc)
+		return DateStart(y, m-(m-1)%3, 1, loc)
 	case Year:
-		return time.Date(y, 1, 1, 0, 0, 0, 0, loc)
+		return DateStart(y, 1, 1, loc)
 	}
-	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+	return DateStart(y, m, d, loc)
 }
 
 // Next is the start of the period after the one starting at start.
 func (k Kind) Next(start time.Time) time.Time {
 	y, m, d := start.Date()
+	loc := start.Location()
 	switch k {
 	case Week:
-		return time.Date(y, m, d+7, 0, 0, 0, 0, start.Location())
+		return DateStart(y, m, d+7, loc)
 	case Month:
-		return time.Date(y, m+1, 1, 0, 0, 0, 0, start.Location())
+		return DateStart(y, m+1, 1, loc)
 	case Quarter:
-		return time.Date(y, m+3, 1, 0, 0, 0, 0, start.Location())
+		return DateStart(y, m+3, 1, loc)
 	case Year:
-		return time.Date(y+1, 1, 1, 0, 0, 0, 0, start.Location())
+		return DateStart(y+1, 1, 1, loc)
 	}
-	return time.Date(y, m, d+1, 0, 0, 0, 0, start.Location())
+	return DateStart(y, m, d+1, loc)
+}
+
+// DateStart is the first instant of business date y-m-d in zone loc (normalized as time.Date
+// normalizes it): its midnight, or, where a clock change skips midnight (America/Havana,
+// America/Santiago), the moment the day begins. time.Date gives an instant of the day before
+// for such a midnight, which would put the day's first hour, and its label, in the day before.
+func DateStart(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	if ty, tm, td := t.Date(); ty == want.Year() && tm == want.Month() && td == want.Day() {
+		return t
+	}
+	// Midnight fell in a gap and t is the instant before it in the earlier offset: the day
+	// begins where that offset ends.
+	_, end := t.ZoneBounds()
+	return end
 }
 
 // Label names the period starting at start: its first business date (2025-04-01), the same

@@ -49,6 +49,51 @@ func TestStartAndNext(t *testing.T) {
 	}
 }
 
+// TestMidnightSkipped: where a clock change skips midnight, a business date begins at the
+// change, and the instants of that date are of that date's periods, not the day before's.
+func TestMidnightSkipped(t *testing.T) {
+	tests := []struct {
+		zone  string
+		at    time.Time // an instant of the day whose midnight was skipped
+		kind  period.Kind
+		start time.Time // the day's first instant: the clock change
+		label string
+		next  string
+	}{
+		// 1 April 2012, Havana: 00:00 CST became 01:00 CDT at 05:00Z.
+		{"America/Havana", time.Date(2012, 4, 1, 16, 0, 0, 0, time.UTC), period.Day, time.Date(2012, 4, 1, 5, 0, 0, 0, time.UTC), "2012-04-01", "2012-04-02"},
+		{"America/Havana", time.Date(2012, 4, 1, 16, 0, 0, 0, time.UTC), period.Month, time.Date(2012, 4, 1, 5, 0, 0, 0, time.UTC), "2012-04-01", "2012-05-01"},
+		{"America/Havana", time.Date(2012, 4, 1, 16, 0, 0, 0, time.UTC), period.Quarter, time.Date(2012, 4, 1, 5, 0, 0, 0, time.UTC), "2012-04-01", "2012-07-01"},
+		// 4 November 2018, São Paulo: 00:00 -03 became 01:00 -02 at 03:00Z.
+		{"America/Sao_Paulo", time.Date(2018, 11, 4, 15, 0, 0, 0, time.UTC), period.Day, time.Date(2018, 11, 4, 3, 0, 0, 0, time.UTC), "2018-11-04", "2018-11-05"},
+		// Beirut, 25 March 2018: 00:00 EET became 01:00 EEST at 22:00Z the day before.
+		{"Asia/Beirut", time.Date(2018, 3, 25, 12, 0, 0, 0, time.UTC), period.Day, time.Date(2018, 3, 24, 22, 0, 0, 0, time.UTC), "2018-03-25", "2018-03-26"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.zone+" "+string(tt.kind), func(t *testing.T) {
+			zone, err := time.LoadLocation(tt.zone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := tt.kind.Start(tt.at, zone)
+			if !start.Equal(tt.start) {
+				t.Errorf("start = %s, want %s", start.UTC(), tt.start)
+			}
+			if got := tt.kind.Of(tt.at, zone); got != tt.label {
+				t.Errorf("Of = %s, want %s", got, tt.label)
+			}
+			if got := period.Label(tt.kind.Next(start)); got != tt.next {
+				t.Errorf("next = %s, want %s", got, tt.next)
+			}
+			// The day before ends where this one begins.
+			before := period.Day.Start(tt.start.Add(-time.Microsecond), zone)
+			if got := period.Day.Next(before); !got.Equal(tt.start) {
+				t.Errorf("the day before ends at %s, want %s", got.UTC(), tt.start)
+			}
+		})
+	}
+}
+
 func TestVersion(t *testing.T) {
 	tokyo, _ := time.LoadLocation("Asia/Tokyo")
 	paris, _ := time.LoadLocation("Europe/Paris")
