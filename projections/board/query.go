@@ -14,6 +14,7 @@ import (
 	"github.com/eventcrm/crm/projections/lengths"
 	"github.com/eventcrm/crm/projections/paging"
 	"github.com/eventcrm/crm/projections/probability"
+	"github.com/eventcrm/crm/projections/round"
 )
 
 // Page sizes of the cards of a stage.
@@ -91,8 +92,9 @@ type Card struct {
 	WeightedAmount int64       `json:"weighted_amount"`
 	ExpectedClose  domain.Date `json:"expected_close,omitempty"`
 	StageEnteredAt time.Time   `json:"stage_entered_at"`
-	// DaysInStage is the number of whole days (24 h, rounded down) from StageEnteredAt to as_of.
-	DaysInStage int64 `json:"days_in_stage"`
+	// DaysInStage is the time from StageEnteredAt to as_of in days: exact (seconds / 86,400),
+	// to 2 decimals half up, as every duration in days.
+	DaysInStage float64 `json:"days_in_stage"`
 	// Version is the stream version of the deal's latest event the board has read (of any
 	// type, also on a board as of an earlier time): a command on the deal sent with
 	// If-Match set to it is refused (412) when the deal changed since.
@@ -333,7 +335,7 @@ func (q *query) column(ctx context.Context, stage deal.Stage, limit int, after *
 		c.WeightedAmount = q.percents.Weighted(stage, c.Amount.Amount)
 		c.ExpectedClose = domain.Date(closeDate)
 		c.StageEnteredAt = time.UnixMicro(enteredAt).UTC()
-		c.DaysInStage = (q.asOf - enteredAt) / microsPerDay
+		c.DaysInStage = round.Days(max(q.asOf-enteredAt, 0))
 		col.Cards = append(col.Cards, c)
 	}
 	if err := closeRows(rows); err != nil {

@@ -340,7 +340,7 @@ func exportBoard(r *http.Request, rd read, out *csvOut) error {
 			for _, c := range col.Cards {
 				if err := out.row(string(col.Stage), strconv.Itoa(col.Probability), c.DealID, c.Title, c.ContactID,
 					c.ContactName, c.Owner, csvInt(c.Amount.Amount), c.Amount.Currency, csvInt(c.WeightedAmount),
-					string(c.ExpectedClose), csvTime(c.StageEnteredAt), csvInt(c.DaysInStage)); err != nil {
+					string(c.ExpectedClose), csvTime(c.StageEnteredAt), csvFloat(&c.DaysInStage)); err != nil {
 					return err
 				}
 			}

@@ -386,7 +386,7 @@ func TestKeptAnswersFollowTheTables(t *testing.T) {
 	for _, days := range []int64{0, 3, 40} {
 		asOf := time.Now().UTC().Add(time.Duration(days)*24*time.Hour + time.Minute)
 		b := board1("?as_of=" + asOf.Format(time.RFC3339Nano))
-		if b.Stages[0].Count != 2 || b.Stages[0].Cards[0].DaysInStage != days || b.Stages[0].Cards[1].DaysInStage != days || !b.AsOf.Equal(asOf) {
+		if b.Stages[0].Count != 2 || b.Stages[0].Cards[0].DaysInStage != float64(days) || b.Stages[0].Cards[1].DaysInStage != float64(days) || !b.AsOf.Equal(asOf) {
 			t.Fatalf("board %d days later: as_of %s, %+v", days, b.AsOf, b.Stages[0])
 		}
 	}

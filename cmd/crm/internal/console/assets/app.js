@@ -355,7 +355,7 @@ function card(c, stage, stages, index, writable) {
     'aria-describedby': writable ? 'move-help' : null, 'aria-label': `${c.title}, ${c.contact_name}` },
     h('h3', {}, c.title),
     h('p', {}, h('a', { href: '#/contacts/' + c.contact_id }, c.contact_name), ' · ', c.owner),
-    h('p', { 'data-amount': c.amount.amount }, money(c.amount.amount, c.amount.currency), ' · ', `${num(c.days_in_stage)} ${t('days')}`));
+    h('p', { 'data-amount': c.amount.amount }, money(c.amount.amount, c.amount.currency), ' · ', `${num(c.days_in_stage, 2)} ${t('days')}`));
   if (writable) {
     el.addEventListener('dragstart', (e) => { e.dataTransfer.setData('text/plain', c.deal_id); e.dataTransfer.effectAllowed = 'move'; });
     el.addEventListener('keydown', (e) => {
