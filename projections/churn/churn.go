@@ -26,9 +26,12 @@
 //	             rebuild are appended), contact_id, occurred_at, event_id
 //	surveys      position (the same; it also orders surveys of the same instant), contact_id,
 //	             nps, occurred_at, event_id
-//	tasks        contact_id, task_id, due (YYYY-MM-DD), overdue_at (the start of the day after
-//	             due in the business zone: from then on an open task is overdue), scheduled_at, completed_at
-//	             (NULL while open), position and event_id (of the scheduling event)
+//	tasks        contact_id, task_id, seq (1, 2, ... per task: each due date it had), due
+//	             (YYYY-MM-DD), overdue_at (the start of the day after due in the business
+//	             zone: from then on an open task is overdue), scheduled_at, from_at (when it
+//	             got this due date: scheduled or rescheduled), until_at (when it stopped
+//	             being open with it: rescheduled, done or cancelled; NULL while it is),
+//	             position and event_id (of the scheduling event)
 //	deal_losses  deal_id, seq (1, 2, ... per deal), contact_id, from_stage, reason, amount,
 //	             currency, lost_at, reopened_at (NULL while the deal stays lost), position (of
 //	             the loss: the key of its part)
@@ -61,6 +64,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/projections/explain"
@@ -78,7 +82,7 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the churn points with cohort months (and business dates) taken in the
 // business time zone loc: a zone of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 6, declare) }
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 7, declare) }
 
 // declare declares the tables and the fold of the churn points in the business zone.
 func declare(zone *time.Location) readmodel.Spec {
@@ -148,8 +152,10 @@ type surveyRow struct {
 
 type taskRow struct {
 	contactID, taskID, due string
+	seq                    int64
 	overdueAt, scheduledAt int64
-	completedAt            sql.NullInt64
+	fromAt                 int64
+	untilAt                sql.NullInt64
 	// position and eventID are the scheduling event's.
 	position int64
 	eventID  string
@@ -231,13 +237,15 @@ func newModel(zone *time.Location) *model {
 		readmodel.BigInt("occurred_at", func(r *s) *int64 { return &r.occurredAt }),
 		readmodel.Text("event_id", func(r *s) *string { return &r.eventID })).
 		WithIndexes(readmodel.Index{Name: "contact", Columns: "contact_id, occurred_at"})
-	m.tasks = readmodel.NewTable(tableTasks, 2,
+	m.tasks = readmodel.NewTable(tableTasks, 3,
 		readmodel.Text("contact_id", func(r *tk) *string { return &r.contactID }),
 		readmodel.Text("task_id", func(r *tk) *string { return &r.taskID }),
+		readmodel.Integer("seq", func(r *tk) *int64 { return &r.seq }),
 		readmodel.Text("due", func(r *tk) *string { return &r.due }),
 		readmodel.BigInt("overdue_at", func(r *tk) *int64 { return &r.overdueAt }),
 		readmodel.BigInt("scheduled_at", func(r *tk) *int64 { return &r.scheduledAt }),
-		readmodel.NullBigInt("completed_at", func(r *tk) *sql.NullInt64 { return &r.completedAt }),
+		readmodel.BigInt("from_at", func(r *tk) *int64 { return &r.fromAt }),
+		readmodel.NullBigInt("until_at", func(r *tk) *sql.NullInt64 { return &r.untilAt }),
 		readmodel.BigInt("position", func(r *tk) *int64 { return &r.position }),
 		readmodel.Text("event_id", func(r *tk) *string { return &r.eventID }))
 	m.dealLosses = readmodel.NewTable(tableDealLosses, 2,
@@ -334,22 +342,29 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		due, err := time.Parse(time.DateOnly, string(ev.Due))
+		return m.openTask(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, seq: 1, scheduledAt: at,
+			position: e.Position, eventID: e.ID}, ev.Due, at)
+	case contact.TypeTaskRescheduled:
+		ev, err := readmodel.Decode[contact.TaskRescheduled](e)
 		if err != nil {
-			return fmt.Errorf("due date of task %s: %w", ev.TaskID, err)
+			return err
 		}
-		m.tasks.Upsert(rows, taskRow{contactID: ev.ContactID, taskID: ev.TaskID, due: string(ev.Due),
-			overdueAt: period.DateStart(due.Year(), due.Month(), due.Day()+1, m.zone).UnixMicro(), scheduledAt: at,
-			position: e.Position, eventID: e.ID})
+		if tk, ok := m.closeTask(rows, ev.ContactID, ev.TaskID, at); ok {
+			tk.seq++
+			return m.openTask(rows, tk, ev.To, at)
+		}
 	case contact.TypeTaskCompleted:
 		ev, err := readmodel.Decode[contact.TaskCompleted](e)
 		if err != nil {
 			return err
 		}
-		if tk, ok := m.tasks.Get(rows, ev.ContactID, ev.TaskID); ok {
-			tk.completedAt = sql.NullInt64{Int64: at, Valid: true}
-			m.tasks.Upsert(rows, tk)
+		m.closeTask(rows, ev.ContactID, ev.TaskID, at)
+	case contact.TypeTaskCancelled:
+		ev, err := readmodel.Decode[contact.TaskCancelled](e)
+		if err != nil {
+			return err
 		}
+		m.closeTask(rows, ev.ContactID, ev.TaskID, at)
 	case deal.TypeLost:
 		ev, err := readmodel.Decode[deal.Lost](e)
 		if err != nil {
@@ -486,4 +501,33 @@ func (m *model) recordLoss(rows *readmodel.Rows, e *readmodel.Event, ev *deal.Lo
 	p.Amount, p.Currency = l.amount, l.currency
 	m.parts.Upsert(rows, p)
 	return nil
+}
+
+// openTask records that tk is open from at with due date due (tk keeps its scheduling event).
+func (m *model) openTask(rows *readmodel.Rows, tk taskRow, due domain.Date, at int64) error {
+	d, err := time.Parse(time.DateOnly, string(due))
+	if err != nil {
+		return fmt.Errorf("due date of task %s: %w", tk.taskID, err)
+	}
+	tk.due, tk.fromAt, tk.untilAt = string(due), at, sql.NullInt64{}
+	tk.overdueAt = period.DateStart(d.Year(), d.Month(), d.Day()+1, m.zone).UnixMicro()
+	m.tasks.Upsert(rows, tk)
+	return nil
+}
+
+// closeTask records that the task stops being open with its due date at at (rescheduled,
+// done or cancelled) and returns it; false when it is not open.
+func (m *model) closeTask(rows *readmodel.Rows, contactID, taskID string, at int64) (taskRow, bool) {
+	var open taskRow
+	for _, tk := range m.tasks.Group(rows, contactID) {
+		if tk.taskID == taskID && !tk.untilAt.Valid {
+			open = tk
+		}
+	}
+	if open.taskID == "" {
+		return taskRow{}, false
+	}
+	open.untilAt = sql.NullInt64{Int64: at, Valid: true}
+	m.tasks.Upsert(rows, open)
+	return open, true
 }

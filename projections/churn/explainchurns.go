@@ -109,7 +109,7 @@ func (q *query) churnedParts(ctx context.Context, path string) ([]explain.Part, 
 			stmtArgs = []any{contactID, c.at}
 		case figOverdueTask:
 			stmt = `SELECT task_id, position, event_id, scheduled_at, 0 FROM ` + q.t.Name(tableTasks) + `
-				WHERE contact_id = ? AND scheduled_at <= ? AND overdue_at <= ? AND (completed_at IS NULL OR completed_at > ?)`
+				WHERE contact_id = ? AND from_at <= ? AND overdue_at <= ? AND (until_at IS NULL OR until_at > ?)`
 			stmtArgs = []any{contactID, c.at, c.at, c.at}
 		}
 		found, err := q.factParts(ctx, stmt, stmtArgs, part)

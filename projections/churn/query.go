@@ -683,8 +683,8 @@ func (q *query) churnsPage() (string, []any) {
 		(SELECT s.nps FROM ` + s + ` s WHERE s.contact_id = v.contact_id AND s.occurred_at <= v.left_at
 			ORDER BY s.occurred_at DESC, s.position DESC LIMIT 1),
 		(SELECT MAX(tp.occurred_at) FROM ` + tp + ` tp WHERE tp.contact_id = v.contact_id AND tp.occurred_at <= v.left_at),
-		(SELECT COUNT(*) FROM ` + k + ` k WHERE k.contact_id = v.contact_id AND k.scheduled_at <= v.left_at
-			AND k.overdue_at <= v.left_at AND (k.completed_at IS NULL OR k.completed_at > v.left_at))
+		(SELECT COUNT(*) FROM ` + k + ` k WHERE k.contact_id = v.contact_id AND k.from_at <= v.left_at
+			AND k.overdue_at <= v.left_at AND (k.until_at IS NULL OR k.until_at > v.left_at))
 		FROM ` + from + where + after + `
 		ORDER BY v.left_at, v.contact_id, v.seq LIMIT ?`,
 		append(append([]any{string(contact.Won), q.asOf}, args...), q.page.limit+1)
