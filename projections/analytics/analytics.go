@@ -27,7 +27,8 @@
 //
 //	contacts  contact_id, created_at, owner, channel, segment (current), entered (bit rank-1
 //	          of each lifecycle phase entered), advanced (bit of each phase left for a later
-//	          one since its first entry), first_<phase> (the first entry into each phase)
+//	          one since its first entry), first_<phase> (the first entry into each phase),
+//	          first_owner_<phase>, first_segment_<phase> (the owner and segment then)
 //	deals     deal_id, contact_id, owner, opened_at, opened_position, opened_id, amount,
 //	          currency, stage, expected_close, status (open, won, lost)
 //	tasks     task_id, contact_id, assignee, due, open_position (of the part counting the
@@ -84,7 +85,7 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the sales analytics with periods and business dates in zone loc: a zone
 // of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 4, declare) }
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 5, declare) }
 
 // declare declares the tables and the fold of the sales analytics in the business zone.
 func declare(zone *time.Location) readmodel.Spec {
@@ -117,6 +118,9 @@ type contactRow struct {
 	owner, channel, segment string
 	entered, advanced       int64
 	first                   [phases]int64
+	// The owner and segment of the contact at its first entry into each phase: its advance
+	// from the phase counts for them, as the entry does.
+	firstOwner, firstSegment [phases]string
 }
 
 type dealRow struct {
@@ -208,7 +212,9 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("advanced", func(r *c) *int64 { return &r.advanced }),
 	}
 	for i, p := range contact.Phases() {
-		contactColumns = append(contactColumns, readmodel.BigInt("first_"+string(p), func(r *c) *int64 { return &r.first[i] }))
+		contactColumns = append(contactColumns, readmodel.BigInt("first_"+string(p), func(r *c) *int64 { return &r.first[i] }),
+			readmodel.Text("first_owner_"+string(p), func(r *c) *string { return &r.firstOwner[i] }),
+			readmodel.Text("first_segment_"+string(p), func(r *c) *string { return &r.firstSegment[i] }))
 	}
 	m.contacts = readmodel.NewTable(tableContacts, 1, contactColumns...)
 	m.deals = readmodel.NewTable(tableDeals, 1,

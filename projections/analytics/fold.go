@@ -155,7 +155,8 @@ func (m *model) phaseChanged(rows *readmodel.Rows, e *readmodel.Event, ev *conta
 
 // enter records that c entered phase to with e: its first entry into the phase counts in the
 // conversions of the phase, and it advances from every earlier phase it had entered and not
-// yet advanced from. Its first entry into won is its lead-to-won.
+// yet advanced from, for the owner and segment of that entry (a conversion's advanced are
+// some of its entered, whatever filter asks). Its first entry into won is its lead-to-won.
 func (m *model) enter(rows *readmodel.Rows, e *readmodel.Event, c contactRow, to contact.Phase) contactRow {
 	rank := to.Rank()
 	if rank == 0 {
@@ -170,6 +171,7 @@ func (m *model) enter(rows *readmodel.Rows, e *readmodel.Event, c contactRow, to
 		c.advanced |= b
 		part := m.contactPart(e, c, c.contactID, figAdvanced+string(p))
 		part.Bucket = string(domain.DateIn(timeOf(c.first[i]), m.zone))
+		part.Owner, part.Segment = c.firstOwner[i], c.firstSegment[i]
 		m.stand(rows, part)
 	}
 	b := int64(1) << (rank - 1)
@@ -178,6 +180,7 @@ func (m *model) enter(rows *readmodel.Rows, e *readmodel.Event, c contactRow, to
 	}
 	c.entered |= b
 	c.first[rank-1] = at
+	c.firstOwner[rank-1], c.firstSegment[rank-1] = c.owner, c.segment
 	m.stand(rows, m.contactPart(e, c, c.contactID, figEntered+string(to)))
 	if to == contact.Won {
 		part := m.contactPart(e, c, c.contactID, figLeadToWon)
