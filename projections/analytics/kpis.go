@@ -99,9 +99,10 @@ type DealFigures struct {
 	Opened int64 `json:"opened"`
 	Won    int64 `json:"won"`
 	Lost   int64 `json:"lost"`
-	// WinRate = won / (won + lost); WinRateByAmount the same of the amounts, per currency.
-	WinRate         *float64           `json:"win_rate"`
-	WinRateByAmount map[string]float64 `json:"win_rate_by_amount"`
+	// WinRate = won / (won + lost); WinRateByAmount the same of the amounts, per currency of
+	// a deal closed in the period: null when its won and lost amounts are both zero.
+	WinRate         *float64            `json:"win_rate"`
+	WinRateByAmount map[string]*float64 `json:"win_rate_by_amount"`
 }
 
 // Median is the count of lengths and their median in days (2 decimals).
@@ -324,15 +325,13 @@ func kpisOf(label, end string, src source, cutoff string) KPIs {
 	lost, lostBy := f.perCurrency(figLost)
 	k.Deals.Won, k.Deals.Lost = won, lost
 	k.Deals.WinRate = round.Ratio(won, won+lost)
-	k.Deals.WinRateByAmount = map[string]float64{}
+	k.Deals.WinRateByAmount = map[string]*float64{}
 	for cur, t := range wonBy {
 		k.RevenueWon[cur] = t.amount
 		k.AverageWonDeal[cur] = meanHalfUp(t.amount, t.count)
 	}
 	for _, cur := range currencies(wonBy, lostBy) {
-		if r := round.Ratio(wonBy[cur].amount, wonBy[cur].amount+lostBy[cur].amount); r != nil {
-			k.Deals.WinRateByAmount[cur] = *r
-		}
+		k.Deals.WinRateByAmount[cur] = round.Ratio(wonBy[cur].amount, wonBy[cur].amount+lostBy[cur].amount)
 	}
 	cycle, toWon := src.medians[label][figCycle], src.medians[label][figLeadToWon]
 	k.SalesCycleDays = Median{Count: cycle.count, Median: cycle.median}

@@ -82,8 +82,7 @@ func kpiRows(p analytics.KPIs, row func(figure, value string) error) error {
 	add("deals.lost", csvInt(p.Deals.Lost))
 	add("deals.win_rate", csvFloat(p.Deals.WinRate))
 	for _, k := range slices.Sorted(maps.Keys(p.Deals.WinRateByAmount)) {
-		rate := p.Deals.WinRateByAmount[k]
-		add("deals.win_rate_by_amount."+k, csvFloat(&rate))
+		add("deals.win_rate_by_amount."+k, csvFloat(p.Deals.WinRateByAmount[k]))
 	}
 	counts("revenue_won.", p.RevenueWon)
 	counts("average_won_deal.", p.AverageWonDeal)
