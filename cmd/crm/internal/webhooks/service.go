@@ -333,6 +333,12 @@ func (s *Service) Update(ctx context.Context, m commands.Meta, id string, p Patc
 		m.ExpectedVersion = nil // the If-Match held for the first event
 	}
 	if p.Enabled != nil && *p.Enabled != sub.Enabled {
+		if m.IdempotencyKey != "" && (p.URL != nil || p.EventTypes != nil || p.Description != nil) {
+			// A second command of the same request: a key of its own, derived from the
+			// request's alone (whether the change was recorded or not, here or by an earlier
+			// attempt), so that a retry meets each of the two.
+			m.IdempotencyKey += "\x00switch"
+		}
 		if _, err := s.cfg.Commands.SwitchWebhook(ctx, m, commands.SwitchWebhook{SubscriptionID: id, Enabled: *p.Enabled}); err != nil {
 			return Subscription{}, err
 		}
