@@ -10,6 +10,7 @@ import (
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/reminders"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -48,8 +49,8 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 		reported := map[string]int{} // by Config.Fired, over every scheduler of the test
 		newScheduler := func(tables projections.Tables) *reminders.Scheduler {
 			s, err := reminders.New(reminders.Config{Commands: cmds, Now: clk.Now, Fired: func(kind string) { reported[kind]++ },
-				Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
-					return schedule.Due(ctx, db, tables, since, now, limit)
+				Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
+					return schedule.Due(ctx, db, tables, from, now, limit)
 				}})
 			if err != nil {
 				t.Fatal(err)
@@ -156,6 +157,68 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 		tick(newScheduler(rebuilt), "after a rebuild", 0)
 		if l, b := projectiontest.Dump(t, db, live)["entries"], projectiontest.Dump(t, db, rebuilt)["entries"]; len(l) == 0 || !reflect.DeepEqual(l, b) {
 			t.Errorf("the live schedule differs from a rebuild:\n%v\n%v", l, b)
+		}
+	})
+}
+
+// Deadlines a tick passes over (their switch is off) never hold back those after them, however
+// many there are: with the task reminders off and more task deadlines due than a tick reads
+// at once, the dormancy deadline that falls due after them fires.
+func TestDeadlinesPassedOverHoldBackNothing(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p := schedule.Projection(time.UTC)
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
+		projectiontest.Start(t, r)
+		cmds := commands.NewHandler(store)
+		live := projections.TablesFor(p, "")
+		s, err := reminders.New(reminders.Config{Commands: cmds, Batch: 2, Now: func() time.Time { return at("2030-01-05T12:00:00Z") },
+			Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
+				return schedule.Due(ctx, db, live, from, now, limit)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := settings.Defaults().Processes
+		off.TaskReminders = false
+		if _, err := cmds.ChangeProcessSettings(ctx, commands.Meta{Actor: "admin", Reason: "quiet week"},
+			commands.ChangeProcessSettings{Processes: off}); err != nil {
+			t.Fatal(err)
+		}
+		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2029-10-01T10:00:00Z")}
+		c, err := cmds.CreateContact(ctx, rep, commands.CreateContact{Name: "Yui Sato", Channel: "seminar", Owner: "rep-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Dormant from 2029-12-30T10:00Z, after the reminders of the tasks due that day (09:00).
+		if _, err := cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: c.ID, Kind: "meeting"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, title := range []string{"call back", "send the quote", "book the visit"} {
+			if _, err := cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: c.ID, Title: title, Due: "2029-12-30"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+		n, err := s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d fired, want 1: the dormancy deadline behind the task reminders switched off", n)
+		}
+		var kinds []string
+		for _, e := range projectiontest.AllEvents(t, store) {
+			if e.Type == contact.TypeReminderFired {
+				ev, err := cmds.Registry().Decode(e.Type, e.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds = append(kinds, ev.(*contact.ReminderFired).Kind)
+			}
+		}
+		if !reflect.DeepEqual(kinds, []string{contact.ReminderDormant}) {
+			t.Fatalf("fired %v, want only the dormancy deadline", kinds)
 		}
 	})
 }
