@@ -307,6 +307,15 @@ func TestPrivateAddressesAreRefused(t *testing.T) {
 		{"http://169.254.169.254/latest", "url"},
 		{"http://[::1]/x", "url"},
 		{"http://[fe80::1]/x", "url"},
+		{"http://0.1.2.3/x", "url"},
+		{"http://[::ffff:10.1.2.3]/x", "url"},
+		// NAT64 and 6to4 addresses reach the IPv4 address they embed.
+		{"http://[64:ff9b::7f00:1]/x", "url"},
+		{"http://[64:ff9b::a01:203]/x", "url"},
+		{"http://[64:ff9b:1::a9fe:a9fe]/x", "url"},
+		{"http://[2002:c0a8:a::1]/x", "url"},
+		{"http://[64:ff9b::5db8:d822]/x", ""},
+		{"http://[2002:5db8:d822::1]/x", ""},
 		{"http://user:pw@example.com/x", "url"},
 		{"https://hooks.example.com/crm", ""},
 	} {
