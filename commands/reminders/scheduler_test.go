@@ -2,6 +2,7 @@ package reminders_test
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -9,9 +10,12 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
+	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/schedule"
@@ -219,6 +223,65 @@ func TestDeadlinesPassedOverHoldBackNothing(t *testing.T) {
 		}
 		if !reflect.DeepEqual(kinds, []string{contact.ReminderDormant}) {
 			t.Fatalf("fired %v, want only the dormancy deadline", kinds)
+		}
+	})
+}
+
+// A contact merged into another, or erased, takes no more commands: the schedule keeps none of
+// its deadlines (its tasks' reminders, its dormancy), so none is listed as to fire, and the
+// scheduler fires only those of the others.
+func TestMergedAndErasedContactsHaveNoDeadlines(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		k, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		c, err := codec.New(codec.Config{Keys: k, Personal: catalog.Personal(), SubjectMember: catalog.SubjectMember})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed := codec.NewStore(store, c)
+		p := schedule.Projection(time.UTC)
+		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(sealed, db), p)
+		projectiontest.Start(t, r)
+		cmds := commands.NewHandler(sealed, commands.WithShredder(c))
+		live := projections.TablesFor(p, "")
+		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2030-01-02T10:00:00Z")}
+		contactWithTask := func(name string) string {
+			t.Helper()
+			res, err := cmds.CreateContact(ctx, rep, commands.CreateContact{Name: name, Channel: "seminar", Owner: "rep-a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: res.ID, Kind: "call"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: res.ID, Title: "call back", Due: "2030-01-10"}); err != nil {
+				t.Fatal(err)
+			}
+			return res.ID
+		}
+		duplicate, survivor, erased, kept := contactWithTask("Yui Sato"), contactWithTask("Yui Satou"), contactWithTask("Ken Mori"), contactWithTask("Mei Kato")
+		if _, err := cmds.MergeContact(ctx, commands.Meta{Actor: "rep-a"}, commands.MergeContact{ContactID: duplicate, Into: survivor}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmds.EraseContact(ctx, commands.Meta{Actor: "admin"}, commands.EraseContact{ContactID: erased, Reason: "asked to be forgotten"}); err != nil {
+			t.Fatal(err)
+		}
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+		pending, err := schedule.Pending(ctx, db, live, at("2031-01-01T00:00:00Z"), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, d := range pending {
+			count[d.ContactID]++
+		}
+		if want := map[string]int{survivor: 3, kept: 3}; !reflect.DeepEqual(count, want) {
+			t.Fatalf("deadlines by contact %v, want 3 (task due, overdue, dormant) for the survivor %s and for %s only (merged %s, erased %s)",
+				count, survivor, kept, duplicate, erased)
 		}
 	})
 }
