@@ -305,3 +305,72 @@ func TestFollowUpsLeaveImportedHistoryAlone(t *testing.T) {
 		}
 	})
 }
+
+// A contact merged into another takes no more commands: the follow-up of an event of its own,
+// handled after the merge (a deal of the duplicate won later, a ticket the process had not
+// reached yet), is scheduled once for the contact it was merged into, through every later
+// merge, also when the event is delivered again.
+func TestFollowUpsOfAMergedContactGoToTheSurvivor(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, _ *projections.DB) {
+		ctx := context.Background()
+		a := newAutomation(t, store, time.UTC)
+		rep := commands.Meta{Actor: "rep-a"}
+		contactOf := func(name, owner string) string {
+			t.Helper()
+			c, err := a.cmds.CreateContact(ctx, rep, commands.CreateContact{Name: name, Channel: "seminar", Owner: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		duplicate, middle, survivor := contactOf("Yui Sato", "rep-a"), contactOf("Yui Satou", "rep-c"), contactOf("Sato Yui", "rep-d")
+		if _, err := a.cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: duplicate, Kind: "support_ticket"}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := a.cmds.OpenDeal(ctx, rep, commands.OpenDeal{ContactID: duplicate, Title: "Annual plan", Amount: 1000, Currency: "JPY", Owner: "rep-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range [][2]string{{duplicate, middle}, {middle, survivor}} {
+			if _, err := a.cmds.MergeContact(ctx, rep, commands.MergeContact{ContactID: m[0], Into: m[1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.cmds.WinDeal(ctx, rep, commands.WinDeal{DealID: d.ID}); err != nil {
+			t.Fatal(err)
+		}
+		all := projectiontest.AllEvents(t, store)
+		for round := range 2 { // the second: every event delivered again
+			for _, p := range a.procs {
+				for _, e := range all {
+					if err := p.Handle(ctx, e); err != nil {
+						t.Fatalf("round %d: %s handled %s: %v", round, p.Group(), e.Type, err)
+					}
+				}
+			}
+		}
+		for _, tt := range []struct {
+			contact string
+			want    []string
+		}{
+			{duplicate, nil},
+			{middle, nil},
+			{survivor, []string{processes.SupportTicketActor + "|rep-d", processes.OnboardingActor + "|rep-b"}},
+		} {
+			tasks, _ := taskEvents(t, a.cmds, tt.contact)
+			var got []string
+			for _, e := range tasks {
+				ev, err := a.cmds.Registry().Decode(e.Type, e.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.Metadata.Actor+"|"+ev.(*contact.TaskScheduled).Assignee)
+			}
+			slices.Sort(got)
+			slices.Sort(tt.want)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("tasks of %s: %q, want %q", tt.contact, got, tt.want)
+			}
+		}
+	})
+}
