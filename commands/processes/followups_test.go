@@ -309,7 +309,7 @@ func TestFollowUpsLeaveImportedHistoryAlone(t *testing.T) {
 // A contact merged into another takes no more commands: the follow-up of an event of its own,
 // handled after the merge (a deal of the duplicate won later, a ticket the process had not
 // reached yet), is scheduled once for the contact it was merged into, through every later
-// merge, also when the event is delivered again.
+// merge, also when the event is delivered again; and the deal won moves that contact to won.
 func TestFollowUpsOfAMergedContactGoToTheSurvivor(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, _ *projections.DB) {
 		ctx := context.Background()
@@ -340,7 +340,16 @@ func TestFollowUpsOfAMergedContactGoToTheSurvivor(t *testing.T) {
 			t.Fatal(err)
 		}
 		all := projectiontest.AllEvents(t, store)
+		dealWon, err := processes.NewDealWon(a.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for round := range 2 { // the second: every event delivered again
+			for _, e := range all {
+				if err := dealWon.Handle(ctx, e); err != nil {
+					t.Fatalf("round %d: the deal-won process handled %s: %v", round, e.Type, err)
+				}
+			}
 			for _, p := range a.procs {
 				for _, e := range all {
 					if err := p.Handle(ctx, e); err != nil {
@@ -371,6 +380,24 @@ func TestFollowUpsOfAMergedContactGoToTheSurvivor(t *testing.T) {
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("tasks of %s: %q, want %q", tt.contact, got, tt.want)
 			}
+		}
+		// The deal won moves the survivor to won, once.
+		won := 0
+		history, err := a.cmds.History(ctx, contact.StreamName(survivor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range history {
+			if e.Type == contact.TypePhaseChanged && e.Metadata.Actor == processes.DealWonActor {
+				won++
+			}
+		}
+		c, err := a.cmds.Contact(ctx, survivor, commands.At{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Phase != contact.Won || won != 1 {
+			t.Errorf("the survivor is at %s after %d phase changes of the deal won, want won after 1", c.Phase, won)
 		}
 	})
 }
