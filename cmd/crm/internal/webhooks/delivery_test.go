@@ -432,3 +432,78 @@ func TestDeliveryIsObserved(t *testing.T) {
 		})
 	})
 }
+
+// A subscription disabled or deleted while its worker is in the middle of a batch of events
+// receives nothing after the event being sent then: the worker does not finish the batch.
+func TestNothingIsDeliveredAfterADisablingOrADeletion(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(ctx context.Context, svc *webhooks.Service, id string) error
+		gone   func(webhooks.Subscription) bool
+	}{
+		{"disabled", func(ctx context.Context, svc *webhooks.Service, id string) error {
+			off := false
+			_, err := svc.Update(ctx, admin, id, webhooks.Patch{Enabled: &off})
+			return err
+		}, func(s webhooks.Subscription) bool { return !s.Enabled }},
+		{"deleted", func(ctx context.Context, svc *webhooks.Service, id string) error {
+			return svc.Delete(ctx, admin, id)
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+				ctx := context.Background()
+				held, release := make(chan struct{}), make(chan struct{})
+				var once sync.Once
+				rec := newReceiver(t, func(n int) string {
+					if n == 1 {
+						once.Do(func() { close(held) })
+						<-release
+					}
+					return ""
+				})
+				svc, err := webhooks.New(ctx, with(deps(t, store, db), webhooks.Config{AllowPrivate: true, Timeout: time.Minute,
+					MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"*"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec.mu.Lock()
+				rec.secret = sub.Secret
+				rec.mu.Unlock()
+				want := contacts(t, commands.NewHandler(store), 5)
+				run(t, svc)
+				select {
+				case <-held:
+				case <-time.After(time.Minute):
+					t.Fatal("no first delivery")
+				}
+				if err := tt.change(ctx, svc, sub.ID); err != nil {
+					close(release)
+					t.Fatal(err)
+				}
+				projectiontest.WaitUntil(t, time.Minute, "the change in the list", func() bool {
+					list, err := svc.List(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, s := range list {
+						if s.ID == sub.ID {
+							return tt.gone != nil && tt.gone(s)
+						}
+					}
+					return true
+				})
+				time.Sleep(100 * time.Millisecond) // the delivery hears of the change
+				close(release)
+				time.Sleep(500 * time.Millisecond)
+				if got := rec.positions(); len(got) != 1 || got[0] != want[0] {
+					t.Fatalf("delivered %v after the subscription was %s, want only %d (being sent then)", got, tt.name, want[0])
+				}
+			})
+		})
+	}
+}
