@@ -507,3 +507,43 @@ func TestNothingIsDeliveredAfterADisablingOrADeletion(t *testing.T) {
 		})
 	}
 }
+
+// A subscription deleted while its worker waits to try an event again leaves no delivery
+// state behind: the worker writes none after the deletion removed it.
+func TestADeletionLeavesNoDeliveryState(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		rec := newReceiver(t, func(int) string { return "fail" })
+		svc, err := webhooks.New(ctx, with(deps(t, store, db), webhooks.Config{AllowPrivate: true, Timeout: time.Second,
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"contact.touchpoint_recorded.v1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		rec.secret = sub.Secret
+		rec.mu.Unlock()
+		contacts(t, commands.NewHandler(store), 2)
+		run(t, svc)
+		projectiontest.WaitUntil(t, time.Minute, "a failed attempt", func() bool {
+			list, err := svc.Deliveries(ctx, sub.ID, 10)
+			return err == nil && len(list) == 1 && list[0].Attempts > 0
+		})
+		if err := svc.Delete(ctx, admin, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // several retries' worth
+		for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
+			var n int
+			if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), sub.ID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
+			}
+		}
+	})
+}

@@ -215,6 +215,9 @@ func (s *Service) step(ctx context.Context, sub Subscription, checked *int64) (i
 			continue
 		}
 		delivered, err := s.deliver(ctx, &sub, e)
+		if errors.Is(err, errStopped) {
+			return false, err
+		}
 		if err != nil || !delivered {
 			// The events passed before it are done; this one is tried again.
 			return false, errors.Join(err, s.store.advance(ctx, sub.ID, passed))
@@ -301,6 +304,9 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 		}
 		// An admin may have disabled it, or changed its URL, meanwhile.
 		fresh, err := s.get(ctx, sub.ID)
+		if errors.Is(err, ErrNotFound) {
+			return false, errStopped // deleted: nothing is kept of it
+		}
 		if err != nil {
 			return false, err
 		}
