@@ -18,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/readmodel"
 	"github.com/eventcrm/crm/projections/schedule"
 )
 
@@ -42,12 +43,19 @@ func at(s string) time.Time {
 	return t
 }
 
+// liveSchedule is the schedule (business time in UTC) kept live over store until the test
+// ends, and its tables.
+func liveSchedule(t *testing.T, store eventstore.Store, db *projections.DB) (*readmodel.Model, projections.Tables) {
+	t.Helper()
+	p := schedule.Projection(time.UTC)
+	projectiontest.Start(t, projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p))
+	return p, projections.TablesFor(p, "")
+}
+
 func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := schedule.Projection(time.UTC)
-		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
-		projectiontest.Start(t, r)
+		p, live := liveSchedule(t, store, db)
 		cmds := commands.NewHandler(store)
 		clk := &clock{now: at("2030-01-05T12:00:00Z")}
 		reported := map[string]int{} // by Config.Fired, over every scheduler of the test
@@ -61,7 +69,6 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 			}
 			return s
 		}
-		live := projections.TablesFor(p, "")
 		var last int64
 		must := func(res commands.Result, err error) commands.Result {
 			t.Helper()
@@ -171,11 +178,8 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 func TestDeadlinesPassedOverHoldBackNothing(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := schedule.Projection(time.UTC)
-		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
-		projectiontest.Start(t, r)
+		p, live := liveSchedule(t, store, db)
 		cmds := commands.NewHandler(store)
-		live := projections.TablesFor(p, "")
 		s, err := reminders.New(reminders.Config{Commands: cmds, Batch: 2, Now: func() time.Time { return at("2030-01-05T12:00:00Z") },
 			Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
 				return schedule.Due(ctx, db, live, from, now, limit)
@@ -243,11 +247,8 @@ func TestMergedAndErasedContactsHaveNoDeadlines(t *testing.T) {
 			t.Fatal(err)
 		}
 		sealed := codec.NewStore(store, c)
-		p := schedule.Projection(time.UTC)
-		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(sealed, db), p)
-		projectiontest.Start(t, r)
+		p, live := liveSchedule(t, sealed, db)
 		cmds := commands.NewHandler(sealed, commands.WithShredder(c))
-		live := projections.TablesFor(p, "")
 		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2030-01-02T10:00:00Z")}
 		contactWithTask := func(name string) string {
 			t.Helper()

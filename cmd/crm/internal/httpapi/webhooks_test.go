@@ -27,19 +27,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	for _, b := range projectiontest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			store, db := b.Open(t)
-			tokens, err := auth.ParseTokens("web:app:" + appToken + ",root:admin:" + adminToken)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-			s.MountWebhooks(svc)
-			srv := describedServer(t, s)
-			a := &api{t: t, url: srv.URL}
+			store, a := webhookAPI(t, b)
 
 			body := `{"url":"https://hooks.example.com/crm","event_types":["contact.became_hot.v1","deal.*"],"description":"chat"}`
 			if r := a.do("POST", "/v1/webhooks", appToken, body); r.status != http.StatusForbidden {
@@ -115,6 +103,24 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 }
 
+// webhookAPI is a server over a store of backend b with the webhook endpoints mounted, for an
+// app and an admin; it answers the store too.
+func webhookAPI(t *testing.T, b projectiontest.Backend) (eventstore.Store, *api) {
+	t.Helper()
+	store, db := b.Open(t)
+	tokens, err := auth.ParseTokens("web:app:" + appToken + ",root:admin:" + adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
+	s.MountWebhooks(svc)
+	return store, &api{t: t, url: describedServer(t, s).URL}
+}
+
 // webhookConfig is the configuration of a webhook service over store and db: a key store in a
 // SQLite file, and the subscriptions' read model kept live by runner (a runner of its own
 // when nil, until the test ends).
@@ -141,18 +147,7 @@ func TestWebhookPatchWithIdempotencyKeyChangesAndSwitches(t *testing.T) {
 	for _, b := range projectiontest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			store, db := b.Open(t)
-			tokens, err := auth.ParseTokens("root:admin:" + adminToken)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-			s.MountWebhooks(svc)
-			a := &api{t: t, url: describedServer(t, s).URL}
+			_, a := webhookAPI(t, b)
 			r := a.do("POST", "/v1/webhooks", adminToken, `{"url":"https://hooks.example.com/crm","event_types":["*"]}`)
 			if r.status != http.StatusCreated {
 				t.Fatalf("create: %d %s", r.status, r.body)

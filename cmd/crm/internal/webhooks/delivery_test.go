@@ -86,6 +86,19 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// subscribe subscribes the receiver to the event types and gives it the secret to verify with.
+func (r *receiver) subscribe(t *testing.T, svc *webhooks.Service, types ...string) webhooks.Subscription {
+	t.Helper()
+	sub, err := svc.Create(context.Background(), admin, webhooks.CreateRequest{URL: r.srv.URL, EventTypes: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.secret = sub.Secret
+	r.mu.Unlock()
+	return sub
+}
+
 func (r *receiver) positions() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -467,13 +480,7 @@ func TestNothingIsDeliveredAfterADisablingOrADeletion(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"*"}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rec.mu.Lock()
-				rec.secret = sub.Secret
-				rec.mu.Unlock()
+				sub := rec.subscribe(t, svc, "*")
 				want := contacts(t, commands.NewHandler(store), 5)
 				run(t, svc)
 				select {
@@ -519,13 +526,7 @@ func TestADeletionLeavesNoDeliveryState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: rec.srv.URL, EventTypes: []string{"contact.touchpoint_recorded.v1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.mu.Lock()
-		rec.secret = sub.Secret
-		rec.mu.Unlock()
+		sub := rec.subscribe(t, svc, "contact.touchpoint_recorded.v1")
 		contacts(t, commands.NewHandler(store), 2)
 		run(t, svc)
 		projectiontest.WaitUntil(t, time.Minute, "a failed attempt", func() bool {
