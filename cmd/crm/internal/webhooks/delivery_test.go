@@ -12,11 +12,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -546,5 +548,52 @@ func TestADeletionLeavesNoDeliveryState(t *testing.T) {
 				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
 			}
 		}
+	})
+}
+
+// failingDisable is the real store, but for the first append of a subscription's disabling,
+// which fails as a database may (a lost connection).
+type failingDisable struct {
+	eventstore.Store
+	failed atomic.Bool
+}
+
+func (s *failingDisable) Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if len(events) > 0 && events[0].Type == webhook.TypeDisabled && s.failed.CompareAndSwap(false, true) {
+		return eventstore.AppendResult{}, errors.New("connection reset by peer")
+	}
+	return s.Store.Append(ctx, stream, expected, events)
+}
+
+func (s *failingDisable) Unwrap() eventstore.Store { return s.Store }
+
+// A subscription failing for a day whose disabling could not be recorded is disabled at the
+// next attempt: its worker does not wait for ever for a disabling that never happened.
+func TestAFailedDisablingIsTriedAgain(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		var (
+			mu  sync.Mutex
+			now = time.Now()
+		)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		rec := newReceiver(t, func(int) string {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(5 * time.Hour)
+			return "fail"
+		})
+		rec.now = clock
+		failing := &failingDisable{Store: store}
+		cfg := deps(t, store, db)
+		cfg.Commands = commands.NewHandler(failing)
+		svc := newService(t, cfg, clock)
+		sub := rec.subscribe(t, svc, "contact.created.v2")
+		contacts(t, commands.NewHandler(store), 1)
+		run(t, svc)
+		projectiontest.WaitUntil(t, 20*time.Second, "disabled", func() bool {
+			s, err := svc.Get(ctx, sub.ID)
+			return err == nil && !s.Enabled && failing.failed.Load()
+		})
 	})
 }

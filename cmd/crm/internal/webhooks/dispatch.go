@@ -297,7 +297,11 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 				return false, err
 			}
 			position, err := s.disable(ctx, sub.ID, reason)
-			return false, errors.Join(&disabledError{position: position}, err)
+			if err != nil {
+				// Not recorded: the next attempt, failing too, disables it again.
+				return false, err
+			}
+			return false, &disabledError{position: position}
 		}
 		if !sleep(ctx, s.backoff(attempt)) {
 			return false, ctx.Err()
