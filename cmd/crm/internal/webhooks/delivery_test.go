@@ -597,3 +597,52 @@ func TestAFailedDisablingIsTriedAgain(t *testing.T) {
 		})
 	})
 }
+
+// A restart in the middle of a run of failures keeps when the run began: the subscription is
+// disabled a day after its first failure, not a day after the restart.
+func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		var (
+			mu  sync.Mutex
+			now = time.Now()
+		)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		third, release := make(chan struct{}), make(chan struct{})
+		rec := newReceiver(t, func(n int) string {
+			if n == 3 {
+				close(third)
+				<-release
+				return "fail"
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(5 * time.Hour) // each attempt is 5 hours after the last
+			return "fail"
+		})
+		rec.now = clock
+		base := deps(t, store, db)
+		svc := newService(t, base, clock)
+		// Its events come after a contact's creation, of another type, in the same batch.
+		sub := rec.subscribe(t, svc, "contact.touchpoint_recorded.v1")
+		contacts(t, commands.NewHandler(store), 1)
+		stop := run(t, svc)
+		<-third
+		stop() // the third attempt cut off by the restart: not a failure of the receiver
+		close(release)
+		svc = newService(t, base, clock)
+		run(t, svc)
+		projectiontest.WaitUntil(t, time.Minute, "disabled", func() bool {
+			s, err := svc.Get(ctx, sub.ID)
+			return err == nil && !s.Enabled
+		})
+		// Failures at +5h and +10h, then +15h, +20h, +25h and +30h: a day after the first.
+		list, err := svc.Deliveries(ctx, sub.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].Attempts != 6 {
+			t.Fatalf("deliveries %+v, want one of 6 attempts", list)
+		}
+	})
+}
