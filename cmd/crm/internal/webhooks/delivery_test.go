@@ -646,3 +646,38 @@ func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
 		}
 	})
 }
+
+// A delivery sent again on request keeps what it is when that attempt fails: delivered stays
+// delivered (the receiver took it before; nothing will send it again by itself), with the
+// failure as its last error and the time it was delivered unchanged.
+func TestAFailedRedeliveryKeepsTheDeliveryDelivered(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		rec := newReceiver(t, func(n int) string {
+			if n > 1 {
+				return "fail"
+			}
+			return ""
+		})
+		svc := newService(t, deps(t, store, db), time.Now)
+		sub := rec.subscribe(t, svc, "contact.created.v2")
+		contacts(t, commands.NewHandler(store), 1)
+		run(t, svc)
+		var first webhooks.Delivery
+		projectiontest.WaitUntil(t, time.Minute, "delivered", func() bool {
+			list, err := svc.Deliveries(ctx, sub.ID, 10)
+			if err == nil && len(list) == 1 {
+				first = list[0]
+			}
+			return first.Status == webhooks.StatusDelivered
+		})
+		d, err := svc.Redeliver(ctx, sub.ID, first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != webhooks.StatusDelivered || d.Attempts != 2 || d.ResponseCode != http.StatusServiceUnavailable || d.LastError == "" ||
+			d.DeliveredAt == nil || !d.DeliveredAt.Equal(*first.DeliveredAt) {
+			t.Fatalf("after a failed redelivery %+v, was %+v; want it delivered as before, with the failure as last error", d, first)
+		}
+	})
+}

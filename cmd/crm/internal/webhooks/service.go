@@ -403,10 +403,9 @@ func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (Deliver
 	code, sendErr := s.send(ctx, sub, d.ID, body)
 	status := StatusDelivered
 	if sendErr != nil {
+		// It stays what it was: one delivered before was taken then (and nothing sends it
+		// again by itself), one pending or failed is still so.
 		status = d.Status
-		if status == StatusDelivered {
-			status = StatusPending // it was received before; this attempt failed
-		}
 	}
 	if err := s.store.attempted(ctx, d.ID, status, errText(sendErr), code, s.cfg.Now()); err != nil {
 		return Delivery{}, err
