@@ -551,6 +551,17 @@ func TestADeletionLeavesNoDeliveryState(t *testing.T) {
 	})
 }
 
+// steppingClock is a clock that a receiver moves on by 5 hours at each attempt it fails: a
+// day of failures is a few attempts.
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *steppingClock) step() { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(5 * time.Hour) }
+
 // failingDisable is the real store, but for the first append of a subscription's disabling,
 // which fails as a database may (a lost connection).
 type failingDisable struct {
@@ -572,22 +583,16 @@ func (s *failingDisable) Unwrap() eventstore.Store { return s.Store }
 func TestAFailedDisablingIsTriedAgain(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		var (
-			mu  sync.Mutex
-			now = time.Now()
-		)
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		clock := &steppingClock{now: time.Now()}
 		rec := newReceiver(t, func(int) string {
-			mu.Lock()
-			defer mu.Unlock()
-			now = now.Add(5 * time.Hour)
+			clock.step()
 			return "fail"
 		})
-		rec.now = clock
+		rec.now = clock.Now
 		failing := &failingDisable{Store: store}
 		cfg := deps(t, store, db)
 		cfg.Commands = commands.NewHandler(failing)
-		svc := newService(t, cfg, clock)
+		svc := newService(t, cfg, clock.Now)
 		sub := rec.subscribe(t, svc, "contact.created.v2")
 		contacts(t, commands.NewHandler(store), 1)
 		run(t, svc)
@@ -603,11 +608,7 @@ func TestAFailedDisablingIsTriedAgain(t *testing.T) {
 func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		var (
-			mu  sync.Mutex
-			now = time.Now()
-		)
-		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		clock := &steppingClock{now: time.Now()}
 		third, release := make(chan struct{}), make(chan struct{})
 		rec := newReceiver(t, func(n int) string {
 			if n == 3 {
@@ -615,14 +616,12 @@ func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
 				<-release
 				return "fail"
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			now = now.Add(5 * time.Hour) // each attempt is 5 hours after the last
+			clock.step()
 			return "fail"
 		})
-		rec.now = clock
+		rec.now = clock.Now
 		base := deps(t, store, db)
-		svc := newService(t, base, clock)
+		svc := newService(t, base, clock.Now)
 		// Its events come after a contact's creation, of another type, in the same batch.
 		sub := rec.subscribe(t, svc, "contact.touchpoint_recorded.v1")
 		contacts(t, commands.NewHandler(store), 1)
@@ -630,7 +629,7 @@ func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
 		<-third
 		stop() // the third attempt cut off by the restart: not a failure of the receiver
 		close(release)
-		svc = newService(t, base, clock)
+		svc = newService(t, base, clock.Now)
 		run(t, svc)
 		projectiontest.WaitUntil(t, time.Minute, "disabled", func() bool {
 			s, err := svc.Get(ctx, sub.ID)
