@@ -61,12 +61,12 @@ func (b *background) automate(cmds *commands.Handler, zone *time.Location, m *me
 		b.automation = append(b.automation, func(ctx context.Context) { _ = processes.Run(ctx, cfg, p) })
 	}
 	sched, err := reminders.New(reminders.Config{Commands: cmds, Zone: zone, Logger: b.log, Fired: fired,
-		Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
+		Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
 			t, err := b.runner.Tables(schedule.Name)
 			if err != nil {
 				return nil, err
 			}
-			return schedule.Due(ctx, b.runner.DB(), t, since, now, limit)
+			return schedule.Due(ctx, b.runner.DB(), t, from, now, limit)
 		}})
 	if err != nil {
 		return err

@@ -133,6 +133,9 @@ func (c Config) Validate() error {
 // the deal was won (later in the log), it leaves the contact alone. That keeps a replay from
 // scratch (a reset consumer group) from acting on history: the check reads the same log.
 //
+// A contact merged into another takes no more commands: the contact it was merged into
+// (through every later merge) is moved instead, its commands under keys of their own.
+//
 // An event it cannot act on for a business reason (the contact does not exist, the rules
 // refuse the move) is logged and acknowledged; any other failure is retried with backoff and
 // then delivered again, so the process waits rather than skip an event.
@@ -183,9 +186,25 @@ func (m *DealWon) handle(ctx context.Context, e eventstore.Event) (string, error
 		}
 		contactID = d.ContactID
 	}
+	// A contact merged into another takes no more commands: the one it was merged into
+	// (through every later merge) becomes the customer, under keys of its own.
+	for hop, suffix := 0, ""; ; hop, suffix = hop+1, "/into/"+contactID {
+		into, outcome, err := m.act(ctx, e, won, contactID, suffix)
+		if into == "" || hop == maxMergeHops {
+			return outcome, err
+		}
+		contactID = into
+	}
+}
+
+// act moves contactID to won for the deal event e (the keys of its commands end with suffix)
+// and answers the outcome; into is set, and nothing done, when the contact was merged into
+// another.
+func (m *DealWon) act(ctx context.Context, e eventstore.Event, won *deal.Won, contactID, suffix string) (into, outcome string, err error) {
 	history, err := m.cmds.History(ctx, contact.StreamName(contactID))
 	if err != nil {
-		return m.settled(e, err)
+		outcome, err := m.settled(e, err)
+		return "", outcome, err
 	}
 	var wonBack, done, movedSince bool
 	for _, ce := range history {
@@ -211,16 +230,20 @@ func (m *DealWon) handle(ctx context.Context, e eventstore.Event) (string, error
 		}
 	}
 	if done {
-		return OutcomeSkipped, nil
+		return "", OutcomeSkipped, nil
 	}
 	if movedSince && !wonBack {
 		m.cfg.Logger.Debug("Deal won, contact phase left alone: it was changed after the deal was won",
 			watermill.LogFields{"deal_event_id": e.ID, "contact_id": contactID})
-		return OutcomeSkipped, nil
+		return "", OutcomeSkipped, nil
 	}
 	c, err := m.cmds.Contact(ctx, contactID, commands.At{})
 	if err != nil {
-		return m.settled(e, err)
+		outcome, err := m.settled(e, err)
+		return "", outcome, err
+	}
+	if c.MergedInto != "" {
+		return c.MergedInto, "", nil
 	}
 	reason := "deal " + won.DealID + " won"
 	meta := func(key string) commands.Meta {
@@ -231,22 +254,23 @@ func (m *DealWon) handle(ctx context.Context, e eventstore.Event) (string, error
 		// Business time of the deal event: the contact became a customer when the contract
 		// was signed, also when history is imported or the process lags.
 		return commands.Meta{Actor: DealWonActor, CorrelationID: correlation, CausationID: e.ID,
-			IdempotencyKey: key, OccurredAt: e.OccurredAt, Reason: reason}
+			IdempotencyKey: key + suffix, OccurredAt: e.OccurredAt, Reason: reason}
 	}
 	switch {
 	case c.Phase.Rank() >= contact.Won.Rank():
-		return OutcomeSkipped, nil
+		return "", OutcomeSkipped, nil
 	case c.Phase.IsExit():
 		_, err := m.cmds.ChangePhase(ctx, meta(winBackKey(e.ID)),
 			commands.ChangePhase{ContactID: contactID, Phase: string(contact.Approach), Reason: reason})
 		if err != nil {
-			return m.settled(e, err)
+			outcome, err := m.settled(e, err)
+			return "", outcome, err
 		}
 	}
 	res, err := m.cmds.ChangePhase(ctx, meta(wonKey(e.ID)),
 		commands.ChangePhase{ContactID: contactID, Phase: string(contact.Won), Reason: reason})
-	outcome, err := m.settled(e, err)
-	return replayed(res, outcome), err
+	outcome, err = m.settled(e, err)
+	return "", replayed(res, outcome), err
 }
 
 // settled is the outcome of an event handled with err: acted without an error, skipped for

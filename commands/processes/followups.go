@@ -86,10 +86,26 @@ func (f *FollowUp) handle(ctx context.Context, e eventstore.Event) (string, erro
 	if !f.rule.enabled(st.Processes) {
 		return OutcomeSkipped, nil
 	}
-	res, err := f.cfg.Commands.ScheduleTask(ctx, causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title), *task)
+	m := causedBy(e, f.rule.actor, f.rule.group+"/"+e.ID, task.Title)
+	res, err := f.cfg.Commands.ScheduleTask(ctx, m, *task)
+	// A contact merged into another takes no more commands: the task is the survivor's
+	// (through every later merge), under a key of its own for each, so that a redelivery
+	// meets it there again.
+	key := m.IdempotencyKey
+	for range maxMergeHops {
+		into, merged := domain.MergedInto(err)
+		if !merged {
+			break
+		}
+		task.ContactID, m.IdempotencyKey = into, key+"/into/"+into
+		res, err = f.cfg.Commands.ScheduleTask(ctx, m, *task)
+	}
 	outcome, err := settled(f.cfg.Logger, f.rule.group, e, err)
 	return replayed(res, outcome), err
 }
+
+// maxMergeHops bounds how many merges a follow-up follows to the contact that survives them.
+const maxMergeHops = 100
 
 // businessDate is the business date of t, plus days.
 func businessDate(cfg Config, t time.Time, days int) string {

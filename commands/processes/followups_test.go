@@ -305,3 +305,99 @@ func TestFollowUpsLeaveImportedHistoryAlone(t *testing.T) {
 		}
 	})
 }
+
+// A contact merged into another takes no more commands: the follow-up of an event of its own,
+// handled after the merge (a deal of the duplicate won later, a ticket the process had not
+// reached yet), is scheduled once for the contact it was merged into, through every later
+// merge, also when the event is delivered again; and the deal won moves that contact to won.
+func TestFollowUpsOfAMergedContactGoToTheSurvivor(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, _ *projections.DB) {
+		ctx := context.Background()
+		a := newAutomation(t, store, time.UTC)
+		rep := commands.Meta{Actor: "rep-a"}
+		contactOf := func(name, owner string) string {
+			t.Helper()
+			c, err := a.cmds.CreateContact(ctx, rep, commands.CreateContact{Name: name, Channel: "seminar", Owner: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.ID
+		}
+		duplicate, middle, survivor := contactOf("Yui Sato", "rep-a"), contactOf("Yui Satou", "rep-c"), contactOf("Sato Yui", "rep-d")
+		if _, err := a.cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: duplicate, Kind: "support_ticket"}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := a.cmds.OpenDeal(ctx, rep, commands.OpenDeal{ContactID: duplicate, Title: "Annual plan", Amount: 1000, Currency: "JPY", Owner: "rep-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range [][2]string{{duplicate, middle}, {middle, survivor}} {
+			if _, err := a.cmds.MergeContact(ctx, rep, commands.MergeContact{ContactID: m[0], Into: m[1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.cmds.WinDeal(ctx, rep, commands.WinDeal{DealID: d.ID}); err != nil {
+			t.Fatal(err)
+		}
+		all := projectiontest.AllEvents(t, store)
+		dealWon, err := processes.NewDealWon(a.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 { // the second: every event delivered again
+			for _, e := range all {
+				if err := dealWon.Handle(ctx, e); err != nil {
+					t.Fatalf("round %d: the deal-won process handled %s: %v", round, e.Type, err)
+				}
+			}
+			for _, p := range a.procs {
+				for _, e := range all {
+					if err := p.Handle(ctx, e); err != nil {
+						t.Fatalf("round %d: %s handled %s: %v", round, p.Group(), e.Type, err)
+					}
+				}
+			}
+		}
+		for _, tt := range []struct {
+			contact string
+			want    []string
+		}{
+			{duplicate, nil},
+			{middle, nil},
+			{survivor, []string{processes.SupportTicketActor + "|rep-d", processes.OnboardingActor + "|rep-b"}},
+		} {
+			tasks, _ := taskEvents(t, a.cmds, tt.contact)
+			var got []string
+			for _, e := range tasks {
+				ev, err := a.cmds.Registry().Decode(e.Type, e.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.Metadata.Actor+"|"+ev.(*contact.TaskScheduled).Assignee)
+			}
+			slices.Sort(got)
+			slices.Sort(tt.want)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("tasks of %s: %q, want %q", tt.contact, got, tt.want)
+			}
+		}
+		// The deal won moves the survivor to won, once.
+		won := 0
+		history, err := a.cmds.History(ctx, contact.StreamName(survivor))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range history {
+			if e.Type == contact.TypePhaseChanged && e.Metadata.Actor == processes.DealWonActor {
+				won++
+			}
+		}
+		c, err := a.cmds.Contact(ctx, survivor, commands.At{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Phase != contact.Won || won != 1 {
+			t.Errorf("the survivor is at %s after %d phase changes of the deal won, want won after 1", c.Phase, won)
+		}
+	})
+}

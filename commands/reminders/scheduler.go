@@ -24,6 +24,7 @@ import (
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/projections/schedule"
 )
 
@@ -40,9 +41,9 @@ const (
 // Config configures a Scheduler.
 type Config struct {
 	Commands *commands.Handler
-	// Due reads the deadlines not fired that fell due between since and now (schedule.Due on
-	// the served tables).
-	Due func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error)
+	// Due reads up to limit deadlines not fired that fell due after from and at or before now,
+	// in their order (schedule.Due on the served tables).
+	Due func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error)
 	// CatchUp is how late a deadline may still fire (default DefaultCatchUp): after a
 	// downtime the scheduler fires what fell due within it; older deadlines (a history
 	// imported with its tasks) never fire.
@@ -110,53 +111,67 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
-// Tick fires the deadlines due now (at most Batch of them) and says how many it recorded.
+// Tick fires the deadlines due now (at most Batch of them) and says how many it recorded. It
+// reads them a page of Batch at a time, on past the deadlines it passes over (their switch is
+// off, or this scheduler met them already and the schedule has not folded that yet), so that
+// however many of those there are, they hold back none behind them.
 func (s *Scheduler) Tick(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
-	due, err := s.cfg.Due(ctx, now.Add(-s.cfg.CatchUp), now, s.cfg.Batch)
-	if err != nil {
-		return 0, err
-	}
 	st, err := s.cfg.Commands.Settings(ctx)
 	if err != nil {
 		return 0, err
 	}
-	listed := make(map[string]bool, len(due))
+	listed := map[string]bool{}
 	fired := 0
-	for _, d := range due {
-		key := idempotencyKey(d)
-		listed[key] = true
-		if s.done[key] {
-			continue
-		}
-		switch d.Kind {
-		case contact.ReminderTaskDue, contact.ReminderTaskOverdue:
-			if !st.Processes.TaskReminders {
-				continue
-			}
-		case contact.ReminderDormant:
-			if !st.Processes.Dormancy {
-				continue
-			}
-		}
-		recorded, err := s.fire(ctx, d, key, st.Processes.DormantDays)
+	for from := schedule.Since(now.Add(-s.cfg.CatchUp)); ; {
+		due, err := s.cfg.Due(ctx, from, now, s.cfg.Batch)
 		if err != nil {
 			return fired, err
 		}
-		s.done[key] = true
-		if recorded {
-			fired++
-			if s.cfg.Fired != nil {
-				s.cfg.Fired(d.Kind)
+		for _, d := range due {
+			key := idempotencyKey(d)
+			listed[key] = true
+			if s.done[key] || !switchedOn(st.Processes, d.Kind) {
+				continue
+			}
+			if fired == s.cfg.Batch {
+				return fired, nil // the rest at the next tick
+			}
+			recorded, err := s.fire(ctx, d, key, st.Processes.DormantDays)
+			if err != nil {
+				return fired, err
+			}
+			s.done[key] = true
+			if recorded {
+				fired++
+				if s.cfg.Fired != nil {
+					s.cfg.Fired(d.Kind)
+				}
 			}
 		}
-	}
-	for key := range s.done {
-		if !listed[key] {
-			delete(s.done, key)
+		if len(due) < s.cfg.Batch {
+			// Every deadline due was read: those met before and no longer listed are folded.
+			for key := range s.done {
+				if !listed[key] {
+					delete(s.done, key)
+				}
+			}
+			break
 		}
+		from = due[len(due)-1].After()
 	}
 	return fired, nil
+}
+
+// switchedOn tells whether the switch of a deadline's kind is on.
+func switchedOn(p settings.Processes, kind string) bool {
+	switch kind {
+	case contact.ReminderTaskDue, contact.ReminderTaskOverdue:
+		return p.TaskReminders
+	case contact.ReminderDormant:
+		return p.Dormancy
+	}
+	return true
 }
 
 // fire records one deadline; a refusal (the task was closed, the contact touched again) is

@@ -2,6 +2,7 @@ package reminders_test
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -9,10 +10,15 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/reminders"
+	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
+	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
+	"github.com/eventcrm/crm/projections/readmodel"
 	"github.com/eventcrm/crm/projections/schedule"
 )
 
@@ -37,26 +43,32 @@ func at(s string) time.Time {
 	return t
 }
 
+// liveSchedule is the schedule (business time in UTC) kept live over store until the test
+// ends, and its tables.
+func liveSchedule(t *testing.T, store eventstore.Store, db *projections.DB) (*readmodel.Model, projections.Tables) {
+	t.Helper()
+	p := schedule.Projection(time.UTC)
+	projectiontest.Start(t, projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p))
+	return p, projections.TablesFor(p, "")
+}
+
 func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		p := schedule.Projection(time.UTC)
-		r := projectiontest.NewRunner(t, projectiontest.RunnerConfig(store, db), p)
-		projectiontest.Start(t, r)
+		p, live := liveSchedule(t, store, db)
 		cmds := commands.NewHandler(store)
 		clk := &clock{now: at("2030-01-05T12:00:00Z")}
 		reported := map[string]int{} // by Config.Fired, over every scheduler of the test
 		newScheduler := func(tables projections.Tables) *reminders.Scheduler {
 			s, err := reminders.New(reminders.Config{Commands: cmds, Now: clk.Now, Fired: func(kind string) { reported[kind]++ },
-				Due: func(ctx context.Context, since, now time.Time, limit int) ([]schedule.Deadline, error) {
-					return schedule.Due(ctx, db, tables, since, now, limit)
+				Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
+					return schedule.Due(ctx, db, tables, from, now, limit)
 				}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
 		}
-		live := projections.TablesFor(p, "")
 		var last int64
 		must := func(res commands.Result, err error) commands.Result {
 			t.Helper()
@@ -156,6 +168,121 @@ func TestRemindersFireOnceAcrossRestartsDowntimeAndRebuild(t *testing.T) {
 		tick(newScheduler(rebuilt), "after a rebuild", 0)
 		if l, b := projectiontest.Dump(t, db, live)["entries"], projectiontest.Dump(t, db, rebuilt)["entries"]; len(l) == 0 || !reflect.DeepEqual(l, b) {
 			t.Errorf("the live schedule differs from a rebuild:\n%v\n%v", l, b)
+		}
+	})
+}
+
+// Deadlines a tick passes over (their switch is off) never hold back those after them, however
+// many there are: with the task reminders off and more task deadlines due than a tick reads
+// at once, the dormancy deadline that falls due after them fires.
+func TestDeadlinesPassedOverHoldBackNothing(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		p, live := liveSchedule(t, store, db)
+		cmds := commands.NewHandler(store)
+		s, err := reminders.New(reminders.Config{Commands: cmds, Batch: 2, Now: func() time.Time { return at("2030-01-05T12:00:00Z") },
+			Due: func(ctx context.Context, from schedule.After, now time.Time, limit int) ([]schedule.Deadline, error) {
+				return schedule.Due(ctx, db, live, from, now, limit)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := settings.Defaults().Processes
+		off.TaskReminders = false
+		if _, err := cmds.ChangeProcessSettings(ctx, commands.Meta{Actor: "admin", Reason: "quiet week"},
+			commands.ChangeProcessSettings{Processes: off}); err != nil {
+			t.Fatal(err)
+		}
+		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2029-10-01T10:00:00Z")}
+		c, err := cmds.CreateContact(ctx, rep, commands.CreateContact{Name: "Yui Sato", Channel: "seminar", Owner: "rep-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Dormant from 2029-12-30T10:00Z, after the reminders of the tasks due that day (09:00).
+		if _, err := cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: c.ID, Kind: "meeting"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, title := range []string{"call back", "send the quote", "book the visit"} {
+			if _, err := cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: c.ID, Title: title, Due: "2029-12-30"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+		n, err := s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("%d fired, want 1: the dormancy deadline behind the task reminders switched off", n)
+		}
+		var kinds []string
+		for _, e := range projectiontest.AllEvents(t, store) {
+			if e.Type == contact.TypeReminderFired {
+				ev, err := cmds.Registry().Decode(e.Type, e.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds = append(kinds, ev.(*contact.ReminderFired).Kind)
+			}
+		}
+		if !reflect.DeepEqual(kinds, []string{contact.ReminderDormant}) {
+			t.Fatalf("fired %v, want only the dormancy deadline", kinds)
+		}
+	})
+}
+
+// A contact merged into another, or erased, takes no more commands: the schedule keeps none of
+// its deadlines (its tasks' reminders, its dormancy), so none is listed as to fire, and the
+// scheduler fires only those of the others.
+func TestMergedAndErasedContactsHaveNoDeadlines(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		k, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k.Close() })
+		c, err := codec.New(codec.Config{Keys: k, Personal: catalog.Personal(), SubjectMember: catalog.SubjectMember})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed := codec.NewStore(store, c)
+		p, live := liveSchedule(t, sealed, db)
+		cmds := commands.NewHandler(sealed, commands.WithShredder(c))
+		rep := commands.Meta{Actor: "rep-a", OccurredAt: at("2030-01-02T10:00:00Z")}
+		contactWithTask := func(name string) string {
+			t.Helper()
+			res, err := cmds.CreateContact(ctx, rep, commands.CreateContact{Name: name, Channel: "seminar", Owner: "rep-a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cmds.RecordTouchpoint(ctx, rep, commands.RecordTouchpoint{ContactID: res.ID, Kind: "call"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cmds.ScheduleTask(ctx, rep, commands.ScheduleTask{ContactID: res.ID, Title: "call back", Due: "2030-01-10"}); err != nil {
+				t.Fatal(err)
+			}
+			return res.ID
+		}
+		duplicate, survivor, erased, kept := contactWithTask("Yui Sato"), contactWithTask("Yui Satou"), contactWithTask("Ken Mori"), contactWithTask("Mei Kato")
+		if _, err := cmds.MergeContact(ctx, commands.Meta{Actor: "rep-a"}, commands.MergeContact{ContactID: duplicate, Into: survivor}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmds.EraseContact(ctx, commands.Meta{Actor: "admin"}, commands.EraseContact{ContactID: erased, Reason: "asked to be forgotten"}); err != nil {
+			t.Fatal(err)
+		}
+		projectiontest.WaitCheckpoint(t, db, p, projectiontest.LastPosition(t, store))
+		pending, err := schedule.Pending(ctx, db, live, at("2031-01-01T00:00:00Z"), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, d := range pending {
+			count[d.ContactID]++
+		}
+		if want := map[string]int{survivor: 3, kept: 3}; !reflect.DeepEqual(count, want) {
+			t.Fatalf("deadlines by contact %v, want 3 (task due, overdue, dormant) for the survivor %s and for %s only (merged %s, erased %s)",
+				count, survivor, kept, duplicate, erased)
 		}
 	})
 }

@@ -24,7 +24,7 @@ func TestDueGenericPlan(t *testing.T) {
 	events, now := dueHistory(t)
 	plans := projectiontest.GenericPlans(t, schedule.Projection(nil), events, func(db *projections.DB, set projections.Tables) {
 		ctx := context.Background()
-		due, err := schedule.Due(ctx, db, set, now.AddDate(0, 0, -7), now, 500)
+		due, err := schedule.Due(ctx, db, set, schedule.Since(now.AddDate(0, 0, -7)), now, 500)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestDuePlanSQLite(t *testing.T) {
 	set := projections.TablesFor(p, "")
 	events, now := dueHistory(t)
 	projectiontest.MustApply(t, db, p, set, events)
-	plan := projectiontest.QueryPlan(t, db, schedule.DueQuery(set), now.AddDate(0, 0, -7).UnixMicro(), now.UnixMicro(), 500)
+	plan := projectiontest.QueryPlan(t, db, schedule.DueQuery(set), now.AddDate(0, 0, -7).UnixMicro(), "", "", now.UnixMicro(), 500)
 	if !strings.Contains(plan, set.Name("entries")+"_pending") || strings.Contains(plan, "TEMP B-TREE") {
 		t.Errorf("the deadlines due are not read in the index of those not fired, in its order:\n%s", plan)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventcrm/crm/domain"
+	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -21,12 +22,34 @@ type Deadline struct {
 	FireAt           time.Time `json:"fire_at"`
 }
 
-// Due reads up to limit deadlines that have not fired and fell due between since and now,
-// earliest first.
-func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, now time.Time, limit int) ([]Deadline, error) {
+// After is where a page of deadlines due ends, in their order (fire time, kind, subject): the
+// next page starts after it.
+type After struct {
+	FireAt        time.Time
+	Kind, Subject string
+}
+
+// Since is the start of the deadlines that fall due at since or later (no kind sorts before
+// "").
+func Since(since time.Time) After { return After{FireAt: since} }
+
+// After is the place of d in the order of the deadlines due.
+func (d Deadline) After() After {
+	subject := d.TaskID
+	if d.Kind == contact.ReminderDormant {
+		subject = d.ContactID
+	}
+	return After{FireAt: d.FireAt, Kind: d.Kind, Subject: subject}
+}
+
+// Due reads up to limit deadlines that have not fired and fall due after from and at or
+// before now, earliest first (fire time, kind, subject); the next page starts after the last
+// deadline of a full one (its After), so that deadlines a reader passes over never hide those
+// behind them.
+func Due(ctx context.Context, db *projections.DB, t projections.Tables, from After, now time.Time, limit int) ([]Deadline, error) {
 	var list []Deadline
 	err := db.ReadOnly(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(dueQuery(t)), since.UnixMicro(), now.UnixMicro(), limit)
+		rows, err := tx.QueryContext(ctx, db.Dialect.Rebind(dueQuery(t)), from.FireAt.UnixMicro(), from.Kind, from.Subject, now.UnixMicro(), limit)
 		if err != nil {
 			return fmt.Errorf("due deadlines: %w", err)
 		}
@@ -41,7 +64,7 @@ func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, n
 				return fmt.Errorf("due deadlines: %w", err)
 			}
 			d.Due, d.FireAt = domain.Date(due), time.UnixMicro(fireAt).UTC()
-			if d.Kind == "dormant" {
+			if d.Kind == contact.ReminderDormant {
 				d.LastTouchpointAt = time.UnixMicro(last).UTC()
 			} else {
 				d.TaskID = subject
@@ -53,11 +76,11 @@ func Due(ctx context.Context, db *projections.DB, t projections.Tables, since, n
 	return list, err
 }
 
-// dueQuery is the question of Due, of the tables of set t: its arguments are since and now
-// (microseconds) and the limit.
+// dueQuery is the question of Due, of the tables of set t: its arguments are the fire time
+// (microseconds), kind and subject it reads after, now (microseconds) and the limit.
 func dueQuery(t projections.Tables) string {
 	return `SELECT kind, subject, contact_id, due, last_touch_at, fire_at FROM ` + t.Name(tableEntries) +
-		` WHERE fired = 0 AND fire_at >= ? AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`
+		` WHERE fired = 0 AND (fire_at, kind, subject) > (?, ?, ?) AND fire_at <= ? ORDER BY fire_at, kind, subject LIMIT ?`
 }
 
 // Pending reads up to limit deadlines that have not fired and fire at or before until,
@@ -66,7 +89,7 @@ func Pending(ctx context.Context, db *projections.DB, t projections.Tables, unti
 	if limit < 1 || limit > 1000 {
 		return nil, domain.Invalid("limit", "%d is outside 1..1000", limit)
 	}
-	list, err := Due(ctx, db, t, time.Unix(0, 0), until, limit)
+	list, err := Due(ctx, db, t, Since(time.Unix(0, 0)), until, limit)
 	if list == nil && err == nil {
 		list = []Deadline{}
 	}

@@ -4,7 +4,7 @@
 // funnel its dormancy deadline (dormant, its latest touchpoint plus the dormancy period).
 //
 // The fold only keeps the deadlines: a deadline leaves the schedule when its task is done or
-// cancelled, moves when the task is rescheduled or the contact touched again, and is marked
+// cancelled, or its contact is merged into another or erased, moves when the task is rescheduled or the contact touched again, and is marked
 // fired when the log records contact.reminder_fired for it. The scheduler (package
 // commands/reminders) reads the deadlines that are due by its clock and records their firing
 // through the command handler, with an idempotency key per deadline, so a deadline fires
@@ -15,6 +15,8 @@
 //	entries  kind (task_due, task_overdue, dormant), subject (task id or contact id),
 //	         contact_id, due (a task's due date), last_touch_at (dormant: the touchpoint it
 //	         counts from, microseconds), fire_at (microseconds), fired (0 or 1)
+//	tasks    contact_id, task_id: the tasks that have deadlines, by contact (a contact merged
+//	         into another or erased takes no more commands: its deadlines leave the schedule)
 //	config   name ('dormant_days'), value
 package schedule
 
@@ -38,6 +40,7 @@ const ReminderHour = 9
 // Base names of the tables.
 const (
 	tableEntries = "entries"
+	tableTasks   = "tasks"
 	tableConfig  = "config"
 )
 
@@ -48,6 +51,8 @@ type entryRow struct {
 	lastTouchAt, fireAt, fired    int64
 }
 
+type taskRow struct{ contactID, taskID string }
+
 type configRow struct {
 	name  string
 	value int64
@@ -56,6 +61,7 @@ type configRow struct {
 type model struct {
 	zone    *time.Location
 	entries *readmodel.Table[entryRow]
+	tasks   *readmodel.Table[taskRow]
 	config  *readmodel.Table[configRow]
 }
 
@@ -67,6 +73,7 @@ func Projection(zone *time.Location) *readmodel.Model {
 	}
 	type (
 		e = entryRow
+		k = taskRow
 		c = configRow
 	)
 	m := &model{zone: zone}
@@ -82,15 +89,20 @@ func Projection(zone *time.Location) *readmodel.Model {
 		// every task due on one date fire at the same time, and a page of them is read in
 		// order, not all of them sorted.
 		WithIndexes(readmodel.Index{Name: "pending", Columns: "fire_at, kind, subject", Where: "fired = 0"})
+	m.tasks = readmodel.NewTable(tableTasks, 2,
+		readmodel.Text("contact_id", func(r *k) *string { return &r.contactID }),
+		readmodel.Text("task_id", func(r *k) *string { return &r.taskID })).
+		Clustered()
 	m.config = readmodel.NewTable(tableConfig, 1,
 		readmodel.Text("name", func(r *c) *string { return &r.name }),
 		readmodel.BigInt("value", func(r *c) *int64 { return &r.value }))
 	return readmodel.Define(readmodel.Spec{
 		Name: Name,
 		// The zone decides the fire times: another zone is another schedule. 2: the
-		// deadlines not fired indexed in the order they are read.
-		Version: 2,
-		Tables:  []readmodel.AnyTable{m.entries, m.config},
+		// deadlines not fired indexed in the order they are read. 3: no deadline of a contact
+		// merged into another or erased.
+		Version: 3,
+		Tables:  []readmodel.AnyTable{m.entries, m.tasks, m.config},
 		Fold:    m.fold,
 	})
 }
@@ -120,13 +132,13 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.dropTask(rows, ev.TaskID)
+		m.dropTask(rows, ev.ContactID, ev.TaskID)
 	case contact.TypeTaskCancelled:
 		ev, err := readmodel.Decode[contact.TaskCancelled](e)
 		if err != nil {
 			return err
 		}
-		m.dropTask(rows, ev.TaskID)
+		m.dropTask(rows, ev.ContactID, ev.TaskID)
 	case contact.TypeTouchpointRecorded:
 		ev, err := readmodel.Decode[contact.TouchpointRecorded](e)
 		if err != nil {
@@ -146,7 +158,13 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		if err != nil {
 			return err
 		}
-		m.entries.Delete(rows, contact.ReminderDormant, ev.ContactID)
+		m.dropContact(rows, ev.ContactID)
+	case contact.TypeErased:
+		ev, err := readmodel.Decode[contact.Erased](e)
+		if err != nil {
+			return err
+		}
+		m.dropContact(rows, ev.ContactID)
 	case contact.TypeReminderFired:
 		return m.fired(e, rows)
 	case settings.TypeProcessesChanged:
@@ -165,11 +183,22 @@ func (m *model) scheduleTask(rows *readmodel.Rows, contactID, taskID string, due
 	m.entries.Upsert(rows, entryRow{kind: contact.ReminderTaskDue, subject: taskID, contactID: contactID, due: string(due), fireAt: at.UnixMicro()})
 	m.entries.Upsert(rows, entryRow{kind: contact.ReminderTaskOverdue, subject: taskID, contactID: contactID, due: string(due),
 		fireAt: at.Add(24 * time.Hour).UnixMicro()})
+	m.tasks.Upsert(rows, taskRow{contactID: contactID, taskID: taskID})
 }
 
-func (m *model) dropTask(rows *readmodel.Rows, taskID string) {
+func (m *model) dropTask(rows *readmodel.Rows, contactID, taskID string) {
 	m.entries.Delete(rows, contact.ReminderTaskDue, taskID)
 	m.entries.Delete(rows, contact.ReminderTaskOverdue, taskID)
+	m.tasks.Delete(rows, contactID, taskID)
+}
+
+// dropContact drops every deadline of a contact that takes no more commands (merged into
+// another, or erased): none of them could fire.
+func (m *model) dropContact(rows *readmodel.Rows, contactID string) {
+	for _, t := range m.tasks.Group(rows, contactID) {
+		m.dropTask(rows, contactID, t.taskID)
+	}
+	m.entries.Delete(rows, contact.ReminderDormant, contactID)
 }
 
 // touched moves the contact's dormancy deadline to its latest touchpoint plus the period.

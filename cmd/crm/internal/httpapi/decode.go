@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +56,49 @@ func decodeBody(r *http.Request, dst any) (occurredAt time.Time, err error) {
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			typ.Field = sentPath(reflect.TypeOf(dst), typ.Field)
+		}
 		return time.Time{}, jsonProblem(err)
 	}
 	return occurredAt, nil
+}
+
+// sentPath is a field path of encoding/json's, of a value of type t, as the client wrote it:
+// encoding/json also names the Go field of an embedded struct, whose fields the client writes
+// in the outer object.
+func sentPath(t reflect.Type, path string) string {
+	var sent []string
+	for _, name := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			t = nil
+			sent = append(sent, name)
+			continue
+		}
+		if f, ok := t.FieldByName(name); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type
+			continue
+		}
+		sent = append(sent, name)
+		t = jsonFieldType(t, name)
+	}
+	return strings.Join(sent, ".")
+}
+
+// jsonFieldType is the type of the field of struct t that encoding/json names name (nil for
+// none).
+func jsonFieldType(t reflect.Type, name string) reflect.Type {
+	for _, f := range reflect.VisibleFields(t) {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && !f.Anonymous && (tag == name || tag == "" && f.Name == name) {
+			return f.Type
+		}
+	}
+	return nil
 }
 
 // bodyError is a request body the server could not read: the client sent less than its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
@@ -129,6 +130,30 @@ func TestSettingsAreEventsChangedByAnAdmin(t *testing.T) {
 				t.Errorf("settings now: %+v", now)
 			}
 
+		})
+	}
+}
+
+// A value of the wrong JSON type is a 400 naming the field as the client wrote it, also for
+// the fields the body shares with a section (no Go name of the code's in the path).
+func TestSettingsOfAWrongTypeNameTheFieldAsSent(t *testing.T) {
+	t.Parallel()
+	for _, backend := range auditBackends() {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			a, _, _ := newAdminAPI(t, backend)
+			for _, c := range []struct{ section, body, field string }{
+				{"processes", `{"dormant_days":"sixty","reason":"x"}`, "dormant_days"},
+				{"processes", `{"dormancy":1,"reason":"x"}`, "dormancy"},
+				{"processes", `{"reason":5}`, "reason"},
+				{"lead_scoring", `{"rules":[{"points":"many"}],"reason":"x"}`, "rules.points"},
+				{"lead_scoring", `{"half_life_days":"long","reason":"x"}`, "half_life_days"},
+			} {
+				r := a.do("PUT", "/v1/settings/"+c.section, adminToken, c.body)
+				if r.status != http.StatusBadRequest || r.json(t)["field"] != c.field || !strings.Contains(r.header.Get("Content-Type"), "problem+json") {
+					t.Errorf("%s %s: %d %s, want a 400 naming %s", c.section, c.body, r.status, r.body, c.field)
+				}
+			}
 		})
 	}
 }

@@ -27,19 +27,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	for _, b := range projectiontest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			store, db := b.Open(t)
-			tokens, err := auth.ParseTokens("web:app:" + appToken + ",root:admin:" + adminToken)
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
-			s.MountWebhooks(svc)
-			srv := describedServer(t, s)
-			a := &api{t: t, url: srv.URL}
+			store, a := webhookAPI(t, b)
 
 			body := `{"url":"https://hooks.example.com/crm","event_types":["contact.became_hot.v1","deal.*"],"description":"chat"}`
 			if r := a.do("POST", "/v1/webhooks", appToken, body); r.status != http.StatusForbidden {
@@ -115,6 +103,24 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 }
 
+// webhookAPI is a server over a store of backend b with the webhook endpoints mounted, for an
+// app and an admin; it answers the store too.
+func webhookAPI(t *testing.T, b projectiontest.Backend) (eventstore.Store, *api) {
+	t.Helper()
+	store, db := b.Open(t)
+	tokens, err := auth.ParseTokens("web:app:" + appToken + ",root:admin:" + adminToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := webhooks.New(context.Background(), webhookConfig(t, store, db, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httpapi.New(httpapi.Config{Store: store, Commands: commands.NewHandler(store), Tokens: tokens, Log: zaptest.NewLogger(t)})
+	s.MountWebhooks(svc)
+	return store, &api{t: t, url: describedServer(t, s).URL}
+}
+
 // webhookConfig is the configuration of a webhook service over store and db: a key store in a
 // SQLite file, and the subscriptions' read model kept live by runner (a runner of its own
 // when nil, until the test ends).
@@ -131,4 +137,38 @@ func webhookConfig(t testing.TB, store eventstore.Store, db *projections.DB, run
 	}
 	return webhooks.Config{DB: db, Store: store, Commands: commands.NewHandler(store), Keys: k,
 		Tables: func(context.Context) (projections.Tables, error) { return runner.Tables(hooks.Name) }}
+}
+
+// A PATCH that both changes a subscription and switches it records two events under one
+// Idempotency-Key: both are applied, and the same request sent again answers the same
+// subscription without recording anything more.
+func TestWebhookPatchWithIdempotencyKeyChangesAndSwitches(t *testing.T) {
+	t.Parallel()
+	for _, b := range projectiontest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			_, a := webhookAPI(t, b)
+			r := a.do("POST", "/v1/webhooks", adminToken, `{"url":"https://hooks.example.com/crm","event_types":["*"]}`)
+			if r.status != http.StatusCreated {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			id := r.json(t)["id"].(string)
+			for _, tt := range []struct {
+				name, body, key string
+				enabled         bool
+				version         float64
+			}{
+				{"disable and change", `{"enabled":false,"description":"paused"}`, "patch-1", false, 3},
+				{"the same again", `{"enabled":false,"description":"paused"}`, "patch-1", false, 3},
+				{"enable and move", `{"enabled":true,"url":"https://hooks.example.com/v2"}`, "patch-2", true, 5},
+				{"the same again", `{"enabled":true,"url":"https://hooks.example.com/v2"}`, "patch-2", true, 5},
+			} {
+				r := a.do("PATCH", "/v1/webhooks/"+id, adminToken, tt.body, "Idempotency-Key", tt.key)
+				got := r.json(t)
+				if r.status != http.StatusOK || got["enabled"] != tt.enabled || got["version"] != tt.version {
+					t.Fatalf("%s: %d %s, want 200, enabled %v at version %v", tt.name, r.status, r.body, tt.enabled, tt.version)
+				}
+			}
+		})
+	}
 }

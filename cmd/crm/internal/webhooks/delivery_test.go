@@ -12,11 +12,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/webhooks"
 	"github.com/eventcrm/crm/commands"
+	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
@@ -84,6 +86,19 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.ids[req.Header.Get("webhook-id")] = msg.Data.Position
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// subscribe subscribes the receiver to the event types and gives it the secret to verify with.
+func (r *receiver) subscribe(t *testing.T, svc *webhooks.Service, types ...string) webhooks.Subscription {
+	t.Helper()
+	sub, err := svc.Create(context.Background(), admin, webhooks.CreateRequest{URL: r.srv.URL, EventTypes: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.secret = sub.Secret
+	r.mu.Unlock()
+	return sub
 }
 
 func (r *receiver) positions() []int64 {
@@ -307,6 +322,15 @@ func TestPrivateAddressesAreRefused(t *testing.T) {
 		{"http://169.254.169.254/latest", "url"},
 		{"http://[::1]/x", "url"},
 		{"http://[fe80::1]/x", "url"},
+		{"http://0.1.2.3/x", "url"},
+		{"http://[::ffff:10.1.2.3]/x", "url"},
+		// NAT64 and 6to4 addresses reach the IPv4 address they embed.
+		{"http://[64:ff9b::7f00:1]/x", "url"},
+		{"http://[64:ff9b::a01:203]/x", "url"},
+		{"http://[64:ff9b:1::a9fe:a9fe]/x", "url"},
+		{"http://[2002:c0a8:a::1]/x", "url"},
+		{"http://[64:ff9b::5db8:d822]/x", ""},
+		{"http://[2002:5db8:d822::1]/x", ""},
 		{"http://user:pw@example.com/x", "url"},
 		{"https://hooks.example.com/crm", ""},
 	} {
@@ -421,5 +445,238 @@ func TestDeliveryIsObserved(t *testing.T) {
 			defer o.mu.Unlock()
 			return o.enabled == 0 && o.disabled == 1
 		})
+	})
+}
+
+// A subscription disabled or deleted while its worker is in the middle of a batch of events
+// receives nothing after the event being sent then: the worker does not finish the batch.
+func TestNothingIsDeliveredAfterADisablingOrADeletion(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		change func(ctx context.Context, svc *webhooks.Service, id string) error
+		gone   func(webhooks.Subscription) bool
+	}{
+		{"disabled", func(ctx context.Context, svc *webhooks.Service, id string) error {
+			off := false
+			_, err := svc.Update(ctx, admin, id, webhooks.Patch{Enabled: &off})
+			return err
+		}, func(s webhooks.Subscription) bool { return !s.Enabled }},
+		{"deleted", func(ctx context.Context, svc *webhooks.Service, id string) error {
+			return svc.Delete(ctx, admin, id)
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+				ctx := context.Background()
+				held, release := make(chan struct{}), make(chan struct{})
+				var once sync.Once
+				rec := newReceiver(t, func(n int) string {
+					if n == 1 {
+						once.Do(func() { close(held) })
+						<-release
+					}
+					return ""
+				})
+				svc, err := webhooks.New(ctx, with(deps(t, store, db), webhooks.Config{AllowPrivate: true, Timeout: time.Minute,
+					MinBackoff: 2 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, PollInterval: 10 * time.Millisecond}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub := rec.subscribe(t, svc, "*")
+				want := contacts(t, commands.NewHandler(store), 5)
+				run(t, svc)
+				select {
+				case <-held:
+				case <-time.After(time.Minute):
+					t.Fatal("no first delivery")
+				}
+				if err := tt.change(ctx, svc, sub.ID); err != nil {
+					close(release)
+					t.Fatal(err)
+				}
+				projectiontest.WaitUntil(t, time.Minute, "the change in the list", func() bool {
+					list, err := svc.List(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, s := range list {
+						if s.ID == sub.ID {
+							return tt.gone != nil && tt.gone(s)
+						}
+					}
+					return true
+				})
+				time.Sleep(100 * time.Millisecond) // the delivery hears of the change
+				close(release)
+				time.Sleep(500 * time.Millisecond)
+				if got := rec.positions(); len(got) != 1 || got[0] != want[0] {
+					t.Fatalf("delivered %v after the subscription was %s, want only %d (being sent then)", got, tt.name, want[0])
+				}
+			})
+		})
+	}
+}
+
+// A subscription deleted while its worker waits to try an event again leaves no delivery
+// state behind: the worker writes none after the deletion removed it.
+func TestADeletionLeavesNoDeliveryState(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		rec := newReceiver(t, func(int) string { return "fail" })
+		svc, err := webhooks.New(ctx, with(deps(t, store, db), webhooks.Config{AllowPrivate: true, Timeout: time.Second,
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := rec.subscribe(t, svc, "contact.touchpoint_recorded.v1")
+		contacts(t, commands.NewHandler(store), 2)
+		run(t, svc)
+		projectiontest.WaitUntil(t, time.Minute, "a failed attempt", func() bool {
+			list, err := svc.Deliveries(ctx, sub.ID, 10)
+			return err == nil && len(list) == 1 && list[0].Attempts > 0
+		})
+		if err := svc.Delete(ctx, admin, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // several retries' worth
+		for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
+			var n int
+			if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), sub.ID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
+			}
+		}
+	})
+}
+
+// steppingClock is a clock that a receiver moves on by 5 hours at each attempt it fails: a
+// day of failures is a few attempts.
+type steppingClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppingClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *steppingClock) step() { c.mu.Lock(); defer c.mu.Unlock(); c.now = c.now.Add(5 * time.Hour) }
+
+// failingDisable is the real store, but for the first append of a subscription's disabling,
+// which fails as a database may (a lost connection).
+type failingDisable struct {
+	eventstore.Store
+	failed atomic.Bool
+}
+
+func (s *failingDisable) Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if len(events) > 0 && events[0].Type == webhook.TypeDisabled && s.failed.CompareAndSwap(false, true) {
+		return eventstore.AppendResult{}, errors.New("connection reset by peer")
+	}
+	return s.Store.Append(ctx, stream, expected, events)
+}
+
+func (s *failingDisable) Unwrap() eventstore.Store { return s.Store }
+
+// A subscription failing for a day whose disabling could not be recorded is disabled at the
+// next attempt: its worker does not wait for ever for a disabling that never happened.
+func TestAFailedDisablingIsTriedAgain(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		clock := &steppingClock{now: time.Now()}
+		rec := newReceiver(t, func(int) string {
+			clock.step()
+			return "fail"
+		})
+		rec.now = clock.Now
+		failing := &failingDisable{Store: store}
+		cfg := deps(t, store, db)
+		cfg.Commands = commands.NewHandler(failing)
+		svc := newService(t, cfg, clock.Now)
+		sub := rec.subscribe(t, svc, "contact.created.v2")
+		contacts(t, commands.NewHandler(store), 1)
+		run(t, svc)
+		projectiontest.WaitUntil(t, 20*time.Second, "disabled", func() bool {
+			s, err := svc.Get(ctx, sub.ID)
+			return err == nil && !s.Enabled && failing.failed.Load()
+		})
+	})
+}
+
+// A restart in the middle of a run of failures keeps when the run began: the subscription is
+// disabled a day after its first failure, not a day after the restart.
+func TestARestartKeepsWhenTheFailuresBegan(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		clock := &steppingClock{now: time.Now()}
+		third, release := make(chan struct{}), make(chan struct{})
+		rec := newReceiver(t, func(n int) string {
+			if n == 3 {
+				close(third)
+				<-release
+				return "fail"
+			}
+			clock.step()
+			return "fail"
+		})
+		rec.now = clock.Now
+		base := deps(t, store, db)
+		svc := newService(t, base, clock.Now)
+		// Its events come after a contact's creation, of another type, in the same batch.
+		sub := rec.subscribe(t, svc, "contact.touchpoint_recorded.v1")
+		contacts(t, commands.NewHandler(store), 1)
+		stop := run(t, svc)
+		<-third
+		stop() // the third attempt cut off by the restart: not a failure of the receiver
+		close(release)
+		svc = newService(t, base, clock.Now)
+		run(t, svc)
+		projectiontest.WaitUntil(t, time.Minute, "disabled", func() bool {
+			s, err := svc.Get(ctx, sub.ID)
+			return err == nil && !s.Enabled
+		})
+		// Failures at +5h and +10h, then +15h, +20h, +25h and +30h: a day after the first.
+		list, err := svc.Deliveries(ctx, sub.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].Attempts != 6 {
+			t.Fatalf("deliveries %+v, want one of 6 attempts", list)
+		}
+	})
+}
+
+// A delivery sent again on request keeps what it is when that attempt fails: delivered stays
+// delivered (the receiver took it before; nothing will send it again by itself), with the
+// failure as its last error and the time it was delivered unchanged.
+func TestAFailedRedeliveryKeepsTheDeliveryDelivered(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		rec := newReceiver(t, func(n int) string {
+			if n > 1 {
+				return "fail"
+			}
+			return ""
+		})
+		svc := newService(t, deps(t, store, db), time.Now)
+		sub := rec.subscribe(t, svc, "contact.created.v2")
+		contacts(t, commands.NewHandler(store), 1)
+		run(t, svc)
+		var first webhooks.Delivery
+		projectiontest.WaitUntil(t, time.Minute, "delivered", func() bool {
+			list, err := svc.Deliveries(ctx, sub.ID, 10)
+			if err == nil && len(list) == 1 {
+				first = list[0]
+			}
+			return first.Status == webhooks.StatusDelivered
+		})
+		d, err := svc.Redeliver(ctx, sub.ID, first.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != webhooks.StatusDelivered || d.Attempts != 2 || d.ResponseCode != http.StatusServiceUnavailable || d.LastError == "" ||
+			d.DeliveredAt == nil || !d.DeliveredAt.Equal(*first.DeliveredAt) {
+			t.Fatalf("after a failed redelivery %+v, was %+v; want it delivered as before, with the failure as last error", d, first)
+		}
 	})
 }

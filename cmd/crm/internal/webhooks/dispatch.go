@@ -153,6 +153,9 @@ func (s *Service) release(id string) {
 // ctx ends.
 func (s *Service) work(ctx context.Context, id string) {
 	secret := ""
+	// checked is the latest subscription event after which the worker read its subscription's
+	// stream: none yet, so the first delivery reads it.
+	checked := int64(-1)
 	for ctx.Err() == nil {
 		appended := s.appended.Wait() // before reading: an append from now on wakes it
 		sub, err := s.get(ctx, id)
@@ -165,10 +168,13 @@ func (s *Service) work(ctx context.Context, id string) {
 		if err == nil {
 			sub.secret = secret
 			var idle bool
-			idle, err = s.step(ctx, sub)
+			idle, err = s.step(ctx, sub, &checked)
 			if err == nil && !idle {
 				continue
 			}
+		}
+		if errors.Is(err, errStopped) {
+			return
 		}
 		if de := (*disabledError)(nil); errors.As(err, &de) {
 			// Hold the subscription until its read model says so, lest the dispatcher,
@@ -190,19 +196,28 @@ func (s *Service) work(ctx context.Context, id string) {
 }
 
 // step reads the events after the subscription's position and delivers those of its types,
-// each until the receiver takes it; idle is true when there was nothing to read.
-func (s *Service) step(ctx context.Context, sub Subscription) (idle bool, err error) {
+// each until the receiver takes it; idle is true when there was nothing to read. Before each
+// event it looks whether the subscription changed (see current): errStopped when it was
+// disabled or deleted meanwhile.
+func (s *Service) step(ctx context.Context, sub Subscription, checked *int64) (idle bool, err error) {
 	events, err := s.cfg.Store.ReadAll(ctx, sub.Position, readBatch)
 	if err != nil || len(events) == 0 {
 		return true, err
 	}
 	passed := sub.Position
 	for _, e := range events {
+		if err := s.current(ctx, &sub, checked); err != nil {
+			// Disabled: it resumes after passed anyway; deleted: nothing is kept of it.
+			return false, err
+		}
 		if !matches(sub.EventTypes, e.Type) {
 			passed = e.Position
 			continue
 		}
 		delivered, err := s.deliver(ctx, &sub, e)
+		if errors.Is(err, errStopped) {
+			return false, err
+		}
 		if err != nil || !delivered {
 			// The events passed before it are done; this one is tried again.
 			return false, errors.Join(err, s.store.advance(ctx, sub.ID, passed))
@@ -213,6 +228,32 @@ func (s *Service) step(ctx context.Context, sub Subscription) (idle bool, err er
 		}
 	}
 	return false, s.store.advance(ctx, sub.ID, passed)
+}
+
+// errStopped: the subscription was disabled or deleted while its worker was delivering.
+var errStopped = errors.New("the subscription was disabled or deleted")
+
+// current brings sub up to date with its stream when a subscription event was appended since
+// the worker last read it (*checked): its URL and event types, or errStopped when it was
+// disabled or deleted. The stream, not the read model, which may not have the change yet: a
+// worker in the middle of a batch sends nothing more once an admin stopped the subscription.
+func (s *Service) current(ctx context.Context, sub *Subscription, checked *int64) error {
+	at := s.changedAt.Load()
+	if at <= *checked {
+		return nil
+	}
+	fresh, err := s.Get(ctx, sub.ID)
+	switch {
+	case domain.ErrorCode(err) == domain.CodeNotFound:
+		return errStopped
+	case err != nil:
+		return err
+	case !fresh.Enabled:
+		return errStopped
+	}
+	*checked = at
+	sub.URL, sub.EventTypes = fresh.URL, fresh.EventTypes
+	return nil
 }
 
 // deliver sends e to the subscription until it is taken (true), the subscription is
@@ -256,13 +297,20 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 				return false, err
 			}
 			position, err := s.disable(ctx, sub.ID, reason)
-			return false, errors.Join(&disabledError{position: position}, err)
+			if err != nil {
+				// Not recorded: the next attempt, failing too, disables it again.
+				return false, err
+			}
+			return false, &disabledError{position: position}
 		}
 		if !sleep(ctx, s.backoff(attempt)) {
 			return false, ctx.Err()
 		}
 		// An admin may have disabled it, or changed its URL, meanwhile.
 		fresh, err := s.get(ctx, sub.ID)
+		if errors.Is(err, ErrNotFound) {
+			return false, errStopped // deleted: nothing is kept of it
+		}
 		if err != nil {
 			return false, err
 		}

@@ -37,12 +37,36 @@ func checkURL(raw string, allowPrivate bool) error {
 	return nil
 }
 
+// Prefixes refused besides those of the netip predicates, and those whose addresses embed an
+// IPv4 address that a translator or relay on the way connects to.
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")     // "this host on this network"
+	sharedNAT   = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT, as private as the others
+	nat64       = netip.MustParsePrefix("64:ff9b::/96")  // NAT64, well-known: the IPv4 address in the last 32 bits
+	nat64Local  = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour   = netip.MustParsePrefix("2002::/16") // 6to4: the IPv4 address in bits 16 to 47
+)
+
+// private tells whether ip is an address a webhook may not reach: private, loopback,
+// link-local, unspecified ("this network"), multicast or carrier-grade NAT, also when it is
+// embedded in an IPv4-mapped, NAT64 or 6to4 IPv6 address; a local-use NAT64 address
+// (64:ff9b:1::/48) is private whatever it embeds.
 func private(ip netip.Addr) bool {
 	ip = ip.Unmap()
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case nat64.Contains(ip):
+			return private(netip.AddrFrom4([4]byte(b[12:16])))
+		case sixToFour.Contains(ip):
+			return private(netip.AddrFrom4([4]byte(b[2:6])))
+		case nat64Local.Contains(ip):
+			return true
+		}
+	}
 	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
 		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() ||
-		// 100.64.0.0/10, carrier-grade NAT, is as private as the others.
-		netip.MustParsePrefix("100.64.0.0/10").Contains(ip)
+		thisNetwork.Contains(ip) || sharedNAT.Contains(ip)
 }
 
 // dialer connects only to public addresses unless allowPrivate: the check runs on the

@@ -333,6 +333,12 @@ func (s *Service) Update(ctx context.Context, m commands.Meta, id string, p Patc
 		m.ExpectedVersion = nil // the If-Match held for the first event
 	}
 	if p.Enabled != nil && *p.Enabled != sub.Enabled {
+		if m.IdempotencyKey != "" && (p.URL != nil || p.EventTypes != nil || p.Description != nil) {
+			// A second command of the same request: a key of its own, derived from the
+			// request's alone (whether the change was recorded or not, here or by an earlier
+			// attempt), so that a retry meets each of the two.
+			m.IdempotencyKey += "\x00switch"
+		}
 		if _, err := s.cfg.Commands.SwitchWebhook(ctx, m, commands.SwitchWebhook{SubscriptionID: id, Enabled: *p.Enabled}); err != nil {
 			return Subscription{}, err
 		}
@@ -397,10 +403,9 @@ func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (Deliver
 	code, sendErr := s.send(ctx, sub, d.ID, body)
 	status := StatusDelivered
 	if sendErr != nil {
+		// It stays what it was: one delivered before was taken then (and nothing sends it
+		// again by itself), one pending or failed is still so.
 		status = d.Status
-		if status == StatusDelivered {
-			status = StatusPending // it was received before; this attempt failed
-		}
 	}
 	if err := s.store.attempted(ctx, d.ID, status, errText(sendErr), code, s.cfg.Now()); err != nil {
 		return Delivery{}, err

@@ -199,11 +199,12 @@ func (s store) ensureDelivery(ctx context.Context, d Delivery) error {
 	return nil
 }
 
-// attempted records the outcome of one attempt.
+// attempted records the outcome of one attempt: the delivery's status after it, and the
+// error of a failed one ("" when the receiver took it: then it was delivered at).
 func (s store) attempted(ctx context.Context, id, status, lastError string, code int, at time.Time) error {
 	set, args := `status = ?, attempts = attempts + 1, last_error = ?, response_code = ?, last_attempt_at = ?`,
 		[]any{status, lastError, code, at.UnixMicro()}
-	if status == StatusDelivered {
+	if status == StatusDelivered && lastError == "" {
 		set, args = set+`, delivered_at = ?`, append(args, at.UnixMicro())
 	}
 	if _, err := s.exec(ctx, `UPDATE `+tableDeliveries+` SET `+set+` WHERE id = ?`, append(args, id)...); err != nil {
