@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
@@ -87,13 +88,13 @@ func jsonTextFault(v any) string {
 	return ""
 }
 
-// uuidVar tells whether the path variable name holds the id of a contact, a deal, an account
-// or a task (what), a UUID as the server makes them: another value names nothing that can
-// exist.
-func uuidVar(name string) (what string, ok bool) {
+// uuidVar tells whether the path variable name of r's route holds the id of something the
+// server names with a UUID as it makes them (what: a contact, a deal, an account, a task, a
+// webhook subscription): another value names nothing that can exist.
+func uuidVar(r *http.Request, name string) (what string, ok bool) {
 	switch name {
 	case "id":
-		return "contact, deal or account", true
+		return idOf(r), true
 	case "accountId":
 		return "account", true
 	case "contactId":
@@ -104,12 +105,35 @@ func uuidVar(name string) (what string, ok bool) {
 	return "", false
 }
 
+// idOf names what the {id} of r's route is the id of, from the collection before it
+// (/v1/deals/{id}/win: a deal).
+func idOf(r *http.Request) string {
+	var collection string
+	if route := mux.CurrentRoute(r); route != nil {
+		if path, err := route.GetPathTemplate(); err == nil {
+			before, _, _ := strings.Cut(path, "/{id}")
+			collection = before[strings.LastIndex(before, "/")+1:]
+		}
+	}
+	switch collection {
+	case "contacts":
+		return "contact"
+	case "deals":
+		return "deal"
+	case "accounts":
+		return "account"
+	case "webhooks":
+		return "webhook subscription"
+	}
+	return "contact, deal or account"
+}
+
 // checkRequestText refuses a request whose path variables or query parameters are not
 // acceptable text: a path variable that cannot name anything is 404 (an id that is not a
 // UUID included), a bad query parameter 400 naming it.
 func checkRequestText(r *http.Request) error {
 	for name, v := range mux.Vars(r) {
-		what, isID := uuidVar(name)
+		what, isID := uuidVar(r, name)
 		if (isID && !isUUID(v)) || textFault(v) != "" {
 			if !isID {
 				what = name

@@ -103,6 +103,32 @@ func checkProblem(t *testing.T, a *wholeAPI, r response, head int64, status int,
 	}
 }
 
+// A path id that is not a UUID is 404 naming what it would have been the id of, from the
+// route's collection.
+func TestPathIDsAreNamedByTheirCollection(t *testing.T) {
+	t.Parallel()
+	a := newWholeAPI(t, backends()[0])
+	tests := []struct{ method, path, token, detail string }{
+		{"GET", "/v1/contacts/x-1", appToken, `no contact "x-1"`},
+		{"POST", "/v1/contacts/x-1/phase", appToken, `no contact "x-1"`},
+		{"GET", "/v1/deals/x-1", appToken, `no deal "x-1"`},
+		{"POST", "/v1/deals/x-1/win", appToken, `no deal "x-1"`},
+		{"GET", "/v1/accounts/x-1", appToken, `no account "x-1"`},
+		{"GET", "/v1/webhooks/x-1", adminToken, `no webhook subscription "x-1"`},
+		{"GET", "/v1/webhooks/x-1/deliveries", adminToken, `no webhook subscription "x-1"`},
+		{"DELETE", "/v1/contacts/00000000-0000-4000-8000-000000000001/account/x-1", appToken, `no account "x-1"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			r := a.send(t, tc.method, tc.path, tc.token, `{}`)
+			var p httpapi.Problem
+			if err := json.Unmarshal(r.body, &p); err != nil || r.status != http.StatusNotFound || p.Detail != tc.detail {
+				t.Fatalf("%d %s, want 404 with detail %s", r.status, r.body, tc.detail)
+			}
+		})
+	}
+}
+
 // Every string field of every command body refuses a NUL, another control character and
 // invalid UTF-8 with a 400 naming the field, and appends nothing; tab and newline are text.
 func TestCommandBodiesRefuseWhatIsNotText(t *testing.T) {
