@@ -33,8 +33,8 @@ type Params struct {
 	Owner   string `json:"owner,omitempty"`
 	Segment string `json:"segment,omitempty"`
 	// AsOf, when set, is the business time of the question: only contacts captured, visits
-	// entered, phase changes and touchpoints that occurred at or before it count. Zero means
-	// everything known.
+	// entered, phase changes and touchpoints that occurred at or before it count, and no
+	// duplicate merged into another contact at or before it. Zero means everything known.
 	AsOf time.Time `json:"as_of,omitzero"`
 	// ByStage adds the map with the phases grouped into the five journey stages.
 	ByStage bool `json:"by_stage,omitempty"`
@@ -120,8 +120,9 @@ type filter struct {
 }
 
 func (p Params) filter() (filter, error) {
-	f := filter{asOf: asOfMicros(p.AsOf), where: ` c.created_at <= ?`}
-	f.args = append(f.args, f.asOf)
+	// A merged duplicate is a contact of the cohort until its merge, none from then on.
+	f := filter{asOf: asOfMicros(p.AsOf), where: ` c.created_at <= ? AND (c.merged_at IS NULL OR c.merged_at > ?)`}
+	f.args = append(f.args, f.asOf, f.asOf)
 	if p.Cohort != "" {
 		if _, err := time.Parse(CohortLayout, p.Cohort); err != nil {
 			return filter{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", p.Cohort)
