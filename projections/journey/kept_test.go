@@ -51,12 +51,11 @@ func TestKeptMapEqualsVisitsOverManyStays(t *testing.T) {
 func generatedHistory(rng *rand.Rand, n int) string { return generate(rng, n, true) }
 
 // generate writes the history of n contacts, one after the other, a few of their phase
-// changes back-dated behind the one before when backDated, and one in four merged into an
-// earlier contact not merged itself after its last event (see merge).
+// changes back-dated behind the one before when backDated, some merged into an earlier
+// contact after their last event (see projectiontest.Written.MergeSome).
 func generate(rng *rand.Rand, n int, backDated bool) string {
 	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC))
 	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
-	merged := map[int]bool{}
 	for i := range n {
 		id := fmt.Sprintf("g%d", i)
 		w.At = w.At.Add(time.Duration(rng.IntN(48)) * time.Hour)
@@ -88,31 +87,9 @@ func generate(rng *rand.Rand, n int, backDated bool) string {
 			w.Line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
 			phase = to
 		}
-		merge(w, rng, merged, i, created)
+		w.MergeSome("g", i, created)
 	}
 	return w.String()
-}
-
-// merge merges contact g<i>, created at created, into an earlier contact not merged itself,
-// one time in four: a day after its last event, or back-dated to a time between its creation
-// and its last event.
-func merge(w *projectiontest.Written, rng *rand.Rand, merged map[int]bool, i int, created time.Time) {
-	into := rng.IntN(max(i, 1))
-	if i == 0 || merged[into] || rng.IntN(4) != 0 {
-		return
-	}
-	merged[i] = true
-	last := w.At
-	w.At = w.At.Add(24 * time.Hour)
-	if rng.IntN(2) == 0 && last.After(created) {
-		w.At = created.Add(time.Duration(rng.Int64N(int64(last.Sub(created)))))
-	}
-	id := fmt.Sprintf("g%d", i)
-	w.Line("contact-"+id, "contact.merged_into.v1", fmt.Sprintf(`{"contact_id":%q,"into":"g%d"}`, id, into))
-	w.Line(fmt.Sprintf("contact-g%d", into), "contact.duplicate_absorbed.v1", fmt.Sprintf(`{"contact_id":"g%d","duplicate_id":%q}`, into, id))
-	if w.At.Before(last) {
-		w.At = last
-	}
 }
 
 // nextPhase moves on, back, out or (from an exit) back in.
