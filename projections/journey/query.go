@@ -32,9 +32,10 @@ type Params struct {
 	// Owner and Segment keep the contacts whose current owner / segment is this one.
 	Owner   string `json:"owner,omitempty"`
 	Segment string `json:"segment,omitempty"`
-	// AsOf, when set, is the business time of the question: only contacts captured, visits
-	// entered, phase changes and touchpoints that occurred at or before it count, and no
-	// duplicate merged into another contact at or before it. Zero means everything known.
+	// AsOf, when set, is the business time of the question: only contacts captured at or
+	// before it and not merged into another contact by then, and visits entered, phase
+	// changes and touchpoints that occurred at or before it, count. Zero means everything
+	// known.
 	AsOf time.Time `json:"as_of,omitzero"`
 	// ByStage adds the map with the phases grouped into the five journey stages.
 	ByStage bool `json:"by_stage,omitempty"`
