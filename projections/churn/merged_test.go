@@ -40,15 +40,9 @@ func TestKeptCountsEqualVisitsWithMerges(t *testing.T) {
 func TestAsOfEqualsReplay(t *testing.T) {
 	replayed := projectiontest.Replayed[churn.Params, churn.Answer]{Projection: churn.Projection(),
 		Questions: mergedQuestions, Query: churn.Query}
-	t.Run("merged", func(t *testing.T) {
-		events := projectiontest.ReadHistory(t, mergedHistory)
-		replayed.Check(t, events, append(projectiontest.AroundEach(events, contact.TypeMergedInto),
-			projectiontest.Throughout(events, 6)...))
-	})
+	t.Run("merged", func(t *testing.T) { replayed.CheckMerges(t, projectiontest.ReadHistory(t, mergedHistory)) })
 	t.Run("generated", func(t *testing.T) {
-		events := projectiontest.MustParseHistory(t, generatedChurns(rand.New(rand.NewPCG(9, 4)), 24))
-		replayed.Check(t, events, append(projectiontest.AroundEach(events, contact.TypeMergedInto),
-			projectiontest.Throughout(events, 5)...))
+		replayed.CheckMerges(t, projectiontest.MustParseHistory(t, generatedChurns(rand.New(rand.NewPCG(9, 4)), 24)))
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/projections"
 )
@@ -55,6 +56,17 @@ func (r Replayed[P, A]) Check(t *testing.T, events []eventstore.Event, times []t
 			}
 		}
 	})
+}
+
+// CheckMerges is Check as of the instants around each merge of events (see AroundEach) and
+// of six times throughout them; it fails t when events merge nothing.
+func (r Replayed[P, A]) CheckMerges(t *testing.T, events []eventstore.Event) {
+	t.Helper()
+	around := AroundEach(events, contact.TypeMergedInto)
+	if len(around) == 0 {
+		t.Fatal("the history merges no contact")
+	}
+	r.Check(t, events, append(around, Throughout(events, 6)...))
 }
 
 // OccurredBy are the events that occurred at or before at, in log order.
