@@ -10,6 +10,13 @@
 // currency, and each contact's open phase and last activity; dormancy is then counted from the
 // contacts active since the dormancy cutoff only (see query.go).
 //
+// A duplicate merged into another contact (contact.merged_into) is a contact of its own as of
+// every time before the merge occurred, and none from the merge on: a question as of a time at
+// or after it counts none of its entries, losses, churns and dormancy, lists none of its churns
+// and explains none of them; the survivor keeps its own journey. Its deals are deals still:
+// their losses count under its cohort and channel, as in the sales analytics. The fold takes
+// the duplicate out of the phase counts when the merge arrives (it is then in no open phase).
+//
 // Tables (prefix from projections.Tables):
 //
 //	contacts     contact_id, name (current), created_at, cohort (YYYY-MM of created_at in the business zone),
@@ -18,7 +25,8 @@
 //	             churned), open_phase (the phase of the open visit; '' in an exit), open_exited
 //	             (1 when the contact was lost or churned from its open phase before),
 //	             touched (1 once it has a touchpoint), idle_since (its latest touchpoint, else
-//	             its creation)
+//	             its creation), merged_at (the business time of its merge into another
+//	             contact, NULL while it is not a merged duplicate)
 //	visits       contact_id, seq (1, 2, ... per contact), phase (a lifecycle phase or an exit),
 //	             entered_at, left_at and next_phase (NULL while open), position and event_id
 //	             (of the event that entered it: an open visit is its part)
@@ -82,7 +90,7 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the churn points with cohort months (and business dates) taken in the
 // business time zone loc: a zone of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 7, declare) }
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 8, declare) }
 
 // declare declares the tables and the fold of the churn points in the business zone.
 func declare(zone *time.Location) readmodel.Spec {
@@ -113,6 +121,8 @@ type contactRow struct {
 	openPhase              string
 	openExited             int64
 	touched, idleSince     int64
+	// mergedAt is when the contact was merged into another; NULL while it was not.
+	mergedAt sql.NullInt64
 }
 
 // phaseCountRow counts the contacts of a cohort and channel in one phase.
@@ -217,7 +227,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.Text("open_phase", func(r *c) *string { return &r.openPhase }),
 		readmodel.Integer("open_exited", func(r *c) *int64 { return &r.openExited }),
 		readmodel.Integer("touched", func(r *c) *int64 { return &r.touched }),
-		readmodel.BigInt("idle_since", func(r *c) *int64 { return &r.idleSince })).
+		readmodel.BigInt("idle_since", func(r *c) *int64 { return &r.idleSince }),
+		readmodel.NullBigInt("merged_at", func(r *c) *sql.NullInt64 { return &r.mergedAt })).
 		Clustered().
 		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"},
 			// Dormancy now: the contacts active since the cutoff, a recent few.
@@ -365,6 +376,21 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			return err
 		}
 		m.closeTask(rows, ev.ContactID, ev.TaskID, at)
+	case contact.TypeMergedInto:
+		ev, err := readmodel.Decode[contact.MergedInto](e)
+		if err != nil {
+			return err
+		}
+		c, err := m.contacts.Need(rows, ev.ContactID)
+		if err != nil || c.mergedAt.Valid {
+			return err
+		}
+		// Out of every count it was in, and in no open phase any more.
+		m.count(rows, c, contactRow{cohort: c.cohort, channel: c.channel})
+		c.openPhase, c.openExited = "", 0
+		c.mergedAt = sql.NullInt64{Int64: at, Valid: true}
+		m.contacts.Upsert(rows, c)
+		m.horizon.Reach(rows, at)
 	case deal.TypeLost:
 		ev, err := readmodel.Decode[deal.Lost](e)
 		if err != nil {
@@ -411,7 +437,8 @@ func enter(c contactRow, p contact.Phase) contactRow {
 	return c
 }
 
-// count adds to the phase counts of the contact's cohort what changed from before to after.
+// count adds to the phase counts of the contact's cohort what changed from before to after
+// (taken away when after has none of before's: a merged duplicate).
 func (m *model) count(rows *readmodel.Rows, before, after contactRow) {
 	for _, p := range contact.Phases() {
 		b := bit(p)
@@ -437,10 +464,14 @@ func (m *model) count(rows *readmodel.Rows, before, after contactRow) {
 	}
 }
 
-// flips is 1 when bit b is set in after and not in before (bits are never cleared).
+// flips is 1 when bit b is set in after and not in before, -1 the other way round (bits are
+// cleared only when a merged duplicate's counts are taken away).
 func flips(before, after, b int64) int64 {
-	if before&b == 0 && after&b != 0 {
+	switch {
+	case before&b == 0 && after&b != 0:
 		return 1
+	case before&b != 0 && after&b == 0:
+		return -1
 	}
 	return 0
 }
@@ -476,7 +507,12 @@ func (m *model) changePhase(rows *readmodel.Rows, e *readmodel.Event, contactID 
 	}
 	c.lastSeq++
 	c = enter(c, to)
-	m.count(rows, before, c)
+	if c.mergedAt.Valid {
+		// A merged duplicate counts nowhere any more, and is in no open phase.
+		c.openPhase, c.openExited = "", 0
+	} else {
+		m.count(rows, before, c)
+	}
 	m.openVisit(rows, e, contactID, c.lastSeq, to)
 	m.partsEntered(rows, e, before, c, to)
 	m.contacts.Upsert(rows, c)

@@ -44,9 +44,9 @@ func Explain(ctx context.Context, db *projections.DB, t projections.Tables, para
 	}
 	bad := domain.Invalid("explain", "%q is not the path of a figure of the churn points (see the documentation)", params.Explain)
 	path := strings.Split(params.Explain, ".")
+	among, amongArgs := contactsAt(asOf, cohort)
 	q := explain.Question{AsOf: params.AsOf, Limit: params.Limit, Cursor: params.Cursor,
-		Among:     `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE c.created_at <= ?` + cohort.where,
-		AmongArgs: append([]any{asOf}, cohort.args...)}
+		Among: `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE` + among, AmongArgs: amongArgs}
 	// idle are the contacts whose last activity as of as_of (their latest touchpoint, else
 	// their creation) is dormant_days or more before it.
 	idle := `SELECT c.contact_id FROM ` + t.Name(tableContacts) + ` c WHERE COALESCE((SELECT MAX(tp.occurred_at) FROM ` +

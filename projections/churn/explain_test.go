@@ -118,8 +118,9 @@ func checkExplainedChurns(f *projectiontest.Figures, db *projections.DB, tables 
 }
 
 // generatedChurns writes the history of n contacts, one after the other: phase changes on,
-// back, out (lost, churned) and back in, touchpoints now and then, and a deal lost, some
-// reopened and lost again.
+// back, out (lost, churned) and back in, touchpoints now and then, some merged into an
+// earlier contact (see projectiontest.Written.MergeSome), and a deal lost, some reopened and
+// lost again.
 func generatedChurns(rng *rand.Rand, n int) string {
 	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 3, 9, 0, 0, 0, time.UTC))
 	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
@@ -128,6 +129,7 @@ func generatedChurns(rng *rand.Rand, n int) string {
 		w.At = w.At.Add(time.Duration(rng.IntN(72)) * time.Hour)
 		w.Line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":"rep-a"}`,
 			id, w.Pick("web_form", "seminar")))
+		created := w.At
 		phase, step := "lead", 0
 		for range 1 + rng.IntN(6) {
 			w.At = w.At.Add(time.Duration(1+rng.IntN(20*24)) * time.Hour)
@@ -155,6 +157,7 @@ func generatedChurns(rng *rand.Rand, n int) string {
 			w.Line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
 			phase = to
 		}
+		w.MergeSome("g", i, created)
 		if rng.IntN(2) == 0 {
 			deal := "d" + id
 			stage := w.Pick("qualification", "proposal", "negotiation")

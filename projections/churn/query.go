@@ -29,8 +29,9 @@ const DefaultDormantDays = 90
 
 // Params is the question asked of the churn points.
 type Params struct {
-	// AsOf is the business time of the question (required): only contacts captured and events
-	// that occurred at or before it count, and dormancy is judged at it.
+	// AsOf is the business time of the question (required): only contacts captured at or
+	// before it and not merged into another contact by then, and events that occurred at or
+	// before it, count; dormancy is judged at it.
 	AsOf time.Time `json:"as_of"`
 	// Cohort keeps the contacts captured in this month (YYYY-MM, business time zone); empty keeps all.
 	Cohort string `json:"cohort,omitempty"`
@@ -271,9 +272,16 @@ func (q *query) rows(ctx context.Context, stmt string, args ...any) (*sql.Rows, 
 	return q.tx.QueryContext(ctx, q.db.Dialect.Rebind(stmt), args...)
 }
 
-// contacts are the contacts of the cohort captured at or before as_of, as SQL conditions on c.
-func (q *query) contacts() (string, []any) {
-	return ` c.created_at <= ?` + q.cohort.where, append([]any{q.asOf}, q.cohort.args...)
+// contacts are the contacts of the cohort captured at or before as_of and not merged by then,
+// as SQL conditions on c.
+func (q *query) contacts() (string, []any) { return contactsAt(q.asOf, q.cohort) }
+
+// contactsAt are the contacts of cohort captured at or before asOf and not merged into another
+// contact by then (a merged duplicate is a contact until its merge, none from then on), as SQL
+// conditions on c.
+func contactsAt(asOf int64, cohort filter) (string, []any) {
+	return ` c.created_at <= ? AND (c.merged_at IS NULL OR c.merged_at > ?)` + cohort.where,
+		append([]any{asOf, asOf}, cohort.args...)
 }
 
 // phaseCounts is what the drop-off of one phase is computed from, as of a time T.

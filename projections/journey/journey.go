@@ -14,6 +14,12 @@
 // and segment up to date (see kept.go): a map about now, with none or one of these filters,
 // reads a few hundred of those rows instead of every contact's visits.
 //
+// A duplicate merged into another contact (contact.merged_into) is a contact of its own as of
+// every time before the merge occurred, and none from the merge on: a question as of a time at
+// or after it counts none of its visits, stays, moves, steps and touchpoints, nor their parts;
+// the survivor keeps its own journey. The fold takes the duplicate's whole share out of the
+// kept map when the merge arrives.
+//
 // Tables (prefix from projections.Tables):
 //
 //	contacts     contact_id, created_at, cohort (YYYY-MM of created_at in the business zone), channel, owner and
@@ -21,7 +27,8 @@
 //	             phase_seen and phase_advanced (bit sets over the phases' ranks: entered, and
 //	             advanced from), stage_seen and stage_advanced (the same over the journey
 //	             stages), stage and stage_since (the stage, or exit, of the current stay in a
-//	             stage and when it began)
+//	             stage and when it began), merged_at (the business time of its merge into
+//	             another contact, NULL while it is not a merged duplicate)
 //	visits       contact_id, seq (1, 2, ... per contact), phase, entered_at, left_at (NULL while
 //	             open), next_phase, rule and reason of the phase change that left it (NULL while
 //	             open; reason '' when none was given)
@@ -54,7 +61,8 @@
 //	             that ended a stay; measure: its length), <grouping>/move/<from>/<to> (the
 //	             phase change), mix/<phase>/<kind> (the touchpoint). No part is ever revoked:
 //	             a part counts from its event's business time on, and the cohort's filters
-//	             (owner and segment as they are now) are those of the contacts table
+//	             (owner and segment as they are now, merged duplicates left out from their
+//	             merge on) are those of the contacts table
 //
 // steps, moves, mix, stay_bins and stays are counted with Add, never read by the fold: a row
 // whose counters come back to zero (a contact's share moved away) stays, and the queries
@@ -84,7 +92,7 @@ func Projection() *readmodel.Model { return ProjectionIn(time.UTC) }
 
 // ProjectionIn returns the journey map with cohort months (and business dates) taken in the
 // business time zone loc: a zone of its own is a version of its own (period.Version).
-func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 7, declare) }
+func ProjectionIn(loc *time.Location) *readmodel.Model { return period.Define(loc, 8, declare) }
 
 // declare declares the tables and the fold of the journey map in the business zone.
 func declare(zone *time.Location) readmodel.Spec {
@@ -116,6 +124,8 @@ type contactRow struct {
 	stageSeen, stageAdvanced int64
 	stage                    string
 	stageSince               int64
+	// mergedAt is when the contact was merged into another; NULL while it was not.
+	mergedAt sql.NullInt64
 }
 
 // visitRow is a visit with the rule and reason of the phase change that left it.
@@ -172,7 +182,8 @@ func newModel(zone *time.Location) *model {
 		readmodel.Integer("stage_seen", func(r *c) *int64 { return &r.stageSeen }),
 		readmodel.Integer("stage_advanced", func(r *c) *int64 { return &r.stageAdvanced }),
 		readmodel.Text("stage", func(r *c) *string { return &r.stage }),
-		readmodel.BigInt("stage_since", func(r *c) *int64 { return &r.stageSince })).
+		readmodel.BigInt("stage_since", func(r *c) *int64 { return &r.stageSince }),
+		readmodel.NullBigInt("merged_at", func(r *c) *sql.NullInt64 { return &r.mergedAt })).
 		Clustered().
 		WithIndexes(readmodel.Index{Name: "cohort", Columns: "cohort, channel"}).
 		// A phase change reads the contact's current visit after the contact.
@@ -244,7 +255,7 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 			v.rule = sql.NullString{String: string(ev.Rule), Valid: true}
 			v.reason = sql.NullString{String: ev.Reason, Valid: true}
 		})
-		if ok {
+		if ok && !c.mergedAt.Valid {
 			c = m.keepPhaseChange(rows, e, c, v, ev.To, at)
 		}
 		c.lastSeq++
@@ -266,6 +277,20 @@ func (m *model) fold(e *readmodel.Event, rows *readmodel.Rows) error {
 		m.touchpoints.Insert(rows, touchpointRow{position: e.Position, contactID: ev.ContactID, visitSeq: c.lastSeq,
 			touchpointID: ev.TouchpointID, kind: string(ev.Kind), phase: string(ev.Phase), occurredAt: at})
 		m.keepTouchpoint(rows, e, c, string(ev.Phase), string(ev.Kind))
+		m.horizon.Reach(rows, at)
+	case contact.TypeMergedInto:
+		ev, err := readmodel.Decode[contact.MergedInto](e)
+		if err != nil {
+			return err
+		}
+		m.readShare(rows, ev.ContactID)
+		c, err := m.contact(rows, ev.ContactID)
+		if err != nil || c.mergedAt.Valid {
+			return err
+		}
+		m.keepMerged(rows, c)
+		c.mergedAt = sql.NullInt64{Int64: at, Valid: true}
+		m.contacts.Upsert(rows, c)
 		m.horizon.Reach(rows, at)
 	}
 	return nil

@@ -188,7 +188,7 @@ func (m *model) keepPhaseChange(rows *readmodel.Rows, e *readmodel.Event, c cont
 		}
 		if kg.rank[from] > 0 {
 			m.addStay(rows, dims, kg.name, from, at-since, 1)
-			m.addExactStay(rows, c.contactID, kg.name, from, at-since)
+			m.addExactStay(rows, c.contactID, kg.name, from, at-since, 1)
 			m.stand(rows, e, c.contactID, kg.name+figStay+from, max(at-since, 0))
 		}
 		m.addMove(rows, dims, kg.name, from, next, 1)
@@ -232,18 +232,19 @@ func (m *model) keepTouchpoint(rows *readmodel.Rows, e *readmodel.Event, c conta
 	cm.contactID, cm.phase, cm.kind = c.contactID, phase, kind
 	cm.count++
 	m.contactMix.Upsert(rows, cm)
-	m.addMix(rows, dimsOf(c), phase, kind, 1)
+	if !c.mergedAt.Valid {
+		m.addMix(rows, dimsOf(c), phase, kind, 1)
+	}
 }
 
 // keepMoved moves the contact's share of the kept map in dim from value from to value to (a
 // new owner or segment): its steps, moves and stays, recomputed from its visits, and its
-// touchpoint mix.
+// touchpoint mix. A merged duplicate has no share left to move.
 func (m *model) keepMoved(rows *readmodel.Rows, c contactRow, dim, from, to string) {
-	var visits []visit
-	for _, v := range m.visits.Table().Group(rows, c.contactID) {
-		visits = append(visits, visit{phase: contact.Phase(v.Phase), entered: v.EnteredAt, left: v.LeftAt.Int64, closed: v.LeftAt.Valid})
+	if c.mergedAt.Valid {
+		return
 	}
-	mix := m.contactMix.Group(rows, c.contactID)
+	visits, mix := m.visitsOf(rows, c.contactID), m.contactMix.Group(rows, c.contactID)
 	for _, side := range []struct {
 		value string
 		sign  int64
@@ -256,6 +257,34 @@ func (m *model) keepMoved(rows *readmodel.Rows, c contactRow, dim, from, to stri
 			m.addMix(rows, dims, r.phase, r.kind, side.sign*r.count)
 		}
 	}
+}
+
+// keepMerged takes the whole share of a duplicate merged into another contact out of the kept
+// map, in every dim it counts in: its steps, moves and stays (their bins and exact lengths),
+// recomputed from its visits, and its touchpoint mix. From the merge on it is no contact of
+// its own, and the kept map answers about now only, at or after every merge folded.
+func (m *model) keepMerged(rows *readmodel.Rows, c contactRow) {
+	visits, dims := m.visitsOf(rows, c.contactID), dimsOf(c)
+	for _, kg := range m.groupings {
+		m.addShare(rows, dims, kg, c, visits, -1)
+		for _, s := range staysOf(visits, kg.g) {
+			if s.closed && kg.rank[s.bucket] > 0 {
+				m.addExactStay(rows, c.contactID, kg.name, s.bucket, s.left-s.entered, -1)
+			}
+		}
+	}
+	for _, r := range m.contactMix.Group(rows, c.contactID) {
+		m.addMix(rows, dims, r.phase, r.kind, -r.count)
+	}
+}
+
+// visitsOf are the visits of the contact, in visit order, closed when left.
+func (m *model) visitsOf(rows *readmodel.Rows, contactID string) []visit {
+	var visits []visit
+	for _, v := range m.visits.Table().Group(rows, contactID) {
+		visits = append(visits, visit{phase: contact.Phase(v.Phase), entered: v.EnteredAt, left: v.LeftAt.Int64, closed: v.LeftAt.Valid})
+	}
+	return visits
 }
 
 // addShare adds (sign 1) or takes away (sign -1) the contact's steps, moves and stays in
@@ -320,12 +349,12 @@ func (m *model) addStay(rows *readmodel.Rows, dims []dimValue, grouping, step st
 	}
 }
 
-// addExactStay adds a stay of the contact to the exact lengths, kept once (not per dim):
+// addExactStay adds n stays of the contact to the exact lengths, kept once (not per dim):
 // a question finds those of its contacts by joining them, so a new owner or segment moves
 // nothing here.
-func (m *model) addExactStay(rows *readmodel.Rows, contactID, grouping, step string, micros int64) {
+func (m *model) addExactStay(rows *readmodel.Rows, contactID, grouping, step string, micros, n int64) {
 	micros = max(micros, 0)
-	m.stays.Add(rows, stayRow{grouping: grouping, step: step, micros: micros, contactID: contactID, count: 1})
+	m.stays.Add(rows, stayRow{grouping: grouping, step: step, micros: micros, contactID: contactID, count: n})
 }
 
 // Figures of the parts (see the package comment), after the grouping's name.

@@ -51,7 +51,8 @@ func TestKeptMapEqualsVisitsOverManyStays(t *testing.T) {
 func generatedHistory(rng *rand.Rand, n int) string { return generate(rng, n, true) }
 
 // generate writes the history of n contacts, one after the other, a few of their phase
-// changes back-dated behind the one before when backDated.
+// changes back-dated behind the one before when backDated, some merged into an earlier
+// contact after their last event (see projectiontest.Written.MergeSome).
 func generate(rng *rand.Rand, n int, backDated bool) string {
 	w := projectiontest.NewWritten(rng, time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC))
 	forward := []string{"lead", "approach", "discovery", "proposal", "won", "follow_up", "loyal"}
@@ -60,6 +61,7 @@ func generate(rng *rand.Rand, n int, backDated bool) string {
 		w.At = w.At.Add(time.Duration(rng.IntN(48)) * time.Hour)
 		w.Line("contact-"+id, "contact.created.v1", fmt.Sprintf(`{"contact_id":%q,"name":"G","channel":%q,"owner":%q,"segment":%q}`,
 			id, w.Pick("web_form", "seminar"), w.Pick("rep-a", "rep-b"), w.Pick("smb", "enterprise")))
+		created := w.At
 		phase, when := "lead", w.At
 		for range 2 + rng.IntN(6) {
 			// a length of stay: whole days (shared hundredths), or to the microsecond
@@ -85,6 +87,7 @@ func generate(rng *rand.Rand, n int, backDated bool) string {
 			w.Line("contact-"+id, "contact.phase_changed.v1", fmt.Sprintf(`{"contact_id":%q,"from":%q,"to":%q,"rule":"forward"}`, id, phase, to))
 			phase = to
 		}
+		w.MergeSome("g", i, created)
 	}
 	return w.String()
 }

@@ -32,9 +32,10 @@ type Params struct {
 	// Owner and Segment keep the contacts whose current owner / segment is this one.
 	Owner   string `json:"owner,omitempty"`
 	Segment string `json:"segment,omitempty"`
-	// AsOf, when set, is the business time of the question: only contacts captured, visits
-	// entered, phase changes and touchpoints that occurred at or before it count. Zero means
-	// everything known.
+	// AsOf, when set, is the business time of the question: only contacts captured at or
+	// before it and not merged into another contact by then, and visits entered, phase
+	// changes and touchpoints that occurred at or before it, count. Zero means everything
+	// known.
 	AsOf time.Time `json:"as_of,omitzero"`
 	// ByStage adds the map with the phases grouped into the five journey stages.
 	ByStage bool `json:"by_stage,omitempty"`
@@ -120,8 +121,9 @@ type filter struct {
 }
 
 func (p Params) filter() (filter, error) {
-	f := filter{asOf: asOfMicros(p.AsOf), where: ` c.created_at <= ?`}
-	f.args = append(f.args, f.asOf)
+	// A merged duplicate is a contact of the cohort until its merge, none from then on.
+	f := filter{asOf: asOfMicros(p.AsOf), where: ` c.created_at <= ? AND (c.merged_at IS NULL OR c.merged_at > ?)`}
+	f.args = append(f.args, f.asOf, f.asOf)
 	if p.Cohort != "" {
 		if _, err := time.Parse(CohortLayout, p.Cohort); err != nil {
 			return filter{}, domain.Invalid("cohort", "%q is not a month of the form YYYY-MM", p.Cohort)
