@@ -29,6 +29,7 @@ type receiver struct {
 	secret    string
 	mu        sync.Mutex
 	taken     []int64 // positions answered 2xx, in the order taken
+	bodies    []string
 	ids       map[string]int64
 	requests  int
 	misbehave func(n int) string // "", "fail", "slow", "drop"
@@ -81,6 +82,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	defer r.mu.Unlock()
 	if _, dup := r.ids[req.Header.Get("webhook-id")]; !dup {
 		r.taken = append(r.taken, msg.Data.Position)
+		r.bodies = append(r.bodies, string(body))
 	}
 	r.ids[req.Header.Get("webhook-id")] = msg.Data.Position
 	w.WriteHeader(http.StatusNoContent)

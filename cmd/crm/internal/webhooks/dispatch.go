@@ -228,6 +228,13 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 		return false, err
 	}
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Read again: the person may have been erased since, and a retry must carry
+			// the event as it reads now.
+			if body, err = s.freshPayload(ctx, e.ID); err != nil {
+				return false, err
+			}
+		}
 		code, sendErr := s.send(ctx, *sub, d.ID, body)
 		now := s.cfg.Now()
 		if ctx.Err() != nil {
@@ -341,4 +348,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// freshPayload is the body of the event id as the store reads it now.
+func (s *Service) freshPayload(ctx context.Context, id string) ([]byte, error) {
+	e, err := s.cfg.Store.EventByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return payload(e)
 }
