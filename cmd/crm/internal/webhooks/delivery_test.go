@@ -88,6 +88,20 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// subscribe creates a subscription of svc to types sent to the receiver, which then checks
+// its signatures.
+func (r *receiver) subscribe(t *testing.T, svc *webhooks.Service, types ...string) webhooks.Subscription {
+	t.Helper()
+	sub, err := svc.Create(context.Background(), admin, webhooks.CreateRequest{URL: r.srv.URL, EventTypes: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.secret = sub.Secret
+	r.mu.Unlock()
+	return sub
+}
+
 func (r *receiver) positions() []int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -166,13 +180,7 @@ func TestDeliveryIsAtLeastOnceInOrderThroughFailuresAndRestarts(t *testing.T) {
 		flaky.mu.Lock()
 		flaky.secret = a.Secret
 		flaky.mu.Unlock()
-		b, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: stuck.srv.URL, EventTypes: []string{"contact.*"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stuck.mu.Lock()
-		stuck.secret = b.Secret
-		stuck.mu.Unlock()
+		b := stuck.subscribe(t, svc, "contact.*")
 		cmds := commands.NewHandler(store)
 		stop := run(t, svc)
 		want := contacts(t, cmds, 10)

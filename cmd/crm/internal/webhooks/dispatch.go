@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -218,22 +219,28 @@ func (s *Service) step(ctx context.Context, sub Subscription) (idle bool, err er
 // deliver sends e to the subscription until it is taken (true), the subscription is
 // disabled (false), or ctx ends.
 func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.Event) (bool, error) {
-	body, err := payload(e)
-	if err != nil {
-		return false, err
-	}
 	d := Delivery{ID: deliveryID(sub.ID, e.ID), SubscriptionID: sub.ID, Position: e.Position, EventID: e.ID, EventType: e.Type,
 		CreatedAt: s.cfg.Now()}
 	if err := s.store.ensureDelivery(ctx, d); err != nil {
 		return false, err
 	}
+	_, stored := e.Stored()
+	personal := codec.IsSealed(stored)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			// Read again: the person may have been erased since, and a retry must carry
-			// the event as it reads now.
-			if body, err = s.freshPayload(ctx, e.ID); err != nil {
-				return false, err
-			}
+		// An event with personal data, and any event tried again, is read again: the person
+		// may have been erased since it was read (while the events ahead of it, or this one,
+		// were retried), and each attempt carries the event as it reads now.
+		var (
+			body []byte
+			err  error
+		)
+		if attempt > 0 || personal {
+			body, err = s.freshPayload(ctx, e.ID)
+		} else {
+			body, err = payload(e)
+		}
+		if err != nil {
+			return false, err
 		}
 		code, sendErr := s.send(ctx, *sub, d.ID, body)
 		now := s.cfg.Now()
