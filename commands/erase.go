@@ -26,7 +26,7 @@ type EraseContact struct {
 }
 
 // EraseContact destroys the contact's key, then records contact.erased.v1 (the reason is also
-// the event's metadata reason unless the request gave one). A retry after a failure between
+// the event's metadata reason unless the request gave one; neither may name the person). A retry after a failure between
 // the two records the erasure. A contact whose data was stored before sealing existed is
 // refused: its personal data is in the log in clear, and destroying a key would erase nothing.
 func (h *Handler) EraseContact(ctx context.Context, m Meta, cmd EraseContact) (Result, error) {
@@ -42,6 +42,10 @@ func (h *Handler) EraseContact(ctx context.Context, m Meta, cmd EraseContact) (R
 	return onContact(ctx, h, m, "EraseContact", cmd.ContactID, cmd, func(c *contact.Contact, _ ids) ([]domain.Event, error) {
 		events, err := c.Erase(cmd.Reason)
 		if err != nil {
+			return nil, err
+		}
+		// The metadata reason (X-Reason) is kept in clear beside the event.
+		if err := c.CheckReasonNamesNobody(m.Reason); err != nil {
 			return nil, err
 		}
 		if err := h.shredder.Destroy(ctx, c.ID); err != nil {

@@ -41,18 +41,20 @@ func TestEraseContact(t *testing.T) {
 
 	tests := []struct {
 		name, id, reason string
+		metaReason       string // X-Reason: the event's metadata reason, kept in clear too
 		wantCode         domain.Code
 		wantMessage      string
 	}{
-		{"a contact recorded in clear is refused, saying why", before.ID, "request 12", domain.CodeRefused, "recorded before personal data was sealed"},
-		{"a reason is required", sealed.ID, "", domain.CodeInvalid, "reason"},
-		{"a reason naming the person is refused", sealed.ID, "Yui Sato asked", domain.CodeInvalid, "names the person"},
-		{"an unknown contact is not found", "00000000-0000-0000-0000-000000000000", "request 12", domain.CodeNotFound, ""},
-		{"a sealed contact is erased", sealed.ID, "request 12", "", ""},
-		{"erasing twice is a conflict", sealed.ID, "request 12", domain.CodeConflict, "erased already"},
+		{"a contact recorded in clear is refused, saying why", before.ID, "request 12", "", domain.CodeRefused, "recorded before personal data was sealed"},
+		{"a reason is required", sealed.ID, "", "", domain.CodeInvalid, "reason"},
+		{"a reason naming the person is refused", sealed.ID, "Yui Sato asked", "", domain.CodeInvalid, "names the person"},
+		{"a metadata reason naming the person is refused", sealed.ID, "request 12", "asked by yui@example.com", domain.CodeInvalid, "names the person"},
+		{"an unknown contact is not found", "00000000-0000-0000-0000-000000000000", "request 12", "", domain.CodeNotFound, ""},
+		{"a sealed contact is erased", sealed.ID, "request 12", "ticket 7", "", ""},
+		{"erasing twice is a conflict", sealed.ID, "request 12", "", domain.CodeConflict, "erased already"},
 	}
 	for _, tt := range tests { // in order: the erasure is a fact for the rows after it
-		_, err := h.EraseContact(ctx, commands.Meta{Actor: "admin"}, commands.EraseContact{ContactID: tt.id, Reason: tt.reason})
+		_, err := h.EraseContact(ctx, commands.Meta{Actor: "admin", Reason: tt.metaReason}, commands.EraseContact{ContactID: tt.id, Reason: tt.reason})
 		if domain.ErrorCode(err) != tt.wantCode || (err != nil && !strings.Contains(err.Error(), tt.wantMessage)) {
 			t.Errorf("%s: %v, want code %q %q", tt.name, err, tt.wantCode, tt.wantMessage)
 		}

@@ -60,9 +60,11 @@ func startErasureServer(t *testing.T, env map[string]string) *erasureServer {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	token, err := os.ReadFile(filepath.Join(env["CRM_DATA_DIR"], "admin.token"))
-	if err != nil {
-		t.Fatal(err)
+	token := []byte(env["CRM_TOKENS"][strings.LastIndex(env["CRM_TOKENS"], ":")+1:]) // CRM_TOKENS=role:name:token
+	if env["CRM_TOKENS"] == "" {
+		if token, err = os.ReadFile(filepath.Join(env["CRM_DATA_DIR"], "admin.token")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var once sync.Once
 	s := &erasureServer{t: t, base: "http://" + addr, token: strings.TrimSpace(string(token)), env: env}
@@ -457,5 +459,45 @@ func checkHistory(t *testing.T, s *erasureServer, id string) {
 	if !history.Intact || first.Type != "contact.created.v2" || !strings.Contains(strings.ToLower(string(first.Data)), secret) ||
 		strings.Contains(strings.ToLower(string(first.DataB64)), secret) || !strings.Contains(string(first.DataB64), `"sealed":"`+id+`:`) {
 		t.Errorf("history before the erasure: intact %v, %s, data %s, stored %s", history.Intact, first.Type, first.Data, first.DataB64)
+	}
+}
+
+// Two servers of one PostgreSQL deployment: the person is written and read on one, erased on
+// the other. Afterwards neither shows the person's data: not the server that kept the key
+// in memory from before (its export, history, time travel and the read models it may
+// rebuild), nor the one that erased.
+func TestErasureOnAnotherServer(t *testing.T) {
+	t.Parallel()
+	store := freshSchema(t)
+	auditKey := filepath.Join(t.TempDir(), "audit.key")
+	env := func() map[string]string {
+		return map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir(), "CRM_AUDIT_KEY_FILE": auditKey,
+			"CRM_TOKENS": "admin:admin:" + clusterToken, "CRM_LOG_LEVEL": "error"}
+	}
+	first := startErasureServer(t, env()) // started first: it holds the leases, the purges' too
+	second := startErasureServer(t, env())
+	id, at := first.writePerson()
+	for _, s := range []*erasureServer{first, second} {
+		if got := s.answers(id, at); !strings.Contains(strings.ToLower(got), secret) {
+			t.Fatalf("the answers do not show the person before the erasure: the test would prove nothing: %s", got)
+		}
+	}
+	checkExport(t, first, id)
+
+	if code := second.do("POST", "/v1/contacts/"+id+"/erase", `{"reason":"right to erasure, request 2025-18"}`, nil); code != http.StatusOK {
+		t.Fatalf("erase: %d", code)
+	}
+	waitPurged(t, second, id)
+	for name, s := range map[string]*erasureServer{"the server that erased": second, "the other server": first} {
+		var export, history any
+		s.must("GET", "/v1/contacts/"+id+"/export", "", &export)
+		s.must("GET", "/v1/contacts/"+id+"/history", "", &history)
+		got, _ := json.Marshal([]any{export, history})
+		if strings.Contains(strings.ToLower(string(got)), secret) {
+			t.Errorf("%s: the export or history still shows the person: %s", name, got)
+		}
+		if got := s.answers(id, at); strings.Contains(strings.ToLower(got), secret) {
+			t.Errorf("%s: an answer still shows the person: %s", name, got)
+		}
 	}
 }

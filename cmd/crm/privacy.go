@@ -26,6 +26,10 @@ type purger struct {
 	travel *timetravel.TimeTravel
 	ps     []projections.Projection
 	cmds   *commands.Handler
+	// forget drops a contact's keys from this process's memory: another server may have
+	// destroyed them, and a rebuild reading through keys kept from before would derive the
+	// person's data again.
+	forget func(contactID string)
 	log    watermill.LoggerAdapter
 }
 
@@ -34,6 +38,7 @@ type purger struct {
 // command cache and, on SQLite, vacuums the read-model file and truncates its WAL, so that no
 // page of any file keeps what the rebuilt sets no longer hold.
 func (p *purger) Purge(ctx context.Context, contactID string, position int64) error {
+	p.forget(contactID)
 	p.cmds.DropCache()
 	for _, proj := range p.ps {
 		if _, err := p.runner.WaitFor(ctx, proj.Name(), position, time.Minute); err != nil {

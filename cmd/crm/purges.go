@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -33,6 +34,13 @@ type purgeQueue struct {
 	log    watermill.LoggerAdapter
 	// dropCaches empties what this process keeps in memory that may hold erased data.
 	dropCaches []func()
+	// forget drops the keys of an erased contact that this process keeps in memory: the
+	// erasure may have destroyed them on another server.
+	forget func(contactID string)
+
+	// dropped is the end (done_at) of the latest purge after which this process's caches
+	// were emptied.
+	dropped atomic.Int64
 
 	wake chan struct{}
 	wg   sync.WaitGroup
@@ -84,6 +92,11 @@ func (q *purgeQueue) State(ctx context.Context, contactID string) (httpapi.Erasu
 	st.StartedAt = time.UnixMicro(started).UTC()
 	if done.Valid {
 		st.DoneAt = time.UnixMicro(done.Int64).UTC()
+	}
+	if st.State == "done" {
+		// Run, maybe, on another server: this one empties its caches before it says done,
+		// lest an answer it kept from before the purge be given after.
+		q.dropUpTo(done.Int64)
 	}
 	return st, true, nil
 }
@@ -156,30 +169,84 @@ func (q *purgeQueue) run(ctx context.Context, id string, position int64) error {
 		state, detail = "failed", purgeErr.Error()
 		q.log.Error("Erasure purge failed", purgeErr, watermill.LogFields{"contact_id": id})
 	}
+	doneAt := time.Now().UnixMicro()
 	if _, err := q.db.SQL.ExecContext(ctx, q.db.Dialect.Rebind(`UPDATE erasure_purges SET state = ?, error = ?, done_at = ?
-		WHERE contact_id = ?`), state, detail, time.Now().UnixMicro(), id); err != nil {
+		WHERE contact_id = ?`), state, detail, doneAt, id); err != nil {
 		return fmt.Errorf("record end of purge of %s: %w", id, err)
 	}
-	q.drop()
+	q.dropUpTo(doneAt)
 	return nil
 }
 
-// watchEnds empties this process's caches each time a purge ends, on this server or another.
+// watchEnds forgets the keys of each contact erased, on this server or another, and empties
+// this process's caches each time a purge ends.
 func (q *purgeQueue) watchEnds(ctx context.Context) {
-	var last int64
+	forgotten := map[string]bool{}
 	for first := true; ; first = false {
+		if err := q.forgetErased(ctx, forgotten); err != nil && ctx.Err() == nil {
+			q.log.Error("Erased contacts not read", err, nil)
+		}
 		var latest sql.NullInt64
 		err := q.db.SQL.QueryRowContext(ctx, `SELECT max(done_at) FROM erasure_purges WHERE state = 'done'`).Scan(&latest)
-		if err == nil && latest.Int64 > last {
-			if !first { // at start the caches are empty
-				q.drop()
+		if err == nil {
+			if first { // at start the caches are empty
+				q.dropped.Store(latest.Int64)
 			}
-			last = latest.Int64
+			q.dropUpTo(latest.Int64)
 		}
 		if !sleep(ctx, purgePoll) {
 			return
 		}
 	}
+}
+
+// dropUpTo empties this process's caches unless they were emptied after the purge that
+// ended at doneAt (microseconds) was recorded.
+func (q *purgeQueue) dropUpTo(doneAt int64) {
+	for {
+		last := q.dropped.Load()
+		if doneAt <= last {
+			return
+		}
+		if q.dropped.CompareAndSwap(last, doneAt) {
+			q.drop()
+			return
+		}
+	}
+}
+
+// forgetErased forgets the keys of the contacts erased since the last call (those not in
+// forgotten, which it adds them to). Erasures are rare: their count tells whether any is new.
+func (q *purgeQueue) forgetErased(ctx context.Context, forgotten map[string]bool) error {
+	if q.forget == nil {
+		return nil
+	}
+	var n int
+	if err := q.db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM erasure_purges`).Scan(&n); err != nil {
+		return fmt.Errorf("count erasures: %w", err)
+	}
+	if n == len(forgotten) {
+		return nil
+	}
+	rows, err := q.db.SQL.QueryContext(ctx, `SELECT contact_id FROM erasure_purges`)
+	if err != nil {
+		return fmt.Errorf("read erasures: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("read erasures: %w", err)
+		}
+		if !forgotten[id] {
+			q.forget(id)
+			forgotten[id] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read erasures: %w", err)
+	}
+	return nil
 }
 
 func (q *purgeQueue) drop() {

@@ -105,8 +105,8 @@ func newBackground(ctx context.Context, store eventstore.Store, db *projections.
 }
 
 // purger is what follows an erasure here.
-func (b *background) purger(cmds *commands.Handler) *purger {
-	return &purger{store: b.store, db: b.db, runner: b.runner, travel: b.travel, ps: b.ps, cmds: cmds, log: b.log}
+func (b *background) purger(cmds *commands.Handler, forget func(contactID string)) *purger {
+	return &purger{store: b.store, db: b.db, runner: b.runner, travel: b.travel, ps: b.ps, cmds: cmds, forget: forget, log: b.log}
 }
 
 // start runs the background work until the returned stop is called; stop waits for it.

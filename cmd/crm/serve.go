@@ -129,11 +129,13 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		TimeTravel: bg.travel, AnswerCache: answerCache, AnswerMaxStale: answerMaxStale})
 	// The purges that follow erasures are recorded in the read-model database: one cut short
 	// by a stop or a crash is finished after the next start, by this server or another.
-	purges, err := newPurgeQueue(ctx, db, bg.purger(cmds), bg.leases.Hold, bg.log)
+	forget := sealed.Codec().Forget
+	purges, err := newPurgeQueue(ctx, db, bg.purger(cmds, forget), bg.leases.Hold, bg.log)
 	if err != nil {
 		return err
 	}
-	purges.dropCaches = []func(){cmds.DropCache, api.DropKeptAnswers}
+	purges.dropCaches = []func(){cmds.DropCache, api.DropKeptAnswers, bg.travel.Forget}
+	purges.forget = forget
 	api.MountPrivacy(httpapi.Privacy{Raw: sealed.Unwrap(), Codec: sealed.Codec(), Purges: purges})
 	defer purges.start()()
 	api.MountWebhooks(hooks)

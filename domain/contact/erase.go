@@ -3,6 +3,7 @@ package contact
 import (
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/eventcrm/crm/domain"
 )
@@ -31,13 +32,36 @@ func (c *Contact) Erase(reason string) ([]domain.Event, error) {
 	if strings.TrimSpace(reason) == "" {
 		return nil, domain.Invalid("reason", "is required: say why the person is erased (without naming them)")
 	}
-	low := strings.ToLower(reason)
-	for _, v := range []string{c.Name, c.Email, c.Phone} {
-		if len(strings.TrimSpace(v)) >= 3 && strings.Contains(low, strings.ToLower(strings.TrimSpace(v))) {
-			return nil, domain.Invalid("reason", "names the person: the reason stays in the log in clear, so it must not hold their name, email or phone")
-		}
+	if err := c.CheckReasonNamesNobody(reason); err != nil {
+		return nil, err
 	}
 	return []domain.Event{&Erased{ContactID: c.ID}}, nil
+}
+
+// CheckReasonNamesNobody refuses a reason that holds the contact's name (as shown, in either
+// order of its parts, or its reading), email or phone, however spaced or in whatever case:
+// a reason stays in the log in clear, for good.
+func (c *Contact) CheckReasonNamesNobody(reason string) error {
+	low := squeeze(reason)
+	n := c.NameParts
+	for _, v := range []string{c.Name, c.Email, c.Phone, n.Family + n.Given, n.Given + n.Family,
+		n.FamilyReading + n.GivenReading, n.GivenReading + n.FamilyReading} {
+		if v := squeeze(v); len(v) >= 3 && strings.Contains(low, v) {
+			return domain.Invalid("reason", "names the person: the reason stays in the log in clear, so it must not hold their name, email or phone")
+		}
+	}
+	return nil
+}
+
+// squeeze is s in lower case without spaces and the marks a name or phone number is written
+// with or without ("佐藤 花子" and "佐藤花子", "090-5555" and "090 5555").
+func squeeze(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || strings.ContainsRune("-‐－・()（）", r) {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, s)
 }
 
 // applyErased forgets the personal data the state held.

@@ -32,6 +32,30 @@ func TestErase(t *testing.T) {
 	})
 }
 
+// The reason stays in the log in clear: it may not hold the person's name however it is
+// written (without the space a Japanese name is often written without, in the other order,
+// as its reading), nor the email or phone; what only resembles them is a reason.
+func TestEraseRefusesAReasonNamingThePerson(t *testing.T) {
+	t.Parallel()
+	named := []domain.Event{&contact.Created{ContactID: contactID, Channel: contact.ChannelSeminar, Owner: "alice",
+		Name:  contact.PersonName{Family: "佐藤", Given: "花子", FamilyReading: "サトウ", GivenReading: "ハナコ"},
+		Email: "hanako@example.jp", Phone: "+81 90-5555-0199"}}
+	latin := []domain.Event{&contact.Created{ContactID: contactID, Channel: contact.ChannelSeminar, Owner: "alice",
+		Name: contact.PersonName{Family: "Sato", Given: "Hanako"}}}
+	names := "reason: names the person"
+	domaintest.Run(t, []contactCase{
+		{Name: "the name as shown", Given: named, When: erase("佐藤 花子 asked"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the name without its space", Given: named, When: erase("佐藤花子さんの依頼"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the reading", Given: named, When: erase("request of サトウ ハナコ"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the reading without its space", Given: named, When: erase("サトウハナコ"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the given name first", Given: latin, When: erase("request of Hanako Sato"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the email in capitals", Given: named, When: erase("HANAKO@EXAMPLE.JP wrote"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "the phone written otherwise", Given: named, When: erase("call from +81 90 5555 0199"), WantCode: domain.CodeInvalid, WantMessage: names},
+		{Name: "a reason that names someone else", Given: named, When: erase("request 2025-17, handled by 鈴木"),
+			Then: []domain.Event{&contact.Erased{ContactID: contactID}}},
+	})
+}
+
 func TestErasedStateHoldsNoPersonalData(t *testing.T) {
 	t.Parallel()
 	c := domaintest.Fold[contact.Contact](append(existing(),

@@ -607,18 +607,32 @@ func newAEAD(subject string, key []byte) (cipher.AEAD, error) {
 // subject's sealed data reads as erased.
 func (c *Codec) Destroy(ctx context.Context, subject string) error {
 	c.mu.Lock()
-	delete(c.sealers, subject)
-	for ref := range c.openers {
-		if ref == subject || strings.HasPrefix(ref, subject+":") {
-			delete(c.openers, ref)
-		}
-	}
+	c.forgetLocked(subject)
 	c.erased[subject] = true
 	c.mu.Unlock()
 	if err := c.keys.Destroy(ctx, subject); err != nil {
 		return err
 	}
 	return nil
+}
+
+// Forget drops the keys of subject this codec keeps in memory, so that its next read asks
+// the key store again: after a key was destroyed by another process (another server of the
+// deployment), that read finds it destroyed, and the subject's data reads as erased.
+func (c *Codec) Forget(subject string) {
+	c.mu.Lock()
+	c.forgetLocked(subject)
+	c.mu.Unlock()
+}
+
+// forgetLocked drops subject's cached keys; it is called with c.mu held.
+func (c *Codec) forgetLocked(subject string) {
+	delete(c.sealers, subject)
+	for ref := range c.openers {
+		if ref == subject || strings.HasPrefix(ref, subject+":") {
+			delete(c.openers, ref)
+		}
+	}
 }
 
 // IsSealed reports whether stored data holds a sealed box.

@@ -329,3 +329,32 @@ func TestSealNewSubject(t *testing.T) {
 		})
 	}
 }
+
+// Two codecs over one key store (two servers of one PostgreSQL deployment): a subject's key
+// destroyed through one is still in the other's memory, which reads the data until it is
+// told to forget the subject; from then on it reads the subject as erased.
+func TestForgetDropsAKeyDestroyedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	k := newKeys(t)
+	here, there := newCodec(t, k), newCodec(t, k)
+	stored, err := there.Seal(ctx, "e1", "p.only.v1", []byte(`{"contact_id":"c1","text":"secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eventstore.Event{ID: "e1", Stream: "contact-c1", Version: 1, Type: "p.only.v1", Data: stored}
+	if got, _, err := there.Read(ctx, e); err != nil || !strings.Contains(string(got.Data), "secret") {
+		t.Fatalf("read before the erasure: %s, %v", got.Data, err)
+	}
+	if err := here.Destroy(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	there.Forget("c1")
+	there.Forget("never-seen") // a subject it never read: nothing to do
+	got, reading, err := there.Read(ctx, e)
+	if err != nil || reading != codec.Erased || strings.Contains(string(got.Data), "secret") {
+		t.Errorf("read after the erasure elsewhere: %s, %v, %v", got.Data, reading, err)
+	}
+	if stored, err := there.Seal(ctx, "e2", "p.only.v1", []byte(`{"contact_id":"c1","text":"secret"}`)); err != nil || string(stored) != `{"contact_id":"c1"}` {
+		t.Errorf("sealed after the erasure elsewhere: %s, %v", stored, err)
+	}
+}

@@ -104,6 +104,8 @@ type travelSet struct {
 	db   *projections.DB // the set's own database (a file) on SQLite; nil when t is in the read models'
 	refs int
 	used int64
+	// forgotten: taken out of the cache while read (see Forget); its last reader drops it.
+	forgotten bool
 }
 
 // NewTimeTravel returns time travel over the projections ps.
@@ -450,7 +452,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	key := travelKey{name: name, position: position}
 	if s, ok := tt.hold(key); ok {
 		ts.DB, ts.Tables = tt.dbOf(s), s.t
-		return ts, tt.releaser(key), nil
+		return ts, tt.releaser(s), nil
 	}
 	tt.buildMu.Lock()
 	defer tt.buildMu.Unlock()
@@ -462,7 +464,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	}
 	if s, ok := tt.hold(key); ok { // built while this one waited
 		ts.DB, ts.Tables = tt.dbOf(s), s.t
-		return ts, tt.releaser(key), nil
+		return ts, tt.releaser(s), nil
 	}
 	base, hasBase, err := tt.nearest(ctx, p, position)
 	if err != nil {
@@ -499,7 +501,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	tt.cache[key] = s
 	tt.evictLocked()
 	ts.DB, ts.Tables = tt.dbOf(s), s.t
-	return ts, tt.releaser(key), nil
+	return ts, tt.releaser(s), nil
 }
 
 // dbOf is the database that holds the temporary set s, as its readers see it: frozen, since
@@ -553,17 +555,39 @@ func (tt *TimeTravel) hold(key travelKey) (*travelSet, bool) {
 	return s, true
 }
 
-func (tt *TimeTravel) releaser(key travelKey) func() {
+func (tt *TimeTravel) releaser(s *travelSet) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			tt.mu.Lock()
-			if s := tt.cache[key]; s != nil {
-				s.refs--
+			s.refs--
+			if s.forgotten && s.refs == 0 && !tt.closed {
+				tt.drops.Go(func() { _ = tt.dropAll(context.Background(), []*travelSet{s}) })
 			}
 			tt.evictLocked()
 		})
 	}
+}
+
+// Forget takes every temporary set out of this process's cache, so that the next question
+// about an earlier moment builds its set again from the log: after an erasure, possibly
+// purged by another server, a set built before holds the person's data. The sets are
+// dropped in the background, those being read once their last reader is done.
+func (tt *TimeTravel) Forget() {
+	tt.mu.Lock()
+	var idle []*travelSet
+	for k, s := range tt.cache {
+		delete(tt.cache, k)
+		if s.refs > 0 {
+			s.forgotten = true
+			continue
+		}
+		idle = append(idle, s)
+	}
+	if !tt.closed && len(idle) > 0 {
+		tt.drops.Go(func() { _ = tt.dropAll(context.Background(), idle) })
+	}
+	tt.mu.Unlock()
 }
 
 // evictable removes from the cache, and returns, the least recently used sets nobody reads

@@ -136,6 +136,11 @@ func (s *Server) export(r *http.Request) (any, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if c.Erased {
+		// Erased on another server, maybe a moment ago: the key this codec may still keep
+		// from before must not open the person's data.
+		s.privacy.Codec.Forget(id)
+	}
 	out := Export{ContactID: id, ExportedAt: time.Now().UTC(), Erased: c.Erased, Contact: c, Events: []ExportEvent{}}
 	needle := []byte(id)
 	deals := map[string]bool{}

@@ -31,6 +31,7 @@ type receiver struct {
 	secret    string
 	mu        sync.Mutex
 	taken     []int64 // positions answered 2xx, in the order taken
+	bodies    []string
 	ids       map[string]int64
 	requests  int
 	misbehave func(n int) string // "", "fail", "slow", "drop"
@@ -83,6 +84,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	defer r.mu.Unlock()
 	if _, dup := r.ids[req.Header.Get("webhook-id")]; !dup {
 		r.taken = append(r.taken, msg.Data.Position)
+		r.bodies = append(r.bodies, string(body))
 	}
 	r.ids[req.Header.Get("webhook-id")] = msg.Data.Position
 	w.WriteHeader(http.StatusNoContent)
@@ -179,13 +181,7 @@ func TestDeliveryIsAtLeastOnceInOrderThroughFailuresAndRestarts(t *testing.T) {
 		flaky.mu.Lock()
 		flaky.secret = a.Secret
 		flaky.mu.Unlock()
-		b, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: stuck.srv.URL, EventTypes: []string{"contact.*"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stuck.mu.Lock()
-		stuck.secret = b.Secret
-		stuck.mu.Unlock()
+		b := stuck.subscribe(t, svc, "contact.*")
 		cmds := commands.NewHandler(store)
 		stop := run(t, svc)
 		want := contacts(t, cmds, 10)

@@ -13,6 +13,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/webhook"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/codec"
 	"github.com/eventcrm/crm/projections"
 )
 
@@ -259,16 +260,29 @@ func (s *Service) current(ctx context.Context, sub *Subscription, checked *int64
 // deliver sends e to the subscription until it is taken (true), the subscription is
 // disabled (false), or ctx ends.
 func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.Event) (bool, error) {
-	body, err := payload(e)
-	if err != nil {
-		return false, err
-	}
 	d := Delivery{ID: deliveryID(sub.ID, e.ID), SubscriptionID: sub.ID, Position: e.Position, EventID: e.ID, EventType: e.Type,
 		CreatedAt: s.cfg.Now()}
 	if err := s.store.ensureDelivery(ctx, d); err != nil {
 		return false, err
 	}
+	_, stored := e.Stored()
+	personal := codec.IsSealed(stored)
 	for attempt := 0; ; attempt++ {
+		// An event with personal data, and any event tried again, is read again: the person
+		// may have been erased since it was read (while the events ahead of it, or this one,
+		// were retried), and each attempt carries the event as it reads now.
+		var (
+			body []byte
+			err  error
+		)
+		if attempt > 0 || personal {
+			body, err = s.freshPayload(ctx, e.ID)
+		} else {
+			body, err = payload(e)
+		}
+		if err != nil {
+			return false, err
+		}
 		code, sendErr := s.send(ctx, *sub, d.ID, body)
 		now := s.cfg.Now()
 		if ctx.Err() != nil {
@@ -389,4 +403,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// freshPayload is the body of the event id as the store reads it now.
+func (s *Service) freshPayload(ctx context.Context, id string) ([]byte, error) {
+	e, err := s.cfg.Store.EventByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return payload(e)
 }

@@ -392,11 +392,7 @@ func (s *Service) Redeliver(ctx context.Context, id, deliveryID string) (Deliver
 	if err != nil {
 		return Delivery{}, err
 	}
-	e, err := s.cfg.Store.EventByID(ctx, d.EventID)
-	if err != nil {
-		return Delivery{}, fmt.Errorf("event %s: %w", d.EventID, err)
-	}
-	body, err := payload(e)
+	body, err := s.freshPayload(ctx, d.EventID)
 	if err != nil {
 		return Delivery{}, err
 	}
