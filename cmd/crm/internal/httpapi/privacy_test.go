@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,9 +14,7 @@ import (
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
 	"github.com/eventcrm/crm/cmd/crm/internal/httpapi"
 	"github.com/eventcrm/crm/commands"
-	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/eventstore/codec"
-	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/projections/projectiontest"
 )
@@ -35,15 +32,7 @@ func newPrivacyAPI(t *testing.T, p httpapi.Privacy) (*api, *postgres.Store) {
 		t.Fatalf("open postgres at %s (set CRM_TEST_POSTGRES_URL): %v", projectiontest.PostgresURL(), err)
 	}
 	t.Cleanup(func() { _ = raw.Close() })
-	k, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	c, err := codec.New(codec.Config{Keys: k, Personal: catalog.Personal(), SubjectMember: catalog.SubjectMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := projectiontest.SealingCodec(t, "")
 	sealed := codec.NewStore(raw, c)
 	tokens, err := auth.ParseTokens("web:app:" + appToken + ",aud:auditor:" + auditorToken)
 	if err != nil {
