@@ -135,8 +135,9 @@ type ExportEvent struct {
 
 const exportBatch = 10_000
 
-// export reads the whole log once, up to its head when asked: the stored rows that name the contact (its id is in clear)
-// are opened, and so are the events of the deals opened for it.
+// export reads the whole log once, up to at least its head when asked: the stored rows that
+// name the contact (its id is in clear) are opened, and so are the events of the deals opened
+// for it.
 func (s *Server) export(r *http.Request) (any, int64, error) {
 	ctx, id := r.Context(), pathID(r)
 	if s.privacy == nil {
@@ -220,7 +221,7 @@ func (p *Privacy) readLog(ctx context.Context, each func(eventstore.Event) error
 		case after >= head:
 			return nil
 		case time.Since(moved) >= gapWait:
-			return fmt.Errorf("the log is held at position %d, before its head %d, by an append still committing after %v: %w",
+			return fmt.Errorf("the log is held at position %d, before its head %d, for %v by an append still committing: %w",
 				after, head, gapWait, context.DeadlineExceeded)
 		case len(batch) == 0:
 			// The reader has waited at the gap already; ask again shortly.
