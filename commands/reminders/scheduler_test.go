@@ -2,7 +2,6 @@ package reminders_test
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -10,12 +9,10 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/commands/reminders"
-	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/domain/contact"
 	"github.com/eventcrm/crm/domain/settings"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/codec"
-	"github.com/eventcrm/crm/eventstore/keys"
 	"github.com/eventcrm/crm/projections"
 	"github.com/eventcrm/crm/projections/projectiontest"
 	"github.com/eventcrm/crm/projections/readmodel"
@@ -237,15 +234,7 @@ func TestDeadlinesPassedOverHoldBackNothing(t *testing.T) {
 func TestMergedAndErasedContactsHaveNoDeadlines(t *testing.T) {
 	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
 		ctx := context.Background()
-		k, err := keys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = k.Close() })
-		c, err := codec.New(codec.Config{Keys: k, Personal: catalog.Personal(), SubjectMember: catalog.SubjectMember})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := projectiontest.SealingCodec(t, "")
 		sealed := codec.NewStore(store, c)
 		p, live := liveSchedule(t, sealed, db)
 		cmds := commands.NewHandler(sealed, commands.WithShredder(c))

@@ -31,6 +31,8 @@ func baseContact() contact.Create {
 	return contact.Create{ContactID: "check", Name: "check", Channel: string(contact.ChannelOther), Owner: "check"}
 }
 
+func (contactRows) personal() []string { return []string{"name", "email", "phone"} }
+
 func (contactRows) check(ctx context.Context, e env, r row) ([]Problem, error) {
 	var ps []Problem
 	for _, f := range []struct {

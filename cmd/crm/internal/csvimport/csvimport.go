@@ -81,7 +81,7 @@ type Options struct {
 
 // Problem is a bad row, or a row the commands refused: Row numbers rows as a spreadsheet
 // does (the header is row 1); Column is the file's own header name, empty when the row as a
-// whole is wrong.
+// whole is wrong. Value is empty, and Why does not quote it, for a column of personal data.
 type Problem struct {
 	Row    int64  `json:"row"`
 	Column string `json:"column"`

@@ -25,6 +25,8 @@ func (dealRows) required() [][]string {
 	return [][]string{{"contact_key", "contact_id"}, {"title"}, {"amount"}, {"currency"}}
 }
 
+func (dealRows) personal() []string { return []string{"lost_note"} }
+
 // dealFields maps the fields of the deal commands to the columns that hold them.
 var dealFields = map[string]string{"reason": "lost_reason", "note": "lost_note"}
 

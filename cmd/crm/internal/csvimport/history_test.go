@@ -156,7 +156,7 @@ func TestMappedFileImports(t *testing.T) {
 	if rep.Encoding != csvimport.EncodingShiftJIS || rep.Created != 1 || rep.Refused != 1 {
 		t.Fatalf("report %+v", rep)
 	}
-	if p := rep.Problems[0]; p.Row != 3 || p.Column != "メール" || p.Value != "tanaka@" {
+	if p := rep.Problems[0]; p.Row != 3 || p.Column != "メール" || p.Value != "" || p.Why != "the value is not an email address" {
 		t.Fatalf("problem %+v", p)
 	}
 	c, err := h.Contact(context.Background(), commands.CreatedID(csvimport.KeyScope, "import:contacts:key:A-1"), commands.At{})

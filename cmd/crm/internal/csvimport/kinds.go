@@ -58,6 +58,9 @@ type kind interface {
 	// as alternatives.
 	columns() []string
 	required() [][]string
+	// personal lists the columns whose values are personal data (sealed in the log, see
+	// catalog.Personal): a report never quotes them.
+	personal() []string
 	// check returns the problems of a row's values; on a dry run also what the business
 	// rules would refuse given the log as it is. An error is the import's, not the row's.
 	check(ctx context.Context, e env, r row) ([]Problem, error)

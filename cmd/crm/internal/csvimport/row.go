@@ -31,6 +31,31 @@ func (r row) problem(col, format string, args ...any) Problem {
 	return Problem{Row: r.n, Column: r.headers[col], Value: r.vals[col], Why: fmt.Sprintf(format, args...)}
 }
 
+// withoutPersonal is p as a report keeps it: without the values of the row's columns of
+// personal data (personal), as its value or quoted in its reason. A report is kept apart from
+// the log (import_runs, a file it was saved to), where an erasure does not reach it.
+func (r row) withoutPersonal(p Problem, personal []string) Problem {
+	for _, col := range personal {
+		v, ok := r.vals[col]
+		if !ok {
+			continue
+		}
+		if p.Column != "" && p.Column == r.headers[col] {
+			p.Value = ""
+		}
+		if v == "" {
+			continue
+		}
+		p.Why = strings.ReplaceAll(p.Why, strconv.Quote(v), "the value")
+		// A reason that names the value otherwise is not kept; a value of one or two
+		// characters is part of too many words to tell.
+		if utf8.RuneCountInString(v) > 2 && strings.Contains(p.Why, v) {
+			p.Why = "refused: the reason quoted a value that may be personal data"
+		}
+	}
+	return p
+}
+
 // refusal is the problem of an error of the commands: a domain error names its field, which
 // is the column of the same name (fields maps the others).
 func (r row) refusal(err error, fields map[string]string) Problem {

@@ -53,14 +53,18 @@ func Run(ctx context.Context, h *commands.Handler, f *File, opts Options, progre
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
+				out, ps := refused, []Problem{}
 				if j.bad != nil {
-					results <- result{out: refused, problems: []Problem{*j.bad}}
-					continue
+					ps = append(ps, *j.bad)
+				} else {
+					var err error
+					if out, ps, err = doRow(ctx, e, f.kind, j.r); err != nil {
+						cancel(fmt.Errorf("row %d: %w", j.r.n, err))
+						continue
+					}
 				}
-				out, ps, err := doRow(ctx, e, f.kind, j.r)
-				if err != nil {
-					cancel(fmt.Errorf("row %d: %w", j.r.n, err))
-					continue
+				for i, p := range ps {
+					ps[i] = j.r.withoutPersonal(p, f.kind.personal())
 				}
 				results <- result{out: out, problems: ps}
 			}

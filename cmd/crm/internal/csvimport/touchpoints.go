@@ -21,6 +21,8 @@ func (touchpointRows) required() [][]string {
 	return [][]string{{"contact_key", "contact_id"}, {"kind"}}
 }
 
+func (touchpointRows) personal() []string { return []string{"note"} }
+
 func (touchpointRows) check(ctx context.Context, e env, r row) ([]Problem, error) {
 	var ps []Problem
 	if !r.has("contact_key") && !r.has("contact_id") {

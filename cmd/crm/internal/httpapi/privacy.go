@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/eventstore"
 	"github.com/eventcrm/crm/eventstore/codec"
+	"github.com/eventcrm/crm/projections"
 )
 
 // Privacy is what the erasure and the export need.
@@ -29,7 +31,15 @@ type Privacy struct {
 	// derived from the person's data while the key existed (read models, time-travel sets,
 	// caches).
 	Purges Purges
+	// GapWait bounds the wait of an export at one gap in the log before its head, for an
+	// append still committing (default DefaultGapWait); past it the export is refused, 503.
+	GapWait time.Duration
 }
+
+// DefaultGapWait is the default Privacy.GapWait: an append commits within milliseconds, and a
+// writer stuck mid-commit is answered well before the server's write timeout cuts the answer
+// off.
+const DefaultGapWait = 30 * time.Second
 
 // Purges is the durable record of the purges that follow erasures, shared by every server of
 // one read-model database.
@@ -125,8 +135,9 @@ type ExportEvent struct {
 
 const exportBatch = 10_000
 
-// export reads the whole log once: the stored rows that name the contact (its id is in clear)
-// are opened, and so are the events of the deals opened for it.
+// export reads the whole log once, up to at least its head when asked: the stored rows that
+// name the contact (its id is in clear) are opened, and so are the events of the deals opened
+// for it.
 func (s *Server) export(r *http.Request) (any, int64, error) {
 	ctx, id := r.Context(), pathID(r)
 	if s.privacy == nil {
@@ -144,38 +155,80 @@ func (s *Server) export(r *http.Request) (any, int64, error) {
 	out := Export{ContactID: id, ExportedAt: time.Now().UTC(), Erased: c.Erased, Contact: c, Events: []ExportEvent{}}
 	needle := []byte(id)
 	deals := map[string]bool{}
-	for after := int64(0); ; {
-		batch, err := s.privacy.Raw.ReadAll(ctx, after, exportBatch)
+	err = s.privacy.readLog(ctx, func(e eventstore.Event) error {
+		if !deals[e.Stream] && e.Stream != contact.StreamName(id) && !bytes.Contains(e.Data, needle) {
+			return nil
+		}
+		opened, reading, err := s.privacy.Codec.Read(ctx, e)
 		if err != nil {
-			return nil, 0, err
+			return err
+		}
+		var about struct {
+			ContactID string `json:"contact_id"`
+			DealID    string `json:"deal_id"`
+		}
+		_ = json.Unmarshal(opened.Data, &about)
+		if !deals[e.Stream] && e.Stream != contact.StreamName(id) && about.ContactID != id {
+			return nil
+		}
+		if opened.Type == deal.TypeOpened {
+			deals[e.Stream] = true
+		}
+		out.Events = append(out.Events, ExportEvent{Stream: e.Stream, Version: e.Version, Position: e.Position,
+			Type: opened.Type, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Actor: e.Metadata.Actor,
+			Reason: e.Metadata.Reason, Personal: readingName(reading), Data: json.RawMessage(opened.Data)})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("export of %s: %w", id, err)
+	}
+	return out, 0, nil
+}
+
+// readLog calls each with every event of the log, in order, up to at least the log's head
+// when it begins. A reader of the log stops before a position whose append is still
+// committing (on PostgreSQL), even when later events have committed: readLog waits there
+// until the head is reached, at most GapWait at one gap.
+func (p *Privacy) readLog(ctx context.Context, each func(eventstore.Event) error) error {
+	var head int64 // a store that does not tell its head is read until a short read
+	if h, ok := eventstore.HeadsOf(p.Raw); ok {
+		var err error
+		if head, err = h.LastPosition(ctx); err != nil {
+			return err
+		}
+	}
+	gapWait := p.GapWait
+	if gapWait <= 0 {
+		gapWait = DefaultGapWait
+	}
+	moved := time.Now()
+	for after := int64(0); ; {
+		batch, err := p.Raw.ReadAll(ctx, after, exportBatch)
+		if err != nil {
+			return fmt.Errorf("read the log after %d: %w", after, err)
 		}
 		for _, e := range batch {
-			if !deals[e.Stream] && e.Stream != contact.StreamName(id) && !bytes.Contains(e.Data, needle) {
-				continue
+			if err := each(e); err != nil {
+				return err
 			}
-			opened, reading, err := s.privacy.Codec.Read(ctx, e)
-			if err != nil {
-				return nil, 0, err
-			}
-			var about struct {
-				ContactID string `json:"contact_id"`
-				DealID    string `json:"deal_id"`
-			}
-			_ = json.Unmarshal(opened.Data, &about)
-			if !deals[e.Stream] && e.Stream != contact.StreamName(id) && about.ContactID != id {
-				continue
-			}
-			if opened.Type == deal.TypeOpened {
-				deals[e.Stream] = true
-			}
-			out.Events = append(out.Events, ExportEvent{Stream: e.Stream, Version: e.Version, Position: e.Position,
-				Type: opened.Type, OccurredAt: e.OccurredAt, RecordedAt: e.RecordedAt, Actor: e.Metadata.Actor,
-				Reason: e.Metadata.Reason, Personal: readingName(reading), Data: json.RawMessage(opened.Data)})
 		}
-		if len(batch) < exportBatch {
-			return out, 0, nil
+		if len(batch) > 0 {
+			after, moved = batch[len(batch)-1].Position, time.Now()
 		}
-		after = batch[len(batch)-1].Position
+		switch {
+		case len(batch) == exportBatch:
+			continue
+		case after >= head:
+			return nil
+		case time.Since(moved) >= gapWait:
+			return fmt.Errorf("the log is held at position %d, before its head %d, for %v by an append still committing: %w",
+				after, head, gapWait, context.DeadlineExceeded)
+		case len(batch) == 0:
+			// The reader has waited at the gap already; ask again shortly.
+			if err := projections.Sleep(ctx, 10*time.Millisecond); err != nil {
+				return fmt.Errorf("read the log after %d: %w", after, err)
+			}
+		}
 	}
 }
 
