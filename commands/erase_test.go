@@ -8,24 +8,12 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain"
-	"github.com/eventcrm/crm/domain/catalog"
-	"github.com/eventcrm/crm/eventstore/codec"
-	"github.com/eventcrm/crm/eventstore/keys"
 )
 
 // newSealingHandler is a handler over the store at path through a codec with a key store in dir.
 func newSealingHandler(t *testing.T, path, dir string) *commands.Handler {
 	t.Helper()
-	k, err := keys.OpenSQLite(context.Background(), filepath.Join(dir, "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	c, err := codec.New(codec.Config{Keys: k, Personal: catalog.Personal(), SubjectMember: catalog.SubjectMember})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return commands.NewHandler(codec.NewStore(openStore(t, path), c), commands.WithShredder(c))
+	return newSealing(t, path, dir).handler()
 }
 
 func TestEraseContact(t *testing.T) {
