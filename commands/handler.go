@@ -5,7 +5,9 @@
 // ids derived from that key, so a retry finds its first event by id in the log and returns the
 // original result without deciding again (also after a restart: the log is the record). The
 // same key with a different request (another body, or another business time, reason,
-// correlation or causation id given with it) is ErrIdempotencyConflict.
+// correlation or causation id given with it) is ErrIdempotencyConflict, but after the erasure
+// of the person whose data it held: nothing can compare it then, and it replays (see
+// RequestKeys).
 package commands
 
 import (
