@@ -38,6 +38,7 @@ func (h *Handler) CreateContact(ctx context.Context, m Meta, cmd CreateContact) 
 	owner := orDefault(cmd.Owner, m.Actor)
 	return execute(ctx, h, m, plan[*contact.Contact]{
 		name: "CreateContact", body: cmd, id: id, stream: contact.StreamName(id), fresh: newContact, creates: true,
+		subject: func(*contact.Contact) string { return id },
 		decide: func(c *contact.Contact) ([]domain.Event, error) {
 			return c.Create(contact.Create{ContactID: id, Name: cmd.Name, Email: cmd.Email, Phone: cmd.Phone,
 				Company: cmd.Company, Title: cmd.Title, Channel: cmd.Channel, Owner: owner, Segment: cmd.Segment,
@@ -199,11 +200,28 @@ func onContact(ctx context.Context, h *Handler, m Meta, name, id string, body an
 		return Result{}, domain.NotFound("contact not found")
 	}
 	cmdIDs := newIDs(m)
-	return execute(ctx, h, m, plan[*contact.Contact]{
+	p := plan[*contact.Contact]{
 		name: name, body: body, id: id, stream: contact.StreamName(id), fresh: newContact,
 		entity: entityFor(name, cmdIDs),
 		decide: func(c *contact.Contact) ([]domain.Event, error) { return decide(c, cmdIDs) },
-	}, cmdIDs)
+	}
+	if holdsPersonalData(name) {
+		p.subject = func(*contact.Contact) string { return id }
+	}
+	return execute(ctx, h, m, p, cmdIDs)
+}
+
+// holdsPersonalData tells whether the body of the command may hold personal data, which the
+// codec seals in its events (a contact's name, email and phone, the notes of touchpoints,
+// the comments of surveys, the texts of notes, the titles of tasks, the notes of lost deals):
+// its request hash is then keyed by the contact's key.
+func holdsPersonalData(name string) bool {
+	switch name {
+	case "CreateContact", "UpdateContact", "RecordTouchpoint", "RecordSurvey", "AddNote", "ScheduleTask", "LoseDeal":
+		return true
+	default:
+		return false
+	}
 }
 
 // entityFor is the id of the entity a command creates inside its aggregate, if it creates one.

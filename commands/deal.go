@@ -136,7 +136,9 @@ func onDeal(ctx context.Context, h *Handler, m Meta, name, id string, body any,
 		return Result{}, domain.NotFound("deal not found")
 	}
 	cmdIDs := newIDs(m)
-	return execute(ctx, h, m, plan[*deal.Deal]{
-		name: name, body: body, id: id, stream: deal.StreamName(id), fresh: newDeal, decide: decide,
-	}, cmdIDs)
+	p := plan[*deal.Deal]{name: name, body: body, id: id, stream: deal.StreamName(id), fresh: newDeal, decide: decide}
+	if holdsPersonalData(name) {
+		p.subject = func(d *deal.Deal) string { return d.ContactID }
+	}
+	return execute(ctx, h, m, p, cmdIDs)
 }

@@ -8,15 +8,12 @@ import (
 
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain"
-	"github.com/eventcrm/crm/eventstore/codec"
-	"github.com/eventcrm/crm/projections/projectiontest"
 )
 
 // newSealingHandler is a handler over the store at path through a codec with a key store in dir.
 func newSealingHandler(t *testing.T, path, dir string) *commands.Handler {
 	t.Helper()
-	c := projectiontest.SealingCodec(t, dir)
-	return commands.NewHandler(codec.NewStore(openStore(t, path), c), commands.WithShredder(c))
+	return newSealing(t, path, dir).handler()
 }
 
 func TestEraseContact(t *testing.T) {

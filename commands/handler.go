@@ -5,10 +5,13 @@
 // ids derived from that key, so a retry finds its first event by id in the log and returns the
 // original result without deciding again (also after a restart: the log is the record). The
 // same key with a different request (another body, or another business time, reason,
-// correlation or causation id given with it) is ErrIdempotencyConflict.
+// correlation or causation id given with it) is ErrIdempotencyConflict, but after the erasure
+// of the person whose data it held: nothing can compare it then, and it replays (see
+// RequestKeys).
 package commands
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +28,7 @@ import (
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/catalog"
 	"github.com/eventcrm/crm/eventstore"
+	"github.com/eventcrm/crm/eventstore/keys"
 )
 
 // Errors of the command layer. Domain refusals are *domain.Error values.
@@ -78,6 +82,7 @@ type Handler struct {
 	retries  int
 	cache    *streamCache
 	shredder Shredder
+	keys     RequestKeys
 }
 
 // Option configures a Handler.
@@ -149,6 +154,9 @@ type plan[A aggregate] struct {
 	decide func(A) ([]domain.Event, error)
 	entity string // entity id to report, if any
 	reason string // default metadata reason
+	// subject, when set, names the data subject whose personal data the body holds: the
+	// request hash is keyed by that subject's key (see RequestKeys).
+	subject func(A) string
 	// creates is true when the stream id was just made for this command, so the stream is
 	// new unless this is a retry: the first attempt need not read it (NoStream guards it).
 	creates bool
@@ -197,6 +205,11 @@ func execute[A aggregate](ctx context.Context, h *Handler, m Meta, p plan[A], cm
 				continue
 			}
 			return Result{}, err
+		}
+		if !fp.hashed {
+			if err := h.hash(ctx, &fp, p.subjectOf(state)); err != nil {
+				return Result{}, err
+			}
 		}
 		data := make([]eventstore.EventData, len(events))
 		for i, e := range events {
@@ -267,8 +280,8 @@ func (h *Handler) replay(ctx context.Context, cmdIDs ids, fp fingerprint, p plan
 	if err != nil {
 		return Result{}, false, fmt.Errorf("look up idempotency key: %w", err)
 	}
-	if !fp.matches(first) {
-		return Result{}, false, ErrIdempotencyConflict
+	if ok, err := h.matches(ctx, fp, first); err != nil || !ok {
+		return Result{}, false, cmp.Or(err, ErrIdempotencyConflict)
 	}
 	events, err := h.store.ReadStream(ctx, first.Stream, first.Version, 1000)
 	if err != nil {
@@ -293,15 +306,30 @@ type planInfo interface {
 func (p plan[A]) aggregateID() string { return p.id }
 func (p plan[A]) entityID() string    { return p.entity }
 
+// subjectOf is the data subject whose personal data the body holds, "" when it holds none.
+func (p plan[A]) subjectOf(state A) string {
+	if p.subject == nil {
+		return ""
+	}
+	return p.subject(state)
+}
+
 // fingerprint tells whether a recorded command was the same request as this one.
 type fingerprint struct {
-	// hash is recorded with the command's events: its name, target and canonical JSON body,
-	// and the metadata the client gave that changes what is recorded.
-	hash string
-	// legacy is the hash of the name, target and body alone, as recorded before the given
-	// metadata was part of it; equal to hash when the client gave none.
+	// request is what the hash recorded with the command's events is of: its name, target
+	// and canonical JSON body, and the metadata the client gave that changes what is
+	// recorded.
+	request []byte
+	// plain is the unkeyed hash of request, as recorded before hashes were keyed (and still
+	// by a handler without RequestKeys).
+	plain string
+	// legacy is the unkeyed hash of the name, target and body alone, as recorded before the
+	// given metadata was part of it; equal to plain when the client gave none.
 	legacy string
 	given  Meta
+	// hash is what is recorded with the events, once hashed is true (see Handler.hash).
+	hash   string
+	hashed bool
 }
 
 func newFingerprint(name, target string, body any, m Meta) (fingerprint, error) {
@@ -311,9 +339,10 @@ func newFingerprint(name, target string, body any, m Meta) (fingerprint, error) 
 	}
 	request := append([]byte(name+"\x00"+target+"\x00"), b...)
 	fp := fingerprint{legacy: digest(request), given: m}
-	fp.hash = fp.legacy
-	if extra := givenMeta(m); len(extra) > 0 {
-		fp.hash = digest(append(request, extra...))
+	fp.request = append(request, givenMeta(m)...)
+	fp.plain = fp.legacy
+	if len(fp.request) > len(request) {
+		fp.plain = digest(fp.request)
 	}
 	return fp, nil
 }
@@ -321,6 +350,45 @@ func newFingerprint(name, target string, body any, m Meta) (fingerprint, error) 
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// RequestKeys keys the request hashes recorded with the events (codec.Codec does, with its
+// key store), so that a hash confirms no guess of the request to whoever does not hold the
+// key: a request whose body holds a person's data is hashed with a key of that person, which
+// their erasure destroys; any other with a key of the server.
+type RequestKeys interface {
+	// RequestHash returns the keyed hash of request: with subject's key, or with the
+	// server's when subject is "". keys.ErrDestroyed: subject was erased.
+	RequestHash(ctx context.Context, subject string, request []byte) (string, error)
+	// MatchRequestHash reports whether hash, recorded by RequestHash, is request's; keyed is
+	// false for a hash RequestHash does not make. keys.ErrDestroyed: the hash was made with
+	// the key of a subject erased since.
+	MatchRequestHash(ctx context.Context, hash string, request []byte) (match, keyed bool, err error)
+}
+
+// WithRequestKeys keys the request hashes the handler records. Without it they are the
+// unkeyed hashes of the requests: only for a store that seals no personal data.
+func WithRequestKeys(k RequestKeys) Option { return func(h *Handler) { h.keys = k } }
+
+// hash sets what fp records with the events: keyed by subject's key when the body holds the
+// subject's personal data, by the server's otherwise. For a subject erased meanwhile nothing
+// is recorded (the codec keeps none of their data either): nothing can confirm it.
+func (h *Handler) hash(ctx context.Context, fp *fingerprint, subject string) error {
+	fp.hashed = true
+	if h.keys == nil {
+		fp.hash = fp.plain
+		return nil
+	}
+	hash, err := h.keys.RequestHash(ctx, subject, fp.request)
+	switch {
+	case errors.Is(err, keys.ErrDestroyed):
+		fp.hash = ""
+	case err != nil:
+		return fmt.Errorf("request hash: %w", err)
+	default:
+		fp.hash = hash
+	}
+	return nil
 }
 
 // givenMeta encodes what the client set of the metadata that is recorded with the events.
@@ -346,16 +414,34 @@ func givenMeta(m Meta) []byte {
 }
 
 // matches tells whether first, the first event of the command recorded under this key, was
-// recorded for the same request. A command recorded before the given metadata was part of
-// the hash matches when its body does and what it recorded equals what this request gives.
-func (fp fingerprint) matches(first eventstore.Event) bool {
-	switch first.Metadata.RequestHash {
-	case fp.hash:
-		return true
+// recorded for the same request. A keyed hash is checked with its key; when that key was
+// destroyed (the person the request was about was erased), or no hash was recorded for that
+// reason, nothing can tell the request recorded from another one, and every request under
+// the key matches: the answer confirms nothing about the person. A hash recorded before
+// hashes were keyed matches as it did: the unkeyed hash of the request, or of its body alone
+// when what was recorded equals what this request gives.
+func (h *Handler) matches(ctx context.Context, fp fingerprint, first eventstore.Event) (bool, error) {
+	recorded := first.Metadata.RequestHash
+	if h.keys != nil {
+		match, keyed, err := h.keys.MatchRequestHash(ctx, recorded, fp.request)
+		switch {
+		case errors.Is(err, keys.ErrDestroyed):
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("compare with the request recorded under the idempotency key: %w", err)
+		case keyed:
+			return match, nil
+		}
+	}
+	switch recorded {
+	case fp.plain:
+		return true, nil
 	case fp.legacy:
-		return recordedAsGiven(first, fp.given)
+		return recordedAsGiven(first, fp.given), nil
+	case "":
+		return h.keys != nil, nil
 	default:
-		return false
+		return false, nil
 	}
 }
 

@@ -49,7 +49,7 @@ func runAccounts(ctx context.Context, cfg config.Config, args []string, stdout, 
 	enc := json.NewEncoder(stdout)
 	for _, p := range props {
 		if !*dryRun {
-			if p, err = applyProposal(ctx, commands.NewHandler(store), p); err != nil {
+			if p, err = applyProposal(ctx, commands.NewHandler(store, commands.WithRequestKeys(store.Codec())), p); err != nil {
 				return err
 			}
 		}

@@ -48,7 +48,7 @@ func runSeed(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if !*quiet {
 		sc.Progress = bar.set
 	}
-	stats, err := seed.Run(ctx, commands.NewHandler(store), sc)
+	stats, err := seed.Run(ctx, commands.NewHandler(store, commands.WithRequestKeys(store.Codec())), sc)
 	if !*quiet {
 		bar.finish()
 	}

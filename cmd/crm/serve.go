@@ -100,7 +100,7 @@ func runServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	defer db.SQL.Close()
 	appends := httpapi.WatchAppends(store)
-	cmds := commands.NewHandler(m.Store(appends), commands.WithShredder(sealed.Codec()))
+	cmds := commands.NewHandler(m.Store(appends), commands.WithShredder(sealed.Codec()), commands.WithRequestKeys(sealed.Codec()))
 	bg, err := newBackground(ctx, store, db, cmds, readmodels.Projections(rms), snapshotPolicy{Every: snapshotEvery, Space: snapshotSpace}, stallAfter, newWatermillLogger(log))
 	if err != nil {
 		return err

@@ -88,6 +88,8 @@ type Codec struct {
 	mu      sync.RWMutex
 	sealers map[string]sealer      // per subject: the key its new data is sealed with
 	openers map[string]cipher.AEAD // opened keys, by their name in the box (see keyRef)
+	macs    map[string][]byte      // keys of request hashes, by the name of their key (see keyRef)
+	server  []byte                 // the server's key of request hashes, once read
 	erased  map[string]bool        // subjects whose keys are destroyed
 }
 
@@ -101,10 +103,12 @@ func keyRef(subject, id string) string {
 	return subject + ":" + id
 }
 
-// sealer is the cipher of the key a subject's new data is sealed with, and the key's id.
+// sealer is the cipher of the key a subject's new data is sealed with, the key's id, and
+// the key of request hashes derived from it (see RequestHash).
 type sealer struct {
 	id   string
 	aead cipher.AEAD
+	mac  []byte
 }
 
 // New returns a Codec.
@@ -114,7 +118,7 @@ func New(cfg Config) (*Codec, error) {
 	}
 	c := &Codec{keys: cfg.Keys, subject: cfg.SubjectMember, personal: map[string]map[string]bool{},
 		upcasters: map[string]Upcaster{}, cacheSize: cfg.CacheSize,
-		sealers: map[string]sealer{}, openers: map[string]cipher.AEAD{}, erased: map[string]bool{}}
+		sealers: map[string]sealer{}, openers: map[string]cipher.AEAD{}, macs: map[string][]byte{}, erased: map[string]bool{}}
 	if c.cacheSize <= 0 {
 		c.cacheSize = 200_000
 	}
@@ -497,15 +501,8 @@ func envelope(data []byte) (ref, subject, keyID, box, clear []byte, ok bool) {
 
 // sealer returns the key subject's new data is sealed with, making one when it has none.
 func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
-	c.mu.RLock()
-	sl, ok := c.sealers[subject]
-	gone := c.erased[subject]
-	c.mu.RUnlock()
-	if ok {
-		return sl, nil
-	}
-	if gone {
-		return sealer{}, keys.ErrDestroyed
+	if sl, ok, err := cached(c, c.sealers, subject, subject); ok || err != nil {
+		return sl, err
 	}
 	var key keys.Key
 	var err error
@@ -521,15 +518,30 @@ func (c *Codec) sealer(ctx context.Context, subject string) (sealer, error) {
 	if err != nil {
 		return sealer{}, err
 	}
-	sl = sealer{id: key.ID, aead: aead}
+	sl := sealer{id: key.ID, aead: aead, mac: requestKey(key.Bytes)}
 	c.mu.Lock()
 	if len(c.sealers) >= c.cacheSize {
 		clear(c.sealers)
 	}
 	c.sealers[subject] = sl
 	c.putOpener(keyRef(subject, key.ID), aead)
+	c.putMAC(keyRef(subject, key.ID), sl.mac)
 	c.mu.Unlock()
 	return sl, nil
+}
+
+// cached returns what m, a cache of c, holds under name, with ok true; or keys.ErrDestroyed
+// when subject, whose key name is, was found erased.
+func cached[V any](c *Codec, m map[string]V, name, subject string) (v V, ok bool, err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if v, ok = m[name]; ok {
+		return v, true, nil
+	}
+	if c.erased[subject] {
+		return v, false, keys.ErrDestroyed
+	}
+	return v, false, nil
 }
 
 type newSubjectKey struct{}
@@ -628,9 +640,15 @@ func (c *Codec) Forget(subject string) {
 // forgetLocked drops subject's cached keys; it is called with c.mu held.
 func (c *Codec) forgetLocked(subject string) {
 	delete(c.sealers, subject)
-	for ref := range c.openers {
+	deleteRefs(c.openers, subject)
+	deleteRefs(c.macs, subject)
+}
+
+// deleteRefs deletes from m what is kept under the names of subject's keys (see keyRef).
+func deleteRefs[V any](m map[string]V, subject string) {
+	for ref := range m {
 		if ref == subject || strings.HasPrefix(ref, subject+":") {
-			delete(c.openers, ref)
+			delete(m, ref)
 		}
 	}
 }
