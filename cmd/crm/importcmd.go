@@ -62,13 +62,14 @@ func runImport(ctx context.Context, cfg config.Config, args []string, stdout, st
 	if err != nil {
 		return fmt.Errorf("import %s: %w", a.file, err)
 	}
-	store, err := config.OpenStore(ctx, cfg)
+	// Sealed as the server seals: personal data under each contact's key, request hashes keyed.
+	store, err := config.OpenSealedStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	stop := showProgress(stderr, &progress, a.progress)
-	report, err := csvimport.Run(ctx, commands.NewHandler(store), f, opts, &progress)
+	report, err := csvimport.Run(ctx, commands.NewHandler(store, commands.WithRequestKeys(store.Codec())), f, opts, &progress)
 	stop()
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")

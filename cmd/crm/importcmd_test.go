@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -48,6 +49,12 @@ func TestImportCommand(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "100.0%") || !strings.Contains(errOut, "2 rows") {
 		t.Fatalf("progress %q", errOut)
+	}
+	// Sealed as the server seals: no file but the key store holds a personal field in clear.
+	for _, clear := range []string{"yui@example.com", "Ken Tanaka"} {
+		if held := filesHoldingText(t, filepath.Join(dir, "data"), clear); len(held) > 0 {
+			t.Fatalf("%q in clear in %v", clear, held)
+		}
 	}
 	out, _, err = crm(t, env, "import", "--progress", "none", "contacts", contacts)
 	if rep := importReport(t, out); err != nil || rep.Skipped != 2 || rep.Created != 0 {
@@ -113,3 +120,26 @@ func TestImportCommandRefusals(t *testing.T) {
 }
 
 func commandsCreatedID(key string) string { return commands.CreatedID(csvimport.KeyScope, key) }
+
+// filesHoldingText lists the files of dir, the key store left out, whose bytes hold text.
+func filesHoldingText(t *testing.T, dir, text string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, e := range entries {
+		if e.IsDir() || strings.HasPrefix(e.Name(), "keys.db") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(text)) {
+			held = append(held, e.Name())
+		}
+	}
+	return held
+}
