@@ -187,7 +187,7 @@ func asUsage(err error, ue *usageError) bool {
 // The same on PostgreSQL: checkpoint and verification read the schema's rows.
 func TestAuditCommandLineOnPostgres(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"CRM_STORE": freshSchema(t), "CRM_DATA_DIR": t.TempDir()}
+	env := map[string]string{"CRM_STORE": boundedSchema(t), "CRM_DATA_DIR": t.TempDir()}
 	if _, _, err := crm(t, env, "seed", "--contacts", "30", "--quiet"); err != nil {
 		t.Fatal(err)
 	}

@@ -281,7 +281,7 @@ func TestErasureLeavesNoPlaintext(t *testing.T) {
 			env := map[string]string{"CRM_DATA_DIR": t.TempDir(), "CRM_LOG_LEVEL": "error", "CRM_SNAPSHOT_EVERY": "1000"}
 			var schema string
 			if backend == "postgres" {
-				env["CRM_STORE"] = freshSchema(t)
+				env["CRM_STORE"] = boundedSchema(t)
 				u, _ := url.Parse(env["CRM_STORE"])
 				schema = u.Query().Get("schema")
 			}
@@ -468,7 +468,7 @@ func checkHistory(t *testing.T, s *erasureServer, id string) {
 // rebuild), nor the one that erased.
 func TestErasureOnAnotherServer(t *testing.T) {
 	t.Parallel()
-	store := freshSchema(t)
+	store := boundedSchema(t)
 	auditKey := filepath.Join(t.TempDir(), "audit.key")
 	env := func() map[string]string {
 		return map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir(), "CRM_AUDIT_KEY_FILE": auditKey,

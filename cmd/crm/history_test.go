@@ -21,7 +21,7 @@ func TestHistoryOpensSealedData(t *testing.T) {
 			ctx := context.Background()
 			env := map[string]string{"CRM_DATA_DIR": t.TempDir()}
 			if backend == "postgres" {
-				env["CRM_STORE"] = freshSchema(t)
+				env["CRM_STORE"] = boundedSchema(t)
 			}
 			cfg := config.FromEnv(func(k string) string { return env[k] })
 			handler := func() (*commands.Handler, func()) {

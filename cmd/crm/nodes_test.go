@@ -182,7 +182,7 @@ func (n *node) projections() (map[string]map[string]any, map[string]any) {
 // and with the rebuilds of `crm projections diff`.
 func TestSeveralServers(t *testing.T) {
 	began := time.Now()
-	store := strings.Replace(freshSchema(t), "?", "?pool_max_conns=4&", 1)
+	store := boundedSchema(t)
 	auditKey := filepath.Join(t.TempDir(), "audit", "audit.key") // created by the first server
 	nodes := make([]*node, 3)
 	for i := range nodes { // one after the other: the first creates the schema

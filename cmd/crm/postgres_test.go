@@ -34,10 +34,19 @@ func freshSchema(t testing.TB) string {
 	return url + sep + "schema=" + schema
 }
 
+// boundedSchema is freshSchema with each pool of a server or command that opens it bounded
+// by pool_max_conns=4 (about 14 connections a server): the PostgreSQL server's default 100
+// connections are shared by the servers of the tests running at once in this package and
+// in others (unbounded, one server's read-model pool alone may take 32).
+func boundedSchema(t testing.TB) string {
+	t.Helper()
+	return strings.Replace(freshSchema(t), "schema=", "pool_max_conns=4&schema=", 1) // the schema last, as freshSchema's
+}
+
 // The CLI honours CRM_STORE=postgres://...: the same seed, verify and history as on SQLite.
 func TestCommandLineOnPostgres(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"CRM_STORE": freshSchema(t), "CRM_DATA_DIR": t.TempDir()}
+	env := map[string]string{"CRM_STORE": boundedSchema(t), "CRM_DATA_DIR": t.TempDir()}
 	out, _, err := crm(t, env, "seed", "--contacts", "30", "--quiet")
 	if err != nil || !strings.HasPrefix(out, "seeded 30 contacts") {
 		t.Fatalf("seed on PostgreSQL: %q, %v", out, err)

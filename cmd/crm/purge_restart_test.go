@@ -24,7 +24,7 @@ func TestInterruptedPurgeFinishesAfterRestart(t *testing.T) {
 			t.Parallel()
 			dir, store, schema := t.TempDir(), "", ""
 			if backend == "postgres" {
-				store = freshSchema(t)
+				store = boundedSchema(t)
 				u, _ := url.Parse(store)
 				schema = u.Query().Get("schema")
 			}

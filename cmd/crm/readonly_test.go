@@ -239,7 +239,7 @@ func readOnlyRole(t *testing.T, schema string) string {
 // restored backup): verify, history and audit verify neither migrate nor write.
 func TestReadingCommandsWorkWithAReadOnlyPostgresRole(t *testing.T) {
 	t.Parallel()
-	store := freshSchema(t)
+	store := boundedSchema(t)
 	owner := map[string]string{"CRM_STORE": store, "CRM_DATA_DIR": t.TempDir()}
 	if out, _, err := crm(t, owner, "seed", "--contacts", "20", "--quiet"); err != nil {
 		t.Fatalf("seed: %q, %v", out, err)

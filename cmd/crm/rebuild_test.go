@@ -232,7 +232,7 @@ func TestRebuildCommandLine(t *testing.T) {
 // The same on PostgreSQL: the read models in the store's database.
 func TestRebuildCommandLineOnPostgres(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"CRM_STORE": freshSchema(t), "CRM_DATA_DIR": t.TempDir()}
+	env := map[string]string{"CRM_STORE": boundedSchema(t), "CRM_DATA_DIR": t.TempDir()}
 	if _, _, err := crm(t, env, "seed", "--contacts", "40", "--quiet"); err != nil {
 		t.Fatal(err)
 	}

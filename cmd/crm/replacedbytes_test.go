@@ -30,7 +30,7 @@ func TestCommandLineOnLogWithReplacedBytes(t *testing.T) {
 				env["CRM_STORE"] = "sqlite://" + file
 				store, err = sqlite.Open(context.Background(), file)
 			case "postgres":
-				env["CRM_STORE"] = freshSchema(t)
+				env["CRM_STORE"] = boundedSchema(t)
 				u, perr := url.Parse(env["CRM_STORE"])
 				if perr != nil {
 					t.Fatal(perr)
