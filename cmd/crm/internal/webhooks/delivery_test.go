@@ -535,16 +535,22 @@ func TestADeletionLeavesNoDeliveryState(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond) // several retries' worth
-		for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
-			var n int
-			if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), sub.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != 0 {
-				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
-			}
-		}
+		noDeliveryState(t, db, sub.ID)
 	})
+}
+
+// noDeliveryState fails t when the delivery tables hold a row of the subscription id.
+func noDeliveryState(t *testing.T, db *projections.DB, id string) {
+	t.Helper()
+	for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
+		var n int
+		if err := db.SQL.QueryRowContext(context.Background(), db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s holds %d rows of the deleted subscription", table, n)
+		}
+	}
 }
 
 // steppingClock is a clock that a receiver moves on by 5 hours at each attempt it fails: a
@@ -715,14 +721,6 @@ func TestADeletionDuringAnAttemptLeavesNoDeliveryState(t *testing.T) {
 		}
 		close(release)
 		time.Sleep(500 * time.Millisecond) // the worker's answer, and several polls
-		for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
-			var n int
-			if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), sub.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != 0 {
-				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
-			}
-		}
+		noDeliveryState(t, db, sub.ID)
 	})
 }
