@@ -25,14 +25,7 @@ func TestASetBuiltAcrossAForgetIsNotKept(t *testing.T) {
 			once.Do(func() { close(building); <-resume }) // the first build, in its first event
 			return nil
 		}}
-		tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: 1000, Batch: 10}, counter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tt.Init(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tt.Close(context.Background()) })
+		tt := openTimeTravel(t, db, store, counter)
 		// where names a set: its tables and, on SQLite, its file.
 		where := func(ts timetravel.TravelSet) string { return ts.Tables.Prefix() + " in " + ts.DB.Path }
 		type built struct {
@@ -66,4 +59,18 @@ func TestASetBuiltAcrossAForgetIsNotKept(t *testing.T) {
 			t.Errorf("the set built across Forget (%s) was kept and served again", first.where)
 		}
 	})
+}
+
+// openTimeTravel is time travel over counter alone, without snapshots, closed after the test.
+func openTimeTravel(t *testing.T, db *projections.DB, store eventstore.Store, counter *projectiontest.Counter) *timetravel.TimeTravel {
+	t.Helper()
+	tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: 1000, Batch: 10}, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tt.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tt.Close(context.Background()) })
+	return tt
 }
