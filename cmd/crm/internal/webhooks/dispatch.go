@@ -248,8 +248,12 @@ var (
 
 // forgetDeleted removes the delivery state of the deleted subscription id once more, as its
 // worker stops: what the worker recorded after the deletion removed it (an attempt that was on
-// its way then, the position past it) is kept of nothing.
+// its way then, the position past it) is kept of nothing. Its stream, not the read model,
+// says it is deleted: a subscription's position is never lost on the read model's word.
 func (s *Service) forgetDeleted(ctx context.Context, id string) {
+	if _, err := s.Get(ctx, id); domain.ErrorCode(err) != domain.CodeNotFound {
+		return
+	}
 	if err := s.store.remove(ctx, id); err != nil && ctx.Err() == nil {
 		s.cfg.Log.Warn("webhooks: delivery state of a deleted subscription not removed", zap.String("subscription", id), zap.Error(err))
 	}
