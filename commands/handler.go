@@ -280,7 +280,7 @@ func (h *Handler) replay(ctx context.Context, cmdIDs ids, fp fingerprint, p plan
 	if err != nil {
 		return Result{}, false, fmt.Errorf("look up idempotency key: %w", err)
 	}
-	if ok, err := h.matches(ctx, fp, first); err != nil || !ok {
+	if ok, err := h.matches(ctx, fp, first, p); err != nil || !ok {
 		return Result{}, false, cmp.Or(err, ErrIdempotencyConflict)
 	}
 	events, err := h.store.ReadStream(ctx, first.Stream, first.Version, 1000)
@@ -301,10 +301,16 @@ func (h *Handler) replay(ctx context.Context, cmdIDs ids, fp fingerprint, p plan
 type planInfo interface {
 	aggregateID() string
 	entityID() string
+	streamName() string
+	// personal is true when the body may hold a data subject's personal data (see
+	// holdsPersonalData): its hash is keyed by the subject's key.
+	personal() bool
 }
 
 func (p plan[A]) aggregateID() string { return p.id }
 func (p plan[A]) entityID() string    { return p.entity }
+func (p plan[A]) streamName() string  { return p.stream }
+func (p plan[A]) personal() bool      { return p.subject != nil }
 
 // subjectOf is the data subject whose personal data the body holds, "" when it holds none.
 func (p plan[A]) subjectOf(state A) string {
@@ -414,19 +420,22 @@ func givenMeta(m Meta) []byte {
 }
 
 // matches tells whether first, the first event of the command recorded under this key, was
-// recorded for the same request. A keyed hash is checked with its key; when that key was
-// destroyed (the person the request was about was erased), or no hash was recorded for that
-// reason, nothing can tell the request recorded from another one, and every request under
-// the key matches: the answer confirms nothing about the person. A hash recorded before
-// hashes were keyed matches as it did: the unkeyed hash of the request, or of its body alone
-// when what was recorded equals what this request gives.
-func (h *Handler) matches(ctx context.Context, fp fingerprint, first eventstore.Event) (bool, error) {
+// recorded for the same request as p with fingerprint fp. A keyed hash is checked with its
+// key; when that key was destroyed (the person the request was about was erased), or no hash
+// was recorded for that reason, nothing can tell the body recorded from another one, and a
+// request that could have recorded it matches whatever its body: one whose body may hold
+// personal data, on the stream first is in (the answer confirms nothing about the person).
+// Any other request under the key, about something else, is no retry of it. A hash recorded
+// before hashes were keyed matches as it did: the unkeyed hash of the request, or of its body
+// alone when what was recorded equals what this request gives.
+func (h *Handler) matches(ctx context.Context, fp fingerprint, first eventstore.Event, p planInfo) (bool, error) {
+	mayBeRetry := p.personal() && first.Stream == p.streamName()
 	recorded := first.Metadata.RequestHash
 	if h.keys != nil {
 		match, keyed, err := h.keys.MatchRequestHash(ctx, recorded, fp.request)
 		switch {
 		case errors.Is(err, keys.ErrDestroyed):
-			return true, nil
+			return mayBeRetry, nil
 		case err != nil:
 			return false, fmt.Errorf("compare with the request recorded under the idempotency key: %w", err)
 		case keyed:
@@ -439,7 +448,7 @@ func (h *Handler) matches(ctx context.Context, fp fingerprint, first eventstore.
 	case fp.legacy:
 		return recordedAsGiven(first, fp.given), nil
 	case "":
-		return h.keys != nil, nil
+		return h.keys != nil && mayBeRetry, nil
 	default:
 		return false, nil
 	}

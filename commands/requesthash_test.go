@@ -211,3 +211,79 @@ func bodyAlone(s sealing) func(*testing.T, string, commands.CreateContact) *comm
 		return commands.NewHandler(legacyStore{s.store, hash}, commands.WithCacheSize(0))
 	}
 }
+
+// After an erasure nothing can compare a body with the one recorded under an idempotency key
+// of the person's, and a retry of that request replays whatever its body. A request of
+// another kind, or about another contact, deal or account, sent under the same key is no
+// retry of it: it is refused as before, not answered with a result it never had.
+func TestRequestAfterTheErasureOfAnotherKindUnderItsKeyConflicts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := newSealing(t, filepath.Join(dir, "crm.db"), dir)
+	h := s.handler()
+	key := func(k string) commands.Meta { return commands.Meta{Actor: "alice", IdempotencyKey: k} }
+
+	created, err := h.CreateContact(ctx, key("create"), commands.CreateContact{Name: "Yui Sato", Channel: "web_form"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := commands.AddNote{ContactID: created.ID, Text: "prefers calls"}
+	if _, err := h.AddNote(ctx, key("note"), note); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := h.OpenDeal(ctx, commands.Meta{Actor: "alice"}, commands.OpenDeal{ContactID: created.ID, Title: "rollout", Amount: 100, Currency: "JPY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.EraseContact(ctx, commands.Meta{Actor: "admin"}, commands.EraseContact{ContactID: created.ID, Reason: "request 12"}); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded after the erasure: no hash at all.
+	lose := commands.LoseDeal{DealID: opened.ID, Reason: "price", Note: "went with a rival"}
+	lost, err := h.LoseDeal(ctx, key("lose"), lose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := h.CreateContact(ctx, commands.Meta{Actor: "alice"}, commands.CreateContact{Name: "Ken Mori", Channel: "web_form"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		send     func() (commands.Result, error)
+		conflict bool
+	}{
+		{"the note again, another text", func() (commands.Result, error) {
+			return h.AddNote(ctx, key("note"), commands.AddNote{ContactID: created.ID, Text: "prefers mail"})
+		}, false},
+		{"the loss again, another note", func() (commands.Result, error) {
+			return h.LoseDeal(ctx, key("lose"), commands.LoseDeal{DealID: opened.ID, Reason: "price", Note: "too dear"})
+		}, false},
+		{"the note's key, a note on another contact", func() (commands.Result, error) {
+			return h.AddNote(ctx, key("note"), commands.AddNote{ContactID: other.ID, Text: "prefers calls"})
+		}, true},
+		{"the note's key, a phase change of another contact", func() (commands.Result, error) {
+			return h.ChangePhase(ctx, key("note"), commands.ChangePhase{ContactID: other.ID, Phase: "approach"})
+		}, true},
+		{"the creation's key, an account", func() (commands.Result, error) {
+			return h.CreateAccount(ctx, key("create"), commands.CreateAccount{Name: "Acme"})
+		}, true},
+		{"the loss's key, the deal reopened", func() (commands.Result, error) {
+			return h.ReopenDeal(ctx, key("lose"), commands.ReopenDeal{DealID: opened.ID})
+		}, true},
+	}
+	for _, tc := range tests {
+		res, err := tc.send()
+		switch {
+		case tc.conflict && !errors.Is(err, commands.ErrIdempotencyConflict):
+			t.Errorf("%s: %+v, %v; want ErrIdempotencyConflict", tc.name, res, err)
+		case !tc.conflict && (err != nil || !res.Replayed):
+			t.Errorf("%s: %+v, %v; want the replay", tc.name, res, err)
+		}
+	}
+	if d, err := h.Deal(ctx, opened.ID, commands.At{}); err != nil || d.IsOpen() {
+		t.Errorf("the deal after the requests: %+v, %v; want it lost (version %d)", d, err, lost.Version)
+	}
+}

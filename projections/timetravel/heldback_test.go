@@ -7,7 +7,6 @@ import (
 
 	"github.com/eventcrm/crm/eventstore/postgres"
 	"github.com/eventcrm/crm/projections/projectiontest"
-	"github.com/eventcrm/crm/projections/timetravel"
 )
 
 // TestTimeTravelWaitsForAPositionHeldBack asks for the read model at a position the log
@@ -44,14 +43,7 @@ func TestTimeTravelWaitsForAPositionHeldBack(t *testing.T) {
 
 	counter := &projectiontest.Counter{}
 	db := projectiontest.Postgres(t)
-	tt, err := timetravel.NewTimeTravel(timetravel.TimeTravelConfig{DB: db, Store: store, Every: 1000, Batch: 10}, counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tt.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tt.Close(context.Background()) })
+	tt := openTimeTravel(t, db, store, counter)
 	ts, release, err := tt.At(ctx, counter.Name(), last.Position)
 	if err != nil {
 		t.Fatalf("at %d: %v", last.Position, err)

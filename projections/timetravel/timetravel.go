@@ -85,6 +85,9 @@ type TimeTravel struct {
 	mu    sync.Mutex
 	cache map[travelKey]*travelSet
 	clock int64 // orders uses for eviction
+	// forgets counts the calls of Forget: a set whose build one of them ran across is not
+	// kept.
+	forgets int64
 
 	// drops are the evicted sets being dropped in the background (a question does not
 	// wait for them), started with mu held and before closed is set; Close waits for them.
@@ -457,7 +460,7 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	tt.buildMu.Lock()
 	defer tt.buildMu.Unlock()
 	tt.mu.Lock()
-	closed := tt.closed
+	closed, forgets := tt.closed, tt.forgets
 	tt.mu.Unlock()
 	if closed {
 		return TravelSet{}, nil, fmt.Errorf("time travel: %w", projections.ErrClosed)
@@ -498,7 +501,13 @@ func (tt *TimeTravel) At(ctx context.Context, name string, position int64) (Trav
 	tt.mu.Lock()
 	tt.clock++
 	s.used = tt.clock
-	tt.cache[key] = s
+	if tt.forgets == forgets {
+		tt.cache[key] = s
+	} else {
+		// Forgotten while it was built (see Forget): it may hold what was read before, and
+		// serves this question alone; its reader drops it.
+		s.forgotten = true
+	}
 	tt.evictLocked()
 	ts.DB, ts.Tables = tt.dbOf(s), s.t
 	return ts, tt.releaser(s), nil
@@ -572,9 +581,11 @@ func (tt *TimeTravel) releaser(s *travelSet) func() {
 // Forget takes every temporary set out of this process's cache, so that the next question
 // about an earlier moment builds its set again from the log: after an erasure, possibly
 // purged by another server, a set built before holds the person's data. The sets are
-// dropped in the background, those being read once their last reader is done.
+// dropped in the background, those being read once their last reader is done; one being
+// built meanwhile is not kept.
 func (tt *TimeTravel) Forget() {
 	tt.mu.Lock()
+	tt.forgets++
 	var idle []*travelSet
 	for k, s := range tt.cache {
 		delete(tt.cache, k)

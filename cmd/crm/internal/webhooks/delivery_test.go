@@ -535,16 +535,22 @@ func TestADeletionLeavesNoDeliveryState(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond) // several retries' worth
-		for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
-			var n int
-			if err := db.SQL.QueryRowContext(ctx, db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), sub.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			if n != 0 {
-				t.Errorf("%s holds %d rows of the deleted subscription", table, n)
-			}
-		}
+		noDeliveryState(t, db, sub.ID)
 	})
+}
+
+// noDeliveryState fails t when the delivery tables hold a row of the subscription id.
+func noDeliveryState(t *testing.T, db *projections.DB, id string) {
+	t.Helper()
+	for _, table := range []string{"webhook_positions", "webhook_deliveries"} {
+		var n int
+		if err := db.SQL.QueryRowContext(context.Background(), db.Dialect.Rebind(`SELECT COUNT(*) FROM `+table+` WHERE subscription_id = ?`), id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%s holds %d rows of the deleted subscription", table, n)
+		}
+	}
 }
 
 // steppingClock is a clock that a receiver moves on by 5 hours at each attempt it fails: a
@@ -674,5 +680,47 @@ func TestAFailedRedeliveryKeepsTheDeliveryDelivered(t *testing.T) {
 			d.DeliveredAt == nil || !d.DeliveredAt.Equal(*first.DeliveredAt) {
 			t.Fatalf("after a failed redelivery %+v, was %+v; want it delivered as before, with the failure as last error", d, first)
 		}
+	})
+}
+
+// A subscription deleted while an attempt of its worker is on its way leaves no delivery
+// state behind either: what the worker records of that attempt, and of its progress, is
+// removed with the rest.
+func TestADeletionDuringAnAttemptLeavesNoDeliveryState(t *testing.T) {
+	projectiontest.ForEachBackend(t, func(t *testing.T, store eventstore.Store, db *projections.DB) {
+		ctx := context.Background()
+		arrived, release := make(chan struct{}), make(chan struct{})
+		var first sync.Once
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			first.Do(func() {
+				close(arrived)
+				<-release // answered once the subscription is deleted
+			})
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(srv.Close)
+		svc, err := webhooks.New(ctx, with(deps(t, store, db), webhooks.Config{AllowPrivate: true, Timeout: 30 * time.Second,
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, PollInterval: 10 * time.Millisecond}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := svc.Create(ctx, admin, webhooks.CreateRequest{URL: srv.URL, EventTypes: []string{"contact.touchpoint_recorded.v1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		contacts(t, commands.NewHandler(store), 2)
+		run(t, svc)
+		select {
+		case <-arrived:
+		case <-time.After(time.Minute):
+			t.Fatal("no attempt reached the receiver")
+		}
+		if err := svc.Delete(ctx, admin, sub.ID); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		time.Sleep(500 * time.Millisecond) // the worker's answer, and several polls
+		noDeliveryState(t, db, sub.ID)
 	})
 }

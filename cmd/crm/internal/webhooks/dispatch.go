@@ -160,7 +160,11 @@ func (s *Service) work(ctx context.Context, id string) {
 	for ctx.Err() == nil {
 		appended := s.appended.Wait() // before reading: an append from now on wakes it
 		sub, err := s.get(ctx, id)
-		if errors.Is(err, ErrNotFound) || (err == nil && !sub.Enabled) {
+		if errors.Is(err, ErrNotFound) {
+			s.forgetDeleted(ctx, id)
+			return
+		}
+		if err == nil && !sub.Enabled {
 			return
 		}
 		if err == nil && secret == "" {
@@ -173,6 +177,10 @@ func (s *Service) work(ctx context.Context, id string) {
 			if err == nil && !idle {
 				continue
 			}
+		}
+		if errors.Is(err, errDeleted) {
+			s.forgetDeleted(ctx, id)
+			return
 		}
 		if errors.Is(err, errStopped) {
 			return
@@ -231,8 +239,25 @@ func (s *Service) step(ctx context.Context, sub Subscription, checked *int64) (i
 	return false, s.store.advance(ctx, sub.ID, passed)
 }
 
-// errStopped: the subscription was disabled or deleted while its worker was delivering.
-var errStopped = errors.New("the subscription was disabled or deleted")
+// errStopped: the subscription was disabled or deleted while its worker was delivering;
+// errDeleted, deleted.
+var (
+	errStopped = errors.New("the subscription was disabled or deleted")
+	errDeleted = fmt.Errorf("%w: deleted", errStopped)
+)
+
+// forgetDeleted removes the delivery state of the deleted subscription id once more, as its
+// worker stops: what the worker recorded after the deletion removed it (an attempt that was on
+// its way then, the position past it) is kept of nothing. Its stream, not the read model,
+// says it is deleted: a subscription's position is never lost on the read model's word.
+func (s *Service) forgetDeleted(ctx context.Context, id string) {
+	if _, err := s.Get(ctx, id); domain.ErrorCode(err) != domain.CodeNotFound {
+		return
+	}
+	if err := s.store.remove(ctx, id); err != nil && ctx.Err() == nil {
+		s.cfg.Log.Warn("webhooks: delivery state of a deleted subscription not removed", zap.String("subscription", id), zap.Error(err))
+	}
+}
 
 // current brings sub up to date with its stream when a subscription event was appended since
 // the worker last read it (*checked): its URL and event types, or errStopped when it was
@@ -246,7 +271,7 @@ func (s *Service) current(ctx context.Context, sub *Subscription, checked *int64
 	fresh, err := s.Get(ctx, sub.ID)
 	switch {
 	case domain.ErrorCode(err) == domain.CodeNotFound:
-		return errStopped
+		return errDeleted
 	case err != nil:
 		return err
 	case !fresh.Enabled:
@@ -323,7 +348,7 @@ func (s *Service) deliver(ctx context.Context, sub *Subscription, e eventstore.E
 		// An admin may have disabled it, or changed its URL, meanwhile.
 		fresh, err := s.get(ctx, sub.ID)
 		if errors.Is(err, ErrNotFound) {
-			return false, errStopped // deleted: nothing is kept of it
+			return false, errDeleted // nothing is kept of it
 		}
 		if err != nil {
 			return false, err
