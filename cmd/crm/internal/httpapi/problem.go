@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 
 	"github.com/eventcrm/crm/cmd/crm/internal/auth"
@@ -253,12 +254,31 @@ func unavailableProblem(err error) (Problem, bool) {
 		detail = "the server is stopping (" + err.Error() + "); try again"
 	case errors.Is(err, context.DeadlineExceeded):
 		detail = "the server is too busy to answer in time; try again"
+	case databaseOverloaded(err):
+		detail = "the database refuses new connections for now (" + err.Error() + "); try again"
 	default:
 		return Problem{}, false
 	}
 	p := problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable", detail)
 	p.retryAfter = RetryAfter
 	return p, true
+}
+
+// databaseOverloaded tells whether PostgreSQL refused a connection or a statement for want of
+// capacity (too many clients, out of resources, starting up or shutting down): the same
+// request may succeed later.
+func databaseOverloaded(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "53300", // too_many_connections
+		"53000", // insufficient_resources
+		"57P03": // cannot_connect_now
+		return true
+	}
+	return false
 }
 
 // alteredProblem maps a stored log that no longer verifies: news for the auditor, who is

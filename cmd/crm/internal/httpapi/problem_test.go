@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/eventcrm/crm/commands"
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/eventstore"
@@ -91,6 +93,13 @@ func TestProblemForMapsEveryError(t *testing.T) {
 		{"parked not found", wrap(projections.ErrParkedNotFound), http.StatusNotFound, "not-found", false},
 		{"not first parked", &projections.NotFirstError{ID: 2, First: 1}, http.StatusConflict, "conflict", false},
 		{"time travel or rebuilds closed", wrap(projections.ErrClosed), http.StatusServiceUnavailable, "unavailable", false},
+		// PostgreSQL out of capacity: too many clients, as a connection attempt reports it.
+		{"database full", wrap(&pgconn.PgError{Severity: "FATAL", Code: "53300", Message: "sorry, too many clients already"}),
+			http.StatusServiceUnavailable, "unavailable", false},
+		{"database starting", wrap(&pgconn.PgError{Severity: "FATAL", Code: "57P03", Message: "the database system is starting up"}),
+			http.StatusServiceUnavailable, "unavailable", false},
+		{"database error", wrap(&pgconn.PgError{Severity: "ERROR", Code: "42P01", Message: "relation does not exist"}),
+			http.StatusInternalServerError, "internal", true},
 		// Waits and everything else.
 		{"deadline waiting", wrap(context.DeadlineExceeded), http.StatusServiceUnavailable, "unavailable", false},
 		{"anything else", errors.New("disk I/O error"), http.StatusInternalServerError, "internal", true},
