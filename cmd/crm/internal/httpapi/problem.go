@@ -255,7 +255,9 @@ func unavailableProblem(err error) (Problem, bool) {
 	case errors.Is(err, context.DeadlineExceeded):
 		detail = "the server is too busy to answer in time; try again"
 	case databaseOverloaded(err):
-		detail = "the database refuses new connections for now (" + err.Error() + "); try again"
+		// Not its error: pgx names the host, database and user of the connection, and
+		// PostgreSQL the role.
+		detail = "the database refuses new connections for now; try again"
 	default:
 		return Problem{}, false
 	}
