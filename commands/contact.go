@@ -5,6 +5,7 @@ import (
 
 	"github.com/eventcrm/crm/domain"
 	"github.com/eventcrm/crm/domain/contact"
+	"github.com/eventcrm/crm/domain/deal"
 	"github.com/eventcrm/crm/eventstore/codec"
 )
 
@@ -219,6 +220,31 @@ func holdsPersonalData(name string) bool {
 	switch name {
 	case "CreateContact", "UpdateContact", "RecordTouchpoint", "RecordSurvey", "AddNote", "ScheduleTask", "LoseDeal":
 		return true
+	default:
+		return false
+	}
+}
+
+// mayHaveRecorded tells whether an event of type eventType can be the first one the command
+// name records: after an erasure it, not the request hash, tells a retry of a command whose
+// body held personal data from another command under its key.
+func mayHaveRecorded(name, eventType string) bool {
+	switch name {
+	case "CreateContact":
+		return eventType == contact.TypeCreated || eventType == contact.TypeCreatedV1
+	case "UpdateContact":
+		return eventType == contact.TypeDetailsChanged || eventType == contact.TypeDetailsChangedV1 ||
+			eventType == contact.TypeOwnerChanged
+	case "RecordTouchpoint":
+		return eventType == contact.TypeTouchpointRecorded
+	case "RecordSurvey":
+		return eventType == contact.TypeSurveyRecorded
+	case "AddNote":
+		return eventType == contact.TypeNoteAdded
+	case "ScheduleTask":
+		return eventType == contact.TypeTaskScheduled
+	case "LoseDeal":
+		return eventType == deal.TypeLost
 	default:
 		return false
 	}

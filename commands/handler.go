@@ -305,12 +305,17 @@ type planInfo interface {
 	// personal is true when the body may hold a data subject's personal data (see
 	// holdsPersonalData): its hash is keyed by the subject's key.
 	personal() bool
+	// mayHaveRecorded tells whether the command may have recorded an event of that type
+	// first (see mayHaveRecorded).
+	mayHaveRecorded(eventType string) bool
 }
 
 func (p plan[A]) aggregateID() string { return p.id }
 func (p plan[A]) entityID() string    { return p.entity }
 func (p plan[A]) streamName() string  { return p.stream }
 func (p plan[A]) personal() bool      { return p.subject != nil }
+
+func (p plan[A]) mayHaveRecorded(eventType string) bool { return mayHaveRecorded(p.name, eventType) }
 
 // subjectOf is the data subject whose personal data the body holds, "" when it holds none.
 func (p plan[A]) subjectOf(state A) string {
@@ -424,12 +429,13 @@ func givenMeta(m Meta) []byte {
 // key; when that key was destroyed (the person the request was about was erased), or no hash
 // was recorded for that reason, nothing can tell the body recorded from another one, and a
 // request that could have recorded it matches whatever its body: one whose body may hold
-// personal data, on the stream first is in (the answer confirms nothing about the person).
+// personal data, on the stream first is in, of the command that records first's type (the
+// answer confirms nothing about the person).
 // Any other request under the key, about something else, is no retry of it. A hash recorded
 // before hashes were keyed matches as it did: the unkeyed hash of the request, or of its body
 // alone when what was recorded equals what this request gives.
 func (h *Handler) matches(ctx context.Context, fp fingerprint, first eventstore.Event, p planInfo) (bool, error) {
-	mayBeRetry := p.personal() && first.Stream == p.streamName()
+	mayBeRetry := p.personal() && first.Stream == p.streamName() && p.mayHaveRecorded(first.Type)
 	recorded := first.Metadata.RequestHash
 	if h.keys != nil {
 		match, keyed, err := h.keys.MatchRequestHash(ctx, recorded, fp.request)

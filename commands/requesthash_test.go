@@ -267,6 +267,16 @@ func TestRequestAfterTheErasureOfAnotherKindUnderItsKeyConflicts(t *testing.T) {
 		{"the note's key, a phase change of another contact", func() (commands.Result, error) {
 			return h.ChangePhase(ctx, key("note"), commands.ChangePhase{ContactID: other.ID, Phase: "approach"})
 		}, true},
+		{"the note's key, a touchpoint on the same contact", func() (commands.Result, error) {
+			return h.RecordTouchpoint(ctx, key("note"), commands.RecordTouchpoint{ContactID: created.ID, Kind: "call", Note: "prefers calls"})
+		}, true},
+		{"the creation's key, the contact's details changed", func() (commands.Result, error) {
+			name := "Yui Sato"
+			return h.UpdateContact(ctx, key("create"), commands.UpdateContact{ContactID: created.ID, Name: &name})
+		}, true},
+		{"the creation again, another name", func() (commands.Result, error) {
+			return h.CreateContact(ctx, key("create"), commands.CreateContact{Name: "Yui Satou", Channel: "web_form"})
+		}, false},
 		{"the creation's key, an account", func() (commands.Result, error) {
 			return h.CreateAccount(ctx, key("create"), commands.CreateAccount{Name: "Acme"})
 		}, true},
